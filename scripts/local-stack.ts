@@ -1,0 +1,242 @@
+/**
+ * The local stack: a real moto server (DynamoDB, S3, IAM, STS, Secrets Manager,
+ * Scheduler) and a real OpenBao dev server, on free loopback ports.
+ *
+ * - `ensureVenv` installs the pinned servers into `.venv/` when missing.
+ * - `startStack` starts both, waits until they answer, enables AppRole, and
+ *   records the endpoints in `<stateDir>/stack.json` (mode 0600: it holds the
+ *   dev root token) where the CLI and the tests find them.
+ * - `stopStack` ends both process groups and waits until they are gone.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const VENV = join(REPO_ROOT, '.venv');
+const REQUIREMENTS = join(REPO_ROOT, 'scripts', 'requirements-stack.txt');
+const MOTO_LAUNCHER = join(REPO_ROOT, 'scripts', 'moto-server.py');
+
+/** Where `keywarden dev` keeps the running stack's state unless told otherwise. */
+export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.keywarden', 'dev');
+
+export const StackEndpointsSchema = z.object({
+  region: z.string(),
+  moto: z.object({ endpoint: z.url(), pid: z.number().int(), log: z.string() }),
+  vault: z.object({
+    addr: z.url(),
+    token: z.string(),
+    pid: z.number().int(),
+    log: z.string(),
+    auditLog: z.string(),
+  }),
+  startedAt: z.iso.datetime(),
+});
+/** What a running local stack publishes to its clients. */
+export type StackEndpoints = z.infer<typeof StackEndpointsSchema>;
+
+/** The stack could not be installed, started or reached. */
+export class LocalStackError extends Error {
+  override readonly name = 'LocalStackError';
+  readonly retryable = false;
+}
+
+const stackFile = (stateDir: string) => join(stateDir, 'stack.json');
+
+/** Installs the pinned moto and OpenBao into `.venv/` unless they are already there. */
+export function ensureVenv(log: (line: string) => void = () => {}): void {
+  const pins = readFileSync(REQUIREMENTS, 'utf8');
+  const marker = join(VENV, `.keywarden-${createHash('sha256').update(pins).digest('hex').slice(0, 12)}`);
+  if (existsSync(marker)) return;
+  log('installing moto and OpenBao into .venv/ (first run only)…');
+  try {
+    if (!existsSync(join(VENV, 'bin', 'python'))) {
+      execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
+    }
+    execFileSync(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+  } catch (cause) {
+    throw new LocalStackError(
+      'could not install the local stack into .venv/: expected python3 with venv and pip, and access to PyPI. ' +
+        'Check `python3 -m venv --help`, then run `keywarden dev up` again.',
+      { cause },
+    );
+  }
+  writeFileSync(marker, pins);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+function launch(command: string, args: string[], logPath: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const fd = openSync(logPath, 'a');
+  // detached: the server gets its own process group, so stopStack can end it and its children together.
+  const child = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+    cwd: REPO_ROOT,
+  });
+  closeSync(fd);
+  child.unref();
+  return child;
+}
+
+async function waitFor(what: string, url: string, logPath: string, pid: number) {
+  const deadline = Date.now() + 60_000;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) {
+      const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' | ');
+      throw new LocalStackError(`${what} exited while starting: ${tail} (full log: ${logPath})`);
+    }
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      if (response.ok) return;
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new LocalStackError(`${what} did not answer at ${url} within 60 s (last: ${String(last)}); see ${logPath}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the endpoints of the stack in `stateDir`, or undefined when none was started. */
+export function readStack(stateDir = DEFAULT_STATE_DIR): StackEndpoints | undefined {
+  const file = stackFile(stateDir);
+  if (!existsSync(file)) return undefined;
+  return StackEndpointsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+/** Whether each server of the stack in `stateDir` is running and answering. */
+export async function stackStatus(stateDir = DEFAULT_STATE_DIR) {
+  const stack = readStack(stateDir);
+  if (!stack) return { running: false as const };
+  const answers = async (url: string) => {
+    try {
+      return (await fetch(url, { signal: AbortSignal.timeout(2_000) })).ok;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    running: true as const,
+    stack,
+    moto: isAlive(stack.moto.pid) && (await answers(`${stack.moto.endpoint}/moto-api/data.json`)),
+    vault: isAlive(stack.vault.pid) && (await answers(`${stack.vault.addr}/v1/sys/health`)),
+  };
+}
+
+/**
+ * Starts moto and OpenBao on free loopback ports and records them in `stateDir`.
+ * A stack already recorded there and still running is returned as it is.
+ */
+export async function startStack(
+  stateDir = DEFAULT_STATE_DIR,
+  log: (line: string) => void = () => {},
+): Promise<StackEndpoints> {
+  const status = await stackStatus(stateDir);
+  if (status.running && status.moto && status.vault) return status.stack;
+  if (status.running) await stopStack(stateDir);
+  ensureVenv(log);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+
+  const [motoPort, vaultPort] = [await freePort(), await freePort()];
+  const motoLog = join(stateDir, 'moto.log');
+  const vaultLog = join(stateDir, 'openbao.log');
+  const auditLog = join(stateDir, 'openbao-audit.log');
+  const config = join(stateDir, 'openbao.hcl');
+  // OpenBao accepts audit devices only from its configuration file.
+  writeFileSync(
+    config,
+    `audit "file" "file" {\n  description = "keywarden local audit log"\n  options {\n    file_path = ${JSON.stringify(auditLog)}\n  }\n}\n`,
+  );
+  // Custom root token ids may not use the server's own `s.` prefix.
+  const token = `kwdev-${randomBytes(18).toString('hex')}`;
+
+  const moto = launch(join(VENV, 'bin', 'python'), [MOTO_LAUNCHER, '127.0.0.1', String(motoPort)], motoLog);
+  const vault = launch(
+    join(VENV, 'bin', 'bao'),
+    ['server', '-dev', `-dev-root-token-id=${token}`, `-dev-listen-address=127.0.0.1:${vaultPort}`, `-config=${config}`],
+    vaultLog,
+    { BAO_DISABLE_MLOCK: 'true', HOME: stateDir },
+  );
+  if (moto.pid === undefined || vault.pid === undefined) {
+    throw new LocalStackError('could not start the local stack processes; see the logs in ' + stateDir);
+  }
+  const stack: StackEndpoints = {
+    region: 'us-east-1',
+    moto: { endpoint: `http://127.0.0.1:${motoPort}`, pid: moto.pid, log: motoLog },
+    vault: { addr: `http://127.0.0.1:${vaultPort}`, token, pid: vault.pid, log: vaultLog, auditLog },
+    startedAt: new Date().toISOString(),
+  };
+  writeFileSync(stackFile(stateDir), JSON.stringify(stack, null, 2), { mode: 0o600 });
+
+  try {
+    await Promise.all([
+      waitFor('moto server', `${stack.moto.endpoint}/moto-api/data.json`, motoLog, moto.pid),
+      waitFor('OpenBao', `${stack.vault.addr}/v1/sys/health`, vaultLog, vault.pid),
+    ]);
+    const enable = await fetch(`${stack.vault.addr}/v1/sys/auth/approle`, {
+      method: 'POST',
+      headers: { 'X-Vault-Token': token },
+      body: JSON.stringify({ type: 'approle' }),
+    });
+    if (!enable.ok) throw new LocalStackError(`enabling AppRole failed: HTTP ${enable.status}`);
+  } catch (error) {
+    await stopStack(stateDir);
+    throw error;
+  }
+  return stack;
+}
+
+async function endGroup(pid: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  for (let waited = 0; waited < 10_000 && isAlive(pid); waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (isAlive(pid)) signal('SIGKILL');
+}
+
+/** Stops the stack recorded in `stateDir` (both process groups) and forgets it. */
+export async function stopStack(stateDir = DEFAULT_STATE_DIR): Promise<boolean> {
+  const stack = readStack(stateDir);
+  if (!stack) return false;
+  await Promise.all([endGroup(stack.moto.pid), endGroup(stack.vault.pid)]);
+  rmSync(stackFile(stateDir), { force: true });
+  return true;
+}

@@ -1,0 +1,75 @@
+"""Runs the real moto server, plus one fixture route for seeding aged IAM state.
+
+moto stamps every access key with the time of its creation and never lets an API
+caller set it, so an "over-age" or "stale" key cannot be produced through the AWS API
+on a laptop. moto's own docs invite setting `AccessKey.last_used` directly; this
+launcher exposes exactly that (and `create_date`) on one loopback-only route,
+`POST /_keywarden/iam/backdate-access-key`, used by the demo seed and by tests.
+Every AWS API request still goes to moto's unmodified application.
+
+Usage: python moto-server.py HOST PORT
+"""
+
+import json
+import sys
+from datetime import datetime, timezone
+
+from moto.iam.models import AccessKeyLastUsed, iam_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.server import MotoRequestHandler
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+SEED_PATH = "/_keywarden/iam/backdate-access-key"
+
+
+def _find_key(access_key_id):
+    for account in list(iam_backends.values()):
+        for backend in account.values():
+            key = backend.access_keys.get(access_key_id)
+            if key is not None:
+                return key
+    return None
+
+
+def _parse_time(value):
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    # moto keeps naive UTC datetimes.
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def backdate(environ, start_response):
+    request = Request(environ)
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+        key = _find_key(body["accessKeyId"])
+        if key is None:
+            raise KeyError("no such access key: " + body["accessKeyId"])
+        if body.get("createDate"):
+            key.create_date = _parse_time(body["createDate"])
+        if body.get("lastUsedDate"):
+            key.last_used = AccessKeyLastUsed(
+                timestamp=_parse_time(body["lastUsedDate"]),
+                service=body.get("lastUsedService", "sts"),
+                region=body.get("lastUsedRegion", "us-east-1"),
+            )
+        response = Response(json.dumps({"ok": True}), mimetype="application/json")
+    except (KeyError, ValueError) as error:
+        response = Response(json.dumps({"error": str(error)}), status=400, mimetype="application/json")
+    return response(environ, start_response)
+
+
+def main():
+    host, port = sys.argv[1], int(sys.argv[2])
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == SEED_PATH and environ.get("REQUEST_METHOD") == "POST":
+            return backdate(environ, start_response)
+        return moto_app(environ, start_response)
+
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
