@@ -1,0 +1,191 @@
+import { z } from 'zod';
+import type { DiscoveredCredential } from './discovery.ts';
+import { formatAge, toMillis } from './duration.ts';
+import { groupBy } from './group-by.ts';
+import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
+import { deliveryKey, scopeKey } from './resource-key.ts';
+
+export const SeveritySchema = z.enum(['info', 'low', 'medium', 'high', 'critical']);
+export type Severity = z.infer<typeof SeveritySchema>;
+export const severityRank = (severity: Severity): number => SeveritySchema.options.indexOf(severity);
+
+export const FindingTypeSchema = z.enum([
+  'undeclared',
+  'missing',
+  'no-owner',
+  'over-max-age',
+  'stale',
+  'reused-across-environments',
+  'separation-of-duties',
+]);
+export type FindingType = z.infer<typeof FindingTypeSchema>;
+
+export const FindingSchema = z.object({
+  /** Stable across runs for the same problem on the same thing. */
+  id: z.string(),
+  type: FindingTypeSchema,
+  severity: SeveritySchema,
+  /** The declared identity concerned, or the resource key of an undeclared credential. */
+  subject: z.string(),
+  identityIds: z.array(z.string()),
+  handles: z.array(z.string()),
+  message: z.string(),
+});
+export type Finding = z.infer<typeof FindingSchema>;
+
+const SEVERITY: Record<FindingType, Severity> = {
+  'reused-across-environments': 'critical',
+  undeclared: 'high',
+  'over-max-age': 'high',
+  'separation-of-duties': 'high',
+  missing: 'medium',
+  'no-owner': 'medium',
+  stale: 'medium',
+};
+
+export interface AssessOptions {
+  now: Date;
+  /** A credential not used for this long (or never used and this old) is stale. */
+  staleAfter: string;
+}
+
+/**
+ * Reconciles the declared inventory with what discovery found and returns the
+ * findings, most severe first. Pure: the same input gives the same findings.
+ */
+export function assessFindings(
+  identities: readonly Identity[],
+  discovered: readonly DiscoveredCredential[],
+  options: AssessOptions,
+): Finding[] {
+  const findings: Finding[] = [];
+  const add = (type: FindingType, subject: string, identityIds: string[], handles: string[], message: string) =>
+    findings.push({
+      id: `${type}:${subject}${handles.length === 1 ? `:${handles[0]}` : ''}`,
+      type,
+      severity: SEVERITY[type],
+      subject,
+      identityIds,
+      handles,
+      message,
+    });
+  const now = options.now.getTime();
+  const staleAfter = toMillis(options.staleAfter);
+  const byKey = groupBy(discovered, (credential) => credential.key);
+  /** Which identity each resource key belongs to: its own scope, or the delivery target it writes to. */
+  const owners = new Map<string, Identity[]>();
+  const claim = (key: string, identity: Identity) => owners.set(key, [...(owners.get(key) ?? []), identity]);
+
+  for (const identity of identities) {
+    const key = scopeKey(identity);
+    claim(key, identity);
+    if (identity.delivery) claim(deliveryKey(identity.delivery), identity);
+    if (!identity.owner) {
+      add('no-owner', identity.id, [identity.id], [], `${identity.id} has no owner: nobody answers for it`);
+    }
+    const privileged = stagesOf(identity).filter((stage) => PRIVILEGED_STAGES.includes(stage));
+    if (privileged.length > 1) {
+      add(
+        'separation-of-duties',
+        identity.id,
+        [identity.id],
+        [],
+        `${identity.id} serves ${privileged.join(' and ')}: sign, publish and deploy must use separate identities`,
+      );
+    }
+    const found = (byKey.get(key) ?? []).filter((credential) => credential.status === 'active');
+    // A lease prefix with no live lease is normal: dynamic secrets come and go.
+    if (!byKey.has(key) && identity.kind !== 'vault-lease') {
+      add('missing', identity.id, [identity.id], [], `${identity.id} is declared but ${key} does not exist`);
+    }
+    for (const credential of found) {
+      if (credential.createdAt) {
+        const age = now - Date.parse(credential.createdAt);
+        if (identity.kind !== 'aws-role-session' && age > toMillis(identity.policy.maxAge)) {
+          add(
+            'over-max-age',
+            identity.id,
+            [identity.id],
+            [credential.handle],
+            `${identity.id}: ${credential.label} is ${formatAge(age)} old, over its max age of ${identity.policy.maxAge}`,
+          );
+        }
+      }
+      const idle = idleFor(credential, now);
+      if (idle !== undefined && idle.millis > staleAfter) {
+        add(
+          'stale',
+          identity.id,
+          [identity.id],
+          [credential.handle],
+          `${identity.id}: ${credential.label} ${idle.neverUsed ? 'was never used' : 'was last used'} ${formatAge(idle.millis)} ago${idle.neverUsed ? ' (created)' : ''}, over ${options.staleAfter}`,
+        );
+      }
+    }
+  }
+
+  // Two declared identities on one credential: if they sit in different privileged stages, duties are shared.
+  for (const [key, claimants] of owners) {
+    const byStage = new Set(
+      claimants.flatMap((identity) => stagesOf(identity).filter((stage) => PRIVILEGED_STAGES.includes(stage))),
+    );
+    const ids = [...new Set(claimants.map((identity) => identity.id))];
+    if (ids.length > 1 && byStage.size > 1) {
+      add(
+        'separation-of-duties',
+        key,
+        ids,
+        [],
+        `${key} is shared by ${ids.join(', ')} across ${[...byStage].join(' and ')}: one credential serves several privileged stages`,
+      );
+    }
+  }
+
+  for (const [key, credentials] of byKey) {
+    if (owners.has(key)) continue;
+    const active = credentials.filter((credential) => credential.status === 'active');
+    const described = credentials.map((credential) => credential.label).join(', ');
+    add(
+      'undeclared',
+      key,
+      [],
+      credentials.map((credential) => credential.handle),
+      `${described} exists but no identity declares it (${active.length} active)`,
+    );
+  }
+
+  // The same value in more than one environment, compared by fingerprint only.
+  const byFingerprint = groupBy(
+    discovered.filter((credential) => credential.fingerprint && credential.status === 'active'),
+    (credential) => credential.fingerprint as string,
+  );
+  for (const [fingerprint, credentials] of byFingerprint) {
+    const users = credentials.map((credential) => ({ credential, identities: owners.get(credential.key) ?? [] }));
+    const environments = new Set(users.flatMap((use) => use.identities.map((identity) => identity.pipeline.environment)));
+    const undeclared = users.filter((use) => use.identities.length === 0);
+    const places = new Set(credentials.map((credential) => credential.key));
+    if (environments.size + (undeclared.length > 0 ? 1 : 0) > 1 && places.size > 1) {
+      const ids = [...new Set(users.flatMap((use) => use.identities.map((identity) => identity.id)))].sort();
+      add(
+        'reused-across-environments',
+        `fingerprint:${fingerprint.slice(0, 16)}`,
+        ids,
+        credentials.map((credential) => credential.handle),
+        `one credential value is used in ${[...environments].sort().join(', ')}${undeclared.length ? ' and undeclared places' : ''}: ${[...places].sort().join(', ')}`,
+      );
+    }
+  }
+
+  return findings.sort(
+    (a, b) => severityRank(b.severity) - severityRank(a.severity) || a.type.localeCompare(b.type) || a.id.localeCompare(b.id),
+  );
+}
+
+function idleFor(credential: DiscoveredCredential, now: number): { millis: number; neverUsed: boolean } | undefined {
+  if (credential.lastUsedAt) return { millis: now - Date.parse(credential.lastUsedAt), neverUsed: false };
+  if (credential.createdAt && credential.kind === 'aws-iam-access-key') {
+    // IAM reports last use; a key with none was never used. Other kinds do not report use.
+    return { millis: now - Date.parse(credential.createdAt), neverUsed: true };
+  }
+  return undefined;
+}

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { DurationSchema, isDuration, toSeconds } from './duration.ts';
+
+/** Every kind of credential keywarden can own; each has a provider adapter. */
+export const IdentityKindSchema = z.enum([
+  'aws-iam-access-key',
+  'aws-secret',
+  'aws-role-session',
+  'vault-token',
+  'vault-approle-secret-id',
+  'vault-kv',
+  'vault-lease',
+]);
+export type IdentityKind = z.infer<typeof IdentityKindSchema>;
+
+export const StageSchema = z.enum(['build', 'test', 'sign', 'publish', 'deploy']);
+export type Stage = z.infer<typeof StageSchema>;
+
+/** Stages that must never share one identity (separation of duties). */
+export const PRIVILEGED_STAGES: readonly Stage[] = ['sign', 'publish', 'deploy'];
+
+const Name = z.string().trim().min(1);
+const IdentityId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, {
+    error: (issue) =>
+      `expected an id of lowercase letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(issue.input)}`,
+  });
+
+/** How a new secret value is generated (aws-secret, vault-kv). */
+export const GeneratorSchema = z.strictObject({
+  length: z.int().min(16).max(4096).default(40),
+  classes: z
+    .array(z.enum(['lower', 'upper', 'digits', 'symbols']))
+    .min(1)
+    .default(['lower', 'upper', 'digits']),
+  exclude: z.string().default(''),
+});
+export type Generator = z.infer<typeof GeneratorSchema>;
+
+export const PolicySchema = z
+  .strictObject({
+    maxAge: DurationSchema.default('90d'),
+    rotateEvery: DurationSchema.default('30d'),
+    grace: DurationSchema.default('1d'),
+    /** What happens to a credential past maxAge that cannot be rotated. */
+    onMaxAge: z.enum(['disable', 'revoke', 'report']).default('disable'),
+  })
+  .superRefine((policy, ctx) => {
+    if (![policy.maxAge, policy.rotateEvery, policy.grace].every(isDuration)) return;
+    if (toSeconds(policy.rotateEvery) > toSeconds(policy.maxAge)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rotateEvery'],
+        message: `expected rotateEvery no longer than maxAge (${policy.maxAge}), got ${policy.rotateEvery}`,
+      });
+    }
+    if (toSeconds(policy.grace) >= toSeconds(policy.rotateEvery)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grace'],
+        message: `expected grace shorter than rotateEvery (${policy.rotateEvery}), got ${policy.grace}`,
+      });
+    }
+  });
+export type Policy = z.infer<typeof PolicySchema>;
+
+/** Where the live credential is placed for the pipeline to read. */
+export const DeliverySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('aws-secret'), secretId: Name }),
+  z.strictObject({ type: z.literal('vault-kv'), mount: Name.default('secret'), path: Name }),
+]);
+export type Delivery = z.infer<typeof DeliverySchema>;
+
+export const PipelineSchema = z.strictObject({
+  repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, {
+    error: (issue) => `expected a repository as owner/name, got ${JSON.stringify(issue.input)}`,
+  }),
+  /** One stage, or the list of stages the identity serves. */
+  stage: z.union([StageSchema, z.array(StageSchema).min(1)]),
+  environment: Name,
+});
+
+const common = {
+  id: IdentityId,
+  owner: Name.optional(),
+  purpose: Name,
+  pipeline: PipelineSchema,
+  policy: PolicySchema.default({ maxAge: '90d', rotateEvery: '30d', grace: '1d', onMaxAge: 'disable' }),
+  delivery: DeliverySchema.optional(),
+  tags: z.record(z.string(), z.string()).default({}),
+};
+
+const VaultPolicies = z.array(Name).min(1);
+
+/** One pipeline identity; `scope` says which credential it is, per kind. */
+export const IdentitySchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    ...common,
+    kind: z.literal('aws-iam-access-key'),
+    scope: z.strictObject({ userName: Name }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('aws-secret'),
+    scope: z.strictObject({ secretId: Name, generator: GeneratorSchema.optional() }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('aws-role-session'),
+    scope: z.strictObject({
+      roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
+        error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+      }),
+    }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('vault-token'),
+    scope: z.strictObject({ policies: VaultPolicies, ttl: DurationSchema.default('1h') }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('vault-approle-secret-id'),
+    scope: z.strictObject({
+      mount: Name.default('approle'),
+      roleName: Name,
+      secretIdTtl: DurationSchema.default('24h'),
+      numUses: z.int().min(0).default(0),
+    }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('vault-kv'),
+    scope: z.strictObject({ mount: Name.default('secret'), path: Name, generator: GeneratorSchema.optional() }),
+  }),
+  z.strictObject({
+    ...common,
+    kind: z.literal('vault-lease'),
+    scope: z.strictObject({ prefix: Name }),
+  }),
+]);
+export type Identity = z.infer<typeof IdentitySchema>;
+export type IdentityOfKind<K extends IdentityKind> = Extract<Identity, { kind: K }>;
+
+/** The stages an identity serves, as a list. */
+export const stagesOf = (identity: Pick<Identity, 'pipeline'>): Stage[] =>
+  Array.isArray(identity.pipeline.stage) ? identity.pipeline.stage : [identity.pipeline.stage];

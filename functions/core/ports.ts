@@ -1,0 +1,43 @@
+import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
+import type { Finding } from './findings.ts';
+import type { Identity } from './identity.ts';
+
+/** The time, injected so core logic never reads the system clock. */
+export interface Clock {
+  now(): Date;
+}
+
+/** An identity as the store keeps it: the declaration plus its lifecycle. */
+export interface StoredIdentity {
+  identity: Identity;
+  status: 'active' | 'retired';
+  /** Digest of the canonical declaration, to tell a changed declaration from an unchanged one. */
+  declarationHash: string;
+  /** Optimistic-locking revision: every write must name the revision it read. */
+  rev: number;
+  syncedAt: string;
+  retiredAt?: string;
+}
+
+export interface IdentityStore {
+  getIdentity(id: string): Promise<StoredIdentity | undefined>;
+  listIdentities(): Promise<StoredIdentity[]>;
+  /**
+   * Writes `record` only if the stored revision is still `expectedRev` (undefined: the item
+   * must not exist yet); otherwise throws ConflictError. Returns the record with its new rev.
+   */
+  putIdentity(record: Omit<StoredIdentity, 'rev'>, expectedRev: number | undefined): Promise<StoredIdentity>;
+}
+
+export interface AuditLog {
+  /** Appends one event at the head of the chain; safe under concurrent appenders. */
+  append(event: AuditEventInput): Promise<AuditRecord>;
+  /** Every record in sequence order, and the head pointer. */
+  readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }>;
+}
+
+/** The latest findings, replaced as a whole by each discovery run. */
+export interface FindingStore {
+  saveFindings(run: { runId: string; at: string; findings: Finding[] }): Promise<void>;
+  latestFindings(): Promise<{ runId: string; at: string; findings: Finding[] } | undefined>;
+}

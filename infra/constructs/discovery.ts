@@ -1,0 +1,394 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { InfraConfigError } from '../errors.ts';
+import { iam5ResourceFinding } from '../nag.ts';
+import type { ReportBucket } from './report-bucket.ts';
+import type { ServiceSecrets } from './service-secrets.ts';
+import type { StateStore } from './state-store.ts';
+
+/** cdk context key holding the default discovery schedule expression (see cdk.json). */
+export const DISCOVERY_SCHEDULE_CONTEXT = 'keywarden:discoverySchedule';
+
+/** Used when neither props nor cdk context name a schedule. */
+export const DEFAULT_DISCOVERY_SCHEDULE = 'rate(6 hours)';
+
+/** Key prefix of discovery reports in the report bucket; the function may write nowhere else. */
+export const DISCOVERY_REPORT_PREFIX = 'discovery/';
+
+/** The handler this construct deploys; infra depends on the entry path only, never on its code. */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DISCOVERY_ENTRY = join(REPO_ROOT, 'functions', 'handlers', 'discovery.ts');
+
+/** Properties of {@link Discovery}. */
+export interface DiscoveryProps {
+  /** Table the function records discovered credentials in. */
+  readonly stateStore: StateStore;
+  /** Bucket the function writes its reports to, under `discovery/`. */
+  readonly reportBucket: ReportBucket;
+  /** The Vault token and the fingerprint HMAC key the function reads. */
+  readonly secrets: ServiceSecrets;
+  /**
+   * Vault/OpenBao address (`https://…`). Empty or absent: Vault discovery is skipped.
+   *
+   * @default ''
+   */
+  readonly vaultAddr?: string | undefined;
+  /**
+   * IAM path whose users' access keys the function may inspect; starts and ends with `/`.
+   *
+   * @default '/'
+   */
+  readonly iamPathPrefix?: string | undefined;
+  /**
+   * Name prefix of the Secrets Manager secrets the function may read to fingerprint.
+   * Must not be empty: an empty prefix would allow reading every secret in the account.
+   *
+   * @default 'ci/'
+   */
+  readonly secretNamePrefix?: string | undefined;
+  /**
+   * A credential not used for this many days is reported as stale.
+   *
+   * @default 90
+   */
+  readonly staleAfterDays?: number | undefined;
+  /**
+   * EventBridge Scheduler `rate(…)` or `cron(…)` expression (UTC).
+   *
+   * @default the `keywarden:discoverySchedule` context value, else `rate(6 hours)`
+   */
+  readonly schedule?: string | undefined;
+  /**
+   * How long the function's logs are kept.
+   *
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays | undefined;
+}
+
+/**
+ * Periodic discovery: a Lambda function, run by EventBridge Scheduler, that lists the CI/CD
+ * credentials that exist (IAM users' access keys, roles, Secrets Manager secrets under a
+ * prefix, Vault) and records and reports those the inventory does not know about.
+ *
+ * Its role is written statement by statement and reads no more than discovery needs; the
+ * scheduler's role can invoke this function's `live` alias and nothing else. Failed
+ * deliveries and failed asynchronous runs land in one encrypted dead-letter queue.
+ */
+export class Discovery extends Construct {
+  /** The discovery function. */
+  readonly function: NodejsFunction;
+  /** The `live` alias the schedule invokes (the published version of the current code). */
+  readonly alias: lambda.Alias;
+  /** The function's execution role. */
+  readonly role: iam.Role;
+  /** The function's log group. */
+  readonly logGroup: logs.LogGroup;
+  /** The recurring schedule. */
+  readonly schedule: scheduler.Schedule;
+  /** The role EventBridge Scheduler assumes to invoke the function. */
+  readonly schedulerRole: iam.Role;
+  /** Receives schedule deliveries and asynchronous runs that failed after their retries. */
+  readonly deadLetterQueue: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: DiscoveryProps) {
+    super(scope, id);
+
+    // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
+    const vaultAddr = validateVaultAddr(props.vaultAddr);
+    const iamPathPrefix = validateIamPathPrefix(props.iamPathPrefix ?? '/');
+    const secretNamePrefix = validateSecretNamePrefix(props.secretNamePrefix ?? 'ci/');
+    const staleAfterDays = validateStaleAfterDays(props.staleAfterDays ?? 90);
+    const scheduleExpression = validateSchedule(
+      props.schedule ?? this.node.tryGetContext(DISCOVERY_SCHEDULE_CONTEXT) ?? DEFAULT_DISCOVERY_SCHEDULE,
+    );
+
+    const stack = Stack.of(this);
+    const { stateStore, reportBucket, secrets } = props;
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    // No managed policy (AWSLambdaBasicExecutionRole would allow writing to any log group):
+    // every permission below is an explicit statement.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'keywarden discovery: reads credential metadata, writes state and discovery reports',
+    });
+
+    iam.Grant.addToPrincipal({
+      grantee: this.role,
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resourceArns: [this.logGroup.logGroupArn],
+    });
+
+    // These List APIs have no resource-level permissions: `*` is the only valid resource.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListCredentialHolders',
+        actions: ['iam:ListUsers', 'iam:ListRoles', 'secretsmanager:ListSecrets'],
+        resources: ['*'],
+      }),
+    );
+
+    const usersArn = stack.formatArn({
+      service: 'iam',
+      region: '',
+      resource: 'user',
+      resourceName: `${iamPathPrefix.slice(1)}*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadAccessKeyMetadata',
+        actions: ['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'],
+        resources: [usersArn],
+      }),
+    );
+
+    // Values are read only to compute HMAC fingerprints; the function never stores or logs them.
+    const prefixedSecretsArn = stack.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${secretNamePrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'FingerprintPrefixedSecrets',
+        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        resources: [prefixedSecretsArn],
+      }),
+    );
+    // Secrets under the prefix may use customer-managed keys unknown at deploy time. Decrypt is
+    // usable only by Secrets Manager, and only for a secret under the prefix: Secrets Manager
+    // puts the secret's ARN in the encryption context of every data key it decrypts.
+    const accountKeysArn = stack.formatArn({
+      service: 'kms',
+      resource: 'key',
+      resourceName: '*',
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'DecryptPrefixedSecrets',
+        actions: ['kms:Decrypt'],
+        resources: [accountKeysArn],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
+          StringLike: { 'kms:EncryptionContext:SecretARN': prefixedSecretsArn },
+        },
+      }),
+    );
+
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadServiceSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
+      }),
+    );
+
+    stateStore.grantReadWriteData(this.role);
+    reportBucket.grantWriteReports(this.role, DISCOVERY_REPORT_PREFIX);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      description: 'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
+      entry: DISCOVERY_ENTRY,
+      handler: 'handler',
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      role: this.role,
+      logGroup: this.logGroup,
+      // Runs never overlap: two concurrent discoveries would race on the same state items.
+      reservedConcurrentExecutions: 1,
+      deadLetterQueue: this.deadLetterQueue,
+      // The schedule invokes an alias on the published version; old versions are not kept.
+      currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
+      environment: {
+        KEYWARDEN_TABLE: stateStore.table.tableName,
+        KEYWARDEN_REPORT_BUCKET: reportBucket.bucket.bucketName,
+        KEYWARDEN_REPORT_PREFIX: DISCOVERY_REPORT_PREFIX,
+        KEYWARDEN_IAM_PATH_PREFIX: iamPathPrefix,
+        KEYWARDEN_SECRET_NAME_PREFIX: secretNamePrefix,
+        KEYWARDEN_VAULT_ADDR: vaultAddr,
+        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
+        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
+        KEYWARDEN_STALE_AFTER_DAYS: String(staleAfterDays),
+        POWERTOOLS_SERVICE_NAME: 'keywarden-discovery',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        minify: true,
+        sourceMap: true,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        // ESM output has no `require`, but bundled CommonJS dependencies still use it for Node built-ins.
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        // Ship the SDK version the code is tested with, not whatever the runtime carries that day.
+        bundleAwsSDK: true,
+      },
+    });
+
+    this.alias = new lambda.Alias(this, 'LiveAlias', {
+      aliasName: 'live',
+      version: this.function.currentVersion,
+    });
+
+    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      description: 'keywarden discovery: lets EventBridge Scheduler invoke the discovery function, nothing else',
+      // Only schedules of this account's default group may assume it (confused-deputy guard).
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: {
+            'aws:SourceAccount': stack.account,
+            'aws:SourceArn': stack.formatArn({
+              service: 'scheduler',
+              resource: 'schedule-group',
+              resourceName: 'default',
+              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    });
+
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      description: 'keywarden: run credential discovery',
+      schedule: scheduler.ScheduleExpression.expression(scheduleExpression),
+      // Invoking the alias grants lambda:InvokeFunction on the alias ARN only (no `:*` qualifier wildcard).
+      target: new targets.LambdaInvoke(this.alias, {
+        role: this.schedulerRole,
+        deadLetterQueue: this.deadLetterQueue,
+        // A missed run is superseded by the next one; do not pile up stale deliveries.
+        maxEventAge: Duration.hours(1),
+        retryAttempts: 3,
+      }),
+    });
+
+    NagSuppressions.addResourceSuppressions(
+      this.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'iam:ListUsers, iam:ListRoles and secretsmanager:ListSecrets support no resource-level permissions, so "*" is the only valid resource. They return metadata only, and discovery must see every user, role and secret to report those missing from the inventory.',
+          appliesTo: ['Resource::*'],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `IAM user names are not known at deploy time. Read-only access-key metadata (ListAccessKeys, GetAccessKeyLastUsed) is allowed for users under the configured IAM path '${iamPathPrefix}' only.`,
+          appliesTo: [iam5ResourceFinding(this, usersArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Pipeline secret names are not known at deploy time. DescribeSecret/GetSecretValue are limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
+          appliesTo: [iam5ResourceFinding(this, prefixedSecretsArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt is limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
+          appliesTo: [iam5ResourceFinding(this, accountKeysArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Report object keys are generated per run. s3:PutObject is limited to the '${DISCOVERY_REPORT_PREFIX}' prefix of keywarden's own report bucket; no read, no delete, no other prefix.`,
+          appliesTo: [iam5ResourceFinding(this, reportBucket.bucket.arnForObjects(`${DISCOVERY_REPORT_PREFIX}*`))],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(this.function, [
+      {
+        id: 'AwsSolutions-L1',
+        reason:
+          'nodejs22.x is pinned on purpose: it is the Node.js LTS the handlers are bundled for (esbuild target node22) and tested against. Moving to a newer runtime is a deliberate upgrade of runtime, bundle target and tests together.',
+      },
+    ]);
+  }
+}
+
+function validateVaultAddr(value: string | undefined): string {
+  const trimmed = (value ?? '').trim();
+  if (trimmed === '') return '';
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch (cause) {
+    throw new InfraConfigError(
+      `Discovery: vaultAddr must be an https:// URL such as 'https://vault.example.com:8200', or empty to skip Vault; received '${trimmed}'.`,
+      { cause },
+    );
+  }
+  // The token travels in a header: never in clear, and never with credentials baked into the URL.
+  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') {
+    const shown = url.username !== '' || url.password !== '' ? `${url.protocol}//***@${url.host}` : trimmed;
+    throw new InfraConfigError(
+      `Discovery: vaultAddr must be an https:// URL without credentials, such as 'https://vault.example.com:8200', or empty to skip Vault; received '${shown}'.`,
+    );
+  }
+  return trimmed;
+}
+
+function validateIamPathPrefix(value: string): string {
+  // IAM paths are `/` or `/segment/…/`; `*` and `?` would widen the policy's user ARN.
+  if (!/^\/(?:[A-Za-z0-9_+=,.@-]+\/)*$/.test(value)) {
+    throw new InfraConfigError(
+      `Discovery: iamPathPrefix must be an IAM path such as '/' or '/ci/' (starts and ends with '/', no wildcards); received '${value}'.`,
+    );
+  }
+  return value;
+}
+
+function validateSecretNamePrefix(value: string): string {
+  // Non-empty: an empty prefix would let the function read every secret in the account.
+  if (!/^[A-Za-z0-9/_+=.@-]+$/.test(value)) {
+    throw new InfraConfigError(
+      `Discovery: secretNamePrefix must be a non-empty Secrets Manager name prefix (letters, digits, /_+=.@-) such as 'ci/'; received '${value}'.`,
+    );
+  }
+  return value;
+}
+
+function validateStaleAfterDays(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 3650) {
+    throw new InfraConfigError(
+      `Discovery: staleAfterDays must be a whole number of days from 1 to 3650; received ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function validateSchedule(value: unknown): string {
+  const rate = /^rate\((?:1 (?:minute|hour|day)|(?:[2-9]|[1-9]\d+) (?:minutes|hours|days))\)$/;
+  const cron = /^cron\(\S+(?: \S+){5}\)$/;
+  if (typeof value !== 'string' || !(rate.test(value) || cron.test(value))) {
+    throw new InfraConfigError(
+      `Discovery: schedule must be a recurring EventBridge Scheduler expression such as 'rate(6 hours)' or 'cron(0 */6 * * ? *)'; received ${JSON.stringify(value)}.`,
+    );
+  }
+  return value;
+}

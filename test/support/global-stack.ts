@@ -1,0 +1,25 @@
+/**
+ * Vitest global setup: one real local stack (moto + OpenBao) for the whole run,
+ * its endpoints handed to test files through `inject('stack')`. Test files keep
+ * apart by naming everything they create with `uniqueName` (see ./stack.ts).
+ */
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { REPO_ROOT, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: StackEndpoints;
+    stackDir: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const stateDir = join(REPO_ROOT, '.keywarden', `test-${project.name}-${process.pid}`);
+  const stack = await startStack(stateDir, (line) => console.log(line));
+  project.provide('stack', stack);
+  project.provide('stackDir', stateDir);
+  return async () => {
+    await stopStack(stateDir);
+  };
+}
