@@ -10,14 +10,15 @@ import type { IConstruct } from 'constructs';
  * (literals), and stops matching — failing the infra tests — if the statement changes.
  */
 export function iam5ResourceFinding(scope: IConstruct, arn: string): string {
-  return `Resource::${flatten(Stack.of(scope).resolve(arn))}`;
+  return `Resource::${flattenCfnValue(Stack.of(scope).resolve(arn))}`;
 }
 
 /**
  * Renders a resolved CloudFormation value the way cdk-nag flattens it (`Ref` → `<Id>`,
- * `Fn::GetAtt` → `<Id.Attr>`, `Fn::Join` joined, `${…}` in `Fn::Sub` → `<…>`).
+ * `Fn::GetAtt` → `<Id.Attr>`, `Fn::Join` joined, `${…}` in `Fn::Sub` → `<…>`), e.g.
+ * `arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*`.
  */
-function flatten(node: unknown): string {
+export function flattenCfnValue(node: unknown): string {
   if (node === undefined) return '';
   if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/}/g, '>');
   if (typeof node === 'object' && node !== null) {
@@ -25,13 +26,13 @@ function flatten(node: unknown): string {
     const join = value['Fn::Join'];
     if (Array.isArray(join)) {
       const [delimiter, items] = join as [string, unknown[]];
-      return items.map(flatten).join(delimiter);
+      return items.map(flattenCfnValue).join(delimiter);
     }
-    if ('Fn::Sub' in value) return flatten(value['Fn::Sub']);
+    if ('Fn::Sub' in value) return flattenCfnValue(value['Fn::Sub']);
     const getAtt = value['Fn::GetAtt'];
-    if (Array.isArray(getAtt)) return `<${flatten(getAtt[0])}.${flatten(getAtt[1])}>`;
-    if ('Fn::ImportValue' in value) return flatten(value['Fn::ImportValue']);
-    if ('Ref' in value) return `<${flatten(value.Ref)}>`;
+    if (Array.isArray(getAtt)) return `<${flattenCfnValue(getAtt[0])}.${flattenCfnValue(getAtt[1])}>`;
+    if ('Fn::ImportValue' in value) return flattenCfnValue(value['Fn::ImportValue']);
+    if ('Ref' in value) return `<${flattenCfnValue(value.Ref)}>`;
   }
   return JSON.stringify(node);
 }

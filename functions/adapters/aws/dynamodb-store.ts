@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { type AuditEventInput, type AuditHead, type AuditRecord, AuditRecordSchema, type Digest, nextRecord } from '../../core/audit.ts';
+import { ConflictError, KeywardenError } from '../../core/errors.ts';
+import { type Finding, FindingSchema } from '../../core/findings.ts';
+import { IdentitySchema } from '../../core/identity.ts';
+import type { AuditLog, Clock, FindingStore, IdentityStore, StoredIdentity } from '../../core/ports.ts';
+
+/**
+ * The single-table layout. Every item has `pk` and `sk`; the partition says what it is.
+ *
+ * | item            | pk                   | sk                 |
+ * |-----------------|----------------------|--------------------|
+ * | identity        | INVENTORY            | IDENTITY#<id>      |
+ * | audit record    | AUDIT                | SEQ#<12-digit seq> |
+ * | audit head      | AUDIT                | HEAD               |
+ * | findings run    | FINDINGS#<runId>     | FINDING#<id>       |
+ * | latest findings | FINDINGS             | LATEST             |
+ */
+export const Keys = {
+  identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
+  audit: (seq: number) => ({ pk: 'AUDIT', sk: `SEQ#${String(seq).padStart(12, '0')}` }),
+  auditHead: { pk: 'AUDIT', sk: 'HEAD' },
+  finding: (runId: string, id: string) => ({ pk: `FINDINGS#${runId}`, sk: `FINDING#${id}` }),
+  latestFindings: { pk: 'FINDINGS', sk: 'LATEST' },
+} as const;
+
+export interface DynamoStoreOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  clock: Clock;
+  digest: Digest;
+  /** How many times an audit append retries after losing the race for the head. */
+  maxAppendAttempts?: number;
+}
+
+const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
+
+/** The state store on one DynamoDB table: identities, audit chain and findings. */
+export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+  readonly #clock: Clock;
+  readonly #digest: Digest;
+  readonly #maxAppendAttempts: number;
+
+  constructor(options: DynamoStoreOptions) {
+    if (!options.tableName) throw new RangeError('DynamoStore: expected a table name, got an empty string');
+    this.#doc = DynamoDBDocumentClient.from(options.client, {
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    });
+    this.#table = options.tableName;
+    this.#clock = options.clock;
+    this.#digest = options.digest;
+    this.#maxAppendAttempts = options.maxAppendAttempts ?? 25;
+  }
+
+  async #query(pk: string, skPrefix?: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    const pages = paginateQuery(
+      { client: this.#doc },
+      {
+        TableName: this.#table,
+        KeyConditionExpression: skPrefix ? 'pk = :pk AND begins_with(sk, :sk)' : 'pk = :pk',
+        ExpressionAttributeValues: skPrefix ? { ':pk': pk, ':sk': skPrefix } : { ':pk': pk },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) items.push(...((page.Items ?? []) as Record<string, unknown>[]));
+    return items;
+  }
+
+  // ---- identities -------------------------------------------------------------------------
+
+  async getIdentity(id: string): Promise<StoredIdentity | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.identity(id), ConsistentRead: true }),
+    );
+    return Item ? toStoredIdentity(Item) : undefined;
+  }
+
+  async listIdentities(): Promise<StoredIdentity[]> {
+    return (await this.#query('INVENTORY', 'IDENTITY#')).map(toStoredIdentity);
+  }
+
+  async putIdentity(record: Omit<StoredIdentity, 'rev'>, expectedRev: number | undefined): Promise<StoredIdentity> {
+    const rev = (expectedRev ?? 0) + 1;
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { ...Keys.identity(record.identity.id), ...record, rev },
+          ConditionExpression: expectedRev === undefined ? 'attribute_not_exists(pk)' : 'rev = :rev',
+          ...(expectedRev === undefined ? {} : { ExpressionAttributeValues: { ':rev': expectedRev } }),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new ConflictError(
+          `identity ${record.identity.id} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    return { ...record, rev };
+  }
+
+  // ---- audit chain ------------------------------------------------------------------------
+
+  async #head(): Promise<AuditHead | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.auditHead, ConsistentRead: true }),
+    );
+    return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : undefined;
+  }
+
+  /**
+   * Appends in one transaction: the record (which must not exist yet) and the head
+   * (which must still be where it was read). A lost race re-reads the head and retries.
+   */
+  async append(event: AuditEventInput): Promise<AuditRecord> {
+    for (let attempt = 1; ; attempt += 1) {
+      const head = await this.#head();
+      const record = nextRecord(head, event, { id: randomUUID(), at: this.#clock.now().toISOString() }, this.#digest);
+      try {
+        await this.#doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.#table,
+                  Item: { ...Keys.audit(record.seq), ...record },
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+              {
+                Put: {
+                  TableName: this.#table,
+                  Item: { ...Keys.auditHead, seq: record.seq, hash: record.hash },
+                  ConditionExpression: head ? 'seq = :seq' : 'attribute_not_exists(pk)',
+                  ...(head ? { ExpressionAttributeValues: { ':seq': head.seq } } : {}),
+                },
+              },
+            ],
+          }),
+        );
+        return record;
+      } catch (error) {
+        const lostRace =
+          error instanceof TransactionCanceledException &&
+          (error.CancellationReasons ?? []).some((reason) => reason.Code === 'ConditionalCheckFailed');
+        if (!lostRace && !(error instanceof TransactionCanceledException)) throw error;
+        if (attempt >= this.#maxAppendAttempts) {
+          throw new KeywardenError(
+            `audit append for ${event.type} ${event.subject} lost the race for the log head ${attempt} times; try again`,
+            { cause: error, retryable: true },
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  async readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }> {
+    const items = await this.#query('AUDIT', 'SEQ#');
+    const records = items.map(({ pk: _pk, sk: _sk, ...rest }) => AuditRecordSchema.parse(rest));
+    return { records, head: await this.#head() };
+  }
+
+  // ---- findings ---------------------------------------------------------------------------
+
+  async saveFindings(run: { runId: string; at: string; findings: Finding[] }): Promise<void> {
+    const expiresAt = Math.floor(Date.parse(run.at) / 1_000) + FINDINGS_RETENTION_SECONDS;
+    for (let i = 0; i < run.findings.length; i += 25) {
+      let pending = run.findings.slice(i, i + 25).map((finding) => ({
+        PutRequest: { Item: { ...Keys.finding(run.runId, finding.id), ...finding, expiresAt } },
+      }));
+      for (let attempt = 0; pending.length > 0; attempt += 1) {
+        const result = await this.#doc.send(new BatchWriteCommand({ RequestItems: { [this.#table]: pending } }));
+        pending = (result.UnprocessedItems?.[this.#table] ?? []) as typeof pending;
+        if (pending.length && attempt > 8) throw new KeywardenError('could not store findings: writes kept being throttled', { retryable: true });
+        if (pending.length) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+    // The pointer moves last, so readers never see a half-written run.
+    await this.#doc.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { ...Keys.latestFindings, runId: run.runId, at: run.at, count: run.findings.length },
+      }),
+    );
+  }
+
+  async latestFindings(): Promise<{ runId: string; at: string; findings: Finding[] } | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.latestFindings, ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const runId = String(Item.runId);
+    const findings = (await this.#query(`FINDINGS#${runId}`)).map(({ pk: _pk, sk: _sk, expiresAt: _e, ...rest }) =>
+      FindingSchema.parse(rest),
+    );
+    return { runId, at: String(Item.at), findings };
+  }
+}
+
+function toStoredIdentity(item: Record<string, unknown>): StoredIdentity {
+  const record: StoredIdentity = {
+    identity: IdentitySchema.parse(item.identity),
+    status: item.status === 'retired' ? 'retired' : 'active',
+    declarationHash: String(item.declarationHash),
+    rev: Number(item.rev),
+    syncedAt: String(item.syncedAt),
+  };
+  if (typeof item.retiredAt === 'string') record.retiredAt = item.retiredAt;
+  return record;
+}

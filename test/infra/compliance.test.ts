@@ -1,0 +1,79 @@
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type FoundSuppression, type SynthesizedKeywarden, suppressionsIn, synthesizeKeywarden } from './keywarden-fixture.ts';
+
+const NAG_FINDING = Match.stringLikeRegexp('AwsSolutions-.*');
+
+describe('infra: cdk-nag AwsSolutions', () => {
+  let agnostic: SynthesizedKeywarden;
+  let pinned: SynthesizedKeywarden;
+
+  beforeAll(() => {
+    agnostic = synthesizeKeywarden();
+    // Suppressions name wildcard ARNs; those render differently once account and region are known.
+    pinned = synthesizeKeywarden({}, { account: '123456789012', region: 'eu-west-1' });
+  });
+
+  it('reports no unsuppressed error', () => {
+    expect(Annotations.fromStack(agnostic.stack).findError('*', NAG_FINDING)).toEqual([]);
+  });
+
+  it('reports no unsuppressed warning', () => {
+    expect(Annotations.fromStack(agnostic.stack).findWarning('*', NAG_FINDING)).toEqual([]);
+  });
+
+  it('stays clean when the stack is bound to an account and region', () => {
+    expect(Annotations.fromStack(pinned.stack).findError('*', NAG_FINDING)).toEqual([]);
+    expect(Annotations.fromStack(pinned.stack).findWarning('*', NAG_FINDING)).toEqual([]);
+  });
+
+  it('raises no CDK warning or error of any other kind', () => {
+    expect(Annotations.fromStack(agnostic.stack).findError('*', Match.anyValue())).toEqual([]);
+    expect(Annotations.fromStack(agnostic.stack).findWarning('*', Match.anyValue())).toEqual([]);
+  });
+
+  describe('suppressions', () => {
+    let suppressions: FoundSuppression[];
+
+    beforeAll(() => {
+      suppressions = suppressionsIn(agnostic.template);
+    });
+
+    it('each carry a reason a reviewer can judge (at least 20 characters)', () => {
+      expect(suppressions.length).toBeGreaterThan(0);
+      const thin = suppressions.filter((s) => s.reason.trim().length < 20);
+      expect(thin).toEqual([]);
+    });
+
+    it('never silence the wildcard rule wholesale: every IAM5 suppression names the finding it covers', () => {
+      const wholesale = suppressions.filter((s) => s.id === 'AwsSolutions-IAM5' && !s.appliesTo?.length);
+      expect(wholesale).toEqual([]);
+    });
+
+    it('sit on resources, none on the whole stack', () => {
+      expect(suppressions.filter((s) => s.path === '(stack)')).toEqual([]);
+    });
+
+    it('are exactly the reviewed set (a new one must be added here on purpose)', () => {
+      const inventory = [
+        ...new Set(
+          suppressions.map((s) => `${s.path} ${s.id}${s.appliesTo ? ` ${JSON.stringify(s.appliesTo)}` : ''}`),
+        ),
+      ].sort();
+      expect(inventory).toEqual(
+        [
+          'Keywarden/Discovery/Function/Resource AwsSolutions-L1',
+          'Keywarden/ServiceSecrets/FingerprintKey/Resource AwsSolutions-SMG4',
+          'Keywarden/ServiceSecrets/VaultToken/Resource AwsSolutions-SMG4',
+          ...['Keywarden/Discovery/Role/Resource', 'Keywarden/Discovery/Role/DefaultPolicy/Resource'].flatMap((path) => [
+            `${path} AwsSolutions-IAM5 ["Resource::*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/discovery/*"]`,
+          ]),
+        ].sort(),
+      );
+    });
+  });
+});

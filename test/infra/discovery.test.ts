@@ -1,0 +1,291 @@
+import { App, Stack } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Discovery, type DiscoveryProps } from '../../infra/constructs/discovery.ts';
+import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
+import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
+import { StateStore } from '../../infra/constructs/state-store.ts';
+import {
+  allowStatementsOfRole,
+  cdkJsonContext,
+  type FlatStatement,
+  logicalIdOf,
+  resourcesAllowedFor,
+  type SynthesizedKeywarden,
+  synthesizeKeywarden,
+} from './keywarden-fixture.ts';
+
+const PARTITION = '<AWS::Partition>';
+const REGION = '<AWS::Region>';
+const ACCOUNT = '<AWS::AccountId>';
+
+describe('infra: discovery', () => {
+  let synthesized: SynthesizedKeywarden;
+  let template: Template;
+  let functionId: string;
+  let statements: FlatStatement[];
+
+  beforeAll(() => {
+    synthesized = synthesizeKeywarden();
+    template = synthesized.template;
+    functionId = logicalIdOf(synthesized.stack.discovery.function);
+    statements = allowStatementsOfRole(template, logicalIdOf(synthesized.stack.discovery.role));
+  });
+
+  const discoveryFunction = () => template.findResources('AWS::Lambda::Function')[functionId];
+
+  describe('function', () => {
+    it('runs the ESM bundle of functions/handlers/discovery.ts on nodejs22.x, arm64, 512 MB, 5 minutes', () => {
+      expect(discoveryFunction()?.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 512,
+        Timeout: 300,
+      });
+    });
+
+    it('never runs twice at once (reserved concurrency 1)', () => {
+      expect(discoveryFunction()?.Properties.ReservedConcurrentExecutions).toBe(1);
+    });
+
+    it('receives the environment the handler reads, with safe defaults', () => {
+      const { stack } = synthesized;
+      expect(discoveryFunction()?.Properties.Environment.Variables).toEqual({
+        KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+        KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
+        KEYWARDEN_REPORT_PREFIX: 'discovery/',
+        KEYWARDEN_IAM_PATH_PREFIX: '/',
+        KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
+        KEYWARDEN_VAULT_ADDR: '',
+        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
+        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
+        KEYWARDEN_STALE_AFTER_DAYS: '90',
+        POWERTOOLS_SERVICE_NAME: 'keywarden-discovery',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+
+    it('logs to its own log group, kept for a year', () => {
+      const logGroupId = logicalIdOf(synthesized.stack.discovery.logGroup);
+      expect(discoveryFunction()?.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
+      expect(template.findResources('AWS::Logs::LogGroup')[logGroupId]?.Properties.RetentionInDays).toBe(365);
+    });
+
+    it('sends runs that failed after their retries to the encrypted, TLS-only dead-letter queue', () => {
+      const queueId = logicalIdOf(synthesized.stack.discovery.deadLetterQueue);
+      expect(discoveryFunction()?.Properties.DeadLetterConfig).toEqual({ TargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } });
+      expect(template.findResources('AWS::SQS::Queue')[queueId]?.Properties.SqsManagedSseEnabled).toBe(true);
+      const queuePolicy = Object.values(template.findResources('AWS::SQS::QueuePolicy'))[0];
+      expect(queuePolicy?.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      );
+    });
+  });
+
+  describe('schedule', () => {
+    it('runs at the cdk.json keywarden:discoverySchedule expression, rate(6 hours)', () => {
+      expect(cdkJsonContext()['keywarden:discoverySchedule']).toBe('rate(6 hours)');
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'rate(6 hours)',
+        State: 'ENABLED',
+      });
+    });
+
+    it('invokes the live alias, retries a little and dead-letters what it could not deliver', () => {
+      const { discovery } = synthesized.stack;
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        Target: {
+          Arn: { Ref: logicalIdOf(discovery.alias) },
+          RoleArn: { 'Fn::GetAtt': [logicalIdOf(discovery.schedulerRole), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalIdOf(discovery.deadLetterQueue), 'Arn'] } },
+          RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 3 },
+        },
+      });
+    });
+
+    it("uses a role that may invoke that alias and write the dead-letter queue, nothing else", () => {
+      const { discovery } = synthesized.stack;
+      const schedulerStatements = allowStatementsOfRole(template, logicalIdOf(discovery.schedulerRole));
+      expect(schedulerStatements.map(({ actions, resources }) => ({ actions, resources }))).toEqual([
+        { actions: ['lambda:InvokeFunction'], resources: [`<${logicalIdOf(discovery.alias)}>`] },
+        { actions: ['sqs:SendMessage'], resources: [`<${logicalIdOf(discovery.deadLetterQueue)}.Arn>`] },
+      ]);
+    });
+
+    it("can be assumed only by EventBridge Scheduler for this account's default schedule group", () => {
+      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.schedulerRole)];
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        expect.objectContaining({
+          Effect: 'Allow',
+          Action: 'sts:AssumeRole',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: {
+            StringEquals: {
+              'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+              'aws:SourceArn': expect.objectContaining({ 'Fn::Join': expect.anything() }),
+            },
+          },
+        }),
+      ]);
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+    });
+  });
+
+  describe('role', () => {
+    it('has no managed policy; it writes logs only to its own log group', () => {
+      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.role)];
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+      const logGroup = `<${logicalIdOf(synthesized.stack.discovery.logGroup)}.Arn>`;
+      expect(resourcesAllowedFor(statements, 'logs:PutLogEvents')).toEqual([logGroup]);
+      expect(resourcesAllowedFor(statements, 'logs:CreateLogStream')).toEqual([logGroup]);
+      expect(resourcesAllowedFor(statements, 'logs:CreateLogGroup')).toEqual([]);
+    });
+
+    it('grants no wildcard action', () => {
+      expect(statements.flatMap((s) => s.actions).filter((action) => action.includes('*'))).toEqual([]);
+    });
+
+    it('uses "*" only for the List APIs that have no resource-level permissions', () => {
+      const onEverything = statements.filter((s) => s.resources.includes('*'));
+      expect(onEverything.flatMap((s) => s.actions).sort()).toEqual([
+        'iam:ListRoles',
+        'iam:ListUsers',
+        'secretsmanager:ListSecrets',
+      ]);
+    });
+
+    it('reads access-key metadata only of users under the IAM path prefix', () => {
+      const users = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
+      expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([users]);
+      expect(resourcesAllowedFor(statements, 'iam:GetAccessKeyLastUsed')).toEqual([users]);
+    });
+
+    it('reads secret values only under the secret name prefix and of its two service secrets, never "*"', () => {
+      const { secrets } = synthesized.stack;
+      const prefixed = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:ci/*`;
+      expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [prefixed, `<${logicalIdOf(secrets.vaultToken)}>`, `<${logicalIdOf(secrets.fingerprintKey)}>`].sort(),
+      );
+      expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([prefixed]);
+    });
+
+    it('decrypts only through Secrets Manager and only for secrets under the prefix', () => {
+      const decryptForSecrets = statements.find((s) => s.sid === 'DecryptPrefixedSecrets');
+      expect(decryptForSecrets?.actions).toEqual(['kms:Decrypt']);
+      expect(decryptForSecrets?.resources).toEqual([`arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`]);
+      expect(decryptForSecrets?.condition).toEqual({
+        StringEquals: {
+          'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+        },
+        StringLike: { 'kms:EncryptionContext:SecretARN': expect.objectContaining({ 'Fn::Join': expect.anything() }) },
+      });
+    });
+
+    it('reads and writes items of the state table and its gsi1 index only, and uses the table key only through DynamoDB', () => {
+      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
+      for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+        expect(resourcesAllowedFor(statements, action)).toEqual([table, `${table}/index/gsi1`]);
+      }
+      expect(resourcesAllowedFor(statements, 'dynamodb:DeleteTable')).toEqual([]);
+      const tableKey = statements.find((s) =>
+        s.resources.includes(`<${logicalIdOf(synthesized.stack.stateStore.key)}.Arn>`),
+      );
+      expect(tableKey?.condition).toEqual({
+        StringEquals: {
+          'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+        },
+      });
+    });
+
+    it('writes reports only under discovery/ and cannot read or delete any', () => {
+      const bucket = logicalIdOf(synthesized.stack.reportBucket.bucket);
+      expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([`<${bucket}.Arn>/discovery/*`]);
+      const s3Actions = statements.flatMap((s) => s.actions).filter((action) => action.startsWith('s3:'));
+      expect(s3Actions).toEqual(['s3:PutObject']);
+    });
+  });
+});
+
+describe('infra: discovery with explicit settings', () => {
+  let synthesized: SynthesizedKeywarden;
+  let statements: FlatStatement[];
+
+  beforeAll(() => {
+    synthesized = synthesizeKeywarden({
+      vaultAddr: 'https://vault.example.com:8200',
+      iamPathPrefix: '/ci/',
+      secretNamePrefix: 'pipelines/',
+      discoverySchedule: 'cron(0 */2 * * ? *)',
+      staleAfterDays: 30,
+    });
+    statements = allowStatementsOfRole(synthesized.template, logicalIdOf(synthesized.stack.discovery.role));
+  });
+
+  it('passes the settings to the handler', () => {
+    const fn = synthesized.template.findResources('AWS::Lambda::Function')[
+      logicalIdOf(synthesized.stack.discovery.function)
+    ];
+    expect(fn?.Properties.Environment.Variables).toMatchObject({
+      KEYWARDEN_VAULT_ADDR: 'https://vault.example.com:8200',
+      KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
+      KEYWARDEN_SECRET_NAME_PREFIX: 'pipelines/',
+      KEYWARDEN_STALE_AFTER_DAYS: '30',
+    });
+  });
+
+  it('narrows the role to the configured IAM path and secret prefix', () => {
+    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([`arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`]);
+    expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([
+      `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:pipelines/*`,
+    ]);
+  });
+
+  it('runs at the given schedule instead of the context default', () => {
+    synthesized.template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(0 */2 * * ? *)' });
+  });
+});
+
+describe('infra: discovery validation', () => {
+  // Validation runs before any child is created, so these never bundle code.
+  const build = (overrides: Partial<DiscoveryProps>, context: Record<string, unknown> = {}) => {
+    const stack = new Stack(new App({ context }), 'Bare');
+    const props: DiscoveryProps = {
+      stateStore: new StateStore(stack, 'State'),
+      reportBucket: new ReportBucket(stack, 'Reports'),
+      secrets: new ServiceSecrets(stack, 'Secrets'),
+      ...overrides,
+    };
+    return () => new Discovery(stack, 'Discovery', props);
+  };
+
+  it('accepts only an https Vault address, and never echoes credentials embedded in it', () => {
+    expect(build({ vaultAddr: 'http://vault:8200' })).toThrow(/https:\/\/.*received 'http:\/\/vault:8200'/);
+    expect(build({ vaultAddr: 'vault.example.com' })).toThrow(/received 'vault.example.com'/);
+    const withPassword = build({ vaultAddr: 'https://admin:hunter2@vault.example.com' });
+    expect(withPassword).toThrow(/without credentials/);
+    expect(withPassword).not.toThrow(/hunter2/);
+  });
+
+  it('requires an IAM path prefix that starts and ends with "/" and holds no wildcard', () => {
+    expect(build({ iamPathPrefix: 'ci/' })).toThrow(/iamPathPrefix .* received 'ci\/'/);
+    expect(build({ iamPathPrefix: '/ci' })).toThrow(/received '\/ci'/);
+    expect(build({ iamPathPrefix: '/*/' })).toThrow(/received '\/\*\/'/);
+  });
+
+  it('refuses an empty or wildcard secret name prefix, which would expose every secret', () => {
+    expect(build({ secretNamePrefix: '' })).toThrow(/secretNamePrefix .* received ''/);
+    expect(build({ secretNamePrefix: 'ci/*' })).toThrow(/received 'ci\/\*'/);
+  });
+
+  it('accepts only recurring rate() or cron() schedules, from props or context', () => {
+    expect(build({ schedule: 'rate(1 hours)' })).toThrow(/received "rate\(1 hours\)"/);
+    expect(build({ schedule: 'at(2030-01-01T00:00:00)' })).toThrow(/received "at\(2030-01-01T00:00:00\)"/);
+    expect(build({}, { 'keywarden:discoverySchedule': 'every 6 hours' })).toThrow(/received "every 6 hours"/);
+  });
+
+  it('requires staleAfterDays to be a whole number of days', () => {
+    expect(build({ staleAfterDays: 0 })).toThrow(/staleAfterDays .* received 0/);
+    expect(build({ staleAfterDays: 1.5 })).toThrow(/received 1.5/);
+  });
+});

@@ -1,0 +1,160 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore, Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { sha256Hex } from '../../functions/adapters/crypto.ts';
+import { nextRecord, verifyChain } from '../../functions/core/audit.ts';
+import { ConflictError } from '../../functions/core/errors.ts';
+import { syncInventory } from '../../functions/core/inventory-sync.ts';
+import { FixedClock, identity } from '../support/fixtures.ts';
+import { testAws, uniqueName } from '../support/stack.ts';
+
+const client = new DynamoDBClient(testAws());
+const doc = DynamoDBDocumentClient.from(client);
+const clock = new FixedClock(new Date('2026-11-01T00:00:00Z'));
+let tableName: string;
+let store: DynamoStore;
+
+beforeEach(async () => {
+  tableName = uniqueName('kw-state');
+  await ensureStateTable(client, tableName);
+  store = new DynamoStore({ client, tableName, clock, digest: sha256Hex });
+});
+
+const deps = () => ({ store, audit: store, clock, digest: sha256Hex });
+
+describe('state store: inventory sync', () => {
+  it('stores declared identities and changes nothing when run again', async () => {
+    const declared = [identity({ id: 'app-build' }), identity({ id: 'app-deploy', kind: 'vault-token' })];
+
+    const first = await syncInventory(deps(), declared, 'alice');
+    const second = await syncInventory(deps(), declared, 'alice');
+
+    expect(first).toEqual({ declared: 2, changed: 0, unchanged: 0, retired: 0 });
+    expect(second).toEqual({ declared: 0, changed: 0, unchanged: 2, retired: 0 });
+    expect((await store.listIdentities()).map((r) => [r.identity.id, r.status, r.rev])).toEqual([
+      ['app-build', 'active', 1],
+      ['app-deploy', 'active', 1],
+    ]);
+    const { records } = await store.readAll();
+    expect(records.map((r) => r.type)).toEqual(['identity.declared', 'identity.declared', 'inventory.synced']);
+  });
+
+  it('marks an identity removed from the file retired, keeps it, and revives it when declared again', async () => {
+    const build = identity({ id: 'app-build' });
+    const deploy = identity({ id: 'app-deploy' });
+    await syncInventory(deps(), [build, deploy], 'alice');
+
+    const removal = await syncInventory(deps(), [build], 'alice');
+    const retired = await store.getIdentity('app-deploy');
+    const revival = await syncInventory(deps(), [build, deploy], 'alice');
+
+    expect(removal.retired).toBe(1);
+    expect(retired?.status).toBe('retired');
+    expect(retired?.retiredAt).toBe(clock.now().toISOString());
+    expect(revival.changed).toBe(1);
+    expect((await store.getIdentity('app-deploy'))?.status).toBe('active');
+  });
+
+  it('records a changed declaration as a new revision', async () => {
+    await syncInventory(deps(), [identity({ id: 'app-build' })], 'alice');
+    await syncInventory(deps(), [identity({ id: 'app-build', owner: 'team-security' })], 'bob');
+
+    const stored = await store.getIdentity('app-build');
+    expect(stored?.rev).toBe(2);
+    expect(stored?.identity.owner).toBe('team-security');
+  });
+});
+
+describe('state store: optimistic locking', () => {
+  it('refuses a write that names a stale revision', async () => {
+    const record = { identity: identity({ id: 'app' }), status: 'active' as const, declarationHash: 'h', syncedAt: 'now' };
+    const first = await store.putIdentity(record, undefined);
+    await store.putIdentity(record, first.rev);
+
+    await expect(store.putIdentity(record, first.rev)).rejects.toBeInstanceOf(ConflictError);
+    await expect(store.putIdentity(record, undefined)).rejects.toBeInstanceOf(ConflictError);
+  });
+});
+
+describe('state store: audit chain', () => {
+  const appendSome = async (count: number) => {
+    for (let i = 0; i < count; i += 1) {
+      await store.append({ type: 'credential.issued', actor: 'rotation', subject: `id-${i}`, details: { n: i } });
+    }
+  };
+
+  it('keeps one unbroken chain under concurrent appenders', async () => {
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => store.append({ type: 'credential.used', actor: `w${i}`, subject: 's' })),
+    );
+
+    const { records, head } = await store.readAll();
+    expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(verifyChain(records, head, sha256Hex)).toEqual({ ok: true, checked: 12 });
+  });
+
+  it('names a record altered directly in DynamoDB', async () => {
+    await appendSome(5);
+    await doc.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: Keys.audit(3),
+        UpdateExpression: 'SET subject = :s',
+        ExpressionAttributeValues: { ':s': 'someone-else' },
+      }),
+    );
+
+    const { records, head } = await store.readAll();
+    const verdict = verifyChain(records, head, sha256Hex);
+    expect(verdict).toMatchObject({ ok: false, problem: 'altered', seq: 3 });
+  });
+
+  it('names a record removed from the middle', async () => {
+    await appendSome(5);
+    await doc.send(new DeleteCommand({ TableName: tableName, Key: Keys.audit(2) }));
+
+    const { records, head } = await store.readAll();
+    expect(verifyChain(records, head, sha256Hex)).toMatchObject({ ok: false, problem: 'removed', seq: 2 });
+  });
+
+  it('names records removed from the end, which only the head shows', async () => {
+    await appendSome(5);
+    await doc.send(new DeleteCommand({ TableName: tableName, Key: Keys.audit(5) }));
+
+    const { records, head } = await store.readAll();
+    expect(verifyChain(records, head, sha256Hex)).toMatchObject({ ok: false, problem: 'removed', seq: 5 });
+  });
+
+  it('names a record inserted after the head', async () => {
+    await appendSome(3);
+    const { records } = await store.readAll();
+    const last = records[2];
+    if (!last) throw new Error('expected three records');
+    // A careful forger links the record and hashes it correctly; only the head tells.
+    const forged = nextRecord(last, { type: 'grant.approved', actor: 'mallory', subject: 'g' }, { id: 'forged', at: last.at }, sha256Hex);
+    await doc.send(new PutCommand({ TableName: tableName, Item: { ...Keys.audit(4), ...forged } }));
+
+    const after = await store.readAll();
+    expect(verifyChain(after.records, after.head, sha256Hex)).toMatchObject({ ok: false, problem: 'inserted', seq: 4 });
+  });
+});
+
+describe('state store: findings', () => {
+  it('returns the latest run as a whole', async () => {
+    const finding = {
+      id: 'no-owner:app',
+      type: 'no-owner' as const,
+      severity: 'medium' as const,
+      subject: 'app',
+      identityIds: ['app'],
+      handles: [],
+      message: 'app has no owner',
+    };
+    await store.saveFindings({ runId: 'r1', at: '2026-11-01T00:00:00.000Z', findings: [finding] });
+    await store.saveFindings({ runId: 'r2', at: '2026-11-02T00:00:00.000Z', findings: [] });
+
+    expect(await store.latestFindings()).toEqual({ runId: 'r2', at: '2026-11-02T00:00:00.000Z', findings: [] });
+  });
+});
