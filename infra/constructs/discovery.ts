@@ -253,9 +253,11 @@ export class Discovery extends Construct {
       },
     });
 
+    // The casts here and below only bridge aws-cdk-lib's declarations, which are not written for
+    // `exactOptionalPropertyTypes` (a class's `role: IRole | undefined` vs the interface's `role?: IRole`).
     this.alias = new lambda.Alias(this, 'LiveAlias', {
       aliasName: 'live',
-      version: this.function.currentVersion,
+      version: this.function.currentVersion as lambda.IVersion,
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
@@ -280,7 +282,7 @@ export class Discovery extends Construct {
       description: 'keywarden: run credential discovery',
       schedule: scheduler.ScheduleExpression.expression(scheduleExpression),
       // Invoking the alias grants lambda:InvokeFunction on the alias ARN only (no `:*` qualifier wildcard).
-      target: new targets.LambdaInvoke(this.alias, {
+      target: new targets.LambdaInvoke(this.alias as lambda.IFunction, {
         role: this.schedulerRole,
         deadLetterQueue: this.deadLetterQueue,
         // A missed run is superseded by the next one; do not pile up stale deliveries.

@@ -86,7 +86,8 @@ export class ReportBucket extends Construct {
       minimumTLSVersion: 1.2,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      serverAccessLogsBucket: this.accessLogBucket,
+      // Cast only bridges aws-cdk-lib's declarations, not written for `exactOptionalPropertyTypes`.
+      serverAccessLogsBucket: this.accessLogBucket as s3.IBucket,
       serverAccessLogsPrefix: 'report-bucket/',
       lifecycleRules: [
         {

@@ -31,7 +31,8 @@ export function synthesizeKeywarden(
   props: KeywardenStackProps = {},
   env?: Environment,
 ): SynthesizedKeywarden {
-  const app = new App({ context: cdkJsonContext() });
+  // The CLI also records each resource's construct path (`aws:cdk:path`); suppressions are listed by it.
+  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:enable-path-metadata': true } });
   const stack = new KeywardenStack(app, 'Keywarden', { ...props, ...(env === undefined ? {} : { env }) });
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { stack, template: Template.fromStack(stack) };

@@ -1,0 +1,58 @@
+/**
+ * The AWS side of discovery: IAM access keys and roles under one path prefix, and
+ * Secrets Manager secrets under one name prefix, as one `DiscoverySource`.
+ */
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DiscoveredCredential, DiscoverySource } from '../../core/discovery.ts';
+import type { Fingerprinter } from '../crypto.ts';
+import { IamDiscovery } from './iam-discovery.ts';
+import { SecretsDiscovery } from './secrets-discovery.ts';
+
+/** Options of {@link AwsDiscovery}; the clients usually come from `awsClients()`. */
+export interface AwsDiscoveryProps {
+  iam: IAMClient;
+  secrets: SecretsManagerClient;
+  /** IAM path prefix of keywarden's scope, such as `/ci/`. */
+  iamPathPrefix: string;
+  /** Secrets Manager name prefix of keywarden's scope, such as `ci/`. */
+  secretNamePrefix: string;
+  fingerprinter: Fingerprinter;
+  /** Calls in flight at once, per service (default 8 each). */
+  concurrency?: number;
+}
+
+/**
+ * Discovers every IAM access key, IAM role and Secrets Manager secret in scope.
+ * IAM and Secrets Manager are listed at the same time: they throttle on separate
+ * buckets, so neither slows the other.
+ */
+export class AwsDiscovery implements DiscoverySource {
+  readonly name = 'aws';
+  readonly #iam: IamDiscovery;
+  readonly #secrets: SecretsDiscovery;
+
+  constructor(props: AwsDiscoveryProps) {
+    const concurrency = props.concurrency === undefined ? {} : { concurrency: props.concurrency };
+    this.#iam = new IamDiscovery({ iam: props.iam, pathPrefix: props.iamPathPrefix, ...concurrency });
+    this.#secrets = new SecretsDiscovery({
+      secrets: props.secrets,
+      namePrefix: props.secretNamePrefix,
+      fingerprinter: props.fingerprinter,
+      ...concurrency,
+    });
+  }
+
+  /**
+   * Everything in scope, IAM first then secrets. Fails as a whole if either side
+   * fails: a partial picture would report declared credentials as missing. Lease
+   * prefixes concern Vault only.
+   */
+  async discover(_hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]> {
+    // allSettled, not all: a failure of one side must not leave the other still running unobserved.
+    const [iam, secrets] = await Promise.allSettled([this.#iam.discover(), this.#secrets.discover()]);
+    if (iam.status === 'rejected') throw iam.reason;
+    if (secrets.status === 'rejected') throw secrets.reason;
+    return [...iam.value, ...secrets.value];
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Discovery of IAM users' access keys and IAM roles under one path prefix: what
+ * exists in IAM, as `DiscoveredCredential`s keyed the way resource-key.ts keys
+ * declared identities. Reads only; IAM never returns a key's secret, so no
+ * credential here carries a fingerprint.
+ */
+import {
+  type AccessKeyMetadata,
+  GetAccessKeyLastUsedCommand,
+  GetRoleCommand,
+  type IAMClient,
+  paginateListAccessKeys,
+  paginateListRoles,
+  paginateListUsers,
+  type Role,
+  type User,
+} from '@aws-sdk/client-iam';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { DiscoveredCredential } from '../../core/discovery.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { awsErrorName, awsFailure } from './clients.ts';
+
+/** Options of {@link IamDiscovery}. */
+export interface IamDiscoveryProps {
+  iam: IAMClient;
+  /** IAM path prefix owned by keywarden's scope, such as `/ci/`; must start and end with `/`. */
+  pathPrefix: string;
+  /** IAM calls in flight at once for this source (default 8): IAM throttles per API. */
+  concurrency?: number;
+}
+
+/** Default bound on concurrent IAM calls; low enough to stay under IAM's per-API buckets. */
+export const DEFAULT_IAM_CONCURRENCY = 8;
+
+/**
+ * Lists IAM users (one credential per access key) and IAM roles (one credential
+ * per role) under a path prefix.
+ */
+export class IamDiscovery {
+  readonly #iam: IAMClient;
+  readonly #pathPrefix: string;
+  readonly #limit: LimitFunction;
+
+  constructor(props: IamDiscoveryProps) {
+    // A prefix without the trailing slash would also match siblings: `/ci` matches `/ci-other/`.
+    if (!/^\/(.*\/)?$/.test(props.pathPrefix)) {
+      throw new ValidationError(
+        `expected an IAM path prefix that starts and ends with '/', such as '/ci/', got ${JSON.stringify(props.pathPrefix)}`,
+      );
+    }
+    const concurrency = props.concurrency ?? DEFAULT_IAM_CONCURRENCY;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ValidationError(`expected an IAM concurrency of at least 1, got ${concurrency}`);
+    }
+    this.#iam = props.iam;
+    this.#pathPrefix = props.pathPrefix;
+    this.#limit = pLimit(concurrency);
+  }
+
+  /** Every access key of every user, and every role, under the path prefix; sorted by key then handle. */
+  async discover(): Promise<DiscoveredCredential[]> {
+    const [keys, roles] = await Promise.all([this.#accessKeys(), this.#roles()]);
+    return [...keys, ...roles].sort(
+      (a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle),
+    );
+  }
+
+  async #accessKeys(): Promise<DiscoveredCredential[]> {
+    const users = await this.#collect(`listing IAM users under path ${this.#pathPrefix}`, async () => {
+      const found: User[] = [];
+      for await (const page of paginateListUsers({ client: this.#iam }, { PathPrefix: this.#pathPrefix })) {
+        found.push(...(page.Users ?? []));
+      }
+      return found;
+    });
+    // Each user's listing takes a slot, then releases it before its keys queue for theirs:
+    // a task never waits on the limiter while holding a slot, so the limiter cannot deadlock.
+    const perUser = await Promise.all(
+      users.map(async (user) => {
+        const keys = await this.#limited(`listing the access keys of IAM user ${user.UserName}`, async () => {
+          const found: AccessKeyMetadata[] = [];
+          for await (const page of paginateListAccessKeys({ client: this.#iam }, { UserName: user.UserName })) {
+            found.push(...(page.AccessKeyMetadata ?? []));
+          }
+          return found;
+        });
+        return Promise.all((keys ?? []).map((key) => this.#accessKey(user, key)));
+      }),
+    );
+    return perUser.flat().filter((credential) => credential !== undefined);
+  }
+
+  async #accessKey(user: User, key: AccessKeyMetadata): Promise<DiscoveredCredential | undefined> {
+    const userName = user.UserName ?? key.UserName ?? '';
+    const accessKeyId = key.AccessKeyId ?? '';
+    const lastUsed = await this.#limited(
+      `reading when access key ${accessKeyId} of IAM user ${userName} was last used`,
+      async () => (await this.#iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId }))).AccessKeyLastUsed,
+    );
+    if (lastUsed === undefined) return undefined; // deleted since it was listed
+    // IAM answers `N/A` for the service and region of a key that was never used.
+    const service = lastUsed.ServiceName && lastUsed.ServiceName !== 'N/A' ? lastUsed.ServiceName : undefined;
+    return {
+      key: `aws-iam-user:${userName}`,
+      kind: 'aws-iam-access-key',
+      handle: accessKeyId,
+      label: `iam user ${userName} key ${accessKeyId}`,
+      status: key.Status === 'Active' ? 'active' : 'inactive',
+      ...(key.CreateDate && { createdAt: key.CreateDate.toISOString() }),
+      ...(lastUsed.LastUsedDate && { lastUsedAt: lastUsed.LastUsedDate.toISOString() }),
+      details: { userName, ...(service === undefined ? {} : { service }) },
+    };
+  }
+
+  async #roles(): Promise<DiscoveredCredential[]> {
+    const roles = await this.#collect(`listing IAM roles under path ${this.#pathPrefix}`, async () => {
+      const found: Role[] = [];
+      for await (const page of paginateListRoles({ client: this.#iam }, { PathPrefix: this.#pathPrefix })) {
+        found.push(...(page.Roles ?? []));
+      }
+      return found;
+    });
+    const described = await Promise.all(roles.map((role) => this.#role(role)));
+    return described.filter((credential) => credential !== undefined);
+  }
+
+  async #role(listed: Role): Promise<DiscoveredCredential | undefined> {
+    // ListRoles never includes RoleLastUsed (in AWS as in moto); only GetRole does.
+    const role = await this.#limited(
+      `reading IAM role ${listed.RoleName}`,
+      async () => (await this.#iam.send(new GetRoleCommand({ RoleName: listed.RoleName }))).Role,
+    );
+    if (role === undefined) return undefined; // deleted since it was listed
+    return {
+      key: `aws-role:${role.RoleName}`,
+      kind: 'aws-role-session',
+      handle: role.Arn ?? listed.Arn ?? '',
+      label: `iam role ${role.RoleName}`,
+      status: 'active',
+      ...(role.CreateDate && { createdAt: role.CreateDate.toISOString() }),
+      ...(role.RoleLastUsed?.LastUsedDate && { lastUsedAt: role.RoleLastUsed.LastUsedDate.toISOString() }),
+      details: { roleName: role.RoleName ?? '', path: role.Path ?? this.#pathPrefix },
+    };
+  }
+
+  /** Runs one listing under the limiter; any failure fails the run, wrapped with what was listed. */
+  async #collect<T>(doing: string, list: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#limit(list);
+    } catch (error) {
+      throw awsFailure(doing, error);
+    }
+  }
+
+  /**
+   * Runs one call about a single user, key or role under the limiter. That thing may
+   * have been deleted between the listing and this call: IAM then answers
+   * NoSuchEntity, and the result is `undefined` (it no longer exists, so it is not
+   * reported). Any other failure fails the run.
+   */
+  async #limited<T>(doing: string, call: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.#limit(call);
+    } catch (error) {
+      if (awsErrorName(error) === 'NoSuchEntityException') return undefined;
+      throw awsFailure(doing, error);
+    }
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * The one door to Vault / OpenBao: a thin wrapper over node-vault's generic
+ * read/list/write/delete that every Vault adapter goes through.
+ *
+ * Why a wrapper and not node-vault directly:
+ * - node-vault's token-returning helpers (`tokenCreate`, `*Login`) replace the
+ *   client's own token with the one they mint (DESIGN, Known traps). Here the
+ *   token is a private field sent on every request, so nothing can swap it.
+ * - node-vault's errors carry the axios request (our token in its headers, the
+ *   request body with secrets in it). Every failure is rethrown as a
+ *   {@link VaultError} built from the status and Vault's error strings only,
+ *   with any request-body value Vault echoes back redacted.
+ * - Vault answers "nothing here" with a 404 and an empty `errors` list; that
+ *   becomes `undefined` / `[]`, while a 404 that names a problem (an unmounted
+ *   path) stays an error, so a typo in a mount cannot look like "no credentials".
+ */
+import vault from 'node-vault';
+import { z } from 'zod';
+import { KeywardenError } from '../../core/errors.ts';
+
+/** How to reach Vault. The token is kept private and never replaced. */
+export interface VaultClientOptions {
+  /** Base address, such as `http://127.0.0.1:8200` (without `/v1`). */
+  addr: string;
+  token: string;
+  /** Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`. */
+  namespace?: string;
+  /** Per-request timeout; a hung Vault must not eat a Lambda's whole budget. Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+/** The envelope Vault wraps every answer in; `data` and `auth` depend on the endpoint. */
+export interface VaultResponse {
+  data?: Record<string, unknown> | null;
+  auth?: Record<string, unknown> | null;
+  warnings?: string[] | null;
+  lease_id?: string;
+  lease_duration?: number;
+  renewable?: boolean;
+  wrap_info?: Record<string, unknown> | null;
+}
+
+/** A call to Vault failed. `status` is the HTTP status, absent when Vault never answered. */
+export class VaultError extends KeywardenError {
+  override readonly name: string = 'VaultError';
+  readonly status: number | undefined;
+  /** Vault's own error strings, request-body values redacted. */
+  readonly errors: readonly string[];
+  readonly method: string;
+  readonly path: string;
+  constructor(
+    message: string,
+    details: { method: string; path: string; status?: number; errors?: readonly string[] },
+    options: { cause?: unknown; retryable?: boolean } = {},
+  ) {
+    super(message, options);
+    this.method = details.method;
+    this.path = details.path;
+    this.status = details.status;
+    this.errors = details.errors ?? [];
+  }
+}
+
+/**
+ * What `auth/token/lookup-accessor` and `auth/token/lookup-self` return.
+ * `id` is deliberately left out: lookup-self answers with the token itself in
+ * it, and parsing strips it so the token travels no further.
+ */
+export const TokenLookupSchema = z.object({
+  accessor: z.string(),
+  /** Unix seconds. */
+  creation_time: z.number(),
+  creation_ttl: z.number(),
+  display_name: z.string(),
+  /** RFC 3339, or null for a token that never expires. */
+  expire_time: z.string().nullable(),
+  explicit_max_ttl: z.number(),
+  issue_time: z.string().optional(),
+  meta: z.record(z.string(), z.string()).nullable(),
+  num_uses: z.number(),
+  orphan: z.boolean(),
+  /** The endpoint that created it: `auth/token/create…`, or `auth/<method>/login` for a login. */
+  path: z.string(),
+  policies: z.array(z.string()),
+  renewable: z.boolean(),
+  ttl: z.number(),
+  type: z.string(),
+  entity_id: z.string().optional(),
+});
+export type TokenLookup = z.infer<typeof TokenLookupSchema>;
+
+/** The `auth` block of a token-create answer. `client_token` is the secret: hand it on, never log it. */
+export const CreatedTokenSchema = z.object({
+  client_token: z.string(),
+  accessor: z.string(),
+  policies: z.array(z.string()),
+  token_policies: z.array(z.string()).optional(),
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
+  lease_duration: z.number(),
+  renewable: z.boolean(),
+  orphan: z.boolean().optional(),
+});
+export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
+
+/** The body of `auth/token/create` (see Vault's token auth API); durations as Vault strings (`1h`). */
+export interface TokenCreateRequest {
+  policies?: string[];
+  no_default_policy?: boolean;
+  meta?: Record<string, string>;
+  display_name?: string;
+  ttl?: string;
+  explicit_max_ttl?: string;
+  period?: string;
+  renewable?: boolean;
+  num_uses?: number;
+  type?: 'service' | 'batch';
+  role_name?: string;
+}
+
+type RawClient = ReturnType<typeof vault>;
+
+/** node-vault's rejection for an answer with a non-2xx status. */
+interface ApiResponseError {
+  response: { statusCode: number; body: unknown };
+}
+
+const isApiResponseError = (error: unknown): error is ApiResponseError =>
+  typeof error === 'object' &&
+  error !== null &&
+  'response' in error &&
+  typeof (error as { response?: { statusCode?: unknown } }).response?.statusCode === 'number';
+
+/** Rate limited, or a server-side failure that may pass: worth another try. */
+const retryableStatus = (status: number): boolean => status === 429 || status >= 500;
+
+/** Thin, token-safe Vault client. See the module comment for why it exists. */
+export class VaultClient {
+  /** Where requests go; safe to show in messages. */
+  readonly addr: string;
+  readonly #token: string;
+  readonly #raw: RawClient;
+  readonly #requestOptions: { timeout: number };
+
+  constructor(options: VaultClientOptions) {
+    if (!/^https?:\/\//.test(options.addr)) {
+      throw new VaultError(
+        `expected a Vault address such as http://127.0.0.1:8200, got ${JSON.stringify(options.addr)}`,
+        { method: 'configure', path: '' },
+      );
+    }
+    if (!options.token) {
+      throw new VaultError('expected a Vault token, got an empty one', { method: 'configure', path: '' });
+    }
+    this.addr = options.addr.replace(/\/+$/, '');
+    this.#token = options.token;
+    this.#requestOptions = { timeout: options.requestTimeoutMs ?? 10_000 };
+    this.#raw = vault({
+      endpoint: this.addr,
+      token: options.token,
+      // node-vault falls back to VAULT_NAMESPACE / VAULT_PREFIX from the environment;
+      // the options given here are the whole truth, so the fallbacks are overwritten below.
+      ...(options.namespace ? { namespace: options.namespace } : {}),
+      // node-vault's debug channel prints request bodies (secrets) when DEBUG=node-vault.
+      debug: () => {},
+    });
+    Object.assign(this.#raw, { namespace: options.namespace, pathPrefix: '' });
+  }
+
+  /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
+  async read(path: string): Promise<VaultResponse | undefined> {
+    try {
+      return asResponse(await this.#raw.read(path, this.#options()));
+    } catch (error) {
+      if (isNothingHere(error)) return undefined;
+      throw this.#fail('read', path, error);
+    }
+  }
+
+  /** LIST `path`: the keys (folders end in `/`), `[]` when there are none. */
+  async list(path: string): Promise<string[]> {
+    try {
+      const response = asResponse(await this.#raw.list(path, this.#options()));
+      const keys = response.data?.keys;
+      return Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [];
+    } catch (error) {
+      if (isNothingHere(error)) return [];
+      throw this.#fail('list', path, error);
+    }
+  }
+
+  /** POST `data` to `path`. The body is never part of an error message. */
+  async write(path: string, data: Record<string, unknown>): Promise<VaultResponse> {
+    try {
+      return asResponse(await this.#raw.write(path, data, this.#options()));
+    } catch (error) {
+      throw this.#fail('write', path, error, data);
+    }
+  }
+
+  /** DELETE `path`. */
+  async delete(path: string): Promise<void> {
+    try {
+      await this.#raw.delete(path, this.#options());
+    } catch (error) {
+      throw this.#fail('delete', path, error);
+    }
+  }
+
+  /**
+   * Creates a token through `auth/token/create` (or `create-orphan`), as a plain
+   * write: node-vault's `tokenCreate` would make the new token this client's own.
+   */
+  async createToken(body: TokenCreateRequest, options: { orphan?: boolean } = {}): Promise<CreatedToken> {
+    const path = options.orphan ? 'auth/token/create-orphan' : 'auth/token/create';
+    const response = await this.write(path, { ...body });
+    return this.#parse(CreatedTokenSchema, response.auth, 'write', path);
+  }
+
+  /** Looks a token up by accessor; `undefined` when no such token exists (any more). */
+  async lookupAccessor(accessor: string): Promise<TokenLookup | undefined> {
+    const path = 'auth/token/lookup-accessor';
+    try {
+      const response = await this.write(path, { accessor });
+      return this.#parse(TokenLookupSchema, response.data, 'write', path);
+    } catch (error) {
+      if (isUnknownAccessor(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** This client's own token, without its id. */
+  async lookupSelf(): Promise<TokenLookup> {
+    const path = 'auth/token/lookup-self';
+    const response = await this.read(path);
+    return this.#parse(TokenLookupSchema, response?.data, 'read', path);
+  }
+
+  /**
+   * Revokes a token (and its children) by accessor. OpenBao answers an unknown
+   * accessor with 200 and a warning, Vault with 400 `invalid accessor`; both
+   * mean the token is gone, reported as `already-revoked`.
+   */
+  async revokeAccessor(accessor: string): Promise<'revoked' | 'already-revoked'> {
+    try {
+      const response = await this.write('auth/token/revoke-accessor', { accessor });
+      const gone = (response.warnings ?? []).some((warning) => /no token found/i.test(warning));
+      return gone ? 'already-revoked' : 'revoked';
+    } catch (error) {
+      if (isUnknownAccessor(error)) return 'already-revoked';
+      throw error;
+    }
+  }
+
+  /** Fresh per call: node-vault mutates the headers object it is given. */
+  #options() {
+    // The token goes on every request, so even if node-vault's own `token` field
+    // were replaced, requests would still carry ours.
+    return { ...this.#requestOptions, headers: { 'X-Vault-Token': this.#token } };
+  }
+
+  #parse<T>(schema: z.ZodType<T>, value: unknown, method: string, path: string): T {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    // Issue paths and messages only: zod would otherwise be free to quote received values.
+    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.code}`);
+    throw new VaultError(
+      `Vault ${method} ${path} answered in an unexpected shape (${issues.join('; ')}); is ${this.addr} a Vault/OpenBao server of a supported version?`,
+      { method, path },
+    );
+  }
+
+  #fail(method: string, path: string, error: unknown, body?: Record<string, unknown>): VaultError {
+    const secrets = [this.#token, ...(body ? stringLeaves(body) : [])];
+    if (isApiResponseError(error)) {
+      const status = error.response.statusCode;
+      const errors = vaultErrors(error.response.body).map((text) => redact(text, secrets));
+      const said = errors.length ? `: ${errors.join('; ')}` : '';
+      return new VaultError(
+        `Vault ${method} ${path} failed with HTTP ${status}${said}`,
+        { method, path, status, errors },
+        { retryable: retryableStatus(status) },
+      );
+    }
+    // No answer: refused, reset, timed out. The axios error holds our token and the
+    // request body, so only its code and message survive, as a fresh cause.
+    const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
+    const text = redact(error instanceof Error ? error.message : String(error), secrets);
+    return new VaultError(
+      `Vault ${method} ${path} got no answer from ${this.addr} (${code ?? 'error'}: ${text}); check that Vault is reachable, then retry`,
+      { method, path },
+      { retryable: true, cause: new Error(code ? `${code}: ${text}` : text) },
+    );
+  }
+}
+
+/** node-vault resolves a 204 with an empty string; callers always get an object. */
+function asResponse(value: unknown): VaultResponse {
+  return typeof value === 'object' && value !== null ? (value as VaultResponse) : {};
+}
+
+/** Vault's "nothing at this path": a 404 whose `errors` list is empty or absent. */
+function isNothingHere(error: unknown): boolean {
+  return isApiResponseError(error) && error.response.statusCode === 404 && vaultErrors(error.response.body).length === 0;
+}
+
+const isUnknownAccessor = (error: unknown): boolean =>
+  error instanceof VaultError && error.status === 400 && error.errors.some((text) => /invalid accessor/i.test(text));
+
+/** Vault's error strings: `errors[]`, and `data.error` that some plugins (AppRole) use instead. */
+function vaultErrors(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null) return [];
+  const { errors, data } = body as { errors?: unknown; data?: { error?: unknown } | null };
+  const found = Array.isArray(errors) ? errors.filter((text): text is string => typeof text === 'string') : [];
+  if (typeof data?.error === 'string') found.push(data.error);
+  // Vault wraps multi-errors as "1 error occurred:\n\t* invalid accessor\n\n".
+  return found.map((text) => text.replace(/\s+/g, ' ').trim()).filter(Boolean);
+}
+
+/** Every string in a request body: what Vault may echo back inside an error ("invalid duration \"…\""). */
+function stringLeaves(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(stringLeaves);
+  if (typeof value === 'object' && value !== null) return Object.values(value).flatMap(stringLeaves);
+  return [];
+}
+
+/** Replaces each secret (4+ characters; shorter ones are not secrets and would garble the text). */
+function redact(text: string, secrets: readonly string[]): string {
+  return secrets
+    .filter((secret) => secret.length >= 4)
+    .sort((a, b) => b.length - a.length)
+    .reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+}

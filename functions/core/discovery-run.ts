@@ -1,0 +1,64 @@
+import type { DiscoveredCredential, DiscoverySource } from './discovery.ts';
+import { KeywardenError } from './errors.ts';
+import { assessFindings, type Finding, type Severity, SeveritySchema } from './findings.ts';
+import { trimSlashes } from './resource-key.ts';
+import type { AuditLog, Clock, FindingStore, IdentityStore } from './ports.ts';
+
+export interface DiscoveryDeps {
+  sources: readonly DiscoverySource[];
+  store: IdentityStore & FindingStore;
+  audit: AuditLog;
+  clock: Clock;
+  newId: () => string;
+}
+
+export interface DiscoveryRun {
+  runId: string;
+  at: string;
+  identities: number;
+  discovered: number;
+  findings: Finding[];
+  counts: Record<Severity, number>;
+}
+
+/**
+ * One discovery run: list what exists, reconcile it with the active inventory,
+ * store the findings and audit the run. A source that fails fails the run:
+ * half a picture would report live credentials as missing.
+ */
+export async function runDiscovery(
+  deps: DiscoveryDeps,
+  options: { staleAfter: string; actor: string },
+): Promise<DiscoveryRun> {
+  const identities = (await deps.store.listIdentities())
+    .filter((record) => record.status === 'active')
+    .map((record) => record.identity);
+  const leasePrefixes = identities.flatMap((identity) =>
+    identity.kind === 'vault-lease' ? [trimSlashes(identity.scope.prefix)] : [],
+  );
+  const discovered: DiscoveredCredential[] = [];
+  const results = await Promise.allSettled(deps.sources.map((source) => source.discover({ leasePrefixes })));
+  results.forEach((result, index) => {
+    if (result.status === 'fulfilled') discovered.push(...result.value);
+    else {
+      throw new KeywardenError(
+        `discovery in ${deps.sources[index]?.name ?? 'a source'} failed: ${(result.reason as Error).message}`,
+        { cause: result.reason, retryable: (result.reason as { retryable?: boolean }).retryable ?? false },
+      );
+    }
+  });
+  const now = deps.clock.now();
+  const findings = assessFindings(identities, discovered, { now, staleAfter: options.staleAfter });
+  const run = { runId: deps.newId(), at: now.toISOString(), findings };
+  await deps.store.saveFindings(run);
+  const counts = Object.fromEntries(
+    SeveritySchema.options.map((severity) => [severity, findings.filter((f) => f.severity === severity).length]),
+  ) as Record<Severity, number>;
+  await deps.audit.append({
+    type: 'discovery.completed',
+    actor: options.actor,
+    subject: `discovery/${run.runId}`,
+    details: { identities: identities.length, discovered: discovered.length, ...counts },
+  });
+  return { ...run, identities: identities.length, discovered: discovered.length, counts };
+}

@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { type AuditRecord, GENESIS_HASH, nextRecord, verifyChain } from '../../functions/core/audit.ts';
+
+const digest = (text: string) => createHash('sha256').update(text).digest('hex');
+
+const headOf = (records: AuditRecord[]) => {
+  const last = records.at(-1);
+  return last ? { seq: last.seq, hash: last.hash } : undefined;
+};
+
+describe('audit chain', () => {
+  const chain = (n: number) =>
+    Array.from({ length: n }, (_, i) => i).reduce<AuditRecord[]>(
+      (records, i) => [
+        ...records,
+        nextRecord(
+          headOf(records),
+          { type: 'credential.issued', actor: 'a', subject: `s${i}`, details: { i } },
+          { id: `id-${i + 1}`, at: '2026-11-01T00:00:00.000Z' },
+          digest,
+        ),
+      ],
+      [],
+    );
+
+  it('links each record to the hash of the one before, from the genesis hash', () => {
+    const records = chain(3);
+    expect(records[0]?.prevHash).toBe(GENESIS_HASH);
+    expect(records[1]?.prevHash).toBe(records[0]?.hash);
+    expect(verifyChain(records, headOf(records), digest)).toEqual({ ok: true, checked: 3 });
+  });
+
+  it('accepts an empty log with no head', () => {
+    expect(verifyChain([], undefined, digest)).toEqual({ ok: true, checked: 0 });
+  });
+
+  it('names an altered record', () => {
+    const records = chain(4);
+    const altered = records.map((r) => (r.seq === 2 ? { ...r, details: { i: 99 } } : r));
+    expect(verifyChain(altered, headOf(records), digest)).toMatchObject({ ok: false, problem: 'altered', seq: 2, id: 'id-2' });
+  });
+
+  it('names a rewritten record even when its own hash was recomputed', () => {
+    const records = chain(4);
+    const second = records[1] as AuditRecord;
+    const rewritten = nextRecord(headOf(records.slice(0, 1)), { type: 'grant.approved', actor: 'mallory', subject: 'x' }, { id: 'x', at: second.at }, digest);
+    const forged = records.map((r) => (r.seq === 2 ? rewritten : r));
+    expect(verifyChain(forged, headOf(records), digest)).toMatchObject({ ok: false, problem: 'inserted', seq: 3 });
+  });
+
+  it('names a record removed from the middle', () => {
+    const records = chain(4);
+    expect(verifyChain(records.filter((r) => r.seq !== 3), headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'removed',
+      seq: 3,
+    });
+  });
+
+  it('names records cut from the end using the head', () => {
+    const records = chain(4);
+    expect(verifyChain(records.slice(0, 2), headOf(records), digest)).toMatchObject({ ok: false, problem: 'removed', seq: 3 });
+  });
+
+  it('names a record appended without moving the head', () => {
+    const records = chain(4);
+    expect(verifyChain(records, headOf(records.slice(0, 3)), digest)).toMatchObject({ ok: false, problem: 'inserted', seq: 4 });
+  });
+});
