@@ -2,9 +2,10 @@
  * The keywarden CDK app (`cdk.json`: `npx tsx infra/app.ts`).
  *
  * Settings come from cdk context (`-c keywarden:vaultAddr=…`) first, then from the
- * environment (`KEYWARDEN_VAULT_ADDR=…`), then from the constructs' defaults. Nothing here
- * looks anything up in AWS, so `cdk synth` works offline and without credentials; the stack
- * is bound to an account and region only when the CLI provides them.
+ * environment (`KEYWARDEN_VAULT_ADDR=…`), then from the constructs' defaults. The discovery
+ * schedule is context only: cdk.json sets `keywarden:discoverySchedule`, `-c` overrides it.
+ * Nothing here looks anything up in AWS, so `cdk synth` works offline and without credentials;
+ * the stack is bound to an account and region only when the CLI provides them.
  */
 import { App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -40,7 +41,6 @@ new KeywardenStack(app, 'Keywarden', {
   vaultAddr: setting('keywarden:vaultAddr', 'KEYWARDEN_VAULT_ADDR'),
   iamPathPrefix: setting('keywarden:iamPathPrefix', 'KEYWARDEN_IAM_PATH_PREFIX'),
   secretNamePrefix: setting('keywarden:secretNamePrefix', 'KEYWARDEN_SECRET_NAME_PREFIX'),
-  discoverySchedule: setting('keywarden:discoverySchedule', 'KEYWARDEN_DISCOVERY_SCHEDULE'),
   staleAfterDays: optionalWholeNumber(
     'keywarden:staleAfterDays / KEYWARDEN_STALE_AFTER_DAYS',
     setting('keywarden:staleAfterDays', 'KEYWARDEN_STALE_AFTER_DAYS'),

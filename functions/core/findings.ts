@@ -168,7 +168,7 @@ export function assessFindings(
       const ids = [...new Set(users.flatMap((use) => use.identities.map((identity) => identity.id)))].sort();
       add(
         'reused-across-environments',
-        `fingerprint:${fingerprint.slice(0, 16)}`,
+        `fingerprint:${fingerprint.replace(/^hmac-sha256:/, '').slice(0, 12)}`,
         ids,
         credentials.map((credential) => credential.handle),
         `one credential value is used in ${[...environments].sort().join(', ')}${undeclared.length ? ' and undeclared places' : ''}: ${[...places].sort().join(', ')}`,

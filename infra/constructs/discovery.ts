@@ -164,6 +164,22 @@ export class Discovery extends Construct {
       }),
     );
 
+    // ListRoles omits RoleLastUsed; only GetRole returns it. Same path prefix as the listing.
+    const rolesArn = stack.formatArn({
+      service: 'iam',
+      region: '',
+      resource: 'role',
+      resourceName: `${iamPathPrefix.slice(1)}*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadRoleLastUsed',
+        actions: ['iam:GetRole'],
+        resources: [rolesArn],
+      }),
+    );
+
     // Values are read only to compute HMAC fingerprints; the function never stores or logs them.
     const prefixedSecretsArn = stack.formatArn({
       service: 'secretsmanager',
@@ -211,7 +227,8 @@ export class Discovery extends Construct {
     reportBucket.grantWriteReports(this.role, DISCOVERY_REPORT_PREFIX);
 
     this.function = new NodejsFunction(this, 'Function', {
-      description: 'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
+      description:
+        'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
       entry: DISCOVERY_ENTRY,
       handler: 'handler',
       projectRoot: REPO_ROOT,
@@ -261,7 +278,8 @@ export class Discovery extends Construct {
     });
 
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      description: 'keywarden discovery: lets EventBridge Scheduler invoke the discovery function, nothing else',
+      description:
+        'keywarden discovery: lets EventBridge Scheduler invoke the discovery function, nothing else',
       // Only schedules of this account's default group may assume it (confused-deputy guard).
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: {
@@ -307,6 +325,11 @@ export class Discovery extends Construct {
         },
         {
           id: 'AwsSolutions-IAM5',
+          reason: `IAM role names are not known at deploy time. iam:GetRole (read-only; the only API that returns RoleLastUsed) is allowed for roles under the configured IAM path '${iamPathPrefix}' only.`,
+          appliesTo: [iam5ResourceFinding(this, rolesArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
           reason: `Pipeline secret names are not known at deploy time. DescribeSecret/GetSecretValue are limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
           appliesTo: [iam5ResourceFinding(this, prefixedSecretsArn)],
         },
@@ -318,7 +341,9 @@ export class Discovery extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason: `Report object keys are generated per run. s3:PutObject is limited to the '${DISCOVERY_REPORT_PREFIX}' prefix of keywarden's own report bucket; no read, no delete, no other prefix.`,
-          appliesTo: [iam5ResourceFinding(this, reportBucket.bucket.arnForObjects(`${DISCOVERY_REPORT_PREFIX}*`))],
+          appliesTo: [
+            iam5ResourceFinding(this, reportBucket.bucket.arnForObjects(`${DISCOVERY_REPORT_PREFIX}*`)),
+          ],
         },
       ],
       true,

@@ -23,7 +23,12 @@ const READ_ACTIONS = [
   'dynamodb:ConditionCheckItem',
   'dynamodb:DescribeTable',
 ];
-const WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+const WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+];
 
 /**
  * What DynamoDB asks KMS for on the caller's behalf when it reads or writes items encrypted
@@ -85,7 +90,10 @@ export class StateStore extends Construct {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: this.key,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true, recoveryPeriodInDays: recoveryPeriodDays },
+      pointInTimeRecoverySpecification: {
+        pointInTimeRecoveryEnabled: true,
+        recoveryPeriodInDays: recoveryPeriodDays,
+      },
       timeToLiveAttribute: STATE_TTL_ATTRIBUTE,
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
@@ -106,7 +114,11 @@ export class StateStore extends Construct {
 
   /** Lets `grantee` read and write items in the table and read `gsi1`. */
   grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
-    return this.grant(grantee, [...READ_ACTIONS, ...WRITE_ACTIONS], [...KEY_READ_ACTIONS, ...KEY_WRITE_ACTIONS]);
+    return this.grant(
+      grantee,
+      [...READ_ACTIONS, ...WRITE_ACTIONS],
+      [...KEY_READ_ACTIONS, ...KEY_WRITE_ACTIONS],
+    );
   }
 
   /**

@@ -1,6 +1,11 @@
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type FoundSuppression, type SynthesizedKeywarden, suppressionsIn, synthesizeKeywarden } from './keywarden-fixture.ts';
+import {
+  type FoundSuppression,
+  type SynthesizedKeywarden,
+  suppressionsIn,
+  synthesizeKeywarden,
+} from './keywarden-fixture.ts';
 
 const NAG_FINDING = Match.stringLikeRegexp('AwsSolutions-.*');
 
@@ -65,13 +70,16 @@ describe('infra: cdk-nag AwsSolutions', () => {
           'Keywarden/Discovery/Function/Resource AwsSolutions-L1',
           'Keywarden/ServiceSecrets/FingerprintKey/Resource AwsSolutions-SMG4',
           'Keywarden/ServiceSecrets/VaultToken/Resource AwsSolutions-SMG4',
-          ...['Keywarden/Discovery/Role/Resource', 'Keywarden/Discovery/Role/DefaultPolicy/Resource'].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/discovery/*"]`,
-          ]),
+          ...['Keywarden/Discovery/Role/Resource', 'Keywarden/Discovery/Role/DefaultPolicy/Resource'].flatMap(
+            (path) => [
+              `${path} AwsSolutions-IAM5 ["Resource::*"]`,
+              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
+              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*"]`,
+              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
+              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
+              `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/discovery/*"]`,
+            ],
+          ),
         ].sort(),
       );
     });

@@ -74,7 +74,9 @@ describe('infra: discovery', () => {
 
     it('sends runs that failed after their retries to the encrypted, TLS-only dead-letter queue', () => {
       const queueId = logicalIdOf(synthesized.stack.discovery.deadLetterQueue);
-      expect(discoveryFunction()?.Properties.DeadLetterConfig).toEqual({ TargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } });
+      expect(discoveryFunction()?.Properties.DeadLetterConfig).toEqual({
+        TargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] },
+      });
       expect(template.findResources('AWS::SQS::Queue')[queueId]?.Properties.SqsManagedSseEnabled).toBe(true);
       const queuePolicy = Object.values(template.findResources('AWS::SQS::QueuePolicy'))[0];
       expect(queuePolicy?.Properties.PolicyDocument.Statement).toContainEqual(
@@ -104,7 +106,7 @@ describe('infra: discovery', () => {
       });
     });
 
-    it("uses a role that may invoke that alias and write the dead-letter queue, nothing else", () => {
+    it('uses a role that may invoke that alias and write the dead-letter queue, nothing else', () => {
       const { discovery } = synthesized.stack;
       const schedulerStatements = allowStatementsOfRole(template, logicalIdOf(discovery.schedulerRole));
       expect(schedulerStatements.map(({ actions, resources }) => ({ actions, resources }))).toEqual([
@@ -114,7 +116,8 @@ describe('infra: discovery', () => {
     });
 
     it("can be assumed only by EventBridge Scheduler for this account's default schedule group", () => {
-      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.schedulerRole)];
+      const role =
+        template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.schedulerRole)];
       expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
         expect.objectContaining({
           Effect: 'Allow',
@@ -161,6 +164,12 @@ describe('infra: discovery', () => {
       expect(resourcesAllowedFor(statements, 'iam:GetAccessKeyLastUsed')).toEqual([users]);
     });
 
+    it('reads role details (for RoleLastUsed) only of roles under the IAM path prefix', () => {
+      expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([
+        `arn:${PARTITION}:iam::${ACCOUNT}:role/*`,
+      ]);
+    });
+
     it('reads secret values only under the secret name prefix and of its two service secrets, never "*"', () => {
       const { secrets } = synthesized.stack;
       const prefixed = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:ci/*`;
@@ -176,15 +185,24 @@ describe('infra: discovery', () => {
       expect(decryptForSecrets?.resources).toEqual([`arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`]);
       expect(decryptForSecrets?.condition).toEqual({
         StringEquals: {
-          'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+          'kms:ViaService': {
+            'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]],
+          },
         },
-        StringLike: { 'kms:EncryptionContext:SecretARN': expect.objectContaining({ 'Fn::Join': expect.anything() }) },
+        StringLike: {
+          'kms:EncryptionContext:SecretARN': expect.objectContaining({ 'Fn::Join': expect.anything() }),
+        },
       });
     });
 
     it('reads and writes items of the state table and its gsi1 index only, and uses the table key only through DynamoDB', () => {
       const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
-      for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+      for (const action of [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ]) {
         expect(resourcesAllowedFor(statements, action)).toEqual([table, `${table}/index/gsi1`]);
       }
       expect(resourcesAllowedFor(statements, 'dynamodb:DeleteTable')).toEqual([]);
@@ -193,7 +211,9 @@ describe('infra: discovery', () => {
       );
       expect(tableKey?.condition).toEqual({
         StringEquals: {
-          'kms:ViaService': { 'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+          'kms:ViaService': {
+            'Fn::Join': ['', ['dynamodb.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]],
+          },
         },
       });
     });
@@ -223,9 +243,10 @@ describe('infra: discovery with explicit settings', () => {
   });
 
   it('passes the settings to the handler', () => {
-    const fn = synthesized.template.findResources('AWS::Lambda::Function')[
-      logicalIdOf(synthesized.stack.discovery.function)
-    ];
+    const fn =
+      synthesized.template.findResources('AWS::Lambda::Function')[
+        logicalIdOf(synthesized.stack.discovery.function)
+      ];
     expect(fn?.Properties.Environment.Variables).toMatchObject({
       KEYWARDEN_VAULT_ADDR: 'https://vault.example.com:8200',
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
@@ -235,14 +256,21 @@ describe('infra: discovery with explicit settings', () => {
   });
 
   it('narrows the role to the configured IAM path and secret prefix', () => {
-    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([`arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`]);
+    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([
+      `arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`,
+    ]);
+    expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([
+      `arn:${PARTITION}:iam::${ACCOUNT}:role/ci/*`,
+    ]);
     expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([
       `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:pipelines/*`,
     ]);
   });
 
   it('runs at the given schedule instead of the context default', () => {
-    synthesized.template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(0 */2 * * ? *)' });
+    synthesized.template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 */2 * * ? *)',
+    });
   });
 });
 

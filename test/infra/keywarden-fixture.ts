@@ -41,7 +41,8 @@ export function synthesizeKeywarden(
 /** The CloudFormation logical id of a construct's underlying resource. */
 export function logicalIdOf(construct: IConstruct): string {
   const resource = construct.node.defaultChild as CfnResource | undefined;
-  if (resource === undefined) throw new Error(`${construct.node.path} has no default CloudFormation resource`);
+  if (resource === undefined)
+    throw new Error(`${construct.node.path} has no default CloudFormation resource`);
   return resource.stack.resolve(resource.logicalId) as string;
 }
 
@@ -90,7 +91,10 @@ export interface FoundSuppression {
 export function suppressionsIn(template: Template): FoundSuppression[] {
   const json = template.toJSON() as {
     Metadata?: { cdk_nag?: { rules_to_suppress?: RawSuppression[] } };
-    Resources: Record<string, { Metadata?: { 'aws:cdk:path'?: string; cdk_nag?: { rules_to_suppress?: RawSuppression[] } } }>;
+    Resources: Record<
+      string,
+      { Metadata?: { 'aws:cdk:path'?: string; cdk_nag?: { rules_to_suppress?: RawSuppression[] } } }
+    >;
   };
   const found: FoundSuppression[] = [];
   const collect = (path: string, rules: RawSuppression[] | undefined): void => {

@@ -37,7 +37,10 @@ describe('infra: report bucket', () => {
       ServerSideEncryptionConfiguration: [
         {
           BucketKeyEnabled: true,
-          ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] } },
+          ServerSideEncryptionByDefault: {
+            SSEAlgorithm: 'aws:kms',
+            KMSMasterKeyID: { 'Fn::GetAtt': [keyId, 'Arn'] },
+          },
         },
       ],
     });
@@ -55,7 +58,9 @@ describe('infra: report bucket', () => {
   it('blocks all public access and disables ACLs', () => {
     for (const id of [bucketId, logBucketId]) {
       expect(bucket(id)?.Properties.PublicAccessBlockConfiguration).toEqual(BLOCK_ALL);
-      expect(bucket(id)?.Properties.OwnershipControls).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+      expect(bucket(id)?.Properties.OwnershipControls).toEqual({
+        Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }],
+      });
     }
   });
 
@@ -114,14 +119,18 @@ describe('infra: report bucket grants and validation', () => {
   it('lets a writer put objects under its prefix only, with the key usable only through S3', () => {
     const stack = new Stack(new App(), 'Bare');
     const reports = new ReportBucket(stack, 'Reports');
-    const role = new iam.Role(stack, 'Writer', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    const role = new iam.Role(stack, 'Writer', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    });
     reports.grantWriteReports(role, 'campaigns/');
     const [policy] = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Policy'));
     expect(policy?.Properties.PolicyDocument.Statement).toEqual([
       {
         Action: 's3:PutObject',
         Effect: 'Allow',
-        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalIdOf(reports.bucket), 'Arn'] }, '/campaigns/*']] },
+        Resource: {
+          'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalIdOf(reports.bucket), 'Arn'] }, '/campaigns/*']],
+        },
       },
       {
         Action: 'kms:GenerateDataKey',
@@ -129,7 +138,9 @@ describe('infra: report bucket grants and validation', () => {
         Resource: { 'Fn::GetAtt': [logicalIdOf(reports.key), 'Arn'] },
         Condition: {
           StringEquals: {
-            'kms:ViaService': { 'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] },
+            'kms:ViaService': {
+              'Fn::Join': ['', ['s3.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]],
+            },
           },
         },
       },
@@ -139,7 +150,9 @@ describe('infra: report bucket grants and validation', () => {
   it('rejects a report prefix that is empty, lacks the trailing slash or contains a wildcard', () => {
     const stack = new Stack(new App(), 'Bare');
     const reports = new ReportBucket(stack, 'Reports');
-    const role = new iam.Role(stack, 'Writer', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    const role = new iam.Role(stack, 'Writer', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    });
     expect(() => reports.grantWriteReports(role, '')).toThrow(/received ''/);
     expect(() => reports.grantWriteReports(role, 'discovery')).toThrow(/received 'discovery'/);
     expect(() => reports.grantWriteReports(role, '*/')).toThrow(/received '\*\/'/);
@@ -147,9 +160,9 @@ describe('infra: report bucket grants and validation', () => {
 
   it('rejects lifecycle durations that are not whole days', () => {
     const stack = new Stack(new App(), 'Bare');
-    expect(() => new ReportBucket(stack, 'Hours', { noncurrentVersionExpiration: Duration.hours(5) })).toThrow(
-      /noncurrentVersionExpiration .* received 5 hours/,
-    );
+    expect(
+      () => new ReportBucket(stack, 'Hours', { noncurrentVersionExpiration: Duration.hours(5) }),
+    ).toThrow(/noncurrentVersionExpiration .* received 5 hours/);
     expect(() => new ReportBucket(stack, 'Zero', { accessLogExpiration: Duration.days(0) })).toThrow(
       /accessLogExpiration .* received 0 days/,
     );

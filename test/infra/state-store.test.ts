@@ -43,7 +43,11 @@ describe('infra: state store', () => {
   it('encrypts the table with its own customer-managed KMS key, rotated', () => {
     const keyId = logicalIdOf(synthesized.stack.stateStore.key);
     template.hasResourceProperties('AWS::DynamoDB::Table', {
-      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] } },
+      SSESpecification: {
+        SSEEnabled: true,
+        SSEType: 'KMS',
+        KMSMasterKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+      },
     });
     expect(template.findResources('AWS::KMS::Key')[keyId]?.Properties.EnableKeyRotation).toBe(true);
   });
@@ -73,7 +77,9 @@ describe('infra: state store', () => {
   it('rejects a recovery period outside 1 to 35 days and names the value received', () => {
     const stack = new Stack(new App(), 'Bare');
     expect(() => new StateStore(stack, 'Zero', { recoveryPeriodDays: 0 })).toThrow(/received 0/);
-    expect(() => new StateStore(stack, 'TooLong', { recoveryPeriodDays: 36 })).toThrow(/from 1 to 35, received 36/);
+    expect(() => new StateStore(stack, 'TooLong', { recoveryPeriodDays: 36 })).toThrow(
+      /from 1 to 35, received 36/,
+    );
     expect(() => new StateStore(stack, 'Fraction', { recoveryPeriodDays: 7.5 })).toThrow(/received 7.5/);
   });
 });

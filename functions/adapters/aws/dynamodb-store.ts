@@ -12,7 +12,14 @@ import {
   paginateQuery,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { type AuditEventInput, type AuditHead, type AuditRecord, AuditRecordSchema, type Digest, nextRecord } from '../../core/audit.ts';
+import {
+  type AuditEventInput,
+  type AuditHead,
+  type AuditRecord,
+  AuditRecordSchema,
+  type Digest,
+  nextRecord,
+} from '../../core/audit.ts';
 import { ConflictError, KeywardenError } from '../../core/errors.ts';
 import { type Finding, FindingSchema } from '../../core/findings.ts';
 import { IdentitySchema } from '../../core/identity.ts';
@@ -95,7 +102,10 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
     return (await this.#query('INVENTORY', 'IDENTITY#')).map(toStoredIdentity);
   }
 
-  async putIdentity(record: Omit<StoredIdentity, 'rev'>, expectedRev: number | undefined): Promise<StoredIdentity> {
+  async putIdentity(
+    record: Omit<StoredIdentity, 'rev'>,
+    expectedRev: number | undefined,
+  ): Promise<StoredIdentity> {
     const rev = (expectedRev ?? 0) + 1;
     try {
       await this.#doc.send(
@@ -134,7 +144,12 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
   async append(event: AuditEventInput): Promise<AuditRecord> {
     for (let attempt = 1; ; attempt += 1) {
       const head = await this.#head();
-      const record = nextRecord(head, event, { id: randomUUID(), at: this.#clock.now().toISOString() }, this.#digest);
+      const record = nextRecord(
+        head,
+        event,
+        { id: randomUUID(), at: this.#clock.now().toISOString() },
+        this.#digest,
+      );
       try {
         await this.#doc.send(
           new TransactWriteCommand({
@@ -189,9 +204,14 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
         PutRequest: { Item: { ...Keys.finding(run.runId, finding.id), ...finding, expiresAt } },
       }));
       for (let attempt = 0; pending.length > 0; attempt += 1) {
-        const result = await this.#doc.send(new BatchWriteCommand({ RequestItems: { [this.#table]: pending } }));
+        const result = await this.#doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.#table]: pending } }),
+        );
         pending = (result.UnprocessedItems?.[this.#table] ?? []) as typeof pending;
-        if (pending.length && attempt > 8) throw new KeywardenError('could not store findings: writes kept being throttled', { retryable: true });
+        if (pending.length && attempt > 8)
+          throw new KeywardenError('could not store findings: writes kept being throttled', {
+            retryable: true,
+          });
         if (pending.length) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
       }
     }
@@ -210,8 +230,8 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
     );
     if (!Item) return undefined;
     const runId = String(Item.runId);
-    const findings = (await this.#query(`FINDINGS#${runId}`)).map(({ pk: _pk, sk: _sk, expiresAt: _e, ...rest }) =>
-      FindingSchema.parse(rest),
+    const findings = (await this.#query(`FINDINGS#${runId}`)).map(
+      ({ pk: _pk, sk: _sk, expiresAt: _e, ...rest }) => FindingSchema.parse(rest),
     );
     return { runId, at: String(Item.at), findings };
   }

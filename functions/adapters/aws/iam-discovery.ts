@@ -60,9 +60,7 @@ export class IamDiscovery {
   /** Every access key of every user, and every role, under the path prefix; sorted by key then handle. */
   async discover(): Promise<DiscoveredCredential[]> {
     const [keys, roles] = await Promise.all([this.#accessKeys(), this.#roles()]);
-    return [...keys, ...roles].sort(
-      (a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle),
-    );
+    return [...keys, ...roles].sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
   }
 
   async #accessKeys(): Promise<DiscoveredCredential[]> {
@@ -79,7 +77,10 @@ export class IamDiscovery {
       users.map(async (user) => {
         const keys = await this.#limited(`listing the access keys of IAM user ${user.UserName}`, async () => {
           const found: AccessKeyMetadata[] = [];
-          for await (const page of paginateListAccessKeys({ client: this.#iam }, { UserName: user.UserName })) {
+          for await (const page of paginateListAccessKeys(
+            { client: this.#iam },
+            { UserName: user.UserName },
+          )) {
             found.push(...(page.AccessKeyMetadata ?? []));
           }
           return found;
@@ -95,7 +96,9 @@ export class IamDiscovery {
     const accessKeyId = key.AccessKeyId ?? '';
     const lastUsed = await this.#limited(
       `reading when access key ${accessKeyId} of IAM user ${userName} was last used`,
-      async () => (await this.#iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId }))).AccessKeyLastUsed,
+      async () =>
+        (await this.#iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId })))
+          .AccessKeyLastUsed,
     );
     if (lastUsed === undefined) return undefined; // deleted since it was listed
     // IAM answers `N/A` for the service and region of a key that was never used.

@@ -16,7 +16,7 @@
  */
 import vault from 'node-vault';
 import { z } from 'zod';
-import { KeywardenError } from '../../core/errors.ts';
+import { KeywardenError, ValidationError } from '../../core/errors.ts';
 
 /** How to reach Vault. The token is kept private and never replaced. */
 export interface VaultClientOptions {
@@ -133,7 +133,11 @@ const isApiResponseError = (error: unknown): error is ApiResponseError =>
 /** Rate limited, or a server-side failure that may pass: worth another try. */
 const retryableStatus = (status: number): boolean => status === 429 || status >= 500;
 
-/** Thin, token-safe Vault client. See the module comment for why it exists. */
+/**
+ * Thin, token-safe Vault client; see the module comment for why it exists.
+ * Paths are sent as given (no leading slash, no `/v1`): percent-encode segments
+ * that may hold `?`, `#` or spaces, such as names read back from a LIST.
+ */
 export class VaultClient {
   /** Where requests go; safe to show in messages. */
   readonly addr: string;
@@ -143,26 +147,28 @@ export class VaultClient {
 
   constructor(options: VaultClientOptions) {
     if (!/^https?:\/\//.test(options.addr)) {
-      throw new VaultError(
-        `expected a Vault address such as http://127.0.0.1:8200, got ${JSON.stringify(options.addr)}`,
-        { method: 'configure', path: '' },
+      throw new ValidationError(
+        `VaultClient: expected addr such as http://127.0.0.1:8200, got ${JSON.stringify(options.addr)}`,
       );
     }
-    if (!options.token) {
-      throw new VaultError('expected a Vault token, got an empty one', { method: 'configure', path: '' });
+    if (!options.token) throw new ValidationError('VaultClient: expected a token, got an empty one');
+    const timeout = options.requestTimeoutMs ?? 10_000;
+    if (!Number.isInteger(timeout) || timeout < 1) {
+      throw new ValidationError(
+        `VaultClient: expected requestTimeoutMs to be a whole number ≥ 1, got ${timeout}`,
+      );
     }
     this.addr = options.addr.replace(/\/+$/, '');
     this.#token = options.token;
-    this.#requestOptions = { timeout: options.requestTimeoutMs ?? 10_000 };
+    this.#requestOptions = { timeout };
     this.#raw = vault({
       endpoint: this.addr,
       token: options.token,
-      // node-vault falls back to VAULT_NAMESPACE / VAULT_PREFIX from the environment;
-      // the options given here are the whole truth, so the fallbacks are overwritten below.
-      ...(options.namespace ? { namespace: options.namespace } : {}),
       // node-vault's debug channel prints request bodies (secrets) when DEBUG=node-vault.
       debug: () => {},
     });
+    // node-vault falls back to VAULT_NAMESPACE / VAULT_PREFIX from the environment; the
+    // options given here are the whole truth, so a stray variable cannot redirect requests.
     Object.assign(this.#raw, { namespace: options.namespace, pathPrefix: '' });
   }
 
@@ -213,7 +219,7 @@ export class VaultClient {
   async createToken(body: TokenCreateRequest, options: { orphan?: boolean } = {}): Promise<CreatedToken> {
     const path = options.orphan ? 'auth/token/create-orphan' : 'auth/token/create';
     const response = await this.write(path, { ...body });
-    return this.#parse(CreatedTokenSchema, response.auth, 'write', path);
+    return parseVaultAnswer(CreatedTokenSchema, response.auth, 'write', path);
   }
 
   /** Looks a token up by accessor; `undefined` when no such token exists (any more). */
@@ -221,7 +227,7 @@ export class VaultClient {
     const path = 'auth/token/lookup-accessor';
     try {
       const response = await this.write(path, { accessor });
-      return this.#parse(TokenLookupSchema, response.data, 'write', path);
+      return parseVaultAnswer(TokenLookupSchema, response.data, 'write', path);
     } catch (error) {
       if (isUnknownAccessor(error)) return undefined;
       throw error;
@@ -232,7 +238,7 @@ export class VaultClient {
   async lookupSelf(): Promise<TokenLookup> {
     const path = 'auth/token/lookup-self';
     const response = await this.read(path);
-    return this.#parse(TokenLookupSchema, response?.data, 'read', path);
+    return parseVaultAnswer(TokenLookupSchema, response?.data, 'read', path);
   }
 
   /**
@@ -258,17 +264,6 @@ export class VaultClient {
     return { ...this.#requestOptions, headers: { 'X-Vault-Token': this.#token } };
   }
 
-  #parse<T>(schema: z.ZodType<T>, value: unknown, method: string, path: string): T {
-    const parsed = schema.safeParse(value);
-    if (parsed.success) return parsed.data;
-    // Issue paths and messages only: zod would otherwise be free to quote received values.
-    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.code}`);
-    throw new VaultError(
-      `Vault ${method} ${path} answered in an unexpected shape (${issues.join('; ')}); is ${this.addr} a Vault/OpenBao server of a supported version?`,
-      { method, path },
-    );
-  }
-
   #fail(method: string, path: string, error: unknown, body?: Record<string, unknown>): VaultError {
     const secrets = [this.#token, ...(body ? stringLeaves(body) : [])];
     if (isApiResponseError(error)) {
@@ -283,7 +278,8 @@ export class VaultClient {
     }
     // No answer: refused, reset, timed out. The axios error holds our token and the
     // request body, so only its code and message survive, as a fresh cause.
-    const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
+    const code =
+      typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
     const text = redact(error instanceof Error ? error.message : String(error), secrets);
     return new VaultError(
       `Vault ${method} ${path} got no answer from ${this.addr} (${code ?? 'error'}: ${text}); check that Vault is reachable, then retry`,
@@ -293,6 +289,21 @@ export class VaultClient {
   }
 }
 
+/**
+ * Checks the part of a Vault answer an adapter relies on. A mismatch is a
+ * {@link VaultError} listing issue paths and codes only, never the received
+ * values (they may be secrets).
+ */
+export function parseVaultAnswer<T>(schema: z.ZodType<T>, value: unknown, method: string, path: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.code}`);
+  throw new VaultError(
+    `Vault ${method} ${path} answered in an unexpected shape (${issues.join('; ')}); expected a Vault/OpenBao server of a supported version`,
+    { method, path },
+  );
+}
+
 /** node-vault resolves a 204 with an empty string; callers always get an object. */
 function asResponse(value: unknown): VaultResponse {
   return typeof value === 'object' && value !== null ? (value as VaultResponse) : {};
@@ -300,17 +311,25 @@ function asResponse(value: unknown): VaultResponse {
 
 /** Vault's "nothing at this path": a 404 whose `errors` list is empty or absent. */
 function isNothingHere(error: unknown): boolean {
-  return isApiResponseError(error) && error.response.statusCode === 404 && vaultErrors(error.response.body).length === 0;
+  return (
+    isApiResponseError(error) &&
+    error.response.statusCode === 404 &&
+    vaultErrors(error.response.body).length === 0
+  );
 }
 
 const isUnknownAccessor = (error: unknown): boolean =>
-  error instanceof VaultError && error.status === 400 && error.errors.some((text) => /invalid accessor/i.test(text));
+  error instanceof VaultError &&
+  error.status === 400 &&
+  error.errors.some((text) => /invalid accessor/i.test(text));
 
 /** Vault's error strings: `errors[]`, and `data.error` that some plugins (AppRole) use instead. */
 function vaultErrors(body: unknown): string[] {
   if (typeof body !== 'object' || body === null) return [];
   const { errors, data } = body as { errors?: unknown; data?: { error?: unknown } | null };
-  const found = Array.isArray(errors) ? errors.filter((text): text is string => typeof text === 'string') : [];
+  const found = Array.isArray(errors)
+    ? errors.filter((text): text is string => typeof text === 'string')
+    : [];
   if (typeof data?.error === 'string') found.push(data.error);
   // Vault wraps multi-errors as "1 error occurred:\n\t* invalid accessor\n\n".
   return found.map((text) => text.replace(/\s+/g, ' ').trim()).filter(Boolean);

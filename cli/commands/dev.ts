@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
+import { wire } from '../../functions/adapters/wiring.ts';
+import { runDiscovery } from '../../functions/core/discovery-run.ts';
+import { syncInventory } from '../../functions/core/inventory-sync.ts';
+import { devDown, devUp } from '../../functions/local/dev.ts';
+import { REPO_ROOT, stackStatus } from '../../scripts/local-stack.ts';
+import { actor, stateDir } from '../context.ts';
+import { ExitCode } from '../errors.ts';
+import { printJson, say } from '../output.ts';
+import { printFindings } from './findings.ts';
+
+export const DEMO_INVENTORY = join(REPO_ROOT, 'demo', 'identities.yaml');
+
+export function registerDev(program: Command): void {
+  const dev = program.command('dev').description('the local stack: moto and OpenBao on loopback');
+
+  dev
+    .command('up')
+    .description('start the local stack (installing it on first use); --demo seeds a demo company and prints its findings')
+    .option('--demo', 'seed the demo credentials, sync demo/identities.yaml and print the findings')
+    .action(async (options: { demo?: boolean }) => {
+      const dir = stateDir();
+      const { config } = await devUp(dir, { demo: options.demo ?? false, log: say });
+      say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.discovery.vault?.addr} (state in ${dir})`);
+      if (!options.demo) return;
+      const services = wire(config);
+      const inventory = await readInventoryOrThrow(DEMO_INVENTORY);
+      const summary = await syncInventory(services.syncDeps, inventory.identities, actor());
+      say(`demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`);
+      const run = await runDiscovery(
+        { ...services.discoveryDeps, newId: randomUUID },
+        { staleAfter: config.staleAfter, actor: actor() },
+      );
+      say(`discovered ${run.discovered} credentials; findings:`);
+      printFindings(run.findings);
+      say(
+        `${run.findings.length} finding(s). Next: keywarden findings --fail-on high · keywarden inventory list · keywarden audit verify · keywarden dev down`,
+      );
+    });
+
+  dev
+    .command('down')
+    .description('stop the local stack and forget its state')
+    .action(async () => {
+      say((await devDown(stateDir())) ? 'local stack stopped' : 'no local stack was running');
+    });
+
+  dev
+    .command('status')
+    .description('say whether the local stack is running and answering')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const status = await stackStatus(stateDir());
+      if (options.json) {
+        printJson(
+          status.running
+            ? { running: true, moto: { endpoint: status.stack.moto.endpoint, up: status.moto }, vault: { addr: status.stack.vault.addr, up: status.vault } }
+            : { running: false },
+        );
+      } else if (!status.running) say('local stack: not running (start it with `keywarden dev up`)');
+      else {
+        say(`moto    ${status.stack.moto.endpoint}  ${status.moto ? 'up' : 'DOWN'}`);
+        say(`OpenBao ${status.stack.vault.addr}  ${status.vault ? 'up' : 'DOWN'}`);
+      }
+      if (status.running && !(status.moto && status.vault)) throw new ExitCode(1);
+      if (!status.running) throw new ExitCode(3);
+    });
+}

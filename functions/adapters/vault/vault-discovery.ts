@@ -1,0 +1,342 @@
+/**
+ * Discovery on the Vault / OpenBao side: every AppRole secret-id, token, KV v2
+ * secret and lease in scope, keyed exactly as `core/resource-key.ts` keys the
+ * inventory, so the two reconcile by equality.
+ *
+ * Secret values are never kept: secret-ids and tokens are not readable at all
+ * (they are seen through their accessors), and a KV value is fingerprinted the
+ * moment it is read and then dropped.
+ *
+ * Listing and lookup race with the pipelines that create and revoke
+ * credentials. Something that vanishes between LIST and lookup is skipped (it
+ * no longer exists); any other failure fails the run, because a partial
+ * inventory would report declared credentials as missing and hide undeclared ones.
+ */
+import pLimit, { type LimitFunction } from 'p-limit';
+import { z } from 'zod';
+import type { DiscoveredCredential, DiscoverySource } from '../../core/discovery.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { trimSlashes } from '../../core/resource-key.ts';
+import type { Fingerprinter } from '../crypto.ts';
+import { parseVaultAnswer, type VaultClient, VaultError, type VaultResponse } from './client.ts';
+
+/** What {@link VaultDiscovery} looks at. */
+export interface VaultDiscoveryOptions {
+  client: VaultClient;
+  /** AppRole auth mounts to walk; default `['approle']`. */
+  approleMounts?: string[];
+  /**
+   * KV v2 folders to walk, as `<mount>/<path prefix>`: `secret/ci/` is mount
+   * `secret`, everything under `ci/`. The first segment is the mount.
+   */
+  kvPrefixes?: string[];
+  fingerprinter: Fingerprinter;
+  /** Most Vault requests in flight at once; default 8. */
+  concurrency?: number;
+}
+
+/** `auth/<mount>/role/<role>/secret-id-accessor/lookup`. */
+const SecretIdSchema = z.object({
+  /** RFC 3339. */
+  creation_time: z.string(),
+  /** RFC 3339; the zero time `0001-01-01T00:00:00Z` when the secret-id has no TTL. */
+  expiration_time: z.string(),
+  secret_id_num_uses: z.number(),
+});
+
+/** `<mount>/metadata/<path>` of KV v2. */
+const KvMetadataSchema = z.object({
+  current_version: z.number(),
+  versions: z.record(
+    z.string(),
+    z.object({
+      created_time: z.string(),
+      /** Empty while live; a future time when `delete_version_after` is set. */
+      deletion_time: z.string(),
+      destroyed: z.boolean(),
+    }),
+  ),
+});
+
+/** `sys/leases/lookup`. */
+const LeaseSchema = z.object({
+  id: z.string(),
+  issue_time: z.string(),
+  expire_time: z.string().nullable(),
+  renewable: z.boolean(),
+  ttl: z.number(),
+});
+
+/** Lookups of tokens by this meta key name the identity that declares them. */
+export const IDENTITY_META_KEY = 'keywarden-identity';
+
+/** Finds what exists in Vault / OpenBao; see the module comment. */
+export class VaultDiscovery implements DiscoverySource {
+  readonly name = 'vault';
+  readonly #client: VaultClient;
+  readonly #approleMounts: string[];
+  readonly #kvPrefixes: string[];
+  readonly #fingerprinter: Fingerprinter;
+  /** Bounds requests, not tasks: only leaf calls take a slot, so nested walks cannot deadlock. */
+  readonly #limit: LimitFunction;
+
+  constructor(options: VaultDiscoveryOptions) {
+    const concurrency = options.concurrency ?? 8;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ValidationError(
+        `VaultDiscovery: expected concurrency to be a whole number ≥ 1, got ${concurrency}`,
+      );
+    }
+    const approleMounts = (options.approleMounts ?? ['approle']).map(trimSlashes);
+    const kvPrefixes = (options.kvPrefixes ?? []).map(trimSlashes);
+    for (const [what, list] of [
+      ['approleMounts', approleMounts],
+      ['kvPrefixes', kvPrefixes],
+    ] as const) {
+      if (list.some((entry) => entry === '')) {
+        throw new ValidationError(
+          `VaultDiscovery: expected ${what} without empty entries, got ${JSON.stringify(list)}`,
+        );
+      }
+    }
+    this.#client = options.client;
+    this.#approleMounts = [...new Set(approleMounts)];
+    this.#kvPrefixes = [...new Set(kvPrefixes)];
+    this.#fingerprinter = options.fingerprinter;
+    this.#limit = pLimit(concurrency);
+  }
+
+  /** Everything in scope, sorted by key then handle so runs compare line by line. */
+  async discover(hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]> {
+    const leasePrefixes = [...new Set(hints.leasePrefixes.map(trimSlashes).filter(Boolean))];
+    const found = await Promise.all([
+      ...this.#approleMounts.map((mount) => this.#approle(mount)),
+      this.#tokens(),
+      ...this.#kvPrefixes.map((prefix) => this.#kv(prefix)),
+      ...leasePrefixes.map((prefix) => this.#leases(prefix)),
+    ]);
+    return found.flat().sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
+  }
+
+  #call<T>(request: (client: VaultClient) => Promise<T>): Promise<T> {
+    return this.#limit(() => request(this.#client));
+  }
+
+  async #approle(mount: string): Promise<DiscoveredCredential[]> {
+    const base = `auth/${encodePath(mount)}/role`;
+    const roles = await this.#call((vault) => vault.list(base));
+    const perRole = await Promise.all(
+      roles.map(async (role): Promise<DiscoveredCredential[]> => {
+        const rolePath = `${base}/${encodeURIComponent(role)}`;
+        let accessors: string[];
+        try {
+          accessors = await this.#call((vault) => vault.list(`${rolePath}/secret-id`));
+        } catch (error) {
+          // Deleted between the two LISTs: the role no longer exists.
+          if (isGone(error, /does not exist/)) return [];
+          throw error;
+        }
+        const key = `vault-approle:${mount}/${role}`;
+        const found = await Promise.all(
+          accessors.map(async (accessor): Promise<DiscoveredCredential | undefined> => {
+            const lookupPath = `${rolePath}/secret-id-accessor/lookup`;
+            let answer: VaultResponse;
+            try {
+              answer = await this.#call((vault) => vault.write(lookupPath, { secret_id_accessor: accessor }));
+            } catch (error) {
+              // Destroyed between LIST and lookup (AppRole answers 404 "failed to find accessor entry").
+              if (isGone(error)) return undefined;
+              throw error;
+            }
+            const secretId = parseVaultAnswer(SecretIdSchema, answer.data, 'write', lookupPath);
+            const expiresAt = isoTime(secretId.expiration_time);
+            const createdAt = isoTime(secretId.creation_time);
+            return {
+              key,
+              kind: 'vault-approle-secret-id',
+              handle: accessor,
+              label: `approle ${mount}/${role} secret-id ${accessor.slice(0, 8)}…`,
+              // An expired secret-id lingers in LIST until the tidy runs, but cannot log in.
+              status: expiresAt !== undefined && Date.parse(expiresAt) <= Date.now() ? 'inactive' : 'active',
+              ...(createdAt ? { createdAt } : {}),
+              ...(expiresAt ? { expiresAt } : {}),
+              details: { mount, role, secretIdNumUses: secretId.secret_id_num_uses },
+            };
+          }),
+        );
+        const live = found.filter((credential) => credential !== undefined);
+        if (live.length > 0) return live;
+        // A role without secret-ids still exists (a declared identity is not "missing"),
+        // but nobody can log in with it yet.
+        return [
+          {
+            key,
+            kind: 'vault-approle-secret-id',
+            handle: `${mount}/${role}`,
+            label: `approle ${mount}/${role} (no secret-ids)`,
+            status: 'inactive',
+            details: { mount, role },
+          },
+        ];
+      }),
+    );
+    return perRole.flat();
+  }
+
+  async #tokens(): Promise<DiscoveredCredential[]> {
+    const [self, accessors] = await Promise.all([
+      this.#call((vault) => vault.lookupSelf()),
+      this.#call((vault) => vault.list('auth/token/accessors')),
+    ]);
+    const found = await Promise.all(
+      accessors
+        // keywarden's own token is the instrument, not an inventory item.
+        .filter((accessor) => accessor !== self.accessor)
+        .map(async (accessor): Promise<DiscoveredCredential | undefined> => {
+          // undefined: revoked or expired between LIST and lookup.
+          const token = await this.#call((vault) => vault.lookupAccessor(accessor));
+          // A token from a login to another auth method (`auth/approle/login`, …) belongs
+          // to that method's identity and shows up as its lease, not as a token of its own.
+          if (!token?.path.startsWith('auth/token/')) return undefined;
+          const identity = token.meta?.[IDENTITY_META_KEY];
+          const expiresAt = isoTime(token.expire_time);
+          const policies = token.policies.join(',');
+          return {
+            key: identity
+              ? `vault-token:${identity}`
+              : `vault-token:undeclared/${token.display_name}/${accessor.slice(0, 8)}`,
+            kind: 'vault-token',
+            handle: accessor,
+            label: `token ${token.display_name} (${policies})`,
+            status: 'active',
+            createdAt: new Date(token.creation_time * 1000).toISOString(),
+            ...(expiresAt ? { expiresAt } : {}),
+            details: {
+              displayName: token.display_name,
+              policies,
+              orphan: token.orphan,
+              renewable: token.renewable,
+              ttl: token.ttl,
+            },
+          };
+        }),
+    );
+    return found.filter((credential) => credential !== undefined);
+  }
+
+  async #kv(prefix: string): Promise<DiscoveredCredential[]> {
+    const [mount = '', ...rest] = prefix.split('/');
+    const found: DiscoveredCredential[] = [];
+    const walk = async (folder: string): Promise<void> => {
+      const keys = await this.#call((vault) =>
+        vault.list(`${encodePath(mount)}/metadata/${encodePath(folder)}`),
+      );
+      await Promise.all(
+        keys.map(async (name) => {
+          if (name.endsWith('/')) return walk(`${folder}${name}`);
+          const credential = await this.#kvSecret(mount, `${folder}${name}`);
+          if (credential) found.push(credential);
+        }),
+      );
+    };
+    await walk(rest.length ? `${rest.join('/')}/` : '');
+    return found;
+  }
+
+  async #kvSecret(mount: string, path: string): Promise<DiscoveredCredential | undefined> {
+    const metadataPath = `${encodePath(mount)}/metadata/${encodePath(path)}`;
+    const metadataAnswer = await this.#call((vault) => vault.read(metadataPath));
+    // Its metadata deleted between LIST and read: the secret is gone with all versions.
+    if (!metadataAnswer) return undefined;
+    const metadata = parseVaultAnswer(KvMetadataSchema, metadataAnswer.data, 'read', metadataPath);
+    const version = metadata.current_version;
+    const current = metadata.versions[String(version)];
+    // Metadata written without any version yet: nothing to find.
+    if (!current) return undefined;
+
+    const deletedAt = isoTime(current.deletion_time);
+    let live = !current.destroyed && (deletedAt === undefined || Date.parse(deletedAt) > Date.now());
+    let fingerprint: string | undefined;
+    if (live) {
+      // Pinned to the version the metadata named, so the fingerprint belongs to the handle.
+      const dataAnswer = await this.#call((vault) =>
+        vault.read(`${encodePath(mount)}/data/${encodePath(path)}?version=${version}`),
+      );
+      const value = dataAnswer?.data?.data;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+        fingerprint = this.#fingerprinter.of(value as Record<string, unknown>);
+      } else {
+        // 404 (deleted between the two reads) or no data: nothing live to fingerprint.
+        live = false;
+      }
+      // `value` goes out of scope here: only its fingerprint leaves this function.
+    }
+    const createdAt = isoTime(current.created_time);
+    return {
+      key: `vault-kv:${mount}/${path}`,
+      kind: 'vault-kv',
+      handle: `${mount}/${path}@v${version}`,
+      label: `kv ${mount}/${path}`,
+      status: live ? 'active' : 'inactive',
+      ...(createdAt ? { createdAt } : {}),
+      // A live version with a deletion time (`delete_version_after`) ends by itself then.
+      ...(live && deletedAt ? { expiresAt: deletedAt } : {}),
+      ...(fingerprint ? { fingerprint } : {}),
+      details: { version },
+    };
+  }
+
+  async #leases(prefix: string): Promise<DiscoveredCredential[]> {
+    const found: DiscoveredCredential[] = [];
+    const walk = async (folder: string): Promise<void> => {
+      const keys = await this.#call((vault) =>
+        vault.list(`sys/leases/lookup/${encodePath(prefix)}/${encodePath(folder)}`),
+      );
+      await Promise.all(
+        keys.map(async (name) => {
+          if (name.endsWith('/')) return walk(`${folder}${name}`);
+          const leaseId = `${prefix}/${folder}${name}`;
+          let answer: VaultResponse;
+          try {
+            answer = await this.#call((vault) => vault.write('sys/leases/lookup', { lease_id: leaseId }));
+          } catch (error) {
+            // Revoked or expired between LIST and lookup: 400 "invalid lease".
+            if (isGone(error, /invalid lease/)) return;
+            throw error;
+          }
+          const lease = parseVaultAnswer(LeaseSchema, answer.data, 'write', 'sys/leases/lookup');
+          const createdAt = isoTime(lease.issue_time);
+          const expiresAt = isoTime(lease.expire_time);
+          found.push({
+            key: `vault-lease:${prefix}`,
+            kind: 'vault-lease',
+            handle: lease.id,
+            label: `lease ${prefix}/${folder}${name.length > 12 ? `${name.slice(0, 9)}…` : name}`,
+            status: 'active',
+            ...(createdAt ? { createdAt } : {}),
+            ...(expiresAt ? { expiresAt } : {}),
+            details: { renewable: lease.renewable, ttl: lease.ttl },
+          });
+        }),
+      );
+    };
+    await walk('');
+    return found;
+  }
+}
+
+/** Vault decodes percent-escapes in paths; names from LIST may hold spaces, `?` or `#`. */
+const encodePath = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
+
+/** A 404, or a 400 whose message matches: what Vault says about something that no longer exists. */
+const isGone = (error: unknown, message?: RegExp): boolean =>
+  error instanceof VaultError &&
+  (error.status === 404 ||
+    (error.status === 400 && message !== undefined && error.errors.some((e) => message.test(e))));
+
+/** RFC 3339 (nanoseconds) to ISO with milliseconds; Go's zero time and empty mean "none". */
+function isoTime(text: string | null | undefined): string | undefined {
+  if (!text || text.startsWith('0001-01-01')) return undefined;
+  const millis = Date.parse(text);
+  return Number.isNaN(millis) ? undefined : new Date(millis).toISOString();
+}

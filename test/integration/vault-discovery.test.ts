@@ -1,0 +1,270 @@
+/**
+ * Vault discovery and the Vault client against the real OpenBao dev server of
+ * the local stack. The server is shared with other test files: everything made
+ * here carries a `uniqueName`, and assertions look at those resources only.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fingerprinter } from '../../functions/adapters/crypto.ts';
+import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
+import { VaultDiscovery } from '../../functions/adapters/vault/vault-discovery.ts';
+import type { DiscoveredCredential } from '../../functions/core/discovery.ts';
+import { testStack, uniqueName } from '../support/stack.ts';
+
+/** A value shaped like nothing in particular, made at run time. */
+const secretValue = () => randomBytes(24).toString('base64url');
+
+const newClient = () => new VaultClient({ addr: testStack().vault.addr, token: testStack().vault.token });
+
+describe('discovery: vault', () => {
+  const client = newClient();
+  const mount = uniqueName('kw-approle');
+  const roles = { two: uniqueName('ci-two'), none: uniqueName('ci-none'), login: uniqueName('ci-login') };
+  const kvPrefix = uniqueName('kw-kv');
+  const identity = uniqueName('kw-token-id');
+  const orphanName = uniqueName('ci-orphan');
+  const kvPaths = ['app/db', 'app/api', 'app/with space', 'nested/deeper/db-copy', 'app/removed'];
+  /** Every secret made here; none may appear in discovery's output. */
+  const secrets: string[] = [];
+
+  let result: DiscoveredCredential[];
+  let started: number;
+  let selfAccessor: string;
+  const secretIds: { accessor: string; ttl?: string }[] = [];
+  const tokens = { declared: '', orphan: '', login: '' };
+  let apiV2CreatedTime: string;
+
+  const byKey = (key: string) => result.filter((credential) => credential.key === key);
+
+  beforeAll(async () => {
+    // prepare
+    started = Date.now();
+    const fingerprinter = new Fingerprinter(randomBytes(32));
+    selfAccessor = (await client.lookupSelf()).accessor;
+
+    // An AppRole mount of our own, so role listings hold our roles only.
+    await client.write(`sys/auth/${mount}`, { type: 'approle' });
+    for (const role of Object.values(roles))
+      await client.write(`auth/${mount}/role/${role}`, { token_ttl: '1h' });
+    for (const body of [{ ttl: '2h', num_uses: 3 }, {}]) {
+      const answer = await client.write(`auth/${mount}/role/${roles.two}/secret-id`, body);
+      secrets.push(String(answer.data?.secret_id));
+      secretIds.push({
+        accessor: String(answer.data?.secret_id_accessor),
+        ...('ttl' in body ? { ttl: body.ttl } : {}),
+      });
+    }
+    const roleId = String((await client.read(`auth/${mount}/role/${roles.login}/role-id`))?.data?.role_id);
+    const loginSecret = String(
+      (await client.write(`auth/${mount}/role/${roles.login}/secret-id`, {})).data?.secret_id,
+    );
+    // A plain write: node-vault's approleLogin would make the login token the client's own.
+    const login = await client.write(`auth/${mount}/login`, { role_id: roleId, secret_id: loginSecret });
+    tokens.login = String(login.auth?.accessor);
+    secrets.push(loginSecret, String(login.auth?.client_token));
+
+    const declared = await client.createToken({
+      policies: ['default'],
+      ttl: '1h',
+      display_name: uniqueName('ci-declared'),
+      meta: { 'keywarden-identity': identity },
+    });
+    const orphan = await client.createToken(
+      { policies: ['default'], ttl: '1h', display_name: orphanName },
+      { orphan: true },
+    );
+    tokens.declared = declared.accessor;
+    tokens.orphan = orphan.accessor;
+    secrets.push(declared.client_token, orphan.client_token);
+
+    // Equal data at two paths (one in a nested folder), two versions of another.
+    const writeKv = (path: string, data: Record<string, string>) =>
+      client.write(`secret/data/${kvPrefix}/${encodeURI(path)}`, { data });
+    const kvSecret = () => {
+      const value = secretValue();
+      secrets.push(value);
+      return value;
+    };
+    const password = kvSecret();
+    await writeKv('app/db', { user: 'ci', password });
+    await writeKv('nested/deeper/db-copy', { password, user: 'ci' });
+    await writeKv('app/api', { token: kvSecret() });
+    apiV2CreatedTime = String((await writeKv('app/api', { token: kvSecret() })).data?.created_time);
+    await writeKv('app/with space', { key: kvSecret() });
+    await writeKv('app/removed', { key: kvSecret() });
+    await client.delete(`secret/data/${kvPrefix}/app/removed`);
+
+    // act
+    const discovery = new VaultDiscovery({
+      client,
+      approleMounts: [mount],
+      kvPrefixes: [`secret/${kvPrefix}/`],
+      fingerprinter,
+      concurrency: 4,
+    });
+    result = await discovery.discover({ leasePrefixes: [`auth/${mount}/login`] });
+  });
+
+  afterAll(async () => {
+    await Promise.all([tokens.declared, tokens.orphan].filter(Boolean).map((a) => client.revokeAccessor(a)));
+    // Disabling the mount revokes its login token and lease too.
+    await client.delete(`sys/auth/${mount}`);
+    await Promise.all(kvPaths.map((path) => client.delete(`secret/metadata/${kvPrefix}/${encodeURI(path)}`)));
+  });
+
+  it('finds each AppRole secret-id with its accessor and creation time', () => {
+    const found = byKey(`vault-approle:${mount}/${roles.two}`);
+    expect(found.map((credential) => credential.handle).sort()).toEqual(
+      secretIds.map((s) => s.accessor).sort(),
+    );
+    for (const credential of found) {
+      expect(credential).toMatchObject({ kind: 'vault-approle-secret-id', status: 'active' });
+      expect(credential.label).toBe(
+        `approle ${mount}/${roles.two} secret-id ${credential.handle.slice(0, 8)}…`,
+      );
+      expect(Date.parse(credential.createdAt ?? '')).toBeGreaterThanOrEqual(started - 5_000);
+      expect(credential.details).toMatchObject({ mount, role: roles.two });
+    }
+    const withTtl = found.find((credential) => credential.handle === secretIds[0]?.accessor);
+    expect(withTtl?.details.secretIdNumUses).toBe(3);
+    const lifetime = Date.parse(withTtl?.expiresAt ?? '') - Date.parse(withTtl?.createdAt ?? '');
+    expect(lifetime).toBeGreaterThan(2 * 3_600_000 - 5_000);
+    expect(lifetime).toBeLessThan(2 * 3_600_000 + 5_000);
+    // No TTL: Vault's zero time is not an expiry.
+    expect(
+      found.find((credential) => credential.handle === secretIds[1]?.accessor)?.expiresAt,
+    ).toBeUndefined();
+  });
+
+  it('reports a role without secret-ids as one inactive credential, so the role still counts as existing', () => {
+    expect(byKey(`vault-approle:${mount}/${roles.none}`)).toEqual([
+      expect.objectContaining({
+        kind: 'vault-approle-secret-id',
+        handle: `${mount}/${roles.none}`,
+        status: 'inactive',
+      }),
+    ]);
+  });
+
+  it('keys a token to the identity named in its keywarden-identity meta', () => {
+    const [token, ...more] = byKey(`vault-token:${identity}`);
+    expect(more).toEqual([]);
+    expect(token).toMatchObject({ kind: 'vault-token', handle: tokens.declared, status: 'active' });
+    expect(token?.details).toMatchObject({ policies: 'default', orphan: false, renewable: true });
+    expect(Date.parse(token?.expiresAt ?? '')).toBeGreaterThan(Date.now() + 3_500_000);
+  });
+
+  it('keys an orphan token without meta as undeclared/<display name>/<accessor prefix>', () => {
+    // Vault prefixes display names of created tokens with `token-`.
+    const key = `vault-token:undeclared/token-${orphanName}/${tokens.orphan.slice(0, 8)}`;
+    expect(byKey(key)).toEqual([
+      expect.objectContaining({
+        handle: tokens.orphan,
+        label: `token token-${orphanName} (default)`,
+        details: expect.objectContaining({ orphan: true, displayName: `token-${orphanName}` }),
+      }),
+    ]);
+  });
+
+  it("leaves out keywarden's own token", () => {
+    expect(result.filter((credential) => credential.handle === selfAccessor)).toEqual([]);
+  });
+
+  it('shows an AppRole login as a lease under auth/<mount>/login, not as a token', () => {
+    expect(result.filter((credential) => credential.handle === tokens.login)).toEqual([]);
+    const [lease, ...more] = byKey(`vault-lease:auth/${mount}/login`);
+    expect(more).toEqual([]);
+    expect(lease).toMatchObject({ kind: 'vault-lease', status: 'active' });
+    expect(lease?.handle.startsWith(`auth/${mount}/login/`)).toBe(true);
+    expect(Date.parse(lease?.createdAt ?? '')).toBeGreaterThanOrEqual(started - 5_000);
+    expect(Date.parse(lease?.expiresAt ?? '')).toBeGreaterThan(Date.now() + 3_500_000);
+  });
+
+  it('finds KV secrets under the prefix, nested folders included, with versions and fingerprints', () => {
+    const kv = (path: string) => byKey(`vault-kv:secret/${kvPrefix}/${path}`);
+    for (const path of kvPaths) expect(kv(path)).toHaveLength(1);
+    const [db] = kv('app/db');
+    const [copy] = kv('nested/deeper/db-copy');
+    const [api] = kv('app/api');
+    expect(api).toMatchObject({
+      kind: 'vault-kv',
+      handle: `secret/${kvPrefix}/app/api@v2`,
+      label: `kv secret/${kvPrefix}/app/api`,
+      status: 'active',
+      createdAt: new Date(apiV2CreatedTime).toISOString(),
+      details: { version: 2 },
+    });
+    // Equal data, written with keys in another order: equal fingerprint; other data: another one.
+    expect(db?.fingerprint).toMatch(/^hmac-sha256:[0-9a-f]{32}$/);
+    expect(copy?.fingerprint).toBe(db?.fingerprint);
+    expect(api?.fingerprint).not.toBe(db?.fingerprint);
+    expect(kv('app/with space')[0]?.status).toBe('active');
+    // Its current version deleted: still there (undeletable), but not live.
+    expect(kv('app/removed')[0]).toMatchObject({ status: 'inactive', details: { version: 1 } });
+    expect(kv('app/removed')[0]?.fingerprint).toBeUndefined();
+  });
+
+  it('carries no secret value anywhere in its output', () => {
+    const text = JSON.stringify(result);
+    expect(secrets.length).toBeGreaterThanOrEqual(10);
+    for (const secret of [...secrets, testStack().vault.token]) expect(text).not.toContain(secret);
+  });
+});
+
+describe('vault: client', () => {
+  const client = newClient();
+
+  it("keeps its own token when it creates one (node-vault's tokenCreate would swap it)", async () => {
+    const before = await client.lookupSelf();
+    const created = await client.createToken({ policies: ['default'], ttl: '5m' });
+    const after = await client.lookupSelf();
+    expect(after.accessor).toBe(before.accessor);
+    expect(created.accessor).not.toBe(before.accessor);
+    // lookup-self answers with the token in `id`; the client strips it.
+    expect(JSON.stringify(after)).not.toContain(testStack().vault.token);
+    expect(await client.revokeAccessor(created.accessor)).toBe('revoked');
+    expect(await client.revokeAccessor(created.accessor)).toBe('already-revoked');
+    expect(await client.lookupAccessor(created.accessor)).toBeUndefined();
+  });
+
+  it('answers "nothing there" with undefined and [], but fails on a path no mount serves', async () => {
+    const missing = uniqueName('kw-missing');
+    expect(await client.read(`secret/data/${missing}`)).toBeUndefined();
+    expect(await client.list(`secret/metadata/${missing}/`)).toEqual([]);
+    const error = await client.list(`auth/${missing}/role`).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(VaultError);
+    expect(error).toMatchObject({
+      status: 404,
+      retryable: false,
+      method: 'list',
+      path: `auth/${missing}/role`,
+    });
+    expect((error as VaultError).message).toContain('no handler for route');
+  });
+
+  it('never echoes a request value in an error, even when Vault quotes it back', async () => {
+    const value = secretValue();
+    const error = (await client
+      .write('auth/token/create', { ttl: value })
+      .catch((caught: unknown) => caught)) as VaultError;
+    expect(error).toMatchObject({ name: 'VaultError', status: 400, retryable: false });
+    expect(error.message).toContain('auth/token/create');
+    expect(error.message).toContain('invalid duration');
+    expect(JSON.stringify({ ...error, message: error.message, cause: String(error.cause) })).not.toContain(
+      value,
+    );
+  });
+
+  it('marks an unreachable Vault as retryable, without a status', async () => {
+    const dead = new VaultClient({
+      addr: 'http://127.0.0.1:9',
+      token: testStack().vault.token,
+      requestTimeoutMs: 2_000,
+    });
+    const error = (await dead.read('sys/mounts').catch((caught: unknown) => caught)) as VaultError;
+    expect(error).toBeInstanceOf(VaultError);
+    expect(error).toMatchObject({ status: undefined, retryable: true });
+    expect(error.message).toContain('sys/mounts');
+    expect(`${error.message} ${String(error.cause)}`).not.toContain(testStack().vault.token);
+  });
+});
