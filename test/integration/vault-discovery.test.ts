@@ -242,17 +242,24 @@ describe('vault: client', () => {
     expect((error as VaultError).message).toContain('no handler for route');
   });
 
-  it('never echoes a request value in an error, even when Vault quotes it back', async () => {
-    const value = secretValue();
-    const error = (await client
-      .write('auth/token/create', { ttl: value })
-      .catch((caught: unknown) => caught)) as VaultError;
-    expect(error).toMatchObject({ name: 'VaultError', status: 400, retryable: false });
-    expect(error.message).toContain('auth/token/create');
-    expect(error.message).toContain('invalid duration');
-    expect(JSON.stringify({ ...error, message: error.message, cause: String(error.cause) })).not.toContain(
-      value,
-    );
+  it('never echoes a request value in an error, even when Vault quotes it back whole or in part', async () => {
+    const letters = Array.from(randomBytes(20), (byte) => String.fromCharCode(97 + (byte % 26))).join('');
+    // Go's duration parser quotes the whole value ("invalid duration") or, after a leading
+    // number, only the part it could not read ("unknown unit").
+    for (const [value, said, fragment] of [
+      [`x${letters}`, 'invalid duration', letters],
+      [`7${letters}`, 'unknown unit', letters.slice(0, 8)],
+    ] as const) {
+      const error = (await client
+        .write('auth/token/create', { ttl: value })
+        .catch((caught: unknown) => caught)) as VaultError;
+      expect(error).toMatchObject({ name: 'VaultError', status: 400, retryable: false });
+      expect(error.message).toContain('write auth/token/create');
+      expect(error.message).toContain(said);
+      expect(error.message).toContain('"[redacted]"');
+      const everything = JSON.stringify({ ...error, message: error.message, cause: String(error.cause) });
+      expect(everything).not.toContain(fragment);
+    }
   });
 
   it('marks an unreachable Vault as retryable, without a status', async () => {

@@ -343,10 +343,18 @@ function stringLeaves(value: unknown): string[] {
   return [];
 }
 
-/** Replaces each secret (4+ characters; shorter ones are not secrets and would garble the text). */
+/**
+ * Removes request values from Vault's error text. Whole values first (4+
+ * characters; shorter ones are not secrets and would garble the text). Then any
+ * quoted piece of one: Go quotes what it echoes, and sometimes echoes a
+ * fragment, as in `time: unknown unit "xQz…" in duration "7xQz…"`.
+ */
 function redact(text: string, secrets: readonly string[]): string {
-  return secrets
+  const whole = secrets
     .filter((secret) => secret.length >= 4)
     .sort((a, b) => b.length - a.length)
     .reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+  return whole.replace(/"((?:[^"\\]|\\.)*)"/g, (quoted, inner: string) =>
+    inner.length >= 2 && secrets.some((secret) => secret.includes(inner)) ? '"[redacted]"' : quoted,
+  );
 }
