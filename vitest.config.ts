@@ -19,7 +19,6 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: stack,
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

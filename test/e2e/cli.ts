@@ -1,0 +1,20 @@
+/** Runs the real `keywarden` command as a user would, in its own state folder. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../scripts/local-stack.ts';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function keywarden(args: string[], env: Record<string, string> = {}): CliResult {
+  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
+    timeout: 170_000,
+  });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
