@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import type { Finding } from '../../functions/core/findings.ts';
+import { type CliResult, keywarden } from './cli.ts';
+
+/** The README's run command, end to end: a fresh local stack with the demo company. */
+describe('keywarden dev up --demo', () => {
+  const home = mkdtempSync(join(tmpdir(), 'kw-demo-'));
+  const run = (...args: string[]) => keywarden(args, { KEYWARDEN_HOME: home });
+  let up: CliResult;
+
+  beforeAll(() => {
+    up = run('dev', 'up', '--demo');
+  });
+
+  afterAll(() => {
+    const stack = JSON.parse(readFileSync(join(home, 'stack.json'), 'utf8')) as { moto: { pid: number }; vault: { pid: number } };
+    expect(run('dev', 'down').code).toBe(0);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect([alive(stack.moto.pid), alive(stack.vault.pid)]).toEqual([false, false]);
+  });
+
+  it('brings up the stack, seeds and syncs at least 20 identities, and prints findings naming each planted problem', () => {
+    expect(up.code).toBe(0);
+    expect(up.stderr).toMatch(/demo inventory: 2\d identities/);
+    const table = up.stdout;
+    expect(table).toMatch(/critical\s+│ reused-across-environments/);
+    expect(table).toContain('aws-secret:ci/app/prod/db-password');
+    expect(table).toContain('aws-secret:ci/app/staging/db-password');
+    expect(table).toMatch(/over-max-age\s+│ app-publish-aws/);
+    expect(table).toMatch(/stale\s+│ docs-build-aws/);
+    expect(table).toMatch(/undeclared\s+│ aws-iam-user:ci-legacy-bot/);
+    expect(table).toMatch(/separation-of-duties\s+│ release-signer/);
+    expect(table).toMatch(/no-owner\s+│ payments-webhook/);
+    expect(table).toMatch(/missing\s+│ legacy-ftp/);
+  });
+
+  it('covers every credential kind in the stored inventory', () => {
+    const list = run('inventory', 'list', '--json');
+    const identities = JSON.parse(list.stdout) as { kind: string }[];
+    expect(new Set(identities.map((i) => i.kind))).toEqual(
+      new Set(['aws-iam-access-key', 'aws-secret', 'aws-role-session', 'vault-token', 'vault-approle-secret-id', 'vault-kv', 'vault-lease']),
+    );
+  });
+
+  it('changes nothing when the same inventory is synced again', () => {
+    const sync = run('inventory', 'sync', 'demo/identities.yaml', '--json');
+    expect(JSON.parse(sync.stdout)).toEqual({ declared: 0, changed: 0, unchanged: 21, retired: 0 });
+  });
+
+  it('gates CI: exit 1 when a finding at or above --fail-on exists, and never prints a secret value', () => {
+    const gated = run('findings', '--json', '--fail-on', 'critical');
+    const findings = JSON.parse(gated.stdout) as Finding[];
+    expect(gated.code).toBe(1);
+    expect(findings.some((f) => f.severity === 'critical')).toBe(true);
+    expect(gated.stdout).not.toMatch(/"(secret_id|SecretAccessKey|secretAccessKey)"/);
+    expect(run('findings', '--stored', '--fail-on', 'high').code).toBe(1);
+    expect(run('findings', '--fail-on', 'severe').code).toBe(2);
+  });
+
+  it('verifies the audit trail, then names the record altered directly in DynamoDB', async () => {
+    expect(run('audit', 'verify').code).toBe(0);
+    const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig(config.aws)));
+
+    await doc.send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: Keys.audit(7),
+        UpdateExpression: 'SET actor = :actor',
+        ExpressionAttributeValues: { ':actor': 'cli:someone-else' },
+      }),
+    );
+    const verify = run('audit', 'verify');
+
+    expect(verify.code).toBe(1);
+    expect(verify.stderr).toMatch(/audit trail BROKEN: record 7 \(identity\.declared .+\) was altered/);
+  });
+});
