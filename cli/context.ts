@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { KeywardenError } from '../functions/core/errors.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
+import { KeywardenError } from '../functions/core/errors.ts';
 import { DEFAULT_STATE_DIR } from '../scripts/local-stack.ts';
 
 /** The local stack's state folder: `KEYWARDEN_HOME`, or `.keywarden/dev` in the checkout. */
@@ -37,9 +37,7 @@ export function loadConfig(): RuntimeConfig {
         iamPathPrefix: env.KEYWARDEN_IAM_PATH_PREFIX,
         secretNamePrefix: env.KEYWARDEN_SECRET_NAME_PREFIX,
         vault:
-          env.VAULT_ADDR && env.VAULT_TOKEN
-            ? { addr: env.VAULT_ADDR, token: env.VAULT_TOKEN }
-            : undefined,
+          env.VAULT_ADDR && env.VAULT_TOKEN ? { addr: env.VAULT_ADDR, token: env.VAULT_TOKEN } : undefined,
       },
     });
   }

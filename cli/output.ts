@@ -12,7 +12,9 @@ export function printTable(head: string[], rows: (string | number)[][]): void {
     style: { head: [], border: [], compact: true },
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     wordWrap: true,
-    colWidths: head.map((_, i) => (i === head.length - 1 ? Math.max(30, (process.stdout.columns ?? 160) - 80) : null)),
+    colWidths: head.map((_, i) =>
+      i === head.length - 1 ? Math.max(30, (process.stdout.columns ?? 160) - 80) : null,
+    ),
   });
   table.push(...rows.map((row) => row.map(String)));
   process.stdout.write(`${table.toString()}\n`);

@@ -57,9 +57,13 @@ export function ensureVenv(log: (line: string) => void = () => {}): void {
     if (!existsSync(join(VENV, 'bin', 'python'))) {
       execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
     }
-    execFileSync(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    execFileSync(
+      join(VENV, 'bin', 'pip'),
+      ['install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
   } catch (cause) {
     throw new LocalStackError(
       'could not install the local stack into .venv/: expected python3 with venv and pip, and access to PyPI. ' +
@@ -76,7 +80,9 @@ async function freePort(): Promise<number> {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? ok(address.port) : fail(new Error('no port')),
+      );
     });
   });
 }
@@ -112,7 +118,9 @@ async function waitFor(what: string, url: string, logPath: string, pid: number) 
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new LocalStackError(`${what} did not answer at ${url} within 60 s (last: ${String(last)}); see ${logPath}`);
+  throw new LocalStackError(
+    `${what} did not answer at ${url} within 60 s (last: ${String(last)}); see ${logPath}`,
+  );
 }
 
 function isAlive(pid: number): boolean {
@@ -180,12 +188,18 @@ export async function startStack(
   const moto = launch(join(VENV, 'bin', 'python'), [MOTO_LAUNCHER, '127.0.0.1', String(motoPort)], motoLog);
   const vault = launch(
     join(VENV, 'bin', 'bao'),
-    ['server', '-dev', `-dev-root-token-id=${token}`, `-dev-listen-address=127.0.0.1:${vaultPort}`, `-config=${config}`],
+    [
+      'server',
+      '-dev',
+      `-dev-root-token-id=${token}`,
+      `-dev-listen-address=127.0.0.1:${vaultPort}`,
+      `-config=${config}`,
+    ],
     vaultLog,
     { BAO_DISABLE_MLOCK: 'true', HOME: stateDir },
   );
   if (moto.pid === undefined || vault.pid === undefined) {
-    throw new LocalStackError('could not start the local stack processes; see the logs in ' + stateDir);
+    throw new LocalStackError(`could not start the local stack processes; see the logs in ${stateDir}`);
   }
   const stack: StackEndpoints = {
     region: 'us-east-1',

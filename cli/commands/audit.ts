@@ -32,6 +32,10 @@ export function registerAudit(program: Command): void {
       const { records } = await services.store.readAll();
       const latest = records.slice(-Math.max(1, Number.parseInt(options.limit, 10) || 50));
       if (options.json) printJson(latest);
-      else printTable(['SEQ', 'AT', 'TYPE', 'ACTOR', 'SUBJECT'], latest.map((r) => [r.seq, r.at, r.type, r.actor, r.subject]));
+      else
+        printTable(
+          ['SEQ', 'AT', 'TYPE', 'ACTOR', 'SUBJECT'],
+          latest.map((r) => [r.seq, r.at, r.type, r.actor, r.subject]),
+        );
     });
 }

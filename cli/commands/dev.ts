@@ -19,17 +19,23 @@ export function registerDev(program: Command): void {
 
   dev
     .command('up')
-    .description('start the local stack (installing it on first use); --demo seeds a demo company and prints its findings')
+    .description(
+      'start the local stack (installing it on first use); --demo seeds a demo company and prints its findings',
+    )
     .option('--demo', 'seed the demo credentials, sync demo/identities.yaml and print the findings')
     .action(async (options: { demo?: boolean }) => {
       const dir = stateDir();
       const { config } = await devUp(dir, { demo: options.demo ?? false, log: say });
-      say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.discovery.vault?.addr} (state in ${dir})`);
+      say(
+        `local stack up: moto ${config.aws.endpoint}, OpenBao ${config.discovery.vault?.addr} (state in ${dir})`,
+      );
       if (!options.demo) return;
       const services = wire(config);
       const inventory = await readInventoryOrThrow(DEMO_INVENTORY);
       const summary = await syncInventory(services.syncDeps, inventory.identities, actor());
-      say(`demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`);
+      say(
+        `demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`,
+      );
       const run = await runDiscovery(
         { ...services.discoveryDeps, newId: randomUUID },
         { staleAfter: config.staleAfter, actor: actor() },
@@ -57,7 +63,11 @@ export function registerDev(program: Command): void {
       if (options.json) {
         printJson(
           status.running
-            ? { running: true, moto: { endpoint: status.stack.moto.endpoint, up: status.moto }, vault: { addr: status.stack.vault.addr, up: status.vault } }
+            ? {
+                running: true,
+                moto: { endpoint: status.stack.moto.endpoint, up: status.moto },
+                vault: { addr: status.stack.vault.addr, up: status.vault },
+              }
             : { running: false },
         );
       } else if (!status.running) say('local stack: not running (start it with `keywarden dev up`)');

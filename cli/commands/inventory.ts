@@ -33,9 +33,18 @@ export function registerInventory(program: Command): void {
     .option('--all', 'include retired identities')
     .action(async (options: { json?: boolean; all?: boolean }) => {
       const services = wire(loadConfig());
-      const records = (await services.store.listIdentities()).filter((r) => options.all || r.status === 'active');
+      const records = (await services.store.listIdentities()).filter(
+        (r) => options.all || r.status === 'active',
+      );
       if (options.json) {
-        printJson(records.map(({ identity, status, syncedAt, retiredAt }) => ({ ...identity, status, syncedAt, retiredAt })));
+        printJson(
+          records.map(({ identity, status, syncedAt, retiredAt }) => ({
+            ...identity,
+            status,
+            syncedAt,
+            retiredAt,
+          })),
+        );
         return;
       }
       printTable(

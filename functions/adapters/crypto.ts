@@ -13,7 +13,8 @@ export const sha256Hex: Digest = (text) => createHash('sha256').update(text).dig
 export class Fingerprinter {
   readonly #key: Buffer;
   constructor(key: string | Buffer) {
-    if (key.length < 16) throw new RangeError(`expected a fingerprint key of at least 16 bytes, got ${key.length}`);
+    if (key.length < 16)
+      throw new RangeError(`expected a fingerprint key of at least 16 bytes, got ${key.length}`);
     this.#key = Buffer.isBuffer(key) ? key : Buffer.from(key, 'utf8');
   }
 

@@ -27,7 +27,9 @@ function locate(root: Node | null, path: readonly (string | number)[]): Node | n
   let found: Node | null = root;
   for (const segment of path) {
     if (isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
       if (!pair) break;
       node = pair.value ?? pair.key;
       found = (pair.value ?? pair.key) as Node;
@@ -75,7 +77,12 @@ export async function loadInventoryFile(file: string): Promise<InventoryParse> {
     text = await readFile(file, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code})`;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : `cannot be read (${code})`;
     throw new InventoryFileError(`${file} ${why}; expected an identities.yaml inventory file.`, { cause });
   }
   return parseInventory(text, file);

@@ -19,9 +19,16 @@ export const systemClock: Clock = { now: () => new Date() };
 export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
   const aws: AwsClients = awsClients(config.aws);
   const fingerprinter = new Fingerprinter(config.fingerprintKey);
-  const store = new DynamoStore({ client: aws.dynamodb, tableName: config.tableName, clock, digest: sha256Hex });
+  const store = new DynamoStore({
+    client: aws.dynamodb,
+    tableName: config.tableName,
+    clock,
+    digest: sha256Hex,
+  });
   const vaultConfig = config.discovery.vault;
-  const vault = vaultConfig ? new VaultClient({ addr: vaultConfig.addr, token: vaultConfig.token }) : undefined;
+  const vault = vaultConfig
+    ? new VaultClient({ addr: vaultConfig.addr, token: vaultConfig.token })
+    : undefined;
   const sources: DiscoverySource[] = [
     new AwsDiscovery({
       iam: aws.iam,

@@ -131,11 +131,20 @@ export function verifyChain(
       message,
     });
     if (!Number.isInteger(record.seq) || record.seq <= prev.seq) {
-      return fail('inserted', record.seq, `${where} was inserted: its sequence does not follow record ${prev.seq}`);
+      return fail(
+        'inserted',
+        record.seq,
+        `${where} was inserted: its sequence does not follow record ${prev.seq}`,
+      );
     }
     if (record.seq > prev.seq + 1) {
-      const missing = record.seq - 1 === prev.seq + 1 ? `${prev.seq + 1}` : `${prev.seq + 1}–${record.seq - 1}`;
-      return fail('removed', prev.seq + 1, `record ${missing} was removed: the chain jumps from ${prev.seq} to ${record.seq}`);
+      const missing =
+        record.seq - 1 === prev.seq + 1 ? `${prev.seq + 1}` : `${prev.seq + 1}–${record.seq - 1}`;
+      return fail(
+        'removed',
+        prev.seq + 1,
+        `record ${missing} was removed: the chain jumps from ${prev.seq} to ${record.seq}`,
+      );
     }
     if (hashRecord(record, digest) !== record.hash) {
       return fail('altered', record.seq, `${where} was altered: its content does not match its hash`);
@@ -153,7 +162,13 @@ export function verifyChain(
   const last = prev;
   if (!head) {
     if (records.length === 0) return { ok: true, checked };
-    return { ok: false, checked, problem: 'inserted', seq: 1, message: 'records exist but the log has no head: they were inserted' };
+    return {
+      ok: false,
+      checked,
+      problem: 'inserted',
+      seq: 1,
+      message: 'records exist but the log has no head: they were inserted',
+    };
   }
   if (head.seq > last.seq) {
     return {

@@ -1,8 +1,8 @@
 import type { DiscoveredCredential, DiscoverySource } from './discovery.ts';
 import { KeywardenError } from './errors.ts';
 import { assessFindings, type Finding, type Severity, SeveritySchema } from './findings.ts';
-import { trimSlashes } from './resource-key.ts';
 import type { AuditLog, Clock, FindingStore, IdentityStore } from './ports.ts';
+import { trimSlashes } from './resource-key.ts';
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
@@ -52,7 +52,10 @@ export async function runDiscovery(
   const run = { runId: deps.newId(), at: now.toISOString(), findings };
   await deps.store.saveFindings(run);
   const counts = Object.fromEntries(
-    SeveritySchema.options.map((severity) => [severity, findings.filter((f) => f.severity === severity).length]),
+    SeveritySchema.options.map((severity) => [
+      severity,
+      findings.filter((f) => f.severity === severity).length,
+    ]),
   ) as Record<Severity, number>;
   await deps.audit.append({
     type: 'discovery.completed',

@@ -6,8 +6,12 @@ const DURATION = /^(\d+)([smhdw])$/;
 /** A duration written as a whole number and one unit: `30s`, `15m`, `12h`, `90d`, `2w`. */
 export const DurationSchema = z
   .string()
-  .regex(DURATION, { error: (issue) => `expected a duration such as 30m, 12h or 90d, got ${JSON.stringify(issue.input)}` })
-  .refine((text) => !DURATION.test(text) || toSeconds(text) > 0, { error: 'expected a duration greater than zero' });
+  .regex(DURATION, {
+    error: (issue) => `expected a duration such as 30m, 12h or 90d, got ${JSON.stringify(issue.input)}`,
+  })
+  .refine((text) => !DURATION.test(text) || toSeconds(text) > 0, {
+    error: 'expected a duration greater than zero',
+  });
 
 /** Whether a string is a well-formed duration. */
 export const isDuration = (text: string): boolean => DURATION.test(text);
@@ -15,7 +19,8 @@ export const isDuration = (text: string): boolean => DURATION.test(text);
 /** Seconds in a duration string already accepted by {@link DurationSchema}. */
 export function toSeconds(duration: string): number {
   const match = DURATION.exec(duration);
-  if (!match) throw new RangeError(`expected a duration such as 30m, 12h or 90d, got ${JSON.stringify(duration)}`);
+  if (!match)
+    throw new RangeError(`expected a duration such as 30m, 12h or 90d, got ${JSON.stringify(duration)}`);
   const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_SECONDS];
   return Number(amount) * UNIT_SECONDS[unit];
 }

@@ -59,7 +59,13 @@ export function assessFindings(
   options: AssessOptions,
 ): Finding[] {
   const findings: Finding[] = [];
-  const add = (type: FindingType, subject: string, identityIds: string[], handles: string[], message: string) =>
+  const add = (
+    type: FindingType,
+    subject: string,
+    identityIds: string[],
+    handles: string[],
+    message: string,
+  ) =>
     findings.push({
       id: `${type}:${subject}${handles.length === 1 ? `:${handles[0]}` : ''}`,
       type,
@@ -127,7 +133,9 @@ export function assessFindings(
   // Two declared identities on one credential: if they sit in different privileged stages, duties are shared.
   for (const [key, claimants] of owners) {
     const byStage = new Set(
-      claimants.flatMap((identity) => stagesOf(identity).filter((stage) => PRIVILEGED_STAGES.includes(stage))),
+      claimants.flatMap((identity) =>
+        stagesOf(identity).filter((stage) => PRIVILEGED_STAGES.includes(stage)),
+      ),
     );
     const ids = [...new Set(claimants.map((identity) => identity.id))];
     if (ids.length > 1 && byStage.size > 1) {
@@ -160,8 +168,13 @@ export function assessFindings(
     (credential) => credential.fingerprint as string,
   );
   for (const [fingerprint, credentials] of byFingerprint) {
-    const users = credentials.map((credential) => ({ credential, identities: owners.get(credential.key) ?? [] }));
-    const environments = new Set(users.flatMap((use) => use.identities.map((identity) => identity.pipeline.environment)));
+    const users = credentials.map((credential) => ({
+      credential,
+      identities: owners.get(credential.key) ?? [],
+    }));
+    const environments = new Set(
+      users.flatMap((use) => use.identities.map((identity) => identity.pipeline.environment)),
+    );
     const undeclared = users.filter((use) => use.identities.length === 0);
     const places = new Set(credentials.map((credential) => credential.key));
     if (environments.size + (undeclared.length > 0 ? 1 : 0) > 1 && places.size > 1) {
@@ -177,11 +190,17 @@ export function assessFindings(
   }
 
   return findings.sort(
-    (a, b) => severityRank(b.severity) - severityRank(a.severity) || a.type.localeCompare(b.type) || a.id.localeCompare(b.id),
+    (a, b) =>
+      severityRank(b.severity) - severityRank(a.severity) ||
+      a.type.localeCompare(b.type) ||
+      a.id.localeCompare(b.id),
   );
 }
 
-function idleFor(credential: DiscoveredCredential, now: number): { millis: number; neverUsed: boolean } | undefined {
+function idleFor(
+  credential: DiscoveredCredential,
+  now: number,
+): { millis: number; neverUsed: boolean } | undefined {
   if (credential.lastUsedAt) return { millis: now - Date.parse(credential.lastUsedAt), neverUsed: false };
   if (credential.createdAt && credential.kind === 'aws-iam-access-key') {
     // IAM reports last use; a key with none was never used. Other kinds do not report use.

@@ -20,12 +20,10 @@ export type Stage = z.infer<typeof StageSchema>;
 export const PRIVILEGED_STAGES: readonly Stage[] = ['sign', 'publish', 'deploy'];
 
 const Name = z.string().trim().min(1);
-const IdentityId = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, {
-    error: (issue) =>
-      `expected an id of lowercase letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(issue.input)}`,
-  });
+const IdentityId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, {
+  error: (issue) =>
+    `expected an id of lowercase letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(issue.input)}`,
+});
 
 /** How a new secret value is generated (aws-secret, vault-kv). */
 export const GeneratorSchema = z.strictObject({
@@ -132,7 +130,11 @@ export const IdentitySchema = z.discriminatedUnion('kind', [
   z.strictObject({
     ...common,
     kind: z.literal('vault-kv'),
-    scope: z.strictObject({ mount: Name.default('secret'), path: Name, generator: GeneratorSchema.optional() }),
+    scope: z.strictObject({
+      mount: Name.default('secret'),
+      path: Name,
+      generator: GeneratorSchema.optional(),
+    }),
   }),
   z.strictObject({
     ...common,

@@ -1,5 +1,5 @@
-import { canonicalJson } from './canonical-json.ts';
 import type { Digest } from './audit.ts';
+import { canonicalJson } from './canonical-json.ts';
 import type { Identity } from './identity.ts';
 import type { AuditLog, Clock, IdentityStore, StoredIdentity } from './ports.ts';
 
@@ -10,13 +10,18 @@ export interface SyncPlan {
   retired: StoredIdentity[];
 }
 
-export const declarationHash = (identity: Identity, digest: Digest): string => digest(canonicalJson(identity));
+export const declarationHash = (identity: Identity, digest: Digest): string =>
+  digest(canonicalJson(identity));
 
 /**
  * What a sync of `declared` onto `stored` would do. Re-declaring a retired identity
  * revives it; an identity missing from the file is retired, never deleted.
  */
-export function planSync(stored: readonly StoredIdentity[], declared: readonly Identity[], digest: Digest): SyncPlan {
+export function planSync(
+  stored: readonly StoredIdentity[],
+  declared: readonly Identity[],
+  digest: Digest,
+): SyncPlan {
   const byId = new Map(stored.map((record) => [record.identity.id, record]));
   const plan: SyncPlan = { declared: [], changed: [], unchanged: [], retired: [] };
   for (const identity of declared) {
@@ -27,7 +32,9 @@ export function planSync(stored: readonly StoredIdentity[], declared: readonly I
     } else plan.unchanged.push(identity.id);
   }
   const declaredIds = new Set(declared.map((identity) => identity.id));
-  plan.retired = stored.filter((record) => record.status === 'active' && !declaredIds.has(record.identity.id));
+  plan.retired = stored.filter(
+    (record) => record.status === 'active' && !declaredIds.has(record.identity.id),
+  );
   return plan;
 }
 
@@ -49,7 +56,11 @@ export interface SyncSummary {
  * Stores the declared inventory idempotently: re-running with the same file
  * writes nothing and records nothing. Each write is conditional on the revision read.
  */
-export async function syncInventory(deps: SyncDeps, declared: readonly Identity[], actor: string): Promise<SyncSummary> {
+export async function syncInventory(
+  deps: SyncDeps,
+  declared: readonly Identity[],
+  actor: string,
+): Promise<SyncSummary> {
   const plan = planSync(await deps.store.listIdentities(), declared, deps.digest);
   const at = deps.clock.now().toISOString();
   for (const identity of plan.declared) {
@@ -57,11 +68,21 @@ export async function syncInventory(deps: SyncDeps, declared: readonly Identity[
       { identity, status: 'active', declarationHash: declarationHash(identity, deps.digest), syncedAt: at },
       undefined,
     );
-    await deps.audit.append({ type: 'identity.declared', actor, subject: identity.id, details: { kind: identity.kind } });
+    await deps.audit.append({
+      type: 'identity.declared',
+      actor,
+      subject: identity.id,
+      details: { kind: identity.kind },
+    });
   }
   for (const { before, after } of plan.changed) {
     await deps.store.putIdentity(
-      { identity: after, status: 'active', declarationHash: declarationHash(after, deps.digest), syncedAt: at },
+      {
+        identity: after,
+        status: 'active',
+        declarationHash: declarationHash(after, deps.digest),
+        syncedAt: at,
+      },
       before.rev,
     );
     await deps.audit.append({
@@ -83,7 +104,12 @@ export async function syncInventory(deps: SyncDeps, declared: readonly Identity[
     retired: plan.retired.length,
   };
   if (summary.declared + summary.changed + summary.retired > 0) {
-    await deps.audit.append({ type: 'inventory.synced', actor, subject: 'inventory', details: { ...summary } });
+    await deps.audit.append({
+      type: 'inventory.synced',
+      actor,
+      subject: 'inventory',
+      details: { ...summary },
+    });
   }
   return summary;
 }

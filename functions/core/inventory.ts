@@ -19,7 +19,8 @@ const describe = (value: unknown): string => {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   return `${typeof value} ${String(value)}`;
 };
 
@@ -33,9 +34,16 @@ export function toProblems(issues: readonly z.core.$ZodIssue[], base: (string | 
     const got = describe(issue.input);
     switch (issue.code) {
       case 'invalid_type':
-        return [{ path, message: `expected ${issue.expected}, got ${issue.input === undefined ? 'nothing (required)' : got}` }];
+        return [
+          {
+            path,
+            message: `expected ${issue.expected}, got ${issue.input === undefined ? 'nothing (required)' : got}`,
+          },
+        ];
       case 'invalid_value':
-        return [{ path, message: `expected ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${got}` }];
+        return [
+          { path, message: `expected ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${got}` },
+        ];
       case 'unrecognized_keys':
         return issue.keys.map((key) => ({
           path: [...path, key],
@@ -54,18 +62,26 @@ export function toProblems(issues: readonly z.core.$ZodIssue[], base: (string | 
         }
         // Explain through the first accepted form: it is the simplest one by convention.
         const first = issue.errors[0];
-        return first ? toProblems(first, path) : [{ path, message: `expected one of the accepted forms, got ${got}` }];
+        return first
+          ? toProblems(first, path)
+          : [{ path, message: `expected one of the accepted forms, got ${got}` }];
       }
       case 'too_small':
       case 'too_big': {
         const bound = issue.code === 'too_small' ? 'at least' : 'at most';
         const limit = issue.code === 'too_small' ? issue.minimum : issue.maximum;
-        const size = Array.isArray(issue.input) || typeof issue.input === 'string' ? issue.input.length : undefined;
+        const size =
+          Array.isArray(issue.input) || typeof issue.input === 'string' ? issue.input.length : undefined;
         const unit = issue.origin === 'array' ? ' item(s)' : issue.origin === 'string' ? ' character(s)' : '';
         return [{ path, message: `expected ${bound} ${String(limit)}${unit}, got ${size ?? got}` }];
       }
       default:
-        return [{ path, message: issue.message.startsWith('expected') ? issue.message : `${issue.message}, got ${got}` }];
+        return [
+          {
+            path,
+            message: issue.message.startsWith('expected') ? issue.message : `${issue.message}, got ${got}`,
+          },
+        ];
     }
   });
 }
@@ -93,7 +109,9 @@ function duplicateIds(raw: unknown): Problem[] {
 }
 
 /** Validates a parsed inventory document, returning every problem found. */
-export function validateInventory(raw: unknown): { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] } {
+export function validateInventory(
+  raw: unknown,
+): { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] } {
   const result = InventorySchema.safeParse(raw, { reportInput: true });
   const problems = [...(result.success ? [] : toProblems(result.error.issues)), ...duplicateIds(raw)];
   if (result.success && problems.length === 0) return { ok: true, inventory: result.data };

@@ -35,7 +35,10 @@ export interface DiscoveryResult {
 /** The handler's logic with its dependencies given, so tests pass real adapters on the local stack. */
 export function makeHandler(deps: DiscoveryHandlerDeps) {
   return async (): Promise<DiscoveryResult> => {
-    const run = await runDiscovery(deps.discovery, { staleAfter: deps.staleAfter, actor: 'scheduler:discovery' });
+    const run = await runDiscovery(deps.discovery, {
+      staleAfter: deps.staleAfter,
+      actor: 'scheduler:discovery',
+    });
     let report: string | undefined;
     if (deps.report) {
       report = `${deps.report.prefix}${run.at.slice(0, 10)}/${run.runId}.json`;
@@ -44,7 +47,11 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
           Bucket: deps.report.bucket,
           Key: report,
           ContentType: 'application/json',
-          Body: JSON.stringify({ runId: run.runId, at: run.at, counts: run.counts, findings: run.findings }, null, 2),
+          Body: JSON.stringify(
+            { runId: run.runId, at: run.at, counts: run.counts, findings: run.findings },
+            null,
+            2,
+          ),
         }),
       );
     }
@@ -54,7 +61,11 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
     deps.metrics.addMetric('credentials_discovered', MetricUnit.Count, run.discovered);
     deps.metrics.publishStoredMetrics();
     // Findings carry ids, keys and handles, never values, so they are safe to log.
-    deps.logger.info('discovery completed', { runId: run.runId, counts: run.counts, discovered: run.discovered });
+    deps.logger.info('discovery completed', {
+      runId: run.runId,
+      counts: run.counts,
+      discovered: run.discovered,
+    });
     return {
       runId: run.runId,
       identities: run.identities,
@@ -67,7 +78,9 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
 }
 
 async function secretValue(client: SecretsManagerClient, secretId: string): Promise<string> {
-  const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }));
+  const { SecretString } = await client.send(
+    new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
+  );
   if (!SecretString) throw new Error(`secret ${secretId} has no string value`);
   return SecretString;
 }
@@ -101,7 +114,13 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
     discovery: services.discoveryDeps,
     staleAfter: config.staleAfter,
     ...(config.reportBucket
-      ? { report: { s3: services.aws.s3, bucket: config.reportBucket, prefix: optionalEnv('KEYWARDEN_REPORT_PREFIX', env) ?? 'discovery/' } }
+      ? {
+          report: {
+            s3: services.aws.s3,
+            bucket: config.reportBucket,
+            prefix: optionalEnv('KEYWARDEN_REPORT_PREFIX', env) ?? 'discovery/',
+          },
+        }
       : {}),
     logger,
     metrics,
@@ -118,4 +137,3 @@ export const handler = async (): Promise<DiscoveryResult> => {
   });
   return (await ready)();
 };
-

@@ -1,11 +1,5 @@
 import type { StackEndpoints } from '../../scripts/local-stack.ts';
-
-/** Where and how the AWS SDK clients reach AWS; `endpoint` is set only for the local stack. */
-export interface AwsEndpoint {
-  region: string;
-  endpoint?: string | undefined;
-  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
-}
+import type { AwsEndpoint } from '../adapters/aws/endpoint.ts';
 
 /** moto accepts any credentials; these name the local stack's default account. */
 export const localAwsEndpoint = (stack: StackEndpoints): AwsEndpoint => ({

@@ -13,9 +13,9 @@ import {
 import { CreateSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
+import type { AwsEndpoint } from '../adapters/aws/endpoint.ts';
 import type { VaultClient } from '../adapters/vault/client.ts';
 import { IDENTITY_META_KEY } from '../adapters/vault/vault-discovery.ts';
-import type { AwsEndpoint } from './aws-endpoint.ts';
 
 const IAM_PATH = '/keywarden-demo/';
 const DAY = 86_400_000;
@@ -29,7 +29,10 @@ export interface DemoSeedDeps {
   aws: AwsEndpoint;
 }
 
-async function backdateKey(motoEndpoint: string, body: { accessKeyId: string; createDate?: string; lastUsedDate?: string }) {
+async function backdateKey(
+  motoEndpoint: string,
+  body: { accessKeyId: string; createDate?: string; lastUsedDate?: string },
+) {
   const response = await fetch(`${motoEndpoint}/_keywarden/iam/backdate-access-key`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -67,9 +70,17 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   await putSecret(deps, 'ci/app/build/aws-access-key', JSON.stringify(build));
   const publish = await userWithKey(deps, 'ci-app-publish', true);
   await putSecret(deps, 'ci/app/publish/aws-access-key', JSON.stringify(publish));
-  await backdateKey(moto, { accessKeyId: publish.accessKeyId, createDate: daysAgo(200), lastUsedDate: daysAgo(1) }); // over max age
+  await backdateKey(moto, {
+    accessKeyId: publish.accessKeyId,
+    createDate: daysAgo(200),
+    lastUsedDate: daysAgo(1),
+  }); // over max age
   const docs = await userWithKey(deps, 'ci-docs-build', false);
-  await backdateKey(moto, { accessKeyId: docs.accessKeyId, createDate: daysAgo(150), lastUsedDate: daysAgo(120) }); // stale
+  await backdateKey(moto, {
+    accessKeyId: docs.accessKeyId,
+    createDate: daysAgo(150),
+    lastUsedDate: daysAgo(120),
+  }); // stale
   const infra = await userWithKey(deps, 'ci-infra-deploy', true);
   await putSecret(deps, 'ci/infra/deploy/aws-access-key', JSON.stringify(infra));
   await userWithKey(deps, 'ci-legacy-bot', false); // undeclared
@@ -84,7 +95,9 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   // ---- Roles assumed by pipelines ----
   const trust = JSON.stringify({
     Version: '2012-10-17',
-    Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' }],
+    Statement: [
+      { Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' },
+    ],
   });
   for (const RoleName of ['ci-app-deploy', 'ci-infra-plan']) {
     await deps.iam.send(new CreateRoleCommand({ RoleName, Path: IAM_PATH, AssumeRolePolicyDocument: trust }));
@@ -98,7 +111,8 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
     'docs-publish': 'path "secret/data/ci/docs/*" { capabilities = ["read"] }',
     'app-deploy': 'path "secret/data/ci/app/deploy/*" { capabilities = ["read"] }',
   };
-  for (const [name, policy] of Object.entries(policies)) await deps.vault.write(`sys/policies/acl/${name}`, { policy });
+  for (const [name, policy] of Object.entries(policies))
+    await deps.vault.write(`sys/policies/acl/${name}`, { policy });
   const tokens: [string, string[]][] = [
     ['release-signer', ['release-sign', 'release-deploy']],
     ['app-ci-reader', ['app-ci-read']],
@@ -106,21 +120,33 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   ];
   for (const [identity, tokenPolicies] of tokens) {
     await deps.vault.createToken(
-      { policies: tokenPolicies, meta: { [IDENTITY_META_KEY]: identity }, display_name: identity, ttl: '720h' },
+      {
+        policies: tokenPolicies,
+        meta: { [IDENTITY_META_KEY]: identity },
+        display_name: identity,
+        ttl: '720h',
+      },
       { orphan: true },
     );
   }
 
   // ---- AppRole roles and secret-ids; one login leaves a lease ----
   for (const role of ['ci-app-deploy', 'ci-infra', 'ci-metrics']) {
-    await deps.vault.write(`auth/approle/role/${role}`, { token_policies: ['app-deploy'], secret_id_ttl: '24h', token_ttl: '1h' });
+    await deps.vault.write(`auth/approle/role/${role}`, {
+      token_policies: ['app-deploy'],
+      secret_id_ttl: '24h',
+      token_ttl: '1h',
+    });
   }
   const deploySecretId = await deps.vault.write('auth/approle/role/ci-app-deploy/secret-id', {});
   await deps.vault.write('auth/approle/role/ci-infra/secret-id', {});
   await deps.vault.write('auth/approle/role/ci-metrics/secret-id', {});
   const roleId = await deps.vault.read('auth/approle/role/ci-app-deploy/role-id');
   const secretId = String(deploySecretId.data?.secret_id);
-  await kv(deps, 'ci/app/deploy/approle-secret-id', { role_id: String(roleId?.data?.role_id), secret_id: secretId });
+  await kv(deps, 'ci/app/deploy/approle-secret-id', {
+    role_id: String(roleId?.data?.role_id),
+    secret_id: secretId,
+  });
   await deps.vault.write('auth/approle/login', { role_id: roleId?.data?.role_id, secret_id: secretId });
 
   // ---- KV v2 ----

@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readStack, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
 import { ensureStateTable } from '../adapters/aws/dynamodb-table.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
 import { wire } from '../adapters/wiring.ts';
-import { readStack, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
 import { localAwsEndpoint } from './aws-endpoint.ts';
 import { seedDemo } from './demo-seed.ts';
 
@@ -24,7 +24,12 @@ export function localConfig(stack: StackEndpoints, fingerprintKey: string): Runt
     discovery: {
       iamPathPrefix: '/',
       secretNamePrefix: 'ci/',
-      vault: { addr: stack.vault.addr, token: stack.vault.token, approleMounts: ['approle'], kvPrefixes: ['secret/ci/'] },
+      vault: {
+        addr: stack.vault.addr,
+        token: stack.vault.token,
+        approleMounts: ['approle'],
+        kvPrefixes: ['secret/ci/'],
+      },
     },
   });
 }
@@ -57,7 +62,12 @@ export async function devUp(
   if (options.demo && !existsSync(marker)) {
     if (!services.vault) throw new Error('the demo needs Vault, and the local configuration has none');
     options.log('seeding the demo credentials into moto and OpenBao…');
-    await seedDemo({ iam: services.aws.iam, secrets: services.aws.secrets, vault: services.vault, aws: config.aws });
+    await seedDemo({
+      iam: services.aws.iam,
+      secrets: services.aws.secrets,
+      vault: services.vault,
+      aws: config.aws,
+    });
     writeFileSync(marker, stack.startedAt);
     seeded = true;
   }

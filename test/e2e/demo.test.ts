@@ -21,7 +21,10 @@ describe('keywarden dev up --demo', () => {
   });
 
   afterAll(() => {
-    const stack = JSON.parse(readFileSync(join(home, 'stack.json'), 'utf8')) as { moto: { pid: number }; vault: { pid: number } };
+    const stack = JSON.parse(readFileSync(join(home, 'stack.json'), 'utf8')) as {
+      moto: { pid: number };
+      vault: { pid: number };
+    };
     expect(run('dev', 'down').code).toBe(0);
     const alive = (pid: number) => {
       try {
@@ -53,7 +56,15 @@ describe('keywarden dev up --demo', () => {
     const list = run('inventory', 'list', '--json');
     const identities = JSON.parse(list.stdout) as { kind: string }[];
     expect(new Set(identities.map((i) => i.kind))).toEqual(
-      new Set(['aws-iam-access-key', 'aws-secret', 'aws-role-session', 'vault-token', 'vault-approle-secret-id', 'vault-kv', 'vault-lease']),
+      new Set([
+        'aws-iam-access-key',
+        'aws-secret',
+        'aws-role-session',
+        'vault-token',
+        'vault-approle-secret-id',
+        'vault-kv',
+        'vault-lease',
+      ]),
     );
   });
 

@@ -55,7 +55,9 @@ identities:
   it('says in one sentence that a file is missing, without a stack trace', () => {
     const result = keywarden(['validate', join(dir, 'nope.yaml')]);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim()).toBe(`keywarden: ${join(dir, 'nope.yaml')} does not exist; expected an identities.yaml inventory file.`);
+    expect(result.stderr.trim()).toBe(
+      `keywarden: ${join(dir, 'nope.yaml')} does not exist; expected an identities.yaml inventory file.`,
+    );
   });
 
   it('says in one sentence that a file is not YAML', () => {

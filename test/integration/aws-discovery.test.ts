@@ -24,12 +24,12 @@ import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsDiscovery } from '../../functions/adapters/aws/aws-discovery.ts';
 import { type AwsClients, awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
+import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
 import { IamDiscovery } from '../../functions/adapters/aws/iam-discovery.ts';
 import { SecretsDiscovery } from '../../functions/adapters/aws/secrets-discovery.ts';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { type DiscoveredCredential, DiscoveredCredentialSchema } from '../../functions/core/discovery.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
-import type { AwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const TRUST_ANYONE_IN_ACCOUNT = JSON.stringify({

@@ -20,16 +20,30 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
   const path = `/${uniqueName('kw')}/`;
   const secretPrefix = `${uniqueName('kw')}/`;
   const secretValue = randomBytes(24).toString('hex');
-  const store = new DynamoStore({ client: aws.dynamodb, tableName: table, clock: systemClock, digest: sha256Hex });
+  const store = new DynamoStore({
+    client: aws.dynamodb,
+    tableName: table,
+    clock: systemClock,
+    digest: sha256Hex,
+  });
 
   beforeAll(async () => {
     const stack = testStack();
     await ensureStateTable(aws.dynamodb, table);
     await aws.s3.send(new CreateBucketCommand({ Bucket: bucket }));
     const keyArn = (
-      await aws.secrets.send(new CreateSecretCommand({ Name: uniqueName('kw-fp-key'), SecretString: randomBytes(32).toString('hex') }))
+      await aws.secrets.send(
+        new CreateSecretCommand({
+          Name: uniqueName('kw-fp-key'),
+          SecretString: randomBytes(32).toString('hex'),
+        }),
+      )
     ).ARN;
-    const tokenArn = (await aws.secrets.send(new CreateSecretCommand({ Name: uniqueName('kw-vault-token'), SecretString: stack.vault.token }))).ARN;
+    const tokenArn = (
+      await aws.secrets.send(
+        new CreateSecretCommand({ Name: uniqueName('kw-vault-token'), SecretString: stack.vault.token }),
+      )
+    ).ARN;
     await aws.secrets.send(new CreateSecretCommand({ Name: `${secretPrefix}db`, SecretString: secretValue }));
     for (const UserName of ['declared-user', 'ghost-user']) {
       await aws.iam.send(new CreateUserCommand({ UserName: `${UserName}-${table}`, Path: path }));
@@ -38,7 +52,11 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
     await syncInventory(
       { store, audit: store, clock: systemClock, digest: sha256Hex },
       [
-        identity({ id: 'declared', kind: 'aws-iam-access-key', scope: { userName: `declared-user-${table}` } }),
+        identity({
+          id: 'declared',
+          kind: 'aws-iam-access-key',
+          scope: { userName: `declared-user-${table}` },
+        }),
         identity({ id: 'db', kind: 'aws-secret', scope: { secretId: `${secretPrefix}db` } }),
       ],
       'test',
@@ -68,7 +86,9 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
 
     const stored = await store.latestFindings();
     expect(stored?.runId).toBe(result.runId);
-    expect(stored?.findings.map((f) => `${f.type} ${f.subject}`)).toContain(`undeclared aws-iam-user:ghost-user-${table}`);
+    expect(stored?.findings.map((f) => `${f.type} ${f.subject}`)).toContain(
+      `undeclared aws-iam-user:ghost-user-${table}`,
+    );
     expect(stored?.findings.map((f) => f.subject)).not.toContain('declared');
     const { records, head } = await store.readAll();
     expect(records.at(-1)).toMatchObject({ type: 'discovery.completed', actor: 'scheduler:discovery' });

@@ -1,6 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { awsClients } from '../../functions/adapters/aws/clients.ts';
 import { DynamoStore, Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
@@ -10,7 +10,7 @@ import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { FixedClock, identity } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
 
-const client = new DynamoDBClient(testAws());
+const client = awsClients(testAws()).dynamodb;
 const doc = DynamoDBDocumentClient.from(client);
 const clock = new FixedClock(new Date('2026-11-01T00:00:00Z'));
 let tableName: string;
@@ -38,7 +38,11 @@ describe('state store: inventory sync', () => {
       ['app-deploy', 'active', 1],
     ]);
     const { records } = await store.readAll();
-    expect(records.map((r) => r.type)).toEqual(['identity.declared', 'identity.declared', 'inventory.synced']);
+    expect(records.map((r) => r.type)).toEqual([
+      'identity.declared',
+      'identity.declared',
+      'inventory.synced',
+    ]);
   });
 
   it('marks an identity removed from the file retired, keeps it, and revives it when declared again', async () => {
@@ -69,7 +73,12 @@ describe('state store: inventory sync', () => {
 
 describe('state store: optimistic locking', () => {
   it('refuses a write that names a stale revision', async () => {
-    const record = { identity: identity({ id: 'app' }), status: 'active' as const, declarationHash: 'h', syncedAt: 'now' };
+    const record = {
+      identity: identity({ id: 'app' }),
+      status: 'active' as const,
+      declarationHash: 'h',
+      syncedAt: 'now',
+    };
     const first = await store.putIdentity(record, undefined);
     await store.putIdentity(record, first.rev);
 
@@ -81,13 +90,20 @@ describe('state store: optimistic locking', () => {
 describe('state store: audit chain', () => {
   const appendSome = async (count: number) => {
     for (let i = 0; i < count; i += 1) {
-      await store.append({ type: 'credential.issued', actor: 'rotation', subject: `id-${i}`, details: { n: i } });
+      await store.append({
+        type: 'credential.issued',
+        actor: 'rotation',
+        subject: `id-${i}`,
+        details: { n: i },
+      });
     }
   };
 
   it('keeps one unbroken chain under concurrent appenders', async () => {
     await Promise.all(
-      Array.from({ length: 12 }, (_, i) => store.append({ type: 'credential.used', actor: `w${i}`, subject: 's' })),
+      Array.from({ length: 12 }, (_, i) =>
+        store.append({ type: 'credential.used', actor: `w${i}`, subject: 's' }),
+      ),
     );
 
     const { records, head } = await store.readAll();
@@ -133,11 +149,20 @@ describe('state store: audit chain', () => {
     const last = records[2];
     if (!last) throw new Error('expected three records');
     // A careful forger links the record and hashes it correctly; only the head tells.
-    const forged = nextRecord(last, { type: 'grant.approved', actor: 'mallory', subject: 'g' }, { id: 'forged', at: last.at }, sha256Hex);
+    const forged = nextRecord(
+      last,
+      { type: 'grant.approved', actor: 'mallory', subject: 'g' },
+      { id: 'forged', at: last.at },
+      sha256Hex,
+    );
     await doc.send(new PutCommand({ TableName: tableName, Item: { ...Keys.audit(4), ...forged } }));
 
     const after = await store.readAll();
-    expect(verifyChain(after.records, after.head, sha256Hex)).toMatchObject({ ok: false, problem: 'inserted', seq: 4 });
+    expect(verifyChain(after.records, after.head, sha256Hex)).toMatchObject({
+      ok: false,
+      problem: 'inserted',
+      seq: 4,
+    });
   });
 });
 
@@ -155,6 +180,10 @@ describe('state store: findings', () => {
     await store.saveFindings({ runId: 'r1', at: '2026-11-01T00:00:00.000Z', findings: [finding] });
     await store.saveFindings({ runId: 'r2', at: '2026-11-02T00:00:00.000Z', findings: [] });
 
-    expect(await store.latestFindings()).toEqual({ runId: 'r2', at: '2026-11-02T00:00:00.000Z', findings: [] });
+    expect(await store.latestFindings()).toEqual({
+      runId: 'r2',
+      at: '2026-11-02T00:00:00.000Z',
+      findings: [],
+    });
   });
 });

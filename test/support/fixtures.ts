@@ -17,7 +17,9 @@ export class FixedClock implements Clock {
 }
 
 /** A valid identity of the given kind with sensible defaults; override any field. */
-export function identity(overrides: Partial<Record<string, unknown>> & { id: string; kind?: Identity['kind'] }): Identity {
+export function identity(
+  overrides: Partial<Record<string, unknown>> & { id: string; kind?: Identity['kind'] },
+): Identity {
   const kind = overrides.kind ?? 'vault-kv';
   const scopes: Record<Identity['kind'], unknown> = {
     'aws-iam-access-key': { userName: `${overrides.id}-user` },

@@ -1,8 +1,9 @@
 /** Helpers for tests against the real local stack started by global-stack.ts. */
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
+import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
+import { localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../../scripts/local-stack.ts';
-import { type AwsEndpoint, localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 
 /** The running stack's endpoints. */
 export const testStack = (): StackEndpoints => inject('stack');

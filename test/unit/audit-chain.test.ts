@@ -10,19 +10,20 @@ const headOf = (records: AuditRecord[]) => {
 };
 
 describe('audit chain', () => {
-  const chain = (n: number) =>
-    Array.from({ length: n }, (_, i) => i).reduce<AuditRecord[]>(
-      (records, i) => [
-        ...records,
+  const chain = (length: number) => {
+    const records: AuditRecord[] = [];
+    for (let i = 0; i < length; i += 1) {
+      records.push(
         nextRecord(
           headOf(records),
           { type: 'credential.issued', actor: 'a', subject: `s${i}`, details: { i } },
           { id: `id-${i + 1}`, at: '2026-11-01T00:00:00.000Z' },
           digest,
         ),
-      ],
-      [],
-    );
+      );
+    }
+    return records;
+  };
 
   it('links each record to the hash of the one before, from the genesis hash', () => {
     const records = chain(3);
@@ -38,20 +39,40 @@ describe('audit chain', () => {
   it('names an altered record', () => {
     const records = chain(4);
     const altered = records.map((r) => (r.seq === 2 ? { ...r, details: { i: 99 } } : r));
-    expect(verifyChain(altered, headOf(records), digest)).toMatchObject({ ok: false, problem: 'altered', seq: 2, id: 'id-2' });
+    expect(verifyChain(altered, headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'altered',
+      seq: 2,
+      id: 'id-2',
+    });
   });
 
   it('names a rewritten record even when its own hash was recomputed', () => {
     const records = chain(4);
     const second = records[1] as AuditRecord;
-    const rewritten = nextRecord(headOf(records.slice(0, 1)), { type: 'grant.approved', actor: 'mallory', subject: 'x' }, { id: 'x', at: second.at }, digest);
+    const rewritten = nextRecord(
+      headOf(records.slice(0, 1)),
+      { type: 'grant.approved', actor: 'mallory', subject: 'x' },
+      { id: 'x', at: second.at },
+      digest,
+    );
     const forged = records.map((r) => (r.seq === 2 ? rewritten : r));
-    expect(verifyChain(forged, headOf(records), digest)).toMatchObject({ ok: false, problem: 'inserted', seq: 3 });
+    expect(verifyChain(forged, headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'inserted',
+      seq: 3,
+    });
   });
 
   it('names a record removed from the middle', () => {
     const records = chain(4);
-    expect(verifyChain(records.filter((r) => r.seq !== 3), headOf(records), digest)).toMatchObject({
+    expect(
+      verifyChain(
+        records.filter((r) => r.seq !== 3),
+        headOf(records),
+        digest,
+      ),
+    ).toMatchObject({
       ok: false,
       problem: 'removed',
       seq: 3,
@@ -60,11 +81,19 @@ describe('audit chain', () => {
 
   it('names records cut from the end using the head', () => {
     const records = chain(4);
-    expect(verifyChain(records.slice(0, 2), headOf(records), digest)).toMatchObject({ ok: false, problem: 'removed', seq: 3 });
+    expect(verifyChain(records.slice(0, 2), headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'removed',
+      seq: 3,
+    });
   });
 
   it('names a record appended without moving the head', () => {
     const records = chain(4);
-    expect(verifyChain(records, headOf(records.slice(0, 3)), digest)).toMatchObject({ ok: false, problem: 'inserted', seq: 4 });
+    expect(verifyChain(records, headOf(records.slice(0, 3)), digest)).toMatchObject({
+      ok: false,
+      problem: 'inserted',
+      seq: 4,
+    });
   });
 });

@@ -5,7 +5,9 @@ import { identity } from '../support/fixtures.ts';
 
 const now = new Date('2026-11-21T00:00:00Z');
 const daysAgo = (days: number) => new Date(now.getTime() - days * 86_400_000).toISOString();
-const found = (over: Partial<DiscoveredCredential> & Pick<DiscoveredCredential, 'key' | 'kind'>): DiscoveredCredential => ({
+const found = (
+  over: Partial<DiscoveredCredential> & Pick<DiscoveredCredential, 'key' | 'kind'>,
+): DiscoveredCredential => ({
   handle: `${over.key}#1`,
   label: over.key,
   status: 'active',
@@ -14,23 +16,40 @@ const found = (over: Partial<DiscoveredCredential> & Pick<DiscoveredCredential, 
   ...over,
 });
 const assess = (...args: Parameters<typeof assessFindings>) => assessFindings(args[0], args[1], args[2]);
-const typesOf = (findings: ReturnType<typeof assessFindings>) => findings.map((f) => `${f.type} ${f.subject}`);
+const typesOf = (findings: ReturnType<typeof assessFindings>) =>
+  findings.map((f) => `${f.type} ${f.subject}`);
 
 describe('findings', () => {
   const options = { now, staleAfter: '90d' };
 
   it('reports nothing for a declared, owned, young credential in one stage', () => {
     const app = identity({ id: 'app', kind: 'aws-iam-access-key' });
-    expect(assess([app], [found({ key: 'aws-iam-user:app-user', kind: 'aws-iam-access-key', lastUsedAt: daysAgo(1) })], options)).toEqual([]);
+    expect(
+      assess(
+        [app],
+        [found({ key: 'aws-iam-user:app-user', kind: 'aws-iam-access-key', lastUsedAt: daysAgo(1) })],
+        options,
+      ),
+    ).toEqual([]);
   });
 
   it('reports a credential that exists but is not declared', () => {
-    const findings = assess([], [found({ key: 'aws-iam-user:legacy-bot', kind: 'aws-iam-access-key', handle: 'AKIDLEGACY' })], options);
-    expect(findings).toMatchObject([{ type: 'undeclared', severity: 'high', subject: 'aws-iam-user:legacy-bot', handles: ['AKIDLEGACY'] }]);
+    const findings = assess(
+      [],
+      [found({ key: 'aws-iam-user:legacy-bot', kind: 'aws-iam-access-key', handle: 'AKIDLEGACY' })],
+      options,
+    );
+    expect(findings).toMatchObject([
+      { type: 'undeclared', severity: 'high', subject: 'aws-iam-user:legacy-bot', handles: ['AKIDLEGACY'] },
+    ]);
   });
 
   it('reports an identity declared but not found, except lease prefixes', () => {
-    const findings = assess([identity({ id: 'gone' }), identity({ id: 'leases', kind: 'vault-lease' })], [], options);
+    const findings = assess(
+      [identity({ id: 'gone' }), identity({ id: 'leases', kind: 'vault-lease' })],
+      [],
+      options,
+    );
     expect(typesOf(findings)).toEqual(['missing gone']);
   });
 
@@ -41,30 +60,83 @@ describe('findings', () => {
   });
 
   it('reports a credential older than its max age, naming the age', () => {
-    const app = identity({ id: 'app', kind: 'aws-iam-access-key', policy: { maxAge: '90d', rotateEvery: '30d' } });
-    const findings = assess([app], [found({ key: 'aws-iam-user:app-user', kind: 'aws-iam-access-key', createdAt: daysAgo(200), lastUsedAt: daysAgo(1) })], options);
+    const app = identity({
+      id: 'app',
+      kind: 'aws-iam-access-key',
+      policy: { maxAge: '90d', rotateEvery: '30d' },
+    });
+    const findings = assess(
+      [app],
+      [
+        found({
+          key: 'aws-iam-user:app-user',
+          kind: 'aws-iam-access-key',
+          createdAt: daysAgo(200),
+          lastUsedAt: daysAgo(1),
+        }),
+      ],
+      options,
+    );
     expect(findings).toMatchObject([{ type: 'over-max-age', severity: 'high', subject: 'app' }]);
     expect(findings[0]?.message).toContain('200d old, over its max age of 90d');
   });
 
   it('ignores an inactive key when judging age', () => {
     const app = identity({ id: 'app', kind: 'aws-iam-access-key' });
-    const findings = assess([app], [found({ key: 'aws-iam-user:app-user', kind: 'aws-iam-access-key', status: 'inactive', createdAt: daysAgo(400) })], options);
+    const findings = assess(
+      [app],
+      [
+        found({
+          key: 'aws-iam-user:app-user',
+          kind: 'aws-iam-access-key',
+          status: 'inactive',
+          createdAt: daysAgo(400),
+        }),
+      ],
+      options,
+    );
     expect(findings).toEqual([]);
   });
 
   it('reports a credential unused for longer than the stale window, or never used and that old', () => {
-    const docs = identity({ id: 'docs', kind: 'aws-iam-access-key', policy: { maxAge: '365d', rotateEvery: '90d' } });
-    const idle = assess([docs], [found({ key: 'aws-iam-user:docs-user', kind: 'aws-iam-access-key', createdAt: daysAgo(150), lastUsedAt: daysAgo(120) })], options);
-    const never = assess([docs], [found({ key: 'aws-iam-user:docs-user', kind: 'aws-iam-access-key', createdAt: daysAgo(100) })], options);
+    const docs = identity({
+      id: 'docs',
+      kind: 'aws-iam-access-key',
+      policy: { maxAge: '365d', rotateEvery: '90d' },
+    });
+    const idle = assess(
+      [docs],
+      [
+        found({
+          key: 'aws-iam-user:docs-user',
+          kind: 'aws-iam-access-key',
+          createdAt: daysAgo(150),
+          lastUsedAt: daysAgo(120),
+        }),
+      ],
+      options,
+    );
+    const never = assess(
+      [docs],
+      [found({ key: 'aws-iam-user:docs-user', kind: 'aws-iam-access-key', createdAt: daysAgo(100) })],
+      options,
+    );
     expect(typesOf(idle)).toEqual(['stale docs']);
     expect(idle[0]?.message).toContain('last used 120d ago');
     expect(never[0]?.message).toContain('never used');
   });
 
   it('reports one value used in two environments, by fingerprint, naming both identities', () => {
-    const staging = identity({ id: 'db-staging', kind: 'aws-secret', pipeline: { repo: 'acme/app', stage: 'test', environment: 'staging' } });
-    const prod = identity({ id: 'db-prod', kind: 'aws-secret', pipeline: { repo: 'acme/app', stage: 'deploy', environment: 'prod' } });
+    const staging = identity({
+      id: 'db-staging',
+      kind: 'aws-secret',
+      pipeline: { repo: 'acme/app', stage: 'test', environment: 'staging' },
+    });
+    const prod = identity({
+      id: 'db-prod',
+      kind: 'aws-secret',
+      pipeline: { repo: 'acme/app', stage: 'deploy', environment: 'prod' },
+    });
     const findings = assess(
       [staging, prod],
       [
@@ -73,7 +145,9 @@ describe('findings', () => {
       ],
       options,
     );
-    expect(findings).toMatchObject([{ type: 'reused-across-environments', severity: 'critical', identityIds: ['db-prod', 'db-staging'] }]);
+    expect(findings).toMatchObject([
+      { type: 'reused-across-environments', severity: 'critical', identityIds: ['db-prod', 'db-staging'] },
+    ]);
   });
 
   it('does not call a value shared inside one environment a cross-environment reuse', () => {
@@ -91,7 +165,11 @@ describe('findings', () => {
   });
 
   it('attributes a delivery target to the identity that writes it', () => {
-    const app = identity({ id: 'app', kind: 'aws-iam-access-key', delivery: { type: 'aws-secret', secretId: 'ci/app/key' } });
+    const app = identity({
+      id: 'app',
+      kind: 'aws-iam-access-key',
+      delivery: { type: 'aws-secret', secretId: 'ci/app/key' },
+    });
     const findings = assess(
       [app],
       [
@@ -104,21 +182,46 @@ describe('findings', () => {
   });
 
   it('reports one identity serving two of sign, publish and deploy', () => {
-    const signer = identity({ id: 'signer', pipeline: { repo: 'acme/rel', stage: ['sign', 'deploy'], environment: 'prod' } });
-    const findings = assess([signer], [found({ key: 'vault-kv:secret/ci/signer', kind: 'vault-kv' })], options);
+    const signer = identity({
+      id: 'signer',
+      pipeline: { repo: 'acme/rel', stage: ['sign', 'deploy'], environment: 'prod' },
+    });
+    const findings = assess(
+      [signer],
+      [found({ key: 'vault-kv:secret/ci/signer', kind: 'vault-kv' })],
+      options,
+    );
     expect(findings).toMatchObject([{ type: 'separation-of-duties', subject: 'signer' }]);
   });
 
   it('reports two identities of different privileged stages on one credential', () => {
-    const sign = identity({ id: 'sign', scope: { path: 'ci/shared' }, pipeline: { repo: 'acme/rel', stage: 'sign', environment: 'prod' } });
-    const deploy = identity({ id: 'deploy', scope: { path: 'ci/shared' }, pipeline: { repo: 'acme/rel', stage: 'deploy', environment: 'prod' } });
-    const findings = assess([sign, deploy], [found({ key: 'vault-kv:secret/ci/shared', kind: 'vault-kv' })], options);
-    expect(findings).toMatchObject([{ type: 'separation-of-duties', subject: 'vault-kv:secret/ci/shared', identityIds: ['sign', 'deploy'] }]);
+    const sign = identity({
+      id: 'sign',
+      scope: { path: 'ci/shared' },
+      pipeline: { repo: 'acme/rel', stage: 'sign', environment: 'prod' },
+    });
+    const deploy = identity({
+      id: 'deploy',
+      scope: { path: 'ci/shared' },
+      pipeline: { repo: 'acme/rel', stage: 'deploy', environment: 'prod' },
+    });
+    const findings = assess(
+      [sign, deploy],
+      [found({ key: 'vault-kv:secret/ci/shared', kind: 'vault-kv' })],
+      options,
+    );
+    expect(findings).toMatchObject([
+      { type: 'separation-of-duties', subject: 'vault-kv:secret/ci/shared', identityIds: ['sign', 'deploy'] },
+    ]);
   });
 
   it('orders findings most severe first', () => {
     const { owner: _, ...noOwner } = identity({ id: 'x' });
-    const findings = assess([noOwner], [found({ key: 'aws-iam-user:ghost', kind: 'aws-iam-access-key' })], options);
+    const findings = assess(
+      [noOwner],
+      [found({ key: 'aws-iam-user:ghost', kind: 'aws-iam-access-key' })],
+      options,
+    );
     expect(findings.map((f) => f.severity)).toEqual(['high', 'medium', 'medium']);
   });
 });

@@ -7,12 +7,22 @@ import { identity } from '../support/fixtures.ts';
 const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 const stored = (id: string, status: 'active' | 'retired' = 'active', over = {}): StoredIdentity => {
   const declared = identity({ id, ...over });
-  return { identity: declared, status, declarationHash: declarationHash(declared, digest), rev: 1, syncedAt: 't' };
+  return {
+    identity: declared,
+    status,
+    declarationHash: declarationHash(declared, digest),
+    rev: 1,
+    syncedAt: 't',
+  };
 };
 
 describe('inventory: planSync', () => {
   it('declares new ids, keeps unchanged ones, and retires the ones no longer in the file', () => {
-    const plan = planSync([stored('kept'), stored('dropped')], [identity({ id: 'kept' }), identity({ id: 'new' })], digest);
+    const plan = planSync(
+      [stored('kept'), stored('dropped')],
+      [identity({ id: 'kept' }), identity({ id: 'new' })],
+      digest,
+    );
     expect(plan.declared.map((i) => i.id)).toEqual(['new']);
     expect(plan.unchanged).toEqual(['kept']);
     expect(plan.retired.map((r) => r.identity.id)).toEqual(['dropped']);

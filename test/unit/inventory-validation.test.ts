@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { formatProblem, InventoryFileError, parseInventory } from '../../functions/adapters/inventory-file.ts';
+import {
+  formatProblem,
+  InventoryFileError,
+  parseInventory,
+} from '../../functions/adapters/inventory-file.ts';
 
 const problemsOf = (text: string) => {
   const result = parseInventory(text, 'identities.yaml');
@@ -41,7 +45,7 @@ describe('inventory: validate', () => {
     ].join('\n');
 
     expect(problemsOf(text)).toEqual([
-      'identities.yaml:3:9 identities.0.id: expected an id of lowercase letters, digits, \'.\', \'_\' or \'-\' (at most 128), got "Bad Id"',
+      "identities.yaml:3:9 identities.0.id: expected an id of lowercase letters, digits, '.', '_' or '-' (at most 128), got \"Bad Id\"",
       'identities.yaml:7:40 identities.0.pipeline.stage: expected "build" | "test" | "sign" | "publish" | "deploy", got "deployy"',
       'identities.yaml:9:53 identities.0.policy.grace: expected a duration such as 30m, 12h or 90d, got "soon"',
       'identities.yaml:10:13 identities.0.colour: expected no field "colour" here (misspelt?), got one',
@@ -68,10 +72,14 @@ identities:
 
   it('says in one sentence when the file is not YAML', () => {
     expect(() => parseInventory('identities: [a, b\nversion: 1', 'broken.yaml')).toThrow(InventoryFileError);
-    expect(() => parseInventory('identities: [a, b\nversion: 1', 'broken.yaml')).toThrow(/^broken\.yaml:\d+:\d+ is not valid YAML/);
+    expect(() => parseInventory('identities: [a, b\nversion: 1', 'broken.yaml')).toThrow(
+      /^broken\.yaml:\d+:\d+ is not valid YAML/,
+    );
   });
 
   it('reports a document that is not a mapping at its start', () => {
-    expect(problemsOf('just some text')).toEqual(['identities.yaml:1:1 (file): expected object, got "just some text"']);
+    expect(problemsOf('just some text')).toEqual([
+      'identities.yaml:1:1 (file): expected object, got "just some text"',
+    ]);
   });
 });

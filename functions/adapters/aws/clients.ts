@@ -10,7 +10,7 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
 import { KeywardenError } from '../../core/errors.ts';
-import type { AwsEndpoint } from '../../local/aws-endpoint.ts';
+import type { AwsEndpoint } from './endpoint.ts';
 
 /** One client per AWS service keywarden talks to, all configured from the same endpoint. */
 export interface AwsClients {
