@@ -25,3 +25,8 @@ export class ConflictError extends KeywardenError {
 export class NotFoundError extends KeywardenError {
   override readonly name: string = 'NotFoundError';
 }
+
+/** A new credential failed its test; the old one stays current. */
+export class VerificationError extends KeywardenError {
+  override readonly name = 'VerificationError';
+}

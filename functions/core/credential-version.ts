@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { IdentityKindSchema } from './identity.ts';
+
+/**
+ * Where a credential version stands. `pending` is issued and staged but not yet in
+ * force; `current` is what the pipeline reads; `previous` was superseded and lives out
+ * its grace period; `disabled` is kept inactive (IAM key used after its successor was
+ * delivered); `revoked` is gone for good.
+ */
+export const VersionStageSchema = z.enum(['pending', 'current', 'previous', 'disabled', 'revoked']);
+export type VersionStage = z.infer<typeof VersionStageSchema>;
+
+/** One credential keywarden issued or adopted for an identity. Never holds the value. */
+export const CredentialVersionSchema = z.object({
+  identityId: z.string(),
+  versionId: z.string(),
+  kind: IdentityKindSchema,
+  stage: VersionStageSchema,
+  /** The provider's handle: access key id, token accessor, secret-id accessor, secret version, KV version. */
+  handle: z.string(),
+  /** HMAC of the value, when keywarden saw the value (issued or adopted). */
+  fingerprint: z.string().optional(),
+  /** Issued by keywarden, or found in the provider on the first rotation. */
+  origin: z.enum(['issued', 'adopted']),
+  issuedAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime().optional(),
+  deliveredAt: z.iso.datetime().optional(),
+  verifiedAt: z.iso.datetime().optional(),
+  activatedAt: z.iso.datetime().optional(),
+  supersededAt: z.iso.datetime().optional(),
+  retiredAt: z.iso.datetime().optional(),
+  lastUsedAt: z.iso.datetime().optional(),
+  /** Why a version ended as it did (retired unused, kept disabled because used, failed test…). */
+  note: z.string().optional(),
+});
+export type CredentialVersion = z.infer<typeof CredentialVersionSchema>;
+
+/** The steps of one rotation, in order (the Secrets Manager rotation protocol). */
+export const RotationStepSchema = z.enum([
+  'createSecret',
+  'setSecret',
+  'testSecret',
+  'finishSecret',
+  'finished',
+  'failed',
+]);
+export type RotationStep = z.infer<typeof RotationStepSchema>;
+
+/** Progress of the latest rotation of an identity, stored so any run can resume it. */
+export const RotationStateSchema = z.object({
+  identityId: z.string(),
+  rotationId: z.string(),
+  /** The version this attempt issues; a new create attempt gets a new one. */
+  versionId: z.string(),
+  step: RotationStepSchema,
+  startedAt: z.iso.datetime(),
+  /** When the current create attempt began: provider credentials created after it and unknown to the store are this attempt's orphans. */
+  attemptStartedAt: z.iso.datetime(),
+  attempts: z.int().min(1),
+  updatedAt: z.iso.datetime(),
+  reason: z.string().optional(),
+});
+export type RotationState = z.infer<typeof RotationStateSchema>;
