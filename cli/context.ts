@@ -36,9 +36,9 @@ export function loadConfig(): RuntimeConfig {
       discovery: {
         iamPathPrefix: env.KEYWARDEN_IAM_PATH_PREFIX,
         secretNamePrefix: env.KEYWARDEN_SECRET_NAME_PREFIX,
-        vault:
-          env.VAULT_ADDR && env.VAULT_TOKEN ? { addr: env.VAULT_ADDR, token: env.VAULT_TOKEN } : undefined,
       },
+      vault: env.VAULT_ADDR && env.VAULT_TOKEN ? { addr: env.VAULT_ADDR, token: env.VAULT_TOKEN } : undefined,
+      rotationConcurrency: env.KEYWARDEN_ROTATION_CONCURRENCY,
     });
   }
   const file = localConfigFile();

@@ -26,9 +26,7 @@ export function registerDev(program: Command): void {
     .action(async (options: { demo?: boolean }) => {
       const dir = stateDir();
       const { config } = await devUp(dir, { demo: options.demo ?? false, log: say });
-      say(
-        `local stack up: moto ${config.aws.endpoint}, OpenBao ${config.discovery.vault?.addr} (state in ${dir})`,
-      );
+      say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.vault?.addr} (state in ${dir})`);
       if (!options.demo) return;
       const services = wire(config);
       const inventory = await readInventoryOrThrow(DEMO_INVENTORY);

@@ -16,18 +16,21 @@ export const RuntimeConfigSchema = z.object({
   /** Key of the HMAC that fingerprints credential values. */
   fingerprintKey: z.string().min(32),
   staleAfter: DurationSchema.default('90d'),
+  /** Vault / OpenBao; without it, Vault kinds are neither discovered nor rotated. */
+  vault: z
+    .object({
+      addr: z.url(),
+      token: z.string().min(1),
+      approleMounts: z.array(z.string()).default(['approle']),
+      kvPrefixes: z.array(z.string()).default(['secret/ci/']),
+    })
+    .optional(),
   discovery: z.object({
     iamPathPrefix: z.string().startsWith('/').default('/'),
     secretNamePrefix: z.string().default('ci/'),
-    vault: z
-      .object({
-        addr: z.url(),
-        token: z.string().min(1),
-        approleMounts: z.array(z.string()).default(['approle']),
-        kvPrefixes: z.array(z.string()).default(['secret/ci/']),
-      })
-      .optional(),
   }),
+  /** Identities rotated at once by one run. */
+  rotationConcurrency: z.coerce.number().int().min(1).max(64).default(8),
 });
 export type RuntimeConfig = z.infer<typeof RuntimeConfigSchema>;
 export type RuntimeConfigInput = z.input<typeof RuntimeConfigSchema>;

@@ -25,7 +25,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     clock,
     digest: sha256Hex,
   });
-  const vaultConfig = config.discovery.vault;
+  const vaultConfig = config.vault;
   const vault = vaultConfig
     ? new VaultClient({ addr: vaultConfig.addr, token: vaultConfig.token })
     : undefined;

@@ -1,4 +1,5 @@
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
+import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { Finding } from './findings.ts';
 import type { Identity } from './identity.ts';
 
@@ -40,4 +41,25 @@ export interface AuditLog {
 export interface FindingStore {
   saveFindings(run: { runId: string; at: string; findings: Finding[] }): Promise<void>;
   latestFindings(): Promise<{ runId: string; at: string; findings: Finding[] } | undefined>;
+}
+
+/** A credential version with its optimistic-locking revision. */
+export type StoredVersion = CredentialVersion & { rev: number };
+/** A rotation's progress with its optimistic-locking revision. */
+export type StoredRotation = RotationState & { rev: number };
+
+/** Credential versions, rotation progress and per-identity locks. */
+export interface RotationStore {
+  listVersions(identityId: string): Promise<StoredVersion[]>;
+  /** Conditional on `expectedRev` like putIdentity; throws ConflictError when someone else wrote first. */
+  putVersion(version: CredentialVersion, expectedRev: number | undefined): Promise<StoredVersion>;
+  getRotation(identityId: string): Promise<StoredRotation | undefined>;
+  putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation>;
+  /**
+   * Takes the identity's lock for `owner` until `expiresAt` (epoch ms), if it is free or
+   * its holder's time ran out (a crashed run). Returns whether it was taken.
+   */
+  acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean>;
+  /** Gives the lock back, only if `owner` still holds it. */
+  releaseLock(identityId: string, owner: string): Promise<void>;
 }

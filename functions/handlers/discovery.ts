@@ -7,13 +7,11 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
-import { RuntimeConfigSchema } from '../adapters/runtime-config.ts';
 import { wire } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
-import { optionalEnv, requireEnv } from './env.ts';
+import { optionalEnv } from './env.ts';
+import { coldStart, loadLambdaConfig } from './lambda-config.ts';
 
 export interface DiscoveryHandlerDeps {
   discovery: DiscoveryDeps;
@@ -77,39 +75,13 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
   };
 }
 
-async function secretValue(client: SecretsManagerClient, secretId: string): Promise<string> {
-  const { SecretString } = await client.send(
-    new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
-  );
-  if (!SecretString) throw new Error(`secret ${secretId} has no string value`);
-  return SecretString;
-}
-
 /** Cold start: read the environment and the two service secrets once, build the adapters once. */
 async function init(env: NodeJS.ProcessEnv = process.env) {
   const logger = new Logger({ serviceName: 'keywarden-discovery' });
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-discovery' });
-  const region = requireEnv('AWS_REGION', env);
-  const secrets = new SecretsManagerClient(awsClientConfig({ region }));
-  const vaultAddr = optionalEnv('KEYWARDEN_VAULT_ADDR', env);
-  const [fingerprintKey, vaultToken] = await Promise.all([
-    secretValue(secrets, requireEnv('KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN', env)),
-    vaultAddr ? secretValue(secrets, requireEnv('KEYWARDEN_VAULT_TOKEN_SECRET_ARN', env)) : undefined,
-  ]);
-  const config = RuntimeConfigSchema.parse({
-    aws: { region },
-    tableName: requireEnv('KEYWARDEN_TABLE', env),
-    reportBucket: optionalEnv('KEYWARDEN_REPORT_BUCKET', env),
-    fingerprintKey,
-    staleAfter: `${optionalEnv('KEYWARDEN_STALE_AFTER_DAYS', env) ?? '90'}d`,
-    discovery: {
-      iamPathPrefix: optionalEnv('KEYWARDEN_IAM_PATH_PREFIX', env),
-      secretNamePrefix: optionalEnv('KEYWARDEN_SECRET_NAME_PREFIX', env),
-      vault: vaultAddr && vaultToken ? { addr: vaultAddr, token: vaultToken } : undefined,
-    },
-  });
+  const config = await loadLambdaConfig(env);
   const services = wire(config);
-  if (!vaultAddr) logger.warn('KEYWARDEN_VAULT_ADDR is empty: Vault discovery is skipped');
+  if (!config.vault) logger.warn('KEYWARDEN_VAULT_ADDR is empty: Vault discovery is skipped');
   return makeHandler({
     discovery: services.discoveryDeps,
     staleAfter: config.staleAfter,
@@ -127,13 +99,7 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
   });
 }
 
-let ready: ReturnType<typeof init> | undefined;
+const ready = coldStart(() => init());
 
-/** The Lambda entry point. A failed cold start is retried on the next invocation. */
-export const handler = async (): Promise<DiscoveryResult> => {
-  ready ??= init().catch((error: unknown) => {
-    ready = undefined;
-    throw error;
-  });
-  return (await ready)();
-};
+/** The Lambda entry point. */
+export const handler = async (): Promise<DiscoveryResult> => (await ready())();

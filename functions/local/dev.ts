@@ -21,15 +21,12 @@ export function localConfig(stack: StackEndpoints, fingerprintKey: string): Runt
     aws: localAwsEndpoint(stack),
     tableName: LOCAL_TABLE,
     fingerprintKey,
-    discovery: {
-      iamPathPrefix: '/',
-      secretNamePrefix: 'ci/',
-      vault: {
-        addr: stack.vault.addr,
-        token: stack.vault.token,
-        approleMounts: ['approle'],
-        kvPrefixes: ['secret/ci/'],
-      },
+    discovery: { iamPathPrefix: '/', secretNamePrefix: 'ci/' },
+    vault: {
+      addr: stack.vault.addr,
+      token: stack.vault.token,
+      approleMounts: ['approle'],
+      kvPrefixes: ['secret/ci/'],
     },
   });
 }
@@ -49,7 +46,7 @@ export async function devUp(
     : undefined;
   // A new stack gets a new fingerprint key; a running one keeps its own.
   const fingerprintKey =
-    previous?.success && previous.data.discovery.vault?.addr === stack.vault.addr
+    previous?.success && previous.data.vault?.addr === stack.vault.addr
       ? previous.data.fingerprintKey
       : randomBytes(32).toString('hex');
   const config = localConfig(stack, fingerprintKey);

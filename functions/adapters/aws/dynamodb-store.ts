@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -20,10 +21,25 @@ import {
   type Digest,
   nextRecord,
 } from '../../core/audit.ts';
+import {
+  type CredentialVersion,
+  CredentialVersionSchema,
+  type RotationState,
+  RotationStateSchema,
+} from '../../core/credential-version.ts';
 import { ConflictError, KeywardenError } from '../../core/errors.ts';
 import { type Finding, FindingSchema } from '../../core/findings.ts';
 import { IdentitySchema } from '../../core/identity.ts';
-import type { AuditLog, Clock, FindingStore, IdentityStore, StoredIdentity } from '../../core/ports.ts';
+import type {
+  AuditLog,
+  Clock,
+  FindingStore,
+  IdentityStore,
+  RotationStore,
+  StoredIdentity,
+  StoredRotation,
+  StoredVersion,
+} from '../../core/ports.ts';
 
 /**
  * The single-table layout. Every item has `pk` and `sk`; the partition says what it is.
@@ -35,6 +51,9 @@ import type { AuditLog, Clock, FindingStore, IdentityStore, StoredIdentity } fro
  * | audit head      | AUDIT                | HEAD               |
  * | findings run    | FINDINGS#<runId>     | FINDING#<id>       |
  * | latest findings | FINDINGS             | LATEST             |
+ * | credential ver. | IDENTITY#<id>        | VERSION#<versionId>|
+ * | rotation state  | IDENTITY#<id>        | ROTATION           |
+ * | rotation lock   | IDENTITY#<id>        | LOCK               |
  */
 export const Keys = {
   identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
@@ -42,6 +61,12 @@ export const Keys = {
   auditHead: { pk: 'AUDIT', sk: 'HEAD' },
   finding: (runId: string, id: string) => ({ pk: `FINDINGS#${runId}`, sk: `FINDING#${id}` }),
   latestFindings: { pk: 'FINDINGS', sk: 'LATEST' },
+  version: (identityId: string, versionId: string) => ({
+    pk: `IDENTITY#${identityId}`,
+    sk: `VERSION#${versionId}`,
+  }),
+  rotation: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'ROTATION' }),
+  lock: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'LOCK' }),
 } as const;
 
 export interface DynamoStoreOptions {
@@ -56,7 +81,7 @@ export interface DynamoStoreOptions {
 const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
 
 /** The state store on one DynamoDB table: identities, audit chain and findings. */
-export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
+export class DynamoStore implements IdentityStore, AuditLog, FindingStore, RotationStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #clock: Clock;
@@ -106,12 +131,27 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
     record: Omit<StoredIdentity, 'rev'>,
     expectedRev: number | undefined,
   ): Promise<StoredIdentity> {
+    return this.#putRevisioned(
+      Keys.identity(record.identity.id),
+      record,
+      expectedRev,
+      `identity ${record.identity.id}`,
+    );
+  }
+
+  /** Puts an item only if its stored revision is still `expectedRev` (undefined: must not exist). */
+  async #putRevisioned<T extends object>(
+    key: { pk: string; sk: string },
+    item: T,
+    expectedRev: number | undefined,
+    what: string,
+  ): Promise<T & { rev: number }> {
     const rev = (expectedRev ?? 0) + 1;
     try {
       await this.#doc.send(
         new PutCommand({
           TableName: this.#table,
-          Item: { ...Keys.identity(record.identity.id), ...record, rev },
+          Item: { ...key, ...item, rev },
           ConditionExpression: expectedRev === undefined ? 'attribute_not_exists(pk)' : 'rev = :rev',
           ...(expectedRev === undefined ? {} : { ExpressionAttributeValues: { ':rev': expectedRev } }),
         }),
@@ -119,13 +159,93 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) {
         throw new ConflictError(
-          `identity ${record.identity.id} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
+          `${what} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
           { cause: error },
         );
       }
       throw error;
     }
-    return { ...record, rev };
+    return { ...item, rev };
+  }
+
+  // ---- credential versions, rotation state, locks -----------------------------------------
+
+  async listVersions(identityId: string): Promise<StoredVersion[]> {
+    const items = await this.#query(`IDENTITY#${identityId}`, 'VERSION#');
+    return items
+      .map(({ pk: _pk, sk: _sk, rev, ...rest }) => ({
+        ...CredentialVersionSchema.parse(rest),
+        rev: Number(rev),
+      }))
+      .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
+  }
+
+  putVersion(version: CredentialVersion, expectedRev: number | undefined): Promise<StoredVersion> {
+    return this.#putRevisioned(
+      Keys.version(version.identityId, version.versionId),
+      CredentialVersionSchema.parse(version),
+      expectedRev,
+      `version ${version.versionId} of ${version.identityId}`,
+    );
+  }
+
+  async getRotation(identityId: string): Promise<StoredRotation | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.rotation(identityId), ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const { pk: _pk, sk: _sk, rev, ...rest } = Item;
+    return { ...RotationStateSchema.parse(rest), rev: Number(rev) };
+  }
+
+  putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation> {
+    return this.#putRevisioned(
+      Keys.rotation(state.identityId),
+      RotationStateSchema.parse(state),
+      expectedRev,
+      `rotation of ${state.identityId}`,
+    );
+  }
+
+  async acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          // `expiresAt` (seconds) is the table's TTL attribute: stale lock items clean themselves up in AWS.
+          Item: {
+            ...Keys.lock(identityId),
+            owner,
+            lockedUntil: expiresAt,
+            expiresAt: Math.ceil(expiresAt / 1_000) + 3_600,
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR lockedUntil < :now OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':now': now, ':owner': owner },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async releaseLock(identityId: string, owner: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: Keys.lock(identityId),
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch (error) {
+      // Someone took over after our lock expired: it is theirs now, not ours to delete.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
   }
 
   // ---- audit chain ------------------------------------------------------------------------

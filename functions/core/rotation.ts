@@ -1,0 +1,631 @@
+/**
+ * The rotation protocol, shared by every credential kind: createSecret → setSecret →
+ * testSecret → finishSecret, as in Secrets Manager rotation. Progress is stored after
+ * every step, so a run that dies anywhere is resumed by the next one; each step can
+ * run twice without harm. The working credential is never lost: the new one is staged
+ * where the pipeline does not read it, promoted only after it passed its test, and the
+ * old one is retired only after its grace period.
+ */
+import type { CredentialVersion, RotationState, RotationStep } from './credential-version.ts';
+import { formatAge, toMillis } from './duration.ts';
+import { KeywardenError, VerificationError } from './errors.ts';
+import type { Identity, IdentityKind } from './identity.ts';
+import type { AuditLog, Clock, RotationStore, StoredRotation, StoredVersion } from './ports.ts';
+import { type CredentialProvider, type DeliveryTarget, deliveryOf } from './provider.ts';
+import type { SecretValue } from './secret-value.ts';
+
+/** How long one run may hold an identity's lock before another run may take over. */
+export const LOCK_TTL_MS = 5 * 60_000;
+/** Provider clocks and ours may differ; an unknown credential this close to an attempt's start is its orphan. */
+const ORPHAN_CLOCK_SKEW_MS = 5_000;
+
+/** Kinds whose credentials are issued per grant or lease and end by TTL: never rotated on a schedule. */
+export const NOT_ROTATED: readonly IdentityKind[] = ['aws-role-session', 'vault-lease'];
+
+export interface RotationDeps {
+  store: RotationStore;
+  audit: AuditLog;
+  clock: Clock;
+  newId: () => string;
+  provider: (kind: IdentityKind) => CredentialProvider;
+  delivery: (type: 'aws-secret' | 'vault-kv') => DeliveryTarget;
+  fingerprint: (secret: SecretValue) => string;
+  /** Who acts, for the audit trail: `scheduler:rotation`, `cli:alice`. */
+  actor: string;
+  /**
+   * Called at each checkpoint: after each completed step, and inside createSecret after
+   * `issued` and `staged`, inside finishSecret after `promoted`. Tests inject crashes here.
+   */
+  afterStep?: (
+    identityId: string,
+    checkpoint: RotationStep | 'issued' | 'staged' | 'promoted',
+  ) => void | Promise<void>;
+}
+
+export type RotationStatus = 'rotated' | 'skipped' | 'failed';
+
+export interface RotationOutcome {
+  identityId: string;
+  kind: IdentityKind;
+  status: RotationStatus;
+  /** Why it was skipped or failed, or what else happened (retired versions, kept keys). */
+  reason?: string;
+  versionId?: string;
+  /** Whether this run continued a rotation an earlier run left unfinished. */
+  resumed: boolean;
+  retired: string[];
+  warnings: string[];
+  durationMs: number;
+}
+
+/** Why an identity is due for rotation now, or undefined when it is not. */
+export function dueReason(
+  identity: Identity,
+  versions: readonly CredentialVersion[],
+  now: Date,
+): string | undefined {
+  if (NOT_ROTATED.includes(identity.kind)) return undefined;
+  const current = versions.find((version) => version.stage === 'current');
+  if (!current) return 'never rotated by keywarden';
+  const age = now.getTime() - Date.parse(current.issuedAt);
+  if (age >= toMillis(identity.policy.maxAge))
+    return `current credential is ${formatAge(age)} old, over maxAge ${identity.policy.maxAge}`;
+  if (age >= toMillis(identity.policy.rotateEvery))
+    return `current credential is ${formatAge(age)} old, rotateEvery ${identity.policy.rotateEvery}`;
+  return undefined;
+}
+
+/** When the current credential of an identity is next due, for dry runs and status. */
+export function nextDueAt(identity: Identity, versions: readonly CredentialVersion[]): string | undefined {
+  const current = versions.find((version) => version.stage === 'current');
+  if (!current) return undefined;
+  return new Date(Date.parse(current.issuedAt) + toMillis(identity.policy.rotateEvery)).toISOString();
+}
+
+class Run {
+  readonly started: number;
+  readonly retired: string[] = [];
+  readonly warnings: string[] = [];
+  resumed = false;
+  versions: StoredVersion[] = [];
+  state: StoredRotation | undefined;
+
+  constructor(
+    readonly deps: RotationDeps,
+    readonly identity: Identity,
+    readonly owner: string,
+  ) {
+    this.started = deps.clock.now().getTime();
+  }
+
+  get provider(): CredentialProvider {
+    return this.deps.provider(this.identity.kind);
+  }
+
+  get now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  outcome(status: RotationStatus, reason?: string): RotationOutcome {
+    return {
+      identityId: this.identity.id,
+      kind: this.identity.kind,
+      status,
+      ...(reason ? { reason } : {}),
+      ...(this.state ? { versionId: this.state.versionId } : {}),
+      resumed: this.resumed,
+      retired: this.retired,
+      warnings: this.warnings,
+      durationMs: this.deps.clock.now().getTime() - this.started,
+    };
+  }
+
+  audit(type: Parameters<AuditLog['append']>[0]['type'], details: Record<string, unknown>) {
+    return this.deps.audit.append({ type, actor: this.deps.actor, subject: this.identity.id, details });
+  }
+
+  async reload(): Promise<void> {
+    this.versions = await this.deps.store.listVersions(this.identity.id);
+  }
+
+  version(versionId: string): StoredVersion | undefined {
+    return this.versions.find((version) => version.versionId === versionId);
+  }
+
+  async saveVersion(next: CredentialVersion): Promise<void> {
+    const before = this.version(next.versionId);
+    const saved = await this.deps.store.putVersion(next, before?.rev);
+    this.versions = [...this.versions.filter((v) => v.versionId !== next.versionId), saved];
+  }
+
+  async saveState(next: RotationState): Promise<void> {
+    this.state = await this.deps.store.putRotation(next, this.state?.rev);
+  }
+
+  async advance(step: RotationStep, completed: RotationStep): Promise<void> {
+    const state = this.state as StoredRotation;
+    await this.saveState({ ...stripRev(state), step, updatedAt: this.now });
+    await this.deps.afterStep?.(this.identity.id, completed);
+  }
+}
+
+const stripRev = <T extends { rev: number }>(item: T): Omit<T, 'rev'> => {
+  const { rev: _rev, ...rest } = item;
+  return rest;
+};
+
+/**
+ * Rotates one identity if it is due (or `force`), resuming an unfinished rotation
+ * first. Holds the identity's lock throughout, so two runs never rotate it at once.
+ */
+export async function rotateIdentity(
+  deps: RotationDeps,
+  identity: Identity,
+  options: { owner: string; force?: boolean },
+): Promise<RotationOutcome> {
+  const run = new Run(deps, identity, options.owner);
+  if (NOT_ROTATED.includes(identity.kind)) {
+    return run.outcome(
+      'skipped',
+      `${identity.kind} credentials are issued per grant or lease and end by their TTL`,
+    );
+  }
+  const delivery = deliveryOf(identity);
+  if (!delivery) {
+    return run.outcome(
+      'failed',
+      `${identity.id} has no delivery target: add delivery: { type: aws-secret, secretId: … } or { type: vault-kv, path: … } so the new credential has somewhere to go`,
+    );
+  }
+  const now = deps.clock.now().getTime();
+  if (!(await deps.store.acquireLock(identity.id, options.owner, now, now + LOCK_TTL_MS))) {
+    return run.outcome('skipped', 'another run is rotating this identity');
+  }
+  try {
+    run.state = await deps.store.getRotation(identity.id);
+    await run.reload();
+    await retireDue(run);
+    const inProgress = run.state && run.state.step !== 'finished' && run.state.step !== 'failed';
+    if (inProgress) run.resumed = true;
+    else {
+      const reason = dueReason(identity, run.versions, deps.clock.now());
+      if (!reason && !options.force) {
+        return run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
+      }
+      const at = run.now;
+      await run.saveState({
+        identityId: identity.id,
+        rotationId: deps.newId(),
+        versionId: deps.newId(),
+        step: 'createSecret',
+        startedAt: at,
+        attemptStartedAt: at,
+        attempts: 1,
+        updatedAt: at,
+        ...(reason ? { reason } : { reason: 'forced' }),
+      });
+    }
+    // Progress is stored after every step: if this throws, the next run resumes from there.
+    return await drive(run, delivery);
+  } finally {
+    await deps.store.releaseLock(identity.id, options.owner).catch(() => undefined);
+  }
+}
+
+/** Thrown by tests from `afterStep` to stand for a process that died at that point. */
+export class SimulatedCrash extends Error {
+  override readonly name = 'SimulatedCrash';
+}
+
+async function drive(
+  run: Run,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+): Promise<RotationOutcome> {
+  const target = run.deps.delivery(delivery.type);
+  for (;;) {
+    const state = run.state as StoredRotation;
+    switch (state.step) {
+      case 'createSecret':
+        await createSecret(run, target, delivery);
+        break;
+      case 'setSecret':
+        if (!(await setSecret(run, target, delivery))) break;
+        await run.advance('testSecret', 'setSecret');
+        break;
+      case 'testSecret': {
+        const failure = await testSecret(run, target, delivery);
+        if (failure) return run.outcome('failed', failure);
+        await run.advance('finishSecret', 'testSecret');
+        break;
+      }
+      case 'finishSecret':
+        await finishSecret(run, target, delivery);
+        await run.advance('finished', 'finishSecret');
+        break;
+      case 'finished':
+        return run.outcome('rotated', run.retired.length ? `retired ${run.retired.join(', ')}` : undefined);
+      case 'failed':
+        return run.outcome('failed', state.reason);
+    }
+  }
+}
+
+/** createSecret: issue a new credential beside the current one and stage it in the delivery target. */
+async function createSecret(
+  run: Run,
+  target: DeliveryTarget,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+) {
+  let state = run.state as StoredRotation;
+  if (run.version(state.versionId)) {
+    // An earlier run created and recorded it, then died before moving on.
+    await run.advance('setSecret', 'createSecret');
+    return;
+  }
+  if (run.resumed) {
+    // An earlier attempt may have issued a credential and died before recording it.
+    await cleanOrphans(run, target, delivery);
+    const at = run.now;
+    await run.saveState({
+      ...stripRev(state),
+      versionId: run.deps.newId(),
+      attemptStartedAt: at,
+      attempts: state.attempts + 1,
+      updatedAt: at,
+    });
+    state = run.state as StoredRotation;
+  }
+  const issued = await run.provider.issue(run.identity as never, { versionId: state.versionId });
+  await run.deps.afterStep?.(run.identity.id, 'issued');
+  await target.stagePending(delivery as never, state.versionId, issued.secret);
+  await run.deps.afterStep?.(run.identity.id, 'staged');
+  const fingerprint = run.deps.fingerprint(issued.secret);
+  await run.saveVersion({
+    identityId: run.identity.id,
+    versionId: state.versionId,
+    kind: run.identity.kind,
+    stage: 'pending',
+    handle: issued.handle,
+    fingerprint,
+    origin: 'issued',
+    issuedAt: run.now,
+    ...(issued.expiresAt ? { expiresAt: issued.expiresAt } : {}),
+  });
+  await run.audit('credential.issued', {
+    versionId: state.versionId,
+    handle: issued.handle,
+    fingerprint,
+    stage: 'pending',
+  });
+  await run.advance('setSecret', 'createSecret');
+}
+
+/** Revokes what an interrupted attempt created but never recorded, and drops its staged value. */
+async function cleanOrphans(
+  run: Run,
+  target: DeliveryTarget,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+) {
+  const state = run.state as StoredRotation;
+  const known = new Set(run.versions.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
+  const since = Date.parse(state.attemptStartedAt) - ORPHAN_CLOCK_SKEW_MS;
+  for (const listed of await run.provider.list(run.identity as never)) {
+    if (known.has(listed.handle)) continue;
+    const ours = listed.versionId
+      ? listed.versionId === state.versionId
+      : listed.createdAt !== undefined && Date.parse(listed.createdAt) >= since;
+    if (!ours) continue;
+    const result = await run.provider.revoke(run.identity as never, listed.handle);
+    await run.audit('credential.revoked', {
+      handle: listed.handle,
+      result,
+      reason: 'orphan of an interrupted rotation attempt',
+    });
+  }
+  await target.discardPending(delivery as never, state.versionId);
+}
+
+/**
+ * setSecret: apply the pending credential where the provider needs it. Returns false
+ * when the staged value was lost (its attempt is discarded and creation starts over).
+ */
+async function setSecret(
+  run: Run,
+  target: DeliveryTarget,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+): Promise<boolean> {
+  const state = run.state as StoredRotation;
+  const pending = run.version(state.versionId);
+  const secret = await target.readPending(delivery as never, state.versionId);
+  if (!pending || !secret) {
+    if (pending) await revokeVersion(run, pending, 'its staged value was lost before setSecret');
+    await run.saveState({ ...stripRev(state), step: 'createSecret', updatedAt: run.now });
+    run.resumed = true;
+    return false;
+  }
+  await run.provider.set?.(run.identity as never, { handle: pending.handle, secret });
+  return true;
+}
+
+/** testSecret: prove the pending credential works. A failure leaves the old one current. */
+async function testSecret(
+  run: Run,
+  target: DeliveryTarget,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+): Promise<string | undefined> {
+  const state = run.state as StoredRotation;
+  const pending = run.version(state.versionId) as StoredVersion;
+  const secret = await target.readPending(delivery as never, state.versionId);
+  try {
+    if (!secret) throw new VerificationError('the staged value is gone from the delivery target');
+    await run.provider.verify(run.identity as never, { handle: pending.handle, secret });
+  } catch (error) {
+    if (!(error instanceof VerificationError)) throw error;
+    const reason = `testSecret failed: ${error.message}; the current credential stays in force`;
+    await revokeVersion(run, pending, reason);
+    await target.discardPending(delivery as never, state.versionId);
+    await run.saveState({ ...stripRev(state), step: 'failed', reason, updatedAt: run.now });
+    await run.audit('rotation.failed', {
+      versionId: state.versionId,
+      step: 'testSecret',
+      reason: error.message,
+    });
+    return reason;
+  }
+  await run.saveVersion({ ...stripRev(pending), verifiedAt: run.now });
+  await run.audit('credential.verified', { versionId: state.versionId, handle: pending.handle });
+  return undefined;
+}
+
+/** finishSecret: promote the new credential in the delivery target; the old one becomes previous. */
+async function finishSecret(
+  run: Run,
+  target: DeliveryTarget,
+  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
+) {
+  const state = run.state as StoredRotation;
+  const pending = run.version(state.versionId) as StoredVersion;
+  if (!run.versions.some((v) => v.stage === 'current' || v.origin === 'adopted'))
+    await adopt(run, pending.handle);
+  await target.promote(delivery as never, state.versionId);
+  await run.deps.afterStep?.(run.identity.id, 'promoted');
+  const at = run.now;
+  if (pending.stage !== 'current') {
+    await run.saveVersion({ ...stripRev(pending), stage: 'current', deliveredAt: at, activatedAt: at });
+    await run.audit('credential.delivered', { versionId: pending.versionId, delivery: delivery.type });
+    await run.audit('credential.activated', { versionId: pending.versionId, handle: pending.handle });
+  }
+  for (const old of run.versions.filter((v) => v.stage === 'current' && v.versionId !== pending.versionId)) {
+    await run.provider.supersede?.(run.identity as never, old.handle);
+    await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt: at });
+  }
+}
+
+/** First rotation: what already exists in the provider becomes `previous`, to retire after the grace period. */
+async function adopt(run: Run, newHandle: string) {
+  const known = new Set(run.versions.map((v) => v.handle));
+  const at = run.now;
+  for (const listed of await run.provider.list(run.identity as never)) {
+    if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
+    await run.provider.supersede?.(run.identity as never, listed.handle);
+    await run.saveVersion({
+      identityId: run.identity.id,
+      versionId: `adopted-${listed.handle}`,
+      kind: run.identity.kind,
+      stage: 'previous',
+      handle: listed.handle,
+      origin: 'adopted',
+      issuedAt: listed.createdAt ?? at,
+      supersededAt: at,
+    });
+  }
+}
+
+async function revokeVersion(run: Run, version: StoredVersion, note: string) {
+  const result = await run.provider.revoke(run.identity as never, version.handle);
+  await run.saveVersion({ ...stripRev(version), stage: 'revoked', retiredAt: run.now, note });
+  await run.audit('credential.revoked', {
+    versionId: version.versionId,
+    handle: version.handle,
+    result,
+    reason: note,
+  });
+}
+
+/**
+ * Retires `previous` versions whose grace period is over. An IAM key used after its
+ * successor was delivered is kept inactive rather than deleted, and reported.
+ */
+async function retireDue(run: Run) {
+  const now = run.deps.clock.now().getTime();
+  const grace = toMillis(run.identity.policy.grace);
+  const successor = run.versions.find((v) => v.stage === 'current');
+  for (const version of run.versions.filter((v) => v.stage === 'previous')) {
+    if (now - Date.parse(version.supersededAt ?? version.issuedAt) < grace) continue;
+    const lastUsed = await run.provider.lastUsed?.(run.identity as never, version.handle);
+    const usedAfterSuccessor =
+      run.identity.kind === 'aws-iam-access-key' &&
+      lastUsed !== undefined &&
+      successor?.deliveredAt !== undefined &&
+      Date.parse(lastUsed) > Date.parse(successor.deliveredAt);
+    if (usedAfterSuccessor) {
+      const note = `used at ${lastUsed} after its successor was delivered at ${successor?.deliveredAt}: kept inactive, not deleted; find who still uses it`;
+      await run.provider.disable?.(run.identity as never, version.handle);
+      await run.saveVersion({
+        ...stripRev(version),
+        stage: 'disabled',
+        lastUsedAt: lastUsed,
+        retiredAt: run.now,
+        note,
+      });
+      await run.audit('credential.disabled', {
+        versionId: version.versionId,
+        handle: version.handle,
+        reason: note,
+      });
+      run.warnings.push(`${version.handle} ${note}`);
+      continue;
+    }
+    const result = await run.provider.revoke(run.identity as never, version.handle);
+    await run.saveVersion({
+      ...stripRev(version),
+      stage: 'revoked',
+      retiredAt: run.now,
+      ...(lastUsed ? { lastUsedAt: lastUsed } : {}),
+      note: 'retired after its grace period',
+    });
+    await run.audit('credential.retired', { versionId: version.versionId, handle: version.handle, result });
+    run.retired.push(version.handle);
+  }
+}
+
+/**
+ * Max-age enforcement for an identity whose rotation failed: a current credential past
+ * maxAge is disabled, revoked or only reported, as its policy says.
+ */
+export async function enforceMaxAge(
+  deps: Pick<RotationDeps, 'store' | 'audit' | 'clock' | 'provider' | 'actor'>,
+  identity: Identity,
+): Promise<string | undefined> {
+  const versions = await deps.store.listVersions(identity.id);
+  const now = deps.clock.now();
+  const provider = deps.provider(identity.kind);
+  const current = versions.find((v) => v.stage === 'current');
+  const candidates = current
+    ? [{ handle: current.handle, createdAt: current.issuedAt, version: current }]
+    : (await provider.list(identity as never))
+        .filter((listed) => listed.status === 'active' && listed.createdAt)
+        .map((listed) => ({
+          handle: listed.handle,
+          createdAt: listed.createdAt as string,
+          version: undefined,
+        }));
+  const over = candidates.filter(
+    (c) => now.getTime() - Date.parse(c.createdAt) > toMillis(identity.policy.maxAge),
+  );
+  if (over.length === 0) return undefined;
+  const action = identity.policy.onMaxAge;
+  for (const { handle, createdAt, version } of over) {
+    const age = formatAge(now.getTime() - Date.parse(createdAt));
+    if (action === 'report') continue;
+    if (action === 'disable' && provider.disable) await provider.disable(identity as never, handle);
+    else await provider.revoke(identity as never, handle);
+    const stage = action === 'disable' && provider.disable ? 'disabled' : 'revoked';
+    if (version) {
+      await deps.store.putVersion(
+        {
+          ...stripRev(version),
+          stage,
+          retiredAt: now.toISOString(),
+          note: `past maxAge (${age}) and could not be rotated`,
+        },
+        version.rev,
+      );
+    }
+    await deps.audit.append({
+      type: stage === 'disabled' ? 'credential.disabled' : 'credential.revoked',
+      actor: deps.actor,
+      subject: identity.id,
+      details: { handle, reason: `past maxAge ${identity.policy.maxAge} (${age}) and rotation failed` },
+    });
+  }
+  const handles = over.map((c) => c.handle).join(', ');
+  return action === 'report'
+    ? `${handles} past maxAge ${identity.policy.maxAge}; policy onMaxAge=report leaves it in force`
+    : `${handles} past maxAge ${identity.policy.maxAge}: ${action === 'disable' && provider.disable ? 'disabled' : 'revoked'}`;
+}
+
+/** Rejects a rotation request that names an identity that cannot be rotated, with the reason. */
+export function assertRotatable(identity: Identity): void {
+  if (NOT_ROTATED.includes(identity.kind)) {
+    throw new KeywardenError(
+      `${identity.id} is a ${identity.kind}: such credentials are issued per grant or lease and end by their TTL, not rotated`,
+    );
+  }
+}
+
+/** What a rotation run would do for each identity, without doing it. */
+export async function planRotation(
+  deps: Pick<RotationDeps, 'store' | 'clock'>,
+  identities: readonly Identity[],
+  options: { force?: boolean } = {},
+): Promise<
+  { identityId: string; kind: IdentityKind; action: 'rotate' | 'resume' | 'skip'; reason: string }[]
+> {
+  const now = deps.clock.now();
+  return Promise.all(
+    identities.map(async (identity) => {
+      const base = { identityId: identity.id, kind: identity.kind };
+      if (NOT_ROTATED.includes(identity.kind))
+        return { ...base, action: 'skip' as const, reason: 'issued per grant or lease, ends by TTL' };
+      if (!deliveryOf(identity)) return { ...base, action: 'skip' as const, reason: 'no delivery target' };
+      const state = await deps.store.getRotation(identity.id);
+      if (state && state.step !== 'finished' && state.step !== 'failed') {
+        return { ...base, action: 'resume' as const, reason: `unfinished rotation at ${state.step}` };
+      }
+      const versions = await deps.store.listVersions(identity.id);
+      const reason = dueReason(identity, versions, now);
+      if (reason) return { ...base, action: 'rotate' as const, reason };
+      if (options.force) return { ...base, action: 'rotate' as const, reason: 'forced' };
+      return {
+        ...base,
+        action: 'skip' as const,
+        reason: `not due (next at ${nextDueAt(identity, versions) ?? 'unknown'})`,
+      };
+    }),
+  );
+}
+
+/** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
+export type Limit = <T>(work: () => Promise<T>) => Promise<T>;
+
+/**
+ * Rotates many identities with bounded concurrency. Every identity gets an outcome:
+ * an error becomes a `failed` outcome with its message, and a failed identity whose
+ * credential is past maxAge is disabled, revoked or reported as its policy says.
+ */
+export async function rotateMany(
+  deps: RotationDeps,
+  identities: readonly Identity[],
+  options: { owner: string; force?: boolean; limit: Limit; onOutcome?: (outcome: RotationOutcome) => void },
+): Promise<RotationOutcome[]> {
+  return Promise.all(
+    identities.map((identity) =>
+      options.limit(async () => {
+        const started = deps.clock.now().getTime();
+        let outcome: RotationOutcome;
+        try {
+          outcome = await rotateIdentity(deps, identity, options);
+        } catch (error) {
+          if (error instanceof SimulatedCrash) throw error;
+          outcome = {
+            identityId: identity.id,
+            kind: identity.kind,
+            status: 'failed',
+            reason: `${error instanceof Error ? error.message : String(error)} (progress is kept; the next run resumes)`,
+            resumed: false,
+            retired: [],
+            warnings: [],
+            durationMs: deps.clock.now().getTime() - started,
+          };
+          await deps.audit
+            .append({
+              type: 'rotation.failed',
+              actor: deps.actor,
+              subject: identity.id,
+              details: { reason: outcome.reason },
+            })
+            .catch(() => undefined);
+        }
+        if (outcome.status === 'failed' && !NOT_ROTATED.includes(identity.kind)) {
+          const enforced = await enforceMaxAge(deps, identity).catch(
+            (error: unknown) => `max-age enforcement failed: ${(error as Error).message}`,
+          );
+          if (enforced) outcome.warnings.push(enforced);
+        }
+        options.onOutcome?.(outcome);
+        return outcome;
+      }),
+    ),
+  );
+}
