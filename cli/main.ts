@@ -7,6 +7,8 @@ import { registerAudit } from './commands/audit.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerFindings } from './commands/findings.ts';
 import { registerInventory } from './commands/inventory.ts';
+import { registerRotate } from './commands/rotate.ts';
+import { registerStatus } from './commands/status.ts';
 import { registerValidate } from './commands/validate.ts';
 import { ExitCode } from './errors.ts';
 
@@ -19,6 +21,8 @@ const program = new Command('keywarden')
 registerValidate(program);
 registerInventory(program);
 registerFindings(program);
+registerRotate(program);
+registerStatus(program);
 registerAudit(program);
 registerDev(program);
 

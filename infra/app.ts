@@ -2,8 +2,9 @@
  * The keywarden CDK app (`cdk.json`: `npx tsx infra/app.ts`).
  *
  * Settings come from cdk context (`-c keywarden:vaultAddr=…`) first, then from the
- * environment (`KEYWARDEN_VAULT_ADDR=…`), then from the constructs' defaults. The discovery
- * schedule is context only: cdk.json sets `keywarden:discoverySchedule`, `-c` overrides it.
+ * environment (`KEYWARDEN_VAULT_ADDR=…`), then from the constructs' defaults. The discovery and
+ * rotation schedules are context only: cdk.json sets `keywarden:discoverySchedule` and
+ * `keywarden:rotationSchedule`, `-c` overrides them.
  * Nothing here looks anything up in AWS, so `cdk synth` works offline and without credentials;
  * the stack is bound to an account and region only when the CLI provides them.
  */
@@ -44,6 +45,10 @@ new KeywardenStack(app, 'Keywarden', {
   staleAfterDays: optionalWholeNumber(
     'keywarden:staleAfterDays / KEYWARDEN_STALE_AFTER_DAYS',
     setting('keywarden:staleAfterDays', 'KEYWARDEN_STALE_AFTER_DAYS'),
+  ),
+  rotationConcurrency: optionalWholeNumber(
+    'keywarden:rotationConcurrency / KEYWARDEN_ROTATION_CONCURRENCY',
+    setting('keywarden:rotationConcurrency', 'KEYWARDEN_ROTATION_CONCURRENCY'),
   ),
 });
 

@@ -1,12 +1,25 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import pLimit from 'p-limit';
 import type { DiscoverySource } from '../core/discovery.ts';
+import { KeywardenError } from '../core/errors.ts';
+import type { IdentityKind } from '../core/identity.ts';
 import type { Clock } from '../core/ports.ts';
+import type { CredentialProvider, DeliveryTarget } from '../core/provider.ts';
+import type { RotationDeps } from '../core/rotation.ts';
+import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
+import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { type AwsClients, awsClients } from './aws/clients.ts';
 import { DynamoStore } from './aws/dynamodb-store.ts';
+import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
+import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
+import { VaultApproleProvider } from './vault/approle-provider.ts';
 import { VaultClient } from './vault/client.ts';
+import { VaultKvDelivery } from './vault/kv-delivery.ts';
+import { VaultKvProvider } from './vault/kv-provider.ts';
+import { VaultTokenProvider } from './vault/token-provider.ts';
 import { VaultDiscovery } from './vault/vault-discovery.ts';
 
 /** The system clock: the one place outside tests that reads the time. */
@@ -48,8 +61,51 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
       }),
     );
   }
+  const providers = new Map<IdentityKind, CredentialProvider>([
+    [
+      'aws-iam-access-key',
+      new IamAccessKeyProvider({ iam: aws.iam, endpoint: config.aws }) as CredentialProvider,
+    ],
+    [
+      'aws-secret',
+      new AwsSecretProvider({ secrets: aws.secrets, random: randomBytes }) as CredentialProvider,
+    ],
+  ]);
+  const deliveries = new Map<string, DeliveryTarget>([
+    ['aws-secret', new SecretsManagerDelivery({ secrets: aws.secrets }) as DeliveryTarget],
+  ]);
+  if (vault) {
+    providers.set('vault-token', new VaultTokenProvider({ client: vault }) as CredentialProvider);
+    providers.set(
+      'vault-approle-secret-id',
+      new VaultApproleProvider({ client: vault }) as CredentialProvider,
+    );
+    providers.set(
+      'vault-kv',
+      new VaultKvProvider({ client: vault, random: randomBytes }) as CredentialProvider,
+    );
+    deliveries.set('vault-kv', new VaultKvDelivery({ client: vault }) as DeliveryTarget);
+  }
+  const missing = (what: string) =>
+    new KeywardenError(
+      `no ${what} is configured: Vault kinds need a Vault address and token (KEYWARDEN_VAULT_ADDR)`,
+    );
+  /** Everything the rotation engine needs; `actor` names who runs it in the audit trail. */
+  const rotationDeps = (actor: string, overrides: Partial<RotationDeps> = {}): RotationDeps => ({
+    store,
+    audit: store,
+    clock,
+    newId: randomUUID,
+    provider: (kind) => providers.get(kind) ?? throwError(missing(`provider for ${kind}`)),
+    delivery: (type) => deliveries.get(type) ?? throwError(missing(`delivery target of type ${type}`)),
+    fingerprint: (secret: SecretValue) => fingerprinter.of(secret.reveal()),
+    actor,
+    ...overrides,
+  });
   return {
     config,
+    rotationDeps,
+    limit: pLimit(config.rotationConcurrency),
     clock,
     aws,
     vault,
@@ -62,3 +118,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
   };
 }
 export type Services = ReturnType<typeof wire>;
+
+function throwError(error: Error): never {
+  throw error;
+}

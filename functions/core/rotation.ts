@@ -16,8 +16,11 @@ import type { SecretValue } from './secret-value.ts';
 
 /** How long one run may hold an identity's lock before another run may take over. */
 export const LOCK_TTL_MS = 5 * 60_000;
-/** Provider clocks and ours may differ; an unknown credential this close to an attempt's start is its orphan. */
-const ORPHAN_CLOCK_SKEW_MS = 5_000;
+/** Providers stamp creation to the second; an unknown credential this close to an attempt's start is its orphan. */
+const ORPHAN_CLOCK_SKEW_MS = 1_000;
+
+/** Kinds whose credential is the stored value itself, delivered in place. */
+const VALUE_STORE_KINDS: readonly IdentityKind[] = ['aws-secret', 'vault-kv'];
 
 /** Kinds whose credentials are issued per grant or lease and end by TTL: never rotated on a schedule. */
 export const NOT_ROTATED: readonly IdentityKind[] = ['aws-role-session', 'vault-lease'];
@@ -311,9 +314,15 @@ async function cleanOrphans(
   const since = Date.parse(state.attemptStartedAt) - ORPHAN_CLOCK_SKEW_MS;
   for (const listed of await run.provider.list(run.identity as never)) {
     if (known.has(listed.handle)) continue;
+    // A tagged credential names its attempt. An untagged one is taken for this attempt's
+    // only if it appeared after the attempt began, and only for kinds whose issue creates
+    // something in the provider: the value-store kinds (aws-secret, vault-kv) create
+    // nothing before staging, so an untagged version there was written by someone else.
     const ours = listed.versionId
       ? listed.versionId === state.versionId
-      : listed.createdAt !== undefined && Date.parse(listed.createdAt) >= since;
+      : !VALUE_STORE_KINDS.includes(run.identity.kind) &&
+        listed.createdAt !== undefined &&
+        Date.parse(listed.createdAt) >= since;
     if (!ours) continue;
     const result = await run.provider.revoke(run.identity as never, listed.handle);
     await run.audit('credential.revoked', {
@@ -401,22 +410,24 @@ async function finishSecret(
   }
 }
 
-/** First rotation: what already exists in the provider becomes `previous`, to retire after the grace period. */
+/**
+ * First rotation: what already exists in the provider is recorded as `current` (it is
+ * what the pipeline uses until the promotion), so the promotion that follows supersedes
+ * it like any other current version. Nothing is disabled before the new one is in force.
+ */
 async function adopt(run: Run, newHandle: string) {
   const known = new Set(run.versions.map((v) => v.handle));
   const at = run.now;
   for (const listed of await run.provider.list(run.identity as never)) {
     if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
-    await run.provider.supersede?.(run.identity as never, listed.handle);
     await run.saveVersion({
       identityId: run.identity.id,
       versionId: `adopted-${listed.handle}`,
       kind: run.identity.kind,
-      stage: 'previous',
+      stage: 'current',
       handle: listed.handle,
       origin: 'adopted',
       issuedAt: listed.createdAt ?? at,
-      supersededAt: at,
     });
   }
 }

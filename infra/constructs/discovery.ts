@@ -1,17 +1,24 @@
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
+import { handlerBundle, suppressPinnedRuntime } from '../bundling.ts';
 import { InfraConfigError } from '../errors.ts';
 import { iam5ResourceFinding } from '../nag.ts';
+import { schedulerPrincipal } from '../principals.ts';
+import {
+  validateIamPathPrefix,
+  validateRecurringSchedule,
+  validateSecretNamePrefix,
+  validateVaultAddr,
+} from '../settings.ts';
 import type { ReportBucket } from './report-bucket.ts';
 import type { ServiceSecrets } from './service-secrets.ts';
 import type { StateStore } from './state-store.ts';
@@ -24,10 +31,6 @@ export const DEFAULT_DISCOVERY_SCHEDULE = 'rate(6 hours)';
 
 /** Key prefix of discovery reports in the report bucket; the function may write nowhere else. */
 export const DISCOVERY_REPORT_PREFIX = 'discovery/';
-
-/** The handler this construct deploys; infra depends on the entry path only, never on its code. */
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DISCOVERY_ENTRY = join(REPO_ROOT, 'functions', 'handlers', 'discovery.ts');
 
 /** Properties of {@link Discovery}. */
 export interface DiscoveryProps {
@@ -105,12 +108,14 @@ export class Discovery extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr(props.vaultAddr);
-    const iamPathPrefix = validateIamPathPrefix(props.iamPathPrefix ?? '/');
-    const secretNamePrefix = validateSecretNamePrefix(props.secretNamePrefix ?? 'ci/');
+    const vaultAddr = validateVaultAddr('Discovery', props.vaultAddr);
+    const iamPathPrefix = validateIamPathPrefix('Discovery', props.iamPathPrefix ?? '/');
+    const secretNamePrefix = validateSecretNamePrefix('Discovery', props.secretNamePrefix ?? 'ci/');
     const staleAfterDays = validateStaleAfterDays(props.staleAfterDays ?? 90);
-    const scheduleExpression = validateSchedule(
+    const scheduleExpression = validateRecurringSchedule(
+      'Discovery',
       props.schedule ?? this.node.tryGetContext(DISCOVERY_SCHEDULE_CONTEXT) ?? DEFAULT_DISCOVERY_SCHEDULE,
+      ['rate(6 hours)', 'cron(0 */6 * * ? *)'],
     );
 
     const stack = Stack.of(this);
@@ -149,13 +154,7 @@ export class Discovery extends Construct {
       }),
     );
 
-    const usersArn = stack.formatArn({
-      service: 'iam',
-      region: '',
-      resource: 'user',
-      resourceName: `${iamPathPrefix.slice(1)}*`,
-      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-    });
+    const usersArn = iamUsersArn(this, iamPathPrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadAccessKeyMetadata',
@@ -165,13 +164,7 @@ export class Discovery extends Construct {
     );
 
     // ListRoles omits RoleLastUsed; only GetRole returns it. Same path prefix as the listing.
-    const rolesArn = stack.formatArn({
-      service: 'iam',
-      region: '',
-      resource: 'role',
-      resourceName: `${iamPathPrefix.slice(1)}*`,
-      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-    });
+    const rolesArn = iamRolesArn(this, iamPathPrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadRoleLastUsed',
@@ -181,36 +174,26 @@ export class Discovery extends Construct {
     );
 
     // Values are read only to compute HMAC fingerprints; the function never stores or logs them.
-    const prefixedSecretsArn = stack.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${secretNamePrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
+    const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'FingerprintPrefixedSecrets',
         actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
-        resources: [prefixedSecretsArn],
+        resources: [secretsArn],
       }),
     );
     // Secrets under the prefix may use customer-managed keys unknown at deploy time. Decrypt is
     // usable only by Secrets Manager, and only for a secret under the prefix: Secrets Manager
     // puts the secret's ARN in the encryption context of every data key it decrypts.
-    const accountKeysArn = stack.formatArn({
-      service: 'kms',
-      resource: 'key',
-      resourceName: '*',
-      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-    });
+    const keysArn = accountKeysArn(this);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DecryptPrefixedSecrets',
         actions: ['kms:Decrypt'],
-        resources: [accountKeysArn],
+        resources: [keysArn],
         conditions: {
           StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
-          StringLike: { 'kms:EncryptionContext:SecretARN': prefixedSecretsArn },
+          StringLike: { 'kms:EncryptionContext:SecretARN': secretsArn },
         },
       }),
     );
@@ -229,12 +212,7 @@ export class Discovery extends Construct {
     this.function = new NodejsFunction(this, 'Function', {
       description:
         'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
-      entry: DISCOVERY_ENTRY,
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
+      ...handlerBundle('discovery.ts'),
       memorySize: 512,
       timeout: Duration.minutes(5),
       role: this.role,
@@ -257,17 +235,6 @@ export class Discovery extends Construct {
         POWERTOOLS_SERVICE_NAME: 'keywarden-discovery',
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        minify: true,
-        sourceMap: true,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        // ESM output has no `require`, but bundled CommonJS dependencies still use it for Node built-ins.
-        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
-        // Ship the SDK version the code is tested with, not whatever the runtime carries that day.
-        bundleAwsSDK: true,
-      },
     });
 
     // The casts here and below only bridge aws-cdk-lib's declarations, which are not written for
@@ -281,19 +248,7 @@ export class Discovery extends Construct {
       description:
         'keywarden discovery: lets EventBridge Scheduler invoke the discovery function, nothing else',
       // Only schedules of this account's default group may assume it (confused-deputy guard).
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
+      assumedBy: schedulerPrincipal(this),
     });
 
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
@@ -331,12 +286,12 @@ export class Discovery extends Construct {
         {
           id: 'AwsSolutions-IAM5',
           reason: `Pipeline secret names are not known at deploy time. DescribeSecret/GetSecretValue are limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
-          appliesTo: [iam5ResourceFinding(this, prefixedSecretsArn)],
+          appliesTo: [iam5ResourceFinding(this, secretsArn)],
         },
         {
           id: 'AwsSolutions-IAM5',
           reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt is limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
-          appliesTo: [iam5ResourceFinding(this, accountKeysArn)],
+          appliesTo: [iam5ResourceFinding(this, keysArn)],
         },
         {
           id: 'AwsSolutions-IAM5',
@@ -348,73 +303,14 @@ export class Discovery extends Construct {
       ],
       true,
     );
-    NagSuppressions.addResourceSuppressions(this.function, [
-      {
-        id: 'AwsSolutions-L1',
-        reason:
-          'nodejs22.x is pinned on purpose: it is the Node.js LTS the handlers are bundled for (esbuild target node22) and tested against. Moving to a newer runtime is a deliberate upgrade of runtime, bundle target and tests together.',
-      },
-    ]);
+    suppressPinnedRuntime(this.function);
   }
-}
-
-function validateVaultAddr(value: string | undefined): string {
-  const trimmed = (value ?? '').trim();
-  if (trimmed === '') return '';
-  let url: URL;
-  try {
-    url = new URL(trimmed);
-  } catch (cause) {
-    throw new InfraConfigError(
-      `Discovery: vaultAddr must be an https:// URL such as 'https://vault.example.com:8200', or empty to skip Vault; received '${trimmed}'.`,
-      { cause },
-    );
-  }
-  // The token travels in a header: never in clear, and never with credentials baked into the URL.
-  if (url.protocol !== 'https:' || url.username !== '' || url.password !== '') {
-    const shown = url.username !== '' || url.password !== '' ? `${url.protocol}//***@${url.host}` : trimmed;
-    throw new InfraConfigError(
-      `Discovery: vaultAddr must be an https:// URL without credentials, such as 'https://vault.example.com:8200', or empty to skip Vault; received '${shown}'.`,
-    );
-  }
-  return trimmed;
-}
-
-function validateIamPathPrefix(value: string): string {
-  // IAM paths are `/` or `/segment/…/`; `*` and `?` would widen the policy's user ARN.
-  if (!/^\/(?:[A-Za-z0-9_+=,.@-]+\/)*$/.test(value)) {
-    throw new InfraConfigError(
-      `Discovery: iamPathPrefix must be an IAM path such as '/' or '/ci/' (starts and ends with '/', no wildcards); received '${value}'.`,
-    );
-  }
-  return value;
-}
-
-function validateSecretNamePrefix(value: string): string {
-  // Non-empty: an empty prefix would let the function read every secret in the account.
-  if (!/^[A-Za-z0-9/_+=.@-]+$/.test(value)) {
-    throw new InfraConfigError(
-      `Discovery: secretNamePrefix must be a non-empty Secrets Manager name prefix (letters, digits, /_+=.@-) such as 'ci/'; received '${value}'.`,
-    );
-  }
-  return value;
 }
 
 function validateStaleAfterDays(value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > 3650) {
     throw new InfraConfigError(
       `Discovery: staleAfterDays must be a whole number of days from 1 to 3650; received ${String(value)}.`,
-    );
-  }
-  return value;
-}
-
-function validateSchedule(value: unknown): string {
-  const rate = /^rate\((?:1 (?:minute|hour|day)|(?:[2-9]|[1-9]\d+) (?:minutes|hours|days))\)$/;
-  const cron = /^cron\(\S+(?: \S+){5}\)$/;
-  if (typeof value !== 'string' || !(rate.test(value) || cron.test(value))) {
-    throw new InfraConfigError(
-      `Discovery: schedule must be a recurring EventBridge Scheduler expression such as 'rate(6 hours)' or 'cron(0 */6 * * ? *)'; received ${JSON.stringify(value)}.`,
     );
   }
   return value;

@@ -28,6 +28,8 @@ export interface ServiceSecretsProps {
  *   deploy, 64 alphanumeric characters; nobody needs to see it.
  */
 export class ServiceSecrets extends Construct {
+  /** Prefix of both secret names, e.g. `Keywarden/`. */
+  readonly namePrefix: string;
   /** Vault/OpenBao token used by keywarden's functions; set by the operator after deploy. */
   readonly vaultToken: secretsmanager.Secret;
   /** HMAC key for credential fingerprints; generated at deploy. */
@@ -42,6 +44,7 @@ export class ServiceSecrets extends Construct {
         `ServiceSecrets: namePrefix must use letters, digits or /_+=.@- and end in '/', received '${namePrefix}'.`,
       );
     }
+    this.namePrefix = namePrefix;
 
     this.vaultToken = new secretsmanager.Secret(this, 'VaultToken', {
       secretName: `${namePrefix}vault-token`,

@@ -80,6 +80,20 @@ describe('infra: cdk-nag AwsSolutions', () => {
               `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/discovery/*"]`,
             ],
           ),
+          'Keywarden/Rotation/Scheduled/Function/Resource AwsSolutions-L1',
+          'Keywarden/Rotation/SecretRotation/Function/Resource AwsSolutions-L1',
+          // Both rotation roles: access keys of users under the IAM path, secrets under the name
+          // prefix, and KMS keys only via Secrets Manager for those secrets. No "*" resource at all.
+          ...[
+            'Keywarden/Rotation/Scheduled/Role/Resource',
+            'Keywarden/Rotation/Scheduled/Role/DefaultPolicy/Resource',
+            'Keywarden/Rotation/SecretRotation/Role/Resource',
+            'Keywarden/Rotation/SecretRotation/Role/DefaultPolicy/Resource',
+          ].flatMap((path) => [
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
+          ]),
         ].sort(),
       );
     });

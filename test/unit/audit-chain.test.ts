@@ -88,12 +88,27 @@ describe('audit chain', () => {
     });
   });
 
-  it('names a record appended without moving the head', () => {
+  it('accepts linked records after a lagging head: an append interrupted before it moved the head', () => {
     const records = chain(4);
-    expect(verifyChain(records, headOf(records.slice(0, 3)), digest)).toMatchObject({
+    expect(verifyChain(records, headOf(records.slice(0, 3)), digest)).toEqual({ ok: true, checked: 4 });
+  });
+
+  it('names the record the head points to when its hash was recomputed', () => {
+    const records = chain(3);
+    const rewritten = records.map((r) =>
+      r.seq === 3
+        ? nextRecord(
+            headOf(records.slice(0, 2)),
+            { type: 'grant.approved', actor: 'm', subject: 'x' },
+            { id: 'x', at: r.at },
+            digest,
+          )
+        : r,
+    );
+    expect(verifyChain(rewritten, headOf(records), digest)).toMatchObject({
       ok: false,
-      problem: 'inserted',
-      seq: 4,
+      problem: 'altered',
+      seq: 3,
     });
   });
 });

@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  ConditionalCheckFailedException,
-  type DynamoDBClient,
-  TransactionCanceledException,
-} from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   DeleteCommand,
@@ -11,7 +7,7 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
-  TransactWriteCommand,
+  QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
   type AuditEventInput,
@@ -96,7 +92,7 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore, Rotat
     this.#table = options.tableName;
     this.#clock = options.clock;
     this.#digest = options.digest;
-    this.#maxAppendAttempts = options.maxAppendAttempts ?? 25;
+    this.#maxAppendAttempts = options.maxAppendAttempts ?? 100;
   }
 
   async #query(pk: string, skPrefix?: string): Promise<Record<string, unknown>[]> {
@@ -147,25 +143,35 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore, Rotat
     what: string,
   ): Promise<T & { rev: number }> {
     const rev = (expectedRev ?? 0) + 1;
+    // Marks this write, so a retry of it can be told from someone else's write.
+    const writeId = randomUUID();
     try {
       await this.#doc.send(
         new PutCommand({
           TableName: this.#table,
-          Item: { ...key, ...item, rev },
+          Item: { ...key, ...item, rev, writeId },
           ConditionExpression: expectedRev === undefined ? 'attribute_not_exists(pk)' : 'rev = :rev',
           ...(expectedRev === undefined ? {} : { ExpressionAttributeValues: { ':rev': expectedRev } }),
         }),
       );
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        throw new ConflictError(
-          `${what} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
-          { cause: error },
-        );
-      }
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // The SDK retries a write whose answer was lost; the retry then fails its own
+      // condition. If what is stored is exactly what we wrote, the write did happen.
+      if (await this.#holds(key, writeId)) return { ...item, rev };
+      throw new ConflictError(
+        `${what} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
+        { cause: error },
+      );
     }
     return { ...item, rev };
+  }
+
+  async #holds(key: { pk: string; sk: string }, writeId: string): Promise<boolean> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true }),
+    );
+    return Item?.writeId === writeId;
   }
 
   // ---- credential versions, rotation state, locks -----------------------------------------
@@ -257,55 +263,76 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore, Rotat
     return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : undefined;
   }
 
+  /** The last record of the chain, read from the records themselves (the head may lag). */
+  async #last(): Promise<AuditHead | undefined> {
+    const { Items } = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)',
+        ExpressionAttributeValues: { ':pk': 'AUDIT', ':sk': 'SEQ#' },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const last = Items?.[0];
+    return last ? { seq: Number(last.seq), hash: String(last.hash) } : undefined;
+  }
+
   /**
-   * Appends in one transaction: the record (which must not exist yet) and the head
-   * (which must still be where it was read). A lost race re-reads the head and retries.
+   * Appends after the last record with one conditional put (the sequence number must be
+   * free), then moves the head forward. No transaction: a lost race only retries, and
+   * the head is a checkpoint that may lag one interrupted append but never runs ahead.
    */
   async append(event: AuditEventInput): Promise<AuditRecord> {
     for (let attempt = 1; ; attempt += 1) {
-      const head = await this.#head();
+      const last = await this.#last();
       const record = nextRecord(
-        head,
+        last,
         event,
         { id: randomUUID(), at: this.#clock.now().toISOString() },
         this.#digest,
       );
+      const key = Keys.audit(record.seq);
       try {
         await this.#doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.#table,
-                  Item: { ...Keys.audit(record.seq), ...record },
-                  ConditionExpression: 'attribute_not_exists(pk)',
-                },
-              },
-              {
-                Put: {
-                  TableName: this.#table,
-                  Item: { ...Keys.auditHead, seq: record.seq, hash: record.hash },
-                  ConditionExpression: head ? 'seq = :seq' : 'attribute_not_exists(pk)',
-                  ...(head ? { ExpressionAttributeValues: { ':seq': head.seq } } : {}),
-                },
-              },
-            ],
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...key, ...record },
+            ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
-        return record;
       } catch (error) {
-        const lostRace =
-          error instanceof TransactionCanceledException &&
-          (error.CancellationReasons ?? []).some((reason) => reason.Code === 'ConditionalCheckFailed');
-        if (!lostRace && !(error instanceof TransactionCanceledException)) throw error;
-        if (attempt >= this.#maxAppendAttempts) {
-          throw new KeywardenError(
-            `audit append for ${event.type} ${event.subject} lost the race for the log head ${attempt} times; try again`,
-            { cause: error, retryable: true },
-          );
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        // Our own write, retried by the SDK after its answer was lost, is not a lost race.
+        const { Item } = await this.#doc.send(
+          new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true }),
+        );
+        if (Item?.id !== record.id) {
+          if (attempt >= this.#maxAppendAttempts) {
+            throw new KeywardenError(
+              `audit append for ${event.type} ${event.subject} lost the race for sequence numbers ${attempt} times; try again`,
+              { cause: error, retryable: true },
+            );
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * Math.min(attempt, 10)));
+          continue;
         }
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
       }
+      await this.#doc
+        .send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: { ...Keys.auditHead, seq: record.seq, hash: record.hash },
+            ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
+            ExpressionAttributeValues: { ':seq': record.seq },
+          }),
+        )
+        .catch((error: unknown) => {
+          // A later append moved the head further already.
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        });
+      return record;
     }
   }
 

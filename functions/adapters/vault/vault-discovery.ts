@@ -19,6 +19,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import type { Fingerprinter } from '../crypto.ts';
 import { parseVaultAnswer, type VaultClient, VaultError, type VaultResponse } from './client.ts';
+import { PENDING_FOLDER } from './kv-delivery.ts';
 
 /** What {@link VaultDiscovery} looks at. */
 export interface VaultDiscoveryOptions {
@@ -233,6 +234,8 @@ export class VaultDiscovery implements DiscoverySource {
       );
       await Promise.all(
         keys.map(async (name) => {
+          // keywarden's own staging area holds pending values, not pipeline credentials.
+          if (folder === '' && name === `${PENDING_FOLDER}/`) return;
           if (name.endsWith('/')) return walk(`${folder}${name}`);
           const credential = await this.#kvSecret(mount, `${folder}${name}`);
           if (credential) found.push(credential);

@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { wire } from '../../functions/adapters/wiring.ts';
+import { formatAge } from '../../functions/core/duration.ts';
+import { KeywardenError } from '../../functions/core/errors.ts';
+import { nextDueAt } from '../../functions/core/rotation.ts';
+import { loadConfig } from '../context.ts';
+import { printJson, printTable, say } from '../output.ts';
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description("an identity's credential versions: stage, age, last use, rotation progress (never values)")
+    .argument('<id>', 'the identity id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: { json?: boolean }) => {
+      const services = wire(loadConfig());
+      const stored = await services.store.getIdentity(id);
+      if (!stored)
+        throw new KeywardenError(
+          `no identity ${JSON.stringify(id)}; see keywarden inventory list for the ids`,
+        );
+      const { identity } = stored;
+      const [versions, rotation] = await Promise.all([
+        services.store.listVersions(id),
+        services.store.getRotation(id),
+      ]);
+      const provider = services.rotationDeps('cli').provider;
+      // Last use comes from the provider itself (IAM records it), for versions still alive.
+      const withUse = await Promise.all(
+        versions.map(async ({ rev: _rev, ...version }) => {
+          const alive = version.stage !== 'revoked';
+          const lastUsed = alive
+            ? await provider(identity.kind)
+                .lastUsed?.(identity as never, version.handle)
+                .catch(() => undefined)
+            : undefined;
+          return { ...version, lastUsedAt: lastUsed ?? version.lastUsedAt };
+        }),
+      );
+      const now = services.clock.now().getTime();
+      if (options.json) {
+        printJson({
+          identity: { id, kind: identity.kind, status: stored.status, policy: identity.policy },
+          rotation,
+          nextDueAt: nextDueAt(identity, versions),
+          versions: withUse,
+        });
+        return;
+      }
+      say(
+        `${id} (${identity.kind}, ${stored.status}) rotateEvery ${identity.policy.rotateEvery}, maxAge ${identity.policy.maxAge}, grace ${identity.policy.grace}`,
+      );
+      printTable(
+        ['VERSION', 'STAGE', 'HANDLE', 'ORIGIN', 'ISSUED', 'AGE', 'LAST USED', 'NOTE'],
+        withUse
+          .slice()
+          .reverse()
+          .map((v) => [
+            v.versionId.slice(0, 18),
+            v.stage,
+            v.handle,
+            v.origin,
+            v.issuedAt,
+            formatAge(now - Date.parse(v.issuedAt)),
+            v.lastUsedAt ? `${formatAge(now - Date.parse(v.lastUsedAt))} ago` : '-',
+            v.note ?? '',
+          ]),
+      );
+      if (rotation) {
+        say(
+          `last rotation ${rotation.rotationId.slice(0, 8)}: ${rotation.step}${rotation.reason ? ` (${rotation.reason})` : ''}, updated ${rotation.updatedAt}`,
+        );
+      }
+      const next = nextDueAt(identity, versions);
+      say(next ? `next rotation due ${next}` : 'never rotated by keywarden: due now');
+    });
+}

@@ -1,0 +1,160 @@
+/**
+ * The `aws-secret` provider: the credential is the value of a Secrets Manager secret
+ * itself (a database password, a webhook token), so issuing one is generating a value,
+ * and the version id of the rotation becomes the secret's version id when the engine
+ * stages the value through the Secrets Manager delivery. Revoking a version takes its
+ * staging labels away, so nothing reads it by label any more. No value leaves this file
+ * in an error or a result other than `issue`.
+ */
+import {
+  paginateListSecretVersionIds,
+  type SecretsManagerClient,
+  UpdateSecretVersionStageCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { KeywardenError, VerificationError } from '../../core/errors.ts';
+import { generateValue, type RandomBytes } from '../../core/generator.ts';
+import { GeneratorSchema, type IdentityOfKind } from '../../core/identity.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import { SecretValue } from '../../core/secret-value.ts';
+import { awsErrorName, awsFailure } from './clients.ts';
+import {
+  AWSCURRENT,
+  assertSecretVersionId,
+  readSecretVersion,
+  readVersionStages,
+  sameValue,
+} from './secrets-manager-delivery.ts';
+
+type SecretIdentity = IdentityOfKind<'aws-secret'>;
+
+/** Options of {@link AwsSecretProvider}. */
+export interface AwsSecretProviderProps {
+  secrets: SecretsManagerClient;
+  /** Cryptographic randomness for new values (node:crypto `randomBytes` in production). */
+  random: RandomBytes;
+}
+
+/**
+ * Issues, verifies and revokes versions of a Secrets Manager secret: the one named by
+ * the identity's scope (`scope.secretId`), which `deliveryOf` makes this kind's delivery
+ * target, so the version the engine stages is the version verified here.
+ */
+export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
+  readonly kind = 'aws-secret' as const;
+  readonly #secrets: SecretsManagerClient;
+  readonly #random: RandomBytes;
+
+  constructor(props: AwsSecretProviderProps) {
+    this.#secrets = props.secrets;
+    this.#random = props.random;
+  }
+
+  /**
+   * createSecret: a new value from the identity's generator (or the default one). It
+   * creates nothing in AWS: the handle is the rotation's version id, under which the
+   * engine stages the value as `AWSPENDING` through the delivery.
+   */
+  async issue(identity: SecretIdentity, context: { versionId: string }): Promise<IssuedCredential> {
+    assertSecretVersionId(context.versionId);
+    const generator = identity.scope.generator ?? GeneratorSchema.parse({});
+    return { handle: context.versionId, secret: new SecretValue(generateValue(generator, this.#random)) };
+  }
+
+  /**
+   * testSecret: the version `handle` of the secret holds exactly the issued value.
+   * Compared in constant time; the message names the secret and version, never a value.
+   */
+  async verify(identity: SecretIdentity, credential: { handle: string; secret: SecretValue }): Promise<void> {
+    const { secretId } = identity.scope;
+    assertSecretVersionId(credential.handle);
+    const version = await readSecretVersion(this.#secrets, secretId, credential.handle);
+    if (!version) {
+      throw new VerificationError(
+        `expected secret ${secretId} to hold version ${credential.handle}, but it has no such version; stage the value before testing it.`,
+      );
+    }
+    if (version.value === undefined || !sameValue(version.value, credential.secret.reveal())) {
+      throw new VerificationError(
+        `expected version ${credential.handle} of secret ${secretId} to hold the issued value, but it holds another one ` +
+          '(compared by digest; neither value is shown); the version stays uncurrent, so start a new rotation.',
+      );
+    }
+  }
+
+  /**
+   * Takes every staging label off version `handle`, so no reader finds it by label
+   * (`AWSPENDING`, `AWSPREVIOUS`, custom labels). Refuses the current version: revoking
+   * it would leave the pipeline without a value, so rotate first. A version without
+   * labels, a missing version or secret, and a secret scheduled for deletion (it
+   * answers no reads) are `already-revoked`.
+   */
+  async revoke(identity: SecretIdentity, handle: string): Promise<'revoked' | 'already-revoked'> {
+    const { secretId } = identity.scope;
+    const described = await readVersionStages(this.#secrets, secretId);
+    if (!described || described.deleted) return 'already-revoked';
+    const labels = described.stages[handle] ?? [];
+    if (labels.includes(AWSCURRENT)) {
+      throw new KeywardenError(
+        `will not revoke the current version ${handle} of secret ${secretId}: the pipeline reads it. ` +
+          'Rotate the secret so another version becomes current, then revoke this one.',
+      );
+    }
+    if (labels.length === 0) return 'already-revoked';
+    for (const label of labels) {
+      try {
+        await this.#secrets.send(
+          new UpdateSecretVersionStageCommand({
+            SecretId: secretId,
+            VersionStage: label,
+            RemoveFromVersionId: handle,
+          }),
+        );
+      } catch (error) {
+        // Removed by a concurrent run since the read: the goal is reached for that label.
+        if (awsErrorName(error) === 'InvalidParameterException') continue;
+        throw awsFailure(`removing ${label} from version ${handle} of secret ${secretId}`, error);
+      }
+    }
+    return 'revoked';
+  }
+
+  /**
+   * Every version of the secret, unlabelled (deprecated) ones included as inactive: a
+   * version with any label can still be read by that label. A missing secret has none.
+   */
+  async list(identity: SecretIdentity): Promise<ListedCredential[]> {
+    const { secretId } = identity.scope;
+    // DescribeSecret first: moto answers ListSecretVersionIds for a missing secret with
+    // an internal error (HTTP 500), which the SDK would retry as if AWS were failing.
+    if (!(await readVersionStages(this.#secrets, secretId))) return [];
+    const listed: ListedCredential[] = [];
+    try {
+      for await (const page of paginateListSecretVersionIds(
+        { client: this.#secrets },
+        { SecretId: secretId, IncludeDeprecated: true },
+      )) {
+        for (const version of page.Versions ?? []) {
+          if (!version.VersionId) continue;
+          listed.push({
+            handle: version.VersionId,
+            versionId: version.VersionId,
+            status: (version.VersionStages ?? []).length > 0 ? 'active' : 'inactive',
+            ...(version.CreatedDate && { createdAt: version.CreatedDate.toISOString() }),
+          });
+        }
+      }
+    } catch (error) {
+      if (awsErrorName(error) === 'ResourceNotFoundException') return [];
+      throw awsFailure(`listing the versions of secret ${secretId}`, error);
+    }
+    return listed;
+  }
+
+  /**
+   * When the secret was last read. Secrets Manager records this per secret, not per
+   * version, and to the day only; undefined when it was never read or is gone.
+   */
+  async lastUsed(identity: SecretIdentity, _handle: string): Promise<string | undefined> {
+    return (await readVersionStages(this.#secrets, identity.scope.secretId))?.lastAccessed?.toISOString();
+  }
+}

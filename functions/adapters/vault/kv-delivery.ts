@@ -1,0 +1,417 @@
+/**
+ * Delivery to a Vault / OpenBao KV v2 secret: the pipeline reads the latest
+ * version of `<mount>/data/<path>`, so that path must only ever show a value
+ * that passed its test.
+ *
+ * Layout (a deployment must grant keywarden both, and the pipelines only the first):
+ * - `<mount>/data/<path>` — what the pipeline reads. Each promoted version is
+ *   recorded in the secret's `custom_metadata` as `kw-<kv version>: <versionId>`
+ *   (plus `kw-<kv version>-format: text` for a value that is not a JSON object),
+ *   so a KV version can be traced back to the rotation that wrote it.
+ * - `<mount>/data/keywarden-pending/<path>/<versionId>` — a keywarden-owned
+ *   sidecar holding a staged value until it is promoted. Staging it beside the
+ *   live secret instead of as a new version of it is what keeps it invisible:
+ *   a KV v2 read without `?version=` always returns the newest version.
+ *
+ * Every step is idempotent, including after a crash between the KV write and
+ * the metadata update of `promote`: the latest version is compared with the
+ * staged value before anything is written again.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalJson } from '../../core/canonical-json.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
+import type { Delivery } from '../../core/identity.ts';
+import type { DeliveryTarget } from '../../core/provider.ts';
+import { trimSlashes } from '../../core/resource-key.ts';
+import { SecretValue } from '../../core/secret-value.ts';
+import { parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
+
+/** A Vault KV delivery target as declared in the inventory. */
+export type VaultKvDeliveryTarget = Extract<Delivery, { type: 'vault-kv' }>;
+
+/** The folder, under the same mount, where staged values wait for promotion. */
+export const PENDING_FOLDER = 'keywarden-pending';
+
+/** KV v2 allows at most 64 `custom_metadata` keys per secret. */
+const MAX_CUSTOM_METADATA_KEYS = 64;
+
+/** `kw-<n>` → versionId, `kw-<n>-format` → `text`. */
+const MAPPING_KEY = /^kw-(\d+)(-format)?$/;
+
+/** `<mount>/metadata/<path>` of KV v2 (OpenBao adds `current_metadata_version`). */
+const KvMetadataSchema = z.object({
+  current_version: z.number(),
+  /** OpenBao only: the revision `metadata_cas` is checked against. */
+  current_metadata_version: z.number().optional(),
+  custom_metadata: z.record(z.string(), z.string()).nullable().optional(),
+  versions: z.record(
+    z.string(),
+    z.object({
+      created_time: z.string(),
+      /** Empty while live; set when soft-deleted (or scheduled by `delete_version_after`). */
+      deletion_time: z.string(),
+      destroyed: z.boolean(),
+    }),
+  ),
+});
+
+/** One KV version as the metadata describes it. */
+export interface KvVersionInfo {
+  createdAt: string | undefined;
+  /** When it was (or will be) soft-deleted; undefined while live. */
+  deletedAt: string | undefined;
+  destroyed: boolean;
+}
+
+/** What keywarden needs from the metadata of one KV v2 secret. */
+export interface KvState {
+  /** 0 when the secret has metadata but no version yet. */
+  currentVersion: number;
+  /** OpenBao's metadata revision, when the server reports one (Vault does not). */
+  metadataVersion: number | undefined;
+  customMetadata: Record<string, string>;
+  /** The versions KV still keeps (at most `max_versions`); destroyed ones included. */
+  versions: Map<number, KvVersionInfo>;
+  /** KV version → the keywarden versionId that promoted it. */
+  versionIds: Map<number, string>;
+}
+
+/** A KV v2 path: mount, then `data`, `metadata` or `destroy`, then the secret path, each segment encoded. */
+export const kvApiPath = (mount: string, endpoint: 'data' | 'metadata' | 'destroy', path: string): string =>
+  `${encodePath(mount)}/${endpoint}/${encodePath(path)}`;
+
+/** The secret path of the sidecar holding the staged value of `versionId`. */
+export const pendingPathOf = (path: string, versionId: string): string =>
+  `${PENDING_FOLDER}/${trimSlashes(path)}/${versionId}`;
+
+/** The metadata of the secret at `<mount>/<path>`, or undefined when it does not exist. */
+export async function readKvState(
+  client: VaultClient,
+  mount: string,
+  path: string,
+): Promise<KvState | undefined> {
+  const metadataPath = kvApiPath(mount, 'metadata', path);
+  const answer = await client.read(metadataPath);
+  if (!answer) return undefined;
+  const metadata = parseVaultAnswer(KvMetadataSchema, answer.data, 'read', metadataPath);
+  const customMetadata = metadata.custom_metadata ?? {};
+  const versions = new Map<number, KvVersionInfo>();
+  for (const [key, info] of Object.entries(metadata.versions)) {
+    versions.set(Number(key), {
+      createdAt: isoTime(info.created_time),
+      deletedAt: isoTime(info.deletion_time),
+      destroyed: info.destroyed,
+    });
+  }
+  const versionIds = new Map<number, string>();
+  for (const [key, value] of Object.entries(customMetadata)) {
+    const match = MAPPING_KEY.exec(key);
+    if (match && !match[2]) versionIds.set(Number(match[1]), value);
+  }
+  return {
+    currentVersion: metadata.current_version,
+    metadataVersion: metadata.current_metadata_version,
+    customMetadata,
+    versions,
+    versionIds,
+  };
+}
+
+/** The KV version that `promote` recorded for `versionId` in `state`, if any. */
+export function kvVersionIn(state: KvState | undefined, versionId: string): number | undefined {
+  for (const [version, id] of state?.versionIds ?? []) if (id === versionId) return version;
+  return undefined;
+}
+
+/**
+ * The KV version of `<mount>/<path>` that holds rotation version `versionId`,
+ * as recorded by {@link VaultKvDelivery.promote}; undefined when it was never promoted
+ * there (or its record was pruned because the version was destroyed).
+ */
+export async function kvVersionOf(
+  client: VaultClient,
+  mount: string,
+  path: string,
+  versionId: string,
+): Promise<number | undefined> {
+  return kvVersionIn(await readKvState(client, mount, path), versionId);
+}
+
+/**
+ * The data of one KV version; undefined when it is soft-deleted, destroyed, or
+ * never existed (KV answers all three with a 404 and no error).
+ */
+export async function readKvVersion(
+  client: VaultClient,
+  mount: string,
+  path: string,
+  version: number,
+): Promise<Record<string, unknown> | undefined> {
+  const answer = await client.read(`${kvApiPath(mount, 'data', path)}?version=${version}`);
+  const data = answer?.data?.data;
+  return isPlainObject(data) ? data : undefined;
+}
+
+/**
+ * The KV data a secret is written as: a JSON object as its own fields, anything
+ * else (a token, a password) as `{ value }`, so the pipeline reads a field either way.
+ */
+export function kvDataOf(secret: SecretValue): { data: Record<string, unknown>; format: 'json' | 'text' } {
+  const text = secret.reveal();
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (isPlainObject(parsed)) return { data: parsed, format: 'json' };
+  } catch {
+    // Not JSON: a plain value.
+  }
+  return { data: { value: text }, format: 'text' };
+}
+
+/**
+ * Whether two KV data objects are equal, compared as canonical JSON in constant
+ * time (through their SHA-256 digests, which always have the same length).
+ */
+export function sameKvData(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const digest = (value: Record<string, unknown>) =>
+    createHash('sha256').update(canonicalJson(value)).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** The value staged for `versionId` at the sidecar, or undefined when none is. */
+export async function readPendingValue(
+  client: VaultClient,
+  delivery: { mount: string; path: string },
+  versionId: string,
+): Promise<SecretValue | undefined> {
+  const answer = await client.read(
+    kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId)),
+  );
+  const value = answer?.data?.data;
+  // The sidecar holds the exact string that was staged, so the round trip is byte for byte.
+  if (!isPlainObject(value) || typeof value.value !== 'string' || value.value === '') return undefined;
+  return new SecretValue(value.value);
+}
+
+/**
+ * {@link DeliveryTarget} for a KV v2 secret; see the module comment for the
+ * layout. `readCurrent` returns a JSON value with its keys in the order Vault
+ * answers them (sorted), so compare values as canonical JSON, not as strings.
+ */
+export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
+  readonly type = 'vault-kv' as const;
+  readonly #client: VaultClient;
+
+  constructor(options: { client: VaultClient }) {
+    this.#client = options.client;
+  }
+
+  /**
+   * Writes the sidecar. The same value again is a no-op (no new sidecar version);
+   * a different value for the same version id is refused, as Secrets Manager
+   * refuses it for one ClientRequestToken: one version, one value.
+   */
+  async stagePending(delivery: VaultKvDeliveryTarget, versionId: string, secret: SecretValue): Promise<void> {
+    checkVersionId(versionId);
+    const staged = await readPendingValue(this.#client, delivery, versionId);
+    if (staged) {
+      if (sameText(staged.reveal(), secret.reveal())) return;
+      throw new ValidationError(
+        `vault-kv delivery: version ${versionId} of ${delivery.mount}/${delivery.path} already has a different pending value staged; expected the same value again, or a new version id for a new value`,
+      );
+    }
+    await this.#client.write(kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId)), {
+      data: { value: secret.reveal() },
+    });
+  }
+
+  async readPending(delivery: VaultKvDeliveryTarget, versionId: string): Promise<SecretValue | undefined> {
+    checkVersionId(versionId);
+    return readPendingValue(this.#client, delivery, versionId);
+  }
+
+  /** Deletes the sidecar with all its versions (KV answers 204 even when there is none). */
+  async discardPending(delivery: VaultKvDeliveryTarget, versionId: string): Promise<void> {
+    checkVersionId(versionId);
+    await this.#client.delete(kvApiPath(delivery.mount, 'metadata', pendingPathOf(delivery.path, versionId)));
+  }
+
+  /**
+   * Writes the staged value as the newest version of the secret, records the
+   * mapping, and drops the sidecar. Safe to run again at any point:
+   * - already recorded → only the (leftover) sidecar is dropped;
+   * - written but not recorded (crash in between) → the newest version already
+   *   holds the staged value, so it is recorded instead of written twice.
+   * The write is check-and-set on the version read first: a pipeline or person
+   * writing at the same moment makes it fail with a {@link ConflictError}
+   * rather than be silently buried under our version.
+   */
+  async promote(delivery: VaultKvDeliveryTarget, versionId: string): Promise<void> {
+    checkVersionId(versionId);
+    const { mount, path } = delivery;
+    const before = await readKvState(this.#client, mount, path);
+    if (kvVersionIn(before, versionId) !== undefined) {
+      await this.discardPending(delivery, versionId);
+      return;
+    }
+    const pending = await readPendingValue(this.#client, delivery, versionId);
+    if (!pending) {
+      throw new NotFoundError(
+        `vault-kv delivery: no pending value staged for version ${versionId} of ${mount}/${path} (expected one at ${mount}/${pendingPathOf(path, versionId)}); stage it before promoting`,
+      );
+    }
+    const { data, format } = kvDataOf(pending);
+
+    const current = before?.currentVersion ?? 0;
+    let version: number | undefined;
+    if (before && current > 0 && !before.versionIds.has(current)) {
+      // An unrecorded newest version equal to ours is our own write from a run that
+      // stopped before recording it.
+      const latest = await readKvVersion(this.#client, mount, path, current);
+      if (latest && sameKvData(latest, data)) version = current;
+    }
+    if (version === undefined) version = await this.#write(delivery, data, current);
+    await this.#record(delivery, version, versionId, format);
+    await this.discardPending(delivery, versionId);
+  }
+
+  async readCurrent(
+    delivery: VaultKvDeliveryTarget,
+  ): Promise<{ versionId?: string; secret: SecretValue } | undefined> {
+    const state = await readKvState(this.#client, delivery.mount, delivery.path);
+    if (!state || state.currentVersion === 0) return undefined;
+    const version = state.currentVersion;
+    // Pinned to the version the metadata named, so the versionId belongs to the value.
+    const data = await readKvVersion(this.#client, delivery.mount, delivery.path, version);
+    if (!data) return undefined;
+    const versionId = state.versionIds.get(version);
+    const text = state.customMetadata[`kw-${version}-format`] === 'text' && typeof data.value === 'string';
+    const secret = text ? new SecretValue(data.value as string) : new SecretValue(JSON.stringify(data));
+    return versionId === undefined ? { secret } : { versionId, secret };
+  }
+
+  /** Writes `data` as a new version if the newest is still `expected`; returns the new version number. */
+  async #write(
+    delivery: VaultKvDeliveryTarget,
+    data: Record<string, unknown>,
+    expected: number,
+  ): Promise<number> {
+    const dataPath = kvApiPath(delivery.mount, 'data', delivery.path);
+    try {
+      const answer = await this.#client.write(dataPath, { options: { cas: expected }, data });
+      return parseVaultAnswer(z.object({ version: z.number() }), answer.data, 'write', dataPath).version;
+    } catch (error) {
+      if (isCasMismatch(error)) {
+        throw new ConflictError(
+          `vault-kv delivery: ${delivery.mount}/${delivery.path} changed while promoting (expected newest version ${expected}); someone else wrote it — promote again to re-check`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Records `kw-<version>: versionId` in the secret's custom_metadata, keeping
+   * other keys, dropping records of versions KV no longer keeps or destroyed,
+   * and the oldest records when the 64-key limit would be passed. On OpenBao the
+   * write is check-and-set on the metadata revision, so two writers cannot
+   * silently drop each other's records.
+   */
+  async #record(
+    delivery: VaultKvDeliveryTarget,
+    version: number,
+    versionId: string,
+    format: 'json' | 'text',
+  ): Promise<void> {
+    const { mount, path } = delivery;
+    const state = await readKvState(this.#client, mount, path);
+    if (!state) {
+      throw new NotFoundError(
+        `vault-kv delivery: ${mount}/${path} vanished while promoting version ${versionId}; its metadata was deleted — check who deleted it, then rotate again`,
+      );
+    }
+    if (kvVersionIn(state, versionId) !== undefined) return;
+
+    const others: Record<string, string> = {};
+    const records = new Map<number, Record<string, string>>();
+    for (const [key, value] of Object.entries(state.customMetadata)) {
+      const match = MAPPING_KEY.exec(key);
+      if (!match) {
+        others[key] = value;
+        continue;
+      }
+      const recorded = Number(match[1]);
+      const info = state.versions.get(recorded);
+      if (!info || info.destroyed) continue;
+      records.set(recorded, { ...records.get(recorded), [key]: value });
+    }
+    records.set(version, {
+      [`kw-${version}`]: versionId,
+      ...(format === 'text' ? { [`kw-${version}-format`]: 'text' } : {}),
+    });
+    // Newest first, so the limit drops the oldest records (never the one just made).
+    const kept: Record<string, string> = { ...others };
+    for (const [, entries] of [...records].sort(([a], [b]) => b - a)) {
+      if (Object.keys(kept).length + Object.keys(entries).length > MAX_CUSTOM_METADATA_KEYS) break;
+      Object.assign(kept, entries);
+    }
+
+    const metadataPath = kvApiPath(mount, 'metadata', path);
+    try {
+      await this.#client.write(metadataPath, {
+        custom_metadata: kept,
+        // Only OpenBao knows `metadata_cas`; Vault would ignore it with a warning.
+        ...(state.metadataVersion === undefined ? {} : { metadata_cas: state.metadataVersion }),
+      });
+    } catch (error) {
+      if (error instanceof VaultError && error.errors.some((text) => /metadata check-and-set/i.test(text))) {
+        throw new ConflictError(
+          `vault-kv delivery: the metadata of ${mount}/${path} changed while recording version ${versionId}; promote again to re-check`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+/** Whether `text` can name a sidecar: one path segment, not `.` or `..`. */
+export const isVersionId = (text: string): boolean =>
+  /^[A-Za-z0-9._-]{1,128}$/.test(text) && !/^\.+$/.test(text);
+
+/**
+ * Version ids become a path segment of the sidecar: refuse what would change the
+ * path's meaning instead of encoding it into something surprising.
+ */
+function checkVersionId(versionId: string): void {
+  if (!isVersionId(versionId)) {
+    throw new ValidationError(
+      `vault-kv delivery: expected a version id of letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(versionId)}`,
+    );
+  }
+}
+
+const isCasMismatch = (error: unknown): boolean =>
+  error instanceof VaultError &&
+  error.status === 400 &&
+  error.errors.some((text) => /check-and-set parameter did not match/i.test(text));
+
+/** Constant-time string equality (digests, so lengths never leak either). */
+function sameText(a: string, b: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Vault decodes percent-escapes in paths; a segment may hold a space, `?` or `#`. */
+const encodePath = (path: string): string => trimSlashes(path).split('/').map(encodeURIComponent).join('/');
+
+/** RFC 3339 (nanoseconds) to ISO with milliseconds; empty and Go's zero time mean "none". */
+function isoTime(text: string | null | undefined): string | undefined {
+  if (!text || text.startsWith('0001-01-01')) return undefined;
+  const millis = Date.parse(text);
+  return Number.isNaN(millis) ? undefined : new Date(millis).toISOString();
+}

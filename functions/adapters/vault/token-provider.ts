@@ -1,0 +1,150 @@
+/**
+ * `vault-token`: an orphan Vault / OpenBao token per rotation version.
+ *
+ * Orphan, so revoking keywarden's own token (or whatever created it) never takes
+ * a pipeline's token down with it, and revoking this one takes nothing else.
+ * Each token carries its own end (principle 2): `ttl` from the scope, renewable
+ * up to `explicit_max_ttl` = the identity's maxAge, after which Vault refuses to
+ * renew it whether keywarden is running or not. Its meta names the identity and
+ * the rotation version, which is how {@link VaultTokenProvider.list} and
+ * discovery find it again: a token's value is never stored, only its accessor.
+ *
+ * There is no `supersede`: the previous token stays valid through the grace
+ * period and is revoked by accessor when it retires.
+ */
+import pLimit from 'p-limit';
+import { toSeconds } from '../../core/duration.ts';
+import { ValidationError, VerificationError } from '../../core/errors.ts';
+import type { IdentityOfKind } from '../../core/identity.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import { SecretValue } from '../../core/secret-value.ts';
+import { VaultClient, VaultError } from './client.ts';
+import { IDENTITY_META_KEY } from './vault-discovery.ts';
+
+/** Token meta / secret-id metadata key naming the rotation version that issued it. */
+export const VERSION_META_KEY = 'keywarden-version';
+
+type TokenIdentity = IdentityOfKind<'vault-token'>;
+
+/** What {@link VaultTokenProvider} needs. */
+export interface VaultTokenProviderOptions {
+  /** keywarden's own client: creates, looks up and revokes tokens. */
+  client: VaultClient;
+  /**
+   * A client that authenticates as `token`, to verify a new token as its pipeline
+   * would use it. Default: same address as `client`, no namespace — pass one
+   * for a Vault Enterprise / OpenBao namespace or another timeout.
+   */
+  clientForToken?: (token: string) => VaultClient;
+  /** Most token lookups in flight at once while listing; default 8. */
+  concurrency?: number;
+}
+
+/** {@link CredentialProvider} for orphan tokens; see the module comment. */
+export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
+  readonly kind = 'vault-token' as const;
+  readonly #client: VaultClient;
+  readonly #clientForToken: (token: string) => VaultClient;
+  readonly #concurrency: number;
+
+  constructor(options: VaultTokenProviderOptions) {
+    this.#client = options.client;
+    this.#clientForToken =
+      options.clientForToken ?? ((token) => new VaultClient({ addr: options.client.addr, token }));
+    const concurrency = options.concurrency ?? 8;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ValidationError(
+        `VaultTokenProvider: expected concurrency to be a whole number ≥ 1, got ${concurrency}`,
+      );
+    }
+    this.#concurrency = concurrency;
+  }
+
+  /** An orphan token through `auth/token/create-orphan` (never node-vault's `tokenCreate`, which swaps the client's token). */
+  async issue(identity: TokenIdentity, context: { versionId: string }): Promise<IssuedCredential> {
+    const created = await this.#client.createToken(
+      {
+        policies: identity.scope.policies,
+        // Seconds: Vault's own duration parser has no `d` or `w` unit.
+        ttl: `${toSeconds(identity.scope.ttl)}s`,
+        explicit_max_ttl: `${toSeconds(identity.policy.maxAge)}s`,
+        renewable: true,
+        display_name: identity.id,
+        meta: { [IDENTITY_META_KEY]: identity.id, [VERSION_META_KEY]: context.versionId },
+      },
+      { orphan: true },
+    );
+    return {
+      handle: created.accessor,
+      secret: new SecretValue(created.client_token),
+      // lease_duration is the TTL Vault granted, which may be shorter than asked (mount or system max).
+      ...(created.lease_duration > 0
+        ? { expiresAt: new Date(Date.now() + created.lease_duration * 1_000).toISOString() }
+        : {}),
+    };
+  }
+
+  /** Looks the token up as itself: it must authenticate, be the token of `handle`, and hold the scope's policies. */
+  async verify(identity: TokenIdentity, credential: { handle: string; secret: SecretValue }): Promise<void> {
+    let self: Awaited<ReturnType<VaultClient['lookupSelf']>>;
+    try {
+      self = await this.#clientForToken(credential.secret.reveal()).lookupSelf();
+    } catch (error) {
+      // 403: the token does not authenticate (revoked, expired, or never valid).
+      if (error instanceof VaultError && error.status === 403) {
+        throw new VerificationError(
+          `vault-token ${identity.id}: the new token (accessor ${credential.handle}) was refused by Vault (HTTP 403) on lookup-self; expected a live token — rotate again`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    if (self.accessor !== credential.handle) {
+      throw new VerificationError(
+        `vault-token ${identity.id}: expected the token of accessor ${credential.handle}, got the token of accessor ${self.accessor}; the delivered value belongs to another token`,
+      );
+    }
+    const missing = identity.scope.policies.filter((policy) => !self.policies.includes(policy));
+    if (missing.length > 0) {
+      throw new VerificationError(
+        `vault-token ${identity.id}: expected the token to hold policies ${identity.scope.policies.join(', ')}, it lacks ${missing.join(', ')}`,
+      );
+    }
+  }
+
+  /** Revokes by accessor: the value is never needed to end a token. */
+  async revoke(_identity: TokenIdentity, handle: string): Promise<'revoked' | 'already-revoked'> {
+    return this.#client.revokeAccessor(handle);
+  }
+
+  /**
+   * Every live token whose meta names this identity. Vault cannot filter by
+   * meta, so this looks up every accessor: expensive, for the first rotation
+   * and crash recovery only.
+   */
+  async list(identity: TokenIdentity): Promise<ListedCredential[]> {
+    const limit = pLimit(this.#concurrency);
+    const accessors = await this.#client.list('auth/token/accessors');
+    const found = await Promise.all(
+      accessors.map((accessor) =>
+        limit(async (): Promise<ListedCredential | undefined> => {
+          // undefined: revoked or expired between LIST and lookup.
+          const token = await this.#client.lookupAccessor(accessor);
+          if (token?.meta?.[IDENTITY_META_KEY] !== identity.id) return undefined;
+          const versionId = token.meta[VERSION_META_KEY];
+          return {
+            handle: token.accessor,
+            status: 'active',
+            createdAt: new Date(token.creation_time * 1_000).toISOString(),
+            ...(versionId ? { versionId } : {}),
+          };
+        }),
+      ),
+    );
+    return found
+      .filter((credential) => credential !== undefined)
+      .sort(
+        (a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? '') || a.handle.localeCompare(b.handle),
+      );
+  }
+}

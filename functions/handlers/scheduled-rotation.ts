@@ -1,0 +1,85 @@
+/**
+ * Scheduled rotation (EventBridge Scheduler → Lambda): rotates every identity that is
+ * due by rotateEvery or over maxAge, with bounded concurrency, retires previous
+ * versions whose grace ended, and enforces maxAge where rotation fails.
+ */
+import { randomUUID } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { wire } from '../adapters/wiring.ts';
+import type { IdentityStore } from '../core/ports.ts';
+import { type Limit, type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
+import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+
+export interface ScheduledRotationDeps {
+  identities: IdentityStore;
+  rotation: RotationDeps;
+  limit: Limit;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface ScheduledRotationResult {
+  runId: string;
+  rotated: number;
+  skipped: number;
+  failed: number;
+  outcomes: RotationOutcome[];
+}
+
+/** The handler's logic with its dependencies given, so tests pass real adapters on the local stack. */
+export function makeHandler(deps: ScheduledRotationDeps) {
+  return async (): Promise<ScheduledRotationResult> => {
+    const runId = randomUUID();
+    const identities = (await deps.identities.listIdentities())
+      .filter((record) => record.status === 'active')
+      .map((record) => record.identity);
+    const outcomes = await rotateMany(deps.rotation, identities, {
+      owner: `scheduled-rotation/${runId}`,
+      limit: deps.limit,
+      onOutcome: (outcome) => {
+        if (outcome.status === 'skipped') return;
+        // Outcomes carry ids, handles and reasons, never values.
+        const log = outcome.status === 'failed' ? deps.logger.error : deps.logger.info;
+        log.call(deps.logger, `rotation ${outcome.status}`, { ...outcome });
+        deps.metrics.addMetric('rotation_duration', MetricUnit.Milliseconds, outcome.durationMs);
+      },
+    });
+    const count = (status: RotationOutcome['status']) => outcomes.filter((o) => o.status === status).length;
+    const result = {
+      runId,
+      rotated: count('rotated'),
+      skipped: count('skipped'),
+      failed: count('failed'),
+      outcomes,
+    };
+    deps.metrics.addMetric('rotation_rotated', MetricUnit.Count, result.rotated);
+    deps.metrics.addMetric('rotation_failed', MetricUnit.Count, result.failed);
+    deps.metrics.publishStoredMetrics();
+    deps.logger.info('scheduled rotation completed', {
+      runId,
+      rotated: result.rotated,
+      failed: result.failed,
+      skipped: result.skipped,
+    });
+    return result;
+  };
+}
+
+async function init() {
+  const logger = new Logger({ serviceName: 'keywarden-rotation' });
+  const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-rotation' });
+  const services = wire(await loadLambdaConfig());
+  return makeHandler({
+    identities: services.store,
+    rotation: services.rotationDeps('scheduler:rotation'),
+    limit: services.limit,
+    logger,
+    metrics,
+  });
+}
+
+const ready = coldStart(init);
+
+/** The Lambda entry point. */
+export const handler = async (): Promise<ScheduledRotationResult> => (await ready())();

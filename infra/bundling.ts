@@ -1,0 +1,60 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { type NodejsFunctionProps, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NagSuppressions } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+
+/** The repository root: the esbuild project root and where the lock file lives. */
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/**
+ * How every keywarden handler is built and run: the ESM bundle of one file under
+ * `functions/handlers/`, on nodejs22.x and arm64. Infra depends on the entry path only, never
+ * on the handler's code.
+ *
+ * @param handlerFile file name under `functions/handlers/`, e.g. `'discovery.ts'`; it must
+ *   export `handler`.
+ */
+export function handlerBundle(
+  handlerFile: string,
+): Required<
+  Pick<
+    NodejsFunctionProps,
+    'entry' | 'handler' | 'projectRoot' | 'depsLockFilePath' | 'runtime' | 'architecture' | 'bundling'
+  >
+> {
+  return {
+    entry: join(REPO_ROOT, 'functions', 'handlers', handlerFile),
+    handler: 'handler',
+    projectRoot: REPO_ROOT,
+    depsLockFilePath: join(REPO_ROOT, 'package-lock.json'),
+    runtime: lambda.Runtime.NODEJS_22_X,
+    architecture: lambda.Architecture.ARM_64,
+    bundling: {
+      format: OutputFormat.ESM,
+      minify: true,
+      sourceMap: true,
+      target: 'node22',
+      mainFields: ['module', 'main'],
+      // ESM output has no `require`, but bundled CommonJS dependencies still use it for Node built-ins.
+      banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+      // Ship the SDK version the code is tested with, not whatever the runtime carries that day.
+      bundleAwsSDK: true,
+    },
+  };
+}
+
+/**
+ * Records why a function built with {@link handlerBundle} is not on the newest Lambda runtime
+ * (cdk-nag `AwsSolutions-L1`).
+ */
+export function suppressPinnedRuntime(fn: IConstruct): void {
+  NagSuppressions.addResourceSuppressions(fn, [
+    {
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is pinned on purpose: it is the Node.js LTS the handlers are bundled for (esbuild target node22) and tested against. Moving to a newer runtime is a deliberate upgrade of runtime, bundle target and tests together.',
+    },
+  ]);
+}

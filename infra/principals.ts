@@ -1,0 +1,25 @@
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type { IConstruct } from 'constructs';
+
+/**
+ * EventBridge Scheduler, acting for a schedule of this account's `default` schedule group only:
+ * the trust principal of a role a schedule assumes (confused-deputy guard, `aws:SourceAccount`
+ * and `aws:SourceArn`).
+ */
+export function schedulerPrincipal(scope: IConstruct): iam.ServicePrincipal {
+  const stack = Stack.of(scope);
+  return new iam.ServicePrincipal('scheduler.amazonaws.com', {
+    conditions: {
+      StringEquals: {
+        'aws:SourceAccount': stack.account,
+        'aws:SourceArn': stack.formatArn({
+          service: 'scheduler',
+          resource: 'schedule-group',
+          resourceName: 'default',
+          arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+        }),
+      },
+    },
+  });
+}
