@@ -6,8 +6,9 @@ import { wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { devDown, devUp } from '../../functions/local/dev.ts';
+import { LocalScheduler } from '../../functions/local/scheduler.ts';
 import { REPO_ROOT, stackStatus } from '../../scripts/local-stack.ts';
-import { actor, stateDir } from '../context.ts';
+import { actor, loadConfig, stateDir } from '../context.ts';
 import { ExitCode } from '../errors.ts';
 import { printJson, say } from '../output.ts';
 import { printFindings } from './findings.ts';
@@ -43,6 +44,29 @@ export function registerDev(program: Command): void {
       say(
         `${run.findings.length} finding(s). Next: keywarden findings --fail-on high · keywarden inventory list · keywarden audit verify · keywarden dev down`,
       );
+    });
+
+  dev
+    .command('schedule')
+    .description('fire the schedules as AWS would: scheduled rotation, native secret rotation, discovery')
+    .option('--once', 'one round, then exit')
+    .option('--every <seconds>', 'seconds between rounds', '60')
+    .action(async (options: { once?: boolean; every: string }) => {
+      const scheduler = new LocalScheduler(wire(loadConfig()));
+      const every = Math.max(1, Number.parseInt(options.every, 10) || 60) * 1_000;
+      for (;;) {
+        const tick = await scheduler.tick();
+        const { rotated, failed, skipped } = tick.rotation;
+        say(
+          `${tick.at} rotation: ${rotated} rotated, ${failed} failed, ${skipped} skipped; native: ${tick.native.length}; findings: ${tick.findings}`,
+        );
+        for (const outcome of tick.rotation.outcomes.filter((o) => o.status === 'failed')) {
+          say(`  failed ${outcome.identityId}: ${outcome.reason}`);
+        }
+        for (const native of tick.native) say(`  native ${native.secretId}: ${native.result}`);
+        if (options.once) return;
+        await new Promise((resolve) => setTimeout(resolve, every));
+      }
     });
 
   dev

@@ -90,6 +90,8 @@ class Run {
   readonly retired: string[] = [];
   readonly warnings: string[] = [];
   resumed = false;
+  /** Set when Secrets Manager drives the rotation: its token is the version id, in every attempt. */
+  fixedVersionId: string | undefined;
   versions: StoredVersion[] = [];
   state: StoredRotation | undefined;
 
@@ -271,7 +273,7 @@ async function createSecret(
     const at = run.now;
     await run.saveState({
       ...stripRev(state),
-      versionId: run.deps.newId(),
+      versionId: run.fixedVersionId ?? run.deps.newId(),
       attemptStartedAt: at,
       attempts: state.attempts + 1,
       updatedAt: at,
@@ -639,4 +641,102 @@ export async function rotateMany(
       }),
     ),
   );
+}
+
+export type NativeStep = 'createSecret' | 'setSecret' | 'testSecret' | 'finishSecret';
+const STEP_ORDER: readonly RotationStep[] = [
+  'createSecret',
+  'setSecret',
+  'testSecret',
+  'finishSecret',
+  'finished',
+];
+
+/**
+ * One step of a rotation driven by Secrets Manager (native rotation): its token is the
+ * version id. Each step is done only if the stored progress is at it; a repeat of a step
+ * already done returns without doing anything, as Secrets Manager expects.
+ */
+export async function runNativeStep(
+  deps: RotationDeps,
+  identity: Identity,
+  step: NativeStep,
+  token: string,
+  owner: string,
+): Promise<'done' | 'already-done'> {
+  const delivery = deliveryOf(identity);
+  if (!delivery || delivery.type !== 'aws-secret') {
+    throw new KeywardenError(
+      `${identity.id} does not deliver to a Secrets Manager secret; native rotation does not apply`,
+    );
+  }
+  assertRotatable(identity);
+  const now = deps.clock.now().getTime();
+  if (!(await deps.store.acquireLock(identity.id, owner, now, now + LOCK_TTL_MS))) {
+    throw new KeywardenError(`another run is rotating ${identity.id}; Secrets Manager will retry this step`, {
+      retryable: true,
+    });
+  }
+  const run = new Run(deps, identity, owner);
+  run.fixedVersionId = token;
+  const target = deps.delivery('aws-secret');
+  try {
+    run.state = await deps.store.getRotation(identity.id);
+    await run.reload();
+    const state = run.state;
+    const inProgress = state && state.step !== 'finished' && state.step !== 'failed';
+    if (step === 'createSecret') {
+      if (state?.versionId === token && run.version(token)) return 'already-done';
+      if (inProgress && state?.versionId !== token) {
+        throw new KeywardenError(
+          `${identity.id} has an unfinished keywarden rotation at ${state?.step}; it must finish before Secrets Manager starts another`,
+          { retryable: true },
+        );
+      }
+      if (state?.versionId === token && inProgress) run.resumed = true;
+      else {
+        const at = run.now;
+        await run.saveState({
+          identityId: identity.id,
+          rotationId: token,
+          versionId: token,
+          step: 'createSecret',
+          startedAt: at,
+          attemptStartedAt: at,
+          attempts: 1,
+          updatedAt: at,
+          reason: 'Secrets Manager rotation',
+        });
+      }
+      await createSecret(run, target, delivery);
+      return 'done';
+    }
+    if (!state || state.versionId !== token) {
+      throw new KeywardenError(
+        `no keywarden rotation with token ${token} for ${identity.id}: createSecret must run first`,
+      );
+    }
+    if (state.step === 'failed') throw new VerificationError(state.reason ?? 'this rotation failed');
+    if (STEP_ORDER.indexOf(state.step) > STEP_ORDER.indexOf(step)) return 'already-done';
+    if (state.step !== step) {
+      throw new KeywardenError(`${step} called for ${identity.id} while the rotation is at ${state.step}`, {
+        retryable: true,
+      });
+    }
+    if (step === 'setSecret') {
+      if (await setSecret(run, target, delivery)) await run.advance('testSecret', 'setSecret');
+      else
+        throw new KeywardenError('the pending value was lost; Secrets Manager must start the rotation again');
+    } else if (step === 'testSecret') {
+      const failure = await testSecret(run, target, delivery);
+      if (failure) throw new VerificationError(failure);
+      await run.advance('finishSecret', 'testSecret');
+    } else {
+      await finishSecret(run, target, delivery);
+      await run.advance('finished', 'finishSecret');
+    }
+    return 'done';
+  } finally {
+    await deps.store.releaseLock(identity.id, owner).catch(() => undefined);
+  }
 }
