@@ -665,7 +665,7 @@ export async function runNativeStep(
   owner: string,
 ): Promise<'done' | 'already-done'> {
   const delivery = deliveryOf(identity);
-  if (!delivery || delivery.type !== 'aws-secret') {
+  if (delivery?.type !== 'aws-secret') {
     throw new KeywardenError(
       `${identity.id} does not deliver to a Secrets Manager secret; native rotation does not apply`,
     );

@@ -63,7 +63,7 @@ export interface RotationProps {
    * starts and ends with `/`. Prefer a dedicated path such as `/ci/`: with `/`, the functions
    * may manage the access keys of every IAM user in the account.
    *
-   * @default '/'
+   * @default '/ci/' (the root path is refused)
    */
   readonly iamPathPrefix?: string | undefined;
   /**
@@ -149,7 +149,14 @@ export class Rotation extends Construct {
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
     const vaultAddr = validateVaultAddr('Rotation', props.vaultAddr);
-    const iamPathPrefix = validateIamPathPrefix('Rotation', props.iamPathPrefix ?? '/');
+    // Rotation creates access keys: at the root path it could mint keys for every IAM user,
+    // humans and admins included. Pipeline users must live under a path of their own.
+    const iamPathPrefix = validateIamPathPrefix('Rotation', props.iamPathPrefix ?? '/ci/');
+    if (iamPathPrefix === '/') {
+      throw new InfraConfigError(
+        "Rotation: iamPathPrefix '/' would let keywarden create access keys for every IAM user, humans and admins included; put pipeline users under a dedicated path such as '/ci/' and set keywarden:iamPathPrefix to it.",
+      );
+    }
     const secretNamePrefix = validateSecretNamePrefix('Rotation', props.secretNamePrefix ?? 'ci/');
     validateNoOverlap(secretNamePrefix, props.secrets);
     const concurrency = validateConcurrency(props.concurrency ?? DEFAULT_ROTATION_CONCURRENCY);

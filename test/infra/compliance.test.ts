@@ -90,7 +90,7 @@ describe('infra: cdk-nag AwsSolutions', () => {
             'Keywarden/Rotation/SecretRotation/Role/Resource',
             'Keywarden/Rotation/SecretRotation/Role/DefaultPolicy/Resource',
           ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*"]`,
             `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
             `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
           ]),

@@ -18,7 +18,7 @@ import {
 const PARTITION = '<AWS::Partition>';
 const REGION = '<AWS::Region>';
 const ACCOUNT = '<AWS::AccountId>';
-const USERS = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
+const USERS = `arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`;
 const SECRETS = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:ci/*`;
 const KEYS = `arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`;
 const VIA_SECRETS_MANAGER = {
@@ -73,7 +73,7 @@ describe('infra: rotation', () => {
       const { stack } = synthesized;
       expect(functionOf(rotation.scheduled)?.Properties.Environment.Variables).toEqual({
         KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
-        KEYWARDEN_IAM_PATH_PREFIX: '/',
+        KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
         KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
         KEYWARDEN_VAULT_ADDR: '',
         KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
@@ -106,7 +106,7 @@ describe('infra: rotation', () => {
     it('receives the shared environment under its own service name, without the scheduled concurrency', () => {
       const variables = functionOf(rotation.secretRotation)?.Properties.Environment.Variables;
       expect(variables).toMatchObject({
-        KEYWARDEN_IAM_PATH_PREFIX: '/',
+        KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
         KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
         POWERTOOLS_SERVICE_NAME: 'keywarden-secret-rotation',
         POWERTOOLS_METRICS_NAMESPACE: 'keywarden',
@@ -459,6 +459,7 @@ describe('infra: rotation validation', () => {
 
   it('requires an IAM path prefix without wildcards', () => {
     expect(build({ iamPathPrefix: '/*/' })).toThrow(/Rotation: iamPathPrefix .* received '\/\*\/'/);
+    expect(build({ iamPathPrefix: '/' })).toThrow(/every IAM user, humans and admins included/);
   });
 
   it('accepts only recurring schedules, from props or context', () => {
