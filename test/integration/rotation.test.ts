@@ -259,6 +259,19 @@ const kvSecrets: KindHarness = {
 
 const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
 
+/** The secret strings inside a delivered value (a JSON document or a plain value), long enough to matter. */
+function secretsIn(delivered: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(delivered);
+  } catch {
+    return [delivered];
+  }
+  const values =
+    typeof parsed === 'object' && parsed ? Object.values(parsed as Record<string, unknown>) : [parsed];
+  return values.filter((v): v is string => typeof v === 'string' && v.length >= 16 && !v.startsWith('AKIA'));
+}
+
 /** Every active credential the provider holds for the identity is one the store knows as current or previous. */
 async function orphans(identity: Identity): Promise<string[]> {
   const known = new Set(
@@ -303,6 +316,15 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
     expect(await harness.stillUsable(identity, previous?.handle ?? '')).toBe(false);
     expect(await stages(identity)).toEqual(['current', 'previous', 'revoked']);
     expect(await orphans(identity)).toEqual([]);
+    // The values themselves never reach the audit trail, the outcomes or the stored versions.
+    const delivered = await readDelivered(identity);
+    const written = JSON.stringify([
+      (await services.store.readAll()).records.filter((r) => r.subject === identity.id),
+      first,
+      second,
+      await services.store.listVersions(identity.id),
+    ]);
+    for (const secret of secretsIn(delivered)) expect(written).not.toContain(secret);
   });
 
   it('skips an identity that is not due, and says when it is', async () => {
