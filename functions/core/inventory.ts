@@ -1,10 +1,13 @@
 import { z } from 'zod';
+import { BreakglassRoleSchema } from './grant.ts';
 import { IdentitySchema } from './identity.ts';
 
 /** The `identities.yaml` file: the declared inventory of pipeline identities. */
 export const InventorySchema = z.strictObject({
   version: z.literal(1),
   identities: z.array(IdentitySchema),
+  /** Break-glass roles: temporary elevated access with approval (see grant.ts). */
+  breakglass: z.strictObject({ roles: z.array(BreakglassRoleSchema).default([]) }).optional(),
 });
 export type Inventory = z.infer<typeof InventorySchema>;
 
@@ -86,12 +89,13 @@ export function toProblems(issues: readonly z.core.$ZodIssue[], base: (string | 
   });
 }
 
-/** Ids declared more than once; checked on the raw document so it is reported beside every other problem. */
-function duplicateIds(raw: unknown): Problem[] {
-  const identities = (raw as { identities?: unknown } | null)?.identities;
-  if (!Array.isArray(identities)) return [];
+/** Ids declared more than once in a list; checked on the raw document so it is reported beside every other problem. */
+function duplicateIds(raw: unknown, path: readonly string[]): Problem[] {
+  let list: unknown = raw;
+  for (const key of path) list = (list as Record<string, unknown> | null | undefined)?.[key];
+  if (!Array.isArray(list)) return [];
   const seen = new Map<string, number>();
-  return identities.flatMap((entry, index): Problem[] => {
+  return list.flatMap((entry, index): Problem[] => {
     const id = (entry as { id?: unknown } | null)?.id;
     if (typeof id !== 'string') return [];
     const first = seen.get(id);
@@ -101,8 +105,8 @@ function duplicateIds(raw: unknown): Problem[] {
     }
     return [
       {
-        path: ['identities', index, 'id'],
-        message: `expected a unique id, got ${JSON.stringify(id)} again (first at identities.${first})`,
+        path: [...path, index, 'id'],
+        message: `expected a unique id, got ${JSON.stringify(id)} again (first at ${path.join('.')}.${first})`,
       },
     ];
   });
@@ -113,7 +117,11 @@ export function validateInventory(
   raw: unknown,
 ): { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] } {
   const result = InventorySchema.safeParse(raw, { reportInput: true });
-  const problems = [...(result.success ? [] : toProblems(result.error.issues)), ...duplicateIds(raw)];
+  const problems = [
+    ...(result.success ? [] : toProblems(result.error.issues)),
+    ...duplicateIds(raw, ['identities']),
+    ...duplicateIds(raw, ['breakglass', 'roles']),
+  ];
   if (result.success && problems.length === 0) return { ok: true, inventory: result.data };
   return { ok: false, problems };
 }

@@ -1,6 +1,7 @@
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { Finding } from './findings.ts';
+import type { Grant, GrantState } from './grant.ts';
 import type { Identity } from './identity.ts';
 
 /** The time, injected so core logic never reads the system clock. */
@@ -62,4 +63,15 @@ export interface RotationStore {
   acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean>;
   /** Gives the lock back, only if `owner` still holds it. */
   releaseLock(identityId: string, owner: string): Promise<void>;
+}
+
+/** A grant with its optimistic-locking revision. */
+export type StoredGrant = Grant & { rev: number };
+
+/** Break-glass grants; every transition is a conditional write on the revision read. */
+export interface GrantStore {
+  getGrant(grantId: string): Promise<StoredGrant | undefined>;
+  putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant>;
+  /** All grants, newest first; `states` narrows the list. */
+  listGrants(filter?: { states?: readonly GrantState[] }): Promise<StoredGrant[]>;
 }

@@ -186,3 +186,30 @@ describe('state store: findings', () => {
     });
   });
 });
+
+describe('state store: grants', () => {
+  const requester = { kind: 'local' as const, id: 'alice' };
+  const grant = (grantId: string, requestedAt: string) => ({
+    grantId,
+    roleId: 'prod-deploy',
+    requester,
+    reason: 'hotfix',
+    duration: '30m',
+    state: 'requested' as const,
+    requestedAt,
+    approvals: [],
+  });
+
+  it('stores a grant, refuses a stale transition, and lists grants newest first', async () => {
+    const first = await store.putGrant(grant('g-1', '2026-11-21T10:00:00.000Z'), undefined);
+    await store.putGrant(grant('g-2', '2026-11-21T11:00:00.000Z'), undefined);
+    const approved = await store.putGrant({ ...first, state: 'approved' }, first.rev);
+
+    await expect(store.putGrant({ ...first, state: 'denied' }, first.rev)).rejects.toBeInstanceOf(
+      ConflictError,
+    );
+    expect(await store.getGrant('g-1')).toMatchObject({ state: 'approved', rev: approved.rev });
+    expect((await store.listGrants()).map((g) => g.grantId)).toEqual(['g-2', 'g-1']);
+    expect((await store.listGrants({ states: ['approved'] })).map((g) => g.grantId)).toEqual(['g-1']);
+  });
+});

@@ -25,13 +25,16 @@ import {
 } from '../../core/credential-version.ts';
 import { ConflictError, KeywardenError } from '../../core/errors.ts';
 import { type Finding, FindingSchema } from '../../core/findings.ts';
+import { type Grant, GrantSchema, type GrantState } from '../../core/grant.ts';
 import { IdentitySchema } from '../../core/identity.ts';
 import type {
   AuditLog,
   Clock,
   FindingStore,
+  GrantStore,
   IdentityStore,
   RotationStore,
+  StoredGrant,
   StoredIdentity,
   StoredRotation,
   StoredVersion,
@@ -50,6 +53,9 @@ import type {
  * | credential ver. | IDENTITY#<id>        | VERSION#<versionId>|
  * | rotation state  | IDENTITY#<id>        | ROTATION           |
  * | rotation lock   | IDENTITY#<id>        | LOCK               |
+ * | grant           | GRANT#<id>           | GRANT              |
+ *
+ * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`.
  */
 export const Keys = {
   identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
@@ -63,6 +69,7 @@ export const Keys = {
   }),
   rotation: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'ROTATION' }),
   lock: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'LOCK' }),
+  grant: (grantId: string) => ({ pk: `GRANT#${grantId}`, sk: 'GRANT' }),
 } as const;
 
 export interface DynamoStoreOptions {
@@ -77,7 +84,7 @@ export interface DynamoStoreOptions {
 const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
 
 /** The state store on one DynamoDB table: identities, audit chain and findings. */
-export class DynamoStore implements IdentityStore, AuditLog, FindingStore, RotationStore {
+export class DynamoStore implements IdentityStore, AuditLog, FindingStore, RotationStore, GrantStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #clock: Clock;
@@ -381,6 +388,44 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore, Rotat
       ({ pk: _pk, sk: _sk, expiresAt: _e, ...rest }) => FindingSchema.parse(rest),
     );
     return { runId, at: String(Item.at), findings };
+  }
+
+  // ---- break-glass grants ------------------------------------------------------------------
+
+  async getGrant(grantId: string): Promise<StoredGrant | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.grant(grantId), ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    return { ...GrantSchema.parse(Item), rev: Number(Item.rev) };
+  }
+
+  putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant> {
+    const parsed = GrantSchema.parse(grant);
+    return this.#putRevisioned(
+      Keys.grant(grant.grantId),
+      { ...parsed, gsi1pk: 'GRANTS', gsi1sk: `${parsed.requestedAt}#${parsed.grantId}` },
+      expectedRev,
+      `grant ${grant.grantId}`,
+    ).then(({ gsi1pk: _p, gsi1sk: _s, ...stored }) => stored);
+  }
+
+  async listGrants(filter: { states?: readonly GrantState[] } = {}): Promise<StoredGrant[]> {
+    const grants: StoredGrant[] = [];
+    const pages = paginateQuery(
+      { client: this.#doc },
+      {
+        TableName: this.#table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'GRANTS' },
+        ScanIndexForward: false,
+      },
+    );
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) grants.push({ ...GrantSchema.parse(item), rev: Number(item.rev) });
+    }
+    return filter.states ? grants.filter((grant) => filter.states?.includes(grant.state)) : grants;
   }
 }
 

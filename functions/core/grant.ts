@@ -1,0 +1,274 @@
+/**
+ * Break-glass grants: temporary elevated access, requested by one principal, approved
+ * by others, ending by itself. The lifecycle is a small state machine:
+ *
+ *   requested ──approve×N──▶ approved ──activate──▶ active ──▶ expired | revoked
+ *        └──────deny──────▶ denied
+ *
+ * Every transition is a pure function that returns the next grant or throws a
+ * RefusalError saying why; the caller audits both.
+ */
+import { z } from 'zod';
+import { DurationSchema, toMillis } from './duration.ts';
+import { KeywardenError } from './errors.ts';
+
+/** Who acts: an AWS principal (SigV4), a Slack user, or a local development user. */
+export const PrincipalSchema = z.object({
+  kind: z.enum(['aws', 'slack', 'local']),
+  /** An IAM ARN, a Slack user id (U…), or a local user name. */
+  id: z.string().min(1),
+  /** A human-readable name for reports, when known. */
+  name: z.string().optional(),
+});
+export type Principal = z.infer<typeof PrincipalSchema>;
+
+/** What a break-glass role grants: an AWS role to assume, or a set of Vault policies. */
+export const BreakglassTargetSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('aws-role'),
+    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
+      error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+    }),
+  }),
+  z.strictObject({ type: z.literal('vault-policies'), policies: z.array(z.string().min(1)).min(1) }),
+]);
+
+/** A break-glass role as declared in the inventory's `breakglass.roles`. */
+export const BreakglassRoleSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+      error: (issue) =>
+        `expected a role id of lowercase letters, digits, '.', '_' or '-', got ${JSON.stringify(issue.input)}`,
+    }),
+    description: z.string().min(1),
+    target: BreakglassTargetSchema,
+    maxDuration: DurationSchema,
+    approvers: z
+      .strictObject({
+        /** IAM principal ARNs allowed to approve; `*` matches any run of characters. */
+        awsPrincipals: z.array(z.string().min(1)).default([]),
+        /** Slack user ids allowed to approve. */
+        slackUsers: z
+          .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
+          .default([]),
+        /** Local development users (the local runtime only). */
+        localUsers: z.array(z.string().min(1)).default([]),
+      })
+      .refine((a) => a.awsPrincipals.length + a.slackUsers.length + a.localUsers.length > 0, {
+        error: 'expected at least one approver (awsPrincipals, slackUsers or localUsers)',
+      }),
+    approvalsRequired: z.int().min(1).max(5).default(1),
+    requireIncident: z.boolean().default(true),
+  })
+  .superRefine((role, ctx) => {
+    if (toMillis(role.maxDuration) > 12 * 3_600_000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxDuration'],
+        message: `expected a maxDuration of at most 12h (break-glass is for emergencies), got ${role.maxDuration}`,
+      });
+    }
+  });
+export type BreakglassRole = z.infer<typeof BreakglassRoleSchema>;
+
+export const GrantStateSchema = z.enum(['requested', 'approved', 'active', 'expired', 'revoked', 'denied']);
+export type GrantState = z.infer<typeof GrantStateSchema>;
+
+export const GrantSchema = z.object({
+  grantId: z.string(),
+  roleId: z.string(),
+  requester: PrincipalSchema,
+  reason: z.string().min(1),
+  incident: z.string().optional(),
+  /** Asked-for duration, at most the role's maxDuration. */
+  duration: DurationSchema,
+  state: GrantStateSchema,
+  requestedAt: z.iso.datetime(),
+  approvals: z.array(z.object({ approver: PrincipalSchema, at: z.iso.datetime() })),
+  deniedBy: PrincipalSchema.optional(),
+  activatedAt: z.iso.datetime().optional(),
+  expiresAt: z.iso.datetime().optional(),
+  endedAt: z.iso.datetime().optional(),
+  revokedBy: PrincipalSchema.optional(),
+  /** The issued credential's handle (STS session name / Vault token accessor); never the credential. */
+  credentialHandle: z.string().optional(),
+  review: z
+    .object({
+      dueAt: z.iso.datetime(),
+      reviewer: PrincipalSchema.optional(),
+      notes: z.string().optional(),
+      reviewedAt: z.iso.datetime().optional(),
+    })
+    .optional(),
+});
+export type Grant = z.infer<typeof GrantSchema>;
+
+/** An action a principal may not take on a grant; the message says why. */
+export class RefusalError extends KeywardenError {
+  override readonly name = 'RefusalError';
+}
+
+/** How long after a grant ends its review is due. */
+export const REVIEW_WINDOW_MS = 2 * 86_400_000;
+
+const samePrincipal = (a: Principal, b: Principal) => a.kind === b.kind && a.id === b.id;
+const describe = (p: Principal) => `${p.kind}:${p.id}`;
+
+/** Whether `principal` is one of the role's approvers (ARN patterns with `*`). */
+export function isApprover(role: BreakglassRole, principal: Principal): boolean {
+  if (principal.kind === 'slack') return role.approvers.slackUsers.includes(principal.id);
+  if (principal.kind === 'local') return role.approvers.localUsers.includes(principal.id);
+  return role.approvers.awsPrincipals.some((pattern) => globMatch(pattern, principal.id));
+}
+
+function globMatch(pattern: string, value: string): boolean {
+  const regex = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return regex.test(value);
+}
+
+/** A new grant request, checked against its role. */
+export function requestGrant(input: {
+  grantId: string;
+  role: BreakglassRole;
+  requester: Principal;
+  reason: string;
+  incident?: string | undefined;
+  duration: string;
+  now: Date;
+}): Grant {
+  const { role } = input;
+  if (!input.reason.trim()) throw new RefusalError('expected a reason for the break-glass request, got none');
+  if (role.requireIncident && !input.incident) {
+    throw new RefusalError(`role ${role.id} requires an incident reference (--incident INC-42)`);
+  }
+  const duration = DurationSchema.safeParse(input.duration);
+  if (!duration.success)
+    throw new RefusalError(`expected a duration such as 30m or 2h, got ${JSON.stringify(input.duration)}`);
+  if (toMillis(input.duration) > toMillis(role.maxDuration)) {
+    throw new RefusalError(`role ${role.id} allows at most ${role.maxDuration}, got ${input.duration}`);
+  }
+  return {
+    grantId: input.grantId,
+    roleId: role.id,
+    requester: input.requester,
+    reason: input.reason.trim(),
+    ...(input.incident ? { incident: input.incident } : {}),
+    duration: input.duration,
+    state: 'requested',
+    requestedAt: input.now.toISOString(),
+    approvals: [],
+  };
+}
+
+/**
+ * One approval. The requester can never approve their own grant, only the role's
+ * approvers count, and each approver counts once; enough approvals make it approved.
+ */
+export function approveGrant(grant: Grant, role: BreakglassRole, approver: Principal, now: Date): Grant {
+  if (grant.state !== 'requested')
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
+  if (samePrincipal(grant.requester, approver)) {
+    throw new RefusalError(
+      `${describe(approver)} requested grant ${grant.grantId} and cannot approve it: someone else must`,
+    );
+  }
+  if (!isApprover(role, approver)) {
+    throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
+  }
+  if (grant.approvals.some((a) => samePrincipal(a.approver, approver))) {
+    throw new RefusalError(
+      `${describe(approver)} already approved grant ${grant.grantId}; another approver is needed`,
+    );
+  }
+  const approvals = [...grant.approvals, { approver, at: now.toISOString() }];
+  return {
+    ...grant,
+    approvals,
+    state: approvals.length >= role.approvalsRequired ? 'approved' : 'requested',
+  };
+}
+
+/** A denial ends the request; the requester cannot deny (they can simply let it lapse). */
+export function denyGrant(grant: Grant, role: BreakglassRole, approver: Principal, now: Date): Grant {
+  if (grant.state !== 'requested')
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
+  if (!isApprover(role, approver))
+    throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
+  return { ...grant, state: 'denied', deniedBy: approver, endedAt: now.toISOString() };
+}
+
+/** Issuance happened: the grant is active until now + its duration. */
+export function activateGrant(grant: Grant, credentialHandle: string, now: Date): Grant {
+  if (grant.state !== 'approved')
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; only an approved grant is activated`);
+  return {
+    ...grant,
+    state: 'active',
+    credentialHandle,
+    activatedAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + toMillis(grant.duration)).toISOString(),
+  };
+}
+
+function ended(grant: Grant, state: 'expired' | 'revoked', now: Date, by?: Principal): Grant {
+  return {
+    ...grant,
+    state,
+    endedAt: now.toISOString(),
+    ...(by ? { revokedBy: by } : {}),
+    review: { dueAt: new Date(now.getTime() + REVIEW_WINDOW_MS).toISOString() },
+  };
+}
+
+/** Whether an active grant is past its end; the sweeper and the one-time schedule both ask. */
+export const isOverdue = (grant: Grant, now: Date): boolean =>
+  grant.state === 'active' && grant.expiresAt !== undefined && Date.parse(grant.expiresAt) <= now.getTime();
+
+/** The grant reached its end time. */
+export function expireGrant(grant: Grant, now: Date): Grant {
+  if (!isOverdue(grant, now))
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state} and not past its end`);
+  return ended(grant, 'expired', now);
+}
+
+/** Ended early, by the requester or an approver. */
+export function revokeGrant(grant: Grant, by: Principal, now: Date): Grant {
+  if (grant.state !== 'active' && grant.state !== 'approved') {
+    throw new RefusalError(
+      `grant ${grant.grantId} is ${grant.state}; only an approved or active grant can be revoked`,
+    );
+  }
+  return ended(grant, 'revoked', now, by);
+}
+
+/** The after-the-fact review, by someone other than the requester. */
+export function reviewGrant(grant: Grant, reviewer: Principal, notes: string, now: Date): Grant {
+  if (grant.state !== 'expired' && grant.state !== 'revoked') {
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; it is reviewed once it has ended`);
+  }
+  if (samePrincipal(grant.requester, reviewer)) {
+    throw new RefusalError(
+      `${describe(reviewer)} used grant ${grant.grantId} and cannot review it: someone else must`,
+    );
+  }
+  if (!notes.trim()) throw new RefusalError('expected review notes (--notes "what was done and why")');
+  if (grant.review?.reviewedAt) throw new RefusalError(`grant ${grant.grantId} was already reviewed`);
+  return {
+    ...grant,
+    review: {
+      dueAt: grant.review?.dueAt ?? now.toISOString(),
+      reviewer,
+      notes: notes.trim(),
+      reviewedAt: now.toISOString(),
+    },
+  };
+}
+
+/** Whether a grant's review is overdue (a finding). */
+export const isReviewOverdue = (grant: Grant, now: Date): boolean =>
+  grant.review !== undefined && !grant.review.reviewedAt && Date.parse(grant.review.dueAt) < now.getTime();
