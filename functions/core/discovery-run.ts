@@ -1,12 +1,12 @@
 import type { DiscoveredCredential, DiscoverySource } from './discovery.ts';
 import { KeywardenError } from './errors.ts';
 import { assessFindings, type Finding, type Severity, SeveritySchema } from './findings.ts';
-import type { AuditLog, Clock, FindingStore, IdentityStore } from './ports.ts';
+import type { AuditLog, Clock, FindingStore, IdentityStore, RotationStore } from './ports.ts';
 import { trimSlashes } from './resource-key.ts';
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
-  store: IdentityStore & FindingStore;
+  store: IdentityStore & FindingStore & Pick<RotationStore, 'listVersions'>;
   audit: AuditLog;
   clock: Clock;
   newId: () => string;
@@ -48,7 +48,12 @@ export async function runDiscovery(
     }
   });
   const now = deps.clock.now();
-  const findings = assessFindings(identities, discovered, { now, staleAfter: options.staleAfter });
+  const versions = new Map(
+    await Promise.all(
+      identities.map(async (identity) => [identity.id, await deps.store.listVersions(identity.id)] as const),
+    ),
+  );
+  const findings = assessFindings(identities, discovered, { now, staleAfter: options.staleAfter, versions });
   const run = { runId: deps.newId(), at: now.toISOString(), findings };
   await deps.store.saveFindings(run);
   const counts = Object.fromEntries(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import { formatAge, toMillis } from './duration.ts';
 import { groupBy } from './group-by.ts';
@@ -17,6 +18,7 @@ export const FindingTypeSchema = z.enum([
   'stale',
   'reused-across-environments',
   'separation-of-duties',
+  'used-after-rotation',
 ]);
 export type FindingType = z.infer<typeof FindingTypeSchema>;
 
@@ -41,10 +43,13 @@ const SEVERITY: Record<FindingType, Severity> = {
   missing: 'medium',
   'no-owner': 'medium',
   stale: 'medium',
+  'used-after-rotation': 'high',
 };
 
 export interface AssessOptions {
   now: Date;
+  /** Credential versions keywarden keeps per identity (rotation results), when known. */
+  versions?: ReadonlyMap<string, readonly CredentialVersion[]>;
   /** A credential not used for this long (or never used and this old) is stale. */
   staleAfter: string;
 }
@@ -127,6 +132,20 @@ export function assessFindings(
           `${identity.id}: ${credential.label} ${idle.neverUsed ? 'was never used' : 'was last used'} ${formatAge(idle.millis)} ago${idle.neverUsed ? ' (created)' : ''}, over ${options.staleAfter}`,
         );
       }
+    }
+  }
+
+  // A retired IAM key that was still used after its successor was delivered: kept inactive, someone must look.
+  for (const identity of identities) {
+    for (const version of options.versions?.get(identity.id) ?? []) {
+      if (version.stage !== 'disabled') continue;
+      add(
+        'used-after-rotation',
+        identity.id,
+        [identity.id],
+        [version.handle],
+        `${identity.id}: ${version.handle} ${version.note ?? 'was kept inactive'}`,
+      );
     }
   }
 

@@ -210,8 +210,13 @@ export async function rotateIdentity(
         ...(reason ? { reason } : { reason: 'forced' }),
       });
     }
-    // Progress is stored after every step: if this throws, the next run resumes from there.
     return await drive(run, delivery);
+  } catch (error) {
+    if (error instanceof SimulatedCrash) throw error;
+    // Progress is stored after every step: the next run resumes from where this one stopped.
+    const reason = `${error instanceof Error ? error.message : String(error)} (progress is kept; the next run resumes)`;
+    await run.audit('rotation.failed', { step: run.state?.step, reason }).catch(() => undefined);
+    return run.outcome('failed', reason);
   } finally {
     await deps.store.releaseLock(identity.id, options.owner).catch(() => undefined);
   }

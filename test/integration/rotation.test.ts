@@ -27,6 +27,7 @@ import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { assessFindings } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { deliveryOf } from '../../functions/core/provider.ts';
 import {
@@ -435,5 +436,48 @@ describe('rotation: a failing test step', () => {
     expect(await stages(identity)).toEqual(['revoked']);
     const { records } = await services.store.readAll();
     expect(records.some((r) => r.type === 'rotation.failed' && r.subject === identity.id)).toBe(true);
+  });
+});
+
+describe('rotation: an old IAM key still in use', () => {
+  it('is kept inactive instead of deleted after the grace period, and raised as a finding', async () => {
+    const clock = new OffsetClock();
+    const identity = await iamKeys.setup(uniqueName('kw'));
+    const oldKey = JSON.parse(await readDelivered(identity)) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
+    await rotateIdentity(deps({ clock }), identity, { owner: 'test' });
+    // A forgotten job still signs with the old key after the new one was delivered.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await new STSClient(awsClientConfig({ ...testAws(), credentials: oldKey })).send(
+      new GetCallerIdentityCommand({}),
+    );
+
+    clock.advance(2 * 3_600_000);
+    const next = await rotateIdentity(deps({ clock }), identity, { owner: 'test', force: true });
+
+    // Its slot is still taken, so this rotation cannot issue a new key: a person must look first.
+    expect(next.status).toBe('failed');
+    expect(next.reason).toMatch(/IAM allows 2 access keys per user/);
+    const kept = (await services.store.listVersions(identity.id)).find(
+      (v) => v.handle === oldKey.accessKeyId,
+    );
+    expect(kept?.stage).toBe('disabled');
+    expect(kept?.note).toMatch(/after its successor was delivered/);
+    expect(next.warnings.join(' ')).toContain(oldKey.accessKeyId);
+    const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
+    const keys = await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }));
+    expect(keys.AccessKeyMetadata?.find((k) => k.AccessKeyId === oldKey.accessKeyId)?.Status).toBe(
+      'Inactive',
+    );
+    const findings = assessFindings([identity], [], {
+      now: clock.now(),
+      staleAfter: '90d',
+      versions: new Map([[identity.id, await services.store.listVersions(identity.id)]]),
+    });
+    expect(findings.map((f) => `${f.type} ${f.handles.join(',')}`)).toContain(
+      `used-after-rotation ${oldKey.accessKeyId}`,
+    );
   });
 });
