@@ -1,0 +1,342 @@
+/**
+ * Incident revocation campaigns: the plan (which targets, and how each is revoked),
+ * the per-target outcome record the engine checkpoints, and the figures the report
+ * shows. Every target ends `revoked`, `already-revoked`, `skipped` (with a reason) or
+ * `failed` (with the error): nothing selected is silently dropped.
+ */
+import { z } from 'zod';
+import type { CredentialVersion } from './credential-version.ts';
+import { ValidationError } from './errors.ts';
+import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
+import { toProblems } from './inventory.ts';
+import { deliveryOf } from './provider.ts';
+import { scopeKey, trimSlashes } from './resource-key.ts';
+import { NOT_ROTATED } from './rotation.ts';
+import { parseSelectors, type SelectorSubject, select } from './selector.ts';
+
+/**
+ * How a target is revoked. `revoke`: one credential by its handle. `revoke-prefix`: every
+ * lease under a Vault path (`sys/leases/revoke-prefix/<prefix>`). `deny-sessions`: a deny
+ * policy on the role for sessions issued before the campaign ran (STS sessions cannot be
+ * revoked one by one).
+ */
+export const TargetActionSchema = z.enum(['revoke', 'revoke-prefix', 'deny-sessions']);
+export type TargetAction = z.infer<typeof TargetActionSchema>;
+
+/** Where a target stands; all but `pending` are final, though a retryable `failed` may be tried again. */
+export const TargetOutcomeSchema = z.enum(['pending', 'revoked', 'already-revoked', 'skipped', 'failed']);
+export type TargetOutcome = z.infer<typeof TargetOutcomeSchema>;
+
+/** One thing a campaign revokes, with its outcome; checkpointed by the engine after every attempt. */
+export const TargetSchema = z
+  .object({
+    /** Stable across re-plans and resumes: `${identityId}:${handle}`, or `${identityId}:prefix:${prefix}`. */
+    targetId: z.string().min(1),
+    identityId: z.string().min(1),
+    kind: IdentityKindSchema,
+    /** Who to call about it, for residual exposure in the report. */
+    owner: z.string().optional(),
+    environment: z.string(),
+    /** Access key id, accessor, secret version…; the lease prefix or role ARN for the whole-scope actions. */
+    handle: z.string().min(1),
+    /** The credential version this target ends, so the store can mark it revoked; absent for whole scopes. */
+    versionId: z.string().optional(),
+    action: TargetActionSchema,
+    /** Issue a fresh credential to the identity's delivery target once its old ones are revoked. */
+    reissue: z.boolean(),
+    outcome: TargetOutcomeSchema,
+    /** Why it was skipped or failed, in words a responder can act on. */
+    reason: z.string().optional(),
+    /** The provider's error, for `failed`. Never holds a secret value. */
+    error: z.string().optional(),
+    /** For `failed`: whether trying again may help (throttling, 5xx, dropped connection). */
+    retryable: z.boolean().optional(),
+    attempts: z.int().min(0),
+    startedAt: z.iso.datetime().optional(),
+    finishedAt: z.iso.datetime().optional(),
+  })
+  .superRefine((target, ctx) => {
+    if (target.outcome === 'skipped' && !target.reason)
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'expected a reason for a skipped target' });
+    if (target.outcome === 'failed' && !target.error)
+      ctx.addIssue({ code: 'custom', path: ['error'], message: 'expected the error of a failed target' });
+  });
+export type Target = z.infer<typeof TargetSchema>;
+
+/**
+ * An incident reference: a letter, then 1–63 letters, digits, `-` or `_` (INC-42,
+ * SEC_2026_0042). It names S3 keys, report files and Slack threads, so no spaces,
+ * slashes or dots.
+ */
+export const IncidentSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{1,63}$/, {
+  error: (issue) =>
+    `expected an incident id such as INC-42 (a letter, then 1 to 63 letters, digits, '-' or '_'), got ${JSON.stringify(issue.input)}`,
+});
+
+const OutcomeCountsSchema = z.strictObject({
+  pending: z.int().min(0),
+  revoked: z.int().min(0),
+  'already-revoked': z.int().min(0),
+  skipped: z.int().min(0),
+  failed: z.int().min(0),
+});
+export type OutcomeCounts = z.infer<typeof OutcomeCountsSchema>;
+
+/** Targets by outcome, overall and per kind (only kinds that have targets appear). */
+export const CampaignCountsSchema = z.strictObject({
+  total: z.int().min(0),
+  byOutcome: OutcomeCountsSchema,
+  byKind: z.partialRecord(IdentityKindSchema, OutcomeCountsSchema.extend({ total: z.int().min(0) })),
+});
+export type CampaignCounts = z.infer<typeof CampaignCountsSchema>;
+
+/**
+ * `planned` → `running` → `completed` once no target is pending, even when some
+ * failed (they are reported, each with its error); `failed` means the campaign itself
+ * could not run to the end (plan or report could not be written).
+ */
+export const CampaignStatusSchema = z.enum(['planned', 'running', 'completed', 'failed']);
+export type CampaignStatus = z.infer<typeof CampaignStatusSchema>;
+
+/** One incident revocation campaign; its targets are stored beside it, one record each. */
+export const CampaignSchema = z.object({
+  campaignId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, {
+    error: (issue) =>
+      `expected a campaign id of letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(issue.input)}`,
+  }),
+  incident: IncidentSchema,
+  /** As written by the responder; ORed. */
+  selectors: z.array(z.string().min(1)).min(1),
+  /** Who asked: `cli:alice`, `slack:U123`. */
+  requestedBy: z.string().trim().min(1),
+  createdAt: z.iso.datetime(),
+  status: CampaignStatusSchema,
+  reissue: z.boolean(),
+  dryRun: z.boolean(),
+  counts: CampaignCountsSchema,
+  startedAt: z.iso.datetime().optional(),
+  finishedAt: z.iso.datetime().optional(),
+  /** Where the report was written: `s3://bucket/key` or a local path. */
+  reportLocation: z.string().optional(),
+});
+export type Campaign = z.infer<typeof CampaignSchema>;
+
+/** The reason given for a selected identity that has nothing recorded to revoke. */
+export const NO_LIVE_CREDENTIAL = 'no live credential recorded';
+
+/**
+ * Whether revoking an identity can be followed by issuing a clean credential: it has a
+ * delivery target to place it in, and its kind is rotated (not per-grant or per-lease).
+ */
+export const canReissue = (identity: Identity): boolean =>
+  deliveryOf(identity) !== undefined && !NOT_ROTATED.includes(identity.kind);
+
+export interface PlanInput {
+  campaignId: string;
+  incident: string;
+  /** Selector texts, one per `--selector`; ORed. */
+  selectors: string[];
+  requestedBy: string;
+  /** The planning time (ISO date-time), from the caller's clock. */
+  now: string;
+  reissue: boolean;
+  dryRun?: boolean;
+  /** The inventory with the versions recorded for each identity. */
+  subjects: readonly SelectorSubject[];
+}
+
+/** What the dry run prints: counts per kind, then the targets. */
+export interface PlanSummary {
+  counts: CampaignCounts;
+  /** Sorted by kind, identity, handle. */
+  targets: Target[];
+  /** Identities that will get a fresh credential after revocation, sorted. */
+  reissue: string[];
+}
+
+export interface Plan {
+  campaign: Campaign;
+  /** Sorted by kind, identity, handle: the order batches are cut in. */
+  targets: Target[];
+  summary: PlanSummary;
+}
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byKindIdentityHandle = (a: Target, b: Target): number =>
+  compareText(a.kind, b.kind) || compareText(a.identityId, b.identityId) || compareText(a.handle, b.handle);
+
+/** The targets of one selected identity. */
+function targetsOf(
+  identity: Identity,
+  selection: { whole: boolean; versions: CredentialVersion[] },
+  reissue: boolean,
+): Target[] {
+  const base = {
+    identityId: identity.id,
+    kind: identity.kind,
+    ...(identity.owner === undefined ? {} : { owner: identity.owner }),
+    environment: identity.pipeline.environment,
+    reissue,
+    outcome: 'pending' as const,
+    attempts: 0,
+  };
+  // A whole lease path goes in one call; leases picked one by one are revoked one by one.
+  if (identity.kind === 'vault-lease' && selection.whole) {
+    const prefix = trimSlashes(identity.scope.prefix);
+    return [
+      { ...base, targetId: `${identity.id}:prefix:${prefix}`, handle: prefix, action: 'revoke-prefix' },
+    ];
+  }
+  // Sessions cannot be ended one by one: the deny policy ends every session of the role issued before it.
+  if (identity.kind === 'aws-role-session') {
+    const roleArn = identity.scope.roleArn;
+    return [{ ...base, targetId: `${identity.id}:${roleArn}`, handle: roleArn, action: 'deny-sessions' }];
+  }
+  if (selection.versions.length === 0) {
+    const key = scopeKey(identity);
+    return [
+      {
+        ...base,
+        targetId: `${identity.id}:${key}`,
+        handle: key,
+        action: 'revoke',
+        // Nothing is revoked, so nothing is re-issued: a fresh credential would not end an unrecorded one.
+        reissue: false,
+        outcome: 'skipped',
+        reason: NO_LIVE_CREDENTIAL,
+      },
+    ];
+  }
+  return selection.versions.map((version) => ({
+    ...base,
+    targetId: `${identity.id}:${version.handle}`,
+    handle: version.handle,
+    versionId: version.versionId,
+    action: 'revoke' as const,
+  }));
+}
+
+/**
+ * Plans a campaign: one target per live credential version (pending, current, previous,
+ * disabled) of each selected identity; one `revoke-prefix` target for a vault-lease
+ * identity selected whole; one `deny-sessions` target for an aws-role-session identity;
+ * a `skipped` target for a selected identity with no live version. Targets are
+ * deduplicated by targetId (the first wins) and sorted.
+ *
+ * @throws ValidationError for an invalid selector, incident, id, requester or time.
+ */
+export function planCampaign(input: PlanInput): Plan {
+  const selectors = parseSelectors(input.selectors);
+  const seen = new Set<string>();
+  const targets: Target[] = [];
+  for (const subject of input.subjects) {
+    const selection = select(selectors, subject);
+    if (!selection) continue;
+    const reissue = input.reissue && canReissue(subject.identity);
+    for (const target of targetsOf(subject.identity, selection, reissue)) {
+      if (seen.has(target.targetId)) continue;
+      seen.add(target.targetId);
+      targets.push(target);
+    }
+  }
+  targets.sort(byKindIdentityHandle);
+
+  const counts = summarize(targets);
+  const candidate = {
+    campaignId: input.campaignId,
+    incident: input.incident,
+    selectors: input.selectors.map((text) => text.trim()),
+    requestedBy: input.requestedBy,
+    createdAt: input.now,
+    status: 'planned',
+    reissue: input.reissue,
+    dryRun: input.dryRun ?? false,
+    counts,
+  };
+  const parsed = CampaignSchema.safeParse(candidate, { reportInput: true });
+  if (!parsed.success) {
+    const problems = toProblems(parsed.error.issues).map((p) => `${p.path.join('.')}: ${p.message}`);
+    throw new ValidationError(`campaign: ${problems.join('; ')}`);
+  }
+  const reissue = [...new Set(targets.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
+  return { campaign: parsed.data, targets, summary: { counts, targets, reissue } };
+}
+
+const zeroOutcomes = (): OutcomeCounts => ({
+  pending: 0,
+  revoked: 0,
+  'already-revoked': 0,
+  skipped: 0,
+  failed: 0,
+});
+
+/** Counts targets by outcome, overall and per kind. */
+export function summarize(targets: readonly Target[]): CampaignCounts {
+  const byOutcome = zeroOutcomes();
+  const byKind: Partial<Record<IdentityKind, OutcomeCounts & { total: number }>> = {};
+  for (const target of targets) {
+    byOutcome[target.outcome] += 1;
+    const kind = byKind[target.kind] ?? { total: 0, ...zeroOutcomes() };
+    byKind[target.kind] = kind;
+    kind.total += 1;
+    kind[target.outcome] += 1;
+  }
+  return { total: targets.length, byOutcome, byKind };
+}
+
+/** Whether every target has a final outcome (none pending). */
+export const isFinished = (targets: readonly Target[]): boolean =>
+  targets.every((target) => target.outcome !== 'pending');
+
+/**
+ * The next targets for the engine to work on, at most `limit`: pending ones first, then
+ * failed ones that may succeed on another try and have attempts left, each in list order.
+ */
+export function nextTargets(
+  targets: readonly Target[],
+  limit: number,
+  options: { maxAttempts?: number } = {},
+): Target[] {
+  if (limit <= 0) return [];
+  const maxAttempts = options.maxAttempts ?? 5;
+  const pending = targets.filter((target) => target.outcome === 'pending');
+  const retry = targets.filter(
+    (target) => target.outcome === 'failed' && target.retryable === true && target.attempts < maxAttempts,
+  );
+  return [...pending, ...retry].slice(0, limit);
+}
+
+/** Time from campaign start to each target's revocation, for the report. */
+export interface TimeToRevoke {
+  /** Targets measured: revoked or already-revoked, with a finish time. */
+  count: number;
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+}
+
+/** The nearest-rank percentile of sorted values: always an observed value, never interpolated. */
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+
+/**
+ * p50 / p95 / max of `finishedAt − campaignStartedAt` over revoked and already-revoked
+ * targets (nearest-rank percentiles); undefined when none has finished.
+ */
+export function timeToRevoke(
+  targets: readonly Target[],
+  campaignStartedAt: string,
+): TimeToRevoke | undefined {
+  const start = Date.parse(campaignStartedAt);
+  const durations = targets
+    .filter((t) => (t.outcome === 'revoked' || t.outcome === 'already-revoked') && t.finishedAt !== undefined)
+    .map((t) => Math.max(0, Date.parse(t.finishedAt ?? '') - start))
+    .sort((a, b) => a - b);
+  if (durations.length === 0) return undefined;
+  return {
+    count: durations.length,
+    p50Ms: percentile(durations, 50),
+    p95Ms: percentile(durations, 95),
+    maxMs: durations.at(-1) ?? 0,
+  };
+}
