@@ -177,10 +177,14 @@ export async function rotateIdentity(
   }
   const delivery = deliveryOf(identity);
   if (!delivery) {
-    return run.outcome(
-      'failed',
-      `${identity.id} has no delivery target: add delivery: { type: aws-secret, secretId: … } or { type: vault-kv, path: … } so the new credential has somewhere to go`,
-    );
+    // Tracked but not rotatable: a scheduled run skips it (discovery still watches its age);
+    // asking for it by name is an error that says how to make it rotatable.
+    const reason = `${identity.id} has no delivery target: add delivery: { type: aws-secret, secretId: … } or { type: vault-kv, path: … } so the new credential has somewhere to go`;
+    if (!options.force) return run.outcome('skipped', reason);
+    await deps.audit
+      .append({ type: 'rotation.failed', actor: deps.actor, subject: identity.id, details: { reason } })
+      .catch(() => undefined);
+    return run.outcome('failed', reason);
   }
   const now = deps.clock.now().getTime();
   if (!(await deps.store.acquireLock(identity.id, options.owner, now, now + LOCK_TTL_MS))) {
@@ -455,6 +459,7 @@ async function revokeVersion(run: Run, version: StoredVersion, note: string) {
  * successor was delivered is kept inactive rather than deleted, and reported.
  */
 async function retireDue(run: Run) {
+  await closeDeleted(run);
   const now = run.deps.clock.now().getTime();
   const grace = toMillis(run.identity.policy.grace);
   const successor = run.versions.find((v) => v.stage === 'current');
@@ -498,6 +503,33 @@ async function retireDue(run: Run) {
 }
 
 /**
+ * A `disabled` version waits for a person (it was kept because something still used it).
+ * Once they have deleted it in the provider, it is recorded revoked, which closes its finding.
+ */
+async function closeDeleted(run: Run) {
+  const disabled = run.versions.filter((v) => v.stage === 'disabled');
+  if (disabled.length === 0) return;
+  const present = new Set((await run.provider.list(run.identity as never)).map((listed) => listed.handle));
+  for (const version of disabled.filter((v) => present.has(v.handle))) {
+    run.warnings.push(
+      `${version.handle} is kept disabled (${version.note ?? 'no reason recorded'}); delete it in the provider once reviewed`,
+    );
+  }
+  for (const version of disabled.filter((v) => !present.has(v.handle))) {
+    await run.saveVersion({
+      ...stripRev(version),
+      stage: 'revoked',
+      note: `${version.note ?? 'disabled'}; then deleted in the provider`,
+    });
+    await run.audit('credential.revoked', {
+      versionId: version.versionId,
+      handle: version.handle,
+      result: 'deleted outside keywarden',
+    });
+  }
+}
+
+/**
  * Max-age enforcement for an identity whose rotation failed: a current credential past
  * maxAge is disabled, revoked or only reported, as its policy says.
  */
@@ -529,15 +561,27 @@ export async function enforceMaxAge(
     if (action === 'disable' && provider.disable) await provider.disable(identity as never, handle);
     else await provider.revoke(identity as never, handle);
     const stage = action === 'disable' && provider.disable ? 'disabled' : 'revoked';
+    const note = `past maxAge (${age}) and could not be rotated`;
     if (version) {
       await deps.store.putVersion(
-        {
-          ...stripRev(version),
-          stage,
-          retiredAt: now.toISOString(),
-          note: `past maxAge (${age}) and could not be rotated`,
-        },
+        { ...stripRev(version), stage, retiredAt: now.toISOString(), note },
         version.rev,
+      );
+    } else {
+      // Never rotated by keywarden: record it, so it is tracked (and closed once deleted).
+      await deps.store.putVersion(
+        {
+          identityId: identity.id,
+          versionId: `adopted-${handle}`,
+          kind: identity.kind,
+          stage,
+          handle,
+          origin: 'adopted',
+          issuedAt: createdAt,
+          retiredAt: now.toISOString(),
+          note,
+        },
+        undefined,
       );
     }
     await deps.audit.append({
@@ -635,7 +679,9 @@ export async function rotateMany(
             })
             .catch(() => undefined);
         }
-        if (outcome.status === 'failed' && !NOT_ROTATED.includes(identity.kind)) {
+        // A credential that cannot be rotated (failed, or no delivery target) still may not outlive maxAge.
+        const unrotatable = outcome.status === 'failed' || !deliveryOf(identity);
+        if (unrotatable && !NOT_ROTATED.includes(identity.kind)) {
           const enforced = await enforceMaxAge(deps, identity).catch(
             (error: unknown) => `max-age enforcement failed: ${(error as Error).message}`,
           );
