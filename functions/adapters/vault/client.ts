@@ -13,10 +13,18 @@
  * - Vault answers "nothing here" with a 404 and an empty `errors` list; that
  *   becomes `undefined` / `[]`, while a 404 that names a problem (an unmounted
  *   path) stays an error, so a typo in a mount cannot look like "no credentials".
+ * - Rate limits, 5xx and lost answers are tried again with backoff (./retry.ts),
+ *   except where trying again could create a second token or secret-id.
  */
 import vault from 'node-vault';
 import { z } from 'zod';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
+import {
+  isIdempotentVaultRequest,
+  retryVaultCall,
+  type VaultFailureFacts,
+  type VaultMethod,
+} from './retry.ts';
 
 /** How to reach Vault. The token is kept private and never replaced. */
 export interface VaultClientOptions {
@@ -175,7 +183,7 @@ export class VaultClient {
   /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
   async read(path: string): Promise<VaultResponse | undefined> {
     try {
-      return asResponse(await this.#raw.read(path, this.#options()));
+      return asResponse(await this.#send('read', path, () => this.#raw.read(path, this.#options())));
     } catch (error) {
       if (isNothingHere(error)) return undefined;
       throw this.#fail('read', path, error);
@@ -185,7 +193,9 @@ export class VaultClient {
   /** LIST `path`: the keys (folders end in `/`), `[]` when there are none. */
   async list(path: string): Promise<string[]> {
     try {
-      const response = asResponse(await this.#raw.list(path, this.#options()));
+      const response = asResponse(
+        await this.#send('list', path, () => this.#raw.list(path, this.#options())),
+      );
       const keys = response.data?.keys;
       return Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [];
     } catch (error) {
@@ -197,7 +207,7 @@ export class VaultClient {
   /** POST `data` to `path`. The body is never part of an error message. */
   async write(path: string, data: Record<string, unknown>): Promise<VaultResponse> {
     try {
-      return asResponse(await this.#raw.write(path, data, this.#options()));
+      return asResponse(await this.#send('write', path, () => this.#raw.write(path, data, this.#options())));
     } catch (error) {
       throw this.#fail('write', path, error, data);
     }
@@ -206,7 +216,7 @@ export class VaultClient {
   /** DELETE `path`. */
   async delete(path: string): Promise<void> {
     try {
-      await this.#raw.delete(path, this.#options());
+      await this.#send('delete', path, () => this.#raw.delete(path, this.#options()));
     } catch (error) {
       throw this.#fail('delete', path, error);
     }
@@ -257,6 +267,14 @@ export class VaultClient {
     }
   }
 
+  /**
+   * One call to Vault, tried again while it fails retryably (see ./retry.ts); the last
+   * failure is rethrown as node-vault raised it, for the caller's catch to convert.
+   */
+  #send<T>(method: VaultMethod, path: string, call: () => Promise<T>): Promise<T> {
+    return retryVaultCall(call, { idempotent: isIdempotentVaultRequest(method, path), facts: failureFacts });
+  }
+
   /** Fresh per call: node-vault mutates the headers object it is given. */
   #options() {
     // The token goes on every request, so even if node-vault's own `token` field
@@ -302,6 +320,20 @@ export function parseVaultAnswer<T>(schema: z.ZodType<T>, value: unknown, method
     `Vault ${method} ${path} answered in an unexpected shape (${issues.join('; ')}); expected a Vault/OpenBao server of a supported version`,
     { method, path },
   );
+}
+
+/**
+ * What a raw node-vault failure says about itself, for the retry policy: an answer's
+ * status and errors, or a transport failure's code. Anything else (a bug, a rejected
+ * option) is not a Vault failure and is never retried.
+ */
+function failureFacts(error: unknown): VaultFailureFacts | undefined {
+  if (isApiResponseError(error)) {
+    return { status: error.response.statusCode, errors: vaultErrors(error.response.body) };
+  }
+  const { code, isAxiosError } = (error ?? {}) as { code?: unknown; isAxiosError?: unknown };
+  if (typeof code === 'string') return { code };
+  return isAxiosError === true ? {} : undefined;
 }
 
 /** node-vault resolves a 204 with an empty string; callers always get an object. */

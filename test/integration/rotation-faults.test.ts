@@ -1,0 +1,648 @@
+/**
+ * Rotation under a fault storm: fault proxies (test/support/fault-proxy.ts) in front of
+ * BOTH moto and OpenBao throttle, fail and drop a share of keywarden's requests, with a
+ * fixed seed, while rotateMany rotates identities of every rotatable kind. A second
+ * pass (and, if the storm left anything unfinished, a third once it is over) resumes
+ * what failed, as the scheduler's next run would.
+ *
+ * Principles under test: every target accounted for (each outcome `rotated` or `failed`
+ * with a reason, none dropped), never lose the working credential, and converge — one
+ * current version, nothing pending, no orphan credential left in the provider. The
+ * checks read the real servers directly, never through a proxy.
+ */
+import { randomBytes } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateAccessKeyCommand,
+  CreateUserCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+} from '@aws-sdk/client-iam';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import pLimit from 'p-limit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { IamAccessKeyProvider } from '../../functions/adapters/aws/iam-access-key-provider.ts';
+import { sha256Hex } from '../../functions/adapters/crypto.ts';
+import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { verifyChain } from '../../functions/core/audit.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import { deliveryOf } from '../../functions/core/provider.ts';
+import { type RotationDeps, type RotationOutcome, rotateMany } from '../../functions/core/rotation.ts';
+import {
+  FAULT_KINDS,
+  type FaultCounts,
+  type FaultRequest,
+  faultsByOperation,
+  runtimeConfigThrough,
+  startFaultProxy,
+  startStackProxies,
+  summarizeFaults,
+} from '../support/fault-proxy.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { OffsetClock } from '../support/offset-clock.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+/** The storm: fixed seeds, so a run's sequence of fault decisions is reproducible. */
+const STORM = { throttleRate: 0.1, serverErrorRate: 0.05, dropRate: 0.03 };
+const SEEDS = { aws: 20_240_601, vault: 20_240_602 };
+const PER_KIND = 6;
+
+const clock = new OffsetClock();
+const prefix = uniqueName('kw-faults');
+/** Talks to the real servers: setup and every check. */
+let direct: Services;
+/** Talks through the fault proxies: the rotations. */
+let faulty: Services;
+/** What the storm's rotations use instead of the wiring's store; see {@link standardRetryStore}. */
+let faultyStore: Partial<RotationDeps>;
+let vault: VaultClient;
+let proxies: Awaited<ReturnType<typeof startStackProxies>>;
+let base: RuntimeConfigInput & { tableName: string };
+
+/**
+ * The state store, through the proxy, on a DynamoDB client in standard retry mode. The
+ * wiring's clients use adaptive retry, whose client-side token bucket every identity of
+ * a run shares: under this storm's 10% throttling it slowed the first pass about four
+ * times (measured: 165 s against 39 s), which is adaptive retry doing its job, not a
+ * fault of the protocol. Providers and deliveries keep the wiring's adaptive clients.
+ * `KEYWARDEN_FAULTS_WIRED_STORE=1` runs with the wiring's store, to measure that again.
+ */
+function standardRetryStore(): Partial<RotationDeps> {
+  if (process.env.KEYWARDEN_FAULTS_WIRED_STORE === '1') return {};
+  const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
+  const store = new DynamoStore({ client, tableName: faulty.config.tableName, clock, digest: sha256Hex });
+  return { store, audit: store };
+}
+
+beforeAll(async () => {
+  const stack = testStack();
+  base = {
+    aws: testAws(),
+    tableName: uniqueName('kw-faults'),
+    fingerprintKey: randomBytes(32).toString('hex'),
+    discovery: {},
+    vault: { addr: stack.vault.addr, token: stack.vault.token },
+  };
+  proxies = await startStackProxies(stack, {
+    aws: { seed: SEEDS.aws },
+    vault: { seed: SEEDS.vault },
+  });
+  direct = wire(RuntimeConfigSchema.parse(base), clock);
+  faulty = wire(runtimeConfigThrough(proxies, base), clock);
+  faultyStore = standardRetryStore();
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await ensureStateTable(direct.aws.dynamodb, base.tableName);
+  await vault.write(`sys/policies/acl/${prefix}-read`, {
+    policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+  });
+});
+
+afterAll(async () => {
+  await proxies?.close();
+});
+
+const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+const value = () => randomBytes(18).toString('base64url');
+
+/** One rotatable kind: its credential as a pipeline has it before keywarden, and the pipeline's use of it. */
+interface KindHarness {
+  kind: Identity['kind'];
+  setup(name: string): Promise<Identity>;
+  /** Reads the delivered credential and uses it against the real server; true when it works. */
+  works(identity: Identity): Promise<boolean>;
+}
+
+/** The delivered value as the pipeline reads it, from the real server. */
+async function readDelivered(identity: Identity): Promise<string> {
+  const delivery = deliveryOf(identity);
+  if (delivery?.type === 'aws-secret') {
+    const { SecretString } = await direct.aws.secrets.send(
+      new GetSecretValueCommand({ SecretId: delivery.secretId, VersionStage: 'AWSCURRENT' }),
+    );
+    return SecretString ?? '';
+  }
+  if (delivery?.type === 'vault-kv') {
+    const read = await vault.read(`${delivery.mount}/data/${delivery.path}`);
+    return JSON.stringify((read?.data as { data?: unknown } | undefined)?.data ?? {});
+  }
+  throw new Error(`${identity.id}: no delivery`);
+}
+
+const iamKeys: KindHarness = {
+  kind: 'aws-iam-access-key',
+  async setup(name) {
+    await direct.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${prefix}/` }));
+    const { AccessKey } = await direct.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
+    const secretId = `${prefix}/${name}/aws-key`;
+    await direct.aws.secrets.send(
+      new CreateSecretCommand({
+        Name: secretId,
+        SecretString: JSON.stringify({
+          accessKeyId: AccessKey?.AccessKeyId,
+          secretAccessKey: AccessKey?.SecretAccessKey,
+        }),
+      }),
+    );
+    return makeIdentity({
+      id: name,
+      kind: 'aws-iam-access-key',
+      scope: { userName: name },
+      policy,
+      delivery: { type: 'aws-secret', secretId },
+    });
+  },
+  async works(identity) {
+    const key = JSON.parse(await readDelivered(identity)) as { accessKeyId: string; secretAccessKey: string };
+    const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
+    const keys = await direct.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }));
+    // moto lets inactive keys authenticate: the key's status is the truth.
+    const active = keys.AccessKeyMetadata?.some(
+      (k) => k.AccessKeyId === key.accessKeyId && k.Status === 'Active',
+    );
+    const sts = new STSClient(awsClientConfig({ ...testAws(), credentials: key }));
+    const caller = await sts.send(new GetCallerIdentityCommand({}));
+    return Boolean(active) && Boolean(caller.Arn?.endsWith(`/${userName}`));
+  },
+};
+
+const awsSecrets: KindHarness = {
+  kind: 'aws-secret',
+  async setup(name) {
+    const secretId = `${prefix}/${name}/password`;
+    await direct.aws.secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: value() }));
+    return makeIdentity({ id: name, kind: 'aws-secret', scope: { secretId }, policy });
+  },
+  async works(identity) {
+    return (await readDelivered(identity)).length > 0;
+  },
+};
+
+const vaultTokens: KindHarness = {
+  kind: 'vault-token',
+  async setup(name) {
+    const path = `${prefix}/${name}/token`;
+    const token = await vault.createToken(
+      { policies: [`${prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
+      { orphan: true },
+    );
+    await vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
+    return makeIdentity({
+      id: name,
+      kind: 'vault-token',
+      scope: { policies: [`${prefix}-read`], ttl: '24h' },
+      policy,
+      delivery: { type: 'vault-kv', path },
+    });
+  },
+  async works(identity) {
+    const delivered = JSON.parse(await readDelivered(identity)) as { token?: string; value?: string };
+    const token = delivered.token ?? delivered.value ?? '';
+    const self = await new VaultClient({ addr: testStack().vault.addr, token })
+      .lookupSelf()
+      .catch(() => undefined);
+    return Boolean(self?.policies?.includes(`${prefix}-read`));
+  },
+};
+
+const approleSecretIds: KindHarness = {
+  kind: 'vault-approle-secret-id',
+  async setup(name) {
+    await vault.write(`auth/approle/role/${name}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
+    const roleId = String((await vault.read(`auth/approle/role/${name}/role-id`))?.data?.role_id);
+    const secretId = String((await vault.write(`auth/approle/role/${name}/secret-id`, {})).data?.secret_id);
+    const path = `${prefix}/${name}/approle`;
+    await vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
+    return makeIdentity({
+      id: name,
+      kind: 'vault-approle-secret-id',
+      scope: { roleName: name, secretIdTtl: '24h' },
+      policy,
+      delivery: { type: 'vault-kv', path },
+    });
+  },
+  async works(identity) {
+    const creds = JSON.parse(await readDelivered(identity)) as { role_id: string; secret_id: string };
+    const login = await vault
+      .write('auth/approle/login', { role_id: creds.role_id, secret_id: creds.secret_id })
+      .catch(() => undefined);
+    const accessor = login?.auth?.accessor;
+    if (typeof accessor === 'string') await vault.revokeAccessor(accessor);
+    return typeof login?.auth?.client_token === 'string';
+  },
+};
+
+const kvSecrets: KindHarness = {
+  kind: 'vault-kv',
+  async setup(name) {
+    const path = `${prefix}/${name}/api-key`;
+    await vault.write(`secret/data/${path}`, { data: { value: value() } });
+    return makeIdentity({ id: name, kind: 'vault-kv', scope: { path }, policy });
+  },
+  async works(identity) {
+    const delivered = JSON.parse(await readDelivered(identity)) as { value?: unknown };
+    return typeof delivered.value === 'string' && delivered.value.length > 0;
+  },
+};
+
+const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
+const harnessOf = (identity: Identity) => harnesses.find((h) => h.kind === identity.kind) as KindHarness;
+
+/** The delivered value is the one the store records as current (by fingerprint, never by value). */
+async function deliveredIsCurrent(identity: Identity): Promise<boolean> {
+  const current = (await direct.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+  const text = await readDelivered(identity);
+  // KV delivery writes a value that is not a JSON object as `{ value }`.
+  const parsed = JSON.parse(text.startsWith('{') ? text : '{}') as { value?: unknown };
+  const candidates = [text, ...(typeof parsed.value === 'string' ? [parsed.value] : [])];
+  return candidates.some((candidate) => direct.fingerprinter.of(candidate) === current?.fingerprint);
+}
+
+/** Active credentials the provider holds for the identity that the store knows neither as current nor previous. */
+async function orphans(identity: Identity): Promise<string[]> {
+  const known = new Set(
+    (await direct.store.listVersions(identity.id))
+      .filter((v) => v.stage === 'current' || v.stage === 'previous')
+      .map((v) => v.handle),
+  );
+  const listed = await direct
+    .rotationDeps('check')
+    .provider(identity.kind)
+    .list(identity as never);
+  return listed.filter((l) => l.status === 'active' && !known.has(l.handle)).map((l) => l.handle);
+}
+
+/** Staged values left in the delivery target: KV sidecars, or an `AWSPENDING` label. */
+async function leftoverPending(identity: Identity): Promise<string[]> {
+  const delivery = deliveryOf(identity);
+  if (delivery?.type === 'vault-kv') {
+    const staged = await vault.list(`${delivery.mount}/metadata/keywarden-pending/${delivery.path}`);
+    return staged.map((versionId) => `sidecar ${versionId}`);
+  }
+  if (delivery?.type === 'aws-secret') {
+    const described = await direct.aws.secrets.send(
+      new DescribeSecretCommand({ SecretId: delivery.secretId }),
+    );
+    return Object.entries(described.VersionIdsToStages ?? {})
+      .filter(([, labels]) => labels.includes('AWSPENDING'))
+      .map(([versionId]) => `AWSPENDING on ${versionId}`);
+  }
+  return [];
+}
+
+const snapshot = (counts: FaultCounts) => structuredClone(counts);
+
+interface Pass {
+  name: string;
+  outcomes: RotationOutcome[];
+  faults: { aws: FaultCounts; vault: FaultCounts };
+  ms: number;
+}
+
+async function runPass(name: string, identities: Identity[], storm: boolean): Promise<Pass> {
+  proxies.aws.setRates(storm ? STORM : {});
+  proxies.vault.setRates(storm ? STORM : {});
+  proxies.aws.resetCounts();
+  proxies.vault.resetCounts();
+  const started = Date.now();
+  const outcomes = await rotateMany(faulty.rotationDeps(name, faultyStore), identities, {
+    owner: name,
+    limit: faulty.limit,
+  });
+  const pass = {
+    name,
+    outcomes,
+    faults: { aws: snapshot(proxies.aws.counts), vault: snapshot(proxies.vault.counts) },
+    ms: Date.now() - started,
+  };
+  console.log(
+    [
+      `${name} (${storm ? 'storm' : 'calm'}, ${pass.ms} ms): ${count(outcomes, 'rotated')} rotated, ${count(outcomes, 'failed')} failed, ${count(outcomes, 'skipped')} skipped`,
+      `  ${summarizeFaults('moto proxy', proxies.aws)}`,
+      `  ${summarizeFaults('OpenBao proxy', proxies.vault)}`,
+      ...(storm
+        ? [
+            `  moto faults by operation: ${JSON.stringify(faultsByOperation(proxies.aws))}`,
+            `  OpenBao faults by operation: ${JSON.stringify(faultsByOperation(proxies.vault, vaultRoute))}`,
+          ]
+        : []),
+      ...outcomes
+        .filter((o) => o.status !== 'rotated')
+        .map((o) => `  ${o.status} ${o.kind} ${o.identityId}: ${o.reason ?? ''}`),
+    ].join('\n'),
+  );
+  return pass;
+}
+
+const checks = pLimit(6);
+
+/** What is wrong with an identity after the passes, checked against the real servers; [] when it converged. */
+async function convergence(identity: Identity): Promise<string[]> {
+  const problems: string[] = [];
+  const versions = await direct.store.listVersions(identity.id);
+  const current = versions.filter((v) => v.stage === 'current');
+  const pending = versions.filter((v) => v.stage === 'pending');
+  const rotation = await direct.store.getRotation(identity.id);
+  const label = `${identity.kind} ${identity.id}`;
+  if (current.length !== 1) problems.push(`${label}: ${current.length} current versions`);
+  if (current[0]?.origin !== 'issued') problems.push(`${label}: current is not one keywarden issued`);
+  if (pending.length) problems.push(`${label}: pending ${pending.map((v) => v.versionId).join(', ')}`);
+  if (rotation?.step !== 'finished') problems.push(`${label}: rotation at ${rotation?.step}`);
+  const orphaned = await orphans(identity);
+  if (orphaned.length) problems.push(`${label}: orphans ${orphaned.join(', ')}`);
+  const leftover = await leftoverPending(identity);
+  if (leftover.length) problems.push(`${label}: left staged ${leftover.join(', ')}`);
+  if (!(await harnessOf(identity).works(identity))) problems.push(`${label}: delivered credential fails`);
+  if (!(await deliveredIsCurrent(identity)))
+    problems.push(`${label}: delivered value is not the current one`);
+  return problems;
+}
+
+/** A Vault request without the names and version ids in its path: `POST /v1/secret/data/<name>`. */
+const vaultRoute = (operation: string) =>
+  operation
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<version>')
+    .replace(new RegExp(`${prefix}/kw-f-[0-9a-f]{8}`, 'g'), '<name>')
+    .replace(/kw-f-[0-9a-f]{8}/g, '<name>');
+
+const count = (outcomes: RotationOutcome[], status: RotationOutcome['status']) =>
+  outcomes.filter((o) => o.status === status).length;
+
+describe('rotation: under throttling, server errors and dropped connections', () => {
+  // About 45 s; the storm's backoffs make it vary, so it gets more room than the default 60 s.
+  it('accounts for every identity, and converges on the next passes with nothing orphaned or pending', {
+    timeout: 120_000,
+  }, async () => {
+    // prepare: 6 identities of each rotatable kind, as pipelines have them before keywarden
+    const identities = await Promise.all(
+      harnesses.flatMap((harness) =>
+        Array.from({ length: PER_KIND }, () => harness.setup(uniqueName('kw-f'))),
+      ),
+    );
+    for (const identity of identities) expect(await harnessOf(identity).works(identity)).toBe(true);
+    // IAM stamps key creation to the second, and an untagged key created in an attempt's
+    // second is taken for its orphan: keep the setup keys out of that second.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+
+    // act: a pass in the storm, a second in the storm that resumes what failed, a third once it is over
+    const first = await runPass('pass-1', identities, true);
+    const second = await runPass('pass-2', identities, true);
+    // Only if the storm left something unfinished: the run after it is over.
+    const third = second.outcomes.some((o) => o.status === 'failed')
+      ? await runPass('pass-3', identities, false)
+      : { name: 'pass-3', outcomes: [], faults: first.faults, ms: 0 };
+
+    // assess: every target accounted for in the first pass, none silently dropped
+    expect(first.outcomes.map((o) => o.identityId).sort()).toEqual(identities.map((i) => i.id).sort());
+    for (const outcome of first.outcomes) {
+      expect(['rotated', 'failed'], JSON.stringify(outcome)).toContain(outcome.status);
+      if (outcome.status === 'failed') expect(outcome.reason, outcome.identityId).toMatch(/\S/);
+    }
+    // The storm really happened, through both proxies, and of every kind.
+    for (const proxy of [first.faults.aws, first.faults.vault]) {
+      for (const kind of FAULT_KINDS) expect(proxy[kind], kind).toBeGreaterThan(0);
+    }
+    // Passes after the first only resume what failed: nothing rotated twice.
+    const failedFirst = new Set(first.outcomes.filter((o) => o.status === 'failed').map((o) => o.identityId));
+    for (const outcome of [...second.outcomes, ...third.outcomes]) {
+      if (!failedFirst.has(outcome.identityId)) {
+        expect(outcome.status, JSON.stringify(outcome)).toBe('skipped');
+        expect(outcome.reason).toMatch(/^not due/);
+      }
+    }
+    const rotatedBy = (pass: Pass) =>
+      new Set(pass.outcomes.filter((o) => o.status === 'rotated').map((o) => o.identityId));
+    const [byFirst, bySecond, byThird] = [rotatedBy(first), rotatedBy(second), rotatedBy(third)];
+    console.log(
+      `converged: ${byFirst.size} in pass 1, ${bySecond.size} needed pass 2, ${byThird.size} needed pass 3 (calm), of ${identities.length}`,
+    );
+
+    // assess: each identity converged, checked against the real servers
+    const problems = (
+      await Promise.all(identities.map((identity) => checks(() => convergence(identity))))
+    ).flat();
+    expect(problems).toEqual([]);
+
+    // assess: the audit trail written through the storm is still one unbroken chain
+    const { records, head } = await direct.store.readAll();
+    expect(verifyChain(records, head, direct.digest)).toMatchObject({ ok: true });
+  });
+});
+
+describe('rotation: a create whose answer was lost', () => {
+  /**
+   * Services whose Vault (or AWS) calls go through a proxy that lets the server carry
+   * out the first request `matching`, then drops the connection before the answer.
+   */
+  async function losingFirstAnswer(target: 'moto' | 'vault', matching: (request: FaultRequest) => boolean) {
+    let seen = 0;
+    const stack = testStack();
+    const proxy = await startFaultProxy({
+      target: target === 'moto' ? stack.moto.endpoint : stack.vault.addr,
+      dropRate: 1,
+      dropAfterForwardShare: 1,
+      match: (request) => matching(request) && seen++ === 0,
+    });
+    const services = wire(
+      runtimeConfigThrough(target === 'moto' ? { aws: proxy } : { vault: proxy }, base),
+      clock,
+    );
+    return { proxy, services };
+  }
+
+  /** Rotates once with `deps` (the answer is lost), then once directly (the next run), and gathers what happened. */
+  async function rotateTwice(deps: RotationDeps, identity: Identity, between?: () => Promise<void>) {
+    const [lost] = await rotateMany(deps, [identity], { owner: deps.actor, limit: pLimit(1) });
+    const state = await direct.store.getRotation(identity.id);
+    const leftBehind = (
+      await direct
+        .rotationDeps('check')
+        .provider(identity.kind)
+        .list(identity as never)
+    ).filter((listed) => listed.status === 'active');
+    await between?.();
+    const [next] = await rotateMany(direct.rotationDeps('next-run'), [identity], {
+      owner: 'next-run',
+      limit: pLimit(1),
+    });
+    const revokedAsOrphan = (await direct.store.readAll()).records
+      .filter((r) => r.subject === identity.id && r.type === 'credential.revoked')
+      .filter((r) => /orphan/.test(String(r.details.reason)))
+      .map((r) => String(r.details.handle));
+    return { lost, state, leftBehind, next, revokedAsOrphan };
+  }
+
+  /**
+   * An untagged credential created less than a second before an attempt began is taken
+   * for that attempt's orphan (see the known bug below): keep what setup made out of it.
+   */
+  const pastTheSecond = () => new Promise((resolve) => setTimeout(resolve, 1_100));
+
+  it.each([
+    ['vault-token', vaultTokens, (r: FaultRequest) => r.operation === 'POST /v1/auth/token/create-orphan'],
+    [
+      'vault-approle-secret-id',
+      approleSecretIds,
+      (r: FaultRequest) => /^POST \/v1\/auth\/approle\/role\/[^/]+\/secret-id$/.test(r.operation),
+    ],
+  ] as const)(
+    '%s: is not retried; the attempt fails retryably and the next run revokes what it made',
+    async (_kind, harness, matching) => {
+      // prepare
+      const identity = await harness.setup(uniqueName('kw-lost'));
+      await pastTheSecond();
+      const { proxy, services } = await losingFirstAnswer('vault', matching);
+
+      try {
+        // act
+        const { lost, state, leftBehind, next, revokedAsOrphan } = await rotateTwice(
+          services.rotationDeps('lost-run'),
+          identity,
+        );
+
+        // assess: the lost create was neither retried nor silently survived
+        expect(proxy.counts.droppedAfterForward).toBe(1);
+        expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(0);
+        expect(lost?.status).toBe('failed');
+        expect(lost?.reason).toMatch(/got no answer .*ECONNRESET.*progress is kept; the next run resumes/);
+        // Vault did create it: tagged with the attempt's version, unknown to the store.
+        const made = leftBehind.filter((listed) => listed.versionId === state?.versionId);
+        expect(made).toHaveLength(1);
+        // The next run resumed, revoked it as the interrupted attempt's orphan, and rotated.
+        expect(next).toMatchObject({ status: 'rotated', resumed: true });
+        expect(revokedAsOrphan).toEqual([made[0]?.handle]);
+        expect(await convergence(identity)).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
+
+  it('aws-iam-access-key: the SDK retries CreateAccessKey into the 2-key quota; the next run revokes the key nobody received', async () => {
+    // prepare
+    const identity = await iamKeys.setup(uniqueName('kw-lost'));
+    await pastTheSecond();
+    const { proxy, services } = await losingFirstAnswer('moto', (r) => r.operation === 'CreateAccessKey');
+    // Two attempts: the SDK's own retry of the lost create, and no more. The wiring's client
+    // would go on to retry IAM's LimitExceeded (the 2-key quota) as throttling, 8 attempts
+    // and about 45 s of backoff, to the same end.
+    const iam = new IamAccessKeyProvider({
+      iam: new IAMClient({ ...awsClientConfig(services.config.aws), maxAttempts: 2 }),
+      endpoint: services.config.aws,
+    });
+    const deps = services.rotationDeps('lost-run', {
+      provider: (kind) =>
+        kind === 'aws-iam-access-key' ? iam : services.rotationDeps('lost-run').provider(kind),
+    });
+
+    try {
+      // act
+      const { lost, leftBehind, next, revokedAsOrphan } = await rotateTwice(deps as RotationDeps, identity);
+
+      // assess: IAM made a key whose secret nobody received; the SDK's retry hit the quota
+      expect(proxy.counts.droppedAfterForward).toBe(1);
+      expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(1);
+      expect(lost?.status).toBe('failed');
+      expect(leftBehind).toHaveLength(2);
+      // The next run resumed, revoked that key as the interrupted attempt's orphan, and rotated.
+      expect(next).toMatchObject({ status: 'rotated', resumed: true });
+      expect(revokedAsOrphan).toHaveLength(1);
+      expect(await convergence(identity)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  /**
+   * Known bug, pinned (it.fails passes while the bug is there): cleanOrphans in
+   * functions/core/rotation.ts takes every *untagged* credential created after the
+   * interrupted attempt began for that attempt's orphan, with no upper bound in time,
+   * even for kinds whose every issued credential is tagged (tokens, secret-ids). A
+   * secret-id someone else made in between — an operator re-issuing the pipeline's
+   * credential, a CI orchestrator minting one per job — is destroyed by the next run,
+   * before any new credential is delivered.
+   */
+  it.fails('known bug: a secret-id someone else made after the lost attempt began survives the next run', async () => {
+    // prepare
+    const identity = await approleSecretIds.setup(uniqueName('kw-lost'));
+    await pastTheSecond();
+    const { proxy, services } = await losingFirstAnswer('vault', (r) =>
+      /^POST \/v1\/auth\/approle\/role\/[^/]+\/secret-id$/.test(r.operation),
+    );
+    let handMade = '';
+    const reissueByHand = async () => {
+      // An operator re-issues the pipeline's secret-id by hand, untagged, and delivers it.
+      const role = identity.kind === 'vault-approle-secret-id' ? identity.scope.roleName : '';
+      const roleId = String((await vault.read(`auth/approle/role/${role}/role-id`))?.data?.role_id);
+      const created = await vault.write(`auth/approle/role/${role}/secret-id`, {});
+      handMade = String(created.data?.secret_id_accessor);
+      const delivery = deliveryOf(identity);
+      await vault.write(`secret/data/${delivery?.type === 'vault-kv' ? delivery.path : ''}`, {
+        data: { role_id: roleId, secret_id: created.data?.secret_id },
+      });
+    };
+
+    try {
+      // act
+      const { revokedAsOrphan } = await rotateTwice(
+        services.rotationDeps('lost-run'),
+        identity,
+        reissueByHand,
+      );
+
+      // assess
+      expect(handMade).not.toBe('');
+      expect(revokedAsOrphan).not.toContain(handMade);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('rotation: a promotion whose answer was lost', () => {
+  /**
+   * Known bug, pinned (it.fails passes while the bug is there):
+   * SecretsManagerDelivery.promote (functions/adapters/aws/secrets-manager-delivery.ts)
+   * moves AWSCURRENT with UpdateSecretVersionStage; when that is carried out but its
+   * answer is lost, the SDK's retry fails with InvalidParameterException ("Version stage
+   * AWSCURRENT not found in version <old>"), which #updateStage reports as a permissions
+   * problem that is not retryable, although the new value is already current. The next
+   * run converges; this run should have, by reading the labels again.
+   */
+  it.fails('known bug: aws-secret finishes the rotation in the same run', async () => {
+    // prepare
+    const identity = await awsSecrets.setup(uniqueName('kw-lost'));
+    let seen = 0;
+    const proxy = await startFaultProxy({
+      target: testStack().moto.endpoint,
+      dropRate: 1,
+      dropAfterForwardShare: 1,
+      match: (r) =>
+        r.operation === 'UpdateSecretVersionStage' && r.body.includes('MoveToVersionId') && seen++ === 0,
+    });
+    const services = wire(runtimeConfigThrough({ aws: proxy }, base), clock);
+
+    try {
+      // act
+      const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
+        owner: 'lost-run',
+        limit: pLimit(1),
+      });
+
+      // assess
+      expect(proxy.counts.droppedAfterForward).toBe(1);
+      expect(outcome?.status, outcome?.reason).toBe('rotated');
+    } finally {
+      await proxy.close();
+    }
+  });
+});
