@@ -19,8 +19,8 @@ export const LOCK_TTL_MS = 5 * 60_000;
 /** Providers stamp creation to the second; an unknown credential this close to an attempt's start is its orphan. */
 const ORPHAN_CLOCK_SKEW_MS = 1_000;
 
-/** Kinds whose credential is the stored value itself, delivered in place. */
-const VALUE_STORE_KINDS: readonly IdentityKind[] = ['aws-secret', 'vault-kv'];
+/** Kinds whose provider cannot tag a credential with the rotation that made it. */
+const UNTAGGABLE_KINDS: readonly IdentityKind[] = ['aws-iam-access-key'];
 
 /** Kinds whose credentials are issued per grant or lease and end by TTL: never rotated on a schedule. */
 export const NOT_ROTATED: readonly IdentityKind[] = ['aws-role-session', 'vault-lease'];
@@ -325,13 +325,13 @@ async function cleanOrphans(
   const since = Date.parse(state.attemptStartedAt) - ORPHAN_CLOCK_SKEW_MS;
   for (const listed of await run.provider.list(run.identity as never)) {
     if (known.has(listed.handle)) continue;
-    // A tagged credential names its attempt. An untagged one is taken for this attempt's
-    // only if it appeared after the attempt began, and only for kinds whose issue creates
-    // something in the provider: the value-store kinds (aws-secret, vault-kv) create
-    // nothing before staging, so an untagged version there was written by someone else.
+    // A tagged credential names its attempt. Only a kind that cannot carry a tag (IAM access
+    // keys) is judged by time: a key that appeared after the attempt began is taken for its
+    // orphan (a pipeline user's keys are keywarden's alone). Untagged credentials of kinds
+    // keywarden always tags were made by someone else and are left alone.
     const ours = listed.versionId
       ? listed.versionId === state.versionId
-      : !VALUE_STORE_KINDS.includes(run.identity.kind) &&
+      : UNTAGGABLE_KINDS.includes(run.identity.kind) &&
         listed.createdAt !== undefined &&
         Date.parse(listed.createdAt) >= since;
     if (!ours) continue;

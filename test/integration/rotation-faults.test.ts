@@ -563,15 +563,11 @@ describe('rotation: a create whose answer was lost', () => {
   });
 
   /**
-   * Known bug, pinned (it.fails passes while the bug is there): cleanOrphans in
-   * functions/core/rotation.ts takes every *untagged* credential created after the
-   * interrupted attempt began for that attempt's orphan, with no upper bound in time,
-   * even for kinds whose every issued credential is tagged (tokens, secret-ids). A
-   * secret-id someone else made in between — an operator re-issuing the pipeline's
-   * credential, a CI orchestrator minting one per job — is destroyed by the next run,
-   * before any new credential is delivered.
+   * Orphan cleanup after an interrupted attempt revokes only what carries that attempt's
+   * tag (tokens and secret-ids always do); an untagged secret-id someone else made in
+   * between (an operator, a CI orchestrator minting one per job) is left alone.
    */
-  it.fails('known bug: a secret-id someone else made after the lost attempt began survives the next run', async () => {
+  it('a secret-id someone else made after the lost attempt began survives the next run', async () => {
     // prepare
     const identity = await approleSecretIds.setup(uniqueName('kw-lost'));
     await pastTheSecond();
@@ -610,15 +606,11 @@ describe('rotation: a create whose answer was lost', () => {
 
 describe('rotation: a promotion whose answer was lost', () => {
   /**
-   * Known bug, pinned (it.fails passes while the bug is there):
-   * SecretsManagerDelivery.promote (functions/adapters/aws/secrets-manager-delivery.ts)
-   * moves AWSCURRENT with UpdateSecretVersionStage; when that is carried out but its
-   * answer is lost, the SDK's retry fails with InvalidParameterException ("Version stage
-   * AWSCURRENT not found in version <old>"), which #updateStage reports as a permissions
-   * problem that is not retryable, although the new value is already current. The next
-   * run converges; this run should have, by reading the labels again.
+   * When UpdateSecretVersionStage is carried out but its answer is lost, the SDK's retry
+   * fails (the label already moved); the delivery reads the labels again and sees the
+   * move happened, so the rotation finishes in the same run.
    */
-  it.fails('known bug: aws-secret finishes the rotation in the same run', async () => {
+  it('aws-secret finishes the rotation in the same run when the answer to the label move was lost', async () => {
     // prepare
     const identity = await awsSecrets.setup(uniqueName('kw-lost'));
     let seen = 0;

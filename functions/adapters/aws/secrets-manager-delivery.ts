@@ -342,6 +342,12 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     try {
       await this.#secrets.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, ...move }));
     } catch (error) {
+      // The SDK retries a call whose answer was lost; the retry then finds the label already
+      // moved and fails. If the label sits where we wanted it, the move did happen.
+      if (move.MoveToVersionId && awsErrorName(error) === 'InvalidParameterException') {
+        const after = await readVersionStages(this.#secrets, secretId).catch(() => undefined);
+        if (after?.stages[move.MoveToVersionId]?.includes(move.VersionStage)) return;
+      }
       throw awsFailure(doing, error);
     }
   }
