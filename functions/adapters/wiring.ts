@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
+import type { CampaignDeps } from '../core/campaign-engine.ts';
 import type { DiscoverySource } from '../core/discovery.ts';
 import { KeywardenError } from '../core/errors.ts';
 import type { IdentityKind } from '../core/identity.ts';
@@ -12,6 +13,7 @@ import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { type AwsClients, awsClients } from './aws/clients.ts';
 import { DynamoStore } from './aws/dynamodb-store.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
+import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
@@ -19,6 +21,7 @@ import { VaultApproleProvider } from './vault/approle-provider.ts';
 import { VaultClient } from './vault/client.ts';
 import { VaultKvDelivery } from './vault/kv-delivery.ts';
 import { VaultKvProvider } from './vault/kv-provider.ts';
+import { VaultLeaseRevoker } from './vault/lease-revoker.ts';
 import { VaultTokenProvider } from './vault/token-provider.ts';
 import { VaultDiscovery } from './vault/vault-discovery.ts';
 
@@ -102,9 +105,22 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     actor,
     ...overrides,
   });
+  const sessions = new IamRoleSessionRevoker({ iam: aws.iam, now: () => clock.now() });
+  const leases = vault ? new VaultLeaseRevoker({ client: vault }) : undefined;
+  /** Everything the revocation engine needs; re-issue rotates through `rotationDeps(actor)`. */
+  const campaignDeps = (actor: string, overrides: Partial<RotationDeps> = {}): CampaignDeps => ({
+    campaigns: store,
+    identities: store,
+    rotation: rotationDeps(actor, overrides),
+    sessions,
+    ...(leases ? { leases } : {}),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    random: Math.random,
+  });
   return {
     config,
     rotationDeps,
+    campaignDeps,
     limit: pLimit(config.rotationConcurrency),
     clock,
     aws,

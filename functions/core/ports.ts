@@ -1,4 +1,6 @@
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
+import type { Campaign, Target } from './campaign.ts';
+import type { ReissueRecord } from './campaign-engine.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { Finding } from './findings.ts';
 import type { Grant, GrantState } from './grant.ts';
@@ -74,4 +76,37 @@ export interface GrantStore {
   putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant>;
   /** All grants, newest first; `states` narrows the list. */
   listGrants(filter?: { states?: readonly GrantState[] }): Promise<StoredGrant[]>;
+}
+
+/** A campaign with its optimistic-locking revision. */
+export type StoredCampaign = Campaign & { rev: number };
+
+/**
+ * Incident revocation campaigns: the campaign record, its targets as separate records
+ * (a campaign of thousands stays far below DynamoDB's 400 KB item limit), and the
+ * identities it re-issued. Target writes are conditional, so a resumed or concurrent
+ * run never overwrites an outcome someone else recorded.
+ */
+export interface CampaignStore {
+  /**
+   * Stores a planned campaign with all its targets, the targets first: a reader that
+   * finds the campaign finds every target. Throws ConflictError if the id is taken.
+   */
+  createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign>;
+  getCampaign(campaignId: string): Promise<StoredCampaign | undefined>;
+  /** Conditional on `expectedRev` like putIdentity; throws ConflictError when someone else wrote first. */
+  putCampaign(campaign: Campaign, expectedRev: number): Promise<StoredCampaign>;
+  /** Every campaign, newest first. */
+  listCampaigns(): Promise<StoredCampaign[]>;
+  /** The campaign's targets, in targetId order. */
+  listTargets(campaignId: string): Promise<Target[]>;
+  /**
+   * Checkpoints one target, only if the stored one still has `expectedAttempts` attempts
+   * and is `pending` or `failed`: a settled target (revoked, already-revoked, skipped) is
+   * never overwritten. Throws ConflictError otherwise.
+   */
+  putTarget(campaignId: string, target: Target, expectedAttempts: number): Promise<void>;
+  /** Records what re-issuing one identity gave; the latest record per identity wins. */
+  putReissue(campaignId: string, record: ReissueRecord): Promise<void>;
+  listReissues(campaignId: string): Promise<ReissueRecord[]>;
 }

@@ -17,6 +17,8 @@ import {
   type Digest,
   nextRecord,
 } from '../../core/audit.ts';
+import { type Campaign, CampaignSchema, type Target, TargetSchema } from '../../core/campaign.ts';
+import { type ReissueRecord, ReissueRecordSchema } from '../../core/campaign-engine.ts';
 import {
   type CredentialVersion,
   CredentialVersionSchema,
@@ -29,11 +31,13 @@ import { type Grant, GrantSchema, type GrantState } from '../../core/grant.ts';
 import { IdentitySchema } from '../../core/identity.ts';
 import type {
   AuditLog,
+  CampaignStore,
   Clock,
   FindingStore,
   GrantStore,
   IdentityStore,
   RotationStore,
+  StoredCampaign,
   StoredGrant,
   StoredIdentity,
   StoredRotation,
@@ -54,8 +58,12 @@ import type {
  * | rotation state  | IDENTITY#<id>        | ROTATION           |
  * | rotation lock   | IDENTITY#<id>        | LOCK               |
  * | grant           | GRANT#<id>           | GRANT              |
+ * | campaign        | CAMPAIGN#<id>        | CAMPAIGN           |
+ * | campaign target | CAMPAIGN#<id>        | TARGET#<targetId>  |
+ * | re-issue record | CAMPAIGN#<id>        | REISSUE#<identity> |
  *
- * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`.
+ * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`; and
+ * campaigns: gsi1pk `CAMPAIGNS`, gsi1sk `<createdAt>#<id>`.
  */
 export const Keys = {
   identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
@@ -70,6 +78,15 @@ export const Keys = {
   rotation: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'ROTATION' }),
   lock: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'LOCK' }),
   grant: (grantId: string) => ({ pk: `GRANT#${grantId}`, sk: 'GRANT' }),
+  campaign: (campaignId: string) => ({ pk: `CAMPAIGN#${campaignId}`, sk: 'CAMPAIGN' }),
+  target: (campaignId: string, targetId: string) => ({
+    pk: `CAMPAIGN#${campaignId}`,
+    sk: `TARGET#${targetId}`,
+  }),
+  reissue: (campaignId: string, identityId: string) => ({
+    pk: `CAMPAIGN#${campaignId}`,
+    sk: `REISSUE#${identityId}`,
+  }),
 } as const;
 
 export interface DynamoStoreOptions {
@@ -84,7 +101,9 @@ export interface DynamoStoreOptions {
 const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
 
 /** The state store on one DynamoDB table: identities, audit chain and findings. */
-export class DynamoStore implements IdentityStore, AuditLog, FindingStore, RotationStore, GrantStore {
+export class DynamoStore
+  implements IdentityStore, AuditLog, FindingStore, RotationStore, GrantStore, CampaignStore
+{
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #clock: Clock;
@@ -427,6 +446,133 @@ export class DynamoStore implements IdentityStore, AuditLog, FindingStore, Rotat
     }
     return filter.states ? grants.filter((grant) => filter.states?.includes(grant.state)) : grants;
   }
+
+  // ---- revocation campaigns ---------------------------------------------------------------
+
+  async createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign> {
+    const parsed = CampaignSchema.parse(campaign);
+    if (await this.getCampaign(parsed.campaignId)) {
+      throw new ConflictError(`campaign ${parsed.campaignId} exists already; plan it again under a new id`);
+    }
+    const items = targets.map((target) => ({
+      ...Keys.target(parsed.campaignId, target.targetId),
+      ...TargetSchema.parse(target),
+    }));
+    await this.#batchPut(items, `the targets of campaign ${parsed.campaignId}`);
+    // The campaign goes in last, so a reader that finds it finds every target.
+    return this.putCampaign(parsed, undefined);
+  }
+
+  async getCampaign(campaignId: string): Promise<StoredCampaign | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#table, Key: Keys.campaign(campaignId), ConsistentRead: true }),
+    );
+    return Item ? toStoredCampaign(Item) : undefined;
+  }
+
+  async putCampaign(campaign: Campaign, expectedRev: number | undefined): Promise<StoredCampaign> {
+    const parsed = CampaignSchema.parse(campaign);
+    const {
+      gsi1pk: _p,
+      gsi1sk: _s,
+      ...stored
+    } = await this.#putRevisioned(
+      Keys.campaign(parsed.campaignId),
+      { ...parsed, gsi1pk: 'CAMPAIGNS', gsi1sk: `${parsed.createdAt}#${parsed.campaignId}` },
+      expectedRev,
+      `campaign ${parsed.campaignId}`,
+    );
+    return stored;
+  }
+
+  async listCampaigns(): Promise<StoredCampaign[]> {
+    const campaigns: StoredCampaign[] = [];
+    const pages = paginateQuery(
+      { client: this.#doc },
+      {
+        TableName: this.#table,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'CAMPAIGNS' },
+        ScanIndexForward: false,
+      },
+    );
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) campaigns.push(toStoredCampaign(item));
+    }
+    return campaigns;
+  }
+
+  async listTargets(campaignId: string): Promise<Target[]> {
+    const items = await this.#query(`CAMPAIGN#${campaignId}`, 'TARGET#');
+    return items.map(({ pk: _pk, sk: _sk, writeId: _w, ...rest }) => TargetSchema.parse(rest));
+  }
+
+  async putTarget(campaignId: string, target: Target, expectedAttempts: number): Promise<void> {
+    const key = Keys.target(campaignId, target.targetId);
+    // Marks this write, so the SDK's retry of it can be told from another run's write.
+    const writeId = randomUUID();
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { ...key, ...TargetSchema.parse(target), writeId },
+          ConditionExpression: '#attempts = :attempts AND (#outcome = :pending OR #outcome = :failed)',
+          ExpressionAttributeNames: { '#attempts': 'attempts', '#outcome': 'outcome' },
+          ExpressionAttributeValues: {
+            ':attempts': expectedAttempts,
+            ':pending': 'pending',
+            ':failed': 'failed',
+          },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (await this.#holds(key, writeId)) return;
+      throw new ConflictError(
+        `target ${target.targetId} of campaign ${campaignId} was settled or tried by another run (expected ${expectedAttempts} attempts and an open outcome); its record stands`,
+        { cause: error },
+      );
+    }
+  }
+
+  async putReissue(campaignId: string, record: ReissueRecord): Promise<void> {
+    await this.#doc.send(
+      new PutCommand({
+        TableName: this.#table,
+        Item: { ...Keys.reissue(campaignId, record.identityId), ...ReissueRecordSchema.parse(record) },
+      }),
+    );
+  }
+
+  async listReissues(campaignId: string): Promise<ReissueRecord[]> {
+    const items = await this.#query(`CAMPAIGN#${campaignId}`, 'REISSUE#');
+    return items.map(({ pk: _pk, sk: _sk, ...rest }) => ReissueRecordSchema.parse(rest));
+  }
+
+  /** Puts items 25 at a time, trying unprocessed ones again with backoff. */
+  async #batchPut(items: readonly Record<string, unknown>[], what: string): Promise<void> {
+    for (let i = 0; i < items.length; i += 25) {
+      let pending = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; pending.length > 0; attempt += 1) {
+        const result = await this.#doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.#table]: pending } }),
+        );
+        pending = (result.UnprocessedItems?.[this.#table] ?? []) as typeof pending;
+        if (pending.length && attempt > 8)
+          throw new KeywardenError(`could not store ${what}: writes kept being throttled; try again`, {
+            retryable: true,
+          });
+        if (pending.length) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+}
+
+/** The campaign fields of an item, without the table's own attributes. */
+function toStoredCampaign(item: Record<string, unknown>): StoredCampaign {
+  const { pk: _pk, sk: _sk, gsi1pk: _p, gsi1sk: _s, writeId: _w, rev, ...rest } = item;
+  return { ...CampaignSchema.parse(rest), rev: Number(rev) };
 }
 
 function toStoredIdentity(item: Record<string, unknown>): StoredIdentity {

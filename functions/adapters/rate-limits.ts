@@ -1,0 +1,132 @@
+/**
+ * Per-provider concurrency and rate limits for mass revocation, so a campaign of
+ * thousands of targets stays inside the quotas of the services it calls instead of
+ * leaning on throttling and retries.
+ *
+ * One limiter per service, shared by the kinds that call it: both IAM kinds draw from
+ * the IAM budget, every Vault kind from the Vault one. Rates count revocations (one
+ * target tried once), each a few API calls:
+ *
+ * | service         | kinds                                   | default         | why |
+ * |-----------------|-----------------------------------------|-----------------|-----|
+ * | iam             | aws-iam-access-key, aws-role-session    | 5/s, 4 at once  | a key revocation is 2 mutating calls (deactivate, delete): ~10 mutating IAM calls/s, well inside IAM's unpublished per-API buckets |
+ * | secrets-manager | aws-secret                              | 40/s, 16 at once| one UpdateSecretVersionStage per revocation; Secrets Manager writes share one 50 TPS bucket per account and region, and other writers need room |
+ * | vault           | vault-token, -approle-secret-id, -kv, -lease | 100/s, 32 at once | Vault has no quota unless configured; this keeps a campaign from crowding out pipelines' logins |
+ *
+ * Settings come from the environment (read once, checked, named in errors):
+ * `KEYWARDEN_RATE_IAM`, `KEYWARDEN_RATE_SECRETS_MANAGER`, `KEYWARDEN_RATE_VAULT`
+ * (revocations per second, a whole number ≥ 1) and `KEYWARDEN_CONCURRENCY_IAM`,
+ * `KEYWARDEN_CONCURRENCY_SECRETS_MANAGER`, `KEYWARDEN_CONCURRENCY_VAULT` (at once, ≥ 1).
+ *
+ * p-limit bounds how many are in flight; p-throttle (same author, maintained, typed,
+ * with a strict sliding window) bounds how many start per second. bottleneck does both
+ * but has had no release since 2019.
+ */
+import pLimit from 'p-limit';
+import pThrottle from 'p-throttle';
+import { z } from 'zod';
+import { ValidationError } from '../core/errors.ts';
+import type { IdentityKind } from '../core/identity.ts';
+import type { Limit } from '../core/rotation.ts';
+
+export const PROVIDER_SERVICES = ['iam', 'secrets-manager', 'vault'] as const;
+export type ProviderService = (typeof PROVIDER_SERVICES)[number];
+
+/** The service a kind's revocations call. */
+export function serviceOf(kind: IdentityKind): ProviderService {
+  switch (kind) {
+    case 'aws-iam-access-key':
+    case 'aws-role-session':
+      return 'iam';
+    case 'aws-secret':
+      return 'secrets-manager';
+    default:
+      return 'vault';
+  }
+}
+
+const ServiceLimitSchema = z.strictObject({
+  /** Revocations in flight at once. */
+  concurrency: z.int().min(1).max(256),
+  /** Revocations started per second. */
+  perSecond: z.int().min(1).max(10_000),
+});
+export type ServiceLimit = z.infer<typeof ServiceLimitSchema>;
+
+export const RateLimitsSchema = z.strictObject({
+  iam: ServiceLimitSchema,
+  'secrets-manager': ServiceLimitSchema,
+  vault: ServiceLimitSchema,
+});
+export type RateLimits = z.infer<typeof RateLimitsSchema>;
+
+/** Defaults that respect AWS quotas; see the module comment for the reasoning. */
+export const DEFAULT_RATE_LIMITS: Readonly<RateLimits> = Object.freeze({
+  iam: { concurrency: 4, perSecond: 5 },
+  'secrets-manager': { concurrency: 16, perSecond: 40 },
+  vault: { concurrency: 32, perSecond: 100 },
+});
+
+const ENV_SUFFIX: Record<ProviderService, string> = {
+  iam: 'IAM',
+  'secrets-manager': 'SECRETS_MANAGER',
+  vault: 'VAULT',
+};
+
+/** The environment variables that override the defaults, by service. */
+export const rateLimitEnvNames = (service: ProviderService) => ({
+  perSecond: `KEYWARDEN_RATE_${ENV_SUFFIX[service]}`,
+  concurrency: `KEYWARDEN_CONCURRENCY_${ENV_SUFFIX[service]}`,
+});
+
+/**
+ * The limits in force: the defaults, overridden by the environment variables set.
+ *
+ * @throws ValidationError naming the variable and the value it holds, when not a whole number ≥ 1.
+ */
+export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimits {
+  const read = (name: string, fallback: number, max: number): number => {
+    const text = env[name];
+    if (text === undefined || text === '') return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      throw new ValidationError(
+        `environment variable ${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`,
+      );
+    }
+    return value;
+  };
+  const limits = {} as RateLimits;
+  for (const service of PROVIDER_SERVICES) {
+    const names = rateLimitEnvNames(service);
+    const fallback = DEFAULT_RATE_LIMITS[service];
+    limits[service] = {
+      concurrency: read(names.concurrency, fallback.concurrency, 256),
+      perSecond: read(names.perSecond, fallback.perSecond, 10_000),
+    };
+  }
+  return limits;
+}
+
+/** A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second. */
+export function serviceLimiter(limit: ServiceLimit): Limit {
+  const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
+  const slots = pLimit(concurrency);
+  const gate = pThrottle({ limit: perSecond, interval: 1_000, strict: true })(() => undefined);
+  return <T>(work: () => Promise<T>) =>
+    slots(async () => {
+      await gate();
+      return work();
+    });
+}
+
+/** One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`). */
+export function providerLimiters(limits: RateLimits = DEFAULT_RATE_LIMITS) {
+  const parsed = RateLimitsSchema.parse(limits);
+  const limiters: Record<ProviderService, Limit> = {
+    iam: serviceLimiter(parsed.iam),
+    'secrets-manager': serviceLimiter(parsed['secrets-manager']),
+    vault: serviceLimiter(parsed.vault),
+  };
+  return { limits: parsed, limitFor: (kind: IdentityKind): Limit => limiters[serviceOf(kind)] };
+}

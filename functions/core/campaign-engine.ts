@@ -1,0 +1,608 @@
+/**
+ * The revocation engine: runs a stored campaign until every target has an outcome.
+ *
+ * Per target: claim it (a conditional write that counts the attempt), revoke it under
+ * its provider's limiter, mark its credential version revoked, audit it, then
+ * checkpoint the outcome (the commit point). A retryable failure (throttling, 5xx, a
+ * lost connection: `error.retryable`) is tried again with exponential backoff and full
+ * jitter up to `maxAttempts`; any other failure ends the target `failed` at once.
+ *
+ * Resumable: a run that stops (its signal aborts) or dies leaves every target either
+ * settled in the store or `pending`; the next run picks up exactly the pending ones. A
+ * target whose revoke went through but whose checkpoint did not is revoked again on
+ * resume, which the providers answer `already-revoked`: the credential is never missed
+ * and never revoked twice in effect. Two runs at once cannot both work on one target:
+ * the claim is conditional on the attempt count it read.
+ *
+ * Targets of one identity run one after another (they share its versions and its
+ * rotation lock); identities run side by side, bounded only by the per-kind limiters.
+ * Once all targets of an identity are settled and none failed, an identity planned for
+ * re-issue gets a fresh credential through the rotation protocol.
+ */
+import { z } from 'zod';
+import { type Campaign, summarize, type Target } from './campaign.ts';
+import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
+import { groupBy } from './group-by.ts';
+import type { Identity, IdentityKind } from './identity.ts';
+import type { CampaignStore, IdentityStore, RotationStore, StoredCampaign, StoredVersion } from './ports.ts';
+import { type Limit, type RotationDeps, rotateIdentity } from './rotation.ts';
+
+/** What re-issuing one identity gave: a fresh credential, a failure, or why it was held back. */
+export const ReissueRecordSchema = z.object({
+  identityId: z.string().min(1),
+  /** `withheld`: some of its old credentials could not be revoked, so a new one would add exposure. */
+  status: z.enum(['reissued', 'failed', 'withheld']),
+  /** The fresh credential version, for `reissued`. */
+  versionId: z.string().optional(),
+  reason: z.string().optional(),
+  at: z.iso.datetime(),
+});
+export type ReissueRecord = z.infer<typeof ReissueRecordSchema>;
+
+/** What a revoker did; `note` says anything the report must tell (such as when it takes effect). */
+export interface RevokeResult {
+  result: 'revoked' | 'already-revoked';
+  note?: string;
+}
+
+/** Ends Vault leases that have no per-credential handle in the inventory. */
+export interface LeaseRevoker {
+  /** Every lease under `prefix` (`sys/leases/revoke-prefix/<prefix>`); none left is `already-revoked`. */
+  revokePrefix(prefix: string): Promise<RevokeResult>;
+  /** One lease by id; an unknown lease is `already-revoked`. */
+  revokeLease(leaseId: string): Promise<RevokeResult>;
+}
+
+/** Ends the live STS sessions of a role, which cannot be revoked one by one. */
+export interface SessionRevoker {
+  /**
+   * Denies every action to sessions of `roleArn` issued before `issuedBefore`, with an
+   * inline policy named for the incident. Sessions issued later work as before.
+   */
+  denySessions(roleArn: string, options: { incident: string; issuedBefore: string }): Promise<RevokeResult>;
+}
+
+export interface CampaignDeps {
+  campaigns: CampaignStore;
+  identities: Pick<IdentityStore, 'getIdentity'>;
+  /** Providers, credential versions, audit, clock and actor; also what re-issue rotates with. */
+  rotation: RotationDeps;
+  /** Absent when Vault is not configured: lease targets then fail, saying so. */
+  leases?: LeaseRevoker;
+  sessions?: SessionRevoker;
+  /** Waits between tries; injected so the core reads no timers. */
+  sleep: (ms: number) => Promise<void>;
+  /** In [0, 1), for backoff jitter. */
+  random: () => number;
+}
+
+export interface RunCampaignOptions {
+  /** The limiter (concurrency and rate) of the provider behind a kind. */
+  limitFor: (kind: IdentityKind) => Limit;
+  /** Tries per target over the whole campaign, the first included (default 5). */
+  maxAttempts?: number;
+  /** Upper bound of the first retry's wait, doubling with each retry (default 200 ms). */
+  baseDelayMs?: number;
+  /** Cap of any one wait (default 10 s). */
+  maxDelayMs?: number;
+  /** Give retryable failures of earlier runs a fresh budget of `maxAttempts` tries (resume). */
+  retryFailed?: boolean;
+  /** Aborting stops claiming new targets; those in flight finish and are checkpointed. */
+  signal?: AbortSignal;
+  /** Called as each target settles in this run, with the campaign's progress. */
+  onOutcome?: (target: Target, progress: { done: number; total: number }) => void;
+}
+
+export interface CampaignRun {
+  campaign: StoredCampaign;
+  targets: Target[];
+  reissues: ReissueRecord[];
+  /** Targets this run settled (claimed, tried and checkpointed). */
+  settled: number;
+  /** Whether the run stopped (signal) with targets still pending. */
+  stopped: boolean;
+}
+
+/**
+ * Kinds whose current version cannot be taken away without putting another in its
+ * place: Secrets Manager always keeps an AWSCURRENT version. Their current value is
+ * replaced through the rotation protocol first (DESIGN: "rotate immediately"), then the
+ * old version is revoked like any other.
+ */
+const REPLACE_BEFORE_REVOKE: readonly IdentityKind[] = ['aws-secret'];
+
+const DEFAULTS = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+const isRetryable = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === true;
+const stripRev = <T extends { rev: number }>(item: T): Omit<T, 'rev'> => {
+  const { rev: _rev, ...rest } = item;
+  return rest;
+};
+
+/**
+ * One identity's credential versions, read once for its targets and kept up to date as
+ * this run writes them; forgotten when something else (a rotation) may have changed them.
+ */
+class Versions {
+  #list: StoredVersion[] | undefined;
+
+  constructor(
+    readonly store: Pick<RotationStore, 'listVersions' | 'putVersion'>,
+    readonly identityId: string,
+  ) {}
+
+  async find(versionId: string): Promise<StoredVersion | undefined> {
+    this.#list ??= await this.store.listVersions(this.identityId);
+    return this.#list.find((v) => v.versionId === versionId);
+  }
+
+  async put(version: Omit<StoredVersion, 'rev'>, expectedRev: number): Promise<void> {
+    const saved = await this.store.putVersion(version, expectedRev);
+    this.#list = this.#list?.map((v) => (v.versionId === saved.versionId ? saved : v));
+  }
+
+  forget(): void {
+    this.#list = undefined;
+  }
+}
+
+/** Thrown inside a run when the store refuses a claim: another run holds that target. */
+class LostClaim extends Error {}
+
+class Run {
+  readonly maxAttempts: number;
+  readonly total: number;
+  done: number;
+  settled = 0;
+  readonly reissues: Map<string, ReissueRecord>;
+  /** Aborted by the caller's signal, or by this run when bookkeeping fails. */
+  readonly stop = new AbortController();
+  /** Identities read from the inventory, once per run. */
+  readonly identities = new Map<string, Promise<Identity | undefined>>();
+  /** The last audit append queued; the next one waits for it. */
+  #auditTail: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly deps: CampaignDeps,
+    public campaign: StoredCampaign,
+    readonly targets: Map<string, Target>,
+    reissues: readonly ReissueRecord[],
+    readonly options: RunCampaignOptions,
+  ) {
+    this.maxAttempts = options.maxAttempts ?? DEFAULTS.maxAttempts;
+    this.total = targets.size;
+    this.done = [...targets.values()].filter((t) => t.outcome !== 'pending').length;
+    this.reissues = new Map(reissues.map((r) => [r.identityId, r]));
+    if (options.signal?.aborted) this.stop.abort();
+    else options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
+  }
+
+  get now(): string {
+    return this.deps.rotation.clock.now().toISOString();
+  }
+
+  get stopped(): boolean {
+    return this.stop.signal.aborted;
+  }
+
+  identity(identityId: string): Promise<Identity | undefined> {
+    let found = this.identities.get(identityId);
+    if (!found) {
+      found = this.deps.identities.getIdentity(identityId).then((stored) => stored?.identity);
+      this.identities.set(identityId, found);
+    }
+    return found;
+  }
+
+  /**
+   * Appends to the audit chain one event at a time: the chain has a single head, and
+   * concurrent appenders from one run only race each other for it (200 targets side by
+   * side took minutes on the local stack; one at a time, milliseconds each).
+   */
+  audit(
+    type: 'campaign.started' | 'campaign.target' | 'campaign.completed',
+    subject: string,
+    details: object,
+  ): Promise<void> {
+    const append = () =>
+      this.deps.rotation.audit.append({
+        type,
+        actor: this.deps.rotation.actor,
+        subject,
+        details: { campaignId: this.campaign.campaignId, incident: this.campaign.incident, ...details },
+      });
+    const appended = this.#auditTail.then(append);
+    this.#auditTail = appended.then(
+      () => undefined,
+      () => undefined,
+    );
+    return appended.then(() => undefined);
+  }
+
+  /** The backoff before try `attempt + 1`: full jitter over an exponentially growing cap. */
+  delay(attempt: number): number {
+    const base = this.options.baseDelayMs ?? DEFAULTS.baseDelayMs;
+    const cap = Math.min(this.options.maxDelayMs ?? DEFAULTS.maxDelayMs, base * 2 ** (attempt - 1));
+    return Math.floor(this.deps.random() * cap);
+  }
+}
+
+/** Whether this run should work on a target, and how many tries it may use in all. */
+function budgetOf(run: Run, target: Target, retryFailed: boolean): number | undefined {
+  if (target.outcome === 'pending') return run.maxAttempts;
+  if (target.outcome !== 'failed' || target.retryable !== true) return undefined;
+  if (retryFailed) return target.attempts + run.maxAttempts;
+  return target.attempts < run.maxAttempts ? run.maxAttempts : undefined;
+}
+
+/**
+ * Runs (or resumes) a stored campaign until no target is pending, or until `signal`
+ * aborts. Running a finished campaign again changes nothing.
+ *
+ * @throws NotFoundError for an unknown campaign; ValidationError for a dry run; the
+ *   store's error when a checkpoint cannot be written (the campaign can be resumed).
+ */
+export async function runCampaign(
+  deps: CampaignDeps,
+  campaignId: string,
+  options: RunCampaignOptions,
+): Promise<CampaignRun> {
+  const campaign = await deps.campaigns.getCampaign(campaignId);
+  if (!campaign) {
+    throw new NotFoundError(
+      `no campaign ${JSON.stringify(campaignId)}; see keywarden revoke status for the campaigns`,
+    );
+  }
+  if (campaign.dryRun)
+    throw new ValidationError(`campaign ${campaignId} is a dry run: there is nothing to run`);
+  const targets = await deps.campaigns.listTargets(campaignId);
+  const run = new Run(
+    deps,
+    campaign,
+    new Map(targets.map((t) => [t.targetId, t])),
+    await deps.campaigns.listReissues(campaignId),
+    options,
+  );
+
+  if (campaign.status === 'planned') await start(run);
+  const retryFailed = options.retryFailed ?? false;
+  const byIdentity = groupBy(run.targets.values(), (target) => target.identityId);
+  const results = await Promise.allSettled(
+    [...byIdentity].map(([identityId, group]) => runIdentity(run, identityId, group, retryFailed)),
+  );
+  const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+
+  const final = [...run.targets.values()];
+  const finished = final.every((t) => t.outcome !== 'pending');
+  if (failure) {
+    // Keep the counts as far as they got; the store's own failure is the one to report.
+    await saveCampaign(run, (current) => ({ ...current, counts: summarize(final) })).catch(() => undefined);
+    throw failure.reason;
+  }
+  // A run of a finished campaign that found nothing to do leaves its record as it was.
+  if (!(campaign.status === 'completed' && run.settled === 0)) {
+    await saveCampaign(run, (current) => ({
+      ...current,
+      counts: summarize(final),
+      ...(finished ? { status: 'completed', finishedAt: current.finishedAt ?? run.now } : {}),
+    }));
+  }
+  if (finished && !campaign.finishedAt) {
+    await run.audit('campaign.completed', campaignId, {
+      counts: run.campaign.counts.byOutcome,
+      reissued: [...run.reissues.values()].filter((r) => r.status === 'reissued').map((r) => r.identityId),
+    });
+  }
+  return {
+    campaign: run.campaign,
+    targets: final,
+    reissues: [...run.reissues.values()],
+    settled: run.settled,
+    stopped: !finished,
+  };
+}
+
+/** planned → running: audit the start and the targets the plan already settled (skipped). */
+async function start(run: Run): Promise<void> {
+  const { campaign } = run;
+  await run.audit('campaign.started', campaign.campaignId, {
+    selectors: campaign.selectors,
+    reissue: campaign.reissue,
+    counts: campaign.counts.byOutcome,
+    requestedBy: campaign.requestedBy,
+  });
+  // Audited before the status moves: a crash here repeats these events rather than losing them.
+  for (const target of run.targets.values()) {
+    if (target.outcome === 'skipped') await auditTarget(run, target);
+  }
+  await saveCampaign(run, (current) => ({
+    ...current,
+    status: 'running',
+    startedAt: current.startedAt ?? run.now,
+  }));
+}
+
+/** Writes the campaign, re-reading it when another run wrote first. */
+async function saveCampaign(run: Run, change: (current: Campaign) => Campaign): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      run.campaign = await run.deps.campaigns.putCampaign(change(stripRev(run.campaign)), run.campaign.rev);
+      return;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= 5) throw error;
+      const fresh = await run.deps.campaigns.getCampaign(run.campaign.campaignId);
+      if (!fresh) throw error;
+      run.campaign = fresh;
+    }
+  }
+}
+
+async function runIdentity(run: Run, identityId: string, group: Target[], retryFailed: boolean) {
+  const versions = new Versions(run.deps.rotation.store, identityId);
+  try {
+    for (const planned of group) {
+      const budget = budgetOf(run, planned, retryFailed);
+      if (budget === undefined || run.stopped) continue;
+      const settled = await settle(run, planned, budget, versions);
+      if (!settled) continue;
+      run.targets.set(settled.targetId, settled);
+      run.settled += 1;
+      // A failed target tried again was counted done already.
+      if (planned.outcome === 'pending') run.done += 1;
+      run.options.onOutcome?.(settled, { done: run.done, total: run.total });
+    }
+    const current = group.map((t) => run.targets.get(t.targetId) ?? t);
+    if (!run.stopped) await reissue(run, identityId, current);
+  } catch (error) {
+    // The store could not record progress: stop claiming, let the others finish, resume later.
+    run.stop.abort();
+    throw error;
+  }
+}
+
+/**
+ * Works one target to an outcome. Returns it settled, or undefined when the run stopped
+ * before trying it or another run holds it.
+ */
+async function settle(
+  run: Run,
+  planned: Target,
+  budget: number,
+  versions: Versions,
+): Promise<Target | undefined> {
+  const { campaigns } = run.deps;
+  const campaignId = run.campaign.campaignId;
+  const limit = run.options.limitFor(planned.kind);
+  let target = planned;
+  for (;;) {
+    if (run.stopped) return undefined;
+    let claimed: Target | undefined;
+    const tried = await limit(async () => {
+      if (run.stopped) return undefined;
+      const { error: _e, retryable: _r, reason: _reason, finishedAt: _f, ...rest } = target;
+      const claim: Target = {
+        ...rest,
+        outcome: 'pending',
+        attempts: target.attempts + 1,
+        startedAt: target.startedAt ?? run.now,
+      };
+      try {
+        await campaigns.putTarget(campaignId, claim, target.attempts);
+      } catch (error) {
+        if (error instanceof ConflictError) throw new LostClaim();
+        throw error;
+      }
+      claimed = claim;
+      try {
+        return { ok: await act(run, claim, versions) };
+      } catch (error) {
+        return { error };
+      }
+    }).catch((error: unknown) => {
+      if (error instanceof LostClaim) return 'lost' as const;
+      throw error;
+    });
+    if (tried === 'lost' || tried === undefined || claimed === undefined) return undefined;
+    target = claimed;
+
+    let outcome: Target;
+    if ('ok' in tried) {
+      await markVersionRevoked(run, target, versions);
+      outcome = {
+        ...target,
+        outcome: tried.ok.result,
+        ...(tried.ok.note ? { reason: tried.ok.note } : {}),
+        finishedAt: run.now,
+      };
+    } else {
+      const retryable = isRetryable(tried.error);
+      if (retryable && target.attempts < budget) {
+        await run.deps.sleep(run.delay(target.attempts));
+        continue;
+      }
+      outcome = {
+        ...target,
+        outcome: 'failed',
+        error: messageOf(tried.error),
+        retryable,
+        finishedAt: run.now,
+      };
+    }
+    await auditTarget(run, outcome);
+    try {
+      await campaigns.putTarget(campaignId, outcome, target.attempts);
+    } catch (error) {
+      // Another run settled it in the meantime: its record stands.
+      if (error instanceof ConflictError) return undefined;
+      throw error;
+    }
+    return outcome;
+  }
+}
+
+const auditTarget = (run: Run, target: Target) =>
+  run.audit('campaign.target', target.identityId, {
+    targetId: target.targetId,
+    kind: target.kind,
+    action: target.action,
+    handle: target.handle,
+    ...(target.versionId ? { versionId: target.versionId } : {}),
+    outcome: target.outcome,
+    attempts: target.attempts,
+    ...(target.reason ? { reason: target.reason } : {}),
+    ...(target.error ? { error: target.error } : {}),
+  });
+
+/** One try at revoking a target, by its action. */
+async function act(run: Run, target: Target, versions: Versions): Promise<RevokeResult> {
+  const { leases, sessions } = run.deps;
+  const missing = (what: string) =>
+    new KeywardenError(
+      `${target.kind} targets need ${what}, which is not configured; configure it and resume`,
+    );
+  if (target.action === 'revoke-prefix' || (target.action === 'revoke' && target.kind === 'vault-lease')) {
+    if (!leases) throw missing('a Vault address and token');
+    return target.action === 'revoke-prefix'
+      ? leases.revokePrefix(target.handle)
+      : leases.revokeLease(target.handle);
+  }
+  if (target.action === 'deny-sessions') {
+    if (!sessions) throw missing('AWS IAM');
+    return sessions.denySessions(target.handle, {
+      incident: run.campaign.incident,
+      // The campaign's start, fixed once: every try and every resume writes the same policy.
+      issuedBefore: run.campaign.startedAt ?? run.now,
+    });
+  }
+  const identity = await run.identity(target.identityId);
+  if (!identity) {
+    throw new NotFoundError(
+      `identity ${target.identityId} is no longer in the inventory, so its provider settings are unknown; revoke ${target.handle} by hand`,
+    );
+  }
+  const note = await replaceCurrent(run, identity, target, versions);
+  const result = await run.deps.rotation.provider(identity.kind).revoke(identity as never, target.handle);
+  return note ? { result, note } : { result };
+}
+
+/**
+ * For a kind that always keeps a current value (REPLACE_BEFORE_REVOKE), a target that
+ * is the current version is first replaced by a fresh one through the rotation
+ * protocol, so the old one can then be revoked. Returns a note for the report.
+ */
+async function replaceCurrent(
+  run: Run,
+  identity: Identity,
+  target: Target,
+  versions: Versions,
+): Promise<string | undefined> {
+  if (!REPLACE_BEFORE_REVOKE.includes(identity.kind) || !target.versionId) return undefined;
+  if ((await versions.find(target.versionId))?.stage !== 'current') return undefined;
+  // The rotation rewrites this identity's versions.
+  versions.forget();
+  const outcome = await rotateIdentity(run.deps.rotation, identity, {
+    owner: `campaign:${run.campaign.campaignId}`,
+    force: true,
+  });
+  if (outcome.status !== 'rotated') {
+    // Another run holding the lock, or a provider in trouble: both may pass.
+    throw new KeywardenError(
+      `could not replace the current value of ${identity.id} before revoking it: ${outcome.reason ?? outcome.status}`,
+      { retryable: true },
+    );
+  }
+  const note = `${identity.kind} always keeps a current value: replaced by a fresh version ${outcome.versionId} first, then this one was revoked`;
+  if (target.reissue && outcome.versionId) {
+    await recordReissue(run, {
+      identityId: identity.id,
+      status: 'reissued',
+      versionId: outcome.versionId,
+      reason: 'issued while revoking the compromised current value',
+      at: run.now,
+    });
+  }
+  return note;
+}
+
+/** Marks the target's credential version revoked, with a note naming the incident. */
+async function markVersionRevoked(run: Run, target: Target, versions: Versions): Promise<void> {
+  if (!target.versionId) return;
+  for (let attempt = 1; ; attempt += 1) {
+    const version = await versions.find(target.versionId);
+    if (!version || version.stage === 'revoked') return;
+    try {
+      await versions.put(
+        {
+          ...stripRev(version),
+          stage: 'revoked',
+          retiredAt: run.now,
+          note: `revoked by campaign ${run.campaign.campaignId} for incident ${run.campaign.incident}`,
+        },
+        version.rev,
+      );
+      return;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= 5) throw error;
+      versions.forget();
+    }
+  }
+}
+
+async function recordReissue(run: Run, record: ReissueRecord): Promise<void> {
+  await run.deps.campaigns.putReissue(run.campaign.campaignId, record);
+  run.reissues.set(record.identityId, record);
+}
+
+/**
+ * Re-issue: once every target of an identity is settled, a fresh credential goes to its
+ * delivery target through the rotation protocol, unless one of its old credentials
+ * could not be revoked (then it is withheld, saying why).
+ */
+async function reissue(run: Run, identityId: string, targets: readonly Target[]): Promise<void> {
+  if (!targets.some((t) => t.reissue) || targets.some((t) => t.outcome === 'pending')) return;
+  if (run.reissues.get(identityId)?.status === 'reissued') return;
+  const failed = targets.filter((t) => t.outcome === 'failed');
+  if (failed.length > 0) {
+    await recordReissue(run, {
+      identityId,
+      status: 'withheld',
+      reason: `${failed.length} of its credentials could not be revoked (${failed.map((t) => t.handle).join(', ')}); re-issue after they are, by resuming the campaign`,
+      at: run.now,
+    });
+    return;
+  }
+  const identity = await run.identity(identityId);
+  if (!identity) {
+    await recordReissue(run, {
+      identityId,
+      status: 'failed',
+      reason: 'the identity is no longer in the inventory',
+      at: run.now,
+    });
+    return;
+  }
+  const kind = targets[0]?.kind ?? identity.kind;
+  const outcome = await run.options
+    .limitFor(kind)(() =>
+      rotateIdentity(run.deps.rotation, identity, {
+        owner: `campaign:${run.campaign.campaignId}`,
+        force: true,
+      }),
+    )
+    .catch((error: unknown) => ({
+      status: 'failed' as const,
+      reason: messageOf(error),
+      versionId: undefined,
+    }));
+  await recordReissue(run, {
+    identityId,
+    status: outcome.status === 'rotated' ? 'reissued' : 'failed',
+    ...(outcome.status === 'rotated' && outcome.versionId ? { versionId: outcome.versionId } : {}),
+    ...(outcome.status !== 'rotated' || outcome.reason
+      ? { reason: outcome.reason ?? `rotation ${outcome.status}` }
+      : {}),
+    at: run.now,
+  });
+}

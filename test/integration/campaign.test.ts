@@ -1,0 +1,825 @@
+/**
+ * Incident mass revocation end to end, against the real moto and OpenBao of the local
+ * stack: the CLI plans and runs a campaign, the engine stops and resumes, and every
+ * outcome is checked against the servers themselves, not only the state store.
+ *
+ * Each spec builds its own fleet under a unique environment name: for every rotatable
+ * kind two identities, each rotated once so it has two live credentials (the adopted
+ * original and keywarden's issued one); a vault-lease prefix with real leases from
+ * AppRole logins on a mount of its own; an IAM role for aws-role-session; and a decoy in
+ * another stage that no selector of the spec matches.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CreateAccessKeyCommand,
+  CreateRoleCommand,
+  CreateUserCommand,
+  GetRolePolicyCommand,
+  ListAccessKeysCommand,
+  ListRolePoliciesCommand,
+} from '@aws-sdk/client-iam';
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+} from '@aws-sdk/client-secrets-manager';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { providerLimiters } from '../../functions/adapters/rate-limits.ts';
+import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { planCampaign, type Target } from '../../functions/core/campaign.ts';
+import { type CampaignDeps, type RevokeResult, runCampaign } from '../../functions/core/campaign-engine.ts';
+import { ValidationError } from '../../functions/core/errors.ts';
+import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
+import type { CredentialProvider } from '../../functions/core/provider.ts';
+import { deliveryOf } from '../../functions/core/provider.ts';
+import { rotateIdentity } from '../../functions/core/rotation.ts';
+import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+let services: Services;
+let vault: VaultClient;
+let configInput: RuntimeConfigInput;
+const prefix = uniqueName('kw-camp');
+const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+const value = () => randomBytes(18).toString('base64url');
+
+beforeAll(async () => {
+  const stack = testStack();
+  configInput = {
+    aws: testAws(),
+    tableName: uniqueName('kw-campaign'),
+    fingerprintKey: randomBytes(32).toString('hex'),
+    discovery: {},
+    vault: { addr: stack.vault.addr, token: stack.vault.token },
+  };
+  services = wire(RuntimeConfigSchema.parse(configInput));
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await ensureStateTable(services.aws.dynamodb, configInput.tableName);
+  await vault.write(`sys/policies/acl/${prefix}-read`, {
+    policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+  });
+});
+
+// ---- the fleet: credentials as pipelines have them, and how to tell they still work ----------
+
+const asToken = (token: string) => new VaultClient({ addr: testStack().vault.addr, token });
+const pipeline = (environment: string, stage = 'deploy') => ({ repo: 'acme/app', stage, environment });
+
+async function readDelivered(identity: Identity): Promise<string> {
+  const delivery = deliveryOf(identity);
+  if (delivery?.type === 'aws-secret') {
+    const { SecretString } = await services.aws.secrets.send(
+      new GetSecretValueCommand({ SecretId: delivery.secretId, VersionStage: 'AWSCURRENT' }),
+    );
+    return SecretString ?? '';
+  }
+  const read = await vault.read(`${delivery?.mount ?? 'secret'}/data/${delivery?.path}`);
+  return JSON.stringify((read?.data as { data?: unknown } | undefined)?.data ?? {});
+}
+
+/** The delivered document, unwrapped from `{ value: "<json>" }` where a delivery wraps it. */
+async function deliveredJson<T>(identity: Identity): Promise<T> {
+  const parsed = JSON.parse(await readDelivered(identity)) as T & { value?: string };
+  return typeof parsed.value === 'string' && parsed.value.startsWith('{')
+    ? (JSON.parse(parsed.value) as T)
+    : parsed;
+}
+
+interface KindHarness {
+  kind: IdentityKind;
+  setup(name: string, environment: string): Promise<Identity>;
+  /** Reads the delivered credential and uses it against the server, as the pipeline would. */
+  works(identity: Identity): Promise<boolean>;
+  /** Whether the server still honours the credential `handle`. */
+  live(identity: Identity, handle: string): Promise<boolean>;
+  /** The raw values a pipeline holds now (to prove they are dead afterwards); empty where the handle says it all. */
+  held?(identity: Identity): Promise<string[]>;
+  /** Whether a raw value from `held` still authenticates. */
+  authenticates?(identity: Identity, secret: string): Promise<boolean>;
+}
+
+const userOf = (identity: Identity) =>
+  identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
+
+const iamKeys: KindHarness = {
+  kind: 'aws-iam-access-key',
+  async setup(name, environment) {
+    await services.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${prefix}/` }));
+    const { AccessKey } = await services.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
+    const secretId = `${prefix}/${name}/aws-key`;
+    await services.aws.secrets.send(
+      new CreateSecretCommand({
+        Name: secretId,
+        SecretString: JSON.stringify({
+          accessKeyId: AccessKey?.AccessKeyId,
+          secretAccessKey: AccessKey?.SecretAccessKey,
+        }),
+      }),
+    );
+    return makeIdentity({
+      id: name,
+      kind: 'aws-iam-access-key',
+      scope: { userName: name },
+      pipeline: pipeline(environment),
+      policy,
+      delivery: { type: 'aws-secret', secretId },
+    });
+  },
+  async works(identity) {
+    const key = await deliveredJson<{ accessKeyId: string; secretAccessKey: string }>(identity);
+    // moto lets inactive keys authenticate: the key's status is the truth (DESIGN, Known traps).
+    const keys = await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userOf(identity) }));
+    if (!keys.AccessKeyMetadata?.some((k) => k.AccessKeyId === key.accessKeyId && k.Status === 'Active'))
+      return false;
+    const sts = new STSClient(awsClientConfig({ ...testAws(), credentials: key }));
+    const caller = await sts.send(new GetCallerIdentityCommand({}));
+    return Boolean(caller.Arn?.endsWith(`/${userOf(identity)}`));
+  },
+  async live(identity, handle) {
+    // Revocation deletes the key; an inactive one could be switched back on.
+    const keys = await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userOf(identity) }));
+    return Boolean(keys.AccessKeyMetadata?.some((k) => k.AccessKeyId === handle));
+  },
+};
+
+const awsSecrets: KindHarness = {
+  kind: 'aws-secret',
+  async setup(name, environment) {
+    const secretId = `${prefix}/${name}/password`;
+    await services.aws.secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: value() }));
+    return makeIdentity({
+      id: name,
+      kind: 'aws-secret',
+      scope: { secretId },
+      pipeline: pipeline(environment),
+      policy,
+    });
+  },
+  async works(identity) {
+    const delivered = await readDelivered(identity);
+    const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+    return delivered.length > 0 && current?.fingerprint === services.fingerprinter.of(delivered);
+  },
+  async live(identity, handle) {
+    const secretId = identity.kind === 'aws-secret' ? identity.scope.secretId : '';
+    const described = await services.aws.secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
+    return (described.VersionIdsToStages?.[handle] ?? []).length > 0;
+  },
+};
+
+const vaultTokens: KindHarness = {
+  kind: 'vault-token',
+  async setup(name, environment) {
+    const path = `${prefix}/${name}/token`;
+    const token = await vault.createToken(
+      { policies: [`${prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
+      { orphan: true },
+    );
+    await vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
+    return makeIdentity({
+      id: name,
+      kind: 'vault-token',
+      scope: { policies: [`${prefix}-read`], ttl: '24h' },
+      pipeline: pipeline(environment),
+      policy,
+      delivery: { type: 'vault-kv', path },
+    });
+  },
+  async works(identity) {
+    const [token] = (await this.held?.(identity)) ?? [];
+    return token !== undefined && (await this.authenticates?.(identity, token)) === true;
+  },
+  async live(_identity, handle) {
+    return (await vault.lookupAccessor(handle)) !== undefined;
+  },
+  async held(identity) {
+    const delivered = await deliveredJson<{ token?: string; value?: string }>(identity);
+    return [delivered.token ?? delivered.value ?? ''];
+  },
+  async authenticates(_identity, token) {
+    const self = await asToken(token)
+      .lookupSelf()
+      .catch(() => undefined);
+    return Boolean(self?.policies.includes(`${prefix}-read`));
+  },
+};
+
+/** An AppRole login with a role id and secret id; the token it gives is revoked at once. */
+async function approleLogin(mount: string, roleId: string, secretId: string): Promise<boolean> {
+  const login = await vault
+    .write(`auth/${mount}/login`, { role_id: roleId, secret_id: secretId })
+    .catch(() => undefined);
+  const accessor = login?.auth?.accessor;
+  if (typeof accessor === 'string') await vault.revokeAccessor(accessor);
+  return typeof login?.auth?.client_token === 'string';
+}
+
+const approleSecretIds: KindHarness = {
+  kind: 'vault-approle-secret-id',
+  async setup(name, environment) {
+    await vault.write(`auth/approle/role/${name}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
+    const roleId = String((await vault.read(`auth/approle/role/${name}/role-id`))?.data?.role_id);
+    const secretId = String((await vault.write(`auth/approle/role/${name}/secret-id`, {})).data?.secret_id);
+    const path = `${prefix}/${name}/approle`;
+    await vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
+    return makeIdentity({
+      id: name,
+      kind: 'vault-approle-secret-id',
+      scope: { roleName: name, secretIdTtl: '24h' },
+      pipeline: pipeline(environment),
+      policy,
+      delivery: { type: 'vault-kv', path },
+    });
+  },
+  async works(identity) {
+    const [secretId] = (await this.held?.(identity)) ?? [];
+    return secretId !== undefined && (await this.authenticates?.(identity, secretId)) === true;
+  },
+  async live(identity, handle) {
+    const role = identity.kind === 'vault-approle-secret-id' ? identity.scope.roleName : '';
+    const found = await vault
+      .write(`auth/approle/role/${role}/secret-id-accessor/lookup`, { secret_id_accessor: handle })
+      .catch(() => undefined);
+    return Boolean(found?.data);
+  },
+  async held(identity) {
+    return [(await deliveredJson<{ secret_id: string }>(identity)).secret_id];
+  },
+  async authenticates(identity, secretId) {
+    const role = identity.kind === 'vault-approle-secret-id' ? identity.scope.roleName : '';
+    const roleId = String((await vault.read(`auth/approle/role/${role}/role-id`))?.data?.role_id);
+    return approleLogin('approle', roleId, secretId);
+  },
+};
+
+const kvSecrets: KindHarness = {
+  kind: 'vault-kv',
+  async setup(name, environment) {
+    const path = `${prefix}/${name}/api-key`;
+    await vault.write(`secret/data/${path}`, { data: { value: value() } });
+    return makeIdentity({
+      id: name,
+      kind: 'vault-kv',
+      scope: { path },
+      pipeline: pipeline(environment),
+      policy,
+    });
+  },
+  async works(identity) {
+    const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+    return (
+      (await readDelivered(identity)) !== '{}' && current !== undefined && this.live(identity, current.handle)
+    );
+  },
+  async live(identity, handle) {
+    const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
+    const metadata = await vault.read(`secret/metadata/${path}`);
+    const versions = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
+    const custom = (metadata?.data?.custom_metadata ?? {}) as Record<string, string>;
+    const kvVersion = handle.startsWith('kv-v')
+      ? handle.slice(4)
+      : Object.entries(custom)
+          .find(([key, id]) => id === handle && /^kw-\d+$/.test(key))?.[0]
+          .slice(3);
+    return kvVersion !== undefined && versions[kvVersion]?.destroyed === false;
+  },
+};
+
+const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
+const harnessOf = (kind: IdentityKind): KindHarness | undefined => harnesses.find((h) => h.kind === kind);
+
+interface Fleet {
+  environment: string;
+  selector: string;
+  rotatable: Identity[];
+  lease: { identity: Identity; mount: string; prefix: string; tokens: string[] };
+  role: { identity: Identity; name: string };
+  decoy: Identity;
+  /** Raw values the pipelines hold before the campaign, by identity. */
+  held: Map<string, string[]>;
+}
+
+async function declare(identity: Identity) {
+  await services.store.putIdentity(
+    { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
+    undefined,
+  );
+}
+
+/** Real leases: tokens from AppRole logins on a mount of the fleet's own. */
+async function leaseFleet(environment: string): Promise<Fleet['lease']> {
+  const mount = uniqueName('kw-leases');
+  await vault.write(`sys/auth/${mount}`, { type: 'approle' });
+  await vault.write(`auth/${mount}/role/ci`, { token_policies: [`${prefix}-read`], token_ttl: '1h' });
+  const roleId = String((await vault.read(`auth/${mount}/role/ci/role-id`))?.data?.role_id);
+  const secretId = String((await vault.write(`auth/${mount}/role/ci/secret-id`, {})).data?.secret_id);
+  const tokens: string[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const login = await vault.write(`auth/${mount}/login`, { role_id: roleId, secret_id: secretId });
+    tokens.push(String(login.auth?.client_token));
+  }
+  const leasePrefix = `auth/${mount}/login`;
+  const identity = makeIdentity({
+    id: uniqueName('kw-lease'),
+    kind: 'vault-lease',
+    scope: { prefix: leasePrefix },
+    pipeline: pipeline(environment),
+  });
+  return { identity, mount, prefix: leasePrefix, tokens };
+}
+
+async function fleet(): Promise<Fleet> {
+  const environment = uniqueName('prod');
+  const rotatable = await Promise.all(
+    harnesses.flatMap((h) => [
+      h.setup(uniqueName('kw'), environment),
+      h.setup(uniqueName('kw'), environment),
+    ]),
+  );
+  const decoy = await iamKeys.setup(uniqueName('kw-decoy'), environment);
+  const decoyInBuild = { ...decoy, pipeline: pipeline(environment, 'build') } as Identity;
+  const roleName = uniqueName('kw-deployer');
+  await services.aws.iam.send(
+    new CreateRoleCommand({
+      RoleName: roleName,
+      Path: `/${prefix}/`,
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
+      }),
+    }),
+  );
+  const role = makeIdentity({
+    id: roleName,
+    kind: 'aws-role-session',
+    scope: { roleArn: `arn:aws:iam::123456789012:role/${prefix}/${roleName}` },
+    pipeline: pipeline(environment),
+  });
+  const lease = await leaseFleet(environment);
+  for (const identity of [...rotatable, decoyInBuild, role, lease.identity]) await declare(identity);
+  // Recorded versions come from a first rotation: the original is adopted, a new one issued.
+  const held = new Map<string, string[]>();
+  for (const identity of [...rotatable, decoyInBuild]) {
+    const before = (await harnessOf(identity.kind)?.held?.(identity)) ?? [];
+    const outcome = await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    held.set(identity.id, [...before, ...((await harnessOf(identity.kind)?.held?.(identity)) ?? [])]);
+  }
+  return {
+    environment,
+    selector: `stage=deploy,env=${environment}`,
+    rotatable,
+    lease,
+    role: { identity: role, name: roleName },
+    decoy: decoyInBuild,
+    held,
+  };
+}
+
+/** What the CLI builds: every active identity with its versions. */
+async function subjects() {
+  const stored = (await services.store.listIdentities()).filter((r) => r.status === 'active');
+  return Promise.all(
+    stored.map(async ({ identity }) => ({
+      identity,
+      versions: await services.store.listVersions(identity.id),
+    })),
+  );
+}
+
+async function plan(selector: string, options: { reissue?: boolean; dryRun?: boolean } = {}) {
+  const incident = `INC-${randomBytes(3).toString('hex')}`;
+  const planned = planCampaign({
+    campaignId: `${incident}-test`,
+    incident,
+    selectors: [selector],
+    requestedBy: 'test:responder',
+    now: new Date().toISOString(),
+    reissue: options.reissue ?? false,
+    dryRun: options.dryRun ?? false,
+    subjects: await subjects(),
+  });
+  return planned;
+}
+
+/** Every credential each target names, still honoured by its server? By target id. */
+async function liveOnServers(fleetOf: Fleet, targets: readonly Target[]): Promise<Map<string, boolean>> {
+  const byId = new Map(
+    [...fleetOf.rotatable, fleetOf.role.identity, fleetOf.lease.identity].map((i) => [i.id, i]),
+  );
+  const live = new Map<string, boolean>();
+  for (const target of targets) {
+    const identity = byId.get(target.identityId);
+    if (!identity) throw new Error(`target ${target.targetId} is not of this fleet`);
+    if (target.action === 'revoke-prefix') {
+      live.set(target.targetId, (await vault.list(`sys/leases/lookup/${target.handle}/`)).length > 0);
+    } else if (target.action === 'deny-sessions') {
+      const { PolicyNames = [] } = await services.aws.iam.send(
+        new ListRolePoliciesCommand({ RoleName: fleetOf.role.name }),
+      );
+      live.set(target.targetId, !PolicyNames.some((name) => name.startsWith('keywarden-revoke-')));
+    } else {
+      live.set(target.targetId, (await harnessOf(identity.kind)?.live(identity, target.handle)) ?? true);
+    }
+  }
+  return live;
+}
+
+/** Raw values the pipelines held before the campaign that still authenticate. */
+async function stillAuthenticating(fleetOf: Fleet): Promise<string[]> {
+  const alive: string[] = [];
+  for (const identity of fleetOf.rotatable) {
+    const harness = harnessOf(identity.kind);
+    for (const secret of fleetOf.held.get(identity.id) ?? []) {
+      if (await harness?.authenticates?.(identity, secret)) alive.push(`${identity.id} (${identity.kind})`);
+    }
+  }
+  for (const token of fleetOf.lease.tokens) {
+    if (
+      await asToken(token)
+        .lookupSelf()
+        .then(
+          () => true,
+          () => false,
+        )
+    )
+      alive.push('a lease token');
+  }
+  return alive;
+}
+
+async function denyPolicyOf(fleetOf: Fleet, incident: string) {
+  const { PolicyDocument } = await services.aws.iam.send(
+    new GetRolePolicyCommand({ RoleName: fleetOf.role.name, PolicyName: `keywarden-revoke-${incident}` }),
+  );
+  return JSON.parse(decodeURIComponent(PolicyDocument ?? '')) as {
+    Statement: { Effect: string; Action: string; Condition: { DateLessThan: Record<string, string> } }[];
+  };
+}
+
+/** Provider and revoker calls that revoke, counted per handle. */
+function counting(deps: CampaignDeps) {
+  const calls = new Map<string, number>();
+  const count = (handle: string) => calls.set(handle, (calls.get(handle) ?? 0) + 1);
+  const wrap = (provider: CredentialProvider): CredentialProvider =>
+    new Proxy(provider, {
+      get(target, property) {
+        if (property === 'revoke') {
+          return (identity: Identity, handle: string) => {
+            count(`${identity.id}:${handle}`);
+            return target.revoke(identity, handle);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  const { leases, sessions } = deps;
+  const counted: CampaignDeps = {
+    ...deps,
+    rotation: { ...deps.rotation, provider: (kind) => wrap(deps.rotation.provider(kind)) },
+    ...(leases && {
+      leases: {
+        revokePrefix: (prefix: string): Promise<RevokeResult> => {
+          count(prefix);
+          return leases.revokePrefix(prefix);
+        },
+        revokeLease: (leaseId: string): Promise<RevokeResult> => {
+          count(leaseId);
+          return leases.revokeLease(leaseId);
+        },
+      },
+    }),
+    ...(sessions && {
+      sessions: {
+        denySessions: (roleArn: string, options: { incident: string; issuedBefore: string }) => {
+          count(roleArn);
+          return sessions.denySessions(roleArn, options);
+        },
+      },
+    }),
+  };
+  return { deps: counted, calls };
+}
+
+const limits = () => providerLimiters();
+
+// ---- the CLI ---------------------------------------------------------------------------------
+
+/** Runs the real `keywarden` command against this file's table, stdin not a terminal. */
+function keywarden(args: string[]) {
+  const home = mkdtempSync(join(tmpdir(), 'kw-campaign-cli-'));
+  writeFileSync(join(home, 'config.json'), JSON.stringify(configInput), { mode: 0o600 });
+  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, KEYWARDEN_TABLE: '', KEYWARDEN_HOME: home, KEYWARDEN_ACTOR: 'responder' },
+    input: '',
+    timeout: 120_000,
+  });
+  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+// ---- specs -----------------------------------------------------------------------------------
+
+describe('campaign: dry run', () => {
+  it('prints counts per kind and the targets, and changes nothing', async () => {
+    const fleetOf = await fleet();
+    const targets = (await plan(fleetOf.selector)).targets;
+    const before = await liveOnServers(fleetOf, targets);
+
+    const cli = keywarden([
+      'revoke',
+      '--incident',
+      'INC-1',
+      '--selector',
+      fleetOf.selector,
+      '--dry-run',
+      '--json',
+    ]);
+
+    expect(cli.code, cli.stderr).toBe(0);
+    const printed = JSON.parse(cli.stdout) as { counts: { total: number; byKind: Record<string, unknown> } };
+    // Two live versions for each of ten identities, one lease prefix, one role.
+    expect(printed.counts.total).toBe(22);
+    expect(Object.keys(printed.counts.byKind).sort()).toEqual([
+      'aws-iam-access-key',
+      'aws-role-session',
+      'aws-secret',
+      'vault-approle-secret-id',
+      'vault-kv',
+      'vault-lease',
+      'vault-token',
+    ]);
+    expect(cli.stderr).toContain('dry run: nothing changed');
+    expect((await services.store.listCampaigns()).filter((c) => c.incident === 'INC-1')).toEqual([]);
+    expect(await liveOnServers(fleetOf, targets)).toEqual(before);
+    expect([...before.values()].every(Boolean)).toBe(true);
+    for (const identity of fleetOf.rotatable)
+      expect(await harnessOf(identity.kind)?.works(identity)).toBe(true);
+  });
+
+  it('refuses an invalid selector naming the bad term, and says when nothing matches', async () => {
+    const noYes = keywarden(['revoke', '--incident', 'INC-2', '--selector', 'env=nowhere-at-all']);
+    const bad = keywarden([
+      'revoke',
+      '--incident',
+      'INC-2',
+      '--selector',
+      'stage=deploy,stge=prod',
+      '--dry-run',
+    ]);
+
+    expect(noYes.code).toBe(0); // nothing matches: nothing to confirm
+    expect(noYes.stderr).toContain('nothing to revoke');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('term "stge=prod"');
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+    expect(() =>
+      planCampaign({
+        campaignId: 'c',
+        incident: 'INC-2',
+        selectors: ['stage=deplo'],
+        requestedBy: 'test',
+        now: new Date().toISOString(),
+        reissue: false,
+        subjects: [],
+      }),
+    ).toThrow(ValidationError);
+  });
+});
+
+describe('campaign: revoke', () => {
+  it('revokes every target, as moto and OpenBao themselves show; a second run changes nothing', async () => {
+    const fleetOf = await fleet();
+    const refused = keywarden(['revoke', '--incident', 'INC-3', '--selector', fleetOf.selector]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/refusing to revoke 22 credentials for INC-3 without confirmation.*--yes/);
+
+    const started = Date.now();
+    const cli = keywarden([
+      'revoke',
+      '--incident',
+      'INC-3',
+      '--selector',
+      fleetOf.selector,
+      '--yes',
+      '--json',
+    ]);
+    const elapsed = Date.now() - started;
+
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stderr).toMatch(/\[22\/22\] (revoked|already-revoked) /);
+    const { campaign } = JSON.parse(cli.stdout) as { campaign: { campaignId: string; status: string } };
+    expect(campaign.status).toBe('completed');
+    const targets = await services.store.listTargets(campaign.campaignId);
+    expect(targets).toHaveLength(22);
+    expect(targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
+    // The servers themselves: every key deleted, token and secret-id dead, KV version destroyed,
+    // Secrets Manager labels gone, no lease left under the prefix, deny policy on the role.
+    const live = await liveOnServers(fleetOf, targets);
+    expect([...live].filter(([, alive]) => alive)).toEqual([]);
+    expect(await stillAuthenticating(fleetOf)).toEqual([]);
+    const deny = await denyPolicyOf(fleetOf, 'INC-3');
+    expect(deny.Statement[0]).toMatchObject({ Effect: 'Deny', Action: '*' });
+    const stored = await services.store.getCampaign(campaign.campaignId);
+    expect(deny.Statement[0]?.Condition.DateLessThan['aws:TokenIssueTime']).toBe(stored?.startedAt);
+    const roleTarget = targets.find((t) => t.action === 'deny-sessions');
+    expect(roleTarget?.reason).toMatch(/effectiveAfter \d{4}-.*\(IAM propagation\)/);
+    // The decoy in another stage was not selected and still works.
+    expect(await iamKeys.works(fleetOf.decoy)).toBe(true);
+    // Versions are marked, naming the incident; the audit trail has one event per target, no values.
+    for (const identity of fleetOf.rotatable) {
+      const versions = await services.store.listVersions(identity.id);
+      const revoked = versions.filter((v) => targets.some((t) => t.versionId === v.versionId));
+      expect(revoked.map((v) => v.stage)).toEqual(['revoked', 'revoked']);
+      expect(revoked[0]?.note).toContain('incident INC-3');
+    }
+    const trail = (await services.store.readAll()).records.filter(
+      (r) => r.details.campaignId === campaign.campaignId,
+    );
+    expect(trail.filter((r) => r.type === 'campaign.started')).toHaveLength(1);
+    expect(trail.filter((r) => r.type === 'campaign.target')).toHaveLength(22);
+    expect(trail.filter((r) => r.type === 'campaign.completed')).toHaveLength(1);
+    const written = JSON.stringify(trail);
+    for (const secrets of fleetOf.held.values())
+      for (const secret of secrets) expect(written).not.toContain(secret);
+    console.log(`campaign of 22 targets through the CLI: ${elapsed} ms (process start included)`);
+
+    const { deps, calls } = counting(services.campaignDeps('test'));
+    const again = await runCampaign(deps, campaign.campaignId, { limitFor: limits().limitFor });
+
+    expect(again.settled).toBe(0);
+    expect(calls.size).toBe(0);
+    expect(await services.store.listTargets(campaign.campaignId)).toEqual(targets);
+    expect(again.campaign).toEqual(stored);
+    const status = keywarden(['revoke', 'status', campaign.campaignId, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).campaign.counts.byOutcome).toMatchObject({ pending: 0, failed: 0 });
+  });
+
+  it('stopped after a few targets and resumed, revokes each credential exactly once and misses none', async () => {
+    const fleetOf = await fleet();
+    const { campaign, targets } = await plan(fleetOf.selector);
+    await services.store.createCampaign(campaign, targets);
+    const { deps, calls } = counting(services.campaignDeps('test'));
+    const stop = new AbortController();
+    const { limitFor } = limits();
+
+    const first = await runCampaign(deps, campaign.campaignId, {
+      limitFor,
+      signal: stop.signal,
+      onOutcome: (_target, { done }) => {
+        if (done >= 5) stop.abort();
+      },
+    });
+    const pendingAfterStop = first.targets.filter((t) => t.outcome === 'pending').length;
+    const second = await runCampaign(deps, campaign.campaignId, { limitFor });
+
+    expect(first.stopped).toBe(true);
+    expect(first.campaign.status).toBe('running');
+    expect(pendingAfterStop).toBeGreaterThan(0);
+    expect(second.stopped).toBe(false);
+    expect(second.campaign.status).toBe('completed');
+    expect(first.settled + second.settled).toBe(22);
+    expect(second.targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
+    // Exactly one revoke per target over both runs, none for anything else.
+    const expected = targets.map((t) => (t.action === 'revoke' ? `${t.identityId}:${t.handle}` : t.handle));
+    expect([...calls.keys()].sort()).toEqual(expected.sort());
+    expect([...calls.values()].every((n) => n === 1)).toBe(true);
+    const live = await liveOnServers(fleetOf, second.targets);
+    expect([...live].filter(([, alive]) => alive)).toEqual([]);
+    expect(await stillAuthenticating(fleetOf)).toEqual([]);
+  });
+});
+
+describe('campaign: re-issue', () => {
+  it('leaves each re-issuable identity with a fresh, working current credential', async () => {
+    const fleetOf = await fleet();
+    const { campaign, targets } = await plan(fleetOf.selector, { reissue: true });
+    await services.store.createCampaign(campaign, targets);
+
+    const started = Date.now();
+    const result = await runCampaign(services.campaignDeps('test'), campaign.campaignId, {
+      limitFor: limits().limitFor,
+    });
+    console.log(`campaign of 22 targets with re-issue of 10 identities: ${Date.now() - started} ms`);
+
+    expect(result.targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
+    const reissued = new Map(result.reissues.map((r) => [r.identityId, r]));
+    // Lease prefixes and role sessions are issued per lease or grant: never re-issued.
+    expect([...reissued.keys()].sort()).toEqual(fleetOf.rotatable.map((i) => i.id).sort());
+    const revokedHandles = new Set(targets.map((t) => t.handle));
+    for (const identity of fleetOf.rotatable) {
+      const record = reissued.get(identity.id);
+      expect(record?.status, `${identity.id} (${identity.kind}): ${record?.reason}`).toBe('reissued');
+      const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+      expect(current?.versionId).toBe(record?.versionId);
+      expect(revokedHandles.has(current?.handle ?? '')).toBe(false);
+      expect(await harnessOf(identity.kind)?.works(identity), `${identity.kind} works`).toBe(true);
+    }
+    // The old credentials stay dead.
+    expect(await stillAuthenticating(fleetOf)).toEqual([]);
+  });
+});
+
+describe('campaign: failures', () => {
+  it('retries throttling with backoff, fails a refused revoke at once, and a resume finishes what failed retryably', async () => {
+    const environment = uniqueName('prod');
+    const [flaky, refused, exhausted] = await Promise.all(
+      [1, 2, 3].map(() => vaultTokens.setup(uniqueName('kw'), environment)),
+    );
+    for (const identity of [flaky, refused, exhausted] as Identity[]) {
+      await declare(identity);
+      await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
+    }
+    const planned = await plan(`env=${environment}`, { reissue: true });
+    await services.store.createCampaign(planned.campaign, planned.targets);
+    const tries = new Map<string, number>();
+    const throttled = () =>
+      Object.assign(new Error('Vault answered HTTP 429: rate limit quota exceeded'), { retryable: true });
+    const base = services.campaignDeps('test');
+    const faulty: CampaignDeps = {
+      ...base,
+      rotation: {
+        ...base.rotation,
+        provider: (kind) => {
+          const provider = base.rotation.provider(kind);
+          return new Proxy(provider, {
+            get(target, property) {
+              if (property !== 'revoke') {
+                const value = Reflect.get(target, property, target);
+                return typeof value === 'function' ? value.bind(target) : value;
+              }
+              return async (identity: Identity, handle: string) => {
+                const n = (tries.get(handle) ?? 0) + 1;
+                tries.set(handle, n);
+                if (identity.id === flaky?.id && n <= 2) throw throttled();
+                if (identity.id === exhausted?.id) throw throttled();
+                if (identity.id === refused?.id) throw new ValidationError('permission denied (HTTP 403)');
+                return target.revoke(identity as never, handle);
+              };
+            },
+          });
+        },
+      },
+    };
+    const waits: number[] = [];
+    faulty.sleep = async (ms) => {
+      waits.push(ms);
+    };
+
+    const result = await runCampaign(faulty, planned.campaign.campaignId, {
+      limitFor: limits().limitFor,
+      maxAttempts: 4,
+      baseDelayMs: 100,
+    });
+
+    const of = (identity: Identity | undefined) =>
+      result.targets.filter((t) => t.identityId === identity?.id);
+    expect(of(flaky).map((t) => [t.outcome, t.attempts])).toEqual([
+      ['revoked', 3],
+      ['revoked', 3],
+    ]);
+    expect(of(refused).map((t) => [t.outcome, t.attempts, t.retryable])).toEqual([
+      ['failed', 1, false],
+      ['failed', 1, false],
+    ]);
+    expect(of(refused)[0]?.error).toContain('permission denied');
+    expect(of(exhausted).map((t) => [t.outcome, t.attempts, t.retryable])).toEqual([
+      ['failed', 4, true],
+      ['failed', 4, true],
+    ]);
+    // 2 retries for each flaky target, 3 for each exhausted one; full jitter under 100·2^(n−1) ms.
+    expect(waits).toHaveLength(2 * 2 + 2 * 3);
+    expect(Math.max(...waits)).toBeLessThan(400);
+    const reissued = new Map(result.reissues.map((r) => [r.identityId, r.status]));
+    expect(reissued.get(flaky?.id ?? '')).toBe('reissued');
+    expect(reissued.get(refused?.id ?? '')).toBe('withheld');
+    expect(reissued.get(exhausted?.id ?? '')).toBe('withheld');
+    expect(result.campaign.status).toBe('completed');
+
+    // The responder fixes the cause and resumes: retryable failures are tried again, the others stand.
+    const resumed = keywarden(['revoke', 'resume', planned.campaign.campaignId, '--json']);
+
+    expect(resumed.code).toBe(1);
+    const after = await services.store.listTargets(planned.campaign.campaignId);
+    const outcomes = (identity: Identity | undefined) =>
+      after.filter((t) => t.identityId === identity?.id).map((t) => t.outcome);
+    expect(outcomes(exhausted)).toEqual(['revoked', 'revoked']);
+    expect(outcomes(refused)).toEqual(['failed', 'failed']);
+    expect(await vaultTokens.works(exhausted as Identity)).toBe(true);
+    const reissues = await services.store.listReissues(planned.campaign.campaignId);
+    expect(reissues.find((r) => r.identityId === exhausted?.id)?.status).toBe('reissued');
+  });
+});
