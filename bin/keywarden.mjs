@@ -7,7 +7,8 @@ import { register } from 'tsx/esm/api';
 const emitWarning = process.emitWarning.bind(process);
 process.emitWarning = (warning, ...rest) => {
   const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type;
-  if (type === 'NodeVersionSupportWarning') return;
+  const text = typeof warning === 'string' ? warning : warning?.message;
+  if (type === 'NodeVersionSupportWarning' || text?.startsWith?.('NodeVersionSupportWarning')) return;
   emitWarning(warning, ...rest);
 };
 

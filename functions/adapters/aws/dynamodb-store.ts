@@ -305,14 +305,26 @@ export class DynamoStore
     return last ? { seq: Number(last.seq), hash: String(last.hash) } : undefined;
   }
 
+  /** The last record this process appended or saw; a guess, checked by the conditional put. */
+  #lastSeen: AuditHead | undefined;
+  /** Appends of this process, one after another: the chain is sequential, so racing ourselves only costs retries. */
+  #appending: Promise<unknown> = Promise.resolve();
+
   /**
    * Appends after the last record with one conditional put (the sequence number must be
    * free), then moves the head forward. No transaction: a lost race only retries, and
    * the head is a checkpoint that may lag one interrupted append but never runs ahead.
    */
-  async append(event: AuditEventInput): Promise<AuditRecord> {
+  append(event: AuditEventInput): Promise<AuditRecord> {
+    const next = this.#appending.then(() => this.#append(event));
+    this.#appending = next.catch(() => undefined);
+    return next;
+  }
+
+  async #append(event: AuditEventInput): Promise<AuditRecord> {
     for (let attempt = 1; ; attempt += 1) {
-      const last = await this.#last();
+      // First try after the record we last saw; other writers make that guess fail, then read.
+      const last = attempt === 1 && this.#lastSeen ? this.#lastSeen : await this.#last();
       const record = nextRecord(
         last,
         event,
@@ -335,16 +347,19 @@ export class DynamoStore
           new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true }),
         );
         if (Item?.id !== record.id) {
+          this.#lastSeen = undefined;
           if (attempt >= this.#maxAppendAttempts) {
             throw new KeywardenError(
               `audit append for ${event.type} ${event.subject} lost the race for sequence numbers ${attempt} times; try again`,
               { cause: error, retryable: true },
             );
           }
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * Math.min(attempt, 10)));
+          if (attempt > 1)
+            await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * Math.min(attempt, 10)));
           continue;
         }
       }
+      this.#lastSeen = { seq: record.seq, hash: record.hash };
       await this.#doc
         .send(
           new PutCommand({
