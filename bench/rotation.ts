@@ -1,0 +1,539 @@
+/**
+ * Benchmark: rotating N due identities of mixed kinds against the local stack, with
+ * keywarden's engine and with the naive sequential loop an engineer writes without it,
+ * in the same run, on the same servers. Prints a table, the speed-up
+ * (naive time / keywarden time), where keywarden's time went, and a one-line JSON
+ * summary; writes everything to bench/results/rotation-<date>.json.
+ *
+ *   npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]
+ *
+ * It starts its own local stack (moto + OpenBao on loopback) in a temporary directory
+ * and stops it at the end, on error and on Ctrl-C. Each contender gets its own set of
+ * identities and its own state table, so neither benefits from the other's work.
+ * keywarden runs first: whatever the second run gains from a warm process and warm
+ * servers goes to the baseline.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import Table from 'cli-table3';
+import pLimit from 'p-limit';
+import { ensureStateTable } from '../functions/adapters/aws/dynamodb-table.ts';
+import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../functions/adapters/wiring.ts';
+import type { Identity } from '../functions/core/identity.ts';
+import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
+import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
+import { REPO_ROOT, type StackEndpoints, startStack, stopStack } from '../scripts/local-stack.ts';
+import { BENCH_KINDS, createVaultPolicy, seedIdentitySet } from './support/identity-sets.ts';
+import {
+  CallLedger,
+  type PhaseUsage,
+  percentile,
+  RssSampler,
+  recordAwsCalls,
+  recordVaultCalls,
+  startPhase,
+  timedPort,
+} from './support/measure.ts';
+import { type NaiveOutcome, rotateSequentially } from './support/naive-rotation.ts';
+import { startReaper } from './support/stack-reaper.ts';
+
+const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+interface Options {
+  identities: number;
+  concurrency: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      identities: { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '16' },
+    },
+    strict: true,
+  });
+  const whole = (name: string, text: string, max: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      throw new Error(`--${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`);
+    }
+    return n;
+  };
+  return {
+    identities: whole('identities', values.identities, 10_000),
+    // keywarden's own setting (rotationConcurrency) stops at 64.
+    concurrency: whole('concurrency', values.concurrency, 64),
+  };
+}
+
+/** One contender's set: its own wiring (clients, state table) and its own identities. */
+interface BenchSet {
+  tableName: string;
+  services: Services;
+  vault: VaultClient;
+  identities: Identity[];
+  ledger: CallLedger;
+}
+
+async function prepareSet(
+  stack: StackEndpoints,
+  options: Options & { prefix: string; set: string },
+): Promise<BenchSet> {
+  const config = RuntimeConfigSchema.parse({
+    aws: localAwsEndpoint(stack),
+    tableName: `${options.prefix}-${options.set}-state`,
+    fingerprintKey: randomBytes(32).toString('hex'),
+    discovery: {},
+    vault: { addr: stack.vault.addr, token: stack.vault.token },
+    rotationConcurrency: options.concurrency,
+  });
+  const services = wire(config);
+  const vault = services.vault as VaultClient;
+  await ensureStateTable(services.aws.dynamodb, config.tableName);
+  const identities = await seedIdentitySet(services, vault, {
+    prefix: options.prefix,
+    set: options.set,
+    count: options.identities,
+    limit: pLimit(options.concurrency),
+  });
+  // The ledger starts after the seeding: it counts the contender's calls only.
+  const ledger = new CallLedger();
+  for (const service of ['iam', 'sts', 'secrets', 'dynamodb'] as const) {
+    recordAwsCalls(services.aws[service], service, ledger);
+  }
+  recordVaultCalls(vault, options.prefix, ledger);
+  return { tableName: config.tableName, services, vault, identities, ledger };
+}
+
+interface ContenderResult {
+  contender: string;
+  identities: number;
+  rotated: number;
+  failed: number;
+  skipped: number;
+  wallMs: number;
+  perSecond: number;
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+  /** Requests to moto and OpenBao (the per-verification STS and Vault clients of keywarden not included). */
+  requests: { aws: number; vault: number; perIdentity: number };
+  peakRssMb: number;
+  byKind: Record<string, { p50Ms: number; p95Ms: number }>;
+  failures: { identityId: string; kind: string; reason: string }[];
+}
+
+function summarise(
+  contender: string,
+  outcomes: readonly (RotationOutcome | NaiveOutcome)[],
+  wallMs: number,
+  ledger: CallLedger,
+  peakRss: number,
+): ContenderResult {
+  const durations = outcomes.map((o) => o.durationMs);
+  const aws = ['iam.', 'sts.', 'secrets.', 'dynamodb.'].reduce(
+    (sum, prefix) => sum + ledger.count(prefix),
+    0,
+  );
+  const vault = ledger.count('vault.');
+  const byKind = Object.fromEntries(
+    BENCH_KINDS.map((kind) => {
+      const of = outcomes.filter((o) => o.kind === kind).map((o) => o.durationMs);
+      return [kind, { p50Ms: round(percentile(of, 50)), p95Ms: round(percentile(of, 95)) }];
+    }),
+  );
+  return {
+    contender,
+    identities: outcomes.length,
+    rotated: outcomes.filter((o) => o.status === 'rotated').length,
+    failed: outcomes.filter((o) => o.status === 'failed').length,
+    skipped: outcomes.filter((o) => o.status === 'skipped').length,
+    wallMs: round(wallMs),
+    perSecond: round(outcomes.length / (wallMs / 1_000), 2),
+    p50Ms: round(percentile(durations, 50)),
+    p95Ms: round(percentile(durations, 95)),
+    maxMs: round(Math.max(0, ...durations)),
+    requests: { aws, vault, perIdentity: round((aws + vault) / Math.max(1, outcomes.length), 1) },
+    peakRssMb: round(peakRss / 2 ** 20),
+    byKind,
+    failures: outcomes
+      .filter((o) => o.status !== 'rotated')
+      .map((o) => ({ identityId: o.identityId, kind: o.kind, reason: o.reason ?? o.status })),
+  };
+}
+
+const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+const progress = (label: string, total: number) => {
+  let done = 0;
+  const step = Math.max(1, Math.ceil(total / 5));
+  return () => {
+    done += 1;
+    if (done % step === 0 || done === total) process.stderr.write(`  ${label}: ${done}/${total}\n`);
+  };
+};
+
+/** keywarden's engine, with every port timed so the ledger shows where the time went. */
+async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<string, number>) {
+  const { services, ledger } = set;
+  const plain = services.rotationDeps('bench');
+  const deps = services.rotationDeps('bench', {
+    store: timedPort(plain.store, 'store', ledger),
+    audit: timedPort(plain.audit, 'audit', ledger),
+    provider: (kind) => timedPort(plain.provider(kind), `provider[${kind}]`, ledger),
+    delivery: (type) => timedPort(plain.delivery(type), `delivery[${type}]`, ledger),
+  });
+  const tick = progress('keywarden', set.identities.length);
+  const phase = startPhase(pids);
+  const started = performance.now();
+  const outcomes = await rotateMany(deps, set.identities, {
+    owner: 'bench',
+    limit: pLimit(concurrency),
+    onOutcome: tick,
+  });
+  const wallMs = performance.now() - started;
+  set.ledger.close();
+  return { outcomes, wallMs, usage: phase() };
+}
+
+async function runNaive(set: BenchSet, pids: Record<string, number>) {
+  const tick = progress('naive loop', set.identities.length);
+  const clients = { iam: set.services.aws.iam, secrets: set.services.aws.secrets, vault: set.vault };
+  const phase = startPhase(pids);
+  const started = performance.now();
+  const outcomes = await rotateSequentially(clients, set.identities, tick);
+  const wallMs = performance.now() - started;
+  set.ledger.close();
+  return { outcomes, wallMs, usage: phase() };
+}
+
+/**
+ * How long one DynamoDB Query (the engine's listVersions) takes on moto with nothing
+ * else running, on a contender's table as the run left it: moto answers a Query by
+ * scanning the whole table, so its cost grows with the table, unlike DynamoDB's.
+ */
+async function probeQuery(set: BenchSet, times = 20) {
+  const { Table } = await set.services.aws.dynamodb.send(
+    new DescribeTableCommand({ TableName: set.tableName }),
+  );
+  const id = set.identities[0]?.id ?? 'none';
+  const started = performance.now();
+  for (let n = 0; n < times; n += 1) await set.services.store.listVersions(id);
+  return { items: Table?.ItemCount ?? 0, queryMs: round((performance.now() - started) / times, 1) };
+}
+
+function stackVersions(): string {
+  const pins = readFileSync(join(REPO_ROOT, 'scripts', 'requirements-stack.txt'), 'utf8')
+    .split('\n')
+    .filter((line) => /==/.test(line) && !line.startsWith('#'));
+  return pins.join(', ');
+}
+
+function printReport(
+  options: Options,
+  results: ContenderResult[],
+  speedup: number,
+  keywardenLedger: CallLedger,
+  naiveLedger: CallLedger,
+) {
+  const table = new Table({
+    style: { head: [], border: [] },
+    head: [
+      'contender',
+      'rotated',
+      'failed',
+      'wall s',
+      'identities/s',
+      'p50 ms',
+      'p95 ms',
+      'max ms',
+      'requests/identity',
+      'peak RSS MB',
+    ],
+  });
+  for (const r of results) {
+    table.push([
+      r.contender,
+      `${r.rotated}/${r.identities}`,
+      r.failed,
+      (r.wallMs / 1_000).toFixed(1),
+      r.perSecond.toFixed(2),
+      r.p50Ms,
+      r.p95Ms,
+      r.maxMs,
+      r.requests.perIdentity,
+      r.peakRssMb,
+    ]);
+  }
+  console.log(table.toString());
+  console.log(
+    `speed-up (naive time / keywarden time): ${speedup.toPrecision(3)} ` +
+      (speedup > 1
+        ? `(keywarden is ${speedup.toFixed(1)}× faster)`
+        : `(the naive loop is ${(1 / speedup).toFixed(1)}× faster)`),
+  );
+
+  const kinds = new Table({
+    head: ['kind', 'keywarden p50 / p95 ms', 'naive p50 / p95 ms'],
+    style: { head: [], border: [] },
+  });
+  for (const kind of BENCH_KINDS) {
+    const [k, n] = results.map((r) => r.byKind[kind]);
+    kinds.push([kind, `${k?.p50Ms} / ${k?.p95Ms}`, `${n?.p50Ms} / ${n?.p95Ms}`]);
+  }
+  console.log(kinds.toString());
+
+  const wall = results[0]?.wallMs ?? 1;
+  const where = new Table({
+    head: ['keywarden: where the time went (port calls)', 'calls', 'summed s', 'mean ms', 'summed / wall'],
+    style: { head: [], border: [] },
+  });
+  const ports = ['store.', 'audit.', 'provider[', 'delivery['];
+  for (const [name, stats] of keywardenLedger
+    .entries()
+    .filter(([n]) => ports.some((p) => n.startsWith(p)))
+    .slice(0, 12)) {
+    where.push([
+      name,
+      stats.calls,
+      (stats.totalMs / 1_000).toFixed(1),
+      (stats.totalMs / stats.calls).toFixed(1),
+      `${(stats.totalMs / wall).toFixed(2)}×`,
+    ]);
+  }
+  console.log(where.toString());
+
+  const requests = new Table({
+    head: ['requests (keywarden | naive)', 'calls', 'mean ms', 'failures'],
+    style: { head: [], border: [] },
+  });
+  for (const [label, ledger] of [
+    ['keywarden', keywardenLedger],
+    ['naive', naiveLedger],
+  ] as const) {
+    const top = ledger.entries().filter(([n]) => !ports.some((p) => n.startsWith(p)));
+    for (const [name, stats] of top.slice(0, label === 'keywarden' ? 10 : 6)) {
+      const failures = Object.entries(stats.failures)
+        .map(([error, count]) => `${count} ${error}`)
+        .join(', ');
+      requests.push([`${label}: ${name}`, stats.calls, (stats.totalMs / stats.calls).toFixed(1), failures]);
+    }
+  }
+  console.log(requests.toString());
+  const concurrency = options.concurrency;
+  console.log(
+    `(summed / wall above 1× means calls of that port overlap: up to ${concurrency} identities are in flight at once)`,
+  );
+}
+
+function printUsage(phases: Record<string, PhaseUsage>) {
+  const names = [...new Set(Object.values(phases).flatMap((usage) => Object.keys(usage.cpu)))];
+  const table = new Table({
+    head: ['phase', 'wall s', ...names.map((name) => `${name} CPU cores`), 'load avg 1m'],
+    style: { head: [], border: [] },
+  });
+  for (const [phase, usage] of Object.entries(phases)) {
+    table.push([
+      phase,
+      (usage.wallMs / 1_000).toFixed(1),
+      ...names.map((name) => usage.cpu[name]?.cores ?? '-'),
+      usage.loadAvg1m,
+    ]);
+  }
+  console.log(table.toString());
+}
+
+/** What the run and its clean-up share. */
+interface RunContext {
+  stateDir: string;
+  sampler: RssSampler;
+  stopReaper: () => void;
+}
+
+async function main(options: Options, run: RunContext) {
+  const { stateDir, sampler } = run;
+  const runStarted = performance.now();
+  const prefix = `kwb-${randomBytes(3).toString('hex')}`;
+  process.stderr.write(`starting the local stack in ${stateDir}…\n`);
+  const stack = await startStack(stateDir, (line) => process.stderr.write(`${line}\n`));
+  run.stopReaper = startReaper(stack, stateDir).stop;
+  const stackMs = performance.now() - runStarted;
+
+  process.stderr.write(`creating 2 × ${options.identities} identities with their current credentials…\n`);
+  sampler.phase('seed');
+  const seedStarted = performance.now();
+  await createVaultPolicy(new VaultClient({ addr: stack.vault.addr, token: stack.vault.token }), prefix);
+  const keywardenSet = await prepareSet(stack, { ...options, prefix, set: 'k' });
+  const naiveSet = await prepareSet(stack, { ...options, prefix, set: 'n' });
+  const seedMs = performance.now() - seedStarted;
+
+  process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency})…\n`);
+  sampler.phase('keywarden');
+  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
+  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids);
+  process.stderr.write('rotating with the naive sequential loop…\n');
+  sampler.phase('naive');
+  const naive = await runNaive(naiveSet, pids);
+  sampler.phase('report');
+  const probe = { keywarden: await probeQuery(keywardenSet), naive: await probeQuery(naiveSet) };
+
+  const results = [
+    summarise(
+      'keywarden',
+      keywarden.outcomes,
+      keywarden.wallMs,
+      keywardenSet.ledger,
+      sampler.peakOf('keywarden'),
+    ),
+    summarise(
+      'naive sequential loop',
+      naive.outcomes,
+      naive.wallMs,
+      naiveSet.ledger,
+      sampler.peakOf('naive'),
+    ),
+  ] as const;
+  const speedup = naive.wallMs / keywarden.wallMs;
+  const date = new Date();
+
+  console.log(
+    `\nkeywarden rotation benchmark, ${date.toISOString()}: ${options.identities} identities per contender ` +
+      `(${BENCH_KINDS.join(', ')} in equal parts), concurrency ${options.concurrency}; ` +
+      `local stack ${stackVersions()} on loopback; ${cpus().length} CPUs, node ${process.version}`,
+  );
+  printReport(options, [...results], speedup, keywardenSet.ledger, naiveSet.ledger);
+  printUsage({ keywarden: keywarden.usage, naive: naive.usage });
+  console.log(
+    `moto probe, nothing else running: one Query takes ${probe.keywarden.queryMs} ms on keywarden's table ` +
+      `(${probe.keywarden.items} items after the run) and ${probe.naive.queryMs} ms on an empty table (${probe.naive.items} items)`,
+  );
+  for (const r of results) {
+    for (const f of r.failures.slice(0, 10))
+      console.log(`${r.contender} ${f.kind} ${f.identityId}: ${f.reason}`);
+    if (r.failures.length > 10)
+      console.log(`${r.contender}: ${r.failures.length - 10} more failures in the results file`);
+  }
+
+  const summary = {
+    bench: 'rotation',
+    date: date.toISOString(),
+    identities: options.identities,
+    concurrency: options.concurrency,
+    keywarden: pick(results[0]),
+    naive: pick(results[1]),
+    speedup: round(speedup, 4),
+    peakRssMb: round(sampler.peak / 2 ** 20),
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(
+    RESULTS_DIR,
+    `rotation-${date.toISOString().replace(/:/g, '-').replace(/\..*/, '')}.json`,
+  );
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        ...summary,
+        environment: { cpus: cpus().length, node: process.version, stack: stackVersions() },
+        phasesMs: {
+          startStack: round(stackMs),
+          seed: round(seedMs),
+          keywarden: round(keywarden.wallMs),
+          naive: round(naive.wallMs),
+        },
+        usage: { keywarden: keywarden.usage, naive: naive.usage },
+        motoQueryProbe: probe,
+        results,
+        calls: { keywarden: keywardenSet.ledger.toJSON(), naive: naiveSet.ledger.toJSON() },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`results: ${relative(process.cwd(), file)}`);
+  console.log(JSON.stringify(summary));
+  if (results[0].rotated !== options.identities) {
+    throw new Error(
+      `keywarden rotated ${results[0].rotated} of ${options.identities} identities; see the failures above`,
+    );
+  }
+}
+
+const pick = (r: ContenderResult) => ({
+  wallMs: r.wallMs,
+  perSecond: r.perSecond,
+  p50Ms: r.p50Ms,
+  p95Ms: r.p95Ms,
+  rotated: r.rotated,
+  failed: r.failed,
+  requestsPerIdentity: r.requests.perIdentity,
+  peakRssMb: r.peakRssMb,
+});
+
+let options: Options;
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  console.error('usage: npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]');
+  process.exit(2);
+}
+
+const run: RunContext = {
+  stateDir: mkdtempSync(join(tmpdir(), 'keywarden-bench-')),
+  sampler: new RssSampler(100),
+  stopReaper: () => {},
+};
+let keepStateDir = false;
+let cleaning: Promise<void> | undefined;
+/** Stops the stack this run started (and only it); safe to call more than once. */
+const cleanup = () => {
+  cleaning ??= (async () => {
+    const { stateDir } = run;
+    run.sampler.stop();
+    const stopped = await stopStack(stateDir).then(
+      () => true,
+      (error: unknown) => {
+        console.error(`could not stop the local stack in ${stateDir}: ${(error as Error).message}`);
+        return false;
+      },
+    );
+    // Left running when stopping failed: it ends the servers once this process is gone.
+    if (stopped) run.stopReaper();
+    if (keepStateDir) console.error(`server logs kept in ${stateDir}`);
+    else rmSync(stateDir, { recursive: true, force: true });
+  })();
+  return cleaning;
+};
+// `on`, not `once`: a second signal (tsx relays one when the first is not acknowledged at
+// once) must find a handler here, or tsx's own handler exits before the stack is stopped.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.on(signal, () => {
+    if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+try {
+  await main(options, run);
+} catch (error) {
+  keepStateDir = true;
+  console.error(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// Keep-alive sockets to the stopped servers must not hold the process open.
+process.exit(process.exitCode ?? 0);
