@@ -309,6 +309,8 @@ export class DynamoStore
   #lastSeen: AuditHead | undefined;
   /** Appends of this process, one after another: the chain is sequential, so racing ourselves only costs retries. */
   #appending: Promise<unknown> = Promise.resolve();
+  /** Appends waiting in this process; the head checkpoint is written by the last of a burst. */
+  #queued = 0;
 
   /**
    * Appends after the last record with one conditional put (the sequence number must be
@@ -316,7 +318,12 @@ export class DynamoStore
    * the head is a checkpoint that may lag one interrupted append but never runs ahead.
    */
   append(event: AuditEventInput): Promise<AuditRecord> {
-    const next = this.#appending.then(() => this.#append(event));
+    this.#queued += 1;
+    const next = this.#appending
+      .then(() => this.#append(event))
+      .finally(() => {
+        this.#queued -= 1;
+      });
     this.#appending = next.catch(() => undefined);
     return next;
   }
@@ -360,6 +367,9 @@ export class DynamoStore
         }
       }
       this.#lastSeen = { seq: record.seq, hash: record.hash };
+      // In a burst, only the last append moves the head: it is a checkpoint that may lag,
+      // and the burst's final write brings it level with the chain.
+      if (this.#queued > 1) return record;
       await this.#doc
         .send(
           new PutCommand({
