@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import pLimit from 'p-limit';
+import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../../functions/adapters/rate-limits.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import {
@@ -184,6 +185,10 @@ async function run(
   }
   report(result, options.json);
   if (result.stopped) say(`stopped before the end; continue with: keywarden revoke resume ${campaignId}`);
+  else {
+    const locations = await publishCampaignReport(services, result);
+    say(`report: ${locations.html} (also ${locations.markdown}, ${locations.json})`);
+  }
   if (result.stopped || result.targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
 }
 

@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -523,7 +523,13 @@ function keywarden(args: string[]) {
   const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
-    env: { ...process.env, KEYWARDEN_TABLE: '', KEYWARDEN_HOME: home, KEYWARDEN_ACTOR: 'responder' },
+    env: {
+      ...process.env,
+      KEYWARDEN_TABLE: '',
+      KEYWARDEN_HOME: home,
+      KEYWARDEN_ACTOR: 'responder',
+      KEYWARDEN_REPORTS_DIR: join(home, 'reports'),
+    },
     input: '',
     timeout: 120_000,
   });
@@ -624,6 +630,12 @@ describe('campaign: revoke', () => {
     expect(campaign.status).toBe('completed');
     const targets = await services.store.listTargets(campaign.campaignId);
     expect(targets).toHaveLength(22);
+    // The post-incident report, in three formats, recorded on the campaign.
+    const reportHtml = cli.stderr.match(/report: (\S+report\.html)/)?.[1] ?? '';
+    expect(readFileSync(reportHtml, 'utf8')).toContain('INC-3');
+    expect(readFileSync(reportHtml.replace(/html$/, 'md'), 'utf8')).toContain('INC-3');
+    expect(JSON.parse(readFileSync(reportHtml.replace(/html$/, 'json'), 'utf8')).incident).toBe('INC-3');
+    expect((await services.store.getCampaign(campaign.campaignId))?.reportLocation).toBe(reportHtml);
     expect(targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
     // The servers themselves: every key deleted, token and secret-id dead, KV version destroyed,
     // Secrets Manager labels gone, no lease left under the prefix, deny policy on the role.

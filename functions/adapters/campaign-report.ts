@@ -1,0 +1,37 @@
+import { resolve } from 'node:path';
+import type { CampaignRun } from '../core/campaign-engine.ts';
+import { buildRevocationReport, renderReport } from '../core/revocation-report.ts';
+import { type ReportLocations, writeReport } from './report-writer.ts';
+import type { Services } from './wiring.ts';
+
+/**
+ * Writes the post-incident revocation report of a finished campaign run: to the report
+ * bucket when one is configured, otherwise to a local folder (`KEYWARDEN_REPORTS_DIR`,
+ * default `./reports`), and records where on the campaign.
+ */
+export async function publishCampaignReport(services: Services, run: CampaignRun): Promise<ReportLocations> {
+  const affected = new Set(run.targets.map((target) => target.identityId));
+  const [identities, { records }] = await Promise.all([
+    services.store.listIdentities(),
+    services.store.readAll(),
+  ]);
+  const report = buildRevocationReport({
+    campaign: run.campaign,
+    targets: run.targets,
+    identities: identities.map((record) => record.identity).filter((identity) => affected.has(identity.id)),
+    history: records.filter((record) => affected.has(record.subject)),
+    reissued: run.reissues.filter((r) => r.status === 'reissued').map((r) => r.identityId),
+    generatedAt: services.clock.now().toISOString(),
+  });
+  const bucket = services.config.reportBucket;
+  const locations = await writeReport(
+    report,
+    renderReport(report),
+    bucket
+      ? { kind: 's3', s3: services.aws.s3, bucket }
+      : { kind: 'local', dir: resolve(process.env.KEYWARDEN_REPORTS_DIR ?? 'reports') },
+  );
+  const { rev, ...campaign } = run.campaign;
+  await services.store.putCampaign({ ...campaign, reportLocation: locations.html }, rev);
+  return locations;
+}
