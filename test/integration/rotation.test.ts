@@ -8,17 +8,7 @@
  * rotation, and that retired credentials are really unusable where the server can tell.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  CreateAccessKeyCommand,
-  CreateUserCommand,
-  ListAccessKeysCommand,
-  UpdateAccessKeyCommand,
-} from '@aws-sdk/client-iam';
-import {
-  CreateSecretCommand,
-  DescribeSecretCommand,
-  GetSecretValueCommand,
-} from '@aws-sdk/client-secrets-manager';
+import { ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import pLimit from 'p-limit';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -29,14 +19,13 @@ import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { assessFindings } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import { deliveryOf } from '../../functions/core/provider.ts';
 import {
   type RotationDeps,
   rotateIdentity,
   rotateMany,
   SimulatedCrash,
 } from '../../functions/core/rotation.ts';
-import { identity as makeIdentity } from '../support/fixtures.ts';
+import { credentialHarnesses } from '../support/credential-harness.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -63,229 +52,12 @@ beforeAll(async () => {
 });
 
 const deps = (overrides: Partial<RotationDeps> = {}) => services.rotationDeps('test', overrides);
-const value = () => randomBytes(18).toString('base64url');
 
-/** One rotatable kind: how to create its credential as a pipeline has it today, and how the pipeline uses it. */
-interface KindHarness {
-  kind: Identity['kind'];
-  /** Creates the identity's credential and delivery target as they exist before keywarden. */
-  setup(name: string): Promise<Identity>;
-  /** Reads the delivered credential and uses it; resolves true when it works. */
-  works(identity: Identity): Promise<boolean>;
-  /** Whether the server still accepts a credential keywarden retired. */
-  stillUsable(identity: Identity, handle: string): Promise<boolean>;
-}
-
-const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
-
-async function readDelivered(identity: Identity): Promise<string> {
-  const delivery = deliveryOf(identity);
-  if (delivery?.type === 'aws-secret') {
-    const { SecretString } = await services.aws.secrets.send(
-      new GetSecretValueCommand({ SecretId: delivery.secretId, VersionStage: 'AWSCURRENT' }),
-    );
-    return SecretString ?? '';
-  }
-  if (delivery?.type === 'vault-kv') {
-    const read = await vault.read(`${delivery.mount}/data/${delivery.path}`);
-    return JSON.stringify((read?.data as { data?: unknown } | undefined)?.data ?? {});
-  }
-  throw new Error('no delivery');
-}
-
-const iamKeys: KindHarness = {
-  kind: 'aws-iam-access-key',
-  async setup(name) {
-    await services.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${prefix}/` }));
-    const { AccessKey } = await services.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
-    const secretId = `${prefix}/${name}/aws-key`;
-    await services.aws.secrets.send(
-      new CreateSecretCommand({
-        Name: secretId,
-        SecretString: JSON.stringify({
-          accessKeyId: AccessKey?.AccessKeyId,
-          secretAccessKey: AccessKey?.SecretAccessKey,
-        }),
-      }),
-    );
-    return makeIdentity({
-      id: name,
-      kind: 'aws-iam-access-key',
-      scope: { userName: name },
-      policy,
-      delivery: { type: 'aws-secret', secretId },
-    });
-  },
-  async works(identity) {
-    const key = JSON.parse(await readDelivered(identity)) as { accessKeyId: string; secretAccessKey: string };
-    const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
-    const keys = await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }));
-    // moto lets inactive keys authenticate: the key's status is the truth.
-    const active = keys.AccessKeyMetadata?.some(
-      (k) => k.AccessKeyId === key.accessKeyId && k.Status === 'Active',
-    );
-    const sts = new STSClient(awsClientConfig({ ...testAws(), credentials: key }));
-    const caller = await sts.send(new GetCallerIdentityCommand({}));
-    return Boolean(active) && Boolean(caller.Arn?.endsWith(`/${userName}`));
-  },
-  async stillUsable(identity, handle) {
-    const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
-    const keys = await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }));
-    return Boolean(keys.AccessKeyMetadata?.some((k) => k.AccessKeyId === handle && k.Status === 'Active'));
-  },
-};
-
-const awsSecrets: KindHarness = {
-  kind: 'aws-secret',
-  async setup(name) {
-    const secretId = `${prefix}/${name}/password`;
-    await services.aws.secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: value() }));
-    return makeIdentity({ id: name, kind: 'aws-secret', scope: { secretId }, policy });
-  },
-  async works(identity) {
-    // A generic secret "works" when the pipeline reads the value keywarden recorded as current.
-    const delivered = await readDelivered(identity);
-    const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
-    return (
-      delivered.length > 0 &&
-      (!current?.fingerprint || current.fingerprint === services.fingerprinter.of(delivered))
-    );
-  },
-  async stillUsable(identity, handle) {
-    const secretId = identity.kind === 'aws-secret' ? identity.scope.secretId : '';
-    const described = await services.aws.secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
-    return (described.VersionIdsToStages?.[handle] ?? []).length > 0;
-  },
-};
-
-/** A client that authenticates as the delivered token, as the pipeline would. */
-const asToken = (token: string) => new VaultClient({ addr: testStack().vault.addr, token });
-
-const vaultTokens: KindHarness = {
-  kind: 'vault-token',
-  async setup(name) {
-    const path = `${prefix}/${name}/token`;
-    const token = await vault.createToken(
-      { policies: [`${prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
-      { orphan: true },
-    );
-    await vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-token',
-      scope: { policies: [`${prefix}-read`], ttl: '24h' },
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
-  async works(identity) {
-    const delivered = JSON.parse(await readDelivered(identity)) as { token?: string; value?: string };
-    const token = delivered.token ?? delivered.value ?? '';
-    const self = await asToken(token)
-      .lookupSelf()
-      .catch(() => undefined);
-    return Boolean(self?.policies?.includes(`${prefix}-read`));
-  },
-  async stillUsable(_identity, handle) {
-    return (await vault.lookupAccessor(handle)) !== undefined;
-  },
-};
-
-const approleSecretIds: KindHarness = {
-  kind: 'vault-approle-secret-id',
-  async setup(name) {
-    await vault.write(`auth/approle/role/${name}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
-    const roleId = String((await vault.read(`auth/approle/role/${name}/role-id`))?.data?.role_id);
-    const secretId = String((await vault.write(`auth/approle/role/${name}/secret-id`, {})).data?.secret_id);
-    const path = `${prefix}/${name}/approle`;
-    await vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-approle-secret-id',
-      scope: { roleName: name, secretIdTtl: '24h' },
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
-  async works(identity) {
-    const delivered = JSON.parse(await readDelivered(identity)) as {
-      role_id: string;
-      secret_id: string;
-      value?: string;
-    };
-    const creds = delivered.value ? (JSON.parse(delivered.value) as typeof delivered) : delivered;
-    const login = await vault
-      .write('auth/approle/login', { role_id: creds.role_id, secret_id: creds.secret_id })
-      .catch(() => undefined);
-    const accessor = login?.auth?.accessor;
-    if (typeof accessor === 'string') await vault.revokeAccessor(accessor);
-    return typeof login?.auth?.client_token === 'string';
-  },
-  async stillUsable(identity, handle) {
-    const role = identity.kind === 'vault-approle-secret-id' ? identity.scope.roleName : '';
-    const found = await vault
-      .write(`auth/approle/role/${role}/secret-id-accessor/lookup`, { secret_id_accessor: handle })
-      .catch(() => undefined);
-    return Boolean(found?.data);
-  },
-};
-
-const kvSecrets: KindHarness = {
-  kind: 'vault-kv',
-  async setup(name) {
-    const path = `${prefix}/${name}/api-key`;
-    await vault.write(`secret/data/${path}`, { data: { value: value() } });
-    return makeIdentity({ id: name, kind: 'vault-kv', scope: { path }, policy });
-  },
-  async works(identity) {
-    const delivered = await readDelivered(identity);
-    const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
-    return (
-      delivered !== '{}' && (!current?.fingerprint || current.origin === 'adopted' || delivered.length > 2)
-    );
-  },
-  async stillUsable(identity, handle) {
-    const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
-    const metadata = await vault.read(`secret/metadata/${path}`);
-    const versions = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
-    const custom = (metadata?.data?.custom_metadata ?? {}) as Record<string, string>;
-    const kvVersion = handle.startsWith('kv-v')
-      ? handle.slice(4)
-      : Object.entries(custom)
-          .find(([key, id]) => id === handle && /^kw-\d+$/.test(key))?.[0]
-          .slice(3);
-    return kvVersion !== undefined && versions[kvVersion]?.destroyed === false;
-  },
-};
-
-const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
-
-/** The secret strings inside a delivered value (a JSON document or a plain value), long enough to matter. */
-function secretsIn(delivered: string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(delivered);
-  } catch {
-    return [delivered];
-  }
-  const values =
-    typeof parsed === 'object' && parsed ? Object.values(parsed as Record<string, unknown>) : [parsed];
-  return values.filter((v): v is string => typeof v === 'string' && v.length >= 16 && !v.startsWith('AKIA'));
-}
-
-/** Every active credential the provider holds for the identity is one the store knows as current or previous. */
-async function orphans(identity: Identity): Promise<string[]> {
-  const known = new Set(
-    (await services.store.listVersions(identity.id))
-      .filter((v) => v.stage === 'current' || v.stage === 'previous')
-      .map((v) => v.handle),
-  );
-  const listed = await services
-    .rotationDeps('test')
-    .provider(identity.kind)
-    .list(identity as never);
-  return listed.filter((l) => l.status === 'active' && !known.has(l.handle)).map((l) => l.handle);
-}
+const { harnesses, iamKeys, readDelivered, orphans, secretsIn } = credentialHarnesses(() => ({
+  services,
+  vault,
+  prefix,
+}));
 
 async function stages(identity: Identity) {
   return (await services.store.listVersions(identity.id)).map((v) => v.stage).sort();
