@@ -12,18 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  CreateAccessKeyCommand,
-  CreateUserCommand,
-  IAMClient,
-  ListAccessKeysCommand,
-} from '@aws-sdk/client-iam';
-import {
-  CreateSecretCommand,
-  DescribeSecretCommand,
-  GetSecretValueCommand,
-} from '@aws-sdk/client-secrets-manager';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
@@ -38,6 +28,7 @@ import { verifyChain } from '../../functions/core/audit.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { deliveryOf } from '../../functions/core/provider.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../../functions/core/rotation.ts';
+import { credentialHarnesses, type KindHarness } from '../support/credential-harness.ts';
 import {
   FAULT_KINDS,
   type FaultCounts,
@@ -48,7 +39,6 @@ import {
   startStackProxies,
   summarizeFaults,
 } from '../support/fault-proxy.ts';
-import { identity as makeIdentity } from '../support/fixtures.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -111,150 +101,16 @@ afterAll(async () => {
   await proxies?.close();
 });
 
-const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
-const value = () => randomBytes(18).toString('base64url');
+const _policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+const _value = () => randomBytes(18).toString('base64url');
 
-/** One rotatable kind: its credential as a pipeline has it before keywarden, and the pipeline's use of it. */
-interface KindHarness {
-  kind: Identity['kind'];
-  setup(name: string): Promise<Identity>;
-  /** Reads the delivered credential and uses it against the real server; true when it works. */
-  works(identity: Identity): Promise<boolean>;
-}
-
-/** The delivered value as the pipeline reads it, from the real server. */
-async function readDelivered(identity: Identity): Promise<string> {
-  const delivery = deliveryOf(identity);
-  if (delivery?.type === 'aws-secret') {
-    const { SecretString } = await direct.aws.secrets.send(
-      new GetSecretValueCommand({ SecretId: delivery.secretId, VersionStage: 'AWSCURRENT' }),
-    );
-    return SecretString ?? '';
-  }
-  if (delivery?.type === 'vault-kv') {
-    const read = await vault.read(`${delivery.mount}/data/${delivery.path}`);
-    return JSON.stringify((read?.data as { data?: unknown } | undefined)?.data ?? {});
-  }
-  throw new Error(`${identity.id}: no delivery`);
-}
-
-const iamKeys: KindHarness = {
-  kind: 'aws-iam-access-key',
-  async setup(name) {
-    await direct.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${prefix}/` }));
-    const { AccessKey } = await direct.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
-    const secretId = `${prefix}/${name}/aws-key`;
-    await direct.aws.secrets.send(
-      new CreateSecretCommand({
-        Name: secretId,
-        SecretString: JSON.stringify({
-          accessKeyId: AccessKey?.AccessKeyId,
-          secretAccessKey: AccessKey?.SecretAccessKey,
-        }),
-      }),
-    );
-    return makeIdentity({
-      id: name,
-      kind: 'aws-iam-access-key',
-      scope: { userName: name },
-      policy,
-      delivery: { type: 'aws-secret', secretId },
-    });
-  },
-  async works(identity) {
-    const key = JSON.parse(await readDelivered(identity)) as { accessKeyId: string; secretAccessKey: string };
-    const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
-    const keys = await direct.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }));
-    // moto lets inactive keys authenticate: the key's status is the truth.
-    const active = keys.AccessKeyMetadata?.some(
-      (k) => k.AccessKeyId === key.accessKeyId && k.Status === 'Active',
-    );
-    const sts = new STSClient(awsClientConfig({ ...testAws(), credentials: key }));
-    const caller = await sts.send(new GetCallerIdentityCommand({}));
-    return Boolean(active) && Boolean(caller.Arn?.endsWith(`/${userName}`));
-  },
-};
-
-const awsSecrets: KindHarness = {
-  kind: 'aws-secret',
-  async setup(name) {
-    const secretId = `${prefix}/${name}/password`;
-    await direct.aws.secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: value() }));
-    return makeIdentity({ id: name, kind: 'aws-secret', scope: { secretId }, policy });
-  },
-  async works(identity) {
-    return (await readDelivered(identity)).length > 0;
-  },
-};
-
-const vaultTokens: KindHarness = {
-  kind: 'vault-token',
-  async setup(name) {
-    const path = `${prefix}/${name}/token`;
-    const token = await vault.createToken(
-      { policies: [`${prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
-      { orphan: true },
-    );
-    await vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-token',
-      scope: { policies: [`${prefix}-read`], ttl: '24h' },
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
-  async works(identity) {
-    const delivered = JSON.parse(await readDelivered(identity)) as { token?: string; value?: string };
-    const token = delivered.token ?? delivered.value ?? '';
-    const self = await new VaultClient({ addr: testStack().vault.addr, token })
-      .lookupSelf()
-      .catch(() => undefined);
-    return Boolean(self?.policies?.includes(`${prefix}-read`));
-  },
-};
-
-const approleSecretIds: KindHarness = {
-  kind: 'vault-approle-secret-id',
-  async setup(name) {
-    await vault.write(`auth/approle/role/${name}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
-    const roleId = String((await vault.read(`auth/approle/role/${name}/role-id`))?.data?.role_id);
-    const secretId = String((await vault.write(`auth/approle/role/${name}/secret-id`, {})).data?.secret_id);
-    const path = `${prefix}/${name}/approle`;
-    await vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-approle-secret-id',
-      scope: { roleName: name, secretIdTtl: '24h' },
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
-  async works(identity) {
-    const creds = JSON.parse(await readDelivered(identity)) as { role_id: string; secret_id: string };
-    const login = await vault
-      .write('auth/approle/login', { role_id: creds.role_id, secret_id: creds.secret_id })
-      .catch(() => undefined);
-    const accessor = login?.auth?.accessor;
-    if (typeof accessor === 'string') await vault.revokeAccessor(accessor);
-    return typeof login?.auth?.client_token === 'string';
-  },
-};
-
-const kvSecrets: KindHarness = {
-  kind: 'vault-kv',
-  async setup(name) {
-    const path = `${prefix}/${name}/api-key`;
-    await vault.write(`secret/data/${path}`, { data: { value: value() } });
-    return makeIdentity({ id: name, kind: 'vault-kv', scope: { path }, policy });
-  },
-  async works(identity) {
-    const delivered = JSON.parse(await readDelivered(identity)) as { value?: unknown };
-    return typeof delivered.value === 'string' && delivered.value.length > 0;
-  },
-};
-
-const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
+const { harnesses, iamKeys, awsSecrets, vaultTokens, approleSecretIds, readDelivered } = credentialHarnesses(
+  () => ({
+    services: direct,
+    vault,
+    prefix,
+  }),
+);
 const harnessOf = (identity: Identity) => harnesses.find((h) => h.kind === identity.kind) as KindHarness;
 
 /** The delivered value is the one the store records as current (by fingerprint, never by value). */
