@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { Discovery } from './constructs/discovery.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
+import { Revocation } from './constructs/revocation.ts';
 import { Rotation } from './constructs/rotation.ts';
 import { ServiceSecrets } from './constructs/service-secrets.ts';
 import { StateStore } from './constructs/state-store.ts';
@@ -26,7 +27,8 @@ export interface KeywardenStackProps extends StackProps {
 
 /**
  * keywarden in one account: the state table, the report bucket, keywarden's own secrets, the
- * scheduled discovery function and rotation (scheduled and Secrets Manager rotation, with alarms). Construct ids are public API: renaming one replaces the
+ * scheduled discovery function, rotation (scheduled and Secrets Manager rotation, with alarms) and
+ * the incident revocation state machine. Construct ids are public API: renaming one replaces the
  * resource (and the table and bucket are retained, not moved).
  */
 export class KeywardenStack extends Stack {
@@ -40,6 +42,8 @@ export class KeywardenStack extends Stack {
   readonly discovery: Discovery;
   /** Scheduled and Secrets Manager rotation, and the rotation alarms. */
   readonly rotation: Rotation;
+  /** The incident revocation state machine and its three functions. */
+  readonly revocation: Revocation;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
     super(scope, id, props);
@@ -66,6 +70,14 @@ export class KeywardenStack extends Stack {
       schedule: props.rotationSchedule,
       concurrency: props.rotationConcurrency,
     });
+    this.revocation = new Revocation(this, 'Revocation', {
+      stateStore: this.stateStore,
+      reportBucket: this.reportBucket,
+      secrets: this.secrets,
+      vaultAddr: props.vaultAddr,
+      iamPathPrefix: props.iamPathPrefix,
+      secretNamePrefix: props.secretNamePrefix,
+    });
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.
     new CfnOutput(this, 'StateTableName', { value: this.stateStore.table.tableName });
@@ -83,6 +95,11 @@ export class KeywardenStack extends Stack {
     new CfnOutput(this, 'RotationAlarmTopicArn', {
       value: this.rotation.alarmTopic.topicArn,
       description: 'Rotation alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
+    });
+    new CfnOutput(this, 'RevocationStateMachineArn', {
+      value: this.revocation.stateMachine.stateMachineArn,
+      description:
+        'Runs a planned campaign: aws stepfunctions start-execution --state-machine-arn <this> --input \'{"campaignId":"…"}\'.',
     });
   }
 }

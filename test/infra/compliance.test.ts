@@ -94,6 +94,39 @@ describe('infra: cdk-nag AwsSolutions', () => {
             `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
             `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
           ]),
+          'Keywarden/Revocation/Plan/Function/Resource AwsSolutions-L1',
+          'Keywarden/Revocation/RevokeBatch/Function/Resource AwsSolutions-L1',
+          'Keywarden/Revocation/Report/Function/Resource AwsSolutions-L1',
+          // Plan and report write under their own prefix of the report bucket only.
+          ...[
+            'Keywarden/Revocation/Plan/Role/Resource',
+            'Keywarden/Revocation/Plan/Role/DefaultPolicy/Resource',
+          ].map((path) => `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/campaigns/*"]`),
+          ...[
+            'Keywarden/Revocation/Report/Role/Resource',
+            'Keywarden/Revocation/Report/Role/DefaultPolicy/Resource',
+          ].map((path) => `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/reports/*"]`),
+          // The revoke-batch worker: what the rotation roles have, plus deny policies on roles under the path.
+          ...[
+            'Keywarden/Revocation/RevokeBatch/Role/Resource',
+            'Keywarden/Revocation/RevokeBatch/Role/DefaultPolicy/Resource',
+          ].flatMap((path) => [
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/ci/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
+          ]),
+          // The state machine: qualified invokes of its three functions, the plan's target lists,
+          // X-Ray and log delivery (no resource-level permissions), and its own child executions.
+          ...[
+            'Keywarden/Revocation/StateMachine/Role/Resource',
+            'Keywarden/Revocation/StateMachine/Role/DefaultPolicy/Resource',
+          ].flatMap((path) => [
+            `${path} AwsSolutions-IAM5 ["Resource::*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/campaigns/*"]`,
+            `${path} AwsSolutions-IAM5 ["Resource::<RevocationPlanFunction737E1F63.Arn>:*","Resource::<RevocationRevokeBatchFunction2118C226.Arn>:*","Resource::<RevocationReportFunction0E1399CC.Arn>:*"]`,
+          ]),
+          'Keywarden/Revocation/StateMachine/DistributedMapPolicy/Resource AwsSolutions-IAM5 [{"regex":"/^Resource::arn:.*:states:.*:execution:.*\\\\*$/"}]',
         ].sort(),
       );
     });

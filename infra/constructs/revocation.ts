@@ -1,0 +1,514 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
+import { handlerBundle, suppressPinnedRuntime } from '../bundling.ts';
+import { InfraConfigError } from '../errors.ts';
+import { iam5ResourceFinding } from '../nag.ts';
+import { validateIamPathPrefix, validateSecretNamePrefix, validateVaultAddr } from '../settings.ts';
+import type { ReportBucket } from './report-bucket.ts';
+import type { ServiceSecrets } from './service-secrets.ts';
+import type { StateStore } from './state-store.ts';
+
+/** One provider service's budget for the whole account: revocations in flight, and started per second. */
+export interface ServiceRateLimit {
+  readonly concurrency: number;
+  readonly perSecond: number;
+}
+
+/** The account-wide revocation budget per provider service, shared by every worker of a campaign. */
+export interface RevocationRateLimits {
+  readonly iam: ServiceRateLimit;
+  readonly secretsManager: ServiceRateLimit;
+  readonly vault: ServiceRateLimit;
+}
+
+/**
+ * The engine's defaults (functions/adapters/rate-limits.ts), as the account-wide budget:
+ * IAM's unpublished per-API buckets, Secrets Manager's shared 50 writes per second, and room
+ * for pipelines' own Vault logins.
+ */
+export const DEFAULT_REVOCATION_RATE_LIMITS: RevocationRateLimits = {
+  iam: { concurrency: 4, perSecond: 5 },
+  secretsManager: { concurrency: 16, perSecond: 40 },
+  vault: { concurrency: 32, perSecond: 100 },
+};
+
+/** Targets one revoke-batch worker is handed at once. */
+export const REVOKE_BATCH_SIZE = 25;
+
+/** Properties of {@link Revocation}. */
+export interface RevocationProps {
+  /** Table holding the inventory, credential versions and campaigns. */
+  readonly stateStore: StateStore;
+  /** Where the plan step writes each campaign's targets (`campaigns/`) and the report step its report (`reports/`). */
+  readonly reportBucket: ReportBucket;
+  /** The Vault token and the fingerprint HMAC key the functions read. */
+  readonly secrets: ServiceSecrets;
+  /** Vault/OpenBao address (`https://…`). Empty or absent: Vault targets fail, saying so. @default '' */
+  readonly vaultAddr?: string | undefined;
+  /**
+   * IAM path of the users whose access keys, and of the roles whose sessions, a campaign may
+   * revoke; starts and ends with `/`.
+   *
+   * @default '/ci/' (the root path is refused)
+   */
+  readonly iamPathPrefix?: string | undefined;
+  /** Name prefix of the Secrets Manager secrets a campaign may revoke versions of. @default 'ci/' */
+  readonly secretNamePrefix?: string | undefined;
+  /** The account-wide budget per provider service. @default {@link DEFAULT_REVOCATION_RATE_LIMITS} */
+  readonly rateLimits?: RevocationRateLimits | undefined;
+  /**
+   * Revoke-batch workers at once (the Distributed Map's MaxConcurrency). Each worker gets an
+   * equal share of {@link rateLimits}, so the total stays inside the account budget; at most the
+   * smallest concurrency or per-second figure of the budget, so every worker gets at least one.
+   *
+   * @default the smallest concurrency of the budget (4 with the defaults)
+   */
+  readonly maxConcurrency?: number | undefined;
+  /** How long the functions' and the state machine's logs are kept. @default logs.RetentionDays.ONE_YEAR */
+  readonly logRetention?: logs.RetentionDays | undefined;
+}
+
+/** One revocation Lambda function with its own execution role and log group. */
+export interface RevocationFunction {
+  readonly function: NodejsFunction;
+  /** The execution role; every permission on it is an explicit statement. */
+  readonly role: iam.Role;
+  /** The only log group the function may write to. */
+  readonly logGroup: logs.LogGroup;
+}
+
+/**
+ * Incident mass revocation on AWS: a Step Functions state machine started with
+ * `{ "campaignId": "…" }` for a campaign the CLI or the API has planned and stored.
+ *
+ * plan (`functions/handlers/revocation.ts` `planHandler`: pending target ids to
+ * `s3://<report bucket>/campaigns/<id>/targets.json`) → Distributed Map reading that file,
+ * {@link REVOKE_BATCH_SIZE} targets per batch, at most {@link maxConcurrency} batches at once
+ * (`revokeBatchHandler`) → report (`reportHandler`, to `reports/`).
+ *
+ * Each function has its own least-privilege role; the state machine logs every event to a
+ * KMS-encrypted log group and is traced with X-Ray.
+ */
+export class Revocation extends Construct {
+  readonly plan: RevocationFunction;
+  readonly revokeBatch: RevocationFunction;
+  readonly report: RevocationFunction;
+  readonly stateMachine: sfn.StateMachine;
+  /** The state machine's execution log group, encrypted with {@link logKey}. */
+  readonly logGroup: logs.LogGroup;
+  readonly logKey: kms.Key;
+  /** Revoke-batch workers at once. */
+  readonly maxConcurrency: number;
+
+  constructor(scope: Construct, id: string, props: RevocationProps) {
+    super(scope, id);
+
+    // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
+    const vaultAddr = validateVaultAddr('Revocation', props.vaultAddr);
+    // The worker deactivates and deletes access keys and puts deny policies on roles: at the root
+    // path it could lock out every IAM user and role, humans and admins included.
+    const iamPathPrefix = validateIamPathPrefix('Revocation', props.iamPathPrefix ?? '/ci/');
+    if (iamPathPrefix === '/') {
+      throw new InfraConfigError(
+        "Revocation: iamPathPrefix '/' would let keywarden revoke the access keys and end the sessions of every IAM user and role, humans and admins included; put pipeline users and roles under a dedicated path such as '/ci/' and set keywarden:iamPathPrefix to it.",
+      );
+    }
+    const secretNamePrefix = validateSecretNamePrefix('Revocation', props.secretNamePrefix ?? 'ci/');
+    const rateLimits = props.rateLimits ?? DEFAULT_REVOCATION_RATE_LIMITS;
+    this.maxConcurrency = validateMaxConcurrency(rateLimits, props.maxConcurrency);
+
+    const stack = Stack.of(this);
+    const { stateStore, reportBucket, secrets } = props;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const usersArn = iamUsersArn(this, iamPathPrefix);
+    const rolesArn = iamRolesArn(this, iamPathPrefix);
+    const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
+    const keysArn = accountKeysArn(this);
+
+    // Each worker's share of the account budget (functions/adapters/rate-limits.ts reads these).
+    const share = (limit: ServiceRateLimit) => ({
+      concurrency: String(Math.floor(limit.concurrency / this.maxConcurrency)),
+      perSecond: String(Math.floor(limit.perSecond / this.maxConcurrency)),
+    });
+    const iamShare = share(rateLimits.iam);
+    const secretsShare = share(rateLimits.secretsManager);
+    const vaultShare = share(rateLimits.vault);
+
+    const environment = {
+      KEYWARDEN_TABLE: stateStore.table.tableName,
+      KEYWARDEN_REPORT_BUCKET: reportBucket.bucket.bucketName,
+      KEYWARDEN_IAM_PATH_PREFIX: iamPathPrefix,
+      KEYWARDEN_SECRET_NAME_PREFIX: secretNamePrefix,
+      KEYWARDEN_VAULT_ADDR: vaultAddr,
+      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
+      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const readServiceSecrets = (role: iam.Role): void => {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadServiceSecrets',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
+        }),
+      );
+    };
+
+    // Plan: reads the campaign, writes its target list under campaigns/.
+    this.plan = revocationFunction(this, 'Plan', {
+      exportName: 'planHandler',
+      description: 'keywarden revocation plan: writes a campaign’s pending targets to the report bucket',
+      roleDescription: 'keywarden revocation plan: reads campaigns, writes target lists under campaigns/',
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      logRetention,
+      environment,
+    });
+    stateStore.grantReadData(this.plan.role);
+    readServiceSecrets(this.plan.role);
+    reportBucket.grantWriteReports(this.plan.role, 'campaigns/');
+
+    // Revoke-batch worker: everything a target revocation and a re-issue call.
+    this.revokeBatch = revocationFunction(this, 'RevokeBatch', {
+      exportName: 'revokeBatchHandler',
+      description: 'keywarden revoke batch: runs a campaign until its batch of targets is settled',
+      roleDescription:
+        'keywarden revoke batch: revokes access keys and role sessions under its IAM path, secrets under its prefix',
+      memorySize: 1024,
+      timeout: Duration.minutes(15),
+      logRetention,
+      environment: {
+        ...environment,
+        KEYWARDEN_CONCURRENCY_IAM: iamShare.concurrency,
+        KEYWARDEN_RATE_IAM: iamShare.perSecond,
+        KEYWARDEN_CONCURRENCY_SECRETS_MANAGER: secretsShare.concurrency,
+        KEYWARDEN_RATE_SECRETS_MANAGER: secretsShare.perSecond,
+        KEYWARDEN_CONCURRENCY_VAULT: vaultShare.concurrency,
+        KEYWARDEN_RATE_VAULT: vaultShare.perSecond,
+      },
+    });
+    const worker = this.revokeBatch.role;
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'RevokeAccessKeysUnderPath',
+        actions: [
+          'iam:UpdateAccessKey',
+          'iam:DeleteAccessKey',
+          'iam:ListAccessKeys',
+          'iam:GetAccessKeyLastUsed',
+          // Re-issue rotates: a new key, verified against the user's ARN.
+          'iam:CreateAccessKey',
+          'iam:GetUser',
+        ],
+        resources: [usersArn],
+      }),
+    );
+    // Ending role sessions: a deny policy on sessions issued before the campaign.
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'DenySessionsOfRolesUnderPath',
+        actions: ['iam:PutRolePolicy', 'iam:GetRolePolicy'],
+        resources: [rolesArn],
+      }),
+    );
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'RevokePrefixedSecrets',
+        actions: [
+          'secretsmanager:DescribeSecret',
+          'secretsmanager:GetSecretValue',
+          'secretsmanager:PutSecretValue',
+          'secretsmanager:UpdateSecretVersionStage',
+          'secretsmanager:ListSecretVersionIds',
+        ],
+        resources: [secretsArn],
+      }),
+    );
+    // Keys of secrets under the prefix, usable only through Secrets Manager and only for those secrets.
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'UsePrefixedSecretKeys',
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [keysArn],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
+          StringLike: { 'kms:EncryptionContext:SecretARN': secretsArn },
+        },
+      }),
+    );
+    readServiceSecrets(worker);
+    stateStore.grantReadWriteData(worker);
+    NagSuppressions.addResourceSuppressions(
+      worker,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `IAM user names come from the inventory, not known at deploy time. Revoking (and re-issuing) access keys is allowed only for users under the configured IAM path '${iamPathPrefix}', in this account.`,
+          appliesTo: [iam5ResourceFinding(this, usersArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Role names come from the inventory, not known at deploy time. The deny-sessions policy (PutRolePolicy, GetRolePolicy) may be put only on roles under the configured IAM path '${iamPathPrefix}', in this account.`,
+          appliesTo: [iam5ResourceFinding(this, rolesArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Pipeline secret names come from the inventory, not known at deploy time. Revocation and re-issue actions are limited to secrets named '${secretNamePrefix}*' in this account and region; no CreateSecret. Values are never logged or stored.`,
+          appliesTo: [iam5ResourceFinding(this, secretsArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt and kms:GenerateDataKey are limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
+          appliesTo: [iam5ResourceFinding(this, keysArn)],
+        },
+      ],
+      true,
+    );
+
+    // Report: reads the campaign and the audit trail, writes the report under reports/.
+    this.report = revocationFunction(this, 'Report', {
+      exportName: 'reportHandler',
+      description: 'keywarden revocation report: writes the post-incident report of a campaign',
+      roleDescription:
+        'keywarden revocation report: reads campaigns and audit, writes reports under reports/',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      logRetention,
+      environment,
+    });
+    // Read-write: the report's location is recorded on the campaign.
+    stateStore.grantReadWriteData(this.report.role);
+    readServiceSecrets(this.report.role);
+    reportBucket.grantWriteReports(this.report.role, 'reports/');
+
+    // The state machine.
+
+    this.logKey = new kms.Key(this, 'LogKey', {
+      description: 'keywarden revocation state machine log encryption',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: logRetention,
+      encryptionKey: this.logKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // CloudWatch Logs encrypts with the key only for this account's log groups.
+    this.logKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchLogsOfThisAccount',
+        principals: [new iam.ServicePrincipal(`logs.${stack.region}.${stack.urlSuffix}`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
+          },
+        },
+      }),
+    );
+
+    const plan = new tasks.LambdaInvoke(this, 'WriteTargets', {
+      lambdaFunction: this.plan.function,
+      payloadResponseOnly: true,
+      resultPath: '$.plan',
+    });
+    const revokeBatch = new tasks.LambdaInvoke(this, 'RevokeBatchOfTargets', {
+      lambdaFunction: this.revokeBatch.function,
+      payloadResponseOnly: true,
+    });
+    // A worker that stopped before its Lambda timeout left its targets pending: run it again to resume.
+    revokeBatch.addRetry({
+      errors: ['BatchUnfinishedError'],
+      interval: Duration.seconds(5),
+      maxAttempts: 10,
+      backoffRate: 1.5,
+    });
+    const revokeTargets = new sfn.DistributedMap(this, 'RevokeTargets', {
+      // The bucket is named by the plan step's output, so no wildcard GetObject is added; the
+      // state machine may read campaigns/* only (granted below).
+      itemReader: new sfn.S3JsonItemReader({
+        bucketNamePath: sfn.JsonPath.stringAt('$.plan.bucket'),
+        key: sfn.JsonPath.stringAt('$.plan.key'),
+      }),
+      itemBatcher: new sfn.ItemBatcher({
+        maxItemsPerBatch: REVOKE_BATCH_SIZE,
+        // ItemBatcher renders BatchInput as given: the `.$` suffix makes it a path into the state input.
+        batchInput: { 'campaignId.$': '$.campaignId' },
+      }),
+      maxConcurrency: this.maxConcurrency,
+      // Outcomes are checkpointed in the state table; the report reads them from there.
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    revokeTargets.itemProcessor(revokeBatch);
+    const report = new tasks.LambdaInvoke(this, 'WriteReport', {
+      lambdaFunction: this.report.function,
+      payload: sfn.TaskInput.fromObject({ campaignId: sfn.JsonPath.stringAt('$.campaignId') }),
+      payloadResponseOnly: true,
+      resultPath: '$.report',
+    });
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: 'keywarden incident revocation: plan → revoke batches → report',
+      definitionBody: sfn.DefinitionBody.fromChainable(plan.next(revokeTargets).next(report)),
+      timeout: Duration.hours(24),
+      tracingEnabled: true,
+      // Events carry campaign and target ids only, never a secret value (DESIGN principle 5).
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    iam.Grant.addToPrincipal({
+      grantee: this.stateMachine,
+      actions: ['s3:GetObject'],
+      resourceArns: [reportBucket.bucket.arnForObjects('campaigns/*')],
+    });
+    iam.Grant.addToPrincipal({
+      grantee: this.stateMachine,
+      actions: ['kms:Decrypt'],
+      resourceArns: [reportBucket.key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
+    });
+
+    const campaignsArn = reportBucket.bucket.arnForObjects('campaigns/*');
+    const writeReason = (prefix: string, what: string) =>
+      `Object keys hold campaign ids, not known at deploy time. ${what} s3:PutObject on '${prefix}*' of the report bucket only (no read, no delete, no other prefix), and kms:GenerateDataKey on the bucket key only through S3.`;
+    NagSuppressions.addResourceSuppressions(
+      this.plan.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: writeReason('campaigns/', 'The plan step writes each campaign’s target list:'),
+          appliesTo: [iam5ResourceFinding(this, campaignsArn)],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(
+      this.report.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: writeReason('reports/', 'The report step writes the report of each incident and campaign:'),
+          appliesTo: [iam5ResourceFinding(this, reportBucket.bucket.arnForObjects('reports/*'))],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(
+      this.stateMachine.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Step Functions invokes each of the three revocation functions by a qualified ARN (function:<name>:<version or alias>); the grant names exactly those three functions, in this stack.',
+          appliesTo: [this.plan, this.revokeBatch, this.report].map((f) =>
+            iam5ResourceFinding(this, `${f.function.functionArn}:*`),
+          ),
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'The Distributed Map reads the plan step’s target list: s3:GetObject on campaigns/* of the report bucket only, and kms:Decrypt on the bucket key only through S3.',
+          appliesTo: [iam5ResourceFinding(this, campaignsArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'X-Ray tracing (xray:PutTraceSegments, PutTelemetryRecords, GetSampling*) and CloudWatch Logs vended log delivery (logs:CreateLogDelivery and related) support no resource-level permissions: AWS requires Resource "*" for them. No other action is granted on "*".',
+          appliesTo: ['Resource::*'],
+        },
+      ],
+      true,
+    );
+    const childExecutions = this.stateMachine.node.tryFindChild('DistributedMapPolicy');
+    if (childExecutions) {
+      NagSuppressions.addResourceSuppressions(
+        childExecutions,
+        [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'A Distributed Map runs each batch as a child execution of this state machine and must start, describe and stop them; execution names are generated at run time. The grant covers executions of this one state machine only.',
+            appliesTo: [{ regex: '/^Resource::arn:.*:states:.*:execution:.*\\*$/' }],
+          },
+        ],
+        true,
+      );
+    }
+  }
+}
+
+interface RevocationFunctionOptions {
+  /** The export of functions/handlers/revocation.ts this function runs. */
+  readonly exportName: 'planHandler' | 'revokeBatchHandler' | 'reportHandler';
+  readonly description: string;
+  readonly roleDescription: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  readonly logRetention: logs.RetentionDays;
+  readonly environment: Record<string, string>;
+}
+
+/** A function, its role and its log group under `scope/id`; the role may write only to that log group. */
+function revocationFunction(
+  scope: Construct,
+  id: string,
+  options: RevocationFunctionOptions,
+): RevocationFunction {
+  const parent = new Construct(scope, id);
+  const logGroup = new logs.LogGroup(parent, 'LogGroup', {
+    retention: options.logRetention,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  // No managed policy (AWSLambdaBasicExecutionRole would allow writing to any log group).
+  const role = new iam.Role(parent, 'Role', {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: options.roleDescription,
+  });
+  iam.Grant.addToPrincipal({
+    grantee: role,
+    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    resourceArns: [logGroup.logGroupArn],
+  });
+  const fn = new NodejsFunction(parent, 'Function', {
+    ...handlerBundle('revocation.ts'),
+    handler: options.exportName,
+    description: options.description,
+    memorySize: options.memorySize,
+    timeout: options.timeout,
+    role,
+    logGroup,
+    environment: options.environment,
+  });
+  suppressPinnedRuntime(fn);
+  return { function: fn, role, logGroup };
+}
+
+/** Workers at once: each must get at least one of every service's concurrency and rate. */
+function validateMaxConcurrency(limits: RevocationRateLimits, value: number | undefined): number {
+  const figures = [limits.iam, limits.secretsManager, limits.vault].flatMap((l) => [
+    l.concurrency,
+    l.perSecond,
+  ]);
+  if (!figures.every((n) => Number.isInteger(n) && n >= 1)) {
+    throw new InfraConfigError(
+      `Revocation: rateLimits must hold whole numbers ≥ 1 for every concurrency and perSecond; received ${JSON.stringify(limits)}.`,
+    );
+  }
+  const ceiling = Math.min(...figures);
+  const chosen =
+    value ?? Math.min(limits.iam.concurrency, limits.secretsManager.concurrency, limits.vault.concurrency);
+  if (!Number.isInteger(chosen) || chosen < 1 || chosen > ceiling) {
+    throw new InfraConfigError(
+      `Revocation: maxConcurrency must be a whole number from 1 to ${ceiling} (the smallest concurrency or per-second figure of rateLimits, so each worker gets a share of every budget); received ${String(chosen)}.`,
+    );
+  }
+  return chosen;
+}

@@ -1,0 +1,177 @@
+import { App, Stack } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
+import { Revocation, type RevocationProps } from '../../infra/constructs/revocation.ts';
+import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
+import { StateStore } from '../../infra/constructs/state-store.ts';
+import {
+  allowStatementsOfRole,
+  cdkJsonContext,
+  type FlatStatement,
+  logicalIdOf,
+  resourcesAllowedFor,
+  type SynthesizedKeywarden,
+  synthesizeKeywarden,
+} from './keywarden-fixture.ts';
+
+const USERS = 'arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*';
+const ROLES = 'arn:<AWS::Partition>:iam::<AWS::AccountId>:role/ci/*';
+const SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*';
+
+/** A Revocation in a bare stack, for property validation (nothing is bundled when it throws first). */
+function revocationWith(props: Partial<RevocationProps>): () => Revocation {
+  const app = new App({ context: cdkJsonContext() });
+  const stack = new Stack(app, 'Bare');
+  const base = {
+    stateStore: new StateStore(stack, 'StateStore'),
+    reportBucket: new ReportBucket(stack, 'ReportBucket'),
+    secrets: new ServiceSecrets(stack, 'ServiceSecrets'),
+  };
+  return () => new Revocation(stack, 'Revocation', { ...base, ...props });
+}
+
+describe('infra: revocation', () => {
+  let synthesized: SynthesizedKeywarden;
+  let template: Template;
+  let revocation: Revocation;
+  let definition: Record<string, unknown>;
+  const statementsOf = (role: Revocation['plan']['role']): FlatStatement[] =>
+    allowStatementsOfRole(template, logicalIdOf(role));
+
+  beforeAll(() => {
+    synthesized = synthesizeKeywarden();
+    template = synthesized.template;
+    revocation = synthesized.stack.revocation;
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[
+      logicalIdOf(revocation.stateMachine)
+    ];
+    const body = machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] };
+    // Only the Lambda ARNs and the bucket are tokens; the rest of the definition is literal JSON.
+    definition = JSON.parse(
+      body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'TOKEN')).join(''),
+    ) as Record<string, unknown>;
+  });
+
+  describe('state machine', () => {
+    it('runs plan → a Distributed Map of revoke batches → report', () => {
+      expect(definition.StartAt).toBe('WriteTargets');
+      const states = definition.States as Record<string, Record<string, unknown>>;
+      expect(states.WriteTargets?.Next).toBe('RevokeTargets');
+      expect(states.RevokeTargets?.Next).toBe('WriteReport');
+      expect(states.WriteReport?.End).toBe(true);
+    });
+
+    it('reads the plan’s target list from S3, 25 targets a batch, 4 batches at once (the IAM budget)', () => {
+      const map = (definition.States as Record<string, Record<string, unknown>>).RevokeTargets;
+      expect(map).toMatchObject({
+        Type: 'Map',
+        MaxConcurrency: 4,
+        ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED' } },
+        ItemReader: {
+          Resource: 'arn:TOKEN:states:::s3:getObject',
+          ReaderConfig: { InputType: 'JSON' },
+          Parameters: { 'Bucket.$': '$.plan.bucket', 'Key.$': '$.plan.key' },
+        },
+        ItemBatcher: { MaxItemsPerBatch: 25, BatchInput: { 'campaignId.$': '$.campaignId' } },
+      });
+    });
+
+    it('retries a batch whose worker stopped before its targets were settled', () => {
+      const map = (definition.States as Record<string, Record<string, unknown>>).RevokeTargets as {
+        ItemProcessor: { States: Record<string, { Retry?: { ErrorEquals: string[] }[] }> };
+      };
+      const retries = Object.values(map.ItemProcessor.States).flatMap((state) => state.Retry ?? []);
+      expect(retries.some((retry) => retry.ErrorEquals.includes('BatchUnfinishedError'))).toBe(true);
+    });
+
+    it('is traced with X-Ray and logs every event to a KMS-encrypted log group', () => {
+      template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
+      });
+      const group = template.findResources('AWS::Logs::LogGroup')[logicalIdOf(revocation.logGroup)];
+      expect(group?.Properties.KmsKeyId).toEqual({
+        'Fn::GetAtt': [logicalIdOf(revocation.logKey), 'Arn'],
+      });
+    });
+
+    it('may read target lists under campaigns/ only', () => {
+      const statements = statementsOf(revocation.stateMachine.role as Revocation['plan']['role']);
+      expect(resourcesAllowedFor(statements, 's3:GetObject')).toEqual([
+        `<${logicalIdOf(synthesized.stack.reportBucket.bucket)}.Arn>/campaigns/*`,
+      ]);
+    });
+  });
+
+  describe('functions', () => {
+    it('run the three exports of functions/handlers/revocation.ts', () => {
+      const handlerOf = (fn: Revocation['plan']) =>
+        template.findResources('AWS::Lambda::Function')[logicalIdOf(fn.function)]?.Properties.Handler;
+      expect(handlerOf(revocation.plan)).toBe('index.planHandler');
+      expect(handlerOf(revocation.revokeBatch)).toBe('index.revokeBatchHandler');
+      expect(handlerOf(revocation.report)).toBe('index.reportHandler');
+    });
+
+    it('give each worker a quarter of the account budget, so four at once stay inside it', () => {
+      const env =
+        template.findResources('AWS::Lambda::Function')[logicalIdOf(revocation.revokeBatch.function)]
+          ?.Properties.Environment.Variables;
+      expect(env).toMatchObject({
+        KEYWARDEN_CONCURRENCY_IAM: '1',
+        KEYWARDEN_RATE_IAM: '1',
+        KEYWARDEN_CONCURRENCY_SECRETS_MANAGER: '4',
+        KEYWARDEN_RATE_SECRETS_MANAGER: '10',
+        KEYWARDEN_CONCURRENCY_VAULT: '8',
+        KEYWARDEN_RATE_VAULT: '25',
+      });
+    });
+  });
+
+  describe('roles', () => {
+    it('let the plan step write under campaigns/ and nothing else in the bucket', () => {
+      const statements = statementsOf(revocation.plan.role);
+      expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([
+        `<${logicalIdOf(synthesized.stack.reportBucket.bucket)}.Arn>/campaigns/*`,
+      ]);
+      expect(statements.flatMap((s) => s.actions).filter((a) => a.startsWith('iam:'))).toEqual([]);
+    });
+
+    it('let the report step write under reports/ only', () => {
+      expect(resourcesAllowedFor(statementsOf(revocation.report.role), 's3:PutObject')).toEqual([
+        `<${logicalIdOf(synthesized.stack.reportBucket.bucket)}.Arn>/reports/*`,
+      ]);
+    });
+
+    it('scope the worker to users and roles under the IAM path and secrets under the prefix', () => {
+      const statements = statementsOf(revocation.revokeBatch.role);
+      expect(resourcesAllowedFor(statements, 'iam:DeleteAccessKey')).toEqual([USERS]);
+      expect(resourcesAllowedFor(statements, 'iam:PutRolePolicy')).toEqual([ROLES]);
+      expect(resourcesAllowedFor(statements, 'secretsmanager:UpdateSecretVersionStage')).toEqual([SECRETS]);
+      expect(resourcesAllowedFor(statements, 'secretsmanager:CreateSecret')).toEqual([]);
+      expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([]);
+      expect(statements.flatMap((s) => s.resources)).not.toContain('*');
+    });
+  });
+
+  it('Compliance: no unsuppressed AwsSolutions finding on the revocation resources', () => {
+    const findings = [
+      ...Annotations.fromStack(synthesized.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ].filter((finding) => finding.id.includes('/Revocation/'));
+    expect(findings).toEqual([]);
+  });
+
+  describe('validation', () => {
+    it("refuses the root IAM path '/'", () => {
+      expect(revocationWith({ iamPathPrefix: '/' })).toThrow(/iamPathPrefix '\/' would let keywarden revoke/);
+    });
+
+    it('refuses more workers than the smallest budget can share', () => {
+      expect(revocationWith({ maxConcurrency: 6 })).toThrow(
+        /maxConcurrency must be a whole number from 1 to 4.*received 6/,
+      );
+    });
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * The revocation state machine's three steps on the local stack, driven as Step Functions
+ * drives them: plan (target list to S3 on moto) → one Distributed Map batch of the listed
+ * targets → report (to S3), over a campaign of vault-kv identities on OpenBao.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { providerLimiters } from '../../functions/adapters/rate-limits.ts';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { planCampaign } from '../../functions/core/campaign.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import { rotateIdentity } from '../../functions/core/rotation.ts';
+import {
+  makePlanHandler,
+  makeReportHandler,
+  makeRevokeBatchHandler,
+  targetsKey,
+} from '../../functions/handlers/revocation.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+let services: Services;
+let vault: VaultClient;
+const bucket = uniqueName('kw-revocation');
+const prefix = uniqueName('kw-sfn');
+
+beforeAll(async () => {
+  const stack = testStack();
+  services = wire(
+    RuntimeConfigSchema.parse({
+      aws: testAws(),
+      tableName: uniqueName('kw-revocation'),
+      reportBucket: bucket,
+      fingerprintKey: randomBytes(32).toString('hex'),
+      discovery: {},
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+    }),
+  );
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
+  await services.aws.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+});
+
+/** A vault-kv identity declared in the inventory and rotated once, so it has two live versions. */
+async function kvIdentity(environment: string): Promise<Identity> {
+  const name = uniqueName('kw');
+  const path = `${prefix}/${name}/api-key`;
+  await vault.write(`secret/data/${path}`, { data: { value: randomBytes(18).toString('base64url') } });
+  const identity = makeIdentity({
+    id: name,
+    kind: 'vault-kv',
+    scope: { path },
+    pipeline: { repo: 'acme/app', stage: 'deploy', environment },
+    policy: { maxAge: '30d', rotateEvery: '7d', grace: '1h' },
+  });
+  await services.store.putIdentity(
+    { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
+    undefined,
+  );
+  const outcome = await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
+  expect(outcome.status, outcome.reason).toBe('rotated');
+  return identity;
+}
+
+/** Whether any KV version of the identity is still readable (not destroyed). */
+async function liveVersions(identity: Identity): Promise<number> {
+  const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
+  const metadata = await vault.read(`secret/metadata/${path}`);
+  const versions = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
+  return Object.values(versions).filter((v) => !v.destroyed).length;
+}
+
+describe('revocation handlers: plan → revoke batch → report', () => {
+  it('revokes every planned target of the batch and writes the report to S3', async () => {
+    // prepare: a stored campaign over three vault-kv identities, as the CLI leaves it.
+    const environment = uniqueName('prod');
+    const identities = await Promise.all([1, 2, 3].map(() => kvIdentity(environment)));
+    const subjects = await Promise.all(
+      identities.map(async (identity) => ({
+        identity,
+        versions: await services.store.listVersions(identity.id),
+      })),
+    );
+    const incident = `INC-${randomBytes(3).toString('hex')}`;
+    const planned = planCampaign({
+      campaignId: `${incident}-sfn`,
+      incident,
+      selectors: [`env=${environment}`],
+      requestedBy: 'test:responder',
+      now: new Date().toISOString(),
+      reissue: false,
+      subjects,
+    });
+    const { campaignId } = planned.campaign;
+    await services.store.createCampaign(planned.campaign, planned.targets);
+
+    // act: the plan step writes the target list the Distributed Map reads.
+    const plan = await makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket })({
+      campaignId,
+    });
+    expect(plan).toEqual({ bucket, key: targetsKey(campaignId), count: planned.targets.length });
+    const listed = JSON.parse(
+      (await (
+        await services.aws.s3.send(new GetObjectCommand({ Bucket: bucket, Key: plan.key }))
+      ).Body?.transformToString()) ?? '[]',
+    ) as { targetId: string }[];
+    expect(listed.map((item) => item.targetId).sort()).toEqual(planned.targets.map((t) => t.targetId).sort());
+
+    // act: one batch, as the ItemBatcher hands it to the worker.
+    const batch = await makeRevokeBatchHandler({
+      campaign: services.campaignDeps('test:stepfunctions'),
+      limitFor: providerLimiters().limitFor,
+    })({ Items: listed, BatchInput: { campaignId } });
+    expect(batch.outcomes.revoked).toBe(listed.length);
+    expect(batch.outcomes.pending).toBe(0);
+
+    // act: the report step.
+    const locations = await makeReportHandler({ services })({ campaignId });
+
+    // assess: revoked on OpenBao itself, settled in the store, the report in the bucket.
+    for (const identity of identities) expect(await liveVersions(identity)).toBe(0);
+    const targets = await services.store.listTargets(campaignId);
+    expect(targets.every((t) => t.outcome === 'revoked')).toBe(true);
+    expect((await services.store.getCampaign(campaignId))?.status).toBe('completed');
+    for (const location of Object.values(locations)) {
+      const key = location.replace(`s3://${bucket}/`, '');
+      expect(key.startsWith(`reports/${incident}/${campaignId}/`)).toBe(true);
+      await expect(
+        services.aws.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
+      ).resolves.toBeDefined();
+    }
+  });
+
+  it('rejects a batch that is not a Distributed Map batch, naming the bad field', async () => {
+    const handler = makeRevokeBatchHandler({
+      campaign: services.campaignDeps('test:stepfunctions'),
+      limitFor: providerLimiters().limitFor,
+    });
+    await expect(handler({ Items: [], BatchInput: { campaignId: 'x' } })).rejects.toThrow(/Items/);
+  });
+});
