@@ -1,15 +1,14 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
-import { handlerBundle, suppressPinnedRuntime } from '../bundling.ts';
 import { InfraConfigError } from '../errors.ts';
+import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { validateIamPathPrefix, validateSecretNamePrefix, validateVaultAddr } from '../settings.ts';
 import type { ReportBucket } from './report-bucket.ts';
@@ -76,14 +75,8 @@ export interface RevocationProps {
   readonly logRetention?: logs.RetentionDays | undefined;
 }
 
-/** One revocation Lambda function with its own execution role and log group. */
-export interface RevocationFunction {
-  readonly function: NodejsFunction;
-  /** The execution role; every permission on it is an explicit statement. */
-  readonly role: iam.Role;
-  /** The only log group the function may write to. */
-  readonly logGroup: logs.LogGroup;
-}
+/** A revocation function, its role and its log group. */
+export type RevocationFunction = KeywardenFunction;
 
 /**
  * Incident mass revocation on AWS: a Step Functions state machine started with
@@ -163,7 +156,8 @@ export class Revocation extends Construct {
     };
 
     // Plan: reads the campaign, writes its target list under campaigns/.
-    this.plan = revocationFunction(this, 'Plan', {
+    this.plan = keywardenFunction(this, 'Plan', {
+      handlerFile: 'revocation.ts',
       exportName: 'planHandler',
       description: 'keywarden revocation plan: writes a campaign’s pending targets to the report bucket',
       roleDescription: 'keywarden revocation plan: reads campaigns, writes target lists under campaigns/',
@@ -177,7 +171,8 @@ export class Revocation extends Construct {
     reportBucket.grantWriteReports(this.plan.role, 'campaigns/');
 
     // Revoke-batch worker: everything a target revocation and a re-issue call.
-    this.revokeBatch = revocationFunction(this, 'RevokeBatch', {
+    this.revokeBatch = keywardenFunction(this, 'RevokeBatch', {
+      handlerFile: 'revocation.ts',
       exportName: 'revokeBatchHandler',
       description: 'keywarden revoke batch: runs a campaign until its batch of targets is settled',
       roleDescription:
@@ -274,7 +269,8 @@ export class Revocation extends Construct {
     );
 
     // Report: reads the campaign and the audit trail, writes the report under reports/.
-    this.report = revocationFunction(this, 'Report', {
+    this.report = keywardenFunction(this, 'Report', {
+      handlerFile: 'revocation.ts',
       exportName: 'reportHandler',
       description: 'keywarden revocation report: writes the post-incident report of a campaign',
       roleDescription:
@@ -443,52 +439,6 @@ export class Revocation extends Construct {
       );
     }
   }
-}
-
-interface RevocationFunctionOptions {
-  /** The export of functions/handlers/revocation.ts this function runs. */
-  readonly exportName: 'planHandler' | 'revokeBatchHandler' | 'reportHandler';
-  readonly description: string;
-  readonly roleDescription: string;
-  readonly memorySize: number;
-  readonly timeout: Duration;
-  readonly logRetention: logs.RetentionDays;
-  readonly environment: Record<string, string>;
-}
-
-/** A function, its role and its log group under `scope/id`; the role may write only to that log group. */
-function revocationFunction(
-  scope: Construct,
-  id: string,
-  options: RevocationFunctionOptions,
-): RevocationFunction {
-  const parent = new Construct(scope, id);
-  const logGroup = new logs.LogGroup(parent, 'LogGroup', {
-    retention: options.logRetention,
-    removalPolicy: RemovalPolicy.RETAIN,
-  });
-  // No managed policy (AWSLambdaBasicExecutionRole would allow writing to any log group).
-  const role = new iam.Role(parent, 'Role', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: options.roleDescription,
-  });
-  iam.Grant.addToPrincipal({
-    grantee: role,
-    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-    resourceArns: [logGroup.logGroupArn],
-  });
-  const fn = new NodejsFunction(parent, 'Function', {
-    ...handlerBundle('revocation.ts'),
-    handler: options.exportName,
-    description: options.description,
-    memorySize: options.memorySize,
-    timeout: options.timeout,
-    role,
-    logGroup,
-    environment: options.environment,
-  });
-  suppressPinnedRuntime(fn);
-  return { function: fn, role, logGroup };
 }
 
 /** Workers at once: each must get at least one of every service's concurrency and rate. */

@@ -4,7 +4,6 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -13,8 +12,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { accountKeysArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
-import { handlerBundle, suppressPinnedRuntime } from '../bundling.ts';
 import { InfraConfigError } from '../errors.ts';
+import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { schedulerPrincipal } from '../principals.ts';
 import {
@@ -94,14 +93,8 @@ export interface RotationProps {
   readonly logRetention?: logs.RetentionDays | undefined;
 }
 
-/** One rotation Lambda function with its own execution role and log group. */
-export interface RotationFunction {
-  readonly function: NodejsFunction;
-  /** The execution role; every permission on it is an explicit statement. */
-  readonly role: iam.Role;
-  /** The only log group the function may write to. */
-  readonly logGroup: logs.LogGroup;
-}
+/** A rotation function, its role and its log group. */
+export type RotationFunction = KeywardenFunction;
 
 /**
  * Credential rotation, two ways in:
@@ -283,7 +276,7 @@ export class Rotation extends Construct {
       retentionPeriod: Duration.days(14),
     });
 
-    this.scheduled = rotationFunction(this, 'Scheduled', {
+    this.scheduled = keywardenFunction(this, 'Scheduled', {
       handlerFile: 'scheduled-rotation.ts',
       description:
         'keywarden scheduled rotation: rotates identities that are due, retires old versions, enforces max age',
@@ -332,7 +325,7 @@ export class Rotation extends Construct {
 
     // Secrets Manager rotation function.
 
-    this.secretRotation = rotationFunction(this, 'SecretRotation', {
+    this.secretRotation = keywardenFunction(this, 'SecretRotation', {
       handlerFile: 'secret-rotation.ts',
       description:
         'keywarden secret rotation: the Secrets Manager rotation function (createSecret, setSecret, testSecret, finishSecret)',
@@ -463,59 +456,6 @@ export class Rotation extends Construct {
       alarm.addOkAction(notify);
     }
   }
-}
-
-interface RotationFunctionOptions {
-  readonly handlerFile: string;
-  readonly description: string;
-  readonly roleDescription: string;
-  readonly memorySize: number;
-  readonly timeout: Duration;
-  readonly logRetention: logs.RetentionDays;
-  readonly environment: Record<string, string>;
-  readonly reservedConcurrentExecutions?: number;
-  readonly deadLetterQueue?: sqs.IQueue;
-}
-
-/** A function, its role and its log group under `scope/id`; the role may write only to that log group. */
-function rotationFunction(scope: Construct, id: string, options: RotationFunctionOptions): RotationFunction {
-  const parent = new Construct(scope, id);
-
-  const logGroup = new logs.LogGroup(parent, 'LogGroup', {
-    retention: options.logRetention,
-    removalPolicy: RemovalPolicy.RETAIN,
-  });
-
-  // No managed policy (AWSLambdaBasicExecutionRole would allow writing to any log group):
-  // every permission is an explicit statement.
-  const role = new iam.Role(parent, 'Role', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: options.roleDescription,
-  });
-  iam.Grant.addToPrincipal({
-    grantee: role,
-    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-    resourceArns: [logGroup.logGroupArn],
-  });
-
-  const fn = new NodejsFunction(parent, 'Function', {
-    ...handlerBundle(options.handlerFile),
-    description: options.description,
-    memorySize: options.memorySize,
-    timeout: options.timeout,
-    role,
-    logGroup,
-    environment: options.environment,
-    ...(options.reservedConcurrentExecutions === undefined
-      ? {}
-      : { reservedConcurrentExecutions: options.reservedConcurrentExecutions }),
-    ...(options.deadLetterQueue === undefined ? {} : { deadLetterQueue: options.deadLetterQueue }),
-    // A schedule may invoke an alias on the published version; old versions are not kept.
-    currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
-  });
-  suppressPinnedRuntime(fn);
-
-  return { function: fn, role, logGroup };
 }
 
 /** Rotation writes secrets under the prefix: keywarden's own secrets must not be among them. */
