@@ -32,6 +32,7 @@ export const BreakglassTargetSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('vault-policies'), policies: z.array(z.string().min(1)).min(1) }),
 ]);
+export type BreakglassTarget = z.infer<typeof BreakglassTargetSchema>;
 
 /** A break-glass role as declared in the inventory's `breakglass.roles`. */
 export const BreakglassRoleSchema = z

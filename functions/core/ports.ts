@@ -3,8 +3,9 @@ import type { Campaign, Target } from './campaign.ts';
 import type { ReissueRecord } from './campaign-engine.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { Finding } from './findings.ts';
-import type { Grant, GrantState } from './grant.ts';
+import type { BreakglassTarget, Grant, GrantState } from './grant.ts';
 import type { Identity } from './identity.ts';
+import type { SecretValue } from './secret-value.ts';
 
 /** The time, injected so core logic never reads the system clock. */
 export interface Clock {
@@ -76,6 +77,55 @@ export interface GrantStore {
   putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant>;
   /** All grants, newest first; `states` narrows the list. */
   listGrants(filter?: { states?: readonly GrantState[] }): Promise<StoredGrant[]>;
+}
+
+/**
+ * A credential issued for a break-glass grant. It ends by itself at `expiresAt` (the grant's
+ * end) whatever keywarden does afterwards. The clear values are SecretValues: they reach the
+ * requester over the authenticated API only, never a log, an audit record or a chat message.
+ */
+export type IssuedGrantCredential =
+  | {
+      type: 'aws-session';
+      /** The STS session name (the grant id), recorded on the grant. */
+      handle: string;
+      expiresAt: string;
+      /** `SecretValue.ofJson({ accessKeyId, secretAccessKey, sessionToken })`. */
+      credentials: SecretValue;
+    }
+  | {
+      type: 'vault-wrapped-token';
+      /** The accessor of the wrapped token (not of the wrapping token), recorded on the grant. */
+      handle: string;
+      expiresAt: string;
+      /** A single-use response-wrapping token; unwrapping it once yields the grant's Vault token. */
+      wrappingToken: SecretValue;
+      wrapExpiresAt: string;
+    };
+
+/** Issues and ends break-glass credentials, one implementation per target type. */
+export interface GrantIssuer {
+  /** Issues a credential for the grant that ends by itself at `expiresAt`. */
+  issue(request: {
+    grantId: string;
+    target: BreakglassTarget;
+    expiresAt: Date;
+    now: Date;
+  }): Promise<IssuedGrantCredential>;
+  /**
+   * Ends the grant's live credentials before their time: the AWS sessions whose
+   * SourceIdentity is the grant id, the Vault tokens with these accessors. Idempotent:
+   * a credential already gone counts as ended.
+   */
+  revoke(request: { grantId: string; target: BreakglassTarget; handles: readonly string[] }): Promise<void>;
+}
+
+/** The one-time schedule that calls the grant-expiry handler at a grant's end (EventBridge Scheduler). */
+export interface GrantExpiryScheduler {
+  /** Creates the grant's one-time schedule at `at`; an existing one for the grant is kept. */
+  scheduleExpiry(grantId: string, at: Date): Promise<void>;
+  /** Deletes the grant's schedule (it ended early); a missing schedule is fine. */
+  cancelExpiry(grantId: string): Promise<void>;
 }
 
 /** A campaign with its optimistic-locking revision. */
