@@ -72,6 +72,29 @@ export const BreakglassRoleSchema = z
   });
 export type BreakglassRole = z.infer<typeof BreakglassRoleSchema>;
 
+/**
+ * One human and every principal they act as. Without it, someone could request from
+ * Slack and approve from the CLI: the directory makes both the same person, so the
+ * requester-is-not-approver rule holds across channels.
+ */
+export const PersonSchema = z.strictObject({
+  name: z.string().min(1),
+  /** IAM principal ARNs (`*` matches any run of characters), e.g. their assumed-role sessions. */
+  awsPrincipals: z.array(z.string().min(1)).default([]),
+  slackUsers: z
+    .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
+    .default([]),
+  localUsers: z.array(z.string().min(1)).default([]),
+});
+export type Person = z.infer<typeof PersonSchema>;
+
+/** The `breakglass` section of the inventory: the roles, and who is who. */
+export const BreakglassConfigSchema = z.strictObject({
+  roles: z.array(BreakglassRoleSchema).default([]),
+  people: z.array(PersonSchema).default([]),
+});
+export type BreakglassConfig = z.infer<typeof BreakglassConfigSchema>;
+
 export const GrantStateSchema = z.enum(['requested', 'approved', 'active', 'expired', 'revoked', 'denied']);
 export type GrantState = z.infer<typeof GrantStateSchema>;
 
@@ -87,12 +110,28 @@ export const GrantSchema = z.object({
   requestedAt: z.iso.datetime(),
   approvals: z.array(z.object({ approver: PrincipalSchema, at: z.iso.datetime() })),
   deniedBy: PrincipalSchema.optional(),
-  activatedAt: z.iso.datetime().optional(),
+  denialReason: z.string().optional(),
+  /** When enough approvals arrived; the grant's window runs from here. */
+  approvedAt: z.iso.datetime().optional(),
+  /** The end of the grant's window, fixed at approval: every credential issued for it ends here. */
   expiresAt: z.iso.datetime().optional(),
+  /** When the first credential was issued. */
+  activatedAt: z.iso.datetime().optional(),
   endedAt: z.iso.datetime().optional(),
+  /** Who ended it early, or what ended it on time (`schedule` / `sweeper`). */
   revokedBy: PrincipalSchema.optional(),
-  /** The issued credential's handle (STS session name / Vault token accessor); never the credential. */
-  credentialHandle: z.string().optional(),
+  endedBy: z.enum(['schedule', 'sweeper', 'principal']).optional(),
+  /** The credentials issued for the grant, by handle (STS session name / Vault token accessor); never a value. */
+  credentials: z
+    .array(
+      z.object({
+        type: z.enum(['aws-session', 'vault-wrapped-token']),
+        handle: z.string(),
+        issuedAt: z.iso.datetime(),
+        expiresAt: z.iso.datetime(),
+      }),
+    )
+    .default([]),
   review: z
     .object({
       dueAt: z.iso.datetime(),
@@ -112,15 +151,31 @@ export class RefusalError extends KeywardenError {
 /** How long after a grant ends its review is due. */
 export const REVIEW_WINDOW_MS = 2 * 86_400_000;
 
-const samePrincipal = (a: Principal, b: Principal) => a.kind === b.kind && a.id === b.id;
 const describe = (p: Principal) => `${p.kind}:${p.id}`;
 
-/** Whether `principal` is one of the role's approvers (ARN patterns with `*`). */
-export function isApprover(role: BreakglassRole, principal: Principal): boolean {
-  if (principal.kind === 'slack') return role.approvers.slackUsers.includes(principal.id);
-  if (principal.kind === 'local') return role.approvers.localUsers.includes(principal.id);
-  return role.approvers.awsPrincipals.some((pattern) => globMatch(pattern, principal.id));
+/** Whether `principal` is one of the principals listed (AWS ARN patterns with `*`). */
+function listed(
+  lists: { awsPrincipals: readonly string[]; slackUsers: readonly string[]; localUsers: readonly string[] },
+  principal: Principal,
+): boolean {
+  if (principal.kind === 'slack') return lists.slackUsers.includes(principal.id);
+  if (principal.kind === 'local') return lists.localUsers.includes(principal.id);
+  return lists.awsPrincipals.some((pattern) => globMatch(pattern, principal.id));
 }
+
+/** Whether `principal` is one of the role's approvers. */
+export const isApprover = (role: BreakglassRole, principal: Principal): boolean =>
+  listed(role.approvers, principal);
+
+/** The person a principal belongs to in the directory, or the principal itself when unlisted. */
+export function personOf(people: readonly Person[], principal: Principal): string {
+  const person = people.find((p) => listed(p, principal));
+  return person ? `person:${person.name}` : describe(principal);
+}
+
+/** Whether two principals are the same human (the same principal, or one person in the directory). */
+export const samePerson = (people: readonly Person[], a: Principal, b: Principal): boolean =>
+  (a.kind === b.kind && a.id === b.id) || personOf(people, a) === personOf(people, b);
 
 function globMatch(pattern: string, value: string): boolean {
   const regex = new RegExp(
@@ -163,6 +218,7 @@ export function requestGrant(input: {
     state: 'requested',
     requestedAt: input.now.toISOString(),
     approvals: [],
+    credentials: [],
   };
 }
 
@@ -170,10 +226,16 @@ export function requestGrant(input: {
  * One approval. The requester can never approve their own grant, only the role's
  * approvers count, and each approver counts once; enough approvals make it approved.
  */
-export function approveGrant(grant: Grant, role: BreakglassRole, approver: Principal, now: Date): Grant {
+export function approveGrant(
+  grant: Grant,
+  role: BreakglassRole,
+  approver: Principal,
+  now: Date,
+  people: readonly Person[] = [],
+): Grant {
   if (grant.state !== 'requested')
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
-  if (samePrincipal(grant.requester, approver)) {
+  if (samePerson(people, grant.requester, approver)) {
     throw new RefusalError(
       `${describe(approver)} requested grant ${grant.grantId} and cannot approve it: someone else must`,
     );
@@ -181,78 +243,151 @@ export function approveGrant(grant: Grant, role: BreakglassRole, approver: Princ
   if (!isApprover(role, approver)) {
     throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
   }
-  if (grant.approvals.some((a) => samePrincipal(a.approver, approver))) {
+  if (grant.approvals.some((a) => samePerson(people, a.approver, approver))) {
     throw new RefusalError(
       `${describe(approver)} already approved grant ${grant.grantId}; another approver is needed`,
     );
   }
   const approvals = [...grant.approvals, { approver, at: now.toISOString() }];
+  if (approvals.length < role.approvalsRequired) return { ...grant, approvals };
   return {
     ...grant,
     approvals,
-    state: approvals.length >= role.approvalsRequired ? 'approved' : 'requested',
-  };
-}
-
-/** A denial ends the request; the requester cannot deny (they can simply let it lapse). */
-export function denyGrant(grant: Grant, role: BreakglassRole, approver: Principal, now: Date): Grant {
-  if (grant.state !== 'requested')
-    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
-  if (!isApprover(role, approver))
-    throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
-  return { ...grant, state: 'denied', deniedBy: approver, endedAt: now.toISOString() };
-}
-
-/** Issuance happened: the grant is active until now + its duration. */
-export function activateGrant(grant: Grant, credentialHandle: string, now: Date): Grant {
-  if (grant.state !== 'approved')
-    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; only an approved grant is activated`);
-  return {
-    ...grant,
-    state: 'active',
-    credentialHandle,
-    activatedAt: now.toISOString(),
+    state: 'approved',
+    approvedAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + toMillis(grant.duration)).toISOString(),
   };
 }
 
-function ended(grant: Grant, state: 'expired' | 'revoked', now: Date, by?: Principal): Grant {
+/** A denial ends the request; the requester cannot deny (they can simply let it lapse). */
+export function denyGrant(
+  grant: Grant,
+  role: BreakglassRole,
+  approver: Principal,
+  now: Date,
+  reason?: string,
+): Grant {
+  if (grant.state !== 'requested')
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
+  if (!isApprover(role, approver))
+    throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
+  return {
+    ...grant,
+    state: 'denied',
+    deniedBy: approver,
+    ...(reason?.trim() ? { denialReason: reason.trim() } : {}),
+    endedAt: now.toISOString(),
+  };
+}
+
+/** A credential issued for the grant, recorded by handle; the first one makes the grant active. */
+export interface IssuedCredentialRecord {
+  type: 'aws-session' | 'vault-wrapped-token';
+  handle: string;
+  expiresAt: string;
+}
+
+/**
+ * Whether the requester may be issued a credential now: only the requester, only while
+ * the approved window runs. Called before issuing, so nothing is issued that would be refused.
+ */
+export function assertIssuable(
+  grant: Grant,
+  principal: Principal,
+  now: Date,
+  people: readonly Person[] = [],
+): void {
+  if (!samePerson(people, grant.requester, principal)) {
+    throw new RefusalError(
+      `${describe(principal)} did not request grant ${grant.grantId}: only its requester receives its credentials`,
+    );
+  }
+  if (grant.state !== 'approved' && grant.state !== 'active') {
+    throw new RefusalError(
+      `grant ${grant.grantId} is ${grant.state}; credentials are issued for an approved grant only`,
+    );
+  }
+  if (isOverdue(grant, now)) throw new RefusalError(`grant ${grant.grantId} ended at ${grant.expiresAt}`);
+}
+
+/** Issuance happened: the credential is recorded and the grant is active until its fixed end. */
+export function activateGrant(grant: Grant, issued: IssuedCredentialRecord, now: Date): Grant {
+  if (grant.state !== 'approved' && grant.state !== 'active')
+    throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; only an approved grant is activated`);
+  return {
+    ...grant,
+    state: 'active',
+    activatedAt: grant.activatedAt ?? now.toISOString(),
+    credentials: [...grant.credentials, { ...issued, issuedAt: now.toISOString() }],
+  };
+}
+
+function ended(
+  grant: Grant,
+  state: 'expired' | 'revoked',
+  now: Date,
+  endedBy: NonNullable<Grant['endedBy']>,
+  by?: Principal,
+): Grant {
   return {
     ...grant,
     state,
     endedAt: now.toISOString(),
+    endedBy,
     ...(by ? { revokedBy: by } : {}),
     review: { dueAt: new Date(now.getTime() + REVIEW_WINDOW_MS).toISOString() },
   };
 }
 
-/** Whether an active grant is past its end; the sweeper and the one-time schedule both ask. */
+/**
+ * Whether an approved or active grant is past its end; the one-time schedule and the
+ * sweeper both ask. An approved grant whose credentials were never fetched lapses too.
+ */
 export const isOverdue = (grant: Grant, now: Date): boolean =>
-  grant.state === 'active' && grant.expiresAt !== undefined && Date.parse(grant.expiresAt) <= now.getTime();
+  (grant.state === 'active' || grant.state === 'approved') &&
+  grant.expiresAt !== undefined &&
+  Date.parse(grant.expiresAt) <= now.getTime();
 
-/** The grant reached its end time. */
-export function expireGrant(grant: Grant, now: Date): Grant {
+/** The grant reached its end time; `by` says which of the guarantees noticed it. */
+export function expireGrant(grant: Grant, now: Date, by: 'schedule' | 'sweeper' = 'schedule'): Grant {
   if (!isOverdue(grant, now))
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state} and not past its end`);
-  return ended(grant, 'expired', now);
+  return ended(grant, 'expired', now, by);
 }
 
-/** Ended early, by the requester or an approver. */
-export function revokeGrant(grant: Grant, by: Principal, now: Date): Grant {
+/** Ended early, by the requester or one of the role's approvers. */
+export function revokeGrant(
+  grant: Grant,
+  role: BreakglassRole,
+  by: Principal,
+  now: Date,
+  people: readonly Person[] = [],
+): Grant {
   if (grant.state !== 'active' && grant.state !== 'approved') {
     throw new RefusalError(
       `grant ${grant.grantId} is ${grant.state}; only an approved or active grant can be revoked`,
     );
   }
-  return ended(grant, 'revoked', now, by);
+  if (!samePerson(people, grant.requester, by) && !isApprover(role, by)) {
+    throw new RefusalError(
+      `${describe(by)} may not revoke grant ${grant.grantId}: only its requester or an approver of role ${role.id} can`,
+    );
+  }
+  return ended(grant, 'revoked', now, 'principal', by);
 }
 
 /** The after-the-fact review, by someone other than the requester. */
-export function reviewGrant(grant: Grant, reviewer: Principal, notes: string, now: Date): Grant {
+export function reviewGrant(
+  grant: Grant,
+  reviewer: Principal,
+  notes: string,
+  now: Date,
+  people: readonly Person[] = [],
+): Grant {
   if (grant.state !== 'expired' && grant.state !== 'revoked') {
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; it is reviewed once it has ended`);
   }
-  if (samePrincipal(grant.requester, reviewer)) {
+  if (samePerson(people, grant.requester, reviewer)) {
     throw new RefusalError(
       `${describe(reviewer)} used grant ${grant.grantId} and cannot review it: someone else must`,
     );

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BreakglassRoleSchema } from './grant.ts';
+import { BreakglassConfigSchema } from './grant.ts';
 import { IdentitySchema } from './identity.ts';
 
 /** The `identities.yaml` file: the declared inventory of pipeline identities. */
@@ -7,7 +7,7 @@ export const InventorySchema = z.strictObject({
   version: z.literal(1),
   identities: z.array(IdentitySchema),
   /** Break-glass roles: temporary elevated access with approval (see grant.ts). */
-  breakglass: z.strictObject({ roles: z.array(BreakglassRoleSchema).default([]) }).optional(),
+  breakglass: BreakglassConfigSchema.optional(),
 });
 export type Inventory = z.infer<typeof InventorySchema>;
 

@@ -198,6 +198,7 @@ describe('state store: grants', () => {
     state: 'requested' as const,
     requestedAt,
     approvals: [],
+    credentials: [],
   });
 
   it('stores a grant, refuses a stale transition, and lists grants newest first', async () => {

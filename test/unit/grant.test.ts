@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   activateGrant,
   approveGrant,
+  assertIssuable,
   BreakglassRoleSchema,
   denyGrant,
   expireGrant,
@@ -9,6 +10,7 @@ import {
   isOverdue,
   isReviewOverdue,
   type Principal,
+  personOf,
   RefusalError,
   requestGrant,
   reviewGrant,
@@ -116,16 +118,62 @@ describe('grants: approval', () => {
   });
 });
 
-describe('grants: activity and end', () => {
-  const active = () => activateGrant(approveGrant(request(), role, bob, now), 'g-1', now);
+describe('grants: one person, several principals', () => {
+  const people = [
+    {
+      name: 'alice',
+      awsPrincipals: ['arn:aws:iam::123456789012:user/alice'],
+      slackUsers: ['U0ALICE'],
+      localUsers: [],
+    },
+  ];
+  const aliceOnSlack: Principal = { kind: 'slack', id: 'U0ALICE' };
+  const slackRole = BreakglassRoleSchema.parse({
+    ...role,
+    approvers: { slackUsers: ['U0ALICE', 'U0CAROL'] },
+  });
 
-  it('runs for its duration from activation', () => {
+  it('refuses a requester approving from another channel', () => {
+    expect(personOf(people, aliceOnSlack)).toBe('person:alice');
+    expect(() => approveGrant(request({ role: slackRole }), slackRole, aliceOnSlack, now, people)).toThrow(
+      'cannot approve it: someone else must',
+    );
+    expect(approveGrant(request({ role: slackRole }), slackRole, carol, now, people).state).toBe('approved');
+  });
+});
+
+describe('grants: activity and end', () => {
+  const session = { type: 'aws-session' as const, handle: 'g-1', expiresAt: later(30).toISOString() };
+  const active = () => activateGrant(approveGrant(request(), role, bob, now), session, later(1));
+
+  it('runs for its duration from approval, whenever its credentials are fetched', () => {
+    const approved = approveGrant(request(), role, bob, now);
+    expect(approved).toMatchObject({ state: 'approved', expiresAt: later(30).toISOString() });
     expect(active()).toMatchObject({
       state: 'active',
-      credentialHandle: 'g-1',
+      activatedAt: later(1).toISOString(),
       expiresAt: later(30).toISOString(),
+      credentials: [{ ...session, issuedAt: later(1).toISOString() }],
     });
-    expect(() => activateGrant(request(), 'x', now)).toThrow('only an approved grant is activated');
+    expect(() => activateGrant(request(), session, now)).toThrow('only an approved grant is activated');
+  });
+
+  it('issues credentials to the requester only, and only within the window', () => {
+    const approved = approveGrant(request(), role, bob, now);
+    expect(() => assertIssuable(approved, alice, later(29))).not.toThrow();
+    expect(() => assertIssuable(approved, bob, later(1))).toThrow(
+      'only its requester receives its credentials',
+    );
+    expect(() => assertIssuable(approved, alice, later(30))).toThrow('ended at');
+    expect(() => assertIssuable(request(), alice, now)).toThrow('issued for an approved grant only');
+  });
+
+  it('lets an approved grant whose credentials were never fetched lapse', () => {
+    const approved = approveGrant(request(), role, bob, now);
+    expect(expireGrant(approved, later(30), 'sweeper')).toMatchObject({
+      state: 'expired',
+      endedBy: 'sweeper',
+    });
   });
 
   it('expires only once past its end, and then a review is due', () => {
@@ -137,7 +185,12 @@ describe('grants: activity and end', () => {
   });
 
   it('can be revoked early', () => {
-    expect(revokeGrant(active(), bob, later(5))).toMatchObject({ state: 'revoked', revokedBy: bob });
+    expect(revokeGrant(active(), role, bob, later(5))).toMatchObject({ state: 'revoked', revokedBy: bob });
+    expect(revokeGrant(active(), role, alice, later(5))).toMatchObject({
+      state: 'revoked',
+      revokedBy: alice,
+    });
+    expect(() => revokeGrant(active(), role, mallory, later(5))).toThrow('only its requester or an approver');
   });
 
   it('is reviewed by someone other than the requester, with notes', () => {
