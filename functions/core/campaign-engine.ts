@@ -89,7 +89,17 @@ export interface RunCampaignOptions {
   retryFailed?: boolean;
   /** Aborting stops claiming new targets; those in flight finish and are checkpointed. */
   signal?: AbortSignal;
-  /** Called as each target settles in this run, with the campaign's progress. */
+  /**
+   * Work only on these targets (a revoke-batch worker's batch); the others are left to
+   * other runs. The campaign still completes when this run finds every target of it
+   * settled, and an identity is still re-issued only once all its targets are. Ids the
+   * campaign does not have are refused before anything is tried.
+   */
+  targetIds?: readonly string[];
+  /**
+   * Called as each target settles in this run, with the progress of the targets this run
+   * works on (the whole campaign, or `targetIds`).
+   */
   onOutcome?: (target: Target, progress: { done: number; total: number }) => void;
 }
 
@@ -99,7 +109,7 @@ export interface CampaignRun {
   reissues: ReissueRecord[];
   /** Targets this run settled (claimed, tried and checkpointed). */
   settled: number;
-  /** Whether the run stopped (signal) with targets still pending. */
+  /** Whether the run stopped (signal) with targets still pending (of `targetIds`, when given). */
   stopped: boolean;
 }
 
@@ -153,12 +163,18 @@ class LostClaim extends Error {}
 
 class Run {
   readonly maxAttempts: number;
+  /** The targets this run works on: `targetIds`, or all. */
+  readonly scope: ReadonlySet<string>;
   readonly total: number;
   done: number;
   settled = 0;
   readonly reissues: Map<string, ReissueRecord>;
   /** Aborted by the caller's signal, or by this run when bookkeeping fails. */
   readonly stop = new AbortController();
+  /** Target ids by identity, all of the campaign's. */
+  readonly ofIdentity: Map<string, string[]>;
+  /** Identities whose re-issue waits for targets outside `targetIds` (other runs'). */
+  readonly awaitingOthers = new Set<string>();
   /** Identities read from the inventory, once per run. */
   readonly identities = new Map<string, Promise<Identity | undefined>>();
   /** The last audit append queued; the next one waits for it. */
@@ -172,9 +188,16 @@ class Run {
     readonly options: RunCampaignOptions,
   ) {
     this.maxAttempts = options.maxAttempts ?? DEFAULTS.maxAttempts;
-    this.total = targets.size;
-    this.done = [...targets.values()].filter((t) => t.outcome !== 'pending').length;
+    this.scope = new Set(options.targetIds ?? targets.keys());
+    this.total = this.scope.size;
+    this.done = [...this.scope].filter((id) => targets.get(id)?.outcome !== 'pending').length;
     this.reissues = new Map(reissues.map((r) => [r.identityId, r]));
+    this.ofIdentity = new Map(
+      [...groupBy(targets.values(), (t) => t.identityId)].map(([id, group]) => [
+        id,
+        group.map((t) => t.targetId),
+      ]),
+    );
     if (options.signal?.aborted) this.stop.abort();
     else options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
   }
@@ -229,6 +252,13 @@ class Run {
   }
 }
 
+/** The identity's targets as this run knows them. */
+const targetsOf = (run: Run, identityId: string): Target[] =>
+  (run.ofIdentity.get(identityId) ?? []).flatMap((id) => {
+    const target = run.targets.get(id);
+    return target ? [target] : [];
+  });
+
 /** Whether this run should work on a target, and how many tries it may use in all. */
 function budgetOf(run: Run, target: Target, retryFailed: boolean): number | undefined {
   if (target.outcome === 'pending') return run.maxAttempts;
@@ -258,6 +288,15 @@ export async function runCampaign(
   if (campaign.dryRun)
     throw new ValidationError(`campaign ${campaignId} is a dry run: there is nothing to run`);
   const targets = await deps.campaigns.listTargets(campaignId);
+  if (options.targetIds) {
+    const known = new Set(targets.map((t) => t.targetId));
+    const unknown = options.targetIds.filter((id) => !known.has(id));
+    if (unknown.length > 0) {
+      throw new ValidationError(
+        `campaign ${campaignId} has no targets ${unknown.map((id) => JSON.stringify(id)).join(', ')}; expected ids from its plan (keywarden revoke status ${campaignId} lists them)`,
+      );
+    }
+  }
   const run = new Run(
     deps,
     campaign,
@@ -268,28 +307,40 @@ export async function runCampaign(
 
   if (campaign.status === 'planned') await start(run);
   const retryFailed = options.retryFailed ?? false;
-  const byIdentity = groupBy(run.targets.values(), (target) => target.identityId);
+  const inScope = [...run.targets.values()].filter((t) => run.scope.has(t.targetId));
+  const byIdentity = groupBy(inScope, (target) => target.identityId);
   const results = await Promise.allSettled(
     [...byIdentity].map(([identityId, group]) => runIdentity(run, identityId, group, retryFailed)),
   );
-  const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  let failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (!failure && run.scope.size < run.targets.size) {
+    // Other runs work on the rest: what they settled since this run read the targets
+    // decides whether the campaign is complete and which identities can be re-issued now.
+    failure = await catchUp(run);
+  }
 
   const final = [...run.targets.values()];
   const finished = final.every((t) => t.outcome !== 'pending');
+  const scopeFinished = [...run.scope].every((id) => run.targets.get(id)?.outcome !== 'pending');
   if (failure) {
     // Keep the counts as far as they got; the store's own failure is the one to report.
     await saveCampaign(run, (current) => ({ ...current, counts: summarize(final) })).catch(() => undefined);
     throw failure.reason;
   }
   // A run of a finished campaign that found nothing to do leaves its record as it was.
+  let completedHere = false;
   if (!(campaign.status === 'completed' && run.settled === 0)) {
-    await saveCampaign(run, (current) => ({
-      ...current,
-      counts: summarize(final),
-      ...(finished ? { status: 'completed', finishedAt: current.finishedAt ?? run.now } : {}),
-    }));
+    await saveCampaign(run, (current) => {
+      // Of several runs finishing at once, the one whose write sets finishedAt audits it.
+      completedHere = finished && !current.finishedAt;
+      return {
+        ...current,
+        counts: summarize(final),
+        ...(finished ? { status: 'completed', finishedAt: current.finishedAt ?? run.now } : {}),
+      };
+    });
   }
-  if (finished && !campaign.finishedAt) {
+  if (completedHere) {
     await run.audit('campaign.completed', campaignId, {
       counts: run.campaign.counts.byOutcome,
       reissued: [...run.reissues.values()].filter((r) => r.status === 'reissued').map((r) => r.identityId),
@@ -300,8 +351,35 @@ export async function runCampaign(
     targets: final,
     reissues: [...run.reissues.values()],
     settled: run.settled,
-    stopped: !finished,
+    stopped: !scopeFinished,
   };
+}
+
+/**
+ * After a run limited to `targetIds`: re-reads the targets the other runs settled in the
+ * meantime and re-issues the identities of this run whose targets are now all settled.
+ * Returns the store's failure, if any, for the caller to report.
+ */
+async function catchUp(run: Run): Promise<PromiseRejectedResult | undefined> {
+  try {
+    const outside = [...run.targets.values()].some(
+      (t) => !run.scope.has(t.targetId) && t.outcome === 'pending',
+    );
+    if (!outside) return undefined;
+    for (const target of await run.deps.campaigns.listTargets(run.campaign.campaignId)) {
+      run.targets.set(target.targetId, target);
+    }
+    if (run.stopped || run.awaitingOthers.size === 0) return undefined;
+    for (const record of await run.deps.campaigns.listReissues(run.campaign.campaignId)) {
+      run.reissues.set(record.identityId, record);
+    }
+    for (const identityId of run.awaitingOthers) {
+      await reissue(run, identityId, targetsOf(run, identityId));
+    }
+    return undefined;
+  } catch (reason) {
+    return { status: 'rejected', reason };
+  }
 }
 
 /** planned → running: audit the start and the targets the plan already settled (skipped). */
@@ -353,8 +431,11 @@ async function runIdentity(run: Run, identityId: string, group: Target[], retryF
       if (planned.outcome === 'pending') run.done += 1;
       run.options.onOutcome?.(settled, { done: run.done, total: run.total });
     }
-    const current = group.map((t) => run.targets.get(t.targetId) ?? t);
-    if (!run.stopped) await reissue(run, identityId, current);
+    // Every target of the identity, this run's and (when limited to `targetIds`) the others'.
+    const current = targetsOf(run, identityId);
+    if (current.some((t) => !run.scope.has(t.targetId) && t.outcome === 'pending')) {
+      run.awaitingOthers.add(identityId);
+    } else if (!run.stopped) await reissue(run, identityId, current);
   } catch (error) {
     // The store could not record progress: stop claiming, let the others finish, resume later.
     run.stop.abort();

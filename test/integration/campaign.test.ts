@@ -715,6 +715,53 @@ describe('campaign: revoke', () => {
   });
 });
 
+describe('campaign: a run limited to some targets (a revoke-batch worker)', () => {
+  it('works only on its batch, refuses ids not in the plan, and the last batch completes the campaign and re-issues', async () => {
+    const fleetOf = await fleet();
+    const { campaign, targets } = await plan(fleetOf.selector, { reissue: true });
+    await services.store.createCampaign(campaign, targets);
+    const { deps, calls } = counting(services.campaignDeps('test'));
+    const { limitFor } = limits();
+    // Alternate targets between two batches, so most identities have a target in each.
+    const batches = [0, 1].map((half) => targets.filter((_, i) => i % 2 === half).map((t) => t.targetId));
+    const [first = [], second = []] = batches;
+
+    const refused = runCampaign(deps, campaign.campaignId, { limitFor, targetIds: ['no-such-target'] });
+    await expect(refused).rejects.toThrow(/has no targets "no-such-target"/);
+    const one = await runCampaign(deps, campaign.campaignId, { limitFor, targetIds: first });
+    const afterOne = await services.store.listTargets(campaign.campaignId);
+    const two = await runCampaign(deps, campaign.campaignId, { limitFor, targetIds: second });
+
+    await expect(refused).rejects.toBeInstanceOf(ValidationError);
+    expect(one.settled).toBe(first.length);
+    expect(one.stopped).toBe(false);
+    expect(one.campaign.status).toBe('running');
+    expect(
+      afterOne
+        .filter((t) => t.outcome === 'pending')
+        .map((t) => t.targetId)
+        .sort(),
+    ).toEqual([...second].sort());
+    expect(two.settled).toBe(second.length);
+    expect(two.campaign.status).toBe('completed');
+    expect(two.targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
+    const expected = targets.map((t) => (t.action === 'revoke' ? `${t.identityId}:${t.handle}` : t.handle));
+    expect([...calls.keys()].sort()).toEqual(expected.sort());
+    expect([...calls.values()].every((n) => n === 1)).toBe(true);
+    // Each re-issuable identity once, after its last target (in either batch) settled.
+    const reissues = await services.store.listReissues(campaign.campaignId);
+    expect(reissues.map((r) => [r.identityId, r.status]).sort()).toEqual(
+      fleetOf.rotatable.map((i) => [i.id, 'reissued']).sort(),
+    );
+    const trail = (await services.store.readAll()).records.filter(
+      (r) => r.details.campaignId === campaign.campaignId,
+    );
+    expect(trail.filter((r) => r.type === 'campaign.target')).toHaveLength(targets.length);
+    expect(trail.filter((r) => r.type === 'campaign.completed')).toHaveLength(1);
+    expect(await stillAuthenticating(fleetOf)).toEqual([]);
+  });
+});
+
 describe('campaign: re-issue', () => {
   it('leaves each re-issuable identity with a fresh, working current credential', async () => {
     const fleetOf = await fleet();
