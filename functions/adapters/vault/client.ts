@@ -110,6 +110,23 @@ export const CreatedTokenSchema = z.object({
 });
 export type CreatedToken = z.infer<typeof CreatedTokenSchema>;
 
+/**
+ * The `wrap_info` of a response-wrapped answer. `token` is the single-use wrapping token
+ * (a secret: whoever unwraps it first gets the answer); `wrapped_accessor` is the accessor
+ * of the token inside, when the wrapped answer is a token.
+ */
+export const WrapInfoSchema = z.object({
+  token: z.string().min(1),
+  accessor: z.string(),
+  /** Seconds the wrapping token lives. */
+  ttl: z.number(),
+  /** RFC 3339. */
+  creation_time: z.string(),
+  creation_path: z.string(),
+  wrapped_accessor: z.string().optional(),
+});
+export type WrapInfo = z.infer<typeof WrapInfoSchema>;
+
 /** The body of `auth/token/create` (see Vault's token auth API); durations as Vault strings (`1h`). */
 export interface TokenCreateRequest {
   policies?: string[];
@@ -211,6 +228,35 @@ export class VaultClient {
     } catch (error) {
       throw this.#fail('write', path, error, data);
     }
+  }
+
+  /**
+   * POST `data` to `path` with Vault response wrapping (`X-Vault-Wrap-TTL`): Vault keeps
+   * the answer in a single-use wrapping token that lives `wrapTtlSeconds`, and returns
+   * only that token's `wrap_info`. Every call mints a new wrapping token, so after a lost
+   * answer it is never sent again (only a 429 or a refused connection, which prove Vault
+   * did nothing, are retried); the failure comes back retryable for the caller to decide.
+   */
+  async writeWrapped(path: string, data: Record<string, unknown>, wrapTtlSeconds: number): Promise<WrapInfo> {
+    if (!Number.isInteger(wrapTtlSeconds) || wrapTtlSeconds < 1) {
+      throw new ValidationError(
+        `VaultClient.writeWrapped: expected wrapTtlSeconds to be a whole number ≥ 1, got ${wrapTtlSeconds}`,
+      );
+    }
+    let response: VaultResponse;
+    try {
+      const options = this.#options();
+      const headers = { ...options.headers, 'X-Vault-Wrap-TTL': `${wrapTtlSeconds}s` };
+      response = asResponse(
+        await retryVaultCall(() => this.#raw.write(path, data, { ...options, headers }), {
+          idempotent: false,
+          facts: failureFacts,
+        }),
+      );
+    } catch (error) {
+      throw this.#fail('write', path, error, data);
+    }
+    return parseVaultAnswer(WrapInfoSchema, response.wrap_info, 'write', path);
   }
 
   /** DELETE `path`. */
