@@ -12,6 +12,10 @@ import { z } from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
 import { KeywardenError } from './errors.ts';
 
+/** The Slack users who may start an incident revocation from Slack. */
+export const slackResponders = (config: BreakglassConfig): string[] =>
+  config.incidentResponders?.slackUsers ?? [...new Set(config.roles.flatMap((r) => r.approvers.slackUsers))];
+
 /** Who acts: an AWS principal (SigV4), a Slack user, or a local development user. */
 export const PrincipalSchema = z.object({
   kind: z.enum(['aws', 'slack', 'local']),
@@ -92,6 +96,11 @@ export type Person = z.infer<typeof PersonSchema>;
 export const BreakglassConfigSchema = z.strictObject({
   roles: z.array(BreakglassRoleSchema).default([]),
   people: z.array(PersonSchema).default([]),
+  /**
+   * Who may start an incident revocation from Slack (`/revoke`). When absent, the Slack
+   * approvers of the break-glass roles may.
+   */
+  incidentResponders: z.strictObject({ slackUsers: z.array(z.string().min(1)).default([]) }).optional(),
 });
 export type BreakglassConfig = z.infer<typeof BreakglassConfigSchema>;
 

@@ -3,7 +3,7 @@ import type { Campaign, Target } from './campaign.ts';
 import type { ReissueRecord } from './campaign-engine.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { Finding } from './findings.ts';
-import type { BreakglassTarget, Grant, GrantState } from './grant.ts';
+import type { BreakglassConfig, BreakglassTarget, Grant, GrantState } from './grant.ts';
 import type { Identity } from './identity.ts';
 import type { SecretValue } from './secret-value.ts';
 
@@ -126,6 +126,20 @@ export interface GrantExpiryScheduler {
   scheduleExpiry(grantId: string, at: Date): Promise<void>;
   /** Deletes the grant's schedule (it ended early); a missing schedule is fine. */
   cancelExpiry(grantId: string): Promise<void>;
+}
+
+/** The inventory's `breakglass` section as last synced, for the functions that enforce it. */
+export interface BreakglassConfigStore {
+  /** Replaces the stored roles and people as a whole. */
+  putBreakglassConfig(config: BreakglassConfig): Promise<void>;
+  /** The stored section; no roles and no people when none was ever synced. */
+  getBreakglassConfig(): Promise<BreakglassConfig>;
+}
+
+/** Remembers deliveries already handled (Slack retries the same request), for a while. */
+export interface DeliveryLedger {
+  /** Records `key`; false when it was recorded before (a duplicate delivery). */
+  firstDelivery(key: string, keepSeconds: number): Promise<boolean>;
 }
 
 /** A campaign with its optimistic-locking revision. */

@@ -1,0 +1,370 @@
+/**
+ * Break-glass, as use cases over the grant lifecycle (./grant.ts): each loads the grant,
+ * applies one transition, stores it with a conditional write on the revision it read,
+ * and audits it. A refused attempt (self-approval, a non-approver, a stranger asking for
+ * credentials…) is audited as `grant.refused` before the refusal reaches the caller.
+ *
+ * Expiry is guaranteed three times over: every credential carries the grant's end as its
+ * own TTL; a one-time schedule calls {@link expire} at the end; and {@link sweep} ends
+ * anything overdue that the schedule missed.
+ */
+import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
+import {
+  activateGrant,
+  approveGrant,
+  assertIssuable,
+  type BreakglassConfig,
+  type BreakglassRole,
+  denyGrant,
+  expireGrant,
+  type Grant,
+  isOverdue,
+  type Principal,
+  RefusalError,
+  requestGrant,
+  reviewGrant,
+  revokeGrant,
+} from './grant.ts';
+import type {
+  AuditLog,
+  Clock,
+  GrantExpiryScheduler,
+  GrantIssuer,
+  GrantStore,
+  IssuedGrantCredential,
+  StoredGrant,
+} from './ports.ts';
+
+export interface BreakglassDeps {
+  grants: GrantStore;
+  audit: AuditLog;
+  clock: Clock;
+  /** The roles and the people directory, as last synced from the inventory. */
+  config: () => Promise<BreakglassConfig>;
+  /** The issuer for a role's target type; throws when that provider is not configured. */
+  issuer: (type: BreakglassRole['target']['type']) => GrantIssuer;
+  scheduler: GrantExpiryScheduler;
+  newGrantId: () => string;
+}
+
+/** How many times a transition is re-applied when a concurrent writer changed the grant first. */
+const CONFLICT_ATTEMPTS = 5;
+
+const who = (p: Principal) => `${p.kind}:${p.id}`;
+
+/** A break-glass role by id, or a refusal naming the roles there are. */
+export function roleById(config: BreakglassConfig, roleId: string): BreakglassRole {
+  const role = config.roles.find((r) => r.id === roleId);
+  if (!role) {
+    const known = config.roles.map((r) => r.id).join(', ') || '(none: declare them under breakglass.roles)';
+    throw new NotFoundError(`no break-glass role ${JSON.stringify(roleId)}; the roles are: ${known}`);
+  }
+  return role;
+}
+
+async function loadGrant(deps: BreakglassDeps, grantId: string): Promise<StoredGrant> {
+  const grant = await deps.grants.getGrant(grantId);
+  if (!grant)
+    throw new NotFoundError(`no grant ${JSON.stringify(grantId)}; \`keywarden breakglass list\` shows them`);
+  return grant;
+}
+
+/** Records a refused attempt, then lets the refusal go on to the caller. */
+async function refused(
+  deps: BreakglassDeps,
+  action: string,
+  principal: Principal | string,
+  subject: string,
+  error: unknown,
+): Promise<never> {
+  if (error instanceof RefusalError || error instanceof NotFoundError || error instanceof ValidationError) {
+    await deps.audit.append({
+      type: 'grant.refused',
+      actor: typeof principal === 'string' ? principal : who(principal),
+      subject,
+      details: { action, reason: error.message },
+    });
+  }
+  throw error;
+}
+
+/**
+ * Loads the grant, applies `transition`, and stores the result conditionally; on a lost
+ * race it re-reads and re-applies, so two approvers at once both count.
+ */
+async function transition(
+  deps: BreakglassDeps,
+  grantId: string,
+  apply: (grant: StoredGrant, config: BreakglassConfig, role: BreakglassRole) => Grant,
+): Promise<{ before: StoredGrant; after: StoredGrant; role: BreakglassRole; config: BreakglassConfig }> {
+  const config = await deps.config();
+  for (let attempt = 1; ; attempt++) {
+    const before = await loadGrant(deps, grantId);
+    const role = roleById(config, before.roleId);
+    const next = apply(before, config, role);
+    try {
+      const after = await deps.grants.putGrant(next, before.rev);
+      return { before, after, role, config };
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= CONFLICT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** A new request; the approvers are told by the caller (Slack message, CLI output). */
+export async function request(
+  deps: BreakglassDeps,
+  requester: Principal,
+  input: { roleId: string; duration: string; reason: string; incident?: string | undefined },
+): Promise<StoredGrant> {
+  const grantId = deps.newGrantId();
+  try {
+    const config = await deps.config();
+    const role = roleById(config, input.roleId);
+    const grant = requestGrant({ grantId, role, requester, ...input, now: deps.clock.now() });
+    const stored = await deps.grants.putGrant(grant, undefined);
+    await deps.audit.append({
+      type: 'grant.requested',
+      actor: who(requester),
+      subject: grantId,
+      details: {
+        roleId: role.id,
+        duration: grant.duration,
+        reason: grant.reason,
+        ...(grant.incident ? { incident: grant.incident } : {}),
+      },
+    });
+    return stored;
+  } catch (error) {
+    return refused(deps, 'request', requester, `role:${input.roleId}`, error);
+  }
+}
+
+/** One approval; the one that completes the count starts the window and schedules its end. */
+export async function approve(
+  deps: BreakglassDeps,
+  approver: Principal,
+  grantId: string,
+): Promise<StoredGrant> {
+  let result: Awaited<ReturnType<typeof transition>>;
+  try {
+    result = await transition(deps, grantId, (grant, config, role) =>
+      approveGrant(grant, role, approver, deps.clock.now(), config.people),
+    );
+  } catch (error) {
+    return refused(deps, 'approve', approver, grantId, error);
+  }
+  const { after, role } = result;
+  let schedule = 'not needed yet';
+  if (after.state === 'approved' && after.expiresAt) {
+    // The sweeper ends the grant on time even if this schedule cannot be created.
+    schedule = await deps.scheduler.scheduleExpiry(grantId, new Date(after.expiresAt)).then(
+      () => 'scheduled',
+      (error: unknown) => `failed (${(error as Error).name}); the sweeper ends the grant`,
+    );
+  }
+  await deps.audit.append({
+    type: 'grant.approved',
+    actor: who(approver),
+    subject: grantId,
+    details: {
+      roleId: role.id,
+      approvals: after.approvals.length,
+      required: role.approvalsRequired,
+      state: after.state,
+      ...(after.expiresAt ? { expiresAt: after.expiresAt, expirySchedule: schedule } : {}),
+    },
+  });
+  return after;
+}
+
+export async function deny(
+  deps: BreakglassDeps,
+  approver: Principal,
+  grantId: string,
+  reason?: string,
+): Promise<StoredGrant> {
+  try {
+    const { after, role } = await transition(deps, grantId, (grant, _config, role) =>
+      denyGrant(grant, role, approver, deps.clock.now(), reason),
+    );
+    await deps.audit.append({
+      type: 'grant.denied',
+      actor: who(approver),
+      subject: grantId,
+      details: { roleId: role.id, ...(after.denialReason ? { reason: after.denialReason } : {}) },
+    });
+    return after;
+  } catch (error) {
+    return refused(deps, 'deny', approver, grantId, error);
+  }
+}
+
+/**
+ * Issues a credential to the requester of an approved grant, ending at the grant's end.
+ * The credential goes back to the caller only; the grant and the audit trail record its
+ * handle. If the grant cannot be recorded, the credential is revoked before answering.
+ */
+export async function issueCredentials(
+  deps: BreakglassDeps,
+  principal: Principal,
+  grantId: string,
+): Promise<{ grant: StoredGrant; credential: IssuedGrantCredential }> {
+  const config = await deps.config();
+  let grant: StoredGrant;
+  let role: BreakglassRole;
+  try {
+    grant = await loadGrant(deps, grantId);
+    role = roleById(config, grant.roleId);
+    assertIssuable(grant, principal, deps.clock.now(), config.people);
+  } catch (error) {
+    return refused(deps, 'credentials', principal, grantId, error);
+  }
+  const issuer = deps.issuer(role.target.type);
+  const credential = await issuer.issue({
+    grantId,
+    target: role.target,
+    expiresAt: new Date(grant.expiresAt as string),
+    now: deps.clock.now(),
+  });
+  const record = { type: credential.type, handle: credential.handle, expiresAt: credential.expiresAt };
+  try {
+    const { after } = await transition(deps, grantId, (current) => {
+      assertIssuable(current, principal, deps.clock.now(), config.people);
+      return activateGrant(current, record, deps.clock.now());
+    });
+    await deps.audit.append({
+      type: 'grant.activated',
+      actor: who(principal),
+      subject: grantId,
+      details: { roleId: role.id, credential: record },
+    });
+    return { grant: after, credential };
+  } catch (error) {
+    // An unrecorded credential must not stay alive: nobody would know to end it early.
+    await issuer.revoke({ grantId, target: role.target, handles: [credential.handle] });
+    return refused(deps, 'credentials', principal, grantId, error);
+  }
+}
+
+/** Ends the grant's credentials early; requester or approver. Other grants of the role go on. */
+export async function revoke(deps: BreakglassDeps, by: Principal, grantId: string): Promise<StoredGrant> {
+  let result: Awaited<ReturnType<typeof transition>>;
+  try {
+    result = await transition(deps, grantId, (grant, config, role) =>
+      revokeGrant(grant, role, by, deps.clock.now(), config.people),
+    );
+  } catch (error) {
+    return refused(deps, 'revoke', by, grantId, error);
+  }
+  const { after, role } = result;
+  await endCredentials(deps, after, role, 'revoked');
+  await deps.audit.append({
+    type: 'grant.revoked',
+    actor: who(by),
+    subject: grantId,
+    details: { roleId: role.id, handles: after.credentials.map((c) => c.handle) },
+  });
+  return after;
+}
+
+/**
+ * Ends a grant's credentials. Early (`revoked`): every credential, and for AWS a deny on the
+ * grant's SourceIdentity even before a session exists. On time (`expired`): the credentials
+ * ended by themselves; Vault tokens are revoked too (belt and braces), while AWS sessions need
+ * nothing (their session policy denies everything after the end), which keeps the role's
+ * inline policies, limited to 10 KB in all, for early revocations.
+ */
+async function endCredentials(
+  deps: BreakglassDeps,
+  grant: Grant,
+  role: BreakglassRole,
+  how: 'revoked' | 'expired',
+): Promise<void> {
+  const handles = grant.credentials.map((c) => c.handle);
+  const aws = role.target.type === 'aws-role';
+  if (how === 'revoked' ? aws || handles.length > 0 : !aws && handles.length > 0) {
+    await deps.issuer(role.target.type).revoke({ grantId: grant.grantId, target: role.target, handles });
+  }
+  if (how === 'revoked') await deps.scheduler.cancelExpiry(grant.grantId);
+}
+
+export type ExpiryOutcome = 'expired' | 'not-due' | 'already-ended';
+
+/**
+ * Ends a grant that reached its end: called by its one-time schedule and by the sweeper.
+ * Its credentials end by themselves at that time; revoking them too is belt and braces.
+ */
+export async function expire(
+  deps: BreakglassDeps,
+  grantId: string,
+  by: 'schedule' | 'sweeper',
+): Promise<ExpiryOutcome> {
+  const grant = await deps.grants.getGrant(grantId);
+  if (!grant) throw new NotFoundError(`no grant ${JSON.stringify(grantId)} to expire`);
+  if (grant.state !== 'approved' && grant.state !== 'active') return 'already-ended';
+  if (!isOverdue(grant, deps.clock.now())) return 'not-due';
+  let result: Awaited<ReturnType<typeof transition>>;
+  try {
+    result = await transition(deps, grantId, (current) => expireGrant(current, deps.clock.now(), by));
+  } catch (error) {
+    // Someone else (the other guarantee, or a revoke) ended it between our read and write.
+    if (error instanceof RefusalError) return 'already-ended';
+    throw error;
+  }
+  const { after, role } = result;
+  await endCredentials(deps, after, role, 'expired');
+  await deps.audit.append({
+    type: 'grant.expired',
+    actor: `${by}:grant-expiry`,
+    subject: grantId,
+    details: {
+      roleId: role.id,
+      expiresAt: after.expiresAt,
+      endedAt: after.endedAt,
+      handles: after.credentials.map((c) => c.handle),
+    },
+  });
+  return 'expired';
+}
+
+/** The third guarantee: ends every approved or active grant past its end. */
+export async function sweep(deps: BreakglassDeps): Promise<{ expired: string[]; failed: string[] }> {
+  const now = deps.clock.now();
+  const overdue = (await deps.grants.listGrants({ states: ['approved', 'active'] })).filter((g) =>
+    isOverdue(g, now),
+  );
+  const expired: string[] = [];
+  const failed: string[] = [];
+  for (const grant of overdue) {
+    try {
+      if ((await expire(deps, grant.grantId, 'sweeper')) === 'expired') expired.push(grant.grantId);
+    } catch {
+      failed.push(grant.grantId);
+    }
+  }
+  return { expired, failed };
+}
+
+/** The review after the grant ended, by someone other than the requester. */
+export async function review(
+  deps: BreakglassDeps,
+  reviewer: Principal,
+  grantId: string,
+  notes: string,
+): Promise<StoredGrant> {
+  try {
+    const { after } = await transition(deps, grantId, (grant, config) =>
+      reviewGrant(grant, reviewer, notes, deps.clock.now(), config.people),
+    );
+    await deps.audit.append({
+      type: 'grant.reviewed',
+      actor: who(reviewer),
+      subject: grantId,
+      details: { notes: after.review?.notes },
+    });
+    return after;
+  } catch (error) {
+    return refused(deps, 'review', reviewer, grantId, error);
+  }
+}
