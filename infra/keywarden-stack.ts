@@ -1,5 +1,7 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { Api } from './constructs/api.ts';
+import { BreakGlass } from './constructs/break-glass.ts';
 import { Discovery } from './constructs/discovery.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
 import { Revocation } from './constructs/revocation.ts';
@@ -23,12 +25,20 @@ export interface KeywardenStackProps extends StackProps {
   readonly rotationConcurrency?: number | undefined;
   /** Days without use after which a credential is reported stale. @default 90 */
   readonly staleAfterDays?: number | undefined;
+  /**
+   * IAM path of the roles break-glass grants may assume; `/` is refused.
+   * @default context `keywarden:breakglassRolePath`, else '/breakglass/'
+   */
+  readonly breakglassRolePath?: string | undefined;
+  /** Grant sweeper expression. @default context `keywarden:sweeperSchedule`, else `rate(5 minutes)` */
+  readonly sweeperSchedule?: string | undefined;
 }
 
 /**
  * keywarden in one account: the state table, the report bucket, keywarden's own secrets, the
- * scheduled discovery function, rotation (scheduled and Secrets Manager rotation, with alarms) and
- * the incident revocation state machine. Construct ids are public API: renaming one replaces the
+ * scheduled discovery function, rotation (scheduled and Secrets Manager rotation, with alarms), the
+ * incident revocation state machine, break-glass expiry (one-time schedules and a sweeper, with
+ * alarms) and the HTTP API for the CLI and Slack. Construct ids are public API: renaming one replaces the
  * resource (and the table and bucket are retained, not moved).
  */
 export class KeywardenStack extends Stack {
@@ -36,7 +46,7 @@ export class KeywardenStack extends Stack {
   readonly stateStore: StateStore;
   /** The report bucket, its key and its access-log bucket. */
   readonly reportBucket: ReportBucket;
-  /** The Vault token and fingerprint key secrets. */
+  /** The Vault token, fingerprint key and Slack signing secrets. */
   readonly secrets: ServiceSecrets;
   /** The scheduled discovery function. */
   readonly discovery: Discovery;
@@ -44,6 +54,10 @@ export class KeywardenStack extends Stack {
   readonly rotation: Rotation;
   /** The incident revocation state machine and its three functions. */
   readonly revocation: Revocation;
+  /** Grant expiry (one-time schedules, their group and role), the sweeper and their alarms. */
+  readonly breakGlass: BreakGlass;
+  /** The HTTP API and its function. */
+  readonly api: Api;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
     super(scope, id, props);
@@ -78,6 +92,21 @@ export class KeywardenStack extends Stack {
       iamPathPrefix: props.iamPathPrefix,
       secretNamePrefix: props.secretNamePrefix,
     });
+    this.breakGlass = new BreakGlass(this, 'BreakGlass', {
+      stateStore: this.stateStore,
+      secrets: this.secrets,
+      vaultAddr: props.vaultAddr,
+      breakglassRolePath: props.breakglassRolePath,
+      sweeperSchedule: props.sweeperSchedule,
+    });
+    this.api = new Api(this, 'Api', {
+      stateStore: this.stateStore,
+      reportBucket: this.reportBucket,
+      secrets: this.secrets,
+      breakGlass: this.breakGlass,
+      revocationStateMachine: this.revocation.stateMachine,
+      vaultAddr: props.vaultAddr,
+    });
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.
     new CfnOutput(this, 'StateTableName', { value: this.stateStore.table.tableName });
@@ -100,6 +129,25 @@ export class KeywardenStack extends Stack {
       value: this.revocation.stateMachine.stateMachineArn,
       description:
         'Runs a planned campaign: aws stepfunctions start-execution --state-machine-arn <this> --input \'{"campaignId":"…"}\'.',
+    });
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.api.url,
+      description:
+        'keywarden HTTP API: the CLI calls it with SigV4 (KEYWARDEN_API_URL); Slack commands go to <this>slack/commands.',
+    });
+    new CfnOutput(this, 'ApiFunctionRoleArn', {
+      value: this.api.handler.role.roleArn,
+      description: `Break-glass roles (under ${this.breakGlass.breakglassRolePath}) must trust this role for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or grants cannot be issued.`,
+    });
+    new CfnOutput(this, 'SlackSigningSecretArn', {
+      value: this.secrets.slackSigningSecret.secretArn,
+      description:
+        "Set the Slack app's signing secret here after deploy (aws secretsmanager put-secret-value).",
+    });
+    new CfnOutput(this, 'BreakGlassAlarmTopicArn', {
+      value: this.breakGlass.alarmTopic.topicArn,
+      description:
+        'Grant expiry and sweeper alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
     });
   }
 }

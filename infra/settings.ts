@@ -70,3 +70,24 @@ export function validateRecurringSchedule(
   }
   return value;
 }
+
+/**
+ * The IAM path of the roles break-glass grants may assume: `/segment/…/`, never `/`.
+ *
+ * Keywarden assumes these roles (`sts:AssumeRole`) and puts deny policies on them, so the path is
+ * the boundary of what break-glass can reach.
+ */
+export function validateBreakglassRolePath(owner: string, value: string): string {
+  // `*` and `?` would widen the policy's role ARN.
+  if (!/^\/(?:[A-Za-z0-9_+=,.@-]+\/)*$/.test(value)) {
+    throw new InfraConfigError(
+      `${owner}: breakglassRolePath must be an IAM path such as '/breakglass/' (starts and ends with '/', no wildcards); received '${value}'.`,
+    );
+  }
+  if (value === '/') {
+    throw new InfraConfigError(
+      `${owner}: breakglassRolePath '/' would let keywarden assume every IAM role in the account (admins and its own roles included) and put deny policies on them; put break-glass roles under a dedicated path such as '/breakglass/' and set keywarden:breakglassRolePath to it.`,
+    );
+  }
+  return value;
+}

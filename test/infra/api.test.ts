@@ -1,0 +1,352 @@
+import { App, Stack } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { API_ROUTES, Api, type ApiProps } from '../../infra/constructs/api.ts';
+import { BreakGlass } from '../../infra/constructs/break-glass.ts';
+import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
+import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
+import { StateStore } from '../../infra/constructs/state-store.ts';
+import { flattenCfnValue } from '../../infra/nag.ts';
+import {
+  allowStatementsOfRole,
+  cdkJsonContext,
+  type FlatStatement,
+  logicalIdOf,
+  resourcesAllowedFor,
+  type SynthesizedKeywarden,
+  synthesizeKeywarden,
+} from './keywarden-fixture.ts';
+
+const PARTITION = '<AWS::Partition>';
+const REGION = '<AWS::Region>';
+const ACCOUNT = '<AWS::AccountId>';
+const BREAKGLASS_ROLES = `arn:${PARTITION}:iam::${ACCOUNT}:role/breakglass/*`;
+const GRANT_SCHEDULES = `arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule/keywarden-grants/*`;
+
+/** Route keys as API Gateway writes them, e.g. `POST /grants/{grantId}/approve`. */
+const SIGV4_ROUTES = [
+  'GET /roles',
+  'POST /grants',
+  'GET /grants',
+  'GET /grants/{grantId}',
+  'POST /grants/{grantId}/approve',
+  'POST /grants/{grantId}/deny',
+  'POST /grants/{grantId}/credentials',
+  'POST /grants/{grantId}/revoke',
+  'POST /grants/{grantId}/review',
+  'GET /grants/{grantId}/report',
+  'POST /campaigns',
+  'GET /campaigns/{campaignId}',
+];
+const SLACK_ROUTES = ['POST /slack/commands', 'POST /slack/interactions'];
+
+describe('infra: api', () => {
+  let synthesized: SynthesizedKeywarden;
+  let template: Template;
+  let api: Api;
+  let statements: FlatStatement[];
+
+  beforeAll(() => {
+    synthesized = synthesizeKeywarden();
+    template = synthesized.template;
+    api = synthesized.stack.api;
+    statements = allowStatementsOfRole(template, logicalIdOf(api.handler.role));
+  });
+
+  const functionProperties = () =>
+    template.findResources('AWS::Lambda::Function')[logicalIdOf(api.handler.function)]?.Properties;
+
+  describe('routes', () => {
+    const routes = () =>
+      Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map(
+        (route) => route.Properties as { RouteKey: string; AuthorizationType?: string; Target: unknown },
+      );
+
+    it('are exactly the documented ones, each sent to the one API function', () => {
+      expect(
+        routes()
+          .map((r) => r.RouteKey)
+          .sort(),
+      ).toEqual([...SIGV4_ROUTES, ...SLACK_ROUTES].sort());
+      expect(API_ROUTES).toHaveLength(14);
+      const integrations = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'));
+      expect(integrations).toHaveLength(1);
+      expect(integrations[0]?.Properties).toMatchObject({
+        IntegrationType: 'AWS_PROXY',
+        PayloadFormatVersion: '2.0',
+        IntegrationUri: { 'Fn::GetAtt': [logicalIdOf(api.handler.function), 'Arn'] },
+      });
+    });
+
+    it('require SigV4 (the IAM authorizer) for every CLI route', () => {
+      for (const route of routes().filter((r) => SIGV4_ROUTES.includes(r.RouteKey))) {
+        expect({ key: route.RouteKey, auth: route.AuthorizationType }).toEqual({
+          key: route.RouteKey,
+          auth: 'AWS_IAM',
+        });
+      }
+    });
+
+    it('leave the two Slack routes to the handler’s signature check (no API Gateway authorization)', () => {
+      for (const route of routes().filter((r) => SLACK_ROUTES.includes(r.RouteKey))) {
+        expect({ key: route.RouteKey, auth: route.AuthorizationType ?? 'NONE' }).toEqual({
+          key: route.RouteKey,
+          auth: 'NONE',
+        });
+      }
+    });
+
+    it('let API Gateway invoke the function once, for any route of this API only', () => {
+      const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
+        (p) =>
+          JSON.stringify(p.Properties.FunctionName) ===
+          JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(api.handler.function), 'Arn'] }),
+      );
+      expect(permissions).toHaveLength(1);
+      expect(permissions[0]?.Properties).toMatchObject({
+        Action: 'lambda:InvokeFunction',
+        Principal: 'apigateway.amazonaws.com',
+      });
+      expect(flattenCfnValue(permissions[0]?.Properties.SourceArn)).toBe(
+        `arn:${PARTITION}:execute-api:${REGION}:${ACCOUNT}:<${logicalIdOf(api.httpApi)}>/*/*/*`,
+      );
+    });
+
+    it('answer no CORS preflight: no browser calls this API', () => {
+      const httpApi = template.findResources('AWS::ApiGatewayV2::Api')[logicalIdOf(api.httpApi)];
+      expect(httpApi?.Properties).toMatchObject({ ProtocolType: 'HTTP' });
+      expect(httpApi?.Properties.CorsConfiguration).toBeUndefined();
+    });
+  });
+
+  describe('default stage', () => {
+    const stage = () =>
+      template.findResources('AWS::ApiGatewayV2::Stage')[logicalIdOf(api.stage)]?.Properties;
+
+    it('is the auto-deployed $default stage, throttled to 20 requests a second in bursts of 50', () => {
+      expect(stage()).toMatchObject({
+        StageName: '$default',
+        AutoDeploy: true,
+        DefaultRouteSettings: { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 50 },
+      });
+    });
+
+    it('logs each request as JSON — who, which route, what status — and never a header or body', () => {
+      const settings = stage()?.AccessLogSettings as { DestinationArn: unknown; Format: string };
+      expect(settings.DestinationArn).toEqual({ 'Fn::GetAtt': [logicalIdOf(api.accessLogGroup), 'Arn'] });
+      const format = JSON.parse(settings.Format) as Record<string, string>;
+      expect(format).toMatchObject({
+        requestId: '$context.requestId',
+        caller: '$context.identity.userArn',
+        routeKey: '$context.routeKey',
+        status: '$context.status',
+      });
+      expect(Object.values(format).filter((v) => /header|body|authorization/i.test(v))).toEqual([]);
+    });
+
+    it('writes access logs to a log group encrypted with its own rotated key', () => {
+      const group = template.findResources('AWS::Logs::LogGroup')[logicalIdOf(api.accessLogGroup)];
+      expect(group?.Properties.KmsKeyId).toEqual({ 'Fn::GetAtt': [logicalIdOf(api.logKey), 'Arn'] });
+      expect(
+        template.findResources('AWS::KMS::Key')[logicalIdOf(api.logKey)]?.Properties.EnableKeyRotation,
+      ).toBe(true);
+    });
+  });
+
+  describe('function', () => {
+    it('runs the ESM bundle of functions/handlers/api.ts on nodejs22.x, arm64, under a name of its own', () => {
+      expect(functionProperties()).toMatchObject({
+        FunctionName: 'Keywarden-api',
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+      });
+    });
+
+    it('receives the environment the handler reads', () => {
+      const { stack } = synthesized;
+      expect(functionProperties()?.Environment.Variables).toEqual({
+        KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+        KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
+        KEYWARDEN_VAULT_ADDR: '',
+        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
+        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
+        KEYWARDEN_SLACK_SIGNING_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.slackSigningSecret) },
+        KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
+        KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN: {
+          'Fn::GetAtt': [logicalIdOf(stack.breakGlass.schedulerRole), 'Arn'],
+        },
+        KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN: {
+          'Fn::GetAtt': [logicalIdOf(stack.breakGlass.expiry.function), 'Arn'],
+        },
+        KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(stack.revocation.stateMachine) },
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+  });
+
+  describe('role', () => {
+    const only = (sid: string) => {
+      const found = statements.filter((s) => s.sid === sid);
+      expect(found).toHaveLength(1);
+      return found[0];
+    };
+
+    it('assumes (with SourceIdentity and session tags) only roles under /breakglass/', () => {
+      expect(only('AssumeBreakglassRoles')).toMatchObject({
+        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
+        resources: [BREAKGLASS_ROLES],
+        condition: undefined,
+      });
+      for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession']) {
+        expect(resourcesAllowedFor(statements, action)).toEqual([BREAKGLASS_ROLES]);
+      }
+    });
+
+    it('puts and reads the early-revocation deny only on those roles', () => {
+      expect(only('DenyGrantSessionsOfBreakglassRoles')).toMatchObject({
+        // Actions come sorted (cdk.json: @aws-cdk/aws-iam:minimizePolicies).
+        actions: ['iam:GetRolePolicy', 'iam:PutRolePolicy'],
+        resources: [BREAKGLASS_ROLES],
+      });
+      expect(resourcesAllowedFor(statements, 'iam:DeleteRolePolicy')).toEqual([]);
+    });
+
+    it('creates and deletes schedules of the grant group only', () => {
+      expect(only('ManageGrantSchedules')).toMatchObject({
+        actions: ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'],
+        resources: [GRANT_SCHEDULES],
+      });
+    });
+
+    it('passes the grant scheduler role, to Scheduler only, and no other role', () => {
+      expect(only('PassGrantSchedulerRole')).toEqual({
+        sid: 'PassGrantSchedulerRole',
+        actions: ['iam:PassRole'],
+        resources: [`<${logicalIdOf(synthesized.stack.breakGlass.schedulerRole)}.Arn>`],
+        condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+      });
+      expect(resourcesAllowedFor(statements, 'iam:PassRole')).toHaveLength(1);
+    });
+
+    it('invokes itself (Slack’s slow work) and no other function', () => {
+      expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
+        `arn:${PARTITION}:lambda:${REGION}:${ACCOUNT}:function:Keywarden-api`,
+      ]);
+    });
+
+    it('starts the revocation state machine only', () => {
+      expect(resourcesAllowedFor(statements, 'states:StartExecution')).toEqual([
+        `<${logicalIdOf(synthesized.stack.revocation.stateMachine)}>`,
+      ]);
+    });
+
+    it('reads the three service secrets, the Slack signing secret among them', () => {
+      const { secrets } = synthesized.stack;
+      expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [secrets.vaultToken, secrets.fingerprintKey, secrets.slackSigningSecret]
+          .map((secret) => `<${logicalIdOf(secret)}>`)
+          .sort(),
+      );
+    });
+
+    it('writes grant reports under grants/ of the report bucket, and reads nothing there', () => {
+      const bucket = `<${logicalIdOf(synthesized.stack.reportBucket.bucket)}.Arn>`;
+      expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([`${bucket}/grants/*`]);
+      expect(resourcesAllowedFor(statements, 's3:GetObject')).toEqual([]);
+    });
+
+    it('reads and writes the state table and its gsi1 index only', () => {
+      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
+      expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual([table, `${table}/index/gsi1`]);
+    });
+
+    it('grants no wildcard action, no "*" resource, and no service beyond these', () => {
+      expect(statements.flatMap((s) => s.actions).filter((a) => a.includes('*'))).toEqual([]);
+      expect(statements.filter((s) => s.resources.includes('*'))).toEqual([]);
+      expect([...new Set(statements.flatMap((s) => s.actions).map((a) => a.split(':')[0]))].sort()).toEqual([
+        'dynamodb',
+        'iam',
+        'kms',
+        'lambda',
+        'logs',
+        's3',
+        'scheduler',
+        'secretsmanager',
+        'states',
+        'sts',
+      ]);
+    });
+  });
+
+  it('outputs the API URL, the function role break-glass roles must trust, and the Slack signing secret', () => {
+    const outputs = template.toJSON().Outputs;
+    expect(flattenCfnValue(outputs.ApiUrl.Value)).toBe(
+      `https://<${logicalIdOf(api.httpApi)}>.execute-api.<AWS::Region>.<AWS::URLSuffix>/`,
+    );
+    expect(outputs.ApiFunctionRoleArn.Value).toEqual({
+      'Fn::GetAtt': [logicalIdOf(api.handler.role), 'Arn'],
+    });
+    expect(outputs.ApiFunctionRoleArn.Description).toMatch(
+      /Break-glass roles \(under \/breakglass\/\) must trust/,
+    );
+    expect(outputs.SlackSigningSecretArn.Value).toEqual({
+      Ref: logicalIdOf(synthesized.stack.secrets.slackSigningSecret),
+    });
+  });
+
+  it('Compliance: no unsuppressed AwsSolutions finding on the API resources', () => {
+    const findings = [
+      ...Annotations.fromStack(synthesized.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ].filter((finding) => finding.id.includes('/Api/') || finding.id.includes('/ServiceSecrets/'));
+    expect(findings).toEqual([]);
+  });
+});
+
+describe('infra: api validation', () => {
+  // Api throws before creating a child; its BreakGlass dependency is built once, unbundled.
+  let base: Omit<ApiProps, 'revocationStateMachine'> & { stack: Stack };
+
+  beforeAll(() => {
+    const stack = new Stack(
+      new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
+      'Bare',
+    );
+    const stateStore = new StateStore(stack, 'StateStore');
+    const secrets = new ServiceSecrets(stack, 'Secrets');
+    base = {
+      stack,
+      stateStore,
+      secrets,
+      reportBucket: new ReportBucket(stack, 'ReportBucket'),
+      breakGlass: new BreakGlass(stack, 'BreakGlass', { stateStore, secrets }),
+    };
+  });
+
+  const build = (props: Partial<ApiProps>) => () => {
+    const { stack, ...rest } = base;
+    return new Api(stack, `Api${Math.random().toString(36).slice(2)}`, {
+      ...rest,
+      revocationStateMachine: {
+        stateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:x',
+      } as ApiProps['revocationStateMachine'],
+      ...props,
+    });
+  };
+
+  it('refuses throttling that is off, fractional or past API Gateway’s ceiling', () => {
+    expect(build({ throttleRateLimit: 0 })).toThrow(
+      /Api: throttleRateLimit must be a whole number from 1 to 10000.*received 0/,
+    );
+    expect(build({ throttleBurstLimit: 2.5 })).toThrow(/throttleBurstLimit .* received 2.5/);
+    expect(build({ throttleBurstLimit: 5001 })).toThrow(/from 1 to 5000.*received 5001/);
+  });
+
+  it('refuses a Vault address that is not https', () => {
+    expect(build({ vaultAddr: 'http://vault:8200' })).toThrow(
+      /Api: vaultAddr .* received 'http:\/\/vault:8200'/,
+    );
+  });
+});
