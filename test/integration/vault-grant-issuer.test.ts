@@ -3,7 +3,7 @@
  * issued response-wrapped, unwrapped once by the requester, ended by their own TTL or
  * by keywarden's revoke. Policies and KV paths carry a `uniqueName`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
 import { SpentWrappingTokenError, unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
 import {
@@ -15,6 +15,7 @@ import { ValidationError } from '../../functions/core/errors.ts';
 import type { BreakglassTarget } from '../../functions/core/grant.ts';
 import type { IssuedGrantCredential } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
+import { type FaultProxy, type FaultProxyOptions, startFaultProxy } from '../support/fault-proxy.ts';
 import { testStack, uniqueName } from '../support/stack.ts';
 
 const newClient = (token = testStack().vault.token) =>
@@ -177,5 +178,57 @@ describe('grant issuer: vault-policies', () => {
       issuer.issue({ grantId: 'g', target, now, expiresAt: new Date(now.getTime() + 500) }),
     ).rejects.toThrow(/has ended/);
     expect(() => new VaultGrantIssuer({ client, wrapTtlSeconds: 0 })).toThrow(ValidationError);
+  });
+});
+
+describe('grant issuer: vault-policies, when the answer of Vault is lost', () => {
+  const running: FaultProxy[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((proxy) => proxy.close()));
+  });
+  const target: BreakglassTarget = { type: 'vault-policies', policies: ['default'] };
+
+  /** An issuer whose token creates go through a fault proxy in front of OpenBao. */
+  const issuerThrough = async (rates: Omit<FaultProxyOptions, 'target' | 'match'>) => {
+    const proxy = await startFaultProxy({
+      ...rates,
+      target: testStack().vault.addr,
+      match: (request) => request.operation.includes('auth/token/create-orphan'),
+    });
+    running.push(proxy);
+    const issuer = new VaultGrantIssuer({
+      client: new VaultClient({ addr: proxy.url, token: testStack().vault.token }),
+    });
+    return { proxy, issuer };
+  };
+  const issueOne = (issuer: VaultGrantIssuer) => {
+    const now = new Date();
+    return issuer.issue({
+      grantId: uniqueName('grant'),
+      target,
+      now,
+      expiresAt: new Date(now.getTime() + 60_000),
+    });
+  };
+
+  it('never sends the wrapped create again after a lost answer, and says it may be retried', async () => {
+    // prepare: Vault creates the token, then the connection drops before the answer
+    const { proxy, issuer } = await issuerThrough({ dropRate: 1, dropAfterForwardShare: 1 });
+    // act
+    const failed = await rejection(issueOne(issuer));
+    // assess
+    expect(failed).toBeInstanceOf(VaultError);
+    expect(failed).toMatchObject({ retryable: true });
+    expect(failed.message).not.toContain(testStack().vault.token);
+    expect(proxy.counts.requests).toBe(1);
+    expect(proxy.counts.droppedAfterForward).toBe(1);
+  });
+
+  it('tries the wrapped create again when Vault rate-limits it (Vault did nothing)', async () => {
+    const { proxy, issuer } = await issuerThrough({ throttleRate: 1 });
+    const failed = await rejection(issueOne(issuer));
+    expect(failed).toMatchObject({ status: 429 });
+    expect(proxy.counts.requests).toBeGreaterThan(1);
+    expect(proxy.counts.retriedAfter.throttled).toBeGreaterThan(0);
   });
 });
