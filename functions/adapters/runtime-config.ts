@@ -23,8 +23,24 @@ export const RuntimeConfigSchema = z.object({
       token: z.string().min(1),
       approleMounts: z.array(z.string()).default(['approle']),
       kvPrefixes: z.array(z.string()).default(['secret/ci/']),
+      /** The server's file audit log, where keywarden can read it (the local stack): grant usage. */
+      auditLog: z.string().optional(),
     })
     .optional(),
+  /** Where break-glass grants' one-time expiry schedules go and what they call. */
+  breakglass: z
+    .object({
+      scheduleGroup: z.string().min(1).default('keywarden-grants'),
+      /** The role EventBridge Scheduler assumes; locally moto only stores it. */
+      scheduleRoleArn: z.string().default('arn:aws:iam::123456789012:role/keywarden-local-scheduler'),
+      /** The grant-expiry function; locally the runtime fires due schedules itself. */
+      expiryFunctionArn: z
+        .string()
+        .default('arn:aws:lambda:us-east-1:123456789012:function:keywarden-local-grant-expiry'),
+      /** Seconds a wrapped Vault token waits to be unwrapped. */
+      wrapTtlSeconds: z.coerce.number().int().min(10).max(3600).default(120),
+    })
+    .prefault({}),
   discovery: z.object({
     iamPathPrefix: z.string().startsWith('/').default('/'),
     secretNamePrefix: z.string().default('ci/'),

@@ -1,29 +1,37 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
+import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
 import type { DiscoverySource } from '../core/discovery.ts';
-import { KeywardenError } from '../core/errors.ts';
+import { KeywardenError, NotFoundError } from '../core/errors.ts';
+import type { BreakglassTarget } from '../core/grant.ts';
+import { type GrantReport, grantReport, grantReportMarkdown } from '../core/grant-report.ts';
 import type { IdentityKind } from '../core/identity.ts';
-import type { Clock } from '../core/ports.ts';
+import type { Clock, GrantIssuer } from '../core/ports.ts';
 import type { CredentialProvider, DeliveryTarget } from '../core/provider.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { type AwsClients, awsClients } from './aws/clients.ts';
+import { DynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
 import { DynamoStore } from './aws/dynamodb-store.ts';
+import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
 import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
+import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 import { VaultApproleProvider } from './vault/approle-provider.ts';
+import { VaultAuditUsage } from './vault/audit-usage.ts';
 import { VaultClient } from './vault/client.ts';
 import { VaultKvDelivery } from './vault/kv-delivery.ts';
 import { VaultKvProvider } from './vault/kv-provider.ts';
 import { VaultLeaseRevoker } from './vault/lease-revoker.ts';
 import { VaultTokenProvider } from './vault/token-provider.ts';
 import { VaultDiscovery } from './vault/vault-discovery.ts';
+import { VaultGrantIssuer } from './vault/vault-grant-issuer.ts';
 
 /** The system clock: the one place outside tests that reads the time. */
 export const systemClock: Clock = { now: () => new Date() };
@@ -117,8 +125,81 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     random: Math.random,
   });
+  const breakglassStore = new DynamoBreakglassStore({
+    client: aws.dynamodb,
+    tableName: config.tableName,
+    clock,
+  });
+  const grantIssuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
+    'aws-role': new StsGrantIssuer({ sts: aws.sts, iam: aws.iam }),
+    ...(vault
+      ? {
+          'vault-policies': new VaultGrantIssuer({
+            client: vault,
+            wrapTtlSeconds: config.breakglass.wrapTtlSeconds,
+          }),
+        }
+      : {}),
+  };
+  const breakglassDeps: BreakglassDeps = {
+    grants: store,
+    audit: store,
+    clock,
+    config: () => breakglassStore.getBreakglassConfig(),
+    issuer: (type) =>
+      grantIssuers[type] ?? throwError(missing(`issuer for break-glass targets of type ${type}`)),
+    scheduler: new EventBridgeGrantExpiryScheduler({
+      scheduler: aws.scheduler,
+      groupName: config.breakglass.scheduleGroup,
+      targetArn: config.breakglass.expiryFunctionArn,
+      roleArn: config.breakglass.scheduleRoleArn,
+    }),
+    newGrantId: () => newGrantId(clock.now()),
+  };
+  const vaultUsage =
+    vault && vaultConfig?.auditLog
+      ? new VaultAuditUsage({ client: vault, logFile: vaultConfig.auditLog })
+      : undefined;
+  /** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
+  const grantReportOf = async (grantId: string): Promise<{ report: GrantReport; markdown: string }> => {
+    const grant = await store.getGrant(grantId);
+    if (!grant) throw new NotFoundError(`no grant ${JSON.stringify(grantId)}`);
+    const breakglassConfig = await breakglassStore.getBreakglassConfig();
+    const role = breakglassConfig.roles.find((r) => r.id === grant.roleId);
+    if (!role)
+      throw new NotFoundError(
+        `grant ${grantId} names role ${grant.roleId}, which the inventory no longer has`,
+      );
+    const { records } = await store.readAll();
+    const vaultHandles = grant.credentials
+      .filter((c) => c.type === 'vault-wrapped-token')
+      .map((c) => c.handle);
+    const usage =
+      role.target.type === 'vault-policies'
+        ? vaultUsage
+          ? {
+              available: true,
+              note: "Requests made with the grant's Vault token, from the OpenBao audit device.",
+              events: await vaultUsage.usage(vaultHandles),
+            }
+          : {
+              available: false,
+              note: `Read the Vault audit device for the accessors ${vaultHandles.join(', ') || '(none issued)'}.`,
+              events: [],
+            }
+        : {
+            available: false,
+            note: `Look up CloudTrail events whose userIdentity.sessionContext.sourceIdentity is ${grantId} (every call the grant's sessions made carries it).`,
+            events: [],
+          };
+    const report = grantReport({ grant, role, records, usage, now: clock.now() });
+    return { report, markdown: grantReportMarkdown(report) };
+  };
   return {
     config,
+    breakglassStore,
+    breakglassDeps,
+    grantReportOf,
     rotationDeps,
     campaignDeps,
     limit: pLimit(config.rotationConcurrency),
@@ -134,6 +215,12 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
   };
 }
 export type Services = ReturnType<typeof wire>;
+
+/** A grant id: sortable, and valid as an STS SourceIdentity and session name ([\w+=,.@-], ≤ 64). */
+export function newGrantId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').slice(0, 13).toLowerCase();
+  return `bg-${stamp}-${randomBytes(4).toString('hex')}`;
+}
 
 function throwError(error: Error): never {
   throw error;

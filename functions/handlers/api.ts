@@ -16,8 +16,10 @@
  *
  * The API description is api/openapi.yaml; test/unit/api-routes.test.ts keeps the two equal.
  */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { z } from 'zod';
+import { awsClientConfig } from '../adapters/aws/clients.ts';
 import {
   parseBreakglassCommand,
   parseInteraction,
@@ -31,13 +33,17 @@ import {
   refusalMessage,
   type SlackMessage,
 } from '../adapters/slack/messages.ts';
+import { SlackResponder } from '../adapters/slack/responder.ts';
 import { isSlackRetry, slackDeliveryKey, verifySlackRequest } from '../adapters/slack/verify.ts';
+import { wire } from '../adapters/wiring.ts';
 import * as breakglass from '../core/breakglass.ts';
 import type { CampaignCounts } from '../core/campaign.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Grant, GrantStateSchema, type Principal, RefusalError } from '../core/grant.ts';
 import type { DeliveryLedger, IssuedGrantCredential, StoredCampaign, StoredGrant } from '../core/ports.ts';
-import type { SecretValue } from '../core/secret-value.ts';
+import { SecretValue } from '../core/secret-value.ts';
+import { optionalEnv, requireEnv } from './env.ts';
+import { coldStart, loadLambdaConfig, readSecret } from './lambda-config.ts';
 
 /** Work Slack must not wait for: done after the 3-second answer, its outcome posted to `responseUrl`. */
 export type DeferredJob =
@@ -520,3 +526,53 @@ export function makeHandler(deps: ApiDeps) {
     return json(404, { error: { code: 'not-found', message: `no route ${method} ${path}` } });
   };
 }
+
+// ---- Lambda entry -------------------------------------------------------------------------
+
+/** The event of the async self-invocation that runs a deferred Slack job. */
+const DeferredEventSchema = z.object({ keywardenDeferred: z.record(z.string(), z.unknown()) });
+
+const ready = coldStart(async () => {
+  const config = await loadLambdaConfig();
+  const services = wire(config);
+  const signingSecretArn = optionalEnv('KEYWARDEN_SLACK_SIGNING_SECRET_ARN');
+  const lambda = new LambdaClient(awsClientConfig(config.aws));
+  const functionName = requireEnv('AWS_LAMBDA_FUNCTION_NAME');
+  const responder = new SlackResponder();
+  const slack: SlackDeps | undefined = signingSecretArn
+    ? {
+        signingSecret: new SecretValue(await readSecret(services.aws.secrets, signingSecretArn)),
+        ledger: services.breakglassStore,
+        respond: (url, message) => responder.respond(url, message),
+        // Slack's answer must leave within 3 s: the job runs in a second, asynchronous invocation.
+        defer: async (job) => {
+          await lambda.send(
+            new InvokeCommand({
+              FunctionName: functionName,
+              InvocationType: 'Event',
+              Payload: Buffer.from(JSON.stringify({ keywardenDeferred: job })),
+            }),
+          );
+        },
+      }
+    : undefined;
+  const deps: ApiDeps = {
+    breakglass: services.breakglassDeps,
+    acceptLocalPrincipals: false,
+    region: config.aws.region,
+    vaultAddr: config.vault?.addr,
+    report: services.grantReportOf,
+    slack,
+  };
+  return { deps, http: makeHandler(deps) };
+});
+
+export const handler = async (event: unknown): Promise<ApiResult | undefined> => {
+  const { deps, http } = await ready();
+  const deferred = DeferredEventSchema.safeParse(event);
+  if (deferred.success) {
+    await runDeferred(deps, deferred.data.keywardenDeferred as DeferredJob);
+    return undefined;
+  }
+  return http(event as ApiEvent);
+};

@@ -3,7 +3,8 @@ import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
 import { optionalEnv, requireEnv } from './env.ts';
 
-async function secretValue(client: SecretsManagerClient, secretId: string): Promise<string> {
+/** A secret's current string value (keywarden's own secrets: keys and tokens it runs on). */
+export async function readSecret(client: SecretsManagerClient, secretId: string): Promise<string> {
   const { SecretString } = await client.send(
     new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
   );
@@ -21,8 +22,8 @@ export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Pr
   const secrets = new SecretsManagerClient(awsClientConfig({ region }));
   const vaultAddr = optionalEnv('KEYWARDEN_VAULT_ADDR', env);
   const [fingerprintKey, vaultToken] = await Promise.all([
-    secretValue(secrets, requireEnv('KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN', env)),
-    vaultAddr ? secretValue(secrets, requireEnv('KEYWARDEN_VAULT_TOKEN_SECRET_ARN', env)) : undefined,
+    readSecret(secrets, requireEnv('KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN', env)),
+    vaultAddr ? readSecret(secrets, requireEnv('KEYWARDEN_VAULT_TOKEN_SECRET_ARN', env)) : undefined,
   ]);
   return RuntimeConfigSchema.parse({
     aws: { region },
@@ -36,6 +37,11 @@ export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Pr
     },
     vault: vaultAddr && vaultToken ? { addr: vaultAddr, token: vaultToken } : undefined,
     rotationConcurrency: optionalEnv('KEYWARDEN_ROTATION_CONCURRENCY', env),
+    breakglass: {
+      scheduleGroup: optionalEnv('KEYWARDEN_GRANT_SCHEDULE_GROUP', env),
+      scheduleRoleArn: optionalEnv('KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN', env),
+      expiryFunctionArn: optionalEnv('KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN', env),
+    },
   });
 }
 

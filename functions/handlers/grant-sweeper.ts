@@ -1,0 +1,42 @@
+/**
+ * The third guarantee of a break-glass grant's end: every few minutes, end any approved or
+ * active grant past its end that its schedule did not (Scheduler down, schedule never
+ * created). A failure on one grant does not stop the others; it fails the run so the alarm
+ * on this function's errors fires.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { wire } from '../adapters/wiring.ts';
+import { type BreakglassDeps, sweep } from '../core/breakglass.ts';
+import { KeywardenError } from '../core/errors.ts';
+import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+
+export interface GrantSweeperDeps {
+  breakglass: BreakglassDeps;
+  logger: Logger;
+}
+
+export function makeHandler(deps: GrantSweeperDeps) {
+  return async (): Promise<{ expired: string[] }> => {
+    const { expired, failed } = await sweep(deps.breakglass);
+    if (expired.length) deps.logger.warn('the sweeper ended grants their schedule did not', { expired });
+    if (failed.length) {
+      throw new KeywardenError(
+        `the sweeper could not end ${failed.length} overdue grant(s): ${failed.join(', ')}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    return { expired };
+  };
+}
+
+const ready = coldStart(async () => {
+  const services = wire(await loadLambdaConfig());
+  return makeHandler({
+    breakglass: services.breakglassDeps,
+    logger: new Logger({ serviceName: 'keywarden' }),
+  });
+});
+
+export const handler = async () => (await ready())();
