@@ -17,7 +17,8 @@
  *
  * keywarden's role needs, on each break-glass role: sts:AssumeRole and
  * sts:SetSourceIdentity (and the role's trust policy must allow both to keywarden),
- * iam:GetRole and iam:PutRolePolicy.
+ * iam:PutRolePolicy, and iam:GetRole for the up-front check of the role (skipped when
+ * denied, leaving STS's AccessDenied as the only answer).
  */
 import { GetRoleCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from '@aws-sdk/client-sts';
@@ -82,6 +83,9 @@ export function sessionSeconds(expiresAt: Date, now: Date): number {
   return Math.max(STS_MIN_SESSION_SECONDS, left);
 }
 
+const isAccessDenied = (error: unknown): boolean =>
+  awsErrorName(error) === 'AccessDenied' || awsErrorName(error) === 'AccessDeniedException';
+
 type AwsRoleTarget = Extract<BreakglassTarget, { type: 'aws-role' }>;
 
 function awsTargetOf(target: BreakglassTarget, doing: string): AwsRoleTarget {
@@ -144,9 +148,9 @@ export class StsGrantIssuer implements GrantIssuer {
         }),
       );
     } catch (error) {
-      if (awsErrorName(error) === 'AccessDenied' || awsErrorName(error) === 'AccessDeniedException') {
+      if (isAccessDenied(error)) {
         throw new ValidationError(
-          `grant ${grantId}: STS refused to let keywarden assume ${roleArn} (AccessDenied); the role's trust policy must allow keywarden's role sts:AssumeRole and sts:SetSourceIdentity`,
+          `grant ${grantId}: STS refused to let keywarden assume ${roleArn} (AccessDenied); expected the role to exist and its trust policy to allow keywarden's role sts:AssumeRole and sts:SetSourceIdentity`,
           { cause: error },
         );
       }
@@ -201,7 +205,10 @@ export class StsGrantIssuer implements GrantIssuer {
     }
   }
 
-  /** The role's MaxSessionDuration; a missing role is a ValidationError naming it. */
+  /**
+   * The role's MaxSessionDuration; a missing role is a ValidationError naming it.
+   * `undefined` when keywarden may not read the role (no iam:GetRole).
+   */
   async #maxSessionSeconds(roleArn: string, roleName: string): Promise<number | undefined> {
     try {
       const { Role } = await this.#iam.send(new GetRoleCommand({ RoleName: roleName }));
@@ -213,6 +220,8 @@ export class StsGrantIssuer implements GrantIssuer {
       return Role?.MaxSessionDuration;
     } catch (error) {
       if (error instanceof ValidationError) throw error;
+      // Without iam:GetRole the check is skipped: STS's own answer below still decides.
+      if (isAccessDenied(error)) return undefined;
       if (awsErrorName(error) === 'NoSuchEntityException') {
         throw new ValidationError(
           `expected IAM role ${roleArn} to exist, IAM does not know it; create the role or fix the break-glass role's target in the inventory`,
