@@ -96,8 +96,8 @@ export interface ApiProps {
  * IAM authorizer) and Slack's slash commands and buttons (Slack request signature, verified in the
  * handler). See {@link API_ROUTES}.
  *
- * The function's role may: use the state table; read keywarden's secrets; assume, tag and set the
- * SourceIdentity of roles under the break-glass path, and put or read the deny policy on them;
+ * The function's role may: use the state table; read keywarden's secrets; read, assume, tag and set
+ * the SourceIdentity of roles under the break-glass path, and put or read the deny policy on them;
  * create and delete schedules of the grant group, passing the grant scheduler role to Scheduler
  * only; invoke itself (Slack's slow work runs after the 3-second acknowledgement); start the
  * revocation state machine; write grant reports under `grants/`. The default stage is throttled,
@@ -190,6 +190,15 @@ export class Api extends Construct {
         resources: [rolesArn],
       }),
     );
+    // Before assuming, the issuer reads the role's MaxSessionDuration to refuse a grant longer
+    // than the role allows with a clear message (functions/adapters/aws/sts-grant-issuer.ts).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadBreakglassRoles',
+        actions: ['iam:GetRole'],
+        resources: [rolesArn],
+      }),
+    );
     // Early revocation: a deny on the grant's SourceIdentity, read first to add to it.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -247,7 +256,7 @@ export class Api extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity and session tags set to the grant id) and the early-revocation deny (PutRolePolicy, GetRolePolicy) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role.`,
+          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity and session tags set to the grant id), reading their MaxSessionDuration (GetRole) and the early-revocation deny (PutRolePolicy, GetRolePolicy) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role.`,
           appliesTo: [iam5ResourceFinding(this, rolesArn)],
         },
         {

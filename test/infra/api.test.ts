@@ -193,13 +193,13 @@ describe('infra: api', () => {
       return found[0];
     };
 
-    it('assumes (with SourceIdentity and session tags) only roles under /breakglass/', () => {
+    it('reads and assumes (with SourceIdentity and session tags) only roles under /breakglass/', () => {
       expect(only('AssumeBreakglassRoles')).toMatchObject({
         actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
         resources: [BREAKGLASS_ROLES],
         condition: undefined,
       });
-      for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession']) {
+      for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession', 'iam:GetRole']) {
         expect(resourcesAllowedFor(statements, action)).toEqual([BREAKGLASS_ROLES]);
       }
     });
