@@ -1,22 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { Command } from 'commander';
-import pLimit from 'p-limit';
-import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
-import { providerLimiters, rateLimitsFromEnv } from '../../functions/adapters/rate-limits.ts';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import {
+  planAndStoreCampaign,
+  StepFunctionsCampaignLauncher,
+} from '../../functions/adapters/campaign-launcher.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import {
   type CampaignCounts,
   IncidentSchema,
   type PlanSummary,
-  planCampaign,
   type Target,
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
-import { type CampaignRun, type ReissueRecord, runCampaign } from '../../functions/core/campaign-engine.ts';
+import type { ReissueRecord } from '../../functions/core/campaign-engine.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import type { StoredCampaign } from '../../functions/core/ports.ts';
-import { parseSelectors, type SelectorSubject } from '../../functions/core/selector.ts';
+import { parseSelectors } from '../../functions/core/selector.ts';
+import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
 import { printJson, printTable, say } from '../output.ts';
@@ -99,83 +102,81 @@ export function registerRevoke(program: Command): void {
 const noCampaign = (id: string) =>
   new KeywardenError(`no campaign ${JSON.stringify(id)}; see keywarden revoke status for the campaigns`);
 
-/** Every stored identity still in the inventory, with its credential versions. */
-async function subjects(services: Services): Promise<SelectorSubject[]> {
-  const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
-  const limit = pLimit(16);
-  return Promise.all(
-    active.map(({ identity }) =>
-      limit(async () => ({ identity, versions: await services.store.listVersions(identity.id) })),
-    ),
-  );
-}
-
-/** `INC-42-20261121T101500Z-3fa2`: sorts by time within an incident, unique per run. */
-const campaignIdFor = (incident: string, now: Date): string =>
-  `${incident}-${now.toISOString().replace(/[-:]|\.\d+/g, '')}-${randomBytes(2).toString('hex')}`;
+/** In AWS mode (`KEYWARDEN_TABLE` set) campaigns run in the deployed state machine. */
+const awsMode = (): boolean => Boolean(process.env.KEYWARDEN_TABLE);
 
 async function startCampaign(options: RevokeOptions, incident: string, usage: (message: string) => never) {
   const services = wire(loadConfig());
-  const now = services.clock.now();
-  const plan = planCampaign({
-    campaignId: campaignIdFor(incident, now),
-    incident,
-    selectors: options.selector,
-    requestedBy: actor(),
-    now: now.toISOString(),
-    reissue: Boolean(options.reissue),
-    dryRun: Boolean(options.dryRun),
-    subjects: await subjects(services),
-  });
-  if (options.dryRun) {
-    if (options.json) printJson(plan.summary);
-    else printPlan(plan.summary);
-    say(`dry run: nothing changed (${plan.summary.counts.total} targets for ${incident})`);
-    return;
-  }
-  const toRevoke = plan.summary.counts.byOutcome.pending;
-  if (plan.targets.length === 0) {
-    say(`nothing matches ${options.selector.map((s) => JSON.stringify(s)).join(' or ')}: nothing to revoke`);
-    return;
-  }
-  if (!options.yes && toRevoke > 0) {
-    if (!process.stdin.isTTY) {
-      usage(
-        `refusing to revoke ${toRevoke} credentials for ${incident} without confirmation: stdin is not a terminal. Check the plan with --dry-run, then pass --yes`,
+  const planned = await planAndStoreCampaign(
+    services,
+    {
+      incident,
+      selectors: options.selector,
+      reissue: Boolean(options.reissue),
+      actor: actor(),
+      dryRun: Boolean(options.dryRun),
+    },
+    {
+      confirm: async (_summary, toRevoke) => {
+        if (options.yes) return true;
+        if (!process.stdin.isTTY) {
+          usage(
+            `refusing to revoke ${toRevoke} credentials for ${incident} without confirmation: stdin is not a terminal. Check the plan with --dry-run, then pass --yes`,
+          );
+        }
+        const prompt = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await prompt.question(`Revoke ${toRevoke} credentials for ${incident}? [y/N] `);
+        prompt.close();
+        return /^y(es)?$/i.test(answer.trim());
+      },
+    },
+  );
+  const { summary } = planned;
+  switch (planned.status) {
+    case 'dry-run':
+      if (options.json) printJson(summary);
+      else printPlan(summary);
+      say(`dry run: nothing changed (${summary.counts.total} targets for ${incident})`);
+      return;
+    case 'nothing-matches':
+      say(
+        `nothing matches ${options.selector.map((s) => JSON.stringify(s)).join(' or ')}: nothing to revoke`,
       );
-    }
-    const prompt = createInterface({ input: process.stdin, output: process.stderr });
-    const answer = await prompt.question(`Revoke ${toRevoke} credentials for ${incident}? [y/N] `);
-    prompt.close();
-    if (!/^y(es)?$/i.test(answer.trim())) {
+      return;
+    case 'declined':
       say('not confirmed: nothing changed');
       throw new ExitCode(1);
+    case 'stored': {
+      const { campaignId } = planned.campaign;
+      say(
+        `campaign ${campaignId}: ${summary.counts.byOutcome.pending} to revoke, ${summary.counts.byOutcome.skipped} skipped`,
+      );
+      await run(services, campaignId, { json: options.json, retryFailed: false });
     }
   }
-  const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
-  say(
-    `campaign ${campaign.campaignId}: ${toRevoke} to revoke, ${plan.summary.counts.byOutcome.skipped} skipped`,
-  );
-  await run(services, campaign.campaignId, { json: options.json, retryFailed: false });
 }
 
-/** Runs a stored campaign with live progress on stderr; Ctrl-C stops it cleanly for a later resume. */
+/**
+ * Runs a stored campaign with live progress on stderr: on the local stack through the local
+ * runtime of the revocation state machine (Ctrl-C stops it cleanly for a later resume), in
+ * AWS by starting the deployed state machine and following the store.
+ */
 async function run(
   services: Services,
   campaignId: string,
   options: { json: boolean | undefined; retryFailed: boolean },
 ) {
-  const { limitFor } = providerLimiters(rateLimitsFromEnv());
+  if (awsMode()) return runInAws(services, campaignId, options);
+  const runner = new LocalRevocationRunner({ services, actor: actor() });
   const stop = new AbortController();
   const onSignal = () => {
     say(`stopping after the targets in flight; continue with: keywarden revoke resume ${campaignId}`);
     stop.abort();
   };
   process.once('SIGINT', onSignal);
-  let result: CampaignRun;
+  let result: Awaited<ReturnType<LocalRevocationRunner['run']>>;
   try {
-    result = await runCampaign(services.campaignDeps(actor()), campaignId, {
-      limitFor,
+    result = await runner.run(campaignId, {
       retryFailed: options.retryFailed,
       signal: stop.signal,
       onOutcome: (target, { done, total }) => say(`[${done}/${total}] ${progressLine(target)}`),
@@ -184,12 +185,82 @@ async function run(
     process.removeListener('SIGINT', onSignal);
   }
   report(result, options.json);
-  if (result.stopped) say(`stopped before the end; continue with: keywarden revoke resume ${campaignId}`);
-  else {
-    const locations = await publishCampaignReport(services, result);
+  if (result.stopped || !result.report) {
+    say(`stopped before the end; continue with: keywarden revoke resume ${campaignId}`);
+  } else {
+    const locations = result.report;
     say(`report: ${locations.html} (also ${locations.markdown}, ${locations.json})`);
   }
   if (result.stopped || result.targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
+}
+
+/** How often AWS mode reads the store for progress. */
+const POLL_MS = 2_000;
+
+/** Starts the deployed state machine for the campaign and follows its targets in the store. */
+async function runInAws(
+  services: Services,
+  campaignId: string,
+  options: { json: boolean | undefined; retryFailed: boolean },
+) {
+  const stateMachineArn = process.env.KEYWARDEN_REVOCATION_STATE_MACHINE_ARN;
+  if (!stateMachineArn) {
+    throw new KeywardenError(
+      `KEYWARDEN_TABLE is set, so the campaign runs in the deployed revocation state machine, but KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set; set it to the stack output RevocationStateMachineArn, then: keywarden revoke resume ${campaignId}`,
+    );
+  }
+  const launcher = new StepFunctionsCampaignLauncher({
+    client: new SFNClient(awsClientConfig(services.config.aws)),
+    stateMachineArn,
+  });
+  const { executionArn } = await launcher.start(campaignId, { retryFailed: options.retryFailed });
+  say(`started ${executionArn}`);
+  const stop = new AbortController();
+  const onSignal = () => {
+    say(
+      `stopped following; the campaign goes on in Step Functions. Follow it with: keywarden revoke status ${campaignId}`,
+    );
+    stop.abort();
+  };
+  process.once('SIGINT', onSignal);
+  const seen = new Map<string, string>();
+  try {
+    for (;;) {
+      const [execution, targets] = await Promise.all([
+        launcher.describe(executionArn),
+        services.store.listTargets(campaignId),
+      ]);
+      const done = targets.filter((t) => t.outcome !== 'pending').length;
+      for (const target of targets) {
+        const key = `${target.outcome}:${target.attempts}`;
+        if (target.outcome === 'pending' || seen.get(target.targetId) === key) continue;
+        seen.set(target.targetId, key);
+        say(`[${done}/${targets.length}] ${progressLine(target)}`);
+      }
+      if (execution.status !== 'RUNNING') {
+        if (execution.status !== 'SUCCEEDED') {
+          throw new KeywardenError(
+            `the revocation execution ${executionArn} ended ${execution.status}${execution.error ? `: ${execution.error}` : ''}${execution.cause ? ` (${execution.cause})` : ''}; fix the cause, then keywarden revoke resume ${campaignId}`,
+          );
+        }
+        break;
+      }
+      if (stop.signal.aborted) throw new ExitCode(1);
+      await sleep(POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
+      if (stop.signal.aborted) throw new ExitCode(1);
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+  }
+  const campaign = await services.store.getCampaign(campaignId);
+  if (!campaign) throw noCampaign(campaignId);
+  const [targets, reissues] = await Promise.all([
+    services.store.listTargets(campaignId),
+    services.store.listReissues(campaignId),
+  ]);
+  report({ campaign, targets, reissues }, options.json);
+  if (campaign.reportLocation) say(`report: ${campaign.reportLocation}`);
+  if (targets.some((t) => t.outcome === 'failed' || t.outcome === 'pending')) throw new ExitCode(1);
 }
 
 const progressLine = (t: Target): string =>

@@ -1,15 +1,17 @@
 /**
  * The three steps of the revocation state machine (Step Functions: plan → Distributed Map of
  * revoke batches → report), over a campaign the CLI or the API has already planned and stored.
+ * The local runtime (functions/local/revocation-runner.ts) drives the very same three.
  *
- * - `planHandler` writes the ids of the campaign's pending targets to the report bucket
- *   (`campaigns/<id>/targets.json`, a JSON array of `{ targetId }`), which the Distributed
- *   Map reads as its items.
- * - `revokeBatchHandler` is the Map's worker. The engine cannot be limited to a subset of
- *   targets, so each batch runs the whole campaign: the engine's per-target conditional
- *   claims keep concurrent workers from ever working on one target twice, and a worker
- *   whose targets another worker settled has nothing left to do. The batch only tells the
- *   worker which targets it must see settled before it answers.
+ * - `planHandler` writes the ids of the campaign's targets still to work on (pending, and
+ *   with `retryFailed` the retryable failures too) to the report bucket
+ *   (`campaigns/<id>/targets.json`, a JSON array of `{ targetId }`, the targets of one
+ *   identity side by side), which the Distributed Map reads as its items.
+ * - `revokeBatchHandler` is the Map's worker: it runs the campaign limited to its batch
+ *   (`targetIds`). The engine's per-target conditional claims keep a retried or duplicated
+ *   batch from ever working on one target twice. A worker that stops (its Lambda is about to
+ *   time out) with targets of its batch pending throws `BatchUnfinishedError`, which the
+ *   state machine retries.
  * - `reportHandler` publishes the post-incident report of the campaign as it stands.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -19,7 +21,7 @@ import { publishCampaignReport } from '../adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import { type Services, wire } from '../adapters/wiring.ts';
-import { summarize } from '../core/campaign.ts';
+import { summarize, type Target } from '../core/campaign.ts';
 import { type CampaignDeps, type RunCampaignOptions, runCampaign } from '../core/campaign-engine.ts';
 import { KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { CampaignStore } from '../core/ports.ts';
@@ -33,14 +35,20 @@ const STOP_BEFORE_TIMEOUT_MS = 60_000;
 
 const CampaignIdSchema = z.string().min(1).max(200);
 
-/** The state machine's input, passed on to the plan and report steps. */
-export const CampaignEventSchema = z.object({ campaignId: CampaignIdSchema });
+/**
+ * The state machine's input, passed on to the plan and report steps. `retryFailed` (a
+ * resume) also gives the retryable failures of earlier runs a fresh budget of tries.
+ */
+export const CampaignEventSchema = z.object({
+  campaignId: CampaignIdSchema,
+  retryFailed: z.boolean().optional(),
+});
 export type CampaignEvent = z.infer<typeof CampaignEventSchema>;
 
 /** One batch of the Distributed Map (ItemReader items, ItemBatcher `BatchInput`). */
 export const RevokeBatchEventSchema = z.object({
   Items: z.array(z.object({ targetId: z.string().min(1) })).min(1),
-  BatchInput: z.object({ campaignId: CampaignIdSchema }),
+  BatchInput: z.object({ campaignId: CampaignIdSchema, retryFailed: z.boolean().optional() }),
 });
 export type RevokeBatchEvent = z.infer<typeof RevokeBatchEventSchema>;
 
@@ -49,6 +57,8 @@ export interface PlanResult {
   bucket: string;
   key: string;
   count: number;
+  /** Passed on to every batch (the Map's BatchInput), so a resume retries retryable failures. */
+  retryFailed: boolean;
 }
 
 /** The key of a campaign's target list in the report bucket. */
@@ -83,15 +93,29 @@ export interface PlanDeps {
 /** The plan step with its dependencies given, so tests pass real adapters on the local stack. */
 export function makePlanHandler(deps: PlanDeps) {
   return async (event: unknown): Promise<PlanResult> => {
-    const { campaignId } = parseEvent(CampaignEventSchema, event, 'a campaign event {campaignId}');
+    const { campaignId, retryFailed = false } = parseEvent(
+      CampaignEventSchema,
+      event,
+      'a campaign event {campaignId, retryFailed?}',
+    );
     const campaign = await deps.campaigns.getCampaign(campaignId);
     if (!campaign) {
       throw new NotFoundError(
         `no campaign ${JSON.stringify(campaignId)}: plan it first with keywarden revoke, then start the state machine with its id`,
       );
     }
+    if (campaign.dryRun) {
+      throw new ValidationError(
+        `campaign ${campaignId} is a dry run: there is nothing to revoke; plan it again without --dry-run`,
+      );
+    }
+    const toWork = (target: Target) =>
+      target.outcome === 'pending' ||
+      (retryFailed && target.outcome === 'failed' && target.retryable === true);
+    // The targets of one identity side by side, so a batch boundary splits as few identities as it can.
     const pending = (await deps.campaigns.listTargets(campaignId))
-      .filter((target) => target.outcome === 'pending')
+      .filter(toWork)
+      .sort((a, b) => a.identityId.localeCompare(b.identityId))
       .map(({ targetId }) => ({ targetId }));
     const key = targetsKey(campaignId);
     // No ServerSideEncryption header: the bucket's default (its own KMS key) applies.
@@ -104,13 +128,17 @@ export function makePlanHandler(deps: PlanDeps) {
         CacheControl: 'no-store',
       }),
     );
-    return { bucket: deps.bucket, key, count: pending.length };
+    return { bucket: deps.bucket, key, count: pending.length, retryFailed };
   };
 }
 
 export interface RevokeBatchDeps {
   campaign: CampaignDeps;
   limitFor: RunCampaignOptions['limitFor'];
+  /** The local runtime's stop (Ctrl-C): in-flight targets finish and are checkpointed. */
+  signal?: AbortSignal;
+  /** The local runtime's live progress: called as each target of the batch settles. */
+  onOutcome?: (target: Target) => void;
 }
 
 /** What a worker reports for its batch; the campaign's own counts are in the store. */
@@ -140,19 +168,16 @@ export function makeRevokeBatchHandler(deps: RevokeBatchDeps) {
         ? undefined
         : setTimeout(() => stop.abort(), Math.max(0, remaining - STOP_BEFORE_TIMEOUT_MS));
     try {
+      const targetIds = Items.map((item) => item.targetId);
       const run = await runCampaign(deps.campaign, BatchInput.campaignId, {
         limitFor: deps.limitFor,
-        signal: stop.signal,
+        targetIds,
+        retryFailed: BatchInput.retryFailed ?? false,
+        signal: deps.signal ? AbortSignal.any([stop.signal, deps.signal]) : stop.signal,
+        ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
       });
-      const wanted = new Set(Items.map((item) => item.targetId));
+      const wanted = new Set(targetIds);
       const mine = run.targets.filter((target) => wanted.has(target.targetId));
-      const found = new Set(mine.map((target) => target.targetId));
-      const missing = [...wanted].filter((id) => !found.has(id));
-      if (missing.length > 0) {
-        throw new KeywardenError(
-          `campaign ${BatchInput.campaignId} has no targets ${missing.map((id) => JSON.stringify(id)).join(', ')}; the batch must come from this campaign's plan`,
-        );
-      }
       const counts = summarize(mine).byOutcome;
       if (counts.pending > 0) {
         throw new BatchUnfinishedError(

@@ -102,7 +102,12 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     const plan = await makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket })({
       campaignId,
     });
-    expect(plan).toEqual({ bucket, key: targetsKey(campaignId), count: planned.targets.length });
+    expect(plan).toEqual({
+      bucket,
+      key: targetsKey(campaignId),
+      count: planned.targets.length,
+      retryFailed: false,
+    });
     const listed = JSON.parse(
       (await (
         await services.aws.s3.send(new GetObjectCommand({ Bucket: bucket, Key: plan.key }))
@@ -133,6 +138,41 @@ describe('revocation handlers: plan → revoke batch → report', () => {
         services.aws.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
       ).resolves.toBeDefined();
     }
+  });
+
+  it('refuses to plan a dry run, and a batch naming targets the campaign does not have', async () => {
+    // prepare: a stored dry run, and a stored real campaign.
+    const environment = uniqueName('prod');
+    const identity = await kvIdentity(environment);
+    const subjects = [{ identity, versions: await services.store.listVersions(identity.id) }];
+    const incident = `INC-${randomBytes(3).toString('hex')}`;
+    const common = {
+      incident,
+      selectors: [`env=${environment}`],
+      requestedBy: 'test:responder',
+      now: new Date().toISOString(),
+      reissue: false,
+      subjects,
+    };
+    const dry = planCampaign({ ...common, campaignId: `${incident}-dry`, dryRun: true });
+    const real = planCampaign({ ...common, campaignId: `${incident}-real` });
+    await services.store.createCampaign(dry.campaign, dry.targets);
+    await services.store.createCampaign(real.campaign, real.targets);
+    const plan = makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket });
+    const worker = makeRevokeBatchHandler({
+      campaign: services.campaignDeps('test:stepfunctions'),
+      limitFor: providerLimiters().limitFor,
+    });
+
+    // act + assess
+    await expect(plan({ campaignId: dry.campaign.campaignId })).rejects.toThrow(/is a dry run/);
+    await expect(
+      worker({ Items: [{ targetId: 'not-a-target' }], BatchInput: { campaignId: real.campaign.campaignId } }),
+    ).rejects.toThrow(/has no targets "not-a-target"/);
+    // Nothing was claimed.
+    expect((await services.store.listTargets(real.campaign.campaignId)).map((t) => t.attempts)).toEqual(
+      real.targets.map(() => 0),
+    );
   });
 
   it('rejects a batch that is not a Distributed Map batch, naming the bad field', async () => {

@@ -1,0 +1,281 @@
+/**
+ * Starting an incident revocation campaign, shared by the CLI and the HTTP API (Slack
+ * `/revoke`): plan it over the inventory and store it ({@link planAndStoreCampaign}), then
+ * hand it to a {@link CampaignLauncher}, which starts the revocation state machine:
+ *
+ * - {@link StepFunctionsCampaignLauncher}: in AWS, one Step Functions execution named after
+ *   the campaign, so a second start of the same campaign is refused as a duplicate;
+ * - {@link LocalCampaignLauncher}: on a laptop, the local runtime's runner
+ *   (functions/local/revocation-runner.ts) in the background of the process that serves
+ *   the API, recording on the campaign when its run fails.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  type SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import pLimit from 'p-limit';
+import { type PlanSummary, planCampaign } from '../core/campaign.ts';
+import { ConflictError, KeywardenError } from '../core/errors.ts';
+import type { StoredCampaign } from '../core/ports.ts';
+import type { SelectorSubject } from '../core/selector.ts';
+import { awsFailure } from './aws/clients.ts';
+import type { Services } from './wiring.ts';
+
+/** What a responder asks for: which incident, which credentials, whether to re-issue. */
+export interface CampaignRequest {
+  incident: string;
+  /** Selector texts, ORed (`stage=deploy,env=prod`). */
+  selectors: string[];
+  reissue: boolean;
+  /** Who asks, as the audit trail names them: `cli:alice`, `slack:U123`. */
+  actor: string;
+  /** Plan only: nothing is stored or changed. */
+  dryRun: boolean;
+}
+
+/** What planning (and storing) a campaign came to. */
+export type PlannedCampaign =
+  | { status: 'dry-run'; summary: PlanSummary }
+  /** The selectors match nothing in the inventory: nothing stored. */
+  | { status: 'nothing-matches'; summary: PlanSummary }
+  /** `confirm` answered no: nothing stored. */
+  | { status: 'declined'; summary: PlanSummary }
+  | { status: 'stored'; summary: PlanSummary; campaign: StoredCampaign };
+
+export interface PlanAndStoreOptions {
+  /**
+   * Asked before storing a campaign with credentials to revoke (the CLI's prompt); the
+   * campaign is stored only when it resolves true. Without it, the request is the consent
+   * (the API checks the approver before calling).
+   */
+  confirm?: (summary: PlanSummary, toRevoke: number) => Promise<boolean>;
+}
+
+/** `INC-42-20261121T101500Z-3fa2`: sorts by time within an incident, unique per run. */
+export const campaignIdFor = (incident: string, now: Date): string =>
+  `${incident}-${now.toISOString().replace(/[-:]|\.\d+/g, '')}-${randomBytes(2).toString('hex')}`;
+
+/** Every stored identity still in the inventory, with its credential versions. */
+async function subjects(services: Services): Promise<SelectorSubject[]> {
+  const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
+  const limit = pLimit(16);
+  return Promise.all(
+    active.map(({ identity }) =>
+      limit(async () => ({ identity, versions: await services.store.listVersions(identity.id) })),
+    ),
+  );
+}
+
+/**
+ * Plans a campaign over the inventory and, unless it is a dry run, matches nothing or is
+ * not confirmed, stores it (status `planned`) for a launcher to run.
+ *
+ * @throws ValidationError for an invalid incident or selector, naming the bad term.
+ */
+export async function planAndStoreCampaign(
+  services: Services,
+  request: CampaignRequest,
+  options: PlanAndStoreOptions = {},
+): Promise<PlannedCampaign> {
+  const now = services.clock.now();
+  const plan = planCampaign({
+    campaignId: campaignIdFor(request.incident, now),
+    incident: request.incident,
+    selectors: request.selectors,
+    requestedBy: request.actor,
+    now: now.toISOString(),
+    reissue: request.reissue,
+    dryRun: request.dryRun,
+    subjects: await subjects(services),
+  });
+  if (request.dryRun) return { status: 'dry-run', summary: plan.summary };
+  if (plan.targets.length === 0) return { status: 'nothing-matches', summary: plan.summary };
+  const toRevoke = plan.summary.counts.byOutcome.pending;
+  if (options.confirm && toRevoke > 0 && !(await options.confirm(plan.summary, toRevoke))) {
+    return { status: 'declined', summary: plan.summary };
+  }
+  const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
+  return { status: 'stored', summary: plan.summary, campaign };
+}
+
+/** Starts the revocation state machine over a stored campaign. */
+export interface CampaignLauncher {
+  /**
+   * Starts the run of a stored campaign and returns once it is started (not finished).
+   * `retryFailed` (a resume) gives retryable failures of earlier runs a fresh budget.
+   *
+   * @throws ConflictError when the campaign was already started (and is not a resume).
+   */
+  launch(campaignId: string, options?: { retryFailed?: boolean }): Promise<void>;
+}
+
+/** Step Functions' names for how an execution ended, or that it runs. */
+export type ExecutionStatus =
+  | 'RUNNING'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'TIMED_OUT'
+  | 'ABORTED'
+  | 'PENDING_REDRIVE';
+
+/** Execution names: at most 80 of letters, digits, `-` and `_`. */
+const executionName = (campaignId: string, resume: string | undefined): string => {
+  const base = campaignId.replace(/[^A-Za-z0-9_-]/g, '_');
+  return resume ? `${base.slice(0, 80 - resume.length - 1)}-${resume}` : base.slice(0, 80);
+};
+
+export interface StepFunctionsCampaignLauncherOptions {
+  client: SFNClient;
+  /** The Revocation construct's state machine (stack output `RevocationStateMachineArn`). */
+  stateMachineArn: string;
+  /** Tells resumes apart; injected for tests. @default the time, to the second */
+  resumeSuffix?: () => string;
+}
+
+/**
+ * Starts one execution of the revocation state machine per campaign, named after it: Step
+ * Functions refuses a second execution of a name that has run (`ExecutionAlreadyExists`),
+ * so a campaign cannot be started twice, by two responders or a retried request. A resume
+ * is a new execution, named `<campaign id>-resume-<time>`.
+ */
+export class StepFunctionsCampaignLauncher implements CampaignLauncher {
+  readonly #client: SFNClient;
+  readonly #stateMachineArn: string;
+  readonly #resumeSuffix: () => string;
+
+  constructor(options: StepFunctionsCampaignLauncherOptions) {
+    if (!/^arn:aws[\w-]*:states:[\w-]+:\d{12}:stateMachine:[\w-]+$/.test(options.stateMachineArn)) {
+      throw new KeywardenError(
+        `expected the ARN of the revocation state machine (arn:aws:states:<region>:<account>:stateMachine:<name>, the stack output RevocationStateMachineArn), got ${JSON.stringify(options.stateMachineArn)}`,
+      );
+    }
+    this.#client = options.client;
+    this.#stateMachineArn = options.stateMachineArn;
+    this.#resumeSuffix =
+      options.resumeSuffix ?? (() => `resume-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}`);
+  }
+
+  async launch(campaignId: string, options: { retryFailed?: boolean } = {}): Promise<void> {
+    await this.start(campaignId, options);
+  }
+
+  /** {@link launch}, returning the execution's ARN to follow it by. */
+  async start(
+    campaignId: string,
+    options: { retryFailed?: boolean } = {},
+  ): Promise<{ executionArn: string }> {
+    const retryFailed = options.retryFailed ?? false;
+    const name = executionName(campaignId, retryFailed ? this.#resumeSuffix() : undefined);
+    try {
+      const started = await this.#client.send(
+        new StartExecutionCommand({
+          stateMachineArn: this.#stateMachineArn,
+          name,
+          input: JSON.stringify({ campaignId, retryFailed }),
+        }),
+      );
+      return { executionArn: started.executionArn ?? '' };
+    } catch (error) {
+      if (
+        error instanceof ExecutionAlreadyExists ||
+        (error as { name?: string }).name === 'ExecutionAlreadyExists'
+      ) {
+        throw new ConflictError(
+          `campaign ${campaignId} was already started (Step Functions execution ${name} exists); follow it with keywarden revoke status ${campaignId}, or continue it with keywarden revoke resume ${campaignId}`,
+          { cause: error },
+        );
+      }
+      throw awsFailure(`starting the revocation state machine for campaign ${campaignId}`, error);
+    }
+  }
+
+  /** How an execution stands, and its error and cause when it failed. */
+  async describe(executionArn: string): Promise<{ status: ExecutionStatus; error?: string; cause?: string }> {
+    try {
+      const described = await this.#client.send(new DescribeExecutionCommand({ executionArn }));
+      return {
+        status: (described.status ?? 'RUNNING') as ExecutionStatus,
+        ...(described.error ? { error: described.error } : {}),
+        ...(described.cause ? { cause: described.cause } : {}),
+      };
+    } catch (error) {
+      throw awsFailure(`reading the revocation execution ${executionArn}`, error);
+    }
+  }
+}
+
+/** The part of the local runner a launcher drives. */
+export interface CampaignRunner {
+  run(campaignId: string, options?: { retryFailed?: boolean }): Promise<unknown>;
+}
+
+export interface LocalCampaignLauncherOptions {
+  runner: CampaignRunner;
+  /** Where a failed run is recorded (status `failed`). */
+  campaigns: Pick<Services['store'], 'getCampaign' | 'putCampaign'>;
+  /** Where the reason of a failed run goes (the local runtime's log). Never given a secret: errors hold none. */
+  log: (line: string) => void;
+}
+
+/**
+ * Runs campaigns in the background of the local runtime's process, one run per campaign
+ * at a time (a second launch while it runs is refused, as Step Functions refuses a
+ * duplicate execution). A run that throws marks the campaign `failed` and logs why;
+ * `keywarden revoke resume` continues it.
+ */
+export class LocalCampaignLauncher implements CampaignLauncher {
+  readonly #options: LocalCampaignLauncherOptions;
+  readonly #running = new Map<string, Promise<void>>();
+
+  constructor(options: LocalCampaignLauncherOptions) {
+    this.#options = options;
+  }
+
+  async launch(campaignId: string, options: { retryFailed?: boolean } = {}): Promise<void> {
+    if (this.#running.has(campaignId)) {
+      throw new ConflictError(
+        `campaign ${campaignId} is already running in this local runtime; follow it with keywarden revoke status ${campaignId}`,
+      );
+    }
+    const run = this.#options.runner
+      .run(campaignId, options)
+      .then(
+        () => undefined,
+        (error: unknown) => this.#recordFailure(campaignId, error),
+      )
+      .finally(() => this.#running.delete(campaignId));
+    this.#running.set(campaignId, run);
+  }
+
+  /** Resolves once every run started so far has ended (for a clean shutdown, and for tests). */
+  async idle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.all([...this.#running.values()]);
+  }
+
+  async #recordFailure(campaignId: string, error: unknown): Promise<void> {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.#options.log(
+      `campaign ${campaignId}: the revocation run failed (${reason}); continue it with keywarden revoke resume ${campaignId}`,
+    );
+    const { campaigns } = this.#options;
+    for (let attempt = 1; attempt <= 5; attempt += 1) {
+      try {
+        const campaign = await campaigns.getCampaign(campaignId);
+        if (!campaign) return;
+        const { rev, ...rest } = campaign;
+        await campaigns.putCampaign({ ...rest, status: 'failed' }, rev);
+        return;
+      } catch (recordError) {
+        if (!(recordError instanceof ConflictError) || attempt === 5) {
+          this.#options.log(
+            `campaign ${campaignId}: could not record the failure on the campaign (${recordError instanceof Error ? recordError.message : String(recordError)})`,
+          );
+          return;
+        }
+      }
+    }
+  }
+}

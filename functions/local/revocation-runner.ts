@@ -1,0 +1,289 @@
+/**
+ * The local runtime of the revocation state machine: what Step Functions does in AWS, done
+ * in process against the local stack, calling the very same three handlers
+ * (functions/handlers/revocation.ts):
+ *
+ * 1. plan: the target list goes to a bucket in moto (`keywarden-local-reports` unless
+ *    told otherwise, created on first use), as the Distributed Map's S3 item reader expects;
+ * 2. the list is read back and cut into batches of {@link REVOKE_BATCH_SIZE}, run at most
+ *    {@link batchConcurrency} at once (the same derivation as the CDK construct), each
+ *    through the revoke-batch worker; a batch whose worker throws `BatchUnfinishedError` is
+ *    retried as the state machine's Retry would ({@link BATCH_RETRY}: bounded, backing off);
+ *    any other error fails the run, as a failed item fails the Distributed Map;
+ * 3. report: the post-incident report (locally to `./reports`, or `KEYWARDEN_REPORTS_DIR`).
+ *
+ * In AWS each worker gets its share of the account budget in its own Lambda; here the
+ * workers share one set of per-provider limiters holding the whole budget, the same total.
+ */
+import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { z } from 'zod';
+import { awsFailure } from '../adapters/aws/clients.ts';
+import { providerLimiters, type RateLimits, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
+import type { ReportLocations } from '../adapters/report-writer.ts';
+import type { Services } from '../adapters/wiring.ts';
+import type { Target } from '../core/campaign.ts';
+import type { ReissueRecord } from '../core/campaign-engine.ts';
+import { KeywardenError, NotFoundError } from '../core/errors.ts';
+import type { StoredCampaign } from '../core/ports.ts';
+import {
+  BATCH_RETRY,
+  type BatchRetryPolicy,
+  batchConcurrency,
+  batchRetryDelayMs,
+  REVOKE_BATCH_SIZE,
+} from '../core/revocation-batching.ts';
+import {
+  BatchUnfinishedError,
+  makePlanHandler,
+  makeReportHandler,
+  makeRevokeBatchHandler,
+  type PlanResult,
+} from '../handlers/revocation.ts';
+
+/** The moto bucket the local plan step writes target lists to. */
+export const LOCAL_REPORT_BUCKET = 'keywarden-local-reports';
+
+/** What the Distributed Map's item reader reads: the plan step's JSON array. */
+const ItemsSchema = z.array(z.object({ targetId: z.string().min(1) }));
+
+export interface RevocationRunnerOptions {
+  services: Services;
+  /** Who runs the campaign, in the audit trail (`cli:alice`, `slack:U123`). */
+  actor: string;
+  /** The bucket the plan step writes to. @default {@link LOCAL_REPORT_BUCKET} */
+  bucket?: string;
+  /** The account-wide budget per provider service. @default rateLimitsFromEnv() */
+  limits?: RateLimits;
+  /** Retries of an unfinished batch. @default {@link BATCH_RETRY} */
+  retry?: BatchRetryPolicy;
+  /** Waits between retries; injected so tests need not wait Step Functions' seconds. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface RunOptions {
+  /** A resume: retryable failures of earlier runs get a fresh budget of tries. */
+  retryFailed?: boolean;
+  /** Aborting stops the run after the targets in flight; no batch is retried, no report written. */
+  signal?: AbortSignal;
+  /** Called as each target settles, with the campaign's progress. */
+  onOutcome?: (target: Target, progress: { done: number; total: number }) => void;
+}
+
+/** What one run did, and the campaign as the store has it afterwards. */
+export interface RevocationRunResult {
+  campaign: StoredCampaign;
+  targets: Target[];
+  reissues: ReissueRecord[];
+  /** Where the plan step wrote the targets. */
+  plan: PlanResult;
+  /** Batches the targets were cut into. */
+  batches: number;
+  /** Batch retries after `BatchUnfinishedError`. */
+  retries: number;
+  /** Workers at once. */
+  maxConcurrency: number;
+  /** Where the report went; absent when the run stopped before the end. */
+  report?: ReportLocations;
+  /** Whether the run stopped (signal) with targets still pending. */
+  stopped: boolean;
+}
+
+/** A failure of one batch that the runner does not retry: the run (the "execution") fails. */
+export class RevocationRunError extends KeywardenError {
+  override readonly name = 'RevocationRunError';
+}
+
+/** Drives plan → revoke batches → report for stored campaigns, on the local stack. */
+export class LocalRevocationRunner {
+  readonly #services: Services;
+  readonly #actor: string;
+  readonly #bucket: string;
+  readonly #limits: RateLimits;
+  readonly #retry: BatchRetryPolicy;
+  readonly #sleep: (ms: number) => Promise<void>;
+  #bucketReady: Promise<void> | undefined;
+
+  constructor(options: RevocationRunnerOptions) {
+    this.#services = options.services;
+    this.#actor = options.actor;
+    this.#bucket = options.bucket ?? LOCAL_REPORT_BUCKET;
+    this.#limits = options.limits ?? rateLimitsFromEnv();
+    this.#retry = options.retry ?? BATCH_RETRY;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /** Workers at once for this runner's budget: what the CDK construct derives for the same budget. */
+  get maxConcurrency(): number {
+    const limits = this.#limits;
+    return batchConcurrency([limits.iam, limits['secrets-manager'], limits.vault]);
+  }
+
+  /**
+   * Runs (or resumes) a stored campaign to the end, or until `signal` aborts.
+   *
+   * @throws NotFoundError for an unknown campaign; ValidationError for a dry run;
+   *   RevocationRunError when a batch fails for another reason than being unfinished, or
+   *   stays unfinished after every retry (the campaign can be resumed).
+   */
+  async run(campaignId: string, options: RunOptions = {}): Promise<RevocationRunResult> {
+    const services = this.#services;
+    const { store } = services;
+    const retryFailed = options.retryFailed ?? false;
+    await this.#ensureBucket();
+
+    // The campaign's progress across all batches: targets settled before this run count as done.
+    const before = await store.listTargets(campaignId);
+    if (before.length === 0 && !(await store.getCampaign(campaignId))) {
+      throw new NotFoundError(
+        `no campaign ${JSON.stringify(campaignId)}; see keywarden revoke status for the campaigns`,
+      );
+    }
+    const open = new Set(before.filter((t) => t.outcome === 'pending').map((t) => t.targetId));
+    const progress = { done: before.length - open.size, total: before.length };
+
+    // 1. plan
+    const plan = await makePlanHandler({ campaigns: store, s3: services.aws.s3, bucket: this.#bucket })({
+      campaignId,
+      retryFailed,
+    });
+    const items = await this.#readItems(plan);
+
+    // 2. the Distributed Map
+    const maxConcurrency = this.maxConcurrency;
+    const { limitFor } = providerLimiters(this.#limits);
+    const failed = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
+    const worker = makeRevokeBatchHandler({
+      campaign: services.campaignDeps(this.#actor),
+      limitFor,
+      signal,
+      onOutcome: (target) => {
+        if (open.delete(target.targetId)) progress.done += 1;
+        options.onOutcome?.(target, { ...progress });
+      },
+    });
+    const batches: { targetId: string }[][] = [];
+    for (let at = 0; at < items.length; at += REVOKE_BATCH_SIZE) {
+      batches.push(items.slice(at, at + REVOKE_BATCH_SIZE));
+    }
+    let retries = 0;
+    let stopped = false;
+    const slots = pLimit(maxConcurrency);
+    const runBatch = async (batch: { targetId: string }[], index: number): Promise<void> => {
+      for (let attempt = 0; ; attempt += 1) {
+        if (signal.aborted) {
+          stopped = true;
+          return;
+        }
+        try {
+          await worker({ Items: batch, BatchInput: { campaignId, retryFailed } });
+          return;
+        } catch (error) {
+          if (!(error instanceof BatchUnfinishedError)) throw error;
+          // Stopped by the caller (or by another batch's failure): not something a retry fixes.
+          if (signal.aborted) {
+            stopped = true;
+            return;
+          }
+          if (attempt >= this.#retry.maxAttempts) {
+            throw new RevocationRunError(
+              `batch ${index + 1} of ${batches.length} of campaign ${campaignId} is still unfinished after ${attempt + 1} tries (${error.message}); continue with keywarden revoke resume ${campaignId}`,
+              { cause: error, retryable: true },
+            );
+          }
+          retries += 1;
+          await this.#sleep(batchRetryDelayMs(attempt + 1, this.#retry));
+        }
+      }
+    };
+    const results = await Promise.allSettled(
+      batches.map((batch, index) =>
+        slots(() =>
+          runBatch(batch, index).catch((error: unknown) => {
+            // As a failed item fails the Distributed Map: the other batches stop after their targets in flight.
+            failed.abort();
+            throw error;
+          }),
+        ),
+      ),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      const error = failure.reason as unknown;
+      if (error instanceof KeywardenError) throw error;
+      throw new RevocationRunError(
+        `a revoke batch of campaign ${campaignId} failed: ${error instanceof Error ? error.message : String(error)}; fix the cause, then keywarden revoke resume ${campaignId}`,
+        { cause: error },
+      );
+    }
+
+    // 3. report, once nothing is pending (a stopped run leaves it to the resume).
+    const targetsNow = await store.listTargets(campaignId);
+    stopped ||= targetsNow.some((t) => t.outcome === 'pending');
+    const report = stopped ? undefined : await makeReportHandler({ services })({ campaignId });
+
+    const [campaign, targets, reissues] = await Promise.all([
+      store.getCampaign(campaignId),
+      store.listTargets(campaignId),
+      store.listReissues(campaignId),
+    ]);
+    if (!campaign)
+      throw new NotFoundError(`campaign ${campaignId} disappeared from the store during its run`);
+    return {
+      campaign,
+      targets,
+      reissues,
+      plan,
+      batches: batches.length,
+      retries,
+      maxConcurrency,
+      ...(report ? { report } : {}),
+      stopped,
+    };
+  }
+
+  /** The plan step's bucket exists in moto: created on first use (moto forgets it on restart). */
+  #ensureBucket(): Promise<void> {
+    this.#bucketReady ??= ensureBucket(this.#services.aws.s3, this.#bucket).catch((error: unknown) => {
+      this.#bucketReady = undefined;
+      throw error;
+    });
+    return this.#bucketReady;
+  }
+
+  async #readItems(plan: PlanResult): Promise<{ targetId: string }[]> {
+    try {
+      const object = await this.#services.aws.s3.send(
+        new GetObjectCommand({ Bucket: plan.bucket, Key: plan.key }),
+      );
+      return ItemsSchema.parse(JSON.parse((await object.Body?.transformToString()) ?? '[]'));
+    } catch (error) {
+      if (error instanceof z.ZodError || error instanceof SyntaxError) {
+        throw new RevocationRunError(
+          `s3://${plan.bucket}/${plan.key}: expected the plan step's JSON array of {targetId}, got something else (${error.message})`,
+        );
+      }
+      throw awsFailure(`reading the target list s3://${plan.bucket}/${plan.key}`, error);
+    }
+  }
+}
+
+/** Creates `bucket` unless it exists. */
+export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return;
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status !== 404) throw awsFailure(`looking for the local bucket ${bucket}`, error);
+  }
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  } catch (error) {
+    const name = (error as { name?: string }).name;
+    // Another process created it first.
+    if (name === 'BucketAlreadyOwnedByYou' || name === 'BucketAlreadyExists') return;
+    throw awsFailure(`creating the local bucket ${bucket}`, error);
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The local runtime of the revocation state machine, on the local stack: plan (target list
+ * in a moto bucket it creates) → batches of 25 through the revoke-batch worker, as many at
+ * once as the CDK derives → report; and the local campaign launcher that runs it in the
+ * background. Outcomes are checked on OpenBao itself, not only in the store.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { LocalCampaignLauncher, planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
+import { DEFAULT_RATE_LIMITS } from '../../functions/adapters/rate-limits.ts';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { ConflictError } from '../../functions/core/errors.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import { REVOKE_BATCH_SIZE } from '../../functions/core/revocation-batching.ts';
+import { rotateIdentity } from '../../functions/core/rotation.ts';
+import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+let services: Services;
+let vault: VaultClient;
+const prefix = uniqueName('kw-runner');
+const bucket = uniqueName('kw-runner-plans');
+const noWait = { maxAttempts: 3, intervalSeconds: 0, backoffRate: 1 };
+
+beforeAll(async () => {
+  const stack = testStack();
+  // Reports go to a folder of this file's own, as on a laptop.
+  process.env.KEYWARDEN_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'kw-runner-reports-'));
+  services = wire(
+    RuntimeConfigSchema.parse({
+      aws: testAws(),
+      tableName: uniqueName('kw-runner'),
+      fingerprintKey: randomBytes(32).toString('hex'),
+      discovery: {},
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+    }),
+  );
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
+});
+
+/** `count` vault-kv identities in one environment, each with two live KV versions. */
+async function kvFleet(count: number): Promise<{ environment: string; identities: Identity[] }> {
+  const environment = uniqueName('env');
+  const identities = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const name = uniqueName('kw');
+      const path = `${prefix}/${name}/api-key`;
+      await vault.write(`secret/data/${path}`, { data: { value: randomBytes(18).toString('base64url') } });
+      const identity = makeIdentity({
+        id: name,
+        kind: 'vault-kv',
+        scope: { path },
+        pipeline: { repo: 'acme/app', stage: 'deploy', environment },
+        policy: { maxAge: '30d', rotateEvery: '7d', grace: '1h' },
+      });
+      await services.store.putIdentity(
+        { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
+        undefined,
+      );
+      return identity;
+    }),
+  );
+  // Rotated once each, so every identity has two live versions (the adopted one and the issued one).
+  for (const identity of identities) {
+    const outcome = await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
+    expect(outcome.status, outcome.reason).toBe('rotated');
+  }
+  return { environment, identities };
+}
+
+/** KV versions of the identity still readable (not destroyed) on OpenBao. */
+async function liveVersions(identity: Identity): Promise<number> {
+  const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
+  const metadata = await vault.read(`secret/metadata/${path}`);
+  const versions = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
+  return Object.values(versions).filter((v) => !v.destroyed).length;
+}
+
+async function storedCampaign(environment: string, dryRun = false) {
+  const planned = await planAndStoreCampaign(services, {
+    incident: `INC-${randomBytes(3).toString('hex')}`,
+    selectors: [`env=${environment}`],
+    reissue: false,
+    actor: 'test:responder',
+    dryRun,
+  });
+  return planned;
+}
+
+describe('local revocation runner: plan → batches → report', () => {
+  it('revokes every target in batches of 25, as many at once as the CDK derives, and writes the report', async () => {
+    // prepare: 15 identities of two versions each, 30 targets: two batches.
+    const { environment, identities } = await kvFleet(15);
+    const planned = await storedCampaign(environment);
+    expect(planned.status).toBe('stored');
+    const campaignId = planned.status === 'stored' ? planned.campaign.campaignId : '';
+    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
+    const progress: number[] = [];
+
+    // act
+    const result = await runner.run(campaignId, { onOutcome: (_t, { done }) => progress.push(done) });
+
+    // assess: the shape of the state machine…
+    expect(result.batches).toBe(Math.ceil(30 / REVOKE_BATCH_SIZE));
+    expect(result.maxConcurrency).toBe(DEFAULT_RATE_LIMITS.iam.concurrency);
+    expect(result.plan).toMatchObject({ bucket, count: 30, retryFailed: false });
+    await expect(services.aws.s3.send(new HeadBucketCommand({ Bucket: bucket }))).resolves.toBeDefined();
+    const listed = JSON.parse(
+      (await (
+        await services.aws.s3.send(new GetObjectCommand({ Bucket: bucket, Key: result.plan.key }))
+      ).Body?.transformToString()) ?? '[]',
+    ) as unknown[];
+    expect(listed).toHaveLength(30);
+    // …its outcome on OpenBao itself and in the store…
+    for (const identity of identities) expect(await liveVersions(identity)).toBe(0);
+    expect(result.stopped).toBe(false);
+    expect(result.campaign.status).toBe('completed');
+    expect(result.targets.every((t) => t.outcome === 'revoked')).toBe(true);
+    // …progress counted over the whole campaign, across batches…
+    expect(progress.sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    // …and the report, recorded on the campaign.
+    expect(result.report?.html).toMatch(/report\.html$/);
+    expect(result.campaign.reportLocation).toBe(result.report?.html);
+  });
+
+  it('stops after the targets in flight when its signal aborts, and a second run finishes without repeating any', async () => {
+    const { environment, identities } = await kvFleet(3);
+    const planned = await storedCampaign(environment);
+    const campaignId = planned.status === 'stored' ? planned.campaign.campaignId : '';
+    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
+    const stop = new AbortController();
+
+    const first = await runner.run(campaignId, {
+      signal: stop.signal,
+      onOutcome: (_t, { done }) => {
+        if (done >= 2) stop.abort();
+      },
+    });
+    const second = await runner.run(campaignId);
+
+    expect(first.stopped).toBe(true);
+    expect(first.report).toBeUndefined();
+    expect(first.targets.some((t) => t.outcome === 'pending')).toBe(true);
+    expect(second.stopped).toBe(false);
+    expect(second.plan.count).toBe(first.targets.filter((t) => t.outcome === 'pending').length);
+    // Each target claimed once in all: nothing revoked twice.
+    expect(second.targets.map((t) => [t.outcome, t.attempts])).toEqual(
+      second.targets.map(() => ['revoked', 1]),
+    );
+    for (const identity of identities) expect(await liveVersions(identity)).toBe(0);
+    expect(second.report).toBeDefined();
+  });
+});
+
+describe('local campaign launcher', () => {
+  it('runs a stored campaign in the background and refuses a second launch while it runs', async () => {
+    const { environment, identities } = await kvFleet(2);
+    const planned = await storedCampaign(environment);
+    const campaignId = planned.status === 'stored' ? planned.campaign.campaignId : '';
+    const logged: string[] = [];
+    const launcher = new LocalCampaignLauncher({
+      runner: new LocalRevocationRunner({ services, actor: 'slack:U123', bucket, retry: noWait }),
+      campaigns: services.store,
+      log: (line) => logged.push(line),
+    });
+
+    await launcher.launch(campaignId);
+    await expect(launcher.launch(campaignId)).rejects.toThrow(ConflictError);
+    await launcher.idle();
+
+    const campaign = await services.store.getCampaign(campaignId);
+    expect(campaign?.status).toBe('completed');
+    expect(campaign?.reportLocation).toMatch(/report\.html$/);
+    for (const identity of identities) expect(await liveVersions(identity)).toBe(0);
+    expect(logged).toEqual([]);
+  });
+
+  it('records a failed run on the campaign and logs why', async () => {
+    // A dry run stored by hand: the plan step refuses it, so the run throws.
+    const { environment } = await kvFleet(1);
+    const planned = await storedCampaign(environment, true);
+    expect(planned.status).toBe('dry-run');
+    const incident = `INC-${randomBytes(3).toString('hex')}`;
+    const { planCampaign } = await import('../../functions/core/campaign.ts');
+    const plan = planCampaign({
+      campaignId: `${incident}-dry`,
+      incident,
+      selectors: [`env=${environment}`],
+      requestedBy: 'test',
+      now: new Date().toISOString(),
+      reissue: false,
+      dryRun: true,
+      subjects: [],
+    });
+    await services.store.createCampaign(plan.campaign, plan.targets);
+    const logged: string[] = [];
+    const launcher = new LocalCampaignLauncher({
+      runner: new LocalRevocationRunner({ services, actor: 'slack:U123', bucket, retry: noWait }),
+      campaigns: services.store,
+      log: (line) => logged.push(line),
+    });
+
+    await launcher.launch(plan.campaign.campaignId);
+    await launcher.idle();
+
+    expect((await services.store.getCampaign(plan.campaign.campaignId))?.status).toBe('failed');
+    expect(logged.join('\n')).toMatch(
+      /the revocation run failed \(ValidationError: .*dry run.*revoke resume/,
+    );
+  });
+});
