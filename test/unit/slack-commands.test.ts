@@ -69,6 +69,12 @@ describe('slack commands: slash-command forms', () => {
     expect(parseSlashCommand(slashForm({ text: '' })).text).toBe('');
   });
 
+  it('decodes the entities Slack writes for &, < and > in typed text', () => {
+    expect(parseSlashCommand(slashForm({ text: 'prod-deploy 30m fix A &amp; B &lt;now&gt;' })).text).toBe(
+      'prod-deploy 30m fix A & B <now>',
+    );
+  });
+
   it('names each missing or malformed field', () => {
     // act
     const error = failure(() => parseSlashCommand(form({ command: '/breakglass', user_id: 'alice' })));

@@ -7,6 +7,7 @@ import {
   grantDecidedMessage,
   grantEndedMessage,
   grantRequestedMessage,
+  noticeMessage,
   refusalMessage,
   type SlackMessage,
 } from '../../functions/adapters/slack/messages.ts';
@@ -263,6 +264,18 @@ describe('slack messages: refusals', () => {
     expect(rendered(message)).toContain(
       ':warning: U0ALICE requested grant g-1 and cannot approve it: &lt;someone else&gt; must',
     );
+  });
+});
+
+describe('slack messages: notices', () => {
+  it('are ephemeral, escaped, and carry no warning sign', () => {
+    // act
+    const message = noticeMessage('Planning the revocation for INC-42 <soon>…');
+
+    // assess
+    expect(message.response_type).toBe('ephemeral');
+    expect(rendered(message)).toContain('Planning the revocation for INC-42 &lt;soon&gt;…');
+    expect(rendered(message)).not.toContain(':warning:');
   });
 });
 

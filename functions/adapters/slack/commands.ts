@@ -45,6 +45,13 @@ export interface SlashCommand {
 }
 
 /**
+ * Slack writes `&`, `<` and `>` in typed text as entities. Decoded here, so a reason is
+ * stored as the person typed it; messages.ts escapes it again on the way out.
+ */
+const unescapeSlack = (text: string): string =>
+  text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+/**
  * Parses a slash-command form body.
  *
  * @throws ValidationError naming each missing or malformed field.
@@ -60,7 +67,7 @@ export function parseSlashCommand(rawBody: string): SlashCommand {
   const f = parsed.data;
   return {
     command: f.command,
-    text: f.text.trim(),
+    text: unescapeSlack(f.text).trim(),
     userId: f.user_id,
     ...(f.user_name ? { userName: f.user_name } : {}),
     teamId: f.team_id,

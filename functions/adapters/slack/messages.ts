@@ -293,6 +293,12 @@ export function refusalMessage(text: string): SlackMessage {
   return { response_type: 'ephemeral', text: shown, blocks: [section(`:warning: ${shown}`)] };
 }
 
+/** A plain acknowledgement, shown only to the person who typed the command ("Planning the revocation…"). */
+export function noticeMessage(text: string): SlackMessage {
+  const shown = user(text, 2_800);
+  return { response_type: 'ephemeral', text: shown, blocks: [section(shown)] };
+}
+
 const OUTCOMES = ['revoked', 'already-revoked', 'skipped', 'failed', 'pending'] as const;
 
 /** `aws-iam-access-key: 3 · vault-token: 2`. */
