@@ -1,11 +1,21 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { ValidationError } from '../../functions/core/errors.ts';
+import {
+  BATCH_RETRY,
+  batchConcurrency,
+  REVOKE_BATCH_SIZE as SHARED_BATCH_SIZE,
+  workerShare,
+} from '../../functions/core/revocation-batching.ts';
 import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -39,8 +49,8 @@ export const DEFAULT_REVOCATION_RATE_LIMITS: RevocationRateLimits = {
   vault: { concurrency: 32, perSecond: 100 },
 };
 
-/** Targets one revoke-batch worker is handed at once. */
-export const REVOKE_BATCH_SIZE = 25;
+/** Targets one revoke-batch worker is handed at once (shared with the local runtime). */
+export const REVOKE_BATCH_SIZE = SHARED_BATCH_SIZE;
 
 /** Properties of {@link Revocation}. */
 export interface RevocationProps {
@@ -73,6 +83,13 @@ export interface RevocationProps {
   readonly maxConcurrency?: number | undefined;
   /** How long the functions' and the state machine's logs are kept. @default logs.RetentionDays.ONE_YEAR */
   readonly logRetention?: logs.RetentionDays | undefined;
+  /**
+   * Where the revocation alarms notify. It must accept publishes from CloudWatch alarms
+   * (a customer-managed KMS key, and a topic policy for them).
+   *
+   * @default a KMS-encrypted topic of its own, open to this stack's alarms only
+   */
+  readonly alarmTopic?: sns.ITopic | undefined;
 }
 
 /** A revocation function, its role and its log group. */
@@ -100,6 +117,18 @@ export class Revocation extends Construct {
   readonly logKey: kms.Key;
   /** Revoke-batch workers at once. */
   readonly maxConcurrency: number;
+  /** Where the revocation alarms notify; subscribe on-call to it. */
+  readonly alarmTopic: sns.ITopic;
+  /** The key that encrypts {@link alarmTopic}, when the construct made the topic. */
+  readonly alarmKey: kms.Key | undefined;
+  /** An execution failed: a batch failed for good, or the plan or report step failed. */
+  readonly executionsFailedAlarm: cloudwatch.Alarm;
+  /** An execution ran past the state machine's 24-hour timeout. */
+  readonly executionsTimedOutAlarm: cloudwatch.Alarm;
+  /** Someone stopped an execution. */
+  readonly executionsAbortedAlarm: cloudwatch.Alarm;
+  /** The revoke-batch worker threw (an unfinished batch, retried, counts too). */
+  readonly workerErrorsAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: RevocationProps) {
     super(scope, id);
@@ -127,10 +156,10 @@ export class Revocation extends Construct {
     const keysArn = accountKeysArn(this);
 
     // Each worker's share of the account budget (functions/adapters/rate-limits.ts reads these).
-    const share = (limit: ServiceRateLimit) => ({
-      concurrency: String(Math.floor(limit.concurrency / this.maxConcurrency)),
-      perSecond: String(Math.floor(limit.perSecond / this.maxConcurrency)),
-    });
+    const share = (limit: ServiceRateLimit) => {
+      const { concurrency, perSecond } = workerShare(limit, this.maxConcurrency);
+      return { concurrency: String(concurrency), perSecond: String(perSecond) };
+    };
     const iamShare = share(rateLimits.iam);
     const secretsShare = share(rateLimits.secretsManager);
     const vaultShare = share(rateLimits.vault);
@@ -323,10 +352,10 @@ export class Revocation extends Construct {
     });
     // A worker that stopped before its Lambda timeout left its targets pending: run it again to resume.
     revokeBatch.addRetry({
-      errors: ['BatchUnfinishedError'],
-      interval: Duration.seconds(5),
-      maxAttempts: 10,
-      backoffRate: 1.5,
+      errors: [BATCH_RETRY.error],
+      interval: Duration.seconds(BATCH_RETRY.intervalSeconds),
+      maxAttempts: BATCH_RETRY.maxAttempts,
+      backoffRate: BATCH_RETRY.backoffRate,
     });
     const revokeTargets = new sfn.DistributedMap(this, 'RevokeTargets', {
       // The bucket is named by the plan step's output, so no wildcard GetObject is added; the
@@ -338,7 +367,8 @@ export class Revocation extends Construct {
       itemBatcher: new sfn.ItemBatcher({
         maxItemsPerBatch: REVOKE_BATCH_SIZE,
         // ItemBatcher renders BatchInput as given: the `.$` suffix makes it a path into the state input.
-        batchInput: { 'campaignId.$': '$.campaignId' },
+        // retryFailed comes from the plan step's output, so it is there whatever the execution's input.
+        batchInput: { 'campaignId.$': '$.campaignId', 'retryFailed.$': '$.plan.retryFailed' },
       }),
       maxConcurrency: this.maxConcurrency,
       // Outcomes are checkpointed in the state table; the report reads them from there.
@@ -371,6 +401,109 @@ export class Revocation extends Construct {
       resourceArns: [reportBucket.key.keyArn],
       conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
     });
+
+    // Alarms: a campaign that does not finish leaves credentials of an incident live.
+
+    const alarmNamePrefix = `${stack.stackName}-revocation-`;
+    if (props.alarmTopic) {
+      this.alarmTopic = props.alarmTopic;
+      this.alarmKey = undefined;
+    } else {
+      // As the rotation alarm topic: CloudWatch alarms cannot publish to a topic encrypted with
+      // the AWS managed SNS key, so the topic has a key of its own.
+      const alarmKey = new kms.Key(this, 'AlarmKey', {
+        description: 'keywarden revocation alarm topic encryption',
+        enableKeyRotation: true,
+        // Protects notifications in transit through SNS only; nothing stored depends on it.
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      alarmKey.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AllowCloudWatchAlarmsToPublishToTheTopic',
+          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: ['*'],
+        }),
+      );
+      const topic = new sns.Topic(this, 'AlarmTopic', {
+        displayName: 'keywarden revocation alarms',
+        masterKey: alarmKey,
+        enforceSSL: true,
+      });
+      // enforceSSL's topic policy replaces SNS's default one: only this stack's revocation alarms may publish.
+      topic.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AllowThisStacksAlarmsToPublish',
+          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+          actions: ['sns:Publish'],
+          resources: [topic.topicArn],
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': stack.account },
+            ArnLike: {
+              'aws:SourceArn': stack.formatArn({
+                service: 'cloudwatch',
+                resource: 'alarm',
+                resourceName: `${alarmNamePrefix}*`,
+                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+              }),
+            },
+          },
+        }),
+      );
+      this.alarmTopic = topic;
+      this.alarmKey = alarmKey;
+    }
+
+    const fiveMinutes = Duration.minutes(5);
+    const atLeastOnce = {
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // No data means no execution ended that way (the metrics exist only when one does).
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    };
+    const executions = (metric: cloudwatch.Metric) =>
+      metric.with({ statistic: cloudwatch.Stats.SUM, period: fiveMinutes });
+    const resume =
+      'Credentials selected for the incident may still be live: run keywarden revoke status <campaign id> (the execution name) to see what is pending or failed, fix the cause, then keywarden revoke resume <campaign id> (runbooks/compromised-pipeline.md).';
+    this.executionsFailedAlarm = new cloudwatch.Alarm(this, 'ExecutionsFailedAlarm', {
+      alarmName: `${alarmNamePrefix}executions-failed`,
+      alarmDescription: `keywarden: a revocation campaign's execution failed (a batch failed for good, or the plan or report step failed). Read the state machine's execution history and log group. ${resume}`,
+      metric: executions(this.stateMachine.metricFailed()),
+      ...atLeastOnce,
+    });
+    this.executionsTimedOutAlarm = new cloudwatch.Alarm(this, 'ExecutionsTimedOutAlarm', {
+      alarmName: `${alarmNamePrefix}executions-timed-out`,
+      alarmDescription: `keywarden: a revocation campaign's execution ran past its 24-hour timeout. ${resume}`,
+      metric: executions(this.stateMachine.metricTimedOut()),
+      ...atLeastOnce,
+    });
+    this.executionsAbortedAlarm = new cloudwatch.Alarm(this, 'ExecutionsAbortedAlarm', {
+      alarmName: `${alarmNamePrefix}executions-aborted`,
+      alarmDescription: `keywarden: someone stopped a revocation campaign's execution; CloudTrail's StopExecution event says who. ${resume}`,
+      metric: executions(this.stateMachine.metricAborted()),
+      ...atLeastOnce,
+    });
+    this.workerErrorsAlarm = new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
+      alarmName: `${alarmNamePrefix}worker-errors`,
+      alarmDescription:
+        'keywarden: the revoke-batch worker failed (error, timeout or crash) in the last 5 minutes. An unfinished batch is retried by the state machine; read the worker’s logs for the error. If the campaign’s execution then fails, its own alarm follows.',
+      metric: this.revokeBatch.function.metricErrors({
+        statistic: cloudwatch.Stats.SUM,
+        period: fiveMinutes,
+      }),
+      ...atLeastOnce,
+    });
+    const notify = new cloudwatchActions.SnsAction(this.alarmTopic);
+    for (const alarm of [
+      this.executionsFailedAlarm,
+      this.executionsTimedOutAlarm,
+      this.executionsAbortedAlarm,
+      this.workerErrorsAlarm,
+    ]) {
+      alarm.addAlarmAction(notify);
+      alarm.addOkAction(notify);
+    }
 
     const campaignsArn = reportBucket.bucket.arnForObjects('campaigns/*');
     const writeReason = (prefix: string, what: string) =>
@@ -441,24 +574,12 @@ export class Revocation extends Construct {
   }
 }
 
-/** Workers at once: each must get at least one of every service's concurrency and rate. */
+/** Workers at once (functions/core/revocation-batching.ts), with a construct-named error. */
 function validateMaxConcurrency(limits: RevocationRateLimits, value: number | undefined): number {
-  const figures = [limits.iam, limits.secretsManager, limits.vault].flatMap((l) => [
-    l.concurrency,
-    l.perSecond,
-  ]);
-  if (!figures.every((n) => Number.isInteger(n) && n >= 1)) {
-    throw new InfraConfigError(
-      `Revocation: rateLimits must hold whole numbers ≥ 1 for every concurrency and perSecond; received ${JSON.stringify(limits)}.`,
-    );
+  try {
+    return batchConcurrency([limits.iam, limits.secretsManager, limits.vault], value);
+  } catch (error) {
+    if (error instanceof ValidationError) throw new InfraConfigError(`Revocation: ${error.message}`);
+    throw error;
   }
-  const ceiling = Math.min(...figures);
-  const chosen =
-    value ?? Math.min(limits.iam.concurrency, limits.secretsManager.concurrency, limits.vault.concurrency);
-  if (!Number.isInteger(chosen) || chosen < 1 || chosen > ceiling) {
-    throw new InfraConfigError(
-      `Revocation: maxConcurrency must be a whole number from 1 to ${ceiling} (the smallest concurrency or per-second figure of rateLimits, so each worker gets a share of every budget); received ${String(chosen)}.`,
-    );
-  }
-  return chosen;
 }

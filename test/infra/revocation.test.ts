@@ -1,6 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
 import { Revocation, type RevocationProps } from '../../infra/constructs/revocation.ts';
@@ -152,6 +153,83 @@ describe('infra: revocation', () => {
       expect(resourcesAllowedFor(statements, 'secretsmanager:CreateSecret')).toEqual([]);
       expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([]);
       expect(statements.flatMap((s) => s.resources)).not.toContain('*');
+    });
+  });
+
+  describe('alarms', () => {
+    const alarm = (construct: Revocation['executionsFailedAlarm']) =>
+      template.findResources('AWS::CloudWatch::Alarm')[logicalIdOf(construct)]?.Properties;
+    const topic = () => ({ Ref: logicalIdOf(revocation.alarmTopic) });
+    const onTheStateMachine = () => [
+      { Name: 'StateMachineArn', Value: { Ref: logicalIdOf(revocation.stateMachine) } },
+    ];
+
+    it.each([
+      ['executionsFailedAlarm', 'ExecutionsFailed'],
+      ['executionsTimedOutAlarm', 'ExecutionsTimedOut'],
+      ['executionsAbortedAlarm', 'ExecutionsAborted'],
+    ] as const)(
+      'raise %s on the state machine’s %s within 5 minutes, notifying the topic',
+      (name, metric) => {
+        expect(alarm(revocation[name])).toMatchObject({
+          Namespace: 'AWS/States',
+          MetricName: metric,
+          Dimensions: onTheStateMachine(),
+          Statistic: 'Sum',
+          Period: 300,
+          EvaluationPeriods: 1,
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [topic()],
+          OKActions: [topic()],
+        });
+        expect(alarm(revocation[name])?.AlarmDescription).toContain('keywarden revoke resume');
+      },
+    );
+
+    it('raise one when the revoke-batch worker errs', () => {
+      expect(alarm(revocation.workerErrorsAlarm)).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(revocation.revokeBatch.function) } }],
+        Statistic: 'Sum',
+        Threshold: 1,
+        AlarmActions: [topic()],
+      });
+    });
+
+    it('notify a topic encrypted with its own KMS key, open to this stack’s revocation alarms only', () => {
+      const topics = template.findResources('AWS::SNS::Topic');
+      expect(topics[logicalIdOf(revocation.alarmTopic)]?.Properties).toMatchObject({
+        KmsMasterKeyId: {
+          'Fn::GetAtt': [logicalIdOf(revocation.alarmKey as NonNullable<Revocation['alarmKey']>), 'Arn'],
+        },
+      });
+      const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy')).filter((policy) =>
+        JSON.stringify(policy.Properties.Topics).includes(logicalIdOf(revocation.alarmTopic)),
+      );
+      const statements = policies.flatMap(
+        (policy) => policy.Properties.PolicyDocument.Statement as { Sid?: string; Condition?: unknown }[],
+      );
+      expect(JSON.stringify(statements.find((st) => st.Sid === 'AllowThisStacksAlarmsToPublish'))).toContain(
+        '-revocation-*',
+      );
+    });
+
+    it('notify a topic given instead, making none of its own', () => {
+      const app = new App({ context: cdkJsonContext() });
+      const stack = new Stack(app, 'Given');
+      const given = new sns.Topic(stack, 'OnCall');
+      const made = new Revocation(stack, 'Revocation', {
+        stateStore: new StateStore(stack, 'StateStore'),
+        reportBucket: new ReportBucket(stack, 'ReportBucket'),
+        secrets: new ServiceSecrets(stack, 'ServiceSecrets'),
+        alarmTopic: given,
+      });
+      expect(made.alarmTopic).toBe(given);
+      expect(made.alarmKey).toBeUndefined();
+      expect(made.node.tryFindChild('AlarmTopic')).toBeUndefined();
     });
   });
 
