@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
 import { KeywardenError } from '../functions/core/errors.ts';
+import { localUser } from '../functions/local/dev.ts';
 import { DEFAULT_STATE_DIR } from '../scripts/local-stack.ts';
 
 /** The local stack's state folder: `KEYWARDEN_HOME`, or `.keywarden/dev` in the checkout. */
@@ -12,7 +12,7 @@ export const stateDir = (): string => process.env.KEYWARDEN_HOME ?? DEFAULT_STAT
 export const localConfigFile = (dir = stateDir()): string => join(dir, 'config.json');
 
 /** Who is acting, as recorded in the audit trail. */
-export const actor = (): string => `cli:${process.env.KEYWARDEN_ACTOR ?? userInfo().username}`;
+export const actor = (): string => `cli:${localUser()}`;
 
 /**
  * The configuration the command runs with: the AWS account named by the

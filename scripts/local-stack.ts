@@ -87,7 +87,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-function launch(command: string, args: string[], logPath: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+export function launch(
+  command: string,
+  args: string[],
+  logPath: string,
+  env: NodeJS.ProcessEnv = {},
+): ChildProcess {
   const fd = openSync(logPath, 'a');
   // detached: the server gets its own process group, so stopStack can end it and its children together.
   const child = spawn(command, args, {
@@ -123,7 +128,7 @@ async function waitFor(what: string, url: string, logPath: string, pid: number) 
   );
 }
 
-function isAlive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -227,7 +232,7 @@ export async function startStack(
   return stack;
 }
 
-async function endGroup(pid: number): Promise<void> {
+export async function endGroup(pid: number): Promise<void> {
   const signal = (sig: NodeJS.Signals) => {
     try {
       process.kill(-pid, sig);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
@@ -6,6 +7,7 @@ import { wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { devDown, devUp } from '../../functions/local/dev.ts';
+import { runtimeFile, startLocalRuntime } from '../../functions/local/runtime.ts';
 import { LocalScheduler } from '../../functions/local/scheduler.ts';
 import { REPO_ROOT, stackStatus } from '../../scripts/local-stack.ts';
 import { actor, loadConfig, stateDir } from '../context.ts';
@@ -24,10 +26,19 @@ export function registerDev(program: Command): void {
       'start the local stack (installing it on first use); --demo seeds a demo company and prints its findings',
     )
     .option('--demo', 'seed the demo credentials, sync demo/identities.yaml and print the findings')
-    .action(async (options: { demo?: boolean }) => {
+    .option(
+      '--users <names>',
+      'also hand development tokens to these users (comma-separated), e.g. an approver: --users alice,bob',
+    )
+    .action(async (options: { demo?: boolean; users?: string }) => {
       const dir = stateDir();
-      const { config } = await devUp(dir, { demo: options.demo ?? false, log: say });
+      const users = (options.users ?? '')
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean);
+      const { config, runtime } = await devUp(dir, { demo: options.demo ?? false, log: say, users });
       say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.vault?.addr} (state in ${dir})`);
+      if (runtime) say(`local runtime (HTTP API, grant schedules, sweeper): ${runtime.url}`);
       if (!options.demo) return;
       const services = wire(config);
       const inventory = await readInventoryOrThrow(DEMO_INVENTORY);
@@ -67,6 +78,42 @@ export function registerDev(program: Command): void {
         if (options.once) return;
         await new Promise((resolve) => setTimeout(resolve, every));
       }
+    });
+
+  dev
+    .command('serve')
+    .description(
+      'run the local runtime in the foreground: the HTTP API, grant expiry schedules and the sweeper',
+    )
+    .option(
+      '--no-schedules',
+      'do not fire grant expiry schedules (to see the TTL and the sweeper end access alone)',
+    )
+    .option('--sweep-every <seconds>', 'seconds between sweeper runs', '30')
+    .action(async (options: { schedules: boolean; sweepEvery: string }) => {
+      const dir = stateDir();
+      const services = wire(loadConfig());
+      const runtime = await startLocalRuntime({
+        stateDir: dir,
+        services,
+        schedules: options.schedules && process.env.KEYWARDEN_LOCAL_SCHEDULES !== 'off',
+        sweepEveryMs:
+          Math.max(1, Number.parseInt(process.env.KEYWARDEN_SWEEP_EVERY ?? options.sweepEvery, 10) || 30) *
+          1_000,
+        log: (line) => say(`${new Date().toISOString()} ${line}`),
+      });
+      writeFileSync(
+        runtimeFile(dir),
+        JSON.stringify({ url: runtime.url, pid: process.pid, startedAt: new Date().toISOString() }),
+        { mode: 0o600 },
+      );
+      say(`local runtime listening on ${runtime.url}`);
+      const stop = () => {
+        void runtime.stop().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await new Promise(() => {});
     });
 
   dev

@@ -18,10 +18,12 @@ export function registerInventory(program: Command): void {
       const declared = await readInventoryOrThrow(file);
       const services = wire(loadConfig());
       const summary = await syncInventory(services.syncDeps, declared.identities, actor());
+      // The break-glass roles and people travel with the inventory; a file without them clears them.
+      await services.breakglassStore.putBreakglassConfig(declared.breakglass ?? { roles: [], people: [] });
       if (options.json) printJson(summary);
       else {
         say(
-          `${file}: ${summary.declared} declared, ${summary.changed} changed, ${summary.unchanged} unchanged, ${summary.retired} retired`,
+          `${file}: ${summary.declared} declared, ${summary.changed} changed, ${summary.unchanged} unchanged, ${summary.retired} retired; ${declared.breakglass?.roles.length ?? 0} break-glass role(s)`,
         );
       }
     });

@@ -130,6 +130,7 @@ function errorResult(error: unknown): ApiResult {
 
 /** A grant as the API shows it: without the store's revision. */
 const view = ({ rev: _rev, ...grant }: StoredGrant): Grant => grant;
+const viewCampaign = ({ rev: _rev, ...campaign }: StoredCampaign) => campaign;
 
 function rawBody(event: ApiEvent): string {
   if (!event.body) return '';
@@ -226,7 +227,13 @@ export const ROUTES: readonly Route[] = [
     run: (deps) => async (event, _params, caller) => {
       caller();
       const state = event.queryStringParameters?.state;
-      const states = state ? [GrantStateSchema.parse(state)] : undefined;
+      const parsedState = state === undefined ? undefined : GrantStateSchema.safeParse(state);
+      if (parsedState && !parsedState.success) {
+        throw new ValidationError(
+          `expected state to be one of ${GrantStateSchema.options.join(', ')}, got ${JSON.stringify(state)}`,
+        );
+      }
+      const states = parsedState?.success ? [parsedState.data] : undefined;
       const grants = await deps.breakglass.grants.listGrants(states ? { states } : {});
       return json(200, { grants: grants.map(view) });
     },
@@ -388,7 +395,8 @@ async function slackGate(
     return json(401, { error: { code: 'bad-slack-signature', message: verdict.message } });
   }
   const first = await slack.ledger.firstDelivery(slackDeliveryKey(headers, body), DELIVERY_MEMORY_SECONDS);
-  if (!first || isSlackRetry(headers)) {
+  // A retry whose first delivery never reached us has a new key and is handled like a first one.
+  if (!first) {
     const reason = isSlackRetry(headers)
       ? `Slack retry ${headers['x-slack-retry-num']} (${headers['x-slack-retry-reason'] ?? 'no reason given'}) of a delivery already handled: ignored`
       : 'a delivery already handled (replayed): ignored';

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { readStack, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
 import { ensureStateTable } from '../adapters/aws/dynamodb-table.ts';
@@ -12,6 +13,8 @@ import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-con
 import { wire } from '../adapters/wiring.ts';
 import { localAwsEndpoint } from './aws-endpoint.ts';
 import { seedDemo } from './demo-seed.ts';
+import { ensureDevUsers, ensureSlackSecret, type RuntimeInfo } from './runtime.ts';
+import { startRuntimeProcess, stopRuntimeProcess } from './runtime-process.ts';
 
 export const LOCAL_TABLE = 'keywarden-state';
 
@@ -27,6 +30,7 @@ export function localConfig(stack: StackEndpoints, fingerprintKey: string): Runt
       token: stack.vault.token,
       approleMounts: ['approle'],
       kvPrefixes: ['secret/ci/'],
+      auditLog: stack.vault.auditLog,
     },
   });
 }
@@ -37,8 +41,15 @@ export function localConfig(stack: StackEndpoints, fingerprintKey: string): Runt
  */
 export async function devUp(
   stateDir: string,
-  options: { demo: boolean; log: (line: string) => void },
-): Promise<{ config: RuntimeConfig; seeded: boolean }> {
+  options: {
+    demo: boolean;
+    log: (line: string) => void;
+    /** Development users to hand tokens to, besides whoever runs this. */
+    users?: readonly string[];
+    /** Start the local runtime (HTTP API, schedules, sweeper) in the background. Default true. */
+    runtime?: boolean;
+  },
+): Promise<{ config: RuntimeConfig; seeded: boolean; runtime?: RuntimeInfo }> {
   const stack = await startStack(stateDir, options.log);
   const configFile = join(stateDir, 'config.json');
   const previous = existsSync(configFile)
@@ -68,11 +79,18 @@ export async function devUp(
     writeFileSync(marker, stack.startedAt);
     seeded = true;
   }
-  return { config, seeded };
+  ensureDevUsers(stateDir, [localUser(), ...(options.users ?? [])]);
+  ensureSlackSecret(stateDir);
+  if (options.runtime === false) return { config, seeded };
+  return { config, seeded, runtime: await startRuntimeProcess(stateDir) };
 }
+
+/** Who runs the CLI locally: `KEYWARDEN_ACTOR`, else the OS user. */
+export const localUser = (): string => process.env.KEYWARDEN_ACTOR ?? userInfo().username;
 
 /** Stops the local stack; its data is gone with it (both servers keep state in memory). */
 export async function devDown(stateDir: string): Promise<boolean> {
+  await stopRuntimeProcess(stateDir);
   const stopped = await stopStack(stateDir);
   rmSync(join(stateDir, 'config.json'), { force: true });
   return stopped;

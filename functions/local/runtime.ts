@@ -1,0 +1,258 @@
+/**
+ * The local runtime: what API Gateway, EventBridge Scheduler and Lambda's async invocation
+ * do in AWS, done in one process on a laptop, calling the very same handlers.
+ *
+ * - An HTTP server on loopback in front of the API handler (functions/handlers/api.ts).
+ *   Where API Gateway checks a SigV4 signature, it checks a per-user development token
+ *   (`Authorization: Bearer …`, handed out by `keywarden dev up`) and passes the user on
+ *   as the caller. Slack routes are passed through untouched: the handler checks Slack's
+ *   signature with the local signing secret.
+ * - Every second, the grant-expiry schedules that are due in moto (which stores schedules
+ *   but never fires them) are fired through the grant-expiry handler, then deleted as
+ *   `ActionAfterCompletion: DELETE` would. `schedules: false` turns this path off, to show
+ *   that access still ends without it.
+ * - Every `sweepEveryMs`, the sweeper handler.
+ * - Deferred Slack jobs run after the answer has gone, as the async self-invocation does.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { z } from 'zod';
+import {
+  deleteGrantSchedule,
+  dueGrantSchedules,
+  ensureScheduleGroup,
+} from '../adapters/aws/grant-expiry-scheduler.ts';
+import { SlackResponder } from '../adapters/slack/responder.ts';
+import type { Services } from '../adapters/wiring.ts';
+import { SecretValue } from '../core/secret-value.ts';
+import {
+  type ApiDeps,
+  type ApiEvent,
+  type CampaignApi,
+  type DeferredJob,
+  makeHandler,
+  runDeferred,
+} from '../handlers/api.ts';
+import { makeHandler as grantExpiryHandler } from '../handlers/grant-expiry.ts';
+import { makeHandler as grantSweeperHandler } from '../handlers/grant-sweeper.ts';
+
+/** The development users and their tokens; written by `keywarden dev up`, mode 0600. */
+export const DevUsersSchema = z.object({ users: z.record(z.string(), z.string()) });
+export type DevUsers = z.infer<typeof DevUsersSchema>;
+
+/** Where the runtime says it listens. */
+export const RuntimeInfoSchema = z.object({ url: z.url(), pid: z.number().int(), startedAt: z.string() });
+export type RuntimeInfo = z.infer<typeof RuntimeInfoSchema>;
+
+export const devUsersFile = (stateDir: string) => join(stateDir, 'dev-users.json');
+export const slackSecretFile = (stateDir: string) => join(stateDir, 'slack-signing-secret');
+export const runtimeFile = (stateDir: string) => join(stateDir, 'runtime.json');
+
+/** Adds a development token for each user that has none; returns them all. */
+export function ensureDevUsers(stateDir: string, users: readonly string[]): DevUsers {
+  const file = devUsersFile(stateDir);
+  const current: DevUsers = existsSync(file)
+    ? DevUsersSchema.parse(JSON.parse(readFileSync(file, 'utf8')))
+    : { users: {} };
+  for (const user of users) current.users[user] ??= `kwdev_${randomBytes(24).toString('hex')}`;
+  writeFileSync(file, JSON.stringify(current, null, 2), { mode: 0o600 });
+  return current;
+}
+
+/** The local Slack signing secret, made on first use (mode 0600). */
+export function ensureSlackSecret(stateDir: string): SecretValue {
+  const file = slackSecretFile(stateDir);
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return new SecretValue(readFileSync(file, 'utf8').trim());
+}
+
+export interface LocalRuntimeOptions {
+  stateDir: string;
+  services: Services;
+  /** Fire due grant-expiry schedules (the second guarantee). Default true. */
+  schedules?: boolean;
+  sweepEveryMs?: number;
+  port?: number;
+  campaigns?: CampaignApi;
+  log?: (line: string) => void;
+}
+
+export interface LocalRuntime {
+  url: string;
+  /** Resolves when every deferred job and timer round in flight has finished. */
+  stop(): Promise<void>;
+  /** One round of due schedules and, with `sweep`, the sweeper (tests call it instead of waiting). */
+  tick(sweep?: boolean): Promise<void>;
+}
+
+function userOf(users: DevUsers, header: string | undefined): string | undefined {
+  const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
+  if (!token) return undefined;
+  const given = Buffer.from(token);
+  for (const [user, known] of Object.entries(users.users)) {
+    const expected = Buffer.from(known);
+    if (expected.length === given.length && timingSafeEqual(expected, given)) return user;
+  }
+  return undefined;
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > 1_000_000) throw new Error('request body over 1 MB');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The API Gateway (payload 2.0) event for a request, as the handler expects it. */
+function toEvent(request: IncomingMessage, body: string, localUser: string | undefined): ApiEvent {
+  const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const method = (request.method ?? 'GET').toUpperCase();
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: url.pathname,
+    rawQueryString: url.search.replace(/^\?/, ''),
+    headers,
+    queryStringParameters: Object.fromEntries(url.searchParams),
+    body,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: 'local',
+      apiId: 'local',
+      domainName: '127.0.0.1',
+      domainPrefix: 'local',
+      requestId: randomBytes(8).toString('hex'),
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      http: {
+        method,
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      ...(localUser ? { authorizer: { lambda: { localUser } } } : {}),
+    },
+  } as ApiEvent;
+}
+
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const { services, stateDir } = options;
+  const log = options.log ?? (() => {});
+  const logger = new Logger({ serviceName: 'keywarden-local', logLevel: 'SILENT' });
+  await ensureScheduleGroup(services.aws.scheduler, services.config.breakglass.scheduleGroup);
+  const responder = new SlackResponder({ allowedHosts: ['127.0.0.1', 'hooks.slack.com'] });
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>) => {
+    const settled = work.catch((error: unknown) =>
+      log(`background work failed: ${(error as Error).message}`),
+    );
+    inFlight.add(settled);
+    void settled.finally(() => inFlight.delete(settled));
+  };
+  const deps: ApiDeps = {
+    breakglass: services.breakglassDeps,
+    acceptLocalPrincipals: true,
+    region: services.config.aws.region,
+    vaultAddr: services.config.vault?.addr,
+    report: services.grantReportOf,
+    campaigns: options.campaigns,
+    slack: {
+      signingSecret: ensureSlackSecret(stateDir),
+      ledger: services.breakglassStore,
+      respond: (url, message) => responder.respond(url, message),
+      defer: async (job: DeferredJob) => {
+        // After the answer, like the async self-invocation in AWS.
+        setImmediate(() => track(runDeferred(deps, job)));
+      },
+    },
+  };
+  const api = makeHandler(deps);
+  const expiry = grantExpiryHandler({ breakglass: services.breakglassDeps, logger });
+  const sweeper = grantSweeperHandler({ breakglass: services.breakglassDeps, logger });
+
+  const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    void (async () => {
+      try {
+        const body = await readBody(request);
+        // Re-read each time: `dev up --users` may add users while the runtime runs.
+        const users = DevUsersSchema.parse(JSON.parse(readFileSync(devUsersFile(stateDir), 'utf8')));
+        const authorization = request.headers.authorization;
+        const user = userOf(users, authorization);
+        if (authorization && !user) {
+          response.writeHead(403, { 'content-type': 'application/json' });
+          response.end(
+            JSON.stringify({
+              error: {
+                code: 'bad-token',
+                message: 'unknown development token: run `keywarden dev up` again',
+              },
+            }),
+          );
+          return;
+        }
+        const result = await api(toEvent(request, body, user));
+        response.writeHead(result.statusCode, (result as { headers?: Record<string, string> }).headers ?? {});
+        response.end(result.body);
+      } catch (error) {
+        log(`request failed: ${(error as Error).message}`);
+        response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ error: { code: 'internal', message: 'the local runtime failed' } }));
+      }
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const fireDue = async () => {
+    const group = services.config.breakglass.scheduleGroup;
+    for (const due of await dueGrantSchedules(services.aws.scheduler, group, services.clock.now())) {
+      const { outcome } = await expiry({ grantId: due.grantId });
+      await deleteGrantSchedule(services.aws.scheduler, group, due.name);
+      log(`schedule ${due.name} fired: ${outcome}`);
+    }
+  };
+  const sweep = async () => {
+    const { expired } = await sweeper();
+    if (expired.length) log(`sweeper ended ${expired.join(', ')}`);
+  };
+  let running: Promise<unknown> = Promise.resolve();
+  const round = (withSweep: boolean) => {
+    running = running
+      .catch(() => {})
+      .then(async () => {
+        if (options.schedules !== false) await fireDue();
+        if (withSweep) await sweep();
+      });
+    track(running);
+    return running;
+  };
+  const scheduleTimer = setInterval(() => void round(false), 1_000);
+  const sweepTimer = setInterval(() => void round(true), options.sweepEveryMs ?? 30_000);
+  return {
+    url,
+    tick: async (withSweep = true) => {
+      await round(withSweep);
+    },
+    stop: async () => {
+      clearInterval(scheduleTimer);
+      clearInterval(sweepTimer);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([...inFlight]);
+    },
+  };
+}
