@@ -102,6 +102,27 @@ export function nextRecord(
   return { ...unhashed, hash: hashRecord(unhashed, digest) };
 }
 
+/**
+ * Builds the records that follow `head` for several events at once, each its own link:
+ * the same records as calling `nextRecord` for each event in turn. A store writes such a
+ * run of records in one item (one round trip) without changing what is chained.
+ */
+export function nextRecords(
+  head: AuditHead | undefined,
+  events: readonly AuditEventInput[],
+  metaOf: (index: number) => { id: string; at: string },
+  digest: Digest,
+): AuditRecord[] {
+  const records: AuditRecord[] = [];
+  let last = head;
+  for (const [index, event] of events.entries()) {
+    const record = nextRecord(last, event, metaOf(index), digest);
+    records.push(record);
+    last = { seq: record.seq, hash: record.hash };
+  }
+  return records;
+}
+
 export type ChainProblem = 'altered' | 'inserted' | 'removed';
 
 export type ChainVerdict =

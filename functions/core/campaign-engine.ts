@@ -64,7 +64,8 @@ export interface SessionRevoker {
 
 export interface CampaignDeps {
   campaigns: CampaignStore;
-  identities: Pick<IdentityStore, 'getIdentity'>;
+  /** `listIdentities`, when given, reads a large campaign's identities in one listing. */
+  identities: Pick<IdentityStore, 'getIdentity'> & Partial<Pick<IdentityStore, 'listIdentities'>>;
   /** Providers, credential versions, audit, clock and actor; also what re-issue rotates with. */
   rotation: RotationDeps;
   /** Absent when Vault is not configured: lease targets then fail, saying so. */
@@ -123,6 +124,9 @@ const REPLACE_BEFORE_REVOKE: readonly IdentityKind[] = ['aws-secret'];
 
 const DEFAULTS = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
 
+/** From this many identities to work on, one inventory listing is cheaper than a read for each. */
+const LIST_IDENTITIES_FROM = 50;
+
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const isRetryable = (error: unknown): boolean =>
   typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === true;
@@ -132,11 +136,31 @@ const stripRev = <T extends { rev: number }>(item: T): Omit<T, 'rev'> => {
 };
 
 /**
- * One identity's credential versions, read once for its targets and kept up to date as
- * this run writes them; forgotten when something else (a rotation) may have changed them.
+ * What a rotation store may offer beyond the port, to save round trips at scale
+ * (DynamoStore offers both): one version read by its key, and a version marked revoked in
+ * one conditional update without reading it first (false: unknown or revoked already).
+ */
+export interface VersionShortcuts {
+  getVersion(identityId: string, versionId: string): Promise<StoredVersion | undefined>;
+  markVersionRevoked(
+    identityId: string,
+    versionId: string,
+    change: { at: string; note: string },
+  ): Promise<boolean>;
+}
+const canGetVersion = (store: object): store is Pick<VersionShortcuts, 'getVersion'> =>
+  typeof (store as Partial<VersionShortcuts>).getVersion === 'function';
+const canMarkRevoked = (store: object): store is Pick<VersionShortcuts, 'markVersionRevoked'> =>
+  typeof (store as Partial<VersionShortcuts>).markVersionRevoked === 'function';
+
+/**
+ * One identity's credential versions as this run needs them, kept up to date as this run
+ * writes them; forgotten when something else (a rotation) may have changed them. Read
+ * one by one where the store can (a target needs only its own version), else listed once.
  */
 class Versions {
-  #list: StoredVersion[] | undefined;
+  #known = new Map<string, StoredVersion | undefined>();
+  #listed = false;
 
   constructor(
     readonly store: Pick<RotationStore, 'listVersions' | 'putVersion'>,
@@ -144,17 +168,33 @@ class Versions {
   ) {}
 
   async find(versionId: string): Promise<StoredVersion | undefined> {
-    this.#list ??= await this.store.listVersions(this.identityId);
-    return this.#list.find((v) => v.versionId === versionId);
+    if (this.#known.has(versionId) || this.#listed) return this.#known.get(versionId);
+    if (canGetVersion(this.store)) {
+      const found = await this.store.getVersion(this.identityId, versionId);
+      this.#known.set(versionId, found);
+      return found;
+    }
+    for (const version of await this.store.listVersions(this.identityId)) {
+      this.#known.set(version.versionId, version);
+    }
+    this.#listed = true;
+    return this.#known.get(versionId);
+  }
+
+  /** The version is revoked now: whatever was read of it is stale. */
+  revoked(versionId: string): void {
+    this.#known.delete(versionId);
+    this.#listed = false;
   }
 
   async put(version: Omit<StoredVersion, 'rev'>, expectedRev: number): Promise<void> {
     const saved = await this.store.putVersion(version, expectedRev);
-    this.#list = this.#list?.map((v) => (v.versionId === saved.versionId ? saved : v));
+    this.#known.set(saved.versionId, saved);
   }
 
   forget(): void {
-    this.#list = undefined;
+    this.#known.clear();
+    this.#listed = false;
   }
 }
 
@@ -177,8 +217,6 @@ class Run {
   readonly awaitingOthers = new Set<string>();
   /** Identities read from the inventory, once per run. */
   readonly identities = new Map<string, Promise<Identity | undefined>>();
-  /** The last audit append queued; the next one waits for it. */
-  #auditTail: Promise<void> = Promise.resolve();
 
   constructor(
     readonly deps: CampaignDeps,
@@ -210,6 +248,16 @@ class Run {
     return this.stop.signal.aborted;
   }
 
+  /** Reads the identities of `ids` in one listing of the inventory, where the store can. */
+  async prefetch(ids: readonly string[]): Promise<void> {
+    const list = this.deps.identities.listIdentities;
+    if (!list || ids.length < LIST_IDENTITIES_FROM) return;
+    const stored = new Map(
+      (await list.call(this.deps.identities)).map((record) => [record.identity.id, record.identity]),
+    );
+    for (const id of ids) this.identities.set(id, Promise.resolve(stored.get(id)));
+  }
+
   identity(identityId: string): Promise<Identity | undefined> {
     let found = this.identities.get(identityId);
     if (!found) {
@@ -220,28 +268,21 @@ class Run {
   }
 
   /**
-   * Appends to the audit chain one event at a time: the chain has a single head, and
-   * concurrent appenders from one run only race each other for it (200 targets side by
-   * side took minutes on the local stack; one at a time, milliseconds each).
+   * Appends one event to the audit chain. Targets settle side by side and each calls this
+   * on its own: the log orders one process's appends and writes those that arrive
+   * together in one round trip (DynamoStore: one block item), each still its own record.
    */
-  audit(
+  async audit(
     type: 'campaign.started' | 'campaign.target' | 'campaign.completed',
     subject: string,
     details: object,
   ): Promise<void> {
-    const append = () =>
-      this.deps.rotation.audit.append({
-        type,
-        actor: this.deps.rotation.actor,
-        subject,
-        details: { campaignId: this.campaign.campaignId, incident: this.campaign.incident, ...details },
-      });
-    const appended = this.#auditTail.then(append);
-    this.#auditTail = appended.then(
-      () => undefined,
-      () => undefined,
-    );
-    return appended.then(() => undefined);
+    await this.deps.rotation.audit.append({
+      type,
+      actor: this.deps.rotation.actor,
+      subject,
+      details: { campaignId: this.campaign.campaignId, incident: this.campaign.incident, ...details },
+    });
   }
 
   /** The backoff before try `attempt + 1`: full jitter over an exponentially growing cap. */
@@ -309,6 +350,13 @@ export async function runCampaign(
   const retryFailed = options.retryFailed ?? false;
   const inScope = [...run.targets.values()].filter((t) => run.scope.has(t.targetId));
   const byIdentity = groupBy(inScope, (target) => target.identityId);
+  await run.prefetch(
+    [...byIdentity]
+      .filter(([, group]) =>
+        group.some((t) => ['pending', 'failed'].includes(t.outcome) && t.action === 'revoke'),
+      )
+      .map(([identityId]) => identityId),
+  );
   const results = await Promise.allSettled(
     [...byIdentity].map(([identityId, group]) => runIdentity(run, identityId, group, retryFailed)),
   );
@@ -610,6 +658,14 @@ async function replaceCurrent(
 /** Marks the target's credential version revoked, with a note naming the incident. */
 async function markVersionRevoked(run: Run, target: Target, versions: Versions): Promise<void> {
   if (!target.versionId) return;
+  const note = `revoked by campaign ${run.campaign.campaignId} for incident ${run.campaign.incident}`;
+  const { store } = run.deps.rotation;
+  if (canMarkRevoked(store)) {
+    // One conditional update; false means unknown or revoked already, both fine.
+    await store.markVersionRevoked(target.identityId, target.versionId, { at: run.now, note });
+    versions.revoked(target.versionId);
+    return;
+  }
   for (let attempt = 1; ; attempt += 1) {
     const version = await versions.find(target.versionId);
     if (!version || version.stage === 'revoked') return;
@@ -619,7 +675,7 @@ async function markVersionRevoked(run: Run, target: Target, versions: Versions):
           ...stripRev(version),
           stage: 'revoked',
           retiredAt: run.now,
-          note: `revoked by campaign ${run.campaign.campaignId} for incident ${run.campaign.incident}`,
+          note,
         },
         version.rev,
       );

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { type AuditRecord, GENESIS_HASH, nextRecord, verifyChain } from '../../functions/core/audit.ts';
+import {
+  type AuditRecord,
+  GENESIS_HASH,
+  nextRecord,
+  nextRecords,
+  verifyChain,
+} from '../../functions/core/audit.ts';
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -108,6 +114,52 @@ describe('audit chain', () => {
     expect(verifyChain(rewritten, headOf(records), digest)).toMatchObject({
       ok: false,
       problem: 'altered',
+      seq: 3,
+    });
+  });
+});
+
+describe('audit chain: a run of records written at once (one block item)', () => {
+  const event = (i: number) => ({
+    type: 'campaign.target' as const,
+    actor: 'a',
+    subject: `t${i}`,
+    details: { i },
+  });
+  const meta = (i: number) => ({ id: `id-${i + 1}`, at: '2026-11-01T00:00:00.000Z' });
+
+  it('gives exactly the records appended one by one: each event its own sequence number and hash', () => {
+    const oneByOne: AuditRecord[] = [];
+    for (let i = 0; i < 5; i += 1) oneByOne.push(nextRecord(headOf(oneByOne), event(i), meta(i), digest));
+
+    const atOnce = nextRecords(undefined, [0, 1, 2, 3, 4].map(event), meta, digest);
+
+    expect(atOnce).toEqual(oneByOne);
+    expect(verifyChain(atOnce, headOf(atOnce), digest)).toEqual({ ok: true, checked: 5 });
+  });
+
+  it('continues after the head it is given, and a run after a run verifies as one chain', () => {
+    const first = nextRecords(undefined, [0, 1].map(event), meta, digest);
+    const second = nextRecords(headOf(first), [2, 3, 4].map(event), (i) => meta(i + 2), digest);
+
+    expect(second.map((r) => r.seq)).toEqual([3, 4, 5]);
+    expect(second[0]?.prevHash).toBe(first[1]?.hash);
+    expect(verifyChain([...first, ...second], headOf(second), digest)).toEqual({ ok: true, checked: 5 });
+  });
+
+  it('still names one event altered or removed inside a run', () => {
+    const records = nextRecords(undefined, [0, 1, 2, 3].map(event), meta, digest);
+    const altered = records.map((r) => (r.seq === 2 ? { ...r, details: { i: 99 } } : r));
+    const removed = records.filter((r) => r.seq !== 3);
+
+    expect(verifyChain(altered, headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'altered',
+      seq: 2,
+    });
+    expect(verifyChain(removed, headOf(records), digest)).toMatchObject({
+      ok: false,
+      problem: 'removed',
       seq: 3,
     });
   });

@@ -8,6 +8,7 @@ import {
   PutCommand,
   paginateQuery,
   QueryCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import {
   type AuditEventInput,
@@ -15,7 +16,7 @@ import {
   type AuditRecord,
   AuditRecordSchema,
   type Digest,
-  nextRecord,
+  nextRecords,
 } from '../../core/audit.ts';
 import { type Campaign, CampaignSchema, type Target, TargetSchema } from '../../core/campaign.ts';
 import { type ReissueRecord, ReissueRecordSchema } from '../../core/campaign-engine.ts';
@@ -51,6 +52,7 @@ import type {
  * |-----------------|----------------------|--------------------|
  * | identity        | INVENTORY            | IDENTITY#<id>      |
  * | audit record    | AUDIT                | SEQ#<12-digit seq> |
+ * | audit block     | AUDIT                | SEQ#<first seq>    |
  * | audit head      | AUDIT                | HEAD               |
  * | findings run    | FINDINGS#<runId>     | FINDING#<id>       |
  * | latest findings | FINDINGS             | LATEST             |
@@ -61,6 +63,9 @@ import type {
  * | campaign        | CAMPAIGN#<id>        | CAMPAIGN           |
  * | campaign target | CAMPAIGN#<id>        | TARGET#<targetId>  |
  * | re-issue record | CAMPAIGN#<id>        | REISSUE#<identity> |
+ *
+ * An audit block item holds a run of consecutive records (`records`, `lastSeq`,
+ * `lastHash`), written in one put; see `append`.
  *
  * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`; and
  * campaigns: gsi1pk `CAMPAIGNS`, gsi1sk `<createdAt>#<id>`.
@@ -97,6 +102,12 @@ export interface DynamoStoreOptions {
   /** How many times an audit append retries after losing the race for the head. */
   maxAppendAttempts?: number;
 }
+
+/**
+ * Records in one audit block item at most: campaign events are under 1 KB each, so a
+ * block stays far below DynamoDB's 400 KB item limit.
+ */
+const AUDIT_BLOCK_RECORDS = 100;
 
 const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
 
@@ -212,6 +223,56 @@ export class DynamoStore
       .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
   }
 
+  /** One version by its key: one GetItem, where `listVersions` queries the identity's partition. */
+  async getVersion(identityId: string, versionId: string): Promise<StoredVersion | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({
+        TableName: this.#table,
+        Key: Keys.version(identityId, versionId),
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return undefined;
+    const { pk: _pk, sk: _sk, rev, writeId: _w, ...rest } = Item;
+    return { ...CredentialVersionSchema.parse(rest), rev: Number(rev) };
+  }
+
+  /**
+   * Marks a version revoked in one conditional update, without reading it first (a
+   * campaign does this for thousands of versions). Returns false when the version is
+   * unknown or already revoked: nothing left to do. Bumps the revision, so a writer
+   * holding the version as it was read sees a conflict and reads it again.
+   */
+  async markVersionRevoked(
+    identityId: string,
+    versionId: string,
+    change: { at: string; note: string },
+  ): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: Keys.version(identityId, versionId),
+          UpdateExpression:
+            'SET #stage = :revoked, retiredAt = :at, note = :note, rev = rev + :one, writeId = :w',
+          ConditionExpression: 'attribute_exists(pk) AND #stage <> :revoked',
+          ExpressionAttributeNames: { '#stage': 'stage' },
+          ExpressionAttributeValues: {
+            ':revoked': 'revoked',
+            ':at': change.at,
+            ':note': change.note,
+            ':one': 1,
+            ':w': randomUUID(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   putVersion(version: CredentialVersion, expectedRev: number | undefined): Promise<StoredVersion> {
     return this.#putRevisioned(
       Keys.version(version.identityId, version.versionId),
@@ -302,48 +363,82 @@ export class DynamoStore
       }),
     );
     const last = Items?.[0];
-    return last ? { seq: Number(last.seq), hash: String(last.hash) } : undefined;
+    if (!last) return undefined;
+    // A block item holds a run of records; the chain goes on after its last one.
+    return last.records
+      ? { seq: Number(last.lastSeq), hash: String(last.lastHash) }
+      : { seq: Number(last.seq), hash: String(last.hash) };
   }
 
   /** The last record this process appended or saw; a guess, checked by the conditional put. */
   #lastSeen: AuditHead | undefined;
-  /** Appends of this process, one after another: the chain is sequential, so racing ourselves only costs retries. */
-  #appending: Promise<unknown> = Promise.resolve();
-  /** Appends waiting in this process; the head checkpoint is written by the last of a burst. */
-  #queued = 0;
+  /** Events waiting for the next write, with their callers. */
+  #waiting: {
+    event: AuditEventInput;
+    resolve: (record: AuditRecord) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  /** Whether a write of this process is under way; it takes the waiting events after it. */
+  #flushing = false;
 
   /**
-   * Appends after the last record with one conditional put (the sequence number must be
-   * free), then moves the head forward. No transaction: a lost race only retries, and
-   * the head is a checkpoint that may lag one interrupted append but never runs ahead.
+   * Appends one event as its own record of the chain. Appends of one process go one write
+   * at a time: the events that arrive while a write is under way go together in the next
+   * write, as one block item of consecutive records (at most {@link AUDIT_BLOCK_RECORDS}).
+   *
+   * Each write is one conditional put keyed by the sequence number of its first record,
+   * and always starts right after the last record of the chain (the end of a block), so
+   * a writer that raced another finds that key taken and retries after reading the last
+   * item: two writers can never fork the chain. No transaction: a lost race only retries,
+   * and the head is a checkpoint that may lag an interrupted write but never runs ahead.
+   * Every event stays its own record with its own sequence number and hash; `readAll`
+   * returns the records, whichever items hold them.
    */
   append(event: AuditEventInput): Promise<AuditRecord> {
-    this.#queued += 1;
-    const next = this.#appending
-      .then(() => this.#append(event))
-      .finally(() => {
-        this.#queued -= 1;
-      });
-    this.#appending = next.catch(() => undefined);
-    return next;
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.#waiting.push({ event, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
   }
 
-  async #append(event: AuditEventInput): Promise<AuditRecord> {
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#waiting.length > 0) {
+        const batch = this.#waiting.splice(0, AUDIT_BLOCK_RECORDS);
+        try {
+          const records = await this.#appendBlock(batch.map((w) => w.event));
+          for (const [i, waiting] of batch.entries()) waiting.resolve(records[i] as AuditRecord);
+        } catch (error) {
+          for (const waiting of batch) waiting.reject(error);
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #appendBlock(events: readonly AuditEventInput[]): Promise<AuditRecord[]> {
+    const first = events[0];
+    if (!first) return [];
     for (let attempt = 1; ; attempt += 1) {
       // First try after the record we last saw; other writers make that guess fail, then read.
       const last = attempt === 1 && this.#lastSeen ? this.#lastSeen : await this.#last();
-      const record = nextRecord(
-        last,
-        event,
-        { id: randomUUID(), at: this.#clock.now().toISOString() },
-        this.#digest,
-      );
-      const key = Keys.audit(record.seq);
+      const at = this.#clock.now().toISOString();
+      const records = nextRecords(last, events, () => ({ id: randomUUID(), at }), this.#digest);
+      const head = records[0] as AuditRecord;
+      const tail = records[records.length - 1] as AuditRecord;
+      const key = Keys.audit(head.seq);
+      // One record keeps the flat item of earlier versions; several go in one block item.
+      const item =
+        records.length === 1
+          ? { ...key, ...head }
+          : { ...key, lastSeq: tail.seq, lastHash: tail.hash, records };
       try {
         await this.#doc.send(
           new PutCommand({
             TableName: this.#table,
-            Item: { ...key, ...record },
+            Item: item,
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
@@ -353,11 +448,12 @@ export class DynamoStore
         const { Item } = await this.#doc.send(
           new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true }),
         );
-        if (Item?.id !== record.id) {
+        const storedId = (Item?.records as { id?: unknown }[] | undefined)?.[0]?.id ?? Item?.id;
+        if (storedId !== head.id) {
           this.#lastSeen = undefined;
           if (attempt >= this.#maxAppendAttempts) {
             throw new KeywardenError(
-              `audit append for ${event.type} ${event.subject} lost the race for sequence numbers ${attempt} times; try again`,
+              `audit append for ${first.type} ${first.subject}${events.length > 1 ? ` and ${events.length - 1} more` : ''} lost the race for sequence numbers ${attempt} times; try again`,
               { cause: error, retryable: true },
             );
           }
@@ -366,30 +462,34 @@ export class DynamoStore
           continue;
         }
       }
-      this.#lastSeen = { seq: record.seq, hash: record.hash };
-      // In a burst, only the last append moves the head: it is a checkpoint that may lag,
-      // and the burst's final write brings it level with the chain.
-      if (this.#queued > 1) return record;
+      this.#lastSeen = { seq: tail.seq, hash: tail.hash };
+      // While more events wait, only the last write of the burst moves the head: it is a
+      // checkpoint that may lag, and the burst's final write brings it level with the chain.
+      if (this.#waiting.length > 0) return records;
       await this.#doc
         .send(
           new PutCommand({
             TableName: this.#table,
-            Item: { ...Keys.auditHead, seq: record.seq, hash: record.hash },
+            Item: { ...Keys.auditHead, seq: tail.seq, hash: tail.hash },
             ConditionExpression: 'attribute_not_exists(pk) OR seq < :seq',
-            ExpressionAttributeValues: { ':seq': record.seq },
+            ExpressionAttributeValues: { ':seq': tail.seq },
           }),
         )
         .catch((error: unknown) => {
           // A later append moved the head further already.
           if (!(error instanceof ConditionalCheckFailedException)) throw error;
         });
-      return record;
+      return records;
     }
   }
 
   async readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }> {
     const items = await this.#query('AUDIT', 'SEQ#');
-    const records = items.map(({ pk: _pk, sk: _sk, ...rest }) => AuditRecordSchema.parse(rest));
+    const records = items.flatMap(({ pk: _pk, sk: _sk, ...rest }) =>
+      Array.isArray(rest.records)
+        ? rest.records.map((record: unknown) => AuditRecordSchema.parse(record))
+        : [AuditRecordSchema.parse(rest)],
+    );
     return { records, head: await this.#head() };
   }
 

@@ -1,0 +1,396 @@
+/**
+ * Benchmark: incident mass revocation of N mixed targets (2,000 by default) on the local
+ * stack, three ways in the same run, each on a fresh fleet of the same shape
+ * (bench/support/revocation-fleet.ts) and its own state table:
+ *
+ * - keywarden: plan, store the campaign, run it (claims, checkpoints, version marks, one
+ *   audit event per target, per-service limits), then write the three-format report;
+ * - naive: one revoke after the other, no bookkeeping at all;
+ * - raw: the same revoke calls at keywarden's concurrency and rate limits, no bookkeeping.
+ *
+ * Prints the times, both ratios (keywarden / naive, keywarden / raw) and where
+ * keywarden's calls went; each fleet is then checked on the servers themselves.
+ *
+ *   npx tsx bench/revocation.ts [--targets 2000]
+ *
+ * Limits: KEYWARDEN_RATE_* / KEYWARDEN_CONCURRENCY_* when set, otherwise the bench's:
+ * Vault 400/s and 32 at once, IAM 20/s and 4 at once (moto has no IAM quota to respect),
+ * Secrets Manager 40/s and 16 at once (the shared 50 TPS bucket).
+ *
+ * It starts its own local stack in a temporary directory and stops it at the end, on
+ * error and on Ctrl-C (and a watchdog does if this process is killed).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
+import { ensureStateTable } from '../functions/adapters/aws/dynamodb-table.ts';
+import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
+import { providerLimiters, rateLimitsFromEnv } from '../functions/adapters/rate-limits.ts';
+import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
+import type { VaultClient } from '../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../functions/adapters/wiring.ts';
+import { planCampaign, type Target } from '../functions/core/campaign.ts';
+import { type CampaignDeps, type RevokeResult, runCampaign } from '../functions/core/campaign-engine.ts';
+import type { Identity } from '../functions/core/identity.ts';
+import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
+import { type StackEndpoints, startStack, stopStack } from '../scripts/local-stack.ts';
+import { CallLedger, recordAwsCalls, recordVaultCalls, startPhase, timedPort } from './support/measure.ts';
+import { buildFleet, fleetShape, type RevocationFleet, stillLive } from './support/revocation-fleet.ts';
+import { startReaper } from './support/stack-reaper.ts';
+
+const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+/** The bench's limits where the environment sets none; see the module comment. */
+const BENCH_LIMIT_DEFAULTS: Record<string, string> = {
+  KEYWARDEN_RATE_VAULT: '400',
+  KEYWARDEN_CONCURRENCY_VAULT: '32',
+  KEYWARDEN_RATE_IAM: '20',
+  KEYWARDEN_CONCURRENCY_IAM: '4',
+};
+
+function parseOptions(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      targets: { type: 'string', default: '2000' },
+      contenders: { type: 'string', default: 'keywarden,naive,raw' },
+    },
+    strict: true,
+  });
+  const targets = Number(values.targets);
+  if (!Number.isInteger(targets) || targets < 60 || targets > 20_000) {
+    throw new Error(
+      `--targets: expected a whole number from 60 to 20000, got ${JSON.stringify(values.targets)}`,
+    );
+  }
+  const contenders = values.contenders
+    .split(',')
+    .filter((name): name is ContenderName => (CONTENDERS as readonly string[]).includes(name));
+  return { targets, contenders };
+}
+
+const CONTENDERS = ['keywarden', 'naive', 'raw'] as const;
+type ContenderName = (typeof CONTENDERS)[number];
+
+interface Contender {
+  services: Services;
+  vault: VaultClient;
+  fleet: RevocationFleet;
+  ledger: CallLedger;
+  tableName: string;
+}
+
+async function prepare(stack: StackEndpoints, name: string, targets: number): Promise<Contender> {
+  const config = RuntimeConfigSchema.parse({
+    aws: localAwsEndpoint(stack),
+    tableName: `kwb-revoke-${name}-${randomBytes(3).toString('hex')}`,
+    fingerprintKey: randomBytes(32).toString('hex'),
+    discovery: {},
+    vault: { addr: stack.vault.addr, token: stack.vault.token },
+  });
+  const services = wire(config);
+  const vault = services.vault as VaultClient;
+  await ensureStateTable(services.aws.dynamodb, config.tableName);
+  const fleet = await buildFleet({ services, vault }, targets);
+  // The ledger starts after the fleet is built: it counts the contender's calls only.
+  const ledger = new CallLedger();
+  for (const service of ['iam', 'sts', 'secrets', 'dynamodb'] as const) {
+    recordAwsCalls(services.aws[service], service, ledger);
+  }
+  recordVaultCalls(vault, fleet.prefix, ledger);
+  return { services, vault, fleet, ledger, tableName: config.tableName };
+}
+
+const plan = (fleet: RevocationFleet, incident: string) =>
+  planCampaign({
+    campaignId: `${incident}-bench`,
+    incident,
+    selectors: [fleet.selector],
+    requestedBy: 'bench:responder',
+    now: new Date().toISOString(),
+    reissue: false,
+    subjects: fleet.subjects,
+  });
+
+/** One target's revoke, as a script without keywarden would call it: the provider, nothing else. */
+function revokeOne(
+  deps: CampaignDeps,
+  byId: Map<string, Identity>,
+  target: Target,
+  incident: string,
+): Promise<unknown> {
+  if (target.action === 'revoke-prefix')
+    return deps.leases?.revokePrefix(target.handle) as Promise<RevokeResult>;
+  if (target.action === 'deny-sessions') {
+    return deps.sessions?.denySessions(target.handle, {
+      incident,
+      issuedBefore: new Date().toISOString(),
+    }) as Promise<RevokeResult>;
+  }
+  const identity = byId.get(target.identityId) as Identity;
+  return deps.rotation.provider(identity.kind).revoke(identity as never, target.handle);
+}
+
+async function runBaseline(contender: Contender, incident: string, concurrent: boolean) {
+  const deps = contender.services.campaignDeps('bench');
+  const byId = new Map(contender.fleet.identities.map((i) => [i.id, i]));
+  const { targets } = plan(contender.fleet, incident);
+  const { limitFor } = providerLimiters(rateLimitsFromEnv());
+  const started = performance.now();
+  let failed = 0;
+  if (concurrent) {
+    await Promise.all(
+      targets.map((target) =>
+        limitFor(target.kind)(() => revokeOne(deps, byId, target, incident)).catch(() => {
+          failed += 1;
+        }),
+      ),
+    );
+  } else {
+    for (const target of targets) {
+      await revokeOne(deps, byId, target, incident).catch(() => {
+        failed += 1;
+      });
+    }
+  }
+  return { wallMs: performance.now() - started, targets: targets.length, failed };
+}
+
+async function runKeywarden(contender: Contender, incident: string) {
+  const { services, ledger } = contender;
+  const plain = services.campaignDeps('bench');
+  const deps: CampaignDeps = {
+    ...plain,
+    campaigns: timedPort(plain.campaigns, 'campaigns', ledger),
+    rotation: {
+      ...plain.rotation,
+      store: timedPort(plain.rotation.store, 'store', ledger),
+      audit: timedPort(plain.rotation.audit, 'audit', ledger),
+      provider: (kind) => timedPort(plain.rotation.provider(kind), `provider[${kind}]`, ledger),
+    },
+  };
+  const { limitFor } = providerLimiters(rateLimitsFromEnv());
+  const started = performance.now();
+  const planned = plan(contender.fleet, incident);
+  await services.store.createCampaign(planned.campaign, planned.targets);
+  const stored = performance.now();
+  const run = await runCampaign(deps, planned.campaign.campaignId, { limitFor });
+  const ran = performance.now();
+  const reportDir = mkdtempSync(join(tmpdir(), 'keywarden-bench-report-'));
+  process.env.KEYWARDEN_REPORTS_DIR = reportDir;
+  await publishCampaignReport(services, run);
+  const reported = performance.now();
+  rmSync(reportDir, { recursive: true, force: true });
+  const outcomes: Record<string, number> = {};
+  for (const target of run.targets) outcomes[target.outcome] = (outcomes[target.outcome] ?? 0) + 1;
+  return {
+    wallMs: ran - started,
+    storeMs: stored - started,
+    runMs: ran - stored,
+    reportMs: reported - ran,
+    targets: run.targets.length,
+    outcomes,
+  };
+}
+
+const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+interface RunContext {
+  stateDir: string;
+  stopReaper: () => void;
+}
+
+async function main(options: { targets: number; contenders: ContenderName[] }, run: RunContext) {
+  for (const [name, value] of Object.entries(BENCH_LIMIT_DEFAULTS)) process.env[name] ??= value;
+  const limits = rateLimitsFromEnv();
+  process.stderr.write(`starting the local stack in ${run.stateDir}…\n`);
+  const stack = await startStack(run.stateDir, (line) => process.stderr.write(`${line}\n`));
+  run.stopReaper = startReaper(stack, run.stateDir).stop;
+  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
+  const results: Record<
+    string,
+    { wallMs: number; build: number; usage: ReturnType<ReturnType<typeof startPhase>> }
+  > = {};
+  const contenders: Record<string, Contender> = {};
+  let keywarden: Awaited<ReturnType<typeof runKeywarden>> | undefined;
+  const baselines: Record<string, Awaited<ReturnType<typeof runBaseline>>> = {};
+  // keywarden first: whatever a warm process and warm servers give goes to the baselines.
+  for (const name of options.contenders) {
+    process.stderr.write(`${name}: building a fleet of ${options.targets} targets…\n`);
+    const buildStarted = performance.now();
+    const contender = await prepare(stack, name, options.targets);
+    contenders[name] = contender;
+    const build = performance.now() - buildStarted;
+    const incident = `INC-${name}-${randomBytes(2).toString('hex')}`;
+    process.stderr.write(`${name}: revoking…\n`);
+    const phase = startPhase(pids);
+    let wallMs: number;
+    if (name === 'keywarden') {
+      keywarden = await runKeywarden(contender, incident);
+      wallMs = keywarden.wallMs;
+    } else {
+      const baseline = await runBaseline(contender, incident, name === 'raw');
+      baselines[name] = baseline;
+      wallMs = baseline.wallMs;
+    }
+    const usage = phase();
+    contender.ledger.close();
+    const live = await stillLive(contender, contender.fleet, incident);
+    if (live.length > 0) {
+      throw new Error(`${name} left ${live.length} credentials live, such as ${live.slice(0, 3).join('; ')}`);
+    }
+    results[name] = { wallMs, build, usage };
+    process.stderr.write(`${name}: ${round(wallMs / 1_000, 1)} s, every target ended on the servers\n`);
+  }
+  const k = results.keywarden?.wallMs ?? 0;
+  const naive = results.naive?.wallMs ?? 1;
+  const raw = results.raw?.wallMs ?? 1;
+  const date = new Date();
+
+  console.log(
+    `\nkeywarden revocation benchmark, ${date.toISOString()}: ${options.targets} targets per contender ` +
+      `(${Object.entries(fleetShape(options.targets))
+        .map(([kind, n]) => `${n} ${kind}`)
+        .join(', ')}); limits ${JSON.stringify(limits)}; ${cpus().length} CPUs, node ${process.version}`,
+  );
+  const table = new Table({
+    head: [
+      'contender',
+      'wall s',
+      'targets/s',
+      'moto CPU cores',
+      'OpenBao CPU cores',
+      'AWS calls',
+      'Vault calls',
+    ],
+    style: { head: [], border: [] },
+  });
+  for (const name of ['keywarden', 'naive', 'raw'] as const) {
+    const r = results[name];
+    const ledger = contenders[name]?.ledger;
+    if (!r || !ledger) continue;
+    const aws = ['iam.', 'sts.', 'secrets.', 'dynamodb.'].reduce((sum, p) => sum + ledger.count(p), 0);
+    table.push([
+      name === 'keywarden'
+        ? 'keywarden campaign'
+        : name === 'naive'
+          ? 'naive sequential loop'
+          : 'raw concurrent calls',
+      (r.wallMs / 1_000).toFixed(1),
+      (options.targets / (r.wallMs / 1_000)).toFixed(0),
+      r.usage.cpu.moto?.cores ?? '-',
+      r.usage.cpu.openbao?.cores ?? '-',
+      aws,
+      ledger.count('vault.'),
+    ]);
+  }
+  console.log(table.toString());
+  console.log(
+    `keywarden / naive = ${(k / naive).toFixed(3)} (keywarden ${(naive / k).toFixed(1)}× faster); ` +
+      `keywarden / raw = ${(k / raw).toFixed(3)} (the price of claims, checkpoints, version marks and the audit trail)`,
+  );
+  if (keywarden)
+    console.log(
+      `keywarden: store the campaign ${round(keywarden.storeMs)} ms, run ${round(keywarden.runMs)} ms, ` +
+        `report (not in the ratio) ${round(keywarden.reportMs)} ms; outcomes ${JSON.stringify(keywarden.outcomes)}`,
+    );
+  const ledger = contenders.keywarden?.ledger;
+  if (ledger) {
+    const calls = new Table({
+      head: ['keywarden call', 'calls', 'per target'],
+      style: { head: [], border: [] },
+    });
+    for (const [name, stats] of ledger
+      .entries()
+      .filter(([n]) => n.startsWith('dynamodb.') || n.startsWith('audit.'))) {
+      calls.push([name, stats.calls, (stats.calls / options.targets).toFixed(2)]);
+    }
+    console.log(calls.toString());
+  }
+  const summary = {
+    bench: 'revocation',
+    date: date.toISOString(),
+    targets: options.targets,
+    limits,
+    wallMs: { keywarden: round(k), naive: round(naive), raw: round(raw) },
+    ratios: { keywardenOverNaive: round(k / naive, 4), keywardenOverRaw: round(k / raw, 4) },
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(
+    RESULTS_DIR,
+    `revocation-${date.toISOString().replace(/:/g, '-').replace(/\..*/, '')}.json`,
+  );
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        ...summary,
+        shape: fleetShape(options.targets),
+        keywarden,
+        baselines,
+        usage: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.usage])),
+        buildMs: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, round(r.build)])),
+        calls: Object.fromEntries(Object.entries(contenders).map(([n, c]) => [n, c.ledger.toJSON()])),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`results: ${relative(process.cwd(), file)}`);
+  console.log(JSON.stringify(summary));
+}
+
+let options: { targets: number; contenders: ContenderName[] };
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  console.error('usage: npx tsx bench/revocation.ts [--targets 2000]');
+  process.exit(2);
+}
+
+const run: RunContext = { stateDir: mkdtempSync(join(tmpdir(), 'keywarden-bench-')), stopReaper: () => {} };
+let keepStateDir = false;
+let cleaning: Promise<void> | undefined;
+/** Stops the stack this run started (and only it); safe to call more than once. */
+const cleanup = () => {
+  cleaning ??= (async () => {
+    const stopped = await stopStack(run.stateDir).then(
+      () => true,
+      (error: unknown) => {
+        console.error(`could not stop the local stack in ${run.stateDir}: ${(error as Error).message}`);
+        return false;
+      },
+    );
+    if (stopped) run.stopReaper();
+    if (keepStateDir) console.error(`server logs kept in ${run.stateDir}`);
+    else rmSync(run.stateDir, { recursive: true, force: true });
+  })();
+  return cleaning;
+};
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.on(signal, () => {
+    if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+try {
+  await main(options, run);
+} catch (error) {
+  keepStateDir = true;
+  console.error(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// Keep-alive sockets to the stopped servers must not hold the process open.
+process.exit(process.exitCode ?? 0);
