@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAudit } from './commands/audit.ts';
+import { registerBreakglass } from './commands/breakglass.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerFindings } from './commands/findings.ts';
 import { registerInventory } from './commands/inventory.ts';
@@ -24,6 +25,7 @@ registerInventory(program);
 registerFindings(program);
 registerRotate(program);
 registerRevoke(program);
+registerBreakglass(program);
 registerStatus(program);
 registerAudit(program);
 registerDev(program);
