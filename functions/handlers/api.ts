@@ -17,9 +17,12 @@
  * The API description is api/openapi.yaml; test/unit/api-routes.test.ts keeps the two equal.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { campaignApi } from '../adapters/campaign-api.ts';
+import { type PlannedCampaign, StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import {
   parseBreakglassCommand,
   parseInteraction,
@@ -27,9 +30,11 @@ import {
   parseSlashCommand,
 } from '../adapters/slack/commands.ts';
 import {
+  campaignProgressMessage,
   campaignStartedMessage,
   grantDecidedMessage,
   grantRequestedMessage,
+  noticeMessage,
   refusalMessage,
   type SlackMessage,
 } from '../adapters/slack/messages.ts';
@@ -59,13 +64,13 @@ export type DeferredJob =
 
 /** Starting and reading incident campaigns (Slack `/revoke`, `POST /campaigns`). */
 export interface CampaignApi {
-  /** Plans and stores a campaign; unless `dryRun`, launches it (state machine / local runner). */
+  /** Plans (and unless `dryRun`, stores and launches) a campaign; see planAndStoreCampaign. */
   start(
     input: { incident: string; selectors: string[]; reissue: boolean; dryRun: boolean },
     actor: string,
-  ): Promise<{ campaign: StoredCampaign; counts: CampaignCounts; plan: unknown }>;
+  ): Promise<PlannedCampaign>;
   status(campaignId: string): Promise<{ campaign: StoredCampaign; counts: CampaignCounts } | undefined>;
-  /** Who may start a campaign from Slack: incident responders, by Slack user id. */
+  /** The Slack users who may start a campaign from Slack. */
   slackResponders: () => Promise<readonly string[]>;
 }
 
@@ -88,6 +93,8 @@ export interface ApiDeps {
   report: (grantId: string) => Promise<{ report: unknown; markdown: string }>;
   campaigns?: CampaignApi | undefined;
   slack?: SlackDeps | undefined;
+  /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
+  progress?: { everyMs: number; deadlineMs: number } | undefined;
 }
 
 export type ApiEvent = APIGatewayProxyEventV2 & {
@@ -312,8 +319,13 @@ export const ROUTES: readonly Route[] = [
     run: (deps) => async (event, _params, caller) => {
       const principal = caller();
       const body = jsonBody(event, CampaignBodySchema);
-      const started = await campaignsOf(deps).start(body, `${principal.kind}:${principal.id}`);
-      return json(202, started);
+      const planned = await campaignsOf(deps).start(body, `${principal.kind}:${principal.id}`);
+      const { summary } = planned;
+      return json(planned.status === 'stored' ? 202 : 200, {
+        status: planned.status,
+        ...(planned.status === 'stored' ? { campaign: viewCampaign(planned.campaign) } : {}),
+        plan: { counts: summary.counts, reissue: summary.reissue, targets: summary.targets },
+      });
     },
   },
   {
@@ -446,7 +458,7 @@ async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> 
         responseUrl: command.responseUrl,
       });
       return slackMessage(
-        refusalMessage(`Planning the revocation for ${input.incident}… progress follows in this channel.`),
+        noticeMessage(`Planning the revocation for ${input.incident}… progress follows in this channel.`),
       );
     }
     throw new ValidationError(`expected /breakglass or /revoke, got ${command.command}`);
@@ -504,11 +516,39 @@ export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void
       });
       return;
     }
-    const { campaign, counts } = await campaignsOf(deps).start(
+    const campaigns = campaignsOf(deps);
+    const planned = await campaigns.start(
       { incident: job.incident, selectors: job.selectors, reissue: job.reissue, dryRun: false },
       `slack:${job.userId}`,
     );
-    await slack.respond(job.responseUrl, campaignStartedMessage(campaign, counts));
+    if (planned.status !== 'stored') {
+      await slack.respond(
+        job.responseUrl,
+        noticeMessage(`Nothing to revoke for ${job.incident}: the selectors match no live credential.`),
+      );
+      return;
+    }
+    const { campaignId } = planned.campaign;
+    await slack.respond(
+      job.responseUrl,
+      campaignStartedMessage(viewCampaign(planned.campaign), planned.summary.counts),
+    );
+    // Progress in the channel until the campaign ends (a response_url takes 5 posts in 30 minutes).
+    const deadline = Date.now() + (deps.progress?.deadlineMs ?? 25 * 60_000);
+    for (let posts = 1; posts < 5 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, deps.progress?.everyMs ?? 30_000));
+      const status = await campaigns.status(campaignId);
+      if (!status) break;
+      const finished = status.campaign.status === 'completed' || status.campaign.status === 'failed';
+      if (finished || posts < 4) {
+        await slack.respond(
+          job.responseUrl,
+          campaignProgressMessage(viewCampaign(status.campaign), status.counts),
+        );
+        posts++;
+      }
+      if (finished) break;
+    }
   } catch (error) {
     const message =
       error instanceof KeywardenError ? error.message : 'keywarden failed; the function log has the cause';
@@ -564,9 +604,19 @@ const ready = coldStart(async () => {
         },
       }
     : undefined;
+  const stateMachineArn = optionalEnv('KEYWARDEN_REVOCATION_STATE_MACHINE_ARN');
   const deps: ApiDeps = {
     breakglass: services.breakglassDeps,
     acceptLocalPrincipals: false,
+    campaigns: stateMachineArn
+      ? campaignApi(
+          services,
+          new StepFunctionsCampaignLauncher({
+            client: new SFNClient(awsClientConfig(config.aws)),
+            stateMachineArn,
+          }),
+        )
+      : undefined,
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
     report: services.grantReportOf,

@@ -102,6 +102,10 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   for (const RoleName of ['ci-app-deploy', 'ci-infra-plan']) {
     await deps.iam.send(new CreateRoleCommand({ RoleName, Path: IAM_PATH, AssumeRolePolicyDocument: trust }));
   }
+  // The break-glass role of the demo inventory (breakglass.roles: prod-admin).
+  await deps.iam.send(
+    new CreateRoleCommand({ RoleName: 'prod-admin', Path: '/breakglass/', AssumeRolePolicyDocument: trust }),
+  );
 
   // ---- Vault policies and tokens ----
   const policies = {
@@ -110,6 +114,8 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
     'app-ci-read': 'path "secret/data/ci/app/*" { capabilities = ["read"] }',
     'docs-publish': 'path "secret/data/ci/docs/*" { capabilities = ["read"] }',
     'app-deploy': 'path "secret/data/ci/app/deploy/*" { capabilities = ["read"] }',
+    // The break-glass policy of the demo inventory (breakglass.roles: prod-db-read).
+    'breakglass-prod-db': 'path "secret/data/prod/*" { capabilities = ["read"] }',
   };
   for (const [name, policy] of Object.entries(policies))
     await deps.vault.write(`sys/policies/acl/${name}`, { policy });

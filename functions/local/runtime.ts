@@ -26,6 +26,8 @@ import {
   dueGrantSchedules,
   ensureScheduleGroup,
 } from '../adapters/aws/grant-expiry-scheduler.ts';
+import { campaignApi } from '../adapters/campaign-api.ts';
+import { LocalCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import type { Services } from '../adapters/wiring.ts';
 import { SecretValue } from '../core/secret-value.ts';
@@ -39,6 +41,7 @@ import {
 } from '../handlers/api.ts';
 import { makeHandler as grantExpiryHandler } from '../handlers/grant-expiry.ts';
 import { makeHandler as grantSweeperHandler } from '../handlers/grant-sweeper.ts';
+import { LocalRevocationRunner } from './revocation-runner.ts';
 
 /** The development users and their tokens; written by `keywarden dev up`, mode 0600. */
 export const DevUsersSchema = z.object({ users: z.record(z.string(), z.string()) });
@@ -78,6 +81,8 @@ export interface LocalRuntimeOptions {
   sweepEveryMs?: number;
   port?: number;
   campaigns?: CampaignApi;
+  /** How often `/revoke` posts progress to Slack. Default 5 s. */
+  progressEveryMs?: number;
   log?: (line: string) => void;
 }
 
@@ -170,7 +175,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     region: services.config.aws.region,
     vaultAddr: services.config.vault?.addr,
     report: services.grantReportOf,
-    campaigns: options.campaigns,
+    campaigns:
+      options.campaigns ??
+      campaignApi(
+        services,
+        new LocalCampaignLauncher({
+          runner: new LocalRevocationRunner({ services, actor: 'api:revocation' }),
+          campaigns: services.store,
+          log,
+        }),
+      ),
+    progress: { everyMs: options.progressEveryMs ?? 5_000, deadlineMs: 25 * 60_000 },
     slack: {
       signingSecret: ensureSlackSecret(stateDir),
       ledger: services.breakglassStore,
