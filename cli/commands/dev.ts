@@ -43,6 +43,7 @@ export function registerDev(program: Command): void {
       const services = wire(config);
       const inventory = await readInventoryOrThrow(DEMO_INVENTORY);
       const summary = await syncInventory(services.syncDeps, inventory.identities, actor());
+      await services.breakglassStore.putBreakglassConfig(inventory.breakglass ?? { roles: [], people: [] });
       say(
         `demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`,
       );
