@@ -1,0 +1,307 @@
+/**
+ * Incident mass revocation at scale, against the real moto and OpenBao of the local
+ * stack: one campaign over a fleet of 2,000 mixed targets, run clean, run behind fault
+ * proxies in front of both servers, and stopped partway then resumed. Every outcome is
+ * checked on the servers themselves (bench/support/revocation-fleet.ts `stillLive`), not
+ * only in the state store.
+ *
+ * The fleet (bench/support/revocation-fleet.ts, shared with bench/revocation.ts), per
+ * 2,000 targets: 1,098 vault-token, 400 vault-approle-secret-id (20 per role), 300
+ * vault-kv versions (3 per path), 100 aws-iam-access-key (2 per user), 100 aws-secret
+ * previous versions, 1 vault-lease prefix with 20 leases, 1 aws-role-session role.
+ * Each scenario needs live credentials, so each builds a fresh fleet, in bulk; all share
+ * this file's state table and the run's one local stack.
+ *
+ * Limits (limiter options, like KEYWARDEN_RATE_* would set them): Vault 400/s and 32 at
+ * once, IAM 20/s and 4 at once (moto has no IAM quota; 101 IAM targets stay near 5 s),
+ * Secrets Manager 40/s and 16 at once (its shared 50 TPS bucket).
+ *
+ * moto is the bottleneck of this file: each target costs three conditional writes to its
+ * DynamoDB (claim, version mark, checkpoint) plus a share of one audit block write.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildFleet, type RevocationFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
+import { sha256Hex } from '../../functions/adapters/crypto.ts';
+import { providerLimiters, type RateLimits } from '../../functions/adapters/rate-limits.ts';
+import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { verifyChain } from '../../functions/core/audit.ts';
+import { planCampaign, type Target } from '../../functions/core/campaign.ts';
+import {
+  type CampaignDeps,
+  type CampaignRun,
+  type RevokeResult,
+  runCampaign,
+} from '../../functions/core/campaign-engine.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import type { CredentialProvider } from '../../functions/core/provider.ts';
+import { runtimeConfigThrough, startStackProxies, summarizeFaults } from '../support/fault-proxy.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+const TARGETS = 2_000;
+const LIMITS: RateLimits = {
+  iam: { concurrency: 4, perSecond: 20 },
+  'secrets-manager': { concurrency: 16, perSecond: 40 },
+  vault: { concurrency: 32, perSecond: 400 },
+};
+/** Per request, on both proxies: 3% throttled, 2% HTTP 5xx, 1% dropped (half after the server did the work). */
+const STORM = { throttleRate: 0.03, serverErrorRate: 0.02, dropRate: 0.01 };
+
+let services: Services;
+let vault: VaultClient;
+let config: RuntimeConfigInput & { tableName: string };
+let proxies: Awaited<ReturnType<typeof startStackProxies>> | undefined;
+const SETTLED = ['revoked', 'already-revoked'];
+
+beforeAll(async () => {
+  const stack = testStack();
+  config = {
+    aws: testAws(),
+    tableName: uniqueName('kw-scale'),
+    fingerprintKey: randomBytes(32).toString('hex'),
+    discovery: {},
+    vault: { addr: stack.vault.addr, token: stack.vault.token },
+  };
+  services = wire(RuntimeConfigSchema.parse(config));
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await ensureStateTable(services.aws.dynamodb, config.tableName);
+});
+
+afterAll(async () => {
+  await proxies?.close();
+});
+
+const ctx = () => ({ services, vault });
+
+async function fleetOf(label: string): Promise<RevocationFleet> {
+  const started = Date.now();
+  const fleet = await buildFleet(ctx(), TARGETS);
+  console.log(`${label}: fleet of ${TARGETS} targets built in ${Date.now() - started} ms`);
+  return fleet;
+}
+
+/** Plans the campaign over the fleet (the CLI's plan, from the fleet's recorded versions) and stores it. */
+async function planned(fleet: RevocationFleet) {
+  const incident = `INC-${randomBytes(3).toString('hex')}`;
+  const plan = planCampaign({
+    campaignId: `${incident}-scale`,
+    incident,
+    selectors: [fleet.selector],
+    requestedBy: 'test:responder',
+    now: new Date().toISOString(),
+    reissue: false,
+    subjects: fleet.subjects,
+  });
+  await services.store.createCampaign(plan.campaign, plan.targets);
+  return { incident, campaignId: plan.campaign.campaignId, targets: plan.targets };
+}
+
+const unsettled = (targets: readonly Target[]) =>
+  targets
+    .filter((t) => !SETTLED.includes(t.outcome))
+    .map((t) => `${t.targetId}: ${t.outcome} ${t.error ?? ''}`);
+
+/** Provider and revoker calls that revoke, counted per target (`identity:handle`, or the handle). */
+function counting(deps: CampaignDeps) {
+  const calls = new Map<string, number>();
+  const count = (key: string) => calls.set(key, (calls.get(key) ?? 0) + 1);
+  const wrap = (provider: CredentialProvider): CredentialProvider =>
+    new Proxy(provider, {
+      get(target, property) {
+        if (property === 'revoke') {
+          return (identity: Identity, handle: string) => {
+            count(`${identity.id}:${handle}`);
+            return target.revoke(identity, handle);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  const { leases, sessions } = deps;
+  const counted: CampaignDeps = {
+    ...deps,
+    rotation: { ...deps.rotation, provider: (kind) => wrap(deps.rotation.provider(kind)) },
+    ...(leases && {
+      leases: {
+        revokePrefix: (prefix: string): Promise<RevokeResult> => {
+          count(prefix);
+          return leases.revokePrefix(prefix);
+        },
+        revokeLease: (leaseId: string): Promise<RevokeResult> => {
+          count(leaseId);
+          return leases.revokeLease(leaseId);
+        },
+      },
+    }),
+    ...(sessions && {
+      sessions: {
+        denySessions: (roleArn: string, options: { incident: string; issuedBefore: string }) => {
+          count(roleArn);
+          return sessions.denySessions(roleArn, options);
+        },
+      },
+    }),
+  };
+  return { deps: counted, calls };
+}
+
+const keyOf = (t: Target) => (t.action === 'revoke' ? `${t.identityId}:${t.handle}` : t.handle);
+
+describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout: 600_000 }, () => {
+  it('revokes every target, as moto and OpenBao themselves show, and writes the report in three formats', async () => {
+    const fleet = await fleetOf('clean');
+    const { incident, campaignId, targets } = await planned(fleet);
+    const reports = mkdtempSync(join(tmpdir(), 'kw-scale-reports-'));
+    process.env.KEYWARDEN_REPORTS_DIR = reports;
+
+    const started = Date.now();
+    const run = await runCampaign(services.campaignDeps('test:responder'), campaignId, {
+      limitFor: providerLimiters(LIMITS).limitFor,
+    });
+    const ranMs = Date.now() - started;
+    const locations = await publishCampaignReport(services, run);
+    console.log(`clean: campaign of ${targets.length} targets ran in ${ranMs} ms`);
+
+    expect(targets).toHaveLength(TARGETS);
+    expect(run.stopped).toBe(false);
+    expect(run.campaign.status).toBe('completed');
+    expect(unsettled(run.targets)).toEqual([]);
+    expect(run.settled).toBe(TARGETS);
+    // The servers themselves: tokens unknown, secret-ids gone, KV versions destroyed, keys
+    // deleted, previous labels removed, no lease under the prefix, the deny policy on the role.
+    expect(await stillLive(ctx(), fleet, incident)).toEqual([]);
+    // The store: recorded versions marked revoked (a sample of every kind).
+    const versions = await Promise.all(
+      fleet.identities
+        .filter((_, i) => i % 40 === 0)
+        .map((identity) => services.store.listVersions(identity.id)),
+    );
+    expect(versions.flat().filter((v) => v.stage !== 'revoked')).toEqual([]);
+    // The report in three formats.
+    const html = readFileSync(locations.html, 'utf8');
+    expect(html).toContain(incident);
+    expect(readFileSync(locations.html.replace(/html$/, 'md'), 'utf8')).toContain(incident);
+    const json = JSON.parse(readFileSync(locations.html.replace(/html$/, 'json'), 'utf8'));
+    expect(json.incident).toBe(incident);
+    // The audit trail: one event per target, each its own link of an unbroken chain.
+    const { records, head } = await services.store.readAll();
+    expect(verifyChain(records, head, sha256Hex)).toMatchObject({ ok: true });
+    const trail = records.filter((r) => r.details.campaignId === campaignId);
+    expect(trail.filter((r) => r.type === 'campaign.target')).toHaveLength(TARGETS);
+    expect(
+      new Set(trail.filter((r) => r.type === 'campaign.target').map((r) => r.details.targetId)).size,
+    ).toBe(TARGETS);
+  });
+
+  it('behind fault proxies in front of moto and OpenBao, accounts for every target and ends as the clean run does', async () => {
+    const fleet = await fleetOf('faults');
+    const { incident, campaignId, targets } = await planned(fleet);
+    proxies = await startStackProxies(testStack(), { aws: { seed: 5 }, vault: { seed: 7 } });
+    const faulty = wire(runtimeConfigThrough(proxies, config));
+    // The state store on standard retries: adaptive retry's shared token bucket slows a
+    // whole campaign under a storm (see rotation-faults.test.ts), which is not under test here.
+    const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
+    const store = new DynamoStore({
+      client,
+      tableName: config.tableName,
+      clock: faulty.clock,
+      digest: sha256Hex,
+    });
+    const base = faulty.campaignDeps('test:responder', { store, audit: store });
+    const deps: CampaignDeps = { ...base, campaigns: store, identities: store };
+    const { limitFor } = providerLimiters(LIMITS);
+    proxies.aws.setRates(STORM);
+    proxies.vault.setRates(STORM);
+
+    // A run ends early when the store itself cannot be written (every retry met a fault):
+    // the responder resumes, and failures that could pass get a fresh budget.
+    const started = Date.now();
+    const runs: string[] = [];
+    let run: CampaignRun | undefined;
+    for (let attempt = 1; attempt <= 6 && (!run || unsettled(run.targets).length > 0); attempt += 1) {
+      run = await runCampaign(deps, campaignId, { limitFor, retryFailed: attempt > 1 }).catch(
+        (error: unknown) => {
+          runs.push(`run ${attempt} stopped: ${(error as Error).message}`);
+          return undefined;
+        },
+      );
+      if (run) runs.push(`run ${attempt}: ${JSON.stringify(run.campaign.counts.byOutcome)}`);
+    }
+    const ranMs = Date.now() - started;
+    proxies.aws.setRates({});
+    proxies.vault.setRates({});
+    console.log(
+      [
+        `faults: campaign of ${targets.length} targets ran in ${ranMs} ms`,
+        ...runs.map((line) => `  ${line}`),
+        `  ${summarizeFaults('moto proxy', proxies.aws)}`,
+        `  ${summarizeFaults('OpenBao proxy', proxies.vault)}`,
+      ].join('\n'),
+    );
+
+    const stored = await services.store.listTargets(campaignId);
+    expect(stored).toHaveLength(TARGETS);
+    expect(unsettled(stored)).toEqual([]);
+    expect((await services.store.getCampaign(campaignId))?.status).toBe('completed');
+    expect(proxies.aws.counts.throttled + proxies.aws.counts.serverError).toBeGreaterThan(0);
+    expect(proxies.vault.counts.throttled + proxies.vault.counts.serverError).toBeGreaterThan(0);
+    expect(proxies.aws.counts.droppedAfterForward + proxies.vault.counts.droppedAfterForward).toBeGreaterThan(
+      0,
+    );
+    expect(await stillLive(ctx(), fleet, incident)).toEqual([]);
+    const { records, head } = await services.store.readAll();
+    expect(verifyChain(records, head, sha256Hex)).toMatchObject({ ok: true });
+    const events = records.filter((r) => r.details.campaignId === campaignId && r.type === 'campaign.target');
+    // Every target audited with its outcome (a run cut short may audit one again on resume).
+    expect(new Set(events.map((r) => r.details.targetId)).size).toBe(TARGETS);
+  });
+
+  it('stopped partway and resumed, revokes each credential exactly once and misses none', async () => {
+    const fleet = await fleetOf('resume');
+    const { incident, campaignId, targets } = await planned(fleet);
+    const { deps, calls } = counting(services.campaignDeps('test:responder'));
+    const stop = new AbortController();
+    const { limitFor } = providerLimiters(LIMITS);
+
+    const started = Date.now();
+    const first = await runCampaign(deps, campaignId, {
+      limitFor,
+      signal: stop.signal,
+      // The stop comes at a set count of settled targets, not at a time.
+      onOutcome: (_target, { done }) => {
+        if (done >= 800) stop.abort();
+      },
+    });
+    const afterStop = await services.store.listTargets(campaignId);
+    const second = await runCampaign(deps, campaignId, { limitFor });
+    console.log(
+      `resume: ${first.settled} targets before the stop, ${second.settled} after, ${Date.now() - started} ms in all`,
+    );
+
+    expect(first.stopped).toBe(true);
+    expect(first.campaign.status).toBe('running');
+    expect(afterStop.filter((t) => t.outcome === 'pending').length).toBeGreaterThan(0);
+    expect(first.settled).toBeGreaterThanOrEqual(800);
+    expect(second.stopped).toBe(false);
+    expect(second.campaign.status).toBe('completed');
+    expect(first.settled + second.settled).toBe(TARGETS);
+    expect(unsettled(second.targets)).toEqual([]);
+    // Exactly one revoke call per target over both runs, and none for anything else.
+    expect(calls.size).toBe(TARGETS);
+    expect([...calls.keys()].sort()).toEqual(targets.map(keyOf).sort());
+    expect([...calls].filter(([, n]) => n !== 1)).toEqual([]);
+    expect(second.targets.filter((t) => t.outcome === 'already-revoked')).toEqual([]);
+    expect(await stillLive(ctx(), fleet, incident)).toEqual([]);
+  });
+});
