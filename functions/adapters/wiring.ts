@@ -211,7 +211,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     digest: sha256Hex,
     sources,
     syncDeps: { store, audit: store, clock, digest: sha256Hex },
-    discoveryDeps: { sources, store, audit: store, clock, newId: randomUUID },
+    discoveryDeps: { sources, store, audit: store, clock, newId: randomUUID, grants: store },
   };
 }
 export type Services = ReturnType<typeof wire>;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import { formatAge, toMillis } from './duration.ts';
+import { type Grant, isReviewOverdue } from './grant.ts';
 import { groupBy } from './group-by.ts';
 import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
 import { deliveryKey, scopeKey } from './resource-key.ts';
@@ -19,6 +20,7 @@ export const FindingTypeSchema = z.enum([
   'reused-across-environments',
   'separation-of-duties',
   'used-after-rotation',
+  'breakglass-review-overdue',
 ]);
 export type FindingType = z.infer<typeof FindingTypeSchema>;
 
@@ -44,7 +46,26 @@ const SEVERITY: Record<FindingType, Severity> = {
   'no-owner': 'medium',
   stale: 'medium',
   'used-after-rotation': 'high',
+  'breakglass-review-overdue': 'high',
 };
+
+/**
+ * Break-glass grants that ended without the review due from someone other than the
+ * requester: elevated access nobody has looked at afterwards.
+ */
+export function grantFindings(grants: readonly Grant[], now: Date): Finding[] {
+  return grants
+    .filter((grant) => isReviewOverdue(grant, now))
+    .map((grant) => ({
+      id: `breakglass-review-overdue:${grant.grantId}`,
+      type: 'breakglass-review-overdue' as const,
+      severity: SEVERITY['breakglass-review-overdue'],
+      subject: `grant:${grant.grantId}`,
+      identityIds: [],
+      handles: grant.credentials.map((c) => c.handle),
+      message: `break-glass grant ${grant.grantId} (${grant.roleId}, requested by ${grant.requester.kind}:${grant.requester.id}) ended ${grant.endedAt} and its review was due ${grant.review?.dueAt}: run \`keywarden breakglass review ${grant.grantId} --notes …\` (someone other than the requester)`,
+    }));
+}
 
 export interface AssessOptions {
   now: Date;

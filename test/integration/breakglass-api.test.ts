@@ -1,0 +1,430 @@
+/**
+ * Break-glass through the HTTP API handler, on the real local stack: the request, the
+ * approvals and their refusals, the issued credentials (a wrapped OpenBao token, an STS
+ * session from moto), early revocation, the three expiry paths, and Slack's signature,
+ * replay and retry handling. Every refusal must be in the audit trail.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateRoleCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import {
+  dueGrantSchedules,
+  ensureScheduleGroup,
+} from '../../functions/adapters/aws/grant-expiry-scheduler.ts';
+import { grantDenyPolicyName } from '../../functions/adapters/aws/sts-grant-issuer.ts';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import type { SlackMessage } from '../../functions/adapters/slack/messages.ts';
+import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { expire, sweep } from '../../functions/core/breakglass.ts';
+import { grantFindings } from '../../functions/core/findings.ts';
+import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
+import {
+  type ApiEvent,
+  type ApiResult,
+  type DeferredJob,
+  makeHandler,
+  runDeferred,
+} from '../../functions/handlers/api.ts';
+import { OffsetClock } from '../support/offset-clock.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
+
+const ACCOUNT = '123456789012';
+const clock = new OffsetClock();
+const signingSecret = new SecretValue(randomBytes(16).toString('hex'));
+const roleName = uniqueName('bg-admin');
+const policy = uniqueName('bg-db');
+let services: Services;
+let api: ReturnType<typeof makeHandler>;
+const deferred: DeferredJob[] = [];
+const posted: { url: string; message: SlackMessage }[] = [];
+
+const config = BreakglassConfigSchema.parse({
+  people: [{ name: 'alice', localUsers: ['alice'], slackUsers: ['U0ALICE'] }],
+  roles: [
+    {
+      id: 'prod-admin',
+      description: 'prod account',
+      target: { type: 'aws-role', roleArn: `arn:aws:iam::${ACCOUNT}:role/breakglass/${roleName}` },
+      maxDuration: '1h',
+      approvers: { localUsers: ['bob', 'carol'], slackUsers: ['U0BOB'] },
+      requireIncident: true,
+    },
+    {
+      id: 'prod-db',
+      description: 'prod database secrets',
+      target: { type: 'vault-policies', policies: [policy] },
+      maxDuration: '1h',
+      approvers: { localUsers: ['bob', 'carol', 'dave'], slackUsers: ['U0BOB', 'U0ALICE'] },
+      approvalsRequired: 2,
+      requireIncident: false,
+    },
+  ],
+});
+
+function call(method: string, path: string, user?: string, body?: unknown): Promise<ApiResult> {
+  return api({
+    rawPath: path.split('?')[0],
+    queryStringParameters: Object.fromEntries(new URLSearchParams(path.split('?')[1] ?? '')),
+    headers: {},
+    body: body === undefined ? undefined : JSON.stringify(body),
+    isBase64Encoded: false,
+    requestContext: {
+      http: { method },
+      ...(user ? { authorizer: { lambda: { localUser: user } } } : {}),
+    },
+  } as unknown as ApiEvent);
+}
+
+const grantOf = (result: ApiResult) => (JSON.parse(result.body) as { grant: Grant }).grant;
+const errorOf = (result: ApiResult) =>
+  (JSON.parse(result.body) as { error: { message: string } }).error.message;
+
+async function refusals(subject: string) {
+  const { records } = await services.store.readAll();
+  return records.filter((r) => r.type === 'grant.refused' && r.subject === subject);
+}
+
+beforeAll(async () => {
+  const stack = testStack();
+  services = wire(
+    RuntimeConfigSchema.parse({
+      aws: testAws(),
+      tableName: uniqueName('kw-breakglass'),
+      fingerprintKey: randomBytes(32).toString('hex'),
+      discovery: {},
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+      breakglass: { scheduleGroup: uniqueName('kw-grants') },
+    }),
+    clock,
+  );
+  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
+  await ensureScheduleGroup(services.aws.scheduler, services.config.breakglass.scheduleGroup);
+  await services.breakglassStore.putBreakglassConfig(config);
+  const root = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  await root.write(`sys/policies/acl/${policy}`, {
+    policy: 'path "secret/data/prod/*" { capabilities = ["read"] }',
+  });
+  await root.write('secret/data/prod/db', { data: { password: 'not-a-real-one' } });
+  await services.aws.iam.send(
+    new CreateRoleCommand({
+      RoleName: roleName,
+      Path: '/breakglass/',
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: 'sts:AssumeRole' },
+        ],
+      }),
+    }),
+  );
+  api = makeHandler({
+    breakglass: services.breakglassDeps,
+    acceptLocalPrincipals: true,
+    region: services.config.aws.region,
+    vaultAddr: stack.vault.addr,
+    report: services.grantReportOf,
+    slack: {
+      signingSecret,
+      ledger: services.breakglassStore,
+      respond: async (url, message) => {
+        posted.push({ url, message });
+      },
+      defer: async (job) => {
+        deferred.push(job);
+      },
+    },
+  });
+});
+
+describe('break-glass API: approvals', () => {
+  it('refuses the requester, strangers and a second vote of one approver, and audits each refusal', async () => {
+    // prepare
+    const requested = await call('POST', '/grants', 'alice', {
+      roleId: 'prod-db',
+      duration: '30m',
+      reason: 'fix',
+    });
+    expect(requested.statusCode).toBe(201);
+    const { grantId } = grantOf(requested);
+
+    // act + assess
+    const self = await call('POST', `/grants/${grantId}/approve`, 'alice');
+    expect([self.statusCode, errorOf(self)]).toEqual([
+      403,
+      expect.stringContaining('cannot approve it: someone else must'),
+    ]);
+    const stranger = await call('POST', `/grants/${grantId}/approve`, 'mallory');
+    expect([stranger.statusCode, errorOf(stranger)]).toEqual([
+      403,
+      'local:mallory is not an approver of role prod-db',
+    ]);
+    expect(grantOf(await call('POST', `/grants/${grantId}/approve`, 'bob')).state).toBe('requested');
+    const twice = await call('POST', `/grants/${grantId}/approve`, 'bob');
+    expect(errorOf(twice)).toContain('already approved');
+    const approved = grantOf(await call('POST', `/grants/${grantId}/approve`, 'carol'));
+    expect(approved).toMatchObject({
+      state: 'approved',
+      approvals: [{ approver: { id: 'bob' } }, { approver: { id: 'carol' } }],
+    });
+    expect((await refusals(grantId)).map((r) => r.actor)).toEqual([
+      'local:alice',
+      'local:mallory',
+      'local:bob',
+    ]);
+
+    // the one-time expiry schedule exists at the grant's end
+    const due = await dueGrantSchedules(
+      services.aws.scheduler,
+      services.config.breakglass.scheduleGroup,
+      new Date(Date.parse(approved.expiresAt as string) + 1_000),
+    );
+    expect(due.map((d) => d.grantId)).toContain(grantId);
+  });
+
+  it('refuses a request without a caller, with a bad state filter, or for an unknown role', async () => {
+    expect((await call('GET', '/grants')).statusCode).toBe(401);
+    const bad = await call('GET', '/grants?state=bogus', 'bob');
+    expect([bad.statusCode, errorOf(bad)]).toEqual([
+      400,
+      expect.stringContaining('expected state to be one of'),
+    ]);
+    const unknown = await call('POST', '/grants', 'alice', { roleId: 'nope', duration: '5m', reason: 'x' });
+    expect([unknown.statusCode, errorOf(unknown)]).toEqual([
+      404,
+      expect.stringContaining('the roles are: prod-admin, prod-db'),
+    ]);
+    const noIncident = await call('POST', '/grants', 'alice', {
+      roleId: 'prod-admin',
+      duration: '5m',
+      reason: 'x',
+    });
+    expect([noIncident.statusCode, errorOf(noIncident)]).toEqual([
+      403,
+      expect.stringContaining('requires an incident'),
+    ]);
+  });
+});
+
+describe('break-glass API: credentials', () => {
+  it('hands the requester a single-use wrapped Vault token that reads what the policies allow, and nobody else', async () => {
+    // prepare
+    const { grantId } = grantOf(
+      await call('POST', '/grants', 'alice', { roleId: 'prod-db', duration: '10m', reason: 'x' }),
+    );
+    await call('POST', `/grants/${grantId}/approve`, 'bob');
+    await call('POST', `/grants/${grantId}/approve`, 'dave');
+
+    // act
+    const stranger = await call('POST', `/grants/${grantId}/credentials`, 'bob');
+    const issued = await call('POST', `/grants/${grantId}/credentials`, 'alice');
+
+    // assess
+    expect(stranger.statusCode).toBe(403);
+    expect(issued.statusCode).toBe(200);
+    const { credential, grant } = JSON.parse(issued.body) as {
+      credential: { wrappingToken: string; vaultAddr: string };
+      grant: Grant;
+    };
+    expect(grant.state).toBe('active');
+    const token = await unwrapVaultToken({
+      addr: credential.vaultAddr,
+      wrappingToken: new SecretValue(credential.wrappingToken),
+    });
+    const asRequester = new VaultClient({ addr: credential.vaultAddr, token: token.token.reveal() });
+    expect((await asRequester.read('secret/data/prod/db'))?.data).toBeDefined();
+    expect(token.accessor).toBe(grant.credentials[0]?.handle);
+    await expect(
+      unwrapVaultToken({
+        addr: credential.vaultAddr,
+        wrappingToken: new SecretValue(credential.wrappingToken),
+      }),
+    ).rejects.toThrow('already used or has expired');
+
+    // an early revoke ends the token at once
+    expect(grantOf(await call('POST', `/grants/${grantId}/revoke`, 'carol')).state).toBe('revoked');
+    await expect(asRequester.read('secret/data/prod/db')).rejects.toMatchObject({ status: 403 });
+  });
+
+  it('hands out an STS session of the role; revoking one grant denies its SourceIdentity only', async () => {
+    // prepare: two overlapping grants of one role
+    const open = async () => {
+      const { grantId } = grantOf(
+        await call('POST', '/grants', 'alice', {
+          roleId: 'prod-admin',
+          duration: '20m',
+          reason: 'x',
+          incident: 'INC-42',
+        }),
+      );
+      await call('POST', `/grants/${grantId}/approve`, 'bob');
+      return grantId;
+    };
+    const [first, second] = [await open(), await open()];
+
+    // act
+    const issued = JSON.parse((await call('POST', `/grants/${first}/credentials`, 'alice')).body) as {
+      credential: { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+    };
+    await call('POST', `/grants/${first}/revoke`, 'alice');
+
+    // assess
+    const sts = new STSClient({
+      ...awsClientConfig(testAws()),
+      credentials: issued.credential,
+    });
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    expect(identity.Arn).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/${roleName}/${first}`);
+    const deny = await services.aws.iam.send(
+      new GetRolePolicyCommand({ RoleName: roleName, PolicyName: grantDenyPolicyName(first) }),
+    );
+    expect(decodeURIComponent(deny.PolicyDocument ?? '')).toContain(first);
+    await expect(
+      services.aws.iam.send(
+        new GetRolePolicyCommand({ RoleName: roleName, PolicyName: grantDenyPolicyName(second) }),
+      ),
+    ).rejects.toMatchObject({ name: 'NoSuchEntityException' });
+    expect(grantOf(await call('GET', `/grants/${second}`, 'bob')).state).toBe('approved');
+  });
+});
+
+describe('break-glass: the end, three times over', () => {
+  it('is ended once by whichever of the schedule and the sweeper comes first, then a review is due and becomes a finding', async () => {
+    // prepare
+    const { grantId } = grantOf(
+      await call('POST', '/grants', 'alice', { roleId: 'prod-db', duration: '5m', reason: 'x' }),
+    );
+    await call('POST', `/grants/${grantId}/approve`, 'bob');
+    await call('POST', `/grants/${grantId}/approve`, 'carol');
+    expect(await expire(services.breakglassDeps, grantId, 'schedule')).toBe('not-due');
+
+    // act: five minutes later, the sweeper comes first
+    clock.advance(5 * 60_000 + 1_000);
+    const swept = await sweep(services.breakglassDeps);
+    const scheduled = await expire(services.breakglassDeps, grantId, 'schedule');
+
+    // assess
+    expect(swept.expired).toContain(grantId);
+    expect(scheduled).toBe('already-ended');
+    const grant = grantOf(await call('GET', `/grants/${grantId}`, 'bob'));
+    expect(grant).toMatchObject({ state: 'expired', endedBy: 'sweeper' });
+    clock.advance(3 * 86_400_000);
+    expect(grantFindings([grant], clock.now()).map((f) => f.id)).toEqual([
+      `breakglass-review-overdue:${grantId}`,
+    ]);
+    const review = await call('POST', `/grants/${grantId}/review`, 'alice', { notes: 'mine' });
+    expect(review.statusCode).toBe(403);
+    expect(
+      grantOf(await call('POST', `/grants/${grantId}/review`, 'carol', { notes: 'read the db, fine' }))
+        .review,
+    ).toMatchObject({
+      notes: 'read the db, fine',
+    });
+  });
+});
+
+describe('break-glass API: Slack', () => {
+  const command = (text: string, user = 'U0ALICE') =>
+    new URLSearchParams({
+      command: '/breakglass',
+      text,
+      user_id: user,
+      team_id: 'T1',
+      channel_id: 'C1',
+      response_url: 'http://127.0.0.1:9/hooks',
+    }).toString();
+  const slack = (path: string, body: string, headers: Record<string, string> = {}, at = clock.now()) => {
+    const timestamp = String(Math.floor(at.getTime() / 1000));
+    return api({
+      rawPath: path,
+      headers: {
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': signSlackRequest(signingSecret, timestamp, body),
+        ...headers,
+      },
+      body,
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'POST' } },
+    } as unknown as ApiEvent);
+  };
+
+  it('answers a signed /breakglass with a request carrying Approve and Deny buttons, and drops its replay and retry', async () => {
+    const body = command(`prod-db 15m INC-7 ${uniqueName('rollback')}`);
+    const first = await slack('/slack/commands', body);
+    expect(first.statusCode).toBe(200);
+    const message = JSON.parse(first.body) as SlackMessage;
+    expect(JSON.stringify(message)).toContain('breakglass.approve');
+    const replay = await slack('/slack/commands', body);
+    const retry = await slack('/slack/commands', body, {
+      'x-slack-retry-num': '1',
+      'x-slack-retry-reason': 'http_timeout',
+    });
+    expect([replay.statusCode, replay.body, retry.statusCode]).toEqual([200, '', 200]);
+    const grants = await services.store.listGrants();
+    expect(grants.filter((g) => g.reason === body.split('+').at(-1))).toHaveLength(0);
+    const audit = (await services.store.readAll()).records.filter((r) => r.subject === 'slack:commands');
+    expect(audit.map((r) => r.details.reason)).toEqual([
+      'a delivery already handled (replayed): ignored',
+      expect.stringContaining('Slack retry 1 (http_timeout)'),
+    ]);
+  });
+
+  it('refuses unsigned, badly signed and stale requests, and audits each', async () => {
+    const body = command('prod-db 15m reason');
+    const unsigned = await api({
+      rawPath: '/slack/commands',
+      headers: {},
+      body,
+      requestContext: { http: { method: 'POST' } },
+    } as unknown as ApiEvent);
+    const forged = await slack('/slack/commands', body, { 'x-slack-signature': `v0=${'0'.repeat(64)}` });
+    const stale = await slack('/slack/commands', body, {}, new Date(clock.now().getTime() - 6 * 60_000));
+    expect([unsigned.statusCode, forged.statusCode, stale.statusCode]).toEqual([401, 401, 401]);
+    expect(errorOf(stale)).toMatch(/older than 300 s|stale|old/);
+    const reasons = (await services.store.readAll()).records
+      .filter((r) => r.subject === 'slack:commands' && r.actor === 'slack:unverified')
+      .map((r) => String(r.details.reason));
+    expect(reasons.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('approves from a button click after the answer, and posts the outcome to the response_url', async () => {
+    const requested = await slack('/slack/commands', command(`prod-db 15m ${uniqueName('why')}`));
+    const grantId = /"value":"(bg-[^"]+)"/.exec(requested.body)?.[1] ?? '';
+    const click = (user: string) =>
+      `payload=${encodeURIComponent(
+        JSON.stringify({
+          type: 'block_actions',
+          user: { id: user },
+          actions: [{ action_id: 'breakglass.approve', value: grantId }],
+          response_url: 'http://127.0.0.1:9/hooks',
+        }),
+      )}`;
+    const self = await slack('/slack/interactions', click('U0ALICE'));
+    expect([self.statusCode, self.body]).toEqual([200, '']);
+    await runDeferred(
+      {
+        breakglass: services.breakglassDeps,
+        acceptLocalPrincipals: true,
+        region: 'us-east-1',
+        report: services.grantReportOf,
+        slack: {
+          signingSecret,
+          ledger: services.breakglassStore,
+          respond: async (url, message) => {
+            posted.push({ url, message });
+          },
+          defer: async () => {},
+        },
+      },
+      deferred.at(-1) as DeferredJob,
+    );
+    expect(JSON.stringify(posted.at(-1)?.message)).toContain('cannot approve it: someone else must');
+    expect((await refusals(grantId)).map((r) => r.actor)).toEqual(['slack:U0ALICE']);
+  });
+});
