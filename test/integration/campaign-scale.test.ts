@@ -9,8 +9,9 @@
  * 2,000 targets: 1,098 vault-token, 400 vault-approle-secret-id (20 per role), 300
  * vault-kv versions (3 per path), 100 aws-iam-access-key (2 per user), 100 aws-secret
  * previous versions, 1 vault-lease prefix with 20 leases, 1 aws-role-session role.
- * Each scenario needs live credentials, so each builds a fresh fleet, in bulk; all share
- * this file's state table and the run's one local stack.
+ * Each scenario needs live credentials, so each builds a fresh fleet, in bulk, in a state
+ * table of its own (moto's Query reads a whole table, so tables stay small); all share
+ * the run's one local stack.
  *
  * Limits (limiter options, like KEYWARDEN_RATE_* would set them): Vault 400/s and 32 at
  * once, IAM 20/s and 4 at once (moto has no IAM quota; 101 IAM targets stay near 5 s),
@@ -24,7 +25,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFleet, type RevocationFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
@@ -63,7 +64,13 @@ let config: RuntimeConfigInput & { tableName: string };
 let proxies: Awaited<ReturnType<typeof startStackProxies>> | undefined;
 const SETTLED = ['revoked', 'already-revoked'];
 
-beforeAll(async () => {
+beforeAll(() => {
+  const stack = testStack();
+  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+});
+
+/** A state table of the scenario's own, and the adapters on it. */
+beforeEach(async () => {
   const stack = testStack();
   config = {
     aws: testAws(),
@@ -73,7 +80,6 @@ beforeAll(async () => {
     vault: { addr: stack.vault.addr, token: stack.vault.token },
   };
   services = wire(RuntimeConfigSchema.parse(config));
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
   await ensureStateTable(services.aws.dynamodb, config.tableName);
 });
 
@@ -171,7 +177,8 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     });
     const ranMs = Date.now() - started;
     const locations = await publishCampaignReport(services, run);
-    console.log(`clean: campaign of ${targets.length} targets ran in ${ranMs} ms`);
+    const reportMs = Date.now() - started - ranMs;
+    console.log(`clean: campaign of ${targets.length} targets ran in ${ranMs} ms, report in ${reportMs} ms`);
 
     expect(targets).toHaveLength(TARGETS);
     expect(run.stopped).toBe(false);
@@ -180,11 +187,13 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     expect(run.settled).toBe(TARGETS);
     // The servers themselves: tokens unknown, secret-ids gone, KV versions destroyed, keys
     // deleted, previous labels removed, no lease under the prefix, the deny policy on the role.
+    const checking = Date.now();
     expect(await stillLive(ctx(), fleet, incident)).toEqual([]);
+    console.log(`clean: the servers checked in ${Date.now() - checking} ms`);
     // The store: recorded versions marked revoked (a sample of every kind).
     const versions = await Promise.all(
       fleet.identities
-        .filter((_, i) => i % 40 === 0)
+        .filter((_, i) => i % 200 === 0)
         .map((identity) => services.store.listVersions(identity.id)),
     );
     expect(versions.flat().filter((v) => v.stage !== 'revoked')).toEqual([]);
