@@ -1,7 +1,7 @@
 /**
  * Synthesizes the keywarden stack the way `cdk synth` does — same cdk.json context, the
  * AwsSolutions checks applied — and offers small readers over the resulting template.
- * Synthesis bundles the Lambda code with esbuild, so each test file does it once (beforeAll).
+ * Bundling is skipped (see cdkJsonContext) except where a test asks for it.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,21 +18,34 @@ export interface SynthesizedKeywarden {
   readonly template: Template;
 }
 
-/** The `context` of cdk.json in the working directory, as the CDK CLI would pass it. */
+/**
+ * The `context` of cdk.json in the working directory, as the CDK CLI would pass it, with
+ * Lambda bundling skipped (`aws:cdk:bundling-stacks: []`, what `cdk deploy --exclusively`
+ * uses for stacks it does not deploy): templates and policies do not depend on the bundle,
+ * and esbuild for every function on every synth cost minutes. test/infra/bundling.test.ts
+ * bundles every handler once, for real.
+ */
 export function cdkJsonContext(): Record<string, unknown> {
   const cdkJson = JSON.parse(readFileSync(join(process.cwd(), 'cdk.json'), 'utf8')) as {
     context?: Record<string, unknown>;
   };
-  return cdkJson.context ?? {};
+  return { ...(cdkJson.context ?? {}), 'aws:cdk:bundling-stacks': [] };
 }
 
 /** Builds a fresh app with one `Keywarden` stack and the AwsSolutions checks, and synthesizes it. */
 export function synthesizeKeywarden(
   props: KeywardenStackProps = {},
   env?: Environment,
+  options: { bundle?: boolean } = {},
 ): SynthesizedKeywarden {
   // The CLI also records each resource's construct path (`aws:cdk:path`); suppressions are listed by it.
-  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:enable-path-metadata': true } });
+  const app = new App({
+    context: {
+      ...cdkJsonContext(),
+      'aws:cdk:enable-path-metadata': true,
+      ...(options.bundle ? { 'aws:cdk:bundling-stacks': ['**'] } : {}),
+    },
+  });
   const stack = new KeywardenStack(app, 'Keywarden', { ...props, ...(env === undefined ? {} : { env }) });
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { stack, template: Template.fromStack(stack) };
