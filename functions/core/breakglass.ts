@@ -15,6 +15,7 @@ import {
   assertIssuable,
   type BreakglassConfig,
   type BreakglassRole,
+  credentialsDeadAt,
   denyGrant,
   expireGrant,
   type Grant,
@@ -328,8 +329,37 @@ export async function expire(
   return 'expired';
 }
 
-/** The third guarantee: ends every approved or active grant past its end. */
-export async function sweep(deps: BreakglassDeps): Promise<{ expired: string[]; failed: string[] }> {
+/**
+ * Removes the deny policies of grants revoked early once none of their sessions can be
+ * alive; they would otherwise fill the role's 10 KB of inline policies.
+ */
+async function release(deps: BreakglassDeps, now: Date): Promise<{ released: string[]; failed: string[] }> {
+  const config = await deps.config();
+  const released: string[] = [];
+  const failed: string[] = [];
+  for (const grant of await deps.grants.listGrants({ states: ['revoked'] })) {
+    const deadAt = credentialsDeadAt(grant);
+    const role = config.roles.find((r) => r.id === grant.roleId);
+    if (grant.releasedAt || !deadAt || deadAt.getTime() > now.getTime() || !role) continue;
+    const issuer = deps.issuer(role.target.type);
+    try {
+      if (issuer.release) await issuer.release({ grantId: grant.grantId, target: role.target });
+      await transition(deps, grant.grantId, (current) => ({ ...current, releasedAt: now.toISOString() }));
+      released.push(grant.grantId);
+    } catch {
+      failed.push(grant.grantId);
+    }
+  }
+  return { released, failed };
+}
+
+/**
+ * The third guarantee: ends every approved or active grant past its end; and tidies up
+ * after early revocations whose credentials are all dead.
+ */
+export async function sweep(
+  deps: BreakglassDeps,
+): Promise<{ expired: string[]; released: string[]; failed: string[] }> {
   const now = deps.clock.now();
   const overdue = (await deps.grants.listGrants({ states: ['approved', 'active'] })).filter((g) =>
     isOverdue(g, now),
@@ -343,7 +373,8 @@ export async function sweep(deps: BreakglassDeps): Promise<{ expired: string[]; 
       failed.push(grant.grantId);
     }
   }
-  return { expired, failed };
+  const tidied = await release(deps, now);
+  return { expired, released: tidied.released, failed: [...failed, ...tidied.failed] };
 }
 
 /** The review after the grant ended, by someone other than the requester. */

@@ -141,6 +141,8 @@ export const GrantSchema = z.object({
       }),
     )
     .default([]),
+  /** When what the early revocation left behind (an AWS deny policy) was removed. */
+  releasedAt: z.iso.datetime().optional(),
   review: z
     .object({
       dueAt: z.iso.datetime(),
@@ -412,6 +414,23 @@ export function reviewGrant(
       reviewedAt: now.toISOString(),
     },
   };
+}
+
+/** STS issues sessions of at least 15 minutes; a session of the grant may live that long after issue. */
+const STS_MIN_SESSION_MS = 15 * 60_000;
+
+/**
+ * When nothing issued for an ended grant can be alive any more: its end, or 15 minutes
+ * after its last AWS session was issued if that is later.
+ */
+export function credentialsDeadAt(grant: Grant): Date | undefined {
+  const end = grant.expiresAt ?? grant.endedAt;
+  if (!end) return undefined;
+  const times = [
+    Date.parse(end),
+    ...grant.credentials.map((c) => Date.parse(c.issuedAt) + STS_MIN_SESSION_MS),
+  ];
+  return new Date(Math.max(...times));
 }
 
 /** Whether a grant's review is overdue (a finding). */

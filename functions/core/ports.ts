@@ -118,6 +118,11 @@ export interface GrantIssuer {
    * a credential already gone counts as ended.
    */
   revoke(request: { grantId: string; target: BreakglassTarget; handles: readonly string[] }): Promise<void>;
+  /**
+   * Removes what an early revocation left behind (the AWS deny policy) once none of the
+   * grant's credentials can be alive any more. Absent where revocation leaves nothing.
+   */
+  release?(request: { grantId: string; target: BreakglassTarget }): Promise<void>;
 }
 
 /** The one-time schedule that calls the grant-expiry handler at a grant's end (EventBridge Scheduler). */

@@ -329,6 +329,35 @@ describe('break-glass: the end, three times over', () => {
   });
 });
 
+describe('break-glass: tidying up after an early revocation', () => {
+  it("removes the deny policy once none of the grant's sessions can be alive", async () => {
+    // prepare: a revoked AWS grant whose session was issued now
+    const { grantId } = grantOf(
+      await call('POST', '/grants', 'alice', {
+        roleId: 'prod-admin',
+        duration: '20m',
+        reason: 'x',
+        incident: 'INC-9',
+      }),
+    );
+    await call('POST', `/grants/${grantId}/approve`, 'bob');
+    await call('POST', `/grants/${grantId}/credentials`, 'alice');
+    await call('POST', `/grants/${grantId}/revoke`, 'alice');
+    const policy = () =>
+      services.aws.iam.send(
+        new GetRolePolicyCommand({ RoleName: roleName, PolicyName: grantDenyPolicyName(grantId) }),
+      );
+    await expect(policy()).resolves.toBeDefined();
+
+    // act + assess: the sweeper keeps it while the session could live, removes it after
+    expect((await sweep(services.breakglassDeps)).released).not.toContain(grantId);
+    clock.advance(21 * 60_000);
+    expect((await sweep(services.breakglassDeps)).released).toContain(grantId);
+    await expect(policy()).rejects.toMatchObject({ name: 'NoSuchEntityException' });
+    expect(grantOf(await call('GET', `/grants/${grantId}`, 'bob')).releasedAt).toBeDefined();
+  });
+});
+
 describe('break-glass API: Slack', () => {
   const command = (text: string, user = 'U0ALICE') =>
     new URLSearchParams({

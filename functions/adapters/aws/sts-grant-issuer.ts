@@ -20,7 +20,12 @@
  * iam:PutRolePolicy, and iam:GetRole for the up-front check of the role (skipped when
  * denied, leaving STS's AccessDenied as the only answer).
  */
-import { GetRoleCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
+import {
+  DeleteRolePolicyCommand,
+  GetRoleCommand,
+  type IAMClient,
+  PutRolePolicyCommand,
+} from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from '@aws-sdk/client-sts';
 import { ValidationError } from '../../core/errors.ts';
 import type { BreakglassTarget } from '../../core/grant.ts';
@@ -202,6 +207,25 @@ export class StsGrantIssuer implements GrantIssuer {
         `putting deny policy ${policyName} on IAM role ${roleArn} for grant ${grantId}`,
         error,
       );
+    }
+  }
+
+  /**
+   * Removes the grant's deny policy once none of its sessions can be alive (they end by
+   * their session policy and duration): a role's inline policies share 10 KB, so denies
+   * must not pile up. A policy or role already gone is fine.
+   */
+  async release(request: { grantId: string; target: BreakglassTarget }): Promise<void> {
+    const { grantId } = request;
+    const { roleArn } = awsTargetOf(request.target, `releasing grant ${grantId}`);
+    const policyName = grantDenyPolicyName(grantId);
+    try {
+      await this.#iam.send(
+        new DeleteRolePolicyCommand({ RoleName: roleNameOf(roleArn), PolicyName: policyName }),
+      );
+    } catch (error) {
+      if (awsErrorName(error) === 'NoSuchEntityException') return;
+      throw awsFailure(`removing deny policy ${policyName} from IAM role ${roleArn}`, error);
     }
   }
 
