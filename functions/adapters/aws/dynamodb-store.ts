@@ -103,11 +103,22 @@ export interface DynamoStoreOptions {
   maxAppendAttempts?: number;
 }
 
-/**
- * Records in one audit block item at most: campaign events are under 1 KB each, so a
- * block stays far below DynamoDB's 400 KB item limit.
- */
+/** Records in one audit block item at most. */
 const AUDIT_BLOCK_RECORDS = 100;
+/** Serialized events in one block at most, well below DynamoDB's 400 KB item limit (hashes and ids come on top). */
+const AUDIT_BLOCK_BYTES = 256_000;
+
+/** How many of the waiting events go in the next block: at least one, within both bounds. */
+function blockLength(events: readonly AuditEventInput[]): number {
+  let bytes = 0;
+  let length = 0;
+  for (const event of events.slice(0, AUDIT_BLOCK_RECORDS)) {
+    bytes += JSON.stringify(event).length + 400;
+    if (length > 0 && bytes > AUDIT_BLOCK_BYTES) break;
+    length += 1;
+  }
+  return Math.max(1, length);
+}
 
 const FINDINGS_RETENTION_SECONDS = 30 * 86_400;
 
@@ -384,7 +395,8 @@ export class DynamoStore
   /**
    * Appends one event as its own record of the chain. Appends of one process go one write
    * at a time: the events that arrive while a write is under way go together in the next
-   * write, as one block item of consecutive records (at most {@link AUDIT_BLOCK_RECORDS}).
+   * write, as one block item of consecutive records (at most {@link AUDIT_BLOCK_RECORDS},
+   * and {@link AUDIT_BLOCK_BYTES} of events; a single larger event goes alone, as before).
    *
    * Each write is one conditional put keyed by the sequence number of its first record,
    * and always starts right after the last record of the chain (the end of a block), so
@@ -405,7 +417,7 @@ export class DynamoStore
     this.#flushing = true;
     try {
       while (this.#waiting.length > 0) {
-        const batch = this.#waiting.splice(0, AUDIT_BLOCK_RECORDS);
+        const batch = this.#waiting.splice(0, blockLength(this.#waiting.map((w) => w.event)));
         try {
           const records = await this.#appendBlock(batch.map((w) => w.event));
           for (const [i, waiting] of batch.entries()) waiting.resolve(records[i] as AuditRecord);
