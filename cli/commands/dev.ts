@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
 import { wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
+import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { devDown, devUp } from '../../functions/local/dev.ts';
 import { runtimeFile, startLocalRuntime } from '../../functions/local/runtime.ts';
@@ -43,7 +44,9 @@ export function registerDev(program: Command): void {
       const services = wire(config);
       const inventory = await readInventoryOrThrow(DEMO_INVENTORY);
       const summary = await syncInventory(services.syncDeps, inventory.identities, actor());
-      await services.breakglassStore.putBreakglassConfig(inventory.breakglass ?? { roles: [], people: [] });
+      await services.breakglassStore.putBreakglassConfig(
+        inventory.breakglass ?? BreakglassConfigSchema.parse({}),
+      );
       say(
         `demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`,
       );

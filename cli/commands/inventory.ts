@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
 import { wire } from '../../functions/adapters/wiring.ts';
+import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { stagesOf } from '../../functions/core/identity.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { actor, loadConfig } from '../context.ts';
@@ -19,7 +20,9 @@ export function registerInventory(program: Command): void {
       const services = wire(loadConfig());
       const summary = await syncInventory(services.syncDeps, declared.identities, actor());
       // The break-glass roles and people travel with the inventory; a file without them clears them.
-      await services.breakglassStore.putBreakglassConfig(declared.breakglass ?? { roles: [], people: [] });
+      await services.breakglassStore.putBreakglassConfig(
+        declared.breakglass ?? BreakglassConfigSchema.parse({}),
+      );
       if (options.json) printJson(summary);
       else {
         say(

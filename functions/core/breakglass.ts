@@ -150,7 +150,7 @@ export async function approve(
   let result: Awaited<ReturnType<typeof transition>>;
   try {
     result = await transition(deps, grantId, (grant, config, role) =>
-      approveGrant(grant, role, approver, deps.clock.now(), config.people),
+      approveGrant(grant, role, approver, deps.clock.now(), config),
     );
   } catch (error) {
     return refused(deps, 'approve', approver, grantId, error);
@@ -217,7 +217,7 @@ export async function issueCredentials(
   try {
     grant = await loadGrant(deps, grantId);
     role = roleById(config, grant.roleId);
-    assertIssuable(grant, principal, deps.clock.now(), config.people);
+    assertIssuable(grant, principal, deps.clock.now(), config);
   } catch (error) {
     return refused(deps, 'credentials', principal, grantId, error);
   }
@@ -231,7 +231,7 @@ export async function issueCredentials(
   const record = { type: credential.type, handle: credential.handle, expiresAt: credential.expiresAt };
   try {
     const { after } = await transition(deps, grantId, (current) => {
-      assertIssuable(current, principal, deps.clock.now(), config.people);
+      assertIssuable(current, principal, deps.clock.now(), config);
       return activateGrant(current, record, deps.clock.now());
     });
     await deps.audit.append({
@@ -253,7 +253,7 @@ export async function revoke(deps: BreakglassDeps, by: Principal, grantId: strin
   let result: Awaited<ReturnType<typeof transition>>;
   try {
     result = await transition(deps, grantId, (grant, config, role) =>
-      revokeGrant(grant, role, by, deps.clock.now(), config.people),
+      revokeGrant(grant, role, by, deps.clock.now(), config),
     );
   } catch (error) {
     return refused(deps, 'revoke', by, grantId, error);
@@ -385,8 +385,8 @@ export async function review(
   notes: string,
 ): Promise<StoredGrant> {
   try {
-    const { after } = await transition(deps, grantId, (grant, config) =>
-      reviewGrant(grant, reviewer, notes, deps.clock.now(), config.people),
+    const { after } = await transition(deps, grantId, (grant, config, role) =>
+      reviewGrant(grant, role, reviewer, notes, deps.clock.now(), config),
     );
     await deps.audit.append({
       type: 'grant.reviewed',

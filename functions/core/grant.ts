@@ -97,6 +97,13 @@ export const BreakglassConfigSchema = z.strictObject({
   roles: z.array(BreakglassRoleSchema).default([]),
   people: z.array(PersonSchema).default([]),
   /**
+   * IAM roles whose session names are pinned to the person who assumes them (a trust
+   * policy with `sts:RoleSessionName` = `${aws:username}`, say), so `assumed-role/R/alice`
+   * is alice. IAM Identity Center roles (`AWSReservedSSO_*`) always are. For any other
+   * role, every session counts as one principal: whoever can assume it.
+   */
+  pinnedSessionRoles: z.array(z.string().min(1)).default([]),
+  /**
    * Who may start an incident revocation from Slack (`/revoke`). When absent, the Slack
    * approvers of the break-glass roles may.
    */
@@ -164,7 +171,7 @@ export const REVIEW_WINDOW_MS = 2 * 86_400_000;
 
 const describe = (p: Principal) => `${p.kind}:${p.id}`;
 
-/** Whether `principal` is one of the principals listed (AWS ARN patterns with `*`). */
+/** Whether `principal` is one of the principals listed (AWS ARN patterns, `*` within one ARN segment). */
 function listed(
   lists: { awsPrincipals: readonly string[]; slackUsers: readonly string[]; localUsers: readonly string[] },
   principal: Principal,
@@ -178,22 +185,64 @@ function listed(
 export const isApprover = (role: BreakglassRole, principal: Principal): boolean =>
   listed(role.approvers, principal);
 
-/** The person a principal belongs to in the directory, or the principal itself when unlisted. */
-export function personOf(people: readonly Person[], principal: Principal): string {
-  const person = people.find((p) => listed(p, principal));
-  return person ? `person:${person.name}` : describe(principal);
+/** Who is who: the people directory, and the roles whose session names AWS vouches for. */
+export interface Directory {
+  people: readonly Person[];
+  /** Roles whose session name is pinned to the person (besides IAM Identity Center's `AWSReservedSSO_*`). */
+  pinnedSessionRoles?: readonly string[] | undefined;
 }
 
-/** Whether two principals are the same human (the same principal, or one person in the directory). */
-export const samePerson = (people: readonly Person[], a: Principal, b: Principal): boolean =>
-  (a.kind === b.kind && a.id === b.id) || personOf(people, a) === personOf(people, b);
+const NO_DIRECTORY: Directory = { people: [] };
+const ASSUMED_ROLE = /^(arn:aws[a-z-]*:sts::\d{12}:assumed-role\/([^/]+))\/(.+)$/;
+
+/**
+ * The principal as far as AWS vouches for it. The session name of an assumed role is
+ * chosen by whoever assumes it, so `…:assumed-role/oncall/alice` says only "someone in
+ * oncall", unless the role pins session names to people (Identity Center does, with the
+ * user name). Comparing by what is vouched for means a second session of one role is
+ * never a second approver, nor someone else than the requester.
+ */
+function vouchedKey(directory: Directory, principal: Principal): string {
+  if (principal.kind !== 'aws') return describe(principal);
+  const match = ASSUMED_ROLE.exec(principal.id);
+  if (!match) return describe(principal);
+  const roleName = match[2] ?? '';
+  const pinned = roleName.startsWith('AWSReservedSSO_') || directory.pinnedSessionRoles?.includes(roleName);
+  return pinned ? describe(principal) : `aws:${match[1]}/*`;
+}
+
+/** The person a principal belongs to in the directory, or what AWS vouches for when unlisted. */
+export function personOf(directory: Directory, principal: Principal): string {
+  const key = vouchedKey(directory, principal);
+  // An unpinned session name proves nothing: such a principal is never matched to a person.
+  if (principal.kind === 'aws' && key !== describe(principal)) return key;
+  const person = directory.people.find((p) => listed(p, principal));
+  return person ? `person:${person.name}` : key;
+}
+
+/** Whether two principals are the same human (or cannot be told apart). */
+export const samePerson = (directory: Directory, a: Principal, b: Principal): boolean =>
+  personOf(directory, a) === personOf(directory, b);
+
+/**
+ * With a people directory, everyone who approves or reviews, and the requester, must be in
+ * it: an unlisted principal could be the requester under another channel's name.
+ */
+function assertListed(directory: Directory, principal: Principal, doing: string): void {
+  if (directory.people.length === 0) return;
+  if (!personOf(directory, principal).startsWith('person:')) {
+    throw new RefusalError(
+      `${describe(principal)} is not in breakglass.people (or is an assumed-role session whose name AWS does not vouch for), so keywarden cannot tell them from the requester; add them to the directory to ${doing}`,
+    );
+  }
+}
 
 function globMatch(pattern: string, value: string): boolean {
   const regex = new RegExp(
     `^${pattern
       .split('*')
       .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
+      .join('[^/:]*')}$`,
   );
   return regex.test(value);
 }
@@ -242,11 +291,11 @@ export function approveGrant(
   role: BreakglassRole,
   approver: Principal,
   now: Date,
-  people: readonly Person[] = [],
+  directory: Directory = NO_DIRECTORY,
 ): Grant {
   if (grant.state !== 'requested')
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
-  if (samePerson(people, grant.requester, approver)) {
+  if (samePerson(directory, grant.requester, approver)) {
     throw new RefusalError(
       `${describe(approver)} requested grant ${grant.grantId} and cannot approve it: someone else must`,
     );
@@ -254,7 +303,9 @@ export function approveGrant(
   if (!isApprover(role, approver)) {
     throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
   }
-  if (grant.approvals.some((a) => samePerson(people, a.approver, approver))) {
+  assertListed(directory, approver, 'approve');
+  assertListed(directory, grant.requester, 'approve requests of theirs');
+  if (grant.approvals.some((a) => samePerson(directory, a.approver, approver))) {
     throw new RefusalError(
       `${describe(approver)} already approved grant ${grant.grantId}; another approver is needed`,
     );
@@ -306,9 +357,9 @@ export function assertIssuable(
   grant: Grant,
   principal: Principal,
   now: Date,
-  people: readonly Person[] = [],
+  directory: Directory = NO_DIRECTORY,
 ): void {
-  if (!samePerson(people, grant.requester, principal)) {
+  if (!samePerson(directory, grant.requester, principal)) {
     throw new RefusalError(
       `${describe(principal)} did not request grant ${grant.grantId}: only its requester receives its credentials`,
     );
@@ -372,14 +423,14 @@ export function revokeGrant(
   role: BreakglassRole,
   by: Principal,
   now: Date,
-  people: readonly Person[] = [],
+  directory: Directory = NO_DIRECTORY,
 ): Grant {
   if (grant.state !== 'active' && grant.state !== 'approved') {
     throw new RefusalError(
       `grant ${grant.grantId} is ${grant.state}; only an approved or active grant can be revoked`,
     );
   }
-  if (!samePerson(people, grant.requester, by) && !isApprover(role, by)) {
+  if (!samePerson(directory, grant.requester, by) && !isApprover(role, by)) {
     throw new RefusalError(
       `${describe(by)} may not revoke grant ${grant.grantId}: only its requester or an approver of role ${role.id} can`,
     );
@@ -390,19 +441,26 @@ export function revokeGrant(
 /** The after-the-fact review, by someone other than the requester. */
 export function reviewGrant(
   grant: Grant,
+  role: BreakglassRole,
   reviewer: Principal,
   notes: string,
   now: Date,
-  people: readonly Person[] = [],
+  directory: Directory = NO_DIRECTORY,
 ): Grant {
   if (grant.state !== 'expired' && grant.state !== 'revoked') {
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; it is reviewed once it has ended`);
   }
-  if (samePerson(people, grant.requester, reviewer)) {
+  if (samePerson(directory, grant.requester, reviewer)) {
     throw new RefusalError(
       `${describe(reviewer)} used grant ${grant.grantId} and cannot review it: someone else must`,
     );
   }
+  if (!isApprover(role, reviewer)) {
+    throw new RefusalError(
+      `${describe(reviewer)} may not review grant ${grant.grantId}: reviews are for the approvers of role ${role.id}`,
+    );
+  }
+  assertListed(directory, reviewer, 'review');
   if (!notes.trim()) throw new RefusalError('expected review notes (--notes "what was done and why")');
   if (grant.review?.reviewedAt) throw new RefusalError(`grant ${grant.grantId} was already reviewed`);
   return {

@@ -46,7 +46,12 @@ const deferred: DeferredJob[] = [];
 const posted: { url: string; message: SlackMessage }[] = [];
 
 const config = BreakglassConfigSchema.parse({
-  people: [{ name: 'alice', localUsers: ['alice'], slackUsers: ['U0ALICE'] }],
+  people: [
+    { name: 'alice', localUsers: ['alice'], slackUsers: ['U0ALICE'] },
+    { name: 'bob', localUsers: ['bob'], slackUsers: ['U0BOB'] },
+    { name: 'carol', localUsers: ['carol'] },
+    { name: 'dave', localUsers: ['dave'] },
+  ],
   roles: [
     {
       id: 'prod-admin',

@@ -7,6 +7,7 @@ import {
   denyGrant,
   expireGrant,
   type Grant,
+  isApprover,
   isOverdue,
   isReviewOverdue,
   type Principal,
@@ -133,12 +134,73 @@ describe('grants: one person, several principals', () => {
     approvers: { slackUsers: ['U0ALICE', 'U0CAROL'] },
   });
 
+  const directory = {
+    people: [...people, { name: 'carol', awsPrincipals: [], slackUsers: ['U0CAROL'], localUsers: [] }],
+  };
+
   it('refuses a requester approving from another channel', () => {
-    expect(personOf(people, aliceOnSlack)).toBe('person:alice');
-    expect(() => approveGrant(request({ role: slackRole }), slackRole, aliceOnSlack, now, people)).toThrow(
+    expect(personOf(directory, aliceOnSlack)).toBe('person:alice');
+    expect(() => approveGrant(request({ role: slackRole }), slackRole, aliceOnSlack, now, directory)).toThrow(
       'cannot approve it: someone else must',
     );
-    expect(approveGrant(request({ role: slackRole }), slackRole, carol, now, people).state).toBe('approved');
+    expect(approveGrant(request({ role: slackRole }), slackRole, carol, now, directory).state).toBe(
+      'approved',
+    );
+  });
+
+  it('refuses an approver it cannot tell from the requester, once there is a directory', () => {
+    const stranger: Principal = { kind: 'slack', id: 'U0STRANGE' };
+    const open = BreakglassRoleSchema.parse({ ...role, approvers: { slackUsers: ['U0STRANGE'] } });
+    expect(() => approveGrant(request({ role: open }), open, stranger, now, directory)).toThrow(
+      'is not in breakglass.people',
+    );
+  });
+});
+
+describe('grants: what AWS vouches for', () => {
+  const oncall = (session: string): Principal => ({
+    kind: 'aws',
+    id: `arn:aws:sts::123456789012:assumed-role/oncall/${session}`,
+  });
+  const sso = (user: string): Principal => ({
+    kind: 'aws',
+    id: `arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Oncall_0123abcd/${user}`,
+  });
+  const anyOncall = BreakglassRoleSchema.parse({
+    ...role,
+    approvers: {
+      awsPrincipals: [
+        'arn:aws:sts::123456789012:assumed-role/oncall/*',
+        'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Oncall_0123abcd/*',
+      ],
+    },
+  });
+
+  it('never takes a session name the caller chose for a second person', () => {
+    const grant = request({ role: anyOncall, requester: oncall('alice') });
+    expect(() => approveGrant(grant, anyOncall, oncall('not-alice'), now)).toThrow(
+      'cannot approve it: someone else must',
+    );
+    expect(personOf({ people: [] }, oncall('alice'))).toBe(
+      'aws:arn:aws:sts::123456789012:assumed-role/oncall/*',
+    );
+  });
+
+  it('tells people apart by the session name of roles that pin it (Identity Center, or listed)', () => {
+    const grant = request({ role: anyOncall, requester: sso('alice@example.com') });
+    expect(approveGrant(grant, anyOncall, sso('bob@example.com'), now).state).toBe('approved');
+    const pinned = { people: [], pinnedSessionRoles: ['oncall'] };
+    const other = request({ role: anyOncall, requester: oncall('alice') });
+    expect(approveGrant(other, anyOncall, oncall('bob'), now, pinned).state).toBe('approved');
+  });
+
+  it('lets a wildcard match within one ARN segment only', () => {
+    const users = BreakglassRoleSchema.parse({
+      ...role,
+      approvers: { awsPrincipals: ['arn:aws:iam::123456789012:user/*'] },
+    });
+    expect(isApprover(users, { kind: 'aws', id: 'arn:aws:iam::123456789012:user/bob' })).toBe(true);
+    expect(isApprover(users, { kind: 'aws', id: 'arn:aws:iam::123456789012:user/ops/bob' })).toBe(false);
   });
 });
 
@@ -195,13 +257,16 @@ describe('grants: activity and end', () => {
 
   it('is reviewed by someone other than the requester, with notes', () => {
     const expired = expireGrant(active(), later(30));
-    expect(() => reviewGrant(expired, alice, 'fine', later(40))).toThrow(
+    expect(() => reviewGrant(expired, role, alice, 'fine', later(40))).toThrow(
       'cannot review it: someone else must',
     );
-    expect(() => reviewGrant(expired, bob, '  ', later(40))).toThrow('expected review notes');
-    const reviewed = reviewGrant(expired, bob, 'hotfix deployed, nothing else touched', later(40));
+    expect(() => reviewGrant(expired, role, mallory, 'mine', later(40))).toThrow(
+      'reviews are for the approvers',
+    );
+    expect(() => reviewGrant(expired, role, bob, '  ', later(40))).toThrow('expected review notes');
+    const reviewed = reviewGrant(expired, role, bob, 'hotfix deployed, nothing else touched', later(40));
     expect(reviewed.review).toMatchObject({ reviewer: bob, notes: 'hotfix deployed, nothing else touched' });
-    expect(() => reviewGrant(reviewed, carol, 'again', later(50))).toThrow('already reviewed');
+    expect(() => reviewGrant(reviewed, role, carol, 'again', later(50))).toThrow('already reviewed');
   });
 
   it('reports a review that is overdue', () => {
