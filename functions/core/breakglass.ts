@@ -48,6 +48,9 @@ export interface BreakglassDeps {
   newGrantId: () => string;
 }
 
+/** How long after a grant ended the sweeper takes over ending its credentials (the ender may still be at it). */
+const UNFINISHED_AFTER_MS = 60_000;
+
 /** How many times a transition is re-applied when a concurrent writer changed the grant first. */
 const CONFLICT_ATTEMPTS = 5;
 
@@ -242,30 +245,53 @@ export async function issueCredentials(
     });
     return { grant: after, credential };
   } catch (error) {
-    // An unrecorded credential must not stay alive: nobody would know to end it early.
-    await issuer.revoke({ grantId, target: role.target, handles: [credential.handle] });
+    // An unrecorded credential must not stay alive: nobody would know to end it early. A Vault
+    // token is revoked by its accessor; an AWS session never left keywarden and ends at the
+    // grant's end by its session policy (a deny on the grant's SourceIdentity would also end
+    // the sessions the grant legitimately holds).
+    if (credential.type === 'vault-wrapped-token') {
+      await issuer.revoke({ grantId, target: role.target, handles: [credential.handle] }).catch(() => {});
+    }
     return refused(deps, 'credentials', principal, grantId, error);
   }
 }
 
 /** Ends the grant's credentials early; requester or approver. Other grants of the role go on. */
 export async function revoke(deps: BreakglassDeps, by: Principal, grantId: string): Promise<StoredGrant> {
-  let result: Awaited<ReturnType<typeof transition>>;
+  let result: { after: StoredGrant; role: BreakglassRole };
   try {
     result = await transition(deps, grantId, (grant, config, role) =>
       revokeGrant(grant, role, by, deps.clock.now(), config),
     );
+    await deps.audit.append({
+      type: 'grant.revoked',
+      actor: who(by),
+      subject: grantId,
+      details: { roleId: result.role.id, handles: result.after.credentials.map((c) => c.handle) },
+    });
   } catch (error) {
-    return refused(deps, 'revoke', by, grantId, error);
+    // A revoke whose credentials were not all ended (IAM or Vault failed) is finished, not refused.
+    const current = error instanceof RefusalError ? await deps.grants.getGrant(grantId) : undefined;
+    if (current?.state !== 'revoked' || current.credentialsEndedAt) {
+      return refused(deps, 'revoke', by, grantId, error);
+    }
+    result = { after: current, role: roleById(await deps.config(), current.roleId) };
   }
-  const { after, role } = result;
-  await endCredentials(deps, after, role, 'revoked');
-  await deps.audit.append({
-    type: 'grant.revoked',
-    actor: who(by),
-    subject: grantId,
-    details: { roleId: role.id, handles: after.credentials.map((c) => c.handle) },
-  });
+  return finishEnding(deps, result.after, result.role, 'revoked');
+}
+
+/** Ends the credentials of an ended grant and records that they are, so the sweeper retries a failure. */
+async function finishEnding(
+  deps: BreakglassDeps,
+  grant: StoredGrant,
+  role: BreakglassRole,
+  how: 'revoked' | 'expired',
+): Promise<StoredGrant> {
+  await endCredentials(deps, grant, role, how);
+  const { after } = await transition(deps, grant.grantId, (current) => ({
+    ...current,
+    credentialsEndedAt: deps.clock.now().toISOString(),
+  }));
   return after;
 }
 
@@ -314,7 +340,6 @@ export async function expire(
     throw error;
   }
   const { after, role } = result;
-  await endCredentials(deps, after, role, 'expired');
   await deps.audit.append({
     type: 'grant.expired',
     actor: `${by}:grant-expiry`,
@@ -326,6 +351,7 @@ export async function expire(
       handles: after.credentials.map((c) => c.handle),
     },
   });
+  await finishEnding(deps, after, role, 'expired');
   return 'expired';
 }
 
@@ -340,7 +366,8 @@ async function release(deps: BreakglassDeps, now: Date): Promise<{ released: str
   for (const grant of await deps.grants.listGrants({ states: ['revoked'] })) {
     const deadAt = credentialsDeadAt(grant);
     const role = config.roles.find((r) => r.id === grant.roleId);
-    if (grant.releasedAt || !deadAt || deadAt.getTime() > now.getTime() || !role) continue;
+    if (grant.releasedAt || !grant.credentialsEndedAt || !deadAt || deadAt.getTime() > now.getTime() || !role)
+      continue;
     const issuer = deps.issuer(role.target.type);
     try {
       if (issuer.release) await issuer.release({ grantId: grant.grantId, target: role.target });
@@ -369,6 +396,18 @@ export async function sweep(
   for (const grant of overdue) {
     try {
       if ((await expire(deps, grant.grantId, 'sweeper')) === 'expired') expired.push(grant.grantId);
+    } catch {
+      failed.push(grant.grantId);
+    }
+  }
+  // Ended grants whose credentials could not all be ended (IAM or Vault failed at the time).
+  const config = await deps.config();
+  for (const grant of await deps.grants.listGrants({ states: ['revoked', 'expired'] })) {
+    const role = config.roles.find((r) => r.id === grant.roleId);
+    if (grant.credentialsEndedAt || !role || !grant.endedAt) continue;
+    if (now.getTime() - Date.parse(grant.endedAt) < UNFINISHED_AFTER_MS) continue;
+    try {
+      await finishEnding(deps, grant, role, grant.state === 'revoked' ? 'revoked' : 'expired');
     } catch {
       failed.push(grant.grantId);
     }

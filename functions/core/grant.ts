@@ -148,6 +148,8 @@ export const GrantSchema = z.object({
       }),
     )
     .default([]),
+  /** When every credential of the ended grant was ended (the sweeper retries until it is set). */
+  credentialsEndedAt: z.iso.datetime().optional(),
   /** When what the early revocation left behind (an AWS deny policy) was removed. */
   releasedAt: z.iso.datetime().optional(),
   review: z
