@@ -72,6 +72,28 @@ export function grantSessionPolicy(expiresAt: Date): string {
     Statement: [
       { Sid: 'KeywardenRoleAsIs', Effect: 'Allow', Action: '*', Resource: '*' },
       {
+        // Ways to outlive the grant: chain into another role (no end-of-grant policy there),
+        // mint long-lived IAM credentials, or remove the revocation deny from the role.
+        Sid: 'KeywardenNoEscape',
+        Effect: 'Deny',
+        Action: [
+          'sts:AssumeRole',
+          'iam:CreateAccessKey',
+          'iam:CreateUser',
+          'iam:CreateLoginProfile',
+          'iam:UpdateLoginProfile',
+          'iam:CreateServiceSpecificCredential',
+          'iam:PutRolePolicy',
+          'iam:DeleteRolePolicy',
+          'iam:AttachRolePolicy',
+          'iam:DetachRolePolicy',
+          'iam:UpdateAssumeRolePolicy',
+          'iam:PutUserPolicy',
+          'iam:AttachUserPolicy',
+        ],
+        Resource: '*',
+      },
+      {
         Sid: 'KeywardenGrantEnd',
         Effect: 'Deny',
         Action: '*',
@@ -82,10 +104,19 @@ export function grantSessionPolicy(expiresAt: Date): string {
   });
 }
 
-/** The session length to ask STS for: the time left, rounded up, at least STS's minimum. */
+/**
+ * The longest session a role may hand out when keywarden's own caller is itself a role
+ * session (role chaining, always the case in Lambda): one hour, whatever MaxSessionDuration says.
+ */
+export const STS_CHAINED_MAX_SECONDS = 3_600;
+
+/**
+ * The session length to ask STS for: the time left, rounded up, at least STS's minimum and
+ * at most the role-chaining maximum (a longer grant fetches credentials again after an hour).
+ */
 export function sessionSeconds(expiresAt: Date, now: Date): number {
   const left = Math.ceil((expiresAt.getTime() - now.getTime()) / 1_000);
-  return Math.max(STS_MIN_SESSION_SECONDS, left);
+  return Math.min(STS_CHAINED_MAX_SECONDS, Math.max(STS_MIN_SESSION_SECONDS, left));
 }
 
 const isAccessDenied = (error: unknown): boolean =>
@@ -132,13 +163,8 @@ export class StsGrantIssuer implements GrantIssuer {
     }
     const roleName = roleNameOf(roleArn);
     const duration = sessionSeconds(expiresAt, now);
-    const maxSession = await this.#maxSessionSeconds(roleArn, roleName);
-    if (maxSession !== undefined && duration > maxSession) {
-      throw new ValidationError(
-        `grant ${grantId}: role ${roleArn} allows sessions of at most ${maxSession} s (MaxSessionDuration), the grant needs ${duration} s; ` +
-          "raise the role's MaxSessionDuration to at least the break-glass role's maxDuration, or ask for a shorter grant",
-      );
-    }
+    // Read the role first: moto (unlike STS) assumes roles that do not exist.
+    await this.#assertRole(roleArn, roleName);
     let answer: AssumeRoleCommandOutput;
     try {
       // Not idempotent (each call is a new session), but harmless to repeat: a session
@@ -167,10 +193,12 @@ export class StsGrantIssuer implements GrantIssuer {
         `grant ${grantId}: STS AssumeRole on ${roleArn} answered without complete credentials; expected an access key id, secret key and session token`,
       );
     }
+    // The session ends at the grant's end, or after the chaining maximum if that comes first.
+    const sessionEnd = new Date(Math.min(expiresAt.getTime(), now.getTime() + duration * 1_000));
     return {
       type: 'aws-session',
       handle: grantId,
-      expiresAt: expiresAt.toISOString(),
+      expiresAt: sessionEnd.toISOString(),
       credentials: SecretValue.ofJson({
         accessKeyId: AccessKeyId,
         secretAccessKey: SecretAccessKey,
@@ -230,10 +258,10 @@ export class StsGrantIssuer implements GrantIssuer {
   }
 
   /**
-   * The role's MaxSessionDuration; a missing role is a ValidationError naming it.
-   * `undefined` when keywarden may not read the role (no iam:GetRole).
+   * Checks the role exists under that exact ARN; a missing one is a ValidationError naming it.
+   * Skipped when keywarden may not read the role (no iam:GetRole).
    */
-  async #maxSessionSeconds(roleArn: string, roleName: string): Promise<number | undefined> {
+  async #assertRole(roleArn: string, roleName: string): Promise<void> {
     try {
       const { Role } = await this.#iam.send(new GetRoleCommand({ RoleName: roleName }));
       if (Role?.Arn !== undefined && Role.Arn !== roleArn) {
@@ -241,11 +269,10 @@ export class StsGrantIssuer implements GrantIssuer {
           `expected IAM role ${roleArn}, found ${Role.Arn} under the name ${roleName}; fix the role ARN (path or account) in the break-glass role's target`,
         );
       }
-      return Role?.MaxSessionDuration;
     } catch (error) {
       if (error instanceof ValidationError) throw error;
       // Without iam:GetRole the check is skipped: STS's own answer below still decides.
-      if (isAccessDenied(error)) return undefined;
+      if (isAccessDenied(error)) return;
       if (awsErrorName(error) === 'NoSuchEntityException') {
         throw new ValidationError(
           `expected IAM role ${roleArn} to exist, IAM does not know it; create the role or fix the break-glass role's target in the inventory`,
