@@ -16,6 +16,7 @@
  *
  * The API description is api/openapi.yaml; test/unit/api-routes.test.ts keeps the two equal.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
@@ -43,6 +44,7 @@ import { isSlackRetry, slackDeliveryKey, verifySlackRequest } from '../adapters/
 import { wire } from '../adapters/wiring.ts';
 import * as breakglass from '../core/breakglass.ts';
 import type { CampaignCounts } from '../core/campaign.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Grant, GrantStateSchema, type Principal, RefusalError } from '../core/grant.ts';
 import type { DeliveryLedger, IssuedGrantCredential, StoredCampaign, StoredGrant } from '../core/ports.ts';
@@ -51,16 +53,48 @@ import { optionalEnv, requireEnv } from './env.ts';
 import { coldStart, loadLambdaConfig, readSecret } from './lambda-config.ts';
 
 /** Work Slack must not wait for: done after the 3-second answer, its outcome posted to `responseUrl`. */
-export type DeferredJob =
-  | { kind: 'decide'; action: 'approve' | 'deny'; grantId: string; userId: string; responseUrl: string }
-  | {
-      kind: 'revoke';
-      incident: string;
-      selectors: string[];
-      reissue: boolean;
-      userId: string;
-      responseUrl: string;
-    };
+export const DeferredJobSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('decide'),
+    action: z.enum(['approve', 'deny']),
+    grantId: z.string().min(1),
+    userId: z.string().min(1),
+    responseUrl: z.string().min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('revoke'),
+    incident: z.string().min(1),
+    selectors: z.array(z.string().min(1)).min(1),
+    reissue: z.boolean(),
+    userId: z.string().min(1),
+    responseUrl: z.string().min(1),
+  }),
+]);
+export type DeferredJob = z.infer<typeof DeferredJobSchema>;
+
+/**
+ * The MAC that makes a deferred job trustworthy: it acts as a Slack user, and whoever may
+ * invoke the function (not only API Gateway) could otherwise forge one. Keyed with the
+ * Slack signing secret, which only keywarden and Slack hold.
+ */
+export function deferredJobMac(signingSecret: SecretValue, job: DeferredJob): string {
+  return createHmac('sha256', signingSecret.reveal())
+    .update(`keywarden-deferred:${canonicalJson(job)}`)
+    .digest('hex');
+}
+
+/** A deferred job with a valid MAC, or a refusal. */
+export function verifyDeferredJob(signingSecret: SecretValue, event: unknown): DeferredJob {
+  const parsed = z.object({ keywardenDeferred: DeferredJobSchema, mac: z.string() }).safeParse(event);
+  if (!parsed.success)
+    throw new ValidationError('expected a deferred Slack job with its MAC; refusing the invocation');
+  const expected = Buffer.from(deferredJobMac(signingSecret, parsed.data.keywardenDeferred));
+  const given = Buffer.from(parsed.data.mac);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    throw new RefusalError('a deferred Slack job arrived with a MAC that does not match; refusing it');
+  }
+  return parsed.data.keywardenDeferred;
+}
 
 /** Starting and reading incident campaigns (Slack `/revoke`, `POST /campaigns`). */
 export interface CampaignApi {
@@ -93,6 +127,8 @@ export interface ApiDeps {
   report: (grantId: string) => Promise<{ report: unknown; markdown: string }>;
   campaigns?: CampaignApi | undefined;
   slack?: SlackDeps | undefined;
+  /** Where unexpected failures are logged (never a secret: keywarden's errors hold none). */
+  log?: ((line: string) => void) | undefined;
   /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
   progress?: { everyMs: number; deadlineMs: number } | undefined;
 }
@@ -125,13 +161,19 @@ const errorCode: [new (...args: never[]) => Error, number, string][] = [
   [ConflictError, 409, 'conflict'],
 ];
 
-function errorResult(error: unknown): ApiResult {
+function errorResult(error: unknown, requestId: string, log: (line: string) => void): ApiResult {
   for (const [type, status, code] of errorCode) {
     if (error instanceof type) return json(status, { error: { code, message: error.message } });
   }
-  // Anything else may carry details a caller must not see; the function's log has them.
+  // Anything else may carry details a caller must not see: name and message go to the log
+  // (keywarden's errors hold no secret values), the caller gets the request id to find them.
+  const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
+  log(`request ${requestId} failed: ${name}: ${message}`);
   return json(500, {
-    error: { code: 'internal', message: 'keywarden failed; the function log has the cause' },
+    error: {
+      code: 'internal',
+      message: `keywarden failed; the function log has the cause (request ${requestId})`,
+    },
   });
 }
 
@@ -568,7 +610,7 @@ export function makeHandler(deps: ApiDeps) {
       try {
         return await route.run(deps)(event, params, () => principalOf(deps, event));
       } catch (error) {
-        return errorResult(error);
+        return errorResult(error, event.requestContext.requestId ?? 'unknown', deps.log ?? console.error);
       }
     }
     return json(404, { error: { code: 'not-found', message: `no route ${method} ${path}` } });
@@ -577,8 +619,9 @@ export function makeHandler(deps: ApiDeps) {
 
 // ---- Lambda entry -------------------------------------------------------------------------
 
-/** The event of the async self-invocation that runs a deferred Slack job. */
-const DeferredEventSchema = z.object({ keywardenDeferred: z.record(z.string(), z.unknown()) });
+/** An async self-invocation that runs a deferred Slack job (API Gateway events never have this key). */
+const isDeferredEvent = (event: unknown): boolean =>
+  typeof event === 'object' && event !== null && 'keywardenDeferred' in event;
 
 const ready = coldStart(async () => {
   const config = await loadLambdaConfig();
@@ -587,9 +630,12 @@ const ready = coldStart(async () => {
   const lambda = new LambdaClient(awsClientConfig(config.aws));
   const functionName = requireEnv('AWS_LAMBDA_FUNCTION_NAME');
   const responder = new SlackResponder();
-  const slack: SlackDeps | undefined = signingSecretArn
+  const signingSecret = signingSecretArn
+    ? new SecretValue(await readSecret(services.aws.secrets, signingSecretArn))
+    : undefined;
+  const slack: SlackDeps | undefined = signingSecret
     ? {
-        signingSecret: new SecretValue(await readSecret(services.aws.secrets, signingSecretArn)),
+        signingSecret,
         ledger: services.breakglassStore,
         respond: (url, message) => responder.respond(url, message),
         // Slack's answer must leave within 3 s: the job runs in a second, asynchronous invocation.
@@ -598,7 +644,9 @@ const ready = coldStart(async () => {
             new InvokeCommand({
               FunctionName: functionName,
               InvocationType: 'Event',
-              Payload: Buffer.from(JSON.stringify({ keywardenDeferred: job })),
+              Payload: Buffer.from(
+                JSON.stringify({ keywardenDeferred: job, mac: deferredJobMac(signingSecret, job) }),
+              ),
             }),
           );
         },
@@ -625,11 +673,17 @@ const ready = coldStart(async () => {
   return { deps, http: makeHandler(deps) };
 });
 
-export const handler = async (event: unknown): Promise<ApiResult | undefined> => {
+export const handler = async (
+  event: unknown,
+  context?: { getRemainingTimeInMillis(): number; awsRequestId?: string },
+): Promise<ApiResult | undefined> => {
   const { deps, http } = await ready();
-  const deferred = DeferredEventSchema.safeParse(event);
-  if (deferred.success) {
-    await runDeferred(deps, deferred.data.keywardenDeferred as DeferredJob);
+  if (isDeferredEvent(event)) {
+    if (!deps.slack) throw new KeywardenError('a deferred Slack job arrived but Slack is not configured');
+    const job = verifyDeferredJob(deps.slack.signingSecret, event);
+    // Progress polling stops well before the function's timeout (async invocations are not retried).
+    const left = context ? context.getRemainingTimeInMillis() - 10_000 : 60_000;
+    await runDeferred({ ...deps, progress: { everyMs: 20_000, deadlineMs: Math.max(0, left) } }, job);
     return undefined;
   }
   return http(event as ApiEvent);

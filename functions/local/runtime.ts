@@ -172,6 +172,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const deps: ApiDeps = {
     breakglass: services.breakglassDeps,
     acceptLocalPrincipals: true,
+    log,
     region: services.config.aws.region,
     vaultAddr: services.config.vault?.addr,
     report: services.grantReportOf,
