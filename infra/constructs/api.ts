@@ -154,8 +154,9 @@ export class Api extends Construct {
       roleDescription:
         'keywarden API: requests, approves and issues break-glass grants (assumes roles under the break-glass path), starts revocation campaigns',
       memorySize: 512,
-      // HTTP requests end at API Gateway's 30 seconds; Slack's slow work runs in an async self-invocation.
-      timeout: Duration.minutes(1),
+      // HTTP requests end at API Gateway's 30 seconds; Slack's slow work runs in an async
+      // self-invocation, which posts `/revoke` progress for as long as this allows.
+      timeout: Duration.minutes(5),
       logRetention,
       environment: {
         KEYWARDEN_TABLE: stateStore.table.tableName,
@@ -172,6 +173,9 @@ export class Api extends Construct {
       },
     });
     (this.handler.function.node.defaultChild as lambda.CfnFunction).functionName = functionName;
+    // A deferred Slack job acts once: Lambda's automatic retries of an async invocation could
+    // start a second campaign or post twice. A failed job says so in the channel instead.
+    this.handler.function.configureAsyncInvoke({ retryAttempts: 0 });
 
     const role = this.handler.role;
     const rolesArn = breakGlass.breakglassRolesArn;
@@ -182,11 +186,11 @@ export class Api extends Construct {
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
 
-    // Issuing an AWS grant: AssumeRole with SourceIdentity (and session tags) = the grant id.
+    // Issuing an AWS grant: AssumeRole with SourceIdentity = the grant id.
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'AssumeBreakglassRoles',
-        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
+        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity'],
         resources: [rolesArn],
       }),
     );
@@ -199,11 +203,11 @@ export class Api extends Construct {
         resources: [rolesArn],
       }),
     );
-    // Early revocation: a deny on the grant's SourceIdentity, read first to add to it.
+    // Early revocation: a deny on the grant's SourceIdentity (one policy per grant, put whole).
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DenyGrantSessionsOfBreakglassRoles',
-        actions: ['iam:PutRolePolicy', 'iam:GetRolePolicy'],
+        actions: ['iam:PutRolePolicy'],
         resources: [rolesArn],
       }),
     );
@@ -256,7 +260,7 @@ export class Api extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity and session tags set to the grant id), reading their MaxSessionDuration (GetRole) and the early-revocation deny (PutRolePolicy, GetRolePolicy) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role.`,
+          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity set to the grant id), checking they exist (GetRole) and the early-revocation deny (PutRolePolicy) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role.`,
           appliesTo: [iam5ResourceFinding(this, rolesArn)],
         },
         {

@@ -258,6 +258,15 @@ export class BreakGlass extends Construct {
       environment,
     });
     grantEndGrants(this.sweeper.role);
+    // Only the sweeper tidies up: it removes an early revocation's deny once the grant's
+    // sessions are all dead, so denies do not fill a role's 10 KB of inline policies.
+    this.sweeper.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReleaseGrantDenies',
+        actions: ['iam:DeleteRolePolicy'],
+        resources: [this.breakglassRolesArn],
+      }),
+    );
 
     // The cast only bridges aws-cdk-lib's declarations, which are not written for `exactOptionalPropertyTypes`.
     this.sweeperAlias = new lambda.Alias(this, 'SweeperLiveAlias', {

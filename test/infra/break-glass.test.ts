@@ -99,6 +99,22 @@ describe('infra: break-glass', () => {
       }
     });
 
+    it('let only the sweeper remove a deny, once the grant is over, on those roles', () => {
+      const [expiry, sweeper] = enders();
+      expect(
+        resourcesAllowedFor(
+          statementsOf((sweeper as { fn: KeywardenFunction }).fn.role),
+          'iam:DeleteRolePolicy',
+        ),
+      ).toEqual([BREAKGLASS_ROLES]);
+      expect(
+        resourcesAllowedFor(
+          statementsOf((expiry as { fn: KeywardenFunction }).fn.role),
+          'iam:DeleteRolePolicy',
+        ),
+      ).toEqual([]);
+    });
+
     it('delete schedules of the grant group only, and create none', () => {
       for (const { fn } of enders()) {
         const statements = statementsOf(fn.role);
