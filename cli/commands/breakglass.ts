@@ -6,7 +6,7 @@
  * an AWS profile file; never to stderr, where logs are collected. A Vault grant arrives as a
  * single-use wrapped token, unwrapped here against Vault.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
@@ -35,7 +35,8 @@ type Credential =
       vaultAddr: string;
     };
 
-const who = (p: Grant['requester']) => p.name ?? `${p.kind}:${p.id}`;
+/** A principal as shown to approvers: the id that was checked, with the (self-chosen) display name beside it. */
+const who = (p: Grant['requester']) => (p.name ? `${p.kind}:${p.id} (${p.name})` : `${p.kind}:${p.id}`);
 
 function describeGrant(grant: Grant): string {
   const approvals = grant.approvals.map((a) => who(a.approver)).join(', ') || 'none';
@@ -64,6 +65,8 @@ function writeProfile(
     .join('');
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, `${kept.trimEnd()}${kept.trim() ? '\n\n' : ''}${section}`, { mode: 0o600 });
+  // `mode` applies only to a new file: an existing one is tightened too, it now holds a session.
+  chmodSync(file, 0o600);
 }
 
 export function registerBreakglass(program: Command): void {
