@@ -2,14 +2,15 @@ import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
-import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -291,47 +292,11 @@ export class BreakGlass extends Construct {
 
     // Alarms.
 
-    this.alarmKey = new kms.Key(this, 'AlarmKey', {
-      description: 'keywarden break-glass alarm topic encryption',
-      enableKeyRotation: true,
-      // Protects notifications in transit through SNS only; nothing stored depends on it.
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    // CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; this
-    // dedicated key lets them. Which alarms may publish is restricted by the topic policy below.
-    this.alarmKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowCloudWatchAlarmsToPublishToTheTopic',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-      }),
-    );
-    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
-      displayName: 'keywarden break-glass alarms',
-      masterKey: this.alarmKey,
-      enforceSSL: true,
-    });
     const alarmNamePrefix = `${stack.stackName}-`;
-    this.alarmTopic.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowThisStacksAlarmsToPublish',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['sns:Publish'],
-        resources: [this.alarmTopic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': stack.formatArn({
-              service: 'cloudwatch',
-              resource: 'alarm',
-              resourceName: `${alarmNamePrefix}*`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-    );
+    ({ key: this.alarmKey, topic: this.alarmTopic } = encryptedAlarmTopic(this, {
+      what: 'break-glass',
+      alarmNamePrefix,
+    }));
 
     const atLeastOnceAnHour = {
       threshold: 1,

@@ -1,10 +1,10 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
@@ -16,6 +16,7 @@ import {
   REVOKE_BATCH_SIZE as SHARED_BATCH_SIZE,
   workerShare,
 } from '../../functions/core/revocation-batching.ts';
+import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -409,49 +410,9 @@ export class Revocation extends Construct {
       this.alarmTopic = props.alarmTopic;
       this.alarmKey = undefined;
     } else {
-      // As the rotation alarm topic: CloudWatch alarms cannot publish to a topic encrypted with
-      // the AWS managed SNS key, so the topic has a key of its own.
-      const alarmKey = new kms.Key(this, 'AlarmKey', {
-        description: 'keywarden revocation alarm topic encryption',
-        enableKeyRotation: true,
-        // Protects notifications in transit through SNS only; nothing stored depends on it.
-        removalPolicy: RemovalPolicy.DESTROY,
-      });
-      alarmKey.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'AllowCloudWatchAlarmsToPublishToTheTopic',
-          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-          resources: ['*'],
-        }),
-      );
-      const topic = new sns.Topic(this, 'AlarmTopic', {
-        displayName: 'keywarden revocation alarms',
-        masterKey: alarmKey,
-        enforceSSL: true,
-      });
-      // enforceSSL's topic policy replaces SNS's default one: only this stack's revocation alarms may publish.
-      topic.addToResourcePolicy(
-        new iam.PolicyStatement({
-          sid: 'AllowThisStacksAlarmsToPublish',
-          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-          actions: ['sns:Publish'],
-          resources: [topic.topicArn],
-          conditions: {
-            StringEquals: { 'aws:SourceAccount': stack.account },
-            ArnLike: {
-              'aws:SourceArn': stack.formatArn({
-                service: 'cloudwatch',
-                resource: 'alarm',
-                resourceName: `${alarmNamePrefix}*`,
-                arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-              }),
-            },
-          },
-        }),
-      );
+      const { key, topic } = encryptedAlarmTopic(this, { what: 'revocation', alarmNamePrefix });
       this.alarmTopic = topic;
-      this.alarmKey = alarmKey;
+      this.alarmKey = key;
     }
 
     const fiveMinutes = Duration.minutes(5);

@@ -1,16 +1,17 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
-import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { accountKeysArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -350,51 +351,11 @@ export class Rotation extends Construct {
 
     // Alarms.
 
-    this.alarmKey = new kms.Key(this, 'AlarmKey', {
-      description: 'keywarden rotation alarm topic encryption',
-      enableKeyRotation: true,
-      // Protects notifications in transit through SNS only; nothing stored depends on it.
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    // CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key; this
-    // dedicated key lets them. Actions as AWS documents them for alarm notifications; which
-    // alarms may publish is restricted by the topic policy below.
-    this.alarmKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowCloudWatchAlarmsToPublishToTheTopic',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-      }),
-    );
-
-    this.alarmTopic = new sns.Topic(this, 'AlarmTopic', {
-      displayName: 'keywarden rotation alarms',
-      masterKey: this.alarmKey,
-      enforceSSL: true,
-    });
-    // The topic policy that enforceSSL creates replaces SNS's default policy, so CloudWatch needs
-    // an explicit grant: only alarms of this stack, in this account and region.
     const alarmNamePrefix = `${stack.stackName}-`;
-    this.alarmTopic.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowThisStacksAlarmsToPublish',
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['sns:Publish'],
-        resources: [this.alarmTopic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': stack.formatArn({
-              service: 'cloudwatch',
-              resource: 'alarm',
-              resourceName: `${alarmNamePrefix}*`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-    );
+    ({ key: this.alarmKey, topic: this.alarmTopic } = encryptedAlarmTopic(this, {
+      what: 'rotation',
+      alarmNamePrefix,
+    }));
 
     const hour = Duration.hours(1);
     const atLeastOnce = {

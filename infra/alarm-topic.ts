@@ -1,0 +1,66 @@
+import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+
+/** An alarm topic with its own key, as {@link encryptedAlarmTopic} builds it. */
+export interface AlarmTopic {
+  readonly key: kms.Key;
+  readonly topic: sns.Topic;
+}
+
+/**
+ * The SNS topic a capability's CloudWatch alarms notify, as `AlarmKey` and `AlarmTopic` under
+ * `scope`. CloudWatch alarms cannot publish to a topic encrypted with the AWS managed SNS key,
+ * so the topic has a key of its own. The topic policy that `enforceSSL` creates replaces SNS's
+ * default one, so CloudWatch gets an explicit grant: only alarms of this stack whose names
+ * start with `alarmNamePrefix`, in this account and region.
+ */
+export function encryptedAlarmTopic(
+  scope: Construct,
+  props: { what: string; alarmNamePrefix: string },
+): AlarmTopic {
+  const stack = Stack.of(scope);
+  const key = new kms.Key(scope, 'AlarmKey', {
+    description: `keywarden ${props.what} alarm topic encryption`,
+    enableKeyRotation: true,
+    // Protects notifications in transit through SNS only; nothing stored depends on it.
+    removalPolicy: RemovalPolicy.DESTROY,
+  });
+  // Actions as AWS documents them for alarm notifications; which alarms may publish is
+  // restricted by the topic policy below.
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'AllowCloudWatchAlarmsToPublishToTheTopic',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      resources: ['*'],
+    }),
+  );
+  const topic = new sns.Topic(scope, 'AlarmTopic', {
+    displayName: `keywarden ${props.what} alarms`,
+    masterKey: key,
+    enforceSSL: true,
+  });
+  topic.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'AllowThisStacksAlarmsToPublish',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': stack.account },
+        ArnLike: {
+          'aws:SourceArn': stack.formatArn({
+            service: 'cloudwatch',
+            resource: 'alarm',
+            resourceName: `${props.alarmNamePrefix}*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        },
+      },
+    }),
+  );
+  return { key, topic };
+}
