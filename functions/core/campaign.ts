@@ -9,8 +9,9 @@ import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
+import { scopeKey } from './kinds.ts';
 import { deliveryOf } from './provider.ts';
-import { scopeKey, trimSlashes } from './resource-key.ts';
+import { trimSlashes } from './resource-key.ts';
 import { NOT_ROTATED } from './rotation.ts';
 import { parseSelectors, type SelectorSubject, select } from './selector.ts';
 

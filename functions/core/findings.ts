@@ -5,7 +5,8 @@ import { formatAge, toMillis } from './duration.ts';
 import { type Grant, isReviewOverdue } from './grant.ts';
 import { groupBy } from './group-by.ts';
 import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
-import { deliveryKey, scopeKey } from './resource-key.ts';
+import { scopeKey } from './kinds.ts';
+import { deliveryKey } from './resource-key.ts';
 
 export const SeveritySchema = z.enum(['info', 'low', 'medium', 'high', 'critical']);
 export type Severity = z.infer<typeof SeveritySchema>;

@@ -1,0 +1,45 @@
+/**
+ * The layering rules, checked by `npm test` (depcruise). Direction of dependencies:
+ * handlers, cli, local → adapters → core; core imports only zod and itself;
+ * infra reaches the functions through handler entry paths only.
+ * @type {import('dependency-cruiser').IConfiguration}
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-cycles',
+      severity: 'error',
+      comment: 'Import cycles (type imports included) make modules impossible to read or test alone.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-is-pure',
+      severity: 'error',
+      comment: 'functions/core imports only zod and itself: no SDK, no network, no node built-ins.',
+      from: { path: '^functions/core/' },
+      to: { pathNot: ['^functions/core/', '^node_modules/zod/'] },
+    },
+    {
+      name: 'adapters-below-entry-points',
+      severity: 'error',
+      comment: 'Adapters never import handlers, the local runtime or the CLI.',
+      from: { path: '^functions/adapters/' },
+      to: { path: ['^functions/handlers/', '^functions/local/', '^cli/'] },
+    },
+    {
+      name: 'infra-through-entry-paths',
+      severity: 'error',
+      comment: 'infra names handler entry paths only; it never imports core, adapters or handler code.',
+      from: { path: '^infra/' },
+      to: { path: ['^functions/', '^cli/'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: ['node_modules', 'cdk\\.out', '\\.venv'] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'] },
+  },
+};
