@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
-import { KeywardenError } from './errors.ts';
+import { KeywardenError, ValidationError } from './errors.ts';
 
 /** The Slack users who may start an incident revocation from Slack. */
 export const slackResponders = (config: BreakglassConfig): string[] =>
@@ -37,6 +37,23 @@ export const BreakglassTargetSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('vault-policies'), policies: z.array(z.string().min(1)).min(1) }),
 ]);
 export type BreakglassTarget = z.infer<typeof BreakglassTargetSchema>;
+
+/**
+ * Narrows a target to the type an issuer serves: a target routed to the wrong issuer is a
+ * ValidationError naming the issuer, what it was doing, and the type it got.
+ */
+export function targetOfType<T extends BreakglassTarget['type']>(
+  target: BreakglassTarget,
+  type: T,
+  context: { issuer: string; doing: string },
+): Extract<BreakglassTarget, { type: T }> {
+  if (target.type !== type) {
+    throw new ValidationError(
+      `${context.issuer}: expected a target of type ${type} while ${context.doing}, got a ${target.type} target; route it to the issuer of that type`,
+    );
+  }
+  return target as Extract<BreakglassTarget, { type: T }>;
+}
 
 /** A break-glass role as declared in the inventory's `breakglass.roles`. */
 export const BreakglassRoleSchema = z

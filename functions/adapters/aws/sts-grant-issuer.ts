@@ -28,7 +28,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from '@aws-sdk/client-sts';
 import { ValidationError } from '../../core/errors.ts';
-import type { BreakglassTarget } from '../../core/grant.ts';
+import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
 import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
@@ -122,16 +122,8 @@ export function sessionSeconds(expiresAt: Date, now: Date): number {
 const isAccessDenied = (error: unknown): boolean =>
   awsErrorName(error) === 'AccessDenied' || awsErrorName(error) === 'AccessDeniedException';
 
-type AwsRoleTarget = Extract<BreakglassTarget, { type: 'aws-role' }>;
-
-function awsTargetOf(target: BreakglassTarget, doing: string): AwsRoleTarget {
-  if (target.type !== 'aws-role') {
-    throw new ValidationError(
-      `StsGrantIssuer: expected an aws-role target while ${doing}, got a ${target.type} target; route it to the issuer of that type`,
-    );
-  }
-  return target;
-}
+const awsTargetOf = (target: BreakglassTarget, doing: string) =>
+  targetOfType(target, 'aws-role', { issuer: 'StsGrantIssuer', doing });
 
 /** {@link GrantIssuer} for `aws-role`; see the module comment. */
 export class StsGrantIssuer implements GrantIssuer {

@@ -14,7 +14,7 @@
  * all it needs to end the token early.
  */
 import { ValidationError } from '../../core/errors.ts';
-import type { BreakglassTarget } from '../../core/grant.ts';
+import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
 import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { type VaultClient, VaultError } from './client.ts';
@@ -36,16 +36,8 @@ export interface VaultGrantIssuerProps {
 /** The display name of a grant's token; Vault shows it as `token-breakglass-<grantId>`. */
 export const grantDisplayName = (grantId: string): string => `breakglass-${grantId}`;
 
-type VaultPoliciesTarget = Extract<BreakglassTarget, { type: 'vault-policies' }>;
-
-function vaultTargetOf(target: BreakglassTarget, doing: string): VaultPoliciesTarget {
-  if (target.type !== 'vault-policies') {
-    throw new ValidationError(
-      `VaultGrantIssuer: expected a vault-policies target while ${doing}, got a ${target.type} target; route it to the issuer of that type`,
-    );
-  }
-  return target;
-}
+const vaultTargetOf = (target: BreakglassTarget, doing: string) =>
+  targetOfType(target, 'vault-policies', { issuer: 'VaultGrantIssuer', doing });
 
 /** {@link GrantIssuer} for `vault-policies`; see the module comment. */
 export class VaultGrantIssuer implements GrantIssuer {
