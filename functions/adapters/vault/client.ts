@@ -127,6 +127,23 @@ export const WrapInfoSchema = z.object({
 });
 export type WrapInfo = z.infer<typeof WrapInfoSchema>;
 
+/** `<mount>/metadata/<path>` of KV v2 (OpenBao adds `current_metadata_version`). */
+export const KvMetadataSchema = z.object({
+  current_version: z.number(),
+  /** OpenBao only: the revision `metadata_cas` is checked against. */
+  current_metadata_version: z.number().optional(),
+  custom_metadata: z.record(z.string(), z.string()).nullable().optional(),
+  versions: z.record(
+    z.string(),
+    z.object({
+      created_time: z.string(),
+      /** Empty while live; set when soft-deleted, or a future time when `delete_version_after` is set. */
+      deletion_time: z.string(),
+      destroyed: z.boolean(),
+    }),
+  ),
+});
+
 /** The body of `auth/token/create` (see Vault's token auth API); durations as Vault strings (`1h`). */
 export interface TokenCreateRequest {
   policies?: string[];

@@ -22,10 +22,10 @@ import { z } from 'zod';
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
-import type { DeliveryTarget } from '../../core/provider.ts';
+import type { DeliveryTarget } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import { SecretValue } from '../../core/secret-value.ts';
-import { parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
+import { KvMetadataSchema, parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
 
 /** A Vault KV delivery target as declared in the inventory. */
 export type VaultKvDeliveryTarget = Extract<Delivery, { type: 'vault-kv' }>;
@@ -38,23 +38,6 @@ const MAX_CUSTOM_METADATA_KEYS = 64;
 
 /** `kw-<n>` → versionId, `kw-<n>-format` → `text`. */
 const MAPPING_KEY = /^kw-(\d+)(-format)?$/;
-
-/** `<mount>/metadata/<path>` of KV v2 (OpenBao adds `current_metadata_version`). */
-const KvMetadataSchema = z.object({
-  current_version: z.number(),
-  /** OpenBao only: the revision `metadata_cas` is checked against. */
-  current_metadata_version: z.number().optional(),
-  custom_metadata: z.record(z.string(), z.string()).nullable().optional(),
-  versions: z.record(
-    z.string(),
-    z.object({
-      created_time: z.string(),
-      /** Empty while live; set when soft-deleted (or scheduled by `delete_version_after`). */
-      deletion_time: z.string(),
-      destroyed: z.boolean(),
-    }),
-  ),
-});
 
 /** One KV version as the metadata describes it. */
 export interface KvVersionInfo {

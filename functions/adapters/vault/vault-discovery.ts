@@ -14,11 +14,18 @@
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { z } from 'zod';
-import type { DiscoveredCredential, DiscoverySource } from '../../core/discovery.ts';
+import type { DiscoveredCredential } from '../../core/discovery.ts';
+import type { DiscoverySource } from '../../core/ports.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import type { Fingerprinter } from '../crypto.ts';
-import { parseVaultAnswer, type VaultClient, VaultError, type VaultResponse } from './client.ts';
+import {
+  KvMetadataSchema,
+  parseVaultAnswer,
+  type VaultClient,
+  VaultError,
+  type VaultResponse,
+} from './client.ts';
 import { PENDING_FOLDER } from './kv-delivery.ts';
 
 /** What {@link VaultDiscovery} looks at. */
@@ -43,20 +50,6 @@ const SecretIdSchema = z.object({
   /** RFC 3339; the zero time `0001-01-01T00:00:00Z` when the secret-id has no TTL. */
   expiration_time: z.string(),
   secret_id_num_uses: z.number(),
-});
-
-/** `<mount>/metadata/<path>` of KV v2. */
-const KvMetadataSchema = z.object({
-  current_version: z.number(),
-  versions: z.record(
-    z.string(),
-    z.object({
-      created_time: z.string(),
-      /** Empty while live; a future time when `delete_version_after` is set. */
-      deletion_time: z.string(),
-      destroyed: z.boolean(),
-    }),
-  ),
 });
 
 /** `sys/leases/lookup`. */
