@@ -12,9 +12,10 @@
  */
 import { GetRolePolicyCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { IncidentSchema } from '../../core/campaign.ts';
-import type { RevokeResult, SessionRevoker } from '../../core/campaign-engine.ts';
 import { ValidationError } from '../../core/errors.ts';
+import type { RevokeResult, SessionRevoker } from '../../core/ports.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
+import { denyAllPolicyDocument } from './deny-policy.ts';
 
 const NO_SUCH_ENTITY = 'NoSuchEntityException';
 
@@ -32,20 +33,10 @@ export interface IamRoleSessionRevokerProps {
 export const denyPolicyName = (incident: string): string => `keywarden-revoke-${incident}`;
 
 /** The policy document: deny everything to sessions issued before `issuedBefore`. */
-export function denyPolicyDocument(issuedBefore: string): string {
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'KeywardenRevokeOlderSessions',
-        Effect: 'Deny',
-        Action: '*',
-        Resource: '*',
-        Condition: { DateLessThan: { 'aws:TokenIssueTime': issuedBefore } },
-      },
-    ],
+export const denyPolicyDocument = (issuedBefore: string): string =>
+  denyAllPolicyDocument('KeywardenRevokeOlderSessions', {
+    DateLessThan: { 'aws:TokenIssueTime': issuedBefore },
   });
-}
 
 /** The role name of an ARN such as `arn:aws:iam::123456789012:role/ci/deployer` (the path is not part of it). */
 export function roleNameOf(roleArn: string): string {

@@ -32,6 +32,7 @@ import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
 import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
+import { denyAllPolicyDocument } from './deny-policy.ts';
 import { roleNameOf } from './role-session-revoker.ts';
 
 /** The shortest session STS issues. */
@@ -47,20 +48,10 @@ export interface StsGrantIssuerProps {
 export const grantDenyPolicyName = (grantId: string): string => `keywarden-breakglass-${grantId}`;
 
 /** The role policy document of {@link grantDenyPolicyName}: deny everything to the grant's sessions. */
-export function grantDenyPolicyDocument(grantId: string): string {
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'KeywardenRevokeBreakglassGrant',
-        Effect: 'Deny',
-        Action: '*',
-        Resource: '*',
-        Condition: { StringEquals: { 'aws:SourceIdentity': grantId } },
-      },
-    ],
+export const grantDenyPolicyDocument = (grantId: string): string =>
+  denyAllPolicyDocument('KeywardenRevokeBreakglassGrant', {
+    StringEquals: { 'aws:SourceIdentity': grantId },
   });
-}
 
 /**
  * The session policy of a grant's session: everything the role allows (a session
