@@ -10,7 +10,7 @@ import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import { type Identity, IdentitySchema } from '../../functions/core/identity.ts';
-import type { Limit } from '../../functions/core/rotation.ts';
+import type { Limit } from '../../functions/core/ports.ts';
 
 /** The kinds the benchmark mixes in equal parts: every kind that is rotated on a schedule. */
 export const BENCH_KINDS = [

@@ -8,6 +8,7 @@ import {
   StepFunctionsCampaignLauncher,
 } from '../../functions/adapters/campaign-launcher.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import type { ReissueRecord } from '../../functions/core/campaign.ts';
 import {
   type CampaignCounts,
   IncidentSchema,
@@ -15,7 +16,6 @@ import {
   type Target,
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
-import type { ReissueRecord } from '../../functions/core/campaign-engine.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import type { StoredCampaign } from '../../functions/core/ports.ts';
 import { parseSelectors } from '../../functions/core/selector.ts';

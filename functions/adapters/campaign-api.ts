@@ -5,8 +5,9 @@
  */
 import { summarize } from '../core/campaign.ts';
 import { slackResponders } from '../core/grant.ts';
+import type { CampaignLauncher } from '../core/ports.ts';
 import type { CampaignApi } from '../handlers/api.ts';
-import { type CampaignLauncher, planAndStoreCampaign } from './campaign-launcher.ts';
+import { planAndStoreCampaign } from './campaign-launcher.ts';
 import type { Services } from './wiring.ts';
 
 export function campaignApi(services: Services, launcher: CampaignLauncher): CampaignApi {

@@ -19,7 +19,7 @@ import {
 import pLimit from 'p-limit';
 import { type PlanSummary, planCampaign } from '../core/campaign.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
-import type { StoredCampaign } from '../core/ports.ts';
+import type { CampaignLauncher, StoredCampaign } from '../core/ports.ts';
 import type { SelectorSubject } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
 import type { Services } from './wiring.ts';
@@ -99,17 +99,6 @@ export async function planAndStoreCampaign(
   }
   const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
   return { status: 'stored', summary: plan.summary, campaign };
-}
-
-/** Starts the revocation state machine over a stored campaign. */
-export interface CampaignLauncher {
-  /**
-   * Starts the run of a stored campaign and returns once it is started (not finished).
-   * `retryFailed` (a resume) gives retryable failures of earlier runs a fresh budget.
-   *
-   * @throws ConflictError when the campaign was already started (and is not a resume).
-   */
-  launch(campaignId: string, options?: { retryFailed?: boolean }): Promise<void>;
 }
 
 /** Step Functions' names for how an execution ended, or that it runs. */

@@ -27,7 +27,7 @@ import pThrottle from 'p-throttle';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import type { IdentityKind } from '../core/identity.ts';
-import type { Limit } from '../core/rotation.ts';
+import type { Limit } from '../core/ports.ts';
 
 export const PROVIDER_SERVICES = ['iam', 'secrets-manager', 'vault'] as const;
 export type ProviderService = (typeof PROVIDER_SERVICES)[number];

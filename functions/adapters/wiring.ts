@@ -2,13 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
-import type { DiscoverySource } from '../core/discovery.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReport, grantReport, grantReportMarkdown } from '../core/grant-report.ts';
 import type { IdentityKind } from '../core/identity.ts';
-import type { Clock, GrantIssuer } from '../core/ports.ts';
-import type { CredentialProvider, DeliveryTarget } from '../core/provider.ts';
+import type {
+  Clock,
+  CredentialProvider,
+  DeliveryTarget,
+  DiscoverySource,
+  GrantIssuer,
+} from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';

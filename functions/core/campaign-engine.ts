@@ -19,48 +19,23 @@
  * Once all targets of an identity are settled and none failed, an identity planned for
  * re-issue gets a fresh credential through the rotation protocol.
  */
-import { z } from 'zod';
-import { type Campaign, summarize, type Target } from './campaign.ts';
+import { type Campaign, type ReissueRecord, summarize, type Target } from './campaign.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
-import type { CampaignStore, IdentityStore, RotationStore, StoredCampaign, StoredVersion } from './ports.ts';
-import { type Limit, type RotationDeps, rotateIdentity } from './rotation.ts';
-
-/** What re-issuing one identity gave: a fresh credential, a failure, or why it was held back. */
-export const ReissueRecordSchema = z.object({
-  identityId: z.string().min(1),
-  /** `withheld`: some of its old credentials could not be revoked, so a new one would add exposure. */
-  status: z.enum(['reissued', 'failed', 'withheld']),
-  /** The fresh credential version, for `reissued`. */
-  versionId: z.string().optional(),
-  reason: z.string().optional(),
-  at: z.iso.datetime(),
-});
-export type ReissueRecord = z.infer<typeof ReissueRecordSchema>;
-
-/** What a revoker did; `note` says anything the report must tell (such as when it takes effect). */
-export interface RevokeResult {
-  result: 'revoked' | 'already-revoked';
-  note?: string;
-}
-
-/** Ends Vault leases that have no per-credential handle in the inventory. */
-export interface LeaseRevoker {
-  /** Every lease under `prefix` (`sys/leases/revoke-prefix/<prefix>`); none left is `already-revoked`. */
-  revokePrefix(prefix: string): Promise<RevokeResult>;
-  /** One lease by id; an unknown lease is `already-revoked`. */
-  revokeLease(leaseId: string): Promise<RevokeResult>;
-}
-
-/** Ends the live STS sessions of a role, which cannot be revoked one by one. */
-export interface SessionRevoker {
-  /**
-   * Denies every action to sessions of `roleArn` issued before `issuedBefore`, with an
-   * inline policy named for the incident. Sessions issued later work as before.
-   */
-  denySessions(roleArn: string, options: { incident: string; issuedBefore: string }): Promise<RevokeResult>;
-}
+import type {
+  CampaignStore,
+  IdentityStore,
+  LeaseRevoker,
+  Limit,
+  RevokeResult,
+  RotationStore,
+  SessionRevoker,
+  StoredCampaign,
+  StoredVersion,
+  VersionShortcuts,
+} from './ports.ts';
+import { type RotationDeps, rotateIdentity } from './rotation.ts';
 
 export interface CampaignDeps {
   campaigns: CampaignStore;
@@ -135,19 +110,6 @@ const stripRev = <T extends { rev: number }>(item: T): Omit<T, 'rev'> => {
   return rest;
 };
 
-/**
- * What a rotation store may offer beyond the port, to save round trips at scale
- * (DynamoStore offers both): one version read by its key, and a version marked revoked in
- * one conditional update without reading it first (false: unknown or revoked already).
- */
-export interface VersionShortcuts {
-  getVersion(identityId: string, versionId: string): Promise<StoredVersion | undefined>;
-  markVersionRevoked(
-    identityId: string,
-    versionId: string,
-    change: { at: string; note: string },
-  ): Promise<boolean>;
-}
 const canGetVersion = (store: object): store is Pick<VersionShortcuts, 'getVersion'> =>
   typeof (store as Partial<VersionShortcuts>).getVersion === 'function';
 const canMarkRevoked = (store: object): store is Pick<VersionShortcuts, 'markVersionRevoked'> =>

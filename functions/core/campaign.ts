@@ -9,10 +9,8 @@ import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
-import { scopeKey } from './kinds.ts';
-import { deliveryOf } from './provider.ts';
+import { deliveryOf, KINDS, scopeKey } from './kinds.ts';
 import { trimSlashes } from './resource-key.ts';
-import { NOT_ROTATED } from './rotation.ts';
 import { parseSelectors, type SelectorSubject, select } from './selector.ts';
 
 /**
@@ -122,6 +120,18 @@ export const CampaignSchema = z.object({
 });
 export type Campaign = z.infer<typeof CampaignSchema>;
 
+/** What re-issuing one identity gave: a fresh credential, a failure, or why it was held back. */
+export const ReissueRecordSchema = z.object({
+  identityId: z.string().min(1),
+  /** `withheld`: some of its old credentials could not be revoked, so a new one would add exposure. */
+  status: z.enum(['reissued', 'failed', 'withheld']),
+  /** The fresh credential version, for `reissued`. */
+  versionId: z.string().optional(),
+  reason: z.string().optional(),
+  at: z.iso.datetime(),
+});
+export type ReissueRecord = z.infer<typeof ReissueRecordSchema>;
+
 /** The reason given for a selected identity that has nothing recorded to revoke. */
 export const NO_LIVE_CREDENTIAL = 'no live credential recorded';
 
@@ -130,7 +140,7 @@ export const NO_LIVE_CREDENTIAL = 'no live credential recorded';
  * delivery target to place it in, and its kind is rotated (not per-grant or per-lease).
  */
 export const canReissue = (identity: Identity): boolean =>
-  deliveryOf(identity) !== undefined && !NOT_ROTATED.includes(identity.kind);
+  deliveryOf(identity) !== undefined && KINDS[identity.kind].rotates;
 
 export interface PlanInput {
   campaignId: string;

@@ -1,4 +1,4 @@
-import type { DiscoveredCredential, DiscoverySource } from './discovery.ts';
+import type { DiscoveredCredential } from './discovery.ts';
 import { KeywardenError } from './errors.ts';
 import {
   assessFindings,
@@ -8,7 +8,15 @@ import {
   SeveritySchema,
   severityRank,
 } from './findings.ts';
-import type { AuditLog, Clock, FindingStore, GrantStore, IdentityStore, RotationStore } from './ports.ts';
+import type {
+  AuditLog,
+  Clock,
+  DiscoverySource,
+  FindingStore,
+  GrantStore,
+  IdentityStore,
+  RotationStore,
+} from './ports.ts';
 import { trimSlashes } from './resource-key.ts';
 
 export interface DiscoveryDeps {

@@ -21,10 +21,3 @@ export const DiscoveredCredentialSchema = z.object({
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
 });
 export type DiscoveredCredential = z.infer<typeof DiscoveredCredentialSchema>;
-
-/** What one discovery run needs from a provider side (AWS or Vault). */
-export interface DiscoverySource {
-  readonly name: string;
-  /** Everything that exists in scope; `leasePrefixes` are the prefixes declared by vault-lease identities. */
-  discover(hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]>;
-}

@@ -1,10 +1,16 @@
+/**
+ * The ports: every interface through which core logic reaches the outside (stores,
+ * providers, delivery targets, revokers, launchers, the clock). Adapters implement them;
+ * use cases ask for the few they call. This module imports domain modules only, and
+ * none of those imports it back.
+ */
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
-import type { Campaign, Target } from './campaign.ts';
-import type { ReissueRecord } from './campaign-engine.ts';
+import type { Campaign, ReissueRecord, Target } from './campaign.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
+import type { DiscoveredCredential } from './discovery.ts';
 import type { Finding } from './findings.ts';
 import type { BreakglassConfig, BreakglassTarget, Grant, GrantState } from './grant.ts';
-import type { Identity } from './identity.ts';
+import type { Delivery, Identity, IdentityKind, IdentityOfKind } from './identity.ts';
 import type { SecretValue } from './secret-value.ts';
 
 /** The time, injected so core logic never reads the system clock. */
@@ -178,4 +184,121 @@ export interface CampaignStore {
   /** Records what re-issuing one identity gave; the latest record per identity wins. */
   putReissue(campaignId: string, record: ReissueRecord): Promise<void>;
   listReissues(campaignId: string): Promise<ReissueRecord[]>;
+}
+
+/** Starts the revocation state machine over a stored campaign. */
+export interface CampaignLauncher {
+  /**
+   * Starts the run of a stored campaign and returns once it is started (not finished).
+   * `retryFailed` (a resume) gives retryable failures of earlier runs a fresh budget.
+   *
+   * @throws ConflictError when the campaign was already started (and is not a resume).
+   */
+  launch(campaignId: string, options?: { retryFailed?: boolean }): Promise<void>;
+}
+
+/**
+ * What a rotation store may offer beyond the port, to save round trips at scale
+ * (DynamoStore offers both): one version read by its key, and a version marked revoked in
+ * one conditional update without reading it first (false: unknown or revoked already).
+ */
+export interface VersionShortcuts {
+  getVersion(identityId: string, versionId: string): Promise<StoredVersion | undefined>;
+  markVersionRevoked(
+    identityId: string,
+    versionId: string,
+    change: { at: string; note: string },
+  ): Promise<boolean>;
+}
+
+/** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
+export type Limit = <T>(work: () => Promise<T>) => Promise<T>;
+
+/** What a revoker did; `note` says anything the report must tell (such as when it takes effect). */
+export interface RevokeResult {
+  result: 'revoked' | 'already-revoked';
+  note?: string;
+}
+
+/** Ends Vault leases that have no per-credential handle in the inventory. */
+export interface LeaseRevoker {
+  /** Every lease under `prefix` (`sys/leases/revoke-prefix/<prefix>`); none left is `already-revoked`. */
+  revokePrefix(prefix: string): Promise<RevokeResult>;
+  /** One lease by id; an unknown lease is `already-revoked`. */
+  revokeLease(leaseId: string): Promise<RevokeResult>;
+}
+
+/** Ends the live STS sessions of a role, which cannot be revoked one by one. */
+export interface SessionRevoker {
+  /**
+   * Denies every action to sessions of `roleArn` issued before `issuedBefore`, with an
+   * inline policy named for the incident. Sessions issued later work as before.
+   */
+  denySessions(roleArn: string, options: { incident: string; issuedBefore: string }): Promise<RevokeResult>;
+}
+
+/** What one discovery run needs from a provider side (AWS or Vault). */
+export interface DiscoverySource {
+  readonly name: string;
+  /** Everything that exists in scope; `leasePrefixes` are the prefixes declared by vault-lease identities. */
+  discover(hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]>;
+}
+
+/** What a provider issued: the handle to find it again, and the value to deliver. */
+export interface IssuedCredential {
+  handle: string;
+  secret: SecretValue;
+  expiresAt?: string;
+}
+
+/** A credential as the provider lists it for one identity. */
+export interface ListedCredential {
+  handle: string;
+  status: 'active' | 'inactive';
+  createdAt?: string;
+  /** The rotation version that created it, where the provider can carry that tag (Vault metadata). */
+  versionId?: string;
+}
+
+/**
+ * One kind of credential (a port; one adapter per kind). Every method is idempotent
+ * where the protocol may call it twice after a crash.
+ */
+export interface CredentialProvider<K extends IdentityKind = IdentityKind> {
+  readonly kind: K;
+  /** Creates a new credential beside the current one, which it must leave working. */
+  issue(identity: IdentityOfKind<K>, context: { versionId: string }): Promise<IssuedCredential>;
+  /** Applies a pending credential where the provider needs it (setSecret); most need nothing. */
+  set?(identity: IdentityOfKind<K>, credential: { handle: string; secret: SecretValue }): Promise<void>;
+  /** Proves the credential works, against the provider itself; throws VerificationError otherwise. */
+  verify(identity: IdentityOfKind<K>, credential: { handle: string; secret: SecretValue }): Promise<void>;
+  /** Called at finishSecret for the version being replaced (IAM: deactivate the old key). */
+  supersede?(identity: IdentityOfKind<K>, handle: string): Promise<void>;
+  /** Makes a credential unusable without destroying it, where the provider can. */
+  disable?(identity: IdentityOfKind<K>, handle: string): Promise<void>;
+  /** Ends a credential for good; a credential already gone is `already-revoked`. */
+  revoke(identity: IdentityOfKind<K>, handle: string): Promise<'revoked' | 'already-revoked'>;
+  /** What exists in the provider for this identity now (to adopt on first rotation, and to find orphans). */
+  list(identity: IdentityOfKind<K>): Promise<ListedCredential[]>;
+  /** When the credential was last used, where the provider records it. */
+  lastUsed?(identity: IdentityOfKind<K>, handle: string): Promise<string | undefined>;
+}
+
+/**
+ * Where the live credential is placed for the pipeline: a Secrets Manager secret or
+ * a Vault KV path. A pending value is staged where the pipeline does not read it,
+ * and promoted only after it passed its test.
+ */
+export interface DeliveryTarget<D extends Delivery = Delivery> {
+  readonly type: D['type'];
+  /** Stages `secret` as the pending value of version `versionId`; running it twice is harmless. */
+  stagePending(delivery: D, versionId: string, secret: SecretValue): Promise<void>;
+  /** The pending value of `versionId`, or undefined when none is staged. */
+  readPending(delivery: D, versionId: string): Promise<SecretValue | undefined>;
+  /** Makes version `versionId` the one the pipeline reads; a no-op when it already is. */
+  promote(delivery: D, versionId: string): Promise<void>;
+  /** What the pipeline reads now. */
+  readCurrent(delivery: D): Promise<{ versionId?: string; secret: SecretValue } | undefined>;
+  /** Drops a staged value that failed its test or was orphaned. */
+  discardPending(delivery: D, versionId: string): Promise<void>;
 }

@@ -10,8 +10,17 @@ import type { CredentialVersion, RotationState, RotationStep } from './credentia
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
 import type { Identity, IdentityKind } from './identity.ts';
-import type { AuditLog, Clock, RotationStore, StoredRotation, StoredVersion } from './ports.ts';
-import { type CredentialProvider, type DeliveryTarget, deliveryOf } from './provider.ts';
+import { deliveryOf } from './kinds.ts';
+import type {
+  AuditLog,
+  Clock,
+  CredentialProvider,
+  DeliveryTarget,
+  Limit,
+  RotationStore,
+  StoredRotation,
+  StoredVersion,
+} from './ports.ts';
 import type { SecretValue } from './secret-value.ts';
 
 /** How long one run may hold an identity's lock before another run may take over. */
@@ -637,9 +646,6 @@ export async function planRotation(
     }),
   );
 }
-
-/** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
-export type Limit = <T>(work: () => Promise<T>) => Promise<T>;
 
 /**
  * Rotates many identities with bounded concurrency. Every identity gets an outcome:

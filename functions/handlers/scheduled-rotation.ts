@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { wire } from '../adapters/wiring.ts';
-import type { IdentityStore } from '../core/ports.ts';
-import { type Limit, type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
+import type { IdentityStore, Limit } from '../core/ports.ts';
+import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
 import { coldStart, loadLambdaConfig } from './lambda-config.ts';
 
 export interface ScheduledRotationDeps {

@@ -12,8 +12,8 @@ import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { z } from 'zod';
 import { wire } from '../adapters/wiring.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
+import { deliveryOf } from '../core/kinds.ts';
 import type { IdentityStore } from '../core/ports.ts';
-import { deliveryOf } from '../core/provider.ts';
 import { type RotationDeps, runNativeStep } from '../core/rotation.ts';
 import { coldStart, loadLambdaConfig } from './lambda-config.ts';
 

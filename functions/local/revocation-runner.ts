@@ -22,8 +22,7 @@ import { awsFailure } from '../adapters/aws/clients.ts';
 import { providerLimiters, type RateLimits, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import type { Services } from '../adapters/wiring.ts';
-import type { Target } from '../core/campaign.ts';
-import type { ReissueRecord } from '../core/campaign-engine.ts';
+import type { ReissueRecord, Target } from '../core/campaign.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
 import type { StoredCampaign } from '../core/ports.ts';
 import {

@@ -8,7 +8,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { paginateListSecrets } from '@aws-sdk/client-secrets-manager';
 import type { Services } from '../adapters/wiring.ts';
-import { deliveryOf } from '../core/provider.ts';
+import { deliveryOf } from '../core/kinds.ts';
 import { makeHandler as discoveryHandler } from '../handlers/discovery.ts';
 import {
   type ScheduledRotationResult,

@@ -38,14 +38,9 @@ import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
-import {
-  type CampaignDeps,
-  type CampaignRun,
-  type RevokeResult,
-  runCampaign,
-} from '../../functions/core/campaign-engine.ts';
+import { type CampaignDeps, type CampaignRun, runCampaign } from '../../functions/core/campaign-engine.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type { CredentialProvider } from '../../functions/core/provider.ts';
+import type { CredentialProvider, RevokeResult } from '../../functions/core/ports.ts';
 import { runtimeConfigThrough, startStackProxies, summarizeFaults } from '../support/fault-proxy.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 

@@ -36,11 +36,11 @@ import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/ad
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
-import { type CampaignDeps, type RevokeResult, runCampaign } from '../../functions/core/campaign-engine.ts';
+import { type CampaignDeps, runCampaign } from '../../functions/core/campaign-engine.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
-import type { CredentialProvider } from '../../functions/core/provider.ts';
-import { deliveryOf } from '../../functions/core/provider.ts';
+import { deliveryOf } from '../../functions/core/kinds.ts';
+import type { CredentialProvider, RevokeResult } from '../../functions/core/ports.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';

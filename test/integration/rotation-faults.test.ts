@@ -26,7 +26,7 @@ import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import { deliveryOf } from '../../functions/core/provider.ts';
+import { deliveryOf } from '../../functions/core/kinds.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../../functions/core/rotation.ts';
 import { credentialHarnesses, type KindHarness } from '../support/credential-harness.ts';
 import {

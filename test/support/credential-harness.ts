@@ -16,7 +16,7 @@ import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import { deliveryOf } from '../../functions/core/provider.ts';
+import { deliveryOf } from '../../functions/core/kinds.ts';
 import { identity as makeIdentity } from './fixtures.ts';
 import { testAws, testStack } from './stack.ts';
 

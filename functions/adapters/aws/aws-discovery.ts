@@ -4,7 +4,8 @@
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { DiscoveredCredential, DiscoverySource } from '../../core/discovery.ts';
+import type { DiscoveredCredential } from '../../core/discovery.ts';
+import type { DiscoverySource } from '../../core/ports.ts';
 import type { Fingerprinter } from '../crypto.ts';
 import { IamDiscovery } from './iam-discovery.ts';
 import { SecretsDiscovery } from './secrets-discovery.ts';

@@ -18,7 +18,7 @@ import {
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { KeywardenError, NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsClientConfig, awsErrorName, awsFailure } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';

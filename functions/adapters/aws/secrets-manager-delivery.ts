@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { KeywardenError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
-import type { DeliveryTarget } from '../../core/provider.ts';
+import type { DeliveryTarget } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 

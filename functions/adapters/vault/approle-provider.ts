@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { toSeconds } from '../../core/duration.ts';
 import { NotFoundError, ValidationError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
 import { VERSION_META_KEY } from './token-provider.ts';

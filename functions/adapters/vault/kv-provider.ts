@@ -12,7 +12,7 @@
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import { generateValue, type RandomBytes } from '../../core/generator.ts';
 import { GeneratorSchema, type IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import type { VaultClient } from './client.ts';
 import {

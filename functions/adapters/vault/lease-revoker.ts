@@ -8,8 +8,9 @@
  * whether or not anything was there, so the outcome is read from `sys/leases/lookup`
  * first: nothing under the prefix (or an unknown lease id) is `already-revoked`.
  */
-import type { LeaseRevoker, RevokeResult } from '../../core/campaign-engine.ts';
+
 import { ValidationError } from '../../core/errors.ts';
+import type { LeaseRevoker, RevokeResult } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import { type VaultClient, VaultError } from './client.ts';
 

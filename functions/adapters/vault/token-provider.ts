@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import { toSeconds } from '../../core/duration.ts';
 import { ValidationError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/provider.ts';
+import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { VaultClient, VaultError } from './client.ts';
 import { IDENTITY_META_KEY } from './vault-discovery.ts';
