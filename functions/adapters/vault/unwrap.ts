@@ -79,14 +79,16 @@ export async function unwrapVaultToken(request: UnwrapVaultTokenRequest): Promis
     ...(request.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: request.requestTimeoutMs }),
   });
 
-  const lookupPath = 'sys/wrapping/lookup';
-  let wrapping: z.infer<typeof WrappingLookupSchema>;
-  try {
-    const answer = await client.write(lookupPath, {});
-    wrapping = parseVaultAnswer(WrappingLookupSchema, answer.data, 'write', lookupPath);
-  } catch (error) {
-    throw explain(error);
-  }
+  /** One write with the wrapping token, its answer's `part` checked by `schema`; failures explained. */
+  const writeWrapped = async <T>(path: string, schema: z.ZodType<T>, part: 'data' | 'auth'): Promise<T> => {
+    try {
+      const answer = await client.write(path, {});
+      return parseVaultAnswer(schema, answer[part], 'write', path);
+    } catch (error) {
+      throw explain(error);
+    }
+  };
+  const wrapping = await writeWrapped('sys/wrapping/lookup', WrappingLookupSchema, 'data');
   if (!/^auth\/token\/create(?:-orphan)?(?:\/|$)/.test(wrapping.creation_path)) {
     throw new KeywardenError(
       `expected a wrapping token around a Vault token (created at auth/token/create-orphan), got one created at ${wrapping.creation_path}; ` +
@@ -94,14 +96,7 @@ export async function unwrapVaultToken(request: UnwrapVaultTokenRequest): Promis
     );
   }
 
-  const unwrapPath = 'sys/wrapping/unwrap';
-  let created: z.infer<typeof CreatedTokenSchema>;
-  try {
-    const answer = await client.write(unwrapPath, {});
-    created = parseVaultAnswer(CreatedTokenSchema, answer.auth, 'write', unwrapPath);
-  } catch (error) {
-    throw explain(error);
-  }
+  const created = await writeWrapped('sys/wrapping/unwrap', CreatedTokenSchema, 'auth');
   if (created.lease_duration <= 0) {
     throw new KeywardenError(
       `the unwrapped token (accessor ${created.accessor}) never expires; expected a break-glass token with a TTL. ` +
