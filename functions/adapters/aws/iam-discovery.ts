@@ -64,13 +64,12 @@ export class IamDiscovery {
   }
 
   async #accessKeys(): Promise<DiscoveredCredential[]> {
-    const users = await this.#collect(`listing IAM users under path ${this.#pathPrefix}`, async () => {
-      const found: User[] = [];
-      for await (const page of paginateListUsers({ client: this.#iam }, { PathPrefix: this.#pathPrefix })) {
-        found.push(...(page.Users ?? []));
-      }
-      return found;
-    });
+    const users = await this.#collect(`listing IAM users under path ${this.#pathPrefix}`, () =>
+      allPages(
+        paginateListUsers({ client: this.#iam }, { PathPrefix: this.#pathPrefix }),
+        (page) => page.Users,
+      ),
+    );
     // Each user's listing takes a slot, then releases it before its keys queue for theirs:
     // a task never waits on the limiter while holding a slot, so the limiter cannot deadlock.
     const perUser = await Promise.all(
@@ -116,13 +115,12 @@ export class IamDiscovery {
   }
 
   async #roles(): Promise<DiscoveredCredential[]> {
-    const roles = await this.#collect(`listing IAM roles under path ${this.#pathPrefix}`, async () => {
-      const found: Role[] = [];
-      for await (const page of paginateListRoles({ client: this.#iam }, { PathPrefix: this.#pathPrefix })) {
-        found.push(...(page.Roles ?? []));
-      }
-      return found;
-    });
+    const roles = await this.#collect(`listing IAM roles under path ${this.#pathPrefix}`, () =>
+      allPages(
+        paginateListRoles({ client: this.#iam }, { PathPrefix: this.#pathPrefix }),
+        (page) => page.Roles,
+      ),
+    );
     const described = await Promise.all(roles.map((role) => this.#role(role)));
     return described.filter((credential) => credential !== undefined);
   }
@@ -169,4 +167,11 @@ export class IamDiscovery {
       throw awsFailure(doing, error);
     }
   }
+}
+
+/** Every item of every page of a paginated listing. */
+async function allPages<P, T>(pages: AsyncIterable<P>, items: (page: P) => T[] | undefined): Promise<T[]> {
+  const found: T[] = [];
+  for await (const page of pages) found.push(...(items(page) ?? []));
+  return found;
 }
