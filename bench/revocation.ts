@@ -134,7 +134,7 @@ function revokeOne(
     }) as Promise<RevokeResult>;
   }
   const identity = byId.get(target.identityId) as Identity;
-  return deps.rotation.provider(identity.kind).revoke(identity as never, target.handle);
+  return deps.rotation.providerFor(identity).revoke(target.handle);
 }
 
 async function runBaseline(contender: Contender, incident: string, concurrent: boolean) {
@@ -172,7 +172,8 @@ async function runKeywarden(contender: Contender, incident: string) {
       ...plain.rotation,
       store: timedPort(plain.rotation.store, 'store', ledger),
       audit: timedPort(plain.rotation.audit, 'audit', ledger),
-      provider: (kind) => timedPort(plain.rotation.provider(kind), `provider[${kind}]`, ledger),
+      providerFor: (identity) =>
+        timedPort(plain.rotation.providerFor(identity), `provider[${identity.kind}]`, ledger),
     },
   };
   const { limitFor } = providerLimiters(rateLimitsFromEnv());

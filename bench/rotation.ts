@@ -189,8 +189,8 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
   const deps = services.rotationDeps('bench', {
     store: timedPort(plain.store, 'store', ledger),
     audit: timedPort(plain.audit, 'audit', ledger),
-    provider: (kind) => timedPort(plain.provider(kind), `provider[${kind}]`, ledger),
-    delivery: (type) => timedPort(plain.delivery(type), `delivery[${type}]`, ledger),
+    providerFor: (identity) => timedPort(plain.providerFor(identity), `provider[${identity.kind}]`, ledger),
+    deliveryFor: (delivery) => timedPort(plain.deliveryFor(delivery), `delivery[${delivery.type}]`, ledger),
   });
   const tick = progress('keywarden', set.identities.length);
   const phase = startPhase(pids);

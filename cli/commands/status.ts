@@ -24,14 +24,14 @@ export function registerStatus(program: Command): void {
         services.store.listVersions(id),
         services.store.getRotation(id),
       ]);
-      const provider = services.rotationDeps('cli').provider;
+      const { providerFor } = services.rotationDeps('cli');
       // Last use comes from the provider itself (IAM records it), for versions still alive.
       const withUse = await Promise.all(
         versions.map(async ({ rev: _rev, ...version }) => {
           const alive = version.stage !== 'revoked';
           const lastUsed = alive
-            ? await provider(identity.kind)
-                .lastUsed?.(identity as never, version.handle)
+            ? await providerFor(identity)
+                .lastUsed?.(version.handle)
                 .catch(() => undefined)
             : undefined;
           return { ...version, lastUsedAt: lastUsed ?? version.lastUsedAt };

@@ -2,17 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
-import { KeywardenError, NotFoundError } from '../core/errors.ts';
+import { NotFoundError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReport, grantReport, grantReportMarkdown } from '../core/grant-report.ts';
-import type { IdentityKind } from '../core/identity.ts';
-import type {
-  Clock,
-  CredentialProvider,
-  DeliveryTarget,
-  DiscoverySource,
-  GrantIssuer,
-} from '../core/ports.ts';
+import type { Clock, DiscoverySource, GrantIssuer } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
@@ -26,6 +19,13 @@ import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
+import {
+  type DeliveryRegistry,
+  deliveryFor,
+  notConfigured,
+  type ProviderRegistry,
+  providerFor,
+} from './provider-registry.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 import { VaultApproleProvider } from './vault/approle-provider.ts';
 import { VaultAuditUsage } from './vault/audit-usage.ts';
@@ -76,43 +76,29 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
       }),
     );
   }
-  const providers = new Map<IdentityKind, CredentialProvider>([
-    [
-      'aws-iam-access-key',
-      new IamAccessKeyProvider({ iam: aws.iam, endpoint: config.aws }) as CredentialProvider,
-    ],
-    [
-      'aws-secret',
-      new AwsSecretProvider({ secrets: aws.secrets, random: randomBytes }) as CredentialProvider,
-    ],
-  ]);
-  const deliveries = new Map<string, DeliveryTarget>([
-    ['aws-secret', new SecretsManagerDelivery({ secrets: aws.secrets }) as DeliveryTarget],
-  ]);
-  if (vault) {
-    providers.set('vault-token', new VaultTokenProvider({ client: vault }) as CredentialProvider);
-    providers.set(
-      'vault-approle-secret-id',
-      new VaultApproleProvider({ client: vault }) as CredentialProvider,
-    );
-    providers.set(
-      'vault-kv',
-      new VaultKvProvider({ client: vault, random: randomBytes }) as CredentialProvider,
-    );
-    deliveries.set('vault-kv', new VaultKvDelivery({ client: vault }) as DeliveryTarget);
-  }
-  const missing = (what: string) =>
-    new KeywardenError(
-      `no ${what} is configured: Vault kinds need a Vault address and token (KEYWARDEN_VAULT_ADDR)`,
-    );
+  const providers: ProviderRegistry = {
+    'aws-iam-access-key': new IamAccessKeyProvider({ iam: aws.iam, endpoint: config.aws }),
+    'aws-secret': new AwsSecretProvider({ secrets: aws.secrets, random: randomBytes }),
+    ...(vault
+      ? {
+          'vault-token': new VaultTokenProvider({ client: vault }),
+          'vault-approle-secret-id': new VaultApproleProvider({ client: vault }),
+          'vault-kv': new VaultKvProvider({ client: vault, random: randomBytes }),
+        }
+      : {}),
+  };
+  const deliveries: DeliveryRegistry = {
+    'aws-secret': new SecretsManagerDelivery({ secrets: aws.secrets }),
+    ...(vault ? { 'vault-kv': new VaultKvDelivery({ client: vault }) } : {}),
+  };
   /** Everything the rotation engine needs; `actor` names who runs it in the audit trail. */
   const rotationDeps = (actor: string, overrides: Partial<RotationDeps> = {}): RotationDeps => ({
     store,
     audit: store,
     clock,
     newId: randomUUID,
-    provider: (kind) => providers.get(kind) ?? throwError(missing(`provider for ${kind}`)),
-    delivery: (type) => deliveries.get(type) ?? throwError(missing(`delivery target of type ${type}`)),
+    providerFor: providerFor(providers),
+    deliveryFor: deliveryFor(deliveries),
     fingerprint: (secret: SecretValue) => fingerprinter.of(secret.reveal()),
     actor,
     ...overrides,
@@ -151,7 +137,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     clock,
     config: () => breakglassStore.getBreakglassConfig(),
     issuer: (type) =>
-      grantIssuers[type] ?? throwError(missing(`issuer for break-glass targets of type ${type}`)),
+      grantIssuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
     scheduler: new EventBridgeGrantExpiryScheduler({
       scheduler: aws.scheduler,
       groupName: config.breakglass.scheduleGroup,

@@ -574,7 +574,7 @@ async function act(run: Run, target: Target, versions: Versions): Promise<Revoke
     );
   }
   const note = await replaceCurrent(run, identity, target, versions);
-  const result = await run.deps.rotation.provider(identity.kind).revoke(identity as never, target.handle);
+  const result = await run.deps.rotation.providerFor(identity).revoke(target.handle);
   return note ? { result, note } : { result };
 }
 

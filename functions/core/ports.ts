@@ -302,3 +302,44 @@ export interface DeliveryTarget<D extends Delivery = Delivery> {
   /** Drops a staged value that failed its test or was orphaned. */
   discardPending(delivery: D, versionId: string): Promise<void>;
 }
+
+/**
+ * A credential provider with its identity already bound: what the engines call. The
+ * methods are those of {@link CredentialProvider}, without the identity argument; an
+ * optional method is absent when the provider has none.
+ */
+export interface BoundProvider {
+  readonly kind: IdentityKind;
+  issue(context: { versionId: string }): Promise<IssuedCredential>;
+  set?(credential: { handle: string; secret: SecretValue }): Promise<void>;
+  verify(credential: { handle: string; secret: SecretValue }): Promise<void>;
+  supersede?(handle: string): Promise<void>;
+  disable?(handle: string): Promise<void>;
+  revoke(handle: string): Promise<'revoked' | 'already-revoked'>;
+  list(): Promise<ListedCredential[]>;
+  lastUsed?(handle: string): Promise<string | undefined>;
+}
+
+/**
+ * The provider of an identity's kind, bound to it.
+ *
+ * @throws KeywardenError when no provider is configured for the kind (a Vault kind without a Vault address).
+ */
+export type ProviderFor = (identity: Identity) => BoundProvider;
+
+/** A delivery target with its delivery (the secret, the KV path) already bound. */
+export interface BoundDelivery {
+  readonly type: Delivery['type'];
+  stagePending(versionId: string, secret: SecretValue): Promise<void>;
+  readPending(versionId: string): Promise<SecretValue | undefined>;
+  promote(versionId: string): Promise<void>;
+  readCurrent(): Promise<{ versionId?: string; secret: SecretValue } | undefined>;
+  discardPending(versionId: string): Promise<void>;
+}
+
+/**
+ * The delivery target of a delivery's type, bound to it.
+ *
+ * @throws KeywardenError when no target is configured for the type (Vault KV without a Vault address).
+ */
+export type DeliveryFor = (delivery: Delivery) => BoundDelivery;

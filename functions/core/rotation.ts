@@ -9,14 +9,16 @@
 import type { CredentialVersion, RotationState, RotationStep } from './credential-version.ts';
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
-import type { Identity, IdentityKind } from './identity.ts';
+import type { Delivery, Identity, IdentityKind } from './identity.ts';
 import { deliveryOf } from './kinds.ts';
 import type {
   AuditLog,
+  BoundDelivery,
+  BoundProvider,
   Clock,
-  CredentialProvider,
-  DeliveryTarget,
+  DeliveryFor,
   Limit,
+  ProviderFor,
   RotationStore,
   StoredRotation,
   StoredVersion,
@@ -39,8 +41,10 @@ export interface RotationDeps {
   audit: AuditLog;
   clock: Clock;
   newId: () => string;
-  provider: (kind: IdentityKind) => CredentialProvider;
-  delivery: (type: 'aws-secret' | 'vault-kv') => DeliveryTarget;
+  /** The provider of an identity's kind, bound to it; throws when the kind has none configured. */
+  providerFor: ProviderFor;
+  /** The delivery target of a delivery, bound to it; throws when its type has none configured. */
+  deliveryFor: DeliveryFor;
   fingerprint: (secret: SecretValue) => string;
   /** Who acts, for the audit trail: `scheduler:rotation`, `cli:alice`. */
   actor: string;
@@ -112,8 +116,8 @@ class Run {
     this.started = deps.clock.now().getTime();
   }
 
-  get provider(): CredentialProvider {
-    return this.deps.provider(this.identity.kind);
+  get provider(): BoundProvider {
+    return this.deps.providerFor(this.identity);
   }
 
   get now(): string {
@@ -240,29 +244,26 @@ export class SimulatedCrash extends Error {
   override readonly name = 'SimulatedCrash';
 }
 
-async function drive(
-  run: Run,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-): Promise<RotationOutcome> {
-  const target = run.deps.delivery(delivery.type);
+async function drive(run: Run, delivery: Delivery): Promise<RotationOutcome> {
+  const target = run.deps.deliveryFor(delivery);
   for (;;) {
     const state = run.state as StoredRotation;
     switch (state.step) {
       case 'createSecret':
-        await createSecret(run, target, delivery);
+        await createSecret(run, target);
         break;
       case 'setSecret':
-        if (!(await setSecret(run, target, delivery))) break;
+        if (!(await setSecret(run, target))) break;
         await run.advance('testSecret', 'setSecret');
         break;
       case 'testSecret': {
-        const failure = await testSecret(run, target, delivery);
+        const failure = await testSecret(run, target);
         if (failure) return run.outcome('failed', failure);
         await run.advance('finishSecret', 'testSecret');
         break;
       }
       case 'finishSecret':
-        await finishSecret(run, target, delivery);
+        await finishSecret(run, target);
         await run.advance('finished', 'finishSecret');
         break;
       case 'finished':
@@ -274,11 +275,7 @@ async function drive(
 }
 
 /** createSecret: issue a new credential beside the current one and stage it in the delivery target. */
-async function createSecret(
-  run: Run,
-  target: DeliveryTarget,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-) {
+async function createSecret(run: Run, target: BoundDelivery) {
   let state = run.state as StoredRotation;
   if (run.version(state.versionId)) {
     // An earlier run created and recorded it, then died before moving on.
@@ -287,7 +284,7 @@ async function createSecret(
   }
   if (run.resumed) {
     // An earlier attempt may have issued a credential and died before recording it.
-    await cleanOrphans(run, target, delivery);
+    await cleanOrphans(run, target);
     const at = run.now;
     await run.saveState({
       ...stripRev(state),
@@ -298,9 +295,9 @@ async function createSecret(
     });
     state = run.state as StoredRotation;
   }
-  const issued = await run.provider.issue(run.identity as never, { versionId: state.versionId });
+  const issued = await run.provider.issue({ versionId: state.versionId });
   await run.deps.afterStep?.(run.identity.id, 'issued');
-  await target.stagePending(delivery as never, state.versionId, issued.secret);
+  await target.stagePending(state.versionId, issued.secret);
   await run.deps.afterStep?.(run.identity.id, 'staged');
   const fingerprint = run.deps.fingerprint(issued.secret);
   await run.saveVersion({
@@ -324,15 +321,11 @@ async function createSecret(
 }
 
 /** Revokes what an interrupted attempt created but never recorded, and drops its staged value. */
-async function cleanOrphans(
-  run: Run,
-  target: DeliveryTarget,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-) {
+async function cleanOrphans(run: Run, target: BoundDelivery) {
   const state = run.state as StoredRotation;
   const known = new Set(run.versions.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
   const since = Date.parse(state.attemptStartedAt) - ORPHAN_CLOCK_SKEW_MS;
-  for (const listed of await run.provider.list(run.identity as never)) {
+  for (const listed of await run.provider.list()) {
     if (known.has(listed.handle)) continue;
     // A tagged credential names its attempt. Only a kind that cannot carry a tag (IAM access
     // keys) is judged by time: a key that appeared after the attempt began is taken for its
@@ -344,55 +337,47 @@ async function cleanOrphans(
         listed.createdAt !== undefined &&
         Date.parse(listed.createdAt) >= since;
     if (!ours) continue;
-    const result = await run.provider.revoke(run.identity as never, listed.handle);
+    const result = await run.provider.revoke(listed.handle);
     await run.audit('credential.revoked', {
       handle: listed.handle,
       result,
       reason: 'orphan of an interrupted rotation attempt',
     });
   }
-  await target.discardPending(delivery as never, state.versionId);
+  await target.discardPending(state.versionId);
 }
 
 /**
  * setSecret: apply the pending credential where the provider needs it. Returns false
  * when the staged value was lost (its attempt is discarded and creation starts over).
  */
-async function setSecret(
-  run: Run,
-  target: DeliveryTarget,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-): Promise<boolean> {
+async function setSecret(run: Run, target: BoundDelivery): Promise<boolean> {
   const state = run.state as StoredRotation;
   const pending = run.version(state.versionId);
-  const secret = await target.readPending(delivery as never, state.versionId);
+  const secret = await target.readPending(state.versionId);
   if (!pending || !secret) {
     if (pending) await revokeVersion(run, pending, 'its staged value was lost before setSecret');
     await run.saveState({ ...stripRev(state), step: 'createSecret', updatedAt: run.now });
     run.resumed = true;
     return false;
   }
-  await run.provider.set?.(run.identity as never, { handle: pending.handle, secret });
+  await run.provider.set?.({ handle: pending.handle, secret });
   return true;
 }
 
 /** testSecret: prove the pending credential works. A failure leaves the old one current. */
-async function testSecret(
-  run: Run,
-  target: DeliveryTarget,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-): Promise<string | undefined> {
+async function testSecret(run: Run, target: BoundDelivery): Promise<string | undefined> {
   const state = run.state as StoredRotation;
   const pending = run.version(state.versionId) as StoredVersion;
-  const secret = await target.readPending(delivery as never, state.versionId);
+  const secret = await target.readPending(state.versionId);
   try {
     if (!secret) throw new VerificationError('the staged value is gone from the delivery target');
-    await run.provider.verify(run.identity as never, { handle: pending.handle, secret });
+    await run.provider.verify({ handle: pending.handle, secret });
   } catch (error) {
     if (!(error instanceof VerificationError)) throw error;
     const reason = `testSecret failed: ${error.message}; the current credential stays in force`;
     await revokeVersion(run, pending, reason);
-    await target.discardPending(delivery as never, state.versionId);
+    await target.discardPending(state.versionId);
     await run.saveState({ ...stripRev(state), step: 'failed', reason, updatedAt: run.now });
     await run.audit('rotation.failed', {
       versionId: state.versionId,
@@ -407,25 +392,21 @@ async function testSecret(
 }
 
 /** finishSecret: promote the new credential in the delivery target; the old one becomes previous. */
-async function finishSecret(
-  run: Run,
-  target: DeliveryTarget,
-  delivery: NonNullable<ReturnType<typeof deliveryOf>>,
-) {
+async function finishSecret(run: Run, target: BoundDelivery) {
   const state = run.state as StoredRotation;
   const pending = run.version(state.versionId) as StoredVersion;
   if (!run.versions.some((v) => v.stage === 'current' || v.origin === 'adopted'))
     await adopt(run, pending.handle);
-  await target.promote(delivery as never, state.versionId);
+  await target.promote(state.versionId);
   await run.deps.afterStep?.(run.identity.id, 'promoted');
   const at = run.now;
   if (pending.stage !== 'current') {
     await run.saveVersion({ ...stripRev(pending), stage: 'current', deliveredAt: at, activatedAt: at });
-    await run.audit('credential.delivered', { versionId: pending.versionId, delivery: delivery.type });
+    await run.audit('credential.delivered', { versionId: pending.versionId, delivery: target.type });
     await run.audit('credential.activated', { versionId: pending.versionId, handle: pending.handle });
   }
   for (const old of run.versions.filter((v) => v.stage === 'current' && v.versionId !== pending.versionId)) {
-    await run.provider.supersede?.(run.identity as never, old.handle);
+    await run.provider.supersede?.(old.handle);
     await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt: at });
   }
 }
@@ -438,7 +419,7 @@ async function finishSecret(
 async function adopt(run: Run, newHandle: string) {
   const known = new Set(run.versions.map((v) => v.handle));
   const at = run.now;
-  for (const listed of await run.provider.list(run.identity as never)) {
+  for (const listed of await run.provider.list()) {
     if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
     await run.saveVersion({
       identityId: run.identity.id,
@@ -453,7 +434,7 @@ async function adopt(run: Run, newHandle: string) {
 }
 
 async function revokeVersion(run: Run, version: StoredVersion, note: string) {
-  const result = await run.provider.revoke(run.identity as never, version.handle);
+  const result = await run.provider.revoke(version.handle);
   await run.saveVersion({ ...stripRev(version), stage: 'revoked', retiredAt: run.now, note });
   await run.audit('credential.revoked', {
     versionId: version.versionId,
@@ -474,7 +455,7 @@ async function retireDue(run: Run) {
   const successor = run.versions.find((v) => v.stage === 'current');
   for (const version of run.versions.filter((v) => v.stage === 'previous')) {
     if (now - Date.parse(version.supersededAt ?? version.issuedAt) < grace) continue;
-    const lastUsed = await run.provider.lastUsed?.(run.identity as never, version.handle);
+    const lastUsed = await run.provider.lastUsed?.(version.handle);
     const usedAfterSuccessor =
       run.identity.kind === 'aws-iam-access-key' &&
       lastUsed !== undefined &&
@@ -482,7 +463,7 @@ async function retireDue(run: Run) {
       Date.parse(lastUsed) > Date.parse(successor.deliveredAt);
     if (usedAfterSuccessor) {
       const note = `used at ${lastUsed} after its successor was delivered at ${successor?.deliveredAt}: kept inactive, not deleted; find who still uses it`;
-      await run.provider.disable?.(run.identity as never, version.handle);
+      await run.provider.disable?.(version.handle);
       await run.saveVersion({
         ...stripRev(version),
         stage: 'disabled',
@@ -498,7 +479,7 @@ async function retireDue(run: Run) {
       run.warnings.push(`${version.handle} ${note}`);
       continue;
     }
-    const result = await run.provider.revoke(run.identity as never, version.handle);
+    const result = await run.provider.revoke(version.handle);
     await run.saveVersion({
       ...stripRev(version),
       stage: 'revoked',
@@ -518,7 +499,7 @@ async function retireDue(run: Run) {
 async function closeDeleted(run: Run) {
   const disabled = run.versions.filter((v) => v.stage === 'disabled');
   if (disabled.length === 0) return;
-  const present = new Set((await run.provider.list(run.identity as never)).map((listed) => listed.handle));
+  const present = new Set((await run.provider.list()).map((listed) => listed.handle));
   for (const version of disabled.filter((v) => present.has(v.handle))) {
     run.warnings.push(
       `${version.handle} is kept disabled (${version.note ?? 'no reason recorded'}); delete it in the provider once reviewed`,
@@ -543,16 +524,16 @@ async function closeDeleted(run: Run) {
  * maxAge is disabled, revoked or only reported, as its policy says.
  */
 export async function enforceMaxAge(
-  deps: Pick<RotationDeps, 'store' | 'audit' | 'clock' | 'provider' | 'actor'>,
+  deps: Pick<RotationDeps, 'store' | 'audit' | 'clock' | 'providerFor' | 'actor'>,
   identity: Identity,
 ): Promise<string | undefined> {
   const versions = await deps.store.listVersions(identity.id);
   const now = deps.clock.now();
-  const provider = deps.provider(identity.kind);
+  const provider = deps.providerFor(identity);
   const current = versions.find((v) => v.stage === 'current');
   const candidates = current
     ? [{ handle: current.handle, createdAt: current.issuedAt, version: current }]
-    : (await provider.list(identity as never))
+    : (await provider.list())
         .filter((listed) => listed.status === 'active' && listed.createdAt)
         .map((listed) => ({
           handle: listed.handle,
@@ -567,8 +548,8 @@ export async function enforceMaxAge(
   for (const { handle, createdAt, version } of over) {
     const age = formatAge(now.getTime() - Date.parse(createdAt));
     if (action === 'report') continue;
-    if (action === 'disable' && provider.disable) await provider.disable(identity as never, handle);
-    else await provider.revoke(identity as never, handle);
+    if (action === 'disable' && provider.disable) await provider.disable(handle);
+    else await provider.revoke(handle);
     const stage = action === 'disable' && provider.disable ? 'disabled' : 'revoked';
     const note = `past maxAge (${age}) and could not be rotated`;
     if (version) {
@@ -736,7 +717,7 @@ export async function runNativeStep(
   }
   const run = new Run(deps, identity, owner);
   run.fixedVersionId = token;
-  const target = deps.delivery('aws-secret');
+  const target = deps.deliveryFor(delivery);
   try {
     run.state = await deps.store.getRotation(identity.id);
     await run.reload();
@@ -765,7 +746,7 @@ export async function runNativeStep(
           reason: 'Secrets Manager rotation',
         });
       }
-      await createSecret(run, target, delivery);
+      await createSecret(run, target);
       return 'done';
     }
     if (!state || state.versionId !== token) {
@@ -781,15 +762,15 @@ export async function runNativeStep(
       });
     }
     if (step === 'setSecret') {
-      if (await setSecret(run, target, delivery)) await run.advance('testSecret', 'setSecret');
+      if (await setSecret(run, target)) await run.advance('testSecret', 'setSecret');
       else
         throw new KeywardenError('the pending value was lost; Secrets Manager must start the rotation again');
     } else if (step === 'testSecret') {
-      const failure = await testSecret(run, target, delivery);
+      const failure = await testSecret(run, target);
       if (failure) throw new VerificationError(failure);
       await run.advance('finishSecret', 'testSecret');
     } else {
-      await finishSecret(run, target, delivery);
+      await finishSecret(run, target);
       await run.advance('finished', 'finishSecret');
     }
     return 'done';

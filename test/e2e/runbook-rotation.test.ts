@@ -158,10 +158,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
 
   /** What the pipeline reads from a delivery target now: its version and the value's fingerprint. */
   async function delivered(delivery: Delivery) {
-    const read = await services
-      .rotationDeps('test')
-      .delivery(delivery.type)
-      .readCurrent(delivery as never);
+    const read = await services.rotationDeps('test').deliveryFor(delivery).readCurrent();
     return (
       read && { versionId: read.versionId, fingerprint: services.fingerprinter.of(read.secret.reveal()) }
     );
@@ -258,10 +255,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     const after = verify(vars, true);
     // The new key is what the delivery target holds, and the old one was adopted and superseded.
     const [key] = current(after);
-    const read = await services
-      .rotationDeps('test')
-      .delivery('aws-secret')
-      .readCurrent(delivery as never);
+    const read = await services.rotationDeps('test').deliveryFor(delivery).readCurrent();
     expect(read?.secret.revealJson().accessKeyId).toBe(key?.handle);
     expect(after.versions.map((v) => `${v.origin}:${v.stage}`).sort()).toEqual([
       'adopted:previous',
@@ -454,10 +448,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     const after = verify(vars, true);
     const [key] = current(after);
     expect(await accessKeys(userName)).toEqual([{ id: key?.handle, status: 'Active' }]);
-    const read = await services
-      .rotationDeps('test')
-      .delivery('aws-secret')
-      .readCurrent(delivery as never);
+    const read = await services.rotationDeps('test').deliveryFor(delivery).readCurrent();
     expect(read?.secret.revealJson().accessKeyId).toBe(key?.handle);
   });
 

@@ -40,7 +40,7 @@ import { verifyChain } from '../../functions/core/audit.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
 import { type CampaignDeps, type CampaignRun, runCampaign } from '../../functions/core/campaign-engine.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type { CredentialProvider, RevokeResult } from '../../functions/core/ports.ts';
+import type { BoundProvider, RevokeResult } from '../../functions/core/ports.ts';
 import { runtimeConfigThrough, startStackProxies, summarizeFaults } from '../support/fault-proxy.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -116,23 +116,20 @@ const unsettled = (targets: readonly Target[]) =>
 function counting(deps: CampaignDeps) {
   const calls = new Map<string, number>();
   const count = (key: string) => calls.set(key, (calls.get(key) ?? 0) + 1);
-  const wrap = (provider: CredentialProvider): CredentialProvider =>
-    new Proxy(provider, {
-      get(target, property) {
-        if (property === 'revoke') {
-          return (identity: Identity, handle: string) => {
-            count(`${identity.id}:${handle}`);
-            return target.revoke(identity, handle);
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+  const wrap = (identity: Identity, provider: BoundProvider): BoundProvider => ({
+    ...provider,
+    revoke: (handle: string) => {
+      count(`${identity.id}:${handle}`);
+      return provider.revoke(handle);
+    },
+  });
   const { leases, sessions } = deps;
   const counted: CampaignDeps = {
     ...deps,
-    rotation: { ...deps.rotation, provider: (kind) => wrap(deps.rotation.provider(kind)) },
+    rotation: {
+      ...deps.rotation,
+      providerFor: (identity) => wrap(identity, deps.rotation.providerFor(identity)),
+    },
     ...(leases && {
       leases: {
         revokePrefix: (prefix: string): Promise<RevokeResult> => {

@@ -40,7 +40,7 @@ import { type CampaignDeps, runCampaign } from '../../functions/core/campaign-en
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
 import { deliveryOf } from '../../functions/core/kinds.ts';
-import type { CredentialProvider, RevokeResult } from '../../functions/core/ports.ts';
+import type { BoundProvider, RevokeResult } from '../../functions/core/ports.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
@@ -471,23 +471,20 @@ async function denyPolicyOf(fleetOf: Fleet, incident: string) {
 function counting(deps: CampaignDeps) {
   const calls = new Map<string, number>();
   const count = (handle: string) => calls.set(handle, (calls.get(handle) ?? 0) + 1);
-  const wrap = (provider: CredentialProvider): CredentialProvider =>
-    new Proxy(provider, {
-      get(target, property) {
-        if (property === 'revoke') {
-          return (identity: Identity, handle: string) => {
-            count(`${identity.id}:${handle}`);
-            return target.revoke(identity, handle);
-          };
-        }
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+  const wrap = (identity: Identity, provider: BoundProvider): BoundProvider => ({
+    ...provider,
+    revoke: (handle: string) => {
+      count(`${identity.id}:${handle}`);
+      return provider.revoke(handle);
+    },
+  });
   const { leases, sessions } = deps;
   const counted: CampaignDeps = {
     ...deps,
-    rotation: { ...deps.rotation, provider: (kind) => wrap(deps.rotation.provider(kind)) },
+    rotation: {
+      ...deps.rotation,
+      providerFor: (identity) => wrap(identity, deps.rotation.providerFor(identity)),
+    },
     ...(leases && {
       leases: {
         revokePrefix: (prefix: string): Promise<RevokeResult> => {
@@ -812,24 +809,19 @@ describe('campaign: failures', () => {
       ...base,
       rotation: {
         ...base.rotation,
-        provider: (kind) => {
-          const provider = base.rotation.provider(kind);
-          return new Proxy(provider, {
-            get(target, property) {
-              if (property !== 'revoke') {
-                const value = Reflect.get(target, property, target);
-                return typeof value === 'function' ? value.bind(target) : value;
-              }
-              return async (identity: Identity, handle: string) => {
-                const n = (tries.get(handle) ?? 0) + 1;
-                tries.set(handle, n);
-                if (identity.id === flaky?.id && n <= 2) throw throttled();
-                if (identity.id === exhausted?.id) throw throttled();
-                if (identity.id === refused?.id) throw new ValidationError('permission denied (HTTP 403)');
-                return target.revoke(identity as never, handle);
-              };
+        providerFor: (identity) => {
+          const provider = base.rotation.providerFor(identity);
+          return {
+            ...provider,
+            revoke: async (handle: string) => {
+              const n = (tries.get(handle) ?? 0) + 1;
+              tries.set(handle, n);
+              if (identity.id === flaky?.id && n <= 2) throw throttled();
+              if (identity.id === exhausted?.id) throw throttled();
+              if (identity.id === refused?.id) throw new ValidationError('permission denied (HTTP 403)');
+              return provider.revoke(handle);
             },
-          });
+          };
         },
       },
     };

@@ -21,6 +21,7 @@ import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { IamAccessKeyProvider } from '../../functions/adapters/aws/iam-access-key-provider.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
+import { bindProvider } from '../../functions/adapters/provider-registry.ts';
 import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
@@ -130,10 +131,7 @@ async function orphans(identity: Identity): Promise<string[]> {
       .filter((v) => v.stage === 'current' || v.stage === 'previous')
       .map((v) => v.handle),
   );
-  const listed = await direct
-    .rotationDeps('check')
-    .provider(identity.kind)
-    .list(identity as never);
+  const listed = await direct.rotationDeps('check').providerFor(identity).list();
   return listed.filter((l) => l.status === 'active' && !known.has(l.handle)).map((l) => l.handle);
 }
 
@@ -319,12 +317,9 @@ describe('rotation: a create whose answer was lost', () => {
   async function rotateTwice(deps: RotationDeps, identity: Identity, between?: () => Promise<void>) {
     const [lost] = await rotateMany(deps, [identity], { owner: deps.actor, limit: pLimit(1) });
     const state = await direct.store.getRotation(identity.id);
-    const leftBehind = (
-      await direct
-        .rotationDeps('check')
-        .provider(identity.kind)
-        .list(identity as never)
-    ).filter((listed) => listed.status === 'active');
+    const leftBehind = (await direct.rotationDeps('check').providerFor(identity).list()).filter(
+      (listed) => listed.status === 'active',
+    );
     await between?.();
     const [next] = await rotateMany(direct.rotationDeps('next-run'), [identity], {
       owner: 'next-run',
@@ -396,8 +391,10 @@ describe('rotation: a create whose answer was lost', () => {
       endpoint: services.config.aws,
     });
     const deps = services.rotationDeps('lost-run', {
-      provider: (kind) =>
-        kind === 'aws-iam-access-key' ? iam : services.rotationDeps('lost-run').provider(kind),
+      providerFor: (identity) =>
+        identity.kind === 'aws-iam-access-key'
+          ? bindProvider(iam, identity)
+          : services.rotationDeps('lost-run').providerFor(identity),
     });
 
     try {

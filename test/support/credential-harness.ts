@@ -266,10 +266,7 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
         .filter((v) => v.stage === 'current' || v.stage === 'previous')
         .map((v) => v.handle),
     );
-    const listed = await ctx()
-      .services.rotationDeps('test')
-      .provider(identity.kind)
-      .list(identity as never);
+    const listed = await ctx().services.rotationDeps('test').providerFor(identity).list();
     return listed.filter((l) => l.status === 'active' && !known.has(l.handle)).map((l) => l.handle);
   }
 
