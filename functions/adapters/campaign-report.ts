@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { CampaignRun } from '../core/campaign-engine.ts';
-import { buildRevocationReport, renderReport } from '../core/revocation-report.ts';
+import { buildRevocationReport } from '../core/revocation-report.ts';
+import { renderReport } from '../core/revocation-report-render.ts';
 import { type ReportLocations, writeReport } from './report-writer.ts';
 import type { Services } from './wiring.ts';
 

@@ -10,7 +10,8 @@ import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ValidationError } from '../core/errors.ts';
-import type { RenderedReport, RevocationReport } from '../core/revocation-report.ts';
+import type { RevocationReport } from '../core/revocation-report-model.ts';
+import type { RenderedReport } from '../core/revocation-report-render.ts';
 import { awsFailure } from './aws/clients.ts';
 
 /** Where a report goes. */

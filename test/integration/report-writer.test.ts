@@ -16,12 +16,9 @@ import { awsClients } from '../../functions/adapters/aws/clients.ts';
 import { writeReport } from '../../functions/adapters/report-writer.ts';
 import { summarize, type Target } from '../../functions/core/campaign.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
-import {
-  buildRevocationReport,
-  type RenderedReport,
-  type RevocationReport,
-  renderReport,
-} from '../../functions/core/revocation-report.ts';
+import { buildRevocationReport } from '../../functions/core/revocation-report.ts';
+import type { RevocationReport } from '../../functions/core/revocation-report-model.ts';
+import { type RenderedReport, renderReport } from '../../functions/core/revocation-report-render.ts';
 import { identity } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
 
