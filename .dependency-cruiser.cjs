@@ -28,6 +28,14 @@ module.exports = {
       to: { path: ['^functions/handlers/', '^functions/local/', '^cli/'] },
     },
     {
+      name: 'api-above-adapters-and-core',
+      severity: 'error',
+      comment:
+        'functions/api is the HTTP application layer: it may import core and adapters, and neither imports it back.',
+      from: { path: ['^functions/adapters/', '^functions/core/'] },
+      to: { path: '^functions/api/' },
+    },
+    {
       name: 'infra-through-entry-paths',
       severity: 'error',
       comment: 'infra names handler entry paths only; it never imports core, adapters or handler code.',

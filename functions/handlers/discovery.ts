@@ -10,8 +10,9 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { wire } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
-import { optionalEnv } from './env.ts';
-import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+import { lambdaEnv } from './env.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
 
 export interface DiscoveryHandlerDeps {
   discovery: DiscoveryDeps;
@@ -32,7 +33,7 @@ export interface DiscoveryResult {
 
 /** The handler's logic with its dependencies given, so tests pass real adapters on the local stack. */
 export function makeHandler(deps: DiscoveryHandlerDeps) {
-  return async (): Promise<DiscoveryResult> => {
+  return wrap({ logger: deps.logger }, async (): Promise<DiscoveryResult> => {
     const run = await runDiscovery(deps.discovery, {
       staleAfter: deps.staleAfter,
       actor: 'scheduler:discovery',
@@ -72,7 +73,7 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
       counts: run.counts,
       ...(report ? { report } : {}),
     };
-  };
+  });
 }
 
 /** Cold start: read the environment and the two service secrets once, build the adapters once. */
@@ -90,7 +91,7 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
           report: {
             s3: services.aws.s3,
             bucket: config.reportBucket,
-            prefix: optionalEnv('KEYWARDEN_REPORT_PREFIX', env) ?? 'discovery/',
+            prefix: lambdaEnv(env).reportPrefix ?? 'discovery/',
           },
         }
       : {}),
@@ -99,7 +100,5 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
   });
 }
 
-const ready = coldStart(() => init());
-
 /** The Lambda entry point. */
-export const handler = async (): Promise<DiscoveryResult> => (await ready())();
+export const handler = entryPoint(() => init());

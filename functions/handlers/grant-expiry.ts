@@ -8,8 +8,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { GrantExpiryInputSchema } from '../adapters/aws/grant-expiry-scheduler.ts';
 import { wire } from '../adapters/wiring.ts';
 import { type BreakglassDeps, type ExpiryOutcome, expire } from '../core/breakglass.ts';
-import { ValidationError } from '../core/errors.ts';
-import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
 
 export interface GrantExpiryDeps {
   breakglass: BreakglassDeps;
@@ -17,26 +17,20 @@ export interface GrantExpiryDeps {
 }
 
 export function makeHandler(deps: GrantExpiryDeps) {
-  return async (event: unknown): Promise<{ grantId: string; outcome: ExpiryOutcome }> => {
-    const parsed = GrantExpiryInputSchema.safeParse(event);
-    if (!parsed.success) {
-      throw new ValidationError(
-        `expected the schedule's input {"grantId": "…"}, got ${JSON.stringify(event)?.slice(0, 200)}`,
-      );
-    }
-    const { grantId } = parsed.data;
-    const outcome = await expire(deps.breakglass, grantId, 'schedule');
-    deps.logger.info('grant expiry', { grantId, outcome });
-    return { grantId, outcome };
-  };
+  return wrap(
+    { event: GrantExpiryInputSchema, expected: `the schedule's input {"grantId": "…"}`, logger: deps.logger },
+    async ({ grantId }): Promise<{ grantId: string; outcome: ExpiryOutcome }> => {
+      const outcome = await expire(deps.breakglass, grantId, 'schedule');
+      deps.logger.info('grant expiry', { grantId, outcome });
+      return { grantId, outcome };
+    },
+  );
 }
 
-const ready = coldStart(async () => {
-  const services = wire(await loadLambdaConfig());
-  return makeHandler({
-    breakglass: services.breakglassDeps,
+/** The Lambda entry point. */
+export const handler = entryPoint(async () =>
+  makeHandler({
+    breakglass: wire(await loadLambdaConfig()).breakglassDeps,
     logger: new Logger({ serviceName: 'keywarden' }),
-  });
-});
-
-export const handler = async (event: unknown) => (await ready())(event);
+  }),
+);

@@ -8,7 +8,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { wire } from '../adapters/wiring.ts';
 import { type BreakglassDeps, sweep } from '../core/breakglass.ts';
 import { KeywardenError } from '../core/errors.ts';
-import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
 
 export interface GrantSweeperDeps {
   breakglass: BreakglassDeps;
@@ -16,27 +17,23 @@ export interface GrantSweeperDeps {
 }
 
 export function makeHandler(deps: GrantSweeperDeps) {
-  return async (): Promise<{ expired: string[] }> => {
+  return wrap({ logger: deps.logger }, async (): Promise<{ expired: string[] }> => {
     const { expired, failed } = await sweep(deps.breakglass);
     if (expired.length) deps.logger.warn('the sweeper ended grants their schedule did not', { expired });
     if (failed.length) {
       throw new KeywardenError(
         `the sweeper could not end ${failed.length} overdue grant(s): ${failed.join(', ')}`,
-        {
-          retryable: true,
-        },
+        { retryable: true },
       );
     }
     return { expired };
-  };
+  });
 }
 
-const ready = coldStart(async () => {
-  const services = wire(await loadLambdaConfig());
-  return makeHandler({
-    breakglass: services.breakglassDeps,
+/** The Lambda entry point. */
+export const handler = entryPoint(async () =>
+  makeHandler({
+    breakglass: wire(await loadLambdaConfig()).breakglassDeps,
     logger: new Logger({ serviceName: 'keywarden' }),
-  });
-});
-
-export const handler = async () => (await ready())();
+  }),
+);

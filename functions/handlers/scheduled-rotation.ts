@@ -9,7 +9,8 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { wire } from '../adapters/wiring.ts';
 import type { IdentityStore, Limit } from '../core/ports.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
-import { coldStart, loadLambdaConfig } from './lambda-config.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
 
 export interface ScheduledRotationDeps {
   identities: IdentityStore;
@@ -29,7 +30,7 @@ export interface ScheduledRotationResult {
 
 /** The handler's logic with its dependencies given, so tests pass real adapters on the local stack. */
 export function makeHandler(deps: ScheduledRotationDeps) {
-  return async (): Promise<ScheduledRotationResult> => {
+  return wrap({ logger: deps.logger }, async (): Promise<ScheduledRotationResult> => {
     const runId = randomUUID();
     const identities = (await deps.identities.listIdentities())
       .filter((record) => record.status === 'active')
@@ -63,7 +64,7 @@ export function makeHandler(deps: ScheduledRotationDeps) {
       skipped: result.skipped,
     });
     return result;
-  };
+  });
 }
 
 async function init() {
@@ -79,7 +80,5 @@ async function init() {
   });
 }
 
-const ready = coldStart(init);
-
 /** The Lambda entry point. */
-export const handler = async (): Promise<ScheduledRotationResult> => (await ready())();
+export const handler = entryPoint(init);

@@ -32,13 +32,8 @@ import {
   batchRetryDelayMs,
   REVOKE_BATCH_SIZE,
 } from '../core/revocation-batching.ts';
-import {
-  BatchUnfinishedError,
-  makePlanHandler,
-  makeReportHandler,
-  makeRevokeBatchHandler,
-  type PlanResult,
-} from '../handlers/revocation.ts';
+import { BatchUnfinishedError, type PlanResult } from '../core/revocation-steps.ts';
+import { makePlanHandler, makeReportHandler, makeRevokeBatchHandler } from '../handlers/revocation.ts';
 
 /** The moto bucket the local plan step writes target lists to. */
 export const LOCAL_REPORT_BUCKET = 'keywarden-local-reports';

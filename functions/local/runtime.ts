@@ -2,7 +2,8 @@
  * The local runtime: what API Gateway, EventBridge Scheduler and Lambda's async invocation
  * do in AWS, done in one process on a laptop, calling the very same handlers.
  *
- * - An HTTP server on loopback in front of the API handler (functions/handlers/api.ts).
+ * - An HTTP server on loopback in front of the API handler (functions/handlers/api.ts,
+ *   functions/api/).
  *   Where API Gateway checks a SigV4 signature, it checks a per-user development token
  *   (`Authorization: Bearer …`, handed out by `keywarden dev up`) and passes the user on
  *   as the caller. Slack routes are passed through untouched: the handler checks Slack's
@@ -26,19 +27,16 @@ import {
   dueGrantSchedules,
   ensureScheduleGroup,
 } from '../adapters/aws/grant-expiry-scheduler.ts';
-import { campaignApi } from '../adapters/campaign-api.ts';
 import { LocalCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import type { Services } from '../adapters/wiring.ts';
+import { type CampaignApi, campaignApi } from '../api/campaigns.ts';
+import type { DeferredJob } from '../api/deferred-jobs.ts';
+import type { ApiDeps } from '../api/deps.ts';
+import type { ApiEvent } from '../api/responses.ts';
+import { runDeferred } from '../api/slack.ts';
 import { SecretValue } from '../core/secret-value.ts';
-import {
-  type ApiDeps,
-  type ApiEvent,
-  type CampaignApi,
-  type DeferredJob,
-  makeHandler,
-  runDeferred,
-} from '../handlers/api.ts';
+import { makeHandler } from '../handlers/api.ts';
 import { makeHandler as grantExpiryHandler } from '../handlers/grant-expiry.ts';
 import { makeHandler as grantSweeperHandler } from '../handlers/grant-sweeper.ts';
 import { LocalRevocationRunner } from './revocation-runner.ts';

@@ -21,17 +21,14 @@ import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
+import type { ApiEvent, ApiResult } from '../../functions/api/responses.ts';
+import { runDeferred } from '../../functions/api/slack.ts';
 import { expire, sweep } from '../../functions/core/breakglass.ts';
 import { grantFindings } from '../../functions/core/findings.ts';
 import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
-import {
-  type ApiEvent,
-  type ApiResult,
-  type DeferredJob,
-  makeHandler,
-  runDeferred,
-} from '../../functions/handlers/api.ts';
+import { makeHandler } from '../../functions/handlers/api.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 

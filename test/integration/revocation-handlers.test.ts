@@ -13,12 +13,12 @@ import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { planCampaign } from '../../functions/core/campaign.ts';
 import type { Identity } from '../../functions/core/identity.ts';
+import { targetsKey } from '../../functions/core/revocation-steps.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import {
   makePlanHandler,
   makeReportHandler,
   makeRevokeBatchHandler,
-  targetsKey,
 } from '../../functions/handlers/revocation.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';

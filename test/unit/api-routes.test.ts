@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ROUTES } from '../../functions/handlers/api.ts';
+import { ROUTES } from '../../functions/api/routes.ts';
 
 const spec = parse(readFileSync(new URL('../../api/openapi.yaml', import.meta.url), 'utf8')) as {
   paths: Record<string, Record<string, unknown>>;

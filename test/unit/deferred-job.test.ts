@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { type DeferredJob, deferredJobMac, verifyDeferredJob } from '../../functions/api/deferred-jobs.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
-import { type DeferredJob, deferredJobMac, verifyDeferredJob } from '../../functions/handlers/api.ts';
 
 const secret = new SecretValue('signing-secret-for-tests');
 const job: DeferredJob = {

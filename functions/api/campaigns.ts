@@ -3,13 +3,26 @@
  * plan and store through the same path as the CLI, launch through the deployment's
  * launcher (the state machine in AWS, the local runner locally), read progress back.
  */
+import { type PlannedCampaign, planAndStoreCampaign } from '../adapters/campaign-launcher.ts';
+import type { Services } from '../adapters/wiring.ts';
 import { summarize } from '../core/campaign.ts';
+import type { CampaignProgress } from '../core/campaign-progress.ts';
 import { slackResponders } from '../core/grant.ts';
 import type { CampaignLauncher } from '../core/ports.ts';
-import type { CampaignApi } from '../handlers/api.ts';
-import { planAndStoreCampaign } from './campaign-launcher.ts';
-import type { Services } from './wiring.ts';
 
+/** Starting and reading incident campaigns: what the API's campaign routes and Slack `/revoke` call. */
+export interface CampaignApi {
+  /** Plans (and unless `dryRun`, stores and launches) a campaign; see planAndStoreCampaign. */
+  start(
+    input: { incident: string; selectors: string[]; reissue: boolean; dryRun: boolean },
+    actor: string,
+  ): Promise<PlannedCampaign>;
+  status(campaignId: string): Promise<CampaignProgress | undefined>;
+  /** The Slack users who may start a campaign from Slack. */
+  slackResponders: () => Promise<readonly string[]>;
+}
+
+/** The campaigns of a deployment: its store, and its launcher (the state machine, or the local runner). */
 export function campaignApi(services: Services, launcher: CampaignLauncher): CampaignApi {
   return {
     start: async (input, actor) => {

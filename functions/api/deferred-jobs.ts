@@ -1,0 +1,68 @@
+/**
+ * Deferred Slack jobs: work Slack must not wait for (a button click's decision, `/revoke`),
+ * done after the 3-second answer by an asynchronous invocation of the API function itself,
+ * with the outcome posted to the job's `response_url`. A job acts as a Slack user, and
+ * whoever may invoke the function (not only API Gateway) could otherwise forge one: each
+ * carries a MAC keyed with the Slack signing secret, which only keywarden and Slack hold.
+ * What a job does is in slack.ts (`runDeferred`).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalJson } from '../core/canonical-json.ts';
+import { ValidationError } from '../core/errors.ts';
+import { RefusalError } from '../core/grant.ts';
+import type { SecretValue } from '../core/secret-value.ts';
+
+/** Work Slack must not wait for: done after the 3-second answer, its outcome posted to `responseUrl`. */
+export const DeferredJobSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('decide'),
+    action: z.enum(['approve', 'deny']),
+    grantId: z.string().min(1),
+    userId: z.string().min(1),
+    responseUrl: z.string().min(1),
+  }),
+  z.strictObject({
+    kind: z.literal('revoke'),
+    incident: z.string().min(1),
+    selectors: z.array(z.string().min(1)).min(1),
+    reissue: z.boolean(),
+    userId: z.string().min(1),
+    responseUrl: z.string().min(1),
+  }),
+]);
+export type DeferredJob = z.infer<typeof DeferredJobSchema>;
+
+/** The invocation payload of a deferred job: the job and its MAC. */
+const SignedDeferredJobSchema = z.object({ keywardenDeferred: DeferredJobSchema, mac: z.string() });
+export type SignedDeferredJob = z.infer<typeof SignedDeferredJobSchema>;
+
+/** The MAC that makes a deferred job trustworthy (see the module comment). */
+export function deferredJobMac(signingSecret: SecretValue, job: DeferredJob): string {
+  return createHmac('sha256', signingSecret.reveal())
+    .update(`keywarden-deferred:${canonicalJson(job)}`)
+    .digest('hex');
+}
+
+/** The payload of the asynchronous invocation that runs `job`. */
+export const signDeferredJob = (signingSecret: SecretValue, job: DeferredJob): SignedDeferredJob => ({
+  keywardenDeferred: job,
+  mac: deferredJobMac(signingSecret, job),
+});
+
+/** Whether an invocation carries a deferred job (API Gateway events never have this key). */
+export const isDeferredEvent = (event: unknown): boolean =>
+  typeof event === 'object' && event !== null && 'keywardenDeferred' in event;
+
+/** A deferred job with a valid MAC, or a refusal. */
+export function verifyDeferredJob(signingSecret: SecretValue, event: unknown): DeferredJob {
+  const parsed = SignedDeferredJobSchema.safeParse(event);
+  if (!parsed.success)
+    throw new ValidationError('expected a deferred Slack job with its MAC; refusing the invocation');
+  const expected = Buffer.from(deferredJobMac(signingSecret, parsed.data.keywardenDeferred));
+  const given = Buffer.from(parsed.data.mac);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    throw new RefusalError('a deferred Slack job arrived with a MAC that does not match; refusing it');
+  }
+  return parsed.data.keywardenDeferred;
+}

@@ -1,0 +1,39 @@
+/** What the HTTP API runs on: given by the Lambda's cold start, or by the local runtime. */
+import type { SlackMessage } from '../adapters/slack/messages.ts';
+import type { BreakglassDeps } from '../core/breakglass.ts';
+import { NotFoundError } from '../core/errors.ts';
+import type { DeliveryLedger } from '../core/ports.ts';
+import type { SecretValue } from '../core/secret-value.ts';
+import type { CampaignApi } from './campaigns.ts';
+import type { DeferredJob } from './deferred-jobs.ts';
+
+export interface SlackDeps {
+  signingSecret: SecretValue;
+  ledger: DeliveryLedger;
+  /** Posts a message to a Slack `response_url` (checked against the allowed hosts). */
+  respond: (responseUrl: string, message: SlackMessage) => Promise<void>;
+  /** Runs a job after the answer: an async self-invocation in Lambda, a queued task locally. */
+  defer: (job: DeferredJob) => Promise<void>;
+}
+
+export interface ApiDeps {
+  breakglass: BreakglassDeps;
+  /** Only the local runtime sets this: it is the one caller that checked a development token. */
+  acceptLocalPrincipals: boolean;
+  /** The AWS region sessions are valid in, and the Vault address wrapped tokens unwrap at. */
+  region: string;
+  vaultAddr?: string | undefined;
+  report: (grantId: string) => Promise<{ report: unknown; markdown: string }>;
+  campaigns?: CampaignApi | undefined;
+  slack?: SlackDeps | undefined;
+  /** Where unexpected failures are logged (never a secret: keywarden's errors hold none). */
+  log?: ((line: string) => void) | undefined;
+  /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
+  progress?: { everyMs: number; deadlineMs: number } | undefined;
+}
+
+/** The deployment's campaigns, or a 404 where it serves none. */
+export function campaignsOf(deps: ApiDeps): CampaignApi {
+  if (!deps.campaigns) throw new NotFoundError('campaigns are not served by this deployment');
+  return deps.campaigns;
+}

@@ -1,0 +1,175 @@
+/**
+ * What Slack's deliveries do once through the gate (slack-gate.ts). Slack waits 3 seconds:
+ * `/breakglass` is answered at once (one conditional write); button clicks and `/revoke`
+ * are acknowledged at once and done after, through `defer`, by {@link runDeferred}, with
+ * the outcome posted to the `response_url`.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  parseBreakglassCommand,
+  parseInteraction,
+  parseRevokeCommand,
+  parseSlashCommand,
+} from '../adapters/slack/commands.ts';
+import {
+  campaignProgressMessage,
+  campaignStartedMessage,
+  grantDecidedMessage,
+  grantRequestedMessage,
+  noticeMessage,
+  refusalMessage,
+  type SlackMessage,
+} from '../adapters/slack/messages.ts';
+import { systemClock } from '../adapters/wiring.ts';
+import * as breakglass from '../core/breakglass.ts';
+import { followCampaign } from '../core/campaign-progress.ts';
+import { KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { type Principal, RefusalError } from '../core/grant.ts';
+import type { DeferredJob } from './deferred-jobs.ts';
+import { type ApiDeps, campaignsOf } from './deps.ts';
+import { type ApiEvent, type ApiResult, json, view, viewCampaign } from './responses.ts';
+import { slackGate } from './slack-gate.ts';
+
+/**
+ * Progress posts of a running campaign before its end: a `response_url` takes 5 posts in
+ * 30 minutes, one goes to "started" and one is kept for the end.
+ */
+const INTERIM_PROGRESS_POSTS = 3;
+
+const slackMessage = (message: SlackMessage): ApiResult => json(200, message);
+
+/** `POST /slack/commands`: `/breakglass` answered at once, `/revoke` deferred. */
+export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+  const gate = await slackGate(deps, event, 'slack:commands');
+  if ('statusCode' in gate) return gate;
+  const { slack, body } = gate;
+  let command: ReturnType<typeof parseSlashCommand>;
+  try {
+    command = parseSlashCommand(body);
+  } catch (error) {
+    return slackMessage(refusalMessage((error as Error).message));
+  }
+  const requester: Principal = {
+    kind: 'slack',
+    id: command.userId,
+    ...(command.userName ? { name: command.userName } : {}),
+  };
+  try {
+    if (command.command === '/breakglass') {
+      const input = parseBreakglassCommand(command.text);
+      const grant = await breakglass.request(deps.breakglass, requester, input);
+      const role = breakglass.roleById(await deps.breakglass.config(), grant.roleId);
+      return slackMessage(grantRequestedMessage(view(grant), role));
+    }
+    if (command.command === '/revoke') {
+      const input = parseRevokeCommand(command.text);
+      const responders = deps.campaigns ? await deps.campaigns.slackResponders() : [];
+      if (!responders.includes(command.userId)) {
+        throw new RefusalError(
+          `slack:${command.userId} may not start a revocation from Slack: /revoke is for the approvers listed in the inventory (breakglass.incidentResponders)`,
+        );
+      }
+      await slack.defer({
+        kind: 'revoke',
+        ...input,
+        userId: command.userId,
+        responseUrl: command.responseUrl,
+      });
+      return slackMessage(
+        noticeMessage(`Planning the revocation for ${input.incident}… progress follows in this channel.`),
+      );
+    }
+    throw new ValidationError(`expected /breakglass or /revoke, got ${command.command}`);
+  } catch (error) {
+    if (error instanceof RefusalError) {
+      await deps.breakglass.audit.append({
+        type: 'grant.refused',
+        actor: `slack:${command.userId}`,
+        subject: command.command,
+        details: { action: 'slack-command', reason: error.message },
+      });
+    }
+    if (error instanceof RefusalError || error instanceof ValidationError || error instanceof NotFoundError) {
+      return slackMessage(refusalMessage(error.message));
+    }
+    throw error;
+  }
+}
+
+/** `POST /slack/interactions`: a button click, acknowledged at once and decided after. */
+export async function slackInteraction(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+  const gate = await slackGate(deps, event, 'slack:interactions');
+  if ('statusCode' in gate) return gate;
+  const { slack, body } = gate;
+  let action: ReturnType<typeof parseInteraction>;
+  try {
+    action = parseInteraction(body);
+  } catch (error) {
+    return slackMessage(refusalMessage((error as Error).message));
+  }
+  await slack.defer({
+    kind: 'decide',
+    action: action.action,
+    grantId: action.grantId,
+    userId: action.userId,
+    responseUrl: action.responseUrl,
+  });
+  return { statusCode: 200, body: '' };
+}
+
+/** A deferred job, run after Slack got its answer; its outcome goes to the response_url. */
+export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void> {
+  const slack = deps.slack;
+  if (!slack) throw new KeywardenError('a deferred Slack job arrived but Slack is not configured');
+  const principal: Principal = { kind: 'slack', id: job.userId };
+  try {
+    if (job.kind === 'decide') {
+      const grant =
+        job.action === 'approve'
+          ? await breakglass.approve(deps.breakglass, principal, job.grantId)
+          : await breakglass.deny(deps.breakglass, principal, job.grantId);
+      const role = breakglass.roleById(await deps.breakglass.config(), grant.roleId);
+      await slack.respond(job.responseUrl, {
+        ...grantDecidedMessage(view(grant), role),
+        replace_original: true,
+      });
+      return;
+    }
+    const campaigns = campaignsOf(deps);
+    const planned = await campaigns.start(
+      { incident: job.incident, selectors: job.selectors, reissue: job.reissue, dryRun: false },
+      `slack:${job.userId}`,
+    );
+    if (planned.status !== 'stored') {
+      await slack.respond(
+        job.responseUrl,
+        noticeMessage(`Nothing to revoke for ${job.incident}: the selectors match no live credential.`),
+      );
+      return;
+    }
+    const { campaignId } = planned.campaign;
+    await slack.respond(
+      job.responseUrl,
+      campaignStartedMessage(viewCampaign(planned.campaign), planned.summary.counts),
+    );
+    await followCampaign(
+      {
+        clock: systemClock,
+        sleep: (ms) => sleep(ms),
+        status: () => campaigns.status(campaignId),
+        post: ({ campaign, counts }) =>
+          slack.respond(job.responseUrl, campaignProgressMessage(viewCampaign(campaign), counts)),
+      },
+      {
+        everyMs: deps.progress?.everyMs ?? 30_000,
+        deadlineMs: deps.progress?.deadlineMs ?? 25 * 60_000,
+        interimPosts: INTERIM_PROGRESS_POSTS,
+      },
+    );
+  } catch (error) {
+    const message =
+      error instanceof KeywardenError ? error.message : 'keywarden failed; the function log has the cause';
+    await slack.respond(job.responseUrl, refusalMessage(message));
+    if (!(error instanceof KeywardenError)) throw error;
+  }
+}
