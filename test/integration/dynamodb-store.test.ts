@@ -1,11 +1,19 @@
-import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  PutCommand,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
-import { DynamoStore, Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { DynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
+import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable, Keys } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { nextRecord, verifyChain } from '../../functions/core/audit.ts';
 import { ConflictError } from '../../functions/core/errors.ts';
+import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { FixedClock, identity } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
@@ -212,5 +220,77 @@ describe('state store: grants', () => {
     expect(await store.getGrant('g-1')).toMatchObject({ state: 'approved', rev: approved.rev });
     expect((await store.listGrants()).map((g) => g.grantId)).toEqual(['g-2', 'g-1']);
     expect((await store.listGrants({ states: ['approved'] })).map((g) => g.grantId)).toEqual(['g-1']);
+  });
+});
+
+describe('state store: item layout', () => {
+  it("writes every port's items under the keys deployed tables hold", async () => {
+    const at = '2026-11-01T00:00:00.000Z';
+    await syncInventory(deps(), [identity({ id: 'app' })], 'alice');
+    await store.putVersion(
+      {
+        identityId: 'app',
+        versionId: 'v1',
+        kind: 'vault-kv',
+        stage: 'current',
+        handle: '1',
+        origin: 'issued',
+        issuedAt: at,
+      },
+      undefined,
+    );
+    await store.putRotation(
+      {
+        identityId: 'app',
+        rotationId: 'r',
+        versionId: 'v1',
+        step: 'finished',
+        startedAt: at,
+        attemptStartedAt: at,
+        attempts: 1,
+        updatedAt: at,
+      },
+      undefined,
+    );
+    await store.acquireLock('app', 'me', 0, 60_000);
+    await store.saveFindings({ runId: 'run1', at, findings: [] });
+    await store.putGrant(
+      {
+        grantId: 'g-1',
+        roleId: 'r',
+        requester: { kind: 'local', id: 'alice' },
+        reason: 'x',
+        duration: '30m',
+        state: 'requested',
+        requestedAt: at,
+        approvals: [],
+        credentials: [],
+      },
+      undefined,
+    );
+    const breakglass = new DynamoBreakglassStore({ client, tableName, clock });
+    await breakglass.putBreakglassConfig(BreakglassConfigSchema.parse({}));
+    await breakglass.firstDelivery('slack-1', 60);
+
+    const { Items = [] } = await doc.send(new ScanCommand({ TableName: tableName }));
+    const keys = Items.map(
+      (item) => `${item.pk} ${item.sk}${item.gsi1pk ? ` ${item.gsi1pk} ${item.gsi1sk}` : ''}`,
+    );
+
+    expect(keys.sort()).toEqual(
+      [
+        'AUDIT HEAD',
+        'AUDIT SEQ#000000000001',
+        'AUDIT SEQ#000000000002',
+        'BREAKGLASS CONFIG',
+        'DELIVERY#slack-1 DELIVERY',
+        'FINDINGS LATEST',
+        `GRANT#g-1 GRANT GRANTS ${at}#g-1`,
+        'IDENTITY#app LOCK',
+        'IDENTITY#app ROTATION',
+        'IDENTITY#app VERSION#v1',
+        'INVENTORY IDENTITY#app',
+      ].sort(),
+    );
   });
 });

@@ -1,10 +1,305 @@
+import { randomUUID } from 'node:crypto';
 import {
+  ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   ResourceInUseException,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, KeywardenError } from '../../core/errors.ts';
+
+/**
+ * The single-table layout. Every item has `pk` and `sk`; the partition says what it is.
+ *
+ * | item                 | pk                   | sk                 |
+ * |----------------------|----------------------|--------------------|
+ * | identity             | INVENTORY            | IDENTITY#<id>      |
+ * | audit record         | AUDIT                | SEQ#<12-digit seq> |
+ * | audit block          | AUDIT                | SEQ#<first seq>    |
+ * | audit head           | AUDIT                | HEAD               |
+ * | findings run         | FINDINGS#<runId>     | FINDING#<id>       |
+ * | latest findings      | FINDINGS             | LATEST             |
+ * | credential ver.      | IDENTITY#<id>        | VERSION#<versionId>|
+ * | rotation state       | IDENTITY#<id>        | ROTATION           |
+ * | rotation lock        | IDENTITY#<id>        | LOCK               |
+ * | grant                | GRANT#<id>           | GRANT              |
+ * | campaign             | CAMPAIGN#<id>        | CAMPAIGN           |
+ * | campaign target      | CAMPAIGN#<id>        | TARGET#<targetId>  |
+ * | re-issue record      | CAMPAIGN#<id>        | REISSUE#<identity> |
+ * | break-glass config   | BREAKGLASS           | CONFIG             |
+ * | a handled delivery   | DELIVERY#<key>       | DELIVERY           |
+ *
+ * An audit block item holds a run of consecutive records (`records`, `lastSeq`,
+ * `lastHash`), written in one put; see dynamodb-audit-log.ts.
+ *
+ * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`; and
+ * campaigns: gsi1pk `CAMPAIGNS`, gsi1sk `<createdAt>#<id>`.
+ *
+ * Deliveries, findings and locks carry the table's TTL attribute (`expiresAt`, epoch seconds).
+ */
+export const Keys = {
+  identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
+  audit: (seq: number) => ({ pk: 'AUDIT', sk: `SEQ#${String(seq).padStart(12, '0')}` }),
+  auditHead: { pk: 'AUDIT', sk: 'HEAD' },
+  finding: (runId: string, id: string) => ({ pk: `FINDINGS#${runId}`, sk: `FINDING#${id}` }),
+  latestFindings: { pk: 'FINDINGS', sk: 'LATEST' },
+  version: (identityId: string, versionId: string) => ({
+    pk: `IDENTITY#${identityId}`,
+    sk: `VERSION#${versionId}`,
+  }),
+  rotation: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'ROTATION' }),
+  lock: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'LOCK' }),
+  grant: (grantId: string) => ({ pk: `GRANT#${grantId}`, sk: 'GRANT' }),
+  campaign: (campaignId: string) => ({ pk: `CAMPAIGN#${campaignId}`, sk: 'CAMPAIGN' }),
+  target: (campaignId: string, targetId: string) => ({
+    pk: `CAMPAIGN#${campaignId}`,
+    sk: `TARGET#${targetId}`,
+  }),
+  reissue: (campaignId: string, identityId: string) => ({
+    pk: `CAMPAIGN#${campaignId}`,
+    sk: `REISSUE#${identityId}`,
+  }),
+  breakglassConfig: { pk: 'BREAKGLASS', sk: 'CONFIG' },
+  delivery: (key: string) => ({ pk: `DELIVERY#${key}`, sk: 'DELIVERY' }),
+} as const;
+
+/** The primary key of an item. */
+export interface Key {
+  pk: string;
+  sk: string;
+}
+
+/** An item as the document client reads and writes it. */
+export type Item = Record<string, unknown>;
+
+/** A condition (or update) expression with the names and values it refers to. */
+export interface Expression {
+  expression: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
+export interface DynamoTableProps {
+  client: DynamoDBClient;
+  tableName: string;
+}
+
+/** Items in one BatchWriteItem at most (DynamoDB's limit). */
+const BATCH_SIZE = 25;
+
+const expressionParts = (names?: Record<string, string>, values?: Record<string, unknown>) => ({
+  ...(names ? { ExpressionAttributeNames: names } : {}),
+  ...(values ? { ExpressionAttributeValues: values } : {}),
+});
+
+/** False when DynamoDB refused a write for its condition; any other failure is thrown. */
+async function unlessConditionFails(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/**
+ * The few operations the per-port stores need, on one table: reads are consistent, queries
+ * read every page, conditional writes answer whether their condition held.
+ */
+export class DynamoTable {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #name: string;
+
+  constructor(props: DynamoTableProps) {
+    if (!props.tableName) throw new RangeError('DynamoTable: expected a table name, got an empty string');
+    this.#doc = DynamoDBDocumentClient.from(props.client, {
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    });
+    this.#name = props.tableName;
+  }
+
+  async get(key: Key): Promise<Item | undefined> {
+    const { Item } = await this.#doc.send(
+      new GetCommand({ TableName: this.#name, Key: key, ConsistentRead: true }),
+    );
+    return Item;
+  }
+
+  /** Every item of the partition `pk` (whose sort key starts with `skPrefix`), in sort-key order. */
+  async query(pk: string, skPrefix?: string): Promise<Item[]> {
+    const items: Item[] = [];
+    const pages = paginateQuery(
+      { client: this.#doc },
+      {
+        TableName: this.#name,
+        KeyConditionExpression: skPrefix ? 'pk = :pk AND begins_with(sk, :sk)' : 'pk = :pk',
+        ExpressionAttributeValues: skPrefix ? { ':pk': pk, ':sk': skPrefix } : { ':pk': pk },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) items.push(...((page.Items ?? []) as Item[]));
+    return items;
+  }
+
+  /** The item of the partition `pk` with the greatest sort key starting with `skPrefix`. */
+  async last(pk: string, skPrefix: string): Promise<Item | undefined> {
+    const { Items } = await this.#doc.send(
+      new QueryCommand({
+        TableName: this.#name,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)',
+        ExpressionAttributeValues: { ':pk': pk, ':sk': skPrefix },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    return Items?.[0];
+  }
+
+  /** Every item listed under `gsi1pk` in index `gsi1`, newest (greatest gsi1sk) first. */
+  async queryIndex(gsi1pk: string): Promise<Item[]> {
+    const items: Item[] = [];
+    const pages = paginateQuery(
+      { client: this.#doc },
+      {
+        TableName: this.#name,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :pk',
+        ExpressionAttributeValues: { ':pk': gsi1pk },
+        ScanIndexForward: false,
+      },
+    );
+    for await (const page of pages) items.push(...((page.Items ?? []) as Item[]));
+    return items;
+  }
+
+  async put(item: Item & Key): Promise<void> {
+    await this.#doc.send(new PutCommand({ TableName: this.#name, Item: item }));
+  }
+
+  /** Puts `item` if `condition` holds; false when it did not. */
+  putIf(item: Item & Key, condition: Expression): Promise<boolean> {
+    return unlessConditionFails(
+      this.#doc.send(
+        new PutCommand({
+          TableName: this.#name,
+          Item: item,
+          ConditionExpression: condition.expression,
+          ...expressionParts(condition.names, condition.values),
+        }),
+      ),
+    );
+  }
+
+  /** Updates the item at `key` if `condition` holds; false when it did not. */
+  updateIf(key: Key, update: Expression, condition: string): Promise<boolean> {
+    return unlessConditionFails(
+      this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#name,
+          Key: key,
+          UpdateExpression: update.expression,
+          ConditionExpression: condition,
+          ...expressionParts(update.names, update.values),
+        }),
+      ),
+    );
+  }
+
+  /** Deletes the item at `key` if `condition` holds; false when it did not. */
+  deleteIf(key: Key, condition: Expression): Promise<boolean> {
+    return unlessConditionFails(
+      this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#name,
+          Key: key,
+          ConditionExpression: condition.expression,
+          ...expressionParts(condition.names, condition.values),
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Puts `item` at `key` if `condition` holds, marked with a fresh `writeId`. When the
+   * condition fails and the stored item is not our own write (the SDK retries a write whose
+   * answer was lost; the retry then fails its own condition), throws `conflict(cause)`.
+   */
+  async putOwn(key: Key, item: Item, condition: Expression, conflict: (cause: unknown) => Error) {
+    // Marks this write, so a retry of it can be told from someone else's write.
+    const writeId = randomUUID();
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#name,
+          Item: { ...key, ...item, writeId },
+          ConditionExpression: condition.expression,
+          ...expressionParts(condition.names, condition.values),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if ((await this.get(key))?.writeId === writeId) return;
+      throw conflict(error);
+    }
+  }
+
+  /**
+   * Puts an item only if its stored revision is still `expectedRev` (undefined: must not
+   * exist), with the next revision; throws ConflictError naming `what` otherwise.
+   */
+  async putRevisioned<T extends object>(
+    key: Key,
+    item: T,
+    expectedRev: number | undefined,
+    what: string,
+  ): Promise<T & { rev: number }> {
+    const rev = (expectedRev ?? 0) + 1;
+    await this.putOwn(
+      key,
+      { ...item, rev },
+      expectedRev === undefined
+        ? { expression: 'attribute_not_exists(pk)' }
+        : { expression: 'rev = :rev', values: { ':rev': expectedRev } },
+      (cause) =>
+        new ConflictError(
+          `${what} changed since it was read (expected revision ${expectedRev ?? 'none'}); read it again and retry`,
+          { cause },
+        ),
+    );
+    return { ...item, rev };
+  }
+
+  /** Puts items 25 at a time, trying unprocessed ones again with backoff; `what` names them in the error. */
+  async batchPut(items: readonly (Item & Key)[], what: string): Promise<void> {
+    for (let i = 0; i < items.length; i += BATCH_SIZE) {
+      let pending = items.slice(i, i + BATCH_SIZE).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; pending.length > 0; attempt += 1) {
+        const result = await this.#doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.#name]: pending } }),
+        );
+        pending = (result.UnprocessedItems?.[this.#name] ?? []) as typeof pending;
+        if (pending.length && attempt > 8)
+          throw new KeywardenError(`could not store ${what}: writes kept being throttled; try again`, {
+            retryable: true,
+          });
+        if (pending.length) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+}
 
 /**
  * Creates the state table where CDK does not: on the local stack and in tests.

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { CredentialVersionSchema, RotationStateSchema } from '../../core/credential-version.ts';
+import type { RotationStore, VersionShortcuts } from '../../core/ports.ts';
+import { type DynamoTable, Keys } from './dynamodb-table.ts';
+
+/**
+ * Credential versions, rotation progress and per-identity locks, all in the identity's
+ * partition (`IDENTITY#<id>`): versions under `VERSION#<versionId>`, then `ROTATION`, `LOCK`.
+ */
+export function dynamoRotationStore(table: DynamoTable): RotationStore & VersionShortcuts {
+  return {
+    async listVersions(identityId) {
+      const items = await table.query(`IDENTITY#${identityId}`, 'VERSION#');
+      return items
+        .map(({ pk: _pk, sk: _sk, rev, ...rest }) => ({
+          ...CredentialVersionSchema.parse(rest),
+          rev: Number(rev),
+        }))
+        .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
+    },
+
+    /** One version by its key: one GetItem, where `listVersions` queries the identity's partition. */
+    async getVersion(identityId, versionId) {
+      const item = await table.get(Keys.version(identityId, versionId));
+      if (!item) return undefined;
+      const { pk: _pk, sk: _sk, rev, writeId: _w, ...rest } = item;
+      return { ...CredentialVersionSchema.parse(rest), rev: Number(rev) };
+    },
+
+    /**
+     * Marks a version revoked in one conditional update, without reading it first (a
+     * campaign does this for thousands of versions). Returns false when the version is
+     * unknown or already revoked: nothing left to do. Bumps the revision, so a writer
+     * holding the version as it was read sees a conflict and reads it again.
+     */
+    markVersionRevoked(identityId, versionId, change) {
+      return table.updateIf(
+        Keys.version(identityId, versionId),
+        {
+          expression: 'SET #stage = :revoked, retiredAt = :at, note = :note, rev = rev + :one, writeId = :w',
+          names: { '#stage': 'stage' },
+          values: {
+            ':revoked': 'revoked',
+            ':at': change.at,
+            ':note': change.note,
+            ':one': 1,
+            ':w': randomUUID(),
+          },
+        },
+        'attribute_exists(pk) AND #stage <> :revoked',
+      );
+    },
+
+    putVersion(version, expectedRev) {
+      return table.putRevisioned(
+        Keys.version(version.identityId, version.versionId),
+        CredentialVersionSchema.parse(version),
+        expectedRev,
+        `version ${version.versionId} of ${version.identityId}`,
+      );
+    },
+
+    async getRotation(identityId) {
+      const item = await table.get(Keys.rotation(identityId));
+      if (!item) return undefined;
+      const { pk: _pk, sk: _sk, rev, ...rest } = item;
+      return { ...RotationStateSchema.parse(rest), rev: Number(rev) };
+    },
+
+    putRotation(state, expectedRev) {
+      return table.putRevisioned(
+        Keys.rotation(state.identityId),
+        RotationStateSchema.parse(state),
+        expectedRev,
+        `rotation of ${state.identityId}`,
+      );
+    },
+
+    acquireLock(identityId, owner, now, expiresAt) {
+      return table.putIf(
+        {
+          ...Keys.lock(identityId),
+          owner,
+          lockedUntil: expiresAt,
+          // The table's TTL attribute (seconds): stale lock items clean themselves up in AWS.
+          expiresAt: Math.ceil(expiresAt / 1_000) + 3_600,
+        },
+        {
+          expression: 'attribute_not_exists(pk) OR lockedUntil < :now OR #owner = :owner',
+          names: { '#owner': 'owner' },
+          values: { ':now': now, ':owner': owner },
+        },
+      );
+    },
+
+    async releaseLock(identityId, owner) {
+      // False: someone took over after our lock expired; it is theirs now, not ours to delete.
+      await table.deleteIf(Keys.lock(identityId), {
+        expression: '#owner = :owner',
+        names: { '#owner': 'owner' },
+        values: { ':owner': owner },
+      });
+    },
+  };
+}
