@@ -3,7 +3,8 @@
  * thousands of targets stays inside the quotas of the services it calls instead of
  * leaning on throttling and retries.
  *
- * One limiter per service, shared by the kinds that call it: both IAM kinds draw from
+ * One limiter per service (the kind registry, core/kinds.ts, names each kind's service),
+ * shared by the kinds that call it: both IAM kinds draw from
  * the IAM budget, every Vault kind from the Vault one. Rates count revocations (one
  * target tried once), each a few API calls:
  *
@@ -27,23 +28,8 @@ import pThrottle from 'p-throttle';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import type { IdentityKind } from '../core/identity.ts';
+import { PROVIDER_SERVICES, type ProviderService, serviceOf } from '../core/kinds.ts';
 import type { Limit } from '../core/ports.ts';
-
-export const PROVIDER_SERVICES = ['iam', 'secrets-manager', 'vault'] as const;
-export type ProviderService = (typeof PROVIDER_SERVICES)[number];
-
-/** The service a kind's revocations call. */
-export function serviceOf(kind: IdentityKind): ProviderService {
-  switch (kind) {
-    case 'aws-iam-access-key':
-    case 'aws-role-session':
-      return 'iam';
-    case 'aws-secret':
-      return 'secrets-manager';
-    default:
-      return 'vault';
-  }
-}
 
 const ServiceLimitSchema = z.strictObject({
   /** Revocations in flight at once. */

@@ -23,6 +23,7 @@ import { type Campaign, type ReissueRecord, summarize, type Target } from './cam
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
+import { KINDS } from './kinds.ts';
 import type {
   CampaignStore,
   IdentityStore,
@@ -88,14 +89,6 @@ export interface CampaignRun {
   /** Whether the run stopped (signal) with targets still pending (of `targetIds`, when given). */
   stopped: boolean;
 }
-
-/**
- * Kinds whose current version cannot be taken away without putting another in its
- * place: Secrets Manager always keeps an AWSCURRENT version. Their current value is
- * replaced through the rotation protocol first (DESIGN: "rotate immediately"), then the
- * old version is revoked like any other.
- */
-const REPLACE_BEFORE_REVOKE: readonly IdentityKind[] = ['aws-secret'];
 
 const DEFAULTS = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
 
@@ -553,7 +546,9 @@ async function act(run: Run, target: Target, versions: Versions): Promise<Revoke
     new KeywardenError(
       `${target.kind} targets need ${what}, which is not configured; configure it and resume`,
     );
-  if (target.action === 'revoke-prefix' || (target.action === 'revoke' && target.kind === 'vault-lease')) {
+  // A lease picked one by one is revoked by its id, through the same revoker as its prefix.
+  const leaseKind = KINDS[target.kind].revocation === 'revoke-prefix';
+  if (target.action === 'revoke-prefix' || (target.action === 'revoke' && leaseKind)) {
     if (!leases) throw missing('a Vault address and token');
     return target.action === 'revoke-prefix'
       ? leases.revokePrefix(target.handle)
@@ -579,9 +574,10 @@ async function act(run: Run, target: Target, versions: Versions): Promise<Revoke
 }
 
 /**
- * For a kind that always keeps a current value (REPLACE_BEFORE_REVOKE), a target that
- * is the current version is first replaced by a fresh one through the rotation
- * protocol, so the old one can then be revoked. Returns a note for the report.
+ * For a kind that always keeps a current value (`replaceBeforeRevoke`: Secrets Manager always
+ * keeps an AWSCURRENT version), a target that is the current version is first replaced by a
+ * fresh one through the rotation protocol (DESIGN: "rotate immediately"), so the old one can
+ * then be revoked like any other. Returns a note for the report.
  */
 async function replaceCurrent(
   run: Run,
@@ -589,7 +585,7 @@ async function replaceCurrent(
   target: Target,
   versions: Versions,
 ): Promise<string | undefined> {
-  if (!REPLACE_BEFORE_REVOKE.includes(identity.kind) || !target.versionId) return undefined;
+  if (!KINDS[identity.kind].replaceBeforeRevoke || !target.versionId) return undefined;
   if ((await versions.find(target.versionId))?.stage !== 'current') return undefined;
   // The rotation rewrites this identity's versions.
   versions.forget();

@@ -9,8 +9,7 @@ import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
-import { deliveryOf, KINDS, scopeKey } from './kinds.ts';
-import { trimSlashes } from './resource-key.ts';
+import { deliveryOf, KINDS, scopeKey, wholeScope } from './kinds.ts';
 import { parseSelectors, type SelectorSubject, select } from './selector.ts';
 
 /**
@@ -191,17 +190,15 @@ function targetsOf(
     outcome: 'pending' as const,
     attempts: 0,
   };
+  const { revocation } = KINDS[identity.kind];
+  const scope = wholeScope(identity);
   // A whole lease path goes in one call; leases picked one by one are revoked one by one.
-  if (identity.kind === 'vault-lease' && selection.whole) {
-    const prefix = trimSlashes(identity.scope.prefix);
-    return [
-      { ...base, targetId: `${identity.id}:prefix:${prefix}`, handle: prefix, action: 'revoke-prefix' },
-    ];
+  if (revocation === 'revoke-prefix' && selection.whole && scope !== undefined) {
+    return [{ ...base, targetId: `${identity.id}:prefix:${scope}`, handle: scope, action: 'revoke-prefix' }];
   }
   // Sessions cannot be ended one by one: the deny policy ends every session of the role issued before it.
-  if (identity.kind === 'aws-role-session') {
-    const roleArn = identity.scope.roleArn;
-    return [{ ...base, targetId: `${identity.id}:${roleArn}`, handle: roleArn, action: 'deny-sessions' }];
+  if (revocation === 'deny-sessions' && scope !== undefined) {
+    return [{ ...base, targetId: `${identity.id}:${scope}`, handle: scope, action: 'deny-sessions' }];
   }
   if (selection.versions.length === 0) {
     const key = scopeKey(identity);

@@ -8,6 +8,7 @@ import {
   SeveritySchema,
   severityRank,
 } from './findings.ts';
+import { KINDS, wholeScope } from './kinds.ts';
 import type {
   AuditLog,
   Clock,
@@ -17,7 +18,6 @@ import type {
   IdentityStore,
   RotationStore,
 } from './ports.ts';
-import { trimSlashes } from './resource-key.ts';
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
@@ -50,9 +50,9 @@ export async function runDiscovery(
   const identities = (await deps.store.listIdentities())
     .filter((record) => record.status === 'active')
     .map((record) => record.identity);
-  const leasePrefixes = identities.flatMap((identity) =>
-    identity.kind === 'vault-lease' ? [trimSlashes(identity.scope.prefix)] : [],
-  );
+  const leasePrefixes = identities
+    .filter((identity) => KINDS[identity.kind].revocation === 'revoke-prefix')
+    .flatMap((identity) => wholeScope(identity) ?? []);
   const discovered: DiscoveredCredential[] = [];
   const results = await Promise.allSettled(deps.sources.map((source) => source.discover({ leasePrefixes })));
   results.forEach((result, index) => {

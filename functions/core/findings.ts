@@ -5,7 +5,7 @@ import { formatAge, toMillis } from './duration.ts';
 import { type Grant, isReviewOverdue } from './grant.ts';
 import { groupBy } from './group-by.ts';
 import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
-import { scopeKey } from './kinds.ts';
+import { KINDS, scopeKey } from './kinds.ts';
 import { deliveryKey } from './resource-key.ts';
 
 export const SeveritySchema = z.enum(['info', 'low', 'medium', 'high', 'critical']);
@@ -128,13 +128,13 @@ export function assessFindings(
     }
     const found = (byKey.get(key) ?? []).filter((credential) => credential.status === 'active');
     // A lease prefix with no live lease is normal: dynamic secrets come and go.
-    if (!byKey.has(key) && identity.kind !== 'vault-lease') {
+    if (!byKey.has(key) && KINDS[identity.kind].reportMissing) {
       add('missing', identity.id, [identity.id], [], `${identity.id} is declared but ${key} does not exist`);
     }
     for (const credential of found) {
       if (credential.createdAt) {
         const age = now - Date.parse(credential.createdAt);
-        if (identity.kind !== 'aws-role-session' && age > toMillis(identity.policy.maxAge)) {
+        if (KINDS[identity.kind].maxAgeApplies && age > toMillis(identity.policy.maxAge)) {
           add(
             'over-max-age',
             identity.id,
@@ -243,7 +243,7 @@ function idleFor(
   now: number,
 ): { millis: number; neverUsed: boolean } | undefined {
   if (credential.lastUsedAt) return { millis: now - Date.parse(credential.lastUsedAt), neverUsed: false };
-  if (credential.createdAt && credential.kind === 'aws-iam-access-key') {
+  if (credential.createdAt && KINDS[credential.kind].recordsLastUse) {
     // IAM reports last use; a key with none was never used. Other kinds do not report use.
     return { millis: now - Date.parse(credential.createdAt), neverUsed: true };
   }

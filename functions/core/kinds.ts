@@ -43,8 +43,18 @@ export interface KindFacts<K extends IdentityKind> {
   readonly maxAgeApplies: boolean;
   /** Whether a declared identity with nothing live is a `missing` finding (lease paths come and go). */
   readonly reportMissing: boolean;
+  /**
+   * The provider records each credential's last use (IAM does), so a credential with none was
+   * never used, and one used after its successor was delivered is still in use somewhere.
+   */
+  readonly recordsLastUse: boolean;
   /** How a campaign revokes it. */
   readonly revocation: RevocationMode;
+  /**
+   * For a kind revoked as a whole (`deny-sessions`, `revoke-prefix`): the handle that names
+   * its whole scope, the role ARN or the lease prefix. Selectors match it; campaigns revoke it.
+   */
+  wholeScope?(identity: IdentityOfKind<K>): string;
   /**
    * The resource key: one credential-bearing thing in a provider, in the same form whether it
    * comes from the inventory or from discovery, so the two reconcile by equality.
@@ -69,6 +79,7 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: true,
     reportMissing: true,
+    recordsLastUse: true,
     revocation: 'per-credential',
     scopeKey: (identity) => `aws-iam-user:${identity.scope.userName}`,
     revokePermission: (_handle, identity) =>
@@ -83,6 +94,7 @@ export const KINDS = {
     replaceBeforeRevoke: true,
     maxAgeApplies: true,
     reportMissing: true,
+    recordsLastUse: false,
     revocation: 'per-credential',
     scopeKey: (identity) => `aws-secret:${identity.scope.secretId}`,
     revokePermission: (handle, identity) =>
@@ -98,7 +110,9 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: false,
     reportMissing: true,
+    recordsLastUse: false,
     revocation: 'deny-sessions',
+    wholeScope: (identity) => identity.scope.roleArn,
     scopeKey: (identity) =>
       `aws-role:${identity.scope.roleArn.split(':role/')[1]?.split('/').at(-1) ?? identity.scope.roleArn}`,
     revokePermission: (handle) => `iam:PutRolePolicy on role ${handle}`,
@@ -112,6 +126,7 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: true,
     reportMissing: true,
+    recordsLastUse: false,
     revocation: 'per-credential',
     scopeKey: (identity) => `vault-token:${identity.id}`,
     revokePermission: () => "the 'update' capability on auth/token/revoke-accessor",
@@ -125,6 +140,7 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: true,
     reportMissing: true,
+    recordsLastUse: false,
     revocation: 'per-credential',
     scopeKey: (identity) => `vault-approle:${trimSlashes(identity.scope.mount)}/${identity.scope.roleName}`,
     revokePermission: (_handle, identity) =>
@@ -141,6 +157,7 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: true,
     reportMissing: true,
+    recordsLastUse: false,
     revocation: 'per-credential',
     scopeKey: (identity) =>
       `vault-kv:${trimSlashes(identity.scope.mount)}/${trimSlashes(identity.scope.path)}`,
@@ -159,7 +176,9 @@ export const KINDS = {
     replaceBeforeRevoke: false,
     maxAgeApplies: true,
     reportMissing: false,
+    recordsLastUse: false,
     revocation: 'revoke-prefix',
+    wholeScope: (identity) => trimSlashes(identity.scope.prefix),
     scopeKey: (identity) => `vault-lease:${trimSlashes(identity.scope.prefix)}`,
     revokePermission: (handle) =>
       `the 'update' and 'sudo' capabilities on sys/leases/revoke-prefix/${handle}`,
@@ -187,6 +206,10 @@ export const revokePermission = (kind: IdentityKind, handle: string, identity?: 
   identity
     ? factsFor(identity).revokePermission(handle, identity)
     : kindFacts(kind).revokePermission(handle, undefined);
+
+/** The handle naming the whole scope of a kind revoked as a whole; undefined for the others. */
+export const wholeScope = (identity: Identity): string | undefined =>
+  factsFor(identity).wholeScope?.(identity);
 
 /** The kinds rotated on a schedule. */
 export const ROTATABLE_KINDS: readonly IdentityKind[] = (Object.keys(KINDS) as IdentityKind[]).filter(

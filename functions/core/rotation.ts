@@ -10,7 +10,7 @@ import type { CredentialVersion, RotationState, RotationStep } from './credentia
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
 import type { Delivery, Identity, IdentityKind } from './identity.ts';
-import { deliveryOf } from './kinds.ts';
+import { deliveryOf, KINDS } from './kinds.ts';
 import type {
   AuditLog,
   BoundDelivery,
@@ -30,11 +30,8 @@ export const LOCK_TTL_MS = 5 * 60_000;
 /** Providers stamp creation to the second; an unknown credential this close to an attempt's start is its orphan. */
 const ORPHAN_CLOCK_SKEW_MS = 1_000;
 
-/** Kinds whose provider cannot tag a credential with the rotation that made it. */
-const UNTAGGABLE_KINDS: readonly IdentityKind[] = ['aws-iam-access-key'];
-
 /** Kinds whose credentials are issued per grant or lease and end by TTL: never rotated on a schedule. */
-export const NOT_ROTATED: readonly IdentityKind[] = ['aws-role-session', 'vault-lease'];
+const notRotated = (kind: IdentityKind): boolean => !KINDS[kind].rotates;
 
 export interface RotationDeps {
   store: RotationStore;
@@ -80,7 +77,7 @@ export function dueReason(
   versions: readonly CredentialVersion[],
   now: Date,
 ): string | undefined {
-  if (NOT_ROTATED.includes(identity.kind)) return undefined;
+  if (notRotated(identity.kind)) return undefined;
   const current = versions.find((version) => version.stage === 'current');
   if (!current) return 'never rotated by keywarden';
   const age = now.getTime() - Date.parse(current.issuedAt);
@@ -182,7 +179,7 @@ export async function rotateIdentity(
   options: { owner: string; force?: boolean },
 ): Promise<RotationOutcome> {
   const run = new Run(deps, identity, options.owner);
-  if (NOT_ROTATED.includes(identity.kind)) {
+  if (notRotated(identity.kind)) {
     return run.outcome(
       'skipped',
       `${identity.kind} credentials are issued per grant or lease and end by their TTL`,
@@ -333,7 +330,7 @@ async function cleanOrphans(run: Run, target: BoundDelivery) {
     // keywarden always tags were made by someone else and are left alone.
     const ours = listed.versionId
       ? listed.versionId === state.versionId
-      : UNTAGGABLE_KINDS.includes(run.identity.kind) &&
+      : !KINDS[run.identity.kind].tagsVersions &&
         listed.createdAt !== undefined &&
         Date.parse(listed.createdAt) >= since;
     if (!ours) continue;
@@ -457,7 +454,7 @@ async function retireDue(run: Run) {
     if (now - Date.parse(version.supersededAt ?? version.issuedAt) < grace) continue;
     const lastUsed = await run.provider.lastUsed?.(version.handle);
     const usedAfterSuccessor =
-      run.identity.kind === 'aws-iam-access-key' &&
+      KINDS[run.identity.kind].recordsLastUse &&
       lastUsed !== undefined &&
       successor?.deliveredAt !== undefined &&
       Date.parse(lastUsed) > Date.parse(successor.deliveredAt);
@@ -589,7 +586,7 @@ export async function enforceMaxAge(
 
 /** Rejects a rotation request that names an identity that cannot be rotated, with the reason. */
 export function assertRotatable(identity: Identity): void {
-  if (NOT_ROTATED.includes(identity.kind)) {
+  if (notRotated(identity.kind)) {
     throw new KeywardenError(
       `${identity.id} is a ${identity.kind}: such credentials are issued per grant or lease and end by their TTL, not rotated`,
     );
@@ -608,7 +605,7 @@ export async function planRotation(
   return Promise.all(
     identities.map(async (identity) => {
       const base = { identityId: identity.id, kind: identity.kind };
-      if (NOT_ROTATED.includes(identity.kind))
+      if (notRotated(identity.kind))
         return { ...base, action: 'skip' as const, reason: 'issued per grant or lease, ends by TTL' };
       if (!deliveryOf(identity)) return { ...base, action: 'skip' as const, reason: 'no delivery target' };
       const state = await deps.store.getRotation(identity.id);
@@ -668,7 +665,7 @@ export async function rotateMany(
         }
         // A credential that cannot be rotated (failed, or no delivery target) still may not outlive maxAge.
         const unrotatable = outcome.status === 'failed' || !deliveryOf(identity);
-        if (unrotatable && !NOT_ROTATED.includes(identity.kind)) {
+        if (unrotatable && !notRotated(identity.kind)) {
           const enforced = await enforceMaxAge(deps, identity).catch(
             (error: unknown) => `max-age enforcement failed: ${(error as Error).message}`,
           );

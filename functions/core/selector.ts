@@ -28,7 +28,7 @@
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, IdentityKindSchema, StageSchema, stagesOf } from './identity.ts';
-import { trimSlashes } from './resource-key.ts';
+import { wholeScope } from './kinds.ts';
 
 /** What a selector is evaluated against: one identity and the credential versions recorded for it. */
 export interface SelectorSubject {
@@ -354,13 +354,6 @@ function versionTermHolds(term: SelectorTerm, candidate: Candidate): boolean {
 
 const holds = (term: SelectorTerm, positive: boolean): boolean => (term.negated ? !positive : positive);
 
-/** The handle that names the whole scope of a kind revoked as a whole. */
-export function scopeHandle(identity: Identity): string | undefined {
-  if (identity.kind === 'vault-lease') return trimSlashes(identity.scope.prefix);
-  if (identity.kind === 'aws-role-session') return identity.scope.roleArn;
-  return undefined;
-}
-
 /** Versions that still grant access: every stage but `revoked`. */
 export const liveVersions = (versions: readonly CredentialVersion[]): CredentialVersion[] =>
   versions.filter((version) => version.stage !== 'revoked');
@@ -385,7 +378,7 @@ function selectOne(selector: Selector, subject: SelectorSubject): Selection | un
   if (versionTerms.length === 0) return { whole: true, versions: live };
   const satisfies = (candidate: Candidate) =>
     versionTerms.every((term) => holds(term, versionTermHolds(term, candidate)));
-  const scope = scopeHandle(subject.identity);
+  const scope = wholeScope(subject.identity);
   if (scope !== undefined && satisfies({ handle: scope })) return { whole: true, versions: live };
   const versions = live.filter((version) => satisfies({ version, handle: version.handle }));
   return versions.length > 0 ? { whole: false, versions } : undefined;
