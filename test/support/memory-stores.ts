@@ -1,0 +1,304 @@
+/**
+ * In-memory implementations of keywarden's own store ports (functions/core/ports.ts), for
+ * unit specs of the engines that run without a server. They keep the ports' documented
+ * contracts, not DynamoDB's: revisioned writes throw ConflictError on a stale revision,
+ * locks expire, a settled campaign target is never overwritten, and the audit log is a
+ * real hash chain built with the core's own chain functions.
+ *
+ * Every read returns a copy and every write stores one, so a caller can no more change
+ * stored state by holding on to an object than it could in a database. Each operation is
+ * atomic (one conditional write), as the real store's are.
+ *
+ * Crash points: a store spec can throw from `beforeWrite`/`afterWrite` (for example a
+ * `SimulatedCrash` from core/rotation.ts) to stand for a process that died just before
+ * or just after a write reached the store.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  type AuditEventInput,
+  type AuditHead,
+  type AuditRecord,
+  type ChainVerdict,
+  type Digest,
+  nextRecord,
+  verifyChain,
+} from '../../functions/core/audit.ts';
+import {
+  type Campaign,
+  CampaignSchema,
+  type ReissueRecord,
+  ReissueRecordSchema,
+  type Target,
+  TargetSchema,
+} from '../../functions/core/campaign.ts';
+import {
+  type CredentialVersion,
+  CredentialVersionSchema,
+  type RotationState,
+  RotationStateSchema,
+} from '../../functions/core/credential-version.ts';
+import { ConflictError } from '../../functions/core/errors.ts';
+import type {
+  AuditLog,
+  CampaignStore,
+  Clock,
+  IdentityStore,
+  RotationStore,
+  StoredCampaign,
+  StoredIdentity,
+  StoredRotation,
+  StoredVersion,
+} from '../../functions/core/ports.ts';
+
+/** One write a store is about to make or has made, for fault injection. */
+export type StoreWrite =
+  | { op: 'putIdentity'; record: Omit<StoredIdentity, 'rev'> }
+  | { op: 'putVersion'; version: CredentialVersion }
+  | { op: 'putRotation'; state: RotationState }
+  | { op: 'putCampaign'; campaign: Campaign }
+  | { op: 'putTarget'; campaignId: string; target: Target; expectedAttempts: number }
+  | { op: 'putReissue'; campaignId: string; record: ReissueRecord };
+
+/**
+ * Called around every write: throwing from `beforeWrite` stands for a process that died
+ * before the write reached the store, from `afterWrite` for one that died right after it.
+ */
+export interface WriteHooks {
+  beforeWrite?: (write: StoreWrite) => void;
+  afterWrite?: (write: StoreWrite) => void;
+}
+
+/** SHA-256 in hex, the digest the adapters chain the audit log with. */
+export const sha256: Digest = (text) => createHash('sha256').update(text).digest('hex');
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+/** A revisioned write: the stored revision must still be `expectedRev` (undefined: nothing stored). */
+function checkRevision(what: string, stored: { rev: number } | undefined, expectedRev: number | undefined) {
+  if (stored?.rev === expectedRev) return;
+  throw new ConflictError(
+    `${what} changed since it was read (expected revision ${expectedRev ?? 'none'}, stored ${stored?.rev ?? 'none'}); read it again and retry`,
+  );
+}
+
+abstract class HookedStore {
+  hooks: WriteHooks = {};
+
+  protected write<T>(write: StoreWrite, apply: () => T): T {
+    this.hooks.beforeWrite?.(write);
+    const result = apply();
+    this.hooks.afterWrite?.(write);
+    return result;
+  }
+}
+
+/** The inventory as synced: identities with their lifecycle and revision. */
+export class MemoryIdentityStore extends HookedStore implements IdentityStore {
+  readonly #identities = new Map<string, StoredIdentity>();
+
+  async getIdentity(id: string): Promise<StoredIdentity | undefined> {
+    return copy(this.#identities.get(id));
+  }
+
+  async listIdentities(): Promise<StoredIdentity[]> {
+    return [...this.#identities.values()]
+      .map(copy)
+      .sort((a, b) => a.identity.id.localeCompare(b.identity.id));
+  }
+
+  async putIdentity(
+    record: Omit<StoredIdentity, 'rev'>,
+    expectedRev: number | undefined,
+  ): Promise<StoredIdentity> {
+    const id = record.identity.id;
+    return this.write({ op: 'putIdentity', record: copy(record) }, () => {
+      checkRevision(`identity ${id}`, this.#identities.get(id), expectedRev);
+      const stored = { ...copy(record), rev: (expectedRev ?? 0) + 1 };
+      this.#identities.set(id, stored);
+      return copy(stored);
+    });
+  }
+}
+
+interface Lock {
+  owner: string;
+  lockedUntil: number;
+}
+
+/** Credential versions, rotation progress and per-identity locks. */
+export class MemoryRotationStore extends HookedStore implements RotationStore {
+  readonly #versions = new Map<string, Map<string, StoredVersion>>();
+  readonly #rotations = new Map<string, StoredRotation>();
+  readonly #locks = new Map<string, Lock>();
+
+  async listVersions(identityId: string): Promise<StoredVersion[]> {
+    // As the real store lists them: by issue time, then version id.
+    return [...(this.#versions.get(identityId)?.values() ?? [])]
+      .map(copy)
+      .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
+  }
+
+  async putVersion(version: CredentialVersion, expectedRev: number | undefined): Promise<StoredVersion> {
+    const parsed = CredentialVersionSchema.parse(version);
+    return this.write({ op: 'putVersion', version: copy(parsed) }, () => {
+      const versions = this.#versions.get(parsed.identityId) ?? new Map<string, StoredVersion>();
+      checkRevision(
+        `version ${parsed.versionId} of ${parsed.identityId}`,
+        versions.get(parsed.versionId),
+        expectedRev,
+      );
+      const stored = { ...parsed, rev: (expectedRev ?? 0) + 1 };
+      versions.set(parsed.versionId, stored);
+      this.#versions.set(parsed.identityId, versions);
+      return copy(stored);
+    });
+  }
+
+  async getRotation(identityId: string): Promise<StoredRotation | undefined> {
+    return copy(this.#rotations.get(identityId));
+  }
+
+  async putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation> {
+    const parsed = RotationStateSchema.parse(state);
+    return this.write({ op: 'putRotation', state: copy(parsed) }, () => {
+      checkRevision(`rotation of ${parsed.identityId}`, this.#rotations.get(parsed.identityId), expectedRev);
+      const stored = { ...parsed, rev: (expectedRev ?? 0) + 1 };
+      this.#rotations.set(parsed.identityId, stored);
+      return copy(stored);
+    });
+  }
+
+  async acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean> {
+    const held = this.#locks.get(identityId);
+    // Free, or its holder's time ran out, or it is the owner's own lock taken again.
+    if (held && held.lockedUntil >= now && held.owner !== owner) return false;
+    this.#locks.set(identityId, { owner, lockedUntil: expiresAt });
+    return true;
+  }
+
+  async releaseLock(identityId: string, owner: string): Promise<void> {
+    // Someone who took over after our lock expired keeps it.
+    if (this.#locks.get(identityId)?.owner === owner) this.#locks.delete(identityId);
+  }
+
+  /** Who holds the identity's lock and until when (epoch ms), for specs to assess. */
+  lockOf(identityId: string): Readonly<Lock> | undefined {
+    return copy(this.#locks.get(identityId));
+  }
+}
+
+/** Campaigns, their targets (conditional checkpoints) and re-issue records. */
+export class MemoryCampaignStore extends HookedStore implements CampaignStore {
+  readonly #campaigns = new Map<string, StoredCampaign>();
+  readonly #targets = new Map<string, Map<string, Target>>();
+  readonly #reissues = new Map<string, Map<string, ReissueRecord>>();
+
+  async createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign> {
+    const parsed = CampaignSchema.parse(campaign);
+    if (this.#campaigns.has(parsed.campaignId)) {
+      throw new ConflictError(`campaign ${parsed.campaignId} exists already; plan it again under a new id`);
+    }
+    // The targets first: a reader that finds the campaign finds every target.
+    this.#targets.set(
+      parsed.campaignId,
+      new Map(targets.map((target) => [target.targetId, TargetSchema.parse(copy(target))])),
+    );
+    const stored = { ...parsed, rev: 1 };
+    this.#campaigns.set(parsed.campaignId, stored);
+    return copy(stored);
+  }
+
+  async getCampaign(campaignId: string): Promise<StoredCampaign | undefined> {
+    return copy(this.#campaigns.get(campaignId));
+  }
+
+  async putCampaign(campaign: Campaign, expectedRev: number): Promise<StoredCampaign> {
+    const parsed = CampaignSchema.parse(campaign);
+    return this.write({ op: 'putCampaign', campaign: copy(parsed) }, () => {
+      checkRevision(`campaign ${parsed.campaignId}`, this.#campaigns.get(parsed.campaignId), expectedRev);
+      const stored = { ...parsed, rev: expectedRev + 1 };
+      this.#campaigns.set(parsed.campaignId, stored);
+      return copy(stored);
+    });
+  }
+
+  async listCampaigns(): Promise<StoredCampaign[]> {
+    return [...this.#campaigns.values()]
+      .map(copy)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.campaignId.localeCompare(a.campaignId));
+  }
+
+  async listTargets(campaignId: string): Promise<Target[]> {
+    return [...(this.#targets.get(campaignId)?.values() ?? [])]
+      .map(copy)
+      .sort((a, b) => (a.targetId < b.targetId ? -1 : a.targetId > b.targetId ? 1 : 0));
+  }
+
+  async putTarget(campaignId: string, target: Target, expectedAttempts: number): Promise<void> {
+    const parsed = TargetSchema.parse(target);
+    this.write({ op: 'putTarget', campaignId, target: copy(parsed), expectedAttempts }, () => {
+      const targets = this.#targets.get(campaignId);
+      const stored = targets?.get(parsed.targetId);
+      // Only an open target (pending or failed) with the attempts the writer read may be written.
+      const open = stored?.outcome === 'pending' || stored?.outcome === 'failed';
+      if (!targets || !stored || !open || stored.attempts !== expectedAttempts) {
+        throw new ConflictError(
+          `target ${parsed.targetId} of campaign ${campaignId} was settled or tried by another run (expected ${expectedAttempts} attempts and an open outcome, stored ${stored ? `${stored.attempts} attempts, ${stored.outcome}` : 'nothing'}); its record stands`,
+        );
+      }
+      targets.set(parsed.targetId, parsed);
+    });
+  }
+
+  async putReissue(campaignId: string, record: ReissueRecord): Promise<void> {
+    const parsed = ReissueRecordSchema.parse(record);
+    this.write({ op: 'putReissue', campaignId, record: copy(parsed) }, () => {
+      const records = this.#reissues.get(campaignId) ?? new Map<string, ReissueRecord>();
+      records.set(parsed.identityId, parsed);
+      this.#reissues.set(campaignId, records);
+    });
+  }
+
+  async listReissues(campaignId: string): Promise<ReissueRecord[]> {
+    return [...(this.#reissues.get(campaignId)?.values() ?? [])]
+      .map(copy)
+      .sort((a, b) => a.identityId.localeCompare(b.identityId));
+  }
+}
+
+/** The append-only audit log, hash-chained with the core's own `nextRecord`. */
+export class MemoryAuditLog implements AuditLog {
+  readonly #records: AuditRecord[] = [];
+  #head: AuditHead | undefined;
+
+  constructor(
+    readonly clock: Clock,
+    readonly digest: Digest = sha256,
+  ) {}
+
+  async append(event: AuditEventInput): Promise<AuditRecord> {
+    const record = nextRecord(
+      this.#head,
+      event,
+      { id: randomUUID(), at: this.clock.now().toISOString() },
+      this.digest,
+    );
+    this.#records.push(record);
+    this.#head = { seq: record.seq, hash: record.hash };
+    return copy(record);
+  }
+
+  async readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }> {
+    return { records: this.#records.map(copy), head: copy(this.#head) };
+  }
+
+  /** The records about one subject, in order (synchronous, for assessing). */
+  of(subject: string): AuditRecord[] {
+    return this.#records.filter((record) => record.subject === subject).map(copy);
+  }
+
+  /** Whether the chain is whole, by the core's own verifier. */
+  verify(): ChainVerdict {
+    return verifyChain(this.#records, this.#head, this.digest);
+  }
+}

@@ -1,0 +1,461 @@
+/**
+ * The revocation campaign engine (functions/core/campaign-engine.ts) without any server:
+ * claim → revoke → checkpoint per target, the four outcomes, resume after a crash between
+ * a claim and its checkpoint, conditional checkpoints that never overwrite a settled
+ * target, the per-kind limiters and re-issue, over the in-memory stores and providers of
+ * test/support. The same behaviour against moto and OpenBao is specified in
+ * test/integration/campaign*.test.ts.
+ */
+import pLimit from 'p-limit';
+import { describe, expect, it } from 'vitest';
+import { NO_LIVE_CREDENTIAL, planCampaign, type Target } from '../../functions/core/campaign.ts';
+import { runCampaign } from '../../functions/core/campaign-engine.ts';
+import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
+import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
+import { type ProviderService, serviceOf } from '../../functions/core/kinds.ts';
+import type { Limit } from '../../functions/core/ports.ts';
+import { rotateIdentity, SimulatedCrash } from '../../functions/core/rotation.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { MemoryWorld } from '../support/memory-providers.ts';
+import type { StoreWrite } from '../support/memory-stores.ts';
+
+const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+const INCIDENT = 'INC-42';
+
+const declare = (id: string, kind: IdentityKind = 'vault-token'): Identity =>
+  makeIdentity({
+    id,
+    kind,
+    policy,
+    pipeline: { repo: 'acme/app', stage: 'deploy', environment: 'prod' },
+    ...(kind === 'aws-secret' ? {} : { delivery: { type: 'vault-kv', path: `ci/${id}` } }),
+  });
+
+/**
+ * Identities as a compromised pipeline has them: each declared with a working credential,
+ * and (unless `unrotated`) rotated once, so it has two live versions, the adopted original
+ * (previous) and keywarden's issued one (current).
+ */
+async function fleet(world: MemoryWorld, identities: Identity[], unrotated: string[] = []) {
+  for (const identity of identities) {
+    await world.seed(identity);
+    if (unrotated.includes(identity.id)) continue;
+    const outcome = await rotateIdentity(world.rotationDeps('setup'), identity, { owner: 'setup' });
+    expect(outcome.status, outcome.reason).toBe('rotated');
+  }
+  return identities;
+}
+
+/** Plans and stores a campaign over every declared identity of `env=prod`, as the CLI does. */
+async function plan(world: MemoryWorld, options: { reissue?: boolean } = {}) {
+  const stored = await world.identities.listIdentities();
+  const subjects = await Promise.all(
+    stored.map(async ({ identity }) => ({ identity, versions: await world.store.listVersions(identity.id) })),
+  );
+  const planned = planCampaign({
+    campaignId: `${INCIDENT}-1`,
+    incident: INCIDENT,
+    selectors: ['env=prod'],
+    requestedBy: 'cli:responder',
+    now: world.clock.now().toISOString(),
+    reissue: options.reissue ?? false,
+    subjects,
+  });
+  await world.campaigns.createCampaign(planned.campaign, planned.targets);
+  return planned;
+}
+
+/** One unbounded limiter for every kind. */
+const unlimited = { limitFor: (): Limit => (work) => work() };
+
+/** Revoke calls made from now on, per `identityId:handle` (a target's id). */
+function countRevokes(world: MemoryWorld): () => Map<string, number> {
+  const marks = new Map(Object.values(world.providers).map((p) => [p, p.calls.length]));
+  return () => {
+    const counts = new Map<string, number>();
+    for (const [provider, mark] of marks) {
+      for (const call of provider.calls.slice(mark).filter((c) => c.method === 'revoke')) {
+        const key = `${call.subject}:${call.ref}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    return counts;
+  };
+}
+
+describe('campaign engine: a run', () => {
+  it('claims, revokes and checkpoints every target, ending each revoked, already-revoked, skipped or failed', async () => {
+    // prepare: app-b's original was deleted outside keywarden, app-c's provider refuses one revoke,
+    // app-d has nothing recorded to revoke
+    const world = new MemoryWorld();
+    const [, appB, appC] = await fleet(
+      world,
+      [declare('app-a'), declare('app-b'), declare('app-c', 'aws-iam-access-key'), declare('app-d')],
+      ['app-d'],
+    );
+    const [goneB] = await world.store.listVersions('app-b');
+    await world.providers['vault-token'].revoke(appB as Identity, goneB?.handle ?? '');
+    const [refusedC] = await world.store.listVersions('app-c');
+    world.providers['aws-iam-access-key'].failOn('revoke', {
+      subject: 'app-c',
+      ref: refusedC?.handle ?? '',
+      error: new ValidationError('permission denied (HTTP 403)'),
+    });
+    const { campaign, targets } = await plan(world);
+    const writes: StoreWrite[] = [];
+    world.campaigns.hooks = { afterWrite: (write) => void writes.push(write) };
+    const revokes = countRevokes(world);
+
+    // act
+    const result = await runCampaign(world.campaignDeps('cli:responder'), campaign.campaignId, unlimited);
+
+    // assess: every target has its outcome
+    expect(targets).toHaveLength(7);
+    expect(result.targets.map((t) => [t.targetId, t.outcome, t.attempts])).toEqual(
+      expect.arrayContaining([
+        [`app-b:${goneB?.handle}`, 'already-revoked', 1],
+        [`app-c:${refusedC?.handle}`, 'failed', 1],
+        [expect.stringMatching(/^app-d:/), 'skipped', 0],
+      ]),
+    );
+    expect(result.campaign.counts.byOutcome).toEqual({
+      pending: 0,
+      revoked: 4,
+      'already-revoked': 1,
+      skipped: 1,
+      failed: 1,
+    });
+    const failed = result.targets.find((t) => t.outcome === 'failed');
+    expect(failed).toMatchObject({ error: 'permission denied (HTTP 403)', retryable: false });
+    expect(result.targets.find((t) => t.outcome === 'skipped')?.reason).toBe(NO_LIVE_CREDENTIAL);
+    expect(result.campaign).toMatchObject({ status: 'completed', finishedAt: expect.any(String) });
+    expect(result).toMatchObject({ settled: 6, stopped: false });
+    // assess: each tried target was claimed (attempt counted, still pending), then checkpointed, once each
+    for (const target of targets.filter((t) => t.outcome === 'pending')) {
+      const checkpoints = writes.flatMap((w) =>
+        w.op === 'putTarget' && w.target.targetId === target.targetId
+          ? [[w.target.outcome, w.target.attempts, w.expectedAttempts]]
+          : [],
+      );
+      const settled = result.targets.find((t) => t.targetId === target.targetId)?.outcome;
+      expect(checkpoints).toEqual([
+        ['pending', 1, 0],
+        [settled, 1, 1],
+      ]);
+    }
+    // assess: one revoke call per tried target, and the versions ended are marked so, naming the incident
+    expect([...revokes().values()]).toEqual([1, 1, 1, 1, 1, 1]);
+    for (const target of result.targets.filter((t) => t.outcome.endsWith('revoked'))) {
+      const version = (await world.store.listVersions(target.identityId)).find(
+        (v) => v.versionId === target.versionId,
+      );
+      expect(version).toMatchObject({ stage: 'revoked', note: expect.stringContaining(INCIDENT) });
+    }
+    expect(
+      (await world.store.listVersions('app-c')).find((v) => v.versionId === refusedC?.versionId)?.stage,
+    ).not.toBe('revoked');
+    expect(world.works(appC as Identity)).toBe(false);
+    // assess: the campaign's audit events, one per target, on an unbroken chain
+    const trail = (await world.audit.readAll()).records.filter((r) => r.type.startsWith('campaign.'));
+    expect(trail.filter((r) => r.type === 'campaign.started')).toHaveLength(1);
+    expect(trail.filter((r) => r.type === 'campaign.target')).toHaveLength(7);
+    expect(trail.filter((r) => r.type === 'campaign.completed')).toHaveLength(1);
+    expect(world.audit.verify()).toMatchObject({ ok: true });
+  });
+
+  it('run again once finished, changes nothing and revokes nothing', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    await fleet(world, [declare('app-a'), declare('app-b')]);
+    const { campaign } = await plan(world);
+    const first = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+    const revokes = countRevokes(world);
+
+    // act
+    const again = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+
+    // assess
+    expect(again.settled).toBe(0);
+    expect(revokes().size).toBe(0);
+    expect(again.targets).toEqual(first.targets);
+    expect(again.campaign).toEqual(first.campaign);
+  });
+});
+
+describe('campaign engine: a settled target is never overwritten', () => {
+  it('two runs at once never work on the same target: each credential is revoked once', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    await fleet(
+      world,
+      ['app-a', 'app-b', 'app-c', 'app-d'].map((id) => declare(id)),
+    );
+    const { campaign, targets } = await plan(world);
+    const revokes = countRevokes(world);
+
+    // act
+    const [a, b] = await Promise.all([
+      runCampaign(world.campaignDeps('run-a'), campaign.campaignId, unlimited),
+      runCampaign(world.campaignDeps('run-b'), campaign.campaignId, unlimited),
+    ]);
+
+    // assess
+    expect(a.settled + b.settled).toBe(targets.length);
+    expect([...revokes().keys()].sort()).toEqual(targets.map((t) => t.targetId).sort());
+    expect([...revokes().values()].every((n) => n === 1)).toBe(true);
+    const stored = await world.campaigns.listTargets(campaign.campaignId);
+    expect(stored.map((t) => [t.outcome, t.attempts])).toEqual(targets.map(() => ['revoked', 1]));
+  });
+
+  it('a target another run settled between this run’s claim and its checkpoint keeps that run’s record', async () => {
+    // prepare: just before this run checkpoints the first target, another run records it settled
+    const world = new MemoryWorld();
+    await fleet(world, [declare('app-a')]);
+    const { campaign, targets } = await plan(world);
+    const [first] = targets as [Target];
+    let otherRun: Promise<void> | undefined;
+    world.campaigns.hooks = {
+      beforeWrite: (write) => {
+        if (write.op !== 'putTarget' || write.target.targetId !== first.targetId) return;
+        if (write.target.outcome === 'pending') return;
+        const settled: Target = { ...write.target, outcome: 'already-revoked', reason: 'settled by run B' };
+        // The other run's write is not hooked again.
+        world.campaigns.hooks = {};
+        otherRun = world.campaigns.putTarget(campaign.campaignId, settled, write.expectedAttempts);
+      },
+    };
+
+    // act
+    const result = await runCampaign(world.campaignDeps('run-a'), campaign.campaignId, unlimited);
+
+    // assess
+    await expect(otherRun).resolves.toBeUndefined();
+    const stored = await world.campaigns.listTargets(campaign.campaignId);
+    expect(stored.find((t) => t.targetId === first.targetId)).toMatchObject({
+      outcome: 'already-revoked',
+      reason: 'settled by run B',
+    });
+    expect(result.settled).toBe(targets.length - 1);
+
+    // act: a later run finds every target settled
+    const revokes = countRevokes(world);
+    const later = await runCampaign(world.campaignDeps('run-c'), campaign.campaignId, unlimited);
+
+    // assess: it completes the campaign and revokes nothing more
+    expect(later).toMatchObject({ settled: 0, stopped: false });
+    expect(later.campaign.status).toBe('completed');
+    expect(revokes().size).toBe(0);
+  });
+});
+
+describe('campaign engine: resume after a crash', () => {
+  /**
+   * A fleet of three identities with two targets each, and a first run that dies at one
+   * target (app-b's first): right after its claim reached the store, or just before its
+   * outcome is checkpointed.
+   */
+  async function crashed(at: 'after-claim' | 'before-checkpoint') {
+    const world = new MemoryWorld();
+    await fleet(
+      world,
+      ['app-a', 'app-b', 'app-c'].map((id) => declare(id)),
+    );
+    const planned = await plan(world);
+    const struck = planned.targets.find((t) => t.identityId === 'app-b') as Target;
+    const revokes = countRevokes(world);
+    const strikes = (write: StoreWrite, claim: boolean) =>
+      write.op === 'putTarget' &&
+      write.target.targetId === struck.targetId &&
+      (write.target.outcome === 'pending') === claim;
+    world.campaigns.hooks = {
+      afterWrite: (write) => {
+        if (at === 'after-claim' && strikes(write, true)) throw new SimulatedCrash('killed after the claim');
+      },
+      beforeWrite: (write) => {
+        if (at === 'before-checkpoint' && strikes(write, false))
+          throw new SimulatedCrash('killed before the checkpoint');
+      },
+    };
+    await expect(
+      runCampaign(world.campaignDeps('test'), planned.campaign.campaignId, unlimited),
+    ).rejects.toThrow(SimulatedCrash);
+    world.campaigns.hooks = {};
+    return { world, ...planned, struck, revokes };
+  }
+
+  it('after a revoke, before its checkpoint: the resume revokes only what was not settled', async () => {
+    // prepare: the process dies as it is about to checkpoint the struck target's outcome
+    const { world, campaign, targets, struck, revokes } = await crashed('before-checkpoint');
+    const afterCrash = await world.campaigns.listTargets(campaign.campaignId);
+    const settledBefore = afterCrash.filter((t) => t.outcome !== 'pending');
+
+    // act
+    const resumed = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+
+    // assess: the struck target was claimed and revoked, not checkpointed; the resume found it gone
+    expect(afterCrash.filter((t) => t.outcome === 'pending' && t.attempts > 0)).toEqual([
+      { ...struck, attempts: 1, startedAt: expect.any(String) },
+    ]);
+    expect(settledBefore.length).toBeGreaterThan(0);
+    expect(resumed.targets.find((t) => t.targetId === struck.targetId)).toMatchObject({
+      outcome: 'already-revoked',
+      attempts: 2,
+    });
+    // assess: every credential revoked, the struck one twice (in effect once), the rest once; nothing settled redone
+    const counts = revokes();
+    expect([...counts.keys()].sort()).toEqual(targets.map((t) => t.targetId).sort());
+    for (const target of targets) {
+      expect(counts.get(target.targetId), target.targetId).toBe(target.targetId === struck.targetId ? 2 : 1);
+    }
+    for (const before of settledBefore) {
+      expect(resumed.targets.find((t) => t.targetId === before.targetId)).toEqual(before);
+    }
+    expect(resumed.settled).toBe(targets.length - settledBefore.length);
+    expect(resumed.campaign.status).toBe('completed');
+    expect(resumed.targets.every((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked')).toBe(
+      true,
+    );
+  });
+
+  it('after a claim, before the revoke: the resume revokes the claimed target, once', async () => {
+    // prepare: the claim reaches the store, then the process dies
+    const { world, campaign, targets, struck, revokes } = await crashed('after-claim');
+    const revokedBeforeResume = revokes().get(struck.targetId) ?? 0;
+
+    // act
+    const resumed = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+
+    // assess
+    expect(revokedBeforeResume).toBe(0);
+    expect(resumed.targets.find((t) => t.targetId === struck.targetId)).toMatchObject({
+      outcome: 'revoked',
+      attempts: 2,
+    });
+    expect([...revokes().values()]).toEqual(targets.map(() => 1));
+    expect(resumed.campaign.status).toBe('completed');
+  });
+});
+
+describe('campaign engine: failures and retries', () => {
+  it('retries throttling with backoff, fails a refused revoke at once, and a resume gives retryable failures a fresh budget', async () => {
+    // prepare: app-a is throttled twice, app-b throughout the first run, app-c refused
+    const world = new MemoryWorld();
+    const [appA, appB, appC] = await fleet(
+      world,
+      ['app-a', 'app-b', 'app-c'].map((id) => declare(id)),
+    );
+    const provider = world.providers['vault-token'];
+    const throttled = () => new KeywardenError('Vault answered HTTP 429', { retryable: true });
+    provider.failOn('revoke', { subject: 'app-a', times: 2, error: throttled() });
+    provider.failOn('revoke', { subject: 'app-b', times: 6, error: throttled() });
+    provider.failOn('revoke', {
+      subject: 'app-c',
+      times: 2,
+      error: new ValidationError('permission denied'),
+    });
+    const { campaign } = await plan(world, { reissue: true });
+    const waits: number[] = [];
+    const deps = world.campaignDeps('test', { sleep: async (ms) => void waits.push(ms) });
+    const options = { ...unlimited, maxAttempts: 3, baseDelayMs: 100 };
+
+    // act
+    const first = await runCampaign(deps, campaign.campaignId, options);
+
+    // assess: outcomes and attempts per identity, waits under the doubling cap
+    const of = (targets: readonly Target[], identity: Identity | undefined) =>
+      targets.filter((t) => t.identityId === identity?.id).map((t) => [t.outcome, t.attempts, t.retryable]);
+    expect(of(first.targets, appA)).toEqual([
+      ['revoked', 3, undefined],
+      ['revoked', 1, undefined],
+    ]);
+    expect(of(first.targets, appB)).toEqual([
+      ['failed', 3, true],
+      ['failed', 3, true],
+    ]);
+    expect(of(first.targets, appC)).toEqual([
+      ['failed', 1, false],
+      ['failed', 1, false],
+    ]);
+    // Two retries for app-a's first target and for each of app-b's: full jitter (0.5 here) under 100·2^(n−1) ms.
+    expect(waits.sort((a, b) => a - b)).toEqual([50, 50, 50, 100, 100, 100]);
+    const reissues = new Map(first.reissues.map((r) => [r.identityId, r.status]));
+    expect(Object.fromEntries(reissues)).toEqual({
+      'app-a': 'reissued',
+      'app-b': 'withheld',
+      'app-c': 'withheld',
+    });
+    expect(world.works(appA as Identity)).toBe(true);
+    expect(first.campaign.status).toBe('completed');
+
+    // act: the responder resumes once the throttling is over
+    const resumed = await runCampaign(deps, campaign.campaignId, { ...options, retryFailed: true });
+
+    // assess: the retryable failures are revoked now and re-issued; the refused ones stand
+    expect(of(resumed.targets, appB).map(([outcome, attempts]) => [outcome, attempts])).toEqual([
+      ['revoked', 4],
+      ['revoked', 4],
+    ]);
+    expect(of(resumed.targets, appC)).toEqual(of(first.targets, appC));
+    expect(resumed.reissues.find((r) => r.identityId === 'app-b')?.status).toBe('reissued');
+    expect(world.works(appB as Identity)).toBe(true);
+  });
+});
+
+describe('campaign engine: the per-kind limiters', () => {
+  it('never has more revokes of a service in flight than its limiter allows', async () => {
+    // prepare: vault at 3 at once, IAM at 2
+    const world = new MemoryWorld();
+    await fleet(world, [
+      ...Array.from({ length: 8 }, (_, i) => declare(`token-${i}`)),
+      ...Array.from({ length: 4 }, (_, i) => declare(`key-${i}`, 'aws-iam-access-key')),
+    ]);
+    const { campaign, targets } = await plan(world);
+    const limits: Record<ProviderService, Limit> = {
+      vault: pLimit(3),
+      iam: pLimit(2),
+      'secrets-manager': pLimit(1),
+    };
+
+    // act
+    const result = await runCampaign(world.campaignDeps('test'), campaign.campaignId, {
+      limitFor: (kind) => limits[serviceOf(kind)],
+    });
+
+    // assess
+    expect(result.settled).toBe(targets.length);
+    expect(world.providers['vault-token'].peakRevokes).toBe(3);
+    expect(world.providers['aws-iam-access-key'].peakRevokes).toBe(2);
+  });
+});
+
+describe('campaign engine: re-issue', () => {
+  it('replaces the current value of a kind that always keeps one (aws-secret) before revoking it, and re-issues once', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    const [secret] = await fleet(world, [declare('app-secret', 'aws-secret')]);
+    const { campaign, targets } = await plan(world, { reissue: true });
+    const compromised = (await world.store.listVersions('app-secret')).find((v) => v.stage === 'current');
+
+    // act
+    const result = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+
+    // assess: both old values revoked, the current one after a fresh one took its place
+    expect(result.targets.map((t) => t.outcome)).toEqual(['revoked', 'revoked']);
+    const replaced = result.targets.find((t) => t.versionId === compromised?.versionId);
+    expect(replaced?.reason).toMatch(
+      /always keeps a current value: replaced by a fresh version id-\d+ first/,
+    );
+    const current = (await world.store.listVersions('app-secret')).find((v) => v.stage === 'current');
+    expect(result.reissues).toEqual([
+      expect.objectContaining({
+        identityId: 'app-secret',
+        status: 'reissued',
+        versionId: current?.versionId,
+      }),
+    ]);
+    expect(targets.map((t) => t.handle)).not.toContain(current?.handle);
+    expect(world.works(secret as Identity)).toBe(true);
+    // One issue at setup, one for the replacement: the re-issue after the targets found it done.
+    expect(world.providers['aws-secret'].count('issue')).toBe(2);
+  });
+});
