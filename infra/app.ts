@@ -10,16 +10,28 @@
  */
 import { App, Aspects } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { KEYWARDEN_ENV } from '../functions/handlers/env.ts';
 import { InfraConfigError } from './errors.ts';
 import { KeywardenStack } from './keywarden-stack.ts';
 
 const app = new App();
 
+/** The settings a deployment may give, each as `keywarden:<key>` or under the functions' variable name. */
+type DeploySetting =
+  | 'vaultAddr'
+  | 'iamPathPrefix'
+  | 'secretNamePrefix'
+  | 'staleAfterDays'
+  | 'rotationConcurrency';
+
+/** How an error names a setting: both ways of giving it. */
+const settingName = (key: DeploySetting): string => `keywarden:${key} / ${KEYWARDEN_ENV[key]}`;
+
 /** A setting from cdk context or, failing that, the environment; `undefined` when neither has it. */
-function setting(contextKey: string, envKey: string): string | undefined {
-  const fromContext: unknown = app.node.tryGetContext(contextKey);
+function setting(key: DeploySetting): string | undefined {
+  const fromContext: unknown = app.node.tryGetContext(`keywarden:${key}`);
   if (fromContext !== undefined) return String(fromContext);
-  return process.env[envKey];
+  return process.env[KEYWARDEN_ENV[key]];
 }
 
 function optionalWholeNumber(name: string, value: string | undefined): number | undefined {
@@ -39,16 +51,13 @@ new KeywardenStack(app, 'Keywarden', {
   ...(account !== undefined || region !== undefined
     ? { env: { ...(account !== undefined ? { account } : {}), ...(region !== undefined ? { region } : {}) } }
     : {}),
-  vaultAddr: setting('keywarden:vaultAddr', 'KEYWARDEN_VAULT_ADDR'),
-  iamPathPrefix: setting('keywarden:iamPathPrefix', 'KEYWARDEN_IAM_PATH_PREFIX'),
-  secretNamePrefix: setting('keywarden:secretNamePrefix', 'KEYWARDEN_SECRET_NAME_PREFIX'),
-  staleAfterDays: optionalWholeNumber(
-    'keywarden:staleAfterDays / KEYWARDEN_STALE_AFTER_DAYS',
-    setting('keywarden:staleAfterDays', 'KEYWARDEN_STALE_AFTER_DAYS'),
-  ),
+  vaultAddr: setting('vaultAddr'),
+  iamPathPrefix: setting('iamPathPrefix'),
+  secretNamePrefix: setting('secretNamePrefix'),
+  staleAfterDays: optionalWholeNumber(settingName('staleAfterDays'), setting('staleAfterDays')),
   rotationConcurrency: optionalWholeNumber(
-    'keywarden:rotationConcurrency / KEYWARDEN_ROTATION_CONCURRENCY',
-    setting('keywarden:rotationConcurrency', 'KEYWARDEN_ROTATION_CONCURRENCY'),
+    settingName('rotationConcurrency'),
+    setting('rotationConcurrency'),
   ),
 });
 

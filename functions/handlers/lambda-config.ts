@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
-import { optionalEnv, requireEnv } from './env.ts';
+import { lambdaEnv } from './env.ts';
 
 /** A secret's current string value (keywarden's own secrets: keys and tokens it runs on). */
 export async function readSecret(client: SecretsManagerClient, secretId: string): Promise<string> {
@@ -14,33 +14,34 @@ export async function readSecret(client: SecretsManagerClient, secretId: string)
 
 /**
  * The configuration every keywarden function shares, read once at cold start from the
- * environment the CDK stack sets, and from the two service secrets it names (the
- * fingerprint HMAC key, and the Vault token when a Vault address is set).
+ * environment the CDK stack sets ({@link lambdaEnv}), and from the two service secrets it names
+ * (the fingerprint HMAC key, and the Vault token when a Vault address is set).
  */
 export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Promise<RuntimeConfig> {
-  const region = requireEnv('AWS_REGION', env);
-  const secrets = new SecretsManagerClient(awsClientConfig({ region }));
-  const vaultAddr = optionalEnv('KEYWARDEN_VAULT_ADDR', env);
+  const settings = lambdaEnv(env);
+  const secrets = new SecretsManagerClient(awsClientConfig({ region: settings.region }));
   const [fingerprintKey, vaultToken] = await Promise.all([
-    readSecret(secrets, requireEnv('KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN', env)),
-    vaultAddr ? readSecret(secrets, requireEnv('KEYWARDEN_VAULT_TOKEN_SECRET_ARN', env)) : undefined,
+    readSecret(secrets, settings.fingerprintKeySecretArn),
+    settings.vaultAddr && settings.vaultTokenSecretArn
+      ? readSecret(secrets, settings.vaultTokenSecretArn)
+      : undefined,
   ]);
   return RuntimeConfigSchema.parse({
-    aws: { region },
-    tableName: requireEnv('KEYWARDEN_TABLE', env),
-    reportBucket: optionalEnv('KEYWARDEN_REPORT_BUCKET', env),
+    aws: { region: settings.region },
+    tableName: settings.table,
+    reportBucket: settings.reportBucket,
     fingerprintKey,
-    staleAfter: `${optionalEnv('KEYWARDEN_STALE_AFTER_DAYS', env) ?? '90'}d`,
+    staleAfter: `${settings.staleAfterDays ?? '90'}d`,
     discovery: {
-      iamPathPrefix: optionalEnv('KEYWARDEN_IAM_PATH_PREFIX', env),
-      secretNamePrefix: optionalEnv('KEYWARDEN_SECRET_NAME_PREFIX', env),
+      iamPathPrefix: settings.iamPathPrefix,
+      secretNamePrefix: settings.secretNamePrefix,
     },
-    vault: vaultAddr && vaultToken ? { addr: vaultAddr, token: vaultToken } : undefined,
-    rotationConcurrency: optionalEnv('KEYWARDEN_ROTATION_CONCURRENCY', env),
+    vault: settings.vaultAddr && vaultToken ? { addr: settings.vaultAddr, token: vaultToken } : undefined,
+    rotationConcurrency: settings.rotationConcurrency,
     breakglass: {
-      scheduleGroup: optionalEnv('KEYWARDEN_GRANT_SCHEDULE_GROUP', env),
-      scheduleRoleArn: optionalEnv('KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN', env),
-      expiryFunctionArn: optionalEnv('KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN', env),
+      scheduleGroup: settings.grantScheduleGroup,
+      scheduleRoleArn: settings.grantScheduleRoleArn,
+      expiryFunctionArn: settings.grantExpiryFunctionArn,
     },
   });
 }

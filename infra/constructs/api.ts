@@ -1,17 +1,23 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { validateVaultAddr } from '../settings.ts';
 import type { BreakGlass } from './break-glass.ts';
@@ -146,7 +152,7 @@ export class Api extends Construct {
     }
 
     const { stateStore, reportBucket, secrets, breakGlass, revocationStateMachine } = props;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
 
     this.handler = keywardenFunction(this, 'Handler', {
       handlerFile: 'api.ts',
@@ -159,17 +165,13 @@ export class Api extends Construct {
       timeout: Duration.minutes(5),
       logRetention,
       environment: {
-        KEYWARDEN_TABLE: stateStore.table.tableName,
-        KEYWARDEN_REPORT_BUCKET: reportBucket.bucket.bucketName,
-        KEYWARDEN_VAULT_ADDR: vaultAddr,
-        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
-        KEYWARDEN_SLACK_SIGNING_SECRET_ARN: secrets.slackSigningSecret.secretArn,
-        KEYWARDEN_GRANT_SCHEDULE_GROUP: breakGlass.scheduleGroupName,
-        KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN: breakGlass.schedulerRole.roleArn,
-        KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN: breakGlass.expiry.function.functionArn,
-        KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: revocationStateMachine.stateMachineArn,
-        NODE_OPTIONS: '--enable-source-maps',
+        ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+        reportBucket: reportBucket.bucket.bucketName,
+        slackSigningSecretArn: secrets.slackSigningSecret.secretArn,
+        grantScheduleGroup: breakGlass.scheduleGroupName,
+        grantScheduleRoleArn: breakGlass.schedulerRole.roleArn,
+        grantExpiryFunctionArn: breakGlass.expiry.function.functionArn,
+        revocationStateMachineArn: revocationStateMachine.stateMachineArn,
       },
     });
     (this.handler.function.node.defaultChild as lambda.CfnFunction).functionName = functionName;
@@ -242,17 +244,7 @@ export class Api extends Construct {
         resources: [revocationStateMachine.stateMachineArn],
       }),
     );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadServiceSecrets',
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [
-          secrets.vaultToken.secretArn,
-          secrets.fingerprintKey.secretArn,
-          secrets.slackSigningSecret.secretArn,
-        ],
-      }),
-    );
+    secrets.grantRead(role, { slackSigningSecret: true });
     stateStore.grantReadWriteData(role);
     reportBucket.grantWriteReports(role, GRANT_REPORT_PREFIX);
     NagSuppressions.addResourceSuppressions(
@@ -281,30 +273,11 @@ export class Api extends Construct {
 
     // Access logs: who called which route, never bodies or headers (a Slack signature, a token).
 
-    this.logKey = new kms.Key(this, 'LogKey', {
-      description: 'keywarden API access log encryption',
-      enableKeyRotation: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+    ({ key: this.logKey, logGroup: this.accessLogGroup } = encryptedLogGroup(this, {
+      logGroupId: 'AccessLogs',
+      keyDescription: 'keywarden API access log encryption',
       retention: logRetention,
-      encryptionKey: this.logKey,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    // CloudWatch Logs encrypts with the key only for this account's log groups.
-    this.logKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowCloudWatchLogsOfThisAccount',
-        principals: [new iam.ServicePrincipal(`logs.${stack.region}.${stack.urlSuffix}`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
-          },
-        },
-      }),
-    );
+    }));
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
       apiName: `${stack.stackName}-api`,

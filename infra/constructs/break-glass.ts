@@ -4,7 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -13,7 +13,12 @@ import { Construct } from 'constructs';
 import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { schedulerPrincipal } from '../principals.ts';
 import { validateBreakglassRolePath, validateRecurringSchedule, validateVaultAddr } from '../settings.ts';
@@ -139,7 +144,7 @@ export class BreakGlass extends Construct {
 
     const stack = Stack.of(this);
     const { stateStore, secrets } = props;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
     this.breakglassRolesArn = iamRolesArn(this, this.breakglassRolePath);
     this.grantSchedulesArn = stack.formatArn({
       service: 'scheduler',
@@ -155,12 +160,8 @@ export class BreakGlass extends Construct {
     });
 
     const environment = {
-      KEYWARDEN_TABLE: stateStore.table.tableName,
-      KEYWARDEN_VAULT_ADDR: vaultAddr,
-      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
-      KEYWARDEN_GRANT_SCHEDULE_GROUP: this.scheduleGroupName,
-      NODE_OPTIONS: '--enable-source-maps',
+      ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+      grantScheduleGroup: this.scheduleGroupName,
     };
 
     /** What ending a grant takes: the deny on the grant's SourceIdentity, and its schedule gone. */
@@ -179,13 +180,7 @@ export class BreakGlass extends Construct {
           resources: [this.grantSchedulesArn],
         }),
       );
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'ReadServiceSecrets',
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
-        }),
-      );
+      secrets.grantRead(role);
       stateStore.grantReadWriteData(role);
       NagSuppressions.addResourceSuppressions(
         role,

@@ -1,16 +1,16 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
-import { handlerBundle, suppressPinnedRuntime } from '../bundling.ts';
 import { InfraConfigError } from '../errors.ts';
+import { DEFAULT_LOG_RETENTION, keywardenFunctionIn, serviceEnvironment } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { schedulerPrincipal } from '../principals.ts';
 import {
@@ -121,29 +121,40 @@ export class Discovery extends Construct {
     const stack = Stack.of(this);
     const { stateStore, reportBucket, secrets } = props;
 
-    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
 
-    // No managed policy (AWSLambdaBasicExecutionRole would allow writing to any log group):
-    // every permission below is an explicit statement.
-    this.role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'keywarden discovery: reads credential metadata, writes state and discovery reports',
-    });
-
-    iam.Grant.addToPrincipal({
-      grantee: this.role,
-      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resourceArns: [this.logGroup.logGroupArn],
-    });
+    // The function's parts sit directly under this construct (their ids predate keywardenFunction).
+    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
+    ({
+      function: this.function,
+      role: this.role,
+      logGroup: this.logGroup,
+    } = keywardenFunctionIn(this, {
+      handlerFile: 'discovery.ts',
+      description:
+        'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
+      roleDescription: 'keywarden discovery: reads credential metadata, writes state and discovery reports',
+      memorySize: 512,
+      timeout: Duration.minutes(5),
+      logRetention: props.logRetention ?? DEFAULT_LOG_RETENTION,
+      // Runs never overlap: two concurrent discoveries would race on the same state items.
+      reservedConcurrentExecutions: 1,
+      deadLetterQueue: this.deadLetterQueue,
+      environment: {
+        table,
+        reportBucket: reportBucket.bucket.bucketName,
+        reportPrefix: DISCOVERY_REPORT_PREFIX,
+        iamPathPrefix,
+        secretNamePrefix,
+        ...service,
+        staleAfterDays: String(staleAfterDays),
+      },
+      powertoolsServiceName: 'keywarden-discovery',
+    }));
 
     // These List APIs have no resource-level permissions: `*` is the only valid resource.
     this.role.addToPrincipalPolicy(
@@ -198,44 +209,10 @@ export class Discovery extends Construct {
       }),
     );
 
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadServiceSecrets',
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
-      }),
-    );
+    secrets.grantRead(this.role);
 
     stateStore.grantReadWriteData(this.role);
     reportBucket.grantWriteReports(this.role, DISCOVERY_REPORT_PREFIX);
-
-    this.function = new NodejsFunction(this, 'Function', {
-      description:
-        'keywarden discovery: finds CI/CD credentials in AWS and Vault and reports those not in the inventory',
-      ...handlerBundle('discovery.ts'),
-      memorySize: 512,
-      timeout: Duration.minutes(5),
-      role: this.role,
-      logGroup: this.logGroup,
-      // Runs never overlap: two concurrent discoveries would race on the same state items.
-      reservedConcurrentExecutions: 1,
-      deadLetterQueue: this.deadLetterQueue,
-      // The schedule invokes an alias on the published version; old versions are not kept.
-      currentVersionOptions: { removalPolicy: RemovalPolicy.DESTROY },
-      environment: {
-        KEYWARDEN_TABLE: stateStore.table.tableName,
-        KEYWARDEN_REPORT_BUCKET: reportBucket.bucket.bucketName,
-        KEYWARDEN_REPORT_PREFIX: DISCOVERY_REPORT_PREFIX,
-        KEYWARDEN_IAM_PATH_PREFIX: iamPathPrefix,
-        KEYWARDEN_SECRET_NAME_PREFIX: secretNamePrefix,
-        KEYWARDEN_VAULT_ADDR: vaultAddr,
-        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
-        KEYWARDEN_STALE_AFTER_DAYS: String(staleAfterDays),
-        POWERTOOLS_SERVICE_NAME: 'keywarden-discovery',
-        NODE_OPTIONS: '--enable-source-maps',
-      },
-    });
 
     // The casts here and below only bridge aws-cdk-lib's declarations, which are not written for
     // `exactOptionalPropertyTypes` (a class's `role: IRole | undefined` vs the interface's `role?: IRole`).
@@ -303,7 +280,6 @@ export class Discovery extends Construct {
       ],
       true,
     );
-    suppressPinnedRuntime(this.function);
   }
 }
 

@@ -1,25 +1,30 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { ValidationError } from '../../functions/core/errors.ts';
 import {
   BATCH_RETRY,
   batchConcurrency,
   REVOKE_BATCH_SIZE as SHARED_BATCH_SIZE,
   workerShare,
-} from '../../functions/core/revocation-batching.ts';
+} from '../../functions/handlers/revocation-batching.ts';
 import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
+import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { validateIamPathPrefix, validateSecretNamePrefix, validateVaultAddr } from '../settings.ts';
 import type { ReportBucket } from './report-bucket.ts';
@@ -150,39 +155,26 @@ export class Revocation extends Construct {
 
     const stack = Stack.of(this);
     const { stateStore, reportBucket, secrets } = props;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
     const usersArn = iamUsersArn(this, iamPathPrefix);
     const rolesArn = iamRolesArn(this, iamPathPrefix);
     const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
     const keysArn = accountKeysArn(this);
 
     // Each worker's share of the account budget (functions/adapters/rate-limits.ts reads these).
-    const share = (limit: ServiceRateLimit) => {
-      const { concurrency, perSecond } = workerShare(limit, this.maxConcurrency);
-      return { concurrency: String(concurrency), perSecond: String(perSecond) };
+    const workerLimits = {
+      iam: workerShare(rateLimits.iam, this.maxConcurrency),
+      'secrets-manager': workerShare(rateLimits.secretsManager, this.maxConcurrency),
+      vault: workerShare(rateLimits.vault, this.maxConcurrency),
     };
-    const iamShare = share(rateLimits.iam);
-    const secretsShare = share(rateLimits.secretsManager);
-    const vaultShare = share(rateLimits.vault);
 
+    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
     const environment = {
-      KEYWARDEN_TABLE: stateStore.table.tableName,
-      KEYWARDEN_REPORT_BUCKET: reportBucket.bucket.bucketName,
-      KEYWARDEN_IAM_PATH_PREFIX: iamPathPrefix,
-      KEYWARDEN_SECRET_NAME_PREFIX: secretNamePrefix,
-      KEYWARDEN_VAULT_ADDR: vaultAddr,
-      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
-      NODE_OPTIONS: '--enable-source-maps',
-    };
-    const readServiceSecrets = (role: iam.Role): void => {
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'ReadServiceSecrets',
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
-        }),
-      );
+      table,
+      reportBucket: reportBucket.bucket.bucketName,
+      iamPathPrefix,
+      secretNamePrefix,
+      ...service,
     };
 
     // Plan: reads the campaign, writes its target list under campaigns/.
@@ -197,7 +189,7 @@ export class Revocation extends Construct {
       environment,
     });
     stateStore.grantReadData(this.plan.role);
-    readServiceSecrets(this.plan.role);
+    secrets.grantRead(this.plan.role);
     reportBucket.grantWriteReports(this.plan.role, 'campaigns/');
 
     // Revoke-batch worker: everything a target revocation and a re-issue call.
@@ -210,15 +202,7 @@ export class Revocation extends Construct {
       memorySize: 1024,
       timeout: Duration.minutes(15),
       logRetention,
-      environment: {
-        ...environment,
-        KEYWARDEN_CONCURRENCY_IAM: iamShare.concurrency,
-        KEYWARDEN_RATE_IAM: iamShare.perSecond,
-        KEYWARDEN_CONCURRENCY_SECRETS_MANAGER: secretsShare.concurrency,
-        KEYWARDEN_RATE_SECRETS_MANAGER: secretsShare.perSecond,
-        KEYWARDEN_CONCURRENCY_VAULT: vaultShare.concurrency,
-        KEYWARDEN_RATE_VAULT: vaultShare.perSecond,
-      },
+      environment: { ...environment, rateLimits: workerLimits },
     });
     const worker = this.revokeBatch.role;
     worker.addToPrincipalPolicy(
@@ -269,7 +253,7 @@ export class Revocation extends Construct {
         },
       }),
     );
-    readServiceSecrets(worker);
+    secrets.grantRead(worker);
     stateStore.grantReadWriteData(worker);
     NagSuppressions.addResourceSuppressions(
       worker,
@@ -312,35 +296,16 @@ export class Revocation extends Construct {
     });
     // Read-write: the report's location is recorded on the campaign.
     stateStore.grantReadWriteData(this.report.role);
-    readServiceSecrets(this.report.role);
+    secrets.grantRead(this.report.role);
     reportBucket.grantWriteReports(this.report.role, 'reports/');
 
     // The state machine.
 
-    this.logKey = new kms.Key(this, 'LogKey', {
-      description: 'keywarden revocation state machine log encryption',
-      enableKeyRotation: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+    ({ key: this.logKey, logGroup: this.logGroup } = encryptedLogGroup(this, {
+      logGroupId: 'LogGroup',
+      keyDescription: 'keywarden revocation state machine log encryption',
       retention: logRetention,
-      encryptionKey: this.logKey,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    // CloudWatch Logs encrypts with the key only for this account's log groups.
-    this.logKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowCloudWatchLogsOfThisAccount',
-        principals: [new iam.ServicePrincipal(`logs.${stack.region}.${stack.urlSuffix}`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': `arn:${stack.partition}:logs:${stack.region}:${stack.account}:log-group:*`,
-          },
-        },
-      }),
-    );
+    }));
 
     const plan = new tasks.LambdaInvoke(this, 'WriteTargets', {
       lambdaFunction: this.plan.function,
@@ -540,7 +505,10 @@ function validateMaxConcurrency(limits: RevocationRateLimits, value: number | un
   try {
     return batchConcurrency([limits.iam, limits.secretsManager, limits.vault], value);
   } catch (error) {
-    if (error instanceof ValidationError) throw new InfraConfigError(`Revocation: ${error.message}`);
+    // batchConcurrency refuses a value with a ValidationError (core), which infra does not import.
+    if (error instanceof Error && error.name === 'ValidationError') {
+      throw new InfraConfigError(`Revocation: ${error.message}`, { cause: error });
+    }
     throw error;
   }
 }

@@ -4,7 +4,7 @@ import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -14,7 +14,12 @@ import { Construct } from 'constructs';
 import { encryptedAlarmTopic } from '../alarm-topic.ts';
 import { accountKeysArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { schedulerPrincipal } from '../principals.ts';
 import {
@@ -162,21 +167,13 @@ export class Rotation extends Construct {
 
     const stack = Stack.of(this);
     const { stateStore, secrets } = props;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
     const usersArn = iamUsersArn(this, iamPathPrefix);
     const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
     const keysArn = accountKeysArn(this);
 
-    const sharedEnvironment = {
-      KEYWARDEN_TABLE: stateStore.table.tableName,
-      KEYWARDEN_IAM_PATH_PREFIX: iamPathPrefix,
-      KEYWARDEN_SECRET_NAME_PREFIX: secretNamePrefix,
-      KEYWARDEN_VAULT_ADDR: vaultAddr,
-      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: secrets.vaultToken.secretArn,
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: secrets.fingerprintKey.secretArn,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      NODE_OPTIONS: '--enable-source-maps',
-    };
+    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
+    const sharedEnvironment = { table, iamPathPrefix, secretNamePrefix, ...service };
 
     /** What both functions may do; `createSecrets` only where a delivery target may not exist yet. */
     const grantRotation = (role: iam.Role, options: { createSecrets: boolean }): void => {
@@ -236,13 +233,7 @@ export class Rotation extends Construct {
           },
         }),
       );
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'ReadServiceSecrets',
-          actions: ['secretsmanager:GetSecretValue'],
-          resources: [secrets.vaultToken.secretArn, secrets.fingerprintKey.secretArn],
-        }),
-      );
+      secrets.grantRead(role);
       stateStore.grantReadWriteData(role);
       // Powertools metrics are EMF log lines: no cloudwatch:PutMetricData.
 
@@ -290,11 +281,9 @@ export class Rotation extends Construct {
       // rotate the same identity, and IAM allows only two keys per user.
       reservedConcurrentExecutions: 1,
       deadLetterQueue: this.deadLetterQueue,
-      environment: {
-        ...sharedEnvironment,
-        KEYWARDEN_ROTATION_CONCURRENCY: String(concurrency),
-        POWERTOOLS_SERVICE_NAME: ROTATION_SERVICE_NAME,
-      },
+      environment: { ...sharedEnvironment, rotationConcurrency: String(concurrency) },
+      metricsNamespace: METRICS_NAMESPACE,
+      powertoolsServiceName: ROTATION_SERVICE_NAME,
     });
     grantRotation(this.scheduled.role, { createSecrets: true });
 
@@ -335,7 +324,9 @@ export class Rotation extends Construct {
       memorySize: 512,
       timeout: Duration.minutes(5),
       logRetention,
-      environment: { ...sharedEnvironment, POWERTOOLS_SERVICE_NAME: SECRET_ROTATION_SERVICE_NAME },
+      environment: sharedEnvironment,
+      metricsNamespace: METRICS_NAMESPACE,
+      powertoolsServiceName: SECRET_ROTATION_SERVICE_NAME,
     });
     // The secret being rotated exists by definition: no CreateSecret.
     grantRotation(this.secretRotation.role, { createSecrets: false });

@@ -1,4 +1,5 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -101,5 +102,23 @@ export class ServiceSecrets extends Construct {
           'HMAC key for credential fingerprints: rotating it on a timer would silently break matching of every stored fingerprint. It is rotated only by a deliberate re-fingerprinting procedure; the value never leaves Secrets Manager and keywarden functions.',
       },
     ]);
+  }
+
+  /**
+   * Lets a keywarden function read the secrets it runs on (statement `ReadServiceSecrets`): the
+   * Vault token and the fingerprint key, and the Slack signing secret when `slackSigningSecret`.
+   */
+  grantRead(role: iam.Role, options: { readonly slackSigningSecret?: boolean } = {}): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadServiceSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [
+          this.vaultToken.secretArn,
+          this.fingerprintKey.secretArn,
+          ...(options.slackSigningSecret ? [this.slackSigningSecret.secretArn] : []),
+        ],
+      }),
+    );
   }
 }
