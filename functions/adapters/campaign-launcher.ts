@@ -19,10 +19,16 @@ import {
 import pLimit from 'p-limit';
 import { type PlanSummary, planCampaign } from '../core/campaign.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
-import type { CampaignLauncher, StoredCampaign } from '../core/ports.ts';
+import type {
+  CampaignLauncher,
+  CampaignStore,
+  Clock,
+  IdentityStore,
+  RotationStore,
+  StoredCampaign,
+} from '../core/ports.ts';
 import type { SelectorSubject } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
-import type { Services } from './wiring.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
 export interface CampaignRequest {
@@ -58,8 +64,16 @@ export interface PlanAndStoreOptions {
 export const campaignIdFor = (incident: string, now: Date): string =>
   `${incident}-${now.toISOString().replace(/[-:]|\.\d+/g, '')}-${randomBytes(2).toString('hex')}`;
 
+/** What planning and storing a campaign reads and writes. */
+export interface CampaignPlanningDeps {
+  store: Pick<IdentityStore, 'listIdentities'> &
+    Pick<RotationStore, 'listVersions'> &
+    Pick<CampaignStore, 'createCampaign'>;
+  clock: Clock;
+}
+
 /** Every stored identity still in the inventory, with its credential versions. */
-async function subjects(services: Services): Promise<SelectorSubject[]> {
+async function subjects(services: CampaignPlanningDeps): Promise<SelectorSubject[]> {
   const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
   const limit = pLimit(16);
   return Promise.all(
@@ -76,7 +90,7 @@ async function subjects(services: Services): Promise<SelectorSubject[]> {
  * @throws ValidationError for an invalid incident or selector, naming the bad term.
  */
 export async function planAndStoreCampaign(
-  services: Services,
+  services: CampaignPlanningDeps,
   request: CampaignRequest,
   options: PlanAndStoreOptions = {},
 ): Promise<PlannedCampaign> {
@@ -204,7 +218,7 @@ export interface CampaignRunner {
 export interface LocalCampaignLauncherOptions {
   runner: CampaignRunner;
   /** Where a failed run is recorded (status `failed`). */
-  campaigns: Pick<Services['store'], 'getCampaign' | 'putCampaign'>;
+  campaigns: Pick<CampaignStore, 'getCampaign' | 'putCampaign'>;
   /** Where the reason of a failed run goes (the local runtime's log). Never given a secret: errors hold none. */
   log: (line: string) => void;
 }

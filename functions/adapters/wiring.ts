@@ -2,9 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
-import { NotFoundError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
-import { type GrantReport, grantReport, grantReportMarkdown } from '../core/grant-report.ts';
+import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Clock, DiscoverySource, GrantIssuer } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import type { SecretValue } from '../core/secret-value.ts';
@@ -150,46 +149,19 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     vault && vaultConfig?.auditLog
       ? new VaultAuditUsage({ client: vault, logFile: vaultConfig.auditLog })
       : undefined;
-  /** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
-  const grantReportOf = async (grantId: string): Promise<{ report: GrantReport; markdown: string }> => {
-    const grant = await store.getGrant(grantId);
-    if (!grant) throw new NotFoundError(`no grant ${JSON.stringify(grantId)}`);
-    const breakglassConfig = await breakglassStore.getBreakglassConfig();
-    const role = breakglassConfig.roles.find((r) => r.id === grant.roleId);
-    if (!role)
-      throw new NotFoundError(
-        `grant ${grantId} names role ${grant.roleId}, which the inventory no longer has`,
-      );
-    const { records } = await store.readAll();
-    const vaultHandles = grant.credentials
-      .filter((c) => c.type === 'vault-wrapped-token')
-      .map((c) => c.handle);
-    const usage =
-      role.target.type === 'vault-policies'
-        ? vaultUsage
-          ? {
-              available: true,
-              note: "Requests made with the grant's Vault token, from the OpenBao audit device.",
-              events: await vaultUsage.usage(vaultHandles),
-            }
-          : {
-              available: false,
-              note: `Read the Vault audit device for the accessors ${vaultHandles.join(', ') || '(none issued)'}.`,
-              events: [],
-            }
-        : {
-            available: false,
-            note: `Look up CloudTrail events whose userIdentity.sessionContext.sourceIdentity is ${grantId} (every call the grant's sessions made carries it).`,
-            events: [],
-          };
-    const report = grantReport({ grant, role, records, usage, now: clock.now() });
-    return { report, markdown: grantReportMarkdown(report) };
+  const grantReportDeps: GrantReportDeps = {
+    grants: store,
+    config: breakglassStore,
+    audit: store,
+    vaultUsage,
+    clock,
   };
   return {
     config,
     breakglassStore,
     breakglassDeps,
-    grantReportOf,
+    /** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
+    grantReportOf: (grantId: string) => grantReportOf(grantReportDeps, grantId),
     rotationDeps,
     campaignDeps,
     limit: pLimit(config.rotationConcurrency),

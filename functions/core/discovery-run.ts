@@ -21,8 +21,10 @@ import type {
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
-  store: IdentityStore & FindingStore & Pick<RotationStore, 'listVersions'>;
-  audit: AuditLog;
+  store: Pick<IdentityStore, 'listIdentities'> &
+    Pick<FindingStore, 'saveFindings'> &
+    Pick<RotationStore, 'listVersions'>;
+  audit: Pick<AuditLog, 'append'>;
   clock: Clock;
   newId: () => string;
   /** Break-glass grants, for overdue reviews; absent, no grant findings. */

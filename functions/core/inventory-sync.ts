@@ -39,8 +39,8 @@ export function planSync(
 }
 
 export interface SyncDeps {
-  store: IdentityStore;
-  audit: AuditLog;
+  store: Pick<IdentityStore, 'listIdentities' | 'putIdentity'>;
+  audit: Pick<AuditLog, 'append'>;
   clock: Clock;
   digest: Digest;
 }

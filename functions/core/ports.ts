@@ -10,6 +10,7 @@ import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import type { Finding } from './findings.ts';
 import type { BreakglassConfig, BreakglassTarget, Grant, GrantState } from './grant.ts';
+import type { GrantUsage } from './grant-report.ts';
 import type { Delivery, Identity, IdentityKind, IdentityOfKind } from './identity.ts';
 import type { SecretValue } from './secret-value.ts';
 
@@ -343,3 +344,9 @@ export interface BoundDelivery {
  * @throws KeywardenError when no target is configured for the type (Vault KV without a Vault address).
  */
 export type DeliveryFor = (delivery: Delivery) => BoundDelivery;
+
+/** A provider's audit trail, read for the uses of a grant's Vault tokens (OpenBao's audit device locally). */
+export interface GrantUsageTrail {
+  /** The requests made with the tokens of these accessors, oldest first. */
+  usage(accessors: readonly string[]): Promise<GrantUsage[]>;
+}

@@ -35,7 +35,7 @@ const notRotated = (kind: IdentityKind): boolean => !KINDS[kind].rotates;
 
 export interface RotationDeps {
   store: RotationStore;
-  audit: AuditLog;
+  audit: Pick<AuditLog, 'append'>;
   clock: Clock;
   newId: () => string;
   /** The provider of an identity's kind, bound to it; throws when the kind has none configured. */
