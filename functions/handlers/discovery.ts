@@ -10,7 +10,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { wire } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
-import { lambdaEnv } from './env.ts';
+import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
@@ -82,7 +82,7 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-discovery' });
   const config = await loadLambdaConfig(env);
   const services = wire(config);
-  if (!config.vault) logger.warn('KEYWARDEN_VAULT_ADDR is empty: Vault discovery is skipped');
+  if (!config.vault) logger.warn(`${KEYWARDEN_ENV.vaultAddr} is empty: Vault discovery is skipped`);
   return makeHandler({
     discovery: services.discoveryDeps,
     staleAfter: config.staleAfter,

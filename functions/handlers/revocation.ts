@@ -30,6 +30,7 @@ import {
   targetsKey,
   targetsToWork,
 } from '../core/revocation-steps.ts';
+import { KEYWARDEN_ENV } from './env.ts';
 import { coldStart, loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
@@ -134,7 +135,7 @@ export const planHandler = entryPoint(async () => {
   const bucket = wired.config.reportBucket;
   if (!bucket) {
     throw new KeywardenError(
-      'environment variable KEYWARDEN_REPORT_BUCKET is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function',
+      `environment variable ${KEYWARDEN_ENV.reportBucket} is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function`,
     );
   }
   return makePlanHandler({ campaigns: wired.store, s3: wired.aws.s3, bucket });
