@@ -1,6 +1,6 @@
 /**
- * The layering rules, checked by `npm test` (depcruise). Direction of dependencies:
- * handlers, cli, local → adapters → core; core imports only zod and itself;
+ * The layering rules, checked by `npm test` (`npm run deps`). Direction of dependencies:
+ * handlers, cli, local → api → adapters → core; core imports only zod and itself;
  * infra reaches the functions through handler entry paths only.
  * @type {import('dependency-cruiser').IConfiguration}
  */

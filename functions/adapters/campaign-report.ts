@@ -1,16 +1,31 @@
 import { resolve } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { CampaignRun } from '../core/campaign-engine.ts';
+import type { AuditLog, CampaignStore, Clock, IdentityStore } from '../core/ports.ts';
 import { buildRevocationReport } from '../core/revocation-report.ts';
 import { renderReport } from '../core/revocation-report-render.ts';
 import { type ReportLocations, writeReport } from './report-writer.ts';
-import type { Services } from './wiring.ts';
+
+/** What publishing a campaign's report reads and writes. */
+export interface CampaignReportDeps {
+  store: Pick<IdentityStore, 'listIdentities'> &
+    Pick<AuditLog, 'readAll'> &
+    Pick<CampaignStore, 'putCampaign'>;
+  clock: Clock;
+  /** The report bucket, when the deployment has one. */
+  config: { reportBucket?: string | undefined };
+  aws: { s3: S3Client };
+}
 
 /**
  * Writes the post-incident revocation report of a finished campaign run: to the report
  * bucket when one is configured, otherwise to a local folder (`KEYWARDEN_REPORTS_DIR`,
  * default `./reports`), and records where on the campaign.
  */
-export async function publishCampaignReport(services: Services, run: CampaignRun): Promise<ReportLocations> {
+export async function publishCampaignReport(
+  services: CampaignReportDeps,
+  run: CampaignRun,
+): Promise<ReportLocations> {
   const affected = new Set(run.targets.map((target) => target.identityId));
   const [identities, { records }] = await Promise.all([
     services.store.listIdentities(),

@@ -3,12 +3,15 @@
  * plan and store through the same path as the CLI, launch through the deployment's
  * launcher (the state machine in AWS, the local runner locally), read progress back.
  */
-import { type PlannedCampaign, planAndStoreCampaign } from '../adapters/campaign-launcher.ts';
-import type { Services } from '../adapters/wiring.ts';
+import {
+  type CampaignPlanningDeps,
+  type PlannedCampaign,
+  planAndStoreCampaign,
+} from '../adapters/campaign-launcher.ts';
 import { summarize } from '../core/campaign.ts';
 import type { CampaignProgress } from '../core/campaign-progress.ts';
 import { slackResponders } from '../core/grant.ts';
-import type { CampaignLauncher } from '../core/ports.ts';
+import type { BreakglassConfigStore, CampaignLauncher, CampaignStore } from '../core/ports.ts';
 
 /** Starting and reading incident campaigns: what the API's campaign routes and Slack `/revoke` call. */
 export interface CampaignApi {
@@ -22,8 +25,14 @@ export interface CampaignApi {
   slackResponders: () => Promise<readonly string[]>;
 }
 
+/** What the campaign routes read and write: planning, progress, and who may start one from Slack. */
+export type CampaignApiDeps = CampaignPlanningDeps & {
+  store: Pick<CampaignStore, 'getCampaign' | 'listTargets'>;
+  breakglassStore: Pick<BreakglassConfigStore, 'getBreakglassConfig'>;
+};
+
 /** The campaigns of a deployment: its store, and its launcher (the state machine, or the local runner). */
-export function campaignApi(services: Services, launcher: CampaignLauncher): CampaignApi {
+export function campaignApi(services: CampaignApiDeps, launcher: CampaignLauncher): CampaignApi {
   return {
     start: async (input, actor) => {
       const planned = await planAndStoreCampaign(services, { ...input, actor });

@@ -13,10 +13,10 @@
  * - `reportHandler` publishes the post-incident report of the campaign as it stands.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { publishCampaignReport } from '../adapters/campaign-report.ts';
+import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
-import { type Services, wire } from '../adapters/wiring.ts';
+import { wire } from '../adapters/wiring.ts';
 import type { Target } from '../core/campaign.ts';
 import type { CampaignDeps, RunCampaignOptions } from '../core/campaign-engine.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
@@ -106,7 +106,9 @@ export function makeRevokeBatchHandler(deps: RevokeBatchDeps) {
 }
 
 export interface ReportDeps {
-  services: Services;
+  services: CampaignReportDeps & {
+    store: Pick<CampaignStore, 'getCampaign' | 'listTargets' | 'listReissues'>;
+  };
 }
 
 /** The report step with its dependencies given: the campaign as the store has it, never revoking. */
