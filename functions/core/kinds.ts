@@ -69,6 +69,19 @@ export interface KindFacts<K extends IdentityKind> {
 /** One entry per kind; a kind without one does not compile. */
 export type KindRegistry = { readonly [K in IdentityKind]: KindFacts<K> };
 
+/** What the three rotated Vault kinds share: tagged by rotation, revoked one credential at a time. */
+const ROTATED_VAULT_KIND = {
+  service: 'vault',
+  discoveredBy: 'vault',
+  rotates: true,
+  tagsVersions: true,
+  replaceBeforeRevoke: false,
+  maxAgeApplies: true,
+  reportMissing: true,
+  recordsLastUse: false,
+  revocation: 'per-credential',
+} as const;
+
 export const KINDS = {
   'aws-iam-access-key': {
     service: 'iam',
@@ -118,30 +131,14 @@ export const KINDS = {
     revokePermission: (handle) => `iam:PutRolePolicy on role ${handle}`,
   },
   'vault-token': {
-    service: 'vault',
-    discoveredBy: 'vault',
+    ...ROTATED_VAULT_KIND,
     discovery: 'Vault auth/token/accessors and a lookup of each accessor',
-    rotates: true,
-    tagsVersions: true,
-    replaceBeforeRevoke: false,
-    maxAgeApplies: true,
-    reportMissing: true,
-    recordsLastUse: false,
-    revocation: 'per-credential',
     scopeKey: (identity) => `vault-token:${identity.id}`,
     revokePermission: () => "the 'update' capability on auth/token/revoke-accessor",
   },
   'vault-approle-secret-id': {
-    service: 'vault',
-    discoveredBy: 'vault',
+    ...ROTATED_VAULT_KIND,
     discovery: "Vault AppRole roles on the configured mounts and each role's secret-id accessors",
-    rotates: true,
-    tagsVersions: true,
-    replaceBeforeRevoke: false,
-    maxAgeApplies: true,
-    reportMissing: true,
-    recordsLastUse: false,
-    revocation: 'per-credential',
     scopeKey: (identity) => `vault-approle:${trimSlashes(identity.scope.mount)}/${identity.scope.roleName}`,
     revokePermission: (_handle, identity) =>
       identity
@@ -149,16 +146,8 @@ export const KINDS = {
         : "the 'update' capability on the AppRole's secret-id-accessor/destroy path",
   },
   'vault-kv': {
-    service: 'vault',
-    discoveredBy: 'vault',
+    ...ROTATED_VAULT_KIND,
     discovery: 'Vault KV v2 metadata listed under the configured prefixes',
-    rotates: true,
-    tagsVersions: true,
-    replaceBeforeRevoke: false,
-    maxAgeApplies: true,
-    reportMissing: true,
-    recordsLastUse: false,
-    revocation: 'per-credential',
     scopeKey: (identity) =>
       `vault-kv:${trimSlashes(identity.scope.mount)}/${trimSlashes(identity.scope.path)}`,
     revokePermission: (_handle, identity) =>

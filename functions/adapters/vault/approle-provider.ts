@@ -15,10 +15,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import { toSeconds } from '../../core/duration.ts';
-import { NotFoundError, ValidationError, VerificationError } from '../../core/errors.ts';
+import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
+import { wholeNumberOption } from '../options.ts';
 import { parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
 import { VERSION_META_KEY } from './token-provider.ts';
 import { IDENTITY_META_KEY } from './vault-discovery.ts';
@@ -69,12 +70,11 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
   readonly #concurrency: number;
 
   constructor(options: VaultApproleProviderOptions) {
-    const concurrency = options.concurrency ?? 8;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ValidationError(
-        `VaultApproleProvider: expected concurrency to be a whole number ≥ 1, got ${concurrency}`,
-      );
-    }
+    const concurrency = wholeNumberOption(
+      { owner: 'VaultApproleProvider', option: 'concurrency' },
+      options.concurrency,
+      8,
+    );
     this.#client = options.client;
     this.#concurrency = concurrency;
   }

@@ -19,6 +19,7 @@
 import vault from 'node-vault';
 import { z } from 'zod';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
+import { wholeNumberOption } from '../options.ts';
 import {
   isIdempotentVaultRequest,
   retryVaultCall,
@@ -194,12 +195,11 @@ export class VaultClient {
       );
     }
     if (!options.token) throw new ValidationError('VaultClient: expected a token, got an empty one');
-    const timeout = options.requestTimeoutMs ?? 10_000;
-    if (!Number.isInteger(timeout) || timeout < 1) {
-      throw new ValidationError(
-        `VaultClient: expected requestTimeoutMs to be a whole number ≥ 1, got ${timeout}`,
-      );
-    }
+    const timeout = wholeNumberOption(
+      { owner: 'VaultClient', option: 'requestTimeoutMs' },
+      options.requestTimeoutMs,
+      10_000,
+    );
     this.addr = options.addr.replace(/\/+$/, '');
     this.#token = options.token;
     this.#requestOptions = { timeout };
@@ -255,11 +255,7 @@ export class VaultClient {
    * did nothing, are retried); the failure comes back retryable for the caller to decide.
    */
   async writeWrapped(path: string, data: Record<string, unknown>, wrapTtlSeconds: number): Promise<WrapInfo> {
-    if (!Number.isInteger(wrapTtlSeconds) || wrapTtlSeconds < 1) {
-      throw new ValidationError(
-        `VaultClient.writeWrapped: expected wrapTtlSeconds to be a whole number ≥ 1, got ${wrapTtlSeconds}`,
-      );
-    }
+    wholeNumberOption({ owner: 'VaultClient.writeWrapped', option: 'wrapTtlSeconds' }, wrapTtlSeconds);
     let response: VaultResponse;
     try {
       const options = this.#options();

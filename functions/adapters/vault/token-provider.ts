@@ -14,10 +14,11 @@
  */
 import pLimit from 'p-limit';
 import { toSeconds } from '../../core/duration.ts';
-import { ValidationError, VerificationError } from '../../core/errors.ts';
+import { VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
+import { wholeNumberOption } from '../options.ts';
 import { VaultClient, VaultError } from './client.ts';
 import { IDENTITY_META_KEY } from './vault-discovery.ts';
 
@@ -51,13 +52,11 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
     this.#client = options.client;
     this.#clientForToken =
       options.clientForToken ?? ((token) => new VaultClient({ addr: options.client.addr, token }));
-    const concurrency = options.concurrency ?? 8;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ValidationError(
-        `VaultTokenProvider: expected concurrency to be a whole number ≥ 1, got ${concurrency}`,
-      );
-    }
-    this.#concurrency = concurrency;
+    this.#concurrency = wholeNumberOption(
+      { owner: 'VaultTokenProvider', option: 'concurrency' },
+      options.concurrency,
+      8,
+    );
   }
 
   /** An orphan token through `auth/token/create-orphan` (never node-vault's `tokenCreate`, which swaps the client's token). */

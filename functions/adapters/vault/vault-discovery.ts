@@ -15,10 +15,11 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { z } from 'zod';
 import type { DiscoveredCredential } from '../../core/discovery.ts';
-import type { DiscoverySource } from '../../core/ports.ts';
 import { ValidationError } from '../../core/errors.ts';
+import type { DiscoverySource } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import type { Fingerprinter } from '../crypto.ts';
+import { wholeNumberOption } from '../options.ts';
 import {
   KvMetadataSchema,
   parseVaultAnswer,
@@ -75,12 +76,11 @@ export class VaultDiscovery implements DiscoverySource {
   readonly #limit: LimitFunction;
 
   constructor(options: VaultDiscoveryOptions) {
-    const concurrency = options.concurrency ?? 8;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ValidationError(
-        `VaultDiscovery: expected concurrency to be a whole number ≥ 1, got ${concurrency}`,
-      );
-    }
+    const concurrency = wholeNumberOption(
+      { owner: 'VaultDiscovery', option: 'concurrency' },
+      options.concurrency,
+      8,
+    );
     const approleMounts = (options.approleMounts ?? ['approle']).map(trimSlashes);
     const kvPrefixes = (options.kvPrefixes ?? []).map(trimSlashes);
     for (const [what, list] of [

@@ -17,6 +17,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
 import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
+import { wholeNumberOption } from '../options.ts';
 import { type VaultClient, VaultError } from './client.ts';
 
 /** Token meta key naming the grant that a break-glass token was issued for. */
@@ -45,12 +46,11 @@ export class VaultGrantIssuer implements GrantIssuer {
   readonly #wrapTtlSeconds: number;
 
   constructor(props: VaultGrantIssuerProps) {
-    const wrapTtl = props.wrapTtlSeconds ?? DEFAULT_WRAP_TTL_SECONDS;
-    if (!Number.isInteger(wrapTtl) || wrapTtl < 1) {
-      throw new ValidationError(
-        `VaultGrantIssuer: expected wrapTtlSeconds to be a whole number ≥ 1, got ${wrapTtl}`,
-      );
-    }
+    const wrapTtl = wholeNumberOption(
+      { owner: 'VaultGrantIssuer', option: 'wrapTtlSeconds' },
+      props.wrapTtlSeconds,
+      DEFAULT_WRAP_TTL_SECONDS,
+    );
     this.#client = props.client;
     this.#wrapTtlSeconds = wrapTtl;
   }
