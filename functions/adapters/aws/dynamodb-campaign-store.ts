@@ -20,17 +20,13 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
     expectedRev: number | undefined,
   ): Promise<StoredCampaign> => {
     const parsed = CampaignSchema.parse(campaign);
-    const {
-      gsi1pk: _p,
-      gsi1sk: _s,
-      ...stored
-    } = await table.putRevisioned(
+    return table.putRevisionedIndexed(
       Keys.campaign(parsed.campaignId),
-      { ...parsed, gsi1pk: 'CAMPAIGNS', gsi1sk: `${parsed.createdAt}#${parsed.campaignId}` },
+      parsed,
+      { pk: 'CAMPAIGNS', sk: `${parsed.createdAt}#${parsed.campaignId}` },
       expectedRev,
       `campaign ${parsed.campaignId}`,
     );
-    return stored;
   };
 
   return {

@@ -13,17 +13,13 @@ export function dynamoGrantStore(table: DynamoTable): GrantStore {
 
     async putGrant(grant, expectedRev) {
       const parsed = GrantSchema.parse(grant);
-      const {
-        gsi1pk: _p,
-        gsi1sk: _s,
-        ...stored
-      } = await table.putRevisioned(
+      return table.putRevisionedIndexed(
         Keys.grant(grant.grantId),
-        { ...parsed, gsi1pk: 'GRANTS', gsi1sk: `${parsed.requestedAt}#${parsed.grantId}` },
+        parsed,
+        { pk: 'GRANTS', sk: `${parsed.requestedAt}#${parsed.grantId}` },
         expectedRev,
         `grant ${grant.grantId}`,
       );
-      return stored;
     },
 
     async listGrants(filter = {}) {

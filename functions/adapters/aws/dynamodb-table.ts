@@ -282,6 +282,21 @@ export class DynamoTable {
     return { ...item, rev };
   }
 
+  /**
+   * {@link putRevisioned} of an item listed newest first in index gsi1 under `index.pk`
+   * (sorted by `index.sk`); returns the item as given, without the index attributes.
+   */
+  async putRevisionedIndexed<T extends object>(
+    key: Key,
+    item: T,
+    index: { pk: string; sk: string },
+    expectedRev: number | undefined,
+    what: string,
+  ): Promise<T & { rev: number }> {
+    await this.putRevisioned(key, { ...item, gsi1pk: index.pk, gsi1sk: index.sk }, expectedRev, what);
+    return { ...item, rev: (expectedRev ?? 0) + 1 };
+  }
+
   /** Puts items 25 at a time, trying unprocessed ones again with backoff; `what` names them in the error. */
   async batchPut(items: readonly (Item & Key)[], what: string): Promise<void> {
     for (let i = 0; i < items.length; i += BATCH_SIZE) {
