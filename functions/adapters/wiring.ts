@@ -10,8 +10,8 @@ import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { type AwsClients, awsClients } from './aws/clients.ts';
-import { DynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
-import { DynamoStore } from './aws/dynamodb-store.ts';
+import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
+import { dynamoStore } from './aws/dynamodb-store.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
 import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
@@ -46,7 +46,7 @@ export const systemClock: Clock = { now: () => new Date() };
 export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
   const aws: AwsClients = awsClients(config.aws);
   const fingerprinter = new Fingerprinter(config.fingerprintKey);
-  const store = new DynamoStore({
+  const store = dynamoStore({
     client: aws.dynamodb,
     tableName: config.tableName,
     clock,
@@ -114,7 +114,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     random: Math.random,
   });
-  const breakglassStore = new DynamoBreakglassStore({
+  const breakglassStore = dynamoBreakglassStore({
     client: aws.dynamodb,
     tableName: config.tableName,
     clock,

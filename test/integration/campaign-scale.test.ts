@@ -28,7 +28,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFleet, type RevocationFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
@@ -217,7 +217,7 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     // The state store on standard retries: adaptive retry's shared token bucket slows a
     // whole campaign under a storm (see rotation-faults.test.ts), which is not under test here.
     const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
-    const store = new DynamoStore({
+    const store = dynamoStore({
       client,
       tableName: config.tableName,
       clock: faulty.clock,

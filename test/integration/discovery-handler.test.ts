@@ -4,7 +4,7 @@ import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
-import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
@@ -20,7 +20,7 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
   const path = `/${uniqueName('kw')}/`;
   const secretPrefix = `${uniqueName('kw')}/`;
   const secretValue = randomBytes(24).toString('hex');
-  const store = new DynamoStore({
+  const store = dynamoStore({
     client: aws.dynamodb,
     tableName: table,
     clock: systemClock,

@@ -7,8 +7,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
-import { DynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
-import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { dynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
+import { type DynamoStore, dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable, Keys } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { nextRecord, verifyChain } from '../../functions/core/audit.ts';
@@ -27,7 +27,7 @@ let store: DynamoStore;
 beforeEach(async () => {
   tableName = uniqueName('kw-state');
   await ensureStateTable(client, tableName);
-  store = new DynamoStore({ client, tableName, clock, digest: sha256Hex });
+  store = dynamoStore({ client, tableName, clock, digest: sha256Hex });
 });
 
 const deps = () => ({ store, audit: store, clock, digest: sha256Hex });
@@ -268,7 +268,7 @@ describe('state store: item layout', () => {
       },
       undefined,
     );
-    const breakglass = new DynamoBreakglassStore({ client, tableName, clock });
+    const breakglass = dynamoBreakglassStore({ client, tableName, clock });
     await breakglass.putBreakglassConfig(BreakglassConfigSchema.parse({}));
     await breakglass.firstDelivery('slack-1', 60);
 

@@ -17,7 +17,7 @@ import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { IamAccessKeyProvider } from '../../functions/adapters/aws/iam-access-key-provider.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
@@ -71,7 +71,7 @@ let base: RuntimeConfigInput & { tableName: string };
 function standardRetryStore(): Partial<RotationDeps> {
   if (process.env.KEYWARDEN_FAULTS_WIRED_STORE === '1') return {};
   const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
-  const store = new DynamoStore({ client, tableName: faulty.config.tableName, clock, digest: sha256Hex });
+  const store = dynamoStore({ client, tableName: faulty.config.tableName, clock, digest: sha256Hex });
   return { store, audit: store };
 }
 

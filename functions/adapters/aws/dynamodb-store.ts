@@ -18,21 +18,6 @@ import { DynamoTable, type DynamoTableProps } from './dynamodb-table.ts';
 /** The table's layout, for tests and benches that read or write items directly. */
 export { Keys } from './dynamodb-table.ts';
 
-/**
- * A class whose instances carry the members of `parts` as their own. The per-port stores
- * are plain objects of closures, composed by spreading; this keeps their composition
- * constructible with `new`, typed as every port at once.
- */
-export function composedOf<T extends object>(): new (parts: T) => T {
-  return class {
-    constructor(parts: T) {
-      Object.assign(this, parts);
-    }
-  } as new (
-    parts: T,
-  ) => T;
-}
-
 export type DynamoStoreProps = DynamoTableProps & DynamoAuditLogProps;
 
 /** Every port the state store implements on its one table. */
@@ -49,16 +34,17 @@ export type DynamoStorePorts = IdentityStore &
  * versions and rotations, grants, campaigns. Each port lives in its own file over the
  * table layer (dynamodb-table.ts, which also documents the layout); this only composes them.
  */
-export class DynamoStore extends composedOf<DynamoStorePorts>() {
-  constructor(props: DynamoStoreProps) {
-    const table = new DynamoTable(props);
-    super({
-      ...dynamoIdentityStore(table),
-      ...dynamoAuditLog(table, props),
-      ...dynamoFindingStore(table),
-      ...dynamoRotationStore(table),
-      ...dynamoGrantStore(table),
-      ...dynamoCampaignStore(table),
-    });
-  }
+export type DynamoStore = DynamoStorePorts;
+
+/** Builds the {@link DynamoStore} over one table. */
+export function dynamoStore(props: DynamoStoreProps): DynamoStore {
+  const table = new DynamoTable(props);
+  return {
+    ...dynamoIdentityStore(table),
+    ...dynamoAuditLog(table, props),
+    ...dynamoFindingStore(table),
+    ...dynamoRotationStore(table),
+    ...dynamoGrantStore(table),
+    ...dynamoCampaignStore(table),
+  };
 }
