@@ -21,9 +21,9 @@
  * error and on Ctrl-C (and a watchdog does if this process is killed).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,10 +39,10 @@ import { type CampaignDeps, runCampaign } from '../functions/core/campaign-engin
 import type { Identity } from '../functions/core/identity.ts';
 import type { RevokeResult } from '../functions/core/ports.ts';
 import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
-import { type StackEndpoints, startStack, stopStack } from '../scripts/local-stack.ts';
+import type { StackEndpoints } from '../scripts/local-stack.ts';
+import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
 import { CallLedger, recordAwsCalls, recordVaultCalls, startPhase, timedPort } from './support/measure.ts';
 import { buildFleet, fleetShape, type RevocationFleet, stillLive } from './support/revocation-fleet.ts';
-import { startReaper } from './support/stack-reaper.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -200,19 +200,10 @@ async function runKeywarden(contender: Contender, incident: string) {
   };
 }
 
-const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-interface RunContext {
-  stateDir: string;
-  stopReaper: () => void;
-}
-
-async function main(options: { targets: number; contenders: ContenderName[] }, run: RunContext) {
+async function main(options: { targets: number; contenders: ContenderName[] }, run: BenchRun) {
   for (const [name, value] of Object.entries(BENCH_LIMIT_DEFAULTS)) process.env[name] ??= value;
   const limits = rateLimitsFromEnv();
-  process.stderr.write(`starting the local stack in ${run.stateDir}…\n`);
-  const stack = await startStack(run.stateDir, (line) => process.stderr.write(`${line}\n`));
-  run.stopReaper = startReaper(stack, run.stateDir).stop;
+  const stack = await run.startStack();
   const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
   const results: Record<
     string,
@@ -322,77 +313,20 @@ async function main(options: { targets: number; contenders: ContenderName[] }, r
     wallMs: { keywarden: round(k), naive: round(naive), raw: round(raw) },
     ratios: { keywardenOverNaive: round(k / naive, 4), keywardenOverRaw: round(k / raw, 4) },
   };
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(
-    RESULTS_DIR,
-    `revocation-${date.toISOString().replace(/:/g, '-').replace(/\..*/, '')}.json`,
-  );
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        ...summary,
-        shape: fleetShape(options.targets),
-        keywarden,
-        baselines,
-        usage: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.usage])),
-        buildMs: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, round(r.build)])),
-        calls: Object.fromEntries(Object.entries(contenders).map(([n, c]) => [n, c.ledger.toJSON()])),
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`results: ${relative(process.cwd(), file)}`);
+  writeResults(RESULTS_DIR, 'revocation', date, {
+    ...summary,
+    shape: fleetShape(options.targets),
+    keywarden,
+    baselines,
+    usage: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.usage])),
+    buildMs: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, round(r.build)])),
+    calls: Object.fromEntries(Object.entries(contenders).map(([n, c]) => [n, c.ledger.toJSON()])),
+  });
   console.log(JSON.stringify(summary));
 }
 
-let options: { targets: number; contenders: ContenderName[] };
-try {
-  options = parseOptions(process.argv.slice(2));
-} catch (error) {
-  console.error((error as Error).message);
-  console.error('usage: npx tsx bench/revocation.ts [--targets 2000]');
-  process.exit(2);
-}
-
-const run: RunContext = { stateDir: mkdtempSync(join(tmpdir(), 'keywarden-bench-')), stopReaper: () => {} };
-let keepStateDir = false;
-let cleaning: Promise<void> | undefined;
-/** Stops the stack this run started (and only it); safe to call more than once. */
-const cleanup = () => {
-  cleaning ??= (async () => {
-    const stopped = await stopStack(run.stateDir).then(
-      () => true,
-      (error: unknown) => {
-        console.error(`could not stop the local stack in ${run.stateDir}: ${(error as Error).message}`);
-        return false;
-      },
-    );
-    if (stopped) run.stopReaper();
-    if (keepStateDir) console.error(`server logs kept in ${run.stateDir}`);
-    else rmSync(run.stateDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-};
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.on(signal, () => {
-    if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
-
-try {
-  await main(options, run);
-} catch (error) {
-  keepStateDir = true;
-  console.error(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
-// Keep-alive sockets to the stopped servers must not hold the process open.
-process.exit(process.exitCode ?? 0);
+await runBench({
+  usage: 'usage: npx tsx bench/revocation.ts [--targets 2000]',
+  parseOptions,
+  main,
+});

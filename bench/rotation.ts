@@ -14,9 +14,9 @@
  * servers goes to the baseline.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,7 +30,8 @@ import { type Services, wire } from '../functions/adapters/wiring.ts';
 import type { Identity } from '../functions/core/identity.ts';
 import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
 import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
-import { REPO_ROOT, type StackEndpoints, startStack, stopStack } from '../scripts/local-stack.ts';
+import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
+import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
 import { BENCH_KINDS, createVaultPolicy, seedIdentitySet } from './support/identity-sets.ts';
 import {
   CallLedger,
@@ -43,7 +44,6 @@ import {
   timedPort,
 } from './support/measure.ts';
 import { type NaiveOutcome, rotateSequentially } from './support/naive-rotation.ts';
-import { startReaper } from './support/stack-reaper.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -170,8 +170,6 @@ function summarise(
       .map((o) => ({ identityId: o.identityId, kind: o.kind, reason: o.reason ?? o.status })),
   };
 }
-
-const round = (n: number, digits = 0) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 const progress = (label: string, total: number) => {
   let done = 0;
@@ -352,20 +350,10 @@ function printUsage(phases: Record<string, PhaseUsage>) {
   console.log(table.toString());
 }
 
-/** What the run and its clean-up share. */
-interface RunContext {
-  stateDir: string;
-  sampler: RssSampler;
-  stopReaper: () => void;
-}
-
-async function main(options: Options, run: RunContext) {
-  const { stateDir, sampler } = run;
+async function main(options: Options, run: BenchRun, sampler: RssSampler) {
   const runStarted = performance.now();
   const prefix = `kwb-${randomBytes(3).toString('hex')}`;
-  process.stderr.write(`starting the local stack in ${stateDir}…\n`);
-  const stack = await startStack(stateDir, (line) => process.stderr.write(`${line}\n`));
-  run.stopReaper = startReaper(stack, stateDir).stop;
+  const stack = await run.startStack();
   const stackMs = performance.now() - runStarted;
 
   process.stderr.write(`creating 2 × ${options.identities} identities with their current credentials…\n`);
@@ -433,33 +421,20 @@ async function main(options: Options, run: RunContext) {
     speedup: round(speedup, 4),
     peakRssMb: round(sampler.peak / 2 ** 20),
   };
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(
-    RESULTS_DIR,
-    `rotation-${date.toISOString().replace(/:/g, '-').replace(/\..*/, '')}.json`,
-  );
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        ...summary,
-        environment: { cpus: cpus().length, node: process.version, stack: stackVersions() },
-        phasesMs: {
-          startStack: round(stackMs),
-          seed: round(seedMs),
-          keywarden: round(keywarden.wallMs),
-          naive: round(naive.wallMs),
-        },
-        usage: { keywarden: keywarden.usage, naive: naive.usage },
-        motoQueryProbe: probe,
-        results,
-        calls: { keywarden: keywardenSet.ledger.toJSON(), naive: naiveSet.ledger.toJSON() },
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`results: ${relative(process.cwd(), file)}`);
+  writeResults(RESULTS_DIR, 'rotation', date, {
+    ...summary,
+    environment: { cpus: cpus().length, node: process.version, stack: stackVersions() },
+    phasesMs: {
+      startStack: round(stackMs),
+      seed: round(seedMs),
+      keywarden: round(keywarden.wallMs),
+      naive: round(naive.wallMs),
+    },
+    usage: { keywarden: keywarden.usage, naive: naive.usage },
+    motoQueryProbe: probe,
+    results,
+    calls: { keywarden: keywardenSet.ledger.toJSON(), naive: naiveSet.ledger.toJSON() },
+  });
   console.log(JSON.stringify(summary));
   if (results[0].rotated !== options.identities) {
     throw new Error(
@@ -479,61 +454,10 @@ const pick = (r: ContenderResult) => ({
   peakRssMb: r.peakRssMb,
 });
 
-let options: Options;
-try {
-  options = parseOptions(process.argv.slice(2));
-} catch (error) {
-  console.error((error as Error).message);
-  console.error('usage: npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]');
-  process.exit(2);
-}
-
-const run: RunContext = {
-  stateDir: mkdtempSync(join(tmpdir(), 'keywarden-bench-')),
-  sampler: new RssSampler(100),
-  stopReaper: () => {},
-};
-let keepStateDir = false;
-let cleaning: Promise<void> | undefined;
-/** Stops the stack this run started (and only it); safe to call more than once. */
-const cleanup = () => {
-  cleaning ??= (async () => {
-    const { stateDir } = run;
-    run.sampler.stop();
-    const stopped = await stopStack(stateDir).then(
-      () => true,
-      (error: unknown) => {
-        console.error(`could not stop the local stack in ${stateDir}: ${(error as Error).message}`);
-        return false;
-      },
-    );
-    // Left running when stopping failed: it ends the servers once this process is gone.
-    if (stopped) run.stopReaper();
-    if (keepStateDir) console.error(`server logs kept in ${stateDir}`);
-    else rmSync(stateDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-};
-// `on`, not `once`: a second signal (tsx relays one when the first is not acknowledged at
-// once) must find a handler here, or tsx's own handler exits before the stack is stopped.
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.on(signal, () => {
-    if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
-
-try {
-  await main(options, run);
-} catch (error) {
-  keepStateDir = true;
-  console.error(`benchmark failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
-// Keep-alive sockets to the stopped servers must not hold the process open.
-process.exit(process.exitCode ?? 0);
+const sampler = new RssSampler(100);
+await runBench({
+  usage: 'usage: npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]',
+  parseOptions,
+  main: (options, run) => main(options, run, sampler),
+  onEnd: () => sampler.stop(),
+});
