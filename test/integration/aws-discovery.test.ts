@@ -4,8 +4,6 @@
  * files share the same moto. Secret values are random per run and never printed.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   CreateAccessKeyCommand,
   CreateRoleCommand,
@@ -30,6 +28,7 @@ import { SecretsDiscovery } from '../../functions/adapters/aws/secrets-discovery
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { type DiscoveredCredential, DiscoveredCredentialSchema } from '../../functions/core/discovery.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
+import { type AnsweringProxy, awsQueryError, startAnsweringProxy } from '../support/answering-proxy.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const TRUST_ANYONE_IN_ACCOUNT = JSON.stringify({
@@ -442,52 +441,24 @@ describe('discovery: aws', () => {
      * A fault proxy in front of moto (moto never throttles): answers IAM ListUsers
      * with IAM's Throttling error while `throttle` says so, forwards everything else.
      */
-    let proxy: Server;
+    let proxy: AnsweringProxy;
     let proxied: AwsEndpoint;
     let throttle: () => boolean = () => false;
     let listUsersCalls = 0;
 
     beforeAll(async () => {
-      const target = new URL(testStack().moto.endpoint);
-      proxy = createServer((incoming, outgoing) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (body.toString('utf8').includes('Action=ListUsers')) {
-            listUsersCalls++;
-            if (throttle()) {
-              outgoing.writeHead(400, { 'content-type': 'text/xml' });
-              outgoing.end(
-                '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>' +
-                  '<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>',
-              );
-              return;
-            }
-          }
-          const forwarded = request(
-            {
-              host: target.hostname,
-              port: target.port,
-              method: incoming.method,
-              path: incoming.url,
-              headers: { ...incoming.headers, host: target.host },
-            },
-            (answer) => {
-              outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-              answer.pipe(outgoing);
-            },
-          );
-          forwarded.on('error', () => outgoing.destroy());
-          forwarded.end(body);
-        });
+      proxy = await startAnsweringProxy(testStack().moto.endpoint, (body) => {
+        if (!body.includes('Action=ListUsers')) return undefined;
+        listUsersCalls++;
+        return throttle()
+          ? awsQueryError(400, 'https://iam.amazonaws.com/doc/2010-05-08/', 'Throttling', 'Rate exceeded')
+          : undefined;
       });
-      await new Promise<void>((listening) => proxy.listen(0, '127.0.0.1', listening));
-      proxied = { ...endpoint, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+      proxied = { ...endpoint, endpoint: proxy.url };
     });
 
     afterAll(async () => {
-      await new Promise((closed) => proxy.close(closed));
+      await proxy.close();
     });
 
     it('rides out IAM throttling with the adaptive client and still returns everything', async () => {

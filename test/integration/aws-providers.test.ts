@@ -5,8 +5,6 @@
  * printed; assertions on errors check that no value appears in them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   CreateUserCommand,
   GetUserCommand,
@@ -28,6 +26,7 @@ import { SecretsManagerDelivery } from '../../functions/adapters/aws/secrets-man
 import { KeywardenError, NotFoundError, VerificationError } from '../../functions/core/errors.ts';
 import type { IdentityOfKind } from '../../functions/core/identity.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
+import { type AnsweringProxy, awsQueryError, startAnsweringProxy } from '../support/answering-proxy.ts';
 import { identity } from '../support/fixtures.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -302,53 +301,29 @@ describe('provider: aws-iam-access-key', () => {
      * GetCallerIdentity with InvalidClientTokenId while `reject` says so, as STS does
      * for the seconds a new key takes to propagate; forwards everything else.
      */
-    let proxy: Server;
+    let proxy: AnsweringProxy;
     let proxied: AwsEndpoint;
     let reject: () => boolean = () => false;
     let calls = 0;
 
     beforeAll(async () => {
-      const target = new URL(testStack().moto.endpoint);
-      proxy = createServer((incoming, outgoing) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (body.toString('utf8').includes('Action=GetCallerIdentity')) {
-            calls++;
-            if (reject()) {
-              outgoing.writeHead(403, { 'content-type': 'text/xml' });
-              outgoing.end(
-                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>' +
-                  '<Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message>' +
-                  '</Error><RequestId>fault-proxy</RequestId></ErrorResponse>',
-              );
-              return;
-            }
-          }
-          const forwarded = request(
-            {
-              host: target.hostname,
-              port: target.port,
-              method: incoming.method,
-              path: incoming.url,
-              headers: { ...incoming.headers, host: target.host },
-            },
-            (answer) => {
-              outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
-              answer.pipe(outgoing);
-            },
-          );
-          forwarded.on('error', () => outgoing.destroy());
-          forwarded.end(body);
-        });
+      proxy = await startAnsweringProxy(testStack().moto.endpoint, (body) => {
+        if (!body.includes('Action=GetCallerIdentity')) return undefined;
+        calls++;
+        return reject()
+          ? awsQueryError(
+              403,
+              'https://sts.amazonaws.com/doc/2011-06-15/',
+              'InvalidClientTokenId',
+              'The security token included in the request is invalid.',
+            )
+          : undefined;
       });
-      await new Promise<void>((listening) => proxy.listen(0, '127.0.0.1', listening));
-      proxied = { ...endpoint, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` };
+      proxied = { ...endpoint, endpoint: proxy.url };
     });
 
     afterAll(async () => {
-      await new Promise((closed) => proxy.close(closed));
+      await proxy.close();
     });
 
     it('retries InvalidClientTokenId with growing waits until STS accepts the key', async () => {
