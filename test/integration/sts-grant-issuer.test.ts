@@ -25,6 +25,7 @@ import {
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import type { BreakglassTarget } from '../../functions/core/grant.ts';
 import type { IssuedGrantCredential } from '../../functions/core/ports.ts';
+import { rejection } from '../support/rejection.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
 
 const ACCOUNT = '123456789012';
@@ -46,16 +47,6 @@ type AwsSession = Extract<IssuedGrantCredential, { type: 'aws-session' }>;
 function asSession(credential: IssuedGrantCredential): AwsSession {
   if (credential.type !== 'aws-session') throw new Error(`expected an aws-session, got ${credential.type}`);
   return credential;
-}
-
-/** Catches what `promise` rejects with, failing the test when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, got a result');
 }
 
 describe('grant issuer: aws-role', () => {

@@ -9,15 +9,13 @@ import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
 import { VaultDiscovery } from '../../functions/adapters/vault/vault-discovery.ts';
 import type { DiscoveredCredential } from '../../functions/core/discovery.ts';
-import { testStack, uniqueName } from '../support/stack.ts';
+import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
 
 /** A value shaped like nothing in particular, made at run time. */
 const secretValue = () => randomBytes(24).toString('base64url');
 
-const newClient = () => new VaultClient({ addr: testStack().vault.addr, token: testStack().vault.token });
-
 describe('discovery: vault', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const mount = uniqueName('kw-approle');
   const roles = { two: uniqueName('ci-two'), none: uniqueName('ci-none'), login: uniqueName('ci-login') };
   const kvPrefix = uniqueName('kw-kv');
@@ -212,7 +210,7 @@ describe('discovery: vault', () => {
 });
 
 describe('vault: client', () => {
-  const client = newClient();
+  const client = newVaultClient();
 
   it("keeps its own token when it creates one (node-vault's tokenCreate would swap it)", async () => {
     const before = await client.lookupSelf();

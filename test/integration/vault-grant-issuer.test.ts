@@ -16,20 +16,8 @@ import type { BreakglassTarget } from '../../functions/core/grant.ts';
 import type { IssuedGrantCredential } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { type FaultProxy, type FaultProxyOptions, startFaultProxy } from '../support/fault-proxy.ts';
-import { testStack, uniqueName } from '../support/stack.ts';
-
-const newClient = (token = testStack().vault.token) =>
-  new VaultClient({ addr: testStack().vault.addr, token });
-
-/** Catches what `promise` rejects with, failing the test when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, got a result');
-}
+import { rejection } from '../support/rejection.ts';
+import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
 
 type WrappedToken = Extract<IssuedGrantCredential, { type: 'vault-wrapped-token' }>;
 
@@ -42,7 +30,7 @@ function asWrapped(credential: IssuedGrantCredential): WrappedToken {
 const sleep = (ms: number) => new Promise((wake) => setTimeout(wake, ms));
 
 describe('grant issuer: vault-policies', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const issuer = new VaultGrantIssuer({ client });
   const policy = uniqueName('kw-breakglass');
   const target: BreakglassTarget = { type: 'vault-policies', policies: [policy] };
@@ -92,7 +80,7 @@ describe('grant issuer: vault-policies', () => {
     expect(token.accessor).toBe(credential.handle);
     expect(token.policies).toEqual(expect.arrayContaining(['default', policy]));
     expect(token.expiresAt).toBe(credential.expiresAt);
-    const asRequester = newClient(token.token.reveal());
+    const asRequester = newVaultClient(token.token.reveal());
     const self = await asRequester.lookupSelf();
     expect(self).toMatchObject({
       accessor: credential.handle,
@@ -138,7 +126,7 @@ describe('grant issuer: vault-policies', () => {
     );
     // assess: refused, and the wrapping token was not spent
     expect(refused.message).toMatch(/created at sys\/wrapping\/wrap/);
-    const stillThere = await newClient(wrapped.token).write('sys/wrapping/lookup', {});
+    const stillThere = await newVaultClient(wrapped.token).write('sys/wrapping/lookup', {});
     expect(stillThere.data?.creation_path).toBe('sys/wrapping/wrap');
   });
 
@@ -147,7 +135,7 @@ describe('grant issuer: vault-policies', () => {
     const grantId = uniqueName('grant');
     const credential = await issue(grantId, 600);
     const token = await unwrap(credential);
-    const asRequester = newClient(token.token.reveal());
+    const asRequester = newVaultClient(token.token.reveal());
     await asRequester.lookupSelf();
     // act
     await issuer.revoke({ grantId, target, handles: [credential.handle] });
@@ -162,7 +150,7 @@ describe('grant issuer: vault-policies', () => {
     const credential = await issue(grantId, 600);
     await issuer.revoke({ grantId, target, handles: [credential.handle] });
     const token = await unwrap(credential);
-    expect(await rejection(newClient(token.token.reveal()).lookupSelf())).toMatchObject({ status: 403 });
+    expect(await rejection(newVaultClient(token.token.reveal()).lookupSelf())).toMatchObject({ status: 403 });
   });
 
   it('refuses other target types and grants that have already ended, before calling Vault', async () => {

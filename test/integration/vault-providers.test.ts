@@ -26,26 +26,15 @@ import {
 import type { IdentityOfKind } from '../../functions/core/identity.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { identity } from '../support/fixtures.ts';
-import { testStack, uniqueName } from '../support/stack.ts';
+import { rejection } from '../support/rejection.ts';
+import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
 
-const newClient = (token = testStack().vault.token) =>
-  new VaultClient({ addr: testStack().vault.addr, token });
 const versionId = () => uniqueName('v');
 /** A value shaped like nothing in particular, made at run time. */
 const secretText = () => randomBytes(24).toString('base64url');
 
-/** Catches what `promise` rejects with, failing the test when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, got a result');
-}
-
 describe('provider: vault-token', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const provider = new VaultTokenProvider({ client });
   const policy = uniqueName('kw-ci-read');
   const who = identity({
@@ -119,7 +108,7 @@ describe('provider: vault-token', () => {
   it('revokes by accessor: the token stops authenticating, and a second revoke is already-revoked', async () => {
     const credential = await issue(versionId());
     expect(await provider.revoke(who, credential.handle)).toBe('revoked');
-    const refused = await rejection(newClient(credential.secret.reveal()).lookupSelf());
+    const refused = await rejection(newVaultClient(credential.secret.reveal()).lookupSelf());
     expect(refused).toBeInstanceOf(VaultError);
     expect(refused).toMatchObject({ status: 403 });
     const failed = await rejection(provider.verify(who, credential));
@@ -139,7 +128,7 @@ describe('provider: vault-token', () => {
 });
 
 describe('provider: vault-approle-secret-id', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const provider = new VaultApproleProvider({ client });
   // A mount of our own, so the login leases under it are ours alone.
   const mount = uniqueName('kw-approle');
@@ -277,7 +266,7 @@ describe('provider: vault-approle-secret-id', () => {
 });
 
 describe('delivery: vault kv', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const delivery = new VaultKvDelivery({ client });
   const folder = uniqueName('kw-delivery');
   const paths: string[] = [];
@@ -452,7 +441,7 @@ describe('delivery: vault kv', () => {
 });
 
 describe('provider: vault-kv', () => {
-  const client = newClient();
+  const client = newVaultClient();
   const provider = new VaultKvProvider({ client, random: randomBytes });
   const delivery = new VaultKvDelivery({ client });
   const folder = uniqueName('kw-kv');

@@ -1,3 +1,4 @@
+import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { IdentitySchema } from '../../functions/core/identity.ts';
 import type { Clock } from '../../functions/core/ports.ts';
@@ -39,3 +40,17 @@ export function identity(
     kind,
   });
 }
+
+/** A current, issued version of `owner`'s credential with the given handle; override any field. */
+export const credentialVersion = (
+  owner: Identity,
+  over: Partial<CredentialVersion> & Pick<CredentialVersion, 'handle'>,
+): CredentialVersion => ({
+  identityId: owner.id,
+  versionId: `v-${over.handle}`,
+  kind: owner.kind,
+  stage: 'current',
+  origin: 'issued',
+  issuedAt: '2026-11-01T00:00:00.000Z',
+  ...over,
+});

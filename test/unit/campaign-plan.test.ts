@@ -10,27 +10,13 @@ import {
   TargetSchema,
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
-import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
-import type { Identity } from '../../functions/core/identity.ts';
-import { identity } from '../support/fixtures.ts';
+import { credentialVersion, identity } from '../support/fixtures.ts';
 
 /** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
 const AKIA = 'AKIA';
 
 const now = '2026-11-21T10:00:00.000Z';
-const version = (
-  owner: Identity,
-  over: Partial<CredentialVersion> & Pick<CredentialVersion, 'handle'>,
-): CredentialVersion => ({
-  identityId: owner.id,
-  versionId: `v-${over.handle}`,
-  kind: owner.kind,
-  stage: 'current',
-  origin: 'issued',
-  issuedAt: '2026-11-01T00:00:00.000Z',
-  ...over,
-});
 const plan = (over: Partial<PlanInput> & Pick<PlanInput, 'subjects'>) =>
   planCampaign({
     campaignId: 'c-1',
@@ -45,11 +31,11 @@ const prod = { repo: 'acme/app', stage: 'deploy', environment: 'prod' };
 
 const keys = identity({ id: 'app-keys', kind: 'aws-iam-access-key', pipeline: prod });
 const keyVersions = [
-  version(keys, { handle: `${AKIA}PENDING000000001`, stage: 'pending' }),
-  version(keys, { handle: `${AKIA}CURRENT000000002`, stage: 'current' }),
-  version(keys, { handle: `${AKIA}PREVIOUS00000003`, stage: 'previous' }),
-  version(keys, { handle: `${AKIA}DISABLED00000004`, stage: 'disabled' }),
-  version(keys, { handle: `${AKIA}REVOKED000000005`, stage: 'revoked' }),
+  credentialVersion(keys, { handle: `${AKIA}PENDING000000001`, stage: 'pending' }),
+  credentialVersion(keys, { handle: `${AKIA}CURRENT000000002`, stage: 'current' }),
+  credentialVersion(keys, { handle: `${AKIA}PREVIOUS00000003`, stage: 'previous' }),
+  credentialVersion(keys, { handle: `${AKIA}DISABLED00000004`, stage: 'disabled' }),
+  credentialVersion(keys, { handle: `${AKIA}REVOKED000000005`, stage: 'revoked' }),
 ];
 const leases = identity({
   id: 'db-leases',
@@ -81,7 +67,7 @@ describe('campaign: planCampaign', () => {
   });
 
   it('revokes a whole vault-lease path with one revoke-prefix target, with or without recorded leases', () => {
-    const recorded = [version(leases, { handle: 'database/creds/ci/abc123' })];
+    const recorded = [credentialVersion(leases, { handle: 'database/creds/ci/abc123' })];
     for (const versions of [[], recorded]) {
       const { targets } = plan({ subjects: [{ identity: leases, versions }] });
       expect(targets).toMatchObject([
@@ -96,8 +82,8 @@ describe('campaign: planCampaign', () => {
   });
 
   it('revokes leases picked one by one (by handle or date) one by one, not the whole path', () => {
-    const one = version(leases, { handle: 'database/creds/ci/abc123' });
-    const other = version(leases, { handle: 'database/creds/ci/def456' });
+    const one = credentialVersion(leases, { handle: 'database/creds/ci/abc123' });
+    const other = credentialVersion(leases, { handle: 'database/creds/ci/def456' });
     const { targets } = plan({
       selectors: ['handle=database/creds/ci/abc*'],
       subjects: [{ identity: leases, versions: [one, other] }],
@@ -121,7 +107,7 @@ describe('campaign: planCampaign', () => {
 
   it('accounts for a selected identity with nothing live as skipped, with the reason', () => {
     const token = identity({ id: 'ci-token', kind: 'vault-token', pipeline: prod });
-    const revokedOnly = [version(token, { handle: 'acc-1', stage: 'revoked' })];
+    const revokedOnly = [credentialVersion(token, { handle: 'acc-1', stage: 'revoked' })];
     const { targets } = plan({ reissue: true, subjects: [{ identity: token, versions: revokedOnly }] });
     expect(targets).toEqual([
       expect.objectContaining({
@@ -147,8 +133,8 @@ describe('campaign: planCampaign', () => {
       selectors: ['env=prod', 'repo=acme/docs'],
       subjects: [
         { identity: role, versions: [] },
-        { identity: staging, versions: [version(staging, { handle: '3' })] },
-        { identity: other, versions: [version(other, { handle: '1' })] },
+        { identity: staging, versions: [credentialVersion(staging, { handle: '3' })] },
+        { identity: other, versions: [credentialVersion(other, { handle: '1' })] },
       ],
     });
     expect(targets.map((t) => t.identityId)).toEqual(['deployer', 'docs']);
@@ -187,9 +173,9 @@ describe('campaign: planCampaign', () => {
     });
     const undelivered = identity({ id: 'bare-token', kind: 'vault-token', pipeline: prod });
     const subjects = [
-      { identity: kv, versions: [version(kv, { handle: '7' })] },
-      { identity: delivered, versions: [version(delivered, { handle: 'acc-9' })] },
-      { identity: undelivered, versions: [version(undelivered, { handle: 'acc-8' })] },
+      { identity: kv, versions: [credentialVersion(kv, { handle: '7' })] },
+      { identity: delivered, versions: [credentialVersion(delivered, { handle: 'acc-9' })] },
+      { identity: undelivered, versions: [credentialVersion(undelivered, { handle: 'acc-8' })] },
       { identity: role, versions: [] },
     ];
 

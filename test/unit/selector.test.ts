@@ -10,23 +10,11 @@ import {
   type SelectorSubject,
   select,
 } from '../../functions/core/selector.ts';
-import { identity } from '../support/fixtures.ts';
+import { credentialVersion, identity } from '../support/fixtures.ts';
 
 /** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
 const AKIA = 'AKIA';
 
-const version = (
-  owner: Identity,
-  over: Partial<CredentialVersion> & Pick<CredentialVersion, 'handle'>,
-): CredentialVersion => ({
-  identityId: owner.id,
-  versionId: `v-${over.handle}`,
-  kind: owner.kind,
-  stage: 'current',
-  origin: 'issued',
-  issuedAt: '2026-11-01T00:00:00.000Z',
-  ...over,
-});
 const subject = (id: Identity, versions: CredentialVersion[] = []): SelectorSubject => ({
   identity: id,
   versions,
@@ -148,18 +136,18 @@ describe('selector: combinations', () => {
 });
 
 describe('selector: version terms', () => {
-  const old = version(deployProd, {
+  const old = credentialVersion(deployProd, {
     handle: `${AKIA}OLD0000000000001`,
     stage: 'previous',
     issuedAt: '2026-01-10T08:00:00.000Z',
     fingerprint: 'hmac-sha256:aaaa1111bbbb2222cccc3333dddd4444',
   });
-  const fresh = version(deployProd, {
+  const fresh = credentialVersion(deployProd, {
     handle: `${AKIA}NEW0000000000002`,
     issuedAt: '2026-03-01T00:00:00.000Z',
     fingerprint: 'hmac-sha256:eeee5555ffff6666',
   });
-  const gone = version(deployProd, {
+  const gone = credentialVersion(deployProd, {
     handle: `${AKIA}GONE000000000003`,
     stage: 'revoked',
     issuedAt: '2025-06-01T00:00:00.000Z',
@@ -188,7 +176,10 @@ describe('selector: version terms', () => {
     expect(select(parseSelectors([`access-key=${AKIA}NEW0000000000002`]), s)?.versions).toEqual([fresh]);
     const kv = identity({ id: 'kv' });
     expect(
-      hit(`access-key=${AKIA}NEW0000000000002`, subject(kv, [version(kv, { handle: fresh.handle })])),
+      hit(
+        `access-key=${AKIA}NEW0000000000002`,
+        subject(kv, [credentialVersion(kv, { handle: fresh.handle })]),
+      ),
     ).toBe(false);
   });
 

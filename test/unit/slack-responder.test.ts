@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { refusalMessage } from '../../functions/adapters/slack/messages.ts';
 import { SlackResponder, SlackResponseError } from '../../functions/adapters/slack/responder.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
+import { rejection } from '../support/rejection.ts';
 
 interface Received {
   method: string;
@@ -74,15 +75,6 @@ const local = (over: ConstructorParameters<typeof SlackResponder>[0] = {}) =>
   new SlackResponder({ allowedHosts: ['127.0.0.1'], retryDelayMs: 10, timeoutMs: 1_000, ...over });
 
 const message = refusalMessage('role prod-deploy allows at most 1h, got 2h');
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection, got none');
-}
 
 describe('slack responder: posting to a response_url', () => {
   it('posts the message as JSON', async () => {
