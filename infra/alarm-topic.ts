@@ -1,4 +1,6 @@
 import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -63,4 +65,24 @@ export function encryptedAlarmTopic(
     }),
   );
   return { key, topic };
+}
+
+/**
+ * How every keywarden alarm fires: once in one period is enough. No data means nothing failed
+ * (the metrics keywarden alarms on exist only when something ran or failed).
+ */
+export const AT_LEAST_ONCE = {
+  threshold: 1,
+  evaluationPeriods: 1,
+  comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+  treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+} as const;
+
+/** Notifies `topic` when any of `alarms` fires and when it clears. */
+export function notifyOnAlarmAndOk(topic: sns.ITopic, alarms: readonly cloudwatch.Alarm[]): void {
+  const notify = new cloudwatchActions.SnsAction(topic);
+  for (const alarm of alarms) {
+    alarm.addAlarmAction(notify);
+    alarm.addOkAction(notify);
+  }
 }

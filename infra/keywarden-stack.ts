@@ -13,7 +13,10 @@ import { StateStore } from './constructs/state-store.ts';
 export interface KeywardenStackProps extends StackProps {
   /** Vault/OpenBao address (`https://…`); empty or absent skips Vault discovery and rotation. */
   readonly vaultAddr?: string | undefined;
-  /** IAM path whose users discovery inspects and rotation manages access keys of. @default '/' */
+  /**
+   * IAM path whose users discovery inspects and rotation and revocation manage access keys of.
+   * @default each construct's own: '/' for discovery, '/ci/' for rotation and revocation
+   */
   readonly iamPathPrefix?: string | undefined;
   /** Name prefix of the Secrets Manager secrets discovery fingerprints and rotation writes. @default 'ci/' */
   readonly secretNamePrefix?: string | undefined;
@@ -65,33 +68,26 @@ export class KeywardenStack extends Stack {
     this.stateStore = new StateStore(this, 'StateStore');
     this.reportBucket = new ReportBucket(this, 'ReportBucket');
     this.secrets = new ServiceSecrets(this, 'ServiceSecrets');
-    this.discovery = new Discovery(this, 'Discovery', {
+    // What every construct that reaches pipeline credentials is given.
+    const pipeline = {
       stateStore: this.stateStore,
-      reportBucket: this.reportBucket,
       secrets: this.secrets,
       vaultAddr: props.vaultAddr,
       iamPathPrefix: props.iamPathPrefix,
       secretNamePrefix: props.secretNamePrefix,
+    };
+    this.discovery = new Discovery(this, 'Discovery', {
+      ...pipeline,
+      reportBucket: this.reportBucket,
       staleAfterDays: props.staleAfterDays,
       schedule: props.discoverySchedule,
     });
     this.rotation = new Rotation(this, 'Rotation', {
-      stateStore: this.stateStore,
-      secrets: this.secrets,
-      vaultAddr: props.vaultAddr,
-      iamPathPrefix: props.iamPathPrefix,
-      secretNamePrefix: props.secretNamePrefix,
+      ...pipeline,
       schedule: props.rotationSchedule,
       concurrency: props.rotationConcurrency,
     });
-    this.revocation = new Revocation(this, 'Revocation', {
-      stateStore: this.stateStore,
-      reportBucket: this.reportBucket,
-      secrets: this.secrets,
-      vaultAddr: props.vaultAddr,
-      iamPathPrefix: props.iamPathPrefix,
-      secretNamePrefix: props.secretNamePrefix,
-    });
+    this.revocation = new Revocation(this, 'Revocation', { ...pipeline, reportBucket: this.reportBucket });
     this.breakGlass = new BreakGlass(this, 'BreakGlass', {
       stateStore: this.stateStore,
       secrets: this.secrets,

@@ -3,11 +3,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IConstruct } from 'constructs';
 
 /**
- * EventBridge Scheduler, acting for a schedule of this account's `default` schedule group only:
- * the trust principal of a role a schedule assumes (confused-deputy guard, `aws:SourceAccount`
- * and `aws:SourceArn`).
+ * EventBridge Scheduler, acting for a schedule of one schedule group of this account only
+ * (`default`, where the recurring schedules live, unless named): the trust principal of a role a
+ * schedule assumes (confused-deputy guard, `aws:SourceAccount` and `aws:SourceArn`).
  */
-export function schedulerPrincipal(scope: IConstruct): iam.ServicePrincipal {
+export function schedulerPrincipal(scope: IConstruct, scheduleGroupName = 'default'): iam.ServicePrincipal {
   const stack = Stack.of(scope);
   return new iam.ServicePrincipal('scheduler.amazonaws.com', {
     conditions: {
@@ -16,7 +16,7 @@ export function schedulerPrincipal(scope: IConstruct): iam.ServicePrincipal {
         'aws:SourceArn': stack.formatArn({
           service: 'scheduler',
           resource: 'schedule-group',
-          resourceName: 'default',
+          resourceName: scheduleGroupName,
           arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
         }),
       },

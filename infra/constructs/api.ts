@@ -12,6 +12,7 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
+import type { KeywardenFunctionsProps } from '../function-props.ts';
 import {
   DEFAULT_LOG_RETENTION,
   type KeywardenFunction,
@@ -22,8 +23,6 @@ import { iam5ResourceFinding } from '../nag.ts';
 import { validateVaultAddr } from '../settings.ts';
 import type { BreakGlass } from './break-glass.ts';
 import type { ReportBucket } from './report-bucket.ts';
-import type { ServiceSecrets } from './service-secrets.ts';
-import type { StateStore } from './state-store.ts';
 
 /** Key prefix of per-grant reports in the report bucket; the API may write nowhere else there. */
 export const GRANT_REPORT_PREFIX = 'grants/';
@@ -67,19 +66,13 @@ export const API_ROUTES: readonly ApiRoute[] = [
 ];
 
 /** Properties of {@link Api}. */
-export interface ApiProps {
-  /** Table holding grants, campaigns and the audit chain. */
-  readonly stateStore: StateStore;
+export interface ApiProps extends KeywardenFunctionsProps {
   /** Where the API writes per-grant reports, under `grants/`. */
   readonly reportBucket: ReportBucket;
-  /** The Vault token, the fingerprint HMAC key and the Slack signing secret the function reads. */
-  readonly secrets: ServiceSecrets;
   /** Break-glass roles, the grant schedule group, its role and the grant-expiry function. */
   readonly breakGlass: BreakGlass;
   /** The revocation state machine Slack's `/revoke` starts. */
   readonly revocationStateMachine: sfn.IStateMachine;
-  /** Vault/OpenBao address (`https://…`). Empty or absent: Vault grants are refused. @default '' */
-  readonly vaultAddr?: string | undefined;
   /**
    * Requests per second the default stage accepts on average, whole number from 1 to 10000.
    *
@@ -92,8 +85,6 @@ export interface ApiProps {
    * @default 50
    */
   readonly throttleBurstLimit?: number | undefined;
-  /** How long the function's logs and the access logs are kept. @default logs.RetentionDays.ONE_YEAR */
-  readonly logRetention?: logs.RetentionDays | undefined;
 }
 
 /**

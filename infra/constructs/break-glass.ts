@@ -1,29 +1,26 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { encryptedAlarmTopic } from '../alarm-topic.ts';
+import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
+import type { KeywardenFunctionsProps } from '../function-props.ts';
 import {
   DEFAULT_LOG_RETENTION,
   type KeywardenFunction,
   keywardenFunction,
   serviceEnvironment,
 } from '../lambda-function.ts';
+import { liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { schedulerPrincipal } from '../principals.ts';
 import { validateBreakglassRolePath, validateRecurringSchedule, validateVaultAddr } from '../settings.ts';
-import type { ServiceSecrets } from './service-secrets.ts';
-import type { StateStore } from './state-store.ts';
 
 /** cdk context key that may hold the break-glass role path when props do not. */
 export const BREAKGLASS_ROLE_PATH_CONTEXT = 'keywarden:breakglassRolePath';
@@ -41,13 +38,7 @@ export const DEFAULT_SWEEPER_SCHEDULE = 'rate(5 minutes)';
 export const DEFAULT_GRANT_SCHEDULE_GROUP = 'keywarden-grants';
 
 /** Properties of {@link BreakGlass}. */
-export interface BreakGlassProps {
-  /** Table holding grants and the audit chain. */
-  readonly stateStore: StateStore;
-  /** The Vault token and the fingerprint HMAC key the functions read. */
-  readonly secrets: ServiceSecrets;
-  /** Vault/OpenBao address (`https://…`). Empty or absent: Vault grants cannot be revoked early. @default '' */
-  readonly vaultAddr?: string | undefined;
+export interface BreakGlassProps extends KeywardenFunctionsProps {
   /**
    * IAM path of the roles break-glass grants may assume and end (`iam:PutRolePolicy` of a deny on
    * the grant's SourceIdentity); starts and ends with `/`. Those roles must trust the API
@@ -71,8 +62,6 @@ export interface BreakGlassProps {
    * @default 'keywarden-grants'
    */
   readonly scheduleGroupName?: string | undefined;
-  /** How long the functions' logs are kept. @default logs.RetentionDays.ONE_YEAR */
-  readonly logRetention?: logs.RetentionDays | undefined;
 }
 
 /**
@@ -218,19 +207,7 @@ export class BreakGlass extends Construct {
       description:
         'keywarden break-glass: lets grant expiry schedules invoke the grant-expiry function, nothing else',
       // Only schedules of this account's grant group may assume it (confused-deputy guard).
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: this.scheduleGroupName,
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
+      assumedBy: schedulerPrincipal(this, this.scheduleGroupName),
     });
     // The unqualified function ARN exactly: the API's schedules target it, not a version.
     iam.Grant.addToPrincipal({
@@ -264,26 +241,20 @@ export class BreakGlass extends Construct {
       }),
     );
 
-    // The cast only bridges aws-cdk-lib's declarations, which are not written for `exactOptionalPropertyTypes`.
-    this.sweeperAlias = new lambda.Alias(this, 'SweeperLiveAlias', {
-      aliasName: 'live',
-      version: this.sweeper.function.currentVersion as lambda.IVersion,
-    });
-    this.sweeperSchedulerRole = new iam.Role(this, 'SweeperSchedulerRole', {
-      description: 'keywarden break-glass: lets EventBridge Scheduler invoke the grant sweeper, nothing else',
-      assumedBy: schedulerPrincipal(this),
-    });
-    this.sweeperSchedule = new scheduler.Schedule(this, 'SweeperSchedule', {
+    ({
+      alias: this.sweeperAlias,
+      role: this.sweeperSchedulerRole,
+      schedule: this.sweeperSchedule,
+    } = liveSchedule(this, this.sweeper.function, {
+      idPrefix: 'Sweeper',
+      roleDescription:
+        'keywarden break-glass: lets EventBridge Scheduler invoke the grant sweeper, nothing else',
       description: 'keywarden: end break-glass grants past their end',
-      schedule: scheduler.ScheduleExpression.expression(sweeperExpression),
-      // Invoking the alias grants lambda:InvokeFunction on the alias ARN only (no `:*` qualifier wildcard).
-      target: new targets.LambdaInvoke(this.sweeperAlias as lambda.IFunction, {
-        role: this.sweeperSchedulerRole,
-        // The next sweep supersedes a missed one; a sweep older than the interval is worthless.
-        maxEventAge: Duration.minutes(5),
-        retryAttempts: 2,
-      }),
-    });
+      expression: sweeperExpression,
+      // The next sweep supersedes a missed one; a sweep older than the interval is worthless.
+      maxEventAge: Duration.minutes(5),
+      retryAttempts: 2,
+    }));
 
     // Alarms.
 
@@ -293,13 +264,6 @@ export class BreakGlass extends Construct {
       alarmNamePrefix,
     }));
 
-    const atLeastOnceAnHour = {
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      // No data means nothing failed (Errors is emitted by invocations only).
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    };
     const hourlySum = { statistic: cloudwatch.Stats.SUM, period: Duration.hours(1) };
 
     this.expiryErrorsAlarm = new cloudwatch.Alarm(this, 'ExpiryErrorsAlarm', {
@@ -307,21 +271,17 @@ export class BreakGlass extends Construct {
       alarmDescription:
         "keywarden: the grant-expiry function failed in the last hour, so a grant may not have ended at its scheduled time. Its credential still ends by its own TTL and the sweeper retries within minutes; read the function's logs for the grant id and error.",
       metric: this.expiry.function.metricErrors(hourlySum),
-      ...atLeastOnceAnHour,
+      ...AT_LEAST_ONCE,
     });
     this.sweeperErrorsAlarm = new cloudwatch.Alarm(this, 'SweeperErrorsAlarm', {
       alarmName: `${alarmNamePrefix}grant-sweeper-errors`,
       alarmDescription:
         "keywarden: the grant sweeper failed in the last hour, so overdue grants may still be recorded active. Credentials still end by their own TTL; read the sweeper's logs and fix the cause.",
       metric: this.sweeper.function.metricErrors(hourlySum),
-      ...atLeastOnceAnHour,
+      ...AT_LEAST_ONCE,
     });
 
-    const notify = new cloudwatchActions.SnsAction(this.alarmTopic);
-    for (const alarm of [this.expiryErrorsAlarm, this.sweeperErrorsAlarm]) {
-      alarm.addAlarmAction(notify);
-      alarm.addOkAction(notify);
-    }
+    notifyOnAlarmAndOk(this.alarmTopic, [this.expiryErrorsAlarm, this.sweeperErrorsAlarm]);
   }
 }
 

@@ -1,27 +1,19 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
-import { DEFAULT_LOG_RETENTION, keywardenFunctionIn, serviceEnvironment } from '../lambda-function.ts';
+import { grantPrefixedSecretKeys, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
+import { keywardenFunctionIn } from '../lambda-function.ts';
+import { deadLetterQueue, liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
-import { schedulerPrincipal } from '../principals.ts';
-import {
-  validateIamPathPrefix,
-  validateRecurringSchedule,
-  validateSecretNamePrefix,
-  validateVaultAddr,
-} from '../settings.ts';
+import { validateRecurringSchedule } from '../settings.ts';
 import type { ReportBucket } from './report-bucket.ts';
-import type { ServiceSecrets } from './service-secrets.ts';
-import type { StateStore } from './state-store.ts';
 
 /** cdk context key holding the default discovery schedule expression (see cdk.json). */
 export const DISCOVERY_SCHEDULE_CONTEXT = 'keywarden:discoverySchedule';
@@ -33,32 +25,16 @@ export const DEFAULT_DISCOVERY_SCHEDULE = 'rate(6 hours)';
 export const DISCOVERY_REPORT_PREFIX = 'discovery/';
 
 /** Properties of {@link Discovery}. */
-export interface DiscoveryProps {
-  /** Table the function records discovered credentials in. */
-  readonly stateStore: StateStore;
-  /** Bucket the function writes its reports to, under `discovery/`. */
-  readonly reportBucket: ReportBucket;
-  /** The Vault token and the fingerprint HMAC key the function reads. */
-  readonly secrets: ServiceSecrets;
+export interface DiscoveryProps extends PipelineCredentialsProps {
   /**
-   * Vault/OpenBao address (`https://…`). Empty or absent: Vault discovery is skipped.
-   *
-   * @default ''
-   */
-  readonly vaultAddr?: string | undefined;
-  /**
-   * IAM path whose users' access keys the function may inspect; starts and ends with `/`.
+   * IAM path whose users' access keys and roles the function may inspect; starts and ends with
+   * `/`. Discovery only reads, so the root path is allowed.
    *
    * @default '/'
    */
   readonly iamPathPrefix?: string | undefined;
-  /**
-   * Name prefix of the Secrets Manager secrets the function may read to fingerprint.
-   * Must not be empty: an empty prefix would allow reading every secret in the account.
-   *
-   * @default 'ci/'
-   */
-  readonly secretNamePrefix?: string | undefined;
+  /** Bucket the function writes its reports to, under `discovery/`. */
+  readonly reportBucket: ReportBucket;
   /**
    * A credential not used for this many days is reported as stale.
    *
@@ -71,12 +47,6 @@ export interface DiscoveryProps {
    * @default the `keywarden:discoverySchedule` context value, else `rate(6 hours)`
    */
   readonly schedule?: string | undefined;
-  /**
-   * How long the function's logs are kept.
-   *
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays | undefined;
 }
 
 /**
@@ -108,9 +78,8 @@ export class Discovery extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('Discovery', props.vaultAddr);
-    const iamPathPrefix = validateIamPathPrefix('Discovery', props.iamPathPrefix ?? '/');
-    const secretNamePrefix = validateSecretNamePrefix('Discovery', props.secretNamePrefix ?? 'ci/');
+    const pipeline = pipelineScope(this, 'Discovery', props, { defaultIamPathPrefix: '/' });
+    const { iamPathPrefix, secretNamePrefix, usersArn, rolesArn, secretsArn } = pipeline;
     const staleAfterDays = validateStaleAfterDays(props.staleAfterDays ?? 90);
     const scheduleExpression = validateRecurringSchedule(
       'Discovery',
@@ -118,17 +87,12 @@ export class Discovery extends Construct {
       ['rate(6 hours)', 'cron(0 */6 * * ? *)'],
     );
 
-    const stack = Stack.of(this);
     const { stateStore, reportBucket, secrets } = props;
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
+    this.deadLetterQueue = deadLetterQueue(this);
 
     // The function's parts sit directly under this construct (their ids predate keywardenFunction).
-    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
+    const { table, ...settings } = pipeline.environment;
     ({
       function: this.function,
       role: this.role,
@@ -140,7 +104,7 @@ export class Discovery extends Construct {
       roleDescription: 'keywarden discovery: reads credential metadata, writes state and discovery reports',
       memorySize: 512,
       timeout: Duration.minutes(5),
-      logRetention: props.logRetention ?? DEFAULT_LOG_RETENTION,
+      logRetention: pipeline.logRetention,
       // Runs never overlap: two concurrent discoveries would race on the same state items.
       reservedConcurrentExecutions: 1,
       deadLetterQueue: this.deadLetterQueue,
@@ -148,9 +112,7 @@ export class Discovery extends Construct {
         table,
         reportBucket: reportBucket.bucket.bucketName,
         reportPrefix: DISCOVERY_REPORT_PREFIX,
-        iamPathPrefix,
-        secretNamePrefix,
-        ...service,
+        ...settings,
         staleAfterDays: String(staleAfterDays),
       },
       powertoolsServiceName: 'keywarden-discovery',
@@ -165,7 +127,6 @@ export class Discovery extends Construct {
       }),
     );
 
-    const usersArn = iamUsersArn(this, iamPathPrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadAccessKeyMetadata',
@@ -175,7 +136,6 @@ export class Discovery extends Construct {
     );
 
     // ListRoles omits RoleLastUsed; only GetRole returns it. Same path prefix as the listing.
-    const rolesArn = iamRolesArn(this, iamPathPrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadRoleLastUsed',
@@ -185,7 +145,6 @@ export class Discovery extends Construct {
     );
 
     // Values are read only to compute HMAC fingerprints; the function never stores or logs them.
-    const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'FingerprintPrefixedSecrets',
@@ -193,53 +152,32 @@ export class Discovery extends Construct {
         resources: [secretsArn],
       }),
     );
-    // Secrets under the prefix may use customer-managed keys unknown at deploy time. Decrypt is
-    // usable only by Secrets Manager, and only for a secret under the prefix: Secrets Manager
-    // puts the secret's ARN in the encryption context of every data key it decrypts.
-    const keysArn = accountKeysArn(this);
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'DecryptPrefixedSecrets',
-        actions: ['kms:Decrypt'],
-        resources: [keysArn],
-        conditions: {
-          StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
-          StringLike: { 'kms:EncryptionContext:SecretARN': secretsArn },
-        },
-      }),
-    );
+    // Decrypt only: discovery reads, it never writes a secret.
+    const secretKeys = grantPrefixedSecretKeys(this, this.role, pipeline, {
+      sid: 'DecryptPrefixedSecrets',
+      actions: ['kms:Decrypt'],
+    });
 
     secrets.grantRead(this.role);
 
     stateStore.grantReadWriteData(this.role);
     reportBucket.grantWriteReports(this.role, DISCOVERY_REPORT_PREFIX);
 
-    // The casts here and below only bridge aws-cdk-lib's declarations, which are not written for
-    // `exactOptionalPropertyTypes` (a class's `role: IRole | undefined` vs the interface's `role?: IRole`).
-    this.alias = new lambda.Alias(this, 'LiveAlias', {
-      aliasName: 'live',
-      version: this.function.currentVersion as lambda.IVersion,
-    });
-
-    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      description:
+    ({
+      alias: this.alias,
+      role: this.schedulerRole,
+      schedule: this.schedule,
+    } = liveSchedule(this, this.function, {
+      idPrefix: '',
+      roleDescription:
         'keywarden discovery: lets EventBridge Scheduler invoke the discovery function, nothing else',
-      // Only schedules of this account's default group may assume it (confused-deputy guard).
-      assumedBy: schedulerPrincipal(this),
-    });
-
-    this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: 'keywarden: run credential discovery',
-      schedule: scheduler.ScheduleExpression.expression(scheduleExpression),
-      // Invoking the alias grants lambda:InvokeFunction on the alias ARN only (no `:*` qualifier wildcard).
-      target: new targets.LambdaInvoke(this.alias as lambda.IFunction, {
-        role: this.schedulerRole,
-        deadLetterQueue: this.deadLetterQueue,
-        // A missed run is superseded by the next one; do not pile up stale deliveries.
-        maxEventAge: Duration.hours(1),
-        retryAttempts: 3,
-      }),
-    });
+      expression: scheduleExpression,
+      deadLetterQueue: this.deadLetterQueue,
+      // A missed run is superseded by the next one; do not pile up stale deliveries.
+      maxEventAge: Duration.hours(1),
+      retryAttempts: 3,
+    }));
 
     NagSuppressions.addResourceSuppressions(
       this.role,
@@ -265,11 +203,7 @@ export class Discovery extends Construct {
           reason: `Pipeline secret names are not known at deploy time. DescribeSecret/GetSecretValue are limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
           appliesTo: [iam5ResourceFinding(this, secretsArn)],
         },
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt is limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
-          appliesTo: [iam5ResourceFinding(this, keysArn)],
-        },
+        secretKeys,
         {
           id: 'AwsSolutions-IAM5',
           reason: `Report object keys are generated per run. s3:PutObject is limited to the '${DISCOVERY_REPORT_PREFIX}' prefix of keywarden's own report bucket; no read, no delete, no other prefix.`,

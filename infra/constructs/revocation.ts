@@ -1,6 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -15,21 +14,18 @@ import {
   REVOKE_BATCH_SIZE as SHARED_BATCH_SIZE,
   workerShare,
 } from '../../functions/handlers/revocation-batching.ts';
-import { encryptedAlarmTopic } from '../alarm-topic.ts';
-import { accountKeysArn, iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
+import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
 import {
-  DEFAULT_LOG_RETENTION,
-  type KeywardenFunction,
-  keywardenFunction,
-  serviceEnvironment,
-} from '../lambda-function.ts';
+  grantPrefixedSecretKeys,
+  type PipelineCredentialsProps,
+  pipelineScope,
+  SECRET_VERSION_ACTIONS,
+} from '../function-props.ts';
+import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
-import { validateIamPathPrefix, validateSecretNamePrefix, validateVaultAddr } from '../settings.ts';
 import type { ReportBucket } from './report-bucket.ts';
-import type { ServiceSecrets } from './service-secrets.ts';
-import type { StateStore } from './state-store.ts';
 
 /** One provider service's budget for the whole account: revocations in flight, and started per second. */
 export interface ServiceRateLimit {
@@ -59,24 +55,9 @@ export const DEFAULT_REVOCATION_RATE_LIMITS: RevocationRateLimits = {
 export const REVOKE_BATCH_SIZE = SHARED_BATCH_SIZE;
 
 /** Properties of {@link Revocation}. */
-export interface RevocationProps {
-  /** Table holding the inventory, credential versions and campaigns. */
-  readonly stateStore: StateStore;
+export interface RevocationProps extends PipelineCredentialsProps {
   /** Where the plan step writes each campaign's targets (`campaigns/`) and the report step its report (`reports/`). */
   readonly reportBucket: ReportBucket;
-  /** The Vault token and the fingerprint HMAC key the functions read. */
-  readonly secrets: ServiceSecrets;
-  /** Vault/OpenBao address (`https://…`). Empty or absent: Vault targets fail, saying so. @default '' */
-  readonly vaultAddr?: string | undefined;
-  /**
-   * IAM path of the users whose access keys, and of the roles whose sessions, a campaign may
-   * revoke; starts and ends with `/`.
-   *
-   * @default '/ci/' (the root path is refused)
-   */
-  readonly iamPathPrefix?: string | undefined;
-  /** Name prefix of the Secrets Manager secrets a campaign may revoke versions of. @default 'ci/' */
-  readonly secretNamePrefix?: string | undefined;
   /** The account-wide budget per provider service. @default {@link DEFAULT_REVOCATION_RATE_LIMITS} */
   readonly rateLimits?: RevocationRateLimits | undefined;
   /**
@@ -87,8 +68,6 @@ export interface RevocationProps {
    * @default the smallest concurrency of the budget (4 with the defaults)
    */
   readonly maxConcurrency?: number | undefined;
-  /** How long the functions' and the state machine's logs are kept. @default logs.RetentionDays.ONE_YEAR */
-  readonly logRetention?: logs.RetentionDays | undefined;
   /**
    * Where the revocation alarms notify. It must accept publishes from CloudWatch alarms
    * (a customer-managed KMS key, and a topic policy for them).
@@ -140,26 +119,19 @@ export class Revocation extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('Revocation', props.vaultAddr);
-    // The worker deactivates and deletes access keys and puts deny policies on roles: at the root
-    // path it could lock out every IAM user and role, humans and admins included.
-    const iamPathPrefix = validateIamPathPrefix('Revocation', props.iamPathPrefix ?? '/ci/');
-    if (iamPathPrefix === '/') {
-      throw new InfraConfigError(
+    const pipeline = pipelineScope(this, 'Revocation', props, {
+      defaultIamPathPrefix: '/ci/',
+      // The worker deactivates and deletes access keys and puts deny policies on roles: at the root
+      // path it could lock out every IAM user and role, humans and admins included.
+      rootPathRefusal:
         "Revocation: iamPathPrefix '/' would let keywarden revoke the access keys and end the sessions of every IAM user and role, humans and admins included; put pipeline users and roles under a dedicated path such as '/ci/' and set keywarden:iamPathPrefix to it.",
-      );
-    }
-    const secretNamePrefix = validateSecretNamePrefix('Revocation', props.secretNamePrefix ?? 'ci/');
+    });
+    const { iamPathPrefix, secretNamePrefix, logRetention, usersArn, rolesArn, secretsArn } = pipeline;
     const rateLimits = props.rateLimits ?? DEFAULT_REVOCATION_RATE_LIMITS;
     this.maxConcurrency = validateMaxConcurrency(rateLimits, props.maxConcurrency);
 
     const stack = Stack.of(this);
     const { stateStore, reportBucket, secrets } = props;
-    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
-    const usersArn = iamUsersArn(this, iamPathPrefix);
-    const rolesArn = iamRolesArn(this, iamPathPrefix);
-    const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
-    const keysArn = accountKeysArn(this);
 
     // Each worker's share of the account budget (functions/adapters/rate-limits.ts reads these).
     const workerLimits = {
@@ -168,14 +140,8 @@ export class Revocation extends Construct {
       vault: workerShare(rateLimits.vault, this.maxConcurrency),
     };
 
-    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
-    const environment = {
-      table,
-      reportBucket: reportBucket.bucket.bucketName,
-      iamPathPrefix,
-      secretNamePrefix,
-      ...service,
-    };
+    const { table, ...settings } = pipeline.environment;
+    const environment = { table, reportBucket: reportBucket.bucket.bucketName, ...settings };
 
     // Plan: reads the campaign, writes its target list under campaigns/.
     this.plan = keywardenFunction(this, 'Plan', {
@@ -231,28 +197,14 @@ export class Revocation extends Construct {
     worker.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'RevokePrefixedSecrets',
-        actions: [
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:GetSecretValue',
-          'secretsmanager:PutSecretValue',
-          'secretsmanager:UpdateSecretVersionStage',
-          'secretsmanager:ListSecretVersionIds',
-        ],
+        actions: [...SECRET_VERSION_ACTIONS],
         resources: [secretsArn],
       }),
     );
-    // Keys of secrets under the prefix, usable only through Secrets Manager and only for those secrets.
-    worker.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'UsePrefixedSecretKeys',
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        resources: [keysArn],
-        conditions: {
-          StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
-          StringLike: { 'kms:EncryptionContext:SecretARN': secretsArn },
-        },
-      }),
-    );
+    const secretKeys = grantPrefixedSecretKeys(this, worker, pipeline, {
+      sid: 'UsePrefixedSecretKeys',
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+    });
     secrets.grantRead(worker);
     stateStore.grantReadWriteData(worker);
     NagSuppressions.addResourceSuppressions(
@@ -273,11 +225,7 @@ export class Revocation extends Construct {
           reason: `Pipeline secret names come from the inventory, not known at deploy time. Revocation and re-issue actions are limited to secrets named '${secretNamePrefix}*' in this account and region; no CreateSecret. Values are never logged or stored.`,
           appliesTo: [iam5ResourceFinding(this, secretsArn)],
         },
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt and kms:GenerateDataKey are limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
-          appliesTo: [iam5ResourceFinding(this, keysArn)],
-        },
+        secretKeys,
       ],
       true,
     );
@@ -381,13 +329,6 @@ export class Revocation extends Construct {
     }
 
     const fiveMinutes = Duration.minutes(5);
-    const atLeastOnce = {
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      // No data means no execution ended that way (the metrics exist only when one does).
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    };
     const executions = (metric: cloudwatch.Metric) =>
       metric.with({ statistic: cloudwatch.Stats.SUM, period: fiveMinutes });
     const resume =
@@ -396,19 +337,19 @@ export class Revocation extends Construct {
       alarmName: `${alarmNamePrefix}executions-failed`,
       alarmDescription: `keywarden: a revocation campaign's execution failed (a batch failed for good, or the plan or report step failed). Read the state machine's execution history and log group. ${resume}`,
       metric: executions(this.stateMachine.metricFailed()),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
     this.executionsTimedOutAlarm = new cloudwatch.Alarm(this, 'ExecutionsTimedOutAlarm', {
       alarmName: `${alarmNamePrefix}executions-timed-out`,
       alarmDescription: `keywarden: a revocation campaign's execution ran past its 24-hour timeout. ${resume}`,
       metric: executions(this.stateMachine.metricTimedOut()),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
     this.executionsAbortedAlarm = new cloudwatch.Alarm(this, 'ExecutionsAbortedAlarm', {
       alarmName: `${alarmNamePrefix}executions-aborted`,
       alarmDescription: `keywarden: someone stopped a revocation campaign's execution; CloudTrail's StopExecution event says who. ${resume}`,
       metric: executions(this.stateMachine.metricAborted()),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
     this.workerErrorsAlarm = new cloudwatch.Alarm(this, 'WorkerErrorsAlarm', {
       alarmName: `${alarmNamePrefix}worker-errors`,
@@ -418,18 +359,14 @@ export class Revocation extends Construct {
         statistic: cloudwatch.Stats.SUM,
         period: fiveMinutes,
       }),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
-    const notify = new cloudwatchActions.SnsAction(this.alarmTopic);
-    for (const alarm of [
+    notifyOnAlarmAndOk(this.alarmTopic, [
       this.executionsFailedAlarm,
       this.executionsTimedOutAlarm,
       this.executionsAbortedAlarm,
       this.workerErrorsAlarm,
-    ]) {
-      alarm.addAlarmAction(notify);
-      alarm.addOkAction(notify);
-    }
+    ]);
 
     const campaignsArn = reportBucket.bucket.arnForObjects('campaigns/*');
     const writeReason = (prefix: string, what: string) =>

@@ -1,35 +1,26 @@
 import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { encryptedAlarmTopic } from '../alarm-topic.ts';
-import { accountKeysArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
+import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
 import {
-  DEFAULT_LOG_RETENTION,
-  type KeywardenFunction,
-  keywardenFunction,
-  serviceEnvironment,
-} from '../lambda-function.ts';
+  grantPrefixedSecretKeys,
+  type PipelineCredentialsProps,
+  pipelineScope,
+  SECRET_VERSION_ACTIONS,
+} from '../function-props.ts';
+import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import { deadLetterQueue, liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
-import { schedulerPrincipal } from '../principals.ts';
-import {
-  validateIamPathPrefix,
-  validateRecurringSchedule,
-  validateSecretNamePrefix,
-  validateVaultAddr,
-} from '../settings.ts';
+import { validateRecurringSchedule } from '../settings.ts';
 import type { ServiceSecrets } from './service-secrets.ts';
-import type { StateStore } from './state-store.ts';
 
 /** cdk context key holding the default rotation schedule expression (see cdk.json). */
 export const ROTATION_SCHEDULE_CONTEXT = 'keywarden:rotationSchedule';
@@ -52,32 +43,7 @@ export const SECRET_ROTATION_SERVICE_NAME = 'keywarden-secret-rotation';
 export const METRICS_NAMESPACE = 'keywarden';
 
 /** Properties of {@link Rotation}. */
-export interface RotationProps {
-  /** Table holding the inventory, credential versions and per-identity locks. */
-  readonly stateStore: StateStore;
-  /** The Vault token and the fingerprint HMAC key the functions read. */
-  readonly secrets: ServiceSecrets;
-  /**
-   * Vault/OpenBao address (`https://…`). Empty or absent: Vault identities cannot be rotated.
-   *
-   * @default ''
-   */
-  readonly vaultAddr?: string | undefined;
-  /**
-   * IAM path of the users whose access keys the functions may create, deactivate and delete;
-   * starts and ends with `/`. Prefer a dedicated path such as `/ci/`: with `/`, the functions
-   * may manage the access keys of every IAM user in the account.
-   *
-   * @default '/ci/' (the root path is refused)
-   */
-  readonly iamPathPrefix?: string | undefined;
-  /**
-   * Name prefix of the Secrets Manager secrets the functions may rotate, write and create.
-   * Must not be empty and must not overlap keywarden's own secrets (`ServiceSecrets.namePrefix`).
-   *
-   * @default 'ci/'
-   */
-  readonly secretNamePrefix?: string | undefined;
+export interface RotationProps extends PipelineCredentialsProps {
   /**
    * EventBridge Scheduler `rate(…)` or `cron(…)` expression (UTC) of the scheduled rotation.
    *
@@ -91,12 +57,6 @@ export interface RotationProps {
    * @default 8
    */
   readonly concurrency?: number | undefined;
-  /**
-   * How long the functions' logs are kept.
-   *
-   * @default logs.RetentionDays.ONE_YEAR
-   */
-  readonly logRetention?: logs.RetentionDays | undefined;
 }
 
 /** A rotation function, its role and its log group. */
@@ -147,16 +107,14 @@ export class Rotation extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('Rotation', props.vaultAddr);
-    // Rotation creates access keys: at the root path it could mint keys for every IAM user,
-    // humans and admins included. Pipeline users must live under a path of their own.
-    const iamPathPrefix = validateIamPathPrefix('Rotation', props.iamPathPrefix ?? '/ci/');
-    if (iamPathPrefix === '/') {
-      throw new InfraConfigError(
+    const pipeline = pipelineScope(this, 'Rotation', props, {
+      defaultIamPathPrefix: '/ci/',
+      // Rotation creates access keys: at the root path it could mint keys for every IAM user,
+      // humans and admins included. Pipeline users must live under a path of their own.
+      rootPathRefusal:
         "Rotation: iamPathPrefix '/' would let keywarden create access keys for every IAM user, humans and admins included; put pipeline users under a dedicated path such as '/ci/' and set keywarden:iamPathPrefix to it.",
-      );
-    }
-    const secretNamePrefix = validateSecretNamePrefix('Rotation', props.secretNamePrefix ?? 'ci/');
+    });
+    const { iamPathPrefix, secretNamePrefix, logRetention, usersArn, secretsArn } = pipeline;
     validateNoOverlap(secretNamePrefix, props.secrets);
     const concurrency = validateConcurrency(props.concurrency ?? DEFAULT_ROTATION_CONCURRENCY);
     const scheduleExpression = validateRecurringSchedule(
@@ -167,13 +125,7 @@ export class Rotation extends Construct {
 
     const stack = Stack.of(this);
     const { stateStore, secrets } = props;
-    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
-    const usersArn = iamUsersArn(this, iamPathPrefix);
-    const secretsArn = prefixedSecretsArn(this, secretNamePrefix);
-    const keysArn = accountKeysArn(this);
-
-    const { table, ...service } = serviceEnvironment({ stateStore, secrets, vaultAddr });
-    const sharedEnvironment = { table, iamPathPrefix, secretNamePrefix, ...service };
+    const sharedEnvironment = pipeline.environment;
 
     /** What both functions may do; `createSecrets` only where a delivery target may not exist yet. */
     const grantRotation = (role: iam.Role, options: { createSecrets: boolean }): void => {
@@ -198,13 +150,7 @@ export class Rotation extends Construct {
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'RotatePrefixedSecrets',
-          actions: [
-            'secretsmanager:DescribeSecret',
-            'secretsmanager:GetSecretValue',
-            'secretsmanager:PutSecretValue',
-            'secretsmanager:UpdateSecretVersionStage',
-            'secretsmanager:ListSecretVersionIds',
-          ],
+          actions: [...SECRET_VERSION_ACTIONS],
           resources: [secretsArn],
         }),
       );
@@ -219,20 +165,10 @@ export class Rotation extends Construct {
           }),
         );
       }
-      // Secrets under the prefix may use customer-managed keys unknown at deploy time. The keys
-      // are usable only by Secrets Manager and only for a secret under the prefix: Secrets
-      // Manager puts the secret's ARN in the encryption context of every data key.
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'UsePrefixedSecretKeys',
-          actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-          resources: [keysArn],
-          conditions: {
-            StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` },
-            StringLike: { 'kms:EncryptionContext:SecretARN': secretsArn },
-          },
-        }),
-      );
+      const secretKeys = grantPrefixedSecretKeys(this, role, pipeline, {
+        sid: 'UsePrefixedSecretKeys',
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      });
       secrets.grantRead(role);
       stateStore.grantReadWriteData(role);
       // Powertools metrics are EMF log lines: no cloudwatch:PutMetricData.
@@ -250,11 +186,7 @@ export class Rotation extends Construct {
             reason: `Pipeline secret names come from the inventory, not known at deploy time. Rotation actions${options.createSecrets ? ' and CreateSecret' : ''} are limited to secrets named '${secretNamePrefix}*' in this account and region; keywarden's own secrets lie outside that prefix (checked at synth). Values are never logged or stored.`,
             appliesTo: [iam5ResourceFinding(this, secretsArn)],
           },
-          {
-            id: 'AwsSolutions-IAM5',
-            reason: `Keys protecting the '${secretNamePrefix}*' secrets are not known at deploy time. kms:Decrypt and kms:GenerateDataKey are limited to this account's keys, only through Secrets Manager (kms:ViaService) and only for secrets under the prefix (kms:EncryptionContext:SecretARN).`,
-            appliesTo: [iam5ResourceFinding(this, keysArn)],
-          },
+          secretKeys,
         ],
         true,
       );
@@ -262,11 +194,7 @@ export class Rotation extends Construct {
 
     // Scheduled rotation.
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
+    this.deadLetterQueue = deadLetterQueue(this);
 
     this.scheduled = keywardenFunction(this, 'Scheduled', {
       handlerFile: 'scheduled-rotation.ts',
@@ -287,31 +215,21 @@ export class Rotation extends Construct {
     });
     grantRotation(this.scheduled.role, { createSecrets: true });
 
-    // The cast only bridges aws-cdk-lib's declarations, which are not written for `exactOptionalPropertyTypes`.
-    this.alias = new lambda.Alias(this, 'LiveAlias', {
-      aliasName: 'live',
-      version: this.scheduled.function.currentVersion as lambda.IVersion,
-    });
-
-    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      description:
+    ({
+      alias: this.alias,
+      role: this.schedulerRole,
+      schedule: this.schedule,
+    } = liveSchedule(this, this.scheduled.function, {
+      idPrefix: '',
+      roleDescription:
         'keywarden rotation: lets EventBridge Scheduler invoke the scheduled rotation, nothing else',
-      // Only schedules of this account's default group may assume it (confused-deputy guard).
-      assumedBy: schedulerPrincipal(this),
-    });
-
-    this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: 'keywarden: rotate credentials that are due, retire expired ones',
-      schedule: scheduler.ScheduleExpression.expression(scheduleExpression),
-      // Invoking the alias grants lambda:InvokeFunction on the alias ARN only (no `:*` qualifier wildcard).
-      target: new targets.LambdaInvoke(this.alias as lambda.IFunction, {
-        role: this.schedulerRole,
-        deadLetterQueue: this.deadLetterQueue,
-        // A missed run is superseded by the next one; do not pile up stale deliveries.
-        maxEventAge: Duration.hours(1),
-        retryAttempts: 3,
-      }),
-    });
+      expression: scheduleExpression,
+      deadLetterQueue: this.deadLetterQueue,
+      // A missed run is superseded by the next one; do not pile up stale deliveries.
+      maxEventAge: Duration.hours(1),
+      retryAttempts: 3,
+    }));
 
     // Secrets Manager rotation function.
 
@@ -349,13 +267,6 @@ export class Rotation extends Construct {
     }));
 
     const hour = Duration.hours(1);
-    const atLeastOnce = {
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      // No data means nothing failed (the metric is only emitted by runs, errors only by failures).
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    };
 
     this.rotationFailedAlarm = new cloudwatch.Alarm(this, 'RotationFailedAlarm', {
       alarmName: `${alarmNamePrefix}rotation-failed`,
@@ -367,7 +278,7 @@ export class Rotation extends Construct {
         statistic: cloudwatch.Stats.SUM,
         period: hour,
       }),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
 
     this.scheduledErrorsAlarm = new cloudwatch.Alarm(this, 'ScheduledErrorsAlarm', {
@@ -375,7 +286,7 @@ export class Rotation extends Construct {
       alarmDescription:
         'keywarden: the scheduled rotation function failed (error, timeout or crash) in the last hour, so due credentials may not have been rotated or retired. Read its logs.',
       metric: this.scheduled.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: hour }),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
 
     this.secretRotationErrorsAlarm = new cloudwatch.Alarm(this, 'SecretRotationErrorsAlarm', {
@@ -383,7 +294,7 @@ export class Rotation extends Construct {
       alarmDescription:
         'keywarden: a Secrets Manager rotation step failed in the last hour. The secret keeps its AWSCURRENT value; read the secret rotation function logs, then retry with aws secretsmanager rotate-secret.',
       metric: this.secretRotation.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: hour }),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
 
     this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
@@ -394,19 +305,15 @@ export class Rotation extends Construct {
         statistic: cloudwatch.Stats.MAXIMUM,
         period: Duration.minutes(5),
       }),
-      ...atLeastOnce,
+      ...AT_LEAST_ONCE,
     });
 
-    const notify = new cloudwatchActions.SnsAction(this.alarmTopic);
-    for (const alarm of [
+    notifyOnAlarmAndOk(this.alarmTopic, [
       this.rotationFailedAlarm,
       this.scheduledErrorsAlarm,
       this.secretRotationErrorsAlarm,
       this.deadLetterAlarm,
-    ]) {
-      alarm.addAlarmAction(notify);
-      alarm.addOkAction(notify);
-    }
+    ]);
   }
 }
 
