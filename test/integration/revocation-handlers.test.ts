@@ -1,17 +1,8 @@
-/**
- * The revocation state machine's three steps on the local stack, driven as Step Functions
- * drives them: plan (target list to S3 on moto) → one Distributed Map batch of the listed
- * targets → report (to S3), over a campaign of vault-kv identities on OpenBao.
- */
-import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { providerLimiters } from '../../functions/adapters/rate-limits.ts';
-import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
-import { type Services, wire } from '../../functions/adapters/wiring.ts';
-import { planCampaign } from '../../functions/core/campaign.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { Services } from '../../functions/adapters/wiring.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { targetsKey } from '../../functions/core/revocation-steps.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
@@ -20,8 +11,9 @@ import {
   makeReportHandler,
   makeRevokeBatchHandler,
 } from '../../functions/handlers/revocation.ts';
-import { identity as makeIdentity } from '../support/fixtures.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { declaredKvIdentity, newIncident, testPlan } from '../support/campaigns.ts';
+import { localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, uniqueName } from '../support/stack.ts';
 
 let services: Services;
 let vault: VaultClient;
@@ -29,38 +21,14 @@ const bucket = uniqueName('kw-revocation');
 const prefix = uniqueName('kw-sfn');
 
 beforeAll(async () => {
-  const stack = testStack();
-  services = wire(
-    RuntimeConfigSchema.parse({
-      aws: testAws(),
-      tableName: uniqueName('kw-revocation'),
-      reportBucket: bucket,
-      fingerprintKey: randomBytes(32).toString('hex'),
-      discovery: {},
-      vault: { addr: stack.vault.addr, token: stack.vault.token },
-    }),
-  );
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
-  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
+  services = await wireLocal(localConfig('kw-revocation', { reportBucket: bucket }));
+  vault = newVaultClient();
   await services.aws.s3.send(new CreateBucketCommand({ Bucket: bucket }));
 });
 
 /** A vault-kv identity declared in the inventory and rotated once, so it has two live versions. */
 async function kvIdentity(environment: string): Promise<Identity> {
-  const name = uniqueName('kw');
-  const path = `${prefix}/${name}/api-key`;
-  await vault.write(`secret/data/${path}`, { data: { value: randomBytes(18).toString('base64url') } });
-  const identity = makeIdentity({
-    id: name,
-    kind: 'vault-kv',
-    scope: { path },
-    pipeline: { repo: 'acme/app', stage: 'deploy', environment },
-    policy: { maxAge: '30d', rotateEvery: '7d', grace: '1h' },
-  });
-  await services.store.putIdentity(
-    { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
-    undefined,
-  );
+  const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
   const outcome = await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
   expect(outcome.status, outcome.reason).toBe('rotated');
   return identity;
@@ -85,14 +53,11 @@ describe('revocation handlers: plan → revoke batch → report', () => {
         versions: await services.store.listVersions(identity.id),
       })),
     );
-    const incident = `INC-${randomBytes(3).toString('hex')}`;
-    const planned = planCampaign({
+    const incident = newIncident();
+    const planned = testPlan({
       campaignId: `${incident}-sfn`,
       incident,
       selectors: [`env=${environment}`],
-      requestedBy: 'test:responder',
-      now: new Date().toISOString(),
-      reissue: false,
       subjects,
     });
     const { campaignId } = planned.campaign;
@@ -145,17 +110,10 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     const environment = uniqueName('prod');
     const identity = await kvIdentity(environment);
     const subjects = [{ identity, versions: await services.store.listVersions(identity.id) }];
-    const incident = `INC-${randomBytes(3).toString('hex')}`;
-    const common = {
-      incident,
-      selectors: [`env=${environment}`],
-      requestedBy: 'test:responder',
-      now: new Date().toISOString(),
-      reissue: false,
-      subjects,
-    };
-    const dry = planCampaign({ ...common, campaignId: `${incident}-dry`, dryRun: true });
-    const real = planCampaign({ ...common, campaignId: `${incident}-real` });
+    const incident = newIncident();
+    const common = { incident, selectors: [`env=${environment}`], subjects };
+    const dry = testPlan({ ...common, campaignId: `${incident}-dry`, dryRun: true });
+    const real = testPlan({ ...common, campaignId: `${incident}-real` });
     await services.store.createCampaign(dry.campaign, dry.targets);
     await services.store.createCampaign(real.campaign, real.targets);
     const plan = makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket });

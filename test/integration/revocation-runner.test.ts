@@ -1,28 +1,20 @@
-/**
- * The local runtime of the revocation state machine, on the local stack: plan (target list
- * in a moto bucket it creates) → batches of 25 through the revoke-batch worker, as many at
- * once as the CDK derives → report; and the local campaign launcher that runs it in the
- * background. Outcomes are checked on OpenBao itself, not only in the store.
- */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { LocalCampaignLauncher, planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
 import { DEFAULT_RATE_LIMITS } from '../../functions/adapters/rate-limits.ts';
-import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
-import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { Services } from '../../functions/adapters/wiring.ts';
 import { ConflictError } from '../../functions/core/errors.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { REVOKE_BATCH_SIZE } from '../../functions/core/revocation-batching.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
-import { identity as makeIdentity } from '../support/fixtures.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
+import { localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, uniqueName } from '../support/stack.ts';
 
 let services: Services;
 let vault: VaultClient;
@@ -31,43 +23,17 @@ const bucket = uniqueName('kw-runner-plans');
 const noWait = { maxAttempts: 3, intervalSeconds: 0, backoffRate: 1 };
 
 beforeAll(async () => {
-  const stack = testStack();
   // Reports go to a folder of this file's own, as on a laptop.
   process.env.KEYWARDEN_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'kw-runner-reports-'));
-  services = wire(
-    RuntimeConfigSchema.parse({
-      aws: testAws(),
-      tableName: uniqueName('kw-runner'),
-      fingerprintKey: randomBytes(32).toString('hex'),
-      discovery: {},
-      vault: { addr: stack.vault.addr, token: stack.vault.token },
-    }),
-  );
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
-  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
+  services = await wireLocal(localConfig('kw-runner'));
+  vault = newVaultClient();
 });
 
 /** `count` vault-kv identities in one environment, each with two live KV versions. */
 async function kvFleet(count: number): Promise<{ environment: string; identities: Identity[] }> {
   const environment = uniqueName('env');
   const identities = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const name = uniqueName('kw');
-      const path = `${prefix}/${name}/api-key`;
-      await vault.write(`secret/data/${path}`, { data: { value: randomBytes(18).toString('base64url') } });
-      const identity = makeIdentity({
-        id: name,
-        kind: 'vault-kv',
-        scope: { path },
-        pipeline: { repo: 'acme/app', stage: 'deploy', environment },
-        policy: { maxAge: '30d', rotateEvery: '7d', grace: '1h' },
-      });
-      await services.store.putIdentity(
-        { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
-        undefined,
-      );
-      return identity;
-    }),
+    Array.from({ length: count }, () => declaredKvIdentity({ services, vault }, prefix, environment)),
   );
   // Rotated once each, so every identity has two live versions (the adopted one and the issued one).
   for (const identity of identities) {
@@ -87,7 +53,7 @@ async function liveVersions(identity: Identity): Promise<number> {
 
 async function storedCampaign(environment: string, dryRun = false) {
   const planned = await planAndStoreCampaign(services, {
-    incident: `INC-${randomBytes(3).toString('hex')}`,
+    incident: newIncident(),
     selectors: [`env=${environment}`],
     reissue: false,
     actor: 'test:responder',
@@ -189,7 +155,7 @@ describe('local campaign launcher', () => {
     const { environment } = await kvFleet(1);
     const planned = await storedCampaign(environment, true);
     expect(planned.status).toBe('dry-run');
-    const incident = `INC-${randomBytes(3).toString('hex')}`;
+    const incident = newIncident();
     const { planCampaign } = await import('../../functions/core/campaign.ts');
     const plan = planCampaign({
       campaignId: `${incident}-dry`,

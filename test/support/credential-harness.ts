@@ -13,12 +13,12 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { deliveryOf } from '../../functions/core/kinds.ts';
 import { identity as makeIdentity } from './fixtures.ts';
-import { testAws, testStack } from './stack.ts';
+import { newVaultClient, testAws } from './stack.ts';
 
 export interface HarnessContext {
   /** Adapters that reach the servers directly (not through a fault proxy). */
@@ -32,8 +32,11 @@ export interface HarnessContext {
 /** One rotatable kind: how to create its credential as a pipeline has it today, and how the pipeline uses it. */
 export interface KindHarness {
   kind: Identity['kind'];
-  /** Creates the identity's credential and delivery target as they exist before keywarden. */
-  setup(name: string): Promise<Identity>;
+  /**
+   * Creates the identity's credential and delivery target as they exist before keywarden;
+   * the identity belongs to `pipeline` where given, to the fixtures' default pipeline otherwise.
+   */
+  setup(name: string, pipeline?: Identity['pipeline']): Promise<Identity>;
   /** Reads the delivered credential and uses it; resolves true when it works. */
   works(identity: Identity): Promise<boolean>;
   /** Whether the server still accepts a credential keywarden retired. */
@@ -46,6 +49,12 @@ export const harnessPolicy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
 export function credentialHarnesses(ctx: () => HarnessContext) {
   const policy = harnessPolicy;
   const value = () => randomBytes(18).toString('base64url');
+  /** The identity `setup` declares: named `name`, rotated by the harness policy, in `pipeline` where given. */
+  const harnessIdentity = (
+    name: string,
+    pipeline: Identity['pipeline'] | undefined,
+    fields: { kind: Identity['kind'] } & Record<string, unknown>,
+  ): Identity => makeIdentity({ ...(pipeline && { pipeline }), id: name, policy, ...fields });
   async function readDelivered(identity: Identity): Promise<string> {
     const delivery = deliveryOf(identity);
     if (delivery?.type === 'aws-secret') {
@@ -63,7 +72,7 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
 
   const iamKeys: KindHarness = {
     kind: 'aws-iam-access-key',
-    async setup(name) {
+    async setup(name, pipeline) {
       await ctx().services.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${ctx().prefix}/` }));
       const { AccessKey } = await ctx().services.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
       const secretId = `${ctx().prefix}/${name}/aws-key`;
@@ -76,11 +85,9 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
           }),
         }),
       );
-      return makeIdentity({
-        id: name,
+      return harnessIdentity(name, pipeline, {
         kind: 'aws-iam-access-key',
         scope: { userName: name },
-        policy,
         delivery: { type: 'aws-secret', secretId },
       });
     },
@@ -108,12 +115,15 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
 
   const awsSecrets: KindHarness = {
     kind: 'aws-secret',
-    async setup(name) {
+    async setup(name, pipeline) {
       const secretId = `${ctx().prefix}/${name}/password`;
       await ctx().services.aws.secrets.send(
         new CreateSecretCommand({ Name: secretId, SecretString: value() }),
       );
-      return makeIdentity({ id: name, kind: 'aws-secret', scope: { secretId }, policy });
+      return harnessIdentity(name, pipeline, {
+        kind: 'aws-secret',
+        scope: { secretId },
+      });
     },
     async works(identity) {
       // A generic secret "works" when the pipeline reads the value keywarden recorded as current.
@@ -135,30 +145,25 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
     },
   };
 
-  /** A client that authenticates as the delivered token, as the pipeline would. */
-  const asToken = (token: string) => new VaultClient({ addr: testStack().vault.addr, token });
-
   const vaultTokens: KindHarness = {
     kind: 'vault-token',
-    async setup(name) {
+    async setup(name, pipeline) {
       const path = `${ctx().prefix}/${name}/token`;
       const token = await ctx().vault.createToken(
         { policies: [`${ctx().prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
         { orphan: true },
       );
       await ctx().vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
-      return makeIdentity({
-        id: name,
+      return harnessIdentity(name, pipeline, {
         kind: 'vault-token',
         scope: { policies: [`${ctx().prefix}-read`], ttl: '24h' },
-        policy,
         delivery: { type: 'vault-kv', path },
       });
     },
     async works(identity) {
       const delivered = JSON.parse(await readDelivered(identity)) as { token?: string; value?: string };
       const token = delivered.token ?? delivered.value ?? '';
-      const self = await asToken(token)
+      const self = await newVaultClient(token)
         .lookupSelf()
         .catch(() => undefined);
       return Boolean(self?.policies?.includes(`${ctx().prefix}-read`));
@@ -170,7 +175,7 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
 
   const approleSecretIds: KindHarness = {
     kind: 'vault-approle-secret-id',
-    async setup(name) {
+    async setup(name, pipeline) {
       await ctx().vault.write(`auth/approle/role/${name}`, {
         token_policies: [`${ctx().prefix}-read`],
         token_ttl: '5m',
@@ -181,11 +186,9 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
       );
       const path = `${ctx().prefix}/${name}/approle`;
       await ctx().vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
-      return makeIdentity({
-        id: name,
+      return harnessIdentity(name, pipeline, {
         kind: 'vault-approle-secret-id',
         scope: { roleName: name, secretIdTtl: '24h' },
-        policy,
         delivery: { type: 'vault-kv', path },
       });
     },
@@ -214,10 +217,13 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
 
   const kvSecrets: KindHarness = {
     kind: 'vault-kv',
-    async setup(name) {
+    async setup(name, pipeline) {
       const path = `${ctx().prefix}/${name}/api-key`;
       await ctx().vault.write(`secret/data/${path}`, { data: { value: value() } });
-      return makeIdentity({ id: name, kind: 'vault-kv', scope: { path }, policy });
+      return harnessIdentity(name, pipeline, {
+        kind: 'vault-kv',
+        scope: { path },
+      });
     },
     async works(identity) {
       const delivered = await readDelivered(identity);
