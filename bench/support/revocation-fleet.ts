@@ -27,6 +27,7 @@ import {
   CreateAccessKeyCommand,
   CreateRoleCommand,
   CreateUserCommand,
+  type IAMClient,
   ListAccessKeysCommand,
   ListRolePoliciesCommand,
 } from '@aws-sdk/client-iam';
@@ -88,6 +89,20 @@ interface FleetContext {
 }
 
 const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+
+/** Creates the IAM role `/<prefix>/<roleName>` that any principal may assume: a role whose live sessions a campaign ends. */
+export function createAssumableRole(iam: IAMClient, prefix: string, roleName: string): Promise<unknown> {
+  return iam.send(
+    new CreateRoleCommand({
+      RoleName: roleName,
+      Path: `/${prefix}/`,
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
+      }),
+    }),
+  );
+}
 
 /** Builds a fleet of `total` targets under a fresh prefix and environment. */
 export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<RevocationFleet> {
@@ -223,16 +238,7 @@ export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<Revo
 
   // A role whose live sessions the campaign ends with a deny policy.
   const roleName = `${prefix}-deployer`;
-  const role = iam.send(
-    new CreateRoleCommand({
-      RoleName: roleName,
-      Path: `/${prefix}/`,
-      AssumeRolePolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
-      }),
-    }),
-  );
+  const role = createAssumableRole(iam, prefix, roleName);
 
   for (const { id, accessor } of await Promise.all(tokens)) {
     add({ ...base(id), kind: 'vault-token', scope: { policies: [readPolicy], ttl: '24h' } }, [

@@ -9,18 +9,16 @@ import { CreateRoleCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import {
   dueGrantSchedules,
   ensureScheduleGroup,
 } from '../../functions/adapters/aws/grant-expiry-scheduler.ts';
 import { grantDenyPolicyName } from '../../functions/adapters/aws/sts-grant-issuer.ts';
-import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import type { SlackMessage } from '../../functions/adapters/slack/messages.ts';
 import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
-import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import type { Services } from '../../functions/adapters/wiring.ts';
 import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
 import type { ApiEvent, ApiResult } from '../../functions/api/responses.ts';
 import { runDeferred } from '../../functions/api/slack.ts';
@@ -29,8 +27,9 @@ import { grantFindings } from '../../functions/core/findings.ts';
 import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { makeHandler } from '../../functions/handlers/api.ts';
+import { localConfig, wireLocal } from '../support/local-state.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const ACCOUNT = '123456789012';
 const clock = new OffsetClock();
@@ -93,23 +92,35 @@ async function refusals(subject: string) {
   return records.filter((r) => r.type === 'grant.refused' && r.subject === subject);
 }
 
+/** A grant requested by alice with `request`, then approved by each of `approvers` in turn; its id. */
+async function approvedGrant(
+  request: Record<string, unknown>,
+  approvers: readonly string[],
+): Promise<string> {
+  const { grantId } = grantOf(await call('POST', '/grants', 'alice', request));
+  for (const approver of approvers) await call('POST', `/grants/${grantId}/approve`, approver);
+  return grantId;
+}
+
+/** The API's Slack dependencies: answers to response_url land in `posted`; deferred jobs go to `defer`. */
+const slackDeps = (defer: (job: DeferredJob) => Promise<void>) => ({
+  signingSecret,
+  ledger: services.breakglassStore,
+  respond: async (url: string, message: SlackMessage) => {
+    posted.push({ url, message });
+  },
+  defer,
+});
+
 beforeAll(async () => {
   const stack = testStack();
-  services = wire(
-    RuntimeConfigSchema.parse({
-      aws: testAws(),
-      tableName: uniqueName('kw-breakglass'),
-      fingerprintKey: randomBytes(32).toString('hex'),
-      discovery: {},
-      vault: { addr: stack.vault.addr, token: stack.vault.token },
-      breakglass: { scheduleGroup: uniqueName('kw-grants') },
-    }),
+  services = await wireLocal(
+    localConfig('kw-breakglass', { breakglass: { scheduleGroup: uniqueName('kw-grants') } }),
     clock,
   );
-  await ensureStateTable(services.aws.dynamodb, services.config.tableName);
   await ensureScheduleGroup(services.aws.scheduler, services.config.breakglass.scheduleGroup);
   await services.breakglassStore.putBreakglassConfig(config);
-  const root = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  const root = newVaultClient();
   await root.write(`sys/policies/acl/${policy}`, {
     policy: 'path "secret/data/prod/*" { capabilities = ["read"] }',
   });
@@ -132,16 +143,9 @@ beforeAll(async () => {
     region: services.config.aws.region,
     vaultAddr: stack.vault.addr,
     report: services.grantReportOf,
-    slack: {
-      signingSecret,
-      ledger: services.breakglassStore,
-      respond: async (url, message) => {
-        posted.push({ url, message });
-      },
-      defer: async (job) => {
-        deferred.push(job);
-      },
-    },
+    slack: slackDeps(async (job) => {
+      deferred.push(job);
+    }),
   });
 });
 
@@ -217,11 +221,7 @@ describe('break-glass API: approvals', () => {
 describe('break-glass API: credentials', () => {
   it('hands the requester a single-use wrapped Vault token that reads what the policies allow, and nobody else', async () => {
     // prepare
-    const { grantId } = grantOf(
-      await call('POST', '/grants', 'alice', { roleId: 'prod-db', duration: '10m', reason: 'x' }),
-    );
-    await call('POST', `/grants/${grantId}/approve`, 'bob');
-    await call('POST', `/grants/${grantId}/approve`, 'dave');
+    const grantId = await approvedGrant({ roleId: 'prod-db', duration: '10m', reason: 'x' }, ['bob', 'dave']);
 
     // act
     const stranger = await call('POST', `/grants/${grantId}/credentials`, 'bob');
@@ -256,18 +256,8 @@ describe('break-glass API: credentials', () => {
 
   it('hands out an STS session of the role; revoking one grant denies its SourceIdentity only', async () => {
     // prepare: two overlapping grants of one role
-    const open = async () => {
-      const { grantId } = grantOf(
-        await call('POST', '/grants', 'alice', {
-          roleId: 'prod-admin',
-          duration: '20m',
-          reason: 'x',
-          incident: 'INC-42',
-        }),
-      );
-      await call('POST', `/grants/${grantId}/approve`, 'bob');
-      return grantId;
-    };
+    const open = () =>
+      approvedGrant({ roleId: 'prod-admin', duration: '20m', reason: 'x', incident: 'INC-42' }, ['bob']);
     const [first, second] = [await open(), await open()];
 
     // act
@@ -299,11 +289,7 @@ describe('break-glass API: credentials', () => {
 describe('break-glass: the end, three times over', () => {
   it('is ended once by whichever of the schedule and the sweeper comes first, then a review is due and becomes a finding', async () => {
     // prepare
-    const { grantId } = grantOf(
-      await call('POST', '/grants', 'alice', { roleId: 'prod-db', duration: '5m', reason: 'x' }),
-    );
-    await call('POST', `/grants/${grantId}/approve`, 'bob');
-    await call('POST', `/grants/${grantId}/approve`, 'carol');
+    const grantId = await approvedGrant({ roleId: 'prod-db', duration: '5m', reason: 'x' }, ['bob', 'carol']);
     expect(await expire(services.breakglassDeps, grantId, 'schedule')).toBe('not-due');
 
     // act: five minutes later, the sweeper comes first
@@ -334,15 +320,10 @@ describe('break-glass: the end, three times over', () => {
 describe('break-glass: tidying up after an early revocation', () => {
   it("removes the deny policy once none of the grant's sessions can be alive", async () => {
     // prepare: a revoked AWS grant whose session was issued now
-    const { grantId } = grantOf(
-      await call('POST', '/grants', 'alice', {
-        roleId: 'prod-admin',
-        duration: '20m',
-        reason: 'x',
-        incident: 'INC-9',
-      }),
+    const grantId = await approvedGrant(
+      { roleId: 'prod-admin', duration: '20m', reason: 'x', incident: 'INC-9' },
+      ['bob'],
     );
-    await call('POST', `/grants/${grantId}/approve`, 'bob');
     await call('POST', `/grants/${grantId}/credentials`, 'alice');
     await call('POST', `/grants/${grantId}/revoke`, 'alice');
     const policy = () =>
@@ -444,14 +425,7 @@ describe('break-glass API: Slack', () => {
         acceptLocalPrincipals: true,
         region: 'us-east-1',
         report: services.grantReportOf,
-        slack: {
-          signingSecret,
-          ledger: services.breakglassStore,
-          respond: async (url, message) => {
-            posted.push({ url, message });
-          },
-          defer: async () => {},
-        },
+        slack: slackDeps(async () => {}),
       },
       deferred.at(-1) as DeferredJob,
     );

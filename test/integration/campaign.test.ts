@@ -10,61 +10,38 @@
  * another stage that no selector of the spec matches.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  CreateAccessKeyCommand,
-  CreateRoleCommand,
-  CreateUserCommand,
-  GetRolePolicyCommand,
-  ListAccessKeysCommand,
-  ListRolePoliciesCommand,
-} from '@aws-sdk/client-iam';
-import {
-  CreateSecretCommand,
-  DescribeSecretCommand,
-  GetSecretValueCommand,
-} from '@aws-sdk/client-secrets-manager';
+import { GetRolePolicyCommand, ListAccessKeysCommand, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createAssumableRole } from '../../bench/support/revocation-fleet.ts';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { providerLimiters } from '../../functions/adapters/rate-limits.ts';
-import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
-import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { Services } from '../../functions/adapters/wiring.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
 import { type CampaignDeps, runCampaign } from '../../functions/core/campaign-engine.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
-import { deliveryOf } from '../../functions/core/kinds.ts';
-import type { BoundProvider, RevokeResult } from '../../functions/core/ports.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { countingRevokes, declare, newIncident, testPlan } from '../support/campaigns.ts';
+import { credentialHarnesses } from '../support/credential-harness.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { type LocalConfig, localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, testAws, uniqueName } from '../support/stack.ts';
 
 let services: Services;
 let vault: VaultClient;
-let configInput: RuntimeConfigInput;
+let configInput: LocalConfig;
 const prefix = uniqueName('kw-camp');
-const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
-const value = () => randomBytes(18).toString('base64url');
 
 beforeAll(async () => {
-  const stack = testStack();
-  configInput = {
-    aws: testAws(),
-    tableName: uniqueName('kw-campaign'),
-    fingerprintKey: randomBytes(32).toString('hex'),
-    discovery: {},
-    vault: { addr: stack.vault.addr, token: stack.vault.token },
-  };
-  services = wire(RuntimeConfigSchema.parse(configInput));
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
-  await ensureStateTable(services.aws.dynamodb, configInput.tableName);
+  configInput = localConfig('kw-campaign');
+  services = await wireLocal(configInput);
+  vault = newVaultClient();
   await vault.write(`sys/policies/acl/${prefix}-read`, {
     policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
   });
@@ -72,24 +49,20 @@ beforeAll(async () => {
 
 // ---- the fleet: credentials as pipelines have them, and how to tell they still work ----------
 
-const asToken = (token: string) => new VaultClient({ addr: testStack().vault.addr, token });
-const pipeline = (environment: string, stage = 'deploy') => ({ repo: 'acme/app', stage, environment });
-
-async function readDelivered(identity: Identity): Promise<string> {
-  const delivery = deliveryOf(identity);
-  if (delivery?.type === 'aws-secret') {
-    const { SecretString } = await services.aws.secrets.send(
-      new GetSecretValueCommand({ SecretId: delivery.secretId, VersionStage: 'AWSCURRENT' }),
-    );
-    return SecretString ?? '';
-  }
-  const read = await vault.read(`${delivery?.mount ?? 'secret'}/data/${delivery?.path}`);
-  return JSON.stringify((read?.data as { data?: unknown } | undefined)?.data ?? {});
-}
+/** The rotation specs' harnesses: how each kind's credential exists before keywarden. */
+const base = credentialHarnesses(() => ({ services, vault, prefix }));
+const pipeline = (
+  environment: string,
+  stage: Identity['pipeline']['stage'] = 'deploy',
+): Identity['pipeline'] => ({
+  repo: 'acme/app',
+  stage,
+  environment,
+});
 
 /** The delivered document, unwrapped from `{ value: "<json>" }` where a delivery wraps it. */
 async function deliveredJson<T>(identity: Identity): Promise<T> {
-  const parsed = JSON.parse(await readDelivered(identity)) as T & { value?: string };
+  const parsed = JSON.parse(await base.readDelivered(identity)) as T & { value?: string };
   return typeof parsed.value === 'string' && parsed.value.startsWith('{')
     ? (JSON.parse(parsed.value) as T)
     : parsed;
@@ -113,28 +86,7 @@ const userOf = (identity: Identity) =>
 
 const iamKeys: KindHarness = {
   kind: 'aws-iam-access-key',
-  async setup(name, environment) {
-    await services.aws.iam.send(new CreateUserCommand({ UserName: name, Path: `/${prefix}/` }));
-    const { AccessKey } = await services.aws.iam.send(new CreateAccessKeyCommand({ UserName: name }));
-    const secretId = `${prefix}/${name}/aws-key`;
-    await services.aws.secrets.send(
-      new CreateSecretCommand({
-        Name: secretId,
-        SecretString: JSON.stringify({
-          accessKeyId: AccessKey?.AccessKeyId,
-          secretAccessKey: AccessKey?.SecretAccessKey,
-        }),
-      }),
-    );
-    return makeIdentity({
-      id: name,
-      kind: 'aws-iam-access-key',
-      scope: { userName: name },
-      pipeline: pipeline(environment),
-      policy,
-      delivery: { type: 'aws-secret', secretId },
-    });
-  },
+  setup: (name, environment) => base.iamKeys.setup(name, pipeline(environment)),
   async works(identity) {
     const key = await deliveredJson<{ accessKeyId: string; secretAccessKey: string }>(identity);
     // moto lets inactive keys authenticate: the key's status is the truth (DESIGN, Known traps).
@@ -154,60 +106,29 @@ const iamKeys: KindHarness = {
 
 const awsSecrets: KindHarness = {
   kind: 'aws-secret',
-  async setup(name, environment) {
-    const secretId = `${prefix}/${name}/password`;
-    await services.aws.secrets.send(new CreateSecretCommand({ Name: secretId, SecretString: value() }));
-    return makeIdentity({
-      id: name,
-      kind: 'aws-secret',
-      scope: { secretId },
-      pipeline: pipeline(environment),
-      policy,
-    });
-  },
+  setup: (name, environment) => base.awsSecrets.setup(name, pipeline(environment)),
   async works(identity) {
-    const delivered = await readDelivered(identity);
+    const delivered = await base.readDelivered(identity);
     const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
     return delivered.length > 0 && current?.fingerprint === services.fingerprinter.of(delivered);
   },
-  async live(identity, handle) {
-    const secretId = identity.kind === 'aws-secret' ? identity.scope.secretId : '';
-    const described = await services.aws.secrets.send(new DescribeSecretCommand({ SecretId: secretId }));
-    return (described.VersionIdsToStages?.[handle] ?? []).length > 0;
-  },
+  live: (identity, handle) => base.awsSecrets.stillUsable(identity, handle),
 };
 
 const vaultTokens: KindHarness = {
   kind: 'vault-token',
-  async setup(name, environment) {
-    const path = `${prefix}/${name}/token`;
-    const token = await vault.createToken(
-      { policies: [`${prefix}-read`], meta: { 'keywarden-identity': name }, ttl: '720h' },
-      { orphan: true },
-    );
-    await vault.write(`secret/data/${path}`, { data: { token: token.client_token } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-token',
-      scope: { policies: [`${prefix}-read`], ttl: '24h' },
-      pipeline: pipeline(environment),
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
+  setup: (name, environment) => base.vaultTokens.setup(name, pipeline(environment)),
   async works(identity) {
     const [token] = (await this.held?.(identity)) ?? [];
     return token !== undefined && (await this.authenticates?.(identity, token)) === true;
   },
-  async live(_identity, handle) {
-    return (await vault.lookupAccessor(handle)) !== undefined;
-  },
+  live: (identity, handle) => base.vaultTokens.stillUsable(identity, handle),
   async held(identity) {
     const delivered = await deliveredJson<{ token?: string; value?: string }>(identity);
     return [delivered.token ?? delivered.value ?? ''];
   },
   async authenticates(_identity, token) {
-    const self = await asToken(token)
+    const self = await newVaultClient(token)
       .lookupSelf()
       .catch(() => undefined);
     return Boolean(self?.policies.includes(`${prefix}-read`));
@@ -226,32 +147,12 @@ async function approleLogin(mount: string, roleId: string, secretId: string): Pr
 
 const approleSecretIds: KindHarness = {
   kind: 'vault-approle-secret-id',
-  async setup(name, environment) {
-    await vault.write(`auth/approle/role/${name}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
-    const roleId = String((await vault.read(`auth/approle/role/${name}/role-id`))?.data?.role_id);
-    const secretId = String((await vault.write(`auth/approle/role/${name}/secret-id`, {})).data?.secret_id);
-    const path = `${prefix}/${name}/approle`;
-    await vault.write(`secret/data/${path}`, { data: { role_id: roleId, secret_id: secretId } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-approle-secret-id',
-      scope: { roleName: name, secretIdTtl: '24h' },
-      pipeline: pipeline(environment),
-      policy,
-      delivery: { type: 'vault-kv', path },
-    });
-  },
+  setup: (name, environment) => base.approleSecretIds.setup(name, pipeline(environment)),
   async works(identity) {
     const [secretId] = (await this.held?.(identity)) ?? [];
     return secretId !== undefined && (await this.authenticates?.(identity, secretId)) === true;
   },
-  async live(identity, handle) {
-    const role = identity.kind === 'vault-approle-secret-id' ? identity.scope.roleName : '';
-    const found = await vault
-      .write(`auth/approle/role/${role}/secret-id-accessor/lookup`, { secret_id_accessor: handle })
-      .catch(() => undefined);
-    return Boolean(found?.data);
-  },
+  live: (identity, handle) => base.approleSecretIds.stillUsable(identity, handle),
   async held(identity) {
     return [(await deliveredJson<{ secret_id: string }>(identity)).secret_id];
   },
@@ -264,35 +165,16 @@ const approleSecretIds: KindHarness = {
 
 const kvSecrets: KindHarness = {
   kind: 'vault-kv',
-  async setup(name, environment) {
-    const path = `${prefix}/${name}/api-key`;
-    await vault.write(`secret/data/${path}`, { data: { value: value() } });
-    return makeIdentity({
-      id: name,
-      kind: 'vault-kv',
-      scope: { path },
-      pipeline: pipeline(environment),
-      policy,
-    });
-  },
+  setup: (name, environment) => base.kvSecrets.setup(name, pipeline(environment)),
   async works(identity) {
     const current = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'current');
     return (
-      (await readDelivered(identity)) !== '{}' && current !== undefined && this.live(identity, current.handle)
+      (await base.readDelivered(identity)) !== '{}' &&
+      current !== undefined &&
+      this.live(identity, current.handle)
     );
   },
-  async live(identity, handle) {
-    const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
-    const metadata = await vault.read(`secret/metadata/${path}`);
-    const versions = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
-    const custom = (metadata?.data?.custom_metadata ?? {}) as Record<string, string>;
-    const kvVersion = handle.startsWith('kv-v')
-      ? handle.slice(4)
-      : Object.entries(custom)
-          .find(([key, id]) => id === handle && /^kw-\d+$/.test(key))?.[0]
-          .slice(3);
-    return kvVersion !== undefined && versions[kvVersion]?.destroyed === false;
-  },
+  live: (identity, handle) => base.kvSecrets.stillUsable(identity, handle),
 };
 
 const harnesses: KindHarness[] = [iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets];
@@ -307,13 +189,6 @@ interface Fleet {
   decoy: Identity;
   /** Raw values the pipelines hold before the campaign, by identity. */
   held: Map<string, string[]>;
-}
-
-async function declare(identity: Identity) {
-  await services.store.putIdentity(
-    { identity, status: 'active', declarationHash: 'test', syncedAt: new Date().toISOString() },
-    undefined,
-  );
 }
 
 /** Real leases: tokens from AppRole logins on a mount of the fleet's own. */
@@ -349,16 +224,7 @@ async function fleet(): Promise<Fleet> {
   const decoy = await iamKeys.setup(uniqueName('kw-decoy'), environment);
   const decoyInBuild = { ...decoy, pipeline: pipeline(environment, 'build') } as Identity;
   const roleName = uniqueName('kw-deployer');
-  await services.aws.iam.send(
-    new CreateRoleCommand({
-      RoleName: roleName,
-      Path: `/${prefix}/`,
-      AssumeRolePolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'sts:AssumeRole' }],
-      }),
-    }),
-  );
+  await createAssumableRole(services.aws.iam, prefix, roleName);
   const role = makeIdentity({
     id: roleName,
     kind: 'aws-role-session',
@@ -366,7 +232,8 @@ async function fleet(): Promise<Fleet> {
     pipeline: pipeline(environment),
   });
   const lease = await leaseFleet(environment);
-  for (const identity of [...rotatable, decoyInBuild, role, lease.identity]) await declare(identity);
+  for (const identity of [...rotatable, decoyInBuild, role, lease.identity])
+    await declare(services.store, identity);
   // Recorded versions come from a first rotation: the original is adopted, a new one issued.
   const held = new Map<string, string[]>();
   for (const identity of [...rotatable, decoyInBuild]) {
@@ -398,18 +265,15 @@ async function subjects() {
 }
 
 async function plan(selector: string, options: { reissue?: boolean; dryRun?: boolean } = {}) {
-  const incident = `INC-${randomBytes(3).toString('hex')}`;
-  const planned = planCampaign({
+  const incident = newIncident();
+  return testPlan({
     campaignId: `${incident}-test`,
     incident,
     selectors: [selector],
-    requestedBy: 'test:responder',
-    now: new Date().toISOString(),
     reissue: options.reissue ?? false,
     dryRun: options.dryRun ?? false,
     subjects: await subjects(),
   });
-  return planned;
 }
 
 /** Every credential each target names, still honoured by its server? By target id. */
@@ -446,7 +310,7 @@ async function stillAuthenticating(fleetOf: Fleet): Promise<string[]> {
   }
   for (const token of fleetOf.lease.tokens) {
     if (
-      await asToken(token)
+      await newVaultClient(token)
         .lookupSelf()
         .then(
           () => true,
@@ -465,48 +329,6 @@ async function denyPolicyOf(fleetOf: Fleet, incident: string) {
   return JSON.parse(decodeURIComponent(PolicyDocument ?? '')) as {
     Statement: { Effect: string; Action: string; Condition: { DateLessThan: Record<string, string> } }[];
   };
-}
-
-/** Provider and revoker calls that revoke, counted per handle. */
-function counting(deps: CampaignDeps) {
-  const calls = new Map<string, number>();
-  const count = (handle: string) => calls.set(handle, (calls.get(handle) ?? 0) + 1);
-  const wrap = (identity: Identity, provider: BoundProvider): BoundProvider => ({
-    ...provider,
-    revoke: (handle: string) => {
-      count(`${identity.id}:${handle}`);
-      return provider.revoke(handle);
-    },
-  });
-  const { leases, sessions } = deps;
-  const counted: CampaignDeps = {
-    ...deps,
-    rotation: {
-      ...deps.rotation,
-      providerFor: (identity) => wrap(identity, deps.rotation.providerFor(identity)),
-    },
-    ...(leases && {
-      leases: {
-        revokePrefix: (prefix: string): Promise<RevokeResult> => {
-          count(prefix);
-          return leases.revokePrefix(prefix);
-        },
-        revokeLease: (leaseId: string): Promise<RevokeResult> => {
-          count(leaseId);
-          return leases.revokeLease(leaseId);
-        },
-      },
-    }),
-    ...(sessions && {
-      sessions: {
-        denySessions: (roleArn: string, options: { incident: string; issuedBefore: string }) => {
-          count(roleArn);
-          return sessions.denySessions(roleArn, options);
-        },
-      },
-    }),
-  };
-  return { deps: counted, calls };
 }
 
 const limits = () => providerLimiters();
@@ -665,7 +487,7 @@ describe('campaign: revoke', () => {
       for (const secret of secrets) expect(written).not.toContain(secret);
     console.log(`campaign of 22 targets through the CLI: ${elapsed} ms (process start included)`);
 
-    const { deps, calls } = counting(services.campaignDeps('test'));
+    const { deps, calls } = countingRevokes(services.campaignDeps('test'));
     const again = await runCampaign(deps, campaign.campaignId, { limitFor: limits().limitFor });
 
     expect(again.settled).toBe(0);
@@ -681,7 +503,7 @@ describe('campaign: revoke', () => {
     const fleetOf = await fleet();
     const { campaign, targets } = await plan(fleetOf.selector);
     await services.store.createCampaign(campaign, targets);
-    const { deps, calls } = counting(services.campaignDeps('test'));
+    const { deps, calls } = countingRevokes(services.campaignDeps('test'));
     const stop = new AbortController();
     const { limitFor } = limits();
 
@@ -717,7 +539,7 @@ describe('campaign: a run limited to some targets (a revoke-batch worker)', () =
     const fleetOf = await fleet();
     const { campaign, targets } = await plan(fleetOf.selector, { reissue: true });
     await services.store.createCampaign(campaign, targets);
-    const { deps, calls } = counting(services.campaignDeps('test'));
+    const { deps, calls } = countingRevokes(services.campaignDeps('test'));
     const { limitFor } = limits();
     // Alternate targets between two batches, so most identities have a target in each.
     const batches = [0, 1].map((half) => targets.filter((_, i) => i % 2 === half).map((t) => t.targetId));
@@ -796,7 +618,7 @@ describe('campaign: failures', () => {
       [1, 2, 3].map(() => vaultTokens.setup(uniqueName('kw'), environment)),
     );
     for (const identity of [flaky, refused, exhausted] as Identity[]) {
-      await declare(identity);
+      await declare(services.store, identity);
       await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
     }
     const planned = await plan(`env=${environment}`, { reissue: true });
