@@ -1,45 +1,31 @@
-import { App, Stack } from 'aws-cdk-lib';
+import type { Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_ROUTES, Api, type ApiProps } from '../../infra/constructs/api.ts';
 import { BreakGlass } from '../../infra/constructs/break-glass.ts';
-import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
-import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
-import { StateStore } from '../../infra/constructs/state-store.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
+import { API_ROUTE_KEYS, SIGV4_ROUTE_KEYS, SLACK_ROUTE_KEYS } from '../support/api-route-keys.ts';
 import {
+  ACCOUNT,
+  ARNS,
   allowStatementsOfRole,
-  cdkJsonContext,
+  awsSolutionsFindingsUnder,
+  BUNDLED_HANDLER,
+  bareKeywarden,
   type FlatStatement,
   logicalIdOf,
+  onEveryResource,
+  PARTITION,
+  REGION,
+  resourceOf,
   resourcesAllowedFor,
   type SynthesizedKeywarden,
+  servicesIn,
+  serviceVariables,
   synthesizeKeywarden,
+  tableAndIndexArns,
+  wildcardActionsIn,
 } from './keywarden-fixture.ts';
-
-const PARTITION = '<AWS::Partition>';
-const REGION = '<AWS::Region>';
-const ACCOUNT = '<AWS::AccountId>';
-const BREAKGLASS_ROLES = `arn:${PARTITION}:iam::${ACCOUNT}:role/breakglass/*`;
-const GRANT_SCHEDULES = `arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule/keywarden-grants/*`;
-
-/** Route keys as API Gateway writes them, e.g. `POST /grants/{grantId}/approve`. */
-const SIGV4_ROUTES = [
-  'GET /roles',
-  'POST /grants',
-  'GET /grants',
-  'GET /grants/{grantId}',
-  'POST /grants/{grantId}/approve',
-  'POST /grants/{grantId}/deny',
-  'POST /grants/{grantId}/credentials',
-  'POST /grants/{grantId}/revoke',
-  'POST /grants/{grantId}/review',
-  'GET /grants/{grantId}/report',
-  'POST /campaigns',
-  'GET /campaigns/{campaignId}',
-];
-const SLACK_ROUTES = ['POST /slack/commands', 'POST /slack/interactions'];
 
 describe('infra: api', () => {
   let synthesized: SynthesizedKeywarden;
@@ -55,7 +41,7 @@ describe('infra: api', () => {
   });
 
   const functionProperties = () =>
-    template.findResources('AWS::Lambda::Function')[logicalIdOf(api.handler.function)]?.Properties;
+    resourceOf(template, 'AWS::Lambda::Function', api.handler.function)?.Properties;
 
   describe('routes', () => {
     const routes = () =>
@@ -68,7 +54,7 @@ describe('infra: api', () => {
         routes()
           .map((r) => r.RouteKey)
           .sort(),
-      ).toEqual([...SIGV4_ROUTES, ...SLACK_ROUTES].sort());
+      ).toEqual(API_ROUTE_KEYS);
       expect(API_ROUTES).toHaveLength(14);
       const integrations = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'));
       expect(integrations).toHaveLength(1);
@@ -80,7 +66,7 @@ describe('infra: api', () => {
     });
 
     it('require SigV4 (the IAM authorizer) for every CLI route', () => {
-      for (const route of routes().filter((r) => SIGV4_ROUTES.includes(r.RouteKey))) {
+      for (const route of routes().filter((r) => SIGV4_ROUTE_KEYS.includes(r.RouteKey))) {
         expect({ key: route.RouteKey, auth: route.AuthorizationType }).toEqual({
           key: route.RouteKey,
           auth: 'AWS_IAM',
@@ -89,7 +75,7 @@ describe('infra: api', () => {
     });
 
     it('leave the two Slack routes to the handler’s signature check (no API Gateway authorization)', () => {
-      for (const route of routes().filter((r) => SLACK_ROUTES.includes(r.RouteKey))) {
+      for (const route of routes().filter((r) => SLACK_ROUTE_KEYS.includes(r.RouteKey))) {
         expect({ key: route.RouteKey, auth: route.AuthorizationType ?? 'NONE' }).toEqual({
           key: route.RouteKey,
           auth: 'NONE',
@@ -114,15 +100,14 @@ describe('infra: api', () => {
     });
 
     it('answer no CORS preflight: no browser calls this API', () => {
-      const httpApi = template.findResources('AWS::ApiGatewayV2::Api')[logicalIdOf(api.httpApi)];
+      const httpApi = resourceOf(template, 'AWS::ApiGatewayV2::Api', api.httpApi);
       expect(httpApi?.Properties).toMatchObject({ ProtocolType: 'HTTP' });
       expect(httpApi?.Properties.CorsConfiguration).toBeUndefined();
     });
   });
 
   describe('default stage', () => {
-    const stage = () =>
-      template.findResources('AWS::ApiGatewayV2::Stage')[logicalIdOf(api.stage)]?.Properties;
+    const stage = () => resourceOf(template, 'AWS::ApiGatewayV2::Stage', api.stage)?.Properties;
 
     it('is the auto-deployed $default stage, throttled to 20 requests a second in bursts of 50', () => {
       expect(stage()).toMatchObject({
@@ -146,11 +131,9 @@ describe('infra: api', () => {
     });
 
     it('writes access logs to a log group encrypted with its own rotated key', () => {
-      const group = template.findResources('AWS::Logs::LogGroup')[logicalIdOf(api.accessLogGroup)];
+      const group = resourceOf(template, 'AWS::Logs::LogGroup', api.accessLogGroup);
       expect(group?.Properties.KmsKeyId).toEqual({ 'Fn::GetAtt': [logicalIdOf(api.logKey), 'Arn'] });
-      expect(
-        template.findResources('AWS::KMS::Key')[logicalIdOf(api.logKey)]?.Properties.EnableKeyRotation,
-      ).toBe(true);
+      expect(resourceOf(template, 'AWS::KMS::Key', api.logKey)?.Properties.EnableKeyRotation).toBe(true);
     });
   });
 
@@ -158,20 +141,15 @@ describe('infra: api', () => {
     it('runs the ESM bundle of functions/handlers/api.ts on nodejs22.x, arm64, under a name of its own', () => {
       expect(functionProperties()).toMatchObject({
         FunctionName: 'Keywarden-api',
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
       });
     });
 
     it('receives the environment the handler reads', () => {
       const { stack } = synthesized;
       expect(functionProperties()?.Environment.Variables).toEqual({
-        KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+        ...serviceVariables(stack),
         KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
-        KEYWARDEN_VAULT_ADDR: '',
-        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
         KEYWARDEN_SLACK_SIGNING_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.slackSigningSecret) },
         KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
         KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN: {
@@ -196,11 +174,11 @@ describe('infra: api', () => {
     it('reads and assumes (with SourceIdentity) only roles under /breakglass/, and tags no session', () => {
       expect(only('AssumeBreakglassRoles')).toMatchObject({
         actions: ['sts:AssumeRole', 'sts:SetSourceIdentity'],
-        resources: [BREAKGLASS_ROLES],
+        resources: [ARNS.breakglassRoles],
         condition: undefined,
       });
       for (const action of ['sts:AssumeRole', 'sts:SetSourceIdentity', 'iam:GetRole']) {
-        expect(resourcesAllowedFor(statements, action)).toEqual([BREAKGLASS_ROLES]);
+        expect(resourcesAllowedFor(statements, action)).toEqual([ARNS.breakglassRoles]);
       }
       expect(resourcesAllowedFor(statements, 'sts:TagSession')).toEqual([]);
     });
@@ -211,7 +189,7 @@ describe('infra: api', () => {
           statements.filter((st) => st.sid === 'DenyGrantSessionsOfBreakglassRoles'),
           'iam:PutRolePolicy',
         ),
-      ).toEqual([BREAKGLASS_ROLES]);
+      ).toEqual([ARNS.breakglassRoles]);
       expect(resourcesAllowedFor(statements, 'iam:GetRolePolicy')).toEqual([]);
       expect(resourcesAllowedFor(statements, 'iam:DeleteRolePolicy')).toEqual([]);
     });
@@ -228,7 +206,7 @@ describe('infra: api', () => {
     it('creates and deletes schedules of the grant group only', () => {
       expect(only('ManageGrantSchedules')).toMatchObject({
         actions: ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'],
-        resources: [GRANT_SCHEDULES],
+        resources: [ARNS.grantSchedules],
       });
     });
 
@@ -270,14 +248,15 @@ describe('infra: api', () => {
     });
 
     it('reads and writes the state table and its gsi1 index only', () => {
-      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
-      expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual([table, `${table}/index/gsi1`]);
+      expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual(
+        tableAndIndexArns(synthesized.stack),
+      );
     });
 
     it('grants no wildcard action, no "*" resource, and no service beyond these', () => {
-      expect(statements.flatMap((s) => s.actions).filter((a) => a.includes('*'))).toEqual([]);
-      expect(statements.filter((s) => s.resources.includes('*'))).toEqual([]);
-      expect([...new Set(statements.flatMap((s) => s.actions).map((a) => a.split(':')[0]))].sort()).toEqual([
+      expect(wildcardActionsIn(statements)).toEqual([]);
+      expect(onEveryResource(statements)).toEqual([]);
+      expect(servicesIn(statements)).toEqual([
         'dynamodb',
         'iam',
         'kms',
@@ -309,11 +288,7 @@ describe('infra: api', () => {
   });
 
   it('Compliance: no unsuppressed AwsSolutions finding on the API resources', () => {
-    const findings = [
-      ...Annotations.fromStack(synthesized.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-      ...Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-    ].filter((finding) => finding.id.includes('/Api/') || finding.id.includes('/ServiceSecrets/'));
-    expect(findings).toEqual([]);
+    expect(awsSolutionsFindingsUnder(synthesized.stack, ['/Api/', '/ServiceSecrets/'])).toEqual([]);
   });
 });
 
@@ -322,17 +297,12 @@ describe('infra: api validation', () => {
   let base: Omit<ApiProps, 'revocationStateMachine'> & { stack: Stack };
 
   beforeAll(() => {
-    const stack = new Stack(
-      new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } }),
-      'Bare',
-    );
-    const stateStore = new StateStore(stack, 'StateStore');
-    const secrets = new ServiceSecrets(stack, 'Secrets');
+    const { stack, stateStore, secrets, reportBucket } = bareKeywarden();
     base = {
       stack,
       stateStore,
       secrets,
-      reportBucket: new ReportBucket(stack, 'ReportBucket'),
+      reportBucket,
       breakGlass: new BreakGlass(stack, 'BreakGlass', { stateStore, secrets }),
     };
   });

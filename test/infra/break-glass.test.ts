@@ -1,39 +1,42 @@
-import { App, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BreakGlass, type BreakGlassProps } from '../../infra/constructs/break-glass.ts';
-import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
-import { StateStore } from '../../infra/constructs/state-store.ts';
 import type { KeywardenFunction } from '../../infra/lambda-function.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import {
+  ACCOUNT,
+  ARNS,
   allowStatementsOfRole,
-  cdkJsonContext,
+  awsSolutionsFindingsUnder,
+  BUNDLED_HANDLER,
+  bareKeywarden,
   type FlatStatement,
+  lambdaErrorsMetric,
   logicalIdOf,
+  onEveryResource,
+  PARTITION,
+  REGION,
+  resourceOf,
   resourcesAllowedFor,
   type SynthesizedKeywarden,
+  schedulerTrust,
+  servicesIn,
+  serviceVariables,
   synthesizeKeywarden,
+  tableAndIndexArns,
+  wildcardActionsIn,
 } from './keywarden-fixture.ts';
 
-const PARTITION = '<AWS::Partition>';
-const REGION = '<AWS::Region>';
-const ACCOUNT = '<AWS::AccountId>';
-const BREAKGLASS_ROLES = `arn:${PARTITION}:iam::${ACCOUNT}:role/breakglass/*`;
-const GRANT_SCHEDULES = `arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule/keywarden-grants/*`;
+const BREAKGLASS_ROLES = ARNS.breakglassRoles;
+const GRANT_SCHEDULES = ARNS.grantSchedules;
 
 /** A BreakGlass in a bare stack, for property validation (nothing is bundled when it throws first). */
 function breakGlassWith(
   props: Partial<BreakGlassProps>,
   context: Record<string, unknown> = {},
 ): () => BreakGlass {
-  const stack = new Stack(new App({ context: { ...cdkJsonContext(), ...context } }), 'Bare');
-  const base = {
-    stateStore: new StateStore(stack, 'StateStore'),
-    secrets: new ServiceSecrets(stack, 'Secrets'),
-  };
-  return () => new BreakGlass(stack, 'BreakGlass', { ...base, ...props });
+  const { stack, stateStore, secrets } = bareKeywarden(context);
+  return () => new BreakGlass(stack, 'BreakGlass', { stateStore, secrets, ...props });
 }
 
 describe('infra: break-glass', () => {
@@ -47,8 +50,7 @@ describe('infra: break-glass', () => {
     breakGlass = synthesized.stack.breakGlass;
   });
 
-  const functionOf = (fn: KeywardenFunction) =>
-    template.findResources('AWS::Lambda::Function')[logicalIdOf(fn.function)];
+  const functionOf = (fn: KeywardenFunction) => resourceOf(template, 'AWS::Lambda::Function', fn.function);
   const statementsOf = (role: BreakGlass['schedulerRole']): FlatStatement[] =>
     allowStatementsOfRole(template, logicalIdOf(role));
   const enders = () => [
@@ -59,15 +61,11 @@ describe('infra: break-glass', () => {
   describe('functions', () => {
     it('run functions/handlers/grant-expiry.ts and grant-sweeper.ts on nodejs22.x, arm64', () => {
       expect(functionOf(breakGlass.expiry)?.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
         Timeout: 60,
       });
       expect(functionOf(breakGlass.sweeper)?.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
         Timeout: 240,
         // Sweeps never overlap: two would race to end the same grant.
         ReservedConcurrentExecutions: 1,
@@ -78,10 +76,7 @@ describe('infra: break-glass', () => {
       const { stack } = synthesized;
       for (const { fn } of enders()) {
         expect(functionOf(fn)?.Properties.Environment.Variables).toEqual({
-          KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
-          KEYWARDEN_VAULT_ADDR: '',
-          KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
-          KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
+          ...serviceVariables(stack),
           KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
           NODE_OPTIONS: '--enable-source-maps',
         });
@@ -133,10 +128,11 @@ describe('infra: break-glass', () => {
     });
 
     it('read and write the state table and its gsi1 index only', () => {
-      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
       for (const { fn } of enders()) {
         for (const action of ['dynamodb:Query', 'dynamodb:UpdateItem']) {
-          expect(resourcesAllowedFor(statementsOf(fn.role), action)).toEqual([table, `${table}/index/gsi1`]);
+          expect(resourcesAllowedFor(statementsOf(fn.role), action)).toEqual(
+            tableAndIndexArns(synthesized.stack),
+          );
         }
       }
     });
@@ -144,39 +140,30 @@ describe('infra: break-glass', () => {
     it('need nothing else: no wildcard action, no "*" resource, no other service', () => {
       for (const { fn } of enders()) {
         const statements = statementsOf(fn.role);
-        expect(statements.flatMap((s) => s.actions).filter((a) => a.includes('*'))).toEqual([]);
-        expect(statements.filter((s) => s.resources.includes('*'))).toEqual([]);
-        expect([...new Set(statements.flatMap((s) => s.actions).map((a) => a.split(':')[0]))].sort()).toEqual(
-          ['dynamodb', 'iam', 'kms', 'logs', 'scheduler', 'secretsmanager'],
-        );
+        expect(wildcardActionsIn(statements)).toEqual([]);
+        expect(onEveryResource(statements)).toEqual([]);
+        expect(servicesIn(statements)).toEqual([
+          'dynamodb',
+          'iam',
+          'kms',
+          'logs',
+          'scheduler',
+          'secretsmanager',
+        ]);
       }
     });
   });
 
   describe('grant schedules', () => {
     it('live in their own group, keywarden-grants', () => {
-      const group = template.findResources('AWS::Scheduler::ScheduleGroup')[
-        logicalIdOf(breakGlass.scheduleGroup)
-      ];
+      const group = resourceOf(template, 'AWS::Scheduler::ScheduleGroup', breakGlass.scheduleGroup);
       expect(group?.Properties.Name).toBe('keywarden-grants');
     });
 
     it('run as a role that only Scheduler, for schedules of that group in this account, may assume', () => {
-      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(breakGlass.schedulerRole)];
+      const role = resourceOf(template, 'AWS::IAM::Role', breakGlass.schedulerRole);
       const trust = role?.Properties.AssumeRolePolicyDocument.Statement as Record<string, unknown>[];
-      expect(trust).toEqual([
-        expect.objectContaining({
-          Effect: 'Allow',
-          Action: 'sts:AssumeRole',
-          Principal: { Service: 'scheduler.amazonaws.com' },
-          Condition: {
-            StringEquals: {
-              'aws:SourceAccount': { Ref: 'AWS::AccountId' },
-              'aws:SourceArn': expect.anything(),
-            },
-          },
-        }),
-      ]);
+      expect(trust).toEqual(schedulerTrust());
       const condition = trust[0]?.Condition as { StringEquals: Record<string, unknown> };
       expect(flattenCfnValue(condition.StringEquals['aws:SourceArn'])).toBe(
         `arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule-group/keywarden-grants`,
@@ -199,7 +186,7 @@ describe('infra: break-glass', () => {
 
   describe('sweeper schedule', () => {
     const schedule = () =>
-      template.findResources('AWS::Scheduler::Schedule')[logicalIdOf(breakGlass.sweeperSchedule)]?.Properties;
+      resourceOf(template, 'AWS::Scheduler::Schedule', breakGlass.sweeperSchedule)?.Properties;
 
     it('runs every 5 minutes, in the default group (out of reach of whatever manages grant schedules)', () => {
       expect(schedule()).toMatchObject({ ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
@@ -223,24 +210,14 @@ describe('infra: break-glass', () => {
       ).toEqual([
         { actions: ['lambda:InvokeFunction'], resources: [`<${logicalIdOf(breakGlass.sweeperAlias)}>`] },
       ]);
-      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(breakGlass.sweeperSchedulerRole)];
-      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
-        expect.objectContaining({
-          Principal: { Service: 'scheduler.amazonaws.com' },
-          Condition: {
-            StringEquals: {
-              'aws:SourceAccount': { Ref: 'AWS::AccountId' },
-              'aws:SourceArn': expect.anything(),
-            },
-          },
-        }),
-      ]);
+      const role = resourceOf(template, 'AWS::IAM::Role', breakGlass.sweeperSchedulerRole);
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual(schedulerTrust());
     });
   });
 
   describe('alarms', () => {
     const alarm = (construct: BreakGlass['expiryErrorsAlarm']) =>
-      template.findResources('AWS::CloudWatch::Alarm')[logicalIdOf(construct)]?.Properties;
+      resourceOf(template, 'AWS::CloudWatch::Alarm', construct)?.Properties;
 
     it('raise one when the grant-expiry or the sweeper function errs within the hour, notifying the topic', () => {
       const topic = { Ref: logicalIdOf(breakGlass.alarmTopic) };
@@ -250,10 +227,7 @@ describe('infra: break-glass', () => {
       ] as const) {
         expect(alarm(construct)).toMatchObject({
           AlarmName: name,
-          Namespace: 'AWS/Lambda',
-          MetricName: 'Errors',
-          Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(fn.function) } }],
-          Statistic: 'Sum',
+          ...lambdaErrorsMetric(fn.function),
           Period: 3600,
           Threshold: 1,
           ComparisonOperator: 'GreaterThanOrEqualToThreshold',
@@ -266,7 +240,7 @@ describe('infra: break-glass', () => {
 
     it('notify a topic encrypted with its own rotated key, TLS only', () => {
       const keyId = logicalIdOf(breakGlass.alarmKey);
-      const topic = template.findResources('AWS::SNS::Topic')[logicalIdOf(breakGlass.alarmTopic)];
+      const topic = resourceOf(template, 'AWS::SNS::Topic', breakGlass.alarmTopic);
       expect(topic?.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
       expect(template.findResources('AWS::KMS::Key')[keyId]?.Properties.EnableKeyRotation).toBe(true);
       const policy = Object.values(template.findResources('AWS::SNS::TopicPolicy')).find(
@@ -281,11 +255,7 @@ describe('infra: break-glass', () => {
   });
 
   it('Compliance: no unsuppressed AwsSolutions finding on the break-glass resources', () => {
-    const findings = [
-      ...Annotations.fromStack(synthesized.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-      ...Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-    ].filter((finding) => finding.id.includes('/BreakGlass/'));
-    expect(findings).toEqual([]);
+    expect(awsSolutionsFindingsUnder(synthesized.stack, ['/BreakGlass/'])).toEqual([]);
   });
 
   describe('validation', () => {
@@ -338,7 +308,7 @@ describe('infra: break-glass with explicit settings', () => {
 
   it('scopes every role of the capability to the given path and sweeps on the given schedule', () => {
     const { template, stack } = synthesized;
-    const roles = `arn:${PARTITION}:iam::${ACCOUNT}:role/oncall/elevated/*`;
+    const roles = ARNS.roles('/oncall/elevated/');
     for (const role of [stack.breakGlass.expiry.role, stack.breakGlass.sweeper.role]) {
       expect(
         resourcesAllowedFor(allowStatementsOfRole(template, logicalIdOf(role)), 'iam:PutRolePolicy'),
@@ -347,8 +317,8 @@ describe('infra: break-glass with explicit settings', () => {
     const api = allowStatementsOfRole(template, logicalIdOf(stack.api.handler.role));
     expect(resourcesAllowedFor(api, 'sts:AssumeRole')).toEqual([roles]);
     expect(
-      template.findResources('AWS::Scheduler::Schedule')[logicalIdOf(stack.breakGlass.sweeperSchedule)]
-        ?.Properties.ScheduleExpression,
+      resourceOf(template, 'AWS::Scheduler::Schedule', stack.breakGlass.sweeperSchedule)?.Properties
+        .ScheduleExpression,
     ).toBe('rate(2 minutes)');
     expect(template.toJSON().Outputs.ApiFunctionRoleArn.Description).toContain('/oncall/elevated/');
   });

@@ -1,6 +1,7 @@
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  ARNS,
   type FoundSuppression,
   type SynthesizedKeywarden,
   suppressionsIn,
@@ -8,6 +9,22 @@ import {
 } from './keywarden-fixture.ts';
 
 const NAG_FINDING = Match.stringLikeRegexp('AwsSolutions-.*');
+
+/** The report bucket's ARN as the suppressions name it. */
+const REPORT_BUCKET = '<ReportBucket6B54E113.Arn>';
+
+/** An `AwsSolutions-IAM5` suppression entry covering exactly these resources. */
+const iam5 = (...resources: string[]): string =>
+  `AwsSolutions-IAM5 ${JSON.stringify(resources.map((resource) => `Resource::${resource}`))}`;
+
+/**
+ * The entries `suppressions` on the roles of the functions at these paths (under `Keywarden/`)
+ * stand in the inventory as: each on the role and again on its default policy.
+ */
+const onRoles = (functions: readonly string[], ...entries: string[]): string[] =>
+  functions
+    .flatMap((fn) => [`Keywarden/${fn}/Role/Resource`, `Keywarden/${fn}/Role/DefaultPolicy/Resource`])
+    .flatMap((path) => entries.map((entry) => `${path} ${entry}`));
 
 describe('infra: cdk-nag AwsSolutions', () => {
   let agnostic: SynthesizedKeywarden;
@@ -67,91 +84,78 @@ describe('infra: cdk-nag AwsSolutions', () => {
       ].sort();
       expect(inventory).toEqual(
         [
-          'Keywarden/Discovery/Function/Resource AwsSolutions-L1',
-          'Keywarden/ServiceSecrets/FingerprintKey/Resource AwsSolutions-SMG4',
-          'Keywarden/ServiceSecrets/VaultToken/Resource AwsSolutions-SMG4',
-          ...['Keywarden/Discovery/Role/Resource', 'Keywarden/Discovery/Role/DefaultPolicy/Resource'].flatMap(
-            (path) => [
-              `${path} AwsSolutions-IAM5 ["Resource::*"]`,
-              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*"]`,
-              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*"]`,
-              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
-              `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
-              `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/discovery/*"]`,
-            ],
+          ...['ServiceSecrets/FingerprintKey', 'ServiceSecrets/VaultToken'].map(
+            (path) => `Keywarden/${path}/Resource AwsSolutions-SMG4`,
           ),
-          'Keywarden/Rotation/Scheduled/Function/Resource AwsSolutions-L1',
-          'Keywarden/Rotation/SecretRotation/Function/Resource AwsSolutions-L1',
+          // Every function is on the pinned nodejs22.x runtime.
+          ...[
+            'Discovery',
+            'Rotation/Scheduled',
+            'Rotation/SecretRotation',
+            'Revocation/Plan',
+            'Revocation/RevokeBatch',
+            'Revocation/Report',
+            'BreakGlass/Expiry',
+            'BreakGlass/Sweeper',
+            'Api/Handler',
+          ].map((fn) => `Keywarden/${fn}/Function/Resource AwsSolutions-L1`),
+          ...onRoles(
+            ['Discovery'],
+            iam5('*'),
+            iam5(ARNS.users('/')),
+            iam5(ARNS.roles('/')),
+            iam5(ARNS.secrets('ci/')),
+            iam5(ARNS.keys),
+            iam5(`${REPORT_BUCKET}/discovery/*`),
+          ),
           // Both rotation roles: access keys of users under the IAM path, secrets under the name
           // prefix, and KMS keys only via Secrets Manager for those secrets. No "*" resource at all.
-          ...[
-            'Keywarden/Rotation/Scheduled/Role/Resource',
-            'Keywarden/Rotation/Scheduled/Role/DefaultPolicy/Resource',
-            'Keywarden/Rotation/SecretRotation/Role/Resource',
-            'Keywarden/Rotation/SecretRotation/Role/DefaultPolicy/Resource',
-          ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
-          ]),
-          'Keywarden/Revocation/Plan/Function/Resource AwsSolutions-L1',
-          'Keywarden/Revocation/RevokeBatch/Function/Resource AwsSolutions-L1',
-          'Keywarden/Revocation/Report/Function/Resource AwsSolutions-L1',
+          ...onRoles(
+            ['Rotation/Scheduled', 'Rotation/SecretRotation'],
+            iam5(ARNS.users('/ci/')),
+            iam5(ARNS.secrets('ci/')),
+            iam5(ARNS.keys),
+          ),
           // Plan and report write under their own prefix of the report bucket only.
-          ...[
-            'Keywarden/Revocation/Plan/Role/Resource',
-            'Keywarden/Revocation/Plan/Role/DefaultPolicy/Resource',
-          ].map((path) => `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/campaigns/*"]`),
-          ...[
-            'Keywarden/Revocation/Report/Role/Resource',
-            'Keywarden/Revocation/Report/Role/DefaultPolicy/Resource',
-          ].map((path) => `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/reports/*"]`),
+          ...onRoles(['Revocation/Plan'], iam5(`${REPORT_BUCKET}/campaigns/*`)),
+          ...onRoles(['Revocation/Report'], iam5(`${REPORT_BUCKET}/reports/*`)),
           // The revoke-batch worker: what the rotation roles have, plus deny policies on roles under the path.
-          ...[
-            'Keywarden/Revocation/RevokeBatch/Role/Resource',
-            'Keywarden/Revocation/RevokeBatch/Role/DefaultPolicy/Resource',
-          ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*"]`,
-          ]),
+          ...onRoles(
+            ['Revocation/RevokeBatch'],
+            iam5(ARNS.users('/ci/')),
+            iam5(ARNS.roles('/ci/')),
+            iam5(ARNS.secrets('ci/')),
+            iam5(ARNS.keys),
+          ),
           // The state machine: qualified invokes of its three functions, the plan's target lists,
           // X-Ray and log delivery (no resource-level permissions), and its own child executions.
-          ...[
-            'Keywarden/Revocation/StateMachine/Role/Resource',
-            'Keywarden/Revocation/StateMachine/Role/DefaultPolicy/Resource',
-          ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/campaigns/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::<RevocationPlanFunction737E1F63.Arn>:*","Resource::<RevocationRevokeBatchFunction2118C226.Arn>:*","Resource::<RevocationReportFunction0E1399CC.Arn>:*"]`,
-          ]),
+          ...onRoles(
+            ['Revocation/StateMachine'],
+            iam5('*'),
+            iam5(`${REPORT_BUCKET}/campaigns/*`),
+            iam5(
+              '<RevocationPlanFunction737E1F63.Arn>:*',
+              '<RevocationRevokeBatchFunction2118C226.Arn>:*',
+              '<RevocationReportFunction0E1399CC.Arn>:*',
+            ),
+          ),
           'Keywarden/Revocation/StateMachine/DistributedMapPolicy/Resource AwsSolutions-IAM5 [{"regex":"/^Resource::arn:.*:states:.*:execution:.*\\\\*$/"}]',
           // Slack issues the signing secret; Secrets Manager cannot rotate it.
           'Keywarden/ServiceSecrets/SlackSigningSecret/Resource AwsSolutions-SMG4',
-          'Keywarden/BreakGlass/Expiry/Function/Resource AwsSolutions-L1',
-          'Keywarden/BreakGlass/Sweeper/Function/Resource AwsSolutions-L1',
-          'Keywarden/Api/Handler/Function/Resource AwsSolutions-L1',
           // Grant expiry and sweeper: the deny policy on roles under the break-glass path, and
           // deleting schedules of the grant group.
-          ...[
-            'Keywarden/BreakGlass/Expiry/Role/Resource',
-            'Keywarden/BreakGlass/Expiry/Role/DefaultPolicy/Resource',
-            'Keywarden/BreakGlass/Sweeper/Role/Resource',
-            'Keywarden/BreakGlass/Sweeper/Role/DefaultPolicy/Resource',
-          ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/breakglass/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/keywarden-grants/*"]`,
-          ]),
+          ...onRoles(
+            ['BreakGlass/Expiry', 'BreakGlass/Sweeper'],
+            iam5(ARNS.breakglassRoles),
+            iam5(ARNS.grantSchedules),
+          ),
           // The API: assume and deny roles under the break-glass path, grant schedules, grant reports.
-          ...[
-            'Keywarden/Api/Handler/Role/Resource',
-            'Keywarden/Api/Handler/Role/DefaultPolicy/Resource',
-          ].flatMap((path) => [
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/breakglass/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/keywarden-grants/*"]`,
-            `${path} AwsSolutions-IAM5 ["Resource::<ReportBucket6B54E113.Arn>/grants/*"]`,
-          ]),
+          ...onRoles(
+            ['Api/Handler'],
+            iam5(ARNS.breakglassRoles),
+            iam5(ARNS.grantSchedules),
+            iam5(`${REPORT_BUCKET}/grants/*`),
+          ),
           // Slack cannot sign with SigV4: its two routes are authenticated by the handler's
           // signature check (cdk-nag's COG4 applies to REST methods only, not HTTP API routes).
           'Keywarden/Api/HttpApi/POST--slack--commands/Resource AwsSolutions-APIG4',

@@ -1,23 +1,24 @@
-import { App, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Discovery, type DiscoveryProps } from '../../infra/constructs/discovery.ts';
-import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
-import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
-import { StateStore } from '../../infra/constructs/state-store.ts';
 import {
+  ARNS,
   allowStatementsOfRole,
+  BUNDLED_HANDLER,
+  bareKeywarden,
   cdkJsonContext,
   type FlatStatement,
   logicalIdOf,
+  onEveryResource,
+  resourceOf,
   resourcesAllowedFor,
   type SynthesizedKeywarden,
+  schedulerTrust,
+  serviceVariables,
   synthesizeKeywarden,
+  tableAndIndexArns,
+  wildcardActionsIn,
 } from './keywarden-fixture.ts';
-
-const PARTITION = '<AWS::Partition>';
-const REGION = '<AWS::Region>';
-const ACCOUNT = '<AWS::AccountId>';
 
 describe('infra: discovery', () => {
   let synthesized: SynthesizedKeywarden;
@@ -37,9 +38,7 @@ describe('infra: discovery', () => {
   describe('function', () => {
     it('runs the ESM bundle of functions/handlers/discovery.ts on nodejs22.x, arm64, 512 MB, 5 minutes', () => {
       expect(discoveryFunction()?.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
         MemorySize: 512,
         Timeout: 300,
       });
@@ -52,14 +51,11 @@ describe('infra: discovery', () => {
     it('receives the environment the handler reads, with safe defaults', () => {
       const { stack } = synthesized;
       expect(discoveryFunction()?.Properties.Environment.Variables).toEqual({
-        KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+        ...serviceVariables(stack),
         KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
         KEYWARDEN_REPORT_PREFIX: 'discovery/',
         KEYWARDEN_IAM_PATH_PREFIX: '/',
         KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
-        KEYWARDEN_VAULT_ADDR: '',
-        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
         KEYWARDEN_STALE_AFTER_DAYS: '90',
         POWERTOOLS_SERVICE_NAME: 'keywarden-discovery',
         NODE_OPTIONS: '--enable-source-maps',
@@ -116,28 +112,17 @@ describe('infra: discovery', () => {
     });
 
     it("can be assumed only by EventBridge Scheduler for this account's default schedule group", () => {
-      const role =
-        template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.schedulerRole)];
-      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
-        expect.objectContaining({
-          Effect: 'Allow',
-          Action: 'sts:AssumeRole',
-          Principal: { Service: 'scheduler.amazonaws.com' },
-          Condition: {
-            StringEquals: {
-              'aws:SourceAccount': { Ref: 'AWS::AccountId' },
-              'aws:SourceArn': expect.objectContaining({ 'Fn::Join': expect.anything() }),
-            },
-          },
-        }),
-      ]);
+      const role = resourceOf(template, 'AWS::IAM::Role', synthesized.stack.discovery.schedulerRole);
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual(
+        schedulerTrust(expect.objectContaining({ 'Fn::Join': expect.anything() })),
+      );
       expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
     });
   });
 
   describe('role', () => {
     it('has no managed policy; it writes logs only to its own log group', () => {
-      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(synthesized.stack.discovery.role)];
+      const role = resourceOf(template, 'AWS::IAM::Role', synthesized.stack.discovery.role);
       expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
       const logGroup = `<${logicalIdOf(synthesized.stack.discovery.logGroup)}.Arn>`;
       expect(resourcesAllowedFor(statements, 'logs:PutLogEvents')).toEqual([logGroup]);
@@ -146,33 +131,30 @@ describe('infra: discovery', () => {
     });
 
     it('grants no wildcard action', () => {
-      expect(statements.flatMap((s) => s.actions).filter((action) => action.includes('*'))).toEqual([]);
+      expect(wildcardActionsIn(statements)).toEqual([]);
     });
 
     it('uses "*" only for the List APIs that have no resource-level permissions', () => {
-      const onEverything = statements.filter((s) => s.resources.includes('*'));
-      expect(onEverything.flatMap((s) => s.actions).sort()).toEqual([
-        'iam:ListRoles',
-        'iam:ListUsers',
-        'secretsmanager:ListSecrets',
-      ]);
+      expect(
+        onEveryResource(statements)
+          .flatMap((s) => s.actions)
+          .sort(),
+      ).toEqual(['iam:ListRoles', 'iam:ListUsers', 'secretsmanager:ListSecrets']);
     });
 
     it('reads access-key metadata only of users under the IAM path prefix', () => {
-      const users = `arn:${PARTITION}:iam::${ACCOUNT}:user/*`;
+      const users = ARNS.users('/');
       expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([users]);
       expect(resourcesAllowedFor(statements, 'iam:GetAccessKeyLastUsed')).toEqual([users]);
     });
 
     it('reads role details (for RoleLastUsed) only of roles under the IAM path prefix', () => {
-      expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([
-        `arn:${PARTITION}:iam::${ACCOUNT}:role/*`,
-      ]);
+      expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([ARNS.roles('/')]);
     });
 
     it('reads secret values only under the secret name prefix and of its two service secrets, never "*"', () => {
       const { secrets } = synthesized.stack;
-      const prefixed = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:ci/*`;
+      const prefixed = ARNS.secrets('ci/');
       expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
         [prefixed, `<${logicalIdOf(secrets.vaultToken)}>`, `<${logicalIdOf(secrets.fingerprintKey)}>`].sort(),
       );
@@ -182,7 +164,7 @@ describe('infra: discovery', () => {
     it('decrypts only through Secrets Manager and only for secrets under the prefix', () => {
       const decryptForSecrets = statements.find((s) => s.sid === 'DecryptPrefixedSecrets');
       expect(decryptForSecrets?.actions).toEqual(['kms:Decrypt']);
-      expect(decryptForSecrets?.resources).toEqual([`arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`]);
+      expect(decryptForSecrets?.resources).toEqual([ARNS.keys]);
       expect(decryptForSecrets?.condition).toEqual({
         StringEquals: {
           'kms:ViaService': {
@@ -196,14 +178,13 @@ describe('infra: discovery', () => {
     });
 
     it('reads and writes items of the state table and its gsi1 index only, and uses the table key only through DynamoDB', () => {
-      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
       for (const action of [
         'dynamodb:GetItem',
         'dynamodb:Query',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
       ]) {
-        expect(resourcesAllowedFor(statements, action)).toEqual([table, `${table}/index/gsi1`]);
+        expect(resourcesAllowedFor(statements, action)).toEqual(tableAndIndexArns(synthesized.stack));
       }
       expect(resourcesAllowedFor(statements, 'dynamodb:DeleteTable')).toEqual([]);
       const tableKey = statements.find((s) =>
@@ -243,10 +224,11 @@ describe('infra: discovery with explicit settings', () => {
   });
 
   it('passes the settings to the handler', () => {
-    const fn =
-      synthesized.template.findResources('AWS::Lambda::Function')[
-        logicalIdOf(synthesized.stack.discovery.function)
-      ];
+    const fn = resourceOf(
+      synthesized.template,
+      'AWS::Lambda::Function',
+      synthesized.stack.discovery.function,
+    );
     expect(fn?.Properties.Environment.Variables).toMatchObject({
       KEYWARDEN_VAULT_ADDR: 'https://vault.example.com:8200',
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
@@ -256,14 +238,10 @@ describe('infra: discovery with explicit settings', () => {
   });
 
   it('narrows the role to the configured IAM path and secret prefix', () => {
-    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([
-      `arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`,
-    ]);
-    expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([
-      `arn:${PARTITION}:iam::${ACCOUNT}:role/ci/*`,
-    ]);
+    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
+    expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([ARNS.roles('/ci/')]);
     expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([
-      `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:pipelines/*`,
+      ARNS.secrets('pipelines/'),
     ]);
   });
 
@@ -277,13 +255,8 @@ describe('infra: discovery with explicit settings', () => {
 describe('infra: discovery validation', () => {
   // Validation runs before any child is created, so these never bundle code.
   const build = (overrides: Partial<DiscoveryProps>, context: Record<string, unknown> = {}) => {
-    const stack = new Stack(new App({ context }), 'Bare');
-    const props: DiscoveryProps = {
-      stateStore: new StateStore(stack, 'State'),
-      reportBucket: new ReportBucket(stack, 'Reports'),
-      secrets: new ServiceSecrets(stack, 'Secrets'),
-      ...overrides,
-    };
+    const { stack, ...shared } = bareKeywarden(context);
+    const props: DiscoveryProps = { ...shared, ...overrides };
     return () => new Discovery(stack, 'Discovery', props);
   };
 

@@ -5,12 +5,44 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Aspects, type CfnResource, type Environment } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { App, Aspects, type CfnResource, type Environment, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { expect } from 'vitest';
+import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
+import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
+import { StateStore } from '../../infra/constructs/state-store.ts';
 import { KeywardenStack, type KeywardenStackProps } from '../../infra/keywarden-stack.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
+
+/** How an environment-agnostic template names its partition, region and account, flattened. */
+export const PARTITION = '<AWS::Partition>';
+export const REGION = '<AWS::Region>';
+export const ACCOUNT = '<AWS::AccountId>';
+
+/** The ARN patterns keywarden's policies name, as they read flattened in an environment-agnostic template. */
+export const ARNS = {
+  /** IAM users under `path` (`/` or `/ci/`). */
+  users: (path: string) => `arn:${PARTITION}:iam::${ACCOUNT}:user${path}*`,
+  /** IAM roles under `path`. */
+  roles: (path: string) => `arn:${PARTITION}:iam::${ACCOUNT}:role${path}*`,
+  /** Secrets whose name starts with `prefix`. */
+  secrets: (prefix: string) => `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:${prefix}*`,
+  /** Every KMS key of the account and region. */
+  keys: `arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`,
+  /** The roles break-glass may assume, at the default path. */
+  breakglassRoles: `arn:${PARTITION}:iam::${ACCOUNT}:role/breakglass/*`,
+  /** The one-time grant schedules, in the default grant group. */
+  grantSchedules: `arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule/keywarden-grants/*`,
+} as const;
+
+/** What every keywarden function is: the ESM bundle's `handler` export on nodejs22.x, arm64. */
+export const BUNDLED_HANDLER = {
+  Runtime: 'nodejs22.x',
+  Architectures: ['arm64'],
+  Handler: 'index.handler',
+} as const;
 
 /** A synthesized stack and its template. */
 export interface SynthesizedKeywarden {
@@ -49,6 +81,87 @@ export function synthesizeKeywarden(
   const stack = new KeywardenStack(app, 'Keywarden', { ...props, ...(env === undefined ? {} : { env }) });
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return { stack, template: Template.fromStack(stack) };
+}
+
+/** The shared constructs a capability construct takes, in a bare stack named `Bare`. */
+export interface BareKeywarden {
+  readonly stack: Stack;
+  readonly stateStore: StateStore;
+  readonly secrets: ServiceSecrets;
+  readonly reportBucket: ReportBucket;
+}
+
+/**
+ * A stack named `Bare` (cdk.json context plus `context`, bundling skipped) holding the state
+ * table, keywarden's secrets (named `Bare/…`) and the report bucket: where a spec builds one
+ * capability construct alone, mostly to see its props refused before it creates a child.
+ */
+export function bareKeywarden(context: Record<string, unknown> = {}): BareKeywarden {
+  const stack = new Stack(new App({ context: { ...cdkJsonContext(), ...context } }), 'Bare');
+  return {
+    stack,
+    stateStore: new StateStore(stack, 'StateStore'),
+    secrets: new ServiceSecrets(stack, 'ServiceSecrets'),
+    reportBucket: new ReportBucket(stack, 'ReportBucket'),
+  };
+}
+
+/** The template resource of type `type` behind `construct` (its default child), if there is one. */
+// biome-ignore lint/suspicious/noExplicitAny: the assertions library types resources as `any`
+export function resourceOf(template: Template, type: string, construct: IConstruct): any {
+  return template.findResources(type)[logicalIdOf(construct)];
+}
+
+/** The unsuppressed AwsSolutions errors and warnings whose construct path contains one of `pathParts`. */
+export function awsSolutionsFindingsUnder(stack: Stack, pathParts: readonly string[]): unknown[] {
+  const finding = Match.stringLikeRegexp('AwsSolutions-.*');
+  return [
+    ...Annotations.fromStack(stack).findError('*', finding),
+    ...Annotations.fromStack(stack).findWarning('*', finding),
+  ].filter((found) => pathParts.some((part) => found.id.includes(part)));
+}
+
+/**
+ * The one trust statement of a role a schedule assumes: EventBridge Scheduler, for this account
+ * and a schedule group (`sourceArn` matches its ARN), nothing else.
+ */
+export function schedulerTrust(sourceArn: unknown = expect.anything()): unknown[] {
+  return [
+    expect.objectContaining({
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Principal: { Service: 'scheduler.amazonaws.com' },
+      Condition: {
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' }, 'aws:SourceArn': sourceArn },
+      },
+    }),
+  ];
+}
+
+/** The variables every function with the service settings receives: table, Vault address, its two secrets. */
+export function serviceVariables(stack: KeywardenStack, vaultAddr = ''): Record<string, unknown> {
+  return {
+    KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+    KEYWARDEN_VAULT_ADDR: vaultAddr,
+    KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
+    KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
+  };
+}
+
+/** What an alarm on a function's `Errors` metric (summed) reads, as the template writes it. */
+export function lambdaErrorsMetric(fn: IConstruct): Record<string, unknown> {
+  return {
+    Namespace: 'AWS/Lambda',
+    MetricName: 'Errors',
+    Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(fn) } }],
+    Statistic: 'Sum',
+  };
+}
+
+/** The state table's ARN and its gsi1 index's, flattened: all a function's table grant may name. */
+export function tableAndIndexArns(stack: KeywardenStack): string[] {
+  const table = `<${logicalIdOf(stack.stateStore.table)}.Arn>`;
+  return [table, `${table}/index/gsi1`];
 }
 
 /** The CloudFormation logical id of a construct's underlying resource. */
@@ -90,6 +203,23 @@ export function allowStatementsOfRole(template: Template, roleLogicalId: string)
 /** Resources (flattened) that any of `statements` allows `action` on. */
 export function resourcesAllowedFor(statements: FlatStatement[], action: string): string[] {
   return statements.filter((s) => s.actions.includes(action)).flatMap((s) => s.resources);
+}
+
+/** The actions of `statements` that carry a wildcard (`s3:*`, `kms:GenerateDataKey*`). */
+export function wildcardActionsIn(statements: FlatStatement[]): string[] {
+  return statements.flatMap((s) => s.actions).filter((action) => action.includes('*'));
+}
+
+/** The statements that allow anything on every resource (`"*"`). */
+export function onEveryResource(statements: FlatStatement[]): FlatStatement[] {
+  return statements.filter((s) => s.resources.includes('*'));
+}
+
+/** The services `statements` allow actions of, sorted (`['dynamodb', 'iam', …]`). */
+export function servicesIn(statements: FlatStatement[]): string[] {
+  return [
+    ...new Set(statements.flatMap((s) => s.actions).map((action) => action.split(':')[0] ?? '')),
+  ].sort();
 }
 
 /** A cdk-nag suppression found in the template, with where it sits. */

@@ -1,36 +1,30 @@
-import { App, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { Match } from 'aws-cdk-lib/assertions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReportBucket } from '../../infra/constructs/report-bucket.ts';
 import { Revocation, type RevocationProps } from '../../infra/constructs/revocation.ts';
-import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
-import { StateStore } from '../../infra/constructs/state-store.ts';
 import {
+  ARNS,
   allowStatementsOfRole,
-  cdkJsonContext,
+  awsSolutionsFindingsUnder,
+  bareKeywarden,
   type FlatStatement,
+  lambdaErrorsMetric,
   logicalIdOf,
+  resourceOf,
   resourcesAllowedFor,
   type SynthesizedKeywarden,
   synthesizeKeywarden,
 } from './keywarden-fixture.ts';
 
-const USERS = 'arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ci/*';
-const ROLES = 'arn:<AWS::Partition>:iam::<AWS::AccountId>:role/ci/*';
-const SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:ci/*';
+const USERS = ARNS.users('/ci/');
+const ROLES = ARNS.roles('/ci/');
+const SECRETS = ARNS.secrets('ci/');
 
 /** A Revocation in a bare stack, for property validation (nothing is bundled when it throws first). */
 function revocationWith(props: Partial<RevocationProps>): () => Revocation {
-  const app = new App({ context: cdkJsonContext() });
-  const stack = new Stack(app, 'Bare');
-  const base = {
-    stateStore: new StateStore(stack, 'StateStore'),
-    reportBucket: new ReportBucket(stack, 'ReportBucket'),
-    secrets: new ServiceSecrets(stack, 'ServiceSecrets'),
-  };
-  return () => new Revocation(stack, 'Revocation', { ...base, ...props });
+  const { stack, ...shared } = bareKeywarden();
+  return () => new Revocation(stack, 'Revocation', { ...shared, ...props });
 }
 
 describe('infra: revocation', () => {
@@ -45,9 +39,7 @@ describe('infra: revocation', () => {
     synthesized = synthesizeKeywarden();
     template = synthesized.template;
     revocation = synthesized.stack.revocation;
-    const machine = template.findResources('AWS::StepFunctions::StateMachine')[
-      logicalIdOf(revocation.stateMachine)
-    ];
+    const machine = resourceOf(template, 'AWS::StepFunctions::StateMachine', revocation.stateMachine);
     const body = machine?.Properties.DefinitionString as { 'Fn::Join': [string, unknown[]] };
     // Only the Lambda ARNs and the bucket are tokens; the rest of the definition is literal JSON.
     definition = JSON.parse(
@@ -92,7 +84,7 @@ describe('infra: revocation', () => {
         TracingConfiguration: { Enabled: true },
         LoggingConfiguration: Match.objectLike({ Level: 'ALL' }),
       });
-      const group = template.findResources('AWS::Logs::LogGroup')[logicalIdOf(revocation.logGroup)];
+      const group = resourceOf(template, 'AWS::Logs::LogGroup', revocation.logGroup);
       expect(group?.Properties.KmsKeyId).toEqual({
         'Fn::GetAtt': [logicalIdOf(revocation.logKey), 'Arn'],
       });
@@ -109,16 +101,15 @@ describe('infra: revocation', () => {
   describe('functions', () => {
     it('run the three exports of functions/handlers/revocation.ts', () => {
       const handlerOf = (fn: Revocation['plan']) =>
-        template.findResources('AWS::Lambda::Function')[logicalIdOf(fn.function)]?.Properties.Handler;
+        resourceOf(template, 'AWS::Lambda::Function', fn.function)?.Properties.Handler;
       expect(handlerOf(revocation.plan)).toBe('index.planHandler');
       expect(handlerOf(revocation.revokeBatch)).toBe('index.revokeBatchHandler');
       expect(handlerOf(revocation.report)).toBe('index.reportHandler');
     });
 
     it('give each worker a quarter of the account budget, so four at once stay inside it', () => {
-      const env =
-        template.findResources('AWS::Lambda::Function')[logicalIdOf(revocation.revokeBatch.function)]
-          ?.Properties.Environment.Variables;
+      const env = resourceOf(template, 'AWS::Lambda::Function', revocation.revokeBatch.function)?.Properties
+        .Environment.Variables;
       expect(env).toMatchObject({
         KEYWARDEN_CONCURRENCY_IAM: '1',
         KEYWARDEN_RATE_IAM: '1',
@@ -158,7 +149,7 @@ describe('infra: revocation', () => {
 
   describe('alarms', () => {
     const alarm = (construct: Revocation['executionsFailedAlarm']) =>
-      template.findResources('AWS::CloudWatch::Alarm')[logicalIdOf(construct)]?.Properties;
+      resourceOf(template, 'AWS::CloudWatch::Alarm', construct)?.Properties;
     const topic = () => ({ Ref: logicalIdOf(revocation.alarmTopic) });
     const onTheStateMachine = () => [
       { Name: 'StateMachineArn', Value: { Ref: logicalIdOf(revocation.stateMachine) } },
@@ -190,10 +181,7 @@ describe('infra: revocation', () => {
 
     it('raise one when the revoke-batch worker errs', () => {
       expect(alarm(revocation.workerErrorsAlarm)).toMatchObject({
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(revocation.revokeBatch.function) } }],
-        Statistic: 'Sum',
+        ...lambdaErrorsMetric(revocation.revokeBatch.function),
         Threshold: 1,
         AlarmActions: [topic()],
       });
@@ -218,15 +206,9 @@ describe('infra: revocation', () => {
     });
 
     it('notify a topic given instead, making none of its own', () => {
-      const app = new App({ context: cdkJsonContext() });
-      const stack = new Stack(app, 'Given');
+      const { stack, ...shared } = bareKeywarden();
       const given = new sns.Topic(stack, 'OnCall');
-      const made = new Revocation(stack, 'Revocation', {
-        stateStore: new StateStore(stack, 'StateStore'),
-        reportBucket: new ReportBucket(stack, 'ReportBucket'),
-        secrets: new ServiceSecrets(stack, 'ServiceSecrets'),
-        alarmTopic: given,
-      });
+      const made = new Revocation(stack, 'Revocation', { ...shared, alarmTopic: given });
       expect(made.alarmTopic).toBe(given);
       expect(made.alarmKey).toBeUndefined();
       expect(made.node.tryFindChild('AlarmTopic')).toBeUndefined();
@@ -234,11 +216,7 @@ describe('infra: revocation', () => {
   });
 
   it('Compliance: no unsuppressed AwsSolutions finding on the revocation resources', () => {
-    const findings = [
-      ...Annotations.fromStack(synthesized.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-      ...Annotations.fromStack(synthesized.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
-    ].filter((finding) => finding.id.includes('/Revocation/'));
-    expect(findings).toEqual([]);
+    expect(awsSolutionsFindingsUnder(synthesized.stack, ['/Revocation/'])).toEqual([]);
   });
 
   describe('validation', () => {

@@ -1,26 +1,34 @@
-import { App, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rotation, type RotationFunction, type RotationProps } from '../../infra/constructs/rotation.ts';
-import { ServiceSecrets } from '../../infra/constructs/service-secrets.ts';
-import { StateStore } from '../../infra/constructs/state-store.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import {
+  ACCOUNT,
+  ARNS,
   allowStatementsOfRole,
+  BUNDLED_HANDLER,
+  bareKeywarden,
   cdkJsonContext,
   type FlatStatement,
+  lambdaErrorsMetric,
   logicalIdOf,
+  onEveryResource,
+  PARTITION,
+  REGION,
+  resourceOf,
   resourcesAllowedFor,
   type SynthesizedKeywarden,
+  schedulerTrust,
+  servicesIn,
+  serviceVariables,
   synthesizeKeywarden,
+  tableAndIndexArns,
+  wildcardActionsIn,
 } from './keywarden-fixture.ts';
 
-const PARTITION = '<AWS::Partition>';
-const REGION = '<AWS::Region>';
-const ACCOUNT = '<AWS::AccountId>';
-const USERS = `arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`;
-const SECRETS = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:ci/*`;
-const KEYS = `arn:${PARTITION}:kms:${REGION}:${ACCOUNT}:key/*`;
+const USERS = ARNS.users('/ci/');
+const SECRETS = ARNS.secrets('ci/');
+const KEYS = ARNS.keys;
 const VIA_SECRETS_MANAGER = {
   'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]],
 };
@@ -47,8 +55,7 @@ describe('infra: rotation', () => {
     secretRotationStatements = allowStatementsOfRole(template, logicalIdOf(rotation.secretRotation.role));
   });
 
-  const functionOf = (fn: RotationFunction) =>
-    template.findResources('AWS::Lambda::Function')[logicalIdOf(fn.function)];
+  const functionOf = (fn: RotationFunction) => resourceOf(template, 'AWS::Lambda::Function', fn.function);
   const roles = () => [
     { name: 'scheduled', statements: scheduledStatements },
     { name: 'secret rotation', statements: secretRotationStatements },
@@ -57,9 +64,7 @@ describe('infra: rotation', () => {
   describe('scheduled function', () => {
     it('runs the ESM bundle of functions/handlers/scheduled-rotation.ts on nodejs22.x, arm64, 1024 MB, 15 minutes', () => {
       expect(functionOf(rotation.scheduled)?.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
         MemorySize: 1024,
         Timeout: 900,
       });
@@ -72,12 +77,9 @@ describe('infra: rotation', () => {
     it('receives the environment the handler reads, with safe defaults', () => {
       const { stack } = synthesized;
       expect(functionOf(rotation.scheduled)?.Properties.Environment.Variables).toEqual({
-        KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+        ...serviceVariables(stack),
         KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
         KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
-        KEYWARDEN_VAULT_ADDR: '',
-        KEYWARDEN_VAULT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.vaultToken) },
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
         KEYWARDEN_ROTATION_CONCURRENCY: '8',
         POWERTOOLS_SERVICE_NAME: 'keywarden-rotation',
         POWERTOOLS_METRICS_NAMESPACE: 'keywarden',
@@ -95,9 +97,7 @@ describe('infra: rotation', () => {
   describe('secret rotation function', () => {
     it('runs the ESM bundle of functions/handlers/secret-rotation.ts on nodejs22.x, arm64, 512 MB, 5 minutes', () => {
       expect(functionOf(rotation.secretRotation)?.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
-        Architectures: ['arm64'],
-        Handler: 'index.handler',
+        ...BUNDLED_HANDLER,
         MemorySize: 512,
         Timeout: 300,
       });
@@ -148,12 +148,12 @@ describe('infra: rotation', () => {
   describe('schedule', () => {
     it('runs at the cdk.json keywarden:rotationSchedule expression, rate(1 hour)', () => {
       expect(cdkJsonContext()['keywarden:rotationSchedule']).toBe('rate(1 hour)');
-      const schedule = template.findResources('AWS::Scheduler::Schedule')[logicalIdOf(rotation.schedule)];
+      const schedule = resourceOf(template, 'AWS::Scheduler::Schedule', rotation.schedule);
       expect(schedule?.Properties).toMatchObject({ ScheduleExpression: 'rate(1 hour)', State: 'ENABLED' });
     });
 
     it('invokes the live alias, retries a little and dead-letters what it could not deliver', () => {
-      const schedule = template.findResources('AWS::Scheduler::Schedule')[logicalIdOf(rotation.schedule)];
+      const schedule = resourceOf(template, 'AWS::Scheduler::Schedule', rotation.schedule);
       expect(schedule?.Properties.Target).toMatchObject({
         Arn: { Ref: logicalIdOf(rotation.alias) },
         RoleArn: { 'Fn::GetAtt': [logicalIdOf(rotation.schedulerRole), 'Arn'] },
@@ -168,25 +168,15 @@ describe('infra: rotation', () => {
         { actions: ['lambda:InvokeFunction'], resources: [`<${logicalIdOf(rotation.alias)}>`] },
         { actions: ['sqs:SendMessage'], resources: [`<${logicalIdOf(rotation.deadLetterQueue)}.Arn>`] },
       ]);
-      const role = template.findResources('AWS::IAM::Role')[logicalIdOf(rotation.schedulerRole)];
-      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
-        expect.objectContaining({
-          Principal: { Service: 'scheduler.amazonaws.com' },
-          Condition: {
-            StringEquals: {
-              'aws:SourceAccount': { Ref: 'AWS::AccountId' },
-              'aws:SourceArn': expect.anything(),
-            },
-          },
-        }),
-      ]);
+      const role = resourceOf(template, 'AWS::IAM::Role', rotation.schedulerRole);
+      expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual(schedulerTrust());
     });
   });
 
   describe('roles', () => {
     it('have no managed policy and write logs only to their own log group', () => {
       for (const fn of [rotation.scheduled, rotation.secretRotation]) {
-        const role = template.findResources('AWS::IAM::Role')[logicalIdOf(fn.role)];
+        const role = resourceOf(template, 'AWS::IAM::Role', fn.role);
         expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
         const statements = allowStatementsOfRole(template, logicalIdOf(fn.role));
         const logGroup = `<${logicalIdOf(fn.logGroup)}.Arn>`;
@@ -201,8 +191,8 @@ describe('infra: rotation', () => {
 
     it('grant no wildcard action and no "*" resource', () => {
       for (const { statements } of roles()) {
-        expect(statements.flatMap((s) => s.actions).filter((action) => action.includes('*'))).toEqual([]);
-        expect(statements.filter((s) => s.resources.includes('*'))).toEqual([]);
+        expect(wildcardActionsIn(statements)).toEqual([]);
+        expect(onEveryResource(statements)).toEqual([]);
       }
     });
 
@@ -266,7 +256,6 @@ describe('infra: rotation', () => {
     });
 
     it('read and write the state table and its gsi1 index only', () => {
-      const table = `<${logicalIdOf(synthesized.stack.stateStore.table)}.Arn>`;
       for (const { statements } of roles()) {
         for (const action of [
           'dynamodb:GetItem',
@@ -274,15 +263,13 @@ describe('infra: rotation', () => {
           'dynamodb:PutItem',
           'dynamodb:UpdateItem',
         ]) {
-          expect(resourcesAllowedFor(statements, action)).toEqual([table, `${table}/index/gsi1`]);
+          expect(resourcesAllowedFor(statements, action)).toEqual(tableAndIndexArns(synthesized.stack));
         }
       }
     });
 
     it('need no STS, CloudWatch metrics, S3 or other service permission', () => {
-      const services = (statements: FlatStatement[]) =>
-        [...new Set(statements.flatMap((s) => s.actions).map((action) => action.split(':')[0]))].sort();
-      expect(services(scheduledStatements)).toEqual([
+      expect(servicesIn(scheduledStatements)).toEqual([
         'dynamodb',
         'iam',
         'kms',
@@ -290,7 +277,7 @@ describe('infra: rotation', () => {
         'secretsmanager',
         'sqs',
       ]);
-      expect(services(secretRotationStatements)).toEqual([
+      expect(servicesIn(secretRotationStatements)).toEqual([
         'dynamodb',
         'iam',
         'kms',
@@ -302,7 +289,7 @@ describe('infra: rotation', () => {
 
   describe('alarms', () => {
     const alarm = (construct: Rotation['rotationFailedAlarm']) =>
-      template.findResources('AWS::CloudWatch::Alarm')[logicalIdOf(construct)]?.Properties;
+      resourceOf(template, 'AWS::CloudWatch::Alarm', construct)?.Properties;
     const topic = () => ({ Ref: logicalIdOf(rotation.alarmTopic) });
 
     it('raise one when a rotation failed within the hour (keywarden/rotation_failed, service keywarden-rotation), notifying the topic', () => {
@@ -323,10 +310,7 @@ describe('infra: rotation', () => {
 
     it('raise one when the scheduled function errs within the hour', () => {
       expect(alarm(rotation.scheduledErrorsAlarm)).toMatchObject({
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(rotation.scheduled.function) } }],
-        Statistic: 'Sum',
+        ...lambdaErrorsMetric(rotation.scheduled.function),
         Period: 3600,
         Threshold: 1,
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
@@ -337,8 +321,7 @@ describe('infra: rotation', () => {
 
     it('also raise one for secret rotation errors and undelivered scheduled runs', () => {
       expect(alarm(rotation.secretRotationErrorsAlarm)).toMatchObject({
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(rotation.secretRotation.function) } }],
+        ...lambdaErrorsMetric(rotation.secretRotation.function),
         AlarmActions: [topic()],
       });
       expect(alarm(rotation.deadLetterAlarm)).toMatchObject({
@@ -352,7 +335,7 @@ describe('infra: rotation', () => {
 
     it('notify a topic encrypted with its own rotated key, TLS only, that only this stack’s alarms may publish to', () => {
       const keyId = logicalIdOf(rotation.alarmKey);
-      const topicResource = template.findResources('AWS::SNS::Topic')[logicalIdOf(rotation.alarmTopic)];
+      const topicResource = resourceOf(template, 'AWS::SNS::Topic', rotation.alarmTopic);
       expect(topicResource?.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
       expect(template.findResources('AWS::KMS::Key')[keyId]?.Properties.EnableKeyRotation).toBe(true);
 
@@ -376,7 +359,7 @@ describe('infra: rotation', () => {
     });
 
     it('let CloudWatch use the topic key', () => {
-      const key = template.findResources('AWS::KMS::Key')[logicalIdOf(rotation.alarmKey)];
+      const key = resourceOf(template, 'AWS::KMS::Key', rotation.alarmKey);
       expect(key?.Properties.KeyPolicy.Statement).toContainEqual(
         expect.objectContaining({
           Effect: 'Allow',
@@ -415,22 +398,19 @@ describe('infra: rotation with explicit settings', () => {
 
   it('scopes keys and secrets to the configured path and prefix, and runs on the given schedule', () => {
     const { rotation } = synthesized.stack;
-    expect(resourcesAllowedFor(statements, 'iam:CreateAccessKey')).toEqual([
-      `arn:${PARTITION}:iam::${ACCOUNT}:user/ci/*`,
-    ]);
+    expect(resourcesAllowedFor(statements, 'iam:CreateAccessKey')).toEqual([ARNS.users('/ci/')]);
     expect(resourcesAllowedFor(statements, 'secretsmanager:PutSecretValue')).toEqual([
-      `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:pipelines/*`,
+      ARNS.secrets('pipelines/'),
     ]);
-    const fn =
-      synthesized.template.findResources('AWS::Lambda::Function')[logicalIdOf(rotation.scheduled.function)];
+    const fn = resourceOf(synthesized.template, 'AWS::Lambda::Function', rotation.scheduled.function);
     expect(fn?.Properties.Environment.Variables).toMatchObject({
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_SECRET_NAME_PREFIX: 'pipelines/',
       KEYWARDEN_ROTATION_CONCURRENCY: '4',
     });
     expect(
-      synthesized.template.findResources('AWS::Scheduler::Schedule')[logicalIdOf(rotation.schedule)]
-        ?.Properties.ScheduleExpression,
+      resourceOf(synthesized.template, 'AWS::Scheduler::Schedule', rotation.schedule)?.Properties
+        .ScheduleExpression,
     ).toBe('cron(15 * * * ? *)');
   });
 });
@@ -438,12 +418,8 @@ describe('infra: rotation with explicit settings', () => {
 describe('infra: rotation validation', () => {
   // Each construct throws before creating a child, so none of these bundles any code.
   const build = (props: Partial<RotationProps>, context: Record<string, unknown> = {}) => {
-    const stack = new Stack(new App({ context }), 'Bare');
-    const base = {
-      stateStore: new StateStore(stack, 'State'),
-      secrets: new ServiceSecrets(stack, 'Secrets'),
-    };
-    return () => new Rotation(stack, 'Rotation', { ...base, ...props });
+    const { stack, stateStore, secrets } = bareKeywarden(context);
+    return () => new Rotation(stack, 'Rotation', { stateStore, secrets, ...props });
   };
 
   it('refuses an empty or wildcard secret name prefix', () => {

@@ -1,0 +1,27 @@
+/**
+ * keywarden's HTTP API routes (issues #4 and #5), as API Gateway writes route keys
+ * (`METHOD /path`): the expected list both the OpenAPI description and the synthesized API
+ * are checked against.
+ */
+
+/** The routes the CLI calls, signed with SigV4. */
+export const SIGV4_ROUTE_KEYS: readonly string[] = [
+  'GET /roles',
+  'POST /grants',
+  'GET /grants',
+  'GET /grants/{grantId}',
+  'POST /grants/{grantId}/approve',
+  'POST /grants/{grantId}/deny',
+  'POST /grants/{grantId}/credentials',
+  'POST /grants/{grantId}/revoke',
+  'POST /grants/{grantId}/review',
+  'GET /grants/{grantId}/report',
+  'POST /campaigns',
+  'GET /campaigns/{campaignId}',
+];
+
+/** The routes Slack calls, authenticated by its request signature. */
+export const SLACK_ROUTE_KEYS: readonly string[] = ['POST /slack/commands', 'POST /slack/interactions'];
+
+/** Every route, sorted. */
+export const API_ROUTE_KEYS: readonly string[] = [...SIGV4_ROUTE_KEYS, ...SLACK_ROUTE_KEYS].sort();
