@@ -32,21 +32,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { campaignIdFor } from '../../functions/adapters/campaign-launcher.ts';
 import { DEFAULT_RATE_LIMITS, type RateLimits } from '../../functions/adapters/rate-limits.ts';
-import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { RuntimeConfigInput } from '../../functions/adapters/runtime-config.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
-import { type PlanInput, planCampaign, type Target } from '../../functions/core/campaign.ts';
+import type { PlanInput, Target } from '../../functions/core/campaign.ts';
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import type { ChildRunConfig } from '../support/campaign-run-child.ts';
+import { newIncident, testPlan } from '../support/campaigns.ts';
 import { type FaultProxy, runtimeConfigThrough, startFaultProxy } from '../support/fault-proxy.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
 
 const FLEET = 300;
 /** The child is killed once the store shows this many targets settled. */
@@ -83,19 +84,11 @@ function countRevoke(request: { url: string; body: Buffer }): boolean {
 }
 
 beforeAll(async () => {
-  const stack = testStack();
   workDir = mkdtempSync(join(tmpdir(), 'kw-kill-'));
-  config = {
-    aws: testAws(),
-    tableName: uniqueName('kw-kill'),
-    fingerprintKey: randomBytes(32).toString('hex'),
-    discovery: {},
-    vault: { addr: stack.vault.addr, token: stack.vault.token },
-  };
-  services = wire(RuntimeConfigSchema.parse(config));
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
-  await ensureStateTable(services.aws.dynamodb, config.tableName);
-  proxy = await startFaultProxy({ target: stack.vault.addr, match: countRevoke });
+  config = localConfig('kw-kill');
+  services = await wireLocal(config);
+  vault = newVaultClient();
+  proxy = await startFaultProxy({ target: testStack().vault.addr, match: countRevoke });
 });
 
 afterAll(async () => {
@@ -226,14 +219,11 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
     const fleetBuilt = Date.now() - building;
     // The CLI's plan (planAndStoreCampaign), from the recorded versions in hand rather than
     // read back: moto's Query reads the whole table, 300 times over.
-    const incident = `INC-${randomBytes(3).toString('hex')}`;
-    const plan = planCampaign({
+    const incident = newIncident();
+    const plan = testPlan({
       campaignId: campaignIdFor(incident, new Date()),
       incident,
       selectors: [`env=${environment}`],
-      requestedBy: 'test:responder',
-      now: new Date().toISOString(),
-      reissue: false,
       subjects,
     });
     await services.store.createCampaign(plan.campaign, plan.targets);
