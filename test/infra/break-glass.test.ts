@@ -11,6 +11,7 @@ import {
   BUNDLED_HANDLER,
   bareKeywarden,
   type FlatStatement,
+  firesOnceNotifying,
   lambdaErrorsMetric,
   logicalIdOf,
   onEveryResource,
@@ -229,11 +230,7 @@ describe('infra: break-glass', () => {
           AlarmName: name,
           ...lambdaErrorsMetric(fn.function),
           Period: 3600,
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          TreatMissingData: 'notBreaching',
-          AlarmActions: [topic],
-          OKActions: [topic],
+          ...firesOnceNotifying(topic),
         });
       }
     });

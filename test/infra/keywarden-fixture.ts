@@ -158,6 +158,21 @@ export function lambdaErrorsMetric(fn: IConstruct): Record<string, unknown> {
   };
 }
 
+/**
+ * How every keywarden alarm fires and notifies, as the template writes it: once in one period is
+ * enough, no data is no failure, and `topic` hears both the alarm and its clearing.
+ */
+export function firesOnceNotifying(topic: unknown): Record<string, unknown> {
+  return {
+    EvaluationPeriods: 1,
+    Threshold: 1,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    TreatMissingData: 'notBreaching',
+    AlarmActions: [topic],
+    OKActions: [topic],
+  };
+}
+
 /** The state table's ARN and its gsi1 index's, flattened: all a function's table grant may name. */
 export function tableAndIndexArns(stack: KeywardenStack): string[] {
   const table = `<${logicalIdOf(stack.stateStore.table)}.Arn>`;

@@ -9,6 +9,7 @@ import {
   awsSolutionsFindingsUnder,
   bareKeywarden,
   type FlatStatement,
+  firesOnceNotifying,
   lambdaErrorsMetric,
   logicalIdOf,
   resourceOf,
@@ -168,12 +169,7 @@ describe('infra: revocation', () => {
           Dimensions: onTheStateMachine(),
           Statistic: 'Sum',
           Period: 300,
-          EvaluationPeriods: 1,
-          Threshold: 1,
-          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-          TreatMissingData: 'notBreaching',
-          AlarmActions: [topic()],
-          OKActions: [topic()],
+          ...firesOnceNotifying(topic()),
         });
         expect(alarm(revocation[name])?.AlarmDescription).toContain('keywarden revoke resume');
       },

@@ -10,6 +10,7 @@ import {
   bareKeywarden,
   cdkJsonContext,
   type FlatStatement,
+  firesOnceNotifying,
   lambdaErrorsMetric,
   logicalIdOf,
   onEveryResource,
@@ -299,12 +300,7 @@ describe('infra: rotation', () => {
         Dimensions: [{ Name: 'service', Value: 'keywarden-rotation' }],
         Statistic: 'Sum',
         Period: 3600,
-        EvaluationPeriods: 1,
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [topic()],
-        OKActions: [topic()],
+        ...firesOnceNotifying(topic()),
       });
     });
 
@@ -312,10 +308,7 @@ describe('infra: rotation', () => {
       expect(alarm(rotation.scheduledErrorsAlarm)).toMatchObject({
         ...lambdaErrorsMetric(rotation.scheduled.function),
         Period: 3600,
-        Threshold: 1,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
-        AlarmActions: [topic()],
+        ...firesOnceNotifying(topic()),
       });
     });
 
