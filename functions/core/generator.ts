@@ -1,4 +1,4 @@
-import type { Generator } from './identity.ts';
+import { type Generator, GeneratorSchema } from './identity.ts';
 
 const CLASSES = {
   lower: 'abcdefghijklmnopqrstuvwxyz',
@@ -13,9 +13,13 @@ export type RandomBytes = (count: number) => Uint8Array;
 /**
  * A new secret value of `generator.length` characters from the chosen classes, at
  * least one of each, none of `exclude`. Rejection sampling keeps every character
- * equally likely (no modulo bias).
+ * equally likely (no modulo bias). No generator: the default one (40 characters, every class).
  */
-export function generateValue(generator: Generator, random: RandomBytes): string {
+export function generateValue(generator: Generator | undefined, random: RandomBytes): string {
+  return generate(generator ?? GeneratorSchema.parse({}), random);
+}
+
+function generate(generator: Generator, random: RandomBytes): string {
   const pools = generator.classes
     .map((name) => [...CLASSES[name]].filter((c) => !generator.exclude.includes(c)).join(''))
     .filter((pool) => pool.length > 0);

@@ -110,15 +110,18 @@ export type IssuedGrantCredential =
       wrapExpiresAt: string;
     };
 
+/** What a grant issuer is asked for: a credential of the grant's target that ends at `expiresAt`. */
+export interface GrantIssueRequest {
+  grantId: string;
+  target: BreakglassTarget;
+  expiresAt: Date;
+  now: Date;
+}
+
 /** Issues and ends break-glass credentials, one implementation per target type. */
 export interface GrantIssuer {
   /** Issues a credential for the grant that ends by itself at `expiresAt`. */
-  issue(request: {
-    grantId: string;
-    target: BreakglassTarget;
-    expiresAt: Date;
-    now: Date;
-  }): Promise<IssuedGrantCredential>;
+  issue(request: GrantIssueRequest): Promise<IssuedGrantCredential>;
   /**
    * Ends the grant's live credentials before their time: the AWS sessions whose
    * SourceIdentity is the grant id, the Vault tokens with these accessors. Idempotent:

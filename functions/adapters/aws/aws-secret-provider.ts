@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { KeywardenError, VerificationError } from '../../core/errors.ts';
 import { generateValue, type RandomBytes } from '../../core/generator.ts';
-import { GeneratorSchema, type IdentityOfKind } from '../../core/identity.ts';
+import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
@@ -56,8 +56,8 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
    */
   async issue(identity: SecretIdentity, context: { versionId: string }): Promise<IssuedCredential> {
     assertSecretVersionId(context.versionId);
-    const generator = identity.scope.generator ?? GeneratorSchema.parse({});
-    return { handle: context.versionId, secret: new SecretValue(generateValue(generator, this.#random)) };
+    const value = generateValue(identity.scope.generator, this.#random);
+    return { handle: context.versionId, secret: new SecretValue(value) };
   }
 
   /**

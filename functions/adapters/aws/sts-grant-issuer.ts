@@ -29,7 +29,7 @@ import {
 import { AssumeRoleCommand, type AssumeRoleCommandOutput, type STSClient } from '@aws-sdk/client-sts';
 import { ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
-import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
+import type { GrantIssueRequest, GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import { denyAllPolicyDocument } from './deny-policy.ts';
@@ -113,9 +113,6 @@ export function sessionSeconds(expiresAt: Date, now: Date): number {
 const isAccessDenied = (error: unknown): boolean =>
   awsErrorName(error) === 'AccessDenied' || awsErrorName(error) === 'AccessDeniedException';
 
-const awsTargetOf = (target: BreakglassTarget, doing: string) =>
-  targetOfType(target, 'aws-role', { issuer: 'StsGrantIssuer', doing });
-
 /** {@link GrantIssuer} for `aws-role`; see the module comment. */
 export class StsGrantIssuer implements GrantIssuer {
   readonly #sts: STSClient;
@@ -131,14 +128,12 @@ export class StsGrantIssuer implements GrantIssuer {
    * exist or allows too short a session fails with a message that says so and what to
    * change, instead of STS's AccessDenied or a bare ValidationError.
    */
-  async issue(request: {
-    grantId: string;
-    target: BreakglassTarget;
-    expiresAt: Date;
-    now: Date;
-  }): Promise<IssuedGrantCredential> {
+  async issue(request: GrantIssueRequest): Promise<IssuedGrantCredential> {
     const { grantId, expiresAt, now } = request;
-    const { roleArn } = awsTargetOf(request.target, `issuing grant ${grantId}`);
+    const { roleArn } = targetOfType(request.target, 'aws-role', {
+      issuer: 'StsGrantIssuer',
+      doing: `issuing grant ${grantId}`,
+    });
     if (expiresAt.getTime() <= now.getTime()) {
       throw new ValidationError(
         `grant ${grantId}: expected an end after now (${now.toISOString()}), got ${expiresAt.toISOString()}; the grant has ended, request a new one`,
@@ -201,7 +196,10 @@ export class StsGrantIssuer implements GrantIssuer {
     handles: readonly string[];
   }): Promise<void> {
     const { grantId } = request;
-    const { roleArn } = awsTargetOf(request.target, `revoking grant ${grantId}`);
+    const { roleArn } = targetOfType(request.target, 'aws-role', {
+      issuer: 'StsGrantIssuer',
+      doing: `revoking grant ${grantId}`,
+    });
     const roleName = roleNameOf(roleArn);
     const policyName = grantDenyPolicyName(grantId);
     try {
@@ -228,7 +226,10 @@ export class StsGrantIssuer implements GrantIssuer {
    */
   async release(request: { grantId: string; target: BreakglassTarget }): Promise<void> {
     const { grantId } = request;
-    const { roleArn } = awsTargetOf(request.target, `releasing grant ${grantId}`);
+    const { roleArn } = targetOfType(request.target, 'aws-role', {
+      issuer: 'StsGrantIssuer',
+      doing: `releasing grant ${grantId}`,
+    });
     const policyName = grantDenyPolicyName(grantId);
     try {
       await this.#iam.send(

@@ -11,7 +11,7 @@
  */
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import { generateValue, type RandomBytes } from '../../core/generator.ts';
-import { GeneratorSchema, type IdentityOfKind } from '../../core/identity.ts';
+import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import type { VaultClient } from './client.ts';
@@ -53,11 +53,8 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
 
   /** A new value as `{ "value": … }`; nothing is written to Vault here (the delivery stages it). */
   async issue(identity: KvIdentity, context: { versionId: string }): Promise<IssuedCredential> {
-    const generator = identity.scope.generator ?? GeneratorSchema.parse({});
-    return {
-      handle: context.versionId,
-      secret: SecretValue.ofJson({ value: generateValue(generator, this.#random) }),
-    };
+    const value = generateValue(identity.scope.generator, this.#random);
+    return { handle: context.versionId, secret: SecretValue.ofJson({ value }) };
   }
 
   /**

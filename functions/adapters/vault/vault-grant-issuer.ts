@@ -15,7 +15,7 @@
  */
 import { ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
-import type { GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
+import type { GrantIssueRequest, GrantIssuer, IssuedGrantCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { wholeNumberOption } from '../options.ts';
 import { type VaultClient, VaultError } from './client.ts';
@@ -37,9 +37,6 @@ export interface VaultGrantIssuerProps {
 /** The display name of a grant's token; Vault shows it as `token-breakglass-<grantId>`. */
 export const grantDisplayName = (grantId: string): string => `breakglass-${grantId}`;
 
-const vaultTargetOf = (target: BreakglassTarget, doing: string) =>
-  targetOfType(target, 'vault-policies', { issuer: 'VaultGrantIssuer', doing });
-
 /** {@link GrantIssuer} for `vault-policies`; see the module comment. */
 export class VaultGrantIssuer implements GrantIssuer {
   readonly #client: VaultClient;
@@ -60,13 +57,11 @@ export class VaultGrantIssuer implements GrantIssuer {
    * the wrapped token's accessor; `expiresAt` is when Vault ends the token: the grant's
    * end rounded down to the whole second, counted from when Vault created it.
    */
-  async issue(request: {
-    grantId: string;
-    target: BreakglassTarget;
-    expiresAt: Date;
-    now: Date;
-  }): Promise<IssuedGrantCredential> {
-    const target = vaultTargetOf(request.target, `issuing grant ${request.grantId}`);
+  async issue(request: GrantIssueRequest): Promise<IssuedGrantCredential> {
+    const target = targetOfType(request.target, 'vault-policies', {
+      issuer: 'VaultGrantIssuer',
+      doing: `issuing grant ${request.grantId}`,
+    });
     // Rounded down: a token that outlived its grant by a fraction of a second would break the promise.
     const seconds = Math.floor((request.expiresAt.getTime() - request.now.getTime()) / 1_000);
     if (seconds < 1) {
@@ -122,7 +117,10 @@ export class VaultGrantIssuer implements GrantIssuer {
     target: BreakglassTarget;
     handles: readonly string[];
   }): Promise<void> {
-    vaultTargetOf(request.target, `revoking grant ${request.grantId}`);
+    targetOfType(request.target, 'vault-policies', {
+      issuer: 'VaultGrantIssuer',
+      doing: `revoking grant ${request.grantId}`,
+    });
     for (const handle of request.handles) {
       await this.#client.revokeAccessor(handle);
     }
