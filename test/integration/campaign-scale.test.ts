@@ -1,26 +1,3 @@
-/**
- * Incident mass revocation at scale, against the real moto and OpenBao of the local
- * stack: one campaign over a fleet of 2,000 mixed targets, run clean, run behind fault
- * proxies in front of both servers, and stopped partway then resumed. Every outcome is
- * checked on the servers themselves (bench/support/revocation-fleet.ts `stillLive`), not
- * only in the state store.
- *
- * The fleet (bench/support/revocation-fleet.ts, shared with bench/revocation.ts), per
- * 2,000 targets: 1,098 vault-token, 400 vault-approle-secret-id (20 per role), 300
- * vault-kv versions (3 per path), 100 aws-iam-access-key (2 per user), 100 aws-secret
- * previous versions, 1 vault-lease prefix with 20 leases, 1 aws-role-session role.
- * Each scenario needs live credentials, so each builds a fresh fleet, in bulk, in a state
- * table of its own (moto's Query reads a whole table, so tables stay small); all share
- * the run's one local stack.
- *
- * Limits (limiter options, like KEYWARDEN_RATE_* would set them): Vault 400/s and 32 at
- * once, IAM 20/s and 4 at once (moto has no IAM quota; 101 IAM targets stay near 5 s),
- * Secrets Manager 40/s and 16 at once (its shared 50 TPS bucket).
- *
- * moto is the bottleneck of this file: each target costs three conditional writes to its
- * DynamoDB (claim, version mark, checkpoint) plus a share of one audit block write.
- */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,20 +6,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFleet, type RevocationFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { providerLimiters, type RateLimits } from '../../functions/adapters/rate-limits.ts';
-import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
-import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
-import { planCampaign, type Target } from '../../functions/core/campaign.ts';
+import type { Target } from '../../functions/core/campaign.ts';
 import { type CampaignDeps, type CampaignRun, runCampaign } from '../../functions/core/campaign-engine.ts';
-import type { Identity } from '../../functions/core/identity.ts';
-import type { BoundProvider, RevokeResult } from '../../functions/core/ports.ts';
+import { countingRevokes, newIncident, testPlan } from '../support/campaigns.ts';
 import { runtimeConfigThrough, startStackProxies, summarizeFaults } from '../support/fault-proxy.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { type LocalConfig, localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, testStack } from '../support/stack.ts';
 
 const TARGETS = 2_000;
 const LIMITS: RateLimits = {
@@ -55,27 +30,18 @@ const STORM = { throttleRate: 0.03, serverErrorRate: 0.02, dropRate: 0.01 };
 
 let services: Services;
 let vault: VaultClient;
-let config: RuntimeConfigInput & { tableName: string };
+let config: LocalConfig;
 let proxies: Awaited<ReturnType<typeof startStackProxies>> | undefined;
 const SETTLED = ['revoked', 'already-revoked'];
 
 beforeAll(() => {
-  const stack = testStack();
-  vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
+  vault = newVaultClient();
 });
 
 /** A state table of the scenario's own, and the adapters on it. */
 beforeEach(async () => {
-  const stack = testStack();
-  config = {
-    aws: testAws(),
-    tableName: uniqueName('kw-scale'),
-    fingerprintKey: randomBytes(32).toString('hex'),
-    discovery: {},
-    vault: { addr: stack.vault.addr, token: stack.vault.token },
-  };
-  services = wire(RuntimeConfigSchema.parse(config));
-  await ensureStateTable(services.aws.dynamodb, config.tableName);
+  config = localConfig('kw-scale');
+  services = await wireLocal(config);
 });
 
 afterAll(async () => {
@@ -93,14 +59,11 @@ async function fleetOf(label: string): Promise<RevocationFleet> {
 
 /** Plans the campaign over the fleet (the CLI's plan, from the fleet's recorded versions) and stores it. */
 async function planned(fleet: RevocationFleet) {
-  const incident = `INC-${randomBytes(3).toString('hex')}`;
-  const plan = planCampaign({
+  const incident = newIncident();
+  const plan = testPlan({
     campaignId: `${incident}-scale`,
     incident,
     selectors: [fleet.selector],
-    requestedBy: 'test:responder',
-    now: new Date().toISOString(),
-    reissue: false,
     subjects: fleet.subjects,
   });
   await services.store.createCampaign(plan.campaign, plan.targets);
@@ -111,48 +74,6 @@ const unsettled = (targets: readonly Target[]) =>
   targets
     .filter((t) => !SETTLED.includes(t.outcome))
     .map((t) => `${t.targetId}: ${t.outcome} ${t.error ?? ''}`);
-
-/** Provider and revoker calls that revoke, counted per target (`identity:handle`, or the handle). */
-function counting(deps: CampaignDeps) {
-  const calls = new Map<string, number>();
-  const count = (key: string) => calls.set(key, (calls.get(key) ?? 0) + 1);
-  const wrap = (identity: Identity, provider: BoundProvider): BoundProvider => ({
-    ...provider,
-    revoke: (handle: string) => {
-      count(`${identity.id}:${handle}`);
-      return provider.revoke(handle);
-    },
-  });
-  const { leases, sessions } = deps;
-  const counted: CampaignDeps = {
-    ...deps,
-    rotation: {
-      ...deps.rotation,
-      providerFor: (identity) => wrap(identity, deps.rotation.providerFor(identity)),
-    },
-    ...(leases && {
-      leases: {
-        revokePrefix: (prefix: string): Promise<RevokeResult> => {
-          count(prefix);
-          return leases.revokePrefix(prefix);
-        },
-        revokeLease: (leaseId: string): Promise<RevokeResult> => {
-          count(leaseId);
-          return leases.revokeLease(leaseId);
-        },
-      },
-    }),
-    ...(sessions && {
-      sessions: {
-        denySessions: (roleArn: string, options: { incident: string; issuedBefore: string }) => {
-          count(roleArn);
-          return sessions.denySessions(roleArn, options);
-        },
-      },
-    }),
-  };
-  return { deps: counted, calls };
-}
 
 const keyOf = (t: Target) => (t.action === 'revoke' ? `${t.identityId}:${t.handle}` : t.handle);
 
@@ -275,7 +196,7 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
   it('stopped partway and resumed, revokes each credential exactly once and misses none', async () => {
     const fleet = await fleetOf('resume');
     const { incident, campaignId, targets } = await planned(fleet);
-    const { deps, calls } = counting(services.campaignDeps('test:responder'));
+    const { deps, calls } = countingRevokes(services.campaignDeps('test:responder'));
     const stop = new AbortController();
     const { limitFor } = providerLimiters(LIMITS);
 
