@@ -18,3 +18,13 @@ export function keywarden(args: string[], env: Record<string, string> = {}): Cli
   });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
+
+/** Whether a process with this pid still runs (signal 0 probes without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

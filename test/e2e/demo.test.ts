@@ -8,7 +8,8 @@ import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import type { Finding } from '../../functions/core/findings.ts';
-import { type CliResult, keywarden } from './cli.ts';
+import { IdentityKindSchema } from '../../functions/core/identity.ts';
+import { type CliResult, keywarden, processAlive } from './cli.ts';
 
 /** The README's run command, end to end: a fresh local stack with the demo company. */
 describe('keywarden dev up --demo', () => {
@@ -26,15 +27,7 @@ describe('keywarden dev up --demo', () => {
       vault: { pid: number };
     };
     expect(run('dev', 'down').code).toBe(0);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect([alive(stack.moto.pid), alive(stack.vault.pid)]).toEqual([false, false]);
+    expect([processAlive(stack.moto.pid), processAlive(stack.vault.pid)]).toEqual([false, false]);
   });
 
   it('brings up the stack, seeds and syncs at least 20 identities, and prints findings naming each planted problem', () => {
@@ -55,17 +48,7 @@ describe('keywarden dev up --demo', () => {
   it('covers every credential kind in the stored inventory', () => {
     const list = run('inventory', 'list', '--json');
     const identities = JSON.parse(list.stdout) as { kind: string }[];
-    expect(new Set(identities.map((i) => i.kind))).toEqual(
-      new Set([
-        'aws-iam-access-key',
-        'aws-secret',
-        'aws-role-session',
-        'vault-token',
-        'vault-approle-secret-id',
-        'vault-kv',
-        'vault-lease',
-      ]),
-    );
+    expect(new Set(identities.map((i) => i.kind))).toEqual(new Set(IdentityKindSchema.options));
   });
 
   it('changes nothing when the same inventory is synced again', () => {

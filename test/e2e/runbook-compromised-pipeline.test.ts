@@ -11,6 +11,7 @@ import type { Target } from '../../functions/core/campaign.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { type CliResult, keywarden } from './cli.ts';
 import { extractCommands, type RunbookCommand, toArgv } from './runbook.ts';
+import { expectRanAsWritten } from './runbook-checks.ts';
 
 const RUNBOOK = join(REPO_ROOT, 'runbooks', 'compromised-pipeline.md');
 const runbook = extractCommands(readFileSync(RUNBOOK, 'utf8'));
@@ -41,11 +42,7 @@ describe('runbook: a pipeline is compromised (runbooks/compromised-pipeline.md)'
     const argv = toArgv(command, vars);
     const result = run(...argv);
     ran.add(command);
-    const where = `runbook line ${command.line}: ${command.text}  (keywarden ${argv.join(' ')})`;
-    expect(result.stderr, where).not.toMatch(/^error: /m);
-    expect(result.code, `${where}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(
-      command.expectedExit,
-    );
+    expectRanAsWritten(command, argv, result);
     results.set(command.text, result);
     return result;
   }

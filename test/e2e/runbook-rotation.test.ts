@@ -20,8 +20,9 @@ import type { AuditRecord } from '../../functions/core/audit.ts';
 import type { CredentialVersion, RotationState } from '../../functions/core/credential-version.ts';
 import type { Delivery } from '../../functions/core/identity.ts';
 import { REPO_ROOT, StackEndpointsSchema } from '../../scripts/local-stack.ts';
-import { type CliResult, keywarden } from './cli.ts';
+import { type CliResult, keywarden, processAlive } from './cli.ts';
 import { extractCommands, fencedBlocks, type RunbookCommand, toArgv } from './runbook.ts';
+import { expectRanAsWritten } from './runbook-checks.ts';
 
 const RUNBOOK = join(REPO_ROOT, 'runbooks', 'rotation-failed-or-stuck.md');
 const markdown = readFileSync(RUNBOOK, 'utf8');
@@ -70,12 +71,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     const argv = toArgv(command, vars);
     const result = run(...argv);
     ran.add(command);
-    const where = `runbook line ${command.line}: ${command.text}  (keywarden ${argv.join(' ')})`;
-    // commander's usage errors (unknown command or option, missing argument) start with `error:`.
-    expect(result.stderr, where).not.toMatch(/^error: /m);
-    expect(result.code, `${where}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(
-      command.expectedExit,
-    );
+    expectRanAsWritten(command, argv, result);
     return result;
   }
 
@@ -207,15 +203,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
       // Already gone: dev down and the check below say what happened.
     }
     expect(run('dev', 'down').code).toBe(0);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect([alive(motoPid), alive(vaultPid)]).toEqual([false, false]);
+    expect([processAlive(motoPid), processAlive(vaultPid)]).toEqual([false, false]);
   });
 
   it('has only keywarden commands the test can run, or lines marked # example (few)', () => {
