@@ -1,13 +1,15 @@
 import { createInterface } from 'node:readline/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { Command } from 'commander';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { awsClientConfig, awsFailure } from '../../functions/adapters/aws/clients.ts';
 import {
   planAndStoreCampaign,
   StepFunctionsCampaignLauncher,
 } from '../../functions/adapters/campaign-launcher.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { authorizeCampaignStart } from '../../functions/core/breakglass.ts';
 import type { ReissueRecord } from '../../functions/core/campaign.ts';
 import {
   type CampaignCounts,
@@ -17,8 +19,11 @@ import {
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
+import type { Principal } from '../../functions/core/grant.ts';
 import type { StoredCampaign } from '../../functions/core/ports.ts';
+import { residualExposure } from '../../functions/core/revocation-report.ts';
 import { parseSelectors } from '../../functions/core/selector.ts';
+import { localUser } from '../../functions/local/dev.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
@@ -83,7 +88,7 @@ export function registerRevoke(program: Command): void {
         services.store.listTargets(id),
         services.store.listReissues(id),
       ]);
-      report({ campaign, targets, reissues }, json);
+      report({ campaign, targets, reissues }, json, await stillLive(services, campaign, targets));
       if (targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
     });
 
@@ -105,8 +110,27 @@ const noCampaign = (id: string) =>
 /** In AWS mode (`KEYWARDEN_TABLE` set) campaigns run in the deployed state machine. */
 const awsMode = (): boolean => Boolean(process.env.KEYWARDEN_TABLE);
 
+/**
+ * Who runs the command, as the responder check sees it: in AWS mode the IAM principal STS
+ * names (the ARN API Gateway's IAM authorizer would give), on the local stack the local user.
+ */
+async function principalOf(services: Services): Promise<Principal> {
+  if (!awsMode()) return { kind: 'local', id: localUser() };
+  try {
+    const { Arn } = await services.aws.sts.send(new GetCallerIdentityCommand({}));
+    if (Arn) return { kind: 'aws', id: Arn };
+  } catch (error) {
+    throw awsFailure('asking STS who is calling (the responder check)', error);
+  }
+  throw new KeywardenError('STS GetCallerIdentity named no principal; check the AWS credentials in use');
+}
+
 async function startCampaign(options: RevokeOptions, incident: string, usage: (message: string) => never) {
   const services = wire(loadConfig());
+  // A dry run changes nothing; starting a campaign is for incident responders (refusals audited).
+  if (!options.dryRun) {
+    await authorizeCampaignStart(services.breakglassDeps, await principalOf(services), incident);
+  }
   const planned = await planAndStoreCampaign(
     services,
     {
@@ -184,14 +208,15 @@ async function run(
   } finally {
     process.removeListener('SIGINT', onSignal);
   }
-  report(result, options.json);
+  const residual = await stillLive(services, result.campaign, result.targets);
+  report(result, options.json, residual);
   if (result.stopped || !result.report) {
     say(`stopped before the end; continue with: keywarden revoke resume ${campaignId}`);
   } else {
     const locations = result.report;
     say(`report: ${locations.html} (also ${locations.markdown}, ${locations.json})`);
   }
-  if (result.stopped || result.targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
+  if (result.stopped || residual.length > 0) throw new ExitCode(1);
 }
 
 /** How often AWS mode reads the store for progress. */
@@ -258,9 +283,25 @@ async function runInAws(
     services.store.listTargets(campaignId),
     services.store.listReissues(campaignId),
   ]);
-  report({ campaign, targets, reissues }, options.json);
+  const residual = await stillLive(services, campaign, targets);
+  report({ campaign, targets, reissues }, options.json, residual);
   if (campaign.reportLocation) say(`report: ${campaign.reportLocation}`);
-  if (targets.some((t) => t.outcome === 'failed' || t.outcome === 'pending')) throw new ExitCode(1);
+  if (residual.length > 0) throw new ExitCode(1);
+}
+
+type Residual = ReturnType<typeof residualExposure>;
+
+/** What the campaign left alive, with owners: the report's residual exposure, over the inventory. */
+async function stillLive(
+  services: Services,
+  campaign: StoredCampaign,
+  targets: readonly Target[],
+): Promise<Residual> {
+  const affected = new Set(targets.map((t) => t.identityId));
+  const identities = (await services.store.listIdentities())
+    .map((record) => record.identity)
+    .filter((identity) => affected.has(identity.id));
+  return residualExposure({ campaign, targets, identities });
 }
 
 const progressLine = (t: Target): string =>
@@ -302,13 +343,15 @@ function printPlan(summary: PlanSummary) {
 function report(
   result: { campaign: StoredCampaign; targets: Target[]; reissues: ReissueRecord[] },
   json: boolean | undefined,
+  residual: Residual,
 ) {
   const { campaign, targets, reissues } = result;
   const failures = targets.filter((t) => t.outcome === 'failed');
   const timing = campaign.startedAt ? timeToRevoke(targets, campaign.startedAt) : undefined;
   if (json) {
     const { rev: _rev, ...rest } = campaign;
-    printJson({ campaign: rest, failures, reissues, timeToRevoke: timing });
+    printJson({ campaign: rest, failures, reissues, timeToRevoke: timing, residualExposure: residual });
+    if (residual.length) say(stillLiveLine(residual));
     return;
   }
   const { byOutcome } = campaign.counts;
@@ -334,9 +377,34 @@ function report(
   const timeText = timing
     ? `; time to revoke p50 ${timing.p50Ms} ms, p95 ${timing.p95Ms} ms, max ${timing.maxMs} ms`
     : '';
+  if (residual.length) {
+    printTable(
+      ['STILL LIVE', 'IDENTITY', 'HANDLE', 'OWNER', 'ENVIRONMENT', 'WHY'],
+      residual.map((r) => [
+        r.kind,
+        r.identityId,
+        r.handle,
+        r.owner ?? '(no owner declared)',
+        r.environment,
+        r.why,
+      ]),
+    );
+    say(stillLiveLine(residual));
+  }
   say(
     `campaign ${campaign.campaignId} (${campaign.incident}) ${campaign.status}: ${byOutcome.revoked} revoked, ${byOutcome['already-revoked']} already revoked, ${byOutcome.skipped} skipped, ${byOutcome.failed} failed, ${byOutcome.pending} pending${timeText}`,
   );
+}
+
+/** How many still-live credentials the closing line names; the table lists them all. */
+const STILL_LIVE_NAMED = 10;
+
+/** The one line that says what is still live and whom to call. */
+function stillLiveLine(residual: Residual): string {
+  const owners = [...new Set(residual.map((r) => r.owner ?? '(no owner declared)'))].sort();
+  const named = residual.slice(0, STILL_LIVE_NAMED).map((r) => `${r.identityId} ${r.handle}`);
+  const more = residual.length > STILL_LIVE_NAMED ? `, and ${residual.length - STILL_LIVE_NAMED} more` : '';
+  return `still live: ${residual.length} credential(s) not ended (${named.join(', ')}${more}); owners: ${owners.join(', ')}`;
 }
 
 async function listCampaigns(services: Services, json: boolean | undefined) {

@@ -185,7 +185,7 @@ export const ROUTES: readonly Route[] = [
     run: (deps) => async (event, _params, caller) => {
       const principal = caller();
       const body = jsonBody(event, CampaignBodySchema);
-      const planned = await campaignsOf(deps).start(body, `${principal.kind}:${principal.id}`);
+      const planned = await campaignsOf(deps).start(body, principal);
       const { summary } = planned;
       return json(planned.status === 'stored' ? 202 : 200, {
         status: planned.status,

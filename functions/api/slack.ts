@@ -63,12 +63,8 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
     }
     if (command.command === '/revoke') {
       const input = parseRevokeCommand(command.text);
-      const responders = deps.campaigns ? await deps.campaigns.slackResponders() : [];
-      if (!responders.includes(command.userId)) {
-        throw new RefusalError(
-          `slack:${command.userId} may not start a revocation from Slack: /revoke is for the approvers listed in the inventory (breakglass.incidentResponders)`,
-        );
-      }
+      // Answered at once, before anything is planned; a refusal is audited there.
+      await campaignsOf(deps).authorize(requester, input.incident);
       await slack.defer({
         kind: 'revoke',
         ...input,
@@ -81,7 +77,8 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
     }
     throw new ValidationError(`expected /breakglass or /revoke, got ${command.command}`);
   } catch (error) {
-    if (error instanceof RefusalError) {
+    // `/revoke`'s refusal was audited by the responder check itself.
+    if (error instanceof RefusalError && command.command !== '/revoke') {
       await deps.breakglass.audit.append({
         type: 'grant.refused',
         actor: `slack:${command.userId}`,
@@ -138,7 +135,7 @@ export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void
     const campaigns = campaignsOf(deps);
     const planned = await campaigns.start(
       { incident: job.incident, selectors: job.selectors, reissue: job.reissue, dryRun: false },
-      `slack:${job.userId}`,
+      principal,
     );
     if (planned.status !== 'stored') {
       await slack.respond(

@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
 import {
   activateGrant,
   approveGrant,
+  assertIncidentResponder,
   assertIssuable,
   type BreakglassConfig,
   type BreakglassRole,
@@ -75,7 +76,7 @@ async function loadGrant(deps: BreakglassDeps, grantId: string): Promise<StoredG
 
 /** Records a refused attempt, then lets the refusal go on to the caller. */
 async function refused(
-  deps: BreakglassDeps,
+  deps: Pick<BreakglassDeps, 'audit'>,
   action: string,
   principal: Principal | string,
   subject: string,
@@ -90,6 +91,27 @@ async function refused(
     });
   }
   throw error;
+}
+
+/**
+ * Whether `principal` may start an incident revocation campaign (grant.ts
+ * `assertIncidentResponder`, over the inventory's `breakglass` section as last synced). Every
+ * channel asks before it plans: the API's `POST /campaigns`, Slack `/revoke` and the CLI. A
+ * refusal is audited (`grant.refused`, action `start-campaign`, subject the incident) before
+ * it reaches the caller.
+ *
+ * @throws RefusalError when the principal is not an incident responder.
+ */
+export async function authorizeCampaignStart(
+  deps: Pick<BreakglassDeps, 'config' | 'audit'>,
+  principal: Principal,
+  incident: string,
+): Promise<void> {
+  try {
+    assertIncidentResponder(await deps.config(), principal);
+  } catch (error) {
+    await refused(deps, 'start-campaign', principal, incident, error);
+  }
 }
 
 /**

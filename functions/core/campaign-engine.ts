@@ -19,13 +19,15 @@
  * Once all targets of an identity are settled and none failed, an identity planned for
  * re-issue gets a fresh credential through the rotation protocol.
  */
-import { type Campaign, type ReissueRecord, summarize, type Target } from './campaign.ts';
+import { type Campaign, isFinished, type ReissueRecord, summarize, type Target } from './campaign.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
 import { KINDS } from './kinds.ts';
 import type {
+  AuditLog,
   CampaignStore,
+  Clock,
   IdentityStore,
   LeaseRevoker,
   Limit,
@@ -51,6 +53,18 @@ export interface CampaignDeps {
   sleep: (ms: number) => Promise<void>;
   /** In [0, 1), for backoff jitter. */
   random: () => number;
+}
+
+/**
+ * What moving a campaign through its statuses takes: its store, the audit log, the clock and
+ * who acts. A run gets it from {@link CampaignDeps}; {@link closeCampaign} needs nothing more.
+ */
+export interface CampaignBookkeeping {
+  campaigns: Pick<CampaignStore, 'getCampaign' | 'putCampaign' | 'listTargets' | 'listReissues'>;
+  audit: Pick<AuditLog, 'append'>;
+  clock: Clock;
+  /** Who acts, for the audit trail: `stepfunctions:revocation`, `cli:alice`. */
+  actor: string;
 }
 
 export interface RunCampaignOptions {
@@ -156,14 +170,49 @@ class Versions {
 /** Thrown inside a run when the store refuses a claim: another run holds that target. */
 class LostClaim extends Error {}
 
-class Run {
+/** A campaign as one process holds it while moving its status: the record, its targets, its re-issues. */
+class Ledger {
+  readonly reissues: Map<string, ReissueRecord>;
+
+  constructor(
+    readonly book: CampaignBookkeeping,
+    public campaign: StoredCampaign,
+    readonly targets: Map<string, Target>,
+    reissues: readonly ReissueRecord[],
+  ) {
+    this.reissues = new Map(reissues.map((r) => [r.identityId, r]));
+  }
+
+  get now(): string {
+    return this.book.clock.now().toISOString();
+  }
+
+  /**
+   * Appends one event to the audit chain. Targets settle side by side and each calls this
+   * on its own: the log orders one process's appends and writes those that arrive
+   * together in one round trip (DynamoStore: one block item), each still its own record.
+   */
+  async audit(
+    type: 'campaign.started' | 'campaign.target' | 'campaign.completed',
+    subject: string,
+    details: object,
+  ): Promise<void> {
+    await this.book.audit.append({
+      type,
+      actor: this.book.actor,
+      subject,
+      details: { campaignId: this.campaign.campaignId, incident: this.campaign.incident, ...details },
+    });
+  }
+}
+
+class Run extends Ledger {
   readonly maxAttempts: number;
   /** The targets this run works on: `targetIds`, or all. */
   readonly scope: ReadonlySet<string>;
   readonly total: number;
   done: number;
   settled = 0;
-  readonly reissues: Map<string, ReissueRecord>;
   /** Aborted by the caller's signal, or by this run when bookkeeping fails. */
   readonly stop = new AbortController();
   /** Target ids by identity, all of the campaign's. */
@@ -175,16 +224,17 @@ class Run {
 
   constructor(
     readonly deps: CampaignDeps,
-    public campaign: StoredCampaign,
-    readonly targets: Map<string, Target>,
+    campaign: StoredCampaign,
+    targets: Map<string, Target>,
     reissues: readonly ReissueRecord[],
     readonly options: RunCampaignOptions,
   ) {
+    const { audit, clock, actor } = deps.rotation;
+    super({ campaigns: deps.campaigns, audit, clock, actor }, campaign, targets, reissues);
     this.maxAttempts = options.maxAttempts ?? DEFAULTS.maxAttempts;
     this.scope = new Set(options.targetIds ?? targets.keys());
     this.total = this.scope.size;
     this.done = [...this.scope].filter((id) => targets.get(id)?.outcome !== 'pending').length;
-    this.reissues = new Map(reissues.map((r) => [r.identityId, r]));
     this.ofIdentity = new Map(
       [...groupBy(targets.values(), (t) => t.identityId)].map(([id, group]) => [
         id,
@@ -193,10 +243,6 @@ class Run {
     );
     if (options.signal?.aborted) this.stop.abort();
     else options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
-  }
-
-  get now(): string {
-    return this.deps.rotation.clock.now().toISOString();
   }
 
   get stopped(): boolean {
@@ -220,24 +266,6 @@ class Run {
       this.identities.set(identityId, found);
     }
     return found;
-  }
-
-  /**
-   * Appends one event to the audit chain. Targets settle side by side and each calls this
-   * on its own: the log orders one process's appends and writes those that arrive
-   * together in one round trip (DynamoStore: one block item), each still its own record.
-   */
-  async audit(
-    type: 'campaign.started' | 'campaign.target' | 'campaign.completed',
-    subject: string,
-    details: object,
-  ): Promise<void> {
-    await this.deps.rotation.audit.append({
-      type,
-      actor: this.deps.rotation.actor,
-      subject,
-      details: { campaignId: this.campaign.campaignId, incident: this.campaign.incident, ...details },
-    });
   }
 
   /** The backoff before try `attempt + 1`: full jitter over an exponentially growing cap. */
@@ -323,7 +351,6 @@ export async function runCampaign(
   }
 
   const final = [...run.targets.values()];
-  const finished = final.every((t) => t.outcome !== 'pending');
   const scopeFinished = [...run.scope].every((id) => run.targets.get(id)?.outcome !== 'pending');
   if (failure) {
     // Keep the counts as far as they got; the store's own failure is the one to report.
@@ -331,24 +358,7 @@ export async function runCampaign(
     throw failure.reason;
   }
   // A run of a finished campaign that found nothing to do leaves its record as it was.
-  let completedHere = false;
-  if (!(campaign.status === 'completed' && run.settled === 0)) {
-    await saveCampaign(run, (current) => {
-      // Of several runs finishing at once, the one whose write sets finishedAt audits it.
-      completedHere = finished && !current.finishedAt;
-      return {
-        ...current,
-        counts: summarize(final),
-        ...(finished ? { status: 'completed', finishedAt: current.finishedAt ?? run.now } : {}),
-      };
-    });
-  }
-  if (completedHere) {
-    await run.audit('campaign.completed', campaignId, {
-      counts: run.campaign.counts.byOutcome,
-      reissued: [...run.reissues.values()].filter((r) => r.status === 'reissued').map((r) => r.identityId),
-    });
-  }
+  if (!(campaign.status === 'completed' && run.settled === 0)) await finish(run);
   return {
     campaign: run.campaign,
     targets: final,
@@ -385,8 +395,61 @@ async function catchUp(run: Run): Promise<PromiseRejectedResult | undefined> {
   }
 }
 
+/**
+ * Closes a campaign that no run has left to work on: once no target is pending, a campaign
+ * still `planned` (every target settled at planning, so no revoke batch ran: a Distributed
+ * Map of zero items) is started and completed like any other, with its `campaign.started`,
+ * `campaign.target` (each skipped target) and `campaign.completed` events and its timings;
+ * one still `running` or `failed` whose targets all settled is completed. The report step
+ * calls it before reporting, on every channel. Safe to call twice; a campaign with pending
+ * targets, a completed one and a dry run are returned as they are.
+ *
+ * @throws NotFoundError for an unknown campaign; the store's error when it cannot be written.
+ */
+export async function closeCampaign(book: CampaignBookkeeping, campaignId: string): Promise<StoredCampaign> {
+  const campaign = await book.campaigns.getCampaign(campaignId);
+  if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close`);
+  if (campaign.dryRun || campaign.status === 'completed') return campaign;
+  const targets = await book.campaigns.listTargets(campaignId);
+  if (!isFinished(targets)) return campaign;
+  const ledger = new Ledger(
+    book,
+    campaign,
+    new Map(targets.map((t) => [t.targetId, t])),
+    await book.campaigns.listReissues(campaignId),
+  );
+  if (campaign.status === 'planned') await start(ledger);
+  await finish(ledger);
+  return ledger.campaign;
+}
+
+/**
+ * Records the counts and, once no target is pending, `completed` with its finish time;
+ * the one writer that sets the finish time audits `campaign.completed`.
+ */
+async function finish(ledger: Ledger): Promise<void> {
+  const final = [...ledger.targets.values()];
+  const finished = isFinished(final);
+  let completedHere = false;
+  await saveCampaign(ledger, (current) => {
+    // Of several runs finishing at once, the one whose write sets finishedAt audits it.
+    completedHere = finished && !current.finishedAt;
+    return {
+      ...current,
+      counts: summarize(final),
+      ...(finished ? { status: 'completed', finishedAt: current.finishedAt ?? ledger.now } : {}),
+    };
+  });
+  if (completedHere) {
+    await ledger.audit('campaign.completed', ledger.campaign.campaignId, {
+      counts: ledger.campaign.counts.byOutcome,
+      reissued: [...ledger.reissues.values()].filter((r) => r.status === 'reissued').map((r) => r.identityId),
+    });
+  }
+}
+
 /** planned → running: audit the start and the targets the plan already settled (skipped). */
-async function start(run: Run): Promise<void> {
+async function start(run: Ledger): Promise<void> {
   const { campaign } = run;
   await run.audit('campaign.started', campaign.campaignId, {
     selectors: campaign.selectors,
@@ -406,14 +469,14 @@ async function start(run: Run): Promise<void> {
 }
 
 /** Writes the campaign, re-reading it when another run wrote first. */
-async function saveCampaign(run: Run, change: (current: Campaign) => Campaign): Promise<void> {
+async function saveCampaign(run: Ledger, change: (current: Campaign) => Campaign): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
     try {
-      run.campaign = await run.deps.campaigns.putCampaign(change(stripRev(run.campaign)), run.campaign.rev);
+      run.campaign = await run.book.campaigns.putCampaign(change(stripRev(run.campaign)), run.campaign.rev);
       return;
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= 5) throw error;
-      const fresh = await run.deps.campaigns.getCampaign(run.campaign.campaignId);
+      const fresh = await run.book.campaigns.getCampaign(run.campaign.campaignId);
       if (!fresh) throw error;
       run.campaign = fresh;
     }
@@ -526,7 +589,7 @@ async function settle(
   }
 }
 
-const auditTarget = (run: Run, target: Target) =>
+const auditTarget = (run: Ledger, target: Target) =>
   run.audit('campaign.target', target.identityId, {
     targetId: target.targetId,
     kind: target.kind,

@@ -12,10 +12,6 @@ import { z } from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
 import { KeywardenError, ValidationError } from './errors.ts';
 
-/** The Slack users who may start an incident revocation from Slack. */
-export const slackResponders = (config: BreakglassConfig): string[] =>
-  config.incidentResponders?.slackUsers ?? [...new Set(config.roles.flatMap((r) => r.approvers.slackUsers))];
-
 /** Who acts: an AWS principal (SigV4), a Slack user, or a local development user. */
 export const PrincipalSchema = z.object({
   kind: z.enum(['aws', 'slack', 'local']),
@@ -121,10 +117,21 @@ export const BreakglassConfigSchema = z.strictObject({
    */
   pinnedSessionRoles: z.array(z.string().min(1)).default([]),
   /**
-   * Who may start an incident revocation from Slack (`/revoke`). When absent, the Slack
-   * approvers of the break-glass roles may.
+   * Who may start an incident revocation campaign, on every channel (API `POST /campaigns`,
+   * the CLI, Slack `/revoke`): principals by channel, and people of the directory by name
+   * (every principal of theirs counts). When absent, the approvers of the break-glass roles may.
    */
-  incidentResponders: z.strictObject({ slackUsers: z.array(z.string().min(1)).default([]) }).optional(),
+  incidentResponders: z
+    .strictObject({
+      /** IAM principal ARNs (`*` matches any run of characters within one ARN segment). */
+      awsPrincipals: z.array(z.string().min(1)).default([]),
+      slackUsers: z.array(z.string().min(1)).default([]),
+      /** Local development users (the local stack only). */
+      localUsers: z.array(z.string().min(1)).default([]),
+      /** Names of `breakglass.people`: each of their principals is a responder. */
+      people: z.array(z.string().min(1)).default([]),
+    })
+    .optional(),
 });
 export type BreakglassConfig = z.infer<typeof BreakglassConfigSchema>;
 
@@ -203,6 +210,43 @@ function listed(
 /** Whether `principal` is one of the role's approvers. */
 export const isApprover = (role: BreakglassRole, principal: Principal): boolean =>
   listed(role.approvers, principal);
+
+/** The incident responders a configuration declares: `incidentResponders`, else the roles' approvers. */
+export function incidentResponders(config: BreakglassConfig): {
+  awsPrincipals: string[];
+  slackUsers: string[];
+  localUsers: string[];
+  people: string[];
+} {
+  if (config.incidentResponders) return config.incidentResponders;
+  const all = (pick: (role: BreakglassRole) => readonly string[]) => [...new Set(config.roles.flatMap(pick))];
+  return {
+    awsPrincipals: all((r) => r.approvers.awsPrincipals),
+    slackUsers: all((r) => r.approvers.slackUsers),
+    localUsers: all((r) => r.approvers.localUsers),
+    people: [],
+  };
+}
+
+/**
+ * Whether `principal` may start an incident revocation campaign: listed among the incident
+ * responders for its channel, or one of the responder people of the directory (as far as AWS
+ * vouches for an assumed-role session). The one check every channel (API, CLI, Slack) makes.
+ *
+ * @throws RefusalError saying who was refused and where the responders are declared.
+ */
+export function assertIncidentResponder(config: BreakglassConfig, principal: Principal): void {
+  const responders = incidentResponders(config);
+  if (listed(responders, principal)) return;
+  const person = personOf(config, principal);
+  if (responders.people.some((name) => person === `person:${name}`)) return;
+  const where = config.incidentResponders
+    ? 'breakglass.incidentResponders'
+    : 'breakglass.incidentResponders (absent, so the approvers of breakglass.roles)';
+  throw new RefusalError(
+    `${describe(principal)} may not start a revocation campaign: campaigns are started by incident responders only, declared in the inventory under ${where}; ask a responder, or have ${describe(principal)} added there`,
+  );
+}
 
 /** Who is who: the people directory, and the roles whose session names AWS vouches for. */
 export interface Directory {

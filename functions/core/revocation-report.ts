@@ -22,6 +22,7 @@ import {
   RevocationReportSchema,
 } from './revocation-report-model.ts';
 import { failureCause, remediationHint } from './revocation-report-remediation.ts';
+import { leavesExposure } from './target-exposure.ts';
 
 /** What a report is built from; none of it holds a secret value. */
 export interface RevocationReportInput {
@@ -51,6 +52,7 @@ const maybe = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: 
 
 const PHASES: Record<string, 'issuance' | 'use' | 'revocation'> = {
   'credential.issued': 'issuance',
+  'credential.adopted': 'issuance',
   'credential.delivered': 'issuance',
   'credential.verified': 'issuance',
   'credential.activated': 'issuance',
@@ -142,6 +144,35 @@ function exposure(target: Target, campaign: Campaign): string {
   if (target.outcome === 'failed') return `failed: ${target.error ?? 'no error recorded'}`;
   if (target.outcome === 'skipped') return `skipped: ${target.reason ?? 'no reason recorded'}`;
   return `not attempted yet (campaign ${campaign.status})`;
+}
+
+/**
+ * What is still exposed after a campaign, with who owns it: every target whose credential may
+ * still be alive (target-exposure.ts `leavesExposure`), in the order of the targets given. The
+ * report's section and `keywarden revoke`'s list of what is still live.
+ */
+export function residualExposure(input: {
+  campaign: Campaign;
+  targets: readonly Target[];
+  /** The inventory entries of the affected identities, for owners and purposes. */
+  identities: readonly Identity[];
+}): RevocationReport['residualExposure'] {
+  const { campaign } = input;
+  const identities = new Map(input.identities.map((identity) => [identity.id, identity]));
+  return input.targets.flatMap((t) =>
+    t.outcome !== 'revoked' && t.outcome !== 'already-revoked' && leavesExposure(t)
+      ? [
+          {
+            ...targetRef(t),
+            outcome: t.outcome,
+            ...maybe('owner', t.owner ?? identities.get(t.identityId)?.owner),
+            environment: t.environment,
+            ...maybe('purpose', identities.get(t.identityId)?.purpose),
+            why: exposure(t, campaign),
+          },
+        ]
+      : [],
+  );
 }
 
 /**
@@ -239,20 +270,7 @@ export function buildRevocationReport(input: RevocationReportInput): RevocationR
           }),
         };
       }),
-    residualExposure: targets.flatMap((t) =>
-      t.outcome === 'failed' || t.outcome === 'skipped' || t.outcome === 'pending'
-        ? [
-            {
-              ...targetRef(t),
-              outcome: t.outcome,
-              ...maybe('owner', ownerOf(t)),
-              environment: t.environment,
-              ...maybe('purpose', identities.get(t.identityId)?.purpose),
-              why: exposure(t, campaign),
-            },
-          ]
-        : [],
-    ),
+    residualExposure: residualExposure({ campaign, targets, identities: input.identities }),
     credentialHistory: credentialHistory(
       input.history,
       new Set(targets.map((t) => t.identityId)),

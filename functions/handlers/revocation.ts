@@ -10,7 +10,9 @@
  * - `revokeBatchHandler` is the Map's worker: it runs the campaign limited to its batch. A
  *   worker that stops (its Lambda is about to time out) with targets of its batch pending
  *   throws `BatchUnfinishedError`, which the state machine retries.
- * - `reportHandler` publishes the post-incident report of the campaign as it stands.
+ * - `reportHandler` closes a campaign no batch had to work on (every target settled at
+ *   planning: the Map ran zero items, so nothing moved it from `planned`), then publishes
+ *   the post-incident report of the campaign as it stands.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
@@ -18,9 +20,9 @@ import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts'
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import { wire } from '../adapters/wiring.ts';
 import type { Target } from '../core/campaign.ts';
-import type { CampaignDeps, RunCampaignOptions } from '../core/campaign-engine.ts';
+import { type CampaignDeps, closeCampaign, type RunCampaignOptions } from '../core/campaign-engine.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
-import type { CampaignStore } from '../core/ports.ts';
+import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
   CampaignEventSchema,
   type PlanResult,
@@ -107,18 +109,29 @@ export function makeRevokeBatchHandler(deps: RevokeBatchDeps) {
 
 export interface ReportDeps {
   services: CampaignReportDeps & {
-    store: Pick<CampaignStore, 'getCampaign' | 'listTargets' | 'listReissues'>;
+    store: Pick<CampaignStore, 'getCampaign' | 'listTargets' | 'listReissues' | 'putCampaign'> &
+      Pick<AuditLog, 'append'>;
   };
+  /** Who closes a campaign that had nothing left to run, in the audit trail. */
+  actor: string;
 }
 
-/** The report step with its dependencies given: the campaign as the store has it, never revoking. */
+/**
+ * The report step with its dependencies given: never revoking; a campaign whose targets
+ * were all settled at planning is closed first (core `closeCampaign`), then reported.
+ */
 export function makeReportHandler(deps: ReportDeps) {
   return wrap(
     { event: CampaignEventSchema, expected: 'a campaign event {campaignId}' },
     async ({ campaignId }): Promise<ReportLocations> => {
-      const { store } = deps.services;
-      const campaign = await store.getCampaign(campaignId);
-      if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to report on`);
+      const { store, clock } = deps.services;
+      if (!(await store.getCampaign(campaignId))) {
+        throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to report on`);
+      }
+      const campaign = await closeCampaign(
+        { campaigns: store, audit: store, clock, actor: deps.actor },
+        campaignId,
+      );
       const [targets, reissues] = await Promise.all([
         store.listTargets(campaignId),
         store.listReissues(campaignId),
@@ -152,4 +165,6 @@ export const revokeBatchHandler = entryPoint(async () =>
 );
 
 /** The Lambda entry point of the report step. */
-export const reportHandler = entryPoint(async () => makeReportHandler({ services: await services() }));
+export const reportHandler = entryPoint(async () =>
+  makeReportHandler({ services: await services(), actor: ACTOR }),
+);

@@ -10,7 +10,8 @@
  *    through the revoke-batch worker; a batch whose worker throws `BatchUnfinishedError` is
  *    retried as the state machine's Retry would ({@link BATCH_RETRY}: bounded, backing off);
  *    any other error fails the run, as a failed item fails the Distributed Map;
- * 3. report: the post-incident report (locally to `./reports`, or `KEYWARDEN_REPORTS_DIR`).
+ * 3. report: a campaign no batch had to work on (zero items) is closed, then the
+ *    post-incident report (locally to `./reports`, or `KEYWARDEN_REPORTS_DIR`).
  *
  * In AWS each worker gets its share of the account budget in its own Lambda; here the
  * workers share one set of per-provider limiters holding the whole budget, the same total.
@@ -215,7 +216,9 @@ export class LocalRevocationRunner {
     // 3. report, once nothing is pending (a stopped run leaves it to the resume).
     const targetsNow = await store.listTargets(campaignId);
     stopped ||= targetsNow.some((t) => t.outcome === 'pending');
-    const report = stopped ? undefined : await makeReportHandler({ services })({ campaignId });
+    const report = stopped
+      ? undefined
+      : await makeReportHandler({ services, actor: this.#actor })({ campaignId });
 
     const [campaign, targets, reissues] = await Promise.all([
       store.getCampaign(campaignId),

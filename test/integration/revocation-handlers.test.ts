@@ -89,7 +89,7 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     expect(batch.outcomes.pending).toBe(0);
 
     // act: the report step.
-    const locations = await makeReportHandler({ services })({ campaignId });
+    const locations = await makeReportHandler({ services, actor: 'test:stepfunctions' })({ campaignId });
 
     // assess: revoked on OpenBao itself, settled in the store, the report in the bucket.
     for (const identity of identities) expect(await liveVersions(identity)).toBe(0);
@@ -103,6 +103,54 @@ describe('revocation handlers: plan → revoke batch → report', () => {
         services.aws.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
       ).resolves.toBeDefined();
     }
+  });
+
+  it('completes a campaign with nothing to revoke: zero items, no batch, the report step closes it', async () => {
+    // prepare: a stored campaign whose every target the plan settled (an identity with nothing recorded).
+    const environment = uniqueName('prod');
+    const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
+    const incident = newIncident();
+    const planned = testPlan({
+      campaignId: `${incident}-empty`,
+      incident,
+      selectors: [`env=${environment}`],
+      subjects: [{ identity, versions: await services.store.listVersions(identity.id) }],
+    });
+    const { campaignId } = planned.campaign;
+    expect(planned.targets.length).toBeGreaterThan(0);
+    expect(planned.targets.filter((t) => t.outcome === 'pending')).toEqual([]);
+    await services.store.createCampaign(planned.campaign, planned.targets);
+
+    // act: plan (zero items: the Distributed Map runs no batch), then report.
+    const plan = await makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket })({
+      campaignId,
+    });
+    const locations = await makeReportHandler({ services, actor: 'test:stepfunctions' })({ campaignId });
+    await makeReportHandler({ services, actor: 'test:stepfunctions' })({ campaignId });
+
+    // assess: completed with its timings and its events, once; the report says completed.
+    expect(plan.count).toBe(0);
+    const campaign = await services.store.getCampaign(campaignId);
+    expect(campaign?.status).toBe('completed');
+    expect(campaign?.startedAt).toBeDefined();
+    expect(campaign?.finishedAt).toBeDefined();
+    const events = (await services.store.readAll()).records
+      .filter((r) => r.details.campaignId === campaignId)
+      .map((r) => [r.type, r.actor]);
+    expect(events).toEqual([
+      ['campaign.started', 'test:stepfunctions'],
+      ...planned.targets.map(() => ['campaign.target', 'test:stepfunctions']),
+      ['campaign.completed', 'test:stepfunctions'],
+    ]);
+    const report = JSON.parse(
+      (await (
+        await services.aws.s3.send(
+          new GetObjectCommand({ Bucket: bucket, Key: locations.json.replace(`s3://${bucket}/`, '') }),
+        )
+      ).Body?.transformToString()) ?? '{}',
+    ) as { campaign: { status: string; durationMs?: number } };
+    expect(report.campaign.status).toBe('completed');
+    expect(report.campaign.durationMs).toBeGreaterThanOrEqual(0);
   });
 
   it('refuses to plan a dry run, and a batch naming targets the campaign does not have', async () => {

@@ -8,8 +8,8 @@
  */
 import pLimit from 'p-limit';
 import { describe, expect, it } from 'vitest';
-import { NO_LIVE_CREDENTIAL, planCampaign, type Target } from '../../functions/core/campaign.ts';
-import { runCampaign } from '../../functions/core/campaign-engine.ts';
+import { NO_LIVE_CREDENTIAL, planCampaign, summarize, type Target } from '../../functions/core/campaign.ts';
+import { closeCampaign, runCampaign } from '../../functions/core/campaign-engine.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
 import { type ProviderService, serviceOf } from '../../functions/core/kinds.ts';
@@ -457,5 +457,99 @@ describe('campaign engine: re-issue', () => {
     expect(world.works(secret as Identity)).toBe(true);
     // One issue at setup, one for the replacement: the re-issue after the targets found it done.
     expect(world.providers['aws-secret'].count('issue')).toBe(2);
+  });
+});
+
+describe('campaign engine: a campaign with nothing to run (every target settled at planning)', () => {
+  /** A stored campaign whose one target the plan already settled: nothing for a batch to do. */
+  async function settledAtPlanning(world: MemoryWorld) {
+    const skipped: Target = {
+      targetId: 'app-d:ci/app-d',
+      identityId: 'app-d',
+      kind: 'vault-token',
+      owner: 'team-app',
+      environment: 'prod',
+      handle: 'ci/app-d',
+      action: 'revoke',
+      reissue: false,
+      outcome: 'skipped',
+      reason: NO_LIVE_CREDENTIAL,
+      attempts: 0,
+    };
+    const campaign = {
+      campaignId: `${INCIDENT}-empty`,
+      incident: INCIDENT,
+      selectors: ['env=prod'],
+      requestedBy: 'cli:responder',
+      createdAt: world.clock.now().toISOString(),
+      status: 'planned' as const,
+      reissue: false,
+      dryRun: false,
+      counts: summarize([skipped]),
+    };
+    return world.campaigns.createCampaign(campaign, [skipped]);
+  }
+  const bookOf = (world: MemoryWorld) => ({
+    campaigns: world.campaigns,
+    audit: world.audit,
+    clock: world.clock,
+    actor: 'stepfunctions:revocation',
+  });
+
+  it('is started and completed by closeCampaign, with its events and timings, once', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    const { campaignId } = await settledAtPlanning(world);
+
+    // act: the report step after a Distributed Map of zero items, then again (a retried step)
+    const closed = await closeCampaign(bookOf(world), campaignId);
+    const again = await closeCampaign(bookOf(world), campaignId);
+
+    // assess
+    expect(closed).toMatchObject({ status: 'completed', startedAt: world.clock.now().toISOString() });
+    expect(closed.finishedAt).toBe(closed.startedAt);
+    expect(closed.counts.byOutcome).toMatchObject({ skipped: 1, pending: 0 });
+    expect(again).toEqual(closed);
+    const { records } = await world.audit.readAll();
+    expect(records.map((r) => [r.type, r.actor])).toEqual([
+      ['campaign.started', 'stepfunctions:revocation'],
+      ['campaign.target', 'stepfunctions:revocation'],
+      ['campaign.completed', 'stepfunctions:revocation'],
+    ]);
+    expect(records[1]?.details).toMatchObject({ outcome: 'skipped', reason: NO_LIVE_CREDENTIAL });
+  });
+
+  it('is completed as well by a run limited to no targets (what runCampaign does with an empty batch)', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    const { campaignId } = await settledAtPlanning(world);
+
+    // act
+    const run = await runCampaign(world.campaignDeps('cli:responder'), campaignId, {
+      ...unlimited,
+      targetIds: [],
+    });
+
+    // assess
+    expect(run.campaign.status).toBe('completed');
+    expect((await world.audit.readAll()).records.map((r) => r.type)).toEqual([
+      'campaign.started',
+      'campaign.target',
+      'campaign.completed',
+    ]);
+  });
+
+  it('leaves a campaign with pending targets as it is', async () => {
+    // prepare
+    const world = new MemoryWorld();
+    await fleet(world, [declare('app-a')]);
+    const { campaign } = await plan(world);
+
+    // act
+    const closed = await closeCampaign(bookOf(world), campaign.campaignId);
+
+    // assess
+    expect(closed.status).toBe('planned');
+    expect((await world.audit.readAll()).records.filter((r) => r.type.startsWith('campaign.'))).toEqual([]);
   });
 });
