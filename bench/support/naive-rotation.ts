@@ -79,7 +79,11 @@ export async function rotateNaively(clients: NaiveClients, identity: Identity): 
       const path = identity.delivery.path;
       const old = (await readKv(vault, path)).token;
       const created = await vault.createToken(
-        { policies: identity.scope.policies, ttl: `${toSeconds(identity.scope.ttl)}s`, renewable: true },
+        {
+          policies: identity.scope.policies ?? ['default'],
+          ttl: `${toSeconds(identity.scope.ttl)}s`,
+          renewable: true,
+        },
         { orphan: true },
       );
       await vault.write(`secret/data/${path}`, { data: { token: created.client_token } });

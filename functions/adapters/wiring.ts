@@ -173,7 +173,15 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     digest: sha256Hex,
     sources,
     syncDeps: { store, audit: store, clock, digest: sha256Hex },
-    discoveryDeps: { sources, store, audit: store, clock, newId: randomUUID, grants: store },
+    discoveryDeps: {
+      sources,
+      store,
+      audit: store,
+      clock,
+      newId: randomUUID,
+      grants: store,
+      breakglass: breakglassStore,
+    },
   };
 }
 export type Services = ReturnType<typeof wire>;

@@ -1,4 +1,4 @@
-import type { DiscoveredCredential } from './discovery.ts';
+import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
 import { KeywardenError } from './errors.ts';
 import {
   assessFindings,
@@ -11,6 +11,7 @@ import {
 import { KINDS, wholeScope } from './kinds.ts';
 import type {
   AuditLog,
+  BreakglassConfigStore,
   Clock,
   DiscoverySource,
   FindingStore,
@@ -29,6 +30,11 @@ export interface DiscoveryDeps {
   newId: () => string;
   /** Break-glass grants, for overdue reviews; absent, no grant findings. */
   grants?: Pick<GrantStore, 'listGrants'>;
+  /**
+   * The stored `breakglass` section: the IAM roles its roles assume are declared, so they are
+   * looked up directly and never reported undeclared. Absent, no role is declared that way.
+   */
+  breakglass?: Pick<BreakglassConfigStore, 'getBreakglassConfig'>;
 }
 
 export interface DiscoveryRun {
@@ -55,8 +61,16 @@ export async function runDiscovery(
   const leasePrefixes = identities
     .filter((identity) => KINDS[identity.kind].revocation === 'revoke-prefix')
     .flatMap((identity) => wholeScope(identity) ?? []);
+  const breakglassRoles = deps.breakglass ? (await deps.breakglass.getBreakglassConfig()).roles : [];
+  const hints: DiscoveryHints = {
+    leasePrefixes,
+    identities,
+    breakglassRoleArns: breakglassRoles.flatMap((role) =>
+      role.target.type === 'aws-role' ? [role.target.roleArn] : [],
+    ),
+  };
   const discovered: DiscoveredCredential[] = [];
-  const results = await Promise.allSettled(deps.sources.map((source) => source.discover({ leasePrefixes })));
+  const results = await Promise.allSettled(deps.sources.map((source) => source.discover(hints)));
   results.forEach((result, index) => {
     if (result.status === 'fulfilled') discovered.push(...result.value);
     else {
@@ -73,7 +87,12 @@ export async function runDiscovery(
     ),
   );
   const findings = [
-    ...assessFindings(identities, discovered, { now, staleAfter: options.staleAfter, versions }),
+    ...assessFindings(identities, discovered, {
+      now,
+      staleAfter: options.staleAfter,
+      versions,
+      breakglassRoles,
+    }),
     ...(deps.grants
       ? grantFindings(await deps.grants.listGrants({ states: ['expired', 'revoked'] }), now)
       : []),

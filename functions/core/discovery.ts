@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdentityKindSchema } from './identity.ts';
+import { type Identity, IdentityKindSchema } from './identity.ts';
 
 /**
  * A credential that really exists in a provider, as discovery saw it. Carries an
@@ -21,3 +21,18 @@ export const DiscoveredCredentialSchema = z.object({
   details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
 });
 export type DiscoveredCredential = z.infer<typeof DiscoveredCredentialSchema>;
+
+/**
+ * What discovery is told about the inventory, beyond its own prefixes. Each source lists what
+ * its prefixes cover and, in addition, looks up directly every declared resource the listing
+ * did not find (GetUser, GetRole, DescribeSecret, lookup-accessor, an AppRole role, a KV path),
+ * so a declared resource outside the prefixes is never called missing.
+ */
+export interface DiscoveryHints {
+  /** The prefixes declared by vault-lease identities: Vault lists leases only under a prefix. */
+  leasePrefixes: string[];
+  /** The active declared identities. */
+  identities: readonly Identity[];
+  /** The IAM roles break-glass roles assume (`breakglass.roles`, aws-role targets), by ARN. */
+  breakglassRoleArns: string[];
+}

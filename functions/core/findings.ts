@@ -2,10 +2,10 @@ import { z } from 'zod';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import { formatAge, toMillis } from './duration.ts';
-import { type Grant, isReviewOverdue } from './grant.ts';
+import { type BreakglassRole, type Grant, isReviewOverdue } from './grant.ts';
 import { groupBy } from './group-by.ts';
 import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
-import { KINDS, scopeKey } from './kinds.ts';
+import { KINDS, roleKey, scopeKey } from './kinds.ts';
 import { deliveryKey } from './resource-key.ts';
 
 export const SeveritySchema = z.enum(['info', 'low', 'medium', 'high', 'critical']);
@@ -74,6 +74,11 @@ export interface AssessOptions {
   versions?: ReadonlyMap<string, readonly CredentialVersion[]>;
   /** A credential not used for this long (or never used and this old) is stale. */
   staleAfter: string;
+  /**
+   * The break-glass roles of the inventory (`breakglass.roles`). The IAM role an aws-role
+   * target assumes is declared by it: never undeclared, and missing when it does not exist.
+   */
+  breakglassRoles?: readonly BreakglassRole[];
 }
 
 /**
@@ -157,6 +162,23 @@ export function assessFindings(
     }
   }
 
+  // A break-glass role's IAM role is declared by the role: an incident would need it to exist.
+  const breakglassKeys = new Set<string>();
+  for (const role of options.breakglassRoles ?? []) {
+    if (role.target.type !== 'aws-role') continue;
+    const key = roleKey(role.target.roleArn);
+    breakglassKeys.add(key);
+    if (!byKey.has(key)) {
+      add(
+        'missing',
+        `breakglass:${role.id}`,
+        [],
+        [],
+        `break-glass role ${role.id} is declared but ${key} (${role.target.roleArn}) does not exist: a request for it would fail`,
+      );
+    }
+  }
+
   // A retired IAM key that was still used after its successor was delivered: kept inactive, someone must look.
   for (const identity of identities) {
     for (const version of options.versions?.get(identity.id) ?? []) {
@@ -191,7 +213,7 @@ export function assessFindings(
   }
 
   for (const [key, credentials] of byKey) {
-    if (owners.has(key)) continue;
+    if (owners.has(key) || breakglassKeys.has(key)) continue;
     const active = credentials.filter((credential) => credential.status === 'active');
     const described = credentials.map((credential) => credential.label).join(', ');
     add(

@@ -91,6 +91,49 @@ const common = {
 
 const VaultPolicies = z.array(Name).min(1);
 
+/** A Vault / OpenBao token accessor (24 characters; a namespace suffix after a dot). */
+const Accessor = z.string().regex(/^[A-Za-z0-9][\w.-]*$/, {
+  error: (issue) =>
+    `expected a token accessor such as 'hQ9cMrUbYcbfEJ6WswV2mZkE', got ${JSON.stringify(issue.input)}`,
+});
+
+/**
+ * Which tokens a `vault-token` identity owns. Two ways to name them, which combine:
+ *
+ * - `policies` (and `ttl`): keywarden issues the identity's tokens itself (orphan, its id in
+ *   their meta) and rotates them.
+ * - `accessor` (one or a list), `tokenRole` (tokens made through `auth/token/create/<role>`)
+ *   and `displayNamePrefix` (tokens whose display name starts with it, with or without the
+ *   `token-` Vault puts in front): tokens that exist already, made outside keywarden.
+ *
+ * The identity's tokens are every token any of the given fields names. With `policies` too,
+ * the first rotation adopts the existing ones and retires them after the grace period; without,
+ * keywarden cannot issue a replacement, so they are discovered, listed and revoked but never
+ * rotated. A token keywarden issued for another identity is never matched by these fields.
+ */
+export const VaultTokenScopeSchema = z
+  .strictObject({
+    policies: VaultPolicies.optional(),
+    /** TTL of the tokens keywarden issues (with `policies`). */
+    ttl: DurationSchema.default('1h'),
+    accessor: z.union([Accessor, z.array(Accessor).min(1)]).optional(),
+    tokenRole: Name.optional(),
+    displayNamePrefix: Name.optional(),
+  })
+  .superRefine((scope, ctx) => {
+    if (scope.policies || scope.accessor || scope.tokenRole || scope.displayNamePrefix) return;
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'expected policies (tokens keywarden issues) or accessor, tokenRole or displayNamePrefix (tokens that exist already), got none of them',
+    });
+  });
+export type VaultTokenScope = z.infer<typeof VaultTokenScopeSchema>;
+
+/** The accessors a `vault-token` scope names, as a list. */
+export const declaredAccessors = (scope: VaultTokenScope): string[] =>
+  scope.accessor === undefined ? [] : Array.isArray(scope.accessor) ? scope.accessor : [scope.accessor];
+
 /** One pipeline identity; `scope` says which credential it is, per kind. */
 export const IdentitySchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -115,7 +158,7 @@ export const IdentitySchema = z.discriminatedUnion('kind', [
   z.strictObject({
     ...common,
     kind: z.literal('vault-token'),
-    scope: z.strictObject({ policies: VaultPolicies, ttl: DurationSchema.default('1h') }),
+    scope: VaultTokenScopeSchema,
   }),
   z.strictObject({
     ...common,

@@ -66,6 +66,13 @@ export interface KindFacts<K extends IdentityKind> {
   ownDelivery?(identity: IdentityOfKind<K>): Delivery;
 }
 
+/** The name of an IAM role from its ARN: the last segment, after any path. */
+export const roleNameOf = (roleArn: string): string =>
+  roleArn.split(':role/')[1]?.split('/').at(-1) ?? roleArn;
+
+/** The resource key of an IAM role, from its ARN; discovery keys roles by name the same way. */
+export const roleKey = (roleArn: string): string => `aws-role:${roleNameOf(roleArn)}`;
+
 /** One entry per kind; a kind without one does not compile. */
 export type KindRegistry = { readonly [K in IdentityKind]: KindFacts<K> };
 
@@ -126,13 +133,15 @@ export const KINDS = {
     recordsLastUse: false,
     revocation: 'deny-sessions',
     wholeScope: (identity) => identity.scope.roleArn,
-    scopeKey: (identity) =>
-      `aws-role:${identity.scope.roleArn.split(':role/')[1]?.split('/').at(-1) ?? identity.scope.roleArn}`,
+    scopeKey: (identity) => roleKey(identity.scope.roleArn),
     revokePermission: (handle) => `iam:PutRolePolicy on role ${handle}`,
   },
   'vault-token': {
     ...ROTATED_VAULT_KIND,
-    discovery: 'Vault auth/token/accessors and a lookup of each accessor',
+    discovery:
+      'Vault auth/token/accessors and a lookup of each accessor; declared accessors are looked up directly',
+    // A token belongs to its identity by meta (issued by keywarden), accessor, token role or
+    // display-name prefix (core/declared-tokens.ts); discovery keys each token by that identity.
     scopeKey: (identity) => `vault-token:${identity.id}`,
     revokePermission: () => "the 'update' capability on auth/token/revoke-accessor",
   },

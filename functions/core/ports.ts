@@ -7,7 +7,7 @@
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
 import type { Campaign, ReissueRecord, Target } from './campaign.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
-import type { DiscoveredCredential } from './discovery.ts';
+import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
 import type { Finding } from './findings.ts';
 import type { BreakglassConfig, BreakglassTarget, Grant, GrantState } from './grant.ts';
 import type { GrantUsage } from './grant-report.ts';
@@ -244,8 +244,8 @@ export interface SessionRevoker {
 /** What one discovery run needs from a provider side (AWS or Vault). */
 export interface DiscoverySource {
   readonly name: string;
-  /** Everything that exists in scope; `leasePrefixes` are the prefixes declared by vault-lease identities. */
-  discover(hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]>;
+  /** Everything that exists in scope, and every declared resource the hints name (see DiscoveryHints). */
+  discover(hints: DiscoveryHints): Promise<DiscoveredCredential[]>;
 }
 
 /** What a provider issued: the handle to find it again, and the value to deliver. */

@@ -28,7 +28,10 @@ import { SecretsDiscovery } from '../../functions/adapters/aws/secrets-discovery
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { type DiscoveredCredential, DiscoveredCredentialSchema } from '../../functions/core/discovery.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
+import { assessFindings } from '../../functions/core/findings.ts';
+import { BreakglassRoleSchema } from '../../functions/core/grant.ts';
 import { type AnsweringProxy, awsQueryError, startAnsweringProxy } from '../support/answering-proxy.ts';
+import { identity as declare } from '../support/fixtures.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const TRUST_ANYONE_IN_ACCOUNT = JSON.stringify({
@@ -416,7 +419,7 @@ describe('discovery: aws', () => {
       });
 
       // act
-      const result = await discovery.discover({ leasePrefixes: [] });
+      const result = await discovery.discover({ leasePrefixes: [], identities: [], breakglassRoleArns: [] });
 
       // assess
       expect(discovery.name).toBe('aws');
@@ -433,6 +436,92 @@ describe('discovery: aws', () => {
       for (const value of [valueA, valueB, ...user.keys.map((key) => key.secretAccessKey)]) {
         expect(serialized.includes(value), 'a secret value appears in the discovery output').toBe(false);
       }
+    });
+  });
+
+  describe('declared resources outside the prefixes', () => {
+    it('looks declared users, roles (break-glass ones too) and secrets up directly, so only what really is gone is missing', async () => {
+      // prepare: made directly with the SDK, outside the discovery path and name prefixes
+      const [path, elsewhere] = [iamPath(), iamPath()];
+      const [prefix, otherPrefix] = [secretPrefix(), secretPrefix()];
+      const user = await createUser(elsewhere, 1);
+      const [roleName, breakglassName] = [uniqueName('role'), uniqueName('prod-admin')];
+      for (const RoleName of [roleName, breakglassName]) {
+        await aws.iam.send(
+          new CreateRoleCommand({
+            RoleName,
+            Path: elsewhere,
+            AssumeRolePolicyDocument: TRUST_ANYONE_IN_ACCOUNT,
+          }),
+        );
+      }
+      const value = secretValue();
+      await createSecret(`${otherPrefix}by-name`, value);
+      const byArn = await createSecret(`${otherPrefix}by-arn`, secretValue());
+      const ids = {
+        user: uniqueName('kw-user'),
+        role: uniqueName('kw-role'),
+        byName: uniqueName('kw-secret'),
+        byArn: uniqueName('kw-secret-arn'),
+        goneUser: uniqueName('kw-gone-user'),
+        goneSecret: uniqueName('kw-gone-secret'),
+      };
+      const inventory = [
+        declare({ id: ids.user, kind: 'aws-iam-access-key', scope: { userName: user.userName } }),
+        declare({
+          id: ids.role,
+          kind: 'aws-role-session',
+          scope: { roleArn: `arn:aws:iam::123456789012:role${elsewhere}${roleName}` },
+        }),
+        declare({ id: ids.byName, kind: 'aws-secret', scope: { secretId: `${otherPrefix}by-name` } }),
+        declare({ id: ids.byArn, kind: 'aws-secret', scope: { secretId: byArn } }),
+        declare({
+          id: ids.goneUser,
+          kind: 'aws-iam-access-key',
+          scope: { userName: uniqueName('never-made') },
+        }),
+        declare({ id: ids.goneSecret, kind: 'aws-secret', scope: { secretId: `${otherPrefix}never-made` } }),
+      ];
+      const breakglass = BreakglassRoleSchema.parse({
+        id: 'prod-admin',
+        description: 'incident access',
+        target: { type: 'aws-role', roleArn: `arn:aws:iam::123456789012:role/breakglass/${breakglassName}` },
+        maxDuration: '1h',
+        approvers: { localUsers: ['bob'] },
+      });
+      const discovery = new AwsDiscovery({
+        iam: aws.iam,
+        secrets: aws.secrets,
+        iamPathPrefix: path,
+        secretNamePrefix: prefix,
+        fingerprinter,
+      });
+
+      // act
+      const result = await discovery.discover({
+        leasePrefixes: [],
+        identities: inventory,
+        breakglassRoleArns: [breakglass.target.type === 'aws-role' ? breakglass.target.roleArn : ''],
+      });
+      const findings = assessFindings(inventory, result, {
+        now: new Date(),
+        staleAfter: '90d',
+        breakglassRoles: [breakglass],
+      });
+
+      // assess
+      expect(only(result, `aws-iam-user:${user.userName}`)).toMatchObject({
+        handle: user.keys[0]?.accessKeyId,
+        status: 'active',
+      });
+      expect(only(result, `aws-role:${roleName}`).kind).toBe('aws-role-session');
+      expect(only(result, `aws-role:${breakglassName}`).kind).toBe('aws-role-session');
+      expect(only(result, `aws-secret:${otherPrefix}by-name`).fingerprint).toBe(fingerprinter.of(value));
+      expect(only(result, `aws-secret:${byArn}`)).toMatchObject({ handle: byArn, status: 'active' });
+      expect(findings.map((finding) => `${finding.type} ${finding.subject}`).sort()).toEqual(
+        [`missing ${ids.goneSecret}`, `missing ${ids.goneUser}`].sort(),
+      );
+      expect(JSON.stringify(result)).not.toContain(value);
     });
   });
 

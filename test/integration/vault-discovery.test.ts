@@ -9,6 +9,9 @@ import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
 import { VaultDiscovery } from '../../functions/adapters/vault/vault-discovery.ts';
 import type { DiscoveredCredential } from '../../functions/core/discovery.ts';
+import { assessFindings } from '../../functions/core/findings.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import { identity as declare } from '../support/fixtures.ts';
 import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
 
 /** A value shaped like nothing in particular, made at run time. */
@@ -31,6 +34,23 @@ describe('discovery: vault', () => {
   const secretIds: { accessor: string; ttl?: string }[] = [];
   const tokens = { declared: '', orphan: '', login: '' };
   let apiV2CreatedTime: string;
+  /** Made directly through the Vault API, as a team's pipelines did, then declared. */
+  const outside = { byAccessor: '', byRole: '', byPrefix: '', gone: '' };
+  const tokenRole = uniqueName('kw-token-role');
+  const displayPrefix = uniqueName('kw-jenkins');
+  const otherMount = uniqueName('kw-approle-other');
+  const outsideKv = uniqueName('kw-kv-outside');
+  const ids = {
+    byAccessor: uniqueName('kw-legacy-token'),
+    byRole: uniqueName('kw-role-token'),
+    byPrefix: uniqueName('kw-prefix-token'),
+    gone: uniqueName('kw-gone-token'),
+    approle: uniqueName('kw-outside-approle'),
+    approleMissing: uniqueName('kw-missing-approle'),
+    kv: uniqueName('kw-outside-kv'),
+    kvMissing: uniqueName('kw-missing-kv'),
+  };
+  let inventory: Identity[];
 
   const byKey = (key: string) => result.filter((credential) => credential.key === key);
 
@@ -92,6 +112,53 @@ describe('discovery: vault', () => {
     await writeKv('app/removed', { key: kvSecret() });
     await client.delete(`secret/data/${kvPrefix}/app/removed`);
 
+    // Tokens made outside keywarden: a plain one, one from a token role, one by display name; one gone.
+    const plain = await client.createToken({ policies: ['default'], ttl: '1h', display_name: 'pipeline' });
+    await client.write(`auth/token/roles/${tokenRole}`, { allowed_policies: ['default'], orphan: true });
+    const viaRole = (await client.write(`auth/token/create/${tokenRole}`, { ttl: '1h' })).auth;
+    const viaPrefix = await client.createToken(
+      { policies: ['default'], ttl: '1h', display_name: `${displayPrefix}-nightly` },
+      { orphan: true },
+    );
+    const gone = await client.createToken({ policies: ['default'], ttl: '1h' }, { orphan: true });
+    await client.revokeAccessor(gone.accessor);
+    Object.assign(outside, {
+      byAccessor: plain.accessor,
+      byRole: String(viaRole?.accessor),
+      byPrefix: viaPrefix.accessor,
+      gone: gone.accessor,
+    });
+    secrets.push(
+      plain.client_token,
+      String(viaRole?.client_token),
+      viaPrefix.client_token,
+      gone.client_token,
+    );
+    // An AppRole role on a mount discovery is not configured with, and a KV path outside its prefixes.
+    await client.write(`sys/auth/${otherMount}`, { type: 'approle' });
+    await client.write(`auth/${otherMount}/role/ci-outside`, { token_ttl: '1h' });
+    const outsideSecretId = await client.write(`auth/${otherMount}/role/ci-outside/secret-id`, {});
+    secrets.push(String(outsideSecretId.data?.secret_id));
+    await client.write(`secret/data/${outsideKv}/db`, { data: { password: kvSecret() } });
+    inventory = [
+      declare({ id: ids.byAccessor, kind: 'vault-token', scope: { accessor: outside.byAccessor } }),
+      declare({ id: ids.byRole, kind: 'vault-token', scope: { tokenRole } }),
+      declare({ id: ids.byPrefix, kind: 'vault-token', scope: { displayNamePrefix: displayPrefix } }),
+      declare({ id: ids.gone, kind: 'vault-token', scope: { accessor: [outside.gone] } }),
+      declare({
+        id: ids.approle,
+        kind: 'vault-approle-secret-id',
+        scope: { mount: otherMount, roleName: 'ci-outside' },
+      }),
+      declare({
+        id: ids.approleMissing,
+        kind: 'vault-approle-secret-id',
+        scope: { mount: otherMount, roleName: 'ci-never-made' },
+      }),
+      declare({ id: ids.kv, kind: 'vault-kv', scope: { path: `${outsideKv}/db` } }),
+      declare({ id: ids.kvMissing, kind: 'vault-kv', scope: { path: `${outsideKv}/never-written` } }),
+    ];
+
     // act
     const discovery = new VaultDiscovery({
       client,
@@ -100,11 +167,22 @@ describe('discovery: vault', () => {
       fingerprinter,
       concurrency: 4,
     });
-    result = await discovery.discover({ leasePrefixes: [`auth/${mount}/login`] });
+    result = await discovery.discover({
+      leasePrefixes: [`auth/${mount}/login`],
+      identities: inventory,
+      breakglassRoleArns: [],
+    });
   });
 
   afterAll(async () => {
-    await Promise.all([tokens.declared, tokens.orphan].filter(Boolean).map((a) => client.revokeAccessor(a)));
+    await Promise.all(
+      [tokens.declared, tokens.orphan, outside.byAccessor, outside.byRole, outside.byPrefix]
+        .filter(Boolean)
+        .map((a) => client.revokeAccessor(a)),
+    );
+    await client.delete(`auth/token/roles/${tokenRole}`);
+    await client.delete(`secret/metadata/${outsideKv}/db`);
+    await client.delete(`sys/auth/${otherMount}`);
     // Disabling the mount revokes its login token and lease too.
     await client.delete(`sys/auth/${mount}`);
     await Promise.all(kvPaths.map((path) => client.delete(`secret/metadata/${kvPrefix}/${encodeURI(path)}`)));
@@ -162,6 +240,47 @@ describe('discovery: vault', () => {
         details: expect.objectContaining({ orphan: true, displayName: `token-${orphanName}` }),
       }),
     ]);
+  });
+
+  it('keys tokens made outside keywarden to the identity declaring them by accessor, token role or display-name prefix', () => {
+    for (const [id, accessor] of [
+      [ids.byAccessor, outside.byAccessor],
+      [ids.byRole, outside.byRole],
+      [ids.byPrefix, outside.byPrefix],
+    ] as const) {
+      expect(byKey(`vault-token:${id}`)).toEqual([
+        expect.objectContaining({ kind: 'vault-token', handle: accessor, status: 'active' }),
+      ]);
+    }
+    const undeclared = result.filter((credential) => credential.key.startsWith('vault-token:undeclared/'));
+    for (const accessor of [outside.byAccessor, outside.byRole, outside.byPrefix]) {
+      expect(undeclared.map((credential) => credential.handle)).not.toContain(accessor);
+    }
+  });
+
+  it('looks up declared AppRole roles and KV paths outside its mounts and prefixes directly', () => {
+    expect(byKey(`vault-approle:${otherMount}/ci-outside`)).toEqual([
+      expect.objectContaining({ kind: 'vault-approle-secret-id', status: 'active' }),
+    ]);
+    expect(byKey(`vault-kv:secret/${outsideKv}/db`)).toEqual([
+      expect.objectContaining({ kind: 'vault-kv', status: 'active', fingerprint: expect.any(String) }),
+    ]);
+  });
+
+  it('leaves missing exactly what really does not exist: a revoked accessor, a role and a path never made', () => {
+    const findings = assessFindings(inventory, result, { now: new Date(), staleAfter: '90d' });
+    expect(
+      findings
+        .filter((finding) => finding.type === 'missing')
+        .map((finding) => finding.subject)
+        .sort(),
+    ).toEqual([ids.approleMissing, ids.gone, ids.kvMissing].sort());
+    expect(
+      findings.filter(
+        (finding) =>
+          finding.type === 'undeclared' && finding.handles.some((h) => Object.values(outside).includes(h)),
+      ),
+    ).toEqual([]);
   });
 
   it("leaves out keywarden's own token", () => {

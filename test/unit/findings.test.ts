@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { DiscoveredCredential } from '../../functions/core/discovery.ts';
+import type { DiscoveredCredential, DiscoveryHints } from '../../functions/core/discovery.ts';
+import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { assessFindings } from '../../functions/core/findings.ts';
-import { identity } from '../support/fixtures.ts';
+import { type BreakglassRole, BreakglassRoleSchema } from '../../functions/core/grant.ts';
+import type { DiscoverySource } from '../../functions/core/ports.ts';
+import { FixedClock, identity } from '../support/fixtures.ts';
+import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
 
 const now = new Date('2026-11-21T00:00:00Z');
 const daysAgo = (days: number) => new Date(now.getTime() - days * 86_400_000).toISOString();
@@ -223,5 +227,138 @@ describe('findings', () => {
       options,
     );
     expect(findings.map((f) => f.severity)).toEqual(['high', 'medium', 'medium']);
+  });
+
+  describe('break-glass roles', () => {
+    const role = (id: string, target: BreakglassRole['target']): BreakglassRole =>
+      BreakglassRoleSchema.parse({
+        id,
+        description: 'incident access',
+        target,
+        maxDuration: '1h',
+        approvers: { localUsers: ['bob'] },
+      });
+    const prodAdmin = role('prod-admin', {
+      type: 'aws-role',
+      roleArn: 'arn:aws:iam::123456789012:role/breakglass/prod-admin',
+    });
+    const prodDb = role('prod-db-read', { type: 'vault-policies', policies: ['breakglass-prod-db'] });
+    const adminRole = found({
+      key: 'aws-role:prod-admin',
+      kind: 'aws-role-session',
+      handle: 'arn:aws:iam::123456789012:role/breakglass/prod-admin',
+    });
+
+    it('counts the IAM role a break-glass role assumes as declared, whatever its path', () => {
+      expect(assess([], [adminRole], { ...options, breakglassRoles: [prodAdmin, prodDb] })).toEqual([]);
+    });
+
+    it('reports a break-glass role whose IAM role does not exist as missing, and still knows nothing of others', () => {
+      const findings = assess([], [], { ...options, breakglassRoles: [prodAdmin, prodDb] });
+      expect(findings).toMatchObject([
+        {
+          type: 'missing',
+          severity: 'medium',
+          subject: 'breakglass:prod-admin',
+          identityIds: [],
+          message: expect.stringContaining('a request for it would fail'),
+        },
+      ]);
+      expect(typesOf(assess([], [adminRole], options))).toEqual(['undeclared aws-role:prod-admin']);
+    });
+  });
+
+  it('reconciles a vault-token declared by accessor once discovery keys its token to the identity', () => {
+    const legacy = identity({
+      id: 'legacy-token',
+      kind: 'vault-token',
+      scope: { accessor: 'AbCdEfGh12345678' },
+    });
+    const token = found({ key: 'vault-token:legacy-token', kind: 'vault-token', handle: 'AbCdEfGh12345678' });
+    expect(assess([legacy], [token], options)).toEqual([]);
+    expect(typesOf(assess([legacy], [], options))).toEqual(['missing legacy-token']);
+  });
+});
+
+describe('discovery run', () => {
+  const clock = new FixedClock(now);
+
+  /** A source that answers what it is given and records the hints it was called with. */
+  class RecordingSource implements DiscoverySource {
+    readonly name = 'recording';
+    hints: DiscoveryHints | undefined;
+    constructor(readonly answer: DiscoveredCredential[]) {}
+    async discover(hints: DiscoveryHints) {
+      this.hints = hints;
+      return this.answer;
+    }
+  }
+
+  const setUp = async (answer: DiscoveredCredential[]) => {
+    const identities = new MemoryIdentityStore();
+    const versions = new MemoryRotationStore();
+    const declared = [
+      identity({ id: 'outside-prefix', kind: 'aws-secret', scope: { secretId: 'legacy/app/db' } }),
+      identity({ id: 'leases', kind: 'vault-lease', scope: { prefix: '/auth/approle/login/' } }),
+      identity({ id: 'retired', kind: 'aws-iam-access-key' }),
+    ];
+    for (const item of declared) {
+      await identities.putIdentity(
+        {
+          identity: item,
+          status: item.id === 'retired' ? 'retired' : 'active',
+          declarationHash: item.id,
+          syncedAt: now.toISOString(),
+        },
+        undefined,
+      );
+    }
+    const source = new RecordingSource(answer);
+    const deps = {
+      sources: [source],
+      store: {
+        listIdentities: () => identities.listIdentities(),
+        listVersions: (id: string) => versions.listVersions(id),
+        saveFindings: async () => {},
+      },
+      audit: new MemoryAuditLog(clock),
+      clock,
+      newId: () => 'run-1',
+      breakglass: {
+        getBreakglassConfig: async () => ({
+          roles: [
+            BreakglassRoleSchema.parse({
+              id: 'prod-admin',
+              description: 'incident access',
+              target: { type: 'aws-role', roleArn: 'arn:aws:iam::123456789012:role/breakglass/prod-admin' },
+              maxDuration: '1h',
+              approvers: { localUsers: ['bob'] },
+            }),
+          ],
+          people: [],
+          pinnedSessionRoles: [],
+        }),
+      },
+    };
+    return { source, deps };
+  };
+
+  it('gives each source the active identities, the lease prefixes and the break-glass role ARNs as hints', async () => {
+    const { source, deps } = await setUp([]);
+    await runDiscovery(deps, { staleAfter: '90d', actor: 'test' });
+    expect(source.hints?.leasePrefixes).toEqual(['auth/approle/login']);
+    expect(source.hints?.identities.map((item) => item.id)).toEqual(['leases', 'outside-prefix']);
+    expect(source.hints?.breakglassRoleArns).toEqual([
+      'arn:aws:iam::123456789012:role/breakglass/prod-admin',
+    ]);
+  });
+
+  it('reports neither a declared secret a source looked up directly nor the break-glass role as a problem', async () => {
+    const { deps } = await setUp([
+      found({ key: 'aws-secret:legacy/app/db', kind: 'aws-secret' }),
+      found({ key: 'aws-role:prod-admin', kind: 'aws-role-session' }),
+    ]);
+    const run = await runDiscovery(deps, { staleAfter: '90d', actor: 'test' });
+    expect(run.findings).toEqual([]);
   });
 });

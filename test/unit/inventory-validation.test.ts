@@ -82,4 +82,60 @@ identities:
       'identities.yaml:1:1 (file): expected object, got "just some text"',
     ]);
   });
+
+  describe('vault-token scope', () => {
+    const tokenInventory = (scope: string) => `version: 1
+identities:
+  - id: t
+    kind: vault-token
+    purpose: p
+    pipeline: { repo: acme/app, stage: deploy, environment: prod }
+    scope: ${scope}
+`;
+    const scopeOf = (scope: string) => {
+      const result = parseInventory(tokenInventory(scope), 'identities.yaml');
+      if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
+      const [token] = result.inventory.identities;
+      if (token?.kind !== 'vault-token') throw new Error('expected a vault-token');
+      return token.scope;
+    };
+
+    it('keeps the form keywarden issues tokens for: policies and ttl', () => {
+      expect(scopeOf('{ policies: [ci-deploy], ttl: 2h }')).toEqual({ policies: ['ci-deploy'], ttl: '2h' });
+    });
+
+    it('names tokens made outside keywarden by one accessor, a list, a token role or a display-name prefix', () => {
+      expect(scopeOf('{ accessor: hQ9cMrUbYcbfEJ6WswV2mZkE }')).toMatchObject({
+        accessor: 'hQ9cMrUbYcbfEJ6WswV2mZkE',
+      });
+      expect(scopeOf('{ accessor: [hQ9cMrUbYcbfEJ6WswV2mZkE, Zq8mQ1x3W2e4R5t6Y7u8I9o0] }')).toMatchObject({
+        accessor: ['hQ9cMrUbYcbfEJ6WswV2mZkE', 'Zq8mQ1x3W2e4R5t6Y7u8I9o0'],
+      });
+      expect(scopeOf('{ tokenRole: ci-terraform }')).toMatchObject({ tokenRole: 'ci-terraform' });
+      expect(scopeOf('{ displayNamePrefix: jenkins- }')).toMatchObject({ displayNamePrefix: 'jenkins-' });
+    });
+
+    it('combines both: tokens to issue, and the existing ones the first rotation adopts', () => {
+      expect(scopeOf('{ policies: [ci-deploy], accessor: hQ9cMrUbYcbfEJ6WswV2mZkE }')).toEqual({
+        policies: ['ci-deploy'],
+        ttl: '1h',
+        accessor: 'hQ9cMrUbYcbfEJ6WswV2mZkE',
+      });
+    });
+
+    it('refuses a scope naming no token, an unknown field, and an accessor that is no accessor', () => {
+      expect(problemsOf(tokenInventory('{ ttl: 1h }'))).toEqual([
+        'identities.yaml:7:12 identities.0.scope: expected policies (tokens keywarden issues) or accessor, tokenRole or displayNamePrefix (tokens that exist already), got none of them',
+      ]);
+      expect(problemsOf(tokenInventory('{ policies: [ci], accessors: [abc] }'))).toEqual([
+        'identities.yaml:7:41 identities.0.scope.accessors: expected no field "accessors" here (misspelt?), got one',
+      ]);
+      expect(problemsOf(tokenInventory('{ accessor: [] }'))).toEqual([
+        expect.stringMatching(/^identities\.yaml:7:\d+ identities\.0\.scope\.accessor: /),
+      ]);
+      expect(problemsOf(tokenInventory('{ accessor: "a b" }'))).toEqual([
+        expect.stringContaining('expected a token accessor such as \'hQ9cMrUbYcbfEJ6WswV2mZkE\', got "a b"'),
+      ]);
+    });
+  });
 });

@@ -1,10 +1,12 @@
 /**
  * The AWS side of discovery: IAM access keys and roles under one path prefix, and
- * Secrets Manager secrets under one name prefix, as one `DiscoverySource`.
+ * Secrets Manager secrets under one name prefix, as one `DiscoverySource`; declared
+ * users, roles (break-glass ones too) and secrets outside them are looked up directly.
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { DiscoveredCredential } from '../../core/discovery.ts';
+import type { DiscoveredCredential, DiscoveryHints } from '../../core/discovery.ts';
+import { roleNameOf } from '../../core/kinds.ts';
 import type { DiscoverySource } from '../../core/ports.ts';
 import type { Fingerprinter } from '../crypto.ts';
 import { IamDiscovery } from './iam-discovery.ts';
@@ -45,13 +47,25 @@ export class AwsDiscovery implements DiscoverySource {
   }
 
   /**
-   * Everything in scope, IAM first then secrets. Fails as a whole if either side
-   * fails: a partial picture would report declared credentials as missing. Lease
-   * prefixes concern Vault only.
+   * Everything in scope, and every declared IAM user, IAM role (an aws-role-session's, a
+   * break-glass role's) and secret, IAM first then secrets. Fails as a whole if either side
+   * fails: a partial picture would report declared credentials as missing. Lease prefixes
+   * concern Vault only.
    */
-  async discover(_hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]> {
+  async discover(hints: DiscoveryHints): Promise<DiscoveredCredential[]> {
+    const userNames: string[] = [];
+    const roleNames = hints.breakglassRoleArns.map(roleNameOf);
+    const secretIds: string[] = [];
+    for (const identity of hints.identities) {
+      if (identity.kind === 'aws-iam-access-key') userNames.push(identity.scope.userName);
+      if (identity.kind === 'aws-role-session') roleNames.push(roleNameOf(identity.scope.roleArn));
+      if (identity.kind === 'aws-secret') secretIds.push(identity.scope.secretId);
+    }
     // allSettled, not all: a failure of one side must not leave the other still running unobserved.
-    const [iam, secrets] = await Promise.allSettled([this.#iam.discover(), this.#secrets.discover()]);
+    const [iam, secrets] = await Promise.allSettled([
+      this.#iam.discover({ userNames, roleNames }),
+      this.#secrets.discover({ secretIds }),
+    ]);
     if (iam.status === 'rejected') throw iam.reason;
     if (secrets.status === 'rejected') throw secrets.reason;
     return [...iam.value, ...secrets.value];

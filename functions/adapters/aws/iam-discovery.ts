@@ -1,18 +1,19 @@
 /**
  * Discovery of IAM users' access keys and IAM roles under one path prefix: what
  * exists in IAM, as `DiscoveredCredential`s keyed the way resource-key.ts keys
- * declared identities. Reads only; IAM never returns a key's secret, so no
+ * declared identities; declared users and roles outside the prefix are looked up
+ * directly (GetUser, GetRole). Reads only; IAM never returns a key's secret, so no
  * credential here carries a fingerprint.
  */
 import {
   type AccessKeyMetadata,
   GetAccessKeyLastUsedCommand,
   GetRoleCommand,
+  GetUserCommand,
   type IAMClient,
   paginateListAccessKeys,
   paginateListRoles,
   paginateListUsers,
-  type Role,
   type User,
 } from '@aws-sdk/client-iam';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -27,6 +28,12 @@ export interface IamDiscoveryProps {
   pathPrefix: string;
   /** IAM calls in flight at once for this source (default 8): IAM throttles per API. */
   concurrency?: number;
+}
+
+/** IAM users and roles declared in the inventory, by name: looked up directly when the listing misses them. */
+export interface IamDeclared {
+  userNames?: readonly string[];
+  roleNames?: readonly string[];
 }
 
 /** Default bound on concurrent IAM calls; low enough to stay under IAM's per-API buckets. */
@@ -57,10 +64,26 @@ export class IamDiscovery {
     this.#limit = pLimit(concurrency);
   }
 
-  /** Every access key of every user, and every role, under the path prefix; sorted by key then handle. */
-  async discover(): Promise<DiscoveredCredential[]> {
+  /**
+   * Every access key of every user, and every role, under the path prefix; then each declared
+   * user and role the listing did not find, looked up directly wherever its path. Sorted by
+   * key then handle.
+   */
+  async discover(declared: IamDeclared = {}): Promise<DiscoveredCredential[]> {
     const [keys, roles] = await Promise.all([this.#accessKeys(), this.#roles()]);
-    return [...keys, ...roles].sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
+    const seen = new Set([...keys, ...roles].map((credential) => credential.key));
+    const users = [...new Set(declared.userNames)].filter((name) => !seen.has(`aws-iam-user:${name}`));
+    const roleNames = [...new Set(declared.roleNames)].filter((name) => !seen.has(`aws-role:${name}`));
+    const [declaredKeys, declaredRoles] = await Promise.all([
+      Promise.all(users.map((name) => this.#declaredUser(name))),
+      Promise.all(roleNames.map((name) => this.#role(name))),
+    ]);
+    return [
+      ...keys,
+      ...roles,
+      ...declaredKeys.flat(),
+      ...declaredRoles.filter((role) => role !== undefined),
+    ].sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
   }
 
   async #accessKeys(): Promise<DiscoveredCredential[]> {
@@ -70,24 +93,31 @@ export class IamDiscovery {
         (page) => page.Users,
       ),
     );
-    // Each user's listing takes a slot, then releases it before its keys queue for theirs:
-    // a task never waits on the limiter while holding a slot, so the limiter cannot deadlock.
-    const perUser = await Promise.all(
-      users.map(async (user) => {
-        const keys = await this.#limited(`listing the access keys of IAM user ${user.UserName}`, async () => {
-          const found: AccessKeyMetadata[] = [];
-          for await (const page of paginateListAccessKeys(
-            { client: this.#iam },
-            { UserName: user.UserName },
-          )) {
-            found.push(...(page.AccessKeyMetadata ?? []));
-          }
-          return found;
-        });
-        return Promise.all((keys ?? []).map((key) => this.#accessKey(user, key)));
-      }),
+    const perUser = await Promise.all(users.map((user) => this.#userKeys(user)));
+    return perUser.flat();
+  }
+
+  /** A declared user, wherever its path: GetUser, then its keys; nothing when it does not exist. */
+  async #declaredUser(userName: string): Promise<DiscoveredCredential[]> {
+    const user = await this.#limited(
+      `reading declared IAM user ${userName}`,
+      async () => (await this.#iam.send(new GetUserCommand({ UserName: userName }))).User,
     );
-    return perUser.flat().filter((credential) => credential !== undefined);
+    return user ? this.#userKeys(user) : [];
+  }
+
+  async #userKeys(user: User): Promise<DiscoveredCredential[]> {
+    // The user's listing takes a slot, then releases it before its keys queue for theirs:
+    // a task never waits on the limiter while holding a slot, so the limiter cannot deadlock.
+    const keys = await this.#limited(`listing the access keys of IAM user ${user.UserName}`, async () => {
+      const found: AccessKeyMetadata[] = [];
+      for await (const page of paginateListAccessKeys({ client: this.#iam }, { UserName: user.UserName })) {
+        found.push(...(page.AccessKeyMetadata ?? []));
+      }
+      return found;
+    });
+    const described = await Promise.all((keys ?? []).map((key) => this.#accessKey(user, key)));
+    return described.filter((credential) => credential !== undefined);
   }
 
   async #accessKey(user: User, key: AccessKeyMetadata): Promise<DiscoveredCredential | undefined> {
@@ -121,21 +151,22 @@ export class IamDiscovery {
         (page) => page.Roles,
       ),
     );
-    const described = await Promise.all(roles.map((role) => this.#role(role)));
+    const described = await Promise.all(roles.map((role) => this.#role(role.RoleName ?? '')));
     return described.filter((credential) => credential !== undefined);
   }
 
-  async #role(listed: Role): Promise<DiscoveredCredential | undefined> {
+  /** One role, listed or declared: GetRole; undefined when it does not exist (any more). */
+  async #role(roleName: string): Promise<DiscoveredCredential | undefined> {
     // ListRoles never includes RoleLastUsed (in AWS as in moto); only GetRole does.
     const role = await this.#limited(
-      `reading IAM role ${listed.RoleName}`,
-      async () => (await this.#iam.send(new GetRoleCommand({ RoleName: listed.RoleName }))).Role,
+      `reading IAM role ${roleName}`,
+      async () => (await this.#iam.send(new GetRoleCommand({ RoleName: roleName }))).Role,
     );
-    if (role === undefined) return undefined; // deleted since it was listed
+    if (role === undefined) return undefined; // deleted since it was listed, or never existed
     return {
       key: `aws-role:${role.RoleName}`,
       kind: 'aws-role-session',
-      handle: role.Arn ?? listed.Arn ?? '',
+      handle: role.Arn ?? '',
       label: `iam role ${role.RoleName}`,
       status: 'active',
       ...(role.CreateDate && { createdAt: role.CreateDate.toISOString() }),

@@ -1,10 +1,12 @@
 /**
- * Discovery of Secrets Manager secrets under one name prefix. Each current value
+ * Discovery of Secrets Manager secrets under one name prefix, and of declared secrets
+ * outside it (DescribeSecret). Each current value
  * is read only to compute its HMAC fingerprint (so reuse across environments can
  * be found) and is dropped right there: no value leaves this file, in a result,
  * a log line or an error.
  */
 import {
+  DescribeSecretCommand,
   GetSecretValueCommand,
   paginateListSecrets,
   type SecretListEntry,
@@ -71,11 +73,37 @@ export class SecretsDiscovery {
     this.#limit = pLimit(concurrency);
   }
 
-  /** Every secret under the prefix, including those scheduled for deletion (inactive); sorted by key. */
-  async discover(): Promise<DiscoveredCredential[]> {
+  /**
+   * Every secret under the prefix, including those scheduled for deletion (inactive), then each
+   * declared secret (name or ARN) the listing did not find, looked up directly; sorted by key.
+   */
+  async discover(declared: { secretIds?: readonly string[] } = {}): Promise<DiscoveredCredential[]> {
     const listed = await this.#list();
     const described = await Promise.all(listed.map((secret) => this.#describe(secret)));
-    return described.sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
+    const seen = new Set(described.map((credential) => credential.key));
+    const direct = await Promise.all(
+      [...new Set(declared.secretIds)]
+        .filter((secretId) => !seen.has(`aws-secret:${secretId}`))
+        .map((secretId) => this.#declared(secretId)),
+    );
+    return [...described, ...direct.filter((credential) => credential !== undefined)].sort(
+      (a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle),
+    );
+  }
+
+  /**
+   * A declared secret, wherever its name: DescribeSecret, keyed by the id it was declared by
+   * (a name or an ARN) so it reconciles with its identity; undefined when it does not exist.
+   */
+  async #declared(secretId: string): Promise<DiscoveredCredential | undefined> {
+    let secret: SecretListEntry;
+    try {
+      secret = await this.#limit(() => this.#secrets.send(new DescribeSecretCommand({ SecretId: secretId })));
+    } catch (error) {
+      if (awsErrorName(error) === 'ResourceNotFoundException') return undefined;
+      throw awsFailure(`describing declared secret ${secretId}`, error);
+    }
+    return { ...(await this.#describe(secret)), key: `aws-secret:${secretId}` };
   }
 
   async #list(): Promise<SecretListEntry[]> {

@@ -1,5 +1,7 @@
 /**
- * `vault-token`: an orphan Vault / OpenBao token per rotation version.
+ * `vault-token`: an orphan Vault / OpenBao token per rotation version, and the tokens
+ * made outside keywarden that the identity declares (by accessor, token role or
+ * display-name prefix; see core/declared-tokens.ts).
  *
  * Orphan, so revoking keywarden's own token (or whatever created it) never takes
  * a pipeline's token down with it, and revoking this one takes nothing else.
@@ -13,14 +15,15 @@
  * period and is revoked by accessor when it retires.
  */
 import pLimit from 'p-limit';
+import { needsEveryToken, tokenMatch } from '../../core/declared-tokens.ts';
 import { toSeconds } from '../../core/duration.ts';
-import { VerificationError } from '../../core/errors.ts';
-import type { IdentityOfKind } from '../../core/identity.ts';
+import { ValidationError, VerificationError } from '../../core/errors.ts';
+import { declaredAccessors, type IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { wholeNumberOption } from '../options.ts';
 import { VaultClient, VaultError } from './client.ts';
-import { IDENTITY_META_KEY } from './vault-discovery.ts';
+import { IDENTITY_META_KEY, tokenSeen } from './vault-discovery.ts';
 
 /** Token meta / secret-id metadata key naming the rotation version that issued it. */
 export const VERSION_META_KEY = 'keywarden-version';
@@ -47,6 +50,8 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   readonly #client: VaultClient;
   readonly #clientForToken: (token: string) => VaultClient;
   readonly #concurrency: number;
+  /** keywarden's own accessor, once known: never listed, so never revoked as a declared token. */
+  #selfAccessor: string | undefined;
 
   constructor(options: VaultTokenProviderOptions) {
     this.#client = options.client;
@@ -61,9 +66,15 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
 
   /** An orphan token through `auth/token/create-orphan` (never node-vault's `tokenCreate`, which swaps the client's token). */
   async issue(identity: TokenIdentity, context: { versionId: string }): Promise<IssuedCredential> {
+    const policies = identity.scope.policies;
+    if (!policies) {
+      throw new ValidationError(
+        `vault-token ${identity.id}: expected scope.policies to issue a new token, got only tokens made outside keywarden (accessor, tokenRole or displayNamePrefix); add the policies its pipeline needs to rotate it, or revoke its tokens`,
+      );
+    }
     const created = await this.#client.createToken(
       {
-        policies: identity.scope.policies,
+        policies,
         // Seconds: Vault's own duration parser has no `d` or `w` unit.
         ttl: `${toSeconds(identity.scope.ttl)}s`,
         explicit_max_ttl: `${toSeconds(identity.policy.maxAge)}s`,
@@ -103,10 +114,11 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
         `vault-token ${identity.id}: expected the token of accessor ${credential.handle}, got the token of accessor ${self.accessor}; the delivered value belongs to another token`,
       );
     }
-    const missing = identity.scope.policies.filter((policy) => !self.policies.includes(policy));
+    const wanted = identity.scope.policies ?? [];
+    const missing = wanted.filter((policy) => !self.policies.includes(policy));
     if (missing.length > 0) {
       throw new VerificationError(
-        `vault-token ${identity.id}: expected the token to hold policies ${identity.scope.policies.join(', ')}, it lacks ${missing.join(', ')}`,
+        `vault-token ${identity.id}: expected the token to hold policies ${wanted.join(', ')}, it lacks ${missing.join(', ')}`,
       );
     }
   }
@@ -117,20 +129,29 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   }
 
   /**
-   * Every live token whose meta names this identity. Vault cannot filter by
-   * meta, so this looks up every accessor: expensive, for the first rotation
-   * and crash recovery only.
+   * Every live token of this identity: those keywarden issued for it (its id in their meta)
+   * and those its scope names (accessor, token role, display-name prefix). Declared accessors
+   * are looked up directly; a gone one is simply not live. Vault cannot filter by meta, role or
+   * display name, so any other form looks up every accessor: expensive, for the first rotation,
+   * crash recovery, `status` and campaign planning only. keywarden's own token is never listed.
    */
   async list(identity: TokenIdentity): Promise<ListedCredential[]> {
     const limit = pLimit(this.#concurrency);
-    const accessors = await this.#client.list('auth/token/accessors');
+    const [self, listed] = await Promise.all([
+      this.#self(),
+      needsEveryToken(identity.scope) ? this.#client.list('auth/token/accessors') : [],
+    ]);
+    const accessors = [...new Set([...listed, ...declaredAccessors(identity.scope)])].filter(
+      (accessor) => accessor !== self,
+    );
     const found = await Promise.all(
       accessors.map((accessor) =>
         limit(async (): Promise<ListedCredential | undefined> => {
-          // undefined: revoked or expired between LIST and lookup.
+          // undefined: revoked or expired (between LIST and lookup, or before a declared accessor was looked up).
           const token = await this.#client.lookupAccessor(accessor);
-          if (token?.meta?.[IDENTITY_META_KEY] !== identity.id) return undefined;
-          const versionId = token.meta[VERSION_META_KEY];
+          if (!token || !tokenMatch(identity, tokenSeen(token))) return undefined;
+          const versionId =
+            token.meta?.[IDENTITY_META_KEY] === identity.id ? token.meta[VERSION_META_KEY] : undefined;
           return {
             handle: token.accessor,
             status: 'active',
@@ -145,5 +166,10 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
       .sort(
         (a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? '') || a.handle.localeCompare(b.handle),
       );
+  }
+
+  async #self(): Promise<string> {
+    this.#selfAccessor ??= (await this.#client.lookupSelf()).accessor;
+    return this.#selfAccessor;
   }
 }

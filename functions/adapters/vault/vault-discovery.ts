@@ -7,6 +7,11 @@
  * (they are seen through their accessors), and a KV value is fingerprinted the
  * moment it is read and then dropped.
  *
+ * Declared resources are looked up directly too (DiscoveryHints): a token by its
+ * declared accessor, an AppRole role by reading it, a KV path by its metadata, so a
+ * declared resource outside the configured mounts and prefixes is never called missing.
+ * A token is keyed by the identity that declares it (core/declared-tokens.ts).
+ *
  * Listing and lookup race with the pipelines that create and revoke
  * credentials. Something that vanishes between LIST and lookup is skipped (it
  * no longer exists); any other failure fails the run, because a partial
@@ -14,8 +19,11 @@
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import { z } from 'zod';
-import type { DiscoveredCredential } from '../../core/discovery.ts';
+import { declaringIdentity, type TokenSeen } from '../../core/declared-tokens.ts';
+import type { DiscoveredCredential, DiscoveryHints } from '../../core/discovery.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { declaredAccessors, type Identity } from '../../core/identity.ts';
+import { scopeKey } from '../../core/kinds.ts';
 import type { DiscoverySource } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import type { Fingerprinter } from '../crypto.ts';
@@ -23,11 +31,13 @@ import { wholeNumberOption } from '../options.ts';
 import {
   KvMetadataSchema,
   parseVaultAnswer,
+  type TokenLookup,
   type VaultClient,
   VaultError,
   type VaultResponse,
 } from './client.ts';
 import { PENDING_FOLDER } from './kv-delivery.ts';
+import { GRANT_META_KEY } from './vault-grant-issuer.ts';
 
 /** What {@link VaultDiscovery} looks at. */
 export interface VaultDiscoveryOptions {
@@ -65,6 +75,19 @@ const LeaseSchema = z.object({
 /** Lookups of tokens by this meta key name the identity that declares them. */
 export const IDENTITY_META_KEY = 'keywarden-identity';
 
+/** What a token lookup says about the identity a token belongs to (see core/declared-tokens.ts). */
+export function tokenSeen(token: TokenLookup): TokenSeen {
+  const identity = token.meta?.[IDENTITY_META_KEY];
+  const grant = token.meta?.[GRANT_META_KEY];
+  return {
+    accessor: token.accessor,
+    // A break-glass token is keywarden's too: no identity's token role or prefix claims it.
+    issuedFor: identity ?? (grant === undefined ? undefined : `breakglass-grant:${grant}`),
+    path: token.path,
+    displayName: token.display_name,
+  };
+}
+
 /** Finds what exists in Vault / OpenBao; see the module comment. */
 export class VaultDiscovery implements DiscoverySource {
   readonly name = 'vault';
@@ -100,16 +123,48 @@ export class VaultDiscovery implements DiscoverySource {
     this.#limit = pLimit(concurrency);
   }
 
-  /** Everything in scope, sorted by key then handle so runs compare line by line. */
-  async discover(hints: { leasePrefixes: string[] }): Promise<DiscoveredCredential[]> {
+  /**
+   * Everything in scope, then every declared AppRole role and KV path the listing did not
+   * find, looked up directly; sorted by key then handle so runs compare line by line.
+   */
+  async discover(hints: DiscoveryHints): Promise<DiscoveredCredential[]> {
     const leasePrefixes = [...new Set(hints.leasePrefixes.map(trimSlashes).filter(Boolean))];
-    const found = await Promise.all([
-      ...this.#approleMounts.map((mount) => this.#approle(mount)),
-      this.#tokens(),
-      ...this.#kvPrefixes.map((prefix) => this.#kv(prefix)),
-      ...leasePrefixes.map((prefix) => this.#leases(prefix)),
-    ]);
-    return found.flat().sort((a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle));
+    const listed = (
+      await Promise.all([
+        ...this.#approleMounts.map((mount) => this.#approle(mount)),
+        this.#tokens(hints.identities),
+        ...this.#kvPrefixes.map((prefix) => this.#kv(prefix)),
+        ...leasePrefixes.map((prefix) => this.#leases(prefix)),
+      ])
+    ).flat();
+    const seen = new Set(listed.map((credential) => credential.key));
+    const direct = await Promise.all(
+      hints.identities
+        .filter((identity) => !seen.has(scopeKey(identity)))
+        .map((identity) => this.#declared(identity)),
+    );
+    return [...listed, ...direct.flat()].sort(
+      (a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle),
+    );
+  }
+
+  /** A declared AppRole role or KV path, looked up directly; other kinds are found by listing. */
+  async #declared(identity: Identity): Promise<DiscoveredCredential[]> {
+    if (identity.kind === 'vault-approle-secret-id') {
+      const mount = trimSlashes(identity.scope.mount);
+      const rolePath = `auth/${encodePath(mount)}/role/${encodeURIComponent(identity.scope.roleName)}`;
+      // The role's own read: a LIST of secret-ids answers an empty list for a role that does not exist.
+      const role = await this.#call((vault) => vault.read(rolePath));
+      return role ? this.#approleRole(mount, identity.scope.roleName) : [];
+    }
+    if (identity.kind === 'vault-kv') {
+      const credential = await this.#kvSecret(
+        trimSlashes(identity.scope.mount),
+        trimSlashes(identity.scope.path),
+      );
+      return credential ? [credential] : [];
+    }
+    return [];
   }
 
   #call<T>(request: (client: VaultClient) => Promise<T>): Promise<T> {
@@ -117,103 +172,115 @@ export class VaultDiscovery implements DiscoverySource {
   }
 
   async #approle(mount: string): Promise<DiscoveredCredential[]> {
-    const base = `auth/${encodePath(mount)}/role`;
-    const roles = await this.#call((vault) => vault.list(base));
-    const perRole = await Promise.all(
-      roles.map(async (role): Promise<DiscoveredCredential[]> => {
-        const rolePath = `${base}/${encodeURIComponent(role)}`;
-        let accessors: string[];
-        try {
-          accessors = await this.#call((vault) => vault.list(`${rolePath}/secret-id`));
-        } catch (error) {
-          // Deleted between the two LISTs: the role no longer exists.
-          if (isGone(error, /does not exist/)) return [];
-          throw error;
-        }
-        const key = `vault-approle:${mount}/${role}`;
-        const found = await Promise.all(
-          accessors.map(async (accessor): Promise<DiscoveredCredential | undefined> => {
-            const lookupPath = `${rolePath}/secret-id-accessor/lookup`;
-            let answer: VaultResponse;
-            try {
-              answer = await this.#call((vault) => vault.write(lookupPath, { secret_id_accessor: accessor }));
-            } catch (error) {
-              // Destroyed between LIST and lookup (AppRole answers 404 "failed to find accessor entry").
-              if (isGone(error)) return undefined;
-              throw error;
-            }
-            const secretId = parseVaultAnswer(SecretIdSchema, answer.data, 'write', lookupPath);
-            const expiresAt = isoTime(secretId.expiration_time);
-            const createdAt = isoTime(secretId.creation_time);
-            return {
-              key,
-              kind: 'vault-approle-secret-id',
-              handle: accessor,
-              label: `approle ${mount}/${role} secret-id ${accessor.slice(0, 8)}…`,
-              // An expired secret-id lingers in LIST until the tidy runs, but cannot log in.
-              status: expiresAt !== undefined && Date.parse(expiresAt) <= Date.now() ? 'inactive' : 'active',
-              ...(createdAt ? { createdAt } : {}),
-              ...(expiresAt ? { expiresAt } : {}),
-              details: { mount, role, secretIdNumUses: secretId.secret_id_num_uses },
-            };
-          }),
-        );
-        const live = found.filter((credential) => credential !== undefined);
-        if (live.length > 0) return live;
-        // A role without secret-ids still exists (a declared identity is not "missing"),
-        // but nobody can log in with it yet.
-        return [
-          {
-            key,
-            kind: 'vault-approle-secret-id',
-            handle: `${mount}/${role}`,
-            label: `approle ${mount}/${role} (no secret-ids)`,
-            status: 'inactive',
-            details: { mount, role },
-          },
-        ];
-      }),
-    );
+    const roles = await this.#call((vault) => vault.list(`auth/${encodePath(mount)}/role`));
+    const perRole = await Promise.all(roles.map((role) => this.#approleRole(mount, role)));
     return perRole.flat();
   }
 
-  async #tokens(): Promise<DiscoveredCredential[]> {
-    const [self, accessors] = await Promise.all([
+  /** The secret-ids of one AppRole role that exists (listed, or read directly). */
+  async #approleRole(mount: string, role: string): Promise<DiscoveredCredential[]> {
+    const rolePath = `auth/${encodePath(mount)}/role/${encodeURIComponent(role)}`;
+    let accessors: string[];
+    try {
+      accessors = await this.#call((vault) => vault.list(`${rolePath}/secret-id`));
+    } catch (error) {
+      // Deleted between the two LISTs: the role no longer exists.
+      if (isGone(error, /does not exist/)) return [];
+      throw error;
+    }
+    const key = `vault-approle:${mount}/${role}`;
+    const found = await Promise.all(
+      accessors.map(async (accessor): Promise<DiscoveredCredential | undefined> => {
+        const lookupPath = `${rolePath}/secret-id-accessor/lookup`;
+        let answer: VaultResponse;
+        try {
+          answer = await this.#call((vault) => vault.write(lookupPath, { secret_id_accessor: accessor }));
+        } catch (error) {
+          // Destroyed between LIST and lookup (AppRole answers 404 "failed to find accessor entry").
+          if (isGone(error)) return undefined;
+          throw error;
+        }
+        const secretId = parseVaultAnswer(SecretIdSchema, answer.data, 'write', lookupPath);
+        const expiresAt = isoTime(secretId.expiration_time);
+        const createdAt = isoTime(secretId.creation_time);
+        return {
+          key,
+          kind: 'vault-approle-secret-id',
+          handle: accessor,
+          label: `approle ${mount}/${role} secret-id ${accessor.slice(0, 8)}…`,
+          // An expired secret-id lingers in LIST until the tidy runs, but cannot log in.
+          status: expiresAt !== undefined && Date.parse(expiresAt) <= Date.now() ? 'inactive' : 'active',
+          ...(createdAt ? { createdAt } : {}),
+          ...(expiresAt ? { expiresAt } : {}),
+          details: { mount, role, secretIdNumUses: secretId.secret_id_num_uses },
+        };
+      }),
+    );
+    const live = found.filter((credential) => credential !== undefined);
+    if (live.length > 0) return live;
+    // A role without secret-ids still exists (a declared identity is not "missing"),
+    // but nobody can log in with it yet.
+    return [
+      {
+        key,
+        kind: 'vault-approle-secret-id',
+        handle: `${mount}/${role}`,
+        label: `approle ${mount}/${role} (no secret-ids)`,
+        status: 'inactive',
+        details: { mount, role },
+      },
+    ];
+  }
+
+  /**
+   * Every token of the token store, and every accessor an identity declares (looked up
+   * directly, whatever created it), keyed by the identity that declares it.
+   */
+  async #tokens(identities: readonly Identity[]): Promise<DiscoveredCredential[]> {
+    const [self, listed] = await Promise.all([
       this.#call((vault) => vault.lookupSelf()),
       this.#call((vault) => vault.list('auth/token/accessors')),
     ]);
+    const declared = identities.flatMap((identity) =>
+      identity.kind === 'vault-token' ? declaredAccessors(identity.scope) : [],
+    );
+    const accessors = [...new Set([...listed, ...declared])]
+      // keywarden's own token is the instrument, not an inventory item.
+      .filter((accessor) => accessor !== self.accessor);
     const found = await Promise.all(
-      accessors
-        // keywarden's own token is the instrument, not an inventory item.
-        .filter((accessor) => accessor !== self.accessor)
-        .map(async (accessor): Promise<DiscoveredCredential | undefined> => {
-          // undefined: revoked or expired between LIST and lookup.
-          const token = await this.#call((vault) => vault.lookupAccessor(accessor));
-          // A token from a login to another auth method (`auth/approle/login`, …) belongs
-          // to that method's identity and shows up as its lease, not as a token of its own.
-          if (!token?.path.startsWith('auth/token/')) return undefined;
-          const identity = token.meta?.[IDENTITY_META_KEY];
-          const expiresAt = isoTime(token.expire_time);
-          const policies = token.policies.join(',');
-          return {
-            key: identity
-              ? `vault-token:${identity}`
+      accessors.map(async (accessor): Promise<DiscoveredCredential | undefined> => {
+        // undefined: revoked or expired (between LIST and lookup, or a declared accessor that is gone).
+        const token = await this.#call((vault) => vault.lookupAccessor(accessor));
+        if (!token) return undefined;
+        const seen = tokenSeen(token);
+        const owner = declaringIdentity(identities, seen);
+        // A token from a login to another auth method (`auth/approle/login`, …) belongs
+        // to that method's identity and shows up as its lease, unless declared by accessor.
+        if (!owner && !token.path.startsWith('auth/token/')) return undefined;
+        const issuedFor = token.meta?.[IDENTITY_META_KEY];
+        const expiresAt = isoTime(token.expire_time);
+        const policies = token.policies.join(',');
+        return {
+          key: owner
+            ? scopeKey(owner)
+            : issuedFor
+              ? `vault-token:${issuedFor}`
               : `vault-token:undeclared/${token.display_name}/${accessor.slice(0, 8)}`,
-            kind: 'vault-token',
-            handle: accessor,
-            label: `token ${token.display_name} (${policies})`,
-            status: 'active',
-            createdAt: new Date(token.creation_time * 1000).toISOString(),
-            ...(expiresAt ? { expiresAt } : {}),
-            details: {
-              displayName: token.display_name,
-              policies,
-              orphan: token.orphan,
-              renewable: token.renewable,
-              ttl: token.ttl,
-            },
-          };
-        }),
+          kind: 'vault-token',
+          handle: accessor,
+          label: `token ${token.display_name} (${policies})`,
+          status: 'active',
+          createdAt: new Date(token.creation_time * 1000).toISOString(),
+          ...(expiresAt ? { expiresAt } : {}),
+          details: {
+            displayName: token.display_name,
+            policies,
+            orphan: token.orphan,
+            renewable: token.renewable,
+            ttl: token.ttl,
+          },
+        };
+      }),
     );
     return found.filter((credential) => credential !== undefined);
   }
