@@ -1,6 +1,7 @@
 /**
  * Starting an incident revocation campaign, shared by the CLI and the HTTP API (Slack
- * `/revoke`): plan it over the inventory and store it ({@link planAndStoreCampaign}), then
+ * `/revoke`): plan it over the inventory and what is live in the providers, record what
+ * was found live and never recorded, and store it ({@link planAndStoreCampaign}), then
  * hand it to a {@link CampaignLauncher}, which starts the revocation state machine:
  *
  * - {@link StepFunctionsCampaignLauncher}: in AWS, one Step Functions execution named after
@@ -17,18 +18,30 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
-import { type PlanSummary, planCampaign } from '../core/campaign.ts';
+import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
+import {
+  identityTermsOf,
+  type Listing,
+  type LiveSubject,
+  needsListing,
+  resolveLive,
+} from '../core/campaign-live.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
+import type { Identity, IdentityKind } from '../core/identity.ts';
+import { kindFacts } from '../core/kinds.ts';
 import type {
   CampaignLauncher,
   CampaignStore,
   Clock,
   IdentityStore,
+  Limit,
   RotationStore,
   StoredCampaign,
 } from '../core/ports.ts';
-import type { SelectorSubject } from '../core/selector.ts';
+import type { RotationDeps } from '../core/rotation.ts';
+import { parseSelectors } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
+import { providerLimiters, rateLimitsFromEnv } from './rate-limits.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
 export interface CampaignRequest {
@@ -67,25 +80,132 @@ export const campaignIdFor = (incident: string, now: Date): string =>
 /** What planning and storing a campaign reads and writes. */
 export interface CampaignPlanningDeps {
   store: Pick<IdentityStore, 'listIdentities'> &
-    Pick<RotationStore, 'listVersions'> &
+    Pick<RotationStore, 'listVersions' | 'putVersion'> &
     Pick<CampaignStore, 'createCampaign'>;
   clock: Clock;
+  /**
+   * The providers that list what is live (`providerFor`), the deliveries that read the value an
+   * identity's own store holds now (`deliveryFor`) and its `fingerprint`, and the audit log an
+   * adoption is recorded in, acting as `actor` (wiring's `rotationDeps`).
+   */
+  rotationDeps: (
+    actor: string,
+  ) => Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint' | 'audit'>;
+  /**
+   * The limiter of the service behind a kind, which the listings go through.
+   * @default the revocation limits (`KEYWARDEN_CONCURRENCY_*`, `KEYWARDEN_RATE_*`, else the defaults)
+   */
+  limitFor?: (kind: IdentityKind) => Limit;
 }
 
-/** Every stored identity still in the inventory, with its credential versions. */
-async function subjects(services: CampaignPlanningDeps): Promise<SelectorSubject[]> {
+/** Most identities read from the store at once. */
+const STORE_CONCURRENCY = 16;
+
+/** The message and retryability of a listing error; never a value (errors hold none). */
+const failureOf = (error: unknown) => ({
+  error: error instanceof Error ? error.message : String(error),
+  retryable: (error as { retryable?: unknown } | undefined)?.retryable === true,
+});
+
+/**
+ * What the provider of `identity` shows live: every credential it lists, and for a kind whose
+ * own store is the credential (a secret, a KV path) the fingerprint of the value it holds now.
+ * A provider that cannot be listed (permission, outage, not configured) is a failure with its
+ * reason; a value that cannot be read only leaves the fingerprint out.
+ */
+async function listLive(
+  deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
+  identity: Identity,
+): Promise<Listing> {
+  let listed: Awaited<ReturnType<ReturnType<RotationDeps['providerFor']>['list']>>;
+  try {
+    listed = await deps.providerFor(identity).list();
+  } catch (error) {
+    return { failure: failureOf(error) };
+  }
+  const own = kindFacts(identity.kind).ownDelivery?.(identity);
+  if (!own || listed.length === 0) return { listed };
+  const current = await deps
+    .deliveryFor(own)
+    .readCurrent()
+    .catch(() => undefined);
+  if (!current) return { listed };
+  return {
+    listed,
+    current: {
+      ...(current.versionId === undefined ? {} : { versionId: current.versionId }),
+      fingerprint: deps.fingerprint(current.secret),
+    },
+  };
+}
+
+/**
+ * Every stored identity still in the inventory, with its credential versions; those the
+ * selectors may select, of kinds revoked one credential at a time, resolved against what
+ * their provider lists live now (each listing under its service's limiter).
+ */
+async function subjects(
+  services: CampaignPlanningDeps,
+  request: CampaignRequest,
+  at: string,
+): Promise<LiveSubject[]> {
+  // Parsed before anything is read: a bad selector is refused naming its term.
+  const identityTerms = identityTermsOf(parseSelectors(request.selectors));
+  const live = services.rotationDeps(request.actor);
+  const limitFor = services.limitFor ?? providerLimiters(rateLimitsFromEnv()).limitFor;
   const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
-  const limit = pLimit(16);
+  const limit = pLimit(STORE_CONCURRENCY);
   return Promise.all(
-    active.map(({ identity }) =>
-      limit(async () => ({ identity, versions: await services.store.listVersions(identity.id) })),
+    active.map(async ({ identity }): Promise<LiveSubject> => {
+      const versions = await limit(() => services.store.listVersions(identity.id));
+      if (!needsListing(identityTerms, identity)) return { identity, versions };
+      const listing = await limitFor(identity.kind)(() => listLive(live, identity));
+      return resolveLive(identity, versions, listing, at);
+    }),
+  );
+}
+
+/**
+ * Records the versions the plan found live and never recorded (adopted), each with a
+ * `credential.adopted` audit event, before the campaign that revokes them is stored. One
+ * recorded meanwhile (by a concurrent plan or rotation) is left as it is.
+ */
+async function adopt(services: CampaignPlanningDeps, plan: Plan, actor: string): Promise<void> {
+  const { audit } = services.rotationDeps(actor);
+  const limit = pLimit(STORE_CONCURRENCY);
+  const { campaignId, incident } = plan.campaign;
+  await Promise.all(
+    plan.adopt.map((version) =>
+      limit(async () => {
+        try {
+          await services.store.putVersion(version, undefined);
+        } catch (error) {
+          if (error instanceof ConflictError) return;
+          throw error;
+        }
+        await audit.append({
+          type: 'credential.adopted',
+          actor,
+          subject: version.identityId,
+          details: {
+            versionId: version.versionId,
+            handle: version.handle,
+            stage: version.stage,
+            ...(version.fingerprint === undefined ? {} : { fingerprint: version.fingerprint }),
+            campaignId,
+            incident,
+            reason: 'found live in the provider, never recorded by keywarden; recorded before it is revoked',
+          },
+        });
+      }),
     ),
   );
 }
 
 /**
- * Plans a campaign over the inventory and, unless it is a dry run, matches nothing or is
- * not confirmed, stores it (status `planned`) for a launcher to run.
+ * Plans a campaign over the inventory and what is live in the providers (a dry run shows the
+ * same plan) and, unless it is a dry run, matches nothing or is not confirmed, records what
+ * it found live and never recorded, then stores it (status `planned`) for a launcher to run.
  *
  * @throws ValidationError for an invalid incident or selector, naming the bad term.
  */
@@ -103,7 +223,7 @@ export async function planAndStoreCampaign(
     now: now.toISOString(),
     reissue: request.reissue,
     dryRun: request.dryRun,
-    subjects: await subjects(services),
+    subjects: await subjects(services, request, now.toISOString()),
   });
   if (request.dryRun) return { status: 'dry-run', summary: plan.summary };
   if (plan.targets.length === 0) return { status: 'nothing-matches', summary: plan.summary };
@@ -111,6 +231,7 @@ export async function planAndStoreCampaign(
   if (options.confirm && toRevoke > 0 && !(await options.confirm(plan.summary, toRevoke))) {
     return { status: 'declined', summary: plan.summary };
   }
+  await adopt(services, plan, request.actor);
   const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
   return { status: 'stored', summary: plan.summary, campaign };
 }

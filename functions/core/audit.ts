@@ -9,6 +9,8 @@ export const AuditEventTypeSchema = z.enum([
   'identity.retired',
   'discovery.completed',
   'credential.issued',
+  /** A credential keywarden did not issue, found live in its provider and recorded. */
+  'credential.adopted',
   'credential.delivered',
   'credential.verified',
   'credential.activated',

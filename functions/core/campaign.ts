@@ -5,12 +5,13 @@
  * `failed` (with the error): nothing selected is silently dropped.
  */
 import { z } from 'zod';
+import { identityTermsOf, type LiveState, type LiveSubject } from './campaign-live.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
-import { deliveryOf, KINDS, scopeKey, wholeScope } from './kinds.ts';
-import { parseSelectors, type SelectorSubject, select } from './selector.ts';
+import { deliveryOf, KINDS, scopeKey, serviceOf, wholeScope } from './kinds.ts';
+import { parseSelectors, select } from './selector.ts';
 
 /**
  * How a target is revoked. `revoke`: one credential by its handle. `revoke-prefix`: every
@@ -131,8 +132,19 @@ export const ReissueRecordSchema = z.object({
 });
 export type ReissueRecord = z.infer<typeof ReissueRecordSchema>;
 
-/** The reason given for a selected identity that has nothing recorded to revoke. */
+/** The reason given for a selected identity that has nothing recorded to revoke (its provider was not listed). */
 export const NO_LIVE_CREDENTIAL = 'no live credential recorded';
+
+/** The reason given for a selected identity whose provider lists nothing live, and that has nothing recorded live. */
+export const NOTHING_LIVE = 'nothing live: its provider lists no credential and none is recorded';
+
+/** The reason of the failed target of an identity whose provider could not be listed. */
+export const listingFailedReason = (identity: Identity, retryable: boolean): string =>
+  `its live credentials could not be listed in ${serviceOf(identity.kind)}, so those keywarden never recorded were not revoked; ${
+    retryable
+      ? 'the error is transient: plan the campaign again once the provider answers'
+      : 'fix the cause (the error names it), then plan the campaign again'
+  }`;
 
 /**
  * Whether revoking an identity can be followed by issuing a clean credential: it has a
@@ -151,8 +163,11 @@ export interface PlanInput {
   now: string;
   reissue: boolean;
   dryRun?: boolean;
-  /** The inventory with the versions recorded for each identity. */
-  subjects: readonly SelectorSubject[];
+  /**
+   * The inventory with the versions recorded for each identity; where its provider was listed,
+   * with what was found live too (see campaign-live.ts).
+   */
+  subjects: readonly LiveSubject[];
 }
 
 /** What the dry run prints: counts per kind, then the targets. */
@@ -169,6 +184,8 @@ export interface Plan {
   /** Sorted by kind, identity, handle: the order batches are cut in. */
   targets: Target[];
   summary: PlanSummary;
+  /** Versions found live and not recorded that the plan revokes: to record (adopt) before it runs. */
+  adopt: CredentialVersion[];
 }
 
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -180,6 +197,7 @@ function targetsOf(
   identity: Identity,
   selection: { whole: boolean; versions: CredentialVersion[] },
   reissue: boolean,
+  live: LiveState | undefined,
 ): Target[] {
   const base = {
     identityId: identity.id,
@@ -200,51 +218,75 @@ function targetsOf(
   if (revocation === 'deny-sessions' && scope !== undefined) {
     return [{ ...base, targetId: `${identity.id}:${scope}`, handle: scope, action: 'deny-sessions' }];
   }
-  if (selection.versions.length === 0) {
-    const key = scopeKey(identity);
-    return [
-      {
-        ...base,
-        targetId: `${identity.id}:${key}`,
-        handle: key,
-        action: 'revoke',
-        // Nothing is revoked, so nothing is re-issued: a fresh credential would not end an unrecorded one.
-        reissue: false,
-        outcome: 'skipped',
-        reason: NO_LIVE_CREDENTIAL,
-      },
-    ];
-  }
-  return selection.versions.map((version) => ({
+  const key = scopeKey(identity);
+  const whole = { ...base, targetId: `${identity.id}:${key}`, handle: key, action: 'revoke' as const };
+  const versions = selection.versions.map((version) => ({
     ...base,
     targetId: `${identity.id}:${version.handle}`,
     handle: version.handle,
     versionId: version.versionId,
     action: 'revoke' as const,
   }));
+  if (live?.status === 'unlisted') {
+    // Whatever it holds beyond the recorded versions is unknown and still live: failed, with why.
+    // Not retryable by the engine, which revokes handles and cannot list: planning again lists.
+    const failed: Target = {
+      ...whole,
+      reissue: false,
+      outcome: 'failed',
+      reason: listingFailedReason(identity, live.retryable),
+      error: live.error,
+      retryable: false,
+    };
+    return [failed, ...versions];
+  }
+  if (versions.length === 0) {
+    return [
+      {
+        ...whole,
+        // Nothing is revoked, so nothing is re-issued: a fresh credential would not end an unrecorded one.
+        reissue: false,
+        outcome: 'skipped',
+        reason: live?.status === 'listed' ? NOTHING_LIVE : NO_LIVE_CREDENTIAL,
+      },
+    ];
+  }
+  return versions;
 }
 
 /**
  * Plans a campaign: one target per live credential version (pending, current, previous,
- * disabled) of each selected identity; one `revoke-prefix` target for a vault-lease
- * identity selected whole; one `deny-sessions` target for an aws-role-session identity;
- * a `skipped` target for a selected identity with no live version. Targets are
- * deduplicated by targetId (the first wins) and sorted.
+ * disabled) of each selected identity, recorded or found live in its provider (to adopt);
+ * one `revoke-prefix` target for a vault-lease identity selected whole; one `deny-sessions`
+ * target for an aws-role-session identity; a `failed` target for a selected identity whose
+ * provider could not be listed (beside its recorded versions); a `skipped` target for a
+ * selected identity with nothing live. Targets are deduplicated by targetId (the first wins)
+ * and sorted.
  *
  * @throws ValidationError for an invalid selector, incident, id, requester or time.
  */
 export function planCampaign(input: PlanInput): Plan {
   const selectors = parseSelectors(input.selectors);
+  const identityTerms = identityTermsOf(selectors);
   const seen = new Set<string>();
   const targets: Target[] = [];
+  const adopt: CredentialVersion[] = [];
   for (const subject of input.subjects) {
-    const selection = select(selectors, subject);
+    // Unlisted, version terms cannot be judged on what is live: the identity terms decide.
+    const selection =
+      select(selectors, subject) ??
+      (subject.live?.status === 'unlisted' && select(identityTerms, { ...subject, versions: [] })
+        ? { whole: false, versions: [] }
+        : undefined);
     if (!selection) continue;
     const reissue = input.reissue && canReissue(subject.identity);
-    for (const target of targetsOf(subject.identity, selection, reissue)) {
+    const toAdopt = new Map((subject.adopted ?? []).map((version) => [version.versionId, version]));
+    for (const target of targetsOf(subject.identity, selection, reissue, subject.live)) {
       if (seen.has(target.targetId)) continue;
       seen.add(target.targetId);
       targets.push(target);
+      const adopted = target.versionId === undefined ? undefined : toAdopt.get(target.versionId);
+      if (adopted) adopt.push(adopted);
     }
   }
   targets.sort(byKindIdentityHandle);
@@ -267,7 +309,7 @@ export function planCampaign(input: PlanInput): Plan {
     throw new ValidationError(`campaign: ${problems.join('; ')}`);
   }
   const reissue = [...new Set(targets.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
-  return { campaign: parsed.data, targets, summary: { counts, targets, reissue } };
+  return { campaign: parsed.data, targets, summary: { counts, targets, reissue }, adopt };
 }
 
 const zeroOutcomes = (): OutcomeCounts => ({

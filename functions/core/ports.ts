@@ -4,6 +4,7 @@
  * use cases ask for the few they call. This module imports domain modules only, and
  * none of those imports it back.
  */
+import type { ListedCredential } from './adoption.ts';
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
 import type { Campaign, ReissueRecord, Target } from './campaign.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
@@ -255,14 +256,8 @@ export interface IssuedCredential {
   expiresAt?: string;
 }
 
-/** A credential as the provider lists it for one identity. */
-export interface ListedCredential {
-  handle: string;
-  status: 'active' | 'inactive';
-  createdAt?: string;
-  /** The rotation version that created it, where the provider can carry that tag (Vault metadata). */
-  versionId?: string;
-}
+/** A credential as the provider lists it for one identity (defined beside adoption, which records it). */
+export type { ListedCredential } from './adoption.ts';
 
 /**
  * One kind of credential (a port; one adapter per kind). Every method is idempotent

@@ -6,6 +6,7 @@
  * where the pipeline does not read it, promoted only after it passed its test, and the
  * old one is retired only after its grace period.
  */
+import { adoptedVersion } from './adoption.ts';
 import type { CredentialVersion, RotationState, RotationStep } from './credential-version.ts';
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
@@ -418,15 +419,7 @@ async function adopt(run: Run, newHandle: string) {
   const at = run.now;
   for (const listed of await run.provider.list()) {
     if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
-    await run.saveVersion({
-      identityId: run.identity.id,
-      versionId: `adopted-${listed.handle}`,
-      kind: run.identity.kind,
-      stage: 'current',
-      handle: listed.handle,
-      origin: 'adopted',
-      issuedAt: listed.createdAt ?? at,
-    });
+    await run.saveVersion(adoptedVersion(run.identity, listed, { stage: 'current', at }));
   }
 }
 
@@ -558,13 +551,7 @@ export async function enforceMaxAge(
       // Never rotated by keywarden: record it, so it is tracked (and closed once deleted).
       await deps.store.putVersion(
         {
-          identityId: identity.id,
-          versionId: `adopted-${handle}`,
-          kind: identity.kind,
-          stage,
-          handle,
-          origin: 'adopted',
-          issuedAt: createdAt,
+          ...adoptedVersion(identity, { handle, status: 'active', createdAt }, { stage, at: createdAt }),
           retiredAt: now.toISOString(),
           note,
         },

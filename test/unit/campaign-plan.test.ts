@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CampaignSchema,
   isFinished,
+  NOTHING_LIVE,
   nextTargets,
   type PlanInput,
   planCampaign,
@@ -10,7 +11,15 @@ import {
   TargetSchema,
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
+import {
+  identityTermsOf,
+  type Listing,
+  needsListing,
+  resolveLive,
+} from '../../functions/core/campaign-live.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
+import type { ListedCredential } from '../../functions/core/ports.ts';
+import { parseSelectors } from '../../functions/core/selector.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
 
 /** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
@@ -340,5 +349,170 @@ describe('campaign: timeToRevoke', () => {
 
   it('is undefined when nothing was revoked', () => {
     expect(timeToRevoke([target(1), target(2, { outcome: 'failed', error: 'x' })], start)).toBeUndefined();
+  });
+});
+
+describe('campaign: planning from what is live', () => {
+  const created = '2025-03-01T08:00:00.000Z';
+  const listed = (handle: string, over: Partial<ListedCredential> = {}): ListedCredential => ({
+    handle,
+    status: 'active',
+    createdAt: created,
+    ...over,
+  });
+  const live = (who: typeof keys, versions: ReturnType<typeof credentialVersion>[], listing: Listing) =>
+    resolveLive(who, versions, listing, now);
+
+  it('adopts every key the IAM user has and keywarden never recorded, active and inactive, and revokes each', () => {
+    // prepare: one key recorded; IAM lists it, an active key made by a pipeline, an inactive one.
+    const recorded = [credentialVersion(keys, { handle: `${AKIA}RECORDED00000001` })];
+    const subject = live(keys, recorded, {
+      listed: [
+        listed(`${AKIA}RECORDED00000001`),
+        listed(`${AKIA}PIPELINE00000002`),
+        listed(`${AKIA}INACTIVE00000003`, { status: 'inactive' }),
+      ],
+    });
+
+    // act
+    const result = plan({ reissue: true, subjects: [subject] });
+
+    // assess: three pending targets; the two unknown keys adopted at their live stage.
+    expect(result.targets.map((t) => [t.handle, t.versionId, t.outcome, t.reissue])).toEqual([
+      [`${AKIA}INACTIVE00000003`, `adopted-${AKIA}INACTIVE00000003`, 'pending', false],
+      [`${AKIA}PIPELINE00000002`, `adopted-${AKIA}PIPELINE00000002`, 'pending', false],
+      [`${AKIA}RECORDED00000001`, `v-${AKIA}RECORDED00000001`, 'pending', false],
+    ]);
+    expect(result.adopt.map((v) => [v.handle, v.stage, v.origin, v.issuedAt])).toEqual([
+      [`${AKIA}PIPELINE00000002`, 'current', 'adopted', created],
+      [`${AKIA}INACTIVE00000003`, 'disabled', 'adopted', created],
+    ]);
+    expect(result.adopt.every((v) => v.fingerprint === undefined && v.identityId === 'app-keys')).toBe(true);
+  });
+
+  it("adopts a secret's current and previous versions with the delivered value's fingerprint, not its unlabelled ones", () => {
+    const secret = identity({ id: 'db-password', kind: 'aws-secret', pipeline: prod });
+    const subject = live(secret, [], {
+      listed: [
+        listed('v-current', { versionId: 'v-current', stage: 'current' }),
+        listed('v-previous', { versionId: 'v-previous', stage: 'previous' }),
+        listed('v-deprecated', { versionId: 'v-deprecated', status: 'inactive', stage: 'revoked' }),
+      ],
+      current: { versionId: 'v-current', fingerprint: 'fp-current' },
+    });
+
+    const result = plan({ subjects: [subject] });
+
+    expect(result.targets.map((t) => t.handle)).toEqual(['v-current', 'v-previous']);
+    expect(result.adopt.map((v) => [v.handle, v.stage, v.fingerprint])).toEqual([
+      ['v-current', 'current', 'fp-current'],
+      ['v-previous', 'previous', undefined],
+    ]);
+  });
+
+  it('gives an untagged current KV value its fingerprint, and selects adopted versions by fingerprint', () => {
+    const kv = identity({ id: 'app-kv', pipeline: prod });
+    const subject = live(kv, [], {
+      listed: [listed('kv-v1', { stage: 'previous' }), listed('kv-v2', { stage: 'current' })],
+      current: { fingerprint: 'hmac-sha256:00aa11bb22cc' },
+    });
+
+    const result = plan({ selectors: ['fingerprint=hmac-sha256:00aa11bb22cc'], subjects: [subject] });
+
+    expect(result.targets.map((t) => [t.handle, t.versionId])).toEqual([['kv-v2', 'adopted-kv-v2']]);
+    expect(result.adopt.map((v) => [v.handle, v.fingerprint])).toEqual([
+      ['kv-v2', 'hmac-sha256:00aa11bb22cc'],
+    ]);
+  });
+
+  it('keeps a recorded version the provider no longer lists: the engine answers it already-revoked', () => {
+    const token = identity({ id: 'ci-token', kind: 'vault-token', pipeline: prod });
+    const recorded = [credentialVersion(token, { handle: 'acc-gone' })];
+
+    const result = plan({ subjects: [live(token, recorded, { listed: [listed('acc-live')] })] });
+
+    expect(result.targets.map((t) => [t.handle, t.outcome])).toEqual([
+      ['acc-gone', 'pending'],
+      ['acc-live', 'pending'],
+    ]);
+    expect(result.adopt.map((v) => v.handle)).toEqual(['acc-live']);
+  });
+
+  it('adopts again, under a fresh version id, a handle recorded revoked that the provider lists live', () => {
+    const token = identity({ id: 'ci-token', kind: 'vault-token', pipeline: prod });
+    const recorded = [
+      credentialVersion(token, { handle: 'acc-1', versionId: 'adopted-acc-1', stage: 'revoked' }),
+    ];
+
+    const result = plan({ subjects: [live(token, recorded, { listed: [listed('acc-1')] })] });
+
+    expect(result.targets.map((t) => [t.handle, t.versionId])).toEqual([['acc-1', 'adopted-acc-1-2']]);
+  });
+
+  it('fails, never skips, an identity whose provider cannot be listed, beside its recorded versions', () => {
+    const role = identity({ id: 'ci-approle', kind: 'vault-approle-secret-id', pipeline: prod });
+    const recorded = [credentialVersion(role, { handle: 'acc-recorded' })];
+    const failure = { error: 'Vault did not answer: ECONNREFUSED', retryable: true };
+    const subject = live(role, recorded, { failure });
+
+    const result = plan({ reissue: true, subjects: [subject] });
+
+    expect(result.targets).toEqual([
+      expect.objectContaining({ handle: 'acc-recorded', outcome: 'pending' }),
+      expect.objectContaining({
+        targetId: 'ci-approle:vault-approle:approle/ci-approle',
+        outcome: 'failed',
+        error: failure.error,
+        // The engine revokes handles and cannot list: planning again is the retry.
+        retryable: false,
+        reissue: false,
+        reason: expect.stringMatching(/could not be listed in vault.*transient: plan the campaign again/),
+      }),
+    ]);
+    for (const target of result.targets) expect(TargetSchema.safeParse(target).success).toBe(true);
+    expect(result.summary.counts.byOutcome).toMatchObject({ pending: 1, failed: 1, skipped: 0 });
+    expect(result.adopt).toEqual([]);
+    // A version term cannot be judged on what could not be listed: the identity terms decide.
+    const byHandle = plan({ selectors: ['handle=acc-unknown'], subjects: [subject] });
+    expect(byHandle.targets.map((t) => t.outcome)).toEqual(['failed']);
+    const permission = plan({
+      subjects: [live(role, [], { failure: { error: 'permission denied', retryable: false } })],
+    });
+    expect(permission.targets[0]?.reason).toMatch(/fix the cause/);
+  });
+
+  it('skips an identity its provider lists nothing live for, saying it was listed', () => {
+    const token = identity({ id: 'ci-token', kind: 'vault-token', pipeline: prod });
+    const revoked = [credentialVersion(token, { handle: 'acc-old', stage: 'revoked' })];
+
+    const { targets } = plan({
+      subjects: [live(token, revoked, { listed: [listed('acc-x', { stage: 'revoked' })] })],
+    });
+
+    expect(targets).toEqual([expect.objectContaining({ outcome: 'skipped', reason: NOTHING_LIVE })]);
+  });
+
+  it('adopts only what a version term picked, and once for a subject given twice', () => {
+    const subject = live(keys, [], {
+      listed: [listed(`${AKIA}ONE0000000000001`), listed(`${AKIA}TWO0000000000002`)],
+    });
+
+    const picked = plan({ selectors: [`access-key=${AKIA}TWO*`], subjects: [subject, subject] });
+
+    expect(picked.targets.map((t) => t.handle)).toEqual([`${AKIA}TWO0000000000002`]);
+    expect(picked.adopt.map((v) => v.handle)).toEqual([`${AKIA}TWO0000000000002`]);
+  });
+
+  it('lists the providers of per-credential kinds some selector may select, on identity terms alone', () => {
+    const terms = (texts: string[]) => identityTermsOf(parseSelectors(texts));
+
+    expect(needsListing(terms(['env=prod']), keys)).toBe(true);
+    expect(needsListing(terms([`env=prod,access-key=${AKIA}X*`]), keys)).toBe(true);
+    expect(needsListing(terms(['handle=acc-1']), keys)).toBe(true);
+    expect(needsListing(terms(['env=dev']), keys)).toBe(false);
+    expect(needsListing(terms(['env=dev', 'repo=acme/app']), keys)).toBe(true);
+    // Lease prefixes and role sessions keep their whole-scope targets: nothing to list.
+    expect(needsListing(terms(['env=prod']), leases)).toBe(false);
+    expect(needsListing(terms(['env=prod']), role)).toBe(false);
   });
 });

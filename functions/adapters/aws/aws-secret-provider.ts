@@ -11,6 +11,7 @@ import {
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
+import type { VersionStage } from '../../core/credential-version.ts';
 import { KeywardenError, VerificationError } from '../../core/errors.ts';
 import { generateValue, type RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
@@ -19,6 +20,7 @@ import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import {
   AWSCURRENT,
+  AWSPENDING,
   assertSecretVersionId,
   readSecretVersion,
   readVersionStages,
@@ -26,6 +28,13 @@ import {
 } from './secrets-manager-delivery.ts';
 
 type SecretIdentity = IdentityOfKind<'aws-secret'>;
+
+/** A version's stage by its staging labels: no label is what revoking leaves. */
+function stageOf(labels: readonly string[]): VersionStage {
+  if (labels.includes(AWSCURRENT)) return 'current';
+  if (labels.length === 0) return 'revoked';
+  return labels.every((label) => label === AWSPENDING) ? 'pending' : 'previous';
+}
 
 /** Options of {@link AwsSecretProvider}. */
 export interface AwsSecretProviderProps {
@@ -120,7 +129,9 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
 
   /**
    * Every version of the secret, unlabelled (deprecated) ones included as inactive: a
-   * version with any label can still be read by that label. A missing secret has none.
+   * version with any label can still be read by that label. Each carries its stage as its
+   * labels say (`AWSCURRENT` current, `AWSPENDING` alone pending, any other label previous,
+   * none revoked: what {@link revoke} leaves). A missing secret has none.
    */
   async list(identity: SecretIdentity): Promise<ListedCredential[]> {
     const { secretId } = identity.scope;
@@ -135,10 +146,12 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
       )) {
         for (const version of page.Versions ?? []) {
           if (!version.VersionId) continue;
+          const labels = version.VersionStages ?? [];
           listed.push({
             handle: version.VersionId,
             versionId: version.VersionId,
-            status: (version.VersionStages ?? []).length > 0 ? 'active' : 'inactive',
+            status: labels.length > 0 ? 'active' : 'inactive',
+            stage: stageOf(labels),
             ...(version.CreatedDate && { createdAt: version.CreatedDate.toISOString() }),
           });
         }

@@ -172,7 +172,7 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
   /**
    * Every secret-id of the role, except those whose metadata names another
    * identity (a role shared by two identities). An expired secret-id lingers
-   * until Vault's tidy and is listed inactive.
+   * until Vault's tidy and is listed inactive, at stage `revoked`: Vault refuses it.
    */
   async list(identity: ApproleIdentity): Promise<ListedCredential[]> {
     let accessors: string[];
@@ -202,9 +202,11 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
           const versionId = owner === undefined ? undefined : secretId.metadata?.[VERSION_META_KEY];
           const createdAt = isoTime(secretId.creation_time);
           const expiresAt = isoTime(secretId.expiration_time);
+          const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
           return {
             handle: accessor,
-            status: expiresAt !== undefined && Date.parse(expiresAt) <= Date.now() ? 'inactive' : 'active',
+            status: expired ? 'inactive' : 'active',
+            ...(expired ? { stage: 'revoked' as const } : {}),
             ...(createdAt ? { createdAt } : {}),
             ...(versionId ? { versionId } : {}),
           };

@@ -134,7 +134,10 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
     await this.#client.write(kvApiPath(mount, 'destroy', path), { versions: older });
   }
 
-  /** The versions KV still keeps and has not destroyed; soft-deleted ones are listed inactive. */
+  /**
+   * The versions KV still keeps and has not destroyed; soft-deleted ones are listed inactive
+   * (they can be undeleted). The newest readable one is listed `current`, the others `previous`.
+   */
   async list(identity: KvIdentity): Promise<ListedCredential[]> {
     const { mount, path } = identity.scope;
     const state = await readKvState(this.#client, mount, path);
@@ -149,6 +152,7 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
         return {
           handle: versionId ?? `kv-v${version}`,
           status: deleted ? 'inactive' : 'active',
+          ...(deleted ? {} : { stage: version === state.currentVersion ? 'current' : 'previous' }),
           ...(info.createdAt ? { createdAt: info.createdAt } : {}),
           ...(versionId ? { versionId } : {}),
         };
