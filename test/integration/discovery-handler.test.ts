@@ -1,17 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
+import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
+import { dynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
+import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
 import { identity } from '../support/fixtures.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: discovery (the Lambda entry point, on the local stack)', () => {
   const aws = awsClients(testAws());
@@ -20,6 +22,12 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
   const path = `/${uniqueName('kw')}/`;
   const secretPrefix = `${uniqueName('kw')}/`;
   const secretValue = randomBytes(24).toString('hex');
+  /** Made outside the discovery prefixes, or outside keywarden altogether, and declared. */
+  const outside = {
+    secret: `${uniqueName('kw-legacy')}/db`,
+    breakglassRole: uniqueName('prod-admin'),
+    tokenAccessor: '',
+  };
   const store = dynamoStore({
     client: aws.dynamodb,
     tableName: table,
@@ -49,9 +57,53 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
       await aws.iam.send(new CreateUserCommand({ UserName: `${UserName}-${table}`, Path: path }));
       await aws.iam.send(new CreateAccessKeyCommand({ UserName: `${UserName}-${table}` }));
     }
+    await aws.secrets.send(
+      new CreateSecretCommand({ Name: outside.secret, SecretString: randomBytes(24).toString('hex') }),
+    );
+    await aws.iam.send(
+      new CreateRoleCommand({
+        RoleName: outside.breakglassRole,
+        Path: '/breakglass/',
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+              Action: 'sts:AssumeRole',
+            },
+          ],
+        }),
+      }),
+    );
+    outside.tokenAccessor = (
+      await newVaultClient().createToken({ policies: ['default'], ttl: '10m' }, { orphan: true })
+    ).accessor;
+    await dynamoBreakglassStore({
+      client: aws.dynamodb,
+      tableName: table,
+      clock: systemClock,
+    }).putBreakglassConfig(
+      BreakglassConfigSchema.parse({
+        roles: [
+          {
+            id: 'prod-admin',
+            description: 'incident access',
+            target: {
+              type: 'aws-role',
+              roleArn: `arn:aws:iam::123456789012:role/breakglass/${outside.breakglassRole}`,
+            },
+            maxDuration: '1h',
+            approvers: { localUsers: ['bob'] },
+          },
+        ],
+      }),
+    );
     await syncInventory(
       { store, audit: store, clock: systemClock, digest: sha256Hex },
       [
+        identity({ id: 'legacy-db', kind: 'aws-secret', scope: { secretId: outside.secret } }),
+        identity({ id: 'legacy-token', kind: 'vault-token', scope: { accessor: outside.tokenAccessor } }),
         identity({
           id: 'declared',
           kind: 'aws-iam-access-key',
@@ -90,6 +142,16 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
       `undeclared aws-iam-user:ghost-user-${table}`,
     );
     expect(stored?.findings.map((f) => f.subject)).not.toContain('declared');
+    // Declared outside the prefixes, by break-glass role, or by accessor: neither missing nor undeclared.
+    const subjects = stored?.findings.map((f) => f.subject) ?? [];
+    for (const subject of [
+      'legacy-db',
+      'legacy-token',
+      'breakglass:prod-admin',
+      `aws-role:${outside.breakglassRole}`,
+    ])
+      expect(subjects).not.toContain(subject);
+    expect(stored?.findings.flatMap((f) => f.handles)).not.toContain(outside.tokenAccessor);
     const { records, head } = await store.readAll();
     expect(records.at(-1)).toMatchObject({ type: 'discovery.completed', actor: 'scheduler:discovery' });
     expect(verifyChain(records, head, sha256Hex).ok).toBe(true);

@@ -127,6 +127,90 @@ describe('provider: vault-token', () => {
   });
 });
 
+describe('provider: vault-token, tokens made outside keywarden', () => {
+  const client = newVaultClient();
+  const provider = new VaultTokenProvider({ client });
+  const prefix = uniqueName('kw-jenkins');
+  const tokenRole = uniqueName('kw-token-role');
+  const made: string[] = [];
+  const declare = (scope: Record<string, unknown>) =>
+    identity({ id: uniqueName('kw-legacy'), kind: 'vault-token', scope }) as IdentityOfKind<'vault-token'>;
+  /** As a team's pipeline made its token: straight through the Vault API, no keywarden meta. */
+  const makeToken = async (body: Record<string, unknown> = {}) => {
+    const created = await client.createToken({ policies: ['default'], ttl: '1h', ...body }, { orphan: true });
+    made.push(created.accessor);
+    return created;
+  };
+
+  beforeAll(async () => {
+    await client.write(`auth/token/roles/${tokenRole}`, { allowed_policies: ['default'], orphan: true });
+  });
+
+  afterAll(async () => {
+    await Promise.all(made.map((accessor) => client.revokeAccessor(accessor)));
+    await client.delete(`auth/token/roles/${tokenRole}`);
+  });
+
+  it('lists a token declared by accessor, leaves out a declared accessor that is gone, and after revoke-accessor lists nothing', async () => {
+    const [live, gone] = [await makeToken(), await makeToken()];
+    await client.revokeAccessor(gone.accessor);
+    const who = declare({ accessor: [live.accessor, gone.accessor] });
+
+    expect(await provider.list(who)).toEqual([
+      { handle: live.accessor, status: 'active', createdAt: expect.any(String) },
+    ]);
+
+    expect(await provider.revoke(who, live.accessor)).toBe('revoked');
+    expect(await client.lookupAccessor(live.accessor)).toBeUndefined();
+    const refused = await rejection(newVaultClient(live.client_token).lookupSelf());
+    expect(refused).toMatchObject({ status: 403 });
+    expect(await provider.list(who)).toEqual([]);
+  });
+
+  it('lists the tokens of a token role and of a display-name prefix, and never keywarden’s own token', async () => {
+    const viaRole = (await client.write(`auth/token/create/${tokenRole}`, { ttl: '1h' })).auth;
+    made.push(String(viaRole?.accessor));
+    const nightly = await makeToken({ display_name: `${prefix}-nightly` });
+    await makeToken({ display_name: uniqueName('kw-other') });
+    const self = (await client.lookupSelf()).accessor;
+
+    const handles = async (scope: Record<string, unknown>) =>
+      (await provider.list(declare(scope))).map((listed) => listed.handle);
+    expect(await handles({ tokenRole })).toEqual([viaRole?.accessor]);
+    expect(await handles({ displayNamePrefix: prefix })).toEqual([nightly.accessor]);
+    expect(await handles({ accessor: self })).toEqual([]);
+  });
+
+  it('with policies too, lists what it issued (with version ids) beside the declared tokens the first rotation adopts', async () => {
+    const legacy = await makeToken({ display_name: `${prefix}-combined` });
+    const who = identity({
+      id: uniqueName('kw-combined'),
+      kind: 'vault-token',
+      scope: { policies: ['default'], ttl: '10m', accessor: legacy.accessor },
+    }) as IdentityOfKind<'vault-token'>;
+    const version = versionId();
+    const issued = await provider.issue(who, { versionId: version });
+    made.push(issued.handle);
+
+    const listed = await provider.list(who);
+    expect(listed).toHaveLength(2);
+    expect(listed).toEqual(
+      expect.arrayContaining([
+        { handle: legacy.accessor, status: 'active', createdAt: expect.any(String) },
+        expect.objectContaining({ handle: issued.handle, versionId: version }),
+      ]),
+    );
+  });
+
+  it('refuses to issue for an identity that names existing tokens only, saying what to add', async () => {
+    const failed = await rejection(
+      provider.issue(declare({ accessor: 'hQ9cMrUbYcbfEJ6WswV2mZkE' }), { versionId: versionId() }),
+    );
+    expect(failed).toBeInstanceOf(ValidationError);
+    expect(failed.message).toMatch(/expected scope\.policies to issue a new token/);
+  });
+});
+
 describe('provider: vault-approle-secret-id', () => {
   const client = newVaultClient();
   const provider = new VaultApproleProvider({ client });
