@@ -28,7 +28,7 @@ const INCIDENT = 'INC-2041';
 describe('runbook: a pipeline is compromised (runbooks/compromised-pipeline.md)', () => {
   const home = mkdtempSync(join(tmpdir(), 'kw-runbook-revoke-'));
   const reports = join(home, 'reports');
-  const env = { KEYWARDEN_HOME: home, KEYWARDEN_REPORTS_DIR: reports, KEYWARDEN_ACTOR: 'responder' };
+  const env = { KEYWARDEN_HOME: home, KEYWARDEN_REPORTS_DIR: reports, KEYWARDEN_ACTOR: 'bob' };
   const run = (...args: string[]) => keywarden(args, env);
   const vars: Record<string, string> = { INCIDENT };
   const ran = new Set<RunbookCommand>();

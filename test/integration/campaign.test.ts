@@ -24,6 +24,7 @@ import type { Services } from '../../functions/adapters/wiring.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
 import { type CampaignDeps, runCampaign } from '../../functions/core/campaign-engine.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
+import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
@@ -41,6 +42,10 @@ const prefix = uniqueName('kw-camp');
 beforeAll(async () => {
   configInput = localConfig('kw-campaign');
   services = await wireLocal(configInput);
+  // The CLI's KEYWARDEN_ACTOR is an incident responder: only responders start campaigns.
+  await services.breakglassStore.putBreakglassConfig(
+    BreakglassConfigSchema.parse({ incidentResponders: { localUsers: ['responder'] } }),
+  );
   vault = newVaultClient();
   await vault.write(`sys/policies/acl/${prefix}-read`, {
     policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
@@ -335,10 +340,10 @@ const limits = () => providerLimiters();
 
 // ---- the CLI ---------------------------------------------------------------------------------
 
-/** Runs the real `keywarden` command against this file's table, stdin not a terminal. */
-function keywarden(args: string[]) {
+/** Runs the real `keywarden` command against this file's table (or `config`), stdin not a terminal. */
+function keywarden(args: string[], config: LocalConfig = configInput) {
   const home = mkdtempSync(join(tmpdir(), 'kw-campaign-cli-'));
-  writeFileSync(join(home, 'config.json'), JSON.stringify(configInput), { mode: 0o600 });
+  writeFileSync(join(home, 'config.json'), JSON.stringify(config), { mode: 0o600 });
   const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
@@ -694,5 +699,53 @@ describe('campaign: failures', () => {
     expect(await vaultTokens.works(exhausted as Identity)).toBe(true);
     const reissues = await services.store.listReissues(planned.campaign.campaignId);
     expect(reissues.find((r) => r.identityId === exhausted?.id)?.status).toBe('reissued');
+  });
+});
+
+describe('campaign: the exit code says whether anything is still live', () => {
+  it('exits 1 naming what is still live and its owner when Vault is unreachable; 0 once all is revoked', async () => {
+    // prepare: a Vault token and an IAM key of one pipeline, each rotated once (two live versions).
+    const environment = uniqueName('prod');
+    const [token, key] = await Promise.all([
+      vaultTokens.setup(uniqueName('kw'), environment),
+      iamKeys.setup(uniqueName('kw'), environment),
+    ]);
+    for (const identity of [token, key]) {
+      await declare(services.store, identity);
+      const outcome = await rotateIdentity(services.rotationDeps('setup'), identity, { owner: 'setup' });
+      expect(outcome.status, outcome.reason).toBe('rotated');
+    }
+    const vaultDown: LocalConfig = {
+      ...configInput,
+      ...(configInput.vault ? { vault: { ...configInput.vault, addr: 'http://127.0.0.1:9' } } : {}),
+    };
+
+    // act: the whole pipeline, with Vault unreachable.
+    const down = keywarden(
+      ['revoke', '--incident', 'INC-7', '--selector', `env=${environment}`, '--yes'],
+      vaultDown,
+    );
+
+    // assess: not 0, and what is still live is named with whom to call.
+    expect(down.code, down.stderr).toBe(1);
+    expect(down.stdout).toMatch(/STILL LIVE/);
+    expect(down.stdout).toContain(token.id);
+    expect(down.stderr).toMatch(
+      new RegExp(
+        `still live: \\d+ credential\\(s\\) not ended \\(${token.id} .*owners: .*${token.owner ?? ''}`,
+      ),
+    );
+    expect(down.stderr).toMatch(/campaign INC-7-\S+ \(INC-7\) completed: /);
+    expect(await vaultTokens.works(token)).toBe(true);
+    expect(await iamKeys.works(key)).toBe(false);
+
+    // act: Vault answers again; the token is revoked by a campaign of its own.
+    const up = keywarden(['revoke', '--incident', 'INC-8', '--selector', `identity=${token.id}`, '--yes']);
+
+    // assess
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stderr).not.toContain('still live');
+    expect(up.stderr).toMatch(/completed: \d+ revoked, \d+ already revoked, 0 skipped, 0 failed, 0 pending/);
+    expect(await vaultTokens.works(token)).toBe(false);
   });
 });
