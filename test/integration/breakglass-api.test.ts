@@ -19,7 +19,9 @@ import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
+import { campaignApi } from '../../functions/api/campaigns.ts';
 import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
+import type { ApiDeps } from '../../functions/api/deps.ts';
 import type { ApiEvent, ApiResult } from '../../functions/api/responses.ts';
 import { runDeferred } from '../../functions/api/slack.ts';
 import { expire, sweep } from '../../functions/core/breakglass.ts';
@@ -27,6 +29,7 @@ import { grantFindings } from '../../functions/core/findings.ts';
 import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { makeHandler } from '../../functions/handlers/api.ts';
+import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
 import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
@@ -431,5 +434,120 @@ describe('break-glass API: Slack', () => {
     );
     expect(JSON.stringify(posted.at(-1)?.message)).toContain('cannot approve it: someone else must');
     expect((await refusals(grantId)).map((r) => r.actor)).toEqual(['slack:U0ALICE']);
+  });
+});
+
+describe('campaigns: only incident responders start one, on the API and from Slack alike', () => {
+  const launched: string[] = [];
+  const jobs: DeferredJob[] = [];
+  let campaignsApi: ReturnType<typeof makeHandler>;
+  let apiDeps: ApiDeps;
+  let selector: string;
+
+  beforeAll(async () => {
+    // One declared identity, so a responder's campaign has a target and is stored.
+    const environment = uniqueName('prod');
+    await declaredKvIdentity({ services, vault: newVaultClient() }, uniqueName('kw-resp'), environment);
+    selector = `env=${environment}`;
+    apiDeps = {
+      breakglass: services.breakglassDeps,
+      acceptLocalPrincipals: true,
+      region: services.config.aws.region,
+      report: services.grantReportOf,
+      // The launcher is the state machine's port: here it records what it was asked to start.
+      campaigns: campaignApi(services, { launch: async (campaignId) => void launched.push(campaignId) }),
+      slack: slackDeps(async (job) => void jobs.push(job)),
+      progress: { everyMs: 10, deadlineMs: 50 },
+    };
+    campaignsApi = makeHandler(apiDeps);
+  });
+
+  const start = (user: string, incident: string) =>
+    campaignsApi({
+      rawPath: '/campaigns',
+      headers: {},
+      body: JSON.stringify({ incident, selectors: [selector] }),
+      isBase64Encoded: false,
+      requestContext: {
+        requestId: 'r',
+        http: { method: 'POST' },
+        authorizer: { lambda: { localUser: user } },
+      },
+    } as unknown as ApiEvent);
+  const revokeFromSlack = (userId: string, incident: string) => {
+    const body = new URLSearchParams({
+      command: '/revoke',
+      text: `${incident} ${selector}`,
+      user_id: userId,
+      team_id: 'T1',
+      channel_id: 'C1',
+      response_url: 'http://127.0.0.1:9/hooks',
+    }).toString();
+    const timestamp = String(Math.floor(clock.now().getTime() / 1000));
+    return campaignsApi({
+      rawPath: '/slack/commands',
+      headers: {
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': signSlackRequest(signingSecret, timestamp, body),
+      },
+      body,
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'POST' } },
+    } as unknown as ApiEvent);
+  };
+  const refusedStarts = async (incident: string) =>
+    (await services.store.readAll()).records
+      .filter((r) => r.type === 'grant.refused' && r.subject === incident)
+      .map((r) => [r.actor, r.details.action]);
+
+  it('POST /campaigns: 403 in the error shape for a non-responder, audited; 202 for a responder', async () => {
+    // prepare: no incidentResponders declared, so the roles' approvers (bob, carol, dave) are the responders.
+    const incident = newIncident();
+
+    // act
+    const refused = await start('alice', incident);
+    const accepted = await start('bob', incident);
+
+    // assess
+    expect(refused.statusCode).toBe(403);
+    expect(JSON.parse(refused.body)).toEqual({
+      error: {
+        code: 'refused',
+        message: expect.stringMatching(/^local:alice may not start a revocation campaign/),
+      },
+    });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    const { campaign } = JSON.parse(accepted.body) as {
+      campaign: { campaignId: string; requestedBy: string };
+    };
+    expect(campaign.requestedBy).toBe('local:bob');
+    expect(launched).toContain(campaign.campaignId);
+    expect((await services.store.listCampaigns()).filter((c) => c.incident === incident)).toHaveLength(1);
+    expect(await refusedStarts(incident)).toEqual([['local:alice', 'start-campaign']]);
+  });
+
+  it('Slack /revoke: a non-responder is refused in the channel, audited; a responder is acknowledged and started', async () => {
+    // prepare
+    const incident = newIncident();
+    const before = launched.length;
+
+    // act
+    const refused = await revokeFromSlack('U0MALLORY', incident);
+    const accepted = await revokeFromSlack('U0BOB', incident);
+    const job = jobs.at(-1) as DeferredJob;
+    await runDeferred(apiDeps, job);
+
+    // assess
+    expect(refused.statusCode).toBe(200);
+    expect(refused.body).toMatch(/slack:U0MALLORY may not start a revocation campaign/);
+    expect(accepted.statusCode).toBe(200);
+    expect(accepted.body).toContain(`Planning the revocation for ${incident}`);
+    expect(jobs.filter((j) => j.kind === 'revoke' && j.incident === incident).map((j) => j.userId)).toEqual([
+      'U0BOB',
+    ]);
+    expect(launched.length).toBe(before + 1);
+    const stored = (await services.store.listCampaigns()).filter((c) => c.incident === incident);
+    expect(stored.map((c) => c.requestedBy)).toEqual(['slack:U0BOB']);
+    expect(await refusedStarts(incident)).toEqual([['slack:U0MALLORY', 'start-campaign']]);
   });
 });
