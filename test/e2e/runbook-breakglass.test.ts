@@ -93,6 +93,10 @@ describe('runbook: break-glass access (runbooks/break-glass.md)', () => {
     const up = await keywardenAsync(['dev', 'up', '--demo', '--users', 'bob,carol'], {
       KEYWARDEN_HOME: home,
       KEYWARDEN_ACTOR: 'alice',
+      // Step 7 shows the schedule ending the grant: a sweeper round landing in the second between
+      // the grant's end and its schedule's (rounded up to the whole second) would end it first.
+      // The sweeper's own guarantee has its spec (breakglass-schedules-off.test.ts).
+      KEYWARDEN_SWEEP_EVERY: '3600',
     });
     expect(up.code, up.stderr).toBe(0);
     stack = stackOf(home);
