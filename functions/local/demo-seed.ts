@@ -114,6 +114,7 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
     'app-ci-read': 'path "secret/data/ci/app/*" { capabilities = ["read"] }',
     'docs-publish': 'path "secret/data/ci/docs/*" { capabilities = ["read"] }',
     'app-deploy': 'path "secret/data/ci/app/deploy/*" { capabilities = ["read"] }',
+    'infra-terraform': 'path "secret/data/ci/infra/terraform/*" { capabilities = ["read"] }',
     // The break-glass policy of the demo inventory (breakglass.roles: prod-db-read).
     'breakglass-prod-db': 'path "secret/data/prod/*" { capabilities = ["read"] }',
   };
@@ -135,6 +136,15 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
       { orphan: true },
     );
   }
+
+  // A token made outside keywarden, as the infra team's pipeline gets it: through its token role.
+  // Declared by `tokenRole` (infra-terraform-token), so discovery does not call it undeclared.
+  await deps.vault.write('auth/token/roles/ci-terraform', {
+    allowed_policies: ['infra-terraform'],
+    orphan: true,
+    token_ttl: '720h',
+  });
+  await deps.vault.write('auth/token/create/ci-terraform', { policies: ['infra-terraform'] });
 
   // ---- AppRole roles and secret-ids; one login leaves a lease ----
   for (const role of ['ci-app-deploy', 'ci-infra', 'ci-metrics']) {

@@ -45,6 +45,25 @@ describe('keywarden dev up --demo', () => {
     expect(table).toMatch(/missing\s+│ legacy-ftp/);
   });
 
+  it("reports exactly the README's planted problems: no false missing, no break-glass role or declared token undeclared", () => {
+    const findings = JSON.parse(run('findings', '--json').stdout) as Finding[];
+    const named = findings
+      .map((f) => `${f.type} ${f.subject.replace(/^fingerprint:.*/, 'fingerprint')}`)
+      .sort();
+    expect(named).toEqual(
+      [
+        'reused-across-environments fingerprint',
+        'over-max-age app-publish-aws',
+        'separation-of-duties release-signer',
+        'undeclared aws-iam-user:ci-legacy-bot',
+        'undeclared vault-kv:secret/ci/old/jenkins-token',
+        'missing legacy-ftp',
+        'no-owner payments-webhook',
+        'stale docs-build-aws',
+      ].sort(),
+    );
+  });
+
   it('covers every credential kind in the stored inventory', () => {
     const list = run('inventory', 'list', '--json');
     const identities = JSON.parse(list.stdout) as { kind: string }[];
@@ -53,7 +72,19 @@ describe('keywarden dev up --demo', () => {
 
   it('changes nothing when the same inventory is synced again', () => {
     const sync = run('inventory', 'sync', 'demo/identities.yaml', '--json');
-    expect(JSON.parse(sync.stdout)).toEqual({ declared: 0, changed: 0, unchanged: 21, retired: 0 });
+    expect(JSON.parse(sync.stdout)).toEqual({ declared: 0, changed: 0, unchanged: 22, retired: 0 });
+  });
+
+  it('rotates a token made outside keywarden: the one its token role made is adopted, then superseded', () => {
+    const rotate = run('rotate', '--identity', 'infra-terraform-token', '--json');
+    expect(rotate.code, rotate.stderr).toBe(0);
+    const status = JSON.parse(run('status', 'infra-terraform-token', '--json').stdout) as {
+      versions: { origin: string; stage: string }[];
+    };
+    expect(status.versions.map((v) => `${v.origin} ${v.stage}`).sort()).toEqual([
+      'adopted previous',
+      'issued current',
+    ]);
   });
 
   it('gates CI: exit 1 when a finding at or above --fail-on exists, and never prints a secret value', () => {
