@@ -360,7 +360,8 @@ describe('vault: client', () => {
   });
 
   it('never echoes a request value in an error, even when Vault quotes it back whole or in part', async () => {
-    const letters = Array.from(randomBytes(20), (byte) => String.fromCharCode(97 + (byte % 26))).join('');
+    // Ends in a letter that is no duration unit: a trailing s, m, h or d makes Vault read the rest as a number.
+    const letters = `${Array.from(randomBytes(20), (byte) => String.fromCharCode(97 + (byte % 26))).join('')}x`;
     // Go's duration parser quotes the whole value ("invalid duration") or, after a leading
     // number, only the part it could not read ("unknown unit").
     for (const [value, said, fragment] of [
