@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -12,7 +12,7 @@ import type { Identity } from '../../functions/core/identity.ts';
 import { REVOKE_BATCH_SIZE } from '../../functions/core/revocation-batching.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
-import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
+import { declaredKvIdentity, newIncident, testPlan } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
@@ -96,6 +96,40 @@ describe('local revocation runner: plan → batches → report', () => {
     // …and the report, recorded on the campaign.
     expect(result.report?.html).toMatch(/report\.html$/);
     expect(result.campaign.reportLocation).toBe(result.report?.html);
+  });
+
+  it('completes a campaign with nothing to revoke: zero batches, started and completed, reported completed', async () => {
+    // prepare: every target settled at planning (an identity with nothing recorded), as the CLI stores it.
+    const environment = uniqueName('env');
+    const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
+    const incident = newIncident();
+    const planned = testPlan({
+      campaignId: `${incident}-empty`,
+      incident,
+      selectors: [`env=${environment}`],
+      subjects: [{ identity, versions: await services.store.listVersions(identity.id) }],
+    });
+    expect(planned.targets.filter((t) => t.outcome === 'pending')).toEqual([]);
+    await services.store.createCampaign(planned.campaign, planned.targets);
+    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
+
+    // act
+    const result = await runner.run(planned.campaign.campaignId);
+
+    // assess
+    expect([result.plan.count, result.batches, result.stopped]).toEqual([0, 0, false]);
+    expect(result.campaign).toMatchObject({ status: 'completed' });
+    expect(result.campaign.startedAt).toBeDefined();
+    expect(result.campaign.finishedAt).toBeDefined();
+    const events = (await services.store.readAll()).records
+      .filter((r) => r.details.campaignId === planned.campaign.campaignId)
+      .map((r) => r.type);
+    expect(events[0]).toBe('campaign.started');
+    expect(events.at(-1)).toBe('campaign.completed');
+    const report = JSON.parse(readFileSync(result.report?.json ?? '', 'utf8')) as {
+      campaign: { status: string };
+    };
+    expect(report.campaign.status).toBe('completed');
   });
 
   it('stops after the targets in flight when its signal aborts, and a second run finishes without repeating any', async () => {
