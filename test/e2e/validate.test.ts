@@ -15,7 +15,7 @@ describe('keywarden validate', () => {
   it('passes the demo inventory', () => {
     const result = keywarden(['validate', 'demo/identities.yaml']);
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain('21 identities, no problems');
+    expect(result.stderr).toContain('22 identities, no problems');
   });
 
   it('lists every problem of a file, each with line and column, and exits 1', () => {
