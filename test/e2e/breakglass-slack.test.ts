@@ -240,7 +240,9 @@ describe('break-glass from Slack: signed requests, buttons, refusals, de-duplica
     const refused = await revoke('revoke-alice', 'U0ALICE');
     expect(refused.status).toBe(200);
     expect(JSON.parse(refused.body)).toMatchObject({ response_type: 'ephemeral' });
-    expect(JSON.parse(refused.body).text).toMatch(/slack:U0ALICE may not start a revocation from Slack/);
+    expect(JSON.parse(refused.body).text).toMatch(
+      /slack:U0ALICE may not start a revocation campaign: campaigns are started by incident responders only/,
+    );
 
     const started = await revoke('revoke-bob', 'U0BOB');
     expect(started.status).toBe(200);
