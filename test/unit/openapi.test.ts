@@ -150,6 +150,17 @@ describe('api/openapi.yaml: the routes', () => {
     expect(at(spec, 'paths', '/grants', 'post', 'responses', '201')).toBeTruthy();
     expect(at(spec, 'paths', '/campaigns', 'post', 'responses', '202')).toBeTruthy();
   });
+
+  it('refuses a campaign start by anyone but an incident responder with 403 in the error shape', () => {
+    // prepare
+    const refused = at(spec, 'paths', '/campaigns', 'post', 'responses', '403') as Json;
+
+    // assess
+    expect(at(refused, 'content', 'application/json', 'schema', '$ref')).toBe('#/components/schemas/Error');
+    expect(String(refused.description)).toContain('incidentResponders');
+    expect(at(refused, 'content', 'application/json', 'example', 'error', 'code')).toBe('refused');
+    expect(String(at(spec, 'paths', '/campaigns', 'post', 'description'))).toContain('execute-api:Invoke');
+  });
 });
 
 describe('api/openapi.yaml: the schemas match the zod schemas in core', () => {
