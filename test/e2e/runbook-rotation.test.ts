@@ -231,7 +231,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     const delivery = runbookDelivery();
     writeInventory({ 'docs-build-aws': (identity) => Object.assign(identity, { delivery }) });
     const fix = section('(a)', vars).finish();
-    expect(fix.result('keywarden validate $INVENTORY').stderr).toContain('21 identities, no problems');
+    expect(fix.result('keywarden validate $INVENTORY').stderr).toContain('22 identities, no problems');
     expect(fix.result('keywarden inventory sync $INVENTORY').stderr).toContain('1 changed');
     expect(flat(fix.result('keywarden rotate --identity $IDENTITY --dry-run').stdout)).toMatch(
       /docs-build-aws aws-iam-access-key rotate never rotated by keywarden/,
