@@ -30,11 +30,13 @@ import { ConflictError, KeywardenError } from '../core/errors.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts } from '../core/kinds.ts';
 import type {
+  BoundDelivery,
   CampaignLauncher,
   CampaignStore,
   Clock,
   IdentityStore,
   Limit,
+  ListedCredential,
   RotationStore,
   StoredCampaign,
 } from '../core/ports.ts';
@@ -117,7 +119,7 @@ async function listLive(
   deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
   identity: Identity,
 ): Promise<Listing> {
-  let listed: Awaited<ReturnType<ReturnType<RotationDeps['providerFor']>['list']>>;
+  let listed: ListedCredential[];
   try {
     listed = await deps.providerFor(identity).list();
   } catch (error) {
@@ -125,10 +127,13 @@ async function listLive(
   }
   const own = kindFacts(identity.kind).ownDelivery?.(identity);
   if (!own || listed.length === 0) return { listed };
-  const current = await deps
-    .deliveryFor(own)
-    .readCurrent()
-    .catch(() => undefined);
+  let current: Awaited<ReturnType<BoundDelivery['readCurrent']>>;
+  try {
+    current = await deps.deliveryFor(own).readCurrent();
+  } catch {
+    // Only the fingerprint is lost; what is live was listed.
+    return { listed };
+  }
   if (!current) return { listed };
   return {
     listed,
