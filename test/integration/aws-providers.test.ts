@@ -570,9 +570,14 @@ describe('provider: aws-secret', () => {
       handle: issued.handle,
       versionId: issued.handle,
       status: 'active',
+      stage: 'current',
       createdAt: expect.any(String),
     });
-    expect(listed.find((version) => version.handle === firstVersion)?.status).toBe('inactive');
+    expect(listed.find((version) => version.handle === firstVersion)).toMatchObject({
+      status: 'inactive',
+      // Unlabelled is what revoking leaves: a campaign does not adopt or target it.
+      stage: 'revoked',
+    });
     // The revoked version is unlabelled, not destroyed: AWS deletes deprecated versions itself.
     await expect(
       aws.secrets.send(new GetSecretValueCommand({ SecretId: spec.secretId, VersionId: firstVersion })),
