@@ -186,9 +186,9 @@ export class IamDiscovery {
 
   /**
    * Runs one call about a single user, key or role under the limiter. That thing may
-   * have been deleted between the listing and this call: IAM then answers
-   * NoSuchEntity, and the result is `undefined` (it no longer exists, so it is not
-   * reported). Any other failure fails the run.
+   * have been deleted between the listing and this call, or be declared but never made:
+   * IAM then answers NoSuchEntity, and the result is `undefined` (it does not exist, so
+   * it is not reported, and a declared one is `missing`). Any other failure fails the run.
    */
   async #limited<T>(doing: string, call: () => Promise<T>): Promise<T | undefined> {
     try {
