@@ -11,7 +11,7 @@
  * | kind                     | targets        | how                                             |
  * |--------------------------|----------------|-------------------------------------------------|
  * | vault-token              | the rest (~55%)| one orphan token per identity, by accessor       |
- * | vault-approle-secret-id  | 20%            | one secret-id per identity, 20 per AppRole role  |
+ * | vault-approle-secret-id  | 20%            | one AppRole role per identity, one secret-id each |
  * | vault-kv                 | 15%            | three KV v2 versions per path, all destroyed     |
  * | aws-iam-access-key       | 5%             | two keys per IAM user (deactivated, deleted)     |
  * | aws-secret               | 5%             | the AWSPREVIOUS version of a secret (label removed) |
@@ -19,7 +19,16 @@
  * | aws-role-session         | 1              | a role whose sessions a deny policy ends          |
  *
  * Secrets Manager targets are previous versions only: revoking a current one first
- * rotates the secret (campaign.test.ts covers that), which would measure rotation.
+ * rotates the secret (campaign.test.ts covers that), which would measure rotation. A plan
+ * made from what is live (planAndStoreCampaign) also finds each secret's current version and
+ * replaces it: one target more per secret. An AppRole identity owns every secret-id of its
+ * role, so each has a role of its own, as a pipeline's AppRole does.
+ *
+ * With `preexisting`, that many more credentials are made the way a team's pipelines made
+ * them before keywarden (bench/support/preexisting-fleet.ts): straight through the SDK
+ * and the Vault API, declared in the same inventory under the same selector, with no
+ * credential version recorded. A campaign finds them only by asking the providers.
+ *
  * No secret value is kept or printed; the servers are asked about handles only.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -44,6 +53,7 @@ import type { Services } from '../../functions/adapters/wiring.ts';
 import type { PlanInput } from '../../functions/core/campaign.ts';
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import { type Identity, IdentitySchema } from '../../functions/core/identity.ts';
+import { makePreexisting, type PreexistingCredentials } from './preexisting-fleet.ts';
 
 /** How many targets of each kind a fleet of `total` targets has. */
 export function fleetShape(total: number) {
@@ -74,8 +84,10 @@ export interface RevocationFleet {
   versions: CredentialVersion[];
   /** Planning input for `planCampaign`: every identity with its recorded versions. */
   subjects: PlanInput['subjects'];
-  /** AppRole roles, for checking that their secret-ids are gone. */
+  /** AppRole roles, for checking that their secret-ids are gone (the pre-existing ones' too). */
   roles: string[];
+  /** Credentials made outside keywarden, declared but never recorded; none unless asked for. */
+  preexisting: PreexistingCredentials;
   lease: { mount: string; prefix: string };
   role: { name: string; arn: string };
   total: number;
@@ -104,8 +116,21 @@ export function createAssumableRole(iam: IAMClient, prefix: string, roleName: st
   );
 }
 
-/** Builds a fleet of `total` targets under a fresh prefix and environment. */
-export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<RevocationFleet> {
+/** What else a fleet holds. */
+export interface FleetOptions {
+  /** Credentials made outside keywarden and declared, beside the `total` recorded targets. @default 0 */
+  preexisting?: number;
+}
+
+/**
+ * Builds a fleet of `total` recorded targets (and `options.preexisting` declared but
+ * unrecorded credentials) under a fresh prefix and environment.
+ */
+export async function buildFleet(
+  ctx: FleetContext,
+  total = 2_000,
+  options: FleetOptions = {},
+): Promise<RevocationFleet> {
   const { services, vault } = ctx;
   const { iam, secrets } = services.aws;
   const shape = fleetShape(total);
@@ -157,28 +182,17 @@ export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<Revo
     }),
   );
 
-  // AppRole: 20 secret-ids per role, one identity each.
-  const roleCount = Math.ceil(shape['vault-approle-secret-id'] / 20);
-  const roles = Array.from({ length: roleCount }, (_, r) => `${prefix}-role-${r}`);
-  await Promise.all(
-    roles.map((role) =>
-      vaultLimit(() =>
-        vault.write(`auth/approle/role/${role}`, { token_policies: [readPolicy], token_ttl: '5m' }),
-      ),
+  // AppRole: one role per identity, one secret-id each (an identity owns every secret-id of its role).
+  const roles = Array.from({ length: shape['vault-approle-secret-id'] }, (_, r) => `${prefix}-role-${r}`);
+  const secretIds = Promise.all(
+    roles.map((role, i) =>
+      vaultLimit(async () => {
+        await vault.write(`auth/approle/role/${role}`, { token_policies: [readPolicy], token_ttl: '5m' });
+        const created = await vault.write(`auth/approle/role/${role}/secret-id`, {});
+        return { id: `${prefix}-approle-${i}`, role, accessor: String(created.data?.secret_id_accessor) };
+      }),
     ),
   );
-  // One role's secret-ids one after another: OpenBao answers concurrent creates on one
-  // role with "transaction commit failed" now and then, and a create is not retried blind.
-  const secretIds = Promise.all(
-    roles.map(async (role, r) => {
-      const made: { id: string; role: string; accessor: string }[] = [];
-      for (let i = r; i < shape['vault-approle-secret-id']; i += roleCount) {
-        const created = await vault.write(`auth/approle/role/${role}/secret-id`, {});
-        made.push({ id: `${prefix}-approle-${i}`, role, accessor: String(created.data?.secret_id_accessor) });
-      }
-      return made;
-    }),
-  ).then((perRole) => perRole.flat());
 
   // KV: three versions per path.
   const kvPaths = Array.from({ length: shape['vault-kv'] / 3 }, (_, i) =>
@@ -240,6 +254,12 @@ export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<Revo
   const roleName = `${prefix}-deployer`;
   const role = createAssumableRole(iam, prefix, roleName);
 
+  // What the team's own scripts made before keywarden: declared below, never recorded.
+  const preexisting = makePreexisting(
+    { services, vault, prefix, policy: readPolicy },
+    options.preexisting ?? 0,
+  );
+
   for (const { id, accessor } of await Promise.all(tokens)) {
     add({ ...base(id), kind: 'vault-token', scope: { policies: [readPolicy], ttl: '24h' } }, [
       { handle: accessor, stage: 'current' },
@@ -271,6 +291,8 @@ export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<Revo
   await role;
   const roleArn = `arn:aws:iam::123456789012:role/${prefix}/${roleName}`;
   add({ ...base(roleName), kind: 'aws-role-session', scope: { roleArn } }, []);
+  const made = await preexisting;
+  for (const declaration of made.declarations) add({ ...base(declaration.id), ...declaration }, []);
 
   // The inventory and the recorded versions, as a sync and a first rotation would leave
   // them, written 25 to a call: items as DynamoStore writes them (first revision).
@@ -322,7 +344,8 @@ export async function buildFleet(ctx: FleetContext, total = 2_000): Promise<Revo
     identities,
     versions,
     subjects: identities.map((identity) => ({ identity, versions: byIdentity.get(identity.id) ?? [] })),
-    roles,
+    roles: [...roles, ...made.roles],
+    preexisting: made,
     lease: { mount, prefix: `auth/${mount}/login` },
     role: { name: roleName, arn: roleArn },
     total,
@@ -348,17 +371,18 @@ export async function stillLive(
       if (await isLive()) live.push(what);
     });
   const checks: Promise<void>[] = [];
-  const kvVersions = new Map<string, string[]>();
-  for (const version of fleet.versions) {
-    if (version.kind === 'vault-token') {
+  // Handles by identity, recorded or made outside keywarden alike.
+  const handles = new Map<string, string[]>();
+  for (const credential of [...fleet.versions, ...fleet.preexisting.credentials]) {
+    if (credential.kind === 'vault-token') {
       checks.push(
         check(
-          `vault-token ${version.handle}`,
-          async () => (await vault.lookupAccessor(version.handle)) !== undefined,
+          `vault-token ${credential.handle}`,
+          async () => (await vault.lookupAccessor(credential.handle)) !== undefined,
         ),
       );
-    } else if (version.kind === 'vault-kv') {
-      kvVersions.set(version.identityId, [...(kvVersions.get(version.identityId) ?? []), version.handle]);
+    } else {
+      handles.set(credential.identityId, [...(handles.get(credential.identityId) ?? []), credential.handle]);
     }
   }
   for (const role of fleet.roles) {
@@ -376,7 +400,7 @@ export async function stillLive(
         check(`KV versions of ${path}`, async () => {
           const metadata = await vault.read(`secret/metadata/${path}`);
           const all = (metadata?.data?.versions ?? {}) as Record<string, { destroyed: boolean }>;
-          return (kvVersions.get(identity.id) ?? []).some((h) => all[h.slice(4)]?.destroyed !== true);
+          return (handles.get(identity.id) ?? []).some((h) => all[h.slice(4)]?.destroyed !== true);
         }),
       );
     } else if (identity.kind === 'aws-iam-access-key') {
@@ -391,13 +415,13 @@ export async function stillLive(
       );
     } else if (identity.kind === 'aws-secret') {
       const secretId = identity.scope.secretId;
-      const previous = fleet.versions.find((v) => v.identityId === identity.id)?.handle ?? '';
+      const ended = handles.get(identity.id) ?? [];
       checks.push(
-        check(`previous version of ${secretId}`, async () => {
+        check(`versions ${ended.join(', ')} of ${secretId}`, async () => {
           const described = await services.aws.secrets.send(
             new DescribeSecretCommand({ SecretId: secretId }),
           );
-          return (described.VersionIdsToStages?.[previous] ?? []).length > 0;
+          return ended.some((handle) => (described.VersionIdsToStages?.[handle] ?? []).length > 0);
         }),
       );
     }
