@@ -10,7 +10,7 @@ import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
-import { deliveryOf, KINDS, scopeKey, serviceOf, wholeScope } from './kinds.ts';
+import { deliveryOf, KINDS, rotationBlocker, scopeKey, serviceOf, wholeScope } from './kinds.ts';
 import { parseSelectors, select } from './selector.ts';
 
 /**
@@ -151,7 +151,7 @@ export const listingFailedReason = (identity: Identity, retryable: boolean): str
  * delivery target to place it in, and its kind is rotated (not per-grant or per-lease).
  */
 export const canReissue = (identity: Identity): boolean =>
-  deliveryOf(identity) !== undefined && KINDS[identity.kind].rotates;
+  deliveryOf(identity) !== undefined && rotationBlocker(identity) === undefined;
 
 export interface PlanInput {
   campaignId: string;

@@ -64,6 +64,12 @@ export interface KindFacts<K extends IdentityKind> {
   revokePermission(handle: string, identity: IdentityOfKind<K> | undefined): string;
   /** The value store that is itself the delivery target (a secret, a KV path), for kinds that are one. */
   ownDelivery?(identity: IdentityOfKind<K>): Delivery;
+  /**
+   * Why this identity of a rotated kind cannot be rotated (its declaration gives keywarden no way
+   * to issue a successor), or undefined when it can. Such an identity is still found, listed and
+   * revoked; it is never rotated or re-issued.
+   */
+  notIssuable?(identity: IdentityOfKind<K>): string | undefined;
 }
 
 /** The name of an IAM role from its ARN: the last segment, after any path. */
@@ -144,6 +150,10 @@ export const KINDS = {
     // display-name prefix (core/declared-tokens.ts); discovery keys each token by that identity.
     scopeKey: (identity) => `vault-token:${identity.id}`,
     revokePermission: () => "the 'update' capability on auth/token/revoke-accessor",
+    notIssuable: (identity) =>
+      identity.scope.policies
+        ? undefined
+        : 'its tokens are declared by accessor, token role or display-name prefix without policies, so keywarden cannot issue their successor (add scope.policies to rotate it)',
   },
   'vault-approle-secret-id': {
     ...ROTATED_VAULT_KIND,
@@ -220,4 +230,12 @@ export const serviceOf = (kind: IdentityKind): ProviderService => KINDS[kind].se
 /** The delivery target of an identity: its own, or for the value-store kinds the store itself. */
 export function deliveryOf(identity: Identity): Delivery | undefined {
   return identity.delivery ?? factsFor(identity).ownDelivery?.(identity);
+}
+
+/** Why an identity is never rotated or re-issued, or undefined when it can be. */
+export function rotationBlocker(identity: Identity): string | undefined {
+  if (!KINDS[identity.kind].rotates) {
+    return `${identity.kind} credentials are issued per grant or lease and end by their TTL`;
+  }
+  return factsFor(identity).notIssuable?.(identity);
 }

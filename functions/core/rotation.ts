@@ -11,7 +11,7 @@ import type { CredentialVersion, RotationState, RotationStep } from './credentia
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
 import type { Delivery, Identity, IdentityKind } from './identity.ts';
-import { deliveryOf, KINDS } from './kinds.ts';
+import { deliveryOf, KINDS, rotationBlocker } from './kinds.ts';
 import type {
   AuditLog,
   BoundDelivery,
@@ -78,7 +78,7 @@ export function dueReason(
   versions: readonly CredentialVersion[],
   now: Date,
 ): string | undefined {
-  if (notRotated(identity.kind)) return undefined;
+  if (rotationBlocker(identity)) return undefined;
   const current = versions.find((version) => version.stage === 'current');
   if (!current) return 'never rotated by keywarden';
   const age = now.getTime() - Date.parse(current.issuedAt);
@@ -180,12 +180,8 @@ export async function rotateIdentity(
   options: { owner: string; force?: boolean },
 ): Promise<RotationOutcome> {
   const run = new Run(deps, identity, options.owner);
-  if (notRotated(identity.kind)) {
-    return run.outcome(
-      'skipped',
-      `${identity.kind} credentials are issued per grant or lease and end by their TTL`,
-    );
-  }
+  const blocker = rotationBlocker(identity);
+  if (blocker) return run.outcome('skipped', blocker);
   const delivery = deliveryOf(identity);
   if (!delivery) {
     // Tracked but not rotatable: a scheduled run skips it (discovery still watches its age);
@@ -573,11 +569,8 @@ export async function enforceMaxAge(
 
 /** Rejects a rotation request that names an identity that cannot be rotated, with the reason. */
 export function assertRotatable(identity: Identity): void {
-  if (notRotated(identity.kind)) {
-    throw new KeywardenError(
-      `${identity.id} is a ${identity.kind}: such credentials are issued per grant or lease and end by their TTL, not rotated`,
-    );
-  }
+  const blocker = rotationBlocker(identity);
+  if (blocker) throw new KeywardenError(`${identity.id} is not rotated: ${blocker}`);
 }
 
 /** What a rotation run would do for each identity, without doing it. */
@@ -594,6 +587,8 @@ export async function planRotation(
       const base = { identityId: identity.id, kind: identity.kind };
       if (notRotated(identity.kind))
         return { ...base, action: 'skip' as const, reason: 'issued per grant or lease, ends by TTL' };
+      const blocker = rotationBlocker(identity);
+      if (blocker) return { ...base, action: 'skip' as const, reason: blocker };
       if (!deliveryOf(identity)) return { ...base, action: 'skip' as const, reason: 'no delivery target' };
       const state = await deps.store.getRotation(identity.id);
       if (state && state.step !== 'finished' && state.step !== 'failed') {
