@@ -7,6 +7,7 @@ import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { grantPrefixedSecretKeys, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { keywardenFunctionIn } from '../lambda-function.ts';
@@ -27,8 +28,9 @@ export const DISCOVERY_REPORT_PREFIX = 'discovery/';
 /** Properties of {@link Discovery}. */
 export interface DiscoveryProps extends PipelineCredentialsProps {
   /**
-   * IAM path whose users' access keys and roles the function may inspect; starts and ends with
-   * `/`. Discovery only reads, so the root path is allowed.
+   * IAM path under which the function lists users (with their access keys) and roles; starts
+   * and ends with `/`. Discovery only reads, so the root path is allowed. Declared users and
+   * roles elsewhere are still looked up directly (metadata reads are granted account-wide).
    *
    * @default '/'
    */
@@ -54,7 +56,9 @@ export interface DiscoveryProps extends PipelineCredentialsProps {
  * credentials that exist (IAM users' access keys, roles, Secrets Manager secrets under a
  * prefix, Vault) and records and reports those the inventory does not know about.
  *
- * Its role is written statement by statement and reads no more than discovery needs; the
+ * Its role is written statement by statement and reads no more than discovery needs: IAM user
+ * and role metadata and secret descriptions account-wide (declared ones may sit outside the
+ * prefixes), secret values under the prefix only; the
  * scheduler's role can invoke this function's `live` alias and nothing else. Failed
  * deliveries and failed asynchronous runs land in one encrypted dead-letter queue.
  */
@@ -79,7 +83,12 @@ export class Discovery extends Construct {
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
     const pipeline = pipelineScope(this, 'Discovery', props, { defaultIamPathPrefix: '/' });
-    const { iamPathPrefix, secretNamePrefix, usersArn, rolesArn, secretsArn } = pipeline;
+    const { secretNamePrefix, secretsArn } = pipeline;
+    // Declared users, roles and secrets are looked up directly wherever they are, so their
+    // metadata is readable account-wide; secret values stay readable under the prefix only.
+    const allUsersArn = iamUsersArn(this, '/');
+    const allRolesArn = iamRolesArn(this, '/');
+    const allSecretsArn = prefixedSecretsArn(this, '');
     const staleAfterDays = validateStaleAfterDays(props.staleAfterDays ?? 90);
     const scheduleExpression = validateRecurringSchedule(
       'Discovery',
@@ -127,20 +136,33 @@ export class Discovery extends Construct {
       }),
     );
 
+    // Metadata only (no key secret is ever returned by IAM): the prefix's users and every
+    // declared user, wherever its path (GetUser for those the listing did not find).
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadAccessKeyMetadata',
-        actions: ['iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'],
-        resources: [usersArn],
+        actions: ['iam:GetUser', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed'],
+        resources: [allUsersArn],
       }),
     );
 
-    // ListRoles omits RoleLastUsed; only GetRole returns it. Same path prefix as the listing.
+    // ListRoles omits RoleLastUsed; only GetRole returns it. Declared and break-glass roles
+    // may sit at any path.
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadRoleLastUsed',
         actions: ['iam:GetRole'],
-        resources: [rolesArn],
+        resources: [allRolesArn],
+      }),
+    );
+
+    // Metadata only (name, dates, rotation settings, never a value): declared secrets may be
+    // named outside the prefix, and must not be reported missing because they are.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'DescribeDeclaredSecrets',
+        actions: ['secretsmanager:DescribeSecret'],
+        resources: [allSecretsArn],
       }),
     );
 
@@ -148,7 +170,7 @@ export class Discovery extends Construct {
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'FingerprintPrefixedSecrets',
-        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        actions: ['secretsmanager:GetSecretValue'],
         resources: [secretsArn],
       }),
     );
@@ -190,17 +212,25 @@ export class Discovery extends Construct {
         },
         {
           id: 'AwsSolutions-IAM5',
-          reason: `IAM user names are not known at deploy time. Read-only access-key metadata (ListAccessKeys, GetAccessKeyLastUsed) is allowed for users under the configured IAM path '${iamPathPrefix}' only.`,
-          appliesTo: [iam5ResourceFinding(this, usersArn)],
+          reason:
+            'Declared IAM users may sit at any path and are named in the inventory, not at deploy time. Only read-only metadata is allowed (GetUser, ListAccessKeys, GetAccessKeyLastUsed: IAM never returns a key secret through them), so a declared user outside the IAM path prefix is looked up instead of reported missing.',
+          appliesTo: [iam5ResourceFinding(this, allUsersArn)],
         },
         {
           id: 'AwsSolutions-IAM5',
-          reason: `IAM role names are not known at deploy time. iam:GetRole (read-only; the only API that returns RoleLastUsed) is allowed for roles under the configured IAM path '${iamPathPrefix}' only.`,
-          appliesTo: [iam5ResourceFinding(this, rolesArn)],
+          reason:
+            'Declared and break-glass IAM roles may sit at any path and are named in the inventory, not at deploy time. iam:GetRole is read-only (the only API that returns RoleLastUsed) and grants no way to assume or change a role.',
+          appliesTo: [iam5ResourceFinding(this, allRolesArn)],
         },
         {
           id: 'AwsSolutions-IAM5',
-          reason: `Pipeline secret names are not known at deploy time. DescribeSecret/GetSecretValue are limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
+          reason:
+            'Declared secrets may be named outside the prefix and are named in the inventory, not at deploy time. secretsmanager:DescribeSecret returns metadata only (name, dates, rotation settings, version stages), never a value; values stay readable under the prefix only.',
+          appliesTo: [iam5ResourceFinding(this, allSecretsArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Pipeline secret names are not known at deploy time. GetSecretValue is limited to secrets named '${secretNamePrefix}*' in this account and region; values are read only to compute HMAC fingerprints and are never stored or logged.`,
           appliesTo: [iam5ResourceFinding(this, secretsArn)],
         },
         secretKeys,

@@ -99,11 +99,14 @@ describe('infra: cdk-nag AwsSolutions', () => {
             'BreakGlass/Sweeper',
             'Api/Handler',
           ].map((fn) => `Keywarden/${fn}/Function/Resource AwsSolutions-L1`),
+          // Discovery: List APIs ("*"), metadata of every user, role and secret (declared ones sit
+          // anywhere), secret values under the name prefix only.
           ...onRoles(
             ['Discovery'],
             iam5('*'),
             iam5(ARNS.users('/')),
             iam5(ARNS.roles('/')),
+            iam5(ARNS.secrets('')),
             iam5(ARNS.secrets('ci/')),
             iam5(ARNS.keys),
             iam5(`${REPORT_BUCKET}/discovery/*`),

@@ -142,23 +142,40 @@ describe('infra: discovery', () => {
       ).toEqual(['iam:ListRoles', 'iam:ListUsers', 'secretsmanager:ListSecrets']);
     });
 
-    it('reads access-key metadata only of users under the IAM path prefix', () => {
+    it('reads user and access-key metadata (GetUser for declared users) of every user, and nothing else of IAM users', () => {
       const users = ARNS.users('/');
-      expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([users]);
-      expect(resourcesAllowedFor(statements, 'iam:GetAccessKeyLastUsed')).toEqual([users]);
+      const onUsers = statements.filter((s) => s.resources.includes(users));
+      expect(onUsers.map(({ sid, actions, resources }) => ({ sid, actions, resources }))).toEqual([
+        {
+          sid: 'ReadAccessKeyMetadata',
+          actions: ['iam:GetAccessKeyLastUsed', 'iam:GetUser', 'iam:ListAccessKeys'],
+          resources: [users],
+        },
+      ]);
     });
 
-    it('reads role details (for RoleLastUsed) only of roles under the IAM path prefix', () => {
-      expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([ARNS.roles('/')]);
+    it('reads role details (for RoleLastUsed) of every role, declared and break-glass ones at any path, and nothing else of roles', () => {
+      const roles = ARNS.roles('/');
+      expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([roles]);
+      expect(statements.filter((s) => s.resources.includes(roles)).flatMap((s) => s.actions)).toEqual([
+        'iam:GetRole',
+      ]);
     });
 
-    it('reads secret values only under the secret name prefix and of its two service secrets, never "*"', () => {
+    it('describes every secret (metadata only), and reads values only under the prefix and of its two service secrets, never "*"', () => {
       const { secrets } = synthesized.stack;
       const prefixed = ARNS.secrets('ci/');
       expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
         [prefixed, `<${logicalIdOf(secrets.vaultToken)}>`, `<${logicalIdOf(secrets.fingerprintKey)}>`].sort(),
       );
-      expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([prefixed]);
+      const everySecret = ARNS.secrets('');
+      expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([everySecret]);
+      expect(statements.filter((s) => s.resources.includes(everySecret))).toEqual([
+        expect.objectContaining({
+          sid: 'DescribeDeclaredSecrets',
+          actions: ['secretsmanager:DescribeSecret'],
+        }),
+      ]);
     });
 
     it('decrypts only through Secrets Manager and only for secrets under the prefix', () => {
@@ -237,12 +254,16 @@ describe('infra: discovery with explicit settings', () => {
     });
   });
 
-  it('narrows the role to the configured IAM path and secret prefix', () => {
-    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
-    expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([ARNS.roles('/ci/')]);
-    expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([
+  it('narrows secret values to the configured prefix; metadata stays readable account-wide for declared resources', () => {
+    expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue')).toContain(
       ARNS.secrets('pipelines/'),
-    ]);
+    );
+    expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue')).not.toContain(ARNS.secrets(''));
+    for (const action of ['iam:GetUser', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed']) {
+      expect(resourcesAllowedFor(statements, action)).toEqual([ARNS.users('/')]);
+    }
+    expect(resourcesAllowedFor(statements, 'iam:GetRole')).toEqual([ARNS.roles('/')]);
+    expect(resourcesAllowedFor(statements, 'secretsmanager:DescribeSecret')).toEqual([ARNS.secrets('')]);
   });
 
   it('runs at the given schedule instead of the context default', () => {
