@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { CredentialVersion } from './credential-version.ts';
+import { deniedLookupOf } from './denied-lookup.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import { formatAge, toMillis } from './duration.ts';
 import { type BreakglassRole, type Grant, isReviewOverdue } from './grant.ts';
@@ -15,6 +16,7 @@ export const severityRank = (severity: Severity): number => SeveritySchema.optio
 export const FindingTypeSchema = z.enum([
   'undeclared',
   'missing',
+  'unreadable',
   'no-owner',
   'over-max-age',
   'stale',
@@ -44,6 +46,7 @@ const SEVERITY: Record<FindingType, Severity> = {
   'over-max-age': 'high',
   'separation-of-duties': 'high',
   missing: 'medium',
+  unreadable: 'medium',
   'no-owner': 'medium',
   stale: 'medium',
   'used-after-rotation': 'high',
@@ -136,6 +139,16 @@ export function assessFindings(
     if (!byKey.has(key) && KINDS[identity.kind].reportMissing) {
       add('missing', identity.id, [identity.id], [], `${identity.id} is declared but ${key} does not exist`);
     }
+    const denied = deniedOf(byKey.get(key));
+    if (denied) {
+      add(
+        'unreadable',
+        identity.id,
+        [identity.id],
+        [],
+        `${identity.id} is declared but ${unreadable(key, denied)}`,
+      );
+    }
     for (const credential of found) {
       if (credential.createdAt) {
         const age = now - Date.parse(credential.createdAt);
@@ -175,6 +188,16 @@ export function assessFindings(
         [],
         [],
         `break-glass role ${role.id} is declared but ${key} (${role.target.roleArn}) does not exist: a request for it would fail`,
+      );
+    }
+    const denied = deniedOf(byKey.get(key));
+    if (denied) {
+      add(
+        'unreadable',
+        `breakglass:${role.id}`,
+        [],
+        [],
+        `break-glass role ${role.id} is declared but ${unreadable(key, denied)}`,
       );
     }
   }
@@ -258,6 +281,22 @@ export function assessFindings(
       a.type.localeCompare(b.type) ||
       a.id.localeCompare(b.id),
   );
+}
+
+/** The first refused lookup among the credentials found under one key, if any. */
+function deniedOf(
+  credentials: readonly DiscoveredCredential[] | undefined,
+): { permission: string; answer: string } | undefined {
+  for (const credential of credentials ?? []) {
+    const denied = deniedLookupOf(credential);
+    if (denied) return denied;
+  }
+  return undefined;
+}
+
+/** Why a declared resource could not be checked, and what would let discovery check it. */
+function unreadable(key: string, denied: { permission: string; answer: string }): string {
+  return `discovery was refused ${denied.permission} on ${key} (${denied.answer}), so it cannot tell whether it exists: grant the discovery role ${denied.permission} on it`;
 }
 
 function idleFor(

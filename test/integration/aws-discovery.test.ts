@@ -27,11 +27,18 @@ import { IamDiscovery } from '../../functions/adapters/aws/iam-discovery.ts';
 import { SecretsDiscovery } from '../../functions/adapters/aws/secrets-discovery.ts';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { type DiscoveredCredential, DiscoveredCredentialSchema } from '../../functions/core/discovery.ts';
+import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
-import { assessFindings } from '../../functions/core/findings.ts';
+import { assessFindings, type Finding } from '../../functions/core/findings.ts';
 import { BreakglassRoleSchema } from '../../functions/core/grant.ts';
-import { type AnsweringProxy, awsQueryError, startAnsweringProxy } from '../support/answering-proxy.ts';
-import { identity as declare } from '../support/fixtures.ts';
+import {
+  type AnsweringProxy,
+  awsQueryError,
+  type ProxyAnswer,
+  startAnsweringProxy,
+} from '../support/answering-proxy.ts';
+import { identity as declare, FixedClock } from '../support/fixtures.ts';
+import { MemoryAuditLog, MemoryIdentityStore } from '../support/memory-stores.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const TRUST_ANYONE_IN_ACCOUNT = JSON.stringify({
@@ -106,6 +113,16 @@ const only = (found: DiscoveredCredential[], key: string) => {
   expect(matching, `exactly one credential for ${key}`).toHaveLength(1);
   return matching[0] as DiscoveredCredential;
 };
+/** IAM's namespace, for query-protocol error answers. */
+const IAM_XMLNS = 'https://iam.amazonaws.com/doc/2010-05-08/';
+
+/** A JSON-protocol (Secrets Manager) error answer, as that service sends it. */
+const awsJsonError = (status: number, type: string, message: string): ProxyAnswer => ({
+  status,
+  contentType: 'application/x-amz-json-1.1',
+  body: JSON.stringify({ __type: type, message }),
+});
+
 /** Whole seconds: moto keeps some dates to the second only. */
 const wholeSecondsAgo = (days: number) =>
   new Date(Math.floor((Date.now() - days * 86_400_000) / 1000) * 1000);
@@ -584,6 +601,152 @@ describe('discovery: aws', () => {
       expect(error.message).toContain(`listing IAM users under path ${path}`);
       expect(error.message).toContain('Throttling');
       expect((error.cause as { name?: string }).name).toBe('Throttling');
+    });
+  });
+  describe('refused lookups of declared resources', () => {
+    /**
+     * A proxy in front of moto answering AccessDenied, as a deployed discovery role without the
+     * account-wide metadata grants would get it, for the direct lookups of one declared user
+     * (GetUser), one declared role (GetRole) and one declared secret (DescribeSecret).
+     */
+    let proxy: AnsweringProxy;
+    const refused = { user: uniqueName('refused-user'), role: uniqueName('refused-role'), secret: '' };
+
+    beforeAll(async () => {
+      refused.secret = `${secretPrefix()}refused`;
+      proxy = await startAnsweringProxy(testStack().moto.endpoint, (body) => {
+        const denied = (action: string) => `User is not authorized to perform: ${action}`;
+        if (body.includes('Action=GetUser') && body.includes(`UserName=${refused.user}`)) {
+          return awsQueryError(403, IAM_XMLNS, 'AccessDenied', denied('iam:GetUser'));
+        }
+        if (body.includes('Action=GetRole') && body.includes(`RoleName=${refused.role}`)) {
+          return awsQueryError(403, IAM_XMLNS, 'AccessDenied', denied('iam:GetRole'));
+        }
+        if (body.includes(`"SecretId":${JSON.stringify(refused.secret)}`)) {
+          return awsJsonError(400, 'AccessDeniedException', denied('secretsmanager:DescribeSecret'));
+        }
+        return undefined;
+      });
+    });
+
+    afterAll(async () => {
+      await proxy.close();
+    });
+
+    it('completes the run, stores everything else it found, and says which permission each refused lookup needs instead of calling it missing', async () => {
+      // prepare: all three refused resources exist; a readable user and secret sit beside them
+      const [path, elsewhere] = [iamPath(), iamPath()];
+      const prefix = secretPrefix();
+      const listed = await createUser(path, 1);
+      const declaredElsewhere = await createUser(elsewhere, 1);
+      await aws.iam.send(new CreateUserCommand({ UserName: refused.user, Path: elsewhere }));
+      await aws.iam.send(
+        new CreateRoleCommand({
+          RoleName: refused.role,
+          Path: '/breakglass/',
+          AssumeRolePolicyDocument: TRUST_ANYONE_IN_ACCOUNT,
+        }),
+      );
+      await createSecret(refused.secret, secretValue());
+      const value = secretValue();
+      await createSecret(`${prefix}app`, value);
+      const inventory = [
+        declare({ id: 'listed', kind: 'aws-iam-access-key', scope: { userName: listed.userName } }),
+        declare({
+          id: 'elsewhere',
+          kind: 'aws-iam-access-key',
+          scope: { userName: declaredElsewhere.userName },
+        }),
+        declare({ id: 'refused-user', kind: 'aws-iam-access-key', scope: { userName: refused.user } }),
+        declare({ id: 'refused-secret', kind: 'aws-secret', scope: { secretId: refused.secret } }),
+        declare({ id: 'app-secret', kind: 'aws-secret', scope: { secretId: `${prefix}app` } }),
+      ];
+      const clock = new FixedClock(new Date());
+      const identities = new MemoryIdentityStore();
+      for (const item of inventory) {
+        await identities.putIdentity(
+          { identity: item, status: 'active', declarationHash: item.id, syncedAt: clock.now().toISOString() },
+          undefined,
+        );
+      }
+      const stored: { runId: string; findings: Finding[] }[] = [];
+      const proxied = awsClients({ ...endpoint, endpoint: proxy.url });
+      const discovery = new AwsDiscovery({
+        iam: proxied.iam,
+        secrets: proxied.secrets,
+        iamPathPrefix: path,
+        secretNamePrefix: prefix,
+        fingerprinter,
+      });
+
+      // act
+      const run = await runDiscovery(
+        {
+          sources: [discovery],
+          store: {
+            listIdentities: () => identities.listIdentities(),
+            listVersions: async () => [],
+            saveFindings: async (saved) => {
+              stored.push(saved);
+            },
+          },
+          audit: new MemoryAuditLog(clock),
+          clock,
+          newId: () => 'refused-run',
+          breakglass: {
+            getBreakglassConfig: async () => ({
+              roles: [
+                BreakglassRoleSchema.parse({
+                  id: 'prod-admin',
+                  description: 'incident access',
+                  target: {
+                    type: 'aws-role',
+                    roleArn: `arn:aws:iam::123456789012:role/breakglass/${refused.role}`,
+                  },
+                  maxDuration: '1h',
+                  approvers: { localUsers: ['bob'] },
+                }),
+              ],
+              people: [],
+              pinnedSessionRoles: [],
+            }),
+          },
+        },
+        { staleAfter: '90d', actor: 'test' },
+      );
+
+      // assess: the run completed and stored its findings; nothing is missing or undeclared
+      expect(stored.map((saved) => saved.runId)).toEqual(['refused-run']);
+      expect(stored[0]?.findings).toEqual(run.findings);
+      const summary = run.findings.map((finding) => `${finding.type} ${finding.subject}`).sort();
+      expect(summary).toEqual(
+        ['unreadable breakglass:prod-admin', 'unreadable refused-secret', 'unreadable refused-user'].sort(),
+      );
+      const messageOf = (subject: string) =>
+        run.findings.find((finding) => finding.subject === subject)?.message;
+      expect(messageOf('refused-user')).toContain(
+        `refused iam:GetUser on aws-iam-user:${refused.user} (AccessDenied)`,
+      );
+      expect(messageOf('refused-user')).toContain('grant the discovery role iam:GetUser');
+      expect(messageOf('breakglass:prod-admin')).toContain(`refused iam:GetRole on aws-role:${refused.role}`);
+      expect(messageOf('refused-secret')).toContain(
+        `refused secretsmanager:DescribeSecret on aws-secret:${refused.secret} (AccessDeniedException)`,
+      );
+      for (const finding of run.findings) expect(finding.message).not.toContain('does not exist');
+      // everything readable was still discovered: both users' keys and the prefixed secret
+      const found = await discovery.discover({
+        leasePrefixes: [],
+        identities: inventory,
+        breakglassRoleArns: [],
+      });
+      expect(only(found, `aws-iam-user:${listed.userName}`).handle).toBe(listed.keys[0]?.accessKeyId);
+      expect(only(found, `aws-iam-user:${declaredElsewhere.userName}`).handle).toBe(
+        declaredElsewhere.keys[0]?.accessKeyId,
+      );
+      expect(only(found, `aws-secret:${prefix}app`).fingerprint).toBe(fingerprinter.of(value));
+      expect(only(found, `aws-iam-user:${refused.user}`)).toMatchObject({ status: 'inactive' });
+      expect(run.discovered).toBe(6); // two keys, one secret, and the three refused lookups
+      expect(JSON.stringify([found, run])).not.toContain(value);
     });
   });
 });

@@ -49,8 +49,10 @@ export class AwsDiscovery implements DiscoverySource {
   /**
    * Everything in scope, and every declared IAM user, IAM role (an aws-role-session's, a
    * break-glass role's) and secret, IAM first then secrets. Fails as a whole if either side
-   * fails: a partial picture would report declared credentials as missing. Lease prefixes
-   * concern Vault only.
+   * fails: a partial picture would report declared credentials as missing. A declared resource
+   * AWS refuses to show (AccessDenied on its direct lookup) is not a failure: it comes back as
+   * a refused lookup naming the permission (core/denied-lookup.ts), and everything else with
+   * it. Lease prefixes concern Vault only.
    */
   async discover(hints: DiscoveryHints): Promise<DiscoveredCredential[]> {
     const userNames: string[] = [];

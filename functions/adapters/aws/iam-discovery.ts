@@ -3,7 +3,9 @@
  * exists in IAM, as `DiscoveredCredential`s keyed the way resource-key.ts keys
  * declared identities; declared users and roles outside the prefix are looked up
  * directly (GetUser, GetRole). Reads only; IAM never returns a key's secret, so no
- * credential here carries a fingerprint.
+ * credential here carries a fingerprint. A declared user or role IAM refuses to show
+ * (AccessDenied) is reported as a refused lookup naming the permission, not as missing,
+ * and the run goes on; a refusal while reading what the prefix listed fails the run.
  */
 import {
   type AccessKeyMetadata,
@@ -17,8 +19,10 @@ import {
   type User,
 } from '@aws-sdk/client-iam';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { deniedLookup } from '../../core/denied-lookup.ts';
 import type { DiscoveredCredential } from '../../core/discovery.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { AccessDeniedError, awsCallFailure } from './access-denied.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 
 /** Options of {@link IamDiscovery}. */
@@ -66,8 +70,8 @@ export class IamDiscovery {
 
   /**
    * Every access key of every user, and every role, under the path prefix; then each declared
-   * user and role the listing did not find, looked up directly wherever its path. Sorted by
-   * key then handle.
+   * user and role the listing did not find, looked up directly wherever its path (a refused
+   * lookup stands for one IAM would not show). Sorted by key then handle.
    */
   async discover(declared: IamDeclared = {}): Promise<DiscoveredCredential[]> {
     const [keys, roles] = await Promise.all([this.#accessKeys(), this.#roles()]);
@@ -76,7 +80,7 @@ export class IamDiscovery {
     const roleNames = [...new Set(declared.roleNames)].filter((name) => !seen.has(`aws-role:${name}`));
     const [declaredKeys, declaredRoles] = await Promise.all([
       Promise.all(users.map((name) => this.#declaredUser(name))),
-      Promise.all(roleNames.map((name) => this.#role(name))),
+      Promise.all(roleNames.map((name) => this.#declaredRole(name))),
     ]);
     return [
       ...keys,
@@ -97,25 +101,66 @@ export class IamDiscovery {
     return perUser.flat();
   }
 
-  /** A declared user, wherever its path: GetUser, then its keys; nothing when it does not exist. */
+  /**
+   * A declared user, wherever its path: GetUser, then its keys; nothing when it does not exist;
+   * one refused lookup when IAM refuses any of those reads (its keys cannot all be seen).
+   */
   async #declaredUser(userName: string): Promise<DiscoveredCredential[]> {
-    const user = await this.#limited(
-      `reading declared IAM user ${userName}`,
-      async () => (await this.#iam.send(new GetUserCommand({ UserName: userName }))).User,
-    );
-    return user ? this.#userKeys(user) : [];
+    try {
+      const user = await this.#limited(
+        'iam:GetUser',
+        `reading declared IAM user ${userName}`,
+        async () => (await this.#iam.send(new GetUserCommand({ UserName: userName }))).User,
+      );
+      return user ? await this.#userKeys(user) : [];
+    } catch (error) {
+      if (!(error instanceof AccessDeniedError)) throw error;
+      const { permission, answer } = error;
+      return [
+        deniedLookup({
+          key: `aws-iam-user:${userName}`,
+          kind: 'aws-iam-access-key',
+          handle: userName,
+          label: `iam user ${userName}`,
+          permission,
+          answer,
+        }),
+      ];
+    }
+  }
+
+  /** A declared role, wherever its path; a refused lookup when IAM refuses GetRole. */
+  async #declaredRole(roleName: string): Promise<DiscoveredCredential | undefined> {
+    try {
+      return await this.#role(roleName);
+    } catch (error) {
+      if (!(error instanceof AccessDeniedError)) throw error;
+      const { permission, answer } = error;
+      return deniedLookup({
+        key: `aws-role:${roleName}`,
+        kind: 'aws-role-session',
+        handle: roleName,
+        label: `iam role ${roleName}`,
+        permission,
+        answer,
+      });
+    }
   }
 
   async #userKeys(user: User): Promise<DiscoveredCredential[]> {
     // The user's listing takes a slot, then releases it before its keys queue for theirs:
     // a task never waits on the limiter while holding a slot, so the limiter cannot deadlock.
-    const keys = await this.#limited(`listing the access keys of IAM user ${user.UserName}`, async () => {
-      const found: AccessKeyMetadata[] = [];
-      for await (const page of paginateListAccessKeys({ client: this.#iam }, { UserName: user.UserName })) {
-        found.push(...(page.AccessKeyMetadata ?? []));
-      }
-      return found;
-    });
+    const keys = await this.#limited(
+      'iam:ListAccessKeys',
+      `listing the access keys of IAM user ${user.UserName}`,
+      async () => {
+        const found: AccessKeyMetadata[] = [];
+        for await (const page of paginateListAccessKeys({ client: this.#iam }, { UserName: user.UserName })) {
+          found.push(...(page.AccessKeyMetadata ?? []));
+        }
+        return found;
+      },
+    );
     const described = await Promise.all((keys ?? []).map((key) => this.#accessKey(user, key)));
     return described.filter((credential) => credential !== undefined);
   }
@@ -124,6 +169,7 @@ export class IamDiscovery {
     const userName = user.UserName ?? key.UserName ?? '';
     const accessKeyId = key.AccessKeyId ?? '';
     const lastUsed = await this.#limited(
+      'iam:GetAccessKeyLastUsed',
       `reading when access key ${accessKeyId} of IAM user ${userName} was last used`,
       async () =>
         (await this.#iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: accessKeyId })))
@@ -159,6 +205,7 @@ export class IamDiscovery {
   async #role(roleName: string): Promise<DiscoveredCredential | undefined> {
     // ListRoles never includes RoleLastUsed (in AWS as in moto); only GetRole does.
     const role = await this.#limited(
+      'iam:GetRole',
       `reading IAM role ${roleName}`,
       async () => (await this.#iam.send(new GetRoleCommand({ RoleName: roleName }))).Role,
     );
@@ -188,14 +235,15 @@ export class IamDiscovery {
    * Runs one call about a single user, key or role under the limiter. That thing may
    * have been deleted between the listing and this call, or be declared but never made:
    * IAM then answers NoSuchEntity, and the result is `undefined` (it does not exist, so
-   * it is not reported, and a declared one is `missing`). Any other failure fails the run.
+   * it is not reported, and a declared one is `missing`). A refusal of `permission` throws
+   * an {@link AccessDeniedError}; any other failure a KeywardenError saying what was being done.
    */
-  async #limited<T>(doing: string, call: () => Promise<T>): Promise<T | undefined> {
+  async #limited<T>(permission: string, doing: string, call: () => Promise<T>): Promise<T | undefined> {
     try {
       return await this.#limit(call);
     } catch (error) {
       if (awsErrorName(error) === 'NoSuchEntityException') return undefined;
-      throw awsFailure(doing, error);
+      throw awsCallFailure(permission, doing, error);
     }
   }
 }

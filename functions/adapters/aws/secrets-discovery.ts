@@ -1,6 +1,7 @@
 /**
  * Discovery of Secrets Manager secrets under one name prefix, and of declared secrets
- * outside it (DescribeSecret). Each current value
+ * outside it (DescribeSecret; one Secrets Manager refuses to describe is reported as a
+ * refused lookup naming the permission, never as missing). Each current value
  * is read only to compute its HMAC fingerprint (so reuse across environments can
  * be found) and is dropped right there: no value leaves this file, in a result,
  * a log line or an error.
@@ -13,9 +14,11 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { deniedLookup } from '../../core/denied-lookup.ts';
 import type { DiscoveredCredential } from '../../core/discovery.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Fingerprinter } from '../crypto.ts';
+import { isAccessDenied } from './access-denied.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 
 /** Options of {@link SecretsDiscovery}. */
@@ -93,7 +96,8 @@ export class SecretsDiscovery {
 
   /**
    * A declared secret, wherever its name: DescribeSecret, keyed by the id it was declared by
-   * (a name or an ARN) so it reconciles with its identity; undefined when it does not exist.
+   * (a name or an ARN) so it reconciles with its identity; undefined when it does not exist; a
+   * refused lookup when Secrets Manager refuses to describe it (it may well exist).
    */
   async #declared(secretId: string): Promise<DiscoveredCredential | undefined> {
     let secret: SecretListEntry;
@@ -101,6 +105,16 @@ export class SecretsDiscovery {
       secret = await this.#limit(() => this.#secrets.send(new DescribeSecretCommand({ SecretId: secretId })));
     } catch (error) {
       if (awsErrorName(error) === 'ResourceNotFoundException') return undefined;
+      if (isAccessDenied(error)) {
+        return deniedLookup({
+          key: `aws-secret:${secretId}`,
+          kind: 'aws-secret',
+          handle: secretId,
+          label: `secret ${secretId}`,
+          permission: 'secretsmanager:DescribeSecret',
+          answer: awsErrorName(error) ?? 'AccessDeniedException',
+        });
+      }
       throw awsFailure(`describing declared secret ${secretId}`, error);
     }
     return { ...(await this.#describe(secret)), key: `aws-secret:${secretId}` };
