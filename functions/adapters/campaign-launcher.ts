@@ -19,13 +19,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
 import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
-import {
-  identityTermsOf,
-  type Listing,
-  type LiveSubject,
-  needsListing,
-  resolveLive,
-} from '../core/campaign-live.ts';
+import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts } from '../core/kinds.ts';
@@ -41,7 +35,7 @@ import type {
   StoredCampaign,
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
-import { parseSelectors } from '../core/selector.ts';
+import { identityTermsOf, parseSelectors } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
 import { providerLimiters, rateLimitsFromEnv } from './rate-limits.ts';
 

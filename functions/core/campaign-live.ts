@@ -12,7 +12,7 @@ import { adoptedVersion, adoptedVersionId, type ListedCredential, listedStage } 
 import type { CredentialVersion } from './credential-version.ts';
 import type { Identity, IdentityKind } from './identity.ts';
 import { KINDS } from './kinds.ts';
-import { type IdentityKey, type Selector, type SelectorSubject, select } from './selector.ts';
+import { type Selector, type SelectorSubject, select } from './selector.ts';
 
 /** Why an identity's live credentials could not be listed. Never holds a secret value. */
 export interface ListingFailure {
@@ -47,28 +47,6 @@ export type Listing =
 
 /** Kinds revoked one credential at a time: their live state is listed when a campaign is planned. */
 export const listedAtPlanning = (kind: IdentityKind): boolean => KINDS[kind].revocation === 'per-credential';
-
-/** Keys that look at the identity as declared (selector.ts's `IdentityKey`). */
-const IDENTITY_KEYS: ReadonlySet<string> = new Set<IdentityKey>([
-  'identity',
-  'kind',
-  'owner',
-  'repo',
-  'stage',
-  'env',
-  'tag',
-]);
-
-/**
- * The selectors with their version terms left out. Leaving a term out of an AND only widens
- * it, so whatever the full selectors select, these select too: an identity they do not select
- * cannot be selected whatever its provider lists.
- */
-export const identityTermsOf = (selectors: readonly Selector[]): Selector[] =>
-  selectors.map((selector) => ({
-    text: selector.text,
-    terms: selector.terms.filter((term) => IDENTITY_KEYS.has(term.key)),
-  }));
 
 /**
  * Whether a campaign of `selectors` lists the provider of `identity`: a kind revoked one

@@ -5,13 +5,13 @@
  * `failed` (with the error): nothing selected is silently dropped.
  */
 import { z } from 'zod';
-import { identityTermsOf, type LiveState, type LiveSubject } from './campaign-live.ts';
+import type { LiveState, LiveSubject } from './campaign-live.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { toProblems } from './inventory.ts';
 import { deliveryOf, KINDS, rotationBlocker, scopeKey, serviceOf, wholeScope } from './kinds.ts';
-import { parseSelectors, select } from './selector.ts';
+import { identityTermsOf, parseSelectors, select } from './selector.ts';
 
 /**
  * How a target is revoked. `revoke`: one credential by its handle. `revoke-prefix`: every

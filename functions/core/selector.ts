@@ -369,12 +369,25 @@ export interface Selection {
   versions: CredentialVersion[];
 }
 
+const isVersionTerm = (term: SelectorTerm): boolean => VERSION_KEYS.includes(term.key);
+
+/**
+ * The selectors with their version terms left out. Leaving a term out of an AND only widens
+ * it, so whatever the full selectors select, these select too: an identity they do not select
+ * cannot be selected whatever versions it has (campaign planning lists no provider for it).
+ */
+export const identityTermsOf = (selectors: readonly Selector[]): Selector[] =>
+  selectors.map((selector) => ({
+    text: selector.text,
+    terms: selector.terms.filter((t) => !isVersionTerm(t)),
+  }));
+
 function selectOne(selector: Selector, subject: SelectorSubject): Selection | undefined {
-  const identityTerms = selector.terms.filter((term) => !VERSION_KEYS.includes(term.key));
+  const identityTerms = selector.terms.filter((term) => !isVersionTerm(term));
   if (!identityTerms.every((term) => holds(term, identityTermHolds(term, subject.identity))))
     return undefined;
   const live = liveVersions(subject.versions);
-  const versionTerms = selector.terms.filter((term) => VERSION_KEYS.includes(term.key));
+  const versionTerms = selector.terms.filter(isVersionTerm);
   if (versionTerms.length === 0) return { whole: true, versions: live };
   const satisfies = (candidate: Candidate) =>
     versionTerms.every((term) => holds(term, versionTermHolds(term, candidate)));

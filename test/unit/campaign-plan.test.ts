@@ -11,15 +11,10 @@ import {
   TargetSchema,
   timeToRevoke,
 } from '../../functions/core/campaign.ts';
-import {
-  identityTermsOf,
-  type Listing,
-  needsListing,
-  resolveLive,
-} from '../../functions/core/campaign-live.ts';
+import { type Listing, needsListing, resolveLive } from '../../functions/core/campaign-live.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { ListedCredential } from '../../functions/core/ports.ts';
-import { parseSelectors } from '../../functions/core/selector.ts';
+import { identityTermsOf, parseSelectors } from '../../functions/core/selector.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
 
 /** IAM's access key id prefix, joined at run time so no credential-shaped literal sits in the source. */
