@@ -393,3 +393,57 @@ describe('vault: client', () => {
     expect(`${error.message} ${String(error.cause)}`).not.toContain(testStack().vault.token);
   });
 });
+
+describe('discovery: vault, with a token that may not read a declared resource', () => {
+  const root = newVaultClient();
+  const policy = uniqueName('kw-no-role-read');
+  const roleName = uniqueName('ci-hidden');
+  let accessor = '';
+  let result: DiscoveredCredential[];
+
+  beforeAll(async () => {
+    // prepare: a discovery token that may list tokens but not read the declared AppRole role
+    await root.write(`sys/policies/acl/${policy}`, {
+      policy: [
+        'path "auth/token/accessors" { capabilities = ["list", "sudo"] }',
+        'path "auth/token/lookup-accessor" { capabilities = ["update"] }',
+      ].join('\n'),
+    });
+    const limited = await root.createToken({ policies: [policy], ttl: '10m' });
+    accessor = limited.accessor;
+    const discovery = new VaultDiscovery({
+      client: new VaultClient({ addr: root.addr, token: limited.client_token }),
+      approleMounts: [],
+      kvPrefixes: [],
+      fingerprinter: new Fingerprinter('k'.repeat(32)),
+    });
+    // act
+    result = await discovery.discover({
+      leasePrefixes: [],
+      identities: [declare({ id: 'hidden-role', kind: 'vault-approle-secret-id', scope: { roleName } })],
+      breakglassRoleArns: [],
+    });
+  });
+
+  afterAll(async () => {
+    if (accessor) await root.revokeAccessor(accessor);
+    await root.delete(`sys/policies/acl/${policy}`);
+  });
+
+  it('reports the refused lookup as unreadable, naming the capability, and calls nothing missing', () => {
+    const key = `vault-approle:approle/${roleName}`;
+    expect(result.filter((credential) => credential.key === key)).toEqual([
+      expect.objectContaining({
+        status: 'inactive',
+        details: {
+          lookupDenied: `the 'read' capability on auth/approle/role/${roleName}`,
+          lookupAnswer: 'permission denied',
+        },
+      }),
+    ]);
+    const declared = [declare({ id: 'hidden-role', kind: 'vault-approle-secret-id', scope: { roleName } })];
+    const findings = assessFindings(declared, result, { now: new Date(), staleAfter: '90d' });
+    expect(findings.map((finding) => finding.type)).toContain('unreadable');
+    expect(findings.map((finding) => finding.type)).not.toContain('missing');
+  });
+});

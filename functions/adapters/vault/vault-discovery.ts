@@ -20,6 +20,7 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { z } from 'zod';
 import { declaringIdentity, type TokenSeen } from '../../core/declared-tokens.ts';
+import { deniedLookup } from '../../core/denied-lookup.ts';
 import type { DiscoveredCredential, DiscoveryHints } from '../../core/discovery.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { declaredAccessors, type Identity } from '../../core/identity.ts';
@@ -148,8 +149,29 @@ export class VaultDiscovery implements DiscoverySource {
     );
   }
 
-  /** A declared AppRole role or KV path, looked up directly; other kinds are found by listing. */
+  /**
+   * A declared AppRole role or KV path, looked up directly; other kinds are found by listing.
+   * A lookup Vault refuses (403) is reported as such, never as missing, and fails nothing else.
+   */
   async #declared(identity: Identity): Promise<DiscoveredCredential[]> {
+    try {
+      return await this.#lookUp(identity);
+    } catch (error) {
+      if (!(error instanceof VaultError) || error.status !== 403) throw error;
+      return [
+        deniedLookup({
+          key: scopeKey(identity),
+          kind: identity.kind,
+          handle: error.path,
+          label: `${identity.kind} ${identity.id}`,
+          permission: `the 'read' capability on ${error.path}`,
+          answer: 'permission denied',
+        }),
+      ];
+    }
+  }
+
+  async #lookUp(identity: Identity): Promise<DiscoveredCredential[]> {
     if (identity.kind === 'vault-approle-secret-id') {
       const mount = trimSlashes(identity.scope.mount);
       const rolePath = `auth/${encodePath(mount)}/role/${encodeURIComponent(identity.scope.roleName)}`;
