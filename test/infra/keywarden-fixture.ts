@@ -237,6 +237,16 @@ export function servicesIn(statements: FlatStatement[]): string[] {
   ].sort();
 }
 
+/**
+ * Expects `statements` to allow no wildcard action and nothing on every resource (`"*"`), and
+ * actions of exactly `services` (sorted, as servicesIn gives them).
+ */
+export function expectOnlyScopedActionsOf(statements: FlatStatement[], services: readonly string[]): void {
+  expect(wildcardActionsIn(statements)).toEqual([]);
+  expect(onEveryResource(statements)).toEqual([]);
+  expect(servicesIn(statements)).toEqual(services);
+}
+
 /** A cdk-nag suppression found in the template, with where it sits. */
 export interface FoundSuppression {
   readonly path: string;

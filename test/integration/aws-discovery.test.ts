@@ -30,14 +30,13 @@ import { type DiscoveredCredential, DiscoveredCredentialSchema } from '../../fun
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { assessFindings, type Finding } from '../../functions/core/findings.ts';
-import { BreakglassRoleSchema } from '../../functions/core/grant.ts';
 import {
   type AnsweringProxy,
   awsQueryError,
   type ProxyAnswer,
   startAnsweringProxy,
 } from '../support/answering-proxy.ts';
-import { identity as declare, FixedClock } from '../support/fixtures.ts';
+import { breakglassRole, breakglassSectionOf, identity as declare, FixedClock } from '../support/fixtures.ts';
 import { MemoryAuditLog, MemoryIdentityStore } from '../support/memory-stores.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -106,6 +105,19 @@ async function createSecret(name: string, value?: string | Uint8Array) {
 const iamDiscovery = (pathPrefix: string) => new IamDiscovery({ iam: aws.iam, pathPrefix });
 const secretsDiscovery = (namePrefix: string) =>
   new SecretsDiscovery({ secrets: aws.secrets, namePrefix, fingerprinter });
+/** Both AWS sources over `pathPrefix` and `namePrefix`, through `clients` (moto itself unless a proxy is given). */
+const awsDiscovery = (
+  pathPrefix: string,
+  namePrefix: string,
+  clients: Pick<AwsClients, 'iam' | 'secrets'> = aws,
+) =>
+  new AwsDiscovery({
+    iam: clients.iam,
+    secrets: clients.secrets,
+    iamPathPrefix: pathPrefix,
+    secretNamePrefix: namePrefix,
+    fingerprinter,
+  });
 const byKey = (found: DiscoveredCredential[], key: string) =>
   found.filter((credential) => credential.key === key);
 const only = (found: DiscoveredCredential[], key: string) => {
@@ -427,13 +439,7 @@ describe('discovery: aws', () => {
       const [valueA, valueB] = [secretValue(), secretValue()];
       await createSecret(`${prefix}a`, valueA);
       await createSecret(`${prefix}b`, valueB);
-      const discovery = new AwsDiscovery({
-        iam: aws.iam,
-        secrets: aws.secrets,
-        iamPathPrefix: path,
-        secretNamePrefix: prefix,
-        fingerprinter,
-      });
+      const discovery = awsDiscovery(path, prefix);
 
       // act
       const result = await discovery.discover({ leasePrefixes: [], identities: [], breakglassRoleArns: [] });
@@ -499,20 +505,11 @@ describe('discovery: aws', () => {
         }),
         declare({ id: ids.goneSecret, kind: 'aws-secret', scope: { secretId: `${otherPrefix}never-made` } }),
       ];
-      const breakglass = BreakglassRoleSchema.parse({
-        id: 'prod-admin',
-        description: 'incident access',
-        target: { type: 'aws-role', roleArn: `arn:aws:iam::123456789012:role/breakglass/${breakglassName}` },
-        maxDuration: '1h',
-        approvers: { localUsers: ['bob'] },
+      const breakglass = breakglassRole('prod-admin', {
+        type: 'aws-role',
+        roleArn: `arn:aws:iam::123456789012:role/breakglass/${breakglassName}`,
       });
-      const discovery = new AwsDiscovery({
-        iam: aws.iam,
-        secrets: aws.secrets,
-        iamPathPrefix: path,
-        secretNamePrefix: prefix,
-        fingerprinter,
-      });
+      const discovery = awsDiscovery(path, prefix);
 
       // act
       const result = await discovery.discover({
@@ -671,13 +668,7 @@ describe('discovery: aws', () => {
       }
       const stored: { runId: string; findings: Finding[] }[] = [];
       const proxied = awsClients({ ...endpoint, endpoint: proxy.url });
-      const discovery = new AwsDiscovery({
-        iam: proxied.iam,
-        secrets: proxied.secrets,
-        iamPathPrefix: path,
-        secretNamePrefix: prefix,
-        fingerprinter,
-      });
+      const discovery = awsDiscovery(path, prefix, proxied);
 
       // act
       const run = await runDiscovery(
@@ -693,24 +684,12 @@ describe('discovery: aws', () => {
           audit: new MemoryAuditLog(clock),
           clock,
           newId: () => 'refused-run',
-          breakglass: {
-            getBreakglassConfig: async () => ({
-              roles: [
-                BreakglassRoleSchema.parse({
-                  id: 'prod-admin',
-                  description: 'incident access',
-                  target: {
-                    type: 'aws-role',
-                    roleArn: `arn:aws:iam::123456789012:role/breakglass/${refused.role}`,
-                  },
-                  maxDuration: '1h',
-                  approvers: { localUsers: ['bob'] },
-                }),
-              ],
-              people: [],
-              pinnedSessionRoles: [],
+          breakglass: breakglassSectionOf(
+            breakglassRole('prod-admin', {
+              type: 'aws-role',
+              roleArn: `arn:aws:iam::123456789012:role/breakglass/${refused.role}`,
             }),
-          },
+          ),
         },
         { staleAfter: '90d', actor: 'test' },
       );

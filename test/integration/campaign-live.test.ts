@@ -7,7 +7,6 @@
  * OpenBao and `keywarden status` show. A provider that cannot be listed fails its targets
  * with the reason instead of skipping them.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -29,10 +28,10 @@ import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import type { Target } from '../../functions/core/campaign.ts';
-import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { declare, newIncident } from '../support/campaigns.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
 import { type LocalConfig, localConfig, wireLocal } from '../support/local-state.ts';
+import { keywardenAsResponder } from '../support/responder-cli.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
 let services: Services;
@@ -53,22 +52,7 @@ const value = () => randomBytes(18).toString('base64url');
 
 /** Runs the real `keywarden` command against `config`, as the incident responder, stdin not a terminal. */
 function keywarden(args: string[], config: LocalConfig = configInput) {
-  const home = mkdtempSync(join(tmpdir(), 'kw-campaign-live-cli-'));
-  writeFileSync(join(home, 'config.json'), JSON.stringify(config), { mode: 0o600 });
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      KEYWARDEN_TABLE: '',
-      KEYWARDEN_HOME: home,
-      KEYWARDEN_ACTOR: 'responder',
-      KEYWARDEN_REPORTS_DIR: join(home, 'reports'),
-    },
-    input: '',
-    timeout: 180_000,
-  });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  return keywardenAsResponder(args, config, { homePrefix: 'kw-campaign-live-cli-', timeoutMs: 180_000 });
 }
 
 /** What a team's pipelines made before keywarden, and the inventory entries that declare it. */

@@ -9,10 +9,7 @@
  * AppRole logins on a mount of its own; an IAM role for aws-role-session; and a decoy in
  * another stage that no selector of the spec matches.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { GetRolePolicyCommand, ListAccessKeysCommand, ListRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,11 +24,11 @@ import { ValidationError } from '../../functions/core/errors.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
-import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { countingRevokes, declare, newIncident, testPlan } from '../support/campaigns.ts';
 import { credentialHarnesses } from '../support/credential-harness.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
 import { type LocalConfig, localConfig, wireLocal } from '../support/local-state.ts';
+import { keywardenAsResponder } from '../support/responder-cli.ts';
 import { newVaultClient, testAws, uniqueName } from '../support/stack.ts';
 
 let services: Services;
@@ -342,22 +339,7 @@ const limits = () => providerLimiters();
 
 /** Runs the real `keywarden` command against this file's table (or `config`), stdin not a terminal. */
 function keywarden(args: string[], config: LocalConfig = configInput) {
-  const home = mkdtempSync(join(tmpdir(), 'kw-campaign-cli-'));
-  writeFileSync(join(home, 'config.json'), JSON.stringify(config), { mode: 0o600 });
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      KEYWARDEN_TABLE: '',
-      KEYWARDEN_HOME: home,
-      KEYWARDEN_ACTOR: 'responder',
-      KEYWARDEN_REPORTS_DIR: join(home, 'reports'),
-    },
-    input: '',
-    timeout: 120_000,
-  });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  return keywardenAsResponder(args, config, { homePrefix: 'kw-campaign-cli-', timeoutMs: 120_000 });
 }
 
 // ---- specs -----------------------------------------------------------------------------------

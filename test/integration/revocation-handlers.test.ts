@@ -11,7 +11,7 @@ import {
   makeReportHandler,
   makeRevokeBatchHandler,
 } from '../../functions/handlers/revocation.ts';
-import { declaredKvIdentity, newIncident, testPlan } from '../support/campaigns.ts';
+import { declaredKvIdentity, newIncident, planNothingToRevoke, testPlan } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
@@ -107,15 +107,7 @@ describe('revocation handlers: plan → revoke batch → report', () => {
 
   it('completes a campaign with nothing to revoke: zero items, no batch, the report step closes it', async () => {
     // prepare: a stored campaign whose every target the plan settled (an identity with nothing recorded).
-    const environment = uniqueName('prod');
-    const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
-    const incident = newIncident();
-    const planned = testPlan({
-      campaignId: `${incident}-empty`,
-      incident,
-      selectors: [`env=${environment}`],
-      subjects: [{ identity, versions: await services.store.listVersions(identity.id) }],
-    });
+    const planned = await planNothingToRevoke({ services, vault }, prefix, 'prod');
     const { campaignId } = planned.campaign;
     expect(planned.targets.length).toBeGreaterThan(0);
     expect(planned.targets.filter((t) => t.outcome === 'pending')).toEqual([]);

@@ -12,7 +12,7 @@ import type { Identity } from '../../functions/core/identity.ts';
 import { REVOKE_BATCH_SIZE } from '../../functions/core/revocation-batching.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
-import { declaredKvIdentity, newIncident, testPlan } from '../support/campaigns.ts';
+import { declaredKvIdentity, newIncident, planNothingToRevoke } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
@@ -100,15 +100,7 @@ describe('local revocation runner: plan → batches → report', () => {
 
   it('completes a campaign with nothing to revoke: zero batches, started and completed, reported completed', async () => {
     // prepare: every target settled at planning (an identity with nothing recorded), as the CLI stores it.
-    const environment = uniqueName('env');
-    const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
-    const incident = newIncident();
-    const planned = testPlan({
-      campaignId: `${incident}-empty`,
-      incident,
-      selectors: [`env=${environment}`],
-      subjects: [{ identity, versions: await services.store.listVersions(identity.id) }],
-    });
+    const planned = await planNothingToRevoke({ services, vault }, prefix, 'env');
     expect(planned.targets.filter((t) => t.outcome === 'pending')).toEqual([]);
     await services.store.createCampaign(planned.campaign, planned.targets);
     const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });

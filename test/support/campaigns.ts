@@ -106,3 +106,25 @@ export async function declaredKvIdentity(
   await declare(on.services.store, identity);
   return identity;
 }
+
+/**
+ * A campaign over one fresh vault-kv identity (see declaredKvIdentity) of a new environment
+ * named `<environmentPrefix>-<random>`, planned (not stored) for a new incident as
+ * `<incident>-empty`: nothing is recorded for the identity, so planning settles every target
+ * and a run has nothing to revoke.
+ */
+export async function planNothingToRevoke(
+  on: { services: Pick<Services, 'store'>; vault: VaultClient },
+  prefix: string,
+  environmentPrefix: string,
+): Promise<ReturnType<typeof testPlan>> {
+  const environment = uniqueName(environmentPrefix);
+  const identity = await declaredKvIdentity(on, prefix, environment);
+  const incident = newIncident();
+  return testPlan({
+    campaignId: `${incident}-empty`,
+    incident,
+    selectors: [`env=${environment}`],
+    subjects: [{ identity, versions: await on.services.store.listVersions(identity.id) }],
+  });
+}

@@ -1,7 +1,8 @@
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
+import { type BreakglassRole, BreakglassRoleSchema } from '../../functions/core/grant.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { IdentitySchema } from '../../functions/core/identity.ts';
-import type { Clock } from '../../functions/core/ports.ts';
+import type { BreakglassConfigStore, Clock } from '../../functions/core/ports.ts';
 
 /** A clock that stays where a test puts it. */
 export class FixedClock implements Clock {
@@ -53,4 +54,21 @@ export const credentialVersion = (
   origin: 'issued',
   issuedAt: '2026-11-01T00:00:00.000Z',
   ...over,
+});
+
+/** A break-glass role `id` granting `target` for an hour at most, approved by the local user bob. */
+export const breakglassRole = (id: string, target: BreakglassRole['target']): BreakglassRole =>
+  BreakglassRoleSchema.parse({
+    id,
+    description: 'incident access',
+    target,
+    maxDuration: '1h',
+    approvers: { localUsers: ['bob'] },
+  });
+
+/** The stored `breakglass` section holding only `roles`: no people, no pinned session roles. */
+export const breakglassSectionOf = (
+  ...roles: BreakglassRole[]
+): Pick<BreakglassConfigStore, 'getBreakglassConfig'> => ({
+  getBreakglassConfig: async () => ({ roles, people: [], pinnedSessionRoles: [] }),
 });

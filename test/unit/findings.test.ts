@@ -2,9 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { DiscoveredCredential, DiscoveryHints } from '../../functions/core/discovery.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { assessFindings } from '../../functions/core/findings.ts';
-import { type BreakglassRole, BreakglassRoleSchema } from '../../functions/core/grant.ts';
 import type { DiscoverySource } from '../../functions/core/ports.ts';
-import { FixedClock, identity } from '../support/fixtures.ts';
+import { breakglassRole, breakglassSectionOf, FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
 
 const now = new Date('2026-11-21T00:00:00Z');
@@ -230,19 +229,14 @@ describe('findings', () => {
   });
 
   describe('break-glass roles', () => {
-    const role = (id: string, target: BreakglassRole['target']): BreakglassRole =>
-      BreakglassRoleSchema.parse({
-        id,
-        description: 'incident access',
-        target,
-        maxDuration: '1h',
-        approvers: { localUsers: ['bob'] },
-      });
-    const prodAdmin = role('prod-admin', {
+    const prodAdmin = breakglassRole('prod-admin', {
       type: 'aws-role',
       roleArn: 'arn:aws:iam::123456789012:role/breakglass/prod-admin',
     });
-    const prodDb = role('prod-db-read', { type: 'vault-policies', policies: ['breakglass-prod-db'] });
+    const prodDb = breakglassRole('prod-db-read', {
+      type: 'vault-policies',
+      policies: ['breakglass-prod-db'],
+    });
     const adminRole = found({
       key: 'aws-role:prod-admin',
       kind: 'aws-role-session',
@@ -324,21 +318,12 @@ describe('discovery run', () => {
       audit: new MemoryAuditLog(clock),
       clock,
       newId: () => 'run-1',
-      breakglass: {
-        getBreakglassConfig: async () => ({
-          roles: [
-            BreakglassRoleSchema.parse({
-              id: 'prod-admin',
-              description: 'incident access',
-              target: { type: 'aws-role', roleArn: 'arn:aws:iam::123456789012:role/breakglass/prod-admin' },
-              maxDuration: '1h',
-              approvers: { localUsers: ['bob'] },
-            }),
-          ],
-          people: [],
-          pinnedSessionRoles: [],
+      breakglass: breakglassSectionOf(
+        breakglassRole('prod-admin', {
+          type: 'aws-role',
+          roleArn: 'arn:aws:iam::123456789012:role/breakglass/prod-admin',
         }),
-      },
+      ),
     };
     return { source, deps };
   };
