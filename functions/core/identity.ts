@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DurationSchema, isDuration, toSeconds } from './duration.ts';
+import { refineValueShape, valueShapeKeys } from './secret-template.ts';
 
 /** Every kind of credential keywarden can own; each has a provider adapter. */
 export const IdentityKindSchema = z.enum([
@@ -25,16 +26,7 @@ const IdentityId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, {
     `expected an id of lowercase letters, digits, '.', '_' or '-' (at most 128), got ${JSON.stringify(issue.input)}`,
 });
 
-/** How a new secret value is generated (aws-secret, vault-kv). */
-export const GeneratorSchema = z.strictObject({
-  length: z.int().min(16).max(4096).default(40),
-  classes: z
-    .array(z.enum(['lower', 'upper', 'digits', 'symbols']))
-    .min(1)
-    .default(['lower', 'upper', 'digits']),
-  exclude: z.string().default(''),
-});
-export type Generator = z.infer<typeof GeneratorSchema>;
+export { type Generator, GeneratorSchema } from './secret-template.ts';
 
 export const PolicySchema = z
   .strictObject({
@@ -43,6 +35,11 @@ export const PolicySchema = z
     grace: DurationSchema.default('1d'),
     /** What happens to a credential past maxAge that cannot be rotated. */
     onMaxAge: z.enum(['disable', 'revoke', 'report']).default('disable'),
+    /**
+     * false: keywarden tracks the credential (inventory, fingerprint, age, findings, status,
+     * revocation in an incident) but never rotates it, nor disables it for its age.
+     */
+    rotate: z.boolean().default(true),
   })
   .superRefine((policy, ctx) => {
     if (![policy.maxAge, policy.rotateEvery, policy.grace].every(isDuration)) return;
@@ -84,7 +81,13 @@ const common = {
   owner: Name.optional(),
   purpose: Name,
   pipeline: PipelineSchema,
-  policy: PolicySchema.default({ maxAge: '90d', rotateEvery: '30d', grace: '1d', onMaxAge: 'disable' }),
+  policy: PolicySchema.default({
+    maxAge: '90d',
+    rotateEvery: '30d',
+    grace: '1d',
+    onMaxAge: 'disable',
+    rotate: true,
+  }),
   delivery: DeliverySchema.optional(),
   tags: z.record(z.string(), z.string()).default({}),
 };
@@ -144,7 +147,7 @@ export const IdentitySchema = z.discriminatedUnion('kind', [
   z.strictObject({
     ...common,
     kind: z.literal('aws-secret'),
-    scope: z.strictObject({ secretId: Name, generator: GeneratorSchema.optional() }),
+    scope: z.strictObject({ secretId: Name, ...valueShapeKeys }).superRefine(refineValueShape),
   }),
   z.strictObject({
     ...common,
@@ -173,11 +176,13 @@ export const IdentitySchema = z.discriminatedUnion('kind', [
   z.strictObject({
     ...common,
     kind: z.literal('vault-kv'),
-    scope: z.strictObject({
-      mount: Name.default('secret'),
-      path: Name,
-      generator: GeneratorSchema.optional(),
-    }),
+    scope: z
+      .strictObject({
+        mount: Name.default('secret'),
+        path: Name,
+        ...valueShapeKeys,
+      })
+      .superRefine(refineValueShape),
   }),
   z.strictObject({
     ...common,

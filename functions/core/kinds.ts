@@ -237,5 +237,8 @@ export function rotationBlocker(identity: Identity): string | undefined {
   if (!KINDS[identity.kind].rotates) {
     return `${identity.kind} credentials are issued per grant or lease and end by their TTL`;
   }
+  if (!identity.policy.rotate) {
+    return 'policy.rotate is false: keywarden tracks it (inventory, age, findings, incident revocation) but never rotates or re-issues it';
+  }
   return factsFor(identity).notIssuable?.(identity);
 }

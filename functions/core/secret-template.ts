@@ -1,0 +1,142 @@
+/**
+ * What the value of an `aws-secret` or `vault-kv` identity looks like, as the inventory
+ * declares it: the fields kept as they are, the fields keywarden generates, and the
+ * format of each generated one. Only schemas live here; generating and checking values
+ * is in generator.ts and secret-shape.ts.
+ */
+import { z } from 'zod';
+
+/** How a random value is drawn: length, character classes, characters left out. */
+export const GeneratorSchema = z.strictObject({
+  length: z.int().min(16).max(4096).default(40),
+  classes: z
+    .array(z.enum(['lower', 'upper', 'digits', 'symbols']))
+    .min(1)
+    .default(['lower', 'upper', 'digits']),
+  exclude: z.string().default(''),
+});
+export type Generator = z.infer<typeof GeneratorSchema>;
+
+/** A field name of a structured secret (a JSON key). */
+export const FieldNameSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine((name) => name.trim() === name, {
+    error: (issue) =>
+      `expected a field name without leading or trailing spaces, got ${JSON.stringify(issue.input)}`,
+  });
+
+/** Printable ASCII put in front of a generated value, such as `npm_`. */
+const Prefix = z
+  .string()
+  .max(64)
+  .regex(/^[\x21-\x7e]*$/, {
+    error: (issue) =>
+      `expected a prefix of printable characters without spaces, got ${JSON.stringify(issue.input)}`,
+  })
+  .optional();
+
+/** A placeholder of a template: `{field}` as it is, `{field:url}` percent-encoded. */
+export const PLACEHOLDER = /\{([^{}:]+)(:url)?\}/g;
+
+/** The format of one generated field. */
+export const FieldFormatSchema = z.discriminatedUnion('format', [
+  GeneratorSchema.extend({ format: z.literal('random'), prefix: Prefix }),
+  z.strictObject({ format: z.literal('hex'), bytes: z.int().min(16).max(2048).default(32), prefix: Prefix }),
+  z.strictObject({
+    format: z.literal('base64'),
+    bytes: z.int().min(16).max(2048).default(32),
+    /** The URL-safe alphabet (`-_`) without padding, instead of the standard one (`+/` and `=`). */
+    urlSafe: z.boolean().default(false),
+    prefix: Prefix,
+  }),
+  z.strictObject({ format: z.literal('uuid'), prefix: Prefix }),
+  /** Built from the other fields: `postgres://{username}:{password:url}@{host}:{port}/app`. */
+  z.strictObject({ format: z.literal('template'), template: z.string().min(1).max(4096) }),
+]);
+export type FieldFormat = z.infer<typeof FieldFormatSchema>;
+
+/** The names a template string refers to, in order. */
+export const placeholdersOf = (template: string): string[] =>
+  [...template.matchAll(PLACEHOLDER)].map((match) => match[1] as string);
+
+/**
+ * A structured secret: `keep` names fields that must be there and are never changed,
+ * `generate` the fields keywarden writes at each rotation. Every other field of the
+ * secret is kept untouched too; `keep` is what the test step checks is still there.
+ */
+export const SecretTemplateSchema = z
+  .strictObject({
+    keep: z.array(FieldNameSchema).default([]),
+    generate: z.record(FieldNameSchema, FieldFormatSchema),
+  })
+  .superRefine((template, ctx) => {
+    const generated = Object.entries(template.generate);
+    if (!generated.some(([, format]) => format.format !== 'template')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['generate'],
+        message:
+          'expected at least one generated field that is not a template (random, hex, base64 or uuid): otherwise nothing changes at rotation',
+      });
+    }
+    for (const name of template.keep.filter((name) => name in template.generate)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keep'],
+        message: `expected a field to be kept or generated, not both: ${JSON.stringify(name)}`,
+      });
+    }
+    const known = new Set([
+      ...template.keep,
+      ...generated.filter(([, format]) => format.format !== 'template').map(([name]) => name),
+    ]);
+    for (const [name, format] of generated) {
+      if (format.format !== 'template') continue;
+      const names = placeholdersOf(format.template);
+      if (names.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['generate', name, 'template'],
+          message: `expected the template of ${JSON.stringify(name)} to use at least one {field}, got none`,
+        });
+      }
+      for (const missing of names.filter((each) => !known.has(each))) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['generate', name, 'template'],
+          message: `expected {${missing}} to name a kept field or a generated field that is not a template (${[...known].join(', ') || 'none declared'})`,
+        });
+      }
+    }
+  });
+export type SecretTemplate = z.infer<typeof SecretTemplateSchema>;
+
+/**
+ * The keys a secret-valued scope takes to say what its value looks like: `template`
+ * (a structured secret), or `field` (one generated field of that name) with an optional
+ * `generator`. Neither: one random value (a plain string in Secrets Manager, the `value`
+ * field in KV).
+ */
+export const valueShapeKeys = {
+  generator: GeneratorSchema.optional(),
+  field: FieldNameSchema.optional(),
+  template: SecretTemplateSchema.optional(),
+};
+
+/** Refuses a scope that declares both a template and `field`/`generator`. */
+export function refineValueShape(
+  scope: { template?: unknown; field?: unknown; generator?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (scope.template === undefined) return;
+  for (const key of ['field', 'generator'] as const) {
+    if (scope[key] === undefined) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: [key],
+      message: `expected either template or ${key}, not both: declare the field's format inside template.generate`,
+    });
+  }
+}
