@@ -30,7 +30,7 @@ export class SecretValue {
   }
 
   /** A structured secret, such as an access key pair, serialized for delivery. */
-  static ofJson(value: Record<string, string>): SecretValue {
+  static ofJson(value: Record<string, unknown>): SecretValue {
     return new SecretValue(JSON.stringify(value));
   }
 

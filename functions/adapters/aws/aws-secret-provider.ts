@@ -7,15 +7,17 @@
  * in an error or a result other than `issue`.
  */
 import {
+  GetSecretValueCommand,
   paginateListSecretVersionIds,
   type SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import type { VersionStage } from '../../core/credential-version.ts';
 import { KeywardenError, VerificationError } from '../../core/errors.ts';
-import { generateValue, type RandomBytes } from '../../core/generator.ts';
+import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import { credentialPart, renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import {
@@ -59,14 +61,37 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
   }
 
   /**
-   * createSecret: a new value from the identity's generator (or the default one). It
-   * creates nothing in AWS: the handle is the rotation's version id, under which the
-   * engine stages the value as `AWSPENDING` through the delivery.
+   * createSecret: the next value in the identity's declared shape (core/secret-shape.ts):
+   * a plain random value by default; for a template, the `AWSCURRENT` JSON with only its
+   * generated fields new. It creates nothing in AWS: the handle is the rotation's version
+   * id, under which the engine stages the value as `AWSPENDING` through the delivery.
    */
   async issue(identity: SecretIdentity, context: { versionId: string }): Promise<IssuedCredential> {
     assertSecretVersionId(context.versionId);
-    const value = generateValue(identity.scope.generator, this.#random);
-    return { handle: context.versionId, secret: new SecretValue(value) };
+    const next = renderValue(identity, await this.#current(identity.scope.secretId), this.#random);
+    const text = typeof next === 'string' ? next : JSON.stringify(next);
+    return {
+      handle: context.versionId,
+      secret: new SecretValue(text),
+      fingerprinted: new SecretValue(credentialPart(identity, text)),
+    };
+  }
+
+  /** The `AWSCURRENT` value as text (binary as base64), or undefined when the secret does not exist. */
+  async #current(secretId: string): Promise<string | undefined> {
+    try {
+      const read = await this.#secrets.send(
+        new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }),
+      );
+      if (read.SecretString !== undefined) return read.SecretString;
+      return read.SecretBinary ? Buffer.from(read.SecretBinary).toString('base64') : undefined;
+    } catch (error) {
+      if (awsErrorName(error) === 'ResourceNotFoundException') return undefined;
+      throw awsFailure(
+        `reading the ${AWSCURRENT} value of secret ${secretId} to keep its other fields`,
+        error,
+      );
+    }
   }
 
   /**
@@ -86,6 +111,12 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
       throw new VerificationError(
         `expected version ${credential.handle} of secret ${secretId} to hold the issued value, but it holds another one ` +
           '(compared by digest; neither value is shown); the version stays uncurrent, so start a new rotation.',
+      );
+    }
+    const problems = shapeProblems(identity, version.value);
+    if (problems.length > 0) {
+      throw new VerificationError(
+        `expected version ${credential.handle} of secret ${secretId} to fit its declared template: ${problems.join('; ')}`,
       );
     }
   }

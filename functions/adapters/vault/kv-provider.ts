@@ -1,6 +1,7 @@
 /**
  * `vault-kv`: the credential is the value of a KV v2 secret itself (a database
- * password a pipeline reads, for instance). Issuing only generates the value;
+ * password a pipeline reads, for instance), in the shape its template declares
+ * (core/secret-shape.ts). Issuing only renders the next value;
  * the rotation engine stages and promotes it through {@link VaultKvDelivery}
  * at the identity's own path, which records which KV version holds which
  * rotation version. This provider reads those records to verify, retire and
@@ -10,9 +11,10 @@
  * for good, while the metadata keeps a tombstone that shows it existed.
  */
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
-import { generateValue, type RandomBytes } from '../../core/generator.ts';
+import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import { credentialPart, renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import type { VaultClient } from './client.ts';
 import {
@@ -51,10 +53,25 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
     this.#random = options.random;
   }
 
-  /** A new value as `{ "value": … }`; nothing is written to Vault here (the delivery stages it). */
+  /**
+   * The next value: the fields the identity's template generates (by default one random
+   * `value`) written over the newest KV version, every other field kept as it is. Nothing
+   * is written to Vault here (the delivery stages it); a secret whose fields do not fit
+   * the template is refused with what to declare.
+   */
   async issue(identity: KvIdentity, context: { versionId: string }): Promise<IssuedCredential> {
-    const value = generateValue(identity.scope.generator, this.#random);
-    return { handle: context.versionId, secret: SecretValue.ofJson({ value }) };
+    const { mount, path } = identity.scope;
+    const state = await readKvState(this.#client, mount, path);
+    const current =
+      state && state.currentVersion > 0
+        ? await readKvVersion(this.#client, mount, path, state.currentVersion)
+        : undefined;
+    const next = renderValue(identity, current, this.#random);
+    return {
+      handle: context.versionId,
+      secret: typeof next === 'string' ? new SecretValue(next) : SecretValue.ofJson(next),
+      fingerprinted: new SecretValue(credentialPart(identity, next)),
+    };
   }
 
   /**
@@ -86,6 +103,12 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
     if (!sameKvData(stored, kvDataOf(credential.secret).data)) {
       throw new VerificationError(
         `vault-kv ${identity.id}: ${where} does not hold the value issued for version ${credential.handle}; someone else wrote it — rotate again`,
+      );
+    }
+    const problems = shapeProblems(identity, stored);
+    if (problems.length > 0) {
+      throw new VerificationError(
+        `vault-kv ${identity.id}: ${where} does not fit its declared template: ${problems.join('; ')}`,
       );
     }
   }
