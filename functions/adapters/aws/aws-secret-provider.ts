@@ -17,7 +17,7 @@ import { KeywardenError, VerificationError } from '../../core/errors.ts';
 import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
-import { credentialPart, renderValue, shapeProblems } from '../../core/secret-shape.ts';
+import { renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import {
@@ -73,7 +73,6 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
     return {
       handle: context.versionId,
       secret: new SecretValue(text),
-      fingerprinted: new SecretValue(credentialPart(identity, text)),
     };
   }
 

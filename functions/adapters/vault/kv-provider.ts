@@ -14,7 +14,7 @@ import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
-import { credentialPart, renderValue, shapeProblems } from '../../core/secret-shape.ts';
+import { renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import type { VaultClient } from './client.ts';
 import {
@@ -70,7 +70,6 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
     return {
       handle: context.versionId,
       secret: typeof next === 'string' ? new SecretValue(next) : SecretValue.ofJson(next),
-      fingerprinted: new SecretValue(credentialPart(identity, next)),
     };
   }
 
