@@ -29,6 +29,11 @@ export const CredentialVersionSchema = z.object({
   activatedAt: z.iso.datetime().optional(),
   supersededAt: z.iso.datetime().optional(),
   retiredAt: z.iso.datetime().optional(),
+  /**
+   * Set before a `previous` version is revoked at the end of its grace period: a run that
+   * finds it set knows an earlier run may have revoked it and written `credential.retired`.
+   */
+  retiringAt: z.iso.datetime().optional(),
   lastUsedAt: z.iso.datetime().optional(),
   /** Why a version ended as it did (retired unused, kept disabled because used, failed test…). */
   note: z.string().optional(),
@@ -59,5 +64,14 @@ export const RotationStateSchema = z.object({
   attempts: z.int().min(1),
   updatedAt: z.iso.datetime(),
   reason: z.string().optional(),
+  /**
+   * The audit events this rotation has appended, as {@link recordedKey}s, saved with the
+   * progress after each step. An event missing here may still be in the trail (the run
+   * died between the append and the save): a resumed step looks it up there.
+   */
+  recorded: z.array(z.string()).optional(),
 });
 export type RotationState = z.infer<typeof RotationStateSchema>;
+
+/** How {@link RotationState.recorded} names one audit event of a rotation: `<type>:<versionId>`. */
+export const recordedKey = (type: string, versionId: string): string => `${type}:${versionId}`;

@@ -47,7 +47,16 @@ export interface AuditLog {
   append(event: AuditEventInput): Promise<AuditRecord>;
   /** Every record in sequence order, and the head pointer. */
   readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }>;
+  /**
+   * The recent tail of the chain, in sequence order: every record whose `at` is at or after
+   * `at` less {@link AUDIT_CLOCK_SKEW_MS} (writers' clocks differ), read backwards from the
+   * chain's end and stopping at the first older one. Never reads the whole trail.
+   */
+  recordsSince(at: string): Promise<AuditRecord[]>;
 }
+
+/** How far apart the clocks of two writers of the audit trail may be; {@link AuditLog.recordsSince} reads this much further back. */
+export const AUDIT_CLOCK_SKEW_MS = 60_000;
 
 /** The latest findings, replaced as a whole by each discovery run. */
 export interface FindingStore {

@@ -7,7 +7,13 @@
  * old one is retired only after its grace period.
  */
 import { adoptedVersion } from './adoption.ts';
-import type { CredentialVersion, RotationState, RotationStep } from './credential-version.ts';
+import type { AuditEventType, AuditRecord } from './audit.ts';
+import {
+  type CredentialVersion,
+  type RotationState,
+  type RotationStep,
+  recordedKey,
+} from './credential-version.ts';
 import { formatAge, toMillis } from './duration.ts';
 import { KeywardenError, VerificationError } from './errors.ts';
 import type { Delivery, Identity, IdentityKind } from './identity.ts';
@@ -34,9 +40,33 @@ const ORPHAN_CLOCK_SKEW_MS = 1_000;
 /** Kinds whose credentials are issued per grant or lease and end by TTL: never rotated on a schedule. */
 const notRotated = (kind: IdentityKind): boolean => !KINDS[kind].rotates;
 
+/**
+ * Where a test may stop a run (`afterStep`), in protocol order: after each completed step;
+ * inside createSecret after the provider `issued` and the value was `staged`; inside
+ * finishSecret after it was `promoted`; and around every audit event, between the store
+ * write it follows and the append (`…Saved`), and between the append and the progress
+ * write that marks it recorded (`…Audited`). Retirement has `retiring` (version marked and
+ * revoked, event not yet appended) and `retiredAudited` (appended, version not yet revoked).
+ */
+export type Checkpoint =
+  | RotationStep
+  | 'issued'
+  | 'staged'
+  | 'pendingSaved'
+  | 'issuedAudited'
+  | 'verifiedSaved'
+  | 'verifiedAudited'
+  | 'promoted'
+  | 'currentSaved'
+  | 'deliveredAudited'
+  | 'activatedAudited'
+  | 'retiring'
+  | 'retiredAudited';
+
 export interface RotationDeps {
   store: RotationStore;
-  audit: Pick<AuditLog, 'append'>;
+  /** Appends the protocol's events; reads the trail's recent tail only when resuming a step that may have written them. */
+  audit: Pick<AuditLog, 'append' | 'recordsSince'>;
   clock: Clock;
   newId: () => string;
   /** The provider of an identity's kind, bound to it; throws when the kind has none configured. */
@@ -46,14 +76,8 @@ export interface RotationDeps {
   fingerprint: (secret: SecretValue) => string;
   /** Who acts, for the audit trail: `scheduler:rotation`, `cli:alice`. */
   actor: string;
-  /**
-   * Called at each checkpoint: after each completed step, and inside createSecret after
-   * `issued` and `staged`, inside finishSecret after `promoted`. Tests inject crashes here.
-   */
-  afterStep?: (
-    identityId: string,
-    checkpoint: RotationStep | 'issued' | 'staged' | 'promoted',
-  ) => void | Promise<void>;
+  /** Called at each {@link Checkpoint}. Tests inject crashes here. */
+  afterStep?: (identityId: string, checkpoint: Checkpoint) => void | Promise<void>;
 }
 
 export type RotationStatus = 'rotated' | 'skipped' | 'failed';
@@ -105,6 +129,20 @@ class Run {
   fixedVersionId: string | undefined;
   versions: StoredVersion[] = [];
   state: StoredRotation | undefined;
+  /**
+   * The events this rotation appended (or found in the trail), as `recordedKey`s: loaded
+   * with the state and saved with every progress write, so a step that completed never
+   * looks its events up again.
+   */
+  recorded = new Set<string>();
+  /**
+   * When the progress this run continues was saved. An event of the step in progress that
+   * is not in `recorded` but may have been written (its store write came before this pass)
+   * is looked up in the trail from here on: it was appended after that save, if at all.
+   */
+  trailSince: string | undefined;
+  /** Tail reads of the trail this run made, by their start. */
+  readonly #trails = new Map<string, Promise<AuditRecord[]>>();
 
   constructor(
     readonly deps: RotationDeps,
@@ -136,8 +174,71 @@ class Run {
     };
   }
 
-  audit(type: Parameters<AuditLog['append']>[0]['type'], details: Record<string, unknown>) {
+  audit(type: AuditEventType, details: Record<string, unknown>) {
     return this.deps.audit.append({ type, actor: this.deps.actor, subject: this.identity.id, details });
+  }
+
+  checkpoint(at: Checkpoint): void | Promise<void> {
+    return this.deps.afterStep?.(this.identity.id, at);
+  }
+
+  /**
+   * Appends an event of a version unless it is already in the trail written since
+   * `lookSince`; without `lookSince` it appends without looking (nothing could have written
+   * it yet). The trail is read once per start, backwards from its end.
+   */
+  async appendOnce(
+    type: AuditEventType,
+    details: { versionId: string } & Record<string, unknown>,
+    lookSince: string | undefined,
+  ): Promise<void> {
+    if (lookSince !== undefined) {
+      let trail = this.#trails.get(lookSince);
+      if (!trail) {
+        trail = this.deps.audit.recordsSince(lookSince);
+        this.#trails.set(lookSince, trail);
+      }
+      const written = (await trail).some(
+        (record) =>
+          record.type === type &&
+          record.subject === this.identity.id &&
+          record.details.versionId === details.versionId,
+      );
+      if (written) return;
+    }
+    await this.audit(type, details);
+  }
+
+  /**
+   * Writes one event of this rotation exactly once. Every pass of a step calls it for the
+   * step's events, whatever the credential's stage. `savedEarlier` says the store write
+   * the event follows was made before this pass (by a run that died, or an earlier
+   * invocation): only then can the event already be in the trail, and only then is the
+   * trail read. The event is marked recorded in memory, and saved with the next progress write.
+   */
+  async recordOnce(
+    type: AuditEventType,
+    details: { versionId: string } & Record<string, unknown>,
+    savedEarlier: boolean,
+  ): Promise<void> {
+    const key = recordedKey(type, details.versionId);
+    if (this.recorded.has(key)) return;
+    await this.appendOnce(type, details, savedEarlier ? this.trailSince : undefined);
+    this.recorded.add(key);
+  }
+
+  /** Loads the stored progress this run continues, with the events it already recorded. */
+  async loadState(): Promise<void> {
+    this.state = await this.deps.store.getRotation(this.identity.id);
+    this.recorded = new Set(this.state?.recorded ?? []);
+    this.trailSince = this.state?.updatedAt;
+  }
+
+  /** Starts a new rotation: nothing of it is recorded yet. */
+  async begin(state: Omit<RotationState, 'recorded'>): Promise<void> {
+    this.recorded = new Set();
+    this.trailSince = state.startedAt;
+    await this.saveState(state);
   }
 
   async reload(): Promise<void> {
@@ -154,14 +255,18 @@ class Run {
     this.versions = [...this.versions.filter((v) => v.versionId !== next.versionId), saved];
   }
 
+  /** Saves progress, with the events recorded so far (the step's marker). */
   async saveState(next: RotationState): Promise<void> {
-    this.state = await this.deps.store.putRotation(next, this.state?.rev);
+    this.state = await this.deps.store.putRotation(
+      { ...next, recorded: [...this.recorded] },
+      this.state?.rev,
+    );
   }
 
   async advance(step: RotationStep, completed: RotationStep): Promise<void> {
     const state = this.state as StoredRotation;
     await this.saveState({ ...stripRev(state), step, updatedAt: this.now });
-    await this.deps.afterStep?.(this.identity.id, completed);
+    await this.checkpoint(completed);
   }
 }
 
@@ -198,7 +303,7 @@ export async function rotateIdentity(
     return run.outcome('skipped', 'another run is rotating this identity');
   }
   try {
-    run.state = await deps.store.getRotation(identity.id);
+    await run.loadState();
     await run.reload();
     await retireDue(run);
     const inProgress = run.state && run.state.step !== 'finished' && run.state.step !== 'failed';
@@ -209,7 +314,7 @@ export async function rotateIdentity(
         return run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
       }
       const at = run.now;
-      await run.saveState({
+      await run.begin({
         identityId: identity.id,
         rotationId: deps.newId(),
         versionId: deps.newId(),
@@ -271,8 +376,11 @@ async function drive(run: Run, delivery: Delivery): Promise<RotationOutcome> {
 /** createSecret: issue a new credential beside the current one and stage it in the delivery target. */
 async function createSecret(run: Run, target: BoundDelivery) {
   let state = run.state as StoredRotation;
-  if (run.version(state.versionId)) {
-    // An earlier run created and recorded it, then died before moving on.
+  const recorded = run.version(state.versionId);
+  if (recorded && recorded.stage !== 'revoked') {
+    // An earlier run created and recorded it, then died before moving on (perhaps
+    // before its audit event).
+    await run.recordOnce('credential.issued', issuedDetails(recorded), true);
     await run.advance('setSecret', 'createSecret');
     return;
   }
@@ -290,9 +398,9 @@ async function createSecret(run: Run, target: BoundDelivery) {
     state = run.state as StoredRotation;
   }
   const issued = await run.provider.issue({ versionId: state.versionId });
-  await run.deps.afterStep?.(run.identity.id, 'issued');
+  await run.checkpoint('issued');
   await target.stagePending(state.versionId, issued.secret);
-  await run.deps.afterStep?.(run.identity.id, 'staged');
+  await run.checkpoint('staged');
   const fingerprint = run.deps.fingerprint(issued.secret);
   await run.saveVersion({
     identityId: run.identity.id,
@@ -305,14 +413,23 @@ async function createSecret(run: Run, target: BoundDelivery) {
     issuedAt: run.now,
     ...(issued.expiresAt ? { expiresAt: issued.expiresAt } : {}),
   });
-  await run.audit('credential.issued', {
-    versionId: state.versionId,
-    handle: issued.handle,
-    fingerprint,
-    stage: 'pending',
-  });
+  await run.checkpoint('pendingSaved');
+  await run.recordOnce(
+    'credential.issued',
+    issuedDetails(run.version(state.versionId) as StoredVersion),
+    false,
+  );
+  await run.checkpoint('issuedAudited');
   await run.advance('setSecret', 'createSecret');
 }
+
+/** What `credential.issued` says of a version: never its value. */
+const issuedDetails = (version: CredentialVersion) => ({
+  versionId: version.versionId,
+  handle: version.handle,
+  ...(version.fingerprint ? { fingerprint: version.fingerprint } : {}),
+  stage: 'pending',
+});
 
 /** Revokes what an interrupted attempt created but never recorded, and drops its staged value. */
 async function cleanOrphans(run: Run, target: BoundDelivery) {
@@ -380,8 +497,18 @@ async function testSecret(run: Run, target: BoundDelivery): Promise<string | und
     });
     return reason;
   }
-  await run.saveVersion({ ...stripRev(pending), verifiedAt: run.now });
-  await run.audit('credential.verified', { versionId: state.versionId, handle: pending.handle });
+  // Verified before (a run died after saving it): test again, but record the event once.
+  const verifiedEarlier = pending.verifiedAt !== undefined;
+  if (!verifiedEarlier) {
+    await run.saveVersion({ ...stripRev(pending), verifiedAt: run.now });
+    await run.checkpoint('verifiedSaved');
+  }
+  await run.recordOnce(
+    'credential.verified',
+    { versionId: state.versionId, handle: pending.handle },
+    verifiedEarlier,
+  );
+  await run.checkpoint('verifiedAudited');
   return undefined;
 }
 
@@ -392,13 +519,26 @@ async function finishSecret(run: Run, target: BoundDelivery) {
   if (!run.versions.some((v) => v.stage === 'current' || v.origin === 'adopted'))
     await adopt(run, pending.handle);
   await target.promote(state.versionId);
-  await run.deps.afterStep?.(run.identity.id, 'promoted');
+  await run.checkpoint('promoted');
   const at = run.now;
-  if (pending.stage !== 'current') {
+  // Current before (a run died after saving it): its events may be in the trail already.
+  const currentEarlier = pending.stage === 'current';
+  if (!currentEarlier) {
     await run.saveVersion({ ...stripRev(pending), stage: 'current', deliveredAt: at, activatedAt: at });
-    await run.audit('credential.delivered', { versionId: pending.versionId, delivery: target.type });
-    await run.audit('credential.activated', { versionId: pending.versionId, handle: pending.handle });
+    await run.checkpoint('currentSaved');
   }
+  await run.recordOnce(
+    'credential.delivered',
+    { versionId: pending.versionId, delivery: target.type },
+    currentEarlier,
+  );
+  await run.checkpoint('deliveredAudited');
+  await run.recordOnce(
+    'credential.activated',
+    { versionId: pending.versionId, handle: pending.handle },
+    currentEarlier,
+  );
+  await run.checkpoint('activatedAudited');
   for (const old of run.versions.filter((v) => v.stage === 'current' && v.versionId !== pending.versionId)) {
     await run.provider.supersede?.(old.handle);
     await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt: at });
@@ -440,6 +580,11 @@ async function retireDue(run: Run) {
   const grace = toMillis(run.identity.policy.grace);
   const successor = run.versions.find((v) => v.stage === 'current');
   for (const version of run.versions.filter((v) => v.stage === 'previous')) {
+    if (version.retiringAt !== undefined) {
+      // An earlier run decided to retire it and died on the way: finish what it began.
+      await retire(run, version, version.retiringAt);
+      continue;
+    }
     if (now - Date.parse(version.supersededAt ?? version.issuedAt) < grace) continue;
     const lastUsed = await run.provider.lastUsed?.(version.handle);
     const usedAfterSuccessor =
@@ -465,17 +610,36 @@ async function retireDue(run: Run) {
       run.warnings.push(`${version.handle} ${note}`);
       continue;
     }
-    const result = await run.provider.revoke(version.handle);
+    // Marked first: a run that dies past this point leaves a mark the next one finishes from.
     await run.saveVersion({
       ...stripRev(version),
-      stage: 'revoked',
-      retiredAt: run.now,
+      retiringAt: run.now,
       ...(lastUsed ? { lastUsedAt: lastUsed } : {}),
-      note: 'retired after its grace period',
     });
-    await run.audit('credential.retired', { versionId: version.versionId, handle: version.handle, result });
-    run.retired.push(version.handle);
+    await retire(run, run.version(version.versionId) as StoredVersion, undefined);
   }
+}
+
+/**
+ * Revokes a version marked `retiringAt` and records `credential.retired` once: a run that
+ * finds the mark (`markedAt`) looks the event up in the trail written since then.
+ */
+async function retire(run: Run, version: StoredVersion, markedAt: string | undefined) {
+  const result = await run.provider.revoke(version.handle);
+  await run.checkpoint('retiring');
+  await run.appendOnce(
+    'credential.retired',
+    { versionId: version.versionId, handle: version.handle, result },
+    markedAt,
+  );
+  await run.checkpoint('retiredAudited');
+  await run.saveVersion({
+    ...stripRev(version),
+    stage: 'revoked',
+    retiredAt: run.now,
+    note: 'retired after its grace period',
+  });
+  run.retired.push(version.handle);
 }
 
 /**
@@ -698,12 +862,15 @@ export async function runNativeStep(
   run.fixedVersionId = token;
   const target = deps.deliveryFor(delivery);
   try {
-    run.state = await deps.store.getRotation(identity.id);
+    await run.loadState();
     await run.reload();
     const state = run.state;
     const inProgress = state && state.step !== 'finished' && state.step !== 'failed';
     if (step === 'createSecret') {
-      if (state?.versionId === token && run.version(token)) return 'already-done';
+      // Done once the progress moved past it; an invocation that died after recording the
+      // version but before moving on is finished by this one (its event, then the progress).
+      if (state?.versionId === token && state.step !== 'createSecret' && run.version(token))
+        return 'already-done';
       if (inProgress && state?.versionId !== token) {
         throw new KeywardenError(
           `${identity.id} has an unfinished keywarden rotation at ${state?.step}; it must finish before Secrets Manager starts another`,
@@ -713,7 +880,7 @@ export async function runNativeStep(
       if (state?.versionId === token && inProgress) run.resumed = true;
       else {
         const at = run.now;
-        await run.saveState({
+        await run.begin({
           identityId: identity.id,
           rotationId: token,
           versionId: token,

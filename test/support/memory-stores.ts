@@ -38,16 +38,17 @@ import {
   RotationStateSchema,
 } from '../../functions/core/credential-version.ts';
 import { ConflictError } from '../../functions/core/errors.ts';
-import type {
-  AuditLog,
-  CampaignStore,
-  Clock,
-  IdentityStore,
-  RotationStore,
-  StoredCampaign,
-  StoredIdentity,
-  StoredRotation,
-  StoredVersion,
+import {
+  AUDIT_CLOCK_SKEW_MS,
+  type AuditLog,
+  type CampaignStore,
+  type Clock,
+  type IdentityStore,
+  type RotationStore,
+  type StoredCampaign,
+  type StoredIdentity,
+  type StoredRotation,
+  type StoredVersion,
 } from '../../functions/core/ports.ts';
 
 /** One write a store is about to make or has made, for fault injection. */
@@ -291,6 +292,21 @@ export class MemoryAuditLog implements AuditLog {
   async readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }> {
     return { records: this.#records.map(copy), head: copy(this.#head) };
   }
+
+  /** The port's tail read: newest first until the first record older than `at` less the skew margin. */
+  async recordsSince(at: string): Promise<AuditRecord[]> {
+    const since = Date.parse(at) - AUDIT_CLOCK_SKEW_MS;
+    const newestFirst: AuditRecord[] = [];
+    for (const record of this.#records.toReversed()) {
+      if (Date.parse(record.at) < since) break;
+      newestFirst.push(copy(record));
+    }
+    this.tailReads += 1;
+    return newestFirst.reverse();
+  }
+
+  /** How many tail reads ({@link recordsSince}) were made, for specs that count requests. */
+  tailReads = 0;
 
   /** The records about one subject, in order (synchronous, for assessing). */
   of(subject: string): AuditRecord[] {

@@ -13,9 +13,12 @@ import { VerificationError } from '../../functions/core/errors.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { deliveryOf } from '../../functions/core/kinds.ts';
 import {
+  type Checkpoint,
   LOCK_TTL_MS,
+  type NativeStep,
   type RotationDeps,
   rotateIdentity,
+  runNativeStep,
   SimulatedCrash,
 } from '../../functions/core/rotation.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
@@ -51,16 +54,86 @@ async function prepare(kind: Kind = 'vault-token') {
   return { world, identity, original };
 }
 
-/** The protocol's checkpoints in order: after each step, and inside createSecret and finishSecret. */
+/**
+ * The protocol's checkpoints in order: after each step, inside createSecret and
+ * finishSecret, and on both sides of every audit append (`…Saved`: the store write it
+ * follows is done, the event not yet appended; `…Audited`: appended, the progress that
+ * marks it recorded not yet saved).
+ */
 const CHECKPOINTS = [
   'issued',
   'staged',
+  'pendingSaved',
+  'issuedAudited',
   'createSecret',
   'setSecret',
+  'verifiedSaved',
+  'verifiedAudited',
   'testSecret',
   'promoted',
+  'currentSaved',
+  'deliveredAudited',
+  'activatedAudited',
   'finishSecret',
-] as const;
+] as const satisfies readonly Checkpoint[];
+
+/** The checkpoints of retirement after the grace period: revoked but not audited, audited but not saved. */
+const RETIREMENT_CHECKPOINTS = ['retiring', 'retiredAudited'] as const satisfies readonly Checkpoint[];
+
+/** Crash windows inside a step, between a store write and its audit append: the resumed step reads the trail there. */
+const IN_STEP_WINDOWS: readonly Checkpoint[] = [
+  'pendingSaved',
+  'issuedAudited',
+  'verifiedSaved',
+  'verifiedAudited',
+  'currentSaved',
+  'deliveredAudited',
+  'activatedAudited',
+];
+
+/** The events of one rotation and its retirement, each once and in this order. */
+const PROTOCOL_EVENTS = [
+  'credential.issued',
+  'credential.verified',
+  'credential.delivered',
+  'credential.activated',
+  'credential.retired',
+];
+
+/** The identity's protocol events in trail order, each as `<type> <versionId>` (other events left out). */
+const protocolTrail = (world: MemoryWorld, identity: Identity) =>
+  world.audit
+    .of(identity.id)
+    .filter((r) => PROTOCOL_EVENTS.includes(r.type))
+    .map((r) => `${r.type} ${String(r.details.versionId)}`);
+
+/** What the trail must hold after `fresh` replaced `old`: the five events, once each, in order. */
+const exactlyOnce = (fresh: string, old: string) => [
+  `credential.issued ${fresh}`,
+  `credential.verified ${fresh}`,
+  `credential.delivered ${fresh}`,
+  `credential.activated ${fresh}`,
+  `credential.retired ${old}`,
+];
+
+/** A run's deps whose `afterStep` throws a SimulatedCrash the first time `checkpoint` is reached. */
+function crashingOnceAt(world: MemoryWorld, checkpoint: Checkpoint): RotationDeps {
+  let crashed = false;
+  return world.rotationDeps('scheduler:rotation', {
+    afterStep: (_id, at) => {
+      if (at !== checkpoint || crashed) return;
+      crashed = true;
+      throw new SimulatedCrash(`crash after ${checkpoint}`);
+    },
+  });
+}
+
+/** The identity's current and previous versions (after a rotation that adopted the original). */
+async function currentAndPrevious(world: MemoryWorld, identity: Identity) {
+  const versions = await world.store.listVersions(identity.id);
+  const find = (stage: string) => versions.find((v) => v.stage === stage)?.versionId ?? `no ${stage}`;
+  return { fresh: find('current'), old: find('previous') };
+}
 
 const stagesOf = async (world: MemoryWorld, identity: Identity) =>
   (await world.store.listVersions(identity.id)).map((v) => v.stage).sort();
@@ -203,7 +276,132 @@ describe.each(Object.keys(kinds) as Kind[])('rotation engine: %s', (kind) => {
         .filter((r) => r.type === 'credential.revoked' && /orphan/.test(String(r.details.reason)));
       expect(revokedAsOrphan).toHaveLength(checkpoint === 'issued' || checkpoint === 'staged' ? 1 : 0);
       expect(world.audit.verify()).toMatchObject({ ok: true });
+      // assess: the trail was read back only where the dead run may have appended without marking it
+      expect(world.audit.tailReads).toBe(IN_STEP_WINDOWS.includes(checkpoint) ? 1 : 0);
     });
+
+    it('the trail has issued, verified, delivered, activated and (after the grace period) retired, each once and in order', async () => {
+      // prepare: a run that dies at the checkpoint, and the run that resumes it
+      const { world, identity } = await prepare(kind);
+      await expect(
+        rotateIdentity(crashingOnceAt(world, checkpoint), identity, { owner: 'crashed-run' }),
+      ).rejects.toThrow(SimulatedCrash);
+      await rotateIdentity(world.rotationDeps('scheduler:rotation'), identity, { owner: 'next-run' });
+      const { fresh, old } = await currentAndPrevious(world, identity);
+
+      // act: a run past the grace period retires the old credential
+      world.clock.advance(HOUR + 60_000);
+      const later = await rotateIdentity(world.rotationDeps('scheduler:rotation'), identity, {
+        owner: 'later-run',
+      });
+
+      // assess
+      expect(later.retired).toHaveLength(1);
+      expect(protocolTrail(world, identity)).toEqual(exactlyOnce(fresh, old));
+      expect((await world.store.getRotation(identity.id))?.recorded).toEqual(
+        PROTOCOL_EVENTS.slice(0, 4).map((type) => `${type}:${fresh}`),
+      );
+      expect(world.audit.verify()).toMatchObject({ ok: true });
+    });
+  });
+
+  describe.each(RETIREMENT_CHECKPOINTS)('crash after %s (retiring the old credential)', (checkpoint) => {
+    it('the next run finishes the retirement: revoked once in the provider and in the store, credential.retired once', async () => {
+      // prepare: a finished rotation, then a run past the grace period that dies while retiring
+      const { world, identity, original } = await prepare(kind);
+      await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-1' });
+      const { fresh, old } = await currentAndPrevious(world, identity);
+      world.clock.advance(HOUR + 60_000);
+      await expect(
+        rotateIdentity(crashingOnceAt(world, checkpoint), identity, { owner: 'crashed-run' }),
+      ).rejects.toThrow(SimulatedCrash);
+      const marked = (await world.store.listVersions(identity.id)).find((v) => v.versionId === old);
+
+      // act
+      const next = await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'next-run' });
+
+      // assess: the dead run left its mark; the next one revoked (again, harmlessly) and recorded once
+      expect(marked).toMatchObject({ stage: 'previous', retiringAt: expect.any(String) });
+      expect(next).toMatchObject({ status: 'skipped', retired: [original.handle] });
+      expect(world.providerOf(identity).live(identity.id, original.handle)).toBe(false);
+      expect(await stagesOf(world, identity)).toEqual(['current', 'revoked']);
+      expect(protocolTrail(world, identity)).toEqual(exactlyOnce(fresh, old));
+      expect(world.audit.tailReads).toBe(1);
+      expect(world.works(identity)).toBe(true);
+    });
+  });
+});
+
+describe('rotation engine: a rotation nothing interrupted', () => {
+  it('writes each event once without ever reading the trail back, whether run whole or step by step by Secrets Manager', async () => {
+    // prepare
+    const scheduled = await prepare('aws-iam-access-key');
+    const native = await prepare('aws-iam-access-key');
+
+    // act: a scheduled rotation, and a native one (one invocation per step); then each retires its old credential
+    await rotateIdentity(scheduled.world.rotationDeps('test'), scheduled.identity, { owner: 'run-1' });
+    for (const step of NATIVE_STEPS) {
+      await runNativeStep(native.world.rotationDeps('test'), native.identity, step, 'token-1', 'sm-1');
+    }
+    for (const { world, identity } of [scheduled, native]) {
+      world.clock.advance(HOUR + 60_000);
+      await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-2' });
+    }
+
+    // assess
+    for (const { world, identity } of [scheduled, native]) {
+      const versions = await world.store.listVersions(identity.id);
+      const fresh = versions.find((v) => v.stage === 'current')?.versionId ?? 'no current';
+      const old = versions.find((v) => v.stage === 'revoked')?.versionId ?? 'no revoked';
+      expect(protocolTrail(world, identity)).toEqual(exactlyOnce(fresh, old));
+      expect(world.audit.tailReads).toBe(0);
+    }
+  });
+});
+
+const NATIVE_STEPS: readonly NativeStep[] = ['createSecret', 'setSecret', 'testSecret', 'finishSecret'];
+
+describe.each(CHECKPOINTS)('rotation engine: native rotation, crash after %s', (checkpoint) => {
+  it('Secrets Manager repeats the step that died and goes on: every event once, in order', async () => {
+    // prepare: an access key delivered to a Secrets Manager secret, rotated by Secrets Manager
+    const { world, identity } = await prepare('aws-iam-access-key');
+    const deps = crashingOnceAt(world, checkpoint);
+    const answers: string[] = [];
+
+    // act: each step is invoked until it answers, as Secrets Manager retries a failed invocation
+    for (const step of NATIVE_STEPS) {
+      for (;;) {
+        try {
+          answers.push(await runNativeStep(deps, identity, step, 'token-1', 'secretsmanager'));
+          break;
+        } catch (error) {
+          if (!(error instanceof SimulatedCrash)) throw error;
+          answers.push(`${step} died`);
+        }
+      }
+    }
+    world.clock.advance(HOUR + 60_000);
+    await rotateIdentity(world.rotationDeps('scheduler:rotation'), identity, { owner: 'later-run' });
+
+    // assess: the step that died was done again, or answered already-done when its progress was saved
+    expect(answers.filter((a) => a.endsWith(' died'))).toHaveLength(1);
+    expect(answers.filter((a) => a === 'already-done')).toHaveLength(
+      checkpoint === 'createSecret' ||
+        checkpoint === 'setSecret' ||
+        checkpoint === 'testSecret' ||
+        checkpoint === 'finishSecret'
+        ? 1
+        : 0,
+    );
+    expect(await world.store.getRotation(identity.id)).toMatchObject({
+      step: 'finished',
+      versionId: 'token-1',
+    });
+    const old = (await world.store.listVersions(identity.id)).find((v) => v.stage === 'revoked')?.versionId;
+    expect(protocolTrail(world, identity)).toEqual(exactlyOnce('token-1', old ?? 'no revoked'));
+    expect(await orphans(world, identity)).toEqual([]);
+    expect(world.works(identity)).toBe(true);
+    expect(world.audit.verify()).toMatchObject({ ok: true });
   });
 });
 

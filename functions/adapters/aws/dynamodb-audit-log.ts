@@ -8,8 +8,8 @@ import {
   nextRecords,
 } from '../../core/audit.ts';
 import { KeywardenError } from '../../core/errors.ts';
-import type { AuditLog, Clock } from '../../core/ports.ts';
-import { type DynamoTable, Keys } from './dynamodb-table.ts';
+import { AUDIT_CLOCK_SKEW_MS, type AuditLog, type Clock } from '../../core/ports.ts';
+import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
 
 export interface DynamoAuditLogProps {
   clock: Clock;
@@ -22,6 +22,13 @@ export interface DynamoAuditLogProps {
 const AUDIT_BLOCK_RECORDS = 100;
 /** Serialized events in one block at most, well below DynamoDB's 400 KB item limit (hashes and ids come on top). */
 const AUDIT_BLOCK_BYTES = 256_000;
+
+/** The records an `AUDIT` item holds: one (a flat record item) or a block's run. */
+function recordsOf({ pk: _pk, sk: _sk, ...rest }: Item): AuditRecord[] {
+  return Array.isArray(rest.records)
+    ? rest.records.map((record: unknown) => AuditRecordSchema.parse(record))
+    : [AuditRecordSchema.parse(rest)];
+}
 
 /** How many of the waiting events go in the next block: at least one, within both bounds. */
 function blockLength(events: readonly AuditEventInput[]): number {
@@ -149,13 +156,28 @@ export function dynamoAuditLog(table: DynamoTable, props: DynamoAuditLogProps): 
 
     async readAll() {
       const items = await table.query('AUDIT', 'SEQ#');
-      const records = items.flatMap(({ pk: _pk, sk: _sk, ...rest }) =>
-        Array.isArray(rest.records)
-          ? rest.records.map((record: unknown) => AuditRecordSchema.parse(record))
-          : [AuditRecordSchema.parse(rest)],
-      );
+      const records = items.flatMap(recordsOf);
       const head = await table.get(Keys.auditHead);
       return { records, head: head ? { seq: Number(head.seq), hash: String(head.hash) } : undefined };
+    },
+
+    /**
+     * Reads the `SEQ#` items backwards from the chain's end, a page at a time, and stops
+     * at the first record older than `at` less the clock-skew margin: one Query for a
+     * recent `at`, however long the trail.
+     */
+    async recordsSince(at) {
+      const since = Date.parse(at) - AUDIT_CLOCK_SKEW_MS;
+      if (Number.isNaN(since))
+        throw new RangeError(`recordsSince: expected an ISO date-time, got ${JSON.stringify(at)}`);
+      const newestFirst: AuditRecord[] = [];
+      reading: for await (const item of table.queryBackwards('AUDIT', 'SEQ#')) {
+        for (const record of recordsOf(item).reverse()) {
+          if (Date.parse(record.at) < since) break reading;
+          newestFirst.push(record);
+        }
+      }
+      return newestFirst.reverse();
     },
   };
 }

@@ -168,6 +168,25 @@ export class DynamoTable {
     return Items?.[0];
   }
 
+  /**
+   * The items of the partition `pk` whose sort key starts with `skPrefix`, greatest sort key
+   * first, `pageSize` per request: a caller that stops iterating stops the reads, so reading
+   * the end of a long partition costs only the pages it looks at.
+   */
+  async *queryBackwards(pk: string, skPrefix: string, pageSize = 25): AsyncGenerator<Item> {
+    const pages = paginateQuery(
+      { client: this.#doc, pageSize },
+      {
+        TableName: this.#name,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)',
+        ExpressionAttributeValues: { ':pk': pk, ':sk': skPrefix },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) yield* (page.Items ?? []) as Item[];
+  }
+
   /** Every item listed under `gsi1pk` in index `gsi1`, newest (greatest gsi1sk) first. */
   async queryIndex(gsi1pk: string): Promise<Item[]> {
     const items: Item[] = [];
