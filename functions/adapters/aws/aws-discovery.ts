@@ -6,6 +6,7 @@
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { DiscoveredCredential, DiscoveryHints } from '../../core/discovery.ts';
+import type { IdentityOfKind } from '../../core/identity.ts';
 import { roleNameOf } from '../../core/kinds.ts';
 import type { DiscoverySource } from '../../core/ports.ts';
 import type { Fingerprinter } from '../crypto.ts';
@@ -57,19 +58,19 @@ export class AwsDiscovery implements DiscoverySource {
   async discover(hints: DiscoveryHints): Promise<DiscoveredCredential[]> {
     const userNames: string[] = [];
     const roleNames = hints.breakglassRoleArns.map(roleNameOf);
-    const secretIds: string[] = [];
+    const secrets: IdentityOfKind<'aws-secret'>[] = [];
     for (const identity of hints.identities) {
       if (identity.kind === 'aws-iam-access-key') userNames.push(identity.scope.userName);
       if (identity.kind === 'aws-role-session') roleNames.push(roleNameOf(identity.scope.roleArn));
-      if (identity.kind === 'aws-secret') secretIds.push(identity.scope.secretId);
+      if (identity.kind === 'aws-secret') secrets.push(identity);
     }
     // allSettled, not all: a failure of one side must not leave the other still running unobserved.
-    const [iam, secrets] = await Promise.allSettled([
+    const [iam, secretsFound] = await Promise.allSettled([
       this.#iam.discover({ userNames, roleNames }),
-      this.#secrets.discover({ secretIds }),
+      this.#secrets.discover({ secrets }),
     ]);
     if (iam.status === 'rejected') throw iam.reason;
-    if (secrets.status === 'rejected') throw secrets.reason;
-    return [...iam.value, ...secrets.value];
+    if (secretsFound.status === 'rejected') throw secretsFound.reason;
+    return [...iam.value, ...secretsFound.value];
   }
 }

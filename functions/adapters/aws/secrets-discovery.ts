@@ -17,6 +17,8 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { deniedLookup } from '../../core/denied-lookup.ts';
 import type { DiscoveredCredential } from '../../core/discovery.ts';
 import { ValidationError } from '../../core/errors.ts';
+import type { Identity, IdentityOfKind } from '../../core/identity.ts';
+import { credentialPart } from '../../core/secret-shape.ts';
 import type { Fingerprinter } from '../crypto.ts';
 import { isAccessDenied } from './access-denied.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
@@ -79,15 +81,26 @@ export class SecretsDiscovery {
   /**
    * Every secret under the prefix, including those scheduled for deletion (inactive), then each
    * declared secret (name or ARN) the listing did not find, looked up directly; sorted by key.
+   * A declared secret is fingerprinted by the part of its value that is the credential (its
+   * template's generated fields), so a password shared by two database credentials is one.
    */
-  async discover(declared: { secretIds?: readonly string[] } = {}): Promise<DiscoveredCredential[]> {
+  async discover(
+    declared: { secrets?: readonly IdentityOfKind<'aws-secret'>[] } = {},
+  ): Promise<DiscoveredCredential[]> {
+    const identities = declared.secrets ?? [];
+    const identityOf = (secret: SecretListEntry) =>
+      identities.find(({ scope }) => scope.secretId === secret.Name || scope.secretId === secret.ARN);
     const listed = await this.#list();
-    const described = await Promise.all(listed.map((secret) => this.#describe(secret)));
+    const described = await Promise.all(listed.map((secret) => this.#describe(secret, identityOf(secret))));
     const seen = new Set(described.map((credential) => credential.key));
     const direct = await Promise.all(
-      [...new Set(declared.secretIds)]
-        .filter((secretId) => !seen.has(`aws-secret:${secretId}`))
-        .map((secretId) => this.#declared(secretId)),
+      identities
+        .filter(
+          (identity, i) =>
+            identities.findIndex((other) => other.scope.secretId === identity.scope.secretId) === i,
+        )
+        .filter((identity) => !seen.has(`aws-secret:${identity.scope.secretId}`))
+        .map((identity) => this.#declared(identity)),
     );
     return [...described, ...direct.filter((credential) => credential !== undefined)].sort(
       (a, b) => a.key.localeCompare(b.key) || a.handle.localeCompare(b.handle),
@@ -99,7 +112,8 @@ export class SecretsDiscovery {
    * (a name or an ARN) so it reconciles with its identity; undefined when it does not exist; a
    * refused lookup when Secrets Manager refuses to describe it (it may well exist).
    */
-  async #declared(secretId: string): Promise<DiscoveredCredential | undefined> {
+  async #declared(identity: IdentityOfKind<'aws-secret'>): Promise<DiscoveredCredential | undefined> {
+    const { secretId } = identity.scope;
     let secret: SecretListEntry;
     try {
       secret = await this.#limit(() => this.#secrets.send(new DescribeSecretCommand({ SecretId: secretId })));
@@ -117,7 +131,7 @@ export class SecretsDiscovery {
       }
       throw awsFailure(`describing declared secret ${secretId}`, error);
     }
-    return { ...(await this.#describe(secret)), key: `aws-secret:${secretId}` };
+    return { ...(await this.#describe(secret, identity)), key: `aws-secret:${secretId}` };
   }
 
   async #list(): Promise<SecretListEntry[]> {
@@ -140,11 +154,11 @@ export class SecretsDiscovery {
     return found.filter((secret) => secret.Name?.startsWith(this.#namePrefix));
   }
 
-  async #describe(secret: SecretListEntry): Promise<DiscoveredCredential> {
+  async #describe(secret: SecretListEntry, identity: Identity | undefined): Promise<DiscoveredCredential> {
     const name = secret.Name ?? '';
     const deleted = secret.DeletedDate !== undefined;
     // A secret marked for deletion refuses reads, and an inactive value cannot be reused anywhere.
-    const read = deleted ? undefined : await this.#read(secret);
+    const read = deleted ? undefined : await this.#read(secret, identity);
     const createdAt = secret.LastRotatedDate ?? secret.CreatedDate;
     return {
       key: `aws-secret:${name}`,
@@ -167,14 +181,16 @@ export class SecretsDiscovery {
    * Reads the AWSCURRENT value and returns only its fingerprint. The stage is always
    * named: moto (unlike AWS) may otherwise answer with a version that is not current.
    */
-  async #read(secret: SecretListEntry): Promise<ValueRead> {
+  async #read(secret: SecretListEntry, identity: Identity | undefined): Promise<ValueRead> {
     const secretId = secret.ARN ?? secret.Name ?? '';
     try {
       return await this.#limit(async (): Promise<ValueRead> => {
         const { SecretString, SecretBinary } = await this.#secrets.send(
           new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
         );
-        if (SecretString !== undefined) return { fingerprint: this.#fingerprinter.of(SecretString) };
+        if (SecretString !== undefined) {
+          return { fingerprint: this.#fingerprinter.of(credentialPart(identity, SecretString)) };
+        }
         if (SecretBinary !== undefined) {
           const bytes = Buffer.from(SecretBinary.buffer, SecretBinary.byteOffset, SecretBinary.byteLength);
           const fingerprint = this.#fingerprinter.of(bytes.toString('base64'));

@@ -27,6 +27,7 @@ import { declaredAccessors, type Identity } from '../../core/identity.ts';
 import { scopeKey } from '../../core/kinds.ts';
 import type { DiscoverySource } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
+import { credentialPart } from '../../core/secret-shape.ts';
 import type { Fingerprinter } from '../crypto.ts';
 import { wholeNumberOption } from '../options.ts';
 import {
@@ -134,7 +135,7 @@ export class VaultDiscovery implements DiscoverySource {
       await Promise.all([
         ...this.#approleMounts.map((mount) => this.#approle(mount)),
         this.#tokens(hints.identities),
-        ...this.#kvPrefixes.map((prefix) => this.#kv(prefix)),
+        ...this.#kvPrefixes.map((prefix) => this.#kv(prefix, hints.identities)),
         ...leasePrefixes.map((prefix) => this.#leases(prefix)),
       ])
     ).flat();
@@ -183,6 +184,7 @@ export class VaultDiscovery implements DiscoverySource {
       const credential = await this.#kvSecret(
         trimSlashes(identity.scope.mount),
         trimSlashes(identity.scope.path),
+        identity,
       );
       return credential ? [credential] : [];
     }
@@ -307,7 +309,7 @@ export class VaultDiscovery implements DiscoverySource {
     return found.filter((credential) => credential !== undefined);
   }
 
-  async #kv(prefix: string): Promise<DiscoveredCredential[]> {
+  async #kv(prefix: string, identities: readonly Identity[]): Promise<DiscoveredCredential[]> {
     const [mount = '', ...rest] = prefix.split('/');
     const found: DiscoveredCredential[] = [];
     const walk = async (folder: string): Promise<void> => {
@@ -319,7 +321,13 @@ export class VaultDiscovery implements DiscoverySource {
           // keywarden's own staging area holds pending values, not pipeline credentials.
           if (folder === '' && name === `${PENDING_FOLDER}/`) return;
           if (name.endsWith('/')) return walk(`${folder}${name}`);
-          const credential = await this.#kvSecret(mount, `${folder}${name}`);
+          const path = `${folder}${name}`;
+          const key = `vault-kv:${mount}/${path}`;
+          const credential = await this.#kvSecret(
+            mount,
+            path,
+            identities.find((identity) => identity.kind === 'vault-kv' && scopeKey(identity) === key),
+          );
           if (credential) found.push(credential);
         }),
       );
@@ -328,7 +336,12 @@ export class VaultDiscovery implements DiscoverySource {
     return found;
   }
 
-  async #kvSecret(mount: string, path: string): Promise<DiscoveredCredential | undefined> {
+  /** One KV secret; a declared one (`identity`) is fingerprinted by the part of its value that is the credential. */
+  async #kvSecret(
+    mount: string,
+    path: string,
+    identity: Identity | undefined,
+  ): Promise<DiscoveredCredential | undefined> {
     const metadataPath = `${encodePath(mount)}/metadata/${encodePath(path)}`;
     const metadataAnswer = await this.#call((vault) => vault.read(metadataPath));
     // Its metadata deleted between LIST and read: the secret is gone with all versions.
@@ -349,7 +362,7 @@ export class VaultDiscovery implements DiscoverySource {
       );
       const value = dataAnswer?.data?.data;
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-        fingerprint = this.#fingerprinter.of(value as Record<string, unknown>);
+        fingerprint = this.#fingerprinter.of(credentialPart(identity, value as Record<string, unknown>));
       } else {
         // 404 (deleted between the two reads) or no data: nothing live to fingerprint.
         live = false;
