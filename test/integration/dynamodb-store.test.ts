@@ -173,6 +173,58 @@ describe('state store: audit chain', () => {
   });
 });
 
+describe('state store: the audit trail read back from its end (recordsSince)', () => {
+  it('returns the records at or after the time less a minute of clock skew, in order, from flat and block items, in one Query for a recent time', async () => {
+    // prepare: 60 records an hour ago, then a burst (one block item) and a single record now
+    const queries = { count: 0 };
+    const counted = awsClients(testAws()).dynamodb;
+    counted.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'QueryCommand') queries.count += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countQueries' },
+    );
+    const reader = dynamoStore({ client: counted, tableName, clock, digest: sha256Hex });
+    const started = clock.now();
+    try {
+      for (let i = 0; i < 60; i += 1) {
+        await store.append({ type: 'credential.used', actor: 'old', subject: `s-${i}` });
+      }
+      clock.advance(3_600_000);
+      const now = clock.now().toISOString();
+      await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          store.append({ type: 'credential.issued', actor: 'burst', subject: `b-${i}` }),
+        ),
+      );
+      clock.advance(30_000);
+      await store.append({ type: 'credential.activated', actor: 'last', subject: 'x' });
+      const blocks = (await doc.send(new ScanCommand({ TableName: tableName }))).Items?.filter((item) =>
+        Array.isArray(item.records),
+      );
+
+      // act
+      const recent = await reader.recordsSince(now);
+      const recentQueries = queries.count;
+      const withinSkew = await reader.recordsSince(new Date(Date.parse(now) + 60_000).toISOString());
+      const all = await reader.recordsSince(started.toISOString());
+
+      // assess: the burst went in a block item, and both kinds of item are read
+      expect(blocks?.length).toBeGreaterThan(0);
+      expect(recent.map((r) => r.seq)).toEqual([61, 62, 63, 64, 65, 66]);
+      expect(recent.map((r) => r.actor)).toEqual(['burst', 'burst', 'burst', 'burst', 'burst', 'last']);
+      expect(recentQueries).toBe(1);
+      // assess: a minute of skew reaches back to the burst; from the start, the whole trail as readAll has it
+      expect(withinSkew.map((r) => r.seq)).toEqual([61, 62, 63, 64, 65, 66]);
+      expect(all).toEqual((await store.readAll()).records);
+      expect(await reader.recordsSince(new Date(Date.parse(now) + 200_000).toISOString())).toEqual([]);
+    } finally {
+      clock.set(started);
+    }
+  });
+});
+
 describe('state store: findings', () => {
   it('returns the latest run as a whole', async () => {
     const finding = {
