@@ -24,6 +24,7 @@ import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { bindProvider } from '../../functions/adapters/provider-registry.ts';
 import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { readKvState } from '../../functions/adapters/vault/kv-delivery.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
 import type { Identity } from '../../functions/core/identity.ts';
@@ -105,13 +106,12 @@ afterAll(async () => {
 const _policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
 const _value = () => randomBytes(18).toString('base64url');
 
-const { harnesses, iamKeys, awsSecrets, vaultTokens, approleSecretIds, readDelivered } = credentialHarnesses(
-  () => ({
+const { harnesses, iamKeys, awsSecrets, vaultTokens, approleSecretIds, kvSecrets, readDelivered } =
+  credentialHarnesses(() => ({
     services: direct,
     vault,
     prefix,
-  }),
-);
+  }));
 const harnessOf = (identity: Identity) => harnesses.find((h) => h.kind === identity.kind) as KindHarness;
 
 /** The delivered value is the one the store records as current (by fingerprint, never by value). */
@@ -490,4 +490,132 @@ describe('rotation: a promotion whose answer was lost', () => {
       await proxy.close();
     }
   });
+
+  /**
+   * The KV promote is a check-and-set write of the new version, then a check-and-set
+   * write of the metadata record. When either lands but its answer is lost, the Vault
+   * client sends it again, and the retry fails its check against the write that landed;
+   * the delivery re-reads, finds its own version (or record), and the rotation finishes
+   * in the same run.
+   */
+  it.each([
+    [
+      'the check-and-set write of the new version',
+      (path: string) => (r: FaultRequest) =>
+        /^(?:POST|PUT) /.test(r.operation) &&
+        r.operation.endsWith(`/v1/secret/data/${path}`) &&
+        /"options":\{"cas":\d+\}/.test(r.body.toString('utf8')),
+    ],
+    [
+      'the metadata record of the new version',
+      (path: string) => (r: FaultRequest) =>
+        /^(?:POST|PUT) /.test(r.operation) &&
+        r.operation.endsWith(`/v1/secret/metadata/${path}`) &&
+        r.body.toString('utf8').includes('"custom_metadata"'),
+    ],
+  ] as const)(
+    'vault-kv finishes the rotation in the same run when the answer to %s was lost',
+    async (_write, matchingFor) => {
+      // prepare: a KV secret the pipeline reads today (version 1)
+      const identity = await kvSecrets.setup(uniqueName('kw-lost'));
+      const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
+      const matching = matchingFor(path);
+      let seen = 0;
+      const proxy = await startFaultProxy({
+        target: testStack().vault.addr,
+        dropRate: 1,
+        dropAfterForwardShare: 1,
+        match: (r) => matching(r) && seen++ === 0,
+      });
+      const services = wire(runtimeConfigThrough({ vault: proxy }, base), clock);
+
+      try {
+        // act
+        const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
+          owner: 'lost-run',
+          limit: pLimit(1),
+        });
+
+        // assess: the write landed, its answer was lost, and the client's retry met it
+        expect(proxy.counts.droppedAfterForward).toBe(1);
+        expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(1);
+        expect(outcome?.status, outcome?.reason).toBe('rotated');
+        // One new KV version, holding the new value and recorded as the current version.
+        const current = (await direct.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+        const state = await readKvState(vault, 'secret', path);
+        expect(state?.currentVersion).toBe(2);
+        expect(state?.customMetadata).toEqual({ 'kw-2': current?.versionId });
+        expect(await deliveredIsCurrent(identity)).toBe(true);
+        // Nothing pending or orphaned, and the trail has no failure for it.
+        expect(await convergence(identity)).toEqual([]);
+        const failures = (await direct.store.readAll()).records.filter(
+          (r) => r.subject === identity.id && r.type === 'rotation.failed',
+        );
+        expect(failures).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
+
+  /**
+   * The other writes of a delivery already meet their own landed write on retry: staging
+   * repeats the same version with the same value (Secrets Manager's ClientRequestToken; a
+   * KV sidecar rewritten with what it holds), a label removal the retry finds already
+   * gone is re-read as done, and deleting a KV sidecar that is gone answers 204.
+   */
+  it.each([
+    ['aws-secret', 'staging with PutSecretValue', (r: FaultRequest) => r.operation === 'PutSecretValue'],
+    [
+      'aws-secret',
+      'the removal of AWSPENDING',
+      (r: FaultRequest) =>
+        r.operation === 'UpdateSecretVersionStage' &&
+        r.body.includes('AWSPENDING') &&
+        !r.body.includes('MoveToVersionId'),
+    ],
+    [
+      'vault-kv',
+      'staging the sidecar',
+      (r: FaultRequest) => /^(?:POST|PUT) \/v1\/secret\/data\/keywarden-pending\//.test(r.operation),
+    ],
+    [
+      'vault-kv',
+      'discarding the sidecar',
+      (r: FaultRequest) => r.operation.startsWith('DELETE /v1/secret/metadata/keywarden-pending/'),
+    ],
+  ] as const)(
+    '%s finishes the rotation in the same run when the answer to %s was lost',
+    async (kind, _write, matching) => {
+      // prepare
+      const identity = await (kind === 'aws-secret' ? awsSecrets : kvSecrets).setup(uniqueName('kw-lost'));
+      let seen = 0;
+      const proxy = await startFaultProxy({
+        target: kind === 'aws-secret' ? testStack().moto.endpoint : testStack().vault.addr,
+        dropRate: 1,
+        dropAfterForwardShare: 1,
+        match: (r) => matching(r) && seen++ === 0,
+      });
+      const services = wire(
+        runtimeConfigThrough(kind === 'aws-secret' ? { aws: proxy } : { vault: proxy }, base),
+        clock,
+      );
+
+      try {
+        // act
+        const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
+          owner: 'lost-run',
+          limit: pLimit(1),
+        });
+
+        // assess: the write landed, its answer was lost, the client retried, and the run finished
+        expect(proxy.counts.droppedAfterForward).toBe(1);
+        expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(1);
+        expect(outcome?.status, outcome?.reason).toBe('rotated');
+        expect(await convergence(identity)).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 });

@@ -656,3 +656,118 @@ describe('provider: vault-kv', () => {
     expect(await provider.revoke(who, 'kv-v1')).toBe('already-revoked');
   });
 });
+
+describe('delivery: vault kv, a write whose answer was lost', () => {
+  const client = newVaultClient();
+  const folder = uniqueName('kw-lost-answer');
+  const paths: string[] = [];
+  const target = (name: string): VaultKvDeliveryTarget => {
+    const path = `${folder}/${name}`;
+    paths.push(path);
+    return { type: 'vault-kv', mount: 'secret', path };
+  };
+  const jsonSecret = () => SecretValue.ofJson({ username: 'ci', password: secretText() });
+
+  /**
+   * A delivery whose client carries out the first write to `lose.path` (and, with
+   * `before`, lets someone else write first), then sends the same request again, as
+   * the client's retry does after a lost answer: the caller sees only the retry's answer.
+   */
+  function losingFirstAnswer() {
+    const lose = {
+      path: '',
+      after: undefined as undefined | (() => Promise<unknown>),
+      before: undefined as undefined | (() => Promise<unknown>),
+    };
+    class LosingClient extends VaultClient {
+      override async write(path: string, data: Record<string, unknown>) {
+        if (path !== lose.path) return super.write(path, data);
+        lose.path = '';
+        await lose.before?.();
+        await super.write(path, data);
+        await lose.after?.();
+        return super.write(path, data);
+      }
+    }
+    const delivery = new VaultKvDelivery({
+      client: new LosingClient({ addr: testStack().vault.addr, token: testStack().vault.token }),
+    });
+    return { lose, delivery };
+  }
+
+  afterAll(async () => {
+    await Promise.all(paths.map((path) => client.delete(`secret/metadata/${path}`)));
+  });
+
+  it('counts a check-and-set write that landed as done when its retry meets it', async () => {
+    // prepare: the pipeline's value today, and a staged one
+    const to = target('data');
+    await client.write(`secret/data/${to.path}`, { data: { value: secretText() } });
+    const { lose, delivery } = losingFirstAnswer();
+    const version = versionId();
+    const value = jsonSecret();
+    await delivery.stagePending(to, version, value);
+    lose.path = `secret/data/${to.path}`;
+
+    // act
+    await delivery.promote(to, version);
+
+    // assess: one new version, ours, recorded once; nothing left staged
+    const state = await readKvState(client, 'secret', to.path);
+    expect(state?.currentVersion).toBe(2);
+    expect(state?.customMetadata).toEqual({ 'kw-2': version });
+    expect(await readKvVersion(client, 'secret', to.path, 2)).toEqual(value.revealJson());
+    expect(await delivery.readPending(to, version)).toBeUndefined();
+  });
+
+  it('counts a metadata record that landed as done when its retry meets it (OpenBao metadata_cas)', async () => {
+    // prepare
+    const to = target('metadata');
+    const { lose, delivery } = losingFirstAnswer();
+    const version = versionId();
+    const value = new SecretValue(secretText());
+    await delivery.stagePending(to, version, value);
+    lose.path = `secret/metadata/${to.path}`;
+
+    // act
+    await delivery.promote(to, version);
+
+    // assess
+    const state = await readKvState(client, 'secret', to.path);
+    expect(state?.currentVersion).toBe(1);
+    expect(state?.customMetadata).toEqual({ 'kw-1': version, 'kw-1-format': 'text' });
+    expect((await delivery.readCurrent(to))?.secret.reveal()).toBe(value.reveal());
+    expect(await delivery.readPending(to, version)).toBeUndefined();
+  });
+
+  it('a CAS mismatch whose newest version is someone else’s value is still a conflict, naming no value', async () => {
+    // prepare: someone else writes instead of us (before), or on top of our landed write (after)
+    for (const when of ['before', 'after'] as const) {
+      const to = target(`conflict-${when}`);
+      const { lose, delivery } = losingFirstAnswer();
+      const version = versionId();
+      const password = secretText();
+      const value = SecretValue.ofJson({ username: 'ci', password });
+      await delivery.stagePending(to, version, value);
+      const theirs = { value: secretText() };
+      lose.path = `secret/data/${to.path}`;
+      lose[when] = () => client.write(`secret/data/${to.path}`, { data: theirs });
+
+      // act
+      const conflict = await rejection(delivery.promote(to, version));
+
+      // assess: refused, retryably, without a value in the message; theirs stays the newest
+      expect(conflict, when).toBeInstanceOf(ConflictError);
+      expect(conflict).toMatchObject({ retryable: true });
+      expect(conflict.message).toMatch(/someone else wrote it/);
+      for (const secret of [theirs.value, password]) {
+        expect(conflict.message).not.toContain(secret);
+      }
+      const state = await readKvState(client, 'secret', to.path);
+      expect(await readKvVersion(client, 'secret', to.path, state?.currentVersion ?? 0)).toEqual(theirs);
+      expect(state?.customMetadata ?? {}).toEqual({});
+      // Still staged: the next promote re-checks.
+      expect((await delivery.readPending(to, version))?.reveal()).toBe(value.reveal());
+    }
+  });
+});

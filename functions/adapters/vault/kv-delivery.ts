@@ -15,7 +15,9 @@
  *
  * Every step is idempotent, including after a crash between the KV write and
  * the metadata update of `promote`: the latest version is compared with the
- * staged value before anything is written again.
+ * staged value before anything is written again. The same holds for a write
+ * whose answer was lost: the client tries it again (./retry.ts), and the
+ * check-and-set that then fails is met by re-reading what landed (see `promote`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
@@ -227,7 +229,10 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    *   holds the staged value, so it is recorded instead of written twice.
    * The write is check-and-set on the version read first: a pipeline or person
    * writing at the same moment makes it fail with a {@link ConflictError}
-   * rather than be silently buried under our version.
+   * rather than be silently buried under our version. A write (or metadata
+   * record) that landed but whose answer was lost is retried by the client and
+   * fails its check-and-set against itself; that is recognised by re-reading —
+   * our data is the newest version, or our record is there — and counts as done.
    */
   async promote(delivery: VaultKvDeliveryTarget, versionId: string): Promise<void> {
     checkVersionId(versionId);
@@ -246,14 +251,10 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     const { data, format } = kvDataOf(pending);
 
     const current = before?.currentVersion ?? 0;
-    let version: number | undefined;
-    if (before && current > 0 && !before.versionIds.has(current)) {
-      // An unrecorded newest version equal to ours is our own write from a run that
-      // stopped before recording it.
-      const latest = await readKvVersion(this.#client, mount, path, current);
-      if (latest && sameKvData(latest, data)) version = current;
-    }
-    if (version === undefined) version = await this.#write(delivery, data, current);
+    // An unrecorded newest version equal to ours is our own write from a run that
+    // stopped before recording it.
+    const written = (await this.#isOwnWrite(delivery, before, current, data)) ? current : undefined;
+    const version = written ?? (await this.#write(delivery, data, current));
     await this.#record(delivery, version, versionId, format);
     await this.discardPending(delivery, versionId);
   }
@@ -273,7 +274,31 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     return versionId === undefined ? { secret } : { versionId, secret };
   }
 
-  /** Writes `data` as a new version if the newest is still `expected`; returns the new version number. */
+  /**
+   * Whether KV `version` of the secret is our own write of `data`: it exists, no
+   * rotation recorded it, and it holds exactly `data` (compared in constant time).
+   */
+  async #isOwnWrite(
+    delivery: VaultKvDeliveryTarget,
+    state: KvState | undefined,
+    version: number,
+    data: Record<string, unknown>,
+  ): Promise<boolean> {
+    if (!state || version < 1 || state.currentVersion !== version || state.versionIds.has(version)) {
+      return false;
+    }
+    const held = await readKvVersion(this.#client, delivery.mount, delivery.path, version);
+    return held !== undefined && sameKvData(held, data);
+  }
+
+  /**
+   * Writes `data` as a new version if the newest is still `expected`; returns the new
+   * version number. A check-and-set mismatch is either someone else's write (a
+   * {@link ConflictError}) or our own: when the answer to a write that landed is lost,
+   * the client sends it again and the second try fails its check against the first.
+   * The write can only have made version `expected + 1`, so that being the newest,
+   * unrecorded and holding exactly `data` means the write is done.
+   */
   async #write(
     delivery: VaultKvDeliveryTarget,
     data: Record<string, unknown>,
@@ -285,6 +310,8 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
       return parseVaultAnswer(z.object({ version: z.number() }), answer.data, 'write', dataPath).version;
     } catch (error) {
       if (isCasMismatch(error)) {
+        const after = await readKvState(this.#client, delivery.mount, delivery.path);
+        if (await this.#isOwnWrite(delivery, after, expected + 1, data)) return expected + 1;
         throw new ConflictError(
           `vault-kv delivery: ${delivery.mount}/${delivery.path} changed while promoting (expected newest version ${expected}); someone else wrote it — promote again to re-check`,
           { cause: error },
@@ -299,7 +326,8 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    * other keys, dropping records of versions KV no longer keeps or destroyed,
    * and the oldest records when the 64-key limit would be passed. On OpenBao the
    * write is check-and-set on the metadata revision, so two writers cannot
-   * silently drop each other's records.
+   * silently drop each other's records. A mismatch whose fresh metadata holds our
+   * record is our own write answered too late (the client's retry met it): done.
    */
   async #record(
     delivery: VaultKvDeliveryTarget,
@@ -348,7 +376,8 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
         ...(state.metadataVersion === undefined ? {} : { metadata_cas: state.metadataVersion }),
       });
     } catch (error) {
-      if (error instanceof VaultError && error.errors.some((text) => /metadata check-and-set/i.test(text))) {
+      if (isMetadataCasMismatch(error)) {
+        if (kvVersionIn(await readKvState(this.#client, mount, path), versionId) === version) return;
         throw new ConflictError(
           `vault-kv delivery: the metadata of ${mount}/${path} changed while recording version ${versionId}; promote again to re-check`,
           { cause: error },
@@ -379,6 +408,10 @@ const isCasMismatch = (error: unknown): boolean =>
   error instanceof VaultError &&
   error.status === 400 &&
   error.errors.some((text) => /check-and-set parameter did not match/i.test(text));
+
+/** OpenBao's refusal of a metadata write whose `metadata_cas` is not the current revision. */
+const isMetadataCasMismatch = (error: unknown): boolean =>
+  error instanceof VaultError && error.errors.some((text) => /metadata check-and-set/i.test(text));
 
 /** Constant-time string equality (digests, so lengths never leak either). */
 function sameText(a: string, b: string): boolean {
