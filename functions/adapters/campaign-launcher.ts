@@ -133,7 +133,7 @@ async function listLive(
     listed,
     current: {
       ...(current.versionId === undefined ? {} : { versionId: current.versionId }),
-      fingerprint: deps.fingerprint(current.secret),
+      fingerprint: deps.fingerprint(current.secret, identity),
     },
   };
 }

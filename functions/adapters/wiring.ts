@@ -4,8 +4,10 @@ import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
+import type { Identity } from '../core/identity.ts';
 import type { Clock, DiscoverySource, GrantIssuer } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
+import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
@@ -98,7 +100,8 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     newId: randomUUID,
     providerFor: providerFor(providers),
     deliveryFor: deliveryFor(deliveries),
-    fingerprint: (secret: SecretValue) => fingerprinter.of(secret.reveal()),
+    fingerprint: (secret: SecretValue, identity?: Identity) =>
+      fingerprinter.of(credentialPart(identity, secret.reveal())),
     actor,
     ...overrides,
   });

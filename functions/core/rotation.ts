@@ -73,7 +73,8 @@ export interface RotationDeps {
   providerFor: ProviderFor;
   /** The delivery target of a delivery, bound to it; throws when its type has none configured. */
   deliveryFor: DeliveryFor;
-  fingerprint: (secret: SecretValue) => string;
+  /** The keyed fingerprint of a value; with its identity, of the part that is the credential (core/secret-shape.ts). */
+  fingerprint: (secret: SecretValue, identity?: Identity) => string;
   /** Who acts, for the audit trail: `scheduler:rotation`, `cli:alice`. */
   actor: string;
   /** Called at each {@link Checkpoint}. Tests inject crashes here. */
@@ -401,7 +402,7 @@ async function createSecret(run: Run, target: BoundDelivery) {
   await run.checkpoint('issued');
   await target.stagePending(state.versionId, issued.secret);
   await run.checkpoint('staged');
-  const fingerprint = run.deps.fingerprint(issued.secret);
+  const fingerprint = run.deps.fingerprint(issued.secret, run.identity);
   await run.saveVersion({
     identityId: run.identity.id,
     versionId: state.versionId,
@@ -810,8 +811,9 @@ export async function rotateMany(
             .catch(() => undefined);
         }
         // A credential that cannot be rotated (failed, or no delivery target) still may not outlive maxAge.
+        // policy.rotate false: tracked only, so neither rotated nor disabled for its age (a finding says it).
         const unrotatable = outcome.status === 'failed' || !deliveryOf(identity);
-        if (unrotatable && !notRotated(identity.kind)) {
+        if (unrotatable && !notRotated(identity.kind) && identity.policy.rotate) {
           const enforced = await enforceMaxAge(deps, identity).catch(
             (error: unknown) => `max-age enforcement failed: ${(error as Error).message}`,
           );
