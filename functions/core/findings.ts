@@ -158,7 +158,11 @@ export function assessFindings(
             identity.id,
             [identity.id],
             [credential.handle],
-            `${identity.id}: ${credential.label} is ${formatAge(age)} old, over its max age of ${identity.policy.maxAge}`,
+            `${identity.id}: ${credential.label} is ${formatAge(age)} old, over its max age of ${identity.policy.maxAge}${
+              identity.policy.rotate
+                ? ''
+                : ' (policy.rotate is false: keywarden does not rotate it; replace it where it is issued)'
+            }`,
           );
         }
       }

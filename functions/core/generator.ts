@@ -1,4 +1,5 @@
-import { type FieldFormat, type Generator, GeneratorSchema } from './secret-template.ts';
+import type { z } from 'zod';
+import { type GeneratedFormatSchema, type Generator, GeneratorSchema } from './secret-template.ts';
 
 const CLASSES = {
   lower: 'abcdefghijklmnopqrstuvwxyz',
@@ -47,7 +48,7 @@ function generate(generator: Generator, random: RandomBytes): string {
 }
 
 /** A generated field in its declared format (a template field is rendered from the others, not here). */
-export type GeneratedFormat = Exclude<FieldFormat, { format: 'template' }>;
+export type GeneratedFormat = z.infer<typeof GeneratedFormatSchema>;
 
 /** A new value of one generated field, in `format`, with its prefix. */
 export function generateField(format: GeneratedFormat, random: RandomBytes): string {

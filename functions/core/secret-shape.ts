@@ -33,7 +33,10 @@ export function valueShapeOf(identity: Identity): ValueShape | undefined {
   if (identity.kind !== 'aws-secret' && identity.kind !== 'vault-kv') return undefined;
   const { template, field, generator } = identity.scope;
   if (template) return { type: 'fields', keep: template.keep, generate: Object.entries(template.generate) };
-  const format: GeneratedFormat = { format: 'random', ...(generator ?? GeneratorSchema.parse({})) };
+  const format: GeneratedFormat = identity.scope.format ?? {
+    format: 'random',
+    ...(generator ?? GeneratorSchema.parse({})),
+  };
   if (identity.kind === 'aws-secret' && field === undefined) return { type: 'text', format };
   return { type: 'fields', keep: [], generate: [[field ?? 'value', format]] };
 }

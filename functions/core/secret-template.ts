@@ -40,8 +40,8 @@ const Prefix = z
 /** A placeholder of a template: `{field}` as it is, `{field:url}` percent-encoded. */
 export const PLACEHOLDER = /\{([^{}:]+)(:url)?\}/g;
 
-/** The format of one generated field. */
-export const FieldFormatSchema = z.discriminatedUnion('format', [
+/** The formats of a generated value drawn at random (not built from other fields). */
+const generatedFormats = [
   GeneratorSchema.extend({ format: z.literal('random'), prefix: Prefix }),
   z.strictObject({ format: z.literal('hex'), bytes: z.int().min(16).max(2048).default(32), prefix: Prefix }),
   z.strictObject({
@@ -52,6 +52,12 @@ export const FieldFormatSchema = z.discriminatedUnion('format', [
     prefix: Prefix,
   }),
   z.strictObject({ format: z.literal('uuid'), prefix: Prefix }),
+] as const;
+export const GeneratedFormatSchema = z.discriminatedUnion('format', [...generatedFormats]);
+
+/** The format of one generated field: drawn at random, or built from the other fields. */
+export const FieldFormatSchema = z.discriminatedUnion('format', [
+  ...generatedFormats,
   /** Built from the other fields: `postgres://{username}:{password:url}@{host}:{port}/app`. */
   z.strictObject({ format: z.literal('template'), template: z.string().min(1).max(4096) }),
 ]);
@@ -116,22 +122,32 @@ export type SecretTemplate = z.infer<typeof SecretTemplateSchema>;
 /**
  * The keys a secret-valued scope takes to say what its value looks like: `template`
  * (a structured secret), or `field` (one generated field of that name) with an optional
- * `generator`. Neither: one random value (a plain string in Secrets Manager, the `value`
+ * `generator` or `format`. None: one random value (a plain string in Secrets Manager, the `value`
  * field in KV).
  */
 export const valueShapeKeys = {
   generator: GeneratorSchema.optional(),
+  /** The format of the one generated value (instead of `generator`): `{ format: random, length: 36, prefix: npm_ }`. */
+  format: GeneratedFormatSchema.optional(),
   field: FieldNameSchema.optional(),
   template: SecretTemplateSchema.optional(),
 };
 
-/** Refuses a scope that declares both a template and `field`/`generator`. */
+/** Refuses a scope that declares a template with `field`/`generator`/`format`, or both of the last two. */
 export function refineValueShape(
-  scope: { template?: unknown; field?: unknown; generator?: unknown },
+  scope: { template?: unknown; field?: unknown; generator?: unknown; format?: unknown },
   ctx: z.RefinementCtx,
 ): void {
+  if (scope.generator !== undefined && scope.format !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['format'],
+      message:
+        'expected either format or generator, not both: a random format takes length, classes and exclude itself',
+    });
+  }
   if (scope.template === undefined) return;
-  for (const key of ['field', 'generator'] as const) {
+  for (const key of ['field', 'generator', 'format'] as const) {
     if (scope[key] === undefined) continue;
     ctx.addIssue({
       code: 'custom',
