@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { wire } from '../../functions/adapters/wiring.ts';
+import { recordedEvents } from '../../functions/core/credential-version.ts';
 import { formatAge } from '../../functions/core/duration.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import { nextDueAt } from '../../functions/core/rotation.ts';
@@ -9,7 +10,9 @@ import { printJson, printTable, say } from '../output.ts';
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description("an identity's credential versions: stage, age, last use, rotation progress (never values)")
+    .description(
+      "an identity's credential versions: stage, age, last use, rotation progress and the audit events it recorded (never values)",
+    )
     .argument('<id>', 'the identity id')
     .option('--json', 'print JSON')
     .action(async (id: string, options: { json?: boolean }) => {
@@ -70,6 +73,14 @@ export function registerStatus(program: Command): void {
         say(
           `last rotation ${rotation.rotationId.slice(0, 8)}: ${rotation.step}${rotation.reason ? ` (${rotation.reason})` : ''}, updated ${rotation.updatedAt}`,
         );
+        const events = recordedEvents(rotation);
+        // Each step's events are in the trail once; a step that has not completed may
+        // have written its own already, and whoever resumes it writes only what is missing.
+        const unfinished = rotation.step !== 'finished' && rotation.step !== 'failed';
+        if (events)
+          say(
+            `audit events of its completed steps: ${events.join(', ') || 'none yet'}${unfinished ? ` (the trail may also hold those of ${rotation.step}, once; resuming writes only what is missing)` : ''}`,
+          );
       }
       const next = nextDueAt(identity, versions);
       say(next ? `next rotation due ${next}` : 'never rotated by keywarden: due now');

@@ -75,3 +75,13 @@ export type RotationState = z.infer<typeof RotationStateSchema>;
 
 /** How {@link RotationState.recorded} names one audit event of a rotation: `<type>:<versionId>`. */
 export const recordedKey = (type: string, versionId: string): string => `${type}:${versionId}`;
+
+/**
+ * The audit event types a rotation recorded for the version it issues, in the order it
+ * recorded them (`status` shows them). Undefined for a rotation stored before events were
+ * recorded in its state.
+ */
+export function recordedEvents(state: Pick<RotationState, 'versionId' | 'recorded'>): string[] | undefined {
+  const suffix = `:${state.versionId}`;
+  return state.recorded?.filter((key) => key.endsWith(suffix)).map((key) => key.slice(0, -suffix.length));
+}

@@ -320,7 +320,9 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
 
     // Within the lock's 5 minutes: the runbook's commands show the step, and the rotation is skipped.
     const held = section('(c)', vars).finish();
-    expect(held.result('keywarden status $IDENTITY').stderr).toMatch(/last rotation \w+: createSecret \(/);
+    const heldStatus = held.result('keywarden status $IDENTITY').stderr;
+    expect(heldStatus).toMatch(/last rotation \w+: createSecret \(/);
+    expect(heldStatus).toContain('audit events of its completed steps: none yet (the trail may also hold');
     expect(flat(held.result('keywarden rotate --identity $IDENTITY --dry-run').stdout)).toMatch(
       /app-signing-key vault-kv resume unfinished rotation at createSecret/,
     );
@@ -343,6 +345,22 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     // The same rotation went on from its stored step, in a second create attempt.
     const after = verify(vars);
     expect(after.rotation).toMatchObject({ rotationId: crashed?.rotationId, attempts: 2 });
+    // The trail has each step's event once for the new credential, as status says: the kill lost none.
+    const fresh = after.rotation?.versionId ?? '';
+    const events = [
+      'credential.issued',
+      'credential.verified',
+      'credential.delivered',
+      'credential.activated',
+    ];
+    expect(after.rotation?.recorded).toEqual(events.map((type) => `${type}:${fresh}`));
+    const trail = (await services.store.readAll()).records.filter(
+      (r) => r.subject === vars.IDENTITY && r.details.versionId === fresh,
+    );
+    expect(trail.map((r) => r.type)).toEqual(events);
+    expect(flat(run('status', vars.IDENTITY).stderr)).toContain(
+      `audit events of its completed steps: ${events.join(', ')}`,
+    );
   });
 
   it('(d) IAM: a previous key used after its successor was delivered is kept disabled and blocks the next rotation', async () => {
