@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DurationSchema, isDuration, toSeconds } from './duration.ts';
-import { refineValueShape, valueShapeKeys } from './secret-template.ts';
+import { FieldNameSchema, refineValueShape, valueShapeKeys } from './secret-template.ts';
 
 /** Every kind of credential keywarden can own; each has a provider adapter. */
 export const IdentityKindSchema = z.enum([
@@ -63,7 +63,13 @@ export type Policy = z.infer<typeof PolicySchema>;
 /** Where the live credential is placed for the pipeline to read. */
 export const DeliverySchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('aws-secret'), secretId: Name }),
-  z.strictObject({ type: z.literal('vault-kv'), mount: Name.default('secret'), path: Name }),
+  z.strictObject({
+    type: z.literal('vault-kv'),
+    mount: Name.default('secret'),
+    path: Name,
+    /** The field a plain credential (a token, a secret-id) is written to; `value` by default. */
+    field: FieldNameSchema.optional(),
+  }),
 ]);
 export type Delivery = z.infer<typeof DeliverySchema>;
 

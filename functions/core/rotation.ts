@@ -15,7 +15,7 @@ import {
   recordedKey,
 } from './credential-version.ts';
 import { formatAge, toMillis } from './duration.ts';
-import { KeywardenError, VerificationError } from './errors.ts';
+import { KeywardenError, ValidationError, VerificationError } from './errors.ts';
 import type { Delivery, Identity, IdentityKind } from './identity.ts';
 import { deliveryOf, KINDS, rotationBlocker } from './kinds.ts';
 import type {
@@ -24,6 +24,7 @@ import type {
   BoundProvider,
   Clock,
   DeliveryFor,
+  IssuedCredential,
   Limit,
   ProviderFor,
   RotationStore,
@@ -398,9 +399,18 @@ async function createSecret(run: Run, target: BoundDelivery) {
     });
     state = run.state as StoredRotation;
   }
-  const issued = await run.provider.issue({ versionId: state.versionId });
-  await run.checkpoint('issued');
-  await target.stagePending(state.versionId, issued.secret);
+  let issued: IssuedCredential | undefined;
+  try {
+    issued = await run.provider.issue({ versionId: state.versionId });
+    await run.checkpoint('issued');
+    await target.stagePending(state.versionId, issued.secret);
+  } catch (error) {
+    // The value does not fit what the target holds (a field would be renamed): nothing
+    // will change that on the next run, so the attempt ends here, the new credential with it.
+    if (!(error instanceof ValidationError)) throw error;
+    await refuseDelivery(run, issued, error);
+    return;
+  }
   await run.checkpoint('staged');
   const fingerprint = run.deps.fingerprint(issued.secret, run.identity);
   await run.saveVersion({
@@ -422,6 +432,30 @@ async function createSecret(run: Run, target: BoundDelivery) {
   );
   await run.checkpoint('issuedAudited');
   await run.advance('setSecret', 'createSecret');
+}
+
+/**
+ * Ends an attempt whose value the provider could not render or the target refused: the
+ * credential issued for it (if any) was never delivered, so it is revoked at once; the
+ * rotation fails with the reason, and the current credential stays in force.
+ */
+async function refuseDelivery(run: Run, issued: IssuedCredential | undefined, error: ValidationError) {
+  const state = run.state as StoredRotation;
+  if (issued) {
+    const result = await run.provider.revoke(issued.handle);
+    await run.audit('credential.revoked', {
+      handle: issued.handle,
+      result,
+      reason: 'issued but not delivered: the delivery target refused its value',
+    });
+  }
+  const reason = `createSecret failed: ${error.message}; the current credential stays in force`;
+  await run.saveState({ ...stripRev(state), step: 'failed', reason, updatedAt: run.now });
+  await run.audit('rotation.failed', {
+    versionId: state.versionId,
+    step: 'createSecret',
+    reason: error.message,
+  });
 }
 
 /** What `credential.issued` says of a version: never its value. */

@@ -199,3 +199,17 @@ export function credentialPart(identity: Identity | undefined, stored: StoredVal
   );
   return Object.keys(part).length > 0 ? canonicalJson(part) : whole;
 }
+
+/**
+ * Why delivering `staged` over `current` would rename what the pipeline reads: the target
+ * holds fields, none of them one the new value sets (a token kept as `token`, delivered as
+ * `value`). Undefined when it keeps the shape. Names fields, never values.
+ */
+export function renamedFields(
+  current: Record<string, unknown> | undefined,
+  staged: Record<string, unknown>,
+): string | undefined {
+  if (!current || Object.keys(current).length === 0) return undefined;
+  if (Object.keys(staged).some((name) => name in current)) return undefined;
+  return `it holds fields ${fieldList(current)}, the new credential has ${fieldList(staged)}: delivering it would leave the pipeline reading the old one`;
+}

@@ -118,9 +118,12 @@ const harnessOf = (identity: Identity) => harnesses.find((h) => h.kind === ident
 async function deliveredIsCurrent(identity: Identity): Promise<boolean> {
   const current = (await direct.store.listVersions(identity.id)).find((v) => v.stage === 'current');
   const text = await readDelivered(identity);
-  // KV delivery writes a value that is not a JSON object as `{ value }`.
-  const parsed = JSON.parse(text.startsWith('{') ? text : '{}') as { value?: unknown };
-  const candidates = [text, ...(typeof parsed.value === 'string' ? [parsed.value] : [])];
+  // KV delivery writes a value that is not a JSON object as `{ <delivery.field> }` (`value` unless named).
+  const delivery = deliveryOf(identity);
+  const field = (delivery?.type === 'vault-kv' && delivery.field) || 'value';
+  const parsed = JSON.parse(text.startsWith('{') ? text : '{}') as Record<string, unknown>;
+  const plain = parsed[field];
+  const candidates = [text, ...(typeof plain === 'string' ? [plain] : [])];
   return candidates.some((candidate) => direct.fingerprinter.of(candidate) === current?.fingerprint);
 }
 

@@ -4,6 +4,7 @@
  * byte, in Secrets Manager and in KV v2, against the real moto and OpenBao of the local stack.
  */
 import { randomBytes } from 'node:crypto';
+import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
@@ -221,5 +222,86 @@ describe('secret templates: discovery', () => {
     expect(ours[0]?.fingerprint).toBeDefined();
     expect(ours[0]?.fingerprint).toBe(ours[1]?.fingerprint);
     expect(findings.filter((finding) => finding.type === 'reused-across-environments')).toHaveLength(1);
+  });
+});
+
+describe('deliveries of other kinds keep the fields beside the credential', () => {
+  it('an IAM access key delivered to a Secrets Manager JSON keeps the region beside it', async () => {
+    const userName = uniqueName('kw-tpl-user');
+    await services.aws.iam.send(new CreateUserCommand({ UserName: userName }));
+    const { AccessKey } = await services.aws.iam.send(new CreateAccessKeyCommand({ UserName: userName }));
+    const secretId = `${prefix}/${uniqueName('key')}`;
+    await kinds['aws-secret'].create(secretId, {
+      region: 'eu-west-1',
+      accessKeyId: AccessKey?.AccessKeyId,
+      secretAccessKey: AccessKey?.SecretAccessKey,
+    });
+    const identity = IdentitySchema.parse({
+      id: uniqueName('key'),
+      kind: 'aws-iam-access-key',
+      purpose: 'templates spec',
+      pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
+      scope: { userName },
+      delivery: { type: 'aws-secret', secretId },
+    });
+
+    expect((await rotateIdentity(deps(), identity, { owner: 'test', force: true })).status).toBe('rotated');
+
+    const after = JSON.parse(await kinds['aws-secret'].read(secretId));
+    expect(after).toEqual({
+      region: 'eu-west-1',
+      accessKeyId: expect.any(String),
+      secretAccessKey: expect.any(String),
+    });
+    expect(after.accessKeyId).not.toBe(AccessKey?.AccessKeyId);
+  });
+
+  it('refuses to deliver a Vault token as `value` to a KV secret the pipeline reads as `token`: the rotation fails naming the fields, the new token is revoked at once, the secret is untouched', async () => {
+    await vault.write(`sys/policies/acl/${prefix}-read`, {
+      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+    });
+    const path = `${prefix}/${uniqueName('token')}`;
+    const value = { token: 'hvs.the-working-token' };
+    await kinds['vault-kv'].create(path, value);
+    const identity = IdentitySchema.parse({
+      id: uniqueName('token'),
+      kind: 'vault-token',
+      purpose: 'templates spec',
+      pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
+      scope: { policies: [`${prefix}-read`] },
+      delivery: { type: 'vault-kv', path },
+    });
+
+    const outcome = await rotateIdentity(deps(), identity, { owner: 'test', force: true });
+
+    expect(outcome.status).toBe('failed');
+    expect(outcome.reason).toMatch(/holds fields "token", the new credential has "value".*delivery.field/);
+    expect(JSON.parse(await kinds['vault-kv'].read(path))).toEqual(value);
+    const live = await services.rotationDeps('check').providerFor(identity).list();
+    expect(live.filter((credential) => credential.status === 'active')).toEqual([]);
+    const trail = (await services.store.readAll()).records.filter((record) => record.subject === identity.id);
+    expect(trail.map((record) => record.type)).toEqual(['credential.revoked', 'rotation.failed']);
+  });
+
+  it('a Vault token delivered to KV keeps the address beside it', async () => {
+    await vault.write(`sys/policies/acl/${prefix}-read`, {
+      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+    });
+    const path = `${prefix}/${uniqueName('token')}`;
+    await kinds['vault-kv'].create(path, { addr: 'https://vault.acme.internal', value: 'hvs.placeholder' });
+    const identity = IdentitySchema.parse({
+      id: uniqueName('token'),
+      kind: 'vault-token',
+      purpose: 'templates spec',
+      pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
+      scope: { policies: [`${prefix}-read`] },
+      delivery: { type: 'vault-kv', path },
+    });
+
+    expect((await rotateIdentity(deps(), identity, { owner: 'test', force: true })).status).toBe('rotated');
+
+    const after = JSON.parse(await kinds['vault-kv'].read(path));
+    expect(after).toEqual({ addr: 'https://vault.acme.internal', value: expect.any(String) });
+    expect(after.value).not.toBe('hvs.placeholder');
   });
 });

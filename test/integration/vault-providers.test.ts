@@ -520,7 +520,8 @@ describe('delivery: vault kv', () => {
     const state = await readKvState(client, 'secret', to.path);
     expect(state?.currentVersion).toBe(2);
     expect(state?.customMetadata).toEqual({ owner: 'team-data', 'kw-2': version });
-    expect(await pipelineRead(to)).toEqual(value.revealJson());
+    // The staged fields over theirs: a field the staged value does not set is kept.
+    expect(await pipelineRead(to)).toEqual({ ...theirs, ...value.revealJson() });
   });
 });
 
@@ -702,7 +703,8 @@ describe('delivery: vault kv, a write whose answer was lost', () => {
   it('counts a check-and-set write that landed as done when its retry meets it', async () => {
     // prepare: the pipeline's value today, and a staged one
     const to = target('data');
-    await client.write(`secret/data/${to.path}`, { data: { value: secretText() } });
+    const today = { username: 'ci', password: secretText(), host: 'db.internal' };
+    await client.write(`secret/data/${to.path}`, { data: today });
     const { lose, delivery } = losingFirstAnswer();
     const version = versionId();
     const value = jsonSecret();
@@ -716,7 +718,7 @@ describe('delivery: vault kv, a write whose answer was lost', () => {
     const state = await readKvState(client, 'secret', to.path);
     expect(state?.currentVersion).toBe(2);
     expect(state?.customMetadata).toEqual({ 'kw-2': version });
-    expect(await readKvVersion(client, 'secret', to.path, 2)).toEqual(value.revealJson());
+    expect(await readKvVersion(client, 'secret', to.path, 2)).toEqual({ ...today, ...value.revealJson() });
     expect(await delivery.readPending(to, version)).toBeUndefined();
   });
 

@@ -157,7 +157,8 @@ export function credentialHarnesses(ctx: () => HarnessContext) {
       return harnessIdentity(name, pipeline, {
         kind: 'vault-token',
         scope: { policies: [`${ctx().prefix}-read`], ttl: '24h' },
-        delivery: { type: 'vault-kv', path },
+        // The pipeline reads the token from `token`: rotation writes it there, not to `value`.
+        delivery: { type: 'vault-kv', path, field: 'token' },
       });
     },
     async works(identity) {

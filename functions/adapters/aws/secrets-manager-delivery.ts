@@ -18,6 +18,7 @@ import {
 import { KeywardenError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
 import type { DeliveryTarget } from '../../core/ports.ts';
+import { renamedFields } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 
@@ -116,6 +117,34 @@ export async function readSecretVersion(
   }
 }
 
+const jsonObject = (text: string): Record<string, unknown> | undefined => {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * `secret` as it is delivered over `current`: when both are JSON objects, the fields of
+ * `secret` over those of `current`, so the fields it does not set are kept; else `secret`.
+ */
+function over(secretId: string, secret: SecretValue, current: SecretValue | undefined): SecretValue {
+  const fields = jsonObject(secret.reveal());
+  const before = current && jsonObject(current.reveal());
+  if (!fields || !before) return secret;
+  const renamed = renamedFields(before, fields);
+  if (renamed) {
+    throw new ValidationError(
+      `secret ${secretId}: ${renamed}; move the pipeline to the new fields, or deliver to another secret`,
+    );
+  }
+  return SecretValue.ofJson({ ...before, ...fields });
+}
+
 /**
  * Stages and promotes values of a Secrets Manager secret by the rotation protocol's
  * labels. Every method can run twice, or resume after a crash between its calls.
@@ -149,23 +178,26 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
   ): Promise<void> {
     assertSecretVersionId(versionId);
     const { secretId } = delivery;
+    // A JSON value goes over the current JSON: fields it does not set (a region beside an
+    // access key) are kept. A version already staged was staged over the same current value.
+    const value = over(secretId, secret, (await this.readCurrent(delivery))?.secret);
     const existing = await readSecretVersion(this.#secrets, secretId, versionId);
-    if (existing) return this.#restage(secretId, versionId, secret, existing);
+    if (existing) return this.#restage(secretId, versionId, value, existing);
     try {
       await this.#secrets.send(
         new PutSecretValueCommand({
           SecretId: secretId,
           ClientRequestToken: versionId,
-          SecretString: secret.reveal(),
+          SecretString: value.reveal(),
           VersionStages: [AWSPENDING],
         }),
       );
       return;
     } catch (error) {
       const name = awsErrorName(error);
-      if (name === 'ResourceNotFoundException') return this.#create(secretId, versionId, secret);
+      if (name === 'ResourceNotFoundException') return this.#create(secretId, versionId, value);
       // Another writer staged the same version between the read and the write.
-      if (name === 'ResourceExistsException') return this.#settleRace(secretId, versionId, secret, error);
+      if (name === 'ResourceExistsException') return this.#settleRace(secretId, versionId, value, error);
       throw awsFailure(`staging version ${versionId} of secret ${secretId} as ${AWSPENDING}`, error);
     }
   }

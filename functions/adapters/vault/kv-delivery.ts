@@ -26,6 +26,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../core/errors
 import type { Delivery } from '../../core/identity.ts';
 import type { DeliveryTarget } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
+import { renamedFields } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { KvMetadataSchema, parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
 
@@ -140,9 +141,13 @@ export async function readKvVersion(
 
 /**
  * The KV data a secret is written as: a JSON object as its own fields, anything
- * else (a token, a password) as `{ value }`, so the pipeline reads a field either way.
+ * else (a token, a password) as `{ <field>: … }` (`value` unless the delivery names
+ * another), so the pipeline reads a field either way.
  */
-export function kvDataOf(secret: SecretValue): { data: Record<string, unknown>; format: 'json' | 'text' } {
+export function kvDataOf(
+  secret: SecretValue,
+  field = 'value',
+): { data: Record<string, unknown>; format: 'json' | 'text' } {
   const text = secret.reveal();
   try {
     const parsed: unknown = JSON.parse(text);
@@ -150,7 +155,7 @@ export function kvDataOf(secret: SecretValue): { data: Record<string, unknown>; 
   } catch {
     // Not JSON: a plain value.
   }
-  return { data: { value: text }, format: 'text' };
+  return { data: { [field]: text }, format: 'text' };
 }
 
 /**
@@ -198,6 +203,7 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    */
   async stagePending(delivery: VaultKvDeliveryTarget, versionId: string, secret: SecretValue): Promise<void> {
     checkVersionId(versionId);
+    await this.#checkFields(delivery, secret);
     const staged = await readPendingValue(this.#client, delivery, versionId);
     if (staged) {
       if (sameText(staged.reveal(), secret.reveal())) return;
@@ -208,6 +214,20 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     await this.#client.write(kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId)), {
       data: { value: secret.reveal() },
     });
+  }
+
+  /** Refuses a value whose fields share none with the secret's newest version (see `renamedFields`). */
+  async #checkFields(delivery: VaultKvDeliveryTarget, secret: SecretValue): Promise<void> {
+    const { mount, path } = delivery;
+    const state = await readKvState(this.#client, mount, path);
+    if (!state || state.currentVersion === 0) return;
+    const current = await readKvVersion(this.#client, mount, path, state.currentVersion);
+    const renamed = renamedFields(current, kvDataOf(secret, delivery.field).data);
+    if (renamed) {
+      throw new ValidationError(
+        `vault-kv delivery: ${mount}/${path}: ${renamed}; name the field the pipeline reads (delivery.field for a plain credential), or move the pipeline to the new fields`,
+      );
+    }
   }
 
   async readPending(delivery: VaultKvDeliveryTarget, versionId: string): Promise<SecretValue | undefined> {
@@ -222,8 +242,9 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
   }
 
   /**
-   * Writes the staged value as the newest version of the secret, records the
-   * mapping, and drops the sidecar. Safe to run again at any point:
+   * Writes the staged value as the newest version of the secret (its fields over
+   * those of the version it replaces, so fields it does not set are kept), records
+   * the mapping, and drops the sidecar. Safe to run again at any point:
    * - already recorded → only the (leftover) sidecar is dropped;
    * - written but not recorded (crash in between) → the newest version already
    *   holds the staged value, so it is recorded instead of written twice.
@@ -248,13 +269,23 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
         `vault-kv delivery: no pending value staged for version ${versionId} of ${mount}/${path} (expected one at ${mount}/${pendingPathOf(path, versionId)}); stage it before promoting`,
       );
     }
-    const { data, format } = kvDataOf(pending);
+    const { data: staged, format } = kvDataOf(pending, delivery.field);
+    // The staged fields over those of `version`: a field the pipeline reads beside the
+    // credential (an address, a username) is kept as it is.
+    const over = async (version: number): Promise<Record<string, unknown>> => ({
+      ...(version > 0 ? await readKvVersion(this.#client, mount, path, version) : undefined),
+      ...staged,
+    });
 
     const current = before?.currentVersion ?? 0;
-    // An unrecorded newest version equal to ours is our own write from a run that
-    // stopped before recording it.
-    const written = (await this.#isOwnWrite(delivery, before, current, data)) ? current : undefined;
-    const version = written ?? (await this.#write(delivery, data, current));
+    // An unrecorded newest version equal to ours (written over the one before it) is our
+    // own write from a run that stopped before recording it.
+    const unrecorded = before !== undefined && current > 0 && !before.versionIds.has(current);
+    const written =
+      unrecorded && (await this.#isOwnWrite(delivery, before, current, await over(current - 1)))
+        ? current
+        : undefined;
+    const version = written ?? (await this.#write(delivery, await over(current), current));
     await this.#record(delivery, version, versionId, format);
     await this.discardPending(delivery, versionId);
   }
@@ -269,8 +300,9 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     const data = await readKvVersion(this.#client, delivery.mount, delivery.path, version);
     if (!data) return undefined;
     const versionId = state.versionIds.get(version);
-    const text = state.customMetadata[`kw-${version}-format`] === 'text' && typeof data.value === 'string';
-    const secret = text ? new SecretValue(data.value as string) : new SecretValue(JSON.stringify(data));
+    const plain = data[delivery.field ?? 'value'];
+    const text = state.customMetadata[`kw-${version}-format`] === 'text' && typeof plain === 'string';
+    const secret = text ? new SecretValue(plain) : new SecretValue(JSON.stringify(data));
     return versionId === undefined ? { secret } : { versionId, secret };
   }
 
