@@ -3,6 +3,7 @@ import { wire } from '../../functions/adapters/wiring.ts';
 import { recordedEvents } from '../../functions/core/credential-version.ts';
 import { formatAge } from '../../functions/core/duration.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
+import { rotationBlocker, serviceOf } from '../../functions/core/kinds.ts';
 import { nextDueAt } from '../../functions/core/rotation.ts';
 import { loadConfig } from '../context.ts';
 import { printJson, printTable, say } from '../output.ts';
@@ -41,17 +42,30 @@ export function registerStatus(program: Command): void {
         }),
       );
       const now = services.clock.now().getTime();
+      const blocker = rotationBlocker(identity);
+      // Nothing recorded yet (never rotated, or tracked only): what the provider holds live.
+      const live =
+        versions.length === 0
+          ? await providerFor(identity)
+              .list()
+              .catch(() => undefined)
+          : undefined;
       if (options.json) {
         printJson({
           identity: { id, kind: identity.kind, status: stored.status, policy: identity.policy },
           rotation,
-          nextDueAt: nextDueAt(identity, versions),
+          ...(blocker ? { notRotated: blocker } : { nextDueAt: nextDueAt(identity, versions) }),
           versions: withUse,
+          ...(live ? { live } : {}),
         });
         return;
       }
       say(
-        `${id} (${identity.kind}, ${stored.status}) rotateEvery ${identity.policy.rotateEvery}, maxAge ${identity.policy.maxAge}, grace ${identity.policy.grace}`,
+        `${id} (${identity.kind}, ${stored.status}) ${
+          identity.policy.rotate
+            ? `rotateEvery ${identity.policy.rotateEvery}, `
+            : 'tracked, never rotated (policy.rotate false), '
+        }maxAge ${identity.policy.maxAge}, grace ${identity.policy.grace}`,
       );
       printTable(
         ['VERSION', 'STAGE', 'HANDLE', 'ORIGIN', 'ISSUED', 'AGE', 'LAST USED', 'NOTE'],
@@ -82,7 +96,25 @@ export function registerStatus(program: Command): void {
             `audit events of its completed steps: ${events.join(', ') || 'none yet'}${unfinished ? ` (the trail may also hold those of ${rotation.step}, once; resuming writes only what is missing)` : ''}`,
           );
       }
+      if (live) {
+        say(`nothing recorded by keywarden; live in ${serviceOf(identity.kind)}:`);
+        printTable(
+          ['HANDLE', 'STATUS', 'CREATED', 'AGE'],
+          live.map((credential) => [
+            credential.handle,
+            credential.status,
+            credential.createdAt ?? '-',
+            credential.createdAt ? formatAge(now - Date.parse(credential.createdAt)) : '-',
+          ]),
+        );
+      }
       const next = nextDueAt(identity, versions);
-      say(next ? `next rotation due ${next}` : 'never rotated by keywarden: due now');
+      say(
+        blocker
+          ? `not rotated: ${blocker}`
+          : next
+            ? `next rotation due ${next}`
+            : 'never rotated by keywarden: due now',
+      );
     });
 }

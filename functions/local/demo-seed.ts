@@ -48,7 +48,8 @@ async function userWithKey(deps: DemoSeedDeps, userName: string, use: boolean) {
   if (!AccessKey?.AccessKeyId || !AccessKey.SecretAccessKey) throw new Error(`no access key for ${userName}`);
   const key = { accessKeyId: AccessKey.AccessKeyId, secretAccessKey: AccessKey.SecretAccessKey };
   if (use) {
-    const sts = new STSClient(awsClientConfig({ ...deps.aws, credentials: key }));
+    // A copy: the SDK marks the credentials object it is given (`$source`), which would reach the secret.
+    const sts = new STSClient(awsClientConfig({ ...deps.aws, credentials: { ...key } }));
     await sts.send(new GetCallerIdentityCommand({}));
   }
   return key;
@@ -56,6 +57,17 @@ async function userWithKey(deps: DemoSeedDeps, userName: string, use: boolean) {
 
 const putSecret = (deps: DemoSeedDeps, name: string, value: string) =>
   deps.secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+
+/** A database credential as the pipelines read it: JSON, the URL built from the other fields. */
+const databaseCredential = (host: string, password: string): string =>
+  JSON.stringify({
+    username: 'app_migrator',
+    password,
+    host,
+    port: 5432,
+    dbname: 'app',
+    url: `postgres://app_migrator:${encodeURIComponent(password)}@${host}:5432/app`,
+  });
 
 const kv = (deps: DemoSeedDeps, path: string, data: Record<string, string>) =>
   deps.vault.write(`secret/data/${path}`, { data });
@@ -86,11 +98,23 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   await userWithKey(deps, 'ci-legacy-bot', false); // undeclared
 
   // ---- Secrets Manager ----
-  const sharedPassword = randomValue(); // the same value in staging and prod
-  await putSecret(deps, 'ci/app/staging/db-password', sharedPassword);
-  await putSecret(deps, 'ci/app/prod/db-password', sharedPassword);
-  await putSecret(deps, 'ci/web/npm-token', randomValue(36));
-  await putSecret(deps, 'ci/payments/webhook-secret', randomValue());
+  const sharedPassword = randomValue(); // the same password in staging and prod
+  await putSecret(
+    deps,
+    'ci/app/staging/db-password',
+    databaseCredential('db.staging.acme.internal', sharedPassword),
+  );
+  await putSecret(
+    deps,
+    'ci/app/prod/db-password',
+    databaseCredential('db.prod.acme.internal', sharedPassword),
+  );
+  await putSecret(
+    deps,
+    'ci/web/npm-token',
+    `npm_${randomBytes(27).toString('base64url').replace(/[-_]/g, 'x')}`,
+  );
+  await putSecret(deps, 'ci/payments/webhook-secret', randomBytes(32).toString('hex'));
 
   // ---- Roles assumed by pipelines ----
   const trust = JSON.stringify({
@@ -166,8 +190,14 @@ export async function seedDemo(deps: DemoSeedDeps): Promise<void> {
   await deps.vault.write('auth/approle/login', { role_id: roleId?.data?.role_id, secret_id: secretId });
 
   // ---- KV v2 ----
-  await kv(deps, 'ci/app/signing-key', { key: randomValue(48) });
-  await kv(deps, 'ci/web/sentry', { dsn: randomValue() });
-  await kv(deps, 'ci/web/cdn-purge-token', { token: randomValue() });
+  await kv(deps, 'ci/app/signing-key', { key: randomBytes(32).toString('base64') });
+  const sentryKey = randomBytes(16).toString('hex');
+  const sentry = { host: 'o4507.ingest.sentry.io', project: '4507123' };
+  await kv(deps, 'ci/web/sentry', {
+    ...sentry,
+    key: sentryKey,
+    dsn: `https://${sentryKey}@${sentry.host}/${sentry.project}`,
+  });
+  await kv(deps, 'ci/web/cdn-purge-token', { token: randomBytes(32).toString('hex') });
   await kv(deps, 'ci/old/jenkins-token', { token: randomValue() }); // undeclared
 }
