@@ -23,7 +23,7 @@ import { type Campaign, isFinished, type ReissueRecord, summarize, type Target }
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
-import { KINDS } from './kinds.ts';
+import { KINDS, rotationBlocker } from './kinds.ts';
 import type {
   AuditLog,
   CampaignStore,
@@ -650,6 +650,13 @@ async function replaceCurrent(
 ): Promise<string | undefined> {
   if (!KINDS[identity.kind].replaceBeforeRevoke || !target.versionId) return undefined;
   if ((await versions.find(target.versionId))?.stage !== 'current') return undefined;
+  const blocker = rotationBlocker(identity);
+  if (blocker) {
+    // Permanent: trying again cannot help, the value has to be replaced where it is issued.
+    throw new KeywardenError(
+      `${identity.id} always keeps a current value and keywarden cannot replace it (${blocker}), so it was not revoked: replace it where it is issued, then revoke the old value`,
+    );
+  }
   // The rotation rewrites this identity's versions.
   versions.forget();
   const outcome = await rotateIdentity(run.deps.rotation, identity, {

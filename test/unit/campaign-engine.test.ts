@@ -458,6 +458,38 @@ describe('campaign engine: re-issue', () => {
     // One issue at setup, one for the replacement: the re-issue after the targets found it done.
     expect(world.providers['aws-secret'].count('issue')).toBe(2);
   });
+
+  it('leaves the current value of a tracked-only aws-secret (policy.rotate false) in force: its target fails for good, saying to replace it where it is issued', async () => {
+    // prepare: a secret keywarden rotated once, then declared tracked only
+    const world = new MemoryWorld();
+    const [secret] = (await fleet(world, [declare('app-secret', 'aws-secret')])) as Identity[];
+    const stored = await world.identities.getIdentity('app-secret');
+    await world.identities.putIdentity(
+      {
+        ...(stored as NonNullable<typeof stored>),
+        identity: { ...(secret as Identity), policy: { ...(secret as Identity).policy, rotate: false } },
+      },
+      stored?.rev,
+    );
+    const { campaign } = await plan(world, { reissue: true });
+    const current = (await world.store.listVersions('app-secret')).find((v) => v.stage === 'current');
+
+    // act
+    const result = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
+
+    // assess: no replacement issued, the current value still works, and the reason says why
+    const target = result.targets.find((t) => t.versionId === current?.versionId);
+    expect(target).toMatchObject({
+      outcome: 'failed',
+      retryable: false,
+      error: expect.stringMatching(
+        /keywarden cannot replace it \(policy.rotate is false.*replace it where it is issued/,
+      ),
+    });
+    expect(result.reissues).toEqual([]);
+    expect(world.providers['aws-secret'].count('issue')).toBe(1);
+    expect(world.works(secret as Identity)).toBe(true);
+  });
 });
 
 describe('campaign engine: a campaign with nothing to run (every target settled at planning)', () => {
