@@ -110,7 +110,18 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
     expect(again.reason).toMatch(/^not due \(next at \d{4}-/);
   });
 
-  describe.each(['issued', 'staged', 'createSecret', 'setSecret', 'testSecret', 'promoted', 'finishSecret'])(
+  describe.each([
+    'issued',
+    'staged',
+    'createSecret',
+    'issuedAudited',
+    'setSecret',
+    'testSecret',
+    'verifiedAudited',
+    'promoted',
+    'deliveredAudited',
+    'finishSecret',
+  ])(
     'crash after %s',
     (checkpoint) => {
       it('converges on the next run: one current credential, no orphan, never without a working one', async () => {
@@ -143,6 +154,17 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
         expect(after.filter((v) => v.stage === 'current')).toHaveLength(1);
         expect(after.filter((v) => v.stage === 'pending')).toHaveLength(0);
         expect(await orphans(identity)).toEqual([]);
+        // The trail in DynamoDB has each step's event once, in order, whatever step the run died in.
+        const current = after.find((v) => v.stage === 'current');
+        const steps = (await services.store.readAll()).records
+          .filter((r) => r.subject === identity.id && r.details.versionId === current?.versionId)
+          .map((r) => r.type);
+        expect(steps).toEqual([
+          'credential.issued',
+          'credential.verified',
+          'credential.delivered',
+          'credential.activated',
+        ]);
       });
     },
   );
