@@ -283,6 +283,40 @@ describe('deliveries of other kinds keep the fields beside the credential', () =
     expect(trail.map((record) => record.type)).toEqual(['credential.revoked', 'rotation.failed']);
   });
 
+  it('an AppRole secret-id delivered to KV keeps the role id and the address beside it', async () => {
+    await vault.write(`sys/policies/acl/${prefix}-read`, {
+      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+    });
+    const role = uniqueName('kw-tpl-role');
+    await vault.write(`auth/approle/role/${role}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
+    const roleId = String((await vault.read(`auth/approle/role/${role}/role-id`))?.data?.role_id);
+    const secretId = String((await vault.write(`auth/approle/role/${role}/secret-id`, {})).data?.secret_id);
+    const path = `${prefix}/${uniqueName('approle')}`;
+    await kinds['vault-kv'].create(path, {
+      addr: 'https://vault.acme.internal',
+      role_id: roleId,
+      secret_id: secretId,
+    });
+    const identity = IdentitySchema.parse({
+      id: uniqueName('approle'),
+      kind: 'vault-approle-secret-id',
+      purpose: 'templates spec',
+      pipeline: { repo: 'acme/app', stage: 'deploy', environment: 'staging' },
+      scope: { roleName: role },
+      delivery: { type: 'vault-kv', path },
+    });
+
+    expect((await rotateIdentity(deps(), identity, { owner: 'test', force: true })).status).toBe('rotated');
+
+    const after = JSON.parse(await kinds['vault-kv'].read(path));
+    expect(after).toEqual({
+      addr: 'https://vault.acme.internal',
+      role_id: roleId,
+      secret_id: expect.any(String),
+    });
+    expect(after.secret_id).not.toBe(secretId);
+  });
+
   it('a Vault token delivered to KV keeps the address beside it', async () => {
     await vault.write(`sys/policies/acl/${prefix}-read`, {
       policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
