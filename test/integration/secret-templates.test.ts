@@ -34,6 +34,9 @@ beforeAll(async () => {
   services = wire(config, clock);
   vault = new VaultClient({ addr: stack.vault.addr, token: stack.vault.token });
   await ensureStateTable(services.aws.dynamodb, config.tableName);
+  await vault.write(`sys/policies/acl/${prefix}-read`, {
+    policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
+  });
 });
 
 const deps = () => services.rotationDeps('test');
@@ -225,6 +228,17 @@ describe('secret templates: discovery', () => {
   });
 });
 
+/** A vault-token identity keywarden issues (policy `<prefix>-read`), delivered to KV `path`. */
+const vaultToken = (path: string): Identity =>
+  IdentitySchema.parse({
+    id: uniqueName('token'),
+    kind: 'vault-token',
+    purpose: 'templates spec',
+    pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
+    scope: { policies: [`${prefix}-read`] },
+    delivery: { type: 'vault-kv', path },
+  });
+
 describe('deliveries of other kinds keep the fields beside the credential', () => {
   it('an IAM access key delivered to a Secrets Manager JSON keeps the region beside it', async () => {
     const userName = uniqueName('kw-tpl-user');
@@ -257,20 +271,10 @@ describe('deliveries of other kinds keep the fields beside the credential', () =
   });
 
   it('refuses to deliver a Vault token as `value` to a KV secret the pipeline reads as `token`: the rotation fails naming the fields, the new token is revoked at once, the secret is untouched', async () => {
-    await vault.write(`sys/policies/acl/${prefix}-read`, {
-      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
-    });
     const path = `${prefix}/${uniqueName('token')}`;
     const value = { token: 'hvs.the-working-token' };
     await kinds['vault-kv'].create(path, value);
-    const identity = IdentitySchema.parse({
-      id: uniqueName('token'),
-      kind: 'vault-token',
-      purpose: 'templates spec',
-      pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
-      scope: { policies: [`${prefix}-read`] },
-      delivery: { type: 'vault-kv', path },
-    });
+    const identity = vaultToken(path);
 
     const outcome = await rotateIdentity(deps(), identity, { owner: 'test', force: true });
 
@@ -284,9 +288,6 @@ describe('deliveries of other kinds keep the fields beside the credential', () =
   });
 
   it('an AppRole secret-id delivered to KV keeps the role id and the address beside it', async () => {
-    await vault.write(`sys/policies/acl/${prefix}-read`, {
-      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
-    });
     const role = uniqueName('kw-tpl-role');
     await vault.write(`auth/approle/role/${role}`, { token_policies: [`${prefix}-read`], token_ttl: '5m' });
     const roleId = String((await vault.read(`auth/approle/role/${role}/role-id`))?.data?.role_id);
@@ -318,19 +319,9 @@ describe('deliveries of other kinds keep the fields beside the credential', () =
   });
 
   it('a Vault token delivered to KV keeps the address beside it', async () => {
-    await vault.write(`sys/policies/acl/${prefix}-read`, {
-      policy: 'path "secret/data/nothing" { capabilities = ["read"] }',
-    });
     const path = `${prefix}/${uniqueName('token')}`;
     await kinds['vault-kv'].create(path, { addr: 'https://vault.acme.internal', value: 'hvs.placeholder' });
-    const identity = IdentitySchema.parse({
-      id: uniqueName('token'),
-      kind: 'vault-token',
-      purpose: 'templates spec',
-      pipeline: { repo: 'acme/app', stage: 'build', environment: 'staging' },
-      scope: { policies: [`${prefix}-read`] },
-      delivery: { type: 'vault-kv', path },
-    });
+    const identity = vaultToken(path);
 
     expect((await rotateIdentity(deps(), identity, { owner: 'test', force: true })).status).toBe('rotated');
 
