@@ -121,53 +121,50 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
     'promoted',
     'deliveredAudited',
     'finishSecret',
-  ])(
-    'crash after %s',
-    (checkpoint) => {
-      it('converges on the next run: one current credential, no orphan, never without a working one', async () => {
-        const identity = await harness.setup(uniqueName('kw'));
-        // IAM stamps key creation to the second, and an untagged key created in an attempt's
-        // second is taken for its orphan: keep the setup key out of that second.
-        if (harness.kind === 'aws-iam-access-key') await new Promise((resolve) => setTimeout(resolve, 1_100));
-        // A clock of its own: orphans are told by creation time, which the provider stamps in real time.
-        const clock = new OffsetClock();
-        const crashing = deps({
-          clock,
-          afterStep: (_id, at) => {
-            if (at === checkpoint) throw new SimulatedCrash(`crash after ${checkpoint}`);
-          },
-        });
-
-        await expect(rotateIdentity(crashing, identity, { owner: 'crashed-run' })).rejects.toThrow(
-          SimulatedCrash,
-        );
-        const workingAfterCrash = await harness.works(identity);
-        const resumed = await rotateIdentity(deps({ clock }), identity, { owner: 'next-run' });
-
-        expect(workingAfterCrash).toBe(true);
-        // A crash after finishSecret came after the rotation was recorded finished: nothing is left to do.
-        expect(resumed, resumed.reason).toMatchObject(
-          checkpoint === 'finishSecret' ? { status: 'skipped' } : { status: 'rotated', resumed: true },
-        );
-        expect(await harness.works(identity)).toBe(true);
-        const after = await services.store.listVersions(identity.id);
-        expect(after.filter((v) => v.stage === 'current')).toHaveLength(1);
-        expect(after.filter((v) => v.stage === 'pending')).toHaveLength(0);
-        expect(await orphans(identity)).toEqual([]);
-        // The trail in DynamoDB has each step's event once, in order, whatever step the run died in.
-        const current = after.find((v) => v.stage === 'current');
-        const steps = (await services.store.readAll()).records
-          .filter((r) => r.subject === identity.id && r.details.versionId === current?.versionId)
-          .map((r) => r.type);
-        expect(steps).toEqual([
-          'credential.issued',
-          'credential.verified',
-          'credential.delivered',
-          'credential.activated',
-        ]);
+  ])('crash after %s', (checkpoint) => {
+    it('converges on the next run: one current credential, no orphan, never without a working one', async () => {
+      const identity = await harness.setup(uniqueName('kw'));
+      // IAM stamps key creation to the second, and an untagged key created in an attempt's
+      // second is taken for its orphan: keep the setup key out of that second.
+      if (harness.kind === 'aws-iam-access-key') await new Promise((resolve) => setTimeout(resolve, 1_100));
+      // A clock of its own: orphans are told by creation time, which the provider stamps in real time.
+      const clock = new OffsetClock();
+      const crashing = deps({
+        clock,
+        afterStep: (_id, at) => {
+          if (at === checkpoint) throw new SimulatedCrash(`crash after ${checkpoint}`);
+        },
       });
-    },
-  );
+
+      await expect(rotateIdentity(crashing, identity, { owner: 'crashed-run' })).rejects.toThrow(
+        SimulatedCrash,
+      );
+      const workingAfterCrash = await harness.works(identity);
+      const resumed = await rotateIdentity(deps({ clock }), identity, { owner: 'next-run' });
+
+      expect(workingAfterCrash).toBe(true);
+      // A crash after finishSecret came after the rotation was recorded finished: nothing is left to do.
+      expect(resumed, resumed.reason).toMatchObject(
+        checkpoint === 'finishSecret' ? { status: 'skipped' } : { status: 'rotated', resumed: true },
+      );
+      expect(await harness.works(identity)).toBe(true);
+      const after = await services.store.listVersions(identity.id);
+      expect(after.filter((v) => v.stage === 'current')).toHaveLength(1);
+      expect(after.filter((v) => v.stage === 'pending')).toHaveLength(0);
+      expect(await orphans(identity)).toEqual([]);
+      // The trail in DynamoDB has each step's event once, in order, whatever step the run died in.
+      const current = after.find((v) => v.stage === 'current');
+      const steps = (await services.store.readAll()).records
+        .filter((r) => r.subject === identity.id && r.details.versionId === current?.versionId)
+        .map((r) => r.type);
+      expect(steps).toEqual([
+        'credential.issued',
+        'credential.verified',
+        'credential.delivered',
+        'credential.activated',
+      ]);
+    });
+  });
 });
 
 describe('rotation: concurrency', () => {

@@ -80,7 +80,9 @@ describe('secret templates in the inventory', () => {
   it('takes the format of a single value: a plain npm token keeps its prefix', () => {
     const identity = sm({ format: { format: 'random', length: 36, prefix: 'npm_' } });
     expect(renderValue(identity, `npm_${'a'.repeat(36)}`, randomBytes)).toMatch(/^npm_[A-Za-z0-9]{36}$/);
-    expect(() => sm({ format: { format: 'uuid' }, generator: { length: 20 } })).toThrow(/either format or generator/);
+    expect(() => sm({ format: { format: 'uuid' }, generator: { length: 20 } })).toThrow(
+      /either format or generator/,
+    );
     expect(() => sm({ format: { format: 'template', template: '{x}' } })).toThrow();
   });
 
