@@ -12,7 +12,14 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { unwrapVaultToken } from '../../functions/adapters/vault/unwrap.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
-import type { BreakglassRole, Grant } from '../../functions/core/grant.ts';
+import {
+  type BreakglassRole,
+  type Grant,
+  GrantDenyInputSchema,
+  GrantRequestInputSchema,
+  GrantReviewInputSchema,
+  parseInput,
+} from '../../functions/core/grant.ts';
 import type { GrantReport } from '../../functions/core/grant-report.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { apiClient } from '../api-client.ts';
@@ -103,12 +110,19 @@ export function registerBreakglass(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       async (roleId: string, options: { for: string; reason: string; incident?: string; json?: boolean }) => {
-        const { grant } = await apiClient().call<{ grant: Grant }>('POST', '/grants', {
-          roleId,
-          duration: options.for,
-          reason: options.reason,
-          ...(options.incident ? { incident: options.incident } : {}),
-        });
+        // The same checks as the API and Slack, before anything is sent: bounded text, an incident
+        // in the incident format (`--incident " "` is refused, not dropped).
+        const body = parseInput(
+          GrantRequestInputSchema,
+          {
+            roleId,
+            duration: options.for,
+            reason: options.reason,
+            ...(options.incident === undefined ? {} : { incident: options.incident }),
+          },
+          'break-glass request',
+        );
+        const { grant } = await apiClient().call<{ grant: Grant }>('POST', '/grants', body);
         if (options.json) return printJson(grant);
         process.stdout.write(`${grant.grantId}\n`);
         say(`requested ${describeGrant(grant)}`);
@@ -119,15 +133,25 @@ export function registerBreakglass(program: Command): void {
   for (const decision of ['approve', 'deny'] as const) {
     const command = bg
       .command(decision)
-      .description(decision === 'approve' ? 'approve a request (never your own)' : 'deny a request')
+      .description(
+        decision === 'approve' ? 'approve a request (never your own)' : 'deny a request (never your own)',
+      )
       .argument('<grant-id>')
       .option('--json', 'print JSON');
     if (decision === 'deny') command.option('--reason <text>', 'why, for the requester');
     command.action(async (grantId: string, options: { json?: boolean; reason?: string }) => {
+      const body =
+        decision === 'deny'
+          ? parseInput(
+              GrantDenyInputSchema,
+              options.reason?.trim() ? { reason: options.reason } : {},
+              'denial',
+            )
+          : undefined;
       const { grant } = await apiClient().call<{ grant: Grant }>(
         'POST',
         `/grants/${encodeURIComponent(grantId)}/${decision}`,
-        decision === 'deny' ? { ...(options.reason ? { reason: options.reason } : {}) } : undefined,
+        body,
       );
       if (options.json) return printJson(grant);
       say(`${decision === 'approve' ? 'approved' : 'denied'}: ${describeGrant(grant)}`);
@@ -228,6 +252,13 @@ export function registerBreakglass(program: Command): void {
         `/grants/${encodeURIComponent(grantId)}/revoke`,
       );
       say(`revoked: ${describeGrant(grant)}; review due ${grant.review?.dueAt}`);
+      if (!grant.credentialsEndedAt) {
+        // Recorded as revoked (no new credential is issued), but IAM or Vault failed to end what was issued.
+        say(
+          `warning: not every credential of ${grant.grantId} is ended yet (the audit trail has grant.revoke-failed with the reason); the sweeper retries every few minutes, or run this revoke again`,
+        );
+        process.exitCode = 1;
+      }
     });
 
   bg.command('review')
@@ -238,7 +269,7 @@ export function registerBreakglass(program: Command): void {
       const { grant } = await apiClient().call<{ grant: Grant }>(
         'POST',
         `/grants/${encodeURIComponent(grantId)}/review`,
-        { notes: options.notes },
+        parseInput(GrantReviewInputSchema, { notes: options.notes }, 'review'),
       );
       say(`reviewed: ${describeGrant(grant)}`);
     });

@@ -25,6 +25,10 @@ export const AuditEventTypeSchema = z.enum([
   'grant.activated',
   'grant.expired',
   'grant.revoked',
+  /** Ending a grant's credentials (or recording the end) failed; the reason, never a secret. The sweeper retries. */
+  'grant.revoke-failed',
+  /** The credentials of an ended grant were ended after an earlier failure (by the sweeper or a repeated revoke). */
+  'grant.credentials-ended',
   'grant.reviewed',
   'grant.refused',
   'campaign.started',

@@ -14,14 +14,17 @@ import {
   approveGrant,
   assertIncidentResponder,
   assertIssuable,
+  assertMayRevoke,
   type BreakglassConfig,
   type BreakglassRole,
   credentialsDeadAt,
   denyGrant,
   expireGrant,
   type Grant,
+  GrantRequestInputSchema,
   isOverdue,
   type Principal,
+  parseInput,
   RefusalError,
   requestGrant,
   reviewGrant,
@@ -36,6 +39,7 @@ import type {
   IssuedGrantCredential,
   StoredGrant,
 } from './ports.ts';
+import { quote } from './quote.ts';
 
 export interface BreakglassDeps {
   grants: GrantStore;
@@ -57,6 +61,17 @@ const CONFLICT_ATTEMPTS = 5;
 
 const who = (p: Principal) => `${p.kind}:${p.id}`;
 
+/** Text from a caller clipped for an audit record: a refusal's subject or reason never makes the record large. */
+const clip = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+
+/** A failure as the audit trail tells it: the error's name and message (keywarden's errors hold no secret), clipped. */
+function failureOf(error: unknown): { error: string; reason: string; retryable: boolean } {
+  const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
+  const retryable = (error as { retryable?: unknown } | undefined)?.retryable === true;
+  return { error: name, reason: clip(message, 1_000), retryable };
+}
+
 /** A break-glass role by id, or a refusal naming the roles there are. */
 export function roleById(config: BreakglassConfig, roleId: string): BreakglassRole {
   const role = config.roles.find((r) => r.id === roleId);
@@ -69,8 +84,7 @@ export function roleById(config: BreakglassConfig, roleId: string): BreakglassRo
 
 async function loadGrant(deps: BreakglassDeps, grantId: string): Promise<StoredGrant> {
   const grant = await deps.grants.getGrant(grantId);
-  if (!grant)
-    throw new NotFoundError(`no grant ${JSON.stringify(grantId)}; \`keywarden breakglass list\` shows them`);
+  if (!grant) throw new NotFoundError(`no grant ${quote(grantId)}; \`keywarden breakglass list\` shows them`);
   return grant;
 }
 
@@ -85,9 +99,9 @@ async function refused(
   if (error instanceof RefusalError || error instanceof NotFoundError || error instanceof ValidationError) {
     await deps.audit.append({
       type: 'grant.refused',
-      actor: typeof principal === 'string' ? principal : who(principal),
-      subject,
-      details: { action, reason: error.message },
+      actor: clip(typeof principal === 'string' ? principal : who(principal), 2_100),
+      subject: clip(subject, 200),
+      details: { action, reason: clip(error.message, 1_000) },
     });
   }
   throw error;
@@ -145,9 +159,11 @@ export async function request(
 ): Promise<StoredGrant> {
   const grantId = deps.newGrantId();
   try {
+    // The one check of every channel's input (lengths, incident format) before anything is looked up.
+    const checked = parseInput(GrantRequestInputSchema, input, 'break-glass request');
     const config = await deps.config();
-    const role = roleById(config, input.roleId);
-    const grant = requestGrant({ grantId, role, requester, ...input, now: deps.clock.now() });
+    const role = roleById(config, checked.roleId);
+    const grant = requestGrant({ grantId, role, requester, ...checked, now: deps.clock.now() });
     const stored = await deps.grants.putGrant(grant, undefined);
     await deps.audit.append({
       type: 'grant.requested',
@@ -211,8 +227,8 @@ export async function deny(
   reason?: string,
 ): Promise<StoredGrant> {
   try {
-    const { after, role } = await transition(deps, grantId, (grant, _config, role) =>
-      denyGrant(grant, role, approver, deps.clock.now(), reason),
+    const { after, role } = await transition(deps, grantId, (grant, config, role) =>
+      denyGrant(grant, role, approver, deps.clock.now(), reason, config),
     );
     await deps.audit.append({
       type: 'grant.denied',
@@ -278,64 +294,175 @@ export async function issueCredentials(
   }
 }
 
-/** Ends the grant's credentials early; requester or approver. Other grants of the role go on. */
+/**
+ * Ends a grant early; its requester or one of the role's approvers. Other grants of the role go on.
+ *
+ * Nothing can block it (principle 2, and the hardening issue #11): the credentials are ended
+ * first, before any write, so a failing store cannot keep them alive; then the end is recorded
+ * with one small conditional write (the grant item is bounded: ./grant.ts `TEXT_LIMITS`,
+ * `MAX_CREDENTIAL_FETCHES`). Every outcome is audited: `grant.revoked`, `grant.refused`, or
+ * `grant.revoke-failed` with the reason. A grant recorded as revoked whose credentials could
+ * not all be ended (IAM or Vault failed) has no `credentialsEndedAt`: the sweeper, or the same
+ * revoke again, finishes it.
+ *
+ * @returns the grant as stored; `credentialsEndedAt` absent means the ending is still being retried.
+ */
 export async function revoke(deps: BreakglassDeps, by: Principal, grantId: string): Promise<StoredGrant> {
-  let result: { after: StoredGrant; role: BreakglassRole };
+  let grant: StoredGrant;
+  let role: BreakglassRole;
   try {
-    result = await transition(deps, grantId, (grant, config, role) =>
-      revokeGrant(grant, role, by, deps.clock.now(), config),
-    );
-    await deps.audit.append({
-      type: 'grant.revoked',
-      actor: who(by),
-      subject: grantId,
-      details: { roleId: result.role.id, handles: result.after.credentials.map((c) => c.handle) },
-    });
-  } catch (error) {
-    // A revoke whose credentials were not all ended (IAM or Vault failed) is finished, not refused.
-    const current = error instanceof RefusalError ? await deps.grants.getGrant(grantId) : undefined;
-    if (current?.state !== 'revoked' || current.credentialsEndedAt) {
-      return refused(deps, 'revoke', by, grantId, error);
+    const config = await deps.config();
+    grant = await loadGrant(deps, grantId);
+    role = roleById(config, grant.roleId);
+    assertMayRevoke(grant, role, by, config);
+    // Revoked before, its credentials not all ended: this revoke finishes the ending.
+    if (grant.state === 'revoked' && !grant.credentialsEndedAt) {
+      return await finishEnding(deps, grant, role, 'revoked', { actor: who(by) }).catch(() => grant);
     }
-    result = { after: current, role: roleById(await deps.config(), current.roleId) };
+    revokeGrant(grant, role, by, deps.clock.now(), config);
+  } catch (error) {
+    return refused(deps, 'revoke', by, grantId, error);
   }
-  return finishEnding(deps, result.after, result.role, 'revoked');
+
+  // 1. End every credential the grant handed out (for AWS, a deny on its SourceIdentity).
+  const endedFirst = grant.credentials.map((c) => c.handle);
+  const credentialsEnded = await endIssued(deps, grant, role, 'revoked').then(
+    () => true,
+    async (error: unknown) => {
+      await auditEndFailure(deps, who(by), grant, 'end-credentials', error);
+      return false;
+    },
+  );
+
+  // 2. Record the end: one small conditional write; from here no credential is issued for it.
+  let after: StoredGrant;
+  try {
+    ({ after } = await transition(deps, grantId, (current, config, currentRole) =>
+      revokeGrant(current, currentRole, by, deps.clock.now(), config),
+    ));
+  } catch (error) {
+    if (!(error instanceof RefusalError)) await auditEndFailure(deps, who(by), grant, 'record', error);
+    // A refusal here: someone ended the grant between our read and write; that ending finishes it.
+    return refused(deps, 'revoke', by, grantId, error);
+  }
+  await deps.audit.append({
+    type: 'grant.revoked',
+    actor: who(by),
+    subject: grantId,
+    details: {
+      roleId: role.id,
+      handles: after.credentials.map((c) => c.handle),
+      credentialsEnded,
+    },
+  });
+  if (!credentialsEnded) return after;
+
+  // 3. Credentials issued between the read and the write are ended too, then the ending is recorded.
+  return finishEnding(deps, after, role, 'revoked', {
+    actor: who(by),
+    late: false,
+    alreadyEnded: { handles: new Set(endedFirst), denied: true },
+  }).catch(async () => (await deps.grants.getGrant(grantId)) ?? after);
 }
 
-/** Ends the credentials of an ended grant and records that they are, so the sweeper retries a failure. */
+/** Audits a failed ending (`grant.revoke-failed`): which step, the error's name and message; never a secret. */
+async function auditEndFailure(
+  deps: BreakglassDeps,
+  actor: string,
+  grant: Grant,
+  step: 'end-credentials' | 'record' | 'finish',
+  error: unknown,
+): Promise<void> {
+  await deps.audit
+    .append({
+      type: 'grant.revoke-failed',
+      actor,
+      subject: grant.grantId,
+      details: {
+        roleId: grant.roleId,
+        state: grant.state,
+        step,
+        ...failureOf(error),
+        next:
+          step === 'record'
+            ? 'the grant is not recorded as ended; revoke it again'
+            : 'the sweeper (or revoking again) retries until every credential is ended',
+      },
+    })
+    // The audit trail failing too must not hide the first failure from the caller.
+    .catch(() => {});
+}
+
+/** How {@link finishEnding} was called: by whom, whether after a failure, and what was ended moments ago. */
+interface FinishOptions {
+  /** Who finishes, for the audit trail; the sweeper unless told. */
+  actor?: string;
+  /** Whether an earlier ending failed (a repeated revoke, the sweeper): its success is audited then. */
+  late?: boolean;
+  /** What the revoke ended just before recording the end: these handles, and the AWS deny. */
+  alreadyEnded?: { handles: ReadonlySet<string>; denied: boolean };
+}
+
+/**
+ * Ends the credentials of an ended grant and records that they are (`credentialsEndedAt`), so
+ * the sweeper retries a failure. A failure is audited (`grant.revoke-failed`) and thrown; a
+ * late success is audited too (`grant.credentials-ended`).
+ */
 async function finishEnding(
   deps: BreakglassDeps,
   grant: StoredGrant,
   role: BreakglassRole,
   how: 'revoked' | 'expired',
+  options: FinishOptions = {},
 ): Promise<StoredGrant> {
-  await endCredentials(deps, grant, role, how);
-  const { after } = await transition(deps, grant.grantId, (current) => ({
-    ...current,
-    credentialsEndedAt: deps.clock.now().toISOString(),
-  }));
-  return after;
+  const { actor = 'sweeper:grant-expiry', late = true, alreadyEnded } = options;
+  try {
+    const rest = alreadyEnded
+      ? { ...grant, credentials: grant.credentials.filter((c) => !alreadyEnded.handles.has(c.handle)) }
+      : grant;
+    await endIssued(deps, rest, role, how, alreadyEnded?.denied ?? false);
+    // The one-time schedule has nothing left to do; a failure to delete it is retried with the rest.
+    if (how === 'revoked') await deps.scheduler.cancelExpiry(grant.grantId);
+    const { after } = await transition(deps, grant.grantId, (current) => ({
+      ...current,
+      credentialsEndedAt: deps.clock.now().toISOString(),
+    }));
+    if (late) {
+      await deps.audit.append({
+        type: 'grant.credentials-ended',
+        actor,
+        subject: grant.grantId,
+        details: { roleId: role.id, state: after.state, handles: after.credentials.map((c) => c.handle) },
+      });
+    }
+    return after;
+  } catch (error) {
+    await auditEndFailure(deps, actor, grant, 'finish', error);
+    throw error;
+  }
 }
 
 /**
- * Ends a grant's credentials. Early (`revoked`): every credential, and for AWS a deny on the
+ * Ends what a grant issued. Early (`revoked`): every credential, and for AWS a deny on the
  * grant's SourceIdentity even before a session exists. On time (`expired`): the credentials
  * ended by themselves; Vault tokens are revoked too (belt and braces), while AWS sessions need
  * nothing (their session policy denies everything after the end), which keeps the role's
- * inline policies, limited to 10 KB in all, for early revocations.
+ * inline policies, limited to 10 KB in all, for early revocations. `denied` says the AWS deny
+ * is already on the role (a second pass after the revoke's first).
  */
-async function endCredentials(
+async function endIssued(
   deps: BreakglassDeps,
   grant: Grant,
   role: BreakglassRole,
   how: 'revoked' | 'expired',
+  denied = false,
 ): Promise<void> {
   const handles = grant.credentials.map((c) => c.handle);
   const aws = role.target.type === 'aws-role';
-  if (how === 'revoked' ? aws || handles.length > 0 : !aws && handles.length > 0) {
+  const needed = aws ? how === 'revoked' && !denied : handles.length > 0;
+  if (needed) {
     await deps.issuer(role.target.type).revoke({ grantId: grant.grantId, target: role.target, handles });
   }
-  if (how === 'revoked') await deps.scheduler.cancelExpiry(grant.grantId);
 }
 
 export type ExpiryOutcome = 'expired' | 'not-due' | 'already-ended';
@@ -373,7 +500,7 @@ export async function expire(
       handles: after.credentials.map((c) => c.handle),
     },
   });
-  await finishEnding(deps, after, role, 'expired');
+  await finishEnding(deps, after, role, 'expired', { actor: `${by}:grant-expiry`, late: false });
   return 'expired';
 }
 

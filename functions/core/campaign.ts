@@ -9,6 +9,7 @@ import type { LiveState, LiveSubject } from './campaign-live.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
+import { IncidentSchema } from './incident.ts';
 import { toProblems } from './inventory.ts';
 import { deliveryOf, KINDS, rotationBlocker, scopeKey, serviceOf, wholeScope } from './kinds.ts';
 import { identityTermsOf, parseSelectors, select } from './selector.ts';
@@ -62,15 +63,8 @@ export const TargetSchema = z
   });
 export type Target = z.infer<typeof TargetSchema>;
 
-/**
- * An incident reference: a letter, then 1–63 letters, digits, `-` or `_` (INC-42,
- * SEC_2026_0042). It names S3 keys, report files and Slack threads, so no spaces,
- * slashes or dots.
- */
-export const IncidentSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{1,63}$/, {
-  error: (issue) =>
-    `expected an incident id such as INC-42 (a letter, then 1 to 63 letters, digits, '-' or '_'), got ${JSON.stringify(issue.input)}`,
-});
+/** The incident id, one schema for every channel (./incident.ts); re-exported for the campaign's callers. */
+export { IncidentSchema };
 
 const OutcomeCountsSchema = z.strictObject({
   pending: z.int().min(0),

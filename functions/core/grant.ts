@@ -11,14 +11,96 @@
 import { z } from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
 import { KeywardenError, ValidationError } from './errors.ts';
+import { IncidentSchema } from './incident.ts';
+import { quote } from './quote.ts';
+
+/**
+ * The most a grant keeps of what people type, in characters (UTF-16 code units, so at
+ * most three bytes each in DynamoDB): with every field at its limit and every credential
+ * fetched, a grant item stays under 40 KB, a tenth of DynamoDB's 400 KB item limit.
+ */
+export const TEXT_LIMITS = {
+  /** Why the access is asked for. */
+  reason: 2_000,
+  /** Why a request was denied. */
+  denialReason: 1_000,
+  /** The after-the-fact review. */
+  reviewNotes: 4_000,
+  /** A principal's display name (a Slack user name). */
+  principalName: 256,
+  /** A principal id: an IAM ARN is at most 2,048 characters. */
+  principalId: 2_048,
+} as const;
+
+/**
+ * How many credentials one grant hands out at most. A 12-hour AWS grant needs one session
+ * an hour (STS limits a chained session to one hour), so twice that leaves room for a
+ * lost terminal or two; beyond it the requester asks for a new grant. The grant keeps the
+ * handle of every credential it issued, so the cap is what bounds its item, and an early
+ * revoke always knows every credential to end.
+ */
+export const MAX_CREDENTIAL_FETCHES = 24;
+
+/** Free text of at most `max` characters; the message names the limit and the length received. */
+const boundedText = (max: number) =>
+  z.string({ error: 'expected text' }).max(max, {
+    error: (issue) =>
+      `expected at most ${max} characters, got ${(issue.input as string).length}; shorten it (keep the details in the incident ticket)`,
+  });
+
+/** A break-glass role id: lowercase letters, digits, `.`, `_` or `-`, at most 64. */
+export const RoleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+  error: (issue) =>
+    `expected a role id of lowercase letters, digits, '.', '_' or '-', got ${quote(issue.input)}`,
+});
+
+/**
+ * A break-glass request as every channel sends it (API body, CLI options, Slack
+ * `/breakglass`), checked by the one schema: lengths bounded, the incident in the incident
+ * format (never blank). The duration's form and the role's rules are checked against the
+ * role afterwards ({@link requestGrant}).
+ */
+export const GrantRequestInputSchema = z.strictObject({
+  roleId: RoleIdSchema,
+  duration: z
+    .string()
+    .min(1, { error: 'expected a duration such as 30m or 2h' })
+    .max(16, {
+      error: (issue) => `expected a duration such as 30m or 2h, got ${quote(issue.input)}`,
+    }),
+  reason: boundedText(TEXT_LIMITS.reason),
+  incident: IncidentSchema.optional(),
+});
+export type GrantRequestInput = z.infer<typeof GrantRequestInputSchema>;
+
+/** A denial's optional reason, on every channel. */
+export const GrantDenyInputSchema = z.strictObject({
+  reason: boundedText(TEXT_LIMITS.denialReason).optional(),
+});
+
+/** A review's notes, on every channel. */
+export const GrantReviewInputSchema = z.strictObject({ notes: boundedText(TEXT_LIMITS.reviewNotes) });
+
+/**
+ * Checks `value` against one of the input schemas above.
+ *
+ * @throws ValidationError naming each bad field and what it expected, e.g.
+ *   `break-glass request: reason: expected at most 2000 characters, got 400000; …`.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
+  throw new ValidationError(`${what}: ${issues.join('; ')}`);
+}
 
 /** Who acts: an AWS principal (SigV4), a Slack user, or a local development user. */
 export const PrincipalSchema = z.object({
   kind: z.enum(['aws', 'slack', 'local']),
   /** An IAM ARN, a Slack user id (U…), or a local user name. */
-  id: z.string().min(1),
+  id: z.string().min(1).max(TEXT_LIMITS.principalId),
   /** A human-readable name for reports, when known. */
-  name: z.string().optional(),
+  name: boundedText(TEXT_LIMITS.principalName).optional(),
 });
 export type Principal = z.infer<typeof PrincipalSchema>;
 
@@ -54,10 +136,7 @@ export function targetOfType<T extends BreakglassTarget['type']>(
 /** A break-glass role as declared in the inventory's `breakglass.roles`. */
 export const BreakglassRoleSchema = z
   .strictObject({
-    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
-      error: (issue) =>
-        `expected a role id of lowercase letters, digits, '.', '_' or '-', got ${JSON.stringify(issue.input)}`,
-    }),
+    id: RoleIdSchema,
     description: z.string().min(1),
     target: BreakglassTargetSchema,
     maxDuration: DurationSchema,
@@ -189,7 +268,15 @@ export type Grant = z.infer<typeof GrantSchema>;
 
 /** An action a principal may not take on a grant; the message says why. */
 export class RefusalError extends KeywardenError {
-  override readonly name = 'RefusalError';
+  override readonly name: string = 'RefusalError';
+}
+
+/**
+ * The grant already handed out {@link MAX_CREDENTIAL_FETCHES} credentials. A refusal like
+ * any other (403 `refused`, audited as `grant.refused`); its own class so a caller can tell.
+ */
+export class FetchLimitError extends RefusalError {
+  override readonly name: string = 'FetchLimitError';
 }
 
 /** How long after a grant ends its review is due. */
@@ -310,7 +397,17 @@ function globMatch(pattern: string, value: string): boolean {
   return regex.test(value);
 }
 
-/** A new grant request, checked against its role. */
+/**
+ * Whether a principal (as the caller's authentication names it) fits in a grant: ids and
+ * display names are bounded like every other field.
+ *
+ * @throws ValidationError naming the field and the limit.
+ */
+export function assertPrincipalFits(principal: Principal, role: string): void {
+  parseInput(PrincipalSchema, principal, role);
+}
+
+/** A new grant request, checked against its role: the input's bounds and formats, then the role's rules. */
 export function requestGrant(input: {
   grantId: string;
   role: BreakglassRole;
@@ -321,13 +418,24 @@ export function requestGrant(input: {
   now: Date;
 }): Grant {
   const { role } = input;
+  parseInput(
+    GrantRequestInputSchema,
+    {
+      roleId: role.id,
+      duration: input.duration,
+      reason: input.reason,
+      ...(input.incident === undefined ? {} : { incident: input.incident }),
+    },
+    'break-glass request',
+  );
+  assertPrincipalFits(input.requester, 'requester');
   if (!input.reason.trim()) throw new RefusalError('expected a reason for the break-glass request, got none');
-  if (role.requireIncident && !input.incident) {
+  if (role.requireIncident && input.incident === undefined) {
     throw new RefusalError(`role ${role.id} requires an incident reference (--incident INC-42)`);
   }
   const duration = DurationSchema.safeParse(input.duration);
   if (!duration.success)
-    throw new RefusalError(`expected a duration such as 30m or 2h, got ${JSON.stringify(input.duration)}`);
+    throw new RefusalError(`expected a duration such as 30m or 2h, got ${quote(input.duration)}`);
   if (toMillis(input.duration) > toMillis(role.maxDuration)) {
     throw new RefusalError(`role ${role.id} allows at most ${role.maxDuration}, got ${input.duration}`);
   }
@@ -336,7 +444,7 @@ export function requestGrant(input: {
     roleId: role.id,
     requester: input.requester,
     reason: input.reason.trim(),
-    ...(input.incident ? { incident: input.incident } : {}),
+    ...(input.incident === undefined ? {} : { incident: input.incident }),
     duration: input.duration,
     state: 'requested',
     requestedAt: input.now.toISOString(),
@@ -366,6 +474,7 @@ export function approveGrant(
   if (!isApprover(role, approver)) {
     throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
   }
+  assertPrincipalFits(approver, 'approver');
   assertListed(directory, approver, 'approve');
   assertListed(directory, grant.requester, 'approve requests of theirs');
   if (grant.approvals.some((a) => samePerson(directory, a.approver, approver))) {
@@ -384,18 +493,32 @@ export function approveGrant(
   };
 }
 
-/** A denial ends the request; the requester cannot deny (they can simply let it lapse). */
+/**
+ * A denial ends the request. Like approving, it is for the role's approvers other than the
+ * requester, on every channel and under every name of theirs (the directory): the
+ * requester can simply let their request lapse.
+ */
 export function denyGrant(
   grant: Grant,
   role: BreakglassRole,
   approver: Principal,
   now: Date,
   reason?: string,
+  directory: Directory = NO_DIRECTORY,
 ): Grant {
+  parseInput(GrantDenyInputSchema, reason === undefined ? {} : { reason }, 'denial');
   if (grant.state !== 'requested')
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}, not awaiting approval`);
+  if (samePerson(directory, grant.requester, approver)) {
+    throw new RefusalError(
+      `${describe(approver)} requested grant ${grant.grantId} and cannot deny it: an approver decides, or the request lapses`,
+    );
+  }
   if (!isApprover(role, approver))
     throw new RefusalError(`${describe(approver)} is not an approver of role ${role.id}`);
+  assertPrincipalFits(approver, 'approver');
+  assertListed(directory, approver, 'deny');
+  assertListed(directory, grant.requester, 'deny requests of theirs');
   return {
     ...grant,
     state: 'denied',
@@ -433,12 +556,22 @@ export function assertIssuable(
     );
   }
   if (isOverdue(grant, now)) throw new RefusalError(`grant ${grant.grantId} ended at ${grant.expiresAt}`);
+  if (grant.credentials.length >= MAX_CREDENTIAL_FETCHES) {
+    throw new FetchLimitError(
+      `grant ${grant.grantId} has handed out ${grant.credentials.length} credentials, the most one grant may (${MAX_CREDENTIAL_FETCHES}); use the ones fetched, or request a new grant`,
+    );
+  }
 }
 
 /** Issuance happened: the credential is recorded and the grant is active until its fixed end. */
 export function activateGrant(grant: Grant, issued: IssuedCredentialRecord, now: Date): Grant {
   if (grant.state !== 'approved' && grant.state !== 'active')
     throw new RefusalError(`grant ${grant.grantId} is ${grant.state}; only an approved grant is activated`);
+  if (grant.credentials.length >= MAX_CREDENTIAL_FETCHES) {
+    throw new FetchLimitError(
+      `grant ${grant.grantId} already records ${MAX_CREDENTIAL_FETCHES} credentials, the most one grant may`,
+    );
+  }
   return {
     ...grant,
     state: 'active',
@@ -480,6 +613,25 @@ export function expireGrant(grant: Grant, now: Date, by: 'schedule' | 'sweeper' 
   return ended(grant, 'expired', now, by);
 }
 
+/**
+ * Whether `by` may end the grant early: its requester, or one of the role's approvers.
+ *
+ * @throws RefusalError naming who may.
+ */
+export function assertMayRevoke(
+  grant: Grant,
+  role: BreakglassRole,
+  by: Principal,
+  directory: Directory = NO_DIRECTORY,
+): void {
+  if (!samePerson(directory, grant.requester, by) && !isApprover(role, by)) {
+    throw new RefusalError(
+      `${describe(by)} may not revoke grant ${grant.grantId}: only its requester or an approver of role ${role.id} can`,
+    );
+  }
+  assertPrincipalFits(by, 'revoker');
+}
+
 /** Ended early, by the requester or one of the role's approvers. */
 export function revokeGrant(
   grant: Grant,
@@ -493,11 +645,7 @@ export function revokeGrant(
       `grant ${grant.grantId} is ${grant.state}; only an approved or active grant can be revoked`,
     );
   }
-  if (!samePerson(directory, grant.requester, by) && !isApprover(role, by)) {
-    throw new RefusalError(
-      `${describe(by)} may not revoke grant ${grant.grantId}: only its requester or an approver of role ${role.id} can`,
-    );
-  }
+  assertMayRevoke(grant, role, by, directory);
   return ended(grant, 'revoked', now, 'principal', by);
 }
 
@@ -524,6 +672,8 @@ export function reviewGrant(
     );
   }
   assertListed(directory, reviewer, 'review');
+  assertPrincipalFits(reviewer, 'reviewer');
+  parseInput(GrantReviewInputSchema, { notes }, 'review');
   if (!notes.trim()) throw new RefusalError('expected review notes (--notes "what was done and why")');
   if (grant.review?.reviewedAt) throw new RefusalError(`grant ${grant.grantId} was already reviewed`);
   return {

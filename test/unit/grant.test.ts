@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../functions/core/errors.ts';
 import {
   activateGrant,
   approveGrant,
@@ -6,16 +7,19 @@ import {
   BreakglassRoleSchema,
   denyGrant,
   expireGrant,
+  FetchLimitError,
   type Grant,
   isApprover,
   isOverdue,
   isReviewOverdue,
+  MAX_CREDENTIAL_FETCHES,
   type Principal,
   personOf,
   RefusalError,
   requestGrant,
   reviewGrant,
   revokeGrant,
+  TEXT_LIMITS,
 } from '../../functions/core/grant.ts';
 
 const now = new Date('2026-11-21T10:00:00Z');
@@ -273,5 +277,102 @@ describe('grants: activity and end', () => {
     const expired = expireGrant(active(), later(30));
     expect(isReviewOverdue(expired, later(60))).toBe(false);
     expect(isReviewOverdue(expired, later(60 * 24 * 3))).toBe(true);
+  });
+});
+
+describe('grants: bounded input (issue #11)', () => {
+  const approved = () => approveGrant(request(), role, bob, now);
+  const vaultToken = (n: number) => ({
+    type: 'vault-wrapped-token' as const,
+    handle: `accessor-${n}`,
+    expiresAt: later(30).toISOString(),
+  });
+
+  it('refuses a reason, a denial reason or review notes over their limit, naming the field and the limit', () => {
+    expect(() => request({ reason: 'x'.repeat(TEXT_LIMITS.reason + 1) })).toThrow(ValidationError);
+    expect(() => request({ reason: 'x'.repeat(TEXT_LIMITS.reason + 1) })).toThrow(
+      `break-glass request: reason: expected at most ${TEXT_LIMITS.reason} characters, got ${TEXT_LIMITS.reason + 1}`,
+    );
+    expect(request({ reason: 'x'.repeat(TEXT_LIMITS.reason) }).reason).toHaveLength(TEXT_LIMITS.reason);
+    expect(() => denyGrant(request(), role, bob, now, 'n'.repeat(TEXT_LIMITS.denialReason + 1))).toThrow(
+      `denial: reason: expected at most ${TEXT_LIMITS.denialReason} characters`,
+    );
+    const expired = expireGrant(activateGrant(approved(), vaultToken(0), later(1)), later(30));
+    expect(() => reviewGrant(expired, role, bob, 'n'.repeat(TEXT_LIMITS.reviewNotes + 1), later(40))).toThrow(
+      `review: notes: expected at most ${TEXT_LIMITS.reviewNotes} characters`,
+    );
+  });
+
+  it('refuses a requester whose display name is over its limit, without echoing it whole', () => {
+    const long = { ...carol, name: 'n'.repeat(100_000) };
+    expect(() => request({ requester: long })).toThrow(
+      `requester: name: expected at most ${TEXT_LIMITS.principalName} characters, got 100000`,
+    );
+  });
+
+  it('refuses a blank incident (space, tab, newline) whether or not the role requires one', () => {
+    const optional = BreakglassRoleSchema.parse({ ...role, requireIncident: false });
+    for (const blank of [' ', '\t', '\n', '']) {
+      expect(() => request({ incident: blank })).toThrow('incident: expected an incident id such as INC-42');
+      expect(() => request({ role: optional, incident: blank })).toThrow(ValidationError);
+    }
+    expect(request({ role: optional, incident: undefined }).incident).toBeUndefined();
+  });
+
+  it('quotes an oversized incident clipped, so the refusal (and its audit record) stays small', () => {
+    const refusal = (() => {
+      try {
+        request({ incident: `INC ${'9'.repeat(400_000)}` });
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    expect(refusal?.length).toBeLessThan(400);
+    expect(refusal).toContain('(400004 characters)');
+  });
+
+  it(`hands out at most ${MAX_CREDENTIAL_FETCHES} credentials per grant, then refuses with a FetchLimitError`, () => {
+    let grant = approved();
+    for (let n = 0; n < MAX_CREDENTIAL_FETCHES; n++) {
+      assertIssuable(grant, alice, later(2));
+      grant = activateGrant(grant, vaultToken(n), later(2));
+    }
+    expect(grant.credentials).toHaveLength(MAX_CREDENTIAL_FETCHES);
+    expect(() => assertIssuable(grant, alice, later(2))).toThrow(FetchLimitError);
+    expect(() => assertIssuable(grant, alice, later(2))).toThrow(
+      `has handed out ${MAX_CREDENTIAL_FETCHES} credentials, the most one grant may`,
+    );
+    expect(() => activateGrant(grant, vaultToken(99), later(2))).toThrow(RefusalError);
+  });
+});
+
+describe('grants: separation of duties on deny (issue #11)', () => {
+  const directory = {
+    people: [
+      { name: 'alice', awsPrincipals: [alice.id], slackUsers: ['U0ALICE'], localUsers: [] },
+      { name: 'carol', awsPrincipals: [], slackUsers: ['U0CAROL'], localUsers: [] },
+    ],
+  };
+  const both = BreakglassRoleSchema.parse({
+    ...role,
+    approvers: { awsPrincipals: [alice.id], slackUsers: ['U0ALICE', 'U0CAROL'] },
+  });
+
+  it('refuses the requester denying their own request, even as an approver of the role', () => {
+    expect(() => denyGrant(request({ role: both }), both, alice, now)).toThrow(
+      `${'aws:'}${alice.id} requested grant g-1 and cannot deny it`,
+    );
+  });
+
+  it('refuses the requester denying from another channel (the directory makes them one person)', () => {
+    const fromSlack: Principal = { kind: 'slack', id: 'U0ALICE' };
+    expect(() => denyGrant(request({ role: both }), both, fromSlack, now, undefined, directory)).toThrow(
+      'slack:U0ALICE requested grant g-1 and cannot deny it',
+    );
+    expect(denyGrant(request({ role: both }), both, carol, now, ' no ', directory)).toMatchObject({
+      state: 'denied',
+      deniedBy: carol,
+      denialReason: 'no',
+    });
   });
 });

@@ -9,10 +9,10 @@
  * example, fit to be shown to the Slack user as is.
  */
 import { z } from 'zod';
-import { IncidentSchema } from '../../core/campaign.ts';
 import { DurationSchema } from '../../core/duration.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { BreakglassRoleSchema } from '../../core/grant.ts';
+import { GrantRequestInputSchema, RoleIdSchema } from '../../core/grant.ts';
+import { IncidentSchema } from '../../core/incident.ts';
 import { parseSelectors } from '../../core/selector.ts';
 
 /** The issues of a failed parse, as `field: message; …`. */
@@ -107,7 +107,7 @@ const breakglassUsage = (problem: string): ValidationError =>
 export function parseBreakglassCommand(text: string): BreakglassCommand {
   const [roleId, duration, ...rest] = words(text);
   if (!roleId) throw breakglassUsage('expected a role, a duration and a reason, got nothing');
-  const role = BreakglassRoleSchema.shape.id.safeParse(roleId);
+  const role = RoleIdSchema.safeParse(roleId);
   if (!role.success) throw breakglassUsage(`role: ${role.error.issues[0]?.message ?? 'invalid role id'}`);
   if (!duration)
     throw breakglassUsage(`expected a duration such as 30m or 2h after the role ${roleId}, got none`);
@@ -124,6 +124,14 @@ export function parseBreakglassCommand(text: string): BreakglassCommand {
   }
   const reason = rest.join(' ').trim();
   if (!reason) throw breakglassUsage('expected a reason after the duration (and incident), got none');
+  // The bounds every channel shares (core's one request schema): the reason's length, above all.
+  const checked = GrantRequestInputSchema.safeParse({
+    roleId,
+    duration,
+    ...(incident ? { incident } : {}),
+    reason,
+  });
+  if (!checked.success) throw breakglassUsage(describeIssues(checked.error));
   return { roleId, duration, ...(incident ? { incident } : {}), reason };
 }
 

@@ -180,7 +180,7 @@ function requested(grant: Disclosable<Grant>, role: Disclosable<BreakglassRole>)
       ...requestFields(grant, role),
       decisionButtons(grant, role),
       context(
-        `Approvers of ${code(role.id)} decide; the requester cannot approve their own request. ${NEVER_IN_SLACK}`,
+        `Approvers of ${code(role.id)} decide; the requester can neither approve nor deny their own request. ${NEVER_IN_SLACK}`,
       ),
     ],
   };
