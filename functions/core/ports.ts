@@ -10,7 +10,7 @@ import type { Campaign, ReissueRecord, Target } from './campaign.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
 import type { Finding } from './findings.ts';
-import type { BreakglassConfig, BreakglassTarget, Grant, GrantState } from './grant.ts';
+import type { BreakglassConfig, BreakglassTarget, Grant, GrantState, Principal } from './grant.ts';
 import type { GrantUsage } from './grant-report.ts';
 import type { Delivery, Identity, IdentityKind, IdentityOfKind } from './identity.ts';
 import type { SecretValue } from './secret-value.ts';
@@ -88,11 +88,55 @@ export interface RotationStore {
 /** A grant with its optimistic-locking revision. */
 export type StoredGrant = Grant & { rev: number };
 
-/** Break-glass grants; every transition is a conditional write on the revision read. */
+/** Grants a page holds when the caller does not say ({@link GrantPageRequest.limit}). */
+export const DEFAULT_GRANT_PAGE = 50;
+/** The most grants one page holds. */
+export const MAX_GRANT_PAGE = 100;
+
+/** Which page of a listing: at most `limit` grants, after the page that answered `nextToken`. */
+export interface GrantPageRequest {
+  /** 1 to {@link MAX_GRANT_PAGE}; {@link DEFAULT_GRANT_PAGE} when absent. */
+  limit?: number | undefined;
+  /** The `nextToken` of the previous page of the same listing. */
+  nextToken?: string | undefined;
+}
+
+/** Which grants to list, newest first: all of them, those in one state, one requester's, or both. */
+export interface GrantQuery extends GrantPageRequest {
+  state?: GrantState | undefined;
+  /** The requester exactly as recorded (kind and id). */
+  requester?: Principal | undefined;
+}
+
+/**
+ * One page of a listing. `nextToken` is opaque and present when more may follow; a page may
+ * hold fewer than `limit` grants (a listing by requester and state), so follow it until absent.
+ */
+export interface GrantPage {
+  grants: StoredGrant[];
+  nextToken?: string;
+}
+
+/**
+ * Break-glass grants; every transition is a conditional write on the revision read. Every
+ * listing is a query on an index, paginated: none reads the grants it does not answer with.
+ *
+ * @throws ValidationError from a listing, for a `nextToken` it did not hand out for that listing.
+ */
 export interface GrantStore {
   getGrant(grantId: string): Promise<StoredGrant | undefined>;
   putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant>;
-  /** All grants, newest first; `states` narrows the list. */
+  /** Grants newest first, narrowed by state and/or requester. */
+  queryGrants(query?: GrantQuery): Promise<GrantPage>;
+  /**
+   * Grants the sweeper has work on at `now` (grant-sweep.ts `sweepDueAt`): approved or active
+   * ones past their end, ended ones whose credentials are not all ended, revoked ones whose
+   * deny policy can go. A finished grant is never read.
+   */
+  sweepDueGrants(now: Date, page?: GrantPageRequest): Promise<GrantPage>;
+  /** Ended grants whose review is overdue at `now` (grant.ts `isReviewOverdue`). */
+  reviewDueGrants(now: Date, page?: GrantPageRequest): Promise<GrantPage>;
+  /** All grants, newest first; `states` narrows the list. Reads every grant: being replaced by the queries above. */
   listGrants(filter?: { states?: readonly GrantState[] }): Promise<StoredGrant[]>;
 }
 

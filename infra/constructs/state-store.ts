@@ -5,8 +5,23 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { InfraConfigError } from '../errors.ts';
 
-/** Name of the only global secondary index; handlers query it by this name. */
+/** Name of the first global secondary index (grants and campaigns, newest first); handlers query it by this name. */
 export const STATE_INDEX_NAME = 'gsi1';
+
+/**
+ * Every global secondary index, each keyed `<name>pk` / `<name>sk`, the same as
+ * functions/adapters/aws/dynamodb-table.ts `STATE_INDEXES` (ensureStateTable creates them
+ * locally): gsi1 grants and campaigns newest first, gsi2 grants by state, gsi3 grants by
+ * requester, gsi4 (sparse) grants the sweeper or a review is due for.
+ *
+ * CloudFormation creates one global secondary index per table update: a table deployed with
+ * gsi1 alone reaches gsi4 over three deploys (`-c keywarden:stateIndexes=2`, then 3, then
+ * the default).
+ */
+export const STATE_INDEX_NAMES = ['gsi1', 'gsi2', 'gsi3', 'gsi4'] as const;
+
+/** Context key for {@link StateStoreProps.indexes}. */
+export const STATE_INDEXES_CONTEXT = 'keywarden:stateIndexes';
 
 /** Attribute DynamoDB's TTL reads (epoch seconds) to drop expired items. */
 export const STATE_TTL_ATTRIBUTE = 'expiresAt';
@@ -52,11 +67,18 @@ export interface StateStoreProps {
    * @default 35 — the longest DynamoDB offers; the table holds the audit chain.
    */
   readonly recoveryPeriodDays?: number | undefined;
+  /**
+   * How many of {@link STATE_INDEX_NAMES} the table has, in order (1 to 4). Only for upgrading
+   * a table deployed with fewer: CloudFormation adds one index per update.
+   *
+   * @default the `keywarden:stateIndexes` context value, else 4 (all of them).
+   */
+  readonly indexes?: number | undefined;
 }
 
 /**
  * keywarden's single DynamoDB table: inventory, credential versions, grants, campaigns and
- * the audit chain, keyed by `pk`/`sk` with one overloaded index `gsi1` (`gsi1pk`/`gsi1sk`).
+ * the audit chain, keyed by `pk`/`sk`, with the overloaded indexes {@link STATE_INDEX_NAMES}.
  *
  * The table is encrypted with its own customer-managed key (rotated yearly), keeps
  * point-in-time recovery, refuses deletion and is retained if the stack goes away: losing it
@@ -67,6 +89,8 @@ export class StateStore extends Construct {
   readonly table: dynamodb.Table;
   /** The customer-managed key that encrypts the table. */
   readonly key: kms.Key;
+  /** The global secondary indexes the table has. */
+  readonly indexNames: readonly string[];
 
   constructor(scope: Construct, id: string, props: StateStoreProps = {}) {
     super(scope, id);
@@ -77,6 +101,16 @@ export class StateStore extends Construct {
         `StateStore: recoveryPeriodDays must be a whole number of days from 1 to 35, received ${String(props.recoveryPeriodDays)}.`,
       );
     }
+
+    const indexes = Number(
+      props.indexes ?? this.node.tryGetContext(STATE_INDEXES_CONTEXT) ?? STATE_INDEX_NAMES.length,
+    );
+    if (!Number.isInteger(indexes) || indexes < 1 || indexes > STATE_INDEX_NAMES.length) {
+      throw new InfraConfigError(
+        `StateStore: indexes must be a whole number from 1 to ${STATE_INDEX_NAMES.length}, received ${String(props.indexes ?? this.node.tryGetContext(STATE_INDEXES_CONTEXT))}.`,
+      );
+    }
+    this.indexNames = STATE_INDEX_NAMES.slice(0, indexes);
 
     this.key = new kms.Key(this, 'Key', {
       description: 'keywarden state table encryption',
@@ -99,20 +133,22 @@ export class StateStore extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    this.table.addGlobalSecondaryIndex({
-      indexName: STATE_INDEX_NAME,
-      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
-    });
+    for (const indexName of this.indexNames) {
+      this.table.addGlobalSecondaryIndex({
+        indexName,
+        partitionKey: { name: `${indexName}pk`, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: `${indexName}sk`, type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
   }
 
-  /** Lets `grantee` read items from the table and from `gsi1`. */
+  /** Lets `grantee` read items from the table and from its indexes. */
   grantReadData(grantee: iam.IGrantable): iam.Grant {
     return this.grant(grantee, READ_ACTIONS, KEY_READ_ACTIONS);
   }
 
-  /** Lets `grantee` read and write items in the table and read `gsi1`. */
+  /** Lets `grantee` read and write items in the table and read its indexes. */
   grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
     return this.grant(
       grantee,
@@ -130,7 +166,10 @@ export class StateStore extends Construct {
     const data = iam.Grant.addToPrincipal({
       grantee,
       actions: tableActions,
-      resourceArns: [this.table.tableArn, `${this.table.tableArn}/index/${STATE_INDEX_NAME}`],
+      resourceArns: [
+        this.table.tableArn,
+        ...this.indexNames.map((name) => `${this.table.tableArn}/index/${name}`),
+      ],
     });
     const key = iam.Grant.addToPrincipal({
       grantee,

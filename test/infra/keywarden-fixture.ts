@@ -173,10 +173,10 @@ export function firesOnceNotifying(topic: unknown): Record<string, unknown> {
   };
 }
 
-/** The state table's ARN and its gsi1 index's, flattened: all a function's table grant may name. */
+/** The state table's ARN and its indexes', flattened: all a function's table grant may name. */
 export function tableAndIndexArns(stack: KeywardenStack): string[] {
   const table = `<${logicalIdOf(stack.stateStore.table)}.Arn>`;
-  return [table, `${table}/index/gsi1`];
+  return [table, ...['gsi1', 'gsi2', 'gsi3', 'gsi4'].map((index) => `${table}/index/${index}`)];
 }
 
 /** The CloudFormation logical id of a construct's underlying resource. */

@@ -1,5 +1,5 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StateStore } from '../../infra/constructs/state-store.ts';
 import { logicalIdOf, type SynthesizedKeywarden, synthesizeKeywarden } from './keywarden-fixture.ts';
@@ -13,7 +13,7 @@ describe('infra: state store', () => {
     template = synthesized.template;
   });
 
-  it('is one table keyed by pk/sk strings, billed per request, with the gsi1 index on gsi1pk/gsi1sk', () => {
+  it('is one table keyed by pk/sk strings, billed per request, with the indexes gsi1 to gsi4 on gsiNpk/gsiNsk', () => {
     template.resourceCountIs('AWS::DynamoDB::Table', 1);
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
@@ -27,16 +27,15 @@ describe('infra: state store', () => {
         { AttributeName: 'gsi1pk', AttributeType: 'S' },
         { AttributeName: 'gsi1sk', AttributeType: 'S' },
       ]),
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: 'gsi1',
-          KeySchema: [
-            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-            { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      // gsi1 grants and campaigns newest first; gsi2 grants by state, gsi3 by requester, gsi4 due.
+      GlobalSecondaryIndexes: ['gsi1', 'gsi2', 'gsi3', 'gsi4'].map((index) => ({
+        IndexName: index,
+        KeySchema: [
+          { AttributeName: `${index}pk`, KeyType: 'HASH' },
+          { AttributeName: `${index}sk`, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
     });
   });
 
@@ -81,5 +80,18 @@ describe('infra: state store', () => {
       /from 1 to 35, received 36/,
     );
     expect(() => new StateStore(stack, 'Fraction', { recoveryPeriodDays: 7.5 })).toThrow(/received 7.5/);
+  });
+
+  it('adds its indexes one deploy at a time when told to (CloudFormation creates one per update), and grants only those', () => {
+    const app = new App({ context: { 'keywarden:stateIndexes': '2' } });
+    const stack = new Stack(app, 'Upgrading');
+    const store = new StateStore(stack, 'State');
+    const [table] = Object.values(Template.fromStack(stack).findResources('AWS::DynamoDB::Table'));
+    const indexes = (table?.Properties.GlobalSecondaryIndexes ?? []) as { IndexName: string }[];
+    expect(indexes.map((i) => i.IndexName)).toEqual(['gsi1', 'gsi2']);
+    expect(store.indexNames).toEqual(['gsi1', 'gsi2']);
+    expect(() => new StateStore(new Stack(new App(), 'Bad'), 'S', { indexes: 5 })).toThrow(
+      /from 1 to 4, received 5/,
+    );
   });
 });

@@ -8,13 +8,15 @@ import {
 import { beforeEach, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
+import { grantItem } from '../../functions/adapters/aws/dynamodb-grant-store.ts';
 import { type DynamoStore, dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { ensureStateTable, Keys } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { DynamoTable, ensureStateTable, Keys } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { nextRecord, verifyChain } from '../../functions/core/audit.ts';
-import { ConflictError } from '../../functions/core/errors.ts';
-import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
+import { ConflictError, ValidationError } from '../../functions/core/errors.ts';
+import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
+import type { GrantPage } from '../../functions/core/ports.ts';
 import { FixedClock, identity } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
 
@@ -345,4 +347,204 @@ describe('state store: item layout', () => {
       ].sort(),
     );
   });
+});
+
+describe('state store: grants listed by index', () => {
+  const alice = { kind: 'local' as const, id: 'alice' };
+  const bob = { kind: 'local' as const, id: 'bob' };
+  const at = (minute: number) => new Date(Date.UTC(2026, 10, 21, 10, minute)).toISOString();
+  const grantAt = (grantId: string, minute: number, more: Partial<Grant> = {}): Grant => ({
+    grantId,
+    roleId: 'prod-deploy',
+    requester: alice,
+    reason: 'hotfix',
+    duration: '30m',
+    state: 'requested',
+    requestedAt: at(minute),
+    approvals: [],
+    credentials: [],
+    ...more,
+  });
+  /** Ended, credentials ended, released and reviewed: nothing is due on it ever again. */
+  const finished = (grantId: string, minute: number) =>
+    grantAt(grantId, minute, {
+      state: 'revoked',
+      expiresAt: at(minute + 30),
+      endedAt: at(minute + 1),
+      credentialsEndedAt: at(minute + 1),
+      releasedAt: at(minute + 31),
+      review: { dueAt: at(minute + 2), reviewedAt: at(minute + 3), notes: 'ok', reviewer: bob },
+    });
+  const ids = (page: { grants: { grantId: string }[] }) => page.grants.map((g) => g.grantId);
+
+  /** Every page of a listing, following nextToken. */
+  async function all(list: (request: { limit: number; nextToken?: string }) => Promise<GrantPage>) {
+    const pages: string[][] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await list({ limit: 2, ...(nextToken ? { nextToken } : {}) });
+      pages.push(ids(page));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return pages;
+  }
+
+  it('lists all grants, by state, by requester and by both, newest first, a page at a time', async () => {
+    // prepare
+    for (const [id, minute, more] of [
+      ['g-1', 1, { state: 'approved', expiresAt: at(31) }],
+      ['g-2', 2, {}],
+      ['g-3', 3, { requester: bob }],
+      ['g-4', 4, { state: 'approved', expiresAt: at(34) }],
+      ['g-5', 5, { state: 'denied', endedAt: at(6) }],
+    ] as const) {
+      await store.putGrant(grantAt(id, minute, more as Partial<Grant>), undefined);
+    }
+
+    // act + assess
+    expect(await all((page) => store.queryGrants(page))).toEqual([['g-5', 'g-4'], ['g-3', 'g-2'], ['g-1']]);
+    expect(await all((page) => store.queryGrants({ ...page, state: 'approved' }))).toEqual([['g-4', 'g-1']]);
+    expect(await all((page) => store.queryGrants({ ...page, requester: alice }))).toEqual([
+      ['g-5', 'g-4'],
+      ['g-2', 'g-1'],
+    ]);
+    expect(
+      (await all((page) => store.queryGrants({ ...page, requester: alice, state: 'requested' }))).flat(),
+    ).toEqual(['g-2']);
+    expect(ids(await store.queryGrants({ requester: bob }))).toEqual(['g-3']);
+    expect(ids(await store.queryGrants({ state: 'active' }))).toEqual([]);
+  });
+
+  it('refuses a forged, edited or borrowed nextToken with a ValidationError', async () => {
+    for (let minute = 1; minute <= 3; minute++)
+      await store.putGrant(
+        grantAt(`g-${minute}`, minute, { state: 'approved', expiresAt: at(40) }),
+        undefined,
+      );
+    const { nextToken = '' } = await store.queryGrants({ limit: 1 });
+    expect(nextToken).not.toBe('');
+    const decoded = JSON.parse(Buffer.from(nextToken, 'base64url').toString('utf8'));
+    const forge = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+    for (const token of [
+      'not a token',
+      '%ZZ',
+      forge({ p: 'GRANTS', k: { ...decoded.k, pk: 'AUDIT', sk: 'HEAD' } }),
+      forge({ p: 'GRANTS#SWEEP', k: decoded.k }),
+      forge({ ...decoded, extra: 1 }),
+      nextToken.slice(0, -3),
+      'x'.repeat(5_000),
+    ]) {
+      await expect(store.queryGrants({ nextToken: token }), token.slice(0, 40)).rejects.toBeInstanceOf(
+        ValidationError,
+      );
+    }
+    // A token of the unfiltered listing does not continue the listing of one state.
+    await expect(store.queryGrants({ state: 'approved', nextToken })).rejects.toBeInstanceOf(ValidationError);
+    await expect(store.queryGrants({ limit: 0 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(store.queryGrants({ limit: 101 })).rejects.toBeInstanceOf(ValidationError);
+    expect(ids(await store.queryGrants({ nextToken }))).toEqual(['g-2', 'g-1']);
+  });
+
+  it('lists as due exactly the grants the sweeper has work on now, and the reviews overdue', async () => {
+    // prepare: one grant at each step of its life
+    const grants = [
+      grantAt('requested', 1),
+      grantAt('approved-due', 2, { state: 'approved', expiresAt: at(10) }),
+      grantAt('active-later', 3, { state: 'active', expiresAt: at(50) }),
+      grantAt('half-ended', 4, {
+        state: 'expired',
+        expiresAt: at(5),
+        endedAt: at(5),
+        review: { dueAt: at(59) },
+      }),
+      grantAt('to-release', 5, {
+        state: 'revoked',
+        expiresAt: at(12),
+        endedAt: at(6),
+        credentialsEndedAt: at(6),
+        review: { dueAt: at(59) },
+      }),
+      grantAt('review-due', 6, {
+        state: 'expired',
+        expiresAt: at(7),
+        endedAt: at(7),
+        credentialsEndedAt: at(7),
+        review: { dueAt: at(19) },
+      }),
+      finished('finished', 7),
+    ];
+    for (const grant of grants) await store.putGrant(grant, undefined);
+
+    // act + assess: at 10:20, what is due
+    const now = new Date(at(20));
+    expect((await all((page) => store.sweepDueGrants(now, page))).flat().sort()).toEqual([
+      'approved-due',
+      'half-ended',
+      'to-release',
+    ]);
+    expect((await all((page) => store.reviewDueGrants(now, page))).flat()).toEqual(['review-due']);
+
+    // Finishing a step takes the grant out of the due listing; the review of a stuck grant is found.
+    const released = await store.getGrant('to-release');
+    await store.putGrant({ ...(released as Grant), releasedAt: at(20) }, released?.rev);
+    const later = new Date(at(60));
+    expect((await all((page) => store.sweepDueGrants(later, page))).flat().sort()).toEqual([
+      'active-later',
+      'approved-due',
+      'half-ended',
+    ]);
+    expect((await all((page) => store.reviewDueGrants(later, page))).flat().sort()).toEqual([
+      'half-ended',
+      'review-due',
+      'to-release',
+    ]);
+    await expect(store.sweepDueGrants(now, { nextToken: forgeFrom('GRANTS') })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+  });
+
+  it("reads the same number of requests and items for the sweeper's listing whatever the number of finished grants", async () => {
+    // prepare: a client that counts what DynamoDB answers
+    const counted = awsClients(testAws()).dynamodb;
+    const reads = { requests: 0, items: 0 };
+    counted.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        reads.requests += 1;
+        reads.items += Number((result.output as { ScannedCount?: number }).ScannedCount ?? 0);
+        return result;
+      },
+      { step: 'initialize', name: 'countReads' },
+    );
+    const counting = dynamoStore({ client: counted, tableName, clock, digest: sha256Hex });
+    const sweepReads = async () => {
+      reads.requests = 0;
+      reads.items = 0;
+      const due = await all((page) => counting.sweepDueGrants(new Date(at(59)), page));
+      return { due: due.flat().length, ...reads };
+    };
+    await store.putGrant(grantAt('due', 1, { state: 'active', expiresAt: at(31) }), undefined);
+    await seedFinished(tableName, 0, 10);
+    const few = await sweepReads();
+
+    // act: 300 more finished grants
+    await seedFinished(tableName, 10, 300);
+    const many = await sweepReads();
+
+    // assess
+    expect(few).toEqual({ due: 1, requests: 1, items: 1 });
+    expect(many).toEqual(few);
+    expect((await store.queryGrants({ state: 'revoked', limit: 100 })).grants).toHaveLength(100);
+  });
+
+  async function seedFinished(table: string, from: number, count: number) {
+    const items = Array.from({ length: count }, (_, i) => grantItem(finished(`done-${from + i}`, 1)));
+    await new DynamoTable({ client, tableName: table }).batchPut(items, 'finished grants');
+  }
+
+  const forgeFrom = (partition: string) =>
+    Buffer.from(
+      JSON.stringify({ p: partition, k: { pk: 'GRANT#x', sk: 'GRANT', gsi1pk: partition, gsi1sk: 'a#x' } }),
+    ).toString('base64url');
 });

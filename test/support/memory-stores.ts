@@ -37,15 +37,24 @@ import {
   type RotationState,
   RotationStateSchema,
 } from '../../functions/core/credential-version.ts';
-import { ConflictError } from '../../functions/core/errors.ts';
+import { ConflictError, ValidationError } from '../../functions/core/errors.ts';
+import { type Grant, GrantSchema, type GrantState, isReviewOverdue } from '../../functions/core/grant.ts';
+import { sweepDueAt } from '../../functions/core/grant-sweep.ts';
 import {
   AUDIT_CLOCK_SKEW_MS,
   type AuditLog,
   type CampaignStore,
   type Clock,
+  DEFAULT_GRANT_PAGE,
+  type GrantPage,
+  type GrantPageRequest,
+  type GrantQuery,
+  type GrantStore,
   type IdentityStore,
+  MAX_GRANT_PAGE,
   type RotationStore,
   type StoredCampaign,
+  type StoredGrant,
   type StoredIdentity,
   type StoredRotation,
   type StoredVersion,
@@ -118,6 +127,91 @@ export class MemoryIdentityStore extends HookedStore implements IdentityStore {
       this.#identities.set(id, stored);
       return copy(stored);
     });
+  }
+}
+
+/**
+ * Break-glass grants, listed as the DynamoDB store's queries list them (newest, or soonest
+ * due, by sort key; pages of `limit`; a `nextToken` only for the listing that handed it out,
+ * anything else a ValidationError), by filtering every grant in memory.
+ */
+export class MemoryGrantStore implements GrantStore {
+  readonly #grants = new Map<string, StoredGrant>();
+
+  async getGrant(grantId: string): Promise<StoredGrant | undefined> {
+    return copy(this.#grants.get(grantId));
+  }
+
+  async putGrant(grant: Grant, expectedRev: number | undefined): Promise<StoredGrant> {
+    checkRevision(`grant ${grant.grantId}`, this.#grants.get(grant.grantId), expectedRev);
+    const stored = { ...GrantSchema.parse(copy(grant)), rev: (expectedRev ?? 0) + 1 };
+    this.#grants.set(grant.grantId, stored);
+    return copy(stored);
+  }
+
+  async queryGrants(query: GrantQuery = {}): Promise<GrantPage> {
+    const { state, requester } = query;
+    const listing = `grants:${state ?? ''}:${requester ? `${requester.kind}:${requester.id}` : ''}`;
+    const entries = [...this.#grants.values()]
+      .filter((g) => !state || g.state === state)
+      .filter((g) => !requester || (g.requester.kind === requester.kind && g.requester.id === requester.id))
+      .map((g) => [`${new Date(g.requestedAt).toISOString()}#${g.grantId}`, g] as const);
+    return this.#page(listing, entries, query);
+  }
+
+  async sweepDueGrants(now: Date, request: GrantPageRequest = {}): Promise<GrantPage> {
+    const entries = [...this.#grants.values()].flatMap((g) => {
+      const due = sweepDueAt(g);
+      return due && due.getTime() <= now.getTime() ? [[`${due.toISOString()}#${g.grantId}`, g] as const] : [];
+    });
+    return this.#page('sweep', entries, request);
+  }
+
+  async reviewDueGrants(now: Date, request: GrantPageRequest = {}): Promise<GrantPage> {
+    const entries = [...this.#grants.values()]
+      .filter((g) => isReviewOverdue(g, now))
+      .map((g) => [`${g.review?.dueAt}#${g.grantId}`, g] as const);
+    return this.#page('review', entries, request);
+  }
+
+  async listGrants(filter: { states?: readonly GrantState[] } = {}): Promise<StoredGrant[]> {
+    return (await this.queryGrants({ limit: MAX_GRANT_PAGE })).grants.filter(
+      (g) => !filter.states || filter.states.includes(g.state),
+    );
+  }
+
+  #page(listing: string, entries: (readonly [string, StoredGrant])[], request: GrantPageRequest): GrantPage {
+    const limit = request.limit ?? DEFAULT_GRANT_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_GRANT_PAGE)
+      throw new ValidationError(
+        `expected limit to be a whole number from 1 to ${MAX_GRANT_PAGE}, got ${limit}`,
+      );
+    let after: string | undefined;
+    if (request.nextToken) {
+      const token = (() => {
+        try {
+          return JSON.parse(Buffer.from(request.nextToken, 'base64url').toString('utf8')) as unknown;
+        } catch {
+          return undefined;
+        }
+      })() as { listing?: unknown; after?: unknown } | undefined;
+      if (token?.listing !== listing || typeof token.after !== 'string')
+        throw new ValidationError(
+          'expected nextToken to be the nextToken of the previous page of the same listing',
+        );
+      after = token.after;
+    }
+    const sorted = entries
+      .filter(([key]) => after === undefined || key < after)
+      .sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0));
+    const page = sorted.slice(0, limit);
+    const last = page.at(-1)?.[0];
+    return {
+      grants: page.map(([, g]) => copy(g)),
+      ...(sorted.length > limit && last
+        ? { nextToken: Buffer.from(JSON.stringify({ listing, after: last })).toString('base64url') }
+        : {}),
+    };
   }
 }
 

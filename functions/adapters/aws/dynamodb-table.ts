@@ -46,6 +46,12 @@ import { ConflictError, KeywardenError } from '../../core/errors.ts';
  * Index `gsi1` lists grants: gsi1pk `GRANTS`, gsi1sk `<requestedAt>#<id>`; and
  * campaigns: gsi1pk `CAMPAIGNS`, gsi1sk `<createdAt>#<id>`.
  *
+ * Grants are also listed by state (`gsi2`: `GRANTS#STATE#<state>`, `<requestedAt>#<id>`), by
+ * requester (`gsi3`: `GRANTS#BY#<kind>:<id>`, `<requestedAt>#<id>`), and, sparsely, while
+ * something is due (`gsi4`: `GRANTS#SWEEP` or `GRANTS#REVIEW`, `<dueAt>#<id>`): the gsi4
+ * attributes exist only while the sweeper has work on the grant or its review is pending, so
+ * the sweeper's query never reads a finished grant. See dynamodb-grant-store.ts.
+ *
  * Deliveries, findings and locks carry the table's TTL attribute (`expiresAt`, epoch seconds).
  */
 export const Keys = {
@@ -73,6 +79,10 @@ export const Keys = {
   breakglassConfig: { pk: 'BREAKGLASS', sk: 'CONFIG' },
   delivery: (key: string) => ({ pk: `DELIVERY#${key}`, sk: 'DELIVERY' }),
 } as const;
+
+/** The global secondary indexes, each keyed `<name>pk` / `<name>sk` (strings), projecting every attribute. */
+export const STATE_INDEXES = ['gsi1', 'gsi2', 'gsi3', 'gsi4'] as const;
+export type StateIndex = (typeof STATE_INDEXES)[number];
 
 /** The primary key of an item. */
 export interface Key {
@@ -202,6 +212,56 @@ export class DynamoTable {
     );
     for await (const page of pages) items.push(...((page.Items ?? []) as Item[]));
     return items;
+  }
+
+  /**
+   * One page of the items listed under `partition` in `index`, greatest sort key first: at
+   * most `limit` items after `startKey` (an item's key in that index), with `skBelow` an
+   * exclusive upper bound on the sort key and `filter` applied to what is read. `lastKey` is
+   * the key of the last item returned when more may follow; asking for one item more than
+   * `limit` tells, so a listing that ends on a full page does not send the caller to an
+   * empty one.
+   */
+  async queryIndexPage(
+    index: StateIndex,
+    partition: string,
+    options: { limit: number; startKey?: Item | undefined; skBelow?: string; filter?: Expression },
+  ): Promise<{ items: Item[]; lastKey?: Item }> {
+    const pk = `${index}pk`;
+    const sk = `${index}sk`;
+    const items: Item[] = [];
+    let startKey = options.startKey;
+    for (;;) {
+      const { Items, LastEvaluatedKey } = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#name,
+          IndexName: index,
+          KeyConditionExpression: options.skBelow ? '#pk = :pk AND #sk < :below' : '#pk = :pk',
+          ...(options.filter ? { FilterExpression: options.filter.expression } : {}),
+          ExpressionAttributeNames: {
+            '#pk': pk,
+            ...(options.skBelow ? { '#sk': sk } : {}),
+            ...options.filter?.names,
+          },
+          ExpressionAttributeValues: {
+            ':pk': partition,
+            ...(options.skBelow ? { ':below': options.skBelow } : {}),
+            ...options.filter?.values,
+          },
+          ScanIndexForward: false,
+          Limit: options.limit + 1 - items.length,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      items.push(...((Items ?? []) as Item[]));
+      if (items.length > options.limit) {
+        const page = items.slice(0, options.limit);
+        const last = page.at(-1) as Item;
+        return { items: page, lastKey: { pk: last.pk, sk: last.sk, [pk]: last[pk], [sk]: last[sk] } };
+      }
+      if (!LastEvaluatedKey) return { items };
+      startKey = LastEvaluatedKey;
+    }
   }
 
   async put(item: Item & Key): Promise<void> {
@@ -354,23 +414,23 @@ export async function ensureStateTable(client: DynamoDBClient, tableName: string
         AttributeDefinitions: [
           { AttributeName: 'pk', AttributeType: 'S' },
           { AttributeName: 'sk', AttributeType: 'S' },
-          { AttributeName: 'gsi1pk', AttributeType: 'S' },
-          { AttributeName: 'gsi1sk', AttributeType: 'S' },
+          ...STATE_INDEXES.flatMap((index) => [
+            { AttributeName: `${index}pk`, AttributeType: 'S' as const },
+            { AttributeName: `${index}sk`, AttributeType: 'S' as const },
+          ]),
         ],
         KeySchema: [
           { AttributeName: 'pk', KeyType: 'HASH' },
           { AttributeName: 'sk', KeyType: 'RANGE' },
         ],
-        GlobalSecondaryIndexes: [
-          {
-            IndexName: 'gsi1',
-            KeySchema: [
-              { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-              { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
-            ],
-            Projection: { ProjectionType: 'ALL' },
-          },
-        ],
+        GlobalSecondaryIndexes: STATE_INDEXES.map((index) => ({
+          IndexName: index,
+          KeySchema: [
+            { AttributeName: `${index}pk`, KeyType: 'HASH' as const },
+            { AttributeName: `${index}sk`, KeyType: 'RANGE' as const },
+          ],
+          Projection: { ProjectionType: 'ALL' as const },
+        })),
       }),
     );
   } catch (error) {
