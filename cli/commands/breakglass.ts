@@ -161,29 +161,78 @@ export function registerBreakglass(program: Command): void {
   }
 
   bg.command('list')
-    .description('the grants, newest first')
+    .description(
+      'the grants, newest first, a page at a time (a query on an index: fast with any number of grants)',
+    )
     .option(
       '--state <state>',
       'only grants in this state (requested, approved, active, expired, revoked, denied)',
     )
-    .option('--json', 'print JSON')
-    .action(async (options: { state?: string; json?: boolean }) => {
-      const query = options.state ? `?state=${encodeURIComponent(options.state)}` : '';
-      const { grants } = await apiClient().call<{ grants: Grant[] }>('GET', `/grants${query}`);
-      if (options.json) return printJson(grants);
-      printTable(
-        ['GRANT', 'ROLE', 'STATE', 'REQUESTER', 'FOR', 'ENDS', 'REVIEW'],
-        grants.map((g) => [
-          g.grantId,
-          g.roleId,
-          g.state,
-          who(g.requester),
-          g.duration,
-          g.endedAt ?? g.expiresAt ?? '',
-          g.review ? (g.review.reviewedAt ? 'done' : `due ${g.review.dueAt}`) : '',
-        ]),
-      );
-    });
+    .option(
+      '--requester <kind:id>',
+      'only grants this principal requested (aws:<ARN>, slack:<user id>, local:<name>)',
+    )
+    .option('--limit <n>', 'the most grants a page holds, 1 to 100', '50')
+    .option('--next <token>', 'the page after the one that printed this token')
+    .option('--all', 'every page, one after the other')
+    .option('--json', 'print JSON (the grants as an array; the next page token goes to stderr)')
+    .action(
+      async (options: {
+        state?: string;
+        requester?: string;
+        limit: string;
+        next?: string;
+        all?: boolean;
+        json?: boolean;
+      }) => {
+        if (!/^[0-9]{1,3}$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 100)
+          throw new ValidationError(
+            `expected --limit to be a whole number from 1 to 100, got ${options.limit}`,
+          );
+        const grants: Grant[] = [];
+        let nextToken = options.next;
+        do {
+          const query = new URLSearchParams({
+            ...(options.state ? { state: options.state } : {}),
+            ...(options.requester ? { requester: options.requester } : {}),
+            limit: options.limit,
+            ...(nextToken ? { nextToken } : {}),
+          });
+          const page = await apiClient().call<{ grants: Grant[]; nextToken?: string }>(
+            'GET',
+            `/grants?${query}`,
+          );
+          grants.push(...page.grants);
+          nextToken = page.nextToken;
+        } while (options.all && nextToken);
+        const same = [
+          ...(options.state ? [`--state ${options.state}`] : []),
+          ...(options.requester ? [`--requester '${options.requester}'`] : []),
+          ...(options.limit !== '50' ? [`--limit ${options.limit}`] : []),
+        ];
+        const more = nextToken
+          ? `more: keywarden breakglass list ${[...same, `--next ${nextToken}`].join(' ')}`
+          : undefined;
+        if (options.json) {
+          printJson(grants);
+          if (more) process.stderr.write(`${more}\n`);
+          return;
+        }
+        printTable(
+          ['GRANT', 'ROLE', 'STATE', 'REQUESTER', 'FOR', 'ENDS', 'REVIEW'],
+          grants.map((g) => [
+            g.grantId,
+            g.roleId,
+            g.state,
+            who(g.requester),
+            g.duration,
+            g.endedAt ?? g.expiresAt ?? '',
+            g.review ? (g.review.reviewedAt ? 'done' : `due ${g.review.dueAt}`) : '',
+          ]),
+        );
+        if (more) say(more);
+      },
+    );
 
   bg.command('show')
     .description('one grant')

@@ -99,16 +99,39 @@ export const ROUTES: readonly Route[] = [
     path: '/grants',
     run: (deps) => async (event, _params, caller) => {
       caller();
-      const state = event.queryStringParameters?.state;
+      const { state, requester, limit, nextToken } = event.queryStringParameters ?? {};
       const parsedState = state === undefined ? undefined : GrantStateSchema.safeParse(state);
       if (parsedState && !parsedState.success) {
         throw new ValidationError(
           `expected state to be one of ${GrantStateSchema.options.join(', ')}, got ${JSON.stringify(state)}`,
         );
       }
-      const states = parsedState?.success ? [parsedState.data] : undefined;
-      const grants = await deps.breakglass.grants.listGrants(states ? { states } : {});
-      return json(200, { grants: grants.map(view) });
+      const who =
+        requester === undefined || requester.length > 4_096
+          ? undefined
+          : /^(aws|slack|local):(.+)$/.exec(requester);
+      if (requester !== undefined && !who) {
+        throw new ValidationError(
+          `expected requester as kind:id (aws:<ARN>, slack:<user id> or local:<name>), got ${JSON.stringify(requester)}`,
+        );
+      }
+      if (limit !== undefined && !/^[0-9]{1,4}$/.test(limit)) {
+        throw new ValidationError(
+          `expected limit to be a whole number from 1 to 100, got ${JSON.stringify(limit)}`,
+        );
+      }
+      // One page, newest first: a query on an index, never a read of every grant. The store
+      // checks limit's range and that nextToken is one it handed out for this listing.
+      const page = await deps.breakglass.grants.queryGrants({
+        ...(parsedState?.success ? { state: parsedState.data } : {}),
+        ...(who ? { requester: { kind: who[1] as Principal['kind'], id: who[2] as string } } : {}),
+        ...(limit !== undefined ? { limit: Number(limit) } : {}),
+        ...(nextToken !== undefined ? { nextToken } : {}),
+      });
+      return json(200, {
+        grants: page.grants.map(view),
+        ...(page.nextToken ? { nextToken: page.nextToken } : {}),
+      });
     },
   },
   {

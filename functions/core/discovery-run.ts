@@ -8,6 +8,8 @@ import {
   SeveritySchema,
   severityRank,
 } from './findings.ts';
+import type { Grant } from './grant.ts';
+import { eachGrant } from './grant-sweep.ts';
 import { KINDS, wholeScope } from './kinds.ts';
 import type {
   AuditLog,
@@ -28,13 +30,21 @@ export interface DiscoveryDeps {
   audit: Pick<AuditLog, 'append'>;
   clock: Clock;
   newId: () => string;
-  /** Break-glass grants, for overdue reviews; absent, no grant findings. */
-  grants?: Pick<GrantStore, 'listGrants'>;
+  /** Break-glass grants, for overdue reviews (only those are read); absent, no grant findings. */
+  grants?: Pick<GrantStore, 'reviewDueGrants'>;
   /**
    * The stored `breakglass` section: the IAM roles its roles assume are declared, so they are
    * looked up directly and never reported undeclared. Absent, no role is declared that way.
    */
   breakglass?: Pick<BreakglassConfigStore, 'getBreakglassConfig'>;
+}
+
+/** The ended grants whose review is overdue at `now`, every page of the store's review-due query. */
+async function reviewsDue(grants: DiscoveryDeps['grants'], now: Date): Promise<Grant[]> {
+  const due: Grant[] = [];
+  if (grants)
+    for await (const grant of eachGrant((page) => grants.reviewDueGrants(now, page))) due.push(grant);
+  return due;
 }
 
 export interface DiscoveryRun {
@@ -93,9 +103,7 @@ export async function runDiscovery(
       versions,
       breakglassRoles,
     }),
-    ...(deps.grants
-      ? grantFindings(await deps.grants.listGrants({ states: ['expired', 'revoked'] }), now)
-      : []),
+    ...grantFindings(await reviewsDue(deps.grants, now), now),
   ].sort((a, b) => severityRank(b.severity) - severityRank(a.severity));
   const run = { runId: deps.newId(), at: now.toISOString(), findings };
   await deps.store.saveFindings(run);

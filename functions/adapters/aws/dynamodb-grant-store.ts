@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../../core/errors.ts';
 import { type Grant, GrantSchema, isReviewOverdue, type Principal } from '../../core/grant.ts';
@@ -19,9 +20,11 @@ import { type DynamoTable, type Expression, type Item, Keys, type StateIndex } f
  * |--------------------------|-------|----------------------------|------------------------|
  * | all, newest first        | gsi1  | `GRANTS`                   | `<requestedAt>#<id>`   |
  * | by state                 | gsi2  | `GRANTS#STATE#<state>`     | `<requestedAt>#<id>`   |
- * | by requester             | gsi3  | `GRANTS#BY#<kind>:<id>`    | `<requestedAt>#<id>`   |
+ * | by requester             | gsi3  | `GRANTS#BY#<kind>:<id>` ¹  | `<requestedAt>#<id>`   |
  * | sweeper work due         | gsi4  | `GRANTS#SWEEP`             | `<sweepDueAt>#<id>`    |
  * | review pending           | gsi4  | `GRANTS#REVIEW`            | `<reviewDueAt>#<id>`   |
+ *
+ * ¹ or `GRANTS#BY#sha256:<hex>` of `<kind>:<id>` when longer than 1,024 bytes.
  *
  * gsi4 is sparse: its attributes are written only while the grant has a due time, and every
  * write is a whole-item put, so the step that finishes the sweeper's work (or the review)
@@ -29,10 +32,20 @@ import { type DynamoTable, type Expression, type Item, Keys, type StateIndex } f
  * so one gsi4 entry per grant is enough: a grant whose sweeper work is stuck past its review's
  * due time is found by the review listing in the sweep partition.
  */
+/**
+ * A requester's partition: `GRANTS#BY#<kind>:<id>`, or its SHA-256 when that is longer than
+ * 1,024 bytes (an index's partition key holds at most 2,048).
+ */
+function requesterPartition(p: Principal): string {
+  const plain = `GRANTS#BY#${p.kind}:${p.id}`;
+  if (Buffer.byteLength(plain) <= 1_024) return plain;
+  return `GRANTS#BY#sha256:${createHash('sha256').update(`${p.kind}:${p.id}`).digest('hex')}`;
+}
+
 const Index = {
   all: { index: 'gsi1', partition: () => 'GRANTS' },
   state: { index: 'gsi2', partition: (state: string) => `GRANTS#STATE#${state}` },
-  requester: { index: 'gsi3', partition: (p: Principal) => `GRANTS#BY#${p.kind}:${p.id}` },
+  requester: { index: 'gsi3', partition: (p: Principal) => requesterPartition(p) },
   sweep: { index: 'gsi4', partition: () => 'GRANTS#SWEEP' },
   review: { index: 'gsi4', partition: () => 'GRANTS#REVIEW' },
 } as const;
