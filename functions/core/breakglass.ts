@@ -21,7 +21,9 @@ import {
   denyGrant,
   expireGrant,
   type Grant,
+  GrantDenyInputSchema,
   GrantRequestInputSchema,
+  GrantReviewInputSchema,
   isOverdue,
   type Principal,
   parseInput,
@@ -227,6 +229,8 @@ export async function deny(
   reason?: string,
 ): Promise<StoredGrant> {
   try {
+    // Bounded before anything is read: an oversized reason is a 400 whatever the grant.
+    parseInput(GrantDenyInputSchema, reason === undefined ? {} : { reason }, 'denial');
     const { after, role } = await transition(deps, grantId, (grant, config, role) =>
       denyGrant(grant, role, approver, deps.clock.now(), reason, config),
     );
@@ -573,6 +577,7 @@ export async function review(
   notes: string,
 ): Promise<StoredGrant> {
   try {
+    parseInput(GrantReviewInputSchema, { notes }, 'review');
     const { after } = await transition(deps, grantId, (grant, config, role) =>
       reviewGrant(grant, role, reviewer, notes, deps.clock.now(), config),
     );

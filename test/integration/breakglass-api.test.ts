@@ -26,7 +26,7 @@ import type { ApiEvent, ApiResult } from '../../functions/api/responses.ts';
 import { runDeferred } from '../../functions/api/slack.ts';
 import { expire, sweep } from '../../functions/core/breakglass.ts';
 import { grantFindings } from '../../functions/core/findings.ts';
-import { BreakglassConfigSchema, type Grant } from '../../functions/core/grant.ts';
+import { BreakglassConfigSchema, type Grant, MAX_CREDENTIAL_FETCHES } from '../../functions/core/grant.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { makeHandler } from '../../functions/handlers/api.ts';
 import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
@@ -549,5 +549,128 @@ describe('campaigns: only incident responders start one, on the API and from Sla
     const stored = (await services.store.listCampaigns()).filter((c) => c.incident === incident);
     expect(stored.map((c) => c.requestedBy)).toEqual(['slack:U0BOB']);
     expect(await refusedStarts(incident)).toEqual([['slack:U0MALLORY', 'start-campaign']]);
+  });
+});
+
+describe('break-glass API: bounded input and separation of duties, whole (issue #11)', () => {
+  const slackDecision = (action: 'approve' | 'deny', grantId: string, userId: string) =>
+    runDeferred(
+      {
+        breakglass: services.breakglassDeps,
+        acceptLocalPrincipals: true,
+        region: 'us-east-1',
+        report: services.grantReportOf,
+        slack: slackDeps(async () => {}),
+      },
+      { kind: 'decide', action, grantId, userId, responseUrl: 'http://127.0.0.1:9/hooks' },
+    );
+
+  it('answers a 400 KB reason and a 450 KB incident with 400 naming the field and its limit, audited small', async () => {
+    // act
+    const reason = await call('POST', '/grants', 'alice', {
+      roleId: 'prod-db',
+      duration: '5m',
+      reason: 'x'.repeat(400_000),
+    });
+    const incident = await call('POST', '/grants', 'alice', {
+      roleId: 'prod-admin',
+      duration: '5m',
+      reason: 'x',
+      incident: `INC-${'4'.repeat(450_000)}`,
+    });
+    const notes = await call('POST', '/grants/no-such-grant/deny', 'bob', { reason: 'n'.repeat(1_001) });
+
+    // assess
+    expect([reason.statusCode, errorOf(reason)]).toEqual([
+      400,
+      // The API may check with core's schema itself (GrantRequestInputSchema) or leave it to core: same words.
+      expect.stringContaining('reason: expected at most 2000 characters, got 400000'),
+    ]);
+    expect([incident.statusCode, errorOf(incident)]).toEqual([
+      400,
+      expect.stringContaining('incident: expected an incident id such as INC-42'),
+    ]);
+    expect(errorOf(incident).length).toBeLessThan(400);
+    expect([notes.statusCode, errorOf(notes)]).toEqual([
+      400,
+      expect.stringContaining('reason: expected at most 1000 characters'),
+    ]);
+    const audited = (await services.store.readAll()).records.filter(
+      (r) => r.type === 'grant.refused' && r.actor === 'local:alice' && /^role:prod-/.test(r.subject),
+    );
+    expect(audited.slice(-2).map((r) => JSON.stringify(r).length < 5_000)).toEqual([true, true]);
+  });
+
+  it('refuses a blank incident (space, tab, newline) with 400, whether the role requires one or not', async () => {
+    for (const roleId of ['prod-admin', 'prod-db']) {
+      for (const blank of [' ', '\t', '\n']) {
+        const answer = await call('POST', '/grants', 'alice', {
+          roleId,
+          duration: '5m',
+          reason: 'x',
+          incident: blank,
+        });
+        expect([roleId, blank, answer.statusCode, errorOf(answer)]).toEqual([
+          roleId,
+          blank,
+          400,
+          expect.stringContaining(
+            `incident: expected an incident id such as INC-42 (a letter, then 1 to 63 letters, digits, '-' or '_'), got ${JSON.stringify(blank)}`,
+          ),
+        ]);
+      }
+    }
+  });
+
+  it("refuses the requester's own deny on the API and from Slack (another name of theirs), audited like self-approval", async () => {
+    // prepare: alice asks; as U0ALICE she is an approver of prod-db, and the directory makes both one person
+    const { grantId } = grantOf(
+      await call('POST', '/grants', 'alice', { roleId: 'prod-db', duration: '5m', reason: 'mine' }),
+    );
+
+    // act
+    const viaApi = await call('POST', `/grants/${grantId}/deny`, 'alice', { reason: 'never mind' });
+    await slackDecision('deny', grantId, 'U0ALICE');
+
+    // assess
+    expect([viaApi.statusCode, errorOf(viaApi)]).toEqual([
+      403,
+      `local:alice requested grant ${grantId} and cannot deny it: an approver decides, or the request lapses`,
+    ]);
+    expect(JSON.stringify(posted.at(-1)?.message)).toContain(
+      `slack:U0ALICE requested grant ${grantId} and cannot deny it`,
+    );
+    expect((await refusals(grantId)).map((r) => [r.actor, r.details.action])).toEqual([
+      ['local:alice', 'deny'],
+      ['slack:U0ALICE', 'deny'],
+    ]);
+    expect(grantOf(await call('GET', `/grants/${grantId}`, 'bob')).state).toBe('requested');
+    // another approver still can
+    expect(grantOf(await call('POST', `/grants/${grantId}/deny`, 'carol', {})).state).toBe('denied');
+  });
+
+  it('refuses the fetch past the cap with 403 refused, audited, and still revokes every token', async () => {
+    // prepare
+    const grantId = await approvedGrant({ roleId: 'prod-db', duration: '10m', reason: 'x' }, ['bob', 'dave']);
+    for (let n = 0; n < MAX_CREDENTIAL_FETCHES; n++) {
+      expect((await call('POST', `/grants/${grantId}/credentials`, 'alice')).statusCode).toBe(200);
+    }
+
+    // act
+    const past = await call('POST', `/grants/${grantId}/credentials`, 'alice');
+    const revoked = grantOf(await call('POST', `/grants/${grantId}/revoke`, 'carol'));
+
+    // assess
+    expect(past.statusCode).toBe(403);
+    expect(JSON.parse(past.body)).toEqual({
+      error: {
+        code: 'refused',
+        message: expect.stringContaining(`the most one grant may (${MAX_CREDENTIAL_FETCHES})`),
+      },
+    });
+    expect((await refusals(grantId)).map((r) => r.details.action)).toEqual(['credentials']);
+    expect(revoked).toMatchObject({ state: 'revoked', credentialsEndedAt: expect.any(String) });
+    const root = newVaultClient();
+    for (const { handle } of revoked.credentials) expect(await root.lookupAccessor(handle)).toBeUndefined();
   });
 });
