@@ -3,7 +3,7 @@
  * 2.0), JSON bodies in and out, and keywarden's errors mapped to statuses. A caller never
  * sees a stack trace or an unexpected error's message: those go to the function log.
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Grant, RefusalError } from '../core/grant.ts';
@@ -11,10 +11,17 @@ import type { StoredCampaign, StoredGrant } from '../core/ports.ts';
 
 export type ApiEvent = APIGatewayProxyEventV2 & {
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
-    authorizer?: { iam?: { userArn?: string }; lambda?: { localUser?: string } };
+    authorizer?: {
+      iam?: { userArn?: string };
+      /**
+       * Set by the local runtime only: the user of a known development token, or
+       * `unknownToken` when the request carried a bearer token no user holds.
+       */
+      lambda?: { localUser?: string; unknownToken?: boolean };
+    };
   };
 };
-export type ApiResult = APIGatewayProxyResultV2 & { statusCode: number; body: string };
+export type ApiResult = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
 /** What the router reads of an event: its method, path and request id; the rest is read where used. */
 export const ApiEventSchema = z.custom<ApiEvent>((event) => {
@@ -22,9 +29,26 @@ export const ApiEventSchema = z.custom<ApiEvent>((event) => {
   return typeof rawPath === 'string' && typeof requestContext?.http?.method === 'string';
 }, 'rawPath or requestContext.http.method missing');
 
+/**
+ * The largest request body keywarden reads: 1 MB. Behind API Gateway the platform's own limit
+ * is higher, so the handler refuses a larger body itself, and the local runtime stops buffering
+ * at the same size: both answer 413.
+ */
+export const MAX_BODY_BYTES = 1_000_000;
+
 /** A caller that is neither SigV4-signed nor a local development user. */
 export class UnauthenticatedError extends KeywardenError {
   override readonly name = 'UnauthenticatedError';
+}
+
+/** A request body over {@link MAX_BODY_BYTES}. */
+export class PayloadTooLargeError extends KeywardenError {
+  override readonly name = 'PayloadTooLargeError';
+  constructor(received: string) {
+    super(
+      `expected a request body of at most ${MAX_BODY_BYTES} bytes (1 MB), got ${received}; send less (free-text fields have their own, smaller limits)`,
+    );
+  }
 }
 
 export const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): ApiResult => ({
@@ -33,8 +57,38 @@ export const json = (statusCode: number, body: unknown, headers: Record<string, 
   body: JSON.stringify(body),
 });
 
-const errorCode: [new (...args: never[]) => Error, number, string][] = [
+/** Every `error.code` an answer of the API may carry: api/openapi.yaml `Error` lists the same (test/unit/openapi.test.ts). */
+export const ERROR_CODES = [
+  'bad-request',
+  'unauthenticated',
+  'bad-slack-signature',
+  'refused',
+  'not-found',
+  'conflict',
+  'payload-too-large',
+  'throttled',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The `Error` body: `{ error: { code, message } }`. */
+export const errorAnswer = (statusCode: number, code: ErrorCode, message: string): ApiResult =>
+  json(statusCode, { error: { code, message } });
+
+/**
+ * An answer with no body (a Slack acknowledgement): Slack wants a 200 and reads nothing, and a
+ * content type keeps it describable (api/openapi.yaml `SlackAnswer`: `text/plain`, empty).
+ */
+export const emptyAnswer = (headers: Record<string, string> = {}): ApiResult => ({
+  statusCode: 200,
+  headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers },
+  body: '',
+});
+
+/** The status and code of each of keywarden's errors a caller may cause; any other failure is `internal` (500). */
+const errorCode: [new (...args: never[]) => Error, number, ErrorCode][] = [
   [UnauthenticatedError, 401, 'unauthenticated'],
+  [PayloadTooLargeError, 413, 'payload-too-large'],
   [RefusalError, 403, 'refused'],
   [NotFoundError, 404, 'not-found'],
   [ValidationError, 400, 'bad-request'],
@@ -44,18 +98,17 @@ const errorCode: [new (...args: never[]) => Error, number, string][] = [
 /** A failure as the caller sees it: keywarden's errors by status, anything else as 500 with the request id. */
 export function errorResult(error: unknown, requestId: string, log: (line: string) => void): ApiResult {
   for (const [type, status, code] of errorCode) {
-    if (error instanceof type) return json(status, { error: { code, message: error.message } });
+    if (error instanceof type) return errorAnswer(status, code, error.message);
   }
   // Anything else may carry details a caller must not see: name and message go to the log
   // (keywarden's errors hold no secret values), the caller gets the request id to find them.
   const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
   log(`request ${requestId} failed: ${name}: ${message}`);
-  return json(500, {
-    error: {
-      code: 'internal',
-      message: `keywarden failed; the function log has the cause (request ${requestId})`,
-    },
-  });
+  return errorAnswer(
+    500,
+    'internal',
+    `keywarden failed; the function log has the cause (request ${requestId})`,
+  );
 }
 
 /** The request id API Gateway gave the event, for the log line of a failure. */
@@ -65,6 +118,14 @@ export const requestIdOf = (event: unknown): string =>
 /** A grant as the API shows it: without the store's revision. */
 export const view = ({ rev: _rev, ...grant }: StoredGrant): Grant => grant;
 export const viewCampaign = ({ rev: _rev, ...campaign }: StoredCampaign) => campaign;
+
+/** The size in bytes of the request's body as sent (base64-decoded when API Gateway encoded it). */
+export function bodyBytes(event: ApiEvent): number {
+  if (!event.body) return 0;
+  return event.isBase64Encoded
+    ? Buffer.from(event.body, 'base64').length
+    : Buffer.byteLength(event.body, 'utf8');
+}
 
 export function rawBody(event: ApiEvent): string {
   if (!event.body) return '';

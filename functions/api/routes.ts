@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import * as breakglass from '../core/breakglass.ts';
+import { IncidentSchema } from '../core/campaign.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { GrantStateSchema, type Principal } from '../core/grant.ts';
 import type { IssuedGrantCredential } from '../core/ports.ts';
@@ -21,8 +22,13 @@ import { type ApiDeps, campaignsOf } from './deps.ts';
 import {
   type ApiEvent,
   type ApiResult,
+  bodyBytes,
+  emptyAnswer,
+  errorAnswer,
   json,
   jsonBody,
+  MAX_BODY_BYTES,
+  PayloadTooLargeError,
   UnauthenticatedError,
   view,
   viewCampaign,
@@ -37,9 +43,22 @@ const RequestBodySchema = z.strictObject({
 });
 const DenyBodySchema = z.strictObject({ reason: z.string().optional() });
 const ReviewBodySchema = z.strictObject({ notes: z.string() });
+/** At most this many selectors of at most this many characters: a campaign stores them. */
+const MAX_SELECTORS = 64;
+const MAX_SELECTOR_LENGTH = 1_024;
 const CampaignBodySchema = z.strictObject({
-  incident: z.string().min(1),
-  selectors: z.array(z.string().min(1)).min(1),
+  incident: IncidentSchema,
+  selectors: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(MAX_SELECTOR_LENGTH, {
+          error: `expected a selector of at most ${MAX_SELECTOR_LENGTH} characters`,
+        }),
+    )
+    .min(1)
+    .max(MAX_SELECTORS, { error: `expected at most ${MAX_SELECTORS} selectors (they are ORed)` }),
   reissue: z.boolean().default(false),
   dryRun: z.boolean().default(false),
 });
@@ -67,38 +86,42 @@ function disclose(credential: IssuedGrantCredential, deps: ApiDeps) {
   };
 }
 
-type RouteHandler = (
-  event: ApiEvent,
-  params: Record<string, string>,
-  caller: () => Principal,
-) => Promise<ApiResult>;
+/** A route's logic, given the request, its decoded path parameters, and (on a signed route) its caller. */
+type RouteHandler<C> = (event: ApiEvent, params: Record<string, string>, caller: C) => Promise<ApiResult>;
 
-interface Route {
-  method: 'GET' | 'POST';
-  path: string;
-  run: (deps: ApiDeps) => RouteHandler;
-}
+/**
+ * One route. `signed`: only an authenticated caller reaches its logic (SigV4 through API
+ * Gateway's IAM authorizer, or a development token locally); the router refuses anyone else
+ * with 401 before the route runs, so no route can forget to ask. `slack`: Slack's request
+ * signature, checked by slack-gate.ts; an `Authorization` header is not read there.
+ */
+type Route = { method: 'GET' | 'POST'; path: string } & (
+  | { auth: 'signed'; run: (deps: ApiDeps) => RouteHandler<Principal> }
+  | { auth: 'slack'; run: (deps: ApiDeps) => RouteHandler<undefined> }
+);
 
 /** Every route; api/openapi.yaml describes exactly these. */
 export const ROUTES: readonly Route[] = [
   {
     method: 'GET',
     path: '/roles',
+    auth: 'signed',
     run: (deps) => async () => json(200, { roles: (await deps.breakglass.config()).roles }),
   },
   {
     method: 'POST',
     path: '/grants',
+    auth: 'signed',
     run: (deps) => async (event, _params, caller) =>
       json(201, {
-        grant: view(await breakglass.request(deps.breakglass, caller(), jsonBody(event, RequestBodySchema))),
+        grant: view(await breakglass.request(deps.breakglass, caller, jsonBody(event, RequestBodySchema))),
       }),
   },
   {
     method: 'GET',
     path: '/grants',
-    run: (deps) => async (event, _params, caller) => {
-      caller();
+    auth: 'signed',
+    run: (deps) => async (event) => {
       const { state, requester, limit, nextToken } = event.queryStringParameters ?? {};
       const parsedState = state === undefined ? undefined : GrantStateSchema.safeParse(state);
       if (parsedState && !parsedState.success) {
@@ -137,10 +160,10 @@ export const ROUTES: readonly Route[] = [
   {
     method: 'GET',
     path: '/grants/{grantId}',
+    auth: 'signed',
     run:
       (deps) =>
-      async (_event, { grantId = '' }, caller) => {
-        caller();
+      async (_event, { grantId = '' }) => {
         const grant = await deps.breakglass.grants.getGrant(grantId);
         if (!grant) throw new NotFoundError(`no grant ${JSON.stringify(grantId)}`);
         return json(200, { grant: view(grant) });
@@ -149,66 +172,70 @@ export const ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: '/grants/{grantId}/approve',
+    auth: 'signed',
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) =>
-        json(200, { grant: view(await breakglass.approve(deps.breakglass, caller(), grantId)) }),
+        json(200, { grant: view(await breakglass.approve(deps.breakglass, caller, grantId)) }),
   },
   {
     method: 'POST',
     path: '/grants/{grantId}/deny',
+    auth: 'signed',
     run:
       (deps) =>
       async (event, { grantId = '' }, caller) => {
         const { reason } = jsonBody(event, DenyBodySchema);
-        return json(200, { grant: view(await breakglass.deny(deps.breakglass, caller(), grantId, reason)) });
+        return json(200, { grant: view(await breakglass.deny(deps.breakglass, caller, grantId, reason)) });
       },
   },
   {
     method: 'POST',
     path: '/grants/{grantId}/credentials',
+    auth: 'signed',
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) => {
-        const { grant, credential } = await breakglass.issueCredentials(deps.breakglass, caller(), grantId);
+        const { grant, credential } = await breakglass.issueCredentials(deps.breakglass, caller, grantId);
         return json(200, { grant: view(grant), credential: disclose(credential, deps) });
       },
   },
   {
     method: 'POST',
     path: '/grants/{grantId}/revoke',
+    auth: 'signed',
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) =>
-        json(200, { grant: view(await breakglass.revoke(deps.breakglass, caller(), grantId)) }),
+        json(200, { grant: view(await breakglass.revoke(deps.breakglass, caller, grantId)) }),
   },
   {
     method: 'POST',
     path: '/grants/{grantId}/review',
+    auth: 'signed',
     run:
       (deps) =>
       async (event, { grantId = '' }, caller) => {
         const { notes } = jsonBody(event, ReviewBodySchema);
-        return json(200, { grant: view(await breakglass.review(deps.breakglass, caller(), grantId, notes)) });
+        return json(200, { grant: view(await breakglass.review(deps.breakglass, caller, grantId, notes)) });
       },
   },
   {
     method: 'GET',
     path: '/grants/{grantId}/report',
+    auth: 'signed',
     run:
       (deps) =>
-      async (_event, { grantId = '' }, caller) => {
-        caller();
-        return json(200, await deps.report(grantId));
-      },
+      async (_event, { grantId = '' }) =>
+        json(200, await deps.report(grantId)),
   },
   {
     method: 'POST',
     path: '/campaigns',
+    auth: 'signed',
     run: (deps) => async (event, _params, caller) => {
-      const principal = caller();
       const body = jsonBody(event, CampaignBodySchema);
-      const planned = await campaignsOf(deps).start(body, principal);
+      const planned = await campaignsOf(deps).start(body, caller);
       const { summary } = planned;
       return json(planned.status === 'stored' ? 202 : 200, {
         status: planned.status,
@@ -220,19 +247,64 @@ export const ROUTES: readonly Route[] = [
   {
     method: 'GET',
     path: '/campaigns/{campaignId}',
+    auth: 'signed',
     run:
       (deps) =>
-      async (_event, { campaignId = '' }, caller) => {
-        caller();
+      async (_event, { campaignId = '' }) => {
         const status = await campaignsOf(deps).status(campaignId);
         if (!status) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)}`);
-        return json(200, status);
+        return json(200, { campaign: viewCampaign(status.campaign), counts: status.counts });
       },
   },
-  { method: 'POST', path: '/slack/commands', run: (deps) => (event) => slackCommand(deps, event) },
-  { method: 'POST', path: '/slack/interactions', run: (deps) => (event) => slackInteraction(deps, event) },
+  {
+    method: 'POST',
+    path: '/slack/commands',
+    auth: 'slack',
+    run: (deps) => (event) => slackCommand(deps, event),
+  },
+  {
+    method: 'POST',
+    path: '/slack/interactions',
+    auth: 'slack',
+    run: (deps) => (event) => slackInteraction(deps, event),
+  },
 ];
 
+/**
+ * What each path parameter may be (api/openapi.yaml `GrantId`, `CampaignId`): an id that does
+ * not fit could name nothing, and must not reach the store as a key it refuses.
+ */
+const PATH_PARAMS: Readonly<Record<string, { pattern: RegExp; expected: string }>> = {
+  grantId: {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+    expected: "a grant id (1 to 128 letters, digits, '.', '_', ':' or '-')",
+  },
+  campaignId: {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+    expected: "a campaign id (1 to 128 letters, digits, '.', '_' or '-')",
+  },
+};
+
+/** A path parameter as written in the URL, percent-decoded and checked. */
+function pathParam(name: string, written: string): string {
+  let value: string;
+  try {
+    value = decodeURIComponent(written);
+  } catch {
+    throw new ValidationError(
+      `expected ${name} to be percent-encoded (%XX with two hex digits, UTF-8), got ${shown(written)}`,
+    );
+  }
+  const rule = PATH_PARAMS[name];
+  if (rule && !rule.pattern.test(value))
+    throw new ValidationError(`expected ${name} to be ${rule.expected}, got ${shown(value)}`);
+  return value;
+}
+
+/** A value from the request, quoted and shortened for a message. */
+const shown = (value: string): string => JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+
+/** The path parameters (written, not yet decoded) when `route` serves `method` and `path`. */
 function match(route: Route, method: string, path: string): Record<string, string> | undefined {
   if (route.method !== method) return undefined;
   const want = route.path.split('/');
@@ -243,34 +315,61 @@ function match(route: Route, method: string, path: string): Record<string, strin
     const value = got[i] ?? '';
     if (part.startsWith('{')) {
       if (!value) return undefined;
-      params[part.slice(1, -1)] = decodeURIComponent(value);
+      params[part.slice(1, -1)] = value;
     } else if (part !== value) return undefined;
   }
   return params;
 }
 
-/** The caller of a SigV4 route: the IAM principal API Gateway checked, or a local development user. */
+/**
+ * The caller of a signed route: the IAM principal API Gateway checked, or a local development
+ * user. An empty or unknown token is no caller, exactly as API Gateway treats a missing or bad
+ * signature (it answers 403 itself; the local runtime leaves the refusal to this 401).
+ */
 function principalOf(deps: ApiDeps, event: ApiEvent): Principal {
   const authorizer = event.requestContext.authorizer;
   const arn = authorizer?.iam?.userArn;
   if (arn) return { kind: 'aws', id: arn };
-  const localUser = authorizer?.lambda?.localUser;
-  if (deps.acceptLocalPrincipals && localUser) return { kind: 'local', id: localUser };
+  const local = authorizer?.lambda;
+  if (deps.acceptLocalPrincipals && local?.localUser) return { kind: 'local', id: local.localUser };
+  if (deps.acceptLocalPrincipals && local?.unknownToken) {
+    throw new UnauthenticatedError(
+      'expected a development token `keywarden dev up` handed out, got a bearer token no local user holds: run `keywarden dev up` again (it keeps the tokens in dev-users.json of the state folder)',
+    );
+  }
   throw new UnauthenticatedError(
-    'expected a SigV4-signed request (AWS) or a development token (local runtime); the request had neither',
+    'expected a SigV4-signed request (AWS) or a development token (local runtime, `Authorization: Bearer …`); the request had neither',
   );
 }
 
+/** An answer as api/openapi.yaml describes it: an empty acknowledgement carries its content type too. */
+function typed(result: ApiResult): ApiResult {
+  const { headers = {} } = result;
+  const hasType = Object.keys(headers).some((name) => name.toLowerCase() === 'content-type');
+  if (result.body !== '' || hasType) return result;
+  const extra = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, String(value)]));
+  return { ...emptyAnswer(extra), statusCode: result.statusCode };
+}
+
 /**
- * Routes one request and runs it, the caller authenticated when the route asks who it is.
+ * Routes one request and runs it. The order never lets bad input through as a 5xx: a body
+ * over {@link MAX_BODY_BYTES} is 413, an unknown route 404, a path parameter that does not
+ * decode or fit 400, a signed route without a caller 401; only then does the route run.
  * A failure is thrown: the handler's wrapper maps it to a status (responses.ts `errorResult`).
  */
 export async function routeRequest(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+  const size = bodyBytes(event);
+  if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(`${size} bytes`);
   const method = event.requestContext.http.method.toUpperCase();
   const path = event.rawPath.replace(/\/+$/, '') || '/';
   for (const route of ROUTES) {
-    const params = match(route, method, path);
-    if (params) return route.run(deps)(event, params, () => principalOf(deps, event));
+    const written = match(route, method, path);
+    if (!written) continue;
+    const params = Object.fromEntries(
+      Object.entries(written).map(([name, value]) => [name, pathParam(name, value)]),
+    );
+    if (route.auth === 'slack') return typed(await route.run(deps)(event, params, undefined));
+    return route.run(deps)(event, params, principalOf(deps, event));
   }
-  return json(404, { error: { code: 'not-found', message: `no route ${method} ${path}` } });
+  return errorAnswer(404, 'not-found', `no route ${method} ${shown(path)}`);
 }

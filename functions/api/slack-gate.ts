@@ -6,7 +6,7 @@
  */
 import { isSlackRetry, slackDeliveryKey, verifySlackRequest } from '../adapters/slack/verify.ts';
 import type { ApiDeps, SlackDeps } from './deps.ts';
-import { type ApiEvent, type ApiResult, json, rawBody } from './responses.ts';
+import { type ApiEvent, type ApiResult, emptyAnswer, errorAnswer, rawBody } from './responses.ts';
 
 /** How long a Slack delivery is remembered: longer than Slack's retries and the 5-minute window. */
 const DELIVERY_MEMORY_SECONDS = 15 * 60;
@@ -18,7 +18,7 @@ export async function slackGate(
   route: string,
 ): Promise<{ slack: SlackDeps; body: string } | ApiResult> {
   const slack = deps.slack;
-  if (!slack) return json(404, { error: { code: 'not-found', message: 'Slack is not configured here' } });
+  if (!slack) return errorAnswer(404, 'not-found', 'Slack is not configured here');
   const body = rawBody(event);
   const headers = event.headers ?? {};
   const audit = (reason: string) =>
@@ -36,7 +36,7 @@ export async function slackGate(
   });
   if (!verdict.ok) {
     await audit(verdict.message);
-    return json(401, { error: { code: 'bad-slack-signature', message: verdict.message } });
+    return errorAnswer(401, 'bad-slack-signature', verdict.message);
   }
   const first = await slack.ledger.firstDelivery(slackDeliveryKey(headers, body), DELIVERY_MEMORY_SECONDS);
   // A retry whose first delivery never reached us has a new key and is handled like a first one.
@@ -46,7 +46,7 @@ export async function slackGate(
       : 'a delivery already handled (replayed): ignored';
     await audit(reason);
     // 200, so Slack stops retrying; the header says why for whoever reads the trace.
-    return { statusCode: 200, headers: { 'x-keywarden-duplicate': 'true' }, body: '' };
+    return emptyAnswer({ 'x-keywarden-duplicate': 'true' });
   }
   return { slack, body };
 }

@@ -6,8 +6,9 @@
  *   functions/api/).
  *   Where API Gateway checks a SigV4 signature, it checks a per-user development token
  *   (`Authorization: Bearer …`, handed out by `keywarden dev up`) and passes the user on
- *   as the caller. Slack routes are passed through untouched: the handler checks Slack's
- *   signature with the local signing secret.
+ *   as the caller; the handler refuses a signed route without one (401), as it refuses an
+ *   unsigned event in AWS. Slack routes never read the header: the handler checks Slack's
+ *   signature with the local signing secret. A body over 1 MB is answered 413, unkept.
  * - Every second, the grant-expiry schedules that are due in moto (which stores schedules
  *   but never fires them) are fired through the grant-expiry handler, then deleted as
  *   `ActionAfterCompletion: DELETE` would. `schedules: false` turns this path off, to show
@@ -33,7 +34,13 @@ import type { Services } from '../adapters/wiring.ts';
 import { type CampaignApi, campaignApi } from '../api/campaigns.ts';
 import type { DeferredJob } from '../api/deferred-jobs.ts';
 import type { ApiDeps } from '../api/deps.ts';
-import type { ApiEvent } from '../api/responses.ts';
+import {
+  type ApiEvent,
+  type ApiResult,
+  errorResult,
+  MAX_BODY_BYTES,
+  PayloadTooLargeError,
+} from '../api/responses.ts';
 import { runDeferred } from '../api/slack.ts';
 import { SecretValue } from '../core/secret-value.ts';
 import { makeHandler } from '../handlers/api.ts';
@@ -92,31 +99,60 @@ export interface LocalRuntime {
   tick(sweep?: boolean): Promise<void>;
 }
 
-function userOf(users: DevUsers, header: string | undefined): string | undefined {
-  const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
-  if (!token) return undefined;
+/**
+ * Who a request's `Authorization` header names: a user of a known development token, an
+ * unknown token (refused 401 by the handler where a route needs a caller), or nobody (no
+ * header, or an empty one). The runtime refuses nothing itself: the handler decides per
+ * route, as behind API Gateway, so a Slack route never reads the header at all.
+ */
+function callerOf(
+  users: DevUsers,
+  header: string | undefined,
+): { localUser?: string; unknownToken?: boolean } {
+  if (!header?.trim()) return {};
+  const token = /^Bearer (\S+)$/i.exec(header.trim())?.[1];
+  if (!token) return { unknownToken: true };
   const given = Buffer.from(token);
   for (const [user, known] of Object.entries(users.users)) {
     const expected = Buffer.from(known);
-    if (expected.length === given.length && timingSafeEqual(expected, given)) return user;
+    if (expected.length === given.length && timingSafeEqual(expected, given)) return { localUser: user };
   }
-  return undefined;
+  return { unknownToken: true };
 }
 
-async function readBody(request: IncomingMessage): Promise<string> {
+/**
+ * The request body, or the size it reached when it is over {@link MAX_BODY_BYTES}: the rest is
+ * read and dropped (so the client gets its 413 instead of a reset connection), never kept.
+ */
+async function readBody(request: IncomingMessage): Promise<{ body: string } | { tooLarge: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > 1_000_000) throw new Error('request body over 1 MB');
-    chunks.push(chunk as Buffer);
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk as Buffer);
+    else chunks.length = 0;
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return size > MAX_BODY_BYTES ? { tooLarge: size } : { body: Buffer.concat(chunks).toString('utf8') };
+}
+
+/** The path and query of a request target, as API Gateway hands them over: the path still percent-encoded. */
+function targetOf(url: string | undefined): { path: string; query: string } {
+  const target = url ?? '/';
+  const queryAt = target.indexOf('?');
+  const path = queryAt < 0 ? target : target.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : target.slice(queryAt + 1);
+  // An absolute-form target (`GET http://host/path`) names the path after its authority.
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(path);
+  return { path: absolute ? (absolute[1] ?? '/') : path, query };
 }
 
 /** The API Gateway (payload 2.0) event for a request, as the handler expects it. */
-function toEvent(request: IncomingMessage, body: string, localUser: string | undefined): ApiEvent {
-  const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+function toEvent(
+  request: IncomingMessage,
+  body: string,
+  caller: { localUser?: string; unknownToken?: boolean },
+): ApiEvent {
+  const { path, query } = targetOf(request.url);
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
@@ -125,10 +161,11 @@ function toEvent(request: IncomingMessage, body: string, localUser: string | und
   return {
     version: '2.0',
     routeKey: '$default',
-    rawPath: url.pathname,
-    rawQueryString: url.search.replace(/^\?/, ''),
+    rawPath: path,
+    rawQueryString: query,
     headers,
-    queryStringParameters: Object.fromEntries(url.searchParams),
+    // URLSearchParams decodes leniently: a bad escape stays as written, it never throws.
+    queryStringParameters: Object.fromEntries(new URLSearchParams(query)),
     body,
     isBase64Encoded: false,
     requestContext: {
@@ -143,12 +180,12 @@ function toEvent(request: IncomingMessage, body: string, localUser: string | und
       timeEpoch: Date.now(),
       http: {
         method,
-        path: url.pathname,
+        path,
         protocol: 'HTTP/1.1',
         sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
         userAgent: headers['user-agent'] ?? '',
       },
-      ...(localUser ? { authorizer: { lambda: { localUser } } } : {}),
+      ...(caller.localUser || caller.unknownToken ? { authorizer: { lambda: caller } } : {}),
     },
   } as ApiEvent;
 }
@@ -199,33 +236,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const expiry = grantExpiryHandler({ breakglass: services.breakglassDeps, logger });
   const sweeper = grantSweeperHandler({ breakglass: services.breakglassDeps, logger });
 
+  const answer = (response: ServerResponse, result: ApiResult) => {
+    if (response.headersSent || response.destroyed) return;
+    response.writeHead(result.statusCode, result.headers as Record<string, string> | undefined);
+    response.end(result.body);
+  };
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const requestId = randomBytes(8).toString('hex');
     void (async () => {
       try {
-        const body = await readBody(request);
-        // Re-read each time: `dev up --users` may add users while the runtime runs.
-        const users = DevUsersSchema.parse(JSON.parse(readFileSync(devUsersFile(stateDir), 'utf8')));
-        const authorization = request.headers.authorization;
-        const user = userOf(users, authorization);
-        if (authorization && !user) {
-          response.writeHead(403, { 'content-type': 'application/json' });
-          response.end(
-            JSON.stringify({
-              error: {
-                code: 'bad-token',
-                message: 'unknown development token: run `keywarden dev up` again',
-              },
-            }),
-          );
+        const read = await readBody(request);
+        if ('tooLarge' in read) {
+          answer(response, errorResult(new PayloadTooLargeError(`${read.tooLarge} bytes`), requestId, log));
           return;
         }
-        const result = await api(toEvent(request, body, user));
-        response.writeHead(result.statusCode, (result as { headers?: Record<string, string> }).headers ?? {});
-        response.end(result.body);
+        // Re-read each time: `dev up --users` may add users while the runtime runs.
+        const users = DevUsersSchema.parse(JSON.parse(readFileSync(devUsersFile(stateDir), 'utf8')));
+        const caller = callerOf(users, request.headers.authorization);
+        answer(response, await api(toEvent(request, read.body, caller)));
       } catch (error) {
-        log(`request failed: ${(error as Error).message}`);
-        response.writeHead(500, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ error: { code: 'internal', message: 'the local runtime failed' } }));
+        // A fault of the runtime itself (its users file unreadable…): 500 in the API's error shape.
+        answer(
+          response,
+          errorResult(error, requestId, (line) => log(`local runtime: ${line}`)),
+        );
       }
     })();
   });
