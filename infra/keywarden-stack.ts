@@ -5,6 +5,7 @@ import { BreakGlass } from './constructs/break-glass.ts';
 import { Discovery } from './constructs/discovery.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
 import { Revocation } from './constructs/revocation.ts';
+import { RoleDeny } from './constructs/role-deny.ts';
 import { Rotation } from './constructs/rotation.ts';
 import { ServiceSecrets } from './constructs/service-secrets.ts';
 import { StateStore } from './constructs/state-store.ts';
@@ -59,7 +60,9 @@ export class KeywardenStack extends Stack {
   readonly revocation: Revocation;
   /** Grant expiry (one-time schedules, their group and role), the sweeper and their alarms. */
   readonly breakGlass: BreakGlass;
-  /** The HTTP API and its function. */
+  /** The only function that puts deny policies on IAM roles. */
+  readonly roleDeny: RoleDeny;
+  /** The HTTP API, its function, Slack ingress and the Slack worker. */
   readonly api: Api;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
@@ -95,7 +98,16 @@ export class KeywardenStack extends Stack {
       breakglassRolePath: props.breakglassRolePath,
       sweeperSchedule: props.sweeperSchedule,
     });
+    // Exactly one function may put inline policies on roles: the others invoke it.
+    this.roleDeny = new RoleDeny(this, 'RoleDeny', {
+      rolePaths: [this.breakGlass.breakglassRolePath, this.revocation.iamPathPrefix],
+      alarmTopic: this.breakGlass.alarmTopic,
+    });
+    for (const caller of [this.breakGlass.expiry, this.breakGlass.sweeper, this.revocation.revokeBatch]) {
+      this.roleDeny.grantInvoke(caller);
+    }
     this.api = new Api(this, 'Api', {
+      roleDeny: this.roleDeny,
       stateStore: this.stateStore,
       reportBucket: this.reportBucket,
       secrets: this.secrets,
@@ -129,7 +141,7 @@ export class KeywardenStack extends Stack {
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.url,
       description:
-        'keywarden HTTP API: the CLI calls it with SigV4 (KEYWARDEN_API_URL); Slack commands go to <this>slack/commands.',
+        'keywarden HTTP API: the CLI calls it with SigV4 (KEYWARDEN_API_URL); Slack commands go to <this>slack/commands, buttons to <this>slack/interactions.',
     });
     new CfnOutput(this, 'ApiFunctionRoleArn', {
       value: this.api.handler.role.roleArn,
@@ -140,10 +152,29 @@ export class KeywardenStack extends Stack {
       description:
         "Set the Slack app's signing secret here after deploy (aws secretsmanager put-secret-value).",
     });
+    new CfnOutput(this, 'SlackBotTokenSecretArn', {
+      value: this.secrets.slackBotToken.secretArn,
+      description:
+        "Optional: set the Slack app's bot token (xoxb-…, scope chat:write) here so /revoke progress is a thread; without it progress goes to response_url.",
+    });
+    new CfnOutput(this, 'DeferredJobsDeadLetterQueueUrl', {
+      value: this.api.deferredJobsQueue.queueUrl,
+      description:
+        'Deferred Slack jobs that failed wait here: runbooks/break-glass.md reads and re-drives them (aws sqs receive-message).',
+    });
+    new CfnOutput(this, 'SlackWorkerFunctionName', {
+      value: this.api.slackWorker.function.functionName,
+      description:
+        'Runs deferred Slack jobs; re-drive a dead-lettered job with aws lambda invoke --invocation-type Event.',
+    });
+    new CfnOutput(this, 'DiscoveryAlarmTopicArn', {
+      value: this.discovery.alarmTopic.topicArn,
+      description: 'Discovery alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
+    });
     new CfnOutput(this, 'BreakGlassAlarmTopicArn', {
       value: this.breakGlass.alarmTopic.topicArn,
       description:
-        'Grant expiry and sweeper alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
+        'Grant expiry, sweeper, role-deny and deferred Slack job alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
     });
   }
 }

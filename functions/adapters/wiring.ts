@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
@@ -11,11 +12,18 @@ import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
-import { type AwsClients, awsClients } from './aws/clients.ts';
+import { type AwsClients, awsClientConfig, awsClients } from './aws/clients.ts';
 import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
 import { dynamoStore } from './aws/dynamodb-store.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
+import {
+  IamRoleDeny,
+  LambdaRoleDeny,
+  ROLE_DENY_FUNCTION_ENV,
+  RoleDenyGrantIssuer,
+  RoleDenySessionRevoker,
+} from './aws/role-deny-client.ts';
 import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
@@ -41,11 +49,26 @@ import { VaultGrantIssuer } from './vault/vault-grant-issuer.ts';
 /** The system clock: the one place outside tests that reads the time. */
 export const systemClock: Clock = { now: () => new Date() };
 
+/** How deny policies reach IAM: through the role-deny function (named), or directly. */
+export interface WireOptions {
+  /** The role-deny function (AWS: the only holder of iam:PutRolePolicy); unset: IAM directly. */
+  roleDenyFunction?: string | undefined;
+}
+
+/** {@link WireOptions} from a Lambda's environment (the CDK stack sets the variable). */
+export const wireOptionsFromEnv = (env: NodeJS.ProcessEnv = process.env): WireOptions => ({
+  roleDenyFunction: env[ROLE_DENY_FUNCTION_ENV] || undefined,
+});
+
 /**
  * The composition root: adapters built once from a configuration, shared by the
  * CLI's local mode, the local runtime and the Lambda handlers.
  */
-export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
+export function wire(
+  config: RuntimeConfig,
+  clock: Clock = systemClock,
+  options: WireOptions = wireOptionsFromEnv(),
+) {
   const aws: AwsClients = awsClients(config.aws);
   const fingerprinter = new Fingerprinter(config.fingerprintKey);
   const store = dynamoStore({
@@ -105,7 +128,16 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     actor,
     ...overrides,
   });
-  const sessions = new IamRoleSessionRevoker({ iam: aws.iam, now: () => clock.now() });
+  const iamSessions = new IamRoleSessionRevoker({ iam: aws.iam, now: () => clock.now() });
+  const stsIssuer = new StsGrantIssuer({ sts: aws.sts, iam: aws.iam });
+  // Deny policies: in AWS through the one function that may put them, locally on IAM directly.
+  const roleDeny = options.roleDenyFunction
+    ? new LambdaRoleDeny({
+        lambda: new LambdaClient(awsClientConfig(config.aws)),
+        functionName: options.roleDenyFunction,
+      })
+    : undefined;
+  const sessions = roleDeny ? new RoleDenySessionRevoker({ deny: roleDeny }) : iamSessions;
   const leases = vault ? new VaultLeaseRevoker({ client: vault }) : undefined;
   /** Everything the revocation engine needs; re-issue rotates through `rotationDeps(actor)`. */
   const campaignDeps = (actor: string, overrides: Partial<RotationDeps> = {}): CampaignDeps => ({
@@ -123,7 +155,7 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     clock,
   });
   const grantIssuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
-    'aws-role': new StsGrantIssuer({ sts: aws.sts, iam: aws.iam }),
+    'aws-role': roleDeny ? new RoleDenyGrantIssuer({ issuer: stsIssuer, deny: roleDeny }) : stsIssuer,
     ...(vault
       ? {
           'vault-policies': new VaultGrantIssuer({
@@ -172,6 +204,8 @@ export function wire(config: RuntimeConfig, clock: Clock = systemClock) {
     aws,
     vault,
     store,
+    /** Deny policies on roles by IAM directly: what the role-deny function runs. */
+    iamRoleDeny: new IamRoleDeny({ grants: stsIssuer, sessions: iamSessions }),
     fingerprinter,
     digest: sha256Hex,
     sources,

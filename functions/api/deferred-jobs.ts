@@ -1,7 +1,11 @@
 /**
  * Deferred Slack jobs: work Slack must not wait for (a button click's decision, `/revoke`),
  * done after the 3-second answer by an asynchronous invocation of the API function itself,
- * with the outcome posted to the job's `response_url`. A job acts as a Slack user, and
+ * with the outcome posted to the job's `response_url` (or, for `/revoke` with a bot token,
+ * as a thread in the command's channel). In AWS the Slack ingress function hands jobs to the
+ * worker; an invocation that fails lands in the deferred-jobs dead-letter queue, whence the
+ * runbook re-drives it (runbooks/break-glass.md): the MAC has no expiry, so the payload of
+ * the dead-letter message can be invoked again as it is. A job acts as a Slack user, and
  * whoever may invoke the function (not only API Gateway) could otherwise forge one: each
  * carries a MAC keyed with the Slack signing secret, which only keywarden and Slack hold.
  * What a job does is in slack.ts (`runDeferred`).
@@ -29,6 +33,8 @@ export const DeferredJobSchema = z.discriminatedUnion('kind', [
     reissue: z.boolean(),
     userId: z.string().min(1),
     responseUrl: z.string().min(1),
+    /** Where the progress thread goes when a bot token is set (the command's channel). */
+    channelId: z.string().min(1).max(32).optional(),
   }),
 ]);
 export type DeferredJob = z.infer<typeof DeferredJobSchema>;

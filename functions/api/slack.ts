@@ -20,6 +20,7 @@ import {
   refusalMessage,
   type SlackMessage,
 } from '../adapters/slack/messages.ts';
+import type { SlackThreadPoster } from '../adapters/slack/web-api-poster.ts';
 import { systemClock } from '../adapters/wiring.ts';
 import * as breakglass from '../core/breakglass.ts';
 import { followCampaign } from '../core/campaign-progress.ts';
@@ -36,7 +37,16 @@ import { slackGate } from './slack-gate.ts';
  */
 const INTERIM_PROGRESS_POSTS = 3;
 
+/** Progress posts of a running campaign in its thread: a thread has no budget, a channel's patience has. */
+const INTERIM_THREAD_POSTS = 12;
+
 const slackMessage = (message: SlackMessage): ApiResult => json(200, message);
+
+/** What a deferred job runs on: the API's dependencies, and the bot's poster when a bot token is set. */
+export type DeferredDeps = ApiDeps & {
+  /** Posts `/revoke` progress as a thread in the channel; without it, to the response_url. */
+  thread?: SlackThreadPoster | undefined;
+};
 
 /** `POST /slack/commands`: `/breakglass` answered at once, `/revoke` deferred. */
 export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
@@ -70,6 +80,7 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
         ...input,
         userId: command.userId,
         responseUrl: command.responseUrl,
+        channelId: command.channelId,
       });
       return slackMessage(
         noticeMessage(`Planning the revocation for ${input.incident}… progress follows in this channel.`),
@@ -114,8 +125,43 @@ export async function slackInteraction(deps: ApiDeps, event: ApiEvent): Promise<
   return { statusCode: 200, body: '' };
 }
 
-/** A deferred job, run after Slack got its answer; its outcome goes to the response_url. */
-export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void> {
+/**
+ * Where a `/revoke` job's messages go: a thread under the first one (Web API, bot token), or
+ * the response_url when there is no bot, no channel, or the first post fails (the bot is not
+ * in the channel): the responder is told either way.
+ */
+function progressChannel(
+  deps: DeferredDeps,
+  slack: NonNullable<ApiDeps['slack']>,
+  job: DeferredJob & { kind: 'revoke' },
+): { post: (message: SlackMessage) => Promise<void>; threaded: () => boolean } {
+  const thread = deps.thread;
+  const channel = job.channelId;
+  let threadTs: string | undefined;
+  let fallback = thread === undefined || channel === undefined;
+  const log = deps.log ?? console.error;
+  return {
+    threaded: () => !fallback,
+    post: async (message) => {
+      if (!fallback && thread && channel) {
+        try {
+          const ts = await thread.post(channel, message, threadTs);
+          threadTs ??= ts;
+          return;
+        } catch (error) {
+          if (threadTs !== undefined) throw error;
+          // The first post failed: fall back for the whole job, so nothing is split over two places.
+          log(`slack thread post failed, using response_url: ${(error as Error).message}`);
+          fallback = true;
+        }
+      }
+      await slack.respond(job.responseUrl, message);
+    },
+  };
+}
+
+/** A deferred job, run after Slack got its answer; its outcome goes to Slack (see {@link progressChannel}). */
+export async function runDeferred(deps: DeferredDeps, job: DeferredJob): Promise<void> {
   const slack = deps.slack;
   if (!slack) throw new KeywardenError('a deferred Slack job arrived but Slack is not configured');
   const principal: Principal = { kind: 'slack', id: job.userId };
@@ -133,6 +179,7 @@ export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void
       return;
     }
     const campaigns = campaignsOf(deps);
+    const out = progressChannel(deps, slack, job);
     const planned = await campaigns.start(
       { incident: job.incident, selectors: job.selectors, reissue: job.reissue, dryRun: false },
       principal,
@@ -145,22 +192,18 @@ export async function runDeferred(deps: ApiDeps, job: DeferredJob): Promise<void
       return;
     }
     const { campaignId } = planned.campaign;
-    await slack.respond(
-      job.responseUrl,
-      campaignStartedMessage(viewCampaign(planned.campaign), planned.summary.counts),
-    );
+    await out.post(campaignStartedMessage(viewCampaign(planned.campaign), planned.summary.counts));
     await followCampaign(
       {
         clock: systemClock,
         sleep: (ms) => sleep(ms),
         status: () => campaigns.status(campaignId),
-        post: ({ campaign, counts }) =>
-          slack.respond(job.responseUrl, campaignProgressMessage(viewCampaign(campaign), counts)),
+        post: ({ campaign, counts }) => out.post(campaignProgressMessage(viewCampaign(campaign), counts)),
       },
       {
         everyMs: deps.progress?.everyMs ?? 30_000,
         deadlineMs: deps.progress?.deadlineMs ?? 25 * 60_000,
-        interimPosts: INTERIM_PROGRESS_POSTS,
+        interimPosts: out.threaded() ? INTERIM_THREAD_POSTS : INTERIM_PROGRESS_POSTS,
       },
     );
   } catch (error) {

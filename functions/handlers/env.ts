@@ -8,6 +8,7 @@
  * This is one of the two modules under functions/ that infra may import (.dependency-cruiser.cjs).
  */
 import { z } from 'zod';
+import { ROLE_DENY_FUNCTION_ENV } from '../adapters/aws/role-deny-client.ts';
 import { rateLimitEnvNames } from '../adapters/rate-limits.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { PROVIDER_SERVICES, type ProviderService } from '../core/kinds.ts';
@@ -39,6 +40,14 @@ export const KEYWARDEN_ENV = {
   grantExpiryFunctionArn: 'KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN',
   /** The revocation state machine the API starts campaigns in. */
   revocationStateMachineArn: 'KEYWARDEN_REVOCATION_STATE_MACHINE_ARN',
+  /** The role-deny function, the only holder of iam:PutRolePolicy (its callers invoke it). */
+  roleDenyFunctionArn: ROLE_DENY_FUNCTION_ENV,
+  /** The role-deny function's own setting: the IAM paths whose roles it may change, comma-separated. */
+  roleDenyPaths: 'KEYWARDEN_ROLE_DENY_PATHS',
+  /** The function Slack ingress hands deferred jobs to (asynchronously). */
+  slackWorkerFunctionArn: 'KEYWARDEN_SLACK_WORKER_FUNCTION_ARN',
+  /** The secret holding the Slack app's bot token (`xoxb-…`); anything else: progress goes to response_url. */
+  slackBotTokenSecretArn: 'KEYWARDEN_SLACK_BOT_TOKEN_SECRET_ARN',
 } as const;
 
 /** A setting the CDK stack passes to a function. */
@@ -78,6 +87,10 @@ export const LambdaEnvSchema = z
     grantScheduleRoleArn: optional,
     grantExpiryFunctionArn: optional,
     revocationStateMachineArn: optional,
+    roleDenyFunctionArn: optional,
+    roleDenyPaths: optional,
+    slackWorkerFunctionArn: optional,
+    slackBotTokenSecretArn: optional,
   } satisfies Record<KeywardenEnvKey | keyof typeof LAMBDA_RUNTIME_ENV, z.ZodType>)
   .superRefine((env, ctx) => {
     // The token is read only when there is a Vault to use it with.

@@ -1,15 +1,19 @@
-import { ArnFormat, Duration, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
 import type { KeywardenFunctionsProps } from '../function-props.ts';
@@ -23,6 +27,7 @@ import { iam5ResourceFinding } from '../nag.ts';
 import { validateVaultAddr } from '../settings.ts';
 import type { BreakGlass } from './break-glass.ts';
 import type { ReportBucket } from './report-bucket.ts';
+import type { RoleDeny } from './role-deny.ts';
 
 /** Key prefix of per-grant reports in the report bucket; the API may write nowhere else there. */
 export const GRANT_REPORT_PREFIX = 'grants/';
@@ -73,6 +78,8 @@ export interface ApiProps extends KeywardenFunctionsProps {
   readonly breakGlass: BreakGlass;
   /** The revocation state machine Slack's `/revoke` starts. */
   readonly revocationStateMachine: sfn.IStateMachine;
+  /** The one function that puts deny policies on roles: early revocation of AWS grants goes through it. */
+  readonly roleDeny: RoleDeny;
   /**
    * Requests per second the default stage accepts on average, whole number from 1 to 10000.
    *
@@ -88,21 +95,38 @@ export interface ApiProps extends KeywardenFunctionsProps {
 }
 
 /**
- * keywarden's HTTP API (API Gateway HTTP API, payload format 2.0), one function behind every route
- * (`functions/handlers/api.ts`): break-glass grants and revocation campaigns for the CLI (SigV4,
- * IAM authorizer) and Slack's slash commands and buttons (Slack request signature, verified in the
- * handler). See {@link API_ROUTES}.
+ * keywarden's HTTP API (API Gateway HTTP API, payload format 2.0). See {@link API_ROUTES}.
  *
- * The function's role may: use the state table; read keywarden's secrets; read, assume, tag and set
- * the SourceIdentity of roles under the break-glass path, and put or read the deny policy on them;
- * create and delete schedules of the grant group, passing the grant scheduler role to Scheduler
- * only; invoke itself (Slack's slow work runs after the 3-second acknowledgement); start the
- * revocation state machine; write grant reports under `grants/`. The default stage is throttled,
- * has no CORS, and logs every request as JSON to a KMS-encrypted log group.
+ * - **API function** (`functions/handlers/api.ts`), behind the CLI's routes (SigV4, IAM
+ *   authorizer): break-glass grants and revocation campaigns. Its role may use the state table;
+ *   read keywarden's secrets; read roles under the break-glass path and assume them with the
+ *   grant's SourceIdentity; invoke the role-deny function (early revocation: the deny policy is
+ *   put there, not here); create and delete schedules of the grant group, passing the grant
+ *   scheduler role to Scheduler only; start the revocation state machine; write grant reports
+ *   under `grants/`.
+ * - **Slack ingress** (`functions/handlers/slack-ingress.ts`), behind `/slack/*`: verifies Slack's
+ *   signature, records what is answered at once, and hands slow work to the worker. Its role may
+ *   use the state table, read the signing and fingerprint secrets, and invoke the worker: no STS,
+ *   no IAM action.
+ * - **Slack worker** (`functions/handlers/slack-worker.ts`): runs the deferred jobs (button
+ *   decisions, `/revoke` and its progress thread), invoked asynchronously without retries; a job
+ *   that fails goes to {@link deferredJobsQueue}, whose visible messages raise
+ *   {@link deferredJobsAlarm} on the break-glass alarm topic (runbooks/break-glass.md re-drives them).
+ *
+ * The default stage is throttled, has no CORS, and logs every request as JSON to a
+ * KMS-encrypted log group.
  */
 export class Api extends Construct {
-  /** The API function, its role and its log group. */
+  /** The API function (CLI routes), its role and its log group. */
   readonly handler: KeywardenFunction;
+  /** The function behind `/slack/*`: verify, record, hand off. */
+  readonly slackIngress: KeywardenFunction;
+  /** Runs the deferred Slack jobs the ingress hands it. */
+  readonly slackWorker: KeywardenFunction;
+  /** Deferred Slack jobs whose invocation failed (encrypted, kept 14 days). */
+  readonly deferredJobsQueue: sqs.Queue;
+  /** A failed deferred job waits in {@link deferredJobsQueue}. */
+  readonly deferredJobsAlarm: cloudwatch.Alarm;
   /** The HTTP API. */
   readonly httpApi: apigwv2.HttpApi;
   /** The `$default` stage: throttled and access-logged. */
@@ -142,23 +166,21 @@ export class Api extends Construct {
       );
     }
 
-    const { stateStore, reportBucket, secrets, breakGlass, revocationStateMachine } = props;
+    const { stateStore, reportBucket, secrets, breakGlass, revocationStateMachine, roleDeny } = props;
     const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
 
     this.handler = keywardenFunction(this, 'Handler', {
       handlerFile: 'api.ts',
-      description: 'keywarden API: break-glass grants and revocation campaigns for the CLI (SigV4) and Slack',
+      description: 'keywarden API: break-glass grants and revocation campaigns for the CLI (SigV4)',
       roleDescription:
         'keywarden API: requests, approves and issues break-glass grants (assumes roles under the break-glass path), starts revocation campaigns',
       memorySize: 512,
-      // HTTP requests end at API Gateway's 30 seconds; Slack's slow work runs in an async
-      // self-invocation, which posts `/revoke` progress for as long as this allows.
-      timeout: Duration.minutes(5),
+      // HTTP requests end at API Gateway's 30 seconds.
+      timeout: Duration.seconds(30),
       logRetention,
       environment: {
         ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
         reportBucket: reportBucket.bucket.bucketName,
-        slackSigningSecretArn: secrets.slackSigningSecret.secretArn,
         grantScheduleGroup: breakGlass.scheduleGroupName,
         grantScheduleRoleArn: breakGlass.schedulerRole.roleArn,
         grantExpiryFunctionArn: breakGlass.expiry.function.functionArn,
@@ -166,18 +188,9 @@ export class Api extends Construct {
       },
     });
     (this.handler.function.node.defaultChild as lambda.CfnFunction).functionName = functionName;
-    // A deferred Slack job acts once: Lambda's automatic retries of an async invocation could
-    // start a second campaign or post twice. A failed job says so in the channel instead.
-    this.handler.function.configureAsyncInvoke({ retryAttempts: 0 });
 
     const role = this.handler.role;
     const rolesArn = breakGlass.breakglassRolesArn;
-    const selfArn = stack.formatArn({
-      service: 'lambda',
-      resource: 'function',
-      resourceName: functionName,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
 
     // Issuing an AWS grant: AssumeRole with SourceIdentity = the grant id.
     role.addToPrincipalPolicy(
@@ -196,14 +209,8 @@ export class Api extends Construct {
         resources: [rolesArn],
       }),
     );
-    // Early revocation: a deny on the grant's SourceIdentity (one policy per grant, put whole).
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'DenyGrantSessionsOfBreakglassRoles',
-        actions: ['iam:PutRolePolicy'],
-        resources: [rolesArn],
-      }),
-    );
+    // Early revocation: a deny on the grant's SourceIdentity, put by the role-deny function.
+    roleDeny.grantInvoke(this.handler);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ManageGrantSchedules',
@@ -220,14 +227,6 @@ export class Api extends Construct {
         conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
       }),
     );
-    // Slack wants an answer within 3 seconds: the rest runs in an asynchronous invocation of itself.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'InvokeSelfForSlowSlackWork',
-        actions: ['lambda:InvokeFunction'],
-        resources: [selfArn],
-      }),
-    );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'StartRevocationCampaigns',
@@ -235,7 +234,7 @@ export class Api extends Construct {
         resources: [revocationStateMachine.stateMachineArn],
       }),
     );
-    secrets.grantRead(role, { slackSigningSecret: true });
+    secrets.grantRead(role);
     stateStore.grantReadWriteData(role);
     reportBucket.grantWriteReports(role, GRANT_REPORT_PREFIX);
     NagSuppressions.addResourceSuppressions(
@@ -243,7 +242,7 @@ export class Api extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity set to the grant id), checking they exist (GetRole) and the early-revocation deny (PutRolePolicy) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role.`,
+          reason: `Break-glass role names come from the inventory, not known at deploy time. Assuming them (with SourceIdentity set to the grant id) and checking they exist (GetRole, read-only) are limited to roles under the break-glass path '${breakGlass.breakglassRolePath}' in this account; each role must also trust this function's role. No IAM write: the early-revocation deny is put by the role-deny function.`,
           appliesTo: [iam5ResourceFinding(this, rolesArn)],
         },
         {
@@ -261,6 +260,128 @@ export class Api extends Construct {
       ],
       true,
     );
+
+    // Slack: ingress verifies, records and hands off; the worker runs the deferred jobs.
+
+    this.deferredJobsQueue = new sqs.Queue(this, 'DeferredJobsDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(this.deferredJobsQueue, [
+      {
+        id: 'AwsSolutions-SQS3',
+        reason:
+          "This queue is itself a dead-letter queue: the on-failure destination of the Slack worker's asynchronous invocations (AWS::Lambda::EventInvokeConfig), which cdk-nag recognizes only as a queue's RedrivePolicy or a function's DeadLetterConfig. Nothing consumes it automatically; an alarm fires on its first message and the runbook re-drives it.",
+      },
+    ]);
+    const workerEnvironment = {
+      ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+      slackSigningSecretArn: secrets.slackSigningSecret.secretArn,
+      slackBotTokenSecretArn: secrets.slackBotToken.secretArn,
+      grantScheduleGroup: breakGlass.scheduleGroupName,
+      grantScheduleRoleArn: breakGlass.schedulerRole.roleArn,
+      grantExpiryFunctionArn: breakGlass.expiry.function.functionArn,
+      revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+    };
+    this.slackWorker = keywardenFunction(this, 'SlackWorker', {
+      handlerFile: 'slack-worker.ts',
+      description:
+        "keywarden Slack worker: decides grants from Slack's buttons, runs /revoke and posts its progress",
+      roleDescription:
+        'keywarden Slack worker: approves and denies grants, schedules their expiry, starts revocation campaigns',
+      memorySize: 512,
+      // Follows a `/revoke` campaign and posts its progress for as long as this allows.
+      timeout: Duration.minutes(5),
+      logRetention,
+      environment: workerEnvironment,
+    });
+    // A deferred job acts once: Lambda's automatic retries could start a second campaign or post
+    // twice. A job that fails anyway is kept in the dead-letter queue, with its payload, for the
+    // runbook's re-drive.
+    this.slackWorker.function.configureAsyncInvoke({
+      retryAttempts: 0,
+      onFailure: new destinations.SqsDestination(this.deferredJobsQueue),
+    });
+    const worker = this.slackWorker.role;
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ScheduleGrantExpiry',
+        actions: ['scheduler:CreateSchedule'],
+        resources: [breakGlass.grantSchedulesArn],
+      }),
+    );
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PassGrantSchedulerRole',
+        actions: ['iam:PassRole'],
+        resources: [breakGlass.schedulerRole.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+      }),
+    );
+    worker.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartRevocationCampaigns',
+        actions: ['states:StartExecution'],
+        resources: [revocationStateMachine.stateMachineArn],
+      }),
+    );
+    secrets.grantRead(worker, { slackSigningSecret: true, slackBotToken: true });
+    stateStore.grantReadWriteData(worker);
+    NagSuppressions.addResourceSuppressions(
+      worker,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `An approved grant's one-time expiry schedule is named after the grant, created at run time. CreateSchedule is limited to the '${breakGlass.scheduleGroupName}' group, which holds nothing else; the schedules can only run as the grant scheduler role (iam:PassRole of that role only).`,
+          appliesTo: [iam5ResourceFinding(this, breakGlass.grantSchedulesArn)],
+        },
+      ],
+      true,
+    );
+
+    this.slackIngress = keywardenFunction(this, 'SlackIngress', {
+      handlerFile: 'slack-ingress.ts',
+      description:
+        "keywarden Slack ingress: verifies Slack's signature, records, hands slow work to the worker",
+      roleDescription:
+        'keywarden Slack ingress: verifies Slack requests, records grant requests and deliveries, invokes the Slack worker; no STS, no IAM',
+      memorySize: 256,
+      // Slack waits 3 seconds; anything slower is the worker's.
+      timeout: Duration.seconds(10),
+      logRetention,
+      environment: {
+        table: stateStore.table.tableName,
+        fingerprintKeySecretArn: secrets.fingerprintKey.secretArn,
+        slackSigningSecretArn: secrets.slackSigningSecret.secretArn,
+        slackWorkerFunctionArn: this.slackWorker.function.functionArn,
+      },
+    });
+    const ingress = this.slackIngress.role;
+    ingress.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'HandOffToSlackWorker',
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.slackWorker.function.functionArn],
+      }),
+    );
+    secrets.grantRead(ingress, { vaultToken: false, slackSigningSecret: true });
+    stateStore.grantReadWriteData(ingress);
+
+    this.deferredJobsAlarm = new cloudwatch.Alarm(this, 'DeferredJobsDeadLetterAlarm', {
+      alarmName: `${stack.stackName}-slack-deferred-jobs-failed`,
+      alarmDescription:
+        "keywarden: a deferred Slack job (a button's approve or deny, or a /revoke) failed and waits in the deferred-jobs dead-letter queue; the approval or revocation it carried may not have happened. Read the message, fix the cause and re-drive it (runbooks/break-glass.md, 'Deferred Slack jobs').",
+      metric: this.deferredJobsQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    notifyOnAlarmAndOk(breakGlass.alarmTopic, [this.deferredJobsAlarm]);
 
     // Access logs: who called which route, never bodies or headers (a Slack signature, a token).
 
@@ -304,8 +425,12 @@ export class Api extends Construct {
     });
     this.url = this.stage.url;
 
-    // One integration, one invoke permission for this API's routes (not one per route).
+    // One integration per function, one invoke permission each for this API's routes (not one per route).
     const integration = new HttpLambdaIntegration('Handler', this.handler.function, {
+      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+      scopePermissionToRoute: false,
+    });
+    const slackIntegration = new HttpLambdaIntegration('SlackIngress', this.slackIngress.function, {
       payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
       scopePermissionToRoute: false,
     });
@@ -315,7 +440,7 @@ export class Api extends Construct {
       const [created] = this.httpApi.addRoutes({
         path: route.path,
         methods: [route.method],
-        integration,
+        integration: route.auth === 'iam' ? integration : slackIntegration,
         ...(route.auth === 'iam' ? { authorizer: iamAuthorizer } : {}),
       });
       if (created === undefined)
@@ -326,7 +451,7 @@ export class Api extends Construct {
           {
             id: 'AwsSolutions-APIG4',
             reason:
-              "Slack calls this route and cannot sign with SigV4 or present a JWT, so API Gateway authorization is off here by necessity. The handler authenticates every request before anything else: Slack's v0 HMAC-SHA256 signature over the raw body with the signing secret (constant-time comparison), a timestamp within 5 minutes, and retried deliveries de-duplicated.",
+              "Slack calls this route and cannot sign with SigV4 or present a JWT, so API Gateway authorization is off here by necessity. The Slack ingress function authenticates every request before anything else: Slack's v0 HMAC-SHA256 signature over the raw body with the signing secret (constant-time comparison), a timestamp within 5 minutes, and retried deliveries de-duplicated. Its role holds no STS or IAM action.",
           },
         ]);
       }

@@ -40,8 +40,8 @@ export const DEFAULT_GRANT_SCHEDULE_GROUP = 'keywarden-grants';
 /** Properties of {@link BreakGlass}. */
 export interface BreakGlassProps extends KeywardenFunctionsProps {
   /**
-   * IAM path of the roles break-glass grants may assume and end (`iam:PutRolePolicy` of a deny on
-   * the grant's SourceIdentity); starts and ends with `/`. Those roles must trust the API
+   * IAM path of the roles break-glass grants may assume and end (a deny on the grant's
+   * SourceIdentity, put by the role-deny function); starts and ends with `/`. Those roles must trust the API
    * function's role (stack output `ApiFunctionRoleArn`).
    *
    * @default the `keywarden:breakglassRolePath` context value, else '/breakglass/' (the root path is refused)
@@ -75,8 +75,9 @@ export interface BreakGlassProps extends KeywardenFunctionsProps {
  *   in the `default` group, outside the grant group, so nothing that manages grant schedules can
  *   delete it): ends every active grant past its end.
  *
- * Both may put the deny-this-SourceIdentity policy on roles under {@link breakglassRolePath} and
- * delete schedules of the grant group, nothing more. Their errors raise alarms on an encrypted SNS
+ * Both may delete schedules of the grant group and use the state table, nothing more in AWS: the
+ * deny-this-SourceIdentity policy on roles under {@link breakglassRolePath} is put by the
+ * role-deny function (infra/constructs/role-deny.ts), which the stack lets them invoke. Their errors raise alarms on an encrypted SNS
  * topic ({@link alarmTopic}). The API that starts grants is the {@link Api} construct.
  */
 export class BreakGlass extends Construct {
@@ -153,15 +154,12 @@ export class BreakGlass extends Construct {
       grantScheduleGroup: this.scheduleGroupName,
     };
 
-    /** What ending a grant takes: the deny on the grant's SourceIdentity, and its schedule gone. */
+    /**
+     * What ending a grant takes: its schedule gone. The deny on the grant's SourceIdentity goes
+     * through the role-deny function (infra/constructs/role-deny.ts), which the stack lets these
+     * functions invoke: neither holds an IAM write.
+     */
     const grantEndGrants = (role: iam.Role): void => {
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'DenyGrantSessionsOfBreakglassRoles',
-          actions: ['iam:PutRolePolicy'],
-          resources: [this.breakglassRolesArn],
-        }),
-      );
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'DeleteGrantSchedules',
@@ -174,11 +172,6 @@ export class BreakGlass extends Construct {
       NagSuppressions.addResourceSuppressions(
         role,
         [
-          {
-            id: 'AwsSolutions-IAM5',
-            reason: `Break-glass role names come from the inventory, not known at deploy time. Ending a grant puts a deny on that grant's SourceIdentity (iam:PutRolePolicy only) on roles under the break-glass path '${this.breakglassRolePath}' in this account, never elsewhere.`,
-            appliesTo: [iam5ResourceFinding(this, this.breakglassRolesArn)],
-          },
           {
             id: 'AwsSolutions-IAM5',
             reason: `Each grant's one-time expiry schedule is named after the grant, created at run time. scheduler:DeleteSchedule is limited to schedules of the '${this.scheduleGroupName}' group, which holds nothing else.`,
@@ -230,16 +223,9 @@ export class BreakGlass extends Construct {
       reservedConcurrentExecutions: 1,
       environment,
     });
+    // The sweeper also tidies up (an early revocation's deny, once the grant's sessions are all
+    // dead, so denies do not fill a role's 10 KB of inline policies): through the role-deny function too.
     grantEndGrants(this.sweeper.role);
-    // Only the sweeper tidies up: it removes an early revocation's deny once the grant's
-    // sessions are all dead, so denies do not fill a role's 10 KB of inline policies.
-    this.sweeper.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReleaseGrantDenies',
-        actions: ['iam:DeleteRolePolicy'],
-        resources: [this.breakglassRolesArn],
-      }),
-    );
 
     ({
       alias: this.sweeperAlias,

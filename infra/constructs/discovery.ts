@@ -1,12 +1,16 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { grantPrefixedSecretKeys, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
@@ -49,6 +53,13 @@ export interface DiscoveryProps extends PipelineCredentialsProps {
    * @default the `keywarden:discoverySchedule` context value, else `rate(6 hours)`
    */
   readonly schedule?: string | undefined;
+  /**
+   * Where the discovery alarms notify. It must accept publishes from CloudWatch alarms (a
+   * customer-managed KMS key, and a topic policy for them).
+   *
+   * @default a KMS-encrypted topic of its own, open to this stack's alarms only
+   */
+  readonly alarmTopic?: sns.ITopic | undefined;
 }
 
 /**
@@ -77,6 +88,14 @@ export class Discovery extends Construct {
   readonly schedulerRole: iam.Role;
   /** Receives schedule deliveries and asynchronous runs that failed after their retries. */
   readonly deadLetterQueue: sqs.Queue;
+  /** Where the discovery alarms notify; subscribe on-call to it. */
+  readonly alarmTopic: sns.ITopic;
+  /** The key that encrypts {@link alarmTopic}, when the construct made the topic. */
+  readonly alarmKey: kms.Key | undefined;
+  /** The discovery function failed within the last 6 hours (one scheduled run). */
+  readonly errorsAlarm: cloudwatch.Alarm;
+  /** A run waits in {@link deadLetterQueue}: it was never delivered, or failed after its retries. */
+  readonly deadLetterAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: DiscoveryProps) {
     super(scope, id);
@@ -244,6 +263,35 @@ export class Discovery extends Construct {
       ],
       true,
     );
+
+    // Alarms: a discovery that does not run leaves credentials outside the inventory unreported.
+    const alarmNamePrefix = `${Stack.of(this).stackName}-discovery-`;
+    if (props.alarmTopic) {
+      this.alarmTopic = props.alarmTopic;
+      this.alarmKey = undefined;
+    } else {
+      const { key, topic } = encryptedAlarmTopic(this, { what: 'discovery', alarmNamePrefix });
+      this.alarmTopic = topic;
+      this.alarmKey = key;
+    }
+    this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
+      alarmName: `${alarmNamePrefix}errors`,
+      alarmDescription:
+        "keywarden: the discovery function failed, so credentials outside the inventory may go unreported until a run succeeds. Read the function's logs for the error (a permission, Vault unreachable, a throttled API); the next scheduled run tries again.",
+      metric: this.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: Duration.hours(6) }),
+      ...AT_LEAST_ONCE,
+    });
+    this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
+      alarmName: `${alarmNamePrefix}undelivered`,
+      alarmDescription:
+        'keywarden: a discovery run waits in its dead-letter queue (the schedule could not deliver it, or it failed after its retries). Read the message for the error; the next scheduled run supersedes it, so purge it once the cause is fixed.',
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(15),
+      }),
+      ...AT_LEAST_ONCE,
+    });
+    notifyOnAlarmAndOk(this.alarmTopic, [this.errorsAlarm, this.deadLetterAlarm]);
   }
 }
 

@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, SecretValue, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { NagSuppressions } from 'cdk-nag';
@@ -32,6 +32,11 @@ export interface ServiceSecretsProps {
  *   stack creates a random placeholder and the operator sets the real one after deploy:
  *   `aws secretsmanager put-secret-value --secret-id <SlackSigningSecretArn> --secret-string <secret>`.
  *   Until then every Slack request fails signature verification.
+ * - `slackBotToken` — the bot token (`xoxb-…`, scope `chat:write`) of keywarden's Slack app,
+ *   with which the Slack worker posts `/revoke` progress as a thread under the first message.
+ *   Optional: the stack deploys the placeholder `not-set`, and while the secret holds anything
+ *   but a bot token, progress goes to the command's `response_url` instead:
+ *   `aws secretsmanager put-secret-value --secret-id <SlackBotTokenSecretArn> --secret-string xoxb-…`.
  */
 export class ServiceSecrets extends Construct {
   /** Prefix of the secret names, e.g. `Keywarden/`. */
@@ -42,6 +47,8 @@ export class ServiceSecrets extends Construct {
   readonly fingerprintKey: secretsmanager.Secret;
   /** Signing secret of keywarden's Slack app; set by the operator after deploy. */
   readonly slackSigningSecret: secretsmanager.Secret;
+  /** Bot token of keywarden's Slack app, optional; `not-set` until the operator sets one. */
+  readonly slackBotToken: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: ServiceSecretsProps = {}) {
     super(scope, id);
@@ -81,6 +88,23 @@ export class ServiceSecrets extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
+    this.slackBotToken = new secretsmanager.Secret(this, 'SlackBotToken', {
+      secretName: `${namePrefix}slack-bot-token`,
+      description:
+        "Bot token (xoxb-…) of keywarden's Slack app, for /revoke progress threads. Optional: while it holds the placeholder 'not-set', progress goes to response_url.",
+      // A placeholder, not a secret: it tells the worker there is no bot token yet.
+      secretStringValue: SecretValue.unsafePlainText('not-set'),
+      // Slack can reissue it at any time; nothing stored depends on it.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    NagSuppressions.addResourceSuppressions(this.slackBotToken, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          "The value is the bot token Slack issues for keywarden's Slack app; Secrets Manager cannot mint or rotate it. It is reissued in the Slack app settings (OAuth & Permissions) and replaced here with put-secret-value, deliberately, when it may have leaked.",
+      },
+    ]);
     NagSuppressions.addResourceSuppressions(this.vaultToken, [
       {
         id: 'AwsSolutions-SMG4',
@@ -106,17 +130,26 @@ export class ServiceSecrets extends Construct {
 
   /**
    * Lets a keywarden function read the secrets it runs on (statement `ReadServiceSecrets`): the
-   * Vault token and the fingerprint key, and the Slack signing secret when `slackSigningSecret`.
+   * fingerprint key, the Vault token unless `vaultToken: false`, the Slack signing secret when
+   * `slackSigningSecret`, the Slack bot token when `slackBotToken`.
    */
-  grantRead(role: iam.Role, options: { readonly slackSigningSecret?: boolean } = {}): void {
+  grantRead(
+    role: iam.Role,
+    options: {
+      readonly vaultToken?: boolean;
+      readonly slackSigningSecret?: boolean;
+      readonly slackBotToken?: boolean;
+    } = {},
+  ): void {
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadServiceSecrets',
         actions: ['secretsmanager:GetSecretValue'],
         resources: [
-          this.vaultToken.secretArn,
+          ...(options.vaultToken === false ? [] : [this.vaultToken.secretArn]),
           this.fingerprintKey.secretArn,
           ...(options.slackSigningSecret ? [this.slackSigningSecret.secretArn] : []),
+          ...(options.slackBotToken ? [this.slackBotToken.secretArn] : []),
         ],
       }),
     );

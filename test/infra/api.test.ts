@@ -3,6 +3,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { API_ROUTES, Api, type ApiProps } from '../../infra/constructs/api.ts';
 import { BreakGlass } from '../../infra/constructs/break-glass.ts';
+import { RoleDeny } from '../../infra/constructs/role-deny.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import { API_ROUTE_KEYS, SIGV4_ROUTE_KEYS, SLACK_ROUTE_KEYS } from '../support/api-route-keys.ts';
 import {
@@ -47,20 +48,32 @@ describe('infra: api', () => {
         (route) => route.Properties as { RouteKey: string; AuthorizationType?: string; Target: unknown },
       );
 
-    it('are exactly the documented ones, each sent to the one API function', () => {
+    it('are exactly the documented ones: the CLI’s to the API function, Slack’s to the ingress function', () => {
       expect(
         routes()
           .map((r) => r.RouteKey)
           .sort(),
       ).toEqual(API_ROUTE_KEYS);
       expect(API_ROUTES).toHaveLength(14);
-      const integrations = Object.values(template.findResources('AWS::ApiGatewayV2::Integration'));
-      expect(integrations).toHaveLength(1);
-      expect(integrations[0]?.Properties).toMatchObject({
-        IntegrationType: 'AWS_PROXY',
-        PayloadFormatVersion: '2.0',
-        IntegrationUri: { 'Fn::GetAtt': [logicalIdOf(api.handler.function), 'Arn'] },
-      });
+      const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+      expect(Object.keys(integrations)).toHaveLength(2);
+      const targetOf = (route: { Target: unknown }) => {
+        const id = flattenCfnValue(route.Target).replace(/^integrations\/<|>$/g, '');
+        return (integrations[id]?.Properties as { IntegrationUri: unknown } | undefined)?.IntegrationUri;
+      };
+      for (const route of routes()) {
+        const fn = SLACK_ROUTE_KEYS.includes(route.RouteKey) ? api.slackIngress : api.handler;
+        expect({ key: route.RouteKey, uri: targetOf(route) }).toEqual({
+          key: route.RouteKey,
+          uri: { 'Fn::GetAtt': [logicalIdOf(fn.function), 'Arn'] },
+        });
+      }
+      for (const integration of Object.values(integrations)) {
+        expect(integration.Properties).toMatchObject({
+          IntegrationType: 'AWS_PROXY',
+          PayloadFormatVersion: '2.0',
+        });
+      }
     });
 
     it('require SigV4 (the IAM authorizer) for every CLI route', () => {
@@ -81,20 +94,22 @@ describe('infra: api', () => {
       }
     });
 
-    it('let API Gateway invoke the function once, for any route of this API only', () => {
-      const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
-        (p) =>
-          JSON.stringify(p.Properties.FunctionName) ===
-          JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(api.handler.function), 'Arn'] }),
-      );
-      expect(permissions).toHaveLength(1);
-      expect(permissions[0]?.Properties).toMatchObject({
-        Action: 'lambda:InvokeFunction',
-        Principal: 'apigateway.amazonaws.com',
-      });
-      expect(flattenCfnValue(permissions[0]?.Properties.SourceArn)).toBe(
-        `arn:${PARTITION}:execute-api:${REGION}:${ACCOUNT}:<${logicalIdOf(api.httpApi)}>/*/*/*`,
-      );
+    it('let API Gateway invoke each of the two functions once, for any route of this API only', () => {
+      for (const fn of [api.handler, api.slackIngress]) {
+        const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
+          (p) =>
+            JSON.stringify(p.Properties.FunctionName) ===
+            JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(fn.function), 'Arn'] }),
+        );
+        expect(permissions).toHaveLength(1);
+        expect(permissions[0]?.Properties).toMatchObject({
+          Action: 'lambda:InvokeFunction',
+          Principal: 'apigateway.amazonaws.com',
+        });
+        expect(flattenCfnValue(permissions[0]?.Properties.SourceArn)).toBe(
+          `arn:${PARTITION}:execute-api:${REGION}:${ACCOUNT}:<${logicalIdOf(api.httpApi)}>/*/*/*`,
+        );
+      }
     });
 
     it('answer no CORS preflight: no browser calls this API', () => {
@@ -148,7 +163,6 @@ describe('infra: api', () => {
       expect(functionProperties()?.Environment.Variables).toEqual({
         ...serviceVariables(stack),
         KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
-        KEYWARDEN_SLACK_SIGNING_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.slackSigningSecret) },
         KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
         KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN: {
           'Fn::GetAtt': [logicalIdOf(stack.breakGlass.schedulerRole), 'Arn'],
@@ -157,6 +171,7 @@ describe('infra: api', () => {
           'Fn::GetAtt': [logicalIdOf(stack.breakGlass.expiry.function), 'Arn'],
         },
         KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(stack.revocation.stateMachine) },
+        KEYWARDEN_ROLE_DENY_FUNCTION: { 'Fn::GetAtt': [logicalIdOf(stack.roleDeny.handler.function), 'Arn'] },
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -181,24 +196,13 @@ describe('infra: api', () => {
       expect(resourcesAllowedFor(statements, 'sts:TagSession')).toEqual([]);
     });
 
-    it('puts the early-revocation deny only on those roles, and never removes one', () => {
-      expect(
-        resourcesAllowedFor(
-          statements.filter((st) => st.sid === 'DenyGrantSessionsOfBreakglassRoles'),
-          'iam:PutRolePolicy',
-        ),
-      ).toEqual([ARNS.breakglassRoles]);
-      expect(resourcesAllowedFor(statements, 'iam:GetRolePolicy')).toEqual([]);
-      expect(resourcesAllowedFor(statements, 'iam:DeleteRolePolicy')).toEqual([]);
-    });
-
-    it('runs a deferred Slack job once: no automatic retry of the async invocation', () => {
-      const configs = Object.values(synthesized.template.findResources('AWS::Lambda::EventInvokeConfig'));
-      expect(
-        configs.map(
-          (c) => (c as { Properties: { MaximumRetryAttempts: number } }).Properties.MaximumRetryAttempts,
-        ),
-      ).toEqual([0]);
+    it('holds no IAM policy write: early revocation invokes the role-deny function, and no other function', () => {
+      for (const action of ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy']) {
+        expect(resourcesAllowedFor(statements, action)).toEqual([]);
+      }
+      expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
+        `<${logicalIdOf(synthesized.stack.roleDeny.handler.function)}.Arn>`,
+      ]);
     });
 
     it('creates and deletes schedules of the grant group only', () => {
@@ -218,24 +222,16 @@ describe('infra: api', () => {
       expect(resourcesAllowedFor(statements, 'iam:PassRole')).toHaveLength(1);
     });
 
-    it('invokes itself (Slack’s slow work) and no other function', () => {
-      expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
-        `arn:${PARTITION}:lambda:${REGION}:${ACCOUNT}:function:Keywarden-api`,
-      ]);
-    });
-
     it('starts the revocation state machine only', () => {
       expect(resourcesAllowedFor(statements, 'states:StartExecution')).toEqual([
         `<${logicalIdOf(synthesized.stack.revocation.stateMachine)}>`,
       ]);
     });
 
-    it('reads the three service secrets, the Slack signing secret among them', () => {
+    it('reads the Vault token and the fingerprint key, no Slack secret', () => {
       const { secrets } = synthesized.stack;
       expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
-        [secrets.vaultToken, secrets.fingerprintKey, secrets.slackSigningSecret]
-          .map((secret) => `<${logicalIdOf(secret)}>`)
-          .sort(),
+        [secrets.vaultToken, secrets.fingerprintKey].map((secret) => `<${logicalIdOf(secret)}>`).sort(),
       );
     });
 
@@ -267,6 +263,152 @@ describe('infra: api', () => {
     });
   });
 
+  describe('slack ingress', () => {
+    const ingress = () => allowStatementsOfRole(template, logicalIdOf(api.slackIngress.role));
+
+    it('runs functions/handlers/slack-ingress.ts with the signing secret and the worker’s name only', () => {
+      const { stack } = synthesized;
+      expect(
+        resourceOf(template, 'AWS::Lambda::Function', api.slackIngress.function)?.Properties,
+      ).toMatchObject({
+        ...BUNDLED_HANDLER,
+        Environment: {
+          Variables: {
+            KEYWARDEN_TABLE: { Ref: logicalIdOf(stack.stateStore.table) },
+            KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.fingerprintKey) },
+            KEYWARDEN_SLACK_SIGNING_SECRET_ARN: { Ref: logicalIdOf(stack.secrets.slackSigningSecret) },
+            KEYWARDEN_SLACK_WORKER_FUNCTION_ARN: {
+              'Fn::GetAtt': [logicalIdOf(api.slackWorker.function), 'Arn'],
+            },
+            NODE_OPTIONS: '--enable-source-maps',
+          },
+        },
+      });
+    });
+
+    it('holds no IAM and no STS action at all', () => {
+      const actions = ingress().flatMap((s) => s.actions);
+      expect(actions.filter((a) => a.startsWith('iam:') || a.startsWith('sts:'))).toEqual([]);
+    });
+
+    it('verifies (signing secret), records (state table) and hands off (invokes the worker only)', () => {
+      const { secrets } = synthesized.stack;
+      expect(resourcesAllowedFor(ingress(), 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [secrets.fingerprintKey, secrets.slackSigningSecret].map((s) => `<${logicalIdOf(s)}>`).sort(),
+      );
+      expect(resourcesAllowedFor(ingress(), 'dynamodb:PutItem')).toEqual(
+        tableAndIndexArns(synthesized.stack),
+      );
+      expect(resourcesAllowedFor(ingress(), 'lambda:InvokeFunction')).toEqual([
+        `<${logicalIdOf(api.slackWorker.function)}.Arn>`,
+      ]);
+      expectOnlyScopedActionsOf(ingress(), ['dynamodb', 'kms', 'lambda', 'logs', 'secretsmanager']);
+    });
+  });
+
+  describe('slack worker and its dead-letter queue', () => {
+    const worker = () => allowStatementsOfRole(template, logicalIdOf(api.slackWorker.role));
+
+    it('runs a deferred job once (no automatic retry) and sends a failed one to the dead-letter queue', () => {
+      const configs = Object.values(template.findResources('AWS::Lambda::EventInvokeConfig'));
+      expect(configs).toHaveLength(1);
+      expect(configs[0]?.Properties).toMatchObject({
+        FunctionName: { Ref: logicalIdOf(api.slackWorker.function) },
+        MaximumRetryAttempts: 0,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [logicalIdOf(api.deferredJobsQueue), 'Arn'] } },
+        },
+      });
+      expect(resourcesAllowedFor(worker(), 'sqs:SendMessage')).toEqual([
+        `<${logicalIdOf(api.deferredJobsQueue)}.Arn>`,
+      ]);
+    });
+
+    it('keeps failed jobs encrypted, over TLS only, for 14 days', () => {
+      expect(resourceOf(template, 'AWS::SQS::Queue', api.deferredJobsQueue)?.Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 24 * 3600,
+      });
+      const policy = Object.values(template.findResources('AWS::SQS::QueuePolicy')).find((p) =>
+        JSON.stringify(p.Properties.Queues).includes(logicalIdOf(api.deferredJobsQueue)),
+      );
+      expect(JSON.stringify(policy?.Properties.PolicyDocument)).toContain('aws:SecureTransport');
+    });
+
+    it('alarms on the first failed job, into the break-glass alarm topic', () => {
+      const alarm = resourceOf(template, 'AWS::CloudWatch::Alarm', api.deferredJobsAlarm)?.Properties;
+      const topic = { Ref: logicalIdOf(synthesized.stack.breakGlass.alarmTopic) };
+      expect(alarm).toMatchObject({
+        AlarmName: 'Keywarden-slack-deferred-jobs-failed',
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [
+          { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(api.deferredJobsQueue), 'QueueName'] } },
+        ],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        AlarmActions: [topic],
+        OKActions: [topic],
+      });
+      expect(alarm?.AlarmDescription).toMatch(/runbooks\/break-glass\.md/);
+    });
+
+    it('reads the Slack secrets, schedules grant expiry and starts campaigns, and assumes nothing', () => {
+      const { secrets, breakGlass, revocation } = synthesized.stack;
+      expect(resourcesAllowedFor(worker(), 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [secrets.vaultToken, secrets.fingerprintKey, secrets.slackSigningSecret, secrets.slackBotToken]
+          .map((s) => `<${logicalIdOf(s)}>`)
+          .sort(),
+      );
+      expect(resourcesAllowedFor(worker(), 'scheduler:CreateSchedule')).toEqual([ARNS.grantSchedules]);
+      expect(resourcesAllowedFor(worker(), 'iam:PassRole')).toEqual([
+        `<${logicalIdOf(breakGlass.schedulerRole)}.Arn>`,
+      ]);
+      expect(resourcesAllowedFor(worker(), 'states:StartExecution')).toEqual([
+        `<${logicalIdOf(revocation.stateMachine)}>`,
+      ]);
+      const actions = worker().flatMap((s) => s.actions);
+      expect(
+        actions.filter((a) => a.startsWith('sts:') || (a.startsWith('iam:') && a !== 'iam:PassRole')),
+      ).toEqual([]);
+    });
+  });
+
+  describe('role-deny', () => {
+    it('is the only function in the whole template whose role may put a role policy', () => {
+      const holders = Object.entries(template.findResources('AWS::IAM::Role'))
+        .filter(
+          ([id]) => resourcesAllowedFor(allowStatementsOfRole(template, id), 'iam:PutRolePolicy').length > 0,
+        )
+        .map(([id]) => id);
+      expect(holders).toEqual([logicalIdOf(synthesized.stack.roleDeny.handler.role)]);
+    });
+
+    it('may put, read and delete role policies under the break-glass and revocation paths only', () => {
+      const statements = allowStatementsOfRole(
+        template,
+        logicalIdOf(synthesized.stack.roleDeny.handler.role),
+      );
+      for (const action of ['iam:PutRolePolicy', 'iam:GetRolePolicy', 'iam:DeleteRolePolicy']) {
+        expect(resourcesAllowedFor(statements, action)).toEqual([ARNS.breakglassRoles, ARNS.roles('/ci/')]);
+      }
+      expectOnlyScopedActionsOf(statements, ['iam', 'logs']);
+      expect(
+        resourceOf(template, 'AWS::Lambda::Function', synthesized.stack.roleDeny.handler.function)?.Properties
+          .Environment.Variables.KEYWARDEN_ROLE_DENY_PATHS,
+      ).toBe('/breakglass/,/ci/');
+    });
+
+    it('alarms on its errors into the break-glass alarm topic', () => {
+      const alarm = synthesized.stack.roleDeny.errorsAlarm;
+      expect(alarm).toBeDefined();
+      expect(resourceOf(template, 'AWS::CloudWatch::Alarm', alarm as never)?.Properties).toMatchObject({
+        MetricName: 'Errors',
+        AlarmActions: [{ Ref: logicalIdOf(synthesized.stack.breakGlass.alarmTopic) }],
+      });
+    });
+  });
+
   it('outputs the API URL, the function role break-glass roles must trust, and the Slack signing secret', () => {
     const outputs = template.toJSON().Outputs;
     expect(flattenCfnValue(outputs.ApiUrl.Value)).toBe(
@@ -284,7 +426,9 @@ describe('infra: api', () => {
   });
 
   it('Compliance: no unsuppressed AwsSolutions finding on the API resources', () => {
-    expect(awsSolutionsFindingsUnder(synthesized.stack, ['/Api/', '/ServiceSecrets/'])).toEqual([]);
+    expect(awsSolutionsFindingsUnder(synthesized.stack, ['/Api/', '/ServiceSecrets/', '/RoleDeny/'])).toEqual(
+      [],
+    );
   });
 });
 
@@ -300,6 +444,7 @@ describe('infra: api validation', () => {
       secrets,
       reportBucket,
       breakGlass: new BreakGlass(stack, 'BreakGlass', { stateStore, secrets }),
+      roleDeny: new RoleDeny(stack, 'RoleDeny', { rolePaths: ['/breakglass/'] }),
     };
   });
 

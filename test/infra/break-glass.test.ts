@@ -26,7 +26,6 @@ import {
   tableAndIndexArns,
 } from './keywarden-fixture.ts';
 
-const BREAKGLASS_ROLES = ARNS.breakglassRoles;
 const GRANT_SCHEDULES = ARNS.grantSchedules;
 
 /** A BreakGlass in a bare stack, for property validation (nothing is bundled when it throws first). */
@@ -77,6 +76,9 @@ describe('infra: break-glass', () => {
         expect(functionOf(fn)?.Properties.Environment.Variables).toEqual({
           ...serviceVariables(stack),
           KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
+          KEYWARDEN_ROLE_DENY_FUNCTION: {
+            'Fn::GetAtt': [logicalIdOf(stack.roleDeny.handler.function), 'Arn'],
+          },
           NODE_OPTIONS: '--enable-source-maps',
         });
       }
@@ -84,29 +86,18 @@ describe('infra: break-glass', () => {
   });
 
   describe('roles of the grant-expiry and sweeper functions', () => {
-    it('put the deny-this-grant policy only on roles under /breakglass/, and never assume them', () => {
+    it('hold no IAM policy write and assume nothing: the deny goes through the role-deny function', () => {
       for (const { fn } of enders()) {
         const statements = statementsOf(fn.role);
-        expect(resourcesAllowedFor(statements, 'iam:PutRolePolicy')).toEqual([BREAKGLASS_ROLES]);
+        for (const action of ['iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:GetRolePolicy']) {
+          expect(resourcesAllowedFor(statements, action)).toEqual([]);
+        }
         expect(resourcesAllowedFor(statements, 'sts:AssumeRole')).toEqual([]);
         expect(resourcesAllowedFor(statements, 'iam:PassRole')).toEqual([]);
+        expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
+          `<${logicalIdOf(synthesized.stack.roleDeny.handler.function)}.Arn>`,
+        ]);
       }
-    });
-
-    it('let only the sweeper remove a deny, once the grant is over, on those roles', () => {
-      const [expiry, sweeper] = enders();
-      expect(
-        resourcesAllowedFor(
-          statementsOf((sweeper as { fn: KeywardenFunction }).fn.role),
-          'iam:DeleteRolePolicy',
-        ),
-      ).toEqual([BREAKGLASS_ROLES]);
-      expect(
-        resourcesAllowedFor(
-          statementsOf((expiry as { fn: KeywardenFunction }).fn.role),
-          'iam:DeleteRolePolicy',
-        ),
-      ).toEqual([]);
     });
 
     it('delete schedules of the grant group only, and create none', () => {
@@ -140,8 +131,8 @@ describe('infra: break-glass', () => {
       for (const { fn } of enders()) {
         expectOnlyScopedActionsOf(statementsOf(fn.role), [
           'dynamodb',
-          'iam',
           'kms',
+          'lambda',
           'logs',
           'scheduler',
           'secretsmanager',
@@ -301,11 +292,12 @@ describe('infra: break-glass with explicit settings', () => {
   it('scopes every role of the capability to the given path and sweeps on the given schedule', () => {
     const { template, stack } = synthesized;
     const roles = ARNS.roles('/oncall/elevated/');
-    for (const role of [stack.breakGlass.expiry.role, stack.breakGlass.sweeper.role]) {
-      expect(
-        resourcesAllowedFor(allowStatementsOfRole(template, logicalIdOf(role)), 'iam:PutRolePolicy'),
-      ).toEqual([roles]);
-    }
+    expect(
+      resourcesAllowedFor(
+        allowStatementsOfRole(template, logicalIdOf(stack.roleDeny.handler.role)),
+        'iam:PutRolePolicy',
+      ),
+    ).toEqual([ARNS.roles('/ci/'), roles].sort());
     const api = allowStatementsOfRole(template, logicalIdOf(stack.api.handler.role));
     expect(resourcesAllowedFor(api, 'sts:AssumeRole')).toEqual([roles]);
     expect(

@@ -97,7 +97,10 @@ describe('infra: cdk-nag AwsSolutions', () => {
             'Revocation/Report',
             'BreakGlass/Expiry',
             'BreakGlass/Sweeper',
+            'RoleDeny/Handler',
             'Api/Handler',
+            'Api/SlackWorker',
+            'Api/SlackIngress',
           ].map((fn) => `Keywarden/${fn}/Function/Resource AwsSolutions-L1`),
           // Discovery: List APIs ("*"), metadata of every user, role and secret (declared ones sit
           // anywhere), secret values under the name prefix only.
@@ -122,14 +125,16 @@ describe('infra: cdk-nag AwsSolutions', () => {
           // Plan and report write under their own prefix of the report bucket only.
           ...onRoles(['Revocation/Plan'], iam5(`${REPORT_BUCKET}/campaigns/*`)),
           ...onRoles(['Revocation/Report'], iam5(`${REPORT_BUCKET}/reports/*`)),
-          // The revoke-batch worker: what the rotation roles have, plus deny policies on roles under the path.
+          // The revoke-batch worker: what the rotation roles have (role sessions are denied through
+          // the role-deny function).
           ...onRoles(
             ['Revocation/RevokeBatch'],
             iam5(ARNS.users('/ci/')),
-            iam5(ARNS.roles('/ci/')),
             iam5(ARNS.secrets('ci/')),
             iam5(ARNS.keys),
           ),
+          // The one holder of iam:PutRolePolicy: roles under the break-glass and revocation paths.
+          ...onRoles(['RoleDeny/Handler'], iam5(ARNS.breakglassRoles, ARNS.roles('/ci/'))),
           // The state machine: qualified invokes of its three functions, the plan's target lists,
           // X-Ray and log delivery (no resource-level permissions), and its own child executions.
           ...onRoles(
@@ -143,16 +148,16 @@ describe('infra: cdk-nag AwsSolutions', () => {
             ),
           ),
           'Keywarden/Revocation/StateMachine/DistributedMapPolicy/Resource AwsSolutions-IAM5 [{"regex":"/^Resource::arn:.*:states:.*:execution:.*\\\\*$/"}]',
-          // Slack issues the signing secret; Secrets Manager cannot rotate it.
+          // Slack issues the signing secret and the bot token; Secrets Manager cannot rotate them.
           'Keywarden/ServiceSecrets/SlackSigningSecret/Resource AwsSolutions-SMG4',
-          // Grant expiry and sweeper: the deny policy on roles under the break-glass path, and
-          // deleting schedules of the grant group.
-          ...onRoles(
-            ['BreakGlass/Expiry', 'BreakGlass/Sweeper'],
-            iam5(ARNS.breakglassRoles),
-            iam5(ARNS.grantSchedules),
-          ),
-          // The API: assume and deny roles under the break-glass path, grant schedules, grant reports.
+          'Keywarden/ServiceSecrets/SlackBotToken/Resource AwsSolutions-SMG4',
+          // Grant expiry and sweeper: deleting schedules of the grant group (denies go through role-deny).
+          ...onRoles(['BreakGlass/Expiry', 'BreakGlass/Sweeper'], iam5(ARNS.grantSchedules)),
+          // The Slack worker: an approved grant's expiry schedule, in the grant group.
+          ...onRoles(['Api/SlackWorker'], iam5(ARNS.grantSchedules)),
+          // The deferred-jobs queue is a dead-letter queue (an on-failure destination cdk-nag does not see).
+          'Keywarden/Api/DeferredJobsDeadLetterQueue/Resource AwsSolutions-SQS3',
+          // The API: assume and read roles under the break-glass path, grant schedules, grant reports.
           ...onRoles(
             ['Api/Handler'],
             iam5(ARNS.breakglassRoles),

@@ -35,6 +35,37 @@ describe('infra: discovery', () => {
 
   const discoveryFunction = () => template.findResources('AWS::Lambda::Function')[functionId];
 
+  describe('alarms', () => {
+    it('alarm when discovery fails and when a run waits in the dead-letter queue, on an encrypted topic', () => {
+      const { discovery } = synthesized.stack;
+      const topic = { Ref: logicalIdOf(discovery.alarmTopic) };
+      expect(resourceOf(template, 'AWS::CloudWatch::Alarm', discovery.errorsAlarm)?.Properties).toMatchObject(
+        {
+          AlarmName: 'Keywarden-discovery-errors',
+          Namespace: 'AWS/Lambda',
+          MetricName: 'Errors',
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+          Threshold: 1,
+          AlarmActions: [topic],
+          OKActions: [topic],
+        },
+      );
+      expect(
+        resourceOf(template, 'AWS::CloudWatch::Alarm', discovery.deadLetterAlarm)?.Properties,
+      ).toMatchObject({
+        AlarmName: 'Keywarden-discovery-undelivered',
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        AlarmActions: [topic],
+      });
+      expect(discovery.alarmKey).toBeDefined();
+      expect(
+        resourceOf(template, 'AWS::SNS::Topic', discovery.alarmTopic as never)?.Properties.KmsMasterKeyId,
+      ).toEqual({ 'Fn::GetAtt': [logicalIdOf(discovery.alarmKey as never), 'Arn'] });
+      expect(template.toJSON().Outputs.DiscoveryAlarmTopicArn.Value).toEqual(topic);
+    });
+  });
+
   describe('function', () => {
     it('runs the ESM bundle of functions/handlers/discovery.ts on nodejs22.x, arm64, 512 MB, 5 minutes', () => {
       expect(discoveryFunction()?.Properties).toMatchObject({

@@ -140,7 +140,14 @@ describe('infra: revocation', () => {
     it('scope the worker to users and roles under the IAM path and secrets under the prefix', () => {
       const statements = statementsOf(revocation.revokeBatch.role);
       expect(resourcesAllowedFor(statements, 'iam:DeleteAccessKey')).toEqual([USERS]);
-      expect(resourcesAllowedFor(statements, 'iam:PutRolePolicy')).toEqual([ROLES]);
+      // Role sessions are ended through the role-deny function: the worker holds no IAM policy write.
+      expect(resourcesAllowedFor(statements, 'iam:PutRolePolicy')).toEqual([]);
+      expect(resourcesAllowedFor(statements, 'iam:GetRolePolicy')).toEqual([]);
+      expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
+        `<${logicalIdOf(synthesized.stack.roleDeny.handler.function)}.Arn>`,
+      ]);
+      const roleDeny = statementsOf(synthesized.stack.roleDeny.handler.role);
+      expect(resourcesAllowedFor(roleDeny, 'iam:PutRolePolicy')).toContain(ROLES);
       expect(resourcesAllowedFor(statements, 'secretsmanager:UpdateSecretVersionStage')).toEqual([SECRETS]);
       expect(resourcesAllowedFor(statements, 'secretsmanager:CreateSecret')).toEqual([]);
       expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([]);

@@ -1,0 +1,91 @@
+/**
+ * Slack ingress: the function API Gateway sends `/slack/commands` and `/slack/interactions`
+ * to. It verifies Slack's signature (the signing secret is all it reads besides the
+ * fingerprint key every function loads), records what must be answered at once (a
+ * `/breakglass` request, the delivery ledger, refusals in the audit trail) and hands
+ * everything slow to the Slack worker by an asynchronous invocation carrying a MAC
+ * (functions/api/deferred-jobs.ts). Its role holds no STS and no IAM action: whoever gets
+ * past this function can write to the state table and start a worker job, nothing more.
+ */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { SlackResponder } from '../adapters/slack/responder.ts';
+import { wire } from '../adapters/wiring.ts';
+import { campaignApi } from '../api/campaigns.ts';
+import { type DeferredJob, signDeferredJob } from '../api/deferred-jobs.ts';
+import type { ApiDeps } from '../api/deps.ts';
+import { ApiEventSchema, type ApiResult, errorResult, json, requestIdOf } from '../api/responses.ts';
+import { routeRequest } from '../api/routes.ts';
+import { KeywardenError } from '../core/errors.ts';
+import type { CampaignLauncher } from '../core/ports.ts';
+import { SecretValue } from '../core/secret-value.ts';
+import { KEYWARDEN_ENV, lambdaEnv, requireEnv } from './env.ts';
+import { loadLambdaConfig, readSecret } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
+
+/** The paths this function serves; API Gateway routes nothing else here, and anything else is 404. */
+export const SLACK_PATHS: readonly string[] = ['/slack/commands', '/slack/interactions'];
+
+/** Ingress answers Slack; campaigns are planned and launched by the worker, never here. */
+export const noLaunchFromIngress: CampaignLauncher = {
+  launch: async () => {
+    throw new KeywardenError('Slack ingress does not launch campaigns: the Slack worker does');
+  },
+};
+
+/** The ingress handler: Slack's routes only, through the same gate and routing as the API. */
+export function makeHandler(deps: ApiDeps) {
+  return wrap(
+    {
+      event: ApiEventSchema,
+      expected: 'an API Gateway HTTP API event (payload format 2.0)',
+      answer: (error, event) => errorResult(error, requestIdOf(event), deps.log ?? console.error),
+    },
+    async (event): Promise<ApiResult> => {
+      if (!SLACK_PATHS.includes(event.rawPath ?? '')) {
+        return json(404, { error: { code: 'not-found', message: 'this function serves /slack/* only' } });
+      }
+      return routeRequest(deps, event);
+    },
+  );
+}
+
+/** Hands a job to the worker: an asynchronous invocation (failures land in its dead-letter queue). */
+export function handOff(lambda: LambdaClient, workerFunction: string, signingSecret: SecretValue) {
+  return async (job: DeferredJob): Promise<void> => {
+    await lambda.send(
+      new InvokeCommand({
+        FunctionName: workerFunction,
+        InvocationType: 'Event',
+        Payload: Buffer.from(JSON.stringify(signDeferredJob(signingSecret, job))),
+      }),
+    );
+  };
+}
+
+/** The Lambda entry point. */
+export const handler = entryPoint(async () => {
+  const env = lambdaEnv();
+  const config = await loadLambdaConfig();
+  const services = wire(config);
+  const signingSecret = new SecretValue(
+    await readSecret(services.aws.secrets, requireEnv(KEYWARDEN_ENV.slackSigningSecretArn)),
+  );
+  const worker = requireEnv(KEYWARDEN_ENV.slackWorkerFunctionArn);
+  const responder = new SlackResponder();
+  const deps: ApiDeps = {
+    breakglass: services.breakglassDeps,
+    acceptLocalPrincipals: false,
+    campaigns: campaignApi(services, noLaunchFromIngress),
+    region: env.region,
+    vaultAddr: undefined,
+    report: () => Promise.reject(new KeywardenError('Slack ingress serves no reports')),
+    slack: {
+      signingSecret,
+      ledger: services.breakglassStore,
+      respond: (url, message) => responder.respond(url, message),
+      defer: handOff(new LambdaClient(awsClientConfig(config.aws)), worker, signingSecret),
+    },
+  };
+  return makeHandler(deps);
+});
