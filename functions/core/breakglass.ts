@@ -5,8 +5,8 @@
  * credentials…) is audited as `grant.refused` before the refusal reaches the caller.
  *
  * Expiry is guaranteed three times over: every credential carries the grant's end as its
- * own TTL; a one-time schedule calls {@link expire} at the end; and {@link sweep} ends
- * anything overdue that the schedule missed.
+ * own TTL; a one-time schedule calls {@link expire} at the end; and the sweeper
+ * (./grant-sweep.ts `sweep`) ends anything overdue that the schedule missed.
  */
 import { ConflictError, NotFoundError, ValidationError } from './errors.ts';
 import {
@@ -54,9 +54,6 @@ export interface BreakglassDeps {
   scheduler: GrantExpiryScheduler;
   newGrantId: () => string;
 }
-
-/** How long after a grant ended the sweeper takes over ending its credentials (the ender may still be at it). */
-const UNFINISHED_AFTER_MS = 60_000;
 
 /** How many times a transition is re-applied when a concurrent writer changed the grant first. */
 const CONFLICT_ATTEMPTS = 5;
@@ -509,64 +506,36 @@ export async function expire(
 }
 
 /**
- * Removes the deny policies of grants revoked early once none of their sessions can be
- * alive; they would otherwise fill the role's 10 KB of inline policies.
+ * Removes the deny policy of a grant revoked early once none of its sessions can be alive
+ * (the policies would otherwise fill the role's 10 KB of inline policies), and records it
+ * (`releasedAt`). Called by the sweeper (grant-sweep.ts) for the grants due. Returns whether
+ * it released the grant now.
  */
-async function release(deps: BreakglassDeps, now: Date): Promise<{ released: string[]; failed: string[] }> {
-  const config = await deps.config();
-  const released: string[] = [];
-  const failed: string[] = [];
-  for (const grant of await deps.grants.listGrants({ states: ['revoked'] })) {
-    const deadAt = credentialsDeadAt(grant);
-    const role = config.roles.find((r) => r.id === grant.roleId);
-    if (grant.releasedAt || !grant.credentialsEndedAt || !deadAt || deadAt.getTime() > now.getTime() || !role)
-      continue;
-    const issuer = deps.issuer(role.target.type);
-    try {
-      if (issuer.release) await issuer.release({ grantId: grant.grantId, target: role.target });
-      await transition(deps, grant.grantId, (current) => ({ ...current, releasedAt: now.toISOString() }));
-      released.push(grant.grantId);
-    } catch {
-      failed.push(grant.grantId);
-    }
-  }
-  return { released, failed };
+export async function release(
+  deps: BreakglassDeps,
+  grant: StoredGrant,
+  role: BreakglassRole,
+  now: Date,
+): Promise<boolean> {
+  const deadAt = credentialsDeadAt(grant);
+  if (grant.state !== 'revoked' || grant.releasedAt || !grant.credentialsEndedAt || !deadAt) return false;
+  if (deadAt.getTime() > now.getTime()) return false;
+  const issuer = deps.issuer(role.target.type);
+  if (issuer.release) await issuer.release({ grantId: grant.grantId, target: role.target });
+  await transition(deps, grant.grantId, (current) => ({ ...current, releasedAt: now.toISOString() }));
+  return true;
 }
 
 /**
- * The third guarantee: ends every approved or active grant past its end; and tidies up
- * after early revocations whose credentials are all dead.
+ * Finishes the ending of an ended grant whose credentials could not all be ended at the time
+ * (IAM or Vault failed): the sweeper (grant-sweep.ts) calls it a minute after the end.
  */
-export async function sweep(
+export async function finishHalfWay(
   deps: BreakglassDeps,
-): Promise<{ expired: string[]; released: string[]; failed: string[] }> {
-  const now = deps.clock.now();
-  const overdue = (await deps.grants.listGrants({ states: ['approved', 'active'] })).filter((g) =>
-    isOverdue(g, now),
-  );
-  const expired: string[] = [];
-  const failed: string[] = [];
-  for (const grant of overdue) {
-    try {
-      if ((await expire(deps, grant.grantId, 'sweeper')) === 'expired') expired.push(grant.grantId);
-    } catch {
-      failed.push(grant.grantId);
-    }
-  }
-  // Ended grants whose credentials could not all be ended (IAM or Vault failed at the time).
-  const config = await deps.config();
-  for (const grant of await deps.grants.listGrants({ states: ['revoked', 'expired'] })) {
-    const role = config.roles.find((r) => r.id === grant.roleId);
-    if (grant.credentialsEndedAt || !role || !grant.endedAt) continue;
-    if (now.getTime() - Date.parse(grant.endedAt) < UNFINISHED_AFTER_MS) continue;
-    try {
-      await finishEnding(deps, grant, role, grant.state === 'revoked' ? 'revoked' : 'expired');
-    } catch {
-      failed.push(grant.grantId);
-    }
-  }
-  const tidied = await release(deps, now);
-  return { expired, released: tidied.released, failed: [...failed, ...tidied.failed] };
+  grant: StoredGrant,
+  role: BreakglassRole,
+): Promise<StoredGrant> {
+  return finishEnding(deps, grant, role, grant.state === 'revoked' ? 'revoked' : 'expired');
 }
 
 /** The review after the grant ended, by someone other than the requester. */

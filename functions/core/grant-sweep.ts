@@ -8,6 +8,7 @@
  * in its "due" listing only while it has a due time, so the sweeper's reads grow with the
  * grants in flight, never with the finished ones.
  */
+import { type BreakglassDeps, expire, finishHalfWay, release } from './breakglass.ts';
 import { credentialsDeadAt, type Grant } from './grant.ts';
 import type { GrantPage, GrantPageRequest } from './ports.ts';
 
@@ -47,4 +48,43 @@ export async function* eachGrant(
     yield* answer.grants;
     nextToken = answer.nextToken;
   } while (nextToken);
+}
+
+/** What the sweeper did: grants it ended, deny policies it removed, grants it could not finish. */
+export interface SweepResult {
+  expired: string[];
+  released: string[];
+  failed: string[];
+}
+
+/**
+ * The third guarantee, over the grants due now and only those ({@link sweepDueAt}): ends an
+ * approved or active grant past its end that its schedule did not; finishes an ending whose
+ * credentials could not all be ended at the time (IAM or Vault failed); removes an early
+ * revocation's deny policy once none of the grant's sessions can be alive. A failure on one
+ * grant does not stop the others; it is listed in `failed` and the grant stays due.
+ */
+export async function sweep(deps: BreakglassDeps): Promise<SweepResult> {
+  const now = deps.clock.now();
+  const config = await deps.config();
+  const result: SweepResult = { expired: [], released: [], failed: [] };
+  for await (const listed of eachGrant((page) => deps.grants.sweepDueGrants(now, page))) {
+    const { grantId } = listed;
+    try {
+      if (listed.state === 'approved' || listed.state === 'active') {
+        if ((await expire(deps, grantId, 'sweeper')) === 'expired') result.expired.push(grantId);
+        continue;
+      }
+      // The listing is eventually consistent: act on the grant as it is now.
+      const grant = await deps.grants.getGrant(grantId);
+      const dueAt = grant && sweepDueAt(grant);
+      const role = grant && config.roles.find((r) => r.id === grant.roleId);
+      if (!grant || !dueAt || dueAt.getTime() > now.getTime() || !role) continue;
+      if (!grant.credentialsEndedAt) await finishHalfWay(deps, grant, role);
+      else if (await release(deps, grant, role, now)) result.released.push(grantId);
+    } catch {
+      result.failed.push(grantId);
+    }
+  }
+  return result;
 }

@@ -136,8 +136,6 @@ export interface GrantStore {
   sweepDueGrants(now: Date, page?: GrantPageRequest): Promise<GrantPage>;
   /** Ended grants whose review is overdue at `now` (grant.ts `isReviewOverdue`). */
   reviewDueGrants(now: Date, page?: GrantPageRequest): Promise<GrantPage>;
-  /** All grants, newest first; `states` narrows the list. Reads every grant: being replaced by the queries above. */
-  listGrants(filter?: { states?: readonly GrantState[] }): Promise<StoredGrant[]>;
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * The third guarantee of a break-glass grant's end: every few minutes, end any approved or
  * active grant past its end that its schedule did not (Scheduler down, schedule never
- * created). A failure on one grant does not stop the others; it fails the run so the alarm
+ * created), reading only the grants due (core/grant-sweep.ts). A failure on one grant does not stop the others; it fails the run so the alarm
  * on this function's errors fires.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { wire } from '../adapters/wiring.ts';
-import { type BreakglassDeps, sweep } from '../core/breakglass.ts';
+import type { BreakglassDeps } from '../core/breakglass.ts';
 import { KeywardenError } from '../core/errors.ts';
+import { sweep } from '../core/grant-sweep.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 

@@ -24,9 +24,10 @@ import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import type { ApiEvent, ApiResult } from '../../functions/api/responses.ts';
 import { runDeferred } from '../../functions/api/slack.ts';
-import { expire, sweep } from '../../functions/core/breakglass.ts';
+import { expire } from '../../functions/core/breakglass.ts';
 import { grantFindings } from '../../functions/core/findings.ts';
 import { BreakglassConfigSchema, type Grant, MAX_CREDENTIAL_FETCHES } from '../../functions/core/grant.ts';
+import { sweep } from '../../functions/core/grant-sweep.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { makeHandler } from '../../functions/handlers/api.ts';
 import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
@@ -381,7 +382,7 @@ describe('break-glass API: Slack', () => {
       'x-slack-retry-reason': 'http_timeout',
     });
     expect([replay.statusCode, replay.body, retry.statusCode]).toEqual([200, '', 200]);
-    const grants = await services.store.listGrants();
+    const { grants } = await services.store.queryGrants({ limit: 100 });
     expect(grants.filter((g) => g.reason === body.split('+').at(-1))).toHaveLength(0);
     const audit = (await services.store.readAll()).records.filter((r) => r.subject === 'slack:commands');
     expect(audit.map((r) => r.details.reason)).toEqual([

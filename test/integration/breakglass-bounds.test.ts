@@ -22,6 +22,7 @@ import {
   type Principal,
   TEXT_LIMITS,
 } from '../../functions/core/grant.ts';
+import { sweep } from '../../functions/core/grant-sweep.ts';
 import type { GrantIssuer } from '../../functions/core/ports.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
@@ -268,7 +269,7 @@ describe('break-glass bounds: a revoke whose Vault or IAM call fails', () => {
 
     // the sweeper finishes it once the ender has had its minute
     clock.advance(61_000);
-    await breakglass.sweep(deps);
+    await sweep(deps);
     await expect(asRequester.lookupSelf()).rejects.toMatchObject({ status: 403 });
     expect((await deps.grants.getGrant(grantId))?.credentialsEndedAt).toBeDefined();
     expect((await auditOf(grantId)).map((r) => r.type)).toContain('grant.credentials-ended');

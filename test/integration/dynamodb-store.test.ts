@@ -272,8 +272,8 @@ describe('state store: grants', () => {
       ConflictError,
     );
     expect(await store.getGrant('g-1')).toMatchObject({ state: 'approved', rev: approved.rev });
-    expect((await store.listGrants()).map((g) => g.grantId)).toEqual(['g-2', 'g-1']);
-    expect((await store.listGrants({ states: ['approved'] })).map((g) => g.grantId)).toEqual(['g-1']);
+    expect((await store.queryGrants()).grants.map((g) => g.grantId)).toEqual(['g-2', 'g-1']);
+    expect((await store.queryGrants({ state: 'approved' })).grants.map((g) => g.grantId)).toEqual(['g-1']);
   });
 });
 

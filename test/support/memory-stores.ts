@@ -38,7 +38,7 @@ import {
   RotationStateSchema,
 } from '../../functions/core/credential-version.ts';
 import { ConflictError, ValidationError } from '../../functions/core/errors.ts';
-import { type Grant, GrantSchema, type GrantState, isReviewOverdue } from '../../functions/core/grant.ts';
+import { type Grant, GrantSchema, isReviewOverdue } from '../../functions/core/grant.ts';
 import { sweepDueAt } from '../../functions/core/grant-sweep.ts';
 import {
   AUDIT_CLOCK_SKEW_MS,
@@ -172,12 +172,6 @@ export class MemoryGrantStore implements GrantStore {
       .filter((g) => isReviewOverdue(g, now))
       .map((g) => [`${g.review?.dueAt}#${g.grantId}`, g] as const);
     return this.#page('review', entries, request);
-  }
-
-  async listGrants(filter: { states?: readonly GrantState[] } = {}): Promise<StoredGrant[]> {
-    return (await this.queryGrants({ limit: MAX_GRANT_PAGE })).grants.filter(
-      (g) => !filter.states || filter.states.includes(g.state),
-    );
   }
 
   #page(listing: string, entries: (readonly [string, StoredGrant])[], request: GrantPageRequest): GrantPage {

@@ -211,10 +211,5 @@ export function dynamoGrantStore(table: DynamoTable): GrantStore {
         at = { partition: next, key: undefined };
       }
     },
-
-    async listGrants(filter = {}) {
-      const grants = (await table.queryIndex('GRANTS')).map(toGrant);
-      return filter.states ? grants.filter((grant) => filter.states?.includes(grant.state)) : grants;
-    },
   };
 }
