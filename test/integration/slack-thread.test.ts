@@ -11,8 +11,7 @@ import { SlackResponder } from '../../functions/adapters/slack/responder.ts';
 import { WebApiThreadPoster } from '../../functions/adapters/slack/web-api-poster.ts';
 import type { CampaignApi } from '../../functions/api/campaigns.ts';
 import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
-import type { ApiDeps } from '../../functions/api/deps.ts';
-import { runDeferred } from '../../functions/api/slack.ts';
+import { type DeferredDeps, runDeferred } from '../../functions/api/slack.ts';
 import { summarize } from '../../functions/core/campaign.ts';
 import type { StoredCampaign } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
@@ -103,7 +102,7 @@ describe('slack: /revoke progress in a thread (Web API against a local chat.post
   const poster = () =>
     new WebApiThreadPoster({ botToken: new SecretValue(BOT_TOKEN), slackApiUrl: `${base}/api/` });
 
-  const deps = (thread: WebApiThreadPoster | undefined): ApiDeps & { thread?: WebApiThreadPoster } => {
+  const deps = (thread: WebApiThreadPoster | undefined): DeferredDeps => {
     const responder = new SlackResponder({ allowedHosts: ['127.0.0.1'] });
     return {
       breakglass: undefined as never,
