@@ -31,13 +31,22 @@ export function registerDev(program: Command): void {
       '--users <names>',
       'also hand development tokens to these users (comma-separated), e.g. an approver: --users alice,bob',
     )
-    .action(async (options: { demo?: boolean; users?: string }) => {
+    .option(
+      '--slack-signing-secret <secret>',
+      'the local Slack signing secret (default: KEYWARDEN_SLACK_SIGNING_SECRET, else the one in the state folder, else a random one); the environment variable keeps it out of the process list',
+    )
+    .action(async (options: { demo?: boolean; users?: string; slackSigningSecret?: string }) => {
       const dir = stateDir();
       const users = (options.users ?? '')
         .split(',')
         .map((u) => u.trim())
         .filter(Boolean);
-      const { config, runtime } = await devUp(dir, { demo: options.demo ?? false, log: say, users });
+      const { config, runtime } = await devUp(dir, {
+        demo: options.demo ?? false,
+        log: say,
+        users,
+        slackSigningSecret: options.slackSigningSecret,
+      });
       say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.vault?.addr} (state in ${dir})`);
       if (runtime) say(`local runtime (HTTP API, grant schedules, sweeper): ${runtime.url}`);
       if (!options.demo) return;

@@ -13,10 +13,48 @@ import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-con
 import { wire } from '../adapters/wiring.ts';
 import { localAwsEndpoint } from './aws-endpoint.ts';
 import { seedDemo } from './demo-seed.ts';
-import { ensureDevUsers, ensureSlackSecret, type RuntimeInfo } from './runtime.ts';
+import { ensureDevUsers, ensureSlackSecret, type RuntimeInfo, slackSecretFile } from './runtime.ts';
 import { startRuntimeProcess, stopRuntimeProcess } from './runtime-process.ts';
 
 export const LOCAL_TABLE = 'keywarden-state';
+
+/** The variable that sets the local Slack signing secret when `dev up` is not given one. */
+export const SLACK_SIGNING_SECRET_ENV = 'KEYWARDEN_SLACK_SIGNING_SECRET';
+
+/** Printable, no spaces, 16 to 256 characters: Slack's own are 32 hex digits. */
+const SIGNING_SECRET = /^[\x21-\x7e]{16,256}$/;
+
+/**
+ * Makes `secret` (else {@link SLACK_SIGNING_SECRET_ENV}, else the one already in the state
+ * folder, else a random one) the local runtime's Slack signing secret, so a real Slack app (a
+ * tunnel to the runtime) or a test can sign requests with a secret it already knows.
+ *
+ * @returns whether the stored secret changed (a running runtime must restart to use it).
+ * @throws Error saying what is expected, never echoing the value.
+ */
+export function chooseLocalSlackSecret(
+  stateDir: string,
+  secret: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  const chosen = secret ?? (env[SLACK_SIGNING_SECRET_ENV] || undefined);
+  const file = slackSecretFile(stateDir);
+  const before = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+  if (chosen === undefined) {
+    ensureSlackSecret(stateDir);
+    return false;
+  }
+  const value = chosen.trim();
+  if (!SIGNING_SECRET.test(value)) {
+    const from = secret === undefined ? SLACK_SIGNING_SECRET_ENV : '--slack-signing-secret';
+    throw new Error(
+      `${from}: expected a Slack signing secret of 16 to 256 printable characters without spaces (Slack app > Basic Information > Signing Secret), got ${value.length} character(s)`,
+    );
+  }
+  if (value === before) return false;
+  writeFileSync(file, value, { mode: 0o600 });
+  return true;
+}
 
 /** The runtime configuration for a running local stack. */
 export function localConfig(stack: StackEndpoints, fingerprintKey: string): RuntimeConfig {
@@ -48,6 +86,8 @@ export async function devUp(
     users?: readonly string[];
     /** Start the local runtime (HTTP API, schedules, sweeper) in the background. Default true. */
     runtime?: boolean;
+    /** The local Slack signing secret; default {@link SLACK_SIGNING_SECRET_ENV}, else kept or generated. */
+    slackSigningSecret?: string | undefined;
   },
 ): Promise<{ config: RuntimeConfig; seeded: boolean; runtime?: RuntimeInfo }> {
   const stack = await startStack(stateDir, options.log);
@@ -80,8 +120,13 @@ export async function devUp(
     seeded = true;
   }
   ensureDevUsers(stateDir, [localUser(), ...(options.users ?? [])]);
-  ensureSlackSecret(stateDir);
+  // Checked before the runtime starts: the runtime reads the secret once, when it starts.
+  const secretChanged = chooseLocalSlackSecret(stateDir, options.slackSigningSecret);
   if (options.runtime === false) return { config, seeded };
+  if (secretChanged) {
+    options.log('Slack signing secret changed: restarting the local runtime to use it');
+    await stopRuntimeProcess(stateDir);
+  }
   return { config, seeded, runtime: await startRuntimeProcess(stateDir) };
 }
 
