@@ -20,7 +20,7 @@ export interface DynamoAuditLogProps {
 
 /** Records in one audit block item at most. */
 const AUDIT_BLOCK_RECORDS = 100;
-/** Serialized events in one block at most, well below DynamoDB's 400 KB item limit (hashes and ids come on top). */
+/** Serialized events in one block at most (UTF-8 bytes), well below DynamoDB's 400 KB item limit (hashes and ids come on top). */
 const AUDIT_BLOCK_BYTES = 256_000;
 
 /** The records an `AUDIT` item holds: one (a flat record item) or a block's run. */
@@ -35,7 +35,7 @@ function blockLength(events: readonly AuditEventInput[]): number {
   let bytes = 0;
   let length = 0;
   for (const event of events.slice(0, AUDIT_BLOCK_RECORDS)) {
-    bytes += JSON.stringify(event).length + 400;
+    bytes += Buffer.byteLength(JSON.stringify(event), 'utf8') + 400;
     if (length > 0 && bytes > AUDIT_BLOCK_BYTES) break;
     length += 1;
   }
