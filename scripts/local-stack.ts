@@ -52,7 +52,7 @@ export function ensureVenv(log: (line: string) => void = () => {}): void {
   const pins = readFileSync(REQUIREMENTS, 'utf8');
   const marker = join(VENV, `.keywarden-${createHash('sha256').update(pins).digest('hex').slice(0, 12)}`);
   if (existsSync(marker)) return;
-  log('installing moto and OpenBao into .venv/ (first run only)…');
+  log('installing moto, OpenBao and schemathesis into .venv/ (first run only)…');
   try {
     if (!existsSync(join(VENV, 'bin', 'python'))) {
       execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });

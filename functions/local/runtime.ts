@@ -190,6 +190,9 @@ function toEvent(
   } as ApiEvent;
 }
 
+/** The most a request line and its headers may hold, in bytes. */
+const MAX_HEADER_BYTES = 256 * 1024;
+
 export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   const { services, stateDir } = options;
   const log = options.log ?? (() => {});
@@ -241,7 +244,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     response.writeHead(result.statusCode, result.headers as Record<string, string> | undefined);
     response.end(result.body);
   };
-  const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+  // Request line and headers up to 256 KB (Node's default is 16 KB): every query the API
+  // description allows (a 4,096-character nextToken, percent-encoded) reaches the handler.
+  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (request, response) => {
     const requestId = randomBytes(8).toString('hex');
     void (async () => {
       try {

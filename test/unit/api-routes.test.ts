@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { campaignApi } from '../../functions/api/campaigns.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
-import { type ApiEvent, errorResult } from '../../functions/api/responses.ts';
+import { type ApiEvent, errorResult, MAX_BODY_BYTES } from '../../functions/api/responses.ts';
 import { ROUTES, routeRequest } from '../../functions/api/routes.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { identity } from '../support/fixtures.ts';
@@ -145,5 +145,122 @@ describe('HTTP API: POST /campaigns is for incident responders only', () => {
     expect(result.statusCode).toBe(200);
     expect(JSON.parse(result.body).status).toBe('dry-run');
     expect(launched).toEqual([]);
+  });
+});
+
+describe('HTTP API: bad input is a 4xx in the Error shape, never a 5xx', () => {
+  const world = new MemoryWorld();
+  const deps = {
+    breakglass: {
+      config: async () => BreakglassConfigSchema.parse({}),
+      clock: world.clock,
+      audit: world.audit,
+    },
+    acceptLocalPrincipals: true,
+    region: 'eu-west-1',
+    report: async () => ({ report: {}, markdown: '' }),
+  } as unknown as ApiDeps;
+  const logged: string[] = [];
+  /** The handler's answer, failures mapped as the Lambda wrapper maps them. */
+  const answer = (
+    method: string,
+    rawPath: string,
+    options: {
+      body?: string;
+      base64?: boolean;
+      lambda?: { localUser?: string; unknownToken?: boolean };
+    } = {},
+  ) =>
+    routeRequest(deps, {
+      rawPath,
+      body: options.body,
+      isBase64Encoded: options.base64 ?? false,
+      requestContext: {
+        requestId: 'req-1',
+        http: { method },
+        ...(options.lambda ? { authorizer: { lambda: options.lambda } } : {}),
+      },
+    } as unknown as ApiEvent).catch((error: unknown) =>
+      errorResult(error, 'req-1', (line) => logged.push(line)),
+    );
+  const errorOf = (result: { body: string }) =>
+    (JSON.parse(result.body) as { error: { code: string } }).error;
+
+  it('answers a path parameter that does not percent-decode with 400, with or without a caller', async () => {
+    // act
+    const results = [
+      await answer('GET', '/grants/%ZZ'),
+      await answer('GET', '/grants/%ZZ', { lambda: { localUser: 'alice' } }),
+      await answer('POST', '/grants/%E0%A4%A/approve', { lambda: { localUser: 'alice' } }),
+      await answer('GET', '/campaigns/%', { lambda: { localUser: 'alice' } }),
+    ];
+
+    // assess
+    for (const result of results) {
+      expect(result.statusCode).toBe(400);
+      expect(errorOf(result)).toEqual({
+        code: 'bad-request',
+        message: expect.stringMatching(/percent-encoded/),
+      });
+    }
+    expect(logged).toEqual([]);
+  });
+
+  it('answers an id off its pattern (too long, a slash, a space) with 400 before the store sees it', async () => {
+    for (const path of [`/grants/${'a'.repeat(3_000)}`, '/grants/a%2Fb', '/campaigns/%20x']) {
+      const result = await answer('GET', path, { lambda: { localUser: 'alice' } });
+      expect([result.statusCode, errorOf(result).code], path).toEqual([400, 'bad-request']);
+    }
+  });
+
+  it('answers a body over 1 MB with 413 on every route, base64-encoded or not, before authentication', async () => {
+    // prepare
+    const over = 'a'.repeat(MAX_BODY_BYTES + 1);
+
+    // act
+    const results = [
+      await answer('POST', '/grants', { body: over }),
+      await answer('POST', '/slack/commands', { body: over }),
+      await answer('POST', '/grants', { body: Buffer.from(over).toString('base64'), base64: true }),
+      await answer('GET', '/nowhere', { body: over }),
+    ];
+
+    // assess
+    for (const result of results) {
+      expect([result.statusCode, errorOf(result).code]).toEqual([413, 'payload-too-large']);
+    }
+    expect((await answer('POST', '/grants', { body: 'a'.repeat(MAX_BODY_BYTES) })).statusCode).toBe(401);
+  });
+
+  it('refuses every signed route without a caller, GET /roles included: 401 unauthenticated', async () => {
+    for (const route of ROUTES.filter((r) => r.auth === 'signed')) {
+      const path = route.path.replace('{grantId}', 'bg-1').replace('{campaignId}', 'INC-1-x');
+      for (const lambda of [undefined, { unknownToken: true }]) {
+        const result = await answer(route.method, path, lambda ? { lambda } : {});
+        expect([result.statusCode, errorOf(result).code], `${route.method} ${route.path}`).toEqual([
+          401,
+          'unauthenticated',
+        ]);
+      }
+    }
+    const unknown = await answer('GET', '/roles', { lambda: { unknownToken: true } });
+    expect(errorOf(unknown)).toMatchObject({ message: expect.stringContaining('no local user holds') });
+    expect((await answer('GET', '/roles', { lambda: { localUser: 'alice' } })).statusCode).toBe(200);
+  });
+
+  it('answers an unknown route with 404 not-found', async () => {
+    const result = await answer('DELETE', '/roles', { lambda: { localUser: 'alice' } });
+    expect([result.statusCode, errorOf(result).code]).toEqual([404, 'not-found']);
+  });
+
+  it('maps only keywarden errors to 4xx: anything else is 500 internal, its cause in the log only', () => {
+    // act
+    const result = errorResult(new TypeError('secret detail'), 'req-9', (line) => logged.push(line));
+
+    // assess
+    expect(result.statusCode).toBe(500);
+    expect(errorOf(result)).toEqual({ code: 'internal', message: expect.stringContaining('req-9') });
+    expect(result.body).not.toContain('secret detail');
+    expect(logged.at(-1)).toContain('TypeError: secret detail');
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ERROR_CODES } from '../../functions/api/responses.ts';
 import { CampaignCountsSchema, CampaignSchema, TargetSchema } from '../../functions/core/campaign.ts';
 import {
   BreakglassRoleSchema,
@@ -178,5 +179,65 @@ describe('api/openapi.yaml: the schemas match the zod schemas in core', () => {
   it('lists the same grant states and identity kinds', () => {
     expect(schema('GrantState').enum).toEqual(GrantStateSchema.options);
     expect(schema('IdentityKind').enum).toEqual(IdentityKindSchema.options);
+  });
+});
+
+describe('api/openapi.yaml: what the server answers', () => {
+  it('lists exactly the error codes the handler sends', () => {
+    expect(at(schema('Error'), 'properties', 'error', 'properties', 'code', 'enum')).toEqual([
+      ...ERROR_CODES,
+    ]);
+  });
+
+  it('describes every 4xx answer an operation gives as an Error (API Gateway throttling aside)', () => {
+    for (const { path, method, operation } of operations) {
+      for (const [status, response] of Object.entries(operation.responses as Json)) {
+        if (!status.startsWith('4') || status === '429') continue;
+        const resolved = (
+          (response as Json).$ref ? resolve((response as Json).$ref as string) : response
+        ) as Json;
+        expect(
+          at(resolved, 'content', 'application/json', 'schema', '$ref'),
+          `${method} ${path} ${status}`,
+        ).toBe('#/components/schemas/Error');
+      }
+    }
+  });
+
+  it('answers 413 on every operation that takes a body, and 400 on every one with a path parameter', () => {
+    for (const { path, method, operation } of operations) {
+      const statuses = Object.keys(operation.responses as Json);
+      if (method === 'post') expect(statuses, `${method} ${path}`).toContain('413');
+      if (path.includes('{') && !path.startsWith('/slack/'))
+        expect(statuses, `${method} ${path}`).toContain('400');
+    }
+  });
+
+  it('counts targets per kind with their total, as summarize() does (no allOf over a closed object)', () => {
+    expect(at(schema('CampaignCounts'), 'properties', 'byKind', 'additionalProperties', '$ref')).toBe(
+      '#/components/schemas/KindCounts',
+    );
+    expect(properties('KindCounts')).toEqual(
+      ['total', ...Object.keys(CampaignCountsSchema.shape.byOutcome.shape)].sort(),
+    );
+  });
+
+  it("never lets a grant or a campaign carry the store's revision, or anything else undescribed", () => {
+    for (const name of ['Grant', 'Campaign']) {
+      expect(schema(name).additionalProperties, name).toBe(false);
+      expect(properties(name), name).not.toContain('rev');
+    }
+  });
+
+  it('describes an empty Slack acknowledgement (text/plain) beside a Slack message (JSON)', () => {
+    const answer = at(spec, 'components', 'responses', 'SlackAnswer', 'content') as Json;
+    expect(Object.keys(answer).sort()).toEqual(['application/json', 'text/plain']);
+    expect(at(answer, 'text/plain', 'schema', 'maxLength')).toBe(0);
+  });
+
+  it('documents the IAM route policies for AWS', () => {
+    const description = String(at(spec, 'info', 'description'));
+    expect(description).toContain('execute-api:Invoke');
+    expect(description).toMatch(/arn:aws:execute-api:[^\n]*\/\$default\//);
   });
 });
