@@ -35,6 +35,10 @@ import {
 } from './responses.ts';
 import { slackCommand, slackInteraction } from './slack.ts';
 
+/**
+ * The bodies' shapes only: core checks the fields themselves (GrantRequestInputSchema and its
+ * siblings: lengths, the incident format) and audits a refusal, so the route leaves it to core.
+ */
 const RequestBodySchema = z.strictObject({
   roleId: z.string().min(1),
   duration: z.string().min(1),

@@ -8,6 +8,7 @@ import {
   GrantSchema,
   GrantStateSchema,
   PrincipalSchema,
+  TEXT_LIMITS,
 } from '../../functions/core/grant.ts';
 import { IdentityKindSchema } from '../../functions/core/identity.ts';
 import { API_ROUTE_KEYS } from '../support/api-route-keys.ts';
@@ -233,6 +234,18 @@ describe('api/openapi.yaml: what the server answers', () => {
     const answer = at(spec, 'components', 'responses', 'SlackAnswer', 'content') as Json;
     expect(Object.keys(answer).sort()).toEqual(['application/json', 'text/plain']);
     expect(at(answer, 'text/plain', 'schema', 'maxLength')).toBe(0);
+  });
+
+  it("bounds the free text of requests at core's limits (TEXT_LIMITS)", () => {
+    const body = (path: string) =>
+      at(spec, 'paths', path, 'post', 'requestBody', 'content', 'application/json', 'schema');
+    expect(at(schema('GrantRequest'), 'properties', 'reason', 'maxLength')).toBe(TEXT_LIMITS.reason);
+    expect(at(body('/grants/{grantId}/deny'), 'properties', 'reason', 'maxLength')).toBe(
+      TEXT_LIMITS.denialReason,
+    );
+    expect(at(body('/grants/{grantId}/review'), 'properties', 'notes', 'maxLength')).toBe(
+      TEXT_LIMITS.reviewNotes,
+    );
   });
 
   it('documents the IAM route policies for AWS', () => {
