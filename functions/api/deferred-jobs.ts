@@ -56,10 +56,6 @@ export const signDeferredJob = (signingSecret: SecretValue, job: DeferredJob): S
   mac: deferredJobMac(signingSecret, job),
 });
 
-/** Whether an invocation carries a deferred job (API Gateway events never have this key). */
-export const isDeferredEvent = (event: unknown): boolean =>
-  typeof event === 'object' && event !== null && 'keywardenDeferred' in event;
-
 /** A deferred job with a valid MAC, or a refusal. */
 export function verifyDeferredJob(signingSecret: SecretValue, event: unknown): DeferredJob {
   const parsed = SignedDeferredJobSchema.safeParse(event);

@@ -28,7 +28,7 @@ import { KeywardenError, NotFoundError, ValidationError } from '../core/errors.t
 import { type Principal, RefusalError } from '../core/grant.ts';
 import type { DeferredJob } from './deferred-jobs.ts';
 import { type ApiDeps, campaignsOf } from './deps.ts';
-import { type ApiEvent, type ApiResult, json, view, viewCampaign } from './responses.ts';
+import { type ApiEvent, type ApiResult, emptyAnswer, json, view, viewCampaign } from './responses.ts';
 import { slackGate } from './slack-gate.ts';
 
 /**
@@ -122,7 +122,7 @@ export async function slackInteraction(deps: ApiDeps, event: ApiEvent): Promise<
     userId: action.userId,
     responseUrl: action.responseUrl,
   });
-  return { statusCode: 200, body: '' };
+  return emptyAnswer();
 }
 
 /**
