@@ -4,6 +4,7 @@
  * deferred job posting its campaign's start and progress in one thread, or to the
  * response_url when there is no bot or the bot cannot post in the channel.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -16,7 +17,8 @@ import { summarize } from '../../functions/core/campaign.ts';
 import type { StoredCampaign } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 
-const BOT_TOKEN = 'xoxb-1234-5678-keywardentest';
+/** A bot token of Slack's shape, made for this run (the poster refuses any other shape). */
+const BOT_TOKEN = `xoxb-${randomInt(1e9, 9e9)}-${randomInt(1e9, 9e9)}-${randomBytes(12).toString('hex')}`;
 
 interface Received {
   path: string;
