@@ -5,7 +5,7 @@
  * replay and retry handling. Every refusal must be in the audit trail.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateRoleCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import { GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
@@ -30,6 +30,7 @@ import { BreakglassConfigSchema, type Grant, MAX_CREDENTIAL_FETCHES } from '../.
 import { sweep } from '../../functions/core/grant-sweep.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { makeHandler } from '../../functions/handlers/api.ts';
+import { createBreakglassRole } from '../support/breakglass-role.ts';
 import { declaredKvIdentity, newIncident } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
@@ -129,18 +130,7 @@ beforeAll(async () => {
     policy: 'path "secret/data/prod/*" { capabilities = ["read"] }',
   });
   await root.write('secret/data/prod/db', { data: { password: 'not-a-real-one' } });
-  await services.aws.iam.send(
-    new CreateRoleCommand({
-      RoleName: roleName,
-      Path: '/breakglass/',
-      AssumeRolePolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: 'sts:AssumeRole' },
-        ],
-      }),
-    }),
-  );
+  await createBreakglassRole(services.aws.iam, roleName);
   api = makeHandler({
     breakglass: services.breakglassDeps,
     acceptLocalPrincipals: true,

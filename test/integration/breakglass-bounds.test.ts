@@ -5,7 +5,7 @@
  * STS (moto). The approver's early revoke must still end everything; a revoke whose Vault
  * or IAM call fails must be audited and finished by the sweeper.
  */
-import { CreateRoleCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import { GetRolePolicyCommand } from '@aws-sdk/client-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureScheduleGroup } from '../../functions/adapters/aws/grant-expiry-scheduler.ts';
 import { grantDenyPolicyName } from '../../functions/adapters/aws/sts-grant-issuer.ts';
@@ -24,6 +24,7 @@ import {
 } from '../../functions/core/grant.ts';
 import { sweep } from '../../functions/core/grant-sweep.ts';
 import type { GrantIssuer } from '../../functions/core/ports.ts';
+import { createBreakglassRole } from '../support/breakglass-role.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { OffsetClock } from '../support/offset-clock.ts';
 import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
@@ -124,18 +125,7 @@ beforeAll(async () => {
   await newVaultClient().write(`sys/policies/acl/${policy}`, {
     policy: 'path "secret/data/prod/*" { capabilities = ["read"] }',
   });
-  await services.aws.iam.send(
-    new CreateRoleCommand({
-      RoleName: roleName,
-      Path: '/breakglass/',
-      AssumeRolePolicyDocument: JSON.stringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: 'sts:AssumeRole' },
-        ],
-      }),
-    }),
-  );
+  await createBreakglassRole(services.aws.iam, roleName);
 });
 
 describe('break-glass bounds: the largest grant fits, and its approver can always revoke it', () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand } from '@aws-sdk/client-iam';
+import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { systemClock } from '../../functions/adapters/wiring.ts';
 import { verifyChain } from '../../functions/core/audit.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
+import { createBreakglassRole } from '../support/breakglass-role.ts';
 import { identity } from '../support/fixtures.ts';
 import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -60,22 +61,7 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
     await aws.secrets.send(
       new CreateSecretCommand({ Name: outside.secret, SecretString: randomBytes(24).toString('hex') }),
     );
-    await aws.iam.send(
-      new CreateRoleCommand({
-        RoleName: outside.breakglassRole,
-        Path: '/breakglass/',
-        AssumeRolePolicyDocument: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { AWS: 'arn:aws:iam::123456789012:root' },
-              Action: 'sts:AssumeRole',
-            },
-          ],
-        }),
-      }),
-    );
+    await createBreakglassRole(aws.iam, outside.breakglassRole);
     outside.tokenAccessor = (
       await newVaultClient().createToken({ policies: ['default'], ttl: '10m' }, { orphan: true })
     ).accessor;
