@@ -1,7 +1,8 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
-import { lambdaEnv } from './env.ts';
+import { SecretValue } from '../core/secret-value.ts';
+import { KEYWARDEN_ENV, lambdaEnv, requireEnv } from './env.ts';
 
 /** A secret's current string value (keywarden's own secrets: keys and tokens it runs on). */
 export async function readSecret(client: SecretsManagerClient, secretId: string): Promise<string> {
@@ -10,6 +11,11 @@ export async function readSecret(client: SecretsManagerClient, secretId: string)
   );
   if (!SecretString) throw new Error(`secret ${secretId} has no string value; set it with put-secret-value`);
   return SecretString;
+}
+
+/** The Slack signing secret the function's environment names (the Slack ingress and worker functions). */
+export async function readSlackSigningSecret(client: SecretsManagerClient): Promise<SecretValue> {
+  return new SecretValue(await readSecret(client, requireEnv(KEYWARDEN_ENV.slackSigningSecretArn)));
 }
 
 /**

@@ -18,9 +18,9 @@ import { ApiEventSchema, type ApiResult, errorResult, json, requestIdOf } from '
 import { routeRequest } from '../api/routes.ts';
 import { KeywardenError } from '../core/errors.ts';
 import type { CampaignLauncher } from '../core/ports.ts';
-import { SecretValue } from '../core/secret-value.ts';
+import type { SecretValue } from '../core/secret-value.ts';
 import { KEYWARDEN_ENV, lambdaEnv, requireEnv } from './env.ts';
-import { loadLambdaConfig, readSecret } from './lambda-config.ts';
+import { loadLambdaConfig, readSlackSigningSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
 /** The paths this function serves; API Gateway routes nothing else here, and anything else is 404. */
@@ -68,9 +68,7 @@ export const handler = entryPoint(async () => {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
   const services = wire(config);
-  const signingSecret = new SecretValue(
-    await readSecret(services.aws.secrets, requireEnv(KEYWARDEN_ENV.slackSigningSecretArn)),
-  );
+  const signingSecret = await readSlackSigningSecret(services.aws.secrets);
   const worker = requireEnv(KEYWARDEN_ENV.slackWorkerFunctionArn);
   const responder = new SlackResponder();
   const deps: ApiDeps = {

@@ -21,7 +21,7 @@ import { type DeferredDeps, runDeferred } from '../api/slack.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { SecretValue } from '../core/secret-value.ts';
 import { KEYWARDEN_ENV, lambdaEnv, requireEnv } from './env.ts';
-import { loadLambdaConfig, readSecret } from './lambda-config.ts';
+import { loadLambdaConfig, readSecret, readSlackSigningSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
 /** How long before the function's timeout a job stops following its campaign. */
@@ -44,9 +44,7 @@ export const handler = entryPoint(async () => {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
   const services = wire(config);
-  const signingSecret = new SecretValue(
-    await readSecret(services.aws.secrets, requireEnv(KEYWARDEN_ENV.slackSigningSecretArn)),
-  );
+  const signingSecret = await readSlackSigningSecret(services.aws.secrets);
   const botToken = env.slackBotTokenSecretArn
     ? await readSecret(services.aws.secrets, env.slackBotTokenSecretArn)
     : undefined;
