@@ -462,6 +462,34 @@ describe('rotation: a create whose answer was lost', () => {
 
 describe('rotation: a promotion whose answer was lost', () => {
   /**
+   * Rotates `identity` once through a fault proxy in front of `service` that carries out the
+   * first request `matching` selects and drops its answer; returns the outcome and the proxy's counts.
+   */
+  async function rotateLosingFirstAnswer(
+    identity: Identity,
+    service: 'aws' | 'vault',
+    matching: (request: FaultRequest) => boolean,
+  ) {
+    let seen = 0;
+    const proxy = await startFaultProxy({
+      target: service === 'aws' ? testStack().moto.endpoint : testStack().vault.addr,
+      dropRate: 1,
+      dropAfterForwardShare: 1,
+      match: (r) => matching(r) && seen++ === 0,
+    });
+    const services = wire(runtimeConfigThrough({ [service]: proxy }, base), clock);
+    try {
+      const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
+        owner: 'lost-run',
+        limit: pLimit(1),
+      });
+      return { outcome, counts: proxy.counts };
+    } finally {
+      await proxy.close();
+    }
+  }
+
+  /**
    * When UpdateSecretVersionStage is carried out but its answer is lost, the SDK's retry
    * fails (the label already moved); the delivery reads the labels again and sees the
    * move happened, so the rotation finishes in the same run.
@@ -469,29 +497,17 @@ describe('rotation: a promotion whose answer was lost', () => {
   it('aws-secret finishes the rotation in the same run when the answer to the label move was lost', async () => {
     // prepare
     const identity = await awsSecrets.setup(uniqueName('kw-lost'));
-    let seen = 0;
-    const proxy = await startFaultProxy({
-      target: testStack().moto.endpoint,
-      dropRate: 1,
-      dropAfterForwardShare: 1,
-      match: (r) =>
-        r.operation === 'UpdateSecretVersionStage' && r.body.includes('MoveToVersionId') && seen++ === 0,
-    });
-    const services = wire(runtimeConfigThrough({ aws: proxy }, base), clock);
 
-    try {
-      // act
-      const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
-        owner: 'lost-run',
-        limit: pLimit(1),
-      });
+    // act
+    const { outcome, counts } = await rotateLosingFirstAnswer(
+      identity,
+      'aws',
+      (r) => r.operation === 'UpdateSecretVersionStage' && r.body.includes('MoveToVersionId'),
+    );
 
-      // assess
-      expect(proxy.counts.droppedAfterForward).toBe(1);
-      expect(outcome?.status, outcome?.reason).toBe('rotated');
-    } finally {
-      await proxy.close();
-    }
+    // assess
+    expect(counts.droppedAfterForward).toBe(1);
+    expect(outcome?.status, outcome?.reason).toBe('rotated');
   });
 
   /**
@@ -522,42 +538,26 @@ describe('rotation: a promotion whose answer was lost', () => {
       // prepare: a KV secret the pipeline reads today (version 1)
       const identity = await kvSecrets.setup(uniqueName('kw-lost'));
       const path = identity.kind === 'vault-kv' ? identity.scope.path : '';
-      const matching = matchingFor(path);
-      let seen = 0;
-      const proxy = await startFaultProxy({
-        target: testStack().vault.addr,
-        dropRate: 1,
-        dropAfterForwardShare: 1,
-        match: (r) => matching(r) && seen++ === 0,
-      });
-      const services = wire(runtimeConfigThrough({ vault: proxy }, base), clock);
 
-      try {
-        // act
-        const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
-          owner: 'lost-run',
-          limit: pLimit(1),
-        });
+      // act
+      const { outcome, counts } = await rotateLosingFirstAnswer(identity, 'vault', matchingFor(path));
 
-        // assess: the write landed, its answer was lost, and the client's retry met it
-        expect(proxy.counts.droppedAfterForward).toBe(1);
-        expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(1);
-        expect(outcome?.status, outcome?.reason).toBe('rotated');
-        // One new KV version, holding the new value and recorded as the current version.
-        const current = (await direct.store.listVersions(identity.id)).find((v) => v.stage === 'current');
-        const state = await readKvState(vault, 'secret', path);
-        expect(state?.currentVersion).toBe(2);
-        expect(state?.customMetadata).toEqual({ 'kw-2': current?.versionId });
-        expect(await deliveredIsCurrent(identity)).toBe(true);
-        // Nothing pending or orphaned, and the trail has no failure for it.
-        expect(await convergence(identity)).toEqual([]);
-        const failures = (await direct.store.readAll()).records.filter(
-          (r) => r.subject === identity.id && r.type === 'rotation.failed',
-        );
-        expect(failures).toEqual([]);
-      } finally {
-        await proxy.close();
-      }
+      // assess: the write landed, its answer was lost, and the client's retry met it
+      expect(counts.droppedAfterForward).toBe(1);
+      expect(counts.retriedAfter.droppedAfterForward).toBe(1);
+      expect(outcome?.status, outcome?.reason).toBe('rotated');
+      // One new KV version, holding the new value and recorded as the current version.
+      const current = (await direct.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+      const state = await readKvState(vault, 'secret', path);
+      expect(state?.currentVersion).toBe(2);
+      expect(state?.customMetadata).toEqual({ 'kw-2': current?.versionId });
+      expect(await deliveredIsCurrent(identity)).toBe(true);
+      // Nothing pending or orphaned, and the trail has no failure for it.
+      expect(await convergence(identity)).toEqual([]);
+      const failures = (await direct.store.readAll()).records.filter(
+        (r) => r.subject === identity.id && r.type === 'rotation.failed',
+      );
+      expect(failures).toEqual([]);
     },
   );
 
@@ -592,33 +592,19 @@ describe('rotation: a promotion whose answer was lost', () => {
     async (kind, _write, matching) => {
       // prepare
       const identity = await (kind === 'aws-secret' ? awsSecrets : kvSecrets).setup(uniqueName('kw-lost'));
-      let seen = 0;
-      const proxy = await startFaultProxy({
-        target: kind === 'aws-secret' ? testStack().moto.endpoint : testStack().vault.addr,
-        dropRate: 1,
-        dropAfterForwardShare: 1,
-        match: (r) => matching(r) && seen++ === 0,
-      });
-      const services = wire(
-        runtimeConfigThrough(kind === 'aws-secret' ? { aws: proxy } : { vault: proxy }, base),
-        clock,
+
+      // act
+      const { outcome, counts } = await rotateLosingFirstAnswer(
+        identity,
+        kind === 'aws-secret' ? 'aws' : 'vault',
+        matching,
       );
 
-      try {
-        // act
-        const [outcome] = await rotateMany(services.rotationDeps('lost-run'), [identity], {
-          owner: 'lost-run',
-          limit: pLimit(1),
-        });
-
-        // assess: the write landed, its answer was lost, the client retried, and the run finished
-        expect(proxy.counts.droppedAfterForward).toBe(1);
-        expect(proxy.counts.retriedAfter.droppedAfterForward).toBe(1);
-        expect(outcome?.status, outcome?.reason).toBe('rotated');
-        expect(await convergence(identity)).toEqual([]);
-      } finally {
-        await proxy.close();
-      }
+      // assess: the write landed, its answer was lost, the client retried, and the run finished
+      expect(counts.droppedAfterForward).toBe(1);
+      expect(counts.retriedAfter.droppedAfterForward).toBe(1);
+      expect(outcome?.status, outcome?.reason).toBe('rotated');
+      expect(await convergence(identity)).toEqual([]);
     },
   );
 });
