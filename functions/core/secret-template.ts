@@ -64,7 +64,7 @@ export const FieldFormatSchema = z.discriminatedUnion('format', [
 export type FieldFormat = z.infer<typeof FieldFormatSchema>;
 
 /** The names a template string refers to, in order. */
-export const placeholdersOf = (template: string): string[] =>
+const placeholdersOf = (template: string): string[] =>
   [...template.matchAll(PLACEHOLDER)].map((match) => match[1] as string);
 
 /**

@@ -1,7 +1,7 @@
 import { CreateRoleCommand, type IAMClient } from '@aws-sdk/client-iam';
 
 /** The account moto answers as. */
-export const TEST_ACCOUNT = '123456789012';
+const TEST_ACCOUNT = '123456789012';
 
 /** Creates an IAM role under `/breakglass/` that anyone in the test account may assume, as break-glass roles are set up. */
 export async function createBreakglassRole(iam: IAMClient, roleName: string): Promise<void> {
