@@ -9,6 +9,8 @@ export const RuntimeConfigSchema = z.object({
   aws: z.object({
     region: z.string().min(1),
     endpoint: z.url().optional(),
+    /** DynamoDB's own endpoint, when it is not `endpoint` (the local stack's dynalite). */
+    dynamodbEndpoint: z.url().optional(),
     credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string() }).optional(),
   }),
   tableName: z.string().min(3),

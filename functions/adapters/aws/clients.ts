@@ -45,14 +45,20 @@ export function awsClientConfig(endpoint: AwsEndpoint) {
   };
 }
 
-/** Builds every AWS client from one endpoint description (real AWS, or moto on loopback). */
+/** The settings of a DynamoDB client: those of {@link awsClientConfig}, at `dynamodbEndpoint` when one is set. */
+export const dynamoDbClientConfig = (endpoint: AwsEndpoint) =>
+  awsClientConfig(
+    endpoint.dynamodbEndpoint === undefined ? endpoint : { ...endpoint, endpoint: endpoint.dynamodbEndpoint },
+  );
+
+/** Builds every AWS client from one endpoint description (real AWS, or moto and dynalite on loopback). */
 export function awsClients(endpoint: AwsEndpoint): AwsClients {
   const config = awsClientConfig(endpoint);
   return {
     iam: new IAMClient(config),
     sts: new STSClient(config),
     secrets: new SecretsManagerClient(config),
-    dynamodb: new DynamoDBClient(config),
+    dynamodb: new DynamoDBClient(dynamoDbClientConfig(endpoint)),
     // A custom endpoint (moto) has no per-bucket DNS names: address buckets by path.
     s3: new S3Client(endpoint.endpoint === undefined ? config : { ...config, forcePathStyle: true }),
     scheduler: new SchedulerClient(config),
