@@ -25,7 +25,7 @@
  */
 import pLimit from 'p-limit';
 import pThrottle from 'p-throttle';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import type { IdentityKind } from '../core/identity.ts';
 import { PROVIDER_SERVICES, type ProviderService, serviceOf } from '../core/kinds.ts';

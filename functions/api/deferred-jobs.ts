@@ -11,7 +11,7 @@
  * What a job does is in slack.ts (`runDeferred`).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { canonicalJson } from '../core/canonical-json.ts';
 import { ValidationError } from '../core/errors.ts';
 import { RefusalError } from '../core/grant.ts';

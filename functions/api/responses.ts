@@ -4,7 +4,7 @@
  * sees a stack trace or an unexpected error's message: those go to the function log.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Grant, RefusalError } from '../core/grant.ts';
 import type { StoredCampaign, StoredGrant } from '../core/ports.ts';

@@ -12,7 +12,7 @@
  *
  * The API description is api/openapi.yaml; test/unit/api-routes.test.ts keeps the two equal.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import * as breakglass from '../core/breakglass.ts';
 import { IncidentSchema } from '../core/campaign.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';

@@ -4,7 +4,7 @@
  * shows. Every target ends `revoked`, `already-revoked`, `skipped` (with a reason) or
  * `failed` (with the error): nothing selected is silently dropped.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { LiveState, LiveSubject } from './campaign-live.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CredentialVersion } from './credential-version.ts';
 import { deniedLookupOf } from './denied-lookup.ts';
 import type { DiscoveredCredential } from './discovery.ts';

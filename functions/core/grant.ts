@@ -8,7 +8,7 @@
  * Every transition is a pure function that returns the next grant or throws a
  * RefusalError saying why; the caller audits both.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
 import { KeywardenError, ValidationError } from './errors.ts';
 import { IncidentSchema } from './incident.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { DurationSchema, isDuration, toSeconds } from './duration.ts';
 import { FieldNameSchema, refineValueShape, valueShapeKeys } from './secret-template.ts';
 

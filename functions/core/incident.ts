@@ -4,7 +4,7 @@
  * and campaigns). It names S3 keys, report files, IAM policy names and Slack threads, so no
  * spaces, slashes or dots; and never blank: `" "`, a tab or a newline is refused.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { quote } from './quote.ts';
 
 /** A letter, then 1 to 63 letters, digits, `-` or `_` (INC-42, SEC_2026_0042). */

@@ -6,7 +6,7 @@
  * No secret value ever appears: audit details pass through an allow-list of keys
  * ({@link PRINTED_DETAIL_KEYS}); a detail named `value`, `secret` or `token` is dropped.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   CampaignCountsSchema,
   CampaignStatusSchema,

@@ -4,7 +4,7 @@
  * each step receives, which targets the plan step lists, and what a revoke-batch worker
  * answers for its batch.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { summarize, type Target } from './campaign.ts';
 import { type CampaignDeps, type RunCampaignOptions, runCampaign } from './campaign-engine.ts';
 import { KeywardenError, NotFoundError, ValidationError } from './errors.ts';

@@ -4,7 +4,7 @@
  * format of each generated one. Only schemas live here; generating and checking values
  * is in generator.ts and secret-shape.ts.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** How a random value is drawn: length, character classes, characters left out. */
 export const GeneratorSchema = z.strictObject({

@@ -7,7 +7,7 @@
  *
  * This is one of the two modules under functions/ that infra may import (.dependency-cruiser.cjs).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ROLE_DENY_FUNCTION_ENV } from '../adapters/aws/role-deny-client.ts';
 import { rateLimitEnvNames } from '../adapters/rate-limits.ts';
 import { KeywardenError } from '../core/errors.ts';

@@ -9,7 +9,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
+import * as z from 'zod';
 import { wire } from '../adapters/wiring.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { deliveryOf } from '../core/kinds.ts';

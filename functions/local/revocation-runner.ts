@@ -18,7 +18,7 @@
  */
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { awsFailure } from '../adapters/aws/clients.ts';
 import { providerLimiters, type RateLimits, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';

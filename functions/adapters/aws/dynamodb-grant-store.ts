@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from '../../core/errors.ts';
 import { type Grant, GrantSchema, isReviewOverdue, type Principal } from '../../core/grant.ts';
 import { reviewDueAt, sweepDueAt } from '../../core/grant-sweep.ts';

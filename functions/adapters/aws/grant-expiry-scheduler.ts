@@ -23,7 +23,7 @@ import {
   type SchedulerClient,
 } from '@aws-sdk/client-scheduler';
 import pLimit from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from '../../core/errors.ts';
 import type { GrantExpiryScheduler } from '../../core/ports.ts';
 import { awsErrorName, awsFailure } from './clients.ts';

@@ -12,7 +12,7 @@
  * the campaign's {@link SessionRevoker}.
  */
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { IncidentSchema } from '../../core/campaign.ts';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';

@@ -8,7 +8,7 @@
  * Every usage error is a ValidationError whose message shows the usage line and an
  * example, fit to be shown to the Slack user as is.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DurationSchema } from '../../core/duration.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { GrantRequestInputSchema, RoleIdSchema } from '../../core/grant.ts';

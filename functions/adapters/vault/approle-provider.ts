@@ -13,7 +13,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import pLimit from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { toSeconds } from '../../core/duration.ts';
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';

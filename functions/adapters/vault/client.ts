@@ -17,7 +17,7 @@
  *   except where trying again could create a second token or secret-id.
  */
 import vault from 'node-vault';
-import { z } from 'zod';
+import * as z from 'zod';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { wholeNumberOption } from '../options.ts';
 import {

@@ -20,7 +20,7 @@
  * check-and-set that then fails is met by re-reading what landed (see `promote`).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';

@@ -10,7 +10,7 @@
  * once: when it was already used (by the requester, or by someone who intercepted it)
  * or has expired, the error says so and how to get new credentials.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { KeywardenError, NotFoundError } from '../../core/errors.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { CreatedTokenSchema, parseVaultAnswer, VaultClient, VaultError } from './client.ts';

@@ -18,7 +18,7 @@
  * inventory would report declared credentials as missing and hide undeclared ones.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { declaringIdentity, type TokenSeen } from '../../core/declared-tokens.ts';
 import { deniedLookup } from '../../core/denied-lookup.ts';
 import type { DiscoveredCredential, DiscoveryHints } from '../../core/discovery.ts';
