@@ -1,12 +1,19 @@
 /**
- * The local stack: a real moto server (DynamoDB, S3, IAM, STS, Secrets Manager,
- * Scheduler) and a real OpenBao dev server, on free loopback ports.
+ * The local stack, on free loopback ports: a real moto server (S3, IAM, STS, Secrets
+ * Manager, Scheduler), dynalite for DynamoDB, and a real OpenBao dev server.
  *
- * - `ensureVenv` installs the pinned servers into `.venv/` when missing.
- * - `startStack` starts both, waits until they answer, enables AppRole, and
+ * Why dynalite beside moto: the state store is the hottest path of every engine, and
+ * moto's DynamoDB (Python, one lock per request) is several times slower than dynalite
+ * (Node on LevelDB, in memory) while dynalite keeps DynamoDB's validation and atomic
+ * conditional writes (test/integration/local-dynamodb.test.ts; `npm run bench:store`
+ * measures both). Its data lives in memory and goes with the process, like moto's.
+ *
+ * - `ensureVenv` installs the pinned moto and OpenBao into `.venv/` when missing
+ *   (dynalite is an npm dependency).
+ * - `startStack` starts the three, waits until they answer, enables AppRole, and
  *   records the endpoints in `<stateDir>/stack.json` (mode 0600: it holds the
  *   dev root token) where the CLI and the tests find them.
- * - `stopStack` ends both process groups and waits until they are gone.
+ * - `stopStack` ends the three process groups and waits until they are gone.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,6 +27,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const VENV = join(REPO_ROOT, '.venv');
 const REQUIREMENTS = join(REPO_ROOT, 'scripts', 'requirements-stack.txt');
 const MOTO_LAUNCHER = join(REPO_ROOT, 'scripts', 'moto-server.py');
+const DYNALITE_LAUNCHER = join(REPO_ROOT, 'scripts', 'dynalite-server.mjs');
 
 /** Where `keywarden dev` keeps the running stack's state unless told otherwise. */
 export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.keywarden', 'dev');
@@ -27,6 +35,8 @@ export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.keywarden', 'dev');
 export const StackEndpointsSchema = z.object({
   region: z.string(),
   moto: z.object({ endpoint: z.url(), pid: z.number().int(), log: z.string() }),
+  /** dynalite, serving DynamoDB alone (moto serves the other AWS services). */
+  dynamodb: z.object({ endpoint: z.url(), pid: z.number().int(), log: z.string() }),
   vault: z.object({
     addr: z.url(),
     token: z.string(),
@@ -137,11 +147,35 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Reads the endpoints of the stack in `stateDir`, or undefined when none was started. */
-export function readStack(stateDir = DEFAULT_STATE_DIR): StackEndpoints | undefined {
+/**
+ * The process ids a `stack.json` records, read loosely: one written by an older keywarden
+ * (before dynalite) must still be stoppable.
+ */
+const RecordedPidsSchema = z.object({
+  moto: z.object({ pid: z.number().int() }).optional(),
+  dynamodb: z.object({ pid: z.number().int() }).optional(),
+  vault: z.object({ pid: z.number().int() }).optional(),
+});
+
+const readStackFile = (stateDir: string): unknown => {
   const file = stackFile(stateDir);
-  if (!existsSync(file)) return undefined;
-  return StackEndpointsSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
+};
+
+/**
+ * Reads the endpoints of the stack in `stateDir`, or undefined when none was started.
+ * @throws LocalStackError when the record is not one this keywarden writes (an older one).
+ */
+export function readStack(stateDir = DEFAULT_STATE_DIR): StackEndpoints | undefined {
+  const recorded = readStackFile(stateDir);
+  if (recorded === undefined) return undefined;
+  const parsed = StackEndpointsSchema.safeParse(recorded);
+  if (parsed.success) return parsed.data;
+  throw new LocalStackError(
+    `the local stack recorded in ${stackFile(stateDir)} was started by another version of keywarden ` +
+      `(${parsed.error.issues[0]?.path.join('.') ?? 'its shape'} does not match); ` +
+      'run `keywarden dev down`, then `keywarden dev up`.',
+  );
 }
 
 /** Whether each server of the stack in `stateDir` is running and answering. */
@@ -159,26 +193,32 @@ export async function stackStatus(stateDir = DEFAULT_STATE_DIR) {
     running: true as const,
     stack,
     moto: isAlive(stack.moto.pid) && (await answers(`${stack.moto.endpoint}/moto-api/data.json`)),
+    // DynamoDB answers a plain GET of its root with `healthy: …`, and so does dynalite.
+    dynamodb: isAlive(stack.dynamodb.pid) && (await answers(stack.dynamodb.endpoint)),
     vault: isAlive(stack.vault.pid) && (await answers(`${stack.vault.addr}/v1/sys/health`)),
   };
 }
 
 /**
- * Starts moto and OpenBao on free loopback ports and records them in `stateDir`.
+ * Starts moto, dynalite and OpenBao on free loopback ports and records them in `stateDir`.
  * A stack already recorded there and still running is returned as it is.
  */
 export async function startStack(
   stateDir = DEFAULT_STATE_DIR,
   log: (line: string) => void = () => {},
 ): Promise<StackEndpoints> {
+  // A stack recorded by another version is stopped and started anew, not reused.
+  const recorded = readStackFile(stateDir);
+  if (recorded !== undefined && !StackEndpointsSchema.safeParse(recorded).success) await stopStack(stateDir);
   const status = await stackStatus(stateDir);
-  if (status.running && status.moto && status.vault) return status.stack;
+  if (status.running && status.moto && status.dynamodb && status.vault) return status.stack;
   if (status.running) await stopStack(stateDir);
   ensureVenv(log);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
-  const [motoPort, vaultPort] = [await freePort(), await freePort()];
+  const [motoPort, dynamoPort, vaultPort] = [await freePort(), await freePort(), await freePort()];
   const motoLog = join(stateDir, 'moto.log');
+  const dynamoLog = join(stateDir, 'dynalite.log');
   const vaultLog = join(stateDir, 'openbao.log');
   const auditLog = join(stateDir, 'openbao-audit.log');
   const config = join(stateDir, 'openbao.hcl');
@@ -191,6 +231,7 @@ export async function startStack(
   const token = `kwdev-${randomBytes(18).toString('hex')}`;
 
   const moto = launch(join(VENV, 'bin', 'python'), [MOTO_LAUNCHER, '127.0.0.1', String(motoPort)], motoLog);
+  const dynamo = launch(process.execPath, [DYNALITE_LAUNCHER, '127.0.0.1', String(dynamoPort)], dynamoLog);
   const vault = launch(
     join(VENV, 'bin', 'bao'),
     [
@@ -203,12 +244,13 @@ export async function startStack(
     vaultLog,
     { BAO_DISABLE_MLOCK: 'true', HOME: stateDir },
   );
-  if (moto.pid === undefined || vault.pid === undefined) {
+  if (moto.pid === undefined || dynamo.pid === undefined || vault.pid === undefined) {
     throw new LocalStackError(`could not start the local stack processes; see the logs in ${stateDir}`);
   }
   const stack: StackEndpoints = {
     region: 'us-east-1',
     moto: { endpoint: `http://127.0.0.1:${motoPort}`, pid: moto.pid, log: motoLog },
+    dynamodb: { endpoint: `http://127.0.0.1:${dynamoPort}`, pid: dynamo.pid, log: dynamoLog },
     vault: { addr: `http://127.0.0.1:${vaultPort}`, token, pid: vault.pid, log: vaultLog, auditLog },
     startedAt: new Date().toISOString(),
   };
@@ -217,6 +259,7 @@ export async function startStack(
   try {
     await Promise.all([
       waitFor('moto server', `${stack.moto.endpoint}/moto-api/data.json`, motoLog, moto.pid),
+      waitFor('dynalite', stack.dynamodb.endpoint, dynamoLog, dynamo.pid),
       waitFor('OpenBao', `${stack.vault.addr}/v1/sys/health`, vaultLog, vault.pid),
     ]);
     const enable = await fetch(`${stack.vault.addr}/v1/sys/auth/approle`, {
@@ -251,11 +294,12 @@ export async function endGroup(pid: number): Promise<void> {
   if (isAlive(pid)) signal('SIGKILL');
 }
 
-/** Stops the stack recorded in `stateDir` (both process groups) and forgets it. */
+/** Stops the stack recorded in `stateDir` (its three process groups) and forgets it. */
 export async function stopStack(stateDir = DEFAULT_STATE_DIR): Promise<boolean> {
-  const stack = readStack(stateDir);
-  if (!stack) return false;
-  await Promise.all([endGroup(stack.moto.pid), endGroup(stack.vault.pid)]);
+  const recorded = readStackFile(stateDir);
+  if (recorded === undefined) return false;
+  const { moto, dynamodb, vault } = RecordedPidsSchema.parse(recorded);
+  await Promise.all([moto, dynamodb, vault].flatMap((server) => (server ? [endGroup(server.pid)] : [])));
   rmSync(stackFile(stateDir), { force: true });
   return true;
 }

@@ -1,6 +1,6 @@
 /**
  * A watchdog for the benchmark's own local stack: a small detached process that waits
- * for the benchmark's process to end and then ends the stack's two process groups and
+ * for the benchmark's process to end and then ends the stack's process groups and
  * removes its state directory.
  *
  * The benchmark stops its stack itself on success, on error and on Ctrl-C. The watchdog
@@ -31,7 +31,15 @@ const timer = setInterval(() => {
 export function startReaper(stack: StackEndpoints, stateDir: string): { stop: () => void } {
   const reaper = spawn(
     process.execPath,
-    ['-e', REAPER, String(process.pid), stateDir, String(stack.moto.pid), String(stack.vault.pid)],
+    [
+      '-e',
+      REAPER,
+      String(process.pid),
+      stateDir,
+      String(stack.moto.pid),
+      String(stack.dynamodb.pid),
+      String(stack.vault.pid),
+    ],
     { detached: true, stdio: 'ignore' },
   );
   reaper.unref();

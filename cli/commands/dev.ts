@@ -19,7 +19,9 @@ import { printFindings } from './findings.ts';
 export const DEMO_INVENTORY = join(REPO_ROOT, 'demo', 'identities.yaml');
 
 export function registerDev(program: Command): void {
-  const dev = program.command('dev').description('the local stack: moto and OpenBao on loopback');
+  const dev = program
+    .command('dev')
+    .description('the local stack: moto, dynalite (DynamoDB) and OpenBao on loopback');
 
   dev
     .command('up')
@@ -47,7 +49,9 @@ export function registerDev(program: Command): void {
         users,
         slackSigningSecret: options.slackSigningSecret,
       });
-      say(`local stack up: moto ${config.aws.endpoint}, OpenBao ${config.vault?.addr} (state in ${dir})`);
+      say(
+        `local stack up: moto ${config.aws.endpoint}, DynamoDB (dynalite) ${config.aws.dynamodbEndpoint}, OpenBao ${config.vault?.addr} (state in ${dir})`,
+      );
       if (runtime) say(`local runtime (HTTP API, grant schedules, sweeper): ${runtime.url}`);
       if (!options.demo) return;
       const services = wire(config);
@@ -148,16 +152,18 @@ export function registerDev(program: Command): void {
             ? {
                 running: true,
                 moto: { endpoint: status.stack.moto.endpoint, up: status.moto },
+                dynamodb: { endpoint: status.stack.dynamodb.endpoint, up: status.dynamodb },
                 vault: { addr: status.stack.vault.addr, up: status.vault },
               }
             : { running: false },
         );
       } else if (!status.running) say('local stack: not running (start it with `keywarden dev up`)');
       else {
-        say(`moto    ${status.stack.moto.endpoint}  ${status.moto ? 'up' : 'DOWN'}`);
-        say(`OpenBao ${status.stack.vault.addr}  ${status.vault ? 'up' : 'DOWN'}`);
+        say(`moto     ${status.stack.moto.endpoint}  ${status.moto ? 'up' : 'DOWN'}`);
+        say(`DynamoDB ${status.stack.dynamodb.endpoint}  ${status.dynamodb ? 'up' : 'DOWN'} (dynalite)`);
+        say(`OpenBao  ${status.stack.vault.addr}  ${status.vault ? 'up' : 'DOWN'}`);
       }
-      if (status.running && !(status.moto && status.vault)) throw new ExitCode(1);
+      if (status.running && !(status.moto && status.dynamodb && status.vault)) throw new ExitCode(1);
       if (!status.running) throw new ExitCode(3);
     });
 }

@@ -5,7 +5,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { awsClientConfig, dynamoDbClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { Keys } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
@@ -200,7 +200,7 @@ describe('keywarden dev up --demo', () => {
   it('verifies the audit trail, then names the record altered directly in DynamoDB', async () => {
     expect(run('audit', 'verify').code).toBe(0);
     const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
-    const doc = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig(config.aws)));
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient(dynamoDbClientConfig(config.aws)));
 
     await doc.send(
       new UpdateCommand({

@@ -65,6 +65,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
   let iam: IAMClient;
   let vaultPid: number;
   let motoPid: number;
+  let dynamoPid: number;
 
   /** Runs one runbook command as written, with the placeholders filled in, and checks its exit code. */
   function runCommand(command: RunbookCommand, vars: Record<string, string>): CliResult {
@@ -193,6 +194,7 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     iam = services.aws.iam;
     vaultPid = stack.vault.pid;
     motoPid = stack.moto.pid;
+    dynamoPid = stack.dynamodb.pid;
   });
 
   afterAll(() => {
@@ -203,7 +205,11 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
       // Already gone: dev down and the check below say what happened.
     }
     expect(run('dev', 'down').code).toBe(0);
-    expect([processAlive(motoPid), processAlive(vaultPid)]).toEqual([false, false]);
+    expect([processAlive(motoPid), processAlive(dynamoPid), processAlive(vaultPid)]).toEqual([
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('has only keywarden commands the test can run, or lines marked # example (few)', () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildFleet, type RevocationFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { dynamoDbClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { publishCampaignReport } from '../../functions/adapters/campaign-report.ts';
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
@@ -25,7 +25,7 @@ const LIMITS: RateLimits = {
   'secrets-manager': { concurrency: 16, perSecond: 40 },
   vault: { concurrency: 32, perSecond: 400 },
 };
-/** Per request, on both proxies: 3% throttled, 2% HTTP 5xx, 1% dropped (half after the server did the work). */
+/** Per request, on every proxy: 3% throttled, 2% HTTP 5xx, 1% dropped (half after the server did the work). */
 const STORM = { throttleRate: 0.03, serverErrorRate: 0.02, dropRate: 0.01 };
 
 let services: Services;
@@ -130,14 +130,18 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     ).toBe(TARGETS);
   });
 
-  it('behind fault proxies in front of moto and OpenBao, accounts for every target and ends as the clean run does', async () => {
+  it('behind fault proxies in front of moto, DynamoDB and OpenBao, accounts for every target and ends as the clean run does', async () => {
     const fleet = await fleetOf('faults');
     const { incident, campaignId, targets } = await planned(fleet);
-    proxies = await startStackProxies(testStack(), { aws: { seed: 5 }, vault: { seed: 7 } });
+    proxies = await startStackProxies(testStack(), {
+      aws: { seed: 5 },
+      dynamodb: { seed: 6 },
+      vault: { seed: 7 },
+    });
     const faulty = wire(runtimeConfigThrough(proxies, config));
     // The state store on standard retries: adaptive retry's shared token bucket slows a
     // whole campaign under a storm (see rotation-faults.test.ts), which is not under test here.
-    const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
+    const client = new DynamoDBClient({ ...dynamoDbClientConfig(faulty.config.aws), retryMode: 'standard' });
     const store = dynamoStore({
       client,
       tableName: config.tableName,
@@ -147,8 +151,7 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     const base = faulty.campaignDeps('test:responder', { store, audit: store });
     const deps: CampaignDeps = { ...base, campaigns: store, identities: store };
     const { limitFor } = providerLimiters(LIMITS);
-    proxies.aws.setRates(STORM);
-    proxies.vault.setRates(STORM);
+    for (const proxy of [proxies.aws, proxies.dynamodb, proxies.vault]) proxy.setRates(STORM);
 
     // A run ends early when the store itself cannot be written (every retry met a fault):
     // the responder resumes, and failures that could pass get a fresh budget.
@@ -165,13 +168,13 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
       if (run) runs.push(`run ${attempt}: ${JSON.stringify(run.campaign.counts.byOutcome)}`);
     }
     const ranMs = Date.now() - started;
-    proxies.aws.setRates({});
-    proxies.vault.setRates({});
+    for (const proxy of [proxies.aws, proxies.dynamodb, proxies.vault]) proxy.setRates({});
     console.log(
       [
         `faults: campaign of ${targets.length} targets ran in ${ranMs} ms`,
         ...runs.map((line) => `  ${line}`),
         `  ${summarizeFaults('moto proxy', proxies.aws)}`,
+        `  ${summarizeFaults('DynamoDB proxy', proxies.dynamodb)}`,
         `  ${summarizeFaults('OpenBao proxy', proxies.vault)}`,
       ].join('\n'),
     );
@@ -181,6 +184,7 @@ describe('campaign at scale: 2,000 mixed targets on the local stack', { timeout:
     expect(unsettled(stored)).toEqual([]);
     expect((await services.store.getCampaign(campaignId))?.status).toBe('completed');
     expect(proxies.aws.counts.throttled + proxies.aws.counts.serverError).toBeGreaterThan(0);
+    expect(proxies.dynamodb.counts.throttled + proxies.dynamodb.counts.serverError).toBeGreaterThan(0);
     expect(proxies.vault.counts.throttled + proxies.vault.counts.serverError).toBeGreaterThan(0);
     expect(proxies.aws.counts.droppedAfterForward + proxies.vault.counts.droppedAfterForward).toBeGreaterThan(
       0,

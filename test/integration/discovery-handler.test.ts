@@ -102,6 +102,8 @@ describe('handler: discovery (the Lambda entry point, on the local stack)', () =
     Object.assign(process.env, {
       AWS_REGION: stack.region,
       AWS_ENDPOINT_URL: stack.moto.endpoint,
+      // The SDK's service-specific endpoint variable: DynamoDB is dynalite, not moto.
+      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
       AWS_ACCESS_KEY_ID: 'keywarden-local',
       AWS_SECRET_ACCESS_KEY: 'keywarden-local',
       KEYWARDEN_TABLE: table,

@@ -5,6 +5,7 @@
  * reproduce the same decisions from the same seed.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { DynamoDBClient, GetItemCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { IAMClient, ListUsersCommand } from '@aws-sdk/client-iam';
 import {
@@ -18,6 +19,7 @@ import pLimit from 'p-limit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { awsClientConfig, isRetryableAwsError } from '../../functions/adapters/aws/clients.ts';
 import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
+import { AwsModel } from '../support/aws-model.ts';
 import {
   type FaultProxy,
   type FaultProxyOptions,
@@ -323,6 +325,74 @@ describe('fault proxy', () => {
       expect(through.faults).toEqual([
         { kind: 'throttled', dialect: 'aws-query', service: 'iam', operation: 'ListUsers' },
       ]);
+    });
+  });
+
+  describe('with the AWS model (test/support/aws-model.ts)', () => {
+    /** A model whose quotas are one call a second, so the second call in a row is refused. */
+    const tightModel = () =>
+      new AwsModel({
+        latencyScale: 0,
+        quotas: [
+          { bucket: 'iam', service: 'iam', operations: /.*/, perSecond: 1, source: 'spec' },
+          { bucket: 'sts', service: 'sts', operations: /.*/, perSecond: 1, source: 'spec' },
+          { bucket: 'secrets', service: 'secretsmanager', operations: /.*/, perSecond: 1, source: 'spec' },
+        ],
+      });
+
+    it('makes the real SDK clients raise their own throttling errors past a quota: IAM and STS Throttling, Secrets Manager ThrottlingException, HTTP 400', async () => {
+      const model = tightModel();
+      const aws = awsThrough((await proxy('moto', { model })).url);
+
+      await aws.iam.send(new ListUsersCommand({}));
+      await aws.sts.send(new GetCallerIdentityCommand({}));
+      await aws.secrets.send(new ListSecretsCommand({}));
+      const failures = [
+        awsFailure(await failureOf(aws.iam.send(new ListUsersCommand({})))),
+        awsFailure(await failureOf(aws.sts.send(new GetCallerIdentityCommand({})))),
+        awsFailure(await failureOf(aws.secrets.send(new ListSecretsCommand({})))),
+      ];
+
+      expect(failures.map((failure) => failure.name)).toEqual([
+        'Throttling',
+        'Throttling',
+        'ThrottlingException',
+      ]);
+      for (const failure of failures) {
+        expect(failure).toMatchObject({ $metadata: { httpStatusCode: 400 }, message: 'Rate exceeded' });
+        expect(isRetryableAwsError(failure)).toBe(true);
+      }
+      expect(model.counts()).toEqual({
+        iam: { admitted: 1, throttled: 1 },
+        sts: { admitted: 1, throttled: 1 },
+        secrets: { admitted: 1, throttled: 1 },
+      });
+    });
+
+    it("lets keywarden's client configuration (adaptive retry) ride out the throttling: every call succeeds, later", async () => {
+      const through = await proxy('moto', { model: tightModel() });
+      const iam = new IAMClient(awsClientConfig({ ...testAws(), endpoint: through.url }));
+
+      const started = performance.now();
+      const answers = await Promise.all(Array.from({ length: 3 }, () => iam.send(new ListUsersCommand({}))));
+
+      expect(answers).toHaveLength(3);
+      expect(through.counts.throttled).toBeGreaterThan(0);
+      expect(through.counts.retriedAfter.throttled).toBe(through.counts.throttled);
+      // Three calls at one a second: the last cannot be admitted before 2 s.
+      expect(performance.now() - started).toBeGreaterThan(1_900);
+    });
+
+    it('holds each answer for the latency drawn for its service', async () => {
+      const model = new AwsModel({
+        latencies: [{ service: 'secretsmanager', medianMs: 120, p99Ms: 120, source: 'spec' }],
+      });
+      const aws = awsThrough((await proxy('moto', { model })).url);
+
+      const started = performance.now();
+      await aws.secrets.send(new ListSecretsCommand({}));
+
+      expect(performance.now() - started).toBeGreaterThanOrEqual(119);
     });
   });
 

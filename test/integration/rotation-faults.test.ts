@@ -16,7 +16,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import { awsClientConfig, dynamoDbClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { IamAccessKeyProvider } from '../../functions/adapters/aws/iam-access-key-provider.ts';
@@ -46,7 +46,7 @@ import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 /** The storm: fixed seeds, so a run's sequence of fault decisions is reproducible. */
 const STORM = { throttleRate: 0.1, serverErrorRate: 0.05, dropRate: 0.03 };
-const SEEDS = { aws: 20_240_601, vault: 20_240_602 };
+const SEEDS = { aws: 20_240_601, vault: 20_240_602, dynamodb: 20_240_603 };
 const PER_KIND = 6;
 
 const clock = new OffsetClock();
@@ -71,7 +71,7 @@ let base: RuntimeConfigInput & { tableName: string };
  */
 function standardRetryStore(): Partial<RotationDeps> {
   if (process.env.KEYWARDEN_FAULTS_WIRED_STORE === '1') return {};
-  const client = new DynamoDBClient({ ...awsClientConfig(faulty.config.aws), retryMode: 'standard' });
+  const client = new DynamoDBClient({ ...dynamoDbClientConfig(faulty.config.aws), retryMode: 'standard' });
   const store = dynamoStore({ client, tableName: faulty.config.tableName, clock, digest: sha256Hex });
   return { store, audit: store };
 }
@@ -87,6 +87,7 @@ beforeAll(async () => {
   };
   proxies = await startStackProxies(stack, {
     aws: { seed: SEEDS.aws },
+    dynamodb: { seed: SEEDS.dynamodb },
     vault: { seed: SEEDS.vault },
   });
   direct = wire(RuntimeConfigSchema.parse(base), clock);
@@ -161,15 +162,15 @@ const snapshot = (counts: FaultCounts) => structuredClone(counts);
 interface Pass {
   name: string;
   outcomes: RotationOutcome[];
-  faults: { aws: FaultCounts; vault: FaultCounts };
+  faults: { aws: FaultCounts; dynamodb: FaultCounts; vault: FaultCounts };
   ms: number;
 }
 
 async function runPass(name: string, identities: Identity[], storm: boolean): Promise<Pass> {
-  proxies.aws.setRates(storm ? STORM : {});
-  proxies.vault.setRates(storm ? STORM : {});
-  proxies.aws.resetCounts();
-  proxies.vault.resetCounts();
+  for (const proxy of [proxies.aws, proxies.dynamodb, proxies.vault]) {
+    proxy.setRates(storm ? STORM : {});
+    proxy.resetCounts();
+  }
   const started = Date.now();
   const outcomes = await rotateMany(faulty.rotationDeps(name, faultyStore), identities, {
     owner: name,
@@ -178,17 +179,23 @@ async function runPass(name: string, identities: Identity[], storm: boolean): Pr
   const pass = {
     name,
     outcomes,
-    faults: { aws: snapshot(proxies.aws.counts), vault: snapshot(proxies.vault.counts) },
+    faults: {
+      aws: snapshot(proxies.aws.counts),
+      dynamodb: snapshot(proxies.dynamodb.counts),
+      vault: snapshot(proxies.vault.counts),
+    },
     ms: Date.now() - started,
   };
   console.log(
     [
       `${name} (${storm ? 'storm' : 'calm'}, ${pass.ms} ms): ${count(outcomes, 'rotated')} rotated, ${count(outcomes, 'failed')} failed, ${count(outcomes, 'skipped')} skipped`,
       `  ${summarizeFaults('moto proxy', proxies.aws)}`,
+      `  ${summarizeFaults('DynamoDB proxy', proxies.dynamodb)}`,
       `  ${summarizeFaults('OpenBao proxy', proxies.vault)}`,
       ...(storm
         ? [
             `  moto faults by operation: ${JSON.stringify(faultsByOperation(proxies.aws))}`,
+            `  DynamoDB faults by operation: ${JSON.stringify(faultsByOperation(proxies.dynamodb))}`,
             `  OpenBao faults by operation: ${JSON.stringify(faultsByOperation(proxies.vault, vaultRoute))}`,
           ]
         : []),
@@ -264,8 +271,8 @@ describe('rotation: under throttling, server errors and dropped connections', ()
       expect(['rotated', 'failed'], JSON.stringify(outcome)).toContain(outcome.status);
       if (outcome.status === 'failed') expect(outcome.reason, outcome.identityId).toMatch(/\S/);
     }
-    // The storm really happened, through both proxies, and of every kind.
-    for (const proxy of [first.faults.aws, first.faults.vault]) {
+    // The storm really happened, through the three proxies (moto, the store, OpenBao), and of every kind.
+    for (const proxy of [first.faults.aws, first.faults.dynamodb, first.faults.vault]) {
       for (const kind of FAULT_KINDS) expect(proxy[kind], kind).toBeGreaterThan(0);
     }
     // Passes after the first only resume what failed: nothing rotated twice.

@@ -25,6 +25,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Agent, request, STATUS_CODES } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { RuntimeConfig, RuntimeConfigInput } from '../../functions/adapters/runtime-config.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 
@@ -66,11 +67,26 @@ export interface FaultRates {
   dropAfterForwardShare?: number;
 }
 
+/**
+ * A model of the service behind the proxy (test/support/aws-model.ts): for each request,
+ * as it arrives, how long the service takes to answer and whether its quota refuses it.
+ */
+export interface TrafficModel {
+  decide(request: FaultRequest): { latencyMs: number; throttled: boolean };
+}
+
 export interface FaultProxyOptions extends FaultRates {
   /** Base URL of the real server, such as `http://127.0.0.1:5000`. */
   target: string;
   /** Added latency before each request is handled. */
   delayMs?: number;
+  /**
+   * Latency and quotas on top of the faults: a request the model throttles is answered
+   * with the service's throttling error (counted as a `throttled` fault) after its latency;
+   * any other answer reaches the client no sooner than the drawn latency after the request
+   * arrived (the real server's own time counts towards it, as a service's does in AWS).
+   */
+  model?: TrafficModel;
   /** PRNG seed; the same seed gives the same sequence of decisions. Default 1. */
   seed?: number;
   /** Which requests may meet a fault; the others always pass through. Default: all. */
@@ -194,9 +210,16 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   /** Handles one complete request; resolves once it is answered (or its connection destroyed). */
   const handle = async (socket: Socket, parsed: ParsedRequest): Promise<'open' | 'closed'> => {
     counts.requests += 1;
+    const arrived = performance.now();
     const described = describe(parsed);
     const fingerprint = fingerprintOf(described);
     noteRetry(fingerprint);
+    const modelled = options.model?.decide(described);
+    /** Holds an answer until the modelled latency has passed since the request arrived. */
+    const modelledLatency = async () => {
+      const left = arrived + (modelled?.latencyMs ?? 0) - performance.now();
+      if (left > 0) await sleep(left);
+    };
     if (delayMs > 0) await sleep(delayMs);
     // Always two draws per request, so the sequence stays aligned whatever is decided.
     const draw = random();
@@ -214,6 +237,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
               : 'droppedBeforeForward'
             : undefined;
     const base = { dialect: described.dialect, service: described.service, operation: described.operation };
+    if (modelled?.throttled) {
+      // The quota refused it: the service answers without doing the work, as AWS does.
+      recordFault({ kind: 'throttled', ...base }, fingerprint);
+      await modelledLatency();
+      writeResponse(socket, parsed, throttleAnswer(described));
+      return parsed.keepAlive ? 'open' : 'closed';
+    }
     if (fault === 'droppedBeforeForward') {
       recordFault({ kind: fault, ...base }, fingerprint);
       socket.destroy();
@@ -239,6 +269,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       socket.destroy();
       return 'closed';
     }
+    await modelledLatency();
     counts.forwarded += 1;
     writeResponse(socket, parsed, answer);
     return parsed.keepAlive ? 'open' : 'closed';
@@ -539,6 +570,13 @@ const json = (status: number, body: unknown, extra: [string, string][] = []): Up
   body: Buffer.from(JSON.stringify(body)),
 });
 
+/**
+ * The AWS query protocol's error (IAM, STS): `<ErrorResponse><Error><Type>Sender</Type>
+ * <Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>…</RequestId>
+ * </ErrorResponse>`, HTTP 400 for a throttled call — what AWS's knowledge center quotes
+ * ("Throttling: Rate exceeded, status code: 400", re:Post iam-sts-throttling-error) and the
+ * shape of the Smithy awsQuery protocol's errors.
+ */
 const queryError = (status: number, service: string, code: string, message: string): UpstreamAnswer => ({
   status,
   rawHeaders: [
@@ -547,10 +585,15 @@ const queryError = (status: number, service: string, code: string, message: stri
   ],
   body: Buffer.from(
     `<ErrorResponse xmlns="https://${service}.amazonaws.com/doc/"><Error><Type>${status >= 500 ? 'Receiver' : 'Sender'}</Type>` +
-      `<Code>${code}</Code><Message>${message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>`,
+      `<Code>${code}</Code><Message>${message}</Message></Error><RequestId>${randomUUID()}</RequestId></ErrorResponse>`,
   ),
 });
 
+/**
+ * The AWS JSON protocols' error (Smithy awsJson1_0 / awsJson1_1): the type in the body's
+ * `__type` and in the `x-amzn-ErrorType` header (SDKs read the header first, then
+ * `__type`), a `message`, and the HTTP status (400 for throttling).
+ */
 const jsonProtocolError = (request: FaultRequest, status: number, type: string, message: string) => {
   // DynamoDB's JSON is 1.0 and its types carry a namespace; Secrets Manager's is 1.1.
   const dynamo = request.service === 'dynamodb';
@@ -559,6 +602,7 @@ const jsonProtocolError = (request: FaultRequest, status: number, type: string, 
     rawHeaders: [
       ['content-type', dynamo ? 'application/x-amz-json-1.0' : 'application/x-amz-json-1.1'],
       ['x-amzn-requestid', randomUUID()],
+      ['x-amzn-errortype', type],
     ] as [string, string][],
     body: Buffer.from(
       JSON.stringify({ __type: dynamo ? `com.amazonaws.dynamodb.v20120810#${type}` : type, message }),
@@ -645,11 +689,17 @@ function serverErrorAnswer(request: FaultRequest, status: number | undefined): U
 // ---- configuration -------------------------------------------------------------------------
 
 /**
- * A runtime configuration whose AWS endpoint and/or Vault address are the given
- * proxies' instead of the real servers'. Everything else (table, key, token) is `base`'s.
+ * A runtime configuration whose endpoints are the given proxies' instead of the real
+ * servers': `aws` fronts moto (every AWS service but DynamoDB), `dynamodb` fronts the
+ * local DynamoDB (dynalite), `vault` fronts OpenBao. A server without a proxy is reached
+ * directly. Everything else (table, key, token) is `base`'s.
  */
 export function runtimeConfigThrough(
-  proxies: { aws?: FaultProxy; vault?: FaultProxy },
+  proxies: {
+    aws?: FaultProxy | undefined;
+    dynamodb?: FaultProxy | undefined;
+    vault?: FaultProxy | undefined;
+  },
   base: RuntimeConfigInput,
 ): RuntimeConfig {
   if (proxies.vault && !base.vault) {
@@ -657,28 +707,47 @@ export function runtimeConfigThrough(
   }
   return RuntimeConfigSchema.parse({
     ...base,
-    aws: proxies.aws ? { ...base.aws, endpoint: proxies.aws.url } : base.aws,
+    aws: {
+      ...base.aws,
+      ...(proxies.aws ? { endpoint: proxies.aws.url } : {}),
+      ...(proxies.dynamodb ? { dynamodbEndpoint: proxies.dynamodb.url } : {}),
+    },
     ...(base.vault ? { vault: proxies.vault ? { ...base.vault, addr: proxies.vault.url } : base.vault } : {}),
   });
 }
 
-/** Two proxies in front of the local stack: one for moto (every AWS service), one for OpenBao. */
+/**
+ * Three proxies in front of the local stack: one for moto (IAM, STS, Secrets Manager, S3,
+ * Scheduler), one for its DynamoDB (dynalite: the state store), one for OpenBao. Each gets
+ * its own options (seed, rates); a spec that wants faults in the store sets the `dynamodb`
+ * proxy's rates as well as the `aws` one's.
+ */
 export async function startStackProxies(
-  stack: { moto: { endpoint: string }; vault: { addr: string } },
-  options: { aws?: Omit<FaultProxyOptions, 'target'>; vault?: Omit<FaultProxyOptions, 'target'> } = {},
-): Promise<{ aws: FaultProxy; vault: FaultProxy; close(): Promise<void> }> {
-  const aws = await startFaultProxy({ ...options.aws, target: stack.moto.endpoint });
-  const vault = await startFaultProxy({ ...options.vault, target: stack.vault.addr }).catch(
-    async (error: unknown) => {
-      await aws.close();
-      throw error;
-    },
-  );
+  stack: { moto: { endpoint: string }; dynamodb: { endpoint: string }; vault: { addr: string } },
+  options: {
+    aws?: Omit<FaultProxyOptions, 'target'>;
+    dynamodb?: Omit<FaultProxyOptions, 'target'>;
+    vault?: Omit<FaultProxyOptions, 'target'>;
+  } = {},
+): Promise<{ aws: FaultProxy; dynamodb: FaultProxy; vault: FaultProxy; close(): Promise<void> }> {
+  const started = await Promise.allSettled([
+    startFaultProxy({ ...options.aws, target: stack.moto.endpoint }),
+    startFaultProxy({ ...options.dynamodb, target: stack.dynamodb.endpoint }),
+    startFaultProxy({ ...options.vault, target: stack.vault.addr }),
+  ]);
+  const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    await Promise.all(running.map((proxy) => proxy.close()));
+    throw failed.reason;
+  }
+  const [aws, dynamodb, vault] = running as [FaultProxy, FaultProxy, FaultProxy];
   return {
     aws,
+    dynamodb,
     vault,
     async close() {
-      await Promise.all([aws.close(), vault.close()]);
+      await Promise.all([aws.close(), dynamodb.close(), vault.close()]);
     },
   };
 }

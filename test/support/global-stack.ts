@@ -1,5 +1,5 @@
 /**
- * Vitest global setup: one real local stack (moto + OpenBao) for the whole run,
+ * Vitest global setup: one real local stack (moto, dynalite, OpenBao) for the whole run,
  * its endpoints handed to test files through `inject('stack')`. Test files keep
  * apart by naming everything they create with `uniqueName` (see ./stack.ts).
  */

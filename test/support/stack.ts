@@ -9,7 +9,7 @@ import type { StackEndpoints } from '../../scripts/local-stack.ts';
 /** The running stack's endpoints. */
 export const testStack = (): StackEndpoints => inject('stack');
 
-/** The AWS endpoint settings for moto. */
+/** The AWS endpoint settings for the local stack: moto, and dynalite for DynamoDB. */
 export const testAws = (): AwsEndpoint => localAwsEndpoint(testStack());
 
 /** A name no other test file uses, so files can share one stack: `prefix-<random>`. */

@@ -436,5 +436,11 @@ export async function ensureStateTable(client: DynamoDBClient, tableName: string
   } catch (error) {
     if (!(error instanceof ResourceInUseException)) throw error;
   }
-  await waitUntilTableExists({ client, maxWaitTime: 30 }, { TableName: tableName });
+  // The waiter's default first pause is 20 s. The local DynamoDB (dynalite) may still say
+  // CREATING on the first look and ACTIVE a few milliseconds later, and an AWS table is
+  // ACTIVE in seconds: look again after 50 ms, backing off to 2 s.
+  await waitUntilTableExists(
+    { client, maxWaitTime: 30, minDelay: 0.05, maxDelay: 2 },
+    { TableName: tableName },
+  );
 }
