@@ -1,22 +1,23 @@
 /**
- * The one door to Vault / OpenBao: a thin wrapper over node-vault's generic
- * read/list/write/delete that every Vault adapter goes through.
+ * The one door to Vault / OpenBao: read/list/write/delete over Vault's HTTP API
+ * (`<addr>/v1/<path>`, JSON in and out), which every Vault adapter goes through.
  *
- * Why a wrapper and not node-vault directly:
- * - node-vault's token-returning helpers (`tokenCreate`, `*Login`) replace the
- *   client's own token with the one they mint (DESIGN, Known traps). Here the
- *   token is a private field sent on every request, so nothing can swap it.
- * - node-vault's errors carry the axios request (our token in its headers, the
- *   request body with secrets in it). Every failure is rethrown as a
- *   {@link VaultError} built from the status and Vault's error strings only,
- *   with any request-body value Vault echoes back redacted.
+ * Why Node's own `fetch` and not node-vault: keywarden used only node-vault's generic
+ * read/list/write/delete, never its helpers (whose token-returning calls, `tokenCreate`
+ * and `*Login`, replace the client's own token: DESIGN, Known traps), and node-vault
+ * brought axios, tv4, mustache and mime-db, ~280 kB of every Lambda bundle. Here:
+ * - the token is a private field sent on every request, so nothing can swap it;
+ * - a failure never carries the request (our token in its headers, the request body
+ *   with secrets in it): it is rethrown as a {@link VaultError} built from the status
+ *   and Vault's error strings only, with any request-body value Vault echoes back redacted;
+ * - no environment variable (`VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_SKIP_VERIFY`) changes
+ *   where requests go or how TLS is checked: the options given are the whole truth.
  * - Vault answers "nothing here" with a 404 and an empty `errors` list; that
  *   becomes `undefined` / `[]`, while a 404 that names a problem (an unmounted
  *   path) stays an error, so a typo in a mount cannot look like "no credentials".
  * - Rate limits, 5xx and lost answers are tried again with backoff (./retry.ts),
  *   except where trying again could create a second token or secret-id.
  */
-import vault from 'node-vault';
 import * as z from 'zod';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { wholeNumberOption } from '../options.ts';
@@ -160,18 +161,65 @@ export interface TokenCreateRequest {
   role_name?: string;
 }
 
-type RawClient = ReturnType<typeof vault>;
+/** The HTTP methods of the client's four calls (LIST is Vault's own method). */
+const HTTP_METHODS: Record<VaultMethod, string> = {
+  read: 'GET',
+  list: 'LIST',
+  write: 'POST',
+  delete: 'DELETE',
+};
 
-/** node-vault's rejection for an answer with a non-2xx status. */
-interface ApiResponseError {
-  response: { statusCode: number; body: unknown };
+/** The transport's rejection for an answer with a status other than 200 or 204. */
+class ApiResponseError extends Error {
+  constructor(readonly response: { statusCode: number; body: unknown }) {
+    super(`Vault answered HTTP ${response.statusCode}`);
+  }
 }
 
-const isApiResponseError = (error: unknown): error is ApiResponseError =>
-  typeof error === 'object' &&
-  error !== null &&
-  'response' in error &&
-  typeof (error as { response?: { statusCode?: unknown } }).response?.statusCode === 'number';
+const isApiResponseError = (error: unknown): error is ApiResponseError => error instanceof ApiResponseError;
+
+/** The transport's rejection when no answer came: `code` as Node names it (`ECONNRESET`…). */
+class NoAnswerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * undici's names for a request that got no answer, as the Node socket codes the retry policy
+ * (./retry.ts) reads: a socket the server closed mid-request lost the answer like a reset.
+ */
+const UNDICI_CODES: Record<string, string> = {
+  UND_ERR_SOCKET: 'ECONNRESET',
+  UND_ERR_CLOSED: 'ECONNRESET',
+  UND_ERR_CONNECT_TIMEOUT: 'ETIMEDOUT',
+  UND_ERR_HEADERS_TIMEOUT: 'ETIMEDOUT',
+  UND_ERR_BODY_TIMEOUT: 'ETIMEDOUT',
+};
+
+/** A `fetch` failure as a {@link NoAnswerError}; anything else (a bug) unchanged. */
+function noAnswer(error: unknown): unknown {
+  if (error instanceof Error && error.name === 'TimeoutError')
+    return new NoAnswerError('ETIMEDOUT', 'timed out');
+  const cause =
+    error instanceof TypeError ? (error.cause as { code?: unknown; message?: unknown }) : undefined;
+  if (typeof cause?.code !== 'string') return error;
+  const message = typeof cause.message === 'string' ? cause.message : String(cause.code);
+  return new NoAnswerError(UNDICI_CODES[cause.code] ?? cause.code, message);
+}
+
+/** An answer's body: JSON as Vault sends it, the text of anything else, `''` when empty (204). */
+function bodyOf(text: string): unknown {
+  if (text === '') return '';
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
 
 /** Rate limited, or a server-side failure that may pass: worth another try. */
 const retryableStatus = (status: number): boolean => status === 429 || status >= 500;
@@ -185,8 +233,8 @@ export class VaultClient {
   /** Where requests go; safe to show in messages. */
   readonly addr: string;
   readonly #token: string;
-  readonly #raw: RawClient;
-  readonly #requestOptions: { timeout: number };
+  readonly #namespace: string | undefined;
+  readonly #timeoutMs: number;
 
   constructor(options: VaultClientOptions) {
     if (!/^https?:\/\//.test(options.addr)) {
@@ -202,22 +250,14 @@ export class VaultClient {
     );
     this.addr = options.addr.replace(/\/+$/, '');
     this.#token = options.token;
-    this.#requestOptions = { timeout };
-    this.#raw = vault({
-      endpoint: this.addr,
-      token: options.token,
-      // node-vault's debug channel prints request bodies (secrets) when DEBUG=node-vault.
-      debug: () => {},
-    });
-    // node-vault falls back to VAULT_NAMESPACE / VAULT_PREFIX from the environment; the
-    // options given here are the whole truth, so a stray variable cannot redirect requests.
-    Object.assign(this.#raw, { namespace: options.namespace, pathPrefix: '' });
+    this.#namespace = options.namespace || undefined;
+    this.#timeoutMs = timeout;
   }
 
   /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
   async read(path: string): Promise<VaultResponse | undefined> {
     try {
-      return asResponse(await this.#send('read', path, () => this.#raw.read(path, this.#options())));
+      return asResponse(await this.#send('read', path));
     } catch (error) {
       if (isNothingHere(error)) return undefined;
       throw this.#fail('read', path, error);
@@ -227,9 +267,7 @@ export class VaultClient {
   /** LIST `path`: the keys (folders end in `/`), `[]` when there are none. */
   async list(path: string): Promise<string[]> {
     try {
-      const response = asResponse(
-        await this.#send('list', path, () => this.#raw.list(path, this.#options())),
-      );
+      const response = asResponse(await this.#send('list', path));
       const keys = response.data?.keys;
       return Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [];
     } catch (error) {
@@ -241,7 +279,7 @@ export class VaultClient {
   /** POST `data` to `path`. The body is never part of an error message. */
   async write(path: string, data: Record<string, unknown>): Promise<VaultResponse> {
     try {
-      return asResponse(await this.#send('write', path, () => this.#raw.write(path, data, this.#options())));
+      return asResponse(await this.#send('write', path, data));
     } catch (error) {
       throw this.#fail('write', path, error, data);
     }
@@ -258,10 +296,9 @@ export class VaultClient {
     wholeNumberOption({ owner: 'VaultClient.writeWrapped', option: 'wrapTtlSeconds' }, wrapTtlSeconds);
     let response: VaultResponse;
     try {
-      const options = this.#options();
-      const headers = { ...options.headers, 'X-Vault-Wrap-TTL': `${wrapTtlSeconds}s` };
+      const headers = { 'X-Vault-Wrap-TTL': `${wrapTtlSeconds}s` };
       response = asResponse(
-        await retryVaultCall(() => this.#raw.write(path, data, { ...options, headers }), {
+        await retryVaultCall(() => this.#request('write', path, data, headers), {
           idempotent: false,
           facts: failureFacts,
         }),
@@ -275,7 +312,7 @@ export class VaultClient {
   /** DELETE `path`. */
   async delete(path: string): Promise<void> {
     try {
-      await this.#send('delete', path, () => this.#raw.delete(path, this.#options()));
+      await this.#send('delete', path);
     } catch (error) {
       throw this.#fail('delete', path, error);
     }
@@ -283,7 +320,7 @@ export class VaultClient {
 
   /**
    * Creates a token through `auth/token/create` (or `create-orphan`), as a plain
-   * write: node-vault's `tokenCreate` would make the new token this client's own.
+   * write: the new token is handed back, never made this client's own.
    */
   async createToken(body: TokenCreateRequest, options: { orphan?: boolean } = {}): Promise<CreatedToken> {
     const path = options.orphan ? 'auth/token/create-orphan' : 'auth/token/create';
@@ -328,17 +365,45 @@ export class VaultClient {
 
   /**
    * One call to Vault, tried again while it fails retryably (see ./retry.ts); the last
-   * failure is rethrown as node-vault raised it, for the caller's catch to convert.
+   * failure is rethrown as the transport raised it, for the caller's catch to convert.
    */
-  #send<T>(method: VaultMethod, path: string, call: () => Promise<T>): Promise<T> {
-    return retryVaultCall(call, { idempotent: isIdempotentVaultRequest(method, path), facts: failureFacts });
+  #send(method: VaultMethod, path: string, data?: Record<string, unknown>): Promise<unknown> {
+    return retryVaultCall(() => this.#request(method, path, data), {
+      idempotent: isIdempotentVaultRequest(method, path),
+      facts: failureFacts,
+    });
   }
 
-  /** Fresh per call: node-vault mutates the headers object it is given. */
-  #options() {
-    // The token goes on every request, so even if node-vault's own `token` field
-    // were replaced, requests would still carry ours.
-    return { ...this.#requestOptions, headers: { 'X-Vault-Token': this.#token } };
+  /**
+   * One HTTP request: the answer's body for 200 and 204, else an {@link ApiResponseError};
+   * a {@link NoAnswerError} when no answer came within the timeout.
+   */
+  async #request(
+    method: VaultMethod,
+    path: string,
+    data?: Record<string, unknown>,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<unknown> {
+    const headers: Record<string, string> = { ...extraHeaders, 'X-Vault-Token': this.#token };
+    if (this.#namespace) headers['X-Vault-Namespace'] = this.#namespace;
+    if (data) headers['Content-Type'] = 'application/json';
+    let status: number;
+    let text: string;
+    try {
+      const response = await fetch(`${this.addr}/v1/${path}`, {
+        method: HTTP_METHODS[method],
+        headers,
+        ...(data ? { body: JSON.stringify(data) } : {}),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      throw noAnswer(error);
+    }
+    const body = bodyOf(text);
+    if (status !== 200 && status !== 204) throw new ApiResponseError({ statusCode: status, body });
+    return body;
   }
 
   #fail(method: string, path: string, error: unknown, body?: Record<string, unknown>): VaultError {
@@ -353,8 +418,8 @@ export class VaultClient {
         { retryable: retryableStatus(status) },
       );
     }
-    // No answer: refused, reset, timed out. The axios error holds our token and the
-    // request body, so only its code and message survive, as a fresh cause.
+    // No answer: refused, reset, timed out. Only the code and message survive, as a
+    // fresh cause, with any request value in them redacted.
     const code =
       typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : undefined;
     const text = redact(error instanceof Error ? error.message : String(error), secrets);
@@ -382,20 +447,18 @@ export function parseVaultAnswer<T>(schema: z.ZodType<T>, value: unknown, method
 }
 
 /**
- * What a raw node-vault failure says about itself, for the retry policy: an answer's
- * status and errors, or a transport failure's code. Anything else (a bug, a rejected
- * option) is not a Vault failure and is never retried.
+ * What a transport failure says about itself, for the retry policy: an answer's status
+ * and errors, or the code of an answer that never came. Anything else (a bug) is not a
+ * Vault failure and is never retried.
  */
 function failureFacts(error: unknown): VaultFailureFacts | undefined {
   if (isApiResponseError(error)) {
     return { status: error.response.statusCode, errors: vaultErrors(error.response.body) };
   }
-  const { code, isAxiosError } = (error ?? {}) as { code?: unknown; isAxiosError?: unknown };
-  if (typeof code === 'string') return { code };
-  return isAxiosError === true ? {} : undefined;
+  return error instanceof NoAnswerError ? { code: error.code } : undefined;
 }
 
-/** node-vault resolves a 204 with an empty string; callers always get an object. */
+/** A 204 has an empty body; callers always get an object. */
 function asResponse(value: unknown): VaultResponse {
   return typeof value === 'object' && value !== null ? (value as VaultResponse) : {};
 }
