@@ -14,7 +14,7 @@
  * There is no `supersede`: the previous token stays valid through the grace
  * period and is revoked by accessor when it retires.
  */
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { needsEveryToken, tokenMatch } from '../../core/declared-tokens.ts';
 import { toSeconds } from '../../core/duration.ts';
 import { ValidationError, VerificationError } from '../../core/errors.ts';
@@ -22,7 +22,7 @@ import { declaredAccessors, type IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { wholeNumberOption } from '../options.ts';
-import { VaultClient, VaultError } from './client.ts';
+import { type TokenLookup, VaultClient, VaultError } from './client.ts';
 import { IDENTITY_META_KEY, tokenSeen } from './vault-discovery.ts';
 
 /** Token meta / secret-id metadata key naming the rotation version that issued it. */
@@ -49,7 +49,10 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   readonly kind = 'vault-token' as const;
   readonly #client: VaultClient;
   readonly #clientForToken: (token: string) => VaultClient;
-  readonly #concurrency: number;
+  /** Bounds the token lookups in flight, across every listing of this provider. */
+  readonly #limit: LimitFunction;
+  /** Lookups of listed tokens by accessor (see `#lookup`). */
+  readonly #lookups = new Map<string, Promise<TokenLookup | undefined>>();
   /** keywarden's own accessor, once known: never listed, so never revoked as a declared token. */
   #selfAccessor: string | undefined;
 
@@ -57,10 +60,8 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
     this.#client = options.client;
     this.#clientForToken =
       options.clientForToken ?? ((token) => new VaultClient({ addr: options.client.addr, token }));
-    this.#concurrency = wholeNumberOption(
-      { owner: 'VaultTokenProvider', option: 'concurrency' },
-      options.concurrency,
-      8,
+    this.#limit = pLimit(
+      wholeNumberOption({ owner: 'VaultTokenProvider', option: 'concurrency' }, options.concurrency, 8),
     );
   }
 
@@ -132,40 +133,66 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
    * Every live token of this identity: those keywarden issued for it (its id in their meta)
    * and those its scope names (accessor, token role, display-name prefix). Declared accessors
    * are looked up directly; a gone one is simply not live. Vault cannot filter by meta, role or
-   * display name, so any other form looks up every accessor: expensive, for the first rotation,
-   * crash recovery, `status` and campaign planning only. keywarden's own token is never listed.
+   * display name, so any other form lists every accessor (one LIST, fresh each call: it says
+   * which tokens exist now) and looks up those it has not seen before. keywarden's own token
+   * is never listed.
    */
   async list(identity: TokenIdentity): Promise<ListedCredential[]> {
-    const limit = pLimit(this.#concurrency);
+    const everyToken = needsEveryToken(identity.scope);
     const [self, listed] = await Promise.all([
       this.#self(),
-      needsEveryToken(identity.scope) ? this.#client.list('auth/token/accessors') : [],
+      everyToken ? this.#client.list('auth/token/accessors') : [],
     ]);
+    const inList = new Set(listed);
+    if (everyToken) this.#forgetAllBut(inList);
     const accessors = [...new Set([...listed, ...declaredAccessors(identity.scope)])].filter(
       (accessor) => accessor !== self,
     );
     const found = await Promise.all(
-      accessors.map((accessor) =>
-        limit(async (): Promise<ListedCredential | undefined> => {
-          // undefined: revoked or expired (between LIST and lookup, or before a declared accessor was looked up).
-          const token = await this.#client.lookupAccessor(accessor);
-          if (!token || !tokenMatch(identity, tokenSeen(token))) return undefined;
-          const versionId =
-            token.meta?.[IDENTITY_META_KEY] === identity.id ? token.meta[VERSION_META_KEY] : undefined;
-          return {
-            handle: token.accessor,
-            status: 'active',
-            createdAt: new Date(token.creation_time * 1_000).toISOString(),
-            ...(versionId ? { versionId } : {}),
-          };
-        }),
-      ),
+      accessors.map(async (accessor): Promise<ListedCredential | undefined> => {
+        // A declared accessor no LIST named is looked up afresh: that lookup is what says it still exists.
+        const token = await this.#lookup(accessor, !inList.has(accessor));
+        if (!token || !tokenMatch(identity, tokenSeen(token))) return undefined;
+        const versionId =
+          token.meta?.[IDENTITY_META_KEY] === identity.id ? token.meta[VERSION_META_KEY] : undefined;
+        return {
+          handle: token.accessor,
+          status: 'active',
+          createdAt: new Date(token.creation_time * 1_000).toISOString(),
+          ...(versionId ? { versionId } : {}),
+        };
+      }),
     );
     return found
       .filter((credential) => credential !== undefined)
       .sort(
         (a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? '') || a.handle.localeCompare(b.handle),
       );
+  }
+
+  /**
+   * A token's lookup. What listing reads of a token (meta, creation path, display name, creation
+   * time) never changes, so a token found by a LIST is looked up once per process, however many
+   * identities list it: a fleet's listings cost one lookup per token, not one per token per
+   * identity. Whether it still exists is the fresh LIST's answer; a declared accessor outside
+   * any LIST (`fresh`) is looked up every time, as existence is what that lookup tells.
+   */
+  #lookup(accessor: string, fresh: boolean): Promise<TokenLookup | undefined> {
+    const listed = !fresh && this.#lookups.get(accessor);
+    if (listed) return listed;
+    const lookup = this.#limit(() => this.#client.lookupAccessor(accessor));
+    // Kept only once it found a token: a gone or failed lookup is asked again next time.
+    this.#lookups.set(accessor, lookup);
+    lookup.then(
+      (token) => token === undefined && this.#lookups.delete(accessor),
+      () => this.#lookups.delete(accessor),
+    );
+    return lookup;
+  }
+
+  /** Drops the lookups of tokens a fresh LIST no longer names (revoked or expired): the memory follows the live tokens. */
+  #forgetAllBut(live: ReadonlySet<string>): void {
+    for (const accessor of this.#lookups.keys()) if (!live.has(accessor)) this.#lookups.delete(accessor);
   }
 
   async #self(): Promise<string> {
