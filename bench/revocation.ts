@@ -18,14 +18,40 @@
  * fleet, made before their clock starts (a script with a list of handles). A Secrets Manager
  * current version is given a fresh value first (PutSecretValue), as keywarden replaces it.
  *
- * Prints the times, both ratios (keywarden / naive, keywarden / raw) and where
- * keywarden's calls went; each fleet is then checked on the servers themselves.
+ * Two worlds (bench/support/model-mode.ts): `--model loopback` (the servers directly) and
+ * `--model aws` (every contender's requests through the AWS model of test/support/aws-model.ts:
+ * per-service latency, per-API token buckets at AWS's quotas, AWS's own throttling answers).
+ * Building the fleets, the baselines' lists and the final check reach the servers directly.
  *
- *   npx tsx bench/revocation.ts [--targets 2000] [--preexisting 400]
+ * What is compared, honestly: keywarden's wall is the whole campaign as a responder runs it —
+ * planning from live state (listing every provider, through the model in `aws`), storing the
+ * plan, running it — while the baselines' list is free (made before their clock). So two
+ * ratios against raw are printed: keywarden's whole campaign / raw, and keywarden's run phase
+ * alone / raw (the price of the bookkeeping without the listing).
  *
- * Limits: KEYWARDEN_RATE_* / KEYWARDEN_CONCURRENCY_* when set, otherwise the bench's:
- * Vault 400/s and 32 at once, IAM 20/s and 4 at once (moto has no IAM quota to respect),
- * Secrets Manager 40/s and 16 at once (the shared 50 TPS bucket).
+ * The quota bound (`aws` only): the least wall time any client could take for these targets at
+ * these quotas = max over the model's quota buckets b of calls(b) / quota(b), where calls(b)
+ * counts the requests bucket b admitted during the reference contender's run — raw when it ran
+ * (the fewest calls that end these targets: no listing, no bookkeeping), else naive, else
+ * keywarden itself; throttled tries are not counted. keywarden's share of the bound =
+ * bound / keywarden's wall (whole campaign, and run phase): 100 % is as fast as the quotas allow.
+ *
+ * Prints per contender the wall time, targets/s, requests per target (store: DynamoDB;
+ * providers: IAM, STS, Secrets Manager, Vault; SDK calls, a retried call once), throttled
+ * answers, targets failed and failed by throttling; the ratios; where keywarden's store calls
+ * went; a Markdown block for the README. Each fleet is then checked on the servers themselves.
+ *
+ *   npx tsx bench/revocation.ts [--model loopback|aws] [--targets 2000] [--preexisting 400]
+ *   npx tsx bench/revocation.ts --model aws --scale 500,2000,10000 [--contenders keywarden]
+ *
+ * `--scale` runs the sizes one after the other on the same stack (a fleet per size and
+ * contender, pre-existing credentials a fifth of each size unless `--preexisting`) and ends
+ * with targets/s per size: it should stay flat as the state table grows.
+ *
+ * Limits: KEYWARDEN_RATE_* / KEYWARDEN_CONCURRENCY_* when set; otherwise in `aws` the IAM and
+ * Secrets Manager rates come from the model's quota table (aws-model.ts rateLimitEnvFromQuotas:
+ * 7 and 25 revocations/s), and the bench's defaults fill the rest: Vault 400/s and 32 at once,
+ * IAM 20/s (loopback) and 4 at once, Secrets Manager 40/s and 16 at once.
  *
  * It starts its own local stack in a temporary directory and stops it at the end, on
  * error and on Ctrl-C (and a watchdog does if this process is killed).
@@ -52,19 +78,36 @@ import type { Identity } from '../functions/core/identity.ts';
 import type { RevokeResult } from '../functions/core/ports.ts';
 import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
+import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
 import { CallLedger, recordAwsCalls, recordVaultCalls, startPhase, timedPort } from './support/measure.ts';
+import {
+  applyModelRateLimits,
+  type ContenderWorld,
+  isThrottling,
+  type ModelName,
+  parseModel,
+  startWorld,
+} from './support/model-mode.ts';
 import { preexistingShape } from './support/preexisting-fleet.ts';
 import { buildFleet, fleetShape, type RevocationFleet, stillLive } from './support/revocation-fleet.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
-/** The bench's limits where the environment sets none; see the module comment. */
+/** The bench's limits where the environment (or, in `aws`, the quota table) sets none; see the module comment. */
 const BENCH_LIMIT_DEFAULTS: Record<string, string> = {
   KEYWARDEN_RATE_VAULT: '400',
   KEYWARDEN_CONCURRENCY_VAULT: '32',
   KEYWARDEN_RATE_IAM: '20',
   KEYWARDEN_CONCURRENCY_IAM: '4',
+};
+
+const sizeOf = (name: string, text: string | undefined): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 60 || n > 20_000) {
+    throw new Error(`${name}: expected a whole number from 60 to 20000, got ${JSON.stringify(text)}`);
+  }
+  return n;
 };
 
 function parseOptions(argv: string[]) {
@@ -74,45 +117,67 @@ function parseOptions(argv: string[]) {
       targets: { type: 'string', default: '2000' },
       preexisting: { type: 'string' },
       contenders: { type: 'string', default: 'keywarden,naive,raw' },
+      model: { type: 'string', default: 'loopback' },
+      scale: { type: 'string' },
     },
     strict: true,
   });
-  const targets = Number(values.targets);
-  if (!Number.isInteger(targets) || targets < 60 || targets > 20_000) {
-    throw new Error(
-      `--targets: expected a whole number from 60 to 20000, got ${JSON.stringify(values.targets)}`,
-    );
-  }
-  const preexisting =
-    values.preexisting === undefined ? Math.max(50, Math.round(targets / 5)) : Number(values.preexisting);
-  if (!Number.isInteger(preexisting) || (preexisting !== 0 && preexisting < 50) || preexisting > 20_000) {
+  const sizes =
+    values.scale === undefined
+      ? [sizeOf('--targets', values.targets)]
+      : values.scale.split(',').map((size) => sizeOf('--scale', size.trim()));
+  const preexisting = values.preexisting === undefined ? undefined : Number(values.preexisting);
+  if (
+    preexisting !== undefined &&
+    (!Number.isInteger(preexisting) || (preexisting !== 0 && preexisting < 50) || preexisting > 20_000)
+  ) {
     throw new Error(
       `--preexisting: expected 0, or a whole number from 50 to 20000, got ${JSON.stringify(values.preexisting)}`,
     );
   }
-  const contenders = values.contenders
-    .split(',')
-    .filter((name): name is ContenderName => (CONTENDERS as readonly string[]).includes(name));
-  return { targets, preexisting, contenders };
+  const contenders = values.contenders.split(',').map((name) => {
+    if (!(CONTENDERS as readonly string[]).includes(name)) {
+      throw new Error(`--contenders: expected some of ${CONTENDERS.join(',')}, got ${JSON.stringify(name)}`);
+    }
+    return name as ContenderName;
+  });
+  return {
+    sizes,
+    preexisting,
+    contenders,
+    model: parseModel(values.model),
+    scale: values.scale !== undefined,
+  };
 }
 
 type Options = ReturnType<typeof parseOptions>;
 
 const CONTENDERS = ['keywarden', 'naive', 'raw'] as const;
+type ContenderName = (typeof CONTENDERS)[number];
+const LABEL: Record<ContenderName, string> = {
+  keywarden: 'keywarden campaign',
+  naive: 'naive sequential loop',
+  raw: 'raw concurrent calls',
+};
+
+/** Pre-existing credentials beside `targets` recorded ones: `--preexisting`, or a fifth (at least 50). */
+const preexistingFor = (options: Options, targets: number) =>
+  options.preexisting ?? Math.max(50, Math.round(targets / 5));
 
 const shapeText = (shape: Record<string, number>): string =>
   Object.entries(shape)
     .filter(([, n]) => n > 0)
     .map(([kind, n]) => `${n} ${kind}`)
     .join(', ');
-type ContenderName = (typeof CONTENDERS)[number];
 
 interface Contender {
+  /** Straight to the servers: the fleet, the baseline's list, the final check. */
+  direct: Services;
+  /** The contender's own requests: the servers (loopback) or the model's proxies (aws). */
   services: Services;
-  vault: VaultClient;
+  world: ContenderWorld;
   fleet: RevocationFleet;
   ledger: CallLedger;
-  tableName: string;
   incident: string;
   /** For a baseline: what it revokes, made before its ledger and clock start. */
   baseline?: Awaited<ReturnType<typeof baselineTargets>>;
@@ -121,36 +186,46 @@ interface Contender {
 async function prepare(
   stack: StackEndpoints,
   name: ContenderName,
-  options: Options,
+  size: { targets: number; preexisting: number },
+  model: ModelName,
   incident: string,
 ): Promise<Contender> {
-  const config = RuntimeConfigSchema.parse({
-    aws: localAwsEndpoint(stack),
+  const base = {
     tableName: `kwb-revoke-${name}-${randomBytes(3).toString('hex')}`,
     fingerprintKey: randomBytes(32).toString('hex'),
     discovery: {},
-    vault: { addr: stack.vault.addr, token: stack.vault.token },
+  };
+  const direct = wire(
+    RuntimeConfigSchema.parse({
+      ...base,
+      aws: localAwsEndpoint(stack),
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+    }),
+  );
+  await ensureStateTable(direct.aws.dynamodb, base.tableName);
+  const fleet = await buildFleet({ services: direct, vault: direct.vault as VaultClient }, size.targets, {
+    preexisting: size.preexisting,
   });
-  const services = wire(config);
-  const vault = services.vault as VaultClient;
-  await ensureStateTable(services.aws.dynamodb, config.tableName);
-  const fleet = await buildFleet({ services, vault }, options.targets, { preexisting: options.preexisting });
-  const baseline = name === 'keywarden' ? undefined : await baselineTargets(services, fleet, incident);
+  const baseline = name === 'keywarden' ? undefined : await baselineTargets(direct, fleet, incident);
+  // The same seed for every contender: each meets the same latency draws in the same order.
+  const world = await startWorld(stack, model, 12);
+  const services =
+    model === 'loopback'
+      ? direct
+      : wire(
+          RuntimeConfigSchema.parse({
+            ...base,
+            aws: world.aws,
+            vault: { addr: world.vaultAddr, token: stack.vault.token },
+          }),
+        );
   // The ledger starts after the fleet is built and the baseline's list made: it counts the contender's calls only.
   const ledger = new CallLedger();
   for (const service of ['iam', 'sts', 'secrets', 'dynamodb'] as const) {
     recordAwsCalls(services.aws[service], service, ledger);
   }
-  recordVaultCalls(vault, fleet.prefix, ledger);
-  return {
-    services,
-    vault,
-    fleet,
-    ledger,
-    tableName: config.tableName,
-    incident,
-    ...(baseline && { baseline }),
-  };
+  recordVaultCalls(services.vault as VaultClient, fleet.prefix, ledger);
+  return { direct, services, world, fleet, ledger, incident, ...(baseline && { baseline }) };
 }
 
 /** Plans (and unless `dryRun`, stores) the fleet's campaign as `keywarden revoke --selector … --yes` does. */
@@ -185,7 +260,8 @@ function revokeOne(
 /**
  * The baselines' list: keywarden's dry-run plan of their own fleet (the same listing of the
  * providers), with the Secrets Manager versions that are current now, which a script must
- * replace before it can take their label away. Made before the baseline's clock starts.
+ * replace before it can take their label away. Made before the baseline's clock starts,
+ * straight on the servers: the list is free.
  */
 async function baselineTargets(services: Services, fleet: RevocationFleet, incident: string) {
   const planned = await plan(services, fleet, incident, true);
@@ -203,7 +279,14 @@ async function baselineTargets(services: Services, fleet: RevocationFleet, incid
   return { targets, current };
 }
 
-async function runBaseline(contender: Contender, concurrent: boolean) {
+interface Measured {
+  wallMs: number;
+  targets: number;
+  failed: number;
+  failedByThrottling: number;
+}
+
+async function runBaseline(contender: Contender, concurrent: boolean): Promise<Measured> {
   const { incident } = contender;
   const deps = contender.services.campaignDeps('bench');
   const byId = new Map(contender.fleet.identities.map((i) => [i.id, i]));
@@ -223,24 +306,19 @@ async function runBaseline(contender: Contender, concurrent: boolean) {
     return revokeOne(deps, byId, target, incident);
   };
   const { limitFor } = providerLimiters(rateLimitsFromEnv());
-  const started = performance.now();
   let failed = 0;
+  let failedByThrottling = 0;
+  const fail = (error: unknown) => {
+    failed += 1;
+    if (isThrottling(error)) failedByThrottling += 1;
+  };
+  const started = performance.now();
   if (concurrent) {
-    await Promise.all(
-      targets.map((target) =>
-        limitFor(target.kind)(() => revoke(target)).catch(() => {
-          failed += 1;
-        }),
-      ),
-    );
+    await Promise.all(targets.map((target) => limitFor(target.kind)(() => revoke(target)).catch(fail)));
   } else {
-    for (const target of targets) {
-      await revoke(target).catch(() => {
-        failed += 1;
-      });
-    }
+    for (const target of targets) await revoke(target).catch(fail);
   }
-  return { wallMs: performance.now() - started, targets: targets.length, failed };
+  return { wallMs: performance.now() - started, targets: targets.length, failed, failedByThrottling };
 }
 
 async function runKeywarden(contender: Contender) {
@@ -273,6 +351,7 @@ async function runKeywarden(contender: Contender) {
   rmSync(reportDir, { recursive: true, force: true });
   const outcomes: Record<string, number> = {};
   for (const target of run.targets) outcomes[target.outcome] = (outcomes[target.outcome] ?? 0) + 1;
+  const failed = run.targets.filter((target) => target.outcome === 'failed');
   return {
     wallMs: ran - started,
     planned: planned.summary.counts.byOutcome,
@@ -281,148 +360,342 @@ async function runKeywarden(contender: Contender) {
     reportMs: reported - ran,
     targets: run.targets.length,
     outcomes,
+    failed: failed.length,
+    failedByThrottling: failed.filter((target) => isThrottling(target.error ?? '')).length,
   };
 }
+type KeywardenMeasured = Awaited<ReturnType<typeof runKeywarden>>;
 
-async function main(options: Options, run: BenchRun) {
-  for (const [name, value] of Object.entries(BENCH_LIMIT_DEFAULTS)) process.env[name] ??= value;
-  const limits = rateLimitsFromEnv();
-  const stack = await run.startStack();
-  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
-  const results: Record<
-    string,
-    { wallMs: number; targets: number; build: number; usage: ReturnType<ReturnType<typeof startPhase>> }
-  > = {};
-  const contenders: Record<string, Contender> = {};
-  let keywarden: Awaited<ReturnType<typeof runKeywarden>> | undefined;
-  const baselines: Record<string, Awaited<ReturnType<typeof runBaseline>>> = {};
+/** One contender's figures at one size. */
+interface ContenderResult extends Measured {
+  build: number;
+  usage: ReturnType<ReturnType<typeof startPhase>>;
+  /** SDK calls to DynamoDB (the state store) and to the providers (IAM, STS, Secrets Manager, Vault). */
+  storeRequests: number;
+  providerRequests: number;
+  throttled: number;
+  buckets: Record<string, BucketCount>;
+  calls: ReturnType<CallLedger['toJSON']>;
+}
+
+/** Everything measured at one size: each contender's figures, keywarden's phases, the bound. */
+interface SizeRun {
+  targets: number;
+  preexisting: number;
+  results: Partial<Record<ContenderName, ContenderResult>>;
+  keywarden?: KeywardenMeasured;
+  bound?: { seconds: number; bucket: string | undefined; reference: ContenderName };
+}
+
+async function runSize(
+  stack: StackEndpoints,
+  options: Options,
+  targets: number,
+  pids: Record<string, number>,
+): Promise<SizeRun> {
+  const preexisting = preexistingFor(options, targets);
+  const sizeRun: SizeRun = { targets, preexisting, results: {} };
   // keywarden first: whatever a warm process and warm servers give goes to the baselines.
   for (const name of options.contenders) {
     process.stderr.write(
-      `${name}: building a fleet of ${options.targets} recorded targets and ${options.preexisting} pre-existing credentials…\n`,
+      `${name}: building a fleet of ${targets} recorded targets and ${preexisting} pre-existing credentials…\n`,
     );
     const buildStarted = performance.now();
     const incident = `INC-${name}-${randomBytes(2).toString('hex')}`;
-    const contender = await prepare(stack, name, options, incident);
-    contenders[name] = contender;
+    const contender = await prepare(stack, name, { targets, preexisting }, options.model, incident);
     const build = performance.now() - buildStarted;
-    process.stderr.write(`${name}: revoking…\n`);
+    process.stderr.write(`${name}: revoking (${options.model})…\n`);
     const phase = startPhase(pids);
-    let measured: { wallMs: number; targets: number };
-    if (name === 'keywarden') {
-      keywarden = await runKeywarden(contender);
-      measured = keywarden;
-    } else {
-      const baseline = await runBaseline(contender, name === 'raw');
-      baselines[name] = baseline;
-      measured = baseline;
+    let measured: Measured;
+    try {
+      if (name === 'keywarden') {
+        sizeRun.keywarden = await runKeywarden(contender);
+        measured = sizeRun.keywarden;
+      } else {
+        measured = await runBaseline(contender, name === 'raw');
+      }
+    } finally {
+      await contender.world.close();
     }
-    const { wallMs, targets } = measured;
     const usage = phase();
-    contender.ledger.close();
-    const live = await stillLive(contender, contender.fleet, incident);
+    const { ledger } = contender;
+    ledger.close();
+    const live = await stillLive(
+      { services: contender.direct, vault: contender.direct.vault as VaultClient },
+      contender.fleet,
+      incident,
+    );
     if (live.length > 0) {
       throw new Error(`${name} left ${live.length} credentials live, such as ${live.slice(0, 3).join('; ')}`);
     }
-    results[name] = { wallMs, targets, build, usage };
-    process.stderr.write(`${name}: ${round(wallMs / 1_000, 1)} s, every target ended on the servers\n`);
+    sizeRun.results[name] = {
+      ...measured,
+      build,
+      usage,
+      storeRequests: ledger.count('dynamodb.'),
+      providerRequests: ['iam.', 'sts.', 'secrets.', 'vault.'].reduce((sum, p) => sum + ledger.count(p), 0),
+      throttled: contender.world.throttled(),
+      buckets: contender.world.buckets(),
+      calls: ledger.toJSON(),
+    };
+    process.stderr.write(
+      `${name}: ${round(measured.wallMs / 1_000, 1)} s, every target ended on the servers` +
+        `${options.model === 'aws' ? `, ${contender.world.throttled()} throttled answers` : ''}\n`,
+    );
   }
-  const k = results.keywarden?.wallMs ?? 0;
-  const naive = results.naive?.wallMs ?? 1;
-  const raw = results.raw?.wallMs ?? 1;
-  const date = new Date();
+  if (options.model === 'aws') {
+    const reference = (['raw', 'naive', 'keywarden'] as const).find((name) => sizeRun.results[name]);
+    const buckets = reference && sizeRun.results[reference]?.buckets;
+    if (reference && buckets) sizeRun.bound = { ...quotaBound(buckets), reference };
+  }
+  return sizeRun;
+}
 
-  console.log(
-    `\nkeywarden revocation benchmark, ${date.toISOString()}: a fleet per contender of ${options.targets} recorded targets ` +
-      `(${shapeText(fleetShape(options.targets))}) and ${options.preexisting} credentials made before keywarden, declared, never recorded ` +
-      `(${shapeText(preexistingShape(options.preexisting))}); limits ${JSON.stringify(limits)}; ${cpus().length} CPUs, ` +
-      `load average ${loadavg()
-        .map((n) => n.toFixed(1))
-        .join(' ')}, node ${process.version}`,
-  );
+const perTarget = (requests: number, targets: number) => (requests / Math.max(1, targets)).toFixed(2);
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1_000).toFixed(1));
+const percent = (share: number) => `${Math.round(share * 100)} %`;
+
+/** keywarden's ratios at one size: over naive, over raw (whole and run phase), share of the quota bound. */
+function ratiosOf(run: SizeRun) {
+  const k = run.results.keywarden;
+  const naive = run.results.naive;
+  const raw = run.results.raw;
+  const runMs = run.keywarden?.runMs;
+  return {
+    keywardenOverNaive: k && naive ? k.wallMs / naive.wallMs : undefined,
+    keywardenOverRaw: k && raw ? k.wallMs / raw.wallMs : undefined,
+    keywardenRunOverRaw: runMs !== undefined && raw ? runMs / raw.wallMs : undefined,
+    boundShare: k && run.bound ? run.bound.seconds / (k.wallMs / 1_000) : undefined,
+    boundShareRun: runMs !== undefined && run.bound ? run.bound.seconds / (runMs / 1_000) : undefined,
+    /** The most any client could be faster than the naive loop here: naive / bound. */
+    naiveOverBound: naive && run.bound?.seconds ? naive.wallMs / 1_000 / run.bound.seconds : undefined,
+  };
+}
+
+function printSize(run: SizeRun, options: Options) {
   const table = new Table({
     head: [
       'contender',
       'targets',
       'wall s',
       'targets/s',
+      'store req/target',
+      'provider req/target',
+      'throttled answers',
+      'failed (by throttling)',
       'moto CPU cores',
       'OpenBao CPU cores',
-      'AWS calls',
-      'Vault calls',
     ],
     style: { head: [], border: [] },
   });
-  for (const name of ['keywarden', 'naive', 'raw'] as const) {
-    const r = results[name];
-    const ledger = contenders[name]?.ledger;
-    if (!r || !ledger) continue;
-    const aws = ['iam.', 'sts.', 'secrets.', 'dynamodb.'].reduce((sum, p) => sum + ledger.count(p), 0);
+  for (const name of CONTENDERS) {
+    const r = run.results[name];
+    if (!r) continue;
     table.push([
-      name === 'keywarden'
-        ? 'keywarden campaign'
-        : name === 'naive'
-          ? 'naive sequential loop'
-          : 'raw concurrent calls',
+      LABEL[name],
       r.targets,
-      (r.wallMs / 1_000).toFixed(1),
+      seconds(r.wallMs),
       (r.targets / (r.wallMs / 1_000)).toFixed(0),
+      perTarget(r.storeRequests, r.targets),
+      perTarget(r.providerRequests, r.targets),
+      r.throttled,
+      `${r.failed} (${r.failedByThrottling})`,
       r.usage.cpu.moto?.cores ?? '-',
       r.usage.cpu.openbao?.cores ?? '-',
-      aws,
-      ledger.count('vault.'),
     ]);
   }
   console.log(table.toString());
-  console.log(
-    `keywarden / naive = ${(k / naive).toFixed(3)} (keywarden ${k <= naive ? `${(naive / k).toFixed(1)}× faster` : `${(k / naive).toFixed(1)}× slower`}); ` +
-      `keywarden / raw = ${(k / raw).toFixed(3)} (the price of listing the providers, adoption, claims, checkpoints, version marks and the audit trail)`,
-  );
+  const ratios = ratiosOf(run);
+  const fmt = (n: number | undefined) => (n === undefined ? '-' : n.toFixed(3));
+  if (ratios.keywardenOverNaive !== undefined) {
+    const x = ratios.keywardenOverNaive;
+    console.log(
+      `keywarden / naive = ${fmt(x)} (keywarden ${x <= 1 ? `${(1 / x).toFixed(1)}× faster` : `${x.toFixed(1)}× slower`})`,
+    );
+  }
+  if (ratios.keywardenOverRaw !== undefined) {
+    console.log(
+      `keywarden / raw = ${fmt(ratios.keywardenOverRaw)} for the whole campaign (planning from live state included; raw's list is free), ` +
+        `${fmt(ratios.keywardenRunOverRaw)} for the run phase alone (claims, checkpoints, version marks, audit trail)`,
+    );
+  }
+  if (run.bound) {
+    console.log(
+      `quota bound: ${run.bound.seconds.toFixed(1)} s (${run.bound.bucket ?? 'no bucket with a quota'}, from the ${run.bound.reference} run's admitted calls); ` +
+        `keywarden reached ${ratios.boundShare === undefined ? '-' : percent(ratios.boundShare)} of it for the whole campaign, ` +
+        `${ratios.boundShareRun === undefined ? '-' : percent(ratios.boundShareRun)} in the run phase` +
+        (ratios.naiveOverBound === undefined
+          ? ''
+          : `; no client can be more than ${ratios.naiveOverBound.toFixed(1)}× faster than the naive loop at these quotas`),
+    );
+  }
+  const { keywarden } = run;
   if (keywarden)
     console.log(
       `keywarden: plan (list the providers, adopt what was not recorded) and store the campaign ${round(keywarden.planMs)} ms, run ${round(keywarden.runMs)} ms, ` +
         `report (not in the ratio) ${round(keywarden.reportMs)} ms; planned ${JSON.stringify(keywarden.planned)}, ` +
         `outcomes ${JSON.stringify(keywarden.outcomes)}`,
     );
-  const ledger = contenders.keywarden?.ledger;
-  if (ledger) {
+  const k = run.results.keywarden;
+  if (k) {
     const calls = new Table({
       head: ['keywarden call', 'calls', 'per target'],
       style: { head: [], border: [] },
     });
-    for (const [name, stats] of ledger
-      .entries()
-      .filter(([n]) => n.startsWith('dynamodb.') || n.startsWith('audit.'))) {
-      calls.push([name, stats.calls, (stats.calls / (keywarden?.targets ?? 1)).toFixed(2)]);
+    for (const [name, stats] of Object.entries(k.calls).filter(
+      ([n]) => n.startsWith('dynamodb.') || n.startsWith('audit.'),
+    )) {
+      calls.push([name, stats.calls, (stats.calls / Math.max(1, k.targets)).toFixed(2)]);
     }
     console.log(calls.toString());
   }
+  if (options.model === 'aws') {
+    const buckets = new Table({
+      head: ['quota bucket: admitted / throttled', ...CONTENDERS.filter((n) => run.results[n])],
+      style: { head: [], border: [] },
+    });
+    const names = [
+      ...new Set(Object.values(run.results).flatMap((r) => Object.keys(r?.buckets ?? {}))),
+    ].sort();
+    for (const bucket of names) {
+      buckets.push([
+        bucket,
+        ...CONTENDERS.filter((n) => run.results[n]).map((n) => {
+          const count = run.results[n]?.buckets[bucket];
+          return count ? `${count.admitted} / ${count.throttled}` : '-';
+        }),
+      ]);
+    }
+    console.log(buckets.toString());
+  }
+}
+
+/** Targets/s per size and contender, for `--scale`. */
+function printScale(runs: SizeRun[]) {
+  const table = new Table({
+    head: [
+      'targets',
+      'contender',
+      'wall s',
+      'targets/s',
+      'store req/target',
+      'provider req/target',
+      'throttled',
+    ],
+    style: { head: [], border: [] },
+  });
+  for (const run of runs) {
+    for (const name of CONTENDERS) {
+      const r = run.results[name];
+      if (!r) continue;
+      table.push([
+        run.targets,
+        name,
+        seconds(r.wallMs),
+        (r.targets / (r.wallMs / 1_000)).toFixed(0),
+        perTarget(r.storeRequests, r.targets),
+        perTarget(r.providerRequests, r.targets),
+        r.throttled,
+      ]);
+    }
+  }
+  console.log(table.toString());
+}
+
+/** A block of Markdown ready for the README's Benchmarks section. */
+function markdown(runs: SizeRun[], options: Options, date: Date): string {
+  const lines = [
+    `Revocation, \`--model ${options.model}\`, ${date.toISOString().slice(0, 10)} (\`npm run bench:revocation -- --model ${options.model}` +
+      `${options.scale ? ` --scale ${options.sizes.join(',')}` : ` --targets ${options.sizes[0]}`}\`, ${cpus().length} CPUs):`,
+    '',
+    '| targets (+ pre-existing) | contender | wall s | targets/s | store req/target | provider req/target | throttled answers | failed by throttling |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const run of runs) {
+    for (const name of CONTENDERS) {
+      const r = run.results[name];
+      if (!r) continue;
+      lines.push(
+        `| ${run.targets.toLocaleString('en')} (+ ${run.preexisting}) | ${LABEL[name]} | ${seconds(r.wallMs)} | ` +
+          `${(r.targets / (r.wallMs / 1_000)).toFixed(0)} | ${perTarget(r.storeRequests, r.targets)} | ` +
+          `${perTarget(r.providerRequests, r.targets)} | ${r.throttled} | ${r.failedByThrottling} |`,
+      );
+    }
+  }
+  lines.push('');
+  for (const run of runs) {
+    const ratios = ratiosOf(run);
+    const parts = [
+      ratios.keywardenOverNaive !== undefined &&
+        `keywarden ${ratios.keywardenOverNaive <= 1 ? `${(1 / ratios.keywardenOverNaive).toFixed(1)}× faster` : `${ratios.keywardenOverNaive.toFixed(1)}× slower`} than the naive loop`,
+      ratios.keywardenOverRaw !== undefined &&
+        `keywarden/raw wall ${ratios.keywardenOverRaw.toFixed(2)} (run phase alone ${ratios.keywardenRunOverRaw?.toFixed(2)})`,
+      ratios.boundShare !== undefined &&
+        `${percent(ratios.boundShare)} of the quota bound (${run.bound?.seconds.toFixed(1)} s, ${run.bound?.bucket}; run phase ${percent(ratios.boundShareRun ?? 0)})`,
+    ].filter(Boolean);
+    if (parts.length > 0) lines.push(`- ${run.targets.toLocaleString('en')} targets: ${parts.join('; ')}.`);
+  }
+  return lines.join('\n');
+}
+
+async function main(options: Options, run: BenchRun) {
+  const fromQuotas = applyModelRateLimits(options.model);
+  for (const [name, value] of Object.entries(BENCH_LIMIT_DEFAULTS)) process.env[name] ??= value;
+  const limits = rateLimitsFromEnv();
+  const stack = await run.startStack();
+  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
+  const date = new Date();
+  const runs: SizeRun[] = [];
+  for (const targets of options.sizes) {
+    const sizeRun = await runSize(stack, options, targets, pids);
+    runs.push(sizeRun);
+    console.log(
+      `\nkeywarden revocation benchmark, --model ${options.model}, ${new Date().toISOString()}: a fleet per contender of ${targets} recorded targets ` +
+        `(${shapeText(fleetShape(targets))}) and ${sizeRun.preexisting} credentials made before keywarden, declared, never recorded ` +
+        `(${shapeText(preexistingShape(sizeRun.preexisting))}); limits ${JSON.stringify(limits)}` +
+        `${Object.keys(fromQuotas).length > 0 ? ` (${Object.keys(fromQuotas).join(', ')} from the quota table)` : ''}; ${cpus().length} CPUs, ` +
+        `load average ${loadavg()
+          .map((n) => n.toFixed(1))
+          .join(' ')}, node ${process.version}`,
+    );
+    printSize(sizeRun, options);
+  }
+  if (runs.length > 1) {
+    console.log('\ntargets/s per size (it should stay flat as the state table grows):');
+    printScale(runs);
+  }
   const summary = {
     bench: 'revocation',
+    model: options.model,
     date: date.toISOString(),
-    targets: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.targets])),
-    recorded: options.targets,
-    preexisting: options.preexisting,
     load: loadavg().map((n) => round(n, 2)),
     limits,
-    wallMs: { keywarden: round(k), naive: round(naive), raw: round(raw) },
-    ratios: { keywardenOverNaive: round(k / naive, 4), keywardenOverRaw: round(k / raw, 4) },
+    sizes: runs.map((r) => ({
+      targets: r.targets,
+      preexisting: r.preexisting,
+      wallMs: Object.fromEntries(Object.entries(r.results).map(([n, c]) => [n, round(c.wallMs)])),
+      targetsPerSecond: Object.fromEntries(
+        Object.entries(r.results).map(([n, c]) => [n, round(c.targets / (c.wallMs / 1_000), 1)]),
+      ),
+      ratios: Object.fromEntries(
+        Object.entries(ratiosOf(r)).map(([n, v]) => [n, v === undefined ? null : round(v, 4)]),
+      ),
+    })),
   };
-  writeResults(RESULTS_DIR, 'revocation', date, {
+  writeResults(RESULTS_DIR, `revocation-${options.model}`, date, {
     ...summary,
-    shape: { recorded: fleetShape(options.targets), preexisting: preexistingShape(options.preexisting) },
-    keywarden,
-    baselines,
-    usage: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, r.usage])),
-    buildMs: Object.fromEntries(Object.entries(results).map(([n, r]) => [n, round(r.build)])),
-    calls: Object.fromEntries(Object.entries(contenders).map(([n, c]) => [n, c.ledger.toJSON()])),
+    runs: runs.map((r) => ({
+      ...r,
+      shape: { recorded: fleetShape(r.targets), preexisting: preexistingShape(r.preexisting) },
+    })),
   });
+  console.log(`\nMarkdown for the README:\n\n${markdown(runs, options, date)}\n`);
   console.log(JSON.stringify(summary));
 }
 
 await runBench({
   usage:
-    'usage: npx tsx bench/revocation.ts [--targets 2000] [--preexisting 400] [--contenders keywarden,naive,raw]',
+    'usage: npx tsx bench/revocation.ts [--model loopback|aws] [--targets 2000 | --scale 500,2000,10000] [--preexisting 400] [--contenders keywarden,naive,raw]',
   parseOptions,
   main,
 });
