@@ -75,6 +75,12 @@ export interface RotationStore {
   /** Conditional on `expectedRev` like putIdentity; throws ConflictError when someone else wrote first. */
   putVersion(version: CredentialVersion, expectedRev: number | undefined): Promise<StoredVersion>;
   getRotation(identityId: string): Promise<StoredRotation | undefined>;
+  /**
+   * An identity's rotation progress and its versions (as `listVersions` orders them) in one
+   * read, as a rotation run starts: the store keeps them together (DynamoDB: one Query of the
+   * identity's partition).
+   */
+  loadRotation(identityId: string): Promise<{ state: StoredRotation | undefined; versions: StoredVersion[] }>;
   putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation>;
   /**
    * Takes the identity's lock for `owner` until `expiresAt` (epoch ms), if it is free or
@@ -341,8 +347,12 @@ export interface CredentialProvider<K extends IdentityKind = IdentityKind> {
  */
 export interface DeliveryTarget<D extends Delivery = Delivery> {
   readonly type: D['type'];
-  /** Stages `secret` as the pending value of version `versionId`; running it twice is harmless. */
-  stagePending(delivery: D, versionId: string, secret: SecretValue): Promise<void>;
+  /**
+   * Stages `secret` as the pending value of version `versionId`; running it twice is harmless.
+   * Returns the value as staged, which `readPending` would answer (a JSON value goes over the
+   * fields already delivered), so the run that staged it need not read it back.
+   */
+  stagePending(delivery: D, versionId: string, secret: SecretValue): Promise<SecretValue>;
   /** The pending value of `versionId`, or undefined when none is staged. */
   readPending(delivery: D, versionId: string): Promise<SecretValue | undefined>;
   /** Makes version `versionId` the one the pipeline reads; a no-op when it already is. */
@@ -380,7 +390,7 @@ export type ProviderFor = (identity: Identity) => BoundProvider;
 /** A delivery target with its delivery (the secret, the KV path) already bound. */
 export interface BoundDelivery {
   readonly type: Delivery['type'];
-  stagePending(versionId: string, secret: SecretValue): Promise<void>;
+  stagePending(versionId: string, secret: SecretValue): Promise<SecretValue>;
   readPending(versionId: string): Promise<SecretValue | undefined>;
   promote(versionId: string): Promise<void>;
   readCurrent(): Promise<{ versionId?: string; secret: SecretValue } | undefined>;

@@ -1,8 +1,11 @@
 /**
  * The rotation protocol, shared by every credential kind: createSecret → setSecret →
- * testSecret → finishSecret, as in Secrets Manager rotation. Progress is stored after
- * every step, so a run that dies anywhere is resumed by the next one; each step can
- * run twice without harm. The working credential is never lost: the new one is staged
+ * testSecret → finishSecret, as in Secrets Manager rotation. Progress is stored where a
+ * crash would otherwise lose it: the rotation when it starts and ends, and the version it
+ * issues as it goes (pending, verified, current), from which a resumed run tells where
+ * to go on; so a run that dies anywhere is resumed by the next one, and each step can
+ * run twice without harm. Secrets Manager's native rotation stores every step, as it asks
+ * for each step on its own. The working credential is never lost: the new one is staged
  * where the pipeline does not read it, promoted only after it passed its test, and the
  * old one is retired only after its grace period.
  */
@@ -131,6 +134,8 @@ class Run {
   fixedVersionId: string | undefined;
   versions: StoredVersion[] = [];
   state: StoredRotation | undefined;
+  /** The value this run staged, as staged: setSecret and testSecret take it instead of reading it back. */
+  staged: { versionId: string; secret: SecretValue } | undefined;
   /**
    * The events this rotation appended (or found in the trail), as `recordedKey`s: loaded
    * with the state and saved with every progress write, so a step that completed never
@@ -229,11 +234,19 @@ class Run {
     this.recorded.add(key);
   }
 
-  /** Loads the stored progress this run continues, with the events it already recorded. */
-  async loadState(): Promise<void> {
-    this.state = await this.deps.store.getRotation(this.identity.id);
+  /** Loads the stored progress this run continues, with the events it already recorded, and the versions: one read. */
+  async load(): Promise<void> {
+    const { state, versions } = await this.deps.store.loadRotation(this.identity.id);
+    this.state = state;
+    this.versions = versions;
     this.recorded = new Set(this.state?.recorded ?? []);
     this.trailSince = this.state?.updatedAt;
+  }
+
+  /** The pending value of `versionId`: as this run staged it, else read from the target. */
+  pendingValue(target: BoundDelivery, versionId: string): Promise<SecretValue | undefined> {
+    if (this.staged?.versionId === versionId) return Promise.resolve(this.staged.secret);
+    return target.readPending(versionId);
   }
 
   /** Starts a new rotation: nothing of it is recorded yet. */
@@ -241,10 +254,6 @@ class Run {
     this.recorded = new Set();
     this.trailSince = state.startedAt;
     await this.saveState(state);
-  }
-
-  async reload(): Promise<void> {
-    this.versions = await this.deps.store.listVersions(this.identity.id);
   }
 
   version(versionId: string): StoredVersion | undefined {
@@ -265,9 +274,19 @@ class Run {
     );
   }
 
+  /**
+   * Moves on to `step`. Stored when the rotation finishes, and after every step of a native
+   * rotation (Secrets Manager invokes each step on its own, and asks again for one not stored
+   * as done). A scheduled run keeps the step in memory in between: the version it issues
+   * records what the step did, and a resumed run goes on from there ({@link resumeAt}).
+   */
   async advance(step: RotationStep, completed: RotationStep): Promise<void> {
     const state = this.state as StoredRotation;
-    await this.saveState({ ...stripRev(state), step, updatedAt: this.now });
+    if (step === 'finished' || this.fixedVersionId !== undefined) {
+      await this.saveState({ ...stripRev(state), step, updatedAt: this.now });
+    } else {
+      this.state = { ...state, step };
+    }
     await this.checkpoint(completed);
   }
 }
@@ -305,12 +324,13 @@ export async function rotateIdentity(
     return run.outcome('skipped', 'another run is rotating this identity');
   }
   try {
-    await run.loadState();
-    await run.reload();
+    await run.load();
     await retireDue(run);
     const inProgress = run.state && run.state.step !== 'finished' && run.state.step !== 'failed';
-    if (inProgress) run.resumed = true;
-    else {
+    if (inProgress) {
+      run.resumed = true;
+      await resumeAt(run);
+    } else {
       const reason = dueReason(identity, run.versions, deps.clock.now());
       if (!reason && !options.force) {
         return run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
@@ -343,6 +363,38 @@ export async function rotateIdentity(
 /** Thrown by tests from `afterStep` to stand for a process that died at that point. */
 export class SimulatedCrash extends Error {
   override readonly name = 'SimulatedCrash';
+}
+
+const STEP_ORDER: readonly RotationStep[] = [
+  'createSecret',
+  'setSecret',
+  'testSecret',
+  'finishSecret',
+  'finished',
+];
+
+/**
+ * Where an unfinished scheduled rotation goes on: its stored step, or further where the
+ * version it issues shows the dead run got further (recorded pending: created; verified:
+ * tested; current: promoted). The events of what the version shows done are written now if
+ * the dead run had not written them, each once (looked up in the trail since the progress
+ * it continues was saved), so the trail keeps its order.
+ */
+async function resumeAt(run: Run): Promise<void> {
+  const state = run.state as StoredRotation;
+  const version = run.version(state.versionId);
+  if (!version || version.stage === 'revoked' || !STEP_ORDER.includes(state.step)) return;
+  const tested = version.verifiedAt !== undefined || version.stage === 'current';
+  const shown: RotationStep = tested ? 'finishSecret' : 'setSecret';
+  if (STEP_ORDER.indexOf(shown) > STEP_ORDER.indexOf(state.step)) run.state = { ...state, step: shown };
+  await run.recordOnce('credential.issued', issuedDetails(version), true);
+  if (tested) {
+    await run.recordOnce(
+      'credential.verified',
+      { versionId: version.versionId, handle: version.handle },
+      true,
+    );
+  }
 }
 
 async function drive(run: Run, delivery: Delivery): Promise<RotationOutcome> {
@@ -403,7 +455,10 @@ async function createSecret(run: Run, target: BoundDelivery) {
   try {
     issued = await run.provider.issue({ versionId: state.versionId });
     await run.checkpoint('issued');
-    await target.stagePending(state.versionId, issued.secret);
+    run.staged = {
+      versionId: state.versionId,
+      secret: await target.stagePending(state.versionId, issued.secret),
+    };
   } catch (error) {
     // The value does not fit what the target holds (a field would be renamed): nothing
     // will change that on the next run, so the attempt ends here, the new credential with it.
@@ -500,7 +555,7 @@ async function cleanOrphans(run: Run, target: BoundDelivery) {
 async function setSecret(run: Run, target: BoundDelivery): Promise<boolean> {
   const state = run.state as StoredRotation;
   const pending = run.version(state.versionId);
-  const secret = await target.readPending(state.versionId);
+  const secret = await run.pendingValue(target, state.versionId);
   if (!pending || !secret) {
     if (pending) await revokeVersion(run, pending, 'its staged value was lost before setSecret');
     await run.saveState({ ...stripRev(state), step: 'createSecret', updatedAt: run.now });
@@ -515,7 +570,7 @@ async function setSecret(run: Run, target: BoundDelivery): Promise<boolean> {
 async function testSecret(run: Run, target: BoundDelivery): Promise<string | undefined> {
   const state = run.state as StoredRotation;
   const pending = run.version(state.versionId) as StoredVersion;
-  const secret = await target.readPending(state.versionId);
+  const secret = await run.pendingValue(target, state.versionId);
   try {
     if (!secret) throw new VerificationError('the staged value is gone from the delivery target');
     await run.provider.verify({ handle: pending.handle, secret });
@@ -547,20 +602,27 @@ async function testSecret(run: Run, target: BoundDelivery): Promise<string | und
   return undefined;
 }
 
-/** finishSecret: promote the new credential in the delivery target; the old one becomes previous. */
+/**
+ * finishSecret: promote the new credential in the delivery target; the old one becomes
+ * previous. Each old version is recorded previous before the provider supersedes it, so a
+ * run that dies between the two leaves a mark: the resumed step supersedes again the
+ * versions this promotion superseded (idempotent: an IAM key deactivated twice).
+ */
 async function finishSecret(run: Run, target: BoundDelivery) {
   const state = run.state as StoredRotation;
-  const pending = run.version(state.versionId) as StoredVersion;
-  if (!run.versions.some((v) => v.stage === 'current' || v.origin === 'adopted'))
-    await adopt(run, pending.handle);
+  let pending = run.version(state.versionId) as StoredVersion;
+  const firstRotation = !run.versions.some(
+    (v) => v.versionId !== pending.versionId && (v.stage === 'current' || v.origin === 'adopted'),
+  );
   await target.promote(state.versionId);
   await run.checkpoint('promoted');
-  const at = run.now;
   // Current before (a run died after saving it): its events may be in the trail already.
   const currentEarlier = pending.stage === 'current';
   if (!currentEarlier) {
+    const at = run.now;
     await run.saveVersion({ ...stripRev(pending), stage: 'current', deliveredAt: at, activatedAt: at });
     await run.checkpoint('currentSaved');
+    pending = run.version(state.versionId) as StoredVersion;
   }
   await run.recordOnce(
     'credential.delivered',
@@ -574,23 +636,31 @@ async function finishSecret(run: Run, target: BoundDelivery) {
     currentEarlier,
   );
   await run.checkpoint('activatedAudited');
+  const supersededAt = pending.activatedAt ?? run.now;
+  if (firstRotation) await adopt(run, pending.handle, supersededAt);
   for (const old of run.versions.filter((v) => v.stage === 'current' && v.versionId !== pending.versionId)) {
+    await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt });
+  }
+  for (const old of run.versions.filter((v) => v.stage === 'previous' && v.supersededAt === supersededAt)) {
     await run.provider.supersede?.(old.handle);
-    await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt: at });
   }
 }
 
 /**
- * First rotation: what already exists in the provider is recorded as `current` (it is
- * what the pipeline uses until the promotion), so the promotion that follows supersedes
- * it like any other current version. Nothing is disabled before the new one is in force.
+ * First rotation: what exists in the provider besides the new credential was what the
+ * pipeline used until the promotion just made; it is recorded as adopted and `previous`,
+ * superseded like any other current version. Adopted only after the promotion, so nothing
+ * is marked for retirement before the new one is in force; a run that dies before recording
+ * it leaves it live in the provider, where the resumed step finds it again.
  */
-async function adopt(run: Run, newHandle: string) {
+async function adopt(run: Run, newHandle: string, supersededAt: string) {
   const known = new Set(run.versions.map((v) => v.handle));
-  const at = run.now;
   for (const listed of await run.provider.list()) {
     if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
-    await run.saveVersion(adoptedVersion(run.identity, listed, { stage: 'current', at }));
+    await run.saveVersion({
+      ...adoptedVersion(run.identity, listed, { stage: 'previous', at: supersededAt }),
+      supersededAt,
+    });
   }
 }
 
@@ -861,13 +931,6 @@ export async function rotateMany(
 }
 
 export type NativeStep = 'createSecret' | 'setSecret' | 'testSecret' | 'finishSecret';
-const STEP_ORDER: readonly RotationStep[] = [
-  'createSecret',
-  'setSecret',
-  'testSecret',
-  'finishSecret',
-  'finished',
-];
 
 /**
  * One step of a rotation driven by Secrets Manager (native rotation): its token is the
@@ -898,8 +961,7 @@ export async function runNativeStep(
   run.fixedVersionId = token;
   const target = deps.deliveryFor(delivery);
   try {
-    await run.loadState();
-    await run.reload();
+    await run.load();
     const state = run.state;
     const inProgress = state && state.step !== 'finished' && state.step !== 'failed';
     if (step === 'createSecret') {

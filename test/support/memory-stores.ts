@@ -247,6 +247,10 @@ export class MemoryRotationStore extends HookedStore implements RotationStore {
     return copy(this.#rotations.get(identityId));
   }
 
+  async loadRotation(identityId: string) {
+    return { state: await this.getRotation(identityId), versions: await this.listVersions(identityId) };
+  }
+
   async putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation> {
     const parsed = RotationStateSchema.parse(state);
     return this.write({ op: 'putRotation', state: copy(parsed) }, () => {

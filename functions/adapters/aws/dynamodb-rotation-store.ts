@@ -1,7 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { CredentialVersionSchema, RotationStateSchema } from '../../core/credential-version.ts';
-import type { RotationStore, VersionShortcuts } from '../../core/ports.ts';
-import { type DynamoTable, Keys } from './dynamodb-table.ts';
+import type { RotationStore, StoredRotation, StoredVersion, VersionShortcuts } from '../../core/ports.ts';
+import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
+
+/** Version items as versions, oldest first (ties by id), as every reader expects them. */
+const versionsOf = (items: readonly Item[]): StoredVersion[] =>
+  items
+    .map(({ pk: _pk, sk: _sk, rev, writeId: _w, ...rest }) => ({
+      ...CredentialVersionSchema.parse(rest),
+      rev: Number(rev),
+    }))
+    .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
+
+const rotationOf = (item: Item): StoredRotation => {
+  const { pk: _pk, sk: _sk, rev, ...rest } = item;
+  return { ...RotationStateSchema.parse(rest), rev: Number(rev) };
+};
 
 /**
  * Credential versions, rotation progress and per-identity locks, all in the identity's
@@ -10,13 +24,17 @@ import { type DynamoTable, Keys } from './dynamodb-table.ts';
 export function dynamoRotationStore(table: DynamoTable): RotationStore & VersionShortcuts {
   return {
     async listVersions(identityId) {
-      const items = await table.query(`IDENTITY#${identityId}`, 'VERSION#');
-      return items
-        .map(({ pk: _pk, sk: _sk, rev, ...rest }) => ({
-          ...CredentialVersionSchema.parse(rest),
-          rev: Number(rev),
-        }))
-        .sort((a, b) => a.issuedAt.localeCompare(b.issuedAt) || a.versionId.localeCompare(b.versionId));
+      return versionsOf(await table.query(`IDENTITY#${identityId}`, 'VERSION#'));
+    },
+
+    /** One Query of the whole partition: the versions, the progress (and the lock and declaration, left aside). */
+    async loadRotation(identityId) {
+      const items = await table.query(`IDENTITY#${identityId}`);
+      const rotation = items.find((item) => item.sk === Keys.rotation(identityId).sk);
+      return {
+        state: rotation ? rotationOf(rotation) : undefined,
+        versions: versionsOf(items.filter((item) => String(item.sk).startsWith('VERSION#'))),
+      };
     },
 
     /** One version by its key: one GetItem, where `listVersions` queries the identity's partition. */
@@ -62,9 +80,7 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
 
     async getRotation(identityId) {
       const item = await table.get(Keys.rotation(identityId));
-      if (!item) return undefined;
-      const { pk: _pk, sk: _sk, rev, ...rest } = item;
-      return { ...RotationStateSchema.parse(rest), rev: Number(rev) };
+      return item ? rotationOf(item) : undefined;
     },
 
     putRotation(state, expectedRev) {

@@ -175,14 +175,17 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     delivery: SecretsManagerDeliverySpec,
     versionId: string,
     secret: SecretValue,
-  ): Promise<void> {
+  ): Promise<SecretValue> {
     assertSecretVersionId(versionId);
     const { secretId } = delivery;
     // A JSON value goes over the current JSON: fields it does not set (a region beside an
     // access key) are kept. A version already staged was staged over the same current value.
     const value = over(secretId, secret, (await this.readCurrent(delivery))?.secret);
     const existing = await readSecretVersion(this.#secrets, secretId, versionId);
-    if (existing) return this.#restage(secretId, versionId, value, existing);
+    if (existing) {
+      await this.#restage(secretId, versionId, value, existing);
+      return value;
+    }
     try {
       await this.#secrets.send(
         new PutSecretValueCommand({
@@ -192,14 +195,14 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
           VersionStages: [AWSPENDING],
         }),
       );
-      return;
     } catch (error) {
       const name = awsErrorName(error);
-      if (name === 'ResourceNotFoundException') return this.#create(secretId, versionId, value);
+      if (name === 'ResourceNotFoundException') await this.#create(secretId, versionId, value);
       // Another writer staged the same version between the read and the write.
-      if (name === 'ResourceExistsException') return this.#settleRace(secretId, versionId, value, error);
-      throw awsFailure(`staging version ${versionId} of secret ${secretId} as ${AWSPENDING}`, error);
+      else if (name === 'ResourceExistsException') await this.#settleRace(secretId, versionId, value, error);
+      else throw awsFailure(`staging version ${versionId} of secret ${secretId} as ${AWSPENDING}`, error);
     }
+    return value;
   }
 
   /**

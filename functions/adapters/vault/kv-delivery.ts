@@ -201,12 +201,16 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    * a different value for the same version id is refused, as Secrets Manager
    * refuses it for one ClientRequestToken: one version, one value.
    */
-  async stagePending(delivery: VaultKvDeliveryTarget, versionId: string, secret: SecretValue): Promise<void> {
+  async stagePending(
+    delivery: VaultKvDeliveryTarget,
+    versionId: string,
+    secret: SecretValue,
+  ): Promise<SecretValue> {
     checkVersionId(versionId);
     await this.#checkFields(delivery, secret);
     const staged = await readPendingValue(this.#client, delivery, versionId);
     if (staged) {
-      if (sameText(staged.reveal(), secret.reveal())) return;
+      if (sameText(staged.reveal(), secret.reveal())) return secret;
       throw new ValidationError(
         `vault-kv delivery: version ${versionId} of ${delivery.mount}/${delivery.path} already has a different pending value staged; expected the same value again, or a new version id for a new value`,
       );
@@ -214,6 +218,8 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     await this.#client.write(kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId)), {
       data: { value: secret.reveal() },
     });
+    // The sidecar holds the value as given; promotion lays its fields over the live ones.
+    return secret;
   }
 
   /** Refuses a value whose fields share none with the secret's newest version (see `renamedFields`). */

@@ -1,0 +1,121 @@
+/**
+ * What one rotation costs, in calls on the ports: the store (lock, progress, versions), the
+ * audit trail, the provider and the delivery target. Each call of a port is at least one
+ * request to DynamoDB, Vault or AWS, so these counts bound the requests per identity that
+ * `npm run bench` measures against the real servers (issue #12: at most 15 per identity).
+ * Every kind the engine rotates on a schedule, over the in-memory ports of test/support.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
+import { deliveryOf, KINDS } from '../../functions/core/kinds.ts';
+import type { AuditLog, RotationStore } from '../../functions/core/ports.ts';
+import { rotateIdentity } from '../../functions/core/rotation.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
+import { MemoryWorld } from '../support/memory-providers.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const policy = { maxAge: '30d', rotateEvery: '7d', grace: '1h' };
+
+/** Every kind rotated on a schedule, each with its delivery (a value store is its own). */
+const ROTATED = (Object.keys(KINDS) as IdentityKind[]).filter((kind) => KINDS[kind].rotates);
+
+function identityOf(kind: IdentityKind): Identity {
+  const declared = makeIdentity({ id: `${kind}-app`, kind, policy });
+  return deliveryOf(declared)
+    ? declared
+    : makeIdentity({ id: `${kind}-app`, kind, policy, delivery: { type: 'vault-kv', path: `ci/${kind}` } });
+}
+
+/** Counts every call made through `port`, by method name. */
+function counted<T extends object>(port: T, calls: Map<string, number>, prefix: string): T {
+  return new Proxy(port, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const key = `${prefix}.${String(name)}`;
+        calls.set(key, (calls.get(key) ?? 0) + 1);
+        return value.apply(target, args);
+      };
+    },
+  });
+}
+
+/** One rotation of `identity` in `world`, and the calls it made on each port, by `<port>.<method>`. */
+async function rotationCalls(world: MemoryWorld, identity: Identity, owner: string) {
+  const calls = new Map<string, number>();
+  const deps = world.rotationDeps('scheduler:rotation');
+  const outcome = await rotateIdentity(
+    {
+      ...deps,
+      store: counted<RotationStore>(world.store, calls, 'store'),
+      audit: counted<Pick<AuditLog, 'append' | 'recordsSince'>>(world.audit, calls, 'audit'),
+      providerFor: (of) => counted(deps.providerFor(of), calls, 'provider'),
+      deliveryFor: (delivery) => counted(deps.deliveryFor(delivery), calls, 'delivery'),
+    },
+    identity,
+    { owner },
+  );
+  return { outcome, calls: Object.fromEntries([...calls].sort(([a], [b]) => a.localeCompare(b))) };
+}
+
+const total = (calls: Record<string, number>, prefix: string) =>
+  Object.entries(calls)
+    .filter(([name]) => name.startsWith(prefix))
+    .reduce((sum, [, n]) => sum + n, 0);
+
+describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind) => {
+  it('a first rotation: 9 store calls (lock, one read, 2 progress writes, 4 version writes, unlock), 4 audit appends, no trail read, one listing to adopt, nothing read back', async () => {
+    // prepare: a pipeline with a working credential keywarden never saw
+    const world = new MemoryWorld();
+    const identity = identityOf(kind);
+    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
+
+    // act
+    const { outcome, calls } = await rotationCalls(world, identity, 'run-1');
+
+    // assess
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    expect(calls).toMatchObject({
+      'store.acquireLock': 1,
+      'store.loadRotation': 1,
+      'store.putRotation': 2,
+      'store.putVersion': 4,
+      'store.releaseLock': 1,
+      'audit.append': 4,
+      'provider.issue': 1,
+      'provider.verify': 1,
+      'provider.list': 1,
+      'delivery.stagePending': 1,
+      'delivery.promote': 1,
+    });
+    expect(total(calls, 'store.')).toBe(9);
+    expect(calls['audit.recordsSince']).toBeUndefined();
+    expect(calls['delivery.readPending']).toBeUndefined();
+    expect(calls['delivery.readCurrent']).toBeUndefined();
+  });
+
+  it('a later rotation: the same 9 store calls and no listing; retiring the previous credential after its grace adds one write, one revoke and one event', async () => {
+    // prepare: rotated once; the next rotation falls due after the grace period
+    const world = new MemoryWorld();
+    const identity = identityOf(kind);
+    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
+    await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-1' });
+    world.clock.advance(8 * DAY);
+
+    // act
+    const { outcome, calls } = await rotationCalls(world, identity, 'run-2');
+
+    // assess: the retirement (mark, revoke, event, revoked), then the rotation (old current becomes previous)
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    expect(outcome.retired).toHaveLength(1);
+    expect(total(calls, 'store.')).toBe(9 + 2);
+    expect(calls['store.putVersion']).toBe(4 + 2);
+    expect(calls['audit.append']).toBe(4 + 1);
+    expect(calls['provider.list']).toBeUndefined();
+    expect(calls['provider.revoke']).toBe(1);
+    expect(calls['audit.recordsSince']).toBeUndefined();
+    expect(calls['delivery.readPending']).toBeUndefined();
+  });
+});
