@@ -19,11 +19,13 @@
  * Once all targets of an identity are settled and none failed, an identity planned for
  * re-issue gets a fresh credential through the rotation protocol.
  */
+import type { AuditEventInput } from './audit.ts';
 import { type Campaign, isFinished, type ReissueRecord, summarize, type Target } from './campaign.ts';
+import { batchKeyOf, groupByBatch, TARGETS_PER_BATCH } from './campaign-batches.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
-import { KINDS, rotationBlocker } from './kinds.ts';
+import { KINDS, type ProviderService, rotationBlocker, serviceOf } from './kinds.ts';
 import type {
   AuditLog,
   CampaignStore,
@@ -81,6 +83,11 @@ export interface RunCampaignOptions {
   /** Aborting stops claiming new targets; those in flight finish and are checkpointed. */
   signal?: AbortSignal;
   /**
+   * How long a batch's lease lasts unless renewed (default 30 s). Renewed while half of it
+   * is left; a run killed outright holds its batches this long, then a resume takes them.
+   */
+  leaseMs?: number;
+  /**
    * Work only on these targets (a revoke-batch worker's batch); the others are left to
    * other runs. The campaign still completes when this run finds every target of it
    * settled, and an identity is still re-issued only once all its targets are. Ids the
@@ -104,7 +111,13 @@ export interface CampaignRun {
   stopped: boolean;
 }
 
-const DEFAULTS = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
+const DEFAULTS = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000, leaseMs: 30_000 };
+
+/** Batches of one provider service a run works at once, at most. */
+const BATCHES_IN_FLIGHT = 8;
+/** The first wait for a batch another run holds, doubling up to the second. */
+const LEASE_POLL_MS = 250;
+const LEASE_POLL_MAX_MS = 5_000;
 
 /** From this many identities to work on, one inventory listing is cheaper than a read for each. */
 const LIST_IDENTITIES_FROM = 50;
@@ -121,6 +134,16 @@ const canGetVersion = (store: object): store is Pick<VersionShortcuts, 'getVersi
   typeof (store as Partial<VersionShortcuts>).getVersion === 'function';
 const canMarkRevoked = (store: object): store is Pick<VersionShortcuts, 'markVersionRevoked'> =>
   typeof (store as Partial<VersionShortcuts>).markVersionRevoked === 'function';
+/**
+ * Appends a batch's events in one go where the log can (`appendMany`: the audit log of every
+ * store adapter), else one by one: the rotation deps the engine gets name only `append`.
+ */
+const appendAll = (audit: Pick<AuditLog, 'append'>, events: readonly AuditEventInput[]) =>
+  typeof (audit as Partial<AuditLog>).appendMany === 'function'
+    ? (audit as unknown as Pick<AuditLog, 'appendMany'>).appendMany(events)
+    : Promise.all(events.map((event) => audit.append(event)));
+const canMarkMany = (store: object): store is Pick<VersionShortcuts, 'markVersionsRevoked'> =>
+  typeof (store as Partial<VersionShortcuts>).markVersionsRevoked === 'function';
 
 /**
  * One identity's credential versions as this run needs them, kept up to date as this run
@@ -150,12 +173,6 @@ class Versions {
     return this.#known.get(versionId);
   }
 
-  /** The version is revoked now: whatever was read of it is stale. */
-  revoked(versionId: string): void {
-    this.#known.delete(versionId);
-    this.#listed = false;
-  }
-
   async put(version: Omit<StoredVersion, 'rev'>, expectedRev: number): Promise<void> {
     const saved = await this.store.putVersion(version, expectedRev);
     this.#known.set(saved.versionId, saved);
@@ -166,9 +183,6 @@ class Versions {
     this.#listed = false;
   }
 }
-
-/** Thrown inside a run when the store refuses a claim: another run holds that target. */
-class LostClaim extends Error {}
 
 /** A campaign as one process holds it while moving its status: the record, its targets, its re-issues. */
 class Ledger {
@@ -221,6 +235,15 @@ class Run extends Ledger {
   readonly awaitingOthers = new Set<string>();
   /** Identities read from the inventory, once per run. */
   readonly identities = new Map<string, Promise<Identity | undefined>>();
+  /** Who holds this run's batch leases. */
+  readonly holder: string;
+  readonly leaseMs: number;
+  readonly retryFailed: boolean;
+  /** The first bookkeeping failure: it stops the run and is what the run throws. */
+  failure: PromiseRejectedResult | undefined;
+  /** Targets waiting for their service's limiter, and who wants to know when that falls. */
+  readonly #waiting = new Map<ProviderService, number>();
+  readonly #listeners = new Map<ProviderService, () => void>();
 
   constructor(
     readonly deps: CampaignDeps,
@@ -232,6 +255,9 @@ class Run extends Ledger {
     const { audit, clock, actor } = deps.rotation;
     super({ campaigns: deps.campaigns, audit, clock, actor }, campaign, targets, reissues);
     this.maxAttempts = options.maxAttempts ?? DEFAULTS.maxAttempts;
+    this.holder = `run:${deps.rotation.newId()}`;
+    this.leaseMs = options.leaseMs ?? DEFAULTS.leaseMs;
+    this.retryFailed = options.retryFailed ?? false;
     this.scope = new Set(options.targetIds ?? targets.keys());
     this.total = this.scope.size;
     this.done = [...this.scope].filter((id) => targets.get(id)?.outcome !== 'pending').length;
@@ -247,6 +273,30 @@ class Run extends Ledger {
 
   get stopped(): boolean {
     return this.stop.signal.aborted;
+  }
+
+  waiting(service: ProviderService): number {
+    return this.#waiting.get(service) ?? 0;
+  }
+
+  /** A target of `service` joined (+1) or left (-1) its limiter's queue. */
+  queued(service: ProviderService, change: 1 | -1): void {
+    this.#waiting.set(service, this.waiting(service) + change);
+    if (change < 0) {
+      this.#listeners.get(service)?.();
+      this.#listeners.delete(service);
+    }
+  }
+
+  /** Resolves when a target of `service` next leaves its limiter's queue. */
+  changed(service: ProviderService): Promise<void> {
+    return new Promise((resolve) => {
+      const before = this.#listeners.get(service);
+      this.#listeners.set(service, () => {
+        before?.();
+        resolve();
+      });
+    });
   }
 
   /** Reads the identities of `ids` in one listing of the inventory, where the store can. */
@@ -330,20 +380,24 @@ export async function runCampaign(
   );
 
   if (campaign.status === 'planned') await start(run);
-  const retryFailed = options.retryFailed ?? false;
-  const inScope = [...run.targets.values()].filter((t) => run.scope.has(t.targetId));
-  const byIdentity = groupBy(inScope, (target) => target.identityId);
-  await run.prefetch(
-    [...byIdentity]
-      .filter(([, group]) =>
-        group.some((t) => ['pending', 'failed'].includes(t.outcome) && t.action === 'revoke'),
-      )
-      .map(([identityId]) => identityId),
+  const toWork = [...run.targets.values()].filter(
+    (t) => run.scope.has(t.targetId) && budgetOf(run, t, run.retryFailed) !== undefined,
   );
-  const results = await Promise.allSettled(
-    [...byIdentity].map(([identityId, group]) => runIdentity(run, identityId, group, retryFailed)),
-  );
-  let failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  await run.prefetch([...new Set(toWork.filter((t) => t.action === 'revoke').map((t) => t.identityId))]);
+  await runBatches(run, [...groupByBatch(toWork).values()]);
+  let failure = run.failure;
+  if (!failure) {
+    // Identities with nothing left to work in this run (settled before it) may still await re-issue.
+    for (const identityId of new Set([...run.scope].map((id) => run.targets.get(id)?.identityId))) {
+      if (identityId === undefined || toWork.some((t) => t.identityId === identityId)) continue;
+      try {
+        await afterIdentity(run, identityId);
+      } catch (reason) {
+        failure = { status: 'rejected', reason };
+        break;
+      }
+    }
+  }
   if (!failure && run.scope.size < run.targets.size) {
     // Other runs work on the rest: what they settled since this run read the targets
     // decides whether the campaign is complete and which identities can be re-issued now.
@@ -483,114 +537,234 @@ async function saveCampaign(run: Ledger, change: (current: Campaign) => Campaign
   }
 }
 
-async function runIdentity(run: Run, identityId: string, group: Target[], retryFailed: boolean) {
-  const versions = new Versions(run.deps.rotation.store, identityId);
-  try {
-    for (const planned of group) {
-      const budget = budgetOf(run, planned, retryFailed);
-      if (budget === undefined || run.stopped) continue;
-      const settled = await settle(run, planned, budget, versions);
-      if (!settled) continue;
-      run.targets.set(settled.targetId, settled);
-      run.settled += 1;
-      // A failed target tried again was counted done already.
-      if (planned.outcome === 'pending') run.done += 1;
-      run.options.onOutcome?.(settled, { done: run.done, total: run.total });
-    }
-    // Every target of the identity, this run's and (when limited to `targetIds`) the others'.
-    const current = targetsOf(run, identityId);
-    if (current.some((t) => !run.scope.has(t.targetId) && t.outcome === 'pending')) {
-      run.awaitingOthers.add(identityId);
-    } else if (!run.stopped) await reissue(run, identityId, current);
-  } catch (error) {
-    // The store could not record progress: stop claiming, let the others finish, resume later.
-    run.stop.abort();
-    throw error;
-  }
+/**
+ * Works the batches of a run. Each provider service takes its batches in order, starting
+ * the next while its limiter has less than a batch of targets waiting (so the limiter never
+ * runs dry) and at most {@link BATCHES_IN_FLIGHT} at once (so a killed run leaves few batches
+ * in flight). A batch that fails its bookkeeping stops the run; the others finish theirs.
+ */
+async function runBatches(run: Run, batches: readonly (readonly Target[])[]): Promise<void> {
+  const byService = groupBy(batches, (batch) => serviceOf((batch[0] as Target).kind));
+  await Promise.all(
+    [...byService].map(async ([service, queue]) => {
+      const inFlight = new Set<Promise<void>>();
+      for (const batch of queue) {
+        while (
+          inFlight.size >= BATCHES_IN_FLIGHT ||
+          (inFlight.size > 0 && run.waiting(service) >= TARGETS_PER_BATCH)
+        ) {
+          await Promise.race([...inFlight, run.changed(service)]);
+        }
+        if (run.stopped) break;
+        const working: Promise<void> = workBatch(run, batch).then(
+          () => void inFlight.delete(working),
+          (error: unknown) => {
+            inFlight.delete(working);
+            // The store could not record progress: stop claiming, let the others finish, resume later.
+            run.failure ??= { status: 'rejected', reason: error };
+            run.stop.abort();
+          },
+        );
+        inFlight.add(working);
+      }
+      await Promise.all(inFlight);
+    }),
+  );
+}
+
+/** A batch as its lease holder works it. */
+interface Held {
+  readonly key: string;
+  expiresAt: number;
+  lost: boolean;
 }
 
 /**
- * Works one target to an outcome. Returns it settled, or undefined when the run stopped
- * before trying it or another run holds it.
+ * Takes the batch's lease, waiting (polling, backing off) while another run holds it, for at
+ * most twice a lease's length: a dead holder's lease runs out by then, a live one's batch is
+ * its own. Undefined when the run stopped or the wait ran out (the batch stays as it is).
  */
-async function settle(
-  run: Run,
-  planned: Target,
-  budget: number,
-  versions: Versions,
-): Promise<Target | undefined> {
-  const { campaigns } = run.deps;
-  const campaignId = run.campaign.campaignId;
-  const limit = run.options.limitFor(planned.kind);
-  let target = planned;
-  for (;;) {
+async function takeLease(run: Run, key: string, tryIds: readonly string[]) {
+  let waited = 0;
+  for (let poll = LEASE_POLL_MS; ; poll = Math.min(poll * 2, LEASE_POLL_MAX_MS)) {
     if (run.stopped) return undefined;
-    let claimed: Target | undefined;
-    const tried = await limit(async () => {
-      if (run.stopped) return undefined;
-      const { error: _e, retryable: _r, reason: _reason, finishedAt: _f, ...rest } = target;
-      const claim: Target = {
-        ...rest,
-        outcome: 'pending',
-        attempts: target.attempts + 1,
-        startedAt: target.startedAt ?? run.now,
-      };
-      try {
-        await campaigns.putTarget(campaignId, claim, target.attempts);
-      } catch (error) {
-        if (error instanceof ConflictError) throw new LostClaim();
-        throw error;
+    const now = run.deps.rotation.clock.now().getTime();
+    const expiresAt = now + run.leaseMs;
+    const lease = await run.deps.campaigns.leaseBatch(run.campaign.campaignId, {
+      batch: key,
+      holder: run.holder,
+      now,
+      expiresAt,
+      tryIds,
+    });
+    if (lease.taken) return { lease, held: { key, expiresAt, lost: false } satisfies Held };
+    if (waited >= 2 * run.leaseMs) return undefined;
+    const wait = Math.max(1, Math.min(poll, lease.expiresAt - now + 1));
+    waited += wait;
+    await run.deps.sleep(wait);
+  }
+}
+
+/** Renews the lease when less than half its length is left; false when it was lost. */
+async function keepLease(run: Run, held: Held, tried?: string): Promise<boolean> {
+  if (held.lost) return false;
+  const now = run.deps.rotation.clock.now().getTime();
+  if (tried === undefined && held.expiresAt - now > run.leaseMs / 2) return true;
+  const expiresAt = now + run.leaseMs;
+  const kept = await run.deps.campaigns.renewBatch(run.campaign.campaignId, {
+    batch: held.key,
+    holder: run.holder,
+    expiresAt,
+    ...(tried === undefined ? {} : { tried }),
+  });
+  if (kept) held.expiresAt = expiresAt;
+  else held.lost = true;
+  return kept;
+}
+
+/**
+ * One batch: lease it (one write counting a try of each target, one read of them as stored
+ * now), work each target still open under its provider's limiter (one identity's targets one
+ * after another), then the batch's bookkeeping at once: the versions marked revoked, one
+ * audit record per outcome in one append, the outcomes in one write that also gives the
+ * lease back. A run killed before that write leaves the batch's targets as they were, with
+ * their tries counted on the lease: the next run to lease it tries them again.
+ */
+async function workBatch(run: Run, planned: readonly Target[]): Promise<void> {
+  const key = batchKeyOf(planned[0] as Target);
+  const taken = await takeLease(
+    run,
+    key,
+    planned.map((t) => t.targetId),
+  );
+  if (!taken) return;
+  const { lease, held } = taken;
+  const fresh = new Map(lease.targets.map((t) => [t.targetId, t]));
+  const done: string[] = [];
+  const work: { target: Target; attempt: number; budget: number }[] = [];
+  for (const { targetId } of planned) {
+    const target = fresh.get(targetId);
+    const budget = target && budgetOf(run, target, run.retryFailed);
+    if (!target || budget === undefined) {
+      // Settled by another run since this one read it: its record stands.
+      if (target) run.targets.set(targetId, target);
+      done.push(targetId);
+      continue;
+    }
+    work.push({ target, attempt: target.attempts + (lease.tries[targetId] ?? 1), budget });
+  }
+  const outcomes: Target[] = [];
+  const untried: string[] = [];
+  await Promise.all(
+    [...groupBy(work, (w) => w.target.identityId)].map(async ([identityId, group]) => {
+      const versions = new Versions(run.deps.rotation.store, identityId);
+      for (const each of group) {
+        const outcome = await tryTarget(run, held, each, versions);
+        if (outcome === 'untried') untried.push(each.target.targetId);
+        else if (outcome) outcomes.push(outcome);
       }
-      claimed = claim;
+    }),
+  );
+  if (outcomes.length === 0 && untried.length === 0 && done.length === 0) return;
+  await markVersionsRevoked(run, outcomes);
+  await appendAll(
+    run.deps.rotation.audit,
+    outcomes.map((target) => targetEvent(run, target)),
+  );
+  // The outcomes go in unconditionally: only the holder of a live lease may write them.
+  if (!(await keepLease(run, held))) return;
+  await run.deps.campaigns.settleBatch(run.campaign.campaignId, {
+    batch: key,
+    holder: run.holder,
+    outcomes,
+    done,
+    untried,
+  });
+  for (const outcome of outcomes) {
+    const before = run.targets.get(outcome.targetId);
+    run.targets.set(outcome.targetId, outcome);
+    run.settled += 1;
+    // A failed target tried again was counted done already.
+    if (before?.outcome === 'pending') run.done += 1;
+    run.options.onOutcome?.(outcome, { done: run.done, total: run.total });
+  }
+  for (const identityId of new Set(planned.map((t) => t.identityId))) await afterIdentity(run, identityId);
+}
+
+/**
+ * Re-issues an identity once every one of its targets is settled; one whose pending targets
+ * are other runs' (`targetIds`) waits for the catch-up at the end of the run.
+ */
+async function afterIdentity(run: Run, identityId: string): Promise<void> {
+  const current = targetsOf(run, identityId);
+  const pending = current.filter((t) => t.outcome === 'pending');
+  if (pending.some((t) => !run.scope.has(t.targetId))) run.awaitingOthers.add(identityId);
+  else if (pending.length === 0 && !run.stopped) await reissue(run, identityId, current);
+}
+
+/**
+ * Works one target to an outcome: tries it, and a retryable failure again after a backoff
+ * while its budget lasts, counting each further try on the lease before it is made.
+ * `untried` when the run stopped before its first try (its counted try is given back);
+ * undefined when it stopped (or lost the lease) between tries: its tries stay counted.
+ */
+async function tryTarget(
+  run: Run,
+  held: Held,
+  work: { target: Target; attempt: number; budget: number },
+  versions: Versions,
+): Promise<Target | 'untried' | undefined> {
+  const limit = run.options.limitFor(work.target.kind);
+  const service = serviceOf(work.target.kind);
+  const { error: _e, retryable: _r, reason: _reason, finishedAt: _f, ...rest } = work.target;
+  const target: Target = {
+    ...rest,
+    outcome: 'pending',
+    attempts: work.attempt,
+    startedAt: work.target.startedAt ?? run.now,
+  };
+  let first = true;
+  for (;;) {
+    if (run.stopped || held.lost) return first ? 'untried' : undefined;
+    run.queued(service, 1);
+    const tried = await limit(async () => {
+      run.queued(service, -1);
+      if (run.stopped || held.lost || !(await keepLease(run, held))) return undefined;
       try {
-        return { ok: await act(run, claim, versions) };
+        return { ok: await act(run, target, versions) };
       } catch (error) {
         return { error };
       }
-    }).catch((error: unknown) => {
-      if (error instanceof LostClaim) return 'lost' as const;
-      throw error;
     });
-    if (tried === 'lost' || tried === undefined || claimed === undefined) return undefined;
-    target = claimed;
-
-    let outcome: Target;
+    if (tried === undefined) return first ? 'untried' : undefined;
+    first = false;
     if ('ok' in tried) {
-      await markVersionRevoked(run, target, versions);
-      outcome = {
+      return {
         ...target,
         outcome: tried.ok.result,
         ...(tried.ok.note ? { reason: tried.ok.note } : {}),
         finishedAt: run.now,
       };
-    } else {
-      const retryable = isRetryable(tried.error);
-      if (retryable && target.attempts < budget) {
-        await run.deps.sleep(run.delay(target.attempts));
-        continue;
-      }
-      outcome = {
-        ...target,
-        outcome: 'failed',
-        error: messageOf(tried.error),
-        retryable,
-        finishedAt: run.now,
-      };
     }
-    await auditTarget(run, outcome);
-    try {
-      await campaigns.putTarget(campaignId, outcome, target.attempts);
-    } catch (error) {
-      // Another run settled it in the meantime: its record stands.
-      if (error instanceof ConflictError) return undefined;
-      throw error;
+    const retryable = isRetryable(tried.error);
+    if (retryable && target.attempts < work.budget) {
+      await run.deps.sleep(run.delay(target.attempts));
+      if (run.stopped || !(await keepLease(run, held, target.targetId))) return undefined;
+      target.attempts += 1;
+      continue;
     }
-    return outcome;
+    return { ...target, outcome: 'failed', error: messageOf(tried.error), retryable, finishedAt: run.now };
   }
 }
 
-const auditTarget = (run: Ledger, target: Target) =>
-  run.audit('campaign.target', target.identityId, {
+/** The `campaign.target` audit event of a target's outcome. */
+const targetEvent = (run: Ledger, target: Target): AuditEventInput => ({
+  type: 'campaign.target',
+  actor: run.book.actor,
+  subject: target.identityId,
+  details: {
+    campaignId: run.campaign.campaignId,
+    incident: run.campaign.incident,
     targetId: target.targetId,
     kind: target.kind,
     action: target.action,
@@ -600,7 +774,10 @@ const auditTarget = (run: Ledger, target: Target) =>
     attempts: target.attempts,
     ...(target.reason ? { reason: target.reason } : {}),
     ...(target.error ? { error: target.error } : {}),
-  });
+  },
+});
+
+const auditTarget = (run: Ledger, target: Target) => run.book.audit.append(targetEvent(run, target));
 
 /** One try at revoking a target, by its action. */
 async function act(run: Run, target: Target, versions: Versions): Promise<RevokeResult> {
@@ -683,30 +860,42 @@ async function replaceCurrent(
   return note;
 }
 
-/** Marks the target's credential version revoked, with a note naming the incident. */
-async function markVersionRevoked(run: Run, target: Target, versions: Versions): Promise<void> {
-  if (!target.versionId) return;
+/**
+ * Marks the credential versions of a batch's revoked targets revoked, with a note naming the
+ * incident: in one go where the store can (VersionShortcuts), else one by one.
+ */
+async function markVersionsRevoked(run: Run, outcomes: readonly Target[]): Promise<void> {
+  const revoked = outcomes.filter(
+    (t) => t.versionId !== undefined && (t.outcome === 'revoked' || t.outcome === 'already-revoked'),
+  );
+  if (revoked.length === 0) return;
+  const at = run.now;
   const note = `revoked by campaign ${run.campaign.campaignId} for incident ${run.campaign.incident}`;
+  const { store } = run.deps.rotation;
+  if (canMarkMany(store)) {
+    await store.markVersionsRevoked(
+      revoked.map((t) => ({ identityId: t.identityId, versionId: t.versionId as string, at, note })),
+    );
+    return;
+  }
+  for (const target of revoked)
+    await markVersionRevoked(run, target, new Versions(store, target.identityId), note);
+}
+
+/** One version marked revoked: one conditional update where the store can, else read and written back. */
+async function markVersionRevoked(run: Run, target: Target, versions: Versions, note: string): Promise<void> {
+  if (!target.versionId) return;
   const { store } = run.deps.rotation;
   if (canMarkRevoked(store)) {
     // One conditional update; false means unknown or revoked already, both fine.
     await store.markVersionRevoked(target.identityId, target.versionId, { at: run.now, note });
-    versions.revoked(target.versionId);
     return;
   }
   for (let attempt = 1; ; attempt += 1) {
     const version = await versions.find(target.versionId);
     if (!version || version.stage === 'revoked') return;
     try {
-      await versions.put(
-        {
-          ...stripRev(version),
-          stage: 'revoked',
-          retiredAt: run.now,
-          note,
-        },
-        version.rev,
-      );
+      await versions.put({ ...stripRev(version), stage: 'revoked', retiredAt: run.now, note }, version.rev);
       return;
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= 5) throw error;

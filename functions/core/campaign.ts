@@ -5,6 +5,7 @@
  * `failed` (with the error): nothing selected is silently dropped.
  */
 import * as z from 'zod';
+import { assignBatches } from './campaign-batches.ts';
 import type { LiveState, LiveSubject } from './campaign-live.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
@@ -52,6 +53,11 @@ export const TargetSchema = z
     /** For `failed`: whether trying again may help (throttling, 5xx, dropped connection). */
     retryable: z.boolean().optional(),
     attempts: z.int().min(0),
+    /**
+     * The batch it is leased, worked and checkpointed with (campaign-batches.ts), numbered when
+     * the campaign is planned; absent for a target settled at planning.
+     */
+    batch: z.int().min(0).optional(),
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
   })
@@ -284,8 +290,9 @@ export function planCampaign(input: PlanInput): Plan {
     }
   }
   targets.sort(byKindIdentityHandle);
+  const batched = assignBatches(targets);
 
-  const counts = summarize(targets);
+  const counts = summarize(batched);
   const candidate = {
     campaignId: input.campaignId,
     incident: input.incident,
@@ -302,8 +309,8 @@ export function planCampaign(input: PlanInput): Plan {
     const problems = toProblems(parsed.error.issues).map((p) => `${p.path.join('.')}: ${p.message}`);
     throw new ValidationError(`campaign: ${problems.join('; ')}`);
   }
-  const reissue = [...new Set(targets.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
-  return { campaign: parsed.data, targets, summary: { counts, targets, reissue }, adopt };
+  const reissue = [...new Set(batched.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
+  return { campaign: parsed.data, targets: batched, summary: { counts, targets: batched, reissue }, adopt };
 }
 
 const zeroOutcomes = (): OutcomeCounts => ({

@@ -45,6 +45,12 @@ export interface IdentityStore {
 export interface AuditLog {
   /** Appends one event at the head of the chain; safe under concurrent appenders. */
   append(event: AuditEventInput): Promise<AuditRecord>;
+  /**
+   * Appends several events, in order, as consecutive records of the chain, with one move of
+   * the head (DynamoDB: one block item and the head, whatever the number); safe under
+   * concurrent appenders like `append`.
+   */
+  appendMany(events: readonly AuditEventInput[]): Promise<AuditRecord[]>;
   /** Every record in sequence order, and the head pointer. */
   readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }>;
   /**
@@ -238,11 +244,37 @@ export interface CampaignStore {
   /** The campaign's targets, in targetId order. */
   listTargets(campaignId: string): Promise<Target[]>;
   /**
-   * Checkpoints one target, only if the stored one still has `expectedAttempts` attempts
-   * and is `pending` or `failed`: a settled target (revoked, already-revoked, skipped) is
-   * never overwritten. Throws ConflictError otherwise.
+   * Takes the lease of one batch of targets (`Target.batch`) for `holder`, if it is free, its
+   * holder's time ran out (a dead run) or `holder` has it already, until `expiresAt`; counts
+   * one try for each of `tryIds`. One conditional write, then one read of the batch's targets.
    */
-  putTarget(campaignId: string, target: Target, expectedAttempts: number): Promise<void>;
+  leaseBatch(campaignId: string, request: BatchLeaseRequest): Promise<BatchLease>;
+  /**
+   * Renews `holder`'s lease until `expiresAt`, counting one more try of `tried` if given.
+   * False when `holder` no longer has it (it ran out and another run took it).
+   */
+  renewBatch(
+    campaignId: string,
+    request: { batch: string; holder: string; expiresAt: number; tried?: string },
+  ): Promise<boolean>;
+  /**
+   * The lease holder's one checkpoint of its batch: writes `outcomes` together (unconditionally:
+   * only the holder writes the batch's targets, and it wrote only what it found open), then
+   * gives the lease back, dropping the tries counted for `outcomes` and for `done` (found
+   * settled) and one for each of `untried` (counted, never made).
+   */
+  settleBatch(
+    campaignId: string,
+    request: {
+      batch: string;
+      holder: string;
+      outcomes: readonly Target[];
+      done: readonly string[];
+      untried: readonly string[];
+    },
+  ): Promise<void>;
+  /** The batches whose lease is held or holds tries not yet checkpointed (a run died): what is in flight. */
+  listBatchLeases(campaignId: string): Promise<BatchLeaseRecord[]>;
   /** Records what re-issuing one identity gave; the latest record per identity wins. */
   putReissue(campaignId: string, record: ReissueRecord): Promise<void>;
   listReissues(campaignId: string): Promise<ReissueRecord[]>;
@@ -259,6 +291,38 @@ export interface CampaignLauncher {
   launch(campaignId: string, options?: { retryFailed?: boolean }): Promise<void>;
 }
 
+/** What {@link CampaignStore.leaseBatch} is asked: a batch, its taker, and the tries it starts. */
+export interface BatchLeaseRequest {
+  /** The batch (`Target.batch`). */
+  batch: string;
+  /** Who takes it: one id per run. */
+  holder: string;
+  /** Epoch ms on the taker's clock: a lease whose `expiresAt` is before this is free. */
+  now: number;
+  /** Epoch ms: when the lease is free again unless renewed. */
+  expiresAt: number;
+  /** The targets the taker means to try: one try is counted for each before it is made. */
+  tryIds: readonly string[];
+}
+
+/**
+ * A lease asked for: taken, with the batch's targets as stored now and the tries counted on
+ * the lease per target (this taker's included, and those of a holder that died before its
+ * checkpoint); or held by another run until `expiresAt`.
+ */
+export type BatchLease =
+  | { taken: true; targets: Target[]; tries: Record<string, number> }
+  | { taken: false; holder: string; expiresAt: number };
+
+/** A batch's lease as stored. */
+export interface BatchLeaseRecord {
+  batch: string;
+  holder?: string;
+  expiresAt?: number;
+  /** Tries counted and not yet checkpointed, per target id. */
+  tries: Record<string, number>;
+}
+
 /**
  * What a rotation store may offer beyond the port, to save round trips at scale
  * (DynamoStore offers both): one version read by its key, and a version marked revoked in
@@ -271,6 +335,13 @@ export interface VersionShortcuts {
     versionId: string,
     change: { at: string; note: string },
   ): Promise<boolean>;
+  /**
+   * Marks many versions revoked at once (a campaign's batch): one read and one write of them
+   * all (DynamoDB: BatchGetItem, BatchWriteItem); unknown and already revoked ones are left.
+   */
+  markVersionsRevoked(
+    marks: readonly { identityId: string; versionId: string; at: string; note: string }[],
+  ): Promise<void>;
 }
 
 /** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */

@@ -21,6 +21,7 @@ import {
   type ChainVerdict,
   type Digest,
   nextRecord,
+  nextRecords,
   verifyChain,
 } from '../../functions/core/audit.ts';
 import {
@@ -43,6 +44,9 @@ import { sweepDueAt } from '../../functions/core/grant-sweep.ts';
 import {
   AUDIT_CLOCK_SKEW_MS,
   type AuditLog,
+  type BatchLease,
+  type BatchLeaseRecord,
+  type BatchLeaseRequest,
   type CampaignStore,
   type Clock,
   DEFAULT_GRANT_PAGE,
@@ -66,7 +70,8 @@ export type StoreWrite =
   | { op: 'putVersion'; version: CredentialVersion }
   | { op: 'putRotation'; state: RotationState }
   | { op: 'putCampaign'; campaign: Campaign }
-  | { op: 'putTarget'; campaignId: string; target: Target; expectedAttempts: number }
+  | { op: 'leaseBatch'; campaignId: string; batch: string; holder: string; tryIds: readonly string[] }
+  | { op: 'settleBatch'; campaignId: string; batch: string; outcomes: Target[] }
   | { op: 'putReissue'; campaignId: string; record: ReissueRecord };
 
 /**
@@ -243,6 +248,21 @@ export class MemoryRotationStore extends HookedStore implements RotationStore {
     });
   }
 
+  /** The shortcut of VersionShortcuts a campaign's batch uses: every mark in one go. */
+  async markVersionsRevoked(
+    marks: readonly { identityId: string; versionId: string; at: string; note: string }[],
+  ): Promise<void> {
+    for (const mark of marks) {
+      const stored = this.#versions.get(mark.identityId)?.get(mark.versionId);
+      if (!stored || stored.stage === 'revoked') continue;
+      const { rev, ...version } = stored;
+      const revoked = { ...version, stage: 'revoked' as const, retiredAt: mark.at, note: mark.note };
+      this.write({ op: 'putVersion', version: copy(revoked) }, () => {
+        this.#versions.get(mark.identityId)?.set(mark.versionId, { ...revoked, rev: rev + 1 });
+      });
+    }
+  }
+
   async getRotation(identityId: string): Promise<StoredRotation | undefined> {
     return copy(this.#rotations.get(identityId));
   }
@@ -280,11 +300,12 @@ export class MemoryRotationStore extends HookedStore implements RotationStore {
   }
 }
 
-/** Campaigns, their targets (conditional checkpoints) and re-issue records. */
+/** Campaigns, their targets (written by the holder of their batch's lease) and re-issue records. */
 export class MemoryCampaignStore extends HookedStore implements CampaignStore {
   readonly #campaigns = new Map<string, StoredCampaign>();
   readonly #targets = new Map<string, Map<string, Target>>();
   readonly #reissues = new Map<string, Map<string, ReissueRecord>>();
+  readonly #leases = new Map<string, Map<string, Omit<BatchLeaseRecord, 'batch'>>>();
 
   async createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign> {
     const parsed = CampaignSchema.parse(campaign);
@@ -327,20 +348,83 @@ export class MemoryCampaignStore extends HookedStore implements CampaignStore {
       .sort((a, b) => (a.targetId < b.targetId ? -1 : a.targetId > b.targetId ? 1 : 0));
   }
 
-  async putTarget(campaignId: string, target: Target, expectedAttempts: number): Promise<void> {
-    const parsed = TargetSchema.parse(target);
-    this.write({ op: 'putTarget', campaignId, target: copy(parsed), expectedAttempts }, () => {
-      const targets = this.#targets.get(campaignId);
-      const stored = targets?.get(parsed.targetId);
-      // Only an open target (pending or failed) with the attempts the writer read may be written.
-      const open = stored?.outcome === 'pending' || stored?.outcome === 'failed';
-      if (!targets || !stored || !open || stored.attempts !== expectedAttempts) {
-        throw new ConflictError(
-          `target ${parsed.targetId} of campaign ${campaignId} was settled or tried by another run (expected ${expectedAttempts} attempts and an open outcome, stored ${stored ? `${stored.attempts} attempts, ${stored.outcome}` : 'nothing'}); its record stands`,
-        );
+  async leaseBatch(campaignId: string, request: BatchLeaseRequest): Promise<BatchLease> {
+    const { batch, holder, now, expiresAt, tryIds } = request;
+    return this.write({ op: 'leaseBatch', campaignId, batch, holder, tryIds: [...tryIds] }, () => {
+      const lease = this.#lease(campaignId, batch);
+      // Free, or its holder's time ran out, or the taker holds it already.
+      if (lease.holder !== undefined && (lease.expiresAt ?? 0) >= now && lease.holder !== holder) {
+        return { taken: false as const, holder: lease.holder, expiresAt: lease.expiresAt ?? 0 };
       }
-      targets.set(parsed.targetId, parsed);
+      lease.holder = holder;
+      lease.expiresAt = expiresAt;
+      for (const id of tryIds) lease.tries[id] = (lease.tries[id] ?? 0) + 1;
+      const targets = this.#targets.get(campaignId);
+      return {
+        taken: true as const,
+        targets: tryIds.flatMap((id) => {
+          const target = targets?.get(id);
+          return target ? [copy(target)] : [];
+        }),
+        tries: { ...lease.tries },
+      };
     });
+  }
+
+  async renewBatch(
+    campaignId: string,
+    request: { batch: string; holder: string; expiresAt: number; tried?: string },
+  ): Promise<boolean> {
+    const lease = this.#lease(campaignId, request.batch);
+    if (lease.holder !== request.holder) return false;
+    lease.expiresAt = request.expiresAt;
+    if (request.tried !== undefined) lease.tries[request.tried] = (lease.tries[request.tried] ?? 0) + 1;
+    return true;
+  }
+
+  async settleBatch(
+    campaignId: string,
+    request: {
+      batch: string;
+      holder: string;
+      outcomes: readonly Target[];
+      done: readonly string[];
+      untried: readonly string[];
+    },
+  ): Promise<void> {
+    const outcomes = request.outcomes.map((target) => TargetSchema.parse(target));
+    this.write({ op: 'settleBatch', campaignId, batch: request.batch, outcomes: copy(outcomes) }, () => {
+      const targets = this.#targets.get(campaignId);
+      for (const target of outcomes) targets?.set(target.targetId, copy(target));
+    });
+    const lease = this.#lease(campaignId, request.batch);
+    // The lease ran out and another run took it: what that run does with the batch stands.
+    if (lease.holder !== request.holder) return;
+    delete lease.holder;
+    delete lease.expiresAt;
+    for (const id of [...outcomes.map((t) => t.targetId), ...request.done]) delete lease.tries[id];
+    for (const id of request.untried) lease.tries[id] = (lease.tries[id] ?? 1) - 1;
+  }
+
+  async listBatchLeases(campaignId: string): Promise<BatchLeaseRecord[]> {
+    return [...(this.#leases.get(campaignId)?.entries() ?? [])]
+      .map(([batch, lease]) => ({ batch, ...copy(lease) }))
+      .filter((lease) => lease.holder !== undefined || Object.values(lease.tries).some((n) => n > 0));
+  }
+
+  /** Lets a lease run out now, as if its holder died `ms` ago: for specs of a dead run. */
+  expireLeases(campaignId: string): void {
+    for (const lease of this.#leases.get(campaignId)?.values() ?? []) {
+      if (lease.holder !== undefined) lease.expiresAt = 0;
+    }
+  }
+
+  #lease(campaignId: string, batch: string): Omit<BatchLeaseRecord, 'batch'> {
+    const leases = this.#leases.get(campaignId) ?? new Map<string, Omit<BatchLeaseRecord, 'batch'>>();
+    this.#leases.set(campaignId, leases);
+    const lease = leases.get(batch) ?? { tries: {} };
+    leases.set(batch, lease);
+    return lease;
   }
 
   async putReissue(campaignId: string, record: ReissueRecord): Promise<void> {
@@ -379,6 +463,19 @@ export class MemoryAuditLog implements AuditLog {
     this.#records.push(record);
     this.#head = { seq: record.seq, hash: record.hash };
     return copy(record);
+  }
+
+  async appendMany(events: readonly AuditEventInput[]): Promise<AuditRecord[]> {
+    const records = nextRecords(
+      this.#head,
+      events,
+      () => ({ id: randomUUID(), at: this.clock.now().toISOString() }),
+      this.digest,
+    );
+    this.#records.push(...records);
+    const last = records.at(-1);
+    if (last) this.#head = { seq: last.seq, hash: last.hash };
+    return records.map(copy);
   }
 
   async readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }> {

@@ -130,19 +130,25 @@ describe('campaign engine: a run', () => {
     expect(result.targets.find((t) => t.outcome === 'skipped')?.reason).toBe(NO_LIVE_CREDENTIAL);
     expect(result.campaign).toMatchObject({ status: 'completed', finishedAt: expect.any(String) });
     expect(result).toMatchObject({ settled: 6, stopped: false });
-    // assess: each tried target was claimed (attempt counted, still pending), then checkpointed, once each
-    for (const target of targets.filter((t) => t.outcome === 'pending')) {
-      const checkpoints = writes.flatMap((w) =>
-        w.op === 'putTarget' && w.target.targetId === target.targetId
-          ? [[w.target.outcome, w.target.attempts, w.expectedAttempts]]
-          : [],
-      );
-      const settled = result.targets.find((t) => t.targetId === target.targetId)?.outcome;
-      expect(checkpoints).toEqual([
-        ['pending', 1, 0],
-        [settled, 1, 1],
-      ]);
-    }
+    // assess: each batch (one per provider service here) was leased once, a try counted for each
+    // of its targets, then its outcomes written once, together
+    const batches = new Set(targets.flatMap((t) => (t.batch === undefined ? [] : [t.batch])));
+    expect(batches.size).toBe(2);
+    expect(writes.filter((w) => w.op === 'leaseBatch')).toHaveLength(2);
+    const checkpoints = writes.flatMap((w) => (w.op === 'settleBatch' ? [w.outcomes] : []));
+    expect(checkpoints).toHaveLength(2);
+    expect(
+      checkpoints
+        .flat()
+        .map((t) => [t.targetId, t.outcome, t.attempts])
+        .sort(),
+    ).toEqual(
+      result.targets
+        .filter((t) => t.outcome !== 'skipped')
+        .map((t) => [t.targetId, t.outcome, 1])
+        .sort(),
+    );
+    expect(await world.campaigns.listBatchLeases(campaign.campaignId)).toEqual([]);
     // assess: one revoke call per tried target, and the versions ended are marked so, naming the incident
     expect([...revokes().values()]).toEqual([1, 1, 1, 1, 1, 1]);
     for (const target of result.targets.filter((t) => t.outcome.endsWith('revoked'))) {
@@ -207,21 +213,31 @@ describe('campaign engine: a settled target is never overwritten', () => {
     expect(stored.map((t) => [t.outcome, t.attempts])).toEqual(targets.map(() => ['revoked', 1]));
   });
 
-  it('a target another run settled between this run’s claim and its checkpoint keeps that run’s record', async () => {
-    // prepare: just before this run checkpoints the first target, another run records it settled
+  it('a batch another run settled since this run read the targets keeps that run’s records', async () => {
+    // prepare: just before this run leases the batch, another run leases it and settles its first target
     const world = new MemoryWorld();
     await fleet(world, [declare('app-a')]);
     const { campaign, targets } = await plan(world);
     const [first] = targets as [Target];
-    let otherRun: Promise<void> | undefined;
     world.campaigns.hooks = {
       beforeWrite: (write) => {
-        if (write.op !== 'putTarget' || write.target.targetId !== first.targetId) return;
-        if (write.target.outcome === 'pending') return;
-        const settled: Target = { ...write.target, outcome: 'already-revoked', reason: 'settled by run B' };
-        // The other run's write is not hooked again.
+        if (write.op !== 'leaseBatch') return;
+        // The other run's writes are not hooked again.
         world.campaigns.hooks = {};
-        otherRun = world.campaigns.putTarget(campaign.campaignId, settled, write.expectedAttempts);
+        const other = { batch: write.batch, holder: 'run:B' };
+        void world.campaigns.leaseBatch(campaign.campaignId, { ...other, now: 0, expiresAt: 1, tryIds: [] });
+        const settled: Target = {
+          ...first,
+          outcome: 'already-revoked',
+          reason: 'settled by run B',
+          attempts: 1,
+        };
+        void world.campaigns.settleBatch(campaign.campaignId, {
+          ...other,
+          outcomes: [settled],
+          done: [],
+          untried: [],
+        });
       },
     };
 
@@ -229,7 +245,6 @@ describe('campaign engine: a settled target is never overwritten', () => {
     const result = await runCampaign(world.campaignDeps('run-a'), campaign.campaignId, unlimited);
 
     // assess
-    await expect(otherRun).resolves.toBeUndefined();
     const stored = await world.campaigns.listTargets(campaign.campaignId);
     expect(stored.find((t) => t.targetId === first.targetId)).toMatchObject({
       outcome: 'already-revoked',
@@ -246,33 +261,134 @@ describe('campaign engine: a settled target is never overwritten', () => {
     expect(later.campaign.status).toBe('completed');
     expect(revokes().size).toBe(0);
   });
+
+  it('a batch whose lease a live run holds is waited for, not worked, and left as it is when the wait runs out', async () => {
+    // prepare: another run holds the batch's lease and keeps it (the clock does not move here)
+    const world = new MemoryWorld();
+    await fleet(world, [declare('app-a'), declare('app-b')]);
+    const { campaign, targets } = await plan(world);
+    const expiresAt = world.clock.now().getTime() + 60_000;
+    await world.campaigns.leaseBatch(campaign.campaignId, {
+      batch: '0',
+      holder: 'run:B',
+      now: world.clock.now().getTime(),
+      expiresAt,
+      tryIds: [],
+    });
+    const waits: number[] = [];
+    const revokes = countRevokes(world);
+
+    // act
+    const result = await runCampaign(
+      world.campaignDeps('run-a', { sleep: async (ms) => void waits.push(ms) }),
+      campaign.campaignId,
+      { ...unlimited, leaseMs: 30_000 },
+    );
+
+    // assess: it polled with growing waits for two lease lengths, revoked nothing, and says it stopped short
+    expect(revokes().size).toBe(0);
+    expect(waits[0]).toBe(250);
+    expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(60_000);
+    expect(result).toMatchObject({ settled: 0, stopped: true });
+    expect(result.targets.map((t) => t.outcome)).toEqual(targets.map(() => 'pending'));
+  });
+});
+
+describe('campaign engine: bookkeeping per batch', () => {
+  it('costs at most 0.5 store requests per target: per batch of up to 25 one lease, one version mark, one audit append and one checkpoint', async () => {
+    // prepare: 60 identities of three kinds (two services), two live versions each: 120 targets
+    const world = new MemoryWorld();
+    const kinds: IdentityKind[] = ['vault-token', 'aws-iam-access-key', 'vault-approle-secret-id'];
+    await fleet(
+      world,
+      Array.from({ length: 60 }, (_, i) => declare(`app-${String(i).padStart(2, '0')}`, kinds[i % 3])),
+    );
+    const { campaign, targets } = await plan(world);
+    const calls = new Map<string, number>();
+    const counted = <T extends object>(port: T, name: string): T =>
+      new Proxy(port, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.set(`${name}.${String(key)}`, (calls.get(`${name}.${String(key)}`) ?? 0) + 1);
+            return value.apply(target, args);
+          };
+        },
+      });
+    const base = world.campaignDeps('test');
+    const deps = {
+      ...base,
+      campaigns: counted(world.campaigns, 'campaigns'),
+      identities: counted(world.identities, 'identities'),
+      rotation: {
+        ...base.rotation,
+        store: counted(world.store, 'store'),
+        audit: counted(world.audit, 'audit'),
+      },
+    };
+
+    // act
+    const result = await runCampaign(deps, campaign.campaignId, unlimited);
+
+    // assess: every target revoked, in batches of 25 per service (Vault 80, IAM 40: six), each
+    // leased, marked, audited and checkpointed once
+    expect(targets).toHaveLength(120);
+    expect(result.campaign.counts.byOutcome.revoked).toBe(120);
+    const batches = new Set(targets.map((t) => t.batch)).size;
+    expect(batches).toBe(6);
+    for (const call of [
+      'campaigns.leaseBatch',
+      'campaigns.settleBatch',
+      'store.markVersionsRevoked',
+      'audit.appendMany',
+    ]) {
+      expect(calls.get(call), call).toBe(batches);
+    }
+    expect(calls.get('campaigns.renewBatch')).toBeUndefined();
+    // What each call costs on DynamoDB (the adapters): a lease is a conditional update and a
+    // BatchGetItem, a checkpoint a BatchWriteItem and the release, a mark a BatchGetItem and a
+    // BatchWriteItem, an append of ≤ 100 records a block put and the head; the rest one each.
+    const dynamoRequests: Record<string, number> = {
+      'campaigns.leaseBatch': 2,
+      'campaigns.settleBatch': 2,
+      'store.markVersionsRevoked': 2,
+      'audit.appendMany': 2,
+    };
+    const requests = [...calls].reduce((sum, [call, n]) => sum + n * (dynamoRequests[call] ?? 1), 0);
+    console.log(
+      `bookkeeping of ${targets.length} targets: ${JSON.stringify(Object.fromEntries(calls))}, ${requests} DynamoDB requests, ${(requests / targets.length).toFixed(2)} per target`,
+    );
+    expect(requests / targets.length).toBeLessThanOrEqual(0.5);
+    // …one audit event per target outcome, on an unbroken chain
+    const trail = (await world.audit.readAll()).records.filter((r) => r.type === 'campaign.target');
+    expect(trail).toHaveLength(120);
+    expect(new Set(trail.map((r) => (r.details as { targetId: string }).targetId)).size).toBe(120);
+    expect(world.audit.verify()).toMatchObject({ ok: true });
+  });
 });
 
 describe('campaign engine: resume after a crash', () => {
   /**
-   * A fleet of three identities with two targets each, and a first run that dies at one
-   * target (app-b's first): right after its claim reached the store, or just before its
-   * outcome is checkpointed.
+   * A fleet of three identities with two targets each (one batch), and a first run that dies
+   * right after its lease on the batch reached the store, or just before the batch's outcomes
+   * are checkpointed. Its lease then runs out (the clock moves past it).
    */
-  async function crashed(at: 'after-claim' | 'before-checkpoint') {
+  async function crashed(at: 'after-lease' | 'before-checkpoint') {
     const world = new MemoryWorld();
     await fleet(
       world,
       ['app-a', 'app-b', 'app-c'].map((id) => declare(id)),
     );
     const planned = await plan(world);
-    const struck = planned.targets.find((t) => t.identityId === 'app-b') as Target;
     const revokes = countRevokes(world);
-    const strikes = (write: StoreWrite, claim: boolean) =>
-      write.op === 'putTarget' &&
-      write.target.targetId === struck.targetId &&
-      (write.target.outcome === 'pending') === claim;
     world.campaigns.hooks = {
       afterWrite: (write) => {
-        if (at === 'after-claim' && strikes(write, true)) throw new SimulatedCrash('killed after the claim');
+        if (at === 'after-lease' && write.op === 'leaseBatch')
+          throw new SimulatedCrash('killed after the lease');
       },
       beforeWrite: (write) => {
-        if (at === 'before-checkpoint' && strikes(write, false))
+        if (at === 'before-checkpoint' && write.op === 'settleBatch')
           throw new SimulatedCrash('killed before the checkpoint');
       },
     };
@@ -280,57 +396,50 @@ describe('campaign engine: resume after a crash', () => {
       runCampaign(world.campaignDeps('test'), planned.campaign.campaignId, unlimited),
     ).rejects.toThrow(SimulatedCrash);
     world.campaigns.hooks = {};
-    return { world, ...planned, struck, revokes };
+    const inFlight = await world.campaigns.listBatchLeases(planned.campaign.campaignId);
+    world.clock.advance(31_000);
+    return { world, ...planned, revokes, inFlight };
   }
 
-  it('after a revoke, before its checkpoint: the resume revokes only what was not settled', async () => {
-    // prepare: the process dies as it is about to checkpoint the struck target's outcome
-    const { world, campaign, targets, struck, revokes } = await crashed('before-checkpoint');
+  it('after the revokes, before the checkpoint: the resume calls again exactly the batch in flight, found already revoked', async () => {
+    // prepare: the process dies as it is about to checkpoint the batch
+    const { world, campaign, targets, revokes, inFlight } = await crashed('before-checkpoint');
     const afterCrash = await world.campaigns.listTargets(campaign.campaignId);
-    const settledBefore = afterCrash.filter((t) => t.outcome !== 'pending');
 
     // act
     const resumed = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
 
-    // assess: the struck target was claimed and revoked, not checkpointed; the resume found it gone
-    expect(afterCrash.filter((t) => t.outcome === 'pending' && t.attempts > 0)).toEqual([
-      { ...struck, attempts: 1, startedAt: expect.any(String) },
+    // assess: nothing was checkpointed, the lease held a try of each target
+    expect(afterCrash.filter((t) => t.outcome !== 'pending')).toEqual([]);
+    expect(inFlight).toEqual([
+      {
+        batch: '0',
+        holder: expect.any(String),
+        expiresAt: expect.any(Number),
+        tries: Object.fromEntries(targets.map((t) => [t.targetId, 1])),
+      },
     ]);
-    expect(settledBefore.length).toBeGreaterThan(0);
-    expect(resumed.targets.find((t) => t.targetId === struck.targetId)).toMatchObject({
-      outcome: 'already-revoked',
-      attempts: 2,
-    });
-    // assess: every credential revoked, the struck one twice (in effect once), the rest once; nothing settled redone
+    // assess: every credential revoked twice (in effect once), the second found it gone and counts two tries
     const counts = revokes();
     expect([...counts.keys()].sort()).toEqual(targets.map((t) => t.targetId).sort());
-    for (const target of targets) {
-      expect(counts.get(target.targetId), target.targetId).toBe(target.targetId === struck.targetId ? 2 : 1);
-    }
-    for (const before of settledBefore) {
-      expect(resumed.targets.find((t) => t.targetId === before.targetId)).toEqual(before);
-    }
-    expect(resumed.settled).toBe(targets.length - settledBefore.length);
-    expect(resumed.campaign.status).toBe('completed');
-    expect(resumed.targets.every((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked')).toBe(
-      true,
+    expect([...counts.values()]).toEqual(targets.map(() => 2));
+    expect(resumed.targets.map((t) => [t.outcome, t.attempts])).toEqual(
+      targets.map(() => ['already-revoked', 2]),
     );
+    expect(resumed.campaign.status).toBe('completed');
+    expect(await world.campaigns.listBatchLeases(campaign.campaignId)).toEqual([]);
   });
 
-  it('after a claim, before the revoke: the resume revokes the claimed target, once', async () => {
-    // prepare: the claim reaches the store, then the process dies
-    const { world, campaign, targets, struck, revokes } = await crashed('after-claim');
-    const revokedBeforeResume = revokes().get(struck.targetId) ?? 0;
+  it('after the lease, before any revoke: the resume revokes each target once, its dead try counted', async () => {
+    // prepare: the lease reaches the store, then the process dies
+    const { world, campaign, targets, revokes } = await crashed('after-lease');
+    expect(revokes().size).toBe(0);
 
     // act
     const resumed = await runCampaign(world.campaignDeps('test'), campaign.campaignId, unlimited);
 
     // assess
-    expect(revokedBeforeResume).toBe(0);
-    expect(resumed.targets.find((t) => t.targetId === struck.targetId)).toMatchObject({
-      outcome: 'revoked',
-      attempts: 2,
-    });
+    expect(resumed.targets.map((t) => [t.outcome, t.attempts])).toEqual(targets.map(() => ['revoked', 2]));
     expect([...revokes().values()]).toEqual(targets.map(() => 1));
     expect(resumed.campaign.status).toBe('completed');
   });

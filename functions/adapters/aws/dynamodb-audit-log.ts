@@ -154,6 +154,23 @@ export function dynamoAuditLog(table: DynamoTable, props: DynamoAuditLogProps): 
       });
     },
 
+    /**
+     * Appends the events as consecutive records: queued together before any write starts, so
+     * they go in one block item (several, past {@link AUDIT_BLOCK_RECORDS} or
+     * {@link AUDIT_BLOCK_BYTES}) with one move of the head, beside whatever else of this
+     * process waits.
+     */
+    appendMany(events) {
+      const appended = events.map(
+        (event) =>
+          new Promise<AuditRecord>((resolve, reject) => {
+            waiting.push({ event, resolve, reject });
+          }),
+      );
+      if (!flushing && waiting.length > 0) void flush();
+      return Promise.all(appended);
+    },
+
     async readAll() {
       const items = await table.query('AUDIT', 'SEQ#');
       const records = items.flatMap(recordsOf);

@@ -1,12 +1,19 @@
-import { type Campaign, CampaignSchema, ReissueRecordSchema, TargetSchema } from '../../core/campaign.ts';
+import {
+  type Campaign,
+  CampaignSchema,
+  ReissueRecordSchema,
+  type Target,
+  TargetSchema,
+} from '../../core/campaign.ts';
 import { ConflictError } from '../../core/errors.ts';
 import type { CampaignStore, StoredCampaign } from '../../core/ports.ts';
 import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
 
 /**
  * Revocation campaigns, each in its own partition (`CAMPAIGN#<id>`): the revisioned
- * campaign item, one item per target, one per re-issued identity. Campaigns are listed
- * newest first through index `gsi1` (`CAMPAIGNS`).
+ * campaign item, one item per target, one per re-issued identity, one per batch lease
+ * (`LEASE#<batch>`: its holder, until when, and the tries counted per target not yet
+ * checkpointed, `try:<targetId>`). Campaigns are listed newest first through index `gsi1`.
  */
 export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
   const getCampaign = async (campaignId: string): Promise<StoredCampaign | undefined> => {
@@ -52,25 +59,92 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
     },
 
     async listTargets(campaignId) {
-      const items = await table.query(`CAMPAIGN#${campaignId}`, 'TARGET#');
-      return items.map(({ pk: _pk, sk: _sk, writeId: _w, ...rest }) => TargetSchema.parse(rest));
+      return (await table.query(`CAMPAIGN#${campaignId}`, 'TARGET#')).map(targetOf);
     },
 
-    putTarget(campaignId, target, expectedAttempts) {
-      return table.putOwn(
-        Keys.target(campaignId, target.targetId),
-        TargetSchema.parse(target),
+    async leaseBatch(campaignId, { batch, holder, now, expiresAt, tryIds }) {
+      const key = Keys.lease(campaignId, batch);
+      const tries = tryIds.map((id, i) => [`#t${i}`, `${TRY}${id}`] as const);
+      const taken = await table.updateReturning(
+        key,
         {
-          expression: '#attempts = :attempts AND (#outcome = :pending OR #outcome = :failed)',
-          names: { '#attempts': 'attempts', '#outcome': 'outcome' },
-          values: { ':attempts': expectedAttempts, ':pending': 'pending', ':failed': 'failed' },
+          expression: `SET holder = :holder, expiresAt = :expires${tries.map(([name]) => `, ${name} = if_not_exists(${name}, :zero) + :one`).join('')}`,
+          names: Object.fromEntries(tries),
+          values: {
+            ':holder': holder,
+            ':expires': expiresAt,
+            ':now': now,
+            ...(tries.length ? { ':zero': 0, ':one': 1 } : {}),
+          },
         },
-        (cause) =>
-          new ConflictError(
-            `target ${target.targetId} of campaign ${campaignId} was settled or tried by another run (expected ${expectedAttempts} attempts and an open outcome); its record stands`,
-            { cause },
-          ),
+        'attribute_not_exists(holder) OR expiresAt < :now OR holder = :holder',
       );
+      if (!taken) {
+        const held = await table.get(key);
+        return { taken: false, holder: String(held?.holder ?? ''), expiresAt: Number(held?.expiresAt ?? 0) };
+      }
+      const items = await table.batchGet(
+        tryIds.map((id) => Keys.target(campaignId, id)),
+        `the targets of batch ${batch} of campaign ${campaignId}`,
+      );
+      return { taken: true, targets: items.map(targetOf), tries: triesOf(taken) };
+    },
+
+    renewBatch(campaignId, { batch, holder, expiresAt, tried }) {
+      return table.updateIf(
+        Keys.lease(campaignId, batch),
+        {
+          expression: `SET expiresAt = :expires${tried === undefined ? '' : ', #t = if_not_exists(#t, :zero) + :one'}`,
+          ...(tried === undefined ? {} : { names: { '#t': `${TRY}${tried}` } }),
+          values: {
+            ':expires': expiresAt,
+            ':holder': holder,
+            ...(tried === undefined ? {} : { ':zero': 0, ':one': 1 }),
+          },
+        },
+        'holder = :holder',
+      );
+    },
+
+    async settleBatch(campaignId, { batch, holder, outcomes, done, untried }) {
+      await table.batchPut(
+        outcomes.map((target) => ({
+          ...Keys.target(campaignId, target.targetId),
+          ...TargetSchema.parse(target),
+        })),
+        `the outcomes of batch ${batch} of campaign ${campaignId}`,
+      );
+      const dropped = [...outcomes.map((t) => t.targetId), ...done].map(
+        (id, i) => [`#d${i}`, `${TRY}${id}`] as const,
+      );
+      const lowered = untried.map((id, i) => [`#u${i}`, `${TRY}${id}`] as const);
+      // False: the lease ran out and another run took it; what it does with the batch stands.
+      await table.updateIf(
+        Keys.lease(campaignId, batch),
+        {
+          expression: [
+            `REMOVE holder, expiresAt${dropped.map(([name]) => `, ${name}`).join('')}`,
+            ...(lowered.length
+              ? [`SET ${lowered.map(([name]) => `${name} = ${name} - :one`).join(', ')}`]
+              : []),
+          ].join(' '),
+          names: Object.fromEntries([...dropped, ...lowered]),
+          values: { ':holder': holder, ...(lowered.length ? { ':one': 1 } : {}) },
+        },
+        'holder = :holder',
+      );
+    },
+
+    async listBatchLeases(campaignId) {
+      const items = await table.query(`CAMPAIGN#${campaignId}`, 'LEASE#');
+      return items
+        .map((item) => ({
+          batch: String(item.sk).slice('LEASE#'.length),
+          ...(item.holder === undefined ? {} : { holder: String(item.holder) }),
+          ...(item.expiresAt === undefined ? {} : { expiresAt: Number(item.expiresAt) }),
+          tries: triesOf(item),
+        }))
+        .filter((lease) => lease.holder !== undefined || Object.values(lease.tries).some((n) => n > 0));
     },
 
     async putReissue(campaignId, record) {
@@ -85,6 +159,23 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
       return items.map(({ pk: _pk, sk: _sk, ...rest }) => ReissueRecordSchema.parse(rest));
     },
   };
+}
+
+/** A lease item's attribute counting the tries of one target not yet checkpointed. */
+const TRY = 'try:';
+
+/** The tries a lease item counts, per target id. */
+function triesOf(item: Item): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(item)
+      .filter(([name]) => name.startsWith(TRY))
+      .map(([name, count]) => [name.slice(TRY.length), Number(count)]),
+  );
+}
+
+/** A target item as the target it stores. */
+function targetOf({ pk: _pk, sk: _sk, writeId: _w, ...rest }: Item): Target {
+  return TargetSchema.parse(rest);
 }
 
 /** The campaign fields of an item, without the table's own attributes. */

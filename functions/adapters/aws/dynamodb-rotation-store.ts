@@ -69,6 +69,37 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
       );
     },
 
+    /**
+     * A campaign batch's versions marked revoked: one BatchGetItem of them, one BatchWriteItem
+     * of those still not revoked (the revision bumped, so a writer holding one as read sees a
+     * conflict). Not conditional: a write landing between the read and the put is overwritten
+     * by the revoked version, which is what the credential now is.
+     */
+    async markVersionsRevoked(marks) {
+      const items = await table.batchGet(
+        marks.map((mark) => Keys.version(mark.identityId, mark.versionId)),
+        `${marks.length} credential versions`,
+      );
+      const byKey = new Map(marks.map((mark) => [`${mark.identityId}\n${mark.versionId}`, mark]));
+      const revoked = items.flatMap((item) => {
+        const mark = byKey.get(`${item.identityId}\n${item.versionId}`);
+        if (!mark || item.stage === 'revoked') return [];
+        const { writeId: _w, ...rest } = item;
+        return [
+          {
+            ...rest,
+            pk: String(item.pk),
+            sk: String(item.sk),
+            stage: 'revoked',
+            retiredAt: mark.at,
+            note: mark.note,
+            rev: Number(item.rev) + 1,
+          },
+        ];
+      });
+      await table.batchPut(revoked, `${revoked.length} credential versions marked revoked`);
+    },
+
     putVersion(version, expectedRev) {
       return table.putRevisioned(
         Keys.version(version.identityId, version.versionId),

@@ -8,6 +8,7 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -37,6 +38,7 @@ import { ConflictError, KeywardenError } from '../../core/errors.ts';
  * | campaign             | CAMPAIGN#<id>        | CAMPAIGN           |
  * | campaign target      | CAMPAIGN#<id>        | TARGET#<targetId>  |
  * | re-issue record      | CAMPAIGN#<id>        | REISSUE#<identity> |
+ * | batch lease          | CAMPAIGN#<id>        | LEASE#<batch>      |
  * | break-glass config   | BREAKGLASS           | CONFIG             |
  * | a handled delivery   | DELIVERY#<key>       | DELIVERY           |
  *
@@ -76,6 +78,7 @@ export const Keys = {
     pk: `CAMPAIGN#${campaignId}`,
     sk: `REISSUE#${identityId}`,
   }),
+  lease: (campaignId: string, batch: string) => ({ pk: `CAMPAIGN#${campaignId}`, sk: `LEASE#${batch}` }),
   breakglassConfig: { pk: 'BREAKGLASS', sk: 'CONFIG' },
   delivery: (key: string) => ({ pk: `DELIVERY#${key}`, sk: 'DELIVERY' }),
 } as const;
@@ -107,6 +110,8 @@ export interface DynamoTableProps {
 
 /** Items in one BatchWriteItem at most (DynamoDB's limit). */
 const BATCH_SIZE = 25;
+/** Keys in one BatchGetItem at most (DynamoDB's limit). */
+const BATCH_GET_SIZE = 100;
 
 const expressionParts = (names?: Record<string, string>, values?: Record<string, unknown>) => ({
   ...(names ? { ExpressionAttributeNames: names } : {}),
@@ -295,6 +300,53 @@ export class DynamoTable {
         }),
       ),
     );
+  }
+
+  /**
+   * Updates the item at `key` if `condition` holds; the item as it is after the update, or
+   * undefined when the condition failed.
+   */
+  async updateReturning(key: Key, update: Expression, condition: string): Promise<Item | undefined> {
+    try {
+      const { Attributes } = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#name,
+          Key: key,
+          UpdateExpression: update.expression,
+          ConditionExpression: condition,
+          ReturnValues: 'ALL_NEW',
+          ...expressionParts(update.names, update.values),
+        }),
+      );
+      return Attributes ?? {};
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The items at `keys` (consistent reads, missing ones left out, in no set order), 100 keys
+   * a request, keys left unprocessed asked again with backoff; `what` names them in the error.
+   */
+  async batchGet(keys: readonly Key[], what: string): Promise<Item[]> {
+    const items: Item[] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_SIZE) {
+      let pending: Key[] = keys.slice(i, i + BATCH_GET_SIZE);
+      for (let attempt = 0; pending.length > 0; attempt += 1) {
+        const result = await this.#doc.send(
+          new BatchGetCommand({ RequestItems: { [this.#name]: { Keys: pending, ConsistentRead: true } } }),
+        );
+        items.push(...((result.Responses?.[this.#name] ?? []) as Item[]));
+        pending = (result.UnprocessedKeys?.[this.#name]?.Keys ?? []) as Key[];
+        if (pending.length && attempt > 8)
+          throw new KeywardenError(`could not read ${what}: reads kept being throttled; try again`, {
+            retryable: true,
+          });
+        if (pending.length) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+    return items;
   }
 
   /** Deletes the item at `key` if `condition` holds; false when it did not. */

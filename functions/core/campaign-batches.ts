@@ -1,0 +1,78 @@
+/**
+ * How a campaign's targets are cut into batches: the unit a run leases, works and checkpoints
+ * at once (campaign-engine.ts), and the unit the revocation state machine hands a worker
+ * (revocation-steps.ts). The cut is made once, when the campaign is planned, and stored on
+ * each target (`Target.batch`): every run, whatever its version, leases the same batches, so
+ * two runs can never both hold one target.
+ */
+import type { IdentityKind } from './identity.ts';
+import { serviceOf } from './kinds.ts';
+
+/** What cutting batches reads of a target (campaign.ts `Target`). */
+interface Batchable {
+  targetId: string;
+  kind: IdentityKind;
+  outcome: string;
+  batch?: number | undefined;
+}
+
+/**
+ * Targets per batch: DynamoDB's BatchWriteItem limit, so a batch's outcomes go in one request,
+ * and the Distributed Map's MaxItemsPerBatch (revocation-batching.ts).
+ */
+export const TARGETS_PER_BATCH = 25;
+
+/**
+ * Numbers the pending targets' batches, in place of nothing: targets of one provider service
+ * side by side (in the order given, so one identity's targets stay together), cut every
+ * {@link TARGETS_PER_BATCH}; the batches of each service spread evenly over the numbering, so
+ * workers taking batches in order keep every service's limiter busy at once. Settled targets
+ * (skipped, failed at planning) get no batch: no run works on them.
+ */
+export function assignBatches<T extends Batchable>(targets: readonly T[], size = TARGETS_PER_BATCH): T[] {
+  const chunks: { service: string; at: number; of: number; ids: Set<string> }[] = [];
+  const byService = new Map<string, T[]>();
+  for (const target of targets) {
+    if (target.outcome !== 'pending') continue;
+    const service = serviceOf(target.kind);
+    byService.set(service, [...(byService.get(service) ?? []), target]);
+  }
+  for (const [service, list] of byService) {
+    const of = Math.ceil(list.length / size);
+    for (let i = 0; i < of; i += 1) {
+      chunks.push({
+        service,
+        at: i,
+        of,
+        ids: new Set(list.slice(i * size, (i + 1) * size).map((t) => t.targetId)),
+      });
+    }
+  }
+  // Chunk i of n sits at (i + ½) / n of the way: each service's batches evenly spread.
+  chunks.sort((a, b) => (a.at + 0.5) / a.of - (b.at + 0.5) / b.of || a.service.localeCompare(b.service));
+  const batchOf = new Map<string, number>();
+  for (const [number, chunk] of chunks.entries()) for (const id of chunk.ids) batchOf.set(id, number);
+  return targets.map((target) => {
+    const batch = batchOf.get(target.targetId);
+    return batch === undefined ? target : { ...target, batch };
+  });
+}
+
+/**
+ * The lease key of a target's batch: its stored number, or, for a target planned before
+ * batches were stored, its own id (a batch of one: correct, only dearer).
+ */
+export const batchKeyOf = (target: Batchable): string =>
+  target.batch === undefined ? `target:${target.targetId}` : String(target.batch);
+
+/** Targets grouped by batch key, each group in the order given, groups by their first target's place. */
+export function groupByBatch<T extends Batchable>(targets: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const target of targets) {
+    const key = batchKeyOf(target);
+    const group = groups.get(key);
+    if (group) group.push(target);
+    else groups.set(key, [target]);
+  }
+  return groups;
+}
