@@ -5,7 +5,19 @@
  * (naive time / keywarden time), where keywarden's time went, and a one-line JSON
  * summary; writes everything to bench/results/rotation-<date>.json.
  *
- *   npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]
+ *   npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500] [--concurrency 16]
+ *   npx tsx bench/rotation.ts --model aws --scale 100,500,2000
+ *
+ * Two worlds (bench/support/model-mode.ts): `--model loopback` talks to the servers directly;
+ * `--model aws` sends each contender's requests through the AWS model (test/support/aws-model.ts:
+ * per-service latency, per-API token buckets at AWS's quotas, AWS's own throttling answers).
+ * Seeding the identities reaches the servers directly in both. Requests per identity count
+ * SDK calls and Vault requests (a call the SDK retried once); throttled answers are the
+ * proxies' (every retry counted). The quota bound (`aws`): max over the quota buckets b of
+ * calls(b) / quota(b), calls(b) being the requests b admitted during the naive loop's run
+ * (the fewest calls that rotate these identities, no bookkeeping); keywarden's share of it =
+ * bound / keywarden's wall. `--scale` runs the sizes one after the other on one stack and
+ * ends with identities/s per size and a Markdown block for the README.
  *
  * It starts its own local stack (moto + OpenBao on loopback) in a temporary directory
  * and stops it at the end, on error and on Ctrl-C. Each contender gets its own set of
@@ -31,6 +43,7 @@ import type { Identity } from '../functions/core/identity.ts';
 import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
 import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
 import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
+import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
 import { BENCH_KINDS, createVaultPolicy, seedIdentitySet } from './support/identity-sets.ts';
 import {
@@ -43,6 +56,13 @@ import {
   startPhase,
   timedPort,
 } from './support/measure.ts';
+import {
+  type ContenderWorld,
+  isThrottling,
+  type ModelName,
+  parseModel,
+  startWorld,
+} from './support/model-mode.ts';
 import { type NaiveOutcome, rotateSequentially } from './support/naive-rotation.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -50,6 +70,9 @@ const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 interface Options {
   identities: number;
   concurrency: number;
+  model: ModelName;
+  /** The sizes to run, one after the other: `--scale`, else `[identities]`. */
+  sizes: number[];
 }
 
 function parseOptions(argv: string[]): Options {
@@ -58,6 +81,8 @@ function parseOptions(argv: string[]): Options {
     options: {
       identities: { type: 'string', default: '500' },
       concurrency: { type: 'string', default: '16' },
+      model: { type: 'string', default: 'loopback' },
+      scale: { type: 'string' },
     },
     strict: true,
   });
@@ -68,18 +93,28 @@ function parseOptions(argv: string[]): Options {
     }
     return n;
   };
+  const identities = whole('identities', values.identities, 10_000);
   return {
-    identities: whole('identities', values.identities, 10_000),
+    identities,
     // keywarden's own setting (rotationConcurrency) stops at 64.
     concurrency: whole('concurrency', values.concurrency, 64),
+    model: parseModel(values.model),
+    sizes:
+      values.scale === undefined
+        ? [identities]
+        : values.scale.split(',').map((size) => whole('scale', size.trim(), 10_000)),
   };
 }
 
 /** One contender's set: its own wiring (clients, state table) and its own identities. */
 interface BenchSet {
   tableName: string;
+  /** Straight to the servers: seeding, probes. */
+  direct: Services;
+  /** The contender's own requests: the servers (loopback) or the model's proxies (aws). */
   services: Services;
   vault: VaultClient;
+  world: ContenderWorld;
   identities: Identity[];
   ledger: CallLedger;
 }
@@ -88,30 +123,46 @@ async function prepareSet(
   stack: StackEndpoints,
   options: Options & { prefix: string; set: string },
 ): Promise<BenchSet> {
-  const config = RuntimeConfigSchema.parse({
-    aws: localAwsEndpoint(stack),
+  const base = {
     tableName: `${options.prefix}-${options.set}-state`,
     fingerprintKey: randomBytes(32).toString('hex'),
     discovery: {},
-    vault: { addr: stack.vault.addr, token: stack.vault.token },
     rotationConcurrency: options.concurrency,
-  });
-  const services = wire(config);
-  const vault = services.vault as VaultClient;
-  await ensureStateTable(services.aws.dynamodb, config.tableName);
-  const identities = await seedIdentitySet(services, vault, {
+  };
+  const direct = wire(
+    RuntimeConfigSchema.parse({
+      ...base,
+      aws: localAwsEndpoint(stack),
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+    }),
+  );
+  await ensureStateTable(direct.aws.dynamodb, base.tableName);
+  const identities = await seedIdentitySet(direct, direct.vault as VaultClient, {
     prefix: options.prefix,
     set: options.set,
     count: options.identities,
     limit: pLimit(options.concurrency),
   });
+  // The same seed for both sets: each contender meets the same latency draws in the same order.
+  const world = await startWorld(stack, options.model, 12);
+  const services =
+    options.model === 'loopback'
+      ? direct
+      : wire(
+          RuntimeConfigSchema.parse({
+            ...base,
+            aws: world.aws,
+            vault: { addr: world.vaultAddr, token: stack.vault.token },
+          }),
+        );
+  const vault = services.vault as VaultClient;
   // The ledger starts after the seeding: it counts the contender's calls only.
   const ledger = new CallLedger();
   for (const service of ['iam', 'sts', 'secrets', 'dynamodb'] as const) {
     recordAwsCalls(services.aws[service], service, ledger);
   }
   recordVaultCalls(vault, options.prefix, ledger);
-  return { tableName: config.tableName, services, vault, identities, ledger };
+  return { tableName: base.tableName, direct, services, vault, world, identities, ledger };
 }
 
 interface ContenderResult {
@@ -126,7 +177,12 @@ interface ContenderResult {
   p95Ms: number;
   maxMs: number;
   /** Requests to moto and OpenBao (the per-verification STS and Vault clients of keywarden not included). */
-  requests: { aws: number; vault: number; perIdentity: number };
+  requests: { aws: number; vault: number; perIdentity: number; storePerIdentity: number };
+  /** Throttled answers the model's proxies gave (0 on loopback), and identities that failed on throttling. */
+  throttled: number;
+  failedByThrottling: number;
+  /** Requests admitted and refused per quota bucket (aws). */
+  buckets: Record<string, BucketCount>;
   peakRssMb: number;
   byKind: Record<string, { p50Ms: number; p95Ms: number }>;
   failures: { identityId: string; kind: string; reason: string }[];
@@ -138,6 +194,7 @@ function summarise(
   wallMs: number,
   ledger: CallLedger,
   peakRss: number,
+  world: ContenderWorld,
 ): ContenderResult {
   const durations = outcomes.map((o) => o.durationMs);
   const aws = ['iam.', 'sts.', 'secrets.', 'dynamodb.'].reduce(
@@ -162,7 +219,15 @@ function summarise(
     p50Ms: round(percentile(durations, 50)),
     p95Ms: round(percentile(durations, 95)),
     maxMs: round(Math.max(0, ...durations)),
-    requests: { aws, vault, perIdentity: round((aws + vault) / Math.max(1, outcomes.length), 1) },
+    requests: {
+      aws,
+      vault,
+      perIdentity: round((aws + vault) / Math.max(1, outcomes.length), 1),
+      storePerIdentity: round(ledger.count('dynamodb.') / Math.max(1, outcomes.length), 1),
+    },
+    throttled: world.throttled(),
+    failedByThrottling: outcomes.filter((o) => o.status === 'failed' && isThrottling(o.reason ?? '')).length,
+    buckets: world.buckets(),
     peakRssMb: round(peakRss / 2 ** 20),
     byKind,
     failures: outcomes
@@ -220,12 +285,12 @@ async function runNaive(set: BenchSet, pids: Record<string, number>) {
  * scanning the whole table, so its cost grows with the table, unlike DynamoDB's.
  */
 async function probeQuery(set: BenchSet, times = 20) {
-  const { Table } = await set.services.aws.dynamodb.send(
+  const { Table } = await set.direct.aws.dynamodb.send(
     new DescribeTableCommand({ TableName: set.tableName }),
   );
   const id = set.identities[0]?.id ?? 'none';
   const started = performance.now();
-  for (let n = 0; n < times; n += 1) await set.services.store.listVersions(id);
+  for (let n = 0; n < times; n += 1) await set.direct.store.listVersions(id);
   return { items: Table?.ItemCount ?? 0, queryMs: round((performance.now() - started) / times, 1) };
 }
 
@@ -255,6 +320,9 @@ function printReport(
       'p95 ms',
       'max ms',
       'requests/identity',
+      'store req/identity',
+      'throttled answers',
+      'failed by throttling',
       'peak RSS MB',
     ],
   });
@@ -269,6 +337,9 @@ function printReport(
       r.p95Ms,
       r.maxMs,
       r.requests.perIdentity,
+      r.requests.storePerIdentity,
+      r.throttled,
+      r.failedByThrottling,
       r.peakRssMb,
     ]);
   }
@@ -279,6 +350,14 @@ function printReport(
         ? `(keywarden is ${speedup.toFixed(1)}× faster)`
         : `(the naive loop is ${(1 / speedup).toFixed(1)}× faster)`),
   );
+  const bound = boundOf(results);
+  if (bound) {
+    console.log(
+      `quota bound: ${bound.seconds.toFixed(1)} s (${bound.bucket}, from the naive loop's admitted calls); ` +
+        `keywarden reached ${Math.round(bound.share * 100)} % of it; no client can be more than ` +
+        `${bound.naiveOverBound.toFixed(1)}× faster than the naive loop at these quotas`,
+    );
+  }
 
   const kinds = new Table({
     head: ['kind', 'keywarden p50 / p95 ms', 'naive p50 / p95 ms'],
@@ -350,27 +429,40 @@ function printUsage(phases: Record<string, PhaseUsage>) {
   console.log(table.toString());
 }
 
-async function main(options: Options, run: BenchRun, sampler: RssSampler) {
-  const runStarted = performance.now();
-  const prefix = `kwb-${randomBytes(3).toString('hex')}`;
-  const stack = await run.startStack();
-  const stackMs = performance.now() - runStarted;
+/** The quota bound of the naive loop's calls, keywarden's share of it, and the most any client could gain over naive. */
+function boundOf(results: readonly ContenderResult[]) {
+  const [keywarden, naive] = results;
+  if (!keywarden || !naive || Object.keys(naive.buckets).length === 0) return undefined;
+  const { seconds, bucket } = quotaBound(naive.buckets);
+  if (seconds === 0) return undefined;
+  return {
+    seconds,
+    bucket,
+    share: seconds / (keywarden.wallMs / 1_000),
+    naiveOverBound: naive.wallMs / 1_000 / seconds,
+  };
+}
 
-  process.stderr.write(`creating 2 × ${options.identities} identities with their current credentials…\n`);
-  sampler.phase('seed');
+async function runSize(options: Options, identities: number, stack: StackEndpoints, sampler: RssSampler) {
+  const sized = { ...options, identities };
+  const prefix = `kwb-${randomBytes(3).toString('hex')}`;
+  process.stderr.write(`creating 2 × ${identities} identities with their current credentials…\n`);
+  sampler.phase(`seed-${identities}`);
   const seedStarted = performance.now();
   await createVaultPolicy(new VaultClient({ addr: stack.vault.addr, token: stack.vault.token }), prefix);
-  const keywardenSet = await prepareSet(stack, { ...options, prefix, set: 'k' });
-  const naiveSet = await prepareSet(stack, { ...options, prefix, set: 'n' });
+  const keywardenSet = await prepareSet(stack, { ...sized, prefix, set: 'k' });
+  const naiveSet = await prepareSet(stack, { ...sized, prefix, set: 'n' });
   const seedMs = performance.now() - seedStarted;
 
-  process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency})…\n`);
-  sampler.phase('keywarden');
+  process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency}, ${options.model})…\n`);
+  sampler.phase(`keywarden-${identities}`);
   const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
-  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids);
+  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids).finally(() =>
+    keywardenSet.world.close(),
+  );
   process.stderr.write('rotating with the naive sequential loop…\n');
-  sampler.phase('naive');
-  const naive = await runNaive(naiveSet, pids);
+  sampler.phase(`naive-${identities}`);
+  const naive = await runNaive(naiveSet, pids).finally(() => naiveSet.world.close());
   sampler.phase('report');
   const probe = { keywarden: await probeQuery(keywardenSet), naive: await probeQuery(naiveSet) };
 
@@ -380,28 +472,29 @@ async function main(options: Options, run: BenchRun, sampler: RssSampler) {
       keywarden.outcomes,
       keywarden.wallMs,
       keywardenSet.ledger,
-      sampler.peakOf('keywarden'),
+      sampler.peakOf(`keywarden-${identities}`),
+      keywardenSet.world,
     ),
     summarise(
       'naive sequential loop',
       naive.outcomes,
       naive.wallMs,
       naiveSet.ledger,
-      sampler.peakOf('naive'),
+      sampler.peakOf(`naive-${identities}`),
+      naiveSet.world,
     ),
   ] as const;
   const speedup = naive.wallMs / keywarden.wallMs;
-  const date = new Date();
 
   console.log(
-    `\nkeywarden rotation benchmark, ${date.toISOString()}: ${options.identities} identities per contender ` +
+    `\nkeywarden rotation benchmark, --model ${options.model}, ${new Date().toISOString()}: ${identities} identities per contender ` +
       `(${BENCH_KINDS.join(', ')} in equal parts), concurrency ${options.concurrency}; ` +
       `local stack ${stackVersions()} on loopback; ${cpus().length} CPUs, node ${process.version}`,
   );
-  printReport(options, [...results], speedup, keywardenSet.ledger, naiveSet.ledger);
+  printReport(sized, [...results], speedup, keywardenSet.ledger, naiveSet.ledger);
   printUsage({ keywarden: keywarden.usage, naive: naive.usage });
   console.log(
-    `moto probe, nothing else running: one Query takes ${probe.keywarden.queryMs} ms on keywarden's table ` +
+    `store probe, nothing else running: one Query takes ${probe.keywarden.queryMs} ms on keywarden's table ` +
       `(${probe.keywarden.items} items after the run) and ${probe.naive.queryMs} ms on an empty table (${probe.naive.items} items)`,
   );
   for (const r of results) {
@@ -410,35 +503,103 @@ async function main(options: Options, run: BenchRun, sampler: RssSampler) {
     if (r.failures.length > 10)
       console.log(`${r.contender}: ${r.failures.length - 10} more failures in the results file`);
   }
+  return {
+    identities,
+    results,
+    speedup,
+    bound: boundOf(results),
+    phasesMs: { seed: round(seedMs), keywarden: round(keywarden.wallMs), naive: round(naive.wallMs) },
+    usage: { keywarden: keywarden.usage, naive: naive.usage },
+    motoQueryProbe: probe,
+    calls: { keywarden: keywardenSet.ledger.toJSON(), naive: naiveSet.ledger.toJSON() },
+  };
+}
+type SizeRun = Awaited<ReturnType<typeof runSize>>;
+
+/** A block of Markdown ready for the README's Benchmarks section. */
+function markdown(runs: SizeRun[], options: Options, date: Date): string {
+  const lines = [
+    `Rotation, \`--model ${options.model}\`, ${date.toISOString().slice(0, 10)} (\`npm run bench -- --model ${options.model}` +
+      `${runs.length > 1 ? ` --scale ${options.sizes.join(',')}` : ` --identities ${options.sizes[0]}`}\`, ` +
+      `concurrency ${options.concurrency}, ${cpus().length} CPUs):`,
+    '',
+    '| identities | contender | rotated | wall s | identities/s | requests/identity | store req/identity | throttled answers | failed by throttling |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const run of runs) {
+    for (const r of run.results) {
+      lines.push(
+        `| ${run.identities.toLocaleString('en')} | ${r.contender} | ${r.rotated}/${r.identities} | ${(r.wallMs / 1_000).toFixed(1)} | ` +
+          `${r.perSecond.toFixed(1)} | ${r.requests.perIdentity} | ${r.requests.storePerIdentity} | ${r.throttled} | ${r.failedByThrottling} |`,
+      );
+    }
+  }
+  lines.push('');
+  for (const run of runs) {
+    const faster =
+      run.speedup >= 1
+        ? `keywarden ${run.speedup.toFixed(1)}× faster than the naive loop`
+        : `keywarden ${(1 / run.speedup).toFixed(1)}× slower than the naive loop`;
+    const bound = run.bound
+      ? `; ${Math.round(run.bound.share * 100)} % of the quota bound (${run.bound.seconds.toFixed(1)} s, ${run.bound.bucket})`
+      : '';
+    lines.push(`- ${run.identities.toLocaleString('en')} identities: ${faster}${bound}.`);
+  }
+  return lines.join('\n');
+}
+
+async function main(options: Options, run: BenchRun, sampler: RssSampler) {
+  const runStarted = performance.now();
+  const stack = await run.startStack();
+  const stackMs = performance.now() - runStarted;
+  const date = new Date();
+  const runs: SizeRun[] = [];
+  for (const identities of options.sizes) runs.push(await runSize(options, identities, stack, sampler));
+  if (runs.length > 1) {
+    const table = new Table({
+      head: ['identities', 'contender', 'wall s', 'identities/s', 'requests/identity', 'throttled'],
+      style: { head: [], border: [] },
+    });
+    for (const r of runs.flatMap((sizeRun) => sizeRun.results)) {
+      table.push([
+        r.identities,
+        r.contender,
+        (r.wallMs / 1_000).toFixed(1),
+        r.perSecond.toFixed(2),
+        r.requests.perIdentity,
+        r.throttled,
+      ]);
+    }
+    console.log('\nidentities/s per size:');
+    console.log(table.toString());
+  }
 
   const summary = {
     bench: 'rotation',
+    model: options.model,
     date: date.toISOString(),
-    identities: options.identities,
     concurrency: options.concurrency,
-    keywarden: pick(results[0]),
-    naive: pick(results[1]),
-    speedup: round(speedup, 4),
+    sizes: runs.map((r) => ({
+      identities: r.identities,
+      keywarden: pick(r.results[0]),
+      naive: pick(r.results[1]),
+      speedup: round(r.speedup, 4),
+      quotaBoundShare: r.bound ? round(r.bound.share, 4) : null,
+    })),
     peakRssMb: round(sampler.peak / 2 ** 20),
   };
-  writeResults(RESULTS_DIR, 'rotation', date, {
+  writeResults(RESULTS_DIR, `rotation-${options.model}`, date, {
     ...summary,
     environment: { cpus: cpus().length, node: process.version, stack: stackVersions() },
-    phasesMs: {
-      startStack: round(stackMs),
-      seed: round(seedMs),
-      keywarden: round(keywarden.wallMs),
-      naive: round(naive.wallMs),
-    },
-    usage: { keywarden: keywarden.usage, naive: naive.usage },
-    motoQueryProbe: probe,
-    results,
-    calls: { keywarden: keywardenSet.ledger.toJSON(), naive: naiveSet.ledger.toJSON() },
+    startStackMs: round(stackMs),
+    runs,
   });
+  console.log(`\nMarkdown for the README:\n\n${markdown(runs, options, date)}\n`);
   console.log(JSON.stringify(summary));
-  if (results[0].rotated !== options.identities) {
+  const short = runs.find((r) => r.results[0].rotated !== r.identities);
+  if (short) {
     throw new Error(
-      `keywarden rotated ${results[0].rotated} of ${options.identities} identities; see the failures above`,
+      `keywarden rotated ${short.results[0].rotated} of ${short.identities} identities; see the failures above`,
     );
   }
 }
@@ -451,12 +612,16 @@ const pick = (r: ContenderResult) => ({
   rotated: r.rotated,
   failed: r.failed,
   requestsPerIdentity: r.requests.perIdentity,
+  storeRequestsPerIdentity: r.requests.storePerIdentity,
+  throttled: r.throttled,
+  failedByThrottling: r.failedByThrottling,
   peakRssMb: r.peakRssMb,
 });
 
 const sampler = new RssSampler(100);
 await runBench({
-  usage: 'usage: npx tsx bench/rotation.ts [--identities 500] [--concurrency 16]',
+  usage:
+    'usage: npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500 | --scale 100,500,2000] [--concurrency 16]',
   parseOptions,
   main: (options, run) => main(options, run, sampler),
   onEnd: () => sampler.stop(),

@@ -92,7 +92,8 @@ async function seedOne(services: Services, vault: VaultClient, prefix: string, k
         ...base(id),
         kind,
         scope: { policies: [readPolicyOf(prefix)], ttl: '24h' },
-        delivery: { type: 'vault-kv', path },
+        // The pipeline reads the field `token` (a plain credential goes to `value` unless named).
+        delivery: { type: 'vault-kv', path, field: 'token' },
       });
     }
     case 'vault-approle-secret-id': {
