@@ -51,8 +51,7 @@ export class BatchUnfinishedError extends KeywardenError {
 
 /**
  * The plan step: the ids of the campaign's targets still to work on (pending, and with
- * `retryFailed` the retryable failures too), the targets of one identity side by side so a
- * batch boundary splits as few identities as it can.
+ * `retryFailed` the retryable failures too), in the order of their batches (`Target.batch`).
  *
  * @throws NotFoundError for an unknown campaign, ValidationError for a dry run.
  */
@@ -73,9 +72,12 @@ export async function targetsToWork(
   }
   const toWork = (target: Target) =>
     target.outcome === 'pending' || (retryFailed && target.outcome === 'failed' && target.retryable === true);
+  // In batch order: on a first run the Map's cut of 25 is then the batches as planned, so each
+  // worker leases one batch; targets planned before batches were stored follow, by identity.
+  const order = (t: Target) => t.batch ?? Number.MAX_SAFE_INTEGER;
   return (await campaigns.listTargets(campaignId))
     .filter(toWork)
-    .sort((a, b) => a.identityId.localeCompare(b.identityId))
+    .sort((a, b) => order(a) - order(b) || a.identityId.localeCompare(b.identityId))
     .map(({ targetId }) => ({ targetId }));
 }
 
@@ -94,8 +96,8 @@ export interface RevokeBatchOptions extends Pick<RunCampaignOptions, 'limitFor' 
 }
 
 /**
- * The revoke-batch worker: runs the campaign limited to its batch. The engine's per-target
- * conditional claims keep a retried or duplicated batch from ever working on one target twice.
+ * The revoke-batch worker: runs the campaign limited to its batch. The engine's batch leases
+ * keep a retried or duplicated batch from ever working on one target twice.
  *
  * @throws BatchUnfinishedError when targets of the batch are still pending after the run stopped.
  */
