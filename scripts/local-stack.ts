@@ -231,7 +231,7 @@ export async function startStack(
   const token = `kwdev-${randomBytes(18).toString('hex')}`;
 
   const moto = launch(join(VENV, 'bin', 'python'), [MOTO_LAUNCHER, '127.0.0.1', String(motoPort)], motoLog);
-  const dynamo = launch(process.execPath, [DYNALITE_LAUNCHER, '127.0.0.1', String(dynamoPort)], dynamoLog);
+  const dynamo = launchDynalite(dynamoPort, dynamoLog);
   const vault = launch(
     join(VENV, 'bin', 'bao'),
     [
@@ -273,6 +273,37 @@ export async function startStack(
     throw error;
   }
   return stack;
+}
+
+/** dynalite on `port`, in memory, or on LevelDB in `dataDir` when given. */
+const launchDynalite = (port: number, logPath: string, dataDir?: string) =>
+  launch(
+    process.execPath,
+    [DYNALITE_LAUNCHER, '127.0.0.1', String(port), ...(dataDir === undefined ? [] : [dataDir])],
+    logPath,
+  );
+
+/**
+ * A dynalite of its own, beside any stack: on a free loopback port, in memory or on
+ * LevelDB in `dataDir`, answering when this resolves. The caller ends it with `endGroup(pid)`.
+ * `npm run bench:store` uses it to measure the on-disk store against the stack's in-memory one.
+ */
+export async function startDynalite(
+  logPath: string,
+  dataDir?: string,
+): Promise<{ endpoint: string; pid: number; log: string }> {
+  const port = await freePort();
+  const child = launchDynalite(port, logPath, dataDir);
+  const pid = child.pid;
+  if (pid === undefined) throw new LocalStackError(`could not start dynalite; see ${logPath}`);
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor('dynalite', endpoint, logPath, pid);
+  } catch (error) {
+    await endGroup(pid);
+    throw error;
+  }
+  return { endpoint, pid, log: logPath };
 }
 
 export async function endGroup(pid: number): Promise<void> {
