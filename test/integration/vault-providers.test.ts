@@ -4,7 +4,7 @@
  * every role, mount, policy and KV path made here carries a `uniqueName`.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { VaultApproleProvider } from '../../functions/adapters/vault/approle-provider.ts';
 import { VaultClient, VaultError } from '../../functions/adapters/vault/client.ts';
 import {
@@ -103,6 +103,32 @@ describe('provider: vault-token', () => {
     expect(Date.parse(listed[0]?.createdAt ?? '')).toBeGreaterThan(Date.now() - 120_000);
     // Only this identity's tokens: not keywarden's own, nor anyone else's.
     expect(listed.every((credential) => issued.includes(credential.handle))).toBe(true);
+  });
+
+  it('looks each token up once across listings: another identity’s listing looks up only tokens made since, and a token revoked since is gone from it', async () => {
+    // prepare: a fresh provider lists once; then one more token for another identity, and one of ours revoked
+    const fresh = new VaultTokenProvider({ client });
+    const other = identity({ ...who, id: uniqueName('kw-token-other') }) as IdentityOfKind<'vault-token'>;
+    const mine = await issue(versionId());
+    const lookups = vi.spyOn(client, 'lookupAccessor');
+    await fresh.list(who);
+    const seen = new Set(lookups.mock.calls.map(([accessor]) => accessor));
+    lookups.mockClear();
+    const theirs = await fresh.issue(other, { versionId: versionId() });
+    issued.push(theirs.handle);
+    await client.revokeAccessor(mine.handle);
+
+    // act
+    const listed = await fresh.list(other);
+
+    // assess: nothing the first listing looked up was looked up again (other specs may make tokens meanwhile)
+    const again = lookups.mock.calls.map(([accessor]) => accessor);
+    lookups.mockRestore();
+    expect(seen).toContain(mine.handle);
+    expect(again).toContain(theirs.handle);
+    expect(again.filter((accessor) => seen.has(accessor))).toEqual([]);
+    expect(listed.map((credential) => credential.handle)).toEqual([theirs.handle]);
+    expect((await fresh.list(who)).map((credential) => credential.handle)).not.toContain(mine.handle);
   });
 
   it('revokes by accessor: the token stops authenticating, and a second revoke is already-revoked', async () => {

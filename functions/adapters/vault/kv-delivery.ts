@@ -208,16 +208,23 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
   ): Promise<SecretValue> {
     checkVersionId(versionId);
     await this.#checkFields(delivery, secret);
-    const staged = await readPendingValue(this.#client, delivery, versionId);
-    if (staged) {
-      if (sameText(staged.reveal(), secret.reveal())) return secret;
-      throw new ValidationError(
-        `vault-kv delivery: version ${versionId} of ${delivery.mount}/${delivery.path} already has a different pending value staged; expected the same value again, or a new version id for a new value`,
-      );
+    const sidecar = kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId));
+    try {
+      // Check-and-set 0: written only if no sidecar exists, so a first staging reads nothing back.
+      await this.#client.write(sidecar, { options: { cas: 0 }, data: { value: secret.reveal() } });
+    } catch (error) {
+      if (!isCasMismatch(error)) throw error;
+      // Staged before (a repeat, a resumed run, or our own write answered too late): one version, one value.
+      const staged = await readPendingValue(this.#client, delivery, versionId);
+      if (!staged) {
+        // A sidecar whose value is gone (deleted version): staged again over it.
+        await this.#client.write(sidecar, { data: { value: secret.reveal() } });
+      } else if (!sameText(staged.reveal(), secret.reveal())) {
+        throw new ValidationError(
+          `vault-kv delivery: version ${versionId} of ${delivery.mount}/${delivery.path} already has a different pending value staged; expected the same value again, or a new version id for a new value`,
+        );
+      }
     }
-    await this.#client.write(kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId)), {
-      data: { value: secret.reveal() },
-    });
     // The sidecar holds the value as given; promotion lays its fields over the live ones.
     return secret;
   }
