@@ -494,19 +494,26 @@ describe('campaign: revoke', () => {
     const stop = new AbortController();
     const { limitFor } = limits();
 
+    // Stopped as the fifth revoke is about to start: the four in flight finish and are checkpointed.
+    let started = 0;
     const first = await runCampaign(deps, campaign.campaignId, {
-      limitFor,
+      limitFor: (kind) => (work) =>
+        limitFor(kind)(() => {
+          started += 1;
+          if (started === 5) stop.abort();
+          return work();
+        }),
       signal: stop.signal,
-      onOutcome: (_target, { done }) => {
-        if (done >= 5) stop.abort();
-      },
     });
     const pendingAfterStop = first.targets.filter((t) => t.outcome === 'pending').length;
     const second = await runCampaign(deps, campaign.campaignId, { limitFor });
 
     expect(first.stopped).toBe(true);
+    expect(first.settled).toBe(4);
     expect(first.campaign.status).toBe('running');
     expect(pendingAfterStop).toBeGreaterThan(0);
+    // The tries counted for what was never tried were given back with the lease.
+    expect(await services.store.listBatchLeases(campaign.campaignId)).toEqual([]);
     expect(second.stopped).toBe(false);
     expect(second.campaign.status).toBe('completed');
     expect(first.settled + second.settled).toBe(22);

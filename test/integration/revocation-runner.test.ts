@@ -128,15 +128,41 @@ describe('local revocation runner: plan → batches → report', () => {
     const { environment, identities } = await kvFleet(3);
     const planned = await storedCampaign(environment);
     const campaignId = planned.status === 'stored' ? planned.campaign.campaignId : '';
-    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
     const stop = new AbortController();
-
-    const first = await runner.run(campaignId, {
-      signal: stop.signal,
-      onOutcome: (_t, { done }) => {
-        if (done >= 2) stop.abort();
+    // The signal aborts as the first revoke reaches the provider: the revokes under way finish,
+    // and each identity's next version is left pending.
+    let revokes = 0;
+    const stopping: Services = {
+      ...services,
+      campaignDeps: (actor, overrides) => {
+        const deps = services.campaignDeps(actor, overrides);
+        const providerFor = deps.rotation.providerFor;
+        return {
+          ...deps,
+          rotation: {
+            ...deps.rotation,
+            providerFor: (identity) =>
+              new Proxy(providerFor(identity), {
+                get: (provider, key) =>
+                  key === 'revoke'
+                    ? (handle: string) => {
+                        revokes += 1;
+                        if (revokes === 1) stop.abort();
+                        return provider.revoke(handle);
+                      }
+                    : Reflect.get(provider, key),
+              }),
+          },
+        };
       },
-    });
+    };
+    const first = await new LocalRevocationRunner({
+      services: stopping,
+      actor: 'test:runner',
+      bucket,
+      retry: noWait,
+    }).run(campaignId, { signal: stop.signal });
+    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
     const second = await runner.run(campaignId);
 
     expect(first.stopped).toBe(true);
