@@ -11,19 +11,15 @@
  * fault rates are zero, which reads the accessor out of each `auth/token/revoke-accessor`
  * body. The outcome is checked on OpenBao itself (lookup-accessor), not only in the store.
  *
- * The engine's contract (functions/core/campaign-engine.ts): a target is claimed (a
- * conditional write counting the attempt), revoked, then checkpointed. A kill leaves each
- * target settled or pending; the pending ones that were claimed may have been revoked
- * already, and the resume revokes those again, which OpenBao answers "no token found"
- * (`already-revoked`). So: at most two calls per credential, two exactly for the targets
- * claimed, revoked and not yet checkpointed at the kill, and none missed.
- *
- * How many that is is not bounded by the Vault concurrency limit: the limiter holds a
- * target only for its claim and its revoke; marking its version, auditing it and the
- * checkpoint come after the slot is freed. With 8 at once, runs here saw 14 to 24 claims
- * open at the kill and up to 12 of them revoked already. What bounds them is the targets a
- * run works on at once (the runner's batches at once × 25). So the spec asserts the exact
- * set, not a count.
+ * The engine's contract (functions/core/campaign-engine.ts): a batch is leased (one
+ * conditional write counting a try of each of its targets), its targets revoked, then the
+ * batch checkpointed at once. A kill leaves each target settled or pending; the pending ones
+ * of a leased batch may have been revoked already, and the resume (once the dead run's
+ * lease ran out) revokes those again, which OpenBao answers "no token found"
+ * (`already-revoked`). So: at most two calls per credential, two exactly for the targets of
+ * the batches in flight that were revoked and not yet checkpointed at the kill, and none
+ * missed. What bounds them is the batches a run works at once (the runner's × 25); the spec
+ * asserts the exact set.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +36,7 @@ import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import type { PlanInput, Target } from '../../functions/core/campaign.ts';
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import type { Identity } from '../../functions/core/identity.ts';
+import type { BatchLeaseRecord } from '../../functions/core/ports.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import type { ChildRunConfig } from '../support/campaign-run-child.ts';
@@ -209,6 +206,17 @@ const unsettled = (targets: readonly Target[]) =>
     .filter((t) => !SETTLED.includes(t.outcome))
     .map((t) => `${t.handle}: ${t.outcome} ${t.error ?? ''}`);
 
+/** The targets with a try counted on a batch lease (leased, not checkpointed), with their batch. */
+const triedOn = (leases: readonly BatchLeaseRecord[]): Map<string, string> =>
+  new Map(
+    leases.flatMap((lease) =>
+      Object.entries(lease.tries)
+        .filter(([, tries]) => tries > 0)
+        .map(([targetId]) => [targetId, lease.batch] as const),
+    ),
+  );
+const leasedBatches = (leased: Map<string, string>): number => new Set(leased.values()).size;
+
 describe('campaign killed midway (SIGKILL) and resumed', () => {
   it('finishes with every credential revoked, none missed, and none revoked twice beyond the claims in flight at the kill', {
     timeout: 180_000,
@@ -244,10 +252,11 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
       }
       // Calls seen before the store is read: revoked before the snapshot the store answers.
       const called = new Set(calls.keys());
+      const leased = triedOn(await services.store.listBatchLeases(campaignId));
       const targets = await services.store.listTargets(campaignId);
       const settled = targets.filter((t) => t.outcome !== 'pending').length;
       const unrecorded = targets.filter(
-        (t) => t.outcome === 'pending' && t.attempts > 0 && called.has(t.handle),
+        (t) => t.outcome === 'pending' && leased.has(t.targetId) && called.has(t.handle),
       ).length;
       return settled >= KILL_LATEST || (settled >= KILL_AT && unrecorded > 0)
         ? { settled, unrecorded }
@@ -261,6 +270,7 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
     await until('the proxy to forward what the child sent', 30_000, async () =>
       proxy.counts.forwarded >= proxy.counts.requests ? true : undefined,
     ).catch(() => undefined);
+    const leasedAtKill = triedOn(await services.store.listBatchLeases(campaignId));
     const atKill = await services.store.listTargets(campaignId);
     // Which revoke calls had reached OpenBao by then, from the child.
     const revokedByChild = new Set([...calls].filter(([, by]) => by.includes('child')).map(([a]) => a));
@@ -282,8 +292,8 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
 
     const settledAtKill = atKill.filter((t) => t.outcome !== 'pending');
     const pendingAtKill = atKill.filter((t) => t.outcome === 'pending');
-    // Claimed (attempt counted) but not checkpointed: what was in flight at the kill.
-    const inFlight = new Set(pendingAtKill.filter((t) => t.attempts > 0).map((t) => t.handle));
+    // In a leased batch (a try counted on its lease) but not checkpointed: what was in flight at the kill.
+    const inFlight = new Set(pendingAtKill.filter((t) => leasedAtKill.has(t.targetId)).map((t) => t.handle));
     const twice = [...calls].filter(([, by]) => by.length > 1);
     const inFlightRevoked = [...inFlight].filter((accessor) => revokedByChild.has(accessor));
     console.log(
@@ -343,9 +353,11 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
     ).toEqual(twice.map(([accessor]) => accessor).sort());
     // Targets settled before the kill were not touched by the resume.
     expect(settledAtKill.filter((t) => calls.get(t.handle)?.join() !== 'child')).toEqual([]);
-    // Targets not yet claimed at the kill were never called by the child: claim comes before revoke.
-    expect(pendingAtKill.filter((t) => t.attempts === 0 && calls.get(t.handle)?.join() !== 'resume')).toEqual(
-      [],
-    );
+    // Targets of no leased batch at the kill were never called by the child: the lease comes before the revoke.
+    expect(
+      pendingAtKill.filter((t) => !leasedAtKill.has(t.targetId) && calls.get(t.handle)?.join() !== 'resume'),
+    ).toEqual([]);
+    // What was in flight is at most the batches the child worked at once.
+    expect(inFlight.size).toBeLessThanOrEqual(leasedBatches(leasedAtKill) * 25);
   });
 });
