@@ -1,18 +1,42 @@
+/**
+ * The composition root, in parts. A part is a function of a {@link Composition} (the
+ * configuration, the clock, and every part already built): the AWS clients one by one, the
+ * state store, Vault, the rotation registries, campaigns, break-glass, grant reports and
+ * discovery. A Lambda handler asks its composition for the parts its work uses and nothing
+ * else, so its bundle holds only those adapters and SDK clients (esbuild drops every part no
+ * one asks for: the package is `"sideEffects": false`); {@link wire} asks for them all, for the
+ * CLI's local mode, the local runtime, the benches and the tests.
+ */
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SchedulerClient } from '@aws-sdk/client-scheduler';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { STSClient } from '@aws-sdk/client-sts';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Identity } from '../core/identity.ts';
-import type { Clock, DiscoverySource, GrantIssuer } from '../core/ports.ts';
+import type { Clock, DiscoverySource, GrantIssuer, SessionRevoker } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
-import { type AwsClients, awsClientConfig, awsClients } from './aws/clients.ts';
+import {
+  type AwsClients,
+  awsClientConfig,
+  dynamoDbClient,
+  iamClient,
+  s3Client,
+  schedulerClient,
+  secretsClient,
+  stsClient,
+} from './aws/clients.ts';
 import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
 import { dynamoStore } from './aws/dynamodb-store.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
@@ -61,86 +85,111 @@ export const wireOptionsFromEnv = (env: NodeJS.ProcessEnv = process.env): WireOp
 });
 
 /**
- * The composition root: adapters built once from a configuration, shared by the
- * CLI's local mode, the local runtime and the Lambda handlers.
+ * The configuration, the clock and the options every part reads, and each part built at most
+ * once: two parts that use IAM share one client, the campaigns re-issue through the same
+ * rotation registries the API lists with.
  */
-export function wire(
-  config: RuntimeConfig,
-  clock: Clock = systemClock,
-  options: WireOptions = wireOptionsFromEnv(),
-) {
-  const aws: AwsClients = awsClients(config.aws);
-  const fingerprinter = new Fingerprinter(config.fingerprintKey);
-  const store = dynamoStore({
-    client: aws.dynamodb,
-    tableName: config.tableName,
-    clock,
-    digest: sha256Hex,
-  });
-  const vaultConfig = config.vault;
-  const vault = vaultConfig
-    ? new VaultClient({ addr: vaultConfig.addr, token: vaultConfig.token })
-    : undefined;
-  const sources: DiscoverySource[] = [
-    new AwsDiscovery({
-      iam: aws.iam,
-      secrets: aws.secrets,
-      iamPathPrefix: config.discovery.iamPathPrefix,
-      secretNamePrefix: config.discovery.secretNamePrefix,
-      fingerprinter,
-    }),
-  ];
-  if (vault && vaultConfig) {
-    sources.push(
-      new VaultDiscovery({
-        client: vault,
-        approleMounts: vaultConfig.approleMounts,
-        kvPrefixes: vaultConfig.kvPrefixes,
-        fingerprinter,
-      }),
-    );
+export class Composition {
+  readonly #built = new Map<Part<unknown>, unknown>();
+  constructor(
+    readonly config: RuntimeConfig,
+    readonly clock: Clock = systemClock,
+    readonly options: WireOptions = wireOptionsFromEnv(),
+  ) {}
+
+  /** What `part` builds from this composition, built on first use and shared after. */
+  get<T>(part: Part<T>): T {
+    if (!this.#built.has(part)) this.#built.set(part, part(this));
+    return this.#built.get(part) as T;
   }
+}
+
+/** One piece of the composition, built from the others it asks for. */
+export type Part<T> = (composition: Composition) => T;
+
+export const iam: Part<IAMClient> = (c) => iamClient(c.config.aws);
+export const sts: Part<STSClient> = (c) => stsClient(c.config.aws);
+export const secrets: Part<SecretsManagerClient> = (c) => secretsClient(c.config.aws);
+export const dynamodb: Part<DynamoDBClient> = (c) => dynamoDbClient(c.config.aws);
+export const s3: Part<S3Client> = (c) => s3Client(c.config.aws);
+export const scheduler: Part<SchedulerClient> = (c) => schedulerClient(c.config.aws);
+
+/** The state table: the store of every port but break-glass configuration, and that one. */
+export const stores = (c: Composition) => {
+  const client = c.get(dynamodb);
+  const { tableName } = c.config;
+  return {
+    store: dynamoStore({ client, tableName, clock: c.clock, digest: sha256Hex }),
+    breakglassStore: dynamoBreakglassStore({ client, tableName, clock: c.clock }),
+  };
+};
+
+/** The Vault client, when the configuration names a Vault. */
+export const vault: Part<VaultClient | undefined> = ({ config }) =>
+  config.vault ? new VaultClient({ addr: config.vault.addr, token: config.vault.token }) : undefined;
+
+/** The fingerprint of credential values: an HMAC under the deployment's key, never the value. */
+export const fingerprinter: Part<Fingerprinter> = (c) => new Fingerprinter(c.config.fingerprintKey);
+
+/**
+ * Everything the rotation engine needs, over the provider of each kind and the delivery target
+ * of each type configured (Vault's only with a Vault); `actor` names who runs it in the audit trail.
+ */
+export const rotation = (c: Composition) => {
+  const client = c.get(vault);
   const providers: ProviderRegistry = {
-    'aws-iam-access-key': new IamAccessKeyProvider({ iam: aws.iam, endpoint: config.aws }),
-    'aws-secret': new AwsSecretProvider({ secrets: aws.secrets, random: randomBytes }),
-    ...(vault
+    'aws-iam-access-key': new IamAccessKeyProvider({ iam: c.get(iam), endpoint: c.config.aws }),
+    'aws-secret': new AwsSecretProvider({ secrets: c.get(secrets), random: randomBytes }),
+    ...(client
       ? {
-          'vault-token': new VaultTokenProvider({ client: vault }),
-          'vault-approle-secret-id': new VaultApproleProvider({ client: vault }),
-          'vault-kv': new VaultKvProvider({ client: vault, random: randomBytes }),
+          'vault-token': new VaultTokenProvider({ client }),
+          'vault-approle-secret-id': new VaultApproleProvider({ client }),
+          'vault-kv': new VaultKvProvider({ client, random: randomBytes }),
         }
       : {}),
   };
   const deliveries: DeliveryRegistry = {
-    'aws-secret': new SecretsManagerDelivery({ secrets: aws.secrets }),
-    ...(vault ? { 'vault-kv': new VaultKvDelivery({ client: vault }) } : {}),
+    'aws-secret': new SecretsManagerDelivery({ secrets: c.get(secrets) }),
+    ...(client ? { 'vault-kv': new VaultKvDelivery({ client }) } : {}),
   };
-  /** Everything the rotation engine needs; `actor` names who runs it in the audit trail. */
-  const rotationDeps = (actor: string, overrides: Partial<RotationDeps> = {}): RotationDeps => ({
+  const { store } = c.get(stores);
+  const fingerprint = c.get(fingerprinter);
+  return (actor: string, overrides: Partial<RotationDeps> = {}): RotationDeps => ({
     store,
     audit: store,
-    clock,
+    clock: c.clock,
     newId: randomUUID,
     providerFor: providerFor(providers),
     deliveryFor: deliveryFor(deliveries),
     fingerprint: (secret: SecretValue, identity?: Identity) =>
-      fingerprinter.of(credentialPart(identity, secret.reveal())),
+      fingerprint.of(credentialPart(identity, secret.reveal())),
     actor,
     ...overrides,
   });
-  const iamSessions = new IamRoleSessionRevoker({ iam: aws.iam, now: () => clock.now() });
-  const stsIssuer = new StsGrantIssuer({ sts: aws.sts, iam: aws.iam });
-  // Deny policies: in AWS through the one function that may put them, locally on IAM directly.
-  const roleDeny = options.roleDenyFunction
+};
+
+/** The role-deny function's client when deny policies go through it (AWS); unset: IAM directly. */
+export const roleDeny: Part<LambdaRoleDeny | undefined> = ({ config, options }) =>
+  options.roleDenyFunction
     ? new LambdaRoleDeny({
         lambda: new LambdaClient(awsClientConfig(config.aws)),
         functionName: options.roleDenyFunction,
       })
     : undefined;
-  const sessions = roleDeny ? new RoleDenySessionRevoker({ deny: roleDeny }) : iamSessions;
-  const leases = vault ? new VaultLeaseRevoker({ client: vault }) : undefined;
-  /** Everything the revocation engine needs; re-issue rotates through `rotationDeps(actor)`. */
-  const campaignDeps = (actor: string, overrides: Partial<RotationDeps> = {}): CampaignDeps => ({
+
+/** Role sessions ended on IAM directly: what the role-deny function runs, and the local stack. */
+export const iamSessions: Part<IamRoleSessionRevoker> = (c) =>
+  new IamRoleSessionRevoker({ iam: c.get(iam), now: () => c.clock.now() });
+
+/** Everything the revocation engine needs; re-issue rotates through the same {@link rotation}. */
+export const campaigns = (c: Composition) => {
+  const deny = c.get(roleDeny);
+  const sessions: SessionRevoker = deny ? new RoleDenySessionRevoker({ deny }) : c.get(iamSessions);
+  const client = c.get(vault);
+  const leases = client ? new VaultLeaseRevoker({ client }) : undefined;
+  const { store } = c.get(stores);
+  const rotationDeps = c.get(rotation);
+  return (actor: string, overrides: Partial<RotationDeps> = {}): CampaignDeps => ({
     campaigns: store,
     identities: store,
     rotation: rotationDeps(actor, overrides),
@@ -149,76 +198,148 @@ export function wire(
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     random: Math.random,
   });
-  const breakglassStore = dynamoBreakglassStore({
-    client: aws.dynamodb,
-    tableName: config.tableName,
-    clock,
-  });
-  const grantIssuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
-    'aws-role': roleDeny ? new RoleDenyGrantIssuer({ issuer: stsIssuer, deny: roleDeny }) : stsIssuer,
-    ...(vault
+};
+
+/** The STS issuer of role grants (IAM for its deny policies when there is no role-deny function). */
+export const stsIssuer: Part<StsGrantIssuer> = (c) =>
+  new StsGrantIssuer({ sts: c.get(sts), iam: c.get(iam) });
+
+/** Break-glass: the grant issuer of each target type configured, the expiry schedules, the store. */
+export const breakglass: Part<BreakglassDeps> = (c) => {
+  const { config, clock } = c;
+  const { store, breakglassStore } = c.get(stores);
+  const deny = c.get(roleDeny);
+  const client = c.get(vault);
+  const issuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
+    // Deny policies: in AWS through the one function that may put them, locally on IAM directly.
+    'aws-role': deny ? new RoleDenyGrantIssuer({ issuer: c.get(stsIssuer), deny }) : c.get(stsIssuer),
+    ...(client
       ? {
           'vault-policies': new VaultGrantIssuer({
-            client: vault,
+            client,
             wrapTtlSeconds: config.breakglass.wrapTtlSeconds,
           }),
         }
       : {}),
   };
-  const breakglassDeps: BreakglassDeps = {
+  return {
     grants: store,
     audit: store,
     clock,
     config: () => breakglassStore.getBreakglassConfig(),
     issuer: (type) =>
-      grantIssuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
+      issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
     scheduler: new EventBridgeGrantExpiryScheduler({
-      scheduler: aws.scheduler,
+      scheduler: c.get(scheduler),
       groupName: config.breakglass.scheduleGroup,
       targetArn: config.breakglass.expiryFunctionArn,
       roleArn: config.breakglass.scheduleRoleArn,
     }),
     newGrantId: () => newGrantId(clock.now()),
   };
-  const vaultUsage =
-    vault && vaultConfig?.auditLog
-      ? new VaultAuditUsage({ client: vault, logFile: vaultConfig.auditLog })
-      : undefined;
-  const grantReportDeps: GrantReportDeps = {
+};
+
+/**
+ * What planning, storing and reading campaigns takes (functions/api/campaigns.ts): the store,
+ * the rotation registries that list what is live, and break-glass's incident responders.
+ */
+export const campaignPlanning = (c: Composition) => ({
+  store: c.get(stores).store,
+  clock: c.clock,
+  rotationDeps: c.get(rotation),
+  breakglassDeps: c.get(breakglass),
+});
+
+/** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
+export const grantReports = (c: Composition) => {
+  const { store, breakglassStore } = c.get(stores);
+  const client = c.get(vault);
+  const auditLog = c.config.vault?.auditLog;
+  const deps: GrantReportDeps = {
     grants: store,
     config: breakglassStore,
     audit: store,
-    vaultUsage,
-    clock,
+    vaultUsage: client && auditLog ? new VaultAuditUsage({ client, logFile: auditLog }) : undefined,
+    clock: c.clock,
   };
+  return (grantId: string) => grantReportOf(deps, grantId);
+};
+
+/** Discovery: the sources that list what exists (AWS, and Vault when configured) and where it is recorded. */
+export const discovery = (c: Composition) => {
+  const { config } = c;
+  const client = c.get(vault);
+  const sources: DiscoverySource[] = [
+    new AwsDiscovery({
+      iam: c.get(iam),
+      secrets: c.get(secrets),
+      iamPathPrefix: config.discovery.iamPathPrefix,
+      secretNamePrefix: config.discovery.secretNamePrefix,
+      fingerprinter: c.get(fingerprinter),
+    }),
+  ];
+  if (client && config.vault) {
+    sources.push(
+      new VaultDiscovery({
+        client,
+        approleMounts: config.vault.approleMounts,
+        kvPrefixes: config.vault.kvPrefixes,
+        fingerprinter: c.get(fingerprinter),
+      }),
+    );
+  }
+  const { store, breakglassStore } = c.get(stores);
   return {
-    config,
-    breakglassStore,
-    breakglassDeps,
-    /** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
-    grantReportOf: (grantId: string) => grantReportOf(grantReportDeps, grantId),
-    rotationDeps,
-    campaignDeps,
-    limit: pLimit(config.rotationConcurrency),
-    clock,
-    aws,
-    vault,
-    store,
-    /** Deny policies on roles by IAM directly: what the role-deny function runs. */
-    iamRoleDeny: new IamRoleDeny({ grants: stsIssuer, sessions: iamSessions }),
-    fingerprinter,
-    digest: sha256Hex,
     sources,
-    syncDeps: { store, audit: store, clock, digest: sha256Hex },
     discoveryDeps: {
       sources,
       store,
       audit: store,
-      clock,
+      clock: c.clock,
       newId: randomUUID,
       grants: store,
       breakglass: breakglassStore,
     },
+  };
+};
+
+/** Every part composed: what the CLI's local mode, the local runtime, the benches and the tests run on. */
+export function wire(
+  config: RuntimeConfig,
+  clock: Clock = systemClock,
+  options: WireOptions = wireOptionsFromEnv(),
+) {
+  const c = new Composition(config, clock, options);
+  const aws: AwsClients = {
+    iam: c.get(iam),
+    sts: c.get(sts),
+    secrets: c.get(secrets),
+    dynamodb: c.get(dynamodb),
+    s3: c.get(s3),
+    scheduler: c.get(scheduler),
+  };
+  const { store, breakglassStore } = c.get(stores);
+  const { sources, discoveryDeps } = c.get(discovery);
+  return {
+    config,
+    breakglassStore,
+    breakglassDeps: c.get(breakglass),
+    /** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
+    grantReportOf: c.get(grantReports),
+    rotationDeps: c.get(rotation),
+    campaignDeps: c.get(campaigns),
+    limit: pLimit(config.rotationConcurrency),
+    clock,
+    aws,
+    vault: c.get(vault),
+    store,
+    /** Deny policies on roles by IAM directly: what the role-deny function runs. */
+    iamRoleDeny: new IamRoleDeny({ grants: c.get(stsIssuer), sessions: c.get(iamSessions) }),
+    fingerprinter: c.get(fingerprinter),
+    digest: sha256Hex,
+    sources,
+    syncDeps: { store, audit: store, clock, digest: sha256Hex },
+    discoveryDeps,
   };
 }
 export type Services = ReturnType<typeof wire>;

@@ -8,7 +8,7 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
-import { wire } from '../adapters/wiring.ts';
+import { breakglass, Composition, campaignPlanning, grantReports } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { ApiEventSchema, type ApiResult, errorResult, requestIdOf } from '../api/responses.ts';
@@ -33,7 +33,7 @@ export function makeHandler(deps: ApiDeps) {
 async function init(): Promise<Wrapped<ApiResult>> {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
-  const services = wire(config);
+  const composition = new Composition(config);
   const stateMachineArn = env.revocationStateMachineArn;
   const launcher =
     stateMachineArn &&
@@ -42,12 +42,12 @@ async function init(): Promise<Wrapped<ApiResult>> {
       stateMachineArn,
     });
   return makeHandler({
-    breakglass: services.breakglassDeps,
+    breakglass: composition.get(breakglass),
     acceptLocalPrincipals: false,
-    campaigns: launcher ? campaignApi(services, launcher) : undefined,
+    campaigns: launcher ? campaignApi(composition.get(campaignPlanning), launcher) : undefined,
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
-    report: services.grantReportOf,
+    report: composition.get(grantReports),
   });
 }
 

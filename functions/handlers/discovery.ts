@@ -7,7 +7,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { wire } from '../adapters/wiring.ts';
+import { Composition, discovery, s3 } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
 import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
@@ -81,15 +81,15 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
   const logger = new Logger({ serviceName: 'keywarden-discovery' });
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-discovery' });
   const config = await loadLambdaConfig(env);
-  const services = wire(config);
+  const composition = new Composition(config);
   if (!config.vault) logger.warn(`${KEYWARDEN_ENV.vaultAddr} is empty: Vault discovery is skipped`);
   return makeHandler({
-    discovery: services.discoveryDeps,
+    discovery: composition.get(discovery).discoveryDeps,
     staleAfter: config.staleAfter,
     ...(config.reportBucket
       ? {
           report: {
-            s3: services.aws.s3,
+            s3: composition.get(s3),
             bucket: config.reportBucket,
             prefix: lambdaEnv(env).reportPrefix ?? 'discovery/',
           },

@@ -18,7 +18,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
-import { wire } from '../adapters/wiring.ts';
+import { Composition, campaigns, s3, stores } from '../adapters/wiring.ts';
 import type { Target } from '../core/campaign.ts';
 import { type CampaignDeps, closeCampaign, type RunCampaignOptions } from '../core/campaign-engine.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
@@ -142,29 +142,39 @@ export function makeReportHandler(deps: ReportDeps) {
   );
 }
 
-const services = coldStart(async () => wire(await loadLambdaConfig()));
+/** The function's composition; each step asks it for the parts it uses. */
+const composition = coldStart(async () => new Composition(await loadLambdaConfig()));
 
 /** The Lambda entry point of the plan step. */
 export const planHandler = entryPoint(async () => {
-  const wired = await services();
+  const wired = await composition();
   const bucket = wired.config.reportBucket;
   if (!bucket) {
     throw new KeywardenError(
       `environment variable ${KEYWARDEN_ENV.reportBucket} is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function`,
     );
   }
-  return makePlanHandler({ campaigns: wired.store, s3: wired.aws.s3, bucket });
+  return makePlanHandler({ campaigns: wired.get(stores).store, s3: wired.get(s3), bucket });
 });
 
 /** The Lambda entry point of the Distributed Map's worker. */
 export const revokeBatchHandler = entryPoint(async () =>
   makeRevokeBatchHandler({
-    campaign: (await services()).campaignDeps(ACTOR),
+    campaign: (await composition()).get(campaigns)(ACTOR),
     limitFor: providerLimiters(rateLimitsFromEnv()).limitFor,
   }),
 );
 
 /** The Lambda entry point of the report step. */
-export const reportHandler = entryPoint(async () =>
-  makeReportHandler({ services: await services(), actor: ACTOR }),
-);
+export const reportHandler = entryPoint(async () => {
+  const wired = await composition();
+  return makeReportHandler({
+    services: {
+      store: wired.get(stores).store,
+      clock: wired.clock,
+      config: wired.config,
+      aws: { s3: wired.get(s3) },
+    },
+    actor: ACTOR,
+  });
+});

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { wire } from '../adapters/wiring.ts';
+import pLimit from 'p-limit';
+import { Composition, rotation, stores } from '../adapters/wiring.ts';
 import type { IdentityStore, Limit } from '../core/ports.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -70,11 +71,11 @@ export function makeHandler(deps: ScheduledRotationDeps) {
 async function init() {
   const logger = new Logger({ serviceName: 'keywarden-rotation' });
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-rotation' });
-  const services = wire(await loadLambdaConfig());
+  const composition = new Composition(await loadLambdaConfig());
   return makeHandler({
-    identities: services.store,
-    rotation: services.rotationDeps('scheduler:rotation'),
-    limit: services.limit,
+    identities: composition.get(stores).store,
+    rotation: composition.get(rotation)('scheduler:rotation'),
+    limit: pLimit(composition.config.rotationConcurrency),
     logger,
     metrics,
   });

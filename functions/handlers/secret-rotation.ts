@@ -10,7 +10,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod';
-import { wire } from '../adapters/wiring.ts';
+import { Composition, rotation, secrets, stores } from '../adapters/wiring.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { deliveryOf } from '../core/kinds.ts';
 import type { IdentityStore } from '../core/ports.ts';
@@ -102,11 +102,11 @@ export function makeHandler(deps: SecretRotationDeps) {
 async function init() {
   const logger = new Logger({ serviceName: 'keywarden-secret-rotation' });
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-rotation' });
-  const services = wire(await loadLambdaConfig());
+  const composition = new Composition(await loadLambdaConfig());
   return makeHandler({
-    secrets: services.aws.secrets,
-    identities: services.store,
-    rotation: services.rotationDeps('secretsmanager:rotation'),
+    secrets: composition.get(secrets),
+    identities: composition.get(stores).store,
+    rotation: composition.get(rotation)('secretsmanager:rotation'),
     logger,
     metrics,
   });

@@ -10,7 +10,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
-import { wire } from '../adapters/wiring.ts';
+import { breakglass, Composition, campaignPlanning, secrets, stores } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { type DeferredJob, signDeferredJob } from '../api/deferred-jobs.ts';
 import type { ApiDeps } from '../api/deps.ts';
@@ -67,20 +67,20 @@ export function handOff(lambda: LambdaClient, workerFunction: string, signingSec
 export const handler = entryPoint(async () => {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
-  const services = wire(config);
-  const signingSecret = await readSlackSigningSecret(services.aws.secrets);
+  const composition = new Composition(config);
+  const signingSecret = await readSlackSigningSecret(composition.get(secrets));
   const worker = requireEnv(KEYWARDEN_ENV.slackWorkerFunctionArn);
   const responder = new SlackResponder();
   const deps: ApiDeps = {
-    breakglass: services.breakglassDeps,
+    breakglass: composition.get(breakglass),
     acceptLocalPrincipals: false,
-    campaigns: campaignApi(services, noLaunchFromIngress),
+    campaigns: campaignApi(composition.get(campaignPlanning), noLaunchFromIngress),
     region: env.region,
     vaultAddr: undefined,
     report: () => Promise.reject(new KeywardenError('Slack ingress serves no reports')),
     slack: {
       signingSecret,
-      ledger: services.breakglassStore,
+      ledger: composition.get(stores).breakglassStore,
       respond: (url, message) => responder.respond(url, message),
       defer: handOff(new LambdaClient(awsClientConfig(config.aws)), worker, signingSecret),
     },

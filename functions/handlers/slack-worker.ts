@@ -14,7 +14,14 @@ import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import { isBotToken, WebApiThreadPoster } from '../adapters/slack/web-api-poster.ts';
-import { wire } from '../adapters/wiring.ts';
+import {
+  breakglass,
+  Composition,
+  campaignPlanning,
+  grantReports,
+  secrets,
+  stores,
+} from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { verifyDeferredJob } from '../api/deferred-jobs.ts';
 import { type DeferredDeps, runDeferred } from '../api/slack.ts';
@@ -43,10 +50,10 @@ export function makeHandler(deps: DeferredDeps) {
 export const handler = entryPoint(async () => {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
-  const services = wire(config);
-  const signingSecret = await readSlackSigningSecret(services.aws.secrets);
+  const composition = new Composition(config);
+  const signingSecret = await readSlackSigningSecret(composition.get(secrets));
   const botToken = env.slackBotTokenSecretArn
-    ? await readSecret(services.aws.secrets, env.slackBotTokenSecretArn)
+    ? await readSecret(composition.get(secrets), env.slackBotTokenSecretArn)
     : undefined;
   const responder = new SlackResponder();
   const stateMachineArn = requireEnv(KEYWARDEN_ENV.revocationStateMachineArn);
@@ -55,15 +62,15 @@ export const handler = entryPoint(async () => {
     stateMachineArn,
   });
   return makeHandler({
-    breakglass: services.breakglassDeps,
+    breakglass: composition.get(breakglass),
     acceptLocalPrincipals: false,
-    campaigns: campaignApi(services, launcher),
+    campaigns: campaignApi(composition.get(campaignPlanning), launcher),
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
-    report: services.grantReportOf,
+    report: composition.get(grantReports),
     slack: {
       signingSecret,
-      ledger: services.breakglassStore,
+      ledger: composition.get(stores).breakglassStore,
       respond: (url, message) => responder.respond(url, message),
       defer: async () => {
         throw new KeywardenError('the Slack worker runs jobs, it does not defer them');

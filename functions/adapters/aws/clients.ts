@@ -51,17 +51,35 @@ export const dynamoDbClientConfig = (endpoint: AwsEndpoint) =>
     endpoint.dynamodbEndpoint === undefined ? endpoint : { ...endpoint, endpoint: endpoint.dynamodbEndpoint },
   );
 
+/*
+ * One constructor per client, so that a Lambda function builds (and its bundle holds) only the
+ * clients its work uses; `awsClients` builds them all for the local runtime, the CLI and tests.
+ */
+
+export const iamClient = (endpoint: AwsEndpoint): IAMClient => new IAMClient(awsClientConfig(endpoint));
+export const stsClient = (endpoint: AwsEndpoint): STSClient => new STSClient(awsClientConfig(endpoint));
+export const secretsClient = (endpoint: AwsEndpoint): SecretsManagerClient =>
+  new SecretsManagerClient(awsClientConfig(endpoint));
+export const dynamoDbClient = (endpoint: AwsEndpoint): DynamoDBClient =>
+  new DynamoDBClient(dynamoDbClientConfig(endpoint));
+export const schedulerClient = (endpoint: AwsEndpoint): SchedulerClient =>
+  new SchedulerClient(awsClientConfig(endpoint));
+
+/** An S3 client; a custom endpoint (moto) has no per-bucket DNS names, so buckets are addressed by path. */
+export function s3Client(endpoint: AwsEndpoint): S3Client {
+  const config = awsClientConfig(endpoint);
+  return new S3Client(endpoint.endpoint === undefined ? config : { ...config, forcePathStyle: true });
+}
+
 /** Builds every AWS client from one endpoint description (real AWS, or moto and dynalite on loopback). */
 export function awsClients(endpoint: AwsEndpoint): AwsClients {
-  const config = awsClientConfig(endpoint);
   return {
-    iam: new IAMClient(config),
-    sts: new STSClient(config),
-    secrets: new SecretsManagerClient(config),
-    dynamodb: new DynamoDBClient(dynamoDbClientConfig(endpoint)),
-    // A custom endpoint (moto) has no per-bucket DNS names: address buckets by path.
-    s3: new S3Client(endpoint.endpoint === undefined ? config : { ...config, forcePathStyle: true }),
-    scheduler: new SchedulerClient(config),
+    iam: iamClient(endpoint),
+    sts: stsClient(endpoint),
+    secrets: secretsClient(endpoint),
+    dynamodb: dynamoDbClient(endpoint),
+    s3: s3Client(endpoint),
+    scheduler: schedulerClient(endpoint),
   };
 }
 
