@@ -70,8 +70,17 @@ export const RotationStateSchema = z.object({
    * died between the append and the save): a resumed step looks it up there.
    */
   recorded: z.array(z.string()).optional(),
+  /**
+   * The run rotating the identity now, and until when (epoch ms). Kept in the progress so that
+   * taking it is the write that starts or continues a rotation (conditional on the revision
+   * read) and giving it back is the write that finishes it; a holder whose time ran out (a run
+   * that died) is taken over.
+   */
+  lock: z.object({ owner: z.string(), until: z.number() }).optional(),
 });
 export type RotationState = z.infer<typeof RotationStateSchema>;
+/** Who holds an identity's rotation lock, and until when (epoch ms). */
+export type RotationLock = NonNullable<RotationState['lock']>;
 
 /** How {@link RotationState.recorded} names one audit event of a rotation: `<type>:<versionId>`. */
 export const recordedKey = (type: string, versionId: string): string => `${type}:${versionId}`;

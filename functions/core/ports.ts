@@ -75,7 +75,7 @@ export type StoredVersion = CredentialVersion & { rev: number };
 /** A rotation's progress with its optimistic-locking revision. */
 export type StoredRotation = RotationState & { rev: number };
 
-/** Credential versions, rotation progress and per-identity locks. */
+/** Credential versions and rotation progress (with each identity's rotation lock). */
 export interface RotationStore {
   listVersions(identityId: string): Promise<StoredVersion[]>;
   /** Conditional on `expectedRev` like putIdentity; throws ConflictError when someone else wrote first. */
@@ -87,14 +87,12 @@ export interface RotationStore {
    * identity's partition).
    */
   loadRotation(identityId: string): Promise<{ state: StoredRotation | undefined; versions: StoredVersion[] }>;
-  putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation>;
   /**
-   * Takes the identity's lock for `owner` until `expiresAt` (epoch ms), if it is free or
-   * its holder's time ran out (a crashed run). Returns whether it was taken.
+   * Conditional on `expectedRev` like putIdentity. The identity's rotation lock is part of the
+   * progress (`RotationState.lock`): a run takes it with the write that starts or continues a
+   * rotation and gives it back with the one that finishes it.
    */
-  acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean>;
-  /** Gives the lock back, only if `owner` still holds it. */
-  releaseLock(identityId: string, owner: string): Promise<void>;
+  putRotation(state: RotationState, expectedRev: number | undefined): Promise<StoredRotation>;
 }
 
 /** A grant with its optimistic-locking revision. */

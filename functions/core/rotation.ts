@@ -13,12 +13,13 @@ import { adoptedVersion } from './adoption.ts';
 import type { AuditEventType, AuditRecord } from './audit.ts';
 import {
   type CredentialVersion,
+  type RotationLock,
   type RotationState,
   type RotationStep,
   recordedKey,
 } from './credential-version.ts';
 import { formatAge, toMillis } from './duration.ts';
-import { KeywardenError, ValidationError, VerificationError } from './errors.ts';
+import { ConflictError, KeywardenError, ValidationError, VerificationError } from './errors.ts';
 import type { Delivery, Identity, IdentityKind } from './identity.ts';
 import { deliveryOf, KINDS, rotationBlocker } from './kinds.ts';
 import type {
@@ -150,6 +151,10 @@ class Run {
   trailSince: string | undefined;
   /** Tail reads of the trail this run made, by their start. */
   readonly #trails = new Map<string, Promise<AuditRecord[]>>();
+  /** The lock this run holds (written with the progress), until it gives it back. */
+  lock: RotationLock | undefined;
+  /** The progress as last stored (`state` may be further on in memory between a scheduled run's writes). */
+  #stored: StoredRotation | undefined;
 
   constructor(
     readonly deps: RotationDeps,
@@ -238,6 +243,7 @@ class Run {
   async load(): Promise<void> {
     const { state, versions } = await this.deps.store.loadRotation(this.identity.id);
     this.state = state;
+    this.#stored = state;
     this.versions = versions;
     this.recorded = new Set(this.state?.recorded ?? []);
     this.trailSince = this.state?.updatedAt;
@@ -249,11 +255,49 @@ class Run {
     return target.readPending(versionId);
   }
 
-  /** Starts a new rotation: nothing of it is recorded yet. */
-  async begin(state: Omit<RotationState, 'recorded'>): Promise<void> {
-    this.recorded = new Set();
-    this.trailSince = state.startedAt;
-    await this.saveState(state);
+  /** Whether another run holds the identity's lock and its time has not run out. */
+  lockedByOther(): boolean {
+    const lock = this.state?.lock;
+    return lock !== undefined && lock.owner !== this.owner && lock.until >= this.deps.clock.now().getTime();
+  }
+
+  /**
+   * Takes the lock with the write of `state` (a new rotation) or of the loaded progress (one
+   * to go on with), conditional on the revision read: of two runs that read the same progress,
+   * one wins and the other gets a ConflictError. A run holds the lock from here to the write
+   * that finishes the rotation, or to {@link release}.
+   */
+  async claim(state?: Omit<RotationState, 'recorded' | 'lock'>): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    this.lock = { owner: this.owner, until: now + LOCK_TTL_MS };
+    try {
+      if (state) {
+        // A new rotation: nothing of it is recorded yet.
+        this.recorded = new Set();
+        this.trailSince = state.startedAt;
+        await this.saveState(state);
+      } else {
+        // The progress as it is (`updatedAt` kept: the trail is looked up from the last progress save).
+        await this.saveState(stripRev(this.state as StoredRotation));
+      }
+    } catch (error) {
+      this.lock = undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Gives the lock back, if this run still holds it, rewriting the progress as last stored
+   * without it: what a run only kept in memory is not stored by the way (a resumed run
+   * finds the progress as a run that died there would have left it).
+   */
+  async release(): Promise<void> {
+    const stored = this.#stored;
+    if (!this.lock || !stored) return;
+    const { rev, lock: _lock, ...progress } = stored;
+    this.#stored = await this.deps.store.putRotation(progress, rev);
+    this.state = this.state?.rev === rev ? { ...this.state, rev: this.#stored.rev } : this.#stored;
+    this.lock = undefined;
   }
 
   version(versionId: string): StoredVersion | undefined {
@@ -266,12 +310,20 @@ class Run {
     this.versions = [...this.versions.filter((v) => v.versionId !== next.versionId), saved];
   }
 
-  /** Saves progress, with the events recorded so far (the step's marker). */
-  async saveState(next: RotationState): Promise<void> {
+  /**
+   * Saves progress, with the events recorded so far (the step's marker) and the lock while this
+   * run holds it; a finished or failed rotation, or `release`, gives the lock back with it.
+   */
+  async saveState(next: RotationState, options: { release?: boolean } = {}): Promise<void> {
+    const { lock: _lock, ...progress } = next;
+    const release = options.release || next.step === 'finished' || next.step === 'failed';
+    const lock = release ? undefined : this.lock;
     this.state = await this.deps.store.putRotation(
-      { ...next, recorded: [...this.recorded] },
+      { ...progress, recorded: [...this.recorded], ...(lock ? { lock } : {}) },
       this.state?.rev,
     );
+    this.#stored = this.state;
+    this.lock = lock;
   }
 
   /**
@@ -283,7 +335,11 @@ class Run {
   async advance(step: RotationStep, completed: RotationStep): Promise<void> {
     const state = this.state as StoredRotation;
     if (step === 'finished' || this.fixedVersionId !== undefined) {
-      await this.saveState({ ...stripRev(state), step, updatedAt: this.now });
+      // A native step is one invocation: its write gives the lock back too.
+      await this.saveState(
+        { ...stripRev(state), step, updatedAt: this.now },
+        { release: this.fixedVersionId !== undefined },
+      );
     } else {
       this.state = { ...state, step };
     }
@@ -319,24 +375,23 @@ export async function rotateIdentity(
       .catch(() => undefined);
     return run.outcome('failed', reason);
   }
-  const now = deps.clock.now().getTime();
-  if (!(await deps.store.acquireLock(identity.id, options.owner, now, now + LOCK_TTL_MS))) {
-    return run.outcome('skipped', 'another run is rotating this identity');
-  }
+  // One read: the progress (with the lock) and the versions. Nothing is written unless there is work.
+  await run.load();
+  const busy = 'another run is rotating this identity';
+  if (run.lockedByOther()) return run.outcome('skipped', busy);
+  const inProgress = run.state && run.state.step !== 'finished' && run.state.step !== 'failed';
+  const reason = inProgress ? undefined : dueReason(identity, run.versions, deps.clock.now());
+  const rotating = inProgress || reason !== undefined || options.force === true;
+  const notDue = () =>
+    run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
+  // A rotation never started has nothing to retire either (its versions came from rotations).
+  if (!rotating && (!retirementDue(run) || !run.state)) return notDue();
   try {
-    await run.load();
-    await retireDue(run);
-    const inProgress = run.state && run.state.step !== 'finished' && run.state.step !== 'failed';
-    if (inProgress) {
-      run.resumed = true;
-      await resumeAt(run);
-    } else {
-      const reason = dueReason(identity, run.versions, deps.clock.now());
-      if (!reason && !options.force) {
-        return run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
-      }
+    // The lock is taken with the write that starts the rotation, or that continues it.
+    if (inProgress || !rotating) await run.claim();
+    else {
       const at = run.now;
-      await run.begin({
+      await run.claim({
         identityId: identity.id,
         rotationId: deps.newId(),
         versionId: deps.newId(),
@@ -345,8 +400,19 @@ export async function rotateIdentity(
         attemptStartedAt: at,
         attempts: 1,
         updatedAt: at,
-        ...(reason ? { reason } : { reason: 'forced' }),
+        reason: reason ?? 'forced',
       });
+    }
+  } catch (error) {
+    if (error instanceof ConflictError) return run.outcome('skipped', busy);
+    throw error;
+  }
+  try {
+    await retireDue(run);
+    if (!rotating) return notDue();
+    if (inProgress) {
+      run.resumed = true;
+      await resumeAt(run);
     }
     return await drive(run, delivery);
   } catch (error) {
@@ -356,8 +422,20 @@ export async function rotateIdentity(
     await run.audit('rotation.failed', { step: run.state?.step, reason }).catch(() => undefined);
     return run.outcome('failed', reason);
   } finally {
-    await deps.store.releaseLock(identity.id, options.owner).catch(() => undefined);
+    await run.release().catch(() => undefined);
   }
+}
+
+/** Whether a `previous` or `disabled` version waits for retireDue: past its grace, marked retiring, or disabled. */
+function retirementDue(run: Run): boolean {
+  const now = run.deps.clock.now().getTime();
+  const grace = toMillis(run.identity.policy.grace);
+  return run.versions.some(
+    (v) =>
+      v.stage === 'disabled' ||
+      (v.stage === 'previous' &&
+        (v.retiringAt !== undefined || now - Date.parse(v.supersededAt ?? v.issuedAt) >= grace)),
+  );
 }
 
 /** Thrown by tests from `afterStep` to stand for a process that died at that point. */
@@ -951,17 +1029,24 @@ export async function runNativeStep(
     );
   }
   assertRotatable(identity);
-  const now = deps.clock.now().getTime();
-  if (!(await deps.store.acquireLock(identity.id, owner, now, now + LOCK_TTL_MS))) {
-    throw new KeywardenError(`another run is rotating ${identity.id}; Secrets Manager will retry this step`, {
-      retryable: true,
-    });
-  }
   const run = new Run(deps, identity, owner);
   run.fixedVersionId = token;
   const target = deps.deliveryFor(delivery);
+  const busy = () =>
+    new KeywardenError(`another run is rotating ${identity.id}; Secrets Manager will retry this step`, {
+      retryable: true,
+    });
+  /** Takes the lock with the write of `state`, or of the progress as loaded. */
+  const claim = async (state?: Omit<RotationState, 'recorded' | 'lock'>) => {
+    try {
+      await run.claim(state);
+    } catch (error) {
+      throw error instanceof ConflictError ? busy() : error;
+    }
+  };
   try {
     await run.load();
+    if (run.lockedByOther()) throw busy();
     const state = run.state;
     const inProgress = state && state.step !== 'finished' && state.step !== 'failed';
     if (step === 'createSecret') {
@@ -975,10 +1060,12 @@ export async function runNativeStep(
           { retryable: true },
         );
       }
-      if (state?.versionId === token && inProgress) run.resumed = true;
-      else {
+      if (state?.versionId === token && inProgress) {
+        run.resumed = true;
+        await claim();
+      } else {
         const at = run.now;
-        await run.begin({
+        await claim({
           identityId: identity.id,
           rotationId: token,
           versionId: token,
@@ -1005,6 +1092,7 @@ export async function runNativeStep(
         retryable: true,
       });
     }
+    await claim();
     if (step === 'setSecret') {
       if (await setSecret(run, target)) await run.advance('testSecret', 'setSecret');
       else
@@ -1019,6 +1107,6 @@ export async function runNativeStep(
     }
     return 'done';
   } finally {
-    await deps.store.releaseLock(identity.id, owner).catch(() => undefined);
+    await run.release().catch(() => undefined);
   }
 }

@@ -341,8 +341,9 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     await doc.send(
       new UpdateCommand({
         TableName: services.config.tableName,
-        Key: Keys.lock(vars.IDENTITY),
-        UpdateExpression: 'SET lockedUntil = :past',
+        Key: Keys.rotation(vars.IDENTITY),
+        UpdateExpression: 'SET #lock.#until = :past',
+        ExpressionAttributeNames: { '#lock': 'lock', '#until': 'until' },
         ExpressionAttributeValues: { ':past': 0 },
       }),
     );

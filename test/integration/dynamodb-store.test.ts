@@ -306,7 +306,6 @@ describe('state store: item layout', () => {
       },
       undefined,
     );
-    await store.acquireLock('app', 'me', 0, 60_000);
     await store.saveFindings({ runId: 'run1', at, findings: [] });
     await store.putGrant(
       {
@@ -340,7 +339,6 @@ describe('state store: item layout', () => {
         'DELIVERY#slack-1 DELIVERY',
         'FINDINGS LATEST',
         `GRANT#g-1 GRANT GRANTS ${at}#g-1`,
-        'IDENTITY#app LOCK',
         'IDENTITY#app ROTATION',
         'IDENTITY#app VERSION#v1',
         'INVENTORY IDENTITY#app',

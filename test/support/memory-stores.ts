@@ -214,16 +214,10 @@ export class MemoryGrantStore implements GrantStore {
   }
 }
 
-interface Lock {
-  owner: string;
-  lockedUntil: number;
-}
-
-/** Credential versions, rotation progress and per-identity locks. */
+/** Credential versions and rotation progress (which holds each identity's rotation lock). */
 export class MemoryRotationStore extends HookedStore implements RotationStore {
   readonly #versions = new Map<string, Map<string, StoredVersion>>();
   readonly #rotations = new Map<string, StoredRotation>();
-  readonly #locks = new Map<string, Lock>();
 
   async listVersions(identityId: string): Promise<StoredVersion[]> {
     // As the real store lists them: by issue time, then version id.
@@ -281,22 +275,30 @@ export class MemoryRotationStore extends HookedStore implements RotationStore {
     });
   }
 
-  async acquireLock(identityId: string, owner: string, now: number, expiresAt: number): Promise<boolean> {
-    const held = this.#locks.get(identityId);
-    // Free, or its holder's time ran out, or it is the owner's own lock taken again.
-    if (held && held.lockedUntil >= now && held.owner !== owner) return false;
-    this.#locks.set(identityId, { owner, lockedUntil: expiresAt });
-    return true;
-  }
-
-  async releaseLock(identityId: string, owner: string): Promise<void> {
-    // Someone who took over after our lock expired keeps it.
-    if (this.#locks.get(identityId)?.owner === owner) this.#locks.delete(identityId);
+  /**
+   * Stands for a run that took the identity's lock and is still at work (or died holding it):
+   * the lock is written into the stored progress, as a run takes it; with no progress stored
+   * yet, into the progress of a finished placeholder rotation.
+   */
+  holdLock(identityId: string, owner: string, until: number): void {
+    const at = new Date(0).toISOString();
+    const held = this.#rotations.get(identityId) ?? {
+      identityId,
+      rotationId: 'held',
+      versionId: 'held',
+      step: 'finished' as const,
+      startedAt: at,
+      attemptStartedAt: at,
+      attempts: 1,
+      updatedAt: at,
+      rev: 0,
+    };
+    this.#rotations.set(identityId, { ...held, lock: { owner, until }, rev: held.rev + 1 });
   }
 
   /** Who holds the identity's lock and until when (epoch ms), for specs to assess. */
-  lockOf(identityId: string): Readonly<Lock> | undefined {
-    return copy(this.#locks.get(identityId));
+  lockOf(identityId: string): Readonly<{ owner: string; until: number }> | undefined {
+    return copy(this.#rotations.get(identityId)?.lock);
   }
 }
 

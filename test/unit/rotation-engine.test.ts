@@ -444,7 +444,7 @@ describe('rotation engine: the per-identity lock', () => {
     // prepare
     const { world, identity } = await prepare();
     const now = world.clock.now().getTime();
-    await world.store.acquireLock(identity.id, 'other-run', now, now + LOCK_TTL_MS);
+    world.store.holdLock(identity.id, 'other-run', now + LOCK_TTL_MS);
 
     // act
     const outcome = await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-1' });
@@ -473,7 +473,7 @@ describe('rotation engine: the per-identity lock', () => {
     // prepare: a run took the lock and died, then the lock's time passed
     const { world, identity } = await prepare();
     const now = world.clock.now().getTime();
-    await world.store.acquireLock(identity.id, 'dead-run', now, now + LOCK_TTL_MS);
+    world.store.holdLock(identity.id, 'dead-run', now + LOCK_TTL_MS);
     world.clock.advance(LOCK_TTL_MS + 1);
 
     // act
@@ -495,7 +495,7 @@ describe('rotation engine: the per-identity lock', () => {
     await expect(rotateIdentity(dying, identity, { owner: 'dead-run' })).rejects.toThrow(SimulatedCrash);
     // A SimulatedCrash still runs the engine's `finally`; a killed process leaves its lock held.
     const killedAt = world.clock.now().getTime();
-    await world.store.acquireLock(identity.id, 'dead-run', killedAt, killedAt + LOCK_TTL_MS);
+    world.store.holdLock(identity.id, 'dead-run', killedAt + LOCK_TTL_MS);
     const whileHeld = await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-1' });
     world.clock.advance(LOCK_TTL_MS + 1);
 

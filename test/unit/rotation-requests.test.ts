@@ -66,7 +66,7 @@ const total = (calls: Record<string, number>, prefix: string) =>
     .reduce((sum, [, n]) => sum + n, 0);
 
 describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind) => {
-  it('a first rotation: 9 store calls (lock, one read, 2 progress writes, 4 version writes, unlock), 4 audit appends, no trail read, one listing to adopt, nothing read back', async () => {
+  it('a first rotation: 7 store calls (one read, the progress written as it starts taking the lock and as it finishes giving it back, 4 version writes), 4 audit appends, no trail read, one listing to adopt, nothing read back', async () => {
     // prepare: a pipeline with a working credential keywarden never saw
     const world = new MemoryWorld();
     const identity = identityOf(kind);
@@ -78,11 +78,9 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
     // assess
     expect(outcome.status, outcome.reason).toBe('rotated');
     expect(calls).toMatchObject({
-      'store.acquireLock': 1,
       'store.loadRotation': 1,
       'store.putRotation': 2,
       'store.putVersion': 4,
-      'store.releaseLock': 1,
       'audit.append': 4,
       'provider.issue': 1,
       'provider.verify': 1,
@@ -90,13 +88,13 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
       'delivery.stagePending': 1,
       'delivery.promote': 1,
     });
-    expect(total(calls, 'store.')).toBe(9);
+    expect(total(calls, 'store.')).toBe(7);
     expect(calls['audit.recordsSince']).toBeUndefined();
     expect(calls['delivery.readPending']).toBeUndefined();
     expect(calls['delivery.readCurrent']).toBeUndefined();
   });
 
-  it('a later rotation: the same 9 store calls and no listing; retiring the previous credential after its grace adds one write, one revoke and one event', async () => {
+  it('a later rotation: the same 7 store calls and no listing; retiring the previous credential after its grace adds one write, one revoke and one event', async () => {
     // prepare: rotated once; the next rotation falls due after the grace period
     const world = new MemoryWorld();
     const identity = identityOf(kind);
@@ -110,12 +108,31 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
     // assess: the retirement (mark, revoke, event, revoked), then the rotation (old current becomes previous)
     expect(outcome.status, outcome.reason).toBe('rotated');
     expect(outcome.retired).toHaveLength(1);
-    expect(total(calls, 'store.')).toBe(9 + 2);
+    expect(total(calls, 'store.')).toBe(7 + 2);
     expect(calls['store.putVersion']).toBe(4 + 2);
     expect(calls['audit.append']).toBe(4 + 1);
     expect(calls['provider.list']).toBeUndefined();
     expect(calls['provider.revoke']).toBe(1);
     expect(calls['audit.recordsSince']).toBeUndefined();
     expect(calls['delivery.readPending']).toBeUndefined();
+  });
+});
+
+describe('rotation engine: what a run that has nothing to do costs', () => {
+  it('an identity not due, with nothing to retire: one read, no write (no lock taken)', async () => {
+    // prepare: rotated once, within its rotation period and the grace of nothing
+    const world = new MemoryWorld();
+    const identity = identityOf('vault-token');
+    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
+    await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-1' });
+    world.clock.advance(2 * HOUR);
+    await rotateIdentity(world.rotationDeps('test'), identity, { owner: 'run-2' });
+
+    // act
+    const { outcome, calls } = await rotationCalls(world, identity, 'run-3');
+
+    // assess
+    expect(outcome).toMatchObject({ status: 'skipped' });
+    expect(calls).toEqual({ 'store.loadRotation': 1 });
   });
 });

@@ -18,8 +18,8 @@ const rotationOf = (item: Item): StoredRotation => {
 };
 
 /**
- * Credential versions, rotation progress and per-identity locks, all in the identity's
- * partition (`IDENTITY#<id>`): versions under `VERSION#<versionId>`, then `ROTATION`, `LOCK`.
+ * Credential versions and rotation progress (which holds the identity's rotation lock), all in
+ * the identity's partition (`IDENTITY#<id>`): versions under `VERSION#<versionId>`, then `ROTATION`.
  */
 export function dynamoRotationStore(table: DynamoTable): RotationStore & VersionShortcuts {
   return {
@@ -121,32 +121,6 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
         expectedRev,
         `rotation of ${state.identityId}`,
       );
-    },
-
-    acquireLock(identityId, owner, now, expiresAt) {
-      return table.putIf(
-        {
-          ...Keys.lock(identityId),
-          owner,
-          lockedUntil: expiresAt,
-          // The table's TTL attribute (seconds): stale lock items clean themselves up in AWS.
-          expiresAt: Math.ceil(expiresAt / 1_000) + 3_600,
-        },
-        {
-          expression: 'attribute_not_exists(pk) OR lockedUntil < :now OR #owner = :owner',
-          names: { '#owner': 'owner' },
-          values: { ':now': now, ':owner': owner },
-        },
-      );
-    },
-
-    async releaseLock(identityId, owner) {
-      // False: someone took over after our lock expired; it is theirs now, not ours to delete.
-      await table.deleteIf(Keys.lock(identityId), {
-        expression: '#owner = :owner',
-        names: { '#owner': 'owner' },
-        values: { ':owner': owner },
-      });
     },
   };
 }

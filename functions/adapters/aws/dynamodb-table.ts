@@ -32,8 +32,7 @@ import { ConflictError, KeywardenError } from '../../core/errors.ts';
  * | findings run         | FINDINGS#<runId>     | FINDING#<id>       |
  * | latest findings      | FINDINGS             | LATEST             |
  * | credential ver.      | IDENTITY#<id>        | VERSION#<versionId>|
- * | rotation state       | IDENTITY#<id>        | ROTATION           |
- * | rotation lock        | IDENTITY#<id>        | LOCK               |
+ * | rotation state, lock | IDENTITY#<id>        | ROTATION           |
  * | grant                | GRANT#<id>           | GRANT              |
  * | campaign             | CAMPAIGN#<id>        | CAMPAIGN           |
  * | campaign target      | CAMPAIGN#<id>        | TARGET#<targetId>  |
@@ -54,7 +53,7 @@ import { ConflictError, KeywardenError } from '../../core/errors.ts';
  * attributes exist only while the sweeper has work on the grant or its review is pending, so
  * the sweeper's query never reads a finished grant. See dynamodb-grant-store.ts.
  *
- * Deliveries, findings and locks carry the table's TTL attribute (`expiresAt`, epoch seconds).
+ * Deliveries and findings carry the table's TTL attribute (`expiresAt`, epoch seconds).
  */
 export const Keys = {
   identity: (id: string) => ({ pk: 'INVENTORY', sk: `IDENTITY#${id}` }),
@@ -67,7 +66,6 @@ export const Keys = {
     sk: `VERSION#${versionId}`,
   }),
   rotation: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'ROTATION' }),
-  lock: (identityId: string) => ({ pk: `IDENTITY#${identityId}`, sk: 'LOCK' }),
   grant: (grantId: string) => ({ pk: `GRANT#${grantId}`, sk: 'GRANT' }),
   campaign: (campaignId: string) => ({ pk: `CAMPAIGN#${campaignId}`, sk: 'CAMPAIGN' }),
   target: (campaignId: string, targetId: string) => ({
