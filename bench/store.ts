@@ -16,7 +16,7 @@
  *   npx tsx bench/store.ts [--items 3000] [--concurrency 16] [--seconds 4]
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -86,6 +86,22 @@ interface Measured {
   p50: number;
   p99: number;
   errors: number;
+  /** The server process's CPU time per operation: what load on the machine does not change. */
+  serverCpuMsPerOp?: number;
+}
+
+/**
+ * CPU seconds (user + system) the process `pid` has used, from /proc (Linux; clock ticks
+ * taken as 100 a second, the kernel's USER_HZ); undefined where there is no /proc.
+ */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 const keyOf = (i: number): Key => ({
@@ -139,6 +155,8 @@ async function drive(
 
 interface Contender {
   name: string;
+  /** The server's process id, for its CPU time. */
+  pid: number;
   seedPerSecond: number;
   ops: Record<Operation, (worker: number, n: number) => Promise<unknown>>;
   results: Partial<Record<Operation, Measured>>;
@@ -146,7 +164,12 @@ interface Contender {
 }
 
 /** A fresh state table at `endpoint`, seeded, with the operations to measure on it. */
-async function prepare(name: string, endpoint: AwsEndpoint, options: Options): Promise<Contender> {
+async function prepare(
+  name: string,
+  pid: number,
+  endpoint: AwsEndpoint,
+  options: Options,
+): Promise<Contender> {
   const client = new DynamoDBClient(dynamoDbClientConfig(endpoint));
   const tableName = `kw-bench-store-${randomBytes(3).toString('hex')}`;
   await ensureStateTable(client, tableName);
@@ -169,6 +192,7 @@ async function prepare(name: string, endpoint: AwsEndpoint, options: Options): P
   const mine = (worker: number, n: number) => worker + (n % perWorker) * options.concurrency;
   return {
     name,
+    pid,
     seedPerSecond,
     results: {},
     close: () => client.destroy(),
@@ -215,17 +239,32 @@ async function main(options: Options, run: BenchRun) {
   const contenders: Contender[] = [];
   try {
     contenders.push(
-      await prepare('moto (before)', { ...local, dynamodbEndpoint: stack.moto.endpoint }, options),
-      await prepare('dynalite, in memory (the stack)', local, options),
-      await prepare('dynalite, LevelDB on disk', { ...local, dynamodbEndpoint: disk.endpoint }, options),
+      await prepare(
+        'moto (before)',
+        stack.moto.pid,
+        { ...local, dynamodbEndpoint: stack.moto.endpoint },
+        options,
+      ),
+      await prepare('dynalite, in memory (the stack)', stack.dynamodb.pid, local, options),
+      await prepare(
+        'dynalite, LevelDB on disk',
+        disk.pid,
+        { ...local, dynamodbEndpoint: disk.endpoint },
+        options,
+      ),
     );
     // Contenders take turns on each operation, so a change in the machine's load falls on all of them.
     for (const operation of OPERATIONS) {
       for (const contender of contenders) {
+        const cpuBefore = cpuSeconds(contender.pid);
         const r = await drive(options.concurrency, options.seconds, contender.ops[operation]);
+        const cpuAfter = cpuSeconds(contender.pid);
+        if (cpuBefore !== undefined && cpuAfter !== undefined && r.ops > 0) {
+          r.serverCpuMsPerOp = round(((cpuAfter - cpuBefore) * 1_000) / r.ops, 2);
+        }
         contender.results[operation] = r;
         process.stderr.write(
-          `  ${operation}, ${contender.name}: ${r.perSecond}/s (p50 ${r.p50} ms, p99 ${r.p99} ms${r.errors ? `, ${r.errors} errors` : ''})\n`,
+          `  ${operation}, ${contender.name}: ${r.perSecond}/s (p50 ${r.p50} ms, p99 ${r.p99} ms, server CPU ${r.serverCpuMsPerOp ?? '?'} ms/op${r.errors ? `, ${r.errors} errors` : ''})\n`,
         );
       }
     }
@@ -263,6 +302,21 @@ async function main(options: Options, run: BenchRun) {
     ratio(onDisk.seedPerSecond, moto.seedPerSecond),
   ]);
   console.log(table.toString());
+  // Throughput follows the machine's load; the server's CPU per operation much less so.
+  const cpu = new Table({
+    head: ['server CPU per operation', ...contenders.map((c) => c.name), 'moto / memory', 'moto / disk'],
+  });
+  const cpuOf = (c: Contender, op: Operation) => measured(c, op).serverCpuMsPerOp;
+  for (const operation of OPERATIONS) {
+    const [a, b, c] = [cpuOf(moto, operation), cpuOf(memory, operation), cpuOf(onDisk, operation)];
+    cpu.push([
+      operation,
+      ...[a, b, c].map((ms) => (ms === undefined ? '?' : `${ms} ms`)),
+      a === undefined || b === undefined ? '?' : ratio(a, b),
+      a === undefined || c === undefined ? '?' : ratio(a, c),
+    ]);
+  }
+  console.log(cpu.toString());
   console.log(
     JSON.stringify(
       Object.fromEntries(OPERATIONS.map((op) => [op, contenders.map((c) => measured(c, op).perSecond)])),
