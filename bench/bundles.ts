@@ -1,0 +1,204 @@
+/**
+ * `npm run bench:bundles`: how heavy each Lambda function is at a cold start. Synthesizes the
+ * stack with bundling on, as `cdk deploy` builds it (infra/bundling.ts through the CDK's
+ * esbuild), then for each handler asset prints its minified size, its gzip size and the time
+ * a fresh Node process takes to import it (median of several runs; importing builds no client
+ * and calls nothing: the handlers compose their parts on the first invocation), against the
+ * issue's targets, and writes the figures to bench/results/bundles-<time>.json.
+ *
+ * Options: `--runs N` imports per asset (default 7); `--keep` keeps the synthesized assembly.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { App } from 'aws-cdk-lib';
+import Table from 'cli-table3';
+import { KeywardenStack } from '../infra/keywarden-stack.ts';
+
+/** The issue's targets (#12, lean functions). */
+export const TARGETS = { minifiedKb: 400, importMs: 80 } as const;
+
+/** What the issue measured before this work, on this machine: seven bundles. */
+const BEFORE = { minifiedKb: '1,460–1,580', importMs: '152–174' } as const;
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** One handler asset: the functions that run it and its figures. */
+export interface BundleFigures {
+  functions: string[];
+  asset: string;
+  minifiedKb: number;
+  gzipKb: number;
+  /** Median wall time of the imports. */
+  importMs: number;
+  /** Median CPU time of the imports. */
+  importCpuMs: number;
+  importRunsMs: number[];
+}
+
+interface TemplateFunction {
+  Type: string;
+  Properties: { Code?: { S3Key?: unknown }; Handler?: unknown };
+  Metadata?: Record<string, unknown>;
+}
+
+/**
+ * The handler assets of a synthesized assembly: each `asset.<hash>/index.mjs` some Lambda
+ * function of the stack runs, with the construct paths of those functions.
+ */
+export function handlerAssets(assemblyDir: string, stackName = 'Keywarden'): Map<string, string[]> {
+  const template = JSON.parse(readFileSync(join(assemblyDir, `${stackName}.template.json`), 'utf8')) as {
+    Resources: Record<string, TemplateFunction>;
+  };
+  const assets = new Map<string, string[]>();
+  for (const [logicalId, resource] of Object.entries(template.Resources)) {
+    const key = resource.Properties.Code?.S3Key;
+    if (resource.Type !== 'AWS::Lambda::Function' || typeof key !== 'string' || !key.endsWith('.zip'))
+      continue;
+    const bundle = join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs');
+    try {
+      statSync(bundle);
+    } catch {
+      continue; // not a keywarden handler (a CDK-provided function)
+    }
+    const path = String(resource.Metadata?.['aws:cdk:path'] ?? logicalId)
+      .replace(new RegExp(`^${stackName}/`), '')
+      .replace(/\/Function\/Resource$|\/Resource$/, '');
+    assets.set(bundle, [...(assets.get(bundle) ?? []), path]);
+  }
+  return assets;
+}
+
+/**
+ * What importing `file` takes in a fresh Node process (the module only, not Node's own start):
+ * wall time, and the CPU time the process spent on it, which other work on the machine
+ * inflates far less (on a busy machine the wall time is mostly waiting for a core).
+ */
+function importTime(file: string): { wallMs: number; cpuMs: number } {
+  const script = [
+    'const cpu = process.cpuUsage(); const t = performance.now();',
+    `await import(${JSON.stringify(pathToFileURL(file).href)});`,
+    'const wall = performance.now() - t; const { user, system } = process.cpuUsage(cpu);',
+    'process.stdout.write(JSON.stringify({ wallMs: wall, cpuMs: (user + system) / 1000 }));',
+  ].join(' ');
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return JSON.parse(out) as { wallMs: number; cpuMs: number };
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+const kb = (bytes: number): number => Math.round((bytes / 1024) * 10) / 10;
+
+/** Synthesizes the stack with every handler bundled into `outdir`, as `cdk synth` does. */
+export function synthesizeBundled(outdir: string): string {
+  const cdkJson = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  const app = new App({
+    outdir,
+    context: {
+      ...(cdkJson.context ?? {}),
+      'aws:cdk:bundling-stacks': ['**'],
+      'aws:cdk:enable-path-metadata': true,
+    },
+  });
+  // With a Vault address: the functions carry their Vault adapters, as a deployment with Vault does.
+  new KeywardenStack(app, 'Keywarden', { vaultAddr: 'https://vault.example.com' });
+  return app.synth().directory;
+}
+
+/** Measures every handler asset of an assembly. */
+export function measureBundles(assemblyDir: string, runs: number): BundleFigures[] {
+  const figures: BundleFigures[] = [];
+  for (const [file, functions] of handlerAssets(assemblyDir)) {
+    const code = readFileSync(file);
+    importTime(file); // the first read warms the file cache, as the runtime's image has it
+    const times = Array.from({ length: runs }, () => importTime(file));
+    const importRunsMs = times.map((time) => time.wallMs);
+    figures.push({
+      functions,
+      asset: file.split('/').at(-2) ?? file,
+      minifiedKb: kb(code.length),
+      gzipKb: kb(gzipSync(code).length),
+      importMs: Math.round(median(importRunsMs) * 10) / 10,
+      importCpuMs: Math.round(median(times.map((time) => time.cpuMs)) * 10) / 10,
+      importRunsMs: importRunsMs.map((ms) => Math.round(ms * 10) / 10),
+    });
+  }
+  return figures.sort((a, b) => a.minifiedKb - b.minifiedKb);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '7' }, keep: { type: 'boolean', default: false } },
+  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new Error(`--runs: expected a whole number ≥ 1, got ${values.runs}`);
+  const outdir = mkdtempSync(join(tmpdir(), 'keywarden-bundles-'));
+  try {
+    console.log(`synthesizing with bundling into ${outdir} …`);
+    const figures = measureBundles(synthesizeBundled(outdir), runs);
+    const mark = (ok: boolean) => (ok ? '✓' : '✗');
+    const table = new Table({
+      head: [
+        'function(s)',
+        'minified kB',
+        'gzip kB',
+        `import ms, wall (median of ${runs})`,
+        'import ms, CPU',
+      ],
+    });
+    for (const bundle of figures) {
+      table.push([
+        bundle.functions.join('\n'),
+        `${bundle.minifiedKb.toFixed(1)} ${mark(bundle.minifiedKb <= TARGETS.minifiedKb)}`,
+        bundle.gzipKb.toFixed(1),
+        `${bundle.importMs.toFixed(1)} ${mark(bundle.importMs <= TARGETS.importMs)}`,
+        bundle.importCpuMs.toFixed(1),
+      ]);
+    }
+    console.log(table.toString());
+    const [load] = loadavg();
+    console.log(
+      `load average ${load?.toFixed(1)} on ${cpus().length} cores${(load ?? 0) > cpus().length ? ': busy, wall times are inflated (CPU times much less)' : ''}`,
+    );
+    console.log(
+      `targets: ≤ ${TARGETS.minifiedKb} kB minified, ≤ ${TARGETS.importMs} ms import; before (issue #12): ${BEFORE.minifiedKb} kB, ${BEFORE.importMs} ms`,
+    );
+    const results = join(ROOT, 'bench', 'results');
+    mkdirSync(results, { recursive: true });
+    const file = join(results, `bundles-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}.json`);
+    writeFileSync(
+      file,
+      `${JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version },
+          targets: TARGETS,
+          before: BEFORE,
+          runs,
+          bundles: figures,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    console.log(`figures written to ${file}`);
+  } finally {
+    if (!values.keep) rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
