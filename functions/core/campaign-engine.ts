@@ -37,6 +37,7 @@ import type {
   RotationStore,
   SessionRevoker,
   StoredCampaign,
+  StoredIdentity,
   StoredVersion,
   VersionShortcuts,
 } from './ports.ts';
@@ -44,8 +45,12 @@ import { type RotationDeps, rotateIdentity } from './rotation.ts';
 
 export interface CampaignDeps {
   campaigns: CampaignStore;
-  /** `listIdentities`, when given, reads a large campaign's identities in one listing. */
-  identities: Pick<IdentityStore, 'getIdentity'> & Partial<Pick<IdentityStore, 'listIdentities'>>;
+  /**
+   * `listIdentities`, when given, reads a large campaign's identities in one listing;
+   * `getIdentities` a batch's by key in one read.
+   */
+  identities: Pick<IdentityStore, 'getIdentity'> &
+    Partial<Pick<IdentityStore, 'listIdentities' | 'getIdentities'>>;
   /** Providers, credential versions, audit, clock and actor; also what re-issue rotates with. */
   rotation: RotationDeps;
   /** Absent when Vault is not configured: lease targets then fail, saying so. */
@@ -89,9 +94,12 @@ export interface RunCampaignOptions {
   leaseMs?: number;
   /**
    * Work only on these targets (a revoke-batch worker's batch); the others are left to
-   * other runs. The campaign still completes when this run finds every target of it
-   * settled, and an identity is still re-issued only once all its targets are. Ids the
-   * campaign does not have are refused before anything is tried.
+   * other runs. Such a run reads only what its targets need (the campaign, its targets and
+   * their identities by key), leaves the campaign's counts and completion to whoever closes
+   * it ({@link closeCampaign}: the report step), and re-issues an identity once it finds all
+   * that identity's targets settled (read then, for an identity planned for re-issue: of two
+   * runs settling its last targets, the later reader sees them all). Ids the campaign does
+   * not have are refused before anything is tried.
    */
   targetIds?: readonly string[];
   /**
@@ -187,14 +195,26 @@ class Versions {
 /** A campaign as one process holds it while moving its status: the record, its targets, its re-issues. */
 class Ledger {
   readonly reissues: Map<string, ReissueRecord>;
+  /** Whether `reissues` holds what the store had when this process started (else read when needed). */
+  reissuesRead: boolean;
 
   constructor(
     readonly book: CampaignBookkeeping,
     public campaign: StoredCampaign,
     readonly targets: Map<string, Target>,
-    reissues: readonly ReissueRecord[],
+    reissues: readonly ReissueRecord[] | undefined,
   ) {
-    this.reissues = new Map(reissues.map((r) => [r.identityId, r]));
+    this.reissues = new Map((reissues ?? []).map((r) => [r.identityId, r]));
+    this.reissuesRead = reissues !== undefined;
+  }
+
+  /** Reads the re-issue records once, keeping those this process wrote since. */
+  async readReissues(): Promise<void> {
+    if (this.reissuesRead) return;
+    for (const record of await this.book.campaigns.listReissues(this.campaign.campaignId)) {
+      if (!this.reissues.has(record.identityId)) this.reissues.set(record.identityId, record);
+    }
+    this.reissuesRead = true;
   }
 
   get now(): string {
@@ -229,10 +249,12 @@ class Run extends Ledger {
   settled = 0;
   /** Aborted by the caller's signal, or by this run when bookkeeping fails. */
   readonly stop = new AbortController();
-  /** Target ids by identity, all of the campaign's. */
+  /** Target ids by identity, of the targets this run read. */
   readonly ofIdentity: Map<string, string[]>;
-  /** Identities whose re-issue waits for targets outside `targetIds` (other runs'). */
-  readonly awaitingOthers = new Set<string>();
+  /** Whether this run works on some targets only (`targetIds`) and read only those. */
+  readonly scoped: boolean;
+  /** Identities all of whose targets this run read: all, unless scoped. */
+  readonly whole = new Set<string>();
   /** Identities read from the inventory, once per run. */
   readonly identities = new Map<string, Promise<Identity | undefined>>();
   /** Who holds this run's batch leases. */
@@ -249,7 +271,7 @@ class Run extends Ledger {
     readonly deps: CampaignDeps,
     campaign: StoredCampaign,
     targets: Map<string, Target>,
-    reissues: readonly ReissueRecord[],
+    reissues: readonly ReissueRecord[] | undefined,
     readonly options: RunCampaignOptions,
   ) {
     const { audit, clock, actor } = deps.rotation;
@@ -267,6 +289,8 @@ class Run extends Ledger {
         group.map((t) => t.targetId),
       ]),
     );
+    this.scoped = options.targetIds !== undefined;
+    if (!this.scoped) for (const id of this.ofIdentity.keys()) this.whole.add(id);
     if (options.signal?.aborted) this.stop.abort();
     else options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
   }
@@ -299,14 +323,34 @@ class Run extends Ledger {
     });
   }
 
-  /** Reads the identities of `ids` in one listing of the inventory, where the store can. */
+  /**
+   * Reads the identities of `ids` at once where the store can: many in one listing of the
+   * inventory, few by key in one read.
+   */
   async prefetch(ids: readonly string[]): Promise<void> {
-    const list = this.deps.identities.listIdentities;
-    if (!list || ids.length < LIST_IDENTITIES_FROM) return;
-    const stored = new Map(
-      (await list.call(this.deps.identities)).map((record) => [record.identity.id, record.identity]),
-    );
+    const { listIdentities, getIdentities } = this.deps.identities;
+    let records: StoredIdentity[];
+    if (listIdentities && ids.length >= LIST_IDENTITIES_FROM) {
+      records = await listIdentities.call(this.deps.identities);
+    } else if (getIdentities && ids.length > 1) {
+      records = await getIdentities.call(this.deps.identities, ids);
+    } else return;
+    const stored = new Map(records.map((record) => [record.identity.id, record.identity]));
     for (const id of ids) this.identities.set(id, Promise.resolve(stored.get(id)));
+  }
+
+  /** Reads the rest of an identity's targets, once, when this run read only some of them. */
+  async readWhole(identityId: string): Promise<void> {
+    if (this.whole.has(identityId)) return;
+    const mine = new Set(this.ofIdentity.get(identityId) ?? []);
+    for (const target of await this.deps.campaigns.listTargetsOf(this.campaign.campaignId, identityId)) {
+      // This run's own targets are as it left them (settled, or not yet checkpointed).
+      if (mine.has(target.targetId)) continue;
+      this.targets.set(target.targetId, target);
+      mine.add(target.targetId);
+    }
+    this.ofIdentity.set(identityId, [...mine]);
+    this.whole.add(identityId);
   }
 
   identity(identityId: string): Promise<Identity | undefined> {
@@ -361,10 +405,14 @@ export async function runCampaign(
   }
   if (campaign.dryRun)
     throw new ValidationError(`campaign ${campaignId} is a dry run: there is nothing to run`);
-  const targets = await deps.campaigns.listTargets(campaignId);
-  if (options.targetIds) {
+  const { targetIds } = options;
+  // A worker of one batch reads its targets by key, whatever the campaign's size.
+  const targets = targetIds
+    ? await deps.campaigns.getTargets(campaignId, [...new Set(targetIds)])
+    : await deps.campaigns.listTargets(campaignId);
+  if (targetIds) {
     const known = new Set(targets.map((t) => t.targetId));
-    const unknown = options.targetIds.filter((id) => !known.has(id));
+    const unknown = targetIds.filter((id) => !known.has(id));
     if (unknown.length > 0) {
       throw new ValidationError(
         `campaign ${campaignId} has no targets ${unknown.map((id) => JSON.stringify(id)).join(', ')}; expected ids from its plan (keywarden revoke status ${campaignId} lists them)`,
@@ -375,11 +423,15 @@ export async function runCampaign(
     deps,
     campaign,
     new Map(targets.map((t) => [t.targetId, t])),
-    await deps.campaigns.listReissues(campaignId),
+    targetIds ? undefined : await deps.campaigns.listReissues(campaignId),
     options,
   );
 
-  if (campaign.status === 'planned') await start(run);
+  if (campaign.status === 'planned') {
+    // A worker started before its campaign (the plan step starts it): the start needs every target.
+    if (run.scoped) run.campaign = await startCampaign(run.book, campaignId);
+    else await start(run);
+  }
   const toWork = [...run.targets.values()].filter(
     (t) => run.scope.has(t.targetId) && budgetOf(run, t, run.retryFailed) !== undefined,
   );
@@ -398,21 +450,19 @@ export async function runCampaign(
       }
     }
   }
-  if (!failure && run.scope.size < run.targets.size) {
-    // Other runs work on the rest: what they settled since this run read the targets
-    // decides whether the campaign is complete and which identities can be re-issued now.
-    failure = await catchUp(run);
-  }
 
   const final = [...run.targets.values()];
   const scopeFinished = [...run.scope].every((id) => run.targets.get(id)?.outcome !== 'pending');
   if (failure) {
     // Keep the counts as far as they got; the store's own failure is the one to report.
-    await saveCampaign(run, (current) => ({ ...current, counts: summarize(final) })).catch(() => undefined);
+    if (!run.scoped) {
+      await saveCampaign(run, (current) => ({ ...current, counts: summarize(final) })).catch(() => undefined);
+    }
     throw failure.reason;
   }
-  // A run of a finished campaign that found nothing to do leaves its record as it was.
-  if (!(campaign.status === 'completed' && run.settled === 0)) await finish(run);
+  // A run of a finished campaign that found nothing to do leaves its record as it was; a run of
+  // some targets knows only those: the counts and the completion are its closer's.
+  if (!run.scoped && !(campaign.status === 'completed' && run.settled === 0)) await finish(run);
   return {
     campaign: run.campaign,
     targets: final,
@@ -423,30 +473,25 @@ export async function runCampaign(
 }
 
 /**
- * After a run limited to `targetIds`: re-reads the targets the other runs settled in the
- * meantime and re-issues the identities of this run whose targets are now all settled.
- * Returns the store's failure, if any, for the caller to report.
+ * Starts a planned campaign (planned → running, auditing its start and the targets the plan
+ * settled): the revocation state machine's plan step, before any worker. Safe to call twice;
+ * a campaign past `planned` is returned as it is.
+ *
+ * @throws NotFoundError for an unknown campaign; the store's error when it cannot be written.
  */
-async function catchUp(run: Run): Promise<PromiseRejectedResult | undefined> {
-  try {
-    const outside = [...run.targets.values()].some(
-      (t) => !run.scope.has(t.targetId) && t.outcome === 'pending',
-    );
-    if (!outside) return undefined;
-    for (const target of await run.deps.campaigns.listTargets(run.campaign.campaignId)) {
-      run.targets.set(target.targetId, target);
-    }
-    if (run.stopped || run.awaitingOthers.size === 0) return undefined;
-    for (const record of await run.deps.campaigns.listReissues(run.campaign.campaignId)) {
-      run.reissues.set(record.identityId, record);
-    }
-    for (const identityId of run.awaitingOthers) {
-      await reissue(run, identityId, targetsOf(run, identityId));
-    }
-    return undefined;
-  } catch (reason) {
-    return { status: 'rejected', reason };
-  }
+export async function startCampaign(
+  book: CampaignBookkeeping,
+  campaignId: string,
+  /** Its targets, when the caller has just read them all. */
+  read?: readonly Target[],
+): Promise<StoredCampaign> {
+  const campaign = await book.campaigns.getCampaign(campaignId);
+  if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to start`);
+  if (campaign.dryRun || campaign.status !== 'planned') return campaign;
+  const targets = read ?? (await book.campaigns.listTargets(campaignId));
+  const ledger = new Ledger(book, campaign, new Map(targets.map((t) => [t.targetId, t])), []);
+  await start(ledger);
+  return ledger.campaign;
 }
 
 /**
@@ -696,10 +741,12 @@ async function workBatch(run: Run, planned: readonly Target[]): Promise<void> {
  * are other runs' (`targetIds`) waits for the catch-up at the end of the run.
  */
 async function afterIdentity(run: Run, identityId: string): Promise<void> {
+  if (run.stopped || !targetsOf(run, identityId).some((t) => t.reissue)) return;
+  if (targetsOf(run, identityId).some((t) => t.outcome === 'pending' && run.scope.has(t.targetId))) return;
+  // Its other targets are other runs': settled by now, or the last of those runs re-issues it.
+  await run.readWhole(identityId);
   const current = targetsOf(run, identityId);
-  const pending = current.filter((t) => t.outcome === 'pending');
-  if (pending.some((t) => !run.scope.has(t.targetId))) run.awaitingOthers.add(identityId);
-  else if (pending.length === 0 && !run.stopped) await reissue(run, identityId, current);
+  if (current.every((t) => t.outcome !== 'pending')) await reissue(run, identityId, current);
 }
 
 /**
@@ -916,6 +963,7 @@ async function recordReissue(run: Run, record: ReissueRecord): Promise<void> {
  */
 async function reissue(run: Run, identityId: string, targets: readonly Target[]): Promise<void> {
   if (!targets.some((t) => t.reissue) || targets.some((t) => t.outcome === 'pending')) return;
+  await run.readReissues();
   if (run.reissues.get(identityId)?.status === 'reissued') return;
   const failed = targets.filter((t) => t.outcome === 'failed');
   if (failed.length > 0) {

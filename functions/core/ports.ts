@@ -34,6 +34,8 @@ export interface StoredIdentity {
 
 export interface IdentityStore {
   getIdentity(id: string): Promise<StoredIdentity | undefined>;
+  /** The identities of `ids` that exist, read by key (DynamoDB: one BatchGetItem per 100), in no set order. */
+  getIdentities(ids: readonly string[]): Promise<StoredIdentity[]>;
   listIdentities(): Promise<StoredIdentity[]>;
   /**
    * Writes `record` only if the stored revision is still `expectedRev` (undefined: the item
@@ -241,6 +243,16 @@ export interface CampaignStore {
   listCampaigns(): Promise<StoredCampaign[]>;
   /** The campaign's targets, in targetId order. */
   listTargets(campaignId: string): Promise<Target[]>;
+  /**
+   * The targets of `targetIds` that exist, read by key (DynamoDB: one BatchGetItem per 100), in
+   * no set order: what a revoke-batch worker reads of a campaign of any size.
+   */
+  getTargets(campaignId: string, targetIds: readonly string[]): Promise<Target[]>;
+  /**
+   * One identity's targets (a target's id starts with its identity's id and a colon,
+   * campaign.ts): what deciding its re-issue reads when its targets span batches.
+   */
+  listTargetsOf(campaignId: string, identityId: string): Promise<Target[]>;
   /**
    * Takes the lease of one batch of targets (`Target.batch`) for `holder`, if it is free, its
    * holder's time ran out (a dead run) or `holder` has it already, until `expiresAt`; counts

@@ -6,9 +6,14 @@
  */
 import * as z from 'zod';
 import { summarize, type Target } from './campaign.ts';
-import { type CampaignDeps, type RunCampaignOptions, runCampaign } from './campaign-engine.ts';
+import {
+  type CampaignBookkeeping,
+  type CampaignDeps,
+  type RunCampaignOptions,
+  runCampaign,
+  startCampaign,
+} from './campaign-engine.ts';
 import { KeywardenError, NotFoundError, ValidationError } from './errors.ts';
-import type { CampaignStore } from './ports.ts';
 
 const CampaignIdSchema = z.string().min(1).max(200);
 
@@ -50,15 +55,17 @@ export class BatchUnfinishedError extends KeywardenError {
 }
 
 /**
- * The plan step: the ids of the campaign's targets still to work on (pending, and with
+ * The plan step: starts a planned campaign (so the workers, which read only their batch, find
+ * it running) and lists the ids of its targets still to work on (pending, and with
  * `retryFailed` the retryable failures too), in the order of their batches (`Target.batch`).
  *
  * @throws NotFoundError for an unknown campaign, ValidationError for a dry run.
  */
 export async function targetsToWork(
-  campaigns: Pick<CampaignStore, 'getCampaign' | 'listTargets'>,
+  book: CampaignBookkeeping,
   { campaignId, retryFailed = false }: CampaignEvent,
 ): Promise<{ targetId: string }[]> {
+  const { campaigns } = book;
   const campaign = await campaigns.getCampaign(campaignId);
   if (!campaign) {
     throw new NotFoundError(
@@ -75,7 +82,9 @@ export async function targetsToWork(
   // In batch order: on a first run the Map's cut of 25 is then the batches as planned, so each
   // worker leases one batch; targets planned before batches were stored follow, by identity.
   const order = (t: Target) => t.batch ?? Number.MAX_SAFE_INTEGER;
-  return (await campaigns.listTargets(campaignId))
+  const targets = await campaigns.listTargets(campaignId);
+  if (campaign.status === 'planned') await startCampaign(book, campaignId, targets);
+  return targets
     .filter(toWork)
     .sort((a, b) => order(a) - order(b) || a.identityId.localeCompare(b.identityId))
     .map(({ targetId }) => ({ targetId }));

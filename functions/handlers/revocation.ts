@@ -20,7 +20,12 @@ import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts'
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import { Composition, campaigns, s3, stores } from '../adapters/wiring.ts';
 import type { Target } from '../core/campaign.ts';
-import { type CampaignDeps, closeCampaign, type RunCampaignOptions } from '../core/campaign-engine.ts';
+import {
+  type CampaignBookkeeping,
+  type CampaignDeps,
+  closeCampaign,
+  type RunCampaignOptions,
+} from '../core/campaign-engine.ts';
 import { KeywardenError, NotFoundError } from '../core/errors.ts';
 import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
@@ -43,7 +48,8 @@ const ACTOR = 'stepfunctions:revocation';
 const STOP_BEFORE_TIMEOUT_MS = 60_000;
 
 export interface PlanDeps {
-  campaigns: Pick<CampaignStore, 'getCampaign' | 'listTargets'>;
+  /** The campaign's store, audit log, clock and actor: the plan step starts a planned campaign. */
+  book: CampaignBookkeeping;
   s3: S3Client;
   /** The report bucket; the plan is written under `campaigns/`. */
   bucket: string;
@@ -54,7 +60,7 @@ export function makePlanHandler(deps: PlanDeps) {
   return wrap(
     { event: CampaignEventSchema, expected: 'a campaign event {campaignId, retryFailed?}' },
     async (event): Promise<PlanResult> => {
-      const pending = await targetsToWork(deps.campaigns, event);
+      const pending = await targetsToWork(deps.book, event);
       const key = targetsKey(event.campaignId);
       // No ServerSideEncryption header: the bucket's default (its own KMS key) applies.
       await deps.s3.send(
@@ -154,7 +160,12 @@ export const planHandler = entryPoint(async () => {
       `environment variable ${KEYWARDEN_ENV.reportBucket} is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function`,
     );
   }
-  return makePlanHandler({ campaigns: wired.get(stores).store, s3: wired.get(s3), bucket });
+  const { store } = wired.get(stores);
+  return makePlanHandler({
+    book: { campaigns: store, audit: store, clock: wired.clock, actor: ACTOR },
+    s3: wired.get(s3),
+    bucket,
+  });
 });
 
 /** The Lambda entry point of the Distributed Map's worker. */

@@ -138,7 +138,11 @@ export class LocalRevocationRunner {
     const progress = { done: before.length - open.size, total: before.length };
 
     // 1. plan
-    const plan = await makePlanHandler({ campaigns: store, s3: services.aws.s3, bucket: this.#bucket })({
+    const plan = await makePlanHandler({
+      book: { campaigns: store, audit: store, clock: services.clock, actor: this.#actor },
+      s3: services.aws.s3,
+      bucket: this.#bucket,
+    })({
       campaignId,
       retryFailed,
     });

@@ -26,6 +26,18 @@ beforeAll(async () => {
   await services.aws.s3.send(new CreateBucketCommand({ Bucket: bucket }));
 });
 
+/** What the plan step is given in the Lambda: the store, the clock, who acts, the bucket. */
+const planDeps = () => ({
+  book: {
+    campaigns: services.store,
+    audit: services.store,
+    clock: services.clock,
+    actor: 'test:stepfunctions',
+  },
+  s3: services.aws.s3,
+  bucket,
+});
+
 /** A vault-kv identity declared in the inventory and rotated once, so it has two live versions. */
 async function kvIdentity(environment: string): Promise<Identity> {
   const identity = await declaredKvIdentity({ services, vault }, prefix, environment);
@@ -64,7 +76,7 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     await services.store.createCampaign(planned.campaign, planned.targets);
 
     // act: the plan step writes the target list the Distributed Map reads.
-    const plan = await makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket })({
+    const plan = await makePlanHandler(planDeps())({
       campaignId,
     });
     expect(plan).toEqual({
@@ -114,7 +126,7 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     await services.store.createCampaign(planned.campaign, planned.targets);
 
     // act: plan (zero items: the Distributed Map runs no batch), then report.
-    const plan = await makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket })({
+    const plan = await makePlanHandler(planDeps())({
       campaignId,
     });
     const locations = await makeReportHandler({ services, actor: 'test:stepfunctions' })({ campaignId });
@@ -156,7 +168,7 @@ describe('revocation handlers: plan → revoke batch → report', () => {
     const real = testPlan({ ...common, campaignId: `${incident}-real` });
     await services.store.createCampaign(dry.campaign, dry.targets);
     await services.store.createCampaign(real.campaign, real.targets);
-    const plan = makePlanHandler({ campaigns: services.store, s3: services.aws.s3, bucket });
+    const plan = makePlanHandler(planDeps());
     const worker = makeRevokeBatchHandler({
       campaign: services.campaignDeps('test:stepfunctions'),
       limitFor: providerLimiters().limitFor,

@@ -115,6 +115,13 @@ export class MemoryIdentityStore extends HookedStore implements IdentityStore {
     return copy(this.#identities.get(id));
   }
 
+  async getIdentities(ids: readonly string[]): Promise<StoredIdentity[]> {
+    return ids.flatMap((id) => {
+      const found = this.#identities.get(id);
+      return found ? [copy(found)] : [];
+    });
+  }
+
   async listIdentities(): Promise<StoredIdentity[]> {
     return [...this.#identities.values()]
       .map(copy)
@@ -348,6 +355,18 @@ export class MemoryCampaignStore extends HookedStore implements CampaignStore {
     return [...(this.#targets.get(campaignId)?.values() ?? [])]
       .map(copy)
       .sort((a, b) => (a.targetId < b.targetId ? -1 : a.targetId > b.targetId ? 1 : 0));
+  }
+
+  async getTargets(campaignId: string, targetIds: readonly string[]): Promise<Target[]> {
+    const targets = this.#targets.get(campaignId);
+    return targetIds.flatMap((id) => {
+      const target = targets?.get(id);
+      return target ? [copy(target)] : [];
+    });
+  }
+
+  async listTargetsOf(campaignId: string, identityId: string): Promise<Target[]> {
+    return (await this.listTargets(campaignId)).filter((target) => target.identityId === identityId);
   }
 
   async leaseBatch(campaignId: string, request: BatchLeaseRequest): Promise<BatchLease> {

@@ -660,19 +660,21 @@ describe('campaign engine: a campaign with nothing to run (every target settled 
     expect(records[1]?.details).toMatchObject({ outcome: 'skipped', reason: NO_LIVE_CREDENTIAL });
   });
 
-  it('is completed as well by a run limited to no targets (what runCampaign does with an empty batch)', async () => {
+  it('is started by a run limited to some targets (a batch worker, here of none) and completed by closeCampaign, the report step', async () => {
     // prepare
     const world = new MemoryWorld();
     const { campaignId } = await settledAtPlanning(world);
 
-    // act
+    // act: the worker knows only its own targets, so the counts and the completion are not its own
     const run = await runCampaign(world.campaignDeps('cli:responder'), campaignId, {
       ...unlimited,
       targetIds: [],
     });
+    const closed = await closeCampaign(bookOf(world), campaignId);
 
     // assess
-    expect(run.campaign.status).toBe('completed');
+    expect(run.campaign.status).toBe('running');
+    expect(closed.status).toBe('completed');
     expect((await world.audit.readAll()).records.map((r) => r.type)).toEqual([
       'campaign.started',
       'campaign.target',

@@ -62,6 +62,20 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
       return (await table.query(`CAMPAIGN#${campaignId}`, 'TARGET#')).map(targetOf);
     },
 
+    async getTargets(campaignId, targetIds) {
+      const items = await table.batchGet(
+        targetIds.map((id) => Keys.target(campaignId, id)),
+        `${targetIds.length} targets of campaign ${campaignId}`,
+      );
+      return items.map(targetOf);
+    },
+
+    async listTargetsOf(campaignId, identityId) {
+      // The prefix may also match an identity whose id extends this one's with a colon.
+      const items = await table.query(`CAMPAIGN#${campaignId}`, `TARGET#${identityId}:`);
+      return items.map(targetOf).filter((target) => target.identityId === identityId);
+    },
+
     async leaseBatch(campaignId, { batch, holder, now, expiresAt, tryIds }) {
       const key = Keys.lease(campaignId, batch);
       const tries = tryIds.map((id, i) => [`#t${i}`, `${TRY}${id}`] as const);

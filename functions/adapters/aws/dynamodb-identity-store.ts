@@ -10,6 +10,11 @@ export function dynamoIdentityStore(table: DynamoTable): IdentityStore {
       return item ? toStoredIdentity(item) : undefined;
     },
 
+    async getIdentities(ids) {
+      const items = await table.batchGet(ids.map(Keys.identity), `${ids.length} identities`);
+      return items.map(toStoredIdentity);
+    },
+
     async listIdentities() {
       return (await table.query('INVENTORY', 'IDENTITY#')).map(toStoredIdentity);
     },
