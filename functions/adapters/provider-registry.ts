@@ -51,9 +51,9 @@ export function bindProvider<K extends IdentityKind>(
 export function bindDelivery<D extends Delivery>(target: DeliveryTarget<D>, delivery: D): BoundDelivery {
   return {
     type: delivery.type,
-    stagePending: (versionId, secret) => target.stagePending(delivery, versionId, secret),
+    stagePending: (versionId, secret, known) => target.stagePending(delivery, versionId, secret, known),
     readPending: (versionId) => target.readPending(delivery, versionId),
-    promote: (versionId) => target.promote(delivery, versionId),
+    promote: (versionId, staged) => target.promote(delivery, versionId, staged),
     readCurrent: () => target.readCurrent(delivery),
     discardPending: (versionId) => target.discardPending(delivery, versionId),
   };

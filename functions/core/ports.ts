@@ -394,6 +394,39 @@ export interface IssuedCredential {
   expiresAt?: string;
 }
 
+/** What a rotation tells a provider issuing its credential. */
+export interface IssueContext {
+  versionId: string;
+  /** What the delivery target holds now, read once by the rotation; absent when it was not read. */
+  current?: DeliveredValue | undefined;
+}
+
+/** What a delivery target holds, as one read found it. */
+export interface DeliveredValue {
+  versionId?: string;
+  secret: SecretValue;
+  /**
+   * The target's own record of what it read (the KV version number and metadata, the Secrets
+   * Manager version), opaque to core: handed back to the target by the same run, so that it
+   * need not read it again. A target checks that it is its own and reads afresh otherwise.
+   */
+  basis?: unknown;
+}
+
+/** A value as staged: what `readPending` would answer, and what staging learned of the target (`basis`). */
+export interface StagedValue {
+  secret: SecretValue;
+  basis?: unknown;
+}
+
+/** What the run that stages a value knows already, so staging need not ask the target again. */
+export interface StageContext {
+  /** What the target holds now, as {@link DeliveryTarget.readCurrent} answered this run (undefined: nothing). */
+  current: DeliveredValue | undefined;
+  /** The version id is new: this run made it, so nothing can be staged under it yet (no check for an earlier staging). */
+  fresh: boolean;
+}
+
 /** A credential as the provider lists it for one identity (defined beside adoption, which records it). */
 export type { ListedCredential } from './adoption.ts';
 
@@ -403,8 +436,12 @@ export type { ListedCredential } from './adoption.ts';
  */
 export interface CredentialProvider<K extends IdentityKind = IdentityKind> {
   readonly kind: K;
-  /** Creates a new credential beside the current one, which it must leave working. */
-  issue(identity: IdentityOfKind<K>, context: { versionId: string }): Promise<IssuedCredential>;
+  /**
+   * Creates a new credential beside the current one, which it must leave working. `current` is
+   * what the identity's delivery target holds now, as the rotation read it: a kind whose value
+   * is its own delivery (`ownDelivery`) renders over it instead of reading it again.
+   */
+  issue(identity: IdentityOfKind<K>, context: IssueContext): Promise<IssuedCredential>;
   /** Applies a pending credential where the provider needs it (setSecret); most need nothing. */
   set?(identity: IdentityOfKind<K>, credential: { handle: string; secret: SecretValue }): Promise<void>;
   /** Proves the credential works, against the provider itself; throws VerificationError otherwise. */
@@ -431,15 +468,25 @@ export interface DeliveryTarget<D extends Delivery = Delivery> {
   /**
    * Stages `secret` as the pending value of version `versionId`; running it twice is harmless.
    * Returns the value as staged, which `readPending` would answer (a JSON value goes over the
-   * fields already delivered), so the run that staged it need not read it back.
+   * fields already delivered), so the run that staged it need not read it back, with what
+   * staging learned of the target for `promote`. `known`: what the run read already.
    */
-  stagePending(delivery: D, versionId: string, secret: SecretValue): Promise<SecretValue>;
+  stagePending(
+    delivery: D,
+    versionId: string,
+    secret: SecretValue,
+    known?: StageContext,
+  ): Promise<StagedValue>;
   /** The pending value of `versionId`, or undefined when none is staged. */
   readPending(delivery: D, versionId: string): Promise<SecretValue | undefined>;
-  /** Makes version `versionId` the one the pipeline reads; a no-op when it already is. */
-  promote(delivery: D, versionId: string): Promise<void>;
+  /**
+   * Makes version `versionId` the one the pipeline reads; a no-op when it already is. `staged`:
+   * what `stagePending` answered the same run, so the target need not read again what it
+   * learned then (every write stays conditional on it; a target that finds it stale reads afresh).
+   */
+  promote(delivery: D, versionId: string, staged?: StagedValue): Promise<void>;
   /** What the pipeline reads now. */
-  readCurrent(delivery: D): Promise<{ versionId?: string; secret: SecretValue } | undefined>;
+  readCurrent(delivery: D): Promise<DeliveredValue | undefined>;
   /** Drops a staged value that failed its test or was orphaned. */
   discardPending(delivery: D, versionId: string): Promise<void>;
 }
@@ -451,7 +498,7 @@ export interface DeliveryTarget<D extends Delivery = Delivery> {
  */
 export interface BoundProvider {
   readonly kind: IdentityKind;
-  issue(context: { versionId: string }): Promise<IssuedCredential>;
+  issue(context: IssueContext): Promise<IssuedCredential>;
   set?(credential: { handle: string; secret: SecretValue }): Promise<void>;
   verify(credential: { handle: string; secret: SecretValue }): Promise<void>;
   supersede?(handle: string): Promise<void>;
@@ -471,10 +518,10 @@ export type ProviderFor = (identity: Identity) => BoundProvider;
 /** A delivery target with its delivery (the secret, the KV path) already bound. */
 export interface BoundDelivery {
   readonly type: Delivery['type'];
-  stagePending(versionId: string, secret: SecretValue): Promise<SecretValue>;
+  stagePending(versionId: string, secret: SecretValue, known?: StageContext): Promise<StagedValue>;
   readPending(versionId: string): Promise<SecretValue | undefined>;
-  promote(versionId: string): Promise<void>;
-  readCurrent(): Promise<{ versionId?: string; secret: SecretValue } | undefined>;
+  promote(versionId: string, staged?: StagedValue): Promise<void>;
+  readCurrent(): Promise<DeliveredValue | undefined>;
   discardPending(versionId: string): Promise<void>;
 }
 

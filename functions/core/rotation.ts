@@ -32,6 +32,7 @@ import type {
   Limit,
   ProviderFor,
   RotationStore,
+  StagedValue,
   StoredRotation,
   StoredVersion,
 } from './ports.ts';
@@ -135,8 +136,11 @@ class Run {
   fixedVersionId: string | undefined;
   versions: StoredVersion[] = [];
   state: StoredRotation | undefined;
-  /** The value this run staged, as staged: setSecret and testSecret take it instead of reading it back. */
-  staged: { versionId: string; secret: SecretValue } | undefined;
+  /**
+   * The value this run staged, as staged: setSecret and testSecret take it instead of reading
+   * it back, and finishSecret hands it to the promotion with what staging learned of the target.
+   */
+  staged: ({ versionId: string } & StagedValue) | undefined;
   /**
    * The events this rotation appended (or found in the trail), as `recordedKey`s: loaded
    * with the state and saved with every progress write, so a step that completed never
@@ -531,11 +535,19 @@ async function createSecret(run: Run, target: BoundDelivery) {
   }
   let issued: IssuedCredential | undefined;
   try {
-    issued = await run.provider.issue({ versionId: state.versionId });
+    // Read once: the provider renders over it (a value that is its own delivery), staging
+    // lays the new value over it and checks its fields.
+    const current = await target.readCurrent();
+    issued = await run.provider.issue({ versionId: state.versionId, ...(current ? { current } : {}) });
     await run.checkpoint('issued');
     run.staged = {
       versionId: state.versionId,
-      secret: await target.stagePending(state.versionId, issued.secret),
+      // A scheduled run made this version id itself (createSecret gives each attempt a new one):
+      // nothing was staged under it before. Secrets Manager's token may have been.
+      ...(await target.stagePending(state.versionId, issued.secret, {
+        current,
+        fresh: run.fixedVersionId === undefined,
+      })),
     };
   } catch (error) {
     // The value does not fit what the target holds (a field would be renamed): nothing
@@ -692,7 +704,8 @@ async function finishSecret(run: Run, target: BoundDelivery) {
   const firstRotation = !run.versions.some(
     (v) => v.versionId !== pending.versionId && (v.stage === 'current' || v.origin === 'adopted'),
   );
-  await target.promote(state.versionId);
+  const staged = run.staged?.versionId === state.versionId ? run.staged : undefined;
+  await target.promote(state.versionId, staged);
   await run.checkpoint('promoted');
   // Current before (a run died after saving it): its events may be in the trail already.
   const currentEarlier = pending.stage === 'current';

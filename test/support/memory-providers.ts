@@ -347,7 +347,7 @@ export class MemoryDeliveryTarget implements DeliveryTarget {
       { method: 'stagePending', subject: deliveryKey(delivery), ref: versionId },
       () => {
         this.#slot(delivery).pending.set(versionId, secret);
-        return secret;
+        return { secret };
       },
     );
   }

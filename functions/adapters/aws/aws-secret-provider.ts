@@ -16,7 +16,12 @@ import type { VersionStage } from '../../core/credential-version.ts';
 import { KeywardenError, VerificationError } from '../../core/errors.ts';
 import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import type {
+  CredentialProvider,
+  IssueContext,
+  IssuedCredential,
+  ListedCredential,
+} from '../../core/ports.ts';
 import { renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
@@ -27,6 +32,7 @@ import {
   readSecretVersion,
   readVersionStages,
   sameValue,
+  secretReadOf,
 } from './secrets-manager-delivery.ts';
 
 type SecretIdentity = IdentityOfKind<'aws-secret'>;
@@ -64,11 +70,16 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
    * createSecret: the next value in the identity's declared shape (core/secret-shape.ts):
    * a plain random value by default; for a template, the `AWSCURRENT` JSON with only its
    * generated fields new. It creates nothing in AWS: the handle is the rotation's version
-   * id, under which the engine stages the value as `AWSPENDING` through the delivery.
+   * id, under which the engine stages the value as `AWSPENDING` through the delivery. The
+   * `AWSCURRENT` value the rotation read through the delivery (this very secret) is rendered
+   * over as it is; only without it is it read here.
    */
-  async issue(identity: SecretIdentity, context: { versionId: string }): Promise<IssuedCredential> {
+  async issue(identity: SecretIdentity, context: IssueContext): Promise<IssuedCredential> {
     assertSecretVersionId(context.versionId);
-    const next = renderValue(identity, await this.#current(identity.scope.secretId), this.#random);
+    const { secretId } = identity.scope;
+    const read = context.current && secretReadOf(context.current.basis, secretId);
+    const current = read ? context.current?.secret.reveal() : await this.#current(secretId);
+    const next = renderValue(identity, current, this.#random);
     const text = typeof next === 'string' ? next : JSON.stringify(next);
     return {
       handle: context.versionId,

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { KeywardenError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
-import type { DeliveryTarget } from '../../core/ports.ts';
+import type { DeliveredValue, DeliveryTarget, StageContext, StagedValue } from '../../core/ports.ts';
 import { renamedFields } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
@@ -146,6 +146,30 @@ function over(secretId: string, secret: SecretValue, current: SecretValue | unde
 }
 
 /**
+ * What {@link SecretsManagerDelivery.readCurrent} found (`DeliveredValue.basis`): the secret,
+ * and the version `AWSCURRENT` was on. The provider of a value that is its own delivery renders
+ * over the value read with it instead of reading it again.
+ */
+export class SecretRead {
+  constructor(
+    readonly secretId: string,
+    readonly currentVersionId: string | undefined,
+  ) {}
+}
+
+/** `basis` as {@link SecretRead} of `secretId`, or undefined when it is anything else. */
+export const secretReadOf = (basis: unknown, secretId: string): SecretRead | undefined =>
+  basis instanceof SecretRead && basis.secretId === secretId ? basis : undefined;
+
+/** What staging leaves for `promote` (`StagedValue.basis`): the version staged over, `AWSCURRENT` then. */
+class SecretStaged {
+  constructor(
+    readonly secretId: string,
+    readonly currentVersionId: string,
+  ) {}
+}
+
+/**
  * Stages and promotes values of a Secrets Manager secret by the rotation protocol's
  * labels. Every method can run twice, or resume after a crash between its calls.
  *
@@ -175,16 +199,22 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     delivery: SecretsManagerDeliverySpec,
     versionId: string,
     secret: SecretValue,
-  ): Promise<SecretValue> {
+    known?: StageContext,
+  ): Promise<StagedValue> {
     assertSecretVersionId(versionId);
     const { secretId } = delivery;
+    // The current value as the run read it, if it was read from this secret; else read now.
+    const readByRun = known && (known.current === undefined || secretReadOf(known.current.basis, secretId));
+    const current = readByRun ? known.current : await this.readCurrent(delivery);
     // A JSON value goes over the current JSON: fields it does not set (a region beside an
     // access key) are kept. A version already staged was staged over the same current value.
-    const value = over(secretId, secret, (await this.readCurrent(delivery))?.secret);
-    const existing = await readSecretVersion(this.#secrets, secretId, versionId);
+    const value = over(secretId, secret, current?.secret);
+    // A version id the run made itself has nothing staged under it: no read to find out.
+    const existing =
+      readByRun && known.fresh ? undefined : await readSecretVersion(this.#secrets, secretId, versionId);
     if (existing) {
       await this.#restage(secretId, versionId, value, existing);
-      return value;
+      return { secret: value };
     }
     try {
       await this.#secrets.send(
@@ -201,8 +231,13 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
       // Another writer staged the same version between the read and the write.
       else if (name === 'ResourceExistsException') await this.#settleRace(secretId, versionId, value, error);
       else throw awsFailure(`staging version ${versionId} of secret ${secretId} as ${AWSPENDING}`, error);
+      return { secret: value };
     }
-    return value;
+    // Staged as AWSPENDING beside the version AWSCURRENT was on: promote moves the label from there.
+    const from = current?.versionId;
+    return from && from !== versionId
+      ? { secret: value, basis: new SecretStaged(secretId, from) }
+      : { secret: value };
   }
 
   /**
@@ -228,9 +263,35 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
    * moto always; AWS clears it only at the end of its own rotation run). Already current
    * → only the clean-up runs, so a repeat or a resumed run is a no-op.
    */
-  async promote(delivery: SecretsManagerDeliverySpec, versionId: string): Promise<void> {
+  async promote(
+    delivery: SecretsManagerDeliverySpec,
+    versionId: string,
+    staged?: StagedValue,
+  ): Promise<void> {
     assertSecretVersionId(versionId);
     const { secretId } = delivery;
+    const basis = staged?.basis;
+    if (basis instanceof SecretStaged && basis.secretId === secretId) {
+      // The same run staged it as AWSPENDING beside the version then current: the move names
+      // both, without reading the labels first. If they moved since (or the SDK retried a move
+      // that landed), AWS refuses it and the labels are read as below.
+      try {
+        await this.#secrets.send(
+          new UpdateSecretVersionStageCommand({
+            SecretId: secretId,
+            VersionStage: AWSCURRENT,
+            MoveToVersionId: versionId,
+            RemoveFromVersionId: basis.currentVersionId,
+          }),
+        );
+        await this.#removeLabel(secretId, versionId, AWSPENDING);
+        return;
+      } catch (error) {
+        if (awsErrorName(error) !== 'InvalidParameterException') {
+          throw awsFailure(`moving ${AWSCURRENT} of secret ${secretId} to version ${versionId}`, error);
+        }
+      }
+    }
     const described = await readVersionStages(this.#secrets, secretId);
     if (!described) {
       throw new NotFoundError(
@@ -265,9 +326,7 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
    * last as current, which is wrong once labels were moved). Undefined when the secret
    * does not exist or holds no value.
    */
-  async readCurrent(
-    delivery: SecretsManagerDeliverySpec,
-  ): Promise<{ versionId?: string; secret: SecretValue } | undefined> {
+  async readCurrent(delivery: SecretsManagerDeliverySpec): Promise<DeliveredValue | undefined> {
     const { secretId } = delivery;
     let read: GetSecretValueCommandOutput;
     try {
@@ -281,7 +340,11 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     const value = textOf(read);
     // An empty value is nothing a pipeline could use, and SecretValue refuses it.
     if (value === undefined || value === '') return undefined;
-    return { ...(read.VersionId && { versionId: read.VersionId }), secret: new SecretValue(value) };
+    return {
+      ...(read.VersionId && { versionId: read.VersionId }),
+      secret: new SecretValue(value),
+      basis: new SecretRead(secretId, read.VersionId),
+    };
   }
 
   /** Removes `AWSPENDING` from `versionId` if it carries it; a secret or version that is gone is already discarded. */

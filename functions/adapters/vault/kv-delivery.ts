@@ -24,7 +24,7 @@ import * as z from 'zod';
 import { canonicalJson } from '../../core/canonical-json.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
-import type { DeliveryTarget } from '../../core/ports.ts';
+import type { DeliveredValue, DeliveryTarget, StageContext, StagedValue } from '../../core/ports.ts';
 import { trimSlashes } from '../../core/resource-key.ts';
 import { renamedFields } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
@@ -168,6 +168,33 @@ export function sameKvData(a: Record<string, unknown>, b: Record<string, unknown
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/**
+ * What {@link VaultKvDelivery.readCurrent} found (`DeliveredValue.basis`), and what staging
+ * staged over (`StagedValue.basis`): the secret's metadata and its newest version's data. The
+ * provider of a value that is its own delivery renders over it, staging checks its fields
+ * against it, and promotion writes over it, check-and-set on its version, without reading again.
+ */
+export class KvRead {
+  constructor(
+    readonly mount: string,
+    readonly path: string,
+    readonly state: KvState,
+    readonly data: Record<string, unknown>,
+  ) {}
+}
+
+/** `basis` as the {@link KvRead} of `<mount>/<path>`, or undefined when it is anything else. */
+export const kvReadOf = (basis: unknown, mount: string, path: string): KvRead | undefined =>
+  basis instanceof KvRead && basis.mount === mount && basis.path === path ? basis : undefined;
+
+/** The newest readable version of `<mount>/<path>` with the metadata, or undefined when there is none. */
+async function readNewest(client: VaultClient, mount: string, path: string): Promise<KvRead | undefined> {
+  const state = await readKvState(client, mount, path);
+  if (!state || state.currentVersion === 0) return undefined;
+  const data = await readKvVersion(client, mount, path, state.currentVersion);
+  return data ? new KvRead(mount, path, state, data) : undefined;
+}
+
 /** The value staged for `versionId` at the sidecar, or undefined when none is. */
 export async function readPendingValue(
   client: VaultClient,
@@ -205,9 +232,17 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     delivery: VaultKvDeliveryTarget,
     versionId: string,
     secret: SecretValue,
-  ): Promise<SecretValue> {
+    known?: StageContext,
+  ): Promise<StagedValue> {
     checkVersionId(versionId);
-    await this.#checkFields(delivery, secret);
+    const { mount, path } = delivery;
+    // The newest version as the run read it, if it read this secret; else read now.
+    const readByRun =
+      known && (known.current === undefined || kvReadOf(known.current.basis, mount, path) !== undefined);
+    const newest = readByRun
+      ? kvReadOf(known.current?.basis, mount, path)
+      : await readNewest(this.#client, mount, path);
+    this.#checkFields(delivery, secret, newest?.data);
     const sidecar = kvApiPath(delivery.mount, 'data', pendingPathOf(delivery.path, versionId));
     try {
       // Check-and-set 0: written only if no sidecar exists, so a first staging reads nothing back.
@@ -226,15 +261,17 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
       }
     }
     // The sidecar holds the value as given; promotion lays its fields over the live ones.
-    return secret;
+    return newest ? { secret, basis: newest } : { secret };
   }
 
   /** Refuses a value whose fields share none with the secret's newest version (see `renamedFields`). */
-  async #checkFields(delivery: VaultKvDeliveryTarget, secret: SecretValue): Promise<void> {
+  #checkFields(
+    delivery: VaultKvDeliveryTarget,
+    secret: SecretValue,
+    current: Record<string, unknown> | undefined,
+  ): void {
     const { mount, path } = delivery;
-    const state = await readKvState(this.#client, mount, path);
-    if (!state || state.currentVersion === 0) return;
-    const current = await readKvVersion(this.#client, mount, path, state.currentVersion);
+    if (!current) return;
     const renamed = renamedFields(current, kvDataOf(secret, delivery.field).data);
     if (renamed) {
       throw new ValidationError(
@@ -268,9 +305,28 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    * fails its check-and-set against itself; that is recognised by re-reading —
    * our data is the newest version, or our record is there — and counts as done.
    */
-  async promote(delivery: VaultKvDeliveryTarget, versionId: string): Promise<void> {
+  async promote(delivery: VaultKvDeliveryTarget, versionId: string, staged?: StagedValue): Promise<void> {
     checkVersionId(versionId);
     const { mount, path } = delivery;
+    const basis = staged && kvReadOf(staged.basis, mount, path);
+    if (staged && basis) {
+      // The same run staged this value over `basis` moments ago: no record of it can exist yet,
+      // and the newest version then was someone's, not ours. The write is check-and-set on that
+      // version and the record on that metadata revision; if either moved since, the slow way
+      // below reads afresh (a write of ours answered too late is recognised there as before).
+      const { data, format } = kvDataOf(staged.secret, delivery.field);
+      let version: number | undefined;
+      try {
+        version = await this.#write(delivery, { ...basis.data, ...data }, basis.state.currentVersion);
+      } catch (error) {
+        // Someone else wrote since staging: the slow way lays the value over theirs.
+        if (!(error instanceof ConflictError)) throw error;
+      }
+      if (version !== undefined && (await this.#record(delivery, version, versionId, format, basis.state))) {
+        await this.discardPending(delivery, versionId);
+        return;
+      }
+    }
     const before = await readKvState(this.#client, mount, path);
     if (kvVersionIn(before, versionId) !== undefined) {
       await this.discardPending(delivery, versionId);
@@ -282,12 +338,12 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
         `vault-kv delivery: no pending value staged for version ${versionId} of ${mount}/${path} (expected one at ${mount}/${pendingPathOf(path, versionId)}); stage it before promoting`,
       );
     }
-    const { data: staged, format } = kvDataOf(pending, delivery.field);
+    const { data: fields, format } = kvDataOf(pending, delivery.field);
     // The staged fields over those of `version`: a field the pipeline reads beside the
     // credential (an address, a username) is kept as it is.
     const over = async (version: number): Promise<Record<string, unknown>> => ({
       ...(version > 0 ? await readKvVersion(this.#client, mount, path, version) : undefined),
-      ...staged,
+      ...fields,
     });
 
     const current = before?.currentVersion ?? 0;
@@ -303,20 +359,17 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     await this.discardPending(delivery, versionId);
   }
 
-  async readCurrent(
-    delivery: VaultKvDeliveryTarget,
-  ): Promise<{ versionId?: string; secret: SecretValue } | undefined> {
-    const state = await readKvState(this.#client, delivery.mount, delivery.path);
-    if (!state || state.currentVersion === 0) return undefined;
-    const version = state.currentVersion;
+  async readCurrent(delivery: VaultKvDeliveryTarget): Promise<DeliveredValue | undefined> {
     // Pinned to the version the metadata named, so the versionId belongs to the value.
-    const data = await readKvVersion(this.#client, delivery.mount, delivery.path, version);
-    if (!data) return undefined;
+    const newest = await readNewest(this.#client, delivery.mount, delivery.path);
+    if (!newest) return undefined;
+    const { state, data } = newest;
+    const version = state.currentVersion;
     const versionId = state.versionIds.get(version);
     const plain = data[delivery.field ?? 'value'];
     const text = state.customMetadata[`kw-${version}-format`] === 'text' && typeof plain === 'string';
     const secret = text ? new SecretValue(plain) : new SecretValue(JSON.stringify(data));
-    return versionId === undefined ? { secret } : { versionId, secret };
+    return { ...(versionId === undefined ? {} : { versionId }), secret, basis: newest };
   }
 
   /**
@@ -373,21 +426,27 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
    * write is check-and-set on the metadata revision, so two writers cannot
    * silently drop each other's records. A mismatch whose fresh metadata holds our
    * record is our own write answered too late (the client's retry met it): done.
+   *
+   * `known`: the metadata as staging read it (a data write leaves OpenBao's metadata revision
+   * as it was), taken instead of reading it again where the revision guards the write; then a
+   * mismatch answers false, and the caller promotes the slow way, reading afresh.
    */
   async #record(
     delivery: VaultKvDeliveryTarget,
     version: number,
     versionId: string,
     format: 'json' | 'text',
-  ): Promise<void> {
+    known?: KvState,
+  ): Promise<boolean> {
     const { mount, path } = delivery;
-    const state = await readKvState(this.#client, mount, path);
+    const guarded = known?.metadataVersion !== undefined ? known : undefined;
+    const state = guarded ?? (await readKvState(this.#client, mount, path));
     if (!state) {
       throw new NotFoundError(
         `vault-kv delivery: ${mount}/${path} vanished while promoting version ${versionId}; its metadata was deleted — check who deleted it, then rotate again`,
       );
     }
-    if (kvVersionIn(state, versionId) !== undefined) return;
+    if (kvVersionIn(state, versionId) !== undefined) return true;
 
     const others: Record<string, string> = {};
     const records = new Map<number, Record<string, string>>();
@@ -422,7 +481,8 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
       });
     } catch (error) {
       if (isMetadataCasMismatch(error)) {
-        if (kvVersionIn(await readKvState(this.#client, mount, path), versionId) === version) return;
+        if (guarded) return false;
+        if (kvVersionIn(await readKvState(this.#client, mount, path), versionId) === version) return true;
         throw new ConflictError(
           `vault-kv delivery: the metadata of ${mount}/${path} changed while recording version ${versionId}; promote again to re-check`,
           { cause: error },
@@ -430,6 +490,7 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
       }
       throw error;
     }
+    return true;
   }
 }
 

@@ -13,7 +13,12 @@
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { RandomBytes } from '../../core/generator.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import type {
+  CredentialProvider,
+  IssueContext,
+  IssuedCredential,
+  ListedCredential,
+} from '../../core/ports.ts';
 import { renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import type { VaultClient } from './client.ts';
@@ -22,6 +27,7 @@ import {
   type KvState,
   kvApiPath,
   kvDataOf,
+  kvReadOf,
   kvVersionIn,
   pendingPathOf,
   readKvState,
@@ -57,20 +63,27 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
    * The next value: the fields the identity's template generates (by default one random
    * `value`) written over the newest KV version, every other field kept as it is. Nothing
    * is written to Vault here (the delivery stages it); a secret whose fields do not fit
-   * the template is refused with what to declare.
+   * the template is refused with what to declare. The newest version the rotation read
+   * through the delivery (this very secret) is rendered over as it is; only without it is
+   * it read here.
    */
-  async issue(identity: KvIdentity, context: { versionId: string }): Promise<IssuedCredential> {
+  async issue(identity: KvIdentity, context: IssueContext): Promise<IssuedCredential> {
     const { mount, path } = identity.scope;
-    const state = await readKvState(this.#client, mount, path);
-    const current =
-      state && state.currentVersion > 0
-        ? await readKvVersion(this.#client, mount, path, state.currentVersion)
-        : undefined;
+    const read = kvReadOf(context.current?.basis, mount, path);
+    const current = read ? read.data : await this.#newest(mount, path);
     const next = renderValue(identity, current, this.#random);
     return {
       handle: context.versionId,
       secret: typeof next === 'string' ? new SecretValue(next) : SecretValue.ofJson(next),
     };
+  }
+
+  /** The data of the newest version of `<mount>/<path>`, or undefined when there is none. */
+  async #newest(mount: string, path: string): Promise<Record<string, unknown> | undefined> {
+    const state = await readKvState(this.#client, mount, path);
+    return state && state.currentVersion > 0
+      ? readKvVersion(this.#client, mount, path, state.currentVersion)
+      : undefined;
   }
 
   /**
