@@ -71,8 +71,8 @@ export type Checkpoint =
 
 export interface RotationDeps {
   store: RotationStore;
-  /** Appends the protocol's events; reads the trail's recent tail only when resuming a step that may have written them. */
-  audit: Pick<AuditLog, 'append' | 'recordsSince'>;
+  /** Appends the protocol's events (a step's together); reads the trail's recent tail only when resuming a step that may have written them. */
+  audit: Pick<AuditLog, 'append' | 'appendMany' | 'recordsSince'>;
   clock: Clock;
   newId: () => string;
   /** The provider of an identity's kind, bound to it; throws when the kind has none configured. */
@@ -208,21 +208,50 @@ class Run {
     details: { versionId: string } & Record<string, unknown>,
     lookSince: string | undefined,
   ): Promise<void> {
-    if (lookSince !== undefined) {
-      let trail = this.#trails.get(lookSince);
-      if (!trail) {
-        trail = this.deps.audit.recordsSince(lookSince);
-        this.#trails.set(lookSince, trail);
-      }
-      const written = (await trail).some(
-        (record) =>
-          record.type === type &&
-          record.subject === this.identity.id &&
-          record.details.versionId === details.versionId,
-      );
-      if (written) return;
-    }
+    if (await this.inTrail(type, details.versionId, lookSince)) return;
     await this.audit(type, details);
+  }
+
+  /** Whether the event is in the trail written since `lookSince` (undefined: nothing could have written it). */
+  async inTrail(type: AuditEventType, versionId: string, lookSince: string | undefined): Promise<boolean> {
+    if (lookSince === undefined) return false;
+    let trail = this.#trails.get(lookSince);
+    if (!trail) {
+      trail = this.deps.audit.recordsSince(lookSince);
+      this.#trails.set(lookSince, trail);
+    }
+    return (await trail).some(
+      (record) =>
+        record.type === type && record.subject === this.identity.id && record.details.versionId === versionId,
+    );
+  }
+
+  /**
+   * {@link recordOnce} for the events of one step, appended together (one move of the trail's
+   * head), in order: those recorded or found in the trail are left out.
+   */
+  async recordAllOnce(
+    events: readonly { type: AuditEventType; details: { versionId: string } & Record<string, unknown> }[],
+    savedEarlier: boolean,
+  ): Promise<void> {
+    const missing: (typeof events)[number][] = [];
+    for (const event of events) {
+      if (this.recorded.has(recordedKey(event.type, event.details.versionId))) continue;
+      if (await this.inTrail(event.type, event.details.versionId, savedEarlier ? this.trailSince : undefined))
+        continue;
+      missing.push(event);
+    }
+    if (missing.length > 0) {
+      await this.deps.audit.appendMany(
+        missing.map(({ type, details }) => ({
+          type,
+          actor: this.deps.actor,
+          subject: this.identity.id,
+          details,
+        })),
+      );
+    }
+    for (const event of events) this.recorded.add(recordedKey(event.type, event.details.versionId));
   }
 
   /**
@@ -715,17 +744,15 @@ async function finishSecret(run: Run, target: BoundDelivery) {
     await run.checkpoint('currentSaved');
     pending = run.version(state.versionId) as StoredVersion;
   }
-  await run.recordOnce(
-    'credential.delivered',
-    { versionId: pending.versionId, delivery: target.type },
+  // Delivered and activated are one step's events: appended together.
+  await run.recordAllOnce(
+    [
+      { type: 'credential.delivered', details: { versionId: pending.versionId, delivery: target.type } },
+      { type: 'credential.activated', details: { versionId: pending.versionId, handle: pending.handle } },
+    ],
     currentEarlier,
   );
   await run.checkpoint('deliveredAudited');
-  await run.recordOnce(
-    'credential.activated',
-    { versionId: pending.versionId, handle: pending.handle },
-    currentEarlier,
-  );
   await run.checkpoint('activatedAudited');
   const supersededAt = pending.activatedAt ?? run.now;
   if (firstRotation) await adopt(run, pending.handle, supersededAt);
