@@ -133,7 +133,7 @@ export async function devUp(
 /** Who runs the CLI locally: `KEYWARDEN_ACTOR`, else the OS user. */
 export const localUser = (): string => process.env.KEYWARDEN_ACTOR ?? userInfo().username;
 
-/** Stops the local stack; its data is gone with it (both servers keep state in memory). */
+/** Stops the local stack; its data is gone with it (moto, dynalite and OpenBao keep state in memory). */
 export async function devDown(stateDir: string): Promise<boolean> {
   await stopRuntimeProcess(stateDir);
   const stopped = await stopStack(stateDir);
