@@ -23,35 +23,36 @@ interface Batchable {
 export const TARGETS_PER_BATCH = 25;
 
 /**
- * Numbers the pending targets' batches, in place of nothing: targets of one provider service
- * side by side (in the order given, so one identity's targets stay together), cut every
- * {@link TARGETS_PER_BATCH}; the batches of each service spread evenly over the numbering, so
- * workers taking batches in order keep every service's limiter busy at once. Settled targets
- * (skipped, failed at planning) get no batch: no run works on them.
+ * Numbers the pending targets' batches: targets of one provider service side by side (in the
+ * order given, so one identity's targets stay together), cut every {@link TARGETS_PER_BATCH};
+ * the full batches of each service spread evenly over the numbering, so workers taking batches
+ * in order keep every service's limiter busy at once. What is left of each service after its
+ * full batches goes together, cut the same way, at the end: every batch but the last is full,
+ * so a first run's cut of the targets in batch order (the Distributed Map's 25) is exactly the
+ * planned batches and no two workers share one (each target still goes through its own kind's
+ * limiter). Settled targets (skipped, failed at planning) get no batch: no run works on them.
  */
 export function assignBatches<T extends Batchable>(targets: readonly T[], size = TARGETS_PER_BATCH): T[] {
-  const chunks: { service: string; at: number; of: number; ids: Set<string> }[] = [];
-  const byService = new Map<string, T[]>();
+  const full: { service: string; at: number; of: number; ids: string[] }[] = [];
+  const rest: string[] = [];
+  const byService = new Map<string, string[]>();
   for (const target of targets) {
     if (target.outcome !== 'pending') continue;
     const service = serviceOf(target.kind);
-    byService.set(service, [...(byService.get(service) ?? []), target]);
+    byService.set(service, [...(byService.get(service) ?? []), target.targetId]);
   }
-  for (const [service, list] of byService) {
-    const of = Math.ceil(list.length / size);
-    for (let i = 0; i < of; i += 1) {
-      chunks.push({
-        service,
-        at: i,
-        of,
-        ids: new Set(list.slice(i * size, (i + 1) * size).map((t) => t.targetId)),
-      });
-    }
+  for (const [service, ids] of byService) {
+    const of = Math.floor(ids.length / size);
+    for (let i = 0; i < of; i += 1)
+      full.push({ service, at: i, of, ids: ids.slice(i * size, (i + 1) * size) });
+    rest.push(...ids.slice(of * size));
   }
   // Chunk i of n sits at (i + ½) / n of the way: each service's batches evenly spread.
-  chunks.sort((a, b) => (a.at + 0.5) / a.of - (b.at + 0.5) / b.of || a.service.localeCompare(b.service));
+  full.sort((a, b) => (a.at + 0.5) / a.of - (b.at + 0.5) / b.of || a.service.localeCompare(b.service));
+  const chunks = full.map((chunk) => chunk.ids);
+  for (let i = 0; i < rest.length; i += size) chunks.push(rest.slice(i, i + size));
   const batchOf = new Map<string, number>();
-  for (const [number, chunk] of chunks.entries()) for (const id of chunk.ids) batchOf.set(id, number);
+  for (const [number, ids] of chunks.entries()) for (const id of ids) batchOf.set(id, number);
   return targets.map((target) => {
     const batch = batchOf.get(target.targetId);
     return batch === undefined ? target : { ...target, batch };

@@ -20,7 +20,14 @@
  * re-issue gets a fresh credential through the rotation protocol.
  */
 import type { AuditEventInput } from './audit.ts';
-import { type Campaign, isFinished, type ReissueRecord, summarize, type Target } from './campaign.ts';
+import {
+  type Campaign,
+  identityIdOf,
+  isFinished,
+  type ReissueRecord,
+  summarize,
+  type Target,
+} from './campaign.ts';
 import { batchKeyOf, groupByBatch, TARGETS_PER_BATCH } from './campaign-batches.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
@@ -28,6 +35,7 @@ import type { Identity, IdentityKind } from './identity.ts';
 import { KINDS, type ProviderService, rotationBlocker, serviceOf } from './kinds.ts';
 import type {
   AuditLog,
+  CampaignShortcuts,
   CampaignStore,
   Clock,
   IdentityStore,
@@ -327,7 +335,8 @@ class Run extends Ledger {
    * Reads the identities of `ids` at once where the store can: many in one listing of the
    * inventory, few by key in one read.
    */
-  async prefetch(ids: readonly string[]): Promise<void> {
+  async prefetch(all: readonly string[]): Promise<void> {
+    const ids = all.filter((id) => !this.identities.has(id));
     const { listIdentities, getIdentities } = this.deps.identities;
     let records: StoredIdentity[];
     if (listIdentities && ids.length >= LIST_IDENTITIES_FROM) {
@@ -397,7 +406,8 @@ export async function runCampaign(
   campaignId: string,
   options: RunCampaignOptions,
 ): Promise<CampaignRun> {
-  const campaign = await deps.campaigns.getCampaign(campaignId);
+  const { targetIds } = options;
+  const { campaign, targets, identities } = await readWork(deps, campaignId, targetIds);
   if (!campaign) {
     throw new NotFoundError(
       `no campaign ${JSON.stringify(campaignId)}; see keywarden revoke status for the campaigns`,
@@ -405,11 +415,6 @@ export async function runCampaign(
   }
   if (campaign.dryRun)
     throw new ValidationError(`campaign ${campaignId} is a dry run: there is nothing to run`);
-  const { targetIds } = options;
-  // A worker of one batch reads its targets by key, whatever the campaign's size.
-  const targets = targetIds
-    ? await deps.campaigns.getTargets(campaignId, [...new Set(targetIds)])
-    : await deps.campaigns.listTargets(campaignId);
   if (targetIds) {
     const known = new Set(targets.map((t) => t.targetId));
     const unknown = targetIds.filter((id) => !known.has(id));
@@ -426,6 +431,7 @@ export async function runCampaign(
     targetIds ? undefined : await deps.campaigns.listReissues(campaignId),
     options,
   );
+  for (const [id, identity] of identities ?? []) run.identities.set(id, Promise.resolve(identity));
 
   if (campaign.status === 'planned') {
     // A worker started before its campaign (the plan step starts it): the start needs every target.
@@ -472,6 +478,35 @@ export async function runCampaign(
   };
 }
 
+const canReadBatchWork = (store: object): store is CampaignShortcuts =>
+  typeof (store as Partial<CampaignShortcuts>).readBatchWork === 'function';
+
+/**
+ * What a run reads first: the campaign and its targets — for a run of some targets (a batch
+ * worker) only those, by key, whatever the campaign's size, with their identities in the same
+ * read where the store can.
+ */
+async function readWork(deps: CampaignDeps, campaignId: string, targetIds: readonly string[] | undefined) {
+  const { campaigns } = deps;
+  if (!targetIds) {
+    const campaign = await campaigns.getCampaign(campaignId);
+    return { campaign, targets: campaign ? await campaigns.listTargets(campaignId) : [] };
+  }
+  const ids = [...new Set(targetIds)];
+  if (!canReadBatchWork(campaigns)) {
+    const campaign = await campaigns.getCampaign(campaignId);
+    return { campaign, targets: campaign ? await campaigns.getTargets(campaignId, ids) : [] };
+  }
+  const identityIds = [...new Set(ids.map(identityIdOf))];
+  const read = await campaigns.readBatchWork(campaignId, ids, identityIds);
+  const found = new Map(read.identities.map((record) => [record.identity.id, record.identity]));
+  return {
+    campaign: read.campaign,
+    targets: read.targets,
+    identities: new Map(identityIds.map((id) => [id, found.get(id)])),
+  };
+}
+
 /**
  * Starts a planned campaign (planned → running, auditing its start and the targets the plan
  * settled): the revocation state machine's plan step, before any worker. Safe to call twice;
@@ -505,17 +540,22 @@ export async function startCampaign(
  *
  * @throws NotFoundError for an unknown campaign; the store's error when it cannot be written.
  */
-export async function closeCampaign(book: CampaignBookkeeping, campaignId: string): Promise<StoredCampaign> {
+export async function closeCampaign(
+  book: CampaignBookkeeping,
+  campaignId: string,
+  /** Its targets and re-issue records, when the caller has just read them (the report step). */
+  read?: { targets: readonly Target[]; reissues: readonly ReissueRecord[] },
+): Promise<StoredCampaign> {
   const campaign = await book.campaigns.getCampaign(campaignId);
-  if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close`);
+  if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close or report on`);
   if (campaign.dryRun || campaign.status === 'completed') return campaign;
-  const targets = await book.campaigns.listTargets(campaignId);
+  const targets = read?.targets ?? (await book.campaigns.listTargets(campaignId));
   if (!isFinished(targets)) return campaign;
   const ledger = new Ledger(
     book,
     campaign,
     new Map(targets.map((t) => [t.targetId, t])),
-    await book.campaigns.listReissues(campaignId),
+    read?.reissues ?? (await book.campaigns.listReissues(campaignId)),
   );
   if (campaign.status === 'planned') await start(ledger);
   await finish(ledger);
@@ -873,6 +913,9 @@ async function replaceCurrent(
   versions: Versions,
 ): Promise<string | undefined> {
   if (!KINDS[identity.kind].replaceBeforeRevoke || !target.versionId) return undefined;
+  // Past current when planned: never current again, no need to look.
+  if (target.stage !== undefined && target.stage !== 'current' && target.stage !== 'pending')
+    return undefined;
   if ((await versions.find(target.versionId))?.stage !== 'current') return undefined;
   const blocker = rotationBlocker(identity);
   if (blocker) {

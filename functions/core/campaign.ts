@@ -7,7 +7,7 @@
 import * as z from 'zod';
 import { assignBatches } from './campaign-batches.ts';
 import type { LiveState, LiveSubject } from './campaign-live.ts';
-import type { CredentialVersion } from './credential-version.ts';
+import { type CredentialVersion, VersionStageSchema } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { IncidentSchema } from './incident.ts';
@@ -42,6 +42,12 @@ export const TargetSchema = z
     handle: z.string().min(1),
     /** The credential version this target ends, so the store can mark it revoked; absent for whole scopes. */
     versionId: z.string().optional(),
+    /**
+     * That version's stage when the campaign was planned. A version past `current` (previous,
+     * disabled, revoked) is never current again, so the run need not look it up before revoking
+     * a kind that must replace its current value first (`replaceBeforeRevoke`).
+     */
+    stage: VersionStageSchema.optional(),
     action: TargetActionSchema,
     /** Issue a fresh credential to the identity's delivery target once its old ones are revoked. */
     reissue: z.boolean(),
@@ -225,6 +231,7 @@ function targetsOf(
     targetId: `${identity.id}:${version.handle}`,
     handle: version.handle,
     versionId: version.versionId,
+    stage: version.stage,
     action: 'revoke' as const,
   }));
   if (live?.status === 'unlisted') {
@@ -322,6 +329,9 @@ const zeroOutcomes = (): OutcomeCounts => ({
 });
 
 /** Counts targets by outcome, overall and per kind. */
+/** The id of a target's identity: what precedes the first colon of the target's id (an identity id has none). */
+export const identityIdOf = (targetId: string): string => targetId.split(':', 1)[0] ?? targetId;
+
 export function summarize(targets: readonly Target[]): CampaignCounts {
   const byOutcome = zeroOutcomes();
   const byKind: Partial<Record<IdentityKind, OutcomeCounts & { total: number }>> = {};

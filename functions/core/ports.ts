@@ -290,6 +290,19 @@ export interface CampaignStore {
   listReissues(campaignId: string): Promise<ReissueRecord[]>;
 }
 
+/**
+ * What a campaign store may offer beyond the port, to save round trips (DynamoStore does): what
+ * a revoke-batch worker reads before its lease — the campaign, its targets and their
+ * identities — in one read (DynamoDB: one BatchGetItem).
+ */
+export interface CampaignShortcuts {
+  readBatchWork(
+    campaignId: string,
+    targetIds: readonly string[],
+    identityIds: readonly string[],
+  ): Promise<{ campaign: StoredCampaign | undefined; targets: Target[]; identities: StoredIdentity[] }>;
+}
+
 /** Starts the revocation state machine over a stored campaign. */
 export interface CampaignLauncher {
   /**

@@ -99,7 +99,7 @@ export interface RevokeBatchResult {
   settled: number;
 }
 
-export interface RevokeBatchOptions extends Pick<RunCampaignOptions, 'limitFor' | 'onOutcome'> {
+export interface RevokeBatchOptions extends Pick<RunCampaignOptions, 'limitFor' | 'onOutcome' | 'leaseMs'> {
   /** Stops claiming targets; those in flight finish and are checkpointed. */
   signal: AbortSignal;
 }
@@ -122,6 +122,7 @@ export async function revokeBatch(
     retryFailed: BatchInput.retryFailed ?? false,
     signal: options.signal,
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
   });
   const wanted = new Set(targetIds);
   const mine = run.targets.filter((target) => wanted.has(target.targetId));

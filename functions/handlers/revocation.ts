@@ -26,7 +26,7 @@ import {
   closeCampaign,
   type RunCampaignOptions,
 } from '../core/campaign-engine.ts';
-import { KeywardenError, NotFoundError } from '../core/errors.ts';
+import { KeywardenError } from '../core/errors.ts';
 import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
   CampaignEventSchema,
@@ -84,6 +84,8 @@ export interface RevokeBatchDeps {
   signal?: AbortSignal;
   /** The local runtime's live progress: called as each target of the batch settles. */
   onOutcome?: (target: Target) => void;
+  /** How long a batch lease lasts unless renewed (the engine's `leaseMs`). */
+  leaseMs?: number;
 }
 
 /** The revoke-batch worker with its dependencies given; it stops a minute before the Lambda timeout. */
@@ -105,6 +107,7 @@ export function makeRevokeBatchHandler(deps: RevokeBatchDeps) {
           limitFor: deps.limitFor,
           signal: deps.signal ? AbortSignal.any([stop.signal, deps.signal]) : stop.signal,
           ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
+          ...(deps.leaseMs === undefined ? {} : { leaseMs: deps.leaseMs }),
         });
       } finally {
         clearTimeout(timer);
@@ -131,17 +134,16 @@ export function makeReportHandler(deps: ReportDeps) {
     { event: CampaignEventSchema, expected: 'a campaign event {campaignId}' },
     async ({ campaignId }): Promise<ReportLocations> => {
       const { store, clock } = deps.services;
-      if (!(await store.getCampaign(campaignId))) {
-        throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to report on`);
-      }
-      const campaign = await closeCampaign(
-        { campaigns: store, audit: store, clock, actor: deps.actor },
-        campaignId,
-      );
+      // Read once: closing (NotFoundError for an unknown campaign) and the report share them.
       const [targets, reissues] = await Promise.all([
         store.listTargets(campaignId),
         store.listReissues(campaignId),
       ]);
+      const campaign = await closeCampaign(
+        { campaigns: store, audit: store, clock, actor: deps.actor },
+        campaignId,
+        { targets, reissues },
+      );
       const stopped = targets.some((target) => target.outcome === 'pending');
       return publishCampaignReport(deps.services, { campaign, targets, reissues, settled: 0, stopped });
     },

@@ -56,6 +56,11 @@ const LIMITS: RateLimits = { ...DEFAULT_RATE_LIMITS, vault: { concurrency: 8, pe
 const CHILD = join(REPO_ROOT, 'test', 'support', 'campaign-run-child.ts');
 const REVOKE_PATH = '/v1/auth/token/revoke-accessor';
 const SETTLED = ['revoked', 'already-revoked'];
+/**
+ * The batch lease of both runs: the resume waits this long at most for the dead run's batches
+ * (the engine's 30 s would make the spec wait that long), and a batch renews it twice a lease.
+ */
+const LEASE_MS = 3_000;
 /** Each poll of the store is a Query that moto answers by reading the table: not too often. */
 const POLL_MS = 200;
 
@@ -166,6 +171,7 @@ function startChild(campaignId: string) {
     campaignId,
     bucket,
     limits: LIMITS,
+    leaseMs: LEASE_MS,
     actor: 'test:responder',
     reportsDir: join(workDir, 'reports'),
   };
@@ -287,6 +293,7 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
       actor: 'test:responder',
       bucket,
       limits: LIMITS,
+    leaseMs: LEASE_MS,
     }).run(campaignId, { retryFailed: true });
     const resumedIn = Date.now() - resuming;
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import { LocalCampaignLauncher, planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
 import { DEFAULT_RATE_LIMITS } from '../../functions/adapters/rate-limits.ts';
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
@@ -12,7 +13,7 @@ import type { Identity } from '../../functions/core/identity.ts';
 import { REVOKE_BATCH_SIZE } from '../../functions/core/revocation-batching.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
-import { declaredKvIdentity, newIncident, planNothingToRevoke } from '../support/campaigns.ts';
+import { declaredKvIdentity, newIncident, planNothingToRevoke, testPlan } from '../support/campaigns.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
@@ -234,5 +235,50 @@ describe('local campaign launcher', () => {
     expect(logged.join('\n')).toMatch(
       /the revocation run failed \(ValidationError: .*dry run.*revoke resume/,
     );
+  });
+});
+
+describe('local revocation runner: store requests', () => {
+  it('costs at most 0.5 DynamoDB requests per target over plan → batches → report, for 300 mixed targets', async () => {
+    // prepare: 300 mixed targets on the servers and recorded in the store, planned as the CLI plans them
+    const fleet = await buildFleet({ services, vault }, 300);
+    const incident = newIncident();
+    const planned = testPlan({
+      campaignId: `${incident}-requests`,
+      incident,
+      selectors: [fleet.selector],
+      subjects: fleet.subjects,
+    });
+    const { campaignId } = planned.campaign;
+    await services.store.createCampaign(planned.campaign, planned.targets);
+    // Every DynamoDB request the adapters send from here on, by command.
+    const sent = new Map<string, number>();
+    const { dynamodb } = services.aws;
+    dynamodb.middlewareStack.add(
+      (next, context) => (args) => {
+        const command = context.commandName ?? 'unknown';
+        sent.set(command, (sent.get(command) ?? 0) + 1);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCampaignRequests' },
+    );
+    const runner = new LocalRevocationRunner({ services, actor: 'test:runner', bucket, retry: noWait });
+
+    // act
+    const result = await runner
+      .run(campaignId)
+      .finally(() => dynamodb.middlewareStack.remove('countCampaignRequests'));
+
+    // assess: every target settled, the campaign completed and reported…
+    expect(result.targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
+    expect(result.campaign.status).toBe('completed');
+    expect(await stillLive({ services, vault }, fleet, incident)).toEqual([]);
+    // …for at most half a DynamoDB request per target: a worker reads its batch by key, not the campaign
+    const requests = [...sent.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `${planned.targets.length} targets in ${result.batches} batches: ${requests} DynamoDB requests (${(requests / planned.targets.length).toFixed(2)} per target) ${JSON.stringify(Object.fromEntries(sent))}`,
+    );
+    expect(sent.get('QueryCommand') ?? 0).toBeLessThan(result.batches);
+    expect(requests / planned.targets.length).toBeLessThanOrEqual(0.5);
   });
 });

@@ -28,6 +28,8 @@ export interface ChildRunConfig {
   reportsDir: string;
   /** Retryable failures of earlier runs get a fresh budget (a resume). */
   retryFailed?: boolean;
+  /** The batch lease's length (the runner's `leaseMs`). */
+  leaseMs?: number;
 }
 
 async function main(path: string | undefined): Promise<void> {
@@ -40,6 +42,7 @@ async function main(path: string | undefined): Promise<void> {
     actor: config.actor,
     bucket: config.bucket,
     limits: config.limits,
+    ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
   });
   console.log(`running ${config.campaignId} (pid ${process.pid})`);
   const result = await runner.run(config.campaignId, { retryFailed: config.retryFailed ?? false });

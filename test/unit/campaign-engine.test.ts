@@ -130,13 +130,13 @@ describe('campaign engine: a run', () => {
     expect(result.targets.find((t) => t.outcome === 'skipped')?.reason).toBe(NO_LIVE_CREDENTIAL);
     expect(result.campaign).toMatchObject({ status: 'completed', finishedAt: expect.any(String) });
     expect(result).toMatchObject({ settled: 6, stopped: false });
-    // assess: each batch (one per provider service here) was leased once, a try counted for each
-    // of its targets, then its outcomes written once, together
+    // assess: the batch (six targets of two services: one batch, each through its kind's limiter)
+    // was leased once, a try counted for each of its targets, then its outcomes written once, together
     const batches = new Set(targets.flatMap((t) => (t.batch === undefined ? [] : [t.batch])));
-    expect(batches.size).toBe(2);
-    expect(writes.filter((w) => w.op === 'leaseBatch')).toHaveLength(2);
+    expect(batches.size).toBe(1);
+    expect(writes.filter((w) => w.op === 'leaseBatch')).toHaveLength(1);
     const checkpoints = writes.flatMap((w) => (w.op === 'settleBatch' ? [w.outcomes] : []));
-    expect(checkpoints).toHaveLength(2);
+    expect(checkpoints).toHaveLength(1);
     expect(
       checkpoints
         .flat()
@@ -331,12 +331,12 @@ describe('campaign engine: bookkeeping per batch', () => {
     // act
     const result = await runCampaign(deps, campaign.campaignId, unlimited);
 
-    // assess: every target revoked, in batches of 25 per service (Vault 80, IAM 40: six), each
-    // leased, marked, audited and checkpointed once
+    // assess: every target revoked, in batches of 25 (Vault 80: three, IAM 40: one, what is left
+    // of both, 20: one), each leased, marked, audited and checkpointed once
     expect(targets).toHaveLength(120);
     expect(result.campaign.counts.byOutcome.revoked).toBe(120);
     const batches = new Set(targets.map((t) => t.batch)).size;
-    expect(batches).toBe(6);
+    expect(batches).toBe(5);
     for (const call of [
       'campaigns.leaseBatch',
       'campaigns.settleBatch',

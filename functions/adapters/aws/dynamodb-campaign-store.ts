@@ -6,7 +6,8 @@ import {
   TargetSchema,
 } from '../../core/campaign.ts';
 import { ConflictError } from '../../core/errors.ts';
-import type { CampaignStore, StoredCampaign } from '../../core/ports.ts';
+import type { CampaignShortcuts, CampaignStore, StoredCampaign } from '../../core/ports.ts';
+import { toStoredIdentity } from './dynamodb-identity-store.ts';
 import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
 
 /**
@@ -15,7 +16,7 @@ import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
  * (`LEASE#<batch>`: its holder, until when, and the tries counted per target not yet
  * checkpointed, `try:<targetId>`). Campaigns are listed newest first through index `gsi1`.
  */
-export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
+export function dynamoCampaignStore(table: DynamoTable): CampaignStore & CampaignShortcuts {
   const getCampaign = async (campaignId: string): Promise<StoredCampaign | undefined> => {
     const item = await table.get(Keys.campaign(campaignId));
     return item ? toStoredCampaign(item) : undefined;
@@ -68,6 +69,26 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore {
         `${targetIds.length} targets of campaign ${campaignId}`,
       );
       return items.map(targetOf);
+    },
+
+    async readBatchWork(campaignId, targetIds, identityIds) {
+      const items = await table.batchGet(
+        [
+          Keys.campaign(campaignId),
+          ...targetIds.map((id) => Keys.target(campaignId, id)),
+          ...identityIds.map(Keys.identity),
+        ],
+        `campaign ${campaignId}, ${targetIds.length} of its targets and their identities`,
+      );
+      const campaignKey = Keys.campaign(campaignId);
+      const campaign = items.find((item) => item.pk === campaignKey.pk && item.sk === campaignKey.sk);
+      return {
+        campaign: campaign && toStoredCampaign(campaign),
+        targets: items
+          .filter((item) => item.pk === campaignKey.pk && String(item.sk).startsWith('TARGET#'))
+          .map(targetOf),
+        identities: items.filter((item) => item.pk === Keys.identity('').pk).map(toStoredIdentity),
+      };
     },
 
     async listTargetsOf(campaignId, identityId) {

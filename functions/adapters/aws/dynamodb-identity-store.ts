@@ -30,7 +30,8 @@ export function dynamoIdentityStore(table: DynamoTable): IdentityStore {
   };
 }
 
-function toStoredIdentity(item: Item): StoredIdentity {
+/** An inventory item as the identity record it stores. */
+export function toStoredIdentity(item: Item): StoredIdentity {
   const record: StoredIdentity = {
     identity: IdentitySchema.parse(item.identity),
     status: item.status === 'retired' ? 'retired' : 'active',

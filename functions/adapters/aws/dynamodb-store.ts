@@ -1,5 +1,6 @@
 import type {
   AuditLog,
+  CampaignShortcuts,
   CampaignStore,
   FindingStore,
   GrantStore,
@@ -27,7 +28,8 @@ export type DynamoStorePorts = IdentityStore &
   RotationStore &
   VersionShortcuts &
   GrantStore &
-  CampaignStore;
+  CampaignStore &
+  CampaignShortcuts;
 
 /**
  * The state store on one DynamoDB table: identities, audit chain, findings, credential
