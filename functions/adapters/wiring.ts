@@ -10,7 +10,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { IAMClient } from '@aws-sdk/client-iam';
-import { LambdaClient } from '@aws-sdk/client-lambda';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -29,7 +28,6 @@ import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import {
   type AwsClients,
-  awsClientConfig,
   dynamoDbClient,
   iamClient,
   s3Client,
@@ -41,6 +39,7 @@ import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
 import { dynamoStore } from './aws/dynamodb-store.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
+import { signedLambdaInvoke } from './aws/lambda-invoke.ts';
 import {
   IamRoleDeny,
   LambdaRoleDeny,
@@ -172,7 +171,7 @@ export const rotation = (c: Composition) => {
 export const roleDeny: Part<LambdaRoleDeny | undefined> = ({ config, options }) =>
   options.roleDenyFunction
     ? new LambdaRoleDeny({
-        lambda: new LambdaClient(awsClientConfig(config.aws)),
+        invoke: signedLambdaInvoke(config.aws),
         functionName: options.roleDenyFunction,
       })
     : undefined;

@@ -7,8 +7,7 @@
  * (functions/api/deferred-jobs.ts). Its role holds no STS and no IAM action: whoever gets
  * past this function can write to the state table and start a worker job, nothing more.
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import { breakglass, Composition, campaignPlanning, secrets, stores } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
@@ -51,15 +50,9 @@ export function makeHandler(deps: ApiDeps) {
 }
 
 /** Hands a job to the worker: an asynchronous invocation (failures land in its dead-letter queue). */
-export function handOff(lambda: LambdaClient, workerFunction: string, signingSecret: SecretValue) {
+export function handOff(invoke: LambdaInvoke, workerFunction: string, signingSecret: SecretValue) {
   return async (job: DeferredJob): Promise<void> => {
-    await lambda.send(
-      new InvokeCommand({
-        FunctionName: workerFunction,
-        InvocationType: 'Event',
-        Payload: Buffer.from(JSON.stringify(signDeferredJob(signingSecret, job))),
-      }),
-    );
+    await invoke(workerFunction, JSON.stringify(signDeferredJob(signingSecret, job)), 'Event');
   };
 }
 
@@ -82,7 +75,7 @@ export const handler = entryPoint(async () => {
       signingSecret,
       ledger: composition.get(stores).breakglassStore,
       respond: (url, message) => responder.respond(url, message),
-      defer: handOff(new LambdaClient(awsClientConfig(config.aws)), worker, signingSecret),
+      defer: handOff(signedLambdaInvoke(config.aws), worker, signingSecret),
     },
   };
   return makeHandler(deps);

@@ -1,0 +1,181 @@
+/**
+ * The role-deny function's callers invoke it with one signed POST (functions/adapters/aws/
+ * lambda-invoke.ts) instead of the SDK's Lambda client. These specs read the request it sends
+ * and how it takes Lambda's answers; `fetch` is the recording stand-in (there is no local Lambda
+ * to invoke: moto runs functions in Docker only).
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { LambdaInvokeError, signedLambdaInvoke } from '../../functions/adapters/aws/lambda-invoke.ts';
+import { LambdaRoleDeny, RoleDenyError } from '../../functions/adapters/aws/role-deny-client.ts';
+
+const ROLE = 'arn:aws:iam::123456789012:role/breakglass/oncall-admin';
+const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:keywarden-role-deny';
+const credentials = () => ({
+  accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+  secretAccessKey: randomBytes(20).toString('base64'),
+});
+
+/** A `fetch` answering each call from `answers` in turn, recording the requests. */
+function scriptedFetch(...answers: (() => Response)[]) {
+  const requests: { url: string; init: RequestInit }[] = [];
+  const fetchFn = (async (url: URL | string, init?: RequestInit) => {
+    requests.push({ url: String(url), init: init ?? {} });
+    const answer = answers[requests.length - 1];
+    if (!answer) throw new Error('no more answers');
+    return answer();
+  }) as typeof fetch;
+  return { requests, fetchFn };
+}
+
+const noSleep = async () => {};
+
+describe('lambda invoke: one signed POST', () => {
+  it('posts the payload to the function’s invocations path, synchronously and signed for lambda in the region', async () => {
+    const { requests, fetchFn } = scriptedFetch(() => new Response('{"result":"revoked"}'));
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: noSleep },
+    );
+
+    const answer = await invoke(FUNCTION_ARN, '{"action":"deny"}');
+
+    expect(answer).toEqual({ payload: '{"result":"revoked"}', functionError: undefined });
+    const [request] = requests;
+    expect(request?.url).toBe(
+      `https://lambda.eu-west-1.amazonaws.com/2015-03-31/functions/${encodeURIComponent(FUNCTION_ARN)}/invocations`,
+    );
+    expect(request?.init.body).toBe('{"action":"deny"}');
+    const headers = request?.init.headers as Record<string, string>;
+    expect(headers['x-amz-invocation-type']).toBe('RequestResponse');
+    expect(headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIA\w+\/\d{8}\/eu-west-1\/lambda\/aws4_request, SignedHeaders=.*host.*x-amz-invocation-type.*, Signature=[0-9a-f]{64}$/,
+    );
+  });
+
+  it('queues an event (Slack ingress handing a job to the worker): Lambda accepts it with an empty answer', async () => {
+    const { requests, fetchFn } = scriptedFetch(() => new Response(null, { status: 202 }));
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn },
+    );
+
+    await expect(invoke('keywarden-slack-worker', '{"job":1}', 'Event')).resolves.toEqual({
+      payload: '',
+      functionError: undefined,
+    });
+    expect(requests[0]?.init.headers).toMatchObject({ 'x-amz-invocation-type': 'Event' });
+  });
+
+  it('passes on the function’s own failure (X-Amz-Function-Error) with its payload', async () => {
+    const { fetchFn } = scriptedFetch(
+      () =>
+        new Response('{"errorType":"ValidationError","errorMessage":"expected a role under /breakglass/"}', {
+          headers: { 'X-Amz-Function-Error': 'Unhandled' },
+        }),
+    );
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn },
+    );
+
+    await expect(invoke('keywarden-role-deny', '{}')).resolves.toMatchObject({ functionError: 'Unhandled' });
+  });
+
+  it('retries throttling and server errors with backoff, and not a refusal', async () => {
+    const throttled = () =>
+      new Response('{"message":"Rate exceeded"}', {
+        status: 429,
+        headers: { 'x-amzn-ErrorType': 'TooManyRequestsException:http://internal.amazon.com/' },
+      });
+    const { requests, fetchFn } = scriptedFetch(
+      throttled,
+      () => new Response('', { status: 502 }),
+      () => new Response('{"result":"released"}'),
+    );
+    const waits: number[] = [];
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: async (ms) => void waits.push(ms) },
+    );
+    await expect(invoke('keywarden-role-deny', '{}')).resolves.toMatchObject({
+      payload: '{"result":"released"}',
+    });
+    expect(requests).toHaveLength(3);
+    expect(waits).toHaveLength(2);
+
+    const refused = scriptedFetch(
+      () =>
+        new Response('{"Message":"User is not authorized to perform: lambda:InvokeFunction"}', {
+          status: 403,
+          headers: { 'x-amzn-ErrorType': 'AccessDeniedException' },
+        }),
+    );
+    const error = await signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: refused.fetchFn, sleep: noSleep },
+    )('keywarden-role-deny', '{}').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(LambdaInvokeError);
+    expect(error).toMatchObject({ name: 'AccessDeniedException', status: 403 });
+    expect(refused.requests).toHaveLength(1);
+  });
+
+  it('gives up after the configured attempts', async () => {
+    const { requests, fetchFn } = scriptedFetch(
+      ...Array.from({ length: 3 }, () => () => new Response('', { status: 503 })),
+    );
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: noSleep, maxAttempts: 3 },
+    );
+    await expect(invoke('keywarden-role-deny', '{}')).rejects.toMatchObject({ status: 503 });
+    expect(requests).toHaveLength(3);
+  });
+});
+
+describe('LambdaRoleDeny over the invoke', () => {
+  const request = {
+    action: 'deny',
+    roleArn: ROLE,
+    deny: { sourceIdentity: 'bg-20261201t1200-0a1b2c3d' },
+  } as const;
+
+  it('returns the function’s checked answer', async () => {
+    const deny = new LambdaRoleDeny({
+      functionName: 'keywarden-role-deny',
+      invoke: async () => ({ payload: '{"result":"revoked"}' }),
+    });
+    await expect(deny.run(request)).resolves.toEqual({ result: 'revoked' });
+  });
+
+  it('reports a failed invocation as retryable, naming the permission it needs', async () => {
+    const deny = new LambdaRoleDeny({
+      functionName: 'keywarden-role-deny',
+      invoke: async () => {
+        throw new LambdaInvokeError('AccessDeniedException', 403, 'not authorized');
+      },
+    });
+    const error = await deny.run(request).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RoleDenyError);
+    expect(error).toMatchObject({ retryable: true });
+    expect((error as Error).message).toMatch(
+      /AccessDeniedException; the caller's role needs lambda:InvokeFunction/,
+    );
+  });
+
+  it('reports the function’s refusal with its type and message; a validation refusal is final', async () => {
+    const deny = new LambdaRoleDeny({
+      functionName: 'keywarden-role-deny',
+      invoke: async () => ({
+        functionError: 'Unhandled',
+        payload: '{"errorType":"ValidationError","errorMessage":"expected a role under /breakglass/"}',
+      }),
+    });
+    const error = await deny.run(request).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({
+      message:
+        'the role-deny function refused or failed (ValidationError): expected a role under /breakglass/',
+      retryable: false,
+    });
+  });
+});
