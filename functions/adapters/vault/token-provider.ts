@@ -55,6 +55,10 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   readonly #lookups = new Map<string, Promise<TokenLookup | undefined>>();
   /** keywarden's own accessor, once known: never listed, so never revoked as a declared token. */
   #selfAccessor: string | undefined;
+  /** The accessor LIST that listings starting now wait for: sent once the one under way answers. */
+  #nextList: Promise<TokenLookup[]> | undefined;
+  /** The accessor LIST under way, with the lookups of the tokens it names. */
+  #listing: Promise<unknown> | undefined;
 
   constructor(options: VaultTokenProviderOptions) {
     this.#client = options.client;
@@ -133,36 +137,31 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
    * Every live token of this identity: those keywarden issued for it (its id in their meta)
    * and those its scope names (accessor, token role, display-name prefix). Declared accessors
    * are looked up directly; a gone one is simply not live. Vault cannot filter by meta, role or
-   * display name, so any other form lists every accessor (one LIST, fresh each call: it says
-   * which tokens exist now) and looks up those it has not seen before. keywarden's own token
-   * is never listed.
+   * display name, so any other form lists every accessor (a LIST sent after the call began:
+   * it says which tokens exist now) and looks up those it has not seen before. keywarden's own
+   * token is never listed.
    */
   async list(identity: TokenIdentity): Promise<ListedCredential[]> {
     const everyToken = needsEveryToken(identity.scope);
-    const [self, listed] = await Promise.all([
-      this.#self(),
-      everyToken ? this.#client.list('auth/token/accessors') : [],
-    ]);
-    const inList = new Set(listed);
-    if (everyToken) this.#forgetAllBut(inList);
-    const accessors = [...new Set([...listed, ...declaredAccessors(identity.scope)])].filter(
-      (accessor) => accessor !== self,
+    const [self, listed] = await Promise.all([this.#self(), everyToken ? this.#everyToken() : []]);
+    const inList = new Set(listed.map((token) => token.accessor));
+    // A declared accessor no LIST named is looked up afresh: that lookup is what says it still exists.
+    const declared = await Promise.all(
+      declaredAccessors(identity.scope)
+        .filter((accessor) => !inList.has(accessor))
+        .map((accessor) => this.#lookup(accessor, true)),
     );
-    const found = await Promise.all(
-      accessors.map(async (accessor): Promise<ListedCredential | undefined> => {
-        // A declared accessor no LIST named is looked up afresh: that lookup is what says it still exists.
-        const token = await this.#lookup(accessor, !inList.has(accessor));
-        if (!token || !tokenMatch(identity, tokenSeen(token))) return undefined;
-        const versionId =
-          token.meta?.[IDENTITY_META_KEY] === identity.id ? token.meta[VERSION_META_KEY] : undefined;
-        return {
-          handle: token.accessor,
-          status: 'active',
-          createdAt: new Date(token.creation_time * 1_000).toISOString(),
-          ...(versionId ? { versionId } : {}),
-        };
-      }),
-    );
+    const found = [...listed, ...declared].map((token): ListedCredential | undefined => {
+      if (!token || token.accessor === self || !tokenMatch(identity, tokenSeen(token))) return undefined;
+      const versionId =
+        token.meta?.[IDENTITY_META_KEY] === identity.id ? token.meta[VERSION_META_KEY] : undefined;
+      return {
+        handle: token.accessor,
+        status: 'active',
+        createdAt: new Date(token.creation_time * 1_000).toISOString(),
+        ...(versionId ? { versionId } : {}),
+      };
+    });
     return found
       .filter((credential) => credential !== undefined)
       .sort(
@@ -188,6 +187,31 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
       () => this.#lookups.delete(accessor),
     );
     return lookup;
+  }
+
+  /**
+   * Every token that exists, from a LIST of accessors sent after this call began, looked up
+   * (once per process each). Listings that start while a LIST is under way share the next one,
+   * sent when it answers: a fleet's listings at once cost two LISTs and one pass over the
+   * tokens, not a LIST and a pass each, and each still sees what existed when it began.
+   */
+  #everyToken(): Promise<TokenLookup[]> {
+    if (this.#nextList) return this.#nextList;
+    const next = (this.#listing ?? Promise.resolve()).then(async () => {
+      // Sent now: a listing that starts from here on waits for the one after.
+      this.#nextList = undefined;
+      const listed = await this.#client.list('auth/token/accessors');
+      this.#forgetAllBut(new Set(listed));
+      const tokens = await Promise.all(listed.map((accessor) => this.#lookup(accessor, false)));
+      return tokens.filter((token) => token !== undefined);
+    });
+    this.#nextList = next;
+    const settled = next.catch(() => undefined);
+    this.#listing = settled;
+    void settled.then(() => {
+      if (this.#listing === settled) this.#listing = undefined;
+    });
+    return next;
   }
 
   /** Drops the lookups of tokens a fresh LIST no longer names (revoked or expired): the memory follows the live tokens. */
