@@ -17,6 +17,7 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
+import { KeywardenError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Identity } from '../core/identity.ts';
@@ -203,40 +204,68 @@ export const campaigns = (c: Composition) => {
 export const stsIssuer: Part<StsGrantIssuer> = (c) =>
   new StsGrantIssuer({ sts: c.get(sts), iam: c.get(iam) });
 
-/** Break-glass: the grant issuer of each target type configured, the expiry schedules, the store. */
-export const breakglass: Part<BreakglassDeps> = (c) => {
-  const { config, clock } = c;
-  const { store, breakglassStore } = c.get(stores);
+/** The `aws-role` issuer: STS AssumeRole, with deny policies through the role-deny function in AWS, locally on IAM directly. */
+const awsRoleIssuer: Part<GrantIssuer> = (c) => {
   const deny = c.get(roleDeny);
-  const client = c.get(vault);
-  const issuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
-    // Deny policies: in AWS through the one function that may put them, locally on IAM directly.
-    'aws-role': deny ? new RoleDenyGrantIssuer({ issuer: c.get(stsIssuer), deny }) : c.get(stsIssuer),
-    ...(client
-      ? {
-          'vault-policies': new VaultGrantIssuer({
-            client,
-            wrapTtlSeconds: config.breakglass.wrapTtlSeconds,
-          }),
-        }
-      : {}),
-  };
-  return {
-    grants: store,
-    audit: store,
-    clock,
-    config: () => breakglassStore.getBreakglassConfig(),
-    issuer: (type) =>
-      issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
-    scheduler: new EventBridgeGrantExpiryScheduler({
-      scheduler: c.get(scheduler),
-      groupName: config.breakglass.scheduleGroup,
-      targetArn: config.breakglass.expiryFunctionArn,
-      roleArn: config.breakglass.scheduleRoleArn,
-    }),
-    newGrantId: () => newGrantId(clock.now()),
-  };
+  return deny ? new RoleDenyGrantIssuer({ issuer: c.get(stsIssuer), deny }) : c.get(stsIssuer);
 };
+
+/**
+ * The `aws-role` issuer of a function that only ends grants (grant expiry, the sweeper): revokes
+ * and releases through the role-deny function, never issues, so its bundle carries no STS or IAM
+ * client (its role may call neither).
+ */
+const awsRoleEnder: Part<GrantIssuer> = (c) => {
+  const deny = c.get(roleDeny) ?? throwError(notConfigured('role-deny function for ending aws-role grants'));
+  return new RoleDenyGrantIssuer({ issuer: notIssuing, deny });
+};
+
+/** What RoleDenyGrantIssuer issues with in a function that ends grants: nothing (it revokes through the door). */
+const notIssuing: GrantIssuer = {
+  issue: () => Promise.reject(new KeywardenError('this function ends grants and issues none')),
+  revoke: () => Promise.reject(new KeywardenError('this function ends grants through the role-deny function')),
+};
+
+/** Break-glass over `awsRole`: the grant issuer of each target type configured, the expiry schedules, the store. */
+const breakglassOver =
+  (awsRole: Part<GrantIssuer>): Part<BreakglassDeps> =>
+  (c) => {
+    const { config, clock } = c;
+    const { store, breakglassStore } = c.get(stores);
+    const client = c.get(vault);
+    const issuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
+      'aws-role': c.get(awsRole),
+      ...(client
+        ? {
+            'vault-policies': new VaultGrantIssuer({
+              client,
+              wrapTtlSeconds: config.breakglass.wrapTtlSeconds,
+            }),
+          }
+        : {}),
+    };
+    return {
+      grants: store,
+      audit: store,
+      clock,
+      config: () => breakglassStore.getBreakglassConfig(),
+      issuer: (type) =>
+        issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
+      scheduler: new EventBridgeGrantExpiryScheduler({
+        scheduler: c.get(scheduler),
+        groupName: config.breakglass.scheduleGroup,
+        targetArn: config.breakglass.expiryFunctionArn,
+        roleArn: config.breakglass.scheduleRoleArn,
+      }),
+      newGrantId: () => newGrantId(clock.now()),
+    };
+  };
+
+// `__PURE__`: a bundle that asks for neither keeps neither call, nor the clients behind it.
+/** Break-glass: requests, approvals, credentials (STS for roles) and their ending. */
+export const breakglass: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(awsRoleIssuer);
+/** Break-glass for the functions that only end grants (expiry, sweeper): no STS, no IAM. */
+export const breakglassEnding: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(awsRoleEnder);
 
 /**
  * What planning, storing and reading campaigns takes (functions/api/campaigns.ts): the store,

@@ -5,7 +5,7 @@
  * on this function's errors fires.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { breakglass, Composition } from '../adapters/wiring.ts';
+import { breakglassEnding, Composition } from '../adapters/wiring.ts';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { sweep } from '../core/grant-sweep.ts';
@@ -34,7 +34,7 @@ export function makeHandler(deps: GrantSweeperDeps) {
 /** The Lambda entry point. */
 export const handler = entryPoint(async () =>
   makeHandler({
-    breakglass: new Composition(await loadLambdaConfig()).get(breakglass),
+    breakglass: new Composition(await loadLambdaConfig()).get(breakglassEnding),
     logger: new Logger({ serviceName: 'keywarden' }),
   }),
 );
