@@ -333,14 +333,28 @@ class Run {
     this.lock = undefined;
   }
 
+  /**
+   * The version a scheduled run issued and staged but has not stored yet: stored once, after
+   * its test, pending and verified in one write (before the promotion, so a resumed run never
+   * takes a promoted value for an orphan). A run that dies before that write leaves an orphan
+   * the resumed attempt revokes (its tag names the attempt).
+   */
+  issued: CredentialVersion | undefined;
+
   version(versionId: string): StoredVersion | undefined {
     return this.versions.find((version) => version.versionId === versionId);
+  }
+
+  /** The version `versionId` as stored, else as this run issued it (not stored yet). */
+  pendingVersion(versionId: string): CredentialVersion | undefined {
+    return this.version(versionId) ?? (this.issued?.versionId === versionId ? this.issued : undefined);
   }
 
   async saveVersion(next: CredentialVersion): Promise<void> {
     const before = this.version(next.versionId);
     const saved = await this.deps.store.putVersion(next, before?.rev);
     this.versions = [...this.versions.filter((v) => v.versionId !== next.versionId), saved];
+    if (this.issued?.versionId === next.versionId) this.issued = undefined;
   }
 
   /**
@@ -382,6 +396,12 @@ class Run {
 
 const stripRev = <T extends { rev: number }>(item: T): Omit<T, 'rev'> => {
   const { rev: _rev, ...rest } = item;
+  return rest;
+};
+
+/** A version without its revision, whether stored or not. */
+const withoutRev = (version: CredentialVersion | StoredVersion): CredentialVersion => {
+  const { rev: _rev, ...rest } = version as StoredVersion;
   return rest;
 };
 
@@ -498,15 +518,20 @@ async function resumeAt(run: Run): Promise<void> {
   const tested = version.verifiedAt !== undefined || version.stage === 'current';
   const shown: RotationStep = tested ? 'finishSecret' : 'setSecret';
   if (STEP_ORDER.indexOf(shown) > STEP_ORDER.indexOf(state.step)) run.state = { ...state, step: shown };
-  await run.recordOnce('credential.issued', issuedDetails(version), true);
-  if (tested) {
-    await run.recordOnce(
-      'credential.verified',
-      { versionId: version.versionId, handle: version.handle },
-      true,
-    );
-  }
+  await run.recordAllOnce(
+    [
+      { type: 'credential.issued', details: issuedDetails(version) },
+      ...(tested ? [{ type: 'credential.verified' as const, details: verifiedDetails(version) }] : []),
+    ],
+    true,
+  );
 }
+
+/** What `credential.verified` says of a version. */
+const verifiedDetails = (version: CredentialVersion) => ({
+  versionId: version.versionId,
+  handle: version.handle,
+});
 
 async function drive(run: Run, delivery: Delivery): Promise<RotationOutcome> {
   const target = run.deps.deliveryFor(delivery);
@@ -587,7 +612,7 @@ async function createSecret(run: Run, target: BoundDelivery) {
   }
   await run.checkpoint('staged');
   const fingerprint = run.deps.fingerprint(issued.secret, run.identity);
-  await run.saveVersion({
+  const version: CredentialVersion = {
     identityId: run.identity.id,
     versionId: state.versionId,
     kind: run.identity.kind,
@@ -597,7 +622,15 @@ async function createSecret(run: Run, target: BoundDelivery) {
     origin: 'issued',
     issuedAt: run.now,
     ...(issued.expiresAt ? { expiresAt: issued.expiresAt } : {}),
-  });
+  };
+  if (run.fixedVersionId === undefined) {
+    // A scheduled run stores it once tested, with its issued event beside the verified one.
+    run.issued = version;
+    await run.advance('setSecret', 'createSecret');
+    return;
+  }
+  // Secrets Manager asks for each step on its own: what this one did is stored now.
+  await run.saveVersion(version);
   await run.checkpoint('pendingSaved');
   await run.recordOnce(
     'credential.issued',
@@ -673,7 +706,7 @@ async function cleanOrphans(run: Run, target: BoundDelivery) {
  */
 async function setSecret(run: Run, target: BoundDelivery): Promise<boolean> {
   const state = run.state as StoredRotation;
-  const pending = run.version(state.versionId);
+  const pending = run.pendingVersion(state.versionId);
   const secret = await run.pendingValue(target, state.versionId);
   if (!pending || !secret) {
     if (pending) await revokeVersion(run, pending, 'its staged value was lost before setSecret');
@@ -688,7 +721,9 @@ async function setSecret(run: Run, target: BoundDelivery): Promise<boolean> {
 /** testSecret: prove the pending credential works. A failure leaves the old one current. */
 async function testSecret(run: Run, target: BoundDelivery): Promise<string | undefined> {
   const state = run.state as StoredRotation;
-  const pending = run.version(state.versionId) as StoredVersion;
+  const pending = run.pendingVersion(state.versionId) as CredentialVersion;
+  // Issued by this run and not stored yet: stored now, and its issued event goes with the verified one.
+  const unsaved = run.version(state.versionId) === undefined;
   const secret = await run.pendingValue(target, state.versionId);
   try {
     if (!secret) throw new VerificationError('the staged value is gone from the delivery target');
@@ -696,6 +731,9 @@ async function testSecret(run: Run, target: BoundDelivery): Promise<string | und
   } catch (error) {
     if (!(error instanceof VerificationError)) throw error;
     const reason = `testSecret failed: ${error.message}; the current credential stays in force`;
+    // Never stored: its issued event is written before the one that revokes it.
+    if (unsaved)
+      await run.recordAllOnce([{ type: 'credential.issued', details: issuedDetails(pending) }], false);
     await revokeVersion(run, pending, reason);
     await target.discardPending(state.versionId);
     await run.saveState({ ...stripRev(state), step: 'failed', reason, updatedAt: run.now });
@@ -709,12 +747,14 @@ async function testSecret(run: Run, target: BoundDelivery): Promise<string | und
   // Verified before (a run died after saving it): test again, but record the event once.
   const verifiedEarlier = pending.verifiedAt !== undefined;
   if (!verifiedEarlier) {
-    await run.saveVersion({ ...stripRev(pending), verifiedAt: run.now });
+    await run.saveVersion({ ...withoutRev(pending), verifiedAt: run.now });
     await run.checkpoint('verifiedSaved');
   }
-  await run.recordOnce(
-    'credential.verified',
-    { versionId: state.versionId, handle: pending.handle },
+  await run.recordAllOnce(
+    [
+      ...(unsaved ? [{ type: 'credential.issued' as const, details: issuedDetails(pending) }] : []),
+      { type: 'credential.verified', details: verifiedDetails(pending) },
+    ],
     verifiedEarlier,
   );
   await run.checkpoint('verifiedAudited');
@@ -782,9 +822,9 @@ async function adopt(run: Run, newHandle: string, supersededAt: string) {
   }
 }
 
-async function revokeVersion(run: Run, version: StoredVersion, note: string) {
+async function revokeVersion(run: Run, version: CredentialVersion, note: string) {
   const result = await run.provider.revoke(version.handle);
-  await run.saveVersion({ ...stripRev(version), stage: 'revoked', retiredAt: run.now, note });
+  await run.saveVersion({ ...withoutRev(version), stage: 'revoked', retiredAt: run.now, note });
   await run.audit('credential.revoked', {
     versionId: version.versionId,
     handle: version.handle,

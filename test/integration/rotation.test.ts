@@ -114,10 +114,10 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
     'issued',
     'staged',
     'createSecret',
-    'issuedAudited',
     'setSecret',
-    'testSecret',
+    'verifiedSaved',
     'verifiedAudited',
+    'testSecret',
     'promoted',
     'deliveredAudited',
     'finishSecret',
@@ -202,17 +202,19 @@ describe('rotation: a failing test step', () => {
   it('keeps the old credential current and reports why', async () => {
     const identity = await iamKeys.setup(uniqueName('kw'));
     const userName = identity.kind === 'aws-iam-access-key' ? identity.scope.userName : '';
-    // Something disables the new key between setSecret and testSecret.
+    const keysOf = async () =>
+      (
+        (await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }))).AccessKeyMetadata ??
+        []
+      ).map((key) => key.AccessKeyId);
+    const before = await keysOf();
+    // Something disables the new key (not recorded until tested) between setSecret and testSecret.
     const sabotage = deps({
       afterStep: async (_id, at) => {
         if (at !== 'setSecret') return;
-        const pending = (await services.store.listVersions(identity.id)).find((v) => v.stage === 'pending');
+        const fresh = (await keysOf()).find((key) => !before.includes(key));
         await services.aws.iam.send(
-          new UpdateAccessKeyCommand({
-            UserName: userName,
-            AccessKeyId: pending?.handle,
-            Status: 'Inactive',
-          }),
+          new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: fresh, Status: 'Inactive' }),
         );
       },
     });

@@ -66,7 +66,7 @@ const total = (calls: Record<string, number>, prefix: string) =>
     .reduce((sum, [, n]) => sum + n, 0);
 
 describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind) => {
-  it('a first rotation: 7 store calls (one read, the progress written as it starts taking the lock and as it finishes giving it back, 4 version writes), 3 audit appends (issued, verified, then delivered and activated together), no trail read, one listing to adopt, the delivered value read once (rendered over and staged over), nothing read back', async () => {
+  it('a first rotation: 6 store calls (one read, the progress written as it starts taking the lock and as it finishes giving it back, 3 version writes: verified — pending and tested in one write —, current, the adopted one previous), 2 audit appends (issued and verified together, then delivered and activated together), no trail read, one listing to adopt, the delivered value read once (rendered over and staged over), nothing read back', async () => {
     // prepare: a pipeline with a working credential keywarden never saw
     const world = new MemoryWorld();
     const identity = identityOf(kind);
@@ -80,9 +80,8 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
     expect(calls).toMatchObject({
       'store.loadRotation': 1,
       'store.putRotation': 2,
-      'store.putVersion': 4,
-      'audit.append': 2,
-      'audit.appendMany': 1,
+      'store.putVersion': 3,
+      'audit.appendMany': 2,
       'provider.issue': 1,
       'provider.verify': 1,
       'provider.list': 1,
@@ -90,12 +89,13 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
       'delivery.stagePending': 1,
       'delivery.promote': 1,
     });
-    expect(total(calls, 'store.')).toBe(7);
+    expect(total(calls, 'store.')).toBe(6);
+    expect(calls['audit.append']).toBeUndefined();
     expect(calls['audit.recordsSince']).toBeUndefined();
     expect(calls['delivery.readPending']).toBeUndefined();
   });
 
-  it('a later rotation: the same 7 store calls and no listing; retiring the previous credential after its grace adds one write, one revoke and one event', async () => {
+  it('a later rotation: the same 6 store calls and no listing; retiring the previous credential after its grace adds one write, one revoke and one event', async () => {
     // prepare: rotated once; the next rotation falls due after the grace period
     const world = new MemoryWorld();
     const identity = identityOf(kind);
@@ -109,10 +109,10 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
     // assess: the retirement (mark, revoke, event, revoked), then the rotation (old current becomes previous)
     expect(outcome.status, outcome.reason).toBe('rotated');
     expect(outcome.retired).toHaveLength(1);
-    expect(total(calls, 'store.')).toBe(7 + 2);
-    expect(calls['store.putVersion']).toBe(4 + 2);
-    expect(calls['audit.append']).toBe(2 + 1);
-    expect(calls['audit.appendMany']).toBe(1);
+    expect(total(calls, 'store.')).toBe(6 + 2);
+    expect(calls['store.putVersion']).toBe(3 + 2);
+    expect(calls['audit.append']).toBe(1);
+    expect(calls['audit.appendMany']).toBe(2);
     expect(calls['provider.list']).toBeUndefined();
     expect(calls['provider.revoke']).toBe(1);
     expect(calls['audit.recordsSince']).toBeUndefined();
