@@ -10,7 +10,6 @@ import {
   CreateAccessKeyCommand,
   DeleteAccessKeyCommand,
   GetAccessKeyLastUsedCommand,
-  GetUserCommand,
   type IAMClient,
   paginateListAccessKeys,
   UpdateAccessKeyCommand,
@@ -40,6 +39,13 @@ const NOT_YET_PROPAGATED = new Set([
 ]);
 
 const NO_SUCH_ENTITY = 'NoSuchEntityException';
+
+/** How long the listing of a key test stands for the rotation's next listing of that user. */
+const TESTED_LISTING_MS = 60_000;
+
+/** Whether `arn` is the ARN of IAM user `userName`, under any path: `arn:<partition>:iam::<account>:user/[<path>/]<userName>`. */
+const isUserArn = (arn: string, userName: string): boolean =>
+  /^arn:[\w-]+:iam::\d{12}:user\//.test(arn) && arn.split('/').at(-1) === userName;
 
 /** Options of {@link IamAccessKeyProvider}. */
 export interface IamAccessKeyProviderProps {
@@ -74,6 +80,8 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
   readonly #endpoint: AwsEndpoint;
   readonly #verifyTimeoutMs: number;
   readonly #sleep: (ms: number) => Promise<void>;
+  /** The listing of each user's keys its last key test made, for the rotation's adoption ({@link #takeTested}). */
+  readonly #tested = new Map<string, { keys: AccessKeyMetadata[]; at: number }>();
 
   constructor(props: IamAccessKeyProviderProps) {
     this.#iam = props.iam;
@@ -89,21 +97,18 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
    */
   async issue(identity: KeyIdentity, _context: { versionId: string }): Promise<IssuedCredential> {
     const { userName } = identity.scope;
-    const keys = await this.#keys(
-      userName,
-      `listing the access keys of IAM user ${userName} before issuing one`,
-    );
-    if (keys === undefined) {
-      throw new NotFoundError(
-        `expected IAM user ${userName} to exist to issue an access key for it, but IAM does not know it; create the user or fix scope.userName.`,
-      );
-    }
-    if (keys.length >= IAM_KEYS_PER_USER) throw tooManyKeys(userName, keys);
     let created: { AccessKeyId?: string | undefined; SecretAccessKey?: string | undefined } | undefined;
     try {
+      // Asked straight away: IAM's answer says whether the user exists and has a free slot,
+      // and the keys are listed only to name them when it has none.
       created = (await this.#iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
     } catch (error) {
-      // Another writer took the free slot between the listing and this call.
+      if (awsErrorName(error) === NO_SUCH_ENTITY) {
+        throw new NotFoundError(
+          `expected IAM user ${userName} to exist to issue an access key for it, but IAM does not know it; create the user or fix scope.userName.`,
+          { cause: error },
+        );
+      }
       if (awsErrorName(error) === 'LimitExceededException') {
         throw tooManyKeys(
           userName,
@@ -149,16 +154,19 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
       );
     }
     const callerArn = await this.#callerArn(userName, pair);
-    const userArn = await this.#userArn(userName);
-    if (callerArn !== userArn) {
+    // A user name is unique in its account, and a key belongs to the account it was made in:
+    // the caller is the user when its ARN names it (whatever its path), without reading the user.
+    if (!isUserArn(callerArn, userName)) {
       throw new VerificationError(
-        `expected access key ${credential.handle} to sign as IAM user ${userName} (${userArn}), but STS says it is ${callerArn}.`,
+        `expected access key ${credential.handle} to sign as IAM user ${userName}, but STS says it is ${callerArn}.`,
       );
     }
     const keys = await this.#keys(
       userName,
       `listing the access keys of IAM user ${userName} to test key ${credential.handle}`,
     );
+    // The finishing step's listing (adoption) takes this one: nothing but the delivery happens in between.
+    if (keys) this.#tested.set(userName, { keys, at: Date.now() });
     const key = keys?.find((listed) => listed.AccessKeyId === credential.handle);
     if (!key) {
       throw new VerificationError(
@@ -202,7 +210,10 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
   /** The user's keys with IAM's status; a user IAM does not know has none. */
   async list(identity: KeyIdentity): Promise<ListedCredential[]> {
     const { userName } = identity.scope;
-    const keys = (await this.#keys(userName, `listing the access keys of IAM user ${userName}`)) ?? [];
+    const keys =
+      this.#takeTested(userName) ??
+      (await this.#keys(userName, `listing the access keys of IAM user ${userName}`)) ??
+      [];
     return keys
       .filter((key) => key.AccessKeyId)
       .map((key) => ({
@@ -241,6 +252,17 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
     }
   }
 
+  /**
+   * The listing a test of a new key just made, taken once: the rotation that tested the key
+   * lists the user's keys again only to adopt what it replaces, right after promoting it
+   * (within {@link TESTED_LISTING_MS}). Any other listing, or a later one, asks IAM.
+   */
+  #takeTested(userName: string): AccessKeyMetadata[] | undefined {
+    const tested = this.#tested.get(userName);
+    this.#tested.delete(userName);
+    return tested && Date.now() - tested.at <= TESTED_LISTING_MS ? tested.keys : undefined;
+  }
+
   /** Every key of the user, or undefined when the user does not exist. */
   async #keys(userName: string, doing: string): Promise<AccessKeyMetadata[] | undefined> {
     const keys: AccessKeyMetadata[] = [];
@@ -253,18 +275,6 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
       throw awsFailure(doing, error);
     }
     return keys;
-  }
-
-  async #userArn(userName: string): Promise<string> {
-    try {
-      const { User } = await this.#iam.send(new GetUserCommand({ UserName: userName }));
-      if (User?.Arn) return User.Arn;
-    } catch (error) {
-      if (awsErrorName(error) !== NO_SUCH_ENTITY) throw awsFailure(`reading IAM user ${userName}`, error);
-    }
-    throw new VerificationError(
-      `expected IAM user ${userName} to exist to test its new key, but IAM does not know it.`,
-    );
   }
 
   /**
