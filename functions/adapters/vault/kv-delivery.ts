@@ -90,18 +90,70 @@ export async function readKvState(
       destroyed: info.destroyed,
     });
   }
-  const versionIds = new Map<number, string>();
-  for (const [key, value] of Object.entries(customMetadata)) {
-    const match = MAPPING_KEY.exec(key);
-    if (match && !match[2]) versionIds.set(Number(match[1]), value);
-  }
   return {
     currentVersion: metadata.current_version,
     metadataVersion: metadata.current_metadata_version,
     customMetadata,
     versions,
-    versionIds,
+    versionIds: versionIdsOf(customMetadata),
   };
+}
+
+/** KV version → versionId, from the `kw-<n>` records of custom_metadata. */
+function versionIdsOf(customMetadata: Record<string, string>): Map<number, string> {
+  const versionIds = new Map<number, string>();
+  for (const [key, value] of Object.entries(customMetadata)) {
+    const match = MAPPING_KEY.exec(key);
+    if (match && !match[2]) versionIds.set(Number(match[1]), value);
+  }
+  return versionIds;
+}
+
+/** How long the metadata a promotion left stands for the rotation's next reads of it. */
+const PROMOTED_STATE_MS = 60_000;
+
+/**
+ * The metadata of each secret as a promotion through a client left it, where the promotion
+ * knows it exactly: its record was written check-and-set on the revision staging read (OpenBao),
+ * so the metadata is that revision with the new version and the record added. The rotation's
+ * finishing step reads it right after the promotion (adoption lists it, supersede anchors on it):
+ * they take this instead of reading it again. Kept by client, per `<mount>/<path>`.
+ */
+const promotedStates = new WeakMap<VaultClient, Map<string, { state: KvState; at: number }>>();
+
+const promotedKey = (mount: string, path: string) => `${mount}\n${trimSlashes(path)}`;
+
+/**
+ * The metadata a promotion through `client` left at `<mount>/<path>` within the last minute,
+ * if it knows it; `take` forgets it (supersede, the finishing step's last read of it).
+ */
+export function promotedKvState(
+  client: VaultClient,
+  mount: string,
+  path: string,
+  options: { take?: boolean } = {},
+): KvState | undefined {
+  const states = promotedStates.get(client);
+  const key = promotedKey(mount, path);
+  const known = states?.get(key);
+  if (options.take) states?.delete(key);
+  if (!known || Date.now() - known.at > PROMOTED_STATE_MS) return undefined;
+  return known.state;
+}
+
+function rememberPromoted(
+  client: VaultClient,
+  mount: string,
+  path: string,
+  state: KvState | undefined,
+): void {
+  let states = promotedStates.get(client);
+  if (!states) {
+    states = new Map();
+    promotedStates.set(client, states);
+  }
+  if (state) states.set(promotedKey(mount, path), { state, at: Date.now() });
+  else states.delete(promotedKey(mount, path));
 }
 
 /** The KV version that `promote` recorded for `versionId` in `state`, if any. */
@@ -479,6 +531,24 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
         // Only OpenBao knows `metadata_cas`; Vault would ignore it with a warning.
         ...(state.metadataVersion === undefined ? {} : { metadata_cas: state.metadataVersion }),
       });
+      // Written on the revision staging read: the metadata now is that one with our version and record.
+      rememberPromoted(
+        this.#client,
+        mount,
+        path,
+        guarded && {
+          currentVersion: Math.max(guarded.currentVersion, version),
+          metadataVersion: (guarded.metadataVersion ?? 0) + 1,
+          customMetadata: kept,
+          versions: new Map(guarded.versions).set(version, {
+            // Vault's own stamp is a moment earlier; only versions keywarden did not write are dated by it.
+            createdAt: new Date().toISOString(),
+            deletedAt: undefined,
+            destroyed: false,
+          }),
+          versionIds: versionIdsOf(kept),
+        },
+      );
     } catch (error) {
       if (isMetadataCasMismatch(error)) {
         if (guarded) return false;

@@ -30,6 +30,7 @@ import {
   kvReadOf,
   kvVersionIn,
   pendingPathOf,
+  promotedKvState,
   readKvState,
   readKvVersion,
   readPendingValue,
@@ -93,19 +94,18 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
    */
   async verify(identity: KvIdentity, credential: { handle: string; secret: SecretValue }): Promise<void> {
     const { mount, path } = identity.scope;
-    const state = await readKvState(this.#client, mount, path);
-    const version = resolveVersion(state, credential.handle);
     let stored: Record<string, unknown> | undefined;
-    let where: string;
-    if (version !== undefined) {
-      stored = await readKvVersion(this.#client, mount, path, version);
-      where = `version ${version} of ${mount}/${path}`;
-    } else if (isVersionId(credential.handle)) {
-      const pending = await readPendingValue(this.#client, { mount, path }, credential.handle);
-      stored = pending ? kvDataOf(pending).data : undefined;
-      where = `the pending value of ${mount}/${path}`;
-    } else {
-      where = `${mount}/${path}`;
+    let where = `the pending value of ${mount}/${path}`;
+    // testSecret comes before the promotion: the staged sidecar is read first, and the
+    // metadata (which KV version a promoted one became) only when there is none.
+    const pending = isVersionId(credential.handle)
+      ? await readPendingValue(this.#client, { mount, path }, credential.handle)
+      : undefined;
+    if (pending) stored = kvDataOf(pending).data;
+    else {
+      const version = resolveVersion(await readKvState(this.#client, mount, path), credential.handle);
+      where = version === undefined ? `${mount}/${path}` : `version ${version} of ${mount}/${path}`;
+      if (version !== undefined) stored = await readKvVersion(this.#client, mount, path, version);
     }
     if (!stored) {
       throw new VerificationError(
@@ -131,6 +131,8 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
    */
   async revoke(identity: KvIdentity, handle: string): Promise<'revoked' | 'already-revoked'> {
     const { mount, path } = identity.scope;
+    // What a promotion left is forgotten: this may destroy a version of it.
+    promotedKvState(this.#client, mount, path, { take: true });
     const state = await readKvState(this.#client, mount, path);
     const version = resolveVersion(state, handle);
     if (version === undefined) {
@@ -153,7 +155,10 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
    */
   async supersede(identity: KvIdentity, handle: string): Promise<void> {
     const { mount, path } = identity.scope;
-    const state = await readKvState(this.#client, mount, path);
+    // Right after the promotion: the metadata it left, else read.
+    const state =
+      promotedKvState(this.#client, mount, path, { take: true }) ??
+      (await readKvState(this.#client, mount, path));
     const version = resolveVersion(state, handle);
     if (state === undefined || version === undefined) {
       // Without the anchor, "older than" means nothing; destroying by guess could hit the live value.
@@ -175,7 +180,9 @@ export class VaultKvProvider implements CredentialProvider<'vault-kv'> {
    */
   async list(identity: KvIdentity): Promise<ListedCredential[]> {
     const { mount, path } = identity.scope;
-    const state = await readKvState(this.#client, mount, path);
+    // A first rotation lists right after its promotion, to adopt what it replaced: the metadata it left.
+    const state =
+      promotedKvState(this.#client, mount, path) ?? (await readKvState(this.#client, mount, path));
     if (!state) return [];
     const now = Date.now();
     return [...state.versions]
