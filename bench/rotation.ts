@@ -25,6 +25,7 @@
  * keywarden runs first: whatever the second run gains from a warm process and warm
  * servers goes to the baseline.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -66,6 +67,34 @@ import {
 import { type NaiveOutcome, rotateSequentially } from './support/naive-rotation.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+/** The kind of the identity whose rotation is under way, for the requests it makes. */
+const rotatingKind = new AsyncLocalStorage<string>();
+
+/** Requests per kind: `store` (DynamoDB) and `provider` (IAM, STS, Secrets Manager, Vault: provider and delivery). */
+type KindRequests = Record<string, { store: number; provider: number }>;
+
+/**
+ * A {@link CallLedger} that also counts each request under the kind of the identity being
+ * rotated when it was sent. Work shared by identities (an audit block written for several
+ * identities' events, one accessor LIST for a fleet's listings) counts under the identity
+ * whose call sent it: the per-kind figures add up to the totals, and are close, not exact.
+ */
+class KindLedger extends CallLedger {
+  readonly byKind: KindRequests = {};
+
+  override time<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const kind = rotatingKind.getStore();
+    if (kind) {
+      const counts = this.byKind[kind] ?? { store: 0, provider: 0 };
+      this.byKind[kind] = counts;
+      if (name.startsWith('dynamodb.')) counts.store += 1;
+      else if (['iam.', 'sts.', 'secrets.', 'vault.'].some((prefix) => name.startsWith(prefix)))
+        counts.provider += 1;
+    }
+    return super.time(name, work);
+  }
+}
 
 interface Options {
   identities: number;
@@ -116,7 +145,7 @@ interface BenchSet {
   vault: VaultClient;
   world: ContenderWorld;
   identities: Identity[];
-  ledger: CallLedger;
+  ledger: KindLedger;
 }
 
 async function prepareSet(
@@ -157,7 +186,7 @@ async function prepareSet(
         );
   const vault = services.vault as VaultClient;
   // The ledger starts after the seeding: it counts the contender's calls only.
-  const ledger = new CallLedger();
+  const ledger = new KindLedger();
   for (const service of ['iam', 'sts', 'secrets', 'dynamodb'] as const) {
     recordAwsCalls(services.aws[service], service, ledger);
   }
@@ -184,7 +213,11 @@ interface ContenderResult {
   /** Requests admitted and refused per quota bucket (aws). */
   buckets: Record<string, BucketCount>;
   peakRssMb: number;
-  byKind: Record<string, { p50Ms: number; p95Ms: number }>;
+  /** Per kind: latency, and requests per identity (provider and delivery; store). */
+  byKind: Record<
+    string,
+    { p50Ms: number; p95Ms: number; requestsPerIdentity: number; storePerIdentity: number }
+  >;
   failures: { identityId: string; kind: string; reason: string }[];
 }
 
@@ -192,7 +225,7 @@ function summarise(
   contender: string,
   outcomes: readonly (RotationOutcome | NaiveOutcome)[],
   wallMs: number,
-  ledger: CallLedger,
+  ledger: KindLedger,
   peakRss: number,
   world: ContenderWorld,
 ): ContenderResult {
@@ -205,7 +238,17 @@ function summarise(
   const byKind = Object.fromEntries(
     BENCH_KINDS.map((kind) => {
       const of = outcomes.filter((o) => o.kind === kind).map((o) => o.durationMs);
-      return [kind, { p50Ms: round(percentile(of, 50)), p95Ms: round(percentile(of, 95)) }];
+      const counts = ledger.byKind[kind] ?? { store: 0, provider: 0 };
+      const n = Math.max(1, of.length);
+      return [
+        kind,
+        {
+          p50Ms: round(percentile(of, 50)),
+          p95Ms: round(percentile(of, 95)),
+          requestsPerIdentity: round(counts.provider / n, 1),
+          storePerIdentity: round(counts.store / n, 1),
+        },
+      ];
     }),
   );
   return {
@@ -258,11 +301,20 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
   const tick = progress('keywarden', set.identities.length);
   const phase = startPhase(pids);
   const started = performance.now();
-  const outcomes = await rotateMany(deps, set.identities, {
-    owner: 'bench',
-    limit: pLimit(concurrency),
-    onOutcome: tick,
-  });
+  // rotateMany one identity at a time under the bench's limit: the same work, each request
+  // sent under the kind of the identity it is for.
+  const limit = pLimit(concurrency);
+  const outcomes = (
+    await Promise.all(
+      set.identities.map((identity) =>
+        limit(() =>
+          rotatingKind.run(identity.kind, () =>
+            rotateMany(deps, [identity], { owner: 'bench', limit: (work) => work(), onOutcome: tick }),
+          ),
+        ),
+      ),
+    )
+  ).flat();
   const wallMs = performance.now() - started;
   set.ledger.close();
   return { outcomes, wallMs, usage: phase() };
@@ -273,7 +325,12 @@ async function runNaive(set: BenchSet, pids: Record<string, number>) {
   const clients = { iam: set.services.aws.iam, secrets: set.services.aws.secrets, vault: set.vault };
   const phase = startPhase(pids);
   const started = performance.now();
-  const outcomes = await rotateSequentially(clients, set.identities, tick);
+  const outcomes: NaiveOutcome[] = [];
+  for (const identity of set.identities) {
+    outcomes.push(
+      ...(await rotatingKind.run(identity.kind, () => rotateSequentially(clients, [identity], tick))),
+    );
+  }
   const wallMs = performance.now() - started;
   set.ledger.close();
   return { outcomes, wallMs, usage: phase() };
@@ -360,14 +417,29 @@ function printReport(
   }
 
   const kinds = new Table({
-    head: ['kind', 'keywarden p50 / p95 ms', 'naive p50 / p95 ms'],
+    head: [
+      'kind',
+      'keywarden p50 / p95 ms',
+      'naive p50 / p95 ms',
+      'keywarden provider+delivery req/identity',
+      'keywarden store req/identity',
+      'naive req/identity',
+    ],
     style: { head: [], border: [] },
   });
   for (const kind of BENCH_KINDS) {
     const [k, n] = results.map((r) => r.byKind[kind]);
-    kinds.push([kind, `${k?.p50Ms} / ${k?.p95Ms}`, `${n?.p50Ms} / ${n?.p95Ms}`]);
+    kinds.push([
+      kind,
+      `${k?.p50Ms} / ${k?.p95Ms}`,
+      `${n?.p50Ms} / ${n?.p95Ms}`,
+      k?.requestsPerIdentity,
+      k?.storePerIdentity,
+      n?.requestsPerIdentity,
+    ]);
   }
   console.log(kinds.toString());
+  console.log(summaryLine(results, speedup, bound));
 
   const wall = results[0]?.wallMs ?? 1;
   const where = new Table({
@@ -534,6 +606,24 @@ function markdown(runs: SizeRun[], options: Options, date: Date): string {
       );
     }
   }
+  lines.push(
+    '',
+    '| identities | kind | keywarden provider+delivery req/identity | keywarden store req/identity | naive req/identity |',
+    '|---|---|---|---|---|',
+  );
+  for (const run of runs) {
+    const [k, n] = run.results;
+    for (const kind of BENCH_KINDS) {
+      lines.push(
+        `| ${run.identities.toLocaleString('en')} | ${kind} | ${k.byKind[kind]?.requestsPerIdentity} | ` +
+          `${k.byKind[kind]?.storePerIdentity} | ${n.byKind[kind]?.requestsPerIdentity} |`,
+      );
+    }
+  }
+  lines.push('');
+  for (const run of runs) {
+    lines.push(`- ${summaryLine(run.results, run.speedup, run.bound)}`);
+  }
   lines.push('');
   for (const run of runs) {
     const faster =
@@ -584,6 +674,11 @@ async function main(options: Options, run: BenchRun, sampler: RssSampler) {
       keywarden: pick(r.results[0]),
       naive: pick(r.results[1]),
       speedup: round(r.speedup, 4),
+      keywardenOverNaive: round(1 / r.speedup, 4),
+      requestsPerIdentity: {
+        keywarden: r.results[0].requests.perIdentity,
+        naive: r.results[1].requests.perIdentity,
+      },
       quotaBoundShare: r.bound ? round(r.bound.share, 4) : null,
     })),
     peakRssMb: round(sampler.peak / 2 ** 20),
@@ -602,6 +697,24 @@ async function main(options: Options, run: BenchRun, sampler: RssSampler) {
       `keywarden rotated ${short.results[0].rotated} of ${short.identities} identities; see the failures above`,
     );
   }
+}
+
+/**
+ * One line: requests per identity of each contender (keywarden's store part), keywarden's
+ * wall time over the naive loop's, and keywarden's share of the quota bound (aws).
+ */
+function summaryLine(
+  results: readonly ContenderResult[],
+  speedup: number,
+  bound: ReturnType<typeof boundOf>,
+): string {
+  const [k, n] = results;
+  return (
+    `${k?.identities} identities: keywarden ${k?.requests.perIdentity} requests/identity (store ${k?.requests.storePerIdentity}), ` +
+    `naive ${n?.requests.perIdentity}; keywarden/naive wall ${(1 / speedup).toFixed(2)}× ` +
+    `(${speedup >= 1 ? `${speedup.toFixed(1)}× faster` : `${(1 / speedup).toFixed(1)}× slower`}); ` +
+    `quota-bound share ${bound ? `${Math.round(bound.share * 100)} %` : 'n/a (loopback)'}`
+  );
 }
 
 const pick = (r: ContenderResult) => ({
