@@ -35,7 +35,7 @@ import type {
   StoredCampaign,
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
-import { identityTermsOf, parseSelectors } from '../core/selector.ts';
+import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
 import { providerLimiters, rateLimitsFromEnv } from './rate-limits.ts';
 
@@ -139,9 +139,11 @@ async function listLive(
 }
 
 /**
- * Every stored identity still in the inventory, with its credential versions; those the
- * selectors may select, of kinds revoked one credential at a time, resolved against what
- * their provider lists live now (each listing under its service's limiter).
+ * Every stored identity still in the inventory; those the selectors may select with their
+ * credential versions (one the identity terms exclude cannot be selected whatever its versions:
+ * they are not read), and those of kinds revoked one credential at a time resolved against what
+ * their provider lists live now (each listing under its service's limiter, beside the read of
+ * its versions: neither waits for the other).
  */
 async function subjects(
   services: CampaignPlanningDeps,
@@ -156,48 +158,57 @@ async function subjects(
   const limit = pLimit(STORE_CONCURRENCY);
   return Promise.all(
     active.map(async ({ identity }): Promise<LiveSubject> => {
-      const versions = await limit(() => services.store.listVersions(identity.id));
-      if (!needsListing(identityTerms, identity)) return { identity, versions };
-      const listing = await limitFor(identity.kind)(() => listLive(live, identity));
-      return resolveLive(identity, versions, listing, at);
+      if (select(identityTerms, { identity, versions: [] }) === undefined) return { identity, versions: [] };
+      const [versions, listing] = await Promise.all([
+        limit(() => services.store.listVersions(identity.id)),
+        needsListing(identityTerms, identity)
+          ? limitFor(identity.kind)(() => listLive(live, identity))
+          : undefined,
+      ]);
+      return listing ? resolveLive(identity, versions, listing, at) : { identity, versions };
     }),
   );
 }
 
 /**
- * Records the versions the plan found live and never recorded (adopted), each with a
- * `credential.adopted` audit event, before the campaign that revokes them is stored. One
- * recorded meanwhile (by a concurrent plan or rotation) is left as it is.
+ * Records the versions the plan found live and never recorded (adopted), then their
+ * `credential.adopted` audit events in one append, before the campaign that revokes them is
+ * stored. One recorded meanwhile (by a concurrent plan or rotation) is left as it is.
  */
 async function adopt(services: CampaignPlanningDeps, plan: Plan, actor: string): Promise<void> {
   const { audit } = services.rotationDeps(actor);
   const limit = pLimit(STORE_CONCURRENCY);
   const { campaignId, incident } = plan.campaign;
-  await Promise.all(
+  const recorded = await Promise.all(
     plan.adopt.map((version) =>
       limit(async () => {
         try {
           await services.store.putVersion(version, undefined);
+          return version;
         } catch (error) {
-          if (error instanceof ConflictError) return;
+          if (error instanceof ConflictError) return undefined;
           throw error;
         }
-        await audit.append({
-          type: 'credential.adopted',
-          actor,
-          subject: version.identityId,
-          details: {
-            versionId: version.versionId,
-            handle: version.handle,
-            stage: version.stage,
-            ...(version.fingerprint === undefined ? {} : { fingerprint: version.fingerprint }),
-            campaignId,
-            incident,
-            reason: 'found live in the provider, never recorded by keywarden; recorded before it is revoked',
-          },
-        });
       }),
     ),
+  );
+  await audit.appendMany(
+    recorded
+      .filter((version) => version !== undefined)
+      .map((version) => ({
+        type: 'credential.adopted',
+        actor,
+        subject: version.identityId,
+        details: {
+          versionId: version.versionId,
+          handle: version.handle,
+          stage: version.stage,
+          ...(version.fingerprint === undefined ? {} : { fingerprint: version.fingerprint }),
+          campaignId,
+          incident,
+          reason: 'found live in the provider, never recorded by keywarden; recorded before it is revoked',
+        },
+      })),
   );
 }
 

@@ -751,11 +751,14 @@ async function workBatch(run: Run, planned: readonly Target[]): Promise<void> {
     }),
   );
   if (outcomes.length === 0 && untried.length === 0 && done.length === 0) return;
-  await markVersionsRevoked(run, outcomes);
-  await appendAll(
-    run.deps.rotation.audit,
-    outcomes.map((target) => targetEvent(run, target)),
-  );
+  // Both before the checkpoint, neither waiting for the other.
+  await Promise.all([
+    markVersionsRevoked(run, outcomes),
+    appendAll(
+      run.deps.rotation.audit,
+      outcomes.map((target) => targetEvent(run, target)),
+    ),
+  ]);
   // The outcomes go in unconditionally: only the holder of a live lease may write them.
   if (!(await keepLease(run, held))) return;
   await run.deps.campaigns.settleBatch(run.campaign.campaignId, {

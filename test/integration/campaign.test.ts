@@ -19,7 +19,7 @@ import { providerLimiters } from '../../functions/adapters/rate-limits.ts';
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import { planCampaign, type Target } from '../../functions/core/campaign.ts';
-import { type CampaignDeps, runCampaign } from '../../functions/core/campaign-engine.ts';
+import { type CampaignDeps, closeCampaign, runCampaign } from '../../functions/core/campaign-engine.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
@@ -529,7 +529,7 @@ describe('campaign: revoke', () => {
 });
 
 describe('campaign: a run limited to some targets (a revoke-batch worker)', () => {
-  it('works only on its batch, refuses ids not in the plan, and the last batch completes the campaign and re-issues', async () => {
+  it('works only on its batch, refuses ids not in the plan, re-issues after the last batch, and leaves the completion to the report step', async () => {
     const fleetOf = await fleet();
     const { campaign, targets } = await plan(fleetOf.selector, { reissue: true });
     await services.store.createCampaign(campaign, targets);
@@ -556,7 +556,14 @@ describe('campaign: a run limited to some targets (a revoke-batch worker)', () =
         .sort(),
     ).toEqual([...second].sort());
     expect(two.settled).toBe(second.length);
-    expect(two.campaign.status).toBe('completed');
+    // A worker knows only its own targets: the report step (closeCampaign) counts and completes.
+    expect(two.campaign.status).toBe('running');
+    const closed = await closeCampaign(
+      { campaigns: services.store, audit: services.store, clock: services.clock, actor: 'test' },
+      campaign.campaignId,
+    );
+    expect(closed.status).toBe('completed');
+    expect(closed.counts.byOutcome.pending).toBe(0);
     expect(two.targets.filter((t) => !['revoked', 'already-revoked'].includes(t.outcome))).toEqual([]);
     const expected = targets.map((t) => (t.action === 'revoke' ? `${t.identityId}:${t.handle}` : t.handle));
     expect([...calls.keys()].sort()).toEqual(expected.sort());
