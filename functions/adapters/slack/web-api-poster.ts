@@ -7,8 +7,12 @@
  *
  * The bot token is a secret: it goes to the client only, never into a message, an error or a
  * log line. A Slack error names its code (`not_in_channel`, `invalid_auth`), never the token.
+ *
+ * The client (with axios and its dependencies, ~350 kB of the Slack worker's bundle) is loaded on
+ * the first post, not when the module is imported: a deployment without a bot token never
+ * evaluates it, and the worker's cold start does not wait for it.
  */
-import { LogLevel, WebClient } from '@slack/web-api';
+import type { WebClient } from '@slack/web-api';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import type { SecretValue } from '../../core/secret-value.ts';
 import type { SlackMessage } from './messages.ts';
@@ -47,7 +51,8 @@ const CHANNEL = /^[A-Z0-9]{2,32}$/;
 
 /** {@link SlackThreadPoster} over `@slack/web-api`. */
 export class WebApiThreadPoster implements SlackThreadPoster {
-  readonly #client: WebClient;
+  readonly #props: WebApiThreadPosterProps;
+  #client: Promise<WebClient> | undefined;
 
   constructor(props: WebApiThreadPosterProps) {
     if (!isBotToken(props.botToken.reveal())) {
@@ -55,14 +60,24 @@ export class WebApiThreadPoster implements SlackThreadPoster {
         'WebApiThreadPoster: expected a Slack bot token (xoxb-…), got something else; set the bot token secret or leave it unset to post through response_url',
       );
     }
-    this.#client = new WebClient(props.botToken.reveal().trim(), {
-      ...(props.slackApiUrl === undefined ? {} : { slackApiUrl: props.slackApiUrl }),
-      timeout: props.timeoutMs ?? 5_000,
-      // One retry at most: a progress post is worth little after a minute.
-      retryConfig: { retries: 1, factor: 1, minTimeout: 250, maxTimeout: 1_000 },
-      rejectRateLimitedCalls: false,
-      logLevel: LogLevel.ERROR,
-    });
+    this.#props = props;
+  }
+
+  /** The Web API client, loaded and built on first use. */
+  #webClient(): Promise<WebClient> {
+    const props = this.#props;
+    this.#client ??= import('@slack/web-api').then(
+      ({ LogLevel, WebClient }) =>
+        new WebClient(props.botToken.reveal().trim(), {
+          ...(props.slackApiUrl === undefined ? {} : { slackApiUrl: props.slackApiUrl }),
+          timeout: props.timeoutMs ?? 5_000,
+          // One retry at most: a progress post is worth little after a minute.
+          retryConfig: { retries: 1, factor: 1, minTimeout: 250, maxTimeout: 1_000 },
+          rejectRateLimitedCalls: false,
+          logLevel: LogLevel.ERROR,
+        }),
+    );
+    return this.#client;
   }
 
   async post(channel: string, message: SlackMessage, threadTs?: string): Promise<string> {
@@ -71,9 +86,10 @@ export class WebApiThreadPoster implements SlackThreadPoster {
         `expected a Slack channel id such as C0123456789, got ${JSON.stringify(channel.slice(0, 40))}`,
       );
     }
+    const client = await this.#webClient();
     let answer: Awaited<ReturnType<WebClient['chat']['postMessage']>>;
     try {
-      answer = await this.#client.chat.postMessage({
+      answer = await client.chat.postMessage({
         channel,
         text: message.text,
         blocks: message.blocks,
