@@ -3,6 +3,7 @@
  * its endpoints handed to test files through `inject('stack')`. Test files keep
  * apart by naming everything they create with `uniqueName` (see ./stack.ts).
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { REPO_ROOT, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
@@ -21,5 +22,7 @@ export default async function setup(project: TestProject) {
   project.provide('stackDir', stateDir);
   return async () => {
     await stopStack(stateDir);
+    // The servers' logs are worth keeping only while they run; a clean stop leaves no folder behind.
+    rmSync(stateDir, { recursive: true, force: true });
   };
 }
