@@ -2,23 +2,24 @@
  * The three steps of the revocation state machine (Step Functions: plan → Distributed Map of
  * revoke batches → report), over a campaign the CLI or the API has already planned and stored.
  * The local runtime (functions/local/revocation-runner.ts) drives the very same three; their
- * logic is in functions/core/revocation-steps.ts.
+ * logic is in functions/core/revocation-steps.ts. Each step is its own Lambda function with its
+ * own entry file (revocation-plan.ts, revocation-batch.ts, revocation-report.ts), so that each
+ * bundle holds only its step's clients: S3 for the plan and the report, the providers' clients
+ * and the role-deny door for the worker.
  *
- * - `planHandler` writes the ids of the campaign's targets still to work on to the report
+ * - The plan step writes the ids of the campaign's targets still to work on to the report
  *   bucket (`campaigns/<id>/targets.json`, a JSON array of `{ targetId }`), which the
  *   Distributed Map reads as its items.
- * - `revokeBatchHandler` is the Map's worker: it runs the campaign limited to its batch. A
+ * - The revoke-batch step is the Map's worker: it runs the campaign limited to its batch. A
  *   worker that stops (its Lambda is about to time out) with targets of its batch pending
  *   throws `BatchUnfinishedError`, which the state machine retries.
- * - `reportHandler` closes a campaign no batch had to work on (every target settled at
+ * - The report step closes a campaign no batch had to work on (every target settled at
  *   planning: the Map ran zero items, so nothing moved it from `planned`), then publishes
  *   the post-incident report of the campaign as it stands.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
-import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
-import { Composition, campaigns, s3, stores } from '../adapters/wiring.ts';
 import type { Target } from '../core/campaign.ts';
 import {
   type CampaignBookkeeping,
@@ -26,7 +27,6 @@ import {
   closeCampaign,
   type RunCampaignOptions,
 } from '../core/campaign-engine.ts';
-import { KeywardenError } from '../core/errors.ts';
 import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
   CampaignEventSchema,
@@ -37,12 +37,10 @@ import {
   targetsKey,
   targetsToWork,
 } from '../core/revocation-steps.ts';
-import { KEYWARDEN_ENV } from './env.ts';
-import { coldStart, loadLambdaConfig } from './lambda-config.ts';
-import { entryPoint, wrap } from './wrap.ts';
+import { wrap } from './wrap.ts';
 
 /** Who runs the campaign, in the audit trail. */
-const ACTOR = 'stepfunctions:revocation';
+export const ACTOR = 'stepfunctions:revocation';
 
 /** How long before the Lambda timeout a worker stops claiming targets, so in-flight ones checkpoint. */
 const STOP_BEFORE_TIMEOUT_MS = 60_000;
@@ -149,45 +147,3 @@ export function makeReportHandler(deps: ReportDeps) {
     },
   );
 }
-
-/** The function's composition; each step asks it for the parts it uses. */
-const composition = coldStart(async () => new Composition(await loadLambdaConfig()));
-
-/** The Lambda entry point of the plan step. */
-export const planHandler = entryPoint(async () => {
-  const wired = await composition();
-  const bucket = wired.config.reportBucket;
-  if (!bucket) {
-    throw new KeywardenError(
-      `environment variable ${KEYWARDEN_ENV.reportBucket} is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function`,
-    );
-  }
-  const { store } = wired.get(stores);
-  return makePlanHandler({
-    book: { campaigns: store, audit: store, clock: wired.clock, actor: ACTOR },
-    s3: wired.get(s3),
-    bucket,
-  });
-});
-
-/** The Lambda entry point of the Distributed Map's worker. */
-export const revokeBatchHandler = entryPoint(async () =>
-  makeRevokeBatchHandler({
-    campaign: (await composition()).get(campaigns)(ACTOR),
-    limitFor: providerLimiters(rateLimitsFromEnv()).limitFor,
-  }),
-);
-
-/** The Lambda entry point of the report step. */
-export const reportHandler = entryPoint(async () => {
-  const wired = await composition();
-  return makeReportHandler({
-    services: {
-      store: wired.get(stores).store,
-      clock: wired.clock,
-      config: wired.config,
-      aws: { s3: wired.get(s3) },
-    },
-    actor: ACTOR,
-  });
-});

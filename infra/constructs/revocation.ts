@@ -84,10 +84,12 @@ export type RevocationFunction = KeywardenFunction;
  * Incident mass revocation on AWS: a Step Functions state machine started with
  * `{ "campaignId": "…" }` for a campaign the CLI or the API has planned and stored.
  *
- * plan (`functions/handlers/revocation.ts` `planHandler`: pending target ids to
+ * plan (`functions/handlers/revocation-plan.ts`: pending target ids to
  * `s3://<report bucket>/campaigns/<id>/targets.json`) → Distributed Map reading that file,
  * {@link REVOKE_BATCH_SIZE} targets per batch, at most {@link maxConcurrency} batches at once
- * (`revokeBatchHandler`) → report (`reportHandler`, to `reports/`).
+ * (`revocation-batch.ts`) → report (`revocation-report.ts`, to `reports/`). The steps' logic is
+ * in `functions/handlers/revocation.ts`; one entry file per function keeps S3 out of the worker's
+ * bundle and the providers' clients out of the plan's and the report's.
  *
  * Each function has its own least-privilege role; the state machine logs every event to a
  * KMS-encrypted log group and is traced with X-Ray.
@@ -148,8 +150,7 @@ export class Revocation extends Construct {
 
     // Plan: reads the campaign, writes its target list under campaigns/.
     this.plan = keywardenFunction(this, 'Plan', {
-      handlerFile: 'revocation.ts',
-      exportName: 'planHandler',
+      handlerFile: 'revocation-plan.ts',
       description: 'keywarden revocation plan: writes a campaign’s pending targets to the report bucket',
       roleDescription: 'keywarden revocation plan: reads campaigns, writes target lists under campaigns/',
       memorySize: 512,
@@ -163,8 +164,7 @@ export class Revocation extends Construct {
 
     // Revoke-batch worker: everything a target revocation and a re-issue call.
     this.revokeBatch = keywardenFunction(this, 'RevokeBatch', {
-      handlerFile: 'revocation.ts',
-      exportName: 'revokeBatchHandler',
+      handlerFile: 'revocation-batch.ts',
       description: 'keywarden revoke batch: runs a campaign until its batch of targets is settled',
       roleDescription:
         'keywarden revoke batch: revokes access keys and role sessions under its IAM path, secrets under its prefix',
@@ -224,8 +224,7 @@ export class Revocation extends Construct {
 
     // Report: reads the campaign and the audit trail, writes the report under reports/.
     this.report = keywardenFunction(this, 'Report', {
-      handlerFile: 'revocation.ts',
-      exportName: 'reportHandler',
+      handlerFile: 'revocation-report.ts',
       description: 'keywarden revocation report: writes the post-incident report of a campaign',
       roleDescription:
         'keywarden revocation report: reads campaigns and audit, writes reports under reports/',

@@ -100,12 +100,13 @@ describe('infra: revocation', () => {
   });
 
   describe('functions', () => {
-    it('run the three exports of functions/handlers/revocation.ts', () => {
+    it('run one entry file each (functions/handlers/revocation-{plan,batch,report}.ts), so each bundle holds its step only', () => {
       const handlerOf = (fn: Revocation['plan']) =>
         resourceOf(template, 'AWS::Lambda::Function', fn.function)?.Properties.Handler;
-      expect(handlerOf(revocation.plan)).toBe('index.planHandler');
-      expect(handlerOf(revocation.revokeBatch)).toBe('index.revokeBatchHandler');
-      expect(handlerOf(revocation.report)).toBe('index.reportHandler');
+      for (const fn of [revocation.plan, revocation.revokeBatch, revocation.report]) {
+        expect(handlerOf(fn)).toBe('index.handler');
+      }
+      // Which file each builds from is the bundling spec's (test/infra/bundling.test.ts): three assets.
     });
 
     it('give each worker a quarter of the account budget, so four at once stay inside it', () => {

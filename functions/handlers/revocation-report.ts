@@ -1,0 +1,21 @@
+/**
+ * The Lambda entry point of the revocation report step (functions/handlers/revocation.ts): the
+ * campaign's store and the report bucket, nothing else in its bundle.
+ */
+import { Composition, s3, stores } from '../adapters/wiring.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { ACTOR, makeReportHandler } from './revocation.ts';
+import { entryPoint } from './wrap.ts';
+
+export const handler = entryPoint(async () => {
+  const wired = new Composition(await loadLambdaConfig());
+  return makeReportHandler({
+    services: {
+      store: wired.get(stores).store,
+      clock: wired.clock,
+      config: wired.config,
+      aws: { s3: wired.get(s3) },
+    },
+    actor: ACTOR,
+  });
+});
