@@ -39,7 +39,7 @@ export function bindProvider<K extends IdentityKind>(
     issue: (context) => provider.issue(identity, context),
     verify: (credential) => provider.verify(identity, credential),
     revoke: (handle) => provider.revoke(identity, handle),
-    list: () => provider.list(identity),
+    list: (options) => provider.list(identity, options),
     ...(set ? { set: (credential) => set.call(provider, identity, credential) } : {}),
     ...(supersede ? { supersede: (handle) => supersede.call(provider, identity, handle) } : {}),
     ...(disable ? { disable: (handle) => disable.call(provider, identity, handle) } : {}),

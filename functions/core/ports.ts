@@ -465,8 +465,12 @@ export interface CredentialProvider<K extends IdentityKind = IdentityKind> {
   disable?(identity: IdentityOfKind<K>, handle: string): Promise<void>;
   /** Ends a credential for good; a credential already gone is `already-revoked`. */
   revoke(identity: IdentityOfKind<K>, handle: string): Promise<'revoked' | 'already-revoked'>;
-  /** What exists in the provider for this identity now (to adopt on first rotation, and to find orphans). */
-  list(identity: IdentityOfKind<K>): Promise<ListedCredential[]>;
+  /**
+   * What exists in the provider for this identity now (to adopt on first rotation, and to find
+   * orphans). `skip`: handles the caller has recorded and does not need; a provider that reads
+   * each credential on its own (a lookup per secret-id) may leave them out.
+   */
+  list(identity: IdentityOfKind<K>, options?: ListOptions): Promise<ListedCredential[]>;
   /** When the credential was last used, where the provider records it. */
   lastUsed?(identity: IdentityOfKind<K>, handle: string): Promise<string | undefined>;
 }
@@ -517,8 +521,13 @@ export interface BoundProvider {
   supersede?(handle: string): Promise<void>;
   disable?(handle: string): Promise<void>;
   revoke(handle: string): Promise<'revoked' | 'already-revoked'>;
-  list(): Promise<ListedCredential[]>;
+  list(options?: ListOptions): Promise<ListedCredential[]>;
   lastUsed?(handle: string): Promise<string | undefined>;
+}
+
+/** What a caller of `list` may leave out: see {@link CredentialProvider.list}. */
+export interface ListOptions {
+  skip?: ReadonlySet<string>;
 }
 
 /**

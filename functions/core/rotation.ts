@@ -812,9 +812,9 @@ async function finishSecret(run: Run, target: BoundDelivery) {
  * it leaves it live in the provider, where the resumed step finds it again.
  */
 async function adopt(run: Run, newHandle: string, supersededAt: string) {
-  const known = new Set(run.versions.map((v) => v.handle));
-  for (const listed of await run.provider.list()) {
-    if (known.has(listed.handle) || listed.handle === newHandle || listed.status !== 'active') continue;
+  const known = new Set([...run.versions.map((v) => v.handle), newHandle]);
+  for (const listed of await run.provider.list({ skip: known })) {
+    if (known.has(listed.handle) || listed.status !== 'active') continue;
     await run.saveVersion({
       ...adoptedVersion(run.identity, listed, { stage: 'previous', at: supersededAt }),
       supersededAt,

@@ -176,9 +176,6 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
    */
   async list(identity: SecretIdentity): Promise<ListedCredential[]> {
     const { secretId } = identity.scope;
-    // DescribeSecret first: moto answers ListSecretVersionIds for a missing secret with
-    // an internal error (HTTP 500), which the SDK would retry as if AWS were failing.
-    if (!(await readVersionStages(this.#secrets, secretId))) return [];
     const listed: ListedCredential[] = [];
     try {
       for await (const page of paginateListSecretVersionIds(
@@ -199,6 +196,9 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
       }
     } catch (error) {
       if (awsErrorName(error) === 'ResourceNotFoundException') return [];
+      // moto answers ListSecretVersionIds for a missing secret with an internal error (HTTP 500):
+      // asked whether the secret exists only then, so a listing is one request.
+      if (!(await readVersionStages(this.#secrets, secretId))) return [];
       throw awsFailure(`listing the versions of secret ${secretId}`, error);
     }
     return listed;

@@ -17,7 +17,12 @@ import * as z from 'zod';
 import { toSeconds } from '../../core/duration.ts';
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import type {
+  CredentialProvider,
+  IssuedCredential,
+  ListedCredential,
+  ListOptions,
+} from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { wholeNumberOption } from '../options.ts';
 import { parseVaultAnswer, type VaultClient, VaultError } from './client.ts';
@@ -174,7 +179,7 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
    * identity (a role shared by two identities). An expired secret-id lingers
    * until Vault's tidy and is listed inactive, at stage `revoked`: Vault refuses it.
    */
-  async list(identity: ApproleIdentity): Promise<ListedCredential[]> {
+  async list(identity: ApproleIdentity, options: ListOptions = {}): Promise<ListedCredential[]> {
     let accessors: string[];
     try {
       accessors = await this.#client.list(`${rolePath(identity)}/secret-id`);
@@ -184,34 +189,37 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
     }
     const limit = pLimit(this.#concurrency);
     const lookupPath = `${rolePath(identity)}/secret-id-accessor/lookup`;
+    // What the caller has recorded (the secret-id a rotation just issued) is not looked up.
     const found = await Promise.all(
-      accessors.map((accessor) =>
-        limit(async (): Promise<ListedCredential | undefined> => {
-          let answer: Awaited<ReturnType<VaultClient['write']>>;
-          try {
-            answer = await this.#client.write(lookupPath, { secret_id_accessor: accessor });
-          } catch (error) {
-            // Destroyed between LIST and lookup: 404 "failed to find accessor entry".
-            if (error instanceof VaultError && error.status === 404) return undefined;
-            if (isGone(error)) return undefined;
-            throw error;
-          }
-          const secretId = parseVaultAnswer(SecretIdLookupSchema, answer.data, 'write', lookupPath);
-          const owner = secretId.metadata?.[IDENTITY_META_KEY];
-          if (owner !== undefined && owner !== identity.id) return undefined;
-          const versionId = owner === undefined ? undefined : secretId.metadata?.[VERSION_META_KEY];
-          const createdAt = isoTime(secretId.creation_time);
-          const expiresAt = isoTime(secretId.expiration_time);
-          const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
-          return {
-            handle: accessor,
-            status: expired ? 'inactive' : 'active',
-            ...(expired ? { stage: 'revoked' as const } : {}),
-            ...(createdAt ? { createdAt } : {}),
-            ...(versionId ? { versionId } : {}),
-          };
-        }),
-      ),
+      accessors
+        .filter((accessor) => !options.skip?.has(accessor))
+        .map((accessor) =>
+          limit(async (): Promise<ListedCredential | undefined> => {
+            let answer: Awaited<ReturnType<VaultClient['write']>>;
+            try {
+              answer = await this.#client.write(lookupPath, { secret_id_accessor: accessor });
+            } catch (error) {
+              // Destroyed between LIST and lookup: 404 "failed to find accessor entry".
+              if (error instanceof VaultError && error.status === 404) return undefined;
+              if (isGone(error)) return undefined;
+              throw error;
+            }
+            const secretId = parseVaultAnswer(SecretIdLookupSchema, answer.data, 'write', lookupPath);
+            const owner = secretId.metadata?.[IDENTITY_META_KEY];
+            if (owner !== undefined && owner !== identity.id) return undefined;
+            const versionId = owner === undefined ? undefined : secretId.metadata?.[VERSION_META_KEY];
+            const createdAt = isoTime(secretId.creation_time);
+            const expiresAt = isoTime(secretId.expiration_time);
+            const expired = expiresAt !== undefined && Date.parse(expiresAt) <= Date.now();
+            return {
+              handle: accessor,
+              status: expired ? 'inactive' : 'active',
+              ...(expired ? { stage: 'revoked' as const } : {}),
+              ...(createdAt ? { createdAt } : {}),
+              ...(versionId ? { versionId } : {}),
+            };
+          }),
+        ),
     );
     return found
       .filter((credential) => credential !== undefined)
