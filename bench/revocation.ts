@@ -337,13 +337,16 @@ async function runKeywarden(contender: Contender) {
     },
   };
   const { limitFor } = providerLimiters(rateLimitsFromEnv());
+  const storeCalls = () => ledger.count('dynamodb.');
   const started = performance.now();
   const planned = await plan(services, contender.fleet, incident, false);
   if (planned.status !== 'stored')
     throw new Error(`keywarden: the campaign was not stored (${planned.status})`);
   const stored = performance.now();
+  const storeCallsPlanned = storeCalls();
   const run = await runCampaign(deps, planned.campaign.campaignId, { limitFor });
   const ran = performance.now();
+  const storeCallsRun = storeCalls() - storeCallsPlanned;
   const reportDir = mkdtempSync(join(tmpdir(), 'keywarden-bench-report-'));
   process.env.KEYWARDEN_REPORTS_DIR = reportDir;
   await publishCampaignReport(services, run);
@@ -357,6 +360,9 @@ async function runKeywarden(contender: Contender) {
     planned: planned.summary.counts.byOutcome,
     planMs: stored - started,
     runMs: ran - stored,
+    /** DynamoDB requests of planning (inventory, versions, adoption, storing the plan) and of the run (bookkeeping). */
+    storeRequestsPlan: storeCallsPlanned,
+    storeRequestsRun: storeCallsRun,
     reportMs: reported - ran,
     targets: run.targets.length,
     outcomes,
@@ -533,6 +539,7 @@ function printSize(run: SizeRun, options: Options) {
   if (keywarden)
     console.log(
       `keywarden: plan (list the providers, adopt what was not recorded) and store the campaign ${round(keywarden.planMs)} ms, run ${round(keywarden.runMs)} ms, ` +
+        `store requests per target: plan ${perTarget(keywarden.storeRequestsPlan, keywarden.targets)}, run ${perTarget(keywarden.storeRequestsRun, keywarden.targets)}; ` +
         `report (not in the ratio) ${round(keywarden.reportMs)} ms; planned ${JSON.stringify(keywarden.planned)}, ` +
         `outcomes ${JSON.stringify(keywarden.outcomes)}`,
     );
@@ -632,6 +639,8 @@ function markdown(runs: SizeRun[], options: Options, date: Date): string {
         `keywarden/raw wall ${ratios.keywardenOverRaw.toFixed(2)} (run phase alone ${ratios.keywardenRunOverRaw?.toFixed(2)})`,
       ratios.boundShare !== undefined &&
         `${percent(ratios.boundShare)} of the quota bound (${run.bound?.seconds.toFixed(1)} s, ${run.bound?.bucket}; run phase ${percent(ratios.boundShareRun ?? 0)})`,
+      run.keywarden &&
+        `keywarden's store requests per target: ${perTarget(run.keywarden.storeRequestsPlan, run.keywarden.targets)} planning, ${perTarget(run.keywarden.storeRequestsRun, run.keywarden.targets)} running`,
     ].filter(Boolean);
     if (parts.length > 0) lines.push(`- ${run.targets.toLocaleString('en')} targets: ${parts.join('; ')}.`);
   }
