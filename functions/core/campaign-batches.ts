@@ -26,31 +26,48 @@ export const TARGETS_PER_BATCH = 25;
  * Numbers the pending targets' batches: targets of one provider service side by side (in the
  * order given, so one identity's targets stay together), cut every {@link TARGETS_PER_BATCH};
  * the full batches of each service spread evenly over the numbering, so workers taking batches
- * in order keep every service's limiter busy at once. What is left of each service after its
- * full batches goes together, cut the same way, at the end: every batch but the last is full,
- * so a first run's cut of the targets in batch order (the Distributed Map's 25) is exactly the
- * planned batches and no two workers share one (each target still goes through its own kind's
- * limiter). Settled targets (skipped, failed at planning) get no batch: no run works on them.
+ * in order keep every service's limiter busy at once. Every batch but the last is full, so a
+ * first run's cut of the targets in batch order (the Distributed Map's 25) is exactly the
+ * planned batches and no two workers share one: what the smaller services leave after their
+ * full batches is pooled (each target still goes through its own kind's limiter), topped up
+ * from the largest service to whole batches, and numbered first, so a slow service's few
+ * targets (IAM's) never wait for the end of the run; the largest service's own leftover is the
+ * last batch. Settled targets (skipped, failed at planning) get no batch: no run works on them.
  */
 export function assignBatches<T extends Batchable>(targets: readonly T[], size = TARGETS_PER_BATCH): T[] {
-  const full: { service: string; at: number; of: number; ids: string[] }[] = [];
-  const rest: string[] = [];
   const byService = new Map<string, string[]>();
   for (const target of targets) {
     if (target.outcome !== 'pending') continue;
     const service = serviceOf(target.kind);
     byService.set(service, [...(byService.get(service) ?? []), target.targetId]);
   }
-  for (const [service, ids] of byService) {
+  // The largest service last: it tops the pool up and keeps the one batch that is not full.
+  const services = [...byService].sort(([a, x], [b, y]) => x.length - y.length || a.localeCompare(b));
+  const pool: string[] = [];
+  const full: { service: string; at: number; of: number; ids: string[] }[] = [];
+  let partial: string[] = [];
+  for (const [index, [service, all]] of services.entries()) {
+    let ids = all;
+    if (index === services.length - 1) {
+      const topUp = (size - (pool.length % size)) % size;
+      // Too few to top the pool up: all of it goes in, the pool's last batch is the partial one.
+      const taken = Math.min(ids.length, topUp);
+      pool.push(...ids.slice(0, taken));
+      ids = ids.slice(taken);
+    }
     const of = Math.floor(ids.length / size);
     for (let i = 0; i < of; i += 1)
       full.push({ service, at: i, of, ids: ids.slice(i * size, (i + 1) * size) });
-    rest.push(...ids.slice(of * size));
+    const left = ids.slice(of * size);
+    if (index < services.length - 1) pool.push(...left);
+    else partial = left;
   }
   // Chunk i of n sits at (i + ½) / n of the way: each service's batches evenly spread.
   full.sort((a, b) => (a.at + 0.5) / a.of - (b.at + 0.5) / b.of || a.service.localeCompare(b.service));
-  const chunks = full.map((chunk) => chunk.ids);
-  for (let i = 0; i < rest.length; i += size) chunks.push(rest.slice(i, i + size));
+  const chunks: string[][] = [];
+  for (let i = 0; i < pool.length; i += size) chunks.push(pool.slice(i, i + size));
+  chunks.push(...full.map((chunk) => chunk.ids));
+  if (partial.length > 0) chunks.push(partial);
   const batchOf = new Map<string, number>();
   for (const [number, ids] of chunks.entries()) for (const id of ids) batchOf.set(id, number);
   return targets.map((target) => {

@@ -18,7 +18,7 @@ const targets = (kind: IdentityKind, count: number, outcome = 'pending'): Planne
   Array.from({ length: count }, (_, i) => ({ targetId: `${kind}-${i}`, kind, outcome }));
 
 describe('campaign batches: assignBatches', () => {
-  it('cuts full batches of one service each, then what is left of all services together: every batch full but the last', () => {
+  it('cuts full batches of one service each and pools what is left of the services: every batch full but the last', () => {
     // prepare: Vault 257, IAM 16, Secrets Manager 13 pending targets, and two settled at planning
     const planned = [
       ...targets('vault-token', 200),
@@ -40,11 +40,17 @@ describe('campaign batches: assignBatches', () => {
     expect(numbers).toEqual(numbers.map((_, i) => i));
     expect(numbers.slice(0, -1).every((n) => sizes.get(n) === TARGETS_PER_BATCH)).toBe(true);
     expect(sizes.get(numbers.length - 1)).toBe(286 % TARGETS_PER_BATCH);
-    // …a full batch holds one service's targets, in the order given
-    for (const n of numbers.slice(0, 10)) {
-      const services = new Set(pending.filter((t) => t.batch === n).map((t) => serviceOf(t.kind)));
-      expect(services.size, `batch ${n}`).toBe(1);
-    }
+    // …the smaller services' targets go first, pooled and topped up from the largest service
+    // (Secrets Manager's 13, IAM's 16 and 21 of Vault's: two batches), so a slow service's few
+    // targets never wait for the end of the run; then Vault's own full batches, its leftover last
+    const serviceOfBatch = (n: number) => [
+      ...new Set(pending.filter((t) => t.batch === n).map((t) => serviceOf(t.kind))),
+    ];
+    expect(pending.filter((t) => t.kind === 'aws-secret').every((t) => t.batch === 0)).toBe(true);
+    expect(pending.filter((t) => t.kind === 'aws-iam-access-key').every((t) => (t.batch ?? 99) <= 1)).toBe(
+      true,
+    );
+    for (const n of numbers.slice(2)) expect(serviceOfBatch(n), `batch ${n}`).toEqual(['vault']);
     const vault = pending.filter((t) => t.kind === 'vault-token');
     expect(vault.map((t) => t.batch)).toEqual(
       [...vault.map((t) => t.batch)].sort((a, b) => (a ?? 0) - (b ?? 0)),
