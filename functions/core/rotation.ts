@@ -27,9 +27,11 @@ import type {
   BoundDelivery,
   BoundProvider,
   Clock,
+  DeliveredValue,
   DeliveryFor,
   IssuedCredential,
   Limit,
+  ListedCredential,
   ProviderFor,
   RotationStore,
   StagedValue,
@@ -340,6 +342,11 @@ class Run {
    * the resumed attempt revokes (its tag names the attempt).
    */
   issued: CredentialVersion | undefined;
+  /**
+   * The delivered value, read while a new rotation's first write takes the lock (a read: harmless
+   * if the write loses); createSecret takes it instead of reading it then.
+   */
+  currentRead: Promise<DeliveredValue | undefined> | undefined;
 
   version(versionId: string): StoredVersion | undefined {
     return this.versions.find((version) => version.versionId === versionId);
@@ -444,6 +451,8 @@ export async function rotateIdentity(
     if (inProgress || !rotating) await run.claim();
     else {
       const at = run.now;
+      run.currentRead = deps.deliveryFor(delivery).readCurrent();
+      run.currentRead.catch(() => undefined);
       await run.claim({
         identityId: identity.id,
         rotationId: deps.newId(),
@@ -591,7 +600,8 @@ async function createSecret(run: Run, target: BoundDelivery) {
   try {
     // Read once: the provider renders over it (a value that is its own delivery), staging
     // lays the new value over it and checks its fields.
-    const current = await target.readCurrent();
+    const current = await (run.currentRead ?? target.readCurrent());
+    run.currentRead = undefined;
     issued = await run.provider.issue({ versionId: state.versionId, ...(current ? { current } : {}) });
     await run.checkpoint('issued');
     run.staged = {
@@ -776,6 +786,12 @@ async function finishSecret(run: Run, target: BoundDelivery) {
   const staged = run.staged?.versionId === state.versionId ? run.staged : undefined;
   await target.promote(state.versionId, staged);
   await run.checkpoint('promoted');
+  // A first rotation lists what it replaced while the version is saved current and its events
+  // appended: a read after the promotion, which nothing below waits for until the adoption.
+  const listing = firstRotation
+    ? run.provider.list({ skip: new Set([...run.versions.map((v) => v.handle), pending.handle]) })
+    : undefined;
+  listing?.catch(() => undefined);
   // Current before (a run died after saving it): its events may be in the trail already.
   const currentEarlier = pending.stage === 'current';
   if (!currentEarlier) {
@@ -795,7 +811,7 @@ async function finishSecret(run: Run, target: BoundDelivery) {
   await run.checkpoint('deliveredAudited');
   await run.checkpoint('activatedAudited');
   const supersededAt = pending.activatedAt ?? run.now;
-  if (firstRotation) await adopt(run, pending.handle, supersededAt);
+  if (listing) await adopt(run, await listing, supersededAt);
   for (const old of run.versions.filter((v) => v.stage === 'current' && v.versionId !== pending.versionId)) {
     await run.saveVersion({ ...stripRev(old), stage: 'previous', supersededAt });
   }
@@ -811,9 +827,9 @@ async function finishSecret(run: Run, target: BoundDelivery) {
  * is marked for retirement before the new one is in force; a run that dies before recording
  * it leaves it live in the provider, where the resumed step finds it again.
  */
-async function adopt(run: Run, newHandle: string, supersededAt: string) {
-  const known = new Set([...run.versions.map((v) => v.handle), newHandle]);
-  for (const listed of await run.provider.list({ skip: known })) {
+async function adopt(run: Run, listing: readonly ListedCredential[], supersededAt: string) {
+  const known = new Set(run.versions.map((v) => v.handle));
+  for (const listed of listing) {
     if (known.has(listed.handle) || listed.status !== 'active') continue;
     await run.saveVersion({
       ...adoptedVersion(run.identity, listed, { stage: 'previous', at: supersededAt }),
