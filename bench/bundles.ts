@@ -4,7 +4,9 @@
  * esbuild), then for each handler asset prints its minified size, its gzip size and the time
  * a fresh Node process takes to import it (median of several runs; importing builds no client
  * and calls nothing: the handlers compose their parts on the first invocation), against the
- * issue's targets, and writes the figures to bench/results/bundles-<time>.json.
+ * issue's targets, and writes the figures to bench/results/bundles-<time>.json. The process runs
+ * with the function's own NODE_OPTIONS, as Lambda starts it: `--enable-source-maps` makes Node
+ * read and parse the bundle's source map while importing it (~10–15 ms more).
  *
  * Options: `--runs N` imports per asset (default 7); `--keep` keeps the synthesized assembly.
  */
@@ -31,6 +33,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export interface BundleFigures {
   functions: string[];
   asset: string;
+  /** The NODE_OPTIONS flags the import ran with (the functions' own). */
+  nodeOptions: string[];
   minifiedKb: number;
   gzipKb: number;
   /** Median wall time of the imports. */
@@ -42,7 +46,11 @@ export interface BundleFigures {
 
 interface TemplateFunction {
   Type: string;
-  Properties: { Code?: { S3Key?: unknown }; Handler?: unknown };
+  Properties: {
+    Code?: { S3Key?: unknown };
+    Handler?: unknown;
+    Environment?: { Variables?: Record<string, unknown> };
+  };
   Metadata?: Record<string, unknown>;
 }
 
@@ -73,19 +81,35 @@ export function handlerAssets(assemblyDir: string, stackName = 'Keywarden'): Map
   return assets;
 }
 
+/** The NODE_OPTIONS flags the functions of a synthesized assembly run with, per handler asset. */
+export function handlerNodeOptions(assemblyDir: string, stackName = 'Keywarden'): Map<string, string[]> {
+  const template = JSON.parse(readFileSync(join(assemblyDir, `${stackName}.template.json`), 'utf8')) as {
+    Resources: Record<string, TemplateFunction>;
+  };
+  const options = new Map<string, string[]>();
+  for (const resource of Object.values(template.Resources)) {
+    const key = resource.Properties.Code?.S3Key;
+    if (resource.Type !== 'AWS::Lambda::Function' || typeof key !== 'string') continue;
+    const value = resource.Properties.Environment?.Variables?.NODE_OPTIONS;
+    const bundle = join(assemblyDir, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs');
+    options.set(bundle, typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : []);
+  }
+  return options;
+}
+
 /**
- * What importing `file` takes in a fresh Node process (the module only, not Node's own start):
- * wall time, and the CPU time the process spent on it, which other work on the machine
- * inflates far less (on a busy machine the wall time is mostly waiting for a core).
+ * What importing `file` takes in a fresh Node process started with `flags` (the module only,
+ * not Node's own start): wall time, and the CPU time the process spent on it, which other work
+ * on the machine inflates far less (on a busy machine the wall time is mostly waiting for a core).
  */
-function importTime(file: string): { wallMs: number; cpuMs: number } {
+function importTime(file: string, flags: readonly string[] = []): { wallMs: number; cpuMs: number } {
   const script = [
     'const cpu = process.cpuUsage(); const t = performance.now();',
     `await import(${JSON.stringify(pathToFileURL(file).href)});`,
     'const wall = performance.now() - t; const { user, system } = process.cpuUsage(cpu);',
     'process.stdout.write(JSON.stringify({ wallMs: wall, cpuMs: (user + system) / 1000 }));',
   ].join(' ');
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', script], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -121,14 +145,17 @@ export function synthesizeBundled(outdir: string): string {
 /** Measures every handler asset of an assembly. */
 export function measureBundles(assemblyDir: string, runs: number): BundleFigures[] {
   const figures: BundleFigures[] = [];
+  const nodeOptions = handlerNodeOptions(assemblyDir);
   for (const [file, functions] of handlerAssets(assemblyDir)) {
     const code = readFileSync(file);
-    importTime(file); // the first read warms the file cache, as the runtime's image has it
-    const times = Array.from({ length: runs }, () => importTime(file));
+    const flags = nodeOptions.get(file) ?? [];
+    importTime(file, flags); // the first read warms the file cache, as the runtime's image has it
+    const times = Array.from({ length: runs }, () => importTime(file, flags));
     const importRunsMs = times.map((time) => time.wallMs);
     figures.push({
       functions,
       asset: file.split('/').at(-2) ?? file,
+      nodeOptions: flags,
       minifiedKb: kb(code.length),
       gzipKb: kb(gzipSync(code).length),
       importMs: Math.round(median(importRunsMs) * 10) / 10,
@@ -156,7 +183,7 @@ async function main(): Promise<void> {
         'function(s)',
         'minified kB',
         'gzip kB',
-        `import ms, wall (median of ${runs})`,
+        `import ms, wall (median of ${runs}, with the function's NODE_OPTIONS)`,
         'import ms, CPU',
       ],
     });

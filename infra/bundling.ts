@@ -51,6 +51,10 @@ export function handlerBundle(
       format: OutputFormat.ESM,
       minify: true,
       sourceMap: true,
+      // The maps point into the repository's sources; carrying the sources too would triple them
+      // (2.3 → 0.75 MB for grant expiry), and Node parses the whole map at import when the
+      // function runs with --enable-source-maps (~10 ms of every cold start).
+      sourcesContent: false,
       target: 'node22',
       mainFields: ['module', 'main'],
       // ESM output has no `require`, but bundled CommonJS dependencies still use it for Node built-ins.
