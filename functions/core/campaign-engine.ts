@@ -348,18 +348,23 @@ class Run extends Ledger {
     for (const id of ids) this.identities.set(id, Promise.resolve(stored.get(id)));
   }
 
-  /** Reads the rest of an identity's targets, once, when this run read only some of them. */
+  /**
+   * Reads the rest of an identity's targets when this run read only some of them: again at each
+   * call (after each of this run's checkpoints) until the other runs' are all settled, so that of
+   * the runs settling its last targets the one that checkpoints last sees them all.
+   */
   async readWhole(identityId: string): Promise<void> {
     if (this.whole.has(identityId)) return;
-    const mine = new Set(this.ofIdentity.get(identityId) ?? []);
+    const ids = new Set(this.ofIdentity.get(identityId) ?? []);
     for (const target of await this.deps.campaigns.listTargetsOf(this.campaign.campaignId, identityId)) {
       // This run's own targets are as it left them (settled, or not yet checkpointed).
-      if (mine.has(target.targetId)) continue;
+      if (this.scope.has(target.targetId)) continue;
       this.targets.set(target.targetId, target);
-      mine.add(target.targetId);
+      ids.add(target.targetId);
     }
-    this.ofIdentity.set(identityId, [...mine]);
-    this.whole.add(identityId);
+    this.ofIdentity.set(identityId, [...ids]);
+    const others = [...ids].filter((id) => !this.scope.has(id));
+    if (others.every((id) => this.targets.get(id)?.outcome !== 'pending')) this.whole.add(identityId);
   }
 
   identity(identityId: string): Promise<Identity | undefined> {
