@@ -223,7 +223,8 @@ const awsRoleEnder: Part<GrantIssuer> = (c) => {
 /** What RoleDenyGrantIssuer issues with in a function that ends grants: nothing (it revokes through the door). */
 const notIssuing: GrantIssuer = {
   issue: () => Promise.reject(new KeywardenError('this function ends grants and issues none')),
-  revoke: () => Promise.reject(new KeywardenError('this function ends grants through the role-deny function')),
+  revoke: () =>
+    Promise.reject(new KeywardenError('this function ends grants through the role-deny function')),
 };
 
 /** Break-glass over `awsRole`: the grant issuer of each target type configured, the expiry schedules, the store. */

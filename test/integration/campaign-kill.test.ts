@@ -293,7 +293,7 @@ describe('campaign killed midway (SIGKILL) and resumed', () => {
       actor: 'test:responder',
       bucket,
       limits: LIMITS,
-    leaseMs: LEASE_MS,
+      leaseMs: LEASE_MS,
     }).run(campaignId, { retryFailed: true });
     const resumedIn = Date.now() - resuming;
 
