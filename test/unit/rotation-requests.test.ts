@@ -120,6 +120,42 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
   });
 });
 
+describe('rotation engine: what a first rotation asks its provider to list', () => {
+  it('the listing that adopts what the promotion replaced is told the handles already recorded (the new one among them), so a provider that looks each credential up skips them', async () => {
+    // prepare: a pipeline with a working credential keywarden never saw
+    const world = new MemoryWorld();
+    const identity = identityOf('vault-approle-secret-id');
+    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
+    const skipped: (ReadonlySet<string> | undefined)[] = [];
+    const deps = world.rotationDeps('scheduler:rotation');
+
+    // act
+    const outcome = await rotateIdentity(
+      {
+        ...deps,
+        providerFor: (of) => {
+          const bound = deps.providerFor(of);
+          return {
+            ...bound,
+            list: (options) => {
+              skipped.push(options?.skip);
+              return bound.list(options);
+            },
+          };
+        },
+      },
+      identity,
+      { owner: 'run-1' },
+    );
+
+    // assess
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    const current = (await world.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+    expect(skipped).toHaveLength(1);
+    expect([...(skipped[0] ?? [])]).toEqual([current?.handle]);
+  });
+});
+
 describe('rotation engine: what a run that has nothing to do costs', () => {
   it('an identity not due, with nothing to retire: one read, no write (no lock taken)', async () => {
     // prepare: rotated once, within its rotation period and the grace of nothing
