@@ -37,7 +37,7 @@ import type {
 import type { RotationDeps } from '../core/rotation.ts';
 import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
-import { providerLimiters, rateLimitsFromEnv } from './rate-limits.ts';
+import { DEFAULT_LISTING_LIMITS, providerLimiters } from './rate-limits.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
 export interface CampaignRequest {
@@ -89,13 +89,20 @@ export interface CampaignPlanningDeps {
   ) => Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint' | 'audit'>;
   /**
    * The limiter of the service behind a kind, which the listings go through.
-   * @default the revocation limits (`KEYWARDEN_CONCURRENCY_*`, `KEYWARDEN_RATE_*`, else the defaults)
+   * @default the listing limits (rate-limits.ts `DEFAULT_LISTING_LIMITS`: within the services' read
+   * quotas, not the revocation's write limits, which paced IAM listings at 5–7 a second)
    */
   limitFor?: (kind: IdentityKind) => Limit;
 }
 
-/** Most identities read from the store at once. */
-const STORE_CONCURRENCY = 16;
+/**
+ * Most identities whose versions are read from the store at once: one Query each, a few
+ * milliseconds in DynamoDB, whose on-demand reads allow thousands a second.
+ */
+const VERSIONS_CONCURRENCY = 64;
+
+/** Most adopted versions recorded at once: each a conditional put (never over one recorded meanwhile), so a request each. */
+const ADOPT_CONCURRENCY = 32;
 
 /** The message and retryability of a listing error; never a value (errors hold none). */
 const failureOf = (error: unknown) => ({
@@ -113,22 +120,23 @@ async function listLive(
   deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
   identity: Identity,
 ): Promise<Listing> {
+  const own = kindFacts(identity.kind).ownDelivery?.(identity);
+  // The value is read beside the listing, not after it: one round trip's wait per identity, not
+  // two. One that cannot be read only loses its fingerprint: what is live was listed.
+  const reading: Promise<Awaited<ReturnType<BoundDelivery['readCurrent']>>> = own
+    ? deps
+        .deliveryFor(own)
+        .readCurrent()
+        .catch(() => undefined)
+    : Promise.resolve(undefined);
   let listed: ListedCredential[];
   try {
     listed = await deps.providerFor(identity).list();
   } catch (error) {
     return { failure: failureOf(error) };
   }
-  const own = kindFacts(identity.kind).ownDelivery?.(identity);
-  if (!own || listed.length === 0) return { listed };
-  let current: Awaited<ReturnType<BoundDelivery['readCurrent']>>;
-  try {
-    current = await deps.deliveryFor(own).readCurrent();
-  } catch {
-    // Only the fingerprint is lost; what is live was listed.
-    return { listed };
-  }
-  if (!current) return { listed };
+  const current = await reading;
+  if (!current || listed.length === 0) return { listed };
   return {
     listed,
     current: {
@@ -142,8 +150,8 @@ async function listLive(
  * Every stored identity still in the inventory; those the selectors may select with their
  * credential versions (one the identity terms exclude cannot be selected whatever its versions:
  * they are not read), and those of kinds revoked one credential at a time resolved against what
- * their provider lists live now (each listing under its service's limiter, beside the read of
- * its versions: neither waits for the other).
+ * their provider lists live now (each listing under its service's listing limiter, beside the
+ * read of its versions: neither waits for the other).
  */
 async function subjects(
   services: CampaignPlanningDeps,
@@ -153,9 +161,9 @@ async function subjects(
   // Parsed before anything is read: a bad selector is refused naming its term.
   const identityTerms = identityTermsOf(parseSelectors(request.selectors));
   const live = services.rotationDeps(request.actor);
-  const limitFor = services.limitFor ?? providerLimiters(rateLimitsFromEnv()).limitFor;
+  const limitFor = services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS).limitFor;
   const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
-  const limit = pLimit(STORE_CONCURRENCY);
+  const limit = pLimit(VERSIONS_CONCURRENCY);
   return Promise.all(
     active.map(async ({ identity }): Promise<LiveSubject> => {
       if (select(identityTerms, { identity, versions: [] }) === undefined) return { identity, versions: [] };
@@ -177,7 +185,7 @@ async function subjects(
  */
 async function adopt(services: CampaignPlanningDeps, plan: Plan, actor: string): Promise<void> {
   const { audit } = services.rotationDeps(actor);
-  const limit = pLimit(STORE_CONCURRENCY);
+  const limit = pLimit(ADOPT_CONCURRENCY);
   const { campaignId, incident } = plan.campaign;
   const recorded = await Promise.all(
     plan.adopt.map((version) =>

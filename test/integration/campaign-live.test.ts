@@ -363,6 +363,79 @@ describe('campaign: credentials keywarden never issued', () => {
     expect(failed?.retryable).toBe(false);
   });
 
+  it('lists the providers within their read quotas, not at the revocation limits', async () => {
+    // prepare: IAM revocations one at a time, one a second; six IAM users to list.
+    const saved = { rate: process.env.KEYWARDEN_RATE_IAM, at: process.env.KEYWARDEN_CONCURRENCY_IAM };
+    process.env.KEYWARDEN_RATE_IAM = '1';
+    process.env.KEYWARDEN_CONCURRENCY_IAM = '1';
+    const name = uniqueName('kw-live-pace');
+    const repo = `acme/${name}`;
+    const users = Array.from({ length: 6 }, (_, n) => `${name}-${n}`);
+    for (const userName of users) {
+      await services.aws.iam.send(new CreateUserCommand({ UserName: userName }));
+      await declare(
+        services.store,
+        makeIdentity({
+          id: `${userName}-keys`,
+          kind: 'aws-iam-access-key',
+          scope: { userName },
+          pipeline: { repo, stage: 'deploy', environment: 'prod' },
+        }),
+      );
+    }
+    let inFlight = 0;
+    let most = 0;
+    const counted: Services = {
+      ...services,
+      rotationDeps: (actor) => {
+        const deps = services.rotationDeps(actor);
+        return {
+          ...deps,
+          providerFor: (identity) => {
+            const provider = deps.providerFor(identity);
+            return {
+              ...provider,
+              list: async (...args: Parameters<typeof provider.list>) => {
+                inFlight += 1;
+                most = Math.max(most, inFlight);
+                try {
+                  return await provider.list(...args);
+                } finally {
+                  inFlight -= 1;
+                }
+              },
+            };
+          },
+        };
+      },
+    };
+
+    // act
+    try {
+      const planned = await planAndStoreCampaign(counted, {
+        incident: newIncident(),
+        selectors: [`repo=${repo}`],
+        reissue: false,
+        actor: 'test:responder',
+        dryRun: true,
+      });
+
+      // assess: each user listed (no key: nothing live), the listings side by side.
+      expect(planned.summary.targets.map((t) => [t.outcome, t.reason])).toEqual(
+        users.map(() => ['skipped', 'nothing live: its provider lists no credential and none is recorded']),
+      );
+      expect(most).toBeGreaterThan(1);
+    } finally {
+      for (const [name, value] of [
+        ['KEYWARDEN_RATE_IAM', saved.rate],
+        ['KEYWARDEN_CONCURRENCY_IAM', saved.at],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('makes the CLI exit non-zero with a provider unreachable, naming what is still live', async () => {
     const closed = await closedPort();
     const unreachable: LocalConfig = {
