@@ -20,6 +20,7 @@ import {
 import pLimit from 'p-limit';
 import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
 import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
+import type { CredentialVersion } from '../core/credential-version.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts } from '../core/kinds.ts';
@@ -119,6 +120,7 @@ const failureOf = (error: unknown) => ({
 async function listLive(
   deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
   identity: Identity,
+  recorded: readonly CredentialVersion[],
 ): Promise<Listing> {
   const own = kindFacts(identity.kind).ownDelivery?.(identity);
   // The value is read beside the listing, not after it: one round trip's wait per identity, not
@@ -131,7 +133,10 @@ async function listLive(
     : Promise.resolve(undefined);
   let listed: ListedCredential[];
   try {
-    listed = await deps.providerFor(identity).list();
+    // What is recorded live is revoked as recorded whether listed or not: a provider that looks
+    // each credential up on its own (a Vault token, an AppRole secret-id) may leave it out.
+    const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
+    listed = await deps.providerFor(identity).list({ skip });
   } catch (error) {
     return { failure: failureOf(error) };
   }
@@ -150,8 +155,9 @@ async function listLive(
  * Every stored identity still in the inventory; those the selectors may select with their
  * credential versions (one the identity terms exclude cannot be selected whatever its versions:
  * they are not read), and those of kinds revoked one credential at a time resolved against what
- * their provider lists live now (each listing under its service's listing limiter, beside the
- * read of its versions: neither waits for the other).
+ * their provider lists live now (each listing under its service's listing limiter, after the
+ * read of its versions: the provider may leave out what is recorded, a lookup fewer per
+ * recorded token or secret-id, most of a fleet's Vault requests when planning).
  */
 async function subjects(
   services: CampaignPlanningDeps,
@@ -167,13 +173,10 @@ async function subjects(
   return Promise.all(
     active.map(async ({ identity }): Promise<LiveSubject> => {
       if (select(identityTerms, { identity, versions: [] }) === undefined) return { identity, versions: [] };
-      const [versions, listing] = await Promise.all([
-        limit(() => services.store.listVersions(identity.id)),
-        needsListing(identityTerms, identity)
-          ? limitFor(identity.kind)(() => listLive(live, identity))
-          : undefined,
-      ]);
-      return listing ? resolveLive(identity, versions, listing, at) : { identity, versions };
+      const versions = await limit(() => services.store.listVersions(identity.id));
+      if (!needsListing(identityTerms, identity)) return { identity, versions };
+      const listing = await limitFor(identity.kind)(() => listLive(live, identity, versions));
+      return resolveLive(identity, versions, listing, at);
     }),
   );
 }
