@@ -134,7 +134,7 @@ async function listLive(
   let listed: ListedCredential[];
   try {
     // What is recorded live is revoked as recorded whether listed or not: a provider that looks
-    // each credential up on its own (a Vault token, an AppRole secret-id) may leave it out.
+    // each credential up on its own (an AppRole secret-id) may leave it out.
     const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
     listed = await deps.providerFor(identity).list({ skip });
   } catch (error) {
@@ -157,7 +157,7 @@ async function listLive(
  * they are not read), and those of kinds revoked one credential at a time resolved against what
  * their provider lists live now (each listing under its service's listing limiter, after the
  * read of its versions: the provider may leave out what is recorded, a lookup fewer per
- * recorded token or secret-id, most of a fleet's Vault requests when planning).
+ * recorded AppRole secret-id).
  */
 async function subjects(
   services: CampaignPlanningDeps,
