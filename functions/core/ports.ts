@@ -528,6 +528,13 @@ export interface BoundProvider {
 /** What a caller of `list` may leave out: see {@link CredentialProvider.list}. */
 export interface ListOptions {
   skip?: ReadonlySet<string>;
+  /**
+   * The credential the delivery held before this rotation promoted its new one, as the run read
+   * it (a first rotation adopts what it replaced). A provider that can name a credential from its
+   * value (a Vault token's lookup) may answer with that one and those the scope names instead of
+   * listing everything; it lists as usual when the value names nothing of this identity's.
+   */
+  replaced?: SecretValue;
 }
 
 /**

@@ -38,7 +38,7 @@ import type {
   StoredRotation,
   StoredVersion,
 } from './ports.ts';
-import type { SecretValue } from './secret-value.ts';
+import { SecretValue } from './secret-value.ts';
 
 /** How long one run may hold an identity's lock before another run may take over. */
 export const LOCK_TTL_MS = 5 * 60_000;
@@ -143,6 +143,8 @@ class Run {
    * it back, and finishSecret hands it to the promotion with what staging learned of the target.
    */
   staged: ({ versionId: string } & StagedValue) | undefined;
+  /** What the delivery held when this run read it before issuing: the credential a first rotation replaces. */
+  replaced: DeliveredValue | undefined;
   /**
    * The events this rotation appended (or found in the trail), as `recordedKey`s: loaded
    * with the state and saved with every progress write, so a step that completed never
@@ -602,6 +604,7 @@ async function createSecret(run: Run, target: BoundDelivery) {
     // lays the new value over it and checks its fields.
     const current = await (run.currentRead ?? target.readCurrent());
     run.currentRead = undefined;
+    run.replaced = current;
     issued = await run.provider.issue({ versionId: state.versionId, ...(current ? { current } : {}) });
     await run.checkpoint('issued');
     run.staged = {
@@ -788,8 +791,15 @@ async function finishSecret(run: Run, target: BoundDelivery) {
   await run.checkpoint('promoted');
   // A first rotation lists what it replaced while the version is saved current and its events
   // appended: a read after the promotion, which nothing below waits for until the adoption.
+  // The value this run read before issuing names what the pipeline used until now: a provider
+  // may adopt by it instead of listing everything. A run resumed past createSecret never read
+  // it (what it would read now is the new value), so it lists.
+  const replaced = firstRotation ? plainCredential(run.identity, run.replaced) : undefined;
   const listing = firstRotation
-    ? run.provider.list({ skip: new Set([...run.versions.map((v) => v.handle), pending.handle]) })
+    ? run.provider.list({
+        skip: new Set([...run.versions.map((v) => v.handle), pending.handle]),
+        ...(replaced ? { replaced } : {}),
+      })
     : undefined;
   listing?.catch(() => undefined);
   // Current before (a run died after saving it): its events may be in the trail already.
@@ -836,6 +846,26 @@ async function adopt(run: Run, listing: readonly ListedCredential[], supersededA
       supersededAt,
     });
   }
+}
+
+/**
+ * The plain credential (a token) a delivered value holds: the value itself, or the string in the
+ * delivery's field (`value` unless named) when the target holds a JSON object.
+ */
+function plainCredential(identity: Identity, delivered: DeliveredValue | undefined): SecretValue | undefined {
+  if (!delivered) return undefined;
+  const text = delivered.secret.reveal();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return delivered.secret;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return delivered.secret;
+  const delivery = deliveryOf(identity);
+  const field = (delivery?.type === 'vault-kv' ? delivery.field : undefined) ?? 'value';
+  const plain = (parsed as Record<string, unknown>)[field];
+  return typeof plain === 'string' ? new SecretValue(plain) : undefined;
 }
 
 async function revokeVersion(run: Run, version: CredentialVersion, note: string) {

@@ -228,6 +228,61 @@ describe('provider: vault-token, tokens made outside keywarden', () => {
     );
   });
 
+  it('adopts the token a first rotation replaced by its value, without listing every accessor: one issued for the identity earlier, or one made outside keywarden and declared by accessor', async () => {
+    const listing = newVaultClient();
+    const adopting = new VaultTokenProvider({ client: listing });
+    const lists = vi.spyOn(listing, 'list');
+    const id = uniqueName('kw-replaced');
+    const earlier = await makeToken({ meta: { 'keywarden-identity': id } });
+    const legacy = await makeToken();
+    const ours = identity({
+      id,
+      kind: 'vault-token',
+      scope: { policies: ['default'], ttl: '10m' },
+    }) as IdentityOfKind<'vault-token'>;
+    const declared = declare({ policies: ['default'], ttl: '10m', accessor: legacy.accessor });
+
+    const of = async (who: IdentityOfKind<'vault-token'>, token: string, skip: string[] = []) =>
+      (await adopting.list(who, { replaced: new SecretValue(token), skip: new Set(skip) })).map(
+        (listed) => listed.handle,
+      );
+    expect(await of(ours, earlier.client_token)).toEqual([earlier.accessor]);
+    expect(await of(declared, legacy.client_token)).toEqual([legacy.accessor]);
+    expect(lists).not.toHaveBeenCalled();
+  });
+
+  it('lists as usual when the replaced value names no token of the identity: a revoked token, another identity’s, one it recorded already (skip), a token role’s scope', async () => {
+    const listing = newVaultClient();
+    const adopting = new VaultTokenProvider({ client: listing });
+    const lists = vi.spyOn(listing, 'list');
+    const id = uniqueName('kw-replaced');
+    const [live, revoked] = [
+      await makeToken({ meta: { 'keywarden-identity': id } }),
+      await makeToken({ meta: { 'keywarden-identity': id } }),
+    ];
+    await client.revokeAccessor(revoked.accessor);
+    const someoneElses = await makeToken({ meta: { 'keywarden-identity': uniqueName('kw-other') } });
+    const ours = identity({
+      id,
+      kind: 'vault-token',
+      scope: { policies: ['default'], ttl: '10m' },
+    }) as IdentityOfKind<'vault-token'>;
+
+    const of = async (who: IdentityOfKind<'vault-token'>, token: string, skip: string[] = []) =>
+      (await adopting.list(who, { replaced: new SecretValue(token), skip: new Set(skip) })).map(
+        (listed) => listed.handle,
+      );
+    expect(await of(ours, revoked.client_token)).toEqual([live.accessor]);
+    expect(await of(ours, someoneElses.client_token)).toEqual([live.accessor]);
+    expect(await of(ours, live.client_token, [live.accessor])).toEqual([live.accessor]);
+    expect(lists).toHaveBeenCalledTimes(3);
+    const viaRole = (await client.write(`auth/token/create/${tokenRole}`, { ttl: '1h' })).auth;
+    made.push(String(viaRole?.accessor));
+    // The role may have other tokens (the earlier spec's): the LIST finds them all.
+    expect(await of(declare({ tokenRole }), String(viaRole?.client_token))).toContain(viaRole?.accessor);
+    expect(lists).toHaveBeenCalledTimes(4);
+  });
+
   it('refuses to issue for an identity that names existing tokens only, saying what to add', async () => {
     const failed = await rejection(
       provider.issue(declare({ accessor: 'hQ9cMrUbYcbfEJ6WswV2mZkE' }), { versionId: versionId() }),

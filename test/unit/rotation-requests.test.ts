@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Identity, IdentityKind } from '../../functions/core/identity.ts';
 import { deliveryOf, KINDS } from '../../functions/core/kinds.ts';
-import type { AuditLog, RotationStore } from '../../functions/core/ports.ts';
+import type { AuditLog, ListOptions, RotationStore } from '../../functions/core/ports.ts';
 import { rotateIdentity } from '../../functions/core/rotation.ts';
 import { identity as makeIdentity } from '../support/fixtures.ts';
 import { MemoryWorld } from '../support/memory-providers.ts';
@@ -153,6 +153,49 @@ describe('rotation engine: what a first rotation asks its provider to list', () 
     const current = (await world.store.listVersions(identity.id)).find((v) => v.stage === 'current');
     expect(skipped).toHaveLength(1);
     expect([...(skipped[0] ?? [])]).toEqual([current?.handle]);
+  });
+});
+
+describe('rotation engine: what a first rotation tells its listing of the credential it replaced', () => {
+  /** One rotation of `identity`, and the options each listing of its provider was given. */
+  async function listingsOf(world: MemoryWorld, identity: Identity, owner: string) {
+    const told: (ListOptions | undefined)[] = [];
+    const deps = world.rotationDeps('scheduler:rotation');
+    const outcome = await rotateIdentity(
+      {
+        ...deps,
+        providerFor: (of) => {
+          const bound = deps.providerFor(of);
+          return {
+            ...bound,
+            list: (options) => {
+              told.push(options);
+              return bound.list(options);
+            },
+          };
+        },
+      },
+      identity,
+      { owner },
+    );
+    return { outcome, told };
+  }
+
+  it('the value the pipeline read before the promotion (read once, before issuing), so a provider that names a credential by its value adopts it without listing them all', async () => {
+    // prepare: a pipeline with a working token keywarden never saw
+    const world = new MemoryWorld();
+    const identity = identityOf('vault-token');
+    const held = await world.seed(identity, {
+      createdAt: new Date(world.clock.now().getTime() - DAY).toISOString(),
+    });
+
+    // act
+    const { outcome, told } = await listingsOf(world, identity, 'run-1');
+
+    // assess
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    expect(told).toHaveLength(1);
+    expect(told[0]?.replaced?.reveal()).toBe(held.secret.reveal());
   });
 });
 

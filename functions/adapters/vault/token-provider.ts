@@ -19,10 +19,15 @@ import { needsEveryToken, tokenMatch } from '../../core/declared-tokens.ts';
 import { toSeconds } from '../../core/duration.ts';
 import { ValidationError, VerificationError } from '../../core/errors.ts';
 import { declaredAccessors, type IdentityOfKind } from '../../core/identity.ts';
-import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
+import type {
+  CredentialProvider,
+  IssuedCredential,
+  ListedCredential,
+  ListOptions,
+} from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { wholeNumberOption } from '../options.ts';
-import { type TokenLookup, VaultClient, VaultError } from './client.ts';
+import { parseVaultAnswer, type TokenLookup, TokenLookupSchema, VaultClient, VaultError } from './client.ts';
 import { IDENTITY_META_KEY, tokenSeen } from './vault-discovery.ts';
 
 /** Token meta / secret-id metadata key naming the rotation version that issued it. */
@@ -140,15 +145,35 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
    * display name, so any other form lists every accessor (a LIST sent after the call began:
    * it says which tokens exist now) and looks up those it has not seen before. keywarden's own
    * token is never listed.
+   *
+   * `replaced` (a first rotation's adoption): the token the pipeline used until now, looked up
+   * by its value. When it is this identity's and the scope names its tokens by nothing wider than
+   * accessors (no token role, no display-name prefix), the answer is that token and the declared
+   * accessors, without the LIST: one lookup instead of a pass over every token. Another token
+   * keywarden issued for the identity and never recorded is left to its explicit_max_ttl.
+   * Otherwise (gone, someone else's, recorded already, not a token, no permission to look it
+   * up) it lists.
    */
-  async list(identity: TokenIdentity): Promise<ListedCredential[]> {
-    const everyToken = needsEveryToken(identity.scope);
-    const [self, listed] = await Promise.all([this.#self(), everyToken ? this.#everyToken() : []]);
+  async list(identity: TokenIdentity, options: ListOptions = {}): Promise<ListedCredential[]> {
+    const [self, replaced] = await Promise.all([
+      this.#self(),
+      options.replaced && !identity.scope.tokenRole && !identity.scope.displayNamePrefix
+        ? this.#lookupValue(options.replaced.reveal())
+        : undefined,
+    ]);
+    const adoptable =
+      replaced !== undefined &&
+      replaced.accessor !== self &&
+      !options.skip?.has(replaced.accessor) &&
+      tokenMatch(identity, tokenSeen(replaced)) !== undefined;
+    const everyToken = !adoptable && needsEveryToken(identity.scope);
+    const listed = adoptable ? [replaced] : everyToken ? await this.#everyToken() : [];
     const inList = new Set(listed.map((token) => token.accessor));
-    // A declared accessor no LIST named is looked up afresh: that lookup is what says it still exists.
+    // A declared accessor no LIST named is looked up afresh: that lookup is what says it still
+    // exists. Beside an adopted replaced token, one the caller recorded already (`skip`) is not.
     const declared = await Promise.all(
       declaredAccessors(identity.scope)
-        .filter((accessor) => !inList.has(accessor))
+        .filter((accessor) => !inList.has(accessor) && !(adoptable && options.skip?.has(accessor)))
         .map((accessor) => this.#lookup(accessor, true)),
     );
     const found = [...listed, ...declared].map((token): ListedCredential | undefined => {
@@ -187,6 +212,22 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
       () => this.#lookups.delete(accessor),
     );
     return lookup;
+  }
+
+  /**
+   * The token `value` is, looked up by keywarden's own client (`auth/token/lookup`, which spends
+   * none of a use-limited token's uses, unlike a lookup-self as it). Undefined when Vault refuses
+   * it: not a live token, or no permission to look tokens up by value, which the LIST then does.
+   */
+  async #lookupValue(value: string): Promise<TokenLookup | undefined> {
+    const path = 'auth/token/lookup';
+    try {
+      const response = await this.#client.write(path, { token: value });
+      return parseVaultAnswer(TokenLookupSchema, response.data, 'write', path);
+    } catch (error) {
+      if (error instanceof VaultError && (error.status === 400 || error.status === 403)) return undefined;
+      throw error;
+    }
   }
 
   /**
