@@ -59,7 +59,7 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   /** Lookups of listed tokens by accessor (see `#lookup`). */
   readonly #lookups = new Map<string, Promise<TokenLookup | undefined>>();
   /** keywarden's own accessor, once known: never listed, so never revoked as a declared token. */
-  #selfAccessor: string | undefined;
+  #selfAccessor: Promise<string> | undefined;
   /** The accessor LIST that listings starting now wait for: sent once the one under way answers. */
   #nextList: Promise<TokenLookup[]> | undefined;
   /** The accessor LIST under way, with the lookups of the tokens it names. */
@@ -260,8 +260,15 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
     for (const accessor of this.#lookups.keys()) if (!live.has(accessor)) this.#lookups.delete(accessor);
   }
 
-  async #self(): Promise<string> {
-    this.#selfAccessor ??= (await this.#client.lookupSelf()).accessor;
+  /** Asked once however many listings start before it answers; a failed lookup is asked again. */
+  #self(): Promise<string> {
+    if (!this.#selfAccessor) {
+      const self = this.#client.lookupSelf().then((token) => token.accessor);
+      self.catch(() => {
+        if (this.#selfAccessor === self) this.#selfAccessor = undefined;
+      });
+      this.#selfAccessor = self;
+    }
     return this.#selfAccessor;
   }
 }
