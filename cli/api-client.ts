@@ -4,10 +4,10 @@
  * makes the signer the caller. Locally, the request carries the development token that
  * `keywarden dev up` handed to the user running the CLI.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '../functions/adapters/aws/sha256.ts';
 import { KeywardenError } from '../functions/core/errors.ts';
 import { localUser } from '../functions/local/dev.ts';
 import { DevUsersSchema, devUsersFile } from '../functions/local/runtime.ts';
@@ -24,31 +24,6 @@ export class ApiError extends KeywardenError {
   ) {
     super(message);
   }
-}
-
-/** SHA-256 (and HMAC-SHA-256 with a secret) in the shape the SigV4 signer expects. */
-class Sha256 {
-  readonly #hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac(
-            'sha256',
-            typeof secret === 'string'
-              ? secret
-              : secret instanceof ArrayBuffer
-                ? new Uint8Array(secret)
-                : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength),
-          );
-  }
-  update(data: string | Uint8Array): void {
-    this.#hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {}
 }
 
 export interface ApiClient {

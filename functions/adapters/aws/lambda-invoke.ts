@@ -7,11 +7,11 @@
  * chain (`@aws-sdk/credential-provider-node`) are the SDK's own and already in every bundle.
  * Like the SDK, it retries throttling, server errors and lost connections with backoff.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { AWS_MAX_ATTEMPTS } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
+import { Sha256 } from './sha256.ts';
 
 /** What Lambda answered an invocation: the function's payload, and its error type when it failed. */
 export interface InvokeAnswer {
@@ -39,31 +39,6 @@ export class LambdaInvokeError extends Error {
   ) {
     super(message);
   }
-}
-
-/** SHA-256 (and HMAC-SHA-256 with a secret) in the shape the SigV4 signer expects. */
-export class Sha256 {
-  readonly #hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac(
-            'sha256',
-            typeof secret === 'string'
-              ? secret
-              : secret instanceof ArrayBuffer
-                ? new Uint8Array(secret)
-                : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength),
-          );
-  }
-  update(data: string | Uint8Array): void {
-    this.#hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {}
 }
 
 /** Lambda's endpoint in `region` (China's regions have their own domain), unless one is configured. */
