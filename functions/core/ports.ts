@@ -224,6 +224,18 @@ export interface DeliveryLedger {
 /** A campaign with its optimistic-locking revision. */
 export type StoredCampaign = Campaign & { rev: number };
 
+/** One batch's checkpoint (CampaignStore.settleBatch): what its lease holder found and did. */
+export interface SettleBatchRequest {
+  batch: string;
+  holder: string;
+  /** Targets the holder worked, with their outcomes. */
+  outcomes: readonly Target[];
+  /** Ids found settled already. */
+  done: readonly string[];
+  /** Ids counted a try on the lease and never tried. */
+  untried: readonly string[];
+}
+
 /**
  * Incident revocation campaigns: the campaign record, its targets as separate records
  * (a campaign of thousands stays far below DynamoDB's 400 KB item limit), and the
@@ -273,16 +285,7 @@ export interface CampaignStore {
    * gives the lease back, dropping the tries counted for `outcomes` and for `done` (found
    * settled) and one for each of `untried` (counted, never made).
    */
-  settleBatch(
-    campaignId: string,
-    request: {
-      batch: string;
-      holder: string;
-      outcomes: readonly Target[];
-      done: readonly string[];
-      untried: readonly string[];
-    },
-  ): Promise<void>;
+  settleBatch(campaignId: string, request: SettleBatchRequest): Promise<void>;
   /** The batches whose lease is held or holds tries not yet checkpointed (a run died): what is in flight. */
   listBatchLeases(campaignId: string): Promise<BatchLeaseRecord[]>;
   /** Records what re-issuing one identity gave; the latest record per identity wins. */

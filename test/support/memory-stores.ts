@@ -57,6 +57,7 @@ import {
   type IdentityStore,
   MAX_GRANT_PAGE,
   type RotationStore,
+  type SettleBatchRequest,
   type StoredCampaign,
   type StoredGrant,
   type StoredIdentity,
@@ -403,16 +404,7 @@ export class MemoryCampaignStore extends HookedStore implements CampaignStore {
     return true;
   }
 
-  async settleBatch(
-    campaignId: string,
-    request: {
-      batch: string;
-      holder: string;
-      outcomes: readonly Target[];
-      done: readonly string[];
-      untried: readonly string[];
-    },
-  ): Promise<void> {
+  async settleBatch(campaignId: string, request: SettleBatchRequest): Promise<void> {
     const outcomes = request.outcomes.map((target) => TargetSchema.parse(target));
     this.write({ op: 'settleBatch', campaignId, batch: request.batch, outcomes: copy(outcomes) }, () => {
       const targets = this.#targets.get(campaignId);
