@@ -120,43 +120,7 @@ describe.each(ROTATED)('rotation engine: what one rotation of a %s costs', (kind
   });
 });
 
-describe('rotation engine: what a first rotation asks its provider to list', () => {
-  it('the listing that adopts what the promotion replaced is told the handles already recorded (the new one among them), so a provider that looks each credential up skips them', async () => {
-    // prepare: a pipeline with a working credential keywarden never saw
-    const world = new MemoryWorld();
-    const identity = identityOf('vault-approle-secret-id');
-    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
-    const skipped: (ReadonlySet<string> | undefined)[] = [];
-    const deps = world.rotationDeps('scheduler:rotation');
-
-    // act
-    const outcome = await rotateIdentity(
-      {
-        ...deps,
-        providerFor: (of) => {
-          const bound = deps.providerFor(of);
-          return {
-            ...bound,
-            list: (options) => {
-              skipped.push(options?.skip);
-              return bound.list(options);
-            },
-          };
-        },
-      },
-      identity,
-      { owner: 'run-1' },
-    );
-
-    // assess
-    expect(outcome.status, outcome.reason).toBe('rotated');
-    const current = (await world.store.listVersions(identity.id)).find((v) => v.stage === 'current');
-    expect(skipped).toHaveLength(1);
-    expect([...(skipped[0] ?? [])]).toEqual([current?.handle]);
-  });
-});
-
-describe('rotation engine: what a first rotation tells its listing of the credential it replaced', () => {
+describe('rotation engine: what a first rotation tells the listing that adopts the credential it replaced', () => {
   /** One rotation of `identity`, and the options each listing of its provider was given. */
   async function listingsOf(world: MemoryWorld, identity: Identity, owner: string) {
     const told: (ListOptions | undefined)[] = [];
@@ -180,6 +144,22 @@ describe('rotation engine: what a first rotation tells its listing of the creden
     );
     return { outcome, told };
   }
+
+  it('the handles already recorded (the new one among them), so a provider that looks each credential up skips them', async () => {
+    // prepare: a pipeline with a working credential keywarden never saw
+    const world = new MemoryWorld();
+    const identity = identityOf('vault-approle-secret-id');
+    await world.seed(identity, { createdAt: new Date(world.clock.now().getTime() - DAY).toISOString() });
+
+    // act
+    const { outcome, told } = await listingsOf(world, identity, 'run-1');
+
+    // assess
+    expect(outcome.status, outcome.reason).toBe('rotated');
+    const current = (await world.store.listVersions(identity.id)).find((v) => v.stage === 'current');
+    expect(told).toHaveLength(1);
+    expect([...(told[0]?.skip ?? [])]).toEqual([current?.handle]);
+  });
 
   it('the value the pipeline read before the promotion (read once, before issuing), so a provider that names a credential by its value adopts it without listing them all', async () => {
     // prepare: a pipeline with a working token keywarden never saw
