@@ -65,7 +65,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DescribeSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import Table from 'cli-table3';
-import { ensureStateTable } from '../functions/adapters/aws/dynamodb-table.ts';
 import { planAndStoreCampaign } from '../functions/adapters/campaign-launcher.ts';
 import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../functions/adapters/rate-limits.ts';
@@ -76,7 +75,6 @@ import type { Target } from '../functions/core/campaign.ts';
 import { type CampaignDeps, runCampaign } from '../functions/core/campaign-engine.ts';
 import type { Identity } from '../functions/core/identity.ts';
 import type { RevokeResult } from '../functions/core/ports.ts';
-import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
@@ -84,6 +82,7 @@ import { CallLedger, recordAwsCalls, recordVaultCalls, startPhase, timedPort } f
 import {
   applyModelRateLimits,
   type ContenderWorld,
+  directServices,
   isThrottling,
   type ModelName,
   parseModel,
@@ -195,14 +194,7 @@ async function prepare(
     fingerprintKey: randomBytes(32).toString('hex'),
     discovery: {},
   };
-  const direct = wire(
-    RuntimeConfigSchema.parse({
-      ...base,
-      aws: localAwsEndpoint(stack),
-      vault: { addr: stack.vault.addr, token: stack.vault.token },
-    }),
-  );
-  await ensureStateTable(direct.aws.dynamodb, base.tableName);
+  const direct = await directServices(stack, base);
   const fleet = await buildFleet({ services: direct, vault: direct.vault as VaultClient }, size.targets, {
     preexisting: size.preexisting,
   });

@@ -36,13 +36,11 @@ import { parseArgs } from 'node:util';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import Table from 'cli-table3';
 import pLimit from 'p-limit';
-import { ensureStateTable } from '../functions/adapters/aws/dynamodb-table.ts';
 import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../functions/adapters/wiring.ts';
 import type { Identity } from '../functions/core/identity.ts';
 import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
-import { localAwsEndpoint } from '../functions/local/aws-endpoint.ts';
 import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
@@ -59,6 +57,7 @@ import {
 } from './support/measure.ts';
 import {
   type ContenderWorld,
+  directServices,
   isThrottling,
   type ModelName,
   parseModel,
@@ -158,14 +157,7 @@ async function prepareSet(
     discovery: {},
     rotationConcurrency: options.concurrency,
   };
-  const direct = wire(
-    RuntimeConfigSchema.parse({
-      ...base,
-      aws: localAwsEndpoint(stack),
-      vault: { addr: stack.vault.addr, token: stack.vault.token },
-    }),
-  );
-  await ensureStateTable(direct.aws.dynamodb, base.tableName);
+  const direct = await directServices(stack, base);
   const identities = await seedIdentitySet(direct, direct.vault as VaultClient, {
     prefix: options.prefix,
     set: options.set,

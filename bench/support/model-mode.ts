@@ -13,7 +13,10 @@
  * What a contender does not own (building its fleet, the baselines' target lists, the final
  * check on the servers) talks to the servers directly in both modes.
  */
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
+import { type RuntimeConfigInput, RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../../scripts/local-stack.ts';
 import { AwsModel, type BucketCount, rateLimitEnvFromQuotas } from '../../test/support/aws-model.ts';
@@ -21,6 +24,25 @@ import { type FaultProxy, startFaultProxy } from '../../test/support/fault-proxy
 
 export const MODELS = ['loopback', 'aws'] as const;
 export type ModelName = (typeof MODELS)[number];
+
+/**
+ * A contender's services talking to the servers directly (what it does not own: building its
+ * fleet, the baselines' lists, the final check), with its state table created.
+ */
+export async function directServices(
+  stack: StackEndpoints,
+  base: Omit<RuntimeConfigInput, 'aws' | 'vault'>,
+): Promise<Services> {
+  const direct = wire(
+    RuntimeConfigSchema.parse({
+      ...base,
+      aws: localAwsEndpoint(stack),
+      vault: { addr: stack.vault.addr, token: stack.vault.token },
+    }),
+  );
+  await ensureStateTable(direct.aws.dynamodb, direct.config.tableName);
+  return direct;
+}
 
 /** Reads `--model`; throws naming the value when it is neither. */
 export function parseModel(text: string): ModelName {
