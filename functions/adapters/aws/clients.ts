@@ -9,6 +9,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
+import { AdaptiveRetryStrategy } from '@smithy/core/retry';
 import { KeywardenError } from '../../core/errors.ts';
 import type { AwsEndpoint } from './endpoint.ts';
 
@@ -56,7 +57,23 @@ export const dynamoDbClientConfig = (endpoint: AwsEndpoint) =>
  * clients its work uses; `awsClients` builds them all for the local runtime, the CLI and tests.
  */
 
-export const iamClient = (endpoint: AwsEndpoint): IAMClient => new IAMClient(awsClientConfig(endpoint));
+/**
+ * IAM's quota refusals (`LimitExceeded`: a third access key, too many policies) reach the SDK as
+ * `LimitExceededException`, a name its retry takes for throttling: a CreateAccessKey on a user
+ * with two keys was tried 8 times over ~40 s before failing. Trying again cannot free a slot, so
+ * the IAM client gives up on them at once and retries everything else as the others do.
+ */
+class IamRetryStrategy extends AdaptiveRetryStrategy {
+  override async refreshRetryTokenForRetry(
+    ...[token, errorInfo]: Parameters<AdaptiveRetryStrategy['refreshRetryTokenForRetry']>
+  ): ReturnType<AdaptiveRetryStrategy['refreshRetryTokenForRetry']> {
+    if (errorInfo.error?.name === 'LimitExceededException') throw errorInfo.error;
+    return super.refreshRetryTokenForRetry(token, errorInfo);
+  }
+}
+
+export const iamClient = (endpoint: AwsEndpoint): IAMClient =>
+  new IAMClient({ ...awsClientConfig(endpoint), retryStrategy: new IamRetryStrategy(AWS_MAX_ATTEMPTS) });
 export const stsClient = (endpoint: AwsEndpoint): STSClient => new STSClient(awsClientConfig(endpoint));
 export const secretsClient = (endpoint: AwsEndpoint): SecretsManagerClient =>
   new SecretsManagerClient(awsClientConfig(endpoint));
