@@ -5,6 +5,7 @@
  * each target (`Target.batch`): every run, whatever its version, leases the same batches, so
  * two runs can never both hold one target.
  */
+import { groupBy } from './group-by.ts';
 import type { IdentityKind } from './identity.ts';
 import { serviceOf } from './kinds.ts';
 
@@ -35,14 +36,12 @@ export const TARGETS_PER_BATCH = 25;
  * last batch. Settled targets (skipped, failed at planning) get no batch: no run works on them.
  */
 export function assignBatches<T extends Batchable>(targets: readonly T[], size = TARGETS_PER_BATCH): T[] {
-  const byService = new Map<string, string[]>();
-  for (const target of targets) {
-    if (target.outcome !== 'pending') continue;
-    const service = serviceOf(target.kind);
-    byService.set(service, [...(byService.get(service) ?? []), target.targetId]);
-  }
+  const pending = targets.filter((target) => target.outcome === 'pending');
+  const byService = groupBy(pending, (target) => serviceOf(target.kind));
   // The largest service last: it tops the pool up and keeps the one batch that is not full.
-  const services = [...byService].sort(([a, x], [b, y]) => x.length - y.length || a.localeCompare(b));
+  const services = [...byService]
+    .map(([service, of]): [string, string[]] => [service, of.map((target) => target.targetId)])
+    .sort(([a, x], [b, y]) => x.length - y.length || a.localeCompare(b));
   const pool: string[] = [];
   const full: { service: string; at: number; of: number; ids: string[] }[] = [];
   let partial: string[] = [];
@@ -84,13 +83,5 @@ export const batchKeyOf = (target: Batchable): string =>
   target.batch === undefined ? `target:${target.targetId}` : String(target.batch);
 
 /** Targets grouped by batch key, each group in the order given, groups by their first target's place. */
-export function groupByBatch<T extends Batchable>(targets: readonly T[]): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const target of targets) {
-    const key = batchKeyOf(target);
-    const group = groups.get(key);
-    if (group) group.push(target);
-    else groups.set(key, [target]);
-  }
-  return groups;
-}
+export const groupByBatch = <T extends Batchable>(targets: readonly T[]): Map<string, T[]> =>
+  groupBy(targets, batchKeyOf);
