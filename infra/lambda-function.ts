@@ -22,8 +22,6 @@ export interface KeywardenFunction {
 export interface KeywardenFunctionProps {
   /** The file under functions/handlers/. */
   readonly handlerFile: string;
-  /** The export it runs. @default 'handler' */
-  readonly exportName?: string;
   readonly description: string;
   readonly roleDescription: string;
   readonly memorySize: number;
@@ -100,7 +98,6 @@ export function keywardenFunctionIn(scope: Construct, props: KeywardenFunctionPr
 
   const fn = new NodejsFunction(scope, 'Function', {
     ...handlerBundle(props.handlerFile),
-    ...(props.exportName === undefined ? {} : { handler: props.exportName }),
     description: props.description,
     memorySize: props.memorySize,
     timeout: props.timeout,
