@@ -34,6 +34,17 @@ export const AuditEventTypeSchema = z.enum([
   'campaign.started',
   'campaign.target',
   'campaign.completed',
+  /** A CI job's OIDC token was exchanged for credentials (details: grant, job ids, handles, never a value). */
+  'ci.credentials.issued',
+  /** A CI credential was seen in use (OpenBao's audit device, CloudTrail by SourceIdentity). */
+  'ci.credentials.used',
+  /** A CI job's credentials were ended: by the job, a webhook, or their TTL. */
+  'ci.credentials.ended',
+  /** An exchange was refused; the reason and the claim that did not match, never the token. */
+  'ci.credentials.refused',
+  /** An artifact digest was approved for a gate (the signed statement's id and key). */
+  'ci.approval.recorded',
+  'ci.approval.refused',
 ]);
 export type AuditEventType = z.infer<typeof AuditEventTypeSchema>;
 

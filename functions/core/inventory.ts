@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { CiConfigSchema, ciProblems } from './ci-policy.ts';
 import { BreakglassConfigSchema } from './grant.ts';
 import { IdentitySchema } from './identity.ts';
 
@@ -8,6 +9,8 @@ export const InventorySchema = z.strictObject({
   identities: z.array(IdentitySchema),
   /** Break-glass roles: temporary elevated access with approval (see grant.ts). */
   breakglass: BreakglassConfigSchema.optional(),
+  /** CI job credentials: trusted OIDC issuers, job grants, approval gates (see ci-policy.ts). */
+  ci: CiConfigSchema.optional(),
 });
 export type Inventory = z.infer<typeof InventorySchema>;
 
@@ -121,6 +124,9 @@ export function validateInventory(
     ...(result.success ? [] : toProblems(result.error.issues)),
     ...duplicateIds(raw, ['identities']),
     ...duplicateIds(raw, ['breakglass', 'roles']),
+    ...(result.success && result.data.ci
+      ? ciProblems(result.data.ci).map((problem) => ({ ...problem, path: ['ci', ...problem.path] }))
+      : []),
   ];
   if (result.success && problems.length === 0) return { ok: true, inventory: result.data };
   return { ok: false, problems };

@@ -7,6 +7,8 @@
 import type { ListedCredential } from './adoption.ts';
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
 import type { Campaign, ReissueRecord, Target } from './campaign.ts';
+import type { CiAwsIssue, CiIssuer, CiJob, CiVaultIssue, Claims } from './ci-policy.ts';
+import type { ApprovalRecord, CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
 import type { Finding } from './findings.ts';
@@ -568,4 +570,88 @@ export type DeliveryFor = (delivery: Delivery) => BoundDelivery;
 export interface GrantUsageTrail {
   /** The requests made with the tokens of these accessors, oldest first. */
   usage(accessors: readonly string[]): Promise<GrantUsage[]>;
+}
+
+// ---- CI job credentials (ci-policy.ts, ci-exchange.ts) ----
+
+/** A CI OIDC token that verified against one trusted issuer. */
+export interface VerifiedCiToken {
+  issuer: CiIssuer;
+  claims: Claims;
+  /** The token's `jti`: it is exchanged once. */
+  jti: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+/** Verifies a job's OIDC token (signature, iss, aud, alg, exp/nbf/iat with skew, maximum age). */
+export interface CiTokenVerifier {
+  /**
+   * @throws CiRefusalError naming what failed (`issuer-untrusted`, `audience`, `expired`…), never echoing the token.
+   */
+  verify(token: string, issuers: readonly CiIssuer[]): Promise<VerifiedCiToken>;
+}
+
+/** A stored exchange, with the revision its next conditional write expects. */
+export type StoredCiCredential = CiCredentialRecord & { rev: number };
+
+/** Where exchanges and spent token ids are kept. */
+export interface CiCredentialStore {
+  /**
+   * Records a token's `jti` as spent, kept until `keepUntil` (its expiry plus the skew): true the
+   * first time, false when it was spent before (a conditional write, so two racing exchanges of
+   * one token see exactly one true).
+   */
+  spendJti(issuer: string, jti: string, keepUntil: Date): Promise<boolean>;
+  putCredential(record: CiCredentialRecord, expectedRev: number | undefined): Promise<StoredCiCredential>;
+  getCredential(id: string): Promise<StoredCiCredential | undefined>;
+  /** Every exchange of one job (ci-policy.ts `jobOf(...).key`). */
+  listByJob(jobKey: string): Promise<StoredCiCredential[]>;
+  /** Exchanges the sweeper must look at: active ones past `now`, and ended AWS ones whose deny is still on the role. */
+  listDue(now: Date): Promise<StoredCiCredential[]>;
+  /** Active exchanges whose use is not recorded yet (for `ci.credentials.used`). */
+  listUnused(): Promise<StoredCiCredential[]>;
+}
+
+/** Issues and ends a job's Vault/OpenBao token. */
+export interface CiVaultIssuer {
+  issue(request: {
+    exchangeId: string;
+    grant: string;
+    vault: CiVaultIssue;
+    job: CiJob;
+    now: Date;
+  }): Promise<{ token: SecretValue; accessor: string; expiresAt: string }>;
+  /** Revokes by accessor; a token already gone is `already-revoked`. */
+  revoke(accessor: string): Promise<'revoked' | 'already-revoked'>;
+}
+
+/** Issues and ends a job's AWS role session. */
+export interface CiAwsIssuer {
+  /** AssumeRole with SourceIdentity = the job's correlation id, a session name naming the job, the grant's session policy. */
+  issue(request: {
+    exchangeId: string;
+    grant: string;
+    aws: CiAwsIssue;
+    job: CiJob;
+    now: Date;
+  }): Promise<{ credentials: SecretValue; expiresAt: string; sourceIdentity: string; sessionName: string }>;
+  /** Denies everything to the role's sessions with this SourceIdentity (live sessions die). */
+  end(request: { roleArn: string; sourceIdentity: string }): Promise<void>;
+  /** Removes that deny once the sessions it covers are dead. */
+  release(request: { roleArn: string; sourceIdentity: string }): Promise<void>;
+}
+
+/** The append-only record of artifact approvals. */
+export interface ApprovalLedger {
+  /** Adds an approval; never overwrites (a conditional write on its id). */
+  append(record: ApprovalRecord): Promise<void>;
+  /** Every approval of a digest, oldest first. */
+  listFor(digest: string): Promise<ApprovalRecord[]>;
+}
+
+/** Signs and verifies approval statements with a key keywarden holds (KMS in AWS and on moto). */
+export interface ApprovalSigner {
+  sign(payload: Uint8Array): Promise<{ signature: string; keyId: string }>;
+  verify(payload: Uint8Array, signature: string, keyId: string): Promise<boolean>;
 }
