@@ -33,6 +33,7 @@ import {
   view,
   viewCampaign,
 } from './responses.ts';
+import type { Route } from './route.ts';
 import { slackCommand, slackInteraction } from './slack.ts';
 
 /**
@@ -89,20 +90,6 @@ function disclose(credential: IssuedGrantCredential, deps: ApiDeps) {
     vaultAddr: deps.vaultAddr,
   };
 }
-
-/** A route's logic, given the request, its decoded path parameters, and (on a signed route) its caller. */
-type RouteHandler<C> = (event: ApiEvent, params: Record<string, string>, caller: C) => Promise<ApiResult>;
-
-/**
- * One route. `signed`: only an authenticated caller reaches its logic (SigV4 through API
- * Gateway's IAM authorizer, or a development token locally); the router refuses anyone else
- * with 401 before the route runs, so no route can forget to ask. `slack`: Slack's request
- * signature, checked by slack-gate.ts; an `Authorization` header is not read there.
- */
-type Route = { method: 'GET' | 'POST'; path: string } & (
-  | { auth: 'signed'; run: (deps: ApiDeps) => RouteHandler<Principal> }
-  | { auth: 'slack'; run: (deps: ApiDeps) => RouteHandler<undefined> }
-);
 
 /** Every route; api/openapi.yaml describes exactly these. */
 export const ROUTES: readonly Route[] = [
@@ -372,7 +359,7 @@ export async function routeRequest(deps: ApiDeps, event: ApiEvent): Promise<ApiR
     const params = Object.fromEntries(
       Object.entries(written).map(([name, value]) => [name, pathParam(name, value)]),
     );
-    if (route.auth === 'slack') return typed(await route.run(deps)(event, params, undefined));
+    if (route.auth !== 'signed') return typed(await route.run(deps)(event, params, undefined));
     return route.run(deps)(event, params, principalOf(deps, event));
   }
   return errorAnswer(404, 'not-found', `no route ${method} ${shown(path)}`);
