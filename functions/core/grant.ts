@@ -181,6 +181,11 @@ export const PersonSchema = z.strictObject({
     .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
     .default([]),
   localUsers: z.array(z.string().min(1)).default([]),
+  /**
+   * Their logins on CI platforms (GitHub `actor`, GitLab `user_login`): an artifact approval by
+   * them never counts for a job they started (ci-approval.ts).
+   */
+  ciUsers: z.array(z.string().min(1)).optional(),
 });
 export type Person = z.infer<typeof PersonSchema>;
 
@@ -285,7 +290,7 @@ export const REVIEW_WINDOW_MS = 2 * 86_400_000;
 const describe = (p: Principal) => `${p.kind}:${p.id}`;
 
 /** Whether `principal` is one of the principals listed (AWS ARN patterns, `*` within one ARN segment). */
-function listed(
+export function listed(
   lists: { awsPrincipals: readonly string[]; slackUsers: readonly string[]; localUsers: readonly string[] },
   principal: Principal,
 ): boolean {
