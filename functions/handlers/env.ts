@@ -48,6 +48,14 @@ export const KEYWARDEN_ENV = {
   slackWorkerFunctionArn: 'KEYWARDEN_SLACK_WORKER_FUNCTION_ARN',
   /** The secret holding the Slack app's bot token (`xoxb-…`); anything else: progress goes to response_url. */
   slackBotTokenSecretArn: 'KEYWARDEN_SLACK_BOT_TOKEN_SECRET_ARN',
+  /** CI credentials: the KMS key (ECC_NIST_P256, SIGN_VERIFY) approvals are signed and verified with. */
+  approvalKeyId: 'KEYWARDEN_APPROVAL_KEY_ID',
+  /** CI credentials: the secret holding the GitHub webhook secret (`X-Hub-Signature-256`). */
+  githubWebhookSecretArn: 'KEYWARDEN_GITHUB_WEBHOOK_SECRET_ARN',
+  /** CI credentials: the secret holding the GitLab webhook secret token (`X-Gitlab-Token`). */
+  gitlabWebhookSecretArn: 'KEYWARDEN_GITLAB_WEBHOOK_SECRET_ARN',
+  /** CI credentials: the IAM path of the roles job grants may assume (`/ci/`). */
+  ciRolePath: 'KEYWARDEN_CI_ROLE_PATH',
 } as const;
 
 /** A setting the CDK stack passes to a function. */
@@ -91,6 +99,10 @@ export const LambdaEnvSchema = z
     roleDenyPaths: optional,
     slackWorkerFunctionArn: optional,
     slackBotTokenSecretArn: optional,
+    approvalKeyId: optional,
+    githubWebhookSecretArn: optional,
+    gitlabWebhookSecretArn: optional,
+    ciRolePath: optional,
   } satisfies Record<KeywardenEnvKey | keyof typeof LAMBDA_RUNTIME_ENV, z.ZodType>)
   .superRefine((env, ctx) => {
     // The token is read only when there is a Vault to use it with.
