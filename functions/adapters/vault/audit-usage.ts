@@ -23,7 +23,7 @@ interface AuditLine {
   type?: string;
   time?: string;
   auth?: { accessor?: string };
-  request?: { operation?: string; path?: string };
+  request?: { operation?: string; path?: string; remote_address?: string };
 }
 
 export class VaultAuditUsage {
@@ -39,14 +39,21 @@ export class VaultAuditUsage {
 
   /** The requests made with the tokens of these accessors, oldest first. */
   async usage(accessors: readonly string[]): Promise<GrantUsage[]> {
+    return (await this.usesByAccessor(accessors)).map(({ at, action, source }) => ({ at, action, source }));
+  }
+
+  /** The same requests, each with the accessor whose token made it and the address it came from. */
+  async usesByAccessor(
+    accessors: readonly string[],
+  ): Promise<(GrantUsage & { accessor: string; from: string | undefined })[]> {
     if (accessors.length === 0 || !existsSync(this.#logFile)) return [];
-    const hashed = new Set<string>();
+    const hashed = new Map<string, string>();
     for (const accessor of accessors) {
       const answer = await this.#client.write(`sys/audit-hash/${this.#device}`, { input: accessor });
       const hash = answer.data?.hash;
-      if (typeof hash === 'string') hashed.add(hash);
+      if (typeof hash === 'string') hashed.set(hash, accessor);
     }
-    const events: GrantUsage[] = [];
+    const events: (GrantUsage & { accessor: string; from: string | undefined })[] = [];
     const lines = createInterface({
       input: createReadStream(this.#logFile),
       crlfDelay: Number.POSITIVE_INFINITY,
@@ -59,8 +66,11 @@ export class VaultAuditUsage {
         continue;
       }
       // Each request is logged twice (request, response); the response says it was served.
-      if (entry.type !== 'response' || !entry.auth?.accessor || !hashed.has(entry.auth.accessor)) continue;
+      const accessor = entry.auth?.accessor ? hashed.get(entry.auth.accessor) : undefined;
+      if (entry.type !== 'response' || !accessor) continue;
       events.push({
+        accessor,
+        from: entry.request?.remote_address,
         at: entry.time ?? '',
         action: `${entry.request?.operation ?? '?'} ${entry.request?.path ?? '?'}`,
         source: 'openbao-audit',
