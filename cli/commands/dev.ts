@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
 import { wire } from '../../functions/adapters/wiring.ts';
+import { CiConfigSchema } from '../../functions/core/ci-policy.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
@@ -60,6 +61,7 @@ export function registerDev(program: Command): void {
       await services.breakglassStore.putBreakglassConfig(
         inventory.breakglass ?? BreakglassConfigSchema.parse({}),
       );
+      await services.breakglassStore.putCiConfig(inventory.ci ?? CiConfigSchema.parse({}));
       say(
         `demo inventory: ${inventory.identities.length} identities (${summary.declared} new, ${summary.changed} changed)`,
       );

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
 import { wire } from '../../functions/adapters/wiring.ts';
+import { CiConfigSchema } from '../../functions/core/ci-policy.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { stagesOf } from '../../functions/core/identity.ts';
 import { syncInventory } from '../../functions/core/inventory-sync.ts';
@@ -23,10 +24,12 @@ export function registerInventory(program: Command): void {
       await services.breakglassStore.putBreakglassConfig(
         declared.breakglass ?? BreakglassConfigSchema.parse({}),
       );
+      // So does the ci section: trusted issuers and job grants take effect at the next exchange.
+      await services.breakglassStore.putCiConfig(declared.ci ?? CiConfigSchema.parse({}));
       if (options.json) printJson(summary);
       else {
         say(
-          `${file}: ${summary.declared} declared, ${summary.changed} changed, ${summary.unchanged} unchanged, ${summary.retired} retired; ${declared.breakglass?.roles.length ?? 0} break-glass role(s)`,
+          `${file}: ${summary.declared} declared, ${summary.changed} changed, ${summary.unchanged} unchanged, ${summary.retired} retired; ${declared.breakglass?.roles.length ?? 0} break-glass role(s); ${declared.ci?.grants.length ?? 0} CI job grant(s)`,
         );
       }
     });

@@ -7,7 +7,7 @@
 import type { ListedCredential } from './adoption.ts';
 import type { AuditEventInput, AuditHead, AuditRecord } from './audit.ts';
 import type { Campaign, ReissueRecord, Target } from './campaign.ts';
-import type { CiAwsIssue, CiIssuer, CiJob, CiVaultIssue, Claims } from './ci-policy.ts';
+import type { CiAwsIssue, CiConfig, CiIssuer, CiJob, CiVaultIssue, Claims } from './ci-policy.ts';
 import type { ApprovalRecord, CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
@@ -590,6 +590,13 @@ export interface CiTokenVerifier {
    * @throws CiRefusalError naming what failed (`issuer-untrusted`, `audience`, `expired`…), never echoing the token.
    */
   verify(token: string, issuers: readonly CiIssuer[]): Promise<VerifiedCiToken>;
+}
+
+/** The inventory's `ci` section as last synced (`keywarden inventory sync`). */
+export interface CiConfigStore {
+  putCiConfig(config: CiConfig): Promise<void>;
+  /** Undefined when no `ci` section was ever synced (CI credentials are off). */
+  getCiConfig(): Promise<CiConfig | undefined>;
 }
 
 /** A stored exchange, with the revision its next conditional write expects. */

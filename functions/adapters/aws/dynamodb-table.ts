@@ -78,6 +78,7 @@ export const Keys = {
   }),
   lease: (campaignId: string, batch: string) => ({ pk: `CAMPAIGN#${campaignId}`, sk: `LEASE#${batch}` }),
   breakglassConfig: { pk: 'BREAKGLASS', sk: 'CONFIG' },
+  ciConfig: { pk: 'CI', sk: 'CONFIG' },
   delivery: (key: string) => ({ pk: `DELIVERY#${key}`, sk: 'DELIVERY' }),
 } as const;
 
