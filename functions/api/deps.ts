@@ -1,6 +1,7 @@
 /** What the HTTP API runs on: given by the Lambda's cold start, or by the local runtime. */
 import type { SlackMessage } from '../adapters/slack/messages.ts';
 import type { BreakglassDeps } from '../core/breakglass.ts';
+import type { CiExchangeDeps } from '../core/ci-exchange.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { DeliveryLedger } from '../core/ports.ts';
 import type { SecretValue } from '../core/secret-value.ts';
@@ -16,6 +17,12 @@ export interface SlackDeps {
   defer: (job: DeferredJob) => Promise<void>;
 }
 
+/** CI job credentials: the exchange's ports, and the secrets the platforms sign webhooks with. */
+export interface CiApiDeps {
+  exchange: CiExchangeDeps;
+  webhookSecrets: { github?: SecretValue | undefined; gitlab?: SecretValue | undefined };
+}
+
 export interface ApiDeps {
   breakglass: BreakglassDeps;
   /** Only the local runtime sets this: it is the one caller that checked a development token. */
@@ -26,6 +33,8 @@ export interface ApiDeps {
   report: (grantId: string) => Promise<{ report: unknown; markdown: string }>;
   campaigns?: CampaignApi | undefined;
   slack?: SlackDeps | undefined;
+  /** CI job credentials (`/ci/credentials`, `/ci/webhooks/*`); undefined where the deployment serves none. */
+  ci?: CiApiDeps | undefined;
   /** Where unexpected failures are logged (never a secret: keywarden's errors hold none). */
   log?: ((line: string) => void) | undefined;
   /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
