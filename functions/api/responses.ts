@@ -5,6 +5,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import * as z from 'zod';
+import { CiRefusalError } from '../core/ci-policy.ts';
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Grant, RefusalError } from '../core/grant.ts';
 import type { StoredCampaign, StoredGrant } from '../core/ports.ts';
@@ -97,6 +98,20 @@ const errorCode: [new (...args: never[]) => Error, number, ErrorCode][] = [
 
 /** A failure as the caller sees it: keywarden's errors by status, anything else as 500 with the request id. */
 export function errorResult(error: unknown, requestId: string, log: (line: string) => void): ApiResult {
+  if (error instanceof CiRefusalError) {
+    // A token that does not verify is 401, one that verifies but may not is 403; both say why.
+    const [status, code] = error.unauthenticated
+      ? [401, 'unauthenticated' as const]
+      : [403, 'refused' as const];
+    return json(status, {
+      error: {
+        code,
+        message: error.message,
+        reason: error.reason,
+        ...(error.claim ? { claim: error.claim } : {}),
+      },
+    });
+  }
   for (const [type, status, code] of errorCode) {
     if (error instanceof type) return errorAnswer(status, code, error.message);
   }
