@@ -73,15 +73,22 @@ export class MemoryCiStore implements CiCredentialStore {
   async listDue(now: Date): Promise<StoredCiCredential[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime()))
       throw new ValidationError(`expected now to be a valid Date, got ${String(now)}`);
-    const at = (time: string) => Date.parse(time) <= now.getTime();
-    return this.#list(
-      (record) =>
-        (record.state === 'active' && at(record.expiresAt)) ||
-        (record.state === 'ended' &&
-          !!record.aws?.denied &&
-          !record.aws.released &&
-          at(record.aws.expiresAt)),
-    );
+    const dueAt = (record: CiCredentialRecord) =>
+      record.state === 'active'
+        ? record.expiresAt
+        : record.aws?.denied && !record.aws.released
+          ? record.aws.expiresAt
+          : undefined;
+    // Soonest due first, as the DynamoDB store's index orders them.
+    return [...this.#credentials.values()]
+      .flatMap((record) => {
+        const due = dueAt(record);
+        return due !== undefined && Date.parse(due) <= now.getTime()
+          ? [[Date.parse(due), record] as const]
+          : [];
+      })
+      .sort(([a, x], [b, y]) => a - b || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
+      .map(([, record]) => copy(record));
   }
 
   async listUnused(): Promise<StoredCiCredential[]> {
