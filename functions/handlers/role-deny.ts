@@ -1,7 +1,7 @@
 /**
  * The one keywarden function that may put, read and delete inline policies on IAM roles
  * (`iam:PutRolePolicy`, `GetRolePolicy`, `DeleteRolePolicy`), on roles under the break-glass
- * path and the revocation IAM path only. Its callers (the API, grant expiry, the sweeper, the
+ * path, the CI path and the revocation IAM path only. Its callers (the API, grant expiry, the sweeper, the
  * revoke-batch worker) may only invoke it, synchronously, with a role-deny request
  * (functions/adapters/aws/role-deny-client.ts): it checks the request's shape and that the
  * role sits under {@link KEYWARDEN_ENV.roleDenyPaths}, builds the deny policy itself, and
@@ -11,6 +11,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { STSClient } from '@aws-sdk/client-sts';
+import { IamCiSessionDeny } from '../adapters/aws/ci-role-deny.ts';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import {
   IamRoleDeny,
@@ -73,6 +74,7 @@ export const handler = entryPoint(async () => {
       // Only the revoke and release of the issuer are used here: no STS call is ever made.
       grants: new StsGrantIssuer({ sts: new STSClient(config), iam }),
       sessions: new IamRoleSessionRevoker({ iam }),
+      ci: new IamCiSessionDeny({ iam }),
     }),
     allowedPaths: allowedPathsOf(requireEnv(KEYWARDEN_ENV.roleDenyPaths)),
     logger: new Logger({ serviceName: 'keywarden-role-deny' }),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  IamRoleDeny,
   parseRoleDenyRequest,
   type RoleDenyAnswer,
   type RoleDenyClient,
@@ -199,5 +200,84 @@ describe('role-deny: callers behind the existing ports', () => {
       roleArn: CI_ROLE,
       deny: { sessionsIssuedBefore: '2026-12-01T12:00:00.000Z', incident: 'INC-42' },
     });
+  });
+});
+
+describe('role-deny: a CI job’s sessions', () => {
+  const JOB = 'ci-github-123456789.42.1.7';
+
+  it('accepts a CI deny and release on a role under /ci/, and keeps break-glass’s forms as they were', () => {
+    const deny = { action: 'deny', roleArn: CI_ROLE, deny: { sourceIdentity: JOB, purpose: 'ci' } };
+    const release = { action: 'release', roleArn: CI_ROLE, release: { sourceIdentity: JOB, purpose: 'ci' } };
+    expect(parseRoleDenyRequest(deny, PATHS)).toEqual(deny);
+    expect(parseRoleDenyRequest(release, PATHS)).toEqual(release);
+    const grant = { action: 'deny', roleArn: CI_ROLE, deny: { sourceIdentity: JOB } };
+    expect(parseRoleDenyRequest(grant, PATHS)).toEqual(grant);
+  });
+
+  it.each([
+    [
+      'a CI form whose SourceIdentity is not a job’s',
+      { sourceIdentity: 'bg-20261201t1200-0a1b2c3d', purpose: 'ci' },
+    ],
+    ['another purpose', { sourceIdentity: JOB, purpose: 'breakglass' }],
+    [
+      'a CI form with a cut-off',
+      { sourceIdentity: JOB, purpose: 'ci', sessionsIssuedBefore: '2026-12-01T12:00:00Z' },
+    ],
+  ])('refuses %s, naming the CI form it expects', (_what, deny) => {
+    expect(() => parseRoleDenyRequest({ action: 'deny', roleArn: CI_ROLE, deny }, PATHS)).toThrow(
+      /deny: \{sourceIdentity\} \| \{sourceIdentity, purpose: "ci"\}/,
+    );
+  });
+
+  it('sends a CI request to the CI deny, a grant’s to the grant issuer', async () => {
+    // prepare
+    const calls: string[] = [];
+    const deny = new IamRoleDeny({
+      grants: {
+        revoke: async ({ grantId }) => void calls.push(`grant deny ${grantId}`),
+        release: async ({ grantId }) => void calls.push(`grant release ${grantId}`),
+      },
+      sessions: { denySessions: async () => ({ result: 'revoked' }) },
+      ci: {
+        deny: async (_role, sourceIdentity) => {
+          calls.push(`ci deny ${sourceIdentity}`);
+          return { result: 'already-revoked', note: 'role gone' };
+        },
+        release: async (_role, sourceIdentity) => void calls.push(`ci release ${sourceIdentity}`),
+      },
+    });
+    // act
+    const denied = await deny.run({
+      action: 'deny',
+      roleArn: CI_ROLE,
+      deny: { sourceIdentity: JOB, purpose: 'ci' },
+    });
+    const released = await deny.run({
+      action: 'release',
+      roleArn: CI_ROLE,
+      release: { sourceIdentity: JOB, purpose: 'ci' },
+    });
+    await deny.run({ action: 'deny', roleArn: BREAKGLASS_ROLE, deny: { sourceIdentity: 'bg-1' } });
+    // assess
+    expect(denied).toEqual({ result: 'already-revoked', note: 'role gone' });
+    expect(released).toEqual({ result: 'released' });
+    expect(calls).toEqual([`ci deny ${JOB}`, `ci release ${JOB}`, 'grant deny bg-1']);
+  });
+
+  it('refuses a CI request when built without the CI deny, touching nothing', async () => {
+    const calls: string[] = [];
+    const deny = new IamRoleDeny({
+      grants: {
+        revoke: async () => void calls.push('grant deny'),
+        release: async () => void calls.push('grant release'),
+      },
+      sessions: { denySessions: async () => ({ result: 'revoked' }) },
+    });
+    await expect(
+      deny.run({ action: 'deny', roleArn: CI_ROLE, deny: { sourceIdentity: JOB, purpose: 'ci' } }),
+    ).rejects.toMatchObject({ name: 'ValidationError', message: expect.stringMatching(/ends CI sessions/) });
+    expect(calls).toEqual([]);
   });
 });

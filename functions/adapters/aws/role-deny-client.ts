@@ -23,6 +23,7 @@ import type {
   RevokeResult,
   SessionRevoker,
 } from '../../core/ports.ts';
+import type { IamCiSessionDeny } from './ci-role-deny.ts';
 import type { InvokeAnswer, LambdaInvoke } from './lambda-invoke.ts';
 import type { IamRoleSessionRevoker } from './role-session-revoker.ts';
 import type { StsGrantIssuer } from './sts-grant-issuer.ts';
@@ -34,6 +35,15 @@ export const ROLE_DENY_FUNCTION_ENV = 'KEYWARDEN_ROLE_DENY_FUNCTION';
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role(\/(?:[\w+=,.@-]+\/)*)([\w+=,.@-]{1,64})$/;
 /** A grant id as `newGrantId` makes it, valid as a SourceIdentity. */
 const SOURCE_IDENTITY = /^[\w+=,.@-]{2,64}$/;
+/** A CI job's correlation id (ci-policy.ts `jobOf`), the SourceIdentity of its sessions. */
+const CI_SOURCE_IDENTITY = /^ci-[\w+=,.@-]{1,61}$/;
+/** The CI form of a deny or release: its policy is `keywarden-ci-<sourceIdentity>` (ci-role-deny.ts). */
+const CiSessionsSchema = z.strictObject({
+  sourceIdentity: z.string().regex(CI_SOURCE_IDENTITY),
+  purpose: z.literal('ci'),
+});
+type CiSessions = z.infer<typeof CiSessionsSchema>;
+const isCi = (form: object): form is CiSessions => 'purpose' in form && form.purpose === 'ci';
 
 const RoleArnSchema = z.string().max(2048).regex(ROLE_ARN, {
   error: 'expected an IAM role ARN such as arn:aws:iam::123456789012:role/breakglass/name',
@@ -45,7 +55,9 @@ const RoleArnSchema = z.string().max(2048).regex(ROLE_ARN, {
  *   break-glass grant's early revocation; policy `keywarden-breakglass-<grant id>`);
  * - `deny` with `sessionsIssuedBefore`: deny everything to sessions issued before the cut-off
  *   (an incident campaign; policy `keywarden-revoke-<incident>`);
- * - `release` with `sourceIdentity`: remove a grant's deny once its sessions are all dead.
+ * - `release` with `sourceIdentity`: remove a grant's deny once its sessions are all dead;
+ * - `deny` / `release` with `sourceIdentity` and `purpose: 'ci'`: the same for a CI job's
+ *   sessions (policy `keywarden-ci-<correlation id>`).
  */
 export const RoleDenyRequestSchema = z.discriminatedUnion('action', [
   z.strictObject({
@@ -53,13 +65,17 @@ export const RoleDenyRequestSchema = z.discriminatedUnion('action', [
     roleArn: RoleArnSchema,
     deny: z.union([
       z.strictObject({ sourceIdentity: z.string().regex(SOURCE_IDENTITY) }),
+      CiSessionsSchema,
       z.strictObject({ sessionsIssuedBefore: z.iso.datetime({ offset: true }), incident: IncidentSchema }),
     ]),
   }),
   z.strictObject({
     action: z.literal('release'),
     roleArn: RoleArnSchema,
-    release: z.strictObject({ sourceIdentity: z.string().regex(SOURCE_IDENTITY) }),
+    release: z.union([
+      z.strictObject({ sourceIdentity: z.string().regex(SOURCE_IDENTITY) }),
+      CiSessionsSchema,
+    ]),
   }),
 ]);
 export type RoleDenyRequest = z.infer<typeof RoleDenyRequestSchema>;
@@ -86,7 +102,7 @@ export function parseRoleDenyRequest(event: unknown, allowedPaths: readonly stri
   const parsed = RoleDenyRequestSchema.safeParse(event);
   if (!parsed.success) {
     throw new ValidationError(
-      `expected a role-deny request {action: "deny", roleArn, deny: {sourceIdentity} | {sessionsIssuedBefore, incident}} or {action: "release", roleArn, release: {sourceIdentity}}, got ${parsed.error.issues
+      `expected a role-deny request {action: "deny", roleArn, deny: {sourceIdentity} | {sourceIdentity, purpose: "ci"} | {sessionsIssuedBefore, incident}} or {action: "release", roleArn, release: {sourceIdentity} | {sourceIdentity, purpose: "ci"}}, got ${parsed.error.issues
         .map((issue) => `${issue.path.join('.') || '(request)'}: ${issue.message}`)
         .join('; ')}`,
     );
@@ -109,6 +125,11 @@ export interface RoleDenyClient {
 export interface IamRoleDenyProps {
   grants: Pick<StsGrantIssuer, 'revoke' | 'release'>;
   sessions: Pick<IamRoleSessionRevoker, 'denySessions'>;
+  /**
+   * CI jobs' denies (`purpose: 'ci'`).
+   * @default none: a CI request is refused with a ValidationError saying so
+   */
+  ci?: Pick<IamCiSessionDeny, 'deny' | 'release'> | undefined;
 }
 
 const awsRole = (roleArn: string): BreakglassTarget => ({ type: 'aws-role', roleArn });
@@ -117,14 +138,30 @@ const awsRole = (roleArn: string): BreakglassTarget => ({ type: 'aws-role', role
 export class IamRoleDeny implements RoleDenyClient {
   readonly #grants: IamRoleDenyProps['grants'];
   readonly #sessions: IamRoleDenyProps['sessions'];
+  readonly #ci: IamRoleDenyProps['ci'];
 
   constructor(props: IamRoleDenyProps) {
     this.#grants = props.grants;
     this.#sessions = props.sessions;
+    this.#ci = props.ci;
   }
 
   async run(request: RoleDenyRequest): Promise<RoleDenyAnswer> {
     const target = awsRole(request.roleArn);
+    const ci = request.action === 'release' ? request.release : request.deny;
+    if (isCi(ci)) {
+      if (!this.#ci) {
+        throw new ValidationError(
+          `expected a role-deny runner that ends CI sessions, got one built without (IamRoleDeny's ci); cannot ${request.action} ${ci.sourceIdentity} on ${request.roleArn}`,
+        );
+      }
+      if (request.action === 'release') {
+        await this.#ci.release(request.roleArn, ci.sourceIdentity);
+        return { result: 'released' };
+      }
+      const { result, note } = await this.#ci.deny(request.roleArn, ci.sourceIdentity);
+      return { result, ...(note ? { note } : {}) };
+    }
     if (request.action === 'release') {
       await this.#grants.release({ grantId: request.release.sourceIdentity, target });
       return { result: 'released' };
