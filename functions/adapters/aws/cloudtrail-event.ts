@@ -1,0 +1,112 @@
+/**
+ * What a CI job's AWS session did, read from EventBridge's "AWS API Call via CloudTrail" events.
+ *
+ * A job's session carries its correlation id as SourceIdentity (./ci-session-issuer.ts), which
+ * CloudTrail writes into every event the session causes as
+ * `detail.userIdentity.sessionContext.sourceIdentity`, also after role chaining. A rule on the
+ * default bus matching `detail-type: ["AWS API Call via CloudTrail"]` and a `ci-` prefix on that
+ * field delivers them; the rule's state must be `ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`
+ * for read-only calls (Get*, List*, Describe*) to arrive at all, and a trail must be logging.
+ *
+ * Only the fields read are in the schema; everything else in the event is let through unread,
+ * since CloudTrail adds fields over event versions.
+ */
+import * as z from 'zod';
+
+/** The `detail-type` CloudTrail's API-call events carry on EventBridge. */
+export const CLOUDTRAIL_API_CALL = 'AWS API Call via CloudTrail';
+
+/** The prefix of every CI job's correlation id (ci-policy.ts `jobOf`), hence of its SourceIdentity. */
+export const CI_SOURCE_IDENTITY_PREFIX = 'ci-';
+
+/** CloudTrail's `userIdentity` element, as far as keywarden reads it. */
+export const CloudTrailUserIdentitySchema = z.looseObject({
+  /** `AssumedRole` for a role session; `IAMUser`, `Root`, `AWSService`… otherwise. */
+  type: z.string(),
+  principalId: z.string().optional(),
+  /** For a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session name>`. */
+  arn: z.string().optional(),
+  accountId: z.string().optional(),
+  sessionContext: z
+    .looseObject({
+      /** The role the session belongs to, with its path. */
+      sessionIssuer: z
+        .looseObject({
+          type: z.string().optional(),
+          arn: z.string().optional(),
+          userName: z.string().optional(),
+        })
+        .optional(),
+      /** Set by AssumeRole's SourceIdentity; kept through role chaining. */
+      sourceIdentity: z.string().optional(),
+    })
+    .optional(),
+});
+
+/** An EventBridge event "AWS API Call via CloudTrail" (its documented envelope and the fields read). */
+export const CloudTrailApiCallEventSchema = z.looseObject({
+  version: z.string().optional(),
+  id: z.string().optional(),
+  'detail-type': z.literal(CLOUDTRAIL_API_CALL),
+  /** `aws.<service>`, e.g. `aws.s3`. */
+  source: z.string(),
+  account: z.string().optional(),
+  time: z.string().optional(),
+  region: z.string().optional(),
+  detail: z.looseObject({
+    eventVersion: z.string().optional(),
+    userIdentity: CloudTrailUserIdentitySchema,
+    /** When the call was made (RFC 3339, UTC, whole seconds). */
+    eventTime: z.string(),
+    /** The service's endpoint name, e.g. `s3.amazonaws.com`. */
+    eventSource: z.string(),
+    /** The API action, e.g. `PutObject`. */
+    eventName: z.string(),
+    awsRegion: z.string().optional(),
+    /** The caller's address, or a service name (`cloudformation.amazonaws.com`) when a service called on its behalf. */
+    sourceIPAddress: z.string().optional(),
+    userAgent: z.string().optional(),
+    errorCode: z.string().optional(),
+    eventID: z.string().optional(),
+    readOnly: z.boolean().optional(),
+  }),
+});
+export type CloudTrailApiCallEvent = z.infer<typeof CloudTrailApiCallEventSchema>;
+
+/** One call a CI job's session made: what, when, from where, with which role. */
+export interface CiAwsUse {
+  /** The job's correlation id. */
+  sourceIdentity: string;
+  /** The role the session belongs to (its issuer), when the event names it. */
+  roleArn?: string | undefined;
+  eventName: string;
+  eventSource: string;
+  /** The event time as CloudTrail wrote it. */
+  at: string;
+  sourceIp: string | undefined;
+  /** CloudTrail's error code when the call was refused (a denied call is still a use attempt). */
+  errorCode?: string | undefined;
+}
+
+/**
+ * The CI use an event records, or `undefined` for anything else: not an API-call event, not
+ * shaped as documented, or a caller without a `ci-` SourceIdentity (people, keywarden itself,
+ * break-glass sessions). Never throws: a rule may deliver events of other shapes.
+ */
+export function ciUseOf(event: unknown): CiAwsUse | undefined {
+  const parsed = CloudTrailApiCallEventSchema.safeParse(event);
+  if (!parsed.success) return undefined;
+  const { userIdentity, eventName, eventSource, eventTime, sourceIPAddress, errorCode } = parsed.data.detail;
+  const sourceIdentity = userIdentity.sessionContext?.sourceIdentity;
+  if (!sourceIdentity?.startsWith(CI_SOURCE_IDENTITY_PREFIX)) return undefined;
+  const issuer = userIdentity.sessionContext?.sessionIssuer;
+  return {
+    sourceIdentity,
+    ...(issuer?.type === 'Role' && issuer.arn ? { roleArn: issuer.arn } : {}),
+    eventName,
+    eventSource,
+    at: eventTime,
+    sourceIp: sourceIPAddress,
+    ...(errorCode ? { errorCode } : {}),
+  };
+}
