@@ -42,6 +42,13 @@ export const ACTION_STATE = {
   audience: 'keywarden_audience',
 } as const;
 
+/** Why a GitHub job has no OIDC token to exchange, or undefined when the runner offers one. */
+export function missingGithubIdToken(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  return env.ACTIONS_ID_TOKEN_REQUEST_URL && env.ACTIONS_ID_TOKEN_REQUEST_TOKEN
+    ? undefined
+    : 'expected an OIDC token from the runner, got none: give the job `permissions: id-token: write` (GitHub then sets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN)';
+}
+
 /** An artifact digest as keywarden's grants name it. */
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
@@ -246,13 +253,8 @@ export async function requestGithubIdToken(
 ): Promise<string> {
   const requestUrl = env.ACTIONS_ID_TOKEN_REQUEST_URL;
   const requestToken = env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
-  if (!requestUrl || !requestToken) {
-    throw new CiExchangeError(
-      'expected ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN (GitHub sets them for a job with `permissions: id-token: write`), got neither',
-      0,
-      'no-token',
-    );
-  }
+  const missing = missingGithubIdToken(env);
+  if (missing || !requestUrl || !requestToken) throw new CiExchangeError(missing ?? '', 0, 'no-token');
   const url = new URL(requestUrl);
   url.searchParams.set('audience', audience);
   let response: Response;

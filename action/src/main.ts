@@ -8,6 +8,7 @@ import * as core from '@actions/core';
 import {
   CiExchangeError,
   environmentOf,
+  missingGithubIdToken,
   requestCredentials,
   ACTION_STATE as STATE,
   secretsOf,
@@ -25,6 +26,8 @@ async function run(): Promise<void> {
   const audience = core.getInput('audience') || 'keywarden';
   const exportEnv = exportInput();
 
+  const missing = missingGithubIdToken(process.env);
+  if (missing) throw new Error(missing);
   // getIDToken masks the token itself.
   const token = await core.getIDToken(audience);
   const credentials = await requestCredentials({ url, token, grant, artifactDigest });

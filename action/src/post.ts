@@ -4,7 +4,7 @@
  * failure only warns: the job-completion webhook and the credentials' own TTL still end them.
  */
 import * as core from '@actions/core';
-import { endCredentials, ACTION_STATE as STATE } from './exchange.ts';
+import { endCredentials, missingGithubIdToken, ACTION_STATE as STATE } from './exchange.ts';
 
 async function run(): Promise<void> {
   const id = core.getState(STATE.id);
@@ -15,6 +15,8 @@ async function run(): Promise<void> {
   const url = core.getState(STATE.url) || core.getInput('url');
   const audience = core.getState(STATE.audience) || core.getInput('audience') || 'keywarden';
   try {
+    const missing = missingGithubIdToken(process.env);
+    if (missing) throw new Error(missing);
     const token = await core.getIDToken(audience);
     await endCredentials({ url, token, id });
     core.info(`keywarden: exchange ${id} ended`);
