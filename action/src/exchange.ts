@@ -91,7 +91,7 @@ const endpoint = (base: string, path: string): string => {
   return new URL(path.replace(/^\//, ''), url.href.endsWith('/') ? url.href : `${url.href}/`).toString();
 };
 
-/** keywarden's error body: `{ error: { code, message } }` (the API's shape) or `{ error, message }`. */
+/** keywarden's error body: `{ error: { code, message, reason?, claim? } }` (the API's shape) or `{ error, message }`. */
 function refusalOf(status: number, body: unknown): CiExchangeError {
   const answer = (typeof body === 'object' && body !== null ? body : {}) as {
     error?: unknown;
@@ -99,9 +99,12 @@ function refusalOf(status: number, body: unknown): CiExchangeError {
   };
   const nested =
     typeof answer.error === 'object' && answer.error !== null
-      ? (answer.error as { code?: unknown; message?: unknown })
+      ? (answer.error as { code?: unknown; reason?: unknown; message?: unknown })
       : undefined;
-  const code = String(nested?.code ?? (typeof answer.error === 'string' ? answer.error : 'http'));
+  // A refused exchange names its reason (claim-mismatch, replayed, expired…) beside the code.
+  const code = String(
+    nested?.reason ?? nested?.code ?? (typeof answer.error === 'string' ? answer.error : 'http'),
+  );
   const said = nested?.message ?? answer.message;
   const message = typeof said === 'string' && said ? said : `keywarden answered HTTP ${status}`;
   const hint =
