@@ -1,6 +1,7 @@
 /** What the HTTP API runs on: given by the Lambda's cold start, or by the local runtime. */
 import type { SlackMessage } from '../adapters/slack/messages.ts';
 import type { BreakglassDeps } from '../core/breakglass.ts';
+import type { ApprovalDeps } from '../core/ci-approval.ts';
 import type { CiExchangeDeps } from '../core/ci-exchange.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { DeliveryLedger } from '../core/ports.ts';
@@ -35,6 +36,8 @@ export interface ApiDeps {
   slack?: SlackDeps | undefined;
   /** CI job credentials (`/ci/credentials`, `/ci/webhooks/*`); undefined where the deployment serves none. */
   ci?: CiApiDeps | undefined;
+  /** Artifact approvals (`/ci/approvals…`, Slack `/approve`); undefined where the deployment serves none. */
+  approvals?: ApprovalDeps | undefined;
   /** Where unexpected failures are logged (never a secret: keywarden's errors hold none). */
   log?: ((line: string) => void) | undefined;
   /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
