@@ -33,6 +33,7 @@ import {
   view,
   viewCampaign,
 } from './responses.ts';
+import { CI_CREDENTIAL_ROUTES } from './ci-credentials.ts';
 import type { Route } from './route.ts';
 import { slackCommand, slackInteraction } from './slack.ts';
 
@@ -259,6 +260,7 @@ export const ROUTES: readonly Route[] = [
     auth: 'slack',
     run: (deps) => (event) => slackInteraction(deps, event),
   },
+  ...CI_CREDENTIAL_ROUTES,
 ];
 
 /**
@@ -269,6 +271,10 @@ const PATH_PARAMS: Readonly<Record<string, { pattern: RegExp; expected: string }
   grantId: {
     pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
     expected: "a grant id (1 to 128 letters, digits, '.', '_', ':' or '-')",
+  },
+  exchangeId: {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,
+    expected: "a CI exchange id (1 to 128 letters, digits, '.', '_' or '-')",
   },
   campaignId: {
     pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,

@@ -23,5 +23,22 @@ export const SIGV4_ROUTE_KEYS: readonly string[] = [
 /** The routes Slack calls, authenticated by its request signature. */
 export const SLACK_ROUTE_KEYS: readonly string[] = ['POST /slack/commands', 'POST /slack/interactions'];
 
+/** The routes a CI job calls with its OIDC token (in AWS behind the HTTP API's JWT authorizer). */
+export const CI_OIDC_ROUTE_KEYS: readonly string[] = [
+  'POST /ci/credentials',
+  'DELETE /ci/credentials/{exchangeId}',
+];
+
+/** The routes GitHub and GitLab call, authenticated by their webhook signature / secret token. */
+export const CI_WEBHOOK_ROUTE_KEYS: readonly string[] = [
+  'POST /ci/webhooks/github',
+  'POST /ci/webhooks/gitlab',
+];
+
 /** Every route, sorted. */
-export const API_ROUTE_KEYS: readonly string[] = [...SIGV4_ROUTE_KEYS, ...SLACK_ROUTE_KEYS].sort();
+export const API_ROUTE_KEYS: readonly string[] = [
+  ...SIGV4_ROUTE_KEYS,
+  ...SLACK_ROUTE_KEYS,
+  ...CI_OIDC_ROUTE_KEYS,
+  ...CI_WEBHOOK_ROUTE_KEYS,
+].sort();

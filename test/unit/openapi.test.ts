@@ -86,7 +86,7 @@ describe('api/openapi.yaml: the document', () => {
 });
 
 describe('api/openapi.yaml: the routes', () => {
-  it('describes the routes of issues #4 and #5', () => {
+  it('describes the routes of issues #4, #5 and #13', () => {
     expect(operations.map(({ method, path }) => `${method.toUpperCase()} ${path}`).sort()).toEqual(
       API_ROUTE_KEYS,
     );
@@ -102,8 +102,22 @@ describe('api/openapi.yaml: the routes', () => {
       scheme: 'bearer',
     });
     expect(spec.security).toEqual([{ sigv4: [] }, { devToken: [] }]);
-    for (const { path, operation } of operations.filter(({ path }) => !path.startsWith('/slack/'))) {
+    for (const { path, operation } of operations.filter(({ path }) => !/^\/(slack|ci)\//.test(path))) {
       expect(operation.security, path).toBeUndefined();
+    }
+  });
+
+  it("takes a CI job's OIDC token on the exchange routes, and the platforms' signatures on the webhooks", () => {
+    // assess
+    expect(at(spec, 'components', 'securitySchemes', 'ciOidc')).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+    });
+    for (const { path, operation } of operations.filter(({ path }) => path.startsWith('/ci/credentials'))) {
+      expect(operation.security, path).toEqual([{ ciOidc: [] }]);
+    }
+    for (const { path, operation } of operations.filter(({ path }) => path.startsWith('/ci/webhooks/'))) {
+      expect(operation.security, path).toEqual([]);
     }
   });
 
@@ -147,6 +161,8 @@ describe('api/openapi.yaml: the routes', () => {
     expect(Object.keys(at(schema('Error'), 'properties', 'error', 'properties') as Json)).toEqual([
       'code',
       'message',
+      'reason',
+      'claim',
     ]);
     for (const status of ['400', '401', '403', '404', '409', '429']) expect(statuses).toContain(status);
     expect(at(spec, 'paths', '/grants', 'post', 'responses', '201')).toBeTruthy();
