@@ -3,8 +3,10 @@
  * Errors end as one line on stderr, never a stack trace (KEYWARDEN_DEBUG=1 shows it).
  */
 import { Command, CommanderError } from 'commander';
+import { registerApprove } from './commands/approve.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerBreakglass } from './commands/breakglass.ts';
+import { registerCi } from './commands/ci.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerFindings } from './commands/findings.ts';
 import { registerInventory } from './commands/inventory.ts';
@@ -26,6 +28,8 @@ registerFindings(program);
 registerRotate(program);
 registerRevoke(program);
 registerBreakglass(program);
+registerApprove(program);
+registerCi(program);
 registerStatus(program);
 registerAudit(program);
 registerDev(program);
