@@ -17,7 +17,13 @@ export const CiCredentialsSchema = z.object({
   correlationId: z.string(),
   expiresAt: z.string(),
   vault: z
-    .object({ token: z.string().min(1), accessor: z.string(), expiresAt: z.string(), addr: z.string() })
+    .object({
+      token: z.string().min(1),
+      accessor: z.string(),
+      expiresAt: z.string(),
+      /** Where the token is for; absent when keywarden's deployment does not name its Vault. */
+      addr: z.string().optional(),
+    })
     .optional(),
   aws: z
     .object({
@@ -230,9 +236,8 @@ export function secretsOf(credentials: CiCredentials): string[] {
 export function environmentOf(credentials: CiCredentials): Record<string, string> {
   return {
     KEYWARDEN_CI_ID: credentials.id,
-    ...(credentials.vault
-      ? { VAULT_ADDR: credentials.vault.addr, VAULT_TOKEN: credentials.vault.token }
-      : {}),
+    ...(credentials.vault?.addr ? { VAULT_ADDR: credentials.vault.addr } : {}),
+    ...(credentials.vault ? { VAULT_TOKEN: credentials.vault.token } : {}),
     ...(credentials.aws
       ? {
           AWS_ACCESS_KEY_ID: credentials.aws.accessKeyId,

@@ -43,7 +43,7 @@ async function run(): Promise<void> {
   core.setOutput('correlation-id', credentials.correlationId);
   core.setOutput('expires-at', credentials.expiresAt);
   if (credentials.vault) {
-    core.setOutput('vault-addr', credentials.vault.addr);
+    if (credentials.vault.addr) core.setOutput('vault-addr', credentials.vault.addr);
     core.setOutput('vault-token', credentials.vault.token);
     core.setOutput('vault-accessor', credentials.vault.accessor);
   }
