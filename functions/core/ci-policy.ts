@@ -240,15 +240,19 @@ export interface CiProblem {
   message: string;
 }
 
+/** A plain http URL on loopback (the local stand-ins specs run against). */
+const LOOPBACK_HTTP = /^http:\/\/(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:[/?#]|$)/i;
+
 const isGlob = (matcher: unknown): matcher is { glob: string } =>
   typeof matcher === 'object' && matcher !== null && 'glob' in matcher;
 const matchersOf = (matcher: ClaimMatcher) => (Array.isArray(matcher) ? matcher : [matcher]);
 
 /**
  * The rules a well-formed `ci` section must still keep (`keywarden validate` reports each):
- * every grant names a declared issuer and pins the repository by its immutable id with an exact
- * value; no matcher can match across `/`; TTLs within the cap; one issued identity (a role, a
- * Vault policy) never serves both sign and deploy; gates name approvers.
+ * keys are fetched over https (plain http only on loopback); every grant names a declared issuer
+ * and pins the repository by its immutable id with an exact value; no matcher can match across
+ * `/`; TTLs within the cap; one issued identity (a role, a Vault policy) never serves both sign
+ * and deploy; a gate a grant waits on is declared, and every declared gate names an approver.
  */
 export function ciProblems(config: CiConfig): CiProblem[] {
   const problems: CiProblem[] = [];
@@ -261,6 +265,19 @@ export function ciProblems(config: CiConfig): CiProblem[] {
         message: `expected a unique issuer name, got ${JSON.stringify(issuer.name)} again`,
       });
     seen.set(`issuer:${issuer.name}`, i);
+    // Keys fetched over plain http could be swapped on the way: any token would then verify.
+    const resolved = resolveIssuer(issuer);
+    const [field, keysAt] = issuer.jwksUrl
+      ? ['jwksUrl', issuer.jwksUrl]
+      : issuer.discoveryUrl
+        ? ['discoveryUrl', issuer.discoveryUrl]
+        : ['issuer', resolved.discoveryUrl];
+    if (keysAt && !keysAt.startsWith('https:') && !LOOPBACK_HTTP.test(keysAt)) {
+      problems.push({
+        path: ['issuers', i, field],
+        message: `expected an https URL for the keys (plain http only on loopback), got ${JSON.stringify(keysAt)}`,
+      });
+    }
   });
   const servedBy = new Map<string, { stage: Stage; at: number }[]>();
   config.grants.forEach((grant, i) => {
@@ -328,6 +345,14 @@ export function ciProblems(config: CiConfig): CiProblem[] {
     ];
     for (const identity of identities)
       servedBy.set(identity, [...(servedBy.get(identity) ?? []), { stage: grant.stage, at: i }]);
+  });
+  config.gates.forEach((gate, i) => {
+    if (gate.awsPrincipals.length + gate.slackUsers.length + gate.localUsers.length === 0) {
+      problems.push({
+        path: ['gates', i],
+        message: `expected at least one approver for gate ${gate.gate} in ${gate.environment} (awsPrincipals, slackUsers or localUsers), got none`,
+      });
+    }
   });
   for (const [identity, uses] of servedBy) {
     const sign = uses.find((use) => use.stage === 'sign');
@@ -446,7 +471,11 @@ export function jobOf(issuer: CiIssuer, claims: Claims): CiJob {
     const text = claimText(claims[claim]);
     if (text !== undefined) ids[claim] = text;
   }
-  const key = [issuer.name, ...issuer.jobClaims.map((claim) => ids[claim] ?? '')].join('/');
+  // Each value escaped, so a `/` inside one cannot make two jobs' keys alike (`a/b`+`c` vs `a`+`b/c`):
+  // the key decides whose credentials a job may end. Ids of digits read as they are.
+  const key = [issuer.name, ...issuer.jobClaims.map((claim) => encodeURIComponent(ids[claim] ?? ''))].join(
+    '/',
+  );
   const compact = issuer.jobClaims
     .map((claim) => (ids[claim] ?? '').replace(/[^\w+=,.@-]/g, '_'))
     .filter(Boolean)
