@@ -20,9 +20,26 @@ import {
 const REPOSITORY_ID = '700123456';
 const ROLE = 'arn:aws:iam::123456789012:role/ci-release';
 
-/** A good `ci` section: one GitHub issuer, a sign grant behind a gate, a deploy grant. */
-function section(change: (raw: Record<string, any>) => void = () => {}): CiConfig {
-  const raw: Record<string, any> = {
+type Fields = Record<string, unknown>;
+interface RawGrant {
+  name: string;
+  issuer: string;
+  stage: string;
+  claims: Fields;
+  vault?: Fields;
+  aws?: Fields;
+  gate?: Fields;
+}
+/** The section as written in the inventory, before parsing. */
+interface RawSection {
+  issuers: Fields[];
+  grants: [RawGrant, RawGrant, ...RawGrant[]];
+  gates: Fields[];
+}
+
+/** A good `ci` section: one GitHub issuer, a sign grant, a deploy grant behind a gate. */
+function section(change: (raw: RawSection) => void = () => {}): CiConfig {
+  const raw: RawSection = {
     issuers: [{ name: 'github', preset: 'github', audience: 'keywarden' }],
     grants: [
       {
@@ -61,7 +78,7 @@ describe('ci policy: ciProblems', () => {
 
   it('requires the repository pinned by its immutable id', () => {
     const config = section((raw) => {
-      delete raw['grants'][0].claims.repository_id;
+      delete raw.grants[0].claims['repository_id'];
     });
 
     expect(messagesAt(config)).toEqual([
@@ -71,8 +88,8 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses a glob or a list as the repository pin', () => {
     const config = section((raw) => {
-      raw['grants'][0].claims.repository_id = { glob: '7001*' };
-      raw['grants'][1].claims.repository_id = [REPOSITORY_ID, '700999999'];
+      raw.grants[0].claims['repository_id'] = { glob: '7001*' };
+      raw.grants[1].claims['repository_id'] = [REPOSITORY_ID, '700999999'];
     });
 
     expect(messagesAt(config)).toEqual([
@@ -83,7 +100,7 @@ describe('ci policy: ciProblems', () => {
 
   it('pins GitLab projects by project_id, and a custom issuer by the claim it names', () => {
     const config = section((raw) => {
-      raw['issuers'].push(
+      raw.issuers.push(
         { name: 'gitlab', preset: 'gitlab', audience: 'keywarden' },
         {
           name: 'forge',
@@ -94,7 +111,7 @@ describe('ci policy: ciProblems', () => {
           jobClaims: ['repo_uuid', 'job'],
         },
       );
-      raw['grants'].push(
+      raw.grants.push(
         {
           name: 'gl',
           issuer: 'gitlab',
@@ -119,7 +136,7 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses ** in a glob, wherever it is', () => {
     const config = section((raw) => {
-      raw['grants'][0].claims.ref = [{ glob: 'refs/heads/**' }, 'refs/heads/main'];
+      raw.grants[0].claims['ref'] = [{ glob: 'refs/heads/**' }, 'refs/heads/main'];
     });
 
     expect(messagesAt(config)).toEqual([
@@ -129,14 +146,14 @@ describe('ci policy: ciProblems', () => {
 
   it('keeps a Vault token within 15 minutes', () => {
     const config = section((raw) => {
-      raw['grants'][0].vault.ttl = '16m';
+      raw.grants[0].vault = { ...raw.grants[0].vault, ttl: '16m' };
     });
 
     expect(messagesAt(config)).toEqual([
       'grants.0.vault.ttl: expected a ttl of at most 15m (a job step), got 16m',
     ]);
     const atCap = section((raw) => {
-      raw['grants'][0].vault.ttl = '15m';
+      raw.grants[0].vault = { ...raw.grants[0].vault, ttl: '15m' };
     });
     expect(ciProblems(atCap)).toEqual([]);
   });
@@ -144,7 +161,7 @@ describe('ci policy: ciProblems', () => {
   it('asks for an AWS session of exactly 15 minutes', () => {
     for (const duration of ['14m', '1h']) {
       const config = section((raw) => {
-        raw['grants'][1].aws.duration = duration;
+        raw.grants[1].aws = { ...raw.grants[1].aws, duration };
       });
 
       expect(messagesAt(config)).toEqual([
@@ -155,7 +172,7 @@ describe('ci policy: ciProblems', () => {
 
   it('names the declared issuers when a grant names another', () => {
     const config = section((raw) => {
-      raw['grants'][1].issuer = 'gitlab';
+      raw.grants[1].issuer = 'gitlab';
     });
 
     expect(messagesAt(config)).toEqual([
@@ -165,7 +182,7 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses a role serving both sign and deploy', () => {
     const config = section((raw) => {
-      raw['grants'][0].aws = { roleArn: ROLE };
+      raw.grants[0].aws = { roleArn: ROLE };
     });
 
     expect(messagesAt(config)).toEqual([
@@ -175,7 +192,7 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses a Vault policy serving both sign and deploy', () => {
     const config = section((raw) => {
-      raw['grants'][1].vault = { policies: ['deploy', 'app-sign'] };
+      raw.grants[1].vault = { policies: ['deploy', 'app-sign'] };
     });
 
     expect(messagesAt(config)).toEqual([
@@ -185,7 +202,7 @@ describe('ci policy: ciProblems', () => {
 
   it('requires approvers for a gate a grant waits on', () => {
     const config = section((raw) => {
-      raw['gates'] = [{ gate: 'promote', environment: 'staging', localUsers: ['alice'] }];
+      raw.gates = [{ gate: 'promote', environment: 'staging', localUsers: ['alice'] }];
     });
 
     expect(messagesAt(config)).toEqual([
@@ -195,7 +212,7 @@ describe('ci policy: ciProblems', () => {
 
   it('requires at least one approver for every declared gate', () => {
     const config = section((raw) => {
-      raw['gates'].push({ gate: 'sign', environment: 'production', awsPrincipals: [], slackUsers: [] });
+      raw.gates.push({ gate: 'sign', environment: 'production', awsPrincipals: [], slackUsers: [] });
     });
 
     expect(messagesAt(config)).toEqual([
@@ -205,9 +222,9 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses names used twice', () => {
     const config = section((raw) => {
-      raw['issuers'].push({ name: 'github', preset: 'github', audience: 'other' });
-      raw['grants'][1].name = 'app-sign';
-      raw['grants'][1].stage = 'publish';
+      raw.issuers.push({ name: 'github', preset: 'github', audience: 'other' });
+      raw.grants[1].name = 'app-sign';
+      raw.grants[1].stage = 'publish';
     });
 
     expect(messagesAt(config)).toEqual([
@@ -218,7 +235,7 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses keys fetched over plain http, except on loopback', () => {
     const config = section((raw) => {
-      raw['issuers'].push(
+      raw.issuers.push(
         { name: 'plain', preset: 'gitlab', issuer: 'http://gitlab.internal', audience: 'keywarden' },
         {
           name: 'plain-keys',
