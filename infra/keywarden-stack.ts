@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { Api } from './constructs/api.ts';
 import { BreakGlass } from './constructs/break-glass.ts';
+import { CI_ISSUERS_CONTEXT, CiCredentials, ciEnabled, ciRolePathOf } from './constructs/ci-credentials.ts';
 import { Discovery } from './constructs/discovery.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
 import { Revocation } from './constructs/revocation.ts';
@@ -9,6 +10,7 @@ import { RoleDeny } from './constructs/role-deny.ts';
 import { Rotation } from './constructs/rotation.ts';
 import { ServiceSecrets } from './constructs/service-secrets.ts';
 import { StateStore } from './constructs/state-store.ts';
+import type { CiIssuerSetting } from './settings.ts';
 
 /** Properties of {@link KeywardenStack}; every setting has a safe default. */
 export interface KeywardenStackProps extends StackProps {
@@ -36,13 +38,26 @@ export interface KeywardenStackProps extends StackProps {
   readonly breakglassRolePath?: string | undefined;
   /** Grant sweeper expression. @default context `keywarden:sweeperSchedule`, else `rate(5 minutes)` */
   readonly sweeperSchedule?: string | undefined;
+  /**
+   * The OIDC issuers (with the audience their jobs request) whose CI job tokens the API's JWT
+   * authorizer lets through to the exchange; see `CiCredentialsProps.issuers`. None: CI job
+   * credentials are off (no CI route, key, secret or function is deployed).
+   *
+   * @default context `keywarden:ciIssuers` (an array, or its JSON), else none
+   */
+  readonly ciIssuers?: readonly CiIssuerSetting[] | string | undefined;
+  /** IAM path of the roles CI job grants may assume. @default context `keywarden:ciRolePath`, else '/ci/' */
+  readonly ciRolePath?: string | undefined;
+  /** CI sweeper expression. @default context `keywarden:ciSweeperSchedule`, else `rate(1 minute)` */
+  readonly ciSweeperSchedule?: string | undefined;
 }
 
 /**
  * keywarden in one account: the state table, the report bucket, keywarden's own secrets, the
  * scheduled discovery function, rotation (scheduled and Secrets Manager rotation, with alarms), the
  * incident revocation state machine, break-glass expiry (one-time schedules and a sweeper, with
- * alarms) and the HTTP API for the CLI and Slack. Construct ids are public API: renaming one replaces the
+ * alarms), the HTTP API for the CLI and Slack, and, when a deployment trusts a CI issuer, CI job
+ * credentials (infra/constructs/ci-credentials.ts). Construct ids are public API: renaming one replaces the
  * resource (and the table and bucket are retained, not moved).
  */
 export class KeywardenStack extends Stack {
@@ -64,6 +79,8 @@ export class KeywardenStack extends Stack {
   readonly roleDeny: RoleDeny;
   /** The HTTP API, its function, Slack ingress and the Slack worker. */
   readonly api: Api;
+  /** CI job credentials (routes, approval key, webhook secrets, sweeper, usage); `undefined` when off. */
+  readonly ci: CiCredentials | undefined;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
     super(scope, id, props);
@@ -98,9 +115,17 @@ export class KeywardenStack extends Stack {
       breakglassRolePath: props.breakglassRolePath,
       sweeperSchedule: props.sweeperSchedule,
     });
+    // CI is on when a deployment trusts at least one issuer; its role path is known before role-deny's.
+    const ciIssuers: readonly CiIssuerSetting[] | string | undefined =
+      props.ciIssuers ?? this.node.tryGetContext(CI_ISSUERS_CONTEXT);
+    const ciRolePath = ciEnabled(ciIssuers) ? ciRolePathOf(this, props.ciRolePath) : undefined;
     // Exactly one function may put inline policies on roles: the others invoke it.
     this.roleDeny = new RoleDeny(this, 'RoleDeny', {
-      rolePaths: [this.breakGlass.breakglassRolePath, this.revocation.iamPathPrefix],
+      rolePaths: [
+        this.breakGlass.breakglassRolePath,
+        this.revocation.iamPathPrefix,
+        ...(ciRolePath === undefined ? [] : [ciRolePath]),
+      ],
       alarmTopic: this.breakGlass.alarmTopic,
     });
     for (const caller of [this.breakGlass.expiry, this.breakGlass.sweeper, this.revocation.revokeBatch]) {
@@ -115,6 +140,20 @@ export class KeywardenStack extends Stack {
       revocationStateMachine: this.revocation.stateMachine,
       vaultAddr: props.vaultAddr,
     });
+    this.ci =
+      ciRolePath === undefined
+        ? undefined
+        : new CiCredentials(this, 'CiCredentials', {
+            api: this.api,
+            roleDeny: this.roleDeny,
+            stateStore: this.stateStore,
+            secrets: this.secrets,
+            vaultAddr: props.vaultAddr,
+            issuers: ciIssuers ?? [],
+            rolePath: ciRolePath,
+            sweeperSchedule: props.ciSweeperSchedule,
+            alarmTopic: this.breakGlass.alarmTopic,
+          });
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.
     new CfnOutput(this, 'StateTableName', { value: this.stateStore.table.tableName });
@@ -145,7 +184,7 @@ export class KeywardenStack extends Stack {
     });
     new CfnOutput(this, 'ApiFunctionRoleArn', {
       value: this.api.handler.role.roleArn,
-      description: `Break-glass roles (under ${this.breakGlass.breakglassRolePath}) must trust this role for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or grants cannot be issued.`,
+      description: `Break-glass roles (under ${this.breakGlass.breakglassRolePath})${this.ci === undefined ? '' : ` and CI roles (under ${this.ci.rolePath})`} must trust this role for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or grants cannot be issued.`,
     });
     new CfnOutput(this, 'SlackSigningSecretArn', {
       value: this.secrets.slackSigningSecret.secretArn,
@@ -176,5 +215,22 @@ export class KeywardenStack extends Stack {
       description:
         'Grant expiry, sweeper, role-deny and deferred Slack job alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
     });
+    if (this.ci !== undefined) {
+      new CfnOutput(this, 'CiGitHubWebhookSecretArn', {
+        value: this.ci.githubWebhookSecret.secretArn,
+        description:
+          "GitHub: add a webhook (workflow_job events, application/json) to <ApiUrl>ci/webhooks/github with this secret's value (aws secretsmanager get-secret-value) as its Secret.",
+      });
+      new CfnOutput(this, 'CiGitLabWebhookSecretArn', {
+        value: this.ci.gitlabWebhookSecret.secretArn,
+        description:
+          "GitLab: add a webhook (Job events) to <ApiUrl>ci/webhooks/gitlab with this secret's value (aws secretsmanager get-secret-value) as its Secret token.",
+      });
+      new CfnOutput(this, 'CiApprovalKeyArn', {
+        value: this.ci.approvalKey.keyArn,
+        description:
+          'Signs artifact approvals (alias/keywarden-approvals, ECC_NIST_P256); kept when the stack is deleted so approvals stay verifiable (aws kms get-public-key).',
+      });
+    }
   }
 }

@@ -133,6 +133,11 @@ export class Api extends Construct {
   readonly stage: apigwv2.HttpStage;
   /** The routes, by `METHOD /path`. */
   readonly routes: ReadonlyMap<string, apigwv2.HttpRoute>;
+  /**
+   * The API function's integration, for routes other constructs add to {@link httpApi} (the CI
+   * exchange's): one integration and one invoke permission serve every route of the function.
+   */
+  readonly handlerIntegration: HttpLambdaIntegration;
   /** Access log group of the stage, encrypted with {@link logKey}. */
   readonly accessLogGroup: logs.LogGroup;
   readonly logKey: kms.Key;
@@ -430,6 +435,7 @@ export class Api extends Construct {
       payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
       scopePermissionToRoute: false,
     });
+    this.handlerIntegration = integration;
     const slackIntegration = new HttpLambdaIntegration('SlackIngress', this.slackIngress.function, {
       payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
       scopePermissionToRoute: false,

@@ -1,0 +1,525 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
+import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { iamRolesArn } from '../arns.ts';
+import { InfraConfigError } from '../errors.ts';
+import type { KeywardenFunctionsProps } from '../function-props.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
+import { deadLetterQueue, liveSchedule } from '../live-schedule.ts';
+import { iam5ResourceFinding } from '../nag.ts';
+import {
+  type CiGateIssuer,
+  type CiIssuerSetting,
+  validateCiIssuers,
+  validateCiRolePath,
+  validateRecurringSchedule,
+  validateVaultAddr,
+} from '../settings.ts';
+import type { Api } from './api.ts';
+import type { RoleDeny } from './role-deny.ts';
+
+/** cdk context key that may hold the trusted CI issuers (an array, or its JSON); none: CI is off. */
+export const CI_ISSUERS_CONTEXT = 'keywarden:ciIssuers';
+
+/** cdk context key that may hold the CI role path when props do not. */
+export const CI_ROLE_PATH_CONTEXT = 'keywarden:ciRolePath';
+
+/** cdk context key that may hold the CI sweeper schedule when props do not. */
+export const CI_SWEEPER_SCHEDULE_CONTEXT = 'keywarden:ciSweeperSchedule';
+
+/** IAM path of the roles CI job grants may assume, unless props or context say otherwise. */
+export const DEFAULT_CI_ROLE_PATH = '/ci/';
+
+/** How often the CI sweeper runs, unless props or context say otherwise. */
+export const DEFAULT_CI_SWEEPER_SCHEDULE = 'rate(1 minute)';
+
+/** The alias of the approval signing key (one per account and region). */
+export const APPROVAL_KEY_ALIAS = 'alias/keywarden-approvals';
+
+/**
+ * Every CI session's SourceIdentity starts with this (the job's correlation id, `ci-<issuer>-…`,
+ * functions/core/ci-policy.ts `jobOf`): the usage rule matches CloudTrail events by it.
+ */
+export const CI_SOURCE_IDENTITY_PREFIX = 'ci-';
+
+/**
+ * How a CI route is authenticated. `jwt`: the job's OIDC token, checked by API Gateway's JWT
+ * authorizer for its issuer (signature, `iss`, `aud`, `exp`, `nbf`) and then by the handler
+ * against the inventory's grants. `webhook`: no API Gateway authorization, because GitHub and
+ * GitLab cannot sign with SigV4; the handler checks their signature (`X-Hub-Signature-256`) or
+ * secret token (`X-Gitlab-Token`) before anything else. `iam`: SigV4, as the CLI's other routes.
+ */
+export type CiRouteAuth = 'jwt' | 'webhook' | 'iam';
+
+/** One route the CI exchange adds to the HTTP API. */
+export interface CiRoute {
+  readonly method: apigwv2.HttpMethod;
+  readonly path: string;
+  readonly auth: CiRouteAuth;
+}
+
+const { DELETE, GET, POST } = apigwv2.HttpMethod;
+
+/** The routes, in the order the handler documents them; the `jwt` ones are the first issuer's. */
+export const CI_ROUTES: readonly CiRoute[] = [
+  { method: POST, path: '/ci/credentials', auth: 'jwt' },
+  { method: DELETE, path: '/ci/credentials/{exchangeId}', auth: 'jwt' },
+  { method: POST, path: '/ci/webhooks/github', auth: 'webhook' },
+  { method: POST, path: '/ci/webhooks/gitlab', auth: 'webhook' },
+  { method: POST, path: '/ci/approvals', auth: 'iam' },
+  { method: GET, path: '/ci/approvals', auth: 'iam' },
+  { method: GET, path: '/ci/approvals/verify', auth: 'iam' },
+];
+
+/**
+ * Where an issuer other than the first listed exchanges tokens: its own variant of a `jwt` route,
+ * `/ci/issuers/<name>/credentials…`, behind its own JWT authorizer (one authorizer checks one issuer).
+ */
+export function issuerRoutePath(issuerName: string, path: string): string {
+  return path.replace(/^\/ci\//, `/ci/issuers/${issuerName}/`);
+}
+
+/**
+ * Whether a deployment turns CI credentials on: it lists at least one trusted issuer. Absent, an
+ * empty list or an empty string (`-c keywarden:ciIssuers=`) is off; anything else is on, and
+ * {@link CiCredentials} validates it.
+ */
+export function ciEnabled(issuers: unknown): boolean {
+  if (issuers === undefined || issuers === null) return false;
+  if (Array.isArray(issuers)) return issuers.length > 0;
+  if (typeof issuers === 'string') return !/^\s*(?:\[\s*\])?\s*$/.test(issuers);
+  return true;
+}
+
+/** The CI role path from props, else the `keywarden:ciRolePath` context value, else `/ci/`, validated. */
+export function ciRolePathOf(scope: Construct, rolePath: string | undefined): string {
+  const fromContext: unknown = scope.node.tryGetContext(CI_ROLE_PATH_CONTEXT);
+  return validateCiRolePath(
+    'CiCredentials',
+    rolePath ?? (fromContext === undefined ? DEFAULT_CI_ROLE_PATH : String(fromContext)),
+  );
+}
+
+/** Properties of {@link CiCredentials}. */
+export interface CiCredentialsProps extends KeywardenFunctionsProps {
+  /** The HTTP API and its function, which the CI routes are added to and which serves them. */
+  readonly api: Api;
+  /**
+   * The one function that puts deny policies on roles: ending a job's AWS session early (the API)
+   * and releasing the deny once its sessions are dead (the sweeper) go through it. Its
+   * `rolePaths` must include {@link rolePath}.
+   */
+  readonly roleDeny: RoleDeny;
+  /**
+   * The OIDC issuers whose job tokens the API's JWT authorizer lets through to the exchange, each
+   * with the audience its jobs request: the `iss` and `aud` of the inventory's `ci.issuers`
+   * entries. The first listed guards `POST /ci/credentials` and `DELETE /ci/credentials/{exchangeId}`;
+   * each further issuer gets the same two routes under `/ci/issuers/<name>/`, behind an authorizer
+   * of its own, because an API Gateway JWT authorizer checks exactly one issuer. API Gateway
+   * verifies RSA signatures only (GitHub and GitLab sign with RS256). May be given as JSON (cdk
+   * context from the command line: `-c keywarden:ciIssuers='[{"preset":"github","audience":"…"}]'`).
+   */
+  readonly issuers: readonly CiIssuerSetting[] | string;
+  /**
+   * IAM path of the roles CI job grants may assume (with the job's SourceIdentity) and deny; the
+   * root path is refused. Those roles must trust the API function's role (stack output
+   * `ApiFunctionRoleArn`) for `sts:AssumeRole`, `sts:SetSourceIdentity` and `sts:TagSession`.
+   *
+   * @default the `keywarden:ciRolePath` context value, else '/ci/'
+   */
+  readonly rolePath?: string | undefined;
+  /**
+   * EventBridge Scheduler `rate(…)` or `cron(…)` expression (UTC) of the CI sweeper, the third
+   * guarantee that a job's credentials end.
+   *
+   * @default the `keywarden:ciSweeperSchedule` context value, else `rate(1 minute)`
+   */
+  readonly sweeperSchedule?: string | undefined;
+  /** Where the sweeper's and usage function's alarms notify. @default no alarm */
+  readonly alarmTopic?: sns.ITopic | undefined;
+}
+
+/**
+ * CI job credentials (issue #13): a job's OIDC token exchanged for a short-lived Vault/OpenBao
+ * token or AWS role session, ended when the job ends, and approvals bound to an artifact digest.
+ *
+ * - **Routes** on the existing HTTP API, served by the API function ({@link CI_ROUTES}): the
+ *   exchange behind one JWT authorizer per trusted issuer (the first gate; the handler verifies
+ *   the token again, with replay protection, against the inventory's grants), the GitHub and
+ *   GitLab webhooks open (the handler checks their signature), approvals behind SigV4.
+ * - **Approval key** ({@link approvalKey}): ECC_NIST_P256, SIGN_VERIFY, `alias/keywarden-approvals`,
+ *   retained (approvals signed with it must stay verifiable). Sign, verify and read its public
+ *   key: the API function only (the CLI's `approve` and `approvals verify` go through the API).
+ * - **Webhook secrets** ({@link githubWebhookSecret}, {@link gitlabWebhookSecret}): generated at
+ *   deploy, pasted by the operator into the GitHub webhook's *Secret* and the GitLab webhook's
+ *   *Secret token*; readable by the API function only.
+ * - **Sessions**: the API function may assume roles under {@link rolePath} with the job's
+ *   SourceIdentity and session tags, nothing else in STS; a session ended early gets a deny on its
+ *   SourceIdentity from the role-deny function, which the API already invokes.
+ * - **Sweeper** (`functions/handlers/ci-sweeper.ts`, every minute): ends credentials past their
+ *   TTL in the records, releases AWS denies once the sessions they cover are dead (through the
+ *   role-deny function), records Vault use.
+ * - **Usage** (`functions/handlers/ci-usage.ts`): an EventBridge rule on the default bus sends it
+ *   every CloudTrail API call made with a CI session (`sourceIdentity` starting `ci-`), recorded
+ *   as `used`. EventBridge receives these only where a CloudTrail trail logs management events,
+ *   in the region the call was made (IAM and STS: us-east-1 too). Undeliverable events and
+ *   failed runs wait in {@link deadLetterQueue}.
+ */
+export class CiCredentials extends Construct {
+  /** The validated trusted issuers; the first guards the canonical exchange routes. */
+  readonly issuers: readonly CiGateIssuer[];
+  /** IAM path of the roles CI grants may assume, e.g. `/ci/`. */
+  readonly rolePath: string;
+  /** ARN pattern of every role under {@link rolePath} in this account. */
+  readonly rolesArn: string;
+  /** One JWT authorizer per issuer, by issuer name. */
+  readonly authorizers: ReadonlyMap<string, HttpJwtAuthorizer>;
+  /** The routes added to the API, by `METHOD /path`. */
+  readonly routes: ReadonlyMap<string, apigwv2.HttpRoute>;
+  /** The asymmetric key approvals are signed with. */
+  readonly approvalKey: kms.Key;
+  /** The GitHub webhook secret (`X-Hub-Signature-256`); generated at deploy. */
+  readonly githubWebhookSecret: secretsmanager.Secret;
+  /** The GitLab webhook secret token (`X-Gitlab-Token`); generated at deploy. */
+  readonly gitlabWebhookSecret: secretsmanager.Secret;
+  /** Ends expired CI credentials and releases denies; invoked by {@link sweeperSchedule}. */
+  readonly sweeper: KeywardenFunction;
+  /** The `live` alias the sweeper schedule invokes. */
+  readonly sweeperAlias: lambda.Alias;
+  /** The recurring sweeper schedule. */
+  readonly sweeperSchedule: scheduler.Schedule;
+  /** The role the sweeper schedule runs as: may invoke the sweeper alias only. */
+  readonly sweeperSchedulerRole: iam.Role;
+  /** Records CloudTrail calls made with CI sessions; invoked by {@link usageRule}. */
+  readonly usage: KeywardenFunction;
+  /** CloudTrail API calls whose session's SourceIdentity starts with `ci-`, to {@link usage}. */
+  readonly usageRule: events.Rule;
+  /** Usage events EventBridge could not deliver, and usage runs that failed after their retries. */
+  readonly deadLetterQueue: sqs.Queue;
+  /** The sweeper failed within the last 5 minutes. */
+  readonly sweeperErrorsAlarm: cloudwatch.Alarm | undefined;
+  /** The usage function failed within the hour. */
+  readonly usageErrorsAlarm: cloudwatch.Alarm | undefined;
+  /** A usage event waits in {@link deadLetterQueue}. */
+  readonly deadLetterAlarm: cloudwatch.Alarm | undefined;
+
+  constructor(scope: Construct, id: string, props: CiCredentialsProps) {
+    super(scope, id);
+
+    // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
+    const vaultAddr = validateVaultAddr('CiCredentials', props.vaultAddr);
+    this.issuers = validateCiIssuers('CiCredentials', props.issuers);
+    this.rolePath = ciRolePathOf(this, props.rolePath);
+    const sweeperExpression = validateRecurringSchedule(
+      'CiCredentials',
+      props.sweeperSchedule ??
+        this.node.tryGetContext(CI_SWEEPER_SCHEDULE_CONTEXT) ??
+        DEFAULT_CI_SWEEPER_SCHEDULE,
+      ['rate(1 minute)', 'cron(* * * * ? *)'],
+    );
+    const { api, roleDeny, stateStore, secrets } = props;
+    if (!roleDeny.rolePaths.includes(this.rolePath)) {
+      throw new InfraConfigError(
+        `CiCredentials: the role-deny function must be allowed the CI role path '${this.rolePath}', or a job's session cannot be ended early; received a RoleDeny with rolePaths ${JSON.stringify(roleDeny.rolePaths)}. Add '${this.rolePath}' to them.`,
+      );
+    }
+
+    const stack = Stack.of(this);
+    const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
+    this.rolesArn = iamRolesArn(this, this.rolePath);
+    const apiRole = api.handler.role;
+    const apiFunction = api.handler.function;
+
+    // Routes: the exchange behind each issuer's JWT authorizer, webhooks open, approvals signed.
+
+    const authorizers = new Map<string, HttpJwtAuthorizer>();
+    for (const issuer of this.issuers) {
+      authorizers.set(
+        issuer.name,
+        new HttpJwtAuthorizer(`CiJwt-${issuer.name}`, issuer.issuer, { jwtAudience: [issuer.audience] }),
+      );
+    }
+    this.authorizers = authorizers;
+    const iamAuthorizer = new HttpIamAuthorizer();
+    const routes = new Map<string, apigwv2.HttpRoute>();
+    const addRoute = (
+      method: apigwv2.HttpMethod,
+      path: string,
+      authorizer?: apigwv2.IHttpRouteAuthorizer,
+    ) => {
+      const route = new apigwv2.HttpRoute(
+        this,
+        `${method}${path.replace(/[{}]/g, '').replace(/\//g, '--')}`,
+        {
+          httpApi: api.httpApi,
+          routeKey: apigwv2.HttpRouteKey.with(path, method),
+          // The API's own integration: no second integration or invoke permission for the function.
+          integration: api.handlerIntegration,
+          ...(authorizer === undefined ? {} : { authorizer }),
+        },
+      );
+      routes.set(`${method} ${path}`, route);
+      return route;
+    };
+    for (const route of CI_ROUTES) {
+      if (route.auth === 'jwt') {
+        this.issuers.forEach((issuer, index) => {
+          const path = index === 0 ? route.path : issuerRoutePath(issuer.name, route.path);
+          addRoute(route.method, path, authorizers.get(issuer.name));
+        });
+      } else if (route.auth === 'iam') {
+        addRoute(route.method, route.path, iamAuthorizer);
+      } else {
+        const open = addRoute(route.method, route.path);
+        NagSuppressions.addResourceSuppressions(open, [
+          {
+            id: 'AwsSolutions-APIG4',
+            reason:
+              "GitHub and GitLab deliver webhooks without SigV4 or a JWT, so API Gateway authorization is off here by necessity. The API function authenticates each delivery before anything else: GitHub's X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the webhook secret, compared in constant time) or GitLab's X-Gitlab-Token (compared in constant time); a delivery that fails changes nothing. A webhook can only end a job's credentials, never issue any.",
+          },
+        ]);
+      }
+    }
+    this.routes = routes;
+
+    // Approval signatures: an asymmetric key, kept whatever happens to the stack.
+
+    this.approvalKey = new kms.Key(this, 'ApprovalKey', {
+      description:
+        'keywarden: signs artifact approvals (CI gates); retained so every recorded approval stays verifiable',
+      keySpec: kms.KeySpec.ECC_NIST_P256,
+      keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      alias: APPROVAL_KEY_ALIAS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.grantApprovalSigning(apiRole);
+    apiFunction.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
+
+    // Webhook secrets: the operator copies each into the platform's webhook settings.
+
+    const namePrefix = secrets.namePrefix;
+    this.githubWebhookSecret = new secretsmanager.Secret(this, 'GitHubWebhookSecret', {
+      secretName: `${namePrefix}ci-github-webhook-secret`,
+      description:
+        "Secret of keywarden's GitHub workflow_job webhook (X-Hub-Signature-256). Generated at deploy: paste it into the webhook's Secret field.",
+      generateSecretString: { passwordLength: 40, excludePunctuation: true },
+      // Nothing stored depends on it; a new stack makes a new one to paste.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.gitlabWebhookSecret = new secretsmanager.Secret(this, 'GitLabWebhookSecret', {
+      secretName: `${namePrefix}ci-gitlab-webhook-secret`,
+      description:
+        "Secret token of keywarden's GitLab job events webhook (X-Gitlab-Token). Generated at deploy: paste it into the webhook's Secret token field.",
+      generateSecretString: { passwordLength: 40, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    for (const [secret, platform] of [
+      [this.githubWebhookSecret, 'GitHub'],
+      [this.gitlabWebhookSecret, 'GitLab'],
+    ] as const) {
+      NagSuppressions.addResourceSuppressions(secret, [
+        {
+          id: 'AwsSolutions-SMG4',
+          reason: `The value must equal the one configured in the ${platform} webhook, which Secrets Manager cannot update: a timed rotation would make every delivery fail its signature check (jobs' credentials would then end only by TTL and the sweeper). It is replaced deliberately, here and in ${platform} together, when it may have leaked.`,
+        },
+      ]);
+    }
+    apiRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadCiWebhookSecrets',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.githubWebhookSecret.secretArn, this.gitlabWebhookSecret.secretArn],
+      }),
+    );
+    apiFunction.addEnvironment(KEYWARDEN_ENV.githubWebhookSecretArn, this.githubWebhookSecret.secretArn);
+    apiFunction.addEnvironment(KEYWARDEN_ENV.gitlabWebhookSecretArn, this.gitlabWebhookSecret.secretArn);
+
+    // Sessions: AssumeRole with the job's SourceIdentity, roles under the CI path only. Ending one
+    // early is a deny put by the role-deny function, which the Api construct lets this function invoke.
+
+    apiRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'AssumeCiRoles',
+        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
+        resources: [this.rolesArn],
+      }),
+    );
+    apiFunction.addEnvironment(KEYWARDEN_ENV.ciRolePath, this.rolePath);
+    NagSuppressions.addResourceSuppressions(
+      apiRole,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `CI job grants name their roles in the inventory, not known at deploy time. AssumeRole (with the job's SourceIdentity and session tags naming the job) is limited to roles under the CI path '${this.rolePath}' in this account, each of which must also trust this function's role; sessions last 900 s. No IAM write: an early end's deny is put by the role-deny function.`,
+          appliesTo: [iam5ResourceFinding(this, this.rolesArn)],
+        },
+      ],
+      true,
+    );
+
+    // Sweeper: the third guarantee, within a minute or two even if the job's post step and webhook never came.
+
+    this.sweeper = keywardenFunction(this, 'Sweeper', {
+      handlerFile: 'ci-sweeper.ts',
+      description:
+        'keywarden CI sweeper: ends CI credentials past their TTL, releases denies on dead sessions, records Vault use',
+      roleDescription:
+        'keywarden CI sweeper: ends expired CI credentials (revokes Vault tokens, invokes role-deny), uses the state table',
+      memorySize: 512,
+      timeout: Duration.seconds(50),
+      logRetention,
+      // Sweeps never overlap: two would race to end the same credentials.
+      reservedConcurrentExecutions: 1,
+      environment: serviceEnvironment({ stateStore, secrets, vaultAddr }),
+    });
+    secrets.grantRead(this.sweeper.role);
+    stateStore.grantReadWriteData(this.sweeper.role);
+    roleDeny.grantInvoke(this.sweeper);
+    ({
+      alias: this.sweeperAlias,
+      role: this.sweeperSchedulerRole,
+      schedule: this.sweeperSchedule,
+    } = liveSchedule(this, this.sweeper.function, {
+      idPrefix: 'Sweeper',
+      roleDescription: 'keywarden CI: lets EventBridge Scheduler invoke the CI sweeper, nothing else',
+      description: 'keywarden: end CI credentials past their TTL',
+      expression: sweeperExpression,
+      // The next sweep supersedes a missed one.
+      maxEventAge: Duration.minutes(1),
+      retryAttempts: 0,
+    }));
+
+    // Usage: CloudTrail calls made with a CI session, recorded as `used`.
+
+    this.deadLetterQueue = deadLetterQueue(this);
+    this.usage = keywardenFunction(this, 'Usage', {
+      handlerFile: 'ci-usage.ts',
+      description: 'keywarden CI usage: records AWS API calls made with CI job sessions (CloudTrail)',
+      roleDescription: 'keywarden CI usage: records use of CI sessions in the state table; no STS, no IAM',
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      logRetention,
+      deadLetterQueue: this.deadLetterQueue,
+      environment: {
+        table: stateStore.table.tableName,
+        fingerprintKeySecretArn: secrets.fingerprintKey.secretArn,
+      },
+    });
+    // The fingerprint key only: every function's configuration reads it at cold start.
+    secrets.grantRead(this.usage.role, { vaultToken: false });
+    stateStore.grantReadWriteData(this.usage.role);
+    this.usageRule = new events.Rule(this, 'UsageRule', {
+      description: `keywarden: AWS API calls made with CI job sessions (SourceIdentity ${CI_SOURCE_IDENTITY_PREFIX}…), to the CI usage function`,
+      eventPattern: {
+        detailType: ['AWS API Call via CloudTrail'],
+        detail: {
+          userIdentity: {
+            sessionContext: { sourceIdentity: [{ prefix: CI_SOURCE_IDENTITY_PREFIX }] },
+          },
+        },
+      },
+      targets: [
+        new eventTargets.LambdaFunction(this.usage.function, {
+          deadLetterQueue: this.deadLetterQueue,
+          // A use recorded hours late is still a use: the audit wants it more than promptness.
+          maxEventAge: Duration.hours(6),
+          retryAttempts: 8,
+        }),
+      ],
+    });
+
+    // Alarms.
+
+    if (props.alarmTopic) {
+      const alarmNamePrefix = `${stack.stackName}-ci-`;
+      this.sweeperErrorsAlarm = new cloudwatch.Alarm(this, 'SweeperErrorsAlarm', {
+        alarmName: `${alarmNamePrefix}sweeper-errors`,
+        alarmDescription:
+          "keywarden: the CI sweeper failed in the last 5 minutes, so CI credentials past their TTL may still be recorded live, or a deny on a dead session not released. Vault tokens and AWS sessions still end by their own TTL; read the sweeper's logs and fix the cause.",
+        metric: this.sweeper.function.metricErrors({
+          statistic: cloudwatch.Stats.SUM,
+          period: Duration.minutes(5),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      this.usageErrorsAlarm = new cloudwatch.Alarm(this, 'UsageErrorsAlarm', {
+        alarmName: `${alarmNamePrefix}usage-errors`,
+        alarmDescription:
+          "keywarden: the CI usage function failed in the last hour, so a use of a CI session may be missing from the audit trail until its retry succeeds. Read the function's logs for the event and error.",
+        metric: this.usage.function.metricErrors({
+          statistic: cloudwatch.Stats.SUM,
+          period: Duration.hours(1),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
+        alarmName: `${alarmNamePrefix}usage-undelivered`,
+        alarmDescription:
+          'keywarden: a CloudTrail event of a CI session waits in the CI dead-letter queue (EventBridge could not deliver it, or the usage function failed after its retries), so its use is not recorded. Read the message, fix the cause and re-drive it to the usage function (aws lambda invoke --invocation-type Event).',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(15),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      notifyOnAlarmAndOk(props.alarmTopic, [
+        this.sweeperErrorsAlarm,
+        this.usageErrorsAlarm,
+        this.deadLetterAlarm,
+      ]);
+    } else {
+      this.sweeperErrorsAlarm = undefined;
+      this.usageErrorsAlarm = undefined;
+      this.deadLetterAlarm = undefined;
+    }
+  }
+
+  /**
+   * Lets `role` sign and verify approvals and read the key's public half (statement
+   * `SignApprovals`, {@link approvalKey} only). Keywarden's API function has it; give it to
+   * nothing that does not record approvals.
+   */
+  grantApprovalSigning(role: iam.IRole): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'SignApprovals',
+        actions: ['kms:Sign', 'kms:Verify', 'kms:GetPublicKey'],
+        resources: [this.approvalKey.keyArn],
+      }),
+    );
+  }
+
+  /**
+   * Lets `role` verify approvals (statement `VerifyApprovals`: `kms:Verify` and
+   * `kms:GetPublicKey` on {@link approvalKey} only), for anything that checks the chain without
+   * recording approvals.
+   */
+  grantApprovalVerify(role: iam.IRole): void {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'VerifyApprovals',
+        actions: ['kms:Verify', 'kms:GetPublicKey'],
+        resources: [this.approvalKey.keyArn],
+      }),
+    );
+  }
+}
