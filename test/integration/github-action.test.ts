@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ACTION_STATE } from '../../action/src/exchange.ts';
 import { buildAction } from '../../scripts/build-action.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
@@ -196,6 +197,50 @@ function runStep(step: 'main' | 'post', workspace: string, env: Record<string, s
   });
 }
 
+/** A fenced block of the README, by the comment on its first line (the README's examples are the ones run here). */
+function readmeExample(firstLine: string): string {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  for (const block of readme.matchAll(/^```\w*\n([\s\S]*?)^```$/gm)) {
+    const text = block[1] ?? '';
+    if (text.startsWith(`${firstLine}\n`)) return text;
+  }
+  throw new Error(`README.md has no example starting ${JSON.stringify(firstLine)}`);
+}
+
+/**
+ * The README workflow's keywarden step as the runner passes it: its `with:` as `INPUT_*`
+ * (name upper-cased, as the runner does), each `${{ expression }}` resolved from `context`.
+ */
+function readmeActionInputs(context: Record<string, string>): {
+  inputs: Record<string, string>;
+  job: Record<string, unknown>;
+} {
+  const workflow = parseYaml(readmeExample('# .github/workflows/release.yml')) as {
+    jobs: Record<
+      string,
+      { permissions?: Record<string, string>; steps: { uses?: string; with?: Record<string, string> }[] }
+    >;
+  };
+  const [job] = Object.values(workflow.jobs);
+  const step = job?.steps.find((s) => s.uses?.includes('/keywarden@'));
+  if (!job || !step?.with) throw new Error("the README's workflow has no keywarden step with inputs");
+  const resolve = (value: string) =>
+    value.replace(/\$\{\{\s*([\w.-]+)\s*\}\}/g, (_, name: string) => {
+      const resolved = context[name];
+      if (resolved === undefined) throw new Error(`the spec has no value for \${{ ${name} }}`);
+      return resolved;
+    });
+  return {
+    inputs: Object.fromEntries(
+      Object.entries(step.with).map(([name, value]) => [
+        `INPUT_${name.toUpperCase()}`,
+        resolve(String(value)),
+      ]),
+    ),
+    job: job as Record<string, unknown>,
+  };
+}
+
 /** The runner hands the main step's saved state to the post step as `STATE_<name>`. */
 const stateEnv = (state: Record<string, string>) =>
   Object.fromEntries(Object.entries(state).map(([name, value]) => [`STATE_${name}`, value]));
@@ -233,14 +278,19 @@ describe('the GitHub Action (action.yml) as the runner runs it', () => {
     }
   });
 
-  it('main masks, exports and outputs the credentials and saves the id; post ends them with a fresh token', async () => {
+  it("the README's workflow: main masks, exports and outputs the credentials and saves the id; post ends them with a fresh token", async () => {
     // prepare
     const runner = issuer.runnerEnv(issuer.githubClaims({ ref: 'refs/heads/release' }));
-    const inputs = { INPUT_URL: keywarden.url, INPUT_GRANT: 'release-publish', INPUT_AUDIENCE: 'keywarden' };
     const digest = `sha256:${randomBytes(32).toString('hex')}`;
+    // The README's workflow, as GitHub would run its keywarden step.
+    const { inputs, job } = readmeActionInputs({
+      'vars.KEYWARDEN_URL': keywarden.url,
+      'steps.build.outputs.digest': digest,
+    });
+    expect(job.permissions).toMatchObject({ 'id-token': 'write' });
 
     // act
-    const main = await runStep('main', workspace, { ...inputs, ...runner, 'INPUT_ARTIFACT-DIGEST': digest });
+    const main = await runStep('main', workspace, { ...inputs, ...runner });
 
     // assess: the exchange asked for the grant and digest with the job's token
     expect(main.code, main.stdout).toBe(0);
