@@ -47,6 +47,18 @@ export const RuntimeConfigSchema = z.object({
     iamPathPrefix: z.string().startsWith('/').default('/'),
     secretNamePrefix: z.string().default('ci/'),
   }),
+  /** CI job credentials: the approval key, the webhooks' secrets, where CI roles sit. */
+  ci: z
+    .object({
+      /** The KMS key approvals are signed with (alias, id or ARN). */
+      approvalKeyId: z.string().min(1).default('alias/keywarden-approvals'),
+      /** GitHub's webhook secret (`X-Hub-Signature-256`) and GitLab's secret token (`X-Gitlab-Token`). */
+      githubWebhookSecret: z.string().min(16).optional(),
+      gitlabWebhookSecret: z.string().min(16).optional(),
+      /** IAM paths a job grant's role must sit under (the role-deny door refuses others). */
+      rolePaths: z.array(z.string().startsWith('/')).min(1).default(['/ci/']),
+    })
+    .prefault({}),
   /** Identities rotated at once by one run. */
   rotationConcurrency: z.coerce.number().int().min(1).max(64).default(8),
 });

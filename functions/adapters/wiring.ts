@@ -10,6 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { IAMClient } from '@aws-sdk/client-iam';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SchedulerClient } from '@aws-sdk/client-scheduler';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -17,6 +18,8 @@ import type { STSClient } from '@aws-sdk/client-sts';
 import pLimit from 'p-limit';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
+import { type ApprovalDeps, approvalGate } from '../core/ci-approval.ts';
+import type { CiExchangeDeps } from '../core/ci-exchange.ts';
 import { KeywardenError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
@@ -27,6 +30,8 @@ import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
+import { IamCiSessionDeny } from './aws/ci-role-deny.ts';
+import { StsCiSessionIssuer } from './aws/ci-session-issuer.ts';
 import {
   type AwsClients,
   dynamoDbClient,
@@ -36,15 +41,20 @@ import {
   secretsClient,
   stsClient,
 } from './aws/clients.ts';
+import { dynamoApprovalLedger } from './aws/dynamodb-approval-ledger.ts';
 import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
+import { dynamoCiStore } from './aws/dynamodb-ci-store.ts';
 import { dynamoStore } from './aws/dynamodb-store.ts';
+import { DynamoTable } from './aws/dynamodb-table.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
+import { KmsApprovalSigner, kmsClient } from './aws/kms-approval-signer.ts';
 import { signedLambdaInvoke } from './aws/lambda-invoke.ts';
 import {
   IamRoleDeny,
   LambdaRoleDeny,
   ROLE_DENY_FUNCTION_ENV,
+  type RoleDenyClient,
   RoleDenyGrantIssuer,
   RoleDenySessionRevoker,
 } from './aws/role-deny-client.ts';
@@ -52,6 +62,7 @@ import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
+import { JoseCiTokenVerifier } from './oidc/jose-verifier.ts';
 import {
   type DeliveryRegistry,
   deliveryFor,
@@ -62,6 +73,7 @@ import {
 import type { RuntimeConfig } from './runtime-config.ts';
 import { VaultApproleProvider } from './vault/approle-provider.ts';
 import { VaultAuditUsage } from './vault/audit-usage.ts';
+import { VaultCiTokenIssuer } from './vault/ci-token-issuer.ts';
 import { VaultClient } from './vault/client.ts';
 import { VaultKvDelivery } from './vault/kv-delivery.ts';
 import { VaultKvProvider } from './vault/kv-provider.ts';
@@ -113,6 +125,7 @@ export const secrets: Part<SecretsManagerClient> = (c) => secretsClient(c.config
 export const dynamodb: Part<DynamoDBClient> = (c) => dynamoDbClient(c.config.aws);
 export const s3: Part<S3Client> = (c) => s3Client(c.config.aws);
 export const scheduler: Part<SchedulerClient> = (c) => schedulerClient(c.config.aws);
+export const kms: Part<KMSClient> = (c) => kmsClient(c.config.aws);
 
 /** The state table: the store of every port but break-glass configuration, and that one. */
 export const stores = (c: Composition) => {
@@ -122,6 +135,12 @@ export const stores = (c: Composition) => {
     store: dynamoStore({ client, tableName, clock: c.clock, digest: sha256Hex }),
     breakglassStore: dynamoBreakglassStore({ client, tableName, clock: c.clock }),
   };
+};
+
+/** CI exchanges, spent token ids and artifact approvals, on the same table. */
+export const ciStores = (c: Composition) => {
+  const table = new DynamoTable({ client: c.get(dynamodb), tableName: c.config.tableName });
+  return { credentials: dynamoCiStore(table), ledger: dynamoApprovalLedger(table) };
 };
 
 /** The Vault client, when the configuration names a Vault. */
@@ -176,6 +195,17 @@ export const roleDeny: Part<LambdaRoleDeny | undefined> = ({ config, options }) 
         functionName: options.roleDenyFunction,
       })
     : undefined;
+
+/** Deny policies by IAM directly (break-glass grants, campaigns, CI jobs): what the role-deny function runs. */
+export const iamRoleDeny: Part<IamRoleDeny> = (c) =>
+  new IamRoleDeny({
+    grants: c.get(stsIssuer),
+    sessions: c.get(iamSessions),
+    ci: new IamCiSessionDeny({ iam: c.get(iam) }),
+  });
+
+/** The door to deny policies: the role-deny function in AWS, IAM directly locally. */
+const denyDoor: Part<RoleDenyClient> = (c) => c.get(roleDeny) ?? c.get(iamRoleDeny);
 
 /** Role sessions ended on IAM directly: what the role-deny function runs, and the local stack. */
 export const iamSessions: Part<IamRoleSessionRevoker> = (c) =>
@@ -294,6 +324,54 @@ export const grantReports = (c: Composition) => {
   return (grantId: string) => grantReportOf(deps, grantId);
 };
 
+/** Artifact approvals: signed with the deployment's KMS key, kept append-only, approvers from the inventory. */
+export const approvals: Part<ApprovalDeps> = (c) => {
+  const { store, breakglassStore } = c.get(stores);
+  return {
+    ledger: c.get(ciStores).ledger,
+    signer: c.get(approvalSigner),
+    audit: store,
+    clock: c.clock,
+    gates: async () => (await breakglassStore.getCiConfig())?.gates ?? [],
+    directory: () => breakglassStore.getBreakglassConfig(),
+    newApprovalId: () => `ap-${randomUUID()}`,
+  };
+};
+
+const approvalSigner: Part<KmsApprovalSigner> = (c) =>
+  new KmsApprovalSigner({ kms: c.get(kms), keyId: c.config.ci.approvalKeyId });
+
+/**
+ * CI job credentials: the job's OIDC token verified (jose), exchanged once, issued by Vault and
+ * STS, gated on approvals, ended through the deny door.
+ */
+export const ciExchange: Part<CiExchangeDeps> = (c) => {
+  const { store, breakglassStore } = c.get(stores);
+  const client = c.get(vault);
+  const { ledger } = c.get(ciStores);
+  return {
+    config: () => breakglassStore.getCiConfig(),
+    verifier: new JoseCiTokenVerifier({ clock: c.clock }),
+    store: c.get(ciStores).credentials,
+    vault: client ? new VaultCiTokenIssuer({ client }) : undefined,
+    aws: new StsCiSessionIssuer({
+      sts: c.get(sts),
+      iam: c.get(iam),
+      deny: c.get(denyDoor),
+      rolePaths: c.config.ci.rolePaths,
+    }),
+    gate: approvalGate({
+      ledger,
+      signer: c.get(approvalSigner),
+      directory: () => breakglassStore.getBreakglassConfig(),
+      clock: c.clock,
+    }),
+    audit: store,
+    clock: c.clock,
+    newId: () => `ci-${randomUUID()}`,
+  };
+};
+
 /** Discovery: the sources that list what exists (AWS, and Vault when configured) and where it is recorded. */
 export const discovery = (c: Composition) => {
   const { config } = c;
@@ -363,7 +441,9 @@ export function wire(
     vault: c.get(vault),
     store,
     /** Deny policies on roles by IAM directly: what the role-deny function runs. */
-    iamRoleDeny: new IamRoleDeny({ grants: c.get(stsIssuer), sessions: c.get(iamSessions) }),
+    iamRoleDeny: c.get(iamRoleDeny),
+    ciExchangeDeps: c.get(ciExchange),
+    approvalDeps: c.get(approvals),
     fingerprinter: c.get(fingerprinter),
     digest: sha256Hex,
     sources,

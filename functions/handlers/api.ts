@@ -8,11 +8,20 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
-import { breakglass, Composition, campaignPlanning, grantReports } from '../adapters/wiring.ts';
+import type { RuntimeConfig } from '../adapters/runtime-config.ts';
+import {
+  approvals,
+  breakglass,
+  Composition,
+  campaignPlanning,
+  ciExchange,
+  grantReports,
+} from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { ApiEventSchema, type ApiResult, errorResult, requestIdOf } from '../api/responses.ts';
 import { routeRequest } from '../api/routes.ts';
+import { SecretValue } from '../core/secret-value.ts';
 import { lambdaEnv } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, type Wrapped, wrap } from './wrap.ts';
@@ -48,8 +57,16 @@ async function init(): Promise<Wrapped<ApiResult>> {
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
     report: composition.get(grantReports),
+    ci: { exchange: composition.get(ciExchange), webhookSecrets: webhookSecretsOf(config) },
+    approvals: composition.get(approvals),
   });
 }
+
+/** The platforms' webhook secrets, as the configuration holds them. */
+export const webhookSecretsOf = (config: RuntimeConfig) => ({
+  github: config.ci.githubWebhookSecret ? new SecretValue(config.ci.githubWebhookSecret) : undefined,
+  gitlab: config.ci.gitlabWebhookSecret ? new SecretValue(config.ci.gitlabWebhookSecret) : undefined,
+});
 
 /** The Lambda entry point: API Gateway requests (Slack's routes go to the slack-ingress function). */
 export const handler = entryPoint(init);

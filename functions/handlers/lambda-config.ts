@@ -26,11 +26,13 @@ export async function readSlackSigningSecret(client: SecretsManagerClient): Prom
 export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Promise<RuntimeConfig> {
   const settings = lambdaEnv(env);
   const secrets = new SecretsManagerClient(awsClientConfig({ region: settings.region }));
-  const [fingerprintKey, vaultToken] = await Promise.all([
+  const [fingerprintKey, vaultToken, githubWebhookSecret, gitlabWebhookSecret] = await Promise.all([
     readSecret(secrets, settings.fingerprintKeySecretArn),
     settings.vaultAddr && settings.vaultTokenSecretArn
       ? readSecret(secrets, settings.vaultTokenSecretArn)
       : undefined,
+    settings.githubWebhookSecretArn ? readSecret(secrets, settings.githubWebhookSecretArn) : undefined,
+    settings.gitlabWebhookSecretArn ? readSecret(secrets, settings.gitlabWebhookSecretArn) : undefined,
   ]);
   return RuntimeConfigSchema.parse({
     aws: { region: settings.region },
@@ -44,6 +46,12 @@ export async function loadLambdaConfig(env: NodeJS.ProcessEnv = process.env): Pr
     },
     vault: settings.vaultAddr && vaultToken ? { addr: settings.vaultAddr, token: vaultToken } : undefined,
     rotationConcurrency: settings.rotationConcurrency,
+    ci: {
+      approvalKeyId: settings.approvalKeyId,
+      githubWebhookSecret,
+      gitlabWebhookSecret,
+      rolePaths: settings.ciRolePath ? [settings.ciRolePath] : undefined,
+    },
     breakglass: {
       scheduleGroup: settings.grantScheduleGroup,
       scheduleRoleArn: settings.grantScheduleRoleArn,
