@@ -1,6 +1,7 @@
 /**
- * Deferred Slack jobs: work Slack must not wait for (a button click's decision, `/revoke`),
- * done after the 3-second answer by an asynchronous invocation of the API function itself,
+ * Deferred Slack jobs: work Slack must not wait for (a button click's decision, an artifact
+ * approval, `/revoke`), done after the 3-second answer by an asynchronous invocation of the API
+ * function itself,
  * with the outcome posted to the job's `response_url` (or, for `/revoke` with a bot token,
  * as a thread in the command's channel). In AWS the Slack ingress function hands jobs to the
  * worker; an invocation that fails lands in the deferred-jobs dead-letter queue, whence the
@@ -35,6 +36,15 @@ export const DeferredJobSchema = z.discriminatedUnion('kind', [
     responseUrl: z.string().min(1),
     /** Where the progress thread goes when a bot token is set (the command's channel). */
     channelId: z.string().min(1).max(32).optional(),
+  }),
+  /** A click on Approve under an artifact approval request (`/approve`): recorded through ci-approval.ts. */
+  z.strictObject({
+    kind: z.literal('approve-artifact'),
+    digest: z.string().min(1),
+    gate: z.string().min(1),
+    environment: z.string().min(1),
+    userId: z.string().min(1),
+    responseUrl: z.string().min(1),
   }),
 ]);
 export type DeferredJob = z.infer<typeof DeferredJobSchema>;

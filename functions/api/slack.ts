@@ -1,17 +1,22 @@
 /**
  * What Slack's deliveries do once through the gate (slack-gate.ts). Slack waits 3 seconds:
- * `/breakglass` is answered at once (one conditional write); button clicks and `/revoke`
- * are acknowledged at once and done after, through `defer`, by {@link runDeferred}, with
- * the outcome posted to the `response_url`.
+ * `/breakglass` is answered at once (one conditional write), `/approve` too (one read: the
+ * gate's approvers; it posts the request with its Approve button); button clicks and
+ * `/revoke` are acknowledged at once and done after, through `defer`, by {@link runDeferred},
+ * with the outcome posted to the `response_url`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  parseApproveCommand,
+  parseArtifactApproval,
   parseBreakglassCommand,
   parseInteraction,
   parseRevokeCommand,
   parseSlashCommand,
 } from '../adapters/slack/commands.ts';
 import {
+  artifactApprovalRequestedMessage,
+  artifactApprovedMessage,
   campaignProgressMessage,
   campaignStartedMessage,
   grantDecidedMessage,
@@ -24,8 +29,10 @@ import type { SlackThreadPoster } from '../adapters/slack/web-api-poster.ts';
 import { systemClock } from '../adapters/wiring.ts';
 import * as breakglass from '../core/breakglass.ts';
 import { followCampaign } from '../core/campaign-progress.ts';
+import { approve as approveArtifact, gateApprovers } from '../core/ci-approval.ts';
 import { KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { type Principal, RefusalError } from '../core/grant.ts';
+import { approvalsOf } from './ci-approvals.ts';
 import type { DeferredJob } from './deferred-jobs.ts';
 import { type ApiDeps, campaignsOf } from './deps.ts';
 import { type ApiEvent, type ApiResult, emptyAnswer, json, view, viewCampaign } from './responses.ts';
@@ -86,10 +93,16 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
         noticeMessage(`Planning the revocation for ${input.incident}… progress follows in this channel.`),
       );
     }
-    throw new ValidationError(`expected /breakglass or /revoke, got ${command.command}`);
+    if (command.command === '/approve') {
+      const input = parseApproveCommand(command.text);
+      // Asking approves nothing; a gate nobody may approve is said at once.
+      gateApprovers(await approvalsOf(deps).gates(), input.gate, input.environment);
+      return slackMessage(artifactApprovalRequestedMessage(input, command.userId));
+    }
+    throw new ValidationError(`expected /breakglass, /revoke or /approve, got ${command.command}`);
   } catch (error) {
-    // `/revoke`'s refusal was audited by the responder check itself.
-    if (error instanceof RefusalError && command.command !== '/revoke') {
+    // `/revoke`'s refusal was audited by the responder check itself; `/approve` only asks.
+    if (error instanceof RefusalError && command.command !== '/revoke' && command.command !== '/approve') {
       await deps.breakglass.audit.append({
         type: 'grant.refused',
         actor: `slack:${command.userId}`,
@@ -111,6 +124,12 @@ export async function slackInteraction(deps: ApiDeps, event: ApiEvent): Promise<
   const { slack, body } = gate;
   let action: ReturnType<typeof parseInteraction>;
   try {
+    const artifact = parseArtifactApproval(body);
+    if (artifact) {
+      const { userName: _name, ...job } = artifact;
+      await slack.defer({ kind: 'approve-artifact', ...job });
+      return emptyAnswer();
+    }
     action = parseInteraction(body);
   } catch (error) {
     return slackMessage(refusalMessage((error as Error).message));
@@ -176,6 +195,12 @@ export async function runDeferred(deps: DeferredDeps, job: DeferredJob): Promise
         ...grantDecidedMessage(view(grant), role),
         replace_original: true,
       });
+      return;
+    }
+    if (job.kind === 'approve-artifact') {
+      const { digest, gate, environment } = job;
+      const approval = await approveArtifact(approvalsOf(deps), principal, { digest, gate, environment });
+      await slack.respond(job.responseUrl, { ...artifactApprovedMessage(approval), replace_original: true });
       return;
     }
     const campaigns = campaignsOf(deps);

@@ -1,5 +1,13 @@
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { parseApproveCommand } from '../../functions/adapters/slack/commands.ts';
+import type { SlackMessage } from '../../functions/adapters/slack/messages.ts';
+import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
+import { CI_APPROVAL_ROUTES } from '../../functions/api/ci-approvals.ts';
+import type { DeferredJob } from '../../functions/api/deferred-jobs.ts';
+import type { ApiDeps } from '../../functions/api/deps.ts';
+import { type ApiEvent, errorResult } from '../../functions/api/responses.ts';
+import { runDeferred, slackCommand, slackInteraction } from '../../functions/api/slack.ts';
 import { canonicalJson } from '../../functions/core/canonical-json.ts';
 import {
   APPROVAL_PREDICATE_TYPE,
@@ -22,6 +30,7 @@ import type { ApprovalRecord } from '../../functions/core/ci-records.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import type { Directory, Principal } from '../../functions/core/grant.ts';
 import type { ApprovalLedger, ApprovalSigner, Clock } from '../../functions/core/ports.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
 import { MemoryAuditLog } from '../support/memory-stores.ts';
 import { rejection } from '../support/rejection.ts';
 
@@ -704,5 +713,259 @@ describe('ci approvals: verifyChain', () => {
 
     // assess
     expect(error).toBeInstanceOf(ValidationError);
+  });
+});
+
+/** The API's dependencies for these routes and Slack: the approvals, and what Slack's gate reads. */
+function apiDeps(capture: { jobs: DeferredJob[]; posted: { url: string; message: SlackMessage }[] }) {
+  const seen = new Set<string>();
+  return {
+    breakglass: { audit, clock },
+    acceptLocalPrincipals: true,
+    region: 'eu-west-1',
+    approvals: deps(),
+    slack: {
+      signingSecret,
+      ledger: { firstDelivery: async (key: string) => !seen.has(key) && Boolean(seen.add(key)) },
+      respond: async (url: string, message: SlackMessage) => void capture.posted.push({ url, message }),
+      defer: async (job: DeferredJob) => void capture.jobs.push(job),
+    },
+  } as unknown as ApiDeps;
+}
+
+const signingSecret = new SecretValue(randomBytes(16).toString('hex'));
+
+/** A request as the router hands it to a route. */
+const event = (over: Partial<ApiEvent> = {}): ApiEvent =>
+  ({
+    rawPath: '/',
+    headers: {},
+    requestContext: { http: { method: 'GET' }, requestId: 'r-1' },
+    ...over,
+  }) as unknown as ApiEvent;
+
+/** Runs one of CI_APPROVAL_ROUTES as the router would, errors mapped to their status. */
+async function call(method: string, path: string, caller: Principal, over: Partial<ApiEvent> = {}) {
+  const route = CI_APPROVAL_ROUTES.find((r) => r.method === method && r.path === path);
+  if (route?.auth !== 'signed') throw new Error(`no signed route ${method} ${path}`);
+  const result = await route
+    .run(apiDeps({ jobs: [], posted: [] }))(event(over), {}, caller)
+    .catch((error: unknown) => errorResult(error, 'r-1', () => {}));
+  return { status: result.statusCode, body: JSON.parse(result.body) };
+}
+
+describe('ci approvals: the API routes', () => {
+  it('records an approval for the caller and answers it with its DSSE envelope', async () => {
+    // act
+    const answer = await call('POST', '/ci/approvals', alice, {
+      body: JSON.stringify(at('sign')),
+    });
+
+    // assess
+    expect(answer.status).toBe(201);
+    expect(answer.body.approval).toMatchObject({ digest, gate: 'sign', approver: alice });
+    expect(answer.body.approval.envelope.payloadType).toBe(DSSE_PAYLOAD_TYPE);
+  });
+
+  it('answers 400 naming what was expected for a bad body, and 403 for a refusal', async () => {
+    // act
+    const extra = await call('POST', '/ci/approvals', alice, {
+      body: JSON.stringify({ ...at('sign'), note: 'x' }),
+    });
+    const badDigest = await call('POST', '/ci/approvals', alice, {
+      body: JSON.stringify(at('sign', 'prod', 'sha256:nope')),
+    });
+    const stranger = await call('POST', '/ci/approvals', mallory, { body: JSON.stringify(at('sign')) });
+
+    // assess
+    expect(extra).toMatchObject({ status: 400, body: { error: { code: 'bad-request' } } });
+    expect(extra.body.error.message).toContain('note');
+    expect(badDigest.status).toBe(400);
+    expect(badDigest.body.error.message).toContain('expected an artifact digest as sha256:');
+    expect(stranger).toMatchObject({ status: 403, body: { error: { code: 'refused' } } });
+  });
+
+  it("lists a digest's approvals and verifies their chain", async () => {
+    // prepare
+    await wholeChain();
+    const query = { queryStringParameters: { digest } };
+
+    // act
+    const list = await call('GET', '/ci/approvals', bob, query);
+    const verdict = await call('GET', '/ci/approvals/verify', bob, query);
+
+    // assess
+    expect(list.body.approvals.map((a: ApprovalRecord) => a.gate)).toEqual(['sign', 'publish', 'promote']);
+    expect(verdict.body.verdict).toBe('valid');
+  });
+
+  it('answers 400 for a missing, malformed or unknown query parameter', async () => {
+    // act
+    const missing = await call('GET', '/ci/approvals', bob);
+    const malformed = await call('GET', '/ci/approvals/verify', bob, {
+      queryStringParameters: { digest: 'sha256:ABC' },
+    });
+    const unknown = await call('GET', '/ci/approvals', bob, {
+      queryStringParameters: { digest, gate: 'sign' },
+    });
+
+    // assess
+    expect(missing.body.error.message).toContain('expected the query parameter digest=sha256:');
+    expect(malformed.body.error.message).toContain('digest: expected an artifact digest');
+    expect(unknown.body.error.message).toBe('expected only the query parameter digest, got "gate"');
+    expect([missing.status, malformed.status, unknown.status]).toEqual([400, 400, 400]);
+  });
+
+  it('answers 404 where the deployment serves no approvals', async () => {
+    // prepare
+    const route = CI_APPROVAL_ROUTES.find((r) => r.method === 'GET' && r.path === '/ci/approvals');
+    if (route?.auth !== 'signed') throw new Error('GET /ci/approvals is a signed route');
+
+    // act
+    const error = await rejection(
+      route.run({ ...apiDeps({ jobs: [], posted: [] }), approvals: undefined })(event(), {}, bob),
+    );
+
+    // assess
+    expect(errorResult(error, 'r-1', () => {}).statusCode).toBe(404);
+    expect(error.message).toBe('artifact approvals are not served by this deployment');
+  });
+});
+
+describe('ci approvals: Slack', () => {
+  const slackEvent = (path: string, body: string, signed = true): ApiEvent => {
+    const timestamp = String(Math.floor(clock.now().getTime() / 1000));
+    return event({
+      rawPath: path,
+      body,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': signed
+          ? signSlackRequest(signingSecret, timestamp, body)
+          : `v0=${'0'.repeat(64)}`,
+      },
+      requestContext: { http: { method: 'POST' }, requestId: 'r-1' } as ApiEvent['requestContext'],
+    });
+  };
+  const command = (text: string, user = 'U0CAROL') =>
+    new URLSearchParams({
+      command: '/approve',
+      text,
+      user_id: user,
+      team_id: 'T1',
+      channel_id: 'C1',
+      response_url: 'https://hooks.slack.com/commands/T1/1/abc',
+    }).toString();
+  const click = (user: string, value: string) =>
+    `payload=${encodeURIComponent(
+      JSON.stringify({
+        type: 'block_actions',
+        user: { id: user },
+        actions: [{ action_id: 'ci.approve', value }],
+        response_url: 'https://hooks.slack.com/actions/T1/1/abc',
+      }),
+    )}`;
+
+  it('parses /approve DIGEST GATE ENVIRONMENT, with the usage on a mistake', () => {
+    // act
+    const parsed = parseApproveCommand(`${digest} promote prod`);
+    const wrong = () => parseApproveCommand(`${digest} deploy`);
+
+    // assess
+    expect(parsed).toEqual({ digest, gate: 'promote', environment: 'prod' });
+    expect(wrong).toThrow(
+      /expected a digest, a gate and an environment, got 2 word\(s\)\. Usage: \/approve DIGEST GATE ENVIRONMENT/,
+    );
+  });
+
+  it('posts the request with an Approve button, and approves nothing yet', async () => {
+    // prepare
+    const capture = { jobs: [], posted: [] };
+
+    // act
+    const answer = await slackCommand(
+      apiDeps(capture),
+      slackEvent('/slack/commands', command(`${digest} sign prod`)),
+    );
+
+    // assess
+    const message = JSON.parse(answer.body) as SlackMessage;
+    expect(answer.statusCode).toBe(200);
+    expect(message.response_type).toBe('in_channel');
+    expect(JSON.stringify(message.blocks)).toContain(
+      `"action_id":"ci.approve","text":{"type":"plain_text","text":"Approve","emoji":true},"value":"${digest} sign prod"`,
+    );
+    expect(await ledger.listFor(digest)).toEqual([]);
+  });
+
+  it('says at once when the gate has no approvers in that environment', async () => {
+    // act
+    const answer = await slackCommand(
+      apiDeps({ jobs: [], posted: [] }),
+      slackEvent('/slack/commands', command(`${digest} sign moon`)),
+    );
+
+    // assess
+    expect(JSON.parse(answer.body).text).toContain('no approvers are declared for gate sign in moon');
+  });
+
+  it("records a gate approver's click after the answer, through the same use case", async () => {
+    // prepare
+    await approve(deps(), alice, at('sign'));
+    await approve(deps(), bob, at('publish'));
+    const capture = { jobs: [] as DeferredJob[], posted: [] as { url: string; message: SlackMessage }[] };
+    const api = apiDeps(capture);
+
+    // act
+    const answer = await slackInteraction(
+      api,
+      slackEvent('/slack/interactions', click('U0CAROL', `${digest} promote prod`)),
+    );
+    const recordedBeforeJob = (await ledger.listFor(digest)).length;
+    for (const job of capture.jobs) await runDeferred(api, job);
+
+    // assess
+    expect([answer.statusCode, answer.body]).toEqual([200, '']);
+    expect(recordedBeforeJob).toBe(2);
+    const promote = (await ledger.listFor(digest)).find((a) => a.gate === 'promote');
+    expect(promote?.approver).toEqual({ kind: 'slack', id: 'U0CAROL' });
+    expect(capture.posted).toHaveLength(1);
+    expect(capture.posted[0]?.message).toMatchObject({ replace_original: true });
+    expect(capture.posted[0]?.message.text).toBe(`Approved: ${digest} for promote in prod`);
+  });
+
+  it('refuses a click by someone who is not an approver of the gate, audited', async () => {
+    // prepare
+    const capture = { jobs: [] as DeferredJob[], posted: [] as { url: string; message: SlackMessage }[] };
+    const api = apiDeps(capture);
+
+    // act
+    await slackInteraction(api, slackEvent('/slack/interactions', click('U0MALLORY', `${digest} sign prod`)));
+    for (const job of capture.jobs) await runDeferred(api, job);
+
+    // assess
+    expect(await ledger.listFor(digest)).toEqual([]);
+    expect(capture.posted[0]?.message.text).toContain(
+      'slack:U0MALLORY is not an approver of gate sign in prod',
+    );
+    expect(audit.of(`${digest} sign/prod`).map((r) => [r.type, r.actor])).toEqual([
+      ['ci.approval.refused', 'slack:U0MALLORY'],
+    ]);
+  });
+
+  it('drops an unsigned click before reading it', async () => {
+    // prepare
+    const capture = { jobs: [] as DeferredJob[], posted: [] };
+
+    // act
+    const answer = await slackInteraction(
+      apiDeps(capture),
+      slackEvent('/slack/interactions', click('U0CAROL', `${digest} sign prod`), false),
+    );
+
+    // assess
+    expect(answer.statusCode).toBe(401);
+    expect(capture.jobs).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * What Slack sends keywarden, parsed and checked: slash commands (`/breakglass`,
- * `/revoke`) and interactive button clicks (Approve / Deny on a break-glass request).
+ * `/revoke`, `/approve`) and interactive button clicks (Approve / Deny on a break-glass
+ * request, Approve on an artifact approval request).
  *
  * Both arrive as `application/x-www-form-urlencoded` bodies whose signature has already
  * been verified (verify.ts). Fields keywarden does not use are dropped here, the
@@ -9,6 +10,7 @@
  * example, fit to be shown to the Slack user as is.
  */
 import * as z from 'zod';
+import { ApproveInputSchema } from '../../core/ci-approval.ts';
 import { DurationSchema } from '../../core/duration.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { GrantRequestInputSchema, RoleIdSchema } from '../../core/grant.ts';
@@ -182,9 +184,40 @@ export function parseRevokeCommand(text: string): RevokeCommand {
   return { incident: incident.data, selectors, reissue };
 }
 
+export const APPROVE_USAGE = '/approve DIGEST GATE ENVIRONMENT';
+export const APPROVE_EXAMPLE = `/approve sha256:${'0123456789abcdef'.repeat(4)} promote prod`;
+
+/** An artifact approval asked for in Slack: what the Approve button will approve. */
+export interface ApproveCommand {
+  digest: string;
+  gate: 'sign' | 'publish' | 'promote';
+  environment: string;
+}
+
+const approveUsage = (problem: string): ValidationError =>
+  new ValidationError(`${problem}. Usage: ${APPROVE_USAGE}, for example ${APPROVE_EXAMPLE}`);
+
+/**
+ * Parses the text of `/approve DIGEST GATE ENVIRONMENT` with the schema every channel uses
+ * (core's ApproveInputSchema).
+ *
+ * @throws ValidationError with the usage line and an example.
+ */
+export function parseApproveCommand(text: string): ApproveCommand {
+  const parts = words(text);
+  if (parts.length !== 3)
+    throw approveUsage(`expected a digest, a gate and an environment, got ${parts.length} word(s)`);
+  const [digest, gate, environment] = parts;
+  const checked = ApproveInputSchema.safeParse({ digest, gate, environment });
+  if (!checked.success) throw approveUsage(describeIssues(checked.error));
+  return checked.data;
+}
+
 /** The action ids of the buttons on a break-glass request (messages.ts). */
 export const APPROVE_ACTION_ID = 'breakglass.approve';
 export const DENY_ACTION_ID = 'breakglass.deny';
+/** The action id of the Approve button on an artifact approval request; its value is `DIGEST GATE ENVIRONMENT`. */
+export const APPROVE_ARTIFACT_ACTION_ID = 'ci.approve';
 
 const BlockActionsSchema = z.object({
   type: z.literal('block_actions', {
@@ -214,13 +247,39 @@ export interface GrantDecisionAction {
 /** What a grant id in a button value may look like: it is echoed into messages and store keys. */
 const GRANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
+/** A click on Approve under an artifact approval request. */
+export interface ArtifactApprovalAction extends ApproveCommand {
+  userId: string;
+  userName?: string;
+  responseUrl: string;
+}
+
 /**
- * Parses an interactive payload (`payload=<json>` form field) of type `block_actions`
- * from the buttons of a break-glass request.
+ * The click on an artifact approval request's Approve button, or undefined when the payload
+ * is about another button (a break-glass decision: {@link parseInteraction}).
  *
- * @throws ValidationError for another payload type, another action, or a malformed payload.
+ * @throws ValidationError for a malformed payload, or a button value that is not `DIGEST GATE ENVIRONMENT`.
  */
-export function parseInteraction(rawBody: string): GrantDecisionAction {
+export function parseArtifactApproval(rawBody: string): ArtifactApprovalAction | undefined {
+  const p = blockActions(rawBody);
+  const [first] = p.actions;
+  if (first?.action_id !== APPROVE_ARTIFACT_ACTION_ID) return undefined;
+  const [digest, gate, environment, ...rest] = (first.value ?? '').split(' ');
+  const checked = ApproveInputSchema.safeParse({ digest, gate, environment });
+  if (!checked.success || rest.length > 0) {
+    throw new ValidationError(
+      `expected the button's value to be DIGEST GATE ENVIRONMENT, got ${JSON.stringify(first.value?.slice(0, 120))}`,
+    );
+  }
+  return {
+    ...checked.data,
+    userId: p.user.id,
+    ...(p.user.username ? { userName: p.user.username } : {}),
+    responseUrl: p.response_url,
+  };
+}
+
+function blockActions(rawBody: string): z.infer<typeof BlockActionsSchema> {
   const payloadText = new URLSearchParams(rawBody).get('payload');
   if (!payloadText)
     throw new ValidationError('expected a Slack interaction form with a payload field, got none');
@@ -236,7 +295,17 @@ export function parseInteraction(rawBody: string): GrantDecisionAction {
   if (!parsed.success) {
     throw new ValidationError(`expected a Slack block_actions payload, got: ${describeIssues(parsed.error)}`);
   }
-  const p = parsed.data;
+  return parsed.data;
+}
+
+/**
+ * Parses an interactive payload (`payload=<json>` form field) of type `block_actions`
+ * from the buttons of a break-glass request.
+ *
+ * @throws ValidationError for another payload type, another action, or a malformed payload.
+ */
+export function parseInteraction(rawBody: string): GrantDecisionAction {
+  const p = blockActions(rawBody);
   const [first] = p.actions;
   const action =
     first?.action_id === APPROVE_ACTION_ID

@@ -12,9 +12,15 @@
  * `<https://evil|here>` in a reason shows as text instead of pinging or linking.
  */
 import type { Campaign, CampaignCounts } from '../../core/campaign.ts';
+import type { ApprovalRecord } from '../../core/ci-records.ts';
 import type { BreakglassRole, Grant, Principal } from '../../core/grant.ts';
 import type { SecretValue } from '../../core/secret-value.ts';
-import { APPROVE_ACTION_ID, DENY_ACTION_ID } from './commands.ts';
+import {
+  APPROVE_ACTION_ID,
+  APPROVE_ARTIFACT_ACTION_ID,
+  type ApproveCommand,
+  DENY_ACTION_ID,
+} from './commands.ts';
 
 export interface PlainText {
   type: 'plain_text';
@@ -367,6 +373,61 @@ export function campaignProgressMessage<C extends Campaign, N extends CampaignCo
     blocks: [
       section(lines.join('\n')),
       context(`Campaign ${code(campaign.campaignId)} · incident ${user(campaign.incident, 100)}`),
+    ],
+  };
+}
+
+/**
+ * An artifact approval asked for with `/approve`: the digest, gate and environment, and an
+ * Approve button (value `DIGEST GATE ENVIRONMENT`) for that gate's Slack approvers. Asking
+ * approves nothing: the click does, by someone keywarden checks.
+ */
+export function artifactApprovalRequestedMessage(request: ApproveCommand, requestedBy: string): SlackMessage {
+  const what = `${code(request.digest)} for gate *${escapeMrkdwn(request.gate)}* in ${code(request.environment)}`;
+  return {
+    response_type: 'in_channel',
+    text: `Approval asked: ${request.digest} for ${request.gate} in ${request.environment}`,
+    blocks: [
+      { type: 'header', text: plain(`Artifact approval: ${request.gate} in ${request.environment}`) },
+      section(`<@${SLACK_USER_ID.test(requestedBy) ? requestedBy : 'unknown'}> asks to approve ${what}.`),
+      {
+        type: 'actions',
+        block_id: `ci-approve:${request.gate}:${clip(request.environment, 64)}`,
+        elements: [
+          {
+            type: 'button',
+            action_id: APPROVE_ARTIFACT_ACTION_ID,
+            text: plain('Approve'),
+            value: `${request.digest} ${request.gate} ${request.environment}`,
+            style: 'primary',
+            confirm: {
+              title: plain(`Approve for ${request.gate}?`),
+              text: mrkdwn(
+                `keywarden signs your approval of ${what}. Approvers of the gate only; not the approver of the gate before it, and it never counts for a job you started.`,
+              ),
+              confirm: plain('Approve'),
+              deny: plain('Cancel'),
+            },
+          },
+        ],
+      },
+      context(`Check the chain with ${code(`keywarden approvals verify --digest ${request.digest}`)}.`),
+    ],
+  };
+}
+
+/** An artifact approval recorded (signed and appended). */
+export function artifactApprovedMessage<A extends ApprovalRecord>(
+  approval: A & Disclosable<A>,
+): SlackMessage {
+  return {
+    response_type: 'in_channel',
+    text: `Approved: ${approval.digest} for ${approval.gate} in ${approval.environment}`,
+    blocks: [
+      section(
+        `:white_check_mark: *Approved* by ${who(approval.approver)}: ${code(approval.digest)} for gate *${escapeMrkdwn(approval.gate)}* in ${code(approval.environment)}, until ${when(approval.expiresAt)}.`,
+      ),
+      context(`Approval ${code(approval.id)} · signed by ${code(approval.keyId)}`),
     ],
   };
 }
