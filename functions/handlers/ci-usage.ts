@@ -6,7 +6,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ciUseOf } from '../adapters/aws/cloudtrail-event.ts';
-import { Composition, ciExchange } from '../adapters/wiring.ts';
+import { Composition, ciStores, stores } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
