@@ -33,6 +33,7 @@ import {
   view,
   viewCampaign,
 } from './responses.ts';
+import { CI_APPROVAL_ROUTES } from './ci-approvals.ts';
 import { CI_CREDENTIAL_ROUTES } from './ci-credentials.ts';
 import type { Route } from './route.ts';
 import { slackCommand, slackInteraction } from './slack.ts';
@@ -261,6 +262,7 @@ export const ROUTES: readonly Route[] = [
     run: (deps) => (event) => slackInteraction(deps, event),
   },
   ...CI_CREDENTIAL_ROUTES,
+  ...CI_APPROVAL_ROUTES,
 ];
 
 /**
