@@ -134,7 +134,10 @@ describe('kms approval signer: sign and verify', () => {
 
     // assess
     expect(refused).toBeInstanceOf(ValidationError);
-    expect(refused.message).toContain(`expected an approval signed by keywarden's approval key (${keyArn})`);
+    expect(refused.message).toMatch(
+      /^expected an approval signed by keywarden's approval key \(.+\), got one naming key "arn:aws:kms:/,
+    );
+    expect(refused.message).toContain(keyArn.split('/').at(-1));
     expect(trusted).toBe(true);
   });
 

@@ -9,13 +9,15 @@
  * configured key and the `trustedKeyIds` listed (say, the key before a rotation): a record
  * naming any other key, one an attacker controls, is refused before KMS is asked.
  *
- * keywarden's role needs `kms:Sign`, `kms:Verify` and `kms:DescribeKey` on the key; the local
- * stack (moto serves KMS sign/verify) creates it with {@link ensureApprovalKey}.
+ * keywarden's role needs `kms:Sign`, `kms:Verify` and `kms:GetPublicKey` on the key (the last
+ * resolves the alias to the key's ARN); the local stack (moto serves KMS sign/verify) creates
+ * it with {@link ensureApprovalKey}.
  */
 import {
   CreateAliasCommand,
   CreateKeyCommand,
   DescribeKeyCommand,
+  GetPublicKeyCommand,
   KMSClient,
   ScheduleKeyDeletionCommand,
   SignCommand,
@@ -99,7 +101,7 @@ export class KmsApprovalSigner implements ApprovalSigner {
   async verify(payload: Uint8Array, signature: string, keyId: string): Promise<boolean> {
     checkSize(payload);
     const trusted = [await this.currentKeyArn(), ...this.#trusted];
-    if (!trusted.includes(keyId)) {
+    if (!trusted.some((one) => sameKey(one, keyId))) {
       throw new ValidationError(
         `expected an approval signed by keywarden's approval key (${trusted.join(' or ')}), got one naming key ${JSON.stringify(keyId.slice(0, 200))}`,
       );
@@ -123,17 +125,18 @@ export class KmsApprovalSigner implements ApprovalSigner {
     }
   }
 
-  /** The ARN of the configured key (an alias resolved once per signer). */
+  /** The ARN of the configured key (an alias resolved once per signer, by GetPublicKey's answer). */
   currentKeyArn(): Promise<string> {
-    this.#current ??= this.#kms.send(new DescribeKeyCommand({ KeyId: this.#keyId })).then(
+    this.#current ??= this.#kms.send(new GetPublicKeyCommand({ KeyId: this.#keyId })).then(
       (answer) => {
-        const arn = answer.KeyMetadata?.Arn;
-        if (!arn) throw new KeywardenError(`KMS described key ${this.#keyId} without its ARN`);
+        const arn = answer.KeyId;
+        if (!arn)
+          throw new KeywardenError(`KMS answered GetPublicKey of ${this.#keyId} without the key's ARN`);
         return arn;
       },
       (error: unknown) => {
         this.#current = undefined;
-        throw this.#failure(error, `describing KMS key ${this.#keyId}`, this.#keyId);
+        throw this.#failure(error, `reading KMS key ${this.#keyId}`, this.#keyId);
       },
     );
     return this.#current;
@@ -155,6 +158,16 @@ export class KmsApprovalSigner implements ApprovalSigner {
     }
     return awsFailure(doing, error);
   }
+}
+
+/**
+ * Whether two key references name one key: equal, or a key ARN and its bare key id. AWS's
+ * GetPublicKey answers the ARN; moto's answers the bare id (Sign answers the ARN on both).
+ */
+function sameKey(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [arn, bare] = a.startsWith('arn:') ? [a, b] : [b, a];
+  return !bare.startsWith('arn:') && /^[0-9a-f-]{36}$/.test(bare) && arn.endsWith(`:key/${bare}`);
 }
 
 function checkSize(payload: Uint8Array): void {
