@@ -14,7 +14,7 @@
  * job's token may be fine.
  */
 
-import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey, ProtectedHeaderParameters } from 'jose';
 import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { type CiIssuer, CiRefusalError } from '../../core/ci-policy.ts';
 import { KeywardenError } from '../../core/errors.ts';
@@ -48,11 +48,12 @@ export class CiKeySourceError extends KeywardenError {
 /** A JWT longer than this is not one a CI platform issues (GitHub's are ~1.5 kB). */
 const MAX_TOKEN_CHARS = 16 * 1024;
 
-/** A claim value for a message: JSON-quoted, control characters escaped, at most 80 characters. */
+/** A claim or header value for a message: a string JSON-quoted, anything else as JSON; at most 80 characters. */
 const shown = (value: unknown): string => {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  if (text === undefined) return 'none';
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+  if (value === undefined) return 'none';
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  const cut = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return typeof value === 'string' ? JSON.stringify(cut) : cut;
 };
 
 const iso = (seconds: unknown): string =>
@@ -137,7 +138,7 @@ export class JoseCiTokenVerifier implements CiTokenVerifier {
   }
 
   async verify(token: string, issuers: readonly CiIssuer[]): Promise<VerifiedCiToken> {
-    const { unverified, alg } = decodeUnverified(token);
+    const { unverified, header } = decodeUnverified(token);
     const issuer = pickIssuer(unverified, issuers);
     let payload: JWTPayload;
     try {
@@ -151,7 +152,7 @@ export class JoseCiTokenVerifier implements CiTokenVerifier {
         ...(this.#clock ? { currentDate: this.#clock.now() } : {}),
       }));
     } catch (error) {
-      throw refusalOf(error, issuer, unverified, alg, this.#clock?.now() ?? new Date());
+      throw refusalOf(error, issuer, unverified, header, this.#clock?.now() ?? new Date());
     }
     const { jti, iat, exp } = payload;
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) {
@@ -256,8 +257,8 @@ export class JoseCiTokenVerifier implements CiTokenVerifier {
   }
 }
 
-/** The token's header alg and claims, unverified: only to choose the issuer and explain a refusal. */
-function decodeUnverified(token: string): { unverified: JWTPayload; alg: unknown } {
+/** The token's header and claims, unverified: only to choose the issuer and explain a refusal. */
+function decodeUnverified(token: string): { unverified: JWTPayload; header: ProtectedHeaderParameters } {
   const refuse = (got: string) =>
     new CiRefusalError(
       'token-invalid',
@@ -266,7 +267,7 @@ function decodeUnverified(token: string): { unverified: JWTPayload; alg: unknown
   if (typeof token !== 'string' || token.length === 0) throw refuse('nothing');
   if (token.length > MAX_TOKEN_CHARS) throw refuse(`${token.length} characters`);
   try {
-    return { unverified: decodeJwt(token), alg: decodeProtectedHeader(token).alg };
+    return { unverified: decodeJwt(token), header: decodeProtectedHeader(token) };
   } catch (error) {
     throw new CiRefusalError(
       'token-invalid',
@@ -290,7 +291,13 @@ function pickIssuer(unverified: JWTPayload, issuers: readonly CiIssuer[]): CiIss
 }
 
 /** jose's error as a refusal that says what was expected; a key-source error passes unchanged. */
-function refusalOf(error: unknown, issuer: CiIssuer, claims: JWTPayload, alg: unknown, now: Date): Error {
+function refusalOf(
+  error: unknown,
+  issuer: CiIssuer,
+  claims: JWTPayload,
+  header: ProtectedHeaderParameters,
+  now: Date,
+): Error {
   if (error instanceof KeywardenError) return error;
   const skew = issuer.clockSkewSeconds;
   const at = (offsetSeconds: number) => new Date(now.getTime() + offsetSeconds * 1_000).toISOString();
@@ -311,12 +318,21 @@ function refusalOf(error: unknown, issuer: CiIssuer, claims: JWTPayload, alg: un
   }
   if (error instanceof errors.JWTClaimValidationFailed) {
     const { claim, reason } = error;
-    if (reason === 'missing') {
+    if (reason === 'missing' && claim === 'aud') {
       return new CiRefusalError(
-        claim === 'aud' ? 'audience' : 'token-invalid',
-        `expected a "${claim}" claim, got none`,
-        { ...options, claim },
+        'audience',
+        `expected aud ${shown(issuer.audience)} (issuer ${issuer.name}), got none`,
+        {
+          ...options,
+          claim,
+        },
       );
+    }
+    if (reason === 'missing') {
+      return new CiRefusalError('token-invalid', `expected a "${claim}" claim, got none`, {
+        ...options,
+        claim,
+      });
     }
     if (reason === 'invalid') {
       return new CiRefusalError(
@@ -365,7 +381,7 @@ function refusalOf(error: unknown, issuer: CiIssuer, claims: JWTPayload, alg: un
   if (error instanceof errors.JOSEAlgNotAllowed) {
     return new CiRefusalError(
       'algorithm',
-      `expected alg ${issuer.algorithms.join(' or ')} (issuer ${issuer.name}), got ${shown(alg)}`,
+      `expected alg ${issuer.algorithms.join(' or ')} (issuer ${issuer.name}), got ${shown(header.alg)}`,
       options,
     );
   }
@@ -377,11 +393,10 @@ function refusalOf(error: unknown, issuer: CiIssuer, claims: JWTPayload, alg: un
     );
   }
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    const found = error instanceof errors.JWKSNoMatchingKey ? 'none' : 'more than one';
     return new CiRefusalError(
       'token-invalid',
-      `expected a token signed by a key issuer ${issuer.name} publishes, got one whose kid and alg (${shown(alg)}) match ${
-        error instanceof errors.JWKSNoMatchingKey ? 'none' : 'several'
-      } of its keys`,
+      `expected a token signed by a key issuer ${issuer.name} publishes, got kid ${shown(header.kid)} (alg ${shown(header.alg)}), which ${found} of its keys has`,
       options,
     );
   }
