@@ -8,19 +8,18 @@
  * which job, each request carried); the exchange itself is specified against the local runtime
  * in the exchange's own specs and in test/e2e/ci-cli.test.ts.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { ACTION_STATE } from '../../action/src/exchange.ts';
 import { buildAction } from '../../scripts/build-action.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { printed, readmeActionInputs, runStep, stateEnv } from '../support/github-runner.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
 
 interface Seen {
@@ -133,121 +132,6 @@ class KeywardenCiDouble {
     return [404, { error: { code: 'not-found', message: 'no such route' } }];
   }
 }
-
-/** One step's run: its exit code, what it wrote, and the file commands it issued. */
-interface StepRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  env: Record<string, string>;
-  outputs: Record<string, string>;
-  state: Record<string, string>;
-}
-
-/** Reads a file command (`name<<delimiter` / value / `delimiter`, as `@actions/core` writes them). */
-function fileCommands(path: string): Record<string, string> {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  const values: Record<string, string> = {};
-  for (let i = 0; i < lines.length; i++) {
-    const heredoc = /^([^<=]+)<<(.+)$/.exec(lines[i] ?? '');
-    if (!heredoc) continue;
-    const [, name = '', delimiter] = heredoc;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== delimiter; i++) value.push(lines[i] ?? '');
-    values[name] = value.join('\n');
-  }
-  return values;
-}
-
-/** Runs a step of the action the way the runner does: node, INPUT_* and file commands, in a workspace. */
-function runStep(step: 'main' | 'post', workspace: string, env: Record<string, string>): Promise<StepRun> {
-  const files = { GITHUB_ENV: 'env', GITHUB_OUTPUT: 'output', GITHUB_STATE: 'state' } as const;
-  const paths = Object.fromEntries(
-    Object.entries(files).map(([name, file]) => [name, join(workspace, `${step}-${file}`)]),
-  );
-  for (const path of Object.values(paths)) writeFileSync(path, '');
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [join(REPO_ROOT, 'action', 'dist', `${step}.mjs`)],
-      {
-        cwd: workspace,
-        // A runner's environment: no keywarden or AWS settings of the machine running the spec.
-        env: {
-          PATH: process.env.PATH ?? '',
-          GITHUB_ACTIONS: 'true',
-          RUNNER_TEMP: workspace,
-          ...paths,
-          ...env,
-        },
-        timeout: 30_000,
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(error);
-        resolve({
-          code: typeof error?.code === 'number' ? error.code : 0,
-          stdout,
-          stderr,
-          env: fileCommands(paths.GITHUB_ENV ?? ''),
-          outputs: fileCommands(paths.GITHUB_OUTPUT ?? ''),
-          state: fileCommands(paths.GITHUB_STATE ?? ''),
-        });
-      },
-    );
-  });
-}
-
-/** A fenced block of the README, by the comment on its first line (the README's examples are the ones run here). */
-function readmeExample(firstLine: string): string {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  for (const block of readme.matchAll(/^```\w*\n([\s\S]*?)^```$/gm)) {
-    const text = block[1] ?? '';
-    if (text.startsWith(`${firstLine}\n`)) return text;
-  }
-  throw new Error(`README.md has no example starting ${JSON.stringify(firstLine)}`);
-}
-
-/**
- * The README workflow's keywarden step as the runner passes it: its `with:` as `INPUT_*`
- * (name upper-cased, as the runner does), each `${{ expression }}` resolved from `context`.
- */
-function readmeActionInputs(context: Record<string, string>): {
-  inputs: Record<string, string>;
-  job: Record<string, unknown>;
-} {
-  const workflow = parseYaml(readmeExample('# .github/workflows/release.yml')) as {
-    jobs: Record<
-      string,
-      { permissions?: Record<string, string>; steps: { uses?: string; with?: Record<string, string> }[] }
-    >;
-  };
-  const [job] = Object.values(workflow.jobs);
-  const step = job?.steps.find((s) => s.uses?.includes('/keywarden@'));
-  if (!job || !step?.with) throw new Error("the README's workflow has no keywarden step with inputs");
-  const resolve = (value: string) =>
-    value.replace(/\$\{\{\s*([\w.-]+)\s*\}\}/g, (_, name: string) => {
-      const resolved = context[name];
-      if (resolved === undefined) throw new Error(`the spec has no value for \${{ ${name} }}`);
-      return resolved;
-    });
-  return {
-    inputs: Object.fromEntries(
-      Object.entries(step.with).map(([name, value]) => [
-        `INPUT_${name.toUpperCase()}`,
-        resolve(String(value)),
-      ]),
-    ),
-    job: job as Record<string, unknown>,
-  };
-}
-
-/** The runner hands the main step's saved state to the post step as `STATE_<name>`. */
-const stateEnv = (state: Record<string, string>) =>
-  Object.fromEntries(Object.entries(state).map(([name, value]) => [`STATE_${name}`, value]));
-
-/** Lines of a step's log other than the runner's mask commands (which the runner consumes, never prints). */
-const printed = (run: Pick<StepRun, 'stdout' | 'stderr'>) =>
-  `${run.stdout}\n${run.stderr}`.split('\n').filter((line) => !line.startsWith('::add-mask::'));
 
 describe('the GitHub Action (action.yml) as the runner runs it', () => {
   let issuer: LocalOidcIssuer;
