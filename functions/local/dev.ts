@@ -9,6 +9,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { readStack, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
 import { ensureStateTable } from '../adapters/aws/dynamodb-table.ts';
+import { ensureApprovalKey, kmsClient } from '../adapters/aws/kms-approval-signer.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
 import { wire } from '../adapters/wiring.ts';
 import { localAwsEndpoint } from './aws-endpoint.ts';
@@ -56,9 +57,20 @@ export function chooseLocalSlackSecret(
   return true;
 }
 
+/** The local CI webhooks' secrets: what a test (or a tunnel from GitHub/GitLab) signs deliveries with. */
+export interface LocalCiSecrets {
+  githubWebhookSecret: string;
+  gitlabWebhookSecret: string;
+}
+
 /** The runtime configuration for a running local stack. */
-export function localConfig(stack: StackEndpoints, fingerprintKey: string): RuntimeConfig {
+export function localConfig(
+  stack: StackEndpoints,
+  fingerprintKey: string,
+  ci: LocalCiSecrets = { githubWebhookSecret: randomHex(), gitlabWebhookSecret: randomHex() },
+): RuntimeConfig {
   return RuntimeConfigSchema.parse({
+    ci,
     aws: localAwsEndpoint(stack),
     tableName: LOCAL_TABLE,
     fingerprintKey,
@@ -100,10 +112,17 @@ export async function devUp(
     previous?.success && previous.data.vault?.addr === stack.vault.addr
       ? previous.data.fingerprintKey
       : randomBytes(32).toString('hex');
-  const config = localConfig(stack, fingerprintKey);
+  const kept =
+    previous?.success && previous.data.vault?.addr === stack.vault.addr ? previous.data.ci : undefined;
+  const config = localConfig(stack, fingerprintKey, {
+    githubWebhookSecret: kept?.githubWebhookSecret ?? randomHex(),
+    gitlabWebhookSecret: kept?.gitlabWebhookSecret ?? randomHex(),
+  });
   writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
   const services = wire(config);
   await ensureStateTable(services.aws.dynamodb, config.tableName);
+  // The key artifact approvals are signed with (moto serves KMS): created once per stack.
+  await ensureApprovalKey(kmsClient(config.aws), config.ci.approvalKeyId);
 
   let seeded = false;
   const marker = join(stateDir, `demo-seeded-${stack.startedAt.replace(/[^0-9]/g, '')}`);
@@ -129,6 +148,8 @@ export async function devUp(
   }
   return { config, seeded, runtime: await startRuntimeProcess(stateDir) };
 }
+
+const randomHex = (): string => randomBytes(32).toString('hex');
 
 /** Who runs the CLI locally: `KEYWARDEN_ACTOR`, else the OS user. */
 export const localUser = (): string => process.env.KEYWARDEN_ACTOR ?? userInfo().username;

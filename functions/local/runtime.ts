@@ -30,6 +30,7 @@ import {
 } from '../adapters/aws/grant-expiry-scheduler.ts';
 import { LocalCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
+import { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
 import type { Services } from '../adapters/wiring.ts';
 import { type CampaignApi, campaignApi } from '../api/campaigns.ts';
 import type { DeferredJob } from '../api/deferred-jobs.ts';
@@ -43,7 +44,8 @@ import {
 } from '../api/responses.ts';
 import { runDeferred } from '../api/slack.ts';
 import { SecretValue } from '../core/secret-value.ts';
-import { makeHandler } from '../handlers/api.ts';
+import { makeHandler, webhookSecretsOf } from '../handlers/api.ts';
+import { makeHandler as ciSweeperHandler, vaultUsesOf } from '../handlers/ci-sweeper.ts';
 import { makeHandler as grantExpiryHandler } from '../handlers/grant-expiry.ts';
 import { makeHandler as grantSweeperHandler } from '../handlers/grant-sweeper.ts';
 import { LocalRevocationRunner } from './revocation-runner.ts';
@@ -225,6 +227,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }),
       ),
     progress: { everyMs: options.progressEveryMs ?? 5_000, deadlineMs: 25 * 60_000 },
+    ci: { exchange: services.ciExchangeDeps, webhookSecrets: webhookSecretsOf(services.config) },
+    approvals: services.approvalDeps,
     slack: {
       signingSecret: ensureSlackSecret(stateDir),
       ledger: services.breakglassStore,
@@ -238,6 +242,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const api = makeHandler(deps);
   const expiry = grantExpiryHandler({ breakglass: services.breakglassDeps, logger });
   const sweeper = grantSweeperHandler({ breakglass: services.breakglassDeps, logger });
+  const auditLog = services.config.vault?.auditLog;
+  const ciSweeper = ciSweeperHandler({
+    exchange: services.ciExchangeDeps,
+    vaultUses:
+      services.vault && auditLog
+        ? vaultUsesOf(new VaultAuditUsage({ client: services.vault, logFile: auditLog }))
+        : undefined,
+    logger,
+  });
 
   const answer = (response: ServerResponse, result: ApiResult) => {
     if (response.headersSent || response.destroyed) return;
@@ -282,6 +295,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const sweep = async () => {
     const { expired } = await sweeper();
     if (expired.length) log(`sweeper ended ${expired.join(', ')}`);
+    const ci = await ciSweeper();
+    if (ci.expired || ci.released || ci.usesRecorded) {
+      log(
+        `CI sweeper: ${ci.expired} exchange(s) past their TTL, ${ci.released} deny(ies) released, ${ci.usesRecorded} use(s) recorded`,
+      );
+    }
   };
   let running: Promise<unknown> = Promise.resolve();
   const round = (withSweep: boolean) => {
