@@ -35,10 +35,18 @@ export const CI_WEBHOOK_ROUTE_KEYS: readonly string[] = [
   'POST /ci/webhooks/gitlab',
 ];
 
+/** The artifact approvals, signed with SigV4 like the CLI's other routes (in AWS only where CI is on). */
+export const CI_APPROVAL_ROUTE_KEYS: readonly string[] = [
+  'POST /ci/approvals',
+  'GET /ci/approvals',
+  'GET /ci/approvals/verify',
+];
+
 /** Every route, sorted. */
 export const API_ROUTE_KEYS: readonly string[] = [
   ...SIGV4_ROUTE_KEYS,
   ...SLACK_ROUTE_KEYS,
   ...CI_OIDC_ROUTE_KEYS,
   ...CI_WEBHOOK_ROUTE_KEYS,
+  ...CI_APPROVAL_ROUTE_KEYS,
 ].sort();
