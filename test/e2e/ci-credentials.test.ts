@@ -1,0 +1,399 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateRoleCommand, GetRolePolicyCommand } from '@aws-sdk/client-iam';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { iamClient } from '../../functions/adapters/aws/clients.ts';
+import { signGithubPayload } from '../../functions/api/ci-webhooks.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
+import { localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
+import type { StackEndpoints } from '../../scripts/local-stack.ts';
+import { LocalOidcIssuer, type TokenClaims } from '../support/oidc-issuer.ts';
+import { type CliRun, keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
+
+interface AuditRecord {
+  type: string;
+  actor: string;
+  subject: string;
+  details: Record<string, unknown>;
+}
+
+/** An answer of the CI routes, as far as these scenarios read it. */
+interface Answer {
+  id: string;
+  correlationId: string;
+  ended?: boolean;
+  by?: string;
+  vault: { token: string };
+  aws: Record<string, string>;
+  error: { code: string; message: string; reason?: string; claim?: string };
+}
+
+const REPO_ID = '700100200';
+const ROLE = 'arn:aws:iam::123456789012:role/ci/deploy-web';
+const DIGEST = `sha256:${'5e'.repeat(32)}`;
+
+/**
+ * CI job credentials end to end, as a pipeline and its people use them: a local OIDC issuer
+ * playing GitHub Actions' token service, the local runtime's `/ci/credentials`, the real OpenBao
+ * and moto behind it, `keywarden approve` for the gates, GitHub's signed webhook, and the audit
+ * trail read with the CLI. Every value a job received is searched for afterwards in everything
+ * keywarden wrote.
+ */
+describe('CI job credentials: exchange, replay, refusals, early end, webhook end, gates, audit', () => {
+  const home = mkdtempSync(join(tmpdir(), 'kw-ci-'));
+  const issuer = new LocalOidcIssuer({ platform: 'github' });
+  const runs: CliRun[] = [];
+  const received = new Set<string>();
+  let stack: StackEndpoints;
+  let url: string;
+
+  const cli = async (actor: string, args: string[]): Promise<CliRun> => {
+    const result = {
+      ...(await keywardenAsync(args, { KEYWARDEN_HOME: home, KEYWARDEN_ACTOR: actor }, home)),
+      args,
+      actor,
+    };
+    runs.push(result);
+    return result;
+  };
+
+  /** A job of the pinned repository on main (ids fresh per call unless given). */
+  const job = (overrides: Record<string, unknown> = {}): TokenClaims =>
+    issuer.githubClaims({ repository_id: REPO_ID, aud: 'keywarden', ...overrides });
+  /** A fresh token of a job (a new jti each time). */
+  const tokenOf = (claims: TokenClaims) =>
+    issuer.mint({
+      ...claims,
+      jti: crypto.randomUUID(),
+      iat: Math.floor(Date.now() / 1000),
+      exp: Math.floor(Date.now() / 1000) + 300,
+    });
+
+  const exchangeWith = async (token: string, body: unknown) => {
+    const response = await fetch(`${url}/ci/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const answer = (await response.json()) as Answer;
+    for (const value of [answer.vault?.token, answer.aws?.secretAccessKey, answer.aws?.sessionToken]) {
+      if (typeof value === 'string') received.add(value);
+    }
+    return { status: response.status, answer };
+  };
+
+  const end = async (token: string, id: string) => {
+    const response = await fetch(`${url}/ci/credentials/${id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    return { status: response.status, answer: (await response.json()) as Answer };
+  };
+
+  const vaultSelf = async (token: string) => {
+    const response = await fetch(`${stack.vault.addr}/v1/auth/token/lookup-self`, {
+      headers: { 'x-vault-token': token },
+    });
+    return {
+      status: response.status,
+      data: response.ok
+        ? ((await response.json()) as { data: Record<string, unknown> & { meta?: Record<string, string> } })
+            .data
+        : undefined,
+    };
+  };
+
+  const auditRecords = async (): Promise<AuditRecord[]> => {
+    const listed = await cli('alice', ['audit', 'list', '--limit', '1000', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    return JSON.parse(listed.stdout) as AuditRecord[];
+  };
+
+  beforeAll(async () => {
+    await issuer.start();
+    const up = await keywardenAsync(['dev', 'up', '--users', 'bob,carol'], {
+      KEYWARDEN_HOME: home,
+      KEYWARDEN_ACTOR: 'alice',
+    });
+    expect(up.code, up.stderr).toBe(0);
+    stack = stackOf(home);
+    url = runtimeUrlOf(home);
+    const iam = iamClient(localAwsEndpoint(stack));
+    await iam.send(
+      new CreateRoleCommand({
+        RoleName: 'deploy-web',
+        Path: '/ci/',
+        AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [] }),
+      }),
+    );
+    const inventory = join(home, 'identities.yaml');
+    writeFileSync(
+      inventory,
+      `version: 1
+identities: []
+ci:
+  issuers:
+    - name: github
+      preset: github
+      issuer: ${issuer.issuer}
+      jwksUrl: ${issuer.jwksUrl}
+      audience: keywarden
+  grants:
+    - name: build
+      issuer: github
+      stage: build
+      claims: { repository_id: "${REPO_ID}", ref: refs/heads/main }
+      vault: { policies: [ci-build], ttl: 10m, numUses: 0 }
+    - name: deploy-web
+      issuer: github
+      stage: deploy
+      claims: { repository_id: "${REPO_ID}", ref: refs/heads/main }
+      vault: { policies: [ci-deploy], ttl: 5m }
+      aws: { roleArn: ${ROLE} }
+      gate: { gate: promote, environment: prod }
+  gates:
+    - { gate: sign, environment: prod, localUsers: [alice, bob, carol] }
+    - { gate: publish, environment: prod, localUsers: [alice, bob, carol] }
+    - { gate: promote, environment: prod, localUsers: [alice, bob, carol] }
+`,
+    );
+    const synced = await cli('alice', ['inventory', 'sync', inventory]);
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(synced.stderr).toContain('2 CI job grant(s)');
+  });
+
+  afterAll(async () => {
+    await issuer.stop();
+    const down = await keywardenAsync(['dev', 'down'], { KEYWARDEN_HOME: home });
+    expect(down.code, down.stderr).toBe(0);
+  });
+
+  let buildJob: TokenClaims;
+  let buildId = '';
+  let buildToken = '';
+
+  it("exchanges a job's OIDC token for a Vault token with the grant's policies, TTL and the job in its meta", async () => {
+    // prepare
+    buildJob = job();
+
+    // act
+    const { status, answer } = await exchangeWith(await tokenOf(buildJob), { grant: 'build' });
+
+    // assess
+    expect(status, JSON.stringify(answer)).toBe(201);
+    buildId = answer.id;
+    buildToken = answer.vault.token;
+    const self = await vaultSelf(buildToken);
+    expect(self.status).toBe(200);
+    expect(self.data?.policies).toContain('ci-build');
+    expect(self.data?.ttl).toBeLessThanOrEqual(600);
+    expect(self.data?.renewable).toBe(false);
+    expect(self.data?.meta?.keywarden_ci_job).toBe(answer.correlationId);
+    expect(answer.correlationId).toContain(String(buildJob.run_id));
+  });
+
+  it('refuses the same token twice (replay), and a token whose ref does not match, naming the claim', async () => {
+    // prepare
+    const token = await tokenOf(job());
+    const first = await exchangeWith(token, { grant: 'build' });
+
+    // act
+    const replay = await exchangeWith(token, { grant: 'build' });
+    const branch = await tokenOf(job({ ref: 'refs/heads/evil' }));
+    const mismatch = await exchangeWith(branch, { grant: 'build' });
+
+    // assess
+    expect(first.status).toBe(201);
+    expect(replay).toMatchObject({
+      status: 403,
+      answer: { error: { code: 'refused', reason: 'replayed', claim: 'jti' } },
+    });
+    expect(mismatch).toMatchObject({
+      status: 403,
+      answer: { error: { reason: 'claim-mismatch', claim: 'ref' } },
+    });
+    expect(mismatch.answer.error.message).toContain('refs/heads/main');
+    expect(JSON.stringify(mismatch.answer)).not.toContain(branch);
+  });
+
+  it('refuses tokens that do not verify with 401: expired, wrong audience, unknown key, not a JWT', async () => {
+    // act
+    const expired = await exchangeWith(
+      await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { expired: true }),
+      { grant: 'build' },
+    );
+    const audience = await exchangeWith(await tokenOf(job({ aud: 'someone-else' })), { grant: 'build' });
+    const unknown = await exchangeWith(
+      await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { signer: 'unknown' }),
+      { grant: 'build' },
+    );
+    const garbage = await exchangeWith('not-a-jwt', { grant: 'build' });
+    const none = await fetch(`${url}/ci/credentials`, { method: 'POST', body: '{"grant":"build"}' });
+
+    // assess
+    expect(expired).toMatchObject({ status: 401, answer: { error: { reason: 'expired' } } });
+    expect(audience).toMatchObject({ status: 401, answer: { error: { reason: 'audience' } } });
+    expect(unknown.status).toBe(401);
+    expect(garbage.status).toBe(401);
+    expect(none.status).toBe(401);
+  });
+
+  it('ends the exchange early with a fresh token of the same job; a token of another job may not', async () => {
+    // act
+    const stranger = await end(await tokenOf(job()), buildId);
+    const ended = await end(await tokenOf(buildJob), buildId);
+
+    // assess
+    expect(stranger).toMatchObject({ status: 403, answer: { error: { reason: 'not-same-job' } } });
+    expect(ended).toMatchObject({ status: 200, answer: { id: buildId, ended: true, by: 'job' } });
+    expect((await vaultSelf(buildToken)).status).toBe(403);
+  });
+
+  it("ends every credential of a job when GitHub's signed workflow_job completed webhook arrives", async () => {
+    // prepare
+    const claims = job();
+    const issued = await exchangeWith(await tokenOf(claims), { grant: 'build' });
+    const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as {
+      ci: { githubWebhookSecret: string };
+    };
+    const body = JSON.stringify({
+      action: 'completed',
+      workflow_job: {
+        id: Number(claims.check_run_id),
+        run_id: Number(claims.run_id),
+        run_attempt: Number(claims.run_attempt),
+        status: 'completed',
+        conclusion: 'success',
+        check_run_url: `https://api.github.com/repos/octo-org/octo-repo/check-runs/${claims.check_run_id}`,
+      },
+      repository: { id: Number(REPO_ID), full_name: 'octo-org/octo-repo' },
+    });
+    const post = (signature: string) =>
+      fetch(`${url}/ci/webhooks/github`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'workflow_job',
+          'x-hub-signature-256': signature,
+        },
+        body,
+      });
+
+    // act
+    const forged = await post(`sha256=${'0'.repeat(64)}`);
+    const delivered = await post(signGithubPayload(body, new SecretValue(config.ci.githubWebhookSecret)));
+
+    // assess
+    expect(issued.status).toBe(201);
+    expect(forged.status).toBe(401);
+    expect(await delivered.json()).toEqual({ ended: 1 });
+    expect((await vaultSelf(issued.answer.vault.token)).status).toBe(403);
+  });
+
+  it('issues a gated deploy only for an approved digest, approved by people other than the job actor, in order', async () => {
+    // prepare
+    const deployJob = job({ actor: 'carol' });
+    const noDigest = await exchangeWith(await tokenOf(deployJob), { grant: 'deploy-web' });
+    const sign = await cli('alice', [
+      'approve',
+      '--digest',
+      DIGEST,
+      '--gate',
+      'sign',
+      '--environment',
+      'prod',
+    ]);
+    const publish = await cli('bob', [
+      'approve',
+      '--digest',
+      DIGEST,
+      '--gate',
+      'publish',
+      '--environment',
+      'prod',
+    ]);
+    const early = await exchangeWith(await tokenOf(deployJob), {
+      grant: 'deploy-web',
+      artifactDigest: DIGEST,
+    });
+    const promoteBySame = await cli('bob', [
+      'approve',
+      '--digest',
+      DIGEST,
+      '--gate',
+      'promote',
+      '--environment',
+      'prod',
+    ]);
+    const promote = await cli('carol', [
+      'approve',
+      '--digest',
+      DIGEST,
+      '--gate',
+      'promote',
+      '--environment',
+      'prod',
+    ]);
+
+    // act
+    const byActor = await exchangeWith(await tokenOf(deployJob), {
+      grant: 'deploy-web',
+      artifactDigest: DIGEST,
+    });
+    const otherJob = job({ actor: 'octocat' });
+    const issued = await exchangeWith(await tokenOf(otherJob), {
+      grant: 'deploy-web',
+      artifactDigest: DIGEST,
+    });
+    const verified = await cli('alice', ['approvals', 'verify', '--digest', DIGEST]);
+
+    // assess
+    expect(noDigest).toMatchObject({ status: 403, answer: { error: { reason: 'gate' } } });
+    expect(sign.code, sign.stderr).toBe(0);
+    expect(publish.code, publish.stderr).toBe(0);
+    expect(early).toMatchObject({ status: 403, answer: { error: { reason: 'gate' } } });
+    expect(promoteBySame.code).not.toBe(0);
+    expect(promote.code, promote.stderr).toBe(0);
+    expect(byActor).toMatchObject({ status: 403, answer: { error: { reason: 'gate' } } });
+    expect(issued.status, JSON.stringify(issued.answer)).toBe(201);
+    expect(issued.answer.aws).toMatchObject({ accessKeyId: expect.any(String), region: expect.any(String) });
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+
+    // the job's post step ends both: the Vault token and, by a deny on its SourceIdentity, the session
+    const ended = await end(await tokenOf(otherJob), issued.answer.id);
+    expect(ended.status).toBe(200);
+    const iam = iamClient(localAwsEndpoint(stack));
+    const policy = await iam.send(
+      new GetRolePolicyCommand({
+        RoleName: 'deploy-web',
+        PolicyName: `keywarden-ci-${issued.answer.correlationId}`,
+      }),
+    );
+    expect(decodeURIComponent(policy.PolicyDocument ?? '')).toContain(issued.answer.correlationId);
+  });
+
+  it("audits issued, refused and ended as separate events under the job's correlation id, with no credential value anywhere", async () => {
+    // act
+    const records = await auditRecords();
+
+    // assess
+    const ofBuild = records.filter((r) => r.details.exchangeId === buildId);
+    // issued and ended under the build job's id; the stranger's refused attempt under its own job's
+    expect(ofBuild.map((r) => r.type)).toEqual([
+      'ci.credentials.issued',
+      'ci.credentials.refused',
+      'ci.credentials.ended',
+    ]);
+    const [issuedEvent, refusedEvent, endedEvent] = ofBuild;
+    expect(endedEvent?.subject).toBe(issuedEvent?.subject);
+    expect(refusedEvent?.subject).not.toBe(issuedEvent?.subject);
+    const refusals = records.filter((r) => r.type === 'ci.credentials.refused').map((r) => r.details.reason);
+    expect(refusals).toEqual(
+      expect.arrayContaining(['replayed', 'claim-mismatch', 'expired', 'audience', 'not-same-job', 'gate']),
+    );
+    expect(records.some((r) => r.type === 'ci.approval.recorded')).toBe(true);
+    const everything = JSON.stringify(records) + runs.map((r) => r.stdout + r.stderr).join('\n');
+    for (const value of received) expect(everything).not.toContain(value);
+  });
+});
