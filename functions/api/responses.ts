@@ -68,6 +68,7 @@ export const ERROR_CODES = [
   'conflict',
   'payload-too-large',
   'throttled',
+  'unavailable',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -114,6 +115,13 @@ export function errorResult(error: unknown, requestId: string, log: (line: strin
   }
   for (const [type, status, code] of errorCode) {
     if (error instanceof type) return errorAnswer(status, code, error.message);
+  }
+  if (error instanceof KeywardenError && error.retryable) {
+    // Something keywarden depends on did not answer (an issuer's signing keys, say): try again.
+    return {
+      ...errorAnswer(503, 'unavailable', error.message),
+      headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'retry-after': '5' },
+    };
   }
   // Anything else may carry details a caller must not see: name and message go to the log
   // (keywarden's errors hold no secret values), the caller gets the request id to find them.
