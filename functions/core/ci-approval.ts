@@ -431,7 +431,7 @@ export type GateVerdict =
  */
 export async function gateCheck(
   approvals: readonly ApprovalRecord[],
-  requirement: { gate: Gate; environment: string },
+  requirement: { gate: Gate; environment: string; digest?: string | undefined },
   options: {
     actor: string | undefined;
     now: Date;
@@ -444,12 +444,12 @@ export async function gateCheck(
   const candidates = approvals
     .filter((a) => a.gate === gate && a.environment === environment)
     .sort((a, b) => b.approvedAt.localeCompare(a.approvedAt));
-  const digest = approvals[0]?.digest ?? 'the digest';
+  const digest = requirement.digest ?? approvals[0]?.digest ?? 'the digest';
   if (candidates.length === 0) {
     return {
       ok: false,
       reason: 'no-approval',
-      message: `expected a ${gate} approval of ${digest} in ${environment}, got none`,
+      message: `no ${gate} approval of ${digest} in ${environment} is recorded; an approver of the gate runs \`keywarden approve --digest ${digest} --gate ${gate} --environment ${environment}\``,
     };
   }
   let first: GateVerdict | undefined;
@@ -609,12 +609,16 @@ export const approvalGate =
     digest: string,
     actor: string | undefined,
   ): Promise<{ ok: true; approvalId: string } | { ok: false; reason: string }> => {
-    const verdict = await gateCheck(await deps.ledger.listFor(digest), requirement, {
-      actor,
-      now: deps.clock.now(),
-      verify: approvalVerifier(deps.signer),
-      directory: await deps.directory(),
-    });
+    const verdict = await gateCheck(
+      await deps.ledger.listFor(digest),
+      { ...requirement, digest },
+      {
+        actor,
+        now: deps.clock.now(),
+        verify: approvalVerifier(deps.signer),
+        directory: await deps.directory(),
+      },
+    );
     return verdict.ok
       ? { ok: true, approvalId: verdict.approval.id }
       : { ok: false, reason: verdict.message };

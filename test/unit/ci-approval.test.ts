@@ -580,7 +580,10 @@ describe('ci approvals: gateCheck', () => {
 
     // assess
     expect(ok).toEqual({ ok: true, approvalId: 'apr-3' });
-    expect(other).toMatchObject({ ok: false, reason: expect.stringContaining('got none') });
+    expect(other).toEqual({
+      ok: false,
+      reason: `no promote approval of ${otherDigest} in prod is recorded; an approver of the gate runs \`keywarden approve --digest ${otherDigest} --gate promote --environment prod\``,
+    });
     expect(self).toMatchObject({ ok: false, reason: expect.stringContaining("the job's actor") });
   });
 });
