@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { signGithubPayload } from '../../functions/api/ci-webhooks.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
 import { REPO_ROOT, type StackEndpoints } from '../../scripts/local-stack.ts';
 import { printed, readmeActionInputs, readmeExample, runStep, stateEnv } from '../support/github-runner.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
@@ -360,5 +362,107 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(job.stderr).not.toContain(token);
     expect(after.code).toBe(0);
     expect(after.stdout).toContain('nothing to end');
+  });
+
+  it('the webhooks: a signed workflow_job completed and a GitLab Job Hook end the job; unsigned or wrongly signed ones change nothing', async () => {
+    // prepare: a GitHub job whose post step never runs, and a GitLab job whose after_script never runs
+    const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
+    const githubSecret = new SecretValue(config.ci.githubWebhookSecret ?? '');
+    const gitlabSecret = config.ci.gitlabWebhookSecret ?? '';
+    const claims = github.githubClaims({ repository_id: repositoryId, environment: 'prod' });
+    const { inputs } = readmeActionInputs({
+      'vars.KEYWARDEN_URL': url,
+      'steps.build.outputs.digest': `sha256:${randomBytes(32).toString('hex')}`,
+    });
+    const main = await runStep('main', mkdtempSync(join(tmpdir(), 'kw-ci-hook-')), {
+      ...inputs,
+      ...github.runnerEnv(claims),
+    });
+    expect(main.code, main.stdout).toBe(0);
+    const githubToken = main.env.VAULT_TOKEN ?? '';
+    const template = parseYaml(
+      readFileSync(join(REPO_ROOT, 'ci', 'gitlab', 'keywarden.gitlab-ci.yml'), 'utf8'),
+    ) as Record<string, { variables: Record<string, string>; before_script: string[] }>;
+    const base = template['.keywarden-credentials'];
+    if (!base) throw new Error('the template is missing');
+    const gitlabClaims = gitlab.gitlabClaims({ project_id: projectId, aud: 'keywarden' });
+    const dir = mkdtempSync(join(tmpdir(), 'kw-ci-hook-'));
+    const job = await sh(
+      [...base.before_script, `printf '%s' "$VAULT_TOKEN" > issued-token`].join('\n'),
+      runnerEnv({
+        ...base.variables,
+        KEYWARDEN_URL: url,
+        KEYWARDEN_GRANT: 'gitlab-publish',
+        KEYWARDEN_ID_TOKEN: await gitlab.mint(gitlabClaims),
+      }),
+      dir,
+    );
+    expect(job.code, job.stderr).toBe(0);
+    const gitlabToken = readFileSync(join(dir, 'issued-token'), 'utf8');
+    const workflowJob = JSON.stringify({
+      action: 'completed',
+      workflow_job: {
+        id: Number(claims.check_run_id),
+        run_id: Number(claims.run_id),
+        run_attempt: Number(claims.run_attempt),
+        check_run_url: `https://api.github.com/repos/octo-org/octo-repo/check-runs/${String(claims.check_run_id)}`,
+        status: 'completed',
+        conclusion: 'cancelled',
+        name: 'publish',
+      },
+      repository: { id: Number(repositoryId), full_name: 'octo-org/octo-repo' },
+    });
+    const jobHook = JSON.stringify({
+      object_kind: 'build',
+      build_id: Number(gitlabClaims.job_id),
+      build_status: 'canceled',
+      build_name: 'publish',
+      project_id: Number(projectId),
+      pipeline_id: Number(gitlabClaims.pipeline_id),
+    });
+    const deliver = async (platform: 'github' | 'gitlab', body: string, headers: Record<string, string>) => {
+      const response = await fetch(`${url}/ci/webhooks/${platform}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+      return { status: response.status, body: (await response.json()) as { ended?: number } };
+    };
+    const otherSecret = new SecretValue(randomBytes(20).toString('hex'));
+
+    // act: deliveries that are not GitHub's or GitLab's
+    const refused = [
+      await deliver('github', workflowJob, { 'x-github-event': 'workflow_job' }),
+      await deliver('github', workflowJob, {
+        'x-github-event': 'workflow_job',
+        'x-hub-signature-256': signGithubPayload(workflowJob, otherSecret),
+      }),
+      await deliver('gitlab', jobHook, { 'x-gitlab-event': 'Job Hook' }),
+      await deliver('gitlab', jobHook, {
+        'x-gitlab-event': 'Job Hook',
+        'x-gitlab-token': otherSecret.reveal(),
+      }),
+    ];
+
+    // assess: refused, and both jobs' credentials still live
+    expect(refused.map((r) => r.status)).toEqual([401, 401, 401, 401]);
+    expect(await vaultTokenStatus(stack.vault.addr, githubToken)).toBe(200);
+    expect(await vaultTokenStatus(stack.vault.addr, gitlabToken)).toBe(200);
+
+    // act: the real deliveries
+    const fromGithub = await deliver('github', workflowJob, {
+      'x-github-event': 'workflow_job',
+      'x-hub-signature-256': signGithubPayload(workflowJob, githubSecret),
+    });
+    const fromGitlab = await deliver('gitlab', jobHook, {
+      'x-gitlab-event': 'Job Hook',
+      'x-gitlab-token': gitlabSecret,
+    });
+
+    // assess
+    expect(fromGithub).toEqual({ status: 200, body: { ended: 1 } });
+    expect(fromGitlab).toEqual({ status: 200, body: { ended: 1 } });
+    expect(await vaultTokenStatus(stack.vault.addr, githubToken)).toBe(403);
+    expect(await vaultTokenStatus(stack.vault.addr, gitlabToken)).toBe(403);
   });
 });
