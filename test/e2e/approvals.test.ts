@@ -16,8 +16,20 @@ import { dynamoDbClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import type { ChainReport } from '../../functions/core/ci-approval.ts';
 import type { ApprovalRecord } from '../../functions/core/ci-records.ts';
+import type { SecretValue } from '../../functions/core/secret-value.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
-import { type CliRun, keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
+import {
+  type CliRun,
+  eventually,
+  keywardenAsync,
+  postSlack,
+  type ResponseCapture,
+  runtimeUrlOf,
+  slackSecretOf,
+  slashCommandBody,
+  stackOf,
+  startResponseCapture,
+} from './breakglass-support.ts';
 
 interface AuditRecord {
   type: string;
@@ -34,6 +46,8 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
   const repositoryId = '700100300';
   const issued: string[] = [];
   let github: LocalOidcIssuer;
+  let capture: ResponseCapture;
+  let slackSecret: SecretValue;
   let url: string;
   let vaultAddr: string;
 
@@ -67,12 +81,14 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
 
   beforeAll(async () => {
     github = await new LocalOidcIssuer({ platform: 'github' }).start();
+    capture = await startResponseCapture();
     const up = await keywardenAsync(['dev', 'up', '--users', 'bob,carol'], {
       KEYWARDEN_HOME: home,
       KEYWARDEN_ACTOR: 'alice',
     });
     expect(up.code, up.stderr).toBe(0);
     url = runtimeUrlOf(home);
+    slackSecret = slackSecretOf(home);
     vaultAddr = stackOf(home).vault.addr;
     const everyone = { localUsers: ['alice', 'bob', 'carol'], slackUsers: ['U0ALICE', 'U0BOB', 'U0CAROL'] };
     const inventory = {
@@ -124,6 +140,7 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
 
   afterAll(async () => {
     await github?.stop();
+    await capture?.close();
     const down = await keywardenAsync(['dev', 'down'], { KEYWARDEN_HOME: home });
     expect(down.code, down.stderr).toBe(0);
   });
@@ -271,6 +288,76 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
     expect(job.stderr).toContain('names no verifiable publish approval before it');
   });
 
+  it("takes an approval from Slack: /approve posts the button, a gate approver's click records it", async () => {
+    // prepare: sign and publish from the CLI
+    const chain = `sha256:${randomBytes(32).toString('hex')}`;
+    for (const [actor, gate] of [
+      ['alice', 'sign'],
+      ['bob', 'publish'],
+    ] as const) {
+      const run = await approve(actor, gate, 'prod', chain);
+      expect(run.code, run.stderr).toBe(0);
+    }
+    const click = (name: string, userId: string) => {
+      const payload = {
+        type: 'block_actions',
+        user: { id: userId, username: userId.toLowerCase() },
+        response_url: capture.url(name),
+        actions: [{ action_id: 'ci.approve', value: `${chain} promote prod`, type: 'button' }],
+      };
+      return postSlack(
+        url,
+        'interactions',
+        new URLSearchParams({ payload: JSON.stringify(payload) }).toString(),
+        {
+          secret: slackSecret,
+        },
+      );
+    };
+    const posted = (name: string) =>
+      eventually(`a post to response_url ${name}`, async () => capture.to(name)[0] ?? undefined);
+
+    // act
+    const command = await postSlack(
+      url,
+      'commands',
+      slashCommandBody({
+        command: '/approve',
+        text: `${chain} promote prod`,
+        userId: 'U0ALICE',
+        responseUrl: capture.url('asked'),
+      }),
+      { secret: slackSecret },
+    );
+    const listedBefore = await cli('bob', ['approvals', 'list', '--digest', chain, '--json']);
+    const mallory = await click('mallory', 'U0MALLORY');
+    const refusal = await posted('mallory');
+    const carol = await click('carol', 'U0CAROL');
+    const approved = await posted('carol');
+    const listed = await cli('bob', ['approvals', 'list', '--digest', chain, '--json']);
+    const carolsJob = await exchange('carol', chain);
+
+    // assess
+    expect(command.status).toBe(200);
+    expect(command.body).toContain(`"action_id":"ci.approve"`);
+    expect(command.body).toContain(`"value":"${chain} promote prod"`);
+    expect((JSON.parse(listedBefore.stdout) as ApprovalRecord[]).map((a) => a.gate)).toEqual([
+      'sign',
+      'publish',
+    ]);
+    expect([mallory.status, carol.status]).toEqual([200, 200]);
+    expect(refusal.json.text).toContain('slack:U0MALLORY is not an approver of gate promote in prod');
+    expect(approved.json).toMatchObject({
+      replace_original: true,
+      text: `Approved: ${chain} for promote in prod`,
+    });
+    const promote = (JSON.parse(listed.stdout) as ApprovalRecord[]).find((a) => a.gate === 'promote');
+    expect(promote?.approver).toEqual({ kind: 'slack', id: 'U0CAROL' });
+    // U0CAROL is carol in the directory: her own job does not pass on her Slack approval.
+    expect(carolsJob.code).toBe(1);
+    expect(carolsJob.stderr).toContain("was given by slack:U0CAROL, the job's actor");
+  });
+
   it('audits every approval and every refusal, and never a credential', async () => {
     // act
     const records = await auditRecords();
@@ -283,7 +370,12 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
       ['local:bob', 'publish'],
       ['local:carol', 'promote'],
     ]);
-    expect(refused.map((r) => r.actor).sort()).toEqual(['local:alice', 'local:alice', 'local:bob']);
+    expect(refused.map((r) => r.actor).sort()).toEqual([
+      'local:alice',
+      'local:alice',
+      'local:bob',
+      'slack:U0MALLORY',
+    ]);
     const everything = JSON.stringify(records) + runs.map((r) => r.stderr).join('\n');
     for (const token of issued) expect(everything).not.toContain(token);
   });
