@@ -244,6 +244,28 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(await vaultTokenStatus(stack.vault.addr, answer.vault.token)).toBe(200);
   });
 
+  it('keywarden ci on a GitHub runner asks the runner for each token (no KEYWARDEN_ID_TOKEN): credentials, then end', async () => {
+    // prepare
+    const env = runnerEnv({
+      KEYWARDEN_URL: url,
+      ...github.runnerEnv(github.githubClaims({ repository_id: repositoryId, environment: 'prod' })),
+    });
+    const tokensBefore = github.served.tokens;
+
+    // act
+    const issued = await sh('keywarden ci credentials --grant release-publish --format json', env, work);
+    const answer = JSON.parse(issued.stdout || '{}') as { id: string; vault?: { token: string } };
+    secrets.add(answer.vault?.token ?? '');
+    const ended = await sh(`keywarden ci end ${answer.id}`, env, work);
+
+    // assess
+    expect(issued.code, issued.stderr).toBe(0);
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(github.served.tokens - tokensBefore).toBe(2);
+    expect(await vaultTokenStatus(stack.vault.addr, answer.vault?.token ?? '')).toBe(403);
+    for (const secret of secrets) expect(`${issued.stderr}${ended.stderr}`).not.toContain(secret);
+  });
+
   it("the GitHub Action's main and post steps with the README workflow's inputs: credentials that work, then are dead", async () => {
     // prepare
     const runner = github.runnerEnv(
