@@ -9,7 +9,7 @@ import { SecretValue } from '../../functions/core/secret-value.ts';
 import { localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../../scripts/local-stack.ts';
 import { LocalOidcIssuer, type TokenClaims } from '../support/oidc-issuer.ts';
-import { type CliRun, keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
+import { type CliRun, eventually, keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
 
 interface AuditRecord {
   type: string;
@@ -191,6 +191,22 @@ ci:
     expect(self.data?.renewable).toBe(false);
     expect(self.data?.meta?.keywarden_ci_job).toBe(answer.correlationId);
     expect(answer.correlationId).toContain(String(buildJob.run_id));
+  });
+
+  it("records the job token's first use, read from OpenBao's audit device, under the job's correlation id", async () => {
+    // act
+    const used = await eventually('the ci.credentials.used event of the build exchange', async () =>
+      (await auditRecords()).find(
+        (r) => r.type === 'ci.credentials.used' && r.details.exchangeId === buildId,
+      ),
+    );
+
+    // assess
+    expect(used.details).toMatchObject({
+      grant: 'build',
+      firstUse: expect.stringContaining('auth/token/lookup-self'),
+    });
+    expect(used.details.from).toBe('127.0.0.1');
   });
 
   it('refuses the same token twice (replay), and a token whose ref does not match, naming the claim', async () => {
@@ -379,13 +395,15 @@ ci:
 
     // assess
     const ofBuild = records.filter((r) => r.details.exchangeId === buildId);
-    // issued and ended under the build job's id; the stranger's refused attempt under its own job's
+    // issued, used and ended under the build job's id; the stranger's refused attempt under its own job's
     expect(ofBuild.map((r) => r.type)).toEqual([
       'ci.credentials.issued',
+      'ci.credentials.used',
       'ci.credentials.refused',
       'ci.credentials.ended',
     ]);
-    const [issuedEvent, refusedEvent, endedEvent] = ofBuild;
+    const [issuedEvent, usedEvent, refusedEvent, endedEvent] = ofBuild;
+    expect(usedEvent?.subject).toBe(issuedEvent?.subject);
     expect(endedEvent?.subject).toBe(issuedEvent?.subject);
     expect(refusedEvent?.subject).not.toBe(issuedEvent?.subject);
     const refusals = records.filter((r) => r.type === 'ci.credentials.refused').map((r) => r.details.reason);
