@@ -524,7 +524,8 @@ export interface ChainReport {
  * Checks every approval of `digest`: its signature (through the signer), its record against
  * its signed statement, and the chain's rules: a `sign` approval names no previous gate, a
  * later one names an approval of the gate before it, of the same digest and environment,
- * given no later than itself, by the approver it names, who is another person.
+ * given no later than itself and still valid then, by the approver it names, who is another
+ * person.
  */
 export async function verifyChain(
   deps: {
@@ -566,6 +567,10 @@ export async function verifyChain(
           );
         if (linked.approvedAt > approval.approvedAt)
           problems.push(`its previous approval ${linked.id} was given after it (${linked.approvedAt})`);
+        else if (linked.expiresAt <= approval.approvedAt)
+          problems.push(
+            `its previous approval ${linked.id} had expired (${linked.expiresAt}) when it was given`,
+          );
         if (canonicalJson(linked.approver) !== canonicalJson(previous.approver))
           problems.push(
             `its previous approval ${linked.id} was given by ${who(linked.approver)}, not ${who(previous.approver)} as it says`,

@@ -14,6 +14,7 @@ import {
   type ApprovalDeps,
   ApprovalRefusalError,
   approvalGate,
+  approvalStatement,
   approvalVerifier,
   approve,
   DSSE_PAYLOAD_TYPE,
@@ -708,6 +709,46 @@ describe('ci approvals: verifyChain', () => {
     // assess
     expect(report.verdict).toBe('broken');
     expect(report.approvals[0]?.problems).toEqual(['its previous approval apr-1 is not in the ledger']);
+  });
+
+  it('detects an approval that names a previous gate already expired when it was given', async () => {
+    // prepare: a publish statement signed by keywarden's key, linking a sign approval past its expiry
+    // (approve itself refuses to; only a writer holding the key could record it)
+    const sign = await approve(deps(), alice, at('sign'));
+    clock.advance(25 * 3_600_000);
+    const approvedAt = clock.now().toISOString();
+    const predicate = {
+      approvalId: 'apr-late',
+      gate: 'publish' as const,
+      environment: 'prod',
+      approver: bob,
+      approvedAt,
+      expiresAt: new Date(clock.now().getTime() + 3_600_000).toISOString(),
+      previous: { gate: 'sign' as const, approvalId: sign.id, approver: alice },
+    };
+    const statement = canonicalJson(approvalStatement(digest, predicate));
+    const { signature, keyId } = await signer.sign(signedBytes(statement));
+    await ledger.append({
+      id: 'apr-late',
+      digest,
+      gate: 'publish',
+      environment: 'prod',
+      approver: bob,
+      approvedAt,
+      expiresAt: predicate.expiresAt,
+      statement,
+      signature,
+      keyId,
+    });
+
+    // act
+    const report = await verifyChain(verifyDeps(), digest);
+
+    // assess
+    expect(report.verdict).toBe('broken');
+    expect(report.approvals[1]?.problems).toEqual([
+      `its previous approval ${sign.id} had expired (${sign.expiresAt}) when it was given`,
+    ]);
   });
 
   it('refuses a malformed digest', async () => {
