@@ -250,6 +250,15 @@ export function environmentOf(credentials: CiCredentials): Record<string, string
   };
 }
 
+/** Single-quoted for POSIX shells: nothing inside is expanded (a `'` becomes `'\''`). */
+export const shellQuote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
+
+/** `export NAME='value'` lines for `eval` in a POSIX shell (names are fixed; values are quoted). */
+export const shellExports = (env: Readonly<Record<string, string>>): string =>
+  Object.entries(env)
+    .map(([name, value]) => `export ${name}=${shellQuote(value)}`)
+    .join('\n');
+
 /**
  * A GitHub Actions job's OIDC token, by the runner's protocol: GET `ACTIONS_ID_TOKEN_REQUEST_URL`
  * (+ `audience`) with `ACTIONS_ID_TOKEN_REQUEST_TOKEN` as bearer answers `{ value }`. The job

@@ -17,6 +17,7 @@ import {
   environmentOf,
   requestCredentials,
   requestGithubIdToken,
+  shellExports,
 } from '../../action/src/exchange.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import { readRuntime } from '../../functions/local/runtime-process.ts';
@@ -36,9 +37,6 @@ interface TokenOptions {
   tokenEnv?: string;
   audience: string;
 }
-
-/** Single-quoted for POSIX shells: nothing inside is expanded (a `'` becomes `'\''`). */
-export const shellQuote = (value: string): string => `'${value.replaceAll("'", `'\\''`)}'`;
 
 /** keywarden's API base: `--url`, `KEYWARDEN_URL`, `KEYWARDEN_API_URL`, else the running local runtime. */
 function apiBase(url: string | undefined): string {
@@ -117,10 +115,7 @@ export function registerCi(program: Command): void {
     if (options.format === 'json') {
       printJson(credentials);
     } else {
-      const lines = Object.entries(environmentOf(credentials)).map(
-        ([name, value]) => `export ${name}=${shellQuote(value)}`,
-      );
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(`${shellExports(environmentOf(credentials))}\n`);
     }
     say(
       `keywarden: grant ${credentials.grant} issued until ${credentials.expiresAt} (exchange ${credentials.id}, correlation ${credentials.correlationId}); end it with: keywarden ci end ${credentials.id}`,
