@@ -2,7 +2,8 @@
  * What pipelines use, end to end against the local runtime (`keywarden dev up`): the README's
  * `keywarden ci credentials` / `keywarden ci end` lines run in a shell as a runner would, the
  * GitHub Action's built main and post steps with the README workflow's inputs, and the GitLab
- * template's before_script / after_script with the README job's variables. Job tokens come from
+ * template's before_script / after_script with the README job's variables, and the GitHub and
+ * GitLab job-completion webhooks (signed, unsigned, wrongly signed). Job tokens come from
  * local OIDC issuers (GitHub's and GitLab's shapes) that the inventory trusts; what is issued is
  * checked on OpenBao (the token works, then is dead) and moto (the deny on the role).
  */
@@ -26,7 +27,7 @@ import { SecretValue } from '../../functions/core/secret-value.ts';
 import { REPO_ROOT, type StackEndpoints } from '../../scripts/local-stack.ts';
 import { printed, readmeActionInputs, readmeExample, runStep, stateEnv } from '../support/github-runner.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
-import { type CliRun, keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
+import { keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
 
 interface Shell {
   code: number;
@@ -55,7 +56,6 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
   const home = mkdtempSync(join(tmpdir(), 'kw-ci-'));
   const work = mkdtempSync(join(tmpdir(), 'kw-ci-job-'));
   const bin = join(work, 'bin');
-  const runs: CliRun[] = [];
   const secrets = new Set<string>();
   let github: LocalOidcIssuer;
   let gitlab: LocalOidcIssuer;
@@ -186,7 +186,6 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
       'aws:SourceIdentity',
     );
     for (const secret of secrets) expect(job.stderr).not.toContain(secret);
-    runs.push({ ...job, args: ['sh', 'README'], actor: 'runner' });
   });
 
   it('keywarden ci credentials refuses a job on another ref, naming the claim; and a replayed token', async () => {
