@@ -91,32 +91,31 @@ function payloadOf(body: string): unknown {
   }
 }
 
+/** The exchange and the early end, on the default route or on one issuer's own (`/ci/issuers/{issuer}/…`). */
+const exchangeRoute =
+  (deps: ApiDeps) =>
+  async (event: ApiEvent, { issuer }: Record<string, string>) => {
+    const ci = ciOf(deps);
+    const token = bearerOf(header(event, 'authorization'));
+    const body = jsonBody(event, ExchangeBodySchema);
+    const issued = await exchange(ci.exchange, token, { ...body, issuer });
+    return json(201, disclose(issued, deps));
+  };
+
+const endRoute =
+  (deps: ApiDeps) =>
+  async (event: ApiEvent, { exchangeId = '', issuer }: Record<string, string>) => {
+    const ci = ciOf(deps);
+    const token = bearerOf(header(event, 'authorization'));
+    const record = await endExchange(ci.exchange, token, exchangeId, issuer);
+    return json(200, { id: record.id, ended: true, endedAt: record.ended?.at, by: record.ended?.by });
+  };
+
 export const CI_CREDENTIAL_ROUTES: readonly Route[] = [
-  {
-    method: 'POST',
-    path: '/ci/credentials',
-    auth: 'oidc',
-    run: (deps) => async (event) => {
-      const ci = ciOf(deps);
-      const token = bearerOf(header(event, 'authorization'));
-      const body = jsonBody(event, ExchangeBodySchema);
-      const issued = await exchange(ci.exchange, token, body);
-      return json(201, disclose(issued, deps));
-    },
-  },
-  {
-    method: 'DELETE',
-    path: '/ci/credentials/{exchangeId}',
-    auth: 'oidc',
-    run:
-      (deps) =>
-      async (event, { exchangeId = '' }) => {
-        const ci = ciOf(deps);
-        const token = bearerOf(header(event, 'authorization'));
-        const record = await endExchange(ci.exchange, token, exchangeId);
-        return json(200, { id: record.id, ended: true, endedAt: record.ended?.at, by: record.ended?.by });
-      },
-  },
+  { method: 'POST', path: '/ci/credentials', auth: 'oidc', run: exchangeRoute },
+  { method: 'DELETE', path: '/ci/credentials/{exchangeId}', auth: 'oidc', run: endRoute },
+  { method: 'POST', path: '/ci/issuers/{issuer}/credentials', auth: 'oidc', run: exchangeRoute },
+  { method: 'DELETE', path: '/ci/issuers/{issuer}/credentials/{exchangeId}', auth: 'oidc', run: endRoute },
   {
     method: 'POST',
     path: '/ci/webhooks/github',

@@ -18,6 +18,8 @@ import { IncidentSchema } from '../core/campaign.ts';
 import { NotFoundError, ValidationError } from '../core/errors.ts';
 import { GrantStateSchema, type Principal } from '../core/grant.ts';
 import type { IssuedGrantCredential } from '../core/ports.ts';
+import { CI_APPROVAL_ROUTES } from './ci-approvals.ts';
+import { CI_CREDENTIAL_ROUTES } from './ci-credentials.ts';
 import { type ApiDeps, campaignsOf } from './deps.ts';
 import {
   type ApiEvent,
@@ -33,8 +35,6 @@ import {
   view,
   viewCampaign,
 } from './responses.ts';
-import { CI_APPROVAL_ROUTES } from './ci-approvals.ts';
-import { CI_CREDENTIAL_ROUTES } from './ci-credentials.ts';
 import type { Route } from './route.ts';
 import { slackCommand, slackInteraction } from './slack.ts';
 
@@ -273,6 +273,10 @@ const PATH_PARAMS: Readonly<Record<string, { pattern: RegExp; expected: string }
   grantId: {
     pattern: /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
     expected: "a grant id (1 to 128 letters, digits, '.', '_', ':' or '-')",
+  },
+  issuer: {
+    pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/,
+    expected: "a CI issuer's name (lowercase letters, digits, '.', '_' or '-', at most 64)",
   },
   exchangeId: {
     pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/,

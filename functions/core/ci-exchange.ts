@@ -75,14 +75,25 @@ export function bearerOf(header: string | undefined): string {
   return match[1];
 }
 
-async function configOf(deps: Pick<CiExchangeDeps, 'config'>): Promise<CiConfig> {
+/**
+ * The synced `ci` section; with `issuer` (a route of one issuer, `/ci/issuers/<name>/…`, each
+ * behind its own JWT authorizer in AWS), only that issuer is trusted for the request.
+ */
+async function configOf(deps: Pick<CiExchangeDeps, 'config'>, issuer?: string): Promise<CiConfig> {
   const config = await deps.config();
   if (!config || config.issuers.length === 0) {
     throw new NotFoundError(
       'CI job credentials are not configured here: declare ci.issuers and ci.grants in the inventory and sync it',
     );
   }
-  return config;
+  if (issuer === undefined) return config;
+  const issuers = config.issuers.filter((i) => i.name === issuer);
+  if (issuers.length === 0) {
+    throw new NotFoundError(
+      `no CI issuer ${JSON.stringify(clip(issuer, 64))}; the trusted issuers are: ${config.issuers.map((i) => i.name).join(', ')}`,
+    );
+  }
+  return { ...config, issuers };
 }
 
 /** Verifies a token against the trusted issuers, auditing a refusal (never the token) before it reaches the caller. */
@@ -186,6 +197,8 @@ async function grantFor(
 export interface ExchangeRequest {
   grant: string;
   artifactDigest?: string | undefined;
+  /** Trust only this issuer (its own route); default: every trusted issuer. */
+  issuer?: string | undefined;
 }
 
 /**
@@ -201,7 +214,7 @@ export async function exchange(
   token: string,
   request: ExchangeRequest,
 ): Promise<IssuedCiCredentials> {
-  const config = await configOf(deps);
+  const config = await configOf(deps, request.issuer);
   const verifiedToken = await verified(deps, config, token, { action: 'exchange', grant: request.grant });
   const doing = { action: 'exchange', grant: request.grant };
   const spent = await deps.store.spendJti(
@@ -393,8 +406,9 @@ export async function endExchange(
   deps: CiExchangeDeps,
   token: string,
   id: string,
+  issuer?: string,
 ): Promise<CiCredentialRecord> {
-  const config = await configOf(deps);
+  const config = await configOf(deps, issuer);
   const doing = { action: 'end', id };
   const verifiedToken = await verified(deps, config, token, doing);
   const spent = await deps.store.spendJti(

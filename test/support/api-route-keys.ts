@@ -29,6 +29,12 @@ export const CI_OIDC_ROUTE_KEYS: readonly string[] = [
   'DELETE /ci/credentials/{exchangeId}',
 ];
 
+/** The same two routes of each further trusted issuer, each behind its own JWT authorizer in AWS. */
+export const CI_ISSUER_ROUTE_KEYS: readonly string[] = [
+  'POST /ci/issuers/{issuer}/credentials',
+  'DELETE /ci/issuers/{issuer}/credentials/{exchangeId}',
+];
+
 /** The routes GitHub and GitLab call, authenticated by their webhook signature / secret token. */
 export const CI_WEBHOOK_ROUTE_KEYS: readonly string[] = [
   'POST /ci/webhooks/github',
@@ -47,6 +53,7 @@ export const API_ROUTE_KEYS: readonly string[] = [
   ...SIGV4_ROUTE_KEYS,
   ...SLACK_ROUTE_KEYS,
   ...CI_OIDC_ROUTE_KEYS,
+  ...CI_ISSUER_ROUTE_KEYS,
   ...CI_WEBHOOK_ROUTE_KEYS,
   ...CI_APPROVAL_ROUTE_KEYS,
 ].sort();
