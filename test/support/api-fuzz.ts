@@ -214,10 +214,14 @@ function readCassette(file: string): Pick<SchemathesisRun, 'requests' | 'byOpera
   return { requests: interactions.length, byOperation, statuses };
 }
 
-/** The described path a request path belongs to: `/grants/x/approve` → `/grants/{grantId}/approve`. */
+/** The described path a request path belongs to: `/grants/x/approve` → `/grants/{grantId}/approve`, `/ci/credentials/x` → `/ci/credentials/{exchangeId}`. */
 function operationOf(path: string): string {
   const parts = path.split('/');
   if (parts[1] === 'grants' && parts.length >= 3) parts[2] = '{grantId}';
   if (parts[1] === 'campaigns' && parts.length >= 3) parts[2] = '{campaignId}';
+  if (parts[1] === 'ci' && parts[2] === 'issuers' && parts.length >= 4) parts[3] = '{issuer}';
+  const credentials = parts.indexOf('credentials');
+  if (parts[1] === 'ci' && credentials > 0 && parts.length > credentials + 1)
+    parts[credentials + 1] = '{exchangeId}';
   return parts.join('/');
 }
