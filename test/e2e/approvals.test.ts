@@ -29,6 +29,7 @@ import {
   slashCommandBody,
   stackOf,
   startResponseCapture,
+  vaultTokenStatus,
 } from './breakglass-support.ts';
 
 interface AuditRecord {
@@ -49,7 +50,6 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
   let capture: ResponseCapture;
   let slackSecret: SecretValue;
   let url: string;
-  let vaultAddr: string;
 
   async function cli(actor: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
     const result = {
@@ -89,7 +89,6 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
     expect(up.code, up.stderr).toBe(0);
     url = runtimeUrlOf(home);
     slackSecret = slackSecretOf(home);
-    vaultAddr = stackOf(home).vault.addr;
     const everyone = { localUsers: ['alice', 'bob', 'carol'], slackUsers: ['U0ALICE', 'U0BOB', 'U0CAROL'] };
     const inventory = {
       version: 1,
@@ -204,10 +203,7 @@ describe('artifact approvals: keywarden approve, approvals list|verify, and the 
     const credentials = JSON.parse(afterApproval.stdout) as { vault?: { token: string } };
     expect(credentials.vault?.token).toMatch(/^s\./);
     issued.push(credentials.vault?.token ?? '');
-    const lookup = await fetch(`${vaultAddr}/v1/auth/token/lookup-self`, {
-      headers: { 'x-vault-token': credentials.vault?.token ?? '' },
-    });
-    expect(lookup.status).toBe(200);
+    expect(await vaultTokenStatus(stackOf(home), credentials.vault?.token ?? '')).toBe(200);
   });
 
   it('refuses the job of the person who approved, under their CI login', async () => {

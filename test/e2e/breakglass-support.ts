@@ -95,6 +95,21 @@ export async function vaultReadStatus(addr: string, token: string, path: string)
   return response.status;
 }
 
+/**
+ * OpenBao's answer about `token`, looked up with the dev root token: 200 while it lives, 403
+ * once it is gone (a CI job's token holds exactly its grant's policies, so it may not look
+ * itself up).
+ */
+export async function vaultTokenStatus(stack: StackEndpoints, token: string): Promise<number> {
+  const response = await fetch(`${stack.vault.addr}/v1/auth/token/lookup`, {
+    method: 'POST',
+    headers: { 'x-vault-token': stack.vault.token, 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  await response.arrayBuffer();
+  return response.ok ? 200 : 403;
+}
+
 /** Writes a KV v2 secret with the dev root token. */
 export async function vaultWriteKv(
   addr: string,

@@ -27,7 +27,7 @@ import { SecretValue } from '../../functions/core/secret-value.ts';
 import { REPO_ROOT, type StackEndpoints } from '../../scripts/local-stack.ts';
 import { printed, readmeActionInputs, readmeExample, runStep, stateEnv } from '../support/github-runner.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
-import { keywardenAsync, runtimeUrlOf, stackOf } from './breakglass-support.ts';
+import { keywardenAsync, runtimeUrlOf, stackOf, vaultTokenStatus } from './breakglass-support.ts';
 
 interface Shell {
   code: number;
@@ -43,13 +43,6 @@ function sh(script: string, env: Record<string, string>, cwd: string): Promise<S
       resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
     });
   });
-}
-
-/** OpenBao's answer to a token looking itself up: 200 while it lives, 403 once revoked. */
-async function vaultTokenStatus(addr: string, token: string): Promise<number> {
-  const response = await fetch(`${addr}/v1/auth/token/lookup-self`, { headers: { 'x-vault-token': token } });
-  await response.arrayBuffer();
-  return response.status;
 }
 
 describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, the GitLab template', () => {
@@ -175,7 +168,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(issued.key).toMatch(/^ASIA|^AKIA|^[A-Z0-9]{16,}$/);
     secrets.add(issued.vault ?? '');
     expect(job.stderr).toContain(`keywarden: exchange ${issued.id} ended`);
-    expect(await vaultTokenStatus(stack.vault.addr, issued.vault ?? '')).toBe(403);
+    expect(await vaultTokenStatus(stack, issued.vault ?? '')).toBe(403);
     const policies = await iam.send(new ListRolePoliciesCommand({ RoleName: roleName }));
     const deny = await Promise.all(
       (policies.PolicyNames ?? []).map((name) =>
@@ -240,7 +233,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     // another job's token may not end it
     expect(end.code).toBe(1);
     expect(end.stderr).toMatch(/not-same-job/);
-    expect(await vaultTokenStatus(stack.vault.addr, answer.vault.token)).toBe(200);
+    expect(await vaultTokenStatus(stack, answer.vault.token)).toBe(200);
   });
 
   it('keywarden ci on a GitHub runner asks the runner for each token (no KEYWARDEN_ID_TOKEN): credentials, then end', async () => {
@@ -261,7 +254,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(issued.code, issued.stderr).toBe(0);
     expect(ended.code, ended.stderr).toBe(0);
     expect(github.served.tokens - tokensBefore).toBe(2);
-    expect(await vaultTokenStatus(stack.vault.addr, answer.vault?.token ?? '')).toBe(403);
+    expect(await vaultTokenStatus(stack, answer.vault?.token ?? '')).toBe(403);
     for (const secret of secrets) expect(`${issued.stderr}${ended.stderr}`).not.toContain(secret);
   });
 
@@ -288,7 +281,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(main.env.AWS_ACCESS_KEY_ID).toBeTruthy();
     expect(main.stdout).toContain(`::add-mask::${vaultToken}`);
     for (const line of printed(main)) for (const secret of secrets) expect(line).not.toContain(secret);
-    expect(await vaultTokenStatus(stack.vault.addr, vaultToken)).toBe(200);
+    expect(await vaultTokenStatus(stack, vaultToken)).toBe(200);
 
     // act: the post step
     const post = await runStep('post', workspace, { ...inputs, ...runner, ...stateEnv(main.state) });
@@ -297,7 +290,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(post.code, post.stdout).toBe(0);
     expect(post.stdout).toContain(`keywarden: exchange ${main.env.KEYWARDEN_CI_ID} ended`);
     expect(post.stdout).not.toContain('::warning::');
-    expect(await vaultTokenStatus(stack.vault.addr, vaultToken)).toBe(403);
+    expect(await vaultTokenStatus(stack, vaultToken)).toBe(403);
   });
 
   it("the GitLab template with the README job's variables: before_script exchanges, the script uses, after_script ends", async () => {
@@ -335,7 +328,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(job.code, job.stderr).toBe(0);
     const issued = readFileSync(join(dir, 'issued-token'), 'utf8');
     secrets.add(issued);
-    const alive = await vaultTokenStatus(stack.vault.addr, issued);
+    const alive = await vaultTokenStatus(stack, issued);
     const after = await sh(base.after_script.join('\n'), env, dir);
 
     // assess
@@ -346,7 +339,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     expect(alive).toBe(200);
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).toMatch(/^keywarden: exchange \S+ ended$/m);
-    expect(await vaultTokenStatus(stack.vault.addr, issued)).toBe(403);
+    expect(await vaultTokenStatus(stack, issued)).toBe(403);
     for (const secret of secrets)
       expect(`${job.stdout}${job.stderr}${after.stdout}${after.stderr}`).not.toContain(secret);
   });
@@ -467,8 +460,8 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
 
     // assess: refused, and both jobs' credentials still live
     expect(refused.map((r) => r.status)).toEqual([401, 401, 401, 401]);
-    expect(await vaultTokenStatus(stack.vault.addr, githubToken)).toBe(200);
-    expect(await vaultTokenStatus(stack.vault.addr, gitlabToken)).toBe(200);
+    expect(await vaultTokenStatus(stack, githubToken)).toBe(200);
+    expect(await vaultTokenStatus(stack, gitlabToken)).toBe(200);
 
     // act: the real deliveries
     const fromGithub = await deliver('github', workflowJob, {
@@ -483,7 +476,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     // assess
     expect(fromGithub).toEqual({ status: 200, body: { ended: 1 } });
     expect(fromGitlab).toEqual({ status: 200, body: { ended: 1 } });
-    expect(await vaultTokenStatus(stack.vault.addr, githubToken)).toBe(403);
-    expect(await vaultTokenStatus(stack.vault.addr, gitlabToken)).toBe(403);
+    expect(await vaultTokenStatus(stack, githubToken)).toBe(403);
+    expect(await vaultTokenStatus(stack, gitlabToken)).toBe(403);
   });
 });

@@ -140,6 +140,15 @@ export class JoseCiTokenVerifier implements CiTokenVerifier {
   async verify(token: string, issuers: readonly CiIssuer[]): Promise<VerifiedCiToken> {
     const { unverified, header } = decodeUnverified(token);
     const issuer = pickIssuer(unverified, issuers);
+    // `alg: none`, an HMAC alg (signed with a public key as the secret), anything not pinned:
+    // refused before a key is fetched or jose is asked.
+    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) {
+      throw new CiRefusalError(
+        'algorithm',
+        `expected alg ${issuer.algorithms.join(' or ')} (issuer ${issuer.name}), got ${shown(header.alg)}`,
+        { claim: 'alg' },
+      );
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.#keyGetter(issuer), {
@@ -287,6 +296,7 @@ function pickIssuer(unverified: JWTPayload, issuers: readonly CiIssuer[]): CiIss
   throw new CiRefusalError(
     'issuer-untrusted',
     `expected a token from a trusted issuer (${trusted.join(', ') || 'none trusted'}), got iss ${shown(unverified.iss)}`,
+    { claim: 'iss' },
   );
 }
 
@@ -307,13 +317,13 @@ function refusalOf(
       return new CiRefusalError(
         'too-old',
         `expected a token issued within the last ${issuer.maxTokenAgeSeconds}s (+${skew}s skew, after ${at(-issuer.maxTokenAgeSeconds - skew)}), got iat ${iso(claims.iat)}; request a fresh token`,
-        options,
+        { ...options, claim: 'iat' },
       );
     }
     return new CiRefusalError(
       'expired',
       `expected a token expiring after ${at(-skew)} (${skew}s skew), got exp ${iso(claims.exp)}; request a fresh token`,
-      options,
+      { ...options, claim: 'exp' },
     );
   }
   if (error instanceof errors.JWTClaimValidationFailed) {
@@ -382,7 +392,7 @@ function refusalOf(
     return new CiRefusalError(
       'algorithm',
       `expected alg ${issuer.algorithms.join(' or ')} (issuer ${issuer.name}), got ${shown(header.alg)}`,
-      options,
+      { ...options, claim: 'alg' },
     );
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) {

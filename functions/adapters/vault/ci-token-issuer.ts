@@ -88,7 +88,8 @@ export class VaultCiTokenIssuer implements CiVaultIssuer {
     const created = await this.#client.createToken(
       {
         policies: [...vault.policies],
-        no_default_policy: false,
+        // Exactly the grant's policies: `default` (lookup-self, renew-self…) only when declared.
+        no_default_policy: true,
         renewable: false,
         ttl: `${seconds}s`,
         explicit_max_ttl: `${seconds}s`,
