@@ -162,7 +162,11 @@ ci:
     - name: build
       issuer: github
       stage: build
-      claims: { repository_id: "${REPO_ID}", ref: refs/heads/main }
+      claims:
+        repository_id: "${REPO_ID}"
+        ref: refs/heads/main
+        ref_protected: true
+        runner_environment: github-hosted
       vault: { policies: [ci-build], ttl: 10m, numUses: 0 }
     - name: deploy-web
       issuer: github
@@ -257,23 +261,80 @@ ci:
     expect(JSON.stringify(mismatch.answer)).not.toContain(branch);
   });
 
-  it('refuses tokens that do not verify with 401: expired, wrong audience, unknown key, not a JWT', async () => {
+  it('refuses a job whose repository id, ref protection or runner does not match, naming the claim', async () => {
+    // act
+    const repository = await exchangeWith(await tokenOf(job({ repository_id: '700100201' })), {
+      grant: 'build',
+    });
+    const unprotected = await exchangeWith(await tokenOf(job({ ref_protected: 'false' })), {
+      grant: 'build',
+    });
+    const selfHosted = await exchangeWith(await tokenOf(job({ runner_environment: 'self-hosted' })), {
+      grant: 'build',
+    });
+
+    // assess
+    expect(repository).toMatchObject({
+      status: 403,
+      answer: { error: { reason: 'claim-mismatch', claim: 'repository_id' } },
+    });
+    expect(unprotected).toMatchObject({ status: 403, answer: { error: { claim: 'ref_protected' } } });
+    expect(selfHosted).toMatchObject({ status: 403, answer: { error: { claim: 'runner_environment' } } });
+  });
+
+  it('refuses tokens that do not verify with 401, naming the claim: expired, not yet valid, audience, untrusted issuer, alg none, HMAC', async () => {
+    // prepare
+    const stranger = await new LocalOidcIssuer({ platform: 'github' }).start();
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const unsigned = [b64({ alg: 'none', typ: 'JWT' }), b64({ ...job(), jti: crypto.randomUUID() }), ''].join(
+      '.',
+    );
+
     // act
     const expired = await exchangeWith(
       await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { expired: true }),
       { grant: 'build' },
     );
+    const early = await exchangeWith(
+      await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { notYetValid: true }),
+      { grant: 'build' },
+    );
     const audience = await exchangeWith(await tokenOf(job({ aud: 'someone-else' })), { grant: 'build' });
+    const untrusted = await exchangeWith(
+      await stranger.mint({
+        ...stranger.githubClaims({ repository_id: REPO_ID, aud: 'keywarden' }),
+        jti: crypto.randomUUID(),
+      }),
+      { grant: 'build' },
+    );
+    const algNone = await exchangeWith(unsigned, { grant: 'build' });
+    const hmac = await exchangeWith(
+      await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { alg: 'HS256' }),
+      {
+        grant: 'build',
+      },
+    );
     const unknown = await exchangeWith(
       await issuer.mint({ ...job(), jti: crypto.randomUUID() }, { signer: 'unknown' }),
       { grant: 'build' },
     );
     const garbage = await exchangeWith('not-a-jwt', { grant: 'build' });
     const none = await fetch(`${url}/ci/credentials`, { method: 'POST', body: '{"grant":"build"}' });
+    await stranger.stop();
 
     // assess
-    expect(expired).toMatchObject({ status: 401, answer: { error: { reason: 'expired' } } });
-    expect(audience).toMatchObject({ status: 401, answer: { error: { reason: 'audience' } } });
+    expect(expired).toMatchObject({ status: 401, answer: { error: { reason: 'expired', claim: 'exp' } } });
+    expect(early).toMatchObject({
+      status: 401,
+      answer: { error: { reason: 'not-yet-valid', claim: 'nbf' } },
+    });
+    expect(audience).toMatchObject({ status: 401, answer: { error: { reason: 'audience', claim: 'aud' } } });
+    expect(untrusted).toMatchObject({
+      status: 401,
+      answer: { error: { reason: 'issuer-untrusted', claim: 'iss' } },
+    });
+    expect(algNone).toMatchObject({ status: 401, answer: { error: { reason: 'algorithm', claim: 'alg' } } });
+    expect(hmac).toMatchObject({ status: 401, answer: { error: { reason: 'algorithm', claim: 'alg' } } });
     expect(unknown.status).toBe(401);
     expect(garbage.status).toBe(401);
     expect(none.status).toBe(401);
@@ -432,7 +493,35 @@ ci:
     expect(refusedEvent?.subject).not.toBe(issuedEvent?.subject);
     const refusals = records.filter((r) => r.type === 'ci.credentials.refused').map((r) => r.details.reason);
     expect(refusals).toEqual(
-      expect.arrayContaining(['replayed', 'claim-mismatch', 'expired', 'audience', 'not-same-job', 'gate']),
+      expect.arrayContaining([
+        'replayed',
+        'claim-mismatch',
+        'expired',
+        'not-yet-valid',
+        'audience',
+        'issuer-untrusted',
+        'algorithm',
+        'not-same-job',
+        'gate',
+      ]),
+    );
+    const named = records
+      .filter((r) => r.type === 'ci.credentials.refused')
+      .map((r) => r.details.claim)
+      .filter(Boolean);
+    expect(named).toEqual(
+      expect.arrayContaining([
+        'jti',
+        'ref',
+        'repository_id',
+        'ref_protected',
+        'runner_environment',
+        'exp',
+        'nbf',
+        'aud',
+        'iss',
+        'alg',
+      ]),
     );
     expect(records.some((r) => r.type === 'ci.approval.recorded')).toBe(true);
     const everything = JSON.stringify(records) + runs.map((r) => r.stdout + r.stderr).join('\n');
