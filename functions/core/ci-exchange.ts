@@ -97,14 +97,28 @@ async function configOf(deps: Pick<CiExchangeDeps, 'config'>, issuer?: string): 
 }
 
 /** Verifies a token against the trusted issuers, auditing a refusal (never the token) before it reaches the caller. */
+/**
+ * The oldest token that may end its own job's credentials. Ending gives nothing away, and
+ * GitLab mints a job's ID tokens once, when the job starts: its `after_script` presents a token
+ * as old as the job, so the end takes any unexpired token of the job up to this age.
+ */
+export const END_TOKEN_MAX_AGE_SECONDS = 24 * 3_600;
+
 async function verified(
   deps: Pick<CiExchangeDeps, 'verifier' | 'audit'>,
   config: CiConfig,
   token: string,
   doing: { action: string; grant?: string; id?: string },
 ): Promise<VerifiedCiToken> {
+  const issuers = config.issuers
+    .map(resolveIssuer)
+    .map((issuer) =>
+      doing.action === 'end'
+        ? { ...issuer, maxTokenAgeSeconds: Math.max(issuer.maxTokenAgeSeconds, END_TOKEN_MAX_AGE_SECONDS) }
+        : issuer,
+    );
   try {
-    return await deps.verifier.verify(token, config.issuers.map(resolveIssuer));
+    return await deps.verifier.verify(token, issuers);
   } catch (error) {
     if (error instanceof CiRefusalError) await auditRefusal(deps, undefined, error, doing);
     throw error;

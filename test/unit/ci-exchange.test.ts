@@ -299,6 +299,26 @@ describe('ci exchange: ending', () => {
     expect((await events()).filter((e) => e.type === 'ci.credentials.ended')).toHaveLength(1);
   });
 
+  it('lets a job end its credentials with a token as old as the job (GitLab mints them at the start), never exchange with one', async () => {
+    // prepare: a verifier that reports the maximum token age it was asked to enforce
+    const { deps, tokens } = setup();
+    const ages: number[] = [];
+    const verifier = deps.verifier;
+    deps.verifier = {
+      verify: (token, issuers) => {
+        ages.push(...issuers.map((issuer) => issuer.maxTokenAgeSeconds));
+        return verifier.verify(token, issuers);
+      },
+    };
+    const issued = await exchange(deps, tokens.mint(), { grant: 'build' });
+
+    // act
+    await endExchange(deps, tokens.mint(), issued.record.id);
+
+    // assess: 10 minutes for the exchange, a day for the end
+    expect(ages).toEqual([600, 86_400]);
+  });
+
   it("ends every credential of a job from the platform's webhook, and none of another job's", async () => {
     // prepare
     const { deps, tokens, fakes } = setup();
