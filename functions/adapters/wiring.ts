@@ -24,7 +24,7 @@ import { KeywardenError } from '../core/errors.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Identity } from '../core/identity.ts';
-import type { Clock, DiscoverySource, GrantIssuer, SessionRevoker } from '../core/ports.ts';
+import type { ApprovalSigner, Clock, DiscoverySource, GrantIssuer, SessionRevoker } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
@@ -324,22 +324,36 @@ export const grantReports = (c: Composition) => {
   return (grantId: string) => grantReportOf(deps, grantId);
 };
 
-/** Artifact approvals: signed with the deployment's KMS key, kept append-only, approvers from the inventory. */
-export const approvals: Part<ApprovalDeps> = (c) => {
-  const { store, breakglassStore } = c.get(stores);
-  return {
-    ledger: c.get(ciStores).ledger,
-    signer: c.get(approvalSigner),
-    audit: store,
-    clock: c.clock,
-    gates: async () => (await breakglassStore.getCiConfig())?.gates ?? [],
-    directory: () => breakglassStore.getBreakglassConfig(),
-    newApprovalId: () => `ap-${randomUUID()}`,
-  };
-};
-
-const approvalSigner: Part<KmsApprovalSigner> = (c) =>
+const approvalSigner: Part<ApprovalSigner> = (c) =>
   new KmsApprovalSigner({ kms: c.get(kms), keyId: c.config.ci.approvalKeyId });
+
+/** The signer of a function that records no approval (the Slack ingress reads only who may approve). */
+const notSigning: Part<ApprovalSigner> = () => ({
+  sign: () =>
+    Promise.reject(new KeywardenError('this function records no approvals (the Slack worker does)')),
+  verify: () => Promise.reject(new KeywardenError('this function verifies no approvals')),
+});
+
+/** Artifact approvals over a signer: kept append-only, approvers from the inventory. */
+const approvalsWith =
+  (signer: Part<ApprovalSigner>): Part<ApprovalDeps> =>
+  (c) => {
+    const { store, breakglassStore } = c.get(stores);
+    return {
+      ledger: c.get(ciStores).ledger,
+      signer: c.get(signer),
+      audit: store,
+      clock: c.clock,
+      gates: async () => (await breakglassStore.getCiConfig())?.gates ?? [],
+      directory: () => breakglassStore.getBreakglassConfig(),
+      newApprovalId: () => `ap-${randomUUID()}`,
+    };
+  };
+
+/** Artifact approvals, signed with the deployment's KMS key. */
+export const approvals: Part<ApprovalDeps> = /* @__PURE__ */ approvalsWith(approvalSigner);
+/** Who may approve, for a function that records nothing (no KMS client in its bundle). */
+export const approvalReading: Part<ApprovalDeps> = /* @__PURE__ */ approvalsWith(notSigning);
 
 /**
  * CI job credentials: the job's OIDC token verified (jose), exchanged once, issued by Vault and

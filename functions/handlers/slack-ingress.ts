@@ -9,7 +9,14 @@
  */
 import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
-import { breakglass, Composition, campaignPlanning, secrets, stores } from '../adapters/wiring.ts';
+import {
+  approvalReading,
+  breakglass,
+  Composition,
+  campaignPlanning,
+  secrets,
+  stores,
+} from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { type DeferredJob, signDeferredJob } from '../api/deferred-jobs.ts';
 import type { ApiDeps } from '../api/deps.ts';
@@ -66,6 +73,8 @@ export const handler = entryPoint(async () => {
   const responder = new SlackResponder();
   const deps: ApiDeps = {
     breakglass: composition.get(breakglass),
+    // Artifact approvals: the ingress checks `/approve`'s approvers, the worker records the click.
+    approvals: composition.get(approvalReading),
     acceptLocalPrincipals: false,
     campaigns: campaignApi(composition.get(campaignPlanning), noLaunchFromIngress),
     region: env.region,

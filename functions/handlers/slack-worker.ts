@@ -15,6 +15,7 @@ import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts'
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import { isBotToken, WebApiThreadPoster } from '../adapters/slack/web-api-poster.ts';
 import {
+  approvals,
   breakglass,
   Composition,
   campaignPlanning,
@@ -63,6 +64,8 @@ export const handler = entryPoint(async () => {
   });
   return makeHandler({
     breakglass: composition.get(breakglass),
+    // Artifact approvals: the ingress checks `/approve`'s approvers, the worker records the click.
+    approvals: composition.get(approvals),
     acceptLocalPrincipals: false,
     campaigns: campaignApi(composition.get(campaignPlanning), launcher),
     region: config.aws.region,

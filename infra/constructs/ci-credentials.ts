@@ -313,6 +313,9 @@ export class CiCredentials extends Construct {
     });
     this.grantApprovalSigning(apiRole);
     apiFunction.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
+    // Slack's Approve button is recorded by the Slack worker (after the ingress acknowledged it).
+    this.grantApprovalSigning(props.api.slackWorker.role);
+    props.api.slackWorker.function.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
 
     // Webhook secrets: the operator copies each into the platform's webhook settings.
 

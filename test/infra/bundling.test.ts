@@ -39,13 +39,14 @@ const CEILING_KB: Readonly<Record<string, number>> = {
   'Rotation/Scheduled': 560,
   'Revocation/Plan': 560,
   'Revocation/Report': 590,
-  'Api/SlackIngress': 620,
+  'Api/SlackIngress': 625,
   // The CI exchange (#13): jose, the KMS client, the approval and exchange use cases (~80 kB).
   'Api/Handler': 720,
   'CiCredentials/Usage': 420,
   'CiCredentials/Sweeper': 570,
   Discovery: 660,
-  'Api/SlackWorker': 970,
+  // + the approval use case and KMS for Slack's Approve button (#13)
+  'Api/SlackWorker': 990,
 };
 
 describe('bundling: every handler builds, and stays lean', () => {

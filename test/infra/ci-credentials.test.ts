@@ -148,10 +148,15 @@ describe('infra: ci credentials', () => {
       expect(aliases.map((alias) => flattenCfnValue(alias.Properties.TargetKeyId))).toEqual([keyArn()]);
     });
 
-    it('signs, verifies and shows its public key to the API function only, on that key only', () => {
+    it('signs, verifies and shows its public key to the API function and the Slack worker (the Approve button) only, on that key only', () => {
       for (const action of ['kms:Sign', 'kms:Verify', 'kms:GetPublicKey']) {
         expect(resourcesAllowedFor(apiStatements(), action)).toEqual([keyArn()]);
-        expect(holdersOf(action)).toEqual([logicalIdOf(synthesized.stack.api.handler.role)]);
+        expect(holdersOf(action).sort()).toEqual(
+          [
+            logicalIdOf(synthesized.stack.api.handler.role),
+            logicalIdOf(synthesized.stack.api.slackWorker.role),
+          ].sort(),
+        );
       }
       // No kms statement of the API role names "*" or a wildcard action.
       const kms = apiStatements().filter((s) => s.actions.some((action) => action.startsWith('kms:')));
