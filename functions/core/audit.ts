@@ -45,6 +45,12 @@ export const AuditEventTypeSchema = z.enum([
   /** An artifact digest was approved for a gate (the signed statement's id and key). */
   'ci.approval.recorded',
   'ci.approval.refused',
+  /** A managed credential was found exposed (where, by which rule, its fingerprint; never the value). */
+  'exposure.detected',
+  /** The exposed credential was ended (revoked, disabled or replaced in its store). */
+  'exposure.contained',
+  /** A clean credential replaced it at its delivery target, through the rotation protocol. */
+  'exposure.reissued',
 ]);
 export type AuditEventType = z.infer<typeof AuditEventTypeSchema>;
 

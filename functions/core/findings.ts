@@ -24,6 +24,12 @@ export const FindingTypeSchema = z.enum([
   'separation-of-duties',
   'used-after-rotation',
   'breakglass-review-overdue',
+  /** A credential keywarden does not manage, found exposed (a log, a repository, a CI variable). */
+  'exposed-unmanaged',
+  /** A managed credential used from an address or runner outside its identity's `allowedRunners`. */
+  'used-from-unexpected-runner',
+  /** A CI job credential used after its job ended. */
+  'used-after-job-end',
 ]);
 export type FindingType = z.infer<typeof FindingTypeSchema>;
 
@@ -51,6 +57,9 @@ const SEVERITY: Record<FindingType, Severity> = {
   stale: 'medium',
   'used-after-rotation': 'high',
   'breakglass-review-overdue': 'high',
+  'exposed-unmanaged': 'high',
+  'used-from-unexpected-runner': 'high',
+  'used-after-job-end': 'high',
 };
 
 /**
