@@ -19,7 +19,10 @@
  * C concurrent clients; a few untimed exchanges of each warm both up first. A reference row
  * times keywarden's own Vault call alone (`auth/token/create-orphan` with the grant's policy
  * and TTL, straight to OpenBao, no JWT): keywarden's p50 minus its p50 is what the rest of an
- * exchange costs (verification, jti, record, audit, the extra hop). Every answer must
+ * exchange costs (verification, jti, record, audit, the extra hop). The CPU each server
+ * process (the runtime, dynalite, OpenBao) used per exchange is read from /proc over each run;
+ * and a last phase runs `exchange()` in this process over the runtime's wiring, each port
+ * timed (`--breakdown N`, 0 to skip): where keywarden's time goes. Every answer must
  * be a success (201 with a Vault token / 200 with `auth.client_token`); a failure is counted
  * and its status and error printed, never a token or a JWT.
  *
@@ -28,22 +31,26 @@
  * It stops its stack and runtime (`keywarden dev down`) at the end, on error and on Ctrl-C; a
  * watchdog ends the stack's servers should this process be killed.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
+import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
+import { wire } from '../functions/adapters/wiring.ts';
+import { type CiExchangeDeps, exchange } from '../functions/core/ci-exchange.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
 import { keywardenAsync, runtimeUrlOf, stackOf } from '../test/e2e/breakglass-support.ts';
 import { LocalOidcIssuer, type TokenClaims } from '../test/support/oidc-issuer.ts';
 import { round, writeResults } from './support/bench-run.ts';
-import { percentile } from './support/measure.ts';
+import { CallLedger, percentile, recordAwsCalls, startPhase, timedPort } from './support/measure.ts';
 import { startReaper } from './support/stack-reaper.ts';
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
-const USAGE = 'usage: npx tsx bench/ci-exchange.ts [--count 300] [--concurrency 1,8] [--warmup 10]';
+const USAGE =
+  'usage: npx tsx bench/ci-exchange.ts [--count 300] [--concurrency 1,8] [--warmup 10] [--breakdown 100]';
 
 /** The job every token describes: a pinned repository on main (ids generated at run time). */
 const REPO_ID = String(100_000_000 + Math.floor(Math.random() * 899_999_999));
@@ -55,6 +62,7 @@ interface Options {
   count: number;
   concurrency: number[];
   warmup: number;
+  breakdown: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -64,6 +72,7 @@ function parseOptions(argv: string[]): Options {
       count: { type: 'string', default: '300' },
       concurrency: { type: 'string', default: '1,8' },
       warmup: { type: 'string', default: '10' },
+      breakdown: { type: 'string', default: '100' },
     },
     strict: true,
   });
@@ -80,6 +89,7 @@ function parseOptions(argv: string[]): Options {
     count: whole('count', values.count, 1, 20_000),
     concurrency: values.concurrency.split(',').map((c) => whole('concurrency', c.trim(), 1, 256)),
     warmup: whole('warmup', values.warmup, 0, 1_000),
+    breakdown: whole('breakdown', values.breakdown, 0, 20_000),
   };
 }
 
@@ -108,7 +118,12 @@ interface Measured {
   perSecond: number;
   p50: number;
   p99: number;
+  /** CPU ms per exchange of each server process over the run (10 ms ticks, other load excluded). */
+  cpuMsEach?: Record<ServerName, number>;
 }
+
+const SERVERS = ['runtime', 'dynalite', 'openbao'] as const;
+type ServerName = (typeof SERVERS)[number];
 
 /** An error body's printable part: keywarden's `error` object or OpenBao's `errors` list. */
 function describeFailure(status: number, body: unknown): string {
@@ -239,6 +254,51 @@ async function vaultWrite(stack: StackEndpoints, path: string, body: unknown): P
   }
 }
 
+/** Where an in-process exchange's time goes: per step, mean ms and calls per exchange. */
+interface Breakdown {
+  exchanges: number;
+  p50: number;
+  steps: { step: string; callsEach: number; msEach: number }[];
+}
+
+/**
+ * `n` exchanges, one after the other, through the same use case and wiring as the runtime's
+ * (`exchange()` over `wire()` of the dev stack's config), in this process, each port timed:
+ * where keywarden's time goes without the HTTP hop. Steps nest (a store call holds its
+ * DynamoDB request), so they add up past the total.
+ */
+async function breakdown(home: string, jwts: string[]): Promise<Breakdown> {
+  const services = wire(
+    RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'))),
+  );
+  const ledger = new CallLedger();
+  recordAwsCalls(services.aws.dynamodb, 'dynamodb', ledger);
+  const plain = services.ciExchangeDeps;
+  const deps: CiExchangeDeps = {
+    ...plain,
+    config: () => ledger.time('config (ci section)', () => plain.config()),
+    verifier: timedPort(plain.verifier, 'verifier', ledger),
+    store: timedPort(plain.store, 'store', ledger),
+    ...(plain.vault && { vault: timedPort(plain.vault, 'vault', ledger) }),
+    audit: timedPort(plain.audit, 'audit', ledger),
+  };
+  const times: number[] = [];
+  for (const jwt of jwts) {
+    const t0 = performance.now();
+    await ledger.time('exchange (total)', () => exchange(deps, jwt, { grant: 'build' }));
+    times.push(performance.now() - t0);
+  }
+  return {
+    exchanges: jwts.length,
+    p50: percentile(times, 50),
+    steps: ledger.entries().map(([step, stats]) => ({
+      step,
+      callsEach: stats.calls / jwts.length,
+      msEach: stats.totalMs / jwts.length,
+    })),
+  };
+}
+
 /** The same trust as the inventory's grant, in OpenBao's own JWT auth method. */
 async function setUpOpenbaoJwt(stack: StackEndpoints, issuer: LocalOidcIssuer): Promise<void> {
   await vaultWrite(stack, `sys/auth/${MOUNT}`, { type: 'jwt' });
@@ -320,6 +380,12 @@ async function main(options: Options): Promise<void> {
     const stack = stackOf(home);
     stopReaper = startReaper(stack, home).stop;
     const url = runtimeUrlOf(home);
+    const runtimePid = (JSON.parse(readFileSync(join(home, 'runtime.json'), 'utf8')) as { pid: number }).pid;
+    const pids: Record<ServerName, number> = {
+      runtime: runtimePid,
+      dynalite: stack.dynamodb.pid,
+      openbao: stack.vault.pid,
+    };
 
     await vaultWrite(stack, `sys/policies/acl/${POLICY}`, {
       policy: 'path "secret/data/ci-build/*" { capabilities = ["read"] }',
@@ -365,7 +431,12 @@ async function main(options: Options): Promise<void> {
         process.stderr.write(
           `${LABEL[contender]}: ${options.count} exchanges from ${concurrency} client(s)…\n`,
         );
+        const phase = startPhase(pids);
         const measured = await load(contender, exchanges[contender], jwts, concurrency);
+        const { cpu } = phase();
+        measured.cpuMsEach = Object.fromEntries(
+          SERVERS.map((name) => [name, ((cpu[name]?.seconds ?? 0) * 1_000) / measured.requests]),
+        ) as Record<ServerName, number>;
         results.push(measured);
         process.stderr.write(
           `  ${round(measured.perSecond, 1)}/s, p50 ${round(measured.p50, 1)} ms, p99 ${round(measured.p99, 1)} ms, ${measured.failed} failed\n`,
@@ -373,13 +444,20 @@ async function main(options: Options): Promise<void> {
         for (const failure of measured.failures) process.stderr.write(`  failure: ${failure}\n`);
       }
     }
-    report(options, results);
+    let steps: Breakdown | undefined;
+    if (options.breakdown > 0) {
+      process.stderr.write(`breakdown: ${options.breakdown} exchanges in this process, each port timed…\n`);
+      steps = await breakdown(home, await mintTokens(options.breakdown));
+    }
+    report(options, results, issuer.served.keys, steps);
   } finally {
     await cleanup();
   }
 }
 
-function report(options: Options, results: Measured[]): void {
+const cpuText = (r: Measured) => SERVERS.map((name) => round(r.cpuMsEach?.[name] ?? 0, 1)).join(' / ');
+
+function report(options: Options, results: Measured[], keyFetches: number, steps?: Breakdown): void {
   const load1 = loadavg().map((n) => round(n, 1));
   console.log(
     `\nCI exchange, ${options.count} tokens per contender and concurrency, ${cpus().length} CPUs, load average ${load1.join(' ')}`,
@@ -388,7 +466,17 @@ function report(options: Options, results: Measured[]): void {
     'Each contender gets its own freshly minted tokens of identical claims (one jti each): keywarden spends a jti, so no token goes to both.',
   );
   const table = new Table({
-    head: ['contender', 'clients', 'requests', 'failed', 'wall', 'exchanges/s', 'p50', 'p99'],
+    head: [
+      'contender',
+      'clients',
+      'requests',
+      'failed',
+      'wall',
+      'exchanges/s',
+      'p50',
+      'p99',
+      'CPU ms each: runtime / dynalite / OpenBao',
+    ],
   });
   for (const r of results) {
     table.push([
@@ -400,13 +488,17 @@ function report(options: Options, results: Measured[]): void {
       round(r.perSecond, 1),
       `${round(r.p50, 1)} ms`,
       `${round(r.p99, 1)} ms`,
+      cpuText(r),
     ]);
   }
   console.log(table.toString());
   const ratios = new Table({
     head: ['keywarden / OpenBao', 'exchanges/s', 'p50', 'p99', 'keywarden p50 beyond create-orphan'],
   });
-  const markdown = ['| clients | contender | exchanges/s | p50 | p99 |', '|---|---|---|---|---|'];
+  const markdown = [
+    '| clients | contender | exchanges/s | p50 | p99 | CPU ms each: runtime / dynalite / OpenBao |',
+    '|---|---|---|---|---|---|',
+  ];
   for (const concurrency of options.concurrency) {
     const kw = results.find((r) => r.contender === 'keywarden' && r.concurrency === concurrency);
     const bao = results.find((r) => r.contender === 'openbao' && r.concurrency === concurrency);
@@ -421,13 +513,26 @@ function report(options: Options, results: Measured[]): void {
     ]);
     for (const r of [kw, bao, orphan]) {
       markdown.push(
-        `| ${concurrency} | ${LABEL[r.contender]} | ${round(r.perSecond, 1)} | ${round(r.p50, 1)} ms | ${round(r.p99, 1)} ms |`,
+        `| ${concurrency} | ${LABEL[r.contender]} | ${round(r.perSecond, 1)} | ${round(r.p50, 1)} ms | ${round(r.p99, 1)} ms | ${cpuText(r)} |`,
       );
     }
   }
   console.log(ratios.toString());
   console.log('\nWhat keywarden does per exchange that an OpenBao JWT login does not:');
   for (const step of ON_TOP) console.log(`  - ${step}`);
+  if (steps) {
+    const where = new Table({
+      head: [`in-process exchange() × ${steps.exchanges}`, 'calls each', 'ms each'],
+    });
+    for (const s of steps.steps) where.push([s.step, round(s.callsEach, 2), round(s.msEach, 2)]);
+    console.log(
+      `\nWhere keywarden's time goes (sequential, in this process, no HTTP hop; p50 ${round(steps.p50, 1)} ms; steps nest):`,
+    );
+    console.log(where.toString());
+  }
+  console.log(
+    `The issuer's key set was fetched ${keyFetches} time(s) in the run: both verifiers cache it, neither fetches per exchange.`,
+  );
   const failed = results.reduce((n, r) => n + r.failed, 0);
   console.log(failed === 0 ? '\nEvery exchange succeeded.' : `\n${failed} exchange(s) FAILED (see above).`);
   console.log(`\n${markdown.join('\n')}\n`);
@@ -436,6 +541,8 @@ function report(options: Options, results: Measured[]): void {
     options,
     cpus: cpus().length,
     loadavg: load1,
+    keyFetches,
+    breakdown: steps,
     results: results.map((r) => ({
       ...r,
       wallMs: round(r.wallMs, 1),
