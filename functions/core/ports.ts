@@ -11,6 +11,7 @@ import type { CiAwsIssue, CiConfig, CiIssuer, CiJob, CiVaultIssue, Claims } from
 import type { ApprovalRecord, CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
+import type { DetectedSecret } from './exposure-types.ts';
 import type { Finding } from './findings.ts';
 import type { BreakglassConfig, BreakglassTarget, Grant, GrantState, Principal } from './grant.ts';
 import type { GrantUsage } from './grant-report.ts';
@@ -661,4 +662,11 @@ export interface ApprovalLedger {
 export interface ApprovalSigner {
   sign(payload: Uint8Array): Promise<{ signature: string; keyId: string }>;
   verify(payload: Uint8Array, signature: string, keyId: string): Promise<boolean>;
+}
+
+// ---- Exposure scanning (exposure-types.ts) ----
+
+/** Finds credential-looking values in a text: an established engine's rules and keywarden's own. */
+export interface SecretDetector {
+  detect(text: string): Promise<DetectedSecret[]>;
 }
