@@ -164,6 +164,22 @@ async function refuse(
   throw error;
 }
 
+/**
+ * Spends the token's `jti` (a conditional write: of two racing requests with one token, exactly
+ * one goes on), kept until the token has expired; a spent one is an audited `replayed` refusal.
+ */
+async function spendOnce(
+  deps: Pick<CiExchangeDeps, 'store' | 'audit'>,
+  token: VerifiedCiToken,
+  doing: { action: string; grant?: string; id?: string },
+  message: string,
+): Promise<void> {
+  const keepUntil = new Date(token.expiresAt.getTime() + token.issuer.clockSkewSeconds * 1_000);
+  if (!(await deps.store.spendJti(token.issuer.issuer, token.jti, keepUntil))) {
+    await refuse(deps, token, doing, 'replayed', message, 'jti');
+  }
+}
+
 /** The grant a request names, for the token's issuer, whose claims the token satisfies — or an audited refusal. */
 async function grantFor(
   deps: Pick<CiExchangeDeps, 'audit'>,
@@ -231,21 +247,12 @@ export async function exchange(
   const config = await configOf(deps, request.issuer);
   const verifiedToken = await verified(deps, config, token, { action: 'exchange', grant: request.grant });
   const doing = { action: 'exchange', grant: request.grant };
-  const spent = await deps.store.spendJti(
-    verifiedToken.issuer.issuer,
-    verifiedToken.jti,
-    new Date(verifiedToken.expiresAt.getTime() + verifiedToken.issuer.clockSkewSeconds * 1_000),
+  await spendOnce(
+    deps,
+    verifiedToken,
+    doing,
+    'expected a token never exchanged before, got one whose jti was already used: request a fresh OIDC token',
   );
-  if (!spent) {
-    await refuse(
-      deps,
-      verifiedToken,
-      doing,
-      'replayed',
-      'expected a token never exchanged before, got one whose jti was already used: request a fresh OIDC token',
-      'jti',
-    );
-  }
   const grant = await grantFor(deps, config, verifiedToken, request.grant);
   const job = jobOf(verifiedToken.issuer, verifiedToken.claims);
   let approvalId: string | undefined;
@@ -425,21 +432,12 @@ export async function endExchange(
   const config = await configOf(deps, issuer);
   const doing = { action: 'end', id };
   const verifiedToken = await verified(deps, config, token, doing);
-  const spent = await deps.store.spendJti(
-    verifiedToken.issuer.issuer,
-    verifiedToken.jti,
-    new Date(verifiedToken.expiresAt.getTime() + verifiedToken.issuer.clockSkewSeconds * 1_000),
+  await spendOnce(
+    deps,
+    verifiedToken,
+    doing,
+    'expected a fresh OIDC token of the job, got one whose jti was already used',
   );
-  if (!spent) {
-    await refuse(
-      deps,
-      verifiedToken,
-      doing,
-      'replayed',
-      'expected a fresh OIDC token of the job, got one whose jti was already used',
-      'jti',
-    );
-  }
   const stored = await deps.store.getCredential(id);
   const job = jobOf(verifiedToken.issuer, verifiedToken.claims);
   if (!stored) throw new NotFoundError(`no CI credentials ${JSON.stringify(clip(id, 128))}`);

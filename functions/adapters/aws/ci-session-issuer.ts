@@ -27,6 +27,7 @@ import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import { type RoleDenyClient, rolePathOf } from './role-deny-client.ts';
 import { roleNameOf } from './role-session-revoker.ts';
+import { NO_ESCAPE_ACTIONS } from './sts-grant-issuer.ts';
 
 /** The IAM paths CI roles sit under unless told otherwise: the role-deny door's CI path. */
 export const DEFAULT_CI_ROLE_PATHS: readonly string[] = ['/ci/'];
@@ -48,21 +49,7 @@ export const STS_SESSION_POLICY_MAX_CHARS = 2_048;
  * Passing the role to a service (`iam:PassRole`) is left to the role's own policies: deploy
  * jobs need it, and what they pass is the role designer's choice.
  */
-export const CI_NO_ESCAPE_ACTIONS: readonly string[] = [
-  'sts:AssumeRole',
-  'iam:CreateAccessKey',
-  'iam:CreateUser',
-  'iam:CreateLoginProfile',
-  'iam:UpdateLoginProfile',
-  'iam:CreateServiceSpecificCredential',
-  'iam:PutRolePolicy',
-  'iam:DeleteRolePolicy',
-  'iam:AttachRolePolicy',
-  'iam:DetachRolePolicy',
-  'iam:UpdateAssumeRolePolicy',
-  'iam:PutUserPolicy',
-  'iam:AttachUserPolicy',
-];
+export const CI_NO_ESCAPE_ACTIONS: readonly string[] = NO_ESCAPE_ACTIONS;
 
 const NO_ESCAPE = {
   Sid: 'KeywardenCiNoEscape',

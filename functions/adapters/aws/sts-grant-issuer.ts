@@ -54,6 +54,27 @@ export const grantDenyPolicyDocument = (grantId: string): string =>
   });
 
 /**
+ * What a session keywarden hands out (a break-glass grant's, a CI job's) may not do: chain into
+ * another role (no end policy there), mint long-lived IAM credentials, or remove the deny that
+ * ends it from its role.
+ */
+export const NO_ESCAPE_ACTIONS: readonly string[] = [
+  'sts:AssumeRole',
+  'iam:CreateAccessKey',
+  'iam:CreateUser',
+  'iam:CreateLoginProfile',
+  'iam:UpdateLoginProfile',
+  'iam:CreateServiceSpecificCredential',
+  'iam:PutRolePolicy',
+  'iam:DeleteRolePolicy',
+  'iam:AttachRolePolicy',
+  'iam:DetachRolePolicy',
+  'iam:UpdateAssumeRolePolicy',
+  'iam:PutUserPolicy',
+  'iam:AttachUserPolicy',
+];
+
+/**
  * The session policy of a grant's session: everything the role allows (a session
  * policy only narrows the role's), and nothing after `expiresAt`.
  */
@@ -67,21 +88,7 @@ export function grantSessionPolicy(expiresAt: Date): string {
         // mint long-lived IAM credentials, or remove the revocation deny from the role.
         Sid: 'KeywardenNoEscape',
         Effect: 'Deny',
-        Action: [
-          'sts:AssumeRole',
-          'iam:CreateAccessKey',
-          'iam:CreateUser',
-          'iam:CreateLoginProfile',
-          'iam:UpdateLoginProfile',
-          'iam:CreateServiceSpecificCredential',
-          'iam:PutRolePolicy',
-          'iam:DeleteRolePolicy',
-          'iam:AttachRolePolicy',
-          'iam:DetachRolePolicy',
-          'iam:UpdateAssumeRolePolicy',
-          'iam:PutUserPolicy',
-          'iam:AttachUserPolicy',
-        ],
+        Action: [...NO_ESCAPE_ACTIONS],
         Resource: '*',
       },
       {
