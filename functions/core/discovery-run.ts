@@ -21,6 +21,7 @@ import type {
   IdentityStore,
   RotationStore,
 } from './ports.ts';
+import { findUnexpectedUse, type UseWatch } from './unexpected-use.ts';
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
@@ -37,6 +38,11 @@ export interface DiscoveryDeps {
    * looked up directly and never reported undeclared. Absent, no role is declared that way.
    */
   breakglass?: Pick<BreakglassConfigStore, 'getBreakglassConfig'>;
+  /**
+   * Where use is read (the OpenBao audit device…): the identities with `allowedRunners` are
+   * checked against it, and ended CI job credentials for use after their end. Absent, neither is.
+   */
+  usage?: UseWatch;
 }
 
 /** The ended grants whose review is overdue at `now`, every page of the store's review-due query. */
@@ -104,6 +110,7 @@ export async function runDiscovery(
       breakglassRoles,
     }),
     ...grantFindings(await reviewsDue(deps.grants, now), now),
+    ...(deps.usage ? await findUnexpectedUse(deps.usage, { identities, versions, discovered }) : []),
   ].sort((a, b) => severityRank(b.severity) - severityRank(a.severity));
   const run = { runId: deps.newId(), at: now.toISOString(), findings };
   await deps.store.saveFindings(run);

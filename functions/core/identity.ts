@@ -40,6 +40,11 @@ export const PolicySchema = z
      * revocation in an incident) but never rotates it, nor disables it for its age.
      */
     rotate: z.boolean().default(true),
+    /**
+     * What a use from outside the identity's `allowedRunners` leads to: `report` (a finding) or
+     * `contain` (the finding, and the used credential is handed to containment: revoked, re-issued).
+     */
+    onUnexpectedUse: z.enum(['contain', 'report']).default('report'),
   })
   .superRefine((policy, ctx) => {
     if (![policy.maxAge, policy.rotateEvery, policy.grace].every(isDuration)) return;
@@ -82,6 +87,27 @@ export const PipelineSchema = z.strictObject({
   environment: Name,
 });
 
+/** A CIDR range, IPv4 (`10.20.0.0/16`) or IPv6 (`fd00:c1::/48`). */
+const Cidr = z.union([z.cidrv4(), z.cidrv6()], {
+  error: (issue) =>
+    `expected a CIDR range such as '10.20.0.0/16' or 'fd00::/48', got ${JSON.stringify(issue.input)}`,
+});
+
+/**
+ * Where an identity's credentials may be used from: addresses in `cidrs`, or runners carrying
+ * one of `labels` (where the use trail names the runner). A use that matches neither is a
+ * `used-from-unexpected-runner` finding. Absent, use is not checked.
+ */
+export const AllowedRunnersSchema = z
+  .strictObject({
+    cidrs: z.array(Cidr).min(1).optional(),
+    labels: z.array(Name).min(1).optional(),
+  })
+  .refine((allowed) => allowed.cidrs || allowed.labels, {
+    error: 'expected cidrs or labels (or both) in allowedRunners, got neither',
+  });
+export type AllowedRunners = z.infer<typeof AllowedRunnersSchema>;
+
 const common = {
   id: IdentityId,
   owner: Name.optional(),
@@ -93,9 +119,11 @@ const common = {
     grace: '1d',
     onMaxAge: 'disable',
     rotate: true,
+    onUnexpectedUse: 'report',
   }),
   delivery: DeliverySchema.optional(),
   tags: z.record(z.string(), z.string()).default({}),
+  allowedRunners: AllowedRunnersSchema.optional(),
 };
 
 const VaultPolicies = z.array(Name).min(1);

@@ -1,0 +1,262 @@
+/**
+ * Use from where it should not be: a managed credential used from outside its identity's
+ * `allowedRunners`, or a CI job's credential used after its job ended.
+ *
+ * Trails (the OpenBao audit device, CloudTrail) say which handle was used, when and from which
+ * address; this module attributes each use to its identity by handle (a token accessor, an
+ * access key id, a job's SourceIdentity) and judges it. Never a value: handles only.
+ */
+import type { CiCredentialRecord } from './ci-records.ts';
+import type { CredentialVersion } from './credential-version.ts';
+import type { DiscoveredCredential } from './discovery.ts';
+import type { Finding } from './findings.ts';
+import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
+import { scopeKey } from './kinds.ts';
+
+/** What kind of handle a trail can match: what the audit device or CloudTrail records of a caller. */
+export type HandleKind = 'vault-accessor' | 'aws-access-key-id' | 'aws-source-identity';
+
+/** One use of a credential as a trail records it. */
+export interface HandleUse {
+  /** The handle that made the request: token accessor, access key id, SourceIdentity. */
+  handle: string;
+  /** When (ISO 8601, as the trail wrote it). */
+  at: string;
+  /** The caller's address, when the trail records one (a service name in CloudTrail is not an address). */
+  from?: string | undefined;
+  /** The runner's label, when the trail knows it (neither OpenBao nor CloudTrail does). */
+  runner?: string | undefined;
+  /** What was done, e.g. `read secret/data/app`. */
+  action?: string | undefined;
+  /** The trail: `openbao-audit`, `cloudtrail`. */
+  source: string;
+}
+
+/** A use attributed to the identity whose credential made it. */
+export interface ObservedUse extends HandleUse {
+  identityId: string;
+}
+
+/** A reader of uses: the requests made with the given handles (of the kinds it reads), oldest first. */
+export interface UseTrail {
+  readonly name: string;
+  readonly reads: readonly HandleKind[];
+  usesOf(handles: readonly string[]): Promise<HandleUse[]>;
+}
+
+/**
+ * Whether an address lies in one of the CIDR ranges; `undefined` when `address` is not an IP
+ * address (CloudTrail writes a service's name when a service called). Node's `net.BlockList` in
+ * the adapters: core holds no address arithmetic.
+ */
+export interface AddressRanges {
+  contains(cidrs: readonly string[], address: string): boolean | undefined;
+}
+
+/** What watching use takes: the trails, the range check, and the CI job credentials to check for use after their end. */
+export interface UseWatch {
+  trails: readonly UseTrail[];
+  ranges: AddressRanges;
+  /** CI job credentials (ended ones matter); absent, no `used-after-job-end` findings. */
+  ciRecords?: () => Promise<readonly CiCredentialRecord[]>;
+}
+
+/** The handle kind an identity's credentials are known by in a trail, for the kinds a trail can attribute. */
+const HANDLE_KIND: Partial<Record<Identity['kind'], HandleKind>> = {
+  // The token's accessor is what the audit device records (HMAC'd) for every request it makes.
+  'vault-token': 'vault-accessor',
+  // CloudTrail's userIdentity.accessKeyId of a call signed with the key.
+  'aws-iam-access-key': 'aws-access-key-id',
+};
+
+/**
+ * The handles to watch: for each identity with `allowedRunners` whose kind a trail can
+ * attribute, the handles of its live credentials (kept versions not revoked, what discovery
+ * found under its scope, accessors it declares), mapped to the identity.
+ */
+export function watchedHandles(
+  identities: readonly Identity[],
+  versions: ReadonlyMap<string, readonly CredentialVersion[]>,
+  discovered: readonly DiscoveredCredential[],
+): Map<string, { identityId: string; kind: HandleKind }> {
+  const watched = new Map<string, { identityId: string; kind: HandleKind }>();
+  for (const identity of identities) {
+    const kind = HANDLE_KIND[identity.kind];
+    if (!identity.allowedRunners || !kind) continue;
+    const key = scopeKey(identity);
+    const handles = [
+      ...(versions.get(identity.id) ?? []).filter((v) => v.stage !== 'revoked').map((v) => v.handle),
+      ...discovered.filter((c) => c.key === key && c.status === 'active').map((c) => c.handle),
+      ...(identity.kind === 'vault-token' ? declaredAccessors(identity.scope) : []),
+    ];
+    for (const handle of handles) watched.set(handle, { identityId: identity.id, kind });
+  }
+  return watched;
+}
+
+/** Whether one use is allowed, outside, or cannot be judged (no address or label the rules speak of). */
+export function judgeUse(
+  allowed: AllowedRunners,
+  use: Pick<HandleUse, 'from' | 'runner'>,
+  ranges: AddressRanges,
+): 'allowed' | 'outside' | 'unknown' {
+  const byAddress = allowed.cidrs && use.from ? ranges.contains(allowed.cidrs, use.from) : undefined;
+  const byLabel = allowed.labels && use.runner ? allowed.labels.includes(use.runner) : undefined;
+  if (byAddress || byLabel) return 'allowed';
+  if (byAddress === false || byLabel === false) return 'outside';
+  return 'unknown';
+}
+
+const describeAllowed = (allowed: AllowedRunners): string =>
+  [
+    allowed.cidrs ? `cidrs ${allowed.cidrs.join(', ')}` : '',
+    allowed.labels ? `labels ${allowed.labels.join(', ')}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+
+/**
+ * `used-from-unexpected-runner` (high): one finding per identity and handle used from outside
+ * its `allowedRunners`, saying from where, when (first and last) and what. An identity without
+ * `allowedRunners` is not checked; a use with no address or label the rules speak of is not judged.
+ */
+export function unexpectedRunnerFindings(
+  identities: readonly Identity[],
+  uses: readonly ObservedUse[],
+  ranges: AddressRanges,
+): Finding[] {
+  const byId = new Map(identities.map((identity) => [identity.id, identity]));
+  const outside = new Map<string, { identity: Identity; handle: string; uses: ObservedUse[] }>();
+  for (const use of uses) {
+    const identity = byId.get(use.identityId);
+    if (!identity?.allowedRunners) continue;
+    if (judgeUse(identity.allowedRunners, use, ranges) !== 'outside') continue;
+    const key = `${identity.id}\u0000${use.handle}`;
+    const entry = outside.get(key) ?? { identity, handle: use.handle, uses: [] };
+    entry.uses.push(use);
+    outside.set(key, entry);
+  }
+  return [...outside.values()].map(({ identity, handle, uses: seen }) => {
+    const sorted = [...seen].sort((a, b) => a.at.localeCompare(b.at));
+    const first = sorted[0] as ObservedUse;
+    const last = sorted[sorted.length - 1] as ObservedUse;
+    const where = [...new Set(sorted.map((use) => use.from ?? `runner ${use.runner}`))].join(', ');
+    const when =
+      sorted.length === 1 ? `at ${first.at}` : `${sorted.length} times from ${first.at} to ${last.at}`;
+    return {
+      id: `used-from-unexpected-runner:${identity.id}:${handle}`,
+      type: 'used-from-unexpected-runner' as const,
+      severity: 'high' as const,
+      subject: identity.id,
+      identityIds: [identity.id],
+      handles: [handle],
+      message: `${identity.id}: ${handle} was used from ${where} ${when} (${first.source}${first.action ? `: ${first.action}` : ''}), outside its allowedRunners (${describeAllowed(identity.allowedRunners as AllowedRunners)})${identity.policy.onUnexpectedUse === 'contain' ? '; policy.onUnexpectedUse is contain' : ''}`,
+    };
+  });
+}
+
+/**
+ * `used-after-job-end` (high): a CI job credential (its token's accessor, its session's
+ * SourceIdentity) used after its job ended. A denied attempt counts: someone still held it.
+ */
+export function afterJobEndFindings(
+  records: readonly CiCredentialRecord[],
+  uses: readonly HandleUse[],
+): Finding[] {
+  const findings: Finding[] = [];
+  for (const record of records) {
+    if (!record.ended) continue;
+    const ended = Date.parse(record.ended.at);
+    for (const handle of [record.vault?.accessor, record.aws?.sourceIdentity]) {
+      if (!handle) continue;
+      const after = uses
+        .filter((use) => use.handle === handle && Date.parse(use.at) > ended)
+        .sort((a, b) => a.at.localeCompare(b.at));
+      const first = after[0];
+      if (!first) continue;
+      const where = [...new Set(after.map((use) => use.from ?? 'an unknown address'))].join(', ');
+      findings.push({
+        id: `used-after-job-end:ci:${record.id}:${handle}`,
+        type: 'used-after-job-end',
+        severity: 'high',
+        subject: `ci:${record.id}`,
+        identityIds: [],
+        handles: [handle],
+        message: `CI job ${record.jobKey} (grant ${record.grant}, exchange ${record.id}): ${handle} was used ${after.length === 1 ? 'once' : `${after.length} times`} after its credentials ended at ${record.ended.at} (by ${record.ended.by}), first at ${first.at} from ${where} (${first.source}${first.action ? `: ${first.action}` : ''})`,
+      });
+    }
+  }
+  return findings;
+}
+
+/**
+ * Reads the trails for the watched credentials and the CI job credentials, and returns both
+ * kinds of finding. Each trail is asked only for the handle kinds it reads.
+ */
+export async function findUnexpectedUse(
+  watch: UseWatch,
+  input: {
+    identities: readonly Identity[];
+    versions: ReadonlyMap<string, readonly CredentialVersion[]>;
+    discovered: readonly DiscoveredCredential[];
+  },
+): Promise<Finding[]> {
+  const watched = watchedHandles(input.identities, input.versions, input.discovered);
+  const ci = (await watch.ciRecords?.()) ?? [];
+  const ciHandles = new Map<string, HandleKind>();
+  for (const record of ci.filter((r) => r.ended)) {
+    if (record.vault) ciHandles.set(record.vault.accessor, 'vault-accessor');
+    if (record.aws) ciHandles.set(record.aws.sourceIdentity, 'aws-source-identity');
+  }
+  const observed: ObservedUse[] = [];
+  const ciUses: HandleUse[] = [];
+  for (const trail of watch.trails) {
+    const reads = new Set(trail.reads);
+    const mine = [...watched].filter(([, w]) => reads.has(w.kind)).map(([handle]) => handle);
+    const jobs = [...ciHandles].filter(([, kind]) => reads.has(kind)).map(([handle]) => handle);
+    if (mine.length + jobs.length === 0) continue;
+    for (const use of await trail.usesOf([...mine, ...jobs])) {
+      const owner = watched.get(use.handle);
+      if (owner) observed.push({ ...use, identityId: owner.identityId });
+      if (ciHandles.has(use.handle)) ciUses.push(use);
+    }
+  }
+  return [
+    ...unexpectedRunnerFindings(input.identities, observed, watch.ranges),
+    ...afterJobEndFindings(ci, ciUses),
+  ];
+}
+
+/** A credential to contain: the handle an unexpected use was seen on, with its fingerprint when kept. */
+export interface ContainRequest {
+  findingId: string;
+  identityId: string;
+  handle: string;
+  /** The HMAC fingerprint of the value (containment is idempotent by it), when keywarden kept one. */
+  fingerprint?: string | undefined;
+}
+
+/**
+ * The credentials `policy.onUnexpectedUse: contain` asks to end: one per
+ * `used-from-unexpected-runner` finding on such an identity. Identities set to `report`
+ * (the default) yield nothing: the finding is the whole answer.
+ */
+export function credentialsToContain(
+  findings: readonly Finding[],
+  identities: readonly Identity[],
+  versions: ReadonlyMap<string, readonly CredentialVersion[]>,
+): ContainRequest[] {
+  const byId = new Map(identities.map((identity) => [identity.id, identity]));
+  const requests: ContainRequest[] = [];
+  for (const finding of findings) {
+    if (finding.type !== 'used-from-unexpected-runner') continue;
+    const identityId = finding.identityIds[0];
+    const identity = identityId ? byId.get(identityId) : undefined;
+    if (identity?.policy.onUnexpectedUse !== 'contain') continue;
+    for (const handle of finding.handles) {
+      const fingerprint = versions.get(identity.id)?.find((v) => v.handle === handle)?.fingerprint;
+      requests.push({ findingId: finding.id, identityId: identity.id, handle, fingerprint });
+    }
+  }
+  return requests;
+}

@@ -1,0 +1,275 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
+import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
+import type { CredentialVersion } from '../../functions/core/credential-version.ts';
+import { IdentitySchema } from '../../functions/core/identity.ts';
+import {
+  afterJobEndFindings,
+  credentialsToContain,
+  findUnexpectedUse,
+  type HandleUse,
+  type ObservedUse,
+  type UseTrail,
+  unexpectedRunnerFindings,
+} from '../../functions/core/unexpected-use.ts';
+import { credentialVersion, identity } from '../support/fixtures.ts';
+
+const ranges = new BlockListRanges();
+/** A handle shaped like an accessor, made at run time. */
+const handle = () => randomBytes(12).toString('hex');
+const use = (over: Partial<ObservedUse> & Pick<ObservedUse, 'identityId' | 'handle'>): ObservedUse => ({
+  at: '2026-12-05T08:00:00.000Z',
+  action: 'read secret/data/app',
+  source: 'openbao-audit',
+  ...over,
+});
+
+describe('allowedRunners in the inventory', () => {
+  it('accepts IPv4 and IPv6 CIDR ranges and labels; policy.onUnexpectedUse defaults to report', () => {
+    const parsed = identity({
+      id: 'deploy',
+      kind: 'vault-token',
+      allowedRunners: { cidrs: ['10.20.0.0/16', 'fd00:c1::/48'], labels: ['prod-runner'] },
+    });
+    expect(parsed.allowedRunners).toEqual({
+      cidrs: ['10.20.0.0/16', 'fd00:c1::/48'],
+      labels: ['prod-runner'],
+    });
+    expect(parsed.policy.onUnexpectedUse).toBe('report');
+  });
+
+  it('refuses a range that is not CIDR, and an empty allowedRunners, saying what was expected', () => {
+    const bad = IdentitySchema.safeParse({
+      id: 'deploy',
+      kind: 'vault-token',
+      purpose: 'p',
+      pipeline: { repo: 'acme/app', stage: 'build', environment: 'prod' },
+      scope: { policies: ['ci'] },
+      allowedRunners: { cidrs: ['10.20.0.0/33'] },
+    });
+    expect(bad.error?.issues[0]?.message).toMatch(/expected a CIDR range .* got "10.20.0.0\/33"/);
+    const empty = IdentitySchema.safeParse({
+      id: 'deploy',
+      kind: 'vault-token',
+      purpose: 'p',
+      pipeline: { repo: 'acme/app', stage: 'build', environment: 'prod' },
+      scope: { policies: ['ci'] },
+      allowedRunners: {},
+    });
+    expect(empty.error?.issues[0]?.message).toMatch(/expected cidrs or labels/);
+  });
+});
+
+describe('used-from-unexpected-runner', () => {
+  const v4 = identity({ id: 'v4', kind: 'vault-token', allowedRunners: { cidrs: ['10.20.0.0/16'] } });
+  const v6 = identity({ id: 'v6', kind: 'vault-token', allowedRunners: { cidrs: ['fd00:c1::/48'] } });
+  const labelled = identity({ id: 'lab', kind: 'vault-token', allowedRunners: { labels: ['prod-runner'] } });
+  const open = identity({ id: 'open', kind: 'vault-token' });
+  const identities = [v4, v6, labelled, open];
+
+  it('reports an IPv4 use outside the range, saying from where, when and what; none inside it', () => {
+    const [inside, outside] = [handle(), handle()];
+    const findings = unexpectedRunnerFindings(
+      identities,
+      [
+        use({ identityId: 'v4', handle: inside, from: '10.20.3.4' }),
+        use({ identityId: 'v4', handle: outside, from: '203.0.113.9' }),
+      ],
+      ranges,
+    );
+    expect(findings).toEqual([
+      expect.objectContaining({
+        id: `used-from-unexpected-runner:v4:${outside}`,
+        type: 'used-from-unexpected-runner',
+        severity: 'high',
+        identityIds: ['v4'],
+        handles: [outside],
+      }),
+    ]);
+    expect(findings[0]?.message).toBe(
+      `v4: ${outside} was used from 203.0.113.9 at 2026-12-05T08:00:00.000Z (openbao-audit: read secret/data/app), outside its allowedRunners (cidrs 10.20.0.0/16)`,
+    );
+  });
+
+  it('matches IPv6 ranges, and an IPv4-mapped IPv6 address as the IPv4 address it carries', () => {
+    const [a, b, c] = [handle(), handle(), handle()];
+    const findings = unexpectedRunnerFindings(
+      identities,
+      [
+        use({ identityId: 'v6', handle: a, from: 'fd00:c1:0:7::12' }),
+        use({ identityId: 'v6', handle: b, from: 'fd00:c2::1' }),
+        use({ identityId: 'v4', handle: c, from: '::ffff:10.20.0.7' }),
+      ],
+      ranges,
+    );
+    expect(findings.map((f) => f.handles[0])).toEqual([b]);
+  });
+
+  it('groups one handle’s outside uses into one finding: count, addresses, first and last', () => {
+    const h = handle();
+    const findings = unexpectedRunnerFindings(
+      identities,
+      [
+        use({ identityId: 'v4', handle: h, from: '198.51.100.2', at: '2026-12-05T08:02:00.000Z' }),
+        use({ identityId: 'v4', handle: h, from: '203.0.113.9', at: '2026-12-05T08:01:00.000Z' }),
+      ],
+      ranges,
+    );
+    expect(findings).toHaveLength(1);
+    expect(findings[0]?.message).toContain(
+      'from 203.0.113.9, 198.51.100.2 2 times from 2026-12-05T08:01:00.000Z to 2026-12-05T08:02:00.000Z',
+    );
+  });
+
+  it('judges labels where the trail names the runner, and leaves unjudged a use it cannot place', () => {
+    const [good, bad, unknown] = [handle(), handle(), handle()];
+    const findings = unexpectedRunnerFindings(
+      identities,
+      [
+        use({ identityId: 'lab', handle: good, runner: 'prod-runner', from: '203.0.113.9' }),
+        use({ identityId: 'lab', handle: bad, runner: 'shared-runner' }),
+        // The audit device knows addresses, not labels: a labels-only identity cannot be judged by it.
+        use({ identityId: 'lab', handle: unknown, from: '203.0.113.9' }),
+        // A service name where CloudTrail has no address is not an address.
+        use({ identityId: 'v4', handle: unknown, from: 'cloudformation.amazonaws.com' }),
+      ],
+      ranges,
+    );
+    expect(findings.map((f) => f.handles[0])).toEqual([bad]);
+    expect(findings[0]?.message).toContain('from runner shared-runner');
+  });
+
+  it('checks nothing for an identity without allowedRunners', () => {
+    expect(
+      unexpectedRunnerFindings(
+        identities,
+        [use({ identityId: 'open', handle: handle(), from: '203.0.113.9' })],
+        ranges,
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe('used-after-job-end', () => {
+  const record = (over: Partial<CiCredentialRecord>): CiCredentialRecord => ({
+    id: 'ci-1',
+    grant: 'deploy-prod',
+    issuer: 'github',
+    jobKey: 'github:acme/app:run-7:deploy',
+    correlationId: 'ci-abc',
+    jobIds: { run_id: '7' },
+    issuedAt: '2026-12-05T07:50:00.000Z',
+    expiresAt: '2026-12-05T08:05:00.000Z',
+    state: 'ended',
+    ended: { at: '2026-12-05T08:00:00.000Z', by: 'job' },
+    usedRecorded: true,
+    ...over,
+  });
+
+  it('reports a job token or session used after its job ended, and not before', () => {
+    const accessor = handle();
+    const uses: HandleUse[] = [
+      { handle: accessor, at: '2026-12-05T07:59:59.000Z', from: '10.0.0.5', source: 'openbao-audit' },
+      { handle: accessor, at: '2026-12-05T08:00:30.000Z', from: '203.0.113.9', source: 'openbao-audit' },
+      {
+        handle: 'ci-abc',
+        at: '2026-12-05T08:01:00Z',
+        from: '203.0.113.9',
+        source: 'cloudtrail',
+        action: 'GetObject',
+      },
+    ];
+    const findings = afterJobEndFindings(
+      [
+        record({
+          vault: { accessor, expiresAt: '2026-12-05T08:05:00.000Z' },
+          aws: {
+            roleArn: 'arn:aws:iam::123456789012:role/deploy',
+            sourceIdentity: 'ci-abc',
+            sessionName: 's',
+            expiresAt: '2026-12-05T08:05:00.000Z',
+            denied: true,
+            released: false,
+          },
+        }),
+      ],
+      uses,
+    );
+    expect(findings.map((f) => [f.type, f.severity, f.subject, f.handles])).toEqual([
+      ['used-after-job-end', 'high', 'ci:ci-1', [accessor]],
+      ['used-after-job-end', 'high', 'ci:ci-1', ['ci-abc']],
+    ]);
+    expect(findings[0]?.message).toBe(
+      `CI job github:acme/app:run-7:deploy (grant deploy-prod, exchange ci-1): ${accessor} was used once after its credentials ended at 2026-12-05T08:00:00.000Z (by job), first at 2026-12-05T08:00:30.000Z from 203.0.113.9 (openbao-audit)`,
+    );
+  });
+
+  it('says nothing of a job still running', () => {
+    const accessor = handle();
+    const findings = afterJobEndFindings(
+      [
+        record({
+          state: 'active',
+          ended: undefined,
+          vault: { accessor, expiresAt: '2026-12-05T08:05:00.000Z' },
+        }),
+      ],
+      [{ handle: accessor, at: '2026-12-05T08:01:00.000Z', source: 'openbao-audit' }],
+    );
+    expect(findings).toEqual([]);
+  });
+});
+
+describe('findUnexpectedUse: trails asked for the watched handles only', () => {
+  it('asks a trail for the live handles of identities with allowedRunners, and attributes the uses', async () => {
+    const watchedId = identity({
+      id: 'watched',
+      kind: 'vault-token',
+      allowedRunners: { cidrs: ['10.0.0.0/8'] },
+      policy: { onUnexpectedUse: 'contain' },
+    });
+    const unwatched = identity({ id: 'unwatched', kind: 'vault-token' });
+    const [live, revoked, other] = [handle(), handle(), handle()];
+    const versions = new Map<string, CredentialVersion[]>([
+      [
+        'watched',
+        [
+          credentialVersion(watchedId, { handle: live, fingerprint: 'hmac-sha256:f1' }),
+          credentialVersion(watchedId, { handle: revoked, stage: 'revoked' }),
+        ],
+      ],
+      ['unwatched', [credentialVersion(unwatched, { handle: other })]],
+    ]);
+    const asked: string[][] = [];
+    const trail: UseTrail = {
+      name: 'audit',
+      reads: ['vault-accessor'],
+      usesOf: async (handles) => {
+        asked.push([...handles]);
+        return [{ handle: live, at: '2026-12-05T08:00:00.000Z', from: '127.0.0.1', source: 'openbao-audit' }];
+      },
+    };
+    const identities = [watchedId, unwatched];
+    const findings = await findUnexpectedUse(
+      { trails: [trail], ranges },
+      { identities, versions, discovered: [] },
+    );
+    expect(asked).toEqual([[live]]);
+    expect(findings.map((f) => f.id)).toEqual([`used-from-unexpected-runner:watched:${live}`]);
+    expect(credentialsToContain(findings, identities, versions)).toEqual([
+      { findingId: findings[0]?.id, identityId: 'watched', handle: live, fingerprint: 'hmac-sha256:f1' },
+    ]);
+  });
+
+  it('hands nothing to containment when the policy is report (the default)', () => {
+    const reported = identity({ id: 'rep', kind: 'vault-token', allowedRunners: { cidrs: ['10.0.0.0/8'] } });
+    const findings = unexpectedRunnerFindings(
+      [reported],
+      [use({ identityId: 'rep', handle: handle(), from: '203.0.113.9' })],
+      ranges,
+    );
+    expect(findings).toHaveLength(1);
+    expect(credentialsToContain(findings, [reported], new Map())).toEqual([]);
+  });
+});
