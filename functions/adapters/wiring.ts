@@ -28,6 +28,7 @@ import type { ApprovalSigner, Clock, DiscoverySource, GrantIssuer, SessionRevoke
 import type { RotationDeps } from '../core/rotation.ts';
 import { credentialPart } from '../core/secret-shape.ts';
 import type { SecretValue } from '../core/secret-value.ts';
+import { BlockListRanges } from './address-ranges.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { IamCiSessionDeny } from './aws/ci-role-deny.ts';
@@ -72,6 +73,7 @@ import {
 } from './provider-registry.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
 import { VaultApproleProvider } from './vault/approle-provider.ts';
+import { VaultAuditRemoteUse } from './vault/audit-remote-use.ts';
 import { VaultAuditUsage } from './vault/audit-usage.ts';
 import { VaultCiTokenIssuer } from './vault/ci-token-issuer.ts';
 import { VaultClient } from './vault/client.ts';
@@ -420,6 +422,15 @@ export const discovery = (c: Composition) => {
       newId: randomUUID,
       grants: store,
       breakglass: breakglassStore,
+      // Use from outside allowedRunners, read from the file audit device where its log is readable.
+      ...(client && config.vault?.auditLog
+        ? {
+            usage: {
+              trails: [new VaultAuditRemoteUse({ client, logFile: config.vault.auditLog })],
+              ranges: new BlockListRanges(),
+            },
+          }
+        : {}),
     },
   };
 };
