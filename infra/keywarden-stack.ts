@@ -4,13 +4,14 @@ import { Api } from './constructs/api.ts';
 import { BreakGlass } from './constructs/break-glass.ts';
 import { CI_ISSUERS_CONTEXT, CiCredentials, ciEnabled, ciRolePathOf } from './constructs/ci-credentials.ts';
 import { Discovery } from './constructs/discovery.ts';
+import { EXPOSURE_LOG_GROUPS_CONTEXT, ExposureScanner } from './constructs/exposure-scanner.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
 import { Revocation } from './constructs/revocation.ts';
 import { RoleDeny } from './constructs/role-deny.ts';
 import { Rotation } from './constructs/rotation.ts';
 import { ServiceSecrets } from './constructs/service-secrets.ts';
 import { StateStore } from './constructs/state-store.ts';
-import type { CiIssuerSetting } from './settings.ts';
+import { type CiIssuerSetting, validateExposureLogGroups } from './settings.ts';
 
 /** Properties of {@link KeywardenStack}; every setting has a safe default. */
 export interface KeywardenStackProps extends StackProps {
@@ -50,6 +51,13 @@ export interface KeywardenStackProps extends StackProps {
   readonly ciRolePath?: string | undefined;
   /** CI sweeper expression. @default context `keywarden:ciSweeperSchedule`, else `rate(1 minute)` */
   readonly ciSweeperSchedule?: string | undefined;
+  /**
+   * The CloudWatch Logs log groups the exposure scanner subscribes to (CodeBuild's, Lambda's, the
+   * CI runners'); see `ExposureScannerProps.logGroups`. None: no scanner is deployed.
+   *
+   * @default context `keywarden:exposureLogGroups` (an array, or its JSON), else none
+   */
+  readonly exposureLogGroups?: readonly string[] | string | undefined;
 }
 
 /**
@@ -81,6 +89,8 @@ export class KeywardenStack extends Stack {
   readonly api: Api;
   /** CI job credentials (routes, approval key, webhook secrets, sweeper, usage); `undefined` when off. */
   readonly ci: CiCredentials | undefined;
+  /** The exposure scanner on the configured log groups; `undefined` when none is configured. */
+  readonly exposure: ExposureScanner | undefined;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
     super(scope, id, props);
@@ -153,6 +163,23 @@ export class KeywardenStack extends Stack {
             rolePath: ciRolePath,
             sweeperSchedule: props.ciSweeperSchedule,
             alarmTopic: this.breakGlass.alarmTopic,
+          });
+    // The exposure scanner is on when a deployment names log groups to scan.
+    const exposureLogGroups = validateExposureLogGroups(
+      'ExposureScanner',
+      props.exposureLogGroups ?? this.node.tryGetContext(EXPOSURE_LOG_GROUPS_CONTEXT),
+    );
+    this.exposure =
+      exposureLogGroups.length === 0
+        ? undefined
+        : new ExposureScanner(this, 'ExposureScanner', {
+            stateStore: this.stateStore,
+            secrets: this.secrets,
+            vaultAddr: props.vaultAddr,
+            logGroups: exposureLogGroups,
+            revocationStateMachine: this.revocation.stateMachine,
+            // Containment is an incident: its failures go where the revocation alarms go.
+            alarmTopic: this.revocation.alarmTopic,
           });
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.

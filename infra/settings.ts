@@ -250,6 +250,42 @@ export function validateCiRolePath(owner: string, value: string): string {
   return value;
 }
 
+/** At most this many log groups: each is a subscription filter and a Lambda permission in the stack. */
+export const MAX_EXPOSURE_LOG_GROUPS = 50;
+
+/**
+ * The CloudWatch Logs log groups the exposure scanner subscribes to (cdk context
+ * `keywarden:exposureLogGroups`, or the stack's props): names as CloudWatch Logs writes them
+ * (1 to 512 of letters, digits, `.`, `-`, `_`, `/`, `#`; no wildcard), each once. An empty list
+ * (or `''`) is valid and means no scanner.
+ *
+ * @param value an array of names, or its JSON (as `-c keywarden:exposureLogGroups='[…]'` gives it)
+ */
+export function validateExposureLogGroups(owner: string, value: unknown): string[] {
+  const example = `["/aws/codebuild/deploy-app","/aws/lambda/ci-runner"]`;
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return [];
+  const parsed = parseJsonSetting(owner, 'logGroups', value, example);
+  if (!Array.isArray(parsed) || parsed.length > MAX_EXPOSURE_LOG_GROUPS) {
+    throw new InfraConfigError(
+      `${owner}: logGroups must list at most ${MAX_EXPOSURE_LOG_GROUPS} CloudWatch Logs log group names, such as ${example}; received ${shown(value)}.`,
+    );
+  }
+  const names = parsed.map((name: unknown, index) => {
+    // A name ends up in the subscription's permission ARN: no wildcard may widen it.
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._/#-]{1,512}$/.test(name)) {
+      throw new InfraConfigError(
+        `${owner}: logGroups[${index}] must be a log group name (1 to 512 letters, digits, '.', '-', '_', '/' or '#'; no wildcard) such as '/aws/codebuild/deploy-app'; received ${shown(name)}.`,
+      );
+    }
+    return name;
+  });
+  const twice = names.find((name, index) => names.indexOf(name) !== index);
+  if (twice !== undefined) {
+    throw new InfraConfigError(`${owner}: each log group may be listed once; received '${twice}' twice.`);
+  }
+  return names;
+}
+
 /** A setting given as a value, or as its JSON in a string (cdk context from the command line). */
 function parseJsonSetting(owner: string, name: string, value: unknown, example: string): unknown {
   if (typeof value !== 'string') return value;

@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { InfraConfigError } from '../errors.ts';
+import type { KeywardenFunctionsProps } from '../function-props.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
+import { deadLetterQueue } from '../live-schedule.ts';
+import { validateExposureLogGroups, validateVaultAddr } from '../settings.ts';
+
+/** cdk context key that may hold the log groups to scan (an array, or its JSON); none: no scanner. */
+export const EXPOSURE_LOG_GROUPS_CONTEXT = 'keywarden:exposureLogGroups';
+
+/** The name of every subscription filter the scanner puts on a log group. */
+export const EXPOSURE_FILTER_NAME = 'keywarden-exposure';
+
+/** Properties of {@link ExposureScanner}. */
+export interface ExposureScannerProps extends KeywardenFunctionsProps {
+  /**
+   * The log groups to scan (CodeBuild's `/aws/codebuild/<project>`, Lambda's, the CI runners'),
+   * by name; each gets one subscription filter delivering every event to the scanner. A log group
+   * holds at most two subscription filters: a group that already has two cannot be added. Never
+   * list the scanner's own log group (it would scan its own output, for ever). May be given as
+   * JSON (`-c keywarden:exposureLogGroups='["/aws/codebuild/deploy-app"]'`).
+   */
+  readonly logGroups: readonly string[] | string;
+  /**
+   * The incident revocation state machine: containing a managed credential starts a campaign in
+   * it (on the exposed credential's fingerprint, with re-issue). The scanner may start executions
+   * of this state machine and nothing else in Step Functions.
+   */
+  readonly revocationStateMachine: sfn.IStateMachine;
+  /** Where the scanner's alarms notify. @default no alarm */
+  readonly alarmTopic?: sns.ITopic | undefined;
+}
+
+/**
+ * The deployed exposure scanner (issue #14): CloudWatch Logs subscription filters on the
+ * configured log groups deliver every log event, in batches, to a scanner function
+ * (`functions/handlers/exposure-scanner.ts`), which scans each line for credentials and contains
+ * the managed ones by starting an incident revocation campaign (re-issue included) on the exposed
+ * credential's fingerprint.
+ *
+ * - **Function**: its role may use the state table (the inventory to match a hit's fingerprint,
+ *   the campaign it stores, the audit trail), read the fingerprint key and the Vault token, and
+ *   start executions of the revocation state machine only: the revoking is done there, by the
+ *   revocation functions, with their own grants.
+ * - **Subscriptions**: one `keywarden-exposure` filter per log group, matching every event, with
+ *   the invoke permission CloudWatch Logs needs for that log group only.
+ * - **Failures**: CloudWatch Logs invokes asynchronously; a batch whose scan failed after Lambda's
+ *   retries waits in {@link deadLetterQueue}, so a leak is never dropped unscanned. Alarms on the
+ *   function's errors and on a dead-lettered batch.
+ */
+export class ExposureScanner extends Construct {
+  /** The validated log group names, as given. */
+  readonly logGroupNames: readonly string[];
+  /** The scanner function. */
+  readonly scanner: KeywardenFunction;
+  /** The subscription filter of each log group, by log group name. */
+  readonly subscriptions: ReadonlyMap<string, logs.SubscriptionFilter>;
+  /** Batches whose scan failed after Lambda's retries. */
+  readonly deadLetterQueue: sqs.Queue;
+  /** The scanner failed within the last 5 minutes. */
+  readonly errorsAlarm: cloudwatch.Alarm | undefined;
+  /** A batch waits in {@link deadLetterQueue}. */
+  readonly deadLetterAlarm: cloudwatch.Alarm | undefined;
+
+  constructor(scope: Construct, id: string, props: ExposureScannerProps) {
+    super(scope, id);
+
+    // Validate before creating a child, so a bad value fails fast and bundling never starts.
+    const vaultAddr = validateVaultAddr('ExposureScanner', props.vaultAddr);
+    this.logGroupNames = validateExposureLogGroups('ExposureScanner', props.logGroups);
+    if (this.logGroupNames.length === 0) {
+      throw new InfraConfigError(
+        `ExposureScanner: logGroups must name at least one log group to scan, such as ["/aws/codebuild/deploy-app"]; received none. Leave the scanner out when no log group is configured.`,
+      );
+    }
+    const { stateStore, secrets, revocationStateMachine } = props;
+
+    this.deadLetterQueue = deadLetterQueue(this);
+    this.scanner = keywardenFunction(this, 'Scanner', {
+      handlerFile: 'exposure-scanner.ts',
+      description:
+        'keywarden exposure scanner: scans CloudWatch Logs batches for credentials, contains managed ones',
+      roleDescription:
+        'keywarden exposure scanner: reads the inventory and audit trail, starts revocation campaigns on exposed credentials',
+      // A batch unpacks to at most 8 MB, scanned line by line.
+      memorySize: 1024,
+      timeout: Duration.minutes(2),
+      logRetention: props.logRetention ?? DEFAULT_LOG_RETENTION,
+      deadLetterQueue: this.deadLetterQueue,
+      environment: {
+        ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+        revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+      },
+    });
+    const role = this.scanner.role;
+    stateStore.grantReadWriteData(role);
+    secrets.grantRead(role);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartRevocationCampaigns',
+        actions: ['states:StartExecution'],
+        resources: [revocationStateMachine.stateMachineArn],
+      }),
+    );
+
+    const destination = new destinations.LambdaDestination(this.scanner.function);
+    const subscriptions = new Map<string, logs.SubscriptionFilter>();
+    for (const name of this.logGroupNames) {
+      // Ids from the name, not the position: reordering the list replaces nothing.
+      const key = `${name.replace(/[^A-Za-z0-9]/g, '').slice(-40)}${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+      subscriptions.set(
+        name,
+        new logs.SubscriptionFilter(this, `Subscription${key}`, {
+          logGroup: logs.LogGroup.fromLogGroupName(this, `LogGroup${key}`, name),
+          destination,
+          filterPattern: logs.FilterPattern.allEvents(),
+          filterName: EXPOSURE_FILTER_NAME,
+        }),
+      );
+    }
+    this.subscriptions = subscriptions;
+
+    if (props.alarmTopic) {
+      const alarmNamePrefix = `${Stack.of(this).stackName}-exposure-`;
+      this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
+        alarmName: `${alarmNamePrefix}scanner-errors`,
+        alarmDescription:
+          "keywarden: the exposure scanner failed in the last 5 minutes, so a log batch may not be scanned yet (Lambda retries it twice, then keeps it in the dead-letter queue) and a leaked credential may still be live. Read the scanner's logs for the error.",
+        metric: this.scanner.function.metricErrors({
+          statistic: cloudwatch.Stats.SUM,
+          period: Duration.minutes(5),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
+        alarmName: `${alarmNamePrefix}unscanned`,
+        alarmDescription:
+          'keywarden: a CloudWatch Logs batch waits in the exposure dead-letter queue (the scanner failed on it after its retries), so its lines are not scanned and a leak in them not contained. Fix the cause, then re-drive the message to the scanner (aws lambda invoke --invocation-type Event).',
+        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(15),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      notifyOnAlarmAndOk(props.alarmTopic, [this.errorsAlarm, this.deadLetterAlarm]);
+    } else {
+      this.errorsAlarm = undefined;
+      this.deadLetterAlarm = undefined;
+    }
+  }
+}
