@@ -152,6 +152,41 @@ describe('github: a run’s logs through the redirect and the zip', () => {
     );
   });
 
+  it('reads each job from its own endpoint when the archive is over the run’s limit', async () => {
+    // prepare: an archive of some kilobytes, a run limit of 512 bytes
+    const secret = planted('hvs.');
+    forge.addGithubRun({
+      owner: 'octo',
+      repo: 'huge',
+      runId: 1005,
+      jobs: [
+        { id: 71, name: 'one', log: `${randomBytes(2_048).toString('base64')}\n` },
+        { id: 72, name: 'two', log: `token ${secret}\n` },
+      ],
+    });
+
+    // act
+    const logs = await fetchGithubRunLogs({
+      ...github(),
+      limits: { ...fast, maxRunBytes: 512 },
+      owner: 'octo',
+      repo: 'huge',
+      runId: 1005,
+    });
+
+    // assess
+    expect(logs.map((log) => log.source.location)).toEqual([
+      'octo/huge/runs/1005/jobs/one (job 71)',
+      'octo/huge/runs/1005/jobs/two (job 72)',
+    ]);
+    expect(logs[1]?.text).toContain(secret);
+    const jobLogs = forge.requests.filter((request) => /\/actions\/jobs\/\d+\/logs$/.test(request.path));
+    expect(jobLogs.map((request) => request.path)).toEqual([
+      '/repos/octo/huge/actions/jobs/71/logs',
+      '/repos/octo/huge/actions/jobs/72/logs',
+    ]);
+  });
+
   it('scans what the archive holds under a name no listed job has, named as the archive names it', async () => {
     // prepare
     const secret = planted('hvs.');
