@@ -21,6 +21,7 @@ import type { CampaignDeps } from '../core/campaign-engine.ts';
 import { type ApprovalDeps, approvalGate } from '../core/ci-approval.ts';
 import type { CiExchangeDeps } from '../core/ci-exchange.ts';
 import { KeywardenError } from '../core/errors.ts';
+import type { ExposureDeps } from '../core/exposure.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Identity } from '../core/identity.ts';
@@ -45,6 +46,7 @@ import {
 import { dynamoApprovalLedger } from './aws/dynamodb-approval-ledger.ts';
 import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
 import { dynamoCiStore } from './aws/dynamodb-ci-store.ts';
+import { dynamoExposureStore } from './aws/dynamodb-exposure-store.ts';
 import { dynamoStore } from './aws/dynamodb-store.ts';
 import { DynamoTable } from './aws/dynamodb-table.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
@@ -72,7 +74,7 @@ import {
   providerFor,
 } from './provider-registry.ts';
 import type { RuntimeConfig } from './runtime-config.ts';
-import { VaultApproleProvider } from './vault/approle-provider.ts';
+import { approleRoleId, VaultApproleProvider } from './vault/approle-provider.ts';
 import { VaultAuditRemoteUse } from './vault/audit-remote-use.ts';
 import { VaultAuditUsage } from './vault/audit-usage.ts';
 import { VaultCiTokenIssuer } from './vault/ci-token-issuer.ts';
@@ -432,6 +434,25 @@ export const discovery = (c: Composition) => {
           }
         : {}),
     },
+  };
+};
+
+/** Exposure scanning: the managed credentials to match (fingerprints, AppRole role-ids), where exposures and findings are kept. */
+export const exposure: Part<ExposureDeps> = (c) => {
+  const { store } = c.get(stores);
+  const client = c.get(vault);
+  const fingerprint = c.get(fingerprinter);
+  return {
+    identities: store,
+    versions: store,
+    fingerprint: (text) => fingerprint.of(text),
+    roleIdOf: client ? (identity) => approleRoleId(client, identity) : undefined,
+    exposures: dynamoExposureStore(
+      new DynamoTable({ client: c.get(dynamodb), tableName: c.config.tableName }),
+    ),
+    audit: store,
+    findings: store,
+    clock: c.clock,
   };
 };
 

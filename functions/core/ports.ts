@@ -11,6 +11,7 @@ import type { CiAwsIssue, CiConfig, CiIssuer, CiJob, CiVaultIssue, Claims } from
 import type { ApprovalRecord, CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion, RotationState } from './credential-version.ts';
 import type { DiscoveredCredential, DiscoveryHints } from './discovery.ts';
+import type { ContainmentOutcome, ExposureRecord } from './exposure-record.ts';
 import type { DetectedSecret } from './exposure-types.ts';
 import type { Finding } from './findings.ts';
 import type { BreakglassConfig, BreakglassTarget, Grant, GrantState, Principal } from './grant.ts';
@@ -669,4 +670,39 @@ export interface ApprovalSigner {
 /** Finds credential-looking values in a text: an established engine's rules and keywarden's own. */
 export interface SecretDetector {
   detect(text: string): Promise<DetectedSecret[]>;
+}
+
+/** Exposed managed credentials, one record per fingerprint (exposure-record.ts). */
+export interface ExposureStore {
+  /** Records a first sighting: true the first time, false when the fingerprint is recorded already (a conditional write). */
+  recordExposure(record: ExposureRecord): Promise<boolean>;
+  getExposure(fingerprint: string): Promise<ExposureRecord | undefined>;
+  /** Records how its containment ended. */
+  markContained(
+    fingerprint: string,
+    result: { campaignId: string; outcome: ContainmentOutcome; containedAt: string },
+  ): Promise<void>;
+}
+
+/** What ending one exposed credential came to. */
+export interface ContainmentResult {
+  campaignId: string;
+  outcome: ContainmentOutcome;
+  /** Targets revoked (or found already revoked), and failed, with their errors. */
+  revoked: number;
+  failures: string[];
+  /** The fresh version at the delivery target, when one was re-issued; otherwise why not. */
+  reissuedVersionId?: string | undefined;
+  reissue?: string | undefined;
+  /** Where the incident report was written. */
+  report?: string | undefined;
+}
+
+/**
+ * Ends exactly one exposed credential and re-issues its identity: an incident revocation
+ * campaign with selector `fingerprint=<fp>` and re-issue, run locally or in the deployed
+ * state machine.
+ */
+export interface ExposureContainment {
+  contain(request: { incident: string; fingerprint: string; identityId: string }): Promise<ContainmentResult>;
 }

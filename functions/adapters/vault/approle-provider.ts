@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import * as z from 'zod';
 import { toSeconds } from '../../core/duration.ts';
 import { NotFoundError, VerificationError } from '../../core/errors.ts';
-import type { IdentityOfKind } from '../../core/identity.ts';
+import type { Identity, IdentityOfKind } from '../../core/identity.ts';
 import type {
   CredentialProvider,
   IssuedCredential,
@@ -303,4 +303,14 @@ function isoTime(text: string | null | undefined): string | undefined {
   if (!text || text.startsWith('0001-01-01')) return undefined;
   const millis = Date.parse(text);
   return Number.isNaN(millis) ? undefined : new Date(millis).toISOString();
+}
+
+/**
+ * The role-id of an AppRole identity's role (not a secret), or undefined when the role does not
+ * exist: exposure matching pairs it with a found secret-id, as the delivered value does.
+ */
+export async function approleRoleId(client: VaultClient, identity: Identity): Promise<string | undefined> {
+  if (identity.kind !== 'vault-approle-secret-id') return undefined;
+  const answer = await client.read(`${rolePath(identity)}/role-id`);
+  return answer ? (answer.data as { role_id?: string } | undefined)?.role_id : undefined;
 }

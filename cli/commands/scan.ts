@@ -1,0 +1,328 @@
+/**
+ * `keywarden scan`: find credentials in files, folders, standard input or a repository's
+ * history; tell keywarden's own (by keyed fingerprint) from the others; with `--contain`, end
+ * each exposed managed one and re-issue its identity (an incident campaign per credential, run
+ * here by the local runtime); record the others as `exposed-unmanaged` findings. Prints where,
+ * which rule, a prefix of at most 4 characters and the fingerprint; never a value.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { type Command, Option } from 'commander';
+import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
+import { Composition, exposure, type Services, wire } from '../../functions/adapters/wiring.ts';
+import { KeywardenError } from '../../functions/core/errors.ts';
+import {
+  atOrAbove,
+  type Containment,
+  containHits,
+  type ExposureHit,
+  loadMatcher,
+  placeOf,
+  SHORT_FINGERPRINT,
+  saveUnmanagedFindings,
+  scanText,
+  unmanagedFindings,
+} from '../../functions/core/exposure.ts';
+import type { ManagedMatcher } from '../../functions/core/exposure-match.ts';
+import type { ExposureSource } from '../../functions/core/exposure-types.ts';
+import { type Severity, SeveritySchema } from '../../functions/core/findings.ts';
+import type { ContainmentResult, ExposureContainment, SecretDetector } from '../../functions/core/ports.ts';
+import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
+import { actor, loadConfig } from '../context.ts';
+import { ExitCode } from '../errors.ts';
+import { printJson, printTable, say } from '../output.ts';
+
+interface ScanOptions {
+  git?: boolean;
+  contain?: boolean;
+  json?: boolean;
+  failOn: Severity;
+}
+
+/** Files larger than this are skipped (said on stderr): a scan reads each file whole. */
+const MAX_FILE_BYTES = 256 * 1024 * 1024;
+/** A NUL byte in a file's first bytes marks it binary. */
+const SNIFF_BYTES = 8_192;
+
+export function registerScan(program: Command): void {
+  program
+    .command('scan')
+    .description(
+      'find exposed credentials in files, folders, stdin (-) or a repository history (--git); contain the managed ones with --contain',
+    )
+    .argument('[paths...]', 'files or folders to scan, - for standard input; with --git, repositories', [])
+    .option('--git', "scan each repository's history (every commit of every branch), not its files")
+    .option(
+      '--contain',
+      'end each exposed managed credential and re-issue its identity (an incident campaign, with a report)',
+    )
+    .option('--json', 'print JSON')
+    .addOption(
+      new Option('--fail-on <severity>', 'exit 1 when a hit at or above this severity exists')
+        .choices(SeveritySchema.options)
+        .default('high'),
+    )
+    .action(async (paths: string[], options: ScanOptions, command: Command) => {
+      const usage = (message: string): never => command.error(`keywarden scan: ${message}`, { exitCode: 2 });
+      if (paths.length === 0) {
+        if (process.stdin.isTTY) usage('expected PATH… or - for standard input');
+        paths = ['-'];
+      }
+      if (options.git && paths.includes('-'))
+        usage('--git scans repositories; - (standard input) is not one');
+      if (options.contain && process.env.KEYWARDEN_TABLE) {
+        usage(
+          '--contain runs containment on the local runtime; in AWS the deployed scanner contains (or run keywarden revoke --selector fingerprint=… for a hit)',
+        );
+      }
+      await scan(paths, options);
+    });
+}
+
+async function scan(paths: readonly string[], options: ScanOptions): Promise<void> {
+  const config = loadConfig();
+  const services = wire(config);
+  const deps = new Composition(config, services.clock).get(exposure);
+  const matcher = await loadMatcher(deps);
+  const fingerprint = deps.fingerprint;
+  const detector = detectorOf();
+  const hits: ExposureHit[] = [];
+  const started = Date.now();
+  let bytes = 0;
+  for (const { text, source, lineOf } of texts(paths, Boolean(options.git))) {
+    bytes += Buffer.byteLength(text);
+    for (const hit of await scanText(matcher, detector, fingerprint, text, source)) {
+      hits.push(lineOf ? { ...hit, line: lineOf(hit.line) } : hit);
+    }
+  }
+  const seconds = (Date.now() - started) / 1_000;
+  const containments = options.contain
+    ? await containHits(
+        {
+          exposures: deps.exposures,
+          containment: localContainment(services),
+          audit: deps.audit,
+          clock: deps.clock,
+          actor: actor(),
+        },
+        hits,
+      )
+    : [];
+  const findings = unmanagedFindings(hits);
+  await saveUnmanagedFindings(deps, findings);
+  print(hits, containments, options, { bytes, seconds, matcher });
+  if (findings.length) {
+    say(
+      `${findings.length} unmanaged credential(s) recorded as exposed-unmanaged findings (keywarden findings --stored)`,
+    );
+  }
+  if (hits.some((hit) => atOrAbove(hit, options.failOn))) throw new ExitCode(1);
+}
+
+/**
+ * The detection engine and keywarden's own rules (functions/adapters/scan), when present; the
+ * managed-value matcher finds every managed credential without it.
+ */
+function detectorOf(): SecretDetector | undefined {
+  return undefined;
+}
+
+/** One text to scan, where it came from, and (git) how its lines map to the file's. */
+interface Text {
+  text: string;
+  source: ExposureSource;
+  lineOf?: (line: number) => number;
+}
+
+function* texts(paths: readonly string[], git: boolean): Generator<Text> {
+  for (const path of paths) {
+    if (git) yield* gitHistory(path);
+    else if (path === '-') yield { text: readFileSync(0, 'utf8'), source: { kind: 'stdin', location: '-' } };
+    else yield* files(path, path);
+  }
+}
+
+function* files(path: string, root: string): Generator<Text> {
+  let stat: ReturnType<typeof statSync>;
+  try {
+    stat = statSync(path);
+  } catch {
+    throw new KeywardenError(`cannot read ${path}: expected a file or folder that exists`);
+  }
+  if (stat.isDirectory()) {
+    for (const entry of readdirSync(path, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
+      if (entry.name === '.git') continue;
+      if (entry.isDirectory() || entry.isFile()) yield* files(join(path, entry.name), root);
+    }
+    return;
+  }
+  if (!stat.isFile()) return;
+  if (stat.size > MAX_FILE_BYTES) {
+    say(`skipped ${path}: ${stat.size} bytes, over ${MAX_FILE_BYTES}`);
+    return;
+  }
+  if (isBinary(path)) return;
+  const location = path === root ? path : join(root, relative(root, path));
+  yield { text: readFileSync(path, 'utf8'), source: { kind: 'file', location } };
+}
+
+function isBinary(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const read = readSync(fd, buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, read).includes(0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The lines each commit added, per file, from `git log -p --all` (every branch and tag): a
+ * credential committed once and removed later is still in the history, under that commit.
+ */
+function* gitHistory(repo: string): Generator<Text> {
+  const log = spawnSync(
+    'git',
+    ['-C', repo, 'log', '-p', '--all', '--no-color', '--no-ext-diff', '--format=commit %H', '--unified=0'],
+    { encoding: 'utf8', maxBuffer: 2 * 1024 * 1024 * 1024 },
+  );
+  if (log.status !== 0) {
+    throw new KeywardenError(
+      `git log in ${repo} failed: ${(log.stderr || log.error?.message || '').trim()}; expected a git repository`,
+    );
+  }
+  let commit = '';
+  let file = '';
+  let next = 0;
+  let lines: string[] = [];
+  let numbers: number[] = [];
+  function* flush(): Generator<Text> {
+    if (lines.length && file) {
+      const mapped = numbers;
+      yield {
+        text: lines.join('\n'),
+        source: { kind: 'git', location: `${repo}:${file}`, commit },
+        lineOf: (line) => mapped[line - 1] ?? line,
+      };
+    }
+    lines = [];
+    numbers = [];
+  }
+  for (const line of log.stdout.split('\n')) {
+    if (line.startsWith('commit ') && /^commit [0-9a-f]{40}$/.test(line)) {
+      yield* flush();
+      commit = line.slice(7);
+      file = '';
+    } else if (line.startsWith('+++ ')) {
+      yield* flush();
+      file = line === '+++ /dev/null' ? '' : line.replace(/^\+\+\+ (b\/)?/, '');
+    } else if (line.startsWith('@@')) {
+      next = Number(/\+(\d+)/.exec(line)?.[1] ?? 1);
+    } else if (line.startsWith('+') && file) {
+      lines.push(line.slice(1));
+      numbers.push(next++);
+    }
+  }
+  yield* flush();
+}
+
+/**
+ * Containment on the local runtime: an incident campaign on exactly the exposed credential
+ * (selector `fingerprint=<fp>`), with re-issue, planned as `keywarden revoke` plans one and run
+ * by the local revocation runner, which writes the report. Holding the value is the authority
+ * to end it: no responder check (the deployed scanner contains without anyone, as the issue asks).
+ */
+function localContainment(services: Services): ExposureContainment {
+  return {
+    async contain({ incident, fingerprint, identityId }): Promise<ContainmentResult> {
+      const planned = await planAndStoreCampaign(services, {
+        incident,
+        selectors: [`fingerprint=${fingerprint}`],
+        reissue: true,
+        actor: actor(),
+        dryRun: false,
+      });
+      if (planned.status !== 'stored') {
+        throw new KeywardenError(
+          `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status}); check keywarden status ${identityId}`,
+        );
+      }
+      const { campaignId } = planned.campaign;
+      say(`containing ${identityId}: campaign ${campaignId}`);
+      const run = await new LocalRevocationRunner({ services, actor: actor() }).run(campaignId);
+      const ended = run.targets.filter((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked');
+      const failed = run.targets.filter((t) => t.outcome === 'failed' || t.outcome === 'pending');
+      const reissue = run.reissues.find((r) => r.identityId === identityId);
+      return {
+        campaignId,
+        outcome: failed.length === 0 && ended.length > 0 ? 'contained' : 'failed',
+        revoked: ended.length,
+        failures: failed.map((t) => `${t.kind} ${t.handle}: ${t.error ?? t.outcome}`),
+        reissuedVersionId: reissue?.status === 'reissued' ? reissue.versionId : undefined,
+        reissue: reissue ? `${reissue.status}${reissue.reason ? `: ${reissue.reason}` : ''}` : undefined,
+        report: run.report?.html,
+      };
+    },
+  };
+}
+
+const managedText = (hit: ExposureHit): string => {
+  const m = hit.managed;
+  if (!m) return `unmanaged${hit.note ? ` (${hit.note})` : ''}`;
+  return `${m.identityId} (owner ${m.owner ?? 'none declared'}, ${m.repo} ${m.stage}, ${m.environment}, version ${m.versionId} ${m.versionStage})`;
+};
+
+const shortFingerprint = (fingerprint: string): string => `${fingerprint.slice(0, SHORT_FINGERPRINT)}…`;
+
+function print(
+  hits: readonly ExposureHit[],
+  containments: readonly Containment[],
+  options: ScanOptions,
+  measured: { bytes: number; seconds: number; matcher: ManagedMatcher },
+): void {
+  if (options.json) {
+    printJson({
+      hits: hits.map(({ managed, ...hit }) => ({
+        ...hit,
+        place: placeOf(hit),
+        ...(managed ? { managed } : {}),
+      })),
+      containments,
+      scanned: { bytes: measured.bytes, seconds: measured.seconds },
+    });
+  } else if (hits.length) {
+    printTable(
+      ['SEVERITY', 'WHERE', 'RULE', 'PREFIX', 'FINGERPRINT', 'MANAGED'],
+      hits.map((hit) => [
+        hit.severity,
+        placeOf(hit),
+        hit.rule,
+        hit.prefix,
+        shortFingerprint(hit.fingerprint),
+        managedText(hit),
+      ]),
+    );
+  }
+  for (const c of containments) {
+    const owner = c.owner ?? '(no owner declared)';
+    if (c.status === 'already-contained') {
+      say(
+        `${c.identityId}: already contained (${c.incident}, campaign ${c.campaignId ?? '?'}; first seen in ${c.firstSeen}); nothing to do`,
+      );
+      continue;
+    }
+    say(
+      `alert ${owner}: ${c.identityId}'s credential was exposed in ${c.firstSeen}; ${c.status === 'contained' ? 'ended' : 'NOT fully ended'} by ${c.incident} (campaign ${c.campaignId})` +
+        `${c.reissuedVersionId ? `, fresh credential ${c.reissuedVersionId} delivered` : c.reissue ? `, re-issue ${c.reissue}` : ''}` +
+        `${c.report ? `; report ${c.report}` : ''}${c.failures.length ? `; failed: ${c.failures.join('; ')}` : ''}`,
+    );
+  }
+  const managed = hits.filter((h) => h.status === 'managed').length;
+  say(
+    `scanned ${(measured.bytes / 1_048_576).toFixed(1)} MB in ${measured.seconds.toFixed(1)} s: ${hits.length} hit(s), ${managed} managed, ${hits.length - managed} unmanaged`,
+  );
+}

@@ -1,0 +1,31 @@
+/**
+ * What keywarden keeps about an exposed managed credential: one record per fingerprint, with
+ * where it was first seen and how its containment ended. It makes containment idempotent: the
+ * same leaked value seen again (another file, another run, another log) is not contained twice.
+ */
+import * as z from 'zod';
+import { ExposureSourceSchema } from './exposure-types.ts';
+import { IdentityKindSchema } from './identity.ts';
+
+/** How a containment ended: every target ended, or some could not be. */
+export const ContainmentOutcomeSchema = z.enum(['contained', 'failed']);
+export type ContainmentOutcome = z.infer<typeof ContainmentOutcomeSchema>;
+
+export const ExposureRecordSchema = z.strictObject({
+  /** The exposed version's keyed fingerprint (never the value). */
+  fingerprint: z.string().min(1),
+  identityId: z.string().min(1),
+  kind: IdentityKindSchema,
+  versionId: z.string().min(1),
+  handle: z.string(),
+  /** Where it was first seen. */
+  source: ExposureSourceSchema,
+  line: z.int().min(1),
+  rule: z.string().min(1),
+  detectedAt: z.iso.datetime(),
+  /** Set once containment ran: the campaign, its outcome and when. */
+  campaignId: z.string().optional(),
+  outcome: ContainmentOutcomeSchema.optional(),
+  containedAt: z.iso.datetime().optional(),
+});
+export type ExposureRecord = z.infer<typeof ExposureRecordSchema>;

@@ -1,0 +1,395 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Fingerprinter } from '../../functions/adapters/crypto.ts';
+import { canonicalJson } from '../../functions/core/canonical-json.ts';
+import {
+  type ContainDeps,
+  containHits,
+  exposureIncident,
+  loadMatcher,
+  MANAGED_VALUE_RULE,
+  saveUnmanagedFindings,
+  scanText,
+  unmanagedFindings,
+} from '../../functions/core/exposure.ts';
+import { candidatesOf, redactedPrefix } from '../../functions/core/exposure-match.ts';
+import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
+import type { DetectedSecret, ExposureSource } from '../../functions/core/exposure-types.ts';
+import type { Finding } from '../../functions/core/findings.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import type {
+  ContainmentResult,
+  ExposureContainment,
+  ExposureStore,
+  FindingStore,
+  SecretDetector,
+} from '../../functions/core/ports.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
+import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
+import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
+
+/** Letters and digits, generated: no credential-looking literal in the spec. */
+const alnum = (length: number, alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789') =>
+  Array.from(randomBytes(length), (byte) => alphabet[byte % alphabet.length]).join('');
+const upper = (length: number) => alnum(length, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567');
+
+const fingerprinter = new Fingerprinter(randomBytes(32));
+const fingerprint = (text: string) => fingerprinter.of(text);
+
+/** Exposures in memory, with the DynamoDB store's conditional first write. */
+class MemoryExposureStore implements ExposureStore {
+  readonly records = new Map<string, ExposureRecord>();
+  async recordExposure(record: ExposureRecord) {
+    if (this.records.has(record.fingerprint)) return false;
+    this.records.set(record.fingerprint, { ...record });
+    return true;
+  }
+  async getExposure(fp: string) {
+    return this.records.get(fp);
+  }
+  async markContained(fp: string, result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>) {
+    const record = this.records.get(fp);
+    if (record) this.records.set(fp, { ...record, ...result });
+  }
+}
+
+class MemoryFindings implements FindingStore {
+  latest: { runId: string; at: string; findings: Finding[] } | undefined;
+  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
+    this.latest = run;
+  }
+  async latestFindings() {
+    return this.latest;
+  }
+}
+
+/** The managed credentials of every kind, as keywarden holds them: fingerprints of their credential parts. */
+async function managedWorld() {
+  const clock = new FixedClock(new Date('2026-12-05T08:00:00Z'));
+  const identities = new MemoryIdentityStore();
+  const versions = new MemoryRotationStore();
+  const values = {
+    token: `hvs.${alnum(90)}`,
+    kvPassword: alnum(24),
+    dbPassword: alnum(32),
+    secretId: randomUUID(),
+    roleId: randomUUID(),
+    accessKeyId: `AKIA${upper(16)}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+    revoked: `hvs.${alnum(90)}`,
+  };
+  const declared: [Identity, string, string][] = [
+    [identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' }), 'acc-1', values.token],
+    [
+      identity({ id: 'ftp', kind: 'vault-kv', scope: { path: 'ci/ftp', field: 'password' } }),
+      '3',
+      canonicalJson({ password: values.kvPassword }),
+    ],
+    [
+      identity({
+        id: 'app-db',
+        kind: 'aws-secret',
+        scope: {
+          secretId: 'ci/app/db',
+          template: {
+            keep: ['username', 'host'],
+            generate: {
+              password: { format: 'random', length: 32 },
+              url: { format: 'template', template: 'postgres://{username}:{password:url}@{host}/app' },
+            },
+          },
+        },
+      }),
+      'sm-v1',
+      canonicalJson({ password: values.dbPassword }),
+    ],
+    [
+      identity({ id: 'deployer', kind: 'vault-approle-secret-id' }),
+      'sid-acc-1',
+      JSON.stringify({ role_id: values.roleId, secret_id: values.secretId }),
+    ],
+    [
+      identity({ id: 'build-aws', kind: 'aws-iam-access-key', owner: 'team-app' }),
+      values.accessKeyId,
+      JSON.stringify({ accessKeyId: values.accessKeyId, secretAccessKey: values.secretAccessKey }),
+    ],
+  ];
+  for (const [declaredIdentity, handle, part] of declared) {
+    await identities.putIdentity(
+      {
+        identity: declaredIdentity,
+        status: 'active',
+        declarationHash: 'h',
+        syncedAt: clock.now().toISOString(),
+      },
+      undefined,
+    );
+    await versions.putVersion(
+      credentialVersion(declaredIdentity, { handle, fingerprint: fingerprint(part) }),
+      undefined,
+    );
+  }
+  const [token] = declared[0] as [Identity, string, string];
+  await versions.putVersion(
+    credentialVersion(token, {
+      handle: 'acc-0',
+      versionId: 'v-old',
+      stage: 'revoked',
+      fingerprint: fingerprint(values.revoked),
+    }),
+    undefined,
+  );
+  const matcher = await loadMatcher({
+    identities,
+    versions,
+    fingerprint,
+    roleIdOf: async (id) => (id.kind === 'vault-approle-secret-id' ? values.roleId : undefined),
+  });
+  return { clock, values, matcher };
+}
+
+const source: ExposureSource = { kind: 'file', location: 'build.log' };
+
+/** A build log: noise, look-alikes, and every managed value in the form a pipeline prints it. */
+function buildLog(values: Awaited<ReturnType<typeof managedWorld>>['values']): string {
+  return [
+    '2026-12-05T08:00:01.123Z [build] starting job 4411 on runner-7',
+    `noise ${randomUUID()} sha256:${randomBytes(32).toString('hex')} ${randomBytes(48).toString('base64')}`,
+    `export VAULT_TOKEN=${values.token}`,
+    `ftp password: "${values.kvPassword}"`,
+    `DATABASE_URL=postgres://app:${encodeURIComponent(values.dbPassword)}@db.internal/app`,
+    `login with role_id=${values.roleId} secret_id=${values.secretId}`,
+    `aws_access_key_id=${values.accessKeyId}`,
+    `aws_secret_access_key=${values.secretAccessKey}`,
+    `old token ${values.revoked} (revoked long ago)`,
+    'done in 42s',
+  ].join('\n');
+}
+
+describe('exposure matching: managed credentials by keyed fingerprint', () => {
+  it('finds every managed kind in a log with no detector: plain token, field, template field, AppRole secret-id, AWS pair', async () => {
+    // prepare
+    const { values, matcher } = await managedWorld();
+    // act
+    const hits = await scanText(matcher, undefined, fingerprint, buildLog(values), source);
+    // assess
+    expect(hits.map((h) => [h.line, h.managed?.identityId, h.status, h.severity, h.rule])).toEqual([
+      [3, 'release-token', 'managed', 'critical', MANAGED_VALUE_RULE],
+      [4, 'ftp', 'managed', 'critical', MANAGED_VALUE_RULE],
+      [5, 'app-db', 'managed', 'critical', MANAGED_VALUE_RULE],
+      [6, 'deployer', 'managed', 'critical', MANAGED_VALUE_RULE],
+      [8, 'build-aws', 'managed', 'critical', MANAGED_VALUE_RULE],
+    ]);
+    expect(hits[0]?.managed).toMatchObject({ owner: 'team-release', stage: 'build', environment: 'staging' });
+    expect(hits[0]?.column).toBe('export VAULT_TOKEN='.length + 1);
+  });
+
+  it('never puts a value in a hit: prefixes are 4 characters at most, fingerprints are HMACs', async () => {
+    const { values, matcher } = await managedWorld();
+    const hits = await scanText(matcher, undefined, fingerprint, buildLog(values), source);
+    const printed = JSON.stringify(hits);
+    for (const value of Object.values(values)) {
+      if (value === values.accessKeyId || value === values.roleId) continue; // not secrets
+      expect(printed).not.toContain(value);
+      expect(printed).not.toContain(value.slice(0, 8));
+    }
+    for (const hit of hits) expect(hit.prefix.replace('…', '').length).toBeLessThanOrEqual(4);
+    expect(redactedPrefix('abcdefgh')).toBe('ab…');
+  });
+
+  it('matches what a detector found, and says why an AWS pair with a managed key id is not keywarden’s', async () => {
+    // prepare: a detector that reports an unknown token and a pair whose secret is another
+    const { values, matcher } = await managedWorld();
+    const otherToken = `hvs.${alnum(90)}`;
+    const otherSecret = randomBytes(30).toString('base64');
+    const text = `a ${otherToken}\nb ${values.accessKeyId} ${otherSecret}\nc ${values.token}`;
+    const detector: SecretDetector = {
+      detect: async (): Promise<DetectedSecret[]> => [
+        {
+          rule: 'vault-service-token',
+          value: new SecretValue(otherToken),
+          line: 1,
+          column: 3,
+          encoding: 'plain',
+        },
+        {
+          rule: 'aws-access-key-pair',
+          value: SecretValue.ofJson({ accessKeyId: values.accessKeyId, secretAccessKey: otherSecret }),
+          accessKeyId: values.accessKeyId,
+          line: 2,
+          column: 3,
+          encoding: 'plain',
+        },
+        {
+          rule: 'vault-service-token',
+          value: new SecretValue(values.token),
+          line: 3,
+          column: 3,
+          encoding: 'plain',
+        },
+      ],
+    };
+    // act
+    const hits = await scanText(matcher, detector, fingerprint, text, source);
+    // assess
+    expect(hits.map((h) => [h.line, h.rule, h.status, h.severity])).toEqual([
+      [1, 'vault-service-token', 'unmanaged', 'high'],
+      [2, 'aws-access-key-pair', 'unmanaged', 'high'],
+      [3, 'vault-service-token', 'managed', 'critical'],
+    ]);
+    expect(hits[1]?.prefix).toBe('AKIA…');
+    expect(hits[1]?.note).toMatch(/is build-aws's .* not that key's/);
+    expect(hits[0]?.fingerprint).toBe(fingerprint(otherToken));
+  });
+
+  it('splits tokens at delimiters and URL-decodes, without keeping words, numbers or time stamps', () => {
+    const value = alnum(20);
+    const texts = [...candidatesOf(`KEY=${value}; at 2026-12-05T08:00:01Z user keywarden-demo`, 1)].map(
+      (c) => c.text,
+    );
+    expect(texts).toContain(value);
+    expect(texts).not.toContain('2026-12-05T08:00:01Z');
+    expect(texts).not.toContain('keywarden-demo');
+    const encoded = [...candidatesOf(`p=${encodeURIComponent(`${value}/+=`)}`, 1)];
+    expect(encoded.some((c) => c.text === `${value}/+=` && c.encoding === 'url')).toBe(true);
+  });
+});
+
+describe('exposure containment: once per fingerprint, audited in three events', () => {
+  function containDeps(clock: FixedClock) {
+    const exposures = new MemoryExposureStore();
+    const audit = new MemoryAuditLog(clock);
+    const calls: string[] = [];
+    const containment: ExposureContainment = {
+      async contain({ incident, fingerprint: fp }): Promise<ContainmentResult> {
+        calls.push(fp);
+        return {
+          campaignId: `${incident}-c1`,
+          outcome: 'contained',
+          revoked: 1,
+          failures: [],
+          reissuedVersionId: 'v-new',
+        };
+      },
+    };
+    const deps: ContainDeps = { exposures, containment, audit, clock, actor: 'cli:alice' };
+    return { deps, exposures, audit, calls };
+  }
+
+  it('contains each managed credential once, even seen twice in a text, in another file, in another run', async () => {
+    // prepare
+    const { clock, values, matcher } = await managedWorld();
+    const { deps, audit, calls } = containDeps(clock);
+    const log = buildLog(values);
+    const hits = await scanText(matcher, undefined, fingerprint, `${log}\n${log}`, source);
+    // act
+    const first = await containHits(deps, hits);
+    const again = await containHits(
+      deps,
+      await scanText(matcher, undefined, fingerprint, log, { kind: 'file', location: 'other.log' }),
+    );
+    // assess
+    expect(first.map((c) => [c.identityId, c.status])).toEqual([
+      ['release-token', 'contained'],
+      ['ftp', 'contained'],
+      ['app-db', 'contained'],
+      ['deployer', 'contained'],
+      ['build-aws', 'contained'],
+    ]);
+    expect(calls).toHaveLength(5);
+    expect(
+      again.every((c) => c.status === 'already-contained' && c.firstSeen.startsWith('file build.log:')),
+    ).toBe(true);
+    expect(calls).toHaveLength(5);
+    const { records } = await audit.readAll();
+    const token = records.filter((r) => r.subject === 'release-token');
+    expect(token.map((r) => r.type)).toEqual([
+      'exposure.detected',
+      'exposure.contained',
+      'exposure.reissued',
+    ]);
+    expect(token[0]?.details).toMatchObject({
+      source: 'file',
+      location: 'build.log',
+      line: 3,
+      rule: MANAGED_VALUE_RULE,
+      identity: 'release-token',
+    });
+    expect(token[0]?.details.reason).toBe(
+      `exposed in file build.log:3 (rule ${MANAGED_VALUE_RULE}); contained as ${exposureIncident(String(token[0]?.details.fingerprint))}`,
+    );
+    expect(token[1]?.details).toMatchObject({
+      campaignId: expect.stringMatching(/^EXPOSURE-[0-9a-f]{12}-c1$/),
+      outcome: 'contained',
+    });
+    expect(token[2]?.details).toMatchObject({ versionId: 'v-new' });
+    const printed = JSON.stringify(records);
+    for (const value of [
+      values.token,
+      values.kvPassword,
+      values.dbPassword,
+      values.secretId,
+      values.secretAccessKey,
+    ]) {
+      expect(printed).not.toContain(value);
+    }
+  });
+
+  it('tries again a containment that failed before it ran to the end', async () => {
+    const { clock, values, matcher } = await managedWorld();
+    const { deps, calls } = containDeps(clock);
+    const hits = await scanText(matcher, undefined, fingerprint, `x ${values.token}`, source);
+    const failing: ExposureContainment = { contain: () => Promise.reject(new Error('vault unreachable')) };
+    const failed = await containHits({ ...deps, containment: failing }, hits);
+    expect(failed.map((c) => [c.status, c.failures])).toEqual([['failed', ['vault unreachable']]]);
+    const retried = await containHits(deps, hits);
+    expect(retried.map((c) => c.status)).toEqual(['contained']);
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe('exposure findings: unmanaged hits join the latest findings', () => {
+  it('records one exposed-unmanaged finding per fingerprint, with its places, beside the findings already there', async () => {
+    // prepare
+    const { clock, matcher } = await managedWorld();
+    const unknown = `hvs.${alnum(90)}`;
+    const detector: SecretDetector = {
+      detect: async (text) =>
+        text.split('\n').flatMap((line, i) =>
+          line.includes(unknown)
+            ? [
+                {
+                  rule: 'vault-service-token',
+                  value: new SecretValue(unknown),
+                  line: i + 1,
+                  column: 1,
+                  encoding: 'plain' as const,
+                },
+              ]
+            : [],
+        ),
+    };
+    const hits = await scanText(matcher, detector, fingerprint, `${unknown}\nnothing\n${unknown}`, source);
+    const findings = new MemoryFindings();
+    const earlier: Finding = {
+      id: 'stale:x',
+      type: 'stale',
+      severity: 'medium',
+      subject: 'x',
+      identityIds: ['x'],
+      handles: [],
+      message: 'stale',
+    };
+    findings.latest = { runId: 'r1', at: '2026-12-04T00:00:00.000Z', findings: [earlier] };
+    // act
+    await saveUnmanagedFindings({ findings, clock }, unmanagedFindings(hits));
+    // assess
+    const saved = findings.latest?.findings ?? [];
+    expect(saved.map((f) => [f.type, f.severity])).toEqual([
+      ['stale', 'medium'],
+      ['exposed-unmanaged', 'high'],
+    ]);
+    expect(saved[1]?.message).toContain('file build.log:1, file build.log:3');
+    expect(JSON.stringify(saved)).not.toContain(unknown);
+  });
+});
