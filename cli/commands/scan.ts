@@ -10,6 +10,7 @@ import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } fr
 import { join, relative } from 'node:path';
 import { type Command, Option } from 'commander';
 import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
+import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import { Composition, exposure, type Services, wire } from '../../functions/adapters/wiring.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import {
@@ -27,7 +28,7 @@ import {
 import type { ManagedMatcher } from '../../functions/core/exposure-match.ts';
 import type { ExposureSource } from '../../functions/core/exposure-types.ts';
 import { type Severity, SeveritySchema } from '../../functions/core/findings.ts';
-import type { ContainmentResult, ExposureContainment, SecretDetector } from '../../functions/core/ports.ts';
+import type { ContainmentResult, ExposureContainment } from '../../functions/core/ports.ts';
 import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
@@ -86,7 +87,8 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
   const deps = new Composition(config, services.clock).get(exposure);
   const matcher = await loadMatcher(deps);
   const fingerprint = deps.fingerprint;
-  const detector = detectorOf();
+  // secretlint's recommended preset and keywarden's own rules; managed values are found without them too.
+  const detector = new CombinedSecretDetector();
   const hits: ExposureHit[] = [];
   const started = Date.now();
   let bytes = 0;
@@ -118,14 +120,6 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
     );
   }
   if (hits.some((hit) => atOrAbove(hit, options.failOn))) throw new ExitCode(1);
-}
-
-/**
- * The detection engine and keywarden's own rules (functions/adapters/scan), when present; the
- * managed-value matcher finds every managed credential without it.
- */
-function detectorOf(): SecretDetector | undefined {
-  return undefined;
 }
 
 /** One text to scan, where it came from, and (git) how its lines map to the file's. */
@@ -273,7 +267,7 @@ function localContainment(services: Services): ExposureContainment {
 const managedText = (hit: ExposureHit): string => {
   const m = hit.managed;
   if (!m) return `unmanaged${hit.note ? ` (${hit.note})` : ''}`;
-  return `${m.identityId} (owner ${m.owner ?? 'none declared'}, ${m.repo} ${m.stage}, ${m.environment}, version ${m.versionId} ${m.versionStage})`;
+  return `${m.identityId} (owner ${m.owner ?? 'none declared'}, ${m.repo} ${m.stage}, ${m.environment}, version ${m.versionId} ${m.versionStage === 'revoked' ? 'revoked already' : m.versionStage})`;
 };
 
 const shortFingerprint = (fingerprint: string): string => `${fingerprint.slice(0, SHORT_FINGERPRINT)}…`;

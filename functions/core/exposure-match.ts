@@ -68,7 +68,7 @@ export interface ManagedIndex {
 /** At most this many managed key ids are tried against every 40-character candidate. */
 const ALL_KEYS_LIMIT = 32;
 
-/** Builds the index of live (not revoked) versions with a fingerprint. */
+/** Builds the index of the versions with a fingerprint (live ones, and revoked ones to say so). */
 export function buildManagedIndex(subjects: readonly ManagedSubject[]): ManagedIndex {
   const byFingerprint = new Map<string, ManagedRef>();
   const fields = new Set<string>();
@@ -82,7 +82,9 @@ export function buildManagedIndex(subjects: readonly ManagedSubject[]): ManagedI
     }
     if (identity.kind === 'vault-approle-secret-id' && roleId) roleIds.add(roleId);
     for (const version of versions) {
-      if (version.stage === 'revoked' || !version.fingerprint) continue;
+      // Revoked versions are indexed too: a dead keywarden credential found again is keywarden's
+      // (nothing to contain), not an unknown one.
+      if (!version.fingerprint) continue;
       const ref: ManagedRef = {
         identityId: identity.id,
         kind: identity.kind,
@@ -95,8 +97,13 @@ export function buildManagedIndex(subjects: readonly ManagedSubject[]): ManagedI
         environment: identity.pipeline.environment,
         repo: identity.pipeline.repo,
       };
-      byFingerprint.set(version.fingerprint, ref);
-      if (identity.kind === 'aws-iam-access-key') accessKeyIds.set(version.handle, ref);
+      // A live version wins over a revoked one of the same value (a value adopted again).
+      if (version.stage !== 'revoked' || !byFingerprint.has(version.fingerprint)) {
+        byFingerprint.set(version.fingerprint, ref);
+      }
+      if (identity.kind === 'aws-iam-access-key' && version.stage !== 'revoked') {
+        accessKeyIds.set(version.handle, ref);
+      }
     }
   }
   return { byFingerprint, fields: [...fields].sort(), roleIds: [...roleIds].sort(), accessKeyIds };

@@ -47,7 +47,8 @@ export interface ExposureHit {
   prefix: string;
   fingerprint: string;
   status: 'managed' | 'unmanaged';
-  severity: Extract<Severity, 'critical' | 'high'>;
+  /** `critical`: a live managed credential; `high`: an unmanaged one; `low`: a managed one already revoked. */
+  severity: Extract<Severity, 'critical' | 'high' | 'low'>;
   /** The managed version it is. */
   managed?: ManagedRef;
   /** Why an unmanaged hit looks like a managed one (an AWS key id of a managed key, another secret). */
@@ -103,7 +104,7 @@ const managedHit = (
   prefix,
   fingerprint: ref.fingerprint,
   status: 'managed',
-  severity: 'critical',
+  severity: ref.versionStage === 'revoked' ? 'low' : 'critical',
   managed: ref,
 });
 
@@ -211,8 +212,10 @@ export interface Containment {
 export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[]): Promise<Containment[]> {
   const first = new Map<string, ExposureHit & { managed: ManagedRef }>();
   for (const hit of hits) {
-    if (hit.managed && !first.has(hit.fingerprint))
+    // A revoked version is dead already: nothing to contain.
+    if (hit.managed && hit.managed.versionStage !== 'revoked' && !first.has(hit.fingerprint)) {
       first.set(hit.fingerprint, { ...hit, managed: hit.managed });
+    }
   }
   const results: Containment[] = [];
   for (const [fingerprint, hit] of first) {
