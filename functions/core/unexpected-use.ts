@@ -13,8 +13,22 @@ import type { Finding } from './findings.ts';
 import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
 import { scopeKey } from './kinds.ts';
 
-/** What kind of handle a trail can match: what the audit device or CloudTrail records of a caller. */
-export type HandleKind = 'vault-accessor' | 'aws-access-key-id' | 'aws-source-identity';
+/**
+ * What kind of handle a trail can match: what the audit device or CloudTrail records of a
+ * caller. `vault-approle-role` is an AppRole role as `<mount>/<role name>`: the device names the
+ * role of a login and of its token's requests, never which secret-id logged in.
+ */
+export type HandleKind =
+  | 'vault-accessor'
+  | 'vault-approle-role'
+  | 'aws-access-key-id'
+  | 'aws-source-identity';
+
+/** A handle to look for, with its kind. */
+export interface WatchedHandle {
+  handle: string;
+  kind: HandleKind;
+}
 
 /** One use of a credential as a trail records it. */
 export interface HandleUse {
@@ -37,11 +51,11 @@ export interface ObservedUse extends HandleUse {
   identityId: string;
 }
 
-/** A reader of uses: the requests made with the given handles (of the kinds it reads), oldest first. */
+/** A reader of uses: the requests made with the given handles (only of the kinds it reads). */
 export interface UseTrail {
   readonly name: string;
   readonly reads: readonly HandleKind[];
-  usesOf(handles: readonly string[]): Promise<HandleUse[]>;
+  usesOf(handles: readonly WatchedHandle[]): Promise<HandleUse[]>;
 }
 
 /**
@@ -65,14 +79,33 @@ export interface UseWatch {
 const HANDLE_KIND: Partial<Record<Identity['kind'], HandleKind>> = {
   // The token's accessor is what the audit device records (HMAC'd) for every request it makes.
   'vault-token': 'vault-accessor',
+  // The role's logins and its tokens' requests; which secret-id logged in, the device does not tell.
+  'vault-approle-secret-id': 'vault-approle-role',
   // CloudTrail's userIdentity.accessKeyId of a call signed with the key.
   'aws-iam-access-key': 'aws-access-key-id',
 };
 
+/** The handles one identity's credentials are known by in a trail. */
+function handlesOf(
+  identity: Identity,
+  versions: readonly CredentialVersion[],
+  discovered: readonly DiscoveredCredential[],
+): string[] {
+  if (identity.kind === 'vault-approle-secret-id') {
+    return [`${identity.scope.mount.replace(/^\/+|\/+$/g, '')}/${identity.scope.roleName}`];
+  }
+  const key = scopeKey(identity);
+  return [
+    ...versions.filter((v) => v.stage !== 'revoked').map((v) => v.handle),
+    ...discovered.filter((c) => c.key === key && c.status === 'active').map((c) => c.handle),
+    ...(identity.kind === 'vault-token' ? declaredAccessors(identity.scope) : []),
+  ];
+}
+
 /**
  * The handles to watch: for each identity with `allowedRunners` whose kind a trail can
  * attribute, the handles of its live credentials (kept versions not revoked, what discovery
- * found under its scope, accessors it declares), mapped to the identity.
+ * found under its scope, accessors it declares; an AppRole identity's role), mapped to the identity.
  */
 export function watchedHandles(
   identities: readonly Identity[],
@@ -83,13 +116,9 @@ export function watchedHandles(
   for (const identity of identities) {
     const kind = HANDLE_KIND[identity.kind];
     if (!identity.allowedRunners || !kind) continue;
-    const key = scopeKey(identity);
-    const handles = [
-      ...(versions.get(identity.id) ?? []).filter((v) => v.stage !== 'revoked').map((v) => v.handle),
-      ...discovered.filter((c) => c.key === key && c.status === 'active').map((c) => c.handle),
-      ...(identity.kind === 'vault-token' ? declaredAccessors(identity.scope) : []),
-    ];
-    for (const handle of handles) watched.set(handle, { identityId: identity.id, kind });
+    for (const handle of handlesOf(identity, versions.get(identity.id) ?? [], discovered)) {
+      watched.set(handle, { identityId: identity.id, kind });
+    }
   }
   return watched;
 }
@@ -212,10 +241,11 @@ export async function findUnexpectedUse(
   const ciUses: HandleUse[] = [];
   for (const trail of watch.trails) {
     const reads = new Set(trail.reads);
-    const mine = [...watched].filter(([, w]) => reads.has(w.kind)).map(([handle]) => handle);
-    const jobs = [...ciHandles].filter(([, kind]) => reads.has(kind)).map(([handle]) => handle);
-    if (mine.length + jobs.length === 0) continue;
-    for (const use of await trail.usesOf([...mine, ...jobs])) {
+    const mine = [...watched].map(([handle, w]) => ({ handle, kind: w.kind }));
+    const jobs = [...ciHandles].map(([handle, kind]) => ({ handle, kind }));
+    const asked = [...mine, ...jobs].filter((w) => reads.has(w.kind));
+    if (asked.length === 0) continue;
+    for (const use of await trail.usesOf(asked)) {
       const owner = watched.get(use.handle);
       if (owner) observed.push({ ...use, identityId: owner.identityId });
       if (ciHandles.has(use.handle)) ciUses.push(use);

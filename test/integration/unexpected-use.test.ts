@@ -11,7 +11,7 @@ import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import { type DiscoveryRun, runDiscovery } from '../../functions/core/discovery-run.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import { credentialsToContain } from '../../functions/core/unexpected-use.ts';
+import { credentialsToContain, findUnexpectedUse } from '../../functions/core/unexpected-use.ts';
 import { FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryAuditLog, MemoryIdentityStore } from '../support/memory-stores.ts';
 import { newVaultClient, testStack, uniqueName } from '../support/stack.ts';
@@ -114,7 +114,7 @@ describe('unexpected use, from the OpenBao audit device (local stack)', () => {
       ),
     );
     // The allowed token's use is in the trail (so its absence from the findings means something).
-    expect(await trail().usesOf([inside.accessor])).toContainEqual(
+    expect(await trail().usesOf([{ handle: inside.accessor, kind: 'vault-accessor' }])).toContainEqual(
       expect.objectContaining({ handle: inside.accessor, from: '127.0.0.1', source: 'openbao-audit' }),
     );
     expect(run.findings.some((f) => f.identityIds.includes(build.id) && f.type.startsWith('used-'))).toBe(
@@ -129,6 +129,45 @@ describe('unexpected use, from the OpenBao audit device (local stack)', () => {
         fingerprint: undefined,
       },
     ]);
+  });
+
+  it('finds an AppRole identity’s login and its token’s requests from outside, by role (the secret-id cannot be told)', async () => {
+    // prepare: a role on its own mount, a secret-id, a login and one request with its token.
+    const mount = uniqueName('approle');
+    await root.write(`sys/auth/${mount}`, { type: 'approle' });
+    await root.write(`auth/${mount}/role/deploy`, { token_policies: ['default'], token_ttl: '10m' });
+    const roleId = (await root.read(`auth/${mount}/role/deploy/role-id`))?.data?.role_id as string;
+    const secretId = (await root.write(`auth/${mount}/role/deploy/secret-id`, {})).data?.secret_id as string;
+    const login = await fetch(`${testStack().vault.addr}/v1/auth/${mount}/login`, {
+      method: 'POST',
+      body: JSON.stringify({ role_id: roleId, secret_id: secretId }),
+    });
+    const token = ((await login.json()) as { auth: { client_token: string } }).auth.client_token;
+    await newVaultClient(token).read('auth/token/lookup-self');
+    const approle = identity({
+      id: uniqueName('approle-deploy'),
+      kind: 'vault-approle-secret-id',
+      scope: { mount, roleName: 'deploy' },
+      allowedRunners: { cidrs: ['10.20.0.0/16'] },
+    });
+    // act
+    const uses = await trail().usesOf([{ handle: `${mount}/deploy`, kind: 'vault-approle-role' }]);
+    const findings = await findUnexpectedUse(
+      { trails: [trail()], ranges: new BlockListRanges() },
+      { identities: [approle], versions: new Map(), discovered: [] },
+    );
+    // assess
+    expect(uses.map((u) => [u.handle, u.action, u.from])).toEqual([
+      [`${mount}/deploy`, `update auth/${mount}/login`, '127.0.0.1'],
+      [`${mount}/deploy`, 'read auth/token/lookup-self', '127.0.0.1'],
+    ]);
+    expect(findings).toEqual([
+      expect.objectContaining({
+        id: `used-from-unexpected-runner:${approle.id}:${mount}/deploy`,
+        handles: [`${mount}/deploy`],
+      }),
+    ]);
+    expect(findings[0]?.message).toContain('was used from 127.0.0.1 2 times');
   });
 
   it('finds a CI job token used after its job ended, from the same audit log', async () => {

@@ -246,7 +246,7 @@ describe('findUnexpectedUse: trails asked for the watched handles only', () => {
       name: 'audit',
       reads: ['vault-accessor'],
       usesOf: async (handles) => {
-        asked.push([...handles]);
+        asked.push(handles.map((h) => `${h.kind} ${h.handle}`));
         return [{ handle: live, at: '2026-12-05T08:00:00.000Z', from: '127.0.0.1', source: 'openbao-audit' }];
       },
     };
@@ -255,11 +255,63 @@ describe('findUnexpectedUse: trails asked for the watched handles only', () => {
       { trails: [trail], ranges },
       { identities, versions, discovered: [] },
     );
-    expect(asked).toEqual([[live]]);
+    expect(asked).toEqual([[`vault-accessor ${live}`]]);
     expect(findings.map((f) => f.id)).toEqual([`used-from-unexpected-runner:watched:${live}`]);
     expect(credentialsToContain(findings, identities, versions)).toEqual([
       { findingId: findings[0]?.id, identityId: 'watched', handle: live, fingerprint: 'hmac-sha256:f1' },
     ]);
+  });
+
+  it('watches an AppRole identity by its role (mount/name): the device names the role, not the secret-id', async () => {
+    const approle = identity({
+      id: 'ar',
+      kind: 'vault-approle-secret-id',
+      scope: { mount: '/ci-approle/', roleName: 'deploy' },
+      allowedRunners: { cidrs: ['10.0.0.0/8'] },
+    });
+    const asked: string[] = [];
+    const trail: UseTrail = {
+      name: 'audit',
+      reads: ['vault-accessor', 'vault-approle-role'],
+      usesOf: async (handles) => {
+        asked.push(...handles.map((h) => `${h.kind} ${h.handle}`));
+        return [
+          {
+            handle: 'ci-approle/deploy',
+            at: '2026-12-05T08:00:00.000Z',
+            from: '203.0.113.9',
+            source: 'openbao-audit',
+          },
+        ];
+      },
+    };
+    const versions = new Map([['ar', [credentialVersion(approle, { handle: handle() })]]]);
+    const findings = await findUnexpectedUse(
+      { trails: [trail], ranges },
+      { identities: [approle], versions, discovered: [] },
+    );
+    expect(asked).toEqual(['vault-approle-role ci-approle/deploy']);
+    expect(findings.map((f) => f.id)).toEqual(['used-from-unexpected-runner:ar:ci-approle/deploy']);
+  });
+
+  it('asks a trail nothing it cannot read', async () => {
+    const key = identity({
+      id: 'key',
+      kind: 'aws-iam-access-key',
+      allowedRunners: { cidrs: ['10.0.0.0/8'] },
+    });
+    let called = false;
+    const trail: UseTrail = {
+      name: 'audit',
+      reads: ['vault-accessor'],
+      usesOf: async () => {
+        called = true;
+        return [];
+      },
+    };
+    const versions = new Map([['key', [credentialVersion(key, { handle: handle() })]]]);
+    await findUnexpectedUse({ trails: [trail], ranges }, { identities: [key], versions, discovered: [] });
+    expect(called).toBe(false);
   });
 
   it('hands nothing to containment when the policy is report (the default)', () => {

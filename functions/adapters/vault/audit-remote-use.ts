@@ -6,7 +6,7 @@
  * or load balancer that is the proxy's, unless OpenBao's listener is told to trust
  * `X-Forwarded-For` (`x_forwarded_for_authorized_addrs`).
  */
-import type { HandleUse, UseTrail } from '../../core/unexpected-use.ts';
+import type { HandleUse, UseTrail, WatchedHandle } from '../../core/unexpected-use.ts';
 import { VaultAuditUsage } from './audit-usage.ts';
 import type { VaultClient } from './client.ts';
 
@@ -20,21 +20,33 @@ export interface VaultAuditRemoteUseProps {
 
 export class VaultAuditRemoteUse implements UseTrail {
   readonly name = 'openbao-audit';
-  readonly reads = ['vault-accessor'] as const;
+  readonly reads = ['vault-accessor', 'vault-approle-role'] as const;
   readonly #usage: VaultAuditUsage;
 
   constructor(props: VaultAuditRemoteUseProps) {
     this.#usage = new VaultAuditUsage(props);
   }
 
-  /** Every answered request of these accessors' tokens: when, what, from which address. */
-  async usesOf(accessors: readonly string[]): Promise<HandleUse[]> {
-    return (await this.#usage.usesByAccessor(accessors)).map(({ accessor, at, action, from, source }) => ({
+  /**
+   * Every answered request of these accessors' tokens, and every login of these AppRole roles
+   * (`<mount>/<role name>`) with its token's requests: when, what, from which address.
+   */
+  async usesOf(handles: readonly WatchedHandle[]): Promise<HandleUse[]> {
+    const accessors = handles.filter((h) => h.kind === 'vault-accessor').map((h) => h.handle);
+    const roles = handles
+      .filter((h) => h.kind === 'vault-approle-role')
+      .map((h) => {
+        const slash = h.handle.lastIndexOf('/');
+        return { mount: h.handle.slice(0, slash), roleName: h.handle.slice(slash + 1) };
+      });
+    const byAccessor = (await this.#usage.usesByAccessor(accessors)).map(({ accessor, ...use }) => ({
       handle: accessor,
-      at,
-      from,
-      action,
-      source,
+      ...use,
     }));
+    const byRole = (await this.#usage.usesByRole(roles)).map(({ role, ...use }) => ({
+      handle: `${role.mount}/${role.roleName}`,
+      ...use,
+    }));
+    return [...byAccessor, ...byRole];
   }
 }

@@ -22,8 +22,14 @@ export interface VaultAuditUsageProps {
 interface AuditLine {
   type?: string;
   time?: string;
-  auth?: { accessor?: string };
+  auth?: { accessor?: string; metadata?: Record<string, unknown> };
   request?: { operation?: string; path?: string; remote_address?: string };
+}
+
+/** An AppRole role, by its auth mount and name. */
+export interface AuditRole {
+  mount: string;
+  roleName: string;
 }
 
 export class VaultAuditUsage {
@@ -54,6 +60,44 @@ export class VaultAuditUsage {
       if (typeof hash === 'string') hashed.set(hash, accessor);
     }
     const events: (GrantUsage & { accessor: string; from: string | undefined })[] = [];
+    for await (const entry of this.#responses()) {
+      const accessor = entry.auth?.accessor ? hashed.get(entry.auth.accessor) : undefined;
+      if (accessor) events.push({ accessor, ...useOf(entry) });
+    }
+    return events;
+  }
+
+  /**
+   * The requests made with AppRole credentials of these roles: each login at
+   * `auth/<mount>/login` (a secret-id presented; the device logs the role's name in clear in the
+   * answer's `auth.metadata.role_name`), and every request of the token that login made
+   * (followed by its HMAC'd accessor, so no `sys/audit-hash` call and no clear accessor). Which
+   * secret-id logged in cannot be told: the device HMACs it and keywarden keeps no secret-id.
+   */
+  async usesByRole(
+    roles: readonly AuditRole[],
+  ): Promise<(GrantUsage & { role: AuditRole; from: string | undefined })[]> {
+    if (roles.length === 0 || !existsSync(this.#logFile)) return [];
+    const byLogin = new Map(
+      roles.map((role) => [`auth/${role.mount.replace(/^\/+|\/+$/g, '')}/login\u0000${role.roleName}`, role]),
+    );
+    const born = new Map<string, AuditRole>();
+    const events: (GrantUsage & { role: AuditRole; from: string | undefined })[] = [];
+    for await (const entry of this.#responses()) {
+      const roleName = entry.auth?.metadata?.role_name;
+      const login =
+        typeof roleName === 'string'
+          ? byLogin.get(`${entry.request?.path ?? ''}\u0000${roleName}`)
+          : undefined;
+      if (login && entry.auth?.accessor) born.set(entry.auth.accessor, login);
+      const role = login ?? (entry.auth?.accessor ? born.get(entry.auth.accessor) : undefined);
+      if (role) events.push({ role, ...useOf(entry) });
+    }
+    return events;
+  }
+
+  /** The log's served requests, in order: each request is logged twice (request, response); the response says it was served. */
+  async *#responses(): AsyncGenerator<AuditLine> {
     const lines = createInterface({
       input: createReadStream(this.#logFile),
       crlfDelay: Number.POSITIVE_INFINITY,
@@ -65,17 +109,15 @@ export class VaultAuditUsage {
       } catch {
         continue;
       }
-      // Each request is logged twice (request, response); the response says it was served.
-      const accessor = entry.auth?.accessor ? hashed.get(entry.auth.accessor) : undefined;
-      if (entry.type !== 'response' || !accessor) continue;
-      events.push({
-        accessor,
-        from: entry.request?.remote_address,
-        at: entry.time ?? '',
-        action: `${entry.request?.operation ?? '?'} ${entry.request?.path ?? '?'}`,
-        source: 'openbao-audit',
-      });
+      if (entry.type === 'response') yield entry;
     }
-    return events;
   }
 }
+
+/** When, what and from where one served request was. */
+const useOf = (entry: AuditLine): GrantUsage & { from: string | undefined } => ({
+  from: entry.request?.remote_address,
+  at: entry.time ?? '',
+  action: `${entry.request?.operation ?? '?'} ${entry.request?.path ?? '?'}`,
+  source: 'openbao-audit',
+});
