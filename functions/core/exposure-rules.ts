@@ -18,6 +18,7 @@ export const OWN_RULES = [
   'aws-access-key-pair',
   'aws-access-key-id',
   'password-assignment',
+  'private-key',
 ] as const;
 export type OwnRule = (typeof OWN_RULES)[number];
 
@@ -198,11 +199,44 @@ function passwordHits(text: string, out: RawHit[]): void {
   }
 }
 
+const PEM_BEGIN = /-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----/g;
+const PEM_BODY = /^(?:[A-Za-z0-9+/=\s]|\\n){40,16384}$/;
+/** The longest PEM block looked at (an RSA-8192 key is ~6.5 KB). */
+const MAX_PEM = 16_384;
+
+/**
+ * Private keys in PEM, the block from BEGIN to END. secretlint's rule misses the small ones: it
+ * wants 100 base64 characters starting `MI`, so an Ed25519 key (64) and a P-256 key in SEC1
+ * (`MHc…`) pass it by.
+ */
+function privateKeyHits(text: string, out: RawHit[]): void {
+  // The next `-----END ` after the current BEGIN, found again only once passed: a text of many
+  // BEGINs and no END costs one pass, not one pass per BEGIN.
+  let close = -1;
+  for (const m of text.matchAll(PEM_BEGIN)) {
+    const label = m[0].slice('-----BEGIN '.length, -'-----'.length);
+    const footer = `-----END ${label}-----`;
+    const bodyAt = m.index + m[0].length;
+    if (close !== Number.POSITIVE_INFINITY && close < bodyAt) {
+      close = text.indexOf('-----END ', bodyAt);
+      if (close === -1) close = Number.POSITIVE_INFINITY;
+    }
+    if (close - m.index > MAX_PEM || !text.startsWith(footer, close)) continue;
+    if (!PEM_BODY.test(text.slice(m.index + m[0].length, close))) continue;
+    out.push({
+      rule: 'private-key',
+      offset: m.index,
+      value: new SecretValue(text.slice(m.index, close + footer.length)),
+    });
+  }
+}
+
 function plainHits(text: string, lines: LineIndex): RawHit[] {
   const out: RawHit[] = [];
   tokenHits(text, out);
   awsHits(text, lines, out);
   passwordHits(text, out);
+  privateKeyHits(text, out);
   return out;
 }
 

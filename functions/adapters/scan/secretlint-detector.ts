@@ -107,11 +107,14 @@ function* chunks(text: string, size: number): Generator<[number, number]> {
     }
     const newline = text.lastIndexOf('\n', end);
     end = newline > start ? newline + 1 : end;
-    const begin = text.lastIndexOf(PEM_BEGIN, end);
-    if (begin >= start && text.lastIndexOf(PEM_END, end) < begin) {
-      const close = text.indexOf(PEM_END, end);
-      if (close !== -1 && close - begin < MAX_PEM) {
-        const after = text.indexOf('\n', close);
+    // Searches stay inside the chunk and one PEM's length past it: a log with no PEM at all
+    // must not be searched back to its start for every chunk.
+    const chunk = text.slice(start, end);
+    const begin = chunk.lastIndexOf(PEM_BEGIN);
+    if (begin !== -1 && chunk.lastIndexOf(PEM_END) < begin) {
+      const close = text.slice(end, start + begin + MAX_PEM).indexOf(PEM_END);
+      if (close !== -1) {
+        const after = text.indexOf('\n', end + close);
         end = after === -1 ? text.length : after + 1;
       }
     }
