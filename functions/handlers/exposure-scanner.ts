@@ -9,17 +9,42 @@
  * when a filter is created, to check the destination) is ignored. Nothing of a log line is
  * logged or returned: only counts.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
+import {
+  type CampaignPlanningDeps,
+  planAndStoreCampaign,
+  StepFunctionsCampaignLauncher,
+} from '../adapters/campaign-launcher.ts';
+import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
+import { Composition, exposure, rotation, stores } from '../adapters/wiring.ts';
 import { KeywardenError } from '../core/errors.ts';
+import {
+  containHits,
+  type ExposureDeps,
+  type ExposureHit,
+  loadMatcher,
+  SHORT_FINGERPRINT,
+  saveUnmanagedFindings,
+  scanText,
+  unmanagedFindings,
+} from '../core/exposure.ts';
 import type { ExposureSource } from '../core/exposure-types.ts';
+import type { CampaignLauncher, ExposureContainment, SecretDetector } from '../core/ports.ts';
+import { lambdaEnv } from './env.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
+
+/** Who the deployed scanner is in the audit trail and on the campaigns it starts. */
+export const SCANNER_ACTOR = 'keywarden:exposure-scanner';
 
 /** One text to scan and where it came from. */
 export interface ScanInput {
   source: ExposureSource;
   text: string;
-  /** The 1-based line the text starts at in its source: here, the event's index in the batch + 1. */
+  /** Where a hit in the text is placed in its source: here, the event's 1-based index in the batch. */
   line: number;
 }
 
@@ -66,15 +91,183 @@ export function makeHandler(deps: ExposureScannerDeps) {
   });
 }
 
+/** What scanning a batch runs on: wiring's `exposure` part, a detector when deployed, and how to contain. */
+export interface ScanDeps {
+  exposure: ExposureDeps;
+  /** The detection engine and keywarden's rules; without it the managed-value matcher still finds every managed credential. */
+  detector?: SecretDetector | undefined;
+  containment: ExposureContainment;
+  actor: string;
+}
+
 /**
- * The Lambda entry point (a CloudWatch Logs subscription filter's destination).
- *
- * Until the scanning use case is wired (functions/core/exposure.ts, through wiring.ts's
- * `exposure` part), the cold start fails with a clear error rather than dropping batches
- * unscanned: CloudWatch Logs' asynchronous invocation is retried, then kept in the dead-letter queue.
+ * The scanning use case over a batch (functions/core/exposure.ts): every text scanned against
+ * the managed credentials as they are now (read per batch: a credential issued a minute ago is
+ * the one most likely to be printed by the build that received it), each managed credential
+ * contained once, the others saved as `exposed-unmanaged` findings. A hit is placed at its
+ * input's line.
  */
-export const handler = entryPoint(async () => {
-  throw new KeywardenError(
-    'the exposure scanner is deployed before its scanning use case is wired (functions/core/exposure.ts): log batches wait in the dead-letter queue',
-  );
-});
+export function scanWith(deps: ScanDeps): ScanTexts {
+  return async (inputs, { contain }) => {
+    const matcher = await loadMatcher(deps.exposure);
+    const hits: ExposureHit[] = [];
+    for (const group of bySource(inputs)) {
+      // One text per source, not per event: a detector's cost is per call (secretlint's most).
+      const { text, inputAt } = joined(group.inputs);
+      for (const hit of await scanText(
+        matcher,
+        deps.detector,
+        deps.exposure.fingerprint,
+        text,
+        group.source,
+      )) {
+        // A log event is the unit CloudWatch Logs shows and links to: a hit is placed at its event.
+        hits.push({ ...hit, line: inputAt(hit.line).line });
+      }
+    }
+    const managed = hits.filter((hit) => hit.status === 'managed');
+    const containments =
+      contain && managed.length > 0
+        ? await containHits(
+            {
+              exposures: deps.exposure.exposures,
+              containment: deps.containment,
+              audit: deps.exposure.audit,
+              clock: deps.exposure.clock,
+              actor: deps.actor,
+            },
+            hits,
+          )
+        : [];
+    await saveUnmanagedFindings(deps.exposure, unmanagedFindings(hits));
+    const failed = containments.filter((c) => c.status === 'failed');
+    if (failed.length > 0) {
+      // Thrown after everything else is recorded: Lambda retries the batch, and a containment
+      // that did not start is tried again (containHits leaves it unmarked).
+      throw new KeywardenError(
+        `containing ${failed.length} exposed managed credential(s) failed: ${failed
+          .map(
+            (c) =>
+              `${c.identityId} (${c.fingerprint.slice(0, SHORT_FINGERPRINT)}…): ${c.failures.join('; ')}`,
+          )
+          .join(', ')}`,
+        { retryable: true },
+      );
+    }
+    return {
+      hits: hits.length,
+      managed: managed.length,
+      contained: containments.filter((c) => c.status === 'contained').length,
+    };
+  };
+}
+
+/** Inputs grouped by source, in order (a batch has one: its log group and stream). */
+function bySource(inputs: readonly ScanInput[]): { source: ExposureSource; inputs: ScanInput[] }[] {
+  const groups = new Map<string, { source: ExposureSource; inputs: ScanInput[] }>();
+  for (const input of inputs) {
+    const key = JSON.stringify(input.source);
+    const group = groups.get(key) ?? { source: input.source, inputs: [] };
+    group.inputs.push(input);
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
+/** The texts joined by newlines, and the input a 1-based line of the joined text belongs to. */
+function joined(inputs: readonly ScanInput[]): { text: string; inputAt: (line: number) => ScanInput } {
+  const starts: number[] = [];
+  let line = 1;
+  for (const input of inputs) {
+    starts.push(line);
+    line += (input.text.match(/\n/g)?.length ?? 0) + 1;
+  }
+  const inputAt = (at: number): ScanInput => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((starts[mid] ?? 0) <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return inputs[lo] as ScanInput;
+  };
+  return { text: inputs.map((input) => input.text).join('\n'), inputAt };
+}
+
+/**
+ * Containment in AWS: an incident campaign on exactly the exposed credential (its identity and
+ * fingerprint), with re-issue, planned and stored here and run by the revocation state machine,
+ * which revokes, re-issues to the delivery target and writes the incident report. Returns once the
+ * execution is started; holding the value is the authority to end it, so no responder is asked.
+ */
+export function stateMachineContainment(
+  planning: CampaignPlanningDeps,
+  launcher: CampaignLauncher,
+  actor: string,
+): ExposureContainment {
+  return {
+    async contain({ incident, fingerprint, identityId }) {
+      // The identity term keeps the plan to that one identity (no listing of every other).
+      const identityTerm = /^[\w./:@-]+$/.test(identityId) ? `identity=${identityId},` : '';
+      const planned = await planAndStoreCampaign(planning, {
+        incident,
+        selectors: [`${identityTerm}fingerprint=${fingerprint}`],
+        reissue: true,
+        actor,
+        dryRun: false,
+      });
+      if (planned.status !== 'stored') {
+        throw new KeywardenError(
+          `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status})`,
+        );
+      }
+      const { campaignId } = planned.campaign;
+      await launcher.launch(campaignId);
+      return {
+        campaignId,
+        outcome: 'contained',
+        revoked: planned.summary.targets.length,
+        failures: [],
+        reissue: `by the revocation state machine (campaign ${campaignId})`,
+      };
+    },
+  };
+}
+
+/**
+ * Cold start: the exposure part (the store, the fingerprint key, Vault for AppRole role-ids), the
+ * detector (secretlint's recommended preset and keywarden's own rules), the campaign planning of
+ * the same store and rotation registries, and the revocation state machine.
+ */
+async function init() {
+  const env = lambdaEnv();
+  const config = await loadLambdaConfig();
+  const composition = new Composition(config);
+  if (!env.revocationStateMachineArn) {
+    throw new KeywardenError(
+      'the exposure scanner contains through the revocation state machine: KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set (the ExposureScanner construct sets it)',
+    );
+  }
+  const launcher = new StepFunctionsCampaignLauncher({
+    client: new SFNClient(awsClientConfig(config.aws)),
+    stateMachineArn: env.revocationStateMachineArn,
+  });
+  const planning: CampaignPlanningDeps = {
+    store: composition.get(stores).store,
+    clock: composition.clock,
+    rotationDeps: composition.get(rotation),
+  };
+  return makeHandler({
+    scan: scanWith({
+      exposure: composition.get(exposure),
+      detector: new CombinedSecretDetector(),
+      containment: stateMachineContainment(planning, launcher, SCANNER_ACTOR),
+      actor: SCANNER_ACTOR,
+    }),
+    logger: new Logger({ serviceName: 'keywarden' }),
+  });
+}
+
+/** The Lambda entry point: the destination of the `keywarden-exposure` subscription filters. */
+export const handler = entryPoint(init);

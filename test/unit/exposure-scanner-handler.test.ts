@@ -4,11 +4,31 @@
  * The scanning use case is injected here (it is specified with its own ports in its own spec):
  * this one records what it was handed and answers as the use case would.
  */
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it, vi } from 'vitest';
+import { Fingerprinter } from '../../functions/adapters/crypto.ts';
+import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
-import { makeHandler, type ScanInput, type ScanTexts } from '../../functions/handlers/exposure-scanner.ts';
+import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
+import type { Finding } from '../../functions/core/findings.ts';
+import type { BoundProvider, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
+import {
+  makeHandler,
+  SCANNER_ACTOR,
+  type ScanInput,
+  type ScanTexts,
+  scanWith,
+  stateMachineContainment,
+} from '../../functions/handlers/exposure-scanner.ts';
+import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
+import {
+  MemoryAuditLog,
+  MemoryCampaignStore,
+  MemoryIdentityStore,
+  MemoryRotationStore,
+} from '../support/memory-stores.ts';
 
 const LOG_GROUP = '/aws/codebuild/deploy-app';
 const LOG_STREAM = 'd2d0ac4e-0bd2-4ff4-a8b8-7d3f0a8e6d11';
@@ -126,5 +146,163 @@ describe('exposure scanner: a CloudWatch Logs batch scanned and contained', () =
     await expect(refused).rejects.toThrow(ValidationError);
     await expect(refused).rejects.toThrow(/expected awslogs\.data to be gzip-compressed/);
     expect(calls).toEqual([]);
+  });
+});
+
+/** Exposures in memory, with the DynamoDB store's conditional first write. */
+class MemoryExposureStore implements ExposureStore {
+  readonly records = new Map<string, ExposureRecord>();
+  async recordExposure(record: ExposureRecord) {
+    if (this.records.has(record.fingerprint)) return false;
+    this.records.set(record.fingerprint, { ...record });
+    return true;
+  }
+  async getExposure(fingerprint: string) {
+    return this.records.get(fingerprint);
+  }
+  async markContained(
+    fingerprint: string,
+    result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>,
+  ) {
+    const record = this.records.get(fingerprint);
+    if (record) this.records.set(fingerprint, { ...record, ...result });
+  }
+}
+
+class MemoryFindings implements FindingStore {
+  latest: { runId: string; at: string; findings: Finding[] } | undefined;
+  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
+    this.latest = run;
+  }
+  async latestFindings() {
+    return this.latest;
+  }
+}
+
+/**
+ * A deployment in memory: one managed Vault token (its keyed fingerprint recorded, as rotation
+ * records it), the scanner's real scan and containment over keywarden's in-memory stores, and a
+ * launcher standing for the revocation state machine that records what it was asked to start.
+ */
+async function deployment() {
+  const clock = new FixedClock(new Date('2026-12-05T08:00:00Z'));
+  const fingerprinter = new Fingerprinter(randomBytes(32));
+  const identities = new MemoryIdentityStore();
+  const versions = new MemoryRotationStore();
+  const campaigns = new MemoryCampaignStore();
+  const audit = new MemoryAuditLog(clock);
+  const exposures = new MemoryExposureStore();
+  const findings = new MemoryFindings();
+  const token = `hvs.${randomBytes(66).toString('base64url')}`;
+  const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
+  await identities.putIdentity(
+    { identity: release, status: 'active', declarationHash: 'h', syncedAt: clock.now().toISOString() },
+    undefined,
+  );
+  const fingerprint = fingerprinter.of(token);
+  await versions.putVersion(credentialVersion(release, { handle: 'accessor-1', fingerprint }), undefined);
+  const launched: string[] = [];
+  // Vault lists nothing live beyond what is recorded (the scanner reads Vault with keywarden's token).
+  const listed = { list: async () => [] } as unknown as BoundProvider;
+  const containment = stateMachineContainment(
+    {
+      store: {
+        listIdentities: () => identities.listIdentities(),
+        listVersions: (id) => versions.listVersions(id),
+        putVersion: (version, rev) => versions.putVersion(version, rev),
+        createCampaign: (campaign, targets) => campaigns.createCampaign(campaign, targets),
+      },
+      clock,
+      rotationDeps: () => ({
+        providerFor: () => listed,
+        deliveryFor: () => {
+          throw new Error('no delivery read from the scanner');
+        },
+        fingerprint: (secret) => fingerprinter.of(secret.reveal()),
+        audit,
+      }),
+    },
+    { launch: async (campaignId) => void launched.push(campaignId) },
+    SCANNER_ACTOR,
+  );
+  const scan = scanWith({
+    exposure: {
+      identities,
+      versions,
+      fingerprint: (text) => fingerprinter.of(text),
+      exposures,
+      audit,
+      findings,
+      clock,
+    },
+    detector: new CombinedSecretDetector(),
+    containment,
+    actor: SCANNER_ACTOR,
+  });
+  return { token, fingerprint, scan, launched, campaigns, audit, exposures, findings };
+}
+
+describe('exposure scanner: the managed credential a CloudWatch Logs payload holds is contained', () => {
+  it('starts one incident campaign on its fingerprint with re-issue, audited detected then contained, and names no value', async () => {
+    // prepare
+    const world = await deployment();
+    const { logger, lines } = capturedLogger();
+    const handler = makeHandler({ scan: world.scan, logger });
+
+    // act
+    const stranger = generatedToken();
+    const result = await handler(
+      delivered([
+        'Running npm ci\n',
+        'a stack trace\n  at one\n  at two\n',
+        `+ vault login ${world.token}\n`,
+        `+ export OTHER_TOKEN=${stranger}\n`,
+      ]),
+    );
+
+    // assess: one campaign, on exactly that credential, re-issuing, started in the state machine
+    expect(result).toMatchObject({ events: 4, hits: 2, managed: 1, contained: 1 });
+    expect(world.launched).toHaveLength(1);
+    const campaign = await world.campaigns.getCampaign(world.launched[0] ?? '');
+    expect(campaign).toMatchObject({ reissue: true, requestedBy: SCANNER_ACTOR });
+    expect(campaign?.selectors).toEqual([`identity=release-token,fingerprint=${world.fingerprint}`]);
+    expect((await world.campaigns.listTargets(campaign?.campaignId ?? '')).map((t) => t.handle)).toEqual([
+      'accessor-1',
+    ]);
+    const { records } = await world.audit.readAll();
+    const exposureEvents = records.filter((r) => r.type.startsWith('exposure.'));
+    expect(exposureEvents.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
+    expect(exposureEvents[0]?.details).toMatchObject({
+      source: 'cloudwatch-logs',
+      location: `${LOG_GROUP}/${LOG_STREAM}`,
+      line: 3,
+    });
+    // the other token is no credential of keywarden's: a finding, at its event
+    expect(world.findings.latest?.findings).toEqual([
+      expect.objectContaining({
+        type: 'exposed-unmanaged',
+        subject: `cloudwatch-logs:${LOG_GROUP}/${LOG_STREAM}`,
+        message: expect.stringContaining(`cloudwatch-logs ${LOG_GROUP}/${LOG_STREAM}:4`),
+      }),
+    ]);
+    const everything = JSON.stringify({
+      result,
+      records,
+      lines,
+      exposures: [...world.exposures.records.values()],
+    });
+    expect(everything).not.toContain(world.token);
+  });
+
+  it('contains the same leaked value once, however many batches print it', async () => {
+    const world = await deployment();
+    const { logger } = capturedLogger();
+    const handler = makeHandler({ scan: world.scan, logger });
+
+    await handler(delivered([`VAULT_TOKEN=${world.token}`]));
+    const again = await handler(delivered([`retrying with ${world.token}`]));
+
+    expect(again).toMatchObject({ managed: 1, contained: 0 });
+    expect(world.launched).toHaveLength(1);
   });
 });
