@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
+import { managedUseOf } from '../../functions/adapters/aws/cloudtrail-event.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import { IdentitySchema } from '../../functions/core/identity.ts';
@@ -323,5 +324,49 @@ describe('findUnexpectedUse: trails asked for the watched handles only', () => {
     );
     expect(findings).toHaveLength(1);
     expect(credentialsToContain(findings, [reported], new Map())).toEqual([]);
+  });
+});
+
+describe('CloudTrail: the handle a call was made with (EventBridge "AWS API Call via CloudTrail")', () => {
+  /** An access key id made at run time (AKIA and 16 of [A-Z2-7]). */
+  const accessKeyId = () =>
+    `AKIA${Array.from(randomBytes(16), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[b % 32]).join('')}`;
+  const event = (userIdentity: Record<string, unknown>, sourceIPAddress = '203.0.113.24') => ({
+    'detail-type': 'AWS API Call via CloudTrail',
+    source: 'aws.s3',
+    detail: {
+      userIdentity,
+      eventTime: '2026-12-05T07:31:12Z',
+      eventSource: 's3.amazonaws.com',
+      eventName: 'GetObject',
+      sourceIPAddress,
+    },
+  });
+
+  it('reads an IAM user’s call by its access key id, with the source address', () => {
+    const key = accessKeyId();
+    expect(managedUseOf(event({ type: 'IAMUser', userName: 'ci-deploy', accessKeyId: key }))).toEqual({
+      handle: key,
+      kind: 'aws-access-key-id',
+      at: '2026-12-05T07:31:12Z',
+      from: '203.0.113.24',
+      action: 's3:GetObject',
+      source: 'cloudtrail',
+    });
+  });
+
+  it('reads a job session’s call by its SourceIdentity; ignores other sessions and other shapes', () => {
+    const session = (sourceIdentity?: string) =>
+      event({
+        type: 'AssumedRole',
+        accessKeyId: '',
+        sessionContext: { ...(sourceIdentity ? { sourceIdentity } : {}) },
+      });
+    expect(managedUseOf(session('ci-github-1.2.3'))).toMatchObject({
+      handle: 'ci-github-1.2.3',
+      kind: 'aws-source-identity',
+    });
+    expect(managedUseOf(session())).toBeUndefined();
+    expect(managedUseOf({ 'detail-type': 'Something else' })).toBeUndefined();
   });
 });

@@ -12,6 +12,7 @@
  * since CloudTrail adds fields over event versions.
  */
 import * as z from 'zod';
+import type { HandleUse, WatchedHandle } from '../../core/unexpected-use.ts';
 
 /** The `detail-type` CloudTrail's API-call events carry on EventBridge. */
 export const CLOUDTRAIL_API_CALL = 'AWS API Call via CloudTrail';
@@ -24,6 +25,8 @@ export const CloudTrailUserIdentitySchema = z.looseObject({
   /** `AssumedRole` for a role session; `IAMUser`, `Root`, `AWSService`… otherwise. */
   type: z.string(),
   principalId: z.string().optional(),
+  /** The access key that signed the call: an IAM user's `AKIA…`, or a session's temporary `ASIA…`. */
+  accessKeyId: z.string().optional(),
   /** For a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session name>`. */
   arn: z.string().optional(),
   accountId: z.string().optional(),
@@ -109,4 +112,31 @@ export function ciUseOf(event: unknown): CiAwsUse | undefined {
     sourceIp: sourceIPAddress,
     ...(errorCode ? { errorCode } : {}),
   };
+}
+
+/**
+ * The use of a managed credential an event records, by the handle keywarden knows it by: an IAM
+ * user's access key id (`userIdentity.accessKeyId` of an `IAMUser` caller), or a job session's
+ * SourceIdentity (`ci-…`). For `allowedRunners` and use after a job's end
+ * (core/unexpected-use.ts); `from` is CloudTrail's `sourceIPAddress`, which is a service's name
+ * when a service called on the caller's behalf. `undefined` for anything else; never throws.
+ */
+export function managedUseOf(event: unknown): (HandleUse & Pick<WatchedHandle, 'kind'>) | undefined {
+  const parsed = CloudTrailApiCallEventSchema.safeParse(event);
+  if (!parsed.success) return undefined;
+  const { userIdentity, eventName, eventSource, eventTime, sourceIPAddress } = parsed.data.detail;
+  const base = {
+    at: eventTime,
+    from: sourceIPAddress,
+    action: `${eventSource.replace(/\.amazonaws\.com$/, '')}:${eventName}`,
+    source: 'cloudtrail',
+  };
+  const sourceIdentity = userIdentity.sessionContext?.sourceIdentity;
+  if (sourceIdentity?.startsWith(CI_SOURCE_IDENTITY_PREFIX)) {
+    return { ...base, handle: sourceIdentity, kind: 'aws-source-identity' };
+  }
+  if (userIdentity.type === 'IAMUser' && userIdentity.accessKeyId) {
+    return { ...base, handle: userIdentity.accessKeyId, kind: 'aws-access-key-id' };
+  }
+  return undefined;
 }
