@@ -1,0 +1,224 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListAccessKeysCommand } from '@aws-sdk/client-iam';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
+import { VaultClient } from '../../functions/adapters/vault/client.ts';
+import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { type CliResult, keywarden } from './cli.ts';
+
+/** Every file under a folder, recursively. */
+const filesUnder = (dir: string): string[] =>
+  readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+
+/**
+ * Issue #14's first "done when", on the demo: keywarden has rotated the demo's credentials once
+ * (so it holds every live one's fingerprint); a build log gets a credential of every kind, read
+ * from where the pipeline reads it (an IAM key pair from its delivery secret, a Vault token, an
+ * AppRole secret-id, a KV value, a Secrets Manager value), among noise and look-alikes.
+ * `keywarden scan build.log --contain` fails the build, and afterwards each of them is dead on
+ * moto and OpenBao, each identity has a fresh working credential at its delivery target, the
+ * incident reports are written, and no output, audit record, report or stored record holds a
+ * value. A second scan finds them again, dead, and contains nothing.
+ */
+describe('keywarden scan --contain: exposed credentials of every kind end, and are replaced', () => {
+  const home = mkdtempSync(join(tmpdir(), 'kw-scan-'));
+  const reports = join(home, 'reports');
+  const env = { KEYWARDEN_HOME: home, KEYWARDEN_REPORTS_DIR: reports, KEYWARDEN_ACTOR: 'alice' };
+  const run = (...args: string[]) => keywarden(args, env);
+  const log = join(home, 'build.log');
+  let services: Services;
+  let vault: VaultClient;
+  /** The live values as the pipelines hold them: only to plant, and to prove them dead and absent. */
+  const leaked = {
+    accessKeyId: '',
+    secretAccessKey: '',
+    vaultToken: '',
+    roleId: '',
+    secretId: '',
+    kvToken: '',
+    npmToken: '',
+  };
+  let first: CliResult;
+  let second: CliResult;
+
+  const secretString = async (secretId: string) =>
+    (
+      await services.aws.secrets.send(
+        // By label: moto answers an unlabelled read from a default it does not move.
+        new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
+      )
+    ).SecretString ?? '';
+  const kvFields = async (path: string) =>
+    ((await vault.read(`secret/data/${path}`))?.data as { data?: Record<string, string> } | undefined)
+      ?.data ?? {};
+  /** A token delivered to KV: under `value` (keywarden's default field) or `token`. */
+  const deliveredToken = (fields: Record<string, string>) => fields.value ?? fields.token ?? '';
+  const logsIn = (roleId: string, secretId: string) =>
+    new VaultClient({ addr: services.config.vault?.addr ?? '', token: 'none' })
+      .write('auth/approle/login', { role_id: roleId, secret_id: secretId })
+      .then(
+        () => true,
+        () => false,
+      );
+  const tokenWorks = (token: string) =>
+    new VaultClient({ addr: services.config.vault?.addr ?? '', token }).lookupSelf().then(
+      () => true,
+      () => false,
+    );
+  const keyStatus = async (userName: string, accessKeyId: string) =>
+    (
+      (await services.aws.iam.send(new ListAccessKeysCommand({ UserName: userName }))).AccessKeyMetadata ?? []
+    ).find((key) => key.AccessKeyId === accessKeyId)?.Status ?? 'deleted';
+
+  beforeAll(async () => {
+    const up = run('dev', 'up', '--demo');
+    expect(up.code, up.stderr).toBe(0);
+    // keywarden has rotated them once, as its schedule would: it knows every live value's fingerprint.
+    expect(run('rotate', '--due').code).toBe(0);
+    const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
+    services = wire(config);
+    vault = new VaultClient({ addr: config.vault?.addr ?? '', token: config.vault?.token ?? '' });
+    const pair = JSON.parse(await secretString('ci/app/build/aws-access-key')) as Record<string, string>;
+    leaked.accessKeyId = pair.accessKeyId ?? '';
+    leaked.secretAccessKey = pair.secretAccessKey ?? '';
+    leaked.vaultToken = deliveredToken(await kvFields('ci/app/build/vault-token'));
+    const approle = await kvFields('ci/app/deploy/approle-secret-id');
+    leaked.roleId = approle.role_id ?? '';
+    leaked.secretId = approle.secret_id ?? '';
+    leaked.kvToken = (await kvFields('ci/web/cdn-purge-token')).token ?? '';
+    leaked.npmToken = await secretString('ci/web/npm-token');
+    for (const [name, value] of Object.entries(leaked)) expect(value, name).not.toBe('');
+    expect(await tokenWorks(leaked.vaultToken)).toBe(true);
+    expect(await logsIn(leaked.roleId, leaked.secretId)).toBe(true);
+    writeFileSync(
+      log,
+      [
+        '2026-12-05T08:00:01.120Z [build] runner ci-7 picked job 4411 (acme/app)',
+        `2026-12-05T08:00:01.500Z npm notice integrity sha512-${randomBytes(48).toString('base64')}`,
+        `2026-12-05T08:00:02.000Z + export AWS_ACCESS_KEY_ID=${leaked.accessKeyId}`,
+        `2026-12-05T08:00:02.001Z + export AWS_SECRET_ACCESS_KEY=${leaked.secretAccessKey}`,
+        `2026-12-05T08:00:02.300Z request-id ${randomUUID()} etag ${randomBytes(16).toString('hex')}`,
+        `2026-12-05T08:00:03.000Z + vault login -method=token token=${leaked.vaultToken}`,
+        `2026-12-05T08:00:03.400Z + vault write auth/approle/login role_id=${leaked.roleId} secret_id=${leaked.secretId}`,
+        `2026-12-05T08:00:04.000Z + curl -H "Authorization: Bearer ${leaked.kvToken}" https://cdn.example/purge`,
+        `2026-12-05T08:00:05.000Z + echo "//registry.npmjs.org/:_authToken=${leaked.npmToken}" > .npmrc`,
+        `2026-12-05T08:00:06.000Z commit ${randomBytes(20).toString('hex')} built in 42s`,
+      ].join('\n'),
+    );
+    first = run('scan', log, '--contain', '--json');
+    second = run('scan', log, '--contain', '--json');
+  });
+
+  afterAll(() => {
+    expect(run('dev', 'down').code).toBe(0);
+  });
+
+  it('fails the build, naming each managed credential (identity, owner) and containing it once', () => {
+    expect(first.code, first.stderr).toBe(1);
+    const { hits, containments } = JSON.parse(first.stdout) as {
+      hits: { line: number; status: string; severity: string; managed?: { identityId: string } }[];
+      containments: { identityId: string; status: string; campaignId: string; reissuedVersionId?: string }[];
+    };
+    const managed = hits.filter((h) => h.status === 'managed');
+    // One hit or more each (a detector's pair hit sits on the key id's line, the matcher's on the secret's).
+    for (const [line, identityId] of [
+      [4, 'app-build-aws'],
+      [6, 'app-ci-reader'],
+      [7, 'app-deployer-approle'],
+      [8, 'web-cdn-purge'],
+      [9, 'web-npm-token'],
+    ] as const) {
+      expect(
+        managed.some((h) => h.line === line && h.managed?.identityId === identityId),
+        `${identityId} on line ${line}`,
+      ).toBe(true);
+    }
+    expect(new Set(managed.map((h) => h.severity))).toEqual(new Set(['critical']));
+    expect(containments.map((c) => [c.identityId, c.status, Boolean(c.reissuedVersionId)]).sort()).toEqual([
+      ['app-build-aws', 'contained', true],
+      ['app-ci-reader', 'contained', true],
+      ['app-deployer-approle', 'contained', true],
+      ['web-cdn-purge', 'contained', true],
+      ['web-npm-token', 'contained', true],
+    ]);
+    expect(first.stderr).toMatch(
+      /alert team-app: app-build-aws's credential was exposed in file .*build\.log:[34];/,
+    );
+  });
+
+  it('leaves every leaked credential dead on moto and OpenBao', async () => {
+    expect(await keyStatus('ci-app-build', leaked.accessKeyId)).not.toBe('Active');
+    expect(await tokenWorks(leaked.vaultToken)).toBe(false);
+    expect(await logsIn(leaked.roleId, leaked.secretId)).toBe(false);
+    expect((await kvFields('ci/web/cdn-purge-token')).token).not.toBe(leaked.kvToken);
+    expect(await secretString('ci/web/npm-token')).not.toBe(leaked.npmToken);
+  });
+
+  it('gives each identity a fresh working credential at its delivery target', async () => {
+    const pair = JSON.parse(await secretString('ci/app/build/aws-access-key')) as Record<string, string>;
+    expect(pair.accessKeyId).not.toBe(leaked.accessKeyId);
+    expect(await keyStatus('ci-app-build', pair.accessKeyId ?? '')).toBe('Active');
+    const token = deliveredToken(await kvFields('ci/app/build/vault-token'));
+    expect(token).not.toBe(leaked.vaultToken);
+    expect(await tokenWorks(token)).toBe(true);
+    const approle = await kvFields('ci/app/deploy/approle-secret-id');
+    expect(approle.secret_id).not.toBe(leaked.secretId);
+    expect(await logsIn(approle.role_id ?? '', approle.secret_id ?? '')).toBe(true);
+    expect((await kvFields('ci/web/cdn-purge-token')).token).toMatch(/^[0-9a-f]{64}$/);
+    expect(await secretString('ci/web/npm-token')).toMatch(/^npm_[A-Za-z0-9]{36}$/);
+  });
+
+  it('writes an incident report per credential, naming where it was exposed', () => {
+    const written = filesUnder(reports).filter((path) => path.endsWith('report.md'));
+    expect(written.length).toBe(5);
+    for (const path of written) {
+      expect(path).toMatch(/EXPOSURE-[0-9a-f]{12}/);
+      expect(readFileSync(path, 'utf8')).toMatch(/exposed in file .*build\.log:\d+/);
+    }
+  });
+
+  it('audits detected, contained and reissued for each, and keeps no value anywhere', async () => {
+    const { records } = await services.store.readAll();
+    const exposure = records.filter((r) => r.type.startsWith('exposure.'));
+    expect(exposure.filter((r) => r.subject === 'app-ci-reader').map((r) => r.type)).toEqual([
+      'exposure.detected',
+      'exposure.contained',
+      'exposure.reissued',
+    ]);
+    expect(exposure).toHaveLength(15);
+    const secrets = [
+      leaked.secretAccessKey,
+      leaked.vaultToken,
+      leaked.secretId,
+      leaked.kvToken,
+      leaked.npmToken,
+    ];
+    const everywhere = [
+      first.stdout,
+      first.stderr,
+      second.stdout,
+      second.stderr,
+      JSON.stringify(records),
+      ...filesUnder(reports).map((path) => readFileSync(path, 'utf8')),
+    ];
+    for (const text of everywhere) for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+
+  it('contains nothing new on a second scan: the same values are keywarden’s, revoked already', () => {
+    const { hits, containments } = JSON.parse(second.stdout) as {
+      hits: { status: string; severity: string }[];
+      containments: unknown[];
+    };
+    expect(containments).toEqual([]);
+    const managed = hits.filter((h) => h.status === 'managed');
+    expect(managed.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(managed.map((h) => h.severity))).toEqual(new Set(['low']));
+  });
+});
