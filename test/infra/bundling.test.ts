@@ -29,7 +29,8 @@ const TARGET_KB = 400;
  * - the API and Slack ingress: the whole API (break-glass, campaign planning, reports), with
  *   IAM, STS, Secrets Manager, the scheduler and, for the API, Step Functions;
  * - the Slack worker: that too, and `@slack/web-api` with axios and mime-db (~350 kB, loaded
- *   on its first post, so not evaluated at import).
+ *   on its first post, so not evaluated at import);
+ * - the exposure scanner: the detection engine and campaign planning (see its entry).
  */
 const CEILING_KB: Readonly<Record<string, number>> = {
   'BreakGlass/Expiry': 460,
@@ -47,6 +48,10 @@ const CEILING_KB: Readonly<Record<string, number>> = {
   Discovery: 660,
   // + the approval use case and KMS for Slack's Approve button (#13)
   'Api/SlackWorker': 990,
+  // The exposure scanner (#14): secretlint with its recommended preset and keywarden's own rules
+  // (~95 kB), campaign planning over the rotation registries (IAM, Secrets Manager, Vault) and
+  // Step Functions to start the campaign.
+  'ExposureScanner/Scanner': 692,
 };
 
 describe('bundling: every handler builds, and stays lean', () => {
@@ -55,7 +60,11 @@ describe('bundling: every handler builds, and stays lean', () => {
 
   beforeAll(() => {
     const { stack, template } = synthesizeKeywarden(
-      { vaultAddr: 'https://vault.example.com', ciIssuers: [{ preset: 'github', audience: 'keywarden' }] },
+      {
+        vaultAddr: 'https://vault.example.com',
+        ciIssuers: [{ preset: 'github', audience: 'keywarden' }],
+        exposureLogGroups: ['/aws/codebuild/deploy-app'],
+      },
       undefined,
       { bundle: true },
     );
@@ -68,8 +77,8 @@ describe('bundling: every handler builds, and stays lean', () => {
   it('gives each Lambda function an asset holding its ESM bundle', () => {
     const bundles = keys.filter((key) => key.endsWith('.zip')).map((key) => key.replace(/\.zip$/, ''));
     // role-deny, discovery, scheduled + secret rotation, revocation plan/batch/report, api,
-    // Slack ingress and worker, grant expiry, sweeper, CI sweeper and usage
-    expect(bundles.length).toBeGreaterThanOrEqual(14);
+    // Slack ingress and worker, grant expiry, sweeper, CI sweeper and usage, the exposure scanner
+    expect(bundles.length).toBeGreaterThanOrEqual(15);
     for (const hash of bundles) {
       const bundle = join(directory, `asset.${hash}`, 'index.mjs');
       expect(existsSync(bundle), bundle).toBe(true);
