@@ -1,5 +1,6 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListAccessKeysCommand } from '@aws-sdk/client-iam';
@@ -8,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
+import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { type CliResult, keywarden } from './cli.ts';
 
 /** Every file under a folder, recursively. */
@@ -209,6 +211,60 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
       ...filesUnder(reports).map((path) => readFileSync(path, 'utf8')),
     ];
     for (const text of everywhere) for (const secret of secrets) expect(text).not.toContain(secret);
+  });
+
+  it('finds a live credential in a folder, standard input, and a repository history (a commit it was removed from), without containing', async () => {
+    // prepare: the fresh token, committed once and removed in the next commit
+    const token = deliveredToken(await kvFields('ci/app/build/vault-token'));
+    const repo = join(home, 'repo');
+    mkdirSync(join(repo, 'ci'), { recursive: true });
+    const git = (...args: string[]) =>
+      execFileSync(
+        'git',
+        ['-C', repo, '-c', 'user.name=ci', '-c', 'user.email=ci@example.invalid', ...args],
+        {
+          encoding: 'utf8',
+        },
+      );
+    git('init', '-q');
+    writeFileSync(join(repo, 'ci', 'deploy.sh'), `#!/bin/sh\necho start\nexport VAULT_TOKEN=${token}\n`);
+    git('add', '.');
+    git('commit', '-q', '-m', 'deploy');
+    const leakCommit = git('rev-parse', 'HEAD').trim();
+    writeFileSync(join(repo, 'ci', 'deploy.sh'), '#!/bin/sh\necho start\n');
+    git('commit', '-q', '-am', 'no token');
+    writeFileSync(join(repo, 'notes.txt'), `token ${token}\n`);
+    // act
+    const history = run('scan', '--git', repo, '--json');
+    const folder = run('scan', repo, '--json');
+    const stdin = spawnSync(
+      process.execPath,
+      [join(REPO_ROOT, 'bin', 'keywarden.mjs'), 'scan', '-', '--json'],
+      {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
+        input: `line one\nVAULT_TOKEN=${token}\n`,
+      },
+    );
+    // assess
+    type Hit = { place: string; source: { commit?: string }; managed?: { identityId: string } };
+    const managedIn = (result: { stdout: string }) =>
+      (JSON.parse(result.stdout) as { hits: Hit[] }).hits.filter(
+        (h) => h.managed?.identityId === 'app-ci-reader',
+      );
+    expect(history.code, history.stderr).toBe(1);
+    expect(managedIn(history).map((h) => [h.place, h.source.commit])).toEqual([
+      [`git ${repo}:ci/deploy.sh@${leakCommit.slice(0, 12)}:3`, leakCommit],
+    ]);
+    expect(managedIn(folder).map((h) => h.place)).toEqual([`file ${join(repo, 'notes.txt')}:1`]);
+    expect(stdin.status, stdin.stderr).toBe(1);
+    expect(managedIn(stdin).map((h) => h.place)).toEqual(['stdin -:2']);
+    for (const text of [history.stdout, history.stderr, folder.stdout, stdin.stdout, stdin.stderr]) {
+      expect(text).not.toContain(token);
+    }
+    // Reported, not contained: the token still works.
+    expect(await tokenWorks(token)).toBe(true);
   });
 
   it('contains nothing new on a second scan: the same values are keywarden’s, revoked already', () => {
