@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readInventoryOrThrow } from '../../functions/adapters/inventory-file.ts';
@@ -121,11 +121,13 @@ export function registerDev(program: Command): void {
           1_000,
         log: (line) => say(`${new Date().toISOString()} ${line}`),
       });
+      // Written whole, then renamed: `dev up` polls this file and must never read half of it.
       writeFileSync(
-        runtimeFile(dir),
+        `${runtimeFile(dir)}.tmp`,
         JSON.stringify({ url: runtime.url, pid: process.pid, startedAt: new Date().toISOString() }),
         { mode: 0o600 },
       );
+      renameSync(`${runtimeFile(dir)}.tmp`, runtimeFile(dir));
       say(`local runtime listening on ${runtime.url}`);
       const stop = () => {
         void runtime.stop().then(() => process.exit(0));

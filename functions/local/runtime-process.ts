@@ -12,7 +12,14 @@ import { type RuntimeInfo, RuntimeInfoSchema, runtimeFile } from './runtime.ts';
 export function readRuntime(stateDir: string): RuntimeInfo | undefined {
   const file = runtimeFile(stateDir);
   if (!existsSync(file)) return undefined;
-  const info = RuntimeInfoSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  let written: unknown;
+  try {
+    written = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    // The runtime is writing it right now (a loaded machine shows the half-written file): not yet.
+    return undefined;
+  }
+  const info = RuntimeInfoSchema.safeParse(written);
   return info.success && isAlive(info.data.pid) ? info.data : undefined;
 }
 
