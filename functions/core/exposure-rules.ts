@@ -335,15 +335,27 @@ function percentDecode(raw: string): string {
 }
 
 /**
- * Whether a hit found in a decoded segment is written in the clear in the segment itself (then
- * the plain scan reports it, at its own place, and the decoded hit is a repeat).
+ * Whether a hit from a decoded segment repeats a plain one: the same value found in the clear
+ * on the segment's line (a segment never spans lines). The encoding hid nothing then, and the
+ * plain hit, at the value's own place, is the one kept.
  */
-export function visibleIn(raw: string, hit: DetectedSecret): boolean {
-  if (hit.rule === 'aws-access-key-pair') {
-    const pair = hit.value.revealJson();
-    return raw.includes(pair.accessKeyId ?? '\u0000') && raw.includes(pair.secretAccessKey ?? '\u0000');
+export function repeatsPlain(
+  hit: DetectedSecret,
+  plainValuesByLine: ReadonlyMap<number, ReadonlySet<string>>,
+): boolean {
+  return plainValuesByLine.get(hit.line)?.has(hit.value.reveal()) ?? false;
+}
+
+/** The values of plain hits, by line, for {@link repeatsPlain}. */
+export function plainValuesByLine(hits: readonly DetectedSecret[]): Map<number, Set<string>> {
+  const byLine = new Map<number, Set<string>>();
+  for (const hit of hits) {
+    if (hit.encoding !== 'plain') continue;
+    const values = byLine.get(hit.line) ?? new Set<string>();
+    values.add(hit.value.reveal());
+    byLine.set(hit.line, values);
   }
-  return raw.includes(hit.value.reveal());
+  return byLine;
 }
 
 /** What every detector of one text shares: its line index and its decoded segments, found once. */
@@ -361,14 +373,21 @@ export function scanContext(text: string): ScanContext {
 /**
  * keywarden's own rules over a text, in plain text and in its base64- and URL-encoded segments.
  * A hit in a segment carries the segment's encoding, line and column; a value the segment
- * shows in the clear is reported once, as plain. Ordered by position.
+ * shows in the clear (found by the plain scan on that line) is reported once, as plain.
+ * Ordered by position.
  */
 export function findOwnSecrets(text: string, context: ScanContext = scanContext(text)): DetectedSecret[] {
   const found = findPlainSecrets(text, context.lines);
+  const plain = plainValuesByLine(found);
   for (const segment of context.segments) {
     for (const hit of findPlainSecrets(segment.decoded)) {
-      if (visibleIn(segment.raw, hit)) continue;
-      found.push({ ...hit, encoding: segment.encoding, line: segment.line, column: segment.column });
+      const placed: DetectedSecret = {
+        ...hit,
+        encoding: segment.encoding,
+        line: segment.line,
+        column: segment.column,
+      };
+      if (!repeatsPlain(placed, plain)) found.push(placed);
     }
   }
   return found.sort((a, b) => a.line - b.line || a.column - b.column);

@@ -8,9 +8,10 @@ import {
   type EncodedSegment,
   findOwnSecrets,
   LineIndex,
+  plainValuesByLine,
+  repeatsPlain,
   type ScanContext,
   scanContext,
-  visibleIn,
 } from '../../core/exposure-rules.ts';
 import type { DetectedSecret } from '../../core/exposure-types.ts';
 import type { SecretDetector } from '../../core/ports.ts';
@@ -45,11 +46,14 @@ export class CombinedSecretDetector implements SecretDetector {
     // keywarden's own first: where an engine finds the same value at the same place, the
     // own rule's name is kept (it says which Vault/AWS form it is).
     const found = findOwnSecrets(text, context);
+    const encoded: DetectedSecret[] = [];
     for (const engine of this.#engines) {
       found.push(...(await engine.detect(text)));
-      if (this.#enginesOnEncoded) found.push(...(await this.#detectEncoded(engine, context)));
+      if (this.#enginesOnEncoded) encoded.push(...(await this.#detectEncoded(engine, context)));
     }
-    return deduplicate(found);
+    // A decoded segment's value also found in the clear on its line is the plain hit's.
+    const plain = plainValuesByLine(found);
+    return deduplicate([...found, ...encoded.filter((hit) => !repeatsPlain(hit, plain))]);
   }
 
   /** One engine call over every decoded segment (joined), each hit placed at its segment. */
@@ -67,7 +71,7 @@ export class CombinedSecretDetector implements SecretDetector {
     const out: DetectedSecret[] = [];
     for (const hit of await engine.detect(joined)) {
       const segment = segmentAt(segments, starts, joinedLines.offset(hit.line, hit.column));
-      if (segment === undefined || visibleIn(segment.raw, hit)) continue;
+      if (segment === undefined) continue;
       out.push({ ...hit, encoding: segment.encoding, line: segment.line, column: segment.column });
     }
     return out;
