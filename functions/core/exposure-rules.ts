@@ -1,11 +1,13 @@
 /**
  * keywarden's own detection rules (issue #14): what the established engines miss. Vault/OpenBao
- * tokens (`s.`, namespaced `s.<24>.<ns>`, batch `b.`, `hvs.`, `hvb.`, `hvr.`) and AWS access key
- * ids with their secret access key nearby, in plain text and inside base64- and URL-encoded
- * segments. Pure functions over a string: no I/O, nothing logged.
+ * tokens (`s.`, namespaced `s.<24>.<ns>`, batch `b.`, `hvs.`, `hvb.`, `hvr.`), AWS access key
+ * ids with their secret access key nearby, literal `password=` assignments and the small PEM
+ * private keys secretlint passes by, in plain text and inside base64- and URL-encoded segments.
+ * Pure functions over a string: no I/O, nothing logged.
  *
- * Every pattern is linear: bounded quantifiers over one character class, a literal prefix, no
- * nested repetition, so a 50 MB build log scans in seconds and no input can make it backtrack.
+ * Every pattern is linear: a literal prefix, bounded quantifiers over one character class (or
+ * unambiguous alternatives), searches that never rescan, so a 50 MB build log scans in seconds
+ * and no input can make it backtrack.
  */
 import type { DetectedSecret, Encoding } from './exposure-types.ts';
 import { SecretValue } from './secret-value.ts';

@@ -176,6 +176,16 @@ describe('exposure rules: encoded text', () => {
     ]);
   });
 
+  it('finds a token glued to a percent-escape (`%3D`) through the decoded text', () => {
+    const token = makeCredential.vaultServiceToken();
+
+    const hits = seen(findOwnSecrets(`-d "config=${encodeURIComponent(`VAULT_TOKEN=${token}`)}"`));
+
+    expect(hits).toEqual([
+      { rule: 'vault-service-token', value: token, line: 1, column: 5, encoding: 'url' },
+    ]);
+  });
+
   it('reports a value the encoded segment shows in the clear once, as plain', () => {
     const token = makeCredential.vaultServiceToken();
 
