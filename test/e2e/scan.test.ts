@@ -47,6 +47,8 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     kvToken: '',
     npmToken: '',
   };
+  /** A Vault service token of OpenBao's form that keywarden does not manage. */
+  const unmanagedToken = `s.${randomBytes(18).toString('base64').replace(/[+/]/g, 'x')}`;
   let first: CliResult;
   let second: CliResult;
 
@@ -112,6 +114,8 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
         `2026-12-05T08:00:04.000Z + curl -H "Authorization: Bearer ${leaked.kvToken}" https://cdn.example/purge`,
         `2026-12-05T08:00:05.000Z + echo "//registry.npmjs.org/:_authToken=${leaked.npmToken}" > .npmrc`,
         `2026-12-05T08:00:06.000Z commit ${randomBytes(20).toString('hex')} built in 42s`,
+        // A token keywarden never issued: reported, and recorded as a finding.
+        `2026-12-05T08:00:07.000Z + VAULT_TOKEN=${unmanagedToken} make smoke`,
       ].join('\n'),
     );
     first = run('scan', log, '--contain', '--json');
@@ -153,6 +157,23 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     expect(first.stderr).toMatch(
       /alert team-app: app-build-aws's credential was exposed in file .*build\.log:[34];/,
     );
+  });
+
+  it('reports the credential keywarden does not manage, and records it as an exposed-unmanaged finding', () => {
+    const { hits } = JSON.parse(first.stdout) as {
+      hits: { line: number; status: string; severity: string; prefix: string }[];
+    };
+    expect(hits.filter((h) => h.status === 'unmanaged').map((h) => [h.line, h.severity, h.prefix])).toEqual([
+      [11, 'high', `${unmanagedToken.slice(0, 4)}…`],
+    ]);
+    const findings = run('findings', '--stored', '--json');
+    expect(findings.code, findings.stderr).toBe(0);
+    const stored = (JSON.parse(findings.stdout) as { type: string; message: string }[]).filter(
+      (f) => f.type === 'exposed-unmanaged',
+    );
+    expect(stored).toHaveLength(1);
+    expect(stored[0]?.message).toMatch(/exposed in file .*build\.log:11/);
+    expect(findings.stdout).not.toContain(unmanagedToken);
   });
 
   it('leaves every leaked credential dead on moto and OpenBao', async () => {
