@@ -17,6 +17,7 @@
  * A template generating several fields is fingerprinted over all of them together, which no
  * single stretch of text is: such a credential is found only whole, by a detector's value.
  */
+import { encodedSegments } from './exposure-rules.ts';
 import type { DetectedSecret, Encoding } from './exposure-types.ts';
 import type { Identity, IdentityKind } from './identity.ts';
 import { stagesOf } from './identity.ts';
@@ -297,6 +298,22 @@ export class ManagedMatcher {
       }
       if (end === -1) break;
       start = end + 1;
+    }
+    // What base64 hides (a value no rule knows, encoded): its decoded text's candidates, placed
+    // at the segment. URL escapes are decoded token by token above.
+    const found = new Set<string>();
+    for (const segment of encodedSegments(text)) {
+      if (segment.encoding !== 'base64') continue;
+      for (const line of segment.decoded.split('\n')) {
+        for (const candidate of candidatesOf(line, segment.line)) {
+          const ref = this.lookup(candidate.text, keyIds);
+          const key = `${segment.line}\u0000${ref?.fingerprint}`;
+          if (ref && !found.has(key)) {
+            found.add(key);
+            yield { candidate: { ...candidate, column: segment.column, encoding: 'base64' }, ref };
+          }
+        }
+      }
     }
   }
 

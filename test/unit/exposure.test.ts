@@ -244,6 +244,17 @@ describe('exposure matching: managed credentials by keyed fingerprint', () => {
     expect(hits[0]?.fingerprint).toBe(fingerprint(otherToken));
   });
 
+  it('finds managed values no rule knows inside base64 (a KV password, an AppRole secret-id), placed at the segment', async () => {
+    const { values, matcher } = await managedWorld();
+    const encoded = (text: string) => Buffer.from(text).toString('base64');
+    const text = `one\nconfig: ${encoded(`password=${values.kvPassword}\nuser=ci`)}\nid ${encoded(values.secretId)}`;
+    const hits = await scanText(matcher, undefined, fingerprint, text, source);
+    expect(hits.map((h) => [h.line, h.column, h.encoding, h.managed?.identityId])).toEqual([
+      [2, 9, 'base64', 'ftp'],
+      [3, 4, 'base64', 'deployer'],
+    ]);
+  });
+
   it('splits tokens at delimiters and URL-decodes, without keeping words, numbers or time stamps', () => {
     const value = alnum(20);
     const texts = [...candidatesOf(`KEY=${value}; at 2026-12-05T08:00:01Z user keywarden-demo`, 1)].map(
