@@ -131,10 +131,11 @@ const TOKEN = /[^\s"'`<>(){}[\],;|\\]+/g;
  */
 const SOFT = /[=:@/&?#]/g;
 /**
- * Obviously not a credential: lowercase words and paths without a digit (`node_modules/x.js`),
- * numbers, time stamps. A generated credential of that shape is vanishingly rare.
+ * Obviously not a credential: a lowercase word under 16 letters, lowercase words joined by
+ * `_./-` (`node_modules/some-package`), a number, a time stamp. A lowercase-only generated value
+ * of 16 letters or more is still looked up.
  */
-const NOT_SECRET = /^(?:[a-z_./-]+|[0-9]+|[0-9:.TZ+-]+)$/;
+const NOT_SECRET = /^(?:[a-z]{1,15}|[a-z]+(?:[_./-][a-z]+)+|[0-9]+|[0-9:.TZ+-]+)$/;
 
 const fits = (text: string): boolean =>
   text.length >= MIN_CANDIDATE && text.length <= MAX_CANDIDATE && !NOT_SECRET.test(text);

@@ -263,6 +263,8 @@ describe('exposure matching: managed credentials by keyed fingerprint', () => {
     expect(texts).toContain(value);
     expect(texts).not.toContain('2026-12-05T08:00:01Z');
     expect(texts).not.toContain('keywarden-demo');
+    const lowercase = alnum(20, 'abcdefghijklmnopqrstuvwxyz');
+    expect([...candidatesOf(`compiling ${lowercase}`, 1)].map((c) => c.text)).toEqual([lowercase]);
     const encoded = [...candidatesOf(`p=${encodeURIComponent(`${value}/+=`)}`, 1)];
     expect(encoded.some((c) => c.text === `${value}/+=` && c.encoding === 'url')).toBe(true);
   });
