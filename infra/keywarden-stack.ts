@@ -173,9 +173,7 @@ export class KeywardenStack extends Stack {
       exposureLogGroups.length === 0
         ? undefined
         : new ExposureScanner(this, 'ExposureScanner', {
-            stateStore: this.stateStore,
-            secrets: this.secrets,
-            vaultAddr: props.vaultAddr,
+            ...pipeline,
             logGroups: exposureLogGroups,
             revocationStateMachine: this.revocation.stateMachine,
             // Containment is an incident: its failures go where the revocation alarms go.

@@ -7,18 +7,15 @@ import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
-import type { KeywardenFunctionsProps } from '../function-props.ts';
-import {
-  DEFAULT_LOG_RETENTION,
-  type KeywardenFunction,
-  keywardenFunction,
-  serviceEnvironment,
-} from '../lambda-function.ts';
+import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
+import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { deadLetterQueue } from '../live-schedule.ts';
-import { validateExposureLogGroups, validateVaultAddr } from '../settings.ts';
+import { iam5ResourceFinding } from '../nag.ts';
+import { validateExposureLogGroups } from '../settings.ts';
 
 /** cdk context key that may hold the log groups to scan (an array, or its JSON); none: no scanner. */
 export const EXPOSURE_LOG_GROUPS_CONTEXT = 'keywarden:exposureLogGroups';
@@ -27,7 +24,7 @@ export const EXPOSURE_LOG_GROUPS_CONTEXT = 'keywarden:exposureLogGroups';
 export const EXPOSURE_FILTER_NAME = 'keywarden-exposure';
 
 /** Properties of {@link ExposureScanner}. */
-export interface ExposureScannerProps extends KeywardenFunctionsProps {
+export interface ExposureScannerProps extends PipelineCredentialsProps {
   /**
    * The log groups to scan (CodeBuild's `/aws/codebuild/<project>`, Lambda's, the CI runners'),
    * by name; each gets one subscription filter delivering every event to the scanner. A log group
@@ -54,9 +51,11 @@ export interface ExposureScannerProps extends KeywardenFunctionsProps {
  * credential's fingerprint.
  *
  * - **Function**: its role may use the state table (the inventory to match a hit's fingerprint,
- *   the campaign it stores, the audit trail), read the fingerprint key and the Vault token, and
- *   start executions of the revocation state machine only: the revoking is done there, by the
- *   revocation functions, with their own grants.
+ *   the campaign it stores, the audit trail), read the fingerprint key and the Vault token, list
+ *   (read-only metadata, as planning a campaign does) the access keys of users under the IAM path
+ *   and the versions of secrets under the name prefix, and start executions of the revocation
+ *   state machine only: the revoking is done there, by the revocation functions, with their own
+ *   grants. The IAM path and name prefix are the revocation's (`keywarden:iamPathPrefix`, `ci/`).
  * - **Subscriptions**: one `keywarden-exposure` filter per log group, matching every event, with
  *   the invoke permission CloudWatch Logs needs for that log group only.
  * - **Failures**: CloudWatch Logs invokes asynchronously; a batch whose scan failed after Lambda's
@@ -81,7 +80,7 @@ export class ExposureScanner extends Construct {
     super(scope, id);
 
     // Validate before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('ExposureScanner', props.vaultAddr);
+    const pipeline = pipelineScope(this, 'ExposureScanner', props, { defaultIamPathPrefix: '/ci/' });
     this.logGroupNames = validateExposureLogGroups('ExposureScanner', props.logGroups);
     if (this.logGroupNames.length === 0) {
       throw new InfraConfigError(
@@ -89,6 +88,7 @@ export class ExposureScanner extends Construct {
       );
     }
     const { stateStore, secrets, revocationStateMachine } = props;
+    const { usersArn, secretsArn } = pipeline;
 
     this.deadLetterQueue = deadLetterQueue(this);
     this.scanner = keywardenFunction(this, 'Scanner', {
@@ -100,10 +100,10 @@ export class ExposureScanner extends Construct {
       // A batch unpacks to at most 8 MB, scanned line by line.
       memorySize: 1024,
       timeout: Duration.minutes(2),
-      logRetention: props.logRetention ?? DEFAULT_LOG_RETENTION,
+      logRetention: pipeline.logRetention,
       deadLetterQueue: this.deadLetterQueue,
       environment: {
-        ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+        ...pipeline.environment,
         revocationStateMachineArn: revocationStateMachine.stateMachineArn,
       },
     });
@@ -116,6 +116,38 @@ export class ExposureScanner extends Construct {
         actions: ['states:StartExecution'],
         resources: [revocationStateMachine.stateMachineArn],
       }),
+    );
+    // Planning the campaign lists what is live of the exposed identity, so a key or version the
+    // store never recorded is revoked too; without these, the plan carries a failed listing target.
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListAccessKeysUnderPath',
+        actions: ['iam:ListAccessKeys'],
+        resources: [usersArn],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListPrefixedSecretVersions',
+        actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
+        resources: [secretsArn],
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `IAM user names come from the inventory, not known at deploy time. Planning a containment campaign lists the exposed identity's access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
+          appliesTo: [iam5ResourceFinding(this, usersArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Secret names come from the inventory, not known at deploy time. Planning a containment campaign lists the exposed secret's versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No secret value is read or written here.`,
+          appliesTo: [iam5ResourceFinding(this, secretsArn)],
+        },
+      ],
+      true,
     );
 
     const destination = new destinations.LambdaDestination(this.scanner.function);

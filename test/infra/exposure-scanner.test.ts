@@ -16,6 +16,7 @@ import { KeywardenStack } from '../../infra/keywarden-stack.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import {
   ACCOUNT,
+  ARNS,
   allowStatementsOfRole,
   awsSolutionsFindingsUnder,
   BUNDLED_HANDLER,
@@ -90,12 +91,14 @@ describe('infra: exposure scanner', () => {
     expect(fn).toMatchObject({ ...BUNDLED_HANDLER, DeadLetterConfig: { TargetArn: queueArn } });
     expect(fn?.Environment.Variables).toEqual({
       ...serviceVariables(synthesized.stack, 'https://vault.example.com'),
+      KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
+      KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.stateMachine) },
       NODE_OPTIONS: '--enable-source-maps',
     });
   });
 
-  it('may use the state table, read the fingerprint key and Vault token, and start the revocation state machine only', () => {
+  it('may use the state table, read the fingerprint key and Vault token, list what a plan lists, and start the revocation state machine only', () => {
     const statements = allowStatementsOfRole(template, logicalIdOf(exposure.scanner.role));
     const { stack } = synthesized;
     expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual(tableAndIndexArns(stack));
@@ -111,8 +114,29 @@ describe('infra: exposure scanner', () => {
     expect(resourcesAllowedFor(statements, 'sqs:SendMessage')).toEqual([
       `<${logicalIdOf(exposure.deadLetterQueue)}.Arn>`,
     ]);
-    // No IAM, STS or provider access: the revocation functions do the revoking, with their own grants.
-    expectOnlyScopedActionsOf(statements, ['dynamodb', 'kms', 'logs', 'secretsmanager', 'sqs', 'states']);
+    // Listing only (metadata, under the revocation's path and prefix): the revocation functions revoke.
+    expect(resourcesAllowedFor(statements, 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
+    expect(statements.flatMap((s) => s.actions).filter((a) => a.startsWith('iam:'))).toEqual([
+      'iam:ListAccessKeys',
+    ]);
+    expect(resourcesAllowedFor(statements, 'secretsmanager:ListSecretVersionIds')).toEqual([
+      ARNS.secrets('ci/'),
+    ]);
+    expect(
+      statements
+        .filter((s) => s.resources.includes(ARNS.secrets('ci/')))
+        .flatMap((s) => s.actions)
+        .sort(),
+    ).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:ListSecretVersionIds']);
+    expectOnlyScopedActionsOf(statements, [
+      'dynamodb',
+      'iam',
+      'kms',
+      'logs',
+      'secretsmanager',
+      'sqs',
+      'states',
+    ]);
   });
 
   it('alarms on the scanner’s errors and on an unscanned batch, into the revocation alarm topic', () => {
@@ -132,14 +156,26 @@ describe('infra: exposure scanner', () => {
     });
   });
 
-  it('leaves no unsuppressed AwsSolutions finding, and suppresses only the pinned runtime', () => {
+  it('leaves no unsuppressed AwsSolutions finding, and suppresses only the pinned runtime and the listing scopes', () => {
     expect(awsSolutionsFindingsUnder(synthesized.stack, ['/'])).toEqual([]);
     expect(Annotations.fromStack(synthesized.stack).findWarning('*', Match.anyValue())).toEqual([]);
+    const found = suppressionsIn(template).filter((s) => s.path.includes('/ExposureScanner/'));
+    for (const suppression of found) expect(suppression.reason.length).toBeGreaterThan(80);
     expect(
-      suppressionsIn(template)
-        .filter((s) => s.path.includes('/ExposureScanner/'))
-        .map((s) => `${s.path} ${s.id}`),
-    ).toEqual(['Keywarden/ExposureScanner/Scanner/Function/Resource AwsSolutions-L1']);
+      [...new Set(found.map((s) => `${s.path} ${s.id} ${JSON.stringify(s.appliesTo ?? [])}`))].sort(),
+    ).toEqual(
+      [
+        'Keywarden/ExposureScanner/Scanner/Function/Resource AwsSolutions-L1 []',
+        ...[
+          'Keywarden/ExposureScanner/Scanner/Role/Resource',
+          'Keywarden/ExposureScanner/Scanner/Role/DefaultPolicy/Resource',
+        ].flatMap((path) =>
+          [ARNS.users('/ci/'), ARNS.secrets('ci/')].map(
+            (arn) => `${path} AwsSolutions-IAM5 ${JSON.stringify([`Resource::${arn}`])}`,
+          ),
+        ),
+      ].sort(),
+    );
   });
 });
 
