@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
@@ -133,11 +133,11 @@ function* texts(paths: readonly string[], git: boolean): Generator<Text> {
   for (const path of paths) {
     if (git) yield* gitHistory(path);
     else if (path === '-') yield { text: readFileSync(0, 'utf8'), source: { kind: 'stdin', location: '-' } };
-    else yield* files(path, path);
+    else yield* files(path);
   }
 }
 
-function* files(path: string, root: string): Generator<Text> {
+function* files(path: string): Generator<Text> {
   let stat: ReturnType<typeof statSync>;
   try {
     stat = statSync(path);
@@ -149,7 +149,7 @@ function* files(path: string, root: string): Generator<Text> {
       a.name.localeCompare(b.name),
     )) {
       if (entry.name === '.git') continue;
-      if (entry.isDirectory() || entry.isFile()) yield* files(join(path, entry.name), root);
+      if (entry.isDirectory() || entry.isFile()) yield* files(join(path, entry.name));
     }
     return;
   }
@@ -159,8 +159,7 @@ function* files(path: string, root: string): Generator<Text> {
     return;
   }
   if (isBinary(path)) return;
-  const location = path === root ? path : join(root, relative(root, path));
-  yield { text: readFileSync(path, 'utf8'), source: { kind: 'file', location } };
+  yield { text: readFileSync(path, 'utf8'), source: { kind: 'file', location: path } };
 }
 
 function isBinary(path: string): boolean {
@@ -230,7 +229,7 @@ function* gitHistory(repo: string): Generator<Text> {
  * by the local revocation runner, which writes the report. Holding the value is the authority
  * to end it: no responder check (the deployed scanner contains without anyone, as the issue asks).
  */
-function localContainment(services: Services): ExposureContainment {
+export function localContainment(services: Services): ExposureContainment {
   return {
     async contain({ incident, fingerprint, identityId }): Promise<ContainmentResult> {
       const planned = await planAndStoreCampaign(services, {
