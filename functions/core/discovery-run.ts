@@ -21,7 +21,12 @@ import type {
   IdentityStore,
   RotationStore,
 } from './ports.ts';
-import { findUnexpectedUse, type UseWatch } from './unexpected-use.ts';
+import {
+  type ContainRequest,
+  credentialsToContain,
+  findUnexpectedUse,
+  type UseWatch,
+} from './unexpected-use.ts';
 
 export interface DiscoveryDeps {
   sources: readonly DiscoverySource[];
@@ -60,6 +65,8 @@ export interface DiscoveryRun {
   discovered: number;
   findings: Finding[];
   counts: Record<Severity, number>;
+  /** The credentials used from where they should not be whose identity's `policy.onUnexpectedUse` is `contain`. */
+  contain: ContainRequest[];
 }
 
 /**
@@ -126,5 +133,11 @@ export async function runDiscovery(
     subject: `discovery/${run.runId}`,
     details: { identities: identities.length, discovered: discovered.length, ...counts },
   });
-  return { ...run, identities: identities.length, discovered: discovered.length, counts };
+  return {
+    ...run,
+    identities: identities.length,
+    discovered: discovered.length,
+    counts,
+    contain: credentialsToContain(findings, identities, versions),
+  };
 }

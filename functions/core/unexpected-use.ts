@@ -12,6 +12,7 @@ import type { DiscoveredCredential } from './discovery.ts';
 import type { Finding } from './findings.ts';
 import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
 import { scopeKey } from './kinds.ts';
+import type { ContainmentResult, ExposureContainment } from './ports.ts';
 
 /**
  * What kind of handle a trail can match: what the audit device or CloudTrail records of a
@@ -85,6 +86,13 @@ const HANDLE_KIND: Partial<Record<Identity['kind'], HandleKind>> = {
   'aws-iam-access-key': 'aws-access-key-id',
 };
 
+/**
+ * How long after a version's `verifiedAt` a use is still taken for keywarden's own test of it
+ * (rotation's testSecret uses the new credential, from wherever keywarden runs, just before it
+ * records `verifiedAt`): the clocks of keywarden and of the trail may differ by this much.
+ */
+export const OWN_TEST_SKEW_MS = 2_000;
+
 /** The handles one identity's credentials are known by in a trail. */
 function handlesOf(
   identity: Identity,
@@ -105,19 +113,26 @@ function handlesOf(
 /**
  * The handles to watch: for each identity with `allowedRunners` whose kind a trail can
  * attribute, the handles of its live credentials (kept versions not revoked, what discovery
- * found under its scope, accessors it declares; an AppRole identity's role), mapped to the identity.
+ * found under its scope, accessors it declares; an AppRole identity's role), mapped to the
+ * identity, with the time up to which a use is keywarden's own test of a version it verified.
  */
 export function watchedHandles(
   identities: readonly Identity[],
   versions: ReadonlyMap<string, readonly CredentialVersion[]>,
   discovered: readonly DiscoveredCredential[],
-): Map<string, { identityId: string; kind: HandleKind }> {
-  const watched = new Map<string, { identityId: string; kind: HandleKind }>();
+): Map<string, { identityId: string; kind: HandleKind; ownTestUntil?: number }> {
+  const watched = new Map<string, { identityId: string; kind: HandleKind; ownTestUntil?: number }>();
   for (const identity of identities) {
     const kind = HANDLE_KIND[identity.kind];
     if (!identity.allowedRunners || !kind) continue;
-    for (const handle of handlesOf(identity, versions.get(identity.id) ?? [], discovered)) {
-      watched.set(handle, { identityId: identity.id, kind });
+    const kept = versions.get(identity.id) ?? [];
+    for (const handle of handlesOf(identity, kept, discovered)) {
+      const verifiedAt = kept.find((v) => v.handle === handle)?.verifiedAt;
+      watched.set(handle, {
+        identityId: identity.id,
+        kind,
+        ...(verifiedAt ? { ownTestUntil: Date.parse(verifiedAt) + OWN_TEST_SKEW_MS } : {}),
+      });
     }
   }
   return watched;
@@ -247,7 +262,9 @@ export async function findUnexpectedUse(
     if (asked.length === 0) continue;
     for (const use of await trail.usesOf(asked)) {
       const owner = watched.get(use.handle);
-      if (owner) observed.push({ ...use, identityId: owner.identityId });
+      // keywarden's own test of a version it issued is no runner's use.
+      const ownTest = owner?.ownTestUntil !== undefined && Date.parse(use.at) <= owner.ownTestUntil;
+      if (owner && !ownTest) observed.push({ ...use, identityId: owner.identityId });
       if (ciHandles.has(use.handle)) ciUses.push(use);
     }
   }
@@ -289,4 +306,71 @@ export function credentialsToContain(
     }
   }
   return requests;
+}
+
+/** The incident a containment of unexpected use answers: `UNEXPECTED-USE-<first 12 hex of the fingerprint>`. */
+export function unexpectedUseIncident(fingerprint: string): string {
+  return `UNEXPECTED-USE-${fingerprint.replace(/^[a-z0-9-]+:/, '').slice(0, 12)}`;
+}
+
+/** What containing one credential used from where it should not be came to. */
+export interface UseContainment {
+  identityId: string;
+  handle: string;
+  findingId: string;
+  /** `skipped`: keywarden keeps no fingerprint of it, so no campaign can name exactly it (see `reason`). */
+  status: 'contained' | 'failed' | 'skipped';
+  incident?: string | undefined;
+  campaignId?: string | undefined;
+  reissuedVersionId?: string | undefined;
+  report?: string | undefined;
+  reason?: string | undefined;
+}
+
+/**
+ * Ends each credential `policy.onUnexpectedUse: contain` asks to, through the exposure
+ * containment (an incident campaign on exactly that fingerprint, with re-issue). Once revoked,
+ * its version is `revoked` and no longer watched, so the next run neither finds nor contains it
+ * again. A credential with no fingerprint (a token declared by accessor, an AppRole role) is
+ * skipped, saying how to end it.
+ */
+export async function containUnexpectedUse(
+  containment: ExposureContainment,
+  requests: readonly ContainRequest[],
+): Promise<UseContainment[]> {
+  const results: UseContainment[] = [];
+  for (const request of requests) {
+    const { identityId, handle, findingId, fingerprint } = request;
+    if (!fingerprint) {
+      results.push({
+        identityId,
+        handle,
+        findingId,
+        status: 'skipped',
+        reason: `keywarden keeps no fingerprint of ${handle} (it did not issue or adopt it): end it with keywarden revoke --incident INC-… --selector "identity=${identityId},handle=${handle}" --reissue`,
+      });
+      continue;
+    }
+    const incident = unexpectedUseIncident(fingerprint);
+    let result: ContainmentResult;
+    try {
+      result = await containment.contain({ incident, fingerprint, identityId });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      results.push({ identityId, handle, findingId, status: 'failed', incident, reason });
+      continue;
+    }
+    results.push({
+      identityId,
+      handle,
+      findingId,
+      status: result.outcome === 'contained' ? 'contained' : 'failed',
+      incident,
+      campaignId: result.campaignId,
+      reissuedVersionId: result.reissuedVersionId,
+      report: result.report,
+      ...(result.failures.length ? { reason: result.failures.join('; ') } : {}),
+    });
+  }
+  return results;
 }

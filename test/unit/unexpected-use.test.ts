@@ -295,6 +295,32 @@ describe('findUnexpectedUse: trails asked for the watched handles only', () => {
     expect(findings.map((f) => f.id)).toEqual(['used-from-unexpected-runner:ar:ci-approle/deploy']);
   });
 
+  it('takes a use up to a few seconds after verifiedAt for keywarden’s own test of the version, not a runner’s', async () => {
+    const watchedId = identity({ id: 'w', kind: 'vault-token', allowedRunners: { cidrs: ['10.0.0.0/8'] } });
+    const live = handle();
+    const versions = new Map([
+      ['w', [credentialVersion(watchedId, { handle: live, verifiedAt: '2026-12-05T08:00:00.000Z' })]],
+    ]);
+    const trail: UseTrail = {
+      name: 'audit',
+      reads: ['vault-accessor'],
+      usesOf: async () =>
+        ['2026-12-05T07:59:59.900Z', '2026-12-05T08:00:01.500Z', '2026-12-05T08:00:06.000Z'].map((at) => ({
+          handle: live,
+          at,
+          from: '127.0.0.1',
+          source: 'openbao-audit',
+        })),
+    };
+    const findings = await findUnexpectedUse(
+      { trails: [trail], ranges },
+      { identities: [watchedId], versions, discovered: [] },
+    );
+    expect(findings.map((f) => f.message)).toEqual([
+      expect.stringContaining('127.0.0.1 at 2026-12-05T08:00:06.000Z'),
+    ]);
+  });
+
   it('asks a trail nothing it cannot read', async () => {
     const key = identity({
       id: 'key',
