@@ -314,6 +314,10 @@ function print(
         `${c.report ? `; report ${c.report}` : ''}${c.failures.length ? `; failed: ${c.failures.join('; ')}` : ''}`,
     );
   }
+  const live = hits.filter((h) => h.severity === 'critical').length;
+  if (live && !options.contain) {
+    say(`${live} live keywarden credential(s) exposed: run again with --contain to end and replace them`);
+  }
   const managed = hits.filter((h) => h.status === 'managed').length;
   say(
     `scanned ${(measured.bytes / 1_048_576).toFixed(1)} MB in ${measured.seconds.toFixed(1)} s: ${hits.length} hit(s), ${managed} managed, ${hits.length - managed} unmanaged`,
