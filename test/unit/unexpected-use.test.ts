@@ -5,8 +5,10 @@ import { managedUseOf } from '../../functions/adapters/aws/cloudtrail-event.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { CredentialVersion } from '../../functions/core/credential-version.ts';
 import { IdentitySchema } from '../../functions/core/identity.ts';
+import type { ExposureContainment } from '../../functions/core/ports.ts';
 import {
   afterJobEndFindings,
+  containUnexpectedUse,
   credentialsToContain,
   findUnexpectedUse,
   type HandleUse,
@@ -394,5 +396,39 @@ describe('CloudTrail: the handle a call was made with (EventBridge "AWS API Call
     });
     expect(managedUseOf(session())).toBeUndefined();
     expect(managedUseOf({ 'detail-type': 'Something else' })).toBeUndefined();
+  });
+});
+
+describe('containUnexpectedUse: through the exposure containment, on exactly the fingerprint', () => {
+  it('contains a credential with a fingerprint (incident UNEXPECTED-USE-<12 hex>), skips one without, reports a failure', async () => {
+    // prepare
+    const asked: { incident: string; fingerprint: string; identityId: string }[] = [];
+    const containment: ExposureContainment = {
+      contain: async (request) => {
+        asked.push(request);
+        if (request.identityId === 'broken') throw new Error('campaign planned nothing');
+        return { campaignId: `${request.incident}-c1`, outcome: 'contained', revoked: 1, failures: [] };
+      },
+    };
+    const [a, b, c] = [handle(), handle(), handle()];
+    // act
+    const results = await containUnexpectedUse(containment, [
+      { findingId: 'f1', identityId: 'deploy', handle: a, fingerprint: 'hmac-sha256:0123456789abcdef' },
+      { findingId: 'f2', identityId: 'declared', handle: b },
+      { findingId: 'f3', identityId: 'broken', handle: c, fingerprint: 'hmac-sha256:fedcba9876543210' },
+    ]);
+    // assess
+    expect(asked.map((r) => [r.incident, r.identityId])).toEqual([
+      ['UNEXPECTED-USE-0123456789ab', 'deploy'],
+      ['UNEXPECTED-USE-fedcba987654', 'broken'],
+    ]);
+    expect(results.map((r) => [r.identityId, r.status])).toEqual([
+      ['deploy', 'contained'],
+      ['declared', 'skipped'],
+      ['broken', 'failed'],
+    ]);
+    expect(results[0]?.campaignId).toBe('UNEXPECTED-USE-0123456789ab-c1');
+    expect(results[1]?.reason).toContain(`--selector "identity=declared,handle=${b}" --reissue`);
+    expect(results[2]?.reason).toBe('campaign planned nothing');
   });
 });
