@@ -211,13 +211,28 @@ export interface Containment {
  */
 export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[]): Promise<Containment[]> {
   const first = new Map<string, ExposureHit & { managed: ManagedRef }>();
+  const dead = new Map<string, ManagedRef>();
   for (const hit of hits) {
-    // A revoked version is dead already: nothing to contain.
-    if (hit.managed && hit.managed.versionStage !== 'revoked' && !first.has(hit.fingerprint)) {
-      first.set(hit.fingerprint, { ...hit, managed: hit.managed });
-    }
+    if (!hit.managed) continue;
+    // A revoked version is dead already: nothing to contain (said below if an exposure ended it).
+    if (hit.managed.versionStage === 'revoked') dead.set(hit.fingerprint, hit.managed);
+    else if (!first.has(hit.fingerprint)) first.set(hit.fingerprint, { ...hit, managed: hit.managed });
   }
   const results: Containment[] = [];
+  for (const [fingerprint, ref] of dead) {
+    const known = await deps.exposures.getExposure(fingerprint);
+    if (!known?.containedAt) continue;
+    results.push({
+      fingerprint,
+      identityId: ref.identityId,
+      owner: ref.owner,
+      incident: exposureIncident(fingerprint),
+      status: 'already-contained',
+      campaignId: known.campaignId,
+      failures: [],
+      firstSeen: placeOf(known),
+    });
+  }
   for (const [fingerprint, hit] of first) {
     const ref = hit.managed;
     const incident = exposureIncident(fingerprint);

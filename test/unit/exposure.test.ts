@@ -316,6 +316,21 @@ describe('exposure containment: once per fingerprint, audited in three events', 
       again.every((c) => c.status === 'already-contained' && c.firstSeen.startsWith('file build.log:')),
     ).toBe(true);
     expect(calls).toHaveLength(5);
+    // Once revoked, the same values are dead keywarden credentials: still reported as contained before.
+    const revoked = hits.map((hit) =>
+      hit.managed
+        ? { ...hit, severity: 'low' as const, managed: { ...hit.managed, versionStage: 'revoked' } }
+        : hit,
+    );
+    const later = await containHits(deps, revoked);
+    expect(later.map((c) => [c.identityId, c.status])).toEqual([
+      ['release-token', 'already-contained'],
+      ['ftp', 'already-contained'],
+      ['app-db', 'already-contained'],
+      ['deployer', 'already-contained'],
+      ['build-aws', 'already-contained'],
+    ]);
+    expect(calls).toHaveLength(5);
     const { records } = await audit.readAll();
     const token = records.filter((r) => r.subject === 'release-token');
     expect(token.map((r) => r.type)).toEqual([
