@@ -39,14 +39,10 @@ export class VaultAuditRemoteUse implements UseTrail {
         const slash = h.handle.lastIndexOf('/');
         return { mount: h.handle.slice(0, slash), roleName: h.handle.slice(slash + 1) };
       });
-    const byAccessor = (await this.#usage.usesByAccessor(accessors)).map(({ accessor, ...use }) => ({
-      handle: accessor,
+    // One pass over the log for both kinds.
+    return (await this.#usage.uses({ accessors, roles })).map(({ accessor, role, ...use }) => ({
+      handle: accessor ?? `${role?.mount}/${role?.roleName}`,
       ...use,
     }));
-    const byRole = (await this.#usage.usesByRole(roles)).map(({ role, ...use }) => ({
-      handle: `${role.mount}/${role.roleName}`,
-      ...use,
-    }));
-    return [...byAccessor, ...byRole];
   }
 }

@@ -52,19 +52,9 @@ export class VaultAuditUsage {
   async usesByAccessor(
     accessors: readonly string[],
   ): Promise<(GrantUsage & { accessor: string; from: string | undefined })[]> {
-    if (accessors.length === 0 || !existsSync(this.#logFile)) return [];
-    const hashed = new Map<string, string>();
-    for (const accessor of accessors) {
-      const answer = await this.#client.write(`sys/audit-hash/${this.#device}`, { input: accessor });
-      const hash = answer.data?.hash;
-      if (typeof hash === 'string') hashed.set(hash, accessor);
-    }
-    const events: (GrantUsage & { accessor: string; from: string | undefined })[] = [];
-    for await (const entry of this.#responses()) {
-      const accessor = entry.auth?.accessor ? hashed.get(entry.auth.accessor) : undefined;
-      if (accessor) events.push({ accessor, ...useOf(entry) });
-    }
-    return events;
+    return (await this.uses({ accessors })).flatMap(({ accessor, role: _, ...use }) =>
+      accessor ? [{ accessor, ...use }] : [],
+    );
   }
 
   /**
@@ -77,20 +67,44 @@ export class VaultAuditUsage {
   async usesByRole(
     roles: readonly AuditRole[],
   ): Promise<(GrantUsage & { role: AuditRole; from: string | undefined })[]> {
-    if (roles.length === 0 || !existsSync(this.#logFile)) return [];
+    return (await this.uses({ roles })).flatMap(({ role, accessor: _, ...use }) =>
+      role ? [{ role, ...use }] : [],
+    );
+  }
+
+  /**
+   * Both at once, in one pass over the log (it is read whole, ~150 MB/s): the requests of these
+   * accessors' tokens and of these roles' logins and login tokens, in the log's order.
+   */
+  async uses(query: {
+    accessors?: readonly string[];
+    roles?: readonly AuditRole[];
+  }): Promise<(GrantUsage & { accessor?: string; role?: AuditRole; from: string | undefined })[]> {
+    const { accessors = [], roles = [] } = query;
+    if ((accessors.length === 0 && roles.length === 0) || !existsSync(this.#logFile)) return [];
+    const hashed = new Map<string, string>();
+    for (const accessor of accessors) {
+      const answer = await this.#client.write(`sys/audit-hash/${this.#device}`, { input: accessor });
+      const hash = answer.data?.hash;
+      if (typeof hash === 'string') hashed.set(hash, accessor);
+    }
     const byLogin = new Map(
       roles.map((role) => [`auth/${role.mount.replace(/^\/+|\/+$/g, '')}/login\u0000${role.roleName}`, role]),
     );
     const born = new Map<string, AuditRole>();
-    const events: (GrantUsage & { role: AuditRole; from: string | undefined })[] = [];
+    const events: (GrantUsage & { accessor?: string; role?: AuditRole; from: string | undefined })[] = [];
     for await (const entry of this.#responses()) {
+      const tokenHash = entry.auth?.accessor;
+      const accessor = tokenHash ? hashed.get(tokenHash) : undefined;
+      if (accessor) events.push({ accessor, ...useOf(entry) });
+      if (byLogin.size === 0) continue;
       const roleName = entry.auth?.metadata?.role_name;
       const login =
         typeof roleName === 'string'
           ? byLogin.get(`${entry.request?.path ?? ''}\u0000${roleName}`)
           : undefined;
-      if (login && entry.auth?.accessor) born.set(entry.auth.accessor, login);
-      const role = login ?? (entry.auth?.accessor ? born.get(entry.auth.accessor) : undefined);
+      if (login && tokenHash) born.set(tokenHash, login);
+      const role = login ?? (tokenHash ? born.get(tokenHash) : undefined);
       if (role) events.push({ role, ...useOf(entry) });
     }
     return events;
