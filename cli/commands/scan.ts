@@ -11,7 +11,19 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
+import { forgeSettingsFromEnv } from '../../functions/adapters/scan/finished-job-log.ts';
+import {
+  type FetchedLog,
+  fetchGithubRunLogs,
+  parseGithubRun,
+} from '../../functions/adapters/scan/github-logs.ts';
+import {
+  fetchGitlabJobTrace,
+  listGitlabVariables,
+  parseGitlabJob,
+} from '../../functions/adapters/scan/gitlab-api.ts';
 import { Composition, exposure, type Services, wire } from '../../functions/adapters/wiring.ts';
+import { auditCiVariables, type CiVariable } from '../../functions/core/ci-variable-audit.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import {
   atOrAbove,
@@ -35,6 +47,11 @@ import { ExitCode } from '../errors.ts';
 import { printJson, printTable, say } from '../output.ts';
 
 interface ScanOptions {
+  githubRun?: string;
+  gitlabJob?: string;
+  gitlabVariables?: string;
+  githubApi?: string;
+  gitlabUrl?: string;
   git?: boolean;
   contain?: boolean;
   json?: boolean;
@@ -58,6 +75,17 @@ export function registerScan(program: Command): void {
       '--contain',
       'end each exposed managed credential and re-issue its identity (an incident campaign, with a report)',
     )
+    .option(
+      '--github-run <owner/repo/run-id>',
+      "a GitHub Actions run's job logs (GITHUB_TOKEN may read them)",
+    )
+    .option('--gitlab-job <project/job-id>', "a GitLab job's log (GITLAB_TOKEN may read it)")
+    .option(
+      '--gitlab-variables <project>',
+      "a GitLab project's CI/CD variables (GITLAB_TOKEN of a Maintainer): managed credentials stored unmasked or unprotected, and unmanaged ones",
+    )
+    .option('--github-api <url>', 'the GitHub API (default GITHUB_API_URL, else https://api.github.com)')
+    .option('--gitlab-url <url>', 'the GitLab instance (default CI_SERVER_URL, else https://gitlab.com)')
     .option('--json', 'print JSON')
     .addOption(
       new Option('--fail-on <severity>', 'exit 1 when a hit at or above this severity exists')
@@ -66,8 +94,10 @@ export function registerScan(program: Command): void {
     )
     .action(async (paths: string[], options: ScanOptions, command: Command) => {
       const usage = (message: string): never => command.error(`keywarden scan: ${message}`, { exitCode: 2 });
-      if (paths.length === 0) {
-        if (process.stdin.isTTY) usage('expected PATH… or - for standard input');
+      const forge = Boolean(options.githubRun || options.gitlabJob || options.gitlabVariables);
+      if (paths.length === 0 && !forge) {
+        if (process.stdin.isTTY)
+          usage('expected PATH… or - for standard input (or --github-run, --gitlab-job, --gitlab-variables)');
         paths = ['-'];
       }
       if (options.git && paths.includes('-'))
@@ -92,7 +122,8 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
   const hits: ExposureHit[] = [];
   const started = Date.now();
   let bytes = 0;
-  for (const { text, source, lineOf } of texts(paths, Boolean(options.git))) {
+  const fetched = await forgeTexts(options);
+  for (const { text, source, lineOf } of [...texts(paths, Boolean(options.git)), ...fetched.texts]) {
     bytes += Buffer.byteLength(text);
     for (const hit of await scanText(matcher, detector, fingerprint, text, source)) {
       hits.push(lineOf ? { ...hit, line: lineOf(hit.line) } : hit);
@@ -114,12 +145,65 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
   const findings = unmanagedFindings(hits);
   await saveUnmanagedFindings(deps, findings);
   print(hits, containments, options, { bytes, seconds, matcher });
+  const unprotected = fetched.variables ? variableProblems(fetched.variables, hits) : [];
+  for (const problem of unprotected) say(`${problem.severity}: ${problem.message}; fix: ${problem.fix}`);
   if (findings.length) {
     say(
       `${findings.length} unmanaged credential(s) recorded as exposed-unmanaged findings (keywarden findings --stored)`,
     );
   }
-  if (hits.some((hit) => atOrAbove(hit, options.failOn))) throw new ExitCode(1);
+  const failing = (severity: Severity) =>
+    SeveritySchema.options.indexOf(severity) >= SeveritySchema.options.indexOf(options.failOn);
+  if (hits.some((hit) => atOrAbove(hit, options.failOn)) || unprotected.some((p) => failing(p.severity))) {
+    throw new ExitCode(1);
+  }
+}
+
+/**
+ * The texts the platforms hold: a GitHub run's job logs, a GitLab job's log, a GitLab project's
+ * CI/CD variables (one text per variable, its source naming project and key). Tokens come from
+ * GITHUB_TOKEN / GITLAB_TOKEN and never appear in a message.
+ */
+async function forgeTexts(options: ScanOptions): Promise<{ texts: Text[]; variables?: CiVariable[] }> {
+  if (!options.githubRun && !options.gitlabJob && !options.gitlabVariables) return { texts: [] };
+  const settings = forgeSettingsFromEnv(process.env, {
+    githubApi: options.githubApi,
+    gitlabUrl: options.gitlabUrl,
+  });
+  const logs: FetchedLog[] = [];
+  if (options.githubRun)
+    logs.push(...(await fetchGithubRunLogs({ ...settings.github, ...parseGithubRun(options.githubRun) })));
+  if (options.gitlabJob)
+    logs.push(await fetchGitlabJobTrace({ ...settings.gitlab, ...parseGitlabJob(options.gitlabJob) }));
+  for (const log of logs) if (log.note) say(`${log.source.location}: ${log.note}`);
+  const variables = options.gitlabVariables
+    ? await listGitlabVariables({ ...settings.gitlab, project: options.gitlabVariables })
+    : undefined;
+  const valued = (variables ?? []).flatMap((v) =>
+    v.value ? [{ text: v.value.reveal(), source: v.source }] : [],
+  );
+  return {
+    texts: [...logs.map(({ source, text }) => ({ source, text })), ...valued],
+    ...(variables ? { variables } : {}),
+  };
+}
+
+/** Managed credentials kept in CI/CD variables that are not both masked and protected (ci-variable-audit.ts). */
+function variableProblems(variables: readonly CiVariable[], hits: readonly ExposureHit[]) {
+  const managedAt = new Map(
+    hits.flatMap((hit) =>
+      hit.status === 'managed' && hit.managed ? [[hit.source.location, hit.managed] as const] : [],
+    ),
+  );
+  const byValue = new Map(
+    variables.flatMap((v) => {
+      const ref = managedAt.get(v.source.location);
+      return v.value && ref ? [[v.value.reveal(), ref] as const] : [];
+    }),
+  );
+  return auditCiVariables({ variables, isManaged: (value) => byValue.get(value.reveal()) }).problems.filter(
+    (problem) => problem.kind === 'managed-unprotected',
+  );
 }
 
 /** One text to scan, where it came from, and (git) how its lines map to the file's. */

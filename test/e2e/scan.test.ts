@@ -10,6 +10,8 @@ import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts'
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { startForgeServer } from '../support/forge-server.ts';
+import { keywardenAsync } from './breakglass-support.ts';
 import { type CliResult, keywarden } from './cli.ts';
 
 /** Every file under a folder, recursively. */
@@ -286,6 +288,69 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     }
     // Reported, not contained: the token still works.
     expect(await tokenWorks(token)).toBe(true);
+  });
+
+  it("finds it in a GitHub run's job logs and in a GitLab project's CI/CD variables, naming an unmasked, unprotected one", async () => {
+    // prepare: the platforms' endpoints played on loopback, holding the fresh token
+    const token = deliveredToken(await kvFields('ci/app/build/vault-token'));
+    const forge = await startForgeServer();
+    try {
+      forge.addGithubRun({
+        owner: 'acme',
+        repo: 'app',
+        runId: 42,
+        jobs: [
+          {
+            id: 7,
+            name: 'build',
+            log: `2026-12-05T10:00:00Z step 1\n2026-12-05T10:00:01Z VAULT_TOKEN=${token}\n`,
+          },
+        ],
+      });
+      forge.setGitlabVariables('acme/app', [
+        { key: 'VAULT_TOKEN', value: token, masked: false, protected: false },
+        { key: 'REGION', value: 'eu-west-1', masked: false, protected: false },
+      ]);
+      const forgeEnv = { ...env, GITHUB_TOKEN: forge.githubToken, GITLAB_TOKEN: forge.gitlabToken };
+
+      // act
+      // Not spawnSync: the endpoints answer from this process's event loop.
+      const scanned = await keywardenAsync(
+        [
+          'scan',
+          '--github-run',
+          'acme/app/42',
+          '--gitlab-variables',
+          'acme/app',
+          '--github-api',
+          forge.url,
+          '--gitlab-url',
+          forge.url,
+          '--json',
+        ],
+        forgeEnv,
+      );
+
+      // assess
+      const places = (
+        JSON.parse(scanned.stdout) as { hits: { place: string; managed?: { identityId: string } }[] }
+      ).hits
+        .filter((h) => h.managed?.identityId === 'app-ci-reader')
+        .map((h) => h.place);
+      expect(scanned.code, scanned.stderr).toBe(1);
+      expect(places).toEqual([
+        expect.stringMatching(/^github-run acme\/app\/runs\/42.*:2$/),
+        expect.stringMatching(/^gitlab-variable acme\/app:VAULT_TOKEN/),
+      ]);
+      expect(scanned.stderr).toMatch(/VAULT_TOKEN holds the managed credential of identity app-ci-reader/);
+      for (const text of [scanned.stdout, scanned.stderr]) {
+        expect(text).not.toContain(token);
+        expect(text).not.toContain(forge.githubToken);
+        expect(text).not.toContain(forge.gitlabToken);
+      }
+    } finally {
+      await forge.close();
+    }
   });
 
   it('contains nothing new on a second scan: the same values are keywarden’s, revoked already, contained before', async () => {
