@@ -4,10 +4,10 @@ import { wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { type Finding, type Severity, SeveritySchema, severityRank } from '../../functions/core/findings.ts';
 import { containUnexpectedUse } from '../../functions/core/unexpected-use.ts';
+import { localContainment } from '../../functions/local/exposure-containment.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
 import { printJson, printTable, say } from '../output.ts';
-import { localContainment } from './scan.ts';
 
 /** Prints findings as a table. */
 export function printFindings(findings: readonly Finding[]): void {
@@ -45,7 +45,7 @@ export function registerFindings(program: Command): void {
         findings = run.findings;
         if (!options.json) say(`discovered ${run.discovered} credentials for ${run.identities} identities`);
         // policy.onUnexpectedUse: contain — the used credential is ended and re-issued now (on stderr: stdout stays the findings).
-        for (const c of await containUnexpectedUse(localContainment(services), run.contain)) {
+        for (const c of await containUnexpectedUse(localContainment(services, actor(), say), run.contain)) {
           say(
             `${c.status} ${c.identityId} ${c.handle}${c.campaignId ? ` (${c.incident}, campaign ${c.campaignId})` : ''}${c.reason ? `: ${c.reason}` : ''}`,
           );

@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import { forgeSettingsFromEnv } from '../../functions/adapters/scan/finished-job-log.ts';
 import {
@@ -22,7 +21,7 @@ import {
   listGitlabVariables,
   parseGitlabJob,
 } from '../../functions/adapters/scan/gitlab-api.ts';
-import { Composition, exposure, type Services, wire } from '../../functions/adapters/wiring.ts';
+import { Composition, exposure, wire } from '../../functions/adapters/wiring.ts';
 import { auditCiVariables, type CiVariable } from '../../functions/core/ci-variable-audit.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import {
@@ -40,8 +39,7 @@ import {
 import type { ManagedMatcher } from '../../functions/core/exposure-match.ts';
 import type { ExposureSource } from '../../functions/core/exposure-types.ts';
 import { type Severity, SeveritySchema } from '../../functions/core/findings.ts';
-import type { ContainmentResult, ExposureContainment } from '../../functions/core/ports.ts';
-import { LocalRevocationRunner } from '../../functions/local/revocation-runner.ts';
+import { localContainment } from '../../functions/local/exposure-containment.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
 import { printJson, printTable, say } from '../output.ts';
@@ -134,7 +132,7 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
     ? await containHits(
         {
           exposures: deps.exposures,
-          containment: localContainment(services),
+          containment: localContainment(services, actor(), say),
           audit: deps.audit,
           clock: deps.clock,
           actor: actor(),
@@ -305,46 +303,6 @@ function* gitHistory(repo: string): Generator<Text> {
     }
   }
   yield* flush();
-}
-
-/**
- * Containment on the local runtime: an incident campaign on exactly the exposed credential
- * (selector `fingerprint=<fp>`), with re-issue, planned as `keywarden revoke` plans one and run
- * by the local revocation runner, which writes the report. Holding the value is the authority
- * to end it: no responder check (the deployed scanner contains without anyone, as the issue asks).
- */
-export function localContainment(services: Services): ExposureContainment {
-  return {
-    async contain({ incident, fingerprint, identityId }): Promise<ContainmentResult> {
-      const planned = await planAndStoreCampaign(services, {
-        incident,
-        selectors: [`fingerprint=${fingerprint}`],
-        reissue: true,
-        actor: actor(),
-        dryRun: false,
-      });
-      if (planned.status !== 'stored') {
-        throw new KeywardenError(
-          `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status}); check keywarden status ${identityId}`,
-        );
-      }
-      const { campaignId } = planned.campaign;
-      say(`containing ${identityId}: campaign ${campaignId}`);
-      const run = await new LocalRevocationRunner({ services, actor: actor() }).run(campaignId);
-      const ended = run.targets.filter((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked');
-      const failed = run.targets.filter((t) => t.outcome === 'failed' || t.outcome === 'pending');
-      const reissue = run.reissues.find((r) => r.identityId === identityId);
-      return {
-        campaignId,
-        outcome: failed.length === 0 && ended.length > 0 ? 'contained' : 'failed',
-        revoked: ended.length,
-        failures: failed.map((t) => `${t.kind} ${t.handle}: ${t.error ?? t.outcome}`),
-        reissuedVersionId: reissue?.status === 'reissued' ? reissue.versionId : undefined,
-        reissue: reissue ? `${reissue.status}${reissue.reason ? `: ${reissue.reason}` : ''}` : undefined,
-        report: run.report?.html,
-      };
-    },
-  };
 }
 
 const managedText = (hit: ExposureHit): string => {

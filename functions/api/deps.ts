@@ -1,4 +1,5 @@
 /** What the HTTP API runs on: given by the Lambda's cold start, or by the local runtime. */
+import type { FinishedJob } from '../adapters/scan/finished-job-log.ts';
 import type { SlackMessage } from '../adapters/slack/messages.ts';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { ApprovalDeps } from '../core/ci-approval.ts';
@@ -22,6 +23,11 @@ export interface SlackDeps {
 export interface CiApiDeps {
   exchange: CiExchangeDeps;
   webhookSecrets: { github?: SecretValue | undefined; gitlab?: SecretValue | undefined };
+  /**
+   * Scans a finished job's log after its completion webhook was answered (the local runtime,
+   * when GITHUB_TOKEN / GITLAB_TOKEN can read the logs); undefined: logs are not scanned.
+   */
+  scanJobLog?: ((job: FinishedJob) => void) | undefined;
 }
 
 export interface ApiDeps {

@@ -29,6 +29,7 @@ import {
   ensureScheduleGroup,
 } from '../adapters/aws/grant-expiry-scheduler.ts';
 import { LocalCampaignLauncher } from '../adapters/campaign-launcher.ts';
+import { type FinishedJob, forgeSettingsFromEnv } from '../adapters/scan/finished-job-log.ts';
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
 import type { Services } from '../adapters/wiring.ts';
@@ -48,6 +49,7 @@ import { makeHandler, webhookSecretsOf } from '../handlers/api.ts';
 import { makeHandler as ciSweeperHandler, vaultUsesOf } from '../handlers/ci-sweeper.ts';
 import { makeHandler as grantExpiryHandler } from '../handlers/grant-expiry.ts';
 import { makeHandler as grantSweeperHandler } from '../handlers/grant-sweeper.ts';
+import { jobLogScanner } from './job-log-scan.ts';
 import { LocalRevocationRunner } from './revocation-runner.ts';
 
 /** The development users and their tokens; written by `keywarden dev up`, mode 0600. */
@@ -209,6 +211,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     inFlight.add(settled);
     void settled.finally(() => inFlight.delete(settled));
   };
+  // Job logs are scanned on completion webhooks when the runtime may read them (GITHUB_TOKEN, GITLAB_TOKEN).
+  const forge = forgeSettingsFromEnv(process.env);
+  const scanJobLog =
+    forge.github.token || forge.gitlab.token ? jobLogScanner(services, forge, log) : undefined;
+  if (scanJobLog) {
+    log(
+      `finished jobs' logs are scanned on their completion webhooks (${[forge.github.token ? `GitHub at ${forge.github.api}` : '', forge.gitlab.token ? `GitLab at ${forge.gitlab.url}` : ''].filter(Boolean).join(', ')})`,
+    );
+  }
   const deps: ApiDeps = {
     breakglass: services.breakglassDeps,
     acceptLocalPrincipals: true,
@@ -227,7 +238,25 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         }),
       ),
     progress: { everyMs: options.progressEveryMs ?? 5_000, deadlineMs: 25 * 60_000 },
-    ci: { exchange: services.ciExchangeDeps, webhookSecrets: webhookSecretsOf(services.config) },
+    ci: {
+      exchange: services.ciExchangeDeps,
+      webhookSecrets: webhookSecretsOf(services.config),
+      ...(scanJobLog
+        ? {
+            scanJobLog: (job: FinishedJob) =>
+              // After the answer: GitHub and GitLab wait seconds for it; a scan may take longer.
+              setImmediate(() =>
+                track(
+                  scanJobLog(job).then((scan) =>
+                    log(
+                      `job log ${scan.location}: ${scan.hits} credential(s), ${scan.managed} keywarden's, ${scan.contained} contained`,
+                    ),
+                  ),
+                ),
+              ),
+          }
+        : {}),
+    },
     approvals: services.approvalDeps,
     slack: {
       signingSecret: ensureSlackSecret(stateDir),

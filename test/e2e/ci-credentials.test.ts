@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { signGithubPayload } from '../../functions/api/ci-webhooks.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { localAwsEndpoint } from '../../functions/local/aws-endpoint.ts';
 import type { StackEndpoints } from '../../scripts/local-stack.ts';
+import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
 import { LocalOidcIssuer, type TokenClaims } from '../support/oidc-issuer.ts';
 import {
   type CliRun,
@@ -50,6 +52,7 @@ const DIGEST = `sha256:${'5e'.repeat(32)}`;
 describe('CI job credentials: exchange, replay, refusals, early end, webhook end, gates, audit', () => {
   const home = mkdtempSync(join(tmpdir(), 'kw-ci-'));
   const issuer = new LocalOidcIssuer({ platform: 'github' });
+  let forge: ForgeServer;
   const runs: CliRun[] = [];
   const received = new Set<string>();
   let stack: StackEndpoints;
@@ -122,9 +125,15 @@ describe('CI job credentials: exchange, replay, refusals, early end, webhook end
 
   beforeAll(async () => {
     await issuer.start();
+    forge = await startForgeServer();
     const up = await keywardenAsync(['dev', 'up', '--users', 'bob,carol'], {
       KEYWARDEN_HOME: home,
       KEYWARDEN_ACTOR: 'alice',
+      // The runtime's sweepers every 2 s: the CI sweeper reads OpenBao's audit log for the uses.
+      KEYWARDEN_SWEEP_EVERY: '2',
+      // The runtime reads finished jobs' logs from this GitHub (the local endpoint player).
+      GITHUB_TOKEN: forge.githubToken,
+      GITHUB_API_URL: forge.url,
     });
     expect(up.code, up.stderr).toBe(0);
     stack = stackOf(home);
@@ -188,6 +197,7 @@ ci:
 
   afterAll(async () => {
     await issuer.stop();
+    await forge?.close();
     const down = await keywardenAsync(['dev', 'down'], { KEYWARDEN_HOME: home });
     expect(down.code, down.stderr).toBe(0);
   });
@@ -355,6 +365,16 @@ ci:
     // prepare
     const claims = job();
     const issued = await exchangeWith(await tokenOf(claims), { grant: 'build' });
+    const leaked = `s.${randomBytes(18).toString('base64url').replace(/[-_]/g, 'x').slice(0, 24)}`;
+    received.add(leaked);
+    forge.addGithubRun({
+      owner: 'octo-org',
+      repo: 'octo-repo',
+      runId: Number(claims.run_id),
+      jobs: [
+        { id: Number(claims.check_run_id), name: 'build', log: `step 1\nexport VAULT_TOKEN=${leaked}\n` },
+      ],
+    });
     const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as {
       ci: { githubWebhookSecret: string };
     };
@@ -389,6 +409,13 @@ ci:
     expect(issued.status).toBe(201);
     expect(forged.status).toBe(401);
     expect(await delivered.json()).toEqual({ ended: 1 });
+    // the finished job's log, read through GitHub's API after the answer, is scanned
+    const finding = await eventually('the job log exposure as a finding', async () => {
+      const stored = await cli('alice', ['findings', '--stored', '--json']);
+      const findings = JSON.parse(stored.stdout || '[]') as { type: string; message: string }[];
+      return findings.find((f) => f.type === 'exposed-unmanaged' && f.message.includes('octo-org/octo-repo'));
+    });
+    expect(finding.message).toContain(String(claims.check_run_id));
     expect((await vaultSelf(issued.answer.vault.token)).status).not.toBe(200);
   });
 
