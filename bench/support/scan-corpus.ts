@@ -3,10 +3,16 @@
  * build logs with planted credentials of every kind (Vault/OpenBao service, namespaced, batch
  * and HCP-style tokens, AWS key pairs, GitHub PATs, Slack tokens, private keys, `password=`),
  * in the clear and base64- and URL-encoded, among look-alikes (UUIDs, git SHAs, sha256 digests,
- * base64 blobs). Every credential is made at run time; none is written in the source.
+ * base64 blobs). Optionally also keywarden-managed credentials ({@link makeManaged}): one
+ * identity per plant, whose value only keyed fingerprint matching can tell from others (a KV
+ * password, a UUID-shaped AppRole secret-id). Every credential is made at run time; none is
+ * written in the source.
  */
 import { generateKeyPairSync, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import type { Identity } from '../../functions/core/identity.ts';
+import type { StoredValue } from '../../functions/core/secret-shape.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
+import { identity } from '../../test/support/fixtures.ts';
 
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const BASE32_UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -148,6 +154,136 @@ export function encodePlant(text: string, encoding: PlantEncoding): string {
   return text;
 }
 
+// ---- managed credentials: keywarden's own, of every kind ----
+
+/**
+ * The managed kinds planted: each identity kind keywarden fingerprints a delivered value of,
+ * in each form the matcher reads (a whole value, a KV `field`, a template's one generated field,
+ * an AppRole `{role_id, secret_id}`, an AWS pair).
+ */
+export const MANAGED_KINDS = [
+  'vault-token',
+  'vault-kv-field',
+  'aws-secret-template',
+  'aws-secret-text',
+  'vault-approle-secret-id',
+  'aws-iam-access-key',
+] as const;
+export type ManagedKind = (typeof MANAGED_KINDS)[number];
+
+/** A managed credential: its identity and version as keywarden records them, and its log text. */
+export interface ManagedCredential {
+  kind: ManagedKind;
+  encoding: PlantEncoding;
+  identity: Identity;
+  /** The version's handle (a token accessor, an access key id, a secret's version id). */
+  handle: string;
+  /** The value as the delivery holds it: what `credentialPart` picks the credential from. */
+  stored: StoredValue;
+  /** AppRole: the role's role-id (not a secret). */
+  roleId?: string;
+  /** The lines a log would show (never printed). */
+  text: string;
+}
+
+/** One managed credential of `kind`, identity `id`, to be planted in `encoding`. */
+export function makeManaged(kind: ManagedKind, id: string, encoding: PlantEncoding): ManagedCredential {
+  const base = { kind, encoding };
+  switch (kind) {
+    case 'vault-token': {
+      const token = randomInt(2) === 0 ? makeCredential.vaultHcpToken() : makeCredential.vaultServiceToken();
+      return {
+        ...base,
+        identity: identity({ id, kind: 'vault-token' }),
+        handle: `acc-${randomChars(24)}`,
+        stored: token,
+        text: `export VAULT_TOKEN=${token}`,
+      };
+    }
+    case 'vault-kv-field': {
+      // A generated password no rule knows, written where no `password=` rule looks.
+      const password = randomChars(24);
+      return {
+        ...base,
+        identity: identity({ id, kind: 'vault-kv', scope: { path: `ci/${id}`, field: 'password' } }),
+        handle: String(randomInt(1, 50)),
+        stored: { password, user: 'deploy' },
+        text: `+ lftp -u deploy,${password} sftp://files.internal -e "mirror -R dist /www"`,
+      };
+    }
+    case 'aws-secret-template': {
+      const password = randomChars(32);
+      return {
+        ...base,
+        identity: identity({
+          id,
+          kind: 'aws-secret',
+          scope: {
+            secretId: `ci/${id}`,
+            template: {
+              keep: ['username', 'host'],
+              generate: {
+                password: { format: 'random', length: 32 },
+                url: { format: 'template', template: 'postgres://{username}:{password:url}@{host}/app' },
+              },
+            },
+          },
+        }),
+        handle: `sm-${randomUUID()}`,
+        stored: JSON.stringify({
+          username: 'app',
+          host: 'db.internal',
+          password,
+          url: `postgres://app:${password}@db.internal/app`,
+        }),
+        text: `[migrate] connecting to postgres://app:${password}@db.internal/app`,
+      };
+    }
+    case 'aws-secret-text': {
+      const value = randomChars(40);
+      return {
+        ...base,
+        identity: identity({ id, kind: 'aws-secret' }),
+        handle: `sm-${randomUUID()}`,
+        stored: value,
+        text: `+ curl -sf -H "X-Api-Key: ${value}" https://registry.internal/v2/`,
+      };
+    }
+    case 'vault-approle-secret-id': {
+      const roleId = randomUUID();
+      const secretId = randomUUID();
+      return {
+        ...base,
+        identity: identity({ id, kind: 'vault-approle-secret-id' }),
+        handle: `sid-${randomChars(24)}`,
+        stored: JSON.stringify({ role_id: roleId, secret_id: secretId }),
+        roleId,
+        text: `+ vault write auth/approle/login role_id=${roleId} secret_id=${secretId}`,
+      };
+    }
+    case 'aws-iam-access-key': {
+      const accessKeyId = makeCredential.awsAccessKeyId();
+      const secretAccessKey = makeCredential.awsSecretAccessKey();
+      return {
+        ...base,
+        identity: identity({ id, kind: 'aws-iam-access-key' }),
+        handle: accessKeyId,
+        stored: JSON.stringify({ accessKeyId, secretAccessKey }),
+        text: `AWS_ACCESS_KEY_ID=${accessKeyId}\nAWS_SECRET_ACCESS_KEY=${secretAccessKey}`,
+      };
+    }
+  }
+}
+
+/** Where a managed credential was planted (scored by its identity, never its value). */
+export interface ManagedPlant {
+  kind: ManagedKind;
+  encoding: PlantEncoding;
+  identityId: string;
+  file: string;
+  lines: number[];
+}
+
 // ---- filler: build-log lines and look-alikes ----
 
 const STEPS = ['install', 'lint', 'compile', 'test', 'package', 'publish', 'deploy'];
@@ -218,12 +354,15 @@ export interface CorpusOptions {
   fileMb: number;
   /** Plants of each kind in each encoding. */
   perKindEncoding: number;
+  /** Managed credentials to plant too, each once in its own encoding. */
+  managed?: readonly ManagedCredential[];
 }
 
 /** A generated corpus: its files (name → text) and what was planted where. */
 export interface Corpus {
   files: Map<string, string>;
   plants: Plant[];
+  managedPlants: ManagedPlant[];
   lookalikeLines: number;
   bytes: number;
 }
@@ -232,12 +371,14 @@ export interface Corpus {
 export function generateCorpus(options: CorpusOptions): Corpus {
   const totalChars = Math.round(options.mb * 1e6);
   const fileCount = Math.max(1, Math.ceil(options.mb / options.fileMb));
-  const queue: Array<{ kind: PlantKind; encoding: PlantEncoding }> = [];
+  type Queued = { kind: PlantKind; encoding: PlantEncoding } | { managed: ManagedCredential };
+  const queue: Queued[] = [];
   for (const kind of PLANT_KINDS) {
     for (const encoding of PLANT_ENCODINGS) {
       for (let i = 0; i < options.perKindEncoding; i++) queue.push({ kind, encoding });
     }
   }
+  for (const managed of options.managed ?? []) queue.push({ managed });
   // Shuffle, so every file holds every kind.
   for (let i = queue.length - 1; i > 0; i--) {
     const j = randomInt(i + 1);
@@ -246,6 +387,7 @@ export function generateCorpus(options: CorpusOptions): Corpus {
   const hex = new HexPool();
   const files = new Map<string, string>();
   const plants: Plant[] = [];
+  const managedPlants: ManagedPlant[] = [];
   let lookalikeLines = 0;
   let bytes = 0;
   const perFile = Math.ceil(totalChars / fileCount);
@@ -262,16 +404,18 @@ export function generateCorpus(options: CorpusOptions): Corpus {
       n++;
       const next = n % every === 0 ? mine.shift() : undefined;
       if (next !== undefined) {
-        const { text, value } = plantText(next.kind);
-        const written = encodePlant(text, next.encoding);
+        const made = 'managed' in next ? undefined : plantText(next.kind);
+        const text = 'managed' in next ? next.managed.text : (made?.text ?? '');
+        const encoding = 'managed' in next ? next.managed.encoding : next.encoding;
+        const written = encodePlant(text, encoding);
         const count = written.split('\n').length;
-        plants.push({
-          kind: next.kind,
-          encoding: next.encoding,
-          file,
-          lines: Array.from({ length: count }, (_, i) => line + i),
-          value,
-        });
+        const lines = Array.from({ length: count }, (_, i) => line + i);
+        if ('managed' in next) {
+          const { kind, identity } = next.managed;
+          managedPlants.push({ kind, encoding, identityId: identity.id, file, lines });
+        } else if (made) {
+          plants.push({ kind: next.kind, encoding, file, lines, value: made.value });
+        }
         parts.push(written);
         line += count;
         size += written.length + 1;
@@ -287,5 +431,5 @@ export function generateCorpus(options: CorpusOptions): Corpus {
     files.set(file, text);
     bytes += text.length;
   }
-  return { files, plants, lookalikeLines, bytes };
+  return { files, plants, managedPlants, lookalikeLines, bytes };
 }
