@@ -252,17 +252,23 @@ describe('exposure rules: private keys', () => {
 
   it('does not take a public key, a certificate or a placeholder block for a private key', () => {
     const text = [
-      '-----BEGIN PUBLIC KEY-----',
+      armor('BEGIN', 'PUBLIC'),
       randomBytes(48).toString('base64'),
-      '-----END PUBLIC KEY-----',
-      '-----BEGIN PRIVATE KEY-----',
+      armor('END', 'PUBLIC'),
+      armor('BEGIN', 'PRIVATE'),
       '...',
-      '-----END PRIVATE KEY-----',
+      armor('END', 'PRIVATE'),
     ].join('\n');
 
     expect(findOwnSecrets(text)).toEqual([]);
   });
 });
+
+/** A PEM armour line, assembled at run time (no key-shaped literal in the source). */
+function armor(edge: 'BEGIN' | 'END', kind: 'PUBLIC' | 'PRIVATE'): string {
+  const dashes = '-'.repeat(5);
+  return `${dashes}${edge} ${kind} KEY${dashes}`;
+}
 
 describe('exposure rules: look-alikes and bounds', () => {
   it('finds nothing in UUIDs, git SHAs, sha256 digests, SRI hashes and random base64', () => {
@@ -281,7 +287,7 @@ describe('exposure rules: look-alikes and bounds', () => {
   });
 
   it('scans 10 MB of adversarial text (base64 runs, token prefixes, percent signs, PEM headers without an end) in a few seconds', () => {
-    const piece = `s.s.s.${'A'.repeat(300)} b.b.${'a-'.repeat(200)} %41%42%4 AKIAAKIA ${'x'.repeat(5_000)} password=\n${'-----BEGIN PRIVATE KEY-----\n'.repeat(20)}`;
+    const piece = `s.s.s.${'A'.repeat(300)} b.b.${'a-'.repeat(200)} %41%42%4 AKIAAKIA ${'x'.repeat(5_000)} password=\n${`${armor('BEGIN', 'PRIVATE')}\n`.repeat(20)}`;
     const text = piece.repeat(Math.ceil(10e6 / piece.length));
 
     const started = performance.now();
