@@ -11,15 +11,13 @@ import { describe, expect, it, vi } from 'vitest';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
+import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
 import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { BoundProvider, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
 import {
   makeHandler,
   SCANNER_ACTOR,
-  type ScanInput,
-  type ScanTexts,
-  scanWith,
   stateMachineContainment,
 } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
