@@ -706,3 +706,34 @@ export interface ContainmentResult {
 export interface ExposureContainment {
   contain(request: { incident: string; fingerprint: string; identityId: string }): Promise<ContainmentResult>;
 }
+
+/**
+ * What the owner of an exposed (or unexpectedly used) managed credential is told once keywarden
+ * has acted: which identity, where it was seen, what ended it and what replaced it. Handles,
+ * places and a short fingerprint only: never a value.
+ */
+export interface ExposureAlert {
+  /** `exposure`: found in a text; `unexpected-use`: used from outside its allowedRunners. */
+  cause: 'exposure' | 'unexpected-use';
+  identityId: string;
+  /** The identity's declared owner, when it has one. */
+  owner: string | undefined;
+  incident: string;
+  /** `contained`: ended (and re-issued when it could be); `failed`: not fully ended (see failures). */
+  status: 'contained' | 'failed';
+  /** Where it was seen (`file build.log:12`) or used from (`203.0.113.9 at …`). */
+  where: string;
+  /** The first characters of the keyed fingerprint, to match the audit trail. */
+  fingerprint: string;
+  campaignId?: string | undefined;
+  reissuedVersionId?: string | undefined;
+  reissue?: string | undefined;
+  report?: string | undefined;
+  failures: string[];
+}
+
+/** Tells owners and responders (the alert topic, Slack) that keywarden contained a credential. */
+export interface ExposureAlerts {
+  /** Resolves once every configured channel took the alert; rejects naming the channels that did not. */
+  alert(alert: ExposureAlert): Promise<void>;
+}
