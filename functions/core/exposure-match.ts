@@ -68,6 +68,15 @@ export interface ManagedIndex {
 
 /** At most this many managed key ids are tried against every 40-character candidate. */
 const ALL_KEYS_LIMIT = 32;
+/**
+ * At most this many managed AppRole roles are tried against every UUID; with more, a UUID is
+ * tried only against the roles whose role-id the text names within {@link ROLE_WINDOW} lines
+ * (a delivered AppRole value carries its role-id: `role_id=… secret_id=…`, `{"role_id":…}`).
+ * Without it the cost was UUIDs × roles: 11 M of the 14.6 M fingerprints of a 50 MB log.
+ */
+const ALL_ROLES_LIMIT = 32;
+/** How many lines before and after a UUID a role-id pairs with it. */
+export const ROLE_WINDOW = 5;
 
 /** Builds the index of the versions with a fingerprint (live ones, and revoked ones to say so). */
 export function buildManagedIndex(subjects: readonly ManagedSubject[]): ManagedIndex {
@@ -198,8 +207,16 @@ const ACCESS_KEY_ID = /\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g;
  * (which a git hash or a hex digest never has; a real one lacks one with odds of about 1e-9).
  */
 const SECRET_ACCESS_KEY = /^(?=.*[A-Z])[A-Za-z0-9/+]{40}$/;
+/** Role-ids near a UUID in either of two places (undefined, every role, wins). */
+const nearBoth = (
+  a: readonly string[] | undefined,
+  b: readonly string[] | undefined,
+): readonly string[] | undefined =>
+  a === undefined || b === undefined ? undefined : [...new Set([...a, ...b])];
 /** What an AppRole secret-id looks like. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** UUIDs written in a text (role-ids among them). */
+const UUIDS = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
 
 /**
  * Finds managed credentials in texts, one {@link ManagedIndex} for a whole scan, remembering
@@ -211,7 +228,7 @@ export class ManagedMatcher {
   readonly #seen = new Map<string, ManagedRef | null>();
   readonly #cacheSize: number;
   readonly #fieldPrefixes: readonly string[];
-  readonly #rolePrefixes: readonly string[];
+  readonly #rolePrefixes: ReadonlyMap<string, string>;
   /** Candidates fingerprinted (for measurements). */
   lookups = 0;
 
@@ -220,7 +237,13 @@ export class ManagedMatcher {
     this.#fingerprint = fingerprint;
     this.#cacheSize = options.cacheSize ?? 200_000;
     this.#fieldPrefixes = index.fields.map((field) => `{${JSON.stringify(field)}:`);
-    this.#rolePrefixes = index.roleIds.map((roleId) => `{"role_id":${JSON.stringify(roleId)},"secret_id":`);
+    // Keyed lower-case: a role-id is a UUID, which a text may write in either case.
+    this.#rolePrefixes = new Map(
+      index.roleIds.map((roleId) => [
+        roleId.toLowerCase(),
+        `{"role_id":${JSON.stringify(roleId)},"secret_id":`,
+      ]),
+    );
   }
 
   /** Whether anything is managed at all (nothing to look for otherwise). */
@@ -228,18 +251,27 @@ export class ManagedMatcher {
     return this.#index.byFingerprint.size === 0;
   }
 
-  /** The managed version a value is (in any of its forms), if any. */
-  lookup(value: string, keyIds: readonly string[] = []): ManagedRef | undefined {
+  /**
+   * The managed version a value is (in any of its forms), if any: an AWS secret paired with
+   * `keyIds`, a UUID with `roleIds` (every managed role when not given).
+   */
+  lookup(value: string, keyIds: readonly string[] = [], roleIds?: readonly string[]): ManagedRef | undefined {
     const cached = this.#seen.get(value);
     if (cached !== undefined) return cached ?? undefined;
-    const found = this.#match(value, keyIds);
+    const found = this.#match(value, keyIds, roleIds);
     if (this.#seen.size >= this.#cacheSize) this.#seen.clear();
-    // A pairing depends on the key ids of the text: only the key-independent answer is cached.
-    if (found || keyIds.length === 0) this.#seen.set(value, found ?? null);
+    // A pairing depends on the key ids and role-ids near it: only a pairing-independent miss is cached.
+    if (found || (keyIds.length === 0 && (roleIds === undefined || !UUID.test(value)))) {
+      this.#seen.set(value, found ?? null);
+    }
     return found;
   }
 
-  #match(value: string, keyIds: readonly string[]): ManagedRef | undefined {
+  #match(
+    value: string,
+    keyIds: readonly string[],
+    roleIds: readonly string[] | undefined,
+  ): ManagedRef | undefined {
     const { byFingerprint } = this.#index;
     const find = (text: string) => {
       this.lookups++;
@@ -255,8 +287,9 @@ export class ManagedMatcher {
       if (found) return found;
     }
     if (UUID.test(value)) {
-      for (const prefix of this.#rolePrefixes) {
-        const found = find(`${prefix}${quoted}}`);
+      for (const roleId of roleIds ?? this.#rolePrefixes.keys()) {
+        const prefix = this.#rolePrefixes.get(roleId);
+        const found = prefix === undefined ? undefined : find(`${prefix}${quoted}}`);
         if (found) return found;
       }
     }
@@ -279,10 +312,38 @@ export class ManagedMatcher {
     return [...named];
   }
 
+  /**
+   * The managed role-ids to pair a UUID at a line with: every one when few, otherwise those the
+   * text names within {@link ROLE_WINDOW} lines of it (undefined: every managed role).
+   */
+  rolesNear(text: string): (line: number) => readonly string[] | undefined {
+    if (this.#rolePrefixes.size <= ALL_ROLES_LIMIT) return () => undefined;
+    const byLine = new Map<number, string[]>();
+    let line = 1;
+    let next = text.indexOf('\n');
+    for (const match of text.matchAll(UUIDS)) {
+      const roleId = match[0].toLowerCase();
+      if (!this.#rolePrefixes.has(roleId)) continue;
+      const at = match.index ?? 0;
+      while (next !== -1 && next < at) {
+        line++;
+        next = text.indexOf('\n', next + 1);
+      }
+      byLine.set(line, [...(byLine.get(line) ?? []), roleId]);
+    }
+    return (at) => {
+      const near = new Set<string>();
+      for (let l = at - ROLE_WINDOW; l <= at + ROLE_WINDOW; l++)
+        for (const r of byLine.get(l) ?? []) near.add(r);
+      return [...near];
+    };
+  }
+
   /** Every managed credential in `text`, one per place and version. */
   *scan(text: string): Generator<{ candidate: Candidate; ref: ManagedRef }> {
     if (this.empty) return;
     const keyIds = this.keyIdsFor(text);
+    const rolesAt = this.rolesNear(text);
     let lineNumber = 0;
     let start = 0;
     while (start <= text.length) {
@@ -291,7 +352,11 @@ export class ManagedMatcher {
       lineNumber++;
       const found = new Set<string>();
       for (const candidate of candidatesOf(line, lineNumber)) {
-        const ref = this.lookup(candidate.text, keyIds);
+        const ref = this.lookup(
+          candidate.text,
+          keyIds,
+          UUID.test(candidate.text) ? rolesAt(lineNumber) : undefined,
+        );
         if (ref && !found.has(ref.fingerprint)) {
           found.add(ref.fingerprint);
           yield { candidate, ref };
@@ -305,9 +370,16 @@ export class ManagedMatcher {
     const found = new Set<string>();
     for (const segment of encodedSegments(text)) {
       if (segment.encoding !== 'base64') continue;
-      for (const line of segment.decoded.split('\n')) {
+      const rolesInSegment = this.rolesNear(segment.decoded);
+      for (const [index, line] of segment.decoded.split('\n').entries()) {
         for (const candidate of candidatesOf(line, segment.line)) {
-          const ref = this.lookup(candidate.text, keyIds);
+          const ref = this.lookup(
+            candidate.text,
+            keyIds,
+            UUID.test(candidate.text)
+              ? nearBoth(rolesInSegment(index + 1), rolesAt(segment.line))
+              : undefined,
+          );
           const key = `${segment.line}\u0000${ref?.fingerprint}`;
           if (ref && !found.has(key)) {
             found.add(key);
@@ -344,7 +416,13 @@ export class ManagedMatcher {
     if (typeof record.secretAccessKey === 'string' && typeof record.accessKeyId === 'string') {
       return this.lookup(record.secretAccessKey, [record.accessKeyId]);
     }
-    if (typeof record.secret_id === 'string') return this.lookup(record.secret_id);
+    if (typeof record.secret_id === 'string') {
+      return this.lookup(
+        record.secret_id,
+        [],
+        typeof record.role_id === 'string' ? [record.role_id.toLowerCase()] : undefined,
+      );
+    }
     return undefined;
   }
 }
