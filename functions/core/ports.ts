@@ -620,6 +620,12 @@ export interface CiCredentialStore {
   listDue(now: Date): Promise<StoredCiCredential[]>;
   /** Active exchanges whose use is not recorded yet (for `ci.credentials.used`). */
   listUnused(): Promise<StoredCiCredential[]>;
+  /**
+   * Exchanges ended at or after `since`, oldest end first: those whose credentials, used after
+   * their end, betray a copy kept beyond the job (`used-after-job-end`). `since` bounds the read
+   * to a watch window.
+   */
+  listEnded(since: Date): Promise<StoredCiCredential[]>;
 }
 
 /** Issues and ends a job's Vault/OpenBao token. */

@@ -258,6 +258,33 @@ describe.each(implementations)('CI stores (%s)', (_name, fresh) => {
       expect(ids(before)).toEqual([unused.id]);
       expect(after).toEqual([]);
     });
+
+    it('are listed as ended from a given time on, oldest end first; active ones and those ended before it are not', async () => {
+      // prepare
+      const { store } = await fresh();
+      const endedAt = (record: CiCredentialRecord, minutes: number): CiCredentialRecord => ({
+        ...record,
+        state: 'ended',
+        ended: { at: at(minutes), by: 'job' },
+      });
+      const long = endedAt(exchange({ issued: -60 * 24 * 8 }), -60 * 24 * 8);
+      const atSince = endedAt(exchange(), -60);
+      const later = endedAt(exchange(), -1);
+      const sooner = endedAt(exchange({ aws: session(5, { denied: true }) }), -30);
+      const active = exchange();
+      const stored = await store.putCredential(active, undefined);
+      for (const record of [long, later, atSince, sooner]) await store.putCredential(record, undefined);
+
+      // act
+      const before = await store.listEnded(new Date(at(-60)));
+      await store.putCredential(endedAt(active, 0), stored.rev);
+      const after = await store.listEnded(new Date(at(-60)));
+
+      // assess
+      expect(before.map((r) => r.id)).toEqual([atSince.id, sooner.id, later.id]);
+      expect(after.map((r) => r.id)).toEqual([atSince.id, sooner.id, later.id, active.id]);
+      expect(after.at(-1)?.ended).toEqual({ at: at(0), by: 'job' });
+    });
   });
 
   describe('approvals', () => {
@@ -382,7 +409,7 @@ describe('CI stores on the table', () => {
     expect((await store.getCredential(finished.id))?.expiresAt).toBe(finished.expiresAt);
   });
 
-  it('lists an exchange in the sparse unused and due indexes only while it belongs there', async () => {
+  it('lists an exchange in the sparse unused, ended and due indexes only while it belongs there', async () => {
     // prepare
     const store = dynamoCiStore(table);
     const active = exchange();
@@ -401,11 +428,14 @@ describe('CI stores on the table', () => {
     expect(await indexesOf(active.id)).toEqual(['CI#UNUSED', 'CI#DUE', `${active.expiresAt}#${active.id}`]);
     expect(await indexesOf(used.id)).toEqual([undefined, 'CI#DUE', `${used.expiresAt}#${used.id}`]);
     expect(await indexesOf(denied.id)).toEqual([
-      undefined,
+      'CI#ENDED',
       'CI#DUE',
       `${denied.aws?.expiresAt}#${denied.id}`,
     ]);
-    expect(await indexesOf(finished.id)).toEqual([undefined, undefined, undefined]);
+    expect(await indexesOf(finished.id)).toEqual(['CI#ENDED', undefined, undefined]);
+    expect((await table.get({ pk: `CI#CRED#${finished.id}`, sk: 'CRED' }))?.gsi2sk).toBe(
+      `${finished.ended?.at}#${finished.id}`,
+    );
   });
 
   it('reads every listing with one Query and never a Scan', async () => {
@@ -426,10 +456,17 @@ describe('CI stores on the table', () => {
     await store.listByJob('github/1234/5678/1');
     await store.listDue(NOW);
     await store.listUnused();
+    await store.listEnded(new Date(at(-7 * 24 * 60)));
     await ledger.listFor(digestOf());
 
     // assess
-    expect(commands).toEqual(['QueryCommand', 'QueryCommand', 'QueryCommand', 'QueryCommand']);
+    expect(commands).toEqual([
+      'QueryCommand',
+      'QueryCommand',
+      'QueryCommand',
+      'QueryCommand',
+      'QueryCommand',
+    ]);
   });
 
   /** Every item of the table (a test's look at the layout; the stores never scan). */

@@ -95,6 +95,17 @@ export class MemoryCiStore implements CiCredentialStore {
     return this.#list((record) => record.state === 'active' && !record.usedRecorded);
   }
 
+  async listEnded(since: Date): Promise<StoredCiCredential[]> {
+    if (!(since instanceof Date) || Number.isNaN(since.getTime()))
+      throw new ValidationError(`expected since to be a valid Date, got ${String(since)}`);
+    const endedAt = (record: CiCredentialRecord) => Date.parse(record.ended?.at ?? '');
+    // Oldest end first, as the DynamoDB store's index orders them.
+    return [...this.#credentials.values()]
+      .filter((record) => record.state === 'ended' && endedAt(record) >= since.getTime())
+      .sort((a, b) => endedAt(a) - endedAt(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map(copy);
+  }
+
   #list(keep: (record: StoredCiCredential) => boolean): StoredCiCredential[] {
     return [...this.#credentials.values()].filter(keep).sort(byIssuedAt).map(copy);
   }

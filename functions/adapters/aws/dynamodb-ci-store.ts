@@ -24,10 +24,12 @@ import type { DynamoTable, Item, StateIndex } from './dynamodb-table.ts';
  * |---------------------|-------|-----------------------------|-------------------|---------------------------|
  * | by job              | gsi3  | `CI#JOB#<sha256 of jobKey>` | `<issuedAt>#<id>` | always                    |
  * | unused              | gsi2  | `CI#UNUSED`                 | `<issuedAt>#<id>` | active, use not recorded  |
+ * | ended               | gsi2  | `CI#ENDED`                  | `<ended at>#<id>` | ended (until its TTL)     |
  * | due for the sweeper | gsi4  | `CI#DUE`                    | `<dueAt>#<id>`    | {@link ciDueAt} is defined |
  *
  * gsi2 and gsi4 are sparse and every write is a whole-item put, so the write that records the
- * use, ends the exchange or releases its deny takes it out of the listing.
+ * use, ends the exchange or releases its deny takes it out of the listing. An exchange is in at
+ * most one of gsi2's partitions: unused ones are active, ended ones are not.
  */
 
 /** The longest `jti` accepted (GitHub's and GitLab's are UUIDs, 36 characters). */
@@ -94,6 +96,7 @@ const Keys = {
 const Index = {
   job: { index: 'gsi3', partition: (jobKey: string) => `CI#JOB#${sha256(jobKey)}` },
   unused: { index: 'gsi2', partition: () => 'CI#UNUSED' },
+  ended: { index: 'gsi2', partition: () => 'CI#ENDED' },
   due: { index: 'gsi4', partition: () => 'CI#DUE' },
 } as const satisfies Record<string, { index: StateIndex; partition: (...args: never[]) => string }>;
 
@@ -106,6 +109,9 @@ function indexAttributes(record: CiCredentialRecord): Item {
     gsi3sk: issued,
     ...(record.state === 'active' && !record.usedRecorded
       ? { gsi2pk: Index.unused.partition(), gsi2sk: issued }
+      : {}),
+    ...(record.state === 'ended' && record.ended
+      ? { gsi2pk: Index.ended.partition(), gsi2sk: `${iso(record.ended.at)}#${record.id}` }
       : {}),
     ...(due ? { gsi4pk: Index.due.partition(), gsi4sk: `${due.toISOString()}#${record.id}` } : {}),
   };
@@ -156,6 +162,25 @@ export function dynamoCiStore(table: DynamoTable, options: DynamoCiStoreOptions 
       });
       items.push(...page.items);
       startKey = page.lastKey;
+    } while (startKey);
+    return items.reverse();
+  }
+
+  /**
+   * The items of one partition of `index` whose sort key is `<time>#<id>` with the time at or
+   * after `since`, oldest first: read newest first, page by page, until a page reaches before
+   * `since` (the table layer bounds sort keys from above only).
+   */
+  async function listingSince(index: StateIndex, partition: string, since: Date): Promise<Item[]> {
+    const from = since.toISOString();
+    const sortKey = `${index}sk`;
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await table.queryIndexPage(index, partition, { limit: LISTING_PAGE, startKey });
+      const recent = page.items.filter((item) => String(item[sortKey]) >= from);
+      items.push(...recent);
+      startKey = recent.length === page.items.length ? page.lastKey : undefined;
     } while (startKey);
     return items.reverse();
   }
@@ -232,6 +257,15 @@ export function dynamoCiStore(table: DynamoTable, options: DynamoCiStoreOptions 
     async listUnused() {
       const items = await listing(Index.unused.index, Index.unused.partition());
       return items.map(toStored).filter((record) => record.state === 'active' && !record.usedRecorded);
+    },
+
+    async listEnded(since) {
+      if (!(since instanceof Date) || Number.isNaN(since.getTime()))
+        throw new ValidationError(`expected since to be a valid Date, got ${String(since)}`);
+      const items = await listingSince(Index.ended.index, Index.ended.partition(), since);
+      return items
+        .map(toStored)
+        .filter((record) => record.ended !== undefined && Date.parse(record.ended.at) >= since.getTime());
     },
   };
 }
