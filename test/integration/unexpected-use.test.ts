@@ -199,4 +199,43 @@ describe('unexpected use, from the OpenBao audit device (local stack)', () => {
       expect.objectContaining({ subject: `ci:${record.id}`, severity: 'high', handles: [job.accessor] }),
     ]);
   });
+
+  it('finds a CI job token presented after its job ended and its token was revoked: the refused request, by the token the device paired with the accessor', async () => {
+    // prepare: the job's token is revoked at its end, as keywarden ends it (by accessor); then
+    // someone who kept a copy presents it. The device logs that refused request without an
+    // accessor, only the token's HMAC.
+    const job = await newToken(root);
+    await root.write('auth/token/revoke-accessor', { accessor: job.accessor });
+    const endedAt = new Date().toISOString();
+    await sleep(5);
+    await expect(job.client.read('auth/token/lookup-self')).rejects.toThrow();
+    const record: CiCredentialRecord = {
+      id: uniqueName('ci'),
+      grant: 'deploy-prod',
+      issuer: 'github',
+      jobKey: 'github:acme/app:run-2:deploy',
+      correlationId: uniqueName('ci'),
+      jobIds: { run_id: '2' },
+      issuedAt: new Date(Date.now() - 60_000).toISOString(),
+      expiresAt: new Date(Date.now() + 600_000).toISOString(),
+      vault: { accessor: job.accessor, expiresAt: new Date(Date.now() + 600_000).toISOString() },
+      state: 'ended',
+      ended: { at: endedAt, by: 'job' },
+      usedRecorded: false,
+    };
+    // act
+    const run = await until(
+      () => discover([record]),
+      (r) => r.findings.some((f) => f.subject === `ci:${record.id}`),
+    );
+    // assess
+    const found = run.findings.filter((f) => f.subject === `ci:${record.id}`);
+    expect(found).toEqual([
+      expect.objectContaining({ type: 'used-after-job-end', severity: 'high', handles: [job.accessor] }),
+    ]);
+    expect(found[0]?.message).toContain('once after its credentials ended');
+    expect(found[0]?.message).toContain(
+      'from 127.0.0.1 (openbao-audit: read auth/token/lookup-self (refused: permission denied))',
+    );
+  });
 });

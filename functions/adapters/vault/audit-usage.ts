@@ -22,8 +22,12 @@ export interface VaultAuditUsageProps {
 interface AuditLine {
   type?: string;
   time?: string;
-  auth?: { accessor?: string; metadata?: Record<string, unknown> };
-  request?: { operation?: string; path?: string; remote_address?: string };
+  /** Set when the request was refused, e.g. `1 error occurred:\n\t* permission denied\n\n`. */
+  error?: string;
+  auth?: { accessor?: string; client_token?: string; metadata?: Record<string, unknown> };
+  request?: { operation?: string; path?: string; remote_address?: string; client_token?: string };
+  /** A login's or token creation's answer: the new token, HMAC'd. */
+  response?: { auth?: { accessor?: string; client_token?: string } };
 }
 
 /** An AppRole role, by its auth mount and name. */
@@ -92,9 +96,21 @@ export class VaultAuditUsage {
       roles.map((role) => [`auth/${role.mount.replace(/^\/+|\/+$/g, '')}/login\u0000${role.roleName}`, role]),
     );
     const born = new Map<string, AuditRole>();
+    // A request with a dead token (revoked, expired) is refused before the token is looked up:
+    // the device logs no `auth.accessor` for it, only `request.client_token` (HMAC'd). The token's
+    // earlier lines (its creation's answer, its requests while alive) pair that HMAC with its
+    // accessor's, so a refused use of a watched token is still attributed.
+    const tokens = new Map<string, string>();
+    const pair = (auth: { accessor?: string; client_token?: string } | undefined) => {
+      if (auth?.accessor && auth.client_token && (hashed.has(auth.accessor) || born.has(auth.accessor)))
+        tokens.set(auth.client_token, auth.accessor);
+    };
     const events: (GrantUsage & { accessor?: string; role?: AuditRole; from: string | undefined })[] = [];
     for await (const entry of this.#responses()) {
-      const tokenHash = entry.auth?.accessor;
+      pair(entry.auth);
+      pair(entry.response?.auth);
+      const presented = entry.request?.client_token;
+      const tokenHash = entry.auth?.accessor ?? (presented ? tokens.get(presented) : undefined);
       const accessor = tokenHash ? hashed.get(tokenHash) : undefined;
       if (accessor) events.push({ accessor, ...useOf(entry) });
       if (byLogin.size === 0) continue;
@@ -103,14 +119,17 @@ export class VaultAuditUsage {
         typeof roleName === 'string'
           ? byLogin.get(`${entry.request?.path ?? ''}\u0000${roleName}`)
           : undefined;
-      if (login && tokenHash) born.set(tokenHash, login);
+      if (login && tokenHash) {
+        born.set(tokenHash, login);
+        pair(entry.auth);
+      }
       const role = login ?? (tokenHash ? born.get(tokenHash) : undefined);
       if (role) events.push({ role, ...useOf(entry) });
     }
     return events;
   }
 
-  /** The log's served requests, in order: each request is logged twice (request, response); the response says it was served. */
+  /** The log's answered requests, in order: each request is logged twice (request, response); the response says how it was answered. */
   async *#responses(): AsyncGenerator<AuditLine> {
     const lines = createInterface({
       input: createReadStream(this.#logFile),
@@ -128,10 +147,16 @@ export class VaultAuditUsage {
   }
 }
 
-/** When, what and from where one served request was. */
+/** When, what and from where one answered request was; a refused one says why (a refused attempt is still a use). */
 const useOf = (entry: AuditLine): GrantUsage & { from: string | undefined } => ({
   from: entry.request?.remote_address,
   at: entry.time ?? '',
-  action: `${entry.request?.operation ?? '?'} ${entry.request?.path ?? '?'}`,
+  action: `${entry.request?.operation ?? '?'} ${entry.request?.path ?? '?'}${entry.error ? ` (refused: ${refusal(entry.error)})` : ''}`,
   source: 'openbao-audit',
 });
+
+/** The reasons of an error as the device writes it (a go-multierror list, `* permission denied`), on one line. */
+const refusal = (error: string): string => {
+  const listed = [...error.matchAll(/^\s*\*\s*(.+?)\s*$/gm)].map((match) => match[1]);
+  return (listed.length ? listed.join('; ') : error.trim()).slice(0, 200);
+};
