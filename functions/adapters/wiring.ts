@@ -424,18 +424,28 @@ export const discovery = (c: Composition) => {
       newId: randomUUID,
       grants: store,
       breakglass: breakglassStore,
-      // Use from outside allowedRunners, read from the file audit device where its log is readable.
+      // Use from outside allowedRunners, and CI job tokens used after their job ended (within the
+      // watch window), read from the file audit device where its log is readable.
       ...(client && config.vault?.auditLog
         ? {
             usage: {
               trails: [new VaultAuditRemoteUse({ client, logFile: config.vault.auditLog })],
               ranges: new BlockListRanges(),
+              ciRecords: () =>
+                c
+                  .get(ciStores)
+                  .credentials.listEnded(
+                    new Date(c.clock.now().getTime() - CI_ENDED_WATCH_DAYS * 86_400_000),
+                  ),
             },
           }
         : {}),
     },
   };
 };
+
+/** How far back discovery looks for ended CI exchanges whose credentials are still presented. */
+export const CI_ENDED_WATCH_DAYS = 7;
 
 /** Exposure scanning: the managed credentials to match (fingerprints, AppRole role-ids), where exposures and findings are kept. */
 export const exposure: Part<ExposureDeps> = (c) => {

@@ -205,6 +205,7 @@ ci:
   let buildJob: TokenClaims;
   let buildId = '';
   let buildToken = '';
+  let buildAccessor = '';
 
   it("exchanges a job's OIDC token for a Vault token with the grant's policies, TTL and the job in its meta", async () => {
     // prepare
@@ -219,6 +220,7 @@ ci:
     buildToken = answer.vault.token;
     const self = await vaultSelf(buildToken);
     expect(self.status).toBe(200);
+    buildAccessor = String(self.data?.accessor);
     expect(self.data?.policies).toEqual(['ci-build']);
     // the job uses it: a read its policy allows
     const read = await fetch(`${stack.vault.addr}/v1/secret/data/ci-build/config`, {
@@ -359,6 +361,34 @@ ci:
     expect(stranger).toMatchObject({ status: 403, answer: { error: { reason: 'not-same-job' } } });
     expect(ended).toMatchObject({ status: 200, answer: { id: buildId, ended: true, by: 'job' } });
     expect((await vaultSelf(buildToken)).status).not.toBe(200);
+  });
+
+  it('reports the ended job’s token, presented again by someone who kept it, as used-after-job-end in keywarden findings', async () => {
+    // prepare: OpenBao refuses the dead token, and its audit device logs the attempt.
+    const late = await fetch(`${stack.vault.addr}/v1/secret/data/ci-build/config`, {
+      headers: { 'x-vault-token': buildToken },
+    });
+    expect(late.status).toBe(403);
+
+    // act
+    const found = await eventually('the used-after-job-end finding of the build exchange', async () => {
+      const listed = await cli('alice', ['findings', '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      const findings = JSON.parse(listed.stdout) as {
+        type: string;
+        subject: string;
+        message: string;
+        handles: string[];
+      }[];
+      return findings.find((f) => f.type === 'used-after-job-end' && f.subject === `ci:${buildId}`);
+    });
+
+    // assess
+    expect(found.handles).toEqual([buildAccessor]);
+    expect(found.message).toContain(`exchange ${buildId}`);
+    expect(found.message).toContain(
+      'from 127.0.0.1 (openbao-audit: read secret/data/ci-build/config (refused: permission denied))',
+    );
   });
 
   it("ends every credential of a job when GitHub's signed workflow_job completed webhook arrives", async () => {
