@@ -1,11 +1,14 @@
 /**
- * Scanning a batch of texts (a CloudWatch Logs batch, a job's log lines) as one use case: every
- * text scanned against the managed credentials as they are now, each managed credential
- * contained once, the others saved as `exposed-unmanaged` findings; a hit is placed at its
- * input's line. The deployed scanner (functions/handlers/exposure-scanner.ts) runs it per batch.
+ * Scanning texts as one use case, for every caller: files and folders (`keywarden scan`), a
+ * finished job's log (the local runtime), a CloudWatch Logs batch (the deployed scanner,
+ * functions/handlers/exposure-scanner.ts). Every text is scanned against the managed
+ * credentials as they are now, each managed credential contained once and its owner alerted,
+ * the others saved as `exposed-unmanaged` findings. A text's hits keep their own lines, or are
+ * placed at the line its input gives (a log event's index in its batch).
  */
 import { KeywardenError } from './errors.ts';
 import {
+  type Containment,
   containHits,
   type ExposureDeps,
   type ExposureHit,
@@ -16,14 +19,20 @@ import {
   unmanagedFindings,
 } from './exposure.ts';
 import type { ExposureSource } from './exposure-types.ts';
-import type { ExposureContainment, SecretDetector } from './ports.ts';
+import type { Finding } from './findings.ts';
+import type { ExposureAlerts, ExposureContainment, SecretDetector } from './ports.ts';
 
 /** One text to scan and where it came from. */
 export interface ScanInput {
   source: ExposureSource;
   text: string;
-  /** Where a hit in the text is placed in its source: here, the event's 1-based index in the batch. */
-  line: number;
+  /**
+   * Where a hit in the text is placed in its source. A number: every hit at that line (a log
+   * event's 1-based index in its batch; the texts of one source are then scanned as one). A
+   * function: the text's own line mapped to its source's (the lines a commit added, numbered as
+   * in its file). Absent: the text's own lines (a whole file, standard input, a job's log).
+   */
+  line?: number | ((line: number) => number) | undefined;
 }
 
 /** What scanning a batch came to: hits, how many of them keywarden manages, how many it contained. */
@@ -43,52 +52,89 @@ export interface ScanDeps {
   detector?: SecretDetector | undefined;
   containment: ExposureContainment;
   actor: string;
+  /** Tells the owner of each credential whose containment was attempted; absent, nobody is told. */
+  alerts?: ExposureAlerts | undefined;
+}
+
+/** Everything one scan came to: its hits, what containing the managed ones did, the findings saved. */
+export interface ScanOutcome {
+  hits: ExposureHit[];
+  /** One per managed fingerprint contained (or found contained before); none without `contain`. */
+  containments: Containment[];
+  /** The `exposed-unmanaged` findings saved with the latest findings. */
+  findings: Finding[];
+  /** How long scanning took by the deps' clock, loading the managed credentials and containing apart. */
+  scanMs: number;
 }
 
 /**
- * The scanning use case over a batch (functions/core/exposure.ts): every text scanned against
- * the managed credentials as they are now (read per batch: a credential issued a minute ago is
- * the one most likely to be printed by the build that received it), each managed credential
- * contained once, the others saved as `exposed-unmanaged` findings. A hit is placed at its
- * input's line.
+ * The one scan→contain→save flow (`keywarden scan`, the local runtime's job logs, the deployed
+ * scanner): every text scanned against the managed credentials as they are now (read once per
+ * call: a credential issued a minute ago is the one most likely to be printed by the build that
+ * received it), each managed credential contained once with its owner alerted (when `contain`),
+ * the others saved as `exposed-unmanaged` findings. Inputs are read one at a time as they come
+ * (a folder's files are not all held at once), but for those placed at a line, which are
+ * gathered per source and scanned as one text after the others.
+ */
+export async function scanAndContain(
+  deps: ScanDeps,
+  inputs: Iterable<ScanInput>,
+  options: { contain: boolean },
+): Promise<ScanOutcome> {
+  const matcher = await loadMatcher(deps.exposure);
+  const started = deps.exposure.clock.now().getTime();
+  const scan = (text: string, source: ExposureSource) =>
+    scanText(matcher, deps.detector, deps.exposure.fingerprint, text, source);
+  const hits: ExposureHit[] = [];
+  const placed: ScanInput[] = [];
+  for (const input of inputs) {
+    const { line } = input;
+    if (typeof line === 'number') {
+      placed.push(input);
+      continue;
+    }
+    for (const hit of await scan(input.text, input.source)) {
+      hits.push(line ? { ...hit, line: line(hit.line) } : hit);
+    }
+  }
+  for (const group of bySource(placed)) {
+    // One text per source, not per event: a detector's cost is per call (secretlint's most).
+    const { text, inputAt } = joined(group.inputs);
+    for (const hit of await scan(text, group.source)) {
+      // A log event is the unit CloudWatch Logs shows and links to: a hit is placed at its event.
+      hits.push({ ...hit, line: inputAt(hit.line).line as number });
+    }
+  }
+  const scanMs = deps.exposure.clock.now().getTime() - started;
+  const containments =
+    options.contain && hits.some((hit) => hit.status === 'managed')
+      ? await containHits(
+          {
+            exposures: deps.exposure.exposures,
+            containment: deps.containment,
+            audit: deps.exposure.audit,
+            clock: deps.exposure.clock,
+            actor: deps.actor,
+            alerts: deps.alerts,
+          },
+          hits,
+        )
+      : [];
+  const findings = unmanagedFindings(hits);
+  await saveUnmanagedFindings(deps.exposure, findings);
+  return { hits, containments, findings, scanMs };
+}
+
+/**
+ * {@link scanAndContain} as the deployed scanner runs it per batch: counts only, and a throw
+ * when a containment failed (after everything else is recorded), so Lambda retries the batch
+ * and a containment that did not start is tried again (containHits leaves it unmarked).
  */
 export function scanWith(deps: ScanDeps): ScanTexts {
   return async (inputs, { contain }) => {
-    const matcher = await loadMatcher(deps.exposure);
-    const hits: ExposureHit[] = [];
-    for (const group of bySource(inputs)) {
-      // One text per source, not per event: a detector's cost is per call (secretlint's most).
-      const { text, inputAt } = joined(group.inputs);
-      for (const hit of await scanText(
-        matcher,
-        deps.detector,
-        deps.exposure.fingerprint,
-        text,
-        group.source,
-      )) {
-        // A log event is the unit CloudWatch Logs shows and links to: a hit is placed at its event.
-        hits.push({ ...hit, line: inputAt(hit.line).line });
-      }
-    }
-    const managed = hits.filter((hit) => hit.status === 'managed');
-    const containments =
-      contain && managed.length > 0
-        ? await containHits(
-            {
-              exposures: deps.exposure.exposures,
-              containment: deps.containment,
-              audit: deps.exposure.audit,
-              clock: deps.exposure.clock,
-              actor: deps.actor,
-            },
-            hits,
-          )
-        : [];
-    await saveUnmanagedFindings(deps.exposure, unmanagedFindings(hits));
+    const { hits, containments } = await scanAndContain(deps, inputs, { contain });
     const failed = containments.filter((c) => c.status === 'failed');
     if (failed.length > 0) {
-      // Thrown after everything else is recorded: Lambda retries the batch, and a containment
-      // that did not start is tried again (containHits leaves it unmarked).
       throw new KeywardenError(
         `containing ${failed.length} exposed managed credential(s) failed: ${failed
           .map(
@@ -101,7 +147,7 @@ export function scanWith(deps: ScanDeps): ScanTexts {
     }
     return {
       hits: hits.length,
-      managed: managed.length,
+      managed: hits.filter((hit) => hit.status === 'managed').length,
       contained: containments.filter((c) => c.status === 'contained').length,
     };
   };

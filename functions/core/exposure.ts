@@ -6,6 +6,7 @@
  * deployed scanner; no value ever leaves this module except as a fingerprint or a redacted prefix.
  */
 import type { AuditEventInput } from './audit.ts';
+import { type AlertDelivery, deliverAlert } from './exposure-alert.ts';
 import {
   buildManagedIndex,
   type FingerprintText,
@@ -22,6 +23,7 @@ import type {
   AuditLog,
   Clock,
   ContainmentResult,
+  ExposureAlerts,
   ExposureContainment,
   ExposureStore,
   FindingStore,
@@ -183,6 +185,8 @@ export interface ContainDeps {
   clock: Clock;
   /** Who acts, in the audit trail (`cli:alice`, `scanner`). */
   actor: string;
+  /** Tells the owner of each credential whose containment was attempted; absent, nobody is told. */
+  alerts?: ExposureAlerts | undefined;
 }
 
 /** What happened to one exposed managed credential. */
@@ -200,6 +204,12 @@ export interface Containment {
   failures: string[];
   /** Where it was first seen. */
   firstSeen: string;
+  /**
+   * Whether its owner was alerted (absent: no alerts configured, or already contained before);
+   * `false` with `alertError` when sending failed, which never fails the containment.
+   */
+  alerted?: boolean | undefined;
+  alertError?: string | undefined;
 }
 
 /**
@@ -207,7 +217,9 @@ export interface Containment {
  * recorded (a conditional write), audited `exposure.detected`, ended and re-issued by
  * {@link ExposureContainment} and audited `exposure.contained` and `exposure.reissued`. A
  * fingerprint recorded and contained before is `already-contained`; one whose earlier
- * containment did not finish (a crash between record and campaign) is contained again.
+ * containment did not finish (a crash between record and campaign) is contained again. Each
+ * containment attempted (contained or failed) is alerted once to its owner through
+ * `deps.alerts`; an alert that cannot be sent is said on the result, never thrown.
  */
 export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[]): Promise<Containment[]> {
   const first = new Map<string, ExposureHit & { managed: ManagedRef }>();
@@ -267,7 +279,8 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
     } catch (error) {
       // Not marked contained: the next sighting tries again.
       const message = error instanceof Error ? error.message : String(error);
-      results.push({ ...base, status: 'failed', failures: [message] });
+      const failed: Containment = { ...base, status: 'failed', failures: [message] };
+      results.push({ ...failed, ...(await alertOwner(deps, failed)) });
       continue;
     }
     await deps.audit.append({
@@ -303,7 +316,7 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
       outcome: result.outcome,
       containedAt: deps.clock.now().toISOString(),
     });
-    results.push({
+    const ended: Containment = {
       ...base,
       status: statusOf(result.outcome),
       campaignId: result.campaignId,
@@ -311,9 +324,28 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
       reissue: result.reissue,
       report: result.report,
       failures: result.failures,
-    });
+    };
+    results.push({ ...ended, ...(await alertOwner(deps, ended)) });
   }
   return results;
+}
+
+/** The owner's alert of one attempted containment: where it was first seen, a short fingerprint. */
+function alertOwner(deps: Pick<ContainDeps, 'alerts'>, c: Containment): Promise<AlertDelivery> {
+  return deliverAlert(deps.alerts, {
+    cause: 'exposure',
+    identityId: c.identityId,
+    owner: c.owner,
+    incident: c.incident,
+    status: c.status === 'contained' ? 'contained' : 'failed',
+    where: c.firstSeen,
+    fingerprint: c.fingerprint.slice(0, SHORT_FINGERPRINT),
+    campaignId: c.campaignId,
+    reissuedVersionId: c.reissuedVersionId,
+    reissue: c.reissue,
+    report: c.report,
+    failures: c.failures,
+  });
 }
 
 const statusOf = (outcome: ContainmentOutcome): Containment['status'] =>

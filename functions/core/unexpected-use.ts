@@ -9,10 +9,12 @@
 import type { CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
+import { SHORT_FINGERPRINT } from './exposure.ts';
+import { deliverAlert } from './exposure-alert.ts';
 import type { Finding } from './findings.ts';
 import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
 import { scopeKey } from './kinds.ts';
-import type { ContainmentResult, ExposureContainment } from './ports.ts';
+import type { ContainmentResult, ExposureAlerts, ExposureContainment } from './ports.ts';
 
 /**
  * What kind of handle a trail can match: what the audit device or CloudTrail records of a
@@ -325,6 +327,24 @@ export interface UseContainment {
   reissuedVersionId?: string | undefined;
   report?: string | undefined;
   reason?: string | undefined;
+  /** Whether its owner was alerted (absent: no alerting, or skipped); `false` with `alertError` when sending failed. */
+  alerted?: boolean | undefined;
+  alertError?: string | undefined;
+}
+
+/** Telling owners what {@link containUnexpectedUse} did: the alerts, and what an alert names beside the containment. */
+export interface UseAlerting {
+  alerts: ExposureAlerts;
+  /** An identity's declared owner. */
+  ownerOf: (identityId: string) => string | undefined;
+  /** The findings the requests came from: an alert says where the use came from, as its finding does. */
+  findings?: readonly Finding[] | undefined;
+}
+
+/** `203.0.113.9 at 2026-…`: the where and when of a `used-from-unexpected-runner` finding's message. */
+function usedFrom(alerting: UseAlerting, findingId: string): string {
+  const message = alerting.findings?.find((f) => f.id === findingId)?.message ?? '';
+  return / was used from (.+?) \(/.exec(message)?.[1] ?? `outside its allowedRunners (${findingId})`;
 }
 
 /**
@@ -332,45 +352,71 @@ export interface UseContainment {
  * containment (an incident campaign on exactly that fingerprint, with re-issue). Once revoked,
  * its version is `revoked` and no longer watched, so the next run neither finds nor contains it
  * again. A credential with no fingerprint (a token declared by accessor, an AppRole role) is
- * skipped, saying how to end it.
+ * skipped, saying how to end it. With `alerting`, each containment attempted (contained or
+ * failed) is alerted to its owner; an alert that cannot be sent is said on the result, never thrown.
  */
 export async function containUnexpectedUse(
   containment: ExposureContainment,
   requests: readonly ContainRequest[],
+  alerting?: UseAlerting,
 ): Promise<UseContainment[]> {
   const results: UseContainment[] = [];
   for (const request of requests) {
-    const { identityId, handle, findingId, fingerprint } = request;
-    if (!fingerprint) {
-      results.push({
-        identityId,
-        handle,
-        findingId,
-        status: 'skipped',
-        reason: `keywarden keeps no fingerprint of ${handle} (it did not issue or adopt it): end it with keywarden revoke --incident INC-… --selector "identity=${identityId},handle=${handle}" --reissue`,
-      });
+    const result = await containOne(containment, request);
+    const { fingerprint } = request;
+    if (!alerting || result.status === 'skipped' || !fingerprint) {
+      results.push(result);
       continue;
     }
-    const incident = unexpectedUseIncident(fingerprint);
-    let result: ContainmentResult;
-    try {
-      result = await containment.contain({ incident, fingerprint, identityId });
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      results.push({ identityId, handle, findingId, status: 'failed', incident, reason });
-      continue;
-    }
-    results.push({
-      identityId,
-      handle,
-      findingId,
-      status: result.outcome === 'contained' ? 'contained' : 'failed',
-      incident,
+    const sent = await deliverAlert(alerting.alerts, {
+      cause: 'unexpected-use',
+      identityId: result.identityId,
+      owner: alerting.ownerOf(result.identityId),
+      incident: result.incident ?? unexpectedUseIncident(fingerprint),
+      status: result.status,
+      where: usedFrom(alerting, result.findingId),
+      fingerprint: fingerprint.slice(0, SHORT_FINGERPRINT),
       campaignId: result.campaignId,
       reissuedVersionId: result.reissuedVersionId,
       report: result.report,
-      ...(result.failures.length ? { reason: result.failures.join('; ') } : {}),
+      failures: result.reason ? [result.reason] : [],
     });
+    results.push({ ...result, ...sent });
   }
   return results;
+}
+
+async function containOne(
+  containment: ExposureContainment,
+  request: ContainRequest,
+): Promise<UseContainment> {
+  const { identityId, handle, findingId, fingerprint } = request;
+  if (!fingerprint) {
+    return {
+      identityId,
+      handle,
+      findingId,
+      status: 'skipped',
+      reason: `keywarden keeps no fingerprint of ${handle} (it did not issue or adopt it): end it with keywarden revoke --incident INC-… --selector "identity=${identityId},handle=${handle}" --reissue`,
+    };
+  }
+  const incident = unexpectedUseIncident(fingerprint);
+  let result: ContainmentResult;
+  try {
+    result = await containment.contain({ incident, fingerprint, identityId });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { identityId, handle, findingId, status: 'failed', incident, reason };
+  }
+  return {
+    identityId,
+    handle,
+    findingId,
+    status: result.outcome === 'contained' ? 'contained' : 'failed',
+    incident,
+    campaignId: result.campaignId,
+    reissuedVersionId: result.reissuedVersionId,
+    report: result.report,
+    ...(result.failures.length ? { reason: result.failures.join('; ') } : {}),
+  };
 }
