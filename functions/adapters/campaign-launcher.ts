@@ -22,6 +22,7 @@ import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
 import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
 import type { CredentialVersion } from '../core/credential-version.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
+import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts } from '../core/kinds.ts';
 import type {
@@ -255,6 +256,48 @@ export async function planAndStoreCampaign(
   await adopt(services, plan, request.actor);
   const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
   return { status: 'stored', summary: plan.summary, campaign };
+}
+
+/** Containing one exposed credential: the incident it answers, its fingerprint, its identity, who contains. */
+export interface ContainmentRequest {
+  /** `EXPOSURE-<fp>` or `UNEXPECTED-USE-<fp>`. */
+  incident: string;
+  /** The exposed value's keyed fingerprint (`hmac-sha256:…`). */
+  fingerprint: string;
+  identityId: string;
+  /** Who contains, as the audit trail names them (`keywarden:exposure-scanner`). */
+  actor: string;
+}
+
+/**
+ * Plans and stores the campaign that contains one exposed credential: an incident campaign on
+ * exactly that credential (selector `identity=<id>,fingerprint=<fp>`), with re-issue, for the
+ * deployed scanner's state machine or the local runner to run. Holding the value is the authority
+ * to end it: no confirmation is asked. The identity term keeps planning to that one identity (no
+ * listing of every other identity's provider); an id the selector grammar cannot carry is left to
+ * the fingerprint alone.
+ *
+ * @throws KeywardenError when the plan holds nothing to revoke (the fingerprint matches no
+ *   recorded version of the identity): nothing is stored.
+ */
+export async function planContainment(
+  services: CampaignPlanningDeps,
+  { incident, fingerprint, identityId, actor }: ContainmentRequest,
+): Promise<{ campaign: StoredCampaign; summary: PlanSummary }> {
+  const identityTerm = /^[\w./:@-]+$/.test(identityId) ? `identity=${identityId},` : '';
+  const planned = await planAndStoreCampaign(services, {
+    incident,
+    selectors: [`${identityTerm}fingerprint=${fingerprint}`],
+    reissue: true,
+    actor,
+    dryRun: false,
+  });
+  if (planned.status !== 'stored') {
+    throw new KeywardenError(
+      `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status}); check keywarden status ${identityId}`,
+    );
+  }
+  return { campaign: planned.campaign, summary: planned.summary };
 }
 
 /** Step Functions' names for how an execution ended, or that it runs. */

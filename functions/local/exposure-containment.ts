@@ -4,17 +4,15 @@
  * what `keywarden scan --contain`, `keywarden findings` (allowedRunners with `contain`) and the
  * local runtime's job-log scanning use. In AWS the campaign runs in the revocation state machine.
  */
-import { planAndStoreCampaign } from '../adapters/campaign-launcher.ts';
+import { planContainment } from '../adapters/campaign-launcher.ts';
 import type { Services } from '../adapters/wiring.ts';
-import { KeywardenError } from '../core/errors.ts';
-import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { ContainmentResult, ExposureContainment } from '../core/ports.ts';
 import { LocalRevocationRunner } from './revocation-runner.ts';
 
 /**
  * Containment on the local runtime: an incident campaign on exactly the exposed credential
- * (selector `fingerprint=<fp>`), with re-issue, planned as `keywarden revoke` plans one and run
- * by the local revocation runner, which writes the report. Holding the value is the authority
+ * (`planContainment`: selector `identity=<id>,fingerprint=<fp>`), with re-issue, planned as the
+ * deployed scanner plans one and run by the local revocation runner, which writes the report. Holding the value is the authority
  * to end it: no responder check (the deployed scanner contains without anyone, as the issue asks).
  */
 export function localContainment(
@@ -24,19 +22,8 @@ export function localContainment(
 ): ExposureContainment {
   return {
     async contain({ incident, fingerprint, identityId }): Promise<ContainmentResult> {
-      const planned = await planAndStoreCampaign(services, {
-        incident,
-        selectors: [`fingerprint=${fingerprint}`],
-        reissue: true,
-        actor,
-        dryRun: false,
-      });
-      if (planned.status !== 'stored') {
-        throw new KeywardenError(
-          `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status}); check keywarden status ${identityId}`,
-        );
-      }
-      const { campaignId } = planned.campaign;
+      const { campaign } = await planContainment(services, { incident, fingerprint, identityId, actor });
+      const { campaignId } = campaign;
       log(`containing ${identityId}: campaign ${campaignId}`);
       const run = await new LocalRevocationRunner({ services, actor }).run(campaignId);
       const ended = run.targets.filter((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked');
