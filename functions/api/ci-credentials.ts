@@ -135,7 +135,7 @@ export const CI_CREDENTIAL_ROUTES: readonly Route[] = [
       const { ended } = job ? await endJob(ci.exchange, 'github', job) : { ended: 0 };
       const repository = (payloadOf(body) as { repository?: { full_name?: unknown } }).repository?.full_name;
       if (job && typeof repository === 'string') {
-        ci.scanJobLog?.({ platform: 'github', repository, jobId: job.check_run_id });
+        await ci.scanJobLog?.({ platform: 'github', repository, jobId: job.check_run_id });
       }
       return json(200, { ended });
     },
@@ -150,7 +150,7 @@ export const CI_CREDENTIAL_ROUTES: readonly Route[] = [
       if (!signed.ok) throw new UnauthenticatedError(signed.message);
       const job = gitlabJobEnded(payloadOf(rawBody(event)));
       const { ended } = job ? await endJob(ci.exchange, 'gitlab', job) : { ended: 0 };
-      if (job) ci.scanJobLog?.({ platform: 'gitlab', project: job.project_id, jobId: job.job_id });
+      if (job) await ci.scanJobLog?.({ platform: 'gitlab', project: job.project_id, jobId: job.job_id });
       return json(200, { ended });
     },
   },

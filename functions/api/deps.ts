@@ -24,10 +24,13 @@ export interface CiApiDeps {
   exchange: CiExchangeDeps;
   webhookSecrets: { github?: SecretValue | undefined; gitlab?: SecretValue | undefined };
   /**
-   * Scans a finished job's log after its completion webhook was answered (the local runtime,
-   * when GITHUB_TOKEN / GITLAB_TOKEN can read the logs); undefined: logs are not scanned.
+   * Has a finished job's log scanned, after its completion webhook is answered: the local
+   * runtime queues the scan (when GITHUB_TOKEN / GITLAB_TOKEN can read the logs), the API
+   * function hands the job to the exposure scanner function (an asynchronous invocation).
+   * Resolves once the job is handed over, not scanned; never rejects (a failed hand-off is
+   * logged: the job's credentials are ended all the same). Undefined: logs are not scanned.
    */
-  scanJobLog?: ((job: FinishedJob) => void) | undefined;
+  scanJobLog?: ((job: FinishedJob) => Promise<void>) | undefined;
 }
 
 export interface ApiDeps {

@@ -7,8 +7,10 @@
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import type { RuntimeConfig } from '../adapters/runtime-config.ts';
+import type { FinishedJob } from '../adapters/scan/finished-job-log.ts';
 import {
   approvals,
   breakglass,
@@ -18,6 +20,7 @@ import {
   grantReports,
 } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
+import { finishedJobEvent } from '../api/ci-webhooks.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import { ApiEventSchema, type ApiResult, errorResult, requestIdOf } from '../api/responses.ts';
 import { routeRequest } from '../api/routes.ts';
@@ -57,9 +60,45 @@ async function init(): Promise<Wrapped<ApiResult>> {
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
     report: composition.get(grantReports),
-    ci: { exchange: composition.get(ciExchange), webhookSecrets: webhookSecretsOf(config) },
+    ci: {
+      exchange: composition.get(ciExchange),
+      webhookSecrets: webhookSecretsOf(config),
+      // Set by the stack when the exposure scanner is deployed beside CI job credentials.
+      scanJobLog: env.exposureScannerFunctionArn
+        ? jobLogHandOff(signedLambdaInvoke(config.aws), env.exposureScannerFunctionArn, console.error)
+        : undefined,
+    },
     approvals: composition.get(approvals),
   });
+}
+
+/** What a job is called in a message: its platform, repository or project, and id (no token, no log). */
+const jobName = (job: FinishedJob): string =>
+  job.platform === 'github'
+    ? `GitHub ${job.repository} job ${job.jobId}`
+    : `GitLab project ${job.project} job ${job.jobId}`;
+
+/**
+ * Hands a finished job to the exposure scanner function: an asynchronous invocation (`Event`),
+ * accepted by Lambda in milliseconds, so the webhook is answered quickly; the scanner reads the
+ * job's log, scans and contains (Lambda retries a failed scan twice, then keeps the event in the
+ * scanner's dead-letter queue). The API's bundle holds no detector: it only names the job. A
+ * hand-off Lambda refuses is logged, not thrown: the job's credentials are ended all the same.
+ */
+export function jobLogHandOff(
+  invoke: LambdaInvoke,
+  scannerFunction: string,
+  log: (line: string) => void,
+): (job: FinishedJob) => Promise<void> {
+  return async (job) => {
+    try {
+      await invoke(scannerFunction, JSON.stringify(finishedJobEvent(job)), 'Event');
+    } catch (error) {
+      log(
+        `the log of ${jobName(job)} was not handed to the exposure scanner (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); its credentials were ended, its log is not scanned: invoke ${scannerFunction} with ${JSON.stringify(finishedJobEvent(job))} (--invocation-type Event) to scan it`,
+      );
+    }
+  };
 }
 
 /** The platforms' webhook secrets, as the configuration holds them. */

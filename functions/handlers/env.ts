@@ -56,6 +56,14 @@ export const KEYWARDEN_ENV = {
   gitlabWebhookSecretArn: 'KEYWARDEN_GITLAB_WEBHOOK_SECRET_ARN',
   /** CI credentials: the IAM path of the roles job grants may assume (`/ci/`). */
   ciRolePath: 'KEYWARDEN_CI_ROLE_PATH',
+  /** The exposure scanner the API hands finished CI jobs to (asynchronously), when both are deployed. */
+  exposureScannerFunctionArn: 'KEYWARDEN_EXPOSURE_SCANNER_FUNCTION_ARN',
+  /** The exposure scanner: the secret holding the GitHub and GitLab tokens it reads job logs with (JSON `{"github", "gitlab"}`). */
+  forgeTokensSecretArn: 'KEYWARDEN_FORGE_TOKENS_SECRET_ARN',
+  /** The exposure scanner: GitHub's REST API root. @default https://api.github.com */
+  githubApiUrl: 'KEYWARDEN_GITHUB_API_URL',
+  /** The exposure scanner: the GitLab instance's URL. @default https://gitlab.com */
+  gitlabUrl: 'KEYWARDEN_GITLAB_URL',
 } as const;
 
 /** A setting the CDK stack passes to a function. */
@@ -103,6 +111,10 @@ export const LambdaEnvSchema = z
     githubWebhookSecretArn: optional,
     gitlabWebhookSecretArn: optional,
     ciRolePath: optional,
+    exposureScannerFunctionArn: optional,
+    forgeTokensSecretArn: optional,
+    githubApiUrl: optional,
+    gitlabUrl: optional,
   } satisfies Record<KeywardenEnvKey | keyof typeof LAMBDA_RUNTIME_ENV, z.ZodType>)
   .superRefine((env, ctx) => {
     // The token is read only when there is a Vault to use it with.

@@ -1,32 +1,41 @@
 /**
- * The deployed exposure scanner (issue #14): a CloudWatch Logs subscription filter on each
- * configured log group (CodeBuild's, Lambda's, the CI runners') hands it batches of log lines;
- * each line is scanned for credentials, and a managed one is contained (an incident revocation
- * campaign on its fingerprint, with re-issue, started in the revocation state machine).
+ * The deployed exposure scanner (issue #14). Two kinds of event reach it, both asynchronously:
  *
- * Every line of a batch is one text, located `<log group>/<log stream>` and numbered by its
- * index in the batch, so a finding points at the event that held it. A control message (sent
- * when a filter is created, to check the destination) is ignored. Nothing of a log line is
- * logged or returned: only counts.
+ * - a CloudWatch Logs subscription batch (CodeBuild's, Lambda's, the CI runners' log groups):
+ *   every line of a batch is one text, located `<log group>/<log stream>` and numbered by its
+ *   index in the batch, so a finding points at the event that held it. A control message (sent
+ *   when a filter is created, to check the destination) is ignored;
+ * - a finished CI job the API hands over after its completion webhook (`{finishedJob}`,
+ *   functions/api/ci-webhooks.ts `FinishedJobEventSchema`): its log is read through GitHub's or
+ *   GitLab's API with the tokens of the forge tokens secret, and scanned line by line.
+ *
+ * A managed credential found is contained (an incident revocation campaign on its fingerprint,
+ * with re-issue, started in the revocation state machine). Nothing of a log line, and no token,
+ * is logged or returned: only places and counts.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import * as z from 'zod';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
   type CampaignPlanningDeps,
-  planAndStoreCampaign,
+  planContainment,
   StepFunctionsCampaignLauncher,
 } from '../adapters/campaign-launcher.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
-import { Composition, exposure, rotation, stores } from '../adapters/wiring.ts';
-import { KeywardenError } from '../core/errors.ts';
-import { SHORT_FINGERPRINT } from '../core/exposure.ts';
+import { type FinishedJob, type ForgeSettings, finishedJobLog } from '../adapters/scan/finished-job-log.ts';
+import type { FetchedLog } from '../adapters/scan/forge-http.ts';
+import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
+import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
+import { Composition, exposure, rotation, secrets, stores } from '../adapters/wiring.ts';
+import { FinishedJobEventSchema } from '../api/ci-webhooks.ts';
+import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
 import type { ExposureSource } from '../core/exposure-types.ts';
 import type { CampaignLauncher, ExposureContainment } from '../core/ports.ts';
-import { lambdaEnv } from './env.ts';
-import { loadLambdaConfig } from './lambda-config.ts';
+import { KEYWARDEN_ENV, type LambdaEnv, lambdaEnv } from './env.ts';
+import { loadLambdaConfig, readSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
 /** Who the deployed scanner is in the audit trail and on the campaigns it starts. */
@@ -35,12 +44,78 @@ export const SCANNER_ACTOR = 'keywarden:exposure-scanner';
 export interface ExposureScannerDeps {
   scan: ScanTexts;
   logger: Logger;
+  /**
+   * Reads a finished CI job's log through its platform's API (finished-job-log.ts, with the
+   * forge settings and tokens); undefined: a finished job handed over is refused.
+   */
+  jobLog?: ((job: FinishedJob) => Promise<FetchedLog>) | undefined;
 }
 
-/** What one invocation did: the batch's place and counts, never a line of it. */
+/** What one invocation did: the batch's or the job log's place and counts, never a line of it. */
 export type ScannerResult =
   | { ignored: 'control-message' }
-  | ({ logGroup: string; logStream: string; events: number } & ScanSummary);
+  | ({ logGroup: string; logStream: string; events: number } & ScanSummary)
+  | ({
+      /** Where the log was read (`<owner>/<repo> job <id>`, GitLab's project and job). */
+      job: string;
+      lines: number;
+      /** Set when only the start of the log was read (it was over the size limit). */
+      note?: string;
+    } & ScanSummary);
+
+/** What the scanner is handed: a CloudWatch Logs batch, or a finished job from the API. */
+export type ScannerEvent =
+  | { source: 'cloudwatch-logs'; logs: DecodedLogs }
+  | { source: 'finished-job'; job: FinishedJob };
+
+const EXPECTED_EVENT =
+  'a CloudWatch Logs subscription event {awslogs: {data}} or a finished CI job handed over by the API {finishedJob: {platform: "github", repository, jobId} | {platform: "gitlab", project, jobId}}';
+
+const keysOf = (event: unknown): string =>
+  typeof event === 'object' && event !== null && !Array.isArray(event)
+    ? `an object with ${
+        Object.keys(event).length
+          ? Object.keys(event)
+              .slice(0, 5)
+              .map((k) => JSON.stringify(k.slice(0, 32)))
+              .join(', ')
+          : 'no key'
+      }`
+    : Array.isArray(event)
+      ? 'an array'
+      : event === null
+        ? 'null'
+        : typeof event;
+
+/**
+ * Tells the two events apart and checks each against its schema; nothing of the event's content
+ * is quoted in an error (a log batch may hold the very credential looked for).
+ *
+ * @throws ValidationError saying what was expected and what was received.
+ */
+export function decodeScannerEvent(event: unknown): ScannerEvent {
+  const has = (key: string) => typeof event === 'object' && event !== null && key in event;
+  if (has('awslogs')) return { source: 'cloudwatch-logs', logs: decodeLogsEvent(event) };
+  if (!has('finishedJob')) throw new ValidationError(`expected ${EXPECTED_EVENT}, got ${keysOf(event)}`);
+  const parsed = FinishedJobEventSchema.safeParse(event);
+  if (!parsed.success) {
+    throw new ValidationError(
+      `expected ${EXPECTED_EVENT}, got ${parsed.error.issues
+        .map((issue) => `${issue.path.join('.') || '(event)'}: ${issue.message}`)
+        .join('; ')}`,
+    );
+  }
+  return { source: 'finished-job', job: parsed.data.finishedJob };
+}
+
+/**
+ * A job log's texts: one per line, numbered from 1, so a hit is placed at its line of the log
+ * (the batch use case places a hit at its input's line). Joined again by the use case, they are
+ * the log as read.
+ */
+export function scanInputsOfLog(log: FetchedLog): ScanInput[] {
+  return log.text.split('\n').map((text, index) => ({ source: log.source, text, line: index + 1 }));
+}
 
 /** The texts of a batch: one per log event, located at its group/stream and numbered by its index. */
 export function scanInputsOf(logs: Extract<DecodedLogs, { messageType: 'DATA_MESSAGE' }>): ScanInput[] {
@@ -50,7 +125,9 @@ export function scanInputsOf(logs: Extract<DecodedLogs, { messageType: 'DATA_MES
 
 export function makeHandler(deps: ExposureScannerDeps) {
   return wrap({ logger: deps.logger }, async (event: unknown): Promise<ScannerResult> => {
-    const logs = decodeLogsEvent(event);
+    const decoded = decodeScannerEvent(event);
+    if (decoded.source === 'finished-job') return scanFinishedJob(deps, decoded.job);
+    const { logs } = decoded;
     if (logs.messageType === 'CONTROL_MESSAGE') return { ignored: 'control-message' };
     // Always contained in AWS: a leak found in a build log is ended, not just reported.
     const summary = await deps.scan(scanInputsOf(logs), { contain: true });
@@ -63,6 +140,26 @@ export function makeHandler(deps: ExposureScannerDeps) {
     if (summary.hits > 0) deps.logger.warn('credentials found in a log batch', result);
     return result;
   });
+}
+
+/** A finished job's log, read through its platform's API, scanned line by line and contained. */
+async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Promise<ScannerResult> {
+  if (!deps.jobLog) {
+    throw new KeywardenError(
+      "this exposure scanner reads no CI job logs (no forge settings): a finished job was handed over; check the scanner's environment (the ExposureScanner construct sets it)",
+    );
+  }
+  const log = await deps.jobLog(job);
+  const inputs = scanInputsOfLog(log);
+  const summary = await deps.scan(inputs, { contain: true });
+  const result = {
+    job: log.source.location,
+    lines: inputs.length,
+    ...(log.note ? { note: log.note } : {}),
+    ...summary,
+  };
+  if (summary.hits > 0) deps.logger.warn("credentials found in a finished job's log", result);
+  return result;
 }
 
 /**
@@ -78,30 +175,71 @@ export function stateMachineContainment(
 ): ExposureContainment {
   return {
     async contain({ incident, fingerprint, identityId }) {
-      // The identity term keeps the plan to that one identity (no listing of every other).
-      const identityTerm = /^[\w./:@-]+$/.test(identityId) ? `identity=${identityId},` : '';
-      const planned = await planAndStoreCampaign(planning, {
+      const { campaign, summary } = await planContainment(planning, {
         incident,
-        selectors: [`${identityTerm}fingerprint=${fingerprint}`],
-        reissue: true,
+        fingerprint,
+        identityId,
         actor,
-        dryRun: false,
       });
-      if (planned.status !== 'stored') {
-        throw new KeywardenError(
-          `containing ${identityId}'s exposed credential: the campaign on fingerprint ${fingerprint.slice(0, SHORT_FINGERPRINT)}… planned nothing (${planned.status})`,
-        );
-      }
-      const { campaignId } = planned.campaign;
+      const { campaignId } = campaign;
       await launcher.launch(campaignId);
       return {
         campaignId,
         outcome: 'contained',
-        revoked: planned.summary.targets.length,
+        revoked: summary.targets.length,
         failures: [],
         reissue: `by the revocation state machine (campaign ${campaignId})`,
       };
     },
+  };
+}
+
+/** What the forge tokens secret holds: a token per platform, either may be empty (that platform is not read). */
+const ForgeTokensSchema = z.object({
+  github: z.string().optional(),
+  gitlab: z.string().optional(),
+});
+
+/**
+ * The tokens of the forge tokens secret, JSON `{"github": "<token>", "gitlab": "<token>"}`.
+ * Nothing of the value is quoted in an error: it is a token.
+ *
+ * @throws ValidationError when the value is not that JSON, saying how to set it.
+ */
+export function parseForgeTokens(value: string): { github: string; gitlab: string } {
+  const expected = `expected the forge tokens secret (${KEYWARDEN_ENV.forgeTokensSecretArn}) to hold JSON {"github": "<token>", "gitlab": "<token>"}`;
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch {
+    // JSON.parse's message quotes the text: not passed on.
+    throw new ValidationError(
+      `${expected}, got ${value.length} characters that do not parse as JSON; set it with aws secretsmanager put-secret-value`,
+    );
+  }
+  const parsed = ForgeTokensSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ValidationError(
+      `${expected}, got ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(value)'}: ${issue.message}`).join('; ')}`,
+    );
+  }
+  return { github: parsed.data.github ?? '', gitlab: parsed.data.gitlab ?? '' };
+}
+
+/** How the scanner reaches GitHub and GitLab: the API roots from its environment, the tokens from the secret. */
+export function forgeSettingsOf(
+  env: Pick<LambdaEnv, 'githubApiUrl' | 'gitlabUrl'>,
+  tokens: { github: string; gitlab: string },
+): ForgeSettings {
+  const source = (field: string) =>
+    `the "${field}" field of the forge tokens secret (${KEYWARDEN_ENV.forgeTokensSecretArn})`;
+  return {
+    github: {
+      api: env.githubApiUrl ?? DEFAULT_GITHUB_API,
+      token: tokens.github,
+      tokenSource: source('github'),
+    },
+    gitlab: { url: env.gitlabUrl ?? DEFAULT_GITLAB_URL, token: tokens.gitlab, tokenSource: source('gitlab') },
   };
 }
 
@@ -123,6 +261,13 @@ async function init() {
     client: new SFNClient(awsClientConfig(config.aws)),
     stateMachineArn: env.revocationStateMachineArn,
   });
+  // Finished jobs' logs: read with the forge tokens secret's tokens (never logged).
+  const forge = env.forgeTokensSecretArn
+    ? forgeSettingsOf(
+        env,
+        parseForgeTokens(await readSecret(composition.get(secrets), env.forgeTokensSecretArn)),
+      )
+    : undefined;
   const planning: CampaignPlanningDeps = {
     store: composition.get(stores).store,
     clock: composition.clock,
@@ -136,8 +281,9 @@ async function init() {
       actor: SCANNER_ACTOR,
     }),
     logger: new Logger({ serviceName: 'keywarden' }),
+    jobLog: forge ? (job) => finishedJobLog(job, forge) : undefined,
   });
 }
 
-/** The Lambda entry point: the destination of the `keywarden-exposure` subscription filters. */
+/** The Lambda entry point: the destination of the `keywarden-exposure` subscription filters and of the API's finished jobs. */
 export const handler = entryPoint(init);

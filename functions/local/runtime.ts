@@ -243,9 +243,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       webhookSecrets: webhookSecretsOf(services.config),
       ...(scanJobLog
         ? {
-            scanJobLog: (job: FinishedJob) =>
+            scanJobLog: async (job: FinishedJob) =>
               // After the answer: GitHub and GitLab wait seconds for it; a scan may take longer.
-              setImmediate(() =>
+              void setImmediate(() =>
                 track(
                   scanJobLog(job).then((scan) =>
                     log(

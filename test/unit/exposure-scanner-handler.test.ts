@@ -10,13 +10,19 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it, vi } from 'vitest';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
-import { ValidationError } from '../../functions/core/errors.ts';
+import type { FinishedJob } from '../../functions/adapters/scan/finished-job-log.ts';
+import type { FetchedLog } from '../../functions/adapters/scan/forge-http.ts';
+import { FinishedJobEventSchema } from '../../functions/api/ci-webhooks.ts';
+import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
 import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { BoundProvider, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
+import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
+  forgeSettingsOf,
   makeHandler,
+  parseForgeTokens,
   SCANNER_ACTOR,
   stateMachineContainment,
 } from '../../functions/handlers/exposure-scanner.ts';
@@ -302,5 +308,197 @@ describe('exposure scanner: the managed credential a CloudWatch Logs payload hol
 
     expect(again).toMatchObject({ managed: 1, contained: 0 });
     expect(world.launched).toHaveLength(1);
+  });
+});
+
+/** A finished GitHub job, as the API hands it over. */
+const GITHUB_JOB: FinishedJob = { platform: 'github', repository: 'acme/app', jobId: 29679449 };
+
+/** The platform's API in memory: the job's log as it would be read, and the jobs asked for. */
+function jobLogs(text: string) {
+  const asked: FinishedJob[] = [];
+  const jobLog = async (job: FinishedJob): Promise<FetchedLog> => {
+    asked.push(job);
+    return job.platform === 'github'
+      ? { source: { kind: 'github-run', location: `${job.repository} job ${job.jobId}` }, text }
+      : { source: { kind: 'gitlab-job', location: `${job.project}/jobs/${job.jobId}` }, text };
+  };
+  return { jobLog, asked };
+}
+
+describe('exposure scanner: a finished CI job handed over by the API', () => {
+  it('reads the job log through the platform and scans it line by line, placed at each line, with containment on', async () => {
+    // prepare
+    const token = generatedToken();
+    const { scan, calls } = scanFinding(token);
+    const { logger, lines } = capturedLogger();
+    const logs = jobLogs(`##[group]Run npm ci\nadded 12 packages\n+ vault login ${token}\ndone`);
+    const handler = makeHandler({ scan, logger, jobLog: logs.jobLog });
+
+    // act
+    const result = await handler({ finishedJob: GITHUB_JOB });
+
+    // assess
+    expect(logs.asked).toEqual([GITHUB_JOB]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.contain).toBe(true);
+    expect(calls[0]?.inputs.map((input) => [input.line, input.text.includes(token)])).toEqual([
+      [1, false],
+      [2, false],
+      [3, true],
+      [4, false],
+    ]);
+    expect(calls[0]?.inputs.map((input) => input.text).join('\n')).toContain('added 12 packages');
+    expect(result).toEqual({ job: 'acme/app job 29679449', lines: 4, hits: 1, managed: 1, contained: 1 });
+    expect(lines.some((line) => line.includes("credentials found in a finished job's log"))).toBe(true);
+    expect(JSON.stringify(result) + lines.join('\n')).not.toContain(token);
+  });
+
+  it('contains the managed credential a job log holds: one campaign on its fingerprint, placed at its line', async () => {
+    // prepare: the real scan and containment over in-memory stores
+    const world = await deployment();
+    const { logger } = capturedLogger();
+    const logs = jobLogs(`Run ./deploy.sh\nusing token ${world.token}\n`);
+    const handler = makeHandler({ scan: world.scan, logger, jobLog: logs.jobLog });
+
+    // act
+    const result = await handler({ finishedJob: { platform: 'gitlab', project: 42, jobId: '7001' } });
+
+    // assess
+    expect(result).toMatchObject({ managed: 1, contained: 1 });
+    expect(world.launched).toHaveLength(1);
+    const campaign = await world.campaigns.getCampaign(world.launched[0] ?? '');
+    expect(campaign?.selectors).toEqual([`identity=release-token,fingerprint=${world.fingerprint}`]);
+    const { records } = await world.audit.readAll();
+    expect(records.find((r) => r.type === 'exposure.detected')?.details).toMatchObject({
+      source: 'gitlab-job',
+      location: '42/jobs/7001',
+      line: 2,
+    });
+  });
+
+  it.each([
+    [
+      'a job of an unknown platform',
+      { finishedJob: { platform: 'bitbucket', jobId: 1 } },
+      /finishedJob\.platform/,
+    ],
+    [
+      'a GitHub job without its repository',
+      { finishedJob: { platform: 'github', jobId: 1 } },
+      /finishedJob\.repository/,
+    ],
+    [
+      'a job id that is no number',
+      { finishedJob: { platform: 'gitlab', project: 1, jobId: '1; rm' } },
+      /finishedJob\.jobId/,
+    ],
+    ['anything else', { detail: { hello: 'world' } }, /got an object with "detail"/],
+    ['no event at all', undefined, /got undefined/],
+  ])(
+    'refuses %s with a ValidationError saying both shapes expected, reading no log',
+    async (_name, event, detail) => {
+      const { scan, calls } = scanFinding(generatedToken());
+      const { logger } = capturedLogger();
+      const logs = jobLogs('');
+
+      const refused = makeHandler({ scan, logger, jobLog: logs.jobLog })(event);
+
+      await expect(refused).rejects.toThrow(ValidationError);
+      await expect(refused).rejects.toThrow(
+        /expected a CloudWatch Logs subscription event .* or a finished CI job handed over by the API/,
+      );
+      await expect(refused).rejects.toThrow(detail);
+      expect(logs.asked).toEqual([]);
+      expect(calls).toEqual([]);
+    },
+  );
+
+  it('refuses a finished job when it was given no way to read logs', async () => {
+    const { scan } = scanFinding(generatedToken());
+    const { logger } = capturedLogger();
+
+    const refused = makeHandler({ scan, logger })({ finishedJob: GITHUB_JOB });
+
+    await expect(refused).rejects.toThrow(KeywardenError);
+    await expect(refused).rejects.toThrow(/reads no CI job logs/);
+  });
+});
+
+describe('exposure scanner: the forge tokens secret', () => {
+  it('reads a token per platform, an absent one empty, and names the secret as where a refused token came from', () => {
+    const github = generatedToken();
+
+    const tokens = parseForgeTokens(JSON.stringify({ github }));
+    const settings = forgeSettingsOf({ gitlabUrl: 'https://gitlab.example.com' }, tokens);
+
+    expect(tokens).toEqual({ github, gitlab: '' });
+    expect(settings.github).toMatchObject({ api: 'https://api.github.com', token: github });
+    expect(settings.github.tokenSource).toMatch(
+      /"github" field of the forge tokens secret \(KEYWARDEN_FORGE_TOKENS_SECRET_ARN\)/,
+    );
+    expect(settings.gitlab).toMatchObject({ url: 'https://gitlab.example.com', token: '' });
+  });
+
+  it.each([
+    ['a bare token', () => generatedToken(), /do not parse as JSON/],
+    ['a token that is no string', () => JSON.stringify({ github: 12 }), /github: /],
+  ])('refuses %s without quoting it', (_name, value, message) => {
+    const text = value();
+    let refusal: unknown;
+    try {
+      parseForgeTokens(text);
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(ValidationError);
+    expect((refusal as Error).message).toMatch(/expected the forge tokens secret .* to hold JSON/);
+    expect((refusal as Error).message).toMatch(message);
+    expect((refusal as Error).message).not.toContain(text);
+  });
+});
+
+describe('api: a finished job handed to the exposure scanner', () => {
+  const SCANNER = 'arn:aws:lambda:eu-west-1:123456789012:function:keywarden-scanner';
+
+  it('invokes the scanner asynchronously with the job only, in the shape the scanner parses', async () => {
+    // prepare
+    const invocations: { name: string; payload: string; type: string | undefined }[] = [];
+    const handOff = jobLogHandOff(
+      async (name, payload, type) => {
+        invocations.push({ name, payload, type });
+        return { payload: '' };
+      },
+      SCANNER,
+      () => {},
+    );
+
+    // act
+    await handOff(GITHUB_JOB);
+
+    // assess
+    expect(invocations).toHaveLength(1);
+    expect(invocations[0]).toMatchObject({ name: SCANNER, type: 'Event' });
+    expect(FinishedJobEventSchema.parse(JSON.parse(invocations[0]?.payload ?? ''))).toEqual({
+      finishedJob: GITHUB_JOB,
+    });
+  });
+
+  it('logs a hand-off Lambda refuses, naming the job and how to re-drive it, and does not fail the webhook', async () => {
+    const logged: string[] = [];
+    const handOff = jobLogHandOff(
+      async () => {
+        throw Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException' });
+      },
+      SCANNER,
+      (line) => logged.push(line),
+    );
+
+    await expect(handOff({ platform: 'gitlab', project: 42, jobId: 7001 })).resolves.toBeUndefined();
+
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('GitLab project 42 job 7001');
+    expect(logged[0]).toContain('TooManyRequestsException: Rate exceeded');
+    expect(logged[0]).toContain(`invoke ${SCANNER}`);
   });
 });
