@@ -215,8 +215,8 @@ const nearBoth = (
   a === undefined || b === undefined ? undefined : [...new Set([...a, ...b])];
 /** What an AppRole secret-id looks like. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** UUIDs written in a text (role-ids among them). */
-const UUIDS = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
+/** UUIDs written in a text (role-ids among them); no word boundary: a URL escape (`%3D<uuid>`) runs into one. */
+const UUIDS = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 
 /**
  * Finds managed credentials in texts, one {@link ManagedIndex} for a whole scan, remembering

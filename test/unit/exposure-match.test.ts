@@ -78,6 +78,15 @@ describe('matching AppRole secret-ids among many managed roles', () => {
     expect([...many.matcher.scan(text)].map((f) => f.ref.identityId)).toEqual([upper.id]);
   });
 
+  it('finds a URL-encoded login, whose role-id follows an escape', () => {
+    const { roles, matcher } = approles(40);
+    const [leaked] = roles as [(typeof roles)[0]];
+    const text = `GET /login?q=${encodeURIComponent(`role_id=${leaked.roleId} secret_id=${leaked.secretId}`)}`;
+    expect([...matcher.scan(text)].map((f) => [f.ref.identityId, f.candidate.encoding])).toEqual([
+      [leaked.id, 'url'],
+    ]);
+  });
+
   it('finds a base64-encoded pair, and a pair a detector found whole', () => {
     const { roles, matcher } = approles(40);
     const [leaked] = roles as [(typeof roles)[0]];
