@@ -17,5 +17,7 @@ export const handler = entryPoint(async () => {
       aws: { s3: wired.get(s3) },
     },
     actor: ACTOR,
+    // The scanner that started a containment campaign has returned: the re-issue is audited here.
+    auditExposureReissues: true,
   });
 });

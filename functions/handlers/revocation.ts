@@ -14,13 +14,15 @@
  *   worker that stops (its Lambda is about to time out) with targets of its batch pending
  *   throws `BatchUnfinishedError`, which the state machine retries.
  * - The report step closes a campaign no batch had to work on (every target settled at
- *   planning: the Map ran zero items, so nothing moved it from `planned`), then publishes
- *   the post-incident report of the campaign as it stands.
+ *   planning: the Map ran zero items, so nothing moved it from `planned`), audits the
+ *   re-issues of a containment campaign (`exposure.reissued`, in AWS), then publishes the
+ *   post-incident report of the campaign as it stands.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
-import type { Target } from '../core/campaign.ts';
+import type { AuditEventInput, AuditRecord } from '../core/audit.ts';
+import type { Campaign, ReissueRecord, Target } from '../core/campaign.ts';
 import {
   type CampaignBookkeeping,
   type CampaignDeps,
@@ -117,10 +119,60 @@ export function makeRevokeBatchHandler(deps: RevokeBatchDeps) {
 export interface ReportDeps {
   services: CampaignReportDeps & {
     store: Pick<CampaignStore, 'getCampaign' | 'listTargets' | 'listReissues' | 'putCampaign'> &
-      Pick<AuditLog, 'append'>;
+      Pick<AuditLog, 'append' | 'appendMany' | 'recordsSince'>;
   };
   /** Who closes a campaign that had nothing left to run, in the audit trail. */
   actor: string;
+  /**
+   * Audits `exposure.reissued` for each identity a containment campaign re-issued (the deployed
+   * state machine: the scanner that started the campaign has returned long before). The local
+   * runner leaves it off: its containment waits for the run and audits the re-issue itself.
+   * @default false
+   */
+  auditExposureReissues?: boolean | undefined;
+}
+
+/** The incidents of containment campaigns: an exposure (core exposure.ts) or unexpected use (core unexpected-use.ts). */
+const CONTAINMENT_INCIDENT = /^(?:EXPOSURE|UNEXPECTED-USE)-/;
+
+/** The fingerprint a containment campaign's selector names (`identity=<id>,fingerprint=<fp>`). */
+const fingerprintOf = (campaign: Campaign): string | undefined =>
+  campaign.selectors
+    .map((selector) => /(?:^|,)\s*fingerprint\s*=\s*([^,|!*\s]+)\s*(?:,|$)/.exec(selector)?.[1])
+    .find((fingerprint) => fingerprint !== undefined);
+
+/**
+ * The `exposure.reissued` events a containment campaign (incident `EXPOSURE-…` or
+ * `UNEXPECTED-USE-…`, selector on the exposed fingerprint) calls for: one per identity it
+ * re-issued, with the campaign, the incident, the new version and the fingerprint, as the one
+ * who contained (the campaign's `requestedBy`). Those `audited` already hold (a report step run
+ * again, by a retry or a resume) are left out. Any other campaign calls for none.
+ */
+export function exposureReissuedEvents(
+  campaign: Campaign,
+  reissues: readonly ReissueRecord[],
+  audited: readonly AuditRecord[],
+): AuditEventInput[] {
+  const fingerprint = fingerprintOf(campaign);
+  if (!CONTAINMENT_INCIDENT.test(campaign.incident) || fingerprint === undefined) return [];
+  const done = new Set(
+    audited
+      .filter((r) => r.type === 'exposure.reissued' && r.details.campaignId === campaign.campaignId)
+      .map((r) => `${r.subject}\n${String(r.details.versionId)}`),
+  );
+  return reissues
+    .filter((r) => r.status === 'reissued' && !done.has(`${r.identityId}\n${String(r.versionId)}`))
+    .map((r) => ({
+      type: 'exposure.reissued',
+      actor: campaign.requestedBy,
+      subject: r.identityId,
+      details: {
+        campaignId: campaign.campaignId,
+        incident: campaign.incident,
+        ...(r.versionId === undefined ? {} : { versionId: r.versionId }),
+        fingerprint,
+      },
+    }));
 }
 
 /**
@@ -143,6 +195,13 @@ export function makeReportHandler(deps: ReportDeps) {
         { targets, reissues },
       );
       const stopped = targets.some((target) => target.outcome === 'pending');
+      if (deps.auditExposureReissues && CONTAINMENT_INCIDENT.test(campaign.incident)) {
+        // Before the report, which shows the trail; read back to the campaign's start, so a
+        // step run twice audits each re-issue once.
+        const audited = await store.recordsSince(campaign.createdAt);
+        const events = exposureReissuedEvents(campaign, reissues, audited);
+        if (events.length > 0) await store.appendMany(events);
+      }
       return publishCampaignReport(deps.services, { campaign, targets, reissues, settled: 0, stopped });
     },
   );
