@@ -59,6 +59,26 @@ export const RuntimeConfigSchema = z.object({
       rolePaths: z.array(z.string().startsWith('/')).min(1).default(['/ci/']),
     })
     .prefault({}),
+  /**
+   * Where containment alerts go (issue #14): the alert topic, and a Slack channel posted to as
+   * the app's bot; neither, and nobody is told (the CLI still prints its alert line).
+   */
+  alerts: z
+    .object({
+      topicArn: z.string().startsWith('arn:').optional(),
+      slack: z
+        .object({
+          /** The bot token (`xoxb-…`, `chat:write`): a secret, like vault.token in this file. */
+          botToken: z.string().min(1),
+          channel: z
+            .string()
+            .regex(/^[A-Z0-9]{2,32}$/, { error: 'expected a Slack channel id such as C0123456789' }),
+          /** Slack's Web API base; a local stand-in in tests. */
+          apiUrl: z.url().optional(),
+        })
+        .optional(),
+    })
+    .prefault({}),
   /** Identities rotated at once by one run. */
   rotationConcurrency: z.coerce.number().int().min(1).max(64).default(8),
 });

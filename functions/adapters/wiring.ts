@@ -28,8 +28,9 @@ import type { Identity } from '../core/identity.ts';
 import type { ApprovalSigner, Clock, DiscoverySource, GrantIssuer, SessionRevoker } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { credentialPart } from '../core/secret-shape.ts';
-import type { SecretValue } from '../core/secret-value.ts';
+import { SecretValue } from '../core/secret-value.ts';
 import { BlockListRanges } from './address-ranges.ts';
+import { configuredAlerts, type FanOutExposureAlerts } from './alerts/index.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { IamCiSessionDeny } from './aws/ci-role-deny.ts';
@@ -464,6 +465,21 @@ export const exposure: Part<ExposureDeps> = (c) => {
     findings: store,
     clock: c.clock,
   };
+};
+
+/**
+ * Containment alerts to owners: the alert topic and a Slack channel, each when configured (an
+ * owner who is a person of `breakglass.people` is mentioned in Slack); undefined when neither is.
+ */
+export const alerts: Part<FanOutExposureAlerts | undefined> = (c) => {
+  const { topicArn, slack } = c.config.alerts;
+  return configuredAlerts(
+    { topicArn, slack: slack && { ...slack, botToken: new SecretValue(slack.botToken) } },
+    {
+      aws: c.config.aws,
+      people: async () => (await c.get(stores).breakglassStore.getBreakglassConfig()).people,
+    },
+  );
 };
 
 /** Every part composed: what the CLI's local mode, the local runtime, the benches and the tests run on. */
