@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-const stack = ['test/support/global-stack.ts'];
+const stack = 'test/support/global-stack.ts';
+/** The `keywarden` command bundled once per run for the specs that run it (see the file). */
+const cli = 'test/support/global-cli.ts';
 
 export default defineConfig({
   test: {
@@ -14,7 +16,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: stack,
+          globalSetup: [stack, cli],
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },
@@ -23,6 +25,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          globalSetup: [cli],
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

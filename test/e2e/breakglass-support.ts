@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { REPO_ROOT, type StackEndpoints, StackEndpointsSchema } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 import type { CliResult } from './cli.ts';
 
 /** Every CLI run of a scenario, kept so its stderr can be searched for secrets afterwards. */
@@ -27,7 +28,7 @@ export function keywardenAsync(
   cwd: string = REPO_ROOT,
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
+    const child = spawn(process.execPath, [keywardenEntry(), ...args], {
       cwd,
       env: { ...process.env, KEYWARDEN_TABLE: '', KEYWARDEN_API_URL: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

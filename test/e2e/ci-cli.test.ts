@@ -25,6 +25,7 @@ import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts'
 import { signGithubPayload } from '../../functions/api/ci-webhooks.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { REPO_ROOT, type StackEndpoints } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 import { printed, readmeActionInputs, readmeExample, runStep, stateEnv } from '../support/github-runner.ts';
 import { LocalOidcIssuer } from '../support/oidc-issuer.ts';
 import { keywardenAsync, runtimeUrlOf, stackOf, vaultTokenStatus } from './breakglass-support.ts';
@@ -118,7 +119,7 @@ describe('CI job credentials from a pipeline: keywarden ci, the GitHub Action, t
     mkdirSync(bin, { recursive: true });
     writeFileSync(
       join(bin, 'keywarden'),
-      `#!/bin/sh\nexec "${process.execPath}" "${join(REPO_ROOT, 'bin', 'keywarden.mjs')}" "$@"\n`,
+      `#!/bin/sh\nexec "${process.execPath}" "${keywardenEntry()}" "$@"\n`,
     );
     chmodSync(join(bin, 'keywarden'), 0o755);
   });

@@ -1,7 +1,7 @@
 /** Runs the real `keywarden` command as a user would, in its own state folder. */
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 
 export interface CliResult {
   code: number;
@@ -10,7 +10,7 @@ export interface CliResult {
 }
 
 export function keywarden(args: string[], env: Record<string, string> = {}): CliResult {
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
+  const result = spawnSync(process.execPath, [keywardenEntry(), ...args], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     env: { ...process.env, KEYWARDEN_TABLE: '', ...env },

@@ -20,6 +20,7 @@ import type { AuditRecord } from '../../functions/core/audit.ts';
 import type { CredentialVersion, RotationState } from '../../functions/core/credential-version.ts';
 import type { Delivery } from '../../functions/core/identity.ts';
 import { REPO_ROOT, StackEndpointsSchema } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 import { type CliResult, keywarden, processAlive } from './cli.ts';
 import { extractCommands, fencedBlocks, type RunbookCommand, toArgv } from './runbook.ts';
 import { expectRanAsWritten } from './runbook-checks.ts';
@@ -302,15 +303,11 @@ describe('runbook: a rotation failed or is stuck (runbooks/rotation-failed-or-st
     // createSecret after storing its progress, and the process is killed there.
     process.kill(vaultPid, 'SIGSTOP');
     try {
-      const child = spawn(
-        process.execPath,
-        [join(REPO_ROOT, 'bin', 'keywarden.mjs'), 'rotate', '--identity', vars.IDENTITY],
-        {
-          cwd: REPO_ROOT,
-          env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
-          stdio: 'ignore',
-        },
-      );
+      const child = spawn(process.execPath, [keywardenEntry(), 'rotate', '--identity', vars.IDENTITY], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
+        stdio: 'ignore',
+      });
       // A bound, not a timing: a loaded machine may take seconds just to start the CLI.
       const deadline = Date.now() + 45_000;
       while ((await services.store.getRotation(vars.IDENTITY))?.step !== 'createSecret') {

@@ -10,6 +10,7 @@ import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts'
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 import { startForgeServer } from '../support/forge-server.ts';
 import { keywardenAsync } from './breakglass-support.ts';
 import { type CliResult, keywarden } from './cli.ts';
@@ -260,16 +261,12 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     // act
     const history = run('scan', '--git', repo, '--json');
     const folder = run('scan', repo, '--json');
-    const stdin = spawnSync(
-      process.execPath,
-      [join(REPO_ROOT, 'bin', 'keywarden.mjs'), 'scan', '-', '--json'],
-      {
-        cwd: REPO_ROOT,
-        encoding: 'utf8',
-        env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
-        input: `line one\nVAULT_TOKEN=${token}\n`,
-      },
-    );
+    const stdin = spawnSync(process.execPath, [keywardenEntry(), 'scan', '-', '--json'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, KEYWARDEN_TABLE: '', ...env },
+      input: `line one\nVAULT_TOKEN=${token}\n`,
+    });
     // assess
     type Hit = { place: string; source: { commit?: string }; managed?: { identityId: string } };
     const managedIn = (result: { stdout: string }) =>

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from '../support/cli-entry.ts';
 import { type CliResult, keywarden } from './cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kw-validate-ci-'));
@@ -54,7 +55,7 @@ function validateAsync(path: string): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [join(REPO_ROOT, 'bin', 'keywarden.mjs'), 'validate', path],
+      [keywardenEntry(), 'validate', path],
       { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, KEYWARDEN_TABLE: '' }, timeout: 170_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;

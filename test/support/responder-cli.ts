@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
+import { keywardenEntry } from './cli-entry.ts';
 import type { LocalConfig } from './local-state.ts';
 
 /** What a finished `keywarden` command left: its exit code (-1 if it had none) and its output. */
@@ -35,7 +36,7 @@ export function keywardenAsResponder(
 ): ResponderCliResult {
   const home = mkdtempSync(join(tmpdir(), options.homePrefix));
   writeFileSync(join(home, 'config.json'), JSON.stringify(config), { mode: 0o600 });
-  const result = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'keywarden.mjs'), ...args], {
+  const result = spawnSync(process.execPath, [keywardenEntry(), ...args], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     env: {
