@@ -4,7 +4,12 @@ import { Api } from './constructs/api.ts';
 import { BreakGlass } from './constructs/break-glass.ts';
 import { CI_ISSUERS_CONTEXT, CiCredentials, ciEnabled, ciRolePathOf } from './constructs/ci-credentials.ts';
 import { Discovery } from './constructs/discovery.ts';
-import { EXPOSURE_LOG_GROUPS_CONTEXT, ExposureScanner } from './constructs/exposure-scanner.ts';
+import {
+  EXPOSURE_GITHUB_API_CONTEXT,
+  EXPOSURE_GITLAB_URL_CONTEXT,
+  EXPOSURE_LOG_GROUPS_CONTEXT,
+  ExposureScanner,
+} from './constructs/exposure-scanner.ts';
 import { ReportBucket } from './constructs/report-bucket.ts';
 import { Revocation } from './constructs/revocation.ts';
 import { RoleDeny } from './constructs/role-deny.ts';
@@ -58,6 +63,16 @@ export interface KeywardenStackProps extends StackProps {
    * @default context `keywarden:exposureLogGroups` (an array, or its JSON), else none
    */
   readonly exposureLogGroups?: readonly string[] | string | undefined;
+  /**
+   * GitHub's REST API root the exposure scanner reads finished jobs' logs from.
+   * @default context `keywarden:githubApiUrl`, else https://api.github.com
+   */
+  readonly githubApiUrl?: string | undefined;
+  /**
+   * The GitLab instance the exposure scanner reads finished jobs' traces from.
+   * @default context `keywarden:gitlabUrl`, else https://gitlab.com
+   */
+  readonly gitlabUrl?: string | undefined;
 }
 
 /**
@@ -178,7 +193,13 @@ export class KeywardenStack extends Stack {
             revocationStateMachine: this.revocation.stateMachine,
             // Containment is an incident: its failures go where the revocation alarms go.
             alarmTopic: this.revocation.alarmTopic,
+            githubApiUrl: props.githubApiUrl ?? this.node.tryGetContext(EXPOSURE_GITHUB_API_CONTEXT),
+            gitlabUrl: props.gitlabUrl ?? this.node.tryGetContext(EXPOSURE_GITLAB_URL_CONTEXT),
           });
+    // A finished CI job's log is scanned when both are deployed: the API hands the job over.
+    if (this.exposure !== undefined && this.ci !== undefined) {
+      this.exposure.acceptFinishedJobsFrom(this.api.handler);
+    }
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.
     new CfnOutput(this, 'StateTableName', { value: this.stateStore.table.tableName });
@@ -240,6 +261,13 @@ export class KeywardenStack extends Stack {
       description:
         'Grant expiry, sweeper, role-deny and deferred Slack job alarms notify this topic: subscribe on-call to it (aws sns subscribe).',
     });
+    if (this.exposure !== undefined) {
+      new CfnOutput(this, 'ExposureForgeTokensSecretArn', {
+        value: this.exposure.forgeTokens.secretArn,
+        description:
+          'Set the GitHub and GitLab tokens the exposure scanner reads finished jobs\' logs with here, as JSON {"github": "<token with Actions read>", "gitlab": "<token with read_api>"} (aws secretsmanager put-secret-value); an empty token: that platform is not read.',
+      });
+    }
     if (this.ci !== undefined) {
       new CfnOutput(this, 'CiGitHubWebhookSecretArn', {
         value: this.ci.githubWebhookSecret.secretArn,

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, SecretValue, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
 import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
@@ -22,6 +24,15 @@ export const EXPOSURE_LOG_GROUPS_CONTEXT = 'keywarden:exposureLogGroups';
 
 /** The name of every subscription filter the scanner puts on a log group. */
 export const EXPOSURE_FILTER_NAME = 'keywarden-exposure';
+
+/** cdk context key that may hold GitHub's REST API root the scanner reads job logs from (GitHub Enterprise Server's `https://<host>/api/v3`). */
+export const EXPOSURE_GITHUB_API_CONTEXT = 'keywarden:githubApiUrl';
+
+/** cdk context key that may hold the GitLab instance's URL the scanner reads job logs from. */
+export const EXPOSURE_GITLAB_URL_CONTEXT = 'keywarden:gitlabUrl';
+
+/** What the forge tokens secret holds until the operator sets tokens: no token, so no platform is read. */
+export const FORGE_TOKENS_PLACEHOLDER = '{"github":"","gitlab":""}';
 
 /** Properties of {@link ExposureScanner}. */
 export interface ExposureScannerProps extends PipelineCredentialsProps {
@@ -41,6 +52,14 @@ export interface ExposureScannerProps extends PipelineCredentialsProps {
   readonly revocationStateMachine: sfn.IStateMachine;
   /** Where the scanner's alarms notify. @default no alarm */
   readonly alarmTopic?: sns.ITopic | undefined;
+  /**
+   * GitHub's REST API root, where finished jobs' logs are read (GitHub Enterprise Server:
+   * `https://<host>/api/v3`). An https URL.
+   * @default https://api.github.com
+   */
+  readonly githubApiUrl?: string | undefined;
+  /** The GitLab instance's URL, where finished jobs' traces are read. An https URL. @default https://gitlab.com */
+  readonly gitlabUrl?: string | undefined;
 }
 
 /**
@@ -58,9 +77,14 @@ export interface ExposureScannerProps extends PipelineCredentialsProps {
  *   grants. The IAM path and name prefix are the revocation's (`keywarden:iamPathPrefix`, `ci/`).
  * - **Subscriptions**: one `keywarden-exposure` filter per log group, matching every event, with
  *   the invoke permission CloudWatch Logs needs for that log group only.
- * - **Failures**: CloudWatch Logs invokes asynchronously; a batch whose scan failed after Lambda's
- *   retries waits in {@link deadLetterQueue}, so a leak is never dropped unscanned. Alarms on the
- *   function's errors and on a dead-lettered batch.
+ * - **Finished CI jobs**: when CI job credentials are deployed too, the API function hands each
+ *   finished job to the scanner (an asynchronous invocation, {@link acceptFinishedJobsFrom}), which
+ *   reads its log through GitHub's or GitLab's API with the tokens of {@link forgeTokens} (a
+ *   secret only the scanner may read; JSON `{"github": "<token>", "gitlab": "<token>"}`, set by
+ *   the operator after deploy) and scans it as a batch.
+ * - **Failures**: CloudWatch Logs and the API invoke asynchronously; an event whose scan failed
+ *   after Lambda's retries waits in {@link deadLetterQueue}, so a leak is never dropped unscanned.
+ *   Alarms on the function's errors and on a dead-lettered event.
  */
 export class ExposureScanner extends Construct {
   /** The validated log group names, as given. */
@@ -75,6 +99,12 @@ export class ExposureScanner extends Construct {
   readonly errorsAlarm: cloudwatch.Alarm | undefined;
   /** A batch waits in {@link deadLetterQueue}. */
   readonly deadLetterAlarm: cloudwatch.Alarm | undefined;
+  /**
+   * The GitHub and GitLab tokens finished jobs' logs are read with, JSON `{"github", "gitlab"}`:
+   * deployed with empty tokens (no platform read), set by the operator with put-secret-value.
+   * Only the scanner may read it.
+   */
+  readonly forgeTokens: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: ExposureScannerProps) {
     super(scope, id);
@@ -87,8 +117,27 @@ export class ExposureScanner extends Construct {
         `ExposureScanner: logGroups must name at least one log group to scan, such as ["/aws/codebuild/deploy-app"]; received none. Leave the scanner out when no log group is configured.`,
       );
     }
+    const githubApiUrl = validateForgeUrl('githubApiUrl', props.githubApiUrl);
+    const gitlabUrl = validateForgeUrl('gitlabUrl', props.gitlabUrl);
     const { stateStore, secrets, revocationStateMachine } = props;
     const { usersArn, secretsArn } = pipeline;
+
+    this.forgeTokens = new secretsmanager.Secret(this, 'ForgeTokens', {
+      secretName: `${secrets.namePrefix}forge-tokens`,
+      description:
+        'GitHub and GitLab tokens the keywarden exposure scanner reads finished CI jobs\' logs with, JSON {"github": "<token>", "gitlab": "<token>"}. Deployed empty (no platform read): set it with put-secret-value.',
+      // A placeholder, not a secret: it tells the scanner there is no token yet.
+      secretStringValue: SecretValue.unsafePlainText(FORGE_TOKENS_PLACEHOLDER),
+      // The platforms reissue tokens at any time; nothing stored depends on them.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    NagSuppressions.addResourceSuppressions(this.forgeTokens, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The values are tokens GitHub and GitLab issue (a fine-grained token with Actions read, a GitLab token with read_api); Secrets Manager cannot mint or rotate them. They are reissued on the platforms, with their own expiry, and replaced here with put-secret-value.',
+      },
+    ]);
 
     this.deadLetterQueue = deadLetterQueue(this);
     this.scanner = keywardenFunction(this, 'Scanner', {
@@ -105,11 +154,21 @@ export class ExposureScanner extends Construct {
       environment: {
         ...pipeline.environment,
         revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+        forgeTokensSecretArn: this.forgeTokens.secretArn,
+        ...(githubApiUrl === undefined ? {} : { githubApiUrl }),
+        ...(gitlabUrl === undefined ? {} : { gitlabUrl }),
       },
     });
     const role = this.scanner.role;
     stateStore.grantReadWriteData(role);
     secrets.grantRead(role);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadForgeTokens',
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.forgeTokens.secretArn],
+      }),
+    );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'StartRevocationCampaigns',
@@ -195,4 +254,40 @@ export class ExposureScanner extends Construct {
       this.deadLetterAlarm = undefined;
     }
   }
+
+  /**
+   * Lets `api` hand finished CI jobs to the scanner (statement `HandFinishedJobsToExposureScanner`:
+   * `lambda:InvokeFunction` on the scanner function only) and tells it where (its environment's
+   * scanner function ARN). The stack calls it when CI job credentials and the scanner are both
+   * deployed.
+   */
+  acceptFinishedJobsFrom(api: KeywardenFunction): void {
+    api.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'HandFinishedJobsToExposureScanner',
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.scanner.function.functionArn],
+      }),
+    );
+    api.function.addEnvironment(KEYWARDEN_ENV.exposureScannerFunctionArn, this.scanner.function.functionArn);
+  }
+}
+
+/** A platform's URL as the scanner is given it: https, no credentials; undefined when not set. */
+function validateForgeUrl(name: string, value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    url = undefined;
+  }
+  if (url?.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '') {
+    const shown = url && (url.username || url.password) ? `${url.protocol}//***@${url.host}` : trimmed;
+    throw new InfraConfigError(
+      `ExposureScanner: ${name} must be an https:// URL without credentials or query, such as 'https://github.example.com/api/v3'; received '${shown}'.`,
+    );
+  }
+  return trimmed;
 }

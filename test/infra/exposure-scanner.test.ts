@@ -3,13 +3,15 @@
  * group delivering to the scanner function, whose role may use the state table, read the
  * fingerprint key and Vault token, and start the revocation state machine, nothing more.
  */
-import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   EXPOSURE_FILTER_NAME,
+  EXPOSURE_GITHUB_API_CONTEXT,
   EXPOSURE_LOG_GROUPS_CONTEXT,
   ExposureScanner,
+  FORGE_TOKENS_PLACEHOLDER,
 } from '../../infra/constructs/exposure-scanner.ts';
 import { InfraConfigError } from '../../infra/errors.ts';
 import { KeywardenStack } from '../../infra/keywarden-stack.ts';
@@ -44,9 +46,12 @@ describe('infra: exposure scanner', () => {
   let exposure: ExposureScanner;
 
   beforeAll(() => {
+    // With CI job credentials: the API hands finished jobs to the scanner.
     synthesized = synthesizeKeywarden({
       vaultAddr: 'https://vault.example.com',
       exposureLogGroups: LOG_GROUPS,
+      ciIssuers: [{ preset: 'github', audience: 'keywarden' }],
+      gitlabUrl: 'https://gitlab.example.com',
     });
     template = synthesized.template;
     const built = synthesized.stack.exposure;
@@ -94,8 +99,45 @@ describe('infra: exposure scanner', () => {
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.stateMachine) },
+      KEYWARDEN_FORGE_TOKENS_SECRET_ARN: { Ref: logicalIdOf(exposure.forgeTokens) },
+      // GitHub's default (api.github.com) is the handler's; the configured GitLab is passed on.
+      KEYWARDEN_GITLAB_URL: 'https://gitlab.example.com',
       NODE_OPTIONS: '--enable-source-maps',
     });
+  });
+
+  it('creates the forge tokens secret with empty tokens for the operator to set, readable by the scanner only, and outputs its ARN', () => {
+    const secret = resourceOf(template, 'AWS::SecretsManager::Secret', exposure.forgeTokens)?.Properties;
+    expect(secret).toMatchObject({ Name: 'Keywarden/forge-tokens', SecretString: FORGE_TOKENS_PLACEHOLDER });
+    expect(JSON.parse(FORGE_TOKENS_PLACEHOLDER)).toEqual({ github: '', gitlab: '' });
+    const ref = `<${logicalIdOf(exposure.forgeTokens)}>`;
+    const readers = Object.keys(template.findResources('AWS::IAM::Role')).filter((role) =>
+      allowStatementsOfRole(template, role).some((s) => s.resources.includes(ref)),
+    );
+    expect(readers).toEqual([logicalIdOf(exposure.scanner.role)]);
+    const scanner = allowStatementsOfRole(template, logicalIdOf(exposure.scanner.role));
+    expect(scanner.filter((s) => s.resources.includes(ref)).flatMap((s) => s.actions)).toEqual([
+      'secretsmanager:GetSecretValue',
+    ]);
+    expect(template.findOutputs('ExposureForgeTokensSecretArn').ExposureForgeTokensSecretArn?.Value).toEqual({
+      Ref: logicalIdOf(exposure.forgeTokens),
+    });
+  });
+
+  it('lets the API function invoke the scanner (and no other function of it), naming it in its environment', () => {
+    const api = synthesized.stack.api.handler;
+    const statements = allowStatementsOfRole(template, logicalIdOf(api.role));
+    const scannerArn = `<${logicalIdOf(exposure.scanner.function)}.Arn>`;
+    const handOff = statements.filter((s) => s.resources.includes(scannerArn));
+    expect(handOff).toEqual([expect.objectContaining({ actions: ['lambda:InvokeFunction'] })]);
+    expect(handOff[0]?.resources).toEqual([scannerArn]);
+    const fn = resourceOf(template, 'AWS::Lambda::Function', api.function)?.Properties;
+    expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_SCANNER_FUNCTION_ARN).toEqual(functionArn());
+    // Nothing else may hand the scanner work: only CloudWatch Logs' permissions and the API's role name it.
+    const invokers = Object.keys(template.findResources('AWS::IAM::Role')).filter((role) =>
+      allowStatementsOfRole(template, role).some((s) => s.resources.includes(scannerArn)),
+    );
+    expect(invokers).toEqual([logicalIdOf(api.role)]);
   });
 
   it('may use the state table, read the fingerprint key and Vault token, list what a plan lists, and start the revocation state machine only', () => {
@@ -103,7 +145,9 @@ describe('infra: exposure scanner', () => {
     const { stack } = synthesized;
     expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual(tableAndIndexArns(stack));
     expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
-      [stack.secrets.vaultToken, stack.secrets.fingerprintKey].map((s) => `<${logicalIdOf(s)}>`).sort(),
+      [stack.secrets.vaultToken, stack.secrets.fingerprintKey, exposure.forgeTokens]
+        .map((s) => `<${logicalIdOf(s)}>`)
+        .sort(),
     );
     expect(resourcesAllowedFor(statements, 'states:StartExecution')).toEqual([
       `<${logicalIdOf(stack.revocation.stateMachine)}>`,
@@ -166,6 +210,7 @@ describe('infra: exposure scanner', () => {
     ).toEqual(
       [
         'Keywarden/ExposureScanner/Scanner/Function/Resource AwsSolutions-L1 []',
+        'Keywarden/ExposureScanner/ForgeTokens/Resource AwsSolutions-SMG4 []',
         ...[
           'Keywarden/ExposureScanner/Scanner/Role/Resource',
           'Keywarden/ExposureScanner/Scanner/Role/DefaultPolicy/Resource',
@@ -183,6 +228,53 @@ describe('infra: exposure scanner settings', () => {
   const STATE_MACHINE = {
     stateMachineArn: `arn:aws:states:eu-west-1:${'1'.repeat(12)}:stateMachine:x`,
   } as sfn.IStateMachine;
+
+  it('hands no finished job over without CI job credentials: the API may not invoke the scanner', () => {
+    const { stack, template } = synthesizeKeywarden({ exposureLogGroups: ['/aws/codebuild/x'] });
+    const scanner = stack.exposure?.scanner.function;
+    if (!scanner) throw new Error('no scanner built');
+    const statements = allowStatementsOfRole(template, logicalIdOf(stack.api.handler.role));
+    const scannerArn = `<${logicalIdOf(scanner)}.Arn>`;
+    expect(statements.filter((s) => s.resources.includes(scannerArn))).toEqual([]);
+    const fn = resourceOf(template, 'AWS::Lambda::Function', stack.api.handler.function)?.Properties;
+    expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_SCANNER_FUNCTION_ARN).toBeUndefined();
+  });
+
+  it(`reads GitHub's API root from context ${EXPOSURE_GITHUB_API_CONTEXT}`, () => {
+    const { stack } = bareKeywarden({
+      [EXPOSURE_LOG_GROUPS_CONTEXT]: ['/aws/codebuild/x'],
+      [EXPOSURE_GITHUB_API_CONTEXT]: 'https://github.example.com/api/v3',
+    });
+    const keywarden = new KeywardenStack(stack.node.root as never, 'GithubFromContext');
+    const scanner = keywarden.exposure?.scanner.function;
+    if (!scanner) throw new Error('no scanner built');
+    const fn = resourceOf(Template.fromStack(keywarden), 'AWS::Lambda::Function', scanner)?.Properties;
+    expect(fn?.Environment.Variables.KEYWARDEN_GITHUB_API_URL).toBe('https://github.example.com/api/v3');
+  });
+
+  it('refuses a platform URL in clear or with credentials, quoting no password', () => {
+    const { stack, stateStore, secrets } = bareKeywarden();
+    let built = 0;
+    const refusal = (gitlabUrl: string): string => {
+      try {
+        new ExposureScanner(stack, `Scanner${(built += 1)}`, {
+          stateStore,
+          secrets,
+          logGroups: ['/a'],
+          revocationStateMachine: STATE_MACHINE,
+          gitlabUrl,
+        });
+      } catch (error) {
+        expect(error).toBeInstanceOf(InfraConfigError);
+        return (error as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(refusal('http://gitlab.example.com')).toMatch(/gitlabUrl must be an https:\/\/ URL/);
+    const withPassword = refusal(`https://root:${'x'.repeat(12)}@gitlab.example.com`);
+    expect(withPassword).toMatch(/received 'https:\/\/\*\*\*@gitlab\.example\.com'/);
+    expect(withPassword).not.toContain('x'.repeat(12));
+  });
 
   it('is not deployed when no log group is configured', () => {
     const { stack } = bareKeywarden();
