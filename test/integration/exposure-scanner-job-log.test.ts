@@ -1,0 +1,165 @@
+/**
+ * The exposure scanner's Lambda entry point handed a finished CI job, as the API hands it after a
+ * completion webhook (`{finishedJob}`, an asynchronous invocation in AWS): the cold start reads
+ * the forge tokens secret (Secrets Manager, moto) beside its configuration, the job's log is read
+ * through the platform's API (the local GitHub/GitLab stand-in, test/support/forge-server.ts) and
+ * the managed OpenBao token printed in it is contained — an incident campaign on exactly its
+ * accessor, with re-issue, stored in the state table (dynalite) and started in the revocation
+ * state machine (moto's Step Functions), audited `exposure.detected` at its line of the log, then
+ * `exposure.contained`. No token (the leaked one, the platforms') is in anything it returns or records.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
+import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
+import { systemClock } from '../../functions/adapters/wiring.ts';
+import { finishedJobEvent } from '../../functions/api/ci-webhooks.ts';
+import { credentialVersion, identity } from '../support/fixtures.ts';
+import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
+import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
+
+describe('handler: exposure scanner, a finished CI job handed over by the API (on the local stack)', () => {
+  const aws = awsClients(testAws());
+  const sfn = new SFNClient(awsClientConfig(testAws()));
+  const table = uniqueName('kw-job-log');
+  const fingerprintKey = randomBytes(32).toString('hex');
+  const store = dynamoStore({
+    client: aws.dynamodb,
+    tableName: table,
+    clock: systemClock,
+    digest: sha256Hex,
+  });
+  const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
+  let forge: ForgeServer;
+  let stateMachineArn = '';
+  let token = '';
+  let accessor = '';
+
+  beforeAll(async () => {
+    const stack = testStack();
+    forge = await startForgeServer();
+    await ensureStateTable(aws.dynamodb, table);
+    const secret = async (Name: string, SecretString: string) =>
+      (await aws.secrets.send(new CreateSecretCommand({ Name, SecretString }))).ARN;
+    const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
+    const vaultTokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
+    const forgeTokensArn = await secret(
+      uniqueName('kw-forge-tokens'),
+      JSON.stringify({ github: forge.githubToken, gitlab: forge.gitlabToken }),
+    );
+    // The revocation state machine's stand-in: it is started, and that is what containment does here.
+    stateMachineArn =
+      (
+        await sfn.send(
+          new CreateStateMachineCommand({
+            name: uniqueName('kw-revocation'),
+            definition: JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Succeed' } } }),
+            roleArn: 'arn:aws:iam::123456789012:role/keywarden-revocation',
+          }),
+        )
+      ).stateMachineArn ?? '';
+    // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
+    const created = await newVaultClient().createToken(
+      { policies: ['default'], ttl: '10m' },
+      { orphan: true },
+    );
+    token = created.client_token;
+    accessor = created.accessor;
+    await store.putIdentity(
+      { identity: release, status: 'active', declarationHash: 'h', syncedAt: new Date().toISOString() },
+      undefined,
+    );
+    await store.putVersion(
+      credentialVersion(release, {
+        handle: created.accessor,
+        fingerprint: new Fingerprinter(fingerprintKey).of(token),
+      }),
+      undefined,
+    );
+    // The job printed the token on its third line; GitLab's job printed it again later.
+    forge.addGithubRun({
+      owner: 'acme',
+      repo: 'app',
+      runId: 10171458981,
+      jobs: [
+        {
+          id: 29679449,
+          name: 'deploy',
+          log: `2026-12-05T08:00:00Z ##[group]Run ./deploy.sh\n2026-12-05T08:00:01Z deploying\n2026-12-05T08:00:02Z + vault login ${token}\n2026-12-05T08:00:03Z done\n`,
+        },
+      ],
+    });
+    forge.setGitlabTrace('42', 7001, `Running job\nVAULT_TOKEN=${token}\n`);
+    Object.assign(process.env, {
+      AWS_REGION: stack.region,
+      AWS_ENDPOINT_URL: stack.moto.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
+      AWS_ACCESS_KEY_ID: 'keywarden-local',
+      AWS_SECRET_ACCESS_KEY: 'keywarden-local',
+      KEYWARDEN_TABLE: table,
+      KEYWARDEN_VAULT_ADDR: stack.vault.addr,
+      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: vaultTokenArn,
+      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
+      KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
+      KEYWARDEN_FORGE_TOKENS_SECRET_ARN: forgeTokensArn,
+      KEYWARDEN_GITHUB_API_URL: forge.url,
+      KEYWARDEN_GITLAB_URL: forge.url,
+    });
+  });
+
+  afterAll(async () => {
+    await forge?.close();
+  });
+
+  it('reads the GitHub job log, contains the managed token in it: one campaign on its accessor, started, audited at its line', async () => {
+    // prepare
+    const { handler } = await import('../../functions/handlers/exposure-scanner.ts');
+    const event = JSON.parse(
+      JSON.stringify(finishedJobEvent({ platform: 'github', repository: 'acme/app', jobId: 29679449 })),
+    );
+
+    // act
+    const result = await handler(event);
+
+    // assess: the log read with the token of the forge tokens secret
+    expect(result).toMatchObject({ lines: 5, managed: 1, contained: 1 });
+    expect(
+      forge.requests.some((r) => r.path === '/repos/acme/app/actions/jobs/29679449/logs' && r.bearer),
+    ).toBe(true);
+    const campaigns = await store.listCampaigns();
+    expect(campaigns).toHaveLength(1);
+    const [campaign] = campaigns;
+    expect(campaign).toMatchObject({ reissue: true, requestedBy: 'keywarden:exposure-scanner' });
+    expect(campaign?.incident).toMatch(/^EXPOSURE-[0-9a-f]{12}$/);
+    const targets = await store.listTargets(campaign?.campaignId ?? '');
+    expect(targets.map((t) => [t.handle, t.action, t.outcome])).toEqual([[accessor, 'revoke', 'pending']]);
+    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+    expect(executions.executions?.map((e) => e.name)).toEqual([campaign?.campaignId]);
+    const { records } = await store.readAll();
+    const exposure = records.filter((r) => r.type.startsWith('exposure.'));
+    expect(exposure.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
+    expect(exposure[0]?.details).toMatchObject({ source: 'github-run', line: 3 });
+    expect(String(exposure[0]?.details.location)).toContain('acme/app');
+    const everything = JSON.stringify({ result, records, campaigns });
+    for (const secret of [token, forge.githubToken, forge.gitlabToken])
+      expect(everything).not.toContain(secret);
+  });
+
+  it('reads a GitLab job trace too, and contains the same token once: nothing new is started', async () => {
+    const { handler } = await import('../../functions/handlers/exposure-scanner.ts');
+
+    const result = await handler({ finishedJob: { platform: 'gitlab', project: 42, jobId: 7001 } });
+
+    expect(result).toMatchObject({ managed: 1, contained: 0 });
+    expect(
+      forge.requests.some((r) => r.path === '/api/v4/projects/42/jobs/7001/trace' && r.privateToken),
+    ).toBe(true);
+    expect(await store.listCampaigns()).toHaveLength(1);
+    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+    expect(executions.executions).toHaveLength(1);
+  });
+});
