@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Command, Option } from 'commander';
-import { wire } from '../../functions/adapters/wiring.ts';
+import { alerts, Composition, wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { type Finding, type Severity, SeveritySchema, severityRank } from '../../functions/core/findings.ts';
-import { containUnexpectedUse } from '../../functions/core/unexpected-use.ts';
+import { containUnexpectedUse, type UseAlerting } from '../../functions/core/unexpected-use.ts';
 import { localContainment } from '../../functions/local/exposure-containment.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
@@ -16,6 +16,12 @@ export function printFindings(findings: readonly Finding[]): void {
     findings.map((f) => [f.severity, f.type, f.subject, f.message]),
   );
 }
+
+/** Each identity's declared owner, by id. */
+const ownersOf = (records: readonly { identity: { id: string; owner?: string | undefined } }[]) => {
+  const owners = new Map(records.map(({ identity }) => [identity.id, identity.owner]));
+  return (identityId: string) => owners.get(identityId);
+};
 
 export function registerFindings(program: Command): void {
   program
@@ -45,9 +51,25 @@ export function registerFindings(program: Command): void {
         findings = run.findings;
         if (!options.json) say(`discovered ${run.discovered} credentials for ${run.identities} identities`);
         // policy.onUnexpectedUse: contain — the used credential is ended and re-issued now (on stderr: stdout stays the findings).
-        for (const c of await containUnexpectedUse(localContainment(services, actor(), say), run.contain)) {
+        const channels = run.contain.length ? new Composition(config, services.clock).get(alerts) : undefined;
+        const alerting: UseAlerting | undefined = channels && {
+          alerts: channels,
+          ownerOf: ownersOf(await services.store.listIdentities()),
+          findings: run.findings,
+        };
+        for (const c of await containUnexpectedUse(
+          localContainment(services, actor(), say),
+          run.contain,
+          alerting,
+        )) {
+          const alert =
+            c.alerted === true
+              ? `; owner alerted through ${channels?.description}`
+              : c.alerted === false
+                ? `; alert NOT sent: ${c.alertError}`
+                : '';
           say(
-            `${c.status} ${c.identityId} ${c.handle}${c.campaignId ? ` (${c.incident}, campaign ${c.campaignId})` : ''}${c.reason ? `: ${c.reason}` : ''}`,
+            `${c.status} ${c.identityId} ${c.handle}${c.campaignId ? ` (${c.incident}, campaign ${c.campaignId})` : ''}${c.reason ? `: ${c.reason}` : ''}${alert}`,
           );
         }
       }

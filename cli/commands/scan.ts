@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
+import type { FanOutExposureAlerts } from '../../functions/adapters/alerts/index.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import { forgeSettingsFromEnv } from '../../functions/adapters/scan/finished-job-log.ts';
 import {
@@ -21,23 +22,17 @@ import {
   listGitlabVariables,
   parseGitlabJob,
 } from '../../functions/adapters/scan/gitlab-api.ts';
-import { Composition, exposure, wire } from '../../functions/adapters/wiring.ts';
+import { alerts, Composition, exposure, wire } from '../../functions/adapters/wiring.ts';
 import { auditCiVariables, type CiVariable } from '../../functions/core/ci-variable-audit.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
 import {
   atOrAbove,
   type Containment,
-  containHits,
   type ExposureHit,
-  loadMatcher,
   placeOf,
   SHORT_FINGERPRINT,
-  saveUnmanagedFindings,
-  scanText,
-  unmanagedFindings,
 } from '../../functions/core/exposure.ts';
-import type { ManagedMatcher } from '../../functions/core/exposure-match.ts';
-import type { ExposureSource } from '../../functions/core/exposure-types.ts';
+import { type ScanInput, scanAndContain } from '../../functions/core/exposure-batch.ts';
 import { type Severity, SeveritySchema } from '../../functions/core/findings.ts';
 import { localContainment } from '../../functions/local/exposure-containment.ts';
 import { actor, loadConfig } from '../context.ts';
@@ -112,37 +107,33 @@ export function registerScan(program: Command): void {
 async function scan(paths: readonly string[], options: ScanOptions): Promise<void> {
   const config = loadConfig();
   const services = wire(config);
-  const deps = new Composition(config, services.clock).get(exposure);
-  const matcher = await loadMatcher(deps);
-  const fingerprint = deps.fingerprint;
-  // secretlint's recommended preset and keywarden's own rules; managed values are found without them too.
-  const detector = new CombinedSecretDetector();
-  const hits: ExposureHit[] = [];
-  const started = Date.now();
-  let bytes = 0;
+  const composition = new Composition(config, services.clock);
+  // Owners are told only of what is contained: the alert topic and Slack, where configured.
+  const channels = options.contain ? composition.get(alerts) : undefined;
   const fetched = await forgeTexts(options);
-  for (const { text, source, lineOf } of [...texts(paths, Boolean(options.git)), ...fetched.texts]) {
-    bytes += Buffer.byteLength(text);
-    for (const hit of await scanText(matcher, detector, fingerprint, text, source)) {
-      hits.push(lineOf ? { ...hit, line: lineOf(hit.line) } : hit);
+  let bytes = 0;
+  function* counted(): Generator<ScanInput> {
+    // One text at a time: a folder's files are read as the scan reaches them.
+    for (const list of [texts(paths, Boolean(options.git)), fetched.texts]) {
+      for (const input of list) {
+        bytes += Buffer.byteLength(input.text);
+        yield input;
+      }
     }
   }
-  const seconds = (Date.now() - started) / 1_000;
-  const containments = options.contain
-    ? await containHits(
-        {
-          exposures: deps.exposures,
-          containment: localContainment(services, actor(), say),
-          audit: deps.audit,
-          clock: deps.clock,
-          actor: actor(),
-        },
-        hits,
-      )
-    : [];
-  const findings = unmanagedFindings(hits);
-  await saveUnmanagedFindings(deps, findings);
-  print(hits, containments, options, { bytes, seconds, matcher });
+  const { hits, containments, findings, scanMs } = await scanAndContain(
+    {
+      exposure: composition.get(exposure),
+      // secretlint's recommended preset and keywarden's own rules; managed values are found without them too.
+      detector: new CombinedSecretDetector(),
+      containment: localContainment(services, actor(), say),
+      actor: actor(),
+      alerts: channels,
+    },
+    counted(),
+    { contain: Boolean(options.contain) },
+  );
+  print(hits, containments, options, { bytes, seconds: scanMs / 1_000, channels });
   const unprotected = fetched.variables ? variableProblems(fetched.variables, hits) : [];
   for (const problem of unprotected) say(`${problem.severity}: ${problem.message}; fix: ${problem.fix}`);
   if (findings.length) {
@@ -162,7 +153,7 @@ async function scan(paths: readonly string[], options: ScanOptions): Promise<voi
  * CI/CD variables (one text per variable, its source naming project and key). Tokens come from
  * GITHUB_TOKEN / GITLAB_TOKEN and never appear in a message.
  */
-async function forgeTexts(options: ScanOptions): Promise<{ texts: Text[]; variables?: CiVariable[] }> {
+async function forgeTexts(options: ScanOptions): Promise<{ texts: ScanInput[]; variables?: CiVariable[] }> {
   if (!options.githubRun && !options.gitlabJob && !options.gitlabVariables) return { texts: [] };
   const settings = forgeSettingsFromEnv(process.env, {
     githubApi: options.githubApi,
@@ -204,14 +195,7 @@ function variableProblems(variables: readonly CiVariable[], hits: readonly Expos
   );
 }
 
-/** One text to scan, where it came from, and (git) how its lines map to the file's. */
-interface Text {
-  text: string;
-  source: ExposureSource;
-  lineOf?: (line: number) => number;
-}
-
-function* texts(paths: readonly string[], git: boolean): Generator<Text> {
+function* texts(paths: readonly string[], git: boolean): Generator<ScanInput> {
   for (const path of paths) {
     if (git) yield* gitHistory(path);
     else if (path === '-') yield { text: readFileSync(0, 'utf8'), source: { kind: 'stdin', location: '-' } };
@@ -219,7 +203,7 @@ function* texts(paths: readonly string[], git: boolean): Generator<Text> {
   }
 }
 
-function* files(path: string): Generator<Text> {
+function* files(path: string): Generator<ScanInput> {
   let stat: ReturnType<typeof statSync>;
   try {
     stat = statSync(path);
@@ -259,7 +243,7 @@ function isBinary(path: string): boolean {
  * The lines each commit added, per file, from `git log -p --all` (every branch and tag): a
  * credential committed once and removed later is still in the history, under that commit.
  */
-function* gitHistory(repo: string): Generator<Text> {
+function* gitHistory(repo: string): Generator<ScanInput> {
   const log = spawnSync(
     'git',
     ['-C', repo, 'log', '-p', '--all', '--no-color', '--no-ext-diff', '--format=commit %H', '--unified=0'],
@@ -275,13 +259,13 @@ function* gitHistory(repo: string): Generator<Text> {
   let next = 0;
   let lines: string[] = [];
   let numbers: number[] = [];
-  function* flush(): Generator<Text> {
+  function* flush(): Generator<ScanInput> {
     if (lines.length && file) {
       const mapped = numbers;
       yield {
         text: lines.join('\n'),
         source: { kind: 'git', location: `${repo}:${file}`, commit },
-        lineOf: (line) => mapped[line - 1] ?? line,
+        line: (line) => mapped[line - 1] ?? line,
       };
     }
     lines = [];
@@ -311,13 +295,20 @@ const managedText = (hit: ExposureHit): string => {
   return `${m.identityId} (owner ${m.owner ?? 'none declared'}, ${m.repo} ${m.stage}, ${m.environment}, version ${m.versionId} ${m.versionStage === 'revoked' ? 'revoked already' : m.versionStage})`;
 };
 
+/** Where the owner's alert went, or why it did not (the containment stands either way). */
+function alerted(c: Containment, channels: FanOutExposureAlerts | undefined): string {
+  if (c.alerted) return `alert sent to ${channels?.description ?? 'the alert channels'}`;
+  if (c.alerted === false) return `alert NOT sent: ${c.alertError}`;
+  return 'no alert channel configured (keywarden dev up creates the alert topic)';
+}
+
 const shortFingerprint = (fingerprint: string): string => `${fingerprint.slice(0, SHORT_FINGERPRINT)}…`;
 
 function print(
   hits: readonly ExposureHit[],
   containments: readonly Containment[],
   options: ScanOptions,
-  measured: { bytes: number; seconds: number; matcher: ManagedMatcher },
+  measured: { bytes: number; seconds: number; channels: FanOutExposureAlerts | undefined },
 ): void {
   if (options.json) {
     printJson({
@@ -353,7 +344,8 @@ function print(
     say(
       `alert ${owner}: ${c.identityId}'s credential was exposed in ${c.firstSeen}; ${c.status === 'contained' ? 'ended' : 'NOT fully ended'} by ${c.incident} (campaign ${c.campaignId})` +
         `${c.reissuedVersionId ? `, fresh credential ${c.reissuedVersionId} delivered` : c.reissue ? `, re-issue ${c.reissue}` : ''}` +
-        `${c.report ? `; report ${c.report}` : ''}${c.failures.length ? `; failed: ${c.failures.join('; ')}` : ''}`,
+        `${c.report ? `; report ${c.report}` : ''}${c.failures.length ? `; failed: ${c.failures.join('; ')}` : ''}` +
+        `; ${alerted(c, measured.channels)}`,
     );
   }
   const live = hits.filter((h) => h.severity === 'critical').length;

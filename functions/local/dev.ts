@@ -8,9 +8,11 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { readStack, type StackEndpoints, startStack, stopStack } from '../../scripts/local-stack.ts';
+import { ensureAlertTopic } from '../adapters/alerts/index.ts';
 import { ensureStateTable } from '../adapters/aws/dynamodb-table.ts';
 import { ensureApprovalKey, kmsClient } from '../adapters/aws/kms-approval-signer.ts';
 import { type RuntimeConfig, RuntimeConfigSchema } from '../adapters/runtime-config.ts';
+import { isBotToken } from '../adapters/slack/web-api-poster.ts';
 import { wire } from '../adapters/wiring.ts';
 import { localAwsEndpoint } from './aws-endpoint.ts';
 import { seedDemo } from './demo-seed.ts';
@@ -55,6 +57,42 @@ export function chooseLocalSlackSecret(
   if (value === before) return false;
   writeFileSync(file, value, { mode: 0o600 });
   return true;
+}
+
+/** The variables `dev up` reads Slack alerts from: the bot token, the channel, and (tests) Slack's API base. */
+export const ALERT_SLACK_ENV = {
+  botToken: 'KEYWARDEN_SLACK_BOT_TOKEN',
+  channel: 'KEYWARDEN_ALERT_SLACK_CHANNEL',
+  apiUrl: 'KEYWARDEN_SLACK_API_URL',
+} as const;
+
+type SlackAlerts = RuntimeConfig['alerts']['slack'];
+
+/**
+ * Slack alerts for the local stack: from {@link ALERT_SLACK_ENV} when both the bot token and the
+ * channel are set, else as the previous `dev up` kept them, else none.
+ *
+ * @throws Error saying what is expected (one set without the other, a token not of a bot), never echoing the token.
+ */
+export function localSlackAlerts(env: NodeJS.ProcessEnv, previous: SlackAlerts): SlackAlerts {
+  const botToken = env[ALERT_SLACK_ENV.botToken]?.trim() || undefined;
+  const channel = env[ALERT_SLACK_ENV.channel]?.trim() || undefined;
+  if (!botToken && !channel) return previous;
+  if (!botToken || !channel) {
+    throw new Error(
+      `Slack alerts need both ${ALERT_SLACK_ENV.botToken} (the app's bot token, xoxb-…, with chat:write) and ${ALERT_SLACK_ENV.channel} (a channel id such as C0123456789); only ${botToken ? ALERT_SLACK_ENV.botToken : ALERT_SLACK_ENV.channel} is set`,
+    );
+  }
+  if (!isBotToken(botToken)) {
+    throw new Error(`${ALERT_SLACK_ENV.botToken}: expected a Slack bot token (xoxb-…), got something else`);
+  }
+  if (!/^[A-Z0-9]{2,32}$/.test(channel)) {
+    throw new Error(
+      `${ALERT_SLACK_ENV.channel}: expected a Slack channel id such as C0123456789, got ${JSON.stringify(channel.slice(0, 40))}`,
+    );
+  }
+  const apiUrl = env[ALERT_SLACK_ENV.apiUrl]?.trim() || undefined;
+  return { botToken, channel, ...(apiUrl ? { apiUrl } : {}) };
 }
 
 /** The local CI webhooks' secrets: what a test (or a tunnel from GitHub/GitLab) signs deliveries with. */
@@ -118,6 +156,18 @@ export async function devUp(
     githubWebhookSecret: kept?.githubWebhookSecret ?? randomHex(),
     gitlabWebhookSecret: kept?.gitlabWebhookSecret ?? randomHex(),
   });
+  // Containment alerts: the alert topic on moto (CreateTopic is idempotent: one per stack), and
+  // Slack from the environment or as the last `dev up` kept it.
+  config.alerts = {
+    topicArn: await ensureAlertTopic(config.aws),
+    slack: localSlackAlerts(process.env, previous?.success ? previous.data.alerts.slack : undefined),
+  };
+  options.log(
+    `containment alerts: ${config.alerts.topicArn}${config.alerts.slack ? ` and Slack channel ${config.alerts.slack.channel}` : ` (Slack too with ${ALERT_SLACK_ENV.botToken} and ${ALERT_SLACK_ENV.channel})`}`,
+  );
+  // A running runtime read its configuration when it started: it restarts to alert where configured now.
+  const alertsChanged =
+    previous?.success === true && JSON.stringify(previous.data.alerts) !== JSON.stringify(config.alerts);
   writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
   const services = wire(config);
   await ensureStateTable(services.aws.dynamodb, config.tableName);
@@ -142,8 +192,10 @@ export async function devUp(
   // Checked before the runtime starts: the runtime reads the secret once, when it starts.
   const secretChanged = chooseLocalSlackSecret(stateDir, options.slackSigningSecret);
   if (options.runtime === false) return { config, seeded };
-  if (secretChanged) {
-    options.log('Slack signing secret changed: restarting the local runtime to use it');
+  if (secretChanged || alertsChanged) {
+    options.log(
+      `${secretChanged ? 'Slack signing secret' : 'where alerts go'} changed: restarting the local runtime to use it`,
+    );
     await stopRuntimeProcess(stateDir);
   }
   return { config, seeded, runtime: await startRuntimeProcess(stateDir) };

@@ -8,14 +8,8 @@
  */
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
 import { type FinishedJob, type ForgeSettings, finishedJobLog } from '../adapters/scan/finished-job-log.ts';
-import { Composition, exposure, type Services } from '../adapters/wiring.ts';
-import {
-  containHits,
-  loadMatcher,
-  saveUnmanagedFindings,
-  scanText,
-  unmanagedFindings,
-} from '../core/exposure.ts';
+import { alerts, Composition, exposure, type Services } from '../adapters/wiring.ts';
+import { scanAndContain } from '../core/exposure-batch.ts';
 import { localContainment } from './exposure-containment.ts';
 
 /** Who contains in the audit trail when a job's log held a managed credential. */
@@ -27,9 +21,14 @@ export interface JobLogScan {
   hits: number;
   managed: number;
   contained: number;
+  /** Owners told of a containment (through the configured alerts). */
+  alerted: number;
 }
 
-/** Scans a finished job's log and contains what keywarden manages in it. */
+/**
+ * Scans a finished job's log and contains what keywarden manages in it, alerting each owner
+ * where alerts are configured (an alert that cannot be sent is logged, the containment stands).
+ */
 export function jobLogScanner(
   services: Services,
   settings: ForgeSettings,
@@ -38,25 +37,29 @@ export function jobLogScanner(
   const detector = new CombinedSecretDetector();
   return async (job) => {
     const fetched = await finishedJobLog(job, settings);
-    const deps = new Composition(services.config, services.clock).get(exposure);
-    const matcher = await loadMatcher(deps);
-    const hits = await scanText(matcher, detector, deps.fingerprint, fetched.text, fetched.source);
-    const containments = await containHits(
+    const composition = new Composition(services.config, services.clock);
+    const { hits, containments } = await scanAndContain(
       {
-        exposures: deps.exposures,
+        exposure: composition.get(exposure),
+        detector,
         containment: localContainment(services, JOB_LOG_ACTOR, log),
-        audit: deps.audit,
-        clock: deps.clock,
         actor: JOB_LOG_ACTOR,
+        alerts: composition.get(alerts),
       },
-      hits,
+      // A job's log is one text with its own lines.
+      [{ source: fetched.source, text: fetched.text }],
+      { contain: true },
     );
-    await saveUnmanagedFindings(deps, unmanagedFindings(hits));
+    for (const c of containments) {
+      if (c.alerted === false)
+        log(`alerting the owner of ${c.identityId} (${c.incident}) failed: ${c.alertError}`);
+    }
     return {
       location: fetched.source.location,
       hits: hits.length,
       managed: hits.filter((hit) => hit.status === 'managed').length,
       contained: containments.filter((c) => c.status === 'contained').length,
+      alerted: containments.filter((c) => c.alerted).length,
     };
   };
 }

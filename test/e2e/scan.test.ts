@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
@@ -29,8 +37,9 @@ const filesUnder = (dir: string): string[] =>
  * AppRole secret-id, a KV value, a Secrets Manager value), among noise and look-alikes.
  * `keywarden scan build.log --contain` fails the build, and afterwards each of them is dead on
  * moto and OpenBao, each identity has a fresh working credential at its delivery target, the
- * incident reports are written, and no output, audit record, report or stored record holds a
- * value. A second scan finds them again, dead, and contains nothing.
+ * incident reports are written, each owner is alerted on the local alert topic, and no output,
+ * audit record, report, alert or stored record holds a value. A second scan finds them again,
+ * dead, and contains (and alerts) nothing.
  */
 describe('keywarden scan --contain: exposed credentials of every kind end, and are replaced', () => {
   const home = mkdtempSync(join(tmpdir(), 'kw-scan-'));
@@ -54,6 +63,12 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
   const unmanagedToken = `s.${randomBytes(18).toString('base64').replace(/[+/]/g, 'x')}`;
   let first: CliResult;
   let second: CliResult;
+  /** What an SQS queue subscribed to the local alert topic received (SNS's envelope, attributes included). */
+  let alerts: {
+    Subject: string;
+    Message: string;
+    MessageAttributes: Record<string, { Value: string }>;
+  }[] = [];
 
   const secretString = async (secretId: string) =>
     (
@@ -91,6 +106,20 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     expect(run('rotate', '--due').code).toBe(0);
     const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
     services = wire(config);
+    // An owner's subscription to the alert topic `dev up` made on moto: an SQS queue, read after the scans.
+    const sqs = new SQSClient(awsClientConfig(config.aws));
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'kw-scan-alerts' }));
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    expect(config.alerts.topicArn).toMatch(/:keywarden-alerts$/);
+    await new SNSClient(awsClientConfig(config.aws)).send(
+      new SubscribeCommand({
+        TopicArn: config.alerts.topicArn,
+        Protocol: 'sqs',
+        Endpoint: Attributes?.QueueArn,
+      }),
+    );
     vault = new VaultClient({ addr: config.vault?.addr ?? '', token: config.vault?.token ?? '' });
     const pair = JSON.parse(await secretString('ci/app/build/aws-access-key')) as Record<string, string>;
     leaked.accessKeyId = pair.accessKeyId ?? '';
@@ -123,6 +152,14 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     );
     first = run('scan', log, '--contain', '--json');
     second = run('scan', log, '--contain', '--json');
+    // moto delivers to SQS as it publishes: every alert is in the queue once the scans are done.
+    for (let read = 0; read < 5; read += 1) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      if (Messages.length === 0) break;
+      alerts = [...alerts, ...Messages.map((m) => JSON.parse(m.Body ?? '{}') as (typeof alerts)[number])];
+    }
   });
 
   afterAll(() => {
@@ -158,8 +195,44 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
       ['web-npm-token', 'contained', true],
     ]);
     expect(first.stderr).toMatch(
-      /alert team-app: app-build-aws's credential was exposed in file .*build\.log:[34];/,
+      /alert team-app: app-build-aws's credential was exposed in file .*build\.log:[34];.*; alert sent to SNS topic keywarden-alerts\n/,
     );
+  });
+
+  it('alerts each owner once on the local alert topic, with attributes to filter on and no value', () => {
+    const { containments } = JSON.parse(first.stdout) as {
+      containments: { identityId: string; owner?: string; incident: string; alerted: boolean }[];
+    };
+    expect(containments.every((c) => c.alerted)).toBe(true);
+    const byIdentity = (list: { identity: string; owner: string; incident: string; cause: string }[]) =>
+      list.sort((a, b) => a.identity.localeCompare(b.identity));
+    expect(
+      byIdentity(
+        alerts.map(({ MessageAttributes: a }) => ({
+          identity: a.identity?.Value ?? '',
+          owner: a.owner?.Value ?? '',
+          incident: a.incident?.Value ?? '',
+          cause: a.cause?.Value ?? '',
+        })),
+      ),
+    ).toEqual(
+      byIdentity(
+        containments.map((c) => ({
+          identity: c.identityId,
+          owner: c.owner ?? '',
+          incident: c.incident,
+          cause: 'exposure',
+        })),
+      ),
+    );
+    const build = alerts.find((a) => a.MessageAttributes.identity?.Value === 'app-build-aws');
+    expect(build?.Subject).toMatch(
+      /^keywarden contained app-build-aws's exposed credential \(EXPOSURE-[0-9a-f]{12}\)$/,
+    );
+    expect(build?.Message).toMatch(
+      /^app-build-aws's credential was exposed \(file .*build\.log:[34]\); ended by EXPOSURE-/,
+    );
+    expect(build?.Message).toMatch(/Replacement: fresh credential \S+ delivered to its target/);
   });
 
   it('reports the credential keywarden does not manage, and records it as an exposed-unmanaged finding', () => {
@@ -232,6 +305,7 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
       second.stdout,
       second.stderr,
       JSON.stringify(records),
+      JSON.stringify(alerts),
       ...filesUnder(reports).map((path) => readFileSync(path, 'utf8')),
     ];
     for (const text of everywhere) for (const secret of secrets) expect(text).not.toContain(secret);
