@@ -5,6 +5,7 @@ import { BreakGlass } from './constructs/break-glass.ts';
 import { CI_ISSUERS_CONTEXT, CiCredentials, ciEnabled, ciRolePathOf } from './constructs/ci-credentials.ts';
 import { Discovery } from './constructs/discovery.ts';
 import {
+  EXPOSURE_ALERT_CHANNEL_CONTEXT,
   EXPOSURE_GITHUB_API_CONTEXT,
   EXPOSURE_GITLAB_URL_CONTEXT,
   EXPOSURE_LOG_GROUPS_CONTEXT,
@@ -73,6 +74,11 @@ export interface KeywardenStackProps extends StackProps {
    * @default context `keywarden:gitlabUrl`, else https://gitlab.com
    */
   readonly gitlabUrl?: string | undefined;
+  /**
+   * The Slack channel id the exposure scanner posts containment alerts to (with the Slack bot token).
+   * @default context `keywarden:exposureAlertChannel`, else none (alerts go to the revocation alarm topic only)
+   */
+  readonly exposureAlertChannel?: string | undefined;
 }
 
 /**
@@ -195,6 +201,8 @@ export class KeywardenStack extends Stack {
             alarmTopic: this.revocation.alarmTopic,
             githubApiUrl: props.githubApiUrl ?? this.node.tryGetContext(EXPOSURE_GITHUB_API_CONTEXT),
             gitlabUrl: props.gitlabUrl ?? this.node.tryGetContext(EXPOSURE_GITLAB_URL_CONTEXT),
+            alertChannel:
+              props.exposureAlertChannel ?? this.node.tryGetContext(EXPOSURE_ALERT_CHANNEL_CONTEXT),
           });
     // A finished CI job's log is scanned when both are deployed: the API hands the job over.
     if (this.exposure !== undefined && this.ci !== undefined) {

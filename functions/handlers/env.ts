@@ -64,6 +64,10 @@ export const KEYWARDEN_ENV = {
   githubApiUrl: 'KEYWARDEN_GITHUB_API_URL',
   /** The exposure scanner: the GitLab instance's URL. @default https://gitlab.com */
   gitlabUrl: 'KEYWARDEN_GITLAB_URL',
+  /** The exposure scanner: the SNS topic containment alerts are published to. */
+  exposureAlertTopicArn: 'KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN',
+  /** The exposure scanner: the Slack channel id containment alerts are posted to (with the bot token). */
+  exposureAlertChannel: 'KEYWARDEN_EXPOSURE_ALERT_CHANNEL',
 } as const;
 
 /** A setting the CDK stack passes to a function. */
@@ -115,6 +119,8 @@ export const LambdaEnvSchema = z
     forgeTokensSecretArn: optional,
     githubApiUrl: optional,
     gitlabUrl: optional,
+    exposureAlertTopicArn: optional,
+    exposureAlertChannel: optional,
   } satisfies Record<KeywardenEnvKey | keyof typeof LAMBDA_RUNTIME_ENV, z.ZodType>)
   .superRefine((env, ctx) => {
     // The token is read only when there is a Vault to use it with.

@@ -16,19 +16,21 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import * as z from 'zod';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { awsClientConfig, secretsClient } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
   type CampaignPlanningDeps,
   planContainment,
   StepFunctionsCampaignLauncher,
 } from '../adapters/campaign-launcher.ts';
+import type { RuntimeConfig } from '../adapters/runtime-config.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
 import { type FinishedJob, type ForgeSettings, finishedJobLog } from '../adapters/scan/finished-job-log.ts';
 import type { FetchedLog } from '../adapters/scan/forge-http.ts';
 import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
 import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
-import { Composition, exposure, rotation, secrets, stores } from '../adapters/wiring.ts';
+import { BOT_TOKEN } from '../adapters/slack/web-api-poster.ts';
+import { alerts, Composition, exposure, rotation, secrets, stores } from '../adapters/wiring.ts';
 import { FinishedJobEventSchema } from '../api/ci-webhooks.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
@@ -244,14 +246,37 @@ export function forgeSettingsOf(
 }
 
 /**
+ * Where the scanner's containment alerts go: the alert topic its environment names, and the Slack
+ * channel when it names one and the bot token secret holds a bot token (`xoxb-…`; anything else,
+ * such as the deployed placeholder, leaves Slack out).
+ */
+export function alertSettingsOf(
+  env: Pick<LambdaEnv, 'exposureAlertTopicArn' | 'exposureAlertChannel'>,
+  botToken: string | undefined,
+): RuntimeConfig['alerts'] {
+  const channel = env.exposureAlertChannel;
+  return {
+    ...(env.exposureAlertTopicArn ? { topicArn: env.exposureAlertTopicArn } : {}),
+    ...(channel && botToken && BOT_TOKEN.test(botToken) ? { slack: { botToken, channel } } : {}),
+  };
+}
+
+/**
  * Cold start: the exposure part (the store, the fingerprint key, Vault for AppRole role-ids), the
  * detector (secretlint's recommended preset and keywarden's own rules), the campaign planning of
- * the same store and rotation registries, and the revocation state machine.
+ * the same store and rotation registries, the revocation state machine, the forge settings and
+ * tokens finished jobs' logs are read with, and the containment alerts (topic, Slack).
  */
 async function init() {
   const env = lambdaEnv();
-  const config = await loadLambdaConfig();
-  const composition = new Composition(config);
+  const loaded = await loadLambdaConfig();
+  // The Slack bot token only when alerts have a channel; the placeholder (`not-set`) is no token.
+  const botToken =
+    env.exposureAlertChannel && env.slackBotTokenSecretArn
+      ? await readSecret(secretsClient(loaded.aws), env.slackBotTokenSecretArn)
+      : undefined;
+  const composition = new Composition({ ...loaded, alerts: alertSettingsOf(env, botToken) });
+  const config = composition.config;
   if (!env.revocationStateMachineArn) {
     throw new KeywardenError(
       'the exposure scanner contains through the revocation state machine: KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set (the ExposureScanner construct sets it)',
@@ -279,6 +304,8 @@ async function init() {
       detector: new CombinedSecretDetector(),
       containment: stateMachineContainment(planning, launcher, SCANNER_ACTOR),
       actor: SCANNER_ACTOR,
+      // The alert topic and the Slack channel, each when configured; an alert that fails never fails containment.
+      alerts: composition.get(alerts),
     }),
     logger: new Logger({ serviceName: 'keywarden' }),
     jobLog: forge ? (job) => finishedJobLog(job, forge) : undefined,

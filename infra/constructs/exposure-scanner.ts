@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { Duration, RemovalPolicy, SecretValue, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
@@ -30,6 +31,9 @@ export const EXPOSURE_GITHUB_API_CONTEXT = 'keywarden:githubApiUrl';
 
 /** cdk context key that may hold the GitLab instance's URL the scanner reads job logs from. */
 export const EXPOSURE_GITLAB_URL_CONTEXT = 'keywarden:gitlabUrl';
+
+/** cdk context key that may hold the Slack channel id containment alerts are posted to (with the Slack bot token). */
+export const EXPOSURE_ALERT_CHANNEL_CONTEXT = 'keywarden:exposureAlertChannel';
 
 /** What the forge tokens secret holds until the operator sets tokens: no token, so no platform is read. */
 export const FORGE_TOKENS_PLACEHOLDER = '{"github":"","gitlab":""}';
@@ -60,6 +64,13 @@ export interface ExposureScannerProps extends PipelineCredentialsProps {
   readonly githubApiUrl?: string | undefined;
   /** The GitLab instance's URL, where finished jobs' traces are read. An https URL. @default https://gitlab.com */
   readonly gitlabUrl?: string | undefined;
+  /**
+   * The Slack channel id (`C0123456789`) containment alerts are posted to, as keywarden's Slack
+   * app (the bot token secret of {@link PipelineCredentialsProps.secrets}; the bot must be in the
+   * channel). While that secret holds no bot token, alerts go to the topic only.
+   * @default no Slack alert
+   */
+  readonly alertChannel?: string | undefined;
 }
 
 /**
@@ -82,6 +93,9 @@ export interface ExposureScannerProps extends PipelineCredentialsProps {
  *   reads its log through GitHub's or GitLab's API with the tokens of {@link forgeTokens} (a
  *   secret only the scanner may read; JSON `{"github": "<token>", "gitlab": "<token>"}`, set by
  *   the operator after deploy) and scans it as a batch.
+ * - **Alerts**: each containment attempted is published to {@link alertTopic} (the alarm topic it
+ *   is given, else a topic of its own, encrypted), whose subscribers may filter on the owner;
+ *   and posted to the Slack alert channel when one is configured and the bot token is set.
  * - **Failures**: CloudWatch Logs and the API invoke asynchronously; an event whose scan failed
  *   after Lambda's retries waits in {@link deadLetterQueue}, so a leak is never dropped unscanned.
  *   Alarms on the function's errors and on a dead-lettered event.
@@ -105,6 +119,8 @@ export class ExposureScanner extends Construct {
    * Only the scanner may read it.
    */
   readonly forgeTokens: secretsmanager.Secret;
+  /** Where containment alerts are published: the alarm topic given, or the construct's own. */
+  readonly alertTopic: sns.ITopic;
 
   constructor(scope: Construct, id: string, props: ExposureScannerProps) {
     super(scope, id);
@@ -117,6 +133,7 @@ export class ExposureScanner extends Construct {
         `ExposureScanner: logGroups must name at least one log group to scan, such as ["/aws/codebuild/deploy-app"]; received none. Leave the scanner out when no log group is configured.`,
       );
     }
+    const alertChannel = validateAlertChannel(props.alertChannel);
     const githubApiUrl = validateForgeUrl('githubApiUrl', props.githubApiUrl);
     const gitlabUrl = validateForgeUrl('gitlabUrl', props.gitlabUrl);
     const { stateStore, secrets, revocationStateMachine } = props;
@@ -139,6 +156,23 @@ export class ExposureScanner extends Construct {
       },
     ]);
 
+    // Alerts go where the alarms go; without an alarm topic, to a topic of the scanner's own.
+    if (props.alarmTopic) {
+      this.alertTopic = props.alarmTopic;
+    } else {
+      const alertKey = new kms.Key(this, 'AlertKey', {
+        description: 'keywarden exposure containment alert topic encryption',
+        enableKeyRotation: true,
+        // Protects alerts in transit through SNS only; nothing stored depends on it.
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      this.alertTopic = new sns.Topic(this, 'AlertTopic', {
+        displayName: 'keywarden exposure containment alerts',
+        masterKey: alertKey,
+        enforceSSL: true,
+      });
+    }
+
     this.deadLetterQueue = deadLetterQueue(this);
     this.scanner = keywardenFunction(this, 'Scanner', {
       handlerFile: 'exposure-scanner.ts',
@@ -157,11 +191,33 @@ export class ExposureScanner extends Construct {
         forgeTokensSecretArn: this.forgeTokens.secretArn,
         ...(githubApiUrl === undefined ? {} : { githubApiUrl }),
         ...(gitlabUrl === undefined ? {} : { gitlabUrl }),
+        exposureAlertTopicArn: this.alertTopic.topicArn,
+        ...(alertChannel === undefined
+          ? {}
+          : { exposureAlertChannel: alertChannel, slackBotTokenSecretArn: secrets.slackBotToken.secretArn }),
       },
     });
     const role = this.scanner.role;
     stateStore.grantReadWriteData(role);
-    secrets.grantRead(role);
+    secrets.grantRead(role, { slackBotToken: alertChannel !== undefined });
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'PublishContainmentAlerts',
+        actions: ['sns:Publish'],
+        resources: [this.alertTopic.topicArn],
+      }),
+    );
+    const alertKey = this.alertTopic.masterKey;
+    if (alertKey) {
+      // Publishing to an encrypted topic: a data key of the topic's key, for SNS to encrypt with.
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'EncryptContainmentAlerts',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [alertKey.keyArn],
+        }),
+      );
+    }
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadForgeTokens',
@@ -271,6 +327,18 @@ export class ExposureScanner extends Construct {
     );
     api.function.addEnvironment(KEYWARDEN_ENV.exposureScannerFunctionArn, this.scanner.function.functionArn);
   }
+}
+
+/** A Slack channel id (`C0123456789`), or undefined when not set. */
+function validateAlertChannel(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  if (!/^[A-Z0-9]{2,32}$/.test(trimmed)) {
+    throw new InfraConfigError(
+      `ExposureScanner: alertChannel must be a Slack channel id such as 'C0123456789' (channel details > About), not its name; received '${trimmed.slice(0, 64)}'.`,
+    );
+  }
+  return trimmed;
 }
 
 /** A platform's URL as the scanner is given it: https, no credentials; undefined when not set. */

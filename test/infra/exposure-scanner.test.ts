@@ -7,6 +7,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  EXPOSURE_ALERT_CHANNEL_CONTEXT,
   EXPOSURE_FILTER_NAME,
   EXPOSURE_GITHUB_API_CONTEXT,
   EXPOSURE_LOG_GROUPS_CONTEXT,
@@ -52,6 +53,7 @@ describe('infra: exposure scanner', () => {
       exposureLogGroups: LOG_GROUPS,
       ciIssuers: [{ preset: 'github', audience: 'keywarden' }],
       gitlabUrl: 'https://gitlab.example.com',
+      exposureAlertChannel: 'C0123456789',
     });
     template = synthesized.template;
     const built = synthesized.stack.exposure;
@@ -102,6 +104,10 @@ describe('infra: exposure scanner', () => {
       KEYWARDEN_FORGE_TOKENS_SECRET_ARN: { Ref: logicalIdOf(exposure.forgeTokens) },
       // GitHub's default (api.github.com) is the handler's; the configured GitLab is passed on.
       KEYWARDEN_GITLAB_URL: 'https://gitlab.example.com',
+      // Alerts: the revocation alarm topic, and the Slack channel with the bot token to post as.
+      KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.alarmTopic) },
+      KEYWARDEN_EXPOSURE_ALERT_CHANNEL: 'C0123456789',
+      KEYWARDEN_SLACK_BOT_TOKEN_SECRET_ARN: { Ref: logicalIdOf(synthesized.stack.secrets.slackBotToken) },
       NODE_OPTIONS: '--enable-source-maps',
     });
   });
@@ -145,7 +151,12 @@ describe('infra: exposure scanner', () => {
     const { stack } = synthesized;
     expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual(tableAndIndexArns(stack));
     expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
-      [stack.secrets.vaultToken, stack.secrets.fingerprintKey, exposure.forgeTokens]
+      [
+        stack.secrets.vaultToken,
+        stack.secrets.fingerprintKey,
+        stack.secrets.slackBotToken,
+        exposure.forgeTokens,
+      ]
         .map((s) => `<${logicalIdOf(s)}>`)
         .sort(),
     );
@@ -172,12 +183,26 @@ describe('infra: exposure scanner', () => {
         .flatMap((s) => s.actions)
         .sort(),
     ).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:ListSecretVersionIds']);
+    // Alerts: publish to the alert topic (the revocation alarm topic) and use its key, nothing else of SNS.
+    expect(exposure.alertTopic).toBe(stack.revocation.alarmTopic);
+    expect(resourcesAllowedFor(statements, 'sns:Publish')).toEqual([
+      `<${logicalIdOf(stack.revocation.alarmTopic)}>`,
+    ]);
+    expect(statements.flatMap((s) => s.actions).filter((a) => a.startsWith('sns:'))).toEqual(['sns:Publish']);
+    const alarmKey = `<${logicalIdOf(stack.revocation.alarmKey as never)}.Arn>`;
+    expect(
+      statements
+        .filter((s) => s.resources.includes(alarmKey))
+        .flatMap((s) => s.actions)
+        .sort(),
+    ).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
     expectOnlyScopedActionsOf(statements, [
       'dynamodb',
       'iam',
       'kms',
       'logs',
       'secretsmanager',
+      'sns',
       'sqs',
       'states',
     ]);
@@ -274,6 +299,58 @@ describe('infra: exposure scanner settings', () => {
     const withPassword = refusal(`https://root:${'x'.repeat(12)}@gitlab.example.com`);
     expect(withPassword).toMatch(/received 'https:\/\/\*\*\*@gitlab\.example\.com'/);
     expect(withPassword).not.toContain('x'.repeat(12));
+  });
+
+  it('publishes alerts to an encrypted topic of its own when given no alarm topic, and may use that one only', () => {
+    const { stack, stateStore, secrets } = bareKeywarden();
+    const scanner = new ExposureScanner(stack, 'Scanner', {
+      stateStore,
+      secrets,
+      logGroups: ['/a'],
+      revocationStateMachine: STATE_MACHINE,
+    });
+    const template = Template.fromStack(stack);
+    const topic = resourceOf(template, 'AWS::SNS::Topic', scanner.alertTopic)?.Properties;
+    expect(topic?.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [expect.stringContaining('AlertKey'), 'Arn'] });
+    const statements = allowStatementsOfRole(template, logicalIdOf(scanner.scanner.role));
+    expect(resourcesAllowedFor(statements, 'sns:Publish')).toEqual([`<${logicalIdOf(scanner.alertTopic)}>`]);
+    // The state table's key aside, the topic's key only.
+    expect(resourcesAllowedFor(statements, 'kms:GenerateDataKey').sort()).toEqual(
+      [
+        `<${logicalIdOf(stateStore.key)}.Arn>`,
+        `<${(topic?.KmsMasterKeyId as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]}.Arn>`,
+      ].sort(),
+    );
+    // No channel: no Slack, and the bot token is not readable.
+    const fn = resourceOf(template, 'AWS::Lambda::Function', scanner.scanner.function)?.Properties;
+    expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_ALERT_CHANNEL).toBeUndefined();
+    expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue')).not.toContain(
+      `<${logicalIdOf(secrets.slackBotToken)}>`,
+    );
+  });
+
+  it(`reads the Slack alert channel from context ${EXPOSURE_ALERT_CHANNEL_CONTEXT}, and refuses a channel name`, () => {
+    const { stack } = bareKeywarden({
+      [EXPOSURE_LOG_GROUPS_CONTEXT]: ['/aws/codebuild/x'],
+      [EXPOSURE_ALERT_CHANNEL_CONTEXT]: 'C0ALERTS42',
+    });
+    const keywarden = new KeywardenStack(stack.node.root as never, 'ChannelFromContext');
+    const scanner = keywarden.exposure?.scanner.function;
+    if (!scanner) throw new Error('no scanner built');
+    const fn = resourceOf(Template.fromStack(keywarden), 'AWS::Lambda::Function', scanner)?.Properties;
+    expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_ALERT_CHANNEL).toBe('C0ALERTS42');
+
+    const bare = bareKeywarden();
+    expect(
+      () =>
+        new ExposureScanner(bare.stack, 'Named', {
+          stateStore: bare.stateStore,
+          secrets: bare.secrets,
+          logGroups: ['/a'],
+          revocationStateMachine: STATE_MACHINE,
+          alertChannel: '#security',
+        }),
+    ).toThrow(/alertChannel must be a Slack channel id such as 'C0123456789'.*received '#security'/);
   });
 
   it('is not deployed when no log group is configured', () => {

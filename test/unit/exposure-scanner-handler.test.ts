@@ -20,6 +20,7 @@ import type { Finding } from '../../functions/core/findings.ts';
 import type { BoundProvider, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
 import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
+  alertSettingsOf,
   forgeSettingsOf,
   makeHandler,
   parseForgeTokens,
@@ -500,5 +501,29 @@ describe('api: a finished job handed to the exposure scanner', () => {
     expect(logged[0]).toContain('GitLab project 42 job 7001');
     expect(logged[0]).toContain('TooManyRequestsException: Rate exceeded');
     expect(logged[0]).toContain(`invoke ${SCANNER}`);
+  });
+});
+
+describe('exposure scanner: where containment alerts go', () => {
+  const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:keywarden-revocation-alarms';
+  const botToken = () => `xoxb-${randomBytes(12).toString('hex')}-${randomBytes(12).toString('hex')}`;
+
+  it('publishes to the topic its environment names, and posts to the channel with a bot token', () => {
+    const token = botToken();
+
+    const settings = alertSettingsOf(
+      { exposureAlertTopicArn: TOPIC, exposureAlertChannel: 'C0123456789' },
+      token,
+    );
+
+    expect(settings).toEqual({ topicArn: TOPIC, slack: { botToken: token, channel: 'C0123456789' } });
+  });
+
+  it.each([
+    ['no channel', {}, botToken()],
+    ['the deployed placeholder instead of a bot token', { exposureAlertChannel: 'C0123456789' }, 'not-set'],
+    ['no bot token read', { exposureAlertChannel: 'C0123456789' }, undefined],
+  ])('leaves Slack out with %s', (_name, env, token) => {
+    expect(alertSettingsOf({ exposureAlertTopicArn: TOPIC, ...env }, token)).toEqual({ topicArn: TOPIC });
   });
 });
