@@ -34,6 +34,9 @@ export default defineConfig({
         test: {
           name: 'infra',
           include: ['test/infra/**/*.test.ts'],
+          // One worker runs file after file without re-importing aws-cdk-lib (~15 s of import
+          // each on a loaded machine) and shares the default synthesis (keywarden-fixture.ts).
+          isolate: false,
           testTimeout: 180_000,
           hookTimeout: 180_000,
         },

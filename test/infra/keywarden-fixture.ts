@@ -64,11 +64,38 @@ export function cdkJsonContext(): Record<string, unknown> {
   return { ...(cdkJson.context ?? {}), 'aws:cdk:bundling-stacks': [] };
 }
 
-/** Builds a fresh app with one `Keywarden` stack and the AwsSolutions checks, and synthesizes it. */
+/**
+ * The syntheses made so far in this worker, by their arguments. The infra project runs its
+ * files one after another in the same worker (`isolate: false` in vitest.config.ts), so the
+ * files that read the default stack share one synthesis, as they share aws-cdk-lib's import:
+ * each synthesis with the AwsSolutions checks costs seconds of CPU. The specs only read a
+ * synthesized stack and its template.
+ */
+const synthesized = new Map<string, SynthesizedKeywarden>();
+
+/**
+ * An app with one `Keywarden` stack and the AwsSolutions checks, synthesized: once per worker
+ * for the same arguments (see `synthesized`), afresh when it bundles.
+ */
 export function synthesizeKeywarden(
   props: KeywardenStackProps = {},
   env?: Environment,
   options: { bundle?: boolean } = {},
+): SynthesizedKeywarden {
+  if (options.bundle) return synthesizeAfresh(props, env, options);
+  const key = JSON.stringify([props, env ?? null]);
+  const known = synthesized.get(key);
+  if (known) return known;
+  const made = synthesizeAfresh(props, env, options);
+  synthesized.set(key, made);
+  return made;
+}
+
+/** Builds a fresh app with one `Keywarden` stack and the AwsSolutions checks, and synthesizes it. */
+function synthesizeAfresh(
+  props: KeywardenStackProps,
+  env: Environment | undefined,
+  options: { bundle?: boolean },
 ): SynthesizedKeywarden {
   // The CLI also records each resource's construct path (`aws:cdk:path`); suppressions are listed by it.
   const app = new App({
