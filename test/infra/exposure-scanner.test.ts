@@ -282,7 +282,8 @@ describe('infra: exposure scanner settings', () => {
     let built = 0;
     const refusal = (gitlabUrl: string): string => {
       try {
-        new ExposureScanner(stack, `Scanner${(built += 1)}`, {
+        built += 1;
+        new ExposureScanner(stack, `Scanner${built}`, {
           stateStore,
           secrets,
           logGroups: ['/a'],
@@ -315,11 +316,10 @@ describe('infra: exposure scanner settings', () => {
     const statements = allowStatementsOfRole(template, logicalIdOf(scanner.scanner.role));
     expect(resourcesAllowedFor(statements, 'sns:Publish')).toEqual([`<${logicalIdOf(scanner.alertTopic)}>`]);
     // The state table's key aside, the topic's key only.
+    const [topicKey] =
+      (topic?.KmsMasterKeyId as { 'Fn::GetAtt': string[] } | undefined)?.['Fn::GetAtt'] ?? [];
     expect(resourcesAllowedFor(statements, 'kms:GenerateDataKey').sort()).toEqual(
-      [
-        `<${logicalIdOf(stateStore.key)}.Arn>`,
-        `<${(topic?.KmsMasterKeyId as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]}.Arn>`,
-      ].sort(),
+      [`<${logicalIdOf(stateStore.key)}.Arn>`, `<${topicKey}.Arn>`].sort(),
     );
     // No channel: no Slack, and the bot token is not readable.
     const fn = resourceOf(template, 'AWS::Lambda::Function', scanner.scanner.function)?.Properties;
