@@ -17,6 +17,7 @@ import { RoleDeny } from './constructs/role-deny.ts';
 import { Rotation } from './constructs/rotation.ts';
 import { ServiceSecrets } from './constructs/service-secrets.ts';
 import { StateStore } from './constructs/state-store.ts';
+import { UseMonitor } from './constructs/use-monitor.ts';
 import { type CiIssuerSetting, validateExposureLogGroups } from './settings.ts';
 
 /** Properties of {@link KeywardenStack}; every setting has a safe default. */
@@ -108,10 +109,12 @@ export class KeywardenStack extends Stack {
   readonly roleDeny: RoleDeny;
   /** The HTTP API, its function, Slack ingress and the Slack worker. */
   readonly api: Api;
-  /** CI job credentials (routes, approval key, webhook secrets, sweeper, usage); `undefined` when off. */
+  /** CI job credentials (routes, approval key, webhook secrets, sweeper); `undefined` when off. */
   readonly ci: CiCredentials | undefined;
   /** The exposure scanner on the configured log groups; `undefined` when none is configured. */
   readonly exposure: ExposureScanner | undefined;
+  /** CloudTrail calls of CI sessions and managed access keys, judged as they happen. */
+  readonly useMonitor: UseMonitor;
 
   constructor(scope: Construct, id: string, props: KeywardenStackProps = {}) {
     super(scope, id, props);
@@ -208,6 +211,14 @@ export class KeywardenStack extends Stack {
     if (this.exposure !== undefined && this.ci !== undefined) {
       this.exposure.acceptFinishedJobsFrom(this.api.handler);
     }
+
+    // Every stack watches use: CI sessions after their job's end, managed keys outside their runners.
+    this.useMonitor = new UseMonitor(this, 'UseMonitor', {
+      ...pipeline,
+      revocationStateMachine: this.revocation.stateMachine,
+      // Containing a used key is an incident: its failures go where the revocation alarms go.
+      alarmTopic: this.revocation.alarmTopic,
+    });
 
     // What an operator needs after deploy: where state and reports live, and which secret to set.
     new CfnOutput(this, 'StateTableName', { value: this.stateStore.table.tableName });

@@ -2,15 +2,12 @@ import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
@@ -24,7 +21,7 @@ import {
   keywardenFunction,
   serviceEnvironment,
 } from '../lambda-function.ts';
-import { deadLetterQueue, liveSchedule } from '../live-schedule.ts';
+import { liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import {
   type CiGateIssuer,
@@ -54,12 +51,6 @@ export const DEFAULT_CI_SWEEPER_SCHEDULE = 'rate(1 minute)';
 
 /** The alias of the approval signing key (one per account and region). */
 export const APPROVAL_KEY_ALIAS = 'alias/keywarden-approvals';
-
-/**
- * Every CI session's SourceIdentity starts with this (the job's correlation id, `ci-<issuer>-…`,
- * functions/core/ci-policy.ts `jobOf`): the usage rule matches CloudTrail events by it.
- */
-export const CI_SOURCE_IDENTITY_PREFIX = 'ci-';
 
 /**
  * How a CI route is authenticated. `jwt`: the job's OIDC token, checked by API Gateway's JWT
@@ -154,7 +145,7 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
    * @default the `keywarden:ciSweeperSchedule` context value, else `rate(1 minute)`
    */
   readonly sweeperSchedule?: string | undefined;
-  /** Where the sweeper's and usage function's alarms notify. @default no alarm */
+  /** Where the sweeper's alarm notifies. @default no alarm */
   readonly alarmTopic?: sns.ITopic | undefined;
 }
 
@@ -178,11 +169,9 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
  * - **Sweeper** (`functions/handlers/ci-sweeper.ts`, every minute): ends credentials past their
  *   TTL in the records, releases AWS denies once the sessions they cover are dead (through the
  *   role-deny function), records Vault use.
- * - **Usage** (`functions/handlers/ci-usage.ts`): an EventBridge rule on the default bus sends it
- *   every CloudTrail API call made with a CI session (`sourceIdentity` starting `ci-`), recorded
- *   as `used`. EventBridge receives these only where a CloudTrail trail logs management events,
- *   in the region the call was made (IAM and STS: us-east-1 too). Undeliverable events and
- *   failed runs wait in {@link deadLetterQueue}.
+ *
+ * A CI session's AWS calls (CloudTrail, by its `ci-` SourceIdentity) are recorded as used, and
+ * judged after the job's end, by the use monitor (./use-monitor.ts), which every stack has.
  */
 export class CiCredentials extends Construct {
   /** The validated trusted issuers; the first guards the canonical exchange routes. */
@@ -209,18 +198,8 @@ export class CiCredentials extends Construct {
   readonly sweeperSchedule: scheduler.Schedule;
   /** The role the sweeper schedule runs as: may invoke the sweeper alias only. */
   readonly sweeperSchedulerRole: iam.Role;
-  /** Records CloudTrail calls made with CI sessions; invoked by {@link usageRule}. */
-  readonly usage: KeywardenFunction;
-  /** CloudTrail API calls whose session's SourceIdentity starts with `ci-`, to {@link usage}. */
-  readonly usageRule: events.Rule;
-  /** Usage events EventBridge could not deliver, and usage runs that failed after their retries. */
-  readonly deadLetterQueue: sqs.Queue;
   /** The sweeper failed within the last 5 minutes. */
   readonly sweeperErrorsAlarm: cloudwatch.Alarm | undefined;
-  /** The usage function failed within the hour. */
-  readonly usageErrorsAlarm: cloudwatch.Alarm | undefined;
-  /** A usage event waits in {@link deadLetterQueue}. */
-  readonly deadLetterAlarm: cloudwatch.Alarm | undefined;
 
   constructor(scope: Construct, id: string, props: CiCredentialsProps) {
     super(scope, id);
@@ -411,45 +390,6 @@ export class CiCredentials extends Construct {
       retryAttempts: 0,
     }));
 
-    // Usage: CloudTrail calls made with a CI session, recorded as `used`.
-
-    this.deadLetterQueue = deadLetterQueue(this);
-    this.usage = keywardenFunction(this, 'Usage', {
-      handlerFile: 'ci-usage.ts',
-      description: 'keywarden CI usage: records AWS API calls made with CI job sessions (CloudTrail)',
-      roleDescription: 'keywarden CI usage: records use of CI sessions in the state table; no STS, no IAM',
-      memorySize: 256,
-      timeout: Duration.seconds(30),
-      logRetention,
-      deadLetterQueue: this.deadLetterQueue,
-      environment: {
-        table: stateStore.table.tableName,
-        fingerprintKeySecretArn: secrets.fingerprintKey.secretArn,
-      },
-    });
-    // The fingerprint key only: every function's configuration reads it at cold start.
-    secrets.grantRead(this.usage.role, { vaultToken: false });
-    stateStore.grantReadWriteData(this.usage.role);
-    this.usageRule = new events.Rule(this, 'UsageRule', {
-      description: `keywarden: AWS API calls made with CI job sessions (SourceIdentity ${CI_SOURCE_IDENTITY_PREFIX}…), to the CI usage function`,
-      eventPattern: {
-        detailType: ['AWS API Call via CloudTrail'],
-        detail: {
-          userIdentity: {
-            sessionContext: { sourceIdentity: [{ prefix: CI_SOURCE_IDENTITY_PREFIX }] },
-          },
-        },
-      },
-      targets: [
-        new eventTargets.LambdaFunction(this.usage.function, {
-          deadLetterQueue: this.deadLetterQueue,
-          // A use recorded hours late is still a use: the audit wants it more than promptness.
-          maxEventAge: Duration.hours(6),
-          retryAttempts: 8,
-        }),
-      ],
-    });
-
     // Alarms.
 
     if (props.alarmTopic) {
@@ -464,35 +404,9 @@ export class CiCredentials extends Construct {
         }),
         ...AT_LEAST_ONCE,
       });
-      this.usageErrorsAlarm = new cloudwatch.Alarm(this, 'UsageErrorsAlarm', {
-        alarmName: `${alarmNamePrefix}usage-errors`,
-        alarmDescription:
-          "keywarden: the CI usage function failed in the last hour, so a use of a CI session may be missing from the audit trail until its retry succeeds. Read the function's logs for the event and error.",
-        metric: this.usage.function.metricErrors({
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.hours(1),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-        alarmName: `${alarmNamePrefix}usage-undelivered`,
-        alarmDescription:
-          'keywarden: a CloudTrail event of a CI session waits in the CI dead-letter queue (EventBridge could not deliver it, or the usage function failed after its retries), so its use is not recorded. Read the message, fix the cause and re-drive it to the usage function (aws lambda invoke --invocation-type Event).',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: Duration.minutes(15),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      notifyOnAlarmAndOk(props.alarmTopic, [
-        this.sweeperErrorsAlarm,
-        this.usageErrorsAlarm,
-        this.deadLetterAlarm,
-      ]);
+      notifyOnAlarmAndOk(props.alarmTopic, [this.sweeperErrorsAlarm]);
     } else {
       this.sweeperErrorsAlarm = undefined;
-      this.usageErrorsAlarm = undefined;
-      this.deadLetterAlarm = undefined;
     }
   }
 

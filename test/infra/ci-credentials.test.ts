@@ -266,55 +266,7 @@ describe('infra: ci credentials', () => {
     });
   });
 
-  describe('usage', () => {
-    const rule = () => resourceOf(template, 'AWS::Events::Rule', ci.usageRule)?.Properties;
-    const queueArn = () => ({ 'Fn::GetAtt': [logicalIdOf(ci.deadLetterQueue), 'Arn'] });
-
-    it('hears every CloudTrail API call made with a session whose SourceIdentity starts with ci-', () => {
-      expect(rule()?.EventPattern).toEqual({
-        'detail-type': ['AWS API Call via CloudTrail'],
-        detail: { userIdentity: { sessionContext: { sourceIdentity: [{ prefix: 'ci-' }] } } },
-      });
-      expect(rule()?.EventBusName).toBeUndefined();
-    });
-
-    it('sends it to functions/handlers/ci-usage.ts, and what cannot be delivered or fails to the dead-letter queue', () => {
-      expect(rule()?.Targets).toEqual([
-        expect.objectContaining({
-          Arn: { 'Fn::GetAtt': [logicalIdOf(ci.usage.function), 'Arn'] },
-          DeadLetterConfig: { Arn: queueArn() },
-          RetryPolicy: { MaximumEventAgeInSeconds: 6 * 3600, MaximumRetryAttempts: 8 },
-        }),
-      ]);
-      const fn = resourceOf(template, 'AWS::Lambda::Function', ci.usage.function)?.Properties;
-      expect(fn).toMatchObject({ ...BUNDLED_HANDLER, DeadLetterConfig: { TargetArn: queueArn() } });
-      expect(fn?.Environment.Variables).toEqual({
-        KEYWARDEN_TABLE: { Ref: logicalIdOf(synthesized.stack.stateStore.table) },
-        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: { Ref: logicalIdOf(synthesized.stack.secrets.fingerprintKey) },
-        NODE_OPTIONS: '--enable-source-maps',
-      });
-      expect(resourceOf(template, 'AWS::SQS::Queue', ci.deadLetterQueue)?.Properties).toMatchObject({
-        SqsManagedSseEnabled: true,
-        MessageRetentionPeriod: 14 * 24 * 3600,
-      });
-    });
-
-    it('uses the state table and the fingerprint key, and holds no STS, IAM or Vault token', () => {
-      const statements = statementsOf(ci.usage.role);
-      expect(resourcesAllowedFor(statements, 'dynamodb:PutItem')).toEqual(
-        tableAndIndexArns(synthesized.stack),
-      );
-      expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue')).toEqual([
-        `<${logicalIdOf(synthesized.stack.secrets.fingerprintKey)}>`,
-      ]);
-      expect(resourcesAllowedFor(statements, 'sqs:SendMessage')).toEqual([
-        `<${logicalIdOf(ci.deadLetterQueue)}.Arn>`,
-      ]);
-      expectOnlyScopedActionsOf(statements, ['dynamodb', 'kms', 'logs', 'secretsmanager', 'sqs']);
-    });
-  });
-
-  it('alarms on the sweeper’s and the usage function’s errors and on a dead-lettered event, into the break-glass topic', () => {
+  it('alarms on the sweeper’s errors, into the break-glass topic (a CI session’s calls are the use monitor’s)', () => {
     const topic = { Ref: logicalIdOf(synthesized.stack.breakGlass.alarmTopic) };
     const alarm = (construct: CiCredentials['sweeperErrorsAlarm']) =>
       resourceOf(template, 'AWS::CloudWatch::Alarm', construct as never)?.Properties;
@@ -322,16 +274,6 @@ describe('infra: ci credentials', () => {
       AlarmName: 'Keywarden-ci-sweeper-errors',
       ...lambdaErrorsMetric(ci.sweeper.function),
       Period: 300,
-      ...firesOnceNotifying(topic),
-    });
-    expect(alarm(ci.usageErrorsAlarm)).toMatchObject({
-      AlarmName: 'Keywarden-ci-usage-errors',
-      ...lambdaErrorsMetric(ci.usage.function),
-      ...firesOnceNotifying(topic),
-    });
-    expect(alarm(ci.deadLetterAlarm)).toMatchObject({
-      AlarmName: 'Keywarden-ci-usage-undelivered',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
       ...firesOnceNotifying(topic),
     });
   });
@@ -371,9 +313,7 @@ describe('infra: ci credentials', () => {
           ...['GitHubWebhookSecret', 'GitLabWebhookSecret'].map(
             (secret) => `Keywarden/CiCredentials/${secret}/Resource AwsSolutions-SMG4 []`,
           ),
-          ...['Sweeper', 'Usage'].map(
-            (fn) => `Keywarden/CiCredentials/${fn}/Function/Resource AwsSolutions-L1 []`,
-          ),
+          'Keywarden/CiCredentials/Sweeper/Function/Resource AwsSolutions-L1 []',
           ...['Keywarden/Api/Handler/Role/Resource', 'Keywarden/Api/Handler/Role/DefaultPolicy/Resource'].map(
             (path) => `${path} AwsSolutions-IAM5 ${JSON.stringify([`Resource::${ARNS.roles('/ci/')}`])}`,
           ),

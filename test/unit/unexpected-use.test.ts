@@ -371,16 +371,22 @@ describe('CloudTrail: the handle a call was made with (EventBridge "AWS API Call
     },
   });
 
-  it('reads an IAM user’s call by its access key id, with the source address', () => {
+  it('reads an IAM user’s call by its access key id, with the source address and the user', () => {
     const key = accessKeyId();
     expect(managedUseOf(event({ type: 'IAMUser', userName: 'ci-deploy', accessKeyId: key }))).toEqual({
       handle: key,
       kind: 'aws-access-key-id',
+      userName: 'ci-deploy',
       at: '2026-12-05T07:31:12Z',
       from: '203.0.113.24',
       action: 's3:GetObject',
       source: 'cloudtrail',
     });
+    // A session's temporary key (ASIA…) is not a managed long-term key.
+    const temporary = `ASIA${key.slice(4)}`;
+    expect(
+      managedUseOf(event({ type: 'IAMUser', userName: 'ci-deploy', accessKeyId: temporary })),
+    ).toBeUndefined();
   });
 
   it('reads a job session’s call by its SourceIdentity; ignores other sessions and other shapes', () => {

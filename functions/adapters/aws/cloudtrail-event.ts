@@ -20,6 +20,12 @@ export const CLOUDTRAIL_API_CALL = 'AWS API Call via CloudTrail';
 /** The prefix of every CI job's correlation id (ci-policy.ts `jobOf`), hence of its SourceIdentity. */
 export const CI_SOURCE_IDENTITY_PREFIX = 'ci-';
 
+/**
+ * The prefix of an IAM user's long-term access key id (a session's temporary keys start `ASIA`):
+ * the keys keywarden manages as `aws-iam-access-key`, and the use monitor's rule matches.
+ */
+export const LONG_TERM_KEY_PREFIX = 'AKIA';
+
 /** CloudTrail's `userIdentity` element, as far as keywarden reads it. */
 export const CloudTrailUserIdentitySchema = z.looseObject({
   /** `AssumedRole` for a role session; `IAMUser`, `Root`, `AWSService`… otherwise. */
@@ -29,6 +35,8 @@ export const CloudTrailUserIdentitySchema = z.looseObject({
   accessKeyId: z.string().optional(),
   /** For a role session: `arn:aws:sts::<account>:assumed-role/<role>/<session name>`. */
   arn: z.string().optional(),
+  /** For an `IAMUser` caller: the user's name (without its path). */
+  userName: z.string().optional(),
   accountId: z.string().optional(),
   sessionContext: z
     .looseObject({
@@ -116,27 +124,36 @@ export function ciUseOf(event: unknown): CiAwsUse | undefined {
 
 /**
  * The use of a managed credential an event records, by the handle keywarden knows it by: an IAM
- * user's access key id (`userIdentity.accessKeyId` of an `IAMUser` caller), or a job session's
- * SourceIdentity (`ci-…`). For `allowedRunners` and use after a job's end
- * (core/unexpected-use.ts); `from` is CloudTrail's `sourceIPAddress`, which is a service's name
- * when a service called on the caller's behalf. `undefined` for anything else; never throws.
+ * user's long-term access key id (`userIdentity.accessKeyId` `AKIA…` of an `IAMUser` caller,
+ * with its `userName`), or a job session's SourceIdentity (`ci-…`). For `allowedRunners` and use
+ * after a job's end (core/unexpected-use.ts, core/use-monitor.ts); `from` is CloudTrail's
+ * `sourceIPAddress`, which is a service's name when a service called on the caller's behalf; a
+ * refused call (a denied one is still an attempt) says its `errorCode` in `action`. `undefined`
+ * for anything else; never throws.
  */
-export function managedUseOf(event: unknown): (HandleUse & Pick<WatchedHandle, 'kind'>) | undefined {
+export function managedUseOf(
+  event: unknown,
+): (HandleUse & Pick<WatchedHandle, 'kind'> & { userName?: string | undefined }) | undefined {
   const parsed = CloudTrailApiCallEventSchema.safeParse(event);
   if (!parsed.success) return undefined;
-  const { userIdentity, eventName, eventSource, eventTime, sourceIPAddress } = parsed.data.detail;
+  const { userIdentity, eventName, eventSource, eventTime, sourceIPAddress, errorCode } = parsed.data.detail;
   const base = {
     at: eventTime,
     from: sourceIPAddress,
-    action: `${eventSource.replace(/\.amazonaws\.com$/, '')}:${eventName}`,
+    action: `${eventSource.replace(/\.amazonaws\.com$/, '')}:${eventName}${errorCode ? ` (${errorCode})` : ''}`,
     source: 'cloudtrail',
   };
   const sourceIdentity = userIdentity.sessionContext?.sourceIdentity;
   if (sourceIdentity?.startsWith(CI_SOURCE_IDENTITY_PREFIX)) {
     return { ...base, handle: sourceIdentity, kind: 'aws-source-identity' };
   }
-  if (userIdentity.type === 'IAMUser' && userIdentity.accessKeyId) {
-    return { ...base, handle: userIdentity.accessKeyId, kind: 'aws-access-key-id' };
+  if (userIdentity.type === 'IAMUser' && userIdentity.accessKeyId?.startsWith(LONG_TERM_KEY_PREFIX)) {
+    return {
+      ...base,
+      handle: userIdentity.accessKeyId,
+      kind: 'aws-access-key-id',
+      ...(userIdentity.userName ? { userName: userIdentity.userName } : {}),
+    };
   }
   return undefined;
 }

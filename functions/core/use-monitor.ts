@@ -1,0 +1,160 @@
+/**
+ * The use monitor: one API call as a trail delivers it (CloudTrail through EventBridge, in AWS),
+ * judged as it happens rather than when discovery next reads a trail. A call of a CI job's
+ * session after its exchange ended is `used-after-job-end`; a call signed with a managed access
+ * key from outside its identity's `allowedRunners` is `used-from-unexpected-runner`, contained
+ * when the identity's `policy.onUnexpectedUse` is `contain`. Both are saved with the latest
+ * findings and audited, once per finding while it stays in them.
+ */
+import type { AuditEventInput } from './audit.ts';
+import type { CiCredentialRecord } from './ci-records.ts';
+import type { CredentialVersion } from './credential-version.ts';
+import type { DiscoveredCredential } from './discovery.ts';
+import { saveUnmanagedFindings } from './exposure.ts';
+import type { Finding } from './findings.ts';
+import type { Identity } from './identity.ts';
+import { scopeKey } from './kinds.ts';
+import type { AuditLog, CiCredentialStore, Clock, ExposureContainment, FindingStore } from './ports.ts';
+import {
+  type AddressRanges,
+  afterJobEndFindings,
+  containUnexpectedUse,
+  credentialsToContain,
+  type HandleKind,
+  type HandleUse,
+  type ObservedUse,
+  type UseContainment,
+  unexpectedRunnerFindings,
+  watchedHandles,
+} from './unexpected-use.ts';
+
+/**
+ * How long before a call its job's exchange may have ended and its session still be alive to
+ * make it: AWS's longest role session (12 hours). The ended listing is read over this window only.
+ */
+export const MAX_SESSION_MS = 12 * 60 * 60 * 1000;
+
+/** Who the use monitor is in the audit trail and on the containment campaigns it starts. */
+export const USE_MONITOR_ACTOR = 'keywarden:use-monitor';
+
+/** One call as the trail recorded it, by the handle that made it. */
+export type MonitoredUse = HandleUse & {
+  kind: HandleKind;
+  /** The IAM user that signed it (CloudTrail's `userIdentity.userName`), to attribute a key keywarden never recorded. */
+  userName?: string | undefined;
+};
+
+/** The identities whose access keys are watched (those with `allowedRunners`), with their kept versions. */
+export interface WatchedIdentities {
+  identities: readonly Identity[];
+  versions: ReadonlyMap<string, readonly CredentialVersion[]>;
+}
+
+/** What judging one use takes. */
+export interface UseMonitorDeps {
+  ci: Pick<CiCredentialStore, 'listEnded'>;
+  /** The watched identities; the caller may cache them (an identity's runners change only at sync). */
+  watched: () => Promise<WatchedIdentities>;
+  ranges: AddressRanges;
+  findings: FindingStore;
+  audit: Pick<AuditLog, 'appendMany'>;
+  clock: Clock;
+  /** How a used key is ended; absent, `contain` identities are reported only. */
+  containment?: ExposureContainment | undefined;
+}
+
+/** What one use came to: the findings it made (new or already listed) and what was contained. */
+export interface UseJudgment {
+  findings: Finding[];
+  /** Findings not in the latest findings before: saved and audited by this call. */
+  fresh: number;
+  contained: UseContainment[];
+}
+
+/** The exchanges whose session made this call after they had ended. */
+async function endedSessionFindings(deps: UseMonitorDeps, use: MonitoredUse): Promise<Finding[]> {
+  const at = Date.parse(use.at);
+  if (Number.isNaN(at)) return [];
+  const ended = await deps.ci.listEnded(new Date(at - MAX_SESSION_MS));
+  const mine = ended.filter((record: CiCredentialRecord) => record.aws?.sourceIdentity === use.handle);
+  return afterJobEndFindings(mine, [use]);
+}
+
+/**
+ * The access key's identity: a version keywarden keeps, or, for a key it never recorded, the
+ * identity whose IAM user signed the call (as discovery would have found the key under it).
+ */
+function keyUse(watched: WatchedIdentities, use: MonitoredUse): ObservedUse[] {
+  const discovered: DiscoveredCredential[] = use.userName
+    ? watched.identities
+        .filter(
+          (identity) => identity.kind === 'aws-iam-access-key' && identity.scope.userName === use.userName,
+        )
+        .map((identity) => ({
+          key: scopeKey(identity),
+          kind: identity.kind,
+          handle: use.handle,
+          label: `iam user ${use.userName}`,
+          status: 'active' as const,
+          details: {},
+        }))
+    : [];
+  const owner = watchedHandles(watched.identities, watched.versions, discovered).get(use.handle);
+  // keywarden's own test of a version it just verified is no runner's use.
+  const ownTest = owner?.ownTestUntil !== undefined && Date.parse(use.at) <= owner.ownTestUntil;
+  return owner && !ownTest ? [{ ...use, identityId: owner.identityId }] : [];
+}
+
+/** The audit event of a finding this call made: the handle, when, from where, what; never a value. */
+function auditOf(finding: Finding, use: MonitoredUse): AuditEventInput {
+  const details = {
+    finding: finding.id,
+    findingType: finding.type,
+    handle: use.handle,
+    at: use.at,
+    ...(use.from ? { from: use.from } : {}),
+    ...(use.action ? { action: use.action } : {}),
+    source: use.source,
+  };
+  return finding.type === 'used-after-job-end'
+    ? {
+        type: 'ci.credentials.used',
+        actor: USE_MONITOR_ACTOR,
+        subject: use.handle,
+        details: { ...details, exchangeId: finding.subject.replace(/^ci:/, ''), afterEnd: true },
+      }
+    : {
+        type: 'credential.used',
+        actor: USE_MONITOR_ACTOR,
+        subject: finding.subject,
+        details: { ...details, outsideAllowedRunners: true },
+      };
+}
+
+/**
+ * Judges one use: a CI session's call after its exchange ended, or a watched access key's call
+ * from outside its `allowedRunners` (a call with no address the rules speak of is not judged).
+ * A new finding is saved with the latest findings, audited, and, on a `contain` identity, its key
+ * handed to containment; a finding already listed is not saved, audited or contained again (a
+ * stolen key makes many calls, and the first containment's campaign is already under way).
+ */
+export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse): Promise<UseJudgment> {
+  let findings: Finding[] = [];
+  let watched: WatchedIdentities | undefined;
+  if (use.kind === 'aws-source-identity') {
+    findings = await endedSessionFindings(deps, use);
+  } else if (use.kind === 'aws-access-key-id') {
+    watched = await deps.watched();
+    findings = unexpectedRunnerFindings(watched.identities, keyUse(watched, use), deps.ranges);
+  }
+  if (findings.length === 0) return { findings, fresh: 0, contained: [] };
+  const listed = new Set((await deps.findings.latestFindings())?.findings.map((f) => f.id));
+  const fresh = findings.filter((f) => !listed.has(f.id));
+  if (fresh.length === 0) return { findings, fresh: 0, contained: [] };
+  await saveUnmanagedFindings(deps, fresh);
+  await deps.audit.appendMany(fresh.map((f) => auditOf(f, use)));
+  const requests = watched ? credentialsToContain(fresh, watched.identities, watched.versions) : [];
+  const contained =
+    requests.length > 0 && deps.containment ? await containUnexpectedUse(deps.containment, requests) : [];
+  return { findings, fresh: fresh.length, contained };
+}

@@ -1,0 +1,184 @@
+/**
+ * The use monitor: EventBridge delivers CloudTrail's API calls made with a CI job's session
+ * (SourceIdentity `ci-…`) or signed with an IAM user's long-term access key (`AKIA…`), and each
+ * is judged as it arrives:
+ *
+ * - the first call of an active exchange is recorded as `ci.credentials.used` (what, when, from where);
+ * - a call of a session whose exchange already ended (a refused call counts) is `used-after-job-end`;
+ * - a call signed with a watched managed key from outside its identity's `allowedRunners` is
+ *   `used-from-unexpected-runner`, and with `policy.onUnexpectedUse: contain` the key is ended by
+ *   an incident campaign in the revocation state machine (when this function is given one).
+ *
+ * Findings join the latest findings (`keywarden findings`) and are audited. Events of any other
+ * shape are ignored: the rule may be widened without breaking this function. Only handles,
+ * addresses and times are logged or returned, never a value.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { BlockListRanges } from '../adapters/address-ranges.ts';
+import { awsClientConfig } from '../adapters/aws/clients.ts';
+import { ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
+import { type CampaignPlanningDeps, StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
+import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
+import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
+import type { Clock, IdentityStore, RotationStore } from '../core/ports.ts';
+import type { UseContainment } from '../core/unexpected-use.ts';
+import {
+  judgeMonitoredUse,
+  USE_MONITOR_ACTOR,
+  type UseMonitorDeps,
+  type WatchedIdentities,
+} from '../core/use-monitor.ts';
+import { lambdaEnv } from './env.ts';
+import { stateMachineContainment } from './exposure-scanner.ts';
+import { loadLambdaConfig } from './lambda-config.ts';
+import { entryPoint, wrap } from './wrap.ts';
+
+export interface UseMonitorHandlerDeps {
+  /** Recording an active exchange's first use. */
+  exchange: Pick<CiExchangeDeps, 'store' | 'audit'>;
+  /** Judging a use after a job's end or from outside allowedRunners. */
+  monitor: UseMonitorDeps;
+  logger: Logger;
+}
+
+/** What one event came to: handles, finding ids and campaigns only. */
+export interface UseMonitorResult {
+  /** `ci.credentials.used` events recorded (0 or 1). */
+  recorded: number;
+  /** The findings the call makes (already listed ones included). */
+  findings?: string[];
+  contained?: Pick<
+    UseContainment,
+    'identityId' | 'handle' | 'status' | 'incident' | 'campaignId' | 'reason'
+  >[];
+}
+
+export function makeHandler(deps: UseMonitorHandlerDeps) {
+  return wrap({ logger: deps.logger }, async (event: unknown): Promise<UseMonitorResult> => {
+    const ci = ciUseOf(event);
+    const { recorded } = ci
+      ? await recordUse(deps.exchange, {
+          aws: {
+            sourceIdentity: ci.sourceIdentity,
+            uses: [
+              {
+                at: ci.at,
+                what: `${ci.eventSource.replace(/\.amazonaws\.com$/, '')}:${ci.eventName}${ci.errorCode ? ` (${ci.errorCode})` : ''}`,
+                from: ci.sourceIp,
+              },
+            ],
+          },
+        })
+      : { recorded: 0 };
+    const use = managedUseOf(event);
+    if (!use) return { recorded };
+    const judged = await judgeMonitoredUse(deps.monitor, use);
+    if (judged.findings.length === 0) return { recorded };
+    const contained = judged.contained.map(
+      ({ identityId, handle, status, incident, campaignId, reason }) => ({
+        identityId,
+        handle,
+        status,
+        ...(incident ? { incident } : {}),
+        ...(campaignId ? { campaignId } : {}),
+        ...(reason ? { reason } : {}),
+      }),
+    );
+    const result = {
+      recorded,
+      findings: judged.findings.map((f) => f.id),
+      ...(contained.length ? { contained } : {}),
+    };
+    if (judged.fresh > 0)
+      deps.logger.warn('a managed credential was used from where it should not be', {
+        ...result,
+        at: use.at,
+        from: use.from,
+        action: use.action,
+      });
+    return result;
+  });
+}
+
+/** How long the watched identities are kept between events: an identity's runners change only at sync. */
+export const WATCHED_CACHE_MS = 60_000;
+
+/**
+ * The identities whose access keys are watched (active, `aws-iam-access-key`, with
+ * `allowedRunners`) and their kept versions, read at most once per {@link WATCHED_CACHE_MS}: the
+ * store has no lookup of a version by its handle, and a stolen key's calls come in bursts.
+ */
+export function cachedWatch(
+  store: Pick<IdentityStore, 'listIdentities'> & Pick<RotationStore, 'listVersions'>,
+  clock: Clock,
+  keepMs = WATCHED_CACHE_MS,
+): () => Promise<WatchedIdentities> {
+  let cached: { at: number; value: Promise<WatchedIdentities> } | undefined;
+  const load = async (): Promise<WatchedIdentities> => {
+    const identities = (await store.listIdentities())
+      .filter(
+        (s) => s.status === 'active' && s.identity.kind === 'aws-iam-access-key' && s.identity.allowedRunners,
+      )
+      .map((s) => s.identity);
+    const versions = new Map(
+      await Promise.all(identities.map(async (i) => [i.id, await store.listVersions(i.id)] as const)),
+    );
+    return { identities, versions };
+  };
+  return () => {
+    const now = clock.now().getTime();
+    if (!cached || now - cached.at >= keepMs) {
+      const value = load();
+      cached = { at: now, value };
+      // A failed read is not kept: the next event reads again.
+      value.catch(() => {
+        if (cached?.value === value) cached = undefined;
+      });
+    }
+    return cached.value;
+  };
+}
+
+/**
+ * Cold start: the state table (CI exchanges, inventory, versions, findings, audit) and, when the
+ * construct gives it a revocation state machine, containment through it (campaign planning on
+ * the same store and the rotation registries).
+ */
+async function init() {
+  const env = lambdaEnv();
+  const config = await loadLambdaConfig();
+  const composition = new Composition(config);
+  const { store } = composition.get(stores);
+  const ciStore = composition.get(ciStores).credentials;
+  const containment = env.revocationStateMachineArn
+    ? stateMachineContainment(
+        {
+          store,
+          clock: composition.clock,
+          rotationDeps: composition.get(rotation),
+        } satisfies CampaignPlanningDeps,
+        new StepFunctionsCampaignLauncher({
+          client: new SFNClient(awsClientConfig(config.aws)),
+          stateMachineArn: env.revocationStateMachineArn,
+        }),
+        USE_MONITOR_ACTOR,
+      )
+    : undefined;
+  return makeHandler({
+    exchange: { store: ciStore, audit: store },
+    monitor: {
+      ci: ciStore,
+      watched: cachedWatch(store, composition.clock),
+      ranges: new BlockListRanges(),
+      findings: store,
+      audit: store,
+      clock: composition.clock,
+      containment,
+    },
+    logger: new Logger({ serviceName: 'keywarden' }),
+  });
+}
+
+/** The Lambda entry point (an EventBridge rule on CloudTrail API calls of `ci-` sessions and `AKIA` keys). */
+export const handler = entryPoint(init);

@@ -1,0 +1,444 @@
+/**
+ * The use monitor: EventBridge hands it CloudTrail's API calls of `ci-` sessions and of `AKIA`
+ * keys, in the exact envelope of an "AWS API Call via CloudTrail" event. It records an active
+ * exchange's first use once, finds a session's call after its exchange ended, and finds (and,
+ * by policy, contains) a managed key's call from outside its identity's allowedRunners. Stores,
+ * audit log and containment are the in-memory twins of keywarden's ports.
+ */
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { describe, expect, it } from 'vitest';
+import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
+import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
+import type { Finding } from '../../functions/core/findings.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import type { ExposureContainment, FindingStore } from '../../functions/core/ports.ts';
+import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
+import { cachedWatch, makeHandler } from '../../functions/handlers/use-monitor.ts';
+import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
+import { MemoryCiStore } from '../support/memory-ci-stores.ts';
+import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
+
+const JOB = 'ci-github-123456789.9876543210.1.31415926';
+const ROLE = 'arn:aws:iam::123456789012:role/ci/deploy-app';
+const ACCOUNT = '123456789012';
+
+/** An access key id made at run time (AKIA and 16 of [A-Z2-7]). */
+const accessKeyId = () =>
+  `AKIA${Array.from(randomBytes(16), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[b % 32]).join('')}`;
+
+const exchange = (id: string, sourceIdentity: string): CiCredentialRecord => ({
+  id,
+  grant: 'deploy-app',
+  issuer: 'github',
+  jobKey: `github/${sourceIdentity}`,
+  correlationId: sourceIdentity,
+  jobIds: {},
+  issuedAt: '2026-12-05T07:30:00.000Z',
+  expiresAt: '2026-12-05T07:45:00.000Z',
+  aws: {
+    roleArn: ROLE,
+    sourceIdentity,
+    sessionName: id,
+    expiresAt: '2026-12-05T07:45:00.000Z',
+    denied: false,
+    released: false,
+  },
+  state: 'active',
+  usedRecorded: false,
+});
+
+/** An EventBridge "AWS API Call via CloudTrail" event, as EventBridge delivers it. */
+const cloudTrailEvent = (
+  userIdentity: Record<string, unknown>,
+  call: { eventTime?: string; eventName?: string; sourceIPAddress?: string; errorCode?: string } = {},
+) => ({
+  version: '0',
+  id: '6f3b1c52-0f1e-4a43-9b83-3a0c7d1a2f11',
+  'detail-type': 'AWS API Call via CloudTrail',
+  source: 'aws.s3',
+  account: ACCOUNT,
+  time: call.eventTime ?? '2026-12-05T07:31:12Z',
+  region: 'eu-west-1',
+  resources: [],
+  detail: {
+    eventVersion: '1.09',
+    userIdentity,
+    eventTime: call.eventTime ?? '2026-12-05T07:31:12Z',
+    eventSource: 's3.amazonaws.com',
+    eventName: call.eventName ?? 'PutObject',
+    awsRegion: 'eu-west-1',
+    sourceIPAddress: call.sourceIPAddress ?? '203.0.113.24',
+    userAgent: 'aws-cli/2.17.0',
+    ...(call.errorCode ? { errorCode: call.errorCode, errorMessage: 'explicit deny' } : {}),
+    requestParameters: null,
+    responseElements: null,
+    eventID: '0e4d3f0a-6c8e-4bd4-8a0f-6d4b5e3f2a10',
+    readOnly: false,
+    eventType: 'AwsApiCall',
+    managementEvent: true,
+    recipientAccountId: ACCOUNT,
+  },
+});
+
+/** A call of the job's role session (SourceIdentity set, kept through role chaining). */
+const sessionCall = (sourceIdentity: string | undefined, call: Parameters<typeof cloudTrailEvent>[1] = {}) =>
+  cloudTrailEvent(
+    {
+      type: 'AssumedRole',
+      principalId: 'AROAEXAMPLEROLEID:x',
+      arn: `arn:aws:sts::${ACCOUNT}:assumed-role/deploy-app/x`,
+      accountId: ACCOUNT,
+      accessKeyId: `ASIA${accessKeyId().slice(4)}`,
+      sessionContext: {
+        sessionIssuer: { type: 'Role', arn: ROLE, userName: 'deploy-app' },
+        attributes: { creationDate: '2026-12-05T07:30:00Z', mfaAuthenticated: 'false' },
+        ...(sourceIdentity ? { sourceIdentity } : {}),
+      },
+    },
+    call,
+  );
+
+/** A call signed with an IAM user's long-term access key. */
+const keyCall = (userName: string, key: string, call: Parameters<typeof cloudTrailEvent>[1] = {}) =>
+  cloudTrailEvent(
+    {
+      type: 'IAMUser',
+      principalId: 'AIDAEXAMPLEUSERID',
+      arn: `arn:aws:iam::${ACCOUNT}:user/ci/${userName}`,
+      accountId: ACCOUNT,
+      accessKeyId: key,
+      userName,
+    },
+    call,
+  );
+
+class MemoryFindings implements FindingStore {
+  latest: { runId: string; at: string; findings: Finding[] } | undefined;
+  saves = 0;
+  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
+    this.saves += 1;
+    this.latest = run;
+  }
+  async latestFindings() {
+    return this.latest;
+  }
+}
+
+/** Containment that records what it was asked to end (the state machine's part is the campaign engine's). */
+class RecordingContainment implements ExposureContainment {
+  readonly asked: { incident: string; fingerprint: string; identityId: string }[] = [];
+  async contain(request: { incident: string; fingerprint: string; identityId: string }) {
+    this.asked.push(request);
+    return { campaignId: `c-${this.asked.length}`, outcome: 'contained' as const, revoked: 1, failures: [] };
+  }
+}
+
+/** A world: the stores, an identity store with `identities` synced and their versions, the handler. */
+async function world(
+  identities: Identity[] = [],
+  versions: Parameters<MemoryRotationStore['putVersion']>[0][] = [],
+) {
+  const clock = new FixedClock(new Date('2026-12-05T07:40:00Z'));
+  const ci = new MemoryCiStore();
+  const audit = new MemoryAuditLog(clock);
+  const findings = new MemoryFindings();
+  const inventory = new MemoryIdentityStore();
+  const rotation = new MemoryRotationStore();
+  for (const item of identities) {
+    await inventory.putIdentity(
+      { identity: item, status: 'active', declarationHash: item.id, syncedAt: clock.now().toISOString() },
+      undefined,
+    );
+  }
+  for (const version of versions) await rotation.putVersion(version, undefined);
+  const containment = new RecordingContainment();
+  const handler = makeHandler({
+    exchange: { store: ci, audit },
+    monitor: {
+      ci,
+      watched: cachedWatch(
+        { listIdentities: () => inventory.listIdentities(), listVersions: (id) => rotation.listVersions(id) },
+        clock,
+      ),
+      ranges: new BlockListRanges(),
+      findings,
+      audit,
+      clock,
+      containment,
+    },
+    logger: new Logger({ logLevel: 'SILENT' }),
+  });
+  return { clock, ci, audit, findings, containment, handler };
+}
+
+describe('use monitor: a CI session’s calls', () => {
+  it("records the first call of the job's session, once, with what it called and from where", async () => {
+    // prepare
+    const { ci, audit, handler } = await world();
+    await ci.putCredential(exchange('x-1', JOB), undefined);
+    await ci.putCredential(exchange('x-2', 'ci-github-other.1.1.1'), undefined);
+
+    // act
+    const first = await handler(sessionCall(JOB));
+    const again = await handler(sessionCall(JOB, { eventName: 'GetObject' }));
+    const person = await handler(sessionCall(undefined));
+    const other = await handler({ 'detail-type': 'Scheduled Event', detail: {} });
+
+    // assess
+    expect([first, again, person, other]).toEqual([
+      { recorded: 1 },
+      { recorded: 0 },
+      { recorded: 0 },
+      { recorded: 0 },
+    ]);
+    const { records } = await audit.readAll();
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      type: 'ci.credentials.used',
+      subject: JOB,
+      details: { exchangeId: 'x-1', firstUse: 's3:PutObject', from: '203.0.113.24', uses: 1 },
+    });
+  });
+
+  it('finds a call after the exchange ended (a denied one counts): saved with the latest findings and audited once', async () => {
+    // prepare: the job ended its credentials at 07:35; a copy of the session is used at 07:36, refused.
+    const { ci, audit, findings, handler } = await world();
+    const earlier: Finding = {
+      id: 'stale:deploy',
+      type: 'stale',
+      severity: 'medium',
+      subject: 'deploy',
+      identityIds: ['deploy'],
+      handles: [],
+      message: 'from discovery',
+    };
+    findings.latest = { runId: 'run-1', at: '2026-12-05T07:00:00.000Z', findings: [earlier] };
+    await ci.putCredential(
+      {
+        ...exchange('x-1', JOB),
+        state: 'ended',
+        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
+        usedRecorded: true,
+      },
+      undefined,
+    );
+    const late = sessionCall(JOB, {
+      eventTime: '2026-12-05T07:36:02Z',
+      errorCode: 'AccessDenied',
+      sourceIPAddress: '198.51.100.7',
+    });
+
+    // act
+    const before = await handler(sessionCall(JOB, { eventTime: '2026-12-05T07:34:59Z' }));
+    const after = await handler(late);
+    const repeated = await handler(late);
+
+    // assess
+    const id = `used-after-job-end:ci:x-1:${JOB}`;
+    expect(before).toEqual({ recorded: 0 });
+    expect(after).toEqual({ recorded: 0, findings: [id] });
+    expect(repeated).toEqual({ recorded: 0, findings: [id] });
+    expect(findings.saves).toBe(1);
+    expect(findings.latest?.findings.map((f) => f.id)).toEqual(['stale:deploy', id]);
+    const saved = findings.latest?.findings[1];
+    expect(saved).toMatchObject({
+      type: 'used-after-job-end',
+      severity: 'high',
+      subject: 'ci:x-1',
+      handles: [JOB],
+    });
+    expect(saved?.message).toBe(
+      `CI job github/${JOB} (grant deploy-app, exchange x-1): ${JOB} was used once after its credentials ended at 2026-12-05T07:35:00.000Z (by job), first at 2026-12-05T07:36:02Z from 198.51.100.7 (cloudtrail: s3:PutObject (AccessDenied))`,
+    );
+    const { records } = await audit.readAll();
+    expect(records).toEqual([
+      expect.objectContaining({
+        type: 'ci.credentials.used',
+        actor: USE_MONITOR_ACTOR,
+        subject: JOB,
+        details: expect.objectContaining({
+          exchangeId: 'x-1',
+          afterEnd: true,
+          finding: id,
+          at: '2026-12-05T07:36:02Z',
+          from: '198.51.100.7',
+          action: 's3:PutObject (AccessDenied)',
+        }),
+      }),
+    ]);
+  });
+});
+
+describe('use monitor: calls signed with a managed access key', () => {
+  const deploy = identity({
+    id: 'deploy-prod',
+    kind: 'aws-iam-access-key',
+    scope: { userName: 'deploy-prod' },
+    allowedRunners: { cidrs: ['10.20.0.0/16'] },
+    policy: { onUnexpectedUse: 'contain' },
+  });
+  const reporter = identity({
+    id: 'build',
+    kind: 'aws-iam-access-key',
+    scope: { userName: 'build' },
+    allowedRunners: { cidrs: ['10.30.0.0/16'] },
+  });
+  const unwatched = identity({ id: 'legacy', kind: 'aws-iam-access-key', scope: { userName: 'legacy' } });
+
+  it('finds a call from outside allowedRunners and contains the key of a contain identity, once; a call from inside is nothing', async () => {
+    // prepare
+    const key = accessKeyId();
+    const fingerprint = `hmac-sha256:${randomBytes(32).toString('hex')}`;
+    const { audit, findings, containment, handler } = await world(
+      [deploy],
+      [credentialVersion(deploy, { handle: key, fingerprint, verifiedAt: '2026-12-01T00:00:00.000Z' })],
+    );
+
+    // act
+    const inside = await handler(keyCall('deploy-prod', key, { sourceIPAddress: '10.20.4.5' }));
+    const outside = await handler(keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.7' }));
+    const again = await handler(keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.8' }));
+
+    // assess
+    const id = `used-from-unexpected-runner:deploy-prod:${key}`;
+    expect(inside).toEqual({ recorded: 0 });
+    expect(outside).toEqual({
+      recorded: 0,
+      findings: [id],
+      contained: [
+        {
+          identityId: 'deploy-prod',
+          handle: key,
+          status: 'contained',
+          incident: `UNEXPECTED-USE-${fingerprint.slice('hmac-sha256:'.length, 'hmac-sha256:'.length + 12)}`,
+          campaignId: 'c-1',
+        },
+      ],
+    });
+    expect(again).toEqual({ recorded: 0, findings: [id] });
+    expect(containment.asked).toEqual([
+      { incident: expect.stringMatching(/^UNEXPECTED-USE-/), fingerprint, identityId: 'deploy-prod' },
+    ]);
+    expect(findings.latest?.findings).toEqual([
+      expect.objectContaining({
+        id,
+        type: 'used-from-unexpected-runner',
+        severity: 'high',
+        subject: 'deploy-prod',
+      }),
+    ]);
+    expect(findings.latest?.findings[0]?.message).toContain(
+      `${key} was used from 198.51.100.7 at 2026-12-05T07:31:12Z (cloudtrail: s3:PutObject), outside its allowedRunners (cidrs 10.20.0.0/16)`,
+    );
+    const { records } = await audit.readAll();
+    expect(records).toEqual([
+      expect.objectContaining({
+        type: 'credential.used',
+        actor: USE_MONITOR_ACTOR,
+        subject: 'deploy-prod',
+        details: expect.objectContaining({
+          finding: id,
+          handle: key,
+          from: '198.51.100.7',
+          outsideAllowedRunners: true,
+        }),
+      }),
+    ]);
+  });
+
+  it('attributes a key keywarden never recorded to the identity of the IAM user that signed, reported only (no fingerprint to contain by)', async () => {
+    // prepare
+    const { containment, findings, handler } = await world([deploy]);
+    const key = accessKeyId();
+
+    // act
+    const result = await handler(keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.7' }));
+
+    // assess
+    expect(result).toMatchObject({
+      findings: [`used-from-unexpected-runner:deploy-prod:${key}`],
+      contained: [
+        expect.objectContaining({ status: 'skipped', reason: expect.stringContaining('keywarden revoke') }),
+      ],
+    });
+    expect(containment.asked).toEqual([]);
+    expect(findings.latest?.findings).toHaveLength(1);
+  });
+
+  it('reports a report identity without containing; ignores identities without allowedRunners, unknown users and calls from a service', async () => {
+    // prepare
+    const [buildKey, legacyKey, strayKey] = [accessKeyId(), accessKeyId(), accessKeyId()];
+    const { containment, findings, handler } = await world(
+      [deploy, reporter, unwatched],
+      [
+        credentialVersion(reporter, { handle: buildKey }),
+        credentialVersion(unwatched, { handle: legacyKey }),
+      ],
+    );
+
+    // act
+    const reported = await handler(keyCall('build', buildKey, { sourceIPAddress: '198.51.100.7' }));
+    const legacy = await handler(keyCall('legacy', legacyKey, { sourceIPAddress: '198.51.100.7' }));
+    const stray = await handler(keyCall('someone', strayKey, { sourceIPAddress: '198.51.100.7' }));
+    const service = await handler(
+      keyCall('deploy-prod', accessKeyId(), { sourceIPAddress: 'cloudformation.amazonaws.com' }),
+    );
+
+    // assess
+    expect(reported).toEqual({ recorded: 0, findings: [`used-from-unexpected-runner:build:${buildKey}`] });
+    expect([legacy, stray, service]).toEqual([{ recorded: 0 }, { recorded: 0 }, { recorded: 0 }]);
+    expect(containment.asked).toEqual([]);
+    expect(findings.latest?.findings.map((f) => f.subject)).toEqual(['build']);
+  });
+
+  it('takes a call within moments of keywarden’s own verification of a version for its own test, not a runner’s use', async () => {
+    // prepare: the version was verified at 07:31:11.5; CloudTrail writes whole seconds.
+    const key = accessKeyId();
+    const { findings, handler } = await world(
+      [deploy],
+      [
+        credentialVersion(deploy, {
+          handle: key,
+          fingerprint: 'hmac-sha256:ab',
+          verifiedAt: '2026-12-05T07:31:11.500Z',
+        }),
+      ],
+    );
+
+    // act
+    const result = await handler(keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.7' }));
+
+    // assess
+    expect(result).toEqual({ recorded: 0 });
+    expect(findings.latest).toBeUndefined();
+  });
+});
+
+describe('use monitor: the watched identities', () => {
+  it('are read once per minute at most, and again after it', async () => {
+    // prepare
+    const clock = new FixedClock(new Date('2026-12-05T07:40:00Z'));
+    let reads = 0;
+    const watched = cachedWatch(
+      {
+        listIdentities: async () => {
+          reads += 1;
+          return [];
+        },
+        listVersions: async () => [],
+      },
+      clock,
+    );
+
+    // act
+    await Promise.all([watched(), watched()]);
+    clock.advance(59_000);
+    await watched();
+    clock.advance(2_000);
+    await watched();
+
+    // assess
+    expect(reads).toBe(2);
+  });
+});
