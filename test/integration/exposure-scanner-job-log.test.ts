@@ -6,11 +6,19 @@
  * the managed OpenBao token printed in it is contained — an incident campaign on exactly its
  * accessor, with re-issue, stored in the state table (dynalite) and started in the revocation
  * state machine (moto's Step Functions), audited `exposure.detected` at its line of the log, then
- * `exposure.contained`. No token (the leaked one, the platforms') is in anything it returns or records.
+ * `exposure.contained`, and its owner alerted on the alert topic (moto's SNS, read through an SQS
+ * subscriber). No token (the leaked one, the platforms') is in anything it returns, records or sends.
  */
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
@@ -34,7 +42,10 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     digest: sha256Hex,
   });
   const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
+  const sns = new SNSClient(awsClientConfig(testAws()));
+  const sqs = new SQSClient(awsClientConfig(testAws()));
   let forge: ForgeServer;
+  let alertQueueUrl = '';
   let stateMachineArn = '';
   let token = '';
   let accessor = '';
@@ -94,6 +105,16 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
       ],
     });
     forge.setGitlabTrace('42', 7001, `Running job\nVAULT_TOKEN=${token}\n`);
+    // The alert topic, and a queue subscribed to it to read what owners are told.
+    const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-alerts') }))).TopicArn;
+    alertQueueUrl =
+      (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('kw-alerts') }))).QueueUrl ?? '';
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: alertQueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    await sns.send(
+      new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }),
+    );
     Object.assign(process.env, {
       AWS_REGION: stack.region,
       AWS_ENDPOINT_URL: stack.moto.endpoint,
@@ -108,6 +129,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
       KEYWARDEN_FORGE_TOKENS_SECRET_ARN: forgeTokensArn,
       KEYWARDEN_GITHUB_API_URL: forge.url,
       KEYWARDEN_GITLAB_URL: forge.url,
+      KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN: topicArn,
     });
   });
 
@@ -144,7 +166,22 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     expect(exposure.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
     expect(exposure[0]?.details).toMatchObject({ source: 'github-run', line: 3 });
     expect(String(exposure[0]?.details.location)).toContain('acme/app');
-    const everything = JSON.stringify({ result, records, campaigns });
+    // the owner told, on the alert topic: who, which incident, contained
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: alertQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
+    );
+    const alerts = Messages.map(
+      (m) =>
+        JSON.parse(m.Body ?? '{}') as {
+          Message: string;
+          MessageAttributes?: Record<string, { Value: string }>;
+        },
+    );
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]?.MessageAttributes?.owner?.Value).toBe('team-release');
+    expect(alerts[0]?.MessageAttributes?.incident?.Value).toBe(campaign?.incident);
+    expect(alerts[0]?.Message).toContain('release-token');
+    const everything = JSON.stringify({ result, records, campaigns, alerts });
     for (const secret of [token, forge.githubToken, forge.gitlabToken])
       expect(everything).not.toContain(secret);
   });
