@@ -11,7 +11,15 @@ export default defineConfig({
     // default one (cores - 1); files keep apart on the shared stack by their unique names.
     maxWorkers: 3,
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          // Pure code against in-memory ports: a worker runs file after file without importing
+          // the same modules again (the unit project alone: 25 → 10 s of CPU, 23 → 10 s wall).
+          isolate: false,
+        },
+      },
       {
         test: {
           name: 'integration',
