@@ -52,7 +52,7 @@ export interface WatchedIdentities {
 
 /** What judging one use takes. */
 export interface UseMonitorDeps {
-  ci: Pick<CiCredentialStore, 'listEnded'>;
+  ci: Pick<CiCredentialStore, 'listEnded' | 'listByJob'>;
   /** The watched identities; the caller may cache them (an identity's runners change only at sync). */
   watched: () => Promise<WatchedIdentities>;
   ranges: AddressRanges;
@@ -71,13 +71,29 @@ export interface UseJudgment {
   contained: UseContainment[];
 }
 
-/** The exchanges whose session made this call after they had ended. */
+/**
+ * The exchanges whose session made this call after they had ended. Every session of one job
+ * carries the job's SourceIdentity, so a call is not judged while another exchange of that job
+ * with the same SourceIdentity was live when it was made (that session may have made it).
+ */
 async function endedSessionFindings(deps: UseMonitorDeps, use: MonitoredUse): Promise<Finding[]> {
   const at = Date.parse(use.at);
   if (Number.isNaN(at)) return [];
-  const ended = await deps.ci.listEnded(new Date(at - MAX_SESSION_MS));
-  const mine = ended.filter((record: CiCredentialRecord) => record.aws?.sourceIdentity === use.handle);
-  return afterJobEndFindings(mine, [use]);
+  const endedBefore = (record: CiCredentialRecord) =>
+    record.ended !== undefined && Date.parse(record.ended.at) < at;
+  const ended = (await deps.ci.listEnded(new Date(at - MAX_SESSION_MS))).filter(
+    (record) => record.aws?.sourceIdentity === use.handle && endedBefore(record),
+  );
+  for (const jobKey of new Set(ended.map((record) => record.jobKey))) {
+    const live = (await deps.ci.listByJob(jobKey)).some(
+      (record) =>
+        record.aws?.sourceIdentity === use.handle &&
+        Date.parse(record.issuedAt) <= at &&
+        !endedBefore(record),
+    );
+    if (live) return [];
+  }
+  return afterJobEndFindings(ended, [use]);
 }
 
 /**

@@ -268,6 +268,36 @@ describe('use monitor: a CI session’s calls', () => {
       }),
     ]);
   });
+
+  it('does not judge a call while another exchange of the same job, with the same SourceIdentity, was live', async () => {
+    // prepare: the job's build exchange ended at 07:35; its deploy exchange (same job, same
+    // SourceIdentity) was issued at 07:35:30 and is active.
+    const { ci, findings, handler } = await world();
+    await ci.putCredential(
+      {
+        ...exchange('x-build', JOB),
+        state: 'ended',
+        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
+        usedRecorded: true,
+      },
+      undefined,
+    );
+    await ci.putCredential(
+      { ...exchange('x-deploy', JOB), issuedAt: '2026-12-05T07:35:30.000Z', usedRecorded: true },
+      undefined,
+    );
+
+    // act
+    const during = await handler(sessionCall(JOB, { eventTime: '2026-12-05T07:36:02Z' }));
+    const between = await handler(
+      sessionCall(JOB, { eventTime: '2026-12-05T07:35:10Z', errorCode: 'AccessDenied' }),
+    );
+
+    // assess: a call before the deploy exchange existed is the build session's, after its end
+    expect(during).toEqual({ recorded: 0 });
+    expect(between).toEqual({ recorded: 0, findings: [`used-after-job-end:ci:x-build:${JOB}`] });
+    expect(findings.latest?.findings.map((f) => f.subject)).toEqual(['ci:x-build']);
+  });
 });
 
 describe('use monitor: calls signed with a managed access key', () => {
