@@ -66,12 +66,15 @@ export const devTokensOf = (home: string): Record<string, string> =>
 export const slackSecretOf = (home: string): SecretValue =>
   new SecretValue(readFileSync(join(home, 'slack-signing-secret'), 'utf8').trim());
 
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`.
+ * Every 200 ms: a check is one local read, and each wait ends up to a poll later than its event.
+ */
 export async function eventually<T>(
   what: string,
   check: () => Promise<T | undefined>,
   timeoutMs = 60_000,
-  everyMs = 500,
+  everyMs = 200,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
