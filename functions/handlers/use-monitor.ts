@@ -91,7 +91,7 @@ export function makeHandler(deps: UseMonitorHandlerDeps) {
       ...(contained.length ? { contained } : {}),
     };
     if (judged.fresh > 0)
-      deps.logger.warn('a managed credential was used from where it should not be', {
+      deps.logger.warn('a credential was used from where, or when, it should not be', {
         ...result,
         at: use.at,
         from: use.from,
