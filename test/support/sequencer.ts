@@ -7,7 +7,7 @@
  * not: the 2,000-target campaign spec then started after every end-to-end file and ran alone
  * at the end. Here a file's weight is its cached duration when vitest has one, else its
  * figure in `expectedSeconds` (measured), else a guess by project; the infra and unit files
- * keep together at the end (their workers run file after file without re-importing,
+ * (but a long one) keep together at the end (their workers run file after file without re-importing,
  * `isolate: false`, which holds only while the next file queued is of the same project) and
  * fill the workers' last minutes.
  */
@@ -22,6 +22,11 @@ const GUESS_SECONDS: Readonly<Record<string, number>> = { e2e: 40, integration: 
 
 /** Projects whose files run as one block at the end, in this order. */
 const TAIL_PROJECTS = ['infra', 'unit'];
+/**
+ * A file of those projects this long starts among the long files instead (the infra spec that
+ * bundles every handler with esbuild: it shares no synthesis, and at the end it ran alone).
+ */
+const LONG_SECONDS = 45;
 
 /** A sequencer class ordering by `expected` where vitest has no duration of its own. */
 export function longestFirst(expected: ExpectedSeconds) {
@@ -34,8 +39,12 @@ export function longestFirst(expected: ExpectedSeconds) {
         if (cached && !cached.failed && cached.duration > 0) return cached.duration / 1000;
         return expected[key(spec)] ?? GUESS_SECONDS[spec.project.name] ?? 0;
       };
-      const block = (spec: TestSpecification) => TAIL_PROJECTS.indexOf(spec.project.name);
-      const weighed = files.map((spec) => ({ spec, block: block(spec), seconds: seconds(spec) }));
+      const block = (spec: TestSpecification, weight: number) =>
+        weight >= LONG_SECONDS ? -1 : TAIL_PROJECTS.indexOf(spec.project.name);
+      const weighed = files.map((spec) => {
+        const weight = seconds(spec);
+        return { spec, block: block(spec, weight), seconds: weight };
+      });
       return weighed.sort((a, b) => a.block - b.block || b.seconds - a.seconds).map(({ spec }) => spec);
     }
   };
