@@ -1,12 +1,15 @@
 /**
- * What a CI job's AWS session did, read from EventBridge's "AWS API Call via CloudTrail" events.
+ * What a CI job's AWS session, or a managed IAM user's access key, did: read from EventBridge's
+ * "AWS API Call via CloudTrail" events.
  *
  * A job's session carries its correlation id as SourceIdentity (./ci-session-issuer.ts), which
  * CloudTrail writes into every event the session causes as
- * `detail.userIdentity.sessionContext.sourceIdentity`, also after role chaining. A rule on the
- * default bus matching `detail-type: ["AWS API Call via CloudTrail"]` and a `ci-` prefix on that
- * field delivers them; the rule's state must be `ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`
- * for read-only calls (Get*, List*, Describe*) to arrive at all, and a trail must be logging.
+ * `detail.userIdentity.sessionContext.sourceIdentity`, also after role chaining; a call signed
+ * with an IAM user's long-term key carries it as `detail.userIdentity.accessKeyId` (`AKIA…`).
+ * The use monitor's rule on the default bus (infra/constructs/use-monitor.ts) matches
+ * `detail-type: ["AWS API Call via CloudTrail"]` and either prefix; its state must be
+ * `ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS` for read-only calls (Get*, List*, Describe*) to
+ * arrive at all, and a trail must be logging.
  *
  * Only the fields read are in the schema; everything else in the event is let through unread,
  * since CloudTrail adds fields over event versions.
