@@ -30,6 +30,7 @@ import type {
   CampaignLauncher,
   CampaignStore,
   Clock,
+  ExposureContainment,
   IdentityStore,
   Limit,
   ListedCredential,
@@ -298,6 +299,38 @@ export async function planContainment(
     );
   }
   return { campaign: planned.campaign, summary: planned.summary };
+}
+
+/**
+ * Containment in AWS: an incident campaign on exactly the exposed credential (its identity and
+ * fingerprint), with re-issue, planned and stored here and run by the revocation state machine,
+ * which revokes, re-issues to the delivery target and writes the incident report. Returns once the
+ * execution is started; holding the value is the authority to end it, so no responder is asked.
+ */
+export function stateMachineContainment(
+  planning: CampaignPlanningDeps,
+  launcher: CampaignLauncher,
+  actor: string,
+): ExposureContainment {
+  return {
+    async contain({ incident, fingerprint, identityId }) {
+      const { campaign, summary } = await planContainment(planning, {
+        incident,
+        fingerprint,
+        identityId,
+        actor,
+      });
+      const { campaignId } = campaign;
+      await launcher.launch(campaignId);
+      return {
+        campaignId,
+        outcome: 'contained',
+        revoked: summary.targets.length,
+        failures: [],
+        reissue: `by the revocation state machine (campaign ${campaignId})`,
+      };
+    },
+  };
 }
 
 /** Step Functions' names for how an execution ended, or that it runs. */

@@ -207,34 +207,3 @@ export function gitlabJobEnded(payload: unknown): GitlabJobIds | undefined {
   const ended = (GITLAB_FINAL_STATUSES as readonly string[]).includes(parsed.data.build_status);
   return ended ? { project_id: parsed.data.project_id, job_id: parsed.data.build_id } : undefined;
 }
-
-/** A job id as the platforms number them, kept as given (GitHub's `workflow_job.id`, GitLab's `build_id`). */
-const JobNumber = z.union([z.int().positive(), z.string().regex(/^\d+$/)]);
-
-/**
- * What the API hands the deployed exposure scanner after a completion webhook (an asynchronous
- * Lambda invocation, `functions/handlers/exposure-scanner.ts`): the finished job whose log to
- * read through its platform's API and scan. Ids and names only; never a token or a log line.
- */
-export const FinishedJobEventSchema = z.strictObject({
-  finishedJob: z.discriminatedUnion('platform', [
-    z.strictObject({
-      platform: z.literal('github'),
-      /** `owner/repo`. */
-      repository: z.string().regex(/^[\w.-]+\/[\w.-]+$/, { error: 'expected OWNER/REPO' }),
-      jobId: JobNumber,
-    }),
-    z.strictObject({
-      platform: z.literal('gitlab'),
-      /** The project's id, or its path (`group/project`). */
-      project: z.union([z.int().positive(), z.string().regex(/^[\w.-]+(?:\/[\w.-]+)*$/)]),
-      jobId: JobNumber,
-    }),
-  ]),
-});
-export type FinishedJobEvent = z.infer<typeof FinishedJobEventSchema>;
-
-/** The hand-off of a finished job, as the scanner parses it ({@link FinishedJobEventSchema}). */
-export const finishedJobEvent = (job: FinishedJobEvent['finishedJob']): FinishedJobEvent => ({
-  finishedJob: job,
-});

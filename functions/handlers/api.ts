@@ -20,8 +20,8 @@ import {
   grantReports,
 } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
-import { finishedJobEvent } from '../api/ci-webhooks.ts';
 import type { ApiDeps } from '../api/deps.ts';
+import type { FinishedJobEvent } from '../api/finished-job-event.ts';
 import { ApiEventSchema, type ApiResult, errorResult, requestIdOf } from '../api/responses.ts';
 import { routeRequest } from '../api/routes.ts';
 import { SecretValue } from '../core/secret-value.ts';
@@ -91,11 +91,13 @@ export function jobLogHandOff(
   log: (line: string) => void,
 ): (job: FinishedJob) => Promise<void> {
   return async (job) => {
+    // The scanner checks it against FinishedJobEventSchema; here only its type: no schema in this bundle.
+    const event: FinishedJobEvent = { finishedJob: job };
     try {
-      await invoke(scannerFunction, JSON.stringify(finishedJobEvent(job)), 'Event');
+      await invoke(scannerFunction, JSON.stringify(event), 'Event');
     } catch (error) {
       log(
-        `the log of ${jobName(job)} was not handed to the exposure scanner (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); its credentials were ended, its log is not scanned: invoke ${scannerFunction} with ${JSON.stringify(finishedJobEvent(job))} (--invocation-type Event) to scan it`,
+        `the log of ${jobName(job)} was not handed to the exposure scanner (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); its credentials were ended, its log is not scanned: invoke ${scannerFunction} with ${JSON.stringify(event)} (--invocation-type Event) to scan it`,
       );
     }
   };

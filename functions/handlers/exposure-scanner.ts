@@ -6,7 +6,7 @@
  *   index in the batch, so a finding points at the event that held it. A control message (sent
  *   when a filter is created, to check the destination) is ignored;
  * - a finished CI job the API hands over after its completion webhook (`{finishedJob}`,
- *   functions/api/ci-webhooks.ts `FinishedJobEventSchema`): its log is read through GitHub's or
+ *   functions/api/finished-job-event.ts): its log is read through GitHub's or
  *   GitLab's API with the tokens of the forge tokens secret, and scanned line by line.
  *
  * A managed credential found is contained (an incident revocation campaign on its fingerprint,
@@ -20,8 +20,8 @@ import { awsClientConfig, secretsClient } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
   type CampaignPlanningDeps,
-  planContainment,
   StepFunctionsCampaignLauncher,
+  stateMachineContainment,
 } from '../adapters/campaign-launcher.ts';
 import type { RuntimeConfig } from '../adapters/runtime-config.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
@@ -31,11 +31,10 @@ import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
 import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
 import { BOT_TOKEN } from '../adapters/slack/web-api-poster.ts';
 import { alerts, Composition, exposure, rotation, secrets, stores } from '../adapters/wiring.ts';
-import { FinishedJobEventSchema } from '../api/ci-webhooks.ts';
+import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
 import type { ExposureSource } from '../core/exposure-types.ts';
-import type { CampaignLauncher, ExposureContainment } from '../core/ports.ts';
 import { KEYWARDEN_ENV, type LambdaEnv, lambdaEnv } from './env.ts';
 import { loadLambdaConfig, readSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
@@ -165,36 +164,10 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
 }
 
 /**
- * Containment in AWS: an incident campaign on exactly the exposed credential (its identity and
- * fingerprint), with re-issue, planned and stored here and run by the revocation state machine,
- * which revokes, re-issues to the delivery target and writes the incident report. Returns once the
- * execution is started; holding the value is the authority to end it, so no responder is asked.
+ * Containment in AWS (campaign-launcher.ts): re-exported here, where the use monitor found it; an
+ * importer that needs no detector imports it from the adapter, whose bundle holds none.
  */
-export function stateMachineContainment(
-  planning: CampaignPlanningDeps,
-  launcher: CampaignLauncher,
-  actor: string,
-): ExposureContainment {
-  return {
-    async contain({ incident, fingerprint, identityId }) {
-      const { campaign, summary } = await planContainment(planning, {
-        incident,
-        fingerprint,
-        identityId,
-        actor,
-      });
-      const { campaignId } = campaign;
-      await launcher.launch(campaignId);
-      return {
-        campaignId,
-        outcome: 'contained',
-        revoked: summary.targets.length,
-        failures: [],
-        reissue: `by the revocation state machine (campaign ${campaignId})`,
-      };
-    },
-  };
-}
+export { stateMachineContainment } from '../adapters/campaign-launcher.ts';
 
 /** What the forge tokens secret holds: a token per platform, either may be empty (that platform is not read). */
 const ForgeTokensSchema = z.object({

@@ -25,7 +25,7 @@ import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
-import { finishedJobEvent } from '../../functions/api/ci-webhooks.ts';
+import type { FinishedJobEvent } from '../../functions/api/finished-job-event.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
 import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
 import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
@@ -140,9 +140,10 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
   it('reads the GitHub job log, contains the managed token in it: one campaign on its accessor, started, audited at its line', async () => {
     // prepare
     const { handler } = await import('../../functions/handlers/exposure-scanner.ts');
-    const event = JSON.parse(
-      JSON.stringify(finishedJobEvent({ platform: 'github', repository: 'acme/app', jobId: 29679449 })),
-    );
+    const handedOver: FinishedJobEvent = {
+      finishedJob: { platform: 'github', repository: 'acme/app', jobId: 29679449 },
+    };
+    const event = JSON.parse(JSON.stringify(handedOver));
 
     // act
     const result = await handler(event);

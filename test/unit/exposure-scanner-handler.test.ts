@@ -12,7 +12,7 @@ import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import type { FinishedJob } from '../../functions/adapters/scan/finished-job-log.ts';
 import type { FetchedLog } from '../../functions/adapters/scan/forge-http.ts';
-import { FinishedJobEventSchema } from '../../functions/api/ci-webhooks.ts';
+import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
 import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
