@@ -46,10 +46,10 @@ export interface ExposureScannerDeps {
   scan: ScanTexts;
   logger: Logger;
   /**
-   * Reads a finished CI job's log through its platform's API (finished-job-log.ts, with the
-   * forge settings and tokens); undefined: a finished job handed over is refused.
+   * Reads a finished CI job's log through its platform's API ({@link jobLogReader}), or says why
+   * it is not read (no token for that platform); undefined: a finished job handed over is refused.
    */
-  jobLog?: ((job: FinishedJob) => Promise<FetchedLog>) | undefined;
+  jobLog?: ((job: FinishedJob) => Promise<FetchedLog | { unread: string }>) | undefined;
 }
 
 /** What one invocation did: the batch's or the job log's place and counts, never a line of it. */
@@ -62,7 +62,9 @@ export type ScannerResult =
       lines: number;
       /** Set when only the start of the log was read (it was over the size limit). */
       note?: string;
-    } & ScanSummary);
+    } & ScanSummary)
+  /** A finished job whose platform keywarden has no token for: nothing read, nothing to retry. */
+  | { job: string; unread: string };
 
 /** What the scanner is handed: a CloudWatch Logs batch, or a finished job from the API. */
 export type ScannerEvent =
@@ -151,6 +153,12 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
     );
   }
   const log = await deps.jobLog(job);
+  if ('unread' in log) {
+    // Not an error: retrying cannot help until a token is set, and a dead-lettered job would alarm.
+    const result = { job: jobNameOf(job), unread: log.unread };
+    deps.logger.info("a finished job's log was not read", result);
+    return result;
+  }
   const inputs = scanInputsOfLog(log);
   const summary = await deps.scan(inputs, { contain: true });
   const result = {
@@ -168,6 +176,29 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
  * importer that needs no detector imports it from the adapter, whose bundle holds none.
  */
 export { stateMachineContainment } from '../adapters/campaign-launcher.ts';
+
+/** A finished job as messages name it (its platform's ids; no token). */
+const jobNameOf = (job: FinishedJob): string =>
+  job.platform === 'github'
+    ? `GitHub ${job.repository} job ${job.jobId}`
+    : `GitLab project ${job.project} job ${job.jobId}`;
+
+/**
+ * Reads finished jobs' logs with `forge` (finished-job-log.ts); a job of a platform whose token
+ * is empty (the forge tokens secret's placeholder) is not read, and the answer says which field
+ * to set.
+ */
+export function jobLogReader(
+  forge: ForgeSettings,
+  read: (job: FinishedJob, settings: ForgeSettings) => Promise<FetchedLog> = finishedJobLog,
+): (job: FinishedJob) => Promise<FetchedLog | { unread: string }> {
+  return async (job) =>
+    forge[job.platform].token
+      ? read(job, forge)
+      : {
+          unread: `no ${job.platform === 'github' ? 'GitHub' : 'GitLab'} token: set ${forge[job.platform].tokenSource} to read its jobs' logs`,
+        };
+}
 
 /** What the forge tokens secret holds: a token per platform, either may be empty (that platform is not read). */
 const ForgeTokensSchema = z.object({
@@ -281,7 +312,7 @@ async function init() {
       alerts: composition.get(alerts),
     }),
     logger: new Logger({ serviceName: 'keywarden' }),
-    jobLog: forge ? (job) => finishedJobLog(job, forge) : undefined,
+    jobLog: forge ? jobLogReader(forge) : undefined,
   });
 }
 

@@ -287,7 +287,7 @@ export class ExposureScanner extends Construct {
       this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
         alarmName: `${alarmNamePrefix}scanner-errors`,
         alarmDescription:
-          "keywarden: the exposure scanner failed in the last 5 minutes, so a log batch may not be scanned yet (Lambda retries it twice, then keeps it in the dead-letter queue) and a leaked credential may still be live. Read the scanner's logs for the error.",
+          "keywarden: the exposure scanner failed in the last 5 minutes, so a log batch or a finished job's log may not be scanned yet (Lambda retries it twice, then keeps it in the dead-letter queue) and a leaked credential may still be live. Read the scanner's logs for the error.",
         metric: this.scanner.function.metricErrors({
           statistic: cloudwatch.Stats.SUM,
           period: Duration.minutes(5),
@@ -297,7 +297,7 @@ export class ExposureScanner extends Construct {
       this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
         alarmName: `${alarmNamePrefix}unscanned`,
         alarmDescription:
-          'keywarden: a CloudWatch Logs batch waits in the exposure dead-letter queue (the scanner failed on it after its retries), so its lines are not scanned and a leak in them not contained. Fix the cause, then re-drive the message to the scanner (aws lambda invoke --invocation-type Event).',
+          "keywarden: a CloudWatch Logs batch or a finished CI job handed over by the API waits in the exposure dead-letter queue (the scanner failed on it after its retries: for a job, often a forge token that cannot read its log), so its lines are not scanned and a leak in them not contained. Read the scanner's logs for the error, fix the cause, then re-drive the message to the scanner (aws lambda invoke --invocation-type Event).",
         metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
           statistic: cloudwatch.Stats.MAXIMUM,
           period: Duration.minutes(15),

@@ -22,6 +22,7 @@ import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
   alertSettingsOf,
   forgeSettingsOf,
+  jobLogReader,
   makeHandler,
   parseForgeTokens,
   SCANNER_ACTOR,
@@ -414,6 +415,33 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
       expect(calls).toEqual([]);
     },
   );
+
+  it('reads no log of a platform it has no token for, and says which field to set instead of failing (no retry, no dead letter)', async () => {
+    // prepare: a GitHub token only, as after the operator set one field of the secret
+    const { scan, calls } = scanFinding(generatedToken());
+    const { logger, lines } = capturedLogger();
+    const read: FinishedJob[] = [];
+    const settings = forgeSettingsOf({}, parseForgeTokens(JSON.stringify({ github: generatedToken() })));
+    const jobLog = jobLogReader(settings, async (job) => {
+      read.push(job);
+      return { source: { kind: 'github-run', location: 'acme/app job 1' }, text: 'ok' };
+    });
+    const handler = makeHandler({ scan, logger, jobLog });
+
+    // act
+    const gitlab = await handler({ finishedJob: { platform: 'gitlab', project: 42, jobId: 7001 } });
+    const github = await handler({ finishedJob: GITHUB_JOB });
+
+    // assess
+    expect(gitlab).toEqual({
+      job: 'GitLab project 42 job 7001',
+      unread: expect.stringMatching(/no GitLab token: set the "gitlab" field of the forge tokens secret/),
+    });
+    expect(github).toMatchObject({ lines: 1 });
+    expect(read).toEqual([GITHUB_JOB]);
+    expect(calls).toHaveLength(1);
+    expect(lines.some((line) => line.includes("a finished job's log was not read"))).toBe(true);
+  });
 
   it('refuses a finished job when it was given no way to read logs', async () => {
     const { scan } = scanFinding(generatedToken());
