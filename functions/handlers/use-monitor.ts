@@ -18,7 +18,11 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { BlockListRanges } from '../adapters/address-ranges.ts';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
-import { type CampaignPlanningDeps, StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
+import {
+  type CampaignPlanningDeps,
+  StepFunctionsCampaignLauncher,
+  stateMachineContainment,
+} from '../adapters/campaign-launcher.ts';
 import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { Clock, IdentityStore, RotationStore } from '../core/ports.ts';
@@ -30,7 +34,6 @@ import {
   type WatchedIdentities,
 } from '../core/use-monitor.ts';
 import { lambdaEnv } from './env.ts';
-import { stateMachineContainment } from './exposure-scanner.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
