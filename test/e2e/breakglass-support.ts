@@ -68,7 +68,9 @@ export const slackSecretOf = (home: string): SecretValue =>
 
 /**
  * Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`.
- * Every 200 ms: a check is one local read, and each wait ends up to a poll later than its event.
+ * Every 200 ms after a cheap check (one local read), since each wait ends up to a pause later
+ * than its event; after a costly one (a `keywarden` command, ~0.5 s of CPU) as long as it took,
+ * so polling never takes more than half of the two cores' time from the servers it waits on.
  */
 export async function eventually<T>(
   what: string,
@@ -79,6 +81,7 @@ export async function eventually<T>(
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    const started = Date.now();
     try {
       const value = await check();
       if (value !== undefined) return value;
@@ -88,7 +91,7 @@ export async function eventually<T>(
     if (Date.now() > deadline) {
       throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(everyMs, Date.now() - started)));
   }
 }
 
