@@ -68,9 +68,11 @@ export function ensureVenv(log: (line: string) => void = () => {}): void {
     if (!existsSync(join(VENV, 'bin', 'python'))) {
       execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
     }
+    // --no-compile: pip would byte-compile every module of every package (moto's thousands)
+    // up front, 14 of its 36 s here; Python compiles and caches the few a server imports, once.
     execFileSync(
       join(VENV, 'bin', 'pip'),
-      ['install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS],
+      ['install', '--quiet', '--disable-pip-version-check', '--no-compile', '-r', REQUIREMENTS],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
       },
