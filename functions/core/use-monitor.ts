@@ -14,7 +14,14 @@ import { saveUnmanagedFindings } from './exposure.ts';
 import type { Finding } from './findings.ts';
 import type { Identity } from './identity.ts';
 import { scopeKey } from './kinds.ts';
-import type { AuditLog, CiCredentialStore, Clock, ExposureContainment, FindingStore } from './ports.ts';
+import type {
+  AuditLog,
+  CiCredentialStore,
+  Clock,
+  ExposureAlerts,
+  ExposureContainment,
+  FindingStore,
+} from './ports.ts';
 import {
   type AddressRanges,
   afterJobEndFindings,
@@ -61,6 +68,8 @@ export interface UseMonitorDeps {
   clock: Clock;
   /** How a used key is ended; absent, `contain` identities are reported only. */
   containment?: ExposureContainment | undefined;
+  /** Where the owner of a key it contained is told (each containment attempted); absent, nobody is. */
+  alerts?: ExposureAlerts | undefined;
 }
 
 /** What one use came to: the findings it made (new or already listed) and what was contained. */
@@ -170,7 +179,15 @@ export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse)
   await saveUnmanagedFindings(deps, fresh);
   await deps.audit.appendMany(fresh.map((f) => auditOf(f, use)));
   const requests = watched ? credentialsToContain(fresh, watched.identities, watched.versions) : [];
+  const byId = new Map(watched?.identities.map((identity) => [identity.id, identity]));
+  const alerting = deps.alerts && {
+    alerts: deps.alerts,
+    ownerOf: (identityId: string) => byId.get(identityId)?.owner,
+    findings: fresh,
+  };
   const contained =
-    requests.length > 0 && deps.containment ? await containUnexpectedUse(deps.containment, requests) : [];
+    requests.length > 0 && deps.containment
+      ? await containUnexpectedUse(deps.containment, requests, alerting)
+      : [];
   return { findings, fresh: fresh.length, contained };
 }

@@ -23,7 +23,7 @@ import {
   StepFunctionsCampaignLauncher,
   stateMachineContainment,
 } from '../adapters/campaign-launcher.ts';
-import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
+import { alerts, Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { Clock, IdentityStore, RotationStore } from '../core/ports.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
@@ -146,12 +146,16 @@ export function cachedWatch(
 /**
  * Cold start: the state table (CI exchanges, inventory, versions, findings, audit) and, when the
  * construct gives it a revocation state machine, containment through it (campaign planning on
- * the same store and the rotation registries).
+ * the same store and the rotation registries), alerted on the alert topic it names.
  */
 async function init() {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
-  const composition = new Composition(config);
+  // Owners of contained keys are told on the alert topic the construct names (no Slack here).
+  const composition = new Composition({
+    ...config,
+    alerts: env.exposureAlertTopicArn ? { topicArn: env.exposureAlertTopicArn } : {},
+  });
   const { store } = composition.get(stores);
   const ciStore = composition.get(ciStores).credentials;
   const containment = env.revocationStateMachineArn
@@ -178,6 +182,7 @@ async function init() {
       audit: store,
       clock: composition.clock,
       containment,
+      alerts: containment ? composition.get(alerts) : undefined,
     },
     logger: new Logger({ serviceName: 'keywarden' }),
   });

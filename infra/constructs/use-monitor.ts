@@ -34,7 +34,11 @@ export interface UseMonitorProps extends PipelineCredentialsProps {
    * @default no containment
    */
   readonly revocationStateMachine?: sfn.IStateMachine | undefined;
-  /** Where the monitor's alarms notify. @default no alarm */
+  /**
+   * Where the monitor's alarms notify, and, when it contains, where the owner of a contained key
+   * is alerted (as the exposure scanner alerts on the alarm topic it is given).
+   * @default no alarm, and no alert
+   */
   readonly alarmTopic?: sns.ITopic | undefined;
 }
 
@@ -86,7 +90,11 @@ export class UseMonitor extends Construct {
       logRetention: pipeline.logRetention,
       deadLetterQueue: this.deadLetterQueue,
       environment: revocationStateMachine
-        ? { ...pipeline.environment, revocationStateMachineArn: revocationStateMachine.stateMachineArn }
+        ? {
+            ...pipeline.environment,
+            revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+            ...(props.alarmTopic ? { exposureAlertTopicArn: props.alarmTopic.topicArn } : {}),
+          }
         : {
             table: pipeline.environment.table,
             fingerprintKeySecretArn: pipeline.environment.fingerprintKeySecretArn,
@@ -108,6 +116,26 @@ export class UseMonitor extends Construct {
           resources: [revocationStateMachine.stateMachineArn],
         }),
       );
+      if (props.alarmTopic) {
+        role.addToPrincipalPolicy(
+          new iam.PolicyStatement({
+            sid: 'PublishContainmentAlerts',
+            actions: ['sns:Publish'],
+            resources: [props.alarmTopic.topicArn],
+          }),
+        );
+        const alertKey = props.alarmTopic.masterKey;
+        if (alertKey) {
+          // Publishing to an encrypted topic: a data key of the topic's key, for SNS to encrypt with.
+          role.addToPrincipalPolicy(
+            new iam.PolicyStatement({
+              sid: 'EncryptContainmentAlerts',
+              actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+              resources: [alertKey.keyArn],
+            }),
+          );
+        }
+      }
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'ListAccessKeysUnderPath',

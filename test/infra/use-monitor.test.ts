@@ -84,6 +84,7 @@ describe('infra: use monitor', () => {
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.stateMachine) },
+      KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.alarmTopic) },
       NODE_OPTIONS: '--enable-source-maps',
     });
     expect(resourceOf(template, 'AWS::SQS::Queue', monitor.deadLetterQueue)?.Properties).toMatchObject({
@@ -91,7 +92,7 @@ describe('infra: use monitor', () => {
     });
   });
 
-  it('uses the state table, reads keywarden’s secrets, starts the revocation state machine only and lists only what containment plans over', () => {
+  it('uses the state table, reads keywarden’s secrets, starts the revocation state machine only, lists only what containment plans over, and alerts on the alarm topic', () => {
     const granted = statements();
     const { stack } = synthesized;
     expect(resourcesAllowedFor(granted, 'dynamodb:PutItem')).toEqual(tableAndIndexArns(stack));
@@ -104,6 +105,13 @@ describe('infra: use monitor', () => {
     expect(granted.flatMap((s) => s.actions).filter((a) => a.startsWith('states:'))).toEqual([
       'states:StartExecution',
     ]);
+    // Owners told on the revocation alarm topic, encrypted with its key.
+    expect(resourcesAllowedFor(granted, 'sns:Publish')).toEqual([
+      `<${logicalIdOf(stack.revocation.alarmTopic)}>`,
+    ]);
+    expect(resourcesAllowedFor(granted, 'kms:GenerateDataKey')).toContain(
+      `<${logicalIdOf(stack.revocation.alarmKey as never)}.Arn>`,
+    );
     expect(resourcesAllowedFor(granted, 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
     expect(granted.flatMap((s) => s.actions).filter((a) => a.startsWith('iam:'))).toEqual([
       'iam:ListAccessKeys',
@@ -114,7 +122,16 @@ describe('infra: use monitor', () => {
     expect(resourcesAllowedFor(granted, 'sqs:SendMessage')).toEqual([
       `<${logicalIdOf(monitor.deadLetterQueue)}.Arn>`,
     ]);
-    expectOnlyScopedActionsOf(granted, ['dynamodb', 'iam', 'kms', 'logs', 'secretsmanager', 'sqs', 'states']);
+    expectOnlyScopedActionsOf(granted, [
+      'dynamodb',
+      'iam',
+      'kms',
+      'logs',
+      'secretsmanager',
+      'sns',
+      'sqs',
+      'states',
+    ]);
   });
 
   it('alarms on its errors and on a dead-lettered event, into the revocation alarm topic', () => {

@@ -12,7 +12,7 @@ import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type { ExposureContainment, FindingStore } from '../../functions/core/ports.ts';
+import type { ExposureAlert, ExposureContainment, FindingStore } from '../../functions/core/ports.ts';
 import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
 import { cachedWatch, makeHandler } from '../../functions/handlers/use-monitor.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
@@ -153,6 +153,7 @@ async function world(
   }
   for (const version of versions) await rotation.putVersion(version, undefined);
   const containment = new RecordingContainment();
+  const alerted: ExposureAlert[] = [];
   const handler = makeHandler({
     exchange: { store: ci, audit },
     monitor: {
@@ -166,10 +167,15 @@ async function world(
       audit,
       clock,
       containment,
+      alerts: {
+        alert: async (alert) => {
+          alerted.push(alert);
+        },
+      },
     },
     logger: new Logger({ logLevel: 'SILENT' }),
   });
-  return { clock, ci, audit, findings, containment, handler };
+  return { clock, ci, audit, findings, containment, alerted, handler };
 }
 
 describe('use monitor: a CI session’s calls', () => {
@@ -320,7 +326,7 @@ describe('use monitor: calls signed with a managed access key', () => {
     // prepare
     const key = accessKeyId();
     const fingerprint = `hmac-sha256:${randomBytes(32).toString('hex')}`;
-    const { audit, findings, containment, handler } = await world(
+    const { audit, findings, containment, alerted, handler } = await world(
       [deploy],
       [credentialVersion(deploy, { handle: key, fingerprint, verifiedAt: '2026-12-01T00:00:00.000Z' })],
     );
@@ -349,6 +355,17 @@ describe('use monitor: calls signed with a managed access key', () => {
     expect(again).toEqual({ recorded: 0, findings: [id] });
     expect(containment.asked).toEqual([
       { incident: expect.stringMatching(/^UNEXPECTED-USE-/), fingerprint, identityId: 'deploy-prod' },
+    ]);
+    // its owner told once: who, where it was used from, which campaign
+    expect(alerted).toEqual([
+      expect.objectContaining({
+        cause: 'unexpected-use',
+        identityId: 'deploy-prod',
+        owner: 'team-platform',
+        status: 'contained',
+        where: '198.51.100.7 at 2026-12-05T07:31:12Z',
+        campaignId: 'c-1',
+      }),
     ]);
     expect(findings.latest?.findings).toEqual([
       expect.objectContaining({
