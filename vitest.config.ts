@@ -6,38 +6,35 @@ const stack = 'test/support/global-stack.ts';
 const cli = 'test/support/global-cli.ts';
 
 /**
- * The long spec files, in seconds of one full run (2026-12-05, on the two cores at load ~15,
- * so only their order matters): started first on a fresh clone, where vitest has no duration
- * cache to order by (test/support/sequencer.ts).
+ * The long spec files, in seconds of one full run from a fresh clone (2026-12-05, the two
+ * cores shared with other jobs at load ~7): started first there, where vitest has no duration
+ * cache to order by (test/support/sequencer.ts). Only their order matters.
  */
 const expectedSeconds = {
-  'integration:test/integration/campaign-scale.test.ts': 565,
-  'e2e:test/e2e/runbook-rotation.test.ts': 340,
-  'integration:test/integration/campaign.test.ts': 335,
-  'integration:test/integration/api-fuzz.test.ts': 300,
-  'e2e:test/e2e/approvals.test.ts': 220,
-  'integration:test/integration/rotation.test.ts': 170,
-  'e2e:test/e2e/runbook-breakglass.test.ts': 160,
-  'e2e:test/e2e/demo.test.ts': 160,
-  'integration:test/integration/rotation-faults.test.ts': 155,
-  'e2e:test/e2e/ci-credentials.test.ts': 130,
-  'integration:test/integration/campaign-live.test.ts': 120,
-  'e2e:test/e2e/ci-cli.test.ts': 110,
-  'e2e:test/e2e/breakglass-slack.test.ts': 90,
-  'e2e:test/e2e/scan.test.ts': 80,
-  'e2e:test/e2e/runbook-compromised-pipeline.test.ts': 70,
-  'integration:test/integration/revocation-runner.test.ts': 55,
-  'e2e:test/e2e/breakglass-schedules-off.test.ts': 55,
-  'e2e:test/e2e/validate.test.ts': 50,
-  'integration:test/integration/rotation-handlers.test.ts': 45,
-  'integration:test/integration/secret-templates.test.ts': 30,
-  'integration:test/integration/breakglass-bounds.test.ts': 30,
-  'integration:test/integration/campaign-kill.test.ts': 25,
-  'e2e:test/e2e/unexpected-use.test.ts': 25,
-  'integration:test/integration/slack-fuzz.test.ts': 20,
-  'integration:test/integration/discovery-handler.test.ts': 20,
-  // Bundles every handler; the other infra files share one import and synthesis per worker.
-  'infra:test/infra/bundling.test.ts': 140,
+  'integration:test/integration/api-fuzz.test.ts': 112,
+  'integration:test/integration/campaign-scale.test.ts': 99,
+  'e2e:test/e2e/runbook-rotation.test.ts': 76,
+  'integration:test/integration/campaign.test.ts': 64,
+  'e2e:test/e2e/runbook-breakglass.test.ts': 51,
+  'e2e:test/e2e/approvals.test.ts': 48,
+  'e2e:test/e2e/runbook-compromised-pipeline.test.ts': 42,
+  'integration:test/integration/rotation-faults.test.ts': 42,
+  'infra:test/infra/bundling.test.ts': 41,
+  'e2e:test/e2e/breakglass-slack.test.ts': 41,
+  'e2e:test/e2e/breakglass-schedules-off.test.ts': 39,
+  'e2e:test/e2e/scan.test.ts': 37,
+  'integration:test/integration/rotation.test.ts': 36,
+  'e2e:test/e2e/ci-cli.test.ts': 34,
+  'e2e:test/e2e/demo.test.ts': 34,
+  'e2e:test/e2e/ci-credentials.test.ts': 28,
+  'e2e:test/e2e/unexpected-use.test.ts': 21,
+  'integration:test/integration/rotation-handlers.test.ts': 19,
+  'integration:test/integration/campaign-kill.test.ts': 17,
+  'integration:test/integration/campaign-live.test.ts': 17,
+  'integration:test/integration/revocation-runner.test.ts': 17,
+  'integration:test/integration/slack-fuzz.test.ts': 14,
+  'e2e:test/e2e/validate-ci.test.ts': 13,
+  'integration:test/integration/fault-proxy.test.ts': 11,
 };
 
 export default defineConfig({
