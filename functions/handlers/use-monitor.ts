@@ -16,6 +16,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { BlockListRanges } from '../adapters/address-ranges.ts';
+import { SnsExposureAlerts } from '../adapters/alerts/sns-alerts.ts';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
 import {
@@ -23,7 +24,7 @@ import {
   StepFunctionsCampaignLauncher,
   stateMachineContainment,
 } from '../adapters/campaign-launcher.ts';
-import { alerts, Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
+import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { Clock, IdentityStore, RotationStore } from '../core/ports.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
@@ -151,11 +152,7 @@ export function cachedWatch(
 async function init() {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
-  // Owners of contained keys are told on the alert topic the construct names (no Slack here).
-  const composition = new Composition({
-    ...config,
-    alerts: env.exposureAlertTopicArn ? { topicArn: env.exposureAlertTopicArn } : {},
-  });
+  const composition = new Composition(config);
   const { store } = composition.get(stores);
   const ciStore = composition.get(ciStores).credentials;
   const containment = env.revocationStateMachineArn
@@ -182,7 +179,12 @@ async function init() {
       audit: store,
       clock: composition.clock,
       containment,
-      alerts: containment ? composition.get(alerts) : undefined,
+      // Owners of contained keys are told on the alert topic the construct names: SNS alone, so
+      // the bundle carries no Slack client.
+      alerts:
+        containment && env.exposureAlertTopicArn
+          ? new SnsExposureAlerts({ topicArn: env.exposureAlertTopicArn, aws: config.aws })
+          : undefined,
     },
     logger: new Logger({ serviceName: 'keywarden' }),
   });

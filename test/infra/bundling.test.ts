@@ -45,8 +45,9 @@ const CEILING_KB: Readonly<Record<string, number>> = {
   // The CI exchange (#13): jose, the KMS client, the approval and exchange use cases (~80 kB).
   'Api/Handler': 720,
   // The use monitor (#13, #14): campaign planning over the rotation registries (IAM, Secrets
-  // Manager, Vault) and Step Functions, to contain a managed key used from outside its runners.
-  'UseMonitor/Monitor': 602,
+  // Manager, Vault) and Step Functions, to contain a managed key used from outside its runners,
+  // and SNS (~50 kB) to tell its owner.
+  'UseMonitor/Monitor': 655,
   'CiCredentials/Sweeper': 570,
   // + the CI exchanges ended in the watch window, for used-after-job-end (~6 kB: the CI record
   // schemas and their store)
