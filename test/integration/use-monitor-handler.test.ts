@@ -5,12 +5,20 @@
  * starts an execution of the revocation state machine (a stand-in in moto's Step Functions). A
  * managed IAM user's real access key (moto) used from outside its identity's allowedRunners is
  * found and contained; a CI job's session used after its exchange ended is found; both join the
- * latest findings that `keywarden findings` reads, and are audited.
+ * latest findings that `keywarden findings` reads, and are audited. The contained key's owner is
+ * told on the alert topic (moto's SNS, read through an SQS subscriber).
  */
 import { randomBytes } from 'node:crypto';
 import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoCiStore } from '../../functions/adapters/aws/dynamodb-ci-store.ts';
@@ -83,6 +91,9 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     policy: { onUnexpectedUse: 'contain' },
   });
   const job = `ci-github-${randomBytes(4).toString('hex')}.1.1`;
+  const sns = new SNSClient(awsClientConfig(testAws()));
+  const sqs = new SQSClient(awsClientConfig(testAws()));
+  let alertQueueUrl = '';
   let stateMachineArn = '';
   let accessKeyId = '';
   let secret = '';
@@ -146,6 +157,16 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
       usedRecorded: true,
     };
     await ciStore.putCredential(record, undefined);
+    // The alert topic, and a queue subscribed to it to read what owners are told.
+    const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-alerts') }))).TopicArn;
+    alertQueueUrl =
+      (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('kw-alerts') }))).QueueUrl ?? '';
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: alertQueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    await sns.send(
+      new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }),
+    );
     Object.assign(process.env, {
       AWS_REGION: stack.region,
       AWS_ENDPOINT_URL: stack.moto.endpoint,
@@ -156,6 +177,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
       KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
+      KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN: topicArn,
     });
   });
 
@@ -208,7 +230,22 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
         }),
       }),
     ]);
-    expect(JSON.stringify({ outside, records, campaigns })).not.toContain(secret);
+    // its owner told once, on the alert topic: who, which incident, from where
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: alertQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
+    );
+    const alerts = Messages.map(
+      (m) =>
+        JSON.parse(m.Body ?? '{}') as {
+          Message: string;
+          MessageAttributes?: Record<string, { Value: string }>;
+        },
+    );
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]?.MessageAttributes?.owner?.Value).toBe('team-deploy');
+    expect(alerts[0]?.MessageAttributes?.incident?.Value).toBe(campaigns[0]?.incident);
+    expect(alerts[0]?.Message).toContain('198.51.100.7');
+    expect(JSON.stringify({ outside, records, campaigns, alerts })).not.toContain(secret);
   });
 
   it("finds a CI job's session used (and refused) after its exchange ended, beside the findings already listed", async () => {
