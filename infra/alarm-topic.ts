@@ -68,6 +68,29 @@ export function encryptedAlarmTopic(
 }
 
 /**
+ * Lets `role` publish keywarden's containment alerts to `topic` and nothing else: `sns:Publish`
+ * on it, and, when it is encrypted, a data key of its key for SNS to encrypt with.
+ */
+export function grantAlertPublish(role: iam.IRole, topic: sns.ITopic): void {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'PublishContainmentAlerts',
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+    }),
+  );
+  if (topic.masterKey) {
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'EncryptContainmentAlerts',
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [topic.masterKey.keyArn],
+      }),
+    );
+  }
+}
+
+/**
  * How every keywarden alarm fires: once in one period is enough. No data means nothing failed
  * (the metrics keywarden alarms on exist only when something ran or failed).
  */

@@ -12,7 +12,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
-import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { AT_LEAST_ONCE, grantAlertPublish, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -200,24 +200,7 @@ export class ExposureScanner extends Construct {
     const role = this.scanner.role;
     stateStore.grantReadWriteData(role);
     secrets.grantRead(role, { slackBotToken: alertChannel !== undefined });
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'PublishContainmentAlerts',
-        actions: ['sns:Publish'],
-        resources: [this.alertTopic.topicArn],
-      }),
-    );
-    const alertKey = this.alertTopic.masterKey;
-    if (alertKey) {
-      // Publishing to an encrypted topic: a data key of the topic's key, for SNS to encrypt with.
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'EncryptContainmentAlerts',
-          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-          resources: [alertKey.keyArn],
-        }),
-      );
-    }
+    grantAlertPublish(role, this.alertTopic);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadForgeTokens',

@@ -8,7 +8,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { AT_LEAST_ONCE, grantAlertPublish, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { deadLetterQueue } from '../live-schedule.ts';
@@ -116,26 +116,7 @@ export class UseMonitor extends Construct {
           resources: [revocationStateMachine.stateMachineArn],
         }),
       );
-      if (props.alarmTopic) {
-        role.addToPrincipalPolicy(
-          new iam.PolicyStatement({
-            sid: 'PublishContainmentAlerts',
-            actions: ['sns:Publish'],
-            resources: [props.alarmTopic.topicArn],
-          }),
-        );
-        const alertKey = props.alarmTopic.masterKey;
-        if (alertKey) {
-          // Publishing to an encrypted topic: a data key of the topic's key, for SNS to encrypt with.
-          role.addToPrincipalPolicy(
-            new iam.PolicyStatement({
-              sid: 'EncryptContainmentAlerts',
-              actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
-              resources: [alertKey.keyArn],
-            }),
-          );
-        }
-      }
+      if (props.alarmTopic) grantAlertPublish(role, props.alarmTopic);
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'ListAccessKeysUnderPath',
