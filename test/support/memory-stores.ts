@@ -39,6 +39,8 @@ import {
   RotationStateSchema,
 } from '../../functions/core/credential-version.ts';
 import { ConflictError, ValidationError } from '../../functions/core/errors.ts';
+import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
+import type { Finding } from '../../functions/core/findings.ts';
 import { type Grant, GrantSchema, isReviewOverdue } from '../../functions/core/grant.ts';
 import { sweepDueAt } from '../../functions/core/grant-sweep.ts';
 import {
@@ -50,6 +52,8 @@ import {
   type CampaignStore,
   type Clock,
   DEFAULT_GRANT_PAGE,
+  type ExposureStore,
+  type FindingStore,
   type GrantPage,
   type GrantPageRequest,
   type GrantQuery,
@@ -518,5 +522,38 @@ export class MemoryAuditLog implements AuditLog {
   /** Whether the chain is whole, by the core's own verifier. */
   verify(): ChainVerdict {
     return verifyChain(this.#records, this.#head, this.digest);
+  }
+}
+
+/** Exposures in memory, with the DynamoDB store's conditional first write. */
+export class MemoryExposureStore implements ExposureStore {
+  readonly records = new Map<string, ExposureRecord>();
+  async recordExposure(record: ExposureRecord) {
+    if (this.records.has(record.fingerprint)) return false;
+    this.records.set(record.fingerprint, { ...record });
+    return true;
+  }
+  async getExposure(fingerprint: string) {
+    return this.records.get(fingerprint);
+  }
+  async markContained(
+    fingerprint: string,
+    result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>,
+  ) {
+    const record = this.records.get(fingerprint);
+    if (record) this.records.set(fingerprint, { ...record, ...result });
+  }
+}
+
+/** The latest findings run in memory, counting its saves. */
+export class MemoryFindings implements FindingStore {
+  latest: { runId: string; at: string; findings: Finding[] } | undefined;
+  saves = 0;
+  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
+    this.saves += 1;
+    this.latest = run;
+  }
+  async latestFindings() {
+    return this.latest;
   }
 }

@@ -11,45 +11,23 @@ import {
 } from '../../functions/core/exposure.ts';
 import { alertSubject, alertText } from '../../functions/core/exposure-alert.ts';
 import { scanAndContain } from '../../functions/core/exposure-batch.ts';
-import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type { ExposureContainment, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
+import type { ExposureContainment } from '../../functions/core/ports.ts';
 import { containUnexpectedUse } from '../../functions/core/unexpected-use.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryExposureAlerts } from '../support/memory-alerts.ts';
-import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
+import {
+  MemoryAuditLog,
+  MemoryExposureStore,
+  MemoryFindings,
+  MemoryIdentityStore,
+  MemoryRotationStore,
+} from '../support/memory-stores.ts';
 
 /** A Vault token of OpenBao's form, generated: no credential-looking literal in the spec. */
 const token = () =>
   `hvs.${Array.from(randomBytes(90), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'[b % 62]).join('')}`;
-
-/** Exposures in memory, with the DynamoDB store's conditional first write. */
-class MemoryExposureStore implements ExposureStore {
-  readonly records = new Map<string, ExposureRecord>();
-  async recordExposure(record: ExposureRecord) {
-    if (this.records.has(record.fingerprint)) return false;
-    this.records.set(record.fingerprint, { ...record });
-    return true;
-  }
-  async getExposure(fp: string) {
-    return this.records.get(fp);
-  }
-  async markContained(fp: string, result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>) {
-    const record = this.records.get(fp);
-    if (record) this.records.set(fp, { ...record, ...result });
-  }
-}
-
-class MemoryFindings implements FindingStore {
-  latest: { runId: string; at: string; findings: Finding[] } | undefined;
-  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
-    this.latest = run;
-  }
-  async latestFindings() {
-    return this.latest;
-  }
-}
 
 /**
  * Two managed Vault tokens (`release-token` owned by team-release, `broken-token` whose

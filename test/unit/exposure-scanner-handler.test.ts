@@ -15,9 +15,7 @@ import type { FetchedLog } from '../../functions/adapters/scan/forge-http.ts';
 import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
-import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
-import type { Finding } from '../../functions/core/findings.ts';
-import type { BoundProvider, ExposureStore, FindingStore } from '../../functions/core/ports.ts';
+import type { BoundProvider } from '../../functions/core/ports.ts';
 import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
   alertSettingsOf,
@@ -32,6 +30,8 @@ import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts'
 import {
   MemoryAuditLog,
   MemoryCampaignStore,
+  MemoryExposureStore,
+  MemoryFindings,
   MemoryIdentityStore,
   MemoryRotationStore,
 } from '../support/memory-stores.ts';
@@ -154,36 +154,6 @@ describe('exposure scanner: a CloudWatch Logs batch scanned and contained', () =
     expect(calls).toEqual([]);
   });
 });
-
-/** Exposures in memory, with the DynamoDB store's conditional first write. */
-class MemoryExposureStore implements ExposureStore {
-  readonly records = new Map<string, ExposureRecord>();
-  async recordExposure(record: ExposureRecord) {
-    if (this.records.has(record.fingerprint)) return false;
-    this.records.set(record.fingerprint, { ...record });
-    return true;
-  }
-  async getExposure(fingerprint: string) {
-    return this.records.get(fingerprint);
-  }
-  async markContained(
-    fingerprint: string,
-    result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>,
-  ) {
-    const record = this.records.get(fingerprint);
-    if (record) this.records.set(fingerprint, { ...record, ...result });
-  }
-}
-
-class MemoryFindings implements FindingStore {
-  latest: { runId: string; at: string; findings: Finding[] } | undefined;
-  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
-    this.latest = run;
-  }
-  async latestFindings() {
-    return this.latest;
-  }
-}
 
 /**
  * A deployment in memory: one managed Vault token (its keyed fingerprint recorded, as rotation

@@ -13,20 +13,19 @@ import {
   unmanagedFindings,
 } from '../../functions/core/exposure.ts';
 import { candidatesOf, redactedPrefix } from '../../functions/core/exposure-match.ts';
-import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
 import type { DetectedSecret, ExposureSource } from '../../functions/core/exposure-types.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type {
-  ContainmentResult,
-  ExposureContainment,
-  ExposureStore,
-  FindingStore,
-  SecretDetector,
-} from '../../functions/core/ports.ts';
+import type { ContainmentResult, ExposureContainment, SecretDetector } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
-import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
+import {
+  MemoryAuditLog,
+  MemoryExposureStore,
+  MemoryFindings,
+  MemoryIdentityStore,
+  MemoryRotationStore,
+} from '../support/memory-stores.ts';
 
 /** Letters and digits, generated: no credential-looking literal in the spec. */
 const alnum = (length: number, alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789') =>
@@ -35,33 +34,6 @@ const upper = (length: number) => alnum(length, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ23456
 
 const fingerprinter = new Fingerprinter(randomBytes(32));
 const fingerprint = (text: string) => fingerprinter.of(text);
-
-/** Exposures in memory, with the DynamoDB store's conditional first write. */
-class MemoryExposureStore implements ExposureStore {
-  readonly records = new Map<string, ExposureRecord>();
-  async recordExposure(record: ExposureRecord) {
-    if (this.records.has(record.fingerprint)) return false;
-    this.records.set(record.fingerprint, { ...record });
-    return true;
-  }
-  async getExposure(fp: string) {
-    return this.records.get(fp);
-  }
-  async markContained(fp: string, result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>) {
-    const record = this.records.get(fp);
-    if (record) this.records.set(fp, { ...record, ...result });
-  }
-}
-
-class MemoryFindings implements FindingStore {
-  latest: { runId: string; at: string; findings: Finding[] } | undefined;
-  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
-    this.latest = run;
-  }
-  async latestFindings() {
-    return this.latest;
-  }
-}
 
 /** The managed credentials of every kind, as keywarden holds them: fingerprints of their credential parts. */
 async function managedWorld() {

@@ -12,12 +12,17 @@ import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
-import type { ExposureAlert, ExposureContainment, FindingStore } from '../../functions/core/ports.ts';
+import type { ExposureAlert, ExposureContainment } from '../../functions/core/ports.ts';
 import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
 import { cachedWatch, makeHandler } from '../../functions/handlers/use-monitor.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryCiStore } from '../support/memory-ci-stores.ts';
-import { MemoryAuditLog, MemoryIdentityStore, MemoryRotationStore } from '../support/memory-stores.ts';
+import {
+  MemoryAuditLog,
+  MemoryFindings,
+  MemoryIdentityStore,
+  MemoryRotationStore,
+} from '../support/memory-stores.ts';
 
 const JOB = 'ci-github-123456789.9876543210.1.31415926';
 const ROLE = 'arn:aws:iam::123456789012:role/ci/deploy-app';
@@ -112,18 +117,6 @@ const keyCall = (userName: string, key: string, call: Parameters<typeof cloudTra
     },
     call,
   );
-
-class MemoryFindings implements FindingStore {
-  latest: { runId: string; at: string; findings: Finding[] } | undefined;
-  saves = 0;
-  async saveFindings(run: { runId: string; at: string; findings: Finding[] }) {
-    this.saves += 1;
-    this.latest = run;
-  }
-  async latestFindings() {
-    return this.latest;
-  }
-}
 
 /** Containment that records what it was asked to end (the state machine's part is the campaign engine's). */
 class RecordingContainment implements ExposureContainment {
