@@ -302,6 +302,13 @@ function alerted(c: Containment, channels: FanOutExposureAlerts | undefined): st
   return 'no alert channel configured (keywarden dev up creates the alert topic)';
 }
 
+/** What a containment did, in the alert line (`started`: the deployed scanner's state machine). */
+const ENDED: Record<'contained' | 'started' | 'failed', string> = {
+  contained: 'ended',
+  started: 'containment started',
+  failed: 'NOT fully ended',
+};
+
 const shortFingerprint = (fingerprint: string): string => `${fingerprint.slice(0, SHORT_FINGERPRINT)}…`;
 
 function print(
@@ -341,8 +348,14 @@ function print(
       );
       continue;
     }
+    if (c.status === 'in-progress') {
+      say(
+        `${c.identityId}: being contained by another scan at this moment (${c.incident}; first seen in ${c.firstSeen}); nothing to do`,
+      );
+      continue;
+    }
     say(
-      `alert ${owner}: ${c.identityId}'s credential was exposed in ${c.firstSeen}; ${c.status === 'contained' ? 'ended' : 'NOT fully ended'} by ${c.incident} (campaign ${c.campaignId})` +
+      `alert ${owner}: ${c.identityId}'s credential was exposed in ${c.firstSeen}; ${ENDED[c.status]} by ${c.incident} (campaign ${c.campaignId})` +
         `${c.reissuedVersionId ? `, fresh credential ${c.reissuedVersionId} delivered` : c.reissue ? `, re-issue ${c.reissue}` : ''}` +
         `${c.report ? `; report ${c.report}` : ''}${c.failures.length ? `; failed: ${c.failures.join('; ')}` : ''}` +
         `; ${alerted(c, measured.channels)}`,

@@ -275,8 +275,7 @@ export interface ContainmentRequest {
  * exactly that credential (selector `identity=<id>,fingerprint=<fp>`), with re-issue, for the
  * deployed scanner's state machine or the local runner to run. Holding the value is the authority
  * to end it: no confirmation is asked. The identity term keeps planning to that one identity (no
- * listing of every other identity's provider); an id the selector grammar cannot carry is left to
- * the fingerprint alone.
+ * listing of every other identity's provider).
  *
  * @throws KeywardenError when the plan holds nothing to revoke (the fingerprint matches no
  *   recorded version of the identity): nothing is stored.
@@ -285,10 +284,9 @@ export async function planContainment(
   services: CampaignPlanningDeps,
   { incident, fingerprint, identityId, actor }: ContainmentRequest,
 ): Promise<{ campaign: StoredCampaign; summary: PlanSummary }> {
-  const identityTerm = /^[\w./:@-]+$/.test(identityId) ? `identity=${identityId},` : '';
   const planned = await planAndStoreCampaign(services, {
     incident,
-    selectors: [`${identityTerm}fingerprint=${fingerprint}`],
+    selectors: [`identity=${identityId},fingerprint=${fingerprint}`],
     reissue: true,
     actor,
     dryRun: false,
@@ -305,7 +303,9 @@ export async function planContainment(
  * Containment in AWS: an incident campaign on exactly the exposed credential (its identity and
  * fingerprint), with re-issue, planned and stored here and run by the revocation state machine,
  * which revokes, re-issues to the delivery target and writes the incident report. Returns once the
- * execution is started; holding the value is the authority to end it, so no responder is asked.
+ * execution is started, as `started` with nothing revoked yet: what the execution then ends is its
+ * own record (`keywarden revoke status`), and its failures are the revocation alarms' to raise.
+ * Holding the value is the authority to end it, so no responder is asked.
  */
 export function stateMachineContainment(
   planning: CampaignPlanningDeps,
@@ -314,7 +314,7 @@ export function stateMachineContainment(
 ): ExposureContainment {
   return {
     async contain({ incident, fingerprint, identityId }) {
-      const { campaign, summary } = await planContainment(planning, {
+      const { campaign } = await planContainment(planning, {
         incident,
         fingerprint,
         identityId,
@@ -324,8 +324,8 @@ export function stateMachineContainment(
       await launcher.launch(campaignId);
       return {
         campaignId,
-        outcome: 'contained',
-        revoked: summary.targets.length,
+        outcome: 'started',
+        revoked: 0,
         failures: [],
         reissue: `by the revocation state machine (campaign ${campaignId})`,
       };

@@ -1,5 +1,5 @@
 /**
- * Telling an owner that keywarden contained their credential (issue #14: "alerts the owner"):
+ * Telling an owner that keywarden contained their credential, or started to (issue #14: "alerts the owner"):
  * what an alert says, in words shared by every channel (the alert topic's subject and plain-text
  * body, Slack's message), and sending it so that a channel's failure never undoes a containment.
  * An alert is built from handles, places and a short fingerprint only (see {@link ExposureAlert}):
@@ -15,7 +15,9 @@ export type AlertDelivery =
 
 /**
  * Sends `alert` through `alerts`, when configured. A failure is returned, never thrown: the
- * credential is ended whether or not its owner could be told, and the caller says so.
+ * credential is ended whether or not its owner could be told, and the caller says so. Which
+ * attempts alert is the caller's: a containment that ended or started alerts each time it does,
+ * a failed one only the first time (a retry that fails again tells nobody anything new).
  */
 export async function deliverAlert(
   alerts: ExposureAlerts | undefined,
@@ -37,13 +39,22 @@ const CAUSE: Record<ExposureAlert['cause'], string> = {
 
 /** One line: what happened to whose credential, and under which incident. */
 export function alertSummary(alert: ExposureAlert): string {
-  const done = alert.status === 'contained' ? 'ended' : 'NOT fully ended';
-  return `${alert.identityId}'s credential was ${CAUSE[alert.cause]} (${alert.where}); ${done} by ${alert.incident}`;
+  const what = `${alert.identityId}'s credential was ${CAUSE[alert.cause]} (${alert.where})`;
+  if (alert.status === 'started') {
+    return `${what}; containment started by ${alert.incident} (campaign ${alert.campaignId ?? '?'})`;
+  }
+  return `${what}; ${alert.status === 'contained' ? 'ended' : 'NOT fully ended'} by ${alert.incident}`;
 }
+
+const VERB: Record<ExposureAlert['status'], string> = {
+  contained: 'contained',
+  started: 'is containing',
+  failed: 'could not fully contain',
+};
 
 /** A subject line (an email's, the topic's: at most 100 characters). */
 export function alertSubject(alert: ExposureAlert): string {
-  const verb = alert.status === 'contained' ? 'contained' : 'could not fully contain';
+  const verb = VERB[alert.status];
   const what = alert.cause === 'exposure' ? 'exposed' : 'misused';
   return `keywarden ${verb} ${alert.identityId}'s ${what} credential (${alert.incident})`;
 }
@@ -77,7 +88,9 @@ export function alertAdvice(alert: ExposureAlert): string {
   const retry =
     alert.status === 'failed'
       ? `; the containment did not finish (${alert.campaignId ? `keywarden revoke status ${alert.campaignId}` : 'no campaign started'}): keywarden tries again when it sees the credential next`
-      : '';
+      : alert.status === 'started' && alert.campaignId
+        ? `; follow its revocation and re-issue with keywarden revoke status ${alert.campaignId}`
+        : '';
   return `${fix}${retry}. The value itself is never sent: match the fingerprint in the audit trail.`;
 }
 

@@ -35,7 +35,7 @@ export interface ScanInput {
   line?: number | ((line: number) => number) | undefined;
 }
 
-/** What scanning a batch came to: hits, how many of them keywarden manages, how many it contained. */
+/** What scanning a batch came to: hits, how many of them keywarden manages, how many it contained (or started containing, in AWS). */
 export interface ScanSummary {
   hits: number;
   managed: number;
@@ -148,7 +148,7 @@ export function scanWith(deps: ScanDeps): ScanTexts {
     return {
       hits: hits.length,
       managed: hits.filter((hit) => hit.status === 'managed').length,
-      contained: containments.filter((c) => c.status === 'contained').length,
+      contained: containments.filter((c) => c.status === 'contained' || c.status === 'started').length,
     };
   };
 }

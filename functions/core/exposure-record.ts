@@ -7,8 +7,12 @@ import * as z from 'zod';
 import { ExposureSourceSchema } from './exposure-types.ts';
 import { IdentityKindSchema } from './identity.ts';
 
-/** How a containment ended: every target ended, or some could not be. */
-export const ContainmentOutcomeSchema = z.enum(['contained', 'failed']);
+/**
+ * How a containment ended: every target ended (`contained`), some could not be (`failed`), or
+ * its campaign was handed to the revocation state machine (`started`: the deployed scanner
+ * returns once the execution starts; the state machine's failures are the revocation alarms').
+ */
+export const ContainmentOutcomeSchema = z.enum(['contained', 'started', 'failed']);
 export type ContainmentOutcome = z.infer<typeof ContainmentOutcomeSchema>;
 
 export const ExposureRecordSchema = z.strictObject({
@@ -27,5 +31,16 @@ export const ExposureRecordSchema = z.strictObject({
   campaignId: z.string().optional(),
   outcome: ContainmentOutcomeSchema.optional(),
   containedAt: z.iso.datetime().optional(),
+  /**
+   * Until when one scanner holds the right to contain it (a lease: a scanner that dies holding it
+   * leaves it to the next sighting after this time); removed when its attempt fails.
+   */
+  claimedUntil: z.iso.datetime().optional(),
+  /** When a containment of it first failed: its owner was alerted then, and is not again for a failure. */
+  failedAt: z.iso.datetime().optional(),
 });
 export type ExposureRecord = z.infer<typeof ExposureRecordSchema>;
+
+/** Whether an outcome ends the matter: a later sighting does not contain it again (a `failed` one is). */
+export const isHandled = (outcome: ContainmentOutcome | undefined): boolean =>
+  outcome === 'contained' || outcome === 'started';

@@ -15,7 +15,7 @@ import {
   type ManagedSubject,
   redactedPrefix,
 } from './exposure-match.ts';
-import type { ContainmentOutcome } from './exposure-record.ts';
+import { isHandled } from './exposure-record.ts';
 import type { DetectedSecret, Encoding, ExposureSource } from './exposure-types.ts';
 import type { Finding, Severity } from './findings.ts';
 import type { Identity } from './identity.ts';
@@ -23,6 +23,7 @@ import type {
   AuditLog,
   Clock,
   ContainmentResult,
+  ExposureAlert,
   ExposureAlerts,
   ExposureContainment,
   ExposureStore,
@@ -177,6 +178,13 @@ export function exposureIncident(fingerprint: string): string {
   return `EXPOSURE-${hex.slice(0, 12)}`;
 }
 
+/**
+ * How long one scanner holds the right to contain a fingerprint: longer than any scanner runs
+ * (the deployed one stops after 2 minutes, a Lambda function after 15 at most), so a live holder
+ * keeps it, and one that died holding it leaves the credential to the next sighting after this.
+ */
+export const CONTAINMENT_LEASE_MS = 15 * 60_000;
+
 /** What containing managed hits reads and writes. */
 export interface ContainDeps {
   exposures: ExposureStore;
@@ -195,8 +203,12 @@ export interface Containment {
   identityId: string;
   owner: string | undefined;
   incident: string;
-  /** `contained` now; `already-contained` by an earlier sighting; `failed` (see failures). */
-  status: 'contained' | 'already-contained' | 'failed';
+  /**
+   * `contained` now; `started`: its campaign handed to the revocation state machine (in AWS);
+   * `already-contained` by an earlier sighting; `in-progress`: another scanner is containing it
+   * at this moment (nothing done here, nobody alerted); `failed` (see failures).
+   */
+  status: 'contained' | 'started' | 'already-contained' | 'in-progress' | 'failed';
   campaignId?: string | undefined;
   reissuedVersionId?: string | undefined;
   reissue?: string | undefined;
@@ -205,8 +217,9 @@ export interface Containment {
   /** Where it was first seen. */
   firstSeen: string;
   /**
-   * Whether its owner was alerted (absent: no alerts configured, or already contained before);
-   * `false` with `alertError` when sending failed, which never fails the containment.
+   * Whether its owner was alerted (absent: no alerts configured, contained or being contained
+   * elsewhere, or a failure its owner was told of before); `false` with `alertError` when sending
+   * failed, which never fails the containment.
    */
   alerted?: boolean | undefined;
   alertError?: string | undefined;
@@ -214,12 +227,16 @@ export interface Containment {
 
 /**
  * Contains each managed credential among `hits` once: the first sighting of a fingerprint is
- * recorded (a conditional write), audited `exposure.detected`, ended and re-issued by
- * {@link ExposureContainment} and audited `exposure.contained` and `exposure.reissued`. A
- * fingerprint recorded and contained before is `already-contained`; one whose earlier
- * containment did not finish (a crash between record and campaign) is contained again. Each
- * containment attempted (contained or failed) is alerted once to its owner through
- * `deps.alerts`; an alert that cannot be sent is said on the result, never thrown.
+ * recorded (a conditional write) and audited `exposure.detected`; whoever then claims it (a
+ * conditional claim with a lease of {@link CONTAINMENT_LEASE_MS}) ends and re-issues it through
+ * {@link ExposureContainment}, audited `exposure.contained` and `exposure.reissued`. A
+ * fingerprint contained (or started) before is `already-contained`; one another scanner holds
+ * the claim of is `in-progress` (nothing done, nobody alerted); one whose earlier containment
+ * failed, or did not finish (a crash between record and campaign, once its lease ran out), is
+ * contained again. Its owner is alerted through `deps.alerts` of each containment that ended or
+ * started, and of a failure only the first time one failed: a retried batch (Lambda retries a
+ * failed one twice) or a later sighting that fails again alerts nobody, one that succeeds
+ * alerts `contained`. An alert that cannot be sent is said on the result, never thrown.
  */
 export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[]): Promise<Containment[]> {
   const first = new Map<string, ExposureHit & { managed: ManagedRef }>();
@@ -268,19 +285,38 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
       failures: [] as string[],
       firstSeen: known ? placeOf(known) : placeOf(hit),
     };
-    if (known?.containedAt && known.outcome === 'contained') {
+    if (known && isHandled(known.outcome)) {
       results.push({ ...base, status: 'already-contained', campaignId: known.campaignId });
       continue;
     }
+    const now = deps.clock.now();
+    const claimed = await deps.exposures.claimContainment(fingerprint, {
+      at: now.toISOString(),
+      until: new Date(now.getTime() + CONTAINMENT_LEASE_MS).toISOString(),
+    });
+    if (!claimed) {
+      // Another scanner saw it at the same moment and contains it (or just did): not twice.
+      const after = await deps.exposures.getExposure(fingerprint);
+      const done = after !== undefined && isHandled(after.outcome);
+      results.push({
+        ...base,
+        status: done ? 'already-contained' : 'in-progress',
+        campaignId: after?.campaignId,
+      });
+      continue;
+    }
+    // Read under the claim: a failure is alerted by the first attempt that fails, not by retries.
+    const failureAlerted = claimed.failedAt !== undefined;
     if (recorded) await deps.audit.append(detectedEvent(deps.actor, hit, ref, incident));
     let result: ContainmentResult;
     try {
       result = await deps.containment.contain({ incident, fingerprint, identityId: ref.identityId });
     } catch (error) {
-      // Not marked contained: the next sighting tries again.
+      // Not marked contained: a retry or the next sighting tries again.
+      await deps.exposures.releaseContainment(fingerprint, deps.clock.now().toISOString());
       const message = error instanceof Error ? error.message : String(error);
       const failed: Containment = { ...base, status: 'failed', failures: [message] };
-      results.push({ ...failed, ...(await alertOwner(deps, failed)) });
+      results.push(failureAlerted ? failed : { ...failed, ...(await alertOwner(deps, failed, 'failed')) });
       continue;
     }
     await deps.audit.append({
@@ -295,7 +331,7 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
         handle: ref.handle,
         versionId: ref.versionId,
         revoked: result.revoked,
-        ...(result.failures.length ? { reason: result.failures.join('; ') } : {}),
+        ...reasonOf(result),
       },
     });
     if (result.reissuedVersionId) {
@@ -318,26 +354,40 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
     });
     const ended: Containment = {
       ...base,
-      status: statusOf(result.outcome),
+      status: result.outcome,
       campaignId: result.campaignId,
       reissuedVersionId: result.reissuedVersionId,
       reissue: result.reissue,
       report: result.report,
       failures: result.failures,
     };
-    results.push({ ...ended, ...(await alertOwner(deps, ended)) });
+    results.push(
+      result.outcome === 'failed' && failureAlerted
+        ? ended
+        : { ...ended, ...(await alertOwner(deps, ended, result.outcome)) },
+    );
   }
   return results;
 }
 
+/** The `reason` an `exposure.contained` event reads with: only started, or what failed. */
+function reasonOf(result: ContainmentResult): { reason?: string } {
+  if (result.outcome === 'started') return { reason: `containment started (campaign ${result.campaignId})` };
+  return result.failures.length ? { reason: result.failures.join('; ') } : {};
+}
+
 /** The owner's alert of one attempted containment: where it was first seen, a short fingerprint. */
-function alertOwner(deps: Pick<ContainDeps, 'alerts'>, c: Containment): Promise<AlertDelivery> {
+function alertOwner(
+  deps: Pick<ContainDeps, 'alerts'>,
+  c: Containment,
+  status: ExposureAlert['status'],
+): Promise<AlertDelivery> {
   return deliverAlert(deps.alerts, {
     cause: 'exposure',
     identityId: c.identityId,
     owner: c.owner,
     incident: c.incident,
-    status: c.status === 'contained' ? 'contained' : 'failed',
+    status,
     where: c.firstSeen,
     fingerprint: c.fingerprint.slice(0, SHORT_FINGERPRINT),
     campaignId: c.campaignId,
@@ -347,9 +397,6 @@ function alertOwner(deps: Pick<ContainDeps, 'alerts'>, c: Containment): Promise<
     failures: c.failures,
   });
 }
-
-const statusOf = (outcome: ContainmentOutcome): Containment['status'] =>
-  outcome === 'contained' ? 'contained' : 'failed';
 
 /** `exposure.detected`: where, by which rule, the fingerprint and the version; its `reason` reads in the report's history. */
 function detectedEvent(actor: string, hit: ExposureHit, ref: ManagedRef, incident: string): AuditEventInput {

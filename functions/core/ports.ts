@@ -683,7 +683,18 @@ export interface ExposureStore {
   /** Records a first sighting: true the first time, false when the fingerprint is recorded already (a conditional write). */
   recordExposure(record: ExposureRecord): Promise<boolean>;
   getExposure(fingerprint: string): Promise<ExposureRecord | undefined>;
-  /** Records how its containment ended. */
+  /**
+   * Takes the right to contain it until `claim.until` (a conditional update): the record as
+   * claimed, or undefined when a containment ended it already (`contained`, `started`) or another
+   * scanner holds an unexpired claim. Two scanners that see one leak at once: one contains it.
+   */
+  claimContainment(
+    fingerprint: string,
+    claim: { at: string; until: string },
+  ): Promise<ExposureRecord | undefined>;
+  /** Gives the claim up after a failed attempt, noting when a containment of it first failed. */
+  releaseContainment(fingerprint: string, failedAt: string): Promise<void>;
+  /** Records how its containment ended, and gives the claim up (a `failed` one notes when it first failed). */
   markContained(
     fingerprint: string,
     result: { campaignId: string; outcome: ContainmentOutcome; containedAt: string },
@@ -694,7 +705,7 @@ export interface ExposureStore {
 export interface ContainmentResult {
   campaignId: string;
   outcome: ContainmentOutcome;
-  /** Targets revoked (or found already revoked), and failed, with their errors. */
+  /** Targets revoked (or found already revoked; 0 when only `started`), and failed, with their errors. */
   revoked: number;
   failures: string[];
   /** The fresh version at the delivery target, when one was re-issued; otherwise why not. */
@@ -725,8 +736,11 @@ export interface ExposureAlert {
   /** The identity's declared owner, when it has one. */
   owner: string | undefined;
   incident: string;
-  /** `contained`: ended (and re-issued when it could be); `failed`: not fully ended (see failures). */
-  status: 'contained' | 'failed';
+  /**
+   * `contained`: ended (and re-issued when it could be); `started`: its campaign was handed to
+   * the revocation state machine, which ends and re-issues it; `failed`: not fully ended (see failures).
+   */
+  status: 'contained' | 'started' | 'failed';
   /** Where it was seen (`file build.log:12`) or used from (`203.0.113.9 at …`). */
   where: string;
   /** The first characters of the keyed fingerprint, to match the audit trail. */

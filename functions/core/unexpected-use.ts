@@ -321,7 +321,7 @@ export interface UseContainment {
   handle: string;
   findingId: string;
   /** `skipped`: keywarden keeps no fingerprint of it, so no campaign can name exactly it (see `reason`). */
-  status: 'contained' | 'failed' | 'skipped';
+  status: 'contained' | 'started' | 'failed' | 'skipped';
   incident?: string | undefined;
   campaignId?: string | undefined;
   reissuedVersionId?: string | undefined;
@@ -412,7 +412,7 @@ async function containOne(
     identityId,
     handle,
     findingId,
-    status: result.outcome === 'contained' ? 'contained' : 'failed',
+    status: result.outcome,
     incident,
     campaignId: result.campaignId,
     reissuedVersionId: result.reissuedVersionId,

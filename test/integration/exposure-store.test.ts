@@ -78,6 +78,75 @@ describe('exposure store (DynamoDB, local)', () => {
     });
   });
 
+  const claimAt = (at: string, minutes = 15) => ({
+    at,
+    until: new Date(new Date(at).getTime() + minutes * 60_000).toISOString(),
+  });
+
+  it('gives the claim to contain a leak to exactly one of many racing scanners', async () => {
+    // prepare
+    const fingerprint = newFingerprint();
+    await store.recordExposure(sighting(fingerprint, 'build.log'));
+    // act
+    const claims = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:00.000Z')),
+      ),
+    );
+    // assess
+    const won = claims.filter((claim) => claim !== undefined);
+    expect(won).toEqual([
+      { ...sighting(fingerprint, 'build.log'), claimedUntil: '2026-12-05T09:15:00.000Z' },
+    ]);
+  });
+
+  it('lets the claim of a scanner that died be taken once its lease ran out, not before', async () => {
+    const fingerprint = newFingerprint();
+    await store.recordExposure(sighting(fingerprint, 'build.log'));
+    await store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:00.000Z'));
+    expect(await store.claimContainment(fingerprint, claimAt('2026-12-05T09:14:59.000Z'))).toBeUndefined();
+    expect(await store.claimContainment(fingerprint, claimAt('2026-12-05T09:15:01.000Z'))).toMatchObject({
+      claimedUntil: '2026-12-05T09:30:01.000Z',
+    });
+  });
+
+  it('frees the claim of a failed attempt and keeps when a containment of it first failed', async () => {
+    // prepare
+    const fingerprint = newFingerprint();
+    await store.recordExposure(sighting(fingerprint, 'build.log'));
+    await store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:00.000Z'));
+    // act: two attempts fail, the third claims at once
+    await store.releaseContainment(fingerprint, '2026-12-05T09:00:01.000Z');
+    await store.claimContainment(fingerprint, claimAt('2026-12-05T09:01:00.000Z'));
+    await store.releaseContainment(fingerprint, '2026-12-05T09:01:01.000Z');
+    const third = await store.claimContainment(fingerprint, claimAt('2026-12-05T09:03:00.000Z'));
+    // assess
+    expect(third).toMatchObject({
+      failedAt: '2026-12-05T09:00:01.000Z',
+      claimedUntil: '2026-12-05T09:18:00.000Z',
+    });
+  });
+
+  it('refuses a claim on a leak contained or started before, and takes one on a leak whose containment failed', async () => {
+    const outcomes = ['contained', 'started', 'failed'] as const;
+    const claims = [];
+    for (const outcome of outcomes) {
+      const fingerprint = newFingerprint();
+      await store.recordExposure(sighting(fingerprint, 'build.log'));
+      await store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:00.000Z'));
+      await store.markContained(fingerprint, {
+        campaignId: 'c',
+        outcome,
+        containedAt: '2026-12-05T09:00:05.000Z',
+      });
+      const record = await store.getExposure(fingerprint);
+      expect(record?.claimedUntil).toBeUndefined();
+      expect(record?.failedAt).toBe(outcome === 'failed' ? '2026-12-05T09:00:05.000Z' : undefined);
+      claims.push(await store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:06.000Z')));
+    }
+    expect(claims.map((claim) => claim?.outcome)).toEqual([undefined, undefined, 'failed']);
+  });
+
   it('knows nothing of a fingerprint never seen, and marks nothing it never recorded', async () => {
     const fingerprint = newFingerprint();
     expect(await store.getExposure(fingerprint)).toBeUndefined();
@@ -86,6 +155,8 @@ describe('exposure store (DynamoDB, local)', () => {
       outcome: 'failed',
       containedAt: '2026-12-05T09:00:05.000Z',
     });
+    await store.releaseContainment(fingerprint, '2026-12-05T09:00:05.000Z');
+    expect(await store.claimContainment(fingerprint, claimAt('2026-12-05T09:00:06.000Z'))).toBeUndefined();
     expect(await store.getExposure(fingerprint)).toBeUndefined();
   });
 });

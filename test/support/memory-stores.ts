@@ -536,12 +536,30 @@ export class MemoryExposureStore implements ExposureStore {
   async getExposure(fingerprint: string) {
     return this.records.get(fingerprint);
   }
+  /** As DynamoDB's conditional update: not ended by an earlier containment, and no live claim. */
+  async claimContainment(fingerprint: string, claim: { at: string; until: string }) {
+    const record = this.records.get(fingerprint);
+    if (!record || record.outcome === 'contained' || record.outcome === 'started') return undefined;
+    if (record.claimedUntil && record.claimedUntil >= claim.at) return undefined;
+    const claimed = { ...record, claimedUntil: claim.until };
+    this.records.set(fingerprint, claimed);
+    return { ...claimed };
+  }
+  async releaseContainment(fingerprint: string, failedAt: string) {
+    const record = this.records.get(fingerprint);
+    if (!record) return;
+    const { claimedUntil: _claim, ...rest } = record;
+    this.records.set(fingerprint, { ...rest, failedAt: record.failedAt ?? failedAt });
+  }
   async markContained(
     fingerprint: string,
-    result: Pick<ExposureRecord, 'campaignId' | 'outcome' | 'containedAt'>,
+    result: { campaignId: string; outcome: NonNullable<ExposureRecord['outcome']>; containedAt: string },
   ) {
     const record = this.records.get(fingerprint);
-    if (record) this.records.set(fingerprint, { ...record, ...result });
+    if (!record) return;
+    const { claimedUntil: _claim, ...rest } = record;
+    const failedAt = result.outcome === 'failed' ? (record.failedAt ?? result.containedAt) : record.failedAt;
+    this.records.set(fingerprint, { ...rest, ...result, ...(failedAt ? { failedAt } : {}) });
   }
 }
 

@@ -165,6 +165,80 @@ describe('exposure containment: the owner is alerted once per containment attemp
     expect(asked).toEqual(['release-token']);
   });
 
+  it('alerts a failure once however often it is retried (Lambda retries a failed batch twice), then the containment that succeeds', async () => {
+    // prepare: a containment that fails three times, then works
+    const { values, contain, alerts, hitsIn } = await world();
+    let attempts = 0;
+    const flaky: ExposureContainment = {
+      async contain({ incident }) {
+        attempts += 1;
+        if (attempts <= 3) throw new Error('state machine throttled');
+        return { campaignId: `${incident}-c1`, outcome: 'contained', revoked: 1, failures: [] };
+      },
+    };
+    const hits = await hitsIn(`x ${values.release}`);
+    // act: the first run and Lambda's two retries fail, a later sighting contains
+    const runs = [];
+    for (let run = 0; run < 4; run += 1)
+      runs.push(await containHits({ ...contain, containment: flaky }, hits));
+    // assess
+    expect(runs.map(([c]) => [c?.status, c?.alerted])).toEqual([
+      ['failed', true],
+      ['failed', undefined],
+      ['failed', undefined],
+      ['contained', true],
+    ]);
+    expect(alerts.sent.map((a) => a.status)).toEqual(['failed', 'contained']);
+  });
+
+  it('alerts once when two scanners see one leak at once: the one that contains it', async () => {
+    // prepare
+    const { values, contain, alerts, hitsIn, asked } = await world();
+    const hits = await hitsIn(`x ${values.release}`);
+    // act
+    const results = (await Promise.all([containHits(contain, hits), containHits(contain, hits)])).flat();
+    // assess
+    expect(results.map((c) => [c.status, c.alerted]).sort()).toEqual([
+      ['contained', true],
+      ['in-progress', undefined],
+    ]);
+    expect(alerts.sent).toHaveLength(1);
+    expect(asked).toEqual(['release-token']);
+  });
+
+  it('says a containment the state machine started as started, not as ended', async () => {
+    // prepare: the deployed containment returns once the execution starts
+    const { values, contain, alerts, hitsIn } = await world();
+    const stateMachine: ExposureContainment = {
+      async contain({ incident }) {
+        return {
+          campaignId: `${incident}-c1`,
+          outcome: 'started',
+          revoked: 0,
+          failures: [],
+          reissue: `by the revocation state machine (campaign ${incident}-c1)`,
+        };
+      },
+    };
+    // act
+    const [result] = await containHits(
+      { ...contain, containment: stateMachine },
+      await hitsIn(`x ${values.release}`),
+    );
+    // assess
+    expect(result).toMatchObject({ status: 'started', alerted: true });
+    const [alert] = alerts.sent;
+    if (!alert) throw new Error('expected an alert');
+    expect(alert.status).toBe('started');
+    expect(alertText(alert)).toContain(
+      `containment started by ${result?.incident} (campaign ${result?.campaignId})`,
+    );
+    expect(alertText(alert)).not.toMatch(/\bended\b/);
+    expect(alertSubject(alert)).toBe(
+      `keywarden is containing release-token's exposed credential (${result?.incident})`,
+    );
+  });
+
   it('says nothing about alerts when none are configured', async () => {
     const { values, contain, hitsIn } = await world();
     const [result] = await containHits(

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { canonicalJson } from '../../functions/core/canonical-json.ts';
 import {
+  CONTAINMENT_LEASE_MS,
   type ContainDeps,
   containHits,
   exposureIncident,
@@ -347,6 +348,98 @@ describe('exposure containment: once per fingerprint, audited in three events', 
     const retried = await containHits(deps, hits);
     expect(retried.map((c) => c.status)).toEqual(['contained']);
     expect(calls).toHaveLength(1);
+  });
+
+  it('contains a leak two scanners see at once once: the other says in-progress and does nothing', async () => {
+    // prepare: a containment slow enough for the second scanner to arrive while the first runs
+    const { clock, values, matcher } = await managedWorld();
+    const { deps, audit } = containDeps(clock);
+    const asked: string[] = [];
+    const slow: ExposureContainment = {
+      async contain({ incident, fingerprint: fp }) {
+        asked.push(fp);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return { campaignId: `${incident}-c1`, outcome: 'contained', revoked: 1, failures: [] };
+      },
+    };
+    const hits = await scanText(matcher, undefined, fingerprint, `x ${values.token}`, source);
+    // act
+    const [a, b] = await Promise.all([
+      containHits({ ...deps, containment: slow }, hits),
+      containHits({ ...deps, containment: slow }, hits),
+    ]);
+    // assess
+    expect([...(a ?? []), ...(b ?? [])].map((c) => c.status).sort()).toEqual(['contained', 'in-progress']);
+    expect(asked).toHaveLength(1);
+    const { records } = await audit.readAll();
+    expect(records.filter((r) => r.type === 'exposure.contained')).toHaveLength(1);
+  });
+
+  it('leaves a containment that died holding its claim to the next sighting once the lease ran out', async () => {
+    // prepare: a scanner recorded and claimed it, then died (no result, no mark)
+    const { clock, values, matcher } = await managedWorld();
+    const { deps, exposures, calls } = containDeps(clock);
+    const hits = await scanText(matcher, undefined, fingerprint, `x ${values.token}`, source);
+    const [hit] = hits;
+    if (!hit?.managed) throw new Error('expected a managed hit');
+    await exposures.recordExposure({
+      fingerprint: hit.fingerprint,
+      identityId: hit.managed.identityId,
+      kind: hit.managed.kind,
+      versionId: hit.managed.versionId,
+      handle: hit.managed.handle,
+      source,
+      line: 1,
+      rule: hit.rule,
+      detectedAt: clock.now().toISOString(),
+    });
+    await exposures.claimContainment(hit.fingerprint, {
+      at: clock.now().toISOString(),
+      until: new Date(clock.now().getTime() + CONTAINMENT_LEASE_MS).toISOString(),
+    });
+    // act
+    clock.advance(60_000);
+    const during = await containHits(deps, hits);
+    clock.advance(CONTAINMENT_LEASE_MS);
+    const after = await containHits(deps, hits);
+    // assess
+    expect(during.map((c) => c.status)).toEqual(['in-progress']);
+    expect(after.map((c) => c.status)).toEqual(['contained']);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('counts a containment the state machine started as handled: audited started, nothing revoked yet, not contained again', async () => {
+    // prepare: the deployed containment returns once the execution starts
+    const { clock, values, matcher } = await managedWorld();
+    const { deps, audit } = containDeps(clock);
+    const started: string[] = [];
+    const stateMachine: ExposureContainment = {
+      async contain({ incident, fingerprint: fp }) {
+        started.push(fp);
+        return {
+          campaignId: `${incident}-c1`,
+          outcome: 'started',
+          revoked: 0,
+          failures: [],
+          reissue: `by the revocation state machine (campaign ${incident}-c1)`,
+        };
+      },
+    };
+    const hits = await scanText(matcher, undefined, fingerprint, `x ${values.token}`, source);
+    // act
+    const first = await containHits({ ...deps, containment: stateMachine }, hits);
+    const again = await containHits({ ...deps, containment: stateMachine }, hits);
+    // assess
+    expect(first.map((c) => c.status)).toEqual(['started']);
+    expect(again.map((c) => [c.status, c.campaignId])).toEqual([['already-contained', first[0]?.campaignId]]);
+    expect(started).toHaveLength(1);
+    const { records } = await audit.readAll();
+    const [contained] = records.filter((r) => r.type === 'exposure.contained');
+    expect(contained?.details).toMatchObject({
+      outcome: 'started',
+      revoked: 0,
+      reason: `containment started (campaign ${first[0]?.campaignId})`,
+    });
   });
 });
 

@@ -55,6 +55,12 @@ export function mentionsOf(owner: string | undefined, people: readonly Person[])
 /** Slack caps a field at 2000 characters. */
 const clip = (text: string, max = 1_900): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
+const HEADING: Record<ExposureAlert['status'], string> = {
+  contained: 'Contained',
+  started: 'Containment started',
+  failed: 'Containment failed',
+};
+
 /** The alert as a Slack message: who is pinged and what happened, the facts as fields, what to do. */
 export function slackAlertMessage(alert: ExposureAlert, mentions: readonly string[] = []): SlackMessage {
   const ping = mentions.length ? `${mentions.join(' ')} ` : '';
@@ -67,7 +73,7 @@ export function slackAlertMessage(alert: ExposureAlert, mentions: readonly strin
         type: 'section',
         text: {
           type: 'mrkdwn',
-          text: `*${alert.status === 'contained' ? 'Contained' : 'Containment failed'}*`,
+          text: `*${HEADING[alert.status]}*`,
         },
         fields: alertFacts(alert).map(([label, text]) => ({
           type: 'mrkdwn' as const,
