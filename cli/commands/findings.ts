@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { alerts, Composition, wire } from '../../functions/adapters/wiring.ts';
 import { runDiscovery } from '../../functions/core/discovery-run.ts';
 import { type Finding, type Severity, SeveritySchema, severityRank } from '../../functions/core/findings.ts';
-import { containUnexpectedUse, type UseAlerting } from '../../functions/core/unexpected-use.ts';
+import { containUnexpectedUse } from '../../functions/core/unexpected-use.ts';
 import { localContainment } from '../../functions/local/exposure-containment.ts';
 import { actor, loadConfig } from '../context.ts';
 import { ExitCode } from '../errors.ts';
@@ -16,12 +16,6 @@ export function printFindings(findings: readonly Finding[]): void {
     findings.map((f) => [f.severity, f.type, f.subject, f.message]),
   );
 }
-
-/** Each identity's declared owner, by id. */
-const ownersOf = (records: readonly { identity: { id: string; owner?: string | undefined } }[]) => {
-  const owners = new Map(records.map(({ identity }) => [identity.id, identity.owner]));
-  return (identityId: string) => owners.get(identityId);
-};
 
 export function registerFindings(program: Command): void {
   program
@@ -52,15 +46,14 @@ export function registerFindings(program: Command): void {
         if (!options.json) say(`discovered ${run.discovered} credentials for ${run.identities} identities`);
         // policy.onUnexpectedUse: contain — the used credential is ended and re-issued now (on stderr: stdout stays the findings).
         const channels = run.contain.length ? new Composition(config, services.clock).get(alerts) : undefined;
-        const alerting: UseAlerting | undefined = channels && {
-          alerts: channels,
-          ownerOf: ownersOf(await services.store.listIdentities()),
-          findings: run.findings,
-        };
         for (const c of await containUnexpectedUse(
-          localContainment(services, actor(), say),
+          {
+            containment: localContainment(services, actor(), say),
+            audit: services.store,
+            actor: actor(),
+            alerts: channels,
+          },
           run.contain,
-          alerting,
         )) {
           const alert =
             c.alerted === true

@@ -74,6 +74,15 @@ export const AUDIT_CLOCK_SKEW_MS = 60_000;
 export interface FindingStore {
   saveFindings(run: { runId: string; at: string; findings: Finding[] }): Promise<void>;
   latestFindings(): Promise<{ runId: string; at: string; findings: Finding[] } | undefined>;
+  /**
+   * Claims the finding `id` until `until`, for whoever acts on it (audits, contains, alerts):
+   * true for exactly one caller while the claim holds, however many ask at once (a stolen key
+   * calls in bursts) and whatever discovery does to the latest findings meanwhile. A claim past
+   * its `until` (as of `now`) may be claimed again.
+   */
+  claimFinding(id: string, until: Date, now: Date): Promise<boolean>;
+  /** Gives up a claim taken by {@link claimFinding} whose action failed, so a retry may act. */
+  releaseFinding(id: string): Promise<void>;
 }
 
 /** A credential version with its optimistic-locking revision. */

@@ -14,7 +14,7 @@ import { deliverAlert } from './exposure-alert.ts';
 import type { Finding } from './findings.ts';
 import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
 import { scopeKey } from './kinds.ts';
-import type { ContainmentResult, ExposureAlerts, ExposureContainment } from './ports.ts';
+import type { AuditLog, ContainmentResult, ExposureAlerts, ExposureContainment } from './ports.ts';
 
 /**
  * What kind of handle a trail can match: what the audit device or CloudTrail records of a
@@ -283,17 +283,29 @@ export interface ContainRequest {
   handle: string;
   /** The HMAC fingerprint of the value (containment is idempotent by it), when keywarden kept one. */
   fingerprint?: string | undefined;
+  /** The identity's declared owner, whom an alert names. */
+  owner?: string | undefined;
+  /** Where and when the key was first used from outside (`203.0.113.9 at 2026-…`), as an alert says it. */
+  where: string;
 }
+
+/** `203.0.113.9 at 2026-…`: where and when the first of `uses` came from. */
+const firstUse = (uses: readonly HandleUse[]): string | undefined => {
+  const first = [...uses].sort((a, b) => a.at.localeCompare(b.at))[0];
+  return first && `${first.from ?? `runner ${first.runner}`} at ${first.at}`;
+};
 
 /**
  * The credentials `policy.onUnexpectedUse: contain` asks to end: one per
- * `used-from-unexpected-runner` finding on such an identity. Identities set to `report`
- * (the default) yield nothing: the finding is the whole answer.
+ * `used-from-unexpected-runner` finding on such an identity, with its owner and where it was
+ * first used from (among `uses`, when the caller has them; else the finding's message says it).
+ * Identities set to `report` (the default) yield nothing: the finding is the whole answer.
  */
 export function credentialsToContain(
   findings: readonly Finding[],
   identities: readonly Identity[],
   versions: ReadonlyMap<string, readonly CredentialVersion[]>,
+  uses: readonly HandleUse[] = [],
 ): ContainRequest[] {
   const byId = new Map(identities.map((identity) => [identity.id, identity]));
   const requests: ContainRequest[] = [];
@@ -304,7 +316,15 @@ export function credentialsToContain(
     if (identity?.policy.onUnexpectedUse !== 'contain') continue;
     for (const handle of finding.handles) {
       const fingerprint = versions.get(identity.id)?.find((v) => v.handle === handle)?.fingerprint;
-      requests.push({ findingId: finding.id, identityId: identity.id, handle, fingerprint });
+      const where = firstUse(uses.filter((use) => use.handle === handle)) ?? finding.message;
+      requests.push({
+        findingId: finding.id,
+        identityId: identity.id,
+        handle,
+        fingerprint,
+        owner: identity.owner,
+        where,
+      });
     }
   }
   return requests;
@@ -332,19 +352,15 @@ export interface UseContainment {
   alertError?: string | undefined;
 }
 
-/** Telling owners what {@link containUnexpectedUse} did: the alerts, and what an alert names beside the containment. */
-export interface UseAlerting {
-  alerts: ExposureAlerts;
-  /** An identity's declared owner. */
-  ownerOf: (identityId: string) => string | undefined;
-  /** The findings the requests came from: an alert says where the use came from, as its finding does. */
-  findings?: readonly Finding[] | undefined;
-}
-
-/** `203.0.113.9 at 2026-…`: the where and when of a `used-from-unexpected-runner` finding's message. */
-function usedFrom(alerting: UseAlerting, findingId: string): string {
-  const message = alerting.findings?.find((f) => f.id === findingId)?.message ?? '';
-  return / was used from (.+?) \(/.exec(message)?.[1] ?? `outside its allowedRunners (${findingId})`;
+/** What {@link containUnexpectedUse} takes. */
+export interface UseContainDeps {
+  containment: ExposureContainment;
+  /** Where a re-issue made here is audited (`exposure.reissued`). */
+  audit: Pick<AuditLog, 'appendMany'>;
+  /** Who contains, in the audit trail. */
+  actor: string;
+  /** Where each containment attempted (contained or failed) is told to its owner; absent, nobody is. */
+  alerts?: ExposureAlerts | undefined;
 }
 
 /**
@@ -352,29 +368,45 @@ function usedFrom(alerting: UseAlerting, findingId: string): string {
  * containment (an incident campaign on exactly that fingerprint, with re-issue). Once revoked,
  * its version is `revoked` and no longer watched, so the next run neither finds nor contains it
  * again. A credential with no fingerprint (a token declared by accessor, an AppRole role) is
- * skipped, saying how to end it. With `alerting`, each containment attempted (contained or
- * failed) is alerted to its owner; an alert that cannot be sent is said on the result, never thrown.
+ * skipped, saying how to end it. A re-issue the containment made itself (the local runtime's; the
+ * state machine's comes later and its revocation report step audits it) is audited
+ * `exposure.reissued`, as containHits does. With `deps.alerts`, each containment attempted is
+ * alerted to its owner; an alert that cannot be sent is said on the result, never thrown.
  */
 export async function containUnexpectedUse(
-  containment: ExposureContainment,
+  deps: UseContainDeps,
   requests: readonly ContainRequest[],
-  alerting?: UseAlerting,
 ): Promise<UseContainment[]> {
   const results: UseContainment[] = [];
   for (const request of requests) {
-    const result = await containOne(containment, request);
+    const result = await containOne(deps.containment, request);
     const { fingerprint } = request;
-    if (!alerting || result.status === 'skipped' || !fingerprint) {
+    if (result.reissuedVersionId && fingerprint) {
+      await deps.audit.appendMany([
+        {
+          type: 'exposure.reissued',
+          actor: deps.actor,
+          subject: result.identityId,
+          details: {
+            campaignId: result.campaignId,
+            incident: result.incident,
+            versionId: result.reissuedVersionId,
+            fingerprint,
+          },
+        },
+      ]);
+    }
+    if (!deps.alerts || result.status === 'skipped' || !fingerprint) {
       results.push(result);
       continue;
     }
-    const sent = await deliverAlert(alerting.alerts, {
+    const sent = await deliverAlert(deps.alerts, {
       cause: 'unexpected-use',
       identityId: result.identityId,
-      owner: alerting.ownerOf(result.identityId),
+      owner: request.owner,
       incident: result.incident ?? unexpectedUseIncident(fingerprint),
       status: result.status,
-      where: usedFrom(alerting, result.findingId),
+      where: request.where,
       fingerprint: fingerprint.slice(0, SHORT_FINGERPRINT),
       campaignId: result.campaignId,
       reissuedVersionId: result.reissuedVersionId,

@@ -3,13 +3,15 @@
  * judged as it happens rather than when discovery next reads a trail. A call of a CI job's
  * session after its exchange ended is `used-after-job-end`; a call signed with a managed access
  * key from outside its identity's `allowedRunners` is `used-from-unexpected-runner`, contained
- * when the identity's `policy.onUnexpectedUse` is `contain`. Both are saved with the latest
- * findings and audited, once per finding while it stays in them.
+ * when the identity's `policy.onUnexpectedUse` is `contain`. Each finding is acted on (contained,
+ * audited, alerted) once per {@link FINDING_CLAIM_MS}: by whoever wins its claim in the finding
+ * store; it is also saved with the latest findings, for `keywarden findings`.
  */
 import type { AuditEventInput } from './audit.ts';
 import type { CiCredentialRecord } from './ci-records.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
+import { KeywardenError } from './errors.ts';
 import { saveUnmanagedFindings } from './exposure.ts';
 import type { Finding } from './findings.ts';
 import type { Identity } from './identity.ts';
@@ -37,9 +39,17 @@ import {
 
 /**
  * How long before a call its job's exchange may have ended and its session still be alive to
- * make it: AWS's longest role session (12 hours). The ended listing is read over this window only.
+ * make it: a CI session is a chained role session, which AWS ends within one hour. The ended
+ * listing is read over this window only.
  */
-export const MAX_SESSION_MS = 12 * 60 * 60 * 1000;
+export const MAX_SESSION_MS = 60 * 60 * 1000;
+
+/**
+ * How long a finding, once acted on, is not acted on again: a stolen key calls in bursts, and
+ * the campaign the first call started revokes it within minutes; a use still seen after this is
+ * news again.
+ */
+export const FINDING_CLAIM_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** Who the use monitor is in the audit trail and on the containment campaigns it starts. */
 export const USE_MONITOR_ACTOR = 'keywarden:use-monitor';
@@ -72,10 +82,10 @@ export interface UseMonitorDeps {
   alerts?: ExposureAlerts | undefined;
 }
 
-/** What one use came to: the findings it made (new or already listed) and what was contained. */
+/** What one use came to: the findings it made (acted on here or already) and what was contained. */
 export interface UseJudgment {
   findings: Finding[];
-  /** Findings not in the latest findings before: saved and audited by this call. */
+  /** Findings whose claim this call won: contained, audited and saved by it. */
   fresh: number;
   contained: UseContainment[];
 }
@@ -90,8 +100,12 @@ async function endedSessionFindings(deps: UseMonitorDeps, use: MonitoredUse): Pr
   if (Number.isNaN(at)) return [];
   const endedBefore = (record: CiCredentialRecord) =>
     record.ended !== undefined && Date.parse(record.ended.at) < at;
+  // A session past its expiry made no call: its exchange is not the one that did.
   const ended = (await deps.ci.listEnded(new Date(at - MAX_SESSION_MS))).filter(
-    (record) => record.aws?.sourceIdentity === use.handle && endedBefore(record),
+    (record) =>
+      record.aws?.sourceIdentity === use.handle &&
+      Date.parse(record.aws.expiresAt) >= at &&
+      endedBefore(record),
   );
   for (const jobKey of new Set(ended.map((record) => record.jobKey))) {
     const live = (await deps.ci.listByJob(jobKey)).some(
@@ -107,23 +121,27 @@ async function endedSessionFindings(deps: UseMonitorDeps, use: MonitoredUse): Pr
 
 /**
  * The access key's identity: a version keywarden keeps, or, for a key it never recorded, the
- * identity whose IAM user signed the call (as discovery would have found the key under it).
+ * identity whose IAM user signed the call (as discovery would have found the key under it). A
+ * kept version's key is judged by that version alone: once revoked it is no longer watched, so a
+ * contained key that keeps trying starts no second campaign.
  */
 function keyUse(watched: WatchedIdentities, use: MonitoredUse): ObservedUse[] {
-  const discovered: DiscoveredCredential[] = use.userName
-    ? watched.identities
-        .filter(
-          (identity) => identity.kind === 'aws-iam-access-key' && identity.scope.userName === use.userName,
-        )
-        .map((identity) => ({
-          key: scopeKey(identity),
-          kind: identity.kind,
-          handle: use.handle,
-          label: `iam user ${use.userName}`,
-          status: 'active' as const,
-          details: {},
-        }))
-    : [];
+  const kept = [...watched.versions.values()].some((vs) => vs.some((v) => v.handle === use.handle));
+  const discovered: DiscoveredCredential[] =
+    use.userName && !kept
+      ? watched.identities
+          .filter(
+            (identity) => identity.kind === 'aws-iam-access-key' && identity.scope.userName === use.userName,
+          )
+          .map((identity) => ({
+            key: scopeKey(identity),
+            kind: identity.kind,
+            handle: use.handle,
+            label: `iam user ${use.userName}`,
+            status: 'active' as const,
+            details: {},
+          }))
+      : [];
   const owner = watchedHandles(watched.identities, watched.versions, discovered).get(use.handle);
   // keywarden's own test of a version it just verified is no runner's use.
   const ownTest = owner?.ownTestUntil !== undefined && Date.parse(use.at) <= owner.ownTestUntil;
@@ -159,9 +177,13 @@ function auditOf(finding: Finding, use: MonitoredUse): AuditEventInput {
 /**
  * Judges one use: a CI session's call after its exchange ended, or a watched access key's call
  * from outside its `allowedRunners` (a call with no address the rules speak of is not judged).
- * A new finding is saved with the latest findings, audited, and, on a `contain` identity, its key
- * handed to containment; a finding already listed is not saved, audited or contained again (a
- * stolen key makes many calls, and the first containment's campaign is already under way).
+ * Each finding is claimed in the finding store first; only the caller that wins the claim acts:
+ * on a `contain` identity its key is handed to containment, then the finding is audited and saved
+ * with the latest findings (the done-marker last). A stolen key makes many calls at once, and the
+ * first containment's campaign is already under way for the rest.
+ *
+ * @throws KeywardenError (retryable) when a containment failed, after giving the claim back, so
+ *   the event is retried and the key contained then.
  */
 export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse): Promise<UseJudgment> {
   let findings: Finding[] = [];
@@ -173,21 +195,45 @@ export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse)
     findings = unexpectedRunnerFindings(watched.identities, keyUse(watched, use), deps.ranges);
   }
   if (findings.length === 0) return { findings, fresh: 0, contained: [] };
-  const listed = new Set((await deps.findings.latestFindings())?.findings.map((f) => f.id));
-  const fresh = findings.filter((f) => !listed.has(f.id));
-  if (fresh.length === 0) return { findings, fresh: 0, contained: [] };
-  await saveUnmanagedFindings(deps, fresh);
-  await deps.audit.appendMany(fresh.map((f) => auditOf(f, use)));
-  const requests = watched ? credentialsToContain(fresh, watched.identities, watched.versions) : [];
-  const byId = new Map(watched?.identities.map((identity) => [identity.id, identity]));
-  const alerting = deps.alerts && {
-    alerts: deps.alerts,
-    ownerOf: (identityId: string) => byId.get(identityId)?.owner,
-    findings: fresh,
-  };
-  const contained =
-    requests.length > 0 && deps.containment
-      ? await containUnexpectedUse(deps.containment, requests, alerting)
-      : [];
-  return { findings, fresh: fresh.length, contained };
+  const now = deps.clock.now();
+  const until = new Date(now.getTime() + FINDING_CLAIM_MS);
+  const claimed: Finding[] = [];
+  for (const finding of findings) {
+    if (await deps.findings.claimFinding(finding.id, until, now)) claimed.push(finding);
+  }
+  if (claimed.length === 0) return { findings, fresh: 0, contained: [] };
+  const release = () => Promise.all(claimed.map((f) => deps.findings.releaseFinding(f.id)));
+  const requests = watched ? credentialsToContain(claimed, watched.identities, watched.versions, [use]) : [];
+  let contained: UseContainment[] = [];
+  try {
+    if (requests.length > 0 && deps.containment) {
+      contained = await containUnexpectedUse(
+        { containment: deps.containment, audit: deps.audit, actor: USE_MONITOR_ACTOR, alerts: deps.alerts },
+        requests,
+      );
+    }
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  const failed = contained.filter((c) => c.status === 'failed');
+  if (failed.length > 0) {
+    await release();
+    throw new KeywardenError(
+      `containing ${failed.length} key(s) used from outside their allowedRunners failed (the event is retried): ${failed
+        .map((c) => `${c.identityId} ${c.handle}: ${c.reason ?? 'failed'}`)
+        .join(', ')}`,
+      { retryable: true },
+    );
+  }
+  try {
+    await deps.audit.appendMany(claimed.map((f) => auditOf(f, use)));
+  } catch (error) {
+    // Nothing done yet but the claim: given back, so the retry audits. After a containment the
+    // claim is kept: a second campaign would re-issue the key twice (the campaign is audited).
+    if (contained.every((c) => c.status === 'skipped')) await release();
+    throw error;
+  }
+  await saveUnmanagedFindings(deps, claimed);
+  return { findings, fresh: claimed.length, contained };
 }

@@ -574,4 +574,15 @@ export class MemoryFindings implements FindingStore {
   async latestFindings() {
     return this.latest;
   }
+  /** Each claimed finding id and until when (epoch ms). */
+  readonly claims = new Map<string, number>();
+  async claimFinding(id: string, until: Date, now: Date) {
+    const held = this.claims.get(id);
+    if (held !== undefined && held >= now.getTime()) return false;
+    this.claims.set(id, until.getTime());
+    return true;
+  }
+  async releaseFinding(id: string) {
+    this.claims.delete(id);
+  }
 }

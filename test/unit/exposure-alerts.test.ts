@@ -11,7 +11,6 @@ import {
 } from '../../functions/core/exposure.ts';
 import { alertSubject, alertText } from '../../functions/core/exposure-alert.ts';
 import { scanAndContain } from '../../functions/core/exposure-batch.ts';
-import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import type { ExposureContainment } from '../../functions/core/ports.ts';
 import { containUnexpectedUse } from '../../functions/core/unexpected-use.ts';
@@ -251,42 +250,32 @@ describe('exposure containment: the owner is alerted once per containment attemp
 });
 
 describe('containUnexpectedUse: the owner is alerted of each containment attempted', () => {
-  it('alerts a contained and a failed one (where the finding says it was used from), not a skipped one', async () => {
+  it('alerts a contained and a failed one (its owner, where it was first used from), not a skipped one', async () => {
     // prepare
-    const { containment, alerts } = await world();
-    const finding = (id: string, identityId: string): Finding => ({
-      id,
-      type: 'used-from-unexpected-runner',
-      severity: 'high',
-      subject: identityId,
-      identityIds: [identityId],
-      handles: ['acc'],
-      message: `${identityId}: acc was used from 203.0.113.9 at 2026-12-05T07:59:00.000Z (openbao-audit: read secret/data/app), outside its allowedRunners (cidrs 10.0.0.0/8)`,
-    });
-    const findings = [finding('f1', 'release-token'), finding('f2', 'broken-token')];
-    const owners = new Map([
-      ['release-token', 'team-release'],
-      ['broken-token', 'team-ops'],
-    ]);
+    const { containment, alerts, contain } = await world();
+    const where = '203.0.113.9 at 2026-12-05T07:59:00.000Z';
     // act
     const results = await containUnexpectedUse(
-      containment,
+      { containment, audit: new MemoryAuditLog(new FixedClock(new Date())), actor: contain.actor, alerts },
       [
         {
           findingId: 'f1',
           identityId: 'release-token',
           handle: 'acc',
           fingerprint: 'hmac-sha256:0123456789abcdef',
+          owner: 'team-release',
+          where,
         },
         {
           findingId: 'f2',
           identityId: 'broken-token',
           handle: 'acc',
           fingerprint: 'hmac-sha256:fedcba9876543210',
+          owner: 'team-ops',
+          where,
         },
-        { findingId: 'f3', identityId: 'declared', handle: 'acc-declared' },
+        { findingId: 'f3', identityId: 'declared', handle: 'acc-declared', where },
       ],
-      { alerts, ownerOf: (id) => owners.get(id), findings },
     );
     // assess
     expect(results.map((r) => [r.identityId, r.status, r.alerted])).toEqual([

@@ -16,7 +16,8 @@ import {
   type UseTrail,
   unexpectedRunnerFindings,
 } from '../../functions/core/unexpected-use.ts';
-import { credentialVersion, identity } from '../support/fixtures.ts';
+import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
+import { MemoryAuditLog } from '../support/memory-stores.ts';
 
 const ranges = new BlockListRanges();
 /** A handle shaped like an accessor, made at run time. */
@@ -260,8 +261,39 @@ describe('findUnexpectedUse: trails asked for the watched handles only', () => {
     );
     expect(asked).toEqual([[`vault-accessor ${live}`]]);
     expect(findings.map((f) => f.id)).toEqual([`used-from-unexpected-runner:watched:${live}`]);
+    // Discovery's findings carry no uses: the finding's message says where.
     expect(credentialsToContain(findings, identities, versions)).toEqual([
-      { findingId: findings[0]?.id, identityId: 'watched', handle: live, fingerprint: 'hmac-sha256:f1' },
+      {
+        findingId: findings[0]?.id,
+        identityId: 'watched',
+        handle: live,
+        fingerprint: 'hmac-sha256:f1',
+        owner: watchedId.owner,
+        where: findings[0]?.message,
+      },
+    ]);
+  });
+
+  it('says where and when a key to contain was first used from, given the uses, and names its owner', () => {
+    // prepare
+    const contained = identity({
+      id: 'deploy',
+      kind: 'vault-token',
+      owner: 'team-release',
+      allowedRunners: { cidrs: ['10.0.0.0/8'] },
+      policy: { onUnexpectedUse: 'contain' },
+    });
+    const key = handle();
+    const uses = [
+      use({ identityId: 'deploy', handle: key, from: '203.0.113.9', at: '2026-12-05T08:05:00.000Z' }),
+      use({ identityId: 'deploy', handle: key, from: '198.51.100.7', at: '2026-12-05T08:01:00.000Z' }),
+    ];
+    const findings = unexpectedRunnerFindings([contained], uses, ranges);
+    // act
+    const requests = credentialsToContain(findings, [contained], new Map(), uses);
+    // assess
+    expect(requests).toEqual([
+      expect.objectContaining({ owner: 'team-release', where: '198.51.100.7 at 2026-12-05T08:01:00.000Z' }),
     ]);
   });
 
@@ -418,11 +450,27 @@ describe('containUnexpectedUse: through the exposure containment, on exactly the
     };
     const [a, b, c] = [handle(), handle(), handle()];
     // act
-    const results = await containUnexpectedUse(containment, [
-      { findingId: 'f1', identityId: 'deploy', handle: a, fingerprint: 'hmac-sha256:0123456789abcdef' },
-      { findingId: 'f2', identityId: 'declared', handle: b },
-      { findingId: 'f3', identityId: 'broken', handle: c, fingerprint: 'hmac-sha256:fedcba9876543210' },
-    ]);
+    const where = '203.0.113.9 at 2026-12-05T08:00:00.000Z';
+    const results = await containUnexpectedUse(
+      { containment, audit: new MemoryAuditLog(new FixedClock(new Date())), actor: 'cli:alice' },
+      [
+        {
+          findingId: 'f1',
+          identityId: 'deploy',
+          handle: a,
+          fingerprint: 'hmac-sha256:0123456789abcdef',
+          where,
+        },
+        { findingId: 'f2', identityId: 'declared', handle: b, where },
+        {
+          findingId: 'f3',
+          identityId: 'broken',
+          handle: c,
+          fingerprint: 'hmac-sha256:fedcba9876543210',
+          where,
+        },
+      ],
+    );
     // assess
     expect(asked.map((r) => [r.incident, r.identityId])).toEqual([
       ['UNEXPECTED-USE-0123456789ab', 'deploy'],
@@ -436,5 +484,48 @@ describe('containUnexpectedUse: through the exposure containment, on exactly the
     expect(results[0]?.campaignId).toBe('UNEXPECTED-USE-0123456789ab-c1');
     expect(results[1]?.reason).toContain(`--selector "identity=declared,handle=${b}" --reissue`);
     expect(results[2]?.reason).toBe('campaign planned nothing');
+  });
+
+  it('audits exposure.reissued for a re-issue the containment made itself (the local runtime), none for the state machine’s', async () => {
+    // prepare: the local runner re-issues at once; the state machine only starts (its report step audits).
+    const clock = new FixedClock(new Date('2026-12-05T08:00:00Z'));
+    const audit = new MemoryAuditLog(clock);
+    const local: ExposureContainment = {
+      contain: async () => ({
+        campaignId: 'c-local',
+        outcome: 'contained',
+        revoked: 1,
+        failures: [],
+        reissuedVersionId: 'v-2',
+      }),
+    };
+    const stateMachine: ExposureContainment = {
+      contain: async () => ({ campaignId: 'c-aws', outcome: 'contained', revoked: 1, failures: [] }),
+    };
+    const request = {
+      findingId: 'f1',
+      identityId: 'deploy',
+      handle: handle(),
+      fingerprint: 'hmac-sha256:0123456789abcdef',
+      where: '203.0.113.9 at 2026-12-05T08:00:00.000Z',
+    };
+    // act
+    await containUnexpectedUse({ containment: local, audit, actor: 'cli:alice' }, [request]);
+    await containUnexpectedUse({ containment: stateMachine, audit, actor: 'cli:alice' }, [request]);
+    // assess
+    const { records } = await audit.readAll();
+    expect(records).toEqual([
+      expect.objectContaining({
+        type: 'exposure.reissued',
+        actor: 'cli:alice',
+        subject: 'deploy',
+        details: {
+          campaignId: 'c-local',
+          incident: 'UNEXPECTED-USE-0123456789ab',
+          versionId: 'v-2',
+          fingerprint: 'hmac-sha256:0123456789abcdef',
+        },
+      }),
+    ]);
   });
 });

@@ -121,8 +121,16 @@ const keyCall = (userName: string, key: string, call: Parameters<typeof cloudTra
 /** Containment that records what it was asked to end (the state machine's part is the campaign engine's). */
 class RecordingContainment implements ExposureContainment {
   readonly asked: { incident: string; fingerprint: string; identityId: string }[] = [];
+  /** How many attempts fail first, as a throttled StartExecution does. */
+  failing = 0;
   async contain(request: { incident: string; fingerprint: string; identityId: string }) {
     this.asked.push(request);
+    // A stolen key's calls arrive together: each attempt takes a moment, as planning does.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.failing > 0) {
+      this.failing -= 1;
+      throw new Error('StartExecution: ThrottlingException (Rate exceeded)');
+    }
     return { campaignId: `c-${this.asked.length}`, outcome: 'contained' as const, revoked: 1, failures: [] };
   }
 }
@@ -265,6 +273,38 @@ describe('use monitor: a CI session’s calls', () => {
           action: 's3:PutObject (AccessDenied)',
         }),
       }),
+    ]);
+  });
+
+  it('reads only the exchanges ended within the last hour (a CI session is a chained role session), and not one whose session had expired', async () => {
+    // prepare: the exchange ended at 07:35 and its session expires at 07:45
+    const { ci, handler } = await world();
+    await ci.putCredential(
+      {
+        ...exchange('x-1', JOB),
+        state: 'ended',
+        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
+        usedRecorded: true,
+      },
+      undefined,
+    );
+    const since: Date[] = [];
+    const listEnded = ci.listEnded.bind(ci);
+    ci.listEnded = async (after: Date) => {
+      since.push(after);
+      return listEnded(after);
+    };
+
+    // act
+    const alive = await handler(sessionCall(JOB, { eventTime: '2026-12-05T07:44:59Z' }));
+    const expired = await handler(sessionCall(JOB, { eventTime: '2026-12-05T07:45:01Z' }));
+
+    // assess
+    expect(alive).toEqual({ recorded: 0, findings: [`used-after-job-end:ci:x-1:${JOB}`] });
+    expect(expired).toEqual({ recorded: 0 });
+    expect(since.map((d) => d.toISOString())).toEqual([
+      '2026-12-05T06:44:59.000Z',
+      '2026-12-05T06:45:01.000Z',
     ]);
   });
 
@@ -451,6 +491,96 @@ describe('use monitor: calls signed with a managed access key', () => {
 
     // assess
     expect(result).toEqual({ recorded: 0 });
+    expect(findings.latest).toBeUndefined();
+  });
+});
+
+describe('use monitor: acting once on a finding', () => {
+  const deploy = identity({
+    id: 'deploy-prod',
+    kind: 'aws-iam-access-key',
+    scope: { userName: 'deploy-prod' },
+    allowedRunners: { cidrs: ['10.20.0.0/16'] },
+    policy: { onUnexpectedUse: 'contain' },
+  });
+  const fingerprint = () => `hmac-sha256:${randomBytes(32).toString('hex')}`;
+
+  it('contains, audits and alerts once when a stolen key’s calls arrive at once, and not again after discovery replaced the latest findings', async () => {
+    // prepare
+    const key = accessKeyId();
+    const { audit, findings, containment, alerted, handler } = await world(
+      [deploy],
+      [credentialVersion(deploy, { handle: key, fingerprint: fingerprint() })],
+    );
+    const call = (n: number) => keyCall('deploy-prod', key, { sourceIPAddress: `198.51.100.${n}` });
+
+    // act: a burst of five calls, each its own invocation; then discovery runs, and the key calls again
+    const burst = await Promise.all([1, 2, 3, 4, 5].map((n) => handler(call(n))));
+    findings.latest = { runId: 'discovery-2', at: '2026-12-05T07:45:00.000Z', findings: [] };
+    const later = await handler(call(6));
+
+    // assess
+    const id = `used-from-unexpected-runner:deploy-prod:${key}`;
+    expect(burst.filter((r) => r.contained)).toHaveLength(1);
+    expect(burst.every((r) => r.findings?.[0] === id)).toBe(true);
+    expect(later).toEqual({ recorded: 0, findings: [id] });
+    expect(containment.asked).toHaveLength(1);
+    expect(alerted).toHaveLength(1);
+    expect((await audit.readAll()).records.map((r) => r.type)).toEqual(['credential.used']);
+    expect(findings.saves).toBe(1);
+  });
+
+  it('throws when the containment fails, without auditing or saving, so the retried event contains the key', async () => {
+    // prepare: the first StartExecution is throttled
+    const key = accessKeyId();
+    const { audit, findings, containment, handler } = await world(
+      [deploy],
+      [credentialVersion(deploy, { handle: key, fingerprint: fingerprint() })],
+    );
+    containment.failing = 1;
+    const call = keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.7' });
+
+    // act
+    const first = await handler(call).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const afterFailure = { audited: (await audit.readAll()).records.length, saves: findings.saves };
+    const retried = await handler(call);
+
+    // assess
+    expect(first).toMatchObject({
+      name: 'KeywardenError',
+      retryable: true,
+      message: expect.stringContaining('deploy-prod'),
+    });
+    expect((first as Error).message).toContain('ThrottlingException');
+    expect(afterFailure).toEqual({ audited: 0, saves: 0 });
+    expect(retried.contained).toEqual([expect.objectContaining({ status: 'contained', campaignId: 'c-2' })]);
+    expect(containment.asked).toHaveLength(2);
+    expect((await audit.readAll()).records.map((r) => r.type)).toEqual(['credential.used']);
+    expect(findings.latest?.findings.map((f) => f.id)).toEqual([
+      `used-from-unexpected-runner:deploy-prod:${key}`,
+    ]);
+  });
+
+  it('does not judge again a contained (revoked) key that keeps trying, though its IAM user signed the call', async () => {
+    // prepare: the key was contained and its version revoked; a new version is current
+    const [revoked, current] = [accessKeyId(), accessKeyId()];
+    const { findings, containment, handler } = await world(
+      [deploy],
+      [
+        credentialVersion(deploy, { handle: revoked, fingerprint: fingerprint(), stage: 'revoked' }),
+        credentialVersion(deploy, { handle: current, fingerprint: fingerprint() }),
+      ],
+    );
+
+    // act
+    const result = await handler(keyCall('deploy-prod', revoked, { sourceIPAddress: '198.51.100.7' }));
+
+    // assess
+    expect(result).toEqual({ recorded: 0 });
+    expect(containment.asked).toEqual([]);
     expect(findings.latest).toBeUndefined();
   });
 });

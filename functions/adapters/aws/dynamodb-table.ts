@@ -31,6 +31,7 @@ import { ConflictError, KeywardenError } from '../../core/errors.ts';
  * | audit head           | AUDIT                | HEAD               |
  * | findings run         | FINDINGS#<runId>     | FINDING#<id>       |
  * | latest findings      | FINDINGS             | LATEST             |
+ * | a finding's claim    | FINDING#CLAIM#<id>   | CLAIM              |
  * | credential ver.      | IDENTITY#<id>        | VERSION#<versionId>|
  * | rotation state, lock | IDENTITY#<id>        | ROTATION           |
  * | grant                | GRANT#<id>           | GRANT              |
@@ -61,6 +62,7 @@ export const Keys = {
   auditHead: { pk: 'AUDIT', sk: 'HEAD' },
   finding: (runId: string, id: string) => ({ pk: `FINDINGS#${runId}`, sk: `FINDING#${id}` }),
   latestFindings: { pk: 'FINDINGS', sk: 'LATEST' },
+  findingClaim: (id: string) => ({ pk: `FINDING#CLAIM#${id}`, sk: 'CLAIM' }),
   version: (identityId: string, versionId: string) => ({
     pk: `IDENTITY#${identityId}`,
     sk: `VERSION#${versionId}`,
