@@ -247,6 +247,34 @@ describe('state store: findings', () => {
       findings: [],
     });
   });
+
+  it('claims a finding for exactly one of many callers at once, with the TTL attribute; a released or expired claim may be taken again', async () => {
+    // prepare
+    const id = 'used-from-unexpected-runner:deploy:AKIA-handle';
+    const now = new Date('2026-11-01T00:00:00Z');
+    const until = new Date('2026-11-08T00:00:00Z');
+
+    // act
+    const racing = await Promise.all(Array.from({ length: 8 }, () => store.claimFinding(id, until, now)));
+    const item = (await doc.send(new ScanCommand({ TableName: tableName }))).Items?.find(
+      (i) => i.pk === `FINDING#CLAIM#${id}`,
+    );
+    await store.releaseFinding(id);
+    const afterRelease = await store.claimFinding(id, until, now);
+    const whileHeld = await store.claimFinding(id, until, new Date('2026-11-07T23:59:58Z'));
+    const afterExpiry = await store.claimFinding(
+      id,
+      new Date('2026-11-15T00:00:00Z'),
+      new Date('2026-11-08T00:00:01Z'),
+    );
+
+    // assess
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect(item).toMatchObject({ sk: 'CLAIM', finding: id, expiresAt: until.getTime() / 1000 });
+    expect([afterRelease, whileHeld, afterExpiry]).toEqual([true, false, true]);
+    // the latest findings are not touched by claims
+    expect(await store.latestFindings()).toBeUndefined();
+  });
 });
 
 describe('state store: grants', () => {
