@@ -10,7 +10,8 @@ import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
 import type { RuntimeConfig } from '../adapters/runtime-config.ts';
-import type { FinishedJob } from '../adapters/scan/finished-job-log.ts';
+// Only the name enters this bundle: with `sideEffects: false`, esbuild leaves the forge clients out.
+import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
 import {
   approvals,
   breakglass,
@@ -72,12 +73,6 @@ async function init(): Promise<Wrapped<ApiResult>> {
   });
 }
 
-/** What a job is called in a message: its platform, repository or project, and id (no token, no log). */
-const jobName = (job: FinishedJob): string =>
-  job.platform === 'github'
-    ? `GitHub ${job.repository} job ${job.jobId}`
-    : `GitLab project ${job.project} job ${job.jobId}`;
-
 /**
  * Hands a finished job to the exposure scanner function: an asynchronous invocation (`Event`),
  * accepted by Lambda in milliseconds, so the webhook is answered quickly; the scanner reads the
@@ -97,7 +92,7 @@ export function jobLogHandOff(
       await invoke(scannerFunction, JSON.stringify(event), 'Event');
     } catch (error) {
       log(
-        `the log of ${jobName(job)} was not handed to the exposure scanner (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); its credentials were ended, its log is not scanned: invoke ${scannerFunction} with ${JSON.stringify(event)} (--invocation-type Event) to scan it`,
+        `the log of ${finishedJobName(job)} was not handed to the exposure scanner (${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}); its credentials were ended, its log is not scanned: invoke ${scannerFunction} with ${JSON.stringify(event)} (--invocation-type Event) to scan it`,
       );
     }
   };

@@ -7,7 +7,8 @@
  *   when a filter is created, to check the destination) is ignored;
  * - a finished CI job the API hands over after its completion webhook (`{finishedJob}`,
  *   functions/api/finished-job-event.ts): its log is read through GitHub's or
- *   GitLab's API with the tokens of the forge tokens secret, and scanned line by line.
+ *   GitLab's API with the tokens of the forge tokens secret, and scanned as one text, a hit
+ *   placed at its line of the log.
  *
  * A managed credential found is contained (an incident revocation campaign on its fingerprint,
  * with re-issue, started in the revocation state machine). Nothing of a log line, and no token,
@@ -25,7 +26,12 @@ import {
 } from '../adapters/campaign-launcher.ts';
 import type { RuntimeConfig } from '../adapters/runtime-config.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
-import { type FinishedJob, type ForgeSettings, finishedJobLog } from '../adapters/scan/finished-job-log.ts';
+import {
+  type FinishedJob,
+  type ForgeSettings,
+  finishedJobLog,
+  finishedJobName,
+} from '../adapters/scan/finished-job-log.ts';
 import type { FetchedLog } from '../adapters/scan/forge-http.ts';
 import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
 import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
@@ -111,13 +117,11 @@ export function decodeScannerEvent(event: unknown): ScannerEvent {
   return { source: 'finished-job', job: parsed.data.finishedJob };
 }
 
-/**
- * A job log's texts: one per line, numbered from 1, so a hit is placed at its line of the log
- * (the batch use case places a hit at its input's line). Joined again by the use case, they are
- * the log as read.
- */
-export function scanInputsOfLog(log: FetchedLog): ScanInput[] {
-  return log.text.split('\n').map((text, index) => ({ source: log.source, text, line: index + 1 }));
+/** The lines of a text as `split('\n')` counts them, without making them (a job log may be 50 MB). */
+export function lineCount(text: string): number {
+  let lines = 1;
+  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines += 1;
+  return lines;
 }
 
 /** The texts of a batch: one per log event, located at its group/stream and numbered by its index. */
@@ -145,7 +149,7 @@ export function makeHandler(deps: ExposureScannerDeps) {
   });
 }
 
-/** A finished job's log, read through its platform's API, scanned line by line and contained. */
+/** A finished job's log, read through its platform's API, scanned (hits at their lines) and contained. */
 async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Promise<ScannerResult> {
   if (!deps.jobLog) {
     throw new KeywardenError(
@@ -155,15 +159,15 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
   const log = await deps.jobLog(job);
   if ('unread' in log) {
     // Not an error: retrying cannot help until a token is set, and a dead-lettered job would alarm.
-    const result = { job: jobNameOf(job), unread: log.unread };
+    const result = { job: finishedJobName(job), unread: log.unread };
     deps.logger.info("a finished job's log was not read", result);
     return result;
   }
-  const inputs = scanInputsOfLog(log);
-  const summary = await deps.scan(inputs, { contain: true });
+  // One text with no line given: hits keep their own lines, which are the log's.
+  const summary = await deps.scan([{ source: log.source, text: log.text }], { contain: true });
   const result = {
     job: log.source.location,
-    lines: inputs.length,
+    lines: lineCount(log.text),
     ...(log.note ? { note: log.note } : {}),
     ...summary,
   };
@@ -171,33 +175,52 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
   return result;
 }
 
-/**
- * Containment in AWS (campaign-launcher.ts): re-exported here, where the use monitor found it; an
- * importer that needs no detector imports it from the adapter, whose bundle holds none.
- */
-export { stateMachineContainment } from '../adapters/campaign-launcher.ts';
-
-/** A finished job as messages name it (its platform's ids; no token). */
-const jobNameOf = (job: FinishedJob): string =>
-  job.platform === 'github'
-    ? `GitHub ${job.repository} job ${job.jobId}`
-    : `GitLab project ${job.project} job ${job.jobId}`;
+/** The forge settings a job of a platform is read with (see {@link recheckedForgeSettings}). */
+export type ForgeSettingsFor = (platform: FinishedJob['platform']) => Promise<ForgeSettings>;
 
 /**
- * Reads finished jobs' logs with `forge` (finished-job-log.ts); a job of a platform whose token
- * is empty (the forge tokens secret's placeholder) is not read, and the answer says which field
- * to set.
+ * Reads finished jobs' logs with the settings `settingsFor` gives (finished-job-log.ts); a job of
+ * a platform whose token is empty (the forge tokens secret's placeholder) is not read, and the
+ * answer says which field to set.
  */
 export function jobLogReader(
-  forge: ForgeSettings,
+  settingsFor: ForgeSettingsFor,
   read: (job: FinishedJob, settings: ForgeSettings) => Promise<FetchedLog> = finishedJobLog,
 ): (job: FinishedJob) => Promise<FetchedLog | { unread: string }> {
-  return async (job) =>
-    forge[job.platform].token
+  return async (job) => {
+    const forge = await settingsFor(job.platform);
+    return forge[job.platform].token
       ? read(job, forge)
       : {
-          unread: `no ${job.platform === 'github' ? 'GitHub' : 'GitLab'} token: set ${forge[job.platform].tokenSource} to read its jobs' logs`,
+          unread: `no ${job.platform === 'github' ? 'GitHub' : 'GitLab'} token: set ${forge[job.platform].tokenSource} to read its jobs' logs (read again at most a minute after it is set)`,
         };
+  };
+}
+
+/** How long an empty token is believed before the forge tokens secret is read again. */
+export const FORGE_TOKENS_RECHECK_MS = 60_000;
+
+/**
+ * The forge settings read at cold start, read again (`reload`) when a job's platform has an empty
+ * token and the last read is {@link FORGE_TOKENS_RECHECK_MS} old: the secret is deployed as a
+ * placeholder and set by an operator afterwards, and a warm container must see it without a
+ * redeploy. A token that is set is kept: one read per minute at most, and only while one is missing.
+ */
+export function recheckedForgeSettings(
+  first: ForgeSettings,
+  reload: () => Promise<ForgeSettings>,
+  now: () => number = Date.now,
+): ForgeSettingsFor {
+  let current = first;
+  let readAt = now();
+  return async (platform) => {
+    if (!current[platform].token && now() - readAt >= FORGE_TOKENS_RECHECK_MS) {
+      // Noted before reading: a read that fails (Lambda retries the job) is not tried by every job.
+      readAt = now();
+      current = await reload();
+    }
+    return current;
+  };
 }
 
 /** What the forge tokens secret holds: a token per platform, either may be empty (that platform is not read). */
@@ -290,12 +313,13 @@ async function init() {
     client: new SFNClient(awsClientConfig(config.aws)),
     stateMachineArn: env.revocationStateMachineArn,
   });
-  // Finished jobs' logs: read with the forge tokens secret's tokens (never logged).
-  const forge = env.forgeTokensSecretArn
-    ? forgeSettingsOf(
-        env,
-        parseForgeTokens(await readSecret(composition.get(secrets), env.forgeTokensSecretArn)),
-      )
+  // Finished jobs' logs: read with the forge tokens secret's tokens (never logged), read again
+  // while one is the placeholder.
+  const { forgeTokensSecretArn } = env;
+  const readForge = async (arn: string) =>
+    forgeSettingsOf(env, parseForgeTokens(await readSecret(composition.get(secrets), arn)));
+  const forge = forgeTokensSecretArn
+    ? recheckedForgeSettings(await readForge(forgeTokensSecretArn), () => readForge(forgeTokensSecretArn))
     : undefined;
   const planning: CampaignPlanningDeps = {
     store: composition.get(stores).store,

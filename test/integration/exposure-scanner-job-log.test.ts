@@ -167,7 +167,9 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     expect(exposure.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
     expect(exposure[0]?.details).toMatchObject({ source: 'github-run', line: 3 });
     expect(String(exposure[0]?.details.location)).toContain('acme/app');
-    // the owner told, on the alert topic: who, which incident, contained
+    // started, not claimed ended: the state machine's execution revokes
+    expect(exposure[1]?.details).toMatchObject({ outcome: 'started', revoked: 0 });
+    // the owner told, on the alert topic: who, which incident, containment started
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({ QueueUrl: alertQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
     );
@@ -182,6 +184,8 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     expect(alerts[0]?.MessageAttributes?.owner?.Value).toBe('team-release');
     expect(alerts[0]?.MessageAttributes?.incident?.Value).toBe(campaign?.incident);
     expect(alerts[0]?.Message).toContain('release-token');
+    expect(alerts[0]?.MessageAttributes?.status?.Value).toBe('started');
+    expect(alerts[0]?.Message).toContain(`containment started by ${campaign?.incident}`);
     const everything = JSON.stringify({ result, records, campaigns, alerts });
     for (const secret of [token, forge.githubToken, forge.gitlabToken])
       expect(everything).not.toContain(secret);

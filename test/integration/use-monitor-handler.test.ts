@@ -207,7 +207,8 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     expect(inside).toEqual({ recorded: 0 });
     expect(outside).toMatchObject({
       findings: [id],
-      contained: [{ identityId: 'deploy-prod', handle: accessKeyId, status: 'contained' }],
+      // started in the state machine: its execution revokes and re-issues
+      contained: [{ identityId: 'deploy-prod', handle: accessKeyId, status: 'started' }],
     });
     expect(again).toEqual({ recorded: 0, findings: [id] });
     const campaigns = await store.listCampaigns();

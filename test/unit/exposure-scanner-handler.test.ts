@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it, vi } from 'vitest';
+import { stateMachineContainment } from '../../functions/adapters/campaign-launcher.ts';
 import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import type { FinishedJob } from '../../functions/adapters/scan/finished-job-log.ts';
@@ -19,12 +20,14 @@ import type { BoundProvider } from '../../functions/core/ports.ts';
 import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
   alertSettingsOf,
+  FORGE_TOKENS_RECHECK_MS,
   forgeSettingsOf,
   jobLogReader,
+  lineCount,
   makeHandler,
   parseForgeTokens,
+  recheckedForgeSettings,
   SCANNER_ACTOR,
-  stateMachineContainment,
 } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import {
@@ -253,6 +256,13 @@ describe('exposure scanner: the managed credential a CloudWatch Logs payload hol
       location: `${LOG_GROUP}/${LOG_STREAM}`,
       line: 3,
     });
+    // started, not ended: what the execution revokes is its own record
+    expect(exposureEvents[1]?.details).toMatchObject({
+      outcome: 'started',
+      revoked: 0,
+      reason: `containment started (campaign ${campaign?.campaignId})`,
+    });
+    expect(world.exposures.records.get(world.fingerprint)).toMatchObject({ outcome: 'started' });
     // the other token is no credential of keywarden's: a finding, at its event
     expect(world.findings.latest?.findings).toEqual([
       expect.objectContaining({
@@ -299,7 +309,7 @@ function jobLogs(text: string) {
 }
 
 describe('exposure scanner: a finished CI job handed over by the API', () => {
-  it('reads the job log through the platform and scans it line by line, placed at each line, with containment on', async () => {
+  it('reads the job log through the platform and scans it as one text (hits at its own lines), with containment on', async () => {
     // prepare
     const token = generatedToken();
     const { scan, calls } = scanFinding(token);
@@ -314,13 +324,13 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     expect(logs.asked).toEqual([GITHUB_JOB]);
     expect(calls).toHaveLength(1);
     expect(calls[0]?.contain).toBe(true);
-    expect(calls[0]?.inputs.map((input) => [input.line, input.text.includes(token)])).toEqual([
-      [1, false],
-      [2, false],
-      [3, true],
-      [4, false],
+    // No line given: the use case places each hit at its own line of the log, not split here.
+    expect(calls[0]?.inputs).toEqual([
+      {
+        source: { kind: 'github-run', location: 'acme/app job 29679449' },
+        text: `##[group]Run npm ci\nadded 12 packages\n+ vault login ${token}\ndone`,
+      },
     ]);
-    expect(calls[0]?.inputs.map((input) => input.text).join('\n')).toContain('added 12 packages');
     expect(result).toEqual({ job: 'acme/app job 29679449', lines: 4, hits: 1, managed: 1, contained: 1 });
     expect(lines.some((line) => line.includes("credentials found in a finished job's log"))).toBe(true);
     expect(JSON.stringify(result) + lines.join('\n')).not.toContain(token);
@@ -392,10 +402,13 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     const { logger, lines } = capturedLogger();
     const read: FinishedJob[] = [];
     const settings = forgeSettingsOf({}, parseForgeTokens(JSON.stringify({ github: generatedToken() })));
-    const jobLog = jobLogReader(settings, async (job) => {
-      read.push(job);
-      return { source: { kind: 'github-run', location: 'acme/app job 1' }, text: 'ok' };
-    });
+    const jobLog = jobLogReader(
+      async () => settings,
+      async (job) => {
+        read.push(job);
+        return { source: { kind: 'github-run', location: 'acme/app job 1' }, text: 'ok' };
+      },
+    );
     const handler = makeHandler({ scan, logger, jobLog });
 
     // act
@@ -411,6 +424,49 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     expect(read).toEqual([GITHUB_JOB]);
     expect(calls).toHaveLength(1);
     expect(lines.some((line) => line.includes("a finished job's log was not read"))).toBe(true);
+  });
+
+  it('reads the forge tokens secret again while a token is the placeholder, at most once a minute, and keeps a token once set', async () => {
+    // prepare: deployed with the placeholder; an operator sets the GitHub token afterwards
+    let now = 0;
+    let secret = { github: '', gitlab: '' };
+    const reads: number[] = [];
+    const settingsFor = recheckedForgeSettings(
+      forgeSettingsOf({}, secret),
+      async () => {
+        reads.push(now);
+        return forgeSettingsOf({}, secret);
+      },
+      () => now,
+    );
+    const read: FinishedJob[] = [];
+    const jobLog = jobLogReader(settingsFor, async (job) => {
+      read.push(job);
+      return { source: { kind: 'github-run', location: 'acme/app job 1' }, text: 'ok' };
+    });
+    // act
+    const before = await jobLog(GITHUB_JOB);
+    secret = { github: generatedToken(), gitlab: '' };
+    now = FORGE_TOKENS_RECHECK_MS / 2;
+    const soon = await jobLog(GITHUB_JOB);
+    now = FORGE_TOKENS_RECHECK_MS;
+    const later = await jobLog(GITHUB_JOB);
+    now = 10 * FORGE_TOKENS_RECHECK_MS;
+    const afterwards = await jobLog(GITHUB_JOB);
+    // assess
+    expect([before, soon]).toEqual([
+      { unread: expect.stringMatching(/^no GitHub token: set the "github" field/) },
+      { unread: expect.stringMatching(/^no GitHub token/) },
+    ]);
+    expect([later, afterwards]).toMatchObject([{ text: 'ok' }, { text: 'ok' }]);
+    expect(reads).toEqual([FORGE_TOKENS_RECHECK_MS]);
+    expect(read).toEqual([GITHUB_JOB, GITHUB_JOB]);
+  });
+
+  it('counts a log’s lines as splitting it would, without splitting it', () => {
+    for (const text of ['', 'one', 'one\n', 'a\nb\nc', '\n\n']) {
+      expect(lineCount(text)).toBe(text.split('\n').length);
+    }
   });
 
   it('refuses a finished job when it was given no way to read logs', async () => {

@@ -64,6 +64,12 @@ export type FinishedJob =
       jobId: string | number;
     };
 
+/** A finished job as messages name it: its platform, repository or project, and id (no token, no log). */
+export const finishedJobName = (job: FinishedJob): string =>
+  job.platform === 'github'
+    ? `GitHub ${job.repository} job ${job.jobId}`
+    : `GitLab project ${job.project} job ${job.jobId}`;
+
 /**
  * The finished job's log: GitHub's job logs by job id (through the redirect), GitLab's trace.
  * @throws ValidationError for a malformed job or a platform without a token; ForgeError when the
