@@ -41,6 +41,7 @@ import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
 import type { ExposureSource } from '../core/exposure-types.ts';
+import type { ExposureAlerts } from '../core/ports.ts';
 import { KEYWARDEN_ENV, type LambdaEnv, lambdaEnv } from './env.ts';
 import { loadLambdaConfig, readSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
@@ -197,12 +198,12 @@ export function jobLogReader(
   };
 }
 
-/** How long an empty token is believed before the forge tokens secret is read again. */
-export const FORGE_TOKENS_RECHECK_MS = 60_000;
+/** How long a token secret's placeholder (forge tokens, Slack bot token) is believed before the secret is read again. */
+export const SECRET_RECHECK_MS = 60_000;
 
 /**
  * The forge settings read at cold start, read again (`reload`) when a job's platform has an empty
- * token and the last read is {@link FORGE_TOKENS_RECHECK_MS} old: the secret is deployed as a
+ * token and the last read is {@link SECRET_RECHECK_MS} old: the secret is deployed as a
  * placeholder and set by an operator afterwards, and a warm container must see it without a
  * redeploy. A token that is set is kept: one read per minute at most, and only while one is missing.
  */
@@ -214,7 +215,7 @@ export function recheckedForgeSettings(
   let current = first;
   let readAt = now();
   return async (platform) => {
-    if (!current[platform].token && now() - readAt >= FORGE_TOKENS_RECHECK_MS) {
+    if (!current[platform].token && now() - readAt >= SECRET_RECHECK_MS) {
       // Noted before reading: a read that fails (Lambda retries the job) is not tried by every job.
       readAt = now();
       current = await reload();
@@ -288,6 +289,44 @@ export function alertSettingsOf(
   };
 }
 
+/** The alerts a bot token gives, and whether Slack is among them (see {@link alertSettingsOf}). */
+export interface AlertsRead {
+  alerts: ExposureAlerts | undefined;
+  slack: boolean;
+}
+
+/**
+ * The alerts built at cold start, built again (`reload`: the bot token secret read anew) at most
+ * once a minute while an alert channel is set but the secret still holds the deployed
+ * placeholder, so a bot token set after deploy is used by warm containers. With no channel to
+ * wait for (`expectSlack` false) or Slack already in, the alerts as they are.
+ */
+export function recheckedAlerts(
+  first: AlertsRead,
+  expectSlack: boolean,
+  reload: () => Promise<AlertsRead>,
+  now: () => number = Date.now,
+): ExposureAlerts | undefined {
+  if (!expectSlack || first.slack) return first.alerts;
+  let current = first;
+  let readAt = now();
+  return {
+    async alert(alert) {
+      if (!current.slack && now() - readAt >= SECRET_RECHECK_MS) {
+        readAt = now();
+        current = await reload();
+      }
+      if (!current.alerts) {
+        // Said on the containment's result (alertError), never thrown past it.
+        throw new KeywardenError(
+          `no alert channel yet: the Slack bot token secret (${KEYWARDEN_ENV.slackBotTokenSecretArn}) holds no bot token (xoxb-…); set it with aws secretsmanager put-secret-value`,
+        );
+      }
+      await current.alerts.alert(alert);
+    },
+  };
+}
+
 /**
  * Cold start: the exposure part (the store, the fingerprint key, Vault for AppRole role-ids), the
  * detector (secretlint's recommended preset and keywarden's own rules), the campaign planning of
@@ -303,6 +342,21 @@ async function init() {
       ? await readSecret(secretsClient(loaded.aws), env.slackBotTokenSecretArn)
       : undefined;
   const composition = new Composition({ ...loaded, alerts: alertSettingsOf(env, botToken) });
+  const alertsWith = (composed: Composition): AlertsRead => ({
+    alerts: composed.get(alerts),
+    slack: composed.config.alerts.slack !== undefined,
+  });
+  const { slackBotTokenSecretArn } = env;
+  const scannerAlerts = recheckedAlerts(
+    alertsWith(composition),
+    Boolean(env.exposureAlertChannel && slackBotTokenSecretArn),
+    async () => {
+      const token = await readSecret(composition.get(secrets), slackBotTokenSecretArn ?? '');
+      return alertsWith(
+        new Composition({ ...composition.config, alerts: alertSettingsOf(env, token) }, composition.clock),
+      );
+    },
+  );
   const config = composition.config;
   if (!env.revocationStateMachineArn) {
     throw new KeywardenError(
@@ -333,7 +387,7 @@ async function init() {
       containment: stateMachineContainment(planning, launcher, SCANNER_ACTOR),
       actor: SCANNER_ACTOR,
       // The alert topic and the Slack channel, each when configured; an alert that fails never fails containment.
-      alerts: composition.get(alerts),
+      alerts: scannerAlerts,
     }),
     logger: new Logger({ serviceName: 'keywarden' }),
     jobLog: forge ? jobLogReader(forge) : undefined,

@@ -16,20 +16,22 @@ import type { FetchedLog } from '../../functions/adapters/scan/forge-http.ts';
 import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
-import type { BoundProvider } from '../../functions/core/ports.ts';
+import type { BoundProvider, ExposureAlert } from '../../functions/core/ports.ts';
 import { jobLogHandOff } from '../../functions/handlers/api.ts';
 import {
   alertSettingsOf,
-  FORGE_TOKENS_RECHECK_MS,
   forgeSettingsOf,
   jobLogReader,
   lineCount,
   makeHandler,
   parseForgeTokens,
+  recheckedAlerts,
   recheckedForgeSettings,
   SCANNER_ACTOR,
+  SECRET_RECHECK_MS,
 } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
+import { MemoryExposureAlerts } from '../support/memory-alerts.ts';
 import {
   MemoryAuditLog,
   MemoryCampaignStore,
@@ -447,11 +449,11 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     // act
     const before = await jobLog(GITHUB_JOB);
     secret = { github: generatedToken(), gitlab: '' };
-    now = FORGE_TOKENS_RECHECK_MS / 2;
+    now = SECRET_RECHECK_MS / 2;
     const soon = await jobLog(GITHUB_JOB);
-    now = FORGE_TOKENS_RECHECK_MS;
+    now = SECRET_RECHECK_MS;
     const later = await jobLog(GITHUB_JOB);
-    now = 10 * FORGE_TOKENS_RECHECK_MS;
+    now = 10 * SECRET_RECHECK_MS;
     const afterwards = await jobLog(GITHUB_JOB);
     // assess
     expect([before, soon]).toEqual([
@@ -459,7 +461,7 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
       { unread: expect.stringMatching(/^no GitHub token/) },
     ]);
     expect([later, afterwards]).toMatchObject([{ text: 'ok' }, { text: 'ok' }]);
-    expect(reads).toEqual([FORGE_TOKENS_RECHECK_MS]);
+    expect(reads).toEqual([SECRET_RECHECK_MS]);
     expect(read).toEqual([GITHUB_JOB, GITHUB_JOB]);
   });
 
@@ -555,6 +557,56 @@ describe('api: a finished job handed to the exposure scanner', () => {
     expect(logged[0]).toContain('GitLab project 42 job 7001');
     expect(logged[0]).toContain('TooManyRequestsException: Rate exceeded');
     expect(logged[0]).toContain(`invoke ${SCANNER}`);
+  });
+});
+
+describe('exposure scanner: a Slack bot token set after deploy', () => {
+  const alert: ExposureAlert = {
+    cause: 'exposure',
+    identityId: 'release-token',
+    owner: 'team-release',
+    incident: 'EXPOSURE-0123456789ab',
+    status: 'started',
+    where: 'file build.log:3',
+    fingerprint: 'hmac-sha256:0123456789ab',
+    failures: [],
+  };
+
+  it('reads the bot token secret again while it holds the placeholder, at most once a minute, then alerts through Slack', async () => {
+    // prepare: a channel configured, the secret still the placeholder at cold start
+    let now = 0;
+    const slack = new MemoryExposureAlerts();
+    const reads: number[] = [];
+    const scannerAlerts = recheckedAlerts(
+      { alerts: undefined, slack: false },
+      true,
+      async () => {
+        reads.push(now);
+        return { alerts: slack, slack: true };
+      },
+      () => now,
+    );
+    // act
+    const early = scannerAlerts?.alert(alert);
+    await expect(early).rejects.toThrow(
+      /no alert channel yet: the Slack bot token secret .* holds no bot token/,
+    );
+    now = SECRET_RECHECK_MS;
+    await scannerAlerts?.alert(alert);
+    now = 3 * SECRET_RECHECK_MS;
+    await scannerAlerts?.alert(alert);
+    // assess
+    expect(reads).toEqual([SECRET_RECHECK_MS]);
+    expect(slack.sent).toHaveLength(2);
+  });
+
+  it('keeps the alerts as built when no channel waits for a token, or Slack is in already', () => {
+    const topic = new MemoryExposureAlerts();
+    const never = async () => {
+      throw new Error('not read again');
+    };
+    expect(recheckedAlerts({ alerts: topic, slack: false }, false, never)).toBe(topic);
+    expect(recheckedAlerts({ alerts: topic, slack: true }, true, never)).toBe(topic);
   });
 });
 
