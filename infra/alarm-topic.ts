@@ -1,9 +1,11 @@
-import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 
 /** An alarm topic with its own key, as {@link encryptedAlarmTopic} builds it. */
@@ -108,4 +110,50 @@ export function notifyOnAlarmAndOk(topic: sns.ITopic, alarms: readonly cloudwatc
     alarm.addAlarmAction(notify);
     alarm.addOkAction(notify);
   }
+}
+
+/** What {@link functionAlarms} watches and says. */
+export interface FunctionAlarmsProps {
+  /** The function whose errors fire `ErrorsAlarm`. */
+  readonly fn: lambda.IFunction;
+  /** Its dead-letter queue, whose waiting messages fire `DeadLetterAlarm`. */
+  readonly queue: sqs.IQueue;
+  /** The alarms' names: `<stack>-<capability>-…`, under the alarm topic's prefix. */
+  readonly errorsName: string;
+  readonly deadLetterName: string;
+  /** Over how long errors are summed (one is enough). */
+  readonly errorsPeriod: Duration;
+  /** What each alarm tells the one who reads it: what may be missed, what to do. */
+  readonly errorsText: string;
+  readonly deadLetterText: string;
+  /** Where both notify, when they fire and when they clear. */
+  readonly topic: sns.ITopic;
+}
+
+/**
+ * The alarm pair of a function fed by events: its errors (summed over `errorsPeriod`) and a
+ * message waiting in its dead-letter queue (the most visible over 15 minutes), as `ErrorsAlarm`
+ * and `DeadLetterAlarm` under `scope`, both notifying `topic` on alarm and on OK.
+ */
+export function functionAlarms(
+  scope: Construct,
+  props: FunctionAlarmsProps,
+): { errorsAlarm: cloudwatch.Alarm; deadLetterAlarm: cloudwatch.Alarm } {
+  const errorsAlarm = new cloudwatch.Alarm(scope, 'ErrorsAlarm', {
+    alarmName: props.errorsName,
+    alarmDescription: props.errorsText,
+    metric: props.fn.metricErrors({ statistic: cloudwatch.Stats.SUM, period: props.errorsPeriod }),
+    ...AT_LEAST_ONCE,
+  });
+  const deadLetterAlarm = new cloudwatch.Alarm(scope, 'DeadLetterAlarm', {
+    alarmName: props.deadLetterName,
+    alarmDescription: props.deadLetterText,
+    metric: props.queue.metricApproximateNumberOfMessagesVisible({
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: Duration.minutes(15),
+    }),
+    ...AT_LEAST_ONCE,
+  });
+  notifyOnAlarmAndOk(props.topic, [errorsAlarm, deadLetterAlarm]);
+  return { errorsAlarm, deadLetterAlarm };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Duration, RemovalPolicy, SecretValue, Stack } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -12,7 +12,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
-import { AT_LEAST_ONCE, grantAlertPublish, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { functionAlarms, grantAlertPublish } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
 import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
@@ -267,27 +267,18 @@ export class ExposureScanner extends Construct {
 
     if (props.alarmTopic) {
       const alarmNamePrefix = `${Stack.of(this).stackName}-exposure-`;
-      this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
-        alarmName: `${alarmNamePrefix}scanner-errors`,
-        alarmDescription:
+      ({ errorsAlarm: this.errorsAlarm, deadLetterAlarm: this.deadLetterAlarm } = functionAlarms(this, {
+        fn: this.scanner.function,
+        queue: this.deadLetterQueue,
+        errorsName: `${alarmNamePrefix}scanner-errors`,
+        deadLetterName: `${alarmNamePrefix}unscanned`,
+        errorsPeriod: Duration.minutes(5),
+        errorsText:
           "keywarden: the exposure scanner failed in the last 5 minutes, so a log batch or a finished job's log may not be scanned yet (Lambda retries it twice, then keeps it in the dead-letter queue) and a leaked credential may still be live. Read the scanner's logs for the error.",
-        metric: this.scanner.function.metricErrors({
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.minutes(5),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-        alarmName: `${alarmNamePrefix}unscanned`,
-        alarmDescription:
+        deadLetterText:
           "keywarden: a CloudWatch Logs batch or a finished CI job handed over by the API waits in the exposure dead-letter queue (the scanner failed on it after its retries: for a job, often a forge token that cannot read its log), so its lines are not scanned and a leak in them not contained. Read the scanner's logs for the error, fix the cause, then re-drive the message to the scanner (aws lambda invoke --invocation-type Event).",
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: Duration.minutes(15),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      notifyOnAlarmAndOk(props.alarmTopic, [this.errorsAlarm, this.deadLetterAlarm]);
+        topic: props.alarmTopic,
+      }));
     } else {
       this.errorsAlarm = undefined;
       this.deadLetterAlarm = undefined;

@@ -1,5 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,7 +8,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { AT_LEAST_ONCE, grantAlertPublish, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { functionAlarms, grantAlertPublish } from '../alarm-topic.ts';
 import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { deadLetterQueue } from '../live-schedule.ts';
@@ -29,7 +29,7 @@ export interface UseMonitorProps extends PipelineCredentialsProps {
    * The incident revocation state machine: a managed key used from outside its `allowedRunners`
    * by an identity whose `policy.onUnexpectedUse` is `contain` is ended by a campaign started in
    * it (on the key's fingerprint, with re-issue). Absent, such uses are reported only, and the
-   * function holds no Step Functions, IAM or Vault grant.
+   * function holds no Step Functions or IAM grant. Never the Vault token: only access keys are watched.
    *
    * @default no containment
    */
@@ -89,26 +89,27 @@ export class UseMonitor extends Construct {
       timeout: Duration.seconds(60),
       logRetention: pipeline.logRetention,
       deadLetterQueue: this.deadLetterQueue,
-      environment: revocationStateMachine
-        ? {
-            ...pipeline.environment,
-            revocationStateMachineArn: revocationStateMachine.stateMachineArn,
-            ...(props.alarmTopic ? { exposureAlertTopicArn: props.alarmTopic.topicArn } : {}),
-          }
-        : {
-            table: pipeline.environment.table,
-            fingerprintKeySecretArn: pipeline.environment.fingerprintKeySecretArn,
-          },
+      // No Vault address or token: the monitor contains only `aws-iam-access-key` identities.
+      environment: {
+        table: pipeline.environment.table,
+        fingerprintKeySecretArn: pipeline.environment.fingerprintKeySecretArn,
+        ...(revocationStateMachine
+          ? {
+              iamPathPrefix: pipeline.environment.iamPathPrefix,
+              secretNamePrefix: pipeline.environment.secretNamePrefix,
+              revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+              ...(props.alarmTopic ? { exposureAlertTopicArn: props.alarmTopic.topicArn } : {}),
+            }
+          : {}),
+      },
     });
     const role = this.monitor.role;
     stateStore.grantReadWriteData(role);
-    if (!revocationStateMachine) {
-      // The fingerprint key only: every function's configuration reads it at cold start.
-      secrets.grantRead(role, { vaultToken: false });
-    } else {
-      // Containment plans its campaign here (as the exposure scanner does): the Vault token for a
-      // Vault identity's listing, the key's identity's live keys and the secrets' versions.
-      secrets.grantRead(role);
+    // The fingerprint key only: every function's configuration reads it at cold start.
+    secrets.grantRead(role, { vaultToken: false });
+    if (revocationStateMachine) {
+      // Containment plans its campaign here (as the exposure scanner does): the monitor watches
+      // only `aws-iam-access-key` identities, so planning lists the used key's user's keys alone.
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: 'StartRevocationCampaigns',
@@ -124,13 +125,6 @@ export class UseMonitor extends Construct {
           resources: [pipeline.usersArn],
         }),
       );
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'ListPrefixedSecretVersions',
-          actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
-          resources: [pipeline.secretsArn],
-        }),
-      );
       NagSuppressions.addResourceSuppressions(
         role,
         [
@@ -138,11 +132,6 @@ export class UseMonitor extends Construct {
             id: 'AwsSolutions-IAM5',
             reason: `IAM user names come from the inventory, not known at deploy time. Planning a containment campaign lists the used key's identity's access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
             appliesTo: [iam5ResourceFinding(this, pipeline.usersArn)],
-          },
-          {
-            id: 'AwsSolutions-IAM5',
-            reason: `Secret names come from the inventory, not known at deploy time. Planning a containment campaign lists a secret's versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No secret value is read or written here.`,
-            appliesTo: [iam5ResourceFinding(this, pipeline.secretsArn)],
           },
         ],
         true,
@@ -175,27 +164,18 @@ export class UseMonitor extends Construct {
 
     if (props.alarmTopic) {
       const alarmNamePrefix = `${Stack.of(this).stackName}-use-monitor-`;
-      this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
-        alarmName: `${alarmNamePrefix}errors`,
-        alarmDescription:
+      ({ errorsAlarm: this.errorsAlarm, deadLetterAlarm: this.deadLetterAlarm } = functionAlarms(this, {
+        fn: this.monitor.function,
+        queue: this.deadLetterQueue,
+        errorsName: `${alarmNamePrefix}errors`,
+        deadLetterName: `${alarmNamePrefix}undelivered`,
+        errorsPeriod: Duration.hours(1),
+        errorsText:
           "keywarden: the use monitor failed in the last hour, so a CI session's or managed key's call may not be judged (or recorded) until its retry succeeds. Read the function's logs for the event and error.",
-        metric: this.monitor.function.metricErrors({
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.hours(1),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-        alarmName: `${alarmNamePrefix}undelivered`,
-        alarmDescription:
+        deadLetterText:
           'keywarden: a CloudTrail event waits in the use monitor dead-letter queue (EventBridge could not deliver it, or the monitor failed after its retries), so its use is not judged. Read the message, fix the cause and re-drive it to the use monitor (aws lambda invoke --invocation-type Event).',
-        metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: Duration.minutes(15),
-        }),
-        ...AT_LEAST_ONCE,
-      });
-      notifyOnAlarmAndOk(props.alarmTopic, [this.errorsAlarm, this.deadLetterAlarm]);
+        topic: props.alarmTopic,
+      }));
     } else {
       this.errorsAlarm = undefined;
       this.deadLetterAlarm = undefined;

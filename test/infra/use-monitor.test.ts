@@ -1,8 +1,9 @@
 /**
  * The use monitor: one EventBridge rule on CloudTrail's API calls of `ci-` sessions and of
  * `AKIA` keys, delivering to functions/handlers/use-monitor.ts with a dead-letter queue; its role
- * may use the state table, read keywarden's secrets, list what containment plans over and start
- * the revocation state machine, nothing more; without a state machine, no containment grant at all.
+ * may use the state table, read the fingerprint key (never the Vault token: only access keys are
+ * watched), list the used key's user's keys and start the revocation state machine, nothing more;
+ * without a state machine, no containment grant at all.
  */
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -79,8 +80,13 @@ describe('infra: use monitor', () => {
     ]);
     const fn = resourceOf(template, 'AWS::Lambda::Function', monitor.monitor.function)?.Properties;
     expect(fn).toMatchObject({ ...BUNDLED_HANDLER, DeadLetterConfig: { TargetArn: queueArn() } });
+    const {
+      KEYWARDEN_VAULT_ADDR: _addr,
+      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: _token,
+      ...service
+    } = serviceVariables(synthesized.stack);
     expect(fn?.Environment.Variables).toEqual({
-      ...serviceVariables(synthesized.stack),
+      ...service,
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(synthesized.stack.revocation.stateMachine) },
@@ -92,13 +98,16 @@ describe('infra: use monitor', () => {
     });
   });
 
-  it('uses the state table, reads keywarden’s secrets, starts the revocation state machine only, lists only what containment plans over, and alerts on the alarm topic', () => {
+  it('uses the state table, reads the fingerprint key only, starts the revocation state machine only, lists only the used key’s user’s keys, and alerts on the alarm topic', () => {
     const granted = statements();
     const { stack } = synthesized;
     expect(resourcesAllowedFor(granted, 'dynamodb:PutItem')).toEqual(tableAndIndexArns(stack));
-    expect(resourcesAllowedFor(granted, 'secretsmanager:GetSecretValue').sort()).toEqual(
-      [stack.secrets.vaultToken, stack.secrets.fingerprintKey].map((s) => `<${logicalIdOf(s)}>`).sort(),
-    );
+    expect(resourcesAllowedFor(granted, 'secretsmanager:GetSecretValue')).toEqual([
+      `<${logicalIdOf(stack.secrets.fingerprintKey)}>`,
+    ]);
+    expect(granted.flatMap((s) => s.actions).filter((a) => a.startsWith('secretsmanager:'))).toEqual([
+      'secretsmanager:GetSecretValue',
+    ]);
     expect(resourcesAllowedFor(granted, 'states:StartExecution')).toEqual([
       `<${logicalIdOf(stack.revocation.stateMachine)}>`,
     ]);
@@ -115,9 +124,6 @@ describe('infra: use monitor', () => {
     expect(resourcesAllowedFor(granted, 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
     expect(granted.flatMap((s) => s.actions).filter((a) => a.startsWith('iam:'))).toEqual([
       'iam:ListAccessKeys',
-    ]);
-    expect(resourcesAllowedFor(granted, 'secretsmanager:ListSecretVersionIds')).toEqual([
-      ARNS.secrets('ci/'),
     ]);
     expect(resourcesAllowedFor(granted, 'sqs:SendMessage')).toEqual([
       `<${logicalIdOf(monitor.deadLetterQueue)}.Arn>`,
@@ -150,7 +156,7 @@ describe('infra: use monitor', () => {
     });
   });
 
-  it('leaves no unsuppressed AwsSolutions finding, and suppresses only the pinned runtime and the listing scopes', () => {
+  it('leaves no unsuppressed AwsSolutions finding, and suppresses only the pinned runtime and the IAM users listing scope', () => {
     expect(awsSolutionsFindingsUnder(synthesized.stack, ['/UseMonitor/'])).toEqual([]);
     expect(Annotations.fromStack(synthesized.stack).findWarning('*', Match.anyValue())).toEqual([]);
     const found = suppressionsIn(template).filter((s) => s.path.includes('/UseMonitor/'));
@@ -164,7 +170,7 @@ describe('infra: use monitor', () => {
           'Keywarden/UseMonitor/Monitor/Role/Resource',
           'Keywarden/UseMonitor/Monitor/Role/DefaultPolicy/Resource',
         ].flatMap((path) =>
-          [ARNS.users('/ci/'), ARNS.secrets('ci/')].map(
+          [ARNS.users('/ci/')].map(
             (arn) => `${path} AwsSolutions-IAM5 ${JSON.stringify([`Resource::${arn}`])}`,
           ),
         ),
