@@ -299,6 +299,8 @@ const managedText = (hit: ExposureHit): string => {
 function alerted(c: Containment, channels: FanOutExposureAlerts | undefined): string {
   if (c.alerted) return `alert sent to ${channels?.description ?? 'the alert channels'}`;
   if (c.alerted === false) return `alert NOT sent: ${c.alertError}`;
+  // Channels but no alert: a failure its owner was told of when it first failed.
+  if (channels) return 'its owner was alerted when it first failed: not again';
   return 'no alert channel configured (keywarden dev up creates the alert topic)';
 }
 
