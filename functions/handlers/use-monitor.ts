@@ -9,7 +9,9 @@
  *   `used-from-unexpected-runner`, and with `policy.onUnexpectedUse: contain` the key is ended by
  *   an incident campaign in the revocation state machine (when this function is given one).
  *
- * Findings join the latest findings (`keywarden findings`) and are audited. Events of any other
+ * Each finding is acted on (contained, audited, joined to the latest findings for `keywarden
+ * findings`) by the one invocation that wins its claim in the state table; a containment that
+ * fails is thrown after the claim is given back, so Lambda retries the event. Events of any other
  * shape are ignored: the rule may be widened without breaking this function. Only handles,
  * addresses and times are logged or returned, never a value.
  */
@@ -50,7 +52,7 @@ export interface UseMonitorHandlerDeps {
 export interface UseMonitorResult {
   /** `ci.credentials.used` events recorded (0 or 1). */
   recorded: number;
-  /** The findings the call makes (already listed ones included). */
+  /** The findings the call makes (ones another call acted on included). */
   findings?: string[];
   contained?: Pick<
     UseContainment,
@@ -145,9 +147,10 @@ export function cachedWatch(
 }
 
 /**
- * Cold start: the state table (CI exchanges, inventory, versions, findings, audit) and, when the
- * construct gives it a revocation state machine, containment through it (campaign planning on
- * the same store and the rotation registries), alerted on the alert topic it names.
+ * Cold start: the state table (CI exchanges, inventory, versions, findings and their claims,
+ * audit) and, when the construct gives it a revocation state machine, containment through it
+ * (campaign planning on the same store and the rotation registries; no Vault: only access keys
+ * are watched), alerted on the alert topic it names.
  */
 async function init() {
   const env = lambdaEnv();

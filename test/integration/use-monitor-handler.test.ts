@@ -181,7 +181,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     });
   });
 
-  it('finds the managed key used from outside its allowedRunners and starts one containment campaign on its fingerprint; a call from inside is nothing', async () => {
+  it('finds the managed key used from outside its allowedRunners and starts one containment campaign on its fingerprint, however many calls arrive at once; a call from inside is nothing', async () => {
     // prepare
     const { handler } = await import('../../functions/handlers/use-monitor.ts');
     const signedBy = (sourceIPAddress: string) =>
@@ -197,10 +197,11 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
         { eventTime: cloudTrailTime(new Date()), sourceIPAddress },
       );
 
-    // act
+    // act: a burst of a stolen key's calls, each its own invocation (the claim is on dynalite)
     const inside = await handler(signedBy('10.20.1.2'));
-    const outside = await handler(signedBy('198.51.100.7'));
-    const again = await handler(signedBy('198.51.100.7'));
+    const burst = await Promise.all(Array.from({ length: 4 }, () => handler(signedBy('198.51.100.7'))));
+    const outside = burst.find((r) => r.contained);
+    const again = burst.filter((r) => r !== outside);
 
     // assess
     const id = `used-from-unexpected-runner:deploy-prod:${accessKeyId}`;
@@ -210,7 +211,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
       // started in the state machine: its execution revokes and re-issues
       contained: [{ identityId: 'deploy-prod', handle: accessKeyId, status: 'started' }],
     });
-    expect(again).toEqual({ recorded: 0, findings: [id] });
+    expect(again).toEqual(Array.from({ length: 3 }, () => ({ recorded: 0, findings: [id] })));
     const campaigns = await store.listCampaigns();
     expect(campaigns).toEqual([expect.objectContaining({ reissue: true, requestedBy: USE_MONITOR_ACTOR })]);
     expect(campaigns[0]?.incident).toMatch(/^UNEXPECTED-USE-[0-9a-f]{12}$/);
