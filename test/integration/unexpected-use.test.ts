@@ -127,6 +127,9 @@ describe('unexpected use, from the OpenBao audit device (local stack)', () => {
         identityId: deploy.id,
         handle: outside.accessor,
         fingerprint: undefined,
+        owner: deploy.owner,
+        // discovery's findings carry no uses: the finding says where
+        where: unexpected[0]?.message,
       },
     ]);
   });
