@@ -81,6 +81,11 @@ export interface FindingStore {
    * its `until` (as of `now`) may be claimed again.
    */
   claimFinding(id: string, until: Date, now: Date): Promise<boolean>;
+  /**
+   * Keeps a claim this caller won until `until`: the claim is first taken for a short lease (a
+   * caller that dies holding it leaves it to a later call), then kept once the action is done.
+   */
+  holdFinding(id: string, until: Date): Promise<void>;
   /** Gives up a claim taken by {@link claimFinding} whose action failed, so a retry may act. */
   releaseFinding(id: string): Promise<void>;
 }

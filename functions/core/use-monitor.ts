@@ -5,7 +5,8 @@
  * key from outside its identity's `allowedRunners` is `used-from-unexpected-runner`, contained
  * when the identity's `policy.onUnexpectedUse` is `contain`. Each finding is acted on (contained,
  * audited, alerted) once per {@link FINDING_CLAIM_MS}: by whoever wins its claim in the finding
- * store; it is also saved with the latest findings, for `keywarden findings`.
+ * store (a lease of {@link FINDING_LEASE_MS} while it acts); it is also saved with the latest
+ * findings, for `keywarden findings`.
  */
 import type { AuditEventInput } from './audit.ts';
 import type { CiCredentialRecord } from './ci-records.ts';
@@ -50,6 +51,12 @@ export const MAX_SESSION_MS = 60 * 60 * 1000;
  * news again.
  */
 export const FINDING_CLAIM_MS = 7 * 24 * 60 * 60 * 1000;
+
+/**
+ * How long a finding's claim holds while its caller acts: longer than the monitor runs (60 s),
+ * short enough that a call after a caller died holding it (a timeout mid-containment) acts.
+ */
+export const FINDING_LEASE_MS = 5 * 60 * 1000;
 
 /** Who the use monitor is in the audit trail and on the containment campaigns it starts. */
 export const USE_MONITOR_ACTOR = 'keywarden:use-monitor';
@@ -177,9 +184,10 @@ function auditOf(finding: Finding, use: MonitoredUse): AuditEventInput {
 /**
  * Judges one use: a CI session's call after its exchange ended, or a watched access key's call
  * from outside its `allowedRunners` (a call with no address the rules speak of is not judged).
- * Each finding is claimed in the finding store first; only the caller that wins the claim acts:
- * on a `contain` identity its key is handed to containment, then the finding is audited and saved
- * with the latest findings (the done-marker last). A stolen key makes many calls at once, and the
+ * Each finding is claimed in the finding store first, for a short lease; only the caller that
+ * wins the claim acts: on a `contain` identity its key is handed to containment, then the finding
+ * is audited and saved with the latest findings, and the claim is kept for
+ * {@link FINDING_CLAIM_MS} (the done-marker last). A stolen key makes many calls at once, and the
  * first containment's campaign is already under way for the rest.
  *
  * @throws KeywardenError (retryable) when a containment failed, after giving the claim back, so
@@ -196,10 +204,10 @@ export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse)
   }
   if (findings.length === 0) return { findings, fresh: 0, contained: [] };
   const now = deps.clock.now();
-  const until = new Date(now.getTime() + FINDING_CLAIM_MS);
+  const lease = new Date(now.getTime() + FINDING_LEASE_MS);
   const claimed: Finding[] = [];
   for (const finding of findings) {
-    if (await deps.findings.claimFinding(finding.id, until, now)) claimed.push(finding);
+    if (await deps.findings.claimFinding(finding.id, lease, now)) claimed.push(finding);
   }
   if (claimed.length === 0) return { findings, fresh: 0, contained: [] };
   const release = () => Promise.all(claimed.map((f) => deps.findings.releaseFinding(f.id)));
@@ -235,5 +243,8 @@ export async function judgeMonitoredUse(deps: UseMonitorDeps, use: MonitoredUse)
     throw error;
   }
   await saveUnmanagedFindings(deps, claimed);
+  // Done: the claim is kept for long, so the key's further calls are not acted on again.
+  const kept = new Date(now.getTime() + FINDING_CLAIM_MS);
+  await Promise.all(claimed.map((f) => deps.findings.holdFinding(f.id, kept)));
   return { findings, fresh: claimed.length, contained };
 }

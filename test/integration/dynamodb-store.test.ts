@@ -248,7 +248,7 @@ describe('state store: findings', () => {
     });
   });
 
-  it('claims a finding for exactly one of many callers at once, with the TTL attribute; a released or expired claim may be taken again', async () => {
+  it('claims a finding for exactly one of many callers at once, with the TTL attribute; a released or expired claim may be taken again, a held one not', async () => {
     // prepare
     const id = 'used-from-unexpected-runner:deploy:AKIA-handle';
     const now = new Date('2026-11-01T00:00:00Z');
@@ -267,11 +267,13 @@ describe('state store: findings', () => {
       new Date('2026-11-15T00:00:00Z'),
       new Date('2026-11-08T00:00:01Z'),
     );
+    await store.holdFinding(id, new Date('2026-11-22T00:00:00Z'));
+    const afterHeld = await store.claimFinding(id, until, new Date('2026-11-16T00:00:00Z'));
 
     // assess
     expect(racing.filter(Boolean)).toHaveLength(1);
     expect(item).toMatchObject({ sk: 'CLAIM', finding: id, expiresAt: until.getTime() / 1000 });
-    expect([afterRelease, whileHeld, afterExpiry]).toEqual([true, false, true]);
+    expect([afterRelease, whileHeld, afterExpiry, afterHeld]).toEqual([true, false, true, false]);
     // the latest findings are not touched by claims
     expect(await store.latestFindings()).toBeUndefined();
   });

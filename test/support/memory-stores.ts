@@ -582,6 +582,9 @@ export class MemoryFindings implements FindingStore {
     this.claims.set(id, until.getTime());
     return true;
   }
+  async holdFinding(id: string, until: Date) {
+    this.claims.set(id, until.getTime());
+  }
   async releaseFinding(id: string) {
     this.claims.delete(id);
   }

@@ -13,7 +13,7 @@ import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import type { ExposureAlert, ExposureContainment } from '../../functions/core/ports.ts';
-import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
+import { FINDING_CLAIM_MS, FINDING_LEASE_MS, USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
 import { cachedWatch, makeHandler } from '../../functions/handlers/use-monitor.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryCiStore } from '../support/memory-ci-stores.ts';
@@ -562,6 +562,34 @@ describe('use monitor: acting once on a finding', () => {
     expect(findings.latest?.findings.map((f) => f.id)).toEqual([
       `used-from-unexpected-runner:deploy-prod:${key}`,
     ]);
+  });
+
+  it('acts after a caller that died holding the claim (a short lease), and keeps the claim for days once it acted', async () => {
+    // prepare: another invocation claimed the finding at 07:40 and timed out mid-containment
+    const key = accessKeyId();
+    const { clock, findings, containment, handler } = await world(
+      [deploy],
+      [credentialVersion(deploy, { handle: key, fingerprint: fingerprint() })],
+    );
+    const id = `used-from-unexpected-runner:deploy-prod:${key}`;
+    await findings.claimFinding(id, new Date(clock.now().getTime() + FINDING_LEASE_MS), clock.now());
+    const call = () => keyCall('deploy-prod', key, { sourceIPAddress: '198.51.100.7' });
+
+    // act
+    const whileLeased = await handler(call());
+    clock.advance(FINDING_LEASE_MS + 1_000);
+    const afterLease = await handler(call());
+    clock.advance(24 * 3_600_000);
+    const nextDay = await handler(call());
+
+    // assess
+    expect(whileLeased.contained).toBeUndefined();
+    expect(afterLease.contained).toEqual([expect.objectContaining({ status: 'contained' })]);
+    expect(nextDay.contained).toBeUndefined();
+    expect(containment.asked).toHaveLength(1);
+    expect(findings.claims.get(id)).toBe(
+      Date.parse('2026-12-05T07:40:00Z') + FINDING_LEASE_MS + 1_000 + FINDING_CLAIM_MS,
+    );
   });
 
   it('does not judge again a contained (revoked) key that keeps trying, though its IAM user signed the call', async () => {

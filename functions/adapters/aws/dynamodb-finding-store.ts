@@ -52,6 +52,19 @@ export function dynamoFindingStore(table: DynamoTable): FindingStore {
       return mine;
     },
 
+    async holdFinding(id, until) {
+      const writeId = won.get(id);
+      if (!writeId) return;
+      await table.updateIf(
+        Keys.findingClaim(id),
+        {
+          expression: 'SET expiresAt = :until',
+          values: { ':until': Math.ceil(until.getTime() / 1000), ':w': writeId },
+        },
+        'writeId = :w',
+      );
+    },
+
     async releaseFinding(id) {
       const writeId = won.get(id);
       won.delete(id);
