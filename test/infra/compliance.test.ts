@@ -134,9 +134,9 @@ describe('infra: cdk-nag AwsSolutions', () => {
             iam5(ARNS.secrets('ci/')),
             iam5(ARNS.keys),
           ),
-          // The use monitor plans a used key's containment as the exposure scanner does: it lists
-          // the key's identity's access keys and secrets' versions (metadata) under the path and prefix.
-          ...onRoles(['UseMonitor/Monitor'], iam5(ARNS.users('/ci/')), iam5(ARNS.secrets('ci/'))),
+          // The use monitor plans a used key's containment: it lists the key's identity's access
+          // keys (metadata) under the IAM path; it contains IAM keys only, so no secrets' versions.
+          ...onRoles(['UseMonitor/Monitor'], iam5(ARNS.users('/ci/'))),
           // The one holder of iam:PutRolePolicy: roles under the break-glass and revocation paths.
           ...onRoles(['RoleDeny/Handler'], iam5(ARNS.breakglassRoles, ARNS.roles('/ci/'))),
           // The state machine: qualified invokes of its three functions, the plan's target lists,
