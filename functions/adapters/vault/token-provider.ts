@@ -61,7 +61,7 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   /** keywarden's own accessor, once known: never listed, so never revoked as a declared token. */
   #selfAccessor: Promise<string> | undefined;
   /** The accessor LIST that listings starting now wait for: sent once the one under way answers. */
-  #nextList: Promise<TokenLookup[]> | undefined;
+  #nextList: Promise<TokenIndex> | undefined;
   /** The accessor LIST under way, with the lookups of the tokens it names. */
   #listing: Promise<unknown> | undefined;
 
@@ -167,7 +167,11 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
       !options.skip?.has(replaced.accessor) &&
       tokenMatch(identity, tokenSeen(replaced)) !== undefined;
     const everyToken = !adoptable && needsEveryToken(identity.scope);
-    const listed = adoptable ? [replaced] : everyToken ? await this.#everyToken() : [];
+    const listed = adoptable
+      ? [replaced]
+      : everyToken
+        ? candidatesOf(await this.#everyToken(), identity)
+        : [];
     const inList = new Set(listed.map((token) => token.accessor));
     // A declared accessor no LIST named is looked up afresh: that lookup is what says it still
     // exists. Beside an adopted replaced token, one the caller recorded already (`skip`) is not.
@@ -232,11 +236,11 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
 
   /**
    * Every token that exists, from a LIST of accessors sent after this call began, looked up
-   * (once per process each). Listings that start while a LIST is under way share the next one,
+   * (once per process each), indexed once per LIST (see {@link TokenIndex}). Listings that start while a LIST is under way share the next one,
    * sent when it answers: a fleet's listings at once cost two LISTs and one pass over the
    * tokens, not a LIST and a pass each, and each still sees what existed when it began.
    */
-  #everyToken(): Promise<TokenLookup[]> {
+  #everyToken(): Promise<TokenIndex> {
     if (this.#nextList) return this.#nextList;
     const next = (this.#listing ?? Promise.resolve()).then(async () => {
       // Sent now: a listing that starts from here on waits for the one after.
@@ -244,7 +248,7 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
       const listed = await this.#client.list('auth/token/accessors');
       this.#forgetAllBut(new Set(listed));
       const tokens = await Promise.all(listed.map((accessor) => this.#lookup(accessor, false)));
-      return tokens.filter((token) => token !== undefined);
+      return indexTokens(tokens.filter((token) => token !== undefined));
     });
     this.#nextList = next;
     const settled = next.catch(() => undefined);
@@ -271,4 +275,52 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
     }
     return this.#selfAccessor;
   }
+}
+
+/**
+ * The tokens one LIST found, indexed by what can name a token to an identity (declared-tokens.ts
+ * `tokenMatch`): its accessor, the identity keywarden issued it for, or (made outside keywarden)
+ * a token role or display-name prefix. Built once per LIST, so each identity's listing reads its
+ * own candidates, not every token: a fleet's listings cost O(tokens), not O(identities × tokens).
+ */
+interface TokenIndex {
+  byAccessor: ReadonlyMap<string, TokenLookup>;
+  /** By `tokenSeen(token).issuedFor`: keywarden's tokens, each of one identity (or a grant) only. */
+  byIssuer: ReadonlyMap<string, readonly TokenLookup[]>;
+  /** Tokens keywarden did not issue: a token role or a display-name prefix may name them. */
+  unissued: readonly TokenLookup[];
+}
+
+function indexTokens(tokens: readonly TokenLookup[]): TokenIndex {
+  const byAccessor = new Map<string, TokenLookup>();
+  const byIssuer = new Map<string, TokenLookup[]>();
+  const unissued: TokenLookup[] = [];
+  for (const token of tokens) {
+    byAccessor.set(token.accessor, token);
+    const issuer = tokenSeen(token).issuedFor;
+    if (issuer === undefined) unissued.push(token);
+    else {
+      const mine = byIssuer.get(issuer);
+      if (mine) mine.push(token);
+      else byIssuer.set(issuer, [token]);
+    }
+  }
+  return { byAccessor, byIssuer, unissued };
+}
+
+/**
+ * The listed tokens `identity` may name, a superset of those `tokenMatch` accepts (the caller
+ * still asks it): its declared accessors, those issued for it, and with a token role or a
+ * display-name prefix every token keywarden did not issue.
+ */
+function candidatesOf(index: TokenIndex, identity: TokenIdentity): TokenLookup[] {
+  const found = new Map<string, TokenLookup>();
+  for (const accessor of declaredAccessors(identity.scope)) {
+    const token = index.byAccessor.get(accessor);
+    if (token) found.set(accessor, token);
+  }
+  for (const token of index.byIssuer.get(identity.id) ?? []) found.set(token.accessor, token);
+  if (identity.scope.tokenRole !== undefined || identity.scope.displayNamePrefix !== undefined)
+    for (const token of index.unissued) found.set(token.accessor, token);
+  return [...found.values()];
 }
