@@ -5,21 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 import { keywardenEntry } from '../support/cli-entry.ts';
 import { startForgeServer } from '../support/forge-server.ts';
+import { alertSubscriber } from '../support/lambda-world.ts';
 import { keywardenAsync } from './breakglass-support.ts';
 import { type CliResult, keywarden } from './cli.ts';
 
@@ -107,19 +100,10 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     const config = RuntimeConfigSchema.parse(JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')));
     services = wire(config);
     // An owner's subscription to the alert topic `dev up` made on moto: an SQS queue, read after the scans.
-    const sqs = new SQSClient(awsClientConfig(config.aws));
-    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'kw-scan-alerts' }));
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-    );
     expect(config.alerts.topicArn).toMatch(/:keywarden-alerts$/);
-    await new SNSClient(awsClientConfig(config.aws)).send(
-      new SubscribeCommand({
-        TopicArn: config.alerts.topicArn,
-        Protocol: 'sqs',
-        Endpoint: Attributes?.QueueArn,
-      }),
-    );
+    const readAlerts = await alertSubscriber(config.aws, config.alerts.topicArn ?? '', {
+      queueName: 'kw-scan-alerts',
+    });
     vault = new VaultClient({ addr: config.vault?.addr ?? '', token: config.vault?.token ?? '' });
     const pair = JSON.parse(await secretString('ci/app/build/aws-access-key')) as Record<string, string>;
     leaked.accessKeyId = pair.accessKeyId ?? '';
@@ -154,11 +138,9 @@ describe('keywarden scan --contain: exposed credentials of every kind end, and a
     second = run('scan', log, '--contain', '--json');
     // moto delivers to SQS as it publishes: every alert is in the queue once the scans are done.
     for (let read = 0; read < 5; read += 1) {
-      const { Messages = [] } = await sqs.send(
-        new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
-      );
-      if (Messages.length === 0) break;
-      alerts = [...alerts, ...Messages.map((m) => JSON.parse(m.Body ?? '{}') as (typeof alerts)[number])];
+      const received = await readAlerts(0);
+      if (received.length === 0) break;
+      alerts = [...alerts, ...(received as typeof alerts)];
     }
   });
 

@@ -6,13 +6,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AlertDeliveryError,
@@ -21,12 +14,12 @@ import {
   SlackExposureAlerts,
   SnsExposureAlerts,
 } from '../../functions/adapters/alerts/index.ts';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
 import { WebApiThreadPoster } from '../../functions/adapters/slack/web-api-poster.ts';
 import type { Person } from '../../functions/core/grant.ts';
 import type { ExposureAlert } from '../../functions/core/ports.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
-import { testAws, uniqueName } from '../support/stack.ts';
+import { alertSubscriber, newAlertTopic } from '../support/lambda-world.ts';
+import { testAws } from '../support/stack.ts';
 
 /** A bot token of Slack's shape, made for this run (the poster refuses any other shape). */
 const BOT_TOKEN = `xoxb-${randomInt(1e9, 9e9)}-${randomInt(1e9, 9e9)}-${randomBytes(12).toString('hex')}`;
@@ -46,44 +39,15 @@ const alert = (over: Partial<ExposureAlert> = {}): ExposureAlert => ({
   ...over,
 });
 
-/** What an SQS queue subscribed to the topic (not raw) receives: SNS's envelope. */
-interface Envelope {
-  Type: string;
-  TopicArn: string;
-  Subject?: string;
-  Message: string;
-  MessageAttributes?: Record<string, { Type: string; Value: string }>;
-}
-
 describe('SnsExposureAlerts: one message per alert on the alert topic (moto)', () => {
-  const sns = new SNSClient(awsClientConfig(testAws()));
-  const sqs = new SQSClient(awsClientConfig(testAws()));
   let topicArn: string;
 
   /** A queue subscribed to the topic, with a filter policy when given, and a reader of what it received. */
-  async function subscriber(filterPolicy?: Record<string, unknown>) {
-    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('kw-alerts') }));
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    await sns.send(
-      new SubscribeCommand({
-        TopicArn: topicArn,
-        Protocol: 'sqs',
-        Endpoint: Attributes?.QueueArn,
-        ...(filterPolicy ? { Attributes: { FilterPolicy: JSON.stringify(filterPolicy) } } : {}),
-      }),
-    );
-    return async (): Promise<Envelope[]> => {
-      const { Messages = [] } = await sqs.send(
-        new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
-      );
-      return Messages.map((m) => JSON.parse(m.Body ?? '{}') as Envelope);
-    };
-  }
+  const subscriber = (filterPolicy?: Record<string, unknown>) =>
+    alertSubscriber(testAws(), topicArn, filterPolicy ? { filterPolicy } : {});
 
   beforeAll(async () => {
-    topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-alerts') }))).TopicArn ?? '';
+    topicArn = await newAlertTopic(testAws());
   });
 
   it('publishes a subject, a plain-text body and the attributes a subscriber filters on, per owner', async () => {
@@ -251,8 +215,7 @@ describe('SlackExposureAlerts: the alert in the channel, the owner mentioned whe
 
   it('fans out to the topic and Slack, and rejects naming the channel that did not take the alert', async () => {
     // prepare: a topic that exists, and a channel the bot is not in
-    const sns = new SNSClient(awsClientConfig(testAws()));
-    const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-fan') }))).TopicArn ?? '';
+    const topicArn = await newAlertTopic(testAws(), 'kw-fan');
     const both = configuredAlerts(
       { topicArn, slack: { botToken: new SecretValue(BOT_TOKEN), channel: 'C0ALERTS', apiUrl: slackApiUrl } },
       { aws: testAws(), people: async () => people },

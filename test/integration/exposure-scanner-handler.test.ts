@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
@@ -18,6 +18,7 @@ import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts
 import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
+import { standInStateMachine, useLocalLambdaEnv } from '../support/lambda-world.ts';
 import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner (the Lambda entry point, on the local stack)', () => {
@@ -43,16 +44,7 @@ describe('handler: exposure scanner (the Lambda entry point, on the local stack)
       (await aws.secrets.send(new CreateSecretCommand({ Name, SecretString }))).ARN;
     const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
     const tokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
-    stateMachineArn =
-      (
-        await sfn.send(
-          new CreateStateMachineCommand({
-            name: uniqueName('kw-revocation'),
-            definition: JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Succeed' } } }),
-            roleArn: 'arn:aws:iam::123456789012:role/keywarden-revocation',
-          }),
-        )
-      ).stateMachineArn ?? '';
+    stateMachineArn = await standInStateMachine(testAws());
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
     const created = await newVaultClient().createToken(
       { policies: ['default'], ttl: '10m' },
@@ -71,13 +63,7 @@ describe('handler: exposure scanner (the Lambda entry point, on the local stack)
       }),
       undefined,
     );
-    Object.assign(process.env, {
-      AWS_REGION: stack.region,
-      AWS_ENDPOINT_URL: stack.moto.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
-      AWS_ACCESS_KEY_ID: 'keywarden-local',
-      AWS_SECRET_ACCESS_KEY: 'keywarden-local',
-      KEYWARDEN_TABLE: table,
+    useLocalLambdaEnv(table, {
       KEYWARDEN_VAULT_ADDR: stack.vault.addr,
       KEYWARDEN_VAULT_TOKEN_SECRET_ARN: tokenArn,
       KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,

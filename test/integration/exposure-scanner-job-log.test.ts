@@ -11,14 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
@@ -28,6 +21,13 @@ import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { FinishedJobEvent } from '../../functions/api/finished-job-event.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
 import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
+import {
+  type AlertEnvelope,
+  alertSubscriber,
+  newAlertTopic,
+  standInStateMachine,
+  useLocalLambdaEnv,
+} from '../support/lambda-world.ts';
 import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner, a finished CI job handed over by the API (on the local stack)', () => {
@@ -42,10 +42,8 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     digest: sha256Hex,
   });
   const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
-  const sns = new SNSClient(awsClientConfig(testAws()));
-  const sqs = new SQSClient(awsClientConfig(testAws()));
   let forge: ForgeServer;
-  let alertQueueUrl = '';
+  let readAlerts: (waitSeconds?: number) => Promise<AlertEnvelope[]>;
   let stateMachineArn = '';
   let token = '';
   let accessor = '';
@@ -63,16 +61,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
       JSON.stringify({ github: forge.githubToken, gitlab: forge.gitlabToken }),
     );
     // The revocation state machine's stand-in: it is started, and that is what containment does here.
-    stateMachineArn =
-      (
-        await sfn.send(
-          new CreateStateMachineCommand({
-            name: uniqueName('kw-revocation'),
-            definition: JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Succeed' } } }),
-            roleArn: 'arn:aws:iam::123456789012:role/keywarden-revocation',
-          }),
-        )
-      ).stateMachineArn ?? '';
+    stateMachineArn = await standInStateMachine(testAws());
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
     const created = await newVaultClient().createToken(
       { policies: ['default'], ttl: '10m' },
@@ -106,22 +95,9 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     });
     forge.setGitlabTrace('42', 7001, `Running job\nVAULT_TOKEN=${token}\n`);
     // The alert topic, and a queue subscribed to it to read what owners are told.
-    const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-alerts') }))).TopicArn;
-    alertQueueUrl =
-      (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('kw-alerts') }))).QueueUrl ?? '';
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: alertQueueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    await sns.send(
-      new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }),
-    );
-    Object.assign(process.env, {
-      AWS_REGION: stack.region,
-      AWS_ENDPOINT_URL: stack.moto.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
-      AWS_ACCESS_KEY_ID: 'keywarden-local',
-      AWS_SECRET_ACCESS_KEY: 'keywarden-local',
-      KEYWARDEN_TABLE: table,
+    const topicArn = await newAlertTopic(testAws());
+    readAlerts = await alertSubscriber(testAws(), topicArn);
+    useLocalLambdaEnv(table, {
       KEYWARDEN_VAULT_ADDR: stack.vault.addr,
       KEYWARDEN_VAULT_TOKEN_SECRET_ARN: vaultTokenArn,
       KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
@@ -170,16 +146,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     // started, not claimed ended: the state machine's execution revokes
     expect(exposure[1]?.details).toMatchObject({ outcome: 'started', revoked: 0 });
     // the owner told, on the alert topic: who, which incident, containment started
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: alertQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
-    );
-    const alerts = Messages.map(
-      (m) =>
-        JSON.parse(m.Body ?? '{}') as {
-          Message: string;
-          MessageAttributes?: Record<string, { Value: string }>;
-        },
-    );
+    const alerts = await readAlerts(2);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]?.MessageAttributes?.owner?.Value).toBe('team-release');
     expect(alerts[0]?.MessageAttributes?.incident?.Value).toBe(campaign?.incident);

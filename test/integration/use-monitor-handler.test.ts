@@ -11,14 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoCiStore } from '../../functions/adapters/aws/dynamodb-ci-store.ts';
@@ -29,6 +22,13 @@ import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
+import {
+  type AlertEnvelope,
+  alertSubscriber,
+  newAlertTopic,
+  standInStateMachine,
+  useLocalLambdaEnv,
+} from '../support/lambda-world.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 const ACCOUNT = '123456789012';
@@ -91,15 +91,13 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     policy: { onUnexpectedUse: 'contain' },
   });
   const job = `ci-github-${randomBytes(4).toString('hex')}.1.1`;
-  const sns = new SNSClient(awsClientConfig(testAws()));
-  const sqs = new SQSClient(awsClientConfig(testAws()));
-  let alertQueueUrl = '';
+  let readAlerts: (waitSeconds?: number) => Promise<AlertEnvelope[]>;
   let stateMachineArn = '';
   let accessKeyId = '';
   let secret = '';
 
   beforeAll(async () => {
-    const stack = testStack();
+    const _stack = testStack();
     await ensureStateTable(aws.dynamodb, table);
     const keyArn = (
       await aws.secrets.send(
@@ -107,16 +105,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
       )
     ).ARN;
     // The revocation state machine's stand-in: it is started, and that is what containment does here.
-    stateMachineArn =
-      (
-        await sfn.send(
-          new CreateStateMachineCommand({
-            name: uniqueName('kw-revocation'),
-            definition: JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Succeed' } } }),
-            roleArn: `arn:aws:iam::${ACCOUNT}:role/keywarden-revocation`,
-          }),
-        )
-      ).stateMachineArn ?? '';
+    stateMachineArn = await standInStateMachine(testAws());
     // A managed IAM user's key, recorded as rotation records it: its id and keyed fingerprint.
     await aws.iam.send(new CreateUserCommand({ UserName: userName, Path: '/ci/' }));
     const key = (await aws.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
@@ -158,22 +147,9 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     };
     await ciStore.putCredential(record, undefined);
     // The alert topic, and a queue subscribed to it to read what owners are told.
-    const topicArn = (await sns.send(new CreateTopicCommand({ Name: uniqueName('kw-alerts') }))).TopicArn;
-    alertQueueUrl =
-      (await sqs.send(new CreateQueueCommand({ QueueName: uniqueName('kw-alerts') }))).QueueUrl ?? '';
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: alertQueueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    await sns.send(
-      new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }),
-    );
-    Object.assign(process.env, {
-      AWS_REGION: stack.region,
-      AWS_ENDPOINT_URL: stack.moto.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
-      AWS_ACCESS_KEY_ID: 'keywarden-local',
-      AWS_SECRET_ACCESS_KEY: 'keywarden-local',
-      KEYWARDEN_TABLE: table,
+    const topicArn = await newAlertTopic(testAws());
+    readAlerts = await alertSubscriber(testAws(), topicArn);
+    useLocalLambdaEnv(table, {
       KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
       KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
@@ -233,16 +209,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
       }),
     ]);
     // its owner told once, on the alert topic: who, which incident, from where
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: alertQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
-    );
-    const alerts = Messages.map(
-      (m) =>
-        JSON.parse(m.Body ?? '{}') as {
-          Message: string;
-          MessageAttributes?: Record<string, { Value: string }>;
-        },
-    );
+    const alerts = await readAlerts(2);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]?.MessageAttributes?.owner?.Value).toBe('team-deploy');
     expect(alerts[0]?.MessageAttributes?.incident?.Value).toBe(campaigns[0]?.incident);

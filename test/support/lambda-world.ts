@@ -1,0 +1,97 @@
+/**
+ * What the Lambda entry-point specs of the exposure scanner and the use monitor set up on the
+ * local stack, once: the environment a deployed function reads (its endpoints on loopback), a
+ * stand-in revocation state machine (started, and that is what containment does there), and an
+ * owner's subscription to an alert topic (an SQS queue: moto delivers to it as it publishes,
+ * attributes kept; an HTTP subscriber gets none and blocks).
+ */
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
+import { testStack, uniqueName } from './stack.ts';
+
+/**
+ * Sets the environment a deployed function reads, pointed at the local stack (DynamoDB is
+ * dynalite, everything else moto) and the state table `table`, plus the function's own `extra`.
+ */
+export function useLocalLambdaEnv(table: string, extra: Record<string, string | undefined>): void {
+  const stack = testStack();
+  Object.assign(process.env, {
+    AWS_REGION: stack.region,
+    AWS_ENDPOINT_URL: stack.moto.endpoint,
+    // The SDK's service-specific endpoint variable: DynamoDB is dynalite, not moto.
+    AWS_ENDPOINT_URL_DYNAMODB: stack.dynamodb.endpoint,
+    AWS_ACCESS_KEY_ID: 'keywarden-local',
+    AWS_SECRET_ACCESS_KEY: 'keywarden-local',
+    KEYWARDEN_TABLE: table,
+    ...Object.fromEntries(Object.entries(extra).filter(([, value]) => value !== undefined)),
+  });
+}
+
+/** A state machine that succeeds at once: the revocation state machine's stand-in; its ARN. */
+export async function standInStateMachine(aws: AwsEndpoint): Promise<string> {
+  const { stateMachineArn } = await new SFNClient(awsClientConfig(aws)).send(
+    new CreateStateMachineCommand({
+      name: uniqueName('kw-revocation'),
+      definition: JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Succeed' } } }),
+      roleArn: 'arn:aws:iam::123456789012:role/keywarden-revocation',
+    }),
+  );
+  return stateMachineArn ?? '';
+}
+
+/** One alert as an SQS subscriber receives it: SNS's envelope. */
+export interface AlertEnvelope {
+  Type?: string;
+  TopicArn?: string;
+  Subject?: string;
+  Message: string;
+  MessageAttributes?: Record<string, { Type: string; Value: string }>;
+}
+
+/** A new alert topic on moto, named `<prefix>-<random>`; its ARN. */
+export async function newAlertTopic(aws: AwsEndpoint, prefix = 'kw-alerts'): Promise<string> {
+  const { TopicArn } = await new SNSClient(awsClientConfig(aws)).send(
+    new CreateTopicCommand({ Name: uniqueName(prefix) }),
+  );
+  return TopicArn ?? '';
+}
+
+/**
+ * An owner's subscription to `topicArn` (with a filter policy when given): a queue, and a reader
+ * of what it received since the last read.
+ */
+export async function alertSubscriber(
+  aws: AwsEndpoint,
+  topicArn: string,
+  options: { filterPolicy?: Record<string, unknown>; queueName?: string } = {},
+): Promise<(waitSeconds?: number) => Promise<AlertEnvelope[]>> {
+  const sqs = new SQSClient(awsClientConfig(aws));
+  const { QueueUrl } = await sqs.send(
+    new CreateQueueCommand({ QueueName: options.queueName ?? uniqueName('kw-alerts') }),
+  );
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  await new SNSClient(awsClientConfig(aws)).send(
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: 'sqs',
+      Endpoint: Attributes?.QueueArn,
+      ...(options.filterPolicy ? { Attributes: { FilterPolicy: JSON.stringify(options.filterPolicy) } } : {}),
+    }),
+  );
+  return async (waitSeconds = 1) => {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: waitSeconds }),
+    );
+    return Messages.map((m) => JSON.parse(m.Body ?? '{}') as AlertEnvelope);
+  };
+}
