@@ -18,6 +18,7 @@ import {
   scanText,
   unmanagedFindings,
 } from './exposure.ts';
+import { lastStartAtOrBefore } from './exposure-rules.ts';
 import type { ExposureSource } from './exposure-types.ts';
 import type { Finding } from './findings.ts';
 import type { ExposureAlerts, ExposureContainment, SecretDetector } from './ports.ts';
@@ -173,15 +174,6 @@ function joined(inputs: readonly ScanInput[]): { text: string; inputAt: (line: n
     starts.push(line);
     line += (input.text.match(/\n/g)?.length ?? 0) + 1;
   }
-  const inputAt = (at: number): ScanInput => {
-    let lo = 0;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((starts[mid] ?? 0) <= at) lo = mid;
-      else hi = mid - 1;
-    }
-    return inputs[lo] as ScanInput;
-  };
+  const inputAt = (at: number): ScanInput => inputs[lastStartAtOrBefore(starts, at)] as ScanInput;
   return { text: inputs.map((input) => input.text).join('\n'), inputAt };
 }

@@ -72,6 +72,21 @@ const MIN_BASE64 = 24;
 /** Longest encoded segment decoded (a bound on the work per segment). */
 const MAX_SEGMENT = 1 << 20;
 
+/**
+ * The index of the last of `starts` (ascending, the first 0 or 1) at or before `at`: which line,
+ * segment or input a position falls in. 0 when `at` comes before them all.
+ */
+export function lastStartAtOrBefore(starts: readonly number[], at: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((starts[mid] ?? 0) <= at) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /** Offsets of the start of every line of a text: the map from offset to line and column. */
 export class LineIndex {
   readonly #starts: number[] = [0];
@@ -87,14 +102,7 @@ export class LineIndex {
 
   /** 0-based line of an offset. */
   lineOf(offset: number): number {
-    let lo = 0;
-    let hi = this.#starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((this.#starts[mid] ?? 0) <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return lastStartAtOrBefore(this.#starts, offset);
   }
 
   /** Offset of a 1-based line and column. */

@@ -8,6 +8,7 @@ import {
   type EncodedSegment,
   findOwnSecrets,
   LineIndex,
+  lastStartAtOrBefore,
   plainValuesByLine,
   repeatsPlain,
   type ScanContext,
@@ -79,14 +80,7 @@ export class CombinedSecretDetector implements SecretDetector {
 }
 
 function segmentAt(segments: EncodedSegment[], starts: number[], offset: number): EncodedSegment | undefined {
-  let lo = 0;
-  let hi = starts.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if ((starts[mid] ?? 0) <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return segments[lo];
+  return segments[lastStartAtOrBefore(starts, offset)];
 }
 
 /**
