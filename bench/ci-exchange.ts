@@ -44,7 +44,7 @@ import { type CiExchangeDeps, exchange } from '../functions/core/ci-exchange.ts'
 import type { StackEndpoints } from '../scripts/local-stack.ts';
 import { keywardenAsync, runtimeUrlOf, stackOf } from '../test/e2e/breakglass-support.ts';
 import { LocalOidcIssuer, type TokenClaims } from '../test/support/oidc-issuer.ts';
-import { round, writeResults } from './support/bench-run.ts';
+import { round, stopOnSignals, writeResults } from './support/bench-run.ts';
 import { CallLedger, percentile, recordAwsCalls, startPhase, timedPort } from './support/measure.ts';
 import { startReaper } from './support/stack-reaper.ts';
 
@@ -361,15 +361,7 @@ async function main(options: Options): Promise<void> {
     })();
     return cleaning;
   };
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.on(signal, () => {
-      if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
-      void cleanup().finally(() => process.exit(code));
-    });
-  }
+  stopOnSignals(cleanup);
 
   try {
     await issuer.start();

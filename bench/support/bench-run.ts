@@ -75,17 +75,7 @@ export async function runBench<O>(props: BenchProps<O>): Promise<never> {
     })();
     return cleaning;
   };
-  // `on`, not `once`: a second signal (tsx relays one when the first is not acknowledged at
-  // once) must find a handler here, or tsx's own handler exits before the stack is stopped.
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.on(signal, () => {
-      if (!cleaning) console.error(`\n${signal}: stopping the local stack…`);
-      void cleanup().finally(() => process.exit(code));
-    });
-  }
+  stopOnSignals(cleanup);
 
   try {
     await props.main(options, run);
@@ -106,4 +96,24 @@ export function writeResults(dir: string, bench: string, date: Date, record: obj
   const file = join(dir, `${bench}-${date.toISOString().replace(/:/g, '-').replace(/\..*/, '')}.json`);
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`results: ${relative(process.cwd(), file)}`);
+}
+
+/**
+ * On SIGINT or SIGTERM, `cleanup` (idempotent: it stops the local stack), then exit with the
+ * signal's code. `on`, not `once`: a second signal (tsx relays one when the first is not
+ * acknowledged at once) must find a handler here, or tsx's own handler exits before the stack is
+ * stopped.
+ */
+export function stopOnSignals(cleanup: () => Promise<unknown>): void {
+  let told = false;
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.on(signal, () => {
+      if (!told) console.error(`\n${signal}: stopping the local stack…`);
+      told = true;
+      void cleanup().finally(() => process.exit(code));
+    });
+  }
 }
