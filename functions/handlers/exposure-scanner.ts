@@ -212,11 +212,25 @@ export function recheckedForgeSettings(
   reload: () => Promise<ForgeSettings>,
   now: () => number = Date.now,
 ): ForgeSettingsFor {
+  const settings = rereadWhile(first, reload, now);
+  return (platform) => settings((current) => !current[platform].token);
+}
+
+/**
+ * What was read at cold start, and a getter that reads it again (`reload`) when the caller finds
+ * it `incomplete` and the last read is {@link SECRET_RECHECK_MS} old: one read a minute at most,
+ * and only while something is missing.
+ */
+function rereadWhile<T>(
+  first: T,
+  reload: () => Promise<T>,
+  now: () => number,
+): (incomplete: (current: T) => boolean) => Promise<T> {
   let current = first;
   let readAt = now();
-  return async (platform) => {
-    if (!current[platform].token && now() - readAt >= SECRET_RECHECK_MS) {
-      // Noted before reading: a read that fails (Lambda retries the job) is not tried by every job.
+  return async (incomplete) => {
+    if (incomplete(current) && now() - readAt >= SECRET_RECHECK_MS) {
+      // Noted before reading: a read that fails (Lambda retries) is not tried again by every call.
       readAt = now();
       current = await reload();
     }
@@ -308,14 +322,10 @@ export function recheckedAlerts(
   now: () => number = Date.now,
 ): ExposureAlerts | undefined {
   if (!expectSlack || first.slack) return first.alerts;
-  let current = first;
-  let readAt = now();
+  const read = rereadWhile(first, reload, now);
   return {
     async alert(alert) {
-      if (!current.slack && now() - readAt >= SECRET_RECHECK_MS) {
-        readAt = now();
-        current = await reload();
-      }
+      const current = await read((alerts) => !alerts.slack);
       if (!current.alerts) {
         // Said on the containment's result (alertError), never thrown past it.
         throw new KeywardenError(
