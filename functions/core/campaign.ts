@@ -11,7 +11,7 @@ import { type CredentialVersion, VersionStageSchema } from './credential-version
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { IncidentSchema } from './incident.ts';
-import { toProblems } from './inventory.ts';
+import { REPORTING, toProblems } from './inventory.ts';
 import { deliveryOf, KINDS, rotationBlocker, scopeKey, serviceOf, wholeScope } from './kinds.ts';
 import { identityTermsOf, parseSelectors, select } from './selector.ts';
 
@@ -311,7 +311,7 @@ export function planCampaign(input: PlanInput): Plan {
     dryRun: input.dryRun ?? false,
     counts,
   };
-  const parsed = CampaignSchema.safeParse(candidate, { reportInput: true });
+  const parsed = CampaignSchema.safeParse(candidate, REPORTING);
   if (!parsed.success) {
     const problems = toProblems(parsed.error.issues).map((p) => `${p.path.join('.')}: ${p.message}`);
     throw new ValidationError(`campaign: ${problems.join('; ')}`);

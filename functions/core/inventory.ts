@@ -31,8 +31,24 @@ const describe = (value: unknown): string => {
 };
 
 /**
+ * The parse context {@link toProblems} needs: the received value on every issue, and a
+ * discriminated union's accepted values named on its "no matching discriminator" issue.
+ */
+export const REPORTING: z.core.ParseContext<z.core.$ZodIssue> = {
+  reportInput: true,
+  error: (issue) => {
+    if (issue.code !== 'invalid_union' || !('discriminator' in issue) || !issue.discriminator)
+      return undefined;
+    const values = (issue.inst as z.core.$ZodDiscriminatedUnion | undefined)?._zod.propValues?.[
+      issue.discriminator
+    ];
+    return values ? `expected ${[...values].map((v) => JSON.stringify(v)).join(' | ')}` : undefined;
+  },
+};
+
+/**
  * Turns zod issues into "expected …, got …" problems. Needs issues parsed with
- * `reportInput: true` so the received value is known.
+ * {@link REPORTING} so the received value is known.
  */
 export function toProblems(issues: readonly z.core.$ZodIssue[], base: (string | number)[] = []): Problem[] {
   return issues.flatMap((issue): Problem[] => {
@@ -58,11 +74,11 @@ export function toProblems(issues: readonly z.core.$ZodIssue[], base: (string | 
       case 'invalid_union': {
         if ('discriminator' in issue && issue.discriminator) {
           const value = (issue.input as Record<string, unknown> | undefined)?.[issue.discriminator];
-          const options = 'options' in issue ? (issue.options as unknown[]) : [];
+          const expected = issue.message.startsWith('expected') ? issue.message : 'expected a known value';
           return [
             {
               path: path.at(-1) === issue.discriminator ? path : [...path, issue.discriminator],
-              message: `expected ${options.map((o) => JSON.stringify(o)).join(' | ')}, got ${describe(value)}`,
+              message: `${expected}, got ${describe(value)}`,
             },
           ];
         }
@@ -119,7 +135,7 @@ function duplicateIds(raw: unknown, path: readonly string[]): Problem[] {
 export function validateInventory(
   raw: unknown,
 ): { ok: true; inventory: Inventory } | { ok: false; problems: Problem[] } {
-  const result = InventorySchema.safeParse(raw, { reportInput: true });
+  const result = InventorySchema.safeParse(raw, REPORTING);
   const problems = [
     ...(result.success ? [] : toProblems(result.error.issues)),
     ...duplicateIds(raw, ['identities']),
