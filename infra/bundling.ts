@@ -10,15 +10,23 @@ const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /**
  * The links of the AWS SDK's default credential chain a Lambda function never reaches, left out
- * of every bundle (~90 kB of nested SSO, STS and sign-in clients). Lambda puts the execution
- * role's credentials in the function's environment, the chain's first link (`fromEnv`); the SDK
- * loads each later link with a dynamic `import()` only when the links before it found nothing.
+ * of every bundle (~100 kB: nested SSO, STS and sign-in clients, the container and instance
+ * metadata providers). Lambda puts the execution role's credentials in the function's
+ * environment, the chain's first link (`fromEnv`); the SDK loads each later link with a dynamic
+ * `import()` only when the links before it found nothing. The last link, `remoteProvider` in
+ * `@aws-sdk/credential-provider-node`, is the only importer of the metadata providers
+ * (`@smithy/credential-provider-imds`, and `@aws-sdk/credential-provider-http` for a container
+ * endpoint), and imports them dynamically too; the region resolver in `@smithy/core` asks the
+ * instance metadata with its own request, not through them. A static import of any of these
+ * would fail the module's import: `npm run bench:bundles` imports every bundle.
  */
 export const UNREACHED_CREDENTIAL_PROVIDERS = [
   '@aws-sdk/credential-provider-sso',
   '@aws-sdk/credential-provider-ini',
   '@aws-sdk/credential-provider-process',
   '@aws-sdk/credential-provider-web-identity',
+  '@smithy/credential-provider-imds',
+  '@aws-sdk/credential-provider-http',
 ] as const;
 
 /**
