@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { App } from 'aws-cdk-lib';
 import Table from 'cli-table3';
-import { KeywardenStack } from '../infra/keywarden-stack.ts';
+import { KeywardenStack, type KeywardenStackProps } from '../infra/keywarden-stack.ts';
 
 /** The issue's targets (#12, lean functions). */
 export const TARGETS = { minifiedKb: 400, importMs: 80 } as const;
@@ -124,7 +124,20 @@ const median = (values: readonly number[]): number => {
 
 const kb = (bytes: number): number => Math.round((bytes / 1024) * 10) / 10;
 
-/** Synthesizes the stack with every handler bundled into `outdir`, as `cdk synth` does. */
+/**
+ * The stack's settings that turn every function on, as the bundling spec
+ * (test/infra/bundling.test.ts) synthesizes it: a Vault address (the functions carry their Vault
+ * adapters, as a deployment with Vault does), a trusted CI issuer (the CI credentials' sweeper)
+ * and a log group to scan (the exposure scanner). Without the last two those functions are not
+ * in the stack at all.
+ */
+export const EVERY_FUNCTION = {
+  vaultAddr: 'https://vault.example.com',
+  ciIssuers: [{ preset: 'github', audience: 'keywarden' }],
+  exposureLogGroups: ['/aws/codebuild/deploy-app'],
+} as const satisfies KeywardenStackProps;
+
+/** Synthesizes the stack with every function bundled into `outdir`, as `cdk synth` does. */
 export function synthesizeBundled(outdir: string): string {
   const cdkJson = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')) as {
     context?: Record<string, unknown>;
@@ -137,8 +150,7 @@ export function synthesizeBundled(outdir: string): string {
       'aws:cdk:enable-path-metadata': true,
     },
   });
-  // With a Vault address: the functions carry their Vault adapters, as a deployment with Vault does.
-  new KeywardenStack(app, 'Keywarden', { vaultAddr: 'https://vault.example.com' });
+  new KeywardenStack(app, 'Keywarden', EVERY_FUNCTION);
   return app.synth().directory;
 }
 
@@ -175,7 +187,8 @@ async function main(): Promise<void> {
     throw new Error(`--runs: expected a whole number ≥ 1, got ${values.runs}`);
   const outdir = mkdtempSync(join(tmpdir(), 'keywarden-bundles-'));
   try {
-    console.log(`synthesizing with bundling into ${outdir} …`);
+    const loadBefore = loadavg()[0] ?? 0;
+    console.log(`synthesizing with bundling into ${outdir} … (load average ${loadBefore.toFixed(1)})`);
     const figures = measureBundles(synthesizeBundled(outdir), runs);
     const mark = (ok: boolean) => (ok ? '✓' : '✗');
     const table = new Table({
@@ -197,9 +210,12 @@ async function main(): Promise<void> {
       ]);
     }
     console.log(table.toString());
-    const [load] = loadavg();
+    const load = loadavg()[0] ?? 0;
     console.log(
-      `load average ${load?.toFixed(1)} on ${cpus().length} cores${(load ?? 0) > cpus().length ? ': busy, wall times are inflated (CPU times much less)' : ''}`,
+      `load average ${loadBefore.toFixed(1)} before, ${load.toFixed(1)} after, on ${cpus().length} cores${Math.max(load, loadBefore) > cpus().length ? ': busy, wall times are inflated (CPU times much less)' : ''}`,
+    );
+    console.log(
+      `${figures.length} handler assets, ${figures.flatMap((bundle) => bundle.functions).length} functions`,
     );
     console.log(
       `targets: ≤ ${TARGETS.minifiedKb} kB minified, ≤ ${TARGETS.importMs} ms import; before (issue #12): ${BEFORE.minifiedKb} kB, ${BEFORE.importMs} ms`,
@@ -212,7 +228,12 @@ async function main(): Promise<void> {
       `${JSON.stringify(
         {
           at: new Date().toISOString(),
-          machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version },
+          machine: {
+            cpus: cpus().length,
+            loadavgBefore: loadBefore,
+            loadavg: loadavg(),
+            node: process.version,
+          },
           targets: TARGETS,
           before: BEFORE,
           runs,
