@@ -30,6 +30,23 @@ export const UNREACHED_CREDENTIAL_PROVIDERS = [
 ] as const;
 
 /**
+ * Packages every bundle takes from elsewhere (esbuild `--alias`, resolved from the repository
+ * root), by the package they replace.
+ *
+ * `mime-db` (133 kB of JSON, every media type known): `@slack/web-api` and axios build multipart
+ * bodies with `form-data`, which asks `mime-types`, which loads all of `mime-db`, for the content
+ * type of a file it uploads. keywarden uploads no file: its Slack calls (`chat.postMessage`) carry
+ * strings only, sent as JSON or a URL-encoded form, and never reach `form-data`. The Slack worker
+ * and the exposure scanner carry instead a copy of `mime-db`'s entries for a dozen common types
+ * (`functions/adapters/slack/mime-db-slim.json`, the same shape): `mime-types` runs unchanged, and
+ * an upload of another type would go as `application/octet-stream`, form-data's own default.
+ * test/infra/bundling.test.ts posts through the bundled client.
+ */
+export const BUNDLE_ALIASES = {
+  'mime-db': './functions/adapters/slack/mime-db-slim.json',
+} as const;
+
+/**
  * How every keywarden handler is built and run: the ESM bundle of one file under
  * `functions/handlers/`, on nodejs22.x and arm64. Infra depends on the entry path only, never
  * on the handler's code. A bundle holds only what its handler reaches: the package declares no
@@ -70,6 +87,9 @@ export function handlerBundle(
       // Ship the SDK version the code is tested with, not whatever the runtime carries that day.
       bundleAwsSDK: true,
       externalModules: [...UNREACHED_CREDENTIAL_PROVIDERS],
+      esbuildArgs: {
+        '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`),
+      },
     },
   };
 }

@@ -3,11 +3,20 @@
  * handler, as `cdk deploy` would, and its asset holds the ESM bundle. The other infra
  * specs skip bundling (test/infra/keywarden-fixture.ts).
  */
-import { existsSync, statSync } from 'node:fs';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { App } from 'aws-cdk-lib';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handlerAssets } from '../../bench/bundles.ts';
+import type { WebApiThreadPoster } from '../../functions/adapters/slack/web-api-poster.ts';
+import { SecretValue } from '../../functions/core/secret-value.ts';
+import { BUNDLE_ALIASES, UNREACHED_CREDENTIAL_PROVIDERS } from '../../infra/bundling.ts';
 import { synthesizeKeywarden } from './keywarden-fixture.ts';
 
 /** Issue #12's target for every handler bundle, minified. */
@@ -108,5 +117,86 @@ describe('bundling: every handler builds, and stays lean', () => {
     for (const { functions, kb, ceiling } of sizes) {
       expect(kb, `${functions.join(', ')}: ${kb.toFixed(1)} kB`).toBeLessThanOrEqual(ceiling);
     }
+  });
+});
+
+describe('bundling: the Slack client with the small media-type table (BUNDLE_ALIASES)', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'keywarden-slack-bundle-'));
+  const received: { path: string; body: Record<string, string> }[] = [];
+  /** Slack's chat.postMessage on loopback, as the Slack specs play it (URL-encoded form in, JSON out). */
+  const slack = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+    });
+    request.on('end', () => {
+      received.push({ path: request.url ?? '', body: Object.fromEntries(new URLSearchParams(text)) });
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ ok: true, channel: 'C0ALERTS', ts: '1700000000.000001' }));
+    });
+  });
+  let bundle: { file: string; inputs: string[] };
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => slack.listen(0, '127.0.0.1', resolve));
+    // The poster bundled as a handler is (infra/bundling.ts): ESM for node22, minified, aliased.
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const file = join(directory, 'poster.mjs');
+    const { metafile } = await build({
+      absWorkingDir: root,
+      entryPoints: ['functions/adapters/slack/web-api-poster.ts'],
+      outfile: file,
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node22',
+      mainFields: ['module', 'main'],
+      banner: {
+        js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+      },
+      external: [...UNREACHED_CREDENTIAL_PROVIDERS],
+      alias: { ...BUNDLE_ALIASES },
+      metafile: true,
+      logLevel: 'error',
+    });
+    bundle = { file, inputs: Object.keys(metafile.inputs) };
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => slack.close(resolve));
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('carries the small table, not mime-db, and still posts a message through the bundled client', async () => {
+    // Prepare: the bundle, and a bot token of Slack's shape made for this run.
+    expect(bundle.inputs).toContain('functions/adapters/slack/mime-db-slim.json');
+    expect(bundle.inputs.some((input) => input.includes('node_modules/mime-db/'))).toBe(false);
+    expect(bundle.inputs.some((input) => input.includes('node_modules/form-data/'))).toBe(true);
+    const { WebApiThreadPoster: BundledPoster } = (await import(pathToFileURL(bundle.file).href)) as {
+      WebApiThreadPoster: typeof WebApiThreadPoster;
+    };
+    const botToken = `xoxb-${randomInt(1e9, 9e9)}-${randomInt(1e9, 9e9)}-${randomBytes(12).toString('hex')}`;
+    const poster = new BundledPoster({
+      botToken: new SecretValue(botToken),
+      slackApiUrl: `http://127.0.0.1:${(slack.address() as AddressInfo).port}/api/`,
+    });
+
+    // Act: a thread reply, as the Slack worker posts a campaign's progress.
+    const ts = await poster.post(
+      'C0ALERTS',
+      { text: 'campaign INC-42: 3 of 4 targets revoked', blocks: [] },
+      '1700000000.000000',
+    );
+
+    // Assess: Slack got the post as the unbundled client sends it.
+    expect(ts).toBe('1700000000.000001');
+    expect(received).toHaveLength(1);
+    expect(received[0]?.path).toBe('/api/chat.postMessage');
+    expect(received[0]?.body).toMatchObject({
+      channel: 'C0ALERTS',
+      text: 'campaign INC-42: 3 of 4 targets revoked',
+      thread_ts: '1700000000.000000',
+    });
   });
 });
