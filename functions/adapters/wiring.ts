@@ -25,7 +25,17 @@ import type { ExposureDeps } from '../core/exposure.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
 import { type GrantReportDeps, grantReportOf } from '../core/grant-report-of.ts';
 import type { Identity } from '../core/identity.ts';
-import type { ApprovalSigner, Clock, DiscoverySource, GrantIssuer, SessionRevoker } from '../core/ports.ts';
+import type {
+  ApprovalSigner,
+  AuditLog,
+  BreakglassConfigStore,
+  Clock,
+  DiscoverySource,
+  GrantExpiryScheduler,
+  GrantIssuer,
+  GrantStore,
+  SessionRevoker,
+} from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { credentialPart } from '../core/secret-shape.ts';
 import { SecretValue } from '../core/secret-value.ts';
@@ -45,10 +55,19 @@ import {
   stsClient,
 } from './aws/clients.ts';
 import { dynamoApprovalLedger } from './aws/dynamodb-approval-ledger.ts';
-import { dynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
+import { dynamoAuditLog } from './aws/dynamodb-audit-log.ts';
+import { dynamoBreakglassConfigStore } from './aws/dynamodb-breakglass-config-store.ts';
+import type { DynamoBreakglassStore } from './aws/dynamodb-breakglass-store.ts';
+import { dynamoCampaignStore } from './aws/dynamodb-campaign-store.ts';
+import { dynamoCiConfigStore } from './aws/dynamodb-ci-config-store.ts';
 import { dynamoCiStore } from './aws/dynamodb-ci-store.ts';
+import { dynamoDeliveryLedger } from './aws/dynamodb-delivery-ledger.ts';
 import { dynamoExposureStore } from './aws/dynamodb-exposure-store.ts';
-import { dynamoStore } from './aws/dynamodb-store.ts';
+import { dynamoFindingStore } from './aws/dynamodb-finding-store.ts';
+import { dynamoGrantStore } from './aws/dynamodb-grant-store.ts';
+import { dynamoIdentityStore } from './aws/dynamodb-identity-store.ts';
+import { dynamoRotationStore } from './aws/dynamodb-rotation-store.ts';
+import type { DynamoStore } from './aws/dynamodb-store.ts';
 import { DynamoTable } from './aws/dynamodb-table.ts';
 import { EventBridgeGrantExpiryScheduler } from './aws/grant-expiry-scheduler.ts';
 import { IamAccessKeyProvider } from './aws/iam-access-key-provider.ts';
@@ -63,6 +82,7 @@ import {
   RoleDenySessionRevoker,
 } from './aws/role-deny-client.ts';
 import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
+import { type PutObject, signedPutObject } from './aws/s3-put-object.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
@@ -128,17 +148,50 @@ export const iam: Part<IAMClient> = (c) => iamClient(c.config.aws);
 export const sts: Part<STSClient> = (c) => stsClient(c.config.aws);
 export const secrets: Part<SecretsManagerClient> = (c) => secretsClient(c.config.aws);
 export const dynamodb: Part<DynamoDBClient> = (c) => dynamoDbClient(c.config.aws);
+/** The SDK's S3 client: the local runtime's (creating the bucket, reading the plan); no Lambda function asks for it. */
 export const s3: Part<S3Client> = (c) => s3Client(c.config.aws);
+/** Writes one object to S3 (the plan's targets, campaign and discovery reports) without the S3 client. */
+export const putObject: Part<PutObject> = (c) => signedPutObject(c.config.aws);
 export const scheduler: Part<SchedulerClient> = (c) => schedulerClient(c.config.aws);
 export const kms: Part<KMSClient> = (c) => kmsClient(c.config.aws);
 
-/** The state table: the store of every port but break-glass configuration, and that one. */
-export const stores = (c: Composition) => {
-  const client = c.get(dynamodb);
-  const { tableName } = c.config;
+/** The state table's layer, which every store port below is built over. */
+const table: Part<DynamoTable> = (c) =>
+  new DynamoTable({ client: c.get(dynamodb), tableName: c.config.tableName });
+
+/** The hash-chained audit trail: one per process, so a burst of appends goes in one write. */
+const auditLog: Part<AuditLog> = (c) => dynamoAuditLog(c.get(table), { clock: c.clock, digest: sha256Hex });
+
+/** Grants, on the state table. */
+const grantStore: Part<GrantStore> = (c) => dynamoGrantStore(c.get(table));
+
+/** The break-glass roles and people, as last synced from the inventory. */
+const breakglassConfigStore: Part<BreakglassConfigStore> = (c) =>
+  dynamoBreakglassConfigStore(c.get(table), c.clock);
+
+/**
+ * The state table: the store of every port but the inventory's sections and the Slack delivery
+ * ledger (`store`, as dynamodb-store.ts composes it), and those (`breakglassStore`, as
+ * dynamodb-breakglass-store.ts does). Built here from the parts above, so that break-glass,
+ * which asks for grants, the audit trail and its configuration only, shares their one audit
+ * trail and a function that only ends grants carries no other port.
+ */
+export const stores = (c: Composition): { store: DynamoStore; breakglassStore: DynamoBreakglassStore } => {
+  const t = c.get(table);
   return {
-    store: dynamoStore({ client, tableName, clock: c.clock, digest: sha256Hex }),
-    breakglassStore: dynamoBreakglassStore({ client, tableName, clock: c.clock }),
+    store: {
+      ...dynamoIdentityStore(t),
+      ...c.get(auditLog),
+      ...dynamoFindingStore(t),
+      ...dynamoRotationStore(t),
+      ...c.get(grantStore),
+      ...dynamoCampaignStore(t),
+    },
+    breakglassStore: {
+      ...c.get(breakglassConfigStore),
+      ...dynamoCiConfigStore(t, c.clock),
+      ...dynamoDeliveryLedger(t, c.clock),
+    },
   };
 };
 
@@ -262,13 +315,32 @@ const notIssuing: GrantIssuer = {
     Promise.reject(new KeywardenError('this function ends grants through the role-deny function')),
 };
 
-/** Break-glass over `awsRole`: the grant issuer of each target type configured, the expiry schedules, the store. */
+/** The grants' one-time expiry schedules, on EventBridge Scheduler. */
+const expirySchedules: Part<GrantExpiryScheduler> = (c) =>
+  new EventBridgeGrantExpiryScheduler({
+    scheduler: c.get(scheduler),
+    groupName: c.config.breakglass.scheduleGroup,
+    targetArn: c.config.breakglass.expiryFunctionArn,
+    roleArn: c.config.breakglass.scheduleRoleArn,
+  });
+
+/**
+ * The schedules of the grant-expiry function: none. It only ends grants on time (core `expire`),
+ * which never creates a schedule (approval does) nor deletes one (an early revocation does; the
+ * schedule that fired deletes itself), so its bundle carries no Scheduler client.
+ */
+const notScheduling: Part<GrantExpiryScheduler> = () => ({
+  scheduleExpiry: () => Promise.reject(new KeywardenError('the grant-expiry function creates no schedules')),
+  cancelExpiry: () => Promise.reject(new KeywardenError('the grant-expiry function deletes no schedules')),
+});
+
+/** Break-glass over `awsRole` and `schedules`: the grant issuer of each target type configured, the store. */
 const breakglassOver =
-  (awsRole: Part<GrantIssuer>): Part<BreakglassDeps> =>
+  (awsRole: Part<GrantIssuer>, schedules: Part<GrantExpiryScheduler>): Part<BreakglassDeps> =>
   (c) => {
     const { config, clock } = c;
-    const { store, breakglassStore } = c.get(stores);
     const client = c.get(vault);
+    const configStore = c.get(breakglassConfigStore);
     const issuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
       'aws-role': c.get(awsRole),
       ...(client
@@ -281,27 +353,33 @@ const breakglassOver =
         : {}),
     };
     return {
-      grants: store,
-      audit: store,
+      grants: c.get(grantStore),
+      audit: c.get(auditLog),
       clock,
-      config: () => breakglassStore.getBreakglassConfig(),
+      config: () => configStore.getBreakglassConfig(),
       issuer: (type) =>
         issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
-      scheduler: new EventBridgeGrantExpiryScheduler({
-        scheduler: c.get(scheduler),
-        groupName: config.breakglass.scheduleGroup,
-        targetArn: config.breakglass.expiryFunctionArn,
-        roleArn: config.breakglass.scheduleRoleArn,
-      }),
+      scheduler: c.get(schedules),
       newGrantId: () => newGrantId(clock.now()),
     };
   };
 
-// `__PURE__`: a bundle that asks for neither keeps neither call, nor the clients behind it.
+// `__PURE__`: a bundle that asks for none keeps none of the calls, nor the clients behind them.
 /** Break-glass: requests, approvals, credentials (STS for roles) and their ending. */
-export const breakglass: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(awsRoleIssuer);
-/** Break-glass for the functions that only end grants (expiry, sweeper): no STS, no IAM. */
-export const breakglassEnding: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(awsRoleEnder);
+export const breakglass: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(
+  awsRoleIssuer,
+  expirySchedules,
+);
+/** Break-glass for the sweeper, which only ends grants: no STS, no IAM. */
+export const breakglassEnding: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(
+  awsRoleEnder,
+  expirySchedules,
+);
+/** Break-glass for the grant-expiry function, which only ends grants on time: no STS, no IAM, no Scheduler. */
+export const breakglassExpiring: Part<BreakglassDeps> = /* @__PURE__ */ breakglassOver(
+  awsRoleEnder,
+  notScheduling,
+);
 
 /**
  * What planning, storing and reading campaigns takes (functions/api/campaigns.ts): the store,
@@ -510,6 +588,8 @@ export function wire(
     limit: pLimit(config.rotationConcurrency),
     clock,
     aws,
+    /** S3 PutObject as the Lambda functions write (the plan, reports). */
+    putObject: c.get(putObject),
     vault: c.get(vault),
     store,
     /** Deny policies on roles by IAM directly: what the role-deny function runs. */

@@ -6,7 +6,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { GrantExpiryInputSchema } from '../adapters/aws/grant-expiry-scheduler.ts';
-import { breakglassEnding, Composition } from '../adapters/wiring.ts';
+import { breakglassExpiring, Composition } from '../adapters/wiring.ts';
 import { type BreakglassDeps, type ExpiryOutcome, expire } from '../core/breakglass.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
@@ -30,7 +30,7 @@ export function makeHandler(deps: GrantExpiryDeps) {
 /** The Lambda entry point. */
 export const handler = entryPoint(async () =>
   makeHandler({
-    breakglass: new Composition(await loadLambdaConfig()).get(breakglassEnding),
+    breakglass: new Composition(await loadLambdaConfig()).get(breakglassExpiring),
     logger: new Logger({ serviceName: 'keywarden' }),
   }),
 );
