@@ -388,6 +388,12 @@ export interface VersionShortcuts {
   ): Promise<void>;
 }
 
+/** Reading the versions of many identities at once (a campaign planned over a fleet), in fewer requests than one each. */
+export interface VersionsOfMany {
+  /** Each identity's versions, as `listVersions` orders them; an identity without versions maps to none. */
+  listVersionsOf(identityIds: readonly string[]): Promise<Map<string, StoredVersion[]>>;
+}
+
 /** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
 export type Limit = <T>(work: () => Promise<T>) => Promise<T>;
 
