@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { CampaignRun } from '../core/campaign-engine.ts';
 import type { AuditLog, CampaignStore, Clock, IdentityStore } from '../core/ports.ts';
 import { buildRevocationReport } from '../core/revocation-report.ts';
 import { renderReport } from '../core/revocation-report-render.ts';
+import type { PutObject } from './aws/s3-put-object.ts';
 import { type ReportLocations, writeReport } from './report-writer.ts';
 
 /** What publishing a campaign's report reads and writes. */
@@ -14,7 +14,8 @@ export interface CampaignReportDeps {
   clock: Clock;
   /** The report bucket, when the deployment has one. */
   config: { reportBucket?: string | undefined };
-  aws: { s3: S3Client };
+  /** Writes to the report bucket (S3 PutObject). */
+  putObject: PutObject;
 }
 
 /**
@@ -44,7 +45,7 @@ export async function publishCampaignReport(
     report,
     renderReport(report),
     bucket
-      ? { kind: 's3', s3: services.aws.s3, bucket }
+      ? { kind: 's3', putObject: services.putObject, bucket }
       : { kind: 'local', dir: resolve(process.env.KEYWARDEN_REPORTS_DIR ?? 'reports') },
   );
   const { rev, ...campaign } = run.campaign;

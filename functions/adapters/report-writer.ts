@@ -8,18 +8,18 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ValidationError } from '../core/errors.ts';
 import type { RevocationReport } from '../core/revocation-report-model.ts';
 import type { RenderedReport } from '../core/revocation-report-render.ts';
-import { awsFailure } from './aws/clients.ts';
+import type { PutObject } from './aws/s3-put-object.ts';
 
 /** Where a report goes. */
 export type ReportTarget =
   | { kind: 'local'; dir: string }
   | {
       kind: 's3';
-      s3: S3Client;
+      /** S3 PutObject (s3-put-object.ts). */
+      putObject: PutObject;
       bucket: string;
       /** Key prefix; `reports` unless given. An empty string writes at the bucket root. */
       prefix?: string;
@@ -103,22 +103,17 @@ export async function writeReport(
   const prefix = target.prefix ?? REPORT_PREFIX;
   for (const file of FILES) {
     const key = reportKey(prefix, incident, campaignId, file.name);
-    try {
-      // No ServerSideEncryption header: the bucket's default (its own KMS key, bucket key on)
-      // applies, whereas 'aws:kms' without a key id would pick the AWS-managed key instead.
-      await target.s3.send(
-        new PutObjectCommand({
-          Bucket: target.bucket,
-          Key: key,
-          Body: rendered[file.format],
-          ContentType: file.contentType,
-          CacheControl: 'no-store',
-          Metadata: { incident, 'campaign-id': campaignId },
-        }),
-      );
-    } catch (error) {
-      throw awsFailure(`writing report s3://${target.bucket}/${key}`, error);
-    }
+    // No encryption header: the bucket's default (its own KMS key, bucket key on) applies,
+    // whereas 'aws:kms' without a key id would pick the AWS-managed key instead.
+    await target.putObject({
+      bucket: target.bucket,
+      key,
+      body: rendered[file.format],
+      contentType: file.contentType,
+      cacheControl: 'no-store',
+      metadata: { incident, 'campaign-id': campaignId },
+      what: 'report',
+    });
     locations[file.format] = `s3://${target.bucket}/${key}`;
   }
   return locations as ReportLocations;

@@ -6,8 +6,8 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Composition, discovery, s3 } from '../adapters/wiring.ts';
+import type { PutObject } from '../adapters/aws/s3-put-object.ts';
+import { Composition, discovery, putObject } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
 import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
@@ -17,7 +17,8 @@ import { entryPoint, wrap } from './wrap.ts';
 export interface DiscoveryHandlerDeps {
   discovery: DiscoveryDeps;
   staleAfter: string;
-  report?: { s3: S3Client; bucket: string; prefix: string };
+  /** Where the run's report goes: S3 PutObject (a signed `fetch`, no S3 client), the bucket, a key prefix. */
+  report?: { putObject: PutObject; bucket: string; prefix: string };
   logger: Logger;
   metrics: Metrics;
 }
@@ -41,18 +42,17 @@ export function makeHandler(deps: DiscoveryHandlerDeps) {
     let report: string | undefined;
     if (deps.report) {
       report = `${deps.report.prefix}${run.at.slice(0, 10)}/${run.runId}.json`;
-      await deps.report.s3.send(
-        new PutObjectCommand({
-          Bucket: deps.report.bucket,
-          Key: report,
-          ContentType: 'application/json',
-          Body: JSON.stringify(
-            { runId: run.runId, at: run.at, counts: run.counts, findings: run.findings },
-            null,
-            2,
-          ),
-        }),
-      );
+      await deps.report.putObject({
+        bucket: deps.report.bucket,
+        key: report,
+        what: 'discovery report',
+        contentType: 'application/json',
+        body: JSON.stringify(
+          { runId: run.runId, at: run.at, counts: run.counts, findings: run.findings },
+          null,
+          2,
+        ),
+      });
     }
     for (const severity of SeveritySchema.options) {
       deps.metrics.addMetric(`findings_${severity}`, MetricUnit.Count, run.counts[severity]);
@@ -89,7 +89,7 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
     ...(config.reportBucket
       ? {
           report: {
-            s3: composition.get(s3),
+            putObject: composition.get(putObject),
             bucket: config.reportBucket,
             prefix: lambdaEnv(env).reportPrefix ?? 'discovery/',
           },

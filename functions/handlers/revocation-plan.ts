@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation plan step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { Composition, s3, stores } from '../adapters/wiring.ts';
+import { Composition, putObject, stores } from '../adapters/wiring.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { KEYWARDEN_ENV } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -20,7 +20,7 @@ export const handler = entryPoint(async () => {
   const { store } = wired.get(stores);
   return makePlanHandler({
     book: { campaigns: store, audit: store, clock: wired.clock, actor: ACTOR },
-    s3: wired.get(s3),
+    putObject: wired.get(putObject),
     bucket,
   });
 });

@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation report step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { Composition, s3, stores } from '../adapters/wiring.ts';
+import { Composition, putObject, stores } from '../adapters/wiring.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { ACTOR, makeReportHandler } from './revocation.ts';
 import { entryPoint } from './wrap.ts';
@@ -14,7 +14,7 @@ export const handler = entryPoint(async () => {
       store: wired.get(stores).store,
       clock: wired.clock,
       config: wired.config,
-      aws: { s3: wired.get(s3) },
+      putObject: wired.get(putObject),
     },
     actor: ACTOR,
     // The scanner that started a containment campaign has returned: the re-issue is audited here.

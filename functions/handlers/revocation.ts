@@ -18,7 +18,8 @@
  *   re-issues of a containment campaign (`exposure.reissued`, in AWS), then publishes the
  *   post-incident report of the campaign as it stands.
  */
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+import type { PutObject } from '../adapters/aws/s3-put-object.ts';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import type { AuditEventInput, AuditRecord } from '../core/audit.ts';
@@ -50,7 +51,8 @@ const STOP_BEFORE_TIMEOUT_MS = 60_000;
 export interface PlanDeps {
   /** The campaign's store, audit log, clock and actor: the plan step starts a planned campaign. */
   book: CampaignBookkeeping;
-  s3: S3Client;
+  /** S3 PutObject (a signed `fetch`: no S3 client in the plan's bundle). */
+  putObject: PutObject;
   /** The report bucket; the plan is written under `campaigns/`. */
   bucket: string;
 }
@@ -62,16 +64,15 @@ export function makePlanHandler(deps: PlanDeps) {
     async (event): Promise<PlanResult> => {
       const pending = await targetsToWork(deps.book, event);
       const key = targetsKey(event.campaignId);
-      // No ServerSideEncryption header: the bucket's default (its own KMS key) applies.
-      await deps.s3.send(
-        new PutObjectCommand({
-          Bucket: deps.bucket,
-          Key: key,
-          Body: JSON.stringify(pending),
-          ContentType: 'application/json',
-          CacheControl: 'no-store',
-        }),
-      );
+      // No encryption header: the bucket's default (its own KMS key) applies.
+      await deps.putObject({
+        bucket: deps.bucket,
+        key,
+        body: JSON.stringify(pending),
+        contentType: 'application/json',
+        cacheControl: 'no-store',
+        what: "the campaign's targets",
+      });
       return { bucket: deps.bucket, key, count: pending.length, retryFailed: event.retryFailed ?? false };
     },
   );

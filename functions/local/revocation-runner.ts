@@ -148,7 +148,7 @@ export class LocalRevocationRunner {
     // 1. plan
     const plan = await makePlanHandler({
       book: { campaigns: store, audit: store, clock: services.clock, actor: this.#actor },
-      s3: services.aws.s3,
+      putObject: services.putObject,
       bucket: this.#bucket,
     })({
       campaignId,

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
+import { signedPutObject } from '../../functions/adapters/aws/s3-put-object.ts';
 import { writeReport } from '../../functions/adapters/report-writer.ts';
 import { summarize, type Target } from '../../functions/core/campaign.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
@@ -80,6 +81,7 @@ const reportFor = (campaignId: string): RevocationReport =>
 
 describe('adapter: writeReport to S3 (moto)', () => {
   const aws = awsClients(testAws());
+  const putObject = signedPutObject(testAws());
   const bucket = uniqueName('kw-reports');
   const campaignId = uniqueName('c');
   const report = reportFor(campaignId);
@@ -106,7 +108,7 @@ describe('adapter: writeReport to S3 (moto)', () => {
   };
 
   it('writes the three renderings under reports/<incident>/<campaignId>/ and reads them back', async () => {
-    const locations = await writeReport(report, rendered, { kind: 's3', s3: aws.s3, bucket });
+    const locations = await writeReport(report, rendered, { kind: 's3', putObject, bucket });
     const prefix = `reports/INC-42/${campaignId}`;
     expect(locations).toEqual({
       json: `s3://${bucket}/${prefix}/report.json`,
@@ -135,7 +137,7 @@ describe('adapter: writeReport to S3 (moto)', () => {
   it('honours a custom prefix', async () => {
     const locations = await writeReport(report, rendered, {
       kind: 's3',
-      s3: aws.s3,
+      putObject,
       bucket,
       prefix: '/campaigns/reports/',
     });
@@ -145,7 +147,7 @@ describe('adapter: writeReport to S3 (moto)', () => {
 
   it('says which object it could not write when the bucket does not exist', async () => {
     const missing = uniqueName('kw-missing');
-    const failure = writeReport(report, rendered, { kind: 's3', s3: aws.s3, bucket: missing });
+    const failure = writeReport(report, rendered, { kind: 's3', putObject, bucket: missing });
     await expect(failure).rejects.toBeInstanceOf(KeywardenError);
     await expect(failure).rejects.toThrow(
       `writing report s3://${missing}/reports/INC-42/${campaignId}/report.json`,

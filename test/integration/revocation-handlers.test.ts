@@ -34,7 +34,7 @@ const planDeps = () => ({
     clock: services.clock,
     actor: 'test:stepfunctions',
   },
-  s3: services.aws.s3,
+  putObject: services.putObject,
   bucket,
 });
 

@@ -82,7 +82,11 @@ export const dynamoDbClient = (endpoint: AwsEndpoint): DynamoDBClient =>
 export const schedulerClient = (endpoint: AwsEndpoint): SchedulerClient =>
   new SchedulerClient(awsClientConfig(endpoint));
 
-/** An S3 client; a custom endpoint (moto) has no per-bucket DNS names, so buckets are addressed by path. */
+/**
+ * An S3 client, for the local runtime, the CLI and tests (creating the bucket, reading the plan);
+ * the Lambda functions write their objects with s3-put-object.ts instead. A custom endpoint
+ * (moto) has no per-bucket DNS names, so buckets are addressed by path.
+ */
 export function s3Client(endpoint: AwsEndpoint): S3Client {
   const config = awsClientConfig(endpoint);
   return new S3Client(endpoint.endpoint === undefined ? config : { ...config, forcePathStyle: true });
@@ -129,6 +133,8 @@ interface SdkErrorShape {
   message?: string;
   $metadata?: { httpStatusCode?: number };
   $retryable?: { throttling?: boolean };
+  /** Set by keywarden's own request errors (s3-put-object.ts), which know whether trying again may help. */
+  retryable?: boolean;
 }
 
 const asSdkError = (error: unknown): SdkErrorShape =>
@@ -139,9 +145,10 @@ export const awsErrorName = (error: unknown): string | undefined => asSdkError(e
 
 /** True for throttling, HTTP 5xx and network failures: the same call may succeed later. */
 export function isRetryableAwsError(error: unknown): boolean {
-  const { name = '', code = '', $metadata, $retryable } = asSdkError(error);
+  const { name = '', code = '', $metadata, $retryable, retryable } = asSdkError(error);
   const status = $metadata?.httpStatusCode;
   return (
+    retryable === true ||
     THROTTLING.has(name) ||
     $retryable?.throttling === true ||
     status === 429 ||

@@ -2,16 +2,11 @@
  * One Lambda operation, Invoke, as a SigV4-signed `fetch`: how the functions without
  * `iam:PutRolePolicy` ask the role-deny function (role-deny-client.ts, RequestResponse), and how
  * Slack ingress hands a job to the worker (Event). The SDK's Lambda client would add ~70 kB to
- * each of six bundles for this one call (its schemas and error
- * classes cover the whole Lambda API); the signer (`@smithy/signature-v4`) and the credential
- * chain (`@aws-sdk/credential-provider-node`) are the SDK's own and already in every bundle.
- * Like the SDK, it retries throttling, server errors and lost connections with backoff.
+ * each of six bundles for this one call (its schemas and error classes cover the whole Lambda
+ * API); the signing and the SDK's retry are signed-fetch.ts's.
  */
-import { defaultProvider } from '@aws-sdk/credential-provider-node';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { AWS_MAX_ATTEMPTS } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
-import { Sha256 } from './sha256.ts';
+import { type FailureReader, retryableStatus, type SignedFetchOptions, signedFetch } from './signed-fetch.ts';
 
 /** What Lambda answered an invocation: the function's payload, and its error type when it failed. */
 export interface InvokeAnswer {
@@ -48,78 +43,48 @@ export function lambdaEndpoint(endpoint: AwsEndpoint): URL {
   return new URL(`https://lambda.${endpoint.region}.${domain}`);
 }
 
-/** Whether trying again may help: throttling, a server error, or no answer at all. */
-const retryable = (status: number | undefined) => status === undefined || status === 429 || status >= 500;
+export type SignedLambdaInvokeOptions = SignedFetchOptions;
 
-export interface SignedLambdaInvokeOptions {
-  fetch?: typeof fetch;
-  sleep?: (ms: number) => Promise<void>;
-  maxAttempts?: number;
-}
+/** How Lambda's failures read: its error type in a header (`Type:more`), what went wrong in the body's `message`. */
+const LAMBDA_FAILURES: FailureReader<LambdaInvokeError> = {
+  refused: ({ status, headers, text }) => {
+    const type = headers.get('x-amzn-errortype')?.split(':')[0] || `HTTP${status}`;
+    const message = (parseJson(text) as { message?: unknown; Message?: unknown } | undefined) ?? {};
+    return new LambdaInvokeError(
+      type,
+      status,
+      String(message.message ?? message.Message ?? `HTTP ${status}`),
+    );
+  },
+  lost: (error) => new LambdaInvokeError((error as Error).name, undefined, (error as Error).message),
+  retryable: (error) => retryableStatus(error.status),
+};
 
 /**
- * A {@link LambdaInvoke} over `fetch`, signed with the endpoint's credentials or the default chain
- * (in Lambda, the execution role's, from the environment). A lost connection is retried like a
- * throttle, as the SDK does: the role-deny function's requests are idempotent, and a queued
- * event may reach its function twice anyway (Lambda delivers them at least once).
+ * A {@link LambdaInvoke} over a {@link signedFetch}, signed with the endpoint's credentials or
+ * the default chain (in Lambda, the execution role's, from the environment), retried like the
+ * SDK retries (throttling, server errors, lost connections).
  */
 export function signedLambdaInvoke(
   endpoint: AwsEndpoint,
-  { fetch: fetchFn = fetch, sleep = delay, maxAttempts = AWS_MAX_ATTEMPTS }: SignedLambdaInvokeOptions = {},
+  options: SignedLambdaInvokeOptions = {},
 ): LambdaInvoke {
   const base = lambdaEndpoint(endpoint);
-  const signer = new SignatureV4({
-    service: 'lambda',
-    region: endpoint.region,
-    credentials: endpoint.credentials ?? defaultProvider(),
-    sha256: Sha256,
-  });
+  const send = signedFetch({ ...options, service: 'lambda', endpoint });
   return async (functionName, payload, invocationType = 'RequestResponse') => {
-    const path = `/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`;
-    for (let attempt = 1; ; attempt++) {
-      const signed = await signer.sign({
+    const url = new URL(`/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`, base);
+    const answer = await send(
+      {
         method: 'POST',
-        protocol: base.protocol,
-        hostname: base.hostname,
-        ...(base.port ? { port: Number(base.port) } : {}),
-        path,
-        headers: {
-          host: base.host,
-          'content-type': 'application/json',
-          'x-amz-invocation-type': invocationType,
-        },
+        url,
+        headers: { 'content-type': 'application/json', 'x-amz-invocation-type': invocationType },
         body: payload,
-      });
-      let failure: LambdaInvokeError;
-      try {
-        const response = await fetchFn(new URL(path, base), {
-          method: 'POST',
-          headers: signed.headers,
-          body: payload,
-        });
-        const text = await response.text();
-        if (response.ok) {
-          return { payload: text, functionError: response.headers.get('x-amz-function-error') ?? undefined };
-        }
-        // Lambda names its error in a header (`Type:more`) and says what in the body's `message`.
-        const type = response.headers.get('x-amzn-errortype')?.split(':')[0] || `HTTP${response.status}`;
-        const message = (parseJson(text) as { message?: unknown; Message?: unknown } | undefined) ?? {};
-        failure = new LambdaInvokeError(
-          type,
-          response.status,
-          String(message.message ?? message.Message ?? `HTTP ${response.status}`),
-        );
-      } catch (error) {
-        failure = new LambdaInvokeError((error as Error).name, undefined, (error as Error).message);
-      }
-      if (!retryable(failure.status) || attempt >= maxAttempts) throw failure;
-      // Full jitter, as the SDK's standard retry: up to 100 ms · 2^attempt, at most 20 s.
-      await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
-    }
+      },
+      LAMBDA_FAILURES,
+    );
+    return { payload: answer.text, functionError: answer.headers.get('x-amz-function-error') ?? undefined };
   };
 }
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function parseJson(text: string): unknown {
   try {

@@ -1,0 +1,135 @@
+/**
+ * One AWS request as a SigV4-signed `fetch`, retried like the SDK retries it: what Lambda's
+ * Invoke (lambda-invoke.ts) and S3's PutObject (s3-put-object.ts) are built on, so that a
+ * function making one call of a service carries neither the service's SDK client (its schemas,
+ * error classes and protocol layers cover the whole API) nor a second signer. The signer
+ * (`@smithy/signature-v4`) and the credential chain (`@aws-sdk/credential-provider-node`) are the
+ * SDK's own and already in every bundle.
+ */
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { AWS_MAX_ATTEMPTS } from './clients.ts';
+import type { AwsEndpoint } from './endpoint.ts';
+import { Sha256 } from './sha256.ts';
+
+/** One request: `url` as it is sent (its path already percent-encoded). */
+export interface AwsRequest {
+  method: 'POST' | 'PUT';
+  url: URL;
+  /** Lower-case names; all of them are signed. */
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+}
+
+/** What the service answered, read whole. */
+export interface AwsAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/** How a service's failures read: the error of a refusal, of no answer, and whether one is worth trying again. */
+export interface FailureReader<E extends Error> {
+  /** The error of an answer outside 2xx (redirects included: they are not followed). */
+  refused: (answer: AwsAnswer) => E;
+  /** The error of a request that got no answer (connection refused or lost, DNS…). */
+  lost: (error: unknown) => E;
+  /** Whether the same request may succeed later (throttling, a server error, no answer). */
+  retryable: (error: E) => boolean;
+}
+
+/** Sends one request and returns the service's 2xx answer, or throws the reader's error. */
+export type SignedFetch = <E extends Error>(
+  request: AwsRequest,
+  failures: FailureReader<E>,
+) => Promise<AwsAnswer>;
+
+/** Test seams and the retry budget. */
+export interface SignedFetchOptions {
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+  /** Attempts per request, the first included. @default AWS_MAX_ATTEMPTS */
+  maxAttempts?: number;
+}
+
+export interface SignedFetchProps extends SignedFetchOptions {
+  /** The signing name: `lambda`, `s3`. */
+  service: string;
+  /** The region signed for, and the credentials (unset: the default chain, in Lambda the execution role's). */
+  endpoint: AwsEndpoint;
+  /**
+   * Whether the signer encodes the path once more: every service but S3 signs the path encoded
+   * twice; S3 signs it as sent.
+   * @default true
+   */
+  uriEscapePath?: boolean;
+}
+
+/**
+ * The endpoint the SDK's client of `serviceId` (`S3`, `LAMBDA`) would take from the environment
+ * when none is configured in code: `AWS_ENDPOINT_URL_<ID>`, else `AWS_ENDPOINT_URL`, unless
+ * `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`. Unset in Lambda; the local stack's specs set it.
+ */
+export function environmentEndpoint(
+  serviceId: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return undefined;
+  return env[`AWS_ENDPOINT_URL_${serviceId}`] || env.AWS_ENDPOINT_URL || undefined;
+}
+
+/** Throttling, a server error, or no answer at all: what the SDK's standard retry tries again. */
+export const retryableStatus = (status: number | undefined): boolean =>
+  status === undefined || status === 429 || status >= 500;
+
+/**
+ * A {@link SignedFetch}: each attempt signed afresh (a retry may come after the credentials
+ * rotate), a refused or lost attempt tried again while the reader says it may help, with the
+ * SDK's full-jitter backoff. A lost connection is retried like a throttle, as the SDK does: the
+ * requests keywarden sends this way are idempotent (a PutObject writes the same object again, a
+ * queued event may reach its function twice anyway).
+ */
+export function signedFetch({
+  service,
+  endpoint,
+  uriEscapePath = true,
+  fetch: fetchFn = fetch,
+  sleep = delay,
+  maxAttempts = AWS_MAX_ATTEMPTS,
+}: SignedFetchProps): SignedFetch {
+  const signer = new SignatureV4({
+    service,
+    region: endpoint.region,
+    credentials: endpoint.credentials ?? defaultProvider(),
+    sha256: Sha256,
+    uriEscapePath,
+  });
+  return async (request, failures) => {
+    const { method, url, body } = request;
+    for (let attempt = 1; ; attempt++) {
+      const signed = await signer.sign({
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        ...(url.port ? { port: Number(url.port) } : {}),
+        path: url.pathname,
+        headers: { host: url.host, ...request.headers },
+        body,
+      });
+      let failure: ReturnType<typeof failures.refused>;
+      try {
+        const response = await fetchFn(url, { method, headers: signed.headers, body, redirect: 'manual' });
+        const answer = { status: response.status, headers: response.headers, text: await response.text() };
+        if (response.ok) return answer;
+        failure = failures.refused(answer);
+      } catch (error) {
+        failure = failures.lost(error);
+      }
+      if (!failures.retryable(failure) || attempt >= maxAttempts) throw failure;
+      // Full jitter, as the SDK's standard retry: up to 100 ms · 2^attempt, at most 20 s.
+      await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
+    }
+  };
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
