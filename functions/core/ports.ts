@@ -562,6 +562,21 @@ export interface ListOptions {
    * listing everything; it lists as usual when the value names nothing of this identity's.
    */
   replaced?: SecretValue;
+  /**
+   * Only credentials that still grant something are wanted (a campaign's planning: any stage but
+   * `revoked`). A provider with a cheaper read of those may use it and leave out what it would
+   * list as `revoked`, and creation times it does not show (Secrets Manager: DescribeSecret's
+   * labelled versions, a read of its high read quota, not ListSecretVersionIds at 50 a second).
+   */
+  grantingOnly?: boolean;
+  /**
+   * Handles the caller's store records live as credentials keywarden issued (for whichever
+   * identity), so their provider-side marks name their identity already: a provider that looks
+   * each credential up to tell whose it is (a Vault token's meta) need not look these up. Each
+   * is this identity's only when `skip` holds it; another identity reaches one only by naming it
+   * (a declared accessor), which the provider looks up as it would anyway.
+   */
+  issuedByKeywarden?: ReadonlySet<string>;
 }
 
 /**
