@@ -29,6 +29,8 @@ import type {
   ApprovalSigner,
   AuditLog,
   BreakglassConfigStore,
+  CiAwsIssuer,
+  CiCredentialStore,
   Clock,
   DiscoverySource,
   GrantExpiryScheduler,
@@ -44,6 +46,7 @@ import { configuredAlerts, type FanOutExposureAlerts } from './alerts/index.ts';
 import { AwsDiscovery } from './aws/aws-discovery.ts';
 import { AwsSecretProvider } from './aws/aws-secret-provider.ts';
 import { IamCiSessionDeny } from './aws/ci-role-deny.ts';
+import { RoleDenyCiSessions } from './aws/ci-session-deny.ts';
 import { StsCiSessionIssuer } from './aws/ci-session-issuer.ts';
 import {
   type AwsClients,
@@ -195,11 +198,14 @@ export const stores = (c: Composition): { store: DynamoStore; breakglassStore: D
   };
 };
 
+/** CI exchanges and spent token ids, on the state table. */
+const ciCredentials: Part<CiCredentialStore> = (c) => dynamoCiStore(c.get(table));
+
 /** CI exchanges, spent token ids and artifact approvals, on the same table. */
-export const ciStores = (c: Composition) => {
-  const table = new DynamoTable({ client: c.get(dynamodb), tableName: c.config.tableName });
-  return { credentials: dynamoCiStore(table), ledger: dynamoApprovalLedger(table) };
-};
+export const ciStores = (c: Composition) => ({
+  credentials: c.get(ciCredentials),
+  ledger: dynamoApprovalLedger(c.get(table)),
+});
 
 /** The Vault client, when the configuration names a Vault. */
 export const vault: Part<VaultClient | undefined> = ({ config }) =>
@@ -438,6 +444,15 @@ export const approvals: Part<ApprovalDeps> = /* @__PURE__ */ approvalsWith(appro
 /** Who may approve, for a function that records nothing (no KMS client in its bundle). */
 export const approvalReading: Part<ApprovalDeps> = /* @__PURE__ */ approvalsWith(notSigning);
 
+/** A CI job's AWS sessions: issued by STS, ended through the deny door. */
+const ciSessions: Part<StsCiSessionIssuer> = (c) =>
+  new StsCiSessionIssuer({
+    sts: c.get(sts),
+    iam: c.get(iam),
+    deny: c.get(denyDoor),
+    rolePaths: c.config.ci.rolePaths,
+  });
+
 /**
  * CI job credentials: the job's OIDC token verified (jose), exchanged once, issued by Vault and
  * STS, gated on approvals, ended through the deny door.
@@ -449,14 +464,9 @@ export const ciExchange: Part<CiExchangeDeps> = (c) => {
   return {
     config: () => breakglassStore.getCiConfig(),
     verifier: new JoseCiTokenVerifier({ clock: c.clock }),
-    store: c.get(ciStores).credentials,
+    store: c.get(ciCredentials),
     vault: client ? new VaultCiTokenIssuer({ client }) : undefined,
-    aws: new StsCiSessionIssuer({
-      sts: c.get(sts),
-      iam: c.get(iam),
-      deny: c.get(denyDoor),
-      rolePaths: c.config.ci.rolePaths,
-    }),
+    aws: c.get(ciSessions),
     gate: approvalGate({
       ledger,
       signer: c.get(approvalSigner),
@@ -468,6 +478,33 @@ export const ciExchange: Part<CiExchangeDeps> = (c) => {
     newId: () => `ci-${randomUUID()}`,
   };
 };
+
+/**
+ * A CI job's AWS sessions in a function that only ends them (the CI sweeper): ended and released
+ * through the role-deny function, never issued, so its bundle carries no STS or IAM client (its
+ * role may call neither).
+ */
+const ciSessionsEnder: Part<CiAwsIssuer> = (c) => {
+  const deny = c.get(roleDeny) ?? throwError(notConfigured('role-deny function for ending CI sessions'));
+  const sessions = new RoleDenyCiSessions({ deny });
+  return {
+    issue: () => Promise.reject(new KeywardenError('this function ends CI sessions and issues none')),
+    end: (request) => sessions.end(request),
+    release: (request) => sessions.release(request),
+  };
+};
+
+/**
+ * What ending CI exchanges takes (the CI sweeper): the exchanges, their AWS sessions, the audit
+ * trail; no token verifier, approvals, Vault issuer or STS, so no jose, KMS, STS or IAM in the
+ * sweeper's bundle.
+ */
+export const ciEnding: Part<Pick<CiExchangeDeps, 'aws' | 'clock' | 'store' | 'audit'>> = (c) => ({
+  aws: c.get(ciSessionsEnder),
+  clock: c.clock,
+  store: c.get(ciCredentials),
+  audit: c.get(auditLog),
+});
 
 /** Discovery: the sources that list what exists (AWS, and Vault when configured) and where it is recorded. */
 export const discovery = (c: Composition) => {

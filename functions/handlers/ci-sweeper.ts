@@ -7,7 +7,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
-import { Composition, ciExchange, vault } from '../adapters/wiring.ts';
+import { Composition, ciEnding, vault } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, type CiUse, recordUse, sweepCi } from '../core/ci-exchange.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -55,7 +55,7 @@ export const handler = entryPoint(async () => {
   const client = composition.get(vault);
   const auditLog = composition.config.vault?.auditLog;
   return makeHandler({
-    exchange: composition.get(ciExchange),
+    exchange: composition.get(ciEnding),
     vaultUses:
       client && auditLog ? vaultUsesOf(new VaultAuditUsage({ client, logFile: auditLog })) : undefined,
     logger: new Logger({ serviceName: 'keywarden' }),

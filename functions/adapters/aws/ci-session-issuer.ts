@@ -24,6 +24,7 @@ import { CI_AWS_SESSION_SECONDS, type CiAwsIssue, type CiJob } from '../../core/
 import { ValidationError } from '../../core/errors.ts';
 import type { CiAwsIssuer } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
+import { RoleDenyCiSessions } from './ci-session-deny.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import { type RoleDenyClient, rolePathOf } from './role-deny-client.ts';
 import { roleNameOf } from './role-session-revoker.ts';
@@ -233,20 +234,12 @@ export class StsCiSessionIssuer implements CiAwsIssuer {
 
   /** Denies everything to the role's sessions of this job, through the role-deny door. */
   async end(request: { roleArn: string; sourceIdentity: string }): Promise<void> {
-    await this.#deny.run({
-      action: 'deny',
-      roleArn: request.roleArn,
-      deny: { sourceIdentity: request.sourceIdentity, purpose: 'ci' },
-    });
+    await new RoleDenyCiSessions({ deny: this.#deny }).end(request);
   }
 
   /** Removes the job's deny once its sessions are dead (900 s after the last was issued). */
   async release(request: { roleArn: string; sourceIdentity: string }): Promise<void> {
-    await this.#deny.run({
-      action: 'release',
-      roleArn: request.roleArn,
-      release: { sourceIdentity: request.sourceIdentity, purpose: 'ci' },
-    });
+    await new RoleDenyCiSessions({ deny: this.#deny }).release(request);
   }
 
   /**
