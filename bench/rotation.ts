@@ -476,17 +476,31 @@ function printReport(
   );
 }
 
-function printUsage(phases: Record<string, PhaseUsage>) {
+/**
+ * CPU per phase: cores each process used, and CPU ms per identity, summed over this process and
+ * the servers. On loopback the servers and the engine share the machine's cores, so CPU per
+ * identity is what bounds the wall time; it also moves far less than wall time with the load of
+ * other jobs.
+ */
+function printUsage(phases: Record<string, PhaseUsage>, identities: number) {
   const names = [...new Set(Object.values(phases).flatMap((usage) => Object.keys(usage.cpu)))];
   const table = new Table({
-    head: ['phase', 'wall s', ...names.map((name) => `${name} CPU cores`), 'load avg 1m'],
+    head: [
+      'phase',
+      'wall s',
+      ...names.map((name) => `${name} CPU cores`),
+      'CPU ms/identity (all)',
+      'load avg 1m',
+    ],
     style: { head: [], border: [] },
   });
   for (const [phase, usage] of Object.entries(phases)) {
+    const seconds = Object.values(usage.cpu).reduce((sum, { seconds }) => sum + seconds, 0);
     table.push([
       phase,
       (usage.wallMs / 1_000).toFixed(1),
       ...names.map((name) => usage.cpu[name]?.cores ?? '-'),
+      ((seconds * 1_000) / Math.max(1, identities)).toFixed(1),
       usage.loadAvg1m,
     ]);
   }
@@ -520,7 +534,7 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
 
   process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency}, ${options.model})…\n`);
   sampler.phase(`keywarden-${identities}`);
-  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
+  const pids = { moto: stack.moto.pid, dynalite: stack.dynamodb.pid, openbao: stack.vault.pid };
   const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids).finally(() =>
     keywardenSet.world.close(),
   );
@@ -556,7 +570,7 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
       `local stack ${stackVersions()} on loopback; ${cpus().length} CPUs, node ${process.version}`,
   );
   printReport(sized, [...results], speedup, keywardenSet.ledger, naiveSet.ledger);
-  printUsage({ keywarden: keywarden.usage, naive: naive.usage });
+  printUsage({ keywarden: keywarden.usage, naive: naive.usage }, identities);
   console.log(
     `store probe, nothing else running: one Query takes ${probe.keywarden.queryMs} ms on keywarden's table ` +
       `(${probe.keywarden.items} items after the run) and ${probe.naive.queryMs} ms on an empty table (${probe.naive.items} items)`,

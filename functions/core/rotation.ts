@@ -194,12 +194,36 @@ class Run {
     };
   }
 
-  audit(type: AuditEventType, details: Record<string, unknown>) {
+  /**
+   * Appends one event after the step events still on their way, so the trail keeps its order:
+   * if they failed, so does this (a `rotation.failed` is appended whatever became of them).
+   */
+  async audit(type: AuditEventType, details: Record<string, unknown>) {
+    if (type === 'rotation.failed') await this.#appending?.catch(() => undefined);
+    else await this.settleAudit();
     return this.deps.audit.append({ type, actor: this.deps.actor, subject: this.identity.id, details });
   }
 
-  checkpoint(at: Checkpoint): void | Promise<void> {
-    return this.deps.afterStep?.(this.identity.id, at);
+  /**
+   * A test stops the run here: the step events still on their way land first, as they would
+   * before a crash at this point, so the resumed run finds the trail this checkpoint names.
+   */
+  async checkpoint(at: Checkpoint): Promise<void> {
+    if (!this.deps.afterStep) return;
+    await this.#appending;
+    await this.deps.afterStep(this.identity.id, at);
+  }
+
+  /**
+   * The step events on their way to the trail ({@link recordAllOnce}), if any: each step's
+   * append starts after the previous one landed, and stops the chain if it failed, so the trail
+   * keeps its order. Waited for before every progress write (whose `recorded` names them).
+   */
+  #appending: Promise<void> | undefined;
+
+  /** Waits until the step events on their way are in the trail; throws if their append failed. */
+  async settleAudit(): Promise<void> {
+    await this.#appending;
   }
 
   /**
@@ -245,7 +269,17 @@ class Run {
         continue;
       missing.push(event);
     }
-    if (missing.length > 0) {
+    const keys = events.map((event) => recordedKey(event.type, event.details.versionId));
+    if (missing.length === 0) {
+      for (const key of keys) this.recorded.add(key);
+      return;
+    }
+    // Not waited for here: the append overlaps the steps that follow (a promotion, an adoption),
+    // and the next progress write waits for it. A run that dies meanwhile has not recorded the
+    // events, so the resumed one looks them up in the trail as after any crash before that write.
+    const previous = this.#appending;
+    const appending = (async () => {
+      await previous;
       await this.deps.audit.appendMany(
         missing.map(({ type, details }) => ({
           type,
@@ -254,8 +288,11 @@ class Run {
           details,
         })),
       );
-    }
-    for (const event of events) this.recorded.add(recordedKey(event.type, event.details.versionId));
+      for (const key of keys) this.recorded.add(key);
+    })();
+    // Its failure surfaces where it is waited for (the next progress write), never unhandled.
+    appending.catch(() => undefined);
+    this.#appending = appending;
   }
 
   /**
@@ -371,6 +408,7 @@ class Run {
    * run holds it; a finished or failed rotation, or `release`, gives the lock back with it.
    */
   async saveState(next: RotationState, options: { release?: boolean } = {}): Promise<void> {
+    await this.settleAudit();
     const { lock: _lock, ...progress } = next;
     const release = options.release || next.step === 'finished' || next.step === 'failed';
     const lock = release ? undefined : this.lock;
