@@ -13,7 +13,7 @@
  * the campaign's {@link SessionRevoker}.
  */
 import * as z from 'zod';
-import { IncidentSchema } from '../../core/campaign.ts';
+import { IncidentSchema } from '../../core/incident.ts';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
 import type {

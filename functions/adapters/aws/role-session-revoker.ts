@@ -11,7 +11,7 @@
  * traps): the result says from when the deny can be counted on.
  */
 import { GetRolePolicyCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
-import { IncidentSchema } from '../../core/campaign.ts';
+import { IncidentSchema } from '../../core/incident.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { RevokeResult, SessionRevoker } from '../../core/ports.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
