@@ -563,6 +563,13 @@ export interface ListOptions {
    */
   replaced?: SecretValue;
   /**
+   * The same read as `replaced`, whole: the value as the delivery held it and the target's record
+   * of the read (`basis`). A kind whose value is its own delivery (a Secrets Manager secret) names
+   * the version it replaced from it, and one delivered as several fields (an AppRole role-id and
+   * secret-id) finds its credential among them: each may answer with that one instead of listing.
+   */
+  delivered?: DeliveredValue;
+  /**
    * Only credentials that still grant something are wanted (a campaign's planning: any stage but
    * `revoked`). A provider with a cheaper read of those may use it and leave out what it would
    * list as `revoked`, and creation times it does not show (Secrets Manager: DescribeSecret's

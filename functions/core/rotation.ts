@@ -837,6 +837,7 @@ async function finishSecret(run: Run, target: BoundDelivery) {
     ? run.provider.list({
         skip: new Set([...run.versions.map((v) => v.handle), pending.handle]),
         ...(replaced ? { replaced } : {}),
+        ...(run.replaced ? { delivered: run.replaced } : {}),
       })
     : undefined;
   listing?.catch(() => undefined);

@@ -154,6 +154,8 @@ export class SecretRead {
   constructor(
     readonly secretId: string,
     readonly currentVersionId: string | undefined,
+    /** When that version was created (ISO), as the read answered. */
+    readonly createdAt?: string,
   ) {}
 }
 
@@ -343,7 +345,7 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     return {
       ...(read.VersionId && { versionId: read.VersionId }),
       secret: new SecretValue(value),
-      basis: new SecretRead(secretId, read.VersionId),
+      basis: new SecretRead(secretId, read.VersionId, read.CreatedDate?.toISOString()),
     };
   }
 
