@@ -36,6 +36,7 @@ import type {
   GrantExpiryScheduler,
   GrantIssuer,
   GrantStore,
+  IdentityStore,
   SessionRevoker,
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
@@ -172,21 +173,28 @@ const grantStore: Part<GrantStore> = (c) => dynamoGrantStore(c.get(table));
 const breakglassConfigStore: Part<BreakglassConfigStore> = (c) =>
   dynamoBreakglassConfigStore(c.get(table), c.clock);
 
+/** The inventory's identities, on the state table. */
+export const identities: Part<IdentityStore> = (c) => dynamoIdentityStore(c.get(table));
+
+/** Credential versions and rotation state, on the state table. */
+const versions: Part<ReturnType<typeof dynamoRotationStore>> = (c) => dynamoRotationStore(c.get(table));
+
 /**
  * The state table: the store of every port but the inventory's sections and the Slack delivery
  * ledger (`store`, as dynamodb-store.ts composes it), and those (`breakglassStore`, as
- * dynamodb-breakglass-store.ts does). Built here from the parts above, so that break-glass,
- * which asks for grants, the audit trail and its configuration only, shares their one audit
- * trail and a function that only ends grants carries no other port.
+ * dynamodb-breakglass-store.ts does). Built here from the parts above, so that a part asking for
+ * a few ports (break-glass: grants, the audit trail and its configuration; rotation: versions
+ * and the audit trail) shares their one audit trail, and a function that asks for no more
+ * carries no other port, nor builds the others' schemas when its module is imported.
  */
 export const stores = (c: Composition): { store: DynamoStore; breakglassStore: DynamoBreakglassStore } => {
   const t = c.get(table);
   return {
     store: {
-      ...dynamoIdentityStore(t),
+      ...c.get(identities),
       ...c.get(auditLog),
       ...dynamoFindingStore(t),
-      ...dynamoRotationStore(t),
+      ...c.get(versions),
       ...c.get(grantStore),
       ...dynamoCampaignStore(t),
     },
@@ -235,11 +243,12 @@ export const rotation = (c: Composition) => {
     'aws-secret': new SecretsManagerDelivery({ secrets: c.get(secrets) }),
     ...(client ? { 'vault-kv': new VaultKvDelivery({ client }) } : {}),
   };
-  const { store } = c.get(stores);
+  const store = c.get(versions);
+  const audit = c.get(auditLog);
   const fingerprint = c.get(fingerprinter);
   return (actor: string, overrides: Partial<RotationDeps> = {}): RotationDeps => ({
     store,
-    audit: store,
+    audit,
     clock: c.clock,
     newId: randomUUID,
     providerFor: providerFor(providers),

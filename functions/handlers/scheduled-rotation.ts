@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import pLimit from 'p-limit';
-import { Composition, rotation, stores } from '../adapters/wiring.ts';
+import { Composition, identities, rotation } from '../adapters/wiring.ts';
 import type { IdentityStore, Limit } from '../core/ports.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -73,7 +73,7 @@ async function init() {
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-rotation' });
   const composition = new Composition(await loadLambdaConfig());
   return makeHandler({
-    identities: composition.get(stores).store,
+    identities: composition.get(identities),
     rotation: composition.get(rotation)('scheduler:rotation'),
     limit: pLimit(composition.config.rotationConcurrency),
     logger,
