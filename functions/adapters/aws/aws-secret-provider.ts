@@ -21,6 +21,7 @@ import type {
   IssueContext,
   IssuedCredential,
   ListedCredential,
+  ListOptions,
 } from '../../core/ports.ts';
 import { renderValue, shapeProblems } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
@@ -174,8 +175,9 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
    * labels say (`AWSCURRENT` current, `AWSPENDING` alone pending, any other label previous,
    * none revoked: what {@link revoke} leaves). A missing secret has none.
    */
-  async list(identity: SecretIdentity): Promise<ListedCredential[]> {
+  async list(identity: SecretIdentity, options: ListOptions = {}): Promise<ListedCredential[]> {
     const { secretId } = identity.scope;
+    if (options.grantingOnly) return this.#labelled(secretId);
     const listed: ListedCredential[] = [];
     try {
       for await (const page of paginateListSecretVersionIds(
@@ -202,6 +204,26 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
       throw awsFailure(`listing the versions of secret ${secretId}`, error);
     }
     return listed;
+  }
+
+  /**
+   * The versions that still carry a label, from one DescribeSecret (`VersionIdsToStages`): what
+   * {@link list} gives but its unlabelled (`revoked`) versions and creation dates, read within
+   * Secrets Manager's read quota (DescribeSecret and GetSecretValue share 10,000 a second, where
+   * ListSecretVersionIds has 50). A missing secret, or one scheduled for deletion (it answers no
+   * reads by label), has none.
+   */
+  async #labelled(secretId: string): Promise<ListedCredential[]> {
+    const described = await readVersionStages(this.#secrets, secretId);
+    if (!described || described.deleted) return [];
+    return Object.entries(described.stages)
+      .filter(([, labels]) => labels.length > 0)
+      .map(([versionId, labels]) => ({
+        handle: versionId,
+        versionId,
+        status: 'active' as const,
+        stage: stageOf(labels),
+      }));
   }
 
   /**

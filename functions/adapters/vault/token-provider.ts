@@ -64,6 +64,8 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
   #nextList: Promise<TokenIndex> | undefined;
   /** The accessor LIST under way, with the lookups of the tokens it names. */
   #listing: Promise<unknown> | undefined;
+  /** The accessors `#nextList` leaves out (see `#everyToken`). */
+  #nextIssued: ReadonlySet<string> | undefined;
 
   constructor(options: VaultTokenProviderOptions) {
     this.#client = options.client;
@@ -170,7 +172,7 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
     const listed = adoptable
       ? [replaced]
       : everyToken
-        ? candidatesOf(await this.#everyToken(), identity)
+        ? candidatesOf(await this.#everyToken(options.issuedByKeywarden), identity)
         : [];
     const inList = new Set(listed.map((token) => token.accessor));
     // A declared accessor no LIST named is looked up afresh: that lookup is what says it still
@@ -239,18 +241,27 @@ export class VaultTokenProvider implements CredentialProvider<'vault-token'> {
    * (once per process each), indexed once per LIST (see {@link TokenIndex}). Listings that start while a LIST is under way share the next one,
    * sent when it answers: a fleet's listings at once cost two LISTs and one pass over the
    * tokens, not a LIST and a pass each, and each still sees what existed when it began.
+   *
+   * `issued`: accessors the caller records live as tokens keywarden issued, not looked up nor
+   * indexed. Keywarden's meta names one identity, which records it (its listing skips it), and
+   * only a declared accessor names it to another, looked up afresh when no index holds it; a
+   * token role or display-name prefix never names a token keywarden issued. Listings share a
+   * LIST only when they pass the same set (a campaign's planning passes one to all).
    */
-  #everyToken(): Promise<TokenIndex> {
-    if (this.#nextList) return this.#nextList;
+  #everyToken(issued?: ReadonlySet<string>): Promise<TokenIndex> {
+    if (this.#nextList && this.#nextIssued === issued) return this.#nextList;
     const next = (this.#listing ?? Promise.resolve()).then(async () => {
       // Sent now: a listing that starts from here on waits for the one after.
-      this.#nextList = undefined;
+      if (this.#nextList === next) this.#nextList = undefined;
       const listed = await this.#client.list('auth/token/accessors');
       this.#forgetAllBut(new Set(listed));
-      const tokens = await Promise.all(listed.map((accessor) => this.#lookup(accessor, false)));
+      const tokens = await Promise.all(
+        listed.filter((accessor) => !issued?.has(accessor)).map((accessor) => this.#lookup(accessor, false)),
+      );
       return indexTokens(tokens.filter((token) => token !== undefined));
     });
     this.#nextList = next;
+    this.#nextIssued = issued;
     const settled = next.catch(() => undefined);
     this.#listing = settled;
     void settled.then(() => {
