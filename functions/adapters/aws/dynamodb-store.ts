@@ -7,6 +7,7 @@ import type {
   IdentityStore,
   RotationStore,
   VersionShortcuts,
+  VersionsOfMany,
 } from '../../core/ports.ts';
 import { type DynamoAuditLogProps, dynamoAuditLog } from './dynamodb-audit-log.ts';
 import { dynamoCampaignStore } from './dynamodb-campaign-store.ts';
@@ -27,6 +28,7 @@ export type DynamoStorePorts = IdentityStore &
   FindingStore &
   RotationStore &
   VersionShortcuts &
+  VersionsOfMany &
   GrantStore &
   CampaignStore &
   CampaignShortcuts;

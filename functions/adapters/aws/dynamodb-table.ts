@@ -15,6 +15,7 @@ import {
   GetCommand,
   PutCommand,
   paginateQuery,
+  paginateScan,
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -350,6 +351,33 @@ export class DynamoTable {
       }
     }
     return items;
+  }
+
+  /**
+   * Every item whose sort key starts with `skPrefix`, in whichever partition (consistent reads,
+   * in no set order): one parallel Scan of the whole table in `segments` segments, each read a
+   * page (up to 1 MB) at a time. Its cost is the table's size, not the number of partitions it
+   * finds items in: for reading many partitions at once, where a Query each would cost more.
+   */
+  async scanSortKeyPrefix(skPrefix: string, segments: number): Promise<Item[]> {
+    const read = async (segment: number): Promise<Item[]> => {
+      const items: Item[] = [];
+      const pages = paginateScan(
+        { client: this.#doc },
+        {
+          TableName: this.#name,
+          FilterExpression: 'begins_with(sk, :sk)',
+          ExpressionAttributeValues: { ':sk': skPrefix },
+          ConsistentRead: true,
+          Segment: segment,
+          TotalSegments: segments,
+        },
+      );
+      for await (const page of pages) items.push(...((page.Items ?? []) as Item[]));
+      return items;
+    };
+    const parts = await Promise.all(Array.from({ length: segments }, (_, segment) => read(segment)));
+    return parts.flat();
   }
 
   /** Deletes the item at `key` if `condition` holds; false when it did not. */
