@@ -36,6 +36,7 @@ import type {
   ListedCredential,
   RotationStore,
   StoredCampaign,
+  VersionsOfMany,
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
@@ -80,7 +81,9 @@ export const campaignIdFor = (incident: string, now: Date): string =>
 export interface CampaignPlanningDeps {
   store: Pick<IdentityStore, 'listIdentities'> &
     Pick<RotationStore, 'listVersions' | 'putVersion'> &
-    Pick<CampaignStore, 'createCampaign'>;
+    Pick<CampaignStore, 'createCampaign'> &
+    /** Where the store has it, the versions of every selectable identity are read at once. */
+    Partial<VersionsOfMany>;
   clock: Clock;
   /**
    * The providers that list what is live (`providerFor`), the deliveries that read the value an
@@ -99,8 +102,9 @@ export interface CampaignPlanningDeps {
 }
 
 /**
- * Most identities whose versions are read from the store at once: one Query each, a few
- * milliseconds in DynamoDB, whose on-demand reads allow thousands a second.
+ * Most identities whose versions are read from the store at once, by a store that reads them one
+ * identity at a time: one Query each, a few milliseconds in DynamoDB, whose on-demand reads allow
+ * thousands a second.
  */
 const VERSIONS_CONCURRENCY = 64;
 
@@ -123,6 +127,7 @@ async function listLive(
   deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
   identity: Identity,
   recorded: readonly CredentialVersion[],
+  issuedByKeywarden: ReadonlySet<string>,
 ): Promise<Listing> {
   const own = kindFacts(identity.kind).ownDelivery?.(identity);
   // The value is read beside the listing, not after it: one round trip's wait per identity, not
@@ -138,7 +143,8 @@ async function listLive(
     // What is recorded live is revoked as recorded whether listed or not: a provider that looks
     // each credential up on its own (an AppRole secret-id) may leave it out.
     const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
-    listed = await deps.providerFor(identity).list({ skip });
+    // Only what still grants is adopted (resolveLive), so a provider may list just that, cheaper.
+    listed = await deps.providerFor(identity).list({ skip, grantingOnly: true, issuedByKeywarden });
   } catch (error) {
     return { failure: failureOf(error) };
   }
@@ -157,9 +163,11 @@ async function listLive(
  * Every stored identity still in the inventory; those the selectors may select with their
  * credential versions (one the identity terms exclude cannot be selected whatever its versions:
  * they are not read), and those of kinds revoked one credential at a time resolved against what
- * their provider lists live now (each listing under its service's listing limiter, after the
- * read of its versions: the provider may leave out what is recorded, a lookup fewer per
- * recorded AppRole secret-id).
+ * their provider lists live now, each listing under its service's listing limiter. The versions
+ * are read first, all at once where the store can (`listVersionsOf`: a fleet's in a few requests,
+ * not one each), then the listings start together: each provider may leave out what is recorded
+ * (a lookup fewer per recorded AppRole secret-id), and listings that start together share what
+ * they can (one accessor LIST for every token identity).
  */
 async function subjects(
   services: CampaignPlanningDeps,
@@ -171,15 +179,48 @@ async function subjects(
   const live = services.rotationDeps(request.actor);
   const limitFor = services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS).limitFor;
   const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
-  const limit = pLimit(VERSIONS_CONCURRENCY);
+  const selectable = active
+    .map(({ identity }) => identity)
+    .filter((identity) => select(identityTerms, { identity, versions: [] }) !== undefined);
+  const versions = await versionsOf(services.store, selectable);
+  const issued = issuedByKeywarden(versions.values());
   return Promise.all(
     active.map(async ({ identity }): Promise<LiveSubject> => {
-      if (select(identityTerms, { identity, versions: [] }) === undefined) return { identity, versions: [] };
-      const versions = await limit(() => services.store.listVersions(identity.id));
-      if (!needsListing(identityTerms, identity)) return { identity, versions };
-      const listing = await limitFor(identity.kind)(() => listLive(live, identity, versions));
-      return resolveLive(identity, versions, listing, at);
+      const recorded = versions.get(identity.id);
+      if (!recorded) return { identity, versions: [] };
+      if (!needsListing(identityTerms, identity)) return { identity, versions: recorded };
+      const listing = await limitFor(identity.kind)(() => listLive(live, identity, recorded, issued));
+      return resolveLive(identity, recorded, listing, at);
     }),
+  );
+}
+
+/**
+ * The Vault tokens recorded live as keywarden's own (issued by a rotation, so their meta names the
+ * identity that records them): the token listings need not look these up to tell whose they are.
+ */
+function issuedByKeywarden(versions: Iterable<readonly CredentialVersion[]>): ReadonlySet<string> {
+  const issued = new Set<string>();
+  for (const recorded of versions) {
+    for (const version of recorded) {
+      if (version.kind === 'vault-token' && version.origin === 'issued' && version.stage !== 'revoked') {
+        issued.add(version.handle);
+      }
+    }
+  }
+  return issued;
+}
+
+/** The versions of `identities`, by id: in one read of them all where the store has one, else a Query each. */
+async function versionsOf(
+  store: CampaignPlanningDeps['store'],
+  identities: readonly Identity[],
+): Promise<Map<string, readonly CredentialVersion[]>> {
+  const ids = identities.map((identity) => identity.id);
+  if (store.listVersionsOf) return store.listVersionsOf(ids);
+  const limit = pLimit(VERSIONS_CONCURRENCY);
+  return new Map(
+    await Promise.all(ids.map(async (id) => [id, await limit(() => store.listVersions(id))] as const)),
   );
 }
 

@@ -111,18 +111,19 @@ export function serviceLimiter(limit: ServiceLimit): Limit {
  * read-only calls). Listings draw from the services' read quotas, not from the write quotas the
  * revocation limits above keep a campaign inside, so pacing them at the revocation rate (IAM at
  * 5–7/s) only made planning wait: a fleet of 100 IAM users took 14 s to list. Not read from the
- * environment: they stay well inside quotas no campaign's writes touch.
+ * environment: they stay inside quotas no campaign's writes touch. A campaign's revocations wait
+ * for its whole plan, so a fleet's listings should fit in about a second.
  *
  * | service         | calls per listing                                   | limit            | why |
  * |-----------------|-----------------------------------------------------|------------------|-----|
- * | iam             | ListAccessKeys                                      | 50/s, 16 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; half of the ~100/s commonly assumed (test/support/aws-model.ts) |
- * | secrets-manager | ListSecretVersionIds, beside GetSecretValue         | 40/s, 16 at once | ListSecretVersionIds sits with the control-plane APIs at ~50/s (GetSecretValue has 10,000/s); room left for other callers |
- * | vault           | a LIST or a metadata read, lookups (shared by token listings) | 2,000/s, 64 at once | Vault has no quota unless configured; a token listing mostly waits on the LIST it shares, so many wait at once |
+ * | iam             | ListAccessKeys                                      | 100/s, 16 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; the ~100/s commonly assumed (test/support/aws-model.ts) |
+ * | secrets-manager | DescribeSecret, beside GetSecretValue (planning lists with `grantingOnly`) | 1,000/s, 32 at once | both draw from the read quota (10,000/s combined; DescribeSecret alone 40,000/s since 2025), a tenth of it, room left for pipelines' reads; ListSecretVersionIds (50/s) is not called |
+ * | vault           | a LIST or a metadata read, lookups (shared by token listings) | 2,000/s, 256 at once | Vault has no quota unless configured; a token listing mostly waits on the LIST it shares, so a fleet's start together and share one |
  */
 export const DEFAULT_LISTING_LIMITS: Readonly<RateLimits> = Object.freeze({
-  iam: { concurrency: 16, perSecond: 50 },
-  'secrets-manager': { concurrency: 16, perSecond: 40 },
-  vault: { concurrency: 64, perSecond: 2_000 },
+  iam: { concurrency: 16, perSecond: 100 },
+  'secrets-manager': { concurrency: 32, perSecond: 1_000 },
+  vault: { concurrency: 256, perSecond: 2_000 },
 });
 
 /** One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`). */
