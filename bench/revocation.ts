@@ -57,7 +57,8 @@
  * error and on Ctrl-C (and a watchdog does if this process is killed).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -65,7 +66,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DescribeSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import Table from 'cli-table3';
-import { planAndStoreCampaign } from '../functions/adapters/campaign-launcher.ts';
+import { type CampaignPlanningDeps, planAndStoreCampaign } from '../functions/adapters/campaign-launcher.ts';
 import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../functions/adapters/rate-limits.ts';
 import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
@@ -221,7 +222,7 @@ async function prepare(
 }
 
 /** Plans (and unless `dryRun`, stores) the fleet's campaign as `keywarden revoke --selector … --yes` does. */
-const plan = (services: Services, fleet: RevocationFleet, incident: string, dryRun: boolean) =>
+const plan = (services: CampaignPlanningDeps, fleet: RevocationFleet, incident: string, dryRun: boolean) =>
   planAndStoreCampaign(services, {
     incident,
     selectors: [fleet.selector],
@@ -313,7 +314,29 @@ async function runBaseline(contender: Contender, concurrent: boolean): Promise<M
   return { wallMs: performance.now() - started, targets: targets.length, failed, failedByThrottling };
 }
 
-async function runKeywarden(contender: Contender) {
+/**
+ * With a path (`KEYWARDEN_BENCH_PLAN_PROFILE=plan.cpuprofile`), profiles this process's CPU until
+ * the returned function is called, which writes the profile there (open it in Chrome DevTools).
+ */
+async function startCpuProfile(path: string | undefined): Promise<(() => Promise<void>) | undefined> {
+  if (!path) return undefined;
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(path, JSON.stringify(profile));
+    session.disconnect();
+    process.stderr.write(`planning's CPU profile: ${path}\n`);
+  };
+}
+
+async function runKeywarden(contender: Contender, pids: Record<string, number>) {
   const { incident } = contender;
   const { services, ledger } = contender;
   const plain = services.campaignDeps('bench');
@@ -330,8 +353,35 @@ async function runKeywarden(contender: Contender) {
   };
   const { limitFor } = providerLimiters(rateLimitsFromEnv());
   const storeCalls = () => ledger.count('dynamodb.');
+  // Planning's stages, each port call timed by name: when each stage began and ended, what it summed.
+  const stages = new CallLedger();
+  const planning: CampaignPlanningDeps = {
+    store: timedPort(services.store, 'store', stages),
+    clock: services.clock,
+    rotationDeps: (actor) => {
+      const live = services.rotationDeps(actor);
+      return {
+        ...live,
+        audit: timedPort(live.audit, 'audit', stages),
+        providerFor: (identity) => timedPort(live.providerFor(identity), `list[${identity.kind}]`, stages),
+        deliveryFor: (target) => timedPort(live.deliveryFor(target), `read[${target.type}]`, stages),
+      };
+    },
+  };
+  const planPhase = startPhase(pids);
+  const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PLAN_PROFILE);
   const started = performance.now();
-  const planned = await plan(services, contender.fleet, incident, false);
+  const planned = await plan(planning, contender.fleet, incident, false);
+  stages.close();
+  const planUsage = planPhase();
+  /** Planning's requests, by service and call: the ledger so far. */
+  const planRequests: Record<string, number> = {};
+  for (const [name, stats] of ledger.entries()) {
+    // One name per call, not per path: `vault.read secret/metadata/*/kv-12` adds up as `…/*`.
+    const call = name.replace(/\/[^/\s]*\d+$/, '/*');
+    planRequests[call] = (planRequests[call] ?? 0) + stats.calls;
+  }
+  await profiling?.();
   if (planned.status !== 'stored')
     throw new Error(`keywarden: the campaign was not stored (${planned.status})`);
   const stored = performance.now();
@@ -356,6 +406,17 @@ async function runKeywarden(contender: Contender) {
     storeRequestsPlan: storeCallsPlanned,
     storeRequestsRun: storeCallsRun,
     reportMs: reported - ran,
+    /** CPU seconds per process while planning. */
+    planCpu: planUsage.cpu,
+    planRequests,
+    /** Planning's stages: calls, when the first began and the last ended (ms after planning started), summed ms. */
+    planStages: stages.entries().map(([name, stats]) => ({
+      name,
+      calls: stats.calls,
+      fromMs: round(stats.firstMs - started),
+      toMs: round(stats.lastMs - started),
+      totalMs: round(stats.totalMs),
+    })),
     targets: run.targets.length,
     outcomes,
     failed: failed.length,
@@ -407,7 +468,7 @@ async function runSize(
     let measured: Measured;
     try {
       if (name === 'keywarden') {
-        sizeRun.keywarden = await runKeywarden(contender);
+        sizeRun.keywarden = await runKeywarden(contender, pids);
         measured = sizeRun.keywarden;
       } else {
         measured = await runBaseline(contender, name === 'raw');
@@ -535,6 +596,26 @@ function printSize(run: SizeRun, options: Options) {
         `report (not in the ratio) ${round(keywarden.reportMs)} ms; planned ${JSON.stringify(keywarden.planned)}, ` +
         `outcomes ${JSON.stringify(keywarden.outcomes)}`,
     );
+  if (keywarden) {
+    const stages = new Table({
+      head: ['planning stage (port call)', 'calls', 'from ms', 'to ms', 'summed ms'],
+      style: { head: [], border: [] },
+    });
+    for (const stage of [...keywarden.planStages].sort((a, b) => a.fromMs - b.fromMs)) {
+      stages.push([stage.name, stage.calls, stage.fromMs, stage.toMs, stage.totalMs]);
+    }
+    console.log(stages.toString());
+    console.log(
+      `planning requests: ${Object.entries(keywarden.planRequests)
+        .map(([name, calls]) => `${name} ${calls}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `planning CPU: ${Object.entries(keywarden.planCpu)
+        .map(([name, { seconds }]) => `${name} ${seconds} s`)
+        .join(', ')}`,
+    );
+  }
   const k = run.results.keywarden;
   if (k) {
     const calls = new Table({
@@ -644,7 +725,7 @@ async function main(options: Options, run: BenchRun) {
   for (const [name, value] of Object.entries(BENCH_LIMIT_DEFAULTS)) process.env[name] ??= value;
   const limits = rateLimitsFromEnv();
   const stack = await run.startStack();
-  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid };
+  const pids = { moto: stack.moto.pid, openbao: stack.vault.pid, dynalite: stack.dynamodb.pid };
   const date = new Date();
   const runs: SizeRun[] = [];
   for (const targets of options.sizes) {

@@ -61,6 +61,9 @@ export interface CallStats {
   calls: number;
   failures: Record<string, number>;
   totalMs: number;
+  /** When the first call began and the last one ended (performance.now()): the span these calls took. */
+  firstMs: number;
+  lastMs: number;
 }
 
 /** A ledger of timed calls, by name (`iam.CreateAccessKey`, `vault.write auth/token/create-orphan`, `audit.append`). */
@@ -83,9 +86,18 @@ export class CallLedger {
       failure = error instanceof Error ? error.name : 'Error';
       throw error;
     } finally {
-      const entry = this.#entries.get(name) ?? { calls: 0, failures: {}, totalMs: 0 };
+      const ended = performance.now();
+      const entry = this.#entries.get(name) ?? {
+        calls: 0,
+        failures: {},
+        totalMs: 0,
+        firstMs: started,
+        lastMs: ended,
+      };
       entry.calls += 1;
-      entry.totalMs += performance.now() - started;
+      entry.totalMs += ended - started;
+      entry.firstMs = Math.min(entry.firstMs, started);
+      entry.lastMs = Math.max(entry.lastMs, ended);
       if (failure) entry.failures[failure] = (entry.failures[failure] ?? 0) + 1;
       this.#entries.set(name, entry);
     }

@@ -150,7 +150,11 @@ export async function buildFleet(
     pipeline: { repo: `acme/app-${identities.length % 7}`, stage: 'deploy', environment },
     policy,
   });
-  const add = (identity: unknown, handles: { handle: string; stage: CredentialVersion['stage'] }[]) => {
+  const add = (
+    identity: unknown,
+    handles: { handle: string; stage: CredentialVersion['stage'] }[],
+    origin: CredentialVersion['origin'] = 'adopted',
+  ) => {
     const parsed = IdentitySchema.parse(identity);
     identities.push(parsed);
     for (const [i, { handle, stage }] of handles.entries()) {
@@ -160,7 +164,7 @@ export async function buildFleet(
         kind: parsed.kind,
         stage,
         handle,
-        origin: 'adopted',
+        origin,
         issuedAt: now,
       });
     }
@@ -175,7 +179,12 @@ export async function buildFleet(
     vaultLimit(async () => {
       const id = `${prefix}-tok-${i}`;
       const token = await vault.createToken(
-        { policies: [readPolicy], meta: { 'keywarden-identity': id }, ttl: '720h' },
+        // As a rotation issues it: keywarden's meta names the identity and the version it records.
+        {
+          policies: [readPolicy],
+          meta: { 'keywarden-identity': id, 'keywarden-version': `${id}-v1` },
+          ttl: '720h',
+        },
         { orphan: true },
       );
       return { id, accessor: token.accessor };
@@ -261,9 +270,11 @@ export async function buildFleet(
   );
 
   for (const { id, accessor } of await Promise.all(tokens)) {
-    add({ ...base(id), kind: 'vault-token', scope: { policies: [readPolicy], ttl: '24h' } }, [
-      { handle: accessor, stage: 'current' },
-    ]);
+    add(
+      { ...base(id), kind: 'vault-token', scope: { policies: [readPolicy], ttl: '24h' } },
+      [{ handle: accessor, stage: 'current' }],
+      'issued',
+    );
   }
   for (const { id, role: roleName, accessor } of await secretIds) {
     add({ ...base(id), kind: 'vault-approle-secret-id', scope: { roleName, secretIdTtl: '24h' } }, [
