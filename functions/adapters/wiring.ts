@@ -164,7 +164,8 @@ const table: Part<DynamoTable> = (c) =>
   new DynamoTable({ client: c.get(dynamodb), tableName: c.config.tableName });
 
 /** The hash-chained audit trail: one per process, so a burst of appends goes in one write. */
-const auditLog: Part<AuditLog> = (c) => dynamoAuditLog(c.get(table), { clock: c.clock, digest: sha256Hex });
+export const auditLog: Part<AuditLog> = (c) =>
+  dynamoAuditLog(c.get(table), { clock: c.clock, digest: sha256Hex });
 
 /** Grants, on the state table. */
 const grantStore: Part<GrantStore> = (c) => dynamoGrantStore(c.get(table));
@@ -175,6 +176,10 @@ const breakglassConfigStore: Part<BreakglassConfigStore> = (c) =>
 
 /** The inventory's identities, on the state table. */
 export const identities: Part<IdentityStore> = (c) => dynamoIdentityStore(c.get(table));
+
+/** Campaigns, their targets and re-issue records, on the state table. */
+export const campaignStore: Part<ReturnType<typeof dynamoCampaignStore>> = (c) =>
+  dynamoCampaignStore(c.get(table));
 
 /** Credential versions and rotation state, on the state table. */
 const versions: Part<ReturnType<typeof dynamoRotationStore>> = (c) => dynamoRotationStore(c.get(table));
@@ -196,7 +201,7 @@ export const stores = (c: Composition): { store: DynamoStore; breakglassStore: D
       ...dynamoFindingStore(t),
       ...c.get(versions),
       ...c.get(grantStore),
-      ...dynamoCampaignStore(t),
+      ...c.get(campaignStore),
     },
     breakglassStore: {
       ...c.get(breakglassConfigStore),

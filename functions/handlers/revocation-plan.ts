@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation plan step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { Composition, putObject, stores } from '../adapters/wiring.ts';
+import { auditLog, Composition, campaignStore, putObject } from '../adapters/wiring.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { KEYWARDEN_ENV } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -17,9 +17,13 @@ export const handler = entryPoint(async () => {
       `environment variable ${KEYWARDEN_ENV.reportBucket} is not set; the plan step writes the targets to the report bucket the CDK stack (infra/) gives this function`,
     );
   }
-  const { store } = wired.get(stores);
   return makePlanHandler({
-    book: { campaigns: store, audit: store, clock: wired.clock, actor: ACTOR },
+    book: {
+      campaigns: wired.get(campaignStore),
+      audit: wired.get(auditLog),
+      clock: wired.clock,
+      actor: ACTOR,
+    },
     putObject: wired.get(putObject),
     bucket,
   });

@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation report step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { Composition, putObject, stores } from '../adapters/wiring.ts';
+import { auditLog, Composition, campaignStore, identities, putObject } from '../adapters/wiring.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { ACTOR, makeReportHandler } from './revocation.ts';
 import { entryPoint } from './wrap.ts';
@@ -11,7 +11,8 @@ export const handler = entryPoint(async () => {
   const wired = new Composition(await loadLambdaConfig());
   return makeReportHandler({
     services: {
-      store: wired.get(stores).store,
+      // The campaigns, the inventory for the report and the audit trail; no other port of the table.
+      store: { ...wired.get(campaignStore), ...wired.get(identities), ...wired.get(auditLog) },
       clock: wired.clock,
       config: wired.config,
       putObject: wired.get(putObject),
