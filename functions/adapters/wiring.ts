@@ -295,11 +295,12 @@ export const campaigns = (c: Composition) => {
   const sessions: SessionRevoker = deny ? new RoleDenySessionRevoker({ deny }) : c.get(iamSessions);
   const client = c.get(vault);
   const leases = client ? new VaultLeaseRevoker({ client }) : undefined;
-  const { store } = c.get(stores);
+  const campaignPorts = c.get(campaignStore);
+  const identityPorts = c.get(identities);
   const rotationDeps = c.get(rotation);
   return (actor: string, overrides: Partial<RotationDeps> = {}): CampaignDeps => ({
-    campaigns: store,
-    identities: store,
+    campaigns: campaignPorts,
+    identities: identityPorts,
     rotation: rotationDeps(actor, overrides),
     sessions,
     ...(leases ? { leases } : {}),
