@@ -33,6 +33,7 @@ import type {
   CiCredentialStore,
   Clock,
   DiscoverySource,
+  FindingStore,
   GrantExpiryScheduler,
   GrantIssuer,
   GrantStore,
@@ -181,6 +182,9 @@ export const identities: Part<IdentityStore> = (c) => dynamoIdentityStore(c.get(
 export const campaignStore: Part<ReturnType<typeof dynamoCampaignStore>> = (c) =>
   dynamoCampaignStore(c.get(table));
 
+/** Discovery's findings and their claims, on the state table. */
+const findingStore: Part<FindingStore> = (c) => dynamoFindingStore(c.get(table));
+
 /** Credential versions and rotation state, on the state table. */
 const versions: Part<ReturnType<typeof dynamoRotationStore>> = (c) => dynamoRotationStore(c.get(table));
 
@@ -198,7 +202,7 @@ export const stores = (c: Composition): { store: DynamoStore; breakglassStore: D
     store: {
       ...c.get(identities),
       ...c.get(auditLog),
-      ...dynamoFindingStore(t),
+      ...c.get(findingStore),
       ...c.get(versions),
       ...c.get(grantStore),
       ...c.get(campaignStore),
@@ -544,17 +548,17 @@ export const discovery = (c: Composition) => {
       }),
     );
   }
-  const { store, breakglassStore } = c.get(stores);
   return {
     sources,
     discoveryDeps: {
       sources,
-      store,
-      audit: store,
+      // The inventory, the versions and the findings: no campaign, CI configuration or delivery ports.
+      store: { ...c.get(identities), ...c.get(versions), ...c.get(findingStore) },
+      audit: c.get(auditLog),
       clock: c.clock,
       newId: randomUUID,
-      grants: store,
-      breakglass: breakglassStore,
+      grants: c.get(grantStore),
+      breakglass: c.get(breakglassConfigStore),
       // Use from outside allowedRunners, and CI job tokens used after their job ended (within the
       // watch window), read from the file audit device where its log is readable.
       ...(client && config.vault?.auditLog
