@@ -128,7 +128,7 @@ describe('s3: signedPutObject on moto', () => {
     expect(failure).toBeInstanceOf(KeywardenError);
     const { message, retryable } = failure as KeywardenError;
     expect(message).toContain(`writing discovery report s3://${missing}/discovery/2026-12-05/run.json`);
-    expect(message).toMatch(/NoSuchBucket \(HTTP 404\)/);
+    expect(message).toMatch(/NoSuchBucket \(HTTP 404\): The specified bucket does not exist\. /);
     expect(retryable).toBe(false);
     for (const secret of [endpoint.credentials?.secretAccessKey, 'Signature=', 'AWS4-HMAC-SHA256']) {
       if (secret) expect(message).not.toContain(secret);

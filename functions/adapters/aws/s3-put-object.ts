@@ -80,7 +80,8 @@ function xmlField(text: string, field: string): string | undefined {
 const S3_FAILURES: FailureReader<S3RequestError> = {
   refused: ({ status, text }) => {
     const code = xmlField(text, 'Code') || `HTTP${status}`;
-    const message = xmlField(text, 'Message') || `HTTP ${status}`;
+    // Without its closing period: awsFailure adds its own after the answer.
+    const message = xmlField(text, 'Message')?.replace(/\.$/, '') || `HTTP ${status}`;
     return new S3RequestError(code, status, message, retryableStatus(status) || RETRYABLE_CODES.has(code));
   },
   lost: (error) => {
