@@ -392,6 +392,13 @@ export interface VersionShortcuts {
 export interface VersionsOfMany {
   /** Each identity's versions, as `listVersions` orders them; an identity without versions maps to none. */
   listVersionsOf(identityIds: readonly string[]): Promise<Map<string, StoredVersion[]>>;
+  /**
+   * Records versions not recorded yet (a plan's adoptions) in batches: each whose key holds
+   * nothing when read is written, and those written are returned. A batch write is not
+   * conditional per item: a version recorded between that read and the write (milliseconds) is
+   * overwritten, where `putVersion` would leave it.
+   */
+  createVersions(versions: readonly CredentialVersion[]): Promise<CredentialVersion[]>;
 }
 
 /** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
