@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ListAccessKeysCommand, UpdateAccessKeyCommand } from '@aws-sdk/client-iam';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import pLimit from 'p-limit';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +164,40 @@ describe.each(harnesses)('rotation: $kind', (harness) => {
         'credential.delivered',
         'credential.activated',
       ]);
+    });
+  });
+});
+
+describe('rotation: an aws-secret identity rotated the first time', () => {
+  it('adopts the version its promotion replaced, named from the rotation’s own read of the secret, without listing the versions', async () => {
+    const harness = harnesses.find((each) => each.kind === 'aws-secret');
+    const identity = await harness?.setup(uniqueName('kw'));
+    if (identity?.kind !== 'aws-secret') throw new Error('expected the aws-secret harness');
+    const { secretId } = identity.scope;
+    const before = await services.aws.secrets.send(
+      new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' }),
+    );
+    const sent: string[] = [];
+    const secrets = services.aws.secrets;
+    secrets.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'countSecretsCommands' },
+    );
+
+    const outcome = await rotateIdentity(deps(), identity, { owner: 'test' }).finally(() =>
+      secrets.middlewareStack.remove('countSecretsCommands'),
+    );
+
+    const adopted = (await services.store.listVersions(identity.id)).find((v) => v.origin === 'adopted');
+    expect(outcome.status).toBe('rotated');
+    expect(sent).not.toContain('ListSecretVersionIdsCommand');
+    expect(adopted).toMatchObject({
+      handle: before.VersionId,
+      stage: 'previous',
+      issuedAt: before.CreatedDate?.toISOString(),
     });
   });
 });

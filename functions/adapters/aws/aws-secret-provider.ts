@@ -45,6 +45,29 @@ function stageOf(labels: readonly string[]): VersionStage {
   return labels.every((label) => label === AWSPENDING) ? 'pending' : 'previous';
 }
 
+/**
+ * A first rotation's adoption (`options.delivered`): the version `AWSCURRENT` was on when the
+ * rotation read this very secret, which its promotion has just made `AWSPREVIOUS`, named from
+ * that read instead of listing every version. The promotion moved every other label of the
+ * rotation protocol away: the `AWSPREVIOUS` before it is unlabelled now, a stale `AWSPENDING`
+ * went to the staged version, then away, so a listing would find these same two labelled
+ * versions. Only a version that a custom label alone keeps readable is left unadopted, as it was
+ * before keywarden. Undefined (list as usual) when the read was not of this secret, found no
+ * version, or named one the caller recorded already (`skip`).
+ */
+function replacedVersion(secretId: string, options: ListOptions): ListedCredential | undefined {
+  const read = options.delivered && secretReadOf(options.delivered.basis, secretId);
+  const versionId = read?.currentVersionId;
+  if (!versionId || options.skip?.has(versionId)) return undefined;
+  return {
+    handle: versionId,
+    versionId,
+    status: 'active',
+    stage: 'previous',
+    ...(read.createdAt ? { createdAt: read.createdAt } : {}),
+  };
+}
+
 /** Options of {@link AwsSecretProvider}. */
 export interface AwsSecretProviderProps {
   secrets: SecretsManagerClient;
@@ -173,11 +196,14 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
    * Every version of the secret, unlabelled (deprecated) ones included as inactive: a
    * version with any label can still be read by that label. Each carries its stage as its
    * labels say (`AWSCURRENT` current, `AWSPENDING` alone pending, any other label previous,
-   * none revoked: what {@link revoke} leaves). A missing secret has none.
+   * none revoked: what {@link revoke} leaves). A missing secret has none. A first rotation's
+   * adoption names the version it replaced from its own read instead ({@link replacedVersion}).
    */
   async list(identity: SecretIdentity, options: ListOptions = {}): Promise<ListedCredential[]> {
     const { secretId } = identity.scope;
     if (options.grantingOnly) return this.#labelled(secretId);
+    const replaced = replacedVersion(secretId, options);
+    if (replaced) return [replaced];
     const listed: ListedCredential[] = [];
     try {
       for await (const page of paginateListSecretVersionIds(
