@@ -30,8 +30,10 @@ import type {
   AuditLog,
   BreakglassConfigStore,
   CiAwsIssuer,
+  CiConfigStore,
   CiCredentialStore,
   Clock,
+  DeliveryLedger,
   DiscoverySource,
   FindingStore,
   GrantExpiryScheduler,
@@ -175,6 +177,12 @@ const grantStore: Part<GrantStore> = (c) => dynamoGrantStore(c.get(table));
 const breakglassConfigStore: Part<BreakglassConfigStore> = (c) =>
   dynamoBreakglassConfigStore(c.get(table), c.clock);
 
+/** The inventory's `ci` section (trust policies, gates), on the state table. */
+const ciConfigStore: Part<CiConfigStore> = (c) => dynamoCiConfigStore(c.get(table), c.clock);
+
+/** The Slack deliveries already handled (retries are duplicates), on the state table. */
+export const deliveryLedger: Part<DeliveryLedger> = (c) => dynamoDeliveryLedger(c.get(table), c.clock);
+
 /** The inventory's identities, on the state table. */
 export const identities: Part<IdentityStore> = (c) => dynamoIdentityStore(c.get(table));
 
@@ -196,24 +204,21 @@ const versions: Part<ReturnType<typeof dynamoRotationStore>> = (c) => dynamoRota
  * and the audit trail) shares their one audit trail, and a function that asks for no more
  * carries no other port, nor builds the others' schemas when its module is imported.
  */
-export const stores = (c: Composition): { store: DynamoStore; breakglassStore: DynamoBreakglassStore } => {
-  const t = c.get(table);
-  return {
-    store: {
-      ...c.get(identities),
-      ...c.get(auditLog),
-      ...c.get(findingStore),
-      ...c.get(versions),
-      ...c.get(grantStore),
-      ...c.get(campaignStore),
-    },
-    breakglassStore: {
-      ...c.get(breakglassConfigStore),
-      ...dynamoCiConfigStore(t, c.clock),
-      ...dynamoDeliveryLedger(t, c.clock),
-    },
-  };
-};
+export const stores = (c: Composition): { store: DynamoStore; breakglassStore: DynamoBreakglassStore } => ({
+  store: {
+    ...c.get(identities),
+    ...c.get(auditLog),
+    ...c.get(findingStore),
+    ...c.get(versions),
+    ...c.get(grantStore),
+    ...c.get(campaignStore),
+  },
+  breakglassStore: {
+    ...c.get(breakglassConfigStore),
+    ...c.get(ciConfigStore),
+    ...c.get(deliveryLedger),
+  },
+});
 
 /** CI exchanges and spent token ids, on the state table. */
 const ciCredentials: Part<CiCredentialStore> = (c) => dynamoCiStore(c.get(table));
@@ -350,13 +355,14 @@ const expirySchedules: Part<GrantExpiryScheduler> = (c) =>
   });
 
 /**
- * The schedules of the grant-expiry function: none. It only ends grants on time (core `expire`),
- * which never creates a schedule (approval does) nor deletes one (an early revocation does; the
- * schedule that fired deletes itself), so its bundle carries no Scheduler client.
+ * The schedules of a function that touches none, so its bundle carries no Scheduler client: the
+ * grant-expiry function only ends grants on time (core `expire`), which never creates a schedule
+ * (approval does) nor deletes one (an early revocation does; the schedule that fired deletes
+ * itself); the Slack ingress only records requests.
  */
 const notScheduling: Part<GrantExpiryScheduler> = () => ({
-  scheduleExpiry: () => Promise.reject(new KeywardenError('the grant-expiry function creates no schedules')),
-  cancelExpiry: () => Promise.reject(new KeywardenError('the grant-expiry function deletes no schedules')),
+  scheduleExpiry: () => Promise.reject(new KeywardenError('this function creates no grant schedules')),
+  cancelExpiry: () => Promise.reject(new KeywardenError('this function deletes no grant schedules')),
 });
 
 /** Break-glass over `awsRole` and `schedules`: the grant issuer of each target type configured, the store. */
@@ -407,6 +413,39 @@ export const breakglassExpiring: Part<BreakglassDeps> = /* @__PURE__ */ breakgla
 );
 
 /**
+ * Break-glass for the Slack ingress, which records a `/breakglass` request and answers at once
+ * (core `request`: the configuration, the grants, the audit trail). Approving, and so issuing
+ * credentials and scheduling their end, is the Slack worker's (a button click is deferred), so
+ * its bundle carries no issuer, STS, IAM, Vault or Scheduler client.
+ */
+export const breakglassRequesting: Part<BreakglassDeps> = (c) => {
+  const configStore = c.get(breakglassConfigStore);
+  return {
+    grants: c.get(grantStore),
+    audit: c.get(auditLog),
+    clock: c.clock,
+    config: () => configStore.getBreakglassConfig(),
+    issuer: (type) =>
+      throwError(new KeywardenError(`this function issues no ${type} grants (the Slack worker does)`)),
+    scheduler: c.get(notScheduling),
+    newGrantId: () => newGrantId(c.clock.now()),
+  };
+};
+
+/**
+ * What the Slack ingress's `/revoke` takes of campaigns: who may start one (break-glass's incident
+ * responders, refusals audited). Planning is the Slack worker's (the command is deferred), so
+ * the ingress's bundle carries no rotation registries (IAM, Secrets Manager, Vault providers).
+ */
+export const campaignAuthorizing = (c: Composition) => ({
+  store: { ...c.get(campaignStore), ...c.get(identities), ...c.get(versions) },
+  clock: c.clock,
+  rotationDeps: (): never =>
+    throwError(new KeywardenError('this function plans no campaigns (the Slack worker does)')),
+  breakglassDeps: c.get(breakglassRequesting),
+});
+
+/**
  * What planning, storing and reading campaigns takes (functions/api/campaigns.ts): the store,
  * the rotation registries that list what is live, and break-glass's incident responders.
  */
@@ -446,14 +485,15 @@ const notSigning: Part<ApprovalSigner> = () => ({
 const approvalsWith =
   (signer: Part<ApprovalSigner>): Part<ApprovalDeps> =>
   (c) => {
-    const { store, breakglassStore } = c.get(stores);
+    const ciConfig = c.get(ciConfigStore);
+    const configStore = c.get(breakglassConfigStore);
     return {
       ledger: c.get(ciStores).ledger,
       signer: c.get(signer),
-      audit: store,
+      audit: c.get(auditLog),
       clock: c.clock,
-      gates: async () => (await breakglassStore.getCiConfig())?.gates ?? [],
-      directory: () => breakglassStore.getBreakglassConfig(),
+      gates: async () => (await ciConfig.getCiConfig())?.gates ?? [],
+      directory: () => configStore.getBreakglassConfig(),
       newApprovalId: () => `ap-${randomUUID()}`,
     };
   };

@@ -11,11 +11,11 @@ import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-in
 import { SlackResponder } from '../adapters/slack/responder.ts';
 import {
   approvalReading,
-  breakglass,
+  breakglassRequesting,
   Composition,
-  campaignPlanning,
+  campaignAuthorizing,
+  deliveryLedger,
   secrets,
-  stores,
 } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { type DeferredJob, signDeferredJob } from '../api/deferred-jobs.ts';
@@ -72,17 +72,18 @@ export const handler = entryPoint(async () => {
   const worker = requireEnv(KEYWARDEN_ENV.slackWorkerFunctionArn);
   const responder = new SlackResponder();
   const deps: ApiDeps = {
-    breakglass: composition.get(breakglass),
+    // Requests are answered here; approvals, credentials and campaign plans are the worker's.
+    breakglass: composition.get(breakglassRequesting),
     // Artifact approvals: the ingress checks `/approve`'s approvers, the worker records the click.
     approvals: composition.get(approvalReading),
     acceptLocalPrincipals: false,
-    campaigns: campaignApi(composition.get(campaignPlanning), noLaunchFromIngress),
+    campaigns: campaignApi(composition.get(campaignAuthorizing), noLaunchFromIngress),
     region: env.region,
     vaultAddr: undefined,
     report: () => Promise.reject(new KeywardenError('Slack ingress serves no reports')),
     slack: {
       signingSecret,
-      ledger: composition.get(stores).breakglassStore,
+      ledger: composition.get(deliveryLedger),
       respond: (url, message) => responder.respond(url, message),
       defer: handOff(signedLambdaInvoke(config.aws), worker, signingSecret),
     },
