@@ -108,7 +108,7 @@ export interface CampaignPlanningDeps {
  */
 const VERSIONS_CONCURRENCY = 64;
 
-/** Most adopted versions recorded at once: each a conditional put (never over one recorded meanwhile), so a request each. */
+/** Most adopted versions recorded at once by a store without batches: each a conditional put, a request each. */
 const ADOPT_CONCURRENCY = 32;
 
 /** The message and retryability of a listing error; never a value (errors hold none). */
@@ -167,14 +167,12 @@ async function listLive(
  * are read first, all at once where the store can (`listVersionsOf`: a fleet's in a few requests,
  * not one each), then the listings start together: each provider may leave out what is recorded
  * (a lookup fewer per recorded AppRole secret-id), and listings that start together share what
- * they can (one accessor LIST for every token identity). `found` is told of each identity as soon
- * as it is resolved.
+ * they can (one accessor LIST for every token identity).
  */
 async function subjects(
   services: CampaignPlanningDeps,
   request: CampaignRequest,
   at: string,
-  found: (subject: LiveSubject) => void,
 ): Promise<LiveSubject[]> {
   // Parsed before anything is read: a bad selector is refused naming its term.
   const identityTerms = identityTermsOf(parseSelectors(request.selectors));
@@ -192,9 +190,7 @@ async function subjects(
       if (!recorded) return { identity, versions: [] };
       if (!needsListing(identityTerms, identity)) return { identity, versions: recorded };
       const listing = await limitFor(identity.kind)(() => listLive(live, identity, recorded, issued));
-      const subject = resolveLive(identity, recorded, listing, at);
-      found(subject);
-      return subject;
+      return resolveLive(identity, recorded, listing, at);
     }),
   );
 }
@@ -229,63 +225,19 @@ async function versionsOf(
 }
 
 /**
- * Records adopted versions, {@link ADOPT_CONCURRENCY} at once, each once: as they are found
- * (`record`, while other identities are still listed) or when the plan is final (`recorded`).
- * Each is a conditional put, never over a version recorded meanwhile (by a concurrent plan or
- * rotation), which is left as it is: its outcome is undefined.
+ * Records the versions the plan found live and never recorded (adopted), then their
+ * `credential.adopted` audit events in one append, before the campaign that revokes them is
+ * stored: in batches where the store has them (`createVersions`: a read of their keys, then a
+ * write of the absent ones), else a conditional put each. One recorded meanwhile (by a
+ * concurrent plan or rotation) is left as it is, and its event is not appended.
  */
-function adoptionRecorder(store: CampaignPlanningDeps['store']) {
-  const limit = pLimit(ADOPT_CONCURRENCY);
-  const puts = new Map<string, Promise<CredentialVersion | undefined>>();
-  const keyOf = (version: CredentialVersion) => `${version.identityId}\n${version.versionId}`;
-  const put = (version: CredentialVersion) =>
-    limit(async () => {
-      try {
-        await store.putVersion(version, undefined);
-        return version;
-      } catch (error) {
-        if (error instanceof ConflictError) return undefined;
-        throw error;
-      }
-    });
-  const recorded = (version: CredentialVersion): Promise<CredentialVersion | undefined> => {
-    const key = keyOf(version);
-    let done = puts.get(key);
-    if (!done) {
-      done = put(version);
-      puts.set(key, done);
-    }
-    return done;
-  };
-  return {
-    /** Starts recording `version`; its failure is thrown by `all`. */
-    record(version: CredentialVersion): void {
-      recorded(version).catch(() => undefined);
-    },
-    recorded,
-    /** Every version recorded by this recorder (not one recorded meanwhile by another writer). */
-    async all(): Promise<CredentialVersion[]> {
-      return (await Promise.all(puts.values())).filter((version) => version !== undefined);
-    },
-  };
-}
-type AdoptionRecorder = ReturnType<typeof adoptionRecorder>;
-
-/**
- * Records the versions the plan found live and never recorded (adopted), those `recorder`
- * has not already, then their `credential.adopted` audit events in one append, before the
- * campaign that revokes them is stored.
- */
-async function adopt(
-  services: CampaignPlanningDeps,
-  plan: Plan,
-  actor: string,
-  recorder: AdoptionRecorder,
-): Promise<void> {
+async function adopt(services: CampaignPlanningDeps, plan: Plan, actor: string): Promise<void> {
   const { audit } = services.rotationDeps(actor);
   const { campaignId, incident } = plan.campaign;
-  for (const version of plan.adopt) void recorder.recorded(version);
-  const recorded = await recorder.all();
+  const { store } = services;
+  const recorded = store.createVersions
+    ? await store.createVersions(plan.adopt)
+    : await putEach(store, plan.adopt);
   await audit.appendMany(
     recorded.map((version) => ({
       type: 'credential.adopted',
@@ -304,6 +256,28 @@ async function adopt(
   );
 }
 
+/** Each version recorded by a conditional put, never over one recorded meanwhile; those written. */
+async function putEach(
+  store: CampaignPlanningDeps['store'],
+  versions: readonly CredentialVersion[],
+): Promise<CredentialVersion[]> {
+  const limit = pLimit(ADOPT_CONCURRENCY);
+  const written = await Promise.all(
+    versions.map((version) =>
+      limit(async () => {
+        try {
+          await store.putVersion(version, undefined);
+          return version;
+        } catch (error) {
+          if (error instanceof ConflictError) return undefined;
+          throw error;
+        }
+      }),
+    ),
+  );
+  return written.filter((version) => version !== undefined);
+}
+
 /**
  * Plans a campaign over the inventory and what is live in the providers (a dry run shows the
  * same plan) and, unless it is a dry run, matches nothing or is not confirmed, records what
@@ -317,7 +291,7 @@ export async function planAndStoreCampaign(
   options: PlanAndStoreOptions = {},
 ): Promise<PlannedCampaign> {
   const now = services.clock.now();
-  const input = {
+  const plan = planCampaign({
     campaignId: campaignIdFor(request.incident, now),
     incident: request.incident,
     selectors: request.selectors,
@@ -325,24 +299,15 @@ export async function planAndStoreCampaign(
     now: now.toISOString(),
     reissue: request.reissue,
     dryRun: request.dryRun,
-  };
-  const recorder = adoptionRecorder(services.store);
-  // With no question left to ask (not a dry run, and the request is the consent), what an
-  // identity's listing found to adopt is recorded while the others are still listed: exactly
-  // what the plan adopts of it (its own plan), still before the campaign exists to revoke it.
-  const eager = !request.dryRun && !options.confirm;
-  const found = (subject: LiveSubject) => {
-    if (!eager || !subject.adopted?.length) return;
-    for (const version of planCampaign({ ...input, subjects: [subject] }).adopt) recorder.record(version);
-  };
-  const plan = planCampaign({ ...input, subjects: await subjects(services, request, input.now, found) });
+    subjects: await subjects(services, request, now.toISOString()),
+  });
   if (request.dryRun) return { status: 'dry-run', summary: plan.summary };
   if (plan.targets.length === 0) return { status: 'nothing-matches', summary: plan.summary };
   const toRevoke = plan.summary.counts.byOutcome.pending;
   if (options.confirm && toRevoke > 0 && !(await options.confirm(plan.summary, toRevoke))) {
     return { status: 'declined', summary: plan.summary };
   }
-  await adopt(services, plan, request.actor, recorder);
+  await adopt(services, plan, request.actor);
   const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
   return { status: 'stored', summary: plan.summary, campaign };
 }

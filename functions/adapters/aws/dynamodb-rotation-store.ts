@@ -76,6 +76,35 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
       return byIdentity;
     },
 
+    /**
+     * Versions not recorded yet, in batches: one BatchGetItem per 100 of their keys, then one
+     * BatchWriteItem per 25 of those absent (revision 1, as `putVersion` creates them). A few
+     * dozen requests for a plan's hundreds of adoptions, where a conditional put each took one
+     * request apiece; what lands between the read and the write is overwritten (not conditional).
+     */
+    async createVersions(versions) {
+      if (versions.length === 0) return [];
+      const present = await table.batchGet(
+        versions.map((version) => Keys.version(version.identityId, version.versionId)),
+        `${versions.length} credential versions`,
+      );
+      const taken = new Set(present.map((item) => `${String(item.pk)}\n${String(item.sk)}`));
+      const absent = versions.filter((version) => {
+        const key = Keys.version(version.identityId, version.versionId);
+        return !taken.has(`${key.pk}\n${key.sk}`);
+      });
+      await table.batchPut(
+        absent.map((version) => ({
+          ...Keys.version(version.identityId, version.versionId),
+          ...CredentialVersionSchema.parse(version),
+          rev: 1,
+          writeId: randomUUID(),
+        })),
+        `${absent.length} adopted credential versions`,
+      );
+      return absent;
+    },
+
     /** One Query of the whole partition: the versions, the progress (and the lock and declaration, left aside). */
     async loadRotation(identityId) {
       const items = await table.query(`IDENTITY#${identityId}`);
