@@ -19,9 +19,8 @@ import {
   breakglass,
   Composition,
   campaignPlanning,
-  grantReports,
+  deliveryLedger,
   secrets,
-  stores,
 } from '../adapters/wiring.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { verifyDeferredJob } from '../api/deferred-jobs.ts';
@@ -70,10 +69,11 @@ export const handler = entryPoint(async () => {
     campaigns: campaignApi(composition.get(campaignPlanning), launcher),
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
-    report: composition.get(grantReports),
+    // Jobs decide grants, approve artifacts and run campaigns; grant reports are the API's.
+    report: () => Promise.reject(new KeywardenError('the Slack worker serves no reports')),
     slack: {
       signingSecret,
-      ledger: composition.get(stores).breakglassStore,
+      ledger: composition.get(deliveryLedger),
       respond: (url, message) => responder.respond(url, message),
       defer: async () => {
         throw new KeywardenError('the Slack worker runs jobs, it does not defer them');
