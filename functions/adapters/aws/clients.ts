@@ -166,7 +166,7 @@ export function isRetryableAwsError(error: unknown): boolean {
 export function awsFailure(doing: string, cause: unknown): KeywardenError {
   const { name, message, $metadata } = asSdkError(cause);
   const status = $metadata?.httpStatusCode === undefined ? '' : ` (HTTP ${$metadata.httpStatusCode})`;
-  const answer = `${name ?? 'Error'}${status}: ${message ?? String(cause)}`;
+  const answer = `${name ?? 'Error'}${status}: ${(message ?? String(cause)).replace(/\.\s*$/, '')}`;
   const retryable = isRetryableAwsError(cause);
   const advice = retryable
     ? 'AWS is throttling or unavailable; run again later.'
