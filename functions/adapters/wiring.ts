@@ -608,10 +608,8 @@ export const discovery = (c: Composition) => {
               ranges: new BlockListRanges(),
               ciRecords: () =>
                 c
-                  .get(ciStores)
-                  .credentials.listEnded(
-                    new Date(c.clock.now().getTime() - CI_ENDED_WATCH_DAYS * 86_400_000),
-                  ),
+                  .get(ciCredentials)
+                  .listEnded(new Date(c.clock.now().getTime() - CI_ENDED_WATCH_DAYS * 86_400_000)),
             },
           }
         : {}),
