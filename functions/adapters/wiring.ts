@@ -20,6 +20,7 @@ import type { BreakglassDeps } from '../core/breakglass.ts';
 import type { CampaignDeps } from '../core/campaign-engine.ts';
 import { type ApprovalDeps, approvalGate } from '../core/ci-approval.ts';
 import type { CiExchangeDeps } from '../core/ci-exchange.ts';
+import type { DiscoveryDeps } from '../core/discovery-run.ts';
 import { KeywardenError } from '../core/errors.ts';
 import type { ExposureDeps } from '../core/exposure.ts';
 import type { BreakglassTarget } from '../core/grant.ts';
@@ -565,57 +566,78 @@ export const ciEnding: Part<Pick<CiExchangeDeps, 'aws' | 'clock' | 'store' | 'au
   audit: c.get(auditLog),
 });
 
-/** Discovery: the sources that list what exists (AWS, and Vault when configured) and where it is recorded. */
-export const discovery = (c: Composition) => {
-  const { config } = c;
+/**
+ * Use from outside allowedRunners, and CI job tokens used after their job ended (within the watch
+ * window), read from Vault's file audit device where its log is readable (the local stack).
+ */
+const auditTrailUsage: Part<DiscoveryDeps['usage']> = (c) => {
   const client = c.get(vault);
-  const sources: DiscoverySource[] = [
-    new AwsDiscovery({
-      iam: c.get(iam),
-      secrets: c.get(secrets),
-      iamPathPrefix: config.discovery.iamPathPrefix,
-      secretNamePrefix: config.discovery.secretNamePrefix,
-      fingerprinter: c.get(fingerprinter),
-    }),
-  ];
-  if (client && config.vault) {
-    sources.push(
-      new VaultDiscovery({
-        client,
-        approleMounts: config.vault.approleMounts,
-        kvPrefixes: config.vault.kvPrefixes,
+  const logFile = c.config.vault?.auditLog;
+  return client && logFile
+    ? {
+        trails: [new VaultAuditRemoteUse({ client, logFile })],
+        ranges: new BlockListRanges(),
+        ciRecords: () =>
+          c
+            .get(ciCredentials)
+            .listEnded(new Date(c.clock.now().getTime() - CI_ENDED_WATCH_DAYS * 86_400_000)),
+      }
+    : undefined;
+};
+
+/**
+ * No use read: in AWS the file audit device is on Vault's own host, and no Lambda function is
+ * given its log (functions/handlers/lambda-config.ts names none), so the discovery function's
+ * bundle carries no trail reader, address ranges or CI exchange records.
+ */
+const noUsage: Part<DiscoveryDeps['usage']> = () => undefined;
+
+/** Discovery over `usage`: the sources that list what exists (AWS, and Vault when configured) and where it is recorded. */
+const discoveryOver =
+  (usage: Part<DiscoveryDeps['usage']>) =>
+  (c: Composition): { sources: DiscoverySource[]; discoveryDeps: DiscoveryDeps } => {
+    const { config } = c;
+    const client = c.get(vault);
+    const sources: DiscoverySource[] = [
+      new AwsDiscovery({
+        iam: c.get(iam),
+        secrets: c.get(secrets),
+        iamPathPrefix: config.discovery.iamPathPrefix,
+        secretNamePrefix: config.discovery.secretNamePrefix,
         fingerprinter: c.get(fingerprinter),
       }),
-    );
-  }
-  return {
-    sources,
-    discoveryDeps: {
+    ];
+    if (client && config.vault) {
+      sources.push(
+        new VaultDiscovery({
+          client,
+          approleMounts: config.vault.approleMounts,
+          kvPrefixes: config.vault.kvPrefixes,
+          fingerprinter: c.get(fingerprinter),
+        }),
+      );
+    }
+    const used = c.get(usage);
+    return {
       sources,
-      // The inventory, the versions and the findings: no campaign, CI configuration or delivery ports.
-      store: { ...c.get(identities), ...c.get(versions), ...c.get(findingStore) },
-      audit: c.get(auditLog),
-      clock: c.clock,
-      newId: randomUUID,
-      grants: c.get(grantStore),
-      breakglass: c.get(breakglassConfigStore),
-      // Use from outside allowedRunners, and CI job tokens used after their job ended (within the
-      // watch window), read from the file audit device where its log is readable.
-      ...(client && config.vault?.auditLog
-        ? {
-            usage: {
-              trails: [new VaultAuditRemoteUse({ client, logFile: config.vault.auditLog })],
-              ranges: new BlockListRanges(),
-              ciRecords: () =>
-                c
-                  .get(ciCredentials)
-                  .listEnded(new Date(c.clock.now().getTime() - CI_ENDED_WATCH_DAYS * 86_400_000)),
-            },
-          }
-        : {}),
-    },
+      discoveryDeps: {
+        sources,
+        // The inventory, the versions and the findings: no campaign, CI configuration or delivery ports.
+        store: { ...c.get(identities), ...c.get(versions), ...c.get(findingStore) },
+        audit: c.get(auditLog),
+        clock: c.clock,
+        newId: randomUUID,
+        grants: c.get(grantStore),
+        breakglass: c.get(breakglassConfigStore),
+        ...(used ? { usage: used } : {}),
+      },
+    };
   };
-};
+
+/** Discovery, with use read from the audit device's log where it is readable. */
+export const discovery = /* @__PURE__ */ discoveryOver(auditTrailUsage);
+/** Discovery as the Lambda function runs it: no audit device log is readable there. */
+export const discoveryInAws = /* @__PURE__ */ discoveryOver(noUsage);
 
 /** How far back discovery looks for ended CI exchanges whose credentials are still presented. */
 export const CI_ENDED_WATCH_DAYS = 7;

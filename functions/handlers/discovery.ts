@@ -7,7 +7,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PutObject } from '../adapters/aws/s3-put-object.ts';
-import { Composition, discovery, putObject } from '../adapters/wiring.ts';
+import { Composition, discoveryInAws, putObject } from '../adapters/wiring.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
 import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
@@ -84,7 +84,7 @@ async function init(env: NodeJS.ProcessEnv = process.env) {
   const composition = new Composition(config);
   if (!config.vault) logger.warn(`${KEYWARDEN_ENV.vaultAddr} is empty: Vault discovery is skipped`);
   return makeHandler({
-    discovery: composition.get(discovery).discoveryDeps,
+    discovery: composition.get(discoveryInAws).discoveryDeps,
     staleAfter: config.staleAfter,
     ...(config.reportBucket
       ? {
