@@ -39,7 +39,10 @@
  * Prints per contender the wall time, targets/s, requests per target (store: DynamoDB;
  * providers: IAM, STS, Secrets Manager, Vault; SDK calls, a retried call once), throttled
  * answers, targets failed and failed by throttling; the ratios; where keywarden's store calls
- * went; a Markdown block for the README. Each fleet is then checked on the servers themselves.
+ * went; planning's stages (each port call's span and summed time), its requests by call and the
+ * CPU each process spent on it (`KEYWARDEN_BENCH_PLAN_PROFILE=<file>.cpuprofile` also profiles
+ * this process while it plans); a Markdown block for the README. Each fleet is then checked on
+ * the servers themselves.
  *
  *   npx tsx bench/revocation.ts [--model loopback|aws] [--targets 2000] [--preexisting 400]
  *   npx tsx bench/revocation.ts --model aws --scale 500,2000,10000 [--contenders keywarden]
