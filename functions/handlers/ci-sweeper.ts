@@ -6,8 +6,8 @@
  * exchange does not stop the others; it fails the run so the alarm on this function's errors fires.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
-import { Composition, ciEnding, vault } from '../adapters/wiring.ts';
+import type { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
+import { Composition, ciEnding } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, type CiUse, recordUse, sweepCi } from '../core/ci-exchange.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
@@ -49,15 +49,14 @@ export const vaultUsesOf =
       from,
     }));
 
-/** The Lambda entry point (a one-minute schedule). */
-export const handler = entryPoint(async () => {
-  const composition = new Composition(await loadLambdaConfig());
-  const client = composition.get(vault);
-  const auditLog = composition.config.vault?.auditLog;
-  return makeHandler({
-    exchange: composition.get(ciEnding),
-    vaultUses:
-      client && auditLog ? vaultUsesOf(new VaultAuditUsage({ client, logFile: auditLog })) : undefined,
+/**
+ * The Lambda entry point (a one-minute schedule). No job token use is read here: Vault's audit
+ * log is on Vault's own host, and no Lambda function is given it (lambda-config.ts names none),
+ * so the bundle carries neither the log reader nor a Vault client; the local runtime reads it.
+ */
+export const handler = entryPoint(async () =>
+  makeHandler({
+    exchange: new Composition(await loadLambdaConfig()).get(ciEnding),
     logger: new Logger({ serviceName: 'keywarden' }),
-  });
-});
+  }),
+);
