@@ -24,7 +24,7 @@ import type { CredentialVersion } from '../core/credential-version.ts';
 import { ConflictError, KeywardenError } from '../core/errors.ts';
 import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
-import { kindFacts } from '../core/kinds.ts';
+import { kindFacts, serviceOf } from '../core/kinds.ts';
 import type {
   BoundDelivery,
   CampaignLauncher,
@@ -184,16 +184,24 @@ async function subjects(
     .filter((identity) => select(identityTerms, { identity, versions: [] }) !== undefined);
   const versions = await versionsOf(services.store, selectable);
   const issued = issuedByKeywarden(versions.values());
-  return Promise.all(
-    active.map(async ({ identity }): Promise<LiveSubject> => {
-      const recorded = versions.get(identity.id);
-      if (!recorded) return { identity, versions: [] };
-      if (!needsListing(identityTerms, identity)) return { identity, versions: recorded };
-      const listing = await limitFor(identity.kind)(() => listLive(live, identity, recorded, issued));
-      return resolveLive(identity, recorded, listing, at);
-    }),
-  );
+  const resolve = async (identity: Identity): Promise<LiveSubject> => {
+    const recorded = versions.get(identity.id);
+    if (!recorded) return { identity, versions: [] };
+    if (!needsListing(identityTerms, identity)) return { identity, versions: recorded };
+    const listing = await limitFor(identity.kind)(() => listLive(live, identity, recorded, issued));
+    return resolveLive(identity, recorded, listing, at);
+  };
+  // Started slowest service first (the AWS reads, then Vault's many): those take longest, and
+  // a thousand Vault listings sent first would keep them waiting; answered in inventory order.
+  const started = new Map<string, Promise<LiveSubject>>();
+  for (const { identity } of [...active].sort((a, b) => startRank(a.identity) - startRank(b.identity))) {
+    started.set(identity.id, resolve(identity));
+  }
+  return Promise.all(active.map(({ identity }) => started.get(identity.id) as Promise<LiveSubject>));
 }
+
+/** When an identity's listing starts: by its service's listing rate, lowest first. */
+const startRank = (identity: Identity): number => DEFAULT_LISTING_LIMITS[serviceOf(identity.kind)].perSecond;
 
 /**
  * The Vault tokens recorded live as keywarden's own (issued by a rotation, so their meta names the
