@@ -18,6 +18,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
+import { listedStage } from '../core/adoption.ts';
 import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
 import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
 import type { CredentialVersion } from '../core/credential-version.ts';
@@ -26,7 +27,6 @@ import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts, serviceOf } from '../core/kinds.ts';
 import type {
-  BoundDelivery,
   CampaignLauncher,
   CampaignStore,
   Clock,
@@ -130,26 +130,34 @@ async function listLive(
   issuedByKeywarden: ReadonlySet<string>,
 ): Promise<Listing> {
   const own = kindFacts(identity.kind).ownDelivery?.(identity);
-  // The value is read beside the listing, not after it: one round trip's wait per identity, not
-  // two. One that cannot be read only loses its fingerprint: what is live was listed.
-  const reading: Promise<Awaited<ReturnType<BoundDelivery['readCurrent']>>> = own
-    ? deps
-        .deliveryFor(own)
-        .readCurrent()
-        .catch(() => undefined)
-    : Promise.resolve(undefined);
+  // What is recorded live is revoked as recorded whether listed or not: a provider that looks
+  // each credential up on its own (an AppRole secret-id) may leave it out.
+  const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
+  // The delivered value is read only for the fingerprint of what is adopted; one that cannot be
+  // read only loses it: what is live was listed. With no current version recorded it most likely
+  // is adopted, so it is read beside the listing (one round trip's wait, not two); with one
+  // recorded it most likely is that one, so it is read only once the listing shows one to adopt.
+  const read = () =>
+    own
+      ? deps
+          .deliveryFor(own)
+          .readCurrent()
+          .catch(() => undefined)
+      : Promise.resolve(undefined);
+  const beside = recorded.some((v) => v.stage === 'current') ? undefined : read();
   let listed: ListedCredential[];
   try {
-    // What is recorded live is revoked as recorded whether listed or not: a provider that looks
-    // each credential up on its own (an AppRole secret-id) may leave it out.
-    const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
     // Only what still grants is adopted (resolveLive), so a provider may list just that, cheaper.
     listed = await deps.providerFor(identity).list({ skip, grantingOnly: true, issuedByKeywarden });
   } catch (error) {
     return { failure: failureOf(error) };
   }
-  const current = await reading;
-  if (!current || listed.length === 0) return { listed };
+  const toAdopt = listed.some(
+    (credential) => listedStage(credential) !== 'revoked' && !skip.has(credential.handle),
+  );
+  if (!own || !toAdopt) return { listed };
+  const current = await (beside ?? read());
+  if (!current) return { listed };
   return {
     listed,
     current: {
