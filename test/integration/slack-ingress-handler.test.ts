@@ -118,6 +118,25 @@ describe('handler: Slack ingress, answered at once from what it composes (on the
     expect(records.filter((r) => r.type === 'grant.requested' && r.subject === grantId)).toHaveLength(1);
   });
 
+  it('answers as the API router does outside its two routes: 404 for another path or method, 413 for a body over 1 MB', async () => {
+    // prepare
+    const { handler } = await import('../../functions/handlers/slack-ingress.ts');
+    const event = command('/breakglass', 'prod-admin 15m reason', 'U0ALICE');
+    const with_ = (change: Record<string, unknown>) => ({ ...event, ...change }) as ApiEvent;
+
+    // act
+    const elsewhere = await handler(with_({ rawPath: '/grants' }));
+    const get = await handler(with_({ requestContext: { http: { method: 'GET' } } }));
+    const large = await handler(with_({ body: 'x'.repeat(1_000_001) }));
+
+    // assess
+    expect([elsewhere.statusCode, get.statusCode, large.statusCode]).toEqual([404, 404, 413]);
+    expect(JSON.parse(get.body)).toMatchObject({
+      error: { code: 'not-found', message: 'no route GET "/slack/commands"' },
+    });
+    expect(JSON.parse(large.body)).toMatchObject({ error: { code: 'payload-too-large' } });
+  });
+
   it('refuses /revoke from someone who is no incident responder, audits it, and defers nothing', async () => {
     // prepare
     const { handler } = await import('../../functions/handlers/slack-ingress.ts');
