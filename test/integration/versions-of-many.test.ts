@@ -9,13 +9,25 @@ import { testAws, uniqueName } from '../support/stack.ts';
 
 const client = awsClients(testAws()).dynamodb;
 const clock = new FixedClock(new Date('2026-11-01T00:00:00Z'));
+/** The DynamoDB commands the store sent, by name, in order. */
+const sent: string[] = [];
+client.middlewareStack.add(
+  (next, context) => (args) => {
+    sent.push(context.commandName as string);
+    return next(args);
+  },
+  { step: 'initialize', name: 'countVersionsCommands' },
+);
 let store: DynamoStore;
 
 beforeEach(async () => {
   const tableName = uniqueName('kw-versions');
   await ensureStateTable(client, tableName);
   store = dynamoStore({ client, tableName, clock, digest: sha256Hex });
+  sent.length = 0;
 });
+
+const count = (command: string) => sent.filter((name) => name === command).length;
 
 /** `count` identities, each with two versions recorded (one revoked), and an unrelated item beside them. */
 async function recordFleet(count: number) {
@@ -52,13 +64,36 @@ describe('state store: the versions of many identities (campaign planning)', () 
     const owners = await recordFleet(VERSIONS_BY_QUERY + 10);
     const ids = owners.map((owner) => owner.id).filter((id) => id !== 'app-5');
 
+    sent.length = 0;
+
     const read = await store.listVersionsOf(ids);
 
+    expect(count('ScanCommand')).toBeLessThanOrEqual(8);
+    expect(count('QueryCommand')).toBe(0);
     expect(read.size).toBe(ids.length);
     expect(read.has('app-5')).toBe(false);
     for (const id of ['app-0', 'app-100', `app-${VERSIONS_BY_QUERY + 9}`]) {
       expect(read.get(id)).toEqual(await store.listVersions(id));
     }
+  });
+
+  it('gives the Scan up for a Query each when the table holds far more than the versions asked for', async () => {
+    const owners = await recordFleet(VERSIONS_BY_QUERY + 10);
+    // A long audit trail: ten times the versions, in the same table.
+    const auditor = identity({ id: 'audited', kind: 'vault-token' });
+    await store.createVersions(
+      Array.from({ length: 20 * owners.length }, (_, i) =>
+        credentialVersion(auditor, { handle: `audited-${i}`, stage: 'revoked' }),
+      ),
+    );
+    const ids = owners.map((owner) => owner.id);
+    sent.length = 0;
+
+    const read = await store.listVersionsOf(ids);
+
+    expect(count('QueryCommand')).toBe(ids.length);
+    expect(read.get('app-7')).toEqual(await store.listVersions('app-7'));
+    expect(read.get('audited')).toBeUndefined();
   });
 
   it('records only versions not recorded yet, leaving one recorded meanwhile as it is', async () => {

@@ -30,6 +30,12 @@ export const VERSIONS_BY_QUERY = 200;
 const QUERIES_AT_ONCE = 64;
 /** Segments of `listVersionsOf`'s Scan, read at once: each reads up to 1 MB a request. */
 const SCAN_SEGMENTS = 4;
+/**
+ * Items `listVersionsOf`'s Scan may read per identity asked for before it gives up for a Query
+ * each: past ~8, the Scan reads more (in capacity and in time, at 1 MB a page against 64 Queries
+ * in flight) than the Queries would — a table whose audit trail and campaigns outgrew its versions.
+ */
+const SCANNED_PER_IDENTITY = 8;
 
 /**
  * Credential versions and rotation progress (which holds the identity's rotation lock), all in
@@ -46,13 +52,17 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
      * them; an identity without versions maps to none). Up to {@link VERSIONS_BY_QUERY}
      * identities: a Query each, {@link QUERIES_AT_ONCE} at a time. More: one parallel Scan of the
      * table's version items, a few requests instead of thousands (a campaign planned over a
-     * whole fleet); it reads the whole table, so it costs what a Query each would once the
-     * table holds some hundred times more than the identities' versions.
+     * whole fleet) — while the table is small beside them: the Scan reads the whole table, so
+     * past {@link SCANNED_PER_IDENTITY} items read per identity it gives up for a Query each.
      */
     async listVersionsOf(identityIds) {
       const wanted = new Set(identityIds);
       const byIdentity = new Map<string, StoredVersion[]>(identityIds.map((id) => [id, []]));
-      if (wanted.size <= VERSIONS_BY_QUERY) {
+      const items =
+        wanted.size > VERSIONS_BY_QUERY
+          ? await table.scanSortKeyPrefix('VERSION#', SCAN_SEGMENTS, wanted.size * SCANNED_PER_IDENTITY)
+          : undefined;
+      if (items === undefined) {
         const limit = pLimit(QUERIES_AT_ONCE);
         await Promise.all(
           [...wanted].map((id) =>
@@ -63,7 +73,6 @@ export function dynamoRotationStore(table: DynamoTable): RotationStore & Version
         );
         return byIdentity;
       }
-      const items = await table.scanSortKeyPrefix('VERSION#', SCAN_SEGMENTS);
       const grouped = new Map<string, Item[]>();
       for (const item of items) {
         const id = String(item.pk).slice('IDENTITY#'.length);

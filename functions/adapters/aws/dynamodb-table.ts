@@ -358,9 +358,16 @@ export class DynamoTable {
    * in no set order): one parallel Scan of the whole table in `segments` segments, each read a
    * page (up to 1 MB) at a time. Its cost is the table's size, not the number of partitions it
    * finds items in: for reading many partitions at once, where a Query each would cost more.
+   * `undefined` once the segments together have read more than `maxScanned` items (the table
+   * holds more than that reading is worth; the pages in flight are let finish and dropped).
    */
-  async scanSortKeyPrefix(skPrefix: string, segments: number): Promise<Item[]> {
-    const read = async (segment: number): Promise<Item[]> => {
+  async scanSortKeyPrefix(
+    skPrefix: string,
+    segments: number,
+    maxScanned: number,
+  ): Promise<Item[] | undefined> {
+    let scanned = 0;
+    const read = async (segment: number): Promise<Item[] | undefined> => {
       const items: Item[] = [];
       const pages = paginateScan(
         { client: this.#doc },
@@ -373,11 +380,15 @@ export class DynamoTable {
           TotalSegments: segments,
         },
       );
-      for await (const page of pages) items.push(...((page.Items ?? []) as Item[]));
+      for await (const page of pages) {
+        scanned += page.ScannedCount ?? 0;
+        if (scanned > maxScanned) return undefined;
+        items.push(...((page.Items ?? []) as Item[]));
+      }
       return items;
     };
     const parts = await Promise.all(Array.from({ length: segments }, (_, segment) => read(segment)));
-    return parts.flat();
+    return parts.some((part) => part === undefined) ? undefined : (parts.flat() as Item[]);
   }
 
   /** Deletes the item at `key` if `condition` holds; false when it did not. */
