@@ -98,13 +98,13 @@ describe('ci token verifier: JoseCiTokenVerifier against a local issuer', () => 
     expect(verified.issuer.name).toBe('github');
     expect(verified.claims).toMatchObject({
       aud: AUDIENCE,
-      repository_id: claims['repository_id'],
-      run_id: claims['run_id'],
+      repository_id: claims.repository_id,
+      run_id: claims.run_id,
       environment: 'production',
       sub: `repo:octo-org/octo-repo:environment:production`,
     });
-    expect(verified.jti).toBe(verified.claims['jti']);
-    expect(verified.jti).not.toBe(claims['jti']);
+    expect(verified.jti).toBe(verified.claims.jti);
+    expect(verified.jti).not.toBe(claims.jti);
     expect(verified.expiresAt.getTime() - verified.issuedAt.getTime()).toBe(300_000);
     expect(github.served.discovery).toBe(1);
   });
@@ -125,8 +125,8 @@ describe('ci token verifier: JoseCiTokenVerifier against a local issuer', () => 
     await verifier.verify(await mint(gitlab, gitlab.gitlabClaims({ aud: AUDIENCE })), issuers);
 
     expect(first.issuer.name).toBe('gitlab');
-    expect(first.claims).toMatchObject({ project_id: claims['project_id'], job_id: claims['job_id'] });
-    expect(first.jti).toBe(claims['jti']);
+    expect(first.claims).toMatchObject({ project_id: claims.project_id, job_id: claims.job_id });
+    expect(first.jti).toBe(claims.jti);
     expect(first.issuedAt).toEqual(new Date((claims.iat as number) * 1_000));
     expect(gitlab.served.keys - before).toBeLessThanOrEqual(1);
     expect(gitlab.served.discovery).toBe(0);

@@ -78,7 +78,7 @@ describe('ci policy: ciProblems', () => {
 
   it('requires the repository pinned by its immutable id', () => {
     const config = section((raw) => {
-      delete raw.grants[0].claims['repository_id'];
+      delete raw.grants[0].claims.repository_id;
     });
 
     expect(messagesAt(config)).toEqual([
@@ -88,8 +88,8 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses a glob or a list as the repository pin', () => {
     const config = section((raw) => {
-      raw.grants[0].claims['repository_id'] = { glob: '7001*' };
-      raw.grants[1].claims['repository_id'] = [REPOSITORY_ID, '700999999'];
+      raw.grants[0].claims.repository_id = { glob: '7001*' };
+      raw.grants[1].claims.repository_id = [REPOSITORY_ID, '700999999'];
     });
 
     expect(messagesAt(config)).toEqual([
@@ -136,7 +136,7 @@ describe('ci policy: ciProblems', () => {
 
   it('refuses ** in a glob, wherever it is', () => {
     const config = section((raw) => {
-      raw.grants[0].claims['ref'] = [{ glob: 'refs/heads/**' }, 'refs/heads/main'];
+      raw.grants[0].claims.ref = [{ glob: 'refs/heads/**' }, 'refs/heads/main'];
     });
 
     expect(messagesAt(config)).toEqual([

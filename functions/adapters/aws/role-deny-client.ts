@@ -13,9 +13,9 @@
  * the campaign's {@link SessionRevoker}.
  */
 import * as z from 'zod';
-import { IncidentSchema } from '../../core/incident.ts';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { type BreakglassTarget, targetOfType } from '../../core/grant.ts';
+import { IncidentSchema } from '../../core/incident.ts';
 import type {
   GrantIssueRequest,
   GrantIssuer,

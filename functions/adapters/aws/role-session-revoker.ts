@@ -11,8 +11,8 @@
  * traps): the result says from when the deny can be counted on.
  */
 import { GetRolePolicyCommand, type IAMClient, PutRolePolicyCommand } from '@aws-sdk/client-iam';
-import { IncidentSchema } from '../../core/incident.ts';
 import { ValidationError } from '../../core/errors.ts';
+import { IncidentSchema } from '../../core/incident.ts';
 import type { RevokeResult, SessionRevoker } from '../../core/ports.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
 import { denyAllPolicyDocument } from './deny-policy.ts';
