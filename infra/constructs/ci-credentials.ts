@@ -15,12 +15,7 @@ import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import type { KeywardenFunctionsProps } from '../function-props.ts';
-import {
-  DEFAULT_LOG_RETENTION,
-  type KeywardenFunction,
-  keywardenFunction,
-  serviceEnvironment,
-} from '../lambda-function.ts';
+import { DEFAULT_LOG_RETENTION, type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import {
@@ -205,7 +200,7 @@ export class CiCredentials extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('CiCredentials', props.vaultAddr);
+    validateVaultAddr('CiCredentials', props.vaultAddr);
     this.issuers = validateCiIssuers('CiCredentials', props.issuers);
     this.rolePath = ciRolePathOf(this, props.rolePath);
     const sweeperExpression = validateRecurringSchedule(
@@ -363,17 +358,23 @@ export class CiCredentials extends Construct {
     this.sweeper = keywardenFunction(this, 'Sweeper', {
       handlerFile: 'ci-sweeper.ts',
       description:
-        'keywarden CI sweeper: ends CI credentials past their TTL, releases denies on dead sessions, records Vault use',
+        'keywarden CI sweeper: records CI credentials past their TTL as ended, releases denies on dead sessions',
       roleDescription:
-        'keywarden CI sweeper: ends expired CI credentials (revokes Vault tokens, invokes role-deny), uses the state table',
+        'keywarden CI sweeper: records expired CI credentials as ended, invokes role-deny, uses the state table; no Vault token',
       memorySize: 512,
       timeout: Duration.seconds(50),
       logRetention,
       // Sweeps never overlap: two would race to end the same credentials.
       reservedConcurrentExecutions: 1,
-      environment: serviceEnvironment({ stateStore, secrets, vaultAddr }),
+      // No Vault address or token: a job's Vault token ends by its own TTL, and the post step and
+      // webhooks (the API) revoke the early ones; the sweeper only records the end.
+      environment: {
+        table: stateStore.table.tableName,
+        fingerprintKeySecretArn: secrets.fingerprintKey.secretArn,
+      },
     });
-    secrets.grantRead(this.sweeper.role);
+    // The fingerprint key only: every function's configuration reads it at cold start.
+    secrets.grantRead(this.sweeper.role, { vaultToken: false });
     stateStore.grantReadWriteData(this.sweeper.role);
     roleDeny.grantInvoke(this.sweeper);
     ({

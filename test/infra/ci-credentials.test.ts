@@ -225,10 +225,12 @@ describe('infra: ci credentials', () => {
     const fn = () => resourceOf(template, 'AWS::Lambda::Function', ci.sweeper.function)?.Properties;
     const schedule = () => resourceOf(template, 'AWS::Scheduler::Schedule', ci.sweeperSchedule)?.Properties;
 
-    it('runs functions/handlers/ci-sweeper.ts, one sweep at a time, with the table, Vault and role-deny', () => {
+    it('runs functions/handlers/ci-sweeper.ts, one sweep at a time, with the table and role-deny, no Vault', () => {
       expect(fn()).toMatchObject({ ...BUNDLED_HANDLER, ReservedConcurrentExecutions: 1 });
+      const { KEYWARDEN_TABLE, KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN } = serviceVariables(synthesized.stack);
       expect(fn()?.Environment.Variables).toEqual({
-        ...serviceVariables(synthesized.stack),
+        KEYWARDEN_TABLE,
+        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN,
         KEYWARDEN_ROLE_DENY_FUNCTION: {
           'Fn::GetAtt': [logicalIdOf(synthesized.stack.roleDeny.handler.function), 'Arn'],
         },
@@ -250,15 +252,15 @@ describe('infra: ci credentials', () => {
       expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual(schedulerTrust());
     });
 
-    it('uses the state table, reads the Vault token and fingerprint key, invokes role-deny: nothing else', () => {
+    it('uses the state table, reads the fingerprint key (not the Vault token), invokes role-deny: nothing else', () => {
       const statements = statementsOf(ci.sweeper.role);
       const { secrets, roleDeny } = synthesized.stack;
       expect(resourcesAllowedFor(statements, 'dynamodb:UpdateItem')).toEqual(
         tableAndIndexArns(synthesized.stack),
       );
-      expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue').sort()).toEqual(
-        [secrets.vaultToken, secrets.fingerprintKey].map((s) => `<${logicalIdOf(s)}>`).sort(),
-      );
+      expect(resourcesAllowedFor(statements, 'secretsmanager:GetSecretValue')).toEqual([
+        `<${logicalIdOf(secrets.fingerprintKey)}>`,
+      ]);
       expect(resourcesAllowedFor(statements, 'lambda:InvokeFunction')).toEqual([
         `<${logicalIdOf(roleDeny.handler.function)}.Arn>`,
       ]);
