@@ -20,7 +20,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { BlockListRanges } from '../adapters/address-ranges.ts';
 import { SnsExposureAlerts } from '../adapters/alerts/sns-alerts.ts';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
-import { ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
+import { actionOf, ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
 import {
   type CampaignPlanningDeps,
   StepFunctionsCampaignLauncher,
@@ -70,7 +70,7 @@ export function makeHandler(deps: UseMonitorHandlerDeps) {
             uses: [
               {
                 at: ci.at,
-                what: `${ci.eventSource.replace(/\.amazonaws\.com$/, '')}:${ci.eventName}${ci.errorCode ? ` (${ci.errorCode})` : ''}`,
+                what: actionOf(ci),
                 from: ci.sourceIp,
               },
             ],

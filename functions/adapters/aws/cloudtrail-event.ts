@@ -102,6 +102,14 @@ export interface CiAwsUse {
   errorCode?: string | undefined;
 }
 
+/** A call as keywarden words it: `s3:PutObject`, `iam:CreateUser (AccessDenied)` for a refused one. */
+export const actionOf = (call: {
+  eventSource: string;
+  eventName: string;
+  errorCode?: string | undefined;
+}): string =>
+  `${call.eventSource.replace(/\.amazonaws\.com$/, '')}:${call.eventName}${call.errorCode ? ` (${call.errorCode})` : ''}`;
+
 /**
  * The CI use an event records, or `undefined` for anything else: not an API-call event, not
  * shaped as documented, or a caller without a `ci-` SourceIdentity (people, keywarden itself,
@@ -139,11 +147,11 @@ export function managedUseOf(
 ): (HandleUse & Pick<WatchedHandle, 'kind'> & { userName?: string | undefined }) | undefined {
   const parsed = CloudTrailApiCallEventSchema.safeParse(event);
   if (!parsed.success) return undefined;
-  const { userIdentity, eventName, eventSource, eventTime, sourceIPAddress, errorCode } = parsed.data.detail;
+  const { userIdentity, eventTime, sourceIPAddress } = parsed.data.detail;
   const base = {
     at: eventTime,
     from: sourceIPAddress,
-    action: `${eventSource.replace(/\.amazonaws\.com$/, '')}:${eventName}${errorCode ? ` (${errorCode})` : ''}`,
+    action: actionOf(parsed.data.detail),
     source: 'cloudtrail',
   };
   const sourceIdentity = userIdentity.sessionContext?.sourceIdentity;
