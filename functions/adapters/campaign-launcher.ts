@@ -228,8 +228,8 @@ function issuedByKeywarden(versions: Iterable<readonly CredentialVersion[]>): Re
 }
 
 /** The versions of `identities`, by id: in one read of them all where the store has one, else a Query each. */
-async function versionsOf(
-  store: CampaignPlanningDeps['store'],
+export async function versionsOf(
+  store: Pick<RotationStore, 'listVersions'> & Partial<Pick<VersionsOfMany, 'listVersionsOf'>>,
   identities: readonly Identity[],
 ): Promise<Map<string, readonly CredentialVersion[]>> {
   const ids = identities.map((identity) => identity.id);

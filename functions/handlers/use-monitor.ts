@@ -25,10 +25,11 @@ import {
   type CampaignPlanningDeps,
   StepFunctionsCampaignLauncher,
   stateMachineContainment,
+  versionsOf,
 } from '../adapters/campaign-launcher.ts';
 import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
-import type { Clock, IdentityStore, RotationStore } from '../core/ports.ts';
+import type { Clock, IdentityStore, RotationStore, VersionsOfMany } from '../core/ports.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
 import {
   judgeMonitoredUse,
@@ -116,7 +117,9 @@ export const WATCHED_CACHE_MS = 60_000;
  * store has no lookup of a version by its handle, and a stolen key's calls come in bursts.
  */
 export function cachedWatch(
-  store: Pick<IdentityStore, 'listIdentities'> & Pick<RotationStore, 'listVersions'>,
+  store: Pick<IdentityStore, 'listIdentities'> &
+    Pick<RotationStore, 'listVersions'> &
+    Partial<Pick<VersionsOfMany, 'listVersionsOf'>>,
   clock: Clock,
   keepMs = WATCHED_CACHE_MS,
 ): () => Promise<WatchedIdentities> {
@@ -127,10 +130,7 @@ export function cachedWatch(
         (s) => s.status === 'active' && s.identity.kind === 'aws-iam-access-key' && s.identity.allowedRunners,
       )
       .map((s) => s.identity);
-    const versions = new Map(
-      await Promise.all(identities.map(async (i) => [i.id, await store.listVersions(i.id)] as const)),
-    );
-    return { identities, versions };
+    return { identities, versions: await versionsOf(store, identities) };
   };
   return () => {
     const now = clock.now().getTime();
