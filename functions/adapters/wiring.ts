@@ -671,7 +671,7 @@ export const alerts: Part<FanOutExposureAlerts | undefined> = (c) => {
     { topicArn, slack: slack && { ...slack, botToken: new SecretValue(slack.botToken) } },
     {
       aws: c.config.aws,
-      people: async () => (await c.get(stores).breakglassStore.getBreakglassConfig()).people,
+      people: async () => (await c.get(breakglassConfigStore).getBreakglassConfig()).people,
     },
   );
 };
