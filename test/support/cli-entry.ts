@@ -6,5 +6,9 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { REPO_ROOT } from '../../scripts/local-stack.ts';
 
-/** The `keywarden` entry to run with `node`. */
-export const keywardenEntry = (): string => inject('keywardenCli') ?? join(REPO_ROOT, 'bin', 'keywarden.mjs');
+/**
+ * The `keywarden` entry to run with `node`. Outside a vitest run (the benches reuse the e2e
+ * support) `inject` has no state to read and throws, so it is asked only under vitest.
+ */
+export const keywardenEntry = (): string =>
+  (process.env.VITEST ? inject('keywardenCli') : undefined) ?? join(REPO_ROOT, 'bin', 'keywarden.mjs');
