@@ -1,5 +1,5 @@
 import { Duration, Stack } from 'aws-cdk-lib';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,7 +10,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { encryptedAlarmTopic, functionAlarms } from '../alarm-topic.ts';
 import { iamRolesArn, iamUsersArn, prefixedSecretsArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import { grantPrefixedSecretKeys, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
@@ -274,24 +274,18 @@ export class Discovery extends Construct {
       this.alarmTopic = topic;
       this.alarmKey = key;
     }
-    this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
-      alarmName: `${alarmNamePrefix}errors`,
-      alarmDescription:
+    ({ errorsAlarm: this.errorsAlarm, deadLetterAlarm: this.deadLetterAlarm } = functionAlarms(this, {
+      fn: this.function,
+      queue: this.deadLetterQueue,
+      errorsName: `${alarmNamePrefix}errors`,
+      deadLetterName: `${alarmNamePrefix}undelivered`,
+      errorsPeriod: Duration.hours(6),
+      errorsText:
         "keywarden: the discovery function failed, so credentials outside the inventory may go unreported until a run succeeds. Read the function's logs for the error (a permission, Vault unreachable, a throttled API); the next scheduled run tries again.",
-      metric: this.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: Duration.hours(6) }),
-      ...AT_LEAST_ONCE,
-    });
-    this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-      alarmName: `${alarmNamePrefix}undelivered`,
-      alarmDescription:
+      deadLetterText:
         'keywarden: a discovery run waits in its dead-letter queue (the schedule could not deliver it, or it failed after its retries). Read the message for the error; the next scheduled run supersedes it, so purge it once the cause is fixed.',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        statistic: cloudwatch.Stats.MAXIMUM,
-        period: Duration.minutes(15),
-      }),
-      ...AT_LEAST_ONCE,
-    });
-    notifyOnAlarmAndOk(this.alarmTopic, [this.errorsAlarm, this.deadLetterAlarm]);
+      topic: this.alarmTopic,
+    }));
   }
 }
 
