@@ -13,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { App } from 'aws-cdk-lib';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handlerAssets } from '../../bench/bundles.ts';
+import { EVERY_FUNCTION, handlerAssets } from '../../bench/bundles.ts';
 import type { WebApiThreadPoster } from '../../functions/adapters/slack/web-api-poster.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
 import { BUNDLE_ALIASES, UNREACHED_CREDENTIAL_PROVIDERS } from '../../infra/bundling.ts';
@@ -65,15 +65,7 @@ describe('bundling: every handler builds, and stays lean', () => {
   let keys: string[] = [];
 
   beforeAll(() => {
-    const { stack, template } = synthesizeKeywarden(
-      {
-        vaultAddr: 'https://vault.example.com',
-        ciIssuers: [{ preset: 'github', audience: 'keywarden' }],
-        exposureLogGroups: ['/aws/codebuild/deploy-app'],
-      },
-      undefined,
-      { bundle: true },
-    );
+    const { stack, template } = synthesizeKeywarden(EVERY_FUNCTION, undefined, { bundle: true });
     directory = (stack.node.root as App).synth().directory;
     keys = Object.values(template.findResources('AWS::Lambda::Function')).map(
       (fn) => (fn as { Properties: { Code: { S3Key?: string } } }).Properties.Code.S3Key ?? '',
