@@ -6,6 +6,7 @@
  * deployed scanner; no value ever leaves this module except as a fingerprint or a redacted prefix.
  */
 import type { AuditEventInput } from './audit.ts';
+import { EXPOSURE_INCIDENT_PREFIX, reissuedEvent } from './containment-reissue.ts';
 import { type AlertDelivery, deliverAlert } from './exposure-alert.ts';
 import {
   buildManagedIndex,
@@ -175,7 +176,7 @@ export function placeOf(hit: Pick<ExposureHit, 'source' | 'line'>): string {
 /** The incident a containment answers: `EXPOSURE-<first 12 hex of the fingerprint>`. */
 export function exposureIncident(fingerprint: string): string {
   const hex = fingerprint.replace(/^[a-z0-9-]+:/, '');
-  return `EXPOSURE-${hex.slice(0, 12)}`;
+  return `${EXPOSURE_INCIDENT_PREFIX}${hex.slice(0, 12)}`;
 }
 
 /**
@@ -335,17 +336,14 @@ export async function containHits(deps: ContainDeps, hits: readonly ExposureHit[
       },
     });
     if (result.reissuedVersionId) {
-      await deps.audit.append({
-        type: 'exposure.reissued',
-        actor: deps.actor,
-        subject: ref.identityId,
-        details: {
+      await deps.audit.append(
+        reissuedEvent(deps.actor, ref.identityId, {
           campaignId: result.campaignId,
           incident,
           versionId: result.reissuedVersionId,
           fingerprint,
-        },
-      });
+        }),
+      );
     }
     await deps.exposures.markContained(fingerprint, {
       campaignId: result.campaignId,

@@ -7,6 +7,7 @@
  * access key id, a job's SourceIdentity) and judges it. Never a value: handles only.
  */
 import type { CiCredentialRecord } from './ci-records.ts';
+import { reissuedEvent, UNEXPECTED_USE_INCIDENT_PREFIX } from './containment-reissue.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
 import { SHORT_FINGERPRINT } from './exposure.ts';
@@ -332,7 +333,7 @@ export function credentialsToContain(
 
 /** The incident a containment of unexpected use answers: `UNEXPECTED-USE-<first 12 hex of the fingerprint>`. */
 export function unexpectedUseIncident(fingerprint: string): string {
-  return `UNEXPECTED-USE-${fingerprint.replace(/^[a-z0-9-]+:/, '').slice(0, 12)}`;
+  return `${UNEXPECTED_USE_INCIDENT_PREFIX}${fingerprint.replace(/^[a-z0-9-]+:/, '').slice(0, 12)}`;
 }
 
 /** What containing one credential used from where it should not be came to. */
@@ -383,17 +384,12 @@ export async function containUnexpectedUse(
     const { fingerprint } = request;
     if (result.reissuedVersionId && fingerprint) {
       await deps.audit.appendMany([
-        {
-          type: 'exposure.reissued',
-          actor: deps.actor,
-          subject: result.identityId,
-          details: {
-            campaignId: result.campaignId,
-            incident: result.incident,
-            versionId: result.reissuedVersionId,
-            fingerprint,
-          },
-        },
+        reissuedEvent(deps.actor, result.identityId, {
+          campaignId: result.campaignId,
+          incident: result.incident,
+          versionId: result.reissuedVersionId,
+          fingerprint,
+        }),
       ]);
     }
     if (!deps.alerts || result.status === 'skipped' || !fingerprint) {

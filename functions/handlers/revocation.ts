@@ -22,14 +22,14 @@
 import type { PutObject } from '../adapters/aws/s3-put-object.ts';
 import { type CampaignReportDeps, publishCampaignReport } from '../adapters/campaign-report.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
-import type { AuditEventInput, AuditRecord } from '../core/audit.ts';
-import type { Campaign, ReissueRecord, Target } from '../core/campaign.ts';
+import type { Target } from '../core/campaign.ts';
 import {
   type CampaignBookkeeping,
   type CampaignDeps,
   closeCampaign,
   type RunCampaignOptions,
 } from '../core/campaign-engine.ts';
+import { exposureReissuedEvents, isContainmentIncident } from '../core/containment-reissue.ts';
 import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
   CampaignEventSchema,
@@ -133,49 +133,6 @@ export interface ReportDeps {
   auditExposureReissues?: boolean | undefined;
 }
 
-/** The incidents of containment campaigns: an exposure (core exposure.ts) or unexpected use (core unexpected-use.ts). */
-const CONTAINMENT_INCIDENT = /^(?:EXPOSURE|UNEXPECTED-USE)-/;
-
-/** The fingerprint a containment campaign's selector names (`identity=<id>,fingerprint=<fp>`). */
-const fingerprintOf = (campaign: Campaign): string | undefined =>
-  campaign.selectors
-    .map((selector) => /(?:^|,)\s*fingerprint\s*=\s*([^,|!*\s]+)\s*(?:,|$)/.exec(selector)?.[1])
-    .find((fingerprint) => fingerprint !== undefined);
-
-/**
- * The `exposure.reissued` events a containment campaign (incident `EXPOSURE-…` or
- * `UNEXPECTED-USE-…`, selector on the exposed fingerprint) calls for: one per identity it
- * re-issued, with the campaign, the incident, the new version and the fingerprint, as the one
- * who contained (the campaign's `requestedBy`). Those `audited` already hold (a report step run
- * again, by a retry or a resume) are left out. Any other campaign calls for none.
- */
-export function exposureReissuedEvents(
-  campaign: Campaign,
-  reissues: readonly ReissueRecord[],
-  audited: readonly AuditRecord[],
-): AuditEventInput[] {
-  const fingerprint = fingerprintOf(campaign);
-  if (!CONTAINMENT_INCIDENT.test(campaign.incident) || fingerprint === undefined) return [];
-  const done = new Set(
-    audited
-      .filter((r) => r.type === 'exposure.reissued' && r.details.campaignId === campaign.campaignId)
-      .map((r) => `${r.subject}\n${String(r.details.versionId)}`),
-  );
-  return reissues
-    .filter((r) => r.status === 'reissued' && !done.has(`${r.identityId}\n${String(r.versionId)}`))
-    .map((r) => ({
-      type: 'exposure.reissued',
-      actor: campaign.requestedBy,
-      subject: r.identityId,
-      details: {
-        campaignId: campaign.campaignId,
-        incident: campaign.incident,
-        ...(r.versionId === undefined ? {} : { versionId: r.versionId }),
-        fingerprint,
-      },
-    }));
-}
-
 /**
  * The report step with its dependencies given: never revoking; a campaign whose targets
  * were all settled at planning is closed first (core `closeCampaign`), then reported.
@@ -196,7 +153,7 @@ export function makeReportHandler(deps: ReportDeps) {
         { targets, reissues },
       );
       const stopped = targets.some((target) => target.outcome === 'pending');
-      if (deps.auditExposureReissues && CONTAINMENT_INCIDENT.test(campaign.incident)) {
+      if (deps.auditExposureReissues && isContainmentIncident(campaign.incident)) {
         // Before the report, which shows the trail; read back to the campaign's start, so a
         // step run twice audits each re-issue once.
         const audited = await store.recordsSince(campaign.createdAt);

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Campaign, summarize, type Target } from '../../functions/core/campaign.ts';
-import { exposureReissuedEvents, makeReportHandler } from '../../functions/handlers/revocation.ts';
+import { exposureReissuedEvents } from '../../functions/core/containment-reissue.ts';
+import { makeReportHandler } from '../../functions/handlers/revocation.ts';
 import { FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryAuditLog, MemoryCampaignStore, MemoryIdentityStore } from '../support/memory-stores.ts';
 
