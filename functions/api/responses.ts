@@ -150,6 +150,15 @@ export function bodyBytes(event: ApiEvent): number {
     : Buffer.byteLength(event.body, 'utf8');
 }
 
+/**
+ * Refuses a body over {@link MAX_BODY_BYTES} (413), before anything reads it.
+ * @throws PayloadTooLargeError naming the size received.
+ */
+export function refuseOversizedBody(event: ApiEvent): void {
+  const size = bodyBytes(event);
+  if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(`${size} bytes`);
+}
+
 export function rawBody(event: ApiEvent): string {
   if (!event.body) return '';
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;

@@ -24,13 +24,12 @@ import { type ApiDeps, campaignsOf } from './deps.ts';
 import {
   type ApiEvent,
   type ApiResult,
-  bodyBytes,
   emptyAnswer,
   errorAnswer,
   json,
   jsonBody,
   MAX_BODY_BYTES,
-  PayloadTooLargeError,
+  refuseOversizedBody,
   UnauthenticatedError,
   view,
   viewCampaign,
@@ -361,8 +360,7 @@ function typed(result: ApiResult): ApiResult {
  * A failure is thrown: the handler's wrapper maps it to a status (responses.ts `errorResult`).
  */
 export async function routeRequest(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
-  const size = bodyBytes(event);
-  if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(`${size} bytes`);
+  refuseOversizedBody(event);
   const method = event.requestContext.http.method.toUpperCase();
   const path = event.rawPath.replace(/\/+$/, '') || '/';
   for (const route of ROUTES) {

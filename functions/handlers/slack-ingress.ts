@@ -24,12 +24,10 @@ import {
   type ApiEvent,
   ApiEventSchema,
   type ApiResult,
-  bodyBytes,
   errorAnswer,
   errorResult,
   json,
-  MAX_BODY_BYTES,
-  PayloadTooLargeError,
+  refuseOversizedBody,
   requestIdOf,
 } from '../api/responses.ts';
 import { slackCommand, slackInteraction } from '../api/slack.ts';
@@ -75,8 +73,7 @@ export function makeHandler(deps: ApiDeps) {
         return json(404, { error: { code: 'not-found', message: 'this function serves /slack/* only' } });
       }
       // As the router: a body over 1 MB is 413, and a method but POST has no route.
-      const size = bodyBytes(event);
-      if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(`${size} bytes`);
+      refuseOversizedBody(event);
       const method = event.requestContext.http.method.toUpperCase();
       if (method !== 'POST') {
         return errorAnswer(404, 'not-found', `no route ${method} ${JSON.stringify(event.rawPath)}`);
