@@ -36,7 +36,7 @@ import type { FetchedLog } from '../adapters/scan/forge-http.ts';
 import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
 import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
 import { BOT_TOKEN } from '../adapters/slack/web-api-poster.ts';
-import { alerts, Composition, exposure, rotation, secrets, stores } from '../adapters/wiring.ts';
+import { alerts, Composition, exposure, rotation, stores } from '../adapters/wiring.ts';
 import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
@@ -346,10 +346,12 @@ export function recheckedAlerts(
 async function init() {
   const env = lambdaEnv();
   const loaded = await loadLambdaConfig();
+  // One client for the secrets read here (bot token, forge tokens), at cold start and again.
+  const secretReader = secretsClient(loaded.aws);
   // The Slack bot token only when alerts have a channel; the placeholder (`not-set`) is no token.
   const botToken =
     env.exposureAlertChannel && env.slackBotTokenSecretArn
-      ? await readSecret(secretsClient(loaded.aws), env.slackBotTokenSecretArn)
+      ? await readSecret(secretReader, env.slackBotTokenSecretArn)
       : undefined;
   const composition = new Composition({ ...loaded, alerts: alertSettingsOf(env, botToken) });
   const alertsWith = (composed: Composition): AlertsRead => ({
@@ -361,7 +363,7 @@ async function init() {
     alertsWith(composition),
     Boolean(env.exposureAlertChannel && slackBotTokenSecretArn),
     async () => {
-      const token = await readSecret(composition.get(secrets), slackBotTokenSecretArn ?? '');
+      const token = await readSecret(secretReader, slackBotTokenSecretArn ?? '');
       return alertsWith(
         new Composition({ ...composition.config, alerts: alertSettingsOf(env, token) }, composition.clock),
       );
@@ -381,7 +383,7 @@ async function init() {
   // while one is the placeholder.
   const { forgeTokensSecretArn } = env;
   const readForge = async (arn: string) =>
-    forgeSettingsOf(env, parseForgeTokens(await readSecret(composition.get(secrets), arn)));
+    forgeSettingsOf(env, parseForgeTokens(await readSecret(secretReader, arn)));
   const forge = forgeTokensSecretArn
     ? recheckedForgeSettings(await readForge(forgeTokensSecretArn), () => readForge(forgeTokensSecretArn))
     : undefined;
