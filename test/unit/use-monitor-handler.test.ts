@@ -53,6 +53,14 @@ const exchange = (id: string, sourceIdentity: string): CiCredentialRecord => ({
   usedRecorded: false,
 });
 
+/** An exchange of the job ended at 07:35 by its post step (its first use already recorded). */
+const endedExchange = (id: string, sourceIdentity: string): CiCredentialRecord => ({
+  ...exchange(id, sourceIdentity),
+  state: 'ended',
+  ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
+  usedRecorded: true,
+});
+
 /** An EventBridge "AWS API Call via CloudTrail" event, as EventBridge delivers it. */
 const cloudTrailEvent = (
   userIdentity: Record<string, unknown>,
@@ -221,15 +229,7 @@ describe('use monitor: a CI session’s calls', () => {
       message: 'from discovery',
     };
     findings.latest = { runId: 'run-1', at: '2026-12-05T07:00:00.000Z', findings: [earlier] };
-    await ci.putCredential(
-      {
-        ...exchange('x-1', JOB),
-        state: 'ended',
-        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
-        usedRecorded: true,
-      },
-      undefined,
-    );
+    await ci.putCredential(endedExchange('x-1', JOB), undefined);
     const late = sessionCall(JOB, {
       eventTime: '2026-12-05T07:36:02Z',
       errorCode: 'AccessDenied',
@@ -279,15 +279,7 @@ describe('use monitor: a CI session’s calls', () => {
   it('reads only the exchanges ended within the last hour (a CI session is a chained role session), and not one whose session had expired', async () => {
     // prepare: the exchange ended at 07:35 and its session expires at 07:45
     const { ci, handler } = await world();
-    await ci.putCredential(
-      {
-        ...exchange('x-1', JOB),
-        state: 'ended',
-        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
-        usedRecorded: true,
-      },
-      undefined,
-    );
+    await ci.putCredential(endedExchange('x-1', JOB), undefined);
     const since: Date[] = [];
     const listEnded = ci.listEnded.bind(ci);
     ci.listEnded = async (after: Date) => {
@@ -312,15 +304,7 @@ describe('use monitor: a CI session’s calls', () => {
     // prepare: the job's build exchange ended at 07:35; its deploy exchange (same job, same
     // SourceIdentity) was issued at 07:35:30 and is active.
     const { ci, findings, handler } = await world();
-    await ci.putCredential(
-      {
-        ...exchange('x-build', JOB),
-        state: 'ended',
-        ended: { at: '2026-12-05T07:35:00.000Z', by: 'job' },
-        usedRecorded: true,
-      },
-      undefined,
-    );
+    await ci.putCredential(endedExchange('x-build', JOB), undefined);
     await ci.putCredential(
       { ...exchange('x-deploy', JOB), issuedAt: '2026-12-05T07:35:30.000Z', usedRecorded: true },
       undefined,
