@@ -9,17 +9,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
+import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
-import { credentialVersion, identity } from '../support/fixtures.ts';
-import { standInStateMachine, useLocalLambdaEnv } from '../support/lambda-world.ts';
-import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
+import { identity } from '../support/fixtures.ts';
+import {
+  putSecret,
+  recordManagedVaultToken,
+  standInStateMachine,
+  useLocalLambdaEnv,
+} from '../support/lambda-world.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner (the Lambda entry point, on the local stack)', () => {
   const aws = awsClients(testAws());
@@ -40,29 +44,12 @@ describe('handler: exposure scanner (the Lambda entry point, on the local stack)
   beforeAll(async () => {
     const stack = testStack();
     await ensureStateTable(aws.dynamodb, table);
-    const secret = async (Name: string, SecretString: string) =>
-      (await aws.secrets.send(new CreateSecretCommand({ Name, SecretString }))).ARN;
+    const secret = (name: string, value: string) => putSecret(testAws(), name, value);
     const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
     const tokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
     stateMachineArn = await standInStateMachine(testAws());
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
-    const created = await newVaultClient().createToken(
-      { policies: ['default'], ttl: '10m' },
-      { orphan: true },
-    );
-    token = created.client_token;
-    accessor = created.accessor;
-    await store.putIdentity(
-      { identity: release, status: 'active', declarationHash: 'h', syncedAt: new Date().toISOString() },
-      undefined,
-    );
-    await store.putVersion(
-      credentialVersion(release, {
-        handle: created.accessor,
-        fingerprint: new Fingerprinter(fingerprintKey).of(token),
-      }),
-      undefined,
-    );
+    ({ token, accessor } = await recordManagedVaultToken(store, release, fingerprintKey));
     useLocalLambdaEnv(table, {
       KEYWARDEN_VAULT_ADDR: stack.vault.addr,
       KEYWARDEN_VAULT_TOKEN_SECRET_ARN: tokenArn,

@@ -10,25 +10,26 @@
  * subscriber). No token (the leaked one, the platforms') is in anything it returns, records or sends.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
+import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { FinishedJobEvent } from '../../functions/api/finished-job-event.ts';
-import { credentialVersion, identity } from '../support/fixtures.ts';
+import { identity } from '../support/fixtures.ts';
 import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
 import {
   type AlertEnvelope,
   alertSubscriber,
   newAlertTopic,
+  putSecret,
+  recordManagedVaultToken,
   standInStateMachine,
   useLocalLambdaEnv,
 } from '../support/lambda-world.ts';
-import { newVaultClient, testAws, testStack, uniqueName } from '../support/stack.ts';
+import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner, a finished CI job handed over by the API (on the local stack)', () => {
   const aws = awsClients(testAws());
@@ -52,8 +53,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     const stack = testStack();
     forge = await startForgeServer();
     await ensureStateTable(aws.dynamodb, table);
-    const secret = async (Name: string, SecretString: string) =>
-      (await aws.secrets.send(new CreateSecretCommand({ Name, SecretString }))).ARN;
+    const secret = (name: string, value: string) => putSecret(testAws(), name, value);
     const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
     const vaultTokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
     const forgeTokensArn = await secret(
@@ -63,23 +63,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     // The revocation state machine's stand-in: it is started, and that is what containment does here.
     stateMachineArn = await standInStateMachine(testAws());
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
-    const created = await newVaultClient().createToken(
-      { policies: ['default'], ttl: '10m' },
-      { orphan: true },
-    );
-    token = created.client_token;
-    accessor = created.accessor;
-    await store.putIdentity(
-      { identity: release, status: 'active', declarationHash: 'h', syncedAt: new Date().toISOString() },
-      undefined,
-    );
-    await store.putVersion(
-      credentialVersion(release, {
-        handle: created.accessor,
-        fingerprint: new Fingerprinter(fingerprintKey).of(token),
-      }),
-      undefined,
-    );
+    ({ token, accessor } = await recordManagedVaultToken(store, release, fingerprintKey));
     // The job printed the token on its third line; GitLab's job printed it again later.
     forge.addGithubRun({
       owner: 'acme',

@@ -1,10 +1,12 @@
 /**
  * What the Lambda entry-point specs of the exposure scanner and the use monitor set up on the
- * local stack, once: the environment a deployed function reads (its endpoints on loopback), a
- * stand-in revocation state machine (started, and that is what containment does there), and an
- * owner's subscription to an alert topic (an SQS queue: moto delivers to it as it publishes,
+ * local stack, once: the environment a deployed function reads (its endpoints on loopback), its
+ * secrets, a managed OpenBao token recorded as rotation records it, a stand-in revocation state
+ * machine (started, and that is what containment does there), and an owner's subscription to an alert topic (an SQS queue: moto delivers to it as it publishes,
  * attributes kept; an HTTP subscriber gets none and blocks).
  */
+
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
@@ -14,8 +16,12 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
+import type { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
-import { testStack, uniqueName } from './stack.ts';
+import { Fingerprinter } from '../../functions/adapters/crypto.ts';
+import type { Identity } from '../../functions/core/identity.ts';
+import { credentialVersion } from './fixtures.ts';
+import { newVaultClient, testStack, uniqueName } from './stack.ts';
 
 /**
  * Sets the environment a deployed function reads, pointed at the local stack (DynamoDB is
@@ -94,4 +100,36 @@ export async function alertSubscriber(
     );
     return Messages.map((m) => JSON.parse(m.Body ?? '{}') as AlertEnvelope);
   };
+}
+
+/** Stores `value` as a new Secrets Manager secret named `name` on moto; its ARN. */
+export async function putSecret(aws: AwsEndpoint, name: string, value: string): Promise<string> {
+  const secrets = new SecretsManagerClient(awsClientConfig(aws));
+  const { ARN } = await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+  return ARN ?? '';
+}
+
+/**
+ * A managed OpenBao token of `owner` (a 10-minute orphan token), recorded as rotation records it
+ * — the identity active, a version with the token's accessor and its fingerprint under
+ * `fingerprintKey` — so the scanner matches it; the token and its accessor.
+ */
+export async function recordManagedVaultToken(
+  store: Pick<DynamoStore, 'putIdentity' | 'putVersion'>,
+  owner: Identity,
+  fingerprintKey: string,
+): Promise<{ token: string; accessor: string }> {
+  const created = await newVaultClient().createToken({ policies: ['default'], ttl: '10m' }, { orphan: true });
+  await store.putIdentity(
+    { identity: owner, status: 'active', declarationHash: 'h', syncedAt: new Date().toISOString() },
+    undefined,
+  );
+  await store.putVersion(
+    credentialVersion(owner, {
+      handle: created.accessor,
+      fingerprint: new Fingerprinter(fingerprintKey).of(created.client_token),
+    }),
+    undefined,
+  );
+  return { token: created.client_token, accessor: created.accessor };
 }
