@@ -30,6 +30,19 @@ export const UNREACHED_CREDENTIAL_PROVIDERS = [
 ] as const;
 
 /**
+ * The AWS SDK's event-stream serde (`@smithy/core/event-streams`: the codec, its header
+ * marshaller and the serde, ~15 kB), left out of every bundle. An operation whose input or output
+ * streams events (S3 SelectObjectContent, CloudWatch Logs StartLiveTail, Bedrock's streaming
+ * calls) loads it, and the SDK's HTTP protocol imports it with a dynamic `import()` only for such
+ * an operation; keywarden calls none (DynamoDB, IAM, STS, Secrets Manager, KMS, Step Functions,
+ * SNS, the scheduler: each call one request, one answer). Only the S3 client's runtime config
+ * imports it statically, and no function carries the S3 client (s3-put-object.ts is a signed
+ * `fetch`). Like {@link UNREACHED_CREDENTIAL_PROVIDERS}, a static import of it would fail the
+ * module's import, which `npm run bench:bundles` and the bundling spec do for every bundle.
+ */
+export const UNREACHED_SDK_MODULES = ['@smithy/core/event-streams'] as const;
+
+/**
  * Packages every bundle takes from elsewhere (esbuild `--alias`, resolved from the repository
  * root), by the package they replace.
  *
@@ -40,10 +53,25 @@ export const UNREACHED_CREDENTIAL_PROVIDERS = [
  * and the exposure scanner carry instead a copy of `mime-db`'s entries for a dozen common types
  * (`functions/adapters/slack/mime-db-slim.json`, the same shape): `mime-types` runs unchanged, and
  * an upload of another type would go as `application/octet-stream`, form-data's own default.
+ *
+ * Of the rest of `@slack/web-api`'s tree, what its client never reaches as keywarden builds it
+ * (web-api-poster.ts) is replaced by a stub that fails loudly if it ever were
+ * (`functions/adapters/slack/bundle-stubs/`), ~15 kB of the Slack worker and the exposure scanner:
+ * - `follow-redirects`: the client's axios is built with `maxRedirects: 0`, so it sends through
+ *   Node's own `http` and `https`;
+ * - `https-proxy-agent` (with agent-base and debug): the client's axios is built with
+ *   `proxy: false` (a proxy would go in the client's `agent` option), so it tunnels nothing.
+ *
+ * `eventemitter3` is one copy: `p-queue` 6 asks for 4.x and `@slack/web-api` for 5.x, which has
+ * the same CommonJS API (5.0 only added an ES module entry).
+ *
  * test/infra/bundling.test.ts posts through the bundled client.
  */
 export const BUNDLE_ALIASES = {
   'mime-db': './functions/adapters/slack/mime-db-slim.json',
+  'follow-redirects': './functions/adapters/slack/bundle-stubs/follow-redirects.cjs',
+  'https-proxy-agent': './functions/adapters/slack/bundle-stubs/https-proxy-agent.cjs',
+  eventemitter3: './node_modules/eventemitter3/index.js',
 } as const;
 
 /**
@@ -86,7 +114,7 @@ export function handlerBundle(
       banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
       // Ship the SDK version the code is tested with, not whatever the runtime carries that day.
       bundleAwsSDK: true,
-      externalModules: [...UNREACHED_CREDENTIAL_PROVIDERS],
+      externalModules: [...UNREACHED_CREDENTIAL_PROVIDERS, ...UNREACHED_SDK_MODULES],
       esbuildArgs: {
         '--alias': Object.entries(BUNDLE_ALIASES).map(([name, path]) => `${name}=${path}`),
       },
