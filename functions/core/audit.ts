@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { canonicalJson } from './canonical-json.ts';
+import { onFirstUse } from './on-first-use.ts';
 
 /** Audit event types; each is recorded as its own event. */
 export const AuditEventTypeSchema = z.enum([
@@ -55,25 +56,29 @@ export const AuditEventTypeSchema = z.enum([
 export type AuditEventType = z.infer<typeof AuditEventTypeSchema>;
 
 /** What a caller records; sequence and hashes are the log's business. Never a secret value. */
-export const AuditEventInputSchema = z.object({
-  type: AuditEventTypeSchema,
-  actor: z.string().min(1),
-  subject: z.string().min(1),
-  details: z.record(z.string(), z.unknown()).default({}),
-});
+export const AuditEventInputSchema = onFirstUse(() =>
+  z.object({
+    type: AuditEventTypeSchema,
+    actor: z.string().min(1),
+    subject: z.string().min(1),
+    details: z.record(z.string(), z.unknown()).default({}),
+  }),
+);
 export type AuditEventInput = z.input<typeof AuditEventInputSchema>;
 
-export const AuditRecordSchema = z.object({
-  seq: z.int().positive(),
-  id: z.string(),
-  at: z.iso.datetime(),
-  type: AuditEventTypeSchema,
-  actor: z.string(),
-  subject: z.string(),
-  details: z.record(z.string(), z.unknown()),
-  prevHash: z.string(),
-  hash: z.string(),
-});
+export const AuditRecordSchema = onFirstUse(() =>
+  z.object({
+    seq: z.int().positive(),
+    id: z.string(),
+    at: z.iso.datetime(),
+    type: AuditEventTypeSchema,
+    actor: z.string(),
+    subject: z.string(),
+    details: z.record(z.string(), z.unknown()),
+    prevHash: z.string(),
+    hash: z.string(),
+  }),
+);
 /** One link of the append-only, hash-chained audit log. */
 export type AuditRecord = z.infer<typeof AuditRecordSchema>;
 

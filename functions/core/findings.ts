@@ -7,6 +7,7 @@ import { type BreakglassRole, type Grant, isReviewOverdue } from './grant.ts';
 import { groupBy } from './group-by.ts';
 import { type Identity, PRIVILEGED_STAGES, stagesOf } from './identity.ts';
 import { KINDS, roleKey, scopeKey } from './kinds.ts';
+import { onFirstUse } from './on-first-use.ts';
 import { deliveryKey } from './resource-key.ts';
 
 export const SeveritySchema = z.enum(['info', 'low', 'medium', 'high', 'critical']);
@@ -33,17 +34,19 @@ export const FindingTypeSchema = z.enum([
 ]);
 export type FindingType = z.infer<typeof FindingTypeSchema>;
 
-export const FindingSchema = z.object({
-  /** Stable across runs for the same problem on the same thing. */
-  id: z.string(),
-  type: FindingTypeSchema,
-  severity: SeveritySchema,
-  /** The declared identity concerned, or the resource key of an undeclared credential. */
-  subject: z.string(),
-  identityIds: z.array(z.string()),
-  handles: z.array(z.string()),
-  message: z.string(),
-});
+export const FindingSchema = onFirstUse(() =>
+  z.object({
+    /** Stable across runs for the same problem on the same thing. */
+    id: z.string(),
+    type: FindingTypeSchema,
+    severity: SeveritySchema,
+    /** The declared identity concerned, or the resource key of an undeclared credential. */
+    subject: z.string(),
+    identityIds: z.array(z.string()),
+    handles: z.array(z.string()),
+    message: z.string(),
+  }),
+);
 export type Finding = z.infer<typeof FindingSchema>;
 
 const SEVERITY: Record<FindingType, Severity> = {

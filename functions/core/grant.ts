@@ -12,6 +12,7 @@ import * as z from 'zod';
 import { DurationSchema, toMillis } from './duration.ts';
 import { KeywardenError, ValidationError } from './errors.ts';
 import { IncidentSchema } from './incident.ts';
+import { onFirstUse } from './on-first-use.ts';
 import { quote } from './quote.ts';
 
 /**
@@ -49,10 +50,12 @@ const boundedText = (max: number) =>
   });
 
 /** A break-glass role id: lowercase letters, digits, `.`, `_` or `-`, at most 64. */
-export const RoleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
-  error: (issue) =>
-    `expected a role id of lowercase letters, digits, '.', '_' or '-', got ${quote(issue.input)}`,
-});
+export const RoleIdSchema = onFirstUse(() =>
+  z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+    error: (issue) =>
+      `expected a role id of lowercase letters, digits, '.', '_' or '-', got ${quote(issue.input)}`,
+  }),
+);
 
 /**
  * A break-glass request as every channel sends it (API body, CLI options, Slack
@@ -60,26 +63,32 @@ export const RoleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
  * format (never blank). The duration's form and the role's rules are checked against the
  * role afterwards ({@link requestGrant}).
  */
-export const GrantRequestInputSchema = z.strictObject({
-  roleId: RoleIdSchema,
-  duration: z
-    .string()
-    .min(1, { error: 'expected a duration such as 30m or 2h' })
-    .max(16, {
-      error: (issue) => `expected a duration such as 30m or 2h, got ${quote(issue.input)}`,
-    }),
-  reason: boundedText(TEXT_LIMITS.reason),
-  incident: IncidentSchema.optional(),
-});
+export const GrantRequestInputSchema = onFirstUse(() =>
+  z.strictObject({
+    roleId: RoleIdSchema,
+    duration: z
+      .string()
+      .min(1, { error: 'expected a duration such as 30m or 2h' })
+      .max(16, {
+        error: (issue) => `expected a duration such as 30m or 2h, got ${quote(issue.input)}`,
+      }),
+    reason: boundedText(TEXT_LIMITS.reason),
+    incident: IncidentSchema.optional(),
+  }),
+);
 export type GrantRequestInput = z.infer<typeof GrantRequestInputSchema>;
 
 /** A denial's optional reason, on every channel. */
-export const GrantDenyInputSchema = z.strictObject({
-  reason: boundedText(TEXT_LIMITS.denialReason).optional(),
-});
+export const GrantDenyInputSchema = onFirstUse(() =>
+  z.strictObject({
+    reason: boundedText(TEXT_LIMITS.denialReason).optional(),
+  }),
+);
 
 /** A review's notes, on every channel. */
-export const GrantReviewInputSchema = z.strictObject({ notes: boundedText(TEXT_LIMITS.reviewNotes) });
+export const GrantReviewInputSchema = onFirstUse(() =>
+  z.strictObject({ notes: boundedText(TEXT_LIMITS.reviewNotes) }),
+);
 
 /**
  * Checks `value` against one of the input schemas above.
@@ -95,25 +104,29 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what:
 }
 
 /** Who acts: an AWS principal (SigV4), a Slack user, or a local development user. */
-export const PrincipalSchema = z.object({
-  kind: z.enum(['aws', 'slack', 'local']),
-  /** An IAM ARN, a Slack user id (U…), or a local user name. */
-  id: z.string().min(1).max(TEXT_LIMITS.principalId),
-  /** A human-readable name for reports, when known. */
-  name: boundedText(TEXT_LIMITS.principalName).optional(),
-});
+export const PrincipalSchema = onFirstUse(() =>
+  z.object({
+    kind: z.enum(['aws', 'slack', 'local']),
+    /** An IAM ARN, a Slack user id (U…), or a local user name. */
+    id: z.string().min(1).max(TEXT_LIMITS.principalId),
+    /** A human-readable name for reports, when known. */
+    name: boundedText(TEXT_LIMITS.principalName).optional(),
+  }),
+);
 export type Principal = z.infer<typeof PrincipalSchema>;
 
 /** What a break-glass role grants: an AWS role to assume, or a set of Vault policies. */
-export const BreakglassTargetSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('aws-role'),
-    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
-      error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+export const BreakglassTargetSchema = onFirstUse(() =>
+  z.discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('aws-role'),
+      roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
+        error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+      }),
     }),
-  }),
-  z.strictObject({ type: z.literal('vault-policies'), policies: z.array(z.string().min(1)).min(1) }),
-]);
+    z.strictObject({ type: z.literal('vault-policies'), policies: z.array(z.string().min(1)).min(1) }),
+  ]),
+);
 export type BreakglassTarget = z.infer<typeof BreakglassTargetSchema>;
 
 /**
@@ -134,38 +147,42 @@ export function targetOfType<T extends BreakglassTarget['type']>(
 }
 
 /** A break-glass role as declared in the inventory's `breakglass.roles`. */
-export const BreakglassRoleSchema = z
-  .strictObject({
-    id: RoleIdSchema,
-    description: z.string().min(1),
-    target: BreakglassTargetSchema,
-    maxDuration: DurationSchema,
-    approvers: z
-      .strictObject({
-        /** IAM principal ARNs allowed to approve; `*` matches any run of characters. */
-        awsPrincipals: z.array(z.string().min(1)).default([]),
-        /** Slack user ids allowed to approve. */
-        slackUsers: z
-          .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
-          .default([]),
-        /** Local development users (the local runtime only). */
-        localUsers: z.array(z.string().min(1)).default([]),
-      })
-      .refine((a) => a.awsPrincipals.length + a.slackUsers.length + a.localUsers.length > 0, {
-        error: 'expected at least one approver (awsPrincipals, slackUsers or localUsers)',
-      }),
-    approvalsRequired: z.int().min(1).max(5).default(1),
-    requireIncident: z.boolean().default(true),
-  })
-  .superRefine((role, ctx) => {
-    if (toMillis(role.maxDuration) > 12 * 3_600_000) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maxDuration'],
-        message: `expected a maxDuration of at most 12h (break-glass is for emergencies), got ${role.maxDuration}`,
-      });
-    }
-  });
+export const BreakglassRoleSchema = onFirstUse(() =>
+  z
+    .strictObject({
+      id: RoleIdSchema,
+      description: z.string().min(1),
+      target: BreakglassTargetSchema,
+      maxDuration: DurationSchema,
+      approvers: z
+        .strictObject({
+          /** IAM principal ARNs allowed to approve; `*` matches any run of characters. */
+          awsPrincipals: z.array(z.string().min(1)).default([]),
+          /** Slack user ids allowed to approve. */
+          slackUsers: z
+            .array(
+              z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }),
+            )
+            .default([]),
+          /** Local development users (the local runtime only). */
+          localUsers: z.array(z.string().min(1)).default([]),
+        })
+        .refine((a) => a.awsPrincipals.length + a.slackUsers.length + a.localUsers.length > 0, {
+          error: 'expected at least one approver (awsPrincipals, slackUsers or localUsers)',
+        }),
+      approvalsRequired: z.int().min(1).max(5).default(1),
+      requireIncident: z.boolean().default(true),
+    })
+    .superRefine((role, ctx) => {
+      if (toMillis(role.maxDuration) > 12 * 3_600_000) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maxDuration'],
+          message: `expected a maxDuration of at most 12h (break-glass is for emergencies), got ${role.maxDuration}`,
+        });
+      }
+    }),
+);
 export type BreakglassRole = z.infer<typeof BreakglassRoleSchema>;
 
 /**
@@ -173,102 +190,108 @@ export type BreakglassRole = z.infer<typeof BreakglassRoleSchema>;
  * Slack and approve from the CLI: the directory makes both the same person, so the
  * requester-is-not-approver rule holds across channels.
  */
-export const PersonSchema = z.strictObject({
-  name: z.string().min(1),
-  /** IAM principal ARNs (`*` matches any run of characters), e.g. their assumed-role sessions. */
-  awsPrincipals: z.array(z.string().min(1)).default([]),
-  slackUsers: z
-    .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
-    .default([]),
-  localUsers: z.array(z.string().min(1)).default([]),
-  /**
-   * Their logins on CI platforms (GitHub `actor`, GitLab `user_login`): an artifact approval by
-   * them never counts for a job they started (ci-approval.ts).
-   */
-  ciUsers: z.array(z.string().min(1)).optional(),
-});
+export const PersonSchema = onFirstUse(() =>
+  z.strictObject({
+    name: z.string().min(1),
+    /** IAM principal ARNs (`*` matches any run of characters), e.g. their assumed-role sessions. */
+    awsPrincipals: z.array(z.string().min(1)).default([]),
+    slackUsers: z
+      .array(z.string().regex(/^[UW][A-Z0-9]+$/, { error: 'expected a Slack user id such as U024BE7LH' }))
+      .default([]),
+    localUsers: z.array(z.string().min(1)).default([]),
+    /**
+     * Their logins on CI platforms (GitHub `actor`, GitLab `user_login`): an artifact approval by
+     * them never counts for a job they started (ci-approval.ts).
+     */
+    ciUsers: z.array(z.string().min(1)).optional(),
+  }),
+);
 export type Person = z.infer<typeof PersonSchema>;
 
 /** The `breakglass` section of the inventory: the roles, and who is who. */
-export const BreakglassConfigSchema = z.strictObject({
-  roles: z.array(BreakglassRoleSchema).default([]),
-  people: z.array(PersonSchema).default([]),
-  /**
-   * IAM roles whose session names are pinned to the person who assumes them (a trust
-   * policy with `sts:RoleSessionName` = `${aws:username}`, say), so `assumed-role/R/alice`
-   * is alice. IAM Identity Center roles (`AWSReservedSSO_*`) always are. For any other
-   * role, every session counts as one principal: whoever can assume it.
-   */
-  pinnedSessionRoles: z.array(z.string().min(1)).default([]),
-  /**
-   * Who may start an incident revocation campaign, on every channel (API `POST /campaigns`,
-   * the CLI, Slack `/revoke`): principals by channel, and people of the directory by name
-   * (every principal of theirs counts). When absent, the approvers of the break-glass roles may.
-   */
-  incidentResponders: z
-    .strictObject({
-      /** IAM principal ARNs (`*` matches any run of characters within one ARN segment). */
-      awsPrincipals: z.array(z.string().min(1)).default([]),
-      slackUsers: z.array(z.string().min(1)).default([]),
-      /** Local development users (the local stack only). */
-      localUsers: z.array(z.string().min(1)).default([]),
-      /** Names of `breakglass.people`: each of their principals is a responder. */
-      people: z.array(z.string().min(1)).default([]),
-    })
-    .optional(),
-});
+export const BreakglassConfigSchema = onFirstUse(() =>
+  z.strictObject({
+    roles: z.array(BreakglassRoleSchema).default([]),
+    people: z.array(PersonSchema).default([]),
+    /**
+     * IAM roles whose session names are pinned to the person who assumes them (a trust
+     * policy with `sts:RoleSessionName` = `${aws:username}`, say), so `assumed-role/R/alice`
+     * is alice. IAM Identity Center roles (`AWSReservedSSO_*`) always are. For any other
+     * role, every session counts as one principal: whoever can assume it.
+     */
+    pinnedSessionRoles: z.array(z.string().min(1)).default([]),
+    /**
+     * Who may start an incident revocation campaign, on every channel (API `POST /campaigns`,
+     * the CLI, Slack `/revoke`): principals by channel, and people of the directory by name
+     * (every principal of theirs counts). When absent, the approvers of the break-glass roles may.
+     */
+    incidentResponders: z
+      .strictObject({
+        /** IAM principal ARNs (`*` matches any run of characters within one ARN segment). */
+        awsPrincipals: z.array(z.string().min(1)).default([]),
+        slackUsers: z.array(z.string().min(1)).default([]),
+        /** Local development users (the local stack only). */
+        localUsers: z.array(z.string().min(1)).default([]),
+        /** Names of `breakglass.people`: each of their principals is a responder. */
+        people: z.array(z.string().min(1)).default([]),
+      })
+      .optional(),
+  }),
+);
 export type BreakglassConfig = z.infer<typeof BreakglassConfigSchema>;
 
 export const GrantStateSchema = z.enum(['requested', 'approved', 'active', 'expired', 'revoked', 'denied']);
 export type GrantState = z.infer<typeof GrantStateSchema>;
 
-export const GrantSchema = z.object({
-  grantId: z.string(),
-  roleId: z.string(),
-  requester: PrincipalSchema,
-  reason: z.string().min(1),
-  incident: z.string().optional(),
-  /** Asked-for duration, at most the role's maxDuration. */
-  duration: DurationSchema,
-  state: GrantStateSchema,
-  requestedAt: z.iso.datetime(),
-  approvals: z.array(z.object({ approver: PrincipalSchema, at: z.iso.datetime() })),
-  deniedBy: PrincipalSchema.optional(),
-  denialReason: z.string().optional(),
-  /** When enough approvals arrived; the grant's window runs from here. */
-  approvedAt: z.iso.datetime().optional(),
-  /** The end of the grant's window, fixed at approval: every credential issued for it ends here. */
-  expiresAt: z.iso.datetime().optional(),
-  /** When the first credential was issued. */
-  activatedAt: z.iso.datetime().optional(),
-  endedAt: z.iso.datetime().optional(),
-  /** Who ended it early, or what ended it on time (`schedule` / `sweeper`). */
-  revokedBy: PrincipalSchema.optional(),
-  endedBy: z.enum(['schedule', 'sweeper', 'principal']).optional(),
-  /** The credentials issued for the grant, by handle (STS session name / Vault token accessor); never a value. */
-  credentials: z
-    .array(
-      z.object({
-        type: z.enum(['aws-session', 'vault-wrapped-token']),
-        handle: z.string(),
-        issuedAt: z.iso.datetime(),
-        expiresAt: z.iso.datetime(),
-      }),
-    )
-    .default([]),
-  /** When every credential of the ended grant was ended (the sweeper retries until it is set). */
-  credentialsEndedAt: z.iso.datetime().optional(),
-  /** When what the early revocation left behind (an AWS deny policy) was removed. */
-  releasedAt: z.iso.datetime().optional(),
-  review: z
-    .object({
-      dueAt: z.iso.datetime(),
-      reviewer: PrincipalSchema.optional(),
-      notes: z.string().optional(),
-      reviewedAt: z.iso.datetime().optional(),
-    })
-    .optional(),
-});
+export const GrantSchema = onFirstUse(() =>
+  z.object({
+    grantId: z.string(),
+    roleId: z.string(),
+    requester: PrincipalSchema,
+    reason: z.string().min(1),
+    incident: z.string().optional(),
+    /** Asked-for duration, at most the role's maxDuration. */
+    duration: DurationSchema,
+    state: GrantStateSchema,
+    requestedAt: z.iso.datetime(),
+    approvals: z.array(z.object({ approver: PrincipalSchema, at: z.iso.datetime() })),
+    deniedBy: PrincipalSchema.optional(),
+    denialReason: z.string().optional(),
+    /** When enough approvals arrived; the grant's window runs from here. */
+    approvedAt: z.iso.datetime().optional(),
+    /** The end of the grant's window, fixed at approval: every credential issued for it ends here. */
+    expiresAt: z.iso.datetime().optional(),
+    /** When the first credential was issued. */
+    activatedAt: z.iso.datetime().optional(),
+    endedAt: z.iso.datetime().optional(),
+    /** Who ended it early, or what ended it on time (`schedule` / `sweeper`). */
+    revokedBy: PrincipalSchema.optional(),
+    endedBy: z.enum(['schedule', 'sweeper', 'principal']).optional(),
+    /** The credentials issued for the grant, by handle (STS session name / Vault token accessor); never a value. */
+    credentials: z
+      .array(
+        z.object({
+          type: z.enum(['aws-session', 'vault-wrapped-token']),
+          handle: z.string(),
+          issuedAt: z.iso.datetime(),
+          expiresAt: z.iso.datetime(),
+        }),
+      )
+      .default([]),
+    /** When every credential of the ended grant was ended (the sweeper retries until it is set). */
+    credentialsEndedAt: z.iso.datetime().optional(),
+    /** When what the early revocation left behind (an AWS deny policy) was removed. */
+    releasedAt: z.iso.datetime().optional(),
+    review: z
+      .object({
+        dueAt: z.iso.datetime(),
+        reviewer: PrincipalSchema.optional(),
+        notes: z.string().optional(),
+        reviewedAt: z.iso.datetime().optional(),
+      })
+      .optional(),
+  }),
+);
 export type Grant = z.infer<typeof GrantSchema>;
 
 /** An action a principal may not take on a grant; the message says why. */
