@@ -49,14 +49,18 @@ export const UNREACHED_SDK_MODULES = ['@smithy/core/event-streams'] as const;
  * `mime-db` (133 kB of JSON, every media type known): `@slack/web-api` and axios build multipart
  * bodies with `form-data`, which asks `mime-types`, which loads all of `mime-db`, for the content
  * type of a file it uploads. keywarden uploads no file: its Slack calls (`chat.postMessage`) carry
- * strings only, sent as JSON or a URL-encoded form, and never reach `form-data`. The Slack worker
- * and the exposure scanner carry instead a copy of `mime-db`'s entries for a dozen common types
- * (`functions/adapters/slack/mime-db-slim.json`, the same shape): `mime-types` runs unchanged, and
- * an upload of another type would go as `application/octet-stream`, form-data's own default.
+ * strings only, sent as JSON or a URL-encoded form, and never reach `form-data`, which is now
+ * stubbed (below). Should a bundle ever carry the real `form-data` again, it gets instead a copy
+ * of `mime-db`'s entries for a dozen common types (`functions/adapters/slack/mime-db-slim.json`,
+ * the same shape): `mime-types` runs unchanged, and an upload of another type would go as
+ * `application/octet-stream`, form-data's own default.
  *
  * Of the rest of `@slack/web-api`'s tree, what its client never reaches as keywarden builds it
  * (web-api-poster.ts) is replaced by a stub that fails loudly if it ever were
- * (`functions/adapters/slack/bundle-stubs/`), ~15 kB of the Slack worker and the exposure scanner:
+ * (`functions/adapters/slack/bundle-stubs/`), ~40 kB of the Slack worker and the exposure scanner:
+ * - `form-data` (with combined-stream, asynckit, mime-types and get-intrinsic's dozen packages):
+ *   the client builds a multipart body only for a call carrying a Buffer or a stream, a file
+ *   upload; keywarden's calls carry strings, sent URL-encoded;
  * - `follow-redirects`: the client's axios is built with `maxRedirects: 0`, so it sends through
  *   Node's own `http` and `https`;
  * - `https-proxy-agent` (with agent-base and debug): the client's axios is built with
@@ -69,6 +73,7 @@ export const UNREACHED_SDK_MODULES = ['@smithy/core/event-streams'] as const;
  */
 export const BUNDLE_ALIASES = {
   'mime-db': './functions/adapters/slack/mime-db-slim.json',
+  'form-data': './functions/adapters/slack/bundle-stubs/form-data.cjs',
   'follow-redirects': './functions/adapters/slack/bundle-stubs/follow-redirects.cjs',
   'https-proxy-agent': './functions/adapters/slack/bundle-stubs/https-proxy-agent.cjs',
   eventemitter3: './node_modules/eventemitter3/index.js',
