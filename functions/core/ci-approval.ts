@@ -30,6 +30,7 @@ import {
   RefusalError,
   samePerson,
 } from './grant.ts';
+import { onFirstUse } from './on-first-use.ts';
 import type { ApprovalLedger, ApprovalSigner, AuditLog, Clock } from './ports.ts';
 
 /** in-toto's statement type (v1). */
@@ -42,35 +43,41 @@ export const DSSE_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
 /** The link an approval keeps to the gate before it (absent for `sign`, the first gate). */
-export const PreviousApprovalSchema = z.strictObject({
-  gate: GateSchema,
-  approvalId: z.string().min(1).max(128),
-  approver: PrincipalSchema,
-});
+export const PreviousApprovalSchema = onFirstUse(() =>
+  z.strictObject({
+    gate: GateSchema,
+    approvalId: z.string().min(1).max(128),
+    approver: PrincipalSchema,
+  }),
+);
 export type PreviousApproval = z.infer<typeof PreviousApprovalSchema>;
 
 /** keywarden's approval predicate. */
-export const ApprovalPredicateSchema = z.strictObject({
-  /** The ledger id, signed too, so a record cannot be filed under another id. */
-  approvalId: z.string().min(1).max(128),
-  gate: GateSchema,
-  environment: z.string().min(1).max(64),
-  approver: PrincipalSchema,
-  approvedAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-  previous: PreviousApprovalSchema.optional(),
-});
+export const ApprovalPredicateSchema = onFirstUse(() =>
+  z.strictObject({
+    /** The ledger id, signed too, so a record cannot be filed under another id. */
+    approvalId: z.string().min(1).max(128),
+    gate: GateSchema,
+    environment: z.string().min(1).max(64),
+    approver: PrincipalSchema,
+    approvedAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime(),
+    previous: PreviousApprovalSchema.optional(),
+  }),
+);
 export type ApprovalPredicate = z.infer<typeof ApprovalPredicateSchema>;
 
 /** An approval as an in-toto Statement v1: the artifact is the subject, the approval the predicate. */
-export const ApprovalStatementSchema = z.strictObject({
-  _type: z.literal(IN_TOTO_STATEMENT_TYPE),
-  subject: z
-    .array(z.strictObject({ name: z.string().min(1), digest: z.strictObject({ sha256: Hex64 }) }))
-    .length(1),
-  predicateType: z.literal(APPROVAL_PREDICATE_TYPE),
-  predicate: ApprovalPredicateSchema,
-});
+export const ApprovalStatementSchema = onFirstUse(() =>
+  z.strictObject({
+    _type: z.literal(IN_TOTO_STATEMENT_TYPE),
+    subject: z
+      .array(z.strictObject({ name: z.string().min(1), digest: z.strictObject({ sha256: Hex64 }) }))
+      .length(1),
+    predicateType: z.literal(APPROVAL_PREDICATE_TYPE),
+    predicate: ApprovalPredicateSchema,
+  }),
+);
 export type ApprovalStatement = z.infer<typeof ApprovalStatementSchema>;
 
 /** The statement of one approval of `digest` (the subject's name is the digest: the artifact has no other). */
@@ -134,16 +141,18 @@ export const envelopeOf = (record: ApprovalRecord): DsseEnvelope => ({
 });
 
 /** What every channel sends to approve (API body, CLI options, Slack `/approve`). */
-export const ApproveInputSchema = z.strictObject({
-  digest: DigestSchema,
-  gate: GateSchema,
-  environment: z
-    .string({ error: 'expected an environment name such as prod' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
-      error: (issue) =>
-        `expected an environment name (letters, digits, '.', '_' or '-', at most 64), got ${JSON.stringify(issue.input)}`,
-    }),
-});
+export const ApproveInputSchema = onFirstUse(() =>
+  z.strictObject({
+    digest: DigestSchema,
+    gate: GateSchema,
+    environment: z
+      .string({ error: 'expected an environment name such as prod' })
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+        error: (issue) =>
+          `expected an environment name (letters, digits, '.', '_' or '-', at most 64), got ${JSON.stringify(issue.input)}`,
+      }),
+  }),
+);
 export type ApproveInput = z.infer<typeof ApproveInputSchema>;
 
 /** Why an approval was refused, for the audit trail and callers that tell the cases apart. */

@@ -11,6 +11,7 @@ import * as z from 'zod';
 import { DurationSchema, isDuration, toSeconds } from './duration.ts';
 import { KeywardenError } from './errors.ts';
 import { type Stage, StageSchema } from './identity.ts';
+import { onFirstUse } from './on-first-use.ts';
 
 /** The longest a CI credential may live: one job step, not a standing secret. */
 export const CI_MAX_TTL_SECONDS = 15 * 60;
@@ -71,53 +72,55 @@ export const PRESETS: Readonly<Record<Preset, IssuerFacts>> = {
 };
 
 /** One trusted issuer: an allowlist entry with the audience its tokens must carry. */
-export const CiIssuerSchema = z
-  .strictObject({
-    name: Name,
-    preset: PresetSchema.optional(),
-    /** The tokens' `iss`, exactly; a preset's is the default (set it for GitLab self-managed). */
-    issuer: z.url({ protocol: /^https?$/ }).optional(),
-    /** The `aud` the job asks for; a token for another audience is refused. */
-    audience: z.string().min(1).max(256),
-    /** Where the signing keys are: a JWKS URL, or the issuer's discovery document (default). */
-    jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
-    discoveryUrl: z.url({ protocol: /^https?$/ }).optional(),
-    algorithms: z
-      .array(z.enum(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256']))
-      .min(1)
-      .default(['RS256']),
-    /** Tolerated clock difference on exp/nbf/iat. */
-    clockSkew: DurationSchema.default('60s'),
-    /** The oldest token (by `iat`) exchanged, whatever its `exp` says. */
-    maxTokenAge: DurationSchema.default('10m'),
-    /** For an issuer with no preset: the repository-id claim, actor claim and job claims. */
-    repositoryClaim: z.string().min(1).optional(),
-    actorClaim: z.string().min(1).optional(),
-    jobClaims: z.array(z.string().min(1)).min(1).optional(),
-  })
-  .superRefine((issuer, ctx) => {
-    if (!issuer.preset && !issuer.issuer) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['issuer'],
-        message: 'expected the issuer URL (or a preset: github | gitlab), got neither',
-      });
-    }
-    if (issuer.jwksUrl && issuer.discoveryUrl) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['jwksUrl'],
-        message: 'expected jwksUrl or discoveryUrl, got both',
-      });
-    }
-    if (!issuer.preset && !(issuer.repositoryClaim && issuer.actorClaim && issuer.jobClaims)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['repositoryClaim'],
-        message: 'expected repositoryClaim, actorClaim and jobClaims for an issuer without a preset',
-      });
-    }
-  });
+export const CiIssuerSchema = onFirstUse(() =>
+  z
+    .strictObject({
+      name: Name,
+      preset: PresetSchema.optional(),
+      /** The tokens' `iss`, exactly; a preset's is the default (set it for GitLab self-managed). */
+      issuer: z.url({ protocol: /^https?$/ }).optional(),
+      /** The `aud` the job asks for; a token for another audience is refused. */
+      audience: z.string().min(1).max(256),
+      /** Where the signing keys are: a JWKS URL, or the issuer's discovery document (default). */
+      jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      discoveryUrl: z.url({ protocol: /^https?$/ }).optional(),
+      algorithms: z
+        .array(z.enum(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'PS256']))
+        .min(1)
+        .default(['RS256']),
+      /** Tolerated clock difference on exp/nbf/iat. */
+      clockSkew: DurationSchema.default('60s'),
+      /** The oldest token (by `iat`) exchanged, whatever its `exp` says. */
+      maxTokenAge: DurationSchema.default('10m'),
+      /** For an issuer with no preset: the repository-id claim, actor claim and job claims. */
+      repositoryClaim: z.string().min(1).optional(),
+      actorClaim: z.string().min(1).optional(),
+      jobClaims: z.array(z.string().min(1)).min(1).optional(),
+    })
+    .superRefine((issuer, ctx) => {
+      if (!issuer.preset && !issuer.issuer) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['issuer'],
+          message: 'expected the issuer URL (or a preset: github | gitlab), got neither',
+        });
+      }
+      if (issuer.jwksUrl && issuer.discoveryUrl) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jwksUrl'],
+          message: 'expected jwksUrl or discoveryUrl, got both',
+        });
+      }
+      if (!issuer.preset && !(issuer.repositoryClaim && issuer.actorClaim && issuer.jobClaims)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['repositoryClaim'],
+          message: 'expected repositoryClaim, actorClaim and jobClaims for an issuer without a preset',
+        });
+      }
+    }),
+);
 export type CiIssuerInput = z.infer<typeof CiIssuerSchema>;
 
 /** An issuer with every default resolved: what the verifier and the exchange use. */
@@ -159,79 +162,88 @@ export function resolveIssuer(input: CiIssuerInput): CiIssuer {
  * One claim's matcher: a value (exact), `{glob}` (`*` = any run of characters but `/`, `?` =
  * one character but `/`; `**` is refused), or a list of these (any one matches).
  */
-const OneMatcher = z.union([
-  z.string().min(1),
-  z.boolean(),
-  z.number(),
-  z.strictObject({ glob: z.string().min(1).max(512) }),
-]);
-export const ClaimMatcherSchema = z.union([OneMatcher, z.array(OneMatcher).min(1).max(32)]);
+const OneMatcher = onFirstUse(() =>
+  z.union([z.string().min(1), z.boolean(), z.number(), z.strictObject({ glob: z.string().min(1).max(512) })]),
+);
+export const ClaimMatcherSchema = onFirstUse(() => z.union([OneMatcher, z.array(OneMatcher).min(1).max(32)]));
 export type ClaimMatcher = z.infer<typeof ClaimMatcherSchema>;
 
 /** A Vault/OpenBao token for the job: orphan, not renewable, ending at `ttl`. */
-export const CiVaultIssueSchema = z.strictObject({
-  policies: z.array(z.string().min(1)).min(1),
-  ttl: DurationSchema.default('10m'),
-  /** How many requests the token may make; 0 = unlimited within its TTL. */
-  numUses: z.int().min(0).max(10_000).default(0),
-});
+export const CiVaultIssueSchema = onFirstUse(() =>
+  z.strictObject({
+    policies: z.array(z.string().min(1)).min(1),
+    ttl: DurationSchema.default('10m'),
+    /** How many requests the token may make; 0 = unlimited within its TTL. */
+    numUses: z.int().min(0).max(10_000).default(0),
+  }),
+);
 export type CiVaultIssue = z.infer<typeof CiVaultIssueSchema>;
 
 /** An AWS role session for the job: SourceIdentity and session name name the job. */
-export const CiAwsIssueSchema = z.strictObject({
-  roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
-    error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+export const CiAwsIssueSchema = onFirstUse(() =>
+  z.strictObject({
+    roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, {
+      error: (issue) => `expected an IAM role ARN, got ${JSON.stringify(issue.input)}`,
+    }),
+    /** An IAM policy document narrowing the session (a session policy only narrows the role). */
+    sessionPolicy: z.record(z.string(), z.unknown()).optional(),
+    duration: DurationSchema.default('15m'),
   }),
-  /** An IAM policy document narrowing the session (a session policy only narrows the role). */
-  sessionPolicy: z.record(z.string(), z.unknown()).optional(),
-  duration: DurationSchema.default('15m'),
-});
+);
 export type CiAwsIssue = z.infer<typeof CiAwsIssueSchema>;
 
 /** Which approval a grant needs before it issues: a gate for an environment, on the request's digest. */
-export const GateRequirementSchema = z.strictObject({
-  gate: GateSchema,
-  environment: z.string().min(1).max(64),
-});
+export const GateRequirementSchema = onFirstUse(() =>
+  z.strictObject({
+    gate: GateSchema,
+    environment: z.string().min(1).max(64),
+  }),
+);
 export type GateRequirement = z.infer<typeof GateRequirementSchema>;
 
 /** One named job grant. */
-export const CiGrantSchema = z
-  .strictObject({
-    name: Name,
-    description: z.string().optional(),
-    /** The name of one of `ci.issuers`. */
-    issuer: Name,
-    /** Claim name → matcher; every listed claim must match. */
-    claims: z.record(z.string().min(1), ClaimMatcherSchema),
-    stage: StageSchema,
-    vault: CiVaultIssueSchema.optional(),
-    aws: CiAwsIssueSchema.optional(),
-    gate: GateRequirementSchema.optional(),
-  })
-  .refine((grant) => grant.vault || grant.aws, {
-    error: 'expected what the grant issues: vault (a token) and/or aws (a role session), got neither',
-  });
+export const CiGrantSchema = onFirstUse(() =>
+  z
+    .strictObject({
+      name: Name,
+      description: z.string().optional(),
+      /** The name of one of `ci.issuers`. */
+      issuer: Name,
+      /** Claim name → matcher; every listed claim must match. */
+      claims: z.record(z.string().min(1), ClaimMatcherSchema),
+      stage: StageSchema,
+      vault: CiVaultIssueSchema.optional(),
+      aws: CiAwsIssueSchema.optional(),
+      gate: GateRequirementSchema.optional(),
+    })
+    .refine((grant) => grant.vault || grant.aws, {
+      error: 'expected what the grant issues: vault (a token) and/or aws (a role session), got neither',
+    }),
+);
 export type CiGrant = z.infer<typeof CiGrantSchema>;
 
 /** Who may approve a gate, per channel (as break-glass approvers are named). */
-export const GateApproversSchema = z.strictObject({
-  gate: GateSchema,
-  environment: z.string().min(1).max(64),
-  awsPrincipals: z.array(z.string().min(1)).default([]),
-  slackUsers: z.array(z.string().regex(/^[UW][A-Z0-9]+$/)).default([]),
-  localUsers: z.array(z.string().min(1)).default([]),
-  /** How long an approval counts. */
-  validFor: DurationSchema.default('24h'),
-});
+export const GateApproversSchema = onFirstUse(() =>
+  z.strictObject({
+    gate: GateSchema,
+    environment: z.string().min(1).max(64),
+    awsPrincipals: z.array(z.string().min(1)).default([]),
+    slackUsers: z.array(z.string().regex(/^[UW][A-Z0-9]+$/)).default([]),
+    localUsers: z.array(z.string().min(1)).default([]),
+    /** How long an approval counts. */
+    validFor: DurationSchema.default('24h'),
+  }),
+);
 export type GateApprovers = z.infer<typeof GateApproversSchema>;
 
 /** The inventory's `ci` section. */
-export const CiConfigSchema = z.strictObject({
-  issuers: z.array(CiIssuerSchema).default([]),
-  grants: z.array(CiGrantSchema).default([]),
-  gates: z.array(GateApproversSchema).default([]),
-});
+export const CiConfigSchema = onFirstUse(() =>
+  z.strictObject({
+    issuers: z.array(CiIssuerSchema).default([]),
+    grants: z.array(CiGrantSchema).default([]),
+    gates: z.array(GateApproversSchema).default([]),
+  }),
+);
 export type CiConfig = z.infer<typeof CiConfigSchema>;
 
 /** One problem in the `ci` section, located by its path (the inventory's Problem shape). */

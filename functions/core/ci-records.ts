@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import { DigestSchema, GateSchema } from './ci-policy.ts';
 import { PrincipalSchema } from './grant.ts';
+import { onFirstUse } from './on-first-use.ts';
 
 /** How a job's credentials ended. */
 export const CiEndingSchema = z.enum(['job', 'webhook', 'ttl']);
@@ -51,16 +52,18 @@ export type CiCredentialRecord = z.infer<typeof CiCredentialRecordSchema>;
  * payload (an in-toto Statement v1, canonical JSON), `signature` the KMS signature over it
  * (base64), `keyId` the KMS key that made it. Append-only: an approval is never changed.
  */
-export const ApprovalRecordSchema = z.object({
-  id: z.string().min(1).max(128),
-  digest: DigestSchema,
-  gate: GateSchema,
-  environment: z.string().min(1).max(64),
-  approver: PrincipalSchema,
-  approvedAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-  statement: z.string(),
-  signature: z.string(),
-  keyId: z.string(),
-});
+export const ApprovalRecordSchema = onFirstUse(() =>
+  z.object({
+    id: z.string().min(1).max(128),
+    digest: DigestSchema,
+    gate: GateSchema,
+    environment: z.string().min(1).max(64),
+    approver: PrincipalSchema,
+    approvedAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime(),
+    statement: z.string(),
+    signature: z.string(),
+    keyId: z.string(),
+  }),
+);
 export type ApprovalRecord = z.infer<typeof ApprovalRecordSchema>;
