@@ -19,6 +19,9 @@
  * bound / keywarden's wall. `--scale` runs the sizes one after the other on one stack and
  * ends with identities/s per size and a Markdown block for the README.
  *
+ * `KEYWARDEN_BENCH_PROFILE=<file>.cpuprofile` also profiles this process's CPU over keywarden's run
+ * alone (open it in Chrome DevTools).
+ *
  * It starts its own local stack (moto + OpenBao on loopback) in a temporary directory
  * and stops it at the end, on error and on Ctrl-C. Each contender gets its own set of
  * identities and its own state table, so neither benefits from the other's work.
@@ -44,6 +47,7 @@ import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts'
 import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
+import { startCpuProfile } from './support/cpu-profile.ts';
 import { BENCH_KINDS, createVaultPolicy, seedIdentitySet } from './support/identity-sets.ts';
 import {
   CallLedger,
@@ -302,6 +306,7 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
     deliveryFor: (delivery) => timedPort(plain.deliveryFor(delivery), `delivery[${delivery.type}]`, ledger),
   });
   const tick = progress('keywarden', set.identities.length);
+  const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PROFILE);
   const phase = startPhase(pids);
   const started = performance.now();
   // rotateMany one identity at a time under the bench's limit: the same work, each request
@@ -319,8 +324,10 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
     )
   ).flat();
   const wallMs = performance.now() - started;
+  const usage = phase();
   set.ledger.close();
-  return { outcomes, wallMs, usage: phase() };
+  await profiling?.();
+  return { outcomes, wallMs, usage };
 }
 
 async function runNaive(set: BenchSet, pids: Record<string, number>) {
