@@ -222,12 +222,29 @@ export const stores = (c: Composition): { store: DynamoStore; breakglassStore: D
 });
 
 /** CI exchanges and spent token ids, on the state table. */
-const ciCredentials: Part<CiCredentialStore> = (c) => dynamoCiStore(c.get(table));
+export const ciCredentials: Part<CiCredentialStore> = (c) => dynamoCiStore(c.get(table));
+
+/** Artifact approvals, append-only, on the state table. */
+const approvalLedger: Part<ReturnType<typeof dynamoApprovalLedger>> = (c) =>
+  dynamoApprovalLedger(c.get(table));
 
 /** CI exchanges, spent token ids and artifact approvals, on the same table. */
 export const ciStores = (c: Composition) => ({
   credentials: c.get(ciCredentials),
-  ledger: dynamoApprovalLedger(c.get(table)),
+  ledger: c.get(approvalLedger),
+});
+
+/**
+ * The store ports the use monitor reads and writes: the watched identities and their versions,
+ * the findings, the audit trail, and the campaigns a containment stores; no grants, inventory
+ * sections or Slack deliveries.
+ */
+export const monitorStore = (c: Composition) => ({
+  ...c.get(identities),
+  ...c.get(versions),
+  ...c.get(findingStore),
+  ...c.get(auditLog),
+  ...c.get(campaignStore),
 });
 
 /** The Vault client, when the configuration names a Vault. */
@@ -489,7 +506,8 @@ const approvalsWith =
     const ciConfig = c.get(ciConfigStore);
     const configStore = c.get(breakglassConfigStore);
     return {
-      ledger: c.get(ciStores).ledger,
+      // The ledger alone: recording or reading approvals touches no CI exchange.
+      ledger: c.get(approvalLedger),
       signer: c.get(signer),
       audit: c.get(auditLog),
       clock: c.clock,
@@ -520,7 +538,7 @@ const ciSessions: Part<StsCiSessionIssuer> = (c) =>
 export const ciExchange: Part<CiExchangeDeps> = (c) => {
   const { store, breakglassStore } = c.get(stores);
   const client = c.get(vault);
-  const { ledger } = c.get(ciStores);
+  const ledger = c.get(approvalLedger);
   return {
     config: () => breakglassStore.getCiConfig(),
     verifier: new JoseCiTokenVerifier({ clock: c.clock }),

@@ -27,7 +27,7 @@ import {
   stateMachineContainment,
   versionsOf,
 } from '../adapters/campaign-launcher.ts';
-import { Composition, ciStores, rotation, stores } from '../adapters/wiring.ts';
+import { Composition, ciCredentials, monitorStore, rotation } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { Clock, IdentityStore, RotationStore, VersionsOfMany } from '../core/ports.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
@@ -156,8 +156,10 @@ async function init() {
   const env = lambdaEnv();
   const config = await loadLambdaConfig();
   const composition = new Composition(config);
-  const { store } = composition.get(stores);
-  const ciStore = composition.get(ciStores).credentials;
+  // The ports this function uses, no more: no grants, inventory sections, Slack deliveries or
+  // artifact approvals (their stores and schemas stay out of the bundle).
+  const store = composition.get(monitorStore);
+  const ciStore = composition.get(ciCredentials);
   const containment = env.revocationStateMachineArn
     ? stateMachineContainment(
         {
