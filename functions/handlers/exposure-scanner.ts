@@ -16,7 +16,11 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import * as z from 'zod';
+import {
+  alertSettingsOf,
+  recheckedAlerts,
+  slackOnceTokenSet,
+} from '../adapters/alerts/awaiting-bot-token.ts';
 import { awsClientConfig, secretsClient } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
@@ -24,25 +28,21 @@ import {
   StepFunctionsCampaignLauncher,
   stateMachineContainment,
 } from '../adapters/campaign-launcher.ts';
-import type { RuntimeConfig } from '../adapters/runtime-config.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
-import {
-  type FinishedJob,
-  type ForgeSettings,
-  finishedJobLog,
-  finishedJobName,
-} from '../adapters/scan/finished-job-log.ts';
+import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
 import type { FetchedLog } from '../adapters/scan/forge-http.ts';
-import { DEFAULT_GITHUB_API } from '../adapters/scan/github-logs.ts';
-import { DEFAULT_GITLAB_URL } from '../adapters/scan/gitlab-api.ts';
-import { BOT_TOKEN } from '../adapters/slack/web-api-poster.ts';
+import {
+  forgeSettingsOf,
+  jobLogReader,
+  parseForgeTokens,
+  recheckedForgeSettings,
+} from '../adapters/scan/forge-tokens-secret.ts';
 import { alerts, Composition, exposure, rotation, stores } from '../adapters/wiring.ts';
 import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
 import type { ExposureSource } from '../core/exposure-types.ts';
-import type { ExposureAlerts } from '../core/ports.ts';
-import { KEYWARDEN_ENV, type LambdaEnv, lambdaEnv } from './env.ts';
+import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
 import { loadLambdaConfig, readSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
@@ -53,8 +53,9 @@ export interface ExposureScannerDeps {
   scan: ScanTexts;
   logger: Logger;
   /**
-   * Reads a finished CI job's log through its platform's API ({@link jobLogReader}), or says why
-   * it is not read (no token for that platform); undefined: a finished job handed over is refused.
+   * Reads a finished CI job's log through its platform's API (`jobLogReader`, forge-tokens-secret.ts),
+   * or says why it is not read (no token for that platform); undefined: a finished job handed over
+   * is refused.
    */
   jobLog?: ((job: FinishedJob) => Promise<FetchedLog | { unread: string }>) | undefined;
 }
@@ -176,167 +177,6 @@ async function scanFinishedJob(deps: ExposureScannerDeps, job: FinishedJob): Pro
   return result;
 }
 
-/** The forge settings a job of a platform is read with (see {@link recheckedForgeSettings}). */
-export type ForgeSettingsFor = (platform: FinishedJob['platform']) => Promise<ForgeSettings>;
-
-/**
- * Reads finished jobs' logs with the settings `settingsFor` gives (finished-job-log.ts); a job of
- * a platform whose token is empty (the forge tokens secret's placeholder) is not read, and the
- * answer says which field to set.
- */
-export function jobLogReader(
-  settingsFor: ForgeSettingsFor,
-  read: (job: FinishedJob, settings: ForgeSettings) => Promise<FetchedLog> = finishedJobLog,
-): (job: FinishedJob) => Promise<FetchedLog | { unread: string }> {
-  return async (job) => {
-    const forge = await settingsFor(job.platform);
-    return forge[job.platform].token
-      ? read(job, forge)
-      : {
-          unread: `no ${job.platform === 'github' ? 'GitHub' : 'GitLab'} token: set ${forge[job.platform].tokenSource} to read its jobs' logs (read again at most a minute after it is set)`,
-        };
-  };
-}
-
-/** How long a token secret's placeholder (forge tokens, Slack bot token) is believed before the secret is read again. */
-export const SECRET_RECHECK_MS = 60_000;
-
-/**
- * The forge settings read at cold start, read again (`reload`) when a job's platform has an empty
- * token and the last read is {@link SECRET_RECHECK_MS} old: the secret is deployed as a
- * placeholder and set by an operator afterwards, and a warm container must see it without a
- * redeploy. A token that is set is kept: one read per minute at most, and only while one is missing.
- */
-export function recheckedForgeSettings(
-  first: ForgeSettings,
-  reload: () => Promise<ForgeSettings>,
-  now: () => number = Date.now,
-): ForgeSettingsFor {
-  const settings = rereadWhile(first, reload, now);
-  return (platform) => settings((current) => !current[platform].token);
-}
-
-/**
- * What was read at cold start, and a getter that reads it again (`reload`) when the caller finds
- * it `incomplete` and the last read is {@link SECRET_RECHECK_MS} old: one read a minute at most,
- * and only while something is missing.
- */
-function rereadWhile<T>(
-  first: T,
-  reload: () => Promise<T>,
-  now: () => number,
-): (incomplete: (current: T) => boolean) => Promise<T> {
-  let current = first;
-  let readAt = now();
-  return async (incomplete) => {
-    if (incomplete(current) && now() - readAt >= SECRET_RECHECK_MS) {
-      // Noted before reading: a read that fails (Lambda retries) is not tried again by every call.
-      readAt = now();
-      current = await reload();
-    }
-    return current;
-  };
-}
-
-/** What the forge tokens secret holds: a token per platform, either may be empty (that platform is not read). */
-const ForgeTokensSchema = z.object({
-  github: z.string().optional(),
-  gitlab: z.string().optional(),
-});
-
-/**
- * The tokens of the forge tokens secret, JSON `{"github": "<token>", "gitlab": "<token>"}`.
- * Nothing of the value is quoted in an error: it is a token.
- *
- * @throws ValidationError when the value is not that JSON, saying how to set it.
- */
-export function parseForgeTokens(value: string): { github: string; gitlab: string } {
-  const expected = `expected the forge tokens secret (${KEYWARDEN_ENV.forgeTokensSecretArn}) to hold JSON {"github": "<token>", "gitlab": "<token>"}`;
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch {
-    // JSON.parse's message quotes the text: not passed on.
-    throw new ValidationError(
-      `${expected}, got ${value.length} characters that do not parse as JSON; set it with aws secretsmanager put-secret-value`,
-    );
-  }
-  const parsed = ForgeTokensSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new ValidationError(
-      `${expected}, got ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(value)'}: ${issue.message}`).join('; ')}`,
-    );
-  }
-  return { github: parsed.data.github ?? '', gitlab: parsed.data.gitlab ?? '' };
-}
-
-/** How the scanner reaches GitHub and GitLab: the API roots from its environment, the tokens from the secret. */
-export function forgeSettingsOf(
-  env: Pick<LambdaEnv, 'githubApiUrl' | 'gitlabUrl'>,
-  tokens: { github: string; gitlab: string },
-): ForgeSettings {
-  const source = (field: string) =>
-    `the "${field}" field of the forge tokens secret (${KEYWARDEN_ENV.forgeTokensSecretArn})`;
-  return {
-    github: {
-      api: env.githubApiUrl ?? DEFAULT_GITHUB_API,
-      token: tokens.github,
-      tokenSource: source('github'),
-    },
-    gitlab: { url: env.gitlabUrl ?? DEFAULT_GITLAB_URL, token: tokens.gitlab, tokenSource: source('gitlab') },
-  };
-}
-
-/**
- * Where the scanner's containment alerts go: the alert topic its environment names, and the Slack
- * channel when it names one and the bot token secret holds a bot token (`xoxb-…`; anything else,
- * such as the deployed placeholder, leaves Slack out).
- */
-export function alertSettingsOf(
-  env: Pick<LambdaEnv, 'exposureAlertTopicArn' | 'exposureAlertChannel'>,
-  botToken: string | undefined,
-): RuntimeConfig['alerts'] {
-  const channel = env.exposureAlertChannel;
-  return {
-    ...(env.exposureAlertTopicArn ? { topicArn: env.exposureAlertTopicArn } : {}),
-    ...(channel && botToken && BOT_TOKEN.test(botToken) ? { slack: { botToken, channel } } : {}),
-  };
-}
-
-/** The alerts a bot token gives, and whether Slack is among them (see {@link alertSettingsOf}). */
-export interface AlertsRead {
-  alerts: ExposureAlerts | undefined;
-  slack: boolean;
-}
-
-/**
- * The alerts built at cold start, built again (`reload`: the bot token secret read anew) at most
- * once a minute while an alert channel is set but the secret still holds the deployed
- * placeholder, so a bot token set after deploy is used by warm containers. With no channel to
- * wait for (`expectSlack` false) or Slack already in, the alerts as they are.
- */
-export function recheckedAlerts(
-  first: AlertsRead,
-  expectSlack: boolean,
-  reload: () => Promise<AlertsRead>,
-  now: () => number = Date.now,
-): ExposureAlerts | undefined {
-  if (!expectSlack || first.slack) return first.alerts;
-  const read = rereadWhile(first, reload, now);
-  return {
-    async alert(alert) {
-      const current = await read((alerts) => !alerts.slack);
-      if (!current.alerts) {
-        // Said on the containment's result (alertError), never thrown past it.
-        throw new KeywardenError(
-          `no alert channel yet: the Slack bot token secret (${KEYWARDEN_ENV.slackBotTokenSecretArn}) holds no bot token (xoxb-…); set it with aws secretsmanager put-secret-value`,
-        );
-      }
-      await current.alerts.alert(alert);
-    },
-  };
-}
-
 /**
  * Cold start: the exposure part (the store, the fingerprint key, Vault for AppRole role-ids), the
  * detector (secretlint's recommended preset and keywarden's own rules), the campaign planning of
@@ -349,46 +189,47 @@ async function init() {
   // One client for the secrets read here (bot token, forge tokens), at cold start and again.
   const secretReader = secretsClient(loaded.aws);
   // The Slack bot token only when alerts have a channel; the placeholder (`not-set`) is no token.
-  const botToken =
-    env.exposureAlertChannel && env.slackBotTokenSecretArn
-      ? await readSecret(secretReader, env.slackBotTokenSecretArn)
-      : undefined;
-  const composition = new Composition({ ...loaded, alerts: alertSettingsOf(env, botToken) });
-  const alertsWith = (composed: Composition): AlertsRead => ({
-    alerts: composed.get(alerts),
-    slack: composed.config.alerts.slack !== undefined,
-  });
-  const { slackBotTokenSecretArn } = env;
+  const { exposureAlertChannel: channel, slackBotTokenSecretArn: botTokenArn } = env;
+  const readBotToken = () => readSecret(secretReader, botTokenArn ?? '');
+  const awaitsSlack = channel && botTokenArn;
+  const settings = alertSettingsOf(env, awaitsSlack ? await readBotToken() : undefined);
+  const composition = new Composition({ ...loaded, alerts: settings });
+  const { store, breakglassStore } = composition.get(stores);
+  const coldStartAlerts = composition.get(alerts);
+  // A bot token set after deploy: the secret alone read again, Slack added to the alert topic.
   const scannerAlerts = recheckedAlerts(
-    alertsWith(composition),
-    Boolean(env.exposureAlertChannel && slackBotTokenSecretArn),
-    async () => {
-      const token = await readSecret(secretReader, slackBotTokenSecretArn ?? '');
-      return alertsWith(
-        new Composition({ ...composition.config, alerts: alertSettingsOf(env, token) }, composition.clock),
-      );
-    },
+    { alerts: coldStartAlerts, slack: settings.slack !== undefined },
+    awaitsSlack
+      ? {
+          secretName: KEYWARDEN_ENV.slackBotTokenSecretArn,
+          reload: slackOnceTokenSet(coldStartAlerts, {
+            channel,
+            readToken: readBotToken,
+            people: async () => (await breakglassStore.getBreakglassConfig()).people,
+          }),
+        }
+      : undefined,
   );
-  const config = composition.config;
   if (!env.revocationStateMachineArn) {
     throw new KeywardenError(
       'the exposure scanner contains through the revocation state machine: KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set (the ExposureScanner construct sets it)',
     );
   }
   const launcher = new StepFunctionsCampaignLauncher({
-    client: new SFNClient(awsClientConfig(config.aws)),
+    client: new SFNClient(awsClientConfig(composition.config.aws)),
     stateMachineArn: env.revocationStateMachineArn,
   });
   // Finished jobs' logs: read with the forge tokens secret's tokens (never logged), read again
   // while one is the placeholder.
   const { forgeTokensSecretArn } = env;
+  const secretName = KEYWARDEN_ENV.forgeTokensSecretArn;
   const readForge = async (arn: string) =>
-    forgeSettingsOf(env, parseForgeTokens(await readSecret(secretReader, arn)));
+    forgeSettingsOf(env, parseForgeTokens(await readSecret(secretReader, arn), secretName), secretName);
   const forge = forgeTokensSecretArn
     ? recheckedForgeSettings(await readForge(forgeTokensSecretArn), () => readForge(forgeTokensSecretArn))
     : undefined;
   const planning: CampaignPlanningDeps = {
-    store: composition.get(stores).store,
+    store,
     clock: composition.clock,
     rotationDeps: composition.get(rotation),
   };

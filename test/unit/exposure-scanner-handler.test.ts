@@ -13,25 +13,18 @@ import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import { CombinedSecretDetector } from '../../functions/adapters/scan/detector.ts';
 import type { FinishedJob } from '../../functions/adapters/scan/finished-job-log.ts';
 import type { FetchedLog } from '../../functions/adapters/scan/forge-http.ts';
+import {
+  forgeSettingsOf,
+  jobLogReader,
+  parseForgeTokens,
+} from '../../functions/adapters/scan/forge-tokens-secret.ts';
 import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
-import type { BoundProvider, ExposureAlert } from '../../functions/core/ports.ts';
+import type { BoundProvider } from '../../functions/core/ports.ts';
 import { jobLogHandOff } from '../../functions/handlers/api.ts';
-import {
-  alertSettingsOf,
-  forgeSettingsOf,
-  jobLogReader,
-  lineCount,
-  makeHandler,
-  parseForgeTokens,
-  recheckedAlerts,
-  recheckedForgeSettings,
-  SCANNER_ACTOR,
-  SECRET_RECHECK_MS,
-} from '../../functions/handlers/exposure-scanner.ts';
+import { lineCount, makeHandler, SCANNER_ACTOR } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
-import { MemoryExposureAlerts } from '../support/memory-alerts.ts';
 import {
   MemoryAuditLog,
   MemoryCampaignStore,
@@ -295,6 +288,9 @@ describe('exposure scanner: the managed credential a CloudWatch Logs payload hol
   });
 });
 
+/** How the forge tokens secret is named to operators (the variable naming its ARN). */
+const SECRET = 'KEYWARDEN_FORGE_TOKENS_SECRET_ARN';
+
 /** A finished GitHub job, as the API hands it over. */
 const GITHUB_JOB: FinishedJob = { platform: 'github', repository: 'acme/app', jobId: 29679449 };
 
@@ -403,7 +399,11 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     const { scan, calls } = scanFinding(generatedToken());
     const { logger, lines } = capturedLogger();
     const read: FinishedJob[] = [];
-    const settings = forgeSettingsOf({}, parseForgeTokens(JSON.stringify({ github: generatedToken() })));
+    const settings = forgeSettingsOf(
+      {},
+      parseForgeTokens(JSON.stringify({ github: generatedToken() }), SECRET),
+      SECRET,
+    );
     const jobLog = jobLogReader(
       async () => settings,
       async (job) => {
@@ -428,43 +428,6 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
     expect(lines.some((line) => line.includes("a finished job's log was not read"))).toBe(true);
   });
 
-  it('reads the forge tokens secret again while a token is the placeholder, at most once a minute, and keeps a token once set', async () => {
-    // prepare: deployed with the placeholder; an operator sets the GitHub token afterwards
-    let now = 0;
-    let secret = { github: '', gitlab: '' };
-    const reads: number[] = [];
-    const settingsFor = recheckedForgeSettings(
-      forgeSettingsOf({}, secret),
-      async () => {
-        reads.push(now);
-        return forgeSettingsOf({}, secret);
-      },
-      () => now,
-    );
-    const read: FinishedJob[] = [];
-    const jobLog = jobLogReader(settingsFor, async (job) => {
-      read.push(job);
-      return { source: { kind: 'github-run', location: 'acme/app job 1' }, text: 'ok' };
-    });
-    // act
-    const before = await jobLog(GITHUB_JOB);
-    secret = { github: generatedToken(), gitlab: '' };
-    now = SECRET_RECHECK_MS / 2;
-    const soon = await jobLog(GITHUB_JOB);
-    now = SECRET_RECHECK_MS;
-    const later = await jobLog(GITHUB_JOB);
-    now = 10 * SECRET_RECHECK_MS;
-    const afterwards = await jobLog(GITHUB_JOB);
-    // assess
-    expect([before, soon]).toEqual([
-      { unread: expect.stringMatching(/^no GitHub token: set the "github" field/) },
-      { unread: expect.stringMatching(/^no GitHub token/) },
-    ]);
-    expect([later, afterwards]).toMatchObject([{ text: 'ok' }, { text: 'ok' }]);
-    expect(reads).toEqual([SECRET_RECHECK_MS]);
-    expect(read).toEqual([GITHUB_JOB, GITHUB_JOB]);
-  });
-
   it('counts a log’s lines as splitting it would, without splitting it', () => {
     for (const text of ['', 'one', 'one\n', 'a\nb\nc', '\n\n']) {
       expect(lineCount(text)).toBe(text.split('\n').length);
@@ -479,39 +442,6 @@ describe('exposure scanner: a finished CI job handed over by the API', () => {
 
     await expect(refused).rejects.toThrow(KeywardenError);
     await expect(refused).rejects.toThrow(/reads no CI job logs/);
-  });
-});
-
-describe('exposure scanner: the forge tokens secret', () => {
-  it('reads a token per platform, an absent one empty, and names the secret as where a refused token came from', () => {
-    const github = generatedToken();
-
-    const tokens = parseForgeTokens(JSON.stringify({ github }));
-    const settings = forgeSettingsOf({ gitlabUrl: 'https://gitlab.example.com' }, tokens);
-
-    expect(tokens).toEqual({ github, gitlab: '' });
-    expect(settings.github).toMatchObject({ api: 'https://api.github.com', token: github });
-    expect(settings.github.tokenSource).toMatch(
-      /"github" field of the forge tokens secret \(KEYWARDEN_FORGE_TOKENS_SECRET_ARN\)/,
-    );
-    expect(settings.gitlab).toMatchObject({ url: 'https://gitlab.example.com', token: '' });
-  });
-
-  it.each([
-    ['a bare token', () => generatedToken(), /do not parse as JSON/],
-    ['a token that is no string', () => JSON.stringify({ github: 12 }), /github: /],
-  ])('refuses %s without quoting it', (_name, value, message) => {
-    const text = value();
-    let refusal: unknown;
-    try {
-      parseForgeTokens(text);
-    } catch (error) {
-      refusal = error;
-    }
-    expect(refusal).toBeInstanceOf(ValidationError);
-    expect((refusal as Error).message).toMatch(/expected the forge tokens secret .* to hold JSON/);
-    expect((refusal as Error).message).toMatch(message);
-    expect((refusal as Error).message).not.toContain(text);
   });
 });
 
@@ -557,79 +487,5 @@ describe('api: a finished job handed to the exposure scanner', () => {
     expect(logged[0]).toContain('GitLab project 42 job 7001');
     expect(logged[0]).toContain('TooManyRequestsException: Rate exceeded');
     expect(logged[0]).toContain(`invoke ${SCANNER}`);
-  });
-});
-
-describe('exposure scanner: a Slack bot token set after deploy', () => {
-  const alert: ExposureAlert = {
-    cause: 'exposure',
-    identityId: 'release-token',
-    owner: 'team-release',
-    incident: 'EXPOSURE-0123456789ab',
-    status: 'started',
-    where: 'file build.log:3',
-    fingerprint: 'hmac-sha256:0123456789ab',
-    failures: [],
-  };
-
-  it('reads the bot token secret again while it holds the placeholder, at most once a minute, then alerts through Slack', async () => {
-    // prepare: a channel configured, the secret still the placeholder at cold start
-    let now = 0;
-    const slack = new MemoryExposureAlerts();
-    const reads: number[] = [];
-    const scannerAlerts = recheckedAlerts(
-      { alerts: undefined, slack: false },
-      true,
-      async () => {
-        reads.push(now);
-        return { alerts: slack, slack: true };
-      },
-      () => now,
-    );
-    // act
-    const early = scannerAlerts?.alert(alert);
-    await expect(early).rejects.toThrow(
-      /no alert channel yet: the Slack bot token secret .* holds no bot token/,
-    );
-    now = SECRET_RECHECK_MS;
-    await scannerAlerts?.alert(alert);
-    now = 3 * SECRET_RECHECK_MS;
-    await scannerAlerts?.alert(alert);
-    // assess
-    expect(reads).toEqual([SECRET_RECHECK_MS]);
-    expect(slack.sent).toHaveLength(2);
-  });
-
-  it('keeps the alerts as built when no channel waits for a token, or Slack is in already', () => {
-    const topic = new MemoryExposureAlerts();
-    const never = async () => {
-      throw new Error('not read again');
-    };
-    expect(recheckedAlerts({ alerts: topic, slack: false }, false, never)).toBe(topic);
-    expect(recheckedAlerts({ alerts: topic, slack: true }, true, never)).toBe(topic);
-  });
-});
-
-describe('exposure scanner: where containment alerts go', () => {
-  const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:keywarden-revocation-alarms';
-  const botToken = () => `xoxb-${randomBytes(12).toString('hex')}-${randomBytes(12).toString('hex')}`;
-
-  it('publishes to the topic its environment names, and posts to the channel with a bot token', () => {
-    const token = botToken();
-
-    const settings = alertSettingsOf(
-      { exposureAlertTopicArn: TOPIC, exposureAlertChannel: 'C0123456789' },
-      token,
-    );
-
-    expect(settings).toEqual({ topicArn: TOPIC, slack: { botToken: token, channel: 'C0123456789' } });
-  });
-
-  it.each([
-    ['no channel', {}, botToken()],
-    ['the deployed placeholder instead of a bot token', { exposureAlertChannel: 'C0123456789' }, 'not-set'],
-    ['no bot token read', { exposureAlertChannel: 'C0123456789' }, undefined],
-  ])('leaves Slack out with %s', (_name, env, token) => {
-    expect(alertSettingsOf({ exposureAlertTopicArn: TOPIC, ...env }, token)).toEqual({ topicArn: TOPIC });
   });
 });

@@ -40,15 +40,19 @@ export function configuredAlerts(
 ): FanOutExposureAlerts | undefined {
   const channels: AlertChannel[] = [];
   if (settings.topicArn) channels.push(new SnsExposureAlerts({ topicArn: settings.topicArn, aws: deps.aws }));
-  if (settings.slack) {
-    const { botToken, channel, apiUrl } = settings.slack;
-    channels.push(
-      new SlackExposureAlerts({
-        poster: new WebApiThreadPoster({ botToken, slackApiUrl: apiUrl }),
-        channel,
-        people: deps.people,
-      }),
-    );
-  }
+  if (settings.slack) channels.push(slackAlertChannel(settings.slack, deps.people));
   return channels.length ? new FanOutExposureAlerts(channels) : undefined;
+}
+
+/** The Slack channel of {@link configuredAlerts}: posted to as the app's bot, owners who are people mentioned. */
+export function slackAlertChannel(
+  slack: NonNullable<AlertSettings['slack']>,
+  people?: (() => Promise<readonly Person[]>) | undefined,
+): SlackExposureAlerts {
+  const { botToken, channel, apiUrl } = slack;
+  return new SlackExposureAlerts({
+    poster: new WebApiThreadPoster({ botToken, slackApiUrl: apiUrl }),
+    channel,
+    people,
+  });
 }

@@ -1,5 +1,14 @@
 /** Containment alerts to owners (issue #14): the alert topic (SNS), Slack, and both at once. */
-export { type AlertSettings, configuredAlerts } from './configured.ts';
+export {
+  type AlertEnv,
+  type AlertsRead,
+  type AwaitedSlack,
+  alertSettingsOf,
+  type BotTokenWait,
+  recheckedAlerts,
+  slackOnceTokenSet,
+} from './awaiting-bot-token.ts';
+export { type AlertSettings, configuredAlerts, slackAlertChannel } from './configured.ts';
 export { type AlertChannel, AlertDeliveryError, FanOutExposureAlerts } from './fan-out.ts';
 export {
   mentionsOf,
