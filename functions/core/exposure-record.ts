@@ -6,6 +6,7 @@
 import * as z from 'zod';
 import { ExposureSourceSchema } from './exposure-types.ts';
 import { IdentityKindSchema } from './identity.ts';
+import { onFirstUse } from './on-first-use.ts';
 
 /**
  * How a containment ended: every target ended (`contained`), some could not be (`failed`), or
@@ -15,30 +16,32 @@ import { IdentityKindSchema } from './identity.ts';
 export const ContainmentOutcomeSchema = z.enum(['contained', 'started', 'failed']);
 export type ContainmentOutcome = z.infer<typeof ContainmentOutcomeSchema>;
 
-export const ExposureRecordSchema = z.strictObject({
-  /** The exposed version's keyed fingerprint (never the value). */
-  fingerprint: z.string().min(1),
-  identityId: z.string().min(1),
-  kind: IdentityKindSchema,
-  versionId: z.string().min(1),
-  handle: z.string(),
-  /** Where it was first seen. */
-  source: ExposureSourceSchema,
-  line: z.int().min(1),
-  rule: z.string().min(1),
-  detectedAt: z.iso.datetime(),
-  /** Set once containment ran: the campaign, its outcome and when. */
-  campaignId: z.string().optional(),
-  outcome: ContainmentOutcomeSchema.optional(),
-  containedAt: z.iso.datetime().optional(),
-  /**
-   * Until when one scanner holds the right to contain it (a lease: a scanner that dies holding it
-   * leaves it to the next sighting after this time); removed when its attempt fails.
-   */
-  claimedUntil: z.iso.datetime().optional(),
-  /** When a containment of it first failed: its owner was alerted then, and is not again for a failure. */
-  failedAt: z.iso.datetime().optional(),
-});
+export const ExposureRecordSchema = onFirstUse(() =>
+  z.strictObject({
+    /** The exposed version's keyed fingerprint (never the value). */
+    fingerprint: z.string().min(1),
+    identityId: z.string().min(1),
+    kind: IdentityKindSchema,
+    versionId: z.string().min(1),
+    handle: z.string(),
+    /** Where it was first seen. */
+    source: ExposureSourceSchema,
+    line: z.int().min(1),
+    rule: z.string().min(1),
+    detectedAt: z.iso.datetime(),
+    /** Set once containment ran: the campaign, its outcome and when. */
+    campaignId: z.string().optional(),
+    outcome: ContainmentOutcomeSchema.optional(),
+    containedAt: z.iso.datetime().optional(),
+    /**
+     * Until when one scanner holds the right to contain it (a lease: a scanner that dies holding it
+     * leaves it to the next sighting after this time); removed when its attempt fails.
+     */
+    claimedUntil: z.iso.datetime().optional(),
+    /** When a containment of it first failed: its owner was alerted then, and is not again for a failure. */
+    failedAt: z.iso.datetime().optional(),
+  }),
+);
 export type ExposureRecord = z.infer<typeof ExposureRecordSchema>;
 
 /** Whether an outcome ends the matter: a later sighting does not contain it again (a `failed` one is). */

@@ -4,15 +4,18 @@
  * afterwards (exposure.ts), by its keyed fingerprint, never by keeping or comparing values.
  */
 import * as z from 'zod';
+import { onFirstUse } from './on-first-use.ts';
 import type { SecretValue } from './secret-value.ts';
 
 /** Where a scanned text came from; `location` names it (a path, a log group/stream, `owner/repo/run`…). */
-export const ExposureSourceSchema = z.strictObject({
-  kind: z.enum(['file', 'stdin', 'git', 'cloudwatch-logs', 'gitlab-variable', 'github-run', 'gitlab-job']),
-  location: z.string().min(1).max(2_048),
-  /** The commit a `git` hit was found in (its history, not the work tree). */
-  commit: z.string().max(64).optional(),
-});
+export const ExposureSourceSchema = onFirstUse(() =>
+  z.strictObject({
+    kind: z.enum(['file', 'stdin', 'git', 'cloudwatch-logs', 'gitlab-variable', 'github-run', 'gitlab-job']),
+    location: z.string().min(1).max(2_048),
+    /** The commit a `git` hit was found in (its history, not the work tree). */
+    commit: z.string().max(64).optional(),
+  }),
+);
 export type ExposureSource = z.infer<typeof ExposureSourceSchema>;
 
 /** How a found value was written in the text. */
