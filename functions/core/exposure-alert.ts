@@ -6,6 +6,7 @@
  * no value can reach it.
  */
 import type { ExposureAlert, ExposureAlerts } from './ports.ts';
+import { SHORT_FINGERPRINT } from './short-fingerprint.ts';
 
 /** How sending one alert went: not asked (no alerts configured), sent, or failed (why, in words). */
 export type AlertDelivery =
@@ -14,18 +15,51 @@ export type AlertDelivery =
   | { alerted: false; alertError: string };
 
 /**
- * Sends `alert` through `alerts`, when configured. A failure is returned, never thrown: the
- * credential is ended whether or not its owner could be told, and the caller says so. Which
- * attempts alert is the caller's: a containment that ended or started alerts each time it does,
- * a failed one only the first time (a retry that fails again tells nobody anything new).
+ * What an owner is told of one attempted containment, however it was found (exposed in a text,
+ * used from outside its allowedRunners): the handles, places and outcome of an
+ * {@link ExposureAlert}, its fingerprint whole (the alert carries its first SHORT_FINGERPRINT
+ * characters).
+ */
+export type AlertFacts = Omit<ExposureAlert, 'cause' | 'status'>;
+
+/** The alert of one attempted containment: the one place an {@link ExposureAlert} is built. */
+export function exposureAlert(
+  cause: ExposureAlert['cause'],
+  status: ExposureAlert['status'],
+  facts: AlertFacts,
+): ExposureAlert {
+  return {
+    cause,
+    identityId: facts.identityId,
+    owner: facts.owner,
+    incident: facts.incident,
+    status,
+    where: facts.where,
+    fingerprint: facts.fingerprint.slice(0, SHORT_FINGERPRINT),
+    campaignId: facts.campaignId,
+    reissuedVersionId: facts.reissuedVersionId,
+    reissue: facts.reissue,
+    report: facts.report,
+    failures: facts.failures,
+  };
+}
+
+/**
+ * Sends the alert of `facts` ({@link exposureAlert}) through `alerts`, when configured. A failure
+ * is returned, never thrown: the credential is ended whether or not its owner could be told, and
+ * the caller says so. Which attempts alert is the caller's: a containment that ended or started
+ * alerts each time it does, a failed one only the first time (a retry that fails again tells
+ * nobody anything new).
  */
 export async function deliverAlert(
   alerts: ExposureAlerts | undefined,
-  alert: ExposureAlert,
+  cause: ExposureAlert['cause'],
+  status: ExposureAlert['status'],
+  facts: AlertFacts,
 ): Promise<AlertDelivery> {
   if (!alerts) return {};
   try {
-    await alerts.alert(alert);
+    await alerts.alert(exposureAlert(cause, status, facts));
     return { alerted: true };
   } catch (error) {
     return { alerted: false, alertError: error instanceof Error ? error.message : String(error) };

@@ -33,12 +33,13 @@ import type {
   RotationStore,
   SecretDetector,
 } from './ports.ts';
+import { SHORT_FINGERPRINT } from './short-fingerprint.ts';
 
 /** The rule of a hit no detector rule found, only the managed-value matcher. */
 export const MANAGED_VALUE_RULE = 'keywarden:managed-value';
 
-/** How long a fingerprint a hit prints: enough to match it against the audit trail and the store. */
-export const SHORT_FINGERPRINT = 24;
+/** How long a fingerprint a hit prints; defined in short-fingerprint.ts (alerts print it too), named here for the scan's readers. */
+export { SHORT_FINGERPRINT };
 
 /** One credential found in a text; never its value. */
 export interface ExposureHit {
@@ -374,27 +375,12 @@ function reasonOf(result: ContainmentResult): { reason?: string } {
   return result.failures.length ? { reason: result.failures.join('; ') } : {};
 }
 
-/** The owner's alert of one attempted containment: where it was first seen, a short fingerprint. */
-function alertOwner(
+/** Tells the owner of one attempted containment, placed where it was first seen. */
+const alertOwner = (
   deps: Pick<ContainDeps, 'alerts'>,
   c: Containment,
   status: ExposureAlert['status'],
-): Promise<AlertDelivery> {
-  return deliverAlert(deps.alerts, {
-    cause: 'exposure',
-    identityId: c.identityId,
-    owner: c.owner,
-    incident: c.incident,
-    status,
-    where: c.firstSeen,
-    fingerprint: c.fingerprint.slice(0, SHORT_FINGERPRINT),
-    campaignId: c.campaignId,
-    reissuedVersionId: c.reissuedVersionId,
-    reissue: c.reissue,
-    report: c.report,
-    failures: c.failures,
-  });
-}
+): Promise<AlertDelivery> => deliverAlert(deps.alerts, 'exposure', status, { ...c, where: c.firstSeen });
 
 /** `exposure.detected`: where, by which rule, the fingerprint and the version; its `reason` reads in the report's history. */
 function detectedEvent(actor: string, hit: ExposureHit, ref: ManagedRef, incident: string): AuditEventInput {

@@ -10,7 +10,6 @@ import type { CiCredentialRecord } from './ci-records.ts';
 import { reissuedEvent, UNEXPECTED_USE_INCIDENT_PREFIX } from './containment-reissue.ts';
 import type { CredentialVersion } from './credential-version.ts';
 import type { DiscoveredCredential } from './discovery.ts';
-import { SHORT_FINGERPRINT } from './exposure.ts';
 import { deliverAlert } from './exposure-alert.ts';
 import type { Finding } from './findings.ts';
 import { type AllowedRunners, declaredAccessors, type Identity } from './identity.ts';
@@ -396,17 +395,12 @@ export async function containUnexpectedUse(
       results.push(result);
       continue;
     }
-    const sent = await deliverAlert(deps.alerts, {
-      cause: 'unexpected-use',
-      identityId: result.identityId,
+    const sent = await deliverAlert(deps.alerts, 'unexpected-use', result.status, {
+      ...result,
       owner: request.owner,
       incident: result.incident ?? unexpectedUseIncident(fingerprint),
-      status: result.status,
       where: request.where,
-      fingerprint: fingerprint.slice(0, SHORT_FINGERPRINT),
-      campaignId: result.campaignId,
-      reissuedVersionId: result.reissuedVersionId,
-      report: result.report,
+      fingerprint,
       failures: result.reason ? [result.reason] : [],
     });
     results.push({ ...result, ...sent });

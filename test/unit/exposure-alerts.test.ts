@@ -9,7 +9,7 @@ import {
   SHORT_FINGERPRINT,
   scanText,
 } from '../../functions/core/exposure.ts';
-import { alertSubject, alertText } from '../../functions/core/exposure-alert.ts';
+import { alertSubject, alertText, exposureAlert } from '../../functions/core/exposure-alert.ts';
 import { scanAndContain } from '../../functions/core/exposure-batch.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import type { ExposureContainment } from '../../functions/core/ports.ts';
@@ -90,6 +90,85 @@ async function world(alerts = new MemoryExposureAlerts()) {
     scanText(matcher, undefined, exposure.fingerprint, text, { kind: 'file', location });
   return { values, exposure, contain, containment, alerts, asked, hitsIn };
 }
+
+describe('exposure alert: one builder for both causes', () => {
+  it('builds the alert of an attempted containment from its facts: the fingerprint shortened, nothing else of what it was handed', () => {
+    // prepare: an exposure's containment as containHits keeps it, and an unexpected use's as containUnexpectedUse does
+    const fingerprint = `hmac-sha256:${randomBytes(32).toString('hex')}`;
+    const exposed = {
+      identityId: 'release-token',
+      owner: 'team-release',
+      incident: 'EXPOSURE-0123456789ab',
+      status: 'failed',
+      where: 'file build.log:3',
+      firstSeen: 'file build.log:3',
+      fingerprint,
+      failures: ['Vault answered 503'],
+      alerted: false,
+    };
+    const used = {
+      identityId: 'deploy-prod',
+      handle: 'access-key-1',
+      findingId: 'used-from-unexpected-runner:deploy-prod:access-key-1',
+      owner: undefined,
+      incident: 'UNEXPECTED-USE-0123456789ab',
+      where: '198.51.100.7 at 2026-12-05T08:00:00Z',
+      fingerprint,
+      campaignId: 'c-1',
+      reissuedVersionId: 'v-2',
+      failures: [],
+    };
+
+    // act
+    const alerts = [
+      exposureAlert('exposure', 'failed', exposed),
+      exposureAlert('unexpected-use', 'contained', used),
+    ];
+
+    // assess
+    expect(alerts.map((alert) => Object.keys(alert).sort())).toEqual([
+      [
+        'campaignId',
+        'cause',
+        'failures',
+        'fingerprint',
+        'identityId',
+        'incident',
+        'owner',
+        'reissue',
+        'reissuedVersionId',
+        'report',
+        'status',
+        'where',
+      ],
+      [
+        'campaignId',
+        'cause',
+        'failures',
+        'fingerprint',
+        'identityId',
+        'incident',
+        'owner',
+        'reissue',
+        'reissuedVersionId',
+        'report',
+        'status',
+        'where',
+      ],
+    ]);
+    expect(alerts[0]).toMatchObject({
+      cause: 'exposure',
+      status: 'failed',
+      failures: ['Vault answered 503'],
+    });
+    expect(alerts[1]).toMatchObject({
+      cause: 'unexpected-use',
+      status: 'contained',
+      reissuedVersionId: 'v-2',
+    });
+    for (const alert of alerts) expect(alert.fingerprint).toBe(fingerprint.slice(0, SHORT_FINGERPRINT));
+  });
+});
 
 describe('exposure containment: the owner is alerted once per containment attempted', () => {
   it('alerts a contained and a failed credential once each, where first seen, by a short fingerprint, never the value', async () => {
