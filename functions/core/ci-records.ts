@@ -11,40 +11,44 @@ import { onFirstUse } from './on-first-use.ts';
 export const CiEndingSchema = z.enum(['job', 'webhook', 'ttl']);
 export type CiEnding = z.infer<typeof CiEndingSchema>;
 
+/** The exchange id a job ends its credentials by (`DELETE /ci/credentials/{id}`). */
+export const CiCredentialIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+
 /** One exchange: the credentials one token bought for one grant. */
-export const CiCredentialRecordSchema = z.object({
-  /** The exchange id the job ends its credentials by (`DELETE /ci/credentials/{id}`). */
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/),
-  grant: z.string(),
-  issuer: z.string(),
-  /** The job's key (ci-policy.ts `jobOf`): every credential of a job ends together. */
-  jobKey: z.string(),
-  /** Shared by every audit event of the job; also the AWS session's SourceIdentity. */
-  correlationId: z.string(),
-  actor: z.string().optional(),
-  /** The job claims' values (run id, job id, project id…): ids, never secrets. */
-  jobIds: z.record(z.string(), z.string()),
-  digest: DigestSchema.optional(),
-  issuedAt: z.iso.datetime(),
-  /** When the last of its credentials ends by itself. */
-  expiresAt: z.iso.datetime(),
-  vault: z.object({ accessor: z.string(), expiresAt: z.iso.datetime() }).optional(),
-  aws: z
-    .object({
-      roleArn: z.string(),
-      sourceIdentity: z.string(),
-      sessionName: z.string(),
-      expiresAt: z.iso.datetime(),
-      /** A deny on the SourceIdentity was put on the role (an early end) and must be removed once the session is dead. */
-      denied: z.boolean().default(false),
-      released: z.boolean().default(false),
-    })
-    .optional(),
-  state: z.enum(['active', 'ended']),
-  ended: z.object({ at: z.iso.datetime(), by: CiEndingSchema }).optional(),
-  /** A `ci.credentials.used` event was recorded (one per exchange). */
-  usedRecorded: z.boolean().default(false),
-});
+export const CiCredentialRecordSchema = onFirstUse(() =>
+  z.object({
+    id: CiCredentialIdSchema,
+    grant: z.string(),
+    issuer: z.string(),
+    /** The job's key (ci-policy.ts `jobOf`): every credential of a job ends together. */
+    jobKey: z.string(),
+    /** Shared by every audit event of the job; also the AWS session's SourceIdentity. */
+    correlationId: z.string(),
+    actor: z.string().optional(),
+    /** The job claims' values (run id, job id, project id…): ids, never secrets. */
+    jobIds: z.record(z.string(), z.string()),
+    digest: DigestSchema.optional(),
+    issuedAt: z.iso.datetime(),
+    /** When the last of its credentials ends by itself. */
+    expiresAt: z.iso.datetime(),
+    vault: z.object({ accessor: z.string(), expiresAt: z.iso.datetime() }).optional(),
+    aws: z
+      .object({
+        roleArn: z.string(),
+        sourceIdentity: z.string(),
+        sessionName: z.string(),
+        expiresAt: z.iso.datetime(),
+        /** A deny on the SourceIdentity was put on the role (an early end) and must be removed once the session is dead. */
+        denied: z.boolean().default(false),
+        released: z.boolean().default(false),
+      })
+      .optional(),
+    state: z.enum(['active', 'ended']),
+    ended: z.object({ at: z.iso.datetime(), by: CiEndingSchema }).optional(),
+    /** A `ci.credentials.used` event was recorded (one per exchange). */
+    usedRecorded: z.boolean().default(false),
+  }),
+);
 export type CiCredentialRecord = z.infer<typeof CiCredentialRecordSchema>;
 
 /**

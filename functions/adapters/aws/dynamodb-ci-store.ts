@@ -1,6 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type * as z from 'zod';
-import { type CiCredentialRecord, CiCredentialRecordSchema } from '../../core/ci-records.ts';
+import {
+  CiCredentialIdSchema,
+  type CiCredentialRecord,
+  CiCredentialRecordSchema,
+} from '../../core/ci-records.ts';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
 import { parseInput } from '../../core/grant.ts';
 import type { CiCredentialStore, StoredCiCredential } from '../../core/ports.ts';
@@ -61,12 +65,9 @@ export function checkSpend(issuer: string, jti: string, keepUntil: Date): void {
     throw new ValidationError(`expected keepUntil to be a valid Date, got ${String(keepUntil)}`);
 }
 
-/** The exchange ids the store accepts (the record schema's), for a clear refusal of any other. */
-const IdSchema = CiCredentialRecordSchema.shape.id;
-
 /** Checks an exchange id taken from a request before it becomes part of a key. */
 export function checkCiCredentialId(id: string): void {
-  if (!IdSchema.safeParse(id).success)
+  if (!CiCredentialIdSchema.safeParse(id).success)
     throw new ValidationError(
       `expected a CI credential id of letters, digits, '.', '_' or '-' (at most 128), got ${
         typeof id === 'string' ? `${id.length} characters` : typeof id
