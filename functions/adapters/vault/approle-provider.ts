@@ -58,6 +58,9 @@ const LoginSchema = z.object({
   accessor: z.string(),
 });
 
+/** `auth/<mount>/role/<role>/role-id` (read). */
+const RoleIdSchema = z.object({ role_id: z.string().min(1) });
+
 /** What is delivered to the pipeline. */
 const DeliveredSchema = z.object({ role_id: z.string().min(1), secret_id: z.string().min(1) });
 
@@ -237,7 +240,7 @@ export class VaultApproleProvider implements CredentialProvider<'vault-approle-s
         `vault-approle ${identity.id}: role ${scopeLabel(identity)} does not exist; expected the role declared in scope.roleName — create it or fix the inventory`,
       );
     }
-    return parseVaultAnswer(z.object({ role_id: z.string().min(1) }), answer.data, 'read', path).role_id;
+    return parseVaultAnswer(RoleIdSchema, answer.data, 'read', path).role_id;
   }
 
   /**

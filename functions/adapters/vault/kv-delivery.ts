@@ -63,6 +63,9 @@ export interface KvState {
   versionIds: Map<number, string>;
 }
 
+/** What a KV v2 data write answers: the version it made. Built once, not per write. */
+const WrittenVersionSchema = z.object({ version: z.number() });
+
 /** A KV v2 path: mount, then `data`, `metadata` or `destroy`, then the secret path, each segment encoded. */
 export const kvApiPath = (mount: string, endpoint: 'data' | 'metadata' | 'destroy', path: string): string =>
   `${encodePath(mount)}/${endpoint}/${encodePath(path)}`;
@@ -457,7 +460,7 @@ export class VaultKvDelivery implements DeliveryTarget<VaultKvDeliveryTarget> {
     const dataPath = kvApiPath(delivery.mount, 'data', delivery.path);
     try {
       const answer = await this.#client.write(dataPath, { options: { cas: expected }, data });
-      return parseVaultAnswer(z.object({ version: z.number() }), answer.data, 'write', dataPath).version;
+      return parseVaultAnswer(WrittenVersionSchema, answer.data, 'write', dataPath).version;
     } catch (error) {
       if (isCasMismatch(error)) {
         const after = await readKvState(this.#client, delivery.mount, delivery.path);
