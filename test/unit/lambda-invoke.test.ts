@@ -6,8 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { awsFailure, isRetryableAwsError } from '../../functions/adapters/aws/clients.ts';
 import { LambdaInvokeError, signedLambdaInvoke } from '../../functions/adapters/aws/lambda-invoke.ts';
 import { LambdaRoleDeny, RoleDenyError } from '../../functions/adapters/aws/role-deny-client.ts';
+import { S3RequestError } from '../../functions/adapters/aws/s3-put-object.ts';
+import { AwsRequestError } from '../../functions/adapters/aws/signed-fetch.ts';
 
 const ROLE = 'arn:aws:iam::123456789012:role/breakglass/oncall-admin';
 const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:keywarden-role-deny';
@@ -116,7 +119,7 @@ describe('lambda invoke: one signed POST', () => {
       { fetch: refused.fetchFn, sleep: noSleep },
     )('keywarden-role-deny', '{}').catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(LambdaInvokeError);
-    expect(error).toMatchObject({ name: 'AccessDeniedException', status: 403 });
+    expect(error).toMatchObject({ name: 'AccessDeniedException', status: 403, retryable: false });
     expect(refused.requests).toHaveLength(1);
   });
 
@@ -128,8 +131,60 @@ describe('lambda invoke: one signed POST', () => {
       { region: 'eu-west-1', credentials: credentials() },
       { fetch: fetchFn, sleep: noSleep, maxAttempts: 3 },
     );
-    await expect(invoke('keywarden-role-deny', '{}')).rejects.toMatchObject({ status: 503 });
+    await expect(invoke('keywarden-role-deny', '{}')).rejects.toMatchObject({ status: 503, retryable: true });
     expect(requests).toHaveLength(3);
+  });
+
+  it('retries a request that got no answer, and gives up with a retryable error whose cause is what failed', async () => {
+    const lost = () => {
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }),
+      });
+    };
+    const { requests, fetchFn } = scriptedFetch(lost, lost);
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: noSleep, maxAttempts: 2 },
+    );
+
+    const error = await invoke('keywarden-role-deny', '{}').catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(LambdaInvokeError);
+    expect(error).toMatchObject({ name: 'TypeError', status: undefined, retryable: true });
+    expect((error as Error).cause).toBeInstanceOf(TypeError);
+    expect(requests).toHaveLength(2);
+  });
+});
+
+describe('signed fetch errors: retryable, as keywarden’s other errors', () => {
+  it.each([
+    [
+      'Lambda throttling',
+      () => new LambdaInvokeError('TooManyRequestsException', 429, 'Rate exceeded'),
+      true,
+    ],
+    ['a Lambda server error', () => new LambdaInvokeError('ServiceException', 500, 'internal'), true],
+    ['a Lambda refusal', () => new LambdaInvokeError('AccessDeniedException', 403, 'not authorized'), false],
+    [
+      'S3 asking to slow down',
+      () => new S3RequestError('SlowDown', 503, 'Please reduce your request rate', true),
+      true,
+    ],
+    [
+      'a missing bucket',
+      () => new S3RequestError('NoSuchBucket', 404, 'The specified bucket does not exist', false),
+      false,
+    ],
+  ])('says whether %s may pass later, and awsFailure passes it on', (_name, error, retryable) => {
+    const failure = error();
+
+    const worded = awsFailure('invoking keywarden-role-deny', failure);
+
+    expect(failure).toBeInstanceOf(AwsRequestError);
+    expect(failure.retryable).toBe(retryable);
+    expect(isRetryableAwsError(failure)).toBe(retryable);
+    expect(worded).toMatchObject({ retryable, cause: failure });
+    expect(worded.message).toContain(`${failure.name} (HTTP ${failure.status})`);
   });
 });
 

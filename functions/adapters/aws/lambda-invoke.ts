@@ -6,7 +6,13 @@
  * API); the signing and the SDK's retry are signed-fetch.ts's.
  */
 import type { AwsEndpoint } from './endpoint.ts';
-import { type FailureReader, retryableStatus, type SignedFetchOptions, signedFetch } from './signed-fetch.ts';
+import {
+  AwsRequestError,
+  type FailureReader,
+  retryableStatus,
+  type SignedFetchOptions,
+  signedFetch,
+} from './signed-fetch.ts';
 
 /** What Lambda answered an invocation: the function's payload, and its error type when it failed. */
 export interface InvokeAnswer {
@@ -25,14 +31,19 @@ export type LambdaInvoke = (
   invocationType?: 'RequestResponse' | 'Event',
 ) => Promise<InvokeAnswer>;
 
-/** Lambda refused or failed the invocation itself (not the function): `name` is its error type. */
-export class LambdaInvokeError extends Error {
+/**
+ * Lambda refused or failed the invocation itself (not the function): `name` is its error type,
+ * `retryable` for throttling, a server error or no answer (as the SDK's retry sees them).
+ */
+export class LambdaInvokeError extends AwsRequestError {
   constructor(
-    override readonly name: string,
-    readonly status: number | undefined,
+    name: string,
+    status: number | undefined,
     message: string,
+    retryable: boolean = retryableStatus(status),
+    options: { cause?: unknown } = {},
   ) {
-    super(message);
+    super(name, status, message, retryable, options);
   }
 }
 
@@ -56,8 +67,8 @@ const LAMBDA_FAILURES: FailureReader<LambdaInvokeError> = {
       String(message.message ?? message.Message ?? `HTTP ${status}`),
     );
   },
-  lost: (error) => new LambdaInvokeError((error as Error).name, undefined, (error as Error).message),
-  retryable: (error) => retryableStatus(error.status),
+  lost: (error) =>
+    new LambdaInvokeError((error as Error).name, undefined, (error as Error).message, true, { cause: error }),
 };
 
 /**

@@ -16,6 +16,7 @@ import { ValidationError } from '../../core/errors.ts';
 import { awsFailure } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
 import {
+  AwsRequestError,
   environmentEndpoint,
   type FailureReader,
   retryableStatus,
@@ -48,20 +49,7 @@ export interface S3Object {
 export type PutObject = (object: S3Object) => Promise<void>;
 
 /** S3 refused a request or did not answer: `name` is S3's error code (`NoSuchBucket`, `SlowDown`…). */
-export class S3RequestError extends Error {
-  /** The shape the SDK's errors have, so {@link awsFailure} reads this one like theirs. */
-  readonly $metadata: { httpStatusCode?: number };
-  constructor(
-    override readonly name: string,
-    readonly status: number | undefined,
-    message: string,
-    /** Whether the same request may succeed later. */
-    readonly retryable: boolean,
-  ) {
-    super(message);
-    this.$metadata = status === undefined ? {} : { httpStatusCode: status };
-  }
-}
+export class S3RequestError extends AwsRequestError {}
 
 /** Error codes S3 answers with a 4xx that the SDK retries all the same: the next attempt may pass. */
 const RETRYABLE_CODES = new Set(['RequestTimeout', 'RequestTimeoutException', 'SlowDown', 'Throttling']);
@@ -87,9 +75,10 @@ const S3_FAILURES: FailureReader<S3RequestError> = {
   lost: (error) => {
     const { name, message, cause } = error as Error & { cause?: { code?: unknown } };
     const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
-    return new S3RequestError(name, undefined, `no answer from S3: ${message}${code}`, true);
+    return new S3RequestError(name, undefined, `no answer from S3: ${message}${code}`, true, {
+      cause: error,
+    });
   },
-  retryable: (error) => error.retryable,
 };
 
 /** A bucket name S3 can serve as a host name over TLS: no dots (the wildcard certificate covers one label). */

@@ -28,18 +28,39 @@ export interface AwsAnswer {
   text: string;
 }
 
-/** How a service's failures read: the error of a refusal, of no answer, and whether one is worth trying again. */
-export interface FailureReader<E extends Error> {
+/**
+ * A service refused a request or did not answer: `name` is its error code (`NoSuchBucket`,
+ * `TooManyRequestsException`…), `status` its HTTP status (none when no answer came), `retryable`
+ * whether the same request may succeed later, as on keywarden's other errors. Not a
+ * KeywardenError: it is the service's answer as read, which the caller words for people
+ * (awsFailure, or its own message), and an API caller is never shown it as it is.
+ */
+export class AwsRequestError extends Error {
+  /** The shape the SDK's errors have, so awsFailure and isRetryableAwsError read this one like theirs. */
+  readonly $metadata: { httpStatusCode?: number };
+  constructor(
+    override readonly name: string,
+    readonly status: number | undefined,
+    message: string,
+    /** Whether the same request may succeed later (throttling, a server error, no answer). */
+    readonly retryable: boolean,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.$metadata = status === undefined ? {} : { httpStatusCode: status };
+  }
+}
+
+/** How a service's failures read: the error of a refusal and of no answer, each saying whether it is worth trying again. */
+export interface FailureReader<E extends AwsRequestError> {
   /** The error of an answer outside 2xx (redirects included: they are not followed). */
   refused: (answer: AwsAnswer) => E;
   /** The error of a request that got no answer (connection refused or lost, DNS…). */
   lost: (error: unknown) => E;
-  /** Whether the same request may succeed later (throttling, a server error, no answer). */
-  retryable: (error: E) => boolean;
 }
 
 /** Sends one request and returns the service's 2xx answer, or throws the reader's error. */
-export type SignedFetch = <E extends Error>(
+export type SignedFetch = <E extends AwsRequestError>(
   request: AwsRequest,
   failures: FailureReader<E>,
 ) => Promise<AwsAnswer>;
@@ -84,7 +105,7 @@ export const retryableStatus = (status: number | undefined): boolean =>
 
 /**
  * A {@link SignedFetch}: each attempt signed afresh (a retry may come after the credentials
- * rotate), a refused or lost attempt tried again while the reader says it may help, with the
+ * rotate), a refused or lost attempt tried again while its error is `retryable`, with the
  * SDK's full-jitter backoff. A lost connection is retried like a throttle, as the SDK does: the
  * requests keywarden sends this way are idempotent (a PutObject writes the same object again, a
  * queued event may reach its function twice anyway).
@@ -125,7 +146,7 @@ export function signedFetch({
       } catch (error) {
         failure = failures.lost(error);
       }
-      if (!failures.retryable(failure) || attempt >= maxAttempts) throw failure;
+      if (!failure.retryable || attempt >= maxAttempts) throw failure;
       // Full jitter, as the SDK's standard retry: up to 100 ms · 2^attempt, at most 20 s.
       await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
     }
