@@ -69,14 +69,23 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DescribeSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import Table from 'cli-table3';
-import { type CampaignPlanningDeps, planAndStoreCampaign } from '../functions/adapters/campaign-launcher.ts';
+import {
+  type CampaignPlanningDeps,
+  type PlanAndStoreOptions,
+  planAndStoreCampaign,
+} from '../functions/adapters/campaign-launcher.ts';
 import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../functions/adapters/rate-limits.ts';
 import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
 import type { VaultClient } from '../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../functions/adapters/wiring.ts';
 import type { Target } from '../functions/core/campaign.ts';
-import { type CampaignDeps, runCampaign } from '../functions/core/campaign-engine.ts';
+import {
+  type CampaignDeps,
+  type CampaignRun,
+  closeCampaign,
+  runCampaign,
+} from '../functions/core/campaign-engine.ts';
 import type { Identity } from '../functions/core/identity.ts';
 import type { RevokeResult } from '../functions/core/ports.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
@@ -113,6 +122,11 @@ const sizeOf = (name: string, text: string | undefined): number => {
   return n;
 };
 
+const planMode = (text: string): 'parts' | 'whole' => {
+  if (text === 'parts' || text === 'whole') return text;
+  throw new Error(`--plan: expected parts or whole, got ${JSON.stringify(text)}`);
+};
+
 function parseOptions(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
@@ -122,6 +136,7 @@ function parseOptions(argv: string[]) {
       contenders: { type: 'string', default: 'keywarden,naive,raw' },
       model: { type: 'string', default: 'loopback' },
       scale: { type: 'string' },
+      plan: { type: 'string', default: 'parts' },
     },
     strict: true,
   });
@@ -150,6 +165,7 @@ function parseOptions(argv: string[]) {
     contenders,
     model: parseModel(values.model),
     scale: values.scale !== undefined,
+    inParts: planMode(values.plan) === 'parts',
   };
 }
 
@@ -225,14 +241,18 @@ async function prepare(
 }
 
 /** Plans (and unless `dryRun`, stores) the fleet's campaign as `keywarden revoke --selector … --yes` does. */
-const plan = (services: CampaignPlanningDeps, fleet: RevocationFleet, incident: string, dryRun: boolean) =>
-  planAndStoreCampaign(services, {
-    incident,
-    selectors: [fleet.selector],
-    reissue: false,
-    actor: 'bench:responder',
-    dryRun,
-  });
+const plan = (
+  services: CampaignPlanningDeps,
+  fleet: RevocationFleet,
+  incident: string,
+  dryRun: boolean,
+  options: PlanAndStoreOptions = {},
+) =>
+  planAndStoreCampaign(
+    services,
+    { incident, selectors: [fleet.selector], reissue: false, actor: 'bench:responder', dryRun },
+    options,
+  );
 
 /** One target's revoke, as a script without keywarden would call it: the provider, nothing else. */
 function revokeOne(
@@ -339,7 +359,7 @@ async function startCpuProfile(path: string | undefined): Promise<(() => Promise
   };
 }
 
-async function runKeywarden(contender: Contender, pids: Record<string, number>) {
+async function runKeywarden(contender: Contender, pids: Record<string, number>, inParts: boolean) {
   const { incident } = contender;
   const { services, ledger } = contender;
   const plain = services.campaignDeps('bench');
@@ -358,8 +378,9 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>) 
   const storeCalls = () => ledger.count('dynamodb.');
   // Planning's stages, each port call timed by name: when each stage began and ended, what it summed.
   const stages = new CallLedger();
+  const planningStore = timedPort(services.store, 'store', stages);
   const planning: CampaignPlanningDeps = {
-    store: timedPort(services.store, 'store', stages),
+    store: planningStore,
     clock: services.clock,
     rotationDeps: (actor) => {
       const live = services.rotationDeps(actor);
@@ -374,7 +395,37 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>) 
   const planPhase = startPhase(pids);
   const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PLAN_PROFILE);
   const started = performance.now();
-  const planned = await plan(planning, contender.fleet, incident, false);
+  // In parts (`keywarden revoke --yes` on the local stack): the first part's targets run while the
+  // rest is listed, each part as a run of its targets, then the campaign is closed as the report
+  // step closes it. Whole (`--plan whole`): planned and stored whole, then run.
+  const runs: Promise<unknown>[] = [];
+  let firstStored: number | undefined;
+  let storeCallsFirst = 0;
+  const campaignRun = async (id: string, targetIds: readonly string[]) => {
+    if (targetIds.length > 0) await runCampaign(deps, id, { limitFor, targetIds });
+  };
+  const planned = await plan(
+    planning,
+    contender.fleet,
+    incident,
+    false,
+    inParts
+      ? {
+          inParts: {
+            campaigns: planningStore,
+            onFirstPart: (first, rest) => {
+              firstStored = performance.now();
+              storeCallsFirst = storeCalls();
+              const id = first.campaign.campaignId;
+              runs.push(
+                campaignRun(id, first.pending),
+                rest.then(({ pending }) => campaignRun(id, pending)),
+              );
+            },
+          },
+        }
+      : {},
+  );
   stages.close();
   const planUsage = planPhase();
   /** Planning's requests, by service and call: the ledger so far. */
@@ -387,9 +438,27 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>) 
   await profiling?.();
   if (planned.status !== 'stored')
     throw new Error(`keywarden: the campaign was not stored (${planned.status})`);
-  const stored = performance.now();
-  const storeCallsPlanned = storeCalls();
-  const run = await runCampaign(deps, planned.campaign.campaignId, { limitFor });
+  const planClosed = performance.now();
+  const stored = firstStored ?? planClosed;
+  const storeCallsPlanned = firstStored === undefined ? storeCalls() : storeCallsFirst;
+  let run: CampaignRun;
+  if (firstStored === undefined) {
+    run = await runCampaign(deps, planned.campaign.campaignId, { limitFor });
+  } else {
+    await Promise.all(runs);
+    const book = {
+      campaigns: deps.campaigns,
+      audit: deps.rotation.audit,
+      clock: deps.rotation.clock,
+      actor: 'bench',
+    };
+    const campaign = await closeCampaign(book, planned.campaign.campaignId);
+    const [targets, reissues] = await Promise.all([
+      deps.campaigns.listTargets(campaign.campaignId),
+      deps.campaigns.listReissues(campaign.campaignId),
+    ]);
+    run = { campaign, targets, reissues, settled: targets.length, stopped: false };
+  }
   const ran = performance.now();
   const storeCallsRun = storeCalls() - storeCallsPlanned;
   const reportDir = mkdtempSync(join(tmpdir(), 'keywarden-bench-report-'));
@@ -403,7 +472,11 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>) 
   return {
     wallMs: ran - started,
     planned: planned.summary.counts.byOutcome,
+    /** Until the first targets ran: the first part stored (in parts), the whole plan (whole). */
     planMs: stored - started,
+    /** Until the plan was whole (in parts: the rest stored while the first part ran). */
+    planWholeMs: planClosed - started,
+    inParts: firstStored !== undefined,
     runMs: ran - stored,
     /** DynamoDB requests of planning (inventory, versions, adoption, storing the plan) and of the run (bookkeeping). */
     storeRequestsPlan: storeCallsPlanned,
@@ -471,7 +544,7 @@ async function runSize(
     let measured: Measured;
     try {
       if (name === 'keywarden') {
-        sizeRun.keywarden = await runKeywarden(contender, pids);
+        sizeRun.keywarden = await runKeywarden(contender, pids, options.inParts);
         measured = sizeRun.keywarden;
       } else {
         measured = await runBaseline(contender, name === 'raw');
@@ -594,8 +667,11 @@ function printSize(run: SizeRun, options: Options) {
   const { keywarden } = run;
   if (keywarden)
     console.log(
-      `keywarden: plan (list the providers, adopt what was not recorded) and store the campaign ${round(keywarden.planMs)} ms, run ${round(keywarden.runMs)} ms, ` +
-        `store requests per target: plan ${perTarget(keywarden.storeRequestsPlan, keywarden.targets)}, run ${perTarget(keywarden.storeRequestsRun, keywarden.targets)}; ` +
+      (keywarden.inParts
+        ? `keywarden: plan in parts (list the providers, adopt what was not recorded, store): the first part stored at ${round(keywarden.planMs)} ms, the plan whole at ${round(keywarden.planWholeMs)} ms; run ${round(keywarden.runMs)} ms from the first part; ` +
+          `store requests per target: ${perTarget(keywarden.storeRequestsPlan, keywarden.targets)} before the first part ran, ${perTarget(keywarden.storeRequestsRun, keywarden.targets)} after (the rest of planning included); `
+        : `keywarden: plan (list the providers, adopt what was not recorded) and store the campaign ${round(keywarden.planMs)} ms, run ${round(keywarden.runMs)} ms, ` +
+          `store requests per target: plan ${perTarget(keywarden.storeRequestsPlan, keywarden.targets)}, run ${perTarget(keywarden.storeRequestsRun, keywarden.targets)}; `) +
         `report (not in the ratio) ${round(keywarden.reportMs)} ms; planned ${JSON.stringify(keywarden.planned)}, ` +
         `outcomes ${JSON.stringify(keywarden.outcomes)}`,
     );

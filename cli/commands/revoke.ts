@@ -5,6 +5,7 @@ import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { Command } from 'commander';
 import { awsClientConfig, awsFailure } from '../../functions/adapters/aws/clients.ts';
 import {
+  type PlannedPart,
   planAndStoreCampaign,
   StepFunctionsCampaignLauncher,
 } from '../../functions/adapters/campaign-launcher.ts';
@@ -131,30 +132,57 @@ async function startCampaign(options: RevokeOptions, incident: string, usage: (m
   if (!options.dryRun) {
     await authorizeCampaignStart(services.breakglassDeps, await principalOf(services), incident);
   }
-  const planned = await planAndStoreCampaign(
-    services,
-    {
-      incident,
-      selectors: options.selector,
-      reissue: Boolean(options.reissue),
-      actor: actor(),
-      dryRun: Boolean(options.dryRun),
-    },
-    {
-      confirm: async (_summary, toRevoke) => {
-        if (options.yes) return true;
-        if (!process.stdin.isTTY) {
-          usage(
-            `refusing to revoke ${toRevoke} credentials for ${incident} without confirmation: stdin is not a terminal. Check the plan with --dry-run, then pass --yes`,
-          );
+  // Consent given up front (--yes) on the local stack: the slowest service's revocations start
+  // while the rest is listed. In AWS the deployed state machine runs the campaign once stored whole.
+  let running: Promise<void> | undefined;
+  const inParts =
+    options.yes && !options.dryRun && !awsMode()
+      ? {
+          campaigns: services.store,
+          onFirstPart: (first: PlannedPart, rest: Promise<PlannedPart>) => {
+            const { campaignId } = first.campaign;
+            say(
+              `campaign ${campaignId}: ${first.pending.length} to revoke in ${first.campaign.planning?.stored.join(', ')}, started while the rest is planned`,
+            );
+            running = run(services, campaignId, { json: options.json, retryFailed: false, rest });
+            // Awaited below; marked handled here in case it settles before planning does.
+            running.catch(() => undefined);
+          },
         }
-        const prompt = createInterface({ input: process.stdin, output: process.stderr });
-        const answer = await prompt.question(`Revoke ${toRevoke} credentials for ${incident}? [y/N] `);
-        prompt.close();
-        return /^y(es)?$/i.test(answer.trim());
+      : undefined;
+  let planned: Awaited<ReturnType<typeof planAndStoreCampaign>>;
+  try {
+    planned = await planAndStoreCampaign(
+      services,
+      {
+        incident,
+        selectors: options.selector,
+        reissue: Boolean(options.reissue),
+        actor: actor(),
+        dryRun: Boolean(options.dryRun),
       },
-    },
-  );
+      inParts
+        ? { inParts }
+        : {
+            confirm: async (_summary, toRevoke) => {
+              if (options.yes) return true;
+              if (!process.stdin.isTTY) {
+                usage(
+                  `refusing to revoke ${toRevoke} credentials for ${incident} without confirmation: stdin is not a terminal. Check the plan with --dry-run, then pass --yes`,
+                );
+              }
+              const prompt = createInterface({ input: process.stdin, output: process.stderr });
+              const answer = await prompt.question(`Revoke ${toRevoke} credentials for ${incident}? [y/N] `);
+              prompt.close();
+              return /^y(es)?$/i.test(answer.trim());
+            },
+          },
+    );
+  } catch (error) {
+    // The first part runs to the end and says how the rest goes on; its outcome is the one to show.
+    if (running) await running;
+    throw error;
+  }
   const { summary } = planned;
   switch (planned.status) {
     case 'dry-run':
@@ -175,7 +203,7 @@ async function startCampaign(options: RevokeOptions, incident: string, usage: (m
       say(
         `campaign ${campaignId}: ${summary.counts.byOutcome.pending} to revoke, ${summary.counts.byOutcome.skipped} skipped`,
       );
-      await run(services, campaignId, { json: options.json, retryFailed: false });
+      await (running ?? run(services, campaignId, { json: options.json, retryFailed: false }));
     }
   }
 }
@@ -188,7 +216,7 @@ async function startCampaign(options: RevokeOptions, incident: string, usage: (m
 async function run(
   services: Services,
   campaignId: string,
-  options: { json: boolean | undefined; retryFailed: boolean },
+  options: { json: boolean | undefined; retryFailed: boolean; rest?: Promise<PlannedPart> },
 ) {
   if (awsMode()) return runInAws(services, campaignId, options);
   const runner = new LocalRevocationRunner({ services, actor: actor() });
@@ -203,6 +231,7 @@ async function run(
     result = await runner.run(campaignId, {
       retryFailed: options.retryFailed,
       signal: stop.signal,
+      ...(options.rest ? { rest: options.rest } : {}),
       onOutcome: (target, { done, total }) => say(`[${done}/${total}] ${progressLine(target)}`),
     });
   } finally {

@@ -19,13 +19,21 @@ import {
 } from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
 import { listedStage } from '../core/adoption.ts';
-import { type Plan, type PlanSummary, planCampaign } from '../core/campaign.ts';
+import {
+  nextBatch,
+  type Plan,
+  type PlanSummary,
+  planCampaign,
+  summarize,
+  summaryOf,
+  type Target,
+} from '../core/campaign.ts';
 import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
 import type { CredentialVersion } from '../core/credential-version.ts';
-import { ConflictError, KeywardenError } from '../core/errors.ts';
+import { ConflictError, KeywardenError, NotFoundError } from '../core/errors.ts';
 import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
-import { kindFacts, serviceOf } from '../core/kinds.ts';
+import { kindFacts, type ProviderService, serviceOf } from '../core/kinds.ts';
 import type {
   CampaignLauncher,
   CampaignStore,
@@ -41,7 +49,7 @@ import type {
 import type { RotationDeps } from '../core/rotation.ts';
 import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
 import { awsFailure } from './aws/clients.ts';
-import { DEFAULT_LISTING_LIMITS, providerLimiters } from './rate-limits.ts';
+import { DEFAULT_LISTING_LIMITS, DEFAULT_RATE_LIMITS, providerLimiters } from './rate-limits.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
 export interface CampaignRequest {
@@ -71,6 +79,33 @@ export interface PlanAndStoreOptions {
    * (the API checks the approver before calling).
    */
   confirm?: (summary: PlanSummary, toRevoke: number) => Promise<boolean>;
+  /**
+   * Plans and stores the campaign in two parts, so that its slowest revocations start while the
+   * rest is listed (a responder's `keywarden revoke --yes` on the local stack): the identities of
+   * the provider service whose revocations take longest (IAM's mutating calls, at ~15 a second per
+   * account) are listed first, alone, and their targets stored as the campaign, its `planning`
+   * open; `onFirstPart` gets them at once to run. The other identities are listed meanwhile and
+   * stored as the second part, which closes the planning; `rest` resolves with it, or rejects when
+   * it could not be planned (the campaign stays open: {@link continuePlanning}, which
+   * `keywarden revoke resume` calls, plans the rest). Not with `confirm`: the consent comes before
+   * any part is stored. A dry run, a campaign of one service, and one with nothing of the first
+   * service to revoke are planned whole, as without it.
+   */
+  inParts?: {
+    /** What storing a campaign in parts writes besides the plan: the later part, the planning closed. */
+    campaigns: PartsStore;
+    onFirstPart: (first: PlannedPart, rest: Promise<PlannedPart>) => void;
+  };
+}
+
+/** What storing a campaign in parts reads and writes of the campaign store, beyond storing a plan. */
+export type PartsStore = Pick<CampaignStore, 'addTargets' | 'getCampaign' | 'putCampaign' | 'listTargets'>;
+
+/** One stored part of a campaign planned in parts: the campaign as stored then, and the part's targets to revoke. */
+export interface PlannedPart {
+  campaign: StoredCampaign;
+  /** Ids of the part's pending targets. */
+  pending: string[];
 }
 
 /** `INC-42-20261121T101500Z-3fa2`: sorts by time within an incident, unique per run. */
@@ -168,28 +203,32 @@ async function listLive(
 }
 
 /**
- * Every stored identity still in the inventory; those the selectors may select with their
- * credential versions (one the identity terms exclude cannot be selected whatever its versions:
- * they are not read), and those of kinds revoked one credential at a time resolved against what
- * their provider lists live now, each listing under its service's listing limiter. The versions
- * are read first, all at once where the store can (`listVersionsOf`: a fleet's in a few requests,
- * not one each), then the listings start together: each provider may leave out what is recorded
- * (a lookup fewer per recorded AppRole secret-id), and listings that start together share what
- * they can (one accessor LIST for every token identity).
+ * Every stored identity still in the inventory, and how each is resolved: those the selectors may
+ * select with their credential versions (one the identity terms exclude cannot be selected
+ * whatever its versions: they are not read), and those of kinds revoked one credential at a time
+ * against what their provider lists live now, each listing under its service's listing limiter.
+ * The versions are read first, all at once where the store can (`listVersionsOf`: a fleet's in a
+ * few requests, not one each); each provider may leave out what is recorded (a lookup fewer per
+ * recorded AppRole secret-id), and listings that start together share what they can (one accessor
+ * LIST for every token identity).
  */
-async function subjects(
+async function inventoryOf(
   services: CampaignPlanningDeps,
-  request: CampaignRequest,
+  request: Pick<CampaignRequest, 'selectors' | 'actor'>,
   at: string,
-): Promise<LiveSubject[]> {
+  /** Whether an identity is planned already (of a service a campaign planned in parts has stored). */
+  planned: (identity: Identity) => boolean = () => false,
+) {
   // Parsed before anything is read: a bad selector is refused naming its term.
   const identityTerms = identityTermsOf(parseSelectors(request.selectors));
   const live = services.rotationDeps(request.actor);
   const limitFor = services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS).limitFor;
-  const active = (await services.store.listIdentities()).filter((r) => r.status === 'active');
-  const selectable = active
-    .map(({ identity }) => identity)
-    .filter((identity) => select(identityTerms, { identity, versions: [] }) !== undefined);
+  const active = (await services.store.listIdentities())
+    .filter((r) => r.status === 'active' && !planned(r.identity))
+    .map(({ identity }) => identity);
+  const selectable = active.filter(
+    (identity) => select(identityTerms, { identity, versions: [] }) !== undefined,
+  );
   const versions = await versionsOf(services.store, selectable);
   const issued = issuedByKeywarden(versions.values());
   const resolve = async (identity: Identity): Promise<LiveSubject> => {
@@ -199,13 +238,23 @@ async function subjects(
     const listing = await limitFor(identity.kind)(() => listLive(live, identity, recorded, issued));
     return resolveLive(identity, recorded, listing, at);
   };
-  // Started slowest service first (the AWS reads, then Vault's many): those take longest, and
-  // a thousand Vault listings sent first would keep them waiting; answered in inventory order.
+  return { active, selectable, resolve };
+}
+
+/**
+ * Resolves `identities` (see {@link inventoryOf}), their listings started together, slowest
+ * service first (the AWS reads, then Vault's many: those take longest, and a thousand Vault
+ * listings sent first would keep them waiting); answered in the order given.
+ */
+function resolveAll(
+  identities: readonly Identity[],
+  resolve: (identity: Identity) => Promise<LiveSubject>,
+): Promise<LiveSubject[]> {
   const started = new Map<string, Promise<LiveSubject>>();
-  for (const { identity } of [...active].sort((a, b) => startRank(a.identity) - startRank(b.identity))) {
+  for (const identity of [...identities].sort((a, b) => startRank(a) - startRank(b))) {
     started.set(identity.id, resolve(identity));
   }
-  return Promise.all(active.map(({ identity }) => started.get(identity.id) as Promise<LiveSubject>));
+  return Promise.all(identities.map((identity) => started.get(identity.id) as Promise<LiveSubject>));
 }
 
 /** When an identity's listing starts: by its service's listing rate, lowest first. */
@@ -297,7 +346,8 @@ async function putEach(
 /**
  * Plans a campaign over the inventory and what is live in the providers (a dry run shows the
  * same plan) and, unless it is a dry run, matches nothing or is not confirmed, records what
- * it found live and never recorded, then stores it (status `planned`) for a launcher to run.
+ * it found live and never recorded, then stores it (status `planned`) for a launcher to run;
+ * with `onFirstPart`, in two parts (see {@link PlanAndStoreOptions.onFirstPart}).
  *
  * @throws ValidationError for an invalid incident or selector, naming the bad term.
  */
@@ -306,17 +356,41 @@ export async function planAndStoreCampaign(
   request: CampaignRequest,
   options: PlanAndStoreOptions = {},
 ): Promise<PlannedCampaign> {
+  if (options.confirm && options.inParts) {
+    throw new KeywardenError(
+      'a campaign planned in parts starts before its plan is whole: it cannot be confirmed',
+    );
+  }
   const now = services.clock.now();
-  const plan = planCampaign({
+  const at = now.toISOString();
+  const base = {
     campaignId: campaignIdFor(request.incident, now),
     incident: request.incident,
     selectors: request.selectors,
     requestedBy: request.actor,
-    now: now.toISOString(),
+    now: at,
     reissue: request.reissue,
     dryRun: request.dryRun,
-    subjects: await subjects(services, request, now.toISOString()),
-  });
+  };
+  const { active, selectable, resolve } = await inventoryOf(services, request, at);
+  const { inParts } = options;
+  const first = inParts && !request.dryRun ? slowestService(selectable) : undefined;
+  let resolved: LiveSubject[] = [];
+  let rest = active;
+  if (first && inParts) {
+    // The first service's listings alone: they end soonest so, and its revocations start meanwhile.
+    resolved = await resolveAll(
+      active.filter((identity) => serviceOf(identity.kind) === first),
+      resolve,
+    );
+    rest = active.filter((identity) => serviceOf(identity.kind) !== first);
+    const head = planCampaign({ ...base, subjects: resolved });
+    // Nothing of it to revoke: no part worth starting early, so the campaign is planned whole.
+    if (head.summary.counts.byOutcome.pending > 0) {
+      return storeInParts(services, inParts, request, { head, first, rest, resolve });
+    }
+  }
+  const plan = planCampaign({ ...base, subjects: [...resolved, ...(await resolveAll(rest, resolve))] });
   if (request.dryRun) return { status: 'dry-run', summary: plan.summary };
   if (plan.targets.length === 0) return { status: 'nothing-matches', summary: plan.summary };
   const toRevoke = plan.summary.counts.byOutcome.pending;
@@ -326,6 +400,138 @@ export async function planAndStoreCampaign(
   await adopt(services, plan, request.actor);
   const campaign = await services.store.createCampaign(plan.campaign, plan.targets);
   return { status: 'stored', summary: plan.summary, campaign };
+}
+
+/**
+ * The provider service whose revocations take longest among `identities` (the lowest revocation
+ * rate: IAM's mutating calls, then Secrets Manager's writes), when they span more than one.
+ */
+function slowestService(identities: readonly Identity[]): ProviderService | undefined {
+  const services = [...new Set(identities.map((identity) => serviceOf(identity.kind)))];
+  if (services.length < 2) return undefined;
+  return services.sort((a, b) => DEFAULT_RATE_LIMITS[a].perSecond - DEFAULT_RATE_LIMITS[b].perSecond)[0];
+}
+
+/** Pending targets' ids: what a part gives its run. */
+const pendingOf = (targets: readonly Target[]): string[] =>
+  targets.filter((target) => target.outcome === 'pending').map((target) => target.targetId);
+
+/**
+ * Stores `head` (the first service's targets) as the campaign with its planning open, hands it to
+ * `onFirstPart`, then plans the other identities and stores them as the second part, closing the
+ * planning.
+ */
+async function storeInParts(
+  services: CampaignPlanningDeps,
+  { campaigns, onFirstPart }: NonNullable<PlanAndStoreOptions['inParts']>,
+  request: CampaignRequest,
+  parts: {
+    head: Plan;
+    first: ProviderService;
+    rest: readonly Identity[];
+    resolve: (identity: Identity) => Promise<LiveSubject>;
+  },
+): Promise<PlannedCampaign> {
+  const { head, first, rest, resolve } = parts;
+  await adopt(services, head, request.actor);
+  const campaign = await services.store.createCampaign(
+    { ...head.campaign, planning: { stored: [first] } },
+    head.targets,
+  );
+  const tail = (async () => {
+    const plan = planCampaign({
+      campaignId: campaign.campaignId,
+      incident: campaign.incident,
+      selectors: request.selectors,
+      requestedBy: request.actor,
+      now: campaign.createdAt,
+      reissue: request.reissue,
+      subjects: await resolveAll(rest, resolve),
+      firstBatch: nextBatch(head.targets),
+    });
+    const stored = await storeLastPart(
+      { ...services, campaigns },
+      campaign.campaignId,
+      plan,
+      head.targets,
+      request.actor,
+    );
+    return { plan, campaign: stored };
+  })();
+  const restPart = tail.then(({ plan, campaign: stored }) => ({
+    campaign: stored,
+    pending: pendingOf(plan.targets),
+  }));
+  // Its taker awaits it; marked handled here so a failure is not also an unhandled rejection.
+  restPart.catch(() => undefined);
+  onFirstPart({ campaign, pending: pendingOf(head.targets) }, restPart);
+  const { plan, campaign: stored } = await tail;
+  return { status: 'stored', summary: summaryOf([...head.targets, ...plan.targets]), campaign: stored };
+}
+
+/**
+ * Records what the last part adopts, stores its targets (those not stored already: a planner that
+ * died may have stored some), then closes the campaign's planning with the whole plan's counts.
+ */
+async function storeLastPart(
+  services: CampaignPlanningDeps & { campaigns: PartsStore },
+  campaignId: string,
+  plan: Plan,
+  stored: readonly Target[],
+  actor: string,
+): Promise<StoredCampaign> {
+  const store = services.campaigns;
+  const known = new Set(stored.map((target) => target.targetId));
+  const fresh = plan.targets.filter((target) => !known.has(target.targetId));
+  await adopt(services, plan, actor);
+  if (fresh.length > 0) await store.addTargets(campaignId, fresh);
+  const counts = summarize([...stored, ...fresh]);
+  for (let attempt = 1; ; attempt += 1) {
+    const current = await store.getCampaign(campaignId);
+    if (!current)
+      throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close the planning of`);
+    const { rev, planning: _open, ...rest } = current;
+    try {
+      return await store.putCampaign({ ...rest, counts }, rev);
+    } catch (error) {
+      // A run started it meanwhile: read it again.
+      if (!(error instanceof ConflictError) || attempt >= 5) throw error;
+    }
+  }
+}
+
+/**
+ * Finishes the planning of a campaign planned in parts whose planner stopped before its last part
+ * (killed, or a provider's listing failed): plans the identities of the services not stored yet
+ * over the campaign's selectors, stores their targets and closes the planning. What the first
+ * part stored is not planned again. A campaign whose planning is closed is returned as it is.
+ */
+export async function continuePlanning(
+  services: CampaignPlanningDeps & { campaigns: PartsStore },
+  campaign: StoredCampaign,
+  actor: string,
+): Promise<StoredCampaign> {
+  if (!campaign.planning) return campaign;
+  const done = new Set<ProviderService>(campaign.planning.stored);
+  const at = services.clock.now().toISOString();
+  const { active, resolve } = await inventoryOf(
+    services,
+    { selectors: campaign.selectors, actor },
+    at,
+    (identity) => done.has(serviceOf(identity.kind)),
+  );
+  const stored = await services.campaigns.listTargets(campaign.campaignId);
+  const plan = planCampaign({
+    campaignId: campaign.campaignId,
+    incident: campaign.incident,
+    selectors: campaign.selectors,
+    requestedBy: campaign.requestedBy,
+    now: campaign.createdAt,
+    reissue: campaign.reissue,
+    subjects: await resolveAll(active, resolve),
+    firstBatch: nextBatch(stored),
+  });
+  return storeLastPart(services, campaign.campaignId, plan, stored, actor);
 }
 
 /** Containing one exposed credential: the incident it answers, its fingerprint, its identity, who contains. */

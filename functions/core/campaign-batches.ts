@@ -35,7 +35,12 @@ export const TARGETS_PER_BATCH = 25;
  * targets (IAM's) never wait for the end of the run; the largest service's own leftover is the
  * last batch. Settled targets (skipped, failed at planning) get no batch: no run works on them.
  */
-export function assignBatches<T extends Batchable>(targets: readonly T[], size = TARGETS_PER_BATCH): T[] {
+export function assignBatches<T extends Batchable>(
+  targets: readonly T[],
+  size = TARGETS_PER_BATCH,
+  /** The first batch's number (a later part of a campaign planned in parts numbers on from its earlier parts). */
+  first = 0,
+): T[] {
   const pending = targets.filter((target) => target.outcome === 'pending');
   const byService = groupBy(pending, (target) => serviceOf(target.kind));
   // The largest service last: it tops the pool up and keeps the one batch that is not full.
@@ -68,7 +73,7 @@ export function assignBatches<T extends Batchable>(targets: readonly T[], size =
   chunks.push(...full.map((chunk) => chunk.ids));
   if (partial.length > 0) chunks.push(partial);
   const batchOf = new Map<string, number>();
-  for (const [number, ids] of chunks.entries()) for (const id of ids) batchOf.set(id, number);
+  for (const [number, ids] of chunks.entries()) for (const id of ids) batchOf.set(id, first + number);
   return targets.map((target) => {
     const batch = batchOf.get(target.targetId);
     return batch === undefined ? target : { ...target, batch };

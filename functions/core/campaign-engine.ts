@@ -467,7 +467,9 @@ export async function runCampaign(
   if (failure) {
     // Keep the counts as far as they got; the store's own failure is the one to report.
     if (!run.scoped) {
-      await saveCampaign(run, (current) => ({ ...current, counts: summarize(final) })).catch(() => undefined);
+      await saveCampaign(run, (current) =>
+        current.planning !== undefined ? current : { ...current, counts: summarize(final) },
+      ).catch(() => undefined);
     }
     throw failure.reason;
   }
@@ -541,7 +543,8 @@ export async function startCampaign(
  * `campaign.target` (each skipped target) and `campaign.completed` events and its timings;
  * one still `running` or `failed` whose targets all settled is completed. The report step
  * calls it before reporting, on every channel. Safe to call twice; a campaign with pending
- * targets, a completed one and a dry run are returned as they are.
+ * targets, one whose plan is still open (its planner stores more), a completed one and a dry run
+ * are returned as they are.
  *
  * @throws NotFoundError for an unknown campaign; the store's error when it cannot be written.
  */
@@ -554,6 +557,7 @@ export async function closeCampaign(
   const campaign = await book.campaigns.getCampaign(campaignId);
   if (!campaign) throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close or report on`);
   if (campaign.dryRun || campaign.status === 'completed') return campaign;
+  if (campaign.planning !== undefined) return campaign;
   const targets = read?.targets ?? (await book.campaigns.listTargets(campaignId));
   if (!isFinished(targets)) return campaign;
   const ledger = new Ledger(
@@ -573,9 +577,12 @@ export async function closeCampaign(
  */
 async function finish(ledger: Ledger): Promise<void> {
   const final = [...ledger.targets.values()];
-  const finished = isFinished(final);
   let completedHere = false;
   await saveCampaign(ledger, (current) => {
+    // While its planner still stores parts, the targets read are not all there are: the planner's
+    // counts stand, and the campaign is not completed.
+    if (current.planning !== undefined) return current;
+    const finished = isFinished(final);
     // Of several runs finishing at once, the one whose write sets finishedAt audits it.
     completedHere = finished && !current.finishedAt;
     return {

@@ -5,14 +5,22 @@
  * `failed` (with the error): nothing selected is silently dropped.
  */
 import * as z from 'zod';
-import { assignBatches } from './campaign-batches.ts';
+import { assignBatches, TARGETS_PER_BATCH } from './campaign-batches.ts';
 import type { LiveState, LiveSubject } from './campaign-live.ts';
 import { type CredentialVersion, VersionStageSchema } from './credential-version.ts';
 import { ValidationError } from './errors.ts';
 import { type Identity, type IdentityKind, IdentityKindSchema } from './identity.ts';
 import { IncidentSchema } from './incident.ts';
 import { REPORTING, toProblems } from './inventory.ts';
-import { deliveryOf, KINDS, rotationBlocker, scopeKey, serviceOf, wholeScope } from './kinds.ts';
+import {
+  deliveryOf,
+  KINDS,
+  PROVIDER_SERVICES,
+  rotationBlocker,
+  scopeKey,
+  serviceOf,
+  wholeScope,
+} from './kinds.ts';
 import { identityTermsOf, parseSelectors, select } from './selector.ts';
 
 /**
@@ -123,6 +131,13 @@ export const CampaignSchema = z.object({
   finishedAt: z.iso.datetime().optional(),
   /** Where the report was written: `s3://bucket/key` or a local path. */
   reportLocation: z.string().optional(),
+  /**
+   * Present while its planner still stores parts of it (a campaign planned in parts: the targets
+   * of the provider service whose revocations take longest are stored and run while the others
+   * are listed; campaign-launcher.ts): the services whose targets are all stored. Absent once
+   * every part is stored. A campaign whose planning is open is never completed.
+   */
+  planning: z.strictObject({ stored: z.array(z.enum(PROVIDER_SERVICES)).min(1) }).optional(),
 });
 export type Campaign = z.infer<typeof CampaignSchema>;
 
@@ -169,6 +184,8 @@ export interface PlanInput {
   now: string;
   reissue: boolean;
   dryRun?: boolean;
+  /** The number of the plan's first batch: a later part of a campaign planned in parts goes on after the earlier parts' batches. */
+  firstBatch?: number;
   /**
    * The inventory with the versions recorded for each identity; where its provider was listed,
    * with what was found live too (see campaign-live.ts).
@@ -297,9 +314,8 @@ export function planCampaign(input: PlanInput): Plan {
     }
   }
   targets.sort(byKindIdentityHandle);
-  const batched = assignBatches(targets);
+  const batched = assignBatches(targets, TARGETS_PER_BATCH, input.firstBatch);
 
-  const counts = summarize(batched);
   const candidate = {
     campaignId: input.campaignId,
     incident: input.incident,
@@ -309,16 +325,26 @@ export function planCampaign(input: PlanInput): Plan {
     status: 'planned',
     reissue: input.reissue,
     dryRun: input.dryRun ?? false,
-    counts,
+    counts: summarize(batched),
   };
   const parsed = CampaignSchema.safeParse(candidate, REPORTING);
   if (!parsed.success) {
     const problems = toProblems(parsed.error.issues).map((p) => `${p.path.join('.')}: ${p.message}`);
     throw new ValidationError(`campaign: ${problems.join('; ')}`);
   }
-  const reissue = [...new Set(batched.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
-  return { campaign: parsed.data, targets: batched, summary: { counts, targets: batched, reissue }, adopt };
+  return { campaign: parsed.data, targets: batched, summary: summaryOf(batched), adopt };
 }
+
+/** What a dry run prints of `targets` (one plan's, or the parts of one campaign planned in parts). */
+export function summaryOf(targets: readonly Target[]): PlanSummary {
+  const sorted = [...targets].sort(byKindIdentityHandle);
+  const reissue = [...new Set(sorted.filter((t) => t.reissue).map((t) => t.identityId))].sort(compareText);
+  return { counts: summarize(sorted), targets: sorted, reissue };
+}
+
+/** The number after the highest batch of `targets`: where a later part's batches begin. */
+export const nextBatch = (targets: readonly Target[]): number =>
+  targets.reduce((next, target) => (target.batch === undefined ? next : Math.max(next, target.batch + 1)), 0);
 
 const zeroOutcomes = (): OutcomeCounts => ({
   pending: 0,

@@ -266,6 +266,12 @@ export interface CampaignStore {
    * finds the campaign finds every target. Throws ConflictError if the id is taken.
    */
   createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign>;
+  /**
+   * Stores the targets of a later part of a campaign planned in parts (`Campaign.planning`
+   * `open`), before its planner updates the campaign's counts (putCampaign): a reader that
+   * finds the counts finds the targets. Throws NotFoundError for an unknown campaign.
+   */
+  addTargets(campaignId: string, targets: readonly Target[]): Promise<void>;
   getCampaign(campaignId: string): Promise<StoredCampaign | undefined>;
   /** Conditional on `expectedRev` like putIdentity; throws ConflictError when someone else wrote first. */
   putCampaign(campaign: Campaign, expectedRev: number): Promise<StoredCampaign>;

@@ -20,6 +20,7 @@ import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, type S3Client
 import pLimit from 'p-limit';
 import * as z from 'zod';
 import { awsFailure } from '../adapters/aws/clients.ts';
+import { continuePlanning, type PlannedPart } from '../adapters/campaign-launcher.ts';
 import { providerLimiters, type RateLimits, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import type { Services } from '../adapters/wiring.ts';
@@ -69,6 +70,15 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called as each target settles, with the campaign's progress. */
   onOutcome?: (target: Target, progress: { done: number; total: number }) => void;
+  /**
+   * The second part of a campaign this process is still planning (planAndStoreCampaign's
+   * `inParts`): the run works the first part's targets at once and the second's as soon as it
+   * is stored, and reports once both are settled. When it rejects, the first part is still run
+   * to the end, no report is written and the run throws its error (`keywarden revoke resume`
+   * plans the rest). Without it, a campaign whose planning is open (its planner died) is planned
+   * to the end first.
+   */
+  rest?: Promise<PlannedPart>;
 }
 
 /** What one run did, and the campaign as the store has it afterwards. */
@@ -135,15 +145,29 @@ export class LocalRevocationRunner {
     const retryFailed = options.retryFailed ?? false;
     await this.#ensureBucket();
 
-    // The campaign's progress across all batches: targets settled before this run count as done.
-    const before = await store.listTargets(campaignId);
-    if (before.length === 0 && !(await store.getCampaign(campaignId))) {
+    const stored = await store.getCampaign(campaignId);
+    if (!stored) {
       throw new NotFoundError(
         `no campaign ${JSON.stringify(campaignId)}; see keywarden revoke status for the campaigns`,
       );
     }
+    if (stored.planning && !options.rest) {
+      await continuePlanning({ ...services, campaigns: store }, stored, this.#actor);
+    }
+    // The campaign's progress across all batches: targets settled before this run count as done.
+    const before = await store.listTargets(campaignId);
     const open = new Set(before.filter((t) => t.outcome === 'pending').map((t) => t.targetId));
     const progress = { done: before.length - open.size, total: before.length };
+    const counted = new Set(before.map((t) => t.targetId));
+    /** Counts in the progress the targets of a part stored since `before` was read (a campaign planned in parts). */
+    const count = (ids: Iterable<string>) => {
+      for (const id of ids) {
+        if (counted.has(id)) continue;
+        counted.add(id);
+        open.add(id);
+        progress.total += 1;
+      }
+    };
 
     // 1. plan
     const plan = await makePlanHandler({
@@ -155,6 +179,7 @@ export class LocalRevocationRunner {
       retryFailed,
     });
     const items = await this.#readItems(plan);
+    count(items.map((item) => item.targetId));
 
     // 2. the Distributed Map
     const maxConcurrency = this.maxConcurrency;
@@ -172,9 +197,13 @@ export class LocalRevocationRunner {
       },
     });
     const batches: { targetId: string }[][] = [];
-    for (let at = 0; at < items.length; at += REVOKE_BATCH_SIZE) {
-      batches.push(items.slice(at, at + REVOKE_BATCH_SIZE));
-    }
+    const cut = (list: readonly { targetId: string }[]) => {
+      const cuts: { targetId: string }[][] = [];
+      for (let at = 0; at < list.length; at += REVOKE_BATCH_SIZE)
+        cuts.push(list.slice(at, at + REVOKE_BATCH_SIZE));
+      batches.push(...cuts);
+      return cuts;
+    };
     let retries = 0;
     let stopped = false;
     const slots = pLimit(maxConcurrency);
@@ -205,24 +234,48 @@ export class LocalRevocationRunner {
         }
       }
     };
-    const results = await Promise.allSettled(
-      batches.map((batch, index) =>
-        slots(() =>
-          runBatch(batch, index).catch((error: unknown) => {
-            // As a failed item fails the Distributed Map: the other batches stop after their targets in flight.
-            failed.abort();
-            throw error;
-          }),
+    const runAll = (list: readonly { targetId: string }[]) =>
+      Promise.allSettled(
+        cut(list).map((batch) =>
+          slots(() =>
+            runBatch(batch, batches.indexOf(batch)).catch((error: unknown) => {
+              // As a failed item fails the Distributed Map: the other batches stop after their targets in flight.
+              failed.abort();
+              throw error;
+            }),
+          ),
         ),
-      ),
-    );
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      );
+    let planningFailure: unknown;
+    const given = new Set(items.map((item) => item.targetId));
+    const [results, later] = await Promise.all([
+      runAll(items),
+      options.rest?.then(
+        ({ pending }) => {
+          const more = pending.filter((id) => !given.has(id));
+          count(more);
+          return runAll(more.map((targetId) => ({ targetId })));
+        },
+        (error: unknown) => {
+          planningFailure = error;
+          return [];
+        },
+      ) ?? [],
+    ]);
+    const failure = [...results, ...later].find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
       const error = failure.reason as unknown;
       if (error instanceof KeywardenError) throw error;
       throw new RevocationRunError(
         `a revoke batch of campaign ${campaignId} failed: ${error instanceof Error ? error.message : String(error)}; fix the cause, then keywarden revoke resume ${campaignId}`,
         { cause: error },
+      );
+    }
+
+    if (planningFailure !== undefined) {
+      throw new RevocationRunError(
+        `campaign ${campaignId}: its first part ran, but the rest of it could not be planned (${planningFailure instanceof Error ? planningFailure.message : String(planningFailure)}); keywarden revoke resume ${campaignId} plans and runs the rest`,
+        { cause: planningFailure, retryable: true },
       );
     }
 

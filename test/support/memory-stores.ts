@@ -38,7 +38,7 @@ import {
   type RotationState,
   RotationStateSchema,
 } from '../../functions/core/credential-version.ts';
-import { ConflictError, ValidationError } from '../../functions/core/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../functions/core/errors.ts';
 import type { ExposureRecord } from '../../functions/core/exposure-record.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import { type Grant, GrantSchema, isReviewOverdue } from '../../functions/core/grant.ts';
@@ -334,6 +334,14 @@ export class MemoryCampaignStore extends HookedStore implements CampaignStore {
     const stored = { ...parsed, rev: 1 };
     this.#campaigns.set(parsed.campaignId, stored);
     return copy(stored);
+  }
+
+  async addTargets(campaignId: string, targets: readonly Target[]): Promise<void> {
+    const stored = this.#targets.get(campaignId);
+    if (!stored || !this.#campaigns.has(campaignId)) {
+      throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to add targets to`);
+    }
+    for (const target of targets) stored.set(target.targetId, TargetSchema.parse(copy(target)));
   }
 
   async getCampaign(campaignId: string): Promise<StoredCampaign | undefined> {

@@ -57,3 +57,18 @@ describe('campaign batches: assignBatches', () => {
     );
   });
 });
+
+describe('campaign batches: a later part of a campaign planned in parts', () => {
+  it('numbers its batches on from the first part, so no batch of the two parts shares a number', () => {
+    // prepare: the first part's IAM targets, cut first
+    const first = assignBatches(targets('aws-iam-access-key', 30));
+    const next = Math.max(...first.map((t) => t.batch as number)) + 1;
+
+    // act
+    const later = assignBatches(targets('vault-token', 60), TARGETS_PER_BATCH, next);
+
+    // assess
+    expect(new Set(first.map((t) => t.batch))).toEqual(new Set([0, 1]));
+    expect(new Set(later.map((t) => t.batch))).toEqual(new Set([2, 3, 4]));
+  });
+});

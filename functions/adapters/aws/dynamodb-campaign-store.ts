@@ -5,7 +5,7 @@ import {
   type Target,
   TargetSchema,
 } from '../../core/campaign.ts';
-import { ConflictError } from '../../core/errors.ts';
+import { ConflictError, NotFoundError } from '../../core/errors.ts';
 import type { CampaignShortcuts, CampaignStore, StoredCampaign } from '../../core/ports.ts';
 import { toStoredIdentity } from './dynamodb-identity-store.ts';
 import { type DynamoTable, type Item, Keys } from './dynamodb-table.ts';
@@ -53,6 +53,19 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore & Campaig
       await table.batchPut(items, `the targets of campaign ${parsed.campaignId}`);
       // The campaign goes in last, so a reader that finds it finds every target.
       return putCampaign(parsed, undefined);
+    },
+
+    async addTargets(campaignId, targets) {
+      if (!(await getCampaign(campaignId))) {
+        throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to add targets to`);
+      }
+      await table.batchPut(
+        targets.map((target) => ({
+          ...Keys.target(campaignId, target.targetId),
+          ...TargetSchema.parse(target),
+        })),
+        `${targets.length} more targets of campaign ${campaignId}`,
+      );
     },
 
     async listCampaigns() {

@@ -1,0 +1,156 @@
+/**
+ * A campaign planned in parts (`keywarden revoke --yes` on the local stack): the targets of the
+ * service whose revocations take longest (IAM) are stored and run while the other services are
+ * listed; the campaign completes only once both parts are in, and a planner that dies between
+ * the parts leaves a campaign that `keywarden revoke resume` plans to the end. Against moto,
+ * dynalite and OpenBao, through the local revocation runner (the state machine's local shape).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
+import {
+  type PartsStore,
+  type PlannedPart,
+  planAndStoreCampaign,
+} from '../../functions/adapters/campaign-launcher.ts';
+import type { VaultClient } from '../../functions/adapters/vault/client.ts';
+import type { Services } from '../../functions/adapters/wiring.ts';
+import { identityIdOf } from '../../functions/core/campaign.ts';
+import { KeywardenError } from '../../functions/core/errors.ts';
+import { serviceOf } from '../../functions/core/kinds.ts';
+import {
+  LocalRevocationRunner,
+  RevocationRunError,
+  type RevocationRunResult,
+} from '../../functions/local/revocation-runner.ts';
+import { newIncident } from '../support/campaigns.ts';
+import { localConfig, wireLocal } from '../support/local-state.ts';
+import { newVaultClient, uniqueName } from '../support/stack.ts';
+
+let services: Services;
+let vault: VaultClient;
+const bucket = uniqueName('kw-parts-plans');
+const noWait = { maxAttempts: 3, intervalSeconds: 0, backoffRate: 1 };
+
+beforeAll(async () => {
+  process.env.KEYWARDEN_REPORTS_DIR = mkdtempSync(join(tmpdir(), 'kw-parts-reports-'));
+  services = await wireLocal(localConfig('kw-parts'));
+  vault = newVaultClient();
+});
+
+/** The campaign store with its `addTargets` failing: a planner that dies before its second part is stored. */
+const storeDyingAtSecondPart = (): PartsStore =>
+  new Proxy(services.store, {
+    get(target, property) {
+      if (property === 'addTargets') {
+        return async () => {
+          throw new KeywardenError('the state table went away');
+        };
+      }
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+
+/** Plans `selector` in parts, starting the runner on the first part as `keywarden revoke --yes` does. */
+async function planInParts(selector: string, campaigns: PartsStore = services.store) {
+  const runner = new LocalRevocationRunner({ services, actor: 'test:responder', bucket, retry: noWait });
+  const parts: { first?: PlannedPart; run?: Promise<RevocationRunResult> } = {};
+  const planning = planAndStoreCampaign(
+    services,
+    {
+      incident: newIncident(),
+      selectors: [selector],
+      reissue: false,
+      actor: 'test:responder',
+      dryRun: false,
+    },
+    {
+      inParts: {
+        campaigns,
+        onFirstPart: (first, rest) => {
+          parts.first = first;
+          parts.run = runner.run(first.campaign.campaignId, { rest });
+          parts.run.catch(() => undefined);
+        },
+      },
+    },
+  );
+  return { planning, parts, runner };
+}
+
+describe('a campaign planned in parts', () => {
+  it("stores IAM's targets first, its planning open, runs them while the rest is listed, and completes once both parts are in", async () => {
+    // prepare: a mixed fleet (IAM keys, secrets, Vault tokens, AppRole secret-ids, KV) recorded in the store
+    const fleet = await buildFleet({ services, vault }, 120, { preexisting: 0 });
+    const { planning, parts } = await planInParts(fleet.selector);
+
+    // act
+    const planned = await planning;
+    const result = await parts.run;
+
+    // assess: the first part held IAM's targets only, stored with the planning open…
+    const first = parts.first as PlannedPart;
+    expect(first.campaign.planning).toEqual({ stored: ['iam'] });
+    expect(first.pending.length).toBeGreaterThan(0);
+    const kindOf = new Map(fleet.subjects.map((s) => [s.identity.id, s.identity.kind]));
+    for (const id of first.pending)
+      expect(serviceOf(kindOf.get(identityIdOf(id)) ?? 'vault-token')).toBe('iam');
+    // …the plan returned is the whole campaign, its planning closed…
+    expect(planned.status).toBe('stored');
+    if (planned.status !== 'stored' || !result) throw new Error('expected a stored campaign and a run');
+    expect(planned.campaign.planning).toBeUndefined();
+    expect(planned.summary.counts.total).toBe(result.targets.length);
+    expect(new Set(result.targets.map((t) => t.kind)).size).toBeGreaterThan(2);
+    // …the second part's batches numbered after the first's…
+    const firstIds = new Set(first.pending);
+    const firstBatches = result.targets.filter((t) => firstIds.has(t.targetId)).map((t) => t.batch as number);
+    const laterBatches = result.targets
+      .filter((t) => !firstIds.has(t.targetId) && t.batch !== undefined)
+      .map((t) => t.batch as number);
+    expect(Math.min(...laterBatches)).toBeGreaterThan(Math.max(...firstBatches));
+    // …and every target ended on the servers, the campaign completed and reported.
+    expect(result.targets.every((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked')).toBe(
+      true,
+    );
+    expect(result.campaign.status).toBe('completed');
+    expect(result.report?.html).toMatch(/report\.html$/);
+    expect(await stillLive({ services, vault }, fleet, planned.campaign.incident)).toEqual([]);
+  });
+
+  it('left open by a planner that died before its second part: not completed, and resumed, planned to the end', async () => {
+    // prepare: the second part cannot be stored
+    const fleet = await buildFleet({ services, vault }, 60, { preexisting: 0 });
+    const { planning, parts, runner } = await planInParts(fleet.selector, storeDyingAtSecondPart());
+
+    // act: planning fails after the first part is stored and running
+    await expect(planning).rejects.toThrow(/the state table went away/);
+    const run = parts.run as Promise<RevocationRunResult>;
+    await expect(run).rejects.toThrow(RevocationRunError);
+    await expect(run).rejects.toThrow(/could not be planned.*keywarden revoke resume/);
+
+    // assess: the first part ran; the campaign stays open, not completed
+    const { campaignId } = (parts.first as PlannedPart).campaign;
+    const open = await services.store.getCampaign(campaignId);
+    expect(open?.planning).toEqual({ stored: ['iam'] });
+    expect(open?.status).not.toBe('completed');
+    const firstTargets = await services.store.listTargets(campaignId);
+    expect(firstTargets.every((t) => serviceOf(t.kind) === 'iam' && t.outcome !== 'pending')).toBe(true);
+
+    // act: the resume (`keywarden revoke resume`) plans the rest, then runs it
+    const resumed = await runner.run(campaignId, { retryFailed: true });
+
+    // assess: every service's targets, every one ended, the campaign completed and its planning closed
+    expect(resumed.campaign.planning).toBeUndefined();
+    expect(resumed.campaign.status).toBe('completed');
+    expect(new Set(resumed.targets.map((t) => serviceOf(t.kind)))).toEqual(
+      new Set(['iam', 'secrets-manager', 'vault']),
+    );
+    expect(resumed.targets.every((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked')).toBe(
+      true,
+    );
+    expect(await stillLive({ services, vault }, fleet, open?.incident ?? '')).toEqual([]);
+  });
+});
