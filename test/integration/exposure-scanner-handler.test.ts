@@ -7,55 +7,28 @@
  * reads its configuration as in AWS: the environment, the fingerprint key and Vault token from
  * Secrets Manager (moto).
  */
-import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
-import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { sha256Hex } from '../../functions/adapters/crypto.ts';
-import { systemClock } from '../../functions/adapters/wiring.ts';
 import { identity } from '../support/fixtures.ts';
 import {
-  putSecret,
+  lambdaWorld,
+  localVaultEnv,
   recordManagedVaultToken,
-  standInStateMachine,
   useLocalLambdaEnv,
 } from '../support/lambda-world.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner (the Lambda entry point, on the local stack)', () => {
-  const aws = awsClients(testAws());
-  const sfn = new SFNClient(awsClientConfig(testAws()));
-  const table = uniqueName('kw-exposure');
-  const fingerprintKey = randomBytes(32).toString('hex');
-  const store = dynamoStore({
-    client: aws.dynamodb,
-    tableName: table,
-    clock: systemClock,
-    digest: sha256Hex,
-  });
+  const world = lambdaWorld('kw-exposure');
+  const { store } = world;
   const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
-  let stateMachineArn = '';
   let token = '';
   let accessor = '';
 
   beforeAll(async () => {
-    const stack = testStack();
-    await ensureStateTable(aws.dynamodb, table);
-    const secret = (name: string, value: string) => putSecret(testAws(), name, value);
-    const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
-    const tokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
-    stateMachineArn = await standInStateMachine(testAws());
+    const env = await world.prepare();
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
-    ({ token, accessor } = await recordManagedVaultToken(store, release, fingerprintKey));
-    useLocalLambdaEnv(table, {
-      KEYWARDEN_VAULT_ADDR: stack.vault.addr,
-      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: tokenArn,
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
-      KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
-    });
+    ({ token, accessor } = await recordManagedVaultToken(store, release, world.fingerprintKey));
+    useLocalLambdaEnv(world.table, { ...env, ...(await localVaultEnv()) });
   });
 
   /** What CloudWatch Logs hands the function for these lines of a CodeBuild log stream. */
@@ -95,8 +68,7 @@ describe('handler: exposure scanner (the Lambda entry point, on the local stack)
     // exactly the exposed token: nothing else the identity or OpenBao holds
     const targets = await store.listTargets(campaign?.campaignId ?? '');
     expect(targets.map((t) => [t.handle, t.action, t.outcome])).toEqual([[accessor, 'revoke', 'pending']]);
-    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
-    expect(executions.executions?.map((e) => e.name)).toEqual([campaign?.campaignId]);
+    expect(await world.executions()).toEqual([campaign?.campaignId]);
     const { records } = await store.readAll();
     const exposure = records.filter((r) => r.type.startsWith('exposure.'));
     expect(exposure.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
@@ -115,7 +87,6 @@ describe('handler: exposure scanner (the Lambda entry point, on the local stack)
 
     expect(again).toMatchObject({ managed: 1, contained: 0 });
     expect(await store.listCampaigns()).toHaveLength(1);
-    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
-    expect(executions.executions).toHaveLength(1);
+    expect(await world.executions()).toHaveLength(1);
   });
 });

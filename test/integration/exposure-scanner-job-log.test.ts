@@ -9,61 +9,41 @@
  * `exposure.contained`, and its owner alerted on the alert topic (moto's SNS, read through an SQS
  * subscriber). No token (the leaked one, the platforms') is in anything it returns, records or sends.
  */
-import { randomBytes } from 'node:crypto';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
-import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { sha256Hex } from '../../functions/adapters/crypto.ts';
-import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { FinishedJobEvent } from '../../functions/api/finished-job-event.ts';
 import { identity } from '../support/fixtures.ts';
 import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
 import {
   type AlertEnvelope,
   alertSubscriber,
+  lambdaWorld,
+  localVaultEnv,
   newAlertTopic,
   putSecret,
   recordManagedVaultToken,
-  standInStateMachine,
   useLocalLambdaEnv,
 } from '../support/lambda-world.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { testAws, uniqueName } from '../support/stack.ts';
 
 describe('handler: exposure scanner, a finished CI job handed over by the API (on the local stack)', () => {
-  const aws = awsClients(testAws());
-  const sfn = new SFNClient(awsClientConfig(testAws()));
-  const table = uniqueName('kw-job-log');
-  const fingerprintKey = randomBytes(32).toString('hex');
-  const store = dynamoStore({
-    client: aws.dynamodb,
-    tableName: table,
-    clock: systemClock,
-    digest: sha256Hex,
-  });
+  const world = lambdaWorld('kw-job-log');
+  const { store } = world;
   const release = identity({ id: 'release-token', kind: 'vault-token', owner: 'team-release' });
   let forge: ForgeServer;
   let readAlerts: (waitSeconds?: number) => Promise<AlertEnvelope[]>;
-  let stateMachineArn = '';
   let token = '';
   let accessor = '';
 
   beforeAll(async () => {
-    const stack = testStack();
     forge = await startForgeServer();
-    await ensureStateTable(aws.dynamodb, table);
-    const secret = (name: string, value: string) => putSecret(testAws(), name, value);
-    const keyArn = await secret(uniqueName('kw-fp-key'), fingerprintKey);
-    const vaultTokenArn = await secret(uniqueName('kw-vault-token'), stack.vault.token);
-    const forgeTokensArn = await secret(
+    const env = await world.prepare();
+    const forgeTokensArn = await putSecret(
+      testAws(),
       uniqueName('kw-forge-tokens'),
       JSON.stringify({ github: forge.githubToken, gitlab: forge.gitlabToken }),
     );
-    // The revocation state machine's stand-in: it is started, and that is what containment does here.
-    stateMachineArn = await standInStateMachine(testAws());
     // A managed token, recorded as rotation records it: its accessor and keyed fingerprint.
-    ({ token, accessor } = await recordManagedVaultToken(store, release, fingerprintKey));
+    ({ token, accessor } = await recordManagedVaultToken(store, release, world.fingerprintKey));
     // The job printed the token on its third line; GitLab's job printed it again later.
     forge.addGithubRun({
       owner: 'acme',
@@ -81,11 +61,9 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     // The alert topic, and a queue subscribed to it to read what owners are told.
     const topicArn = await newAlertTopic(testAws());
     readAlerts = await alertSubscriber(testAws(), topicArn);
-    useLocalLambdaEnv(table, {
-      KEYWARDEN_VAULT_ADDR: stack.vault.addr,
-      KEYWARDEN_VAULT_TOKEN_SECRET_ARN: vaultTokenArn,
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
-      KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
+    useLocalLambdaEnv(world.table, {
+      ...env,
+      ...(await localVaultEnv()),
       KEYWARDEN_FORGE_TOKENS_SECRET_ARN: forgeTokensArn,
       KEYWARDEN_GITHUB_API_URL: forge.url,
       KEYWARDEN_GITLAB_URL: forge.url,
@@ -120,8 +98,7 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
     expect(campaign?.incident).toMatch(/^EXPOSURE-[0-9a-f]{12}$/);
     const targets = await store.listTargets(campaign?.campaignId ?? '');
     expect(targets.map((t) => [t.handle, t.action, t.outcome])).toEqual([[accessor, 'revoke', 'pending']]);
-    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
-    expect(executions.executions?.map((e) => e.name)).toEqual([campaign?.campaignId]);
+    expect(await world.executions()).toEqual([campaign?.campaignId]);
     const { records } = await store.readAll();
     const exposure = records.filter((r) => r.type.startsWith('exposure.'));
     expect(exposure.map((r) => r.type)).toEqual(['exposure.detected', 'exposure.contained']);
@@ -152,7 +129,6 @@ describe('handler: exposure scanner, a finished CI job handed over by the API (o
       forge.requests.some((r) => r.path === '/api/v4/projects/42/jobs/7001/trace' && r.privateToken),
     ).toBe(true);
     expect(await store.listCampaigns()).toHaveLength(1);
-    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
-    expect(executions.executions).toHaveLength(1);
+    expect(await world.executions()).toHaveLength(1);
   });
 });

@@ -10,26 +10,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
-import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoCiStore } from '../../functions/adapters/aws/dynamodb-ci-store.ts';
-import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
-import { DynamoTable, ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
-import { systemClock } from '../../functions/adapters/wiring.ts';
+import { DynamoTable } from '../../functions/adapters/aws/dynamodb-table.ts';
+import { Fingerprinter } from '../../functions/adapters/crypto.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import { USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
 import { credentialVersion, identity } from '../support/fixtures.ts';
 import {
   type AlertEnvelope,
   alertSubscriber,
+  lambdaWorld,
   newAlertTopic,
-  standInStateMachine,
   useLocalLambdaEnv,
 } from '../support/lambda-world.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { testAws, uniqueName } from '../support/stack.ts';
 
 const ACCOUNT = '123456789012';
 
@@ -70,17 +65,9 @@ const cloudTrailEvent = (
 const cloudTrailTime = (date: Date) => `${date.toISOString().slice(0, 19)}Z`;
 
 describe('handler: use monitor, CloudTrail calls judged as they arrive (on the local stack)', () => {
-  const aws = awsClients(testAws());
-  const sfn = new SFNClient(awsClientConfig(testAws()));
-  const table = uniqueName('kw-use-monitor');
-  const fingerprintKey = randomBytes(32).toString('hex');
-  const store = dynamoStore({
-    client: aws.dynamodb,
-    tableName: table,
-    clock: systemClock,
-    digest: sha256Hex,
-  });
-  const ciStore = dynamoCiStore(new DynamoTable({ client: aws.dynamodb, tableName: table }));
+  const world = lambdaWorld('kw-use-monitor');
+  const { aws, store, fingerprintKey } = world;
+  const ciStore = dynamoCiStore(new DynamoTable({ client: aws.dynamodb, tableName: world.table }));
   const userName = uniqueName('deploy-prod');
   const deploy = identity({
     id: 'deploy-prod',
@@ -92,20 +79,11 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
   });
   const job = `ci-github-${randomBytes(4).toString('hex')}.1.1`;
   let readAlerts: (waitSeconds?: number) => Promise<AlertEnvelope[]>;
-  let stateMachineArn = '';
   let accessKeyId = '';
   let secret = '';
 
   beforeAll(async () => {
-    const _stack = testStack();
-    await ensureStateTable(aws.dynamodb, table);
-    const keyArn = (
-      await aws.secrets.send(
-        new CreateSecretCommand({ Name: uniqueName('kw-fp-key'), SecretString: fingerprintKey }),
-      )
-    ).ARN;
-    // The revocation state machine's stand-in: it is started, and that is what containment does here.
-    stateMachineArn = await standInStateMachine(testAws());
+    const env = await world.prepare();
     // A managed IAM user's key, recorded as rotation records it: its id and keyed fingerprint.
     await aws.iam.send(new CreateUserCommand({ UserName: userName, Path: '/ci/' }));
     const key = (await aws.iam.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey;
@@ -149,10 +127,9 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     // The alert topic, and a queue subscribed to it to read what owners are told.
     const topicArn = await newAlertTopic(testAws());
     readAlerts = await alertSubscriber(testAws(), topicArn);
-    useLocalLambdaEnv(table, {
-      KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
+    useLocalLambdaEnv(world.table, {
+      ...env,
       KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
-      KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
       KEYWARDEN_EXPOSURE_ALERT_TOPIC_ARN: topicArn,
     });
   });
@@ -193,8 +170,7 @@ describe('handler: use monitor, CloudTrail calls judged as they arrive (on the l
     expect(campaigns[0]?.incident).toMatch(/^UNEXPECTED-USE-[0-9a-f]{12}$/);
     const targets = await store.listTargets(campaigns[0]?.campaignId ?? '');
     expect(targets.map((t) => [t.handle, t.action])).toEqual([[accessKeyId, 'revoke']]);
-    const executions = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
-    expect(executions.executions?.map((e) => e.name)).toEqual([campaigns[0]?.campaignId]);
+    expect(await world.executions()).toEqual([campaigns[0]?.campaignId]);
     expect((await store.latestFindings())?.findings.map((f) => f.id)).toContain(id);
     const { records } = await store.readAll();
     expect(records.filter((r) => r.type === 'credential.used')).toEqual([

@@ -1,13 +1,16 @@
 /**
  * What the Lambda entry-point specs of the exposure scanner and the use monitor set up on the
- * local stack, once: the environment a deployed function reads (its endpoints on loopback), its
- * secrets, a managed OpenBao token recorded as rotation records it, a stand-in revocation state
- * machine (started, and that is what containment does there), and an owner's subscription to an alert topic (an SQS queue: moto delivers to it as it publishes,
- * attributes kept; an HTTP subscriber gets none and blocks).
+ * local stack, once: a function's world ({@link lambdaWorld}: its state table, the fingerprint
+ * key and Vault token as its secrets, a stand-in revocation state machine — started, and that is
+ * what containment does there), the environment a deployed function reads (its endpoints on
+ * loopback), a managed OpenBao token recorded as rotation records it, and an owner's subscription
+ * to an alert topic (an SQS queue: moto delivers to it as it publishes, attributes kept; an HTTP
+ * subscriber gets none and blocks).
  */
 
+import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateStateMachineCommand, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   CreateQueueCommand,
@@ -15,13 +18,67 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { awsClientConfig } from '../../functions/adapters/aws/clients.ts';
-import type { DynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { awsClientConfig, awsClients } from '../../functions/adapters/aws/clients.ts';
+import { type DynamoStore, dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
+import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
 import type { AwsEndpoint } from '../../functions/adapters/aws/endpoint.ts';
-import { Fingerprinter } from '../../functions/adapters/crypto.ts';
+import { Fingerprinter, sha256Hex } from '../../functions/adapters/crypto.ts';
+import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import { credentialVersion } from './fixtures.ts';
-import { newVaultClient, testStack, uniqueName } from './stack.ts';
+import { newVaultClient, testAws, testStack, uniqueName } from './stack.ts';
+
+/**
+ * A deployed function's world on the local stack: its own state table (dynalite, named
+ * `<tablePrefix>-<random>`) and the store over it, the fingerprint key it reads from Secrets
+ * Manager, and the revocation state machine's stand-in. Made at once, set up by `prepare`.
+ */
+export function lambdaWorld(tablePrefix: string) {
+  const aws = awsClients(testAws());
+  const table = uniqueName(tablePrefix);
+  const fingerprintKey = randomBytes(32).toString('hex');
+  const store = dynamoStore({
+    client: aws.dynamodb,
+    tableName: table,
+    clock: systemClock,
+    digest: sha256Hex,
+  });
+  let stateMachineArn = '';
+  return {
+    aws,
+    table,
+    fingerprintKey,
+    store,
+    /**
+     * Creates the table, stores the fingerprint key as a secret, creates the state machine's
+     * stand-in, and returns the environment that names them.
+     */
+    async prepare(): Promise<Record<string, string>> {
+      await ensureStateTable(aws.dynamodb, table);
+      const keyArn = await putSecret(testAws(), uniqueName('kw-fp-key'), fingerprintKey);
+      stateMachineArn = await standInStateMachine(testAws());
+      return {
+        KEYWARDEN_FINGERPRINT_KEY_SECRET_ARN: keyArn,
+        KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: stateMachineArn,
+      };
+    },
+    /** The names of the executions the function started (containment's campaigns, by id). */
+    async executions(): Promise<(string | undefined)[]> {
+      const sfn = new SFNClient(awsClientConfig(testAws()));
+      const { executions = [] } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+      return executions.map((execution) => execution.name);
+    },
+  };
+}
+
+/** The environment that points a function at the local OpenBao: its address, and its token as a new secret. */
+export async function localVaultEnv(): Promise<Record<string, string>> {
+  const { vault } = testStack();
+  return {
+    KEYWARDEN_VAULT_ADDR: vault.addr,
+    KEYWARDEN_VAULT_TOKEN_SECRET_ARN: await putSecret(testAws(), uniqueName('kw-vault-token'), vault.token),
+  };
+}
 
 /**
  * Sets the environment a deployed function reads, pointed at the local stack (DynamoDB is
