@@ -90,7 +90,7 @@ export function registerRevoke(program: Command): void {
         services.store.listReissues(id),
       ]);
       report({ campaign, targets, reissues }, json, await stillLive(services, campaign, targets));
-      if (targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
+      if (campaign.planning || targets.some((t) => t.outcome === 'failed')) throw new ExitCode(1);
     });
 
   revoke
@@ -423,7 +423,12 @@ function report(
   say(
     `campaign ${campaign.campaignId} (${campaign.incident}) ${campaign.status}: ${byOutcome.revoked} revoked, ${byOutcome['already-revoked']} already revoked, ${byOutcome.skipped} skipped, ${byOutcome.failed} failed, ${byOutcome.pending} pending${timeText}`,
   );
+  if (campaign.planning) say(openPlanningLine(campaign));
 }
+
+/** What a campaign whose planner stopped between its parts still lacks, and how to go on. */
+const openPlanningLine = (campaign: StoredCampaign): string =>
+  `planning open: only the targets in ${campaign.planning?.stored.join(', ')} are planned; the other services' credentials are not yet; keywarden revoke resume ${campaign.campaignId} plans and revokes them`;
 
 /** How many still-live credentials the closing line names; the table lists them all. */
 const STILL_LIVE_NAMED = 10;
