@@ -84,7 +84,7 @@ export const BUNDLE_ALIASES = {
  * `functions/handlers/`, on nodejs22.x and arm64. Infra depends on the entry path only, never
  * on the handler's code. A bundle holds only what its handler reaches: the package declares no
  * import side effects (`"sideEffects": false` in package.json), so esbuild drops every module
- * and composition part (functions/adapters/wiring.ts) the handler does not use;
+ * and composition part (functions/adapters/composition.ts) the handler does not use;
  * `npm run bench:bundles` prints each bundle's size and import time.
  *
  * @param handlerFile file name under `functions/handlers/`, e.g. `'discovery.ts'`; it must

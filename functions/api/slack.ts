@@ -6,6 +6,7 @@
  * with the outcome posted to the `response_url`.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock } from '../adapters/composition.ts';
 import {
   parseApproveCommand,
   parseArtifactApproval,
@@ -26,7 +27,6 @@ import {
   type SlackMessage,
 } from '../adapters/slack/messages.ts';
 import type { SlackThreadPoster } from '../adapters/slack/web-api-poster.ts';
-import { systemClock } from '../adapters/wiring.ts';
 import * as breakglass from '../core/breakglass.ts';
 import { followCampaign } from '../core/campaign-progress.ts';
 import { approve as approveArtifact, gateApprovers } from '../core/ci-approval.ts';

@@ -9,9 +9,6 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
-import type { RuntimeConfig } from '../adapters/runtime-config.ts';
-// Only the name enters this bundle: with `sideEffects: false`, esbuild leaves the forge clients out.
-import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
 import {
   approvals,
   breakglass,
@@ -19,7 +16,10 @@ import {
   campaignPlanning,
   ciExchange,
   grantReports,
-} from '../adapters/wiring.ts';
+} from '../adapters/composition.ts';
+import type { RuntimeConfig } from '../adapters/runtime-config.ts';
+// Only the name enters this bundle: with `sideEffects: false`, esbuild leaves the forge clients out.
+import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import type { ApiDeps } from '../api/deps.ts';
 import type { FinishedJobEvent } from '../api/finished-job-event.ts';

@@ -6,8 +6,8 @@
  * exchange does not stop the others; it fails the run so the alarm on this function's errors fires.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Composition, ciEnding } from '../adapters/composition.ts';
 import type { VaultAuditUsage } from '../adapters/vault/audit-usage.ts';
-import { Composition, ciEnding } from '../adapters/wiring.ts';
 import { type CiExchangeDeps, type CiUse, recordUse, sweepCi } from '../core/ci-exchange.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { loadLambdaConfig } from './lambda-config.ts';

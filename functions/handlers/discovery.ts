@@ -7,7 +7,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { PutObject } from '../adapters/aws/s3-put-object.ts';
-import { Composition, discoveryInAws, putObject } from '../adapters/wiring.ts';
+import { Composition, discoveryInAws, putObject } from '../adapters/composition.ts';
 import { type DiscoveryDeps, type DiscoveryRun, runDiscovery } from '../core/discovery-run.ts';
 import { SeveritySchema } from '../core/findings.ts';
 import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';

@@ -6,7 +6,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { GrantExpiryInputSchema } from '../adapters/aws/grant-expiry-scheduler.ts';
-import { breakglassExpiring, Composition } from '../adapters/wiring.ts';
+import { breakglassExpiring, Composition } from '../adapters/composition.ts';
 import { type BreakglassDeps, type ExpiryOutcome, expire } from '../core/breakglass.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';

@@ -5,7 +5,7 @@
  * on this function's errors fires.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { breakglassEnding, Composition } from '../adapters/wiring.ts';
+import { breakglassEnding, Composition } from '../adapters/composition.ts';
 import type { BreakglassDeps } from '../core/breakglass.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { sweep } from '../core/grant-sweep.ts';

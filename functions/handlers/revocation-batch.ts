@@ -3,8 +3,9 @@
  * (functions/handlers/revocation.ts): the campaign engine over the providers and the role-deny
  * door; no S3 in its bundle.
  */
+
+import { Composition, campaigns } from '../adapters/composition.ts';
 import { providerLimiters, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
-import { Composition, campaigns } from '../adapters/wiring.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { ACTOR, makeRevokeBatchHandler } from './revocation.ts';
 import { entryPoint } from './wrap.ts';

@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation plan step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { auditLog, Composition, campaignStore, putObject } from '../adapters/wiring.ts';
+import { auditLog, Composition, campaignStore, putObject } from '../adapters/composition.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { KEYWARDEN_ENV } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';

@@ -2,7 +2,7 @@
  * The Lambda entry point of the revocation report step (functions/handlers/revocation.ts): the
  * campaign's store and the report bucket, nothing else in its bundle.
  */
-import { auditLog, Composition, campaignStore, identities, putObject } from '../adapters/wiring.ts';
+import { auditLog, Composition, campaignStore, identities, putObject } from '../adapters/composition.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { ACTOR, makeReportHandler } from './revocation.ts';
 import { entryPoint } from './wrap.ts';

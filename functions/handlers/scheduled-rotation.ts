@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import pLimit from 'p-limit';
-import { Composition, identities, rotation } from '../adapters/wiring.ts';
+import { Composition, identities, rotation } from '../adapters/composition.ts';
 import type { IdentityStore, Limit } from '../core/ports.ts';
 import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
 import { loadLambdaConfig } from './lambda-config.ts';

@@ -10,7 +10,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DescribeSecretCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod';
-import { Composition, identities, rotation, secrets } from '../adapters/wiring.ts';
+import { Composition, identities, rotation, secrets } from '../adapters/composition.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { deliveryOf } from '../core/kinds.ts';
 import type { IdentityStore } from '../core/ports.ts';

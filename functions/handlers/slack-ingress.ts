@@ -8,7 +8,6 @@
  * past this function can write to the state table and start a worker job, nothing more.
  */
 import { type LambdaInvoke, signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
-import { SlackResponder } from '../adapters/slack/responder.ts';
 import {
   approvalReading,
   breakglassRequesting,
@@ -16,7 +15,8 @@ import {
   campaignAuthorizing,
   deliveryLedger,
   secrets,
-} from '../adapters/wiring.ts';
+} from '../adapters/composition.ts';
+import { SlackResponder } from '../adapters/slack/responder.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { type DeferredJob, signDeferredJob } from '../api/deferred-jobs.ts';
 import type { ApiDeps } from '../api/deps.ts';

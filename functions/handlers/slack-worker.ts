@@ -12,8 +12,6 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
-import { SlackResponder } from '../adapters/slack/responder.ts';
-import { isBotToken, WebApiThreadPoster } from '../adapters/slack/web-api-poster.ts';
 import {
   approvals,
   breakglass,
@@ -21,7 +19,9 @@ import {
   campaignPlanning,
   deliveryLedger,
   secrets,
-} from '../adapters/wiring.ts';
+} from '../adapters/composition.ts';
+import { SlackResponder } from '../adapters/slack/responder.ts';
+import { isBotToken, WebApiThreadPoster } from '../adapters/slack/web-api-poster.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { verifyDeferredJob } from '../api/deferred-jobs.ts';
 import { type DeferredDeps, runDeferred } from '../api/slack.ts';

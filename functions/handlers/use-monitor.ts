@@ -27,7 +27,7 @@ import {
   stateMachineContainment,
   versionsOf,
 } from '../adapters/campaign-launcher.ts';
-import { Composition, ciCredentials, monitorStore, rotation } from '../adapters/wiring.ts';
+import { Composition, ciCredentials, monitorStore, rotation } from '../adapters/composition.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { Clock, IdentityStore, RotationStore, VersionsOfMany } from '../core/ports.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
