@@ -172,8 +172,12 @@ class Run {
     this.started = deps.clock.now().getTime();
   }
 
+  /** The provider bound to this run's identity, asked for once (each step calls it several times). */
+  #provider: BoundProvider | undefined;
+
   get provider(): BoundProvider {
-    return this.deps.providerFor(this.identity);
+    this.#provider ??= this.deps.providerFor(this.identity);
+    return this.#provider;
   }
 
   get now(): string {
