@@ -4,12 +4,12 @@ import * as z from 'zod';
  * A schema built the first time something parses with it, not when its module is imported.
  *
  * Each classic zod schema is an object with every method of the API bound to it, and every
- * `.optional()`, `.min()` or `.default()` is one more: a record schema of twenty fields is sixty
+ * `.optional()`, `.min()` or `.default()` makes one more: the grant module's ten schemas are 191
  * of them, ~40 µs each. A Lambda function imports whole modules for one helper or one type (the
  * grant module for `targetOfType`, the identity module for a kind), so schemas built at import
  * cost every cold start of every function that imports their module, whether it parses with them
- * or not: 450–1,300 of them, 30–40 % of the module import time before this (issue #12). Built on
- * first use, a function pays for the schemas it parses, once, when it first parses.
+ * or not: 250–1,260 of them per function before this (issue #12), a quarter to a third of the import
+ * time. Built on first use, a function pays for the schemas it parses, once, when it first parses.
  *
  * The result is a `z.ZodLazy` over the built schema: it parses, composes (`.optional()`, inside
  * another object) and infers (`z.infer`) as the built one does. What is particular to the built
