@@ -22,34 +22,13 @@ export type AlertDelivery =
  */
 export type AlertFacts = Omit<ExposureAlert, 'cause' | 'status'>;
 
-/** The alert of one attempted containment: the one place an {@link ExposureAlert} is built. */
-export function exposureAlert(
-  cause: ExposureAlert['cause'],
-  status: ExposureAlert['status'],
-  facts: AlertFacts,
-): ExposureAlert {
-  return {
-    cause,
-    identityId: facts.identityId,
-    owner: facts.owner,
-    incident: facts.incident,
-    status,
-    where: facts.where,
-    fingerprint: facts.fingerprint.slice(0, SHORT_FINGERPRINT),
-    campaignId: facts.campaignId,
-    reissuedVersionId: facts.reissuedVersionId,
-    reissue: facts.reissue,
-    report: facts.report,
-    failures: facts.failures,
-  };
-}
-
 /**
- * Sends the alert of `facts` ({@link exposureAlert}) through `alerts`, when configured. A failure
- * is returned, never thrown: the credential is ended whether or not its owner could be told, and
- * the caller says so. Which attempts alert is the caller's: a containment that ended or started
- * alerts each time it does, a failed one only the first time (a retry that fails again tells
- * nobody anything new).
+ * Builds the alert of `facts` (the one place an {@link ExposureAlert} is built: the fingerprint
+ * shortened, nothing else of what it is handed) and sends it through `alerts`, when configured.
+ * A failure is returned, never thrown: the credential is ended whether or not its owner could be
+ * told, and the caller says so. Which attempts alert is the caller's: a containment that ended or
+ * started alerts each time it does, a failed one only the first time (a retry that fails again
+ * tells nobody anything new).
  */
 export async function deliverAlert(
   alerts: ExposureAlerts | undefined,
@@ -59,7 +38,20 @@ export async function deliverAlert(
 ): Promise<AlertDelivery> {
   if (!alerts) return {};
   try {
-    await alerts.alert(exposureAlert(cause, status, facts));
+    await alerts.alert({
+      cause,
+      identityId: facts.identityId,
+      owner: facts.owner,
+      incident: facts.incident,
+      status,
+      where: facts.where,
+      fingerprint: facts.fingerprint.slice(0, SHORT_FINGERPRINT),
+      campaignId: facts.campaignId,
+      reissuedVersionId: facts.reissuedVersionId,
+      reissue: facts.reissue,
+      report: facts.report,
+      failures: facts.failures,
+    });
     return { alerted: true };
   } catch (error) {
     return { alerted: false, alertError: error instanceof Error ? error.message : String(error) };

@@ -9,7 +9,7 @@ import {
   SHORT_FINGERPRINT,
   scanText,
 } from '../../functions/core/exposure.ts';
-import { alertSubject, alertText, exposureAlert } from '../../functions/core/exposure-alert.ts';
+import { alertSubject, alertText, deliverAlert } from '../../functions/core/exposure-alert.ts';
 import { scanAndContain } from '../../functions/core/exposure-batch.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import type { ExposureContainment } from '../../functions/core/ports.ts';
@@ -91,8 +91,8 @@ async function world(alerts = new MemoryExposureAlerts()) {
   return { values, exposure, contain, containment, alerts, asked, hitsIn };
 }
 
-describe('exposure alert: one builder for both causes', () => {
-  it('builds the alert of an attempted containment from its facts: the fingerprint shortened, nothing else of what it was handed', () => {
+describe('deliverAlert: one builder of the alert for both causes', () => {
+  it('builds the alert of an attempted containment from its facts: the fingerprint shortened, nothing else of what it was handed', async () => {
     // prepare: an exposure's containment as containHits keeps it, and an unexpected use's as containUnexpectedUse does
     const fingerprint = `hmac-sha256:${randomBytes(32).toString('hex')}`;
     const exposed = {
@@ -118,55 +118,43 @@ describe('exposure alert: one builder for both causes', () => {
       reissuedVersionId: 'v-2',
       failures: [],
     };
+    const channel = new MemoryExposureAlerts();
 
     // act
-    const alerts = [
-      exposureAlert('exposure', 'failed', exposed),
-      exposureAlert('unexpected-use', 'contained', used),
+    const delivered = [
+      await deliverAlert(channel, 'exposure', 'failed', exposed),
+      await deliverAlert(channel, 'unexpected-use', 'contained', used),
     ];
 
     // assess
-    expect(alerts.map((alert) => Object.keys(alert).sort())).toEqual([
-      [
-        'campaignId',
-        'cause',
-        'failures',
-        'fingerprint',
-        'identityId',
-        'incident',
-        'owner',
-        'reissue',
-        'reissuedVersionId',
-        'report',
-        'status',
-        'where',
-      ],
-      [
-        'campaignId',
-        'cause',
-        'failures',
-        'fingerprint',
-        'identityId',
-        'incident',
-        'owner',
-        'reissue',
-        'reissuedVersionId',
-        'report',
-        'status',
-        'where',
-      ],
-    ]);
-    expect(alerts[0]).toMatchObject({
+    // every field of an alert, each cause's too (an absent one undefined), and nothing else
+    const fields = [
+      'campaignId',
+      'cause',
+      'failures',
+      'fingerprint',
+      'identityId',
+      'incident',
+      'owner',
+      'reissue',
+      'reissuedVersionId',
+      'report',
+      'status',
+      'where',
+    ];
+    expect(delivered).toEqual([{ alerted: true }, { alerted: true }]);
+    expect(channel.sent.map((alert) => Object.keys(alert).sort())).toEqual([fields, fields]);
+    expect(channel.sent[0]).toMatchObject({
       cause: 'exposure',
       status: 'failed',
       failures: ['Vault answered 503'],
     });
-    expect(alerts[1]).toMatchObject({
+    expect(channel.sent[1]).toMatchObject({
       cause: 'unexpected-use',
       status: 'contained',
       reissuedVersionId: 'v-2',
     });
-    for (const alert of alerts) expect(alert.fingerprint).toBe(fingerprint.slice(0, SHORT_FINGERPRINT));
+    for (const alert of channel.sent) expect(alert.fingerprint).toBe(fingerprint.slice(0, SHORT_FINGERPRINT));
   });
 });
 
