@@ -16,7 +16,7 @@
  *
  * Settings come from the environment (read once, checked, named in errors):
  * `KEYWARDEN_RATE_IAM`, `KEYWARDEN_RATE_SECRETS_MANAGER`, `KEYWARDEN_RATE_VAULT`
- * (revocations per second, a whole number ≥ 1) and `KEYWARDEN_CONCURRENCY_IAM`,
+ * (revocations per second, ≥ 1, at most one decimal: `7.5`) and `KEYWARDEN_CONCURRENCY_IAM`,
  * `KEYWARDEN_CONCURRENCY_SECRETS_MANAGER`, `KEYWARDEN_CONCURRENCY_VAULT` (at once, ≥ 1).
  *
  * p-limit bounds how many are in flight; p-throttle (same author, maintained, typed,
@@ -34,8 +34,14 @@ import type { Limit } from '../core/ports.ts';
 const ServiceLimitSchema = z.strictObject({
   /** Revocations in flight at once. */
   concurrency: z.int().min(1).max(256),
-  /** Revocations started per second. */
-  perSecond: z.int().min(1).max(10_000),
+  /** Revocations started per second: at most one decimal (7.5: IAM's 15 mutating calls a second, two per revocation). */
+  perSecond: z
+    .number()
+    .min(1)
+    .max(10_000)
+    .refine((n) => Math.abs(n * 10 - Math.round(n * 10)) < 1e-9, {
+      error: 'expected at most one decimal',
+    }),
 });
 export type ServiceLimit = z.infer<typeof ServiceLimitSchema>;
 
@@ -71,13 +77,14 @@ export const rateLimitEnvNames = (service: ProviderService) => ({
  * @throws ValidationError naming the variable and the value it holds, when not a whole number ≥ 1.
  */
 export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimits {
-  const read = (name: string, fallback: number, max: number): number => {
+  const read = (name: string, fallback: number, max: number, decimal = false): number => {
     const text = env[name];
     if (text === undefined || text === '') return fallback;
     const value = Number(text);
-    if (!Number.isInteger(value) || value < 1 || value > max) {
+    const valid = decimal ? /^\d+(\.\d)?$/.test(text.trim()) : Number.isInteger(value);
+    if (!valid || value < 1 || value > max) {
       throw new ValidationError(
-        `environment variable ${name}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`,
+        `environment variable ${name}: expected ${decimal ? 'a number with at most one decimal' : 'a whole number'} from 1 to ${max}, got ${JSON.stringify(text)}`,
       );
     }
     return value;
@@ -88,17 +95,23 @@ export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLim
     const fallback = DEFAULT_RATE_LIMITS[service];
     limits[service] = {
       concurrency: read(names.concurrency, fallback.concurrency, 256),
-      perSecond: read(names.perSecond, fallback.perSecond, 10_000),
+      perSecond: read(names.perSecond, fallback.perSecond, 10_000, true),
     };
   }
   return limits;
 }
 
-/** A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second. */
+/**
+ * A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second; a
+ * rate with a decimal is kept over the window that makes it whole (7.5/s: 15 in any 2 s).
+ */
 export function serviceLimiter(limit: ServiceLimit): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
-  const gate = pThrottle({ limit: perSecond, interval: 1_000, strict: true })(() => undefined);
+  const seconds = [1, 2, 5, 10].find((n) => Math.abs(perSecond * n - Math.round(perSecond * n)) < 1e-9) ?? 10;
+  const gate = pThrottle({ limit: Math.round(perSecond * seconds), interval: 1_000 * seconds, strict: true })(
+    () => undefined,
+  );
   return <T>(work: () => Promise<T>) =>
     slots(async () => {
       await gate();

@@ -48,17 +48,23 @@ export interface ServiceBudget {
  * inside it; hence at most the smallest concurrency or per-second figure, so every worker
  * gets at least one of each. Without `requested`: the smallest concurrency of the budget.
  *
- * @throws ValidationError when a figure of the budget is not a whole number ≥ 1, or
+ * @throws ValidationError when a concurrency is not a whole number ≥ 1 or a rate is below 1, or
  *   `requested` is outside 1 … the smallest figure.
  */
 export function batchConcurrency(budgets: readonly ServiceBudget[], requested?: number): number {
-  const figures = budgets.flatMap((b) => [b.concurrency, b.perSecond]);
-  if (figures.length === 0 || !figures.every((n) => Number.isInteger(n) && n >= 1)) {
+  const valid = budgets.every(
+    (b) =>
+      Number.isInteger(b.concurrency) &&
+      b.concurrency >= 1 &&
+      Number.isFinite(b.perSecond) &&
+      b.perSecond >= 1,
+  );
+  if (budgets.length === 0 || !valid) {
     throw new ValidationError(
-      `rateLimits must hold whole numbers ≥ 1 for every concurrency and perSecond; received ${JSON.stringify(budgets)}.`,
+      `rateLimits must hold a whole number ≥ 1 for every concurrency and a number ≥ 1 for every perSecond; received ${JSON.stringify(budgets)}.`,
     );
   }
-  const ceiling = Math.min(...figures);
+  const ceiling = Math.min(...budgets.flatMap((b) => [b.concurrency, Math.floor(b.perSecond)]));
   const chosen = requested ?? Math.min(...budgets.map((b) => b.concurrency));
   if (!Number.isInteger(chosen) || chosen < 1 || chosen > ceiling) {
     throw new ValidationError(
@@ -68,8 +74,8 @@ export function batchConcurrency(budgets: readonly ServiceBudget[], requested?: 
   return chosen;
 }
 
-/** One worker's share of a service's budget when `workers` run at once. */
+/** One worker's share of a service's budget when `workers` run at once (a rate to a tenth, rounded down). */
 export const workerShare = (budget: ServiceBudget, workers: number): ServiceBudget => ({
   concurrency: Math.floor(budget.concurrency / workers),
-  perSecond: Math.floor(budget.perSecond / workers),
+  perSecond: Math.floor((budget.perSecond * 10) / workers) / 10,
 });

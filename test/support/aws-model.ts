@@ -374,14 +374,17 @@ const WRITES_PER_REVOCATION = { iam: 2, 'secrets-manager': 2 } as const;
 /**
  * keywarden's rate limits (the KEYWARDEN_RATE_* variables of functions/adapters/rate-limits.ts)
  * taken from the quota table, so a campaign paces itself at the quotas: revocations per
- * second = the service's write quota / the writes one revocation makes, rounded down.
+ * second = the service's write quota / the writes one revocation makes, to a tenth rounded down
+ * (IAM: 15 / 2 = 7.5).
  * Vault has no quota: left to the caller.
  */
 export function rateLimitEnvFromQuotas(quotas: readonly Quota[] = AWS_QUOTAS): Record<string, string> {
   const iam = perSecondOf(quotas, 'iam:mutating');
   const secrets = perSecondOf(quotas, 'secretsmanager:writes');
   return {
-    ...(iam && { KEYWARDEN_RATE_IAM: String(Math.max(1, Math.floor(iam / WRITES_PER_REVOCATION.iam))) }),
+    ...(iam && {
+      KEYWARDEN_RATE_IAM: String(Math.max(1, Math.floor((iam * 10) / WRITES_PER_REVOCATION.iam) / 10)),
+    }),
     ...(secrets && {
       KEYWARDEN_RATE_SECRETS_MANAGER: String(
         Math.max(1, Math.floor(secrets / WRITES_PER_REVOCATION['secrets-manager'])),

@@ -118,7 +118,7 @@ describe('aws model: quotas', () => {
 
   it("paces keywarden's revocations at the quotas: writes per second / writes per revocation", () => {
     expect(rateLimitEnvFromQuotas()).toEqual({
-      KEYWARDEN_RATE_IAM: '7',
+      KEYWARDEN_RATE_IAM: '7.5',
       KEYWARDEN_RATE_SECRETS_MANAGER: '25',
     });
   });

@@ -1,0 +1,37 @@
+/**
+ * Revocation rate limits from the environment (functions/adapters/rate-limits.ts) and their split
+ * over revoke-batch workers (functions/core/revocation-batching.ts): a rate may hold a tenth, so
+ * IAM's 15 mutating calls a second at two per key revocation is 7.5 revocations a second, not 7.
+ */
+import { describe, expect, it } from 'vitest';
+import { rateLimitsFromEnv } from '../../functions/adapters/rate-limits.ts';
+import { ValidationError } from '../../functions/core/errors.ts';
+import { batchConcurrency, workerShare } from '../../functions/core/revocation-batching.ts';
+
+describe('rate limits: a rate with one decimal', () => {
+  it('reads KEYWARDEN_RATE_IAM=7.5 as 7.5 revocations a second', () => {
+    expect(rateLimitsFromEnv({ KEYWARDEN_RATE_IAM: '7.5' }).iam).toEqual({ concurrency: 4, perSecond: 7.5 });
+  });
+
+  it.each(['7.55', '0.5', 'fast', '7,5'])(
+    'refuses KEYWARDEN_RATE_IAM=%s, naming the variable and what it expects',
+    (text) => {
+      expect(() => rateLimitsFromEnv({ KEYWARDEN_RATE_IAM: text })).toThrow(ValidationError);
+      expect(() => rateLimitsFromEnv({ KEYWARDEN_RATE_IAM: text })).toThrow(
+        /KEYWARDEN_RATE_IAM: expected a number with at most one decimal from 1 to 10000/,
+      );
+    },
+  );
+
+  it('keeps a concurrency a whole number', () => {
+    expect(() => rateLimitsFromEnv({ KEYWARDEN_CONCURRENCY_IAM: '2.5' })).toThrow(/expected a whole number/);
+  });
+
+  it('splits 7.5 a second over four workers as 1.8 each, never more than the whole', () => {
+    const iam = { concurrency: 4, perSecond: 7.5 };
+    expect(batchConcurrency([iam, { concurrency: 16, perSecond: 25 }])).toBe(4);
+    expect(workerShare(iam, 4)).toEqual({ concurrency: 1, perSecond: 1.8 });
+    expect(batchConcurrency([{ concurrency: 16, perSecond: 7.5 }], 7)).toBe(7);
+    expect(() => batchConcurrency([{ concurrency: 16, perSecond: 7.5 }], 8)).toThrow(/from 1 to 7/);
+  });
+});
