@@ -41,7 +41,8 @@
  * answers, targets failed and failed by throttling; the ratios; where keywarden's store calls
  * went; planning's stages (each port call's span and summed time), its requests by call and the
  * CPU each process spent on it (`KEYWARDEN_BENCH_PLAN_PROFILE=<file>.cpuprofile` also profiles
- * this process while it plans); a Markdown block for the README. Each fleet is then checked on
+ * this process while it plans, `KEYWARDEN_BENCH_PROFILE=<file>.cpuprofile` while it plans and
+ * runs); a Markdown block for the README. Each fleet is then checked on
  * the servers themselves.
  *
  *   npx tsx bench/revocation.ts [--model loopback|aws] [--targets 2000] [--preexisting 400]
@@ -394,6 +395,7 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
   };
   const planPhase = startPhase(pids);
   const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PLAN_PROFILE);
+  const profilingAll = await startCpuProfile(process.env.KEYWARDEN_BENCH_PROFILE);
   const started = performance.now();
   // In parts (`keywarden revoke --yes` on the local stack): the first part's targets run while the
   // rest is listed, each part as a run of its targets, then the campaign is closed as the report
@@ -460,6 +462,7 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
     run = { campaign, targets, reissues, settled: targets.length, stopped: false };
   }
   const ran = performance.now();
+  await profilingAll?.();
   const storeCallsRun = storeCalls() - storeCallsPlanned;
   const reportDir = mkdtempSync(join(tmpdir(), 'keywarden-bench-report-'));
   process.env.KEYWARDEN_REPORTS_DIR = reportDir;
