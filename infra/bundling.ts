@@ -46,21 +46,13 @@ export const UNREACHED_SDK_MODULES = ['@smithy/core/event-streams'] as const;
  * Packages every bundle takes from elsewhere (esbuild `--alias`, resolved from the repository
  * root), by the package they replace.
  *
- * `mime-db` (133 kB of JSON, every media type known): `@slack/web-api` and axios build multipart
- * bodies with `form-data`, which asks `mime-types`, which loads all of `mime-db`, for the content
- * type of a file it uploads. keywarden uploads no file: its Slack calls (`chat.postMessage`) carry
- * strings only, sent as JSON or a URL-encoded form, and never reach `form-data`, which is now
- * stubbed (below). Should a bundle ever carry the real `form-data` again, it gets instead a copy
- * of `mime-db`'s entries for a dozen common types (`functions/adapters/slack/mime-db-slim.json`,
- * the same shape): `mime-types` runs unchanged, and an upload of another type would go as
- * `application/octet-stream`, form-data's own default.
- *
- * Of the rest of `@slack/web-api`'s tree, what its client never reaches as keywarden builds it
+ * What `@slack/web-api`'s tree holds that its client never reaches as keywarden builds it
  * (web-api-poster.ts) is replaced by a stub that fails loudly if it ever were
  * (`functions/adapters/slack/bundle-stubs/`), ~40 kB of the Slack worker and the exposure scanner:
  * - `form-data` (with combined-stream, asynckit, mime-types and get-intrinsic's dozen packages):
  *   the client builds a multipart body only for a call carrying a Buffer or a stream, a file
- *   upload; keywarden's calls carry strings, sent URL-encoded;
+ *   upload; keywarden's calls carry strings, sent URL-encoded (so neither is `mime-db`, 133 kB of
+ *   JSON, which `mime-types` loads for an upload's content type);
  * - `follow-redirects`: the client's axios is built with `maxRedirects: 0`, so it sends through
  *   Node's own `http` and `https`;
  * - `https-proxy-agent` (with agent-base and debug): the client's axios is built with
@@ -69,10 +61,9 @@ export const UNREACHED_SDK_MODULES = ['@smithy/core/event-streams'] as const;
  * `eventemitter3` is one copy: `p-queue` 6 asks for 4.x and `@slack/web-api` for 5.x, which has
  * the same CommonJS API (5.0 only added an ES module entry).
  *
- * test/infra/bundling.test.ts posts through the bundled client.
+ * test/infra/slack-bundle-stubs.test.ts posts through the bundled client.
  */
 export const BUNDLE_ALIASES = {
-  'mime-db': './functions/adapters/slack/mime-db-slim.json',
   'form-data': './functions/adapters/slack/bundle-stubs/form-data.cjs',
   'follow-redirects': './functions/adapters/slack/bundle-stubs/follow-redirects.cjs',
   'https-proxy-agent': './functions/adapters/slack/bundle-stubs/https-proxy-agent.cjs',
