@@ -1,22 +1,8 @@
-/**
- * The one synth that bundles: every function of the stack is built by esbuild from its
- * handler, as `cdk deploy` would, and its asset holds the ESM bundle. The other infra
- * specs skip bundling (test/infra/keywarden-fixture.ts).
- */
-import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { App } from 'aws-cdk-lib';
-import { build } from 'esbuild';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { EVERY_FUNCTION, handlerAssets } from '../../bench/bundles.ts';
-import type { WebApiThreadPoster } from '../../functions/adapters/slack/web-api-poster.ts';
-import { SecretValue } from '../../functions/core/secret-value.ts';
-import { BUNDLE_ALIASES, UNREACHED_CREDENTIAL_PROVIDERS } from '../../infra/bundling.ts';
 import { synthesizeKeywarden } from './keywarden-fixture.ts';
 
 /** Issue #12's target for every handler bundle, minified. */
