@@ -14,13 +14,13 @@ import {
   paginateListAccessKeys,
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { KeywardenError, NotFoundError, VerificationError } from '../../core/errors.ts';
 import type { IdentityOfKind } from '../../core/identity.ts';
 import type { CredentialProvider, IssuedCredential, ListedCredential } from '../../core/ports.ts';
 import { SecretValue } from '../../core/secret-value.ts';
-import { awsClientConfig, awsErrorName, awsFailure } from './clients.ts';
+import { awsErrorName, awsFailure } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
+import { signedGetCallerIdentity } from './sts-caller-identity.ts';
 
 type KeyIdentity = IdentityOfKind<'aws-iam-access-key'>;
 
@@ -286,43 +286,39 @@ export class IamAccessKeyProvider implements CredentialProvider<'aws-iam-access-
     userName: string,
     pair: { accessKeyId: string; secretAccessKey: string },
   ): Promise<string> {
-    const sts = new STSClient(awsClientConfig({ ...this.#endpoint, credentials: pair }));
-    try {
-      let waited = 0;
-      let delay = 500;
-      for (;;) {
-        try {
-          const { Arn } = await sts.send(new GetCallerIdentityCommand({}));
-          if (!Arn) {
-            throw new VerificationError(
-              `expected STS to name the caller of access key ${pair.accessKeyId}, but it did not.`,
-            );
-          }
-          return Arn;
-        } catch (error) {
-          if (error instanceof VerificationError) throw error;
-          const name = awsErrorName(error);
-          if (name === undefined || !NOT_YET_PROPAGATED.has(name)) {
-            throw awsFailure(
-              `testing access key ${pair.accessKeyId} of IAM user ${userName} with STS GetCallerIdentity`,
-              error,
-            );
-          }
-          if (waited >= this.#verifyTimeoutMs) {
-            throw new VerificationError(
-              `expected STS to accept access key ${pair.accessKeyId} of IAM user ${userName} within ${this.#verifyTimeoutMs} ms, ` +
-                `but it still answers ${name}; the key is not usable, so the current key stays in force.`,
-              { cause: error },
-            );
-          }
-          const wait = Math.min(delay, this.#verifyTimeoutMs - waited);
-          await this.#sleep(wait);
-          waited += wait;
-          delay = Math.min(delay * 2, 5_000);
+    const getCallerIdentity = signedGetCallerIdentity(this.#endpoint);
+    let waited = 0;
+    let delay = 500;
+    for (;;) {
+      try {
+        const { arn: Arn } = await getCallerIdentity(pair);
+        if (!Arn) {
+          throw new VerificationError(
+            `expected STS to name the caller of access key ${pair.accessKeyId}, but it did not.`,
+          );
         }
+        return Arn;
+      } catch (error) {
+        if (error instanceof VerificationError) throw error;
+        const name = awsErrorName(error);
+        if (name === undefined || !NOT_YET_PROPAGATED.has(name)) {
+          throw awsFailure(
+            `testing access key ${pair.accessKeyId} of IAM user ${userName} with STS GetCallerIdentity`,
+            error,
+          );
+        }
+        if (waited >= this.#verifyTimeoutMs) {
+          throw new VerificationError(
+            `expected STS to accept access key ${pair.accessKeyId} of IAM user ${userName} within ${this.#verifyTimeoutMs} ms, ` +
+              `but it still answers ${name}; the key is not usable, so the current key stays in force.`,
+            { cause: error },
+          );
+        }
+        const wait = Math.min(delay, this.#verifyTimeoutMs - waited);
+        await this.#sleep(wait);
+        waited += wait;
+        delay = Math.min(delay * 2, 5_000);
       }
-    } finally {
-      sts.destroy();
     }
   }
 }
