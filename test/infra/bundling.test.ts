@@ -10,18 +10,19 @@ const TARGET_KB = 400;
 
 /**
  * The functions still above the target, pinned ~3 % above their size (npm run bench:bundles,
- * 2026-12-05) so that none grows back; every other function is held at the target. The floor of
- * a function that reads the state table is ~290 kB: the SDK's core ~135 kB (@smithy/core and
- * @aws-sdk/core: the protocol codecs, retry, signing, with ~15 kB of event-stream serde every
- * client's runtime config imports), zod ~62 kB (4.1's classic API), the DynamoDB client with
- * lib-dynamodb and its endpoint cache ~50 kB, Secrets Manager for the cold-start secrets ~13 kB,
- * Powertools ~20 kB. The grant expiry, the sweeper, the revocation plan and report, the CI
- * sweeper and the Slack ingress fit under the target since each composes only the ports and
- * clients its work uses (functions/adapters/wiring.ts; the ingress runs Slack's two routes
- * without the API's router). Above it:
- * - rotation and the revoke-batch worker: IAM and STS (their query protocol's XML codec) and
- *   Secrets Manager (~60 kB together), the provider and delivery of every kind and the Vault
- *   client (~50 kB);
+ * 2026-12-05 15:20 UTC; `--weights` prints what fills each) so that none grows back; every other
+ * function is held at the target. Before its own code, a function that reads the state table
+ * carries ~260–280 kB: the SDK's core ~115–130 kB (@smithy/core and @aws-sdk/core: the protocol codecs,
+ * retry, signing, the endpoint rules; the event-stream serde is left out, infra/bundling.ts), zod
+ * ~63 kB (4.1's classic API), the DynamoDB client with lib-dynamodb and its endpoint cache
+ * ~50 kB, Secrets Manager for the cold-start secrets ~13 kB, the SigV4 signer and the HTTP handler
+ * ~16 kB, and Powertools' logger ~20 kB where it logs. The grant expiry, the sweeper, the
+ * revocation plan and report, the CI sweeper and the Slack ingress fit under the target since each
+ * composes only the ports and clients its work uses (functions/adapters/composition.ts; the
+ * ingress runs Slack's two routes without the API's router). Above it:
+ * - rotation and the revoke-batch worker: IAM (its query protocol's XML codec) and Secrets
+ *   Manager (~43 kB together), the provider and delivery of every kind and the Vault client
+ *   (~60–70 kB of adapters), the rotation protocol (~11–16 kB), Powertools metrics (~10 kB, rotation);
  * - discovery: IAM and Secrets Manager listings, Vault discovery, Powertools metrics;
  * - the API: every route, with IAM, STS, Secrets Manager, KMS, Step Functions, the scheduler,
  *   jose and the providers of every kind;
@@ -29,21 +30,21 @@ const TARGET_KB = 400;
  *   Manager) and Step Functions to contain a managed key used from outside its runners, and SNS
  *   (~46 kB) to tell its owner;
  * - the Slack worker: approvals (KMS), decisions (STS, Vault), campaign planning and Step
- *   Functions, and `@slack/web-api` with axios (~250 kB, loaded on its first post, so not
- *   evaluated at import; mime-db is aliased to a dozen entries, infra/bundling.ts);
- * - the exposure scanner (#14): secretlint with its recommended preset and keywarden's own rules
- *   (~95 kB), campaign planning and Step Functions to contain, the GitHub and GitLab log readers
- *   (~13 kB), SNS (~46 kB) and `@slack/web-api` with axios for its alerts (loaded on the first).
+ *   Functions, and `@slack/web-api` with axios (~125 kB, loaded on its first post, so not
+ *   evaluated at import);
+ * - the exposure scanner (#14): secretlint with its recommended preset and keywarden's own rules,
+ *   campaign planning and Step Functions to contain, the GitHub and GitLab log readers, SNS
+ *   (~46 kB) and `@slack/web-api` with axios for its alerts (loaded on the first).
  */
 const CEILING_KB: Readonly<Record<string, number>> = {
-  Discovery: 462,
-  'Rotation/SecretRotation': 498,
-  'Revocation/RevokeBatch': 502,
-  'Rotation/Scheduled': 503,
-  'UseMonitor/Monitor': 608,
-  'Api/Handler': 698,
-  'Api/SlackWorker': 835,
-  'ExposureScanner/Scanner': 922,
+  Discovery: 438,
+  'Rotation/SecretRotation': 456,
+  'Revocation/RevokeBatch': 459,
+  'Rotation/Scheduled': 460,
+  'UseMonitor/Monitor': 571,
+  'Api/Handler': 679,
+  'Api/SlackWorker': 755,
+  'ExposureScanner/Scanner': 845,
 };
 
 describe('bundling: every handler builds, and stays lean', () => {
