@@ -419,10 +419,13 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
               firstStored = performance.now();
               storeCallsFirst = storeCalls();
               const id = first.campaign.campaignId;
-              runs.push(
+              const parts = [
                 campaignRun(id, first.pending),
                 rest.then(({ pending }) => campaignRun(id, pending)),
-              );
+              ];
+              // Awaited once planning returns; marked handled so a failed part is not also unhandled meanwhile.
+              for (const part of parts) part.catch(() => undefined);
+              runs.push(...parts);
             },
           },
         }

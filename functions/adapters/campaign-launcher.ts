@@ -28,9 +28,10 @@ import {
   summaryOf,
   type Target,
 } from '../core/campaign.ts';
+import { campaignTargetEvent } from '../core/campaign-engine.ts';
 import { type Listing, type LiveSubject, needsListing, resolveLive } from '../core/campaign-live.ts';
 import type { CredentialVersion } from '../core/credential-version.ts';
-import { ConflictError, KeywardenError, NotFoundError } from '../core/errors.ts';
+import { ConflictError, KeywardenError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { SHORT_FINGERPRINT } from '../core/exposure.ts';
 import type { Identity, IdentityKind } from '../core/identity.ts';
 import { kindFacts, type ProviderService, serviceOf } from '../core/kinds.ts';
@@ -99,13 +100,18 @@ export interface PlanAndStoreOptions {
 }
 
 /** What storing a campaign in parts reads and writes of the campaign store, beyond storing a plan. */
-export type PartsStore = Pick<CampaignStore, 'addTargets' | 'getCampaign' | 'putCampaign' | 'listTargets'>;
+export type PartsStore = Pick<
+  CampaignStore,
+  'addTargets' | 'getCampaign' | 'putCampaign' | 'listTargets' | 'leaseBatch' | 'renewBatch' | 'settleBatch'
+>;
 
 /** One stored part of a campaign planned in parts: the campaign as stored then, and the part's targets to revoke. */
 export interface PlannedPart {
   campaign: StoredCampaign;
   /** Ids of the part's pending targets. */
   pending: string[];
+  /** How many of its targets were settled at planning (skipped, or failed to be listed). */
+  settled: number;
 }
 
 /** `INC-42-20261121T101500Z-3fa2`: sorts by time within an incident, unique per run. */
@@ -347,7 +353,7 @@ async function putEach(
  * Plans a campaign over the inventory and what is live in the providers (a dry run shows the
  * same plan) and, unless it is a dry run, matches nothing or is not confirmed, records what
  * it found live and never recorded, then stores it (status `planned`) for a launcher to run;
- * with `onFirstPart`, in two parts (see {@link PlanAndStoreOptions.onFirstPart}).
+ * with `inParts`, in two parts (see {@link PlanAndStoreOptions.inParts}).
  *
  * @throws ValidationError for an invalid incident or selector, naming the bad term.
  */
@@ -357,8 +363,8 @@ export async function planAndStoreCampaign(
   options: PlanAndStoreOptions = {},
 ): Promise<PlannedCampaign> {
   if (options.confirm && options.inParts) {
-    throw new KeywardenError(
-      'a campaign planned in parts starts before its plan is whole: it cannot be confirmed',
+    throw new ValidationError(
+      'a campaign planned in parts starts before its plan is whole: expected either a confirmation or parts, not both',
     );
   }
   const now = services.clock.now();
@@ -419,7 +425,7 @@ const pendingOf = (targets: readonly Target[]): string[] =>
 /**
  * Stores `head` (the first service's targets) as the campaign with its planning open, hands it to
  * `onFirstPart`, then plans the other identities and stores them as the second part, closing the
- * planning.
+ * planning; it holds the campaign's planning lease throughout, so no resume plans it meanwhile.
  */
 async function storeInParts(
   services: CampaignPlanningDeps,
@@ -433,66 +439,197 @@ async function storeInParts(
   },
 ): Promise<PlannedCampaign> {
   const { head, first, rest, resolve } = parts;
-  await adopt(services, head, request.actor);
-  const campaign = await services.store.createCampaign(
-    { ...head.campaign, planning: { stored: [first] } },
-    head.targets,
-  );
-  const tail = (async () => {
-    const plan = planCampaign({
-      campaignId: campaign.campaignId,
-      incident: campaign.incident,
-      selectors: request.selectors,
-      requestedBy: request.actor,
-      now: campaign.createdAt,
-      reissue: request.reissue,
-      subjects: await resolveAll(rest, resolve),
-      firstBatch: nextBatch(head.targets),
-    });
-    const stored = await storeLastPart(
-      { ...services, campaigns },
-      campaign.campaignId,
-      plan,
+  const lease = await PlanningLease.take({ ...services, campaigns }, head.campaign.campaignId);
+  let campaign: StoredCampaign;
+  try {
+    await adopt(services, head, request.actor);
+    campaign = await services.store.createCampaign(
+      { ...head.campaign, planning: { stored: [first] } },
       head.targets,
-      request.actor,
     );
-    return { plan, campaign: stored };
+  } catch (error) {
+    await lease.giveUp();
+    throw error;
+  }
+  const tail = (async () => {
+    try {
+      const plan = planCampaign({
+        campaignId: campaign.campaignId,
+        incident: campaign.incident,
+        selectors: request.selectors,
+        requestedBy: request.actor,
+        now: campaign.createdAt,
+        reissue: request.reissue,
+        subjects: await resolveAll(rest, resolve),
+        firstBatch: nextBatch(head.targets),
+      });
+      const part = await storeLastPart({ ...services, campaigns }, lease, plan, head.targets, request.actor);
+      return { plan, part };
+    } catch (error) {
+      await lease.giveUp();
+      throw error;
+    }
   })();
-  const restPart = tail.then(({ plan, campaign: stored }) => ({
-    campaign: stored,
-    pending: pendingOf(plan.targets),
-  }));
   // Its taker awaits it; marked handled here so a failure is not also an unhandled rejection.
+  const restPart = tail.then(({ part }) => part);
   restPart.catch(() => undefined);
-  onFirstPart({ campaign, pending: pendingOf(head.targets) }, restPart);
-  const { plan, campaign: stored } = await tail;
-  return { status: 'stored', summary: summaryOf([...head.targets, ...plan.targets]), campaign: stored };
+  try {
+    onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart);
+  } catch (error) {
+    // The rest is stored all the same (or fails, saying so); the taker's error is the one to show.
+    tail.catch(() => undefined);
+    throw error;
+  }
+  const { plan, part } = await tail;
+  return {
+    status: 'stored',
+    summary: summaryOf([...head.targets, ...plan.targets]),
+    campaign: part.campaign,
+  };
+}
+
+/** How long a campaign's planner holds its planning unless it renews it: a dead planner's resume waits this long at most. */
+const PLANNING_LEASE_MS = 60_000;
+
+/** The lease name of a campaign's planning, beside its batches' numbers. */
+const PLANNING_LEASE = 'planning';
+
+/**
+ * The planning lease of a campaign planned in parts (the campaign store's batch lease named
+ * `planning`): its one planner holds it from before the first part is stored until the planning
+ * closes, renewing it while it lists, so a resume meanwhile (`keywarden revoke resume`, the API's)
+ * is refused instead of planning the rest a second time, and a planner that lost it (it stalled
+ * past its lease and a resume took over) stores nothing more.
+ */
+class PlanningLease {
+  readonly #services: Pick<CampaignPlanningDeps, 'clock'> & { campaigns: PartsStore };
+  readonly #holder: string;
+  readonly #renewal: ReturnType<typeof setInterval>;
+  #lost = false;
+
+  private constructor(
+    services: Pick<CampaignPlanningDeps, 'clock'> & { campaigns: PartsStore },
+    readonly campaignId: string,
+    holder: string,
+  ) {
+    this.#services = services;
+    this.#holder = holder;
+    this.#renewal = setInterval(() => void this.renew().catch(() => undefined), PLANNING_LEASE_MS / 3);
+    this.#renewal.unref();
+  }
+
+  /** @throws ConflictError while another planner holds the campaign's planning. */
+  static async take(
+    services: Pick<CampaignPlanningDeps, 'clock'> & { campaigns: PartsStore },
+    campaignId: string,
+  ): Promise<PlanningLease> {
+    const holder = `plan:${randomBytes(6).toString('hex')}`;
+    const now = services.clock.now().getTime();
+    const lease = await services.campaigns.leaseBatch(campaignId, {
+      batch: PLANNING_LEASE,
+      holder,
+      now,
+      expiresAt: now + PLANNING_LEASE_MS,
+      tryIds: [],
+    });
+    if (!lease.taken) {
+      throw new ConflictError(
+        `campaign ${campaignId} is being planned by another process (its lease runs until ${new Date(lease.expiresAt).toISOString()}); follow it with keywarden revoke status ${campaignId}, and resume it only once that process has stopped`,
+      );
+    }
+    return new PlanningLease(services, campaignId, holder);
+  }
+
+  /** Renews the lease; false (and from then on) once another planner has taken it. */
+  async renew(): Promise<boolean> {
+    if (this.#lost) return false;
+    const kept = await this.#services.campaigns.renewBatch(this.campaignId, {
+      batch: PLANNING_LEASE,
+      holder: this.#holder,
+      expiresAt: this.#services.clock.now().getTime() + PLANNING_LEASE_MS,
+    });
+    if (!kept) this.#lost = true;
+    return kept;
+  }
+
+  /** @throws ConflictError when another planner took over: this one must store nothing more. */
+  async check(): Promise<void> {
+    if (!(await this.renew())) {
+      throw new ConflictError(
+        `campaign ${this.campaignId}: another process took over its planning while this one was listing; its plan stands, this one stored nothing more`,
+      );
+    }
+  }
+
+  /** Gives the lease back once the planning is closed. */
+  async release(): Promise<void> {
+    this.stop();
+    await this.#services.campaigns.settleBatch(this.campaignId, {
+      batch: PLANNING_LEASE,
+      holder: this.#holder,
+      outcomes: [],
+      done: [],
+      untried: [],
+    });
+  }
+
+  /**
+   * Gives the lease back after a failure, so a resume may plan the rest at once; if that fails too
+   * (the store is down), the lease runs out by itself.
+   */
+  async giveUp(): Promise<void> {
+    await this.release().catch(() => undefined);
+  }
+
+  stop(): void {
+    clearInterval(this.#renewal);
+  }
 }
 
 /**
- * Records what the last part adopts, stores its targets (those not stored already: a planner that
- * died may have stored some), then closes the campaign's planning with the whole plan's counts.
+ * Records what the last part adopts, audits its targets settled at planning (the campaign's start
+ * may not see them), stores its targets (those not stored already: a planner that died may have
+ * stored some), then closes the campaign's planning with the whole plan's counts and gives the
+ * lease back. Each write is made only while `lease` is held.
  */
 async function storeLastPart(
   services: CampaignPlanningDeps & { campaigns: PartsStore },
-  campaignId: string,
+  lease: PlanningLease,
   plan: Plan,
   stored: readonly Target[],
   actor: string,
-): Promise<StoredCampaign> {
+): Promise<PlannedPart> {
+  const { campaignId } = lease;
   const store = services.campaigns;
   const known = new Set(stored.map((target) => target.targetId));
-  const fresh = plan.targets.filter((target) => !known.has(target.targetId));
+  const fresh = plan.targets
+    .filter((target) => !known.has(target.targetId))
+    .map(
+      (target): Target => (target.outcome === 'skipped' ? { ...target, auditedAtPlanning: true } : target),
+    );
+  await lease.check();
   await adopt(services, plan, actor);
-  if (fresh.length > 0) await store.addTargets(campaignId, fresh);
+  const settled = fresh.filter((target) => target.auditedAtPlanning);
+  if (settled.length > 0) {
+    await services
+      .rotationDeps(actor)
+      .audit.appendMany(settled.map((target) => campaignTargetEvent(plan.campaign, actor, target)));
+  }
+  if (fresh.length > 0) {
+    await lease.check();
+    await store.addTargets(campaignId, fresh);
+  }
   const counts = summarize([...stored, ...fresh]);
+  const pending = pendingOf(fresh);
   for (let attempt = 1; ; attempt += 1) {
     const current = await store.getCampaign(campaignId);
     if (!current)
       throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close the planning of`);
     const { rev, planning: _open, ...rest } = current;
     try {
-      return await store.putCampaign({ ...rest, counts }, rev);
+      const campaign = await store.putCampaign({ ...rest, counts }, rev);
+      await lease.release();
+      return { campaign, pending, settled: fresh.length - pending.length };
     } catch (error) {
       // A run started it meanwhile: read it again.
       if (!(error instanceof ConflictError) || attempt >= 5) throw error;
@@ -502,9 +639,12 @@ async function storeLastPart(
 
 /**
  * Finishes the planning of a campaign planned in parts whose planner stopped before its last part
- * (killed, or a provider's listing failed): plans the identities of the services not stored yet
- * over the campaign's selectors, stores their targets and closes the planning. What the first
- * part stored is not planned again. A campaign whose planning is closed is returned as it is.
+ * (killed, or a provider's listing failed): under the campaign's planning lease (refused while its
+ * planner still holds it), plans the identities of the services not stored yet over the
+ * campaign's selectors, stores their targets and closes the planning. What the first part stored
+ * is not planned again. A campaign whose planning is closed is returned as it is.
+ *
+ * @throws ConflictError while another process plans the campaign.
  */
 export async function continuePlanning(
   services: CampaignPlanningDeps & { campaigns: PartsStore },
@@ -512,26 +652,32 @@ export async function continuePlanning(
   actor: string,
 ): Promise<StoredCampaign> {
   if (!campaign.planning) return campaign;
-  const done = new Set<ProviderService>(campaign.planning.stored);
-  const at = services.clock.now().toISOString();
-  const { active, resolve } = await inventoryOf(
-    services,
-    { selectors: campaign.selectors, actor },
-    at,
-    (identity) => done.has(serviceOf(identity.kind)),
-  );
-  const stored = await services.campaigns.listTargets(campaign.campaignId);
-  const plan = planCampaign({
-    campaignId: campaign.campaignId,
-    incident: campaign.incident,
-    selectors: campaign.selectors,
-    requestedBy: campaign.requestedBy,
-    now: campaign.createdAt,
-    reissue: campaign.reissue,
-    subjects: await resolveAll(active, resolve),
-    firstBatch: nextBatch(stored),
-  });
-  return storeLastPart(services, campaign.campaignId, plan, stored, actor);
+  const lease = await PlanningLease.take(services, campaign.campaignId);
+  try {
+    const done = new Set<ProviderService>(campaign.planning.stored);
+    const at = services.clock.now().toISOString();
+    const { active, resolve } = await inventoryOf(
+      services,
+      { selectors: campaign.selectors, actor },
+      at,
+      (identity) => done.has(serviceOf(identity.kind)),
+    );
+    const stored = await services.campaigns.listTargets(campaign.campaignId);
+    const plan = planCampaign({
+      campaignId: campaign.campaignId,
+      incident: campaign.incident,
+      selectors: campaign.selectors,
+      requestedBy: campaign.requestedBy,
+      now: campaign.createdAt,
+      reissue: campaign.reissue,
+      subjects: await resolveAll(active, resolve),
+      firstBatch: nextBatch(stored),
+    });
+    return (await storeLastPart(services, lease, plan, stored, actor)).campaign;
+  } catch (error) {
+    await lease.giveUp();
+    throw error;
+  }
 }
 
 /** Containing one exposed credential: the incident it answers, its fingerprint, its identity, who contains. */

@@ -102,19 +102,25 @@ export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLim
 }
 
 /**
- * A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second; a
- * rate with a decimal is kept over the window that makes it whole (7.5/s: 15 in any 2 s).
+ * A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second. A
+ * rate with a decimal is kept over the window that makes it whole (7.5/s: 15 in any 2 s) and,
+ * so that window's starts never come at once, at most its next whole number in any second (8).
  */
 export function serviceLimiter(limit: ServiceLimit): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
   const seconds = [1, 2, 5, 10].find((n) => Math.abs(perSecond * n - Math.round(perSecond * n)) < 1e-9) ?? 10;
-  const gate = pThrottle({ limit: Math.round(perSecond * seconds), interval: 1_000 * seconds, strict: true })(
-    () => undefined,
-  );
+  const gates = [
+    pThrottle({ limit: Math.round(perSecond * seconds), interval: 1_000 * seconds, strict: true })(
+      () => undefined,
+    ),
+    ...(seconds > 1
+      ? [pThrottle({ limit: Math.ceil(perSecond), interval: 1_000, strict: true })(() => undefined)]
+      : []),
+  ];
   return <T>(work: () => Promise<T>) =>
     slots(async () => {
-      await gate();
+      for (const gate of gates) await gate();
       return work();
     });
 }

@@ -607,10 +607,12 @@ async function start(run: Ledger): Promise<void> {
     reissue: campaign.reissue,
     counts: campaign.counts.byOutcome,
     requestedBy: campaign.requestedBy,
+    // Planned in parts and started on the first: the counts are those of the parts stored so far.
+    ...(campaign.planning ? { planning: campaign.planning } : {}),
   });
   // Audited before the status moves: a crash here repeats these events rather than losing them.
   for (const target of run.targets.values()) {
-    if (target.outcome === 'skipped') await auditTarget(run, target);
+    if (target.outcome === 'skipped' && !target.auditedAtPlanning) await auditTarget(run, target);
   }
   await saveCampaign(run, (current) => ({
     ...current,
@@ -860,13 +862,21 @@ async function tryTarget(
 }
 
 /** The `campaign.target` audit event of a target's outcome. */
-const targetEvent = (run: Ledger, target: Target): AuditEventInput => ({
+const targetEvent = (run: Ledger, target: Target): AuditEventInput =>
+  campaignTargetEvent(run.campaign, run.book.actor, target);
+
+/** The `campaign.target` event of a target's outcome, as `actor` records it. */
+export const campaignTargetEvent = (
+  campaign: Pick<Campaign, 'campaignId' | 'incident'>,
+  actor: string,
+  target: Target,
+): AuditEventInput => ({
   type: 'campaign.target',
-  actor: run.book.actor,
+  actor,
   subject: target.identityId,
   details: {
-    campaignId: run.campaign.campaignId,
-    incident: run.campaign.incident,
+    campaignId: campaign.campaignId,
+    incident: campaign.incident,
     targetId: target.targetId,
     kind: target.kind,
     action: target.action,

@@ -72,6 +72,12 @@ export const TargetSchema = z
      * the campaign is planned; absent for a target settled at planning.
      */
     batch: z.int().min(0).optional(),
+    /**
+     * Settled at planning and audited (`campaign.target`) by its planner as it stored it: a target of
+     * a later part of a campaign planned in parts, which the campaign's start may not see. The
+     * start audits the other settled targets.
+     */
+    auditedAtPlanning: z.literal(true).optional(),
     startedAt: z.iso.datetime().optional(),
     finishedAt: z.iso.datetime().optional(),
   })

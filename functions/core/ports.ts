@@ -267,8 +267,8 @@ export interface CampaignStore {
    */
   createCampaign(campaign: Campaign, targets: readonly Target[]): Promise<StoredCampaign>;
   /**
-   * Stores the targets of a later part of a campaign planned in parts (`Campaign.planning`
-   * `open`), before its planner updates the campaign's counts (putCampaign): a reader that
+   * Stores the targets of a later part of a campaign planned in parts (its `planning` still
+   * open), before its planner updates the campaign's counts (putCampaign): a reader that
    * finds the counts finds the targets. Throws NotFoundError for an unknown campaign.
    */
   addTargets(campaignId: string, targets: readonly Target[]): Promise<void>;

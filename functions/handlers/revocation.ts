@@ -30,6 +30,7 @@ import {
   type RunCampaignOptions,
 } from '../core/campaign-engine.ts';
 import { exposureReissuedEvents, isContainmentIncident } from '../core/containment-reissue.ts';
+import { ValidationError } from '../core/errors.ts';
 import type { AuditLog, CampaignStore } from '../core/ports.ts';
 import {
   CampaignEventSchema,
@@ -152,6 +153,12 @@ export function makeReportHandler(deps: ReportDeps) {
         campaignId,
         { targets, reissues },
       );
+      if (campaign.planning) {
+        // Its other services' targets are not planned yet: a report now would leave them out.
+        throw new ValidationError(
+          `campaign ${campaignId}: its planning is still open (only ${campaign.planning.stored.join(', ')} planned); expected a campaign planned to the end — keywarden revoke resume ${campaignId} plans the rest`,
+        );
+      }
       const stopped = targets.some((target) => target.outcome === 'pending');
       if (deps.auditExposureReissues && isContainmentIncident(campaign.incident)) {
         // Before the report, which shows the trail; read back to the campaign's start, so a

@@ -170,14 +170,12 @@ export class LocalRevocationRunner {
     };
 
     // 1. plan
-    const plan = await makePlanHandler({
+    const planStep = makePlanHandler({
       book: { campaigns: store, audit: store, clock: services.clock, actor: this.#actor },
       putObject: services.putObject,
       bucket: this.#bucket,
-    })({
-      campaignId,
-      retryFailed,
     });
+    const plan = await planStep({ campaignId, retryFailed });
     const items = await this.#readItems(plan);
     count(items.map((item) => item.targetId));
 
@@ -251,10 +249,21 @@ export class LocalRevocationRunner {
     const [results, later] = await Promise.all([
       runAll(items),
       options.rest?.then(
-        ({ pending }) => {
-          const more = pending.filter((id) => !given.has(id));
-          count(more);
-          return runAll(more.map((targetId) => ({ targetId })));
+        async ({ settled }) => {
+          let more: { targetId: string }[];
+          try {
+            // The plan step again, over the whole campaign now: its targets in batch order, less those given.
+            more = (await this.#readItems(await planStep({ campaignId, retryFailed }))).filter(
+              (item) => !given.has(item.targetId),
+            );
+          } catch (error) {
+            planningFailure = error;
+            return [];
+          }
+          count(more.map((item) => item.targetId));
+          progress.done += settled;
+          progress.total += settled;
+          return runAll(more);
         },
         (error: unknown) => {
           planningFailure = error;

@@ -114,7 +114,7 @@ describe('infra: revocation', () => {
         .Environment.Variables;
       expect(env).toMatchObject({
         KEYWARDEN_CONCURRENCY_IAM: '1',
-        KEYWARDEN_RATE_IAM: '1',
+        KEYWARDEN_RATE_IAM: '1.2', // 5 / 4, to a tenth: 4.8 a second in all
         KEYWARDEN_CONCURRENCY_SECRETS_MANAGER: '4',
         KEYWARDEN_RATE_SECRETS_MANAGER: '10',
         KEYWARDEN_CONCURRENCY_VAULT: '8',

@@ -18,14 +18,16 @@ import {
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import { identityIdOf } from '../../functions/core/campaign.ts';
-import { KeywardenError } from '../../functions/core/errors.ts';
+import { ConflictError, KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { serviceOf } from '../../functions/core/kinds.ts';
+import { makeReportHandler } from '../../functions/handlers/revocation.ts';
 import {
   LocalRevocationRunner,
   RevocationRunError,
   type RevocationRunResult,
 } from '../../functions/local/revocation-runner.ts';
-import { newIncident } from '../support/campaigns.ts';
+import { declare, newIncident } from '../support/campaigns.ts';
+import { identity as makeIdentity } from '../support/fixtures.ts';
 import { localConfig, wireLocal } from '../support/local-state.ts';
 import { newVaultClient, uniqueName } from '../support/stack.ts';
 
@@ -53,6 +55,46 @@ const storeDyingAtSecondPart = (): PartsStore =>
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+
+/** The campaign store with its `addTargets` held until `release` is called: a planner still listing its second part. */
+function storeHoldingSecondPart() {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let held = () => {};
+  const reached = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  const campaigns: PartsStore = new Proxy(services.store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (property === 'addTargets' && typeof value === 'function') {
+        return async (...args: unknown[]) => {
+          held();
+          await released;
+          return value.apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { campaigns, reached, release };
+}
+
+/** A vault-kv identity of `environment` whose KV path holds nothing: planned `skipped`, nothing live. */
+async function emptyKvIdentity(environment: string) {
+  const name = uniqueName('kw-empty');
+  const identity = makeIdentity({
+    id: name,
+    kind: 'vault-kv',
+    scope: { path: `kw-parts/${name}/api-key` },
+    pipeline: { repo: 'acme/app', stage: 'deploy', environment },
+    policy: { maxAge: '30d', rotateEvery: '7d', grace: '1h' },
+  });
+  await declare(services.store, identity);
+  return identity;
+}
 
 /** Plans `selector` in parts, starting the runner on the first part as `keywarden revoke --yes` does. */
 async function planInParts(selector: string, campaigns: PartsStore = services.store) {
@@ -152,5 +194,76 @@ describe('a campaign planned in parts', () => {
       true,
     );
     expect(await stillLive({ services, vault }, fleet, open?.incident ?? '')).toEqual([]);
+  });
+
+  it('has one planner: a resume while the planner still lists is refused, and the plan is stored once', async () => {
+    // prepare: the planner holds its second part back
+    const fleet = await buildFleet({ services, vault }, 60, { preexisting: 0 });
+    const held = storeHoldingSecondPart();
+    const { planning, parts, runner } = await planInParts(fleet.selector, held.campaigns);
+    await held.reached;
+    const { campaignId } = (parts.first as PlannedPart).campaign;
+
+    // act: a responder resumes meanwhile (keywarden revoke resume, or the API's)
+    const resumed = runner.run(campaignId, { retryFailed: true });
+
+    // assess: refused, naming the planner; once the planner goes on, the campaign completes once
+    await expect(resumed).rejects.toThrow(ConflictError);
+    await expect(resumed).rejects.toThrow(/being planned by another process/);
+    held.release();
+    const planned = await planning;
+    const result = await parts.run;
+    expect(planned.status).toBe('stored');
+    expect(result?.campaign.status).toBe('completed');
+    expect(result?.targets.every((t) => t.outcome === 'revoked' || t.outcome === 'already-revoked')).toBe(
+      true,
+    );
+    expect(await stillLive({ services, vault }, fleet, result?.campaign.incident ?? '')).toEqual([]);
+  });
+
+  it("audits the second part's skipped targets once, though the campaign started on the first", async () => {
+    // prepare: the fleet and one identity of its environment with nothing live (skipped at planning)
+    const fleet = await buildFleet({ services, vault }, 60, { preexisting: 0 });
+    const environment = /^env=(.+)$/.exec(fleet.selector)?.[1] ?? '';
+    const empty = await emptyKvIdentity(environment);
+    const { planning, parts } = await planInParts(fleet.selector);
+
+    // act
+    await planning;
+    const result = await parts.run;
+
+    // assess: the skipped target is in the campaign, audited by its planner, and once
+    const skipped = result?.targets.filter((t) => t.outcome === 'skipped') ?? [];
+    expect(skipped.map((t) => t.identityId)).toEqual([empty.id]);
+    const campaignId = result?.campaign.campaignId;
+    const events = (await services.store.readAll()).records.filter(
+      (r) => r.details.campaignId === campaignId,
+    );
+    const aboutEmpty = events.filter((r) => r.type === 'campaign.target' && r.subject === empty.id);
+    expect(aboutEmpty).toHaveLength(1);
+    expect(aboutEmpty[0]?.details).toMatchObject({ outcome: 'skipped' });
+    // …and the start says its counts were those of the first part
+    expect(events.find((r) => r.type === 'campaign.started')?.details).toMatchObject({
+      planning: { stored: ['iam'] },
+    });
+    expect(result?.campaign.status).toBe('completed');
+  });
+
+  it('is not reported while its planning is open: the report step refuses, naming the resume', async () => {
+    // prepare: a campaign left open by a planner that died before its second part
+    const fleet = await buildFleet({ services, vault }, 60, { preexisting: 0 });
+    const { planning, parts } = await planInParts(fleet.selector, storeDyingAtSecondPart());
+    await expect(planning).rejects.toThrow(/the state table went away/);
+    await expect(parts.run).rejects.toThrow(RevocationRunError);
+    const { campaignId } = (parts.first as PlannedPart).campaign;
+
+    // act: the state machine's report step
+    const report = makeReportHandler({ services, actor: 'test:report' })({ campaignId });
+
+    // assess
+    await expect(report).rejects.toThrow(ValidationError);
+    await expect(report).rejects.toThrow(
+      /planning is still open \(only iam planned\).*keywarden revoke resume/,
+    );
   });
 });

@@ -3,8 +3,8 @@
  * over revoke-batch workers (functions/core/revocation-batching.ts): a rate may hold a tenth, so
  * IAM's 15 mutating calls a second at two per key revocation is 7.5 revocations a second, not 7.
  */
-import { describe, expect, it } from 'vitest';
-import { rateLimitsFromEnv } from '../../functions/adapters/rate-limits.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { rateLimitsFromEnv, serviceLimiter } from '../../functions/adapters/rate-limits.ts';
 import { ValidationError } from '../../functions/core/errors.ts';
 import { batchConcurrency, workerShare } from '../../functions/core/revocation-batching.ts';
 
@@ -33,5 +33,37 @@ describe('rate limits: a rate with one decimal', () => {
     expect(workerShare(iam, 4)).toEqual({ concurrency: 1, perSecond: 1.8 });
     expect(batchConcurrency([{ concurrency: 16, perSecond: 7.5 }], 7)).toBe(7);
     expect(() => batchConcurrency([{ concurrency: 16, perSecond: 7.5 }], 8)).toThrow(/from 1 to 7/);
+  });
+});
+
+describe('rate limits: the limiter of a rate with one decimal', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** The most starts in any window of `ms` among the start times. */
+  const most = (starts: readonly number[], ms: number): number =>
+    Math.max(...starts.map((from) => starts.filter((at) => at >= from && at < from + ms).length));
+
+  it('starts 7.5 a second: at most 15 in any 2 s and never more than 8 in any second (no burst of a window)', async () => {
+    vi.useFakeTimers();
+    const limit = serviceLimiter({ concurrency: 100, perSecond: 7.5 });
+    const starts: number[] = [];
+
+    const all = Promise.all(
+      Array.from({ length: 45 }, () =>
+        limit(async () => {
+          starts.push(Date.now());
+        }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    await all;
+
+    expect(starts).toHaveLength(45);
+    expect(most(starts, 2_000)).toBeLessThanOrEqual(15);
+    expect(most(starts, 1_000)).toBeLessThanOrEqual(8);
+    // …and the rate is kept: 45 starts take about 6 s, not the 9 s of 5 a second.
+    expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(6_500);
   });
 });

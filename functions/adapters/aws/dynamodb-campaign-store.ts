@@ -117,7 +117,8 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore & Campaig
         key,
         {
           expression: `SET holder = :holder, expiresAt = :expires${tries.map(([name]) => `, ${name} = if_not_exists(${name}, :zero) + :one`).join('')}`,
-          names: Object.fromEntries(tries),
+          // A lease without tries (a campaign's planning) names no attribute: DynamoDB refuses an empty map.
+          ...(tries.length ? { names: Object.fromEntries(tries) } : {}),
           values: {
             ':holder': holder,
             ':expires': expiresAt,
@@ -176,7 +177,8 @@ export function dynamoCampaignStore(table: DynamoTable): CampaignStore & Campaig
               ? [`SET ${lowered.map(([name]) => `${name} = ${name} - :one`).join(', ')}`]
               : []),
           ].join(' '),
-          names: Object.fromEntries([...dropped, ...lowered]),
+          // None for a lease without tries (a campaign's planning): DynamoDB refuses an empty map.
+          ...(dropped.length + lowered.length ? { names: Object.fromEntries([...dropped, ...lowered]) } : {}),
           values: { ':holder': holder, ...(lowered.length ? { ':one': 1 } : {}) },
         },
         'holder = :holder',
