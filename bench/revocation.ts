@@ -61,8 +61,7 @@
  * error and on Ctrl-C (and a watchdog does if this process is killed).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -92,6 +91,7 @@ import type { RevokeResult } from '../functions/core/ports.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
+import { startCpuProfile } from './support/cpu-profile.ts';
 import { CallLedger, recordAwsCalls, recordVaultCalls, startPhase, timedPort } from './support/measure.ts';
 import {
   applyModelRateLimits,
@@ -336,28 +336,6 @@ async function runBaseline(contender: Contender, concurrent: boolean): Promise<M
     for (const target of targets) await revoke(target).catch(fail);
   }
   return { wallMs: performance.now() - started, targets: targets.length, failed, failedByThrottling };
-}
-
-/**
- * With a path (`KEYWARDEN_BENCH_PLAN_PROFILE=plan.cpuprofile`), profiles this process's CPU until
- * the returned function is called, which writes the profile there (open it in Chrome DevTools).
- */
-async function startCpuProfile(path: string | undefined): Promise<(() => Promise<void>) | undefined> {
-  if (!path) return undefined;
-  const session = new Session();
-  session.connect();
-  const post = (method: string) =>
-    new Promise<unknown>((resolve, reject) =>
-      session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-  await post('Profiler.enable');
-  await post('Profiler.start');
-  return async () => {
-    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
-    writeFileSync(path, JSON.stringify(profile));
-    session.disconnect();
-    process.stderr.write(`planning's CPU profile: ${path}\n`);
-  };
 }
 
 async function runKeywarden(contender: Contender, pids: Record<string, number>, inParts: boolean) {
