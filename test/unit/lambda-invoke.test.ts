@@ -11,6 +11,7 @@ import { LambdaInvokeError, signedLambdaInvoke } from '../../functions/adapters/
 import { LambdaRoleDeny, RoleDenyError } from '../../functions/adapters/aws/role-deny-client.ts';
 import { S3RequestError } from '../../functions/adapters/aws/s3-put-object.ts';
 import { AwsRequestError } from '../../functions/adapters/aws/signed-fetch.ts';
+import { noSleep, scriptedFetch } from '../support/scripted-fetch.ts';
 
 const ROLE = 'arn:aws:iam::123456789012:role/breakglass/oncall-admin';
 const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:keywarden-role-deny';
@@ -18,20 +19,6 @@ const credentials = () => ({
   accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
   secretAccessKey: randomBytes(20).toString('base64'),
 });
-
-/** A `fetch` answering each call from `answers` in turn, recording the requests. */
-function scriptedFetch(...answers: (() => Response)[]) {
-  const requests: { url: string; init: RequestInit }[] = [];
-  const fetchFn = (async (url: URL | string, init?: RequestInit) => {
-    requests.push({ url: String(url), init: init ?? {} });
-    const answer = answers[requests.length - 1];
-    if (!answer) throw new Error('no more answers');
-    return answer();
-  }) as typeof fetch;
-  return { requests, fetchFn };
-}
-
-const noSleep = async () => {};
 
 describe('lambda invoke: one signed POST', () => {
   it('posts the payload to the function’s invocations path, synchronously and signed for lambda in the region', async () => {

@@ -12,6 +12,7 @@ import {
   signedGetCallerIdentity,
   stsEndpoint,
 } from '../../functions/adapters/aws/sts-caller-identity.ts';
+import { noSleep, scriptedFetch } from '../support/scripted-fetch.ts';
 
 const key = () => ({
   accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
@@ -22,19 +23,6 @@ const ANSWER = (result: string) =>
   `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">\n  <GetCallerIdentityResult>${result}</GetCallerIdentityResult>\n  <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>\n</GetCallerIdentityResponse>`;
 const FIELDS =
   '<Arn>arn:aws:iam::123456789012:user/ci/deployer</Arn><UserId>AIDAEXAMPLEUSERID</UserId><Account>123456789012</Account>';
-
-function scriptedFetch(...answers: (() => Response)[]) {
-  const requests: { url: string; init: RequestInit }[] = [];
-  const fetchFn = (async (url: URL | string, init?: RequestInit) => {
-    requests.push({ url: String(url), init: init ?? {} });
-    const answer = answers[requests.length - 1];
-    if (!answer) throw new Error('no more answers');
-    return answer();
-  }) as typeof fetch;
-  return { requests, fetchFn };
-}
-
-const noSleep = async () => {};
 
 describe('sts caller identity: the request', () => {
   it('posts the query form to STS’s regional endpoint, signed for sts in the region with the key given', async () => {
