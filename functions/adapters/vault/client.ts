@@ -206,6 +206,10 @@ class NoAnswerError extends Error {
  */
 const IDLE_SOCKET_MS = 4_000;
 
+/** The statuses fetch follows (to `Location`), and how many hops it takes at most here. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
 /** A transport failure as a {@link NoAnswerError} (Node's socket code kept); anything else (a bug) unchanged. */
 function noAnswer(error: unknown): unknown {
   if (error instanceof NoAnswerError) return error;
@@ -238,8 +242,9 @@ export class VaultClient {
   readonly #token: string;
   readonly #namespace: string | undefined;
   readonly #timeoutMs: number;
-  /** `addr` taken apart once: the transport, host, port and any path prefix of every request. */
-  readonly #target: { https: boolean; hostname: string; port: string; prefix: string };
+  /** The origin of `addr` (its requests use {@link #agent}) and any path prefix before `/v1`. */
+  readonly #origin: string;
+  readonly #prefix: string;
   /** Connections kept open between requests (see {@link IDLE_SOCKET_MS}). */
   readonly #agent: HttpAgent;
 
@@ -260,16 +265,10 @@ export class VaultClient {
     this.#namespace = options.namespace || undefined;
     this.#timeoutMs = timeout;
     const url = new URL(this.addr);
-    const https = url.protocol === 'https:';
-    this.#target = {
-      https,
-      // An IPv6 literal comes bracketed in a URL, bare in a request's options.
-      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: url.port,
-      prefix: url.pathname.replace(/\/+$/, ''),
-    };
+    this.#origin = url.origin;
+    this.#prefix = url.pathname.replace(/\/+$/, '');
     const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS };
-    this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#agent = url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   }
 
   /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
@@ -410,22 +409,26 @@ export class VaultClient {
       headers['Content-Length'] = body.length;
     }
     // The URL parser encodes what a path may not hold as it is (spaces, quotes), as fetch did.
-    const url = new URL(`${this.#target.prefix}/v1/${path}`, this.addr);
-    let response: { status: number; text: string };
-    try {
-      response = await this.#exchange(
-        {
-          hostname: this.#target.hostname,
-          ...(this.#target.port ? { port: this.#target.port } : {}),
-          path: `${url.pathname}${url.search}`,
-          method: HTTP_METHODS[method],
-          headers,
-          agent: this.#agent,
-        },
-        body,
-      );
-    } catch (error) {
-      throw noAnswer(error);
+    let url = new URL(`${this.#prefix}/v1/${path}`, this.addr);
+    let httpMethod = HTTP_METHODS[method];
+    let payload = body;
+    let response: { status: number; text: string; location: string | undefined };
+    for (let hop = 0; ; hop += 1) {
+      try {
+        response = await this.#exchange(url, httpMethod, headers, payload);
+      } catch (error) {
+        throw noAnswer(error);
+      }
+      // Redirects are followed as fetch follows them: a standby Vault without request forwarding
+      // answers 307 with the active node's address.
+      if (!REDIRECTS.has(response.status) || response.location === undefined || hop >= MAX_REDIRECTS) break;
+      url = new URL(response.location, url);
+      if (response.status === 303 ? httpMethod !== 'GET' : response.status <= 302 && httpMethod === 'POST') {
+        httpMethod = 'GET';
+        payload = undefined;
+        delete headers['Content-Type'];
+        delete headers['Content-Length'];
+      }
     }
     const answer = bodyOf(response.text);
     if (response.status !== 200 && response.status !== 204) {
@@ -440,15 +443,35 @@ export class VaultClient {
    * would live on for the whole timeout after the answer came, thousands at once in a fleet's
    * rotation).
    */
-  #exchange(options: RequestOptions, body: Buffer | undefined): Promise<{ status: number; text: string }> {
+  #exchange(
+    url: URL,
+    method: string,
+    headers: Record<string, string | number>,
+    body: Buffer | undefined,
+  ): Promise<{ status: number; text: string; location: string | undefined }> {
+    const https = url.protocol === 'https:';
+    const options: RequestOptions = {
+      // An IPv6 literal comes bracketed in a URL, bare in a request's options.
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      ...(url.port ? { port: url.port } : {}),
+      path: `${url.pathname}${url.search}`,
+      method,
+      headers,
+      // Vault's own address keeps its connections; a redirect elsewhere goes through Node's default agent.
+      ...(url.origin === this.#origin ? { agent: this.#agent } : {}),
+    };
     return new Promise((resolve, reject) => {
-      const send = this.#target.https ? httpsRequest : httpRequest;
+      const send = https ? httpsRequest : httpRequest;
       const request = send(options, (answer: IncomingMessage) => {
         const chunks: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => chunks.push(chunk));
         answer.on('end', () => {
           clearTimeout(timer);
-          resolve({ status: answer.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          resolve({
+            status: answer.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            location: answer.headers.location,
+          });
         });
         answer.on('error', (error) => {
           clearTimeout(timer);
