@@ -65,6 +65,35 @@ describe('alerts: a Slack bot token set after deploy', () => {
     expect(slack.sent).toHaveLength(2);
   });
 
+  it('loses no alert when the secret cannot be read again: it goes to the topic, and the secret is read a minute later', async () => {
+    // prepare: the topic at cold start, Slack still waiting; the first re-read fails
+    let now = 0;
+    const topic = new MemoryExposureAlerts();
+    const slack = new MemoryExposureAlerts();
+    let reads = 0;
+    const scannerAlerts = recheckedAlerts(
+      { alerts: topic, slack: false },
+      {
+        secretName: SECRET,
+        reload: async () => {
+          reads += 1;
+          if (reads === 1) throw new Error('Secrets Manager did not answer');
+          return { alerts: slack, slack: true };
+        },
+      },
+      () => now,
+    );
+
+    // act
+    now = SECRET_RECHECK_MS;
+    await scannerAlerts?.alert(alert);
+    now = 2 * SECRET_RECHECK_MS;
+    await scannerAlerts?.alert(alert);
+
+    // assess
+    expect([topic.sent.length, slack.sent.length, reads]).toEqual([1, 1, 2]);
+  });
+
   it('reads the bot token secret alone again: the placeholder keeps the alerts as built, a bot token adds Slack after the topic', async () => {
     // prepare: the alert topic built at cold start, the secret still the placeholder
     const topic = new FanOutExposureAlerts([

@@ -65,7 +65,9 @@ export function recheckedAlerts(
   const read = rereadWhile(first, wait.reload, now);
   return {
     async alert(alert) {
-      const current = await read((alerts) => !alerts.slack);
+      // A re-read that fails loses no alert: it goes out on the channels of the cold start (the
+      // secret is read again a minute later).
+      const current = await read((alerts) => !alerts.slack).catch(() => first);
       if (!current.alerts) {
         // Said on the containment's result (alertError), never thrown past it.
         throw new KeywardenError(
