@@ -61,7 +61,7 @@ describe('vault client: transport', () => {
     const read = await client.read(path);
 
     expect(written.data?.version).toBe(1);
-    expect((read?.data?.data as Record<string, unknown>).field).toBe('one');
+    expect((read?.data?.data as Record<string, unknown> | undefined)?.field).toBe('one');
   });
 
   it('encodes what a path may not hold as it is, as a URL does', async () => {
@@ -70,7 +70,9 @@ describe('vault client: transport', () => {
 
     await client.write(spaced, { data: { field: 'two' } });
 
-    expect(((await client.read(spaced))?.data?.data as Record<string, unknown>).field).toBe('two');
+    expect(((await client.read(spaced))?.data?.data as Record<string, unknown> | undefined)?.field).toBe(
+      'two',
+    );
   });
 
   it('ends a request that gets no answer within its timeout, naming it, with nothing of the token', async () => {
@@ -82,6 +84,36 @@ describe('vault client: transport', () => {
     expect((error as VaultError).message).toMatch(/got no answer from .*ETIMEDOUT/);
     expect((error as VaultError).message).not.toContain(stack.vault.token);
     expect((error as VaultError).retryable).toBe(true);
+  });
+
+  it('sends a token read with a trailing newline (a secret written from a file) trimmed, and refuses a control character inside', async () => {
+    const client = new VaultClient({ addr: stack.vault.addr, token: `${stack.vault.token}\n` });
+
+    await client.write(path, { data: { field: 'newline' } });
+
+    expect(((await client.read(path))?.data?.data as Record<string, unknown> | undefined)?.field).toBe(
+      'newline',
+    );
+    const inside = `${stack.vault.token.slice(0, 4)}\u0007${stack.vault.token.slice(4)}`;
+    expect(() => new VaultClient({ addr: stack.vault.addr, token: inside })).toThrow(
+      /expected a token of printable characters, got one holding a control character/,
+    );
+  });
+
+  it('shares its connections with the other clients of the process (a client made per token)', async () => {
+    const counting = await localServer((request, response) => {
+      response.writeHead(200, { 'Content-Type': 'application/json' });
+      response.end(JSON.stringify({ data: { url: request.url } }));
+    });
+    try {
+      for (let n = 0; n < 5; n += 1) {
+        await new VaultClient({ addr: counting.addr, token: `${stack.vault.token}-${n}` }).read(`kv/${n}`);
+      }
+
+      expect(counting.connections()).toBe(1);
+    } finally {
+      await counting.close();
+    }
   });
 
   it('keeps its connection between requests', async () => {

@@ -206,6 +206,21 @@ class NoAnswerError extends Error {
  */
 const IDLE_SOCKET_MS = 4_000;
 
+/**
+ * One keep-alive agent per protocol for every client of this process: a client made per token
+ * (a rotation verifying the token it issued) reuses the connections already open to Vault.
+ */
+const AGENTS = new Map<string, HttpAgent>();
+function agentFor(protocol: string): HttpAgent {
+  let agent = AGENTS.get(protocol);
+  if (!agent) {
+    const options = { keepAlive: true, timeout: IDLE_SOCKET_MS };
+    agent = protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+    AGENTS.set(protocol, agent);
+  }
+  return agent;
+}
+
 /** The statuses fetch follows (to `Location`), and how many hops it takes at most here. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
@@ -214,7 +229,8 @@ const MAX_REDIRECTS = 5;
 function noAnswer(error: unknown): unknown {
   if (error instanceof NoAnswerError) return error;
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  if (typeof code !== 'string') return error;
+  // Node's own refusals of a request (`ERR_INVALID_CHAR` in a header…) are not Vault's silence.
+  if (typeof code !== 'string' || code.startsWith('ERR_')) return error;
   return new NoAnswerError(code, typeof message === 'string' ? message : code);
 }
 
@@ -254,21 +270,28 @@ export class VaultClient {
         `VaultClient: expected addr such as http://127.0.0.1:8200, got ${JSON.stringify(options.addr)}`,
       );
     }
-    if (!options.token) throw new ValidationError('VaultClient: expected a token, got an empty one');
+    // A token read from a file or a secret written from one often ends in a newline: sent as it is,
+    // Node would refuse the header (fetch trimmed it).
+    const token = options.token.trim();
+    if (!token) throw new ValidationError('VaultClient: expected a token, got an empty one');
+    if ([...token].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
+      throw new ValidationError(
+        'VaultClient: expected a token of printable characters, got one holding a control character',
+      );
+    }
     const timeout = wholeNumberOption(
       { owner: 'VaultClient', option: 'requestTimeoutMs' },
       options.requestTimeoutMs,
       10_000,
     );
     this.addr = options.addr.replace(/\/+$/, '');
-    this.#token = options.token;
-    this.#namespace = options.namespace || undefined;
+    this.#token = token;
+    this.#namespace = options.namespace?.trim() || undefined;
     this.#timeoutMs = timeout;
     const url = new URL(this.addr);
     this.#origin = url.origin;
     this.#prefix = url.pathname.replace(/\/+$/, '');
-    const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS };
-    this.#agent = url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.#agent = agentFor(url.protocol);
   }
 
   /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
