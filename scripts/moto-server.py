@@ -1,4 +1,14 @@
-"""Runs the real moto server, plus one fixture route for seeding aged IAM state.
+"""Runs moto's own application (the one `moto_server` serves), plus one fixture route for seeding
+aged IAM state, under waitress.
+
+Why waitress and not moto's `run_simple` (werkzeug's development server): werkzeug closes the
+connection after every answer (`Connection: close`) and then waits 10 ms on the socket for a body
+left unread, so every AWS request of keywarden's (thousands in a campaign) paid a new TCP
+connection, a new server thread and that wait; the SDK's keep-alive agents could not keep a
+connection. waitress (pinned in requirements-stack.txt, a production WSGI server) keeps
+connections alive on a thread pool. One difference from werkzeug: waitress drops request headers
+whose names hold an underscore (werkzeug passes S3 metadata keys with one through); keywarden
+sends none.
 
 moto stamps every access key with the time of its creation and never lets an API
 caller set it, so an "over-age" or "stale" key cannot be produced through the AWS API
@@ -16,8 +26,7 @@ from datetime import datetime, timezone
 
 from moto.iam.models import AccessKeyLastUsed, iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.server import MotoRequestHandler
-from werkzeug.serving import run_simple
+from waitress import serve
 from werkzeug.wrappers import Request, Response
 
 SEED_PATH = "/_keywarden/iam/backdate-access-key"
@@ -68,7 +77,17 @@ def main():
             return backdate(environ, start_response)
         return moto_app(environ, start_response)
 
-    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    serve(
+        app,
+        host=host,
+        port=port,
+        threads=8,
+        connection_limit=1000,
+        asyncore_use_poll=True,
+        channel_timeout=60,
+        ident="moto",
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":
