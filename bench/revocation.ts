@@ -87,6 +87,7 @@ import {
   runCampaign,
 } from '../functions/core/campaign-engine.ts';
 import type { Identity } from '../functions/core/identity.ts';
+import { serviceOf } from '../functions/core/kinds.ts';
 import type { RevokeResult } from '../functions/core/ports.ts';
 import type { StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
@@ -375,6 +376,7 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
   const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PLAN_PROFILE);
   const profilingAll = await startCpuProfile(process.env.KEYWARDEN_BENCH_PROFILE);
   const started = performance.now();
+  const startedAt = Date.now();
   // In parts (`keywarden revoke --yes` on the local stack): the first part's targets run while the
   // rest is listed, each part as a run of its targets, then the campaign is closed as the report
   // step closes it. Whole (`--plan whole`): planned and stored whole, then run.
@@ -477,11 +479,28 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
       toMs: round(stats.lastMs - started),
       totalMs: round(stats.totalMs),
     })),
+    /** Per provider service: when its first target started and its last ended (ms after the campaign started). */
+    serviceSpans: serviceSpans(run.targets, startedAt),
     targets: run.targets.length,
     outcomes,
     failed: failed.length,
     failedByThrottling: failed.filter((target) => isThrottling(target.error ?? '')).length,
   };
+}
+
+/** When each provider service's targets ran: the first start and the last end, ms after `from`. */
+function serviceSpans(targets: readonly Target[], from: number) {
+  const spans: Record<string, { targets: number; fromMs: number; toMs: number }> = {};
+  for (const target of targets) {
+    if (!target.startedAt || !target.finishedAt) continue;
+    const service = serviceOf(target.kind);
+    const span = spans[service] ?? { targets: 0, fromMs: Number.POSITIVE_INFINITY, toMs: 0 };
+    span.targets += 1;
+    span.fromMs = Math.min(span.fromMs, Date.parse(target.startedAt) - from);
+    span.toMs = Math.max(span.toMs, Date.parse(target.finishedAt) - from);
+    spans[service] = span;
+  }
+  return spans;
 }
 type KeywardenMeasured = Awaited<ReturnType<typeof runKeywarden>>;
 
@@ -671,6 +690,13 @@ function printSize(run: SizeRun, options: Options) {
     console.log(
       `planning requests: ${Object.entries(keywarden.planRequests)
         .map(([name, calls]) => `${name} ${calls}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `targets by service, first start → last end (ms after the campaign started): ${Object.entries(
+        keywarden.serviceSpans,
+      )
+        .map(([service, span]) => `${service} ${span.targets}: ${round(span.fromMs)} → ${round(span.toMs)}`)
         .join(', ')}`,
     );
     console.log(
