@@ -72,6 +72,7 @@ import Table from 'cli-table3';
 import {
   type CampaignPlanningDeps,
   type PlanAndStoreOptions,
+  type PlannedPart,
   planAndStoreCampaign,
 } from '../functions/adapters/campaign-launcher.ts';
 import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
@@ -401,7 +402,16 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
               const id = first.campaign.campaignId;
               const parts = [
                 campaignRun(id, first.pending),
-                rest.then(({ pending }) => campaignRun(id, pending)),
+                // Each later part run as it is stored, beside the parts before it.
+                (async () => {
+                  const later: Promise<void>[] = [];
+                  for (let next: Promise<PlannedPart> | undefined = rest; next; ) {
+                    const part: PlannedPart = await next;
+                    later.push(campaignRun(id, part.pending));
+                    next = part.next;
+                  }
+                  await Promise.all(later);
+                })(),
               ];
               // Awaited once planning returns; marked handled so a failed part is not also unhandled meanwhile.
               for (const part of parts) part.catch(() => undefined);

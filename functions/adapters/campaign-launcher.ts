@@ -81,19 +81,21 @@ export interface PlanAndStoreOptions {
    */
   confirm?: (summary: PlanSummary, toRevoke: number) => Promise<boolean>;
   /**
-   * Plans and stores the campaign in two parts, so that its slowest revocations start while the
-   * rest is listed (a responder's `keywarden revoke --yes` on the local stack): the identities of
-   * the provider service whose revocations take longest (IAM's mutating calls, at ~15 a second per
-   * account) are listed first, alone, and their targets stored as the campaign, its `planning`
-   * open; `onFirstPart` gets them at once to run. The other identities are listed meanwhile and
-   * stored as the second part, which closes the planning; `rest` resolves with it, or rejects when
-   * it could not be planned (the campaign stays open: {@link continuePlanning}, which
-   * `keywarden revoke resume` calls, plans the rest). Not with `confirm`: the consent comes before
+   * Plans and stores the campaign in parts, one per provider service, so that its slowest
+   * revocations start while the rest is listed (a responder's `keywarden revoke --yes` on the local
+   * stack): the identities of the service whose revocations take longest (IAM's mutating calls, at
+   * ~15 a second per account) are listed first, alone, and their targets stored as the campaign,
+   * its `planning` open; `onFirstPart` gets them at once to run. The other identities are listed
+   * meanwhile, and each service's targets stored as a part as soon as they are (Secrets Manager's,
+   * then Vault's); `rest` resolves with the second part, each part's `next` with the one after it,
+   * and the last closes the planning. A part that cannot be planned rejects, and no part follows
+   * it (the campaign stays open: {@link continuePlanning}, which `keywarden revoke resume` calls,
+   * plans the rest). Not with `confirm`: the consent comes before
    * any part is stored. A dry run, a campaign of one service, and one with nothing of the first
    * service to revoke are planned whole, as without it.
    */
   inParts?: {
-    /** What storing a campaign in parts writes besides the plan: the later part, the planning closed. */
+    /** What storing a campaign in parts writes besides the plan: the later parts, the planning closed. */
     campaigns: PartsStore;
     onFirstPart: (first: PlannedPart, rest: Promise<PlannedPart>) => void;
   };
@@ -112,6 +114,8 @@ export interface PlannedPart {
   pending: string[];
   /** How many of its targets were settled at planning (skipped, or failed to be listed). */
   settled: number;
+  /** The part after it, while the planning stays open (one part per provider service). */
+  next?: Promise<PlannedPart>;
 }
 
 /** `INC-42-20261121T101500Z-3fa2`: sorts by time within an incident, unique per run. */
@@ -256,11 +260,23 @@ function resolveAll(
   identities: readonly Identity[],
   resolve: (identity: Identity) => Promise<LiveSubject>,
 ): Promise<LiveSubject[]> {
+  const started = startAll(identities, resolve);
+  return Promise.all(identities.map((identity) => started.get(identity.id) as Promise<LiveSubject>));
+}
+
+/** Starts resolving every identity, slowest service first; each one's answer by its id. */
+function startAll(
+  identities: readonly Identity[],
+  resolve: (identity: Identity) => Promise<LiveSubject>,
+): Map<string, Promise<LiveSubject>> {
   const started = new Map<string, Promise<LiveSubject>>();
   for (const identity of [...identities].sort((a, b) => startRank(a) - startRank(b))) {
-    started.set(identity.id, resolve(identity));
+    const resolving = resolve(identity);
+    // Awaited by its part; marked handled so a part that fails first leaves no unhandled rejection.
+    resolving.catch(() => undefined);
+    started.set(identity.id, resolving);
   }
-  return Promise.all(identities.map((identity) => started.get(identity.id) as Promise<LiveSubject>));
+  return started;
 }
 
 /** When an identity's listing starts: by its service's listing rate, lowest first. */
@@ -353,7 +369,7 @@ async function putEach(
  * Plans a campaign over the inventory and what is live in the providers (a dry run shows the
  * same plan) and, unless it is a dry run, matches nothing or is not confirmed, records what
  * it found live and never recorded, then stores it (status `planned`) for a launcher to run;
- * with `inParts`, in two parts (see {@link PlanAndStoreOptions.inParts}).
+ * with `inParts`, in parts (see {@link PlanAndStoreOptions.inParts}).
  *
  * @throws ValidationError for an invalid incident or selector, naming the bad term.
  */
@@ -424,8 +440,9 @@ const pendingOf = (targets: readonly Target[]): string[] =>
 
 /**
  * Stores `head` (the first service's targets) as the campaign with its planning open, hands it to
- * `onFirstPart`, then plans the other identities and stores them as the second part, closing the
- * planning; it holds the campaign's planning lease throughout, so no resume plans it meanwhile.
+ * `onFirstPart`, then plans the other services' identities and stores each service's as a part,
+ * the last closing the planning; it holds the campaign's planning lease throughout, so no resume
+ * plans it meanwhile.
  */
 async function storeInParts(
   services: CampaignPlanningDeps,
@@ -451,8 +468,18 @@ async function storeInParts(
     await lease.giveUp();
     throw error;
   }
-  const tail = (async () => {
+  // Every other listing starts now, slowest service first; each service's part is stored as soon
+  // as its identities are resolved (and the parts before it are stored), the last one closing.
+  const started = startAll(rest, resolve);
+  const order = [...new Set(rest.map((identity) => serviceOf(identity.kind)))].sort(
+    (a, b) => DEFAULT_LISTING_LIMITS[a].perSecond - DEFAULT_LISTING_LIMITS[b].perSecond,
+  );
+  let stored: readonly Target[] = head.targets;
+  const storeFrom = async (index: number): Promise<PlannedPart> => {
+    const service = order[index];
+    const last = index >= order.length - 1;
     try {
+      const of = rest.filter((identity) => serviceOf(identity.kind) === service);
       const plan = planCampaign({
         campaignId: campaign.campaignId,
         incident: campaign.incident,
@@ -460,32 +487,34 @@ async function storeInParts(
         requestedBy: request.actor,
         now: campaign.createdAt,
         reissue: request.reissue,
-        subjects: await resolveAll(rest, resolve),
-        firstBatch: nextBatch(head.targets),
+        subjects: await Promise.all(of.map((identity) => started.get(identity.id) as Promise<LiveSubject>)),
+        firstBatch: nextBatch(stored),
       });
-      const part = await storeLastPart({ ...services, campaigns }, lease, plan, head.targets, request.actor);
-      return { plan, part };
+      const { part, fresh } = await storePart(
+        { ...services, campaigns },
+        lease,
+        plan,
+        stored,
+        request.actor,
+        last ? undefined : service,
+      );
+      stored = [...stored, ...fresh];
+      if (last) return part;
+      const next = storeFrom(index + 1);
+      // Its taker awaits it; marked handled here so a failure is not also an unhandled rejection.
+      next.catch(() => undefined);
+      return { ...part, next };
     } catch (error) {
       await lease.giveUp();
       throw error;
     }
-  })();
-  // Its taker awaits it; marked handled here so a failure is not also an unhandled rejection.
-  const restPart = tail.then(({ part }) => part);
-  restPart.catch(() => undefined);
-  try {
-    onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart);
-  } catch (error) {
-    // The rest is stored all the same (or fails, saying so); the taker's error is the one to show.
-    tail.catch(() => undefined);
-    throw error;
-  }
-  const { plan, part } = await tail;
-  return {
-    status: 'stored',
-    summary: summaryOf([...head.targets, ...plan.targets]),
-    campaign: part.campaign,
   };
+  const restPart = storeFrom(0);
+  restPart.catch(() => undefined);
+  onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart);
+  let part = await restPart;
+  while (part.next) part = await part.next;
+  return { status: 'stored', summary: summaryOf(stored), campaign: part.campaign };
 }
 
 /** How long a campaign's planner holds its planning unless it renews it: a dead planner's resume waits this long at most. */
@@ -587,18 +616,20 @@ class PlanningLease {
 }
 
 /**
- * Records what the last part adopts, audits its targets settled at planning (the campaign's start
- * may not see them), stores its targets (those not stored already: a planner that died may have
- * stored some), then closes the campaign's planning with the whole plan's counts and gives the
- * lease back. Each write is made only while `lease` is held.
+ * Records what a later part adopts, audits its targets settled at planning (the campaign's start
+ * may not see them) and stores its targets (those not stored already: a planner that died may
+ * have stored some); then adds `service` to the services the campaign's planning has stored, or,
+ * for the last part (no `service`), closes the planning with the whole plan's counts and gives the
+ * lease back. Each write is made only while `lease` is held. Returns the part and its new targets.
  */
-async function storeLastPart(
+async function storePart(
   services: CampaignPlanningDeps & { campaigns: PartsStore },
   lease: PlanningLease,
   plan: Plan,
   stored: readonly Target[],
   actor: string,
-): Promise<PlannedPart> {
+  service?: ProviderService,
+): Promise<{ part: PlannedPart; fresh: Target[] }> {
   const { campaignId } = lease;
   const store = services.campaigns;
   const known = new Set(stored.map((target) => target.targetId));
@@ -624,12 +655,13 @@ async function storeLastPart(
   for (let attempt = 1; ; attempt += 1) {
     const current = await store.getCampaign(campaignId);
     if (!current)
-      throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to close the planning of`);
-    const { rev, planning: _open, ...rest } = current;
+      throw new NotFoundError(`no campaign ${JSON.stringify(campaignId)} to store the planning of`);
+    const { rev, planning, ...rest } = current;
+    const stillOpen = service && planning ? { planning: { stored: [...planning.stored, service] } } : {};
     try {
-      const campaign = await store.putCampaign({ ...rest, counts }, rev);
-      await lease.release();
-      return { campaign, pending, settled: fresh.length - pending.length };
+      const campaign = await store.putCampaign({ ...rest, ...stillOpen, counts }, rev);
+      if (!service) await lease.release();
+      return { part: { campaign, pending, settled: fresh.length - pending.length }, fresh };
     } catch (error) {
       // A run started it meanwhile: read it again.
       if (!(error instanceof ConflictError) || attempt >= 5) throw error;
@@ -673,7 +705,7 @@ export async function continuePlanning(
       subjects: await resolveAll(active, resolve),
       firstBatch: nextBatch(stored),
     });
-    return (await storeLastPart(services, lease, plan, stored, actor)).campaign;
+    return (await storePart(services, lease, plan, stored, actor)).part.campaign;
   } catch (error) {
     await lease.giveUp();
     throw error;

@@ -72,10 +72,10 @@ export interface RunOptions {
   onOutcome?: (target: Target, progress: { done: number; total: number }) => void;
   /**
    * The second part of a campaign this process is still planning (planAndStoreCampaign's
-   * `inParts`): the run works the first part's targets at once and the second's as soon as it
-   * is stored, and reports once both are settled. When it rejects, the first part is still run
-   * to the end, no report is written and the run throws its error (`keywarden revoke resume`
-   * plans the rest). Without it, a campaign whose planning is open (its planner died) is planned
+   * `inParts`), each part's `next` the one after it: the run works the first part's targets at
+   * once and each later part's as soon as it is stored, and reports once all are settled. When a
+   * part rejects, the parts before it are still run to the end, no report is written and the run
+   * throws its error (`keywarden revoke resume` plans the rest). Without it, a campaign whose planning is open (its planner died) is planned
    * to the end first.
    */
   rest?: Promise<PlannedPart>;
@@ -248,28 +248,26 @@ export class LocalRevocationRunner {
     const given = new Set(items.map((item) => item.targetId));
     const [results, later] = await Promise.all([
       runAll(items),
-      options.rest?.then(
-        async ({ settled }) => {
-          let more: { targetId: string }[];
-          try {
-            // The plan step again, over the whole campaign now: its targets in batch order, less those given.
-            more = (await this.#readItems(await planStep({ campaignId, retryFailed }))).filter(
-              (item) => !given.has(item.targetId),
-            );
-          } catch (error) {
-            planningFailure = error;
-            return [];
-          }
-          count(more.map((item) => item.targetId));
-          progress.done += settled;
-          progress.total += settled;
-          return runAll(more);
-        },
-        (error: unknown) => {
-          planningFailure = error;
-          return [];
-        },
-      ) ?? [],
+      options.rest
+        ? this.#followParts(
+            options.rest,
+            async ({ settled }) => {
+              // The plan step again, over the whole campaign now: its targets in batch order, less those given.
+              const more = (await this.#readItems(await planStep({ campaignId, retryFailed }))).filter(
+                (item) => !given.has(item.targetId),
+              );
+              for (const item of more) given.add(item.targetId);
+              count(more.map((item) => item.targetId));
+              progress.done += settled;
+              progress.total += settled;
+              return more;
+            },
+            runAll,
+            (error) => {
+              planningFailure = error;
+            },
+          )
+        : [],
     ]);
     const failure = [...results, ...later].find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) {
@@ -312,6 +310,32 @@ export class LocalRevocationRunner {
       ...(report ? { report } : {}),
       stopped,
     };
+  }
+
+  /**
+   * Works each later part of a campaign this process plans in parts as it is stored (`part.next`
+   * after `part`), beside the parts before it; a part that could not be planned ends the chain
+   * (`failed`), the parts before it run to the end.
+   */
+  async #followParts(
+    rest: Promise<PlannedPart>,
+    itemsOf: (part: PlannedPart) => Promise<{ targetId: string }[]>,
+    runAll: (items: readonly { targetId: string }[]) => Promise<PromiseSettledResult<void>[]>,
+    failed: (error: unknown) => void,
+  ): Promise<PromiseSettledResult<void>[]> {
+    const running: Promise<PromiseSettledResult<void>[]>[] = [];
+    for (let next: Promise<PlannedPart> | undefined = rest; next; ) {
+      let part: PlannedPart;
+      try {
+        part = await next;
+        running.push(runAll(await itemsOf(part)));
+      } catch (error) {
+        failed(error);
+        break;
+      }
+      next = part.next;
+    }
+    return (await Promise.all(running)).flat();
   }
 
   /** The plan step's bucket exists in moto: created on first use (moto forgets it on restart). */

@@ -99,7 +99,8 @@ async function emptyKvIdentity(environment: string) {
 /** Plans `selector` in parts, starting the runner on the first part as `keywarden revoke --yes` does. */
 async function planInParts(selector: string, campaigns: PartsStore = services.store) {
   const runner = new LocalRevocationRunner({ services, actor: 'test:responder', bucket, retry: noWait });
-  const parts: { first?: PlannedPart; run?: Promise<RevocationRunResult> } = {};
+  const parts: { first?: PlannedPart; later?: Promise<PlannedPart[]>; run?: Promise<RevocationRunResult> } =
+    {};
   const planning = planAndStoreCampaign(
     services,
     {
@@ -116,6 +117,14 @@ async function planInParts(selector: string, campaigns: PartsStore = services.st
           parts.first = first;
           parts.run = runner.run(first.campaign.campaignId, { rest });
           parts.run.catch(() => undefined);
+          parts.later = (async () => {
+            const later: PlannedPart[] = [];
+            for (let next: Promise<PlannedPart> | undefined = rest; next; next = later.at(-1)?.next) {
+              later.push(await next);
+            }
+            return later;
+          })();
+          parts.later.catch(() => undefined);
         },
       },
     },
@@ -140,6 +149,12 @@ describe('a campaign planned in parts', () => {
     const kindOf = new Map(fleet.subjects.map((s) => [s.identity.id, s.identity.kind]));
     for (const id of first.pending)
       expect(serviceOf(kindOf.get(identityIdOf(id)) ?? 'vault-token')).toBe('iam');
+    // …then one part per other service, each stored as soon as it was listed, the last closing the planning…
+    const later = (await parts.later) ?? [];
+    expect(later.map((part) => part.campaign.planning)).toEqual([
+      { stored: ['iam', 'secrets-manager'] },
+      undefined,
+    ]);
     // …the plan returned is the whole campaign, its planning closed…
     expect(planned.status).toBe('stored');
     if (planned.status !== 'stored' || !result) throw new Error('expected a stored campaign and a run');
