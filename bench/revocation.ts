@@ -72,7 +72,7 @@ import Table from 'cli-table3';
 import {
   type CampaignPlanningDeps,
   type PlanAndStoreOptions,
-  type PlannedPart,
+  partsAfter,
   planAndStoreCampaign,
 } from '../functions/adapters/campaign-launcher.ts';
 import { publishCampaignReport } from '../functions/adapters/campaign-report.ts';
@@ -405,11 +405,7 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
                 // Each later part run as it is stored, beside the parts before it.
                 (async () => {
                   const later: Promise<void>[] = [];
-                  for (let next: Promise<PlannedPart> | undefined = rest; next; ) {
-                    const part: PlannedPart = await next;
-                    later.push(campaignRun(id, part.pending));
-                    next = part.next;
-                  }
+                  for await (const part of partsAfter(rest)) later.push(campaignRun(id, part.pending));
                   await Promise.all(later);
                 })(),
               ];

@@ -279,8 +279,9 @@ function startAll(
   return started;
 }
 
-/** When an identity's listing starts: by its service's listing rate, lowest first. */
-const startRank = (identity: Identity): number => DEFAULT_LISTING_LIMITS[serviceOf(identity.kind)].perSecond;
+/** When a service's listings start: by its listing rate, lowest first. */
+const serviceRank = (service: ProviderService): number => DEFAULT_LISTING_LIMITS[service].perSecond;
+const startRank = (identity: Identity): number => serviceRank(serviceOf(identity.kind));
 
 /**
  * The Vault tokens recorded live as keywarden's own (issued by a rotation, so their meta names the
@@ -472,7 +473,7 @@ async function storeInParts(
   // as its identities are resolved (and the parts before it are stored), the last one closing.
   const started = startAll(rest, resolve);
   const order = [...new Set(rest.map((identity) => serviceOf(identity.kind)))].sort(
-    (a, b) => DEFAULT_LISTING_LIMITS[a].perSecond - DEFAULT_LISTING_LIMITS[b].perSecond,
+    (a, b) => serviceRank(a) - serviceRank(b),
   );
   let stored: readonly Target[] = head.targets;
   const storeFrom = async (index: number): Promise<PlannedPart> => {
@@ -480,16 +481,11 @@ async function storeInParts(
     const last = index >= order.length - 1;
     try {
       const of = rest.filter((identity) => serviceOf(identity.kind) === service);
-      const plan = planCampaign({
-        campaignId: campaign.campaignId,
-        incident: campaign.incident,
-        selectors: request.selectors,
-        requestedBy: request.actor,
-        now: campaign.createdAt,
-        reissue: request.reissue,
-        subjects: await Promise.all(of.map((identity) => started.get(identity.id) as Promise<LiveSubject>)),
-        firstBatch: nextBatch(stored),
-      });
+      const plan = planLaterPart(
+        campaign,
+        await Promise.all(of.map((identity) => started.get(identity.id) as Promise<LiveSubject>)),
+        stored,
+      );
       const { part, fresh } = await storePart(
         { ...services, campaigns },
         lease,
@@ -515,6 +511,28 @@ async function storeInParts(
   let part = await restPart;
   while (part.next) part = await part.next;
   return { status: 'stored', summary: summaryOf(stored), campaign: part.campaign };
+}
+
+/** A later part's plan: the stored campaign's terms over `subjects`, its batches numbered after `stored`'s. */
+const planLaterPart = (campaign: StoredCampaign, subjects: LiveSubject[], stored: readonly Target[]): Plan =>
+  planCampaign({
+    campaignId: campaign.campaignId,
+    incident: campaign.incident,
+    selectors: campaign.selectors,
+    requestedBy: campaign.requestedBy,
+    now: campaign.createdAt,
+    reissue: campaign.reissue,
+    subjects,
+    firstBatch: nextBatch(stored),
+  });
+
+/** The parts after the first of a campaign planned in parts, each as it is stored (`rest`, then each `next`). */
+export async function* partsAfter(rest: Promise<PlannedPart>): AsyncGenerator<PlannedPart> {
+  for (let next: Promise<PlannedPart> | undefined = rest; next; ) {
+    const part: PlannedPart = await next;
+    yield part;
+    next = part.next;
+  }
 }
 
 /** How long a campaign's planner holds its planning unless it renews it: a dead planner's resume waits this long at most. */
@@ -695,16 +713,7 @@ export async function continuePlanning(
       (identity) => done.has(serviceOf(identity.kind)),
     );
     const stored = await services.campaigns.listTargets(campaign.campaignId);
-    const plan = planCampaign({
-      campaignId: campaign.campaignId,
-      incident: campaign.incident,
-      selectors: campaign.selectors,
-      requestedBy: campaign.requestedBy,
-      now: campaign.createdAt,
-      reissue: campaign.reissue,
-      subjects: await resolveAll(active, resolve),
-      firstBatch: nextBatch(stored),
-    });
+    const plan = planLaterPart(campaign, await resolveAll(active, resolve), stored);
     return (await storePart(services, lease, plan, stored, actor)).part.campaign;
   } catch (error) {
     await lease.giveUp();

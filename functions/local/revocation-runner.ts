@@ -20,7 +20,7 @@ import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, type S3Client
 import pLimit from 'p-limit';
 import * as z from 'zod';
 import { awsFailure } from '../adapters/aws/clients.ts';
-import { continuePlanning, type PlannedPart } from '../adapters/campaign-launcher.ts';
+import { continuePlanning, type PlannedPart, partsAfter } from '../adapters/campaign-launcher.ts';
 import { providerLimiters, type RateLimits, rateLimitsFromEnv } from '../adapters/rate-limits.ts';
 import type { ReportLocations } from '../adapters/report-writer.ts';
 import type { Services } from '../adapters/wiring.ts';
@@ -324,16 +324,10 @@ export class LocalRevocationRunner {
     failed: (error: unknown) => void,
   ): Promise<PromiseSettledResult<void>[]> {
     const running: Promise<PromiseSettledResult<void>[]>[] = [];
-    for (let next: Promise<PlannedPart> | undefined = rest; next; ) {
-      let part: PlannedPart;
-      try {
-        part = await next;
-        running.push(runAll(await itemsOf(part)));
-      } catch (error) {
-        failed(error);
-        break;
-      }
-      next = part.next;
+    try {
+      for await (const part of partsAfter(rest)) running.push(runAll(await itemsOf(part)));
+    } catch (error) {
+      failed(error);
     }
     return (await Promise.all(running)).flat();
   }

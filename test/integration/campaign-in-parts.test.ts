@@ -13,6 +13,7 @@ import { buildFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import {
   type PartsStore,
   type PlannedPart,
+  partsAfter,
   planAndStoreCampaign,
 } from '../../functions/adapters/campaign-launcher.ts';
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
@@ -119,9 +120,7 @@ async function planInParts(selector: string, campaigns: PartsStore = services.st
           parts.run.catch(() => undefined);
           parts.later = (async () => {
             const later: PlannedPart[] = [];
-            for (let next: Promise<PlannedPart> | undefined = rest; next; next = later.at(-1)?.next) {
-              later.push(await next);
-            }
+            for await (const part of partsAfter(rest)) later.push(part);
             return later;
           })();
           parts.later.catch(() => undefined);
