@@ -9,31 +9,22 @@
 import { randomBytes } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { awsClients } from '../../functions/adapters/aws/clients.ts';
 import { dynamoBreakglassStore } from '../../functions/adapters/aws/dynamodb-breakglass-store.ts';
-import { dynamoStore } from '../../functions/adapters/aws/dynamodb-store.ts';
 import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts';
-import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import { signSlackRequest } from '../../functions/adapters/slack/verify.ts';
 import { systemClock } from '../../functions/adapters/wiring.ts';
 import type { ApiEvent } from '../../functions/api/responses.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { SecretValue } from '../../functions/core/secret-value.ts';
-import { useLocalLambdaEnv } from '../support/lambda-world.ts';
-import { testAws, testStack, uniqueName } from '../support/stack.ts';
+import { lambdaWorld, useLocalLambdaEnv } from '../support/lambda-world.ts';
+import { testStack, uniqueName } from '../support/stack.ts';
 
 const ACCOUNT = '123456789012';
 
 describe('handler: Slack ingress, answered at once from what it composes (on the local stack)', () => {
-  const aws = awsClients(testAws());
-  const table = uniqueName('kw-slack-ingress');
+  // Its state table and store; the function reads no fingerprint key and starts no campaign here.
+  const { aws, table, store } = lambdaWorld('kw-slack-ingress');
   const signingSecret = randomBytes(16).toString('hex');
-  const store = dynamoStore({
-    client: aws.dynamodb,
-    tableName: table,
-    clock: systemClock,
-    digest: sha256Hex,
-  });
 
   /** A slash command as Slack posts it, signed now with the app's signing secret. */
   const command = (name: string, text: string, user: string): ApiEvent => {
