@@ -394,9 +394,8 @@ const notScheduling: Part<GrantExpiryScheduler> = () => ({
 const breakglassOver =
   (awsRole: Part<GrantIssuer>, schedules: Part<GrantExpiryScheduler>): Part<BreakglassDeps> =>
   (c) => {
-    const { config, clock } = c;
+    const { config } = c;
     const client = c.get(vault);
-    const configStore = c.get(breakglassConfigStore);
     const issuers: Partial<Record<BreakglassTarget['type'], GrantIssuer>> = {
       'aws-role': c.get(awsRole),
       ...(client
@@ -408,17 +407,30 @@ const breakglassOver =
           }
         : {}),
     };
-    return {
-      grants: c.get(grantStore),
-      audit: c.get(auditLog),
-      clock,
-      config: () => configStore.getBreakglassConfig(),
-      issuer: (type) =>
-        issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
-      scheduler: c.get(schedules),
-      newGrantId: () => newGrantId(clock.now()),
-    };
+    return breakglassWith(
+      c,
+      (type) => issuers[type] ?? throwError(notConfigured(`issuer for break-glass targets of type ${type}`)),
+      c.get(schedules),
+    );
   };
+
+/** Break-glass over the state table's grants, audit trail and configuration, with `issuer` and `scheduler`. */
+const breakglassWith = (
+  c: Composition,
+  issuer: BreakglassDeps['issuer'],
+  scheduler: GrantExpiryScheduler,
+): BreakglassDeps => {
+  const configStore = c.get(breakglassConfigStore);
+  return {
+    grants: c.get(grantStore),
+    audit: c.get(auditLog),
+    clock: c.clock,
+    config: () => configStore.getBreakglassConfig(),
+    issuer,
+    scheduler,
+    newGrantId: () => newGrantId(c.clock.now()),
+  };
+};
 
 // `__PURE__`: a bundle that asks for none keeps none of the calls, nor the clients behind them.
 /** Break-glass: requests, approvals, credentials (STS for roles) and their ending. */
@@ -443,19 +455,13 @@ export const breakglassExpiring: Part<BreakglassDeps> = /* @__PURE__ */ breakgla
  * credentials and scheduling their end, is the Slack worker's (a button click is deferred), so
  * its bundle carries no issuer, STS, IAM, Vault or Scheduler client.
  */
-export const breakglassRequesting: Part<BreakglassDeps> = (c) => {
-  const configStore = c.get(breakglassConfigStore);
-  return {
-    grants: c.get(grantStore),
-    audit: c.get(auditLog),
-    clock: c.clock,
-    config: () => configStore.getBreakglassConfig(),
-    issuer: (type) =>
+export const breakglassRequesting: Part<BreakglassDeps> = (c) =>
+  breakglassWith(
+    c,
+    (type) =>
       throwError(new KeywardenError(`this function issues no ${type} grants (the Slack worker does)`)),
-    scheduler: c.get(notScheduling),
-    newGrantId: () => newGrantId(c.clock.now()),
-  };
-};
+    c.get(notScheduling),
+  );
 
 /**
  * What the Slack ingress's `/revoke` takes of campaigns: who may start one (break-glass's incident
