@@ -143,6 +143,79 @@ describe('lambda invoke: one signed POST', () => {
   });
 });
 
+describe('signed fetch: a drifted clock, a hung connection', () => {
+  const HOUR = 3_600_000;
+  const serverNow = Date.parse('2026-12-05T12:00:00Z');
+  const signedAt = (init: RequestInit) => (init.headers as Record<string, string>)['x-amz-date'];
+
+  it('learns the service’s clock from a refusal for skew, signs again with it, and keeps it', async () => {
+    const skewed = () =>
+      new Response('{"message":"Signature expired"}', {
+        status: 403,
+        headers: {
+          'x-amzn-ErrorType': 'InvalidSignatureException',
+          date: new Date(serverNow).toUTCString(),
+        },
+      });
+    const ok = () => new Response('{}', { headers: { date: new Date(serverNow).toUTCString() } });
+    const { requests, fetchFn } = scriptedFetch(skewed, ok, ok);
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      // This host's clock is an hour behind the service's.
+      { fetch: fetchFn, sleep: noSleep, now: () => serverNow - HOUR },
+    );
+
+    await expect(invoke('keywarden-role-deny', '{}')).resolves.toMatchObject({ payload: '{}' });
+    await invoke('keywarden-role-deny', '{}');
+
+    expect(requests.map(({ init }) => signedAt(init))).toEqual([
+      '20261205T110000Z',
+      '20261205T120000Z',
+      '20261205T120000Z',
+    ]);
+  });
+
+  it('does not retry a signature refusal when the clocks agree: the signature is wrong, not late', async () => {
+    const refused = () =>
+      new Response('{"message":"The request signature we calculated does not match"}', {
+        status: 403,
+        headers: { 'x-amzn-ErrorType': 'InvalidSignatureException', date: new Date(serverNow).toUTCString() },
+      });
+    const { requests, fetchFn } = scriptedFetch(refused, refused);
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: noSleep, now: () => serverNow + 1_000 },
+    );
+
+    await expect(invoke('keywarden-role-deny', '{}')).rejects.toMatchObject({
+      name: 'InvalidSignatureException',
+      retryable: false,
+    });
+    expect(requests).toHaveLength(1);
+  });
+
+  it('abandons an attempt that waits past its timeout and tries again', async () => {
+    let calls = 0;
+    const fetchFn = (async (_url: URL | string, init?: RequestInit) => {
+      calls += 1;
+      if (calls > 1) return new Response('{"result":"revoked"}');
+      // A connection that never answers: only the attempt's signal ends it.
+      return new Promise<Response>((_resolve, reject) => {
+        init?.signal?.addEventListener('abort', () => reject(init.signal?.reason));
+      });
+    }) as typeof fetch;
+    const invoke = signedLambdaInvoke(
+      { region: 'eu-west-1', credentials: credentials() },
+      { fetch: fetchFn, sleep: noSleep, attemptTimeoutMs: 20 },
+    );
+
+    await expect(invoke('keywarden-role-deny', '{}')).resolves.toMatchObject({
+      payload: '{"result":"revoked"}',
+    });
+    expect(calls).toBe(2);
+  });
+});
+
 describe('signed fetch errors: retryable, as keywarden’s other errors', () => {
   it.each([
     [

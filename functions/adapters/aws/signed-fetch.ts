@@ -7,6 +7,7 @@
  * SDK's own and already in every bundle.
  */
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { isClockSkewError } from '@smithy/core/retry';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { AWS_MAX_ATTEMPTS } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
@@ -71,7 +72,21 @@ export interface SignedFetchOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Attempts per request, the first included. @default AWS_MAX_ATTEMPTS */
   maxAttempts?: number;
+  /**
+   * How long one attempt may wait for the whole answer before it is abandoned and counted as
+   * lost (so retried): a connection that hangs must not hold the caller until its own timeout.
+   * @default ATTEMPT_TIMEOUT_MS
+   */
+  attemptTimeoutMs?: number;
+  /** The clock requests are signed by. @default Date.now */
+  now?: () => number;
 }
+
+/** {@link SignedFetchOptions.attemptTimeoutMs}'s default: above any answer keywarden waits for (a synchronous role-deny invocation). */
+export const ATTEMPT_TIMEOUT_MS = 60_000;
+
+/** A signing clock further than this from the service's (its `Date` header) is corrected, as the SDK's signer does. */
+const CLOCK_SKEW_MS = 240_000;
 
 export interface SignedFetchProps extends SignedFetchOptions {
   /** The signing name: `lambda`, `s3`. */
@@ -106,9 +121,13 @@ export const retryableStatus = (status: number | undefined): boolean =>
 /**
  * A {@link SignedFetch}: each attempt signed afresh (a retry may come after the credentials
  * rotate), a refused or lost attempt tried again while its error is `retryable`, with the
- * SDK's full-jitter backoff. A lost connection is retried like a throttle, as the SDK does: the
- * requests keywarden sends this way are idempotent (a PutObject writes the same object again, a
- * queued event may reach its function twice anyway).
+ * SDK's full-jitter backoff. A lost connection (or an attempt past `attemptTimeoutMs`) is retried
+ * like a throttle, as the SDK does: the requests keywarden sends this way are idempotent (a
+ * PutObject writes the same object again, a queued event may reach its function twice anyway).
+ * Like the SDK's signer, it keeps the offset between this clock and the services' (their `Date`
+ * header) when they differ by 4 minutes or more, signs with the corrected time, and tries again a
+ * request refused for its signature's time (`RequestTimeTooSkewed`, `SignatureDoesNotMatch`…) once
+ * the offset changed: a host whose clock drifted still gets its answer.
  */
 export function signedFetch({
   service,
@@ -117,7 +136,18 @@ export function signedFetch({
   fetch: fetchFn = fetch,
   sleep = delay,
   maxAttempts = AWS_MAX_ATTEMPTS,
+  attemptTimeoutMs = ATTEMPT_TIMEOUT_MS,
+  now = Date.now,
 }: SignedFetchProps): SignedFetch {
+  /** Service time minus this clock, learnt from the answers' `Date` headers. */
+  let clockOffset = 0;
+  /** Learns the service's clock from an answer; true when the offset changed. */
+  const sampleClock = (headers: Headers): boolean => {
+    const serverTime = Date.parse(headers.get('date') ?? '');
+    if (Number.isNaN(serverTime) || Math.abs(now() + clockOffset - serverTime) < CLOCK_SKEW_MS) return false;
+    clockOffset = serverTime - now();
+    return true;
+  };
   const signer = new SignatureV4({
     service,
     region: endpoint.region,
@@ -128,25 +158,39 @@ export function signedFetch({
   return async (request, failures) => {
     const { method, url, body } = request;
     for (let attempt = 1; ; attempt++) {
-      const signed = await signer.sign({
-        method,
-        protocol: url.protocol,
-        hostname: url.hostname,
-        ...(url.port ? { port: Number(url.port) } : {}),
-        path: url.pathname,
-        headers: { host: url.host, ...request.headers },
-        body,
-      });
+      const signed = await signer.sign(
+        {
+          method,
+          protocol: url.protocol,
+          hostname: url.hostname,
+          ...(url.port ? { port: Number(url.port) } : {}),
+          path: url.pathname,
+          headers: { host: url.host, ...request.headers },
+          body,
+        },
+        { signingDate: new Date(now() + clockOffset) },
+      );
       let failure: ReturnType<typeof failures.refused>;
+      let skewCorrected = false;
       try {
-        const response = await fetchFn(url, { method, headers: signed.headers, body, redirect: 'manual' });
+        const response = await fetchFn(url, {
+          method,
+          headers: signed.headers,
+          body,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(attemptTimeoutMs),
+        });
         const answer = { status: response.status, headers: response.headers, text: await response.text() };
+        skewCorrected = sampleClock(response.headers);
         if (response.ok) return answer;
         failure = failures.refused(answer);
       } catch (error) {
         failure = failures.lost(error);
       }
-      if (!failure.retryable || attempt >= maxAttempts) throw failure;
+      const worthRetrying =
+        failure.retryable ||
+        (skewCorrected && isClockSkewError({ name: failure.name, message: failure.message }));
+      if (!worthRetrying || attempt >= maxAttempts) throw failure;
       // Full jitter, as the SDK's standard retry: up to 100 ms · 2^attempt, at most 20 s.
       await sleep(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
     }
