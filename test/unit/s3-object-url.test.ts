@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { s3ObjectUrl } from '../../functions/adapters/aws/s3-put-object.ts';
-import { environmentEndpoint } from '../../functions/adapters/aws/signed-fetch.ts';
+import { environmentEndpoint, regionalHost } from '../../functions/adapters/aws/signed-fetch.ts';
 
 describe('s3: s3ObjectUrl', () => {
   it('addresses a bucket by its own host name in AWS', () => {
@@ -58,5 +58,31 @@ describe('signed fetch: environmentEndpoint, as the SDK reads it', () => {
     expect(
       environmentEndpoint('S3', { ...shared, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }),
     ).toBeUndefined();
+  });
+});
+
+describe('signed fetch: regionalHost, the host the SDK’s endpoint rules would pick', () => {
+  const fips = { AWS_USE_FIPS_ENDPOINT: 'true' };
+  const dualStack = { AWS_USE_DUALSTACK_ENDPOINT: 'true' };
+
+  it.each([
+    ['lambda', 'eu-west-1', {}, 'lambda.eu-west-1.amazonaws.com'],
+    ['sts', 'cn-northwest-1', {}, 'sts.cn-northwest-1.amazonaws.com.cn'],
+    ['lambda', 'us-iso-east-1', {}, 'lambda.us-iso-east-1.c2s.ic.gov'],
+    ['lambda', 'us-east-1', fips, 'lambda-fips.us-east-1.amazonaws.com'],
+    ['sts', 'us-east-2', fips, 'sts-fips.us-east-2.amazonaws.com'],
+    ['s3', 'us-gov-west-1', fips, 's3-fips.us-gov-west-1.amazonaws.com'],
+    ['sts', 'us-gov-west-1', fips, 'sts.us-gov-west-1.amazonaws.com'],
+    ['lambda', 'eu-west-1', dualStack, 'lambda.eu-west-1.api.aws'],
+    ['s3', 'eu-west-1', dualStack, 's3.dualstack.eu-west-1.amazonaws.com'],
+    ['s3', 'us-east-1', { ...fips, ...dualStack }, 's3-fips.dualstack.us-east-1.amazonaws.com'],
+  ] as const)('%s in %s with %j: %s', (service, region, env, host) => {
+    expect(regionalHost(service, region, env)).toBe(host);
+  });
+
+  it('puts a FIPS bucket’s own host name under s3-fips', () => {
+    expect(s3ObjectUrl({ region: 'us-east-1' }, 'kw-reports', 'k', fips).host).toBe(
+      'kw-reports.s3-fips.us-east-1.amazonaws.com',
+    );
   });
 });

@@ -9,6 +9,7 @@ import type { AwsEndpoint } from './endpoint.ts';
 import {
   AwsRequestError,
   type FailureReader,
+  regionalHost,
   retryableStatus,
   type SignedFetchOptions,
   signedFetch,
@@ -47,11 +48,10 @@ export class LambdaInvokeError extends AwsRequestError {
   }
 }
 
-/** Lambda's endpoint in `region` (China's regions have their own domain), unless one is configured. */
-export function lambdaEndpoint(endpoint: AwsEndpoint): URL {
+/** Lambda's endpoint in `region` ({@link regionalHost}: its partition's, FIPS or dual-stack as the environment asks), unless one is configured. */
+export function lambdaEndpoint(endpoint: AwsEndpoint, env: NodeJS.ProcessEnv = process.env): URL {
   if (endpoint.endpoint) return new URL(endpoint.endpoint);
-  const domain = endpoint.region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-  return new URL(`https://lambda.${endpoint.region}.${domain}`);
+  return new URL(`https://${regionalHost('lambda', endpoint.region, env)}`);
 }
 
 export type SignedLambdaInvokeOptions = SignedFetchOptions;

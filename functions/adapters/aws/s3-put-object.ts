@@ -19,6 +19,7 @@ import {
   AwsRequestError,
   environmentEndpoint,
   type FailureReader,
+  regionalHost,
   retryableStatus,
   type SignedFetchOptions,
   signedFetch,
@@ -111,14 +112,18 @@ function keyPath(key: string): string {
  * it has no per-bucket host names); AWS by the bucket's own host name
  * (`<bucket>.s3.<region>.amazonaws.com`), or by path when the name cannot be a TLS host name (dots).
  */
-export function s3ObjectUrl(endpoint: AwsEndpoint, bucket: string, key: string): URL {
+export function s3ObjectUrl(
+  endpoint: AwsEndpoint,
+  bucket: string,
+  key: string,
+  env: NodeJS.ProcessEnv = process.env,
+): URL {
   const path = keyPath(key);
   if (endpoint.endpoint) {
     const base = endpoint.endpoint.replace(/\/+$/, '');
     return new URL(`${base}/${encodeURIComponent(bucket)}/${path}`);
   }
-  const domain = endpoint.region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-  const service = `s3.${endpoint.region}.${domain}`;
+  const service = regionalHost('s3', endpoint.region, env);
   return VIRTUAL_HOSTABLE.test(bucket)
     ? new URL(`https://${bucket}.${service}/${path}`)
     : new URL(`https://${service}/${encodeURIComponent(bucket)}/${path}`);
@@ -163,7 +168,7 @@ export function signedPutObject(
   return async ({ bucket, key, body, contentType, cacheControl, metadata = {}, what }) => {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const digest = createHash('sha256').update(bytes).digest();
-    const url = s3ObjectUrl(target, bucket, key);
+    const url = s3ObjectUrl(target, bucket, key, env);
     const headers = {
       'content-type': contentType,
       ...(cacheControl === undefined ? {} : { 'cache-control': cacheControl }),

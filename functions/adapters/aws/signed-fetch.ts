@@ -6,6 +6,7 @@
  * (`@smithy/signature-v4`) and the credential chain (`@aws-sdk/credential-provider-node`) are the
  * SDK's own and already in every bundle.
  */
+import { partition } from '@aws-sdk/core/client';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { isClockSkewError } from '@smithy/core/retry';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -112,6 +113,30 @@ export function environmentEndpoint(
 ): string | undefined {
   if (env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS?.toLowerCase() === 'true') return undefined;
   return env[`AWS_ENDPOINT_URL_${serviceId}`] || env.AWS_ENDPOINT_URL || undefined;
+}
+
+/** The services keywarden reaches through a signed `fetch`, by their host name label. */
+export type SignedService = 'lambda' | 's3' | 'sts';
+
+/**
+ * The host name of `service` in `region` as the SDK's endpoint rules name it when no endpoint
+ * is configured: the DNS suffix of the region's partition (`amazonaws.com`, `amazonaws.com.cn`,
+ * the isolated partitions'), its FIPS endpoint when `AWS_USE_FIPS_ENDPOINT` is `true`
+ * (`<service>-fips.<region>…`; STS in GovCloud is FIPS at its plain name), its dual-stack one
+ * when `AWS_USE_DUALSTACK_ENDPOINT` is `true` (the partition's dual-stack suffix; S3 as
+ * `s3.dualstack.<region>…`). Every partition has both today (the SDK's partition data).
+ */
+export function regionalHost(
+  service: SignedService,
+  region: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const zone = partition(region);
+  const fips = env.AWS_USE_FIPS_ENDPOINT?.toLowerCase() === 'true';
+  const dualStack = env.AWS_USE_DUALSTACK_ENDPOINT?.toLowerCase() === 'true';
+  const label = fips && !(service === 'sts' && zone.name === 'aws-us-gov') ? `${service}-fips` : service;
+  if (service === 's3' && dualStack) return `${label}.dualstack.${region}.${zone.dnsSuffix}`;
+  return `${label}.${region}.${dualStack ? zone.dualStackDnsSuffix : zone.dnsSuffix}`;
 }
 
 /** Throttling, a server error, or no answer at all: what the SDK's standard retry tries again. */

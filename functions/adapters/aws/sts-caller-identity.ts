@@ -17,6 +17,7 @@ import {
   AwsRequestError,
   environmentEndpoint,
   type FailureReader,
+  regionalHost,
   type SignedFetchOptions,
   signedFetch,
 } from './signed-fetch.ts';
@@ -59,10 +60,9 @@ const KEY_REFUSED = new Set([
 export const isKeyRefused = (error: unknown): boolean =>
   error instanceof StsRequestError && KEY_REFUSED.has(error.name);
 
-/** STS's endpoint in `region` (China's regions have their own domain), as the SDK's client picks it. */
-export function stsEndpoint(region: string): URL {
-  const domain = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-  return new URL(`https://sts.${region}.${domain}/`);
+/** STS's regional endpoint in `region`, as the SDK's client picks it ({@link regionalHost}). */
+export function stsEndpoint(region: string, env: NodeJS.ProcessEnv = process.env): URL {
+  return new URL(`https://${regionalHost('sts', region, env)}/`);
 }
 
 const ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
@@ -174,7 +174,7 @@ export function signedGetCallerIdentity(
   { env, ...options }: SignedGetCallerIdentityOptions = {},
 ): GetCallerIdentity {
   const configured = endpoint.endpoint ?? environmentEndpoint('STS', env);
-  const url = configured === undefined ? stsEndpoint(endpoint.region) : new URL(configured);
+  const url = configured === undefined ? stsEndpoint(endpoint.region, env) : new URL(configured);
   return async (credentials) => {
     const { accessKeyId, secretAccessKey } = credentials;
     // A signer per call: each call has its own credentials.
