@@ -6,12 +6,7 @@
  * staging labels away, so nothing reads it by label any more. No value leaves this file
  * in an error or a result other than `issue`.
  */
-import {
-  GetSecretValueCommand,
-  paginateListSecretVersionIds,
-  type SecretsManagerClient,
-  UpdateSecretVersionStageCommand,
-} from '@aws-sdk/client-secrets-manager';
+import { paginateListSecretVersionIds, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { VersionStage } from '../../core/credential-version.ts';
 import { KeywardenError, VerificationError } from '../../core/errors.ts';
 import type { RandomBytes } from '../../core/generator.ts';
@@ -35,6 +30,7 @@ import {
   sameValue,
   secretReadOf,
 } from './secrets-manager-delivery.ts';
+import { secretsWireOf } from './secrets-wire.ts';
 
 type SecretIdentity = IdentityOfKind<'aws-secret'>;
 
@@ -114,9 +110,10 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
   /** The `AWSCURRENT` value as text (binary as base64), or undefined when the secret does not exist. */
   async #current(secretId: string): Promise<string | undefined> {
     try {
-      const read = await this.#secrets.send(
-        new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }),
-      );
+      const read = await secretsWireOf(this.#secrets).send('GetSecretValue', {
+        SecretId: secretId,
+        VersionStage: AWSCURRENT,
+      });
       if (read.SecretString !== undefined) return read.SecretString;
       return read.SecretBinary ? Buffer.from(read.SecretBinary).toString('base64') : undefined;
     } catch (error) {
@@ -176,13 +173,11 @@ export class AwsSecretProvider implements CredentialProvider<'aws-secret'> {
     if (labels.length === 0) return 'already-revoked';
     for (const label of labels) {
       try {
-        await this.#secrets.send(
-          new UpdateSecretVersionStageCommand({
-            SecretId: secretId,
-            VersionStage: label,
-            RemoveFromVersionId: handle,
-          }),
-        );
+        await secretsWireOf(this.#secrets).send('UpdateSecretVersionStage', {
+          SecretId: secretId,
+          VersionStage: label,
+          RemoveFromVersionId: handle,
+        });
       } catch (error) {
         // Removed by a concurrent run since the read: the goal is reached for that label.
         if (awsErrorName(error) === 'InvalidParameterException') continue;

@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { ConflictError, KeywardenError } from '../../core/errors.ts';
-import { type DynamoWire, wireOf } from './dynamodb-wire.ts';
+import { type DynamoWire, dynamoWireOf } from './dynamodb-wire.ts';
 
 /**
  * The single-table layout. Every item has `pk` and `sk`; the partition says what it is.
@@ -159,7 +159,7 @@ async function unlessConditionFails(write: Promise<unknown>): Promise<boolean> {
  * read every page, conditional writes answer whether their condition held.
  *
  * The operations every rotation makes (a partition's query, a conditional put, a get, the audit
- * trail's tail and appends) go on the client's wire (dynamodb-wire.ts: DynamoDB's JSON protocol
+ * trail's tail and appends) go on the client's wire (dynamodb-wire.ts, json-wire.ts: DynamoDB's JSON protocol
  * with the client's endpoint, credentials and retry, ~0.35 ms of CPU less per request than the
  * SDK's command on loopback, paid ~6 times per rotated identity), their items converted here with
  * the document client's own functions and options. The rest go through the document client.
@@ -172,7 +172,7 @@ export class DynamoTable {
 
   constructor(props: DynamoTableProps) {
     if (!props.tableName) throw new RangeError('DynamoTable: expected a table name, got an empty string');
-    this.#wire = wireOf(props.client);
+    this.#wire = dynamoWireOf(props.client);
     this.#doc = DynamoDBDocumentClient.from(props.client, { marshallOptions: { ...MARSHALL } });
     this.#name = props.tableName;
   }

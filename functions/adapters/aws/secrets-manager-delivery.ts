@@ -9,11 +9,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
-  GetSecretValueCommand,
   type GetSecretValueCommandOutput,
-  PutSecretValueCommand,
   type SecretsManagerClient,
-  UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { KeywardenError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Delivery } from '../../core/identity.ts';
@@ -21,6 +18,7 @@ import type { DeliveredValue, DeliveryTarget, StageContext, StagedValue } from '
 import { renamedFields } from '../../core/secret-shape.ts';
 import { SecretValue } from '../../core/secret-value.ts';
 import { awsErrorName, awsFailure } from './clients.ts';
+import { secretsWireOf } from './secrets-wire.ts';
 
 /** The staging labels of the rotation protocol. */
 export const AWSCURRENT = 'AWSCURRENT';
@@ -109,7 +107,10 @@ export async function readSecretVersion(
   versionId: string,
 ): Promise<{ value: string | undefined; stages: string[] } | undefined> {
   try {
-    const read = await secrets.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: versionId }));
+    const read = await secretsWireOf(secrets).send('GetSecretValue', {
+      SecretId: secretId,
+      VersionId: versionId,
+    });
     return { value: textOf(read), stages: read.VersionStages ?? [] };
   } catch (error) {
     if (awsErrorName(error) === 'ResourceNotFoundException') return undefined;
@@ -219,14 +220,12 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
       return { secret: value };
     }
     try {
-      await this.#secrets.send(
-        new PutSecretValueCommand({
-          SecretId: secretId,
-          ClientRequestToken: versionId,
-          SecretString: value.reveal(),
-          VersionStages: [AWSPENDING],
-        }),
-      );
+      await secretsWireOf(this.#secrets).send('PutSecretValue', {
+        SecretId: secretId,
+        ClientRequestToken: versionId,
+        SecretString: value.reveal(),
+        VersionStages: [AWSPENDING],
+      });
     } catch (error) {
       const name = awsErrorName(error);
       if (name === 'ResourceNotFoundException') await this.#create(secretId, versionId, value);
@@ -278,14 +277,12 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
       // both, without reading the labels first. If they moved since (or the SDK retried a move
       // that landed), AWS refuses it and the labels are read as below.
       try {
-        await this.#secrets.send(
-          new UpdateSecretVersionStageCommand({
-            SecretId: secretId,
-            VersionStage: AWSCURRENT,
-            MoveToVersionId: versionId,
-            RemoveFromVersionId: basis.currentVersionId,
-          }),
-        );
+        await secretsWireOf(this.#secrets).send('UpdateSecretVersionStage', {
+          SecretId: secretId,
+          VersionStage: AWSCURRENT,
+          MoveToVersionId: versionId,
+          RemoveFromVersionId: basis.currentVersionId,
+        });
         await this.#removeLabel(secretId, versionId, AWSPENDING);
         return;
       } catch (error) {
@@ -332,9 +329,10 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     const { secretId } = delivery;
     let read: GetSecretValueCommandOutput;
     try {
-      read = await this.#secrets.send(
-        new GetSecretValueCommand({ SecretId: secretId, VersionStage: AWSCURRENT }),
-      );
+      read = await secretsWireOf(this.#secrets).send('GetSecretValue', {
+        SecretId: secretId,
+        VersionStage: AWSCURRENT,
+      });
     } catch (error) {
       if (awsErrorName(error) === 'ResourceNotFoundException') return undefined;
       throw awsFailure(`reading the ${AWSCURRENT} value of secret ${secretId}`, error);
@@ -417,13 +415,11 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
 
   async #removeLabel(secretId: string, versionId: string, label: string): Promise<void> {
     try {
-      await this.#secrets.send(
-        new UpdateSecretVersionStageCommand({
-          SecretId: secretId,
-          VersionStage: label,
-          RemoveFromVersionId: versionId,
-        }),
-      );
+      await secretsWireOf(this.#secrets).send('UpdateSecretVersionStage', {
+        SecretId: secretId,
+        VersionStage: label,
+        RemoveFromVersionId: versionId,
+      });
     } catch (error) {
       // The label left that version between the read and the write (a concurrent run): done.
       if (awsErrorName(error) === 'InvalidParameterException') {
@@ -440,7 +436,7 @@ export class SecretsManagerDelivery implements DeliveryTarget<SecretsManagerDeli
     doing: string,
   ): Promise<void> {
     try {
-      await this.#secrets.send(new UpdateSecretVersionStageCommand({ SecretId: secretId, ...move }));
+      await secretsWireOf(this.#secrets).send('UpdateSecretVersionStage', { SecretId: secretId, ...move });
     } catch (error) {
       // The SDK retries a call whose answer was lost; the retry then finds the label already
       // moved and fails. If the label sits where we wanted it, the move did happen.
