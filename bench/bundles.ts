@@ -201,9 +201,10 @@ const kb = (bytes: number): number => Math.round((bytes / 1024) * 10) / 10;
 /**
  * The stack's settings that turn every function on, as the bundling spec
  * (test/infra/bundling.test.ts) synthesizes it: a Vault address (the functions carry their Vault
- * adapters, as a deployment with Vault does), a trusted CI issuer (the CI credentials' sweeper)
- * and a log group to scan (the exposure scanner). Without the last two those functions are not
- * in the stack at all.
+ * adapters, as a deployment with Vault does), a trusted CI issuer (the API's CI function and the
+ * CI credentials' sweeper) and a log group to scan (the exposure scanner). Without the last two
+ * those functions are not in the stack at all. The API's grants and campaigns functions are in
+ * every stack.
  */
 export const EVERY_FUNCTION = {
   vaultAddr: 'https://vault.example.com',

@@ -32,7 +32,7 @@ import { DynamoTable, ensureStateTable } from '../functions/adapters/aws/dynamod
 import { sha256Hex } from '../functions/adapters/crypto.ts';
 import type { ApiDeps } from '../functions/api/deps.ts';
 import { type ApiEvent, errorResult } from '../functions/api/responses.ts';
-import { routeRequest } from '../functions/api/routes.ts';
+import { GRANT_ROUTES, routeRequest } from '../functions/api/routes.ts';
 import type { BreakglassDeps } from '../functions/core/breakglass.ts';
 import { BreakglassConfigSchema, type Grant, GrantSchema } from '../functions/core/grant.ts';
 import { sweep } from '../functions/core/grant-sweep.ts';
@@ -220,7 +220,7 @@ async function load(deps: ApiDeps, path: string, clients: number, total: number)
           },
         } as unknown as ApiEvent;
         const t0 = performance.now();
-        const result = await routeRequest(deps, event).catch((error: unknown) =>
+        const result = await routeRequest(deps, event, GRANT_ROUTES).catch((error: unknown) =>
           errorResult(error, 'bench', () => {}),
         );
         times.push(performance.now() - t0);

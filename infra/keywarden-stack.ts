@@ -107,7 +107,7 @@ export class KeywardenStack extends Stack {
   readonly breakGlass: BreakGlass;
   /** The only function that puts deny policies on IAM roles. */
   readonly roleDeny: RoleDeny;
-  /** The HTTP API, its function, Slack ingress and the Slack worker. */
+  /** The HTTP API, its grants and campaigns functions, Slack ingress and the Slack worker. */
   readonly api: Api;
   /** CI job credentials (routes, approval key, webhook secrets, sweeper); `undefined` when off. */
   readonly ci: CiCredentials | undefined;
@@ -172,6 +172,8 @@ export class KeywardenStack extends Stack {
       secrets: this.secrets,
       breakGlass: this.breakGlass,
       revocationStateMachine: this.revocation.stateMachine,
+      // A campaign that cannot start is an incident's: its alarm goes where the revocation alarms go.
+      campaignsAlarmTopic: this.revocation.alarmTopic,
       vaultAddr: props.vaultAddr,
     });
     this.ci =
@@ -207,9 +209,9 @@ export class KeywardenStack extends Stack {
             alertChannel:
               props.exposureAlertChannel ?? this.node.tryGetContext(EXPOSURE_ALERT_CHANNEL_CONTEXT),
           });
-    // A finished CI job's log is scanned when both are deployed: the API hands the job over.
+    // A finished CI job's log is scanned when both are deployed: the CI function hands the job over.
     if (this.exposure !== undefined && this.ci !== undefined) {
-      this.exposure.acceptFinishedJobsFrom(this.api.handler);
+      this.exposure.acceptFinishedJobsFrom(this.ci.handler);
     }
 
     // Every stack watches use: CI sessions after their job's end, managed keys outside their runners.
@@ -248,9 +250,15 @@ export class KeywardenStack extends Stack {
         'keywarden HTTP API: the CLI calls it with SigV4 (KEYWARDEN_API_URL); Slack commands go to <this>slack/commands, buttons to <this>slack/interactions.',
     });
     new CfnOutput(this, 'ApiFunctionRoleArn', {
-      value: this.api.handler.role.roleArn,
-      description: `Break-glass roles (under ${this.breakGlass.breakglassRolePath})${this.ci === undefined ? '' : ` and CI roles (under ${this.ci.rolePath})`} must trust this role for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or grants cannot be issued.`,
+      value: this.api.grants.role.roleArn,
+      description: `Break-glass roles (under ${this.breakGlass.breakglassRolePath}) must trust this role (the API's grants function) for sts:AssumeRole and sts:SetSourceIdentity, or grants cannot be issued.`,
     });
+    if (this.ci !== undefined) {
+      new CfnOutput(this, 'CiFunctionRoleArn', {
+        value: this.ci.handler.role.roleArn,
+        description: `CI roles (under ${this.ci.rolePath}) must trust this role (the API's CI function) for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or CI job credentials cannot be issued.`,
+      });
+    }
     new CfnOutput(this, 'SlackSigningSecretArn', {
       value: this.secrets.slackSigningSecret.secretArn,
       description:

@@ -478,25 +478,33 @@ export const campaignAuthorizing = (c: Composition) => ({
 
 /**
  * What planning, storing and reading campaigns takes (functions/api/campaigns.ts): the store,
- * the rotation registries that list what is live, and break-glass's incident responders.
+ * the rotation registries that list what is live, and break-glass's incident responders (the
+ * inventory's section and the audit trail refusals go to: no grant issuer or schedules, so no
+ * STS or Scheduler client in the campaigns function's bundle).
  */
-export const campaignPlanning = (c: Composition) => ({
-  store: c.get(stores).store,
-  clock: c.clock,
-  rotationDeps: c.get(rotation),
-  breakglassDeps: c.get(breakglass),
-});
+export const campaignPlanning = (c: Composition) => {
+  const configStore = c.get(breakglassConfigStore);
+  return {
+    store: c.get(stores).store,
+    clock: c.clock,
+    rotationDeps: c.get(rotation),
+    breakglassDeps: { config: () => configStore.getBreakglassConfig(), audit: c.get(auditLog) },
+  };
+};
 
-/** The per-grant report: the grant, its audit records, and its use where a trail is readable. */
+/**
+ * The per-grant report: the grant, its audit records, and its use where a trail is readable.
+ * Over the grants, the inventory's section and the audit trail only (no other store port in
+ * the grants function's bundle).
+ */
 export const grantReports = (c: Composition) => {
-  const { store, breakglassStore } = c.get(stores);
   const client = c.get(vault);
-  const auditLog = c.config.vault?.auditLog;
+  const vaultAuditLog = c.config.vault?.auditLog;
   const deps: GrantReportDeps = {
-    grants: store,
-    config: breakglassStore,
-    audit: store,
-    vaultUsage: client && auditLog ? new VaultAuditUsage({ client, logFile: auditLog }) : undefined,
+    grants: c.get(grantStore),
+    config: c.get(breakglassConfigStore),
+    audit: c.get(auditLog),
+    vaultUsage: client && vaultAuditLog ? new VaultAuditUsage({ client, logFile: vaultAuditLog }) : undefined,
     clock: c.clock,
   };
   return (grantId: string) => grantReportOf(deps, grantId);
@@ -549,11 +557,13 @@ const ciSessions: Part<StsCiSessionIssuer> = (c) =>
  * STS, gated on approvals, ended through the deny door.
  */
 export const ciExchange: Part<CiExchangeDeps> = (c) => {
-  const { store, breakglassStore } = c.get(stores);
+  // The inventory's sections and the audit trail: no other store port in the CI function's bundle.
+  const ciConfig = c.get(ciConfigStore);
+  const people = c.get(breakglassConfigStore);
   const client = c.get(vault);
   const ledger = c.get(approvalLedger);
   return {
-    config: () => breakglassStore.getCiConfig(),
+    config: () => ciConfig.getCiConfig(),
     verifier: new JoseCiTokenVerifier({ clock: c.clock }),
     store: c.get(ciCredentials),
     vault: client ? new VaultCiTokenIssuer({ client }) : undefined,
@@ -561,10 +571,10 @@ export const ciExchange: Part<CiExchangeDeps> = (c) => {
     gate: approvalGate({
       ledger,
       signer: c.get(approvalSigner),
-      directory: () => breakglassStore.getBreakglassConfig(),
+      directory: () => people.getBreakglassConfig(),
       clock: c.clock,
     }),
-    audit: store,
+    audit: c.get(auditLog),
     clock: c.clock,
     newId: () => `ci-${randomUUID()}`,
   };

@@ -33,14 +33,21 @@ export interface CiApiDeps {
   scanJobLog?: ((job: FinishedJob) => Promise<void>) | undefined;
 }
 
+/**
+ * The routes' dependencies. Each capability's are optional: a function given none of a capability
+ * serves none of its routes (a 404 names it), so the API's functions in AWS are each given only
+ * their own (functions/handlers/api-*.ts), while the local runtime gives them all.
+ */
 export interface ApiDeps {
-  breakglass: BreakglassDeps;
+  /** Break-glass grants (`/roles`, `/grants…`) and Slack's `/breakglass`; undefined where this function serves none. */
+  breakglass?: BreakglassDeps | undefined;
   /** Only the local runtime sets this: it is the one caller that checked a development token. */
   acceptLocalPrincipals: boolean;
   /** The AWS region sessions are valid in, and the Vault address wrapped tokens unwrap at. */
   region: string;
   vaultAddr?: string | undefined;
-  report: (grantId: string) => Promise<{ report: unknown; markdown: string }>;
+  /** The per-grant report (`/grants/{grantId}/report`); undefined where this function serves none. */
+  report?: ((grantId: string) => Promise<{ report: unknown; markdown: string }>) | undefined;
   campaigns?: CampaignApi | undefined;
   slack?: SlackDeps | undefined;
   /** CI job credentials (`/ci/credentials`, `/ci/webhooks/*`); undefined where the deployment serves none. */
@@ -51,6 +58,18 @@ export interface ApiDeps {
   log?: ((line: string) => void) | undefined;
   /** How `/revoke` posts progress: every `everyMs` until the campaign ends or `deadlineMs` passes. */
   progress?: { everyMs: number; deadlineMs: number } | undefined;
+}
+
+/** The deployment's break-glass grants, or a 404 where this function serves none. */
+export function breakglassOf(deps: ApiDeps): BreakglassDeps {
+  if (!deps.breakglass) throw new NotFoundError('break-glass grants are not served by this function');
+  return deps.breakglass;
+}
+
+/** The per-grant report, or a 404 where this function serves none. */
+export function reportOf(deps: ApiDeps): NonNullable<ApiDeps['report']> {
+  if (!deps.report) throw new NotFoundError('grant reports are not served by this function');
+  return deps.report;
 }
 
 /** The deployment's campaigns, or a 404 where it serves none. */

@@ -1,6 +1,9 @@
 /**
- * The HTTP API's routes: one handler behind API Gateway (HTTP API, payload format 2.0) in
- * AWS, and behind the local runtime's server on a laptop (functions/local/runtime.ts).
+ * The HTTP API's routes and their router. In AWS, API Gateway (HTTP API, payload format 2.0)
+ * sends each capability's routes to a function of its own, which routes them over that
+ * capability's table only ({@link GRANT_ROUTES}, {@link CAMPAIGN_ROUTES}, {@link CI_ROUTES};
+ * functions/handlers/api-*.ts); Slack's go to the Slack ingress. On a laptop one handler serves
+ * {@link ROUTES}, every route, behind the local runtime's server (functions/local/runtime.ts).
  *
  * - `/roles`, `/grants…`, `/campaigns…` are called by the CLI, signed with SigV4 and checked
  *   by API Gateway's IAM authorizer: the caller's principal is the IAM ARN it puts in
@@ -20,7 +23,7 @@ import { GrantStateSchema, type Principal } from '../core/grant.ts';
 import type { IssuedGrantCredential } from '../core/ports.ts';
 import { CI_APPROVAL_ROUTES } from './ci-approvals.ts';
 import { CI_CREDENTIAL_ROUTES } from './ci-credentials.ts';
-import { type ApiDeps, campaignsOf } from './deps.ts';
+import { type ApiDeps, breakglassOf, campaignsOf, reportOf } from './deps.ts';
 import {
   type ApiEvent,
   type ApiResult,
@@ -92,13 +95,13 @@ function disclose(credential: IssuedGrantCredential, deps: ApiDeps) {
   };
 }
 
-/** Every route; api/openapi.yaml describes exactly these. */
-export const ROUTES: readonly Route[] = [
+/** Break-glass grants: the roles one may ask for, and each grant's life (the grants function's). */
+export const GRANT_ROUTES: readonly Route[] = [
   {
     method: 'GET',
     path: '/roles',
     auth: 'signed',
-    run: (deps) => async () => json(200, { roles: (await deps.breakglass.config()).roles }),
+    run: (deps) => async () => json(200, { roles: (await breakglassOf(deps).config()).roles }),
   },
   {
     method: 'POST',
@@ -106,7 +109,7 @@ export const ROUTES: readonly Route[] = [
     auth: 'signed',
     run: (deps) => async (event, _params, caller) =>
       json(201, {
-        grant: view(await breakglass.request(deps.breakglass, caller, jsonBody(event, RequestBodySchema))),
+        grant: view(await breakglass.request(breakglassOf(deps), caller, jsonBody(event, RequestBodySchema))),
       }),
   },
   {
@@ -137,7 +140,7 @@ export const ROUTES: readonly Route[] = [
       }
       // One page, newest first: a query on an index, never a read of every grant. The store
       // checks limit's range and that nextToken is one it handed out for this listing.
-      const page = await deps.breakglass.grants.queryGrants({
+      const page = await breakglassOf(deps).grants.queryGrants({
         ...(parsedState?.success ? { state: parsedState.data } : {}),
         ...(who ? { requester: { kind: who[1] as Principal['kind'], id: who[2] as string } } : {}),
         ...(limit !== undefined ? { limit: Number(limit) } : {}),
@@ -156,7 +159,7 @@ export const ROUTES: readonly Route[] = [
     run:
       (deps) =>
       async (_event, { grantId = '' }) => {
-        const grant = await deps.breakglass.grants.getGrant(grantId);
+        const grant = await breakglassOf(deps).grants.getGrant(grantId);
         if (!grant) throw new NotFoundError(`no grant ${JSON.stringify(grantId)}`);
         return json(200, { grant: view(grant) });
       },
@@ -168,7 +171,7 @@ export const ROUTES: readonly Route[] = [
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) =>
-        json(200, { grant: view(await breakglass.approve(deps.breakglass, caller, grantId)) }),
+        json(200, { grant: view(await breakglass.approve(breakglassOf(deps), caller, grantId)) }),
   },
   {
     method: 'POST',
@@ -178,7 +181,7 @@ export const ROUTES: readonly Route[] = [
       (deps) =>
       async (event, { grantId = '' }, caller) => {
         const { reason } = jsonBody(event, DenyBodySchema);
-        return json(200, { grant: view(await breakglass.deny(deps.breakglass, caller, grantId, reason)) });
+        return json(200, { grant: view(await breakglass.deny(breakglassOf(deps), caller, grantId, reason)) });
       },
   },
   {
@@ -188,7 +191,7 @@ export const ROUTES: readonly Route[] = [
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) => {
-        const { grant, credential } = await breakglass.issueCredentials(deps.breakglass, caller, grantId);
+        const { grant, credential } = await breakglass.issueCredentials(breakglassOf(deps), caller, grantId);
         return json(200, { grant: view(grant), credential: disclose(credential, deps) });
       },
   },
@@ -199,7 +202,7 @@ export const ROUTES: readonly Route[] = [
     run:
       (deps) =>
       async (_event, { grantId = '' }, caller) =>
-        json(200, { grant: view(await breakglass.revoke(deps.breakglass, caller, grantId)) }),
+        json(200, { grant: view(await breakglass.revoke(breakglassOf(deps), caller, grantId)) }),
   },
   {
     method: 'POST',
@@ -209,7 +212,9 @@ export const ROUTES: readonly Route[] = [
       (deps) =>
       async (event, { grantId = '' }, caller) => {
         const { notes } = jsonBody(event, ReviewBodySchema);
-        return json(200, { grant: view(await breakglass.review(deps.breakglass, caller, grantId, notes)) });
+        return json(200, {
+          grant: view(await breakglass.review(breakglassOf(deps), caller, grantId, notes)),
+        });
       },
   },
   {
@@ -219,8 +224,12 @@ export const ROUTES: readonly Route[] = [
     run:
       (deps) =>
       async (_event, { grantId = '' }) =>
-        json(200, await deps.report(grantId)),
+        json(200, await reportOf(deps)(grantId)),
   },
+];
+
+/** Incident campaigns: plan, store and launch one, read its progress (the campaigns function's). */
+export const CAMPAIGN_ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: '/campaigns',
@@ -248,6 +257,10 @@ export const ROUTES: readonly Route[] = [
         return json(200, { campaign: viewCampaign(status.campaign), counts: status.counts });
       },
   },
+];
+
+/** Slack's commands and buttons (in AWS the Slack ingress runs them, without this router). */
+const SLACK_ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: '/slack/commands',
@@ -260,9 +273,21 @@ export const ROUTES: readonly Route[] = [
     auth: 'slack',
     run: (deps) => (event) => slackInteraction(deps, event),
   },
-  ...CI_CREDENTIAL_ROUTES,
-  ...CI_APPROVAL_ROUTES,
 ];
+
+/** CI job credentials (exchange, webhooks) and artifact approvals (the CI function's). */
+export const CI_ROUTES: readonly Route[] = /* @__PURE__ */ [CI_CREDENTIAL_ROUTES, CI_APPROVAL_ROUTES].flat();
+
+/**
+ * Every route, as the local runtime serves them; api/openapi.yaml describes exactly these.
+ * `__PURE__`: a function's bundle that routes over one table keeps none of the others.
+ */
+export const ROUTES: readonly Route[] = /* @__PURE__ */ [
+  GRANT_ROUTES,
+  CAMPAIGN_ROUTES,
+  SLACK_ROUTES,
+  CI_ROUTES,
+].flat();
 
 /**
  * What each path parameter may be (api/openapi.yaml `GrantId`, `CampaignId`): an id that does
@@ -354,16 +379,23 @@ function typed(result: ApiResult): ApiResult {
 }
 
 /**
- * Routes one request and runs it. The order never lets bad input through as a 5xx: a body
- * over {@link MAX_BODY_BYTES} is 413, an unknown route 404, a path parameter that does not
- * decode or fit 400, a signed route without a caller 401; only then does the route run.
- * A failure is thrown: the handler's wrapper maps it to a status (responses.ts `errorResult`).
+ * Routes one request over `routes` (the table its function serves: {@link ROUTES} locally, one
+ * capability's in AWS) and runs it. The order never lets bad input through as a 5xx: a body
+ * over {@link MAX_BODY_BYTES} is 413, a route not in `routes` 404 (another capability's
+ * included: it is never reachable through this table), a path parameter that does not decode
+ * or fit 400, a signed route without a caller 401; only then does the route run. A route whose
+ * capability `deps` lacks is a 404 too (deps.ts `breakglassOf`, `campaignsOf`…). A failure is
+ * thrown: the handler's wrapper maps it to a status (responses.ts `errorResult`).
  */
-export async function routeRequest(deps: ApiDeps, event: ApiEvent): Promise<ApiResult> {
+export async function routeRequest(
+  deps: ApiDeps,
+  event: ApiEvent,
+  routes: readonly Route[],
+): Promise<ApiResult> {
   refuseOversizedBody(event);
   const method = event.requestContext.http.method.toUpperCase();
   const path = event.rawPath.replace(/\/+$/, '') || '/';
-  for (const route of ROUTES) {
+  for (const route of routes) {
     const written = match(route, method, path);
     if (!written) continue;
     const params = Object.fromEntries(

@@ -17,12 +17,13 @@ export async function slackGate(
   event: ApiEvent,
   route: string,
 ): Promise<{ slack: SlackDeps; body: string } | ApiResult> {
-  const slack = deps.slack;
-  if (!slack) return errorAnswer(404, 'not-found', 'Slack is not configured here');
+  const { slack, breakglass } = deps;
+  // Slack's refusals are audited in break-glass's trail: a function without it serves no Slack.
+  if (!slack || !breakglass) return errorAnswer(404, 'not-found', 'Slack is not configured here');
   const body = rawBody(event);
   const headers = event.headers ?? {};
   const audit = (reason: string) =>
-    deps.breakglass.audit.append({
+    breakglass.audit.append({
       type: 'grant.refused',
       actor: 'slack:unverified',
       subject: route,
@@ -32,7 +33,7 @@ export async function slackGate(
     signingSecret: slack.signingSecret,
     headers,
     rawBody: body,
-    now: deps.breakglass.clock.now(),
+    now: breakglass.clock.now(),
   });
   if (!verdict.ok) {
     await audit(verdict.message);

@@ -34,7 +34,7 @@ import { KeywardenError, NotFoundError, ValidationError } from '../core/errors.t
 import { type Principal, RefusalError } from '../core/grant.ts';
 import { approvalsOf } from './ci-approvals.ts';
 import type { DeferredJob } from './deferred-jobs.ts';
-import { type ApiDeps, campaignsOf } from './deps.ts';
+import { type ApiDeps, breakglassOf, campaignsOf } from './deps.ts';
 import { type ApiEvent, type ApiResult, emptyAnswer, json, view, viewCampaign } from './responses.ts';
 import { slackGate } from './slack-gate.ts';
 
@@ -74,8 +74,9 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
   try {
     if (command.command === '/breakglass') {
       const input = parseBreakglassCommand(command.text);
-      const grant = await breakglass.request(deps.breakglass, requester, input);
-      const role = breakglass.roleById(await deps.breakglass.config(), grant.roleId);
+      const grants = breakglassOf(deps);
+      const grant = await breakglass.request(grants, requester, input);
+      const role = breakglass.roleById(await grants.config(), grant.roleId);
       return slackMessage(grantRequestedMessage(view(grant), role));
     }
     if (command.command === '/revoke') {
@@ -103,7 +104,7 @@ export async function slackCommand(deps: ApiDeps, event: ApiEvent): Promise<ApiR
   } catch (error) {
     // `/revoke`'s refusal was audited by the responder check itself; `/approve` only asks.
     if (error instanceof RefusalError && command.command !== '/revoke' && command.command !== '/approve') {
-      await deps.breakglass.audit.append({
+      await breakglassOf(deps).audit.append({
         type: 'grant.refused',
         actor: `slack:${command.userId}`,
         subject: command.command,
@@ -186,11 +187,12 @@ export async function runDeferred(deps: DeferredDeps, job: DeferredJob): Promise
   const principal: Principal = { kind: 'slack', id: job.userId };
   try {
     if (job.kind === 'decide') {
+      const grants = breakglassOf(deps);
       const grant =
         job.action === 'approve'
-          ? await breakglass.approve(deps.breakglass, principal, job.grantId)
-          : await breakglass.deny(deps.breakglass, principal, job.grantId);
-      const role = breakglass.roleById(await deps.breakglass.config(), grant.roleId);
+          ? await breakglass.approve(grants, principal, job.grantId)
+          : await breakglass.deny(grants, principal, job.grantId);
+      const role = breakglass.roleById(await grants.config(), grant.roleId);
       await slack.respond(job.responseUrl, {
         ...grantDecidedMessage(view(grant), role),
         replace_original: true,

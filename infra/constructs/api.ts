@@ -9,11 +9,12 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
 import type { KeywardenFunctionsProps } from '../function-props.ts';
@@ -38,36 +39,38 @@ export const DEFAULT_API_THROTTLE = { burstLimit: 50, rateLimit: 20 } as const;
 /** How a route is authenticated. */
 export type RouteAuth = 'iam' | 'slack-signature';
 
-/** One route of the API: method, path and how its caller is authenticated. */
+/** One route of the API: method, path, how its caller is authenticated, and which function serves it. */
 export interface ApiRoute {
   readonly method: apigwv2.HttpMethod;
   readonly path: string;
   readonly auth: RouteAuth;
+  /** The function API Gateway sends it to: {@link Api.grants}, {@link Api.campaigns} or {@link Api.slackIngress}. */
+  readonly serves: 'grants' | 'campaigns' | 'slack';
 }
 
 const { GET, POST } = apigwv2.HttpMethod;
 
 /**
- * Every route, in the order the handler documents them. `iam`: SigV4-signed by an AWS principal,
+ * Every route, in the order the router lists them (functions/api/routes.ts). `iam`: SigV4-signed by an AWS principal,
  * whose ARN the handler reads from `requestContext.authorizer.iam.userArn`. `slack-signature`:
  * no API Gateway authorization, because Slack cannot sign with SigV4; the handler verifies
  * Slack's `v0` HMAC signature (constant time, 5-minute window) before anything else.
  */
 export const API_ROUTES: readonly ApiRoute[] = [
-  { method: GET, path: '/roles', auth: 'iam' },
-  { method: POST, path: '/grants', auth: 'iam' },
-  { method: GET, path: '/grants', auth: 'iam' },
-  { method: GET, path: '/grants/{grantId}', auth: 'iam' },
-  { method: POST, path: '/grants/{grantId}/approve', auth: 'iam' },
-  { method: POST, path: '/grants/{grantId}/deny', auth: 'iam' },
-  { method: POST, path: '/grants/{grantId}/credentials', auth: 'iam' },
-  { method: POST, path: '/grants/{grantId}/revoke', auth: 'iam' },
-  { method: POST, path: '/grants/{grantId}/review', auth: 'iam' },
-  { method: GET, path: '/grants/{grantId}/report', auth: 'iam' },
-  { method: POST, path: '/campaigns', auth: 'iam' },
-  { method: GET, path: '/campaigns/{campaignId}', auth: 'iam' },
-  { method: POST, path: '/slack/commands', auth: 'slack-signature' },
-  { method: POST, path: '/slack/interactions', auth: 'slack-signature' },
+  { method: GET, path: '/roles', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants', auth: 'iam', serves: 'grants' },
+  { method: GET, path: '/grants', auth: 'iam', serves: 'grants' },
+  { method: GET, path: '/grants/{grantId}', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants/{grantId}/approve', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants/{grantId}/deny', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants/{grantId}/credentials', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants/{grantId}/revoke', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/grants/{grantId}/review', auth: 'iam', serves: 'grants' },
+  { method: GET, path: '/grants/{grantId}/report', auth: 'iam', serves: 'grants' },
+  { method: POST, path: '/campaigns', auth: 'iam', serves: 'campaigns' },
+  { method: GET, path: '/campaigns/{campaignId}', auth: 'iam', serves: 'campaigns' },
+  { method: POST, path: '/slack/commands', auth: 'slack-signature', serves: 'slack' },
+  { method: POST, path: '/slack/interactions', auth: 'slack-signature', serves: 'slack' },
 ];
 
 /** Properties of {@link Api}. */
@@ -76,8 +79,15 @@ export interface ApiProps extends KeywardenFunctionsProps {
   readonly reportBucket: ReportBucket;
   /** Break-glass roles, the grant schedule group, its role and the grant-expiry function. */
   readonly breakGlass: BreakGlass;
-  /** The revocation state machine Slack's `/revoke` starts. */
+  /** The revocation state machine `POST /campaigns` and Slack's `/revoke` start. */
   readonly revocationStateMachine: sfn.IStateMachine;
+  /**
+   * Where the campaigns function's errors alarm notifies (a campaign that cannot start is an
+   * incident's: the revocation alarm topic, in the stack).
+   *
+   * @default the break-glass alarm topic, as the API's other alarms
+   */
+  readonly campaignsAlarmTopic?: sns.ITopic | undefined;
   /** The one function that puts deny policies on roles: early revocation of AWS grants goes through it. */
   readonly roleDeny: RoleDeny;
   /**
@@ -95,15 +105,24 @@ export interface ApiProps extends KeywardenFunctionsProps {
 }
 
 /**
- * keywarden's HTTP API (API Gateway HTTP API, payload format 2.0). See {@link API_ROUTES}.
+ * keywarden's HTTP API (API Gateway HTTP API, payload format 2.0). See {@link API_ROUTES}. Each
+ * capability has its own function, given only the clients, settings and permissions its routes
+ * use; API Gateway sends each route to its capability's function, whose router knows no other
+ * route (a request for one is a 404 there). CI job credentials add their routes and function
+ * (./ci-credentials.ts).
  *
- * - **API function** (`functions/handlers/api.ts`), behind the CLI's routes (SigV4, IAM
- *   authorizer): break-glass grants and revocation campaigns. Its role may use the state table;
- *   read keywarden's secrets; read roles under the break-glass path and assume them with the
- *   grant's SourceIdentity; invoke the role-deny function (early revocation: the deny policy is
- *   put there, not here); create and delete schedules of the grant group, passing the grant
- *   scheduler role to Scheduler only; start the revocation state machine; write grant reports
- *   under `grants/`.
+ * - **Grants function** (`functions/handlers/api-grants.ts`, construct id `Handler`, named
+ *   `<stack>-api`), behind `/roles` and `/grants…` (SigV4, IAM authorizer): break-glass grants
+ *   for the CLI. Its role may use the state table; read keywarden's service secrets (the
+ *   fingerprint key, the Vault token); read roles under the break-glass path and assume them with
+ *   the grant's SourceIdentity; invoke the role-deny function (early revocation: the deny policy
+ *   is put there, not here); create and delete schedules of the grant group, passing the grant
+ *   scheduler role to Scheduler only; write grant reports under `grants/`. No campaign, KMS or
+ *   CI action.
+ * - **Campaigns function** (`functions/handlers/api-campaigns.ts`), behind `/campaigns…` (SigV4):
+ *   plans, stores and launches incident campaigns, and reads their progress. Its role may use the
+ *   state table, read keywarden's service secrets (the Vault token lists Vault identities) and
+ *   start the revocation state machine; no STS, no Scheduler, no IAM write.
  * - **Slack ingress** (`functions/handlers/slack-ingress.ts`), behind `/slack/*`: verifies Slack's
  *   signature, records what is answered at once, and hands slow work to the worker. Its role may
  *   use the state table, read the signing and fingerprint secrets, and invoke the worker: no STS,
@@ -117,8 +136,14 @@ export interface ApiProps extends KeywardenFunctionsProps {
  * KMS-encrypted log group.
  */
 export class Api extends Construct {
-  /** The API function (CLI routes), its role and its log group. */
-  readonly handler: KeywardenFunction;
+  /** The grants function (`/roles`, `/grants…`), its role and its log group. */
+  readonly grants: KeywardenFunction;
+  /** The campaigns function (`/campaigns…`), its role and its log group. */
+  readonly campaigns: KeywardenFunction;
+  /** The grants function failed (an error or timeout, not a 4xx) within 5 minutes. */
+  readonly grantsErrorsAlarm: cloudwatch.Alarm;
+  /** The campaigns function failed within 5 minutes. */
+  readonly campaignsErrorsAlarm: cloudwatch.Alarm;
   /** The function behind `/slack/*`: verify, record, hand off. */
   readonly slackIngress: KeywardenFunction;
   /** Runs the deferred Slack jobs the ingress hands it. */
@@ -133,11 +158,6 @@ export class Api extends Construct {
   readonly stage: apigwv2.HttpStage;
   /** The routes, by `METHOD /path`. */
   readonly routes: ReadonlyMap<string, apigwv2.HttpRoute>;
-  /**
-   * The API function's integration, for routes other constructs add to {@link httpApi} (the CI
-   * exchange's): one integration and one invoke permission serve every route of the function.
-   */
-  readonly handlerIntegration: HttpLambdaIntegration;
   /** Access log group of the stage, encrypted with {@link logKey}. */
   readonly accessLogGroup: logs.LogGroup;
   readonly logKey: kms.Key;
@@ -174,11 +194,13 @@ export class Api extends Construct {
     const { stateStore, reportBucket, secrets, breakGlass, revocationStateMachine, roleDeny } = props;
     const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
 
-    this.handler = keywardenFunction(this, 'Handler', {
-      handlerFile: 'api.ts',
-      description: 'keywarden API: break-glass grants and revocation campaigns for the CLI (SigV4)',
+    // Grants: the construct id, name and role the API's one function had, so the break-glass
+    // roles' trust policies (stack output ApiFunctionRoleArn) keep naming the role that assumes them.
+    this.grants = keywardenFunction(this, 'Handler', {
+      handlerFile: 'api-grants.ts',
+      description: 'keywarden API: break-glass grants for the CLI (SigV4)',
       roleDescription:
-        'keywarden API: requests, approves and issues break-glass grants (assumes roles under the break-glass path), starts revocation campaigns',
+        'keywarden API grants: requests, approves and issues break-glass grants (assumes roles under the break-glass path), schedules their expiry',
       memorySize: 512,
       // HTTP requests end at API Gateway's 30 seconds.
       timeout: Duration.seconds(30),
@@ -189,12 +211,11 @@ export class Api extends Construct {
         grantScheduleGroup: breakGlass.scheduleGroupName,
         grantScheduleRoleArn: breakGlass.schedulerRole.roleArn,
         grantExpiryFunctionArn: breakGlass.expiry.function.functionArn,
-        revocationStateMachineArn: revocationStateMachine.stateMachineArn,
       },
     });
-    (this.handler.function.node.defaultChild as lambda.CfnFunction).functionName = functionName;
+    (this.grants.function.node.defaultChild as lambda.CfnFunction).functionName = functionName;
 
-    const role = this.handler.role;
+    const role = this.grants.role;
     const rolesArn = breakGlass.breakglassRolesArn;
 
     // Issuing an AWS grant: AssumeRole with SourceIdentity = the grant id.
@@ -215,7 +236,7 @@ export class Api extends Construct {
       }),
     );
     // Early revocation: a deny on the grant's SourceIdentity, put by the role-deny function.
-    roleDeny.grantInvoke(this.handler);
+    roleDeny.grantInvoke(this.grants);
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ManageGrantSchedules',
@@ -230,13 +251,6 @@ export class Api extends Construct {
         actions: ['iam:PassRole'],
         resources: [breakGlass.schedulerRole.roleArn],
         conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'StartRevocationCampaigns',
-        actions: ['states:StartExecution'],
-        resources: [revocationStateMachine.stateMachineArn],
       }),
     );
     secrets.grantRead(role);
@@ -265,6 +279,56 @@ export class Api extends Construct {
       ],
       true,
     );
+
+    // Campaigns: planned over the inventory and what is live, stored, started in the state machine.
+
+    this.campaigns = keywardenFunction(this, 'Campaigns', {
+      handlerFile: 'api-campaigns.ts',
+      description: 'keywarden API: revocation campaigns for the CLI (SigV4)',
+      roleDescription:
+        'keywarden API campaigns: plans and stores revocation campaigns, starts the revocation state machine; no STS, no IAM write',
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      logRetention,
+      environment: {
+        ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+        revocationStateMachineArn: revocationStateMachine.stateMachineArn,
+      },
+    });
+    const campaignsRole = this.campaigns.role;
+    campaignsRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'StartRevocationCampaigns',
+        actions: ['states:StartExecution'],
+        resources: [revocationStateMachine.stateMachineArn],
+      }),
+    );
+    // The Vault token too: planning lists the Vault identities a selector matches.
+    secrets.grantRead(campaignsRole);
+    stateStore.grantReadWriteData(campaignsRole);
+
+    // A function error is a crash or a timeout (a refusal is an answer): the CLI got a 5xx.
+    const errorsAlarm = (id: string, fn: KeywardenFunction, name: string, text: string) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmName: `${stack.stackName}-api-${name}-errors`,
+        alarmDescription: text,
+        metric: fn.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5) }),
+        ...AT_LEAST_ONCE,
+      });
+    this.grantsErrorsAlarm = errorsAlarm(
+      'GrantsErrorsAlarm',
+      this.grants,
+      'grants',
+      "keywarden: the API's grants function failed (crashed or timed out) in the last 5 minutes, so a break-glass request, approval, credential or revocation from the CLI may not have happened. Grants still end by their own TTL and expiry schedules; read the function's logs and fix the cause.",
+    );
+    this.campaignsErrorsAlarm = errorsAlarm(
+      'CampaignsErrorsAlarm',
+      this.campaigns,
+      'campaigns',
+      "keywarden: the API's campaigns function failed (crashed or timed out) in the last 5 minutes, so a revocation campaign from the CLI may not have been planned or started. Read the function's logs, fix the cause and start the campaign again (keywarden revoke), or start it locally.",
+    );
+    notifyOnAlarmAndOk(breakGlass.alarmTopic, [this.grantsErrorsAlarm]);
+    notifyOnAlarmAndOk(props.campaignsAlarmTopic ?? breakGlass.alarmTopic, [this.campaignsErrorsAlarm]);
 
     // Slack: ingress verifies, records and hands off; the worker runs the deferred jobs.
 
@@ -431,22 +495,18 @@ export class Api extends Construct {
     this.url = this.stage.url;
 
     // One integration per function, one invoke permission each for this API's routes (not one per route).
-    const integration = new HttpLambdaIntegration('Handler', this.handler.function, {
-      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
-      scopePermissionToRoute: false,
-    });
-    this.handlerIntegration = integration;
-    const slackIntegration = new HttpLambdaIntegration('SlackIngress', this.slackIngress.function, {
-      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
-      scopePermissionToRoute: false,
-    });
+    const integrations: Record<ApiRoute['serves'], HttpLambdaIntegration> = {
+      grants: apiIntegration('Handler', this.grants),
+      campaigns: apiIntegration('Campaigns', this.campaigns),
+      slack: apiIntegration('SlackIngress', this.slackIngress),
+    };
     const iamAuthorizer = new HttpIamAuthorizer();
     const routes = new Map<string, apigwv2.HttpRoute>();
     for (const route of API_ROUTES) {
       const [created] = this.httpApi.addRoutes({
         path: route.path,
         methods: [route.method],
-        integration: route.auth === 'iam' ? integration : slackIntegration,
+        integration: integrations[route.serves],
         ...(route.auth === 'iam' ? { authorizer: iamAuthorizer } : {}),
       });
       if (created === undefined)
@@ -464,6 +524,18 @@ export class Api extends Construct {
     }
     this.routes = routes;
   }
+}
+
+/**
+ * The integration of one of the API's functions: payload format 2.0, one invoke permission for
+ * every route of this API it serves (not one per route). Other constructs adding routes make
+ * their own (./ci-credentials.ts).
+ */
+export function apiIntegration(id: string, fn: KeywardenFunction): HttpLambdaIntegration {
+  return new HttpLambdaIntegration(id, fn.function, {
+    payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+    scopePermissionToRoute: false,
+  });
 }
 
 function validateLimit(name: string, value: number | undefined, fallback: number, max: number): number {

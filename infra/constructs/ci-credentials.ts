@@ -15,7 +15,12 @@ import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import type { KeywardenFunctionsProps } from '../function-props.ts';
-import { DEFAULT_LOG_RETENTION, type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
+import {
+  DEFAULT_LOG_RETENTION,
+  type KeywardenFunction,
+  keywardenFunction,
+  serviceEnvironment,
+} from '../lambda-function.ts';
 import { liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import {
@@ -26,7 +31,7 @@ import {
   validateRecurringSchedule,
   validateVaultAddr,
 } from '../settings.ts';
-import type { Api } from './api.ts';
+import { type Api, apiIntegration } from './api.ts';
 import type { RoleDeny } from './role-deny.ts';
 
 /** cdk context key that may hold the trusted CI issuers (an array, or its JSON); none: CI is off. */
@@ -107,11 +112,11 @@ export function ciRolePathOf(scope: Construct, rolePath: string | undefined): st
 
 /** Properties of {@link CiCredentials}. */
 export interface CiCredentialsProps extends KeywardenFunctionsProps {
-  /** The HTTP API and its function, which the CI routes are added to and which serves them. */
+  /** The HTTP API the CI routes are added to (served by this construct's own function, {@link CiCredentials.handler}). */
   readonly api: Api;
   /**
-   * The one function that puts deny policies on roles: ending a job's AWS session early (the API)
-   * and releasing the deny once its sessions are dead (the sweeper) go through it. Its
+   * The one function that puts deny policies on roles: ending a job's AWS session early (the CI
+   * function) and releasing the deny once its sessions are dead (the sweeper) go through it. Its
    * `rolePaths` must include {@link rolePath}.
    */
   readonly roleDeny: RoleDeny;
@@ -127,8 +132,8 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
   readonly issuers: readonly CiIssuerSetting[] | string;
   /**
    * IAM path of the roles CI job grants may assume (with the job's SourceIdentity) and deny; the
-   * root path is refused. Those roles must trust the API function's role (stack output
-   * `ApiFunctionRoleArn`) for `sts:AssumeRole`, `sts:SetSourceIdentity` and `sts:TagSession`.
+   * root path is refused. Those roles must trust the CI function's role (stack output
+   * `CiFunctionRoleArn`) for `sts:AssumeRole`, `sts:SetSourceIdentity` and `sts:TagSession`.
    *
    * @default the `keywarden:ciRolePath` context value, else '/ci/'
    */
@@ -140,7 +145,7 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
    * @default the `keywarden:ciSweeperSchedule` context value, else `rate(1 minute)`
    */
   readonly sweeperSchedule?: string | undefined;
-  /** Where the sweeper's alarm notifies. @default no alarm */
+  /** Where the sweeper's and the CI function's alarms notify. @default no alarm */
   readonly alarmTopic?: sns.ITopic | undefined;
 }
 
@@ -148,19 +153,27 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
  * CI job credentials (issue #13): a job's OIDC token exchanged for a short-lived Vault/OpenBao
  * token or AWS role session, ended when the job ends, and approvals bound to an artifact digest.
  *
- * - **Routes** on the existing HTTP API, served by the API function ({@link CI_ROUTES}): the
- *   exchange behind one JWT authorizer per trusted issuer (the first gate; the handler verifies
- *   the token again, with replay protection, against the inventory's grants), the GitHub and
- *   GitLab webhooks open (the handler checks their signature), approvals behind SigV4.
+ * - **Routes** on the existing HTTP API ({@link CI_ROUTES}), served by a function of their own
+ *   ({@link handler}, `functions/handlers/api-ci.ts`), which routes nothing else: the exchange
+ *   behind one JWT authorizer per trusted issuer (the first gate; the handler verifies the token
+ *   again, with replay protection, against the inventory's grants), the GitHub and GitLab
+ *   webhooks open (the handler checks their signature), approvals behind SigV4. The CI routes'
+ *   function lives here, beside the routes, key, secrets and role path it alone uses: a stack
+ *   without CI carries none of it, and the API's own functions hold no CI permission.
+ * - **CI function**'s role: the state table; keywarden's service secrets (the fingerprint key,
+ *   the Vault token that issues job tokens) and the two webhook secrets; sign and verify with
+ *   the approval key; assume roles under {@link rolePath}; invoke the role-deny function (and the
+ *   exposure scanner's, when the stack has one). No break-glass role, schedule or state machine.
  * - **Approval key** ({@link approvalKey}): ECC_NIST_P256, SIGN_VERIFY, `alias/keywarden-approvals`,
  *   retained (approvals signed with it must stay verifiable). Sign, verify and read its public
- *   key: the API function only (the CLI's `approve` and `approvals verify` go through the API).
+ *   key: the CI function (the CLI's `approve` and `approvals verify` go through the API) and the
+ *   Slack worker (Slack's Approve button).
  * - **Webhook secrets** ({@link githubWebhookSecret}, {@link gitlabWebhookSecret}): generated at
  *   deploy, pasted by the operator into the GitHub webhook's *Secret* and the GitLab webhook's
- *   *Secret token*; readable by the API function only.
- * - **Sessions**: the API function may assume roles under {@link rolePath} with the job's
+ *   *Secret token*; readable by the CI function only.
+ * - **Sessions**: the CI function may assume roles under {@link rolePath} with the job's
  *   SourceIdentity and session tags, nothing else in STS; a session ended early gets a deny on its
- *   SourceIdentity from the role-deny function, which the API already invokes.
+ *   SourceIdentity from the role-deny function, which the CI function invokes.
  * - **Sweeper** (`functions/handlers/ci-sweeper.ts`, every minute): ends credentials past their
  *   TTL in the records, releases AWS denies once the sessions they cover are dead (through the
  *   role-deny function), records Vault use.
@@ -179,6 +192,10 @@ export class CiCredentials extends Construct {
   readonly authorizers: ReadonlyMap<string, HttpJwtAuthorizer>;
   /** The routes added to the API, by `METHOD /path`. */
   readonly routes: ReadonlyMap<string, apigwv2.HttpRoute>;
+  /** The CI function: serves {@link routes}, and nothing else. */
+  readonly handler: KeywardenFunction;
+  /** The CI function failed (an error or timeout, not a 4xx) within 5 minutes. */
+  readonly handlerErrorsAlarm: cloudwatch.Alarm | undefined;
   /** The asymmetric key approvals are signed with. */
   readonly approvalKey: kms.Key;
   /** The GitHub webhook secret (`X-Hub-Signature-256`); generated at deploy. */
@@ -200,7 +217,6 @@ export class CiCredentials extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    validateVaultAddr('CiCredentials', props.vaultAddr);
     this.issuers = validateCiIssuers('CiCredentials', props.issuers);
     this.rolePath = ciRolePathOf(this, props.rolePath);
     const sweeperExpression = validateRecurringSchedule(
@@ -211,6 +227,7 @@ export class CiCredentials extends Construct {
       ['rate(1 minute)', 'cron(* * * * ? *)'],
     );
     const { api, roleDeny, stateStore, secrets } = props;
+    const vaultAddr = validateVaultAddr('CiCredentials', props.vaultAddr);
     if (!roleDeny.rolePaths.includes(this.rolePath)) {
       throw new InfraConfigError(
         `CiCredentials: the role-deny function must be allowed the CI role path '${this.rolePath}', or a job's session cannot be ended early; received a RoleDeny with rolePaths ${JSON.stringify(roleDeny.rolePaths)}. Add '${this.rolePath}' to them.`,
@@ -220,8 +237,27 @@ export class CiCredentials extends Construct {
     const stack = Stack.of(this);
     const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
     this.rolesArn = iamRolesArn(this, this.rolePath);
-    const apiRole = api.handler.role;
-    const apiFunction = api.handler.function;
+
+    // The CI function: the CI routes' only server. Settings and permissions are added below, beside what they name.
+
+    this.handler = keywardenFunction(this, 'Handler', {
+      handlerFile: 'api-ci.ts',
+      description: 'keywarden API: CI job credentials (OIDC token exchange, webhooks) and artifact approvals',
+      roleDescription:
+        'keywarden API CI: exchanges job OIDC tokens for Vault tokens and role sessions under the CI path, ends them, signs approvals; no break-glass role',
+      memorySize: 512,
+      // HTTP requests end at API Gateway's 30 seconds.
+      timeout: Duration.seconds(30),
+      logRetention,
+      // The Vault token issues jobs' Vault tokens (and revokes them early).
+      environment: serviceEnvironment({ stateStore, secrets, vaultAddr }),
+    });
+    const ciRole = this.handler.role;
+    const ciFunction = this.handler.function;
+    secrets.grantRead(ciRole);
+    stateStore.grantReadWriteData(ciRole);
+    // Ending a job's AWS session early: a deny on its SourceIdentity, put by the role-deny function.
+    roleDeny.grantInvoke(this.handler);
 
     // Routes: the exchange behind each issuer's JWT authorizer, webhooks open, approvals signed.
 
@@ -234,6 +270,8 @@ export class CiCredentials extends Construct {
     }
     this.authorizers = authorizers;
     const iamAuthorizer = new HttpIamAuthorizer();
+    // One integration, and one invoke permission, for every CI route.
+    const integration = apiIntegration('CiHandler', this.handler);
     const routes = new Map<string, apigwv2.HttpRoute>();
     const addRoute = (
       method: apigwv2.HttpMethod,
@@ -246,8 +284,7 @@ export class CiCredentials extends Construct {
         {
           httpApi: api.httpApi,
           routeKey: apigwv2.HttpRouteKey.with(path, method),
-          // The API's own integration: no second integration or invoke permission for the function.
-          integration: api.handlerIntegration,
+          integration,
           ...(authorizer === undefined ? {} : { authorizer }),
         },
       );
@@ -268,7 +305,7 @@ export class CiCredentials extends Construct {
           {
             id: 'AwsSolutions-APIG4',
             reason:
-              "GitHub and GitLab deliver webhooks without SigV4 or a JWT, so API Gateway authorization is off here by necessity. The API function authenticates each delivery before anything else: GitHub's X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the webhook secret, compared in constant time) or GitLab's X-Gitlab-Token (compared in constant time); a delivery that fails changes nothing. A webhook can only end a job's credentials, never issue any.",
+              "GitHub and GitLab deliver webhooks without SigV4 or a JWT, so API Gateway authorization is off here by necessity. The CI function authenticates each delivery before anything else: GitHub's X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the webhook secret, compared in constant time) or GitLab's X-Gitlab-Token (compared in constant time); a delivery that fails changes nothing. A webhook can only end a job's credentials, never issue any.",
           },
         ]);
       }
@@ -285,8 +322,8 @@ export class CiCredentials extends Construct {
       alias: APPROVAL_KEY_ALIAS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.grantApprovalSigning(apiRole);
-    apiFunction.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
+    this.grantApprovalSigning(ciRole);
+    ciFunction.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
     // Slack's Approve button is recorded by the Slack worker (after the ingress acknowledged it).
     this.grantApprovalSigning(props.api.slackWorker.role);
     props.api.slackWorker.function.addEnvironment(KEYWARDEN_ENV.approvalKeyId, this.approvalKey.keyId);
@@ -320,29 +357,29 @@ export class CiCredentials extends Construct {
         },
       ]);
     }
-    apiRole.addToPrincipalPolicy(
+    ciRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadCiWebhookSecrets',
         actions: ['secretsmanager:GetSecretValue'],
         resources: [this.githubWebhookSecret.secretArn, this.gitlabWebhookSecret.secretArn],
       }),
     );
-    apiFunction.addEnvironment(KEYWARDEN_ENV.githubWebhookSecretArn, this.githubWebhookSecret.secretArn);
-    apiFunction.addEnvironment(KEYWARDEN_ENV.gitlabWebhookSecretArn, this.gitlabWebhookSecret.secretArn);
+    ciFunction.addEnvironment(KEYWARDEN_ENV.githubWebhookSecretArn, this.githubWebhookSecret.secretArn);
+    ciFunction.addEnvironment(KEYWARDEN_ENV.gitlabWebhookSecretArn, this.gitlabWebhookSecret.secretArn);
 
     // Sessions: AssumeRole with the job's SourceIdentity, roles under the CI path only. Ending one
-    // early is a deny put by the role-deny function, which the Api construct lets this function invoke.
+    // early is a deny put by the role-deny function, which the CI function invokes (above).
 
-    apiRole.addToPrincipalPolicy(
+    ciRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'AssumeCiRoles',
         actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
         resources: [this.rolesArn],
       }),
     );
-    apiFunction.addEnvironment(KEYWARDEN_ENV.ciRolePath, this.rolePath);
+    ciFunction.addEnvironment(KEYWARDEN_ENV.ciRolePath, this.rolePath);
     NagSuppressions.addResourceSuppressions(
-      apiRole,
+      ciRole,
       [
         {
           id: 'AwsSolutions-IAM5',
@@ -395,6 +432,17 @@ export class CiCredentials extends Construct {
 
     if (props.alarmTopic) {
       const alarmNamePrefix = `${stack.stackName}-ci-`;
+      this.handlerErrorsAlarm = new cloudwatch.Alarm(this, 'HandlerErrorsAlarm', {
+        alarmName: `${alarmNamePrefix}api-errors`,
+        alarmDescription:
+          "keywarden: the CI function failed (crashed or timed out) in the last 5 minutes, so a job's token exchange, a webhook's end of a job's credentials or an artifact approval may not have happened. Credentials still end by their TTL and the sweeper; read the function's logs and fix the cause.",
+        metric: this.handler.function.metricErrors({
+          statistic: cloudwatch.Stats.SUM,
+          period: Duration.minutes(5),
+        }),
+        ...AT_LEAST_ONCE,
+      });
+      notifyOnAlarmAndOk(props.alarmTopic, [this.handlerErrorsAlarm]);
       this.sweeperErrorsAlarm = new cloudwatch.Alarm(this, 'SweeperErrorsAlarm', {
         alarmName: `${alarmNamePrefix}sweeper-errors`,
         alarmDescription:
@@ -407,14 +455,15 @@ export class CiCredentials extends Construct {
       });
       notifyOnAlarmAndOk(props.alarmTopic, [this.sweeperErrorsAlarm]);
     } else {
+      this.handlerErrorsAlarm = undefined;
       this.sweeperErrorsAlarm = undefined;
     }
   }
 
   /**
    * Lets `role` sign and verify approvals and read the key's public half (statement
-   * `SignApprovals`, {@link approvalKey} only). Keywarden's API function has it; give it to
-   * nothing that does not record approvals.
+   * `SignApprovals`, {@link approvalKey} only). The CI function and the Slack worker have it;
+   * give it to nothing that does not record approvals.
    */
   grantApprovalSigning(role: iam.IRole): void {
     role.addToPrincipalPolicy(

@@ -36,11 +36,11 @@ describe('infra: api', () => {
     synthesized = synthesizeKeywarden();
     template = synthesized.template;
     api = synthesized.stack.api;
-    statements = allowStatementsOfRole(template, logicalIdOf(api.handler.role));
+    statements = allowStatementsOfRole(template, logicalIdOf(api.grants.role));
   });
 
   const functionProperties = () =>
-    resourceOf(template, 'AWS::Lambda::Function', api.handler.function)?.Properties;
+    resourceOf(template, 'AWS::Lambda::Function', api.grants.function)?.Properties;
 
   describe('routes', () => {
     const routes = () =>
@@ -48,7 +48,7 @@ describe('infra: api', () => {
         (route) => route.Properties as { RouteKey: string; AuthorizationType?: string; Target: unknown },
       );
 
-    it('are exactly the documented ones: the CLI’s to the API function, Slack’s to the ingress function', () => {
+    it('are exactly the documented ones, each to its capability’s function: grants, campaigns, Slack’s ingress', () => {
       // The /ci/ routes exist only where a deployment trusts a CI issuer: test/infra/ci-credentials.test.ts.
       expect(
         routes()
@@ -57,13 +57,17 @@ describe('infra: api', () => {
       ).toEqual(API_ROUTE_KEYS.filter((key) => !key.includes(' /ci/')));
       expect(API_ROUTES).toHaveLength(14);
       const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
-      expect(Object.keys(integrations)).toHaveLength(2);
+      expect(Object.keys(integrations)).toHaveLength(3);
       const targetOf = (route: { Target: unknown }) => {
         const id = flattenCfnValue(route.Target).replace(/^integrations\/<|>$/g, '');
         return (integrations[id]?.Properties as { IntegrationUri: unknown } | undefined)?.IntegrationUri;
       };
       for (const route of routes()) {
-        const fn = SLACK_ROUTE_KEYS.includes(route.RouteKey) ? api.slackIngress : api.handler;
+        const fn = SLACK_ROUTE_KEYS.includes(route.RouteKey)
+          ? api.slackIngress
+          : route.RouteKey.includes(' /campaigns')
+            ? api.campaigns
+            : api.grants;
         expect({ key: route.RouteKey, uri: targetOf(route) }).toEqual({
           key: route.RouteKey,
           uri: { 'Fn::GetAtt': [logicalIdOf(fn.function), 'Arn'] },
@@ -95,8 +99,8 @@ describe('infra: api', () => {
       }
     });
 
-    it('let API Gateway invoke each of the two functions once, for any route of this API only', () => {
-      for (const fn of [api.handler, api.slackIngress]) {
+    it('let API Gateway invoke each of the three functions once, for any route of this API only', () => {
+      for (const fn of [api.grants, api.campaigns, api.slackIngress]) {
         const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
           (p) =>
             JSON.stringify(p.Properties.FunctionName) ===
@@ -151,15 +155,15 @@ describe('infra: api', () => {
     });
   });
 
-  describe('function', () => {
-    it('runs the ESM bundle of functions/handlers/api.ts on nodejs22.x, arm64, under a name of its own', () => {
+  describe('grants function', () => {
+    it('runs the ESM bundle of functions/handlers/api-grants.ts on nodejs22.x, arm64, under the API’s name', () => {
       expect(functionProperties()).toMatchObject({
         FunctionName: 'Keywarden-api',
         ...BUNDLED_HANDLER,
       });
     });
 
-    it('receives the environment the handler reads', () => {
+    it('receives the environment the handler reads: no state machine, no CI setting', () => {
       const { stack } = synthesized;
       expect(functionProperties()?.Environment.Variables).toEqual({
         ...serviceVariables(stack),
@@ -171,14 +175,26 @@ describe('infra: api', () => {
         KEYWARDEN_GRANT_EXPIRY_FUNCTION_ARN: {
           'Fn::GetAtt': [logicalIdOf(stack.breakGlass.expiry.function), 'Arn'],
         },
-        KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(stack.revocation.stateMachine) },
         KEYWARDEN_ROLE_DENY_FUNCTION: { 'Fn::GetAtt': [logicalIdOf(stack.roleDeny.handler.function), 'Arn'] },
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
+
+    it('alarms on its errors into the break-glass alarm topic', () => {
+      const alarm = resourceOf(template, 'AWS::CloudWatch::Alarm', api.grantsErrorsAlarm)?.Properties;
+      const topic = { Ref: logicalIdOf(synthesized.stack.breakGlass.alarmTopic) };
+      expect(alarm).toMatchObject({
+        AlarmName: 'Keywarden-api-grants-errors',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(api.grants.function) } }],
+        Threshold: 1,
+        AlarmActions: [topic],
+        OKActions: [topic],
+      });
+    });
   });
 
-  describe('role', () => {
+  describe('grants role', () => {
     const only = (sid: string) => {
       const found = statements.filter((s) => s.sid === sid);
       expect(found).toHaveLength(1);
@@ -223,10 +239,9 @@ describe('infra: api', () => {
       expect(resourcesAllowedFor(statements, 'iam:PassRole')).toHaveLength(1);
     });
 
-    it('starts the revocation state machine only', () => {
-      expect(resourcesAllowedFor(statements, 'states:StartExecution')).toEqual([
-        `<${logicalIdOf(synthesized.stack.revocation.stateMachine)}>`,
-      ]);
+    it('starts no campaign and signs nothing: those are the campaigns and CI functions’', () => {
+      expect(resourcesAllowedFor(statements, 'states:StartExecution')).toEqual([]);
+      expect(resourcesAllowedFor(statements, 'kms:Sign')).toEqual([]);
     });
 
     it('reads the Vault token and the fingerprint key, no Slack secret', () => {
@@ -258,9 +273,65 @@ describe('infra: api', () => {
         's3',
         'scheduler',
         'secretsmanager',
-        'states',
         'sts',
       ]);
+    });
+  });
+
+  describe('campaigns function', () => {
+    const campaigns = () => allowStatementsOfRole(template, logicalIdOf(api.campaigns.role));
+
+    it('runs functions/handlers/api-campaigns.ts with the state machine, and no grant or CI setting', () => {
+      const { stack } = synthesized;
+      expect(resourceOf(template, 'AWS::Lambda::Function', api.campaigns.function)?.Properties).toMatchObject(
+        {
+          ...BUNDLED_HANDLER,
+          Environment: {
+            Variables: {
+              ...serviceVariables(stack),
+              KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(stack.revocation.stateMachine) },
+              NODE_OPTIONS: '--enable-source-maps',
+            },
+          },
+        },
+      );
+      const variables = Object.keys(
+        resourceOf(template, 'AWS::Lambda::Function', api.campaigns.function)?.Properties.Environment
+          .Variables,
+      );
+      expect(variables.filter((name) => /GRANT|ROLE_DENY|REPORT|APPROVAL|WEBHOOK|CI_/.test(name))).toEqual(
+        [],
+      );
+    });
+
+    it('starts the revocation state machine only, and assumes, schedules and writes in IAM nothing', () => {
+      const { secrets, revocation } = synthesized.stack;
+      expect(resourcesAllowedFor(campaigns(), 'states:StartExecution')).toEqual([
+        `<${logicalIdOf(revocation.stateMachine)}>`,
+      ]);
+      expect(resourcesAllowedFor(campaigns(), 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [secrets.vaultToken, secrets.fingerprintKey].map((secret) => `<${logicalIdOf(secret)}>`).sort(),
+      );
+      expect(resourcesAllowedFor(campaigns(), 'dynamodb:PutItem')).toEqual(
+        tableAndIndexArns(synthesized.stack),
+      );
+      expectOnlyScopedActionsOf(campaigns(), ['dynamodb', 'kms', 'logs', 'secretsmanager', 'states']);
+      const actions = campaigns().flatMap((s) => s.actions);
+      expect(actions.filter((a) => /^(sts|iam|scheduler|lambda|s3):/.test(a))).toEqual([]);
+      // KMS through the state table's key only: no approval signing.
+      expect(resourcesAllowedFor(campaigns(), 'kms:Sign')).toEqual([]);
+    });
+
+    it('alarms on its errors into the revocation alarm topic (a campaign that cannot start is an incident’s)', () => {
+      const alarm = resourceOf(template, 'AWS::CloudWatch::Alarm', api.campaignsErrorsAlarm)?.Properties;
+      const topic = { Ref: logicalIdOf(synthesized.stack.revocation.alarmTopic) };
+      expect(alarm).toMatchObject({
+        AlarmName: 'Keywarden-api-campaigns-errors',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(api.campaigns.function) } }],
+        AlarmActions: [topic],
+        OKActions: [topic],
+      });
     });
   });
 
@@ -416,7 +487,7 @@ describe('infra: api', () => {
       `https://<${logicalIdOf(api.httpApi)}>.execute-api.<AWS::Region>.<AWS::URLSuffix>/`,
     );
     expect(outputs.ApiFunctionRoleArn.Value).toEqual({
-      'Fn::GetAtt': [logicalIdOf(api.handler.role), 'Arn'],
+      'Fn::GetAtt': [logicalIdOf(api.grants.role), 'Arn'],
     });
     expect(outputs.ApiFunctionRoleArn.Description).toMatch(
       /Break-glass roles \(under \/breakglass\/\) must trust/,

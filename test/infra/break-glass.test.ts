@@ -298,7 +298,7 @@ describe('infra: break-glass with explicit settings', () => {
         'iam:PutRolePolicy',
       ),
     ).toEqual([ARNS.roles('/ci/'), roles].sort());
-    const api = allowStatementsOfRole(template, logicalIdOf(stack.api.handler.role));
+    const api = allowStatementsOfRole(template, logicalIdOf(stack.api.grants.role));
     expect(resourcesAllowedFor(api, 'sts:AssumeRole')).toEqual([roles]);
     expect(
       resourceOf(template, 'AWS::Scheduler::Schedule', stack.breakGlass.sweeperSchedule)?.Properties

@@ -72,7 +72,8 @@ describe('infra: ci credentials', () => {
 
   const statementsOf = (role: IConstruct): FlatStatement[] =>
     allowStatementsOfRole(template, logicalIdOf(role));
-  const apiStatements = () => statementsOf(synthesized.stack.api.handler.role);
+  const ciStatements = () => statementsOf(ci.handler.role);
+  const grantsStatements = () => statementsOf(synthesized.stack.api.grants.role);
   const ciRoutes = (): RouteProperties[] =>
     Object.values(template.findResources('AWS::ApiGatewayV2::Route'))
       .map((route) => route.Properties as RouteProperties)
@@ -90,7 +91,7 @@ describe('infra: ci credentials', () => {
   const keyArn = () => `<${logicalIdOf(ci.approvalKey)}.Arn>`;
 
   describe('routes', () => {
-    it('are the documented ones, all served by the API function through its one integration', () => {
+    it('are the documented ones, all served by the CI function through its one integration', () => {
       expect(
         ciRoutes()
           .map((route) => route.RouteKey)
@@ -98,19 +99,28 @@ describe('infra: ci credentials', () => {
       ).toEqual([...CREDENTIAL_ROUTES, ...WEBHOOK_ROUTES, ...APPROVAL_ROUTES].sort());
       expect(CI_ROUTES).toHaveLength(7);
       const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
-      // The API's two (its function, Slack ingress): the CI routes add none, nor an invoke permission.
-      expect(Object.keys(integrations)).toHaveLength(2);
-      const apiIntegration = Object.entries(integrations).find(
+      // The API's three (grants, campaigns, Slack ingress) and the CI function's one.
+      expect(Object.keys(integrations)).toHaveLength(4);
+      const ciIntegration = Object.entries(integrations).find(
         ([, integration]) =>
           JSON.stringify(integration.Properties.IntegrationUri) ===
-          JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(synthesized.stack.api.handler.function), 'Arn'] }),
+          JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(ci.handler.function), 'Arn'] }),
       )?.[0];
+      expect(ciIntegration).toBeDefined();
       for (const route of ciRoutes()) {
         expect({ key: route.RouteKey, target: flattenCfnValue(route.Target) }).toEqual({
           key: route.RouteKey,
-          target: `integrations/<${apiIntegration}>`,
+          target: `integrations/<${ciIntegration}>`,
         });
       }
+      // One invoke permission for every CI route, scoped to this API.
+      const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).filter(
+        (p) =>
+          JSON.stringify(p.Properties.FunctionName) ===
+          JSON.stringify({ 'Fn::GetAtt': [logicalIdOf(ci.handler.function), 'Arn'] }),
+      );
+      expect(permissions).toHaveLength(1);
+      expect(permissions[0]?.Properties.Principal).toBe('apigateway.amazonaws.com');
     });
 
     it('put the JWT authorizer, with the configured issuer and audience, on exactly the two credential routes', () => {
@@ -148,33 +158,74 @@ describe('infra: ci credentials', () => {
       expect(aliases.map((alias) => flattenCfnValue(alias.Properties.TargetKeyId))).toEqual([keyArn()]);
     });
 
-    it('signs, verifies and shows its public key to the API function and the Slack worker (the Approve button) only, on that key only', () => {
+    it('signs, verifies and shows its public key to the CI function and the Slack worker (the Approve button) only, on that key only', () => {
       for (const action of ['kms:Sign', 'kms:Verify', 'kms:GetPublicKey']) {
-        expect(resourcesAllowedFor(apiStatements(), action)).toEqual([keyArn()]);
+        expect(resourcesAllowedFor(ciStatements(), action)).toEqual([keyArn()]);
         expect(holdersOf(action).sort()).toEqual(
-          [
-            logicalIdOf(synthesized.stack.api.handler.role),
-            logicalIdOf(synthesized.stack.api.slackWorker.role),
-          ].sort(),
+          [logicalIdOf(ci.handler.role), logicalIdOf(synthesized.stack.api.slackWorker.role)].sort(),
         );
       }
-      // No kms statement of the API role names "*" or a wildcard action.
-      const kms = apiStatements().filter((s) => s.actions.some((action) => action.startsWith('kms:')));
+      // No kms statement of the CI function's role names "*" or a wildcard action.
+      const kms = ciStatements().filter((s) => s.actions.some((action) => action.startsWith('kms:')));
       expect(kms.flatMap((s) => s.resources).filter((resource) => resource.includes('*'))).toEqual([]);
       expect(kms.flatMap((s) => s.actions).filter((action) => action.includes('*'))).toEqual([]);
     });
   });
 
-  describe('API function', () => {
-    it('receives the approval key id, the webhook secrets’ ARNs and the CI role path', () => {
-      const variables = resourceOf(template, 'AWS::Lambda::Function', synthesized.stack.api.handler.function)
-        ?.Properties.Environment.Variables;
-      expect(variables).toMatchObject({
+  describe('CI function', () => {
+    it('runs functions/handlers/api-ci.ts with the approval key id, the webhook secrets’ ARNs and the CI role path, no grant or campaign setting', () => {
+      const { stack } = synthesized;
+      const properties = resourceOf(template, 'AWS::Lambda::Function', ci.handler.function)?.Properties;
+      expect(properties).toMatchObject(BUNDLED_HANDLER);
+      expect(properties?.Environment.Variables).toEqual({
+        ...serviceVariables(stack),
+        KEYWARDEN_ROLE_DENY_FUNCTION: { 'Fn::GetAtt': [logicalIdOf(stack.roleDeny.handler.function), 'Arn'] },
         KEYWARDEN_APPROVAL_KEY_ID: { Ref: logicalIdOf(ci.approvalKey) },
         KEYWARDEN_GITHUB_WEBHOOK_SECRET_ARN: { Ref: logicalIdOf(ci.githubWebhookSecret) },
         KEYWARDEN_GITLAB_WEBHOOK_SECRET_ARN: { Ref: logicalIdOf(ci.gitlabWebhookSecret) },
         KEYWARDEN_CI_ROLE_PATH: '/ci/',
+        NODE_OPTIONS: '--enable-source-maps',
       });
+    });
+
+    it('holds only what the CI routes use: no break-glass role, schedule, state machine or report', () => {
+      const { secrets } = synthesized.stack;
+      expect(resourcesAllowedFor(ciStatements(), 'secretsmanager:GetSecretValue').sort()).toEqual(
+        [secrets.vaultToken, secrets.fingerprintKey, ci.githubWebhookSecret, ci.gitlabWebhookSecret]
+          .map((secret) => `<${logicalIdOf(secret)}>`)
+          .sort(),
+      );
+      expect(resourcesAllowedFor(ciStatements(), 'dynamodb:PutItem')).toEqual(
+        tableAndIndexArns(synthesized.stack),
+      );
+      for (const action of [
+        'iam:GetRole',
+        'iam:PassRole',
+        'scheduler:CreateSchedule',
+        'states:StartExecution',
+        's3:PutObject',
+      ]) {
+        expect(resourcesAllowedFor(ciStatements(), action)).toEqual([]);
+      }
+      expectOnlyScopedActionsOf(ciStatements(), [
+        'dynamodb',
+        'kms',
+        'lambda',
+        'logs',
+        'secretsmanager',
+        'sts',
+      ]);
+    });
+
+    it('leaves the grants function no CI permission: no CI role, session tag, approval key or webhook secret', () => {
+      expect(resourcesAllowedFor(grantsStatements(), 'sts:AssumeRole')).toEqual([ARNS.breakglassRoles]);
+      expect(resourcesAllowedFor(grantsStatements(), 'sts:TagSession')).toEqual([]);
+      expect(resourcesAllowedFor(grantsStatements(), 'kms:Sign')).toEqual([]);
+      const variables = Object.keys(
+        resourceOf(template, 'AWS::Lambda::Function', synthesized.stack.api.grants.function)?.Properties
+          .Environment.Variables,
+      );
+      expect(variables.filter((name) => /APPROVAL|WEBHOOK|CI_ROLE/.test(name))).toEqual([]);
     });
 
     it('alone reads the webhook secrets, which are generated at deploy and named under the stack', () => {
@@ -184,7 +235,7 @@ describe('infra: ci credentials', () => {
             `<${logicalIdOf(secret)}>`,
           ),
         );
-        expect(readers).toEqual([logicalIdOf(synthesized.stack.api.handler.role)]);
+        expect(readers).toEqual([logicalIdOf(ci.handler.role)]);
         expect(resourceOf(template, 'AWS::SecretsManager::Secret', secret)?.Properties).toMatchObject({
           Name: expect.stringMatching(/^Keywarden\/ci-git(hub|lab)-webhook-secret$/),
           GenerateSecretString: { PasswordLength: 40, ExcludePunctuation: true },
@@ -194,7 +245,7 @@ describe('infra: ci credentials', () => {
 
     it('assumes, with SourceIdentity and session tags, roles under /ci/ only', () => {
       const ciRoles = ARNS.roles('/ci/');
-      expect(apiStatements().filter((s) => s.sid === 'AssumeCiRoles')).toEqual([
+      expect(ciStatements().filter((s) => s.sid === 'AssumeCiRoles')).toEqual([
         {
           sid: 'AssumeCiRoles',
           actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
@@ -202,21 +253,21 @@ describe('infra: ci credentials', () => {
           condition: undefined,
         },
       ]);
-      expect(resourcesAllowedFor(apiStatements(), 'sts:TagSession')).toEqual([ciRoles]);
-      expect(resourcesAllowedFor(apiStatements(), 'sts:AssumeRole').sort()).toEqual(
-        [ARNS.breakglassRoles, ciRoles].sort(),
+      expect(resourcesAllowedFor(ciStatements(), 'sts:TagSession')).toEqual([ciRoles]);
+      expect(resourcesAllowedFor(ciStatements(), 'sts:AssumeRole')).toEqual([ciRoles]);
+      expect(holdersOf('sts:AssumeRole').sort()).toEqual(
+        [logicalIdOf(synthesized.stack.api.grants.role), logicalIdOf(ci.handler.role)].sort(),
       );
-      expect(holdersOf('sts:AssumeRole')).toEqual([logicalIdOf(synthesized.stack.api.handler.role)]);
     });
 
     it('ends sessions through the role-deny function, which may change roles under /ci/', () => {
       const roleDeny = synthesized.stack.roleDeny;
       expect(roleDeny.rolePaths).toContain('/ci/');
-      expect(resourcesAllowedFor(apiStatements(), 'lambda:InvokeFunction')).toEqual([
+      expect(resourcesAllowedFor(ciStatements(), 'lambda:InvokeFunction')).toEqual([
         `<${logicalIdOf(roleDeny.handler.function)}.Arn>`,
       ]);
       for (const action of ['iam:PutRolePolicy', 'iam:DeleteRolePolicy']) {
-        expect(resourcesAllowedFor(apiStatements(), action)).toEqual([]);
+        expect(resourcesAllowedFor(ciStatements(), action)).toEqual([]);
       }
     });
   });
@@ -268,7 +319,7 @@ describe('infra: ci credentials', () => {
     });
   });
 
-  it('alarms on the sweeper’s errors, into the break-glass topic (a CI session’s calls are the use monitor’s)', () => {
+  it('alarms on the sweeper’s and the CI function’s errors, into the break-glass topic (a CI session’s calls are the use monitor’s)', () => {
     const topic = { Ref: logicalIdOf(synthesized.stack.breakGlass.alarmTopic) };
     const alarm = (construct: CiCredentials['sweeperErrorsAlarm']) =>
       resourceOf(template, 'AWS::CloudWatch::Alarm', construct as never)?.Properties;
@@ -278,14 +329,22 @@ describe('infra: ci credentials', () => {
       Period: 300,
       ...firesOnceNotifying(topic),
     });
+    expect(alarm(ci.handlerErrorsAlarm)).toMatchObject({
+      AlarmName: 'Keywarden-ci-api-errors',
+      ...lambdaErrorsMetric(ci.handler.function),
+      Period: 300,
+      ...firesOnceNotifying(topic),
+    });
   });
 
-  it('outputs the webhook secrets and the approval key, and tells CI roles to trust the API role', () => {
+  it('outputs the webhook secrets and the approval key, and tells CI roles to trust the CI function’s role', () => {
     const outputs = template.toJSON().Outputs;
     expect(outputs.CiGitHubWebhookSecretArn.Value).toEqual({ Ref: logicalIdOf(ci.githubWebhookSecret) });
     expect(outputs.CiGitLabWebhookSecretArn.Value).toEqual({ Ref: logicalIdOf(ci.gitlabWebhookSecret) });
     expect(outputs.CiApprovalKeyArn.Value).toEqual({ 'Fn::GetAtt': [logicalIdOf(ci.approvalKey), 'Arn'] });
-    expect(outputs.ApiFunctionRoleArn.Description).toMatch(/CI roles \(under \/ci\/\) must trust this role/);
+    expect(outputs.CiFunctionRoleArn.Value).toEqual({ 'Fn::GetAtt': [logicalIdOf(ci.handler.role), 'Arn'] });
+    expect(outputs.CiFunctionRoleArn.Description).toMatch(/CI roles \(under \/ci\/\) must trust this role/);
+    expect(outputs.ApiFunctionRoleArn.Description).not.toMatch(/CI roles/);
   });
 
   describe('Compliance', () => {
@@ -299,7 +358,7 @@ describe('infra: ci credentials', () => {
       const ciSuppressions = suppressionsIn(template).filter(
         (s) =>
           s.path.includes('/CiCredentials/') ||
-          (s.path.includes('/Api/Handler/') && JSON.stringify(s.appliesTo ?? []).includes('role/ci/')),
+          (s.path.includes('/Api/') && JSON.stringify(s.appliesTo ?? []).includes('role/ci/')),
       );
       for (const suppression of ciSuppressions) expect(suppression.reason.length).toBeGreaterThan(80);
       expect(
@@ -315,10 +374,12 @@ describe('infra: ci credentials', () => {
           ...['GitHubWebhookSecret', 'GitLabWebhookSecret'].map(
             (secret) => `Keywarden/CiCredentials/${secret}/Resource AwsSolutions-SMG4 []`,
           ),
+          'Keywarden/CiCredentials/Handler/Function/Resource AwsSolutions-L1 []',
           'Keywarden/CiCredentials/Sweeper/Function/Resource AwsSolutions-L1 []',
-          ...['Keywarden/Api/Handler/Role/Resource', 'Keywarden/Api/Handler/Role/DefaultPolicy/Resource'].map(
-            (path) => `${path} AwsSolutions-IAM5 ${JSON.stringify([`Resource::${ARNS.roles('/ci/')}`])}`,
-          ),
+          ...[
+            'Keywarden/CiCredentials/Handler/Role/Resource',
+            'Keywarden/CiCredentials/Handler/Role/DefaultPolicy/Resource',
+          ].map((path) => `${path} AwsSolutions-IAM5 ${JSON.stringify([`Resource::${ARNS.roles('/ci/')}`])}`),
         ].sort(),
       );
     });
@@ -384,8 +445,8 @@ describe('infra: ci credentials with several issuers and a role path', () => {
       { key: 'POST /ci/issuers/gitlab/credentials', gate: gitlab },
     ]);
     expect(ci.issuers.map((issuer) => issuer.name)).toEqual(['github', 'gitlab']);
-    const api = allowStatementsOfRole(template, logicalIdOf(base.api.handler.role));
-    expect(resourcesAllowedFor(api, 'sts:TagSession')).toEqual([
+    const statements = allowStatementsOfRole(template, logicalIdOf(ci.handler.role));
+    expect(resourcesAllowedFor(statements, 'sts:TagSession')).toEqual([
       `arn:${PARTITION}:iam::${ACCOUNT}:role/pipelines/*`,
     ]);
   });

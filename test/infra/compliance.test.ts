@@ -99,6 +99,7 @@ describe('infra: cdk-nag AwsSolutions', () => {
             'BreakGlass/Sweeper',
             'RoleDeny/Handler',
             'Api/Handler',
+            'Api/Campaigns',
             'Api/SlackWorker',
             'Api/SlackIngress',
             'UseMonitor/Monitor',
@@ -161,7 +162,8 @@ describe('infra: cdk-nag AwsSolutions', () => {
           ...onRoles(['Api/SlackWorker'], iam5(ARNS.grantSchedules)),
           // The deferred-jobs queue is a dead-letter queue (an on-failure destination cdk-nag does not see).
           'Keywarden/Api/DeferredJobsDeadLetterQueue/Resource AwsSolutions-SQS3',
-          // The API: assume and read roles under the break-glass path, grant schedules, grant reports.
+          // The API's grants function: assume and read roles under the break-glass path, grant
+          // schedules, grant reports. Its campaigns function needs no wildcard resource.
           ...onRoles(
             ['Api/Handler'],
             iam5(ARNS.breakglassRoles),

@@ -130,8 +130,9 @@ describe('infra: exposure scanner', () => {
     });
   });
 
-  it('lets the API function invoke the scanner (and no other function of it), naming it in its environment', () => {
-    const api = synthesized.stack.api.handler;
+  it('lets the CI function invoke the scanner (and no other function of it), naming it in its environment', () => {
+    const api = synthesized.stack.ci?.handler;
+    if (!api) throw new Error('no CI function built');
     const statements = allowStatementsOfRole(template, logicalIdOf(api.role));
     const scannerArn = `<${logicalIdOf(exposure.scanner.function)}.Arn>`;
     const handOff = statements.filter((s) => s.resources.includes(scannerArn));
@@ -254,15 +255,18 @@ describe('infra: exposure scanner settings', () => {
     stateMachineArn: `arn:aws:states:eu-west-1:${'1'.repeat(12)}:stateMachine:x`,
   } as sfn.IStateMachine;
 
-  it('hands no finished job over without CI job credentials: the API may not invoke the scanner', () => {
+  it('hands no finished job over without CI job credentials: no API function may invoke the scanner', () => {
     const { stack, template } = synthesizeKeywarden({ exposureLogGroups: ['/aws/codebuild/x'] });
     const scanner = stack.exposure?.scanner.function;
     if (!scanner) throw new Error('no scanner built');
-    const statements = allowStatementsOfRole(template, logicalIdOf(stack.api.handler.role));
-    const scannerArn = `<${logicalIdOf(scanner)}.Arn>`;
-    expect(statements.filter((s) => s.resources.includes(scannerArn))).toEqual([]);
-    const fn = resourceOf(template, 'AWS::Lambda::Function', stack.api.handler.function)?.Properties;
-    expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_SCANNER_FUNCTION_ARN).toBeUndefined();
+    expect(stack.ci).toBeUndefined();
+    for (const api of [stack.api.grants, stack.api.campaigns]) {
+      const statements = allowStatementsOfRole(template, logicalIdOf(api.role));
+      const scannerArn = `<${logicalIdOf(scanner)}.Arn>`;
+      expect(statements.filter((s) => s.resources.includes(scannerArn))).toEqual([]);
+      const fn = resourceOf(template, 'AWS::Lambda::Function', api.function)?.Properties;
+      expect(fn?.Environment.Variables.KEYWARDEN_EXPOSURE_SCANNER_FUNCTION_ARN).toBeUndefined();
+    }
   });
 
   it(`reads GitHub's API root from context ${EXPOSURE_GITHUB_API_CONTEXT}`, () => {

@@ -11,7 +11,7 @@ import { ensureStateTable } from '../../functions/adapters/aws/dynamodb-table.ts
 import { sha256Hex } from '../../functions/adapters/crypto.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import { type ApiEvent, errorResult } from '../../functions/api/responses.ts';
-import { routeRequest } from '../../functions/api/routes.ts';
+import { ROUTES, routeRequest } from '../../functions/api/routes.ts';
 import type { Grant } from '../../functions/core/grant.ts';
 import { FixedClock } from '../support/fixtures.ts';
 import { testAws, uniqueName } from '../support/stack.ts';
@@ -58,7 +58,7 @@ async function get(query: string, user = 'carol') {
       authorizer: { lambda: { localUser: user } },
     },
   } as unknown as ApiEvent;
-  const result = await routeRequest(deps, event).catch((error: unknown) =>
+  const result = await routeRequest(deps, event, ROUTES).catch((error: unknown) =>
     errorResult(error, 'req-1', () => {}),
   );
   return { status: result.statusCode, body: JSON.parse(result.body) };
@@ -147,7 +147,7 @@ describe('HTTP API: GET /grants, a page at a time', () => {
       headers: {},
       requestContext: { requestId: 'req-1', http: { method: 'GET' } },
     } as unknown as ApiEvent;
-    const result = await routeRequest(deps, event).catch((error: unknown) =>
+    const result = await routeRequest(deps, event, ROUTES).catch((error: unknown) =>
       errorResult(error, 'req-1', () => {}),
     );
     expect(result.statusCode).toBe(401);

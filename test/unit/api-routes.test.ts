@@ -4,7 +4,14 @@ import { parse } from 'yaml';
 import { campaignApi } from '../../functions/api/campaigns.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import { type ApiEvent, errorResult, MAX_BODY_BYTES } from '../../functions/api/responses.ts';
-import { ROUTES, routeRequest } from '../../functions/api/routes.ts';
+import type { Route } from '../../functions/api/route.ts';
+import {
+  CAMPAIGN_ROUTES,
+  CI_ROUTES,
+  GRANT_ROUTES,
+  ROUTES,
+  routeRequest,
+} from '../../functions/api/routes.ts';
 import { BreakglassConfigSchema } from '../../functions/core/grant.ts';
 import { identity } from '../support/fixtures.ts';
 import { MemoryWorld } from '../support/memory-providers.ts';
@@ -86,7 +93,7 @@ describe('HTTP API: POST /campaigns is for incident responders only', () => {
           authorizer: 'userArn' in caller ? { iam: caller } : { lambda: caller },
         },
       } as unknown as ApiEvent;
-      return routeRequest(deps, event).catch((error: unknown) =>
+      return routeRequest(deps, event, ROUTES).catch((error: unknown) =>
         errorResult(error, 'req-1', (line) => console.log(line)),
       );
     };
@@ -171,18 +178,20 @@ describe('HTTP API: bad input is a 4xx in the Error shape, never a 5xx', () => {
       lambda?: { localUser?: string; unknownToken?: boolean };
     } = {},
   ) =>
-    routeRequest(deps, {
-      rawPath,
-      body: options.body,
-      isBase64Encoded: options.base64 ?? false,
-      requestContext: {
-        requestId: 'req-1',
-        http: { method },
-        ...(options.lambda ? { authorizer: { lambda: options.lambda } } : {}),
-      },
-    } as unknown as ApiEvent).catch((error: unknown) =>
-      errorResult(error, 'req-1', (line) => logged.push(line)),
-    );
+    routeRequest(
+      deps,
+      {
+        rawPath,
+        body: options.body,
+        isBase64Encoded: options.base64 ?? false,
+        requestContext: {
+          requestId: 'req-1',
+          http: { method },
+          ...(options.lambda ? { authorizer: { lambda: options.lambda } } : {}),
+        },
+      } as unknown as ApiEvent,
+      ROUTES,
+    ).catch((error: unknown) => errorResult(error, 'req-1', (line) => logged.push(line)));
   const errorOf = (result: { body: string }) =>
     (JSON.parse(result.body) as { error: { code: string } }).error;
 
@@ -262,5 +271,105 @@ describe('HTTP API: bad input is a 4xx in the Error shape, never a 5xx', () => {
     expect(errorOf(result)).toEqual({ code: 'internal', message: expect.stringContaining('req-9') });
     expect(result.body).not.toContain('secret detail');
     expect(logged.at(-1)).toContain('TypeError: secret detail');
+  });
+});
+
+describe('HTTP API: one function per capability, each routing over its own table only', () => {
+  const world = new MemoryWorld();
+  const logged: string[] = [];
+  const keyOf = (route: Route) => `${route.method} ${route.path}`;
+  /** A signed caller's request through `routes`, failures mapped as the Lambda wrapper maps them. */
+  const answer = (deps: ApiDeps, routes: readonly Route[], key: string) => {
+    const [method, rawPath] = key.split(' ');
+    return routeRequest(
+      deps,
+      {
+        rawPath,
+        isBase64Encoded: false,
+        requestContext: {
+          requestId: 'req-1',
+          http: { method },
+          authorizer: { lambda: { localUser: 'alice' } },
+        },
+      } as unknown as ApiEvent,
+      routes,
+    ).catch((error: unknown) => errorResult(error, 'req-1', (line) => logged.push(line)));
+  };
+  const errorOf = (result: { body: string }) =>
+    (JSON.parse(result.body) as { error: { code: string; message: string } }).error;
+
+  it('puts every route in exactly one table: grants, campaigns, CI; Slack’s two are the ingress’s', () => {
+    const served = [GRANT_ROUTES, CAMPAIGN_ROUTES, CI_ROUTES].flat().map(keyOf);
+    expect(new Set(served).size).toBe(served.length);
+    expect(ROUTES.map(keyOf).filter((key) => !served.includes(key))).toEqual([
+      'POST /slack/commands',
+      'POST /slack/interactions',
+    ]);
+    expect(GRANT_ROUTES.map((route) => route.path).every((path) => /^\/(roles|grants)\b/.test(path))).toBe(
+      true,
+    );
+    expect(CAMPAIGN_ROUTES.map((route) => route.path).every((path) => path.startsWith('/campaigns'))).toBe(
+      true,
+    );
+    expect(CI_ROUTES.map((route) => route.path).every((path) => path.startsWith('/ci/'))).toBe(true);
+  });
+
+  it('answers another capability’s route with 404 not-found, even when the deps could serve it', async () => {
+    // prepare: deps holding every capability, so only the table can refuse
+    const never = () => {
+      throw new Error('a route outside the table ran');
+    };
+    const deps = {
+      breakglass: { config: never, clock: world.clock, audit: world.audit },
+      acceptLocalPrincipals: true,
+      region: 'eu-west-1',
+      report: never,
+      campaigns: { start: never, authorize: never, status: never },
+      ci: { exchange: {}, webhookSecrets: {} },
+      approvals: {},
+    } as unknown as ApiDeps;
+    const foreign: [readonly Route[], string[]][] = [
+      [
+        GRANT_ROUTES,
+        ['POST /campaigns', 'POST /ci/credentials', 'GET /ci/approvals', 'POST /slack/commands'],
+      ],
+      [CAMPAIGN_ROUTES, ['GET /roles', 'POST /grants/bg-1/credentials', 'POST /ci/webhooks/github']],
+      [CI_ROUTES, ['GET /roles', 'GET /grants', 'GET /campaigns/INC-1-x', 'POST /slack/interactions']],
+    ];
+
+    for (const [routes, keys] of foreign) {
+      for (const key of keys) {
+        // act
+        const result = await answer(deps, routes, key);
+
+        // assess
+        expect([result.statusCode, errorOf(result).code], key).toEqual([404, 'not-found']);
+        expect(errorOf(result).message).toMatch(/^no route /);
+      }
+    }
+    expect(logged).toEqual([]);
+  });
+
+  it('answers a route whose capability the deps lack with a 404 naming it, never a 5xx', async () => {
+    // prepare: the local router's every route, over deps of no capability
+    const deps: ApiDeps = { acceptLocalPrincipals: true, region: 'eu-west-1' };
+    const expected: Record<string, RegExp> = {
+      'GET /roles': /break-glass grants are not served/,
+      'GET /grants/bg-1': /break-glass grants are not served/,
+      'GET /grants/bg-1/report': /grant reports are not served/,
+      'GET /campaigns/INC-1-x': /campaigns are not served/,
+      'POST /ci/credentials': /CI job credentials are not served/,
+      'POST /slack/commands': /Slack is not configured/,
+    };
+
+    for (const [key, message] of Object.entries(expected)) {
+      // act
+      const result = await answer(deps, ROUTES, key);
+
+      // assess
+      expect([result.statusCode, errorOf(result).code], key).toEqual([404, 'not-found']);
+      expect(errorOf(result).message, key).toMatch(message);
+    }
+    expect(logged).toEqual([]);
   });
 });

@@ -22,7 +22,7 @@ import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.t
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
 import type { BoundProvider } from '../../functions/core/ports.ts';
-import { jobLogHandOff } from '../../functions/handlers/api.ts';
+import { jobLogHandOff } from '../../functions/handlers/api-ci.ts';
 import { lineCount, makeHandler, SCANNER_ACTOR } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import {
