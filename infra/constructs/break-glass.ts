@@ -42,7 +42,7 @@ export interface BreakGlassProps extends KeywardenFunctionsProps {
   /**
    * IAM path of the roles break-glass grants may assume and end (a deny on the grant's
    * SourceIdentity, put by the role-deny function); starts and ends with `/`. Those roles must trust the API
-   * function's role (stack output `ApiFunctionRoleArn`).
+   * grants function's role (stack output `ApiFunctionRoleArn`).
    *
    * @default the `keywarden:breakglassRolePath` context value, else '/breakglass/' (the root path is refused)
    */
