@@ -166,15 +166,13 @@ export class KeywardenStack extends Stack {
       this.roleDeny.grantInvoke(caller);
     }
     this.api = new Api(this, 'Api', {
+      ...pipeline,
       roleDeny: this.roleDeny,
-      stateStore: this.stateStore,
       reportBucket: this.reportBucket,
-      secrets: this.secrets,
       breakGlass: this.breakGlass,
       revocationStateMachine: this.revocation.stateMachine,
       // A campaign that cannot start is an incident's: its alarm goes where the revocation alarms go.
       campaignsAlarmTopic: this.revocation.alarmTopic,
-      vaultAddr: props.vaultAddr,
     });
     this.ci =
       ciRolePath === undefined

@@ -17,7 +17,7 @@ import { Construct } from 'constructs';
 import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
-import type { KeywardenFunctionsProps } from '../function-props.ts';
+import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import {
   DEFAULT_LOG_RETENTION,
   type KeywardenFunction,
@@ -25,7 +25,6 @@ import {
   serviceEnvironment,
 } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
-import { validateVaultAddr } from '../settings.ts';
 import type { BreakGlass } from './break-glass.ts';
 import type { ReportBucket } from './report-bucket.ts';
 import type { RoleDeny } from './role-deny.ts';
@@ -73,8 +72,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: POST, path: '/slack/interactions', auth: 'slack-signature', serves: 'slack' },
 ];
 
-/** Properties of {@link Api}. */
-export interface ApiProps extends KeywardenFunctionsProps {
+/**
+ * Properties of {@link Api}. The IAM path and secret name prefix bound what the campaigns
+ * function may list when it plans a campaign over what is live.
+ */
+export interface ApiProps extends PipelineCredentialsProps {
   /** Where the API writes per-grant reports, under `grants/`. */
   readonly reportBucket: ReportBucket;
   /** Break-glass roles, the grant schedule group, its role and the grant-expiry function. */
@@ -121,8 +123,10 @@ export interface ApiProps extends KeywardenFunctionsProps {
  *   CI action.
  * - **Campaigns function** (`functions/handlers/api-campaigns.ts`), behind `/campaigns…` (SigV4):
  *   plans, stores and launches incident campaigns, and reads their progress. Its role may use the
- *   state table, read keywarden's service secrets (the Vault token lists Vault identities) and
- *   start the revocation state machine; no STS, no Scheduler, no IAM write.
+ *   state table, read keywarden's service secrets (the Vault token lists Vault identities), list
+ *   the access keys of users under the IAM path and the versions of secrets under the name prefix
+ *   (metadata: planning revokes what is live, not only what was recorded) and start the
+ *   revocation state machine; no STS, no Scheduler, no IAM write, no secret value outside its own.
  * - **Slack ingress** (`functions/handlers/slack-ingress.ts`), behind `/slack/*`: verifies Slack's
  *   signature, records what is answered at once, and hands slow work to the worker. Its role may
  *   use the state table, read the signing and fingerprint secrets, and invoke the worker: no STS,
@@ -168,7 +172,8 @@ export class Api extends Construct {
     super(scope, id);
 
     // Validate everything before creating a child, so a bad value fails fast and bundling never starts.
-    const vaultAddr = validateVaultAddr('Api', props.vaultAddr);
+    const pipeline = pipelineScope(this, 'Api', props, { defaultIamPathPrefix: '/ci/' });
+    const { vaultAddr } = pipeline.environment;
     const rateLimit = validateLimit(
       'throttleRateLimit',
       props.throttleRateLimit,
@@ -291,7 +296,7 @@ export class Api extends Construct {
       timeout: Duration.seconds(30),
       logRetention,
       environment: {
-        ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+        ...pipeline.environment,
         revocationStateMachineArn: revocationStateMachine.stateMachineArn,
       },
     });
@@ -306,6 +311,38 @@ export class Api extends Construct {
     // The Vault token too: planning lists the Vault identities a selector matches.
     secrets.grantRead(campaignsRole);
     stateStore.grantReadWriteData(campaignsRole);
+    // Planning lists what is live of each selected identity, so a key or version the store never
+    // recorded is revoked too; without these, the plan carries a failed listing target instead.
+    campaignsRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListAccessKeysUnderPath',
+        actions: ['iam:ListAccessKeys'],
+        resources: [pipeline.usersArn],
+      }),
+    );
+    campaignsRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ListPrefixedSecretVersions',
+        actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
+        resources: [pipeline.secretsArn],
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      campaignsRole,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `IAM user names come from the inventory, not known at deploy time. Planning a campaign lists the selected identities' access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
+          appliesTo: [iam5ResourceFinding(this, pipeline.usersArn)],
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `Secret names come from the inventory, not known at deploy time. Planning a campaign lists the selected secrets' versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No pipeline secret value is read or written here.`,
+          appliesTo: [iam5ResourceFinding(this, pipeline.secretsArn)],
+        },
+      ],
+      true,
+    );
 
     // A function error is a crash or a timeout (a refusal is an answer): the CLI got a 5xx.
     const errorsAlarm = (id: string, fn: KeywardenFunction, name: string, text: string) =>

@@ -281,7 +281,7 @@ describe('infra: api', () => {
   describe('campaigns function', () => {
     const campaigns = () => allowStatementsOfRole(template, logicalIdOf(api.campaigns.role));
 
-    it('runs functions/handlers/api-campaigns.ts with the state machine, and no grant or CI setting', () => {
+    it('runs functions/handlers/api-campaigns.ts with the state machine and the prefixes, no grant or CI setting', () => {
       const { stack } = synthesized;
       expect(resourceOf(template, 'AWS::Lambda::Function', api.campaigns.function)?.Properties).toMatchObject(
         {
@@ -289,6 +289,8 @@ describe('infra: api', () => {
           Environment: {
             Variables: {
               ...serviceVariables(stack),
+              KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
+              KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
               KEYWARDEN_REVOCATION_STATE_MACHINE_ARN: { Ref: logicalIdOf(stack.revocation.stateMachine) },
               NODE_OPTIONS: '--enable-source-maps',
             },
@@ -304,7 +306,7 @@ describe('infra: api', () => {
       );
     });
 
-    it('starts the revocation state machine only, and assumes, schedules and writes in IAM nothing', () => {
+    it('lists access keys and secret versions under the prefixes, starts the state machine, assumes and schedules nothing', () => {
       const { secrets, revocation } = synthesized.stack;
       expect(resourcesAllowedFor(campaigns(), 'states:StartExecution')).toEqual([
         `<${logicalIdOf(revocation.stateMachine)}>`,
@@ -315,9 +317,15 @@ describe('infra: api', () => {
       expect(resourcesAllowedFor(campaigns(), 'dynamodb:PutItem')).toEqual(
         tableAndIndexArns(synthesized.stack),
       );
-      expectOnlyScopedActionsOf(campaigns(), ['dynamodb', 'kms', 'logs', 'secretsmanager', 'states']);
+      // Planning over what is live: metadata under the pipeline prefixes, never a value.
+      expect(resourcesAllowedFor(campaigns(), 'iam:ListAccessKeys')).toEqual([ARNS.users('/ci/')]);
+      for (const action of ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret']) {
+        expect(resourcesAllowedFor(campaigns(), action)).toEqual([ARNS.secrets('ci/')]);
+      }
+      expectOnlyScopedActionsOf(campaigns(), ['dynamodb', 'iam', 'kms', 'logs', 'secretsmanager', 'states']);
       const actions = campaigns().flatMap((s) => s.actions);
-      expect(actions.filter((a) => /^(sts|iam|scheduler|lambda|s3):/.test(a))).toEqual([]);
+      expect(actions.filter((a) => /^(sts|scheduler|lambda|s3):/.test(a))).toEqual([]);
+      expect(actions.filter((a) => a.startsWith('iam:'))).toEqual(['iam:ListAccessKeys']);
       // KMS through the state table's key only: no approval signing.
       expect(resourcesAllowedFor(campaigns(), 'kms:Sign')).toEqual([]);
     });
