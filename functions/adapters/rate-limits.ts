@@ -19,12 +19,12 @@
  * (revocations per second, ≥ 1, at most one decimal: `7.5`) and `KEYWARDEN_CONCURRENCY_IAM`,
  * `KEYWARDEN_CONCURRENCY_SECRETS_MANAGER`, `KEYWARDEN_CONCURRENCY_VAULT` (at once, ≥ 1).
  *
- * p-limit bounds how many are in flight; p-throttle (same author, maintained, typed,
- * with a strict sliding window) bounds how many start per second. bottleneck does both
- * but has had no release since 2019.
+ * p-limit bounds how many are in flight; the starts per second are kept by a schedule of our own
+ * ({@link serviceLimiter}): p-throttle's strict window timed each start from when it went, so a
+ * busy event loop's late timers pushed every later start back (IAM's 24 s of revocations took
+ * up to 29 s in a loaded bench). bottleneck does both but has had no release since 2019.
  */
 import pLimit from 'p-limit';
-import pThrottle from 'p-throttle';
 import * as z from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import type { IdentityKind } from '../core/identity.ts';
@@ -102,25 +102,32 @@ export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLim
 }
 
 /**
- * A limiter: at most `concurrency` in flight, and at most `perSecond` started in any second. A
- * rate with a decimal is kept over the window that makes it whole (7.5/s: 15 in any 2 s) and,
- * so that window's starts never come at once, at most its next whole number in any second (8).
+ * A limiter: at most `concurrency` in flight, and starts at `perSecond` on average: the first
+ * `burst` at once, then one every 1/`perSecond` s (7.5/s: one every 133 ms, so at most 8 in any
+ * second and 15 in any 2 s), `burst` again only once it has been idle that long. Each start is
+ * given its time on that schedule when it is queued, not when it goes: a start the event loop
+ * runs late (a busy process) does not push the later ones back, so the rate is kept over the
+ * run; what a stall holds back goes out together after it, never more than `concurrency` at once.
  */
-export function serviceLimiter(limit: ServiceLimit): Limit {
+export function serviceLimiter(limit: ServiceLimit, { burst = 1 }: { burst?: number } = {}): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
-  const seconds = [1, 2, 5, 10].find((n) => Math.abs(perSecond * n - Math.round(perSecond * n)) < 1e-9) ?? 10;
-  const gates = [
-    pThrottle({ limit: Math.round(perSecond * seconds), interval: 1_000 * seconds, strict: true })(
-      () => undefined,
-    ),
-    ...(seconds > 1
-      ? [pThrottle({ limit: Math.ceil(perSecond), interval: 1_000, strict: true })(() => undefined)]
-      : []),
-  ];
+  const spacing = 1_000 / perSecond;
+  // How far ahead of the schedule a start may go: `burst` − 1 starts.
+  const tolerance = (Math.max(1, burst) - 1) * spacing;
+  /** When the next start is due on the schedule (a token bucket's theoretical arrival time). */
+  let due = Number.NEGATIVE_INFINITY;
+  const gate = (): Promise<void> | undefined => {
+    const now = Date.now();
+    const at = Math.max(now, due - tolerance);
+    due = Math.max(due, at) + spacing;
+    // Rounded up: a start never goes before its time.
+    const wait = Math.ceil(at - now - 1e-9);
+    return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : undefined;
+  };
   return <T>(work: () => Promise<T>) =>
     slots(async () => {
-      for (const gate of gates) await gate();
+      await gate();
       return work();
     });
 }
@@ -135,23 +142,31 @@ export function serviceLimiter(limit: ServiceLimit): Limit {
  *
  * | service         | calls per listing                                   | limit            | why |
  * |-----------------|-----------------------------------------------------|------------------|-----|
- * | iam             | ListAccessKeys                                      | 100/s, 16 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; the ~100/s commonly assumed (test/support/aws-model.ts) |
+ * | iam             | ListAccessKeys                                      | 100/s, 50 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; the ~100/s commonly assumed (test/support/aws-model.ts); 50 at once so a fleet's hundred users are listed in two round trips, not six (the first part waits on them) |
  * | secrets-manager | DescribeSecret, beside GetSecretValue (planning lists with `grantingOnly`) | 1,000/s, 32 at once | both draw from the read quota (10,000/s combined; DescribeSecret alone 40,000/s since 2025), a tenth of it, room left for pipelines' reads; ListSecretVersionIds (50/s) is not called |
  * | vault           | a LIST or a metadata read, lookups (shared by token listings) | 2,000/s, 256 at once | Vault has no quota unless configured; a token listing mostly waits on the LIST it shares, so a fleet's start together and share one |
  */
 export const DEFAULT_LISTING_LIMITS: Readonly<RateLimits> = Object.freeze({
-  iam: { concurrency: 16, perSecond: 100 },
+  iam: { concurrency: 50, perSecond: 100 },
   'secrets-manager': { concurrency: 32, perSecond: 1_000 },
   vault: { concurrency: 256, perSecond: 2_000 },
 });
 
-/** One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`). */
-export function providerLimiters(limits: RateLimits = DEFAULT_RATE_LIMITS) {
+/**
+ * One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`). Starts
+ * evenly spaced unless `burstSeconds` (the listings': a second's worth at once, as reads allow).
+ */
+export function providerLimiters(
+  limits: RateLimits = DEFAULT_RATE_LIMITS,
+  { burstSeconds = 0 }: { burstSeconds?: number } = {},
+) {
   const parsed = RateLimitsSchema.parse(limits);
+  const limiterOf = (limit: ServiceLimit) =>
+    serviceLimiter(limit, { burst: Math.floor(limit.perSecond * burstSeconds) });
   const limiters: Record<ProviderService, Limit> = {
-    iam: serviceLimiter(parsed.iam),
-    'secrets-manager': serviceLimiter(parsed['secrets-manager']),
-    vault: serviceLimiter(parsed.vault),
+    iam: limiterOf(parsed.iam),
+    'secrets-manager': limiterOf(parsed['secrets-manager']),
+    vault: limiterOf(parsed.vault),
   };
   return { limits: parsed, limitFor: (kind: IdentityKind): Limit => limiters[serviceOf(kind)] };
 }

@@ -66,4 +66,49 @@ describe('rate limits: the limiter of a rate with one decimal', () => {
     // …and the rate is kept: 45 starts take about 6 s, not the 9 s of 5 a second.
     expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(6_500);
   });
+
+  it('keeps its schedule when the event loop runs its timers late: the rate is kept over the run, not lost', async () => {
+    vi.useFakeTimers();
+    const limit = serviceLimiter({ concurrency: 4, perSecond: 7.5 });
+    const starts: number[] = [];
+
+    const all = Promise.all(
+      Array.from({ length: 31 }, (_, i) =>
+        limit(async () => {
+          starts.push(Date.now());
+          // Every third start, the process is busy for 60 ms: the timers due meanwhile fire late.
+          if (i % 3 === 0) vi.setSystemTime(Date.now() + 60);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    await all;
+
+    // 30 gaps of 133 ms: 4 s on schedule (with a start timed from when it went, the 600 ms of
+    // stalls would add up to 4.6 s).
+    expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(4_100);
+    expect(most(starts, 2_000)).toBeLessThanOrEqual(16);
+  });
+
+  it("starts a listing limiter's second's worth at once, then keeps the rate", async () => {
+    vi.useFakeTimers();
+    const limit = serviceLimiter({ concurrency: 100, perSecond: 100 }, { burst: 100 });
+    const starts: number[] = [];
+
+    const all = Promise.all(
+      Array.from({ length: 150 }, () =>
+        limit(async () => {
+          starts.push(Date.now());
+        }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    await all;
+
+    const first = Math.min(...starts);
+    expect(starts.filter((at) => at === first)).toHaveLength(100);
+    expect(Math.max(...starts) - first).toBeGreaterThanOrEqual(490);
+    expect(most(starts, 1_000)).toBeLessThanOrEqual(150);
+  });
 });
