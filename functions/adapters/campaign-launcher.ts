@@ -97,7 +97,13 @@ export interface PlanAndStoreOptions {
   inParts?: {
     /** What storing a campaign in parts writes besides the plan: the later parts, the planning closed. */
     campaigns: PartsStore;
-    onFirstPart: (first: PlannedPart, rest: Promise<PlannedPart>) => void;
+    /**
+     * Gets the first part to run at once. What it returns, when a promise, is the first part's run
+     * under way (its first revocation dispatched): the later listings start only then (or after
+     * {@link HEAD_START_MAX_MS} at most), so their thousands of requests do not hold the first
+     * part's run back from its start; returning nothing starts them at once.
+     */
+    onFirstPart: (first: PlannedPart, rest: Promise<PlannedPart>) => unknown;
   };
 }
 
@@ -232,7 +238,8 @@ async function inventoryOf(
   // Parsed before anything is read: a bad selector is refused naming its term.
   const identityTerms = identityTermsOf(parseSelectors(request.selectors));
   const live = services.rotationDeps(request.actor);
-  const limitFor = services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS).limitFor;
+  const limitFor =
+    services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS, { burstSeconds: 1 }).limitFor;
   const active = (await services.store.listIdentities())
     .filter((r) => r.status === 'active' && !planned(r.identity))
     .map(({ identity }) => identity);
@@ -469,9 +476,10 @@ async function storeInParts(
     await lease.giveUp();
     throw error;
   }
-  // Every other listing starts now, slowest service first; each service's part is stored as soon
-  // as its identities are resolved (and the parts before it are stored), the last one closing.
-  const started = startAll(rest, resolve);
+  // The other services are listed once the first part's run is under way, one service at a time,
+  // slowest first, each one's part stored before the next one's listings start: Secrets Manager's
+  // few listings, alone, take a fraction of the time they took beside Vault's thousands, and its
+  // part's slow replacements start that much sooner. The last part closes the planning.
   const order = [...new Set(rest.map((identity) => serviceOf(identity.kind)))].sort(
     (a, b) => serviceRank(a) - serviceRank(b),
   );
@@ -481,11 +489,7 @@ async function storeInParts(
     const last = index >= order.length - 1;
     try {
       const of = rest.filter((identity) => serviceOf(identity.kind) === service);
-      const plan = planLaterPart(
-        campaign,
-        await Promise.all(of.map((identity) => started.get(identity.id) as Promise<LiveSubject>)),
-        stored,
-      );
+      const plan = planLaterPart(campaign, await resolveAll(of, resolve), stored);
       const { part, fresh } = await storePart(
         { ...services, campaigns },
         lease,
@@ -505,12 +509,36 @@ async function storeInParts(
       throw error;
     }
   };
-  const restPart = storeFrom(0);
+  let begin!: () => void;
+  const begun = new Promise<void>((resolve) => {
+    begin = resolve;
+  });
+  const restPart = begun.then(() => storeFrom(0));
   restPart.catch(() => undefined);
-  onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart);
+  await headStart(onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart));
+  begin();
   let part = await restPart;
   while (part.next) part = await part.next;
   return { status: 'stored', summary: summaryOf(stored), campaign: part.campaign };
+}
+
+/**
+ * Longest the later listings wait for the first part's run to be under way: a run that never says
+ * so (or takes longer to start) holds the rest of the planning back no further.
+ */
+const HEAD_START_MAX_MS = 1_000;
+
+/** Waits for `underWay` (the first part's run started), {@link HEAD_START_MAX_MS} at most; its failure is its run's to report. */
+async function headStart(underWay: unknown): Promise<void> {
+  if (typeof (underWay as PromiseLike<unknown> | undefined)?.then !== 'function') return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.resolve(underWay).catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, HEAD_START_MAX_MS);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** A later part's plan: the stored campaign's terms over `subjects`, its batches numbered after `stored`'s. */

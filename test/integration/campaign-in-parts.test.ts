@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildFleet, stillLive } from '../../bench/support/revocation-fleet.ts';
 import {
+  type CampaignPlanningDeps,
   type PartsStore,
   type PlannedPart,
   partsAfter,
@@ -173,6 +174,83 @@ describe('a campaign planned in parts', () => {
     );
     expect(result.campaign.status).toBe('completed');
     expect(result.report?.html).toMatch(/report\.html$/);
+    expect(await stillLive({ services, vault }, fleet, planned.campaign.incident)).toEqual([]);
+  });
+
+  it("lists the other services only once the first part's run is under way, Secrets Manager's before Vault's", async () => {
+    // prepare: a mixed fleet, and each listing's start and end recorded by service
+    const fleet = await buildFleet({ services, vault }, 120, { preexisting: 0 });
+    const events: { event: 'under way' | 'list' | 'listed'; service: string }[] = [];
+    const planning: CampaignPlanningDeps = {
+      ...services,
+      rotationDeps: (actor) => {
+        const live = services.rotationDeps(actor);
+        return {
+          ...live,
+          providerFor: (identity) => {
+            const provider = live.providerFor(identity);
+            const service = serviceOf(identity.kind);
+            return {
+              ...provider,
+              list: async (options) => {
+                events.push({ event: 'list', service });
+                try {
+                  return await provider.list(options);
+                } finally {
+                  events.push({ event: 'listed', service });
+                }
+              },
+            } as typeof provider;
+          },
+        };
+      },
+    };
+    let run: Promise<unknown> | undefined;
+
+    // act: the first part's run says it is under way after a while
+    const planned = await planAndStoreCampaign(
+      planning,
+      {
+        incident: newIncident(),
+        selectors: [fleet.selector],
+        reissue: false,
+        actor: 'test:responder',
+        dryRun: false,
+      },
+      {
+        inParts: {
+          campaigns: services.store,
+          onFirstPart: (first, rest) => {
+            const runner = new LocalRevocationRunner({
+              services,
+              actor: 'test:responder',
+              bucket,
+              retry: noWait,
+            });
+            run = runner.run(first.campaign.campaignId, { rest });
+            run.catch(() => undefined);
+            return new Promise<void>((resolve) =>
+              setTimeout(() => {
+                events.push({ event: 'under way', service: 'iam' });
+                resolve();
+              }, 200),
+            );
+          },
+        },
+      },
+    );
+    await run;
+    if (planned.status !== 'stored') throw new Error('expected a stored campaign');
+
+    // assess: IAM listed first; nothing else listed before the run was under way; Vault's after Secrets Manager's
+    const at = (event: string, service?: string) =>
+      events.flatMap((e, i) => (e.event === event && (!service || e.service === service) ? [i] : []));
+    const underWay = at('under way')[0] as number;
+    expect(Math.max(...at('listed', 'iam'))).toBeLessThan(underWay);
+    const others = events.flatMap((e, i) => (e.event === 'list' && e.service !== 'iam' ? [i] : []));
+    expect(others.length).toBeGreaterThan(0);
+    expect(Math.min(...others)).toBeGreaterThan(underWay);
+    expect(Math.min(...at('list', 'vault'))).toBeGreaterThan(Math.max(...at('listed', 'secrets-manager')));
     expect(await stillLive({ services, vault }, fleet, planned.campaign.incident)).toEqual([]);
   });
 
