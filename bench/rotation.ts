@@ -5,7 +5,7 @@
  * (naive time / keywarden time), where keywarden's time went, and a one-line JSON
  * summary; writes everything to bench/results/rotation-<date>.json.
  *
- *   npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500] [--concurrency 64 | 32 with aws]
+ *   npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500] [--concurrency 64 | 32 with aws] [--by-kind]
  *   npx tsx bench/rotation.ts --model aws --scale 100,500,2000
  *
  * Two worlds (bench/support/model-mode.ts): `--model loopback` talks to the servers directly;
@@ -18,6 +18,11 @@
  * (the fewest calls that rotate these identities, no bookkeeping); keywarden's share of it =
  * bound / keywarden's wall. `--scale` runs the sizes one after the other on one stack and
  * ends with identities/s per size and a Markdown block for the README.
+ *
+ * `--by-kind` also counts each contender's requests per kind of identity, through an
+ * AsyncLocalStorage around each rotation: its promise hooks cost the engine ~0.8 ms of CPU per
+ * rotation on loopback (~3 % of all the CPU a rotation takes there, more of its wall time on a
+ * loaded machine), so the timed runs leave it out unless asked; the totals are counted either way.
  *
  * `KEYWARDEN_BENCH_PROFILE=<file>.cpuprofile` also profiles this process's CPU over keywarden's run
  * alone (open it in Chrome DevTools).
@@ -71,7 +76,7 @@ import { type NaiveOutcome, rotateSequentially } from './support/naive-rotation.
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
-/** The kind of the identity whose rotation is under way, for the requests it makes. */
+/** The kind of the identity whose rotation is under way, for the requests it makes (`--by-kind`). */
 const rotatingKind = new AsyncLocalStorage<string>();
 
 /** Requests per kind: `store` (DynamoDB) and `provider` (IAM, STS, Secrets Manager, Vault: provider and delivery). */
@@ -105,6 +110,8 @@ interface Options {
   model: ModelName;
   /** The sizes to run, one after the other: `--scale`, else `[identities]`. */
   sizes: number[];
+  /** Whether requests are counted per kind of identity (`--by-kind`; costs the engine CPU, see the module comment). */
+  byKind: boolean;
 }
 
 /**
@@ -125,6 +132,7 @@ function parseOptions(argv: string[]): Options {
       concurrency: { type: 'string' },
       model: { type: 'string', default: 'loopback' },
       scale: { type: 'string' },
+      'by-kind': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -142,6 +150,7 @@ function parseOptions(argv: string[]): Options {
     // keywarden's own setting (rotationConcurrency) stops at 64.
     concurrency: whole('concurrency', values.concurrency ?? String(DEFAULT_CONCURRENCY[model]), 64),
     model,
+    byKind: values['by-kind'],
     sizes:
       values.scale === undefined
         ? [identities]
@@ -223,7 +232,13 @@ interface ContenderResult {
   /** Per kind: latency, and requests per identity (provider and delivery; store). */
   byKind: Record<
     string,
-    { p50Ms: number; p95Ms: number; requestsPerIdentity: number; storePerIdentity: number }
+    {
+      p50Ms: number;
+      p95Ms: number;
+      /** Null unless counted per kind (`--by-kind`). */
+      requestsPerIdentity: number | null;
+      storePerIdentity: number | null;
+    }
   >;
   failures: { identityId: string; kind: string; reason: string }[];
 }
@@ -245,15 +260,15 @@ function summarise(
   const byKind = Object.fromEntries(
     BENCH_KINDS.map((kind) => {
       const of = outcomes.filter((o) => o.kind === kind).map((o) => o.durationMs);
-      const counts = ledger.byKind[kind] ?? { store: 0, provider: 0 };
+      const counts = ledger.byKind[kind];
       const n = Math.max(1, of.length);
       return [
         kind,
         {
           p50Ms: round(percentile(of, 50)),
           p95Ms: round(percentile(of, 95)),
-          requestsPerIdentity: round(counts.provider / n, 1),
-          storePerIdentity: round(counts.store / n, 1),
+          requestsPerIdentity: counts ? round(counts.provider / n, 1) : null,
+          storePerIdentity: counts ? round(counts.store / n, 1) : null,
         },
       ];
     }),
@@ -296,7 +311,12 @@ const progress = (label: string, total: number) => {
 };
 
 /** keywarden's engine, with every port timed so the ledger shows where the time went. */
-async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<string, number>) {
+async function runKeywarden(
+  set: BenchSet,
+  concurrency: number,
+  pids: Record<string, number>,
+  byKind: boolean,
+) {
   const { services, ledger } = set;
   const plain = services.rotationDeps('bench');
   const deps = services.rotationDeps('bench', {
@@ -310,16 +330,14 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
   const phase = startPhase(pids);
   const started = performance.now();
   // rotateMany one identity at a time under the bench's limit: the same work, each request
-  // sent under the kind of the identity it is for.
+  // sent under the kind of the identity it is for when counted by kind.
   const limit = pLimit(concurrency);
+  const rotate = (identity: Identity) =>
+    rotateMany(deps, [identity], { owner: 'bench', limit: (work) => work(), onOutcome: tick });
   const outcomes = (
     await Promise.all(
       set.identities.map((identity) =>
-        limit(() =>
-          rotatingKind.run(identity.kind, () =>
-            rotateMany(deps, [identity], { owner: 'bench', limit: (work) => work(), onOutcome: tick }),
-          ),
-        ),
+        limit(() => (byKind ? rotatingKind.run(identity.kind, () => rotate(identity)) : rotate(identity))),
       ),
     )
   ).flat();
@@ -330,7 +348,7 @@ async function runKeywarden(set: BenchSet, concurrency: number, pids: Record<str
   return { outcomes, wallMs, usage };
 }
 
-async function runNaive(set: BenchSet, pids: Record<string, number>) {
+async function runNaive(set: BenchSet, pids: Record<string, number>, byKind: boolean) {
   const tick = progress('naive loop', set.identities.length);
   const clients = { iam: set.services.aws.iam, secrets: set.services.aws.secrets, vault: set.vault };
   const phase = startPhase(pids);
@@ -338,7 +356,9 @@ async function runNaive(set: BenchSet, pids: Record<string, number>) {
   const outcomes: NaiveOutcome[] = [];
   for (const identity of set.identities) {
     outcomes.push(
-      ...(await rotatingKind.run(identity.kind, () => rotateSequentially(clients, [identity], tick))),
+      ...(await (byKind
+        ? rotatingKind.run(identity.kind, () => rotateSequentially(clients, [identity], tick))
+        : rotateSequentially(clients, [identity], tick))),
     );
   }
   const wallMs = performance.now() - started;
@@ -443,9 +463,9 @@ function printReport(
       kind,
       `${k?.p50Ms} / ${k?.p95Ms}`,
       `${n?.p50Ms} / ${n?.p95Ms}`,
-      k?.requestsPerIdentity,
-      k?.storePerIdentity,
-      n?.requestsPerIdentity,
+      k?.requestsPerIdentity ?? '– (--by-kind)',
+      k?.storePerIdentity ?? '–',
+      n?.requestsPerIdentity ?? '–',
     ]);
   }
   console.log(kinds.toString());
@@ -553,12 +573,12 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
   process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency}, ${options.model})…\n`);
   sampler.phase(`keywarden-${identities}`);
   const pids = { moto: stack.moto.pid, dynalite: stack.dynamodb.pid, openbao: stack.vault.pid };
-  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids).finally(() =>
+  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids, options.byKind).finally(() =>
     keywardenSet.world.close(),
   );
   process.stderr.write('rotating with the naive sequential loop…\n');
   sampler.phase(`naive-${identities}`);
-  const naive = await runNaive(naiveSet, pids).finally(() => naiveSet.world.close());
+  const naive = await runNaive(naiveSet, pids, options.byKind).finally(() => naiveSet.world.close());
   sampler.phase('report');
   const probe = { keywarden: await probeQuery(keywardenSet), naive: await probeQuery(naiveSet) };
 
@@ -639,8 +659,8 @@ function markdown(runs: SizeRun[], options: Options, date: Date): string {
     const [k, n] = run.results;
     for (const kind of BENCH_KINDS) {
       lines.push(
-        `| ${run.identities.toLocaleString('en')} | ${kind} | ${k.byKind[kind]?.requestsPerIdentity} | ` +
-          `${k.byKind[kind]?.storePerIdentity} | ${n.byKind[kind]?.requestsPerIdentity} |`,
+        `| ${run.identities.toLocaleString('en')} | ${kind} | ${k.byKind[kind]?.requestsPerIdentity ?? '–'} | ` +
+          `${k.byKind[kind]?.storePerIdentity ?? '–'} | ${n.byKind[kind]?.requestsPerIdentity ?? '–'} |`,
       );
     }
   }
@@ -758,7 +778,7 @@ const pick = (r: ContenderResult) => ({
 const sampler = new RssSampler(100);
 await runBench({
   usage:
-    'usage: npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500 | --scale 100,500,2000] [--concurrency 64, 32 with --model aws]',
+    'usage: npx tsx bench/rotation.ts [--model loopback|aws] [--identities 500 | --scale 100,500,2000] [--concurrency 64, 32 with --model aws] [--by-kind]',
   parseOptions,
   main: (options, run) => main(options, run, sampler),
   onEnd: () => sampler.stop(),
