@@ -240,6 +240,8 @@ export class JsonWire<Ops extends string> {
    * sends), else the callers' `initialize` middleware (`false`: none).
    */
   #observers: Stack | false | null | undefined;
+  /** The observers resolved around each operation's request. */
+  readonly #observed = new Map<Ops, (args: { input: unknown }) => Promise<{ output: unknown }>>();
 
   constructor(client: SdkClient, protocol: JsonProtocol<Ops>) {
     this.#client = client as unknown as { send: (command: unknown) => Promise<unknown> };
@@ -263,14 +265,22 @@ export class JsonWire<Ops extends string> {
 
   /** Sends `operation` with `input` (what its SDK command takes); answers what the command answers. */
   send(operation: Ops, input: object): Promise<unknown> {
-    if (this.#observers === undefined) this.#observers = this.#readStack();
+    if (this.#observers === undefined) {
+      this.#observers = this.#readStack();
+      this.#observed.clear();
+    }
     const observers = this.#observers;
     if (observers === null) return this.#client.send(new this.#protocol.commands[operation](input));
     if (observers === false) return this.#request(operation, input);
-    const handler = observers.resolve(
-      async (args) => ({ output: await this.#request(operation, args.input as object), response: {} }),
-      { clientName: this.#protocol.clientName, commandName: `${operation}Command` },
-    );
+    // Resolved once per operation (until the stack changes), as the SDK's `cacheMiddleware` does.
+    let handler = this.#observed.get(operation);
+    if (!handler) {
+      handler = observers.resolve(
+        async (args) => ({ output: await this.#request(operation, args.input as object), response: {} }),
+        { clientName: this.#protocol.clientName, commandName: `${operation}Command` },
+      );
+      this.#observed.set(operation, handler);
+    }
     return handler({ input }).then((result) => result.output);
   }
 
