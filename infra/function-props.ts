@@ -168,3 +168,49 @@ export function grantPrefixedSecretKeys(
     appliesTo: [iam5ResourceFinding(scope, pipeline.keysArn)],
   };
 }
+
+/**
+ * Lets `role` list what is live of the identities a campaign selects, as planning does before it
+ * stores the plan (so a key or version the store never recorded is revoked too; without these
+ * the plan carries a failed listing target instead): the access keys of users under the IAM path
+ * and, unless `secrets` is false, the versions of secrets under the name prefix — metadata only,
+ * never a secret value, no write.
+ *
+ * @param planned what the campaign is, for the suppressions' reasons ("a containment campaign")
+ * @returns the `AwsSolutions-IAM5` suppressions that name these grants, for the role's list
+ */
+export function grantCampaignListing(
+  scope: Construct,
+  role: iam.Role,
+  pipeline: PipelineScope,
+  { planned, secrets = true }: { readonly planned: string; readonly secrets?: boolean },
+): NagPackSuppression[] {
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'ListAccessKeysUnderPath',
+      actions: ['iam:ListAccessKeys'],
+      resources: [pipeline.usersArn],
+    }),
+  );
+  const suppressions: NagPackSuppression[] = [
+    {
+      id: 'AwsSolutions-IAM5',
+      reason: `IAM user names come from the inventory, not known at deploy time. Planning ${planned} lists the selected identities' access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
+      appliesTo: [iam5ResourceFinding(scope, pipeline.usersArn)],
+    },
+  ];
+  if (!secrets) return suppressions;
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'ListPrefixedSecretVersions',
+      actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
+      resources: [pipeline.secretsArn],
+    }),
+  );
+  suppressions.push({
+    id: 'AwsSolutions-IAM5',
+    reason: `Secret names come from the inventory, not known at deploy time. Planning ${planned} lists the selected secrets' versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No secret value is read or written here.`,
+    appliesTo: [iam5ResourceFinding(scope, pipeline.secretsArn)],
+  });
+  return suppressions;
+}

@@ -17,7 +17,7 @@ import { Construct } from 'constructs';
 import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
+import { grantCampaignListing, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import {
   DEFAULT_LOG_RETENTION,
   type KeywardenFunction,
@@ -311,36 +311,9 @@ export class Api extends Construct {
     // The Vault token too: planning lists the Vault identities a selector matches.
     secrets.grantRead(campaignsRole);
     stateStore.grantReadWriteData(campaignsRole);
-    // Planning lists what is live of each selected identity, so a key or version the store never
-    // recorded is revoked too; without these, the plan carries a failed listing target instead.
-    campaignsRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ListAccessKeysUnderPath',
-        actions: ['iam:ListAccessKeys'],
-        resources: [pipeline.usersArn],
-      }),
-    );
-    campaignsRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ListPrefixedSecretVersions',
-        actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
-        resources: [pipeline.secretsArn],
-      }),
-    );
     NagSuppressions.addResourceSuppressions(
       campaignsRole,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `IAM user names come from the inventory, not known at deploy time. Planning a campaign lists the selected identities' access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
-          appliesTo: [iam5ResourceFinding(this, pipeline.usersArn)],
-        },
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `Secret names come from the inventory, not known at deploy time. Planning a campaign lists the selected secrets' versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No pipeline secret value is read or written here.`,
-          appliesTo: [iam5ResourceFinding(this, pipeline.secretsArn)],
-        },
-      ],
+      grantCampaignListing(this, campaignsRole, pipeline, { planned: 'a campaign' }),
       true,
     );
 
@@ -382,7 +355,8 @@ export class Api extends Construct {
       },
     ]);
     const workerEnvironment = {
-      ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
+      // The prefixes too: `/revoke` plans its campaign over what is live under them.
+      ...pipeline.environment,
       slackSigningSecretArn: secrets.slackSigningSecret.secretArn,
       slackBotTokenSecretArn: secrets.slackBotToken.secretArn,
       grantScheduleGroup: breakGlass.scheduleGroupName,
@@ -442,6 +416,7 @@ export class Api extends Construct {
           reason: `An approved grant's one-time expiry schedule is named after the grant, created at run time. CreateSchedule is limited to the '${breakGlass.scheduleGroupName}' group, which holds nothing else; the schedules can only run as the grant scheduler role (iam:PassRole of that role only).`,
           appliesTo: [iam5ResourceFinding(this, breakGlass.grantSchedulesArn)],
         },
+        ...grantCampaignListing(this, worker, pipeline, { planned: "a Slack `/revoke`'s campaign" }),
       ],
       true,
     );

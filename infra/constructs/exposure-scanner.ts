@@ -14,10 +14,9 @@ import { Construct } from 'constructs';
 import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
 import { functionAlarms, grantAlertPublish } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
-import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
+import { grantCampaignListing, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { deadLetterQueue } from '../live-schedule.ts';
-import { iam5ResourceFinding } from '../nag.ts';
 import { validateExposureLogGroups } from '../settings.ts';
 
 /** cdk context key that may hold the log groups to scan (an array, or its JSON); none: no scanner. */
@@ -137,7 +136,6 @@ export class ExposureScanner extends Construct {
     const githubApiUrl = validateForgeUrl('githubApiUrl', props.githubApiUrl);
     const gitlabUrl = validateForgeUrl('gitlabUrl', props.gitlabUrl);
     const { stateStore, secrets, revocationStateMachine } = props;
-    const { usersArn, secretsArn } = pipeline;
 
     this.forgeTokens = new secretsmanager.Secret(this, 'ForgeTokens', {
       secretName: `${secrets.namePrefix}forge-tokens`,
@@ -215,36 +213,10 @@ export class ExposureScanner extends Construct {
         resources: [revocationStateMachine.stateMachineArn],
       }),
     );
-    // Planning the campaign lists what is live of the exposed identity, so a key or version the
-    // store never recorded is revoked too; without these, the plan carries a failed listing target.
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ListAccessKeysUnderPath',
-        actions: ['iam:ListAccessKeys'],
-        resources: [usersArn],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ListPrefixedSecretVersions',
-        actions: ['secretsmanager:ListSecretVersionIds', 'secretsmanager:DescribeSecret'],
-        resources: [secretsArn],
-      }),
-    );
+    // Planning the campaign lists what is live of the exposed identity.
     NagSuppressions.addResourceSuppressions(
       role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `IAM user names come from the inventory, not known at deploy time. Planning a containment campaign lists the exposed identity's access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
-          appliesTo: [iam5ResourceFinding(this, usersArn)],
-        },
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `Secret names come from the inventory, not known at deploy time. Planning a containment campaign lists the exposed secret's versions (ListSecretVersionIds, DescribeSecret: metadata, never a value) of secrets under the name prefix '${pipeline.secretNamePrefix}' only. No secret value is read or written here.`,
-          appliesTo: [iam5ResourceFinding(this, secretsArn)],
-        },
-      ],
+      grantCampaignListing(this, role, pipeline, { planned: 'a containment campaign' }),
       true,
     );
 

@@ -9,10 +9,9 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { functionAlarms, grantAlertPublish } from '../alarm-topic.ts';
-import { type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
+import { grantCampaignListing, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
 import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts';
 import { deadLetterQueue } from '../live-schedule.ts';
-import { iam5ResourceFinding } from '../nag.ts';
 
 /**
  * Every CI session's SourceIdentity starts with this (the job's correlation id, `ci-<issuer>-…`);
@@ -118,22 +117,9 @@ export class UseMonitor extends Construct {
         }),
       );
       if (props.alarmTopic) grantAlertPublish(role, props.alarmTopic);
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          sid: 'ListAccessKeysUnderPath',
-          actions: ['iam:ListAccessKeys'],
-          resources: [pipeline.usersArn],
-        }),
-      );
       NagSuppressions.addResourceSuppressions(
         role,
-        [
-          {
-            id: 'AwsSolutions-IAM5',
-            reason: `IAM user names come from the inventory, not known at deploy time. Planning a containment campaign lists the used key's identity's access keys (iam:ListAccessKeys: ids and status, never a secret) of users under the IAM path '${pipeline.iamPathPrefix}' only, in this account. No IAM write: the revocation functions revoke.`,
-            appliesTo: [iam5ResourceFinding(this, pipeline.usersArn)],
-          },
-        ],
+        grantCampaignListing(this, role, pipeline, { planned: 'a containment campaign', secrets: false }),
         true,
       );
     }

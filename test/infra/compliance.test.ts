@@ -158,8 +158,14 @@ describe('infra: cdk-nag AwsSolutions', () => {
           'Keywarden/ServiceSecrets/SlackBotToken/Resource AwsSolutions-SMG4',
           // Grant expiry and sweeper: deleting schedules of the grant group (denies go through role-deny).
           ...onRoles(['BreakGlass/Expiry', 'BreakGlass/Sweeper'], iam5(ARNS.grantSchedules)),
-          // The Slack worker: an approved grant's expiry schedule, in the grant group.
-          ...onRoles(['Api/SlackWorker'], iam5(ARNS.grantSchedules)),
+          // The Slack worker: an approved grant's expiry schedule, in the grant group; `/revoke`
+          // plans over what is live, as the campaigns function.
+          ...onRoles(
+            ['Api/SlackWorker'],
+            iam5(ARNS.grantSchedules),
+            iam5(ARNS.users('/ci/')),
+            iam5(ARNS.secrets('ci/')),
+          ),
           // The deferred-jobs queue is a dead-letter queue (an on-failure destination cdk-nag does not see).
           'Keywarden/Api/DeferredJobsDeadLetterQueue/Resource AwsSolutions-SQS3',
           // The API's grants function: assume and read roles under the break-glass path, grant
