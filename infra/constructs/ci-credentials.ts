@@ -377,13 +377,23 @@ export class CiCredentials extends Construct {
         resources: [this.rolesArn],
       }),
     );
+    // The up-front check that the grant's role exists under that exact ARN (a clear error naming
+    // the path or account to fix, before STS's bare refusal); without it every exchange paid an
+    // AccessDenied round trip and skipped the check.
+    ciRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadCiRoles',
+        actions: ['iam:GetRole'],
+        resources: [this.rolesArn],
+      }),
+    );
     ciFunction.addEnvironment(KEYWARDEN_ENV.ciRolePath, this.rolePath);
     NagSuppressions.addResourceSuppressions(
       ciRole,
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `CI job grants name their roles in the inventory, not known at deploy time. AssumeRole (with the job's SourceIdentity and session tags naming the job) is limited to roles under the CI path '${this.rolePath}' in this account, each of which must also trust this function's role; sessions last 900 s. No IAM write: an early end's deny is put by the role-deny function.`,
+          reason: `CI job grants name their roles in the inventory, not known at deploy time. AssumeRole (with the job's SourceIdentity and session tags naming the job) and the check that the role exists (GetRole, read-only) are limited to roles under the CI path '${this.rolePath}' in this account, each of which must also trust this function's role; sessions last 900 s. No IAM write: an early end's deny is put by the role-deny function.`,
           appliesTo: [iam5ResourceFinding(this, this.rolesArn)],
         },
       ],

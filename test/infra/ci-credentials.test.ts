@@ -198,8 +198,9 @@ describe('infra: ci credentials', () => {
       expect(resourcesAllowedFor(ciStatements(), 'dynamodb:PutItem')).toEqual(
         tableAndIndexArns(synthesized.stack),
       );
+      // Reads its own roles (the grant's role checked before it is assumed), nothing else of IAM.
+      expect(resourcesAllowedFor(ciStatements(), 'iam:GetRole')).toEqual([ARNS.roles('/ci/')]);
       for (const action of [
-        'iam:GetRole',
         'iam:PassRole',
         'scheduler:CreateSchedule',
         'states:StartExecution',
@@ -209,6 +210,7 @@ describe('infra: ci credentials', () => {
       }
       expectOnlyScopedActionsOf(ciStatements(), [
         'dynamodb',
+        'iam',
         'kms',
         'lambda',
         'logs',
