@@ -27,7 +27,6 @@ import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from './sha256.ts';
-import { PostSigner } from './sigv4-post.ts';
 
 /** An SDK command class: its endpoint rules, and its name for the observers. */
 // biome-ignore lint/suspicious/noExplicitAny: any command class of any client
@@ -232,7 +231,6 @@ export class JsonWire<Ops extends string> {
   /** Endpoints by operation and table, resolved by the SDK's rules on first use. */
   readonly #endpoints = new Map<string, Promise<URL>>();
   #signer: SignatureV4 | undefined;
-  #postSigner: PostSigner | undefined;
   #region: Promise<string> | undefined;
   /**
    * What runs around a request: `undefined` until read from the stack (and again after the stack
@@ -322,21 +320,9 @@ export class JsonWire<Ops extends string> {
     return endpoint;
   }
 
-  async #sign(url: URL, operation: Ops, body: string): Promise<Record<string, string>> {
+  async #sign(url: URL, operation: Ops, body: string) {
     this.#region ??= this.#config.region();
     const region = await this.#region;
-    const headers = {
-      host: url.host,
-      'content-type': this.#protocol.contentType,
-      'x-amz-target': `${this.#protocol.target}.${operation}`,
-      'content-length': String(Buffer.byteLength(body)),
-    };
-    const date = new Date(Date.now() + (this.#config.systemClockOffset ?? 0));
-    if (url.pathname === '/' && url.search === '') {
-      this.#postSigner ??= new PostSigner(region, this.#protocol.signingName);
-      return this.#postSigner.sign(await this.#config.credentials(), headers, body, date);
-    }
-    // An endpoint with a path of its own: the SDK's signer canonicalises it.
     this.#signer ??= new SignatureV4({
       service: this.#protocol.signingName,
       region,
@@ -351,10 +337,15 @@ export class JsonWire<Ops extends string> {
         ...(url.port ? { port: Number(url.port) } : {}),
         path: url.pathname,
         query: {},
-        headers,
+        headers: {
+          host: url.host,
+          'content-type': this.#protocol.contentType,
+          'x-amz-target': `${this.#protocol.target}.${operation}`,
+          'content-length': String(Buffer.byteLength(body)),
+        },
         body,
       },
-      { signingDate: date },
+      { signingDate: new Date(Date.now() + (this.#config.systemClockOffset ?? 0)) },
     );
     return signed.headers as Record<string, string>;
   }
