@@ -102,23 +102,31 @@ export function rateLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): RateLim
 }
 
 /**
- * A limiter: at most `concurrency` in flight, and starts at `perSecond` on average: the first
- * `burst` at once, then one every 1/`perSecond` s (7.5/s: one every 133 ms, so at most 8 in any
- * second and 15 in any 2 s), `burst` again only once it has been idle that long. Each start is
- * given its time on that schedule when it is queued, not when it goes: a start the event loop
- * runs late (a busy process) does not push the later ones back, so the rate is kept over the
- * run; what a stall holds back goes out together after it, never more than `concurrency` at once.
+ * A limiter: at most `concurrency` in flight, and starts at `perSecond` on average, kept by a token
+ * bucket holding a second's worth (⌈`perSecond`⌉, IAM's 8), as AWS's own quotas are kept. It starts
+ * empty unless `startFull`: one start at once, then one every 1/`perSecond` s (7.5/s: one every
+ * 133 ms, at most 8 in any second and 15 in any 2 s). Each start is given its time on that schedule
+ * when it takes its slot, not when it goes, so a start the event loop runs late (a busy process)
+ * does not push the later ones back; and when the starts fall behind the schedule (slow calls
+ * holding every slot, or a stall), the bucket fills, up to a second's worth, and the next starts
+ * go at once until they have caught up: the rate is kept over the run, not lost. A listing
+ * limiter starts full: a second's worth of reads at once.
  */
-export function serviceLimiter(limit: ServiceLimit, { burst = 1 }: { burst?: number } = {}): Limit {
+export function serviceLimiter(
+  limit: ServiceLimit,
+  { startFull = false }: { startFull?: boolean } = {},
+): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
   const spacing = 1_000 / perSecond;
-  // How far ahead of the schedule a start may go: `burst` − 1 starts.
-  const tolerance = (Math.max(1, burst) - 1) * spacing;
-  /** When the next start is due on the schedule (a token bucket's theoretical arrival time). */
-  let due = Number.NEGATIVE_INFINITY;
+  // How far ahead of the schedule a start may go: a second's worth of starts but the one due.
+  const tolerance = (Math.ceil(perSecond) - 1) * spacing;
+  /** When the next start is due on the schedule (the token bucket's theoretical arrival time). */
+  let due: number | undefined;
   const gate = (): Promise<void> | undefined => {
     const now = Date.now();
+    // Empty at first: the schedule begins now, with no start ahead of it.
+    due ??= startFull ? now : now + tolerance;
     const at = Math.max(now, due - tolerance);
     due = Math.max(due, at) + spacing;
     // Rounded up: a start never goes before its time.
@@ -142,27 +150,26 @@ export function serviceLimiter(limit: ServiceLimit, { burst = 1 }: { burst?: num
  *
  * | service         | calls per listing                                   | limit            | why |
  * |-----------------|-----------------------------------------------------|------------------|-----|
- * | iam             | ListAccessKeys                                      | 100/s, 50 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; the ~100/s commonly assumed (test/support/aws-model.ts); 50 at once so a fleet's hundred users are listed in two round trips, not six (the first part waits on them) |
+ * | iam             | ListAccessKeys                                      | 100/s, 100 at once | IAM's read limits are unpublished and throttle far later than its mutating calls; the ~100/s commonly assumed (test/support/aws-model.ts); a second's worth at once, so a fleet's hundred users are listed in one round trip, not six (the first part waits on them) |
  * | secrets-manager | DescribeSecret, beside GetSecretValue (planning lists with `grantingOnly`) | 1,000/s, 32 at once | both draw from the read quota (10,000/s combined; DescribeSecret alone 40,000/s since 2025), a tenth of it, room left for pipelines' reads; ListSecretVersionIds (50/s) is not called |
  * | vault           | a LIST or a metadata read, lookups (shared by token listings) | 2,000/s, 256 at once | Vault has no quota unless configured; a token listing mostly waits on the LIST it shares, so a fleet's start together and share one |
  */
 export const DEFAULT_LISTING_LIMITS: Readonly<RateLimits> = Object.freeze({
-  iam: { concurrency: 50, perSecond: 100 },
+  iam: { concurrency: 100, perSecond: 100 },
   'secrets-manager': { concurrency: 32, perSecond: 1_000 },
   vault: { concurrency: 256, perSecond: 2_000 },
 });
 
 /**
- * One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`). Starts
- * evenly spaced unless `burstSeconds` (the listings': a second's worth at once, as reads allow).
+ * One limiter per service, and the lookup the campaign engine takes (`limitFor(kind)`); `startFull`
+ * for the listings' (see {@link serviceLimiter}).
  */
 export function providerLimiters(
   limits: RateLimits = DEFAULT_RATE_LIMITS,
-  { burstSeconds = 0 }: { burstSeconds?: number } = {},
+  { startFull = false }: { startFull?: boolean } = {},
 ) {
   const parsed = RateLimitsSchema.parse(limits);
-  const limiterOf = (limit: ServiceLimit) =>
-    serviceLimiter(limit, { burst: Math.floor(limit.perSecond * burstSeconds) });
+  const limiterOf = (limit: ServiceLimit) => serviceLimiter(limit, { startFull });
   const limiters: Record<ProviderService, Limit> = {
     iam: limiterOf(parsed.iam),
     'secrets-manager': limiterOf(parsed['secrets-manager']),

@@ -91,9 +91,32 @@ describe('rate limits: the limiter of a rate with one decimal', () => {
     expect(most(starts, 2_000)).toBeLessThanOrEqual(16);
   });
 
+  it("catches up, a second's worth at most, once slow calls holding every slot have put it behind", async () => {
+    vi.useFakeTimers();
+    const limit = serviceLimiter({ concurrency: 1, perSecond: 20 });
+    const starts: number[] = [];
+
+    const all = Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        limit(async () => {
+          starts.push(Date.now());
+          // The first five calls are slow (300 ms each, 1.5 s where the schedule gave them 250 ms).
+          await new Promise((resolve) => setTimeout(resolve, i < 5 ? 300 : 10));
+        }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    await all;
+
+    // Back on the schedule (39 gaps of 50 ms) within a little: without catching up, 1.5 s + 35 × 50 ms.
+    expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(2_300);
+    // The bucket holds a second's worth: never more than two seconds' worth in any second.
+    expect(most(starts, 1_000)).toBeLessThanOrEqual(40);
+  });
+
   it("starts a listing limiter's second's worth at once, then keeps the rate", async () => {
     vi.useFakeTimers();
-    const limit = serviceLimiter({ concurrency: 100, perSecond: 100 }, { burst: 100 });
+    const limit = serviceLimiter({ concurrency: 100, perSecond: 100 }, { startFull: true });
     const starts: number[] = [];
 
     const all = Promise.all(
