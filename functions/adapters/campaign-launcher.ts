@@ -239,7 +239,7 @@ async function inventoryOf(
   const identityTerms = identityTermsOf(parseSelectors(request.selectors));
   const live = services.rotationDeps(request.actor);
   const limitFor =
-    services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS, { burstSeconds: 1 }).limitFor;
+    services.limitFor ?? providerLimiters(DEFAULT_LISTING_LIMITS, { startFull: true }).limitFor;
   const active = (await services.store.listIdentities())
     .filter((r) => r.status === 'active' && !planned(r.identity))
     .map(({ identity }) => identity);
@@ -477,19 +477,31 @@ async function storeInParts(
     throw error;
   }
   // The other services are listed once the first part's run is under way, one service at a time,
-  // slowest first, each one's part stored before the next one's listings start: Secrets Manager's
-  // few listings, alone, take a fraction of the time they took beside Vault's thousands, and its
-  // part's slow replacements start that much sooner. The last part closes the planning.
+  // slowest first, each one's listings starting once the one before it is listed (while its part
+  // is stored): Secrets Manager's few listings, alone, take a fraction of the time they took
+  // beside Vault's thousands, and its part's slow replacements start that much sooner. Each
+  // service's part is stored as soon as it is listed (and the parts before it are stored), the
+  // last one closing the planning.
   const order = [...new Set(rest.map((identity) => serviceOf(identity.kind)))].sort(
     (a, b) => serviceRank(a) - serviceRank(b),
   );
+  const listOf = (index: number): Promise<LiveSubject[]> => {
+    const listing = resolveAll(
+      rest.filter((identity) => serviceOf(identity.kind) === order[index]),
+      resolve,
+    );
+    // Awaited by its part; marked handled so a part that fails first leaves no unhandled rejection.
+    listing.catch(() => undefined);
+    return listing;
+  };
   let stored: readonly Target[] = head.targets;
-  const storeFrom = async (index: number): Promise<PlannedPart> => {
+  const storeFrom = async (index: number, listing: Promise<LiveSubject[]>): Promise<PlannedPart> => {
     const service = order[index];
     const last = index >= order.length - 1;
     try {
-      const of = rest.filter((identity) => serviceOf(identity.kind) === service);
-      const plan = planLaterPart(campaign, await resolveAll(of, resolve), stored);
+      const subjects = await listing;
+      const nextListing = last ? undefined : listOf(index + 1);
+      const plan = planLaterPart(campaign, subjects, stored);
       const { part, fresh } = await storePart(
         { ...services, campaigns },
         lease,
@@ -499,8 +511,8 @@ async function storeInParts(
         last ? undefined : service,
       );
       stored = [...stored, ...fresh];
-      if (last) return part;
-      const next = storeFrom(index + 1);
+      if (!nextListing) return part;
+      const next = storeFrom(index + 1, nextListing);
       // Its taker awaits it; marked handled here so a failure is not also an unhandled rejection.
       next.catch(() => undefined);
       return { ...part, next };
@@ -513,7 +525,7 @@ async function storeInParts(
   const begun = new Promise<void>((resolve) => {
     begin = resolve;
   });
-  const restPart = begun.then(() => storeFrom(0));
+  const restPart = begun.then(() => storeFrom(0, listOf(0)));
   restPart.catch(() => undefined);
   await headStart(onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart));
   begin();
