@@ -757,7 +757,7 @@ async function workBatch(run: Run, planned: readonly Target[]): Promise<void> {
   await Promise.all(
     [...groupBy(work, (w) => w.target.identityId)].map(async ([identityId, group]) => {
       const versions = new Versions(run.deps.rotation.store, identityId);
-      for (const each of group) {
+      for (const each of replacedFirst(group)) {
         const outcome = await tryTarget(run, held, each, versions);
         if (outcome === 'untried') untried.push(each.target.targetId);
         else if (outcome) outcomes.push(outcome);
@@ -792,6 +792,19 @@ async function workBatch(run: Run, planned: readonly Target[]): Promise<void> {
   }
   for (const identityId of new Set(planned.map((t) => t.identityId))) await afterIdentity(run, identityId);
 }
+
+/**
+ * One identity's targets in the order they are worked: a current value to be replaced first (a
+ * secret's AWSCURRENT), the others after it in plan order. Replacing it moves the label of the
+ * version before it (AWSPREVIOUS) onto it, so an older version planned too is then found
+ * unlabelled (already revoked, a read) rather than unlabelled by a write of its own.
+ */
+const replacedFirst = <T extends { target: Target }>(group: readonly T[]): T[] =>
+  [...group].sort((a, b) => Number(!toReplace(a.target)) - Number(!toReplace(b.target)));
+
+/** Whether a target is a current value its kind replaces before revoking it (planned current). */
+const toReplace = (target: Target): boolean =>
+  KINDS[target.kind].replaceBeforeRevoke && target.stage === 'current';
 
 /**
  * Re-issues an identity once every one of its targets is settled; one whose pending targets
