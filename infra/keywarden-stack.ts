@@ -168,7 +168,6 @@ export class KeywardenStack extends Stack {
     this.api = new Api(this, 'Api', {
       ...pipeline,
       roleDeny: this.roleDeny,
-      reportBucket: this.reportBucket,
       breakGlass: this.breakGlass,
       revocationStateMachine: this.revocation.stateMachine,
       // A campaign that cannot start is an incident's: its alarm goes where the revocation alarms go.
@@ -254,7 +253,7 @@ export class KeywardenStack extends Stack {
     if (this.ci !== undefined) {
       new CfnOutput(this, 'CiFunctionRoleArn', {
         value: this.ci.handler.role.roleArn,
-        description: `CI roles (under ${this.ci.rolePath}) must trust this role (the API's CI function) for sts:AssumeRole, sts:SetSourceIdentity and sts:TagSession, or CI job credentials cannot be issued.`,
+        description: `CI roles (under ${this.ci.rolePath}) must trust this role (the API's CI function) for sts:AssumeRole and sts:SetSourceIdentity, or CI job credentials cannot be issued.`,
       });
     }
     new CfnOutput(this, 'SlackSigningSecretArn', {

@@ -69,8 +69,6 @@ export const handler = entryPoint(async () => {
     campaigns: campaignApi(composition.get(campaignPlanning), launcher),
     region: config.aws.region,
     vaultAddr: config.vault?.addr,
-    // Jobs decide grants, approve artifacts and run campaigns; grant reports are the API's.
-    report: () => Promise.reject(new KeywardenError('the Slack worker serves no reports')),
     slack: {
       signingSecret,
       ledger: composition.get(deliveryLedger),

@@ -26,11 +26,7 @@ import {
 } from '../lambda-function.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import type { BreakGlass } from './break-glass.ts';
-import type { ReportBucket } from './report-bucket.ts';
 import type { RoleDeny } from './role-deny.ts';
-
-/** Key prefix of per-grant reports in the report bucket; the API may write nowhere else there. */
-export const GRANT_REPORT_PREFIX = 'grants/';
 
 /** Default stage throttling when props do not say: enough for people and a CLI, not for a flood. */
 export const DEFAULT_API_THROTTLE = { burstLimit: 50, rateLimit: 20 } as const;
@@ -77,8 +73,6 @@ export const API_ROUTES: readonly ApiRoute[] = [
  * function may list when it plans a campaign over what is live.
  */
 export interface ApiProps extends PipelineCredentialsProps {
-  /** Where the API writes per-grant reports, under `grants/`. */
-  readonly reportBucket: ReportBucket;
   /** Break-glass roles, the grant schedule group, its role and the grant-expiry function. */
   readonly breakGlass: BreakGlass;
   /** The revocation state machine `POST /campaigns` and Slack's `/revoke` start. */
@@ -119,8 +113,8 @@ export interface ApiProps extends PipelineCredentialsProps {
  *   fingerprint key, the Vault token); read roles under the break-glass path and assume them with
  *   the grant's SourceIdentity; invoke the role-deny function (early revocation: the deny policy
  *   is put there, not here); create and delete schedules of the grant group, passing the grant
- *   scheduler role to Scheduler only; write grant reports under `grants/`. No campaign, KMS or
- *   CI action.
+ *   scheduler role to Scheduler only. The per-grant report is an answer (JSON), not an object:
+ *   no S3 access. No campaign, KMS or CI action.
  * - **Campaigns function** (`functions/handlers/api-campaigns.ts`), behind `/campaigns…` (SigV4):
  *   plans, stores and launches incident campaigns, and reads their progress. Its role may use the
  *   state table, read keywarden's service secrets (the Vault token lists Vault identities), list
@@ -196,7 +190,7 @@ export class Api extends Construct {
       );
     }
 
-    const { stateStore, reportBucket, secrets, breakGlass, revocationStateMachine, roleDeny } = props;
+    const { stateStore, secrets, breakGlass, revocationStateMachine, roleDeny } = props;
     const logRetention = props.logRetention ?? DEFAULT_LOG_RETENTION;
 
     // Grants: the construct id, name and role the API's one function had, so the break-glass
@@ -212,7 +206,6 @@ export class Api extends Construct {
       logRetention,
       environment: {
         ...serviceEnvironment({ stateStore, secrets, vaultAddr }),
-        reportBucket: reportBucket.bucket.bucketName,
         grantScheduleGroup: breakGlass.scheduleGroupName,
         grantScheduleRoleArn: breakGlass.schedulerRole.roleArn,
         grantExpiryFunctionArn: breakGlass.expiry.function.functionArn,
@@ -260,7 +253,6 @@ export class Api extends Construct {
     );
     secrets.grantRead(role);
     stateStore.grantReadWriteData(role);
-    reportBucket.grantWriteReports(role, GRANT_REPORT_PREFIX);
     NagSuppressions.addResourceSuppressions(
       role,
       [
@@ -273,13 +265,6 @@ export class Api extends Construct {
           id: 'AwsSolutions-IAM5',
           reason: `Each grant's one-time expiry schedule is named after the grant, created at run time. CreateSchedule and DeleteSchedule are limited to the '${breakGlass.scheduleGroupName}' group, which holds nothing else; the schedules can only run as the grant scheduler role (iam:PassRole of that role only).`,
           appliesTo: [iam5ResourceFinding(this, breakGlass.grantSchedulesArn)],
-        },
-        {
-          id: 'AwsSolutions-IAM5',
-          reason: `Object keys hold grant ids, not known at deploy time. The API writes per-grant reports: s3:PutObject on '${GRANT_REPORT_PREFIX}*' of the report bucket only (no read, no delete, no other prefix), and kms:GenerateDataKey on the bucket key only through S3.`,
-          appliesTo: [
-            iam5ResourceFinding(this, reportBucket.bucket.arnForObjects(`${GRANT_REPORT_PREFIX}*`)),
-          ],
         },
       ],
       true,

@@ -133,7 +133,7 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
   /**
    * IAM path of the roles CI job grants may assume (with the job's SourceIdentity) and deny; the
    * root path is refused. Those roles must trust the CI function's role (stack output
-   * `CiFunctionRoleArn`) for `sts:AssumeRole`, `sts:SetSourceIdentity` and `sts:TagSession`.
+   * `CiFunctionRoleArn`) for `sts:AssumeRole` and `sts:SetSourceIdentity`.
    *
    * @default the `keywarden:ciRolePath` context value, else '/ci/'
    */
@@ -172,7 +172,7 @@ export interface CiCredentialsProps extends KeywardenFunctionsProps {
  *   deploy, pasted by the operator into the GitHub webhook's *Secret* and the GitLab webhook's
  *   *Secret token*; readable by the CI function only.
  * - **Sessions**: the CI function may assume roles under {@link rolePath} with the job's
- *   SourceIdentity and session tags, nothing else in STS; a session ended early gets a deny on its
+ *   SourceIdentity, nothing else in STS; a session ended early gets a deny on its
  *   SourceIdentity from the role-deny function, which the CI function invokes.
  * - **Sweeper** (`functions/handlers/ci-sweeper.ts`, every minute): ends credentials past their
  *   TTL in the records, releases AWS denies once the sessions they cover are dead (through the
@@ -373,7 +373,7 @@ export class CiCredentials extends Construct {
     ciRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'AssumeCiRoles',
-        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
+        actions: ['sts:AssumeRole', 'sts:SetSourceIdentity'],
         resources: [this.rolesArn],
       }),
     );
@@ -393,7 +393,7 @@ export class CiCredentials extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `CI job grants name their roles in the inventory, not known at deploy time. AssumeRole (with the job's SourceIdentity and session tags naming the job) and the check that the role exists (GetRole, read-only) are limited to roles under the CI path '${this.rolePath}' in this account, each of which must also trust this function's role; sessions last 900 s. No IAM write: an early end's deny is put by the role-deny function.`,
+          reason: `CI job grants name their roles in the inventory, not known at deploy time. AssumeRole (with the job's SourceIdentity naming the job; no session tags) and the check that the role exists (GetRole, read-only) are limited to roles under the CI path '${this.rolePath}' in this account, each of which must also trust this function's role; sessions last 900 s. No IAM write: an early end's deny is put by the role-deny function.`,
           appliesTo: [iam5ResourceFinding(this, this.rolesArn)],
         },
       ],

@@ -167,7 +167,6 @@ describe('infra: api', () => {
       const { stack } = synthesized;
       expect(functionProperties()?.Environment.Variables).toEqual({
         ...serviceVariables(stack),
-        KEYWARDEN_REPORT_BUCKET: { Ref: logicalIdOf(stack.reportBucket.bucket) },
         KEYWARDEN_GRANT_SCHEDULE_GROUP: 'keywarden-grants',
         KEYWARDEN_GRANT_SCHEDULE_ROLE_ARN: {
           'Fn::GetAtt': [logicalIdOf(stack.breakGlass.schedulerRole), 'Arn'],
@@ -251,10 +250,8 @@ describe('infra: api', () => {
       );
     });
 
-    it('writes grant reports under grants/ of the report bucket, and reads nothing there', () => {
-      const bucket = `<${logicalIdOf(synthesized.stack.reportBucket.bucket)}.Arn>`;
-      expect(resourcesAllowedFor(statements, 's3:PutObject')).toEqual([`${bucket}/grants/*`]);
-      expect(resourcesAllowedFor(statements, 's3:GetObject')).toEqual([]);
+    it('answers grant reports itself: no S3 access at all', () => {
+      expect(statements.flatMap((s) => s.actions).filter((a) => a.startsWith('s3:'))).toEqual([]);
     });
 
     it('reads and writes the state table and its gsi1 index only', () => {
@@ -270,7 +267,6 @@ describe('infra: api', () => {
         'kms',
         'lambda',
         'logs',
-        's3',
         'scheduler',
         'secretsmanager',
         'sts',
@@ -524,12 +520,11 @@ describe('infra: api validation', () => {
   let base: Omit<ApiProps, 'revocationStateMachine'> & { stack: Stack };
 
   beforeAll(() => {
-    const { stack, stateStore, secrets, reportBucket } = bareKeywarden();
+    const { stack, stateStore, secrets } = bareKeywarden();
     base = {
       stack,
       stateStore,
       secrets,
-      reportBucket,
       breakGlass: new BreakGlass(stack, 'BreakGlass', { stateStore, secrets }),
       roleDeny: new RoleDeny(stack, 'RoleDeny', { rolePaths: ['/breakglass/'] }),
     };

@@ -245,17 +245,17 @@ describe('infra: ci credentials', () => {
       }
     });
 
-    it('assumes, with SourceIdentity and session tags, roles under /ci/ only', () => {
+    it('assumes, with SourceIdentity (no session tags), roles under /ci/ only', () => {
       const ciRoles = ARNS.roles('/ci/');
       expect(ciStatements().filter((s) => s.sid === 'AssumeCiRoles')).toEqual([
         {
           sid: 'AssumeCiRoles',
-          actions: ['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession'],
+          actions: ['sts:AssumeRole', 'sts:SetSourceIdentity'],
           resources: [ciRoles],
           condition: undefined,
         },
       ]);
-      expect(resourcesAllowedFor(ciStatements(), 'sts:TagSession')).toEqual([ciRoles]);
+      expect(resourcesAllowedFor(ciStatements(), 'sts:TagSession')).toEqual([]);
       expect(resourcesAllowedFor(ciStatements(), 'sts:AssumeRole')).toEqual([ciRoles]);
       expect(holdersOf('sts:AssumeRole').sort()).toEqual(
         [logicalIdOf(synthesized.stack.api.grants.role), logicalIdOf(ci.handler.role)].sort(),
@@ -393,13 +393,12 @@ describe('infra: ci credentials with several issuers and a role path', () => {
   let base: { stack: Stack } & Omit<CiCredentialsProps, 'issuers'>;
 
   beforeAll(() => {
-    const { stack, stateStore, secrets, reportBucket } = bareKeywarden();
+    const { stack, stateStore, secrets } = bareKeywarden();
     const breakGlass = new BreakGlass(stack, 'BreakGlass', { stateStore, secrets });
     const roleDeny = new RoleDeny(stack, 'RoleDeny', { rolePaths: ['/breakglass/', '/ci/', '/pipelines/'] });
     const api = new Api(stack, 'Api', {
       stateStore,
       secrets,
-      reportBucket,
       breakGlass,
       roleDeny,
       revocationStateMachine: {
@@ -448,7 +447,7 @@ describe('infra: ci credentials with several issuers and a role path', () => {
     ]);
     expect(ci.issuers.map((issuer) => issuer.name)).toEqual(['github', 'gitlab']);
     const statements = allowStatementsOfRole(template, logicalIdOf(ci.handler.role));
-    expect(resourcesAllowedFor(statements, 'sts:TagSession')).toEqual([
+    expect(resourcesAllowedFor(statements, 'sts:AssumeRole')).toEqual([
       `arn:${PARTITION}:iam::${ACCOUNT}:role/pipelines/*`,
     ]);
   });

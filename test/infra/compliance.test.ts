@@ -169,13 +169,8 @@ describe('infra: cdk-nag AwsSolutions', () => {
           // The deferred-jobs queue is a dead-letter queue (an on-failure destination cdk-nag does not see).
           'Keywarden/Api/DeferredJobsDeadLetterQueue/Resource AwsSolutions-SQS3',
           // The API's grants function: assume and read roles under the break-glass path, grant
-          // schedules, grant reports.
-          ...onRoles(
-            ['Api/Handler'],
-            iam5(ARNS.breakglassRoles),
-            iam5(ARNS.grantSchedules),
-            iam5(`${REPORT_BUCKET}/grants/*`),
-          ),
+          // schedules.
+          ...onRoles(['Api/Handler'], iam5(ARNS.breakglassRoles), iam5(ARNS.grantSchedules)),
           // Its campaigns function plans over what is live: access keys of users under the IAM
           // path, versions of secrets under the name prefix (metadata).
           ...onRoles(['Api/Campaigns'], iam5(ARNS.users('/ci/')), iam5(ARNS.secrets('ci/'))),

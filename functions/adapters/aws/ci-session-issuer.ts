@@ -206,7 +206,7 @@ export class StsCiSessionIssuer implements CiAwsIssuer {
     } catch (error) {
       if (isAccessDenied(error)) {
         throw new ValidationError(
-          `CI grant ${grant}: STS refused to let keywarden assume ${roleArn} (AccessDenied); expected the role's trust policy to allow keywarden's role sts:AssumeRole and sts:SetSourceIdentity`,
+          `CI grant ${grant}: STS refused to let keywarden assume ${roleArn} (AccessDenied); expected the role's trust policy to allow keywarden's CI function role (stack output CiFunctionRoleArn) sts:AssumeRole and sts:SetSourceIdentity`,
           { cause: error },
         );
       }
