@@ -75,8 +75,15 @@ class IamRetryStrategy extends AdaptiveRetryStrategy {
 export const iamClient = (endpoint: AwsEndpoint): IAMClient =>
   new IAMClient({ ...awsClientConfig(endpoint), retryStrategy: new IamRetryStrategy(AWS_MAX_ATTEMPTS) });
 export const stsClient = (endpoint: AwsEndpoint): STSClient => new STSClient(awsClientConfig(endpoint));
+/**
+ * Secrets Manager on standard retry: its writes share one 50 TPS bucket, and once a burst of them
+ * met it, adaptive retry's client-side bucket slowed every later call of the client, reads
+ * included (a revocation campaign's DescribeSecret 85 → 200+ ms, its replacements trailing IAM's
+ * revocations by 1–3 s). The throttled calls are still retried, with backoff; the pace is the
+ * callers' (a campaign's limiter, rotateMany's concurrency).
+ */
 export const secretsClient = (endpoint: AwsEndpoint): SecretsManagerClient =>
-  new SecretsManagerClient(awsClientConfig(endpoint));
+  new SecretsManagerClient({ ...awsClientConfig(endpoint), retryMode: 'standard' });
 export const dynamoDbClient = (endpoint: AwsEndpoint): DynamoDBClient =>
   new DynamoDBClient(dynamoDbClientConfig(endpoint));
 export const schedulerClient = (endpoint: AwsEndpoint): SchedulerClient =>
