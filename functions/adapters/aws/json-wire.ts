@@ -24,7 +24,14 @@ import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
-import { isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
+import { loadJsonRpcErrorCode } from '@smithy/core/protocols';
+import {
+  getRetryAfterHint,
+  isClockSkewError,
+  isServerError,
+  isThrottlingError,
+  isTransientError,
+} from '@smithy/core/retry';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from './sha256.ts';
 
@@ -119,11 +126,20 @@ interface RetryStrategy {
   recordSuccess(token: RetryToken): void;
 }
 
-/** Error names as the JSON protocols send them: `com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException`. */
-const errorName = (type: unknown, status: number): string => {
-  if (typeof type !== 'string' || type === '') return status >= 500 ? 'InternalServerError' : 'UnknownError';
-  return type.slice(type.lastIndexOf('#') + 1);
-};
+/**
+ * An error's name as the SDK reads it from a JSON protocol's answer (the body's `__type`, else its
+ * `code`, else the `x-amzn-errortype` header; `com.amazonaws.dynamodb.v20120810#Name` and
+ * `Name:http://…` cut to `Name`), else one from the status.
+ */
+const errorName = (headers: IncomingMessage['headers'], body: unknown, status: number): string =>
+  loadJsonRpcErrorCode({ statusCode: status, headers: headers as Record<string, string> }, body) ??
+  (status >= 500 ? 'InternalServerError' : 'UnknownError');
+
+/**
+ * Sent as the user agent, so CloudTrail tells these requests apart from the SDK's (which it
+ * records with the SDK's user agent): what a responder reading the trail sees.
+ */
+const USER_AGENT = 'keywarden (json-wire; node.js)';
 
 /** A binary value (`B`, `SecretBinary`) goes base64 in JSON, as the SDK sends it. */
 function binaryAsBase64(this: unknown, key: string, value: unknown): unknown {
@@ -134,7 +150,21 @@ function binaryAsBase64(this: unknown, key: string, value: unknown): unknown {
 }
 
 /** An answer's JSON, the values under `binaryKeys` (base64) read back as bytes, as the SDK answers them. */
+/**
+ * A 2xx answer's JSON. One that is not JSON is refused with its size alone: V8's message quotes the
+ * text around the fault, and a Secrets Manager answer's text is a secret value.
+ */
 function parseAnswer(text: string, binaryKeys: ReadonlySet<string>): Record<string, unknown> {
+  try {
+    return parseJson(text, binaryKeys);
+  } catch {
+    const error = new Error(`the answer (${Buffer.byteLength(text)} bytes) is not JSON`);
+    error.name = 'UnreadableAnswer';
+    throw error;
+  }
+}
+
+function parseJson(text: string, binaryKeys: ReadonlySet<string>): Record<string, unknown> {
   if (text === '') return {};
   // Only an answer that may hold a binary value pays for the reviver.
   if (![...binaryKeys].some((key) => text.includes(`"${key}"`)))
@@ -339,6 +369,8 @@ export class JsonWire<Ops extends string> {
         query: {},
         headers: {
           host: url.host,
+          // Not signed (SigV4 leaves it out), sent.
+          'user-agent': USER_AGENT,
           'content-type': this.#protocol.contentType,
           'x-amz-target': `${this.#protocol.target}.${operation}`,
           'content-length': String(Buffer.byteLength(body)),
@@ -390,7 +422,7 @@ export class JsonWire<Ops extends string> {
         })();
         const message = parsed.message ?? parsed.Message;
         failure = protocol.error(
-          errorName(parsed.__type, answer.status),
+          errorName(answer.headers, parsed, answer.status),
           typeof message === 'string' ? message : `HTTP ${answer.status}`,
           { httpStatusCode: answer.status, ...(requestId ? { requestId } : {}) },
         );
@@ -399,8 +431,7 @@ export class JsonWire<Ops extends string> {
             failure as unknown as { $metadata: { clockSkewCorrected?: boolean } }
           ).$metadata.clockSkewCorrected = true;
         }
-        const after = Number(answer.headers['retry-after']);
-        if (Number.isFinite(after) && after > 0) retryAfterHint = new Date(Date.now() + after * 1_000);
+        retryAfterHint = getRetryAfterHint({ statusCode: answer.status, headers: answer.headers });
       } catch (error) {
         failure = lostError(error);
       }

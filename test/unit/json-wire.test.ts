@@ -1,0 +1,96 @@
+/**
+ * The JSON wire (functions/adapters/aws/json-wire.ts) reads AWS's answers as the SDK reads them,
+ * for the answers moto and dynalite never give: an error named only by its header, a throttle
+ * asking to retry after a while, a 2xx answer that is not JSON. A local HTTP server plays them;
+ * the wire is a real SDK client's, against it.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { secretsWireOf } from '../../functions/adapters/aws/secrets-wire.ts';
+
+type Answer = { status: number; headers?: Record<string, string>; body: string };
+
+let server: Server;
+let endpoint: string;
+const script: Answer[] = [];
+const seen: IncomingHttpHeaders[] = [];
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    seen.push(request.headers);
+    request.resume();
+    request.on('end', () => {
+      const answer = script.shift() ?? { status: 500, body: '{}' };
+      response.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.1', ...answer.headers });
+      response.end(answer.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const wire = () =>
+  secretsWireOf(
+    new SecretsManagerClient({
+      endpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'test-key-id', secretAccessKey: 'test-secret-key' },
+      maxAttempts: 2,
+    }),
+  );
+
+describe('json wire: AWS answers as the SDK reads them', () => {
+  it('names an error from the x-amzn-errortype header when the body has no __type', async () => {
+    script.push({
+      status: 400,
+      headers: { 'x-amzn-errortype': 'ResourceNotFoundException:http://internal.amazon.com/coral/' },
+      body: '{"Message":"Secrets Manager can’t find the specified secret."}',
+    });
+
+    const error = await wire()
+      .send('GetSecretValue', { SecretId: 'ci/app' })
+      .catch((caught: unknown) => caught);
+
+    expect(error).toMatchObject({ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } });
+  });
+
+  it('retries a throttle and sends a user agent CloudTrail can tell apart', async () => {
+    seen.length = 0;
+    script.push(
+      {
+        status: 400,
+        headers: { 'retry-after': '0' },
+        body: '{"__type":"ThrottlingException","message":"Rate exceeded"}',
+      },
+      {
+        status: 200,
+        body: '{"ARN":"arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci/app","VersionId":"v2"}',
+      },
+    );
+
+    await expect(wire().send('GetSecretValue', { SecretId: 'ci/app' })).resolves.toMatchObject({
+      VersionId: 'v2',
+    });
+    expect(seen).toHaveLength(2);
+    expect(seen[0]?.['user-agent']).toMatch(/^keywarden /);
+  });
+
+  it('refuses a 2xx answer that is not JSON without quoting it: it may hold the secret value', async () => {
+    const value = 'planted-value-that-must-not-leak';
+    script.push(
+      { status: 200, body: `{"SecretString":${value}}` },
+      { status: 200, body: `{"SecretString":${value}}` },
+    );
+
+    const error = await wire()
+      .send('GetSecretValue', { SecretId: 'ci/app' })
+      .catch((caught: unknown) => caught);
+
+    expect(error).toMatchObject({ name: 'UnreadableAnswer' });
+    expect(String((error as Error).message)).not.toContain('planted');
+    expect(JSON.stringify(error)).not.toContain('planted');
+  });
+});
