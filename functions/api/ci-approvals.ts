@@ -16,8 +16,8 @@ import {
 } from '../core/ci-approval.ts';
 import { DigestSchema } from '../core/ci-policy.ts';
 import type { ApprovalRecord } from '../core/ci-records.ts';
-import { NotFoundError, ValidationError } from '../core/errors.ts';
-import type { ApiDeps } from './deps.ts';
+import { ValidationError } from '../core/errors.ts';
+import { type ApiDeps, served } from './deps.ts';
 import { type ApiEvent, json, jsonBody } from './responses.ts';
 import type { Route } from './route.ts';
 
@@ -32,10 +32,7 @@ const ApproveBodySchema = z.strictObject({
 });
 
 /** The deployment's approvals, or a 404 where it serves none. */
-export function approvalsOf(deps: ApiDeps): ApprovalDeps {
-  if (!deps.approvals) throw new NotFoundError('artifact approvals are not served by this deployment');
-  return deps.approvals;
-}
+export const approvalsOf = (deps: ApiDeps): ApprovalDeps => served(deps, 'approvals');
 
 /** The one query parameter these listings take, `digest`; any other is a 400 naming it. */
 function digestQuery(event: ApiEvent): string {

@@ -17,7 +17,7 @@ import {
   verifyGithubSignature,
   verifyGitlabToken,
 } from './ci-webhooks.ts';
-import type { ApiDeps, CiApiDeps } from './deps.ts';
+import { type ApiDeps, type CiApiDeps, served } from './deps.ts';
 import { type ApiEvent, json, jsonBody, rawBody, UnauthenticatedError } from './responses.ts';
 import type { Route } from './route.ts';
 
@@ -28,10 +28,7 @@ const ExchangeBodySchema = z.strictObject({
 });
 
 /** The deployment's CI credentials, or a 404 where it serves none. */
-function ciOf(deps: ApiDeps): CiApiDeps {
-  if (!deps.ci) throw new NotFoundError('CI job credentials are not served by this deployment');
-  return deps.ci;
-}
+const ciOf = (deps: ApiDeps): CiApiDeps => served(deps, 'ci');
 
 /** A header by name, whatever its case (API Gateway lower-cases them; the local runtime passes Node's). */
 function header(event: ApiEvent, name: string): string | undefined {

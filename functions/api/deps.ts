@@ -60,20 +60,28 @@ export interface ApiDeps {
   progress?: { everyMs: number; deadlineMs: number } | undefined;
 }
 
-/** The deployment's break-glass grants, or a 404 where this function serves none. */
-export function breakglassOf(deps: ApiDeps): BreakglassDeps {
-  if (!deps.breakglass) throw new NotFoundError('break-glass grants are not served by this function');
-  return deps.breakglass;
+/** The capabilities a function may serve or not, as a 404 names them. */
+const CAPABILITIES = {
+  breakglass: 'break-glass grants',
+  report: 'grant reports',
+  campaigns: 'campaigns',
+  ci: 'CI job credentials',
+  approvals: 'artifact approvals',
+} as const;
+
+/**
+ * A capability's part of `deps`, or a 404 naming it where this function serves none (another
+ * capability's function, or a deployment without it: CI job credentials with no issuer).
+ */
+export function served<K extends keyof typeof CAPABILITIES>(
+  deps: ApiDeps,
+  capability: K,
+): NonNullable<ApiDeps[K]> {
+  const part = deps[capability];
+  if (!part) throw new NotFoundError(`${CAPABILITIES[capability]} are not served by this deployment`);
+  return part as NonNullable<ApiDeps[K]>;
 }
 
-/** The per-grant report, or a 404 where this function serves none. */
-export function reportOf(deps: ApiDeps): NonNullable<ApiDeps['report']> {
-  if (!deps.report) throw new NotFoundError('grant reports are not served by this function');
-  return deps.report;
-}
-
-/** The deployment's campaigns, or a 404 where it serves none. */
-export function campaignsOf(deps: ApiDeps): CampaignApi {
-  if (!deps.campaigns) throw new NotFoundError('campaigns are not served by this deployment');
-  return deps.campaigns;
-}
+export const breakglassOf = (deps: ApiDeps): BreakglassDeps => served(deps, 'breakglass');
+export const reportOf = (deps: ApiDeps) => served(deps, 'report');
+export const campaignsOf = (deps: ApiDeps): CampaignApi => served(deps, 'campaigns');
