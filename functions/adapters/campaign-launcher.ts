@@ -476,24 +476,19 @@ async function storeInParts(
     await lease.giveUp();
     throw error;
   }
-  // The other services are listed once the first part's run is under way, one service at a time,
-  // slowest first, each one's listings starting once the one before it is listed (while its part
-  // is stored): Secrets Manager's few listings, alone, take a fraction of the time they took
-  // beside Vault's thousands, and its part's slow replacements start that much sooner. Each
-  // service's part is stored as soon as it is listed (and the parts before it are stored), the
-  // last one closing the planning.
+  // The other services' listings all start once the first part's run is under way, slowest service
+  // first; each service's part is stored as soon as it is listed (and the parts before it are
+  // stored), the last one closing the planning.
   const order = [...new Set(rest.map((identity) => serviceOf(identity.kind)))].sort(
     (a, b) => serviceRank(a) - serviceRank(b),
   );
-  const listOf = (index: number): Promise<LiveSubject[]> => {
-    const listing = resolveAll(
-      rest.filter((identity) => serviceOf(identity.kind) === order[index]),
-      resolve,
+  let started = new Map<string, Promise<LiveSubject>>();
+  const listOf = (index: number): Promise<LiveSubject[]> =>
+    Promise.all(
+      rest
+        .filter((identity) => serviceOf(identity.kind) === order[index])
+        .map((identity) => started.get(identity.id) as Promise<LiveSubject>),
     );
-    // Awaited by its part; marked handled so a part that fails first leaves no unhandled rejection.
-    listing.catch(() => undefined);
-    return listing;
-  };
   let stored: readonly Target[] = head.targets;
   const storeFrom = async (index: number, listing: Promise<LiveSubject[]>): Promise<PlannedPart> => {
     const service = order[index];
@@ -501,6 +496,7 @@ async function storeInParts(
     try {
       const subjects = await listing;
       const nextListing = last ? undefined : listOf(index + 1);
+      nextListing?.catch(() => undefined);
       const plan = planLaterPart(campaign, subjects, stored);
       const { part, fresh } = await storePart(
         { ...services, campaigns },
@@ -525,7 +521,10 @@ async function storeInParts(
   const begun = new Promise<void>((resolve) => {
     begin = resolve;
   });
-  const restPart = begun.then(() => storeFrom(0, listOf(0)));
+  const restPart = begun.then(() => {
+    started = startAll(rest, resolve);
+    return storeFrom(0, listOf(0));
+  });
   restPart.catch(() => undefined);
   await headStart(onFirstPart({ campaign, pending: pendingOf(head.targets), settled: 0 }, restPart));
   begin();
