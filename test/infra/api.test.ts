@@ -1,8 +1,10 @@
 import type { Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { CAMPAIGN_ROUTES, CI_ROUTES, GRANT_ROUTES } from '../../functions/api/routes.ts';
 import { API_ROUTES, Api, type ApiProps } from '../../infra/constructs/api.ts';
 import { BreakGlass } from '../../infra/constructs/break-glass.ts';
+import { CI_ROUTES as INFRA_CI_ROUTES } from '../../infra/constructs/ci-credentials.ts';
 import { RoleDeny } from '../../infra/constructs/role-deny.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import { API_ROUTE_KEYS, SIGV4_ROUTE_KEYS, SLACK_ROUTE_KEYS } from '../support/api-route-keys.ts';
@@ -43,6 +45,19 @@ describe('infra: api', () => {
     resourceOf(template, 'AWS::Lambda::Function', api.grants.function)?.Properties;
 
   describe('routes', () => {
+    it('go where the handlers route them: each infra route in its function’s router table, CI’s in the CI table', () => {
+      const key = (route: { method: string; path: string }) => `${route.method} ${route.path}`;
+      const byFunction = (serves: string) =>
+        API_ROUTES.filter((route) => route.serves === serves)
+          .map(key)
+          .sort();
+      expect(byFunction('grants')).toEqual(GRANT_ROUTES.map(key).sort());
+      expect(byFunction('campaigns')).toEqual(CAMPAIGN_ROUTES.map(key).sort());
+      // Slack's two are the ingress's own, in none of the API functions' tables.
+      expect(byFunction('slack')).toEqual(['POST /slack/commands', 'POST /slack/interactions']);
+      expect(INFRA_CI_ROUTES.map(key).sort()).toEqual(CI_ROUTES.map(key).sort());
+    });
+
     const routes = () =>
       Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map(
         (route) => route.Properties as { RouteKey: string; AuthorizationType?: string; Target: unknown },
