@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CAMPAIGN_ROUTES, CI_ROUTES, GRANT_ROUTES } from '../../functions/api/routes.ts';
 import { API_ROUTES, Api, type ApiProps } from '../../infra/constructs/api.ts';
 import { BreakGlass } from '../../infra/constructs/break-glass.ts';
-import { CI_ROUTES as INFRA_CI_ROUTES } from '../../infra/constructs/ci-credentials.ts';
+import { CI_ROUTES as INFRA_CI_ROUTES, issuerRoutePath } from '../../infra/constructs/ci-credentials.ts';
 import { RoleDeny } from '../../infra/constructs/role-deny.ts';
 import { flattenCfnValue } from '../../infra/nag.ts';
 import { API_ROUTE_KEYS, SIGV4_ROUTE_KEYS, SLACK_ROUTE_KEYS } from '../support/api-route-keys.ts';
@@ -55,7 +55,11 @@ describe('infra: api', () => {
       expect(byFunction('campaigns')).toEqual(CAMPAIGN_ROUTES.map(key).sort());
       // Slack's two are the ingress's own, in none of the API functions' tables.
       expect(byFunction('slack')).toEqual(['POST /slack/commands', 'POST /slack/interactions']);
-      expect(INFRA_CI_ROUTES.map(key).sort()).toEqual(CI_ROUTES.map(key).sort());
+      // A jwt route also has each further issuer's variant (`/ci/issuers/<name>/…`), one router path.
+      const infraCi = INFRA_CI_ROUTES.flatMap((route) =>
+        route.auth === 'jwt' ? [route, { ...route, path: issuerRoutePath('{issuer}', route.path) }] : [route],
+      );
+      expect(infraCi.map(key).sort()).toEqual(CI_ROUTES.map(key).sort());
     });
 
     const routes = () =>
