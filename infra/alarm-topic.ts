@@ -112,6 +112,34 @@ export function notifyOnAlarmAndOk(topic: sns.ITopic, alarms: readonly cloudwatc
   }
 }
 
+/**
+ * An alarm on `fn`'s errors (a crash or a timeout; a refusal is an answer), summed over `period`
+ * (one is enough), notifying `topic` when it fires and when it clears.
+ */
+export function functionErrorsAlarm(
+  scope: Construct,
+  id: string,
+  props: {
+    readonly fn: lambda.IFunction;
+    readonly name: string;
+    readonly text: string;
+    readonly topic: sns.ITopic;
+    readonly period?: Duration;
+  },
+): cloudwatch.Alarm {
+  const alarm = new cloudwatch.Alarm(scope, id, {
+    alarmName: props.name,
+    alarmDescription: props.text,
+    metric: props.fn.metricErrors({
+      statistic: cloudwatch.Stats.SUM,
+      period: props.period ?? Duration.minutes(5),
+    }),
+    ...AT_LEAST_ONCE,
+  });
+  notifyOnAlarmAndOk(props.topic, [alarm]);
+  return alarm;
+}
+
 /** What {@link functionAlarms} watches and says. */
 export interface FunctionAlarmsProps {
   /** The function whose errors fire `ErrorsAlarm`. */
@@ -139,11 +167,12 @@ export function functionAlarms(
   scope: Construct,
   props: FunctionAlarmsProps,
 ): { errorsAlarm: cloudwatch.Alarm; deadLetterAlarm: cloudwatch.Alarm } {
-  const errorsAlarm = new cloudwatch.Alarm(scope, 'ErrorsAlarm', {
-    alarmName: props.errorsName,
-    alarmDescription: props.errorsText,
-    metric: props.fn.metricErrors({ statistic: cloudwatch.Stats.SUM, period: props.errorsPeriod }),
-    ...AT_LEAST_ONCE,
+  const errorsAlarm = functionErrorsAlarm(scope, 'ErrorsAlarm', {
+    fn: props.fn,
+    name: props.errorsName,
+    text: props.errorsText,
+    topic: props.topic,
+    period: props.errorsPeriod,
   });
   const deadLetterAlarm = new cloudwatch.Alarm(scope, 'DeadLetterAlarm', {
     alarmName: props.deadLetterName,
@@ -154,6 +183,6 @@ export function functionAlarms(
     }),
     ...AT_LEAST_ONCE,
   });
-  notifyOnAlarmAndOk(props.topic, [errorsAlarm, deadLetterAlarm]);
+  notifyOnAlarmAndOk(props.topic, [deadLetterAlarm]);
   return { errorsAlarm, deadLetterAlarm };
 }

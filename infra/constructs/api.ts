@@ -14,7 +14,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { functionErrorsAlarm, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { encryptedLogGroup } from '../encrypted-log-group.ts';
 import { InfraConfigError } from '../errors.ts';
 import { grantCampaignListing, type PipelineCredentialsProps, pipelineScope } from '../function-props.ts';
@@ -303,27 +303,18 @@ export class Api extends Construct {
     );
 
     // A function error is a crash or a timeout (a refusal is an answer): the CLI got a 5xx.
-    const errorsAlarm = (id: string, fn: KeywardenFunction, name: string, text: string) =>
-      new cloudwatch.Alarm(this, id, {
-        alarmName: `${stack.stackName}-api-${name}-errors`,
-        alarmDescription: text,
-        metric: fn.function.metricErrors({ statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5) }),
-        ...AT_LEAST_ONCE,
-      });
-    this.grantsErrorsAlarm = errorsAlarm(
-      'GrantsErrorsAlarm',
-      this.grants,
-      'grants',
-      "keywarden: the API's grants function failed (crashed or timed out) in the last 5 minutes, so a break-glass request, approval, credential or revocation from the CLI may not have happened. Grants still end by their own TTL and expiry schedules; read the function's logs and fix the cause.",
-    );
-    this.campaignsErrorsAlarm = errorsAlarm(
-      'CampaignsErrorsAlarm',
-      this.campaigns,
-      'campaigns',
-      "keywarden: the API's campaigns function failed (crashed or timed out) in the last 5 minutes, so a revocation campaign from the CLI may not have been planned or started. Read the function's logs, fix the cause and start the campaign again (keywarden revoke), or start it locally.",
-    );
-    notifyOnAlarmAndOk(breakGlass.alarmTopic, [this.grantsErrorsAlarm]);
-    notifyOnAlarmAndOk(props.campaignsAlarmTopic ?? breakGlass.alarmTopic, [this.campaignsErrorsAlarm]);
+    this.grantsErrorsAlarm = functionErrorsAlarm(this, 'GrantsErrorsAlarm', {
+      fn: this.grants.function,
+      name: `${stack.stackName}-api-grants-errors`,
+      text: "keywarden: the API's grants function failed (crashed or timed out) in the last 5 minutes, so a break-glass request, approval, credential or revocation from the CLI may not have happened. Grants still end by their own TTL and expiry schedules; read the function's logs and fix the cause.",
+      topic: breakGlass.alarmTopic,
+    });
+    this.campaignsErrorsAlarm = functionErrorsAlarm(this, 'CampaignsErrorsAlarm', {
+      fn: this.campaigns.function,
+      name: `${stack.stackName}-api-campaigns-errors`,
+      text: "keywarden: the API's campaigns function failed (crashed or timed out) in the last 5 minutes, so a revocation campaign from the CLI may not have been planned or started. Read the function's logs, fix the cause and start the campaign again (keywarden revoke), or start it locally.",
+      topic: props.campaignsAlarmTopic ?? breakGlass.alarmTopic,
+    });
 
     // Slack: ingress verifies, records and hands off; the worker runs the deferred jobs.
 

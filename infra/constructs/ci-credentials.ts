@@ -1,7 +1,7 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -11,7 +11,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { KEYWARDEN_ENV } from '../../functions/handlers/env.ts';
-import { AT_LEAST_ONCE, notifyOnAlarmAndOk } from '../alarm-topic.ts';
+import { functionErrorsAlarm } from '../alarm-topic.ts';
 import { iamRolesArn } from '../arns.ts';
 import { InfraConfigError } from '../errors.ts';
 import type { KeywardenFunctionsProps } from '../function-props.ts';
@@ -442,28 +442,18 @@ export class CiCredentials extends Construct {
 
     if (props.alarmTopic) {
       const alarmNamePrefix = `${stack.stackName}-ci-`;
-      this.handlerErrorsAlarm = new cloudwatch.Alarm(this, 'HandlerErrorsAlarm', {
-        alarmName: `${alarmNamePrefix}api-errors`,
-        alarmDescription:
-          "keywarden: the CI function failed (crashed or timed out) in the last 5 minutes, so a job's token exchange, a webhook's end of a job's credentials or an artifact approval may not have happened. Credentials still end by their TTL and the sweeper; read the function's logs and fix the cause.",
-        metric: this.handler.function.metricErrors({
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.minutes(5),
-        }),
-        ...AT_LEAST_ONCE,
+      this.handlerErrorsAlarm = functionErrorsAlarm(this, 'HandlerErrorsAlarm', {
+        fn: this.handler.function,
+        name: `${alarmNamePrefix}api-errors`,
+        text: "keywarden: the CI function failed (crashed or timed out) in the last 5 minutes, so a job's token exchange, a webhook's end of a job's credentials or an artifact approval may not have happened. Credentials still end by their TTL and the sweeper; read the function's logs and fix the cause.",
+        topic: props.alarmTopic,
       });
-      notifyOnAlarmAndOk(props.alarmTopic, [this.handlerErrorsAlarm]);
-      this.sweeperErrorsAlarm = new cloudwatch.Alarm(this, 'SweeperErrorsAlarm', {
-        alarmName: `${alarmNamePrefix}sweeper-errors`,
-        alarmDescription:
-          "keywarden: the CI sweeper failed in the last 5 minutes, so CI credentials past their TTL may still be recorded live, or a deny on a dead session not released. Vault tokens and AWS sessions still end by their own TTL; read the sweeper's logs and fix the cause.",
-        metric: this.sweeper.function.metricErrors({
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.minutes(5),
-        }),
-        ...AT_LEAST_ONCE,
+      this.sweeperErrorsAlarm = functionErrorsAlarm(this, 'SweeperErrorsAlarm', {
+        fn: this.sweeper.function,
+        name: `${alarmNamePrefix}sweeper-errors`,
+        text: "keywarden: the CI sweeper failed in the last 5 minutes, so CI credentials past their TTL may still be recorded live, or a deny on a dead session not released. Vault tokens and AWS sessions still end by their own TTL; read the sweeper's logs and fix the cause.",
+        topic: props.alarmTopic,
       });
-      notifyOnAlarmAndOk(props.alarmTopic, [this.sweeperErrorsAlarm]);
     } else {
       this.handlerErrorsAlarm = undefined;
       this.sweeperErrorsAlarm = undefined;
