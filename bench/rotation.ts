@@ -650,18 +650,24 @@ function markdown(runs: SizeRun[], options: Options, date: Date): string {
       );
     }
   }
-  lines.push(
-    '',
-    '| identities | kind | keywarden provider+delivery req/identity | keywarden store req/identity | naive req/identity |',
-    '|---|---|---|---|---|',
+  // Requests by kind only where they were counted (`--by-kind`).
+  const countedByKind = runs.some((run) =>
+    BENCH_KINDS.some((kind) => run.results[0]?.byKind[kind]?.requestsPerIdentity !== undefined),
   );
-  for (const run of runs) {
-    const [k, n] = run.results;
-    for (const kind of BENCH_KINDS) {
-      lines.push(
-        `| ${run.identities.toLocaleString('en')} | ${kind} | ${k.byKind[kind]?.requestsPerIdentity ?? '–'} | ` +
-          `${k.byKind[kind]?.storePerIdentity ?? '–'} | ${n.byKind[kind]?.requestsPerIdentity ?? '–'} |`,
-      );
+  if (countedByKind) {
+    lines.push(
+      '',
+      '| identities | kind | keywarden provider+delivery req/identity | keywarden store req/identity | naive req/identity |',
+      '|---|---|---|---|---|',
+    );
+    for (const run of runs) {
+      const [k, n] = run.results;
+      for (const kind of BENCH_KINDS) {
+        lines.push(
+          `| ${run.identities.toLocaleString('en')} | ${kind} | ${k.byKind[kind]?.requestsPerIdentity ?? '–'} | ` +
+            `${k.byKind[kind]?.storePerIdentity ?? '–'} | ${n.byKind[kind]?.requestsPerIdentity ?? '–'} |`,
+        );
+      }
     }
   }
   lines.push('');
