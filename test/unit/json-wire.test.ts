@@ -6,8 +6,10 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dynamoWireOf } from '../../functions/adapters/aws/dynamodb-wire.ts';
 import { secretsWireOf } from '../../functions/adapters/aws/secrets-wire.ts';
 
 type Answer = { status: number; headers?: Record<string, string>; body: string };
@@ -55,6 +57,33 @@ describe('json wire: AWS answers as the SDK reads them', () => {
       .catch((caught: unknown) => caught);
 
     expect(error).toMatchObject({ name: 'ResourceNotFoundException', $metadata: { httpStatusCode: 400 } });
+  });
+
+  it('is taken by a plain SDK client of each service (an SDK upgrade that turned it off would show here)', async () => {
+    seen.length = 0;
+    script.push(
+      { status: 200, body: '{"Item":{"pk":{"S":"ID#a"}}}' },
+      { status: 200, body: '{"VersionId":"v1"}' },
+    );
+    const config = {
+      endpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'test-key-id', secretAccessKey: 'test-secret-key' },
+    };
+
+    await expect(
+      dynamoWireOf(new DynamoDBClient(config)).send('GetItem', {
+        TableName: 't',
+        Key: { pk: { S: 'ID#a' } },
+      }),
+    ).resolves.toMatchObject({ Item: { pk: { S: 'ID#a' } } });
+    await expect(
+      secretsWireOf(new SecretsManagerClient(config)).send('GetSecretValue', { SecretId: 'ci/app' }),
+    ).resolves.toMatchObject({ VersionId: 'v1' });
+    expect(seen.map((headers) => [headers['x-amz-target'], headers['user-agent']])).toEqual([
+      ['DynamoDB_20120810.GetItem', expect.stringMatching(/^keywarden /)],
+      ['secretsmanager.GetSecretValue', expect.stringMatching(/^keywarden /)],
+    ]);
   });
 
   it('retries a throttle and sends a user agent CloudTrail can tell apart', async () => {
