@@ -6,8 +6,8 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ResourceExistsException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamoWireOf } from '../../functions/adapters/aws/dynamodb-wire.ts';
 import { secretsWireOf } from '../../functions/adapters/aws/secrets-wire.ts';
@@ -84,6 +84,35 @@ describe('json wire: AWS answers as the SDK reads them', () => {
       ['DynamoDB_20120810.GetItem', expect.stringMatching(/^keywarden /)],
       ['secretsmanager.GetSecretValue', expect.stringMatching(/^keywarden /)],
     ]);
+  });
+
+  it('refuses with the SDK’s own error class for the name, as its command would', async () => {
+    const config = {
+      endpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'test-key-id', secretAccessKey: 'test-secret-key' },
+    };
+    script.push(
+      {
+        status: 400,
+        body: '{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}',
+      },
+      {
+        status: 400,
+        body: '{"__type":"ResourceExistsException","Message":"A version with this token exists"}',
+      },
+    );
+
+    const conditional = await dynamoWireOf(new DynamoDBClient(config))
+      .send('PutItem', { TableName: 't', Item: { pk: { S: 'ID#a' } } })
+      .catch((caught: unknown) => caught);
+    const exists = await secretsWireOf(new SecretsManagerClient(config))
+      .send('PutSecretValue', { SecretId: 'ci/app', SecretString: 'x' })
+      .catch((caught: unknown) => caught);
+
+    expect(conditional).toBeInstanceOf(ConditionalCheckFailedException);
+    expect(exists).toBeInstanceOf(ResourceExistsException);
+    expect(exists).toMatchObject({ name: 'ResourceExistsException', $fault: 'client' });
   });
 
   it('retries a throttle and sends a user agent CloudTrail can tell apart', async () => {

@@ -7,7 +7,6 @@
  * client's (attribute values); a refused condition is the SDK's `ConditionalCheckFailedException`.
  */
 import {
-  ConditionalCheckFailedException,
   type DynamoDBClient,
   DynamoDBServiceException,
   GetItemCommand,
@@ -19,9 +18,8 @@ import {
   QueryCommand,
   type QueryCommandInput,
   type QueryCommandOutput,
-  ResourceNotFoundException,
 } from '@aws-sdk/client-dynamodb';
-import { type JsonProtocol, type SdkClient, wireOf } from './json-wire.ts';
+import { type JsonProtocol, type SdkClient, serviceError, wireOf } from './json-wire.ts';
 
 interface Inputs {
   GetItem: GetItemCommandInput;
@@ -43,13 +41,7 @@ const DYNAMODB: JsonProtocol<Operation> = {
   commands: { GetItem: GetItemCommand, PutItem: PutItemCommand, Query: QueryCommand },
   // An ARN as table name may take the account's endpoint.
   resourceMember: 'TableName',
-  error: (name, message, $metadata) => {
-    if (name === 'ConditionalCheckFailedException')
-      return new ConditionalCheckFailedException({ message, $metadata });
-    if (name === 'ResourceNotFoundException') return new ResourceNotFoundException({ message, $metadata });
-    const $fault = $metadata.httpStatusCode >= 500 ? 'server' : 'client';
-    return new DynamoDBServiceException({ name, message, $fault, $metadata });
-  },
+  error: serviceError('com.amazonaws.dynamodb', DynamoDBServiceException),
   // Binary attribute values, and sets of them.
   binaryKeys: new Set(['B', 'BS']),
 };

@@ -32,6 +32,7 @@ import {
   isThrottlingError,
   isTransientError,
 } from '@smithy/core/retry';
+import { TypeRegistry } from '@smithy/core/schema';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from './sha256.ts';
 
@@ -54,12 +55,52 @@ export interface JsonProtocol<Ops extends string> {
   resourceMember?: string;
   /** Fills what the SDK fills in an input (an idempotency token). */
   prepare?: (operation: Ops, input: Record<string, unknown>) => Record<string, unknown>;
-  /** The SDK's error for a refusal: its class for `name` where the callers test `instanceof`. */
-  error: (name: string, message: string, $metadata: { httpStatusCode: number; requestId?: string }) => Error;
+  /** The SDK's error for a refusal ({@link serviceError}). */
+  error: (name: string, message: string, $metadata: AnswerMetadata) => Error;
   /** Converts an answer as the SDK's deserializer would (dates, binary values). */
   output?: (operation: Ops, answer: Record<string, unknown>) => Record<string, unknown>;
   /** Whether JSON keys name base64 binary values (`B`, `SecretBinary`): read back as bytes. */
   binaryKeys: ReadonlySet<string>;
+}
+
+/** The `$metadata` of an answer, as the SDK's errors and outputs carry it. */
+export interface AnswerMetadata {
+  httpStatusCode: number;
+  requestId?: string;
+}
+
+/**
+ * The SDK's error for a refusal named `name` by a service whose shapes live in `namespace`
+ * (`com.amazonaws.dynamodb`): the class the client's schemas registered for it
+ * (`ConditionalCheckFailedException`, `ResourceExistsException`…, with `$retryable` where the
+ * SDK's has it), else `Base` (the service's exception) with that name, as the SDK makes an error
+ * its model does not know.
+ */
+export function serviceError(
+  namespace: string,
+  Base: new (options: {
+    name: string;
+    message: string;
+    $fault: 'client' | 'server';
+    $metadata: AnswerMetadata;
+  }) => Error,
+) {
+  return (name: string, message: string, $metadata: AnswerMetadata): Error => {
+    const registry = TypeRegistry.for(namespace);
+    let Known: (new (options: { message: string; $metadata: AnswerMetadata }) => Error) | undefined;
+    try {
+      Known = registry.getErrorCtor(registry.getSchema(`${namespace}#${name}`) as never) as typeof Known;
+    } catch {
+      Known = undefined;
+    }
+    if (Known) return new Known({ message, $metadata });
+    return new Base({
+      name,
+      message,
+      $fault: $metadata.httpStatusCode >= 500 ? 'server' : 'client',
+      $metadata,
+    });
+  };
 }
 
 /**

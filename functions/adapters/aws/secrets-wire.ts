@@ -19,7 +19,7 @@ import {
   type UpdateSecretVersionStageCommandInput,
   type UpdateSecretVersionStageCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
-import { type JsonProtocol, type SdkClient, wireOf, withToken } from './json-wire.ts';
+import { type JsonProtocol, type SdkClient, serviceError, wireOf, withToken } from './json-wire.ts';
 
 interface Inputs {
   GetSecretValue: GetSecretValueCommandInput;
@@ -49,13 +49,7 @@ const SECRETS_MANAGER: JsonProtocol<Operation> = {
   },
   prepare: (operation, input) =>
     operation === 'PutSecretValue' ? withToken(input, 'ClientRequestToken') : input,
-  error: (name, message, $metadata) =>
-    new SecretsManagerServiceException({
-      name,
-      message,
-      $fault: $metadata.httpStatusCode >= 500 ? 'server' : 'client',
-      $metadata,
-    }),
+  error: serviceError('com.amazonaws.secretsmanager', SecretsManagerServiceException),
   output: (operation, answer) =>
     operation === 'GetSecretValue' && answer.CreatedDate !== undefined
       ? { ...answer, CreatedDate: epochDate(answer.CreatedDate) }
