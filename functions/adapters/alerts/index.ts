@@ -10,16 +10,11 @@ export {
 } from './awaiting-bot-token.ts';
 export { type AlertSettings, configuredAlerts, slackAlertChannel } from './configured.ts';
 export { type AlertChannel, AlertDeliveryError, FanOutExposureAlerts } from './fan-out.ts';
+export { ensureAlertTopic, LOCAL_ALERT_TOPIC } from './local-topic.ts';
 export {
   mentionsOf,
   SlackExposureAlerts,
   type SlackExposureAlertsProps,
   slackAlertMessage,
 } from './slack-alerts.ts';
-export {
-  ensureAlertTopic,
-  LOCAL_ALERT_TOPIC,
-  SnsExposureAlerts,
-  type SnsExposureAlertsProps,
-  snsAlertMessage,
-} from './sns-alerts.ts';
+export { SnsExposureAlerts, type SnsExposureAlertsProps, snsAlertMessage } from './sns-alerts.ts';

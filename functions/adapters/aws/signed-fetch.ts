@@ -116,7 +116,7 @@ export function environmentEndpoint(
 }
 
 /** The services keywarden reaches through a signed `fetch`, by their host name label. */
-export type SignedService = 'lambda' | 's3' | 'sts';
+export type SignedService = 'lambda' | 's3' | 'sns' | 'sts';
 
 /**
  * The host name of `service` in `region` as the SDK's endpoint rules name it when no endpoint

@@ -13,6 +13,7 @@
  */
 import { isRetryableAwsError } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
+import { onlyElement, queryError } from './query-xml.ts';
 import {
   AwsRequestError,
   environmentEndpoint,
@@ -65,40 +66,6 @@ export function stsEndpoint(region: string, env: NodeJS.ProcessEnv = process.env
   return new URL(`https://${regionalHost('sts', region, env)}/`);
 }
 
-const ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
-
-/** XML text with its entity and character references resolved; undefined when one is not XML's. */
-function xmlText(raw: string): string | undefined {
-  let valid = true;
-  const text = raw.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);|&/g, (whole, reference?: string) => {
-    if (reference === undefined) {
-      valid = false;
-      return whole;
-    }
-    if (reference.startsWith('#')) {
-      const code =
-        reference[1] === 'x' ? Number.parseInt(reference.slice(2), 16) : Number(reference.slice(1));
-      if (code > 0x10ffff) valid = false;
-      return valid ? String.fromCodePoint(code) : whole;
-    }
-    const named = ENTITIES[reference];
-    if (named === undefined) valid = false;
-    return named ?? whole;
-  });
-  return valid ? text : undefined;
-}
-
-/**
- * The text of the one `<name>` element in `xml`, or undefined when there is none, more than one,
- * or it holds markup: STS's answers put each field once, as plain text.
- */
-function onlyElement(xml: string, name: string): string | undefined {
-  const pattern = new RegExp(`<${name}>([^<]*)</${name}>`, 'g');
-  const found = [...xml.matchAll(pattern)];
-  if (found.length !== 1 || xml.split(`<${name}>`).length !== 2) return undefined;
-  return xmlText(found[0]?.[1] ?? '');
-}
-
 /**
  * The caller in STS's answer (`<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>…`),
  * read exactly: one result, holding one non-empty Arn, Account and UserId; undefined otherwise.
@@ -134,8 +101,7 @@ function safeMessage(message: string, credentials: StsCredentials): string {
 function stsFailures(credentials: StsCredentials): FailureReader<StsRequestError> {
   return {
     refused: ({ status, text }) => {
-      const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1]?.trim() || `HTTP${status}`;
-      const raw = xmlText(/<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? '') ?? '';
+      const { code, message: raw } = queryError(text, status);
       // Without its closing period: awsFailure adds its own after the answer.
       const message = safeMessage(raw, credentials).replace(/\.\s*$/, '') || `HTTP ${status}`;
       const retryable = isRetryableAwsError({ name: code, $metadata: { httpStatusCode: status } });
