@@ -6,11 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { serviceUrl } from '../../functions/adapters/aws/signed-fetch.ts';
 import {
   parseCallerIdentity,
   StsRequestError,
   signedGetCallerIdentity,
-  stsEndpoint,
 } from '../../functions/adapters/aws/sts-caller-identity.ts';
 import { noSleep, scriptedFetch } from '../support/scripted-fetch.ts';
 
@@ -73,7 +73,9 @@ describe('sts caller identity: the request', () => {
   });
 
   it('uses China’s domain in China’s regions', () => {
-    expect(stsEndpoint('cn-north-1').href).toBe('https://sts.cn-north-1.amazonaws.com.cn/');
+    expect(serviceUrl('sts', { region: 'cn-north-1' }, {}).href).toBe(
+      'https://sts.cn-north-1.amazonaws.com.cn/',
+    );
   });
 });
 

@@ -17,7 +17,7 @@ import { awsFailure } from './clients.ts';
 import type { AwsEndpoint } from './endpoint.ts';
 import {
   AwsRequestError,
-  environmentEndpoint,
+  configuredEndpoint,
   type FailureReader,
   regionalHost,
   retryableStatus,
@@ -161,7 +161,7 @@ export function signedPutObject(
   endpoint: AwsEndpoint,
   { env, ...options }: SignedPutObjectOptions = {},
 ): PutObject {
-  const configured = endpoint.endpoint ?? environmentEndpoint('S3', env);
+  const configured = configuredEndpoint('s3', endpoint, env);
   const target: AwsEndpoint = configured === undefined ? endpoint : { ...endpoint, endpoint: configured };
   // S3 signs the path as sent (encoded once), unlike every other service.
   const send = signedFetch({ ...options, service: 's3', endpoint, uriEscapePath: false });

@@ -139,6 +139,34 @@ export function regionalHost(
   return `${label}.${region}.${dualStack ? zone.dualStackDnsSuffix : zone.dnsSuffix}`;
 }
 
+/** The SDK's service id of each, as its environment variables name it (`AWS_ENDPOINT_URL_<ID>`). */
+const SERVICE_IDS: Readonly<Record<SignedService, string>> = {
+  lambda: 'LAMBDA',
+  s3: 'S3',
+  sns: 'SNS',
+  sts: 'STS',
+};
+
+/**
+ * An endpoint set outside AWS's own for `service`: `endpoint.endpoint` (the local stack's), else
+ * the environment's as the SDK's client takes it ({@link environmentEndpoint}); undefined in Lambda.
+ */
+export const configuredEndpoint = (
+  service: SignedService,
+  endpoint: AwsEndpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined => endpoint.endpoint ?? environmentEndpoint(SERVICE_IDS[service], env);
+
+/** Where `service`'s requests go: its {@link configuredEndpoint}, else its {@link regionalHost}'s root. */
+export const serviceUrl = (
+  service: SignedService,
+  endpoint: AwsEndpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): URL =>
+  new URL(
+    configuredEndpoint(service, endpoint, env) ?? `https://${regionalHost(service, endpoint.region, env)}/`,
+  );
+
 /** Throttling, a server error, or no answer at all: what the SDK's standard retry tries again. */
 export const retryableStatus = (status: number | undefined): boolean =>
   status === undefined || status === 429 || status >= 500;

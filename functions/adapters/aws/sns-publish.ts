@@ -11,10 +11,9 @@ import type { AwsEndpoint } from './endpoint.ts';
 import { onlyElement, queryBody, queryError } from './query-xml.ts';
 import {
   AwsRequestError,
-  environmentEndpoint,
   type FailureReader,
-  regionalHost,
   type SignedFetchOptions,
+  serviceUrl,
   signedFetch,
 } from './signed-fetch.ts';
 
@@ -90,8 +89,7 @@ export function signedSnsPublish(
   endpoint: AwsEndpoint,
   { env = process.env, ...options }: SignedSnsPublishOptions = {},
 ): SnsPublish {
-  const configured = endpoint.endpoint ?? environmentEndpoint('SNS', env);
-  const url = new URL(configured ?? `https://${regionalHost('sns', endpoint.region, env)}/`);
+  const url = serviceUrl('sns', endpoint, env);
   const send = signedFetch({ ...options, service: 'sns', endpoint });
   return async (message) => {
     const answer = await send(

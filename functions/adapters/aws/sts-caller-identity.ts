@@ -16,10 +16,9 @@ import type { AwsEndpoint } from './endpoint.ts';
 import { onlyElement, queryError } from './query-xml.ts';
 import {
   AwsRequestError,
-  environmentEndpoint,
   type FailureReader,
-  regionalHost,
   type SignedFetchOptions,
+  serviceUrl,
   signedFetch,
 } from './signed-fetch.ts';
 
@@ -60,11 +59,6 @@ const KEY_REFUSED = new Set([
 /** Whether `error` is STS refusing the credentials themselves: the key does not work (yet). */
 export const isKeyRefused = (error: unknown): boolean =>
   error instanceof StsRequestError && KEY_REFUSED.has(error.name);
-
-/** STS's regional endpoint in `region`, as the SDK's client picks it ({@link regionalHost}). */
-export function stsEndpoint(region: string, env: NodeJS.ProcessEnv = process.env): URL {
-  return new URL(`https://${regionalHost('sts', region, env)}/`);
-}
 
 /**
  * The caller in STS's answer (`<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>…`),
@@ -139,8 +133,7 @@ export function signedGetCallerIdentity(
   endpoint: AwsEndpoint,
   { env, ...options }: SignedGetCallerIdentityOptions = {},
 ): GetCallerIdentity {
-  const configured = endpoint.endpoint ?? environmentEndpoint('STS', env);
-  const url = configured === undefined ? stsEndpoint(endpoint.region, env) : new URL(configured);
+  const url = serviceUrl('sts', endpoint, env);
   return async (credentials) => {
     const { accessKeyId, secretAccessKey } = credentials;
     // A signer per call: each call has its own credentials.
