@@ -1,13 +1,12 @@
 import { createInterface } from 'node:readline/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { Command } from 'commander';
-import { awsClientConfig, awsFailure } from '../../functions/adapters/aws/clients.ts';
+import { awsFailure } from '../../functions/adapters/aws/clients.ts';
 import {
   type PlannedPart,
   planAndStoreCampaign,
-  StepFunctionsCampaignLauncher,
+  stepFunctionsLauncher,
 } from '../../functions/adapters/campaign-launcher.ts';
 import { type Services, wire } from '../../functions/adapters/wiring.ts';
 import { authorizeCampaignStart } from '../../functions/core/breakglass.ts';
@@ -263,10 +262,7 @@ async function runInAws(
       `KEYWARDEN_TABLE is set, so the campaign runs in the deployed revocation state machine, but KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set; set it to the stack output RevocationStateMachineArn, then: keywarden revoke resume ${campaignId}`,
     );
   }
-  const launcher = new StepFunctionsCampaignLauncher({
-    client: new SFNClient(awsClientConfig(services.config.aws)),
-    stateMachineArn,
-  });
+  const launcher = stepFunctionsLauncher(services.config.aws, stateMachineArn);
   const { executionArn } = await launcher.start(campaignId, { retryFailed: options.retryFailed });
   say(`started ${executionArn}`);
   const stop = new AbortController();

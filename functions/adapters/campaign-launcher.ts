@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
-  type SFNClient,
+  SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
@@ -49,7 +49,8 @@ import type {
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
-import { awsFailure } from './aws/clients.ts';
+import { awsClientConfig, awsFailure } from './aws/clients.ts';
+import type { AwsEndpoint } from './aws/endpoint.ts';
 import { DEFAULT_LISTING_LIMITS, DEFAULT_RATE_LIMITS, providerLimiters } from './rate-limits.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
@@ -848,6 +849,13 @@ const executionName = (campaignId: string, resume: string | undefined): string =
   const base = campaignId.replace(/[^A-Za-z0-9_-]/g, '_');
   return resume ? `${base.slice(0, 80 - resume.length - 1)}-${resume}` : base.slice(0, 80);
 };
+
+/** The launcher of the state machine `stateMachineArn`, over a Step Functions client of `aws`. */
+export const stepFunctionsLauncher = (
+  aws: AwsEndpoint,
+  stateMachineArn: string,
+): StepFunctionsCampaignLauncher =>
+  new StepFunctionsCampaignLauncher({ client: new SFNClient(awsClientConfig(aws)), stateMachineArn });
 
 export interface StepFunctionsCampaignLauncherOptions {
   client: SFNClient;

@@ -4,9 +4,7 @@
  * what is live, the incident responders) and the Step Functions launcher, and routes over
  * {@link CAMPAIGN_ROUTES} only: a grant or CI route is a 404 here.
  */
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
-import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
+import { stepFunctionsLauncher } from '../adapters/campaign-launcher.ts';
 import { Composition, campaignPlanning } from '../adapters/composition.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { CAMPAIGN_ROUTES } from '../api/routes.ts';
@@ -19,10 +17,7 @@ import { entryPoint } from './wrap.ts';
 export const handler = entryPoint(async () => {
   const config = await loadLambdaConfig();
   const composition = new Composition(config);
-  const launcher = new StepFunctionsCampaignLauncher({
-    client: new SFNClient(awsClientConfig(config.aws)),
-    stateMachineArn: requireEnv(KEYWARDEN_ENV.revocationStateMachineArn),
-  });
+  const launcher = stepFunctionsLauncher(config.aws, requireEnv(KEYWARDEN_ENV.revocationStateMachineArn));
   return makeApiHandler(
     {
       campaigns: campaignApi(composition.get(campaignPlanning), launcher),

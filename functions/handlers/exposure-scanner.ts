@@ -15,18 +15,17 @@
  * is logged or returned: only places and counts.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import {
   alertSettingsOf,
   recheckedAlerts,
   slackOnceTokenSet,
 } from '../adapters/alerts/awaiting-bot-token.ts';
-import { awsClientConfig, secretsClient } from '../adapters/aws/clients.ts';
+import { secretsClient } from '../adapters/aws/clients.ts';
 import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
   type CampaignPlanningDeps,
-  StepFunctionsCampaignLauncher,
   stateMachineContainment,
+  stepFunctionsLauncher,
 } from '../adapters/campaign-launcher.ts';
 import { CombinedSecretDetector } from '../adapters/scan/detector.ts';
 import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
@@ -215,10 +214,7 @@ async function init() {
       'the exposure scanner contains through the revocation state machine: KEYWARDEN_REVOCATION_STATE_MACHINE_ARN is not set (the ExposureScanner construct sets it)',
     );
   }
-  const launcher = new StepFunctionsCampaignLauncher({
-    client: new SFNClient(awsClientConfig(composition.config.aws)),
-    stateMachineArn: env.revocationStateMachineArn,
-  });
+  const launcher = stepFunctionsLauncher(composition.config.aws, env.revocationStateMachineArn);
   // Finished jobs' logs: read with the forge tokens secret's tokens (never logged), read again
   // while one is the placeholder.
   const { forgeTokensSecretArn } = env;

@@ -9,9 +9,7 @@
  * `/revoke` progress is a thread under the first message when the bot token secret holds a
  * bot token (`xoxb-…`), else it goes to the command's response_url.
  */
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
-import { StepFunctionsCampaignLauncher } from '../adapters/campaign-launcher.ts';
+import { stepFunctionsLauncher } from '../adapters/campaign-launcher.ts';
 import {
   approvals,
   breakglass,
@@ -56,11 +54,7 @@ export const handler = entryPoint(async () => {
     ? await readSecret(composition.get(secrets), env.slackBotTokenSecretArn)
     : undefined;
   const responder = new SlackResponder();
-  const stateMachineArn = requireEnv(KEYWARDEN_ENV.revocationStateMachineArn);
-  const launcher = new StepFunctionsCampaignLauncher({
-    client: new SFNClient(awsClientConfig(config.aws)),
-    stateMachineArn,
-  });
+  const launcher = stepFunctionsLauncher(config.aws, requireEnv(KEYWARDEN_ENV.revocationStateMachineArn));
   return makeHandler({
     breakglass: composition.get(breakglass),
     // Artifact approvals: the ingress checks `/approve`'s approvers, the worker records the click.

@@ -16,15 +16,13 @@
  * addresses and times are logged or returned, never a value.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { BlockListRanges } from '../adapters/address-ranges.ts';
 import { SnsExposureAlerts } from '../adapters/alerts/sns-alerts.ts';
-import { awsClientConfig } from '../adapters/aws/clients.ts';
 import { actionOf, ciUseOf, managedUseOf } from '../adapters/aws/cloudtrail-event.ts';
 import {
   type CampaignPlanningDeps,
-  StepFunctionsCampaignLauncher,
   stateMachineContainment,
+  stepFunctionsLauncher,
   versionsOf,
 } from '../adapters/campaign-launcher.ts';
 import { Composition, ciCredentials, monitorStore, rotation } from '../adapters/composition.ts';
@@ -167,10 +165,7 @@ async function init() {
           clock: composition.clock,
           rotationDeps: composition.get(rotation),
         } satisfies CampaignPlanningDeps,
-        new StepFunctionsCampaignLauncher({
-          client: new SFNClient(awsClientConfig(config.aws)),
-          stateMachineArn: env.revocationStateMachineArn,
-        }),
+        stepFunctionsLauncher(config.aws, env.revocationStateMachineArn),
         USE_MONITOR_ACTOR,
       )
     : undefined;
