@@ -8,7 +8,7 @@ import { stepFunctionsLauncher } from '../adapters/campaign-launcher.ts';
 import { Composition, campaignPlanning } from '../adapters/composition.ts';
 import { campaignApi } from '../api/campaigns.ts';
 import { CAMPAIGN_ROUTES } from '../api/routes.ts';
-import { makeApiHandler } from './api.ts';
+import { inLambda, makeApiHandler } from './api.ts';
 import { KEYWARDEN_ENV, requireEnv } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint } from './wrap.ts';
@@ -21,9 +21,7 @@ export const handler = entryPoint(async () => {
   return makeApiHandler(
     {
       campaigns: campaignApi(composition.get(campaignPlanning), launcher),
-      acceptLocalPrincipals: false,
-      region: config.aws.region,
-      vaultAddr: config.vault?.addr,
+      ...inLambda(config),
     },
     CAMPAIGN_ROUTES,
   );

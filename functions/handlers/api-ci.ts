@@ -10,7 +10,7 @@ import { signedLambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 import { approvals, Composition, ciExchange } from '../adapters/composition.ts';
 import { jobLogHandOff } from '../api/job-log-hand-off.ts';
 import { CI_ROUTES } from '../api/routes.ts';
-import { makeApiHandler, webhookSecretsOf } from './api.ts';
+import { inLambda, makeApiHandler, webhookSecretsOf } from './api.ts';
 import { lambdaEnv } from './env.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint } from './wrap.ts';
@@ -22,9 +22,7 @@ export const handler = entryPoint(async () => {
   const composition = new Composition(config);
   return makeApiHandler(
     {
-      acceptLocalPrincipals: false,
-      region: config.aws.region,
-      vaultAddr: config.vault?.addr,
+      ...inLambda(config),
       ci: {
         exchange: composition.get(ciExchange),
         webhookSecrets: webhookSecretsOf(config),

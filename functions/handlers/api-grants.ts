@@ -6,7 +6,7 @@
  */
 import { breakglass, Composition, grantReports } from '../adapters/composition.ts';
 import { GRANT_ROUTES } from '../api/routes.ts';
-import { makeApiHandler } from './api.ts';
+import { inLambda, makeApiHandler } from './api.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint } from './wrap.ts';
 
@@ -18,9 +18,7 @@ export const handler = entryPoint(async () => {
     {
       breakglass: composition.get(breakglass),
       report: composition.get(grantReports),
-      acceptLocalPrincipals: false,
-      region: config.aws.region,
-      vaultAddr: config.vault?.addr,
+      ...inLambda(config),
     },
     GRANT_ROUTES,
   );

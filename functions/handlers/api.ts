@@ -33,6 +33,13 @@ export function makeApiHandler(deps: ApiDeps, routes: readonly Route[]) {
 /** The handler of every route (the local runtime's): a capability `deps` lacks answers 404. */
 export const makeHandler = (deps: ApiDeps) => makeApiHandler(deps, ROUTES);
 
+/**
+ * What an API function in Lambda tells the router about where it runs: callers are IAM principals
+ * only (never the local runtime's), its region, its Vault.
+ */
+export const inLambda = (config: RuntimeConfig) =>
+  ({ acceptLocalPrincipals: false, region: config.aws.region, vaultAddr: config.vault?.addr }) as const;
+
 /** The platforms' webhook secrets, as the configuration holds them. */
 export const webhookSecretsOf = (config: RuntimeConfig) => ({
   github: config.ci.githubWebhookSecret ? new SecretValue(config.ci.githubWebhookSecret) : undefined,

@@ -25,6 +25,7 @@ import { verifyDeferredJob } from '../api/deferred-jobs.ts';
 import { type DeferredDeps, runDeferred } from '../api/slack.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { SecretValue } from '../core/secret-value.ts';
+import { inLambda } from './api.ts';
 import { KEYWARDEN_ENV, lambdaEnv, requireEnv } from './env.ts';
 import { loadLambdaConfig, readSecret, readSlackSigningSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
@@ -59,10 +60,8 @@ export const handler = entryPoint(async () => {
     breakglass: composition.get(breakglass),
     // Artifact approvals: the ingress checks `/approve`'s approvers, the worker records the click.
     approvals: composition.get(approvals),
-    acceptLocalPrincipals: false,
+    ...inLambda(config),
     campaigns: campaignApi(composition.get(campaignPlanning), launcher),
-    region: config.aws.region,
-    vaultAddr: config.vault?.addr,
     slack: {
       signingSecret,
       ledger: composition.get(deliveryLedger),
