@@ -9,12 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { describe, expect, it } from 'vitest';
 import { BlockListRanges } from '../../functions/adapters/address-ranges.ts';
+import { cachedWatch } from '../../functions/adapters/watched-identities.ts';
 import type { CiCredentialRecord } from '../../functions/core/ci-records.ts';
 import type { Finding } from '../../functions/core/findings.ts';
 import type { Identity } from '../../functions/core/identity.ts';
 import type { ExposureAlert, ExposureContainment } from '../../functions/core/ports.ts';
 import { FINDING_CLAIM_MS, FINDING_LEASE_MS, USE_MONITOR_ACTOR } from '../../functions/core/use-monitor.ts';
-import { cachedWatch, makeHandler } from '../../functions/handlers/use-monitor.ts';
+import { makeHandler } from '../../functions/handlers/use-monitor.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import { MemoryCiStore } from '../support/memory-ci-stores.ts';
 import {
