@@ -35,6 +35,7 @@ import {
 import { TypeRegistry } from '@smithy/core/schema';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from './sha256.ts';
+import { correctedClockOffset } from './signed-fetch.ts';
 
 /** An SDK command class: its endpoint rules, and its name for the observers. */
 // biome-ignore lint/suspicious/noExplicitAny: any command class of any client
@@ -278,9 +279,6 @@ function post(url: URL, headers: Record<string, string>, body: string): Promise<
   });
 }
 
-/** When the SDK's signer corrects its clock: the answer's `Date` is 5 minutes or more from ours. */
-const CLOCK_SKEW_MS = 300_000;
-
 /** The retry class of an error, as the SDK's retry middleware tells it. */
 function errorType(error: Error): string {
   const shaped = error as Error & { $metadata?: { httpStatusCode?: number }; code?: string };
@@ -495,11 +493,9 @@ export class JsonWire<Ops extends string> {
 
   /** Keeps the offset between this clock and the service's, as the SDK's signer does; true when it changed. */
   #sampleClock(date: string | undefined): boolean {
-    if (!date) return false;
-    const serverTime = Date.parse(date);
-    const offset = this.#config.systemClockOffset ?? 0;
-    if (Number.isNaN(serverTime) || Math.abs(Date.now() + offset - serverTime) < CLOCK_SKEW_MS) return false;
-    this.#config.systemClockOffset = serverTime - Date.now();
+    const corrected = correctedClockOffset(date, this.#config.systemClockOffset ?? 0);
+    if (corrected === undefined) return false;
+    this.#config.systemClockOffset = corrected;
     return true;
   }
 }

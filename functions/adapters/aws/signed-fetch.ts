@@ -89,6 +89,21 @@ export const ATTEMPT_TIMEOUT_MS = 60_000;
 /** A signing clock further than this from the service's (its `Date` header) is corrected, as the SDK's signer does. */
 const CLOCK_SKEW_MS = 240_000;
 
+/**
+ * The clock offset (the service's time less this clock's) an answer's `Date` header tells, when the
+ * offset in use is {@link CLOCK_SKEW_MS} or more off it, as the SDK's signer corrects it;
+ * undefined when it is not (or the header is missing or unreadable).
+ */
+export function correctedClockOffset(
+  date: string | null | undefined,
+  offset: number,
+  now: number = Date.now(),
+): number | undefined {
+  const serverTime = Date.parse(date ?? '');
+  if (Number.isNaN(serverTime) || Math.abs(now + offset - serverTime) < CLOCK_SKEW_MS) return undefined;
+  return serverTime - now;
+}
+
 export interface SignedFetchProps extends SignedFetchOptions {
   /** The signing name: `lambda`, `s3`. */
   service: string;
@@ -196,9 +211,9 @@ export function signedFetch({
   let clockOffset = 0;
   /** Learns the service's clock from an answer; true when the offset changed. */
   const sampleClock = (headers: Headers): boolean => {
-    const serverTime = Date.parse(headers.get('date') ?? '');
-    if (Number.isNaN(serverTime) || Math.abs(now() + clockOffset - serverTime) < CLOCK_SKEW_MS) return false;
-    clockOffset = serverTime - now();
+    const corrected = correctedClockOffset(headers.get('date'), clockOffset, now());
+    if (corrected === undefined) return false;
+    clockOffset = corrected;
     return true;
   };
   const signer = new SignatureV4({
