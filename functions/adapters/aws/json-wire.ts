@@ -21,8 +21,8 @@
  * is sent its requests through `send` as before.
  */
 import { randomUUID } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { getEndpointFromInstructions } from '@smithy/core/endpoints';
 import { loadJsonRpcErrorCode } from '@smithy/core/protocols';
 import {
@@ -34,6 +34,7 @@ import {
 } from '@smithy/core/retry';
 import { TypeRegistry } from '@smithy/core/schema';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { keepAliveAgent } from '../keep-alive.ts';
 import { Sha256 } from './sha256.ts';
 import { correctedClockOffset } from './signed-fetch.ts';
 
@@ -124,8 +125,6 @@ const SDK_MIDDLEWARE = new Set([
 
 /** How long one attempt may wait for its whole answer before it is abandoned and retried (a hung connection). */
 const ATTEMPT_TIMEOUT_MS = 30_000;
-/** Idle keep-alive connections are closed after this: shorter than AWS's and proxies' idle timeouts. */
-const IDLE_SOCKET_MS = 4_000;
 /** Connections per origin at most, as the SDK's HTTP handler allows (50). */
 const MAX_SOCKETS = 50;
 
@@ -219,17 +218,6 @@ function parseJson(text: string, binaryKeys: ReadonlySet<string>): Record<string
   }) as Record<string, unknown>;
 }
 
-const AGENTS = new Map<string, HttpAgent>();
-function agentFor(protocol: string): HttpAgent {
-  let agent = AGENTS.get(protocol);
-  if (!agent) {
-    const options = { keepAlive: true, timeout: IDLE_SOCKET_MS, maxSockets: MAX_SOCKETS };
-    agent = protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
-    AGENTS.set(protocol, agent);
-  }
-  return agent;
-}
-
 /** An answer read whole. */
 interface Answer {
   status: number;
@@ -254,7 +242,7 @@ function post(url: URL, headers: Record<string, string>, body: string): Promise<
         path: `${url.pathname}${url.search}`,
         method: 'POST',
         headers,
-        agent: agentFor(url.protocol),
+        agent: keepAliveAgent(url.protocol, MAX_SOCKETS),
       },
       (response) => {
         const chunks: Buffer[] = [];

@@ -23,14 +23,15 @@
  *   makes thousands of them.
  */
 import {
-  Agent as HttpAgent,
+  type Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
   type RequestOptions,
 } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpsRequest } from 'node:https';
 import * as z from 'zod';
 import { KeywardenError, ValidationError } from '../../core/errors.ts';
+import { keepAliveAgent } from '../keep-alive.ts';
 import { wholeNumberOption } from '../options.ts';
 import {
   isIdempotentVaultRequest,
@@ -199,28 +200,6 @@ class NoAnswerError extends Error {
   }
 }
 
-/**
- * How long a connection may sit idle in the agent before it is closed: shorter than servers'
- * idle timeouts (Vault's listener: 5 min; proxies and load balancers often 60 s), so a request
- * never goes out on a connection the server is closing — and after a Lambda thaw none is reused.
- */
-const IDLE_SOCKET_MS = 4_000;
-
-/**
- * One keep-alive agent per protocol for every client of this process: a client made per token
- * (a rotation verifying the token it issued) reuses the connections already open to Vault.
- */
-const AGENTS = new Map<string, HttpAgent>();
-function agentFor(protocol: string): HttpAgent {
-  let agent = AGENTS.get(protocol);
-  if (!agent) {
-    const options = { keepAlive: true, timeout: IDLE_SOCKET_MS };
-    agent = protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
-    AGENTS.set(protocol, agent);
-  }
-  return agent;
-}
-
 /** The statuses fetch follows (to `Location`), and how many hops it takes at most here. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
@@ -261,7 +240,7 @@ export class VaultClient {
   /** The origin of `addr` (its requests use {@link #agent}) and any path prefix before `/v1`. */
   readonly #origin: string;
   readonly #prefix: string;
-  /** Connections kept open between requests (see {@link IDLE_SOCKET_MS}). */
+  /** Connections kept open between requests (the process's keep-alive agent, keep-alive.ts). */
   readonly #agent: HttpAgent;
 
   constructor(options: VaultClientOptions) {
@@ -291,7 +270,7 @@ export class VaultClient {
     const url = new URL(this.addr);
     this.#origin = url.origin;
     this.#prefix = url.pathname.replace(/\/+$/, '');
-    this.#agent = agentFor(url.protocol);
+    this.#agent = keepAliveAgent(url.protocol);
   }
 
   /** GET `path`; `undefined` when Vault has nothing there (404 without an error). */
