@@ -3,6 +3,7 @@
  * text, exactly, and an error's code and message. No XML parser: the answers read are flat, and
  * anything else is refused rather than guessed at.
  */
+import { extendedEncodeURIComponent } from '@smithy/core/protocols';
 
 const ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
@@ -46,13 +47,11 @@ export function queryError(xml: string, status: number): { code: string; message
 }
 
 /**
- * A query-protocol request body (`application/x-www-form-urlencoded`), each value encoded as the
- * SDK encodes it (RFC 3986: `!'()*` too, a space as `%20`).
+ * A query-protocol request body (`application/x-www-form-urlencoded`), each name and value encoded
+ * by the SDK's own encoder (RFC 3986: `!'()*` too, a space as `%20`).
  */
 export function queryBody(parameters: Readonly<Record<string, string>>): string {
-  const encode = (text: string) =>
-    encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return Object.entries(parameters)
-    .map(([name, value]) => `${encode(name)}=${encode(value)}`)
+    .map(([name, value]) => `${extendedEncodeURIComponent(name)}=${extendedEncodeURIComponent(value)}`)
     .join('&');
 }
