@@ -7,9 +7,12 @@
  * dynalite's default is 500 ms): the local stack and the tests create their tables on the fly.
  *
  * Usage: node scripts/dynalite-server.mjs HOST PORT [PATH]
+ *   PORT — 0 takes any free port; with KEYWARDEN_PORT_FILE set, the port listened on is written
+ *          there once bound (scripts/local-stack.ts reads it).
  *   PATH — a folder for the LevelDB store; without it the data lives in memory and goes
  *          with the process (as moto's does).
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import dynalite from 'dynalite';
 
 const [host, port, path] = process.argv.slice(2);
@@ -25,7 +28,16 @@ const server = dynalite({
   ...(path ? { path } : {}),
 });
 server.listen(Number(port), host, () => {
-  console.log(`dynalite listening on http://${host}:${port} (${path ? `LevelDB in ${path}` : 'in memory'})`);
+  const listening = server.address().port;
+  const portFile = process.env.KEYWARDEN_PORT_FILE;
+  if (portFile) {
+    // Written whole, then renamed: a reader never sees half a number.
+    writeFileSync(`${portFile}.tmp`, String(listening));
+    renameSync(`${portFile}.tmp`, portFile);
+  }
+  console.log(
+    `dynalite listening on http://${host}:${listening} (${path ? `LevelDB in ${path}` : 'in memory'})`,
+  );
 });
 server.on('error', (error) => {
   console.error(`dynalite: ${error.message}`);

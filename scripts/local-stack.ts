@@ -119,16 +119,19 @@ export function launch(
   return child;
 }
 
-async function waitFor(what: string, url: string, logPath: string, pid: number) {
+async function waitFor(
+  what: string,
+  url: string,
+  logPath: string,
+  pid: number,
+  headers: Record<string, string> = {},
+) {
   const deadline = Date.now() + 60_000;
   let last: unknown;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) {
-      const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' | ');
-      throw new LocalStackError(`${what} exited while starting: ${tail} (full log: ${logPath})`);
-    }
+    if (!isAlive(pid)) throw exitedWhileStarting(what, logPath);
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(2_000) });
       if (response.ok) return;
       last = `HTTP ${response.status}`;
     } catch (error) {
@@ -219,52 +222,33 @@ export async function startStack(
   ensureVenv(log);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
-  const [motoPort, dynamoPort, vaultPort] = [await freePort(), await freePort(), await freePort()];
   const motoLog = join(stateDir, 'moto.log');
   const dynamoLog = join(stateDir, 'dynalite.log');
   const vaultLog = join(stateDir, 'openbao.log');
   const auditLog = join(stateDir, 'openbao-audit.log');
-  const config = join(stateDir, 'openbao.hcl');
-  // OpenBao accepts audit devices only from its configuration file.
-  writeFileSync(
-    config,
-    `audit "file" "file" {\n  description = "keywarden local audit log"\n  options {\n    file_path = ${JSON.stringify(auditLog)}\n  }\n}\n`,
-  );
   // Custom root token ids may not use the server's own `s.` prefix.
   const token = `kwdev-${randomBytes(18).toString('hex')}`;
-
-  const moto = launch(join(VENV, 'bin', 'python'), [MOTO_LAUNCHER, '127.0.0.1', String(motoPort)], motoLog);
-  const dynamo = launchDynalite(dynamoPort, dynamoLog);
-  const vault = launch(
-    join(VENV, 'bin', 'bao'),
-    [
-      'server',
-      '-dev',
-      `-dev-root-token-id=${token}`,
-      `-dev-listen-address=127.0.0.1:${vaultPort}`,
-      `-config=${config}`,
-    ],
-    vaultLog,
-    { BAO_DISABLE_MLOCK: 'true', HOME: stateDir },
-  );
-  if (moto.pid === undefined || dynamo.pid === undefined || vault.pid === undefined) {
-    throw new LocalStackError(`could not start the local stack processes; see the logs in ${stateDir}`);
+  const started = await Promise.allSettled([
+    startMoto(motoLog),
+    startOwnPort('dynalite', dynaliteCommand(), dynamoLog),
+    startOpenBao(stateDir, token, vaultLog, auditLog),
+  ]);
+  const [moto, dynamo, vault] = started;
+  if (moto.status === 'rejected' || dynamo.status === 'rejected' || vault.status === 'rejected') {
+    await Promise.all(
+      started.map((one) => (one.status === 'fulfilled' ? endGroup(one.value.pid) : undefined)),
+    );
+    throw started.find((one) => one.status === 'rejected')?.reason;
   }
   const stack: StackEndpoints = {
     region: 'us-east-1',
-    moto: { endpoint: `http://127.0.0.1:${motoPort}`, pid: moto.pid, log: motoLog },
-    dynamodb: { endpoint: `http://127.0.0.1:${dynamoPort}`, pid: dynamo.pid, log: dynamoLog },
-    vault: { addr: `http://127.0.0.1:${vaultPort}`, token, pid: vault.pid, log: vaultLog, auditLog },
+    moto: { endpoint: moto.value.endpoint, pid: moto.value.pid, log: motoLog },
+    dynamodb: { endpoint: dynamo.value.endpoint, pid: dynamo.value.pid, log: dynamoLog },
+    vault: { addr: vault.value.endpoint, token, pid: vault.value.pid, log: vaultLog, auditLog },
     startedAt: new Date().toISOString(),
   };
   writeFileSync(stackFile(stateDir), JSON.stringify(stack, null, 2), { mode: 0o600 });
-
   try {
-    await Promise.all([
-      waitFor('moto server', `${stack.moto.endpoint}/moto-api/data.json`, motoLog, moto.pid),
-      waitFor('dynalite', stack.dynamodb.endpoint, dynamoLog, dynamo.pid),
-      waitFor('OpenBao', `${stack.vault.addr}/v1/sys/health`, vaultLog, vault.pid),
-    ]);
     const enable = await fetch(`${stack.vault.addr}/v1/sys/auth/approle`, {
       method: 'POST',
       headers: { 'X-Vault-Token': token },
@@ -278,13 +262,134 @@ export async function startStack(
   return stack;
 }
 
-/** dynalite on `port`, in memory, or on LevelDB in `dataDir` when given. */
-const launchDynalite = (port: number, logPath: string, dataDir?: string) =>
-  launch(
-    process.execPath,
-    [DYNALITE_LAUNCHER, '127.0.0.1', String(port), ...(dataDir === undefined ? [] : [dataDir])],
-    logPath,
+/** A server started and answering: where, and its process group. */
+interface Started {
+  endpoint: string;
+  pid: number;
+}
+
+/** How to run one of the stack's servers: the command and its arguments but the port. */
+interface ServerCommand {
+  command: string;
+  args: (port: number) => string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+const motoCommand: ServerCommand = {
+  command: join(VENV, 'bin', 'python'),
+  args: (port) => [MOTO_LAUNCHER, '127.0.0.1', String(port)],
+};
+
+/** dynalite, in memory, or on LevelDB in `dataDir` when given. */
+const dynaliteCommand = (dataDir?: string): ServerCommand => ({
+  command: process.execPath,
+  args: (port) => [DYNALITE_LAUNCHER, '127.0.0.1', String(port), ...(dataDir === undefined ? [] : [dataDir])],
+});
+
+/**
+ * Starts a server on a port it binds itself (`0`) and writes to the file named by
+ * KEYWARDEN_PORT_FILE (moto's and dynalite's launchers do), then waits until it answers. A port
+ * picked here and handed over could be taken by another process while the server starts (moto
+ * takes 1–2 s to import), and the readiness check would then hear that other process: a CI run
+ * once created the local alert topic on a server that was not its moto.
+ */
+async function startOwnPort(
+  what: string,
+  server: ServerCommand,
+  logPath: string,
+  readyPath = '/',
+): Promise<Started> {
+  const portFile = `${logPath}.port`;
+  rmSync(portFile, { force: true });
+  const child = launch(server.command, server.args(0), logPath, {
+    ...server.env,
+    KEYWARDEN_PORT_FILE: portFile,
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new LocalStackError(`could not start ${what}; see ${logPath}`);
+  try {
+    const port = await waitForPortFile(what, portFile, logPath, pid);
+    const endpoint = `http://127.0.0.1:${port}`;
+    await waitFor(what, new URL(readyPath, endpoint).href, logPath, pid);
+    return { endpoint, pid };
+  } catch (error) {
+    await endGroup(pid);
+    throw error;
+  } finally {
+    rmSync(portFile, { force: true });
+  }
+}
+
+/** The moto launcher (scripts/moto-server.py) on a port of its own, answering. */
+export const startMoto = (logPath: string): Promise<Started> =>
+  startOwnPort('moto server', motoCommand, logPath, '/moto-api/data.json');
+
+async function waitForPortFile(
+  what: string,
+  portFile: string,
+  logPath: string,
+  pid: number,
+): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (existsSync(portFile)) return Number(readFileSync(portFile, 'utf8'));
+    if (!isAlive(pid)) throw exitedWhileStarting(what, logPath);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new LocalStackError(`${what} did not listen within 60 s; see ${logPath}`);
+}
+
+const exitedWhileStarting = (what: string, logPath: string) =>
+  new LocalStackError(`${what} exited while starting: ${logTail(logPath)} (full log: ${logPath})`);
+
+const logTail = (logPath: string) => readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' | ');
+
+/**
+ * The OpenBao dev server. It takes its address only from its command line and says the port it
+ * bound only in its log, so it gets a free port picked here: it binds within milliseconds, and
+ * when another process took the port meanwhile it exits at once and is started again on another.
+ * Ready means it knows this stack's root token: no other server on that port would.
+ */
+async function startOpenBao(
+  stateDir: string,
+  token: string,
+  logPath: string,
+  auditLog: string,
+): Promise<Started> {
+  const config = join(stateDir, 'openbao.hcl');
+  // OpenBao accepts audit devices only from its configuration file.
+  writeFileSync(
+    config,
+    `audit "file" "file" {\n  description = "keywarden local audit log"\n  options {\n    file_path = ${JSON.stringify(auditLog)}\n  }\n}\n`,
   );
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = launch(
+      join(VENV, 'bin', 'bao'),
+      [
+        'server',
+        '-dev',
+        `-dev-root-token-id=${token}`,
+        `-dev-listen-address=127.0.0.1:${port}`,
+        `-config=${config}`,
+      ],
+      logPath,
+      { BAO_DISABLE_MLOCK: 'true', HOME: stateDir },
+    );
+    const pid = child.pid;
+    if (pid === undefined) throw new LocalStackError(`could not start OpenBao; see ${logPath}`);
+    const endpoint = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor('OpenBao', `${endpoint}/v1/auth/token/lookup-self`, logPath, pid, {
+        'X-Vault-Token': token,
+      });
+      return { endpoint, pid };
+    } catch (error) {
+      await endGroup(pid);
+      if (attempt === 3 || !/address already in use/.test(logTail(logPath))) throw error;
+    }
+  }
+}
 
 /**
  * A dynalite of its own, beside any stack: on a free loopback port, in memory or on
@@ -295,18 +400,8 @@ export async function startDynalite(
   logPath: string,
   dataDir?: string,
 ): Promise<{ endpoint: string; pid: number; log: string }> {
-  const port = await freePort();
-  const child = launchDynalite(port, logPath, dataDir);
-  const pid = child.pid;
-  if (pid === undefined) throw new LocalStackError(`could not start dynalite; see ${logPath}`);
-  const endpoint = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor('dynalite', endpoint, logPath, pid);
-  } catch (error) {
-    await endGroup(pid);
-    throw error;
-  }
-  return { endpoint, pid, log: logPath };
+  const started = await startOwnPort('dynalite', dynaliteCommand(dataDir), logPath);
+  return { ...started, log: logPath };
 }
 
 export async function endGroup(pid: number): Promise<void> {

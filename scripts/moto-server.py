@@ -18,15 +18,19 @@ launcher exposes exactly that (and `create_date`) on one loopback-only route,
 Every AWS API request still goes to moto's unmodified application.
 
 Usage: python moto-server.py HOST PORT
+  PORT 0 takes any free port; with KEYWARDEN_PORT_FILE set, the port listened on is written
+  there once the socket is bound (scripts/local-stack.ts reads it: a port picked beforehand and
+  handed over could be taken by another process while Python imports moto).
 """
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 
 from moto.iam.models import AccessKeyLastUsed, iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from waitress import serve
+from waitress import create_server
 from werkzeug.wrappers import Request, Response
 
 SEED_PATH = "/_keywarden/iam/backdate-access-key"
@@ -77,7 +81,7 @@ def main():
             return backdate(environ, start_response)
         return moto_app(environ, start_response)
 
-    serve(
+    server = create_server(
         app,
         host=host,
         port=port,
@@ -88,8 +92,14 @@ def main():
         asyncore_use_poll=True,
         channel_timeout=60,
         ident="moto",
-        _quiet=True,
     )
+    port_file = os.environ.get("KEYWARDEN_PORT_FILE")
+    if port_file:
+        # Written whole, then renamed: a reader never sees half a number.
+        with open(port_file + ".tmp", "w") as out:
+            out.write(str(server.effective_port))
+        os.replace(port_file + ".tmp", port_file)
+    server.run()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -30,7 +29,7 @@ import {
   StsRequestError,
   signedGetCallerIdentity,
 } from '../../functions/adapters/aws/sts-caller-identity.ts';
-import { endGroup, launch, REPO_ROOT } from '../../scripts/local-stack.ts';
+import { endGroup, startMoto } from '../../scripts/local-stack.ts';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.ts';
 import { testAws, testStack, uniqueName } from '../support/stack.ts';
 
@@ -99,15 +98,9 @@ describe('sts: signedGetCallerIdentity refusals, on a moto that checks signature
 
   beforeAll(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'kw-sts-moto-'));
-    const port = await freePort();
-    const child = launch(
-      join(REPO_ROOT, '.venv', 'bin', 'python'),
-      [join(REPO_ROOT, 'scripts', 'moto-server.py'), '127.0.0.1', String(port)],
-      join(stateDir, 'moto.log'),
-    );
-    pid = child.pid;
-    const base = `http://127.0.0.1:${port}`;
-    await waitForMoto(base);
+    const moto = await startMoto(join(stateDir, 'moto.log'));
+    pid = moto.pid;
+    const base = moto.endpoint;
     endpoint = { ...testAws(), endpoint: base };
     // Made while moto still lets anything in: no key exists yet to sign with.
     const iam = new IAMClient(awsClientConfig(endpoint));
@@ -235,29 +228,3 @@ describe('sts: signedGetCallerIdentity retries as the SDK does (fault proxy in f
     expect(proxy.counts.requests).toBe(3);
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-async function waitForMoto(base: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/moto-api/data.json`, { signal: AbortSignal.timeout(2_000) })).ok) return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-    }
-    if (Date.now() > deadline) throw new Error(`moto did not answer at ${base} within 60 s`);
-    await new Promise((wake) => setTimeout(wake, 150));
-  }
-}
