@@ -138,13 +138,14 @@ export interface CampaignPlanningDeps {
     Partial<VersionsOfMany>;
   clock: Clock;
   /**
-   * The providers that list what is live (`providerFor`), the deliveries that read the value an
-   * identity's own store holds now (`deliveryFor`) and its `fingerprint`, and the audit log an
-   * adoption is recorded in, acting as `actor` (wiring's `rotationDeps`).
+   * The providers that list what is live (`providerFor`), the audit log an adoption is recorded
+   * in, acting as `actor`, and where given the deliveries that read the value an identity's own
+   * store holds now (`deliveryFor`), whose `fingerprint` an adopted current version is recorded
+   * with (wiring's `rotationDeps`). A planner whose role may list what is live but not read a
+   * value (the Lambda planners: composition.ts `liveListing`) is given no `deliveryFor`: it reads
+   * none, and records what it adopts without a fingerprint.
    */
-  rotationDeps: (
-    actor: string,
-  ) => Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint' | 'audit'>;
+  rotationDeps: (actor: string) => LiveListing;
   /**
    * The limiter of the service behind a kind, which the listings go through.
    * @default the listing limits (rate-limits.ts `DEFAULT_LISTING_LIMITS`: within the services' read
@@ -152,6 +153,10 @@ export interface CampaignPlanningDeps {
    */
   limitFor?: (kind: IdentityKind) => Limit;
 }
+
+/** What planning takes of rotation's dependencies (see {@link CampaignPlanningDeps.rotationDeps}). */
+export type LiveListing = Pick<RotationDeps, 'providerFor' | 'fingerprint' | 'audit'> &
+  Partial<Pick<RotationDeps, 'deliveryFor'>>;
 
 /**
  * Most identities whose versions are read from the store at once, by a store that reads them one
@@ -176,12 +181,14 @@ const failureOf = (error: unknown) => ({
  * reason; a value that cannot be read only leaves the fingerprint out.
  */
 async function listLive(
-  deps: Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint'>,
+  deps: Omit<LiveListing, 'audit'>,
   identity: Identity,
   recorded: readonly CredentialVersion[],
   issuedByKeywarden: ReadonlySet<string>,
 ): Promise<Listing> {
-  const own = kindFacts(identity.kind).ownDelivery?.(identity);
+  // A planner given no deliveries reads no value (LiveListing): what it adopts has no fingerprint.
+  const { deliveryFor } = deps;
+  const own = deliveryFor ? kindFacts(identity.kind).ownDelivery?.(identity) : undefined;
   // What is recorded live is revoked as recorded whether listed or not: a provider that looks
   // each credential up on its own (an AppRole secret-id) may leave it out.
   const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
@@ -190,9 +197,8 @@ async function listLive(
   // is adopted, so it is read beside the listing (one round trip's wait, not two); with one
   // recorded it most likely is that one, so it is read only once the listing shows one to adopt.
   const read = () =>
-    own
-      ? deps
-          .deliveryFor(own)
+    own && deliveryFor
+      ? deliveryFor(own)
           .readCurrent()
           .catch(() => undefined)
       : Promise.resolve(undefined);

@@ -100,6 +100,7 @@ import { IamRoleSessionRevoker } from './aws/role-session-revoker.ts';
 import { type PutObject, signedPutObject } from './aws/s3-put-object.ts';
 import { SecretsManagerDelivery } from './aws/secrets-manager-delivery.ts';
 import { StsGrantIssuer } from './aws/sts-grant-issuer.ts';
+import type { LiveListing } from './campaign-launcher.ts';
 import { Fingerprinter, sha256Hex } from './crypto.ts';
 import { JoseCiTokenVerifier } from './oidc/jose-verifier.ts';
 import {
@@ -464,6 +465,23 @@ export const breakglassRequesting: Part<BreakglassDeps> = (c) =>
   );
 
 /**
+ * What a Lambda planner (the campaigns function, the Slack worker, the use monitor, the exposure
+ * scanner) takes of rotation to plan a campaign: the providers that list what is live and the
+ * audit log adoptions go to, and no deliveries. Its role lists keys and secret versions but may
+ * not read a value (infra `grantCampaignListing`), so reading one to fingerprint an adopted
+ * secret would only be refused, an AccessDenied in CloudTrail for every adopted secret of every
+ * campaign; it records what it adopts without a fingerprint instead (the CLI, whose credentials
+ * read values, records it with one).
+ */
+export const liveListing: Part<(actor: string) => LiveListing> = (c) => {
+  const deps = c.get(rotation);
+  return (actor) => {
+    const { providerFor, fingerprint, audit } = deps(actor);
+    return { providerFor, fingerprint, audit };
+  };
+};
+
+/**
  * What the Slack ingress's `/revoke` takes of campaigns: who may start one (break-glass's incident
  * responders, refusals audited). Planning is the Slack worker's (the command is deferred), so
  * the ingress's bundle carries no rotation registries (IAM, Secrets Manager, Vault providers).
@@ -487,7 +505,7 @@ export const campaignPlanning = (c: Composition) => {
   return {
     store: c.get(stores).store,
     clock: c.clock,
-    rotationDeps: c.get(rotation),
+    rotationDeps: c.get(liveListing),
     breakglassDeps: { config: () => configStore.getBreakglassConfig(), audit: c.get(auditLog) },
   };
 };

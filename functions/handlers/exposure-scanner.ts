@@ -36,7 +36,7 @@ import {
   parseForgeTokens,
   recheckedForgeSettings,
 } from '../adapters/scan/forge-tokens-secret.ts';
-import { alerts, Composition, exposure, rotation, stores } from '../adapters/wiring.ts';
+import { alerts, Composition, exposure, liveListing, stores } from '../adapters/wiring.ts';
 import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
 import { KeywardenError, ValidationError } from '../core/errors.ts';
 import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
@@ -227,7 +227,7 @@ async function init() {
   const planning: CampaignPlanningDeps = {
     store,
     clock: composition.clock,
-    rotationDeps: composition.get(rotation),
+    rotationDeps: composition.get(liveListing),
   };
   return makeHandler({
     scan: scanWith({

@@ -24,7 +24,7 @@ import {
   stateMachineContainment,
   stepFunctionsLauncher,
 } from '../adapters/campaign-launcher.ts';
-import { Composition, ciCredentials, monitorStore, rotation } from '../adapters/composition.ts';
+import { Composition, ciCredentials, liveListing, monitorStore } from '../adapters/composition.ts';
 import { cachedWatch } from '../adapters/watched-identities.ts';
 import { type CiExchangeDeps, recordUse } from '../core/ci-exchange.ts';
 import type { UseContainment } from '../core/unexpected-use.ts';
@@ -119,7 +119,7 @@ async function init() {
         {
           store,
           clock: composition.clock,
-          rotationDeps: composition.get(rotation),
+          rotationDeps: composition.get(liveListing),
         } satisfies CampaignPlanningDeps,
         stepFunctionsLauncher(config.aws, env.revocationStateMachineArn),
         USE_MONITOR_ACTOR,

@@ -25,6 +25,8 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planAndStoreCampaign } from '../../functions/adapters/campaign-launcher.ts';
+import { Composition, liveListing, secrets } from '../../functions/adapters/composition.ts';
+import { RuntimeConfigSchema } from '../../functions/adapters/runtime-config.ts';
 import type { VaultClient } from '../../functions/adapters/vault/client.ts';
 import type { Services } from '../../functions/adapters/wiring.ts';
 import type { Target } from '../../functions/core/campaign.ts';
@@ -361,6 +363,49 @@ describe('campaign: credentials keywarden never issued', () => {
     expect(failed?.reason).toMatch(/could not be listed in vault.*transient: plan the campaign again/);
     expect(failed?.error).toMatch(/ECONNREFUSED|connect/i);
     expect(failed?.retryable).toBe(false);
+  });
+
+  it('is planned by a Lambda planner without reading a secret value: the adopted current version has no fingerprint', async () => {
+    // prepare: the planning a Lambda planner composes (its role lists secret versions, reads no
+    // value); every GetSecretValue its Secrets Manager client sends is counted.
+    const composition = new Composition(RuntimeConfigSchema.parse(configInput));
+    const reads: string[] = [];
+    composition.get(secrets).middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'GetSecretValueCommand') reads.push(context.commandName);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countValueReads' },
+    );
+    const fleet = await preexisting();
+    const secret = makeIdentity({
+      id: `${fleet.userName}-db`,
+      kind: 'aws-secret',
+      scope: { secretId: fleet.secretId },
+      pipeline: { repo: fleet.repo, stage: 'deploy', environment: 'prod' },
+    });
+    await declare(services.store, secret);
+
+    // act: planned and stored as the campaigns function does (not run).
+    const planned = await planAndStoreCampaign(
+      { ...services, rotationDeps: composition.get(liveListing) },
+      {
+        incident: newIncident(),
+        selectors: [`repo=${fleet.repo}`],
+        reissue: false,
+        actor: 'test:responder',
+        dryRun: false,
+      },
+    );
+
+    // assess: both live versions planned and adopted, no value read, no fingerprint recorded.
+    expect(planned.status).toBe('stored');
+    const adopted = await services.store.listVersions(secret.id);
+    expect(adopted.map((v) => [v.handle, v.origin]).sort()).toEqual(
+      fleet.secretVersions.map((handle) => [handle, 'adopted']).sort(),
+    );
+    expect(adopted.map((v) => v.fingerprint)).toEqual([undefined, undefined]);
+    expect(reads).toEqual([]);
   });
 
   it('lists the providers within their read quotas, not at the revocation limits', async () => {
