@@ -11,7 +11,8 @@ import type { AuditLog, BreakglassConfigStore, Clock, GrantStore, GrantUsageTrai
 export interface GrantReportDeps {
   grants: Pick<GrantStore, 'getGrant'>;
   config: Pick<BreakglassConfigStore, 'getBreakglassConfig'>;
-  audit: Pick<AuditLog, 'readAll'>;
+  /** Read from the grant's request on (its records are all later), never the whole trail. */
+  audit: Pick<AuditLog, 'recordsSince'>;
   /** Absent where no Vault audit trail is readable: the report then says where to look. */
   vaultUsage?: GrantUsageTrail | undefined;
   clock: Clock;
@@ -32,7 +33,7 @@ export async function grantReportOf(
   const role = breakglassConfig.roles.find((r) => r.id === grant.roleId);
   if (!role)
     throw new NotFoundError(`grant ${grantId} names role ${grant.roleId}, which the inventory no longer has`);
-  const { records } = await deps.audit.readAll();
+  const records = await deps.audit.recordsSince(grant.requestedAt);
   const vaultHandles = grant.credentials.filter((c) => c.type === 'vault-wrapped-token').map((c) => c.handle);
   const usage =
     role.target.type === 'vault-policies'
