@@ -11,12 +11,6 @@
  *   the API, recording on the campaign when its run fails.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  DescribeExecutionCommand,
-  ExecutionAlreadyExists,
-  SFNClient,
-  StartExecutionCommand,
-} from '@aws-sdk/client-sfn';
 import pLimit from 'p-limit';
 import { listedStage } from '../core/adoption.ts';
 import {
@@ -49,8 +43,14 @@ import type {
 } from '../core/ports.ts';
 import type { RotationDeps } from '../core/rotation.ts';
 import { identityTermsOf, parseSelectors, select } from '../core/selector.ts';
-import { awsClientConfig, awsFailure } from './aws/clients.ts';
+import { awsFailure } from './aws/clients.ts';
 import type { AwsEndpoint } from './aws/endpoint.ts';
+import {
+  type ExecutionStatus,
+  isExecutionAlreadyExists,
+  type SfnExecutions,
+  signedSfnExecutions,
+} from './aws/sfn-executions.ts';
 import { DEFAULT_LISTING_LIMITS, DEFAULT_RATE_LIMITS, providerLimiters } from './rate-limits.ts';
 
 /** What a responder asks for: which incident, which credentials, whether to re-issue. */
@@ -841,14 +841,7 @@ export function stateMachineContainment(
   };
 }
 
-/** Step Functions' names for how an execution ended, or that it runs. */
-export type ExecutionStatus =
-  | 'RUNNING'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'TIMED_OUT'
-  | 'ABORTED'
-  | 'PENDING_REDRIVE';
+export type { ExecutionStatus } from './aws/sfn-executions.ts';
 
 /** Execution names: at most 80 of letters, digits, `-` and `_`. */
 const executionName = (campaignId: string, resume: string | undefined): string => {
@@ -856,15 +849,19 @@ const executionName = (campaignId: string, resume: string | undefined): string =
   return resume ? `${base.slice(0, 80 - resume.length - 1)}-${resume}` : base.slice(0, 80);
 };
 
-/** The launcher of the state machine `stateMachineArn`, over a Step Functions client of `aws`. */
+/**
+ * The launcher of the state machine `stateMachineArn`, over Step Functions at `aws` (a signed
+ * `fetch` per call, aws/sfn-executions.ts: no SDK client in the functions that launch).
+ */
 export const stepFunctionsLauncher = (
   aws: AwsEndpoint,
   stateMachineArn: string,
 ): StepFunctionsCampaignLauncher =>
-  new StepFunctionsCampaignLauncher({ client: new SFNClient(awsClientConfig(aws)), stateMachineArn });
+  new StepFunctionsCampaignLauncher({ executions: signedSfnExecutions(aws), stateMachineArn });
 
 export interface StepFunctionsCampaignLauncherOptions {
-  client: SFNClient;
+  /** Step Functions' StartExecution and DescribeExecution. */
+  executions: SfnExecutions;
   /** The Revocation construct's state machine (stack output `RevocationStateMachineArn`). */
   stateMachineArn: string;
   /** Tells resumes apart; injected for tests. @default the time, to the second */
@@ -878,7 +875,7 @@ export interface StepFunctionsCampaignLauncherOptions {
  * is a new execution, named `<campaign id>-resume-<time>`.
  */
 export class StepFunctionsCampaignLauncher implements CampaignLauncher {
-  readonly #client: SFNClient;
+  readonly #executions: SfnExecutions;
   readonly #stateMachineArn: string;
   readonly #resumeSuffix: () => string;
 
@@ -888,7 +885,7 @@ export class StepFunctionsCampaignLauncher implements CampaignLauncher {
         `expected the ARN of the revocation state machine (arn:aws:states:<region>:<account>:stateMachine:<name>, the stack output RevocationStateMachineArn), got ${JSON.stringify(options.stateMachineArn)}`,
       );
     }
-    this.#client = options.client;
+    this.#executions = options.executions;
     this.#stateMachineArn = options.stateMachineArn;
     this.#resumeSuffix =
       options.resumeSuffix ?? (() => `resume-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}`);
@@ -906,19 +903,14 @@ export class StepFunctionsCampaignLauncher implements CampaignLauncher {
     const retryFailed = options.retryFailed ?? false;
     const name = executionName(campaignId, retryFailed ? this.#resumeSuffix() : undefined);
     try {
-      const started = await this.#client.send(
-        new StartExecutionCommand({
-          stateMachineArn: this.#stateMachineArn,
-          name,
-          input: JSON.stringify({ campaignId, retryFailed }),
-        }),
-      );
-      return { executionArn: started.executionArn ?? '' };
+      const { executionArn } = await this.#executions.start({
+        stateMachineArn: this.#stateMachineArn,
+        name,
+        input: JSON.stringify({ campaignId, retryFailed }),
+      });
+      return { executionArn };
     } catch (error) {
-      if (
-        error instanceof ExecutionAlreadyExists ||
-        (error as { name?: string }).name === 'ExecutionAlreadyExists'
-      ) {
+      if (isExecutionAlreadyExists(error)) {
         throw new ConflictError(
           `campaign ${campaignId} was already started (Step Functions execution ${name} exists); follow it with keywarden revoke status ${campaignId}, or continue it with keywarden revoke resume ${campaignId}`,
           { cause: error },
@@ -931,9 +923,9 @@ export class StepFunctionsCampaignLauncher implements CampaignLauncher {
   /** How an execution stands, and its error and cause when it failed. */
   async describe(executionArn: string): Promise<{ status: ExecutionStatus; error?: string; cause?: string }> {
     try {
-      const described = await this.#client.send(new DescribeExecutionCommand({ executionArn }));
+      const described = await this.#executions.describe(executionArn);
       return {
-        status: (described.status ?? 'RUNNING') as ExecutionStatus,
+        status: described.status,
         ...(described.error ? { error: described.error } : {}),
         ...(described.cause ? { cause: described.cause } : {}),
       };

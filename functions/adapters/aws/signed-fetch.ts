@@ -105,7 +105,7 @@ export function correctedClockOffset(
 }
 
 export interface SignedFetchProps extends SignedFetchOptions {
-  /** The signing name: `lambda`, `s3`. */
+  /** The signing name: `lambda`, `s3`, `states`. */
   service: string;
   /** The region signed for, and the credentials (unset: the default chain, in Lambda the execution role's). */
   endpoint: AwsEndpoint;
@@ -130,16 +130,18 @@ export function environmentEndpoint(
   return env[`AWS_ENDPOINT_URL_${serviceId}`] || env.AWS_ENDPOINT_URL || undefined;
 }
 
-/** The services keywarden reaches through a signed `fetch`, by their host name label. */
-export type SignedService = 'lambda' | 's3' | 'sns' | 'sts';
+/** The services keywarden reaches through a signed `fetch`, by their host name label (Step Functions': `states`). */
+export type SignedService = 'lambda' | 's3' | 'sns' | 'states' | 'sts';
 
 /**
  * The host name of `service` in `region` as the SDK's endpoint rules name it when no endpoint
  * is configured: the DNS suffix of the region's partition (`amazonaws.com`, `amazonaws.com.cn`,
  * the isolated partitions'), its FIPS endpoint when `AWS_USE_FIPS_ENDPOINT` is `true`
- * (`<service>-fips.<region>…`; STS in GovCloud is FIPS at its plain name), its dual-stack one
- * when `AWS_USE_DUALSTACK_ENDPOINT` is `true` (the partition's dual-stack suffix; S3 as
- * `s3.dualstack.<region>…`). Every partition has both today (the SDK's partition data).
+ * (`<service>-fips.<region>…`; STS in GovCloud, and Step Functions in us-gov-west-1 without
+ * dual-stack, are FIPS at their plain name), its dual-stack one when `AWS_USE_DUALSTACK_ENDPOINT`
+ * is `true` (the partition's dual-stack suffix; S3 as `s3.dualstack.<region>…`; Step Functions'
+ * dual-stack host in GovCloud is its FIPS one). Every partition has both today (the SDK's
+ * partition data).
  */
 export function regionalHost(
   service: SignedService,
@@ -149,7 +151,11 @@ export function regionalHost(
   const zone = partition(region);
   const fips = env.AWS_USE_FIPS_ENDPOINT?.toLowerCase() === 'true';
   const dualStack = env.AWS_USE_DUALSTACK_ENDPOINT?.toLowerCase() === 'true';
-  const label = fips && !(service === 'sts' && zone.name === 'aws-us-gov') ? `${service}-fips` : service;
+  const plainFips =
+    (service === 'sts' && zone.name === 'aws-us-gov') ||
+    (service === 'states' && region === 'us-gov-west-1' && !dualStack);
+  const fipsLabel = (fips && !plainFips) || (service === 'states' && dualStack && zone.name === 'aws-us-gov');
+  const label = fipsLabel ? `${service}-fips` : service;
   if (service === 's3' && dualStack) return `${label}.dualstack.${region}.${zone.dnsSuffix}`;
   return `${label}.${region}.${dualStack ? zone.dualStackDnsSuffix : zone.dnsSuffix}`;
 }
@@ -159,6 +165,7 @@ const SERVICE_IDS: Readonly<Record<SignedService, string>> = {
   lambda: 'LAMBDA',
   s3: 'S3',
   sns: 'SNS',
+  states: 'SFN',
   sts: 'STS',
 };
 
