@@ -28,32 +28,35 @@ const TARGET_KB = 400;
  *   only, so none carries another's routes or clients; together they were one 660 kB bundle):
  *   grants (`Api/Handler`, 451 kB): STS to issue, IAM for the role's MaxSessionDuration check, the
  *   Scheduler (~15 kB, and ~11 kB more of @smithy/core for its protocol) for expiry, the Vault
- *   grant issuer; campaigns (`Api/Campaigns`, 475 kB): the rotation registries that list what is
- *   live (IAM, Secrets Manager, the Vault providers and deliveries, ~85 kB of adapters) and Step
- *   Functions (~22 kB) to launch; CI (`CiCredentials/Handler`, 492 kB): KMS (~27 kB) to sign and
- *   verify approvals, jose (~20 kB) to verify job tokens, STS, and IAM (~27 kB) for the CI role's
- *   GetRole check, which the function's role may not call (the check is skipped on AccessDenied);
+ *   grant issuer; campaigns (`Api/Campaigns`, 456 kB): the rotation registries that list what is
+ *   live (IAM, Secrets Manager, the Vault providers and deliveries, ~85 kB of adapters), launched
+ *   by one signed `StartExecution` (aws/sfn-executions.ts: no Step Functions client since
+ *   2026-12-05 19:20 UTC, 476 → 456 kB); CI (`CiCredentials/Handler`, 492 kB): KMS (~27 kB)
+ *   to sign and verify approvals, jose (~20 kB) to verify job tokens, STS, and IAM (~27 kB) for
+ *   the CI role's GetRole check, which the function's role may not call (the check is skipped on
+ *   AccessDenied);
  * - the use monitor (#13, #14): campaign planning over the rotation registries (IAM, Secrets
- *   Manager) and Step Functions to contain a managed key used from outside its runners (its
- *   alerts are one signed `Publish`, no SNS client);
- * - the Slack worker: approvals (KMS), decisions (STS, Vault), campaign planning and Step
- *   Functions, and `@slack/web-api` with axios (~125 kB, loaded on its first post, so not
- *   evaluated at import);
+ *   Manager) to contain a managed key used from outside its runners (its alerts are one signed
+ *   `Publish`, its launch one signed `StartExecution`: no SNS or Step Functions client);
+ * - the Slack worker: approvals (KMS), decisions (STS, Vault), campaign planning (launched by a
+ *   signed `StartExecution`), and `@slack/web-api` with axios (~125 kB, loaded on its first post,
+ *   so not evaluated at import);
  * - the exposure scanner (#14): secretlint with its recommended preset and keywarden's own rules,
- *   campaign planning and Step Functions to contain, the GitHub and GitLab log readers, and
- *   `@slack/web-api` with axios for its alerts (loaded on the first; SNS is one signed `Publish`).
+ *   campaign planning to contain (launched by a signed `StartExecution`), the GitHub and GitLab
+ *   log readers, and `@slack/web-api` with axios for its alerts (loaded on the first; SNS is one
+ *   signed `Publish`).
  */
 const CEILING_KB: Readonly<Record<string, number>> = {
   Discovery: 438,
   'Rotation/SecretRotation': 456,
   'Revocation/RevokeBatch': 459,
   'Rotation/Scheduled': 460,
-  'UseMonitor/Monitor': 520,
+  'UseMonitor/Monitor': 500,
   'Api/Handler': 465,
-  'Api/Campaigns': 489,
+  'Api/Campaigns': 470,
   'CiCredentials/Handler': 507,
-  'Api/SlackWorker': 755,
-  'ExposureScanner/Scanner': 792,
+  'Api/SlackWorker': 739,
+  'ExposureScanner/Scanner': 771,
 };
 
 describe('bundling: every handler builds, and stays lean', () => {
