@@ -9,7 +9,7 @@ import { type ReportLocations, writeReport } from './report-writer.ts';
 /** What publishing a campaign's report reads and writes. */
 export interface CampaignReportDeps {
   store: Pick<IdentityStore, 'listIdentities'> &
-    Pick<AuditLog, 'readAll'> &
+    Pick<AuditLog, 'recordsAbout'> &
     Pick<CampaignStore, 'putCampaign'>;
   clock: Clock;
   /** The report bucket, when the deployment has one. */
@@ -28,15 +28,15 @@ export async function publishCampaignReport(
   run: CampaignRun,
 ): Promise<ReportLocations> {
   const affected = new Set(run.targets.map((target) => target.identityId));
-  const [identities, { records }] = await Promise.all([
+  const [identities, history] = await Promise.all([
     services.store.listIdentities(),
-    services.store.readAll(),
+    services.store.recordsAbout(affected),
   ]);
   const report = buildRevocationReport({
     campaign: run.campaign,
     targets: run.targets,
     identities: identities.map((record) => record.identity).filter((identity) => affected.has(identity.id)),
-    history: records.filter((record) => affected.has(record.subject)),
+    history,
     reissued: run.reissues.filter((r) => r.status === 'reissued').map((r) => r.identityId),
     generatedAt: services.clock.now().toISOString(),
   });

@@ -60,6 +60,11 @@ export interface AuditLog {
   /** Every record in sequence order, and the head pointer. */
   readAll(): Promise<{ records: AuditRecord[]; head: AuditHead | undefined }>;
   /**
+   * Every record about one of `subjects`, in sequence order: the whole trail is read, but only
+   * theirs is kept (a report's history holds the records of its identities, not the trail's).
+   */
+  recordsAbout(subjects: ReadonlySet<string>): Promise<AuditRecord[]>;
+  /**
    * The recent tail of the chain, in sequence order: every record whose `at` is at or after
    * `at` less {@link AUDIT_CLOCK_SKEW_MS} (writers' clocks differ), read backwards from the
    * chain's end and stopping at the first older one. Never reads the whole trail.

@@ -227,6 +227,43 @@ describe('state store: the audit trail read back from its end (recordsSince)', (
   });
 });
 
+describe('state store: the records about some subjects (recordsAbout)', () => {
+  it('keeps only theirs, in sequence order, from flat and block items over more than one Query page', async () => {
+    // prepare: two flat records, then 1,200 records in block items (~1.3 MB: two Query pages
+    // at least), the subjects of interest among them
+    const queries = { count: 0 };
+    const counted = awsClients(testAws()).dynamodb;
+    counted.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'QueryCommand') queries.count += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countQueries' },
+    );
+    const reader = dynamoStore({ client: counted, tableName, clock, digest: sha256Hex });
+    await store.append({ type: 'credential.issued', actor: 'a', subject: 'kept-1' });
+    await store.append({ type: 'credential.issued', actor: 'a', subject: 'other' });
+    const note = 'n'.repeat(1_000);
+    await store.appendMany(
+      Array.from({ length: 1_200 }, (_, i) => ({
+        type: 'credential.used' as const,
+        actor: 'a',
+        subject: i % 400 === 7 ? 'kept-2' : `other-${i}`,
+        details: { note },
+      })),
+    );
+
+    // act
+    const about = await reader.recordsAbout(new Set(['kept-1', 'kept-2']));
+
+    // assess: what readAll has of them, read over more than one page
+    const all = (await store.readAll()).records;
+    expect(about).toEqual(all.filter((r) => r.subject === 'kept-1' || r.subject === 'kept-2'));
+    expect(about.map((r) => r.seq)).toEqual([1, 10, 410, 810]);
+    expect(queries.count).toBeGreaterThan(1);
+  });
+});
+
 describe('state store: findings', () => {
   it('returns the latest run as a whole', async () => {
     const finding = {

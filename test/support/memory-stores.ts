@@ -507,6 +507,10 @@ export class MemoryAuditLog implements AuditLog {
     return { records: this.#records.map(copy), head: copy(this.#head) };
   }
 
+  async recordsAbout(subjects: ReadonlySet<string>): Promise<AuditRecord[]> {
+    return this.#records.filter((record) => subjects.has(record.subject)).map(copy);
+  }
+
   /** The port's tail read: newest first until the first record older than `at` less the skew margin. */
   async recordsSince(at: string): Promise<AuditRecord[]> {
     const since = Date.parse(at) - AUDIT_CLOCK_SKEW_MS;

@@ -77,7 +77,7 @@ async function world(campaign: Campaign, reissued = true) {
     append: audit.append.bind(audit),
     appendMany: audit.appendMany.bind(audit),
     recordsSince: audit.recordsSince.bind(audit),
-    readAll: audit.readAll.bind(audit),
+    recordsAbout: audit.recordsAbout.bind(audit),
   };
   const report = (auditExposureReissues: boolean) =>
     makeReportHandler({

@@ -24,10 +24,12 @@ const AUDIT_BLOCK_RECORDS = 100;
 const AUDIT_BLOCK_BYTES = 256_000;
 
 /** The records an `AUDIT` item holds: one (a flat record item) or a block's run. */
-function recordsOf({ pk: _pk, sk: _sk, ...rest }: Item): AuditRecord[] {
-  return Array.isArray(rest.records)
-    ? rest.records.map((record: unknown) => AuditRecordSchema.parse(record))
-    : [AuditRecordSchema.parse(rest)];
+function recordsOf(
+  { pk: _pk, sk: _sk, ...rest }: Item,
+  keep: (raw: Item) => boolean = () => true,
+): AuditRecord[] {
+  const raw: Item[] = Array.isArray(rest.records) ? rest.records : [rest];
+  return raw.filter(keep).map((record) => AuditRecordSchema.parse(record));
 }
 
 /** How many of the waiting events go in the next block: at least one, within both bounds. */
@@ -173,9 +175,22 @@ export function dynamoAuditLog(table: DynamoTable, props: DynamoAuditLogProps): 
 
     async readAll() {
       const items = await table.query('AUDIT', 'SEQ#');
-      const records = items.flatMap(recordsOf);
+      const records = items.flatMap((item) => recordsOf(item));
       const head = await table.get(Keys.auditHead);
       return { records, head: head ? { seq: Number(head.seq), hash: String(head.hash) } : undefined };
+    },
+
+    /**
+     * Reads the `SEQ#` items a page at a time and keeps (and validates) only the records about
+     * `subjects`: the memory of a long trail's read is theirs, not the trail's.
+     */
+    async recordsAbout(subjects) {
+      const about: AuditRecord[] = [];
+      const theirs = (raw: Item) => typeof raw.subject === 'string' && subjects.has(raw.subject);
+      for await (const page of table.pages('AUDIT', 'SEQ#')) {
+        for (const item of page) about.push(...recordsOf(item, theirs));
+      }
+      return about;
     },
 
     /**

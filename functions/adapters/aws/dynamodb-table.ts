@@ -189,6 +189,16 @@ export class DynamoTable {
   /** Every item of the partition `pk` (whose sort key starts with `skPrefix`), in sort-key order. */
   async query(pk: string, skPrefix?: string): Promise<Item[]> {
     const items: Item[] = [];
+    for await (const page of this.pages(pk, skPrefix)) items.push(...page);
+    return items;
+  }
+
+  /**
+   * The items of the partition `pk` (whose sort key starts with `skPrefix`), in sort-key order,
+   * a page (a Query's answer, up to 1 MB) at a time: a caller that keeps only some of each page
+   * holds those, not the partition.
+   */
+  async *pages(pk: string, skPrefix?: string): AsyncGenerator<Item[]> {
     let startKey: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.#wire.send('Query', {
@@ -200,10 +210,9 @@ export class DynamoTable {
         ConsistentRead: true,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       });
-      for (const item of page.Items ?? []) items.push(fromAttributes(item));
+      yield (page.Items ?? []).map(fromAttributes);
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return items;
   }
 
   /** The item of the partition `pk` with the greatest sort key starting with `skPrefix`. */
