@@ -621,11 +621,17 @@ async function start(run: Ledger): Promise<void> {
   }));
 }
 
-/** Writes the campaign, re-reading it when another run wrote first. */
+/**
+ * Writes the campaign, re-reading it when another run wrote first; a `change` that returns the
+ * campaign it was given (nothing to change) writes nothing.
+ */
 async function saveCampaign(run: Ledger, change: (current: Campaign) => Campaign): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
+    const current = stripRev(run.campaign);
+    const changed = change(current);
+    if (changed === current) return;
     try {
-      run.campaign = await run.book.campaigns.putCampaign(change(stripRev(run.campaign)), run.campaign.rev);
+      run.campaign = await run.book.campaigns.putCampaign(changed, run.campaign.rev);
       return;
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= 5) throw error;
