@@ -5,7 +5,7 @@
 import type { LambdaInvoke } from '../adapters/aws/lambda-invoke.ts';
 // Only the name enters a bundle: with `sideEffects: false`, esbuild leaves the forge clients out.
 import { type FinishedJob, finishedJobName } from '../adapters/scan/finished-job-log.ts';
-import type { FinishedJobEvent } from './finished-job-event.ts';
+import type { FinishedJobEvent } from '../adapters/scan/scanner-event.ts';
 
 /**
  * Hands a finished job to the exposure scanner function: an asynchronous invocation (`Event`),

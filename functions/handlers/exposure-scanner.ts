@@ -6,7 +6,7 @@
  *   index in the batch, so a finding points at the event that held it. A control message (sent
  *   when a filter is created, to check the destination) is ignored;
  * - a finished CI job the API hands over after its completion webhook (`{finishedJob}`,
- *   functions/api/finished-job-event.ts): its log is read through GitHub's or
+ *   functions/adapters/scan/scanner-event.ts): its log is read through GitHub's or
  *   GitLab's API with the tokens of the forge tokens secret, and scanned as one text, a hit
  *   placed at its line of the log.
  *
@@ -21,7 +21,6 @@ import {
   slackOnceTokenSet,
 } from '../adapters/alerts/awaiting-bot-token.ts';
 import { secretsClient } from '../adapters/aws/clients.ts';
-import { type DecodedLogs, decodeLogsEvent } from '../adapters/aws/cloudwatch-logs-payload.ts';
 import {
   type CampaignPlanningDeps,
   stateMachineContainment,
@@ -36,11 +35,10 @@ import {
   parseForgeTokens,
   recheckedForgeSettings,
 } from '../adapters/scan/forge-tokens-secret.ts';
+import { decodeScannerEvent, lineCount, scanInputsOf } from '../adapters/scan/scanner-event.ts';
 import { alerts, Composition, exposure, liveListing, stores } from '../adapters/wiring.ts';
-import { FinishedJobEventSchema } from '../api/finished-job-event.ts';
-import { KeywardenError, ValidationError } from '../core/errors.ts';
-import { type ScanInput, type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
-import type { ExposureSource } from '../core/exposure-types.ts';
+import { KeywardenError } from '../core/errors.ts';
+import { type ScanSummary, type ScanTexts, scanWith } from '../core/exposure-batch.ts';
 import { KEYWARDEN_ENV, lambdaEnv } from './env.ts';
 import { loadLambdaConfig, readSecret } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
@@ -72,64 +70,6 @@ export type ScannerResult =
     } & ScanSummary)
   /** A finished job whose platform keywarden has no token for: nothing read, nothing to retry. */
   | { job: string; unread: string };
-
-/** What the scanner is handed: a CloudWatch Logs batch, or a finished job from the API. */
-export type ScannerEvent =
-  | { source: 'cloudwatch-logs'; logs: DecodedLogs }
-  | { source: 'finished-job'; job: FinishedJob };
-
-const EXPECTED_EVENT =
-  'a CloudWatch Logs subscription event {awslogs: {data}} or a finished CI job handed over by the API {finishedJob: {platform: "github", repository, jobId} | {platform: "gitlab", project, jobId}}';
-
-const keysOf = (event: unknown): string =>
-  typeof event === 'object' && event !== null && !Array.isArray(event)
-    ? `an object with ${
-        Object.keys(event).length
-          ? Object.keys(event)
-              .slice(0, 5)
-              .map((k) => JSON.stringify(k.slice(0, 32)))
-              .join(', ')
-          : 'no key'
-      }`
-    : Array.isArray(event)
-      ? 'an array'
-      : event === null
-        ? 'null'
-        : typeof event;
-
-/**
- * Tells the two events apart and checks each against its schema; nothing of the event's content
- * is quoted in an error (a log batch may hold the very credential looked for).
- *
- * @throws ValidationError saying what was expected and what was received.
- */
-export function decodeScannerEvent(event: unknown): ScannerEvent {
-  const has = (key: string) => typeof event === 'object' && event !== null && key in event;
-  if (has('awslogs')) return { source: 'cloudwatch-logs', logs: decodeLogsEvent(event) };
-  if (!has('finishedJob')) throw new ValidationError(`expected ${EXPECTED_EVENT}, got ${keysOf(event)}`);
-  const parsed = FinishedJobEventSchema.safeParse(event);
-  if (!parsed.success) {
-    throw new ValidationError(
-      `expected ${EXPECTED_EVENT}, got ${parsed.error.issues
-        .map((issue) => `${issue.path.join('.') || '(event)'}: ${issue.message}`)
-        .join('; ')}`,
-    );
-  }
-  return { source: 'finished-job', job: parsed.data.finishedJob };
-}
-
-/** The lines of a text as `split('\n')` counts them, without making them (a job log may be 50 MB). */
-export function lineCount(text: string): number {
-  let lines = 1;
-  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines += 1;
-  return lines;
-}
-
-/** The texts of a batch: one per log event, located at its group/stream and numbered by its index. */
-export function scanInputsOf(logs: Extract<DecodedLogs, { messageType: 'DATA_MESSAGE' }>): ScanInput[] {
-  const source: ExposureSource = { kind: 'cloudwatch-logs', location: `${logs.logGroup}/${logs.logStream}` };
-  return logs.events.map((event, index) => ({ source, text: event.message, line: index + 1 }));
-}
 
 export function makeHandler(deps: ExposureScannerDeps) {
   return wrap({ logger: deps.logger }, async (event: unknown): Promise<ScannerResult> => {

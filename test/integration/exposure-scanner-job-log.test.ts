@@ -10,7 +10,7 @@
  * subscriber). No token (the leaked one, the platforms') is in anything it returns, records or sends.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FinishedJobEvent } from '../../functions/api/finished-job-event.ts';
+import type { FinishedJobEvent } from '../../functions/adapters/scan/scanner-event.ts';
 import { identity } from '../support/fixtures.ts';
 import { type ForgeServer, startForgeServer } from '../support/forge-server.ts';
 import {

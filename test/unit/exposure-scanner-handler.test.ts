@@ -18,12 +18,12 @@ import {
   jobLogReader,
   parseForgeTokens,
 } from '../../functions/adapters/scan/forge-tokens-secret.ts';
-import { FinishedJobEventSchema } from '../../functions/api/finished-job-event.ts';
+import { FinishedJobEventSchema, lineCount } from '../../functions/adapters/scan/scanner-event.ts';
 import { jobLogHandOff } from '../../functions/api/job-log-hand-off.ts';
 import { KeywardenError, ValidationError } from '../../functions/core/errors.ts';
 import { type ScanInput, type ScanTexts, scanWith } from '../../functions/core/exposure-batch.ts';
 import type { BoundProvider } from '../../functions/core/ports.ts';
-import { lineCount, makeHandler, SCANNER_ACTOR } from '../../functions/handlers/exposure-scanner.ts';
+import { makeHandler, SCANNER_ACTOR } from '../../functions/handlers/exposure-scanner.ts';
 import { credentialVersion, FixedClock, identity } from '../support/fixtures.ts';
 import {
   MemoryAuditLog,
