@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { rateLimitsFromEnv, rotationPace } from '../../functions/adapters/rate-limits.ts';
 import { wire } from '../../functions/adapters/wiring.ts';
 import { formatAge } from '../../functions/core/duration.ts';
 import { KeywardenError } from '../../functions/core/errors.ts';
@@ -35,6 +36,9 @@ export function registerRotate(program: Command): void {
           'expected exactly one of --due or --identity ID (see keywarden rotate --help)',
         );
       }
+      // Each provider service's rotations start at its rate (KEYWARDEN_RATE_*, as for a campaign),
+      // read before anything is done: a bad value is refused naming the variable.
+      const limits = rateLimitsFromEnv();
       const services = wire(loadConfig());
       const active = (await services.store.listIdentities())
         .filter((r) => r.status === 'active')
@@ -71,6 +75,7 @@ export function registerRotate(program: Command): void {
         owner: `cli/${randomUUID()}`,
         force: Boolean(options.identity),
         limit: services.limit,
+        pace: rotationPace(limits),
         onOutcome: (outcome) => {
           done += 1;
           if (!options.json && (identities.length > 1 || outcome.status !== 'skipped')) {

@@ -14,6 +14,11 @@
  * | secrets-manager | aws-secret                              | 40/s, 16 at once| one UpdateSecretVersionStage per revocation; Secrets Manager writes share one 50 TPS bucket per account and region, and other writers need room |
  * | vault           | vault-token, -approle-secret-id, -kv, -lease | 100/s, 32 at once | Vault has no quota unless configured; this keeps a campaign from crowding out pipelines' logins |
  *
+ * Scheduled and CLI rotations keep the same rates ({@link rotationPace}): a rotation takes the
+ * turns of the revocations its writes would be ({@link ROTATION_TURNS}: an IAM key's rotation is
+ * one, as its CreateAccessKey and UpdateAccessKey are a key revocation's two calls), so a fleet
+ * rotated at once stays inside IAM's account-wide budget that Terraform and other automation share.
+ *
  * Settings come from the environment (read once, checked, named in errors):
  * `KEYWARDEN_RATE_IAM`, `KEYWARDEN_RATE_SECRETS_MANAGER`, `KEYWARDEN_RATE_VAULT`
  * (revocations per second, ≥ 1, at most one decimal: `7.5`) and `KEYWARDEN_CONCURRENCY_IAM`,
@@ -27,9 +32,10 @@
 import pLimit from 'p-limit';
 import * as z from 'zod';
 import { ValidationError } from '../core/errors.ts';
-import type { IdentityKind } from '../core/identity.ts';
+import type { Delivery, IdentityKind } from '../core/identity.ts';
 import { PROVIDER_SERVICES, type ProviderService, serviceOf } from '../core/kinds.ts';
 import type { Limit } from '../core/ports.ts';
+import type { RotationPace } from '../core/rotation.ts';
 
 const ServiceLimitSchema = z.strictObject({
   /** Revocations in flight at once. */
@@ -118,26 +124,41 @@ export function serviceLimiter(
 ): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
+  const turn = startSchedule(perSecond, { startFull });
+  return <T>(work: () => Promise<T>) =>
+    slots(async () => {
+      await turn();
+      return work();
+    });
+}
+
+/**
+ * The schedule of {@link serviceLimiter} alone, without its slots: each call takes the next
+ * `turns` turns (a start that counts as several, as a rotation that writes three times) and
+ * answers `undefined` when they are due now, else a promise settled when they are. Turns are
+ * given when asked for, so one asked for and never waited on is spent all the same.
+ */
+export function startSchedule(
+  perSecond: number,
+  { startFull = false }: { startFull?: boolean } = {},
+): (turns?: number) => Promise<void> | undefined {
   const spacing = 1_000 / perSecond;
   // How far ahead of the schedule a start may go: a second's worth of starts but the one due.
   const tolerance = (Math.ceil(perSecond) - 1) * spacing;
-  /** When the next start is due on the schedule (the token bucket's theoretical arrival time). */
+  /** When the turn after the last one given is due (the token bucket's theoretical arrival time). */
   let due: number | undefined;
-  const gate = (): Promise<void> | undefined => {
+  return (turns = 1) => {
     const now = Date.now();
     // Empty at first: the schedule begins now, with no start ahead of it.
     due ??= startFull ? now : now + tolerance;
-    const at = Math.max(now, due - tolerance);
-    due = Math.max(due, at) + spacing;
+    // The last of the turns taken is kept to the schedule; with one turn, the first is.
+    const last = Math.max(due, now) + (turns - 1) * spacing;
+    const at = Math.max(now, last - tolerance);
+    due = last + spacing;
     // Rounded up: a start never goes before its time.
     const wait = Math.ceil(at - now - 1e-9);
     return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : undefined;
   };
-  return <T>(work: () => Promise<T>) =>
-    slots(async () => {
-      await gate();
-      return work();
-    });
 }
 
 /**
@@ -176,4 +197,61 @@ export function providerLimiters(
     vault: limiterOf(parsed.vault),
   };
   return { limits: parsed, limitFor: (kind: IdentityKind): Limit => limiters[serviceOf(kind)] };
+}
+
+/** The provider service a delivery target writes to. */
+const DELIVERY_SERVICE: Record<Delivery['type'], ProviderService> = {
+  'aws-secret': 'secrets-manager',
+  'vault-kv': 'vault',
+};
+
+/**
+ * The turns one rotation takes from each service it writes to, in the unit the rates count (one
+ * revocation): a rotation paces as the revocations of its writes would.
+ *
+ * | service         | a rotation's writes there                                            | turns |
+ * |-----------------|----------------------------------------------------------------------|-------|
+ * | iam             | an access key's: CreateAccessKey, then UpdateAccessKey (Inactive) of the key it replaces: 2 mutating calls, a key revocation's 2 (deactivate, delete) | 1 |
+ * | secrets-manager | a secret delivered to (an `aws-secret`, or an IAM key's or token's delivery): PutSecretValue (AWSPENDING), UpdateSecretVersionStage (AWSCURRENT), UpdateSecretVersionStage (AWSPENDING removed): 3 writes, a revocation's one thrice | 3 |
+ * | vault           | a token, secret-id or KV version issued and written                  | 1 |
+ *
+ * A service is counted once per rotation however it is reached (an `aws-secret` rotation is its
+ * delivery's three writes). A version past its grace that the run retires first is a revocation:
+ * one more turn of the identity's service (an IAM key's UpdateAccessKey and DeleteAccessKey).
+ */
+export const ROTATION_TURNS: Readonly<Record<ProviderService, number>> = Object.freeze({
+  iam: 1,
+  'secrets-manager': 3,
+  vault: 1,
+});
+
+/**
+ * Rotation's pacing (core/rotation.ts `rotateMany`'s `pace`): each service's rotations started at
+ * its rate, on the schedule {@link serviceLimiter} keeps for a campaign's revocations (the same
+ * `KEYWARDEN_RATE_*` settings, {@link rateLimitsFromEnv}), a rotation taking the turns
+ * {@link ROTATION_TURNS} gives it. Not the campaign's concurrency: a rotation's steps wait on
+ * their test (an IAM key's on STS, seconds while the key propagates), and the run's own limit
+ * bounds how many are in flight. The identity's service is waited on first, the delivery's turns
+ * are taken when it comes: an IAM key waiting for IAM does not hold Secrets Manager turns meanwhile.
+ * One pace per run, as one limiter set per campaign: the schedules start empty, as AWS's buckets
+ * may be drawn on by others when the run starts.
+ */
+export function rotationPace(limits: RateLimits = rateLimitsFromEnv()): RotationPace {
+  const parsed = RateLimitsSchema.parse(limits);
+  const schedules: Record<ProviderService, (turns?: number) => Promise<void> | undefined> = {
+    iam: startSchedule(parsed.iam.perSecond),
+    'secrets-manager': startSchedule(parsed['secrets-manager'].perSecond),
+    vault: startSchedule(parsed.vault.perSecond),
+  };
+  return ({ identity, delivery, rotating, retiring }) => {
+    const own = serviceOf(identity.kind);
+    const reached = DELIVERY_SERVICE[delivery.type];
+    const turnsOf = (service: ProviderService) =>
+      (rotating ? ROTATION_TURNS[service] : 0) + (service === own ? retiring : 0);
+    const first = turnsOf(own) > 0 ? schedules[own](turnsOf(own)) : undefined;
+    const then = () =>
+      reached !== own && rotating ? schedules[reached](ROTATION_TURNS[reached]) : undefined;
+    if (!first) return then();
+    return first.then(then);
+  };
 }

@@ -130,7 +130,8 @@ export function nextDueAt(identity: Identity, versions: readonly CredentialVersi
 }
 
 class Run {
-  readonly started: number;
+  /** When the run's own work began (a wait for its turn is left out). */
+  started: number;
   readonly retired: string[] = [];
   readonly warnings: string[] = [];
   resumed = false;
@@ -457,14 +458,88 @@ const withoutRev = (version: CredentialVersion | StoredVersion): CredentialVersi
 };
 
 /**
+ * What a rotation about to start will ask of its provider and its delivery target: what
+ * {@link RotationPace} reckons its turn from. Only work that calls them is paced: an
+ * identity found not due, busy or unrotatable is decided from the store alone and never waits.
+ */
+export interface RotationStart {
+  identity: Identity;
+  delivery: Delivery;
+  /** Whether a credential is issued (a rotation started or resumed), not only old ones retired. */
+  rotating: boolean;
+  /** Versions past their grace (or disabled) this run retires first: each revoked, as a campaign revokes. */
+  retiring: number;
+}
+
+/**
+ * Paces the rotations of each provider service (adapters/rate-limits.ts `rotationPace`):
+ * `undefined` when this one may start now, else a promise settled at its turn. Asked while the
+ * rotation holds a slot of the run's `limit`; a rotation that must wait gives its slot back while
+ * it waits and takes one again at its turn, so a rotation waiting on a slow service's rate never
+ * keeps another service's rotation from starting.
+ */
+export type RotationPace = (start: RotationStart) => Promise<void> | undefined;
+
+export interface RotateOptions {
+  owner: string;
+  force?: boolean;
+  /** The slots the work runs in (the run's concurrency); the whole rotation in one slot when not given. */
+  slot?: Limit;
+  /** Pacing per provider service, between deciding what to do (read from the store) and doing it. */
+  pace?: RotationPace;
+}
+
+const inline: Limit = (work) => work();
+
+/**
  * Rotates one identity if it is due (or `force`), resuming an unfinished rotation
  * first. Holds the identity's lock throughout, so two runs never rotate it at once.
+ * With `pace`, the rotation reads its progress, then waits for its turn (out of its `slot`),
+ * then takes its lock and goes on: a rotation that another run took meanwhile is skipped as busy.
  */
 export async function rotateIdentity(
   deps: RotationDeps,
   identity: Identity,
-  options: { owner: string; force?: boolean },
+  options: RotateOptions,
 ): Promise<RotationOutcome> {
+  const slot = options.slot ?? inline;
+  const first = await slot(async () => {
+    const decided = await decide(deps, identity, options);
+    if (!('run' in decided)) return decided;
+    const turn = options.pace?.({
+      identity,
+      delivery: decided.delivery,
+      rotating: decided.rotating,
+      retiring: retirementsDue(decided.run),
+    });
+    if (!turn) return proceed(decided);
+    return { ...decided, turn };
+  });
+  if (!('turn' in first)) return first;
+  const left = deps.clock.now().getTime();
+  await first.turn;
+  return slot(() => {
+    // The wait for the turn and the slot is not the rotation's: its duration counts its own work.
+    first.run.started += deps.clock.now().getTime() - left;
+    return proceed(first);
+  });
+}
+
+/** A rotation decided on: its run with the progress and versions read, and what it will do. */
+interface Decided {
+  run: Run;
+  delivery: Delivery;
+  inProgress: boolean;
+  rotating: boolean;
+  reason: string | undefined;
+}
+
+/** Reads the identity's progress and versions and decides: an outcome at once, or the work to do. */
+async function decide(
+  deps: RotationDeps,
+  identity: Identity,
+  options: RotateOptions,
+): Promise<RotationOutcome | Decided> {
   const run = new Run(deps, identity, options.owner);
   const blocker = rotationBlocker(identity);
   if (blocker) return run.outcome('skipped', blocker);
@@ -489,7 +564,16 @@ export async function rotateIdentity(
   const notDue = () =>
     run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
   // A rotation never started has nothing to retire either (its versions came from rotations).
-  if (!rotating && (!retirementDue(run) || !run.state)) return notDue();
+  if (!rotating && (!retirementsDue(run) || !run.state)) return notDue();
+  return { run, delivery, inProgress: Boolean(inProgress), rotating, reason };
+}
+
+/** Takes the lock, retires what is due and drives the rotation decided on. */
+async function proceed({ run, delivery, inProgress, rotating, reason }: Decided): Promise<RotationOutcome> {
+  const { deps, identity } = run;
+  const busy = 'another run is rotating this identity';
+  const notDue = () =>
+    run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
   try {
     // The lock is taken with the write that starts the rotation, or that continues it.
     if (inProgress || !rotating) await run.claim();
@@ -532,16 +616,16 @@ export async function rotateIdentity(
   }
 }
 
-/** Whether a `previous` or `disabled` version waits for retireDue: past its grace, marked retiring, or disabled. */
-function retirementDue(run: Run): boolean {
+/** How many `previous` or `disabled` versions wait for retireDue: past their grace, marked retiring, or disabled. */
+function retirementsDue(run: Run): number {
   const now = run.deps.clock.now().getTime();
   const grace = toMillis(run.identity.policy.grace);
-  return run.versions.some(
+  return run.versions.filter(
     (v) =>
       v.stage === 'disabled' ||
       (v.stage === 'previous' &&
         (v.retiringAt !== undefined || now - Date.parse(v.supersededAt ?? v.issuedAt) >= grace)),
-  );
+  ).length;
 }
 
 /** Thrown by tests from `afterStep` to stand for a process that died at that point. */
@@ -1124,25 +1208,37 @@ export async function planRotation(
 }
 
 /**
- * Rotates many identities with bounded concurrency. Every identity gets an outcome:
- * an error becomes a `failed` outcome with its message, and a failed identity whose
- * credential is past maxAge is disabled, revoked or reported as its policy says.
+ * Rotates many identities with bounded concurrency (`limit`: rotations in flight at once) and,
+ * with `pace`, each provider service's rotations started at its rate, as a campaign paces its
+ * revocations (adapters/rate-limits.ts `rotationPace`): a rotation waiting for its service's turn
+ * holds no slot of `limit`, so the rotations of other services go on meanwhile, and only starts
+ * are paced (a rotation in flight is bounded by `limit` alone). Every identity gets an outcome:
+ * an error becomes a `failed` outcome with its message, and a failed identity whose credential is
+ * past maxAge is disabled, revoked or reported as its policy says.
  */
 export async function rotateMany(
   deps: RotationDeps,
   identities: readonly Identity[],
-  options: { owner: string; force?: boolean; limit: Limit; onOutcome?: (outcome: RotationOutcome) => void },
+  options: {
+    owner: string;
+    force?: boolean;
+    limit: Limit;
+    pace?: RotationPace;
+    onOutcome?: (outcome: RotationOutcome) => void;
+  },
 ): Promise<RotationOutcome[]> {
+  const { limit, pace, onOutcome, ...rest } = options;
+  const rotateOptions: RotateOptions = { ...rest, slot: limit, ...(pace && { pace }) };
   return Promise.all(
-    identities.map((identity) =>
-      options.limit(async () => {
-        const started = deps.clock.now().getTime();
-        let outcome: RotationOutcome;
-        try {
-          outcome = await rotateIdentity(deps, identity, options);
-        } catch (error) {
-          if (error instanceof SimulatedCrash) throw error;
-          outcome = {
+    identities.map(async (identity) => {
+      let outcome: RotationOutcome;
+      const started = deps.clock.now().getTime();
+      try {
+        outcome = await rotateIdentity(deps, identity, rotateOptions);
+      } catch (error) {
+        if (error instanceof SimulatedCrash) throw error;
+        outcome = await limit(async () => {
+          const failed: RotationOutcome = {
             identityId: identity.id,
             kind: identity.kind,
             status: 'failed',
@@ -1157,23 +1253,26 @@ export async function rotateMany(
               type: 'rotation.failed',
               actor: deps.actor,
               subject: identity.id,
-              details: { reason: outcome.reason },
+              details: { reason: failed.reason },
             })
             .catch(() => undefined);
-        }
-        // A credential that cannot be rotated (failed, or no delivery target) still may not outlive maxAge.
-        // policy.rotate false: tracked only, so neither rotated nor disabled for its age (a finding says it).
-        const unrotatable = outcome.status === 'failed' || !deliveryOf(identity);
-        if (unrotatable && !notRotated(identity.kind) && identity.policy.rotate) {
-          const enforced = await enforceMaxAge(deps, identity).catch(
+          return failed;
+        });
+      }
+      // A credential that cannot be rotated (failed, or no delivery target) still may not outlive maxAge.
+      // policy.rotate false: tracked only, so neither rotated nor disabled for its age (a finding says it).
+      const unrotatable = outcome.status === 'failed' || !deliveryOf(identity);
+      if (unrotatable && !notRotated(identity.kind) && identity.policy.rotate) {
+        const enforced = await limit(() =>
+          enforceMaxAge(deps, identity).catch(
             (error: unknown) => `max-age enforcement failed: ${(error as Error).message}`,
-          );
-          if (enforced) outcome.warnings.push(enforced);
-        }
-        options.onOutcome?.(outcome);
-        return outcome;
-      }),
-    ),
+          ),
+        );
+        if (enforced) outcome.warnings.push(enforced);
+      }
+      onOutcome?.(outcome);
+      return outcome;
+    }),
   );
 }
 

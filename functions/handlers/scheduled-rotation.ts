@@ -1,15 +1,18 @@
 /**
  * Scheduled rotation (EventBridge Scheduler → Lambda): rotates every identity that is
- * due by rotateEvery or over maxAge, with bounded concurrency, retires previous
- * versions whose grace ended, and enforces maxAge where rotation fails.
+ * due by rotateEvery or over maxAge, with bounded concurrency and each provider service's
+ * rotations started at its rate (the `KEYWARDEN_RATE_*` settings a campaign's revocations
+ * keep, functions/adapters/rate-limits.ts `rotationPace`), retires previous versions whose
+ * grace ended, and enforces maxAge where rotation fails.
  */
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import pLimit from 'p-limit';
 import { Composition, identities, rotation } from '../adapters/composition.ts';
+import { rateLimitsFromEnv, rotationPace } from '../adapters/rate-limits.ts';
 import type { IdentityStore, Limit } from '../core/ports.ts';
-import { type RotationDeps, type RotationOutcome, rotateMany } from '../core/rotation.ts';
+import { type RotationDeps, type RotationOutcome, type RotationPace, rotateMany } from '../core/rotation.ts';
 import { loadLambdaConfig } from './lambda-config.ts';
 import { entryPoint, wrap } from './wrap.ts';
 
@@ -17,6 +20,8 @@ export interface ScheduledRotationDeps {
   identities: IdentityStore;
   rotation: RotationDeps;
   limit: Limit;
+  /** A fresh pace for each run (its schedules start empty); none: rotations are not paced. */
+  pace?: () => RotationPace;
   logger: Logger;
   metrics: Metrics;
 }
@@ -39,6 +44,7 @@ export function makeHandler(deps: ScheduledRotationDeps) {
     const outcomes = await rotateMany(deps.rotation, identities, {
       owner: `scheduled-rotation/${runId}`,
       limit: deps.limit,
+      ...(deps.pace && { pace: deps.pace() }),
       onOutcome: (outcome) => {
         if (outcome.status === 'skipped') return;
         // Outcomes carry ids, handles and reasons, never values.
@@ -72,10 +78,13 @@ async function init() {
   const logger = new Logger({ serviceName: 'keywarden-rotation' });
   const metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-rotation' });
   const composition = new Composition(await loadLambdaConfig());
+  // Read once, at cold start: a bad KEYWARDEN_RATE_* value fails the function, naming the variable.
+  const limits = rateLimitsFromEnv();
   return makeHandler({
     identities: composition.get(identities),
     rotation: composition.get(rotation)('scheduler:rotation'),
     limit: pLimit(composition.config.rotationConcurrency),
+    pace: () => rotationPace(limits),
     logger,
     metrics,
   });

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { paginateListSecrets } from '@aws-sdk/client-secrets-manager';
+import { type RateLimits, rateLimitsFromEnv, rotationPace } from '../adapters/rate-limits.ts';
 import type { Services } from '../adapters/wiring.ts';
 import { deliveryOf } from '../core/kinds.ts';
 import { makeHandler as discoveryHandler } from '../handlers/discovery.ts';
@@ -30,9 +31,15 @@ export class LocalScheduler {
   readonly #services: Services;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
+  readonly #limits: RateLimits;
 
-  constructor(services: Services) {
+  /**
+   * @param options.limits each provider service's rate, which scheduled rotations keep as a
+   *   campaign's revocations do. @default rateLimitsFromEnv() (refused here, naming the variable, when invalid)
+   */
+  constructor(services: Services, options: { limits?: RateLimits } = {}) {
     this.#services = services;
+    this.#limits = options.limits ?? rateLimitsFromEnv();
     // Structured logs and EMF metrics are for CloudWatch; on a laptop the CLI prints a summary.
     this.#logger = new Logger({ serviceName: 'keywarden-local', logLevel: 'SILENT' });
     this.#metrics = new Metrics({ namespace: 'keywarden', serviceName: 'keywarden-local' });
@@ -47,6 +54,7 @@ export class LocalScheduler {
       identities: services.store,
       rotation: services.rotationDeps('scheduler:rotation'),
       limit: services.limit,
+      pace: () => rotationPace(this.#limits),
       logger: this.#logger,
       metrics: this.#metrics,
     })();
