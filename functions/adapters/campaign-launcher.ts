@@ -141,9 +141,9 @@ export interface CampaignPlanningDeps {
    * The providers that list what is live (`providerFor`), the audit log an adoption is recorded
    * in, acting as `actor`, and where given the deliveries that read the value an identity's own
    * store holds now (`deliveryFor`), whose `fingerprint` an adopted current version is recorded
-   * with (wiring's `rotationDeps`). A planner whose role may list what is live but not read a
-   * value (the Lambda planners: composition.ts `liveListing`) is given no `deliveryFor`: it reads
-   * none, and records what it adopts without a fingerprint.
+   * with (wiring's `rotationDeps`). A value a planner may not read (a delivery it is not given:
+   * the Lambda planners', composition.ts `liveListing`) is not read, and what it adopts there is
+   * recorded without a fingerprint.
    */
   rotationDeps: (actor: string) => LiveListing;
   /**
@@ -155,8 +155,7 @@ export interface CampaignPlanningDeps {
 }
 
 /** What planning takes of rotation's dependencies (see {@link CampaignPlanningDeps.rotationDeps}). */
-export type LiveListing = Pick<RotationDeps, 'providerFor' | 'fingerprint' | 'audit'> &
-  Partial<Pick<RotationDeps, 'deliveryFor'>>;
+export type LiveListing = Pick<RotationDeps, 'providerFor' | 'deliveryFor' | 'fingerprint' | 'audit'>;
 
 /**
  * Most identities whose versions are read from the store at once, by a store that reads them one
@@ -186,9 +185,17 @@ async function listLive(
   recorded: readonly CredentialVersion[],
   issuedByKeywarden: ReadonlySet<string>,
 ): Promise<Listing> {
-  // A planner given no deliveries reads no value (LiveListing): what it adopts has no fingerprint.
-  const { deliveryFor } = deps;
-  const own = deliveryFor ? kindFacts(identity.kind).ownDelivery?.(identity) : undefined;
+  const own = kindFacts(identity.kind).ownDelivery?.(identity);
+  const readOwn = async () => {
+    if (!own) return undefined;
+    try {
+      // A delivery this planner is not given (LiveListing) throws at once: no value is read, and
+      // what it adopts has no fingerprint.
+      return await deps.deliveryFor(own).readCurrent();
+    } catch {
+      return undefined;
+    }
+  };
   // What is recorded live is revoked as recorded whether listed or not: a provider that looks
   // each credential up on its own (an AppRole secret-id) may leave it out.
   const skip = new Set(recorded.filter((v) => v.stage !== 'revoked').map((v) => v.handle));
@@ -196,13 +203,7 @@ async function listLive(
   // read only loses it: what is live was listed. With no current version recorded it most likely
   // is adopted, so it is read beside the listing (one round trip's wait, not two); with one
   // recorded it most likely is that one, so it is read only once the listing shows one to adopt.
-  const read = () =>
-    own && deliveryFor
-      ? deliveryFor(own)
-          .readCurrent()
-          .catch(() => undefined)
-      : Promise.resolve(undefined);
-  const beside = recorded.some((v) => v.stage === 'current') ? undefined : read();
+  const beside = recorded.some((v) => v.stage === 'current') ? undefined : readOwn();
   let listed: ListedCredential[];
   try {
     // Only what still grants is adopted (resolveLive), so a provider may list just that, cheaper.
@@ -214,7 +215,7 @@ async function listLive(
     (credential) => listedStage(credential) !== 'revoked' && !skip.has(credential.handle),
   );
   if (!own || !toAdopt) return { listed };
-  const current = await (beside ?? read());
+  const current = await (beside ?? readOwn());
   if (!current) return { listed };
   return {
     listed,

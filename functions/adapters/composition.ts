@@ -466,18 +466,21 @@ export const breakglassRequesting: Part<BreakglassDeps> = (c) =>
 
 /**
  * What a Lambda planner (the campaigns function, the Slack worker, the use monitor, the exposure
- * scanner) takes of rotation to plan a campaign: the providers that list what is live and the
- * audit log adoptions go to, and no deliveries. Its role lists keys and secret versions but may
- * not read a value (infra `grantCampaignListing`), so reading one to fingerprint an adopted
- * secret would only be refused, an AccessDenied in CloudTrail for every adopted secret of every
- * campaign; it records what it adopts without a fingerprint instead (the CLI, whose credentials
- * read values, records it with one).
+ * scanner) takes of rotation to plan a campaign: the providers that list what is live, the audit
+ * log adoptions go to, and the deliveries whose value it may read to fingerprint an adoption:
+ * Vault KV (with the Vault token, where the function holds it), not Secrets Manager. Its role
+ * lists keys and secret versions but may not read a secret's value (infra `grantCampaignListing`),
+ * so reading one would only be refused, an AccessDenied in CloudTrail for every adopted secret of
+ * every campaign; it records an adopted secret without a fingerprint instead (the CLI, whose
+ * credentials read values, records it with one).
  */
 export const liveListing: Part<(actor: string) => LiveListing> = (c) => {
   const deps = c.get(rotation);
+  const client = c.get(vault);
+  const readable = deliveryFor(client ? { 'vault-kv': new VaultKvDelivery({ client }) } : {});
   return (actor) => {
     const { providerFor, fingerprint, audit } = deps(actor);
-    return { providerFor, fingerprint, audit };
+    return { providerFor, fingerprint, audit, deliveryFor: readable };
   };
 };
 

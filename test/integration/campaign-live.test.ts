@@ -365,9 +365,9 @@ describe('campaign: credentials keywarden never issued', () => {
     expect(failed?.retryable).toBe(false);
   });
 
-  it('is planned by a Lambda planner without reading a secret value: the adopted current version has no fingerprint', async () => {
-    // prepare: the planning a Lambda planner composes (its role lists secret versions, reads no
-    // value); every GetSecretValue its Secrets Manager client sends is counted.
+  it('is planned by a Lambda planner without reading a Secrets Manager value (its role may not); a Vault KV value, which its Vault token may read, is fingerprinted', async () => {
+    // prepare: the planning a Lambda planner composes; every GetSecretValue its Secrets Manager
+    // client sends is counted.
     const composition = new Composition(RuntimeConfigSchema.parse(configInput));
     const reads: string[] = [];
     composition.get(secrets).middlewareStack.add(
@@ -378,13 +378,20 @@ describe('campaign: credentials keywarden never issued', () => {
       { step: 'initialize', name: 'countValueReads' },
     );
     const fleet = await preexisting();
+    const pipeline = { repo: fleet.repo, stage: 'deploy', environment: 'prod' };
     const secret = makeIdentity({
       id: `${fleet.userName}-db`,
       kind: 'aws-secret',
       scope: { secretId: fleet.secretId },
-      pipeline: { repo: fleet.repo, stage: 'deploy', environment: 'prod' },
+      pipeline,
     });
-    await declare(services.store, secret);
+    const kv = makeIdentity({
+      id: `${fleet.userName}-kv`,
+      kind: 'vault-kv',
+      scope: { path: fleet.kvPath },
+      pipeline,
+    });
+    for (const identity of [secret, kv]) await declare(services.store, identity);
 
     // act: planned and stored as the campaigns function does (not run).
     const planned = await planAndStoreCampaign(
@@ -398,14 +405,18 @@ describe('campaign: credentials keywarden never issued', () => {
       },
     );
 
-    // assess: both live versions planned and adopted, no value read, no fingerprint recorded.
+    // assess: every live version adopted; the secret's without a fingerprint and no value read,
+    // the KV path's current version with its fingerprint.
     expect(planned.status).toBe('stored');
-    const adopted = await services.store.listVersions(secret.id);
-    expect(adopted.map((v) => [v.handle, v.origin]).sort()).toEqual(
+    const secretVersions = await services.store.listVersions(secret.id);
+    expect(secretVersions.map((v) => [v.handle, v.origin]).sort()).toEqual(
       fleet.secretVersions.map((handle) => [handle, 'adopted']).sort(),
     );
-    expect(adopted.map((v) => v.fingerprint)).toEqual([undefined, undefined]);
+    expect(secretVersions.map((v) => v.fingerprint)).toEqual([undefined, undefined]);
     expect(reads).toEqual([]);
+    const kvVersions = await services.store.listVersions(kv.id);
+    expect(kvVersions.map((v) => v.origin)).toEqual(['adopted', 'adopted']);
+    expect(kvVersions.find((v) => v.stage === 'current')?.fingerprint).toMatch(/^hmac-sha256:/);
   });
 
   it('lists the providers within their read quotas, not at the revocation limits', async () => {
