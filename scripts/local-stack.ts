@@ -119,14 +119,19 @@ export function launch(
   return child;
 }
 
+/** How long a server of the stack may take to listen and answer, in all. */
+const STARTUP_MS = 60_000;
+
 async function waitFor(
   what: string,
   url: string,
   logPath: string,
   pid: number,
-  headers: Record<string, string> = {},
+  {
+    headers = {},
+    deadline = Date.now() + STARTUP_MS,
+  }: { headers?: Record<string, string>; deadline?: number } = {},
 ) {
-  const deadline = Date.now() + 60_000;
   let last: unknown;
   while (Date.now() < deadline) {
     if (!isAlive(pid)) throw exitedWhileStarting(what, logPath);
@@ -140,7 +145,7 @@ async function waitFor(
     await new Promise((r) => setTimeout(r, 150));
   }
   throw new LocalStackError(
-    `${what} did not answer at ${url} within 60 s (last: ${String(last)}); see ${logPath}`,
+    `${what} did not answer at ${url} within ${STARTUP_MS / 1000} s of its start (last: ${String(last)}); see ${logPath}`,
   );
 }
 
@@ -307,10 +312,12 @@ async function startOwnPort(
   });
   const pid = child.pid;
   if (pid === undefined) throw new LocalStackError(`could not start ${what}; see ${logPath}`);
+  // One deadline for listening and answering: this settles (and ends the server) within it.
+  const deadline = Date.now() + STARTUP_MS;
   try {
-    const port = await waitForPortFile(what, portFile, logPath, pid);
+    const port = await waitForPortFile(what, portFile, logPath, pid, deadline);
     const endpoint = `http://127.0.0.1:${port}`;
-    await waitFor(what, new URL(readyPath, endpoint).href, logPath, pid);
+    await waitFor(what, new URL(readyPath, endpoint).href, logPath, pid, { deadline });
     return { endpoint, pid };
   } catch (error) {
     await endGroup(pid);
@@ -329,14 +336,14 @@ async function waitForPortFile(
   portFile: string,
   logPath: string,
   pid: number,
+  deadline: number,
 ): Promise<number> {
-  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (existsSync(portFile)) return Number(readFileSync(portFile, 'utf8'));
     if (!isAlive(pid)) throw exitedWhileStarting(what, logPath);
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new LocalStackError(`${what} did not listen within 60 s; see ${logPath}`);
+  throw new LocalStackError(`${what} did not listen within ${STARTUP_MS / 1000} s; see ${logPath}`);
 }
 
 const exitedWhileStarting = (what: string, logPath: string) =>
@@ -350,11 +357,13 @@ const logTail = (logPath: string) => readFileSync(logPath, 'utf8').trim().split(
  * when another process took the port meanwhile it exits at once and is started again on another.
  * Ready means it knows this stack's root token: no other server on that port would.
  */
-async function startOpenBao(
+export async function startOpenBao(
   stateDir: string,
   token: string,
   logPath: string,
   auditLog: string,
+  /** The port each start tries; a test hands one that is taken first. */
+  pickPort: () => Promise<number> = freePort,
 ): Promise<Started> {
   const config = join(stateDir, 'openbao.hcl');
   // OpenBao accepts audit devices only from its configuration file.
@@ -363,7 +372,7 @@ async function startOpenBao(
     `audit "file" "file" {\n  description = "keywarden local audit log"\n  options {\n    file_path = ${JSON.stringify(auditLog)}\n  }\n}\n`,
   );
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await pickPort();
     const child = launch(
       join(VENV, 'bin', 'bao'),
       [
@@ -381,7 +390,7 @@ async function startOpenBao(
     const endpoint = `http://127.0.0.1:${port}`;
     try {
       await waitFor('OpenBao', `${endpoint}/v1/auth/token/lookup-self`, logPath, pid, {
-        'X-Vault-Token': token,
+        headers: { 'X-Vault-Token': token },
       });
       return { endpoint, pid };
     } catch (error) {

@@ -1,7 +1,19 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { awsClients } from '../../functions/adapters/aws/clients.ts';
-import { readStack, stackStatus } from '../../scripts/local-stack.ts';
+import {
+  endGroup,
+  readStack,
+  stackStatus,
+  startDynalite,
+  startMoto,
+  startOpenBao,
+} from '../../scripts/local-stack.ts';
 import { testAws, testStack } from '../support/stack.ts';
 
 describe('local stack', () => {
@@ -44,5 +56,60 @@ describe('local stack', () => {
     const dir = inject('stackDir');
     expect(readStack(dir)).toEqual(testStack());
     expect(await stackStatus(dir)).toMatchObject({ running: true, moto: true, dynamodb: true, vault: true });
+  });
+});
+
+describe('local stack: each server on a port no other process holds', () => {
+  /** A listening server on a loopback port, as another process holding it would be (it hangs up on whoever calls). */
+  const holding = () =>
+    new Promise<Server>((listening) => {
+      const server = createServer((socket) => socket.destroy()).listen(0, '127.0.0.1', () =>
+        listening(server),
+      );
+    });
+  const portOf = (server: Server) => (server.address() as { port: number }).port;
+
+  it('starts moto and dynalite on ports they bind themselves, two at once on two ports, each answering as itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-own-port-'));
+    const started = await Promise.all([
+      startMoto(join(dir, 'moto-a.log')),
+      startMoto(join(dir, 'moto-b.log')),
+      startDynalite(join(dir, 'dynalite.log')),
+    ]);
+    try {
+      const [a, b, dynalite] = started;
+      expect(new Set(started.map((server) => server.endpoint)).size).toBe(3);
+      for (const moto of [a, b]) expect((await fetch(`${moto.endpoint}/moto-api/data.json`)).ok).toBe(true);
+      expect(await (await fetch(dynalite.endpoint)).text()).toMatch(/^healthy: dynamodb\./);
+    } finally {
+      await Promise.all(started.map((server) => endGroup(server.pid)));
+    }
+  });
+
+  it('starts OpenBao again on another port when its port was taken, and it knows the root token', async () => {
+    // prepare: the first port OpenBao is handed is held by another server
+    const dir = mkdtempSync(join(tmpdir(), 'kw-bao-port-'));
+    const taken = await holding();
+    const spare = await holding();
+    const sparePort = portOf(spare);
+    await new Promise((closed) => spare.close(closed));
+    const ports = [portOf(taken), sparePort];
+    const token = `kwdev-${randomBytes(12).toString('hex')}`;
+    const log = join(dir, 'openbao.log');
+
+    // act
+    const bao = await startOpenBao(dir, token, log, join(dir, 'audit.log'), async () => ports.shift() ?? 0);
+    try {
+      // assess: on the second port, answering with this token; the first start's refusal is logged
+      expect(bao.endpoint).toBe(`http://127.0.0.1:${sparePort}`);
+      const self = await fetch(`${bao.endpoint}/v1/auth/token/lookup-self`, {
+        headers: { 'X-Vault-Token': token },
+      });
+      expect(self.status).toBe(200);
+      expect(readFileSync(log, 'utf8')).toMatch(/address already in use/);
+    } finally {
+      await endGroup(bao.pid);
+      await new Promise((closed) => taken.close(closed));
+    }
   });
 });
