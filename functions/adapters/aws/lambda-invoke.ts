@@ -9,6 +9,7 @@ import type { AwsEndpoint } from './endpoint.ts';
 import {
   AwsRequestError,
   type FailureReader,
+  lostAnswer,
   regionalHost,
   retryableStatus,
   type SignedFetchOptions,
@@ -67,8 +68,7 @@ const LAMBDA_FAILURES: FailureReader<LambdaInvokeError> = {
       String(message.message ?? message.Message ?? `HTTP ${status}`),
     );
   },
-  lost: (error) =>
-    new LambdaInvokeError((error as Error).name, undefined, (error as Error).message, true, { cause: error }),
+  lost: lostAnswer(LambdaInvokeError, 'Lambda'),
 };
 
 /**

@@ -19,6 +19,7 @@ import {
   AwsRequestError,
   configuredEndpoint,
   type FailureReader,
+  lostAnswer,
   regionalHost,
   retryableStatus,
   type SignedFetchOptions,
@@ -73,13 +74,7 @@ const S3_FAILURES: FailureReader<S3RequestError> = {
     const message = xmlField(text, 'Message')?.replace(/\.$/, '') || `HTTP ${status}`;
     return new S3RequestError(code, status, message, retryableStatus(status) || RETRYABLE_CODES.has(code));
   },
-  lost: (error) => {
-    const { name, message, cause } = error as Error & { cause?: { code?: unknown } };
-    const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
-    return new S3RequestError(name, undefined, `no answer from S3: ${message}${code}`, true, {
-      cause: error,
-    });
-  },
+  lost: lostAnswer(S3RequestError, 'S3'),
 };
 
 /** A bucket name S3 can serve as a host name over TLS: no dots (the wildcard certificate covers one label). */

@@ -20,6 +20,7 @@ import type { AwsEndpoint } from './endpoint.ts';
 import {
   AwsRequestError,
   type FailureReader,
+  lostAnswer,
   type SignedFetchOptions,
   serviceUrl,
   signedFetch,
@@ -144,17 +145,7 @@ function sfnFailures(input?: string): FailureReader<SfnRequestError> {
       const retryable = isRetryableAwsError({ name: code, $metadata: { httpStatusCode: status } });
       return new SfnRequestError(code, status, message, retryable);
     },
-    lost: (error) => {
-      const { name, message, cause } = error as Error & { cause?: { code?: unknown } };
-      const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
-      return new SfnRequestError(
-        name,
-        undefined,
-        `no answer from Step Functions: ${safeMessage(String(message), input)}${code}`,
-        true,
-        { cause: error },
-      );
-    },
+    lost: lostAnswer(SfnRequestError, 'Step Functions', (message) => safeMessage(message, input)),
   };
 }
 

@@ -61,6 +61,40 @@ export interface FailureReader<E extends AwsRequestError> {
   lost: (error: unknown) => E;
 }
 
+/** An {@link AwsRequestError} class: its name, status, message, retryability and cause. */
+export type AwsRequestErrorClass<E extends AwsRequestError> = new (
+  name: string,
+  status: number | undefined,
+  message: string,
+  retryable: boolean,
+  options?: { cause?: unknown },
+) => E;
+
+/**
+ * The `lost` of a {@link FailureReader}: an error of `ErrorClass` named as the failure, saying
+ * `no answer from <service>: <its message> (<its cause's code>)`, retryable, the failure its cause.
+ * `redact` words the failure's message where it may quote what was sent (a key, an input).
+ */
+export const lostAnswer =
+  <E extends AwsRequestError>(
+    ErrorClass: AwsRequestErrorClass<E>,
+    service: string,
+    redact: (text: string) => string = (text) => text,
+  ) =>
+  (error: unknown): E => {
+    const { name, message, cause } = error as Error & { cause?: { code?: unknown } };
+    const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
+    return new ErrorClass(
+      String(name),
+      undefined,
+      `no answer from ${service}: ${redact(String(message))}${code}`,
+      true,
+      {
+        cause: error,
+      },
+    );
+  };
+
 /** Sends one request and returns the service's 2xx answer, or throws the reader's error. */
 export type SignedFetch = <E extends AwsRequestError>(
   request: AwsRequest,

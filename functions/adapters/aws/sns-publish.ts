@@ -12,6 +12,7 @@ import { onlyElement, queryBody, queryError } from './query-xml.ts';
 import {
   AwsRequestError,
   type FailureReader,
+  lostAnswer,
   type SignedFetchOptions,
   serviceUrl,
   signedFetch,
@@ -45,16 +46,7 @@ const SNS_FAILURES: FailureReader<SnsRequestError> = {
       isRetryableAwsError({ name: code, $metadata: { httpStatusCode: status } }),
     );
   },
-  lost: (error) =>
-    new SnsRequestError(
-      (error as Error).name,
-      undefined,
-      `no answer from SNS: ${(error as Error).message}`,
-      true,
-      {
-        cause: error,
-      },
-    ),
+  lost: lostAnswer(SnsRequestError, 'SNS'),
 };
 
 /** The form of one `Publish`: each attribute a `String` entry, numbered from 1. */

@@ -17,6 +17,7 @@ import { onlyElement, queryError } from './query-xml.ts';
 import {
   AwsRequestError,
   type FailureReader,
+  lostAnswer,
   type SignedFetchOptions,
   serviceUrl,
   signedFetch,
@@ -101,17 +102,7 @@ function stsFailures(credentials: StsCredentials): FailureReader<StsRequestError
       const retryable = isRetryableAwsError({ name: code, $metadata: { httpStatusCode: status } });
       return new StsRequestError(code, status, message, retryable);
     },
-    lost: (error) => {
-      const { name, message, cause } = error as Error & { cause?: { code?: unknown } };
-      const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
-      return new StsRequestError(
-        name,
-        undefined,
-        `no answer from STS: ${safeMessage(message, credentials)}${code}`,
-        true,
-        { cause: error },
-      );
-    },
+    lost: lostAnswer(StsRequestError, 'STS', (message) => safeMessage(message, credentials)),
   };
 }
 
