@@ -124,40 +124,54 @@ export function serviceLimiter(
 ): Limit {
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
-  const turn = startSchedule(perSecond, { startFull });
+  const schedule = startSchedule(perSecond, { startFull });
   return <T>(work: () => Promise<T>) =>
     slots(async () => {
-      await turn();
+      await schedule.take();
       return work();
     });
 }
 
-/**
- * The schedule of {@link serviceLimiter} alone, without its slots: each call takes the next
- * `turns` turns (a start that counts as several, as a rotation that writes three times) and
- * answers `undefined` when they are due now, else a promise settled when they are. Turns are
- * given when asked for, so one asked for and never waited on is spent all the same.
- */
+/** The schedule of {@link serviceLimiter} alone, without its slots (see {@link startSchedule}). */
+export interface StartSchedule {
+  /**
+   * Takes the next `turns` turns (a start that counts as several, as a rotation that writes three
+   * times): `undefined` when they are due now, else a promise settled when they are. Turns are
+   * given when asked for, so one asked for and never waited on is spent all the same.
+   */
+  take(turns?: number): Promise<void> | undefined;
+  /** How many ms from now the next `turns` turns are due (0: now), taking none. */
+  waitFor(turns?: number): number;
+}
+
+/** The starts-per-second schedule {@link serviceLimiter} keeps (a token bucket, kept as its theoretical arrival time). */
 export function startSchedule(
   perSecond: number,
   { startFull = false }: { startFull?: boolean } = {},
-): (turns?: number) => Promise<void> | undefined {
+): StartSchedule {
   const spacing = 1_000 / perSecond;
   // How far ahead of the schedule a start may go: a second's worth of starts but the one due.
   const tolerance = (Math.ceil(perSecond) - 1) * spacing;
   /** When the turn after the last one given is due (the token bucket's theoretical arrival time). */
   let due: number | undefined;
-  return (turns = 1) => {
+  /** When `turns` turns taken now go, and when the turn after them is then due. */
+  const plan = (turns: number) => {
     const now = Date.now();
     // Empty at first: the schedule begins now, with no start ahead of it.
     due ??= startFull ? now : now + tolerance;
     // The last of the turns taken is kept to the schedule; with one turn, the first is.
     const last = Math.max(due, now) + (turns - 1) * spacing;
     const at = Math.max(now, last - tolerance);
-    due = last + spacing;
     // Rounded up: a start never goes before its time.
-    const wait = Math.ceil(at - now - 1e-9);
-    return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : undefined;
+    return { wait: Math.ceil(at - now - 1e-9), next: last + spacing };
+  };
+  return {
+    take: (turns = 1) => {
+      const { wait, next } = plan(turns);
+      due = next;
+      return wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : undefined;
+    },
+    waitFor: (turns = 1) => Math.max(0, plan(turns).wait),
   };
 }
 
@@ -231,27 +245,43 @@ export const ROTATION_TURNS: Readonly<Record<ProviderService, number>> = Object.
  * `KEYWARDEN_RATE_*` settings, {@link rateLimitsFromEnv}), a rotation taking the turns
  * {@link ROTATION_TURNS} gives it. Not the campaign's concurrency: a rotation's steps wait on
  * their test (an IAM key's on STS, seconds while the key propagates), and the run's own limit
- * bounds how many are in flight. The identity's service is waited on first, the delivery's turns
- * are taken when it comes: an IAM key waiting for IAM does not hold Secrets Manager turns meanwhile.
+ * bounds how many are in flight. A rotation that writes to two services (an IAM key delivered to a
+ * secret) first takes the turns of the one it would wait longer for, and the other's when they
+ * come: turns taken long before the rotation starts would be spent on the schedule but used later,
+ * so the rotations of whichever service holds them back would start in bunches, above its rate
+ * (IAM keys waiting on Secrets Manager's turns, after taking IAM's at once, throttled IAM in the
+ * AWS model), and a fleet's IAM keys would hold Secrets Manager's turns for minutes.
  * One pace per run, as one limiter set per campaign: the schedules start empty, as AWS's buckets
- * may be drawn on by others when the run starts.
+ * may be drawn on by others when the run starts (`startFull`: a second's worth at once, for a
+ * world with no quota, where the pace should never hold a rotation back).
  */
-export function rotationPace(limits: RateLimits = rateLimitsFromEnv()): RotationPace {
+export function rotationPace(
+  limits: RateLimits = rateLimitsFromEnv(),
+  { startFull = false }: { startFull?: boolean } = {},
+): RotationPace {
   const parsed = RateLimitsSchema.parse(limits);
-  const schedules: Record<ProviderService, (turns?: number) => Promise<void> | undefined> = {
-    iam: startSchedule(parsed.iam.perSecond),
-    'secrets-manager': startSchedule(parsed['secrets-manager'].perSecond),
-    vault: startSchedule(parsed.vault.perSecond),
+  const scheduleOf = (service: ProviderService) => startSchedule(parsed[service].perSecond, { startFull });
+  const schedules: Record<ProviderService, StartSchedule> = {
+    iam: scheduleOf('iam'),
+    'secrets-manager': scheduleOf('secrets-manager'),
+    vault: scheduleOf('vault'),
   };
   return ({ identity, delivery, rotating, retiring }) => {
     const own = serviceOf(identity.kind);
-    const reached = DELIVERY_SERVICE[delivery.type];
-    const turnsOf = (service: ProviderService) =>
-      (rotating ? ROTATION_TURNS[service] : 0) + (service === own ? retiring : 0);
-    const first = turnsOf(own) > 0 ? schedules[own](turnsOf(own)) : undefined;
-    const then = () =>
-      reached !== own && rotating ? schedules[reached](ROTATION_TURNS[reached]) : undefined;
-    if (!first) return then();
-    return first.then(then);
+    const turns = new Map<ProviderService, number>();
+    if (rotating) {
+      turns.set(own, ROTATION_TURNS[own]);
+      turns.set(DELIVERY_SERVICE[delivery.type], ROTATION_TURNS[DELIVERY_SERVICE[delivery.type]]);
+    }
+    if (retiring > 0) turns.set(own, (turns.get(own) ?? 0) + retiring);
+    // The longest wait first, the others' turns taken when it comes: see the comment above.
+    const order = [...turns].sort(([a, m], [b, n]) => schedules[b].waitFor(n) - schedules[a].waitFor(m));
+    const takeFrom = (index: number): Promise<void> | undefined => {
+      const next = order[index];
+      if (!next) return undefined;
+      const turn = schedules[next[0]].take(next[1]);
+      return turn ? turn.then(() => takeFrom(index + 1)) : takeFrom(index + 1);
+    };
+    return takeFrom(0);
   };
 }

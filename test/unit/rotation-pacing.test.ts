@@ -210,15 +210,15 @@ describe('rate limits: rotation turns', () => {
     return at;
   }
 
-  it('takes several turns at once: two of three turns at 2 a second go at 0 and 1.5 s', async () => {
+  it('takes several turns at once: two starts of three turns each at 2 a second go at 1 and 2.5 s', async () => {
     vi.useFakeTimers();
-    const turn = startSchedule(2);
+    const schedule = startSchedule(2);
     const began = Date.now();
     const at: number[] = [];
 
     const all = Promise.all(
       [3, 3].map(async (turns, n) => {
-        await turn(turns);
+        await schedule.take(turns);
         at[n] = Date.now() - began;
       }),
     );
@@ -259,8 +259,9 @@ describe('rate limits: rotation turns', () => {
 
     // Three writes a second: one rotation a second, the first at its third turn (0.67 s from empty).
     expect(secrets).toEqual([667, 1_667, 2_667]);
-    // IAM's two a second, one turn each and one more for a key retired (its last turn at 1.5 s);
-    // the delivery's three Secrets Manager turns are taken after IAM's (from empty, 2 ms at 1,000 a second).
-    expect(keys).toEqual([2, 500, 1_500]);
+    // IAM's two a second from empty, four turns (one more for the key retired): 0, 0.5, 1 and 1.5 s.
+    // Each key takes first the turns it would wait longer for: the third waits on IAM (its two turns,
+    // 0 and 0.5 s), the first two on Secrets Manager's empty bucket (ms), then IAM's next, 1 and 1.5 s.
+    expect(keys).toEqual([1_000, 1_500, 500]);
   });
 });
