@@ -19,6 +19,16 @@
  * bound / keywarden's wall. `--scale` runs the sizes one after the other on one stack and
  * ends with identities/s per size and a Markdown block for the README.
  *
+ * keywarden paces its rotations as the product does (functions/adapters/rate-limits.ts `rotationPace`,
+ * the KEYWARDEN_RATE_* settings a campaign keeps): in `--model aws` at the rates the revocation
+ * bench takes from the model's quota table (bench/support/model-mode.ts `applyModelRateLimits`:
+ * IAM 7.5 turns/s, Secrets Manager 25; Vault's own default, 100); in `--model loopback` the rates
+ * are lifted to the most a setting allows (10,000/s), from a full bucket, as the loopback world
+ * models no quota: the pace is asked for every rotation and never holds one back (from an empty
+ * bucket, rotations finishing their reads in the same millisecond waited a millisecond each, and
+ * gave their slot back while they did). A KEYWARDEN_RATE_* set in the environment wins in both
+ * (and the bucket then starts empty, as the product's). The header names the rates in force.
+ *
  * `--by-kind` also counts each contender's requests per kind of identity, through an
  * AsyncLocalStorage around each rotation: its promise hooks cost the engine ~0.8 ms of CPU per
  * rotation on loopback (~3 % of all the CPU a rotation takes there, more of its wall time on a
@@ -44,10 +54,17 @@ import { parseArgs } from 'node:util';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import Table from 'cli-table3';
 import pLimit from 'p-limit';
+import {
+  type RateLimits,
+  rateLimitEnvNames,
+  rateLimitsFromEnv,
+  rotationPace,
+} from '../functions/adapters/rate-limits.ts';
 import { RuntimeConfigSchema } from '../functions/adapters/runtime-config.ts';
 import { VaultClient } from '../functions/adapters/vault/client.ts';
 import { type Services, wire } from '../functions/adapters/wiring.ts';
 import type { Identity } from '../functions/core/identity.ts';
+import { PROVIDER_SERVICES } from '../functions/core/kinds.ts';
 import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
 import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
 import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
@@ -65,6 +82,7 @@ import {
   timedPort,
 } from './support/measure.ts';
 import {
+  applyModelRateLimits,
   type ContenderWorld,
   directServices,
   isThrottling,
@@ -314,6 +332,7 @@ const progress = (label: string, total: number) => {
 async function runKeywarden(
   set: BenchSet,
   concurrency: number,
+  { limits, lifted }: Rates,
   pids: Record<string, number>,
   byKind: boolean,
 ) {
@@ -329,15 +348,17 @@ async function runKeywarden(
   const profiling = await startCpuProfile(process.env.KEYWARDEN_BENCH_PROFILE);
   const phase = startPhase(pids);
   const started = performance.now();
-  // rotateMany one identity at a time under the bench's limit: the same work, each request
-  // sent under the kind of the identity it is for when counted by kind.
+  // rotateMany one identity at a time, all under one limit and one pace as a single run's: the
+  // same work, each request sent under the kind of the identity it is for when counted by kind.
   const limit = pLimit(concurrency);
+  // Loopback's lifted rates from a full bucket: asked, and never waited on (see the module comment).
+  const pace = rotationPace(limits, { startFull: lifted });
   const rotate = (identity: Identity) =>
-    rotateMany(deps, [identity], { owner: 'bench', limit: (work) => work(), onOutcome: tick });
+    rotateMany(deps, [identity], { owner: 'bench', limit, pace, onOutcome: tick });
   const outcomes = (
     await Promise.all(
       set.identities.map((identity) =>
-        limit(() => (byKind ? rotatingKind.run(identity.kind, () => rotate(identity)) : rotate(identity))),
+        byKind ? rotatingKind.run(identity.kind, () => rotate(identity)) : rotate(identity),
       ),
     )
   ).flat();
@@ -559,7 +580,13 @@ function boundOf(results: readonly ContenderResult[]) {
   };
 }
 
-async function runSize(options: Options, identities: number, stack: StackEndpoints, sampler: RssSampler) {
+async function runSize(
+  options: Options,
+  rates: Rates,
+  identities: number,
+  stack: StackEndpoints,
+  sampler: RssSampler,
+) {
   const sized = { ...options, identities };
   const prefix = `kwb-${randomBytes(3).toString('hex')}`;
   process.stderr.write(`creating 2 × ${identities} identities with their current credentials…\n`);
@@ -573,9 +600,13 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
   process.stderr.write(`rotating with keywarden (concurrency ${options.concurrency}, ${options.model})…\n`);
   sampler.phase(`keywarden-${identities}`);
   const pids = { moto: stack.moto.pid, dynalite: stack.dynamodb.pid, openbao: stack.vault.pid };
-  const keywarden = await runKeywarden(keywardenSet, options.concurrency, pids, options.byKind).finally(() =>
-    keywardenSet.world.close(),
-  );
+  const keywarden = await runKeywarden(
+    keywardenSet,
+    options.concurrency,
+    rates,
+    pids,
+    options.byKind,
+  ).finally(() => keywardenSet.world.close());
   process.stderr.write('rotating with the naive sequential loop…\n');
   sampler.phase(`naive-${identities}`);
   const naive = await runNaive(naiveSet, pids, options.byKind).finally(() => naiveSet.world.close());
@@ -604,7 +635,7 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
 
   console.log(
     `\nkeywarden rotation benchmark, --model ${options.model}, ${new Date().toISOString()}: ${identities} identities per contender ` +
-      `(${BENCH_KINDS.join(', ')} in equal parts), concurrency ${options.concurrency}; ` +
+      `(${BENCH_KINDS.join(', ')} in equal parts), concurrency ${options.concurrency}; ${rates.text}; ` +
       `local stack ${stackVersions()} on loopback; ${cpus().length} CPUs, node ${process.version}`,
   );
   printReport(sized, [...results], speedup, keywardenSet.ledger, naiveSet.ledger);
@@ -631,6 +662,42 @@ async function runSize(options: Options, identities: number, stack: StackEndpoin
   };
 }
 type SizeRun = Awaited<ReturnType<typeof runSize>>;
+
+/** The rates keywarden's rotations are paced at (see the module comment), and how the header names them. */
+interface Rates {
+  limits: RateLimits;
+  /** Whether every rate was lifted (loopback, none set in the environment): the pace starts full. */
+  lifted: boolean;
+  text: string;
+}
+
+/**
+ * The rates in force: `aws` from the model's quota table, `loopback` lifted to the most a setting
+ * allows (the loopback world models no quota); a KEYWARDEN_RATE_* set in the environment wins.
+ */
+function benchRates(model: ModelName): Rates {
+  const set =
+    model === 'aws'
+      ? Object.keys(applyModelRateLimits(model))
+      : PROVIDER_SERVICES.map((service) => rateLimitEnvNames(service).perSecond).filter((name) => {
+          if (process.env[name] !== undefined) return false;
+          // The most rateLimitsFromEnv accepts.
+          process.env[name] = '10000';
+          return true;
+        });
+  const limits = rateLimitsFromEnv();
+  const how =
+    model === 'aws'
+      ? `${set.join(', ') || 'none'} from the quota table`
+      : `${set.join(', ') || 'none'} lifted: the loopback world models no quota`;
+  const each = PROVIDER_SERVICES.map((service) => `${service} ${limits[service].perSecond}/s`).join(', ');
+  const lifted = model === 'loopback' && set.length === PROVIDER_SERVICES.length;
+  return {
+    limits,
+    lifted,
+    text: `rotations paced at ${each} (${how}${lifted ? ', from a full bucket' : ''})`,
+  };
+}
 
 /** A block of Markdown ready for the README's Benchmarks section. */
 function markdown(runs: SizeRun[], options: Options, date: Date): string {
@@ -689,12 +756,15 @@ function markdown(runs: SizeRun[], options: Options, date: Date): string {
 }
 
 async function main(options: Options, run: BenchRun, sampler: RssSampler) {
+  // Read before the stack starts: a bad KEYWARDEN_RATE_* stops the bench at once, naming it.
+  const rates = benchRates(options.model);
   const runStarted = performance.now();
   const stack = await run.startStack();
   const stackMs = performance.now() - runStarted;
   const date = new Date();
   const runs: SizeRun[] = [];
-  for (const identities of options.sizes) runs.push(await runSize(options, identities, stack, sampler));
+  for (const identities of options.sizes)
+    runs.push(await runSize(options, rates, identities, stack, sampler));
   if (runs.length > 1) {
     const table = new Table({
       head: ['identities', 'contender', 'wall s', 'identities/s', 'requests/identity', 'throttled'],
@@ -719,6 +789,7 @@ async function main(options: Options, run: BenchRun, sampler: RssSampler) {
     model: options.model,
     date: date.toISOString(),
     concurrency: options.concurrency,
+    rates: rates.limits,
     sizes: runs.map((r) => ({
       identities: r.identities,
       keywarden: pick(r.results[0]),
