@@ -175,19 +175,24 @@ describe('state store: audit chain', () => {
   });
 });
 
+/** A store over a client of its own that counts the Queries it sends. */
+function queryCountingStore() {
+  const queries = { count: 0 };
+  const counted = awsClients(testAws()).dynamodb;
+  counted.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'QueryCommand') queries.count += 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countQueries' },
+  );
+  return { queries, reader: dynamoStore({ client: counted, tableName, clock, digest: sha256Hex }) };
+}
+
 describe('state store: the audit trail read back from its end (recordsSince)', () => {
   it('returns the records at or after the time less a minute of clock skew, in order, from flat and block items, in one Query for a recent time', async () => {
     // prepare: 60 records an hour ago, then a burst (one block item) and a single record now
-    const queries = { count: 0 };
-    const counted = awsClients(testAws()).dynamodb;
-    counted.middlewareStack.add(
-      (next, context) => (args) => {
-        if (context.commandName === 'QueryCommand') queries.count += 1;
-        return next(args);
-      },
-      { step: 'initialize', name: 'countQueries' },
-    );
-    const reader = dynamoStore({ client: counted, tableName, clock, digest: sha256Hex });
+    const { queries, reader } = queryCountingStore();
     const started = clock.now();
     try {
       for (let i = 0; i < 60; i += 1) {
@@ -231,16 +236,7 @@ describe('state store: the records about some subjects (recordsAbout)', () => {
   it('keeps only theirs, in sequence order, from flat and block items over more than one Query page', async () => {
     // prepare: two flat records, then 1,200 records in block items (~1.3 MB: two Query pages
     // at least), the subjects of interest among them
-    const queries = { count: 0 };
-    const counted = awsClients(testAws()).dynamodb;
-    counted.middlewareStack.add(
-      (next, context) => (args) => {
-        if (context.commandName === 'QueryCommand') queries.count += 1;
-        return next(args);
-      },
-      { step: 'initialize', name: 'countQueries' },
-    );
-    const reader = dynamoStore({ client: counted, tableName, clock, digest: sha256Hex });
+    const { queries, reader } = queryCountingStore();
     await store.append({ type: 'credential.issued', actor: 'a', subject: 'kept-1' });
     await store.append({ type: 'credential.issued', actor: 'a', subject: 'other' });
     const note = 'n'.repeat(1_000);
