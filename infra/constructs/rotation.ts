@@ -20,6 +20,7 @@ import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts
 import { deadLetterQueue, liveSchedule } from '../live-schedule.ts';
 import { iam5ResourceFinding } from '../nag.ts';
 import { validateRecurringSchedule } from '../settings.ts';
+import { DEFAULT_REVOCATION_RATE_LIMITS, type RevocationRateLimits } from './revocation.ts';
 import type { ServiceSecrets } from './service-secrets.ts';
 
 /** cdk context key holding the default rotation schedule expression (see cdk.json). */
@@ -57,6 +58,15 @@ export interface RotationProps extends PipelineCredentialsProps {
    * @default 8
    */
   readonly concurrency?: number | undefined;
+  /**
+   * The account-wide budget per provider service the scheduled rotation paces its rotations'
+   * starts at (functions/adapters/rate-limits.ts, as a campaign paces its revocations): a fleet
+   * rotated at once takes no more of IAM's account-wide mutating quota, or of Secrets Manager's
+   * shared writes, than the budget allows. Give the Revocation construct's `rateLimits`.
+   *
+   * @default {@link DEFAULT_REVOCATION_RATE_LIMITS}
+   */
+  readonly rateLimits?: RevocationRateLimits | undefined;
 }
 
 /** A rotation function, its role and its log group. */
@@ -117,6 +127,7 @@ export class Rotation extends Construct {
     const { iamPathPrefix, secretNamePrefix, logRetention, usersArn, secretsArn } = pipeline;
     validateNoOverlap(secretNamePrefix, props.secrets);
     const concurrency = validateConcurrency(props.concurrency ?? DEFAULT_ROTATION_CONCURRENCY);
+    const budget = props.rateLimits ?? DEFAULT_REVOCATION_RATE_LIMITS;
     const scheduleExpression = validateRecurringSchedule(
       'Rotation',
       props.schedule ?? this.node.tryGetContext(ROTATION_SCHEDULE_CONTEXT) ?? DEFAULT_ROTATION_SCHEDULE,
@@ -209,7 +220,11 @@ export class Rotation extends Construct {
       // rotate the same identity, and IAM allows only two keys per user.
       reservedConcurrentExecutions: 1,
       deadLetterQueue: this.deadLetterQueue,
-      environment: { ...sharedEnvironment, rotationConcurrency: String(concurrency) },
+      environment: {
+        ...sharedEnvironment,
+        rotationConcurrency: String(concurrency),
+        rateLimits: { iam: budget.iam, 'secrets-manager': budget.secretsManager, vault: budget.vault },
+      },
       metricsNamespace: METRICS_NAMESPACE,
       powertoolsServiceName: ROTATION_SERVICE_NAME,
     });

@@ -75,13 +75,20 @@ describe('infra: rotation', () => {
       expect(functionOf(rotation.scheduled)?.Properties.ReservedConcurrentExecutions).toBe(1);
     });
 
-    it('receives the environment the handler reads, with safe defaults', () => {
+    it('receives the environment the handler reads, with safe defaults: the account budget its rotations are paced at', () => {
       const { stack } = synthesized;
       expect(functionOf(rotation.scheduled)?.Properties.Environment.Variables).toEqual({
         ...serviceVariables(stack),
         KEYWARDEN_IAM_PATH_PREFIX: '/ci/',
         KEYWARDEN_SECRET_NAME_PREFIX: 'ci/',
         KEYWARDEN_ROTATION_CONCURRENCY: '8',
+        // The whole budget (DEFAULT_REVOCATION_RATE_LIMITS): one run, never two at once.
+        KEYWARDEN_RATE_IAM: '5',
+        KEYWARDEN_CONCURRENCY_IAM: '4',
+        KEYWARDEN_RATE_SECRETS_MANAGER: '40',
+        KEYWARDEN_CONCURRENCY_SECRETS_MANAGER: '16',
+        KEYWARDEN_RATE_VAULT: '100',
+        KEYWARDEN_CONCURRENCY_VAULT: '32',
         POWERTOOLS_SERVICE_NAME: 'keywarden-rotation',
         POWERTOOLS_METRICS_NAMESPACE: 'keywarden',
         NODE_OPTIONS: '--enable-source-maps',
