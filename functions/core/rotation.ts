@@ -1212,7 +1212,11 @@ export async function planRotation(
  * with `pace`, each provider service's rotations started at its rate, as a campaign paces its
  * revocations (adapters/rate-limits.ts `rotationPace`): a rotation waiting for its service's turn
  * holds no slot of `limit`, so the rotations of other services go on meanwhile, and only starts
- * are paced (a rotation in flight is bounded by `limit` alone). Every identity gets an outcome:
+ * are paced (a rotation in flight is bounded by `limit` alone). A rotation counts at its service
+ * as the revocations its writes would be: an IAM key's makes two mutating IAM calls
+ * (CreateAccessKey, then UpdateAccessKey to deactivate the key it replaces), a key revocation's
+ * two (deactivate, delete), so one turn of the IAM rate, and one more for each old key it
+ * retires first (adapters/rate-limits.ts `ROTATION_TURNS`). Every identity gets an outcome:
  * an error becomes a `failed` outcome with its message, and a failed identity whose credential is
  * past maxAge is disabled, revoked or reported as its policy says.
  */
