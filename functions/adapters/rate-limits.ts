@@ -220,23 +220,28 @@ const DELIVERY_SERVICE: Record<Delivery['type'], ProviderService> = {
 };
 
 /**
- * The turns one rotation takes from each service it writes to, in the unit the rates count (one
- * revocation): a rotation paces as the revocations of its writes would.
+ * The turns one rotation takes, in the unit the rates count (one revocation: IAM's two mutating
+ * calls, one Secrets Manager write, one Vault call): a rotation paces as the revocations of its
+ * writes would. Its issue takes turns of its own kind's service, its delivery of the delivery's,
+ * and the two add up where they are the same service.
  *
- * | service         | a rotation's writes there                                            | turns |
- * |-----------------|----------------------------------------------------------------------|-------|
- * | iam             | an access key's: CreateAccessKey, then UpdateAccessKey (Inactive) of the key it replaces: 2 mutating calls, a key revocation's 2 (deactivate, delete) | 1 |
- * | secrets-manager | a secret delivered to (an `aws-secret`, or an IAM key's or token's delivery): PutSecretValue (AWSPENDING), UpdateSecretVersionStage (AWSCURRENT), UpdateSecretVersionStage (AWSPENDING removed): 3 writes, a revocation's one thrice | 3 |
- * | vault           | a token, secret-id or KV version issued and written                  | 1 |
+ * | issue of          | writes                                                                      | turns |
+ * |-------------------|-----------------------------------------------------------------------------|-------|
+ * | an IAM access key | CreateAccessKey, then UpdateAccessKey (Inactive) of the key it replaces: 2 mutating calls, a key revocation's 2 | 1 IAM |
+ * | a secret's value  | none of its own: it is its delivery's writes                                | 0 |
+ * | a Vault credential| a token's create, a secret-id's write, a KV value's destroy when superseded  | 1 Vault |
  *
- * A service is counted once per rotation however it is reached (an `aws-secret` rotation is its
- * delivery's three writes). A version past its grace that the run retires first is a revocation:
- * one more turn of the identity's service (an IAM key's UpdateAccessKey and DeleteAccessKey).
+ * | delivery to       | writes                                                                      | turns |
+ * |-------------------|-----------------------------------------------------------------------------|-------|
+ * | a secret          | PutSecretValue (AWSPENDING), UpdateSecretVersionStage (AWSCURRENT), UpdateSecretVersionStage (AWSPENDING removed) | 3 Secrets Manager |
+ * | a KV path         | the pending copy, the data, the metadata, the pending copy deleted          | 4 Vault |
+ *
+ * A version past its grace that the run retires first is a revocation: one more turn of the
+ * identity's service (an IAM key's UpdateAccessKey and DeleteAccessKey).
  */
-export const ROTATION_TURNS: Readonly<Record<ProviderService, number>> = Object.freeze({
-  iam: 1,
-  'secrets-manager': 3,
-  vault: 1,
+export const ROTATION_TURNS = Object.freeze({
+  issue: Object.freeze({ iam: 1, 'secrets-manager': 0, vault: 1 } satisfies Record<ProviderService, number>),
+  delivery: Object.freeze({ 'aws-secret': 3, 'vault-kv': 4 } satisfies Record<Delivery['type'], number>),
 });
 
 /**
@@ -246,11 +251,10 @@ export const ROTATION_TURNS: Readonly<Record<ProviderService, number>> = Object.
  * {@link ROTATION_TURNS} gives it. Not the campaign's concurrency: a rotation's steps wait on
  * their test (an IAM key's on STS, seconds while the key propagates), and the run's own limit
  * bounds how many are in flight. A rotation that writes to two services (an IAM key delivered to a
- * secret) first takes the turns of the one it would wait longer for, and the other's when they
- * come: turns taken long before the rotation starts would be spent on the schedule but used later,
- * so the rotations of whichever service holds them back would start in bunches, above its rate
- * (IAM keys waiting on Secrets Manager's turns, after taking IAM's at once, throttled IAM in the
- * AWS model), and a fleet's IAM keys would hold Secrets Manager's turns for minutes.
+ * secret) takes its turns of both at once, when both are due, and waits (taking none) until then:
+ * turns taken before the rotation can start would be spent on the schedule but used later, so the
+ * rotations held back would start in bunches above their service's rate (IAM keys queued behind
+ * Secrets Manager's turns were released at Secrets Manager's pace, above IAM's).
  * One pace per run, as one limiter set per campaign: the schedules start empty, as AWS's buckets
  * may be drawn on by others when the run starts (`startFull`: a second's worth at once, for a
  * world with no quota, where the pace should never hold a rotation back).
@@ -269,19 +273,29 @@ export function rotationPace(
   return ({ identity, delivery, rotating, retiring }) => {
     const own = serviceOf(identity.kind);
     const turns = new Map<ProviderService, number>();
-    if (rotating) {
-      turns.set(own, ROTATION_TURNS[own]);
-      turns.set(DELIVERY_SERVICE[delivery.type], ROTATION_TURNS[DELIVERY_SERVICE[delivery.type]]);
-    }
-    if (retiring > 0) turns.set(own, (turns.get(own) ?? 0) + retiring);
-    // The longest wait first, the others' turns taken when it comes: see the comment above.
-    const order = [...turns].sort(([a, m], [b, n]) => schedules[b].waitFor(n) - schedules[a].waitFor(m));
-    const takeFrom = (index: number): Promise<void> | undefined => {
-      const next = order[index];
-      if (!next) return undefined;
-      const turn = schedules[next[0]].take(next[1]);
-      return turn ? turn.then(() => takeFrom(index + 1)) : takeFrom(index + 1);
+    const add = (service: ProviderService, n: number) => {
+      if (n > 0) turns.set(service, (turns.get(service) ?? 0) + n);
     };
-    return takeFrom(0);
+    if (rotating) {
+      add(own, ROTATION_TURNS.issue[own]);
+      add(DELIVERY_SERVICE[delivery.type], ROTATION_TURNS.delivery[delivery.type]);
+    }
+    add(own, retiring);
+    /** How long until every service's turns are due (0: now). */
+    const longest = () => Math.max(0, ...[...turns].map(([service, n]) => schedules[service].waitFor(n)));
+    const takeAll = () => {
+      for (const [service, n] of turns) void schedules[service].take(n);
+    };
+    if (longest() === 0) {
+      takeAll();
+      return undefined;
+    }
+    // All at once when all are due (see the comment above); others may take turns meanwhile.
+    return (async () => {
+      for (let wait = longest(); wait > 0; wait = longest()) {
+        await new Promise((due) => setTimeout(due, wait));
+      }
+      takeAll();
+    })();
   };
 }

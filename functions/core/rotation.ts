@@ -510,7 +510,7 @@ export async function rotateIdentity(
       identity,
       delivery: decided.delivery,
       rotating: decided.rotating,
-      retiring: retirementsDue(decided.run),
+      retiring: revocationsDue(decided.run),
     });
     if (!turn) return proceed(decided);
     return { ...decided, turn };
@@ -618,14 +618,20 @@ async function proceed({ run, delivery, inProgress, rotating, reason }: Decided)
 
 /** How many `previous` or `disabled` versions wait for retireDue: past their grace, marked retiring, or disabled. */
 function retirementsDue(run: Run): number {
-  const now = run.deps.clock.now().getTime();
+  return run.versions.filter((v) => v.stage === 'disabled' || previousDue(run, v)).length;
+}
+
+/** How many versions retireDue revokes (a `disabled` one it only looks up, writing nothing): its pace's turns. */
+const revocationsDue = (run: Run): number => run.versions.filter((v) => previousDue(run, v)).length;
+
+/** A `previous` version past its grace, or marked retiring. */
+function previousDue(run: Run, v: CredentialVersion): boolean {
   const grace = toMillis(run.identity.policy.grace);
-  return run.versions.filter(
-    (v) =>
-      v.stage === 'disabled' ||
-      (v.stage === 'previous' &&
-        (v.retiringAt !== undefined || now - Date.parse(v.supersededAt ?? v.issuedAt) >= grace)),
-  ).length;
+  return (
+    v.stage === 'previous' &&
+    (v.retiringAt !== undefined ||
+      run.deps.clock.now().getTime() - Date.parse(v.supersededAt ?? v.issuedAt) >= grace)
+  );
 }
 
 /** Thrown by tests from `afterStep` to stand for a process that died at that point. */

@@ -9,7 +9,7 @@
  */
 import * as z from 'zod';
 import { ROLE_DENY_FUNCTION_ENV } from '../adapters/aws/role-deny-client.ts';
-import { rateLimitEnvNames } from '../adapters/rate-limits.ts';
+import { RateLimitsSchema, rateLimitEnvNames } from '../adapters/rate-limits.ts';
 import { KeywardenError } from '../core/errors.ts';
 import { PROVIDER_SERVICES, type ProviderService } from '../core/kinds.ts';
 
@@ -163,6 +163,20 @@ export type FunctionEnvironmentSettings = { readonly [K in KeywardenEnvKey]?: st
 };
 
 /**
+ * Checks limits a construct passes as `rateLimits` as the function will read them
+ * (adapters/rate-limits.ts), so a bad one fails the synth, not every cold start of the function.
+ *
+ * @throws KeywardenError naming what is wrong and what is expected.
+ */
+export function checkRateLimits(limits: Readonly<Record<ProviderService, ServiceLimitSetting>>): void {
+  const checked = RateLimitsSchema.safeParse(limits);
+  if (checked.success) return;
+  throw new KeywardenError(
+    `rateLimits: expected for each of ${PROVIDER_SERVICES.join(', ')} a whole concurrency from 1 to 256 and a perSecond from 1 to 10000 with at most one decimal; ${checked.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`,
+  );
+}
+
+/**
  * A function's `environment` from its settings, under the variable names the handlers read, in
  * the order given. A setting given as `undefined` is left out; an empty string is kept (read as unset).
  */
@@ -170,6 +184,7 @@ export function functionEnvironment(settings: FunctionEnvironmentSettings): Reco
   const environment: Record<string, string> = {};
   for (const [key, value] of Object.entries(settings) as [keyof FunctionEnvironmentSettings, unknown][]) {
     if (key === 'rateLimits') {
+      if (settings.rateLimits) checkRateLimits(settings.rateLimits);
       for (const service of PROVIDER_SERVICES) {
         const names = rateLimitEnvNames(service);
         const limit = settings.rateLimits?.[service];

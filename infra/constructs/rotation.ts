@@ -8,6 +8,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { checkRateLimits } from '../../functions/handlers/env.ts';
 import { AT_LEAST_ONCE, encryptedAlarmTopic, notifyOnAlarmAndOk } from '../alarm-topic.ts';
 import { InfraConfigError } from '../errors.ts';
 import {
@@ -128,6 +129,12 @@ export class Rotation extends Construct {
     validateNoOverlap(secretNamePrefix, props.secrets);
     const concurrency = validateConcurrency(props.concurrency ?? DEFAULT_ROTATION_CONCURRENCY);
     const budget = props.rateLimits ?? DEFAULT_REVOCATION_RATE_LIMITS;
+    const rateLimits = { iam: budget.iam, 'secrets-manager': budget.secretsManager, vault: budget.vault };
+    try {
+      checkRateLimits(rateLimits);
+    } catch (error) {
+      throw new InfraConfigError(`Rotation: ${(error as Error).message}`, { cause: error });
+    }
     const scheduleExpression = validateRecurringSchedule(
       'Rotation',
       props.schedule ?? this.node.tryGetContext(ROTATION_SCHEDULE_CONTEXT) ?? DEFAULT_ROTATION_SCHEDULE,
@@ -223,7 +230,7 @@ export class Rotation extends Construct {
       environment: {
         ...sharedEnvironment,
         rotationConcurrency: String(concurrency),
-        rateLimits: { iam: budget.iam, 'secrets-manager': budget.secretsManager, vault: budget.vault },
+        rateLimits,
       },
       metricsNamespace: METRICS_NAMESPACE,
       powertoolsServiceName: ROTATION_SERVICE_NAME,

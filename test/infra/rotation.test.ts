@@ -443,6 +443,17 @@ describe('infra: rotation validation', () => {
     expect(build({}, { 'keywarden:rotationSchedule': 'hourly' })).toThrow(/received "hourly"/);
   });
 
+  it('refuses a rate budget the scheduled function could not read (checked at synth, not at each cold start)', () => {
+    const budget = {
+      iam: { concurrency: 4, perSecond: 7.25 },
+      secretsManager: { concurrency: 300, perSecond: 40 },
+      vault: { concurrency: 32, perSecond: 100 },
+    };
+    expect(build({ rateLimits: budget })).toThrow(
+      /Rotation: rateLimits: .*iam\.perSecond.*secrets-manager\.concurrency/,
+    );
+  });
+
   it('requires a concurrency from 1 to 50', () => {
     expect(build({ concurrency: 0 })).toThrow(/concurrency .* received 0/);
     expect(build({ concurrency: 51 })).toThrow(/received 51/);

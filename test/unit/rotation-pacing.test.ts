@@ -97,10 +97,11 @@ describe('rotation: pacing per provider service', () => {
     const began = Date.now();
 
     // Two slots: were a waiting IAM rotation to hold one, the tokens would wait behind IAM's rate.
+    // Vault at 1,000 turns a second: a token delivered to KV takes five (its create, the KV writes).
     const run = rotateMany(deps, identities, {
       owner: 'spec',
       limit: pLimit(2),
-      pace: rotationPace(limits(5)),
+      pace: rotationPace({ ...limits(5), vault: { concurrency: 32, perSecond: 1_000 } }),
     });
     await vi.advanceTimersByTimeAsync(5_000);
     const outcomes = await run;
@@ -112,7 +113,7 @@ describe('rotation: pacing per provider service', () => {
     expect(iam).toHaveLength(10);
     expect(keepsSchedule(iam, 200)).toBe(true);
     expect(Math.max(...iam)).toBeLessThan(2_000);
-    // Vault's 100 a second: the twenty tokens were all issued before IAM's third start.
+    // Vault's 1,000 turns a second: the twenty tokens were all issued before IAM's third start.
     expect(tokens).toHaveLength(20);
     expect(Math.max(...tokens)).toBeLessThan(400);
     // Durations count a rotation's own work (a few ms of the memory providers' setImmediate), not
@@ -260,8 +261,50 @@ describe('rate limits: rotation turns', () => {
     // Three writes a second: one rotation a second, the first at its third turn (0.67 s from empty).
     expect(secrets).toEqual([667, 1_667, 2_667]);
     // IAM's two a second from empty, four turns (one more for the key retired): 0, 0.5, 1 and 1.5 s.
-    // Each key takes first the turns it would wait longer for: the third waits on IAM (its two turns,
-    // 0 and 0.5 s), the first two on Secrets Manager's empty bucket (ms), then IAM's next, 1 and 1.5 s.
-    expect(keys).toEqual([1_000, 1_500, 500]);
+    // Each key starts when its turns of both services are due, and takes them then: the first once
+    // Secrets Manager's three are (2 ms from its empty bucket), the second at IAM's 0.5 s, the third
+    // at its second IAM turn, 1.5 s.
+    expect(keys).toEqual([2, 500, 1_500]);
+  });
+
+  it("keeps IAM's rate for IAM keys that also wait on Secrets Manager's turns (no bunching when those come)", async () => {
+    vi.useFakeTimers();
+    const secret = (n: number) =>
+      makeIdentity({
+        id: `secret-${n}`,
+        kind: 'aws-secret',
+        policy,
+        scope: { secretId: `app/secret-${n}` },
+        delivery: { type: 'aws-secret', secretId: `app/secret-${n}` },
+      });
+    // The defaults' rates (IAM 5, Secrets Manager 40 a second).
+    // Twenty keys delivered to secrets, then two hundred secrets, all due at once: the keys' IAM
+    // turns come every 200 ms, while the secrets' writes fill Secrets Manager's for 15 s.
+    const fleet = [
+      ...Array.from({ length: 20 }, (_, n) => iamKey(n)),
+      ...Array.from({ length: 200 }, (_, n) => secret(n)),
+    ];
+    const pace = rotationPace(DEFAULT_RATE_LIMITS);
+    const began = Date.now();
+    const at = new Map<string, number>();
+    const all = Promise.all(
+      fleet.map(async (identity) => {
+        const delivery = identity.delivery;
+        if (!delivery) throw new Error('spec identities have a delivery');
+        await pace({ identity, delivery, rotating: true, retiring: 0 });
+        at.set(identity.id, Date.now() - began);
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(60_000);
+    await all;
+
+    // A token bucket of 5 (a second's worth): any n IAM starts span at least (n − 5) / 5 s.
+    const iam = fleet.filter((i) => i.kind === 'aws-iam-access-key').map((i) => at.get(i.id) ?? NaN);
+    const sorted = [...iam].sort((a, b) => a - b);
+    const over = sorted.filter((t, j) =>
+      sorted.some((u, i) => i < j && j - i + 1 > 5 + ((t - u) * 5) / 1_000),
+    );
+    expect(iam).toHaveLength(20);
+    expect(over).toEqual([]);
   });
 });
