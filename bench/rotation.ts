@@ -672,13 +672,24 @@ interface Rates {
 }
 
 /**
- * The rates in force: `aws` from the model's quota table, `loopback` lifted to the most a setting
+ * Vault has no quota in the model (aws-model.ts): its rate is keywarden's own restraint, set as the
+ * revocation bench sets it (400 calls a second) unless the environment does.
+ */
+function vaultAsRevocationBench(): string[] {
+  const name = rateLimitEnvNames('vault').perSecond;
+  if (process.env[name] !== undefined) return [];
+  process.env[name] = '400';
+  return [name];
+}
+
+/**
+ * The rates in force: `aws` from the model's quota table (Vault as the revocation bench), `loopback` lifted to the most a setting
  * allows (the loopback world models no quota); a KEYWARDEN_RATE_* set in the environment wins.
  */
 function benchRates(model: ModelName): Rates {
   const set =
     model === 'aws'
-      ? Object.keys(applyModelRateLimits(model))
+      ? [...Object.keys(applyModelRateLimits(model)), ...vaultAsRevocationBench()]
       : PROVIDER_SERVICES.map((service) => rateLimitEnvNames(service).perSecond).filter((name) => {
           if (process.env[name] !== undefined) return false;
           // The most rateLimitsFromEnv accepts.
@@ -688,7 +699,7 @@ function benchRates(model: ModelName): Rates {
   const limits = rateLimitsFromEnv();
   const how =
     model === 'aws'
-      ? `${set.join(', ') || 'none'} from the quota table`
+      ? `${set.join(', ') || 'none'} from the quota table, Vault as the revocation bench`
       : `${set.join(', ') || 'none'} lifted: the loopback world models no quota`;
   const each = PROVIDER_SERVICES.map((service) => `${service} ${limits[service].perSecond}/s`).join(', ');
   const lifted = model === 'loopback' && set.length === PROVIDER_SERVICES.length;
