@@ -277,18 +277,27 @@ describe('rate limits: rotation turns', () => {
         scope: { secretId: `app/secret-${n}` },
         delivery: { type: 'aws-secret', secretId: `app/secret-${n}` },
       });
-    // The defaults' rates (IAM 5, Secrets Manager 40 a second).
-    // Twenty keys delivered to secrets, then two hundred secrets, all due at once: the keys' IAM
-    // turns come every 200 ms, while the secrets' writes fill Secrets Manager's for 15 s.
+    const kvKey = (n: number) =>
+      makeIdentity({
+        id: `kv-key-${n}`,
+        kind: 'aws-iam-access-key',
+        policy,
+        delivery: { type: 'vault-kv', path: `ci/kv-key-${n}` },
+      });
+    // The defaults' rates (IAM 5, Secrets Manager 40 a second): forty keys delivered to KV, forty
+    // to secrets, then two hundred secrets, each due 5 ms after the one before. The keys to secrets
+    // wait on Secrets Manager's turns while the secrets take them.
     const fleet = [
-      ...Array.from({ length: 20 }, (_, n) => iamKey(n)),
+      ...Array.from({ length: 40 }, (_, n) => kvKey(n)),
+      ...Array.from({ length: 40 }, (_, n) => iamKey(n)),
       ...Array.from({ length: 200 }, (_, n) => secret(n)),
     ];
     const pace = rotationPace(DEFAULT_RATE_LIMITS);
     const began = Date.now();
     const at = new Map<string, number>();
     const all = Promise.all(
-      fleet.map(async (identity) => {
+      fleet.map(async (identity, n) => {
+        await new Promise((due) => setTimeout(due, n * 5));
         const delivery = identity.delivery;
         if (!delivery) throw new Error('spec identities have a delivery');
         await pace({ identity, delivery, rotating: true, retiring: 0 });
@@ -304,7 +313,7 @@ describe('rate limits: rotation turns', () => {
     const over = sorted.filter((t, j) =>
       sorted.some((u, i) => i < j && j - i + 1 > 5 + ((t - u) * 5) / 1_000),
     );
-    expect(iam).toHaveLength(20);
+    expect(iam).toHaveLength(80);
     expect(over).toEqual([]);
   });
 });
