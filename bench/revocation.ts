@@ -54,7 +54,7 @@
  *
  * Limits: KEYWARDEN_RATE_* / KEYWARDEN_CONCURRENCY_* when set; otherwise in `aws` the IAM and
  * Secrets Manager rates come from the model's quota table (aws-model.ts rateLimitEnvFromQuotas:
- * 7.5 and 25 revocations/s), and the bench's defaults fill the rest: Vault 400/s and 32 at once,
+ * IAM 7.5 turns/s, two calls each; Secrets Manager 50 writes/s), and the bench's defaults fill the rest: Vault 400/s and 32 at once,
  * IAM 20/s (loopback) and 4 at once, Secrets Manager 40/s and 16 at once.
  *
  * It starts its own local stack in a temporary directory and stops it at the end, on

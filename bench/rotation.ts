@@ -21,11 +21,10 @@
  *
  * keywarden paces its rotations as the product does (functions/adapters/rate-limits.ts `rotationPace`,
  * the KEYWARDEN_RATE_* settings a campaign keeps): in `--model aws` at the model's quotas, in the
- * unit a rotation's turns count: IAM 7.5 turns/s as the revocation bench takes it from the quota
- * table (bench/support/model-mode.ts `applyModelRateLimits`: a turn is two mutating calls),
- * Secrets Manager at its write bucket, 50 (a rotation's turns there are its writes; the revocation
- * bench's 25 counts revocations of up to two), Vault at the revocation bench's 400 (no quota in
- * the model); in `--model loopback` the rates
+ * unit the turns count, as the revocation bench takes them from the quota table
+ * (bench/support/model-mode.ts `applyModelRateLimits`: IAM 7.5 turns of two mutating calls,
+ * Secrets Manager 50 writes), Vault at the revocation bench's 400 (no quota in the model); in
+ * `--model loopback` the rates
  * are lifted to the most a setting allows (10,000/s), from a full bucket, as the loopback world
  * models no quota: the pace is asked for every rotation and never holds one back (from an empty
  * bucket, rotations finishing their reads in the same millisecond waited a millisecond each, and
@@ -70,7 +69,7 @@ import type { Identity } from '../functions/core/identity.ts';
 import { PROVIDER_SERVICES } from '../functions/core/kinds.ts';
 import { type RotationOutcome, rotateMany } from '../functions/core/rotation.ts';
 import { REPO_ROOT, type StackEndpoints } from '../scripts/local-stack.ts';
-import { AWS_QUOTAS, type BucketCount, quotaBound } from '../test/support/aws-model.ts';
+import { type BucketCount, quotaBound } from '../test/support/aws-model.ts';
 import { type BenchRun, round, runBench, writeResults } from './support/bench-run.ts';
 import { startCpuProfile } from './support/cpu-profile.ts';
 import { BENCH_KINDS, createVaultPolicy, seedIdentitySet } from './support/identity-sets.ts';
@@ -675,20 +674,6 @@ interface Rates {
 }
 
 /**
- * A rotation's Secrets Manager turns are its writes (rate-limits.ts `ROTATION_TURNS`), so in the
- * AWS model its rate is the write bucket itself (50 a second), where a campaign's, which counts
- * revocations of up to two writes, is half of it (`applyModelRateLimits`): set first, so that one
- * leaves it.
- */
-function secretsManagerAtItsWriteQuota(): string[] {
-  const name = rateLimitEnvNames('secrets-manager').perSecond;
-  const quota = AWS_QUOTAS.find((q) => q.bucket === 'secretsmanager:writes')?.perSecond;
-  if (process.env[name] !== undefined || quota === undefined) return [];
-  process.env[name] = String(quota);
-  return [name];
-}
-
-/**
  * Vault has no quota in the model (aws-model.ts): its rate is keywarden's own restraint, set as the
  * revocation bench sets it (400 calls a second) unless the environment does.
  */
@@ -706,11 +691,7 @@ function vaultAsRevocationBench(): string[] {
 function benchRates(model: ModelName): Rates {
   const set =
     model === 'aws'
-      ? [
-          ...secretsManagerAtItsWriteQuota(),
-          ...Object.keys(applyModelRateLimits(model)),
-          ...vaultAsRevocationBench(),
-        ]
+      ? [...Object.keys(applyModelRateLimits(model)), ...vaultAsRevocationBench()]
       : PROVIDER_SERVICES.map((service) => rateLimitEnvNames(service).perSecond).filter((name) => {
           if (process.env[name] !== undefined) return false;
           // The most rateLimitsFromEnv accepts.
@@ -720,7 +701,7 @@ function benchRates(model: ModelName): Rates {
   const limits = rateLimitsFromEnv();
   const how =
     model === 'aws'
-      ? `${set.join(', ') || 'none'} from the quota table (Secrets Manager at its write bucket: a rotation's turns are writes), Vault as the revocation bench`
+      ? `${set.join(', ') || 'none'} from the quota table, Vault as the revocation bench`
       : `${set.join(', ') || 'none'} lifted: the loopback world models no quota`;
   const each = PROVIDER_SERVICES.map((service) => `${service} ${limits[service].perSecond}/s`).join(', ');
   const lifted = model === 'loopback' && set.length === PROVIDER_SERVICES.length;

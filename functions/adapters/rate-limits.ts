@@ -5,13 +5,14 @@
  *
  * One limiter per service (the kind registry, core/kinds.ts, names each kind's service),
  * shared by the kinds that call it: both IAM kinds draw from
- * the IAM budget, every Vault kind from the Vault one. Rates count revocations (one
- * target tried once), each a few API calls:
+ * the IAM budget, every Vault kind from the Vault one. Rates count turns: an IAM key revocation
+ * (two mutating calls), a Secrets Manager write, a Vault call; a target takes the turns of what it
+ * writes (core/kinds.ts `replaceTurns`):
  *
  * | service         | kinds                                   | default         | why |
  * |-----------------|-----------------------------------------|-----------------|-----|
  * | iam             | aws-iam-access-key, aws-role-session    | 5/s, 4 at once  | a key revocation is 2 mutating calls (deactivate, delete): ~10 mutating IAM calls/s, well inside IAM's unpublished per-API buckets |
- * | secrets-manager | aws-secret                              | 40/s, 16 at once| one UpdateSecretVersionStage per revocation; Secrets Manager writes share one 50 TPS bucket per account and region, and other writers need room |
+ * | secrets-manager | aws-secret                              | 40 writes/s, 16 at once| a version's revocation is one write (UpdateSecretVersionStage), a current value's four (the rotation replacing it: PutSecretValue and two UpdateSecretVersionStage; then its label removed); Secrets Manager writes share one 50 TPS bucket per account and region, and other writers need room |
  * | vault           | vault-token, -approle-secret-id, -kv, -lease | 100/s, 32 at once | Vault has no quota unless configured; this keeps a campaign from crowding out pipelines' logins |
  *
  * Scheduled and CLI rotations keep the same rates ({@link rotationPace}): a rotation takes the
@@ -21,7 +22,7 @@
  *
  * Settings come from the environment (read once, checked, named in errors):
  * `KEYWARDEN_RATE_IAM`, `KEYWARDEN_RATE_SECRETS_MANAGER`, `KEYWARDEN_RATE_VAULT`
- * (revocations per second, ≥ 1, at most one decimal: `7.5`) and `KEYWARDEN_CONCURRENCY_IAM`,
+ * (turns per second, ≥ 1, at most one decimal: `7.5`) and `KEYWARDEN_CONCURRENCY_IAM`,
  * `KEYWARDEN_CONCURRENCY_SECRETS_MANAGER`, `KEYWARDEN_CONCURRENCY_VAULT` (at once, ≥ 1).
  *
  * p-limit bounds how many are in flight; the starts per second are kept by a schedule of our own
@@ -125,9 +126,9 @@ export function serviceLimiter(
   const { concurrency, perSecond } = ServiceLimitSchema.parse(limit);
   const slots = pLimit(concurrency);
   const schedule = startSchedule(perSecond, { startFull });
-  return <T>(work: () => Promise<T>) =>
+  return <T>(work: () => Promise<T>, turns = 1) =>
     slots(async () => {
-      await schedule.take();
+      await schedule.take(turns);
       return work();
     });
 }

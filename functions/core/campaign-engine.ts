@@ -32,7 +32,7 @@ import { batchKeyOf, groupByBatch, TARGETS_PER_BATCH } from './campaign-batches.
 import { ConflictError, KeywardenError, NotFoundError, ValidationError } from './errors.ts';
 import { groupBy } from './group-by.ts';
 import type { Identity, IdentityKind } from './identity.ts';
-import { KINDS, type ProviderService, rotationBlocker, serviceOf } from './kinds.ts';
+import { KINDS, kindFacts, type ProviderService, rotationBlocker, serviceOf } from './kinds.ts';
 import type {
   AuditLog,
   CampaignShortcuts,
@@ -812,6 +812,10 @@ const replacedFirst = <T extends { target: Target }>(group: readonly T[]): T[] =
 const toReplace = (target: Target): boolean =>
   KINDS[target.kind].replaceBeforeRevoke && target.stage === 'current';
 
+/** The turns of its service's rate a target takes: a current value to replace its kind's `replaceTurns`, any other one. */
+const turnsOf = (target: Target): number =>
+  toReplace(target) ? (kindFacts(target.kind).replaceTurns ?? 1) : 1;
+
 /**
  * Re-issues an identity once every one of its targets is settled; one whose pending targets
  * are other runs' (`targetIds`) waits for the catch-up at the end of the run.
@@ -858,7 +862,7 @@ async function tryTarget(
       } catch (error) {
         return { error };
       }
-    });
+    }, turnsOf(target));
     if (tried === undefined) return first ? 'untried' : undefined;
     first = false;
     if ('ok' in tried) {

@@ -39,6 +39,11 @@ export interface KindFacts<K extends IdentityKind> {
    * always has a current version): revoking it means replacing it first.
    */
   readonly replaceBeforeRevoke: boolean;
+  /**
+   * With `replaceBeforeRevoke`: the turns of its service's rate revoking a current value takes (the
+   * replacing rotation's writes and the revoke's), where any other revocation takes one.
+   */
+  readonly replaceTurns?: number;
   /** Whether `policy.maxAge` applies to what discovery finds (sessions end by their own duration). */
   readonly maxAgeApplies: boolean;
   /** Whether a declared identity with nothing live is a `missing` finding (lease paths come and go). */
@@ -118,6 +123,8 @@ export const KINDS = {
     rotates: true,
     tagsVersions: true,
     replaceBeforeRevoke: true,
+    // PutSecretValue and two UpdateSecretVersionStage (the replacing rotation), then the label removed.
+    replaceTurns: 4,
     maxAgeApplies: true,
     reportMissing: true,
     recordsLastUse: false,

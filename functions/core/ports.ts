@@ -413,7 +413,11 @@ export interface VersionsOfMany {
 }
 
 /** Runs `work` with at most a bounded number in flight (p-limit in the adapters). */
-export type Limit = <T>(work: () => Promise<T>) => Promise<T>;
+/**
+ * Runs `work` within a limit. `turns`: how many of a rate's starts the work counts as (a revocation
+ * that makes several writes), 1 by default; a limit without a rate ignores it.
+ */
+export type Limit = <T>(work: () => Promise<T>, turns?: number) => Promise<T>;
 
 /** What a revoker did; `note` says anything the report must tell (such as when it takes effect). */
 export interface RevokeResult {

@@ -365,17 +365,17 @@ export function quotaBound(
 }
 
 /**
- * Mutating calls one revocation makes, by keywarden's provider service: an IAM key is
- * deactivated then deleted (2); a Secrets Manager version loses its label, after its
- * replacement when it is the current one (up to 2).
+ * Mutating calls one turn of keywarden's rate stands for, by provider service
+ * (functions/adapters/rate-limits.ts): an IAM key revocation, deactivated then deleted (2); a
+ * Secrets Manager write (1: a target takes a turn per write, four for a current value it replaces).
  */
-const WRITES_PER_REVOCATION = { iam: 2, 'secrets-manager': 2 } as const;
+const WRITES_PER_TURN = { iam: 2, 'secrets-manager': 1 } as const;
 
 /**
  * keywarden's rate limits (the KEYWARDEN_RATE_* variables of functions/adapters/rate-limits.ts)
- * taken from the quota table, so a campaign paces itself at the quotas: revocations per
- * second = the service's write quota / the writes one revocation makes, to a tenth rounded down
- * (IAM: 15 / 2 = 7.5).
+ * taken from the quota table, so a campaign paces itself at the quotas: turns per second = the
+ * service's write quota / the writes one turn makes, to a tenth rounded down (IAM: 15 / 2 = 7.5;
+ * Secrets Manager: 50).
  * Vault has no quota: left to the caller.
  */
 export function rateLimitEnvFromQuotas(quotas: readonly Quota[] = AWS_QUOTAS): Record<string, string> {
@@ -383,11 +383,11 @@ export function rateLimitEnvFromQuotas(quotas: readonly Quota[] = AWS_QUOTAS): R
   const secrets = perSecondOf(quotas, 'secretsmanager:writes');
   return {
     ...(iam && {
-      KEYWARDEN_RATE_IAM: String(Math.max(1, Math.floor((iam * 10) / WRITES_PER_REVOCATION.iam) / 10)),
+      KEYWARDEN_RATE_IAM: String(Math.max(1, Math.floor((iam * 10) / WRITES_PER_TURN.iam) / 10)),
     }),
     ...(secrets && {
       KEYWARDEN_RATE_SECRETS_MANAGER: String(
-        Math.max(1, Math.floor(secrets / WRITES_PER_REVOCATION['secrets-manager'])),
+        Math.max(1, Math.floor(secrets / WRITES_PER_TURN['secrets-manager'])),
       ),
     }),
   };

@@ -116,10 +116,10 @@ describe('aws model: quotas', () => {
     expect(bound).toEqual({ seconds: 20, bucket: 'iam:mutating' });
   });
 
-  it("paces keywarden's revocations at the quotas: writes per second / writes per revocation", () => {
+  it("paces keywarden at the quotas: writes per second / writes per turn (an IAM key revocation's two, a Secrets Manager write)", () => {
     expect(rateLimitEnvFromQuotas()).toEqual({
       KEYWARDEN_RATE_IAM: '7.5',
-      KEYWARDEN_RATE_SECRETS_MANAGER: '25',
+      KEYWARDEN_RATE_SECRETS_MANAGER: '50',
     });
   });
 });

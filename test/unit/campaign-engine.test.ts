@@ -568,6 +568,36 @@ describe('campaign engine: re-issue', () => {
     expect(world.providers['aws-secret'].count('issue')).toBe(2);
   });
 
+  it("takes the turns of its writes from its service's rate: four for a current value it replaces, one for any other target", async () => {
+    // prepare: a secret (its previous and current values) and a Vault token
+    const world = new MemoryWorld();
+    await fleet(world, [declare('app-secret', 'aws-secret'), declare('app-token')]);
+    const { campaign } = await plan(world);
+    const taken: [IdentityKind, number][] = [];
+    const counting = {
+      limitFor:
+        (kind: IdentityKind): Limit =>
+        (work, turns = 1) => {
+          taken.push([kind, turns]);
+          return work();
+        },
+    };
+
+    // act
+    const result = await runCampaign(world.campaignDeps('test'), campaign.campaignId, counting);
+
+    // assess: one try each; the secret's current value four turns, its previous one, the token's one each
+    const tokens = result.targets.filter((t) => t.kind === 'vault-token').length;
+    expect(tokens).toBeGreaterThan(0);
+    expect(taken.sort()).toEqual(
+      [
+        ['aws-secret', 1] as const,
+        ['aws-secret', 4] as const,
+        ...Array(tokens).fill(['vault-token', 1]),
+      ].sort(),
+    );
+  });
+
   it('leaves the current value of a tracked-only aws-secret (policy.rotate false) in force: its target fails for good, saying to replace it where it is issued', async () => {
     // prepare: a secret keywarden rotated once, then declared tracked only
     const world = new MemoryWorld();
