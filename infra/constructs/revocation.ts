@@ -27,7 +27,7 @@ import { type KeywardenFunction, keywardenFunction } from '../lambda-function.ts
 import { iam5ResourceFinding } from '../nag.ts';
 import type { ReportBucket } from './report-bucket.ts';
 
-/** One provider service's budget for the whole account: revocations in flight, and started per second. */
+/** One provider service's budget for the whole account: revocations in flight, and turns started per second (an IAM key revocation, a Secrets Manager write, a Vault call: functions/adapters/rate-limits.ts). */
 export interface ServiceRateLimit {
   readonly concurrency: number;
   readonly perSecond: number;
