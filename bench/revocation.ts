@@ -117,8 +117,8 @@ const BENCH_LIMIT_DEFAULTS: Record<string, string> = {
   KEYWARDEN_CONCURRENCY_VAULT: '32',
   KEYWARDEN_RATE_IAM: '20',
   KEYWARDEN_CONCURRENCY_IAM: '4',
-  // Writes: the product's 40 a second are 40 revocations' worth of the four writes a current value's
-  // takes (loopback models no quota; the AWS model's 50 comes from the quota table first).
+  // Writes a second: four times the product's 40, the four writes a current value's revocation takes
+  // (loopback models no quota; the AWS model's 50 comes from the quota table first).
   KEYWARDEN_RATE_SECRETS_MANAGER: '160',
 };
 
@@ -419,11 +419,11 @@ async function runKeywarden(contender: Contender, pids: Record<string, number>, 
               });
               const limitFirst = (kind: Identity['kind']): Limit => {
                 const limit = limitFor(kind);
-                return (work) =>
+                return (work, turns) =>
                   limit(() => {
                     dispatched();
                     return work();
-                  });
+                  }, turns);
               };
               const parts = [
                 campaignRun(id, first.pending, limitFirst).finally(dispatched),

@@ -39,9 +39,9 @@ import type { Limit } from '../core/ports.ts';
 import type { RotationPace } from '../core/rotation.ts';
 
 const ServiceLimitSchema = z.strictObject({
-  /** Revocations in flight at once. */
+  /** Targets (or rotations) in flight at once. */
   concurrency: z.int().min(1).max(256),
-  /** Revocations started per second: at most one decimal (7.5: IAM's 15 mutating calls a second, two per revocation). */
+  /** Turns started per second: at most one decimal (7.5: IAM's 15 mutating calls a second, two per key revocation). */
   perSecond: z
     .number()
     .min(1)

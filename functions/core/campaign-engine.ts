@@ -812,9 +812,18 @@ const replacedFirst = <T extends { target: Target }>(group: readonly T[]): T[] =
 const toReplace = (target: Target): boolean =>
   KINDS[target.kind].replaceBeforeRevoke && target.stage === 'current';
 
-/** The turns of its service's rate a target takes: a current value to replace its kind's `replaceTurns`, any other one. */
-const turnsOf = (target: Target): number =>
-  toReplace(target) ? (kindFacts(target.kind).replaceTurns ?? 1) : 1;
+/**
+ * The turns of its service's rate a target takes: its kind's `replaceTurns` where replaceCurrent may
+ * replace it first (a version not planned past current: current, pending, or of no stage), else one.
+ */
+function turnsOf(target: Target): number {
+  const facts = kindFacts(target.kind);
+  const mayReplace =
+    facts.replaceBeforeRevoke &&
+    target.versionId !== undefined &&
+    (target.stage === undefined || target.stage === 'current' || target.stage === 'pending');
+  return mayReplace ? (facts.replaceTurns ?? 1) : 1;
+}
 
 /**
  * Re-issues an identity once every one of its targets is settled; one whose pending targets

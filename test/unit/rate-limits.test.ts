@@ -67,6 +67,26 @@ describe('rate limits: the limiter of a rate with one decimal', () => {
     expect(Math.max(...starts) - Math.min(...starts)).toBeLessThan(6_500);
   });
 
+  it('takes the turns a work counts as from its schedule: two works of three turns at 2 a second start at 1 and 2.5 s', async () => {
+    vi.useFakeTimers();
+    const limit = serviceLimiter({ concurrency: 4, perSecond: 2 });
+    const began = Date.now();
+    const starts: number[] = [];
+
+    const all = Promise.all(
+      [3, 3].map((turns) =>
+        limit(async () => {
+          starts.push(Date.now() - began);
+        }, turns),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    await all;
+
+    // From an empty bucket: turns at 0, 0.5, 1 s (the first work's last), 1.5, 2, 2.5 s (the second's).
+    expect(starts).toEqual([1_000, 2_500]);
+  });
+
   it('keeps its schedule when the event loop runs its timers late: the rate is kept over the run, not lost', async () => {
     vi.useFakeTimers();
     const limit = serviceLimiter({ concurrency: 4, perSecond: 7.5 });
