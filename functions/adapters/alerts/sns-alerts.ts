@@ -13,12 +13,8 @@ import { alertSubject, alertText } from '../../core/exposure-alert.ts';
 import type { ExposureAlert, ExposureAlerts } from '../../core/ports.ts';
 import { awsFailure } from '../aws/clients.ts';
 import type { AwsEndpoint } from '../aws/endpoint.ts';
-import {
-  type SignedSnsPublishOptions,
-  type SnsMessage,
-  type SnsPublish,
-  signedSnsPublish,
-} from '../aws/sns-publish.ts';
+import type { SignedServiceOptions } from '../aws/signed-fetch.ts';
+import { type SnsMessage, type SnsPublish, signedSnsPublish } from '../aws/sns-publish.ts';
 
 /** SNS: a subject is "less than 100 characters", printable, on one line. */
 const SUBJECT_MAX = 99;
@@ -34,7 +30,7 @@ export interface SnsExposureAlertsProps {
   /** The region and credentials (unset: the default chain, in Lambda the function's role). */
   aws: AwsEndpoint;
   /** Test seams of the signed `fetch`. */
-  options?: SignedSnsPublishOptions;
+  options?: SignedServiceOptions;
 }
 
 /** {@link ExposureAlerts} on an SNS topic. */

@@ -22,7 +22,7 @@ import {
   lostAnswer,
   regionalHost,
   retryableStatus,
-  type SignedFetchOptions,
+  type SignedServiceOptions,
   signedFetch,
 } from './signed-fetch.ts';
 
@@ -142,11 +142,6 @@ function metadataHeaders(metadata: Readonly<Record<string, string>>): Record<str
   return headers;
 }
 
-export interface SignedPutObjectOptions extends SignedFetchOptions {
-  /** Where an endpoint set outside the code is read, as the SDK reads it (`AWS_ENDPOINT_URL_S3`…). @default process.env */
-  env?: NodeJS.ProcessEnv;
-}
-
 /**
  * A {@link PutObject} over a signed `fetch`, with the endpoint's credentials or the default chain
  * (in Lambda, the execution role's), retried as the SDK's standard retry does. Its endpoint is
@@ -154,7 +149,7 @@ export interface SignedPutObjectOptions extends SignedFetchOptions {
  */
 export function signedPutObject(
   endpoint: AwsEndpoint,
-  { env, ...options }: SignedPutObjectOptions = {},
+  { env, ...options }: SignedServiceOptions = {},
 ): PutObject {
   const configured = configuredEndpoint('s3', endpoint, env);
   const target: AwsEndpoint = configured === undefined ? endpoint : { ...endpoint, endpoint: configured };

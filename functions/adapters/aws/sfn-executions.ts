@@ -21,9 +21,8 @@ import {
   AwsRequestError,
   type FailureReader,
   lostAnswer,
-  type SignedFetchOptions,
-  serviceUrl,
-  signedFetch,
+  type SignedServiceOptions,
+  signedService,
 } from './signed-fetch.ts';
 
 /** Step Functions' names for how an execution ended, or that it runs. */
@@ -166,11 +165,6 @@ function readAnswer<T>(
   );
 }
 
-export interface SignedSfnExecutionsOptions extends SignedFetchOptions {
-  /** Where an endpoint set outside the code is read, as the SDK reads it (`AWS_ENDPOINT_URL_SFN`…). @default process.env */
-  env?: NodeJS.ProcessEnv;
-}
-
 /**
  * {@link SfnExecutions} over a signed `fetch`, with the endpoint's credentials or the default chain
  * (in Lambda, the execution role's), retried as the SDK retries. Its endpoint is `endpoint`'s, else
@@ -179,10 +173,9 @@ export interface SignedSfnExecutionsOptions extends SignedFetchOptions {
  */
 export function signedSfnExecutions(
   endpoint: AwsEndpoint,
-  { env = process.env, ...options }: SignedSfnExecutionsOptions = {},
+  options: SignedServiceOptions = {},
 ): SfnExecutions {
-  const url = serviceUrl('states', endpoint, env);
-  const send = signedFetch({ ...options, service: 'states', endpoint });
+  const { url, send } = signedService('states', endpoint, options);
   const call = (operation: string, body: object, input?: string) =>
     send(
       {

@@ -117,6 +117,12 @@ export interface SignedFetchOptions {
   now?: () => number;
 }
 
+/** A signed-fetch adapter's options: {@link SignedFetchOptions}, and where a configured endpoint is read. */
+export interface SignedServiceOptions extends SignedFetchOptions {
+  /** Where an endpoint set outside the code is read, as the SDK reads it (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`). @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
 /** {@link SignedFetchOptions.attemptTimeoutMs}'s default: above any answer keywarden waits for (a synchronous role-deny invocation). */
 export const ATTEMPT_TIMEOUT_MS = 60_000;
 
@@ -222,6 +228,18 @@ export const serviceUrl = (
   new URL(
     configuredEndpoint(service, endpoint, env) ?? `https://${regionalHost(service, endpoint.region, env)}/`,
   );
+
+/**
+ * A service's URL ({@link serviceUrl}) and a {@link signedFetch} for it with `endpoint`'s
+ * credentials or the default chain: what an adapter of one or two operations starts from.
+ */
+export function signedService(
+  service: SignedService,
+  endpoint: AwsEndpoint,
+  { env = process.env, ...options }: SignedServiceOptions = {},
+): { url: URL; send: SignedFetch } {
+  return { url: serviceUrl(service, endpoint, env), send: signedFetch({ ...options, service, endpoint }) };
+}
 
 /** Throttling, a server error, or no answer at all: what the SDK's standard retry tries again. */
 export const retryableStatus = (status: number | undefined): boolean =>

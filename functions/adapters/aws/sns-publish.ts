@@ -13,9 +13,8 @@ import {
   AwsRequestError,
   type FailureReader,
   lostAnswer,
-  type SignedFetchOptions,
-  serviceUrl,
-  signedFetch,
+  type SignedServiceOptions,
+  signedService,
 } from './signed-fetch.ts';
 
 /** One message: its subject, body, and string attributes (what a subscription's filter policy reads). */
@@ -67,22 +66,13 @@ export function publishBody({ topicArn, subject, message, attributes }: SnsMessa
   return queryBody(parameters);
 }
 
-export interface SignedSnsPublishOptions extends SignedFetchOptions {
-  /** Where an endpoint set outside the code is read, as the SDK reads it (`AWS_ENDPOINT_URL_SNS`…). @default process.env */
-  env?: NodeJS.ProcessEnv;
-}
-
 /**
  * An {@link SnsPublish} over a signed `fetch`, with the endpoint's credentials or the default chain
  * (in Lambda, the execution role's), retried as the SDK retries. Its endpoint is `endpoint`'s,
  * else the environment's as the SDK's client would take it, else SNS's regional one.
  */
-export function signedSnsPublish(
-  endpoint: AwsEndpoint,
-  { env = process.env, ...options }: SignedSnsPublishOptions = {},
-): SnsPublish {
-  const url = serviceUrl('sns', endpoint, env);
-  const send = signedFetch({ ...options, service: 'sns', endpoint });
+export function signedSnsPublish(endpoint: AwsEndpoint, options: SignedServiceOptions = {}): SnsPublish {
+  const { url, send } = signedService('sns', endpoint, options);
   return async (message) => {
     const answer = await send(
       {

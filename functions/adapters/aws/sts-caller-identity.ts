@@ -18,7 +18,7 @@ import {
   AwsRequestError,
   type FailureReader,
   lostAnswer,
-  type SignedFetchOptions,
+  type SignedServiceOptions,
   serviceUrl,
   signedFetch,
 } from './signed-fetch.ts';
@@ -109,11 +109,6 @@ function stsFailures(credentials: StsCredentials): FailureReader<StsRequestError
 /** The form body of the one call: the same bytes every time. */
 const BODY = 'Action=GetCallerIdentity&Version=2011-06-15';
 
-export interface SignedGetCallerIdentityOptions extends SignedFetchOptions {
-  /** Where an endpoint set outside the code is read, as the SDK reads it (`AWS_ENDPOINT_URL_STS`…). @default process.env */
-  env?: NodeJS.ProcessEnv;
-}
-
 /**
  * A {@link GetCallerIdentity} over a signed `fetch`, signed for `endpoint.region` with the
  * credentials each call is given (never the endpoint's, nor the default chain's). Its endpoint is
@@ -122,7 +117,7 @@ export interface SignedGetCallerIdentityOptions extends SignedFetchOptions {
  */
 export function signedGetCallerIdentity(
   endpoint: AwsEndpoint,
-  { env, ...options }: SignedGetCallerIdentityOptions = {},
+  { env, ...options }: SignedServiceOptions = {},
 ): GetCallerIdentity {
   const url = serviceUrl('sts', endpoint, env);
   return async (credentials) => {
