@@ -37,6 +37,15 @@ const vaultToken = (n: number) =>
     delivery: { type: 'vault-kv', path: `ci/token-${n}` },
   });
 
+const secret = (n: number) =>
+  makeIdentity({
+    id: `secret-${n}`,
+    kind: 'aws-secret',
+    policy,
+    scope: { secretId: `app/secret-${n}` },
+    delivery: { type: 'aws-secret', secretId: `app/secret-${n}` },
+  });
+
 const limits = (iam: number): RateLimits => ({
   ...DEFAULT_RATE_LIMITS,
   iam: { concurrency: 4, perSecond: iam },
@@ -233,14 +242,6 @@ describe('rate limits: rotation turns', () => {
 
   it("counts a Secrets Manager rotation's three writes as three revocations, and an IAM key's IAM calls as one", async () => {
     vi.useFakeTimers();
-    const secret = (n: number) =>
-      makeIdentity({
-        id: `secret-${n}`,
-        kind: 'aws-secret',
-        policy,
-        scope: { secretId: `app/secret-${n}` },
-        delivery: { type: 'aws-secret', secretId: `app/secret-${n}` },
-      });
     const paceAt = (iam: number, secretsManager: number) =>
       rotationPace({
         iam: { concurrency: 4, perSecond: iam },
@@ -269,14 +270,6 @@ describe('rate limits: rotation turns', () => {
 
   it("keeps IAM's rate for IAM keys that also wait on Secrets Manager's turns (no bunching when those come)", async () => {
     vi.useFakeTimers();
-    const secret = (n: number) =>
-      makeIdentity({
-        id: `secret-${n}`,
-        kind: 'aws-secret',
-        policy,
-        scope: { secretId: `app/secret-${n}` },
-        delivery: { type: 'aws-secret', secretId: `app/secret-${n}` },
-      });
     const kvKey = (n: number) =>
       makeIdentity({
         id: `kv-key-${n}`,
