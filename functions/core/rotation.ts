@@ -467,7 +467,7 @@ export interface RotationStart {
   delivery: Delivery;
   /** Whether a credential is issued (a rotation started or resumed), not only old ones retired. */
   rotating: boolean;
-  /** Versions past their grace (or disabled) this run retires first: each revoked, as a campaign revokes. */
+  /** Versions past their grace this run revokes first, as a campaign revokes (a disabled one, only looked up, is not counted). */
   retiring: number;
 }
 
@@ -564,7 +564,7 @@ async function decide(
   const notDue = () =>
     run.outcome('skipped', `not due (next at ${nextDueAt(identity, run.versions) ?? 'unknown'})`);
   // A rotation never started has nothing to retire either (its versions came from rotations).
-  if (!rotating && (!retirementsDue(run) || !run.state)) return notDue();
+  if (!rotating && (!retirementDue(run) || !run.state)) return notDue();
   return { run, delivery, inProgress: Boolean(inProgress), rotating, reason };
 }
 
@@ -616,10 +616,9 @@ async function proceed({ run, delivery, inProgress, rotating, reason }: Decided)
   }
 }
 
-/** How many `previous` or `disabled` versions wait for retireDue: past their grace, marked retiring, or disabled. */
-function retirementsDue(run: Run): number {
-  return run.versions.filter((v) => v.stage === 'disabled' || previousDue(run, v)).length;
-}
+/** Whether a `previous` or `disabled` version waits for retireDue: past its grace, marked retiring, or disabled. */
+const retirementDue = (run: Run): boolean =>
+  run.versions.some((v) => v.stage === 'disabled' || previousDue(run, v));
 
 /** How many versions retireDue revokes (a `disabled` one it only looks up, writing nothing): its pace's turns. */
 const revocationsDue = (run: Run): number => run.versions.filter((v) => previousDue(run, v)).length;
