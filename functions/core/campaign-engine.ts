@@ -813,17 +813,18 @@ const toReplace = (target: Target): boolean =>
   KINDS[target.kind].replaceBeforeRevoke && target.stage === 'current';
 
 /**
- * The turns of its service's rate a target takes: its kind's `replaceTurns` where replaceCurrent may
- * replace it first (a version not planned past current: current, pending, or of no stage), else one.
+ * Whether replaceCurrent may have to replace a target's version first: its kind always keeps a
+ * current value and the version was not planned past current (a version past current is never
+ * current again, so it need not be looked up).
  */
-function turnsOf(target: Target): number {
-  const facts = kindFacts(target.kind);
-  const mayReplace =
-    facts.replaceBeforeRevoke &&
-    target.versionId !== undefined &&
-    (target.stage === undefined || target.stage === 'current' || target.stage === 'pending');
-  return mayReplace ? (facts.replaceTurns ?? 1) : 1;
-}
+const mayBeReplaced = (target: Target): boolean =>
+  KINDS[target.kind].replaceBeforeRevoke &&
+  target.versionId !== undefined &&
+  (target.stage === undefined || target.stage === 'current' || target.stage === 'pending');
+
+/** The turns of its service's rate a target takes: its kind's `replaceTurns` where it may be replaced first, else one. */
+const turnsOf = (target: Target): number =>
+  mayBeReplaced(target) ? (kindFacts(target.kind).replaceTurns ?? 1) : 1;
 
 /**
  * Re-issues an identity once every one of its targets is settled; one whose pending targets
@@ -969,10 +970,7 @@ async function replaceCurrent(
   target: Target,
   versions: Versions,
 ): Promise<string | undefined> {
-  if (!KINDS[identity.kind].replaceBeforeRevoke || !target.versionId) return undefined;
-  // Past current when planned: never current again, no need to look.
-  if (target.stage !== undefined && target.stage !== 'current' && target.stage !== 'pending')
-    return undefined;
+  if (!mayBeReplaced(target) || !target.versionId) return undefined;
   if ((await versions.find(target.versionId))?.stage !== 'current') return undefined;
   const blocker = rotationBlocker(identity);
   if (blocker) {
